@@ -1,0 +1,40 @@
+# The two entry points a newcomer needs: `make serve` and `make test`.
+# Each sets itself up from nothing (venv, dependencies).
+SHELL := /bin/bash
+VENV ?= .venv
+# The first Python >= 3.11 on PATH.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
+STAMP := $(VENV)/.lamina-setup
+
+.PHONY: setup serve test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "lamina needs Python >= 3.11 (none found on PATH)" >&2; exit 1; fi
+	@command -v unzip >/dev/null 2>&1 && command -v zip >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zip unzip >/dev/null; \
+		else echo "note: zip/unzip not found (only the tests and benchmarks use them)" >&2; fi; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+serve: setup
+	$(VENV)/bin/lamina server
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

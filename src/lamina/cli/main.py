@@ -1,0 +1,126 @@
+"""``lamina`` command line: ``lamina server`` (more subcommands follow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from lamina import __version__
+from lamina.domain.accounts import (
+    DEFAULT_ACCOUNT,
+    Account,
+    AccountsError,
+    is_loopback,
+    parse_accounts,
+    uses_default_credentials,
+)
+
+
+def default_data_dir() -> Path:
+    """``/var/lib/lamina`` as root, else ``~/.local/share/lamina``."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/lamina")
+    return Path.home() / ".local" / "share" / "lamina"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"lamina: {name} must be a number, got {value!r}") from None
+
+
+def load_accounts(path: str | None) -> tuple[Account, ...]:
+    if not path:
+        return (DEFAULT_ACCOUNT,)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise SystemExit(f"lamina: cannot read accounts file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SystemExit(f"lamina: accounts file {path} is not valid JSON: {exc}") from None
+    try:
+        return parse_accounts(doc)
+    except AccountsError as exc:
+        raise SystemExit(f"lamina: accounts file {path}: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamina", description="A self-hosted AWS Lambda for Linux.")
+    parser.add_argument("--version", action="version", version=f"lamina {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server = sub.add_parser("server", help="run the lamina server (AWS APIs on one port)")
+    server.add_argument("--host", default=os.environ.get("LAMINA_HOST", "127.0.0.1"),
+                        help="address to bind (env LAMINA_HOST; default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=_env_int("LAMINA_PORT", 4566),
+                        help="port to bind, 0 for any free port (env LAMINA_PORT; default 4566)")
+    server.add_argument("--data-dir", default=os.environ.get("LAMINA_DATA_DIR"),
+                        help="state directory (env LAMINA_DATA_DIR; default /var/lib/lamina as root, "
+                             "else ~/.local/share/lamina)")
+    server.add_argument("--accounts", default=os.environ.get("LAMINA_ACCOUNTS"),
+                        help="JSON accounts file (env LAMINA_ACCOUNTS; default: account 000000000000 "
+                             "with access key 'test' and secret 'test')")
+    server.add_argument("--log-level", default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "server":
+        return serve(args)
+    return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    accounts = load_accounts(args.accounts)
+    if not is_loopback(args.host) and uses_default_credentials(accounts):
+        print(
+            f"lamina: refusing to listen on {args.host}: the default credentials (access key 'test', secret "
+            "'test') would let anyone on the network in. Give --accounts FILE with your own keys, or bind "
+            "127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+
+    import uvicorn
+
+    from lamina.server import build_app
+
+    try:
+        app = build_app(data_dir, accounts)
+    except OSError as exc:
+        print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)
+        return 1
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=args.log_level,
+        timeout_keep_alive=60,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger("lamina").info(
+        "lamina %s: data in %s, accounts: %s", __version__, data_dir, ", ".join(a.account_id for a in accounts)
+    )
+    server.run()  # uvicorn handles SIGINT/SIGTERM: stops accepting, finishes requests, then lifespan shutdown
+    app.platform.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

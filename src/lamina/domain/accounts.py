@@ -1,0 +1,63 @@
+"""Accounts and their credentials (pure: parsing and checks, no file I/O)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    access_key_id: str
+    secret_access_key: str
+
+
+# The convention other local AWS tools use, so awslocal-style wrappers just work.
+DEFAULT_ACCOUNT = Account("000000000000", "test", "test")
+
+
+class AccountsError(ValueError):
+    """The accounts file is not valid; the message says where and why."""
+
+
+def parse_accounts(doc: Any) -> tuple[Account, ...]:
+    """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"}, ...]}``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list) or not doc["accounts"]:
+        raise AccountsError('expected {"accounts": [{"account_id": ..., "access_key_id": ..., '
+                            '"secret_access_key": ...}, ...]} with at least one account')
+    accounts = []
+    keys: set[str] = set()
+    for i, entry in enumerate(doc["accounts"]):
+        where = f"accounts[{i}]"
+        if not isinstance(entry, dict):
+            raise AccountsError(f"{where}: expected an object")
+        for field in ("account_id", "access_key_id", "secret_access_key"):
+            if not isinstance(entry.get(field), str) or not entry[field]:
+                raise AccountsError(f"{where}: {field} must be a non-empty string")
+        if not re.fullmatch(r"\d{12}", entry["account_id"]):
+            raise AccountsError(f"{where}: account_id must be 12 digits, got {entry['account_id']!r}")
+        if entry["access_key_id"] in keys:
+            raise AccountsError(f"{where}: access_key_id {entry['access_key_id']!r} is used twice")
+        keys.add(entry["access_key_id"])
+        accounts.append(Account(entry["account_id"], entry["access_key_id"], entry["secret_access_key"]))
+    return tuple(accounts)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def uses_default_credentials(accounts: tuple[Account, ...]) -> bool:
+    return any(
+        a.access_key_id == DEFAULT_ACCOUNT.access_key_id and a.secret_access_key == DEFAULT_ACCOUNT.secret_access_key
+        for a in accounts
+    )

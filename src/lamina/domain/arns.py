@@ -1,0 +1,74 @@
+"""Amazon Resource Names for the resources lamina serves (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PARTITION = "aws"
+
+# AWS's server-side patterns (from the recorded ValidationException messages).
+LAYER_VERSION_ARN_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)"
+)
+LAYER_NAME_PATTERN = (
+    r"(arn:[a-zA-Z0-9-]+:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+)
+
+_LAYER_ARN = re.compile(
+    r"arn:(?P<partition>[a-zA-Z0-9-]+):lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):layer:"
+    r"(?P<name>[a-zA-Z0-9-_]+)(?::(?P<version>[0-9]+))?"
+)
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A layer (``version`` None) or layer version, located by account and region."""
+
+    region: str
+    account: str
+    name: str
+    version: int | None = None
+
+    @property
+    def layer_arn(self) -> str:
+        return layer_arn(self.region, self.account, self.name)
+
+    @property
+    def version_arn(self) -> str:
+        if self.version is None:
+            raise ValueError(f"{self!r} has no version")
+        return layer_version_arn(self.region, self.account, self.name, self.version)
+
+
+def layer_arn(region: str, account: str, name: str) -> str:
+    return f"arn:{PARTITION}:lambda:{region}:{account}:layer:{name}"
+
+
+def layer_version_arn(region: str, account: str, name: str, version: int) -> str:
+    return f"{layer_arn(region, account, name)}:{version}"
+
+
+def parse_layer_arn(arn: str) -> LayerRef | None:
+    """Parse a layer ARN, with or without version; None if it is not one."""
+    m = _LAYER_ARN.fullmatch(arn)
+    if m is None:
+        return None
+    version = m.group("version")
+    return LayerRef(m.group("region"), m.group("account"), m.group("name"), int(version) if version else None)
+
+
+def resolve_layer_name(name_or_arn: str, *, region: str, account: str) -> LayerRef:
+    """A ``LayerName`` parameter is a bare name (the caller's own) or a layer ARN (its owner's)."""
+    if name_or_arn.startswith("arn:"):
+        ref = parse_layer_arn(name_or_arn)
+        if ref is None or ref.version is not None:
+            raise ValueError(f"not an unversioned layer ARN: {name_or_arn!r}")
+        return ref
+    return LayerRef(region, account, name_or_arn)
+
+
+def root_user_arn(account: str) -> str:
+    return f"arn:{PARTITION}:iam::{account}:root"

@@ -1,0 +1,19 @@
+"""The Lambda service (rest-json, botocore model ``lambda/2015-03-31``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.services.base import ServiceBinding
+from lamina.services.lambda_ import layers, wire
+
+
+def binding(loader: Any) -> ServiceBinding:
+    """Lambda's operations bound to its botocore model (``loader``: a botocore session)."""
+    return ServiceBinding(
+        model=loader.get_service_model("lambda"),
+        handlers=dict(layers.HANDLERS),
+        overrides=wire.OVERRIDES,
+        max_request_bytes=wire.MAX_REQUEST_BYTES,
+        validation_order=wire.VALIDATION_ORDER,
+    )

@@ -1,0 +1,348 @@
+"""Lambda Layers operations: publish, read, list, delete, and resource policies.
+
+Handlers are thin: parse the parameters, ask ``domain.layers`` for decisions,
+apply them to the stores, and shape the output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from typing import Any
+
+from lamina.domain import layers as L
+from lamina.domain.arns import LayerRef, layer_version_arn, parse_layer_arn, resolve_layer_name
+from lamina.domain.zipcheck import ZipRejected, inspect_zip, to_aws_error
+from lamina.errors import (
+    AccessDeniedException,
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+)
+from lamina.services.base import Platform, RequestContext
+
+NOT_FOUND = "The resource you requested does not exist."
+DOWNLOAD_PREFIX = "/_lamina/blobs/"
+DEFAULT_PAGE = 50
+
+
+def _version_number(params: dict[str, Any]) -> int:
+    version = int(params["VersionNumber"])
+    if version < 1:
+        raise InvalidParameterValueException("Layer Version Cannot be less than 1")
+    return version
+
+
+def _ref(ctx: RequestContext, params: dict[str, Any]) -> LayerRef:
+    return resolve_layer_name(params["LayerName"], region=ctx.region, account=ctx.account_id)
+
+
+def _deny(ctx: RequestContext, action: str, resource: str) -> AccessDeniedException:
+    return AccessDeniedException(
+        f"User: {ctx.caller} is not authorized to perform: lambda:{action} on resource: {resource}"
+        f" because no resource-based policy allows the lambda:{action} action"
+    )
+
+
+def _own(ctx: RequestContext, ref: LayerRef, action: str, resource: str) -> None:
+    """Operations that never work cross-account (publish, list versions, delete, policies)."""
+    if ref.account != ctx.account_id:
+        raise _deny(ctx, action, resource)
+
+
+def download_url(platform: Platform, ctx: RequestContext, sha256_hex: str) -> str:
+    path = f"{DOWNLOAD_PREFIX}{sha256_hex}"
+    return f"{ctx.base_url}{path}?{platform.signer.query(path, ctx.now_ms // 1000)}"
+
+
+# -- publish --------------------------------------------------------------------------------
+
+
+def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    _own(ctx, ref, "PublishLayerVersion", ref.layer_arn)
+    if ref.region != ctx.region:
+        raise InvalidParameterValueException(
+            f"Layers are not in the same region as the request. Layers are expected to be in region {ctx.region}."
+        )
+    content = params["Content"]
+    if any(k in content for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
+        raise InvalidParameterValueException(
+            "Layer content from S3 (S3Bucket/S3Key) is not supported by lamina yet: upload the zip directly "
+            "with ZipFile (aws lambda publish-layer-version --zip-file fileb://layer.zip)."
+        )
+    data = content.get("ZipFile")
+    if data is None:
+        raise InvalidParameterValueException("Please provide a source for layer content: ZipFile is required.")
+    if len(data) > L.MAX_ZIPPED_DIRECT_UPLOAD:
+        raise RequestEntityTooLargeException(f"Zipped size must be smaller than {L.MAX_ZIPPED_DIRECT_UPLOAD} bytes")
+    try:
+        report = inspect_zip(io.BytesIO(data), max_unzipped=L.MAX_UNZIPPED)
+    except ZipRejected as exc:
+        raise to_aws_error(exc, L.MAX_UNZIPPED) from exc
+    sha = hashlib.sha256(data).hexdigest()
+    platform.blobs.put(data, sha)
+    runtimes = params.get("CompatibleRuntimes")
+    archs = params.get("CompatibleArchitectures")
+    draft = L.LayerVersion(
+        account=ref.account,
+        region=ref.region,
+        name=ref.name,
+        version=0,
+        description=params.get("Description", ""),
+        created_ms=ctx.now_ms,
+        compatible_runtimes=tuple(runtimes) if runtimes is not None else None,
+        compatible_architectures=tuple(archs) if archs is not None else None,
+        license_info=params.get("LicenseInfo"),
+        sha256_hex=sha,
+        code_size=len(data),
+        unzipped_size=report.unzipped_size,
+    )
+    # A concurrent delete may have removed an identical, no longer referenced blob
+    # between put() and now: re-check inside the write transaction.
+    version = platform.metadata.publish_layer_version(draft, ensure_blob=lambda: platform.blobs.put(data, sha))
+    return L.full_shape(version, download_url(platform, ctx, sha))
+
+
+# -- read ------------------------------------------------------------------------------------
+
+
+def _readable(platform: Platform, ctx: RequestContext, ref: LayerRef) -> L.LayerVersion:
+    """A version the caller may read: its own, or another account's that grants it."""
+    assert ref.version is not None
+    if ref.region != ctx.region:
+        raise ResourceNotFoundException(NOT_FOUND)
+    found = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+    if ref.account != ctx.account_id:
+        if found is None or not L.grants(found.policy, ctx.account_id):
+            raise _deny(ctx, "GetLayerVersion", ref.version_arn)
+    if found is None:
+        raise ResourceNotFoundException(NOT_FOUND)
+    return found
+
+
+def get_layer_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    version = _version_number(params)
+    base = _ref(ctx, params)
+    found = _readable(platform, ctx, LayerRef(base.region, base.account, base.name, version))
+    return L.full_shape(found, download_url(platform, ctx, found.sha256_hex))
+
+
+def get_layer_version_by_arn(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = parse_layer_arn(params["Arn"])
+    if ref is None or ref.version is None:  # e.g. arn:aws:lambda:::awslayer:NAME
+        raise ResourceNotFoundException(NOT_FOUND)
+    if ref.version < 1:
+        raise InvalidParameterValueException("Layer Version Cannot be less than 1")
+    found = _readable(platform, ctx, ref)
+    return L.full_shape(found, download_url(platform, ctx, found.sha256_hex))
+
+
+def _page_size(params: dict[str, Any]) -> int:
+    return int(params.get("MaxItems") or DEFAULT_PAGE)
+
+
+def _marker(params: dict[str, Any], kind: str) -> str | int | None:
+    marker = params.get("Marker")
+    if marker is None:
+        return None
+    value = L.decode_marker(marker, kind)
+    if value is None:
+        raise InvalidParameterValueException(f"Invalid pagination marker: {marker}")
+    return value
+
+
+def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    _own(ctx, ref, "ListLayerVersions", ref.layer_arn)
+    runtime = params.get("CompatibleRuntime")
+    arch = params.get("CompatibleArchitecture")
+    limit = _page_size(params)
+    below = _marker(params, "v")
+    if below is not None and not isinstance(below, int):
+        raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
+    items: list[dict[str, Any]] = []
+    next_marker = None
+    if ref.region == ctx.region:
+        # Filters are applied in Python over a newest-first scan, in pages.
+        cursor = below
+        while next_marker is None:
+            batch = platform.metadata.list_layer_versions(ref.account, ref.region, ref.name, below=cursor, limit=200)
+            if not batch:
+                break
+            for v in batch:
+                if not L.matches(v, runtime, arch):
+                    continue
+                if len(items) == limit:
+                    next_marker = L.encode_marker("v", items[-1]["Version"])
+                    break
+                items.append(L.list_item(v))
+            cursor = batch[-1].version
+    out: dict[str, Any] = {"LayerVersions": items}
+    if next_marker is not None:
+        out["NextMarker"] = next_marker
+    return out
+
+
+def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    runtime = params.get("CompatibleRuntime")
+    arch = params.get("CompatibleArchitecture")
+    limit = _page_size(params)
+    after = _marker(params, "n")
+    if after is not None and not isinstance(after, str):
+        raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
+    layers: list[dict[str, Any]] = []
+    next_marker = None
+    for name in platform.metadata.layer_names(ctx.account_id, ctx.region, after=after):
+        latest = _latest_matching(platform, ctx, name, runtime, arch)
+        if latest is None:
+            continue
+        if len(layers) == limit:
+            next_marker = L.encode_marker("n", layers[-1]["LayerName"])
+            break
+        layers.append({"LayerName": name, "LayerArn": latest.layer_arn, "LatestMatchingVersion": L.list_item(latest)})
+    out: dict[str, Any] = {"Layers": layers}
+    if next_marker is not None:
+        out["NextMarker"] = next_marker
+    return out
+
+
+def _latest_matching(
+    platform: Platform, ctx: RequestContext, name: str, runtime: str | None, arch: str | None
+) -> L.LayerVersion | None:
+    cursor = None
+    while True:
+        batch = platform.metadata.list_layer_versions(ctx.account_id, ctx.region, name, below=cursor, limit=50)
+        for v in batch:
+            if L.matches(v, runtime, arch):
+                return v
+        if len(batch) < 50:
+            return None
+        cursor = batch[-1].version
+
+
+# -- delete ----------------------------------------------------------------------------------
+
+
+def delete_layer_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    version = _version_number(params)
+    ref = _ref(ctx, params)
+    _own(ctx, ref, "DeleteLayerVersion", layer_version_arn(ref.region, ref.account, ref.name, version))
+    if ref.region == ctx.region:
+        # Idempotent: unknown layers and versions, and repeated deletes, all succeed.
+        platform.metadata.delete_layer_version(ref.account, ref.region, ref.name, version, on_unreferenced=platform.blobs.delete)
+    return {}
+
+
+# -- resource policy ------------------------------------------------------------------------------
+
+
+def _policy_target(ctx: RequestContext, params: dict[str, Any], action: str) -> tuple[LayerRef, str]:
+    version = _version_number(params)
+    base = _ref(ctx, params)
+    ref = LayerRef(base.region, base.account, base.name, version)
+    _own(ctx, ref, action, ref.version_arn)
+    return ref, ref.version_arn
+
+
+def _missing(arn: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Layer version {arn} does not exist.")
+
+
+def _check_revision(params: dict[str, Any], current: L.LayerVersion) -> None:
+    wanted = params.get("RevisionId")
+    if wanted is not None and wanted != current.revision_id:
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetLayerPolicy API to retrieve the latest Revision Id"
+        )
+
+
+def add_layer_version_permission(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref, arn = _policy_target(ctx, params, "AddLayerVersionPermission")
+    sid = params["StatementId"]
+    statement = L.make_statement(sid, params["Principal"], arn, params.get("OrganizationId"))
+
+    def change(current: L.LayerVersion) -> tuple[tuple[dict[str, Any], ...], str | None]:
+        _check_revision(params, current)
+        if any(s.get("Sid") == sid for s in current.policy):
+            raise ResourceConflictException(
+                f"The statement id ({sid}) provided already exists. "
+                "Please provide a new statement id, or remove the existing statement."
+            )
+        statements = (*current.policy, statement)
+        size = len(L.policy_document(statements).encode())
+        if size > L.MAX_POLICY_BYTES:
+            raise _policy_too_long(size)
+        return statements, str(uuid.uuid4())
+
+    updated = _update_policy(platform, ctx, ref, arn, change)
+    return {"Statement": json.dumps(statement, separators=(",", ":")), "RevisionId": updated.revision_id}
+
+
+def _policy_too_long(size: int) -> Exception:
+    from lamina.errors import AwsError
+
+    return AwsError(
+        f"The final policy size ({size}) is bigger than the limit ({L.MAX_POLICY_BYTES}).",
+        code="PolicyLengthExceededException",
+        status=400,
+        sender_fault=True,
+    )
+
+
+def _update_policy(platform: Platform, ctx: RequestContext, ref: LayerRef, arn: str, change: Any) -> L.LayerVersion:
+    assert ref.version is not None
+    updated = None
+    if ref.region == ctx.region:
+        updated = platform.metadata.update_layer_policy(ref.account, ref.region, ref.name, ref.version, change)
+    if updated is None:
+        raise _missing(arn)
+    return updated
+
+
+def get_layer_version_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref, arn = _policy_target(ctx, params, "GetLayerVersionPolicy")
+    assert ref.version is not None
+    found = None
+    if ref.region == ctx.region:
+        found = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+    if found is None:
+        raise _missing(arn)
+    if not found.policy:
+        raise ResourceNotFoundException("No policy is associated with the given resource.")
+    return {"Policy": L.policy_document(found.policy), "RevisionId": found.revision_id}
+
+
+def remove_layer_version_permission(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    ref, arn = _policy_target(ctx, params, "RemoveLayerVersionPermission")
+    sid = params["StatementId"]
+
+    def change(current: L.LayerVersion) -> tuple[tuple[dict[str, Any], ...], str | None]:
+        _check_revision(params, current)
+        remaining = tuple(s for s in current.policy if s.get("Sid") != sid)
+        if len(remaining) == len(current.policy):
+            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+        return remaining, str(uuid.uuid4())
+
+    _update_policy(platform, ctx, ref, arn, change)
+    return {}
+
+
+HANDLERS = {
+    "PublishLayerVersion": publish_layer_version,
+    "GetLayerVersion": get_layer_version,
+    "GetLayerVersionByArn": get_layer_version_by_arn,
+    "ListLayers": list_layers,
+    "ListLayerVersions": list_layer_versions,
+    "DeleteLayerVersion": delete_layer_version,
+    "AddLayerVersionPermission": add_layer_version_permission,
+    "GetLayerVersionPolicy": get_layer_version_policy,
+    "RemoveLayerVersionPermission": remove_layer_version_permission,
+}

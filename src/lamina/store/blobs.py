@@ -1,0 +1,83 @@
+"""Content-addressed blob storage (code and layer zips) on the local filesystem.
+
+Facts about durability on Linux: a file's bytes survive a crash only once the
+file is fsynced, and its name only once its directory is fsynced after the
+rename. So a blob is written to ``tmp/``, fsynced, renamed into place and the
+directory fsynced; only then may a metadata row point at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+from lamina.errors import LaminaError
+
+
+class BlobStoreError(LaminaError):
+    """The blob store could not complete an operation (disk full, permissions, ...)."""
+
+
+class BlobStore:
+    """Blobs named by their SHA-256 (hex) under ``root``; identical content stored once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobStoreError(f"cannot create blob directory {root}: {exc}") from exc
+        # Leftovers of a crash mid-write are never referenced: drop them.
+        for leftover in self.tmp.iterdir():
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def path(self, sha256_hex: str) -> Path:
+        if len(sha256_hex) != 64 or not all(c in "0123456789abcdef" for c in sha256_hex):
+            raise ValueError(f"not a sha256 hex digest: {sha256_hex!r}")
+        return self.root / sha256_hex[:2] / sha256_hex
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self.path(sha256_hex).is_file()
+
+    def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
+        """Store ``data`` durably; return its SHA-256 hex. No-op if already stored."""
+        digest = sha256_hex or hashlib.sha256(data).hexdigest()
+        final = self.path(digest)
+        if final.is_file():
+            return digest
+        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            final.parent.mkdir(exist_ok=True)
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise BlobStoreError(f"cannot store blob {digest}: {exc}") from exc
+        return digest
+
+    def delete(self, sha256_hex: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(sha256_hex).unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
