@@ -10,6 +10,7 @@ import time
 import tracemalloc
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 
 import pytest
@@ -337,6 +338,26 @@ def test_bad_deflate_stream_is_corrupt() -> None:
     assert "deflate" in exc.detail
 
 
+def test_deflate_stream_without_final_block_is_corrupt() -> None:
+    # Sizes and CRC all agree with what inflates, but the stream never ends:
+    # the upload was cut. Stored first, then relabelled as deflated.
+    payload = b"abc" * 1000
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    unfinished = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    data = build([E("a.txt", unfinished, method=zipfile.ZIP_STORED)])
+    for magic, method_at, crc_at in ((LOCAL, 8, 14), (CENTRAL, 10, 16)):
+        pos = data.index(magic)
+        out = bytearray(data)
+        struct.pack_into("<H", out, pos + method_at, zipfile.ZIP_DEFLATED)
+        struct.pack_into("<L", out, pos + crc_at, zlib.crc32(payload))
+        data = bytes(out)
+    data = set_usize(data, len(payload))
+    assert zlib.decompressobj(-zlib.MAX_WBITS).decompress(unfinished) == payload
+    exc = rejected(data)
+    assert exc.problem is ZipProblem.CORRUPT
+    assert exc.detail == "Entry 'a.txt': deflate stream is truncated."
+
+
 def test_crc_detail_names_entry() -> None:
     exc = rejected(flip_data_byte(build([E("a.txt", b"hello world", method=zipfile.ZIP_STORED)])))
     assert exc.detail == "Entry 'a.txt': bad CRC-32."
@@ -394,6 +415,12 @@ def test_escapes_root(data: bytes, offender: str) -> None:
     assert err.code == "InvalidParameterValueException" and err.status == 400
     assert err.message.startswith(COULD_NOT_UNZIP + " Entry ")
     assert repr(offender) in err.message
+
+
+def test_bad_name_reported_before_size() -> None:
+    # Names are checked from the central directory before any data is inflated.
+    exc = rejected(build([E("../evil", bytes(10_000))]), max_unzipped=100)
+    assert exc.problem is ZipProblem.ESCAPES_ROOT
 
 
 def test_escape_message_reads_well() -> None:

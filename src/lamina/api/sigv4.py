@@ -27,7 +27,7 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import quote, unquote
@@ -137,12 +137,14 @@ def verify(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, got {now!r}")
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
 
     query = _parse_query(request.query_string)
     params = _auth_params(request, query)
     if "host" not in params.signed_headers:
-        raise InvalidSignatureException("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+        raise InvalidSignatureException(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        )
 
     signed_at = _parse_timestamp(params.timestamp)
     timestamp = signed_at.strftime(_AMZ_DATE_FORMAT)
@@ -168,7 +170,7 @@ def verify(
     # botocore signs the X-Amz-Content-SHA256 header's value in place of the body hash when
     # the header is present; anything but UNSIGNED-PAYLOAD must then be the real hash.
     payload_hash = body_hash if declared is None else declared
-    payload_ok = declared is None or declared == UNSIGNED_PAYLOAD or declared == body_hash
+    payload_ok = declared is None or declared in (UNSIGNED_PAYLOAD, body_hash)
 
     canonical = _canonical_request(request, query, params, payload_hash if payload_ok else body_hash)
     string_to_sign = "\n".join(
@@ -244,7 +246,8 @@ def _header_params(auth: str, headers: Mapping[str, str]) -> _AuthParams:
             name, equals, value = token.partition("=")
             if not equals:
                 raise IncompleteSignatureException(
-                    f"'{token}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'."
+                    f"'{token}' not a valid key=value pair (missing equal-sign) "
+                    f"in Authorization header: '{auth}'."
                 )
             values[name] = value  # the last occurrence wins, as in AWS
     elif algorithm.startswith("AWS4-"):
@@ -342,8 +345,8 @@ def _parse_timestamp(value: str) -> datetime:
         else:
             # "-0000" parses to a naive datetime; HTTP dates are always UTC.
             if http_date.tzinfo is None:
-                return http_date.replace(tzinfo=timezone.utc)
-            return http_date.astimezone(timezone.utc)
+                return http_date.replace(tzinfo=UTC)
+            return http_date.astimezone(UTC)
     raise IncompleteSignatureException(
         f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
     )
@@ -364,7 +367,7 @@ def _parse_amz_date(value: str) -> datetime | None:
             int(value[9:11]),
             int(value[11:13]),
             int(value[13:15]),
-            tzinfo=timezone.utc,
+            tzinfo=UTC,
         )
     except ValueError:
         return None
@@ -404,7 +407,9 @@ def _check_scope(
     if expected_service is not None and service != expected_service:
         errors += f"Credential should be scoped to correct service: '{expected_service}'. "
     if terminator != _TERMINATOR:
-        errors += f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', not '{terminator}'. "
+        errors += (
+            f"Credential should be scoped with a valid terminator: '{_TERMINATOR}', not '{terminator}'. "
+        )
     if scope_date != timestamp[:8]:
         errors += (
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "

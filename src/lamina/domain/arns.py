@@ -12,9 +12,10 @@ LAYER_VERSION_ARN_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
     r"[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)"
 )
+# LayerName: a name or an unversioned layer ARN, the name part at most 140 characters.
 LAYER_NAME_PATTERN = (
-    r"(arn:[a-zA-Z0-9-]+:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
-    r"[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+"
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"
+    r"[a-zA-Z0-9-_]{1,140}|[a-zA-Z0-9-_]{1,140})"
 )
 
 _LAYER_ARN = re.compile(

@@ -152,8 +152,12 @@ def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int) -> ZipReport:
     with archive:
         infos = archive.infolist()
 
+    # Everything decidable from the central directory first: a bad name is
+    # reported as such even when its data would also blow the size limit.
+    keys: list[tuple[str, ...]] = []
     for info in infos:
         _check_flags_and_method(info)
+        keys.append(_name_key(info))
 
     # Read in file order: sequential I/O, and overlap shows as a backwards step.
     measured: dict[int, tuple[int, bytes | None]] = {}
@@ -165,13 +169,13 @@ def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int) -> ZipReport:
             raise ZipRejected(ZipProblem.CORRUPT, f"Entry {_q(info.orig_filename)} overlaps the previous entry.")
         data_start = _data_offset(fileobj, info)
         data_end = data_start + info.compress_size
-        want_link = stat.S_ISLNK(info.external_attr >> 16)
-        size, head = _measure(fileobj, info, data_start, total, max_unzipped, keep_head=want_link)
+        is_link = _kind(info)[1]
+        size, head = _measure(fileobj, info, data_start, total, max_unzipped, keep_head=is_link)
         total += size
         measured[index] = (size, head)
 
     entries = tuple(_entry_info(info, *measured[i]) for i, info in enumerate(infos))
-    _check_paths(entries)
+    _check_links(entries, keys)
     return ZipReport(entries=entries, unzipped_size=total)
 
 
@@ -211,7 +215,9 @@ def _data_offset(fileobj: BinaryIO, info: zipfile.ZipInfo) -> int:
         raw = fileobj.read(_LOCAL_HEADER.size)
         if len(raw) != _LOCAL_HEADER.size:
             raise ZipRejected(ZipProblem.CORRUPT, f"Entry {name}: truncated local header.")
-        magic, _, _, flags, _, _, _, _, _, _, name_len, extra_len = _LOCAL_HEADER.unpack(raw)
+        fields = _LOCAL_HEADER.unpack(raw)
+        magic = fields[0]
+        flags, name_len, extra_len = int(fields[3]), int(fields[10]), int(fields[11])
         if magic != _LOCAL_MAGIC:
             raise ZipRejected(ZipProblem.CORRUPT, f"Entry {name}: bad local header signature.")
         local_name_raw = fileobj.read(name_len)
@@ -305,18 +311,24 @@ def _measure(
     return size, (bytes(head) if keep_head else None)
 
 
-def _entry_info(info: zipfile.ZipInfo, size: int, head: bytes | None) -> ZipEntryInfo:
+def _kind(info: zipfile.ZipInfo) -> tuple[int, bool, bool]:
+    """(st_mode, is_symlink, is_dir) of an entry."""
     # The high 16 bits of external_attr hold st_mode when the zip was made on
     # unix (Info-ZIP convention). We honour a link type whatever create_system
     # says: the extractor acts on this report, so checker and extractor agree.
     mode = info.external_attr >> 16
     is_symlink = stat.S_ISLNK(mode)
+    is_dir = not is_symlink and (info.orig_filename.endswith(("/", "\\")) or stat.S_ISDIR(mode))
+    return mode, is_symlink, is_dir
+
+
+def _entry_info(info: zipfile.ZipInfo, size: int, head: bytes | None) -> ZipEntryInfo:
+    mode, is_symlink, is_dir = _kind(info)
     target: str | None = None
     if is_symlink:
         assert head is not None  # _measure keeps the head of every link entry
         # surrogateescape keeps non-UTF-8 targets byte-exact via os.fsencode.
         target = head.decode("utf-8", "surrogateescape")
-    is_dir = not is_symlink and (info.orig_filename.endswith(("/", "\\")) or stat.S_ISDIR(mode))
     return ZipEntryInfo(
         name=info.orig_filename,
         mode=mode,
@@ -350,23 +362,25 @@ def _components(path: str) -> list[str]:
     return [part for part in re.split(r"[/\\]", path) if part not in ("", ".")]
 
 
-def _check_paths(entries: tuple[ZipEntryInfo, ...]) -> None:
-    """Refuse names or link targets that would land outside the extraction root."""
-    keys: list[tuple[str, ...]] = []
-    for entry in entries:
-        if "\x00" in entry.name:
-            raise _escapes(entry.name, "has a NUL byte in its name")
-        if _is_absolute(entry.name):
-            raise _escapes(entry.name, "has an absolute path")
-        parts = _components(entry.name)
-        if ".." in parts:
-            raise _escapes(entry.name)
-        if not parts and not entry.is_dir:
-            raise _escapes(entry.name, "would replace the archive root")
-        keys.append(tuple(parts))
+def _name_key(info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """Refuse a name that would land outside the extraction root; return its components."""
+    name = info.orig_filename  # zipfile's .filename silently cuts at NUL
+    if "\x00" in name:
+        raise _escapes(name, "has a NUL byte in its name")
+    if _is_absolute(name):
+        raise _escapes(name, "has an absolute path")
+    parts = _components(name)
+    if ".." in parts:
+        raise _escapes(name)
+    if not parts and not _kind(info)[2]:
+        raise _escapes(name, "would replace the archive root")
+    return tuple(parts)
 
+
+def _check_links(entries: tuple[ZipEntryInfo, ...], keys: list[tuple[str, ...]]) -> None:
+    """Refuse symlinks whose target, resolved as the kernel would, leaves the root."""
     links: dict[tuple[str, ...], str] = {}
-    for entry, key in zip(entries, keys):
+    for entry, key in zip(entries, keys, strict=True):
         if entry.is_symlink:
             target = entry.link_target or ""
             if not target or "\x00" in target or len(target.encode("utf-8", "surrogateescape")) > _MAX_LINK_TARGET:
@@ -378,13 +392,13 @@ def _check_paths(entries: tuple[ZipEntryInfo, ...]) -> None:
     if not links:
         return
     # An entry below a symlink would be written through it, wherever it points.
-    for entry, key in zip(entries, keys):
+    for entry, key in zip(entries, keys, strict=True):
         for depth in range(1, len(key)):
             if key[:depth] in links:
                 raise _escapes(entry.name, f"lies below the symlink {_q('/'.join(key[:depth]))}")
 
     resolver = _LinkResolver(links)
-    for entry, key in zip(entries, keys):
+    for entry, key in zip(entries, keys, strict=True):
         if entry.is_symlink:
             why = resolver.escape_reason(key)
             if why is not None:
@@ -436,9 +450,7 @@ class _LinkResolver:
             for part in _components(self._links[link]):
                 if part == "..":
                     if not stack:
-                        raise _Escape(
-                            f"is a symlink to {_q(self._links[self._active[0]])}, outside the archive root"
-                        )
+                        raise _Escape(f"is a symlink to {_q(self._links[self._active[0]])}, outside the archive root")
                     stack.pop()
                     continue
                 stack.append(part)

@@ -1,0 +1,101 @@
+"""Run a real ``lamina server`` subprocess on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+# Accounts the functional tests use: the default one plus two more for cross-account cases.
+ACCOUNTS = [
+    {"account_id": "000000000000", "access_key_id": "test", "secret_access_key": "test"},
+    {"account_id": "111111111111", "access_key_id": "AKIDALICE111", "secret_access_key": "alice-secret"},
+    {"account_id": "222222222222", "access_key_id": "AKIDBOB22222", "secret_access_key": "bob-secret"},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LaminaServer:
+    """A ``lamina server`` process; ``stop()`` ends it by its own pid."""
+
+    def __init__(self, data_dir: Path, *, accounts: list[dict[str, str]] | None = None, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.accounts_file: Path | None = None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "lamina.cli.main", "server", "--port", str(self.port),
+                "--data-dir", str(data_dir), "--log-level", "warning", *extra_args]
+        if accounts is not None:
+            self.accounts_file = data_dir.parent / f"accounts-{self.port}.json"
+            self.accounts_file.write_text(json.dumps({"accounts": accounts}))
+            args += ["--accounts", str(self.accounts_file)]
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lamina server exited with {self.proc.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_lamina/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"lamina server did not become ready: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._log.close()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def client(server: LaminaServer, service: str = "lambda", *, key: str = "test", secret: str = "test",
+           region: str = "us-east-1", **config: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=server.url,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
