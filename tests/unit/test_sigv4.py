@@ -336,6 +336,17 @@ def test_presigned_query_protocol_url_needs_http_method_get() -> None:
     )
 
 
+def test_plus_in_the_query_is_a_space() -> None:
+    # AWSRequest(params=...) sends "a b" as "a+b" (urlencode) but signs it as "a%20b".
+    request = AWSRequest(method="GET", url=f"{ENDPOINT}/p", params={"q": "a b+c", "r": "x"})
+    SigV4Auth(botocore_credentials(KEY), "lambda", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    incoming = on_the_wire(prepared.method, prepared.url, prepared.headers, prepared.body)
+
+    assert incoming.query_string == "q=a+b%2Bc&r=x"
+    verify(incoming, lookup, NOW)
+
+
 def test_date_header_is_used_when_botocore_signs_with_it() -> None:
     request, _ = signed("GET", "/", headers={"Date": "placeholder"})
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_plus
 
 from lamina.errors import (
     IncompleteSignatureException,
@@ -458,13 +458,15 @@ def _canonical_request(
 def _parse_query(query_string: str) -> list[tuple[str, str]]:
     """Split and percent-decode a raw query string, keeping order and repeats.
 
-    '+' is kept literally: SigV4 signers encode a space as %20 and a plus as %2B.
+    A raw '+' is a space, as in HTML forms: SDKs never send one (they write %20 and %2B), but
+    botocore's own ``AWSRequest(params=...)`` puts spaces on the wire as '+' while signing
+    them as %20, and AWS's front ends read it the same way.
     """
     pairs = []
     for piece in query_string.split("&"):
         if piece:
             name, _, value = piece.partition("=")
-            pairs.append((unquote(name), unquote(value)))
+            pairs.append((unquote_plus(name), unquote_plus(value)))
     return pairs
 
 
