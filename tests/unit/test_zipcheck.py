@@ -143,7 +143,9 @@ def test_mode_is_zero_when_zip_has_none() -> None:
     "entries",
     [
         pytest.param([], id="empty-zip"),
-        pytest.param([link("lib/libfoo.so", "libfoo.so.1"), E("lib/libfoo.so.1", b"elf")], id="symlink-sibling"),
+        pytest.param(
+            [link("lib/libfoo.so", "libfoo.so.1"), E("lib/libfoo.so.1", b"elf")], id="symlink-sibling"
+        ),
         pytest.param([link("python/a/b", "../c/d")], id="symlink-up-but-inside"),
         pytest.param([link("a/l", ".."), link("b", "a/l/x")], id="link-to-root-then-down"),
         pytest.param([link("x", "y"), link("y", "x")], id="symlink-loop-harmless"),
@@ -398,7 +400,9 @@ def with_nul_name() -> bytes:
         pytest.param(build([link("d", "sub"), E("d/f", b"1")]), "d/f", id="entry-below-symlink"),
         # Each link is inside on paper; resolved like the kernel, b is the root's parent.
         pytest.param(build([link("a/l", ".."), link("b", "a/l/../..")]), "b", id="symlink-chain-escape"),
-        pytest.param(build([link("b", "a/l/../.."), link("a/l", "..")]), "b", id="symlink-chain-escape-reordered"),
+        pytest.param(
+            build([link("b", "a/l/../.."), link("a/l", "..")]), "b", id="symlink-chain-escape-reordered"
+        ),
         # 50 links ending harmlessly: the kernel would stop at 40 (ELOOP); we refuse.
         pytest.param(
             build([link(f"l{i}", f"l{i + 1}") for i in range(50)] + [E("l50", b"end")]),

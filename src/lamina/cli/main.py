@@ -80,6 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown; lamina exits 0 instead."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
+
+    return Server
+
+
 def serve(args: argparse.Namespace) -> int:
     accounts = load_accounts(args.accounts)
     if not is_loopback(args.host) and uses_default_credentials(accounts):
@@ -97,6 +112,8 @@ def serve(args: argparse.Namespace) -> int:
 
     from lamina.server import build_app
 
+    _Server = _server_class()
+
     try:
         app = build_app(data_dir, accounts)
     except OSError as exc:
@@ -113,7 +130,7 @@ def serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=60,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     logging.getLogger("lamina").info(
         "lamina %s: data in %s, accounts: %s", __version__, data_dir, ", ".join(a.account_id for a in accounts)
     )

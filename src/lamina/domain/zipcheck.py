@@ -166,7 +166,9 @@ def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int) -> ZipReport:
     for index in sorted(range(len(infos)), key=lambda i: infos[i].header_offset):
         info = infos[index]
         if info.header_offset < data_end:
-            raise ZipRejected(ZipProblem.CORRUPT, f"Entry {_q(info.orig_filename)} overlaps the previous entry.")
+            raise ZipRejected(
+                ZipProblem.CORRUPT, f"Entry {_q(info.orig_filename)} overlaps the previous entry."
+            )
         data_start = _data_offset(fileobj, info)
         data_end = data_start + info.compress_size
         is_link = _kind(info)[1]
@@ -383,7 +385,11 @@ def _check_links(entries: tuple[ZipEntryInfo, ...], keys: list[tuple[str, ...]])
     for entry, key in zip(entries, keys, strict=True):
         if entry.is_symlink:
             target = entry.link_target or ""
-            if not target or "\x00" in target or len(target.encode("utf-8", "surrogateescape")) > _MAX_LINK_TARGET:
+            if (
+                not target
+                or "\x00" in target
+                or len(target.encode("utf-8", "surrogateescape")) > _MAX_LINK_TARGET
+            ):
                 raise _escapes(entry.name, "is a symlink with an invalid target")
             if _is_absolute(target):
                 raise _escapes(entry.name, f"is a symlink to {_q(target)}, outside the archive root")
@@ -450,7 +456,9 @@ class _LinkResolver:
             for part in _components(self._links[link]):
                 if part == "..":
                     if not stack:
-                        raise _Escape(f"is a symlink to {_q(self._links[self._active[0]])}, outside the archive root")
+                        raise _Escape(
+                            f"is a symlink to {_q(self._links[self._active[0]])}, outside the archive root"
+                        )
                     stack.pop()
                     continue
                 stack.append(part)
