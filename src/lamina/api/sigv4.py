@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import quote, unquote, unquote_plus
 
 from lamina.errors import (
@@ -42,6 +43,7 @@ from lamina.errors import (
 __all__ = [
     "ALGORITHM",
     "Credential",
+    "HasCredentialScope",
     "IncomingRequest",
     "SigningScope",
     "parse_scope",
@@ -109,6 +111,16 @@ class IncomingRequest:
     body: bytes
 
 
+class HasCredentialScope(Protocol):
+    """What :func:`parse_scope` reads: any request object with these two attributes."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def query_string(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class _AuthParams:
     """The signature parameters, from the Authorization header or the presigned query."""
@@ -146,8 +158,7 @@ def verify(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
         )
 
-    signed_at = _parse_timestamp(params.timestamp)
-    timestamp = signed_at.strftime(_AMZ_DATE_FORMAT)
+    signed_at, timestamp = _parse_timestamp(params.timestamp)
     _check_clock(signed_at, now, params.expires)
 
     parts = params.credential.split("/")
@@ -165,14 +176,17 @@ def verify(
     if not _same_token(credential.session_token, params.session_token):
         raise UnrecognizedClientException(_INVALID_TOKEN)
 
-    body_hash = hashlib.sha256(request.body).hexdigest()
-    declared = request.headers.get("x-amz-content-sha256")
     # botocore signs the X-Amz-Content-SHA256 header's value in place of the body hash when
-    # the header is present; anything but UNSIGNED-PAYLOAD must then be the real hash.
-    payload_hash = body_hash if declared is None else declared
-    payload_ok = declared is None or declared in (UNSIGNED_PAYLOAD, body_hash)
+    # the header is present; anything but UNSIGNED-PAYLOAD must then be the real hash. The
+    # body is hashed at most once (it can be a 50 MB layer zip), and not at all when unsigned.
+    declared = request.headers.get("x-amz-content-sha256")
+    if declared == UNSIGNED_PAYLOAD:
+        payload_hash, payload_ok = declared, True
+    else:
+        payload_hash = hashlib.sha256(request.body).hexdigest()
+        payload_ok = declared is None or declared == payload_hash
 
-    canonical = _canonical_request(request, query, params, payload_hash if payload_ok else body_hash)
+    canonical = _canonical_request(request, query, params, payload_hash)
     string_to_sign = "\n".join(
         (
             ALGORITHM,
@@ -198,7 +212,7 @@ def verify(
     )
 
 
-def parse_scope(request: IncomingRequest) -> tuple[str, str, str] | None:
+def parse_scope(request: HasCredentialScope) -> tuple[str, str, str] | None:
     """Return (access key id, region, service) from the credential scope, without verifying.
 
     For routing a request to its service before :func:`verify` runs; None when the request
@@ -332,11 +346,15 @@ def _signed_header_names(value: str) -> tuple[str, ...]:
     return tuple(sorted(name.strip().lower() for name in value.split(";")))
 
 
-def _parse_timestamp(value: str) -> datetime:
-    """Parse X-Amz-Date (ISO 8601 basic) or, failing that form, an RFC 7231 Date header."""
+def _parse_timestamp(value: str) -> tuple[datetime, str]:
+    """Parse X-Amz-Date (ISO 8601 basic) or, failing that form, an RFC 7231 Date header.
+
+    Returns the moment and its ISO 8601 basic spelling, which is what the string to sign
+    carries even when the request used a Date header.
+    """
     parsed = _parse_amz_date(value)
     if parsed is not None:
-        return parsed
+        return parsed, value
     if "," in value or " " in value:
         try:
             http_date = parsedate_to_datetime(value)
@@ -344,9 +362,10 @@ def _parse_timestamp(value: str) -> datetime:
             pass
         else:
             # "-0000" parses to a naive datetime; HTTP dates are always UTC.
-            if http_date.tzinfo is None:
-                return http_date.replace(tzinfo=UTC)
-            return http_date.astimezone(UTC)
+            http_date = (
+                http_date.replace(tzinfo=UTC) if http_date.tzinfo is None else http_date.astimezone(UTC)
+            )
+            return http_date, _fmt(http_date)
     raise IncompleteSignatureException(
         f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
     )
