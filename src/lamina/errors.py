@@ -62,28 +62,111 @@ class AwsError(LaminaError):
         return f"{type(self).__name__}({self.code!r}, {self.status}, {self.message!r})"
 
 
-def _client(code: str, status: int, style: BodyStyle) -> type[AwsError]:
-    return type(code, (AwsError,), {"code": code, "status": status, "style": style, "sender_fault": True})
-
-
 # Generic AWS errors (all services).
-ValidationException = _client("ValidationException", 400, BodyStyle.LOWER)
-UnrecognizedClientException = _client("UnrecognizedClientException", 403, BodyStyle.LOWER)
-InvalidSignatureException = _client("InvalidSignatureException", 403, BodyStyle.LOWER)
-IncompleteSignatureException = _client("IncompleteSignatureException", 403, BodyStyle.LOWER)
-MissingAuthenticationTokenException = _client("MissingAuthenticationTokenException", 403, BodyStyle.LOWER)
-AccessDeniedException = _client("AccessDeniedException", 403, BodyStyle.UPPER)
-UnknownOperationException = _client("UnknownOperationException", 404, BodyStyle.LOWER)
-SerializationException = _client("SerializationException", 400, BodyStyle.LOWER)
+class ValidationException(AwsError):
+    code = "ValidationException"
+    status = 400
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class UnrecognizedClientException(AwsError):
+    code = "UnrecognizedClientException"
+    status = 403
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class InvalidSignatureException(AwsError):
+    code = "InvalidSignatureException"
+    status = 403
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class IncompleteSignatureException(AwsError):
+    code = "IncompleteSignatureException"
+    status = 403
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class MissingAuthenticationTokenException(AwsError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class AccessDeniedException(AwsError):
+    code = "AccessDeniedException"
+    status = 403
+    style = BodyStyle.UPPER
+    sender_fault = True
+
+
+class UnknownOperationException(AwsError):
+    code = "UnknownOperationException"
+    status = 404
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class SerializationException(AwsError):
+    code = "SerializationException"
+    status = 400
+    style = BodyStyle.LOWER
+    sender_fault = True
+
 
 # Lambda's own errors, body styles as recorded against real AWS.
-InvalidParameterValueException = _client("InvalidParameterValueException", 400, BodyStyle.USER_LOWER)
-ResourceNotFoundException = _client("ResourceNotFoundException", 404, BodyStyle.USER_UPPER)
-ResourceConflictException = _client("ResourceConflictException", 409, BodyStyle.USER_LOWER)
-PreconditionFailedException = _client("PreconditionFailedException", 412, BodyStyle.USER_LOWER)
-RequestEntityTooLargeException = _client("RequestEntityTooLargeException", 413, BodyStyle.LOWER)
-TooManyRequestsException = _client("TooManyRequestsException", 429, BodyStyle.USER_LOWER)
-InvalidRequestContentException = _client("InvalidRequestContentException", 400, BodyStyle.USER_LOWER)
+class InvalidParameterValueException(AwsError):
+    code = "InvalidParameterValueException"
+    status = 400
+    style = BodyStyle.USER_LOWER
+    sender_fault = True
+
+
+class ResourceNotFoundException(AwsError):
+    code = "ResourceNotFoundException"
+    status = 404
+    style = BodyStyle.USER_UPPER
+    sender_fault = True
+
+
+class ResourceConflictException(AwsError):
+    code = "ResourceConflictException"
+    status = 409
+    style = BodyStyle.USER_LOWER
+    sender_fault = True
+
+
+class PreconditionFailedException(AwsError):
+    code = "PreconditionFailedException"
+    status = 412
+    style = BodyStyle.USER_LOWER
+    sender_fault = True
+
+
+class RequestEntityTooLargeException(AwsError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+    style = BodyStyle.LOWER
+    sender_fault = True
+
+
+class TooManyRequestsException(AwsError):
+    code = "TooManyRequestsException"
+    status = 429
+    style = BodyStyle.USER_LOWER
+    sender_fault = True
+
+
+class InvalidRequestContentException(AwsError):
+    code = "InvalidRequestContentException"
+    status = 400
+    style = BodyStyle.USER_LOWER
+    sender_fault = True
 
 
 class ServiceException(AwsError):

@@ -308,7 +308,7 @@ def _accepted_cases() -> Iterator[Any]:
     )
 
 
-@pytest.mark.parametrize(("make", "service"), _accepted_cases())
+@pytest.mark.parametrize(("make", "service"), list(_accepted_cases()))
 def test_botocore_signed_requests_verify(
     make: Callable[[], IncomingRequest], service: str, request: pytest.FixtureRequest
 ) -> None:
@@ -477,6 +477,9 @@ def test_content_sha256_header_must_match_the_body() -> None:
 
     assert isinstance(error, InvalidSignatureException)
     assert error.message.startswith(MISMATCH)
+    # Even added after signing (so not among the signed headers), a wrong hash is refused.
+    unsigned_header = replace_header(signed("POST", "/x", body=b"body")[0], "x-amz-content-sha256", declared)
+    assert refused(unsigned_header).message.startswith(MISMATCH)
     good, _ = signed(
         "POST", "/x", body=b"same", headers={"X-Amz-Content-SHA256": hashlib.sha256(b"same").hexdigest()}
     )

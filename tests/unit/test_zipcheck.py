@@ -12,6 +12,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -467,3 +468,149 @@ def test_multi_chunk_entries_counted_exactly(method: int) -> None:
     report = inspect(build([E("big", payload, method=method), E("small", b"z" * 5)]))
     assert [e.size for e in report.entries] == [len(payload), 5]
     assert report.unzipped_size == len(payload) + 5
+
+
+# --- entry count ----------------------------------------------------------------
+
+_LOCAL_HDR = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL_HDR = struct.Struct("<4s4B4HL2L5H2L")
+_END_REC = struct.Struct("<4s4H2LH")
+_END64_REC = struct.Struct("<4sQ2H2L4Q")
+_END64_LOC = struct.Struct("<4sLQL")
+
+
+def many_entries(
+    n: int,
+    *,
+    zip64: bool = False,
+    declared: int | None = None,
+    prefix: bytes = b"",
+    comment: bytes = b"",
+) -> bytes:
+    """n empty stored files, written directly (zipfile takes seconds for 200,000 entries).
+
+    ``zip64`` adds the zip64 end records (forced above 65,535 entries, as zipfile
+    does); ``declared`` makes the end records claim another entry count;
+    ``prefix`` prepends bytes (a self-extractor stub); ``comment`` is the archive comment.
+    """
+    zip64 = zip64 or n > 0xFFFF
+    locals_: list[bytes] = []
+    centrals: list[bytes] = []
+    offset = 0
+    for i in range(n):
+        name = f"f{i:07d}".encode()
+        local = _LOCAL_HDR.pack(LOCAL, 20, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0) + name
+        centrals.append(
+            _CENTRAL_HDR.pack(
+                CENTRAL, 20, 3, 20, 0, 0, 0, 0, 0x21, 0, 0, 0, len(name), 0, 0, 0, 0, 0o100644 << 16, offset
+            )
+            + name
+        )
+        locals_.append(local)
+        offset += len(local)
+    directory = b"".join(centrals)
+    count = n if declared is None else declared
+    tail = b""
+    if zip64:
+        end64_at = offset + len(directory)
+        tail += _END64_REC.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(directory), offset)
+        tail += _END64_LOC.pack(b"PK\x06\x07", 0, end64_at, 1)
+        short_count = 0xFFFF
+    else:
+        short_count = count
+    tail += _END_REC.pack(b"PK\x05\x06", 0, 0, short_count, short_count, len(directory), offset, len(comment))
+    return prefix + b"".join(locals_) + directory + tail + comment
+
+
+def rejected_with_cap(data: bytes, cap: int) -> ZipRejected:
+    with pytest.raises(ZipRejected) as info:
+        inspect_zip(io.BytesIO(data), max_unzipped=AWS_MAX_UNZIPPED, max_entries=cap)
+    return info.value
+
+
+def test_entry_cap_is_200000() -> None:
+    from lamina.domain.zipcheck import MAX_ENTRIES
+
+    assert MAX_ENTRIES == 200_000
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({}, id="plain"),
+        pytest.param({"zip64": True}, id="zip64"),
+        pytest.param({"prefix": b"#!/bin/sh\nexit 0\n" * 10, "comment": b"built by hand"}, id="sfx+comment"),
+    ],
+)
+def test_many_entries_builder_agrees_with_zipfile(kwargs: dict[str, Any]) -> None:
+    data = many_entries(12, **kwargs)
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 12
+    assert len(inspect_zip(io.BytesIO(data), max_unzipped=0, max_entries=12).entries) == 12
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "detail"),
+    [
+        pytest.param({}, "declares 11 entries", id="plain"),
+        pytest.param({"zip64": True}, "declares 11 entries", id="zip64"),
+        # The end records understate the count; zipfile ignores them and parses every record.
+        pytest.param({"declared": 1}, "has more than 10 entries", id="lying-count"),
+        pytest.param({"declared": 0}, "has more than 10 entries", id="lying-count-zero"),
+        pytest.param({"zip64": True, "declared": 3}, "has more than 10 entries", id="zip64-lying-count"),
+        pytest.param(
+            {"prefix": b"MZ" + bytes(500), "comment": b"hello"}, "declares 11 entries", id="sfx+comment"
+        ),
+        pytest.param(
+            {"prefix": b"MZ" + bytes(500), "declared": 2}, "has more than 10 entries", id="sfx-lying-count"
+        ),
+    ],
+)
+def test_more_entries_than_cap_refused(kwargs: dict[str, Any], detail: str) -> None:
+    data = many_entries(11, **kwargs)
+    assert len(zipfile.ZipFile(io.BytesIO(data)).infolist()) == 11
+    exc = rejected_with_cap(data, 10)
+    assert exc.problem is ZipProblem.TOO_MANY_ENTRIES
+    assert exc.detail == f"The archive {detail}; at most 10 are accepted."
+    err = to_aws_error(exc, AWS_MAX_UNZIPPED)
+    assert err.code == "InvalidParameterValueException" and err.status == 400
+    assert err.message == f"{COULD_NOT_UNZIP} {exc.detail}"
+
+
+def test_overstated_count_is_refused_too() -> None:
+    # Only 5 records, but the end record claims 11: a malformed zip, refused on its word.
+    exc = rejected_with_cap(many_entries(5, declared=11), 10)
+    assert exc.problem is ZipProblem.TOO_MANY_ENTRIES
+
+
+@pytest.mark.parametrize("declared", [None, 7], ids=["honest", "lying"])
+def test_exactly_cap_entries_accepted(declared: int | None) -> None:
+    # A lying count that stays under the cap is not our business: zipfile ignores it.
+    data = many_entries(10, declared=declared)
+    assert len(inspect_zip(io.BytesIO(data), max_unzipped=0, max_entries=10).entries) == 10
+
+
+@pytest.mark.parametrize(
+    ("declared", "detail"),
+    [
+        pytest.param(None, "declares 200001 entries", id="zip64-count"),
+        pytest.param(1, "has more than 200000 entries", id="records-counted"),
+    ],
+)
+def test_200001_entries_refused_before_zipfile_parses(declared: int | None, detail: str) -> None:
+    data = many_entries(200_001, declared=declared)
+    assert b"PK\x06\x06" in data  # more than 65,535 entries: zip64 end records
+    tracemalloc.start()
+    try:
+        exc = rejected(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert exc.problem is ZipProblem.TOO_MANY_ENTRIES
+    assert exc.detail == f"The archive {detail}; at most 200000 are accepted."
+    # zipfile's 200,001 ZipInfo objects would be ~100 MiB; counting reads 1 MiB chunks.
+    assert peak < 4 * MiB, peak
+
+
+def test_bad_entry_cap_is_programmer_error() -> None:
+    with pytest.raises(ValueError, match="max_entries must be a non-negative int, got -1"):
+        inspect_zip(io.BytesIO(build([])), max_unzipped=0, max_entries=-1)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from lamina import __version__
 from lamina.domain.accounts import (
@@ -83,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 def _server_class() -> type:
     import uvicorn
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown; lamina exits 0 instead."""
 
-        def handle_exit(self, sig: int, frame: object) -> None:
+        def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             captured = getattr(self, "_captured_signals", None)
             if isinstance(captured, list):

@@ -20,6 +20,12 @@ Facts about zips that shape this module:
   Counting each entry's output already defeats the size amplification, but a
   stream of empty deflate blocks inflates to nothing while still costing CPU
   per record, so overlapping entries are refused outright: no real tool writes them.
+- ``zipfile`` builds a ``ZipInfo`` (several hundred bytes) for every central
+  directory record before we see any of them, and a 50 MB upload can hold a
+  million empty records. So the end record's entry count (zip64 included) is
+  read first, and the central directory is walked and counted the way
+  ``zipfile`` will walk it (the count in the end record may lie): past
+  ``max_entries`` the zip is refused before ``zipfile`` parses anything.
 - A symlink's target must be judged the way the kernel resolves it, not
   lexically: with ``a/l -> ..`` (harmless alone), ``b -> a/l/../..`` looks
   inside the root on paper but is the root's parent on disk. So links are
@@ -44,6 +50,7 @@ from typing import BinaryIO
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 
 __all__ = [
+    "MAX_ENTRIES",
     "ZipEntryInfo",
     "ZipProblem",
     "ZipRejected",
@@ -54,6 +61,11 @@ __all__ = [
 
 # Exact AWS wording, from reference/aws-lambda-api-recordings.json.
 COULD_NOT_UNZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."
+
+# Most entries accepted in one zip. AWS documents no such limit; real layers
+# hold tens of thousands of files at most (a full scipy+numpy+pandas tree is
+# ~20,000), and the cap bounds the memory the central directory can cost.
+MAX_ENTRIES = 200_000
 
 # Reads and inflated output are both capped at this, so memory stays at a few
 # chunks whatever the archive claims or contains.
@@ -77,6 +89,20 @@ _FLAG_CD_ENCRYPTED = 0x2000
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_MAGIC = b"PK\x03\x04"
 
+# Central directory file header (APPNOTE.TXT 4.3.12): only the signature and
+# the three variable lengths matter for counting records.
+_CENTRAL_HEADER = struct.Struct("<4s24x3H12x")
+_CENTRAL_MAGIC = b"PK\x01\x02"
+# End of central directory record (4.3.16), zip64 locator (4.3.15) and zip64
+# end record (4.3.14), as zipfile reads them.
+_END = struct.Struct("<4s4H2LH")
+_END_MAGIC = b"PK\x05\x06"
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64_LOCATOR_MAGIC = b"PK\x06\x07"
+_END64 = struct.Struct("<4sQ2H2L4Q")
+_END64_MAGIC = b"PK\x06\x06"
+_MAX_ARCHIVE_COMMENT = 0xFFFF
+
 # Linux refuses to create a symlink whose target is PATH_MAX (4096) bytes or
 # more, so a longer "target" cannot be a real link.
 _MAX_LINK_TARGET = 4095
@@ -97,6 +123,7 @@ class ZipProblem(enum.Enum):
     UNSUPPORTED_FEATURE = "unsupported-feature"  # e.g. patch data, a newer zip version
     ESCAPES_ROOT = "escapes-root"  # a name or link target leaves the extraction root
     TOO_LARGE_UNZIPPED = "too-large-unzipped"
+    TOO_MANY_ENTRIES = "too-many-entries"
 
 
 class ZipRejected(LaminaError):
@@ -132,16 +159,19 @@ class ZipReport:
     unzipped_size: int  # sum of the entries' real sizes
 
 
-def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int) -> ZipReport:
+def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int, max_entries: int = MAX_ENTRIES) -> ZipReport:
     """Check a seekable zip file and measure it, raising :class:`ZipRejected` if unfit.
 
     Every entry is inflated (never trusting header sizes) and its CRC checked;
-    the running total of real bytes may not exceed ``max_unzipped``. Names and
-    symlink targets must stay inside the extraction root. The file position
-    is left wherever reading ended.
+    the running total of real bytes may not exceed ``max_unzipped``. At most
+    ``max_entries`` entries (counted before the central directory is parsed).
+    Names and symlink targets must stay inside the extraction root. The file
+    position is left wherever reading ended.
     """
-    if isinstance(max_unzipped, bool) or not isinstance(max_unzipped, int) or max_unzipped < 0:
-        raise ValueError(f"max_unzipped must be a non-negative int, got {max_unzipped!r}")
+    for label, limit in (("max_unzipped", max_unzipped), ("max_entries", max_entries)):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"{label} must be a non-negative int, got {limit!r}")
+    _check_entry_count(fileobj, max_entries)
     try:
         archive = zipfile.ZipFile(fileobj)
     except NotImplementedError as exc:  # zipfile refuses newer "version needed" values
@@ -151,6 +181,8 @@ def inspect_zip(fileobj: BinaryIO, *, max_unzipped: int) -> ZipReport:
         raise ZipRejected(ZipProblem.NOT_A_ZIP, str(exc) or type(exc).__name__) from exc
     with archive:
         infos = archive.infolist()
+    if len(infos) > max_entries:  # unreachable unless the pre-count and zipfile disagree
+        raise _too_many(max_entries)
 
     # Everything decidable from the central directory first: a bad name is
     # reported as such even when its data would also blow the size limit.
@@ -186,11 +218,106 @@ def to_aws_error(exc: ZipRejected, max_unzipped: int) -> AwsError:
     if exc.problem is ZipProblem.TOO_LARGE_UNZIPPED:
         # Exact AWS text (recorded), even though AWS accepts a size equal to the limit.
         return InvalidParameterValueException(f"Unzipped size must be smaller than {max_unzipped} bytes")
-    if exc.problem is ZipProblem.ESCAPES_ROOT:
+    if exc.problem in (ZipProblem.ESCAPES_ROOT, ZipProblem.TOO_MANY_ENTRIES):
         # AWS only says "Could not unzip"; keep that sentence first so clients
         # matching on it still match, and say which entry is at fault.
         return InvalidParameterValueException(f"{COULD_NOT_UNZIP} {exc.detail}")
     return InvalidParameterValueException(COULD_NOT_UNZIP)
+
+
+# --- entry count ----------------------------------------------------------------
+
+
+def _too_many(max_entries: int, declared: int | None = None) -> ZipRejected:
+    what = f"declares {declared} entries" if declared is not None else f"has more than {max_entries} entries"
+    return ZipRejected(
+        ZipProblem.TOO_MANY_ENTRIES, f"The archive {what}; at most {max_entries} are accepted."
+    )
+
+
+def _check_entry_count(fileobj: BinaryIO, max_entries: int) -> None:
+    """Refuse more than ``max_entries`` central directory records, before zipfile parses them.
+
+    Anything malformed is left for ``zipfile`` to report: this only counts.
+    """
+    try:
+        directory = _central_directory(fileobj)
+        if directory is None:
+            return
+        start, size, declared = directory
+        if declared > max_entries:
+            raise _too_many(max_entries, declared)
+        if _count_records(fileobj, start, size, stop_after=max_entries) > max_entries:
+            raise _too_many(max_entries)
+    except (OSError, ValueError, struct.error):
+        return
+
+
+def _central_directory(fileobj: BinaryIO) -> tuple[int, int, int] | None:
+    """(start, size, declared entry count) of the central directory, found as zipfile finds it.
+
+    Mirrors ``zipfile._EndRecData``/``_RealGetContents``: the end record is at
+    the very end, or else the last signature in the final 64 KiB (an archive
+    comment may follow it); a zip64 locator just before it takes over the
+    counts; the directory's start is corrected for bytes prepended to the
+    archive (self-extractors).
+    """
+    file_size = fileobj.seek(0, 2)
+    if file_size < _END.size:
+        return None
+    fileobj.seek(file_size - _END.size)
+    tail = fileobj.read(_END.size)
+    if tail[:4] == _END_MAGIC and tail[-2:] == b"\x00\x00":
+        end_at, record = file_size - _END.size, tail
+    else:
+        search_from = max(file_size - _MAX_ARCHIVE_COMMENT - _END.size, 0)
+        fileobj.seek(search_from)
+        window = fileobj.read()
+        found = window.rfind(_END_MAGIC)
+        if found < 0 or len(window) - found < _END.size:
+            return None
+        end_at, record = search_from + found, window[found : found + _END.size]
+    fields = _END.unpack(record)
+    # The directory's own offset field is not needed: zipfile locates the
+    # directory as ending where the end records begin.
+    count, size = int(fields[4]), int(fields[5])
+    extra = 0
+    if end_at >= _END64_LOCATOR.size + _END64.size:
+        fileobj.seek(end_at - _END64_LOCATOR.size)
+        locator = fileobj.read(_END64_LOCATOR.size)
+        if locator[:4] == _END64_LOCATOR_MAGIC:
+            fileobj.seek(end_at - _END64_LOCATOR.size - _END64.size)
+            record64 = fileobj.read(_END64.size)
+            if record64[:4] == _END64_MAGIC:
+                fields64 = _END64.unpack(record64)
+                count, size = int(fields64[7]), int(fields64[8])
+                extra = _END64_LOCATOR.size + _END64.size
+    start = end_at - size - extra  # == offset + concat in zipfile's terms
+    if start < 0:
+        return None
+    return start, size, count
+
+
+def _count_records(fileobj: BinaryIO, start: int, size: int, *, stop_after: int) -> int:
+    """Central directory records zipfile would parse (at most ``stop_after + 1``), a chunk at a time."""
+    count = 0
+    pos = 0  # offset inside the directory
+    buf = b""
+    buf_at = 0  # directory offset of buf[0]
+    while pos < size and count <= stop_after:
+        rel = pos - buf_at
+        if rel + _CENTRAL_HEADER.size > len(buf):
+            fileobj.seek(start + pos)
+            buf = fileobj.read(min(_CHUNK, size - pos))
+            buf_at, rel = pos, 0
+            if len(buf) < _CENTRAL_HEADER.size:
+                break  # truncated: zipfile says so
+        magic, name_len, extra_len, comment_len = _CENTRAL_HEADER.unpack_from(buf, rel)
+        if magic != _CENTRAL_MAGIC:
+            break  # zipfile says so
+        pos += _CENTRAL_HEADER.size + name_len + extra_len + comment_len
+        count += 1
+    return count
 
 
 # --- entry data ---------------------------------------------------------------

@@ -46,11 +46,11 @@ class _Route:
         self.literal_len = len(_LABEL.sub("", path))
 
     def query_matches(self, request: Request) -> bool:
-        present = {}
+        present: dict[str, str] = {}
         for key, value in request.query:
             present.setdefault(key, value)
-        for key, value in self.query:
-            if key not in present or (value is not None and present[key] != value):
+        for key, wanted in self.query:
+            if key not in present or (wanted is not None and present[key] != wanted):
                 return False
         return True
 

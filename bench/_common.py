@@ -1,0 +1,272 @@
+"""Shared pieces of lamina's benchmarks: statistics, servers, the bench venv, profiles.
+
+Every process started here is stopped by its own pid; every temporary directory is
+removed by the caller's ``with`` block. Only loopback addresses are ever contacted.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BENCH_VENV = BENCH / ".venv-bench"
+OUT = BENCH / "out"  # gitignored: profiles land here
+
+sys.path.insert(0, str(ROOT / "tests" / "functional"))
+from lamina_server import LaminaServer, client, free_port  # noqa: E402
+
+__all__ = [
+    "LaminaServer",
+    "MotoServer",
+    "Profiler",
+    "bench_venv_bin",
+    "client",
+    "free_port",
+    "percentile",
+    "small_layer_zip",
+    "workdir",
+]
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], p: float) -> float:
+    """Nearest-rank-with-interpolation percentile (p in 0..100) of unsorted ``samples``."""
+    if not samples:
+        raise ValueError("no samples")
+    data = sorted(samples)
+    k = (len(data) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def verdict(met: bool) -> str:
+    return "MET" if met else "MISSED"
+
+
+# -- scratch space ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workdir(prefix: str) -> Iterator[Path]:
+    """A temporary directory on the same filesystem as the server's data (removed at exit)."""
+    path = Path(tempfile.mkdtemp(prefix=f"lamina-bench-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def small_layer_zip() -> bytes:
+    """A small, deterministic python layer (a few modules), as most layers' metadata calls see."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(8):
+            info = zipfile.ZipInfo(f"python/benchpkg/mod{i}.py", date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, "".join(f"def f{j}(x):\n    return x + {j}\n" for j in range(200)))
+    return buf.getvalue()
+
+
+# -- the benchmark venv (moto, py-spy: never installed into lamina's own venv) ----------------------
+
+
+def bench_venv_bin(name: str) -> Path:
+    """``bench/.venv-bench/bin/NAME``, creating the venv and installing moto/boto3/py-spy if missing."""
+    exe = BENCH_VENV / "bin" / name
+    needed = [BENCH_VENV / "bin" / "moto_server", BENCH_VENV / "bin" / "py-spy"]
+    if all(p.exists() for p in needed):
+        return exe
+    python = shutil.which("python3") or sys.executable
+    if not (BENCH_VENV / "bin" / "pip").exists():
+        print(f"[bench] creating {BENCH_VENV} ...", flush=True)
+        subprocess.run([python, "-m", "venv", str(BENCH_VENV)], check=True)
+    print("[bench] installing moto[server], boto3, py-spy into the bench venv ...", flush=True)
+    subprocess.run(
+        [str(BENCH_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+         "moto[server]", "boto3", "py-spy"],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    return exe
+
+
+# -- moto -----------------------------------------------------------------------------------------
+
+
+class MotoServer:
+    """``moto_server`` from the bench venv on a free loopback port; ``stop()`` ends it by its pid."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.port = free_port()
+        self.log_path = scratch / f"moto-{self.port}.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        exe = bench_venv_bin("moto_server")
+        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto_server exited with {self.proc.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto_server did not become ready: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def boto_client(url: str, **config: Any) -> Any:
+    """A Lambda client on ``url`` with the default credentials, no retries, one keep-alive connection."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, max_pool_connections=1, **config),
+    )
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+# -- profiles -----------------------------------------------------------------------------------------
+
+
+class Profiler:
+    """``py-spy record`` attached to a pid (sampling, native threads included), writing collapsed stacks.
+
+    Use as a context manager around the measured section; ``summary()`` then names where time went.
+    """
+
+    def __init__(self, pid: int, out: Path, *, rate: int = 500) -> None:
+        self.pid = pid
+        self.out = out
+        self.rate = rate
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.error = ""
+
+    def __enter__(self) -> Profiler:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        exe = bench_venv_bin("py-spy")
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [str(exe), "record", "--pid", str(self.pid), "--format", "raw", "--rate", str(self.rate),
+             "--threads", "--output", str(self.out), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=self._err,
+        )
+        time.sleep(1.0)  # py-spy attaches asynchronously
+        if self.proc.poll() is not None:
+            self._err.seek(0)
+            self.error = self._err.read().decode(errors="replace")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._err.seek(0)
+        self.error = self.error or (self._err.read().decode(errors="replace") if not self.out.exists() else "")
+        self._err.close()
+
+    def summary(self, top: int = 18) -> str:
+        """Self and inclusive sample shares of the busiest functions (idle/waiting frames left out)."""
+        if not self.out.exists():
+            return f"  (no profile: {self.error.strip() or 'py-spy wrote nothing'})"
+        return summarize_collapsed(self.out.read_text(errors="replace"), top)
+
+
+_IDLE = ("select (selectors.py", "_worker (concurrent/futures/thread.py", "wait (threading.py",
+         "run_forever", "_run_once (asyncio/base_events.py", "epoll", "poll (selectors.py")
+
+
+def summarize_collapsed(text: str, top: int) -> str:
+    self_counts: collections.Counter[str] = collections.Counter()
+    incl_counts: collections.Counter[str] = collections.Counter()
+    busy = 0
+    for line in text.splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if not f.startswith(("thread (", "process "))]
+        if not frames:
+            continue
+        leaf = frames[-1]
+        if any(m in leaf for m in _IDLE) or "idle" in leaf:
+            continue
+        n = int(count_s)
+        busy += n
+        self_counts[_short(leaf)] += n
+        for f in set(map(_short, frames)):
+            incl_counts[f] += n
+    if not busy:
+        return "  (profile holds no busy samples)"
+    lines = [f"  busy samples: {busy}", "  self time (leaf frames):"]
+    lines += [f"    {100 * n / busy:5.1f}%  {name}" for name, n in self_counts.most_common(top)]
+    lines.append("  inclusive time (frame anywhere on the stack):")
+    lines += [f"    {100 * n / busy:5.1f}%  {name}" for name, n in incl_counts.most_common(top + 12)]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """``func (path/to/site-packages/pkg/mod.py:123)`` -> ``func (pkg/mod.py)``."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/src/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({os.path.normpath(path)})" if path else name
