@@ -232,6 +232,11 @@ _IDLE = ("select (selectors.py", "_worker (concurrent/futures/thread.py", "wait 
          "run_forever", "_run_once (asyncio/base_events.py", "epoll", "poll (selectors.py")
 
 
+# Frames on every stack of a thread (thread start, event loop, executor): left out of the inclusive list.
+_PLUMBING = ("threading.py", "concurrent/futures", "runpy", "asyncio/runners.py", "asyncio/base_events.py",
+             "asyncio/events.py", "<module>", "uvicorn/server.py", "uvicorn/_compat.py", "lamina/cli/main.py")
+
+
 def summarize_collapsed(text: str, top: int) -> str:
     self_counts: collections.Counter[str] = collections.Counter()
     incl_counts: collections.Counter[str] = collections.Counter()
@@ -256,7 +261,8 @@ def summarize_collapsed(text: str, top: int) -> str:
     lines = [f"  busy samples: {busy}", "  self time (leaf frames):"]
     lines += [f"    {100 * n / busy:5.1f}%  {name}" for name, n in self_counts.most_common(top)]
     lines.append("  inclusive time (frame anywhere on the stack):")
-    lines += [f"    {100 * n / busy:5.1f}%  {name}" for name, n in incl_counts.most_common(top + 12)]
+    plumbing = [(name, n) for name, n in incl_counts.most_common() if not any(m in name for m in _PLUMBING)]
+    lines += [f"    {100 * n / busy:5.1f}%  {name}" for name, n in plumbing[:top]]
     return "\n".join(lines)
 
 

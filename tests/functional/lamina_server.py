@@ -30,22 +30,40 @@ def free_port() -> int:
 class LaminaServer:
     """A ``lamina server`` process; ``stop()`` ends it by its own pid."""
 
-    def __init__(self, data_dir: Path, *, accounts: list[dict[str, str]] | None = None, port: int | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        accounts: list[dict[str, str]] | None = None,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.accounts_file: Path | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "lamina.cli.main", "server", "--port", str(self.port),
-                "--data-dir", str(data_dir), "--log-level", "warning", *extra_args]
+        args = [
+            sys.executable,
+            "-m",
+            "lamina.cli.main",
+            "server",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+            *extra_args,
+        ]
         if accounts is not None:
             self.accounts_file = data_dir.parent / f"accounts-{self.port}.json"
             self.accounts_file.write_text(json.dumps({"accounts": accounts}))
             args += ["--accounts", str(self.accounts_file)]
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         self.wait_ready()
 
     @property
@@ -86,8 +104,15 @@ class LaminaServer:
         return int(self.proc.returncode)
 
 
-def client(server: LaminaServer, service: str = "lambda", *, key: str = "test", secret: str = "test",
-           region: str = "us-east-1", **config: Any) -> Any:
+def client(
+    server: LaminaServer,
+    service: str = "lambda",
+    *,
+    key: str = "test",
+    secret: str = "test",
+    region: str = "us-east-1",
+    **config: Any,
+) -> Any:
     import boto3
     from botocore.config import Config
 

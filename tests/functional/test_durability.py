@@ -10,11 +10,11 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import botocore.exceptions
-from conftest import make_zip
 from lamina_server import ACCOUNTS, LaminaServer, client
+
+from conftest import make_zip
 
 
 def test_forty_concurrent_publishes_get_forty_consecutive_versions(server: LaminaServer) -> None:
@@ -91,5 +91,3 @@ def test_sigkill_mid_stream_loses_no_acknowledged_version(tmp_path: Path) -> Non
         assert list((data_dir / "blobs" / "tmp").iterdir()) == []
     finally:
         srv.stop()
-
-

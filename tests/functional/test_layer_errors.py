@@ -8,8 +8,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import make_zip
 from lamina_server import LaminaServer
+
+from conftest import make_zip
 
 PUBLISH_RUNTIMES = (
     "[nodejs20.x, python3.14, provided.al2023, python3.12, python3.13, nodejs24.x, nodejs22.x, java25, "
@@ -47,7 +48,9 @@ def error(excinfo: Any) -> tuple[int, str, str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def layer(lam: Any) -> str:
     name = unique()
-    lam.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()}, CompatibleRuntimes=["python3.12"])
+    lam.publish_layer_version(
+        LayerName=name, Content={"ZipFile": make_zip()}, CompatibleRuntimes=["python3.12"]
+    )
     return name
 
 
@@ -56,8 +59,12 @@ def test_version_less_than_one(lam: Any, layer: str) -> None:
         for v in (0, -1):
             with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
                 call(LayerName=layer, VersionNumber=v)
-            assert error(e) == (400, "InvalidParameterValueException", "Layer Version Cannot be less than 1",
-                                {"Type": "User", "message": "Layer Version Cannot be less than 1"})
+            assert error(e) == (
+                400,
+                "InvalidParameterValueException",
+                "Layer Version Cannot be less than 1",
+                {"Type": "User", "message": "Layer Version Cannot be less than 1"},
+            )
 
 
 def test_get_unknown_layer_and_version(lam: Any, layer: str) -> None:
@@ -76,23 +83,33 @@ def test_get_by_unversioned_arn(lam: Any, layer: str) -> None:
     with pytest.raises(lam.exceptions.ClientError) as e:
         lam.get_layer_version_by_arn(Arn=arn)
     assert error(e) == (
-        400, "ValidationException",
+        400,
+        "ValidationException",
         f"1 validation error detected: Value '{arn}' at 'arn' failed to satisfy constraint: "
         f"Member must satisfy regular expression pattern: {ARN_PATTERN}",
         {},
     )
 
 
-@pytest.mark.parametrize(("param", "value", "member"), [
-    pytest.param("CompatibleRuntime", "runtimedoesnotexist", "compatibleRuntime", id="runtime"),
-    pytest.param("CompatibleArchitecture", "archdoesnotexist", "compatibleArchitecture", id="architecture"),
-])
+@pytest.mark.parametrize(
+    ("param", "value", "member"),
+    [
+        pytest.param("CompatibleRuntime", "runtimedoesnotexist", "compatibleRuntime", id="runtime"),
+        pytest.param(
+            "CompatibleArchitecture", "archdoesnotexist", "compatibleArchitecture", id="architecture"
+        ),
+    ],
+)
 def test_list_bad_filters(lam: Any, layer: str, param: str, value: str, member: str) -> None:
     allowed = LIST_RUNTIMES if member == "compatibleRuntime" else "[x86_64, arm64]"
-    expected = (f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
-                f"Member must satisfy enum value set: {allowed}")
-    for call in (lambda: lam.list_layers(**{param: value}),
-                 lambda: lam.list_layer_versions(LayerName=layer, **{param: value})):
+    expected = (
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: "
+        f"Member must satisfy enum value set: {allowed}"
+    )
+    for call in (
+        lambda: lam.list_layers(**{param: value}),
+        lambda: lam.list_layer_versions(LayerName=layer, **{param: value}),
+    ):
         with pytest.raises(lam.exceptions.ClientError) as e:
             call()
         assert error(e) == (400, "ValidationException", expected, {})
@@ -100,11 +117,15 @@ def test_list_bad_filters(lam: Any, layer: str, param: str, value: str, member: 
 
 def test_publish_bad_runtime_and_architecture(lam: Any) -> None:
     with pytest.raises(lam.exceptions.ClientError) as e:
-        lam.publish_layer_version(LayerName=unique(), Content={"ZipFile": make_zip()},
-                                  CompatibleRuntimes=["invalidruntime", "invalidruntime2", "nodejs20.x"],
-                                  CompatibleArchitectures=["invalidarch", "x86_64"])
+        lam.publish_layer_version(
+            LayerName=unique(),
+            Content={"ZipFile": make_zip()},
+            CompatibleRuntimes=["invalidruntime", "invalidruntime2", "nodejs20.x"],
+            CompatibleArchitectures=["invalidarch", "x86_64"],
+        )
     assert error(e) == (
-        400, "ValidationException",
+        400,
+        "ValidationException",
         "2 validation errors detected: Value '[invalidruntime, invalidruntime2, nodejs20.x]' at 'compatibleRuntimes'"
         f" failed to satisfy constraint: Member must satisfy enum value set: {PUBLISH_RUNTIMES}; "
         "Value '[invalidarch, x86_64]' at 'compatibleArchitectures' failed to satisfy constraint: Member must "
@@ -114,36 +135,69 @@ def test_publish_bad_runtime_and_architecture(lam: Any) -> None:
 
 
 def test_publish_accepts_deprecated_runtimes(lam: Any) -> None:
-    r = lam.publish_layer_version(LayerName=unique(), Content={"ZipFile": make_zip()},
-                                  CompatibleRuntimes=["python2.7", "nodejs12.x", "go1.x"])
+    r = lam.publish_layer_version(
+        LayerName=unique(),
+        Content={"ZipFile": make_zip()},
+        CompatibleRuntimes=["python2.7", "nodejs12.x", "go1.x"],
+    )
     assert r["CompatibleRuntimes"] == ["python2.7", "nodejs12.x", "go1.x"]
 
 
 def test_publish_more_than_fifteen_runtimes(lam: Any) -> None:
-    runtimes = ["python3.8", "python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14",
-                "nodejs18.x", "nodejs20.x", "nodejs22.x", "java11", "java17", "java21", "ruby3.2", "ruby3.3",
-                "provided.al2"]
+    runtimes = [
+        "python3.8",
+        "python3.9",
+        "python3.10",
+        "python3.11",
+        "python3.12",
+        "python3.13",
+        "python3.14",
+        "nodejs18.x",
+        "nodejs20.x",
+        "nodejs22.x",
+        "java11",
+        "java17",
+        "java21",
+        "ruby3.2",
+        "ruby3.3",
+        "provided.al2",
+    ]
     with pytest.raises(lam.exceptions.ClientError) as e:
-        lam.publish_layer_version(LayerName=unique(), Content={"ZipFile": make_zip()}, CompatibleRuntimes=runtimes)
+        lam.publish_layer_version(
+            LayerName=unique(), Content={"ZipFile": make_zip()}, CompatibleRuntimes=runtimes
+        )
     assert error(e) == (
-        400, "ValidationException",
+        400,
+        "ValidationException",
         f"1 validation error detected: Value '[{', '.join(runtimes)}]' at 'compatibleRuntimes' failed to satisfy "
         "constraint: Member must have length less than or equal to 15",
         {},
     )
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    pytest.param({"Description": "d" * 257},
-                 f"Value '{'d' * 257}' at 'description' failed to satisfy constraint: Member must have length less "
-                 "than or equal to 256", id="description"),
-    pytest.param({"LicenseInfo": "l" * 513},
-                 f"Value '{'l' * 513}' at 'licenseInfo' failed to satisfy constraint: Member must have length less "
-                 "than or equal to 512", id="license"),
-    pytest.param({"CompatibleArchitectures": ["x86_64", "arm64", "x86_64"]},
-                 "Value '[x86_64, arm64, x86_64]' at 'compatibleArchitectures' failed to satisfy constraint: Member "
-                 "must have length less than or equal to 2", id="three-architectures"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"Description": "d" * 257},
+            f"Value '{'d' * 257}' at 'description' failed to satisfy constraint: Member must have length less "
+            "than or equal to 256",
+            id="description",
+        ),
+        pytest.param(
+            {"LicenseInfo": "l" * 513},
+            f"Value '{'l' * 513}' at 'licenseInfo' failed to satisfy constraint: Member must have length less "
+            "than or equal to 512",
+            id="license",
+        ),
+        pytest.param(
+            {"CompatibleArchitectures": ["x86_64", "arm64", "x86_64"]},
+            "Value '[x86_64, arm64, x86_64]' at 'compatibleArchitectures' failed to satisfy constraint: Member "
+            "must have length less than or equal to 2",
+            id="three-architectures",
+        ),
+    ],
+)
 def test_publish_limits(lam: Any, kwargs: dict[str, Any], message: str) -> None:
     name = unique()
     with pytest.raises(lam.exceptions.ClientError) as e:
@@ -152,7 +206,9 @@ def test_publish_limits(lam: Any, kwargs: dict[str, Any], message: str) -> None:
     assert lam.list_layer_versions(LayerName=name)["LayerVersions"] == []
 
 
-@pytest.mark.parametrize("name", [pytest.param("a" * 141, id="too-long"), pytest.param("bad.name", id="pattern")])
+@pytest.mark.parametrize(
+    "name", [pytest.param("a" * 141, id="too-long"), pytest.param("bad.name", id="pattern")]
+)
 def test_publish_bad_layer_name(lam: Any, name: str) -> None:
     with pytest.raises(lam.exceptions.ClientError) as e:
         lam.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
@@ -175,28 +231,49 @@ def test_policy_errors(lam: Any, layer: str) -> None:
     assert error(e) == (404, "ResourceNotFoundException", msg, {"Type": "User", "Message": msg})
 
     with pytest.raises(lam.exceptions.ClientError) as e:
-        lam.add_layer_version_permission(LayerName=layer, VersionNumber=1, StatementId="s1", Action="*",
-                                         Principal="*")
-    assert error(e) == (400, "ValidationException",
-                        "1 validation error detected: Value '*' at 'action' failed to satisfy constraint: Member must "
-                        "satisfy regular expression pattern: lambda:GetLayerVersion", {})
+        lam.add_layer_version_permission(
+            LayerName=layer, VersionNumber=1, StatementId="s1", Action="*", Principal="*"
+        )
+    assert error(e) == (
+        400,
+        "ValidationException",
+        "1 validation error detected: Value '*' at 'action' failed to satisfy constraint: Member must "
+        "satisfy regular expression pattern: lambda:GetLayerVersion",
+        {},
+    )
 
-    added = lam.add_layer_version_permission(LayerName=layer, VersionNumber=1, StatementId="s1",
-                                             Action="lambda:GetLayerVersion", Principal="*")
+    added = lam.add_layer_version_permission(
+        LayerName=layer, VersionNumber=1, StatementId="s1", Action="lambda:GetLayerVersion", Principal="*"
+    )
     with pytest.raises(lam.exceptions.ResourceConflictException) as e:
-        lam.add_layer_version_permission(LayerName=layer, VersionNumber=1, StatementId="s1",
-                                         Action="lambda:GetLayerVersion", Principal="*")
-    msg = ("The statement id (s1) provided already exists. Please provide a new statement id, or remove the existing "
-           "statement.")
+        lam.add_layer_version_permission(
+            LayerName=layer, VersionNumber=1, StatementId="s1", Action="lambda:GetLayerVersion", Principal="*"
+        )
+    msg = (
+        "The statement id (s1) provided already exists. Please provide a new statement id, or remove the existing "
+        "statement."
+    )
     assert error(e) == (409, "ResourceConflictException", msg, {"Type": "User", "message": msg})
 
     with pytest.raises(lam.exceptions.PreconditionFailedException) as e:
-        lam.add_layer_version_permission(LayerName=layer, VersionNumber=1, StatementId="s2",
-                                         Action="lambda:GetLayerVersion", Principal="*", RevisionId="wrong")
-    assert error(e) == (412, "PreconditionFailedException", WRONG_REVISION,
-                        {"Type": "User", "message": WRONG_REVISION})
+        lam.add_layer_version_permission(
+            LayerName=layer,
+            VersionNumber=1,
+            StatementId="s2",
+            Action="lambda:GetLayerVersion",
+            Principal="*",
+            RevisionId="wrong",
+        )
+    assert error(e) == (
+        412,
+        "PreconditionFailedException",
+        WRONG_REVISION,
+        {"Type": "User", "message": WRONG_REVISION},
+    )
     with pytest.raises(lam.exceptions.PreconditionFailedException) as e:
-        lam.remove_layer_version_permission(LayerName=layer, VersionNumber=1, StatementId="s1", RevisionId="wrong")
+        lam.remove_layer_version_permission(
+            LayerName=layer, VersionNumber=1, StatementId="s1", RevisionId="wrong"
+        )
     assert error(e)[:3] == (412, "PreconditionFailedException", WRONG_REVISION)
 
     with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
@@ -208,14 +285,22 @@ def test_policy_errors(lam: Any, layer: str) -> None:
         missing = f"arn:aws:lambda:us-east-1:000000000000:layer:{lname}:{v}"
         expected = f"Layer version {missing} does not exist."
         for call in (
-            lambda n=lname, v=v: lam.add_layer_version_permission(LayerName=n, VersionNumber=v, StatementId="s9",
-                                                                   Action="lambda:GetLayerVersion", Principal="*"),
+            lambda n=lname, v=v: lam.add_layer_version_permission(
+                LayerName=n, VersionNumber=v, StatementId="s9", Action="lambda:GetLayerVersion", Principal="*"
+            ),
             lambda n=lname, v=v: lam.get_layer_version_policy(LayerName=n, VersionNumber=v),
-            lambda n=lname, v=v: lam.remove_layer_version_permission(LayerName=n, VersionNumber=v, StatementId="s1"),
+            lambda n=lname, v=v: lam.remove_layer_version_permission(
+                LayerName=n, VersionNumber=v, StatementId="s1"
+            ),
         ):
             with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
                 call()
-            assert error(e) == (404, "ResourceNotFoundException", expected, {"Type": "User", "Message": expected})
+            assert error(e) == (
+                404,
+                "ResourceNotFoundException",
+                expected,
+                {"Type": "User", "Message": expected},
+            )
     # Nothing above changed the policy.
     policy = lam.get_layer_version_policy(LayerName=layer, VersionNumber=1)
     assert policy["RevisionId"] == added["RevisionId"]
@@ -223,14 +308,21 @@ def test_policy_errors(lam: Any, layer: str) -> None:
     assert arn in policy["Policy"]
 
 
-@pytest.mark.parametrize(("kwargs", "member"), [
-    pytest.param({"StatementId": "bad.sid", "Principal": "*"}, "statementId", id="sid"),
-    pytest.param({"StatementId": "s", "Principal": "12345"}, "principal", id="principal"),
-    pytest.param({"StatementId": "s", "Principal": "*", "OrganizationId": "org-1"}, "organizationId", id="org"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "member"),
+    [
+        pytest.param({"StatementId": "bad.sid", "Principal": "*"}, "statementId", id="sid"),
+        pytest.param({"StatementId": "s", "Principal": "12345"}, "principal", id="principal"),
+        pytest.param(
+            {"StatementId": "s", "Principal": "*", "OrganizationId": "org-1"}, "organizationId", id="org"
+        ),
+    ],
+)
 def test_add_permission_validation(lam: Any, layer: str, kwargs: dict[str, Any], member: str) -> None:
     with pytest.raises(lam.exceptions.ClientError) as e:
-        lam.add_layer_version_permission(LayerName=layer, VersionNumber=1, Action="lambda:GetLayerVersion", **kwargs)
+        lam.add_layer_version_permission(
+            LayerName=layer, VersionNumber=1, Action="lambda:GetLayerVersion", **kwargs
+        )
     status, code, message, _ = error(e)
     assert (status, code) == (400, "ValidationException")
     assert f"at '{member}' failed to satisfy constraint" in message
@@ -258,7 +350,8 @@ def test_missing_required_members_and_bad_json(server: LaminaServer) -> None:
     status, headers, body = _raw(server, "POST", "/2018-10-31/layers/x/versions", b"{}")
     assert status == 400 and headers["x-amzn-ErrorType"] == "ValidationException"
     assert json.loads(body)["message"] == (
-        "1 validation error detected: Value null at 'content' failed to satisfy constraint: Member must not be null")
+        "1 validation error detected: Value null at 'content' failed to satisfy constraint: Member must not be null"
+    )
     status, headers, body = _raw(server, "POST", "/2018-10-31/layers/x/versions", b"{not json")
     assert status == 400 and headers["x-amzn-ErrorType"] == "SerializationException"
     status, headers, _ = _raw(server, "GET", "/2018-10-31/no-such-path")

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+
 from conftest import make_zip
 
 
@@ -19,28 +20,38 @@ def test_policy_lifecycle(lam: Any) -> None:
     name = unique()
     pub = lam.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
     arn = pub["LayerVersionArn"]
-    s1 = lam.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="s1",
-                                          Action="lambda:GetLayerVersion", Principal="*")
+    s1 = lam.add_layer_version_permission(
+        LayerName=name, VersionNumber=1, StatementId="s1", Action="lambda:GetLayerVersion", Principal="*"
+    )
     assert s1["ResponseMetadata"]["HTTPStatusCode"] == 201
     # Statement keys in AWS's order, principal "*" kept as a string.
     assert list(json.loads(s1["Statement"]).items()) == [
-        ("Sid", "s1"), ("Effect", "Allow"), ("Principal", "*"), ("Action", "lambda:GetLayerVersion"),
+        ("Sid", "s1"),
+        ("Effect", "Allow"),
+        ("Principal", "*"),
+        ("Action", "lambda:GetLayerVersion"),
         ("Resource", arn),
     ]
     got = lam.get_layer_version_policy(LayerName=name, VersionNumber=1)
     assert got["RevisionId"] == s1["RevisionId"]
     doc = json.loads(got["Policy"])
     assert (doc["Version"], doc["Id"]) == ("2012-10-17", "default")
-    s2 = lam.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="s2",
-                                          Action="lambda:GetLayerVersion", Principal="111111111111",
-                                          RevisionId=got["RevisionId"])
+    s2 = lam.add_layer_version_permission(
+        LayerName=name,
+        VersionNumber=1,
+        StatementId="s2",
+        Action="lambda:GetLayerVersion",
+        Principal="111111111111",
+        RevisionId=got["RevisionId"],
+    )
     assert s2["RevisionId"] != s1["RevisionId"]
     assert json.loads(s2["Statement"])["Principal"] == {"AWS": "arn:aws:iam::111111111111:root"}
     got2 = lam.get_layer_version_policy(LayerName=name, VersionNumber=1)
     assert [s["Sid"] for s in json.loads(got2["Policy"])["Statement"]] == ["s1", "s2"]
     assert got2["RevisionId"] == s2["RevisionId"]
-    removed = lam.remove_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="s2",
-                                                  RevisionId=got2["RevisionId"])
+    removed = lam.remove_layer_version_permission(
+        LayerName=name, VersionNumber=1, StatementId="s2", RevisionId=got2["RevisionId"]
+    )
     assert removed["ResponseMetadata"]["HTTPStatusCode"] == 204
     got3 = lam.get_layer_version_policy(LayerName=name, VersionNumber=1)
     assert [s["Sid"] for s in json.loads(got3["Policy"])["Statement"]] == ["s1"]
@@ -53,9 +64,14 @@ def test_policy_lifecycle(lam: Any) -> None:
 def test_organization_condition_rendered(lam: Any) -> None:
     name = unique()
     lam.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
-    r = lam.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="org",
-                                         Action="lambda:GetLayerVersion", Principal="*",
-                                         OrganizationId="o-abcdefghij")
+    r = lam.add_layer_version_permission(
+        LayerName=name,
+        VersionNumber=1,
+        StatementId="org",
+        Action="lambda:GetLayerVersion",
+        Principal="*",
+        OrganizationId="o-abcdefghij",
+    )
     assert json.loads(r["Statement"])["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}
 
 
@@ -67,22 +83,34 @@ def test_cross_account_read_needs_a_grant(alice: Any, bob: Any) -> None:
         f"User: arn:aws:iam::222222222222:root is not authorized to perform: lambda:GetLayerVersion on resource: "
         f"{version_arn} because no resource-based policy allows the lambda:GetLayerVersion action"
     )
-    for call in (lambda: bob.get_layer_version(LayerName=layer_arn, VersionNumber=1),
-                 lambda: bob.get_layer_version_by_arn(Arn=version_arn)):
+    for call in (
+        lambda: bob.get_layer_version(LayerName=layer_arn, VersionNumber=1),
+        lambda: bob.get_layer_version_by_arn(Arn=version_arn),
+    ):
         with pytest.raises(bob.exceptions.ClientError) as e:
             call()
         r = e.value.response
         assert (r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"]) == (
-            403, "AccessDeniedException", denied)
+            403,
+            "AccessDeniedException",
+            denied,
+        )
     # A bare name is always the caller's own layer.
     with pytest.raises(bob.exceptions.ResourceNotFoundException):
         bob.get_layer_version(LayerName=name, VersionNumber=1)
 
-    alice.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="bob",
-                                       Action="lambda:GetLayerVersion", Principal="222222222222")
+    alice.add_layer_version_permission(
+        LayerName=name,
+        VersionNumber=1,
+        StatementId="bob",
+        Action="lambda:GetLayerVersion",
+        Principal="222222222222",
+    )
     got = bob.get_layer_version(LayerName=layer_arn, VersionNumber=1)
     assert got["LayerVersionArn"] == version_arn
-    assert bob.get_layer_version_by_arn(Arn=version_arn)["Content"]["CodeSha256"] == pub["Content"]["CodeSha256"]
+    assert (
+        bob.get_layer_version_by_arn(Arn=version_arn)["Content"]["CodeSha256"] == pub["Content"]["CodeSha256"]
+    )
     with urllib.request.urlopen(got["Content"]["Location"]) as resp:
         assert resp.status == 200
 
@@ -91,8 +119,13 @@ def test_cross_account_read_needs_a_grant(alice: Any, bob: Any) -> None:
         lambda: bob.list_layer_versions(LayerName=layer_arn),
         lambda: bob.delete_layer_version(LayerName=layer_arn, VersionNumber=1),
         lambda: bob.get_layer_version_policy(LayerName=layer_arn, VersionNumber=1),
-        lambda: bob.add_layer_version_permission(LayerName=layer_arn, VersionNumber=1, StatementId="x",
-                                                 Action="lambda:GetLayerVersion", Principal="*"),
+        lambda: bob.add_layer_version_permission(
+            LayerName=layer_arn,
+            VersionNumber=1,
+            StatementId="x",
+            Action="lambda:GetLayerVersion",
+            Principal="*",
+        ),
         lambda: bob.remove_layer_version_permission(LayerName=layer_arn, VersionNumber=1, StatementId="bob"),
     ):
         with pytest.raises(bob.exceptions.ClientError) as e:
@@ -105,8 +138,9 @@ def test_public_grant_and_other_versions(alice: Any, bob: Any, lam: Any) -> None
     name = unique()
     alice.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
     v2 = alice.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
-    alice.add_layer_version_permission(LayerName=name, VersionNumber=2, StatementId="public",
-                                       Action="lambda:GetLayerVersion", Principal="*")
+    alice.add_layer_version_permission(
+        LayerName=name, VersionNumber=2, StatementId="public", Action="lambda:GetLayerVersion", Principal="*"
+    )
     assert bob.get_layer_version_by_arn(Arn=v2["LayerVersionArn"])["Version"] == 2
     assert lam.get_layer_version_by_arn(Arn=v2["LayerVersionArn"])["Version"] == 2
     with pytest.raises(bob.exceptions.ClientError) as e:  # the grant is per version
@@ -121,9 +155,14 @@ def test_public_grant_and_other_versions(alice: Any, bob: Any, lam: Any) -> None
 def test_org_conditioned_grant_does_not_open_access(alice: Any, bob: Any) -> None:
     name = unique()
     pub = alice.publish_layer_version(LayerName=name, Content={"ZipFile": make_zip()})
-    alice.add_layer_version_permission(LayerName=name, VersionNumber=1, StatementId="org",
-                                       Action="lambda:GetLayerVersion", Principal="*",
-                                       OrganizationId="o-abcdefghij")
+    alice.add_layer_version_permission(
+        LayerName=name,
+        VersionNumber=1,
+        StatementId="org",
+        Action="lambda:GetLayerVersion",
+        Principal="*",
+        OrganizationId="o-abcdefghij",
+    )
     with pytest.raises(bob.exceptions.ClientError) as e:
         bob.get_layer_version_by_arn(Arn=pub["LayerVersionArn"])
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"

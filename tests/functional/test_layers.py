@@ -14,6 +14,7 @@ import zipfile
 from typing import Any
 
 import pytest
+
 from conftest import make_zip
 
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
@@ -29,9 +30,15 @@ def publish(client: Any, name: str, data: bytes | None = None, **kw: Any) -> dic
 
 def test_publish_returns_aws_shape(lam: Any, layer_zip: bytes) -> None:
     name = unique()
-    r = publish(lam, name, layer_zip, Description="My custom Python dependencies",
-                CompatibleRuntimes=["python3.9", "python3.10", "python3.11"], LicenseInfo="MIT",
-                CompatibleArchitectures=["x86_64"])
+    r = publish(
+        lam,
+        name,
+        layer_zip,
+        Description="My custom Python dependencies",
+        CompatibleRuntimes=["python3.9", "python3.10", "python3.11"],
+        LicenseInfo="MIT",
+        CompatibleArchitectures=["x86_64"],
+    )
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert r["LayerArn"] == f"arn:aws:lambda:us-east-1:000000000000:layer:{name}"
     assert r["LayerVersionArn"] == f"arn:aws:lambda:us-east-1:000000000000:layer:{name}:1"
@@ -67,8 +74,15 @@ def test_get_and_get_by_arn_match_publish(lam: Any) -> None:
     by_layer_arn = lam.get_layer_version(LayerName=pub["LayerArn"], VersionNumber=1)
     for r in (got, by_arn, by_layer_arn):
         assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
-        for key in ("LayerArn", "LayerVersionArn", "Version", "Description", "CreatedDate", "CompatibleRuntimes",
-                    "LicenseInfo"):
+        for key in (
+            "LayerArn",
+            "LayerVersionArn",
+            "Version",
+            "Description",
+            "CreatedDate",
+            "CompatibleRuntimes",
+            "LicenseInfo",
+        ):
             assert r[key] == pub[key]
         assert r["Content"]["CodeSha256"] == pub["Content"]["CodeSha256"]
 
@@ -92,8 +106,12 @@ def test_versions_never_reused_and_delete_idempotent(lam: Any) -> None:
     for v in (1, 2, 2, 7):  # repeat deletes and unknown versions: all 204
         r = lam.delete_layer_version(LayerName=name, VersionNumber=v)
         assert r["ResponseMetadata"]["HTTPStatusCode"] == 204
-    assert lam.delete_layer_version(LayerName=unique("nope"), VersionNumber=1)["ResponseMetadata"][
-        "HTTPStatusCode"] == 204
+    assert (
+        lam.delete_layer_version(LayerName=unique("nope"), VersionNumber=1)["ResponseMetadata"][
+            "HTTPStatusCode"
+        ]
+        == 204
+    )
     assert lam.list_layer_versions(LayerName=name)["LayerVersions"] == []
     assert publish(lam, name)["Version"] == 3
     with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
@@ -128,7 +146,9 @@ def test_list_layer_versions_pagination_is_stable(lam: Any) -> None:
     third = lam.list_layer_versions(LayerName=name, MaxItems=2, Marker=second["NextMarker"])
     assert [i["Version"] for i in third["LayerVersions"]] == [1]
     assert "NextMarker" not in third
-    pages = lam.get_paginator("list_layer_versions").paginate(LayerName=name, PaginationConfig={"PageSize": 4})
+    pages = lam.get_paginator("list_layer_versions").paginate(
+        LayerName=name, PaginationConfig={"PageSize": 4}
+    )
     assert [i["Version"] for p in pages for i in p["LayerVersions"]] == [6, 5, 4, 3, 2, 1]
 
 
@@ -141,7 +161,9 @@ def test_list_layer_versions_filters(lam: Any) -> None:
     assert [i["Version"] for i in by_rt] == [1]
     by_arch = lam.list_layer_versions(LayerName=name, CompatibleArchitecture="arm64")["LayerVersions"]
     assert [i["Version"] for i in by_arch] == [2]
-    both = lam.list_layer_versions(LayerName=name, CompatibleRuntime="python3.12", CompatibleArchitecture="x86_64")
+    both = lam.list_layer_versions(
+        LayerName=name, CompatibleRuntime="python3.12", CompatibleArchitecture="x86_64"
+    )
     assert both["LayerVersions"] == []
 
 
@@ -186,8 +208,10 @@ def test_regions_are_separate(server: Any) -> None:
 
 
 def test_unix_modes_survive_download(lam: Any) -> None:
-    data = make_zip({"bin/tool": "#!/bin/sh\necho hi\n", "python/m.py": "x=1\n"},
-                    modes={"bin/tool": 0o100755, "python/m.py": 0o100644})
+    data = make_zip(
+        {"bin/tool": "#!/bin/sh\necho hi\n", "python/m.py": "x=1\n"},
+        modes={"bin/tool": 0o100755, "python/m.py": 0o100644},
+    )
     r = publish(lam, unique(), data)
     with urllib.request.urlopen(r["Content"]["Location"]) as resp:
         got = zipfile.ZipFile(io.BytesIO(resp.read()))
@@ -199,9 +223,15 @@ def test_unix_modes_survive_download(lam: Any) -> None:
     "tamper",
     [
         pytest.param(lambda u: u.replace("Signature=", "Signature=0"), id="signature"),
-        pytest.param(lambda u: re.sub(r"Expires=(\d+)", lambda m: f"Expires={int(m.group(1)) + 3600}", u), id="expiry"),
-        pytest.param(lambda u: re.sub(r"blobs/([0-9a-f])", lambda m: "blobs/" + ("1" if m.group(1) != "1" else "2"), u),
-                     id="path"),
+        pytest.param(
+            lambda u: re.sub(r"Expires=(\d+)", lambda m: f"Expires={int(m.group(1)) + 3600}", u), id="expiry"
+        ),
+        pytest.param(
+            lambda u: re.sub(
+                r"blobs/([0-9a-f])", lambda m: "blobs/" + ("1" if m.group(1) != "1" else "2"), u
+            ),
+            id="path",
+        ),
         pytest.param(lambda u: u.split("?")[0], id="unsigned"),
     ],
 )

@@ -15,8 +15,13 @@ from lamina_server import LaminaServer, client, free_port
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lamina.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "lamina.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=30,
+    )
 
 
 def test_health_needs_no_auth(server: LaminaServer) -> None:
@@ -38,12 +43,18 @@ def test_refuses_non_loopback_via_environment(tmp_path: Path) -> None:
     assert r.returncode == 2 and "refusing to listen" in r.stderr
 
 
-@pytest.mark.parametrize(("content", "fragment"), [
-    pytest.param("{not json", "not valid JSON", id="json"),
-    pytest.param('{"accounts": []}', "at least one account", id="empty"),
-    pytest.param('{"accounts": [{"account_id": "12", "access_key_id": "a", "secret_access_key": "b"}]}',
-                 "12 digits", id="account-id"),
-])
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param("{not json", "not valid JSON", id="json"),
+        pytest.param('{"accounts": []}', "at least one account", id="empty"),
+        pytest.param(
+            '{"accounts": [{"account_id": "12", "access_key_id": "a", "secret_access_key": "b"}]}',
+            "12 digits",
+            id="account-id",
+        ),
+    ],
+)
 def test_bad_accounts_file(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "accounts.json"
     path.write_text(content)
@@ -56,12 +67,27 @@ def test_environment_variables_and_clean_shutdown(tmp_path: Path, sig: signal.Si
     port = free_port()
     data = tmp_path / "data"
     accounts = tmp_path / "accounts.json"
-    accounts.write_text(json.dumps({"accounts": [
-        {"account_id": "333333333333", "access_key_id": "AKIDENV", "secret_access_key": "s3cret"}]}))
+    accounts.write_text(
+        json.dumps(
+            {
+                "accounts": [
+                    {"account_id": "333333333333", "access_key_id": "AKIDENV", "secret_access_key": "s3cret"}
+                ]
+            }
+        )
+    )
     log = open(tmp_path / "log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "lamina.cli.main", "server"], stdout=log, stderr=log,
-                            env={**os.environ, "LAMINA_PORT": str(port), "LAMINA_DATA_DIR": str(data),
-                                 "LAMINA_ACCOUNTS": str(accounts)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lamina.cli.main", "server"],
+        stdout=log,
+        stderr=log,
+        env={
+            **os.environ,
+            "LAMINA_PORT": str(port),
+            "LAMINA_DATA_DIR": str(data),
+            "LAMINA_ACCOUNTS": str(accounts),
+        },
+    )
     try:
         srv = LaminaServer.__new__(LaminaServer)
         srv.port, srv.proc, srv.log_path = port, proc, tmp_path / "log"
@@ -78,8 +104,10 @@ def test_environment_variables_and_clean_shutdown(tmp_path: Path, sig: signal.Si
             proc.wait()
         log.close()
     # State survives the restart.
-    srv2 = LaminaServer(data, accounts=[{"account_id": "333333333333", "access_key_id": "AKIDENV",
-                                         "secret_access_key": "s3cret"}])
+    srv2 = LaminaServer(
+        data,
+        accounts=[{"account_id": "333333333333", "access_key_id": "AKIDENV", "secret_access_key": "s3cret"}],
+    )
     try:
         c = client(srv2, key="AKIDENV", secret="s3cret")
         assert c.get_layer_version(LayerName="env", VersionNumber=1)["Version"] == 1

@@ -12,23 +12,38 @@ from lamina.domain.presign import UrlSigner
 
 
 def version(**kw: object) -> L.LayerVersion:
-    base = dict(account="123456789012", region="us-east-1", name="n", version=2, description="", created_ms=0,
-                compatible_runtimes=None, compatible_architectures=None, license_info=None,
-                sha256_hex="00" * 32, code_size=1, unzipped_size=1)
+    base = dict(
+        account="123456789012",
+        region="us-east-1",
+        name="n",
+        version=2,
+        description="",
+        created_ms=0,
+        compatible_runtimes=None,
+        compatible_architectures=None,
+        license_info=None,
+        sha256_hex="00" * 32,
+        code_size=1,
+        unzipped_size=1,
+    )
     base.update(kw)
     return L.LayerVersion(**base)  # type: ignore[arg-type]
 
 
 def test_parse_layer_arns() -> None:
     assert parse_layer_arn("arn:aws:lambda:us-east-1:123456789012:layer:n:3") == LayerRef(
-        "us-east-1", "123456789012", "n", 3)
+        "us-east-1", "123456789012", "n", 3
+    )
     assert parse_layer_arn("arn:aws:lambda:us-east-1:123456789012:layer:n") == LayerRef(
-        "us-east-1", "123456789012", "n", None)
+        "us-east-1", "123456789012", "n", None
+    )
     assert parse_layer_arn("arn:aws:lambda:us-east-1:123:layer:n") is None
 
 
 def test_layer_name_or_arn() -> None:
-    assert resolve_layer_name("n", region="r-1", account="111111111111") == LayerRef("r-1", "111111111111", "n")
+    assert resolve_layer_name("n", region="r-1", account="111111111111") == LayerRef(
+        "r-1", "111111111111", "n"
+    )
     other = resolve_layer_name("arn:aws:lambda:eu-west-1:222222222222:layer:x", region="r", account="1")
     assert (other.account, other.region) == ("222222222222", "eu-west-1")
     with pytest.raises(ValueError):
@@ -43,16 +58,22 @@ def test_aws_timestamp_has_millis_and_offset() -> None:
 def test_list_item_field_presence() -> None:
     bare = L.list_item(version())
     assert set(bare) == {"LayerVersionArn", "Version", "Description", "CreatedDate"}
-    full = L.list_item(version(compatible_runtimes=(), compatible_architectures=("arm64",), license_info="MIT"))
+    full = L.list_item(
+        version(compatible_runtimes=(), compatible_architectures=("arm64",), license_info="MIT")
+    )
     assert full["CompatibleRuntimes"] == [] and full["CompatibleArchitectures"] == ["arm64"]
     assert L.full_shape(version(), "url")["Content"]["CodeSha256"] == "A" * 43 + "="
 
 
-@pytest.mark.parametrize(("principal", "rendered"), [
-    ("*", "*"),
-    ("111111111111", {"AWS": "arn:aws:iam::111111111111:root"}),
-    ("arn:aws:iam::111111111111:root", {"AWS": "arn:aws:iam::111111111111:root"}),
-], ids=["star", "account", "root-arn"])
+@pytest.mark.parametrize(
+    ("principal", "rendered"),
+    [
+        ("*", "*"),
+        ("111111111111", {"AWS": "arn:aws:iam::111111111111:root"}),
+        ("arn:aws:iam::111111111111:root", {"AWS": "arn:aws:iam::111111111111:root"}),
+    ],
+    ids=["star", "account", "root-arn"],
+)
 def test_statement_principal(principal: str, rendered: object) -> None:
     s = L.make_statement("s", principal, "arn")
     assert list(s) == ["Sid", "Effect", "Principal", "Action", "Resource"]

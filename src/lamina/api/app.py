@@ -62,7 +62,8 @@ class LaminaApp:
         self.platform = platform
         self.services = {name: _Service(b) for name, b in services.items()}
         self._credentials = {
-            a.access_key_id: sigv4.Credential(a.access_key_id, a.secret_access_key, a.account_id) for a in accounts
+            a.access_key_id: sigv4.Credential(a.access_key_id, a.secret_access_key, a.account_id)
+            for a in accounts
         }
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-api")
@@ -192,8 +193,12 @@ class LaminaApp:
             service = self.services[DEFAULT_SERVICE]
             await self._read_body(receive, 1 << 16)
             return service.protocol.serialize_error(
-                AwsError(f"Service '{scope[2] if scope else ''}' is not served by lamina.", code="UnknownService",
-                         status=400, sender_fault=True),
+                AwsError(
+                    f"Service '{scope[2] if scope else ''}' is not served by lamina.",
+                    code="UnknownService",
+                    status=400,
+                    sender_fault=True,
+                ),
                 request_id,
             )
         try:
@@ -204,23 +209,32 @@ class LaminaApp:
         name = match.operation.name
         limit = service.binding.max_request_bytes.get(name, service.binding.default_max_request_bytes)
         declared = request.headers.get("content-length", "")
-        body = await self._read_body(receive, limit) if not (declared.isdigit() and int(declared) > limit) else None
+        body = (
+            await self._read_body(receive, limit)
+            if not (declared.isdigit() and int(declared) > limit)
+            else None
+        )
         if body is None:
             if declared.isdigit() and int(declared) > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
-            error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes for the {name} operation")
+            error = RequestEntityTooLargeException(
+                f"Request must be smaller than {limit} bytes for the {name} operation"
+            )
             return service.protocol.serialize_error(error, request_id)
         request.body = body
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._dispatch, service, match, request, request_id)
 
-    def _dispatch(self, service: _Service, match: OperationMatch, request: Request, request_id: str) -> Response:
+    def _dispatch(
+        self, service: _Service, match: OperationMatch, request: Request, request_id: str
+    ) -> Response:
         protocol = service.protocol
         try:
             now = self.clock()
             signed = sigv4.verify(
-                sigv4.IncomingRequest(request.method, request.raw_path, request.query_string, request.headers,
-                                      request.body),
+                sigv4.IncomingRequest(
+                    request.method, request.raw_path, request.query_string, request.headers, request.body
+                ),
                 self.lookup_credential,
                 _utc(now),
             )
@@ -228,7 +242,9 @@ class LaminaApp:
             handler = service.binding.handlers.get(name)
             if handler is None:
                 raise AwsError(
-                    f"The {name} operation is not implemented by lamina yet.", code="NotImplemented", status=501,
+                    f"The {name} operation is not implemented by lamina yet.",
+                    code="NotImplemented",
+                    status=501,
                     sender_fault=False,
                 )
             params = protocol.parse(match, request)
@@ -255,7 +271,9 @@ class LaminaApp:
             return protocol.serialize_error(exc, request_id)
         except Exception:
             log.exception("internal error in %s (request %s)", match.operation.name, request_id)
-            return protocol.serialize_error(ServiceException("An internal error occurred in lamina."), request_id)
+            return protocol.serialize_error(
+                ServiceException("An internal error occurred in lamina."), request_id
+            )
 
 
 def _utc(ts: float) -> Any:
@@ -267,7 +285,8 @@ def _utc(ts: float) -> Any:
 def _plain(status: int, code: str, message: str) -> Response:
     """An S3-style XML error, for the download endpoint (what clients of presigned URLs expect)."""
     body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     ).encode()
     return Response(status, [("Content-Type", "application/xml")], body)
 

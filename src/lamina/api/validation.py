@@ -98,7 +98,9 @@ def _scalar_failures(shape: Any, value: Any, ov: MemberOverride | None) -> list[
     if shape.type_name == "string":
         if not isinstance(value, str):
             return out
-        enum = (ov.enum if ov and ov.enum is not None else None) or (frozenset(shape.enum) if shape.enum else None)
+        enum = (ov.enum if ov and ov.enum is not None else None) or (
+            frozenset(shape.enum) if shape.enum else None
+        )
         if enum is not None and value not in enum:
             text = ov.enum_text if ov and ov.enum_text else _enum_text(shape.enum)
             out.append(f"Member must satisfy enum value set: {text}")
@@ -117,12 +119,11 @@ def _scalar_failures(shape: Any, value: Any, ov: MemberOverride | None) -> list[
             out.append(f"Member must have value less than or equal to {meta['max']}")
         if "min" in meta and value < meta["min"]:
             out.append(f"Member must have value greater than or equal to {meta['min']}")
-    elif shape.type_name == "blob":
-        if isinstance(value, bytes | bytearray):
-            if "max" in meta and len(value) > meta["max"]:
-                out.append(f"Member must have length less than or equal to {meta['max']}")
-            if "min" in meta and len(value) < meta["min"]:
-                out.append(f"Member must have length greater than or equal to {meta['min']}")
+    elif shape.type_name == "blob" and isinstance(value, bytes | bytearray):
+        if "max" in meta and len(value) > meta["max"]:
+            out.append(f"Member must have length less than or equal to {meta['max']}")
+        if "min" in meta and len(value) < meta["min"]:
+            out.append(f"Member must have length greater than or equal to {meta['min']}")
     return out
 
 
@@ -178,7 +179,9 @@ def _validate(shape: Any, value: Any, path: str, overrides: Overrides, out: _Col
             if ov and ov.element_message:
                 out.add(value, path, ov.element_message)
             else:
-                out.add(value, path, "Member must satisfy constraint: " + _element_constraint_text(element, ov))
+                out.add(
+                    value, path, "Member must satisfy constraint: " + _element_constraint_text(element, ov)
+                )
         return
     if kind == "map":
         if not isinstance(value, dict):

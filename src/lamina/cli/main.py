@@ -59,18 +59,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lamina {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     server = sub.add_parser("server", help="run the lamina server (AWS APIs on one port)")
-    server.add_argument("--host", default=os.environ.get("LAMINA_HOST", "127.0.0.1"),
-                        help="address to bind (env LAMINA_HOST; default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=_env_int("LAMINA_PORT", 4566),
-                        help="port to bind, 0 for any free port (env LAMINA_PORT; default 4566)")
-    server.add_argument("--data-dir", default=os.environ.get("LAMINA_DATA_DIR"),
-                        help="state directory (env LAMINA_DATA_DIR; default /var/lib/lamina as root, "
-                             "else ~/.local/share/lamina)")
-    server.add_argument("--accounts", default=os.environ.get("LAMINA_ACCOUNTS"),
-                        help="JSON accounts file (env LAMINA_ACCOUNTS; default: account 000000000000 "
-                             "with access key 'test' and secret 'test')")
-    server.add_argument("--log-level", default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"])
+    server.add_argument(
+        "--host",
+        default=os.environ.get("LAMINA_HOST", "127.0.0.1"),
+        help="address to bind (env LAMINA_HOST; default 127.0.0.1)",
+    )
+    server.add_argument(
+        "--port",
+        type=int,
+        default=_env_int("LAMINA_PORT", 4566),
+        help="port to bind, 0 for any free port (env LAMINA_PORT; default 4566)",
+    )
+    server.add_argument(
+        "--data-dir",
+        default=os.environ.get("LAMINA_DATA_DIR"),
+        help="state directory (env LAMINA_DATA_DIR; default /var/lib/lamina as root, "
+        "else ~/.local/share/lamina)",
+    )
+    server.add_argument(
+        "--accounts",
+        default=os.environ.get("LAMINA_ACCOUNTS"),
+        help="JSON accounts file (env LAMINA_ACCOUNTS; default: account 000000000000 "
+        "with access key 'test' and secret 'test')",
+    )
+    server.add_argument(
+        "--log-level",
+        default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
     return parser
 
 
@@ -106,7 +122,9 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
 
     import uvicorn
@@ -133,7 +151,10 @@ def serve(args: argparse.Namespace) -> int:
     )
     server = _Server(config)
     logging.getLogger("lamina").info(
-        "lamina %s: data in %s, accounts: %s", __version__, data_dir, ", ".join(a.account_id for a in accounts)
+        "lamina %s: data in %s, accounts: %s",
+        __version__,
+        data_dir,
+        ", ".join(a.account_id for a in accounts),
     )
     server.run()  # uvicorn handles SIGINT/SIGTERM: stops accepting, finishes requests, then lifespan shutdown
     app.platform.close()

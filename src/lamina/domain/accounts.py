@@ -26,8 +26,10 @@ class AccountsError(ValueError):
 def parse_accounts(doc: Any) -> tuple[Account, ...]:
     """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"}, ...]}``."""
     if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list) or not doc["accounts"]:
-        raise AccountsError('expected {"accounts": [{"account_id": ..., "access_key_id": ..., '
-                            '"secret_access_key": ...}, ...]} with at least one account')
+        raise AccountsError(
+            'expected {"accounts": [{"account_id": ..., "access_key_id": ..., '
+            '"secret_access_key": ...}, ...]} with at least one account'
+        )
     accounts = []
     keys: set[str] = set()
     for i, entry in enumerate(doc["accounts"]):
@@ -58,6 +60,7 @@ def is_loopback(host: str) -> bool:
 
 def uses_default_credentials(accounts: tuple[Account, ...]) -> bool:
     return any(
-        a.access_key_id == DEFAULT_ACCOUNT.access_key_id and a.secret_access_key == DEFAULT_ACCOUNT.secret_access_key
+        a.access_key_id == DEFAULT_ACCOUNT.access_key_id
+        and a.secret_access_key == DEFAULT_ACCOUNT.secret_access_key
         for a in accounts
     )

@@ -115,7 +115,9 @@ def make_statement(
 
 
 def policy_document(statements: tuple[dict[str, Any], ...]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Id": "default", "Statement": list(statements)}, separators=(",", ":"))
+    return json.dumps(
+        {"Version": "2012-10-17", "Id": "default", "Statement": list(statements)}, separators=(",", ":")
+    )
 
 
 def grants(statements: tuple[dict[str, Any], ...], account: str) -> bool:

@@ -150,13 +150,22 @@ class Metadata:
                 (draft.account, draft.region, draft.name),
             ).fetchone()[0]
             c.execute(
-                "INSERT INTO layer_versions (account, region, name, version, description, created_ms, runtimes,"
-                " architectures, license_info, sha256, code_size, unzipped_size)"
+                "INSERT INTO layer_versions (account, region, name, version, description, created_ms,"
+                " runtimes, architectures, license_info, sha256, code_size, unzipped_size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    draft.account, draft.region, draft.name, version, draft.description, draft.created_ms,
-                    _dump(draft.compatible_runtimes), _dump(draft.compatible_architectures), draft.license_info,
-                    draft.sha256_hex, draft.code_size, draft.unzipped_size,
+                    draft.account,
+                    draft.region,
+                    draft.name,
+                    version,
+                    draft.description,
+                    draft.created_ms,
+                    _dump(draft.compatible_runtimes),
+                    _dump(draft.compatible_architectures),
+                    draft.license_info,
+                    draft.sha256_hex,
+                    draft.code_size,
+                    draft.unzipped_size,
                 ),
             )
         return _replace_version(draft, version)
@@ -220,7 +229,10 @@ class Metadata:
 
     def _blob_referenced(self, c: sqlite3.Connection, sha: str) -> bool:
         # Later issues add function code and function-to-layer references here.
-        return c.execute("SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0 LIMIT 1", (sha,)).fetchone() is not None
+        return (
+            c.execute("SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0 LIMIT 1", (sha,)).fetchone()
+            is not None
+        )
 
     def blob_referenced(self, sha: str) -> bool:
         return self.read(lambda c: self._blob_referenced(c, sha))
@@ -248,7 +260,8 @@ class Metadata:
             current = _row(row)
             statements, revision = change(current)
             c.execute(
-                "UPDATE layer_versions SET policy=?, revision_id=? WHERE account=? AND region=? AND name=? AND version=?",
+                "UPDATE layer_versions SET policy=?, revision_id=?"
+                " WHERE account=? AND region=? AND name=? AND version=?",
                 (json.dumps(list(statements)), revision, account, region, name, version),
             )
         return dataclasses.replace(current, policy=statements, revision_id=revision)
@@ -270,10 +283,20 @@ def _load(text: str | None) -> tuple[str, ...] | None:
 
 def _row(r: Any) -> LayerVersion:
     return LayerVersion(
-        account=r[0], region=r[1], name=r[2], version=r[3], description=r[4], created_ms=r[5],
-        compatible_runtimes=_load(r[6]), compatible_architectures=_load(r[7]), license_info=r[8],
-        sha256_hex=r[9], code_size=r[10], unzipped_size=r[11],
-        policy=tuple(json.loads(r[12])), revision_id=r[13],
+        account=r[0],
+        region=r[1],
+        name=r[2],
+        version=r[3],
+        description=r[4],
+        created_ms=r[5],
+        compatible_runtimes=_load(r[6]),
+        compatible_architectures=_load(r[7]),
+        license_info=r[8],
+        sha256_hex=r[9],
+        code_size=r[10],
+        unzipped_size=r[11],
+        policy=tuple(json.loads(r[12])),
+        revision_id=r[13],
     )
 
 

@@ -130,7 +130,9 @@ class RestJsonProtocol(Protocol):
         return params
 
     @staticmethod
-    def _parse_query_member(request: Request, member: Any, name: str, wire: str, params: dict[str, Any]) -> None:
+    def _parse_query_member(
+        request: Request, member: Any, name: str, wire: str, params: dict[str, Any]
+    ) -> None:
         if member.type_name == "list":
             values = [v for k, v in request.query if k == wire]
             if values:

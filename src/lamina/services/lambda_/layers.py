@@ -67,7 +67,8 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
     _own(ctx, ref, "PublishLayerVersion", ref.layer_arn)
     if ref.region != ctx.region:
         raise InvalidParameterValueException(
-            f"Layers are not in the same region as the request. Layers are expected to be in region {ctx.region}."
+            "Layers are not in the same region as the request. "
+            f"Layers are expected to be in region {ctx.region}."
         )
     content = params["Content"]
     if any(k in content for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
@@ -77,9 +78,13 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
         )
     data = content.get("ZipFile")
     if data is None:
-        raise InvalidParameterValueException("Please provide a source for layer content: ZipFile is required.")
+        raise InvalidParameterValueException(
+            "Please provide a source for layer content: ZipFile is required."
+        )
     if len(data) > L.MAX_ZIPPED_DIRECT_UPLOAD:
-        raise RequestEntityTooLargeException(f"Zipped size must be smaller than {L.MAX_ZIPPED_DIRECT_UPLOAD} bytes")
+        raise RequestEntityTooLargeException(
+            f"Zipped size must be smaller than {L.MAX_ZIPPED_DIRECT_UPLOAD} bytes"
+        )
     try:
         report = inspect_zip(io.BytesIO(data), max_unzipped=L.MAX_UNZIPPED)
     except ZipRejected as exc:
@@ -104,7 +109,9 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
     )
     # A concurrent delete may have removed an identical, no longer referenced blob
     # between put() and now: re-check inside the write transaction.
-    version = platform.metadata.publish_layer_version(draft, ensure_blob=lambda: platform.blobs.put(data, sha))
+    version = platform.metadata.publish_layer_version(
+        draft, ensure_blob=lambda: platform.blobs.put(data, sha)
+    )
     return L.full_shape(version, download_url(platform, ctx, sha))
 
 
@@ -117,9 +124,8 @@ def _readable(platform: Platform, ctx: RequestContext, ref: LayerRef) -> L.Layer
     if ref.region != ctx.region:
         raise ResourceNotFoundException(NOT_FOUND)
     found = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
-    if ref.account != ctx.account_id:
-        if found is None or not L.grants(found.policy, ctx.account_id):
-            raise _deny(ctx, "GetLayerVersion", ref.version_arn)
+    if ref.account != ctx.account_id and (found is None or not L.grants(found.policy, ctx.account_id)):
+        raise _deny(ctx, "GetLayerVersion", ref.version_arn)
     if found is None:
         raise ResourceNotFoundException(NOT_FOUND)
     return found
@@ -132,7 +138,9 @@ def get_layer_version(platform: Platform, ctx: RequestContext, params: dict[str,
     return L.full_shape(found, download_url(platform, ctx, found.sha256_hex))
 
 
-def get_layer_version_by_arn(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def get_layer_version_by_arn(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     ref = parse_layer_arn(params["Arn"])
     if ref is None or ref.version is None:  # e.g. arn:aws:lambda:::awslayer:NAME
         raise ResourceNotFoundException(NOT_FOUND)
@@ -171,7 +179,9 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
         # Filters are applied in Python over a newest-first scan, in pages.
         cursor = below
         while next_marker is None:
-            batch = platform.metadata.list_layer_versions(ref.account, ref.region, ref.name, below=cursor, limit=200)
+            batch = platform.metadata.list_layer_versions(
+                ref.account, ref.region, ref.name, below=cursor, limit=200
+            )
             if not batch:
                 break
             for v in batch:
@@ -204,7 +214,9 @@ def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         if len(layers) == limit:
             next_marker = L.encode_marker("n", layers[-1]["LayerName"])
             break
-        layers.append({"LayerName": name, "LayerArn": latest.layer_arn, "LatestMatchingVersion": L.list_item(latest)})
+        layers.append(
+            {"LayerName": name, "LayerArn": latest.layer_arn, "LatestMatchingVersion": L.list_item(latest)}
+        )
     out: dict[str, Any] = {"Layers": layers}
     if next_marker is not None:
         out["NextMarker"] = next_marker
@@ -216,7 +228,9 @@ def _latest_matching(
 ) -> L.LayerVersion | None:
     cursor = None
     while True:
-        batch = platform.metadata.list_layer_versions(ctx.account_id, ctx.region, name, below=cursor, limit=50)
+        batch = platform.metadata.list_layer_versions(
+            ctx.account_id, ctx.region, name, below=cursor, limit=50
+        )
         for v in batch:
             if L.matches(v, runtime, arch):
                 return v
@@ -234,7 +248,9 @@ def delete_layer_version(platform: Platform, ctx: RequestContext, params: dict[s
     _own(ctx, ref, "DeleteLayerVersion", layer_version_arn(ref.region, ref.account, ref.name, version))
     if ref.region == ctx.region:
         # Idempotent: unknown layers and versions, and repeated deletes, all succeed.
-        platform.metadata.delete_layer_version(ref.account, ref.region, ref.name, version, on_unreferenced=platform.blobs.delete)
+        platform.metadata.delete_layer_version(
+            ref.account, ref.region, ref.name, version, on_unreferenced=platform.blobs.delete
+        )
     return {}
 
 
@@ -262,7 +278,9 @@ def _check_revision(params: dict[str, Any], current: L.LayerVersion) -> None:
         )
 
 
-def add_layer_version_permission(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def add_layer_version_permission(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     ref, arn = _policy_target(ctx, params, "AddLayerVersionPermission")
     sid = params["StatementId"]
     statement = L.make_statement(sid, params["Principal"], arn, params.get("OrganizationId"))
@@ -295,17 +313,23 @@ def _policy_too_long(size: int) -> Exception:
     )
 
 
-def _update_policy(platform: Platform, ctx: RequestContext, ref: LayerRef, arn: str, change: Any) -> L.LayerVersion:
+def _update_policy(
+    platform: Platform, ctx: RequestContext, ref: LayerRef, arn: str, change: Any
+) -> L.LayerVersion:
     assert ref.version is not None
     updated = None
     if ref.region == ctx.region:
-        updated = platform.metadata.update_layer_policy(ref.account, ref.region, ref.name, ref.version, change)
+        updated = platform.metadata.update_layer_policy(
+            ref.account, ref.region, ref.name, ref.version, change
+        )
     if updated is None:
         raise _missing(arn)
     return updated
 
 
-def get_layer_version_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def get_layer_version_policy(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     ref, arn = _policy_target(ctx, params, "GetLayerVersionPolicy")
     assert ref.version is not None
     found = None

@@ -56,6 +56,11 @@ MAX_REQUEST_BYTES = {
 # Member order of AWS's own input shapes (validation messages list errors in it).
 VALIDATION_ORDER = {
     "PublishLayerVersion": (
-        "layerName", "description", "content", "compatibleRuntimes", "licenseInfo", "compatibleArchitectures",
+        "layerName",
+        "description",
+        "content",
+        "compatibleRuntimes",
+        "licenseInfo",
+        "compatibleArchitectures",
     ),
 }
