@@ -889,3 +889,148 @@ def test_secret_and_token_are_not_in_repr() -> None:
     assert TEMP.session_token is not None
     assert TEMP.session_token not in repr(TEMP)
     assert TEMP.secret_access_key not in repr(TEMP)
+
+
+# --- edges: timestamps, expiry parameter, header form, path normalisation -----------------------
+
+
+class _QueryAuthWithoutExpires(SigV4QueryAuth):  # type: ignore[misc]
+    """botocore's presigner, minus X-Amz-Expires (other SDKs and hand-rolled signers omit it)."""
+
+    def _modify_request_before_signing(self, request: AWSRequest) -> None:
+        super()._modify_request_before_signing(request)
+        parts = urlsplit(request.url)
+        query = "&".join(p for p in parts.query.split("&") if not p.startswith("X-Amz-Expires="))
+        request.url = parts._replace(query=query).geturl()
+
+
+def test_presigned_url_without_expires_gets_the_15_minute_window() -> None:
+    request = AWSRequest(method="GET", url=f"{ENDPOINT}/2015-03-31/functions/")
+    _QueryAuthWithoutExpires(botocore_credentials(KEY), "lambda", "us-east-1").add_auth(request)
+    incoming = on_the_wire("GET", request.prepare().url, {}, b"")
+    assert "X-Amz-Expires" not in incoming.query_string
+
+    verify(incoming, lookup, NOW + timedelta(minutes=15))
+    error = refused(incoming, NOW + timedelta(minutes=16))
+
+    assert isinstance(error, InvalidSignatureException)
+    assert error.message == (
+        "Signature expired: 20260101T001000Z is now earlier than 20260101T001100Z (20260101T002600Z - 15 min.)"
+    )
+
+
+def test_presigned_url_may_last_exactly_a_week() -> None:
+    request = presigned("/2015-03-31/functions/", expires=604_800)
+
+    verify(request, lookup, NOW + timedelta(days=7))
+    assert refused(request, NOW + timedelta(days=7, seconds=1)).message.startswith("Signature expired: ")
+
+
+@pytest.mark.parametrize(
+    ("expires", "message"),
+    [
+        pytest.param("abc", "X-Amz-Expires should be a number", id="not-a-number"),
+        pytest.param("", "X-Amz-Expires should be a number", id="empty"),
+        pytest.param("1e3", "X-Amz-Expires should be a number", id="exponent"),
+        pytest.param("٣", "X-Amz-Expires should be a number", id="non-ascii-digit"),
+        pytest.param("-1", "X-Amz-Expires must be non-negative", id="negative"),
+    ],
+)
+def test_presigned_expires_must_be_a_non_negative_number(expires: str, message: str) -> None:
+    request = presigned("/2015-03-31/functions/")
+    query = "&".join(
+        f"X-Amz-Expires={expires}" if p.startswith("X-Amz-Expires=") else p
+        for p in request.query_string.split("&")
+    )
+
+    error = refused(dataclasses.replace(request, query_string=query))
+
+    assert isinstance(error, IncompleteSignatureException)
+    assert error.message == message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("2026010xT001000Z", id="letter-in-date"),
+        pytest.param("20260230T001000Z", id="no-such-day"),
+        pytest.param("20260101T246000Z", id="no-such-time"),
+        pytest.param("20260101T001000", id="no-zulu"),
+        pytest.param("Thu, 99 Foo 2026 00:10:00 GMT", id="unparseable-http-date"),
+    ],
+)
+def test_unreadable_timestamps(value: str) -> None:
+    request = replace_header(signed("GET", "/")[0], "x-amz-date", value)
+
+    error = refused(request)
+
+    assert isinstance(error, IncompleteSignatureException)
+    assert error.message == (
+        f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
+    )
+
+
+def test_x_amz_date_wins_over_date() -> None:
+    # Some HTTP stacks add a Date header of their own next to botocore's X-Amz-Date.
+    request, _ = signed("GET", "/")
+    verify(replace_header(request, "date", "Fri, 02 Jan 2026 00:00:00 GMT"), lookup, NOW)
+
+
+def test_date_header_in_another_zone_is_read_as_utc() -> None:
+    # The same moment written as +0100: the date header is signed, so the signature no longer
+    # matches, but the string to sign the server reports carries the UTC timestamp.
+    request, _ = signed("GET", "/", headers={"Date": "placeholder"})
+    request = replace_header(request, "date", "Thu, 01 Jan 2026 01:10:00 +0100")
+
+    error = refused(request)
+
+    assert isinstance(error, InvalidSignatureException)
+    assert "\n'AWS4-HMAC-SHA256\n20260101T001000Z\n20260101/us-east-1/lambda/aws4_request\n" in error.message
+    assert "\ndate:Thu, 01 Jan 2026 01:10:00 +0100\n" in error.message
+
+
+def test_extra_whitespace_in_the_authorization_header_is_accepted() -> None:
+    request, _ = signed("GET", "/")
+    authorization = request.headers["authorization"]
+    spaced = authorization.replace(" ", "   ").replace(",", " ,\t") + " "
+
+    verify(replace_header(request, "authorization", "  " + spaced), lookup, NOW)
+
+
+def test_repeated_authorization_parameter_last_one_wins() -> None:
+    request, _ = signed("GET", "/")
+    authorization = request.headers["authorization"]
+
+    verify(
+        replace_header(
+            request, "authorization", authorization.replace(", Signature=", ", Signature=00, Signature=")
+        ),
+        lookup,
+        NOW,
+    )
+    error = refused(replace_header(request, "authorization", authorization + ", Signature=00"))
+    assert isinstance(error, InvalidSignatureException)
+
+
+def _paths() -> list[str]:
+    segments = ["", ".", "..", "a", "b%20c", "~d"]
+    paths = {"/"}
+    for first in segments:
+        for second in segments:
+            for third in segments:
+                paths.add(f"/{first}/{second}/{third}")
+                paths.add(f"{first}/{second}/{third}".lstrip("/") or "/")
+    return sorted(paths)
+
+
+def test_path_normalisation_matches_botocore() -> None:
+    # botocore signs normalize_url_path(path); the server must rebuild the same path from
+    # whatever a client put on the wire, dot segments and doubled slashes included.
+    from botocore.utils import normalize_url_path
+
+    from lamina.api.sigv4 import _remove_dot_segments
+
+    paths = _paths()
+    assert len(paths) > 300
+    assert [_remove_dot_segments(p) for p in paths] == [normalize_url_path(p) for p in paths]
+    assert _remove_dot_segments("") == "/"
