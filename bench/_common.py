@@ -101,9 +101,17 @@ def bench_venv_bin(name: str) -> Path:
         subprocess.run([python, "-m", "venv", str(BENCH_VENV)], check=True)
     print("[bench] installing moto[server], boto3, py-spy into the bench venv ...", flush=True)
     subprocess.run(
-        [str(BENCH_VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-         "moto[server]", "boto3", "py-spy"],
-        check=True, stdout=subprocess.DEVNULL,
+        [
+            str(BENCH_VENV / "bin" / "pip"),
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "moto[server]",
+            "boto3",
+            "py-spy",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     return exe
 
@@ -119,8 +127,9 @@ class MotoServer:
         self.log_path = scratch / f"moto-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         exe = bench_venv_bin("moto_server")
-        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
+        )
         self._wait_ready()
 
     @property
@@ -199,9 +208,22 @@ class Profiler:
         exe = bench_venv_bin("py-spy")
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [str(exe), "record", "--pid", str(self.pid), "--format", "raw", "--rate", str(self.rate),
-             "--threads", "--output", str(self.out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=self._err,
+            [
+                str(exe),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--format",
+                "raw",
+                "--rate",
+                str(self.rate),
+                "--threads",
+                "--output",
+                str(self.out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._err,
         )
         time.sleep(1.0)  # py-spy attaches asynchronously
         if self.proc.poll() is not None:
@@ -218,7 +240,9 @@ class Profiler:
                 self.proc.kill()
                 self.proc.wait(5)
         self._err.seek(0)
-        self.error = self.error or (self._err.read().decode(errors="replace") if not self.out.exists() else "")
+        self.error = self.error or (
+            self._err.read().decode(errors="replace") if not self.out.exists() else ""
+        )
         self._err.close()
 
     def summary(self, top: int = 18) -> str:
@@ -228,13 +252,30 @@ class Profiler:
         return summarize_collapsed(self.out.read_text(errors="replace"), top)
 
 
-_IDLE = ("select (selectors.py", "_worker (concurrent/futures/thread.py", "wait (threading.py",
-         "run_forever", "_run_once (asyncio/base_events.py", "epoll", "poll (selectors.py")
+_IDLE = (
+    "select (selectors.py",
+    "_worker (concurrent/futures/thread.py",
+    "wait (threading.py",
+    "run_forever",
+    "_run_once (asyncio/base_events.py",
+    "epoll",
+    "poll (selectors.py",
+)
 
 
 # Frames on every stack of a thread (thread start, event loop, executor): left out of the inclusive list.
-_PLUMBING = ("threading.py", "concurrent/futures", "runpy", "asyncio/runners.py", "asyncio/base_events.py",
-             "asyncio/events.py", "<module>", "uvicorn/server.py", "uvicorn/_compat.py", "lamina/cli/main.py")
+_PLUMBING = (
+    "threading.py",
+    "concurrent/futures",
+    "runpy",
+    "asyncio/runners.py",
+    "asyncio/base_events.py",
+    "asyncio/events.py",
+    "<module>",
+    "uvicorn/server.py",
+    "uvicorn/_compat.py",
+    "lamina/cli/main.py",
+)
 
 
 def summarize_collapsed(text: str, top: int) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import os
 import random
 import shutil
 import statistics
@@ -53,7 +54,7 @@ def _python_line_pool(rng: random.Random, size: int) -> list[str]:
         "    {w} = {w}.{w}({w}, {w}={w})",
         "        return self._{w}({w}, {n})",
         "    if {w} is None or not isinstance({w}, {C}):",
-        "        raise {C}Error(f\"invalid {w}: {{{w}!r}}\")",
+        '        raise {C}Error(f"invalid {w}: {{{w}!r}}")',
         "class {C}({C}):",
         '    """{W} {w} {w} {w} the {w} of {w}, {w} {w}."""',
         "# {W} {w} {w} {w} {w} {w} {w}",
@@ -171,7 +172,9 @@ class Publisher:
         t0 = time.perf_counter()
         data = zip_path.read_bytes()
         out = self.client.publish_layer_version(
-            LayerName=LAYER_NAME, Content={"ZipFile": data}, CompatibleRuntimes=["python3.11"],
+            LayerName=LAYER_NAME,
+            Content={"ZipFile": data},
+            CompatibleRuntimes=["python3.11"],
             Description="lamina publish benchmark",
         )
         elapsed = time.perf_counter() - t0
@@ -199,15 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of each side (default 5)")
     parser.add_argument("--size-mb", type=int, default=40, help="zipped layer size in MiB (default 40)")
     parser.add_argument("--seed", type=int, default=20240101, help="seed of the generated layer")
-    parser.add_argument("--profile", action="store_true",
-                        help="sample the server with py-spy during the publishes (bench venv) and summarise")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the server with py-spy during the publishes (bench venv) and summarise",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.reps <= 50:
         parser.error("--reps must be 1..50")
     for tool in ("sha256sum", "unzip"):
         if shutil.which(tool) is None:
-            print(f"publish benchmark needs `{tool}` on PATH for its baseline (apt-get install unzip coreutils)",
-                  file=sys.stderr)
+            print(
+                f"the publish benchmark's baseline needs `{tool}` on PATH (apt-get install unzip)",
+                file=sys.stderr,
+            )
             return 2
 
     print(f"== publish: {args.size_mb} MiB layer zip, {args.reps} repetitions ==", flush=True)
@@ -215,30 +223,42 @@ def main(argv: list[str] | None = None) -> int:
         zip_path = scratch / "layer.zip"
         t0 = time.perf_counter()
         info = build_layer_zip(zip_path, size_mb=args.size_mb, seed=args.seed)
-        print(f"layer.zip: {info['zipped_mb']:.1f} MiB zipped, {info['unzipped_mb']:.1f} MiB unzipped, "
-              f"{info['files']:.0f} files (built in {time.perf_counter() - t0:.1f}s, seed {args.seed})", flush=True)
+        print(
+            f"layer.zip: {info['zipped_mb']:.1f} MiB zipped, {info['unzipped_mb']:.1f} MiB unzipped, "
+            f"{info['files']:.0f} files (built in {time.perf_counter() - t0:.1f}s, seed {args.seed})",
+            flush=True,
+        )
 
         server = C.LaminaServer(scratch / "data")
         try:
             publisher = Publisher(server)
             # Warm-up: one small publish (lazy imports, SQLite, the connection).
-            publisher.client.publish_layer_version(LayerName=LAYER_NAME + "-warmup",
-                                                   Content={"ZipFile": C.small_layer_zip()})
+            publisher.client.publish_layer_version(
+                LayerName=LAYER_NAME + "-warmup", Content={"ZipFile": C.small_layer_zip()}
+            )
             baseline: list[float] = []
             lamina: list[float] = []
             client_side: list[float] = []
-            profiler = C.Profiler(server.proc.pid, C.OUT / "publish-server.pyspy.txt") if args.profile else None
+            profiler = (
+                C.Profiler(server.proc.pid, C.OUT / "publish-server.pyspy.txt") if args.profile else None
+            )
             if profiler is not None:
                 profiler.__enter__()
             try:
                 for rep in range(args.reps):
                     set_comment(zip_path, rep)
+                    # Start each side with no dirty pages left by the other (untimed).
+                    os.sync()
                     baseline.append(run_baseline(zip_path, scratch))
+                    os.sync()
                     total, before_send, _ = publisher.publish(zip_path)
                     lamina.append(total)
                     client_side.append(before_send)
-                    print(f"  rep {rep + 1}: baseline {baseline[-1] * 1000:7.0f} ms   publish {total * 1000:7.0f} ms"
-                          f" (client-side {before_send * 1000:.0f} ms)", flush=True)
+                    print(
+                        f"  rep {rep + 1}: baseline {baseline[-1] * 1000:7.0f} ms"
+                        f"   publish {total * 1000:7.0f} ms (client-side {before_send * 1000:.0f} ms)",
+                        flush=True,
+                    )
             finally:
                 if profiler is not None:
                     profiler.__exit__(None, None, None)
@@ -254,13 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     ratio = p / b
     print()
     print(f"{'':34}{'median':>10}{'min':>10}{'max':>10}")
-    print(f"{'baseline sha256sum + unzip -q':34}{b * 1000:>8.0f}ms{min(baseline) * 1000:>8.0f}ms"
-          f"{max(baseline) * 1000:>8.0f}ms")
-    print(f"{'lamina publish_layer_version':34}{p * 1000:>8.0f}ms{min(lamina) * 1000:>8.0f}ms"
-          f"{max(lamina) * 1000:>8.0f}ms")
+    print(
+        f"{'baseline sha256sum + unzip -q':34}{b * 1000:>8.0f}ms{min(baseline) * 1000:>8.0f}ms"
+        f"{max(baseline) * 1000:>8.0f}ms"
+    )
+    print(
+        f"{'lamina publish_layer_version':34}{p * 1000:>8.0f}ms{min(lamina) * 1000:>8.0f}ms"
+        f"{max(lamina) * 1000:>8.0f}ms"
+    )
     print(f"{'  of which boto3 before sending':34}{c * 1000:>8.0f}ms")
     print(f"{'  of which upload + server':34}{(p - c) * 1000:>8.0f}ms")
-    print(f"publish / baseline = {ratio:.2f}x   (target <= {TARGET_RATIO:.0f}x: {C.verdict(ratio <= TARGET_RATIO)})")
+    print(
+        f"publish / baseline = {ratio:.2f}x"
+        f"   (target <= {TARGET_RATIO:.0f}x: {C.verdict(ratio <= TARGET_RATIO)})"
+    )
     if rss is not None:
         print(f"lamina server peak RSS during the run: {rss:.0f} MiB")
     if profiler is not None:

@@ -37,6 +37,10 @@ Send = Callable[[Message], Awaitable[None]]
 
 DEFAULT_SERVICE = "lambda"
 CHUNK = 1 << 20
+# A maximum-size publish holds ~200 MB while parsed (body, JSON text, decoded zip): at most this many
+# bodies larger than LARGE_BODY are in flight at once, the rest wait their turn.
+LARGE_BODY = 1 << 20
+MAX_LARGE_IN_FLIGHT = 4
 
 
 class _Service:
@@ -67,6 +71,7 @@ class LaminaApp:
         }
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-api")
+        self._large: asyncio.Semaphore | None = None  # created on the server's loop
 
     def lookup_credential(self, access_key_id: str) -> sigv4.Credential | None:
         return self._credentials.get(access_key_id)
@@ -208,22 +213,33 @@ class LaminaApp:
             return service.protocol.serialize_error(exc, request_id)
         name = match.operation.name
         limit = service.binding.max_request_bytes.get(name, service.binding.default_max_request_bytes)
-        declared = request.headers.get("content-length", "")
-        body = (
-            await self._read_body(receive, limit)
-            if not (declared.isdigit() and int(declared) > limit)
-            else None
-        )
+        text = request.headers.get("content-length", "")
+        declared = int(text) if text.isdigit() else None
+        body = None
+        if declared is None or declared <= limit:
+            body = await self._read_limited(receive, limit, declared)
         if body is None:
-            if declared.isdigit() and int(declared) > limit:
+            if declared is not None and declared > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
             error = RequestEntityTooLargeException(
                 f"Request must be smaller than {limit} bytes for the {name} operation"
             )
             return service.protocol.serialize_error(error, request_id)
         request.body = body
+        if request.method == "GET" and not body:
+            # Reads are short (a few SQLite lookups): answering on the loop saves the two thread
+            # hand-offs, about a fifth of a metadata call's server time.
+            return self._dispatch(service, match, request, request_id)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._dispatch, service, match, request, request_id)
+
+    async def _read_limited(self, receive: Receive, limit: int, declared: int | None) -> bytes | None:
+        if declared is not None and declared <= LARGE_BODY:
+            return await self._read_body(receive, limit)
+        if self._large is None:
+            self._large = asyncio.Semaphore(MAX_LARGE_IN_FLIGHT)
+        async with self._large:
+            return await self._read_body(receive, limit)
 
     def _dispatch(
         self, service: _Service, match: OperationMatch, request: Request, request_id: str
