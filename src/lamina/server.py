@@ -12,8 +12,14 @@ from lamina.services import lambda_
 from lamina.services.base import Platform
 
 
-def build_app(data_dir: Path, accounts: tuple[Account, ...]) -> LaminaApp:
-    platform = Platform(data_dir)
+def build_app(
+    data_dir: Path,
+    accounts: tuple[Account, ...],
+    *,
+    runtimes_dir: Path | None = None,
+    max_environments: int = 32,
+) -> LaminaApp:
+    platform = Platform(data_dir, runtimes_dir=runtimes_dir, max_environments=max_environments)
     session = botocore.session.get_session()
     services = {"lambda": lambda_.binding(session)}
     return LaminaApp(platform, services, accounts, workers=default_workers())

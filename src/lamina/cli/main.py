@@ -83,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with access key 'test' and secret 'test')",
     )
     server.add_argument(
+        "--runtimes-dir",
+        default=os.environ.get("LAMINA_RUNTIMES_DIR"),
+        help="installed language runtimes (env LAMINA_RUNTIMES_DIR; default: lamina-runtimes in the "
+        "Python environment lamina runs from, filled by make setup)",
+    )
+    server.add_argument(
+        "--max-environments",
+        type=int,
+        default=_env_int("LAMINA_MAX_ENVIRONMENTS", 32),
+        help="most execution environments at once (env LAMINA_MAX_ENVIRONMENTS; default 32)",
+    )
+    server.add_argument(
         "--log-level",
         default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -134,7 +146,8 @@ def serve(args: argparse.Namespace) -> int:
     _Server = _server_class()
 
     try:
-        app = build_app(data_dir, accounts)
+        runtimes_dir = Path(args.runtimes_dir) if args.runtimes_dir else Path(sys.prefix) / "lamina-runtimes"
+        app = build_app(data_dir, accounts, runtimes_dir=runtimes_dir, max_environments=args.max_environments)
     except OSError as exc:
         print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)
         return 1

@@ -32,20 +32,51 @@ class RequestContext:
 
 
 class Platform:
-    """The process-wide state handlers work on: stores, signer, settings."""
+    """The process-wide state handlers work on: stores, signer, runtimes, settings."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, runtimes_dir: Path | None = None, max_environments: int = 32) -> None:
+        from lamina.runtime.catalog import RuntimeCatalog
+        from lamina.services.lambda_.prepare import Preparer
+        from lamina.store.functions import FunctionStore
+        from lamina.store.trees import TreeStore
+
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.metadata = Metadata(data_dir / "lamina.db")
         self.blobs = BlobStore(data_dir / "blobs")
+        self.trees = TreeStore(data_dir / "trees", self.blobs)
+        self.functions = FunctionStore(self.metadata)
         key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
         self.signer = UrlSigner(bytes.fromhex(key))
+        self.catalog = RuntimeCatalog(runtimes_dir)
+        self.max_environments = max_environments
+        self.preparer = Preparer(self)
+        self.preparer.resume()
+
+    def runtimes(self) -> list[str]:
+        """Runtimes this host can run, in a stable order."""
+        return self.catalog.offered()
+
+    def forget_blob(self, sha256_hex: str) -> None:
+        """A blob nobody refers to any more: remove it and its extracted tree."""
+        self.blobs.delete(sha256_hex)
+        self.trees.remove(sha256_hex)
+
+    def trees_size(self, sha256_hex: str) -> int:
+        """Unzipped size of a layer blob (its layer version rows know it, deleted or not)."""
+        row = self.metadata.read(
+            lambda c: c.execute("SELECT unzipped_size FROM layer_versions WHERE sha256=? LIMIT 1", (sha256_hex,)).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def retire(self, account: str, region: str, name: str, seq: int | None) -> None:
+        """Environments of a deleted or changed function stop being reused (hook for the invoker)."""
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
     def close(self) -> None:
+        self.preparer.close()
         self.metadata.close()
 
 

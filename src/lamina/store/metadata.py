@@ -43,6 +43,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX layer_versions_sha ON layer_versions (sha256);
     """,
+    # 2: functions and their versions ($LATEST is seq 0). config holds the AWS-shaped
+    # FunctionConfiguration; code_sha256 / layer_shas are the blobs it keeps alive.
+    """
+    CREATE TABLE functions (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        last_version INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, region, name)
+    );
+    CREATE TABLE function_versions (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+        config TEXT NOT NULL, code_sha256 TEXT NOT NULL, unzipped_size INTEGER NOT NULL,
+        layer_shas TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (account, region, name, seq)
+    );
+    CREATE INDEX function_versions_code ON function_versions (code_sha256);
+    """,
 )
 
 

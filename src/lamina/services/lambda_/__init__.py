@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import layers, wire
+from lamina.services.lambda_ import functions, layers, wire
 
 
 def binding(loader: Any) -> ServiceBinding:
     """Lambda's operations bound to its botocore model (``loader``: a botocore session)."""
     return ServiceBinding(
         model=loader.get_service_model("lambda"),
-        handlers=dict(layers.HANDLERS),
+        handlers={**layers.HANDLERS, **functions.HANDLERS},
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,
         validation_order=wire.VALIDATION_ORDER,
+        prevalidators={
+            "CreateFunction": functions.prevalidate_create,
+            "UpdateFunctionConfiguration": functions.prevalidate_create,
+        },
     )

@@ -44,6 +44,8 @@ OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "AddLayerVersionPermission": {"layerName": _LAYER_NAME},
     "GetLayerVersionPolicy": {"layerName": _LAYER_NAME},
     "RemoveLayerVersionPermission": {"layerName": _LAYER_NAME},
+    "CreateFunction": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN)},
+    "UpdateFunctionConfiguration": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN)},
 }
 
 # Largest request bodies AWS accepts (413 RequestEntityTooLargeException above).

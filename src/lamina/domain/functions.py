@@ -1,0 +1,164 @@
+"""Lambda functions: names, configuration shapes, limits and state transitions (pure).
+
+Facts from AWS (recorded; see spec/functions.md):
+- CreateFunction answers 201 with ``State: Pending`` (reason "The function is being created.",
+  code ``Creating``); the function turns ``Active`` once its environment can be created.
+- Updates answer with ``LastUpdateStatus: InProgress`` (reason and code as for create), then
+  ``Successful``. Every change, including those state flips, rotates ``RevisionId``.
+- ``Environment`` appears only when it was given (then even when empty).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.domain.arns import PARTITION
+from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+
+LATEST = "$LATEST"
+MAX_LAYERS = 5
+MAX_ENV_BYTES = 4096
+DEFAULT_TIMEOUT = 3
+DEFAULT_MEMORY = 128
+DEFAULT_EPHEMERAL = 512
+MAX_ZIPPED = 52_428_800
+MAX_UNZIPPED = 262_144_000
+
+CREATING_REASON = "The function is being created."
+
+RESERVED_ENV_KEYS = (
+    "_HANDLER _X_AMZN_TRACE_ID AWS_DEFAULT_REGION AWS_REGION AWS_EXECUTION_ENV AWS_LAMBDA_FUNCTION_NAME "
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE AWS_LAMBDA_FUNCTION_VERSION AWS_LAMBDA_INITIALIZATION_TYPE "
+    "AWS_LAMBDA_LOG_GROUP_NAME AWS_LAMBDA_LOG_STREAM_NAME AWS_ACCESS_KEY AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY "
+    "AWS_SESSION_TOKEN AWS_LAMBDA_RUNTIME_API LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR"
+).split()
+
+CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
+
+
+class State(enum.Enum):
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+    FAILED = "Failed"
+
+
+class UpdateStatus(enum.Enum):
+    IN_PROGRESS = "InProgress"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+
+
+def function_arn(region: str, account: str, name: str, qualifier: str | None = None) -> str:
+    arn = f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """Where a ``FunctionName`` parameter points: account, region, name, optional qualifier."""
+
+    account: str
+    region: str
+    name: str
+    qualifier: str | None = None
+
+    @property
+    def arn(self) -> str:
+        return function_arn(self.region, self.account, self.name)
+
+
+_NAME = re.compile(
+    r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):)?"
+    r"(?:function:)?(?P<name>[a-zA-Z0-9-_\.]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+
+
+def parse_function_name(value: str, *, account: str, region: str, qualifier: str | None = None) -> FunctionRef:
+    """Resolve a name, partial ARN (``123456789012:function:f``) or full ARN, with optional qualifier.
+
+    Raises AWS's errors for a region mismatch and for two different qualifiers.
+    """
+    m = _NAME.fullmatch(value)
+    if m is None:
+        raise ResourceNotFoundException(f"Function not found: {function_arn(region, account, value)}")
+    got_region = m.group("region") or region
+    got_account = m.group("account") or account
+    if got_region != region:
+        raise ResourceNotFoundException(
+            f"Functions from '{got_region}' are not reachable in this region ('{region}')"
+        )
+    q = m.group("qualifier")
+    if q is not None and qualifier is not None and q != qualifier:
+        raise InvalidParameterValueException("The derived qualifier from the function name does not match the specified qualifier.")
+    return FunctionRef(got_account, got_region, m.group("name"), q or qualifier)
+
+
+def check_environment(variables: dict[str, str]) -> None:
+    """Reserved keys and the 4 KB limit, with AWS's messages."""
+    reserved = [k for k in variables if k in RESERVED_ENV_KEYS]
+    if reserved:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment variables you "
+            "have provided contains reserved keys that are currently not supported for modification. Reserved "
+            f"keys used in this request: {', '.join(reserved)}"
+        )
+    measured = json.dumps(variables, separators=(",", ":"), ensure_ascii=False)
+    if len(measured.encode()) > MAX_ENV_BYTES:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment variables you "
+            f"have provided exceeded the 4KB limit. String measured: {measured}"
+        )
+
+
+def runtime_version_arn(region: str, runtime: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(f"lamina:{runtime}".encode()).hexdigest()
+    return f"arn:{PARTITION}:lambda:{region}::runtime:{digest}"
+
+
+def duplicate_layer_pair(layer_arns: list[str]) -> tuple[str, str] | None:
+    """The first pair of ARNs naming versions of the same layer (AWS names the first pair only)."""
+    seen: dict[str, str] = {}
+    for arn in layer_arns:
+        base = arn.rsplit(":", 1)[0]
+        if base in seen:
+            return seen[base], arn
+        seen[base] = arn
+    return None
+
+
+def next_revision_state(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration once preparation succeeded: Active, update Successful, reasons dropped."""
+    out = dict(config)
+    out["State"] = State.ACTIVE.value
+    out["LastUpdateStatus"] = UpdateStatus.SUCCESSFUL.value
+    for key in ("StateReason", "StateReasonCode", "LastUpdateStatusReason", "LastUpdateStatusReasonCode"):
+        out.pop(key, None)
+    return out
+
+
+def failed_state(config: dict[str, Any], code: str, reason: str, *, creating: bool) -> dict[str, Any]:
+    out = dict(config)
+    if creating:
+        out.update(State=State.FAILED.value, StateReason=reason, StateReasonCode=code)
+        out.pop("LastUpdateStatus", None)
+    else:
+        out.update(LastUpdateStatus=UpdateStatus.FAILED.value, LastUpdateStatusReason=reason,
+                   LastUpdateStatusReasonCode=code)
+    return out
+
+
+# Field order of FunctionConfiguration as Lambda returns it.
+CONFIG_ORDER = (
+    "FunctionName FunctionArn Runtime Role Handler CodeSize Description Timeout MemorySize LastModified "
+    "CodeSha256 Version VpcConfig DeadLetterConfig Environment KMSKeyArn TracingConfig MasterArn RevisionId "
+    "Layers State StateReason StateReasonCode LastUpdateStatus LastUpdateStatusReason LastUpdateStatusReasonCode "
+    "FileSystemConfigs PackageType ImageConfigResponse Architectures EphemeralStorage SnapStart "
+    "RuntimeVersionConfig LoggingConfig"
+).split()

@@ -1,0 +1,527 @@
+"""Lambda function operations: create, read, list, update, delete, versions, account settings.
+
+The function's AWS-shaped configuration is stored as is; handlers validate, build the new
+configuration, persist it, and hand preparation (code and layer trees extracted, then
+``Active``) to :mod:`lamina.services.lambda_.prepare`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import uuid
+from typing import Any
+
+from lamina.api.validation import format_errors, render_value
+from lamina.domain import functions as F
+from lamina.domain.arns import parse_layer_arn
+from lamina.domain.clock import aws_timestamp
+from lamina.domain.layers import grants
+from lamina.domain.zipcheck import ZipRejected, inspect_zip, to_aws_error
+from lamina.errors import (
+    AccessDeniedException,
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from lamina.services.base import Platform, RequestContext
+from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
+from lamina.store.functions import FunctionRow
+
+DOWNLOAD_PREFIX = "/_lamina/blobs/"
+DEFAULT_PAGE = 50
+
+# AWS's own limits where botocore's model allows more (spec/functions.md).
+_RANGES = (("Timeout", "timeout", 1, 900), ("MemorySize", "memorySize", 128, 10240))
+
+
+def check_runtime_value(params: dict[str, Any]) -> None:
+    """Prevalidation: an unknown Runtime is InvalidParameterValueException, worded as recorded."""
+    runtime = params.get("Runtime")
+    if runtime is None:
+        return
+    known = set(PUBLISH_RUNTIME_ENUM_TEXT.strip("[]").split(", ")) | set(F.CUSTOM_RUNTIMES)
+    known |= {f"python3.{n}" for n in range(6, 16)}
+    if runtime not in known:
+        raise InvalidParameterValueException(
+            f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: "
+            f"{PUBLISH_RUNTIME_ENUM_TEXT} or be a valid ARN"
+        )
+
+
+def prevalidate_create(params: dict[str, Any]) -> None:
+    check_runtime_value(params)
+    if len(params.get("Layers") or []) > F.MAX_LAYERS:
+        raise InvalidParameterValueException("Cannot reference more than 5 layers.")
+
+
+def _check_ranges(params: dict[str, Any]) -> None:
+    errors = []
+    for key, member, low, high in _RANGES:
+        value = params.get(key)
+        if value is None:
+            continue
+        if value > high:
+            errors.append(f"Value {render_value(value)} at '{member}' failed to satisfy constraint: "
+                          f"Member must have value less than or equal to {high}")
+    size = (params.get("EphemeralStorage") or {}).get("Size")
+    if size is not None and size > 10240:
+        errors.append(f"Value {render_value(size)} at 'ephemeralStorage.size' failed to satisfy constraint: "
+                      "Member must have value less than or equal to 10240")
+    if errors:
+        raise ValidationException(format_errors(errors))
+
+
+def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
+    ref = F.parse_function_name(
+        params["FunctionName"], account=ctx.account_id, region=ctx.region,
+        qualifier=params.get("Qualifier") if qualifier else None,
+    )
+    if ref.account != ctx.account_id:
+        raise ResourceNotFoundException(f"Function not found: {ref.arn}")
+    return ref
+
+
+def _not_found(ref: F.FunctionRef, qualifier: str | None = None) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Function not found: {F.function_arn(ref.region, ref.account, ref.name, qualifier)}")
+
+
+def _seq(ref: F.FunctionRef) -> int:
+    q = ref.qualifier
+    if q is None or q == F.LATEST:
+        return 0
+    if q.isdigit():
+        return int(q)
+    raise _not_found(ref, q)  # aliases are not supported yet: nothing by that name
+
+
+def _load(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
+    row = platform.functions.get(ref.account, ref.region, ref.name, _seq(ref))
+    if row is None:
+        raise _not_found(ref, ref.qualifier if ref.qualifier not in (None, F.LATEST) else None)
+    return row
+
+
+def _code_location(platform: Platform, ctx: RequestContext, sha: str) -> str:
+    path = f"{DOWNLOAD_PREFIX}{sha}"
+    return f"{ctx.base_url}{path}?{platform.signer.query(path, ctx.now_ms // 1000)}"
+
+
+# -- code and layers ---------------------------------------------------------------------------------
+
+
+def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int]:
+    """Check and store a ZipFile; (sha256 hex, zipped size, unzipped size)."""
+    if "ImageUri" in code:
+        raise InvalidParameterValueException("lamina runs Zip functions only: container images are not supported.")
+    if any(k in code for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
+        raise InvalidParameterValueException(
+            "Function code from S3 (S3Bucket/S3Key) is not supported by lamina yet: upload the zip directly with "
+            "ZipFile (aws lambda create-function --zip-file fileb://function.zip)."
+        )
+    data = code.get("ZipFile")
+    if data is None:
+        raise InvalidParameterValueException("Please provide a source for function code.")
+    if len(data) > F.MAX_ZIPPED:
+        raise RequestEntityTooLargeException(f"Zipped size must be smaller than {F.MAX_ZIPPED} bytes")
+    try:
+        report = inspect_zip(io.BytesIO(data), max_unzipped=F.MAX_UNZIPPED)
+    except ZipRejected as exc:
+        raise to_aws_error(exc, F.MAX_UNZIPPED) from exc
+    sha = hashlib.sha256(data).hexdigest()
+    platform.blobs.put(data, sha)
+    return sha, len(data), report.unzipped_size
+
+
+def resolve_layers(
+    platform: Platform, ctx: RequestContext, arns: list[str], code_unzipped: int
+) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+    """Validate ``Layers`` in AWS's order; ([{Arn, CodeSize}], blob digests)."""
+    if len(arns) > F.MAX_LAYERS:
+        raise InvalidParameterValueException("Cannot reference more than 5 layers.")
+    pair = F.duplicate_layer_pair(arns)
+    if pair is not None:
+        raise InvalidParameterValueException(
+            "Two different versions of the same layer are not allowed to be referenced in the same function. "
+            f"{pair[0]} and {pair[1]} are versions of the same layer."
+        )
+    found = []
+    for arn in arns:
+        ref = parse_layer_arn(arn)
+        version = None
+        if ref is not None and ref.version is not None:
+            version = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+        if version is None:
+            raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
+        found.append(version)
+    for version in found:
+        if version.region != ctx.region:
+            raise InvalidParameterValueException(
+                f"Layers are not in the same region as the function. Layers are expected to be in region {ctx.region}."
+            )
+        if version.account != ctx.account_id and not grants(version.policy, ctx.account_id):
+            raise AccessDeniedException(
+                f"User: {ctx.caller} is not authorized to perform: lambda:GetLayerVersion on resource: "
+                f"{version.arn} because no resource-based policy allows the lambda:GetLayerVersion action"
+            )
+    total = code_unzipped + sum(v.unzipped_size for v in found)
+    if total > F.MAX_UNZIPPED:
+        raise InvalidParameterValueException(
+            f"Function code combined with layers exceeds the maximum allowed size of {F.MAX_UNZIPPED} bytes. "
+            f"The actual size is {total} bytes."
+        )
+    return [{"Arn": v.arn, "CodeSize": v.code_size} for v in found], tuple(v.sha256_hex for v in found)
+
+
+def _check_runtime_offered(platform: Platform, runtime: str) -> None:
+    offered = platform.runtimes()
+    if runtime not in offered:
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is not supported by this lamina host. Runtimes this host can run: "
+            f"{', '.join(offered)}."
+        )
+
+
+# -- create ------------------------------------------------------------------------------------------------
+
+
+def create_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    _check_ranges(params)
+    ref = F.parse_function_name(params["FunctionName"], account=ctx.account_id, region=ctx.region)
+    if ref.qualifier is not None or ref.account != ctx.account_id:
+        raise InvalidParameterValueException("Unsupported function name: give a name or an unqualified ARN of your account.")
+    if params.get("PackageType", "Zip") != "Zip":
+        raise InvalidParameterValueException("lamina runs Zip functions only: container images are not supported.")
+    runtime, handler = params.get("Runtime"), params.get("Handler")
+    if runtime is None or handler is None:
+        raise InvalidParameterValueException(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages."
+        )
+    if params.get("VpcConfig", {}).get("SubnetIds") or params.get("VpcConfig", {}).get("SecurityGroupIds"):
+        raise InvalidParameterValueException("VpcConfig is not supported by lamina yet.")
+    env = (params.get("Environment") or {}).get("Variables")
+    if env is not None:
+        F.check_environment(env)
+    # Layers are validated before anything else about the function (even that it exists).
+    layer_list, layer_shas = resolve_layers(platform, ctx, params.get("Layers") or [], 0)
+    _check_runtime_offered(platform, runtime)
+    if platform.functions.get(ref.account, ref.region, ref.name) is not None:
+        raise ResourceConflictException(f"Function already exist: {ref.name}")
+    sha, size, unzipped = _store_code(platform, params["Code"])
+    if layer_list:  # combined size, now that the code's unzipped size is known
+        resolve_layers(platform, ctx, params.get("Layers") or [], unzipped)
+    config: dict[str, Any] = {
+        "FunctionName": ref.name,
+        "FunctionArn": ref.arn,
+        "Runtime": runtime,
+        "Role": params["Role"],
+        "Handler": handler,
+        "CodeSize": size,
+        "Description": params.get("Description", ""),
+        "Timeout": params.get("Timeout", F.DEFAULT_TIMEOUT),
+        "MemorySize": params.get("MemorySize", F.DEFAULT_MEMORY),
+        "LastModified": aws_timestamp(ctx.now_ms),
+        "CodeSha256": base64.b64encode(bytes.fromhex(sha)).decode(),
+        "Version": F.LATEST,
+        "TracingConfig": {"Mode": (params.get("TracingConfig") or {}).get("Mode", "PassThrough")},
+        "RevisionId": str(uuid.uuid4()),
+        "State": F.State.PENDING.value,
+        "StateReason": F.CREATING_REASON,
+        "StateReasonCode": "Creating",
+        "PackageType": "Zip",
+        "Architectures": params.get("Architectures") or ["x86_64"],
+        "EphemeralStorage": {"Size": (params.get("EphemeralStorage") or {}).get("Size", F.DEFAULT_EPHEMERAL)},
+        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "RuntimeVersionConfig": {"RuntimeVersionArn": F.runtime_version_arn(ctx.region, runtime)},
+        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{ref.name}"},
+    }
+    if env is not None:
+        config["Environment"] = {"Variables": env}
+    if layer_list:
+        config["Layers"] = layer_list
+    row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
+    if not platform.functions.create(row):
+        raise ResourceConflictException(f"Function already exist: {ref.name}")
+    platform.preparer.schedule(row)
+    if params.get("Publish"):
+        # AWS answers with version 1's configuration when Publish is set.
+        platform.preparer.wait(row)
+        return _publish(platform, ctx, ref, None, None, None).config
+    return config
+
+
+# -- read ---------------------------------------------------------------------------------------------------
+
+
+def get_function_configuration(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _load(platform, _ref(ctx, params)).config
+
+
+def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    row = _load(platform, _ref(ctx, params))
+    return {
+        "Configuration": row.config,
+        "Code": {"RepositoryType": "S3", "Location": _code_location(platform, ctx, row.code_sha256)},
+    }
+
+
+def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
+    after = _decode_marker(params.get("Marker"))
+    rows = platform.functions.list_rows(
+        ctx.account_id, ctx.region, after=after, limit=limit + 1, all_versions=params.get("FunctionVersion") == "ALL"
+    )
+    out: dict[str, Any] = {"Functions": [r.config for r in rows[:limit]]}
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        out["NextMarker"] = _encode_marker(last.name, last.seq)
+    return out
+
+
+def list_versions_by_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params, qualifier=False)
+    if platform.functions.get(ref.account, ref.region, ref.name) is None:
+        raise _not_found(ref)
+    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
+    marker = _decode_marker(params.get("Marker"))
+    after = marker[1] if marker else -1
+    rows = platform.functions.versions(ref.account, ref.region, ref.name, after=after, limit=limit + 1)
+    out: dict[str, Any] = {"Versions": [r.config for r in rows[:limit]]}
+    if len(rows) > limit:
+        out["NextMarker"] = _encode_marker(ref.name, rows[limit - 1].seq)
+    return out
+
+
+def _encode_marker(name: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{seq}:{name}".encode()).decode().rstrip("=")
+
+
+def _decode_marker(marker: str | None) -> tuple[str, int] | None:
+    if marker is None:
+        return None
+    try:
+        seq, _, name = base64.urlsafe_b64decode(marker + "=" * (-len(marker) % 4)).decode().partition(":")
+        return name, int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameterValueException(f"Invalid pagination marker: {marker}") from exc
+
+
+def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    count, total = platform.functions.usage(ctx.account_id, ctx.region)
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": 80_530_636_800,
+            "CodeSizeUnzipped": F.MAX_UNZIPPED,
+            "CodeSizeZipped": F.MAX_ZIPPED,
+            "ConcurrentExecutions": platform.max_environments,
+            "UnreservedConcurrentExecutions": platform.max_environments,
+        },
+        "AccountUsage": {"TotalCodeSize": total, "FunctionCount": count},
+    }
+
+
+# -- update -------------------------------------------------------------------------------------------------
+
+
+def _begin_update(ref: F.FunctionRef, row: FunctionRow, revision: str | None) -> None:
+    if row.config.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value or row.config.get(
+        "State"
+    ) == F.State.PENDING.value:
+        raise ResourceConflictException(
+            f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
+        )
+    if revision is not None and revision != row.config.get("RevisionId"):
+        raise PreconditionFailedException(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
+
+
+def _in_progress(config: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    out = dict(config)
+    out.update(
+        LastModified=aws_timestamp(ctx.now_ms),
+        RevisionId=str(uuid.uuid4()),
+        LastUpdateStatus=F.UpdateStatus.IN_PROGRESS.value,
+        LastUpdateStatusReason=F.CREATING_REASON,
+        LastUpdateStatusReasonCode="Creating",
+    )
+    return out
+
+
+def update_function_configuration(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    _check_ranges(params)
+    ref = _ref(ctx, params, qualifier=False)
+    env = (params.get("Environment") or {}).get("Variables") if "Environment" in params else None
+    if env is not None:
+        F.check_environment(env)
+    layers = params.get("Layers")
+    layer_list: list[dict[str, Any]] | None = None
+    layer_shas: tuple[str, ...] = ()
+    if layers is not None:
+        layer_list, layer_shas = resolve_layers(platform, ctx, layers, 0)
+    if params.get("Runtime"):
+        _check_runtime_offered(platform, params["Runtime"])
+    if (params.get("VpcConfig") or {}).get("SubnetIds") or (params.get("VpcConfig") or {}).get("SecurityGroupIds"):
+        raise InvalidParameterValueException("VpcConfig is not supported by lamina yet.")
+
+    def change(row: FunctionRow) -> FunctionRow:
+        _begin_update(ref, row, params.get("RevisionId"))
+        config = _in_progress(row.config, ctx)
+        for key in ("Role", "Handler", "Description", "Timeout", "MemorySize", "Runtime"):
+            if key in params:
+                config[key] = params[key]
+        if "Runtime" in params:
+            config["RuntimeVersionConfig"] = {"RuntimeVersionArn": F.runtime_version_arn(ctx.region, params["Runtime"])}
+        if "Environment" in params:
+            config["Environment"] = {"Variables": env or {}}
+        if "TracingConfig" in params:
+            config["TracingConfig"] = {"Mode": params["TracingConfig"].get("Mode", "PassThrough")}
+        if "EphemeralStorage" in params:
+            config["EphemeralStorage"] = {"Size": params["EphemeralStorage"]["Size"]}
+        shas = row.layer_shas
+        if layer_list is not None:
+            if layer_list:
+                resolve_layers(platform, ctx, layers or [], row.unzipped_size)
+                config["Layers"] = layer_list
+            else:
+                config.pop("Layers", None)
+            shas = layer_shas
+        return FunctionRow(row.account, row.region, row.name, 0, config, row.code_sha256, row.unzipped_size, shas)
+
+    updated = platform.functions.update(ref.account, ref.region, ref.name, change)
+    if updated is None:
+        raise _not_found(ref)
+    platform.preparer.schedule(updated)
+    return updated.config
+
+
+def update_function_code(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params, qualifier=False)
+    current = platform.functions.get(ref.account, ref.region, ref.name)
+    if current is None:
+        raise _not_found(ref)
+    code: dict[str, Any] = {k: params[k] for k in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri") if k in params}
+    sha, size, unzipped = _store_code(platform, code)
+    if params.get("DryRun"):
+        _begin_update(ref, current, params.get("RevisionId"))
+        return current.config
+
+    def change(row: FunctionRow) -> FunctionRow:
+        _begin_update(ref, row, params.get("RevisionId"))
+        total = unzipped + _layers_unzipped(platform, row)
+        if total > F.MAX_UNZIPPED:
+            raise InvalidParameterValueException(
+                f"Function code combined with layers exceeds the maximum allowed size of {F.MAX_UNZIPPED} bytes. "
+                f"The actual size is {total} bytes."
+            )
+        config = _in_progress(row.config, ctx)
+        config["CodeSha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
+        config["CodeSize"] = size
+        if params.get("Architectures"):
+            config["Architectures"] = params["Architectures"]
+        return FunctionRow(row.account, row.region, row.name, 0, config, sha, unzipped, row.layer_shas)
+
+    updated = platform.functions.update(ref.account, ref.region, ref.name, change)
+    if updated is None:
+        raise _not_found(ref)
+    platform.preparer.schedule(updated)
+    if params.get("Publish"):
+        platform.preparer.wait(updated)
+        _publish(platform, ctx, ref, None, None, None)
+    return updated.config
+
+
+def _layers_unzipped(platform: Platform, row: FunctionRow) -> int:
+    return sum(platform.trees_size(sha) for sha in row.layer_shas)
+
+
+# -- versions ---------------------------------------------------------------------------------------------
+
+
+def _publish(
+    platform: Platform, ctx: RequestContext, ref: F.FunctionRef, code_sha: str | None, revision: str | None,
+    description: str | None,
+) -> FunctionRow:
+    def make(latest: FunctionRow, newest: FunctionRow | None, number: int) -> FunctionRow | None:
+        cfg = latest.config
+        if cfg.get("State") == F.State.PENDING.value or cfg.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value:
+            raise ResourceConflictException(
+                f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
+            )
+        if code_sha is not None and code_sha != cfg["CodeSha256"]:
+            raise InvalidParameterValueException(
+                f"CodeSHA256 ({code_sha}) is different from current CodeSHA256 in $LATEST ({cfg['CodeSha256']}). "
+                "Please try again with the CodeSHA256 in $LATEST."
+            )
+        if revision is not None and revision != cfg.get("RevisionId"):
+            raise PreconditionFailedException(
+                "The Revision Id provided does not match the latest Revision Id. "
+                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+            )
+        if newest is not None and _same_content(newest.config, cfg) and description is None:
+            return None  # nothing changed since the last published version
+        version = dict(cfg)
+        version.update(
+            Version=str(number),
+            FunctionArn=F.function_arn(ref.region, ref.account, ref.name, str(number)),
+            RevisionId=str(uuid.uuid4()),
+            LastModified=aws_timestamp(ctx.now_ms),
+        )
+        if description is not None:
+            version["Description"] = description
+        return FunctionRow(ref.account, ref.region, ref.name, number, version, latest.code_sha256,
+                           latest.unzipped_size, latest.layer_shas)
+
+    row = platform.functions.publish(ref.account, ref.region, ref.name, make)
+    if row is None:
+        raise _not_found(ref)
+    return row
+
+
+_VOLATILE = ("RevisionId", "LastModified", "Version", "FunctionArn", "LastUpdateStatus", "State")
+
+
+def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def strip(c: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in c.items() if k not in _VOLATILE}
+
+    return strip(a) == strip(b)
+
+
+def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params, qualifier=False)
+    row = _publish(platform, ctx, ref, params.get("CodeSha256"), params.get("RevisionId"), params.get("Description"))
+    return row.config
+
+
+# -- delete -----------------------------------------------------------------------------------------------
+
+
+def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    if ref.qualifier == F.LATEST:
+        raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
+    seq = None if ref.qualifier is None else _seq(ref)
+    if not platform.functions.delete(ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob):
+        raise _not_found(ref)
+    platform.retire(ref.account, ref.region, ref.name, seq)
+    return {"StatusCode": 204}
+
+
+HANDLERS = {
+    "CreateFunction": create_function,
+    "GetFunction": get_function,
+    "GetFunctionConfiguration": get_function_configuration,
+    "ListFunctions": list_functions,
+    "ListVersionsByFunction": list_versions_by_function,
+    "UpdateFunctionConfiguration": update_function_configuration,
+    "UpdateFunctionCode": update_function_code,
+    "PublishVersion": publish_version,
+    "DeleteFunction": delete_function,
+    "GetAccountSettings": get_account_settings,
+}

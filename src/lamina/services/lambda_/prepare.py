@@ -1,0 +1,76 @@
+"""Preparing functions: extract code and layer trees, then flip the function to Active.
+
+Runs in the background after CreateFunction / Update*; a change made meanwhile (new
+RevisionId) wins, so a slow preparation never overwrites a newer configuration. After a
+restart, functions left Pending or InProgress are prepared again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from lamina.domain import functions as F
+from lamina.store.functions import FunctionRow
+
+if TYPE_CHECKING:
+    from lamina.services.base import Platform
+
+log = logging.getLogger("lamina.prepare")
+
+
+class Preparer:
+    def __init__(self, platform: Platform, workers: int = 2) -> None:
+        self.platform = platform
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-prepare")
+        self._jobs: dict[tuple[str, str, str, str], Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def schedule(self, row: FunctionRow) -> None:
+        key = (row.account, row.region, row.name, str(row.config.get("RevisionId")))
+        with self._lock:
+            self._jobs[key] = self._pool.submit(self._prepare, row)
+
+    def wait(self, row: FunctionRow, timeout: float = 120) -> None:
+        key = (row.account, row.region, row.name, str(row.config.get("RevisionId")))
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is not None:
+            job.result(timeout)
+
+    def resume(self) -> None:
+        for row in self.platform.functions.in_state(F.State.PENDING.value, F.UpdateStatus.IN_PROGRESS.value):
+            self.schedule(row)
+
+    def _prepare(self, row: FunctionRow) -> None:
+        creating = row.config.get("State") == F.State.PENDING.value
+        try:
+            self.platform.trees.ensure(row.code_sha256)
+            for sha in row.layer_shas:
+                self.platform.trees.ensure(sha)
+            outcome = None
+        except Exception as exc:  # any failure makes the function Failed, with the reason
+            log.exception("preparing %s failed", row.name)
+            outcome = f"lamina could not prepare the function's code: {exc}"
+        revision = row.config.get("RevisionId")
+
+        def change(current: FunctionRow) -> FunctionRow:
+            if current.config.get("RevisionId") != revision:
+                return current  # changed meanwhile: that change's own preparation decides
+            if outcome is None:
+                config = F.next_revision_state(current.config)
+            else:
+                config = F.failed_state(current.config, "InternalError", outcome, creating=creating)
+            config["RevisionId"] = str(uuid.uuid4())
+            return FunctionRow(current.account, current.region, current.name, current.seq, config,
+                               current.code_sha256, current.unzipped_size, current.layer_shas)
+
+        self.platform.functions.update(row.account, row.region, row.name, change)
+        with self._lock:
+            self._jobs.pop((row.account, row.region, row.name, str(revision)), None)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

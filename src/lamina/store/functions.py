@@ -1,0 +1,198 @@
+"""Function versions in the metadata database.
+
+A row holds the AWS-shaped ``FunctionConfiguration`` (JSON) of one version ($LATEST is
+seq 0, published versions 1, 2, ...) plus the blobs it keeps alive: its code zip and the
+zips of its layers (a deleted layer version stays usable by functions that have it).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.store.metadata import Metadata
+
+
+@dataclass(frozen=True)
+class FunctionRow:
+    account: str
+    region: str
+    name: str
+    seq: int
+    config: dict[str, Any]
+    code_sha256: str
+    unzipped_size: int
+    layer_shas: tuple[str, ...]
+
+
+_COLS = "account, region, name, seq, config, code_sha256, unzipped_size, layer_shas"
+
+
+def _row(r: Any) -> FunctionRow:
+    return FunctionRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], tuple(json.loads(r[7])))
+
+
+class FunctionStore:
+    def __init__(self, metadata: Metadata) -> None:
+        self.md = metadata
+
+    def get(self, account: str, region: str, name: str, seq: int = 0) -> FunctionRow | None:
+        row = self.md.read(
+            lambda c: c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
+                (account, region, name, seq),
+            ).fetchone()
+        )
+        return _row(row) if row else None
+
+    def create(self, row: FunctionRow) -> bool:
+        """Insert $LATEST of a new function; False if the name is taken."""
+        with self.md.write() as c:
+            if c.execute(
+                "SELECT 1 FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
+                (row.account, row.region, row.name),
+            ).fetchone():
+                return False
+            c.execute(
+                "INSERT INTO functions (account, region, name, last_version) VALUES (?, ?, ?, 0)"
+                " ON CONFLICT (account, region, name) DO NOTHING",
+                (row.account, row.region, row.name),
+            )
+            _insert(c, row)
+        return True
+
+    def update(
+        self,
+        account: str,
+        region: str,
+        name: str,
+        change: Callable[[FunctionRow], FunctionRow],
+        seq: int = 0,
+    ) -> FunctionRow | None:
+        """Apply ``change`` (which may raise) to one version atomically; None if it does not exist."""
+        with self.md.write() as c:
+            r = c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
+                (account, region, name, seq),
+            ).fetchone()
+            if r is None:
+                return None
+            new = change(_row(r))
+            c.execute(
+                "UPDATE function_versions SET config=?, code_sha256=?, unzipped_size=?, layer_shas=?"
+                " WHERE account=? AND region=? AND name=? AND seq=?",
+                (json.dumps(new.config), new.code_sha256, new.unzipped_size, json.dumps(list(new.layer_shas)),
+                 account, region, name, seq),
+            )
+        return new
+
+    def publish(
+        self, account: str, region: str, name: str, make: Callable[[FunctionRow, FunctionRow | None, int], FunctionRow | None]
+    ) -> FunctionRow | None:
+        """Publish a version: ``make(latest, newest_published, next_number)`` returns the new row, or
+        None to return ``newest_published`` unchanged (nothing changed since). None if no function."""
+        with self.md.write() as c:
+            r = c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
+                (account, region, name),
+            ).fetchone()
+            if r is None:
+                return None
+            latest = _row(r)
+            last = c.execute(
+                "SELECT last_version FROM functions WHERE account=? AND region=? AND name=?", (account, region, name)
+            ).fetchone()[0]
+            newest_r = c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq>0"
+                " ORDER BY seq DESC LIMIT 1",
+                (account, region, name),
+            ).fetchone()
+            newest = _row(newest_r) if newest_r else None
+            row = make(latest, newest, last + 1)
+            if row is None:
+                return newest
+            c.execute(
+                "UPDATE functions SET last_version=? WHERE account=? AND region=? AND name=?",
+                (row.seq, account, region, name),
+            )
+            _insert(c, row)
+        return row
+
+    def versions(self, account: str, region: str, name: str, *, after: int, limit: int) -> list[FunctionRow]:
+        rows = self.md.read(
+            lambda c: c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq>?"
+                " ORDER BY seq LIMIT ?",
+                (account, region, name, after, limit),
+            ).fetchall()
+        )
+        return [_row(r) for r in rows]
+
+    def list_rows(self, account: str, region: str, *, after: tuple[str, int] | None, limit: int,
+             all_versions: bool) -> list[FunctionRow]:
+        sql = f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=?"
+        args: list[Any] = [account, region]
+        if not all_versions:
+            sql += " AND seq=0"
+        if after is not None:
+            sql += " AND (name > ? OR (name = ? AND seq > ?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY name, seq LIMIT ?"
+        args.append(limit)
+        return [_row(r) for r in self.md.read(lambda c: c.execute(sql, args).fetchall())]
+
+    def delete(self, account: str, region: str, name: str, seq: int | None,
+               on_unreferenced: Callable[[str], None]) -> bool:
+        """Delete one version (``seq``) or the whole function; free blobs nobody refers to any more."""
+        with self.md.write() as c:
+            where = "account=? AND region=? AND name=?"
+            args: list[Any] = [account, region, name]
+            if seq is not None:
+                where += " AND seq=?"
+                args.append(seq)
+            gone = c.execute(f"SELECT code_sha256, layer_shas FROM function_versions WHERE {where}", args).fetchall()
+            if not gone:
+                return False
+            c.execute(f"DELETE FROM function_versions WHERE {where}", args)
+            if seq is None:
+                c.execute("DELETE FROM functions WHERE account=? AND region=? AND name=?", (account, region, name))
+            shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
+            for sha in sorted(shas):
+                if not self.md._blob_referenced(c, sha):
+                    on_unreferenced(sha)
+        return True
+
+    def usage(self, account: str, region: str) -> tuple[int, int]:
+        """(function count, total code size in bytes) for GetAccountSettings."""
+        r = self.md.read(
+            lambda c: c.execute(
+                "SELECT COUNT(DISTINCT name), COALESCE(SUM(json_extract(config, '$.CodeSize')), 0)"
+                " FROM function_versions WHERE account=? AND region=?",
+                (account, region),
+            ).fetchone()
+        )
+        return int(r[0]), int(r[1])
+
+    def in_state(self, *states: str) -> builtins.list[FunctionRow]:
+        """$LATEST rows still Pending / InProgress (to resume their preparation after a restart)."""
+        rows = self.md.read(
+            lambda c: c.execute(
+                f"SELECT {_COLS} FROM function_versions WHERE seq=0 AND (json_extract(config, '$.State') IN"
+                f" ({','.join('?' * len(states))}) OR json_extract(config, '$.LastUpdateStatus') IN"
+                f" ({','.join('?' * len(states))}))",
+                (*states, *states),
+            ).fetchall()
+        )
+        return [_row(r) for r in rows]
+
+
+def _insert(c: sqlite3.Connection, row: FunctionRow) -> None:
+    c.execute(
+        f"INSERT INTO function_versions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (row.account, row.region, row.name, row.seq, json.dumps(row.config), row.code_sha256, row.unzipped_size,
+         json.dumps(list(row.layer_shas))),
+    )
