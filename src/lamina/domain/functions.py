@@ -30,12 +30,7 @@ MAX_UNZIPPED = 262_144_000
 
 CREATING_REASON = "The function is being created."
 
-RESERVED_ENV_KEYS = (
-    "_HANDLER _X_AMZN_TRACE_ID AWS_DEFAULT_REGION AWS_REGION AWS_EXECUTION_ENV AWS_LAMBDA_FUNCTION_NAME "
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE AWS_LAMBDA_FUNCTION_VERSION AWS_LAMBDA_INITIALIZATION_TYPE "
-    "AWS_LAMBDA_LOG_GROUP_NAME AWS_LAMBDA_LOG_STREAM_NAME AWS_ACCESS_KEY AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY "
-    "AWS_SESSION_TOKEN AWS_LAMBDA_RUNTIME_API LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR"
-).split()
+RESERVED_ENV_KEYS = ["_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"]
 
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 
@@ -73,12 +68,15 @@ class FunctionRef:
 
 
 _NAME = re.compile(
-    r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?(?:(?P<region>[a-z0-9-]+):)?(?:(?P<account>\d{12}):)?"
+    r"(?:arn:(?P<partition>aws[a-zA-Z-]*)?:lambda:)?"
+    r"(?:(?P<region>(?:eusc-)?[a-z]{2}(?:(?:-gov)|(?:-iso(?:[a-z]?)))?-[a-z]+-\d):)?(?:(?P<account>\d{12}):)?"
     r"(?:function:)?(?P<name>[a-zA-Z0-9-_\.]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9-_]+))?"
 )
 
 
-def parse_function_name(value: str, *, account: str, region: str, qualifier: str | None = None) -> FunctionRef:
+def parse_function_name(
+    value: str, *, account: str, region: str, qualifier: str | None = None
+) -> FunctionRef:
     """Resolve a name, partial ARN (``123456789012:function:f``) or full ARN, with optional qualifier.
 
     Raises AWS's errors for a region mismatch and for two different qualifiers.
@@ -94,7 +92,9 @@ def parse_function_name(value: str, *, account: str, region: str, qualifier: str
         )
     q = m.group("qualifier")
     if q is not None and qualifier is not None and q != qualifier:
-        raise InvalidParameterValueException("The derived qualifier from the function name does not match the specified qualifier.")
+        raise InvalidParameterValueException(
+            "The derived qualifier from the function name does not match the specified qualifier."
+        )
     return FunctionRef(got_account, got_region, m.group("name"), q or qualifier)
 
 
@@ -149,16 +149,13 @@ def failed_state(config: dict[str, Any], code: str, reason: str, *, creating: bo
         out.update(State=State.FAILED.value, StateReason=reason, StateReasonCode=code)
         out.pop("LastUpdateStatus", None)
     else:
-        out.update(LastUpdateStatus=UpdateStatus.FAILED.value, LastUpdateStatusReason=reason,
-                   LastUpdateStatusReasonCode=code)
+        out.update(
+            LastUpdateStatus=UpdateStatus.FAILED.value,
+            LastUpdateStatusReason=reason,
+            LastUpdateStatusReasonCode=code,
+        )
     return out
 
 
 # Field order of FunctionConfiguration as Lambda returns it.
-CONFIG_ORDER = (
-    "FunctionName FunctionArn Runtime Role Handler CodeSize Description Timeout MemorySize LastModified "
-    "CodeSha256 Version VpcConfig DeadLetterConfig Environment KMSKeyArn TracingConfig MasterArn RevisionId "
-    "Layers State StateReason StateReasonCode LastUpdateStatus LastUpdateStatusReason LastUpdateStatusReasonCode "
-    "FileSystemConfigs PackageType ImageConfigResponse Architectures EphemeralStorage SnapStart "
-    "RuntimeVersionConfig LoggingConfig"
-).split()
+CONFIG_ORDER = ["FunctionName", "FunctionArn", "Runtime", "Role", "Handler", "CodeSize", "Description", "Timeout", "MemorySize", "LastModified", "CodeSha256", "Version", "VpcConfig", "DeadLetterConfig", "Environment", "KMSKeyArn", "TracingConfig", "MasterArn", "RevisionId", "Layers", "State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason", "LastUpdateStatusReasonCode", "FileSystemConfigs", "PackageType", "ImageConfigResponse", "Architectures", "EphemeralStorage", "SnapStart", "RuntimeVersionConfig", "LoggingConfig"]

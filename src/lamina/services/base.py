@@ -34,7 +34,9 @@ class RequestContext:
 class Platform:
     """The process-wide state handlers work on: stores, signer, runtimes, settings."""
 
-    def __init__(self, data_dir: Path, *, runtimes_dir: Path | None = None, max_environments: int = 32) -> None:
+    def __init__(
+        self, data_dir: Path, *, runtimes_dir: Path | None = None, max_environments: int = 32
+    ) -> None:
         from lamina.runtime.catalog import RuntimeCatalog
         from lamina.services.lambda_.prepare import Preparer
         from lamina.store.functions import FunctionStore
@@ -65,7 +67,9 @@ class Platform:
     def trees_size(self, sha256_hex: str) -> int:
         """Unzipped size of a layer blob (its layer version rows know it, deleted or not)."""
         row = self.metadata.read(
-            lambda c: c.execute("SELECT unzipped_size FROM layer_versions WHERE sha256=? LIMIT 1", (sha256_hex,)).fetchone()
+            lambda c: c.execute(
+                "SELECT unzipped_size FROM layer_versions WHERE sha256=? LIMIT 1", (sha256_hex,)
+            ).fetchone()
         )
         return int(row[0]) if row else 0
 

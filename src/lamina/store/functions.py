@@ -85,13 +85,25 @@ class FunctionStore:
             c.execute(
                 "UPDATE function_versions SET config=?, code_sha256=?, unzipped_size=?, layer_shas=?"
                 " WHERE account=? AND region=? AND name=? AND seq=?",
-                (json.dumps(new.config), new.code_sha256, new.unzipped_size, json.dumps(list(new.layer_shas)),
-                 account, region, name, seq),
+                (
+                    json.dumps(new.config),
+                    new.code_sha256,
+                    new.unzipped_size,
+                    json.dumps(list(new.layer_shas)),
+                    account,
+                    region,
+                    name,
+                    seq,
+                ),
             )
         return new
 
     def publish(
-        self, account: str, region: str, name: str, make: Callable[[FunctionRow, FunctionRow | None, int], FunctionRow | None]
+        self,
+        account: str,
+        region: str,
+        name: str,
+        make: Callable[[FunctionRow, FunctionRow | None, int], FunctionRow | None],
     ) -> FunctionRow | None:
         """Publish a version: ``make(latest, newest_published, next_number)`` returns the new row, or
         None to return ``newest_published`` unchanged (nothing changed since). None if no function."""
@@ -104,7 +116,8 @@ class FunctionStore:
                 return None
             latest = _row(r)
             last = c.execute(
-                "SELECT last_version FROM functions WHERE account=? AND region=? AND name=?", (account, region, name)
+                "SELECT last_version FROM functions WHERE account=? AND region=? AND name=?",
+                (account, region, name),
             ).fetchone()[0]
             newest_r = c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq>0"
@@ -132,8 +145,9 @@ class FunctionStore:
         )
         return [_row(r) for r in rows]
 
-    def list_rows(self, account: str, region: str, *, after: tuple[str, int] | None, limit: int,
-             all_versions: bool) -> list[FunctionRow]:
+    def list_rows(
+        self, account: str, region: str, *, after: tuple[str, int] | None, limit: int, all_versions: bool
+    ) -> list[FunctionRow]:
         sql = f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=?"
         args: list[Any] = [account, region]
         if not all_versions:
@@ -145,8 +159,9 @@ class FunctionStore:
         args.append(limit)
         return [_row(r) for r in self.md.read(lambda c: c.execute(sql, args).fetchall())]
 
-    def delete(self, account: str, region: str, name: str, seq: int | None,
-               on_unreferenced: Callable[[str], None]) -> bool:
+    def delete(
+        self, account: str, region: str, name: str, seq: int | None, on_unreferenced: Callable[[str], None]
+    ) -> bool:
         """Delete one version (``seq``) or the whole function; free blobs nobody refers to any more."""
         with self.md.write() as c:
             where = "account=? AND region=? AND name=?"
@@ -154,12 +169,16 @@ class FunctionStore:
             if seq is not None:
                 where += " AND seq=?"
                 args.append(seq)
-            gone = c.execute(f"SELECT code_sha256, layer_shas FROM function_versions WHERE {where}", args).fetchall()
+            gone = c.execute(
+                f"SELECT code_sha256, layer_shas FROM function_versions WHERE {where}", args
+            ).fetchall()
             if not gone:
                 return False
             c.execute(f"DELETE FROM function_versions WHERE {where}", args)
             if seq is None:
-                c.execute("DELETE FROM functions WHERE account=? AND region=? AND name=?", (account, region, name))
+                c.execute(
+                    "DELETE FROM functions WHERE account=? AND region=? AND name=?", (account, region, name)
+                )
             shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
             for sha in sorted(shas):
                 if not self.md._blob_referenced(c, sha):
@@ -193,6 +212,14 @@ class FunctionStore:
 def _insert(c: sqlite3.Connection, row: FunctionRow) -> None:
     c.execute(
         f"INSERT INTO function_versions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (row.account, row.region, row.name, row.seq, json.dumps(row.config), row.code_sha256, row.unzipped_size,
-         json.dumps(list(row.layer_shas))),
+        (
+            row.account,
+            row.region,
+            row.name,
+            row.seq,
+            json.dumps(row.config),
+            row.code_sha256,
+            row.unzipped_size,
+            json.dumps(list(row.layer_shas)),
+        ),
     )

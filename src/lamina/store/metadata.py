@@ -244,9 +244,15 @@ class Metadata:
             return True
 
     def _blob_referenced(self, c: sqlite3.Connection, sha: str) -> bool:
-        # Later issues add function code and function-to-layer references here.
+        """Live layer versions, function code, and layers attached to functions keep a blob."""
         return (
-            c.execute("SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0 LIMIT 1", (sha,)).fetchone()
+            c.execute(
+                "SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0"
+                " UNION ALL SELECT 1 FROM function_versions WHERE code_sha256=?"
+                " UNION ALL SELECT 1 FROM function_versions, json_each(function_versions.layer_shas)"
+                " WHERE json_each.value=? LIMIT 1",
+                (sha, sha, sha),
+            ).fetchone()
             is not None
         )
 

@@ -61,24 +61,30 @@ def prevalidate_create(params: dict[str, Any]) -> None:
 
 def _check_ranges(params: dict[str, Any]) -> None:
     errors = []
-    for key, member, low, high in _RANGES:
+    for key, member, _low, high in _RANGES:
         value = params.get(key)
         if value is None:
             continue
         if value > high:
-            errors.append(f"Value {render_value(value)} at '{member}' failed to satisfy constraint: "
-                          f"Member must have value less than or equal to {high}")
+            errors.append(
+                f"Value {render_value(value)} at '{member}' failed to satisfy constraint: "
+                f"Member must have value less than or equal to {high}"
+            )
     size = (params.get("EphemeralStorage") or {}).get("Size")
     if size is not None and size > 10240:
-        errors.append(f"Value {render_value(size)} at 'ephemeralStorage.size' failed to satisfy constraint: "
-                      "Member must have value less than or equal to 10240")
+        errors.append(
+            f"Value {render_value(size)} at 'ephemeralStorage.size' failed to satisfy constraint: "
+            "Member must have value less than or equal to 10240"
+        )
     if errors:
         raise ValidationException(format_errors(errors))
 
 
 def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
     ref = F.parse_function_name(
-        params["FunctionName"], account=ctx.account_id, region=ctx.region,
+        params["FunctionName"],
+        account=ctx.account_id,
+        region=ctx.region,
         qualifier=params.get("Qualifier") if qualifier else None,
     )
     if ref.account != ctx.account_id:
@@ -87,7 +93,9 @@ def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True)
 
 
 def _not_found(ref: F.FunctionRef, qualifier: str | None = None) -> ResourceNotFoundException:
-    return ResourceNotFoundException(f"Function not found: {F.function_arn(ref.region, ref.account, ref.name, qualifier)}")
+    return ResourceNotFoundException(
+        f"Function not found: {F.function_arn(ref.region, ref.account, ref.name, qualifier)}"
+    )
 
 
 def _seq(ref: F.FunctionRef) -> int:
@@ -117,7 +125,9 @@ def _code_location(platform: Platform, ctx: RequestContext, sha: str) -> str:
 def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int]:
     """Check and store a ZipFile; (sha256 hex, zipped size, unzipped size)."""
     if "ImageUri" in code:
-        raise InvalidParameterValueException("lamina runs Zip functions only: container images are not supported.")
+        raise InvalidParameterValueException(
+            "lamina runs Zip functions only: container images are not supported."
+        )
     if any(k in code for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
         raise InvalidParameterValueException(
             "Function code from S3 (S3Bucket/S3Key) is not supported by lamina yet: upload the zip directly with "
@@ -193,9 +203,13 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     _check_ranges(params)
     ref = F.parse_function_name(params["FunctionName"], account=ctx.account_id, region=ctx.region)
     if ref.qualifier is not None or ref.account != ctx.account_id:
-        raise InvalidParameterValueException("Unsupported function name: give a name or an unqualified ARN of your account.")
+        raise InvalidParameterValueException(
+            "Unsupported function name: give a name or an unqualified ARN of your account."
+        )
     if params.get("PackageType", "Zip") != "Zip":
-        raise InvalidParameterValueException("lamina runs Zip functions only: container images are not supported.")
+        raise InvalidParameterValueException(
+            "lamina runs Zip functions only: container images are not supported."
+        )
     runtime, handler = params.get("Runtime"), params.get("Handler")
     if runtime is None or handler is None:
         raise InvalidParameterValueException(
@@ -257,7 +271,9 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
 # -- read ---------------------------------------------------------------------------------------------------
 
 
-def get_function_configuration(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def get_function_configuration(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     return _load(platform, _ref(ctx, params)).config
 
 
@@ -273,7 +289,11 @@ def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, An
     limit = int(params.get("MaxItems") or DEFAULT_PAGE)
     after = _decode_marker(params.get("Marker"))
     rows = platform.functions.list_rows(
-        ctx.account_id, ctx.region, after=after, limit=limit + 1, all_versions=params.get("FunctionVersion") == "ALL"
+        ctx.account_id,
+        ctx.region,
+        after=after,
+        limit=limit + 1,
+        all_versions=params.get("FunctionVersion") == "ALL",
     )
     out: dict[str, Any] = {"Functions": [r.config for r in rows[:limit]]}
     if len(rows) > limit:
@@ -282,7 +302,9 @@ def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, An
     return out
 
 
-def list_versions_by_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def list_versions_by_function(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     ref = _ref(ctx, params, qualifier=False)
     if platform.functions.get(ref.account, ref.region, ref.name) is None:
         raise _not_found(ref)
@@ -328,9 +350,10 @@ def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[s
 
 
 def _begin_update(ref: F.FunctionRef, row: FunctionRow, revision: str | None) -> None:
-    if row.config.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value or row.config.get(
-        "State"
-    ) == F.State.PENDING.value:
+    if (
+        row.config.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value
+        or row.config.get("State") == F.State.PENDING.value
+    ):
         raise ResourceConflictException(
             f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
         )
@@ -353,7 +376,9 @@ def _in_progress(config: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
     return out
 
 
-def update_function_configuration(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def update_function_configuration(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     _check_ranges(params)
     ref = _ref(ctx, params, qualifier=False)
     env = (params.get("Environment") or {}).get("Variables") if "Environment" in params else None
@@ -366,7 +391,9 @@ def update_function_configuration(platform: Platform, ctx: RequestContext, param
         layer_list, layer_shas = resolve_layers(platform, ctx, layers, 0)
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"])
-    if (params.get("VpcConfig") or {}).get("SubnetIds") or (params.get("VpcConfig") or {}).get("SecurityGroupIds"):
+    if (params.get("VpcConfig") or {}).get("SubnetIds") or (params.get("VpcConfig") or {}).get(
+        "SecurityGroupIds"
+    ):
         raise InvalidParameterValueException("VpcConfig is not supported by lamina yet.")
 
     def change(row: FunctionRow) -> FunctionRow:
@@ -376,7 +403,9 @@ def update_function_configuration(platform: Platform, ctx: RequestContext, param
             if key in params:
                 config[key] = params[key]
         if "Runtime" in params:
-            config["RuntimeVersionConfig"] = {"RuntimeVersionArn": F.runtime_version_arn(ctx.region, params["Runtime"])}
+            config["RuntimeVersionConfig"] = {
+                "RuntimeVersionArn": F.runtime_version_arn(ctx.region, params["Runtime"])
+            }
         if "Environment" in params:
             config["Environment"] = {"Variables": env or {}}
         if "TracingConfig" in params:
@@ -391,7 +420,9 @@ def update_function_configuration(platform: Platform, ctx: RequestContext, param
             else:
                 config.pop("Layers", None)
             shas = layer_shas
-        return FunctionRow(row.account, row.region, row.name, 0, config, row.code_sha256, row.unzipped_size, shas)
+        return FunctionRow(
+            row.account, row.region, row.name, 0, config, row.code_sha256, row.unzipped_size, shas
+        )
 
     updated = platform.functions.update(ref.account, ref.region, ref.name, change)
     if updated is None:
@@ -405,7 +436,9 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     current = platform.functions.get(ref.account, ref.region, ref.name)
     if current is None:
         raise _not_found(ref)
-    code: dict[str, Any] = {k: params[k] for k in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri") if k in params}
+    code: dict[str, Any] = {
+        k: params[k] for k in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri") if k in params
+    }
     sha, size, unzipped = _store_code(platform, code)
     if params.get("DryRun"):
         _begin_update(ref, current, params.get("RevisionId"))
@@ -444,12 +477,19 @@ def _layers_unzipped(platform: Platform, row: FunctionRow) -> int:
 
 
 def _publish(
-    platform: Platform, ctx: RequestContext, ref: F.FunctionRef, code_sha: str | None, revision: str | None,
+    platform: Platform,
+    ctx: RequestContext,
+    ref: F.FunctionRef,
+    code_sha: str | None,
+    revision: str | None,
     description: str | None,
 ) -> FunctionRow:
     def make(latest: FunctionRow, newest: FunctionRow | None, number: int) -> FunctionRow | None:
         cfg = latest.config
-        if cfg.get("State") == F.State.PENDING.value or cfg.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value:
+        if (
+            cfg.get("State") == F.State.PENDING.value
+            or cfg.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value
+        ):
             raise ResourceConflictException(
                 f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
             )
@@ -474,8 +514,16 @@ def _publish(
         )
         if description is not None:
             version["Description"] = description
-        return FunctionRow(ref.account, ref.region, ref.name, number, version, latest.code_sha256,
-                           latest.unzipped_size, latest.layer_shas)
+        return FunctionRow(
+            ref.account,
+            ref.region,
+            ref.name,
+            number,
+            version,
+            latest.code_sha256,
+            latest.unzipped_size,
+            latest.layer_shas,
+        )
 
     row = platform.functions.publish(ref.account, ref.region, ref.name, make)
     if row is None:
@@ -495,7 +543,9 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     ref = _ref(ctx, params, qualifier=False)
-    row = _publish(platform, ctx, ref, params.get("CodeSha256"), params.get("RevisionId"), params.get("Description"))
+    row = _publish(
+        platform, ctx, ref, params.get("CodeSha256"), params.get("RevisionId"), params.get("Description")
+    )
     return row.config
 
 
@@ -505,9 +555,13 @@ def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, A
 def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     ref = _ref(ctx, params)
     if ref.qualifier == F.LATEST:
-        raise InvalidParameterValueException("$LATEST version cannot be deleted without deleting the function.")
+        raise InvalidParameterValueException(
+            "$LATEST version cannot be deleted without deleting the function."
+        )
     seq = None if ref.qualifier is None else _seq(ref)
-    if not platform.functions.delete(ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob):
+    if not platform.functions.delete(
+        ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob
+    ):
         raise _not_found(ref)
     platform.retire(ref.account, ref.region, ref.name, seq)
     return {"StatusCode": 204}

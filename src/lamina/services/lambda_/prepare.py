@@ -65,8 +65,16 @@ class Preparer:
             else:
                 config = F.failed_state(current.config, "InternalError", outcome, creating=creating)
             config["RevisionId"] = str(uuid.uuid4())
-            return FunctionRow(current.account, current.region, current.name, current.seq, config,
-                               current.code_sha256, current.unzipped_size, current.layer_shas)
+            return FunctionRow(
+                current.account,
+                current.region,
+                current.name,
+                current.seq,
+                config,
+                current.code_sha256,
+                current.unzipped_size,
+                current.layer_shas,
+            )
 
         self.platform.functions.update(row.account, row.region, row.name, change)
         with self._lock:
