@@ -9,7 +9,7 @@ import botocore.session
 from lamina.api.app import LaminaApp, default_workers
 from lamina.domain.accounts import Account
 from lamina.services import lambda_
-from lamina.services.base import Platform
+from lamina.services.platform import Platform
 
 
 def build_app(
@@ -18,8 +18,20 @@ def build_app(
     *,
     runtimes_dir: Path | None = None,
     max_environments: int = 32,
+    idle_timeout_s: float = 600.0,
+    endpoint_port: int = 4566,
+    event_retry_delay_s: float = 60.0,
 ) -> LaminaApp:
-    platform = Platform(data_dir, runtimes_dir=runtimes_dir, max_environments=max_environments)
+    platform = Platform(
+        data_dir,
+        runtimes_dir=runtimes_dir,
+        max_environments=max_environments,
+        idle_timeout_s=idle_timeout_s,
+        endpoint_port=endpoint_port,
+        credentials={a.account_id: (a.access_key_id, a.secret_access_key) for a in accounts},
+        event_retry_delay_s=event_retry_delay_s,
+    )
     session = botocore.session.get_session()
     services = {"lambda": lambda_.binding(session)}
-    return LaminaApp(platform, services, accounts, workers=default_workers())
+    # Invocations hold a worker thread while they run: room for every environment plus API calls.
+    return LaminaApp(platform, services, accounts, workers=default_workers() + max_environments)

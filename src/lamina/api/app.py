@@ -25,7 +25,8 @@ from lamina.api.protocols import OperationMatch, Protocol, protocol_for
 from lamina.api.validation import validate
 from lamina.domain.accounts import Account
 from lamina.errors import AwsError, RequestEntityTooLargeException, ServiceException
-from lamina.services.base import Platform, RequestContext, ServiceBinding
+from lamina.services.base import RequestContext, ServiceBinding
+from lamina.services.platform import Platform
 from lamina.services.lambda_.layers import DOWNLOAD_PREFIX
 
 log = logging.getLogger("lamina.api")
@@ -108,8 +109,10 @@ class LaminaApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.platform.attach_loop(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.platform.aclose()
                 self._pool.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -221,9 +224,8 @@ class LaminaApp:
         if body is None:
             if declared is not None and declared > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
-            error = RequestEntityTooLargeException(
-                f"Request must be smaller than {limit} bytes for the {name} operation"
-            )
+            wire = service.binding.wire_names.get(name, name)
+            error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes for the {wire} operation")
             return service.protocol.serialize_error(error, request_id)
         request.body = body
         if request.method == "GET" and not body:

@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="most execution environments at once (env LAMINA_MAX_ENVIRONMENTS; default 32)",
     )
     server.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=float(os.environ.get("LAMINA_IDLE_TIMEOUT", "600")),
+        help="seconds before an idle execution environment is reclaimed (env LAMINA_IDLE_TIMEOUT; default 600)",
+    )
+    server.add_argument(
+        "--event-retry-delay",
+        type=float,
+        default=float(os.environ.get("LAMINA_EVENT_RETRY_DELAY", "60")),
+        help="seconds before the first retry of a failed Event invocation; the second waits twice that "
+        "(env LAMINA_EVENT_RETRY_DELAY; default 60)",
+    )
+    server.add_argument(
         "--log-level",
         default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -147,7 +160,15 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         runtimes_dir = Path(args.runtimes_dir) if args.runtimes_dir else Path(sys.prefix) / "lamina-runtimes"
-        app = build_app(data_dir, accounts, runtimes_dir=runtimes_dir, max_environments=args.max_environments)
+        app = build_app(
+            data_dir,
+            accounts,
+            runtimes_dir=runtimes_dir,
+            max_environments=args.max_environments,
+            idle_timeout_s=args.idle_timeout,
+            endpoint_port=args.port,
+            event_retry_delay_s=args.event_retry_delay,
+        )
     except OSError as exc:
         print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)
         return 1

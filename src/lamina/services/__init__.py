@@ -5,6 +5,7 @@ layer routes, parses and validates, then calls ``handler(ctx, params)`` and
 serialises what it returns.
 """
 
-from lamina.services.base import Handler, Platform, RequestContext, ServiceBinding
+from lamina.services.base import Handler, RequestContext, ServiceBinding
+from lamina.services.platform import Platform
 
 __all__ = ["Handler", "Platform", "RequestContext", "ServiceBinding"]

@@ -59,6 +59,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX function_versions_code ON function_versions (code_sha256);
     """,
+    # 3: asynchronous (Event) invocations, queued durably until done or out of retries.
+    """
+    CREATE TABLE event_invocations (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        qualifier TEXT, payload BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX event_invocations_due ON event_invocations (next_at);
+    """,
 )
 
 

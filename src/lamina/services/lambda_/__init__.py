@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import functions, layers, wire
+from lamina.services.lambda_ import functions, invoke, layers, wire
 
 
 def binding(loader: Any) -> ServiceBinding:
     """Lambda's operations bound to its botocore model (``loader``: a botocore session)."""
     return ServiceBinding(
         model=loader.get_service_model("lambda"),
-        handlers={**layers.HANDLERS, **functions.HANDLERS},
+        handlers={**layers.HANDLERS, **functions.HANDLERS, "Invoke": invoke.invoke},
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,
         validation_order=wire.VALIDATION_ORDER,
+        wire_names=wire.WIRE_NAMES,
         prevalidators={
             "CreateFunction": functions.prevalidate_create,
             "UpdateFunctionConfiguration": functions.prevalidate_create,

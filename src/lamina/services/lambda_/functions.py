@@ -28,7 +28,8 @@ from lamina.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
-from lamina.services.base import Platform, RequestContext
+from lamina.services.base import RequestContext
+from lamina.services.platform import Platform
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
 from lamina.store.functions import FunctionRow
 

@@ -23,7 +23,8 @@ from lamina.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lamina.services.base import Platform, RequestContext
+from lamina.services.base import RequestContext
+from lamina.services.platform import Platform
 
 NOT_FOUND = "The resource you requested does not exist."
 DOWNLOAD_PREFIX = "/_lamina/blobs/"

@@ -17,7 +17,7 @@ from lamina.domain import functions as F
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
-    from lamina.services.base import Platform
+    from lamina.services.platform import Platform
 
 log = logging.getLogger("lamina.prepare")
 

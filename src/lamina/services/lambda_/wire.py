@@ -53,7 +53,9 @@ MAX_REQUEST_BYTES = {
     "PublishLayerVersion": 69_905_067,
     "CreateFunction": 70_167_211,
     "UpdateFunctionCode": 70_167_211,
+    "Invoke": 6_291_456,
 }
+WIRE_NAMES = {"Invoke": "InvokeFunction"}
 
 # Member order of AWS's own input shapes (validation messages list errors in it).
 VALIDATION_ORDER = {

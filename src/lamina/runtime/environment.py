@@ -1,0 +1,363 @@
+"""One execution environment: sandbox + Runtime API + log pipe + endpoint relay, on the event loop.
+
+Lifecycle: ``start()`` (cold start: namespaces, mounts, the runtime's init, up to its first
+``/next``), then ``invoke()`` any number of times, one at a time, then ``destroy()``.
+Nothing on the invoke path spawns a process, copies code, polls or sleeps: the runtime
+gets the event through its pending ``/next``, the answer resolves a future, the process
+exit is watched with a pidfd, and the log pipe is read when readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import enum
+import fcntl
+import json
+import math
+import os
+import shutil
+import struct
+import termios
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lamina.runtime.catalog import PythonRuntime
+from lamina.runtime.logs import LogStore, stream_name
+from lamina.runtime.netns import NetNamespace
+from lamina.runtime.proxy import EndpointRelay
+from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
+from lamina.runtime.sandbox import Sandbox, SandboxSpec
+
+INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
+RUNTIME_API = "127.0.0.1:9001"
+LOG_TAIL_BYTES = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """What an environment runs: one function version, resolved to host paths."""
+
+    account: str
+    region: str
+    name: str
+    version: str
+    config: Mapping[str, Any]
+    code_dir: Path
+    layer_dirs: tuple[Path, ...]
+    python: PythonRuntime | None
+    credentials: tuple[str, str]
+    endpoint_port: int
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """Environments are reused only for exactly this configuration."""
+        return (self.account, self.region, self.name, self.version, str(self.config.get("RevisionId")))
+
+    @property
+    def function_key(self) -> tuple[str, str, str]:
+        return (self.account, self.region, self.name)
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    ERROR = "error"  # the function (or its init) reported an error
+    TIMEOUT = "timeout"
+    EXITED = "exited"
+
+
+@dataclasses.dataclass
+class InvokeResult:
+    outcome: Outcome
+    payload: bytes
+    log_tail: bytes
+    duration_ms: float
+    error_type: str | None = None
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "signal: killed"
+    if code < 0:
+        return "signal: killed" if code == -9 else f"signal: {-code}"
+    return f"exit status {code}"
+
+
+class Environment:
+    def __init__(self, target: Target, work_root: Path, logs: LogStore) -> None:
+        self.target = target
+        self.id = uuid.uuid4().hex[:12]
+        self.work_dir = work_root / self.id
+        self.logs = logs
+        self.stream = stream_name(target.version, dt.datetime.now(dt.UTC))
+        self.netns: NetNamespace | None = None
+        self.api: RuntimeApi | None = None
+        self.relay: EndpointRelay | None = None
+        self.sandbox: Sandbox | None = None
+        self._log_fd = -1
+        self._pidfd = -1
+        self._exited: asyncio.Future[int | None] | None = None
+        self._buffer = bytearray()  # log output of the current invocation
+        self.init_ms: float | None = None  # reported on the first invocation only
+        self.init_error: InvocationResult | None = None
+        self.last_used = time.monotonic()
+        self.retired = False
+        self.busy = False
+
+    # -- start ---------------------------------------------------------------------------------
+
+    def _env_vars(self) -> dict[str, str]:
+        t, cfg = self.target, self.target.config
+        env = {
+            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "_HANDLER": str(cfg.get("Handler", "")),
+            "AWS_LAMBDA_FUNCTION_NAME": t.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": t.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{t.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
+            "AWS_REGION": t.region,
+            "AWS_DEFAULT_REGION": t.region,
+            "AWS_ACCESS_KEY_ID": t.credentials[0],
+            "AWS_SECRET_ACCESS_KEY": t.credentials[1],
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}",
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        }
+        if t.python is not None:
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{t.python.name}"
+        user = (cfg.get("Environment") or {}).get("Variables") or {}
+        return (
+            {**user, **env} if t.python is None else {**env, **user, **{k: env[k] for k in env if k in user}}
+        )
+
+    def _argv(self) -> tuple[str, ...] | None:
+        t = self.target
+        if t.python is not None:
+            return (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
+        # Custom runtime: /var/task/bootstrap, then /opt/bootstrap (later layers win).
+        if (t.code_dir / "bootstrap").is_file():
+            return ("/var/task/bootstrap",)
+        if any((d / "bootstrap").is_file() for d in t.layer_dirs):
+            return ("/opt/bootstrap",)
+        return None
+
+    async def start(self) -> None:
+        """Cold start. Afterwards ``init_error`` is set if the runtime failed to initialise."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        t = self.target
+        argv = self._argv()
+        if argv is None:
+            self.init_error = InvocationResult(
+                ResultKind.INIT_ERROR,
+                json.dumps(
+                    {
+                        "errorType": "Runtime.InvalidEntrypoint",
+                        "errorMessage": "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
+                    }
+                ).encode(),
+                "Runtime.InvalidEntrypoint",
+            )
+            return
+        self.netns = NetNamespace.create(f"lamina-{self.id}")
+        self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
+        await self.api.start()
+        self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
+        await self.relay.start()
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_fd, False)
+        self._log_fd = read_fd
+        loop.add_reader(read_fd, self._read_logs)
+        cfg = t.config
+        spec = SandboxSpec(
+            env_id=f"lamina-{self.id}",
+            work_dir=self.work_dir,
+            task_dir=t.code_dir,
+            layer_dirs=t.layer_dirs,
+            runtime_dir=t.python.runtime_dir if t.python else None,
+            lang_dir=t.python.prefix if t.python else None,
+            argv=argv,
+            env=self._env_vars(),
+            netns=self.netns,
+            memory_bytes=int(cfg.get("MemorySize", 128)) * 1024 * 1024,
+            tmp_bytes=int((cfg.get("EphemeralStorage") or {}).get("Size", 512)) * 1024 * 1024,
+            stdout=write_fd,
+        )
+        try:
+            self.sandbox = await loop.run_in_executor(None, Sandbox.start, spec)
+        finally:
+            os.close(write_fd)
+        self._exited = loop.create_future()
+        self._pidfd = os.pidfd_open(self.sandbox.pid)
+        loop.add_reader(self._pidfd, self._on_exit)
+        ready = asyncio.ensure_future(self.api.wait_ready())
+        try:
+            waiting: set[asyncio.Future[Any]] = {ready, self._exited}
+            done, _ = await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not ready.done():
+                ready.cancel()
+        self.init_ms = (time.perf_counter() - started) * 1000
+        if ready in done and not ready.cancelled() and ready.exception() is None:
+            self.init_error = ready.result()
+            return
+        code = self._exited.result() if self._exited.done() else None
+        if not done:
+            reason = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
+            error_type = "Sandbox.Timedout"
+        else:
+            reason = f"Runtime exited with error: {_exit_text(code)}"
+            error_type = "Runtime.ExitError"
+        self.init_error = InvocationResult(
+            ResultKind.INIT_ERROR,
+            json.dumps({"errorType": error_type, "errorMessage": reason}).encode(),
+            error_type,
+        )
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_event_loop()
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(self._pidfd)
+        code = self.sandbox.wait(0) if self.sandbox is not None else None
+        if self.sandbox is not None and self.sandbox.oom_killed():
+            code = -9
+        if self._exited is not None and not self._exited.done():
+            self._exited.set_result(code)
+
+    def _read_logs(self) -> None:
+        try:
+            while True:
+                chunk = os.read(self._log_fd, 1 << 16)
+                if not chunk:
+                    asyncio.get_event_loop().remove_reader(self._log_fd)
+                    return
+                self._log(chunk)
+        except BlockingIOError:
+            return
+        except OSError:
+            return
+
+    def _drain_logs(self) -> None:
+        """Read what the runtime wrote before answering (it is in the pipe already)."""
+        if self._log_fd < 0:
+            return
+        pending = struct.unpack("i", fcntl.ioctl(self._log_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        if pending:
+            self._read_logs()
+
+    def _log(self, data: bytes) -> None:
+        self._buffer += data
+        t = self.target
+        self.logs.append(t.account, t.region, t.name, self.stream, data)
+
+    @property
+    def alive(self) -> bool:
+        return self._exited is not None and not self._exited.done() and self.init_error is None
+
+    # -- invoke ---------------------------------------------------------------------------------
+
+    async def invoke(self, inv: Invocation, timeout_s: float, first: bool) -> InvokeResult:
+        self.busy = True
+        self._buffer = bytearray()
+        self._log(f"START RequestId: {inv.request_id} Version: {self.target.version}\n".encode())
+        started = time.perf_counter()
+        outcome, payload, error_type = Outcome.OK, b"", None
+        if self.init_error is not None:
+            outcome, payload, error_type = Outcome.ERROR, self.init_error.body, self.init_error.error_type
+            self.retired = True
+        else:
+            assert self.api is not None and self._exited is not None
+            future = self.api.invoke(inv)
+            pending: set[asyncio.Future[Any]] = {future, self._exited}
+            done, _ = await asyncio.wait(pending, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            if future in done and future.exception() is None:
+                result = future.result()
+                payload = result.body
+                if result.kind is not ResultKind.RESPONSE:
+                    outcome, error_type = Outcome.ERROR, result.error_type
+                    if result.kind is ResultKind.INIT_ERROR:
+                        self.retired = True
+            elif not done:
+                future.cancel()
+                outcome = Outcome.TIMEOUT
+                error_type = "Sandbox.Timedout"
+                payload = json.dumps(
+                    {
+                        "errorType": "Sandbox.Timedout",
+                        "errorMessage": f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
+                    }
+                ).encode()
+                self.retired = True
+            else:
+                future.cancel()
+                code = self._exited.result() if self._exited.done() else None
+                outcome = Outcome.EXITED
+                error_type = "Runtime.ExitError"
+                payload = json.dumps(
+                    {
+                        "errorType": "Runtime.ExitError",
+                        "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(code)}",
+                    }
+                ).encode()
+                self.retired = True
+        duration = (time.perf_counter() - started) * 1000
+        self._drain_logs()
+        memory = self.target.config.get("MemorySize", 128)
+        peak = self.sandbox.memory_peak_bytes() if self.sandbox is not None else 0
+        report = (
+            f"END RequestId: {inv.request_id}\n"
+            f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
+            f"{max(1, math.ceil(duration))} ms\tMemory Size: {memory} MB\tMax Memory Used: "
+            f"{max(1, math.ceil(peak / (1024 * 1024)))} MB\t"
+        )
+        if first and self.init_ms is not None:
+            report += f"Init Duration: {self.init_ms:.2f} ms\t"
+        if outcome is Outcome.TIMEOUT:
+            report += "Status: timeout\t"
+        elif outcome is Outcome.EXITED:
+            report += "Status: error\tError Type: Runtime.ExitError\t"
+        self._log((report + "\n").encode())
+        tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
+        self.busy = False
+        self.last_used = time.monotonic()
+        return InvokeResult(outcome, payload, tail, duration, error_type)
+
+    # -- teardown --------------------------------------------------------------------------------
+
+    async def destroy(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.retired = True
+        if self.sandbox is not None:
+            sandbox = self.sandbox
+            self.sandbox = None
+            await loop.run_in_executor(None, sandbox.close)
+        if self._pidfd >= 0:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if self._log_fd >= 0:
+            self._drain_logs()
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(self._log_fd)
+            os.close(self._log_fd)
+            self._log_fd = -1
+        for closer in (self.api, self.relay):
+            if closer is not None:
+                with contextlib.suppress(RuntimeApiClosed, OSError):
+                    await closer.close()
+        if self.netns is not None:
+            self.netns.close()
+            self.netns = None
+        shutil.rmtree(self.work_dir, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""Network namespaces for execution environments, without ``ip netns``.
+
+Facts about network namespaces (checked on Linux 6.x):
+- The network namespace is a per-*thread* attribute. ``unshare(CLONE_NEWNET)`` and
+  ``setns(fd, CLONE_NEWNET)`` are allowed in one thread of a multi-threaded process and
+  affect only that thread, so a short-lived helper thread can create or enter a namespace
+  while the rest of the server carries on in the host's namespace. (Python 3.11 has no
+  ``os.unshare``/``os.setns``; they arrive in 3.12, so libc is called through ctypes.)
+- A namespace lives as long as something references it: a process or thread in it, a
+  bind mount (what ``ip netns add`` makes under ``/run/netns``), or simply an open fd of
+  ``/proc/thread-self/ns/net``. Holding the fd is enough; nothing is written to the
+  host's configuration and nothing is left behind when the fd is closed.
+- A socket belongs to the namespace that was current for the thread that created it,
+  for its whole life. A listening socket created while a thread is switched into the
+  namespace is reachable from processes in that namespace (its ``lo``) and never from
+  the host's loopback, while the server keeps accepting on it from any thread.
+- A fresh namespace has only ``lo``, and it is *down*: ``127.0.0.1`` is unreachable until
+  ``IFF_UP`` is set (``SIOCSIFFLAGS`` on any socket created inside the namespace).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from lamina.errors import LaminaError
+
+T = TypeVar("T")
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_unshare = _libc.unshare
+_unshare.argtypes = [ctypes.c_int]
+_unshare.restype = ctypes.c_int
+_setns = _libc.setns
+_setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_setns.restype = ctypes.c_int
+
+
+class NetNamespaceError(LaminaError):
+    """A network namespace could not be created or used."""
+
+
+def unshare(flags: int) -> None:
+    """``unshare(2)`` for the calling thread; raises OSError."""
+    if _unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    """``setns(2)`` for the calling thread; raises OSError."""
+    if _setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({fd}, {nstype:#x}): {os.strerror(err)}")
+
+
+def run_in_thread(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on a fresh thread and return its result (or raise its exception).
+
+    Namespace switches made by ``fn`` die with the thread, so the caller's thread is never
+    left in the wrong namespace whatever happens.
+    """
+    box: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="lamina-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return box[0]
+
+
+def _set_link_up(name: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", name, 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", name, flags | _IFF_UP))
+
+
+class NetNamespace:
+    """A network namespace held open by an fd, with ``lo`` up.
+
+    ``name`` is only a label for logs and reprs; the namespace is not registered anywhere.
+    """
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd: int | None = fd
+        self.name = name
+
+    @classmethod
+    def create(cls, name_hint: str) -> NetNamespace:
+        """Create a fresh, empty network namespace whose loopback is up."""
+
+        def make() -> int:
+            unshare(CLONE_NEWNET)
+            _set_link_up(b"lo")
+            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+        try:
+            fd = run_in_thread(make)
+        except OSError as exc:
+            raise NetNamespaceError(f"cannot create network namespace {name_hint!r}: {exc}") from exc
+        return cls(fd, name_hint)
+
+    @property
+    def fd(self) -> int:
+        """The fd of ``/proc/.../ns/net`` that keeps the namespace alive."""
+        if self._fd is None:
+            raise ValueError(f"network namespace {self.name!r} is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on a helper thread switched into this namespace; return its result.
+
+        Sockets ``fn`` creates belong to this namespace for good.
+        """
+        fd = self.fd
+
+        def inside() -> T:
+            setns(fd, CLONE_NEWNET)
+            return fn()
+
+        return run_in_thread(inside)
+
+    def listen_tcp(self, host: str = "127.0.0.1", port: int = 9001, backlog: int = 128) -> socket.socket:
+        """A TCP socket bound and listening *inside* this namespace (blocking mode).
+
+        The host's own loopback cannot reach it; processes in the namespace can.
+        """
+
+        def make() -> socket.socket:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+                s.listen(backlog)
+            except BaseException:
+                s.close()
+                raise
+            return s
+
+        try:
+            return self.call(make)
+        except OSError as exc:
+            raise NetNamespaceError(f"cannot listen on {host}:{port} in {self.name!r}: {exc}") from exc
+
+    def close(self) -> None:
+        """Drop this reference; the namespace goes once no socket or process uses it."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> NetNamespace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd is None else f"fd={self._fd}"
+        return f"<NetNamespace {self.name!r} {state}>"

@@ -1,0 +1,153 @@
+"""The environment pool: warm reuse, a cap on environments, idle reclaim, retirement.
+
+An environment serves one invocation at a time. A request takes an idle environment of
+exactly its function configuration, or starts one (cold) while fewer than the cap exist,
+reclaiming an idle environment of another function if needed; otherwise it is refused
+(TooManyRequestsException, like Lambda's concurrency limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from pathlib import Path
+
+from lamina.runtime.environment import Environment, InvokeResult, Target
+from lamina.runtime.logs import LogStore
+from lamina.runtime.runtime_api import Invocation
+
+log = logging.getLogger("lamina.pool")
+
+
+class PoolFull(Exception):
+    """No environment can be started: the cap is reached and every environment is busy."""
+
+
+class EnvironmentPool:
+    def __init__(self, work_root: Path, logs: LogStore, *, max_environments: int, idle_timeout_s: float) -> None:
+        self.work_root = work_root
+        self.logs = logs
+        self.max_environments = max_environments
+        self.idle_timeout_s = idle_timeout_s
+        self._idle: dict[tuple[str, ...], list[Environment]] = {}
+        self._all: set[Environment] = set()
+        self._starting = 0
+        self._timers: dict[Environment, asyncio.TimerHandle] = {}
+
+    @property
+    def size(self) -> int:
+        return len(self._all) + self._starting
+
+    async def invoke(self, target: Target, payload: bytes, *, timeout_s: float, client_context: str | None,
+                     request_id: str | None = None) -> tuple[InvokeResult, str]:
+        """Run one invocation; returns its result and request id."""
+        env, first = await self._acquire(target)
+        rid = request_id or str(uuid.uuid4())
+        inv = Invocation(
+            request_id=rid,
+            payload=payload,
+            deadline_ms=int(time.time() * 1000 + timeout_s * 1000),
+            function_arn=str(target.config.get("FunctionArn")),
+            trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
+            client_context=client_context,
+        )
+        try:
+            result = await env.invoke(inv, timeout_s, first)
+        except BaseException:
+            env.retired = True
+            raise
+        finally:
+            await self._release(env)
+        return result, rid
+
+    async def _acquire(self, target: Target) -> tuple[Environment, bool]:
+        self._retire_other_configs(target)
+        idle = self._idle.get(target.key)
+        while idle:
+            env = idle.pop()
+            timer = self._timers.pop(env, None)
+            if timer is not None:
+                timer.cancel()
+            if env.alive and not env.retired:
+                return env, False
+            await self._destroy(env)
+        if self.size >= self.max_environments and not await self._evict_one():
+            raise PoolFull(f"{self.size} environments are running, the most this host allows (--max-environments)")
+        self._starting += 1
+        env = Environment(target, self.work_root, self.logs)
+        try:
+            await env.start()
+        except BaseException:
+            self._starting -= 1
+            await env.destroy()
+            raise
+        self._starting -= 1
+        self._all.add(env)
+        return env, True
+
+    def _retire_other_configs(self, target: Target) -> None:
+        for key, envs in list(self._idle.items()):
+            if key[:3] == target.function_key and key[3] == target.version and key != target.key:
+                for env in envs:
+                    env.retired = True
+                    asyncio.ensure_future(self._destroy(env))
+                del self._idle[key]
+
+    async def _evict_one(self) -> bool:
+        """Destroy the least recently used idle environment, if any."""
+        candidates = [e for envs in self._idle.values() for e in envs]
+        if not candidates:
+            return False
+        victim = min(candidates, key=lambda e: e.last_used)
+        self._idle[victim.target.key].remove(victim)
+        await self._destroy(victim)
+        return True
+
+    async def _release(self, env: Environment) -> None:
+        if env.retired or not env.alive:
+            await self._destroy(env)
+            return
+        self._idle.setdefault(env.target.key, []).append(env)
+        loop = asyncio.get_running_loop()
+        self._timers[env] = loop.call_later(self.idle_timeout_s, lambda: asyncio.ensure_future(self._reclaim(env)))
+
+    async def _reclaim(self, env: Environment) -> None:
+        idle = self._idle.get(env.target.key)
+        if idle and env in idle and not env.busy:
+            idle.remove(env)
+            await self._destroy(env)
+
+    async def _destroy(self, env: Environment) -> None:
+        timer = self._timers.pop(env, None)
+        if timer is not None:
+            timer.cancel()
+        self._all.discard(env)
+        try:
+            await env.destroy()
+        except Exception:
+            log.exception("destroying environment %s failed", env.id)
+
+    def retire(self, account: str, region: str, name: str) -> None:
+        """A function was deleted or changed: its idle environments go, busy ones after their invocation."""
+        for key, envs in list(self._idle.items()):
+            if key[:3] == (account, region, name):
+                del self._idle[key]
+                for env in envs:
+                    asyncio.ensure_future(self._destroy(env))
+        for env in self._all:
+            if env.target.function_key == (account, region, name):
+                env.retired = True
+
+    async def close(self) -> None:
+        for env in list(self._all):
+            await self._destroy(env)
+        self._idle.clear()
+        with contextlib.suppress(Exception):
+            for p in self.work_root.iterdir():
+                if p.is_dir():
+                    import shutil
+
+                    shutil.rmtree(p, ignore_errors=True)

@@ -1,0 +1,598 @@
+"""The Lambda Runtime API of one execution environment.
+
+Facts about the Runtime API (AWS "Using the Lambda runtime API for custom runtimes", the runtime
+interface emulator's ``rapid``, and ``awslambdaric``, which must run unchanged against this):
+
+- The runtime *pulls*: ``GET /2018-06-01/runtime/invocation/next`` blocks until there is an event.
+  The first such call also means "init is done". The event's metadata travels in
+  ``Lambda-Runtime-*`` response headers; the deadline is epoch milliseconds.
+- The runtime answers each event exactly once, with ``POST .../invocation/{id}/response`` or
+  ``.../error``, then calls ``/next`` again. Anything else is a state error (403
+  ``InvalidStateTransition``); an id that is not the event in flight is 400 ``InvalidRequestID``.
+- ``POST /2018-06-01/runtime/init/error`` is only valid before the first ``/next``; the runtime
+  exits after it, and its body is what the first invoke returns.
+- awslambdaric's native client (aws-lambda-cpp on libcurl) keeps one keep-alive connection for
+  next/response/error; curl may send ``Expect: 100-continue`` on large bodies and then waits up to
+  a second for the interim response, so it is answered at once. Some runtime clients send chunked
+  bodies; llhttp (via httptools) de-chunks them.
+- The response limit is 6,291,556 bytes (6 MiB + 100). A larger body is read and discarded (so the
+  connection stays usable), answered 413, and the caller sees ``Function.ResponseSizeTooLarge``.
+
+This serves exactly one environment on a socket only that environment can reach (created in its
+network namespace), on the server's own event loop: no threads, no polling, no per-invoke task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import socket
+from collections import deque
+from dataclasses import dataclass
+
+import httptools
+
+from lamina.errors import LaminaError
+
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "Invocation",
+    "InvocationResult",
+    "ResultKind",
+    "RuntimeApi",
+    "RuntimeApiClosed",
+    "RuntimeState",
+]
+
+# AWS: "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
+MAX_RESPONSE_BYTES = 6_291_556
+
+# Payloads up to this size are joined with their header into one write (one send syscall);
+# bigger ones are written separately rather than copied.
+_JOIN_LIMIT = 16 * 1024
+
+
+class RuntimeApiClosed(LaminaError):
+    """The environment's Runtime API was closed while something still waited on it."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One event handed to the runtime."""
+
+    request_id: str
+    payload: bytes
+    deadline_ms: int  # epoch milliseconds
+    function_arn: str
+    trace_id: str
+    client_context: str | None = None  # JSON text, as Lambda-Runtime-Client-Context
+    cognito_identity: str | None = None  # JSON text, as Lambda-Runtime-Cognito-Identity
+
+
+class ResultKind(enum.Enum):
+    """How the runtime finished an invocation (or its init)."""
+
+    RESPONSE = "response"
+    ERROR = "error"
+    INIT_ERROR = "init-error"
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """What the runtime posted: the response body, or its error JSON and error type header."""
+
+    kind: ResultKind
+    body: bytes
+    error_type: str | None = None
+
+
+class RuntimeState(enum.Enum):
+    """Where the runtime is in its lifecycle, as far as the Runtime API can tell."""
+
+    STARTED = "Started"  # process running its init; no /next yet
+    READY = "Ready"  # called /next at least once; no event in flight
+    INVOKING = "Invoking"  # an event was delivered; waiting for its response or error
+    INIT_ERROR = "InitError"  # posted /runtime/init/error
+    CLOSED = "Closed"
+
+
+def _response(status: bytes, body: bytes, *, content_type: bytes = b"application/json") -> bytes:
+    return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s" % (
+        status,
+        content_type,
+        len(body),
+        body,
+    )
+
+
+def _json_error(message: str, error_type: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+_ACCEPTED = _response(b"202 Accepted", b'{"status":"OK"}')
+_INVALID_REQUEST_ID = _response(
+    b"400 Bad Request", b'{"errorMessage":"Invalid request ID","errorType":"InvalidRequestID"}'
+)
+_TOO_LARGE = _response(
+    b"413 Request Entity Too Large",
+    b'{"errorMessage":"Exceeded maximum allowed payload size (%d bytes).",'
+    b'"errorType":"RequestEntityTooLarge"}' % MAX_RESPONSE_BYTES,
+)
+_TELEMETRY_NOT_SUPPORTED = _response(
+    b"202 Accepted",
+    b'{"errorType":"Telemetry.NotSupported","errorMessage":"Telemetry API is not supported"}',
+)
+_NOT_FOUND = _response(b"404 Not Found", b"404 page not found\n", content_type=b"text/plain; charset=utf-8")
+_METHOD_NOT_ALLOWED = _response(b"405 Method Not Allowed", b"", content_type=b"text/plain; charset=utf-8")
+_BAD_REQUEST_CLOSE = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n"
+)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# What the caller gets when the function's response was too large (AWS recordings).
+_RESPONSE_TOO_LARGE_TYPE = "Function.ResponseSizeTooLarge"
+_RESPONSE_TOO_LARGE = InvocationResult(
+    ResultKind.ERROR,
+    _json_error(
+        f"Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+        _RESPONSE_TOO_LARGE_TYPE,
+    ),
+    _RESPONSE_TOO_LARGE_TYPE,
+)
+
+
+def _forbidden(current: RuntimeState, target: str) -> bytes:
+    # rapid's wording for an illegal transition.
+    message = (
+        f"State transition from {current.value} to {target} failed for runtime. "
+        "Error: State transition is not allowed"
+    )
+    return _response(b"403 Forbidden", _json_error(message, "InvalidStateTransition"))
+
+
+class _Route(enum.Enum):
+    NEXT = enum.auto()
+    RESPONSE = enum.auto()
+    ERROR = enum.auto()
+    INIT_ERROR = enum.auto()
+    TELEMETRY = enum.auto()
+    NOT_FOUND = enum.auto()
+
+
+_RUNTIME_PREFIX = b"/2018-06-01/runtime/"
+_INVOCATION_PREFIX = b"/2018-06-01/runtime/invocation/"
+_NEXT_PATH = b"/2018-06-01/runtime/invocation/next"
+_INIT_ERROR_PATH = b"/2018-06-01/runtime/init/error"
+_TELEMETRY_PATH = b"/2022-07-01/telemetry"
+
+
+def _route(path: bytes) -> tuple[_Route, bytes]:
+    """Map a request path (query stripped) to its endpoint and the request id it names."""
+    if path.startswith(_INVOCATION_PREFIX):
+        if path == _NEXT_PATH:
+            return _Route.NEXT, b""
+        tail = path[len(_INVOCATION_PREFIX) :]
+        if tail.endswith(b"/response") and len(tail) > 9:
+            return _Route.RESPONSE, tail[:-9]
+        if tail.endswith(b"/error") and len(tail) > 6:
+            return _Route.ERROR, tail[:-6]
+    elif path == _INIT_ERROR_PATH:
+        return _Route.INIT_ERROR, b""
+    elif path == _TELEMETRY_PATH or path.startswith(_TELEMETRY_PATH + b"/"):
+        return _Route.TELEMETRY, b""
+    return _Route.NOT_FOUND, b""
+
+
+_ROUTE_METHOD = {
+    _Route.NEXT: b"GET",
+    _Route.RESPONSE: b"POST",
+    _Route.ERROR: b"POST",
+    _Route.INIT_ERROR: b"POST",
+}
+
+
+def _header_value(name: str, value: str) -> bytes:
+    """Encode a header value, refusing anything that would end the header early."""
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError(f"{name} must not contain CR, LF or NUL: {value!r}")
+    return value.encode()
+
+
+def _json_header_value(name: str, value: str) -> bytes:
+    # CR and LF can only be insignificant whitespace in valid JSON (inside strings they must be
+    # escaped), so turning them into spaces keeps the document and the header both intact.
+    return _header_value(name, value.replace("\r", " ").replace("\n", " "))
+
+
+def _next_response(inv: Invocation) -> bytes | tuple[bytes, bytes]:
+    """The /next response for ``inv``: one buffer for small events, header and payload otherwise."""
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Lambda-Runtime-Aws-Request-Id: %s\r\n"
+        b"Lambda-Runtime-Deadline-Ms: %d\r\n"
+        b"Lambda-Runtime-Invoked-Function-Arn: %s\r\n"
+        b"Lambda-Runtime-Trace-Id: %s\r\n"
+        % (
+            _header_value("request_id", inv.request_id),
+            inv.deadline_ms,
+            _header_value("function_arn", inv.function_arn),
+            _header_value("trace_id", inv.trace_id),
+        )
+    )
+    if inv.client_context is not None:
+        head += b"Lambda-Runtime-Client-Context: %s\r\n" % _json_header_value(
+            "client_context", inv.client_context
+        )
+    if inv.cognito_identity is not None:
+        head += b"Lambda-Runtime-Cognito-Identity: %s\r\n" % _json_header_value(
+            "cognito_identity", inv.cognito_identity
+        )
+    payload = inv.payload
+    head += b"Content-Length: %d\r\n\r\n" % len(payload)
+    if len(payload) <= _JOIN_LIMIT:
+        return head + payload
+    return head, payload
+
+
+class _Request:
+    """One parsed request, kept only when it has to wait behind a parked /next on its connection."""
+
+    __slots__ = ("route", "request_id", "method_ok", "body", "too_large", "error_type", "keep_alive")
+
+    def __init__(
+        self,
+        route: _Route,
+        request_id: bytes,
+        method_ok: bool,
+        body: bytes,
+        too_large: bool,
+        error_type: str | None,
+        keep_alive: bool,
+    ) -> None:
+        self.route = route
+        self.request_id = request_id
+        self.method_ok = method_ok
+        self.body = body
+        self.too_large = too_large
+        self.error_type = error_type
+        self.keep_alive = keep_alive
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection from the runtime: parses requests and hands them to the API."""
+
+    def __init__(self, api: RuntimeApi) -> None:
+        self._api = api
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._url = b""
+        self._route = _Route.NOT_FOUND
+        self._request_id = b""
+        self._error_type: str | None = None
+        self._expect_continue = False
+        self._store_body = False
+        self._chunks: list[bytes] = []
+        self._size = 0
+        # A parked /next owns the connection's next response; later requests wait in order.
+        self.parked = False
+        self.keep_alive = True
+        self._backlog: deque[_Request] = deque()
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._api._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._fail()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._api._connection_lost(self)
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._error_type = None
+        self._expect_continue = False
+        self._chunks = []
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lname = name.lower()
+        if lname == b"lambda-runtime-function-error-type":
+            self._error_type = value.decode("utf-8", "replace")
+        elif lname == b"expect" and value.lower() == b"100-continue":
+            self._expect_continue = True
+
+    def on_headers_complete(self) -> None:
+        path = self._url.split(b"?", 1)[0]
+        self._route, self._request_id = _route(path)
+        self._store_body = self._route in (_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR)
+        if self._expect_continue and self.transport is not None:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._store_body:
+            if self._size <= MAX_RESPONSE_BYTES:
+                self._chunks.append(body)
+            else:  # read on, keep nothing, answer 413 at the end
+                self._store_body = False
+                self._chunks = []
+
+    def on_message_complete(self) -> None:
+        chunks = self._chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        route = self._route
+        method = _ROUTE_METHOD.get(route)
+        request = _Request(
+            route,
+            self._request_id,
+            method is None or self._parser.get_method() == method,
+            body,
+            self._size > MAX_RESPONSE_BYTES,
+            self._error_type,
+            self._parser.should_keep_alive(),
+        )
+        if self.parked or self._backlog:
+            self._backlog.append(request)
+        else:
+            self._dispatch(request)
+
+    # -- responding
+
+    def _dispatch(self, request: _Request) -> None:
+        self.keep_alive = request.keep_alive
+        reply = self._api._handle(self, request)
+        if reply is None:
+            self.parked = True
+        else:
+            self.send(reply)
+
+    def send(self, data: bytes | tuple[bytes, bytes]) -> None:
+        """Write one complete response, then serve whatever queued up behind it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self.parked = False
+        if isinstance(data, bytes):
+            transport.write(data)
+        else:
+            transport.write(data[0])
+            transport.write(data[1])
+        if not self.keep_alive:
+            transport.close()
+            return
+        while self._backlog and not self.parked:
+            self._dispatch(self._backlog.popleft())
+
+    def _fail(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_BAD_REQUEST_CLOSE)
+            self.transport.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class RuntimeApi:
+    """The Runtime API of one execution environment, served on an already-listening socket.
+
+    Takes ownership of ``sock`` (closed by :meth:`close`). Runs on the calling event loop.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[_Connection] = set()
+        self._state = RuntimeState.STARTED
+        self._ready: asyncio.Future[InvocationResult | None] | None = None
+        self._init_error: InvocationResult | None = None
+        # The invocation accepted by invoke(): queued until a /next takes it, then in flight.
+        self._pending: Invocation | None = None
+        self._pending_response: bytes | tuple[bytes, bytes] = b""
+        self._pending_id = b""
+        self._future: asyncio.Future[InvocationResult] | None = None
+        self._waiter: _Connection | None = None  # a /next with nothing to hand out yet
+
+    @property
+    def state(self) -> RuntimeState:
+        """The runtime's state as this API sees it."""
+        return self._state
+
+    async def start(self) -> None:
+        """Start serving (returns once the server accepts connections)."""
+        if self._server is not None:
+            raise RuntimeError("RuntimeApi already started")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._ready = loop.create_future()
+        self._server = await loop.create_server(lambda: _Connection(self), sock=self._sock)
+
+    async def wait_ready(self) -> InvocationResult | None:
+        """Wait for the runtime to finish init.
+
+        Returns None once it first asks for an event, or the INIT_ERROR result if it posted
+        ``/runtime/init/error`` instead. Cancelling the wait leaves the API untouched. Raises
+        :class:`RuntimeApiClosed` if the API is closed first.
+        """
+        if self._ready is None:
+            raise RuntimeError("RuntimeApi not started")
+        return await asyncio.shield(self._ready)
+
+    def invoke(self, inv: Invocation) -> asyncio.Future[InvocationResult]:
+        """Hand ``inv`` to the runtime; the future resolves with its response or error.
+
+        One invocation at a time: the previous future must be done (or cancelled, which abandons
+        that invocation: the runtime's late answer to it is then an invalid request id). After an
+        init error, the future is already resolved with that error, as AWS returns it to the first
+        invoke.
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("RuntimeApi not started")
+        if self._state is RuntimeState.CLOSED:
+            raise RuntimeApiClosed("the Runtime API is closed")
+        future: asyncio.Future[InvocationResult] = loop.create_future()
+        if self._init_error is not None:
+            future.set_result(self._init_error)
+            return future
+        if self._future is not None:
+            if not self._future.done():
+                raise RuntimeError("the previous invocation is still in progress")
+            self._drop_pending()
+        response = _next_response(inv)  # validates header values before anything changes
+        self._pending = inv
+        self._future = future
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if waiter.alive:
+                self._state = RuntimeState.INVOKING
+                self._pending_id = inv.request_id.encode()
+                waiter.send(response)
+                return future
+        self._pending_response = response
+        return future
+
+    async def close(self) -> None:
+        """Stop serving, drop every connection, fail whatever still waits."""
+        if self._state is RuntimeState.CLOSED:
+            return
+        self._state = RuntimeState.CLOSED
+        closed = RuntimeApiClosed("the Runtime API was closed")
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(closed)
+            self._ready.exception()  # retrieved: nobody may be waiting
+        if self._future is not None and not self._future.done():
+            self._future.set_exception(closed)
+            self._future.exception()
+        self._pending = None
+        self._future = None
+        self._waiter = None
+        for conn in list(self._connections):
+            conn.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        else:
+            self._sock.close()
+
+    # -- internals
+
+    def _connection_lost(self, conn: _Connection) -> None:
+        self._connections.discard(conn)
+        if self._waiter is conn:
+            self._waiter = None
+
+    def _drop_pending(self) -> None:
+        """Forget an abandoned (cancelled) invocation."""
+        self._pending = None
+        self._pending_response = b""
+        self._pending_id = b""
+        self._future = None
+        if self._state is RuntimeState.INVOKING:
+            self._state = RuntimeState.READY
+
+    def _finish(self, result: InvocationResult) -> None:
+        future = self._future
+        self._pending = None
+        self._pending_response = b""
+        self._pending_id = b""
+        self._future = None
+        self._state = RuntimeState.READY
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    def _handle(self, conn: _Connection, req: _Request) -> bytes | tuple[bytes, bytes] | None:
+        """Answer one request; None parks it (a /next with no event yet)."""
+        route = req.route
+        if route is _Route.NOT_FOUND:
+            return _NOT_FOUND
+        if route is _Route.TELEMETRY:
+            return _TELEMETRY_NOT_SUPPORTED
+        if not req.method_ok:
+            return _METHOD_NOT_ALLOWED
+        state = self._state
+        if state is RuntimeState.INVOKING and self._future is not None and self._future.done():
+            self._drop_pending()  # abandoned by the caller
+            state = self._state
+        if route is _Route.NEXT:
+            return self._next(conn, state)
+        if route is _Route.INIT_ERROR:
+            return self._init_error_post(req, state)
+        # invocation response or error
+        if state is not RuntimeState.READY and state is not RuntimeState.INVOKING:
+            target = "InvocationResponse" if route is _Route.RESPONSE else "InvocationErrorResponse"
+            return _forbidden(state, target)
+        if state is not RuntimeState.INVOKING or req.request_id != self._pending_id:
+            return _INVALID_REQUEST_ID
+        if req.too_large:
+            self._finish(_RESPONSE_TOO_LARGE)
+            return _TOO_LARGE
+        if route is _Route.RESPONSE:
+            self._finish(InvocationResult(ResultKind.RESPONSE, req.body))
+        else:
+            self._finish(InvocationResult(ResultKind.ERROR, req.body, req.error_type))
+        return _ACCEPTED
+
+    def _next(self, conn: _Connection, state: RuntimeState) -> bytes | tuple[bytes, bytes] | None:
+        if state is RuntimeState.STARTED:
+            self._state = state = RuntimeState.READY
+            if self._ready is not None and not self._ready.done():
+                self._ready.set_result(None)
+        if state is not RuntimeState.READY:
+            return _forbidden(state, "Ready")
+        if self._waiter is not None and self._waiter is not conn and self._waiter.alive:
+            return _forbidden(state, "Ready")  # two runtimes asking at once
+        inv = self._pending
+        if inv is None:
+            self._waiter = conn
+            return None
+        self._state = RuntimeState.INVOKING
+        self._pending_id = inv.request_id.encode()
+        response = self._pending_response
+        self._pending_response = b""
+        return response
+
+    def _init_error_post(self, req: _Request, state: RuntimeState) -> bytes:
+        if state is not RuntimeState.STARTED:
+            return _forbidden(state, "InitError")
+        if req.too_large:
+            result = InvocationResult(
+                ResultKind.INIT_ERROR, _RESPONSE_TOO_LARGE.body, _RESPONSE_TOO_LARGE_TYPE
+            )
+        else:
+            result = InvocationResult(ResultKind.INIT_ERROR, req.body, req.error_type)
+        self._state = RuntimeState.INIT_ERROR
+        self._init_error = result
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(result)
+        future = self._future
+        self._pending = None
+        self._pending_response = b""
+        self._future = None
+        if future is not None and not future.done():
+            future.set_result(result)
+        return _TOO_LARGE if req.too_large else _ACCEPTED

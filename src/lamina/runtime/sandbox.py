@@ -1,0 +1,533 @@
+"""Execution-environment sandboxes: one process tree in its own mount, PID, IPC and network
+namespaces, with Lambda's filesystem layout, a memory cgroup and an unprivileged user.
+
+Facts about the mechanics (checked on Linux 6.x):
+- ``unshare(CLONE_NEWPID)`` does not move the caller; it sets the PID namespace of the
+  caller's *next children*, per thread, and is allowed in a multi-threaded process. So a
+  short-lived thread unshares, forks the runtime (which becomes PID 1 of the new namespace)
+  and ends; no intermediate process is needed. When PID 1 dies the kernel SIGKILLs everything
+  else in the namespace, and its exit is reported only after they are all gone.
+- ``unshare(CLONE_NEWNS)`` is refused in a multi-threaded process (it implies CLONE_FS), so
+  mount work happens in the forked child, which is single-threaded. The child runs
+  ``preexec_fn``-style code: it may only use syscalls (os.*, pre-resolved ctypes functions)
+  and pre-built data; no imports, no locks another thread could have held at fork time.
+- The new root is a small tmpfs mounted on ``<work_dir>/root`` inside the child's private
+  mount namespace, filled with bind mounts and ``pivot_root(".", ".")`` (the old root is
+  stacked on top and then lazily detached). The host never sees any of these mounts:
+  ``<work_dir>/root`` stays an empty directory on the host, and the whole tree disappears
+  when the last process of the namespace exits.
+- Overlayfs with only ``lowerdir``s is read-only; the *leftmost* lower layer wins, so the
+  layers are listed in reverse (Lambda: a later layer overrides an earlier one). Mounting
+  costs the same whatever the layers' size: nothing is copied.
+- ``mount_setattr(AT_RECURSIVE)`` (5.12+) makes a recursive bind read-only in one call,
+  submounts included; older kernels fall back to remounting the top mount only.
+- A bind mount of a directory exposes that directory's own mode at the mount point: the
+  code, layer and runtime trees must be readable by the sandbox user.
+- ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that forked exits, which here
+  is immediately. If the server dies, the environment's Runtime API socket dies with it and
+  the runtime exits on its next request; leftover cgroups can be swept at startup.
+- tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
+  data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import platform
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamina.errors import LaminaError
+from lamina.runtime.cgroups import CgroupError, MemoryCgroup
+from lamina.runtime.netns import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    NetNamespace,
+    run_in_thread,
+    setns,
+    unshare,
+)
+
+# Host directories bound read-only into every sandbox (those that exist; symlinks such as
+# Debian's /bin -> usr/bin are recreated as symlinks).
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32", "etc")
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_SHM_BYTES = 64 * 1024 * 1024
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 0x2
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+PR_SET_NO_NEW_PRIVS = 38
+
+# pivot_root has no glibc wrapper; mount_setattr is new. Numbers per architecture
+# (syscalls from 424 on share one number on every architecture).
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+_SYS_MOUNT_SETATTR = 442
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mount = _libc.mount
+_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_mount.restype = ctypes.c_int
+_umount2 = _libc.umount2
+_umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_umount2.restype = ctypes.c_int
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_prctl.restype = ctypes.c_int
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class SandboxError(LaminaError):
+    """An execution environment could not be started or managed."""
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+# --- the mount plan: computed in the parent, executed by the child ------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: bytes
+    fstype: bytes | None
+    flags: int
+    source: bytes | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class MakeDir:
+    path: bytes
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class MakeFile:
+    path: bytes
+
+
+@dataclass(frozen=True)
+class Symlink:
+    target: bytes
+    path: bytes
+
+
+@dataclass(frozen=True)
+class ReadOnly:
+    """Make a bind mount read-only, nosuid and nodev (recursively when it is a recursive bind)."""
+
+    path: bytes
+    recursive: bool
+
+
+Op = Mount | MakeDir | MakeFile | Symlink | ReadOnly
+
+
+def _overlay_escape(path: Path) -> str:
+    # The legacy mount-data parser splits options on "," and lowerdirs on ":"; "\" escapes.
+    return str(path).replace("\\", "\\\\").replace(",", "\\,").replace(":", "\\:")
+
+
+def _bind_ro(source: Path, target: bytes, *, recursive: bool = False) -> list[Op]:
+    flags = MS_BIND | (MS_REC if recursive else 0)
+    return [Mount(target, None, flags, source=os.fsencode(source)), ReadOnly(target, recursive)]
+
+
+def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | None]]) -> list[Op]:
+    """The operations that build the sandbox's root filesystem on ``root``.
+
+    ``system`` lists the host's system directories as ``(name, symlink target or None)``.
+    """
+    r = os.fsencode(root)
+    ops: list[Op] = [Mount(r, b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=b"mode=755,size=1m")]
+    for name, link in system:
+        target = r + b"/" + name.encode()
+        if link is not None:
+            ops.append(Symlink(os.fsencode(link), target))
+        else:
+            ops.append(MakeDir(target))
+            ops += _bind_ro(Path("/") / name, target, recursive=True)
+    for d in (b"var", b"var/task", b"var/runtime", b"var/lang", b"opt", b"proc", b"dev"):
+        ops.append(MakeDir(r + b"/" + d))
+    ops.append(MakeDir(r + b"/tmp", 0o1777))
+    ops += _bind_ro(spec.task_dir, r + b"/var/task")
+    if len(spec.layer_dirs) == 1:
+        ops += _bind_ro(spec.layer_dirs[0], r + b"/opt")
+    elif spec.layer_dirs:
+        lower = ":".join(_overlay_escape(p) for p in reversed(spec.layer_dirs))
+        data = f"lowerdir={lower}".encode()
+        if len(data) >= 4096:
+            raise SandboxError(f"too many or too long layer paths for one overlay mount ({len(data)} bytes)")
+        ops.append(
+            Mount(r + b"/opt", b"overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, source=b"overlay", data=data)
+        )
+    if spec.runtime_dir is not None:
+        ops += _bind_ro(spec.runtime_dir, r + b"/var/runtime")
+    if spec.lang_dir is not None:
+        ops += _bind_ro(spec.lang_dir, r + b"/var/lang")
+    tmp_data = f"mode=1777,size={spec.tmp_bytes}".encode()
+    ops.append(Mount(r + b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=tmp_data))
+    ops.append(Mount(r + b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, source=b"proc"))
+    dev = r + b"/dev"
+    ops.append(Mount(dev, b"tmpfs", MS_NOSUID | MS_NOEXEC, source=b"tmpfs", data=b"mode=755,size=64k"))
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            node = dev + b"/" + name.encode()
+            ops += [MakeFile(node), Mount(node, None, MS_BIND, source=f"/dev/{name}".encode())]
+    for node_name, link_target in (
+        (b"fd", b"/proc/self/fd"),
+        (b"stdin", b"/proc/self/fd/0"),
+        (b"stdout", b"/proc/self/fd/1"),
+        (b"stderr", b"/proc/self/fd/2"),
+    ):
+        ops.append(Symlink(link_target, dev + b"/" + node_name))
+    ops.append(MakeDir(dev + b"/shm", 0o1777))
+    shm_data = f"mode=1777,size={DEV_SHM_BYTES}".encode()
+    ops.append(
+        Mount(dev + b"/shm", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, source=b"tmpfs", data=shm_data)
+    )
+    # Freeze the skeletons: nothing can be created in / or /dev (the device nodes are their
+    # own bind mounts and stay usable).
+    ops.append(Mount(dev, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC))
+    ops.append(Mount(r, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV))
+    return ops
+
+
+@functools.cache
+def host_system_dirs() -> tuple[tuple[str, str | None], ...]:
+    """The host's system directories that exist, with their symlink targets (looked up once)."""
+    found: list[tuple[str, str | None]] = []
+    for name in SYSTEM_DIRS:
+        path = f"/{name}"
+        if os.path.islink(path):
+            found.append((name, os.readlink(path)))
+        elif os.path.isdir(path):
+            found.append((name, None))
+    return tuple(found)
+
+
+def _describe(op: Op) -> str:
+    if isinstance(op, Mount):
+        kind = op.fstype.decode() if op.fstype else ("remount" if op.flags & MS_REMOUNT else "bind")
+        return f"mount {kind} on {op.target.decode(errors='replace')}"
+    return f"{type(op).__name__} {op.path.decode(errors='replace')}"
+
+
+# --- the child side ------------------------------------------------------------------------
+
+
+def _read_only(path: bytes, recursive: bool) -> None:
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    ret = _syscall(
+        ctypes.c_long(_SYS_MOUNT_SETATTR),
+        ctypes.c_int(AT_FDCWD),
+        ctypes.c_char_p(path),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if ret == 0:
+        return
+    if ctypes.get_errno() != 38:  # ENOSYS: kernel before 5.12
+        _check(-1, "mount_setattr")
+    _check(_mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None), "remount")
+
+
+def _apply(op: Op) -> None:
+    if isinstance(op, Mount):
+        _check(_mount(op.source, op.target, op.fstype, op.flags, op.data), "mount")
+    elif isinstance(op, MakeDir):
+        os.mkdir(op.path, op.mode)
+        if op.mode & 0o7000:
+            os.chmod(op.path, op.mode)
+    elif isinstance(op, MakeFile):
+        os.close(os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    elif isinstance(op, Symlink):
+        os.symlink(op.target, op.path)
+    else:
+        _read_only(op.path, op.recursive)
+
+
+@dataclass
+class _ChildSetup:
+    """What the forked child does between fork and exec; see the module facts."""
+
+    cgroup_fd: int
+    net_fd: int
+    error_fd: int
+    root: bytes
+    ops: list[Op]
+    descriptions: list[str]
+    uid: int
+    gid: int
+    pivot_root_nr: int
+    step: str = field(default="start")
+
+    def __call__(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.write(self.error_fd, f"{self.step}: {type(exc).__name__}: {exc}".encode())
+            raise
+
+    def _run(self) -> None:
+        self.step = "join cgroup"
+        os.write(self.cgroup_fd, b"0")
+        self.step = "join network namespace"
+        setns(self.net_fd, CLONE_NEWNET)
+        self.step = "unshare mount and IPC namespaces"
+        unshare(CLONE_NEWNS | CLONE_NEWIPC)
+        _check(_mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+        os.umask(0)
+        for op, what in zip(self.ops, self.descriptions, strict=True):
+            self.step = what
+            _apply(op)
+        self.step = "pivot_root"
+        os.chdir(self.root)
+        _check(_syscall(ctypes.c_long(self.pivot_root_nr), b".", b"."), "pivot_root")
+        _check(_umount2(b".", MNT_DETACH), "detach old root")
+        os.chdir(b"/")
+        self.step = "drop privileges"
+        os.setgroups([])
+        os.setresgid(self.gid, self.gid, self.gid)
+        os.setresuid(self.uid, self.uid, self.uid)
+        _check(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        os.umask(0o022)
+        self.step = "chdir /var/task"
+        os.chdir(b"/var/task")
+
+
+# --- the public API --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything needed to start one execution environment's process tree."""
+
+    env_id: str  # unique; names the cgroup
+    work_dir: Path  # private scratch dir on the host; created by start(), removed by close()
+    task_dir: Path  # -> /var/task, read-only
+    layer_dirs: tuple[Path, ...]  # -> /opt, merged read-only, later wins
+    runtime_dir: Path | None  # -> /var/runtime, read-only
+    lang_dir: Path | None  # a language installation prefix -> /var/lang, read-only
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    netns: NetNamespace
+    memory_bytes: int
+    tmp_bytes: int
+    uid: int = SANDBOX_UID
+    gid: int = SANDBOX_GID
+    stdout: int | None = None  # fd receiving stdout and stderr; None inherits
+
+
+def _validate(spec: SandboxSpec) -> None:
+    if not spec.argv:
+        raise ValueError(f"empty argv for sandbox {spec.env_id!r}")
+    if spec.memory_bytes <= 0 or spec.tmp_bytes <= 0:
+        raise ValueError(f"invalid sizes memory={spec.memory_bytes!r} tmp={spec.tmp_bytes!r}")
+    if spec.uid == 0 or spec.gid == 0:
+        raise ValueError(f"sandbox must not run as root (uid={spec.uid!r} gid={spec.gid!r})")
+    dirs = [spec.task_dir, *spec.layer_dirs, spec.runtime_dir, spec.lang_dir]
+    for d in dirs:
+        if d is not None and not d.is_dir():
+            raise SandboxError(f"not a directory: {str(d)!r}")
+
+
+class Sandbox:
+    """A running execution environment (see the module docstring)."""
+
+    def __init__(self, spec: SandboxSpec, popen: subprocess.Popen[bytes], cgroup: MemoryCgroup) -> None:
+        self.spec = spec
+        self._popen = popen
+        self._cgroup = cgroup
+        self.pid = popen.pid
+        self._closed = False
+        self._final_peak: int | None = None
+        self._final_oom: bool | None = None
+
+    @classmethod
+    def start(cls, spec: SandboxSpec) -> Sandbox:
+        """Start ``spec.argv`` in a new sandbox; returns once it has been exec'd."""
+        _validate(spec)
+        try:
+            pivot_root_nr = _SYS_PIVOT_ROOT[platform.machine()]
+        except KeyError:
+            raise SandboxError(f"unsupported architecture {platform.machine()!r}") from None
+        root = spec.work_dir / "root"
+        ops = mount_plan(spec, root, host_system_dirs())
+        try:
+            spec.work_dir.mkdir(parents=True, exist_ok=True)
+            root.mkdir()
+        except OSError as exc:
+            raise SandboxError(f"cannot create {str(root)!r}: {exc}") from exc
+        cgroup: MemoryCgroup | None = None
+        try:
+            cgroup = MemoryCgroup.create(spec.env_id, spec.memory_bytes)
+            popen = cls._spawn(spec, cgroup, root, ops, pivot_root_nr)
+        except BaseException as exc:
+            if cgroup is not None:
+                cgroup.destroy()
+            _remove_work_dir(spec.work_dir)
+            if isinstance(exc, CgroupError):
+                raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {exc}") from exc
+            raise
+        return cls(spec, popen, cgroup)
+
+    @staticmethod
+    def _spawn(
+        spec: SandboxSpec, cgroup: MemoryCgroup, root: Path, ops: list[Op], pivot_root_nr: int
+    ) -> subprocess.Popen[bytes]:
+        cgroup_fd = cgroup.open_join_fd()
+        err_r, err_w = os.pipe()
+        setup = _ChildSetup(
+            cgroup_fd=cgroup_fd,
+            net_fd=spec.netns.fd,
+            error_fd=err_w,
+            root=os.fsencode(root),
+            ops=ops,
+            descriptions=[_describe(op) for op in ops],
+            uid=spec.uid,
+            gid=spec.gid,
+            pivot_root_nr=pivot_root_nr,
+        )
+
+        def spawn() -> subprocess.Popen[bytes]:
+            # This thread's next child is PID 1 of a new PID namespace; the thread then ends.
+            unshare(CLONE_NEWPID)
+            return subprocess.Popen(
+                spec.argv,
+                env=dict(spec.env),
+                stdin=subprocess.DEVNULL,
+                stdout=spec.stdout,
+                stderr=subprocess.STDOUT if spec.stdout is not None else None,
+                close_fds=True,
+                start_new_session=True,
+                preexec_fn=setup,
+            )
+
+        try:
+            return run_in_thread(spawn)
+        except (OSError, subprocess.SubprocessError) as exc:
+            os.close(err_w)
+            err_w = -1
+            detail = os.read(err_r, 65536).decode(errors="replace")
+            raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or exc}") from exc
+        finally:
+            for fd in (cgroup_fd, err_r, err_w):
+                if fd >= 0:
+                    os.close(fd)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status (negative signal number if killed), or None after ``timeout``."""
+        try:
+            return self._popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        """SIGKILL the whole tree: PID 1 of the namespace, hence everything in it."""
+        if self._popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._popen.send_signal(signal.SIGKILL)
+        if not self._closed:
+            self._cgroup.kill()
+
+    def memory_peak_bytes(self) -> int:
+        """The most memory the environment has used (cgroup peak)."""
+        if self._final_peak is not None:
+            return self._final_peak
+        return self._cgroup.peak_bytes()
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the environment for exceeding its memory."""
+        if self._final_oom is not None:
+            return self._final_oom
+        return self._cgroup.oom_killed()
+
+    def close(self) -> None:
+        """Kill the tree if still running, remove its cgroup and work dir; idempotent."""
+        if self._closed:
+            return
+        self.kill()
+        self._popen.wait()
+        try:
+            self._final_peak = self._cgroup.peak_bytes()
+            self._final_oom = self._cgroup.oom_killed()
+        except CgroupError:
+            self._final_peak, self._final_oom = 0, False
+        try:
+            self._cgroup.destroy()
+        except CgroupError as exc:
+            raise SandboxError(f"cannot clean up sandbox {self.spec.env_id!r}: {exc}") from exc
+        _remove_work_dir(self.spec.work_dir)
+        self._closed = True
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Sandbox {self.spec.env_id!r} pid={self.pid} rc={self._popen.returncode}>"
+
+
+def _remove_work_dir(work_dir: Path) -> None:
+    root = work_dir / "root"
+    if os.path.ismount(root):
+        # Mounts are only ever made inside the child's private namespace; never delete
+        # through a mount that somehow exists on the host.
+        raise SandboxError(
+            f"refusing to remove {str(work_dir)!r}: {str(root)!r} is a mount point on the host"
+        )
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+__all__ = [
+    "Sandbox",
+    "SandboxError",
+    "SandboxSpec",
+    "mount_plan",
+]

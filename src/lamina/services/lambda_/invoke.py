@@ -1,0 +1,228 @@
+"""Invoke: RequestResponse, Event (durable queue with AWS's two retries) and DryRun.
+
+The handler runs in an API worker thread; the invocation itself runs on the event loop
+in the environment pool (``Platform.run``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from lamina.domain import functions as F
+from lamina.errors import (
+    AwsError,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    TooManyRequestsException,
+)
+from lamina.runtime.environment import Outcome, Target
+from lamina.runtime.pool import PoolFull
+from lamina.services.base import RequestContext
+from lamina.services.lambda_.functions import _load, _ref
+from lamina.store.functions import FunctionRow
+
+if TYPE_CHECKING:
+    from lamina.services.platform import Platform
+
+log = logging.getLogger("lamina.invoke")
+
+MAX_EVENT_PAYLOAD = 1_048_576
+EVENT_RETRIES = 2
+
+
+class FunctionsUnavailable(AwsError):
+    code = "ServiceException"
+    status = 500
+    sender_fault = False
+
+
+def why_functions_cannot_run() -> str | None:
+    if os.geteuid() != 0:
+        return ("lamina cannot run functions on this host: execution environments need root (network, mount and PID "
+                "namespaces, cgroups). Start `lamina server` as root; every other API works without it.")
+    return None
+
+
+def target_for(platform: Platform, row: FunctionRow) -> Target:
+    cfg = row.config
+    runtime = cfg.get("Runtime", "")
+    python = platform.catalog.python().get(runtime)
+    if runtime.startswith("python") and python is None:
+        raise FunctionsUnavailable(f"The runtime {runtime} is no longer installed on this lamina host.")
+    return Target(
+        account=row.account,
+        region=row.region,
+        name=row.name,
+        version=str(cfg.get("Version", F.LATEST)),
+        config=cfg,
+        code_dir=platform.trees.ensure(row.code_sha256),
+        layer_dirs=tuple(platform.trees.ensure(sha) for sha in row.layer_shas),
+        python=python,
+        credentials=platform.credentials_for(row.account),
+        endpoint_port=platform.endpoint_port,
+    )
+
+
+def _check_state(ref: F.FunctionRef, row: FunctionRow) -> None:
+    state = row.config.get("State")
+    if state != F.State.ACTIVE.value:
+        raise ResourceConflictException(
+            f"The operation cannot be performed at this time. The function is currently in the following state: {state}"
+        )
+
+
+def _check_json(payload: bytes) -> None:
+    if not payload:
+        return
+    try:
+        json.loads(payload)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+    except ValueError as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+
+
+def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    row = _load(platform, ref)
+    kind = params.get("InvocationType", "RequestResponse")
+    payload: bytes = params.get("Payload") or b""
+    _check_state(ref, row)
+    _check_json(payload)
+    version = str(row.config.get("Version"))
+    if kind == "DryRun":
+        return {"StatusCode": 204, "ExecutedVersion": version}
+    reason = why_functions_cannot_run()
+    if reason is not None:
+        raise FunctionsUnavailable(reason)
+    if kind == "Event":
+        if len(payload) > MAX_EVENT_PAYLOAD:
+            raise RequestEntityTooLargeException(
+                f"Request must be smaller than {MAX_EVENT_PAYLOAD} bytes for the InvokeFunction operation"
+            )
+        platform.events.enqueue(ref, version, payload)
+        return {"StatusCode": 202, "ExecutedVersion": version}
+    client_context = None
+    if params.get("ClientContext"):
+        try:
+            client_context = base64.b64decode(params["ClientContext"]).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from exc
+    target = target_for(platform, row)
+    try:
+        result, _rid = platform.run(
+            platform.pool.invoke(target, payload, timeout_s=float(row.config.get("Timeout", 3)),
+                                 client_context=client_context)
+        )
+    except PoolFull as exc:
+        raise TooManyRequestsException(f"Rate Exceeded. {exc}") from exc
+    out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
+    if result.outcome is not Outcome.OK:
+        out["FunctionError"] = "Unhandled"
+    if params.get("LogType") == "Tail":
+        out["LogResult"] = base64.b64encode(result.log_tail).decode()
+    return out
+
+
+class EventQueue:
+    """Durable queue of Event invocations, worked on the event loop.
+
+    Failed invocations (function errors, timeouts, exits) are retried twice, as AWS does,
+    after ``retry_delay_s`` and twice that.
+    """
+
+    def __init__(self, platform: Platform, retry_delay_s: float = 60.0) -> None:
+        self.platform = platform
+        self.retry_delay_s = retry_delay_s
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def enqueue(self, ref: F.FunctionRef, version: str, payload: bytes) -> str:
+        event_id = str(uuid.uuid4())
+        now = time.time()
+        with self.platform.metadata.write() as c:
+            c.execute(
+                "INSERT INTO event_invocations (id, account, region, name, qualifier, payload, attempts, next_at,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (event_id, ref.account, ref.region, ref.name, version, payload, now, now),
+            )
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+        return event_id
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._task = loop.create_task(self._work())
+
+    async def _work(self) -> None:
+        assert self._wake is not None
+        while True:
+            due = self.platform.metadata.read(
+                lambda c: c.execute(
+                    "SELECT id, account, region, name, qualifier, payload, attempts, next_at FROM event_invocations"
+                    " ORDER BY next_at LIMIT 1"
+                ).fetchone()
+            )
+            self._wake.clear()
+            if due is None:
+                await self._wake.wait()
+                continue
+            wait = due[7] - time.time()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+                continue
+            await self._run_one(due)
+
+    async def _run_one(self, due: Any) -> None:
+        event_id, account, region, name, qualifier, payload, attempts = due[:7]
+        seq = 0 if qualifier in (None, F.LATEST) else int(qualifier)
+        row = self.platform.functions.get(account, region, name, seq)
+        ok = False
+        if row is not None and row.config.get("State") == F.State.ACTIVE.value:
+            try:
+                target = await asyncio.get_running_loop().run_in_executor(None, target_for, self.platform, row)
+                result, _ = await self.platform.pool.invoke(
+                    target, bytes(payload), timeout_s=float(row.config.get("Timeout", 3)), client_context=None
+                )
+                ok = result.outcome is Outcome.OK
+            except PoolFull:
+                # Throttled: try again shortly without counting it as a failed attempt.
+                self._reschedule(event_id, attempts, 1.0)
+                return
+            except Exception:
+                log.exception("event invocation %s failed", event_id)
+        if ok or row is None or attempts >= EVENT_RETRIES:
+            with self.platform.metadata.write() as c:
+                c.execute("DELETE FROM event_invocations WHERE id=?", (event_id,))
+            return
+        self._reschedule(event_id, attempts + 1, self.retry_delay_s * (attempts + 1))
+
+    def _reschedule(self, event_id: str, attempts: int, delay: float) -> None:
+        with self.platform.metadata.write() as c:
+            c.execute("UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?",
+                      (attempts, time.time() + delay, event_id))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass

@@ -1,0 +1,121 @@
+"""The process-wide state operation handlers work on: stores, signer, runtimes, environments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lamina.domain.presign import UrlSigner
+from lamina.runtime.catalog import RuntimeCatalog
+from lamina.runtime.logs import LogStore
+from lamina.runtime.pool import EnvironmentPool
+from lamina.store import BlobStore, Metadata
+from lamina.store.functions import FunctionStore
+from lamina.store.trees import TreeStore
+
+T = TypeVar("T")
+
+
+class Platform:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        runtimes_dir: Path | None = None,
+        max_environments: int = 32,
+        idle_timeout_s: float = 600.0,
+        endpoint_port: int = 4566,
+        credentials: Mapping[str, tuple[str, str]] | None = None,
+        event_retry_delay_s: float = 60.0,
+    ) -> None:
+        from lamina.services.lambda_.invoke import EventQueue
+        from lamina.services.lambda_.prepare import Preparer
+
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.metadata = Metadata(data_dir / "lamina.db")
+        self.blobs = BlobStore(data_dir / "blobs")
+        self.trees = TreeStore(data_dir / "trees", self.blobs)
+        self.functions = FunctionStore(self.metadata)
+        key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
+        self.signer = UrlSigner(bytes.fromhex(key))
+        self.catalog = RuntimeCatalog(runtimes_dir)
+        self.max_environments = max_environments
+        self.idle_timeout_s = idle_timeout_s
+        self.endpoint_port = endpoint_port
+        self._credentials = dict(credentials or {})
+        self.logs = LogStore(data_dir / "logs")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pool: EnvironmentPool | None = None
+        self.events = EventQueue(self, retry_delay_s=event_retry_delay_s)
+        self.preparer = Preparer(self)
+        self.preparer.resume()
+
+    def runtimes(self) -> list[str]:
+        """Runtimes this host can run, in a stable order."""
+        return self.catalog.offered()
+
+    def forget_blob(self, sha256_hex: str) -> None:
+        """A blob nobody refers to any more: remove it and its extracted tree."""
+        self.blobs.delete(sha256_hex)
+        self.trees.remove(sha256_hex)
+
+    def trees_size(self, sha256_hex: str) -> int:
+        """Unzipped size of a layer blob (its layer version rows know it, deleted or not)."""
+        row = self.metadata.read(
+            lambda c: c.execute(
+                "SELECT unzipped_size FROM layer_versions WHERE sha256=? LIMIT 1", (sha256_hex,)
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def credentials_for(self, account: str) -> tuple[str, str]:
+        """Credentials a function of ``account`` gets (its account's keys, until IAM roles exist)."""
+        return self._credentials.get(account, ("", ""))
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    # -- the event loop side: environments and the event queue --------------------------------
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called on the server's loop at startup."""
+        self.loop = loop
+        self._pool = EnvironmentPool(
+            self.data_dir / "envs",
+            self.logs,
+            max_environments=self.max_environments,
+            idle_timeout_s=self.idle_timeout_s,
+        )
+        self.events.start(loop)
+
+    @property
+    def pool(self) -> EnvironmentPool:
+        if self._pool is None:
+            raise RuntimeError("the platform has no event loop attached")
+        return self._pool
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's loop from a worker thread and wait for its result."""
+        if self.loop is None:
+            coro.close()
+            raise RuntimeError("the platform has no event loop attached")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def retire(self, account: str, region: str, name: str, seq: int | None) -> None:
+        """Environments of a deleted or changed function stop being reused."""
+        if self.loop is not None and self._pool is not None:
+            self.loop.call_soon_threadsafe(self._pool.retire, account, region, name)
+
+    async def aclose(self) -> None:
+        await self.events.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    def close(self) -> None:
+        self.preparer.close()
+        self.metadata.close()
