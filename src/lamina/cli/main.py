@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
     )
+    logs = sub.add_parser("logs", help="print a function's logs (START/END/REPORT lines and its output)")
+    logs.add_argument("function", help="function name")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new log lines")
+    logs.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    logs.add_argument("--account", default="000000000000", help="account id (default 000000000000)")
+    logs.add_argument("--data-dir", default=os.environ.get("LAMINA_DATA_DIR"), help="the server's data directory")
     return parser
 
 
@@ -119,7 +125,41 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "server":
         return serve(args)
+    if args.command == "logs":
+        return show_logs(args)
     return 2
+
+
+def show_logs(args: argparse.Namespace) -> int:
+    """Print every log stream of a function, oldest first; with --follow, keep printing."""
+    import time
+
+    from lamina.runtime.logs import LogStore
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    store = LogStore(data_dir / "logs")
+    offsets: dict[Path, int] = {}
+    out = sys.stdout.buffer
+    while True:
+        for name, path in store.streams(args.account, args.region, args.function):
+            with open(path, "rb") as f:
+                start = offsets.get(path, 0)
+                if start == 0 and not args.follow:
+                    out.write(f"== {name}\n".encode())
+                f.seek(start)
+                data = f.read()
+                offsets[path] = start + len(data)
+            out.write(data)
+        out.flush()
+        if not args.follow:
+            if not offsets:
+                print(f"lamina: no logs for function {args.function} in {args.account}/{args.region}", file=sys.stderr)
+                return 1
+            return 0
+        try:
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _server_class() -> type:

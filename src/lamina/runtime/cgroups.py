@@ -17,8 +17,9 @@ Facts about memory cgroups (checked on Linux 6.x; v1 on this machine, v2 on most
   group between fork and exec, so nothing it allocates after exec escapes the limit.
   Moving a whole process takes the global ``cgroup_threadgroup_rwsem`` for writing, which
   waits for an RCU grace period: 6-15 ms here, unless cgroup2 is mounted ``favordynmods``
-  (or ``/sys/kernel/rcu_expedited`` is 1: ~3 ms). v1's ``tasks`` file moving only the
-  calling thread skips that lock (0.05 ms).
+  (or ``/sys/kernel/rcu_expedited`` is 1: ~3 ms). Writing ``0`` to v1's ``tasks`` moves only
+  the calling thread and skips that lock (0.05 ms): the same thing for a single-threaded
+  child between fork and exec.
 - Everything the group's processes allocate is charged, including pages of a tmpfs they
   write (``/tmp``) and page cache of files they read first.
 - A group can be removed (``rmdir``) once it has no processes, even if charges remain.
@@ -166,9 +167,13 @@ class MemoryCgroup:
         path = parent_path / name
         try:
             if hier.version is CgroupVersion.V2:
-                _enable_memory_for_children(hier.root)
-                parent_path.mkdir(parents=True, exist_ok=True)
-                _enable_memory_for_children(parent_path)
+                # Every level down to the group's parent must hand the controller on.
+                level = hier.root
+                _enable_memory_for_children(level)
+                for part in parent.split("/"):
+                    level = level / part
+                    level.mkdir(exist_ok=True)
+                    _enable_memory_for_children(level)
             else:
                 parent_path.mkdir(parents=True, exist_ok=True)
             path.mkdir()
@@ -209,19 +214,19 @@ class MemoryCgroup:
 
     @property
     def join_path(self) -> Path:
-        """The file a process writes ``0`` to in order to join the group itself.
+        """The file a single-threaded process writes ``0`` to in order to join the group.
 
-        v1: ``tasks`` moves only the writing thread, which the kernel does without taking the
-        global threadgroup lock, whose write side waits for an RCU grace period (measured:
-        0.05 ms instead of 6-15 ms). For a single-threaded child about to exec, the thread is
-        the process. v2 has no such shortcut for domain groups: ``cgroup.procs``.
+        v1's ``tasks`` moves only the calling thread, which the kernel does without taking the
+        global threadgroup lock whose write side waits for an RCU grace period (measured:
+        0.05 ms instead of 6-15 ms); for a single-threaded process that is the process.
+        v2 has no such shortcut: ``cgroup.procs``.
         """
         if self.hierarchy.version is CgroupVersion.V1:
             return self.path / "tasks"
         return self.procs_path
 
     def open_join_fd(self) -> int:
-        """An O_CLOEXEC write fd of :attr:`join_path`: a forked child writes ``b"0"`` to join."""
+        """An O_CLOEXEC write fd of :attr:`join_path`; writing ``b"0"`` to it joins the writer."""
         try:
             return os.open(self.join_path, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -293,6 +298,8 @@ class MemoryCgroup:
                 _write(self.path / "cgroup.kill", "1")
             return
         for pid in self.pids():
+            if pid == os.getpid():  # never the server itself, whatever ended up in the group
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -2,20 +2,26 @@
 namespaces, with Lambda's filesystem layout, a memory cgroup and an unprivileged user.
 
 Facts about the mechanics (checked on Linux 6.x):
-- ``unshare(CLONE_NEWPID)`` does not move the caller; it sets the PID namespace of the
-  caller's *next children*, per thread, and is allowed in a multi-threaded process. So a
-  short-lived thread unshares, forks the runtime (which becomes PID 1 of the new namespace)
-  and ends; no intermediate process is needed. When PID 1 dies the kernel SIGKILLs everything
-  else in the namespace, and its exit is reported only after they are all gone.
-- ``unshare(CLONE_NEWNS)`` is refused in a multi-threaded process (it implies CLONE_FS), so
-  mount work happens in the forked child, which is single-threaded. The child runs
-  ``preexec_fn``-style code: it may only use syscalls (os.*, pre-resolved ctypes functions)
-  and pre-built data; no imports, no locks another thread could have held at fork time.
-- The new root is a small tmpfs mounted on ``<work_dir>/root`` inside the child's private
-  mount namespace, filled with bind mounts and ``pivot_root(".", ".")`` (the old root is
-  stacked on top and then lazily detached). The host never sees any of these mounts:
-  ``<work_dir>/root`` stays an empty directory on the host, and the whole tree disappears
-  when the last process of the namespace exits.
+- Namespaces, root and cwd are per *thread*: a thread may ``setns`` a network namespace and
+  ``unshare`` mount (implies CLONE_FS: its own root and cwd), IPC and PID namespaces while
+  the rest of the process stays on the host. ``unshare(CLONE_NEWPID)`` moves nobody: the
+  thread's next child is PID 1 of the new namespace.
+- So a fresh thread builds the whole sandbox for itself (mounts, pivot_root, no_new_privs),
+  then forks the runtime, which inherits all of it, and ends. Errors there are ordinary
+  exceptions in the server. The forked child only mounts ``/proc`` (it must be mounted
+  from inside the new PID namespace: the thread's would list the host's processes), joins
+  its cgroup, drops credentials and execs: a few os/ctypes calls in ``preexec_fn``, nothing
+  that can wait on a lock held by another thread.
+- ``pivot_root`` rewires the root/cwd of tasks whose root is the *old root mount*; after
+  unshare that mount is the thread's private copy, so only the thread moves.
+- When PID 1 dies the kernel SIGKILLs everything else in the namespace, and its exit is
+  reported only after they are all gone. PID 1 gets only the signals it has handlers for
+  (SIGKILL from outside always works) and inherits orphans: the runtime is PID 1 here, so
+  orphaned zombies stay until the environment ends.
+- The new root is a small tmpfs mounted on ``<work_dir>/root`` inside the private mount
+  namespace, filled with bind mounts, then ``pivot_root(".", ".")`` (the old root is stacked
+  on top and lazily detached). The host never sees any of these mounts: ``<work_dir>/root``
+  stays an empty directory there, and the tree disappears with the namespace's last process.
 - Overlayfs with only ``lowerdir``s is read-only; the *leftmost* lower layer wins, so the
   layers are listed in reverse (Lambda: a later layer overrides an earlier one). Mounting
   costs the same whatever the layers' size: nothing is copied.
@@ -25,7 +31,7 @@ Facts about the mechanics (checked on Linux 6.x):
   code, layer and runtime trees must be readable by the sandbox user.
 - ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that forked exits, which here
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
-  the runtime exits on its next request; leftover cgroups can be swept at startup.
+  the runtime exits on its next request; the leftover cgroups are named after env_id.
 - tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
   data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
 """
@@ -34,14 +40,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import os
 import platform
 import shutil
 import signal
+import stat
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
@@ -119,7 +127,7 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-# --- the mount plan: computed in the parent, executed by the child ------------------------
+# --- the mount plan: computed first, applied by the spawning thread ------------------------
 
 
 @dataclass(frozen=True)
@@ -203,7 +211,7 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         ops += _bind_ro(spec.lang_dir, r + b"/var/lang")
     tmp_data = f"mode=1777,size={spec.tmp_bytes}".encode()
     ops.append(Mount(r + b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=tmp_data))
-    ops.append(Mount(r + b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, source=b"proc"))
+    # /proc itself is mounted by the child, from inside the new PID namespace.
     dev = r + b"/dev"
     ops.append(Mount(dev, b"tmpfs", MS_NOSUID | MS_NOEXEC, source=b"tmpfs", data=b"mode=755,size=64k"))
     for name in DEVICES:
@@ -249,7 +257,7 @@ def _describe(op: Op) -> str:
     return f"{type(op).__name__} {op.path.decode(errors='replace')}"
 
 
-# --- the child side ------------------------------------------------------------------------
+# --- the spawning thread ------------------------------------------------------------------
 
 
 def _read_only(path: bytes, recursive: bool) -> None:
@@ -265,7 +273,7 @@ def _read_only(path: bytes, recursive: bool) -> None:
     )
     if ret == 0:
         return
-    if ctypes.get_errno() != 38:  # ENOSYS: kernel before 5.12
+    if ctypes.get_errno() != errno.ENOSYS:  # kernels before 5.12 lack mount_setattr
         _check(-1, "mount_setattr")
     _check(_mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None), "remount")
 
@@ -278,61 +286,79 @@ def _apply(op: Op) -> None:
         if op.mode & 0o7000:
             os.chmod(op.path, op.mode)
     elif isinstance(op, MakeFile):
-        os.close(os.open(op.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        # mknod, not open: a file open for writing, even for an instant, may be inherited by a
+        # child another thread is forking, and a mount with a writer cannot be made read-only.
+        os.mknod(op.path, stat.S_IFREG | 0o644)
     elif isinstance(op, Symlink):
         os.symlink(op.target, op.path)
     else:
         _read_only(op.path, op.recursive)
 
 
-@dataclass
-class _ChildSetup:
-    """What the forked child does between fork and exec; see the module facts."""
+def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int, pivot_root_nr: int) -> None:
+    """Move the *calling thread* into the sandbox (see the module facts); never returns to the host.
 
-    cgroup_fd: int
-    net_fd: int
-    error_fd: int
-    root: bytes
-    ops: list[Op]
-    descriptions: list[str]
-    uid: int
-    gid: int
-    pivot_root_nr: int
-    step: str = field(default="start")
-
-    def __call__(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.write(self.error_fd, f"{self.step}: {type(exc).__name__}: {exc}".encode())
-            raise
-
-    def _run(self) -> None:
-        self.step = "join cgroup"
-        os.write(self.cgroup_fd, b"0")
-        self.step = "join network namespace"
-        setns(self.net_fd, CLONE_NEWNET)
-        self.step = "unshare mount and IPC namespaces"
-        unshare(CLONE_NEWNS | CLONE_NEWIPC)
+    Afterwards the thread's network, mount, IPC and children's PID namespaces, root and cwd
+    are the sandbox's, and no_new_privs is set: a child it forks inherits all of that. The
+    thread must end after forking.
+    """
+    step = "join network namespace"
+    try:
+        setns(net_fd, CLONE_NEWNET)
+        step = "unshare mount, IPC and PID namespaces"
+        # CLONE_NEWNS implies CLONE_FS: from here on this thread has its own root, cwd and umask.
+        unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID)
+        if os.readlink("/proc/thread-self/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            raise OSError(errno.EINVAL, "still in the host's mount namespace")  # never mount there
+        os.umask(0)  # modes below are meant literally, whatever the server's umask
         _check(_mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-        os.umask(0)
-        for op, what in zip(self.ops, self.descriptions, strict=True):
-            self.step = what
+        for op in ops:
+            step = _describe(op)
             _apply(op)
-        self.step = "pivot_root"
-        os.chdir(self.root)
-        _check(_syscall(ctypes.c_long(self.pivot_root_nr), b".", b"."), "pivot_root")
+        step = "pivot_root"
+        os.chdir(root)
+        _check(_syscall(ctypes.c_long(pivot_root_nr), b".", b"."), "pivot_root")
         _check(_umount2(b".", MNT_DETACH), "detach old root")
         os.chdir(b"/")
-        self.step = "drop privileges"
-        os.setgroups([])
-        os.setresgid(self.gid, self.gid, self.gid)
-        os.setresuid(self.uid, self.uid, self.uid)
-        _check(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-        os.umask(0o022)
-        self.step = "chdir /var/task"
-        os.chdir(b"/var/task")
+        step = "no_new_privs"
+        _check(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
+    except OSError as exc:
+        raise SandboxError(f"{step}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _ChildInit:
+    """The little left for the forked child (PID 1 of the new namespace) before exec.
+
+    ``/proc`` shows the PID namespace of the process that mounts it, and the spawning thread
+    is not in the new namespace, only its children are. The child joins its cgroup itself
+    (the server's thread never enters it: a v1 group listing a server thread would make the
+    server a candidate for that group's OOM killer). Credentials are dropped here too: Popen
+    would drop them *before* calling this. Runs between fork and exec: os.* and pre-resolved
+    ctypes calls only; failures are written to ``error_fd`` for the parent's message.
+    """
+
+    join_fd: int
+    uid: int
+    gid: int
+    error_fd: int
+
+    def __call__(self) -> None:
+        step = "mount /proc"
+        try:
+            _check(_mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount")
+            step = "join cgroup"
+            os.write(self.join_fd, b"0")
+            step = "drop privileges"
+            os.setgroups([])
+            os.setresgid(self.gid, self.gid, self.gid)
+            os.setresuid(self.uid, self.uid, self.uid)
+            step = "chdir /var/task"  # as the sandbox user: unreadable code fails here, clearly
+            os.chdir(b"/var/task")
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.write(self.error_fd, f"{step}: {exc}".encode())
+            raise
 
 
 # --- the public API --------------------------------------------------------------------------
@@ -415,23 +441,15 @@ class Sandbox:
     def _spawn(
         spec: SandboxSpec, cgroup: MemoryCgroup, root: Path, ops: list[Op], pivot_root_nr: int
     ) -> subprocess.Popen[bytes]:
-        cgroup_fd = cgroup.open_join_fd()
+        net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
+        join_fd = cgroup.open_join_fd()
         err_r, err_w = os.pipe()
-        setup = _ChildSetup(
-            cgroup_fd=cgroup_fd,
-            net_fd=spec.netns.fd,
-            error_fd=err_w,
-            root=os.fsencode(root),
-            ops=ops,
-            descriptions=[_describe(op) for op in ops],
-            uid=spec.uid,
-            gid=spec.gid,
-            pivot_root_nr=pivot_root_nr,
-        )
+        child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w)
 
         def spawn() -> subprocess.Popen[bytes]:
-            # This thread's next child is PID 1 of a new PID namespace; the thread then ends.
-            unshare(CLONE_NEWPID)
+            _enter_sandbox(os.fsencode(root), ops, net_fd, pivot_root_nr)
+            # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
+            # umask and session, runs child_init, closes fds and execs.
             return subprocess.Popen(
                 spec.argv,
                 env=dict(spec.env),
@@ -440,18 +458,23 @@ class Sandbox:
                 stderr=subprocess.STDOUT if spec.stdout is not None else None,
                 close_fds=True,
                 start_new_session=True,
-                preexec_fn=setup,
+                umask=0o022,
+                preexec_fn=child_init,
             )
 
         try:
             return run_in_thread(spawn)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, subprocess.SubprocessError, SandboxError) as exc:
             os.close(err_w)
             err_w = -1
-            detail = os.read(err_r, 65536).decode(errors="replace")
+            detail = (
+                os.read(err_r, 65536).decode(errors="replace")
+                if isinstance(exc, subprocess.SubprocessError)
+                else ""
+            )
             raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or exc}") from exc
         finally:
-            for fd in (cgroup_fd, err_r, err_w):
+            for fd in (join_fd, err_r, err_w):
                 if fd >= 0:
                     os.close(fd)
 
@@ -523,11 +546,3 @@ def _remove_work_dir(work_dir: Path) -> None:
             f"refusing to remove {str(work_dir)!r}: {str(root)!r} is a mount point on the host"
         )
     shutil.rmtree(work_dir, ignore_errors=True)
-
-
-__all__ = [
-    "Sandbox",
-    "SandboxError",
-    "SandboxSpec",
-    "mount_plan",
-]
