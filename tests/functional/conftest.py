@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from lamina_server import ACCOUNTS, LaminaServer, client  # noqa: E402
+from testzips import make_zip  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +40,6 @@ def alice(server: LaminaServer) -> Any:
 def bob(server: LaminaServer) -> Any:
     """boto3 Lambda client of account 222222222222."""
     return client(server, key="AKIDBOB22222", secret="bob-secret")
-
-
-def make_zip(files: dict[str, bytes | str] | None = None, *, modes: dict[str, int] | None = None) -> bytes:
-    """A zip with the given files (default: a tiny python/ package); ``modes`` sets unix permissions."""
-    files = files if files is not None else {"python/mylib/__init__.py": "VALUE = 42\n"}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = ((modes or {}).get(name, 0o100644)) << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
 
 
 @pytest.fixture

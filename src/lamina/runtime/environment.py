@@ -311,6 +311,17 @@ class Environment:
                     }
                 ).encode()
                 self.retired = True
+        if outcome is not Outcome.EXITED and self.sandbox is not None and self.sandbox.oom_killed():
+            # Lambda stops the whole runtime when a function exceeds its memory; the kernel's OOM
+            # killer (cgroup v1) may have picked a child instead, so the environment goes anyway.
+            outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
+            payload = json.dumps(
+                {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: signal: killed",
+                }
+            ).encode()
+            self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
         memory = self.target.config.get("MemorySize", 128)

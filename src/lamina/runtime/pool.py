@@ -27,7 +27,9 @@ class PoolFull(Exception):
 
 
 class EnvironmentPool:
-    def __init__(self, work_root: Path, logs: LogStore, *, max_environments: int, idle_timeout_s: float) -> None:
+    def __init__(
+        self, work_root: Path, logs: LogStore, *, max_environments: int, idle_timeout_s: float
+    ) -> None:
         self.work_root = work_root
         self.logs = logs
         self.max_environments = max_environments
@@ -41,8 +43,15 @@ class EnvironmentPool:
     def size(self) -> int:
         return len(self._all) + self._starting
 
-    async def invoke(self, target: Target, payload: bytes, *, timeout_s: float, client_context: str | None,
-                     request_id: str | None = None) -> tuple[InvokeResult, str]:
+    async def invoke(
+        self,
+        target: Target,
+        payload: bytes,
+        *,
+        timeout_s: float,
+        client_context: str | None,
+        request_id: str | None = None,
+    ) -> tuple[InvokeResult, str]:
         """Run one invocation; returns its result and request id."""
         env, first = await self._acquire(target)
         rid = request_id or str(uuid.uuid4())
@@ -74,17 +83,22 @@ class EnvironmentPool:
             if env.alive and not env.retired:
                 return env, False
             await self._destroy(env)
-        if self.size >= self.max_environments and not await self._evict_one():
-            raise PoolFull(f"{self.size} environments are running, the most this host allows (--max-environments)")
+        # Reserve the slot before any await, so concurrent cold starts cannot overshoot the cap.
         self._starting += 1
-        env = Environment(target, self.work_root, self.logs)
+        env = None
         try:
+            if self.size > self.max_environments and not await self._evict_one():
+                raise PoolFull(
+                    f"{self.max_environments} environments are busy, the most this host allows (--max-environments)"
+                )
+            env = Environment(target, self.work_root, self.logs)
             await env.start()
         except BaseException:
-            self._starting -= 1
-            await env.destroy()
+            if env is not None:
+                await env.destroy()
             raise
-        self._starting -= 1
+        finally:
+            self._starting -= 1
         self._all.add(env)
         return env, True
 
@@ -112,7 +126,9 @@ class EnvironmentPool:
             return
         self._idle.setdefault(env.target.key, []).append(env)
         loop = asyncio.get_running_loop()
-        self._timers[env] = loop.call_later(self.idle_timeout_s, lambda: asyncio.ensure_future(self._reclaim(env)))
+        self._timers[env] = loop.call_later(
+            self.idle_timeout_s, lambda: asyncio.ensure_future(self._reclaim(env))
+        )
 
     async def _reclaim(self, env: Environment) -> None:
         idle = self._idle.get(env.target.key)

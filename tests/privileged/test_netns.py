@@ -1,0 +1,123 @@
+"""Network namespaces held by an fd: loopback up, sockets that stay inside, nothing on the host."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from lamina.runtime.netns import NetNamespace, NetNamespaceError
+
+pytestmark = pytest.mark.privileged
+
+
+@pytest.fixture
+def netns() -> Iterator[NetNamespace]:
+    ns = NetNamespace.create(f"test-{uuid.uuid4().hex[:8]}")
+    yield ns
+    ns.close()
+
+
+def _in_ns(ns: NetNamespace, code: str) -> subprocess.CompletedProcess[str]:
+    """Run a Python snippet in a process that joined ``ns`` through the fd we hold."""
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{os.getpid()}/fd/{ns.fd}", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def _netns_link() -> str:
+    return os.readlink("/proc/thread-self/ns/net")
+
+
+def test_fresh_namespace_has_only_lo_and_it_is_up(netns: NetNamespace) -> None:
+    names = netns.call(socket.if_nameindex)
+    assert [name for _, name in names] == ["lo"]
+    result = _in_ns(
+        netns,
+        "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+        " c = socket.create_connection(s.getsockname()); print('ok')",
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_namespace_is_not_registered_on_the_host(netns: NetNamespace) -> None:
+    listed = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
+    assert netns.name not in listed
+    ours = os.readlink(f"/proc/self/fd/{netns.fd}")
+    assert ours.startswith("net:[") and ours != _netns_link()
+
+
+def test_listen_tcp_is_reachable_inside_only(netns: NetNamespace) -> None:
+    before = _netns_link()
+    listener = netns.listen_tcp("127.0.0.1", 0)
+    try:
+        assert _netns_link() == before  # the caller's thread never moved
+        port = listener.getsockname()[1]
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        code = f"import socket; s = socket.create_connection(('127.0.0.1', {port}), timeout=5); print(s.recv(10).decode())"
+        client = subprocess.Popen(
+            ["nsenter", f"--net=/proc/{os.getpid()}/fd/{netns.fd}", sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        listener.settimeout(10)
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"inside")
+        out, _ = client.communicate(timeout=30)
+        assert client.returncode == 0
+        assert out.strip() == "inside"
+    finally:
+        listener.close()
+
+
+def test_same_port_in_two_namespaces_and_the_host(netns: NetNamespace) -> None:
+    other = NetNamespace.create("test-other")
+    host = socket.socket()
+    try:
+        host.bind(("127.0.0.1", 0))
+        host.listen()
+        port = host.getsockname()[1]
+        a = netns.listen_tcp("127.0.0.1", port)
+        b = other.listen_tcp("127.0.0.1", port)
+        with pytest.raises(NetNamespaceError, match="Address already in use"):
+            netns.listen_tcp("127.0.0.1", port, backlog=1)
+        a.close()
+        b.close()
+    finally:
+        host.close()
+        other.close()
+
+
+def test_call_propagates_exceptions_and_results(netns: NetNamespace) -> None:
+    def boom() -> None:
+        raise KeyError("inside")
+
+    with pytest.raises(KeyError, match="inside"):
+        netns.call(boom)
+    assert netns.call(lambda: 42) == 42
+    assert netns.call(_netns_link) == os.readlink(f"/proc/self/fd/{netns.fd}")
+
+
+def test_close_is_idempotent_and_use_after_close_is_refused() -> None:
+    ns = NetNamespace.create("test-close")
+    fd = ns.fd
+    ns.close()
+    ns.close()
+    assert ns.closed
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    with pytest.raises(ValueError, match="closed"):
+        ns.listen_tcp()
+    with pytest.raises(ValueError, match="closed"):
+        _ = ns.fd

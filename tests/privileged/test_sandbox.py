@@ -1,0 +1,621 @@
+"""Real sandboxes running small programs that report what they see on their stdout pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lamina.runtime.cgroups import hierarchy
+from lamina.runtime.netns import NetNamespace
+from lamina.runtime.sandbox import SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError, SandboxSpec
+
+pytestmark = pytest.mark.privileged
+
+PYTHON = f"/var/lang/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+MiB = 1024 * 1024
+ENV = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+    "LANG": "C.UTF-8",
+    "LAMINA_TEST": "yes",
+}
+
+
+def _mountinfo() -> list[str]:
+    # Mount ids and the optional fields are stable; compare whole lines.
+    return Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def _tree(base: Path, files: dict[str, tuple[str, int]]) -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    for rel, (content, mode) in files.items():
+        path = base / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        path.chmod(mode)
+    for d in [base, *(p for p in base.rglob("*") if p.is_dir())]:
+        d.chmod(0o755)  # as extracted code would be, whatever the umask of the test run
+    return base
+
+
+@dataclass
+class Run:
+    sandbox: Sandbox
+    returncode: int | None
+    output: str
+
+    def json(self) -> Any:
+        return json.loads(self.output.strip().splitlines()[-1])
+
+
+class Harness:
+    """Builds specs with unique names, runs sandboxes, and guarantees every one is closed."""
+
+    def __init__(self, tmp: Path, netns: NetNamespace) -> None:
+        self.tmp = tmp
+        self.netns = netns
+        self.sandboxes: list[Sandbox] = []
+        self.task = _tree(
+            tmp / "task",
+            {
+                "handler.py": ("print('hi')\n", 0o644),
+                "run.sh": ("#!/bin/sh\n", 0o755),
+                "world-writable": ("", 0o666),
+            },
+        )
+        self.runtime = _tree(tmp / "runtime", {"bootstrap.py": ("# runtime\n", 0o644)})
+
+    def spec(self, argv: tuple[str, ...] = ("/bin/true",), **changes: Any) -> SandboxSpec:
+        env_id = f"test-{uuid.uuid4().hex[:12]}"
+        base = SandboxSpec(
+            env_id=env_id,
+            work_dir=self.tmp / "work" / env_id,
+            task_dir=self.task,
+            layer_dirs=(),
+            runtime_dir=self.runtime,
+            lang_dir=Path(sys.base_prefix),
+            argv=argv,
+            env=ENV,
+            netns=self.netns,
+            memory_bytes=256 * MiB,
+            tmp_bytes=8 * MiB,
+        )
+        return replace(base, **changes)
+
+    def start(self, spec: SandboxSpec) -> tuple[Sandbox, int]:
+        """Start with stdout on a pipe; returns the sandbox and the pipe's read end."""
+        read_fd, write_fd = os.pipe()
+        try:
+            sandbox = Sandbox.start(replace(spec, stdout=write_fd))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.sandboxes.append(sandbox)
+        return sandbox, read_fd
+
+    def run(self, argv: tuple[str, ...], timeout: float = 30, **changes: Any) -> Run:
+        sandbox, read_fd = self.start(self.spec(argv, **changes))
+        with os.fdopen(read_fd, "rb") as pipe:
+            output = pipe.read()  # EOF once every process of the sandbox is gone
+        code = sandbox.wait(timeout)
+        if code is None:
+            sandbox.kill()
+            pytest.fail(f"sandbox did not exit within {timeout}s; output: {output!r}")
+        return Run(sandbox, code, output.decode(errors="replace"))
+
+    def python(self, script: str, **changes: Any) -> Run:
+        return self.run((PYTHON, "-c", textwrap.dedent(script)), **changes)
+
+    def close_all(self) -> None:
+        for sandbox in self.sandboxes:
+            sandbox.close()
+
+
+@pytest.fixture
+def netns() -> Iterator[NetNamespace]:
+    ns = NetNamespace.create(f"test-{uuid.uuid4().hex[:8]}")
+    yield ns
+    ns.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, netns: NetNamespace) -> Iterator[Harness]:
+    before = _mountinfo()
+    fds_before = sorted(os.listdir("/proc/self/fd"))
+    h = Harness(tmp_path, netns)
+    try:
+        yield h
+    finally:
+        h.close_all()
+        for sandbox in h.sandboxes:
+            assert not sandbox._cgroup.path.exists()
+            assert not sandbox.spec.work_dir.exists()
+        assert _mountinfo() == before
+        assert sorted(os.listdir("/proc/self/fd")) == fds_before
+
+
+# --- filesystem --------------------------------------------------------------------------
+
+
+LAYER_CASES = {
+    "no-layers": ([], None, []),
+    "one-layer": (["one"], "one", ["only-one"]),
+    "three-layers-last-wins": (["one", "two", "three"], "three", ["only-one", "only-three", "only-two"]),
+    "two-layers-order-reversed": (["two", "one"], "one", ["only-one", "only-two"]),
+}
+
+
+@pytest.mark.parametrize(("names", "winner", "uniques"), LAYER_CASES.values(), ids=LAYER_CASES.keys())
+def test_opt_merges_layers_later_wins(
+    harness: Harness, names: list[str], winner: str | None, uniques: list[str]
+) -> None:
+    layers = tuple(
+        _tree(
+            harness.tmp / f"layer-{name}",
+            {"python/shared.txt": (name, 0o644), f"python/only-{name}": (name, 0o644)},
+        )
+        for name in names
+    )
+    run = harness.python(
+        """
+        import json, os
+        shared = open("/opt/python/shared.txt").read() if os.path.exists("/opt/python/shared.txt") else None
+        files = sorted(os.listdir("/opt/python")) if os.path.isdir("/opt/python") else []
+        print(json.dumps({"shared": shared, "files": files, "opt": sorted(os.listdir("/opt"))}))
+        """,
+        layer_dirs=layers,
+    )
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    assert facts["shared"] == winner
+    assert facts["files"] == (sorted([*uniques, "shared.txt"]) if names else [])
+    assert facts["opt"] == (["python"] if names else [])
+
+
+def test_layer_paths_with_overlay_separators(harness: Harness) -> None:
+    layers = tuple(
+        _tree(harness.tmp / name, {"python/shared.txt": (name, 0o644)})
+        for name in ("first:with,colon", "second\\back,slash", "third:last")
+    )
+    run = harness.python("print(repr(open('/opt/python/shared.txt').read()))", layer_dirs=layers)
+    assert run.returncode == 0, run.output
+    assert run.output.strip() == repr("third:last")
+
+
+READ_ONLY_PATHS = {
+    "opt-overlay": "/opt/new",
+    "opt-world-writable-file": "/opt/world-writable",
+    "var-task": "/var/task/new",
+    "var-task-world-writable-file": "/var/task/world-writable",
+    "var-runtime": "/var/runtime/new",
+    "var-lang": "/var/lang/new",
+    "root": "/new",
+    "usr": "/usr/new",
+    "etc": "/etc/new",
+    "var": "/var/new",
+    "dev": "/dev/new",
+}
+
+
+@pytest.mark.parametrize("path", READ_ONLY_PATHS.values(), ids=READ_ONLY_PATHS.keys())
+def test_read_only_everywhere_but_tmp(harness: Harness, path: str) -> None:
+    # Existing files are mode 0666, so only the read-only mount can refuse the write.
+    layers = tuple(
+        _tree(harness.tmp / f"layer-{n}", {"python/shared.txt": (n, 0o644), "world-writable": ("", 0o666)})
+        for n in ("a", "b")
+    )
+    run = harness.python(
+        f"""
+        import errno, json, os
+        try:
+            fd = os.open({path!r}, os.O_WRONLY | os.O_CREAT, 0o644)
+            result = "written"
+        except OSError as exc:
+            result = errno.errorcode[exc.errno]
+        print(json.dumps(result))
+        """,
+        layer_dirs=layers,
+    )
+    assert run.returncode == 0, run.output
+    assert run.json() == "EROFS"
+
+
+def test_tmp_is_private_writable_and_sized(harness: Harness) -> None:
+    run = harness.python(
+        """
+        import errno, json, os, stat
+        st = os.stat("/tmp")
+        with open("/tmp/small", "wb") as f:
+            f.write(b"x" * 1024)
+        try:
+            with open("/tmp/big", "wb") as f:
+                for _ in range(12):
+                    f.write(b"y" * (1024 * 1024))
+                    f.flush()
+            big = "written"
+        except OSError as exc:
+            big = errno.errorcode[exc.errno]
+        shm = os.statvfs("/dev/shm")
+        print(json.dumps({
+            "mode": oct(stat.S_IMODE(st.st_mode)), "big": big, "listing": sorted(os.listdir("/tmp")),
+            "size": os.statvfs("/tmp").f_blocks * os.statvfs("/tmp").f_frsize,
+            "shm_writable": os.access("/dev/shm", os.W_OK),
+        }))
+        """,
+        tmp_bytes=8 * MiB,
+    )
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    assert facts["mode"] == "0o1777"
+    assert facts["big"] == "ENOSPC"
+    assert facts["listing"] == ["big", "small"]
+    assert facts["size"] == 8 * MiB
+    assert facts["shm_writable"] is True
+
+
+def test_tmp_not_shared_between_sandboxes(harness: Harness) -> None:
+    first = harness.python("open('/tmp/mark', 'w').write('1'); print('[]')")
+    second = harness.python("import json, os; print(json.dumps(os.listdir('/tmp')))")
+    assert first.returncode == 0 and second.returncode == 0, (first.output, second.output)
+    assert second.json() == []
+
+
+def _invisible_cases() -> dict[str, str]:
+    here = Path(__file__).resolve()
+    return {
+        "root-home": "/root",
+        "work-tree": "/work",
+        "this-test-file": str(here),
+        "var-lib": "/var/lib",
+        "data-dir": "/var/lib/lamina",
+        "home": "/home",
+        "run": "/run",
+        "sys": "/sys",
+        "host-tmp-pytest": str(
+            Path(os.environ.get("TMPDIR", "/tmp")) / f"pytest-of-{os.getenv('USER', 'root')}"
+        ),
+        "pyenv": sys.base_prefix,
+    }
+
+
+@pytest.mark.parametrize("path", _invisible_cases().values(), ids=_invisible_cases().keys())
+def test_host_paths_are_invisible(harness: Harness, path: str) -> None:
+    run = harness.python(f"import json, os; print(json.dumps(os.path.lexists({path!r})))")
+    assert run.returncode == 0, run.output
+    assert run.json() is False
+
+
+def test_scratch_and_code_paths_of_the_host_are_invisible(harness: Harness) -> None:
+    spec = harness.spec(())
+    paths = [str(spec.work_dir), str(harness.task), str(harness.runtime), str(harness.tmp)]
+    run = harness.python(f"import json, os; print(json.dumps([os.path.lexists(p) for p in {paths!r}]))")
+    assert run.returncode == 0, run.output
+    assert run.json() == [False] * len(paths)
+
+
+def test_root_layout(harness: Harness) -> None:
+    run = harness.python(
+        """
+        import json, os
+        print(json.dumps({
+            "root": sorted(os.listdir("/")), "var": sorted(os.listdir("/var")),
+            "dev": sorted(os.listdir("/dev")), "task": sorted(os.listdir("/var/task")),
+            "runtime": sorted(os.listdir("/var/runtime")), "cwd": os.getcwd(),
+            "bin_link": os.readlink("/bin") if os.path.islink("/bin") else None,
+        }))
+        """
+    )
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    assert {"dev", "etc", "opt", "proc", "tmp", "usr", "var"} <= set(facts["root"])
+    assert set(facts["root"]) <= {
+        "bin",
+        "dev",
+        "etc",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "opt",
+        "proc",
+        "sbin",
+        "tmp",
+        "usr",
+        "var",
+    }
+    assert facts["var"] == ["lang", "runtime", "task"]
+    assert {"null", "zero", "urandom", "random", "shm", "fd", "stdout", "stderr"} <= set(facts["dev"])
+    assert facts["task"] == ["handler.py", "run.sh", "world-writable"]
+    assert facts["runtime"] == ["bootstrap.py"]
+    assert facts["cwd"] == "/var/task"
+    assert facts["bin_link"] == (os.readlink("/bin") if os.path.islink("/bin") else None)
+
+
+def test_mode_bits_and_executables_in_layers(harness: Harness) -> None:
+    layer = _tree(
+        harness.tmp / "layer-tools",
+        {
+            "bin/tool": ('#!/bin/sh\necho tool-ran "$@"\n', 0o755),
+            "bin/data": ("not executable\n", 0o644),
+        },
+    )
+    run = harness.run(
+        (
+            "/bin/sh",
+            "-c",
+            "/opt/bin/tool a b; tool c; /opt/bin/data; echo rc=$?; /var/task/run.sh && echo task-ok;"
+            " stat -c '%a %n' /opt/bin/tool /opt/bin/data /var/task/run.sh /var/task/handler.py",
+        ),
+        layer_dirs=(layer,),
+    )
+    assert run.returncode == 0, run.output
+    lines = run.output.splitlines()
+    assert "tool-ran a b" in lines
+    assert "tool-ran c" in lines  # found on PATH via /opt/bin
+    assert "rc=126" in lines  # not executable: permission denied
+    assert "task-ok" in lines
+    assert "755 /opt/bin/tool" in lines
+    assert "644 /opt/bin/data" in lines
+    assert "755 /var/task/run.sh" in lines
+    assert "644 /var/task/handler.py" in lines
+
+
+# --- identity, processes, environment ----------------------------------------------------
+
+
+def test_identity_pid_namespace_and_privileges(harness: Harness) -> None:
+    run = harness.python(
+        """
+        import json, os
+        status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+        print(json.dumps({
+            "uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
+            "pid": os.getpid(), "ppid": os.getppid(), "pids": pids,
+            "nnp": status["NoNewPrivs"].strip(), "capeff": status["CapEff"].strip(),
+            "env": dict(os.environ),
+        }))
+        """
+    )
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    assert facts["uid"] == [SANDBOX_UID] * 3
+    assert facts["gid"] == [SANDBOX_GID] * 3
+    assert facts["groups"] == []
+    assert facts["pid"] == 1
+    assert facts["ppid"] == 0
+    assert facts["pids"] == [1]
+    assert facts["nnp"] == "1"
+    assert int(facts["capeff"], 16) == 0
+    assert facts["env"] == ENV
+
+
+@pytest.mark.parametrize(("uid", "gid"), [(993, 990), (1051, 1051)], ids=["aws-default", "custom"])
+def test_custom_ids(harness: Harness, uid: int, gid: int) -> None:
+    run = harness.run(("/bin/sh", "-c", "echo $(id -u) $(id -g)"), uid=uid, gid=gid)
+    assert run.returncode == 0, run.output
+    assert run.output.split() == [str(uid), str(gid)]
+
+
+def test_only_its_own_fds_are_open(harness: Harness) -> None:
+    run = harness.python(
+        "import json, os; print(json.dumps(sorted(int(f) for f in os.listdir('/proc/self/fd'))))"
+    )
+    assert run.returncode == 0, run.output
+    # 0-2 and the one listdir itself has open
+    assert run.json()[:3] == [0, 1, 2]
+    assert len(run.json()) == 4
+
+
+# --- network ------------------------------------------------------------------------------
+
+
+def test_network_only_lo_and_own_namespace(harness: Harness, netns: NetNamespace) -> None:
+    inside = netns.listen_tcp("127.0.0.1", 0)
+    host = socket.socket()
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    accepted: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = inside.accept()
+        with conn:
+            conn.sendall(b"hello from the platform")
+            accepted.append(b"yes")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        run = harness.python(
+            f"""
+            import json, socket
+            def connect(port):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                        return s.recv(100).decode()
+                except OSError as exc:
+                    return type(exc).__name__
+            print(json.dumps({{
+                "ifaces": [name for _, name in socket.if_nameindex()],
+                "own": connect({inside.getsockname()[1]}),
+                "host": connect({host.getsockname()[1]}),
+            }}))
+            """
+        )
+        server.join(10)
+    finally:
+        inside.close()
+        host.close()
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    assert facts["ifaces"] == ["lo"]
+    assert facts["own"] == "hello from the platform"
+    assert facts["host"] == "ConnectionRefusedError"
+    assert accepted == [b"yes"]
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit_mib", [48, 96], ids=["48MiB", "96MiB"])
+def test_exceeding_memory_kills_it(harness: Harness, limit_mib: int) -> None:
+    run = harness.python(
+        """
+        chunks = []
+        while True:
+            chunks.append(bytearray(8 * 1024 * 1024))  # zero-filled: touched, hence charged
+        """,
+        memory_bytes=limit_mib * MiB,
+    )
+    assert run.returncode == -9, run.output
+    assert run.sandbox.oom_killed() is True
+    peak = run.sandbox.memory_peak_bytes()
+    assert limit_mib * MiB * 0.8 <= peak <= limit_mib * MiB
+
+
+def test_peak_memory_is_plausible(harness: Harness) -> None:
+    run = harness.python(
+        """
+        block = bytearray(64 * 1024 * 1024)
+        print("allocated")
+        """,
+        memory_bytes=256 * MiB,
+    )
+    assert run.returncode == 0, run.output
+    assert run.sandbox.oom_killed() is False
+    peak = run.sandbox.memory_peak_bytes()
+    assert 64 * MiB <= peak <= 128 * MiB
+    run.sandbox.close()
+    assert run.sandbox.memory_peak_bytes() == peak  # remembered after the cgroup is gone
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_kill_kills_the_whole_tree(harness: Harness) -> None:
+    spec = harness.spec(("/bin/sh", "-c", "sleep 300 & sleep 300 & (sleep 300 &) ; echo started; wait"))
+    sandbox, read_fd = harness.start(spec)
+    with os.fdopen(read_fd, "rb") as pipe:
+        assert pipe.readline() == b"started\n"
+        assert _wait_for(lambda: len(sandbox._cgroup.pids()) == 4), sandbox._cgroup.pids()
+        assert sandbox.wait(0) is None
+        started = time.monotonic()
+        sandbox.kill()
+        assert sandbox.wait(10) == -9
+        assert time.monotonic() - started < 5
+        assert pipe.read() == b""  # every writer is gone
+    assert sandbox._cgroup.pids() == []
+    assert sandbox.oom_killed() is False
+
+
+def test_close_is_idempotent_and_leaves_nothing(harness: Harness) -> None:
+    before = _mountinfo()
+    spec = harness.spec(("/bin/sh", "-c", "sleep 300"), layer_dirs=(harness.task, harness.runtime))
+    sandbox, read_fd = harness.start(spec)
+    os.close(read_fd)
+    cgroup_dir = sandbox._cgroup.path
+    assert cgroup_dir.is_dir() and spec.work_dir.is_dir()
+    assert cgroup_dir.parent == hierarchy().root / "lamina"
+    assert _mountinfo() == before  # all mounts live in the sandbox's own namespace
+    sandbox.close()
+    sandbox.close()
+    assert sandbox.wait(0) == -9
+    assert not cgroup_dir.exists()
+    assert not spec.work_dir.exists()
+    assert _mountinfo() == before
+
+
+START_FAILURES = {
+    "missing-executable": ({"argv": ("/var/task/nope",)}, "No such file"),
+    "task-not-a-dir": ({"task_dir": Path("/nonexistent-task")}, "not a directory"),
+    "task-unreadable": ({"task_dir": None}, "chdir /var/task"),
+}
+
+
+@pytest.mark.parametrize(("changes", "message"), START_FAILURES.values(), ids=START_FAILURES.keys())
+def test_start_failure_cleans_up(harness: Harness, changes: dict[str, Any], message: str) -> None:
+    if changes.get("task_dir", 0) is None:
+        changes = {"task_dir": _tree(harness.tmp / "private-task", {})}
+        changes["task_dir"].chmod(0o700)
+    spec = harness.spec(**changes)
+    before_groups = set((hierarchy().root / "lamina").iterdir())
+    with pytest.raises(SandboxError, match=message):
+        harness.start(spec)
+    assert not spec.work_dir.exists()
+    assert not (hierarchy().root / "lamina" / spec.env_id).exists()
+    assert set((hierarchy().root / "lamina").iterdir()) <= before_groups
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"argv": ()}, {"uid": 0}, {"gid": 0}, {"memory_bytes": 0}, {"tmp_bytes": -1}],
+    ids=["empty-argv", "root-uid", "root-gid", "no-memory", "negative-tmp"],
+)
+def test_invalid_specs_are_refused(harness: Harness, changes: dict[str, Any]) -> None:
+    spec = harness.spec(**changes)
+    with pytest.raises(ValueError):
+        Sandbox.start(spec)
+    assert not spec.work_dir.exists()
+
+
+def test_start_cost_is_small(harness: Harness) -> None:
+    """Sandbox.start() to exec of /bin/true: a few ms (generous bound for noisy machines)."""
+    timings = []
+    for _ in range(5):
+        spec = harness.spec(("/bin/true",))
+        started = time.perf_counter()
+        sandbox = Sandbox.start(spec)
+        timings.append(time.perf_counter() - started)
+        harness.sandboxes.append(sandbox)
+        assert sandbox.wait(10) == 0
+        sandbox.close()
+    assert sorted(timings)[2] < 0.1, timings
+
+
+def test_concurrent_starts_are_isolated(harness: Harness) -> None:
+    """Starts from several threads at once: each is PID 1 of its own namespace with its own /tmp."""
+    count = 6
+    specs = [
+        harness.spec(
+            (
+                PYTHON,
+                "-c",
+                f"import os, json; open('/tmp/me', 'w').write('{i}');"
+                " print(json.dumps([os.getpid(), os.listdir('/tmp'), open('/tmp/me').read()]))",
+            )
+        )
+        for i in range(count)
+    ]
+    with ThreadPoolExecutor(count) as pool:
+        started = list(pool.map(harness.start, specs))
+    outputs = []
+    for sandbox, read_fd in started:
+        with os.fdopen(read_fd, "rb") as pipe:
+            outputs.append(json.loads(pipe.read()))
+        assert sandbox.wait(30) == 0
+    assert outputs == [[1, ["me"], str(i)] for i in range(count)]
