@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,34 +43,3 @@ def bob(server: LaminaServer) -> Any:
 @pytest.fixture
 def layer_zip() -> bytes:
     return make_zip()
-
-
-def run_aws(
-    server: LaminaServer,
-    *args: str,
-    key: str = "test",
-    secret: str = "test",
-    region: str = "us-east-1",
-    cwd: Path | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run the real AWS CLI against the server."""
-    aws = Path(sys.executable).parent / "aws"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": key,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_PAGER": "",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    env.pop("AWS_PROFILE", None)
-    return subprocess.run(
-        [str(aws), *args, "--endpoint-url", server.url],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )

@@ -29,8 +29,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.utils import percent_encode_sequence
 from lamina_server import LaminaServer, client
-
-from conftest import make_zip
+from testzips import make_zip
 
 MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "

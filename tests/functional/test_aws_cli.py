@@ -10,9 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from lamina_server import LaminaServer
-
-from conftest import run_aws
+from lamina_server import LaminaServer, run_aws
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import botocore.exceptions
 from lamina_server import ACCOUNTS, LaminaServer, client
-
-from conftest import make_zip
+from testzips import make_zip
 
 
 def test_forty_concurrent_publishes_get_forty_consecutive_versions(server: LaminaServer) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-
-from conftest import make_zip
+from testzips import make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 LAYER_ARN_PATTERN = (

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer
-
-from conftest import make_zip
+from testzips import make_zip
 
 PUBLISH_RUNTIMES = (
     "[nodejs20.x, python3.14, provided.al2023, python3.12, python3.13, nodejs24.x, nodejs22.x, java25, "

@@ -8,8 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-
-from conftest import make_zip
+from testzips import make_zip
 
 
 def unique() -> str:

@@ -14,8 +14,7 @@ import zipfile
 from typing import Any
 
 import pytest
-
-from conftest import make_zip
+from testzips import make_zip
 
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 

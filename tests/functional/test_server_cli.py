@@ -116,6 +116,6 @@ def test_environment_variables_and_clean_shutdown(tmp_path: Path, sig: signal.Si
 
 
 def _zip() -> bytes:
-    from conftest import make_zip
+    from testzips import make_zip
 
     return make_zip()

@@ -29,8 +29,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-
-from conftest import make_zip
+from testzips import make_zip
 
 MiB = 1 << 20
 COULD_NOT_UNZIP = "Could not unzip uploaded file. Please check your file, then try to upload again."

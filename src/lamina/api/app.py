@@ -26,8 +26,8 @@ from lamina.api.validation import validate
 from lamina.domain.accounts import Account
 from lamina.errors import AwsError, RequestEntityTooLargeException, ServiceException
 from lamina.services.base import RequestContext, ServiceBinding
-from lamina.services.platform import Platform
 from lamina.services.lambda_.layers import DOWNLOAD_PREFIX
+from lamina.services.platform import Platform
 
 log = logging.getLogger("lamina.api")
 
@@ -225,7 +225,9 @@ class LaminaApp:
             if declared is not None and declared > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
             wire = service.binding.wire_names.get(name, name)
-            error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes for the {wire} operation")
+            error = RequestEntityTooLargeException(
+                f"Request must be smaller than {limit} bytes for the {wire} operation"
+            )
             return service.protocol.serialize_error(error, request_id)
         request.body = body
         if request.method == "GET" and not body:

@@ -115,9 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="print a function's logs (START/END/REPORT lines and its output)")
     logs.add_argument("function", help="function name")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new log lines")
-    logs.add_argument("--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")))
+    logs.add_argument(
+        "--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    )
     logs.add_argument("--account", default="000000000000", help="account id (default 000000000000)")
-    logs.add_argument("--data-dir", default=os.environ.get("LAMINA_DATA_DIR"), help="the server's data directory")
+    logs.add_argument(
+        "--data-dir", default=os.environ.get("LAMINA_DATA_DIR"), help="the server's data directory"
+    )
     return parser
 
 
@@ -153,7 +157,10 @@ def show_logs(args: argparse.Namespace) -> int:
         out.flush()
         if not args.follow:
             if not offsets:
-                print(f"lamina: no logs for function {args.function} in {args.account}/{args.region}", file=sys.stderr)
+                print(
+                    f"lamina: no logs for function {args.function} in {args.account}/{args.region}",
+                    file=sys.stderr,
+                )
                 return 1
             return 0
         try:

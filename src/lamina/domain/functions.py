@@ -30,7 +30,26 @@ MAX_UNZIPPED = 262_144_000
 
 CREATING_REASON = "The function is being created."
 
-RESERVED_ENV_KEYS = ["_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"]
+RESERVED_ENV_KEYS = [
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+]
 
 CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 
@@ -158,4 +177,39 @@ def failed_state(config: dict[str, Any], code: str, reason: str, *, creating: bo
 
 
 # Field order of FunctionConfiguration as Lambda returns it.
-CONFIG_ORDER = ["FunctionName", "FunctionArn", "Runtime", "Role", "Handler", "CodeSize", "Description", "Timeout", "MemorySize", "LastModified", "CodeSha256", "Version", "VpcConfig", "DeadLetterConfig", "Environment", "KMSKeyArn", "TracingConfig", "MasterArn", "RevisionId", "Layers", "State", "StateReason", "StateReasonCode", "LastUpdateStatus", "LastUpdateStatusReason", "LastUpdateStatusReasonCode", "FileSystemConfigs", "PackageType", "ImageConfigResponse", "Architectures", "EphemeralStorage", "SnapStart", "RuntimeVersionConfig", "LoggingConfig"]
+CONFIG_ORDER = [
+    "FunctionName",
+    "FunctionArn",
+    "Runtime",
+    "Role",
+    "Handler",
+    "CodeSize",
+    "Description",
+    "Timeout",
+    "MemorySize",
+    "LastModified",
+    "CodeSha256",
+    "Version",
+    "VpcConfig",
+    "DeadLetterConfig",
+    "Environment",
+    "KMSKeyArn",
+    "TracingConfig",
+    "MasterArn",
+    "RevisionId",
+    "Layers",
+    "State",
+    "StateReason",
+    "StateReasonCode",
+    "LastUpdateStatus",
+    "LastUpdateStatusReason",
+    "LastUpdateStatusReasonCode",
+    "FileSystemConfigs",
+    "PackageType",
+    "ImageConfigResponse",
+    "Architectures",
+    "EphemeralStorage",
+    "SnapStart",
+    "RuntimeVersionConfig",
+    "LoggingConfig",
+]

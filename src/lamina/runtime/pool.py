@@ -76,16 +76,16 @@ class EnvironmentPool:
         self._retire_other_configs(target)
         idle = self._idle.get(target.key)
         while idle:
-            env = idle.pop()
-            timer = self._timers.pop(env, None)
+            warm = idle.pop()
+            timer = self._timers.pop(warm, None)
             if timer is not None:
                 timer.cancel()
-            if env.alive and not env.retired:
-                return env, False
-            await self._destroy(env)
+            if warm.alive and not warm.retired:
+                return warm, False
+            await self._destroy(warm)
         # Reserve the slot before any await, so concurrent cold starts cannot overshoot the cap.
         self._starting += 1
-        env = None
+        env: Environment | None = None
         try:
             if self.size > self.max_environments and not await self._evict_one():
                 raise PoolFull(
@@ -99,6 +99,7 @@ class EnvironmentPool:
             raise
         finally:
             self._starting -= 1
+        assert env is not None
         self._all.add(env)
         return env, True
 

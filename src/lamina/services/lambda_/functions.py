@@ -29,8 +29,8 @@ from lamina.errors import (
     ValidationException,
 )
 from lamina.services.base import RequestContext
-from lamina.services.platform import Platform
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
+from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 
 DOWNLOAD_PREFIX = "/_lamina/blobs/"

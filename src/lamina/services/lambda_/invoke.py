@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -46,8 +47,10 @@ class FunctionsUnavailable(AwsError):
 
 def why_functions_cannot_run() -> str | None:
     if os.geteuid() != 0:
-        return ("lamina cannot run functions on this host: execution environments need root (network, mount and PID "
-                "namespaces, cgroups). Start `lamina server` as root; every other API works without it.")
+        return (
+            "lamina cannot run functions on this host: execution environments need root (network, mount and PID "
+            "namespaces, cgroups). Start `lamina server` as root; every other API works without it."
+        )
     return None
 
 
@@ -119,12 +122,15 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
         try:
             client_context = base64.b64decode(params["ClientContext"]).decode()
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequestContentException("Client context must be a valid Base64-encoded JSON object.") from exc
+            raise InvalidRequestContentException(
+                "Client context must be a valid Base64-encoded JSON object."
+            ) from exc
     target = target_for(platform, row)
     try:
         result, _rid = platform.run(
-            platform.pool.invoke(target, payload, timeout_s=float(row.config.get("Timeout", 3)),
-                                 client_context=client_context)
+            platform.pool.invoke(
+                target, payload, timeout_s=float(row.config.get("Timeout", 3)), client_context=client_context
+            )
         )
     except PoolFull as exc:
         raise TooManyRequestsException(f"Rate Exceeded. {exc}") from exc
@@ -183,10 +189,8 @@ class EventQueue:
                 continue
             wait = due[7] - time.time()
             if wait > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
                 continue
             await self._run_one(due)
 
@@ -197,7 +201,9 @@ class EventQueue:
         ok = False
         if row is not None and row.config.get("State") == F.State.ACTIVE.value:
             try:
-                target = await asyncio.get_running_loop().run_in_executor(None, target_for, self.platform, row)
+                target = await asyncio.get_running_loop().run_in_executor(
+                    None, target_for, self.platform, row
+                )
                 result, _ = await self.platform.pool.invoke(
                     target, bytes(payload), timeout_s=float(row.config.get("Timeout", 3)), client_context=None
                 )
@@ -216,13 +222,13 @@ class EventQueue:
 
     def _reschedule(self, event_id: str, attempts: int, delay: float) -> None:
         with self.platform.metadata.write() as c:
-            c.execute("UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?",
-                      (attempts, time.time() + delay, event_id))
+            c.execute(
+                "UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?",
+                (attempts, time.time() + delay, event_id),
+            )
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
