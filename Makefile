@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	@# The Python runtimes functions run on (awslambdaric + boto3 per host python3.X), mounted at /var/runtime.
+	$(VENV)/bin/python -m lamina.runtime.pythonrt install --dest $(VENV)/lamina-runtimes
 	@touch $(STAMP)
 
 serve: setup

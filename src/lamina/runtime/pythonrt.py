@@ -15,8 +15,10 @@ Facts about running the host's CPython as Lambda's ``/var/lang/bin/python3.X``:
   start recompiles boto3.
 
 A runtime directory ``<dest>/python3.X/`` holds awslambdaric, boto3 and their dependencies at its
-top level plus ``bootstrap.py``; inside the sandbox it is ``/var/runtime``, and the runtime starts as
-``/var/lang/bin/python3.X /var/runtime/bootstrap.py``.
+top level plus ``bootstrap.py`` and ``lamina-runtime.json`` (which interpreter runs it: read by
+``lamina.runtime.catalog``); inside the sandbox it is ``/var/runtime``, and the runtime starts as
+``/var/lang/bin/python3.X /var/runtime/bootstrap.py``. Build them all with
+``python -m lamina.runtime.pythonrt install --dest DIR`` (``list`` shows what was found).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ __all__ = [
 
 MIN_MINOR = 9  # python3.9 is the oldest runtime offered
 _MAX_MINOR = 30
-_STAMP = ".lamina-runtime.json"
+# Read by lamina.runtime.catalog: which interpreter (prefix + executable under it) runs this tree.
+_STAMP = "lamina-runtime.json"
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 # What AWS's Python images ship in the runtime: the runtime interface client and the SDK. Pinned so
@@ -193,9 +196,14 @@ def discover_pythons(path: str | None = None) -> dict[str, PythonInterpreter]:
 
 
 def _stamp_content(version: str, python: Path) -> dict[str, object]:
+    interp = _resolve(python, int(version.split(".")[1]))
+    if interp is None or interp.version != version:
+        raise ValueError(f"{str(python)!r} is not a usable {version} interpreter")
     return {
         "version": version,
         "python": str(python),
+        "prefix": str(interp.base_prefix),
+        "executable": str(interp.relative_executable),
         "requirements": list(requirements_for(version)),
         "bootstrap_sha256": hashlib.sha256(BOOTSTRAP_PY.encode()).hexdigest(),
     }
@@ -205,9 +213,9 @@ def runtime_installed(version: str, python: Path, dest: Path) -> bool:
     """Whether ``dest/version`` already holds this exact runtime (same interpreter, pins, bootstrap)."""
     try:
         stamp = json.loads((dest / version / _STAMP).read_text())
+        return bool(stamp == _stamp_content(version, python))
     except (OSError, ValueError):
         return False
-    return bool(stamp == _stamp_content(version, python))
 
 
 def install_runtime(
@@ -216,12 +224,14 @@ def install_runtime(
     """Build ``dest/<version>/`` (the future /var/runtime) with ``python``; idempotent.
 
     Installs into a scratch directory and renames it into place, so an interrupted install never
-    leaves a half-built runtime that looks finished. Raises ``subprocess.CalledProcessError`` when
-    pip fails.
+    leaves a half-built runtime that looks finished. Writes ``lamina-runtime.json`` (interpreter
+    prefix and executable, pins) last. Raises ``ValueError`` when ``python`` is not a mountable
+    ``version`` interpreter and ``subprocess.CalledProcessError`` when pip fails.
     """
     if not re.fullmatch(r"python3\.\d+", version):
         raise ValueError(f"not a Python runtime name: {version!r}")
     target = dest / version
+    stamp = _stamp_content(version, python)  # refuses an interpreter that is not ``version``
     if runtime_installed(version, python, dest):
         return target
     dest.mkdir(parents=True, exist_ok=True)
@@ -237,6 +247,7 @@ def install_runtime(
             str(scratch),
             "--only-binary=:all:",  # no compilers at setup time; a version without wheels is skipped
             "--no-warn-script-location",
+            "--no-warn-conflicts",  # pip compares against the host interpreter's own packages
             "--disable-pip-version-check",
             *(["--quiet"] if quiet else []),
             *extra_pip_args,
@@ -247,7 +258,7 @@ def install_runtime(
         env["PIP_ROOT_USER_ACTION"] = "ignore"  # building as root is the normal case here
         subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
         (scratch / "bootstrap.py").write_text(BOOTSTRAP_PY)
-        (scratch / _STAMP).write_text(json.dumps(_stamp_content(version, python), indent=1))
+        (scratch / _STAMP).write_text(json.dumps(stamp, indent=1))
         old = dest / f".{version}.old-{os.getpid()}"
         if target.exists():
             target.rename(old)
@@ -364,12 +375,13 @@ def _install_all(dest: Path, versions: Iterable[str] | None, *, quiet: bool) -> 
         sys.stdout.flush()
         try:
             install_runtime(version, interp.executable, dest, quiet=quiet)
-        except (subprocess.CalledProcessError, OSError) as exc:
+        except (subprocess.CalledProcessError, OSError, ValueError) as exc:
             print(f"warning: {version}: skipped, install failed: {exc}", file=sys.stderr)
             failed += 1
             continue
         print(f"{version}: installed in {dest / version}")
         installed += 1
+    print(f"{installed} Python runtime(s) ready in {dest}" + (f", {failed} skipped" if failed else ""))
     return 0 if installed else 1
 
 

@@ -131,6 +131,12 @@ _BAD_REQUEST_CLOSE = (
 )
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+# The runtime is untrusted code: bound what one connection can make the server hold. A request head
+# (awslambdaric's X-Ray error cause header alone may reach 1 MiB) and requests queued behind a parked
+# /next are capped; bodies are capped by MAX_RESPONSE_BYTES.
+_MAX_HEAD_BYTES = 2 * 1024 * 1024
+_MAX_BACKLOG = 4
+
 # What the caller gets when the function's response was too large (AWS recordings).
 _RESPONSE_TOO_LARGE_TYPE = "Function.ResponseSizeTooLarge"
 _RESPONSE_TOO_LARGE = InvocationResult(
@@ -275,6 +281,8 @@ class _Connection(asyncio.Protocol):
         self._store_body = False
         self._chunks: list[bytes] = []
         self._size = 0
+        self._in_head = True
+        self._head_bytes = 0
         # A parked /next owns the connection's next response; later requests wait in order.
         self.parked = False
         self.keep_alive = True
@@ -288,6 +296,11 @@ class _Connection(asyncio.Protocol):
         self._api._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD_BYTES:
+                self._fail()
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
@@ -319,6 +332,8 @@ class _Connection(asyncio.Protocol):
             self._expect_continue = True
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
         path = self._url.split(b"?", 1)[0]
         self._route, self._request_id = _route(path)
         self._store_body = self._route in (_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR)
@@ -335,6 +350,8 @@ class _Connection(asyncio.Protocol):
                 self._chunks = []
 
     def on_message_complete(self) -> None:
+        if not self.alive:
+            return  # failed earlier in this same data: the rest is not acted on
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = []
@@ -349,7 +366,11 @@ class _Connection(asyncio.Protocol):
             self._error_type,
             self._parser.should_keep_alive(),
         )
+        self._in_head = True
         if self.parked or self._backlog:
+            if len(self._backlog) >= _MAX_BACKLOG:
+                self._fail()
+                return
             self._backlog.append(request)
         else:
             self._dispatch(request)
@@ -382,6 +403,7 @@ class _Connection(asyncio.Protocol):
             self._dispatch(self._backlog.popleft())
 
     def _fail(self) -> None:
+        self._backlog.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(_BAD_REQUEST_CLOSE)
             self.transport.close()
@@ -534,10 +556,9 @@ class RuntimeApi:
             return _TELEMETRY_NOT_SUPPORTED
         if not req.method_ok:
             return _METHOD_NOT_ALLOWED
+        if self._future is not None and self._future.done():
+            self._drop_pending()  # cancelled by the caller, queued or in flight
         state = self._state
-        if state is RuntimeState.INVOKING and self._future is not None and self._future.done():
-            self._drop_pending()  # abandoned by the caller
-            state = self._state
         if route is _Route.NEXT:
             return self._next(conn, state)
         if route is _Route.INIT_ERROR:
