@@ -237,6 +237,11 @@ def serve(args: argparse.Namespace) -> int:
         data_dir,
         ", ".join(a.account_id for a in accounts),
     )
+    from lamina.services.lambda_.invoke import why_functions_cannot_run
+
+    reason = why_functions_cannot_run()
+    if reason is not None:
+        logging.getLogger("lamina").warning("%s", reason)
     server.run()  # uvicorn handles SIGINT/SIGTERM: stops accepting, finishes requests, then lifespan shutdown
     app.platform.close()
     return 0

@@ -33,9 +33,13 @@ class RuntimeCatalog:
                     info = d / "lamina-runtime.json"
                     if not re.fullmatch(r"python3\.\d+", d.name) or not info.is_file():
                         continue
-                    meta = json.loads(info.read_text())
-                    prefix = Path(meta["prefix"])
-                    if (prefix / meta["executable"]).exists():
+                    try:
+                        meta = json.loads(info.read_text())
+                        prefix = Path(meta["prefix"])
+                        usable = (prefix / meta["executable"]).exists()
+                    except (OSError, ValueError, KeyError, TypeError):
+                        continue  # unreadable or broken install: not offered
+                    if usable:
                         found[d.name] = PythonRuntime(d.name, d, prefix, meta["executable"])
             self._python = found
         return self._python
