@@ -220,3 +220,36 @@ def test_deleted_layer_still_works(lam: Any) -> None:
 def test_sandbox_leaves_nothing_behind(invoke_server: LaminaServer) -> None:
     mounts = Path("/proc/self/mountinfo").read_text()
     assert "lamina-" not in mounts and str(invoke_server.data_dir / "envs") not in mounts
+
+
+FAILING_BOOTSTRAP = """#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+  H=$(mktemp)
+  EVENT=$(curl -sS -D "$H" "$API/invocation/next")
+  RID=$(grep -i Lambda-Runtime-Aws-Request-Id "$H" | tr -d '[:space:]' | cut -d: -f2)
+  echo "attempt $EVENT"
+  curl -sS -o /dev/null -X POST "$API/invocation/$RID/error" -d '{"errorMessage": "boom", "errorType": "Boom"}'
+done
+"""
+
+
+def test_event_invocations_are_retried_twice_on_error(lam: Any, invoke_server: LaminaServer) -> None:
+    arn = lam.publish_layer_version(
+        LayerName=f"fail-{uuid.uuid4().hex[:6]}",
+        Content={"ZipFile": make_zip({"bootstrap": FAILING_BOOTSTRAP}, modes={"bootstrap": 0o100755})},
+    )["LayerVersionArn"]
+    name = create(lam, "true", bootstrap=False, Layers=[arn])
+    r, out = call(lam, name)  # synchronous: the error comes back, once
+    assert r["FunctionError"] == "Unhandled" and out == {"errorMessage": "boom", "errorType": "Boom"}
+    assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 7}')["StatusCode"] == 202
+    logs = invoke_server.data_dir / "logs" / "000000000000" / "us-east-1" / name
+
+    def attempts() -> int:
+        return sum(p.read_text().count('attempt {"n": 7}') for p in logs.glob("*.log"))
+
+    deadline = time.monotonic() + 20  # retry delay 0.5 s, then 1 s
+    while time.monotonic() < deadline and attempts() < 3:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert attempts() == 3  # the first try and two retries, no more

@@ -429,6 +429,7 @@ def update_function_configuration(
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
+    platform.retire(ref.account, ref.region, ref.name, 0)
     return updated.config
 
 
@@ -464,6 +465,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
+    platform.retire(ref.account, ref.region, ref.name, 0)
     if params.get("Publish"):
         platform.preparer.wait(updated)
         _publish(platform, ctx, ref, None, None, None)
