@@ -115,7 +115,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             raise RequestEntityTooLargeException(
                 f"Request must be smaller than {MAX_EVENT_PAYLOAD} bytes for the InvokeFunction operation"
             )
-        platform.events.enqueue(ref, version, payload)
+        platform.events.enqueue(ref, version, payload, event_id=ctx.request_id)
         return {"StatusCode": 202, "ExecutedVersion": version}
     client_context = None
     if params.get("ClientContext"):
@@ -129,7 +129,12 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     try:
         result, _rid = platform.run(
             platform.pool.invoke(
-                target, payload, timeout_s=float(row.config.get("Timeout", 3)), client_context=client_context
+                target,
+                payload,
+                timeout_s=float(row.config.get("Timeout", 3)),
+                client_context=client_context,
+                # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
+                request_id=ctx.request_id,
             )
         )
     except PoolFull as exc:
@@ -156,8 +161,9 @@ class EventQueue:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def enqueue(self, ref: F.FunctionRef, version: str, payload: bytes) -> str:
-        event_id = str(uuid.uuid4())
+    def enqueue(self, ref: F.FunctionRef, version: str, payload: bytes, event_id: str | None = None) -> str:
+        """Queue durably (committed before Invoke answers 202); ``event_id`` becomes the request id."""
+        event_id = event_id or str(uuid.uuid4())
         now = time.time()
         with self.platform.metadata.write() as c:
             c.execute(
@@ -205,7 +211,11 @@ class EventQueue:
                     None, target_for, self.platform, row
                 )
                 result, _ = await self.platform.pool.invoke(
-                    target, bytes(payload), timeout_s=float(row.config.get("Timeout", 3)), client_context=None
+                    target,
+                    bytes(payload),
+                    timeout_s=float(row.config.get("Timeout", 3)),
+                    client_context=None,
+                    request_id=str(event_id),
                 )
                 ok = result.outcome is Outcome.OK
             except PoolFull:

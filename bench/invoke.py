@@ -1,0 +1,414 @@
+"""Invoking Python functions in real sandboxes: warm invokes, cold starts, cold starts with 150 MB of layers.
+
+Needs root (execution environments are namespaces, mounts and cgroups) and the Python runtimes that
+``make setup`` installs into ``.venv/lamina-runtimes``. Three figures, each beside a baseline
+measured in the same run:
+
+1. **Warm invoke** of a trivial handler (``return {}``) over one keep-alive boto3 client:
+   ``--invokes`` sequential invokes after ``--warmup`` untimed ones, in alternating blocks with the
+   baseline, ``ListLayerVersions`` (a plain metadata round trip) over the very same client.
+   Target: warm p50 <= 2x the ListLayerVersions p50.
+2. **Cold start**: ``--colds`` times, a fresh function is created, invoked once (that invocation is
+   cold: a new sandbox, a new interpreter) and deleted. Figures: the wall time of that first
+   invoke as the client sees it, and the ``Init Duration`` of its REPORT line (``LogType=Tail``).
+   Baseline: starting the interpreter the runtime uses (``lamina-runtime.json``: prefix +
+   executable) and ``import awslambdaric.bootstrap`` with the runtime directory on ``sys.path``,
+   as a subprocess, interleaved with the cold starts. Target: cold start <= 1.5x that.
+   Also shown (no target): the cold start after ``UpdateFunctionConfiguration`` (an environment
+   variable changed), where the old environment is torn down while the new one starts.
+3. **Cold start with layers**: the same, for a function with ``--layers`` layers of
+   ``--layer-mb`` MiB of incompressible files under ``python/`` each (150 MB in all by default),
+   alternating with the function without layers of (2). Target: <= 1.15x that one.
+
+Every function, layer and environment lives in a fresh ``lamina server`` on a loopback port,
+stopped by its pid at the end; the scratch directory (layer zips, data) is removed.
+
+Run: ``.venv/bin/python bench/invoke.py [--runtime python3.12] [--invokes N] [--colds N] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+from testzips import make_zip  # noqa: E402
+
+TARGET_WARM_RATIO = 2.0
+TARGET_COLD_RATIO = 1.5
+TARGET_LAYERS_RATIO = 1.15
+BLOCKS = 4
+SETTLE_S = 0.15  # after a DeleteFunction, so the old environment's teardown is not timed
+ROLE = "arn:aws:iam::000000000000:role/lamina-bench"
+HANDLER = "def handler(event, context):\n    return {}\n"
+RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
+_INIT = re.compile(rb"Init Duration: ([0-9.]+) ms")
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+@dataclass
+class Series:
+    samples: list[float] = field(default_factory=list)  # seconds
+    wire: list[float] = field(default_factory=list)  # seconds, boto3 before-send -> before-parse
+
+    def p(self, q: float) -> float:
+        return C.percentile(self.samples, q)
+
+    def wire_p(self, q: float) -> float:
+        return C.percentile(self.wire, q) if self.wire else float("nan")
+
+
+class TimedClient:
+    """One boto3 Lambda client (one keep-alive connection); marks the wire exchange of each call."""
+
+    def __init__(self, url: str) -> None:
+        self.client = C.boto_client(url, read_timeout=60, connect_timeout=10)
+        self._sent = 0.0
+        self._received = 0.0
+        events = self.client.meta.events
+        events.register_first("before-send.lambda.*", self._mark_sent)
+        events.register_last("before-parse.lambda.*", self._mark_received)
+
+    def _mark_sent(self, **_: object) -> None:
+        self._sent = time.perf_counter()
+
+    def _mark_received(self, **_: object) -> None:
+        self._received = time.perf_counter()
+
+    def timed(self, call: Callable[[Any], Any], series: Series | None) -> Any:
+        t0 = time.perf_counter()
+        out = call(self.client)
+        elapsed = time.perf_counter() - t0
+        if series is not None:
+            series.samples.append(elapsed)
+            if self._received > self._sent > t0:
+                series.wire.append(self._received - self._sent)
+        return out
+
+
+# -- functions and layers ---------------------------------------------------------------------------
+
+
+def layer_zip(path: Path, *, index: int, size_mb: int, seed: int) -> None:
+    """``size_mb`` MiB of random (incompressible) 1 MiB files under ``python/benchlayer<index>/``."""
+    rng = random.Random(seed + index)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(size_mb):
+            info = zipfile.ZipInfo(f"python/benchlayer{index}/blob{i:03d}.bin", (2024, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, rng.randbytes(1 << 20))
+
+
+def wait_state(lam: Any, name: str, *, key: str, value: str, timeout: float = 60.0) -> None:
+    """Poll GetFunctionConfiguration (what the function_active_v2 / function_updated_v2 waiters check)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cfg = lam.get_function_configuration(FunctionName=name)
+        if cfg.get(key) == value:
+            return
+        if cfg.get(key) == "Failed":
+            raise RuntimeError(f"{name}: {key} Failed: {cfg.get('StateReason') or cfg.get('LastUpdateStatusReason')}")
+        time.sleep(0.01)
+    raise RuntimeError(f"{name} did not reach {key}={value} in {timeout:.0f}s")
+
+
+def create_function(lam: Any, name: str, runtime: str, code: bytes, layers: list[str]) -> None:
+    lam.create_function(
+        FunctionName=name,
+        Runtime=runtime,
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": code},
+        Layers=layers,
+        MemorySize=256,
+        Timeout=10,
+    )
+    wait_state(lam, name, key="State", value="Active")
+
+
+def check_invoke(out: dict[str, Any], name: str) -> bytes:
+    body = out["Payload"].read()
+    if out.get("StatusCode") != 200 or "FunctionError" in out or json.loads(body) != {}:
+        tail = base64.b64decode(out.get("LogResult", "")).decode(errors="replace")
+        raise RuntimeError(f"invoke of {name} failed: {out.get('FunctionError')} {body!r}\n{tail}")
+    return body
+
+
+@dataclass
+class Cold:
+    wall: list[float] = field(default_factory=list)  # seconds, client-observed first invoke
+    init: list[float] = field(default_factory=list)  # seconds, REPORT's Init Duration
+
+
+def cold_invoke(tc: TimedClient, name: str, into: Cold | None) -> None:
+    t0 = time.perf_counter()
+    out = tc.client.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
+    check_invoke(out, name)
+    wall = time.perf_counter() - t0
+    tail = base64.b64decode(out["LogResult"])
+    m = _INIT.search(tail)
+    if m is None:
+        raise RuntimeError(f"the invoke of {name} was not cold (no Init Duration in its REPORT):\n{tail!r}")
+    if into is not None:
+        into.wall.append(wall)
+        into.init.append(float(m.group(1)) / 1000.0)
+
+
+# -- the interpreter baseline ------------------------------------------------------------------------
+
+
+def runtime_interpreter(runtime: str) -> tuple[Path, Path]:
+    """(interpreter, runtime dir) as lamina's runtime catalog reads them."""
+    rt = RUNTIMES_DIR / runtime
+    meta = json.loads((rt / "lamina-runtime.json").read_text())
+    return Path(meta["prefix"]) / meta["executable"], rt
+
+
+def interpreter_start(python: Path, runtime_dir: Path) -> float:
+    """Seconds to start ``python`` and import awslambdaric.bootstrap from ``runtime_dir``."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC"}
+    code = f"import sys; sys.path.insert(0, {str(runtime_dir)!r}); import awslambdaric.bootstrap"
+    t0 = time.perf_counter()
+    subprocess.run([str(python), "-c", code], check=True, env=env, cwd="/", stdin=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", default="python3.12", help="Python runtime of the functions (python3.12)")
+    parser.add_argument("--invokes", type=int, default=1000, help="timed warm invokes, and as many API calls (1000)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed warm invokes and API calls first (100)")
+    parser.add_argument("--colds", type=int, default=20, help="cold starts of each kind (20)")
+    parser.add_argument("--layers", type=int, default=5, help="layers of the layered function (5)")
+    parser.add_argument("--layer-mb", type=int, default=30, help="MiB of incompressible files per layer (30)")
+    parser.add_argument("--seed", type=int, default=20240101, help="seed of the generated layers")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the lamina server with py-spy during the warm invokes and the cold starts, and summarise",
+    )
+    args = parser.parse_args(argv)
+    if not (
+        BLOCKS <= args.invokes <= 100_000
+        and 0 <= args.warmup <= 10_000
+        and 1 <= args.colds <= 200
+        and 1 <= args.layers <= 5
+        and 1 <= args.layer_mb <= 45
+    ):
+        parser.error("--invokes 4..100000, --warmup 0..10000, --colds 1..200, --layers 1..5, --layer-mb 1..45")
+    if os.geteuid() != 0:
+        print("the invoke benchmark runs real sandboxes: run it as root", file=sys.stderr)
+        return 2
+    try:
+        python, runtime_dir = runtime_interpreter(args.runtime)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{args.runtime} is not installed in {RUNTIMES_DIR} (make setup): {exc}", file=sys.stderr)
+        return 2
+    if args.profile:
+        C.bench_venv_bin("py-spy")
+
+    print(
+        f"== invoke: {args.runtime} handler returning {{}}; {args.invokes} warm invokes, {args.colds} cold "
+        f"starts per kind, {args.layers} x {args.layer_mb} MiB layers ==",
+        flush=True,
+    )
+    print(f"interpreter: {python}", flush=True)
+    warm, api = Series(), Series()
+    cold, cold_layers, cold_update = Cold(), Cold(), Cold()
+    baseline: list[float] = []
+    profiles: list[C.Profiler] = []
+    code = make_zip({"app.py": HANDLER})
+    with C.workdir("invoke") as scratch:
+        t0 = time.perf_counter()
+        zips = [scratch / f"layer{i}.zip" for i in range(args.layers)]
+        for i, path in enumerate(zips):
+            layer_zip(path, index=i, size_mb=args.layer_mb, seed=args.seed)
+        total_mb = sum(p.stat().st_size for p in zips) / 2**20
+        print(f"layers: {len(zips)} zips, {total_mb:.0f} MiB in all (built in {time.perf_counter() - t0:.1f}s)")
+
+        server = C.LaminaServer(
+            scratch / "data",
+            extra_args=("--runtimes-dir", str(RUNTIMES_DIR), "--max-environments", "8", "--idle-timeout", "600"),
+        )
+        try:
+            tc = TimedClient(server.url)
+            lam = tc.client
+            t0 = time.perf_counter()
+            arns = [
+                lam.publish_layer_version(
+                    LayerName=f"bench-invoke-{i}", Content={"ZipFile": p.read_bytes()}, CompatibleRuntimes=[args.runtime]
+                )["LayerVersionArn"]
+                for i, p in enumerate(zips)
+            ]
+            print(f"published the layers in {time.perf_counter() - t0:.1f}s", flush=True)
+
+            # -- 1. warm invokes vs ListLayerVersions, alternating blocks over the same client
+            create_function(lam, "bench-warm", args.runtime, code, [])
+
+            def invoke(c: Any) -> Any:
+                return check_invoke(c.invoke(FunctionName="bench-warm", Payload=b"{}"), "bench-warm")
+
+            def list_layers(c: Any) -> Any:
+                out = c.list_layer_versions(LayerName="bench-invoke-0")
+                if len(out["LayerVersions"]) != 1:
+                    raise RuntimeError(f"unexpected ListLayerVersions answer: {out}")
+                return out
+
+            cold_invoke(tc, "bench-warm", None)
+            for _ in range(args.warmup):
+                tc.timed(invoke, None)
+                tc.timed(list_layers, None)
+            profiler = C.Profiler(server.proc.pid, C.OUT / "invoke-warm-server.pyspy.txt") if args.profile else None
+            if profiler is not None:
+                profiles.append(profiler.__enter__())
+            try:
+                per_block = args.invokes // BLOCKS
+                for block in range(BLOCKS):
+                    n = per_block if block < BLOCKS - 1 else args.invokes - per_block * (BLOCKS - 1)
+                    for _ in range(n):
+                        tc.timed(invoke, warm)
+                    for _ in range(n):
+                        tc.timed(list_layers, api)
+            finally:
+                if profiler is not None:
+                    profiler.__exit__(None, None, None)
+            lam.delete_function(FunctionName="bench-warm")
+            print(f"warm invokes done: p50 {ms(warm.p(50)):.2f} ms", flush=True)
+
+            # -- 2./3. cold starts: fresh functions with and without layers, the interpreter baseline,
+            # and (no target) the cold start after an UpdateFunctionConfiguration.
+            create_function(lam, "bench-update", args.runtime, code, [])
+            for untimed in ("plain", "layers"):  # first uses: layer trees, lazy imports
+                name = f"bench-cold-warmup-{untimed}"
+                create_function(lam, name, args.runtime, code, arns if untimed == "layers" else [])
+                cold_invoke(tc, name, None)
+                lam.delete_function(FunctionName=name)
+            cold_invoke(tc, "bench-update", None)
+            interpreter_start(python, runtime_dir)
+            profiler = C.Profiler(server.proc.pid, C.OUT / "invoke-cold-server.pyspy.txt") if args.profile else None
+            if profiler is not None:
+                profiles.append(profiler.__enter__())
+            try:
+                for rep in range(args.colds):
+                    kinds = [("plain", cold, []), ("layers", cold_layers, arns)]
+                    if rep % 2:
+                        kinds.reverse()
+                    for kind, into, layers in kinds:
+                        name = f"bench-cold-{kind}-{uuid.uuid4().hex[:8]}"
+                        create_function(lam, name, args.runtime, code, layers)
+                        time.sleep(SETTLE_S)
+                        cold_invoke(tc, name, into)
+                        lam.delete_function(FunctionName=name)
+                    lam.update_function_configuration(
+                        FunctionName="bench-update", Environment={"Variables": {"BENCH_REP": str(rep)}}
+                    )
+                    wait_state(lam, "bench-update", key="LastUpdateStatus", value="Successful")
+                    time.sleep(SETTLE_S)
+                    cold_invoke(tc, "bench-update", cold_update)
+                    baseline.append(interpreter_start(python, runtime_dir))
+            finally:
+                if profiler is not None:
+                    profiler.__exit__(None, None, None)
+            lam.delete_function(FunctionName="bench-update")
+        finally:
+            rc = server.stop()
+            if rc not in (0, -15):
+                print(f"warning: lamina server exited with {rc}:\n{server.log()}", file=sys.stderr)
+
+    report(args, warm, api, cold, cold_layers, cold_update, baseline)
+    for profiler in profiles:
+        print(f"\nlamina server profile (py-spy, {profiler.out}):")
+        print(profiler.summary())
+    if profiles:
+        print("(py-spy was sampling the lamina server: the figures above are perturbed)")
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    warm: Series,
+    api: Series,
+    cold: Cold,
+    cold_layers: Cold,
+    cold_update: Cold,
+    baseline: list[float],
+) -> None:
+    med = statistics.median
+    print()
+    header = f"{'':48}| {'p50':>8} {'p90':>8} {'p99':>8} | {'wire p50':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, s in ((f"warm invoke ({args.runtime}, returns {{}})", warm), ("baseline: ListLayerVersions", api)):
+        print(
+            f"{label:48}| {ms(s.p(50)):>6.2f}ms {ms(s.p(90)):>6.2f}ms {ms(s.p(99)):>6.2f}ms "
+            f"| {ms(s.wire_p(50)):>6.2f}ms"
+        )
+    print()
+    header = f"{'':48}| {'p50':>8} {'min':>8} {'max':>8} | {'Init Duration p50':>17}"
+    print(header)
+    print("-" * len(header))
+
+    def cold_row(label: str, c: Cold) -> None:
+        print(
+            f"{label:48}| {ms(med(c.wall)):>6.1f}ms {ms(min(c.wall)):>6.1f}ms {ms(max(c.wall)):>6.1f}ms "
+            f"| {ms(med(c.init)):>15.1f}ms"
+        )
+
+    cold_row("cold start, new function (first invoke)", cold)
+    cold_row(f"cold start, {args.layers} layers x {args.layer_mb} MiB", cold_layers)
+    cold_row("cold start after UpdateFunctionConfiguration", cold_update)
+    print(
+        f"{'baseline: interpreter + import awslambdaric':48}| {ms(med(baseline)):>6.1f}ms "
+        f"{ms(min(baseline)):>6.1f}ms {ms(max(baseline)):>6.1f}ms |"
+    )
+    print("(client-observed wall times; Init Duration from the REPORT line of the same invokes)")
+    print()
+    warm_ratio = warm.p(50) / api.p(50)
+    cold_ratio = med(cold.wall) / med(baseline)
+    init_ratio = med(cold.init) / med(baseline)
+    layers_ratio = med(cold_layers.wall) / med(cold.wall)
+    layers_init_ratio = med(cold_layers.init) / med(cold.init)
+    print(
+        f"1. warm invoke p50 {ms(warm.p(50)):.2f} ms = {warm_ratio:.2f}x ListLayerVersions p50 "
+        f"{ms(api.p(50)):.2f} ms (target <= {TARGET_WARM_RATIO:.0f}x: {C.verdict(warm_ratio <= TARGET_WARM_RATIO)})"
+    )
+    print(
+        f"2. cold start p50 {ms(med(cold.wall)):.1f} ms = {cold_ratio:.2f}x interpreter + import "
+        f"{ms(med(baseline)):.1f} ms (target <= {TARGET_COLD_RATIO}x: {C.verdict(cold_ratio <= TARGET_COLD_RATIO)})"
+    )
+    print(
+        f"   Init Duration p50 {ms(med(cold.init)):.1f} ms = {init_ratio:.2f}x the same baseline "
+        f"(target <= {TARGET_COLD_RATIO}x: {C.verdict(init_ratio <= TARGET_COLD_RATIO)})"
+    )
+    print(
+        f"3. cold start with layers p50 {ms(med(cold_layers.wall)):.1f} ms = {layers_ratio:.2f}x without "
+        f"(target <= {TARGET_LAYERS_RATIO}x: {C.verdict(layers_ratio <= TARGET_LAYERS_RATIO)}); "
+        f"Init Duration {layers_init_ratio:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
