@@ -26,7 +26,7 @@ from lamina.api.validation import validate
 from lamina.domain.accounts import Account
 from lamina.errors import AwsError, RequestEntityTooLargeException, ServiceException
 from lamina.services.base import RequestContext, ServiceBinding
-from lamina.services.lambda_.layers import DOWNLOAD_PREFIX
+from lamina.services.lambda_.code import DOWNLOAD_PREFIX
 from lamina.services.platform import Platform
 
 log = logging.getLogger("lamina.api")

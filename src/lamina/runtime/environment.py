@@ -286,7 +286,12 @@ class Environment:
                 payload = result.body
                 if result.kind is not ResultKind.RESPONSE:
                     outcome, error_type = Outcome.ERROR, result.error_type
-                    if result.kind is ResultKind.INIT_ERROR:
+                    # Lambda resets the environment after an oversized response; awslambdaric
+                    # exits anyway once its response is refused (413), so it is never reused.
+                    if (
+                        result.kind is ResultKind.INIT_ERROR
+                        or result.error_type == "Function.ResponseSizeTooLarge"
+                    ):
                         self.retired = True
             elif not done:
                 future.cancel()

@@ -8,8 +8,6 @@ configuration, persist it, and hand preparation (code and layer trees extracted,
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
 import uuid
 from typing import Any
 
@@ -18,22 +16,20 @@ from lamina.domain import functions as F
 from lamina.domain.arns import parse_layer_arn
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.layers import grants
-from lamina.domain.zipcheck import ZipRejected, inspect_zip, to_aws_error
 from lamina.errors import (
     AccessDeniedException,
     InvalidParameterValueException,
     PreconditionFailedException,
-    RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
     ValidationException,
 )
 from lamina.services.base import RequestContext
+from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 
-DOWNLOAD_PREFIX = "/_lamina/blobs/"
 DEFAULT_PAGE = 50
 
 # AWS's own limits where botocore's model allows more (spec/functions.md).
@@ -115,11 +111,6 @@ def _load(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
     return row
 
 
-def _code_location(platform: Platform, ctx: RequestContext, sha: str) -> str:
-    path = f"{DOWNLOAD_PREFIX}{sha}"
-    return f"{ctx.base_url}{path}?{platform.signer.query(path, ctx.now_ms // 1000)}"
-
-
 # -- code and layers ---------------------------------------------------------------------------------
 
 
@@ -129,23 +120,13 @@ def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int
         raise InvalidParameterValueException(
             "lamina runs Zip functions only: container images are not supported."
         )
-    if any(k in code for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
-        raise InvalidParameterValueException(
-            "Function code from S3 (S3Bucket/S3Key) is not supported by lamina yet: upload the zip directly with "
-            "ZipFile (aws lambda create-function --zip-file fileb://function.zip)."
-        )
-    data = code.get("ZipFile")
-    if data is None:
-        raise InvalidParameterValueException("Please provide a source for function code.")
-    if len(data) > F.MAX_ZIPPED:
-        raise RequestEntityTooLargeException(f"Zipped size must be smaller than {F.MAX_ZIPPED} bytes")
-    try:
-        report = inspect_zip(io.BytesIO(data), max_unzipped=F.MAX_UNZIPPED)
-    except ZipRejected as exc:
-        raise to_aws_error(exc, F.MAX_UNZIPPED) from exc
-    sha = hashlib.sha256(data).hexdigest()
-    platform.blobs.put(data, sha)
-    return sha, len(data), report.unzipped_size
+    stored = store_zip(
+        platform,
+        code,
+        what="Function code",
+        example="aws lambda create-function --zip-file fileb://function.zip",
+    )
+    return stored.sha256_hex, stored.size, stored.unzipped_size
 
 
 def resolve_layers(
@@ -282,7 +263,7 @@ def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     row = _load(platform, _ref(ctx, params))
     return {
         "Configuration": row.config,
-        "Code": {"RepositoryType": "S3", "Location": _code_location(platform, ctx, row.code_sha256)},
+        "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},
     }
 
 

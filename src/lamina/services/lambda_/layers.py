@@ -6,28 +6,24 @@ apply them to the stores, and shape the output.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import uuid
 from typing import Any
 
 from lamina.domain import layers as L
 from lamina.domain.arns import LayerRef, layer_version_arn, parse_layer_arn, resolve_layer_name
-from lamina.domain.zipcheck import ZipRejected, inspect_zip, to_aws_error
 from lamina.errors import (
     AccessDeniedException,
     InvalidParameterValueException,
     PreconditionFailedException,
-    RequestEntityTooLargeException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from lamina.services.base import RequestContext
+from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.platform import Platform
 
 NOT_FOUND = "The resource you requested does not exist."
-DOWNLOAD_PREFIX = "/_lamina/blobs/"
 DEFAULT_PAGE = 50
 
 
@@ -55,11 +51,6 @@ def _own(ctx: RequestContext, ref: LayerRef, action: str, resource: str) -> None
         raise _deny(ctx, action, resource)
 
 
-def download_url(platform: Platform, ctx: RequestContext, sha256_hex: str) -> str:
-    path = f"{DOWNLOAD_PREFIX}{sha256_hex}"
-    return f"{ctx.base_url}{path}?{platform.signer.query(path, ctx.now_ms // 1000)}"
-
-
 # -- publish --------------------------------------------------------------------------------
 
 
@@ -71,27 +62,13 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
             "Layers are not in the same region as the request. "
             f"Layers are expected to be in region {ctx.region}."
         )
-    content = params["Content"]
-    if any(k in content for k in ("S3Bucket", "S3Key", "S3ObjectVersion")):
-        raise InvalidParameterValueException(
-            "Layer content from S3 (S3Bucket/S3Key) is not supported by lamina yet: upload the zip directly "
-            "with ZipFile (aws lambda publish-layer-version --zip-file fileb://layer.zip)."
-        )
-    data = content.get("ZipFile")
-    if data is None:
-        raise InvalidParameterValueException(
-            "Please provide a source for layer content: ZipFile is required."
-        )
-    if len(data) > L.MAX_ZIPPED_DIRECT_UPLOAD:
-        raise RequestEntityTooLargeException(
-            f"Zipped size must be smaller than {L.MAX_ZIPPED_DIRECT_UPLOAD} bytes"
-        )
-    try:
-        report = inspect_zip(io.BytesIO(data), max_unzipped=L.MAX_UNZIPPED)
-    except ZipRejected as exc:
-        raise to_aws_error(exc, L.MAX_UNZIPPED) from exc
-    sha = hashlib.sha256(data).hexdigest()
-    platform.blobs.put(data, sha)
+    stored = store_zip(
+        platform,
+        params["Content"],
+        what="Layer content",
+        example="aws lambda publish-layer-version --zip-file fileb://layer.zip",
+    )
+    sha, data_len, unzipped = stored.sha256_hex, stored.size, stored.unzipped_size
     runtimes = params.get("CompatibleRuntimes")
     archs = params.get("CompatibleArchitectures")
     draft = L.LayerVersion(
@@ -105,13 +82,13 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
         compatible_architectures=tuple(archs) if archs is not None else None,
         license_info=params.get("LicenseInfo"),
         sha256_hex=sha,
-        code_size=len(data),
-        unzipped_size=report.unzipped_size,
+        code_size=data_len,
+        unzipped_size=unzipped,
     )
     # A concurrent delete may have removed an identical, no longer referenced blob
     # between put() and now: re-check inside the write transaction.
     version = platform.metadata.publish_layer_version(
-        draft, ensure_blob=lambda: platform.blobs.put(data, sha)
+        draft, ensure_blob=lambda: platform.blobs.put(params["Content"]["ZipFile"], sha)
     )
     return L.full_shape(version, download_url(platform, ctx, sha))
 
