@@ -209,17 +209,29 @@ class LaminaApp:
                 ),
                 request_id,
             )
+        text = request.headers.get("content-length", "")
+        declared = int(text) if text.isdigit() else None
+        routed_body: bytes | None = None
+        if service.protocol.routes_on_body:
+            # query/ec2: the operation is the Action parameter, possibly in the form body.
+            limit = service.binding.default_max_request_bytes
+            routed_body = await self._read_limited(receive, limit, declared) if (declared or 0) <= limit else None
+            if routed_body is None:
+                if declared is not None and declared > limit:
+                    await self._read_body(receive, 0)
+                error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes")
+                return service.protocol.serialize_error(error, request_id)
+            request.body = routed_body
         try:
             match = service.protocol.match(request)
         except AwsError as exc:
-            await self._read_body(receive, 1 << 16)
+            if routed_body is None:
+                await self._read_body(receive, 1 << 16)
             return service.protocol.serialize_error(exc, request_id)
         name = match.operation.name
         limit = service.binding.max_request_bytes.get(name, service.binding.default_max_request_bytes)
-        text = request.headers.get("content-length", "")
-        declared = int(text) if text.isdigit() else None
-        body = None
-        if declared is None or declared <= limit:
+        body = routed_body
+        if body is None and (declared is None or declared <= limit):
             body = await self._read_limited(receive, limit, declared)
         if body is None:
             if declared is not None and declared > limit:

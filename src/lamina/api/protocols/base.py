@@ -21,6 +21,9 @@ class OperationMatch:
 class Protocol(abc.ABC):
     """Routing, parsing and serialising for one botocore service model."""
 
+    #: True when ``match`` needs the request body (query/ec2 protocols: ``Action`` may be in the form).
+    routes_on_body: bool = False
+
     def __init__(self, service_model: Any) -> None:
         self.service_model = service_model
 
