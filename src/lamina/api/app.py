@@ -75,7 +75,22 @@ class LaminaApp:
         self._large: asyncio.Semaphore | None = None  # created on the server's loop
 
     def lookup_credential(self, access_key_id: str) -> sigv4.Credential | None:
-        return self._credentials.get(access_key_id)
+        """Long-term keys from the accounts, else an STS session (refused once expired)."""
+        found = self._credentials.get(access_key_id)
+        if found is not None or not access_key_id.startswith("ASIA"):
+            return found
+        session = self.platform.iam.session(access_key_id)
+        if session is None:
+            return None
+        if session.expires < self.clock():
+            raise ExpiredToken("The security token included in the request is expired")
+        return sigv4.Credential(access_key_id, session.secret, session.account, session_token=session.token)
+
+    def caller_arn(self, access_key_id: str) -> str:
+        if access_key_id in self._credentials:
+            return ""
+        session = self.platform.iam.session(access_key_id)
+        return session.arn if session is not None else ""
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -296,6 +311,8 @@ class LaminaApp:
                 request_id=request_id,
                 base_url=f"http://{host}",
                 now_ms=int(now * 1000),
+                access_key_id=signed.access_key_id,
+                caller_arn=self.caller_arn(signed.access_key_id),
             )
             output = handler(self.platform, ctx, params)
             return protocol.serialize(match, output, request_id)
@@ -306,6 +323,14 @@ class LaminaApp:
             return protocol.serialize_error(
                 ServiceException("An internal error occurred in lamina."), request_id
             )
+
+
+class ExpiredToken(AwsError):
+    """Temporary credentials past their expiry (Lambda: ExpiredTokenException; query: ExpiredToken)."""
+
+    code = "ExpiredTokenException"
+    status = 403
+    sender_fault = True
 
 
 def _utc(ts: float) -> Any:

@@ -23,6 +23,7 @@ class RequestContext:
     base_url: str
     caller_arn: str = ""
     now_ms: int = 0
+    access_key_id: str = ""
 
     @property
     def caller(self) -> str:

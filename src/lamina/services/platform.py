@@ -15,6 +15,7 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Metadata
 from lamina.store.functions import FunctionStore
+from lamina.store.iam import IamStore
 from lamina.store.trees import TreeStore
 
 T = TypeVar("T")
@@ -41,6 +42,7 @@ class Platform:
         self.blobs = BlobStore(data_dir / "blobs")
         self.trees = TreeStore(data_dir / "trees", self.blobs)
         self.functions = FunctionStore(self.metadata)
+        self.iam = IamStore(self.metadata)
         key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
         self.signer = UrlSigner(bytes.fromhex(key))
         self.catalog = RuntimeCatalog(runtimes_dir)

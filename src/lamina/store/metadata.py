@@ -68,6 +68,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX event_invocations_due ON event_invocations (next_at);
     """,
+    # 4: IAM (global per account) and STS sessions.
+    """
+    CREATE TABLE iam_roles (
+        account TEXT NOT NULL, name_lower TEXT NOT NULL, role TEXT NOT NULL,
+        PRIMARY KEY (account, name_lower)
+    );
+    CREATE TABLE iam_role_policies (
+        account TEXT NOT NULL, role_lower TEXT NOT NULL, policy_name TEXT NOT NULL, document TEXT NOT NULL,
+        PRIMARY KEY (account, role_lower, policy_name)
+    );
+    CREATE TABLE iam_policies (
+        account TEXT NOT NULL, arn TEXT NOT NULL, policy TEXT NOT NULL, document TEXT NOT NULL,
+        PRIMARY KEY (account, arn)
+    );
+    CREATE TABLE iam_attachments (
+        account TEXT NOT NULL, role_lower TEXT NOT NULL, policy_arn TEXT NOT NULL,
+        PRIMARY KEY (account, role_lower, policy_arn)
+    );
+    CREATE TABLE sts_sessions (
+        access_key TEXT PRIMARY KEY, secret TEXT NOT NULL, token TEXT NOT NULL, account TEXT NOT NULL,
+        arn TEXT NOT NULL, user_id TEXT NOT NULL, role_arn TEXT NOT NULL, expires REAL NOT NULL
+    );
+    CREATE INDEX sts_sessions_expiry ON sts_sessions (expires);
+    """,
 )
 
 

@@ -1,0 +1,189 @@
+"""IAM roles and policies (global per account) and STS sessions, in the metadata database.
+
+Roles and customer policies are stored as the AWS-shaped dicts IAM returns (documents kept as
+JSON text); role names are case-insensitive in IAM, so rows are keyed by the lower-cased name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.store.metadata import Metadata
+
+
+@dataclass(frozen=True)
+class Session:
+    access_key: str
+    secret: str
+    token: str
+    account: str
+    arn: str  # arn:aws:sts::<acct>:assumed-role/<role>/<session>
+    user_id: str  # <role id>:<session>
+    role_arn: str
+    expires: float
+
+
+class IamStore:
+    def __init__(self, metadata: Metadata) -> None:
+        self.md = metadata
+
+    # -- roles ------------------------------------------------------------------------------
+
+    def get_role(self, account: str, name: str) -> dict[str, Any] | None:
+        row = self.md.read(
+            lambda c: c.execute(
+                "SELECT role FROM iam_roles WHERE account=? AND name_lower=?", (account, name.lower())
+            ).fetchone()
+        )
+        return json.loads(row[0]) if row else None
+
+    def put_role(self, account: str, role: dict[str, Any], *, create: bool) -> bool:
+        """Insert (``create``) or replace a role; False if creating and the name is taken."""
+        with self.md.write() as c:
+            key = (account, str(role["RoleName"]).lower())
+            exists = c.execute("SELECT 1 FROM iam_roles WHERE account=? AND name_lower=?", key).fetchone()
+            if create and exists:
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO iam_roles (account, name_lower, role) VALUES (?, ?, ?)",
+                (*key, json.dumps(role)),
+            )
+        return True
+
+    def list_roles(self, account: str) -> list[dict[str, Any]]:
+        rows = self.md.read(
+            lambda c: c.execute("SELECT role FROM iam_roles WHERE account=? ORDER BY name_lower", (account,)).fetchall()
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def delete_role(self, account: str, name: str) -> str | None:
+        """Delete a role; None if done, else what still depends on it ("policies" / "attached")."""
+        with self.md.write() as c:
+            key = (account, name.lower())
+            if c.execute("SELECT 1 FROM iam_role_policies WHERE account=? AND role_lower=?", key).fetchone():
+                return "policies"
+            if c.execute("SELECT 1 FROM iam_attachments WHERE account=? AND role_lower=?", key).fetchone():
+                return "attached"
+            c.execute("DELETE FROM iam_roles WHERE account=? AND name_lower=?", key)
+        return None
+
+    # -- inline policies ------------------------------------------------------------------------
+
+    def put_inline(self, account: str, role: str, name: str, document: str) -> None:
+        with self.md.write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO iam_role_policies (account, role_lower, policy_name, document)"
+                " VALUES (?, ?, ?, ?)",
+                (account, role.lower(), name, document),
+            )
+
+    def get_inline(self, account: str, role: str, name: str) -> str | None:
+        row = self.md.read(
+            lambda c: c.execute(
+                "SELECT document FROM iam_role_policies WHERE account=? AND role_lower=? AND policy_name=?",
+                (account, role.lower(), name),
+            ).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def inline_policies(self, account: str, role: str) -> list[tuple[str, str]]:
+        rows = self.md.read(
+            lambda c: c.execute(
+                "SELECT policy_name, document FROM iam_role_policies WHERE account=? AND role_lower=?"
+                " ORDER BY policy_name",
+                (account, role.lower()),
+            ).fetchall()
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def delete_inline(self, account: str, role: str, name: str) -> bool:
+        with self.md.write() as c:
+            cur = c.execute(
+                "DELETE FROM iam_role_policies WHERE account=? AND role_lower=? AND policy_name=?",
+                (account, role.lower(), name),
+            )
+            return cur.rowcount > 0
+
+    # -- managed policies ---------------------------------------------------------------------------
+
+    def put_policy(self, account: str, policy: dict[str, Any], document: str, *, create: bool) -> bool:
+        with self.md.write() as c:
+            exists = c.execute(
+                "SELECT 1 FROM iam_policies WHERE account=? AND arn=?", (account, policy["Arn"])
+            ).fetchone()
+            if create and exists:
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO iam_policies (account, arn, policy, document) VALUES (?, ?, ?, ?)",
+                (account, policy["Arn"], json.dumps(policy), document),
+            )
+        return True
+
+    def get_policy(self, account: str, arn: str) -> tuple[dict[str, Any], str] | None:
+        row = self.md.read(
+            lambda c: c.execute(
+                "SELECT policy, document FROM iam_policies WHERE account=? AND arn=?", (account, arn)
+            ).fetchone()
+        )
+        return (json.loads(row[0]), str(row[1])) if row else None
+
+    def delete_policy(self, account: str, arn: str) -> bool:
+        with self.md.write() as c:
+            return c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
+
+    def attach(self, account: str, role: str, arn: str) -> None:
+        with self.md.write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO iam_attachments (account, role_lower, policy_arn) VALUES (?, ?, ?)",
+                (account, role.lower(), arn),
+            )
+
+    def detach(self, account: str, role: str, arn: str) -> bool:
+        with self.md.write() as c:
+            return (
+                c.execute(
+                    "DELETE FROM iam_attachments WHERE account=? AND role_lower=? AND policy_arn=?",
+                    (account, role.lower(), arn),
+                ).rowcount
+                > 0
+            )
+
+    def attached(self, account: str, role: str) -> list[str]:
+        rows = self.md.read(
+            lambda c: c.execute(
+                "SELECT policy_arn FROM iam_attachments WHERE account=? AND role_lower=? ORDER BY rowid",
+                (account, role.lower()),
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def attachment_count(self, account: str, arn: str) -> int:
+        row = self.md.read(
+            lambda c: c.execute(
+                "SELECT COUNT(*) FROM iam_attachments WHERE account=? AND policy_arn=?", (account, arn)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    # -- STS sessions -----------------------------------------------------------------------------
+
+    def add_session(self, s: Session, now: float) -> None:
+        with self.md.write() as c:
+            c.execute("DELETE FROM sts_sessions WHERE expires < ?", (now - 3600,))
+            c.execute(
+                "INSERT INTO sts_sessions (access_key, secret, token, account, arn, user_id, role_arn, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (s.access_key, s.secret, s.token, s.account, s.arn, s.user_id, s.role_arn, s.expires),
+            )
+
+    def session(self, access_key: str) -> Session | None:
+        row = self.md.read(
+            lambda c: c.execute(
+                "SELECT access_key, secret, token, account, arn, user_id, role_arn, expires FROM sts_sessions"
+                " WHERE access_key=?",
+                (access_key,),
+            ).fetchone()
+        )
+        return Session(*row) if row else None
