@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,8 @@ class RequestContext:
         return self.caller_arn or root_user_arn(self.account_id)
 
 
-Handler = Callable[["Platform", RequestContext, dict[str, Any]], dict[str, Any]]
+# A handler returns the output dict; async handlers (awaited on the server's loop) return it later.
+Handler = Callable[["Platform", RequestContext, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 
 
 @dataclass

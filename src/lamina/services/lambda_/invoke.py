@@ -97,11 +97,13 @@ def _check_json(payload: bytes) -> None:
         ) from exc
 
 
-def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+async def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Runs on the server's event loop (an async handler): the invocation awaits the pool directly."""
     ref = _ref(ctx, params)
     row = _load(platform, ref)
     kind = params.get("InvocationType", "RequestResponse")
-    payload: bytes = params.get("Payload") or b""
+    # As in Lambda, an invocation without a payload delivers an empty JSON object.
+    payload: bytes = params.get("Payload") or b"{}"
     _check_state(ref, row)
     _check_json(payload)
     version = str(row.config.get("Version"))
@@ -127,15 +129,13 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             ) from exc
     target = target_for(platform, row)
     try:
-        result, _rid = platform.run(
-            platform.pool.invoke(
-                target,
-                payload,
-                timeout_s=float(row.config.get("Timeout", 3)),
-                client_context=client_context,
-                # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
-                request_id=ctx.request_id,
-            )
+        result, _rid = await platform.pool.invoke(
+            target,
+            payload,
+            timeout_s=float(row.config.get("Timeout", 3)),
+            client_context=client_context,
+            # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
+            request_id=ctx.request_id,
         )
     except PoolFull as exc:
         raise TooManyRequestsException(f"Rate Exceeded. {exc}") from exc
