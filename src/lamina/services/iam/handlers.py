@@ -1,0 +1,312 @@
+"""IAM operations for roles and policies, with IAM's error codes and messages.
+
+IAM is global: state is per account, whatever region the request was signed for.
+Policy documents are returned as IAM does, URL-encoded JSON (botocore decodes them).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import urllib.parse
+from typing import Any
+
+from lamina.domain.iam_managed import MANAGED
+from lamina.domain.policy import MalformedPolicy, PolicyKind, parse_policy
+from lamina.errors import AwsError
+from lamina.services.base import RequestContext
+from lamina.services.platform import Platform
+
+
+def _err(code: str, status: int, message: str) -> AwsError:
+    return AwsError(message, code=code, status=status, sender_fault=True)
+
+
+def _no_role(name: str) -> AwsError:
+    return _err("NoSuchEntity", 404, f"The role with name {name} cannot be found.")
+
+
+def _now(ctx: RequestContext) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ctx.now_ms / 1000, dt.UTC).replace(microsecond=0)
+
+
+def _unique_id(prefix: str) -> str:
+    return prefix + base64.b32encode(os.urandom(10)).decode()[:17]
+
+
+def _encoded(document: str) -> str:
+    return urllib.parse.quote(document, safe="")
+
+
+def _check_document(document: str, kind: PolicyKind) -> None:
+    try:
+        parse_policy(document, kind)
+    except MalformedPolicy as exc:
+        raise _err("MalformedPolicyDocument", 400, str(exc)) from exc
+
+
+def _path(params: dict[str, Any]) -> str:
+    return str(params.get("Path") or "/")
+
+
+def _role_out(role: dict[str, Any]) -> dict[str, Any]:
+    out = dict(role)
+    out["CreateDate"] = dt.datetime.fromisoformat(out["CreateDate"])
+    out["AssumeRolePolicyDocument"] = _encoded(out["AssumeRolePolicyDocument"])
+    return out
+
+
+def _role(platform: Platform, ctx: RequestContext, name: str) -> dict[str, Any]:
+    role = platform.iam.get_role(ctx.account_id, name)
+    if role is None:
+        raise _no_role(name)
+    return role
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+def create_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    document = params["AssumeRolePolicyDocument"]
+    _check_document(document, PolicyKind.TRUST)
+    path = _path(params)
+    role: dict[str, Any] = {
+        "Path": path,
+        "RoleName": name,
+        "RoleId": _unique_id("AROA"),
+        "Arn": f"arn:aws:iam::{ctx.account_id}:role{path}{name}",
+        "CreateDate": _now(ctx).isoformat(),
+        "AssumeRolePolicyDocument": document,
+        "MaxSessionDuration": int(params.get("MaxSessionDuration") or 3600),
+    }
+    if params.get("Description") is not None:
+        role["Description"] = params["Description"]
+    if params.get("Tags"):
+        role["Tags"] = params["Tags"]
+    if not platform.iam.put_role(ctx.account_id, role, create=True):
+        raise _err("EntityAlreadyExists", 409, f"Role with name {name} already exists.")
+    return {"Role": _role_out(role)}
+
+
+def get_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"Role": _role_out(_role(platform, ctx, params["RoleName"]))}
+
+
+def list_roles(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    prefix = params.get("PathPrefix") or "/"
+    roles = [r for r in platform.iam.list_roles(ctx.account_id) if str(r["Path"]).startswith(prefix)]
+    start = int(params["Marker"]) if str(params.get("Marker") or "").isdigit() else 0
+    limit = int(params.get("MaxItems") or 100)
+    page = roles[start : start + limit]
+    out: dict[str, Any] = {"Roles": [_role_out(r) for r in page], "IsTruncated": start + limit < len(roles)}
+    if out["IsTruncated"]:
+        out["Marker"] = str(start + limit)
+    return out
+
+
+def delete_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["RoleName"]
+    _role(platform, ctx, name)
+    blocked = platform.iam.delete_role(ctx.account_id, name)
+    if blocked == "policies":
+        raise _err("DeleteConflict", 409, "Cannot delete entity, must delete policies first.")
+    if blocked == "attached":
+        raise _err("DeleteConflict", 409, "Cannot delete entity, must detach all policies first.")
+    return {}
+
+
+def update_assume_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    _check_document(params["PolicyDocument"], PolicyKind.TRUST)
+    role["AssumeRolePolicyDocument"] = params["PolicyDocument"]
+    platform.iam.put_role(ctx.account_id, role, create=False)
+    return {}
+
+
+# -- inline policies -----------------------------------------------------------------------------
+
+
+def put_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    _check_document(params["PolicyDocument"], PolicyKind.IDENTITY)
+    platform.iam.put_inline(ctx.account_id, role["RoleName"], params["PolicyName"], params["PolicyDocument"])
+    return {}
+
+
+def get_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    document = platform.iam.get_inline(ctx.account_id, role["RoleName"], params["PolicyName"])
+    if document is None:
+        raise _err("NoSuchEntity", 404,
+                   f"The role policy with name {params['PolicyName']} cannot be found.")
+    return {"RoleName": role["RoleName"], "PolicyName": params["PolicyName"], "PolicyDocument": _encoded(document)}
+
+
+def delete_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    if not platform.iam.delete_inline(ctx.account_id, role["RoleName"], params["PolicyName"]):
+        raise _err("NoSuchEntity", 404,
+                   f"The role policy with name {params['PolicyName']} cannot be found.")
+    return {}
+
+
+def list_role_policies(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    names = [n for n, _ in platform.iam.inline_policies(ctx.account_id, role["RoleName"])]
+    return {"PolicyNames": names, "IsTruncated": False}
+
+
+# -- managed policies -------------------------------------------------------------------------------
+
+
+def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[dict[str, Any], str] | None:
+    """(Policy shape, document) of an AWS managed or customer policy visible to the account."""
+    if arn in MANAGED:
+        m = MANAGED[arn]
+        policy = {
+            "PolicyName": m.name,
+            "PolicyId": m.policy_id,
+            "Arn": m.arn,
+            "Path": m.path,
+            "DefaultVersionId": m.version_id,
+            "AttachmentCount": platform.iam.attachment_count(ctx.account_id, arn),
+            "PermissionsBoundaryUsageCount": 0,
+            "IsAttachable": True,
+            "Description": m.description,
+            "CreateDate": m.create_date,
+            "UpdateDate": m.update_date,
+        }
+        return policy, m.document
+    found = platform.iam.get_policy(ctx.account_id, arn)
+    if found is None:
+        return None
+    policy, document = found
+    policy = dict(policy, AttachmentCount=platform.iam.attachment_count(ctx.account_id, arn))
+    return policy, document
+
+
+def _policy_out(policy: dict[str, Any]) -> dict[str, Any]:
+    out = dict(policy)
+    for key in ("CreateDate", "UpdateDate"):
+        if isinstance(out.get(key), str):
+            out[key] = dt.datetime.fromisoformat(out[key])
+    return out
+
+
+def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["PolicyName"]
+    document = params["PolicyDocument"]
+    _check_document(document, PolicyKind.IDENTITY)
+    path = _path(params)
+    now = _now(ctx).isoformat()
+    policy: dict[str, Any] = {
+        "PolicyName": name,
+        "PolicyId": _unique_id("ANPA"),
+        "Arn": f"arn:aws:iam::{ctx.account_id}:policy{path}{name}",
+        "Path": path,
+        "DefaultVersionId": "v1",
+        "AttachmentCount": 0,
+        "PermissionsBoundaryUsageCount": 0,
+        "IsAttachable": True,
+        "CreateDate": now,
+        "UpdateDate": now,
+    }
+    if params.get("Description") is not None:
+        policy["Description"] = params["Description"]
+    if not platform.iam.put_policy(ctx.account_id, policy, document, create=True):
+        raise _err("EntityAlreadyExists", 409, f"A policy called {name} already exists. Duplicate names are not allowed.")
+    return {"Policy": _policy_out(policy)}
+
+
+def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    found = _managed(platform, ctx, params["PolicyArn"])
+    if found is None:
+        raise _err("NoSuchEntity", 404, f"Policy {params['PolicyArn']} was not found.")
+    return {"Policy": _policy_out(found[0])}
+
+
+def get_policy_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    found = _managed(platform, ctx, params["PolicyArn"])
+    if found is None or params["VersionId"] != found[0]["DefaultVersionId"]:
+        raise _err("NoSuchEntity", 404,
+                   f"Policy {params['PolicyArn']} version {params['VersionId']} does not exist or is not attachable.")
+    policy, document = found
+    return {
+        "PolicyVersion": {
+            "Document": _encoded(document),
+            "VersionId": policy["DefaultVersionId"],
+            "IsDefaultVersion": True,
+            "CreateDate": _policy_out(policy)["CreateDate"],
+        }
+    }
+
+
+def delete_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    arn = params["PolicyArn"]
+    if arn in MANAGED or platform.iam.get_policy(ctx.account_id, arn) is None:
+        raise _err("NoSuchEntity", 404, f"Policy {arn} was not found.")
+    if platform.iam.attachment_count(ctx.account_id, arn):
+        raise _err("DeleteConflict", 409, "Cannot delete a policy attached to entities.")
+    platform.iam.delete_policy(ctx.account_id, arn)
+    return {}
+
+
+def attach_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    arn = params["PolicyArn"]
+    if _managed(platform, ctx, arn) is None:
+        raise _err("NoSuchEntity", 404, f"Policy {arn} does not exist or is not attachable.")
+    platform.iam.attach(ctx.account_id, role["RoleName"], arn)
+    return {}
+
+
+def detach_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    if not platform.iam.detach(ctx.account_id, role["RoleName"], params["PolicyArn"]):
+        raise _err("NoSuchEntity", 404, f"Policy {params['PolicyArn']} was not found.")
+    return {}
+
+
+def list_attached_role_policies(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(platform, ctx, params["RoleName"])
+    attached = []
+    for arn in platform.iam.attached(ctx.account_id, role["RoleName"]):
+        found = _managed(platform, ctx, arn)
+        if found is not None:
+            attached.append({"PolicyName": found[0]["PolicyName"], "PolicyArn": arn})
+    return {"AttachedPolicies": attached, "IsTruncated": False}
+
+
+def role_documents(platform: Platform, account: str, role_name: str) -> list[str]:
+    """Every identity policy document of a role (inline and attached), for evaluation."""
+    docs = [doc for _, doc in platform.iam.inline_policies(account, role_name)]
+    for arn in platform.iam.attached(account, role_name):
+        if arn in MANAGED:
+            docs.append(MANAGED[arn].document)
+        else:
+            found = platform.iam.get_policy(account, arn)
+            if found is not None:
+                docs.append(found[1])
+    return docs
+
+
+HANDLERS = {
+    "CreateRole": create_role,
+    "GetRole": get_role,
+    "ListRoles": list_roles,
+    "DeleteRole": delete_role,
+    "UpdateAssumeRolePolicy": update_assume_role_policy,
+    "PutRolePolicy": put_role_policy,
+    "GetRolePolicy": get_role_policy,
+    "DeleteRolePolicy": delete_role_policy,
+    "ListRolePolicies": list_role_policies,
+    "CreatePolicy": create_policy,
+    "GetPolicy": get_policy,
+    "GetPolicyVersion": get_policy_version,
+    "DeletePolicy": delete_policy,
+    "AttachRolePolicy": attach_role_policy,
+    "DetachRolePolicy": detach_role_policy,
+    "ListAttachedRolePolicies": list_attached_role_policies,
+}

@@ -1,0 +1,86 @@
+"""STS operations. Temporary credentials are stored as sessions the SigV4 check accepts
+(with their session token) until they expire."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from typing import Any
+
+from lamina.domain.arns import root_user_arn
+from lamina.errors import AwsError
+from lamina.services.base import RequestContext
+from lamina.services.platform import Platform
+from lamina.store.iam import Session
+
+MIN_DURATION, MAX_DURATION = 900, 43_200
+
+
+def _access_denied(message: str) -> AwsError:
+    return AwsError(message, code="AccessDenied", status=403, sender_fault=True)
+
+
+def get_caller_identity(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    session = platform.iam.session(ctx.access_key_id) if ctx.access_key_id else None
+    if session is not None:
+        return {"UserId": session.user_id, "Account": session.account, "Arn": session.arn}
+    return {"UserId": ctx.account_id, "Account": ctx.account_id, "Arn": root_user_arn(ctx.account_id)}
+
+
+def issue_session(platform: Platform, account: str, role: dict[str, Any], session_name: str, duration: int) -> Session:
+    """New temporary credentials for ``role`` (used by AssumeRole and by Lambda for functions)."""
+    now = platform.now_ms() / 1000
+    key = "ASIA" + base64.b32encode(os.urandom(10)).decode()[:16]
+    secret = base64.b64encode(os.urandom(30)).decode()
+    token = "IQoJb3JpZ2luX2VjE" + base64.b64encode(os.urandom(96)).decode()
+    session = Session(
+        access_key=key,
+        secret=secret,
+        token=token,
+        account=account,
+        arn=f"arn:aws:sts::{account}:assumed-role/{role['RoleName']}/{session_name}",
+        user_id=f"{role['RoleId']}:{session_name}",
+        role_arn=str(role["Arn"]),
+        expires=now + duration,
+    )
+    platform.iam.add_session(session, now)
+    return session
+
+
+def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    from lamina.domain.policy import PolicyKind, parse_policy, trusts_account
+
+    arn = params["RoleArn"]
+    duration = int(params.get("DurationSeconds") or 3600)
+    parts = arn.split(":")
+    role = None
+    if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
+        role = platform.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1])
+    denied = _access_denied(f"User: {ctx.caller} is not authorized to perform: sts:AssumeRole on resource: {arn}")
+    if role is None:
+        raise denied
+    trust = parse_policy(str(role["AssumeRolePolicyDocument"]), PolicyKind.TRUST)
+    if not trusts_account(trust, ctx.account_id, ctx.caller):
+        raise denied
+    if not MIN_DURATION <= duration <= int(role.get("MaxSessionDuration", 3600)):
+        raise AwsError(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            code="ValidationError", status=400, sender_fault=True,
+        )
+    session = issue_session(platform, parts[4], role, params["RoleSessionName"], duration)
+    expiration = dt.datetime.fromtimestamp(session.expires, dt.UTC).replace(microsecond=0)
+    return {
+        "Credentials": {
+            "AccessKeyId": session.access_key,
+            "SecretAccessKey": session.secret,
+            "SessionToken": session.token,
+            "Expiration": expiration,
+        },
+        "AssumedRoleUser": {"AssumedRoleId": session.user_id, "Arn": session.arn},
+        "PackedPolicySize": 0 if params.get("Policy") else None,
+    }
+
+
+HANDLERS = {"GetCallerIdentity": get_caller_identity, "AssumeRole": assume_role}
+
