@@ -8,7 +8,7 @@ import botocore.session
 
 from lamina.api.app import LaminaApp, default_workers
 from lamina.domain.accounts import Account
-from lamina.services import lambda_
+from lamina.services import iam, lambda_, sts
 from lamina.services.platform import Platform
 
 
@@ -32,6 +32,10 @@ def build_app(
         event_retry_delay_s=event_retry_delay_s,
     )
     session = botocore.session.get_session()
-    services = {"lambda": lambda_.binding(session)}
+    services = {
+        "lambda": lambda_.binding(session),
+        "iam": iam.binding(session),
+        "sts": sts.binding(session),
+    }
     # Invocations hold a worker thread while they run: room for every environment plus API calls.
     return LaminaApp(platform, services, accounts, workers=default_workers() + max_environments)

@@ -37,6 +37,7 @@ class LaminaServer:
         accounts: list[dict[str, str]] | None = None,
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
+        lambda_role: bool = True,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -65,6 +66,9 @@ class LaminaServer:
             args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         self.wait_ready()
+        if lambda_role:
+            for account in accounts or [{"access_key_id": "test", "secret_access_key": "test"}]:
+                create_lambda_role(self, account["access_key_id"], account["secret_access_key"])
 
     @property
     def url(self) -> str:
@@ -155,3 +159,26 @@ def run_aws(
         cwd=cwd,
         timeout=120,
     )
+
+
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+def create_lambda_role(server: LaminaServer, key: str, secret: str, name: str = "lambda-role") -> str:
+    """An execution role Lambda may assume, with AWSLambdaBasicExecutionRole (as a new user makes one)."""
+    iam = client(server, "iam", key=key, secret=secret)
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    iam.attach_role_policy(
+        RoleName=name, PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+    )
+    return str(arn)

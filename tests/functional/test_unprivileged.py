@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from lamina_server import client, free_port
+from lamina_server import client, create_lambda_role, free_port
 from testzips import make_zip
 
 
@@ -55,12 +55,13 @@ def test_apis_work_and_invoke_explains() -> None:
             url = f"http://127.0.0.1:{port}"
 
         c = client(Srv)  # type: ignore[arg-type]
+        create_lambda_role(Srv, "test", "test")  # type: ignore[arg-type]
         layer = c.publish_layer_version(LayerName="l", Content={"ZipFile": make_zip()})
         code = make_zip({"bootstrap": "#!/bin/sh\n"}, modes={"bootstrap": 0o100755})
         c.create_function(
             FunctionName="f",
             Runtime="provided.al2023",
-            Role="arn:aws:iam::000000000000:role/r",
+            Role="arn:aws:iam::000000000000:role/lambda-role",
             Handler="h",
             Code={"ZipFile": code},
             Layers=[layer["LayerVersionArn"]],

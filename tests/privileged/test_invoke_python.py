@@ -289,8 +289,9 @@ def test_environment_variables(lam: Any, fn: Fn) -> None:
     }
     assert {k: env.get(k) for k in expected} == expected
     assert STREAM_RE.match(env["AWS_LAMBDA_LOG_STREAM_NAME"]), env["AWS_LAMBDA_LOG_STREAM_NAME"]
-    # The execution role's credentials: until IAM roles exist, the owning account's keys.
-    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("test", "test")
+    # The execution role's temporary credentials (an STS session named after the function).
+    assert env["AWS_ACCESS_KEY_ID"].startswith("ASIA") and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["AWS_SESSION_TOKEN"]
     assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
 
 

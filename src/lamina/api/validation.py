@@ -77,14 +77,24 @@ def lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
+# Java's Unicode classes, which Python's re lacks, as the nearest Python classes (valid inside [...]).
+_JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{Z}": r"\s", r"\p{N}": r"\d", r"\p{S}": r"\W"}
+
+
 @lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.DOTALL)
+def _compiled(pattern: str) -> re.Pattern[str] | None:
+    for java, python in _JAVA_CLASSES.items():
+        pattern = pattern.replace(java, python)
+    try:
+        return re.compile(pattern, re.DOTALL)
+    except re.error:
+        return None  # a pattern this engine cannot express is not enforced (never a 500)
 
 
 def _matches(pattern: str, value: str) -> bool:
     # Coral uses Java's String.matches: the whole value must match.
-    return _compiled(pattern).fullmatch(value) is not None
+    compiled = _compiled(pattern)
+    return compiled is None or compiled.fullmatch(value) is not None
 
 
 def _enum_text(values: Iterable[str]) -> str:

@@ -51,7 +51,7 @@ class Target:
     code_dir: Path
     layer_dirs: tuple[Path, ...]
     python: PythonRuntime | None
-    credentials: tuple[str, str]
+    credentials: tuple[str, str, str]  # access key, secret, session token (the role's)
     endpoint_port: int
 
     @property
@@ -130,6 +130,7 @@ class Environment:
             "AWS_DEFAULT_REGION": t.region,
             "AWS_ACCESS_KEY_ID": t.credentials[0],
             "AWS_SECRET_ACCESS_KEY": t.credentials[1],
+            "AWS_SESSION_TOKEN": t.credentials[2],
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}",
             "LAMBDA_TASK_ROOT": "/var/task",
             "LAMBDA_RUNTIME_DIR": "/var/runtime",

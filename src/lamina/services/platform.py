@@ -15,7 +15,7 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Metadata
 from lamina.store.functions import FunctionStore
-from lamina.store.iam import IamStore
+from lamina.store.iam import IamStore, Session
 from lamina.store.trees import TreeStore
 
 T = TypeVar("T")
@@ -50,6 +50,7 @@ class Platform:
         self.idle_timeout_s = idle_timeout_s
         self.endpoint_port = endpoint_port
         self._credentials = dict(credentials or {})
+        self._function_sessions: dict[tuple[str, str, str], Session] = {}
         self.logs = LogStore(data_dir / "logs")
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pool: EnvironmentPool | None = None
@@ -76,8 +77,28 @@ class Platform:
         return int(row[0]) if row else 0
 
     def credentials_for(self, account: str) -> tuple[str, str]:
-        """Credentials a function of ``account`` gets (its account's keys, until IAM roles exist)."""
+        """The long-term keys of an account."""
         return self._credentials.get(account, ("", ""))
+
+    def function_credentials(self, account: str, role_arn: str, function: str) -> tuple[str, str, str]:
+        """Temporary credentials of a function's execution role (session named after the function),
+        reused while they have more than an hour left, as Lambda refreshes them for new environments."""
+        from lamina.errors import InvalidParameterValueException
+        from lamina.services.sts.handlers import issue_session
+
+        key = (account, role_arn, function)
+        cached = self._function_sessions.get(key)
+        if cached is not None and cached.expires - time.time() > 3600:
+            return cached.access_key, cached.secret, cached.token
+        parts = role_arn.split(":", 5)
+        role = self.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1]) if len(parts) == 6 else None
+        if role is None:
+            raise InvalidParameterValueException(
+                "The role defined for the function cannot be assumed by Lambda."
+            )
+        session = issue_session(self, parts[4], role, function, 43_200)
+        self._function_sessions[key] = session
+        return session.access_key, session.secret, session.token
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000

@@ -54,7 +54,9 @@ class IamStore:
 
     def list_roles(self, account: str) -> list[dict[str, Any]]:
         rows = self.md.read(
-            lambda c: c.execute("SELECT role FROM iam_roles WHERE account=? ORDER BY name_lower", (account,)).fetchall()
+            lambda c: c.execute(
+                "SELECT role FROM iam_roles WHERE account=? ORDER BY name_lower", (account,)
+            ).fetchall()
         )
         return [json.loads(r[0]) for r in rows]
 
@@ -131,7 +133,9 @@ class IamStore:
 
     def delete_policy(self, account: str, arn: str) -> bool:
         with self.md.write() as c:
-            return c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
+            return (
+                c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
+            )
 
     def attach(self, account: str, role: str, arn: str) -> None:
         with self.md.write() as c:

@@ -2,15 +2,17 @@
 
 Each protocol knows how to find the operation a request is for, parse its input
 into a plain dict keyed like AWS, and render outputs and errors. ``rest-json``
-(Lambda) is here; ``query`` (IAM, STS) and ``ec2`` implement the same interface.
+(Lambda), ``query`` (IAM, STS) and ``ec2`` implement the same interface.
 """
 
 from __future__ import annotations
 
 from lamina.api.protocols.base import OperationMatch, Protocol
+from lamina.api.protocols.ec2 import Ec2Protocol
+from lamina.api.protocols.query import QueryProtocol
 from lamina.api.protocols.restjson import RestJsonProtocol
 
-__all__ = ["OperationMatch", "Protocol", "RestJsonProtocol", "protocol_for"]
+__all__ = ["Ec2Protocol", "OperationMatch", "Protocol", "QueryProtocol", "RestJsonProtocol", "protocol_for"]
 
 
 def protocol_for(service_model: object) -> Protocol:
@@ -18,4 +20,8 @@ def protocol_for(service_model: object) -> Protocol:
     name = getattr(service_model, "protocol", None)
     if name == "rest-json":
         return RestJsonProtocol(service_model)
+    if name == "query":
+        return QueryProtocol(service_model)
+    if name == "ec2":
+        return Ec2Protocol(service_model)
     raise ValueError(f"unsupported protocol {name!r}")

@@ -117,7 +117,9 @@ def delete_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     return {}
 
 
-def update_assume_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def update_assume_role_policy(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     role = _role(platform, ctx, params["RoleName"])
     _check_document(params["PolicyDocument"], PolicyKind.TRUST)
     role["AssumeRolePolicyDocument"] = params["PolicyDocument"]
@@ -139,16 +141,18 @@ def get_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, A
     role = _role(platform, ctx, params["RoleName"])
     document = platform.iam.get_inline(ctx.account_id, role["RoleName"], params["PolicyName"])
     if document is None:
-        raise _err("NoSuchEntity", 404,
-                   f"The role policy with name {params['PolicyName']} cannot be found.")
-    return {"RoleName": role["RoleName"], "PolicyName": params["PolicyName"], "PolicyDocument": _encoded(document)}
+        raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
+    return {
+        "RoleName": role["RoleName"],
+        "PolicyName": params["PolicyName"],
+        "PolicyDocument": _encoded(document),
+    }
 
 
 def delete_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     role = _role(platform, ctx, params["RoleName"])
     if not platform.iam.delete_inline(ctx.account_id, role["RoleName"], params["PolicyName"]):
-        raise _err("NoSuchEntity", 404,
-                   f"The role policy with name {params['PolicyName']} cannot be found.")
+        raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
     return {}
 
 
@@ -216,7 +220,11 @@ def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any
     if params.get("Description") is not None:
         policy["Description"] = params["Description"]
     if not platform.iam.put_policy(ctx.account_id, policy, document, create=True):
-        raise _err("EntityAlreadyExists", 409, f"A policy called {name} already exists. Duplicate names are not allowed.")
+        raise _err(
+            "EntityAlreadyExists",
+            409,
+            f"A policy called {name} already exists. Duplicate names are not allowed.",
+        )
     return {"Policy": _policy_out(policy)}
 
 
@@ -230,8 +238,11 @@ def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
 def get_policy_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     found = _managed(platform, ctx, params["PolicyArn"])
     if found is None or params["VersionId"] != found[0]["DefaultVersionId"]:
-        raise _err("NoSuchEntity", 404,
-                   f"Policy {params['PolicyArn']} version {params['VersionId']} does not exist or is not attachable.")
+        raise _err(
+            "NoSuchEntity",
+            404,
+            f"Policy {params['PolicyArn']} version {params['VersionId']} does not exist or is not attachable.",
+        )
     policy, document = found
     return {
         "PolicyVersion": {
@@ -269,7 +280,9 @@ def detach_role_policy(platform: Platform, ctx: RequestContext, params: dict[str
     return {}
 
 
-def list_attached_role_policies(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def list_attached_role_policies(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
     role = _role(platform, ctx, params["RoleName"])
     attached = []
     for arn in platform.iam.attached(ctx.account_id, role["RoleName"]):

@@ -16,8 +16,10 @@ from lamina.domain import functions as F
 from lamina.domain.arns import parse_layer_arn
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.layers import grants
+from lamina.domain.policy import PolicyKind, parse_policy, trusts
 from lamina.errors import (
     AccessDeniedException,
+    AwsError,
     InvalidParameterValueException,
     PreconditionFailedException,
     ResourceConflictException,
@@ -169,6 +171,27 @@ def resolve_layers(
     return [{"Arn": v.arn, "CodeSize": v.code_size} for v in found], tuple(v.sha256_hex for v in found)
 
 
+def check_role(platform: Platform, role_arn: str) -> dict[str, Any]:
+    """The execution role must exist and trust lambda.amazonaws.com for sts:AssumeRole."""
+    parts = role_arn.split(":", 5)
+    role = None
+    if len(parts) == 6 and parts[5].startswith("role/"):
+        role = platform.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1])
+    if role is None or role.get("Arn") != role_arn:
+        role = None
+    if role is not None:
+        try:
+            trust = parse_policy(str(role["AssumeRolePolicyDocument"]), PolicyKind.TRUST)
+        except AwsError:
+            role = None
+        else:
+            if not trusts(trust, "lambda.amazonaws.com"):
+                role = None
+    if role is None:
+        raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
+    return role
+
+
 def _check_runtime_offered(platform: Platform, runtime: str) -> None:
     offered = platform.runtimes()
     if runtime not in offered:
@@ -204,6 +227,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         F.check_environment(env)
     # Layers are validated before anything else about the function (even that it exists).
     layer_list, layer_shas = resolve_layers(platform, ctx, params.get("Layers") or [], 0)
+    check_role(platform, params["Role"])
     _check_runtime_offered(platform, runtime)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
         raise ResourceConflictException(f"Function already exist: {ref.name}")
@@ -371,6 +395,8 @@ def update_function_configuration(
     layer_shas: tuple[str, ...] = ()
     if layers is not None:
         layer_list, layer_shas = resolve_layers(platform, ctx, layers, 0)
+    if params.get("Role"):
+        check_role(platform, params["Role"])
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"])
     if (params.get("VpcConfig") or {}).get("SubnetIds") or (params.get("VpcConfig") or {}).get(

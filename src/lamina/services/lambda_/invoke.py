@@ -69,7 +69,7 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
         code_dir=platform.trees.ensure(row.code_sha256),
         layer_dirs=tuple(platform.trees.ensure(sha) for sha in row.layer_shas),
         python=python,
-        credentials=platform.credentials_for(row.account),
+        credentials=platform.function_credentials(row.account, str(cfg.get("Role")), row.name),
         endpoint_port=platform.endpoint_port,
     )
 

@@ -28,7 +28,9 @@ def get_caller_identity(platform: Platform, ctx: RequestContext, params: dict[st
     return {"UserId": ctx.account_id, "Account": ctx.account_id, "Arn": root_user_arn(ctx.account_id)}
 
 
-def issue_session(platform: Platform, account: str, role: dict[str, Any], session_name: str, duration: int) -> Session:
+def issue_session(
+    platform: Platform, account: str, role: dict[str, Any], session_name: str, duration: int
+) -> Session:
     """New temporary credentials for ``role`` (used by AssumeRole and by Lambda for functions)."""
     now = platform.now_ms() / 1000
     key = "ASIA" + base64.b32encode(os.urandom(10)).decode()[:16]
@@ -57,7 +59,9 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     role = None
     if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
         role = platform.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1])
-    denied = _access_denied(f"User: {ctx.caller} is not authorized to perform: sts:AssumeRole on resource: {arn}")
+    denied = _access_denied(
+        f"User: {ctx.caller} is not authorized to perform: sts:AssumeRole on resource: {arn}"
+    )
     if role is None:
         raise denied
     trust = parse_policy(str(role["AssumeRolePolicyDocument"]), PolicyKind.TRUST)
@@ -66,7 +70,9 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     if not MIN_DURATION <= duration <= int(role.get("MaxSessionDuration", 3600)):
         raise AwsError(
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            code="ValidationError", status=400, sender_fault=True,
+            code="ValidationError",
+            status=400,
+            sender_fault=True,
         )
     session = issue_session(platform, parts[4], role, params["RoleSessionName"], duration)
     expiration = dt.datetime.fromtimestamp(session.expires, dt.UTC).replace(microsecond=0)
@@ -83,4 +89,3 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
 
 
 HANDLERS = {"GetCallerIdentity": get_caller_identity, "AssumeRole": assume_role}
-
