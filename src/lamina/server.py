@@ -8,7 +8,7 @@ import botocore.session
 
 from lamina.api.app import LaminaApp, default_workers
 from lamina.domain.accounts import Account
-from lamina.services import iam, lambda_, sts
+from lamina.services import ec2, iam, lambda_, sts
 from lamina.services.platform import Platform
 
 
@@ -21,6 +21,7 @@ def build_app(
     idle_timeout_s: float = 600.0,
     endpoint_port: int = 4566,
     event_retry_delay_s: float = 60.0,
+    eni_release_delay_s: float = 30.0,
 ) -> LaminaApp:
     platform = Platform(
         data_dir,
@@ -30,12 +31,14 @@ def build_app(
         endpoint_port=endpoint_port,
         credentials={a.account_id: (a.access_key_id, a.secret_access_key) for a in accounts},
         event_retry_delay_s=event_retry_delay_s,
+        eni_release_delay_s=eni_release_delay_s,
     )
     session = botocore.session.get_session()
     services = {
         "lambda": lambda_.binding(session),
         "iam": iam.binding(session),
         "sts": sts.binding(session),
+        "ec2": ec2.binding(session),
     }
     # Invocations hold a worker thread while they run: room for every environment plus API calls.
     return LaminaApp(platform, services, accounts, workers=default_workers() + max_environments)

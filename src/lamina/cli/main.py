@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(env LAMINA_EVENT_RETRY_DELAY; default 60)",
     )
     server.add_argument(
+        "--eni-release-delay",
+        type=float,
+        default=float(os.environ.get("LAMINA_ENI_RELEASE_DELAY", "30")),
+        help="seconds before a Hyperplane network interface no function uses is deleted "
+        "(env LAMINA_ENI_RELEASE_DELAY; default 30; 0 = at once)",
+    )
+    server.add_argument(
         "--log-level",
         default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -215,6 +222,7 @@ def serve(args: argparse.Namespace) -> int:
             idle_timeout_s=args.idle_timeout,
             endpoint_port=args.port,
             event_retry_delay_s=args.event_retry_delay,
+            eni_release_delay_s=args.eni_release_delay,
         )
     except OSError as exc:
         print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)

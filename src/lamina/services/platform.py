@@ -14,6 +14,7 @@ from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Metadata
+from lamina.store.ec2 import Ec2Store
 from lamina.store.functions import FunctionStore
 from lamina.store.iam import IamStore, Session
 from lamina.store.trees import TreeStore
@@ -32,9 +33,11 @@ class Platform:
         endpoint_port: int = 4566,
         credentials: Mapping[str, tuple[str, str]] | None = None,
         event_retry_delay_s: float = 60.0,
+        eni_release_delay_s: float = 30.0,
     ) -> None:
         from lamina.services.lambda_.invoke import EventQueue
         from lamina.services.lambda_.prepare import Preparer
+        from lamina.services.lambda_.vpc import Hyperplane
 
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -43,6 +46,7 @@ class Platform:
         self.trees = TreeStore(data_dir / "trees", self.blobs)
         self.functions = FunctionStore(self.metadata)
         self.iam = IamStore(self.metadata)
+        self.ec2 = Ec2Store(self.metadata)
         key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
         self.signer = UrlSigner(bytes.fromhex(key))
         self.catalog = RuntimeCatalog(runtimes_dir)
@@ -55,6 +59,7 @@ class Platform:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pool: EnvironmentPool | None = None
         self.events = EventQueue(self, retry_delay_s=event_retry_delay_s)
+        self.hyperplane = Hyperplane(self, release_delay_s=eni_release_delay_s)
         self.preparer = Preparer(self)
         self.preparer.resume()
 
@@ -140,5 +145,6 @@ class Platform:
             await self._pool.close()
 
     def close(self) -> None:
+        self.hyperplane.close()
         self.preparer.close()
         self.metadata.close()

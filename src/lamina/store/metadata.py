@@ -92,6 +92,46 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sts_sessions_expiry ON sts_sessions (expires);
     """,
+    # 5: EC2 (VPC subset), per account and region: resources as AWS-shaped JSON, private and
+    # public address allocations (unique by key), security group rules, interface memberships.
+    """
+    CREATE TABLE ec2_resources (
+        account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+        vpc_id TEXT, subnet_id TEXT, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, id)
+    );
+    CREATE INDEX ec2_resources_kind ON ec2_resources (account, region, kind, vpc_id);
+    CREATE INDEX ec2_resources_subnet ON ec2_resources (account, region, subnet_id);
+    CREATE TABLE ec2_private_ips (
+        account TEXT NOT NULL, region TEXT NOT NULL, subnet_id TEXT NOT NULL, ip TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, subnet_id, ip)
+    );
+    CREATE INDEX ec2_private_ips_owner ON ec2_private_ips (account, region, owner_id);
+    CREATE TABLE ec2_public_ips (
+        ip TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, allocation_id TEXT NOT NULL
+    );
+    CREATE TABLE ec2_sg_rules (
+        account TEXT NOT NULL, region TEXT NOT NULL, rule_id TEXT NOT NULL, group_id TEXT NOT NULL,
+        ref_group_id TEXT, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, rule_id)
+    );
+    CREATE INDEX ec2_sg_rules_group ON ec2_sg_rules (account, region, group_id);
+    CREATE INDEX ec2_sg_rules_ref ON ec2_sg_rules (account, region, ref_group_id);
+    CREATE TABLE ec2_interface_groups (
+        account TEXT NOT NULL, region TEXT NOT NULL, eni_id TEXT NOT NULL, group_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, eni_id, group_id)
+    );
+    CREATE INDEX ec2_interface_groups_group ON ec2_interface_groups (account, region, group_id);
+    """,
+    # 6: Lambda's Hyperplane interfaces: one per (account, region, subnet, sorted security groups).
+    """
+    CREATE TABLE lambda_enis (
+        account TEXT NOT NULL, region TEXT NOT NULL, subnet_id TEXT NOT NULL, groups_key TEXT NOT NULL,
+        eni_id TEXT NOT NULL, vpc_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, subnet_id, groups_key)
+    );
+    """,
 )
 
 

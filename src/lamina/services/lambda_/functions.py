@@ -28,6 +28,7 @@ from lamina.errors import (
 )
 from lamina.services.base import RequestContext
 from lamina.services.lambda_.code import download_url, store_zip
+from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
@@ -220,14 +221,13 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         raise InvalidParameterValueException(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages."
         )
-    if params.get("VpcConfig", {}).get("SubnetIds") or params.get("VpcConfig", {}).get("SecurityGroupIds"):
-        raise InvalidParameterValueException("VpcConfig is not supported by lamina yet.")
     env = (params.get("Environment") or {}).get("Variables")
     if env is not None:
         F.check_environment(env)
     # Layers are validated before anything else about the function (even that it exists).
     layer_list, layer_shas = resolve_layers(platform, ctx, params.get("Layers") or [], 0)
     check_role(platform, params["Role"])
+    vpc = check_vpc_config(platform, ref.account, ref.region, params["Role"], params.get("VpcConfig"))
     _check_runtime_offered(platform, runtime)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
         raise ResourceConflictException(f"Function already exist: {ref.name}")
@@ -263,6 +263,8 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         config["Environment"] = {"Variables": env}
     if layer_list:
         config["Layers"] = layer_list
+    if vpc is not None:
+        config["VpcConfig"] = vpc
     row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
     if not platform.functions.create(row):
         raise ResourceConflictException(f"Function already exist: {ref.name}")
@@ -399,10 +401,11 @@ def update_function_configuration(
         check_role(platform, params["Role"])
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"])
-    if (params.get("VpcConfig") or {}).get("SubnetIds") or (params.get("VpcConfig") or {}).get(
-        "SecurityGroupIds"
-    ):
-        raise InvalidParameterValueException("VpcConfig is not supported by lamina yet.")
+    vpc = None
+    if "VpcConfig" in params:
+        current = platform.functions.get(ref.account, ref.region, ref.name)
+        role = params.get("Role") or (current.config.get("Role") if current else "")
+        vpc = check_vpc_config(platform, ref.account, ref.region, str(role), params["VpcConfig"])
 
     def change(row: FunctionRow) -> FunctionRow:
         _begin_update(ref, row, params.get("RevisionId"))
@@ -420,6 +423,8 @@ def update_function_configuration(
             config["TracingConfig"] = {"Mode": params["TracingConfig"].get("Mode", "PassThrough")}
         if "EphemeralStorage" in params:
             config["EphemeralStorage"] = {"Size": params["EphemeralStorage"]["Size"]}
+        if vpc is not None:
+            config["VpcConfig"] = vpc
         shas = row.layer_shas
         if layer_list is not None:
             if layer_list:
@@ -437,6 +442,8 @@ def update_function_configuration(
         raise _not_found(ref)
     platform.preparer.schedule(updated)
     platform.retire(ref.account, ref.region, ref.name, 0)
+    if vpc is not None:
+        platform.hyperplane.schedule_sweep()  # the old combination may be unused now
     return updated.config
 
 
@@ -574,6 +581,7 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     ):
         raise _not_found(ref)
     platform.retire(ref.account, ref.region, ref.name, seq)
+    platform.hyperplane.schedule_sweep()
     return {"StatusCode": 204}
 
 

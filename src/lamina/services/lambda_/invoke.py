@@ -28,6 +28,7 @@ from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import RequestContext
 from lamina.services.lambda_.functions import _load, _ref
+from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
 
 def _check_state(ref: F.FunctionRef, row: FunctionRow) -> None:
     state = row.config.get("State")
+    failure = INVOKE_ERRORS.get(str(row.config.get("StateReasonCode")))
+    if state == F.State.FAILED.value and failure is not None:
+        raise AwsError(failure[1], code=failure[0], status=502, sender_fault=False)
     if state != F.State.ACTIVE.value:
         raise ResourceConflictException(
             f"The operation cannot be performed at this time. The function is currently in the following state: {state}"

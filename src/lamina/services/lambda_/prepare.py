@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from lamina.domain import functions as F
+from lamina.services.lambda_.vpc import HyperplaneFailure
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
@@ -51,10 +52,17 @@ class Preparer:
             self.platform.trees.ensure(row.code_sha256)
             for sha in row.layer_shas:
                 self.platform.trees.ensure(sha)
+            vpc = row.config.get("VpcConfig") or {}
+            if vpc.get("VpcId"):
+                self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
             outcome = None
+            code = "InternalError"
+        except HyperplaneFailure as exc:
+            outcome, code = exc.reason, exc.code
         except Exception as exc:  # any failure makes the function Failed, with the reason
             log.exception("preparing %s failed", row.name)
             outcome = f"lamina could not prepare the function's code: {exc}"
+            code = "InternalError"
         revision = row.config.get("RevisionId")
 
         def change(current: FunctionRow) -> FunctionRow:
@@ -63,7 +71,7 @@ class Preparer:
             if outcome is None:
                 config = F.next_revision_state(current.config)
             else:
-                config = F.failed_state(current.config, "InternalError", outcome, creating=creating)
+                config = F.failed_state(current.config, code, outcome, creating=creating)
             config["RevisionId"] = str(uuid.uuid4())
             return FunctionRow(
                 current.account,

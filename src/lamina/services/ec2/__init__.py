@@ -1,0 +1,40 @@
+"""EC2, the VPC subset (ec2 protocol, botocore model ``ec2/2016-11-15``).
+
+VPCs, subnets, security groups and their rules, internet and NAT gateways, Elastic IPs, route
+tables and network interfaces, with EC2's errors, filters, tags and DryRun. State lives in
+:class:`lamina.store.ec2.Ec2Store` (``platform.ec2``), which is also the Python API the Lambda
+side uses for its Hyperplane interfaces (``create_interface`` / ``delete_interface`` /
+``get_subnet`` / ``get_security_group``) and whose ``listeners`` hear of every change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.services.base import ServiceBinding
+from lamina.services.ec2 import (
+    handlers_gateways,
+    handlers_interfaces,
+    handlers_routes,
+    handlers_secgroups,
+    handlers_tags,
+    handlers_vpcs,
+)
+from lamina.services.ec2.handlers_routes import is_public_subnet, table_for_subnet
+
+__all__ = ["binding", "is_public_subnet", "table_for_subnet"]
+
+
+def binding(loader: Any) -> ServiceBinding:
+    """EC2's operations bound to its botocore model (``loader``: a botocore session)."""
+    return ServiceBinding(
+        model=loader.get_service_model("ec2"),
+        handlers={
+            **handlers_vpcs.HANDLERS,
+            **handlers_secgroups.HANDLERS,
+            **handlers_gateways.HANDLERS,
+            **handlers_routes.HANDLERS,
+            **handlers_interfaces.HANDLERS,
+            **handlers_tags.HANDLERS,
+        },
+    )

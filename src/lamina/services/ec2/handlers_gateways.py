@@ -1,0 +1,384 @@
+"""Internet gateways, Elastic IP addresses and NAT gateways.
+
+An internet gateway is attached to at most one VPC and a VPC has at most one. Elastic IPs come
+from the platform's public pool (``203.0.113.0/24``, TEST-NET-3, unless configured otherwise).
+A NAT gateway takes one private address of its subnet (through a requester-managed interface of
+type ``nat_gateway``, as EC2 shows it) and its Elastic IP; it is ``pending`` until the next look
+after its delay, then ``available``, or ``failed`` with EC2's reason (the ``FailureCode`` /
+``FailureMessage`` texts documented for the NatGateway shape, e.g. ``Gateway.NotAttached``
+"Network vpc-x has no Internet gateway attached"). Deleting it turns routes to it ``blackhole``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from typing import Any
+
+from lamina.domain import routes as R
+from lamina.errors import AwsError
+from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_tags import (
+    apply_filters,
+    by_ids,
+    dry_run,
+    field,
+    paginate,
+    read,
+    required,
+    spec_tags,
+    with_token,
+    write,
+)
+from lamina.services.ec2.handlers_vpcs import dependency
+from lamina.services.platform import Platform
+from lamina.store import ec2 as store
+from lamina.store.ec2 import Ec2Tx, error, iso, public, routes_of, set_routes
+
+
+def _suffix() -> str:
+    return os.urandom(9).hex()[:17]
+
+
+# -- internet gateways ------------------------------------------------------------------------------
+
+
+def create_internet_gateway(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    tags = spec_tags(params, store.INTERNET_GATEWAY)
+    dry_run(params)
+    with write(platform, ctx) as tx:
+        igw_id = tx.new_id(store.INTERNET_GATEWAY)
+        igw = {"Attachments": [], "InternetGatewayId": igw_id, "OwnerId": ctx.account_id, "Tags": tags}
+        tx.put(store.INTERNET_GATEWAY, igw_id, igw)
+    return {"InternetGateway": igw}
+
+
+def _attached_to(igw: dict[str, Any]) -> str | None:
+    attachments = igw.get("Attachments") or []
+    return str(attachments[0]["VpcId"]) if attachments else None
+
+
+def _set_gateway_routes(tx: Ec2Tx, vpc_id: str, igw_id: str, state: R.RouteState) -> None:
+    """Routes to an internet gateway follow it: ``blackhole`` while detached, active once back."""
+    for table in tx.find(store.ROUTE_TABLE, vpc_id=vpc_id):
+        before = routes_of(table)
+        after = tuple(
+            dataclasses.replace(r, state=state)
+            if r.kind is R.TargetKind.INTERNET_GATEWAY and r.target_id == igw_id
+            else r
+            for r in before
+        )
+        if after != before:
+            set_routes(table, after)
+            tx.update(table["RouteTableId"], table)
+            tx.emit(store.ROUTE_CHANGED, table)
+
+
+def attach_internet_gateway(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
+    with write(platform, ctx) as tx:
+        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
+        tx.require(store.VPC, vpc_id)
+        current = _attached_to(igw)
+        if current is not None:
+            raise error(
+                "Resource.AlreadyAssociated", f"resource {igw_id} is already attached to network {current}"
+            )
+        if tx.attached_gateway(vpc_id) is not None:
+            raise error("InvalidParameterValue", f"Network {vpc_id} already has an internet gateway attached")
+        dry_run(params)
+        igw["Attachments"] = [{"State": "available", "VpcId": vpc_id}]
+        tx.put(store.INTERNET_GATEWAY, igw_id, igw, vpc_id=vpc_id)
+        _set_gateway_routes(tx, vpc_id, igw_id, R.RouteState.ACTIVE)
+        tx.emit(store.VPC_CHANGED, igw)
+    return {}
+
+
+def detach_internet_gateway(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
+    with write(platform, ctx) as tx:
+        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
+        tx.require(store.VPC, vpc_id)
+        if _attached_to(igw) != vpc_id:
+            raise error("Gateway.NotAttached", f"resource {igw_id} is not attached to network {vpc_id}")
+        tx.advance_nat_gateways()
+        mapped = [
+            n
+            for n in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id)
+            if n["State"] in ("pending", "available") and n.get("ConnectivityType", "public") == "public"
+        ]
+        if mapped:
+            raise error(
+                "DependencyViolation",
+                f"Network {vpc_id} has some mapped public address(es). "
+                "Please unmap those public address(es) before detaching the gateway.",
+            )
+        dry_run(params)
+        igw["Attachments"] = []
+        tx.put(store.INTERNET_GATEWAY, igw_id, igw)
+        _set_gateway_routes(tx, vpc_id, igw_id, R.RouteState.BLACKHOLE)
+        tx.emit(store.VPC_CHANGED, igw)
+    return {}
+
+
+def delete_internet_gateway(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    igw_id = params["InternetGatewayId"]
+    with write(platform, ctx) as tx:
+        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
+        if _attached_to(igw) is not None:
+            raise dependency("internetGateway", igw_id)
+        dry_run(params)
+        tx.remove(igw_id)
+    return {}
+
+
+_IGW_FILTERS = {
+    "internet-gateway-id": field("InternetGatewayId"),
+    "attachment.vpc-id": field("Attachments", "VpcId"),
+    "attachment.state": field("Attachments", "State"),
+    "owner-id": field("OwnerId"),
+}
+
+
+def describe_internet_gateways(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.INTERNET_GATEWAY, params.get("InternetGatewayIds"))
+        return [public(g) for g in (found if found is not None else tx.find(store.INTERNET_GATEWAY))]
+
+    gateways = apply_filters(read(platform, ctx, run), params.get("Filters"), _IGW_FILTERS)
+    dry_run(params)
+    page, token = paginate(gateways, params)
+    return with_token({"InternetGateways": page}, token)
+
+
+# -- Elastic IP addresses ---------------------------------------------------------------------------
+
+
+def allocate_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    tags = spec_tags(params, store.ELASTIC_IP)
+    with write(platform, ctx) as tx:
+        allocation_id = tx.new_id(store.ELASTIC_IP)
+        address = tx.claim_public_address(allocation_id, params.get("Address"))
+        dry_run(params)
+        eip = {
+            "AllocationId": allocation_id,
+            "Domain": "vpc",
+            "PublicIp": address,
+            "PublicIpv4Pool": "amazon",
+            "NetworkBorderGroup": ctx.region,
+            "Tags": tags,
+        }
+        tx.put(store.ELASTIC_IP, allocation_id, eip)
+    return {
+        key: eip[key]
+        for key in ("AllocationId", "Domain", "PublicIp", "PublicIpv4Pool", "NetworkBorderGroup")
+    }
+
+
+def _address_not_found(public_ip: str) -> AwsError:
+    return error("InvalidAddress.NotFound", f"Address '{public_ip}' not found.")
+
+
+def _by_public_ip(tx: Ec2Tx, public_ip: str) -> dict[str, Any]:
+    for eip in tx.find(store.ELASTIC_IP):
+        if eip["PublicIp"] == public_ip:
+            return eip
+    raise _address_not_found(public_ip)
+
+
+def release_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(platform, ctx) as tx:
+        if params.get("AllocationId"):
+            eip = tx.require(store.ELASTIC_IP, params["AllocationId"])
+        elif params.get("PublicIp"):
+            eip = _by_public_ip(tx, params["PublicIp"])
+        else:
+            raise error("MissingParameter", "Either public IP or allocation id must be specified")
+        if eip.get("AssociationId"):
+            raise error("InvalidIPAddress.InUse", f"Address {eip['PublicIp']} is in use.")
+        dry_run(params)
+        tx.release_public_address(eip["PublicIp"])
+        tx.remove(eip["AllocationId"])
+    return {}
+
+
+_ADDRESS_FILTERS = {
+    "allocation-id": field("AllocationId"),
+    "association-id": field("AssociationId"),
+    "domain": field("Domain"),
+    "network-interface-id": field("NetworkInterfaceId"),
+    "network-interface-owner-id": field("NetworkInterfaceOwnerId"),
+    "private-ip-address": field("PrivateIpAddress"),
+    "public-ip": field("PublicIp"),
+    "public-ipv4-pool": field("PublicIpv4Pool"),
+    "network-border-group": field("NetworkBorderGroup"),
+}
+
+
+def describe_addresses(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.ELASTIC_IP, params.get("AllocationIds"))
+        eips = found if found is not None else tx.find(store.ELASTIC_IP)
+        wanted = params.get("PublicIps")
+        if wanted:
+            for public_ip in wanted:
+                _by_public_ip(tx, public_ip)  # InvalidAddress.NotFound for an address not allocated here
+            eips = [e for e in eips if e["PublicIp"] in wanted]
+        return [public(e) for e in eips]
+
+    addresses = apply_filters(read(platform, ctx, run), params.get("Filters"), _ADDRESS_FILTERS)
+    dry_run(params)
+    return {"Addresses": addresses}
+
+
+# -- NAT gateways ---------------------------------------------------------------------------------------
+
+
+def _nat_out(nat: dict[str, Any]) -> dict[str, Any]:
+    out = public(nat)
+    for key in ("CreateTime", "DeleteTime"):
+        if isinstance(out.get(key), str):
+            out[key] = dt.datetime.fromisoformat(out[key])
+    return out
+
+
+def create_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    subnet_id = required(params, "SubnetId")
+    connectivity = params.get("ConnectivityType") or "public"
+    allocation_id = params.get("AllocationId")
+    if connectivity == "public" and not allocation_id:
+        raise error("MissingParameter", "The request must contain the parameter AllocationId")
+    tags = spec_tags(params, store.NAT_GATEWAY)
+    with write(platform, ctx) as tx:
+        subnet = tx.require(store.SUBNET, subnet_id)
+        eip = (
+            tx.require(store.ELASTIC_IP, allocation_id)
+            if connectivity == "public" and allocation_id
+            else None
+        )
+        dry_run(params)
+        nat_id = tx.new_id(store.NAT_GATEWAY)
+        failure: list[str] | None = None
+        address: dict[str, Any] = {"IsPrimary": True, "Status": "associating"}
+        if eip is not None:
+            address.update(AllocationId=eip["AllocationId"], PublicIp=eip["PublicIp"])
+            if eip.get("AssociationId"):
+                failure = [
+                    "Resource.AlreadyAssociated",
+                    f"Elastic IP address {eip['AllocationId']} is already associated",
+                ]
+        if failure is None:
+            try:
+                eni = tx.create_interface(
+                    subnet_id,
+                    (),
+                    f"Interface for NAT Gateway {nat_id}",
+                    interface_type="nat_gateway",
+                    requester_managed=True,
+                    private_ip=params.get("PrivateIpAddress"),
+                    groupless=True,
+                )
+            except AwsError as exc:
+                if exc.code != "InsufficientFreeAddressesInSubnet":
+                    raise
+                failure = [
+                    "InsufficientFreeAddressesInSubnet",
+                    "Subnet has insufficient free addresses to create this NAT gateway",
+                ]
+            else:
+                address.update(
+                    NetworkInterfaceId=eni["NetworkInterfaceId"], PrivateIp=eni["PrivateIpAddress"]
+                )
+                if eip is not None:
+                    association_id = f"eipassoc-{_suffix()}"
+                    address["AssociationId"] = association_id
+                    eip.update(
+                        AssociationId=association_id,
+                        NetworkInterfaceId=eni["NetworkInterfaceId"],
+                        NetworkInterfaceOwnerId=ctx.account_id,
+                        PrivateIpAddress=eni["PrivateIpAddress"],
+                        _nat=nat_id,
+                    )
+                    tx.update(eip["AllocationId"], eip)
+        nat: dict[str, Any] = {
+            "CreateTime": iso(tx.now_ms),
+            "NatGatewayAddresses": [address],
+            "NatGatewayId": nat_id,
+            "State": "pending",
+            "SubnetId": subnet_id,
+            "VpcId": subnet["VpcId"],
+            "Tags": tags,
+            "ConnectivityType": connectivity,
+            "_due_ms": tx.now_ms + platform.ec2.nat_delay_ms,
+        }
+        if failure is not None:
+            nat["_failure"] = failure
+        tx.put(store.NAT_GATEWAY, nat_id, nat, vpc_id=subnet["VpcId"], subnet_id=subnet_id)
+        tx.emit(store.VPC_CHANGED, public(nat))
+    out: dict[str, Any] = {"NatGateway": _nat_out(nat)}
+    if params.get("ClientToken"):
+        out["ClientToken"] = params["ClientToken"]
+    return out
+
+
+_NAT_FILTERS = {
+    "nat-gateway-id": field("NatGatewayId"),
+    "state": field("State"),
+    "subnet-id": field("SubnetId"),
+    "vpc-id": field("VpcId"),
+}
+
+
+def describe_nat_gateways(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(platform, ctx) as tx:
+        tx.advance_nat_gateways()
+        found = by_ids(tx, store.NAT_GATEWAY, params.get("NatGatewayIds"))
+        nats = [_nat_out(n) for n in (found if found is not None else tx.find(store.NAT_GATEWAY))]
+    nats = apply_filters(nats, params.get("Filter"), _NAT_FILTERS)
+    dry_run(params)
+    page, token = paginate(nats, params)
+    return with_token({"NatGateways": page}, token)
+
+
+def delete_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    nat_id = params["NatGatewayId"]
+    with write(platform, ctx) as tx:
+        tx.advance_nat_gateways()
+        nat = tx.require(store.NAT_GATEWAY, nat_id)
+        dry_run(params)
+        if nat["State"] not in ("deleting", "deleted"):
+            nat["State"] = "deleting"
+            nat["DeleteTime"] = iso(tx.now_ms)
+            nat["_due_ms"] = tx.now_ms + platform.ec2.nat_delay_ms
+            nat.pop("_failure", None)
+            tx.release_nat_resources(nat)
+            tx.update(nat_id, nat)
+            tx.blackhole_routes(nat["VpcId"], nat_id)
+            tx.emit(store.VPC_CHANGED, public(nat))
+    return {"NatGatewayId": nat_id}
+
+
+HANDLERS = {
+    "CreateInternetGateway": create_internet_gateway,
+    "AttachInternetGateway": attach_internet_gateway,
+    "DetachInternetGateway": detach_internet_gateway,
+    "DeleteInternetGateway": delete_internet_gateway,
+    "DescribeInternetGateways": describe_internet_gateways,
+    "AllocateAddress": allocate_address,
+    "ReleaseAddress": release_address,
+    "DescribeAddresses": describe_addresses,
+    "CreateNatGateway": create_nat_gateway,
+    "DescribeNatGateways": describe_nat_gateways,
+    "DeleteNatGateway": delete_nat_gateway,
+}

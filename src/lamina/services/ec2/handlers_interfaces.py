@@ -1,0 +1,150 @@
+"""Network interfaces: CreateNetworkInterface, DescribeNetworkInterfaces, DeleteNetworkInterface.
+
+An interface holds one private address of its subnet, taken by the store's allocator in the
+same transaction that records it (``InsufficientFreeAddressesInSubnet`` when the subnet is full:
+a /28 has 11). Interfaces other services own (Lambda's Hyperplane interfaces, NAT gateways')
+are ``in-use`` and requester-managed: their owner deletes them, a user cannot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_tags import (
+    apply_filters,
+    by_ids,
+    dry_run,
+    field,
+    paginate,
+    read,
+    spec_tags,
+    with_token,
+    write,
+)
+from lamina.services.platform import Platform
+from lamina.store import ec2 as store
+from lamina.store.ec2 import Ec2Tx, error, public
+
+_UNSUPPORTED = (
+    "SecondaryPrivateIpAddressCount",
+    "Ipv6Addresses",
+    "Ipv6AddressCount",
+    "Ipv4Prefixes",
+    "Ipv4PrefixCount",
+    "Ipv6Prefixes",
+    "Ipv6PrefixCount",
+)
+
+
+def interface_out(eni: dict[str, Any]) -> dict[str, Any]:
+    """An interface as EC2 answers it (timestamps as datetimes)."""
+    out = public(eni)
+    attachment = out.get("Attachment")
+    if attachment and isinstance(attachment.get("AttachTime"), str):
+        out["Attachment"] = {**attachment, "AttachTime": dt.datetime.fromisoformat(attachment["AttachTime"])}
+    return out
+
+
+def _primary_address(params: dict[str, Any]) -> str | None:
+    listed = params.get("PrivateIpAddresses") or []
+    if len(listed) > 1 or any(not entry.get("Primary", True) for entry in listed):
+        raise error("UnsupportedOperation", "Secondary private addresses are not supported by lamina.")
+    address = params.get("PrivateIpAddress")
+    if listed:
+        given = listed[0].get("PrivateIpAddress")
+        if address is not None and given is not None and given != address:
+            raise error(
+                "InvalidParameterCombination",
+                "Primary private IP address specified twice with different values",
+            )
+        address = address or given
+    return address
+
+
+def create_network_interface(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    for name in _UNSUPPORTED:
+        if params.get(name):
+            raise error("UnsupportedOperation", f"{name} is not supported by lamina.")
+    private_ip = _primary_address(params)
+    tags = spec_tags(params, store.NETWORK_INTERFACE)
+    with write(platform, ctx) as tx:
+        eni = tx.create_interface(
+            params["SubnetId"],
+            params.get("Groups") or (),
+            params.get("Description") or "",
+            interface_type=params.get("InterfaceType") or "interface",
+            requester_managed=False,
+            private_ip=private_ip,
+            tags=tags,
+            validated=lambda: dry_run(params),
+        )
+    out: dict[str, Any] = {"NetworkInterface": interface_out(eni)}
+    if params.get("ClientToken"):
+        out["ClientToken"] = params["ClientToken"]
+    return out
+
+
+_ENI_FILTERS = {
+    "network-interface-id": field("NetworkInterfaceId"),
+    "subnet-id": field("SubnetId"),
+    "vpc-id": field("VpcId"),
+    "availability-zone": field("AvailabilityZone"),
+    "description": field("Description"),
+    "group-id": field("Groups", "GroupId"),
+    "group-name": field("Groups", "GroupName"),
+    "interface-type": field("InterfaceType"),
+    "private-ip-address": field("PrivateIpAddress"),
+    "addresses.private-ip-address": field("PrivateIpAddresses", "PrivateIpAddress"),
+    "addresses.primary": field("PrivateIpAddresses", "Primary"),
+    "private-dns-name": field("PrivateDnsName"),
+    "mac-address": field("MacAddress"),
+    "status": field("Status"),
+    "requester-managed": field("RequesterManaged"),
+    "requester-id": field("RequesterId"),
+    "owner-id": field("OwnerId"),
+    "source-dest-check": field("SourceDestCheck"),
+    "attachment.attachment-id": field("Attachment", "AttachmentId"),
+    "attachment.status": field("Attachment", "Status"),
+    "attachment.instance-owner-id": field("Attachment", "InstanceOwnerId"),
+    "attachment.device-index": field("Attachment", "DeviceIndex"),
+    "attachment.delete-on-termination": field("Attachment", "DeleteOnTermination"),
+}
+
+
+def describe_network_interfaces(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.NETWORK_INTERFACE, params.get("NetworkInterfaceIds"))
+        return [interface_out(e) for e in (found if found is not None else tx.find(store.NETWORK_INTERFACE))]
+
+    interfaces = apply_filters(
+        read(platform, ctx, run), params.get("Filters"), _ENI_FILTERS, tags_key="TagSet"
+    )
+    dry_run(params)
+    page, token = paginate(interfaces, params)
+    return with_token({"NetworkInterfaces": page}, token)
+
+
+def delete_network_interface(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    eni_id = params["NetworkInterfaceId"]
+    with write(platform, ctx) as tx:
+        eni = tx.require(store.NETWORK_INTERFACE, eni_id)
+        if eni.get("RequesterManaged") or eni.get("Status") == "in-use":
+            raise error("InvalidNetworkInterface.InUse", f"Interface: [{eni_id}] in use.")
+        dry_run(params)
+        tx.delete_interface(eni_id)
+    return {}
+
+
+HANDLERS = {
+    "CreateNetworkInterface": create_network_interface,
+    "DescribeNetworkInterfaces": describe_network_interfaces,
+    "DeleteNetworkInterface": delete_network_interface,
+}

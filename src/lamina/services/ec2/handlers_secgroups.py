@@ -1,0 +1,327 @@
+"""Security groups and their rules.
+
+The rule model and its checks (duplicates, limits, ports, protocols) are
+:mod:`lamina.domain.secgroups`; here they meet the store. Group names are unique per VPC
+(``InvalidGroup.Duplicate``); the VPC's ``default`` group cannot be deleted (``CannotDelete``);
+a group in use by an interface or referenced by another group's rule is a
+``DependencyViolation``. There is no default VPC, so the EC2-Classic/default-VPC conveniences
+(group names instead of ids) answer as EC2 does without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lamina.api.protocols.ec2 import missing_parameter
+from lamina.domain import secgroups as S
+from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_tags import (
+    apply_filters,
+    by_ids,
+    dry_run,
+    field,
+    paginate,
+    read,
+    spec_tags,
+    with_token,
+    write,
+)
+from lamina.services.ec2.handlers_vpcs import new_group
+from lamina.services.platform import Platform
+from lamina.store import ec2 as store
+from lamina.store.ec2 import Ec2Tx, StoredRule, error, public
+
+MAX_NAME = 255
+
+
+def _no_default_vpc() -> Exception:
+    return error("VPCIdNotSpecified", "No default VPC for this user")
+
+
+def _by_name(name: str) -> Exception:
+    return error("InvalidGroup.NotFound", f"The security group '{name}' does not exist in default VPC 'none'")
+
+
+def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The group a request names by ``GroupId`` (or by ``GroupName``, which EC2 only resolves
+    in a default VPC: lamina has none)."""
+    group_id = params.get("GroupId")
+    if group_id:
+        return tx.require(store.SECURITY_GROUP, group_id)
+    name = params.get("GroupName")
+    if not name:
+        raise missing_parameter("GroupId")
+    raise _by_name(name)
+
+
+def _rule_item(tx: Ec2Tx, stored: StoredRule) -> dict[str, Any]:
+    item = dict(S.to_rule_item(stored.rule_id, stored.rule, group_id=stored.group_id, owner_id=tx.account))
+    item["Tags"] = list(stored.tags)
+    item["SecurityGroupRuleArn"] = (
+        f"arn:aws:ec2:{tx.region}:{tx.account}:security-group-rule/{stored.rule_id}"
+    )
+    return item
+
+
+# -- groups -----------------------------------------------------------------------------------------
+
+
+def create_security_group(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["GroupName"]
+    description = params["Description"]
+    if name.lower().startswith("sg-"):
+        raise error("InvalidParameterValue", "Group names may not be in the format sg-*.")
+    if not 0 < len(name) <= MAX_NAME:
+        raise error(
+            "InvalidParameterValue", f"Value ({name}) for parameter groupName is invalid. Invalid length."
+        )
+    if len(description) > MAX_NAME:
+        raise error(
+            "InvalidParameterValue",
+            f"Value ({description}) for parameter GroupDescription is invalid. Invalid length.",
+        )
+    tags = spec_tags(params, store.SECURITY_GROUP)
+    vpc_id = params.get("VpcId")
+    if not vpc_id:
+        raise _no_default_vpc()
+    with write(platform, ctx) as tx:
+        tx.require(store.VPC, vpc_id)
+        if any(g["GroupName"] == name for g in tx.find(store.SECURITY_GROUP, vpc_id=vpc_id)):
+            raise error(
+                "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc_id}'"
+            )
+        dry_run(params)
+        group = new_group(tx, vpc_id, name, description, tags)
+        tx.add_rules(group["GroupId"], S.new_group_rules())
+        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+    out: dict[str, Any] = {"GroupId": group["GroupId"], "SecurityGroupArn": group["SecurityGroupArn"]}
+    if tags:
+        out["Tags"] = tags
+    return out
+
+
+def _permission_filters(prefix: str, direction: S.Direction) -> dict[str, Any]:
+    key = "IpPermissions" if direction is S.Direction.INGRESS else "IpPermissionsEgress"
+    return {
+        f"{prefix}ip-permission.cidr": field(key, "IpRanges", "CidrIp"),
+        f"{prefix}ip-permission.ipv6-cidr": field(key, "Ipv6Ranges", "CidrIpv6"),
+        f"{prefix}ip-permission.from-port": field(key, "FromPort"),
+        f"{prefix}ip-permission.to-port": field(key, "ToPort"),
+        f"{prefix}ip-permission.protocol": field(key, "IpProtocol"),
+        f"{prefix}ip-permission.group-id": field(key, "UserIdGroupPairs", "GroupId"),
+        f"{prefix}ip-permission.user-id": field(key, "UserIdGroupPairs", "UserId"),
+        f"{prefix}ip-permission.prefix-list-id": field(key, "PrefixListIds", "PrefixListId"),
+    }
+
+
+_GROUP_FILTERS = {
+    "group-id": field("GroupId"),
+    "group-name": field("GroupName"),
+    "description": field("Description"),
+    "vpc-id": field("VpcId"),
+    "owner-id": field("OwnerId"),
+    **_permission_filters("", S.Direction.INGRESS),
+    **_permission_filters("egress.", S.Direction.EGRESS),
+}
+
+
+def describe_security_groups(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.SECURITY_GROUP, params.get("GroupIds"))
+        groups = found if found is not None else tx.find(store.SECURITY_GROUP)
+        names = params.get("GroupNames")
+        if names:
+            for name in names:
+                if not any(g["GroupName"] == name for g in groups):
+                    raise _by_name(name)
+            groups = [g for g in groups if g["GroupName"] in names]
+        return [tx.group_view(g) for g in groups]
+
+    groups = apply_filters(read(platform, ctx, run), params.get("Filters"), _GROUP_FILTERS)
+    dry_run(params)
+    page, token = paginate(groups, params)
+    return with_token({"SecurityGroups": page}, token)
+
+
+def delete_security_group(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(platform, ctx) as tx:
+        group = resolve_group(tx, params)
+        group_id = group["GroupId"]
+        if group["GroupName"] == "default":
+            raise error(
+                "CannotDelete",
+                f'the specified group: "{group_id}" name: "default" cannot be deleted by a user',
+            )
+        if tx.interfaces_in_group(group_id) or tx.referencing_groups(group_id):
+            raise error("DependencyViolation", f"resource {group_id} has a dependent object")
+        dry_run(params)
+        tx.remove_rules(r.rule_id for r in tx.rules(group_id))
+        tx.remove(group_id)
+        tx.emit(store.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
+    return {"Return": True, "GroupId": group_id}
+
+
+# -- rules ---------------------------------------------------------------------------------------------
+
+
+def _permissions(tx: Ec2Tx, group: dict[str, Any], params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """``IpPermissions``, or the older flat form (``IpProtocol``, ``FromPort``, ``CidrIp``, ...)."""
+    permissions = params.get("IpPermissions")
+    if permissions:
+        return list(permissions)
+    cidr = params.get("CidrIp")
+    source = params.get("SourceSecurityGroupName")
+    if cidr is None and source is None:
+        raise missing_parameter("IpPermissions")
+    flat: dict[str, Any] = {"IpProtocol": params.get("IpProtocol") or "-1"}
+    for key in ("FromPort", "ToPort"):
+        if params.get(key) is not None:
+            flat[key] = params[key]
+    if cidr is not None:
+        flat["IpRanges"] = [{"CidrIp": cidr}]
+    if source is not None:
+        matches = [
+            g for g in tx.find(store.SECURITY_GROUP, vpc_id=group["VpcId"]) if g["GroupName"] == source
+        ]
+        if not matches:
+            raise error(
+                "InvalidGroup.NotFound",
+                f"The security group '{source}' does not exist in VPC '{group['VpcId']}'",
+            )
+        flat["UserIdGroupPairs"] = [{"GroupId": matches[0]["GroupId"]}]
+    return [flat]
+
+
+def _check_peers(tx: Ec2Tx, rules: Sequence[S.Rule]) -> None:
+    for rule in rules:
+        if rule.group_id is not None and rule.group_owner in (None, tx.account):
+            tx.require(store.SECURITY_GROUP, rule.group_id)
+
+
+def _authorize(
+    direction: S.Direction, platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    with write(platform, ctx) as tx:
+        group = resolve_group(tx, params)
+        rules = S.expand_permissions(direction, _permissions(tx, group, params))
+        _check_peers(tx, rules)
+        existing = [r.rule for r in tx.rules(group["GroupId"])]
+        new = S.authorize(existing, rules)
+        tags = spec_tags(params, store.SECURITY_GROUP_RULE)
+        dry_run(params)
+        added = tx.add_rules(group["GroupId"], new)
+        if tags:
+            for stored in added:
+                tx.set_rule_tags(stored, tags)
+            added = [StoredRule(s.rule_id, s.group_id, s.rule, tags) for s in added]
+        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+        items = [_rule_item(tx, s) for s in added]
+    return {"Return": True, "SecurityGroupRules": items}
+
+
+def _revoked_item(stored: StoredRule) -> dict[str, Any]:
+    rule = stored.rule
+    item: dict[str, Any] = {
+        "SecurityGroupRuleId": stored.rule_id,
+        "GroupId": stored.group_id,
+        "IsEgress": rule.direction is S.Direction.EGRESS,
+        "IpProtocol": rule.protocol,
+        "FromPort": rule.from_port,
+        "ToPort": rule.to_port,
+    }
+    if rule.cidr_v4 is not None:
+        item["CidrIpv4"] = str(rule.cidr_v4)
+    elif rule.cidr_v6 is not None:
+        item["CidrIpv6"] = str(rule.cidr_v6)
+    else:
+        item["ReferencedGroupId"] = rule.group_id
+    if rule.description is not None:
+        item["Description"] = rule.description
+    return item
+
+
+def _revoke(
+    direction: S.Direction, platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    with write(platform, ctx) as tx:
+        group = resolve_group(tx, params)
+        stored = [r for r in tx.rules(group["GroupId"]) if r.rule.direction is direction]
+        rule_ids = params.get("SecurityGroupRuleIds")
+        if rule_ids:
+            by_id = {r.rule_id: r for r in stored}
+            for rule_id in rule_ids:
+                if rule_id not in by_id:
+                    raise store.not_found(store.SECURITY_GROUP_RULE, rule_id)
+            removed = [by_id[r] for r in dict.fromkeys(rule_ids)]
+        else:
+            rules = S.expand_permissions(direction, _permissions(tx, group, params))
+            revocation = S.revoke([r.rule for r in stored], rules)
+            gone = {r.key for r in revocation.removed}
+            removed = [r for r in stored if r.rule.key in gone]
+        dry_run(params)
+        tx.remove_rules(r.rule_id for r in removed)
+        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+    return {"Return": True, "RevokedSecurityGroupRules": [_revoked_item(r) for r in removed]}
+
+
+def authorize_ingress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _authorize(S.Direction.INGRESS, platform, ctx, params)
+
+
+def authorize_egress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _authorize(S.Direction.EGRESS, platform, ctx, params)
+
+
+def revoke_ingress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _revoke(S.Direction.INGRESS, platform, ctx, params)
+
+
+def revoke_egress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _revoke(S.Direction.EGRESS, platform, ctx, params)
+
+
+_RULE_FILTERS = {
+    "group-id": field("GroupId"),
+    "security-group-rule-id": field("SecurityGroupRuleId"),
+    "is-egress": field("IsEgress"),
+    "ip-protocol": field("IpProtocol"),
+    "cidr-ipv4": field("CidrIpv4"),
+    "cidr-ipv6": field("CidrIpv6"),
+    "referenced-group-id": field("ReferencedGroupInfo", "GroupId"),
+    "description": field("Description"),
+}
+
+
+def describe_security_group_rules(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        everything = tx.rules()
+        wanted = params.get("SecurityGroupRuleIds")
+        if wanted:
+            known = {r.rule_id: r for r in everything}
+            for rule_id in wanted:
+                if rule_id not in known:
+                    raise store.not_found(store.SECURITY_GROUP_RULE, rule_id)
+            everything = [known[r] for r in dict.fromkeys(wanted)]
+        return [_rule_item(tx, r) for r in everything]
+
+    rules = apply_filters(read(platform, ctx, run), params.get("Filters"), _RULE_FILTERS)
+    dry_run(params)
+    page, token = paginate(rules, params)
+    return with_token({"SecurityGroupRules": page}, token)
+
+
+HANDLERS = {
+    "CreateSecurityGroup": create_security_group,
+    "DescribeSecurityGroups": describe_security_groups,
+    "DeleteSecurityGroup": delete_security_group,
+    "AuthorizeSecurityGroupIngress": authorize_ingress,
+    "AuthorizeSecurityGroupEgress": authorize_egress,
+    "RevokeSecurityGroupIngress": revoke_ingress,
+    "RevokeSecurityGroupEgress": revoke_egress,
+    "DescribeSecurityGroupRules": describe_security_group_rules,
+}

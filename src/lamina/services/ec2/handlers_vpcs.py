@@ -1,0 +1,376 @@
+"""VPCs, subnets and availability zones.
+
+A new VPC comes with its main route table (a ``local`` route per CIDR block) and its
+``default`` security group (all inbound from itself, all outbound), as in EC2. A subnet lies in
+one of the region's zones ``<region>a``, ``b`` and ``c``, its block inside the VPC's and
+overlapping no sibling; its ``AvailableIpAddressCount`` is the allocator's truth (size - 5 -
+addresses in use).
+"""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv4Network
+from typing import Any
+
+from lamina.domain import ipam
+from lamina.domain import routes as R
+from lamina.domain import secgroups as S
+from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_tags import (
+    apply_filters,
+    by_ids,
+    dry_run,
+    field,
+    paginate,
+    read,
+    required,
+    spec_tags,
+    with_token,
+    write,
+)
+from lamina.services.platform import Platform
+from lamina.store import ec2 as store
+from lamina.store.ec2 import Ec2Tx, error, public, set_routes
+
+ZONE_LETTERS = ("a", "b", "c")
+_COMPASS = {"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
+
+
+def zones(region: str) -> list[tuple[str, str]]:
+    """The region's availability zones as (name, id): ``us-east-1a`` / ``use1-az1``, ..."""
+    parts = region.split("-")
+    if len(parts) >= 3:
+        middle = "".join(_COMPASS.get(p, p[:1]) for p in parts[1:-1])
+        short = f"{parts[0]}{middle}{parts[-1]}"
+    else:
+        short = region.replace("-", "")
+    return [(f"{region}{letter}", f"{short}-az{n}") for n, letter in enumerate(ZONE_LETTERS, 1)]
+
+
+def _suffix() -> str:
+    return os.urandom(9).hex()[:17]
+
+
+def dependency(kind: str, resource_id: str) -> Exception:
+    return error("DependencyViolation", f"The {kind} '{resource_id}' has dependencies and cannot be deleted.")
+
+
+# -- VPCs -----------------------------------------------------------------------------------------
+
+
+def create_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    text = required(params, "CidrBlock")
+    cidr = ipam.validate_vpc_cidr(text)
+    tags = spec_tags(params, store.VPC)
+    dry_run(params)
+    with write(platform, ctx) as tx:
+        vpc_id = tx.new_id(store.VPC)
+        vpc = {
+            "CidrBlock": str(cidr),
+            "DhcpOptionsId": "default",
+            "State": "available",
+            "VpcId": vpc_id,
+            "OwnerId": ctx.account_id,
+            "InstanceTenancy": params.get("InstanceTenancy") or "default",
+            "Ipv6CidrBlockAssociationSet": [],
+            "CidrBlockAssociationSet": [
+                {
+                    "AssociationId": f"vpc-cidr-assoc-{_suffix()}",
+                    "CidrBlock": str(cidr),
+                    "CidrBlockState": {"State": "associated"},
+                }
+            ],
+            "IsDefault": False,
+            "Tags": tags,
+        }
+        tx.put(store.VPC, vpc_id, vpc, vpc_id=vpc_id)
+        _create_main_route_table(tx, vpc)
+        _create_default_group(tx, vpc)
+        tx.emit(store.VPC_CHANGED, vpc)
+    # EC2 answers CreateVpc while the VPC is still being set up.
+    return {"Vpc": {**vpc, "State": "pending"}}
+
+
+def _create_main_route_table(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
+    table_id = tx.new_id(store.ROUTE_TABLE)
+    table: dict[str, Any] = {
+        "Associations": [
+            {
+                "Main": True,
+                "RouteTableAssociationId": f"rtbassoc-{_suffix()}",
+                "RouteTableId": table_id,
+                "AssociationState": {"State": "associated"},
+            }
+        ],
+        "PropagatingVgws": [],
+        "RouteTableId": table_id,
+        "Routes": [],
+        "Tags": [],
+        "VpcId": vpc["VpcId"],
+        "OwnerId": tx.account,
+    }
+    set_routes(table, R.local_routes(store.vpc_cidrs(vpc)))
+    tx.put(store.ROUTE_TABLE, table_id, table, vpc_id=vpc["VpcId"])
+    tx.emit(store.ROUTE_CHANGED, table)
+
+
+def new_group(
+    tx: Ec2Tx, vpc_id: str, name: str, description: str, tags: list[dict[str, str]]
+) -> dict[str, Any]:
+    group_id = tx.new_id(store.SECURITY_GROUP)
+    group = {
+        "GroupId": group_id,
+        "GroupName": name,
+        "Description": description,
+        "VpcId": vpc_id,
+        "OwnerId": tx.account,
+        "SecurityGroupArn": f"arn:aws:ec2:{tx.region}:{tx.account}:security-group/{group_id}",
+        "Tags": tags,
+    }
+    tx.put(store.SECURITY_GROUP, group_id, group, vpc_id=vpc_id)
+    return group
+
+
+def _create_default_group(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
+    group = new_group(tx, vpc["VpcId"], "default", "default VPC security group", [])
+    tx.add_rules(group["GroupId"], S.default_group_rules(group["GroupId"], tx.account))
+    tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+
+
+_VPC_FILTERS = {
+    "vpc-id": field("VpcId"),
+    "cidr": field("CidrBlock"),
+    "cidr-block": field("CidrBlock"),
+    "cidr-block-association.cidr-block": field("CidrBlockAssociationSet", "CidrBlock"),
+    "cidr-block-association.association-id": field("CidrBlockAssociationSet", "AssociationId"),
+    "cidr-block-association.state": field("CidrBlockAssociationSet", "CidrBlockState", "State"),
+    "state": field("State"),
+    "is-default": field("IsDefault"),
+    "isDefault": field("IsDefault"),
+    "owner-id": field("OwnerId"),
+    "dhcp-options-id": field("DhcpOptionsId"),
+    "instance-tenancy": field("InstanceTenancy"),
+}
+
+
+def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.VPC, params.get("VpcIds"))
+        return [public(v) for v in (found if found is not None else tx.find(store.VPC))]
+
+    vpcs = apply_filters(read(platform, ctx, run), params.get("Filters"), _VPC_FILTERS)
+    dry_run(params)
+    page, token = paginate(vpcs, params)
+    return with_token({"Vpcs": page}, token)
+
+
+def delete_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    vpc_id = params["VpcId"]
+    with write(platform, ctx) as tx:
+        vpc = tx.require(store.VPC, vpc_id)
+        tables = tx.find(store.ROUTE_TABLE, vpc_id=vpc_id)
+        groups = tx.find(store.SECURITY_GROUP, vpc_id=vpc_id)
+        live_nats = [
+            n for n in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id) if n["State"] not in ("deleted", "failed")
+        ]
+        if (
+            tx.find(store.SUBNET, vpc_id=vpc_id)
+            or tx.attached_gateway(vpc_id) is not None
+            or tx.find(store.NETWORK_INTERFACE, vpc_id=vpc_id)
+            or live_nats
+            or any(not _is_main(t) for t in tables)
+            or any(g["GroupName"] != "default" for g in groups)
+        ):
+            raise dependency("vpc", vpc_id)
+        dry_run(params)
+        for table in tables:
+            tx.remove(table["RouteTableId"])
+            tx.emit(store.ROUTE_CHANGED, {**public(table), "Routes": [], "Associations": [], "Deleted": True})
+        for group in groups:
+            tx.remove_rules(r.rule_id for r in tx.rules(group["GroupId"]))
+            tx.remove(group["GroupId"])
+            tx.emit(store.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
+        for nat in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id):
+            tx.remove(nat["NatGatewayId"])
+        tx.remove(vpc_id)
+        tx.emit(store.VPC_CHANGED, {**public(vpc), "State": "deleted"})
+    return {}
+
+
+def _is_main(table: dict[str, Any]) -> bool:
+    return any(a.get("Main") for a in table.get("Associations", []))
+
+
+# -- subnets -------------------------------------------------------------------------------------
+
+
+def _zone(region: str, params: dict[str, Any]) -> tuple[str, str]:
+    known = zones(region)
+    name = params.get("AvailabilityZone")
+    zone_id = params.get("AvailabilityZoneId")
+    if name is None and zone_id is None:
+        return known[0]
+    for candidate in known:
+        if (name is None or candidate[0] == name) and (zone_id is None or candidate[1] == zone_id):
+            return candidate
+    parameter, value, listed = (
+        ("availabilityZone", name, [z[0] for z in known])
+        if name is not None
+        else ("availabilityZoneId", zone_id, [z[1] for z in known])
+    )
+    raise error(
+        "InvalidParameterValue",
+        f"Value ({value}) for parameter {parameter} is invalid. Subnets can currently only be created in "
+        f"the following availability zones: {', '.join(listed)}.",
+    )
+
+
+def create_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    text = required(params, "CidrBlock")
+    zone_name, zone_id = _zone(ctx.region, params)
+    tags = spec_tags(params, store.SUBNET)
+    with write(platform, ctx) as tx:
+        vpc = tx.require(store.VPC, params["VpcId"])
+        siblings = [IPv4Network(s["CidrBlock"]) for s in tx.find(store.SUBNET, vpc_id=vpc["VpcId"])]
+        cidr = ipam.validate_subnet_cidr(text, store.vpc_cidrs(vpc), siblings)
+        dry_run(params)
+        subnet_id = tx.new_id(store.SUBNET)
+        subnet = {
+            "AvailabilityZone": zone_name,
+            "AvailabilityZoneId": zone_id,
+            "CidrBlock": str(cidr),
+            "DefaultForAz": False,
+            "MapPublicIpOnLaunch": False,
+            "MapCustomerOwnedIpOnLaunch": False,
+            "State": "available",
+            "SubnetId": subnet_id,
+            "VpcId": vpc["VpcId"],
+            "OwnerId": ctx.account_id,
+            "AssignIpv6AddressOnCreation": False,
+            "Ipv6CidrBlockAssociationSet": [],
+            "Ipv6Native": False,
+            "EnableDns64": False,
+            "SubnetArn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:subnet/{subnet_id}",
+            "PrivateDnsNameOptionsOnLaunch": {
+                "HostnameType": "ip-name",
+                "EnableResourceNameDnsARecord": False,
+                "EnableResourceNameDnsAAAARecord": False,
+            },
+            "Tags": tags,
+        }
+        tx.put(store.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
+        view = tx.subnet_view(subnet)
+        tx.emit(store.VPC_CHANGED, view)
+    return {"Subnet": view}
+
+
+_SUBNET_FILTERS = {
+    "subnet-id": field("SubnetId"),
+    "vpc-id": field("VpcId"),
+    "cidr-block": field("CidrBlock"),
+    "cidr": field("CidrBlock"),
+    "cidrBlock": field("CidrBlock"),
+    "availability-zone": field("AvailabilityZone"),
+    "availabilityZone": field("AvailabilityZone"),
+    "availability-zone-id": field("AvailabilityZoneId"),
+    "availabilityZoneId": field("AvailabilityZoneId"),
+    "available-ip-address-count": field("AvailableIpAddressCount"),
+    "state": field("State"),
+    "default-for-az": field("DefaultForAz"),
+    "defaultForAz": field("DefaultForAz"),
+    "map-public-ip-on-launch": field("MapPublicIpOnLaunch"),
+    "owner-id": field("OwnerId"),
+    "subnet-arn": field("SubnetArn"),
+    "ipv6-native": field("Ipv6Native"),
+}
+
+
+def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        found = by_ids(tx, store.SUBNET, params.get("SubnetIds"))
+        return [tx.subnet_view(s) for s in (found if found is not None else tx.find(store.SUBNET))]
+
+    subnets = apply_filters(read(platform, ctx, run), params.get("Filters"), _SUBNET_FILTERS)
+    dry_run(params)
+    page, token = paginate(subnets, params)
+    return with_token({"Subnets": page}, token)
+
+
+def delete_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    subnet_id = params["SubnetId"]
+    with write(platform, ctx) as tx:
+        subnet = tx.require(store.SUBNET, subnet_id)
+        live_nats = [
+            n
+            for n in tx.find(store.NAT_GATEWAY, subnet_id=subnet_id)
+            if n["State"] not in ("deleted", "failed")
+        ]
+        if tx.find(store.NETWORK_INTERFACE, subnet_id=subnet_id) or live_nats or tx.address_count(subnet_id):
+            raise dependency("subnet", subnet_id)
+        dry_run(params)
+        for table in tx.find(store.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
+            kept = [a for a in table["Associations"] if a.get("SubnetId") != subnet_id]
+            if len(kept) != len(table["Associations"]):
+                table["Associations"] = kept
+                tx.update(table["RouteTableId"], table)
+                tx.emit(store.ROUTE_CHANGED, table)
+        tx.remove(subnet_id)
+        tx.emit(store.VPC_CHANGED, {**public(subnet), "State": "deleted"})
+    return {}
+
+
+# -- availability zones ---------------------------------------------------------------------------------
+
+
+_ZONE_FILTERS = {
+    "zone-name": field("ZoneName"),
+    "zone-id": field("ZoneId"),
+    "region-name": field("RegionName"),
+    "state": field("State"),
+    "zone-type": field("ZoneType"),
+    "group-name": field("GroupName"),
+    "opt-in-status": field("OptInStatus"),
+    "network-border-group": field("NetworkBorderGroup"),
+}
+
+
+def describe_availability_zones(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    listed = [
+        {
+            "State": "available",
+            "OptInStatus": "opt-in-not-required",
+            "Messages": [],
+            "RegionName": ctx.region,
+            "ZoneName": name,
+            "ZoneId": zone_id,
+            "GroupName": ctx.region,
+            "NetworkBorderGroup": ctx.region,
+            "ZoneType": "availability-zone",
+        }
+        for name, zone_id in zones(ctx.region)
+    ]
+    for key, param in (("ZoneName", "ZoneNames"), ("ZoneId", "ZoneIds")):
+        wanted = params.get(param)
+        if wanted:
+            known = {z[key] for z in listed}
+            unknown = [w for w in wanted if w not in known]
+            if unknown:
+                raise error("InvalidParameterValue", f"Invalid availability zone: [{', '.join(unknown)}]")
+            listed = [z for z in listed if z[key] in wanted]
+    listed = apply_filters(listed, params.get("Filters"), _ZONE_FILTERS)
+    dry_run(params)
+    return {"AvailabilityZones": listed}
+
+
+HANDLERS = {
+    "CreateVpc": create_vpc,
+    "DescribeVpcs": describe_vpcs,
+    "DeleteVpc": delete_vpc,
+    "CreateSubnet": create_subnet,
+    "DescribeSubnets": describe_subnets,
+    "DeleteSubnet": delete_subnet,
+    "DescribeAvailabilityZones": describe_availability_zones,
+}

@@ -1,0 +1,245 @@
+"""Lambda functions in a VPC: VpcConfig validation and Hyperplane network interfaces.
+
+Facts from AWS (spec/vpc.md, recordings): VpcConfig is checked in this order -- patterns
+(schema validation), both lists or neither, security groups before subnets (each reported as
+the EC2 error Lambda got), one VPC, then the execution role's permission to create interfaces.
+Interfaces are shared: one per (account, subnet, sorted security groups), created when the
+first function needs that combination, deleted once no function uses it any more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from typing import Any
+
+from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
+from lamina.errors import AwsError, InvalidParameterValueException
+from lamina.services.platform import Platform
+
+log = logging.getLogger("lamina.vpc")
+
+ENI_ACTIONS = ("ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface")
+
+# StateReasonCode -> (Invoke's 502 exception, its message)
+INVOKE_ERRORS = {
+    "SubnetOutOfIPAddresses": (
+        "SubnetIPAddressLimitReachedException",
+        "Lambda was not able to set up VPC access for the Lambda function because one or more configured "
+        "subnets has no available IP addresses.",
+    ),
+    "InvalidSubnet": (
+        "InvalidSubnetIDException",
+        "The subnet ID of the function's VPC configuration does not exist.",
+    ),
+    "InvalidSecurityGroup": (
+        "InvalidSecurityGroupIDException",
+        "The security group ID of the function's VPC configuration does not exist.",
+    ),
+    "EniLimitExceeded": (
+        "ENILimitReachedException",
+        "Lambda was not able to create an ENI in the VPC of the Lambda function because the limit for Network "
+        "Interfaces has been reached.",
+    ),
+    "InsufficientRolePermissions": (
+        "EC2AccessDeniedException",
+        "Lambda was not able to set up VPC access for the Lambda function because the execution role does not "
+        "have permissions to call CreateNetworkInterface on EC2.",
+    ),
+}
+
+
+def empty_config() -> dict[str, Any]:
+    return {"SubnetIds": [], "SecurityGroupIds": [], "Ipv6AllowedForDualStack": False, "VpcId": ""}
+
+
+def _ec2_error(operation: str, exc: AwsError) -> InvalidParameterValueException:
+    return InvalidParameterValueException(
+        f"Error occurred while {operation}. EC2 Error Code: {exc.code}. EC2 Error Message: {exc.message}"
+    )
+
+
+def role_may_manage_interfaces(platform: Platform, account: str, role_arn: str) -> bool:
+    from lamina.services.iam.handlers import role_documents
+
+    name = role_arn.rsplit("/", 1)[-1]
+    docs = []
+    for text in role_documents(platform, account, name):
+        try:
+            docs.append(parse_policy(text, PolicyKind.IDENTITY))
+        except AwsError:
+            continue
+    return all(evaluate(docs, action, "*") is Decision.ALLOW for action in ENI_ACTIONS)
+
+
+def check_vpc_config(
+    platform: Platform, account: str, region: str, role_arn: str, vpc: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The VpcConfig response for a requested VpcConfig (None: not given), or AWS's error."""
+    if vpc is None:
+        return None
+    subnets = list(vpc.get("SubnetIds") or [])
+    groups = list(vpc.get("SecurityGroupIds") or [])
+    if not subnets and not groups:
+        return empty_config()
+    if not subnets or not groups:
+        raise InvalidParameterValueException("SubnetIds and SecurityIds must coexist or be both empty list.")
+    vpcs = set()
+    for group in groups:
+        try:
+            vpcs.add(platform.ec2.get_security_group(account, region, group)["VpcId"])
+        except AwsError as exc:
+            raise _ec2_error("DescribeSecurityGroups", exc) from exc
+    for subnet in subnets:
+        try:
+            vpcs.add(platform.ec2.get_subnet(account, region, subnet)["VpcId"])
+        except AwsError as exc:
+            raise _ec2_error("DescribeSubnets", exc) from exc
+    if len(vpcs) > 1:
+        raise InvalidParameterValueException("Security groups and subnets must belong to the same VPC.")
+    if not role_may_manage_interfaces(platform, account, role_arn):
+        raise InvalidParameterValueException(
+            "The provided execution role does not have permissions to call CreateNetworkInterface on EC2"
+        )
+    return {
+        "SubnetIds": subnets,
+        "SecurityGroupIds": groups,
+        "Ipv6AllowedForDualStack": bool(vpc.get("Ipv6AllowedForDualStack", False)),
+        "VpcId": vpcs.pop(),
+    }
+
+
+class HyperplaneFailure(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Hyperplane:
+    """The shared interfaces. ``ensure`` runs during preparation; ``sweep`` frees unused ones."""
+
+    def __init__(self, platform: Platform, release_delay_s: float = 30.0) -> None:
+        self.platform = platform
+        self.release_delay_s = release_delay_s
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def ensure(self, account: str, region: str, function: str, vpc: dict[str, Any]) -> list[str]:
+        """The interface of every subnet of ``vpc`` (created when missing)."""
+        groups_key = ",".join(sorted(vpc["SecurityGroupIds"]))
+        enis = []
+        with self._lock:
+            for subnet in vpc["SubnetIds"]:
+                existing = self.interface_for(account, region, subnet, vpc["SecurityGroupIds"])
+                if existing is not None:
+                    try:
+                        self.platform.ec2.get_interface(account, region, existing)
+                        enis.append(existing)
+                        continue
+                    except AwsError:
+                        pass  # deleted behind our back: make a new one
+                try:
+                    eni = self.platform.ec2.create_interface(
+                        account,
+                        region,
+                        subnet,
+                        sorted(vpc["SecurityGroupIds"]),
+                        f"AWS Lambda VPC ENI-{function}-{uuid.uuid4()}",
+                    )
+                except AwsError as exc:
+                    raise HyperplaneFailure(_reason_code(exc), _reason_text(exc)) from exc
+                with self.platform.metadata.write() as c:
+                    c.execute(
+                        "INSERT OR REPLACE INTO lambda_enis (account, region, subnet_id, groups_key, eni_id, vpc_id)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (account, region, subnet, groups_key, eni["NetworkInterfaceId"], eni["VpcId"]),
+                    )
+                enis.append(str(eni["NetworkInterfaceId"]))
+        return enis
+
+    def interface_for(self, account: str, region: str, subnet: str, groups: list[str]) -> str | None:
+        row = self.platform.metadata.read(
+            lambda c: c.execute(
+                "SELECT eni_id FROM lambda_enis WHERE account=? AND region=? AND subnet_id=? AND groups_key=?",
+                (account, region, subnet, ",".join(sorted(groups))),
+            ).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def schedule_sweep(self) -> None:
+        """Free unused interfaces after the release delay (AWS takes up to 20 minutes)."""
+        if self.release_delay_s <= 0:
+            self.sweep()
+            return
+        with self._lock:
+            if self._timer is not None:
+                return
+            self._timer = threading.Timer(self.release_delay_s, self._timed_sweep)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _timed_sweep(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.sweep()
+
+    def sweep(self) -> None:
+        used = set()
+        rows = self.platform.metadata.read(
+            lambda c: c.execute(
+                "SELECT account, region, json_extract(config, '$.VpcConfig') FROM function_versions"
+                " WHERE json_extract(config, '$.VpcConfig.VpcId') != ''"
+                " AND json_extract(config, '$.State') != 'Inactive'"
+            ).fetchall()
+        )
+        for account, region, text in rows:
+            vpc = json.loads(text)
+            for subnet in vpc.get("SubnetIds", []):
+                used.add((account, region, subnet, ",".join(sorted(vpc.get("SecurityGroupIds", [])))))
+        enis = self.platform.metadata.read(
+            lambda c: c.execute(
+                "SELECT account, region, subnet_id, groups_key, eni_id FROM lambda_enis"
+            ).fetchall()
+        )
+        for account, region, subnet, key, eni in enis:
+            if (account, region, subnet, key) in used:
+                continue
+            try:
+                self.platform.ec2.delete_interface(account, region, eni)
+            except AwsError:
+                pass  # already gone
+            with self.platform.metadata.write() as c:
+                c.execute(
+                    "DELETE FROM lambda_enis WHERE account=? AND region=? AND subnet_id=? AND groups_key=?",
+                    (account, region, subnet, key),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+
+def _reason_code(exc: AwsError) -> str:
+    if exc.code == "InsufficientFreeAddressesInSubnet":
+        return "SubnetOutOfIPAddresses"
+    if exc.code.startswith("InvalidSubnet"):
+        return "InvalidSubnet"
+    if exc.code.startswith("InvalidGroup") or exc.code.startswith("InvalidSecurityGroup"):
+        return "InvalidSecurityGroup"
+    if "Limit" in exc.code:
+        return "EniLimitExceeded"
+    return "InternalError"
+
+
+def _reason_text(exc: AwsError) -> str:
+    if exc.code == "InsufficientFreeAddressesInSubnet":
+        return (
+            "Lambda was unable to create an ENI in the subnet: the subnet does not have enough free IP "
+            f"addresses. EC2 Error Message: {exc.message}"
+        )
+    return f"Lambda was unable to create a network interface: EC2 Error Code: {exc.code}. EC2 Error Message: {exc.message}"
