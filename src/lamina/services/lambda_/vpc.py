@@ -9,6 +9,7 @@ first function needs that combination, deleted once no function uses it any more
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -207,10 +208,8 @@ class Hyperplane:
         for account, region, subnet, key, eni in enis:
             if (account, region, subnet, key) in used:
                 continue
-            try:
+            with contextlib.suppress(AwsError):  # already gone is fine
                 self.platform.ec2.delete_interface(account, region, eni)
-            except AwsError:
-                pass  # already gone
             with self.platform.metadata.write() as c:
                 c.execute(
                     "DELETE FROM lambda_enis WHERE account=? AND region=? AND subnet_id=? AND groups_key=?",
