@@ -29,6 +29,18 @@ _LIST_FILTERS = {
     "compatibleRuntime": MemberOverride(enum=LIST_RUNTIMES, enum_text=LIST_RUNTIME_ENUM_TEXT),
 }
 
+# VpcConfig lists: AWS prints the element constraints without "Member must not be null" (recorded).
+_VPC = {
+    "vpcConfig.subnetIds": MemberOverride(
+        element_constraints="[Member must have length less than or equal to 1024, Member must have length greater "
+        "than or equal to 0, Member must satisfy regular expression pattern: subnet-[0-9a-z]*]"
+    ),
+    "vpcConfig.securityGroupIds": MemberOverride(
+        element_constraints="[Member must have length less than or equal to 1024, Member must have length greater "
+        "than or equal to 0, Member must satisfy regular expression pattern: sg-[0-9a-zA-Z]*]"
+    ),
+}
+
 OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "PublishLayerVersion": {
         "layerName": _LAYER_NAME,
@@ -44,8 +56,8 @@ OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "AddLayerVersionPermission": {"layerName": _LAYER_NAME},
     "GetLayerVersionPolicy": {"layerName": _LAYER_NAME},
     "RemoveLayerVersionPermission": {"layerName": _LAYER_NAME},
-    "CreateFunction": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN)},
-    "UpdateFunctionConfiguration": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN)},
+    "CreateFunction": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN), **_VPC},
+    "UpdateFunctionConfiguration": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN), **_VPC},
 }
 
 # Largest request bodies AWS accepts (413 RequestEntityTooLargeException above).
