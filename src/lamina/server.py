@@ -22,6 +22,7 @@ def build_app(
     endpoint_port: int = 4566,
     event_retry_delay_s: float = 60.0,
     eni_release_delay_s: float = 30.0,
+    vpc_idle_reclaim_s: float = 14 * 24 * 3600.0,
 ) -> LaminaApp:
     platform = Platform(
         data_dir,
@@ -32,6 +33,7 @@ def build_app(
         credentials={a.account_id: (a.access_key_id, a.secret_access_key) for a in accounts},
         event_retry_delay_s=event_retry_delay_s,
         eni_release_delay_s=eni_release_delay_s,
+        vpc_idle_reclaim_s=vpc_idle_reclaim_s,
     )
     session = botocore.session.get_session()
     services = {

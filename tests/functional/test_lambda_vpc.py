@@ -268,3 +268,38 @@ def test_dependency_violation_while_a_function_uses_the_subnet(
         ec2.delete_security_group(GroupId=net["sg2"])
     assert e.value.response["Error"]["Code"] == "DependencyViolation"
     lam.delete_function(FunctionName=name)
+
+
+def test_idle_vpc_function_goes_inactive_and_comes_back(tmp_path: Any) -> None:
+    srv = LaminaServer(tmp_path / "data", extra_args=("--eni-release-delay", "0", "--vpc-idle-reclaim", "1"))
+    try:
+        client(srv, "iam").attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
+        ec2, lam = client(srv, "ec2"), client(srv)
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24")["Subnet"]["SubnetId"]
+        sg = ec2.create_security_group(VpcId=vpc, GroupName="g", Description="g")["GroupId"]
+        name = fn()
+        create(lam, name, {"SubnetIds": [subnet], "SecurityGroupIds": [sg]})
+        deadline = time.monotonic() + 15
+        cfg = lam.get_function_configuration(FunctionName=name)
+        while time.monotonic() < deadline and cfg["State"] != "Inactive":
+            time.sleep(0.2)
+            cfg = lam.get_function_configuration(FunctionName=name)
+        assert (cfg["State"], cfg["StateReasonCode"], cfg["StateReason"]) == (
+            "Inactive",
+            "Idle",
+            "The function is currently idle.",
+        )
+        assert lambda_enis(ec2, subnet) == []
+        with pytest.raises(lam.exceptions.ClientError) as e:
+            lam.invoke(FunctionName=name)
+        assert err(e)[:2] == (502, "ResourceNotReadyException")
+        # Back to Pending, then Active with an interface again (checked quickly: idle after 1 s here).
+        deadline = time.monotonic() + 15
+        states = set()
+        while time.monotonic() < deadline and "Active" not in states:
+            states.add(lam.get_function_configuration(FunctionName=name)["State"])
+            time.sleep(0.05)
+        assert "Active" in states
+    finally:
+        srv.stop()

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(env LAMINA_ENI_RELEASE_DELAY; default 30; 0 = at once)",
     )
     server.add_argument(
+        "--vpc-idle-reclaim",
+        type=float,
+        default=float(os.environ.get("LAMINA_VPC_IDLE_RECLAIM", str(14 * 24 * 3600))),
+        help="seconds without invocations after which a VPC function loses its interfaces and goes Inactive "
+        "(env LAMINA_VPC_IDLE_RECLAIM; default 14 days)",
+    )
+    server.add_argument(
         "--log-level",
         default=os.environ.get("LAMINA_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -223,6 +230,7 @@ def serve(args: argparse.Namespace) -> int:
             endpoint_port=args.port,
             event_retry_delay_s=args.event_retry_delay,
             eni_release_delay_s=args.eni_release_delay,
+            vpc_idle_reclaim_s=args.vpc_idle_reclaim,
         )
     except OSError as exc:
         print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)

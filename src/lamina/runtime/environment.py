@@ -32,7 +32,7 @@ from lamina.runtime.logs import LogStore, stream_name
 from lamina.runtime.netns import NetNamespace
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
-from lamina.runtime.sandbox import Sandbox, SandboxSpec
+from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 RUNTIME_API = "127.0.0.1:9001"
@@ -197,6 +197,20 @@ class Environment:
         )
         try:
             self.sandbox = await loop.run_in_executor(None, Sandbox.start, spec)
+        except SandboxError as exc:
+            # What Lambda says when the runtime cannot be executed (e.g. bootstrap not executable).
+            reason = "permission denied" if isinstance(exc.__cause__, PermissionError) else str(exc)
+            self.init_error = InvocationResult(
+                ResultKind.INIT_ERROR,
+                json.dumps(
+                    {
+                        "errorType": "Runtime.InvalidEntrypoint",
+                        "errorMessage": f"Error: fork/exec {argv[0]}: {reason}",
+                    }
+                ).encode(),
+                "Runtime.InvalidEntrypoint",
+            )
+            return
         finally:
             os.close(write_fd)
         self._exited = loop.create_future()

@@ -34,6 +34,7 @@ class Platform:
         credentials: Mapping[str, tuple[str, str]] | None = None,
         event_retry_delay_s: float = 60.0,
         eni_release_delay_s: float = 30.0,
+        vpc_idle_reclaim_s: float = 14 * 24 * 3600.0,
     ) -> None:
         from lamina.services.lambda_.invoke import EventQueue
         from lamina.services.lambda_.prepare import Preparer
@@ -62,6 +63,7 @@ class Platform:
         self.hyperplane = Hyperplane(self, release_delay_s=eni_release_delay_s)
         self.preparer = Preparer(self)
         self.preparer.resume()
+        self.hyperplane.start_idle_reclaim(vpc_idle_reclaim_s)
 
     def runtimes(self) -> list[str]:
         """Runtimes this host can run, in a stable order."""

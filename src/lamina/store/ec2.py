@@ -605,6 +605,7 @@ class Ec2Tx:
                     nat["DeleteTime"] = iso(self.now_ms)
                     nat["_gone_ms"] = self.now_ms
                     self.release_nat_resources(nat)
+                    self.blackhole_routes(nat["VpcId"], nat_id)
                     for address in nat.get("NatGatewayAddresses", []):
                         address["Status"] = "failed"
                         address["FailureMessage"] = failure[1]

@@ -75,6 +75,45 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
     )
 
 
+def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
+    """An Inactive (idle) VPC function: this invoke fails, and the function is prepared again."""
+    if row.config.get("State") != F.State.INACTIVE.value:
+        return
+
+    def change(current: FunctionRow) -> FunctionRow:
+        if current.config.get("State") != F.State.INACTIVE.value:
+            return current
+        config = dict(current.config)
+        config.update(
+            State=F.State.PENDING.value,
+            StateReason=F.CREATING_REASON,
+            StateReasonCode="Creating",
+            RevisionId=str(uuid.uuid4()),
+        )
+        return FunctionRow(
+            current.account,
+            current.region,
+            current.name,
+            current.seq,
+            config,
+            current.code_sha256,
+            current.unzipped_size,
+            current.layer_shas,
+        )
+
+    platform.hyperplane.touch(row.account, row.region, row.name)
+    updated = platform.functions.update(row.account, row.region, row.name, change)
+    if updated is not None and updated.config.get("State") == F.State.PENDING.value:
+        platform.preparer.schedule(updated)
+    raise AwsError(
+        "The function is inactive and its VPC connection is no longer available. Wait for the VPC connection to "
+        "reestablish and try again.",
+        code="ResourceNotReadyException",
+        status=502,
+        sender_fault=False,
+    )
+
+
 def _check_state(ref: F.FunctionRef, row: FunctionRow) -> None:
     state = row.config.get("State")
     failure = INVOKE_ERRORS.get(str(row.config.get("StateReasonCode")))
@@ -108,8 +147,10 @@ async def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     kind = params.get("InvocationType", "RequestResponse")
     # As in Lambda, an invocation without a payload delivers an empty JSON object.
     payload: bytes = params.get("Payload") or b"{}"
+    _wake_if_idle(platform, row)
     _check_state(ref, row)
     _check_json(payload)
+    platform.hyperplane.touch(row.account, row.region, row.name)
     version = str(row.config.get("Version"))
     if kind == "DryRun":
         return {"StatusCode": 204, "ExecutedVersion": version}

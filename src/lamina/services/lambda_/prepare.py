@@ -85,6 +85,9 @@ class Preparer:
             )
 
         self.platform.functions.update(row.account, row.region, row.name, change)
+        if outcome is None:
+            # Idle time counts from when the function (re)gained its VPC connection.
+            self.platform.hyperplane.touch(row.account, row.region, row.name)
         with self._lock:
             self._jobs.pop((row.account, row.region, row.name, str(revision)), None)
 

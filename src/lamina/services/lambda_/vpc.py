@@ -13,12 +13,14 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
 from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException
 from lamina.services.platform import Platform
+from lamina.store.functions import FunctionRow
 
 log = logging.getLogger("lamina.vpc")
 
@@ -127,6 +129,10 @@ class Hyperplane:
         self.release_delay_s = release_delay_s
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._last_used: dict[tuple[str, str, str], float] = {}
+        self._stop = threading.Event()
+        self._idle_s = float("inf")
+        self._started = time.monotonic()
 
     def ensure(self, account: str, region: str, function: str, vpc: dict[str, Any]) -> list[str]:
         """The interface of every subnet of ``vpc`` (created when missing)."""
@@ -216,7 +222,71 @@ class Hyperplane:
                     (account, region, subnet, key),
                 )
 
+    # -- idle reclaim ---------------------------------------------------------------------------
+
+    def touch(self, account: str, region: str, name: str) -> None:
+        """The function was invoked (its VPC connection is in use)."""
+        self._last_used[(account, region, name)] = time.monotonic()
+
+    def start_idle_reclaim(self, idle_s: float) -> None:
+        """Functions in a VPC unused for ``idle_s`` lose their interfaces and go Inactive (as in Lambda)."""
+        self._idle_s = idle_s
+        self._started = time.monotonic()
+        thread = threading.Thread(target=self._reclaim_loop, name="lamina-vpc-idle", daemon=True)
+        thread.start()
+
+    def _reclaim_loop(self) -> None:
+        interval = max(0.2, min(60.0, self._idle_s / 4))
+        while not self._stop.wait(interval):
+            try:
+                self.reclaim_idle()
+            except Exception:
+                log.exception("idle reclaim failed")
+
+    def reclaim_idle(self) -> None:
+        now = time.monotonic()
+        rows = self.platform.metadata.read(
+            lambda c: c.execute(
+                "SELECT account, region, name FROM function_versions WHERE seq=0"
+                " AND json_extract(config, '$.VpcConfig.VpcId') != ''"
+                " AND json_extract(config, '$.State') = 'Active'"
+            ).fetchall()
+        )
+        reclaimed = False
+        for account, region, name in rows:
+            last = self._last_used.get((account, region, name), self._started)
+            if now - last < self._idle_s:
+                continue
+
+            def change(row: FunctionRow) -> FunctionRow:
+                if row.config.get("State") != "Active":
+                    return row
+                config = dict(row.config)
+                config.update(
+                    State="Inactive",
+                    StateReason="The function is currently idle.",
+                    StateReasonCode="Idle",
+                    RevisionId=str(uuid.uuid4()),
+                )
+                return FunctionRow(
+                    row.account,
+                    row.region,
+                    row.name,
+                    row.seq,
+                    config,
+                    row.code_sha256,
+                    row.unzipped_size,
+                    row.layer_shas,
+                )
+
+            self.platform.functions.update(account, region, name, change)
+            self.platform.retire(account, region, name, 0)
+            reclaimed = True
+        if reclaimed:
+            self.sweep()
+
     def close(self) -> None:
+        self._stop.set()
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
