@@ -303,3 +303,28 @@ def test_idle_vpc_function_goes_inactive_and_comes_back(tmp_path: Any) -> None:
         assert "Active" in states
     finally:
         srv.stop()
+
+
+def test_role_losing_permissions_fails_the_update(
+    vpc_server: LaminaServer, lam: Any, ec2: Any, net: dict[str, str]
+) -> None:
+    from lamina_server import create_lambda_role
+
+    iam = client(vpc_server, "iam")
+    role = create_lambda_role(vpc_server, "test", "test", name="shrinking")
+    iam.attach_role_policy(RoleName="shrinking", PolicyArn=VPC_POLICY)
+    name = fn()
+    create(lam, name, {"SubnetIds": [net["a"]], "SecurityGroupIds": [net["sg1"]]}, Role=role)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    iam.detach_role_policy(RoleName="shrinking", PolicyArn=VPC_POLICY)
+    lam.update_function_configuration(FunctionName=name, Timeout=9)
+    deadline = time.monotonic() + 10
+    cfg = lam.get_function_configuration(FunctionName=name)
+    while time.monotonic() < deadline and cfg["LastUpdateStatus"] == "InProgress":
+        time.sleep(0.1)
+        cfg = lam.get_function_configuration(FunctionName=name)
+    assert (cfg["LastUpdateStatus"], cfg["LastUpdateStatusReasonCode"]) == (
+        "Failed",
+        "InsufficientRolePermissions",
+    )
+    lam.delete_function(FunctionName=name)

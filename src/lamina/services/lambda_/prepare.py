@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from lamina.domain import functions as F
-from lamina.services.lambda_.vpc import HyperplaneFailure
+from lamina.services.lambda_.vpc import HyperplaneFailure, role_may_manage_interfaces
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
@@ -54,6 +54,12 @@ class Preparer:
                 self.platform.trees.ensure(sha)
             vpc = row.config.get("VpcConfig") or {}
             if vpc.get("VpcId"):
+                if not role_may_manage_interfaces(self.platform, row.account, str(row.config.get("Role"))):
+                    raise HyperplaneFailure(
+                        "InsufficientRolePermissions",
+                        "The function's execution role does not have permissions to call CreateNetworkInterface "
+                        "on EC2.",
+                    )
                 self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
             outcome = None
             code = "InternalError"
