@@ -13,10 +13,13 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "lamina needs Python >= 3.11 (none found on PATH)" >&2; exit 1; fi
-	@command -v unzip >/dev/null 2>&1 && command -v zip >/dev/null 2>&1 || { \
+	@# System tools: zip/unzip (tests, benchmarks), iproute2 and nftables (VPC data plane), curl (tests).
+	@missing=""; for t in zip unzip ip nft curl; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zip unzip >/dev/null; \
-		else echo "note: zip/unzip not found (only the tests and benchmarks use them)" >&2; fi; }
+			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/'); \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+		else echo "note: missing$$missing (install them for the tests and the VPC data plane)" >&2; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
