@@ -253,3 +253,24 @@ def test_event_invocations_are_retried_twice_on_error(lam: Any, invoke_server: L
         time.sleep(0.1)
     time.sleep(1.0)
     assert attempts() == 3  # the first try and two retries, no more
+
+
+def test_idle_environments_are_reclaimed(tmp_path: Path) -> None:
+    srv = LaminaServer(tmp_path / "data", extra_args=("--idle-timeout", "1"))
+    try:
+        from lamina_server import client
+
+        c = client(srv, read_timeout=60)
+        name = create(c, "echo hi")
+        r1, _ = call(c, name, LogType="Tail")
+        r2, _ = call(c, name, LogType="Tail")
+        assert "Init Duration" in base64.b64decode(r1["LogResult"]).decode()
+        assert "Init Duration" not in base64.b64decode(r2["LogResult"]).decode()  # warm
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and list((srv.data_dir / "envs").glob("*")):
+            time.sleep(0.1)  # reclaimed: its work dir is gone
+        assert list((srv.data_dir / "envs").glob("*")) == []
+        r3, _ = call(c, name, LogType="Tail")
+        assert "Init Duration" in base64.b64decode(r3["LogResult"]).decode()  # cold again
+    finally:
+        srv.stop()
