@@ -466,7 +466,8 @@ def report(args: argparse.Namespace, describe: dict[str, Series], creates: dict[
         print(
             f"  (reachable with this client: boto3 alone {ms(describe[f'{name} alone'].p(50)):.2f} ms + "
             f"ListLayerVersions' wire {ms(base.wire_p(50)):.2f} ms = {ms(floor):.2f} ms = "
-            f"{floor / base.p(50):.2f}x; its own wire p50 is {ms(describe[name].wire_p(50)):.2f} ms)"
+            f"{floor / base.p(50):.2f}x; its own wire p50 is {ms(describe[name].wire_p(50)):.2f} ms = "
+            f"{describe[name].wire_p(50) / base.wire_p(50):.2f}x the baseline's)"
         )
     for kind, label in (("new", "new interface"), ("reuse", "shared interface")):
         p50 = ms(med(creates[kind].wall))
