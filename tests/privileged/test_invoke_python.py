@@ -563,3 +563,14 @@ def test_memory_size_exceeded(lam: Any) -> None:
     r, out = call(lam, name, {"op": "hog", "mb": 10}, LogType="Tail")  # a fresh environment
     assert "FunctionError" not in r and out == 10 << 20
     assert "Init Duration" in tail(r)
+
+
+def test_function_runs_as_its_role(lam: Any) -> None:
+    code = make_zip({"app.py": (
+        "import boto3\n"
+        "def handler(event, context):\n"
+        "    return boto3.client('sts').get_caller_identity()['Arn']\n"
+    )})
+    name = create(lam, code, Handler="app.handler")
+    _, out = call(lam, name)
+    assert out == f"arn:aws:sts::000000000000:assumed-role/lambda-role/{name}"
