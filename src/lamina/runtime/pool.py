@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +39,10 @@ class EnvironmentPool:
         self._all: set[Environment] = set()
         self._starting = 0
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
+        # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
+        if work_root.is_dir():
+            for leftover in work_root.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
 
     @property
     def size(self) -> int:
@@ -165,6 +170,4 @@ class EnvironmentPool:
         with contextlib.suppress(Exception):
             for p in self.work_root.iterdir():
                 if p.is_dir():
-                    import shutil
-
                     shutil.rmtree(p, ignore_errors=True)
