@@ -1,0 +1,22 @@
+"""Loading nftables rulesets into a namespace.
+
+Facts about nftables (nft 1.0.6, Linux 6.x):
+- Everything in one ``nft -f`` input is one transaction: the ruleset seen by packets switches
+  from old to new at commit, never half way, and a failing line changes nothing.
+- ``table X {}`` + ``delete table X`` + the new definition replaces a table whatever was in it
+  (``destroy table`` only arrives in nft 1.0.8). Conntrack entries do not belong to any table, so
+  flows already tracked stay tracked across the swap.
+- The rules are in force when ``nft`` exits: the commit is synchronous.
+- ``inet`` tables with ``ct state`` work in any network namespace; each namespace has its own
+  ruleset and its own conntrack table.
+"""
+
+from __future__ import annotations
+
+from lamina.net import commands
+from lamina.runtime.netns import NetNamespace
+
+
+def load(ns: NetNamespace, script: str) -> None:
+    """Apply an ``nft -f`` script inside ``ns`` as one transaction (``DataplaneError`` if refused)."""
+    commands.run(ns, ["nft", "-f", "-"], stdin=script)

@@ -1,0 +1,211 @@
+"""One VPC's data plane on this host: a router namespace, a namespace per network interface, the
+veth pairs between them, the router's routes and its nftables rules, kept equal to a plan.
+
+Facts this module relies on (details in ``commands``, ``iproute``, ``nftables``, ``sysctl``):
+- Every namespace is held by an fd (``NetNamespace``): nothing is registered on the host, and the
+  whole VPC disappears with the process. After a restart it is rebuilt from the database, so what
+  this object remembers having done is, with the kernel's routing state, the truth to diff
+  against; the routing state is read back from the kernel each time it is reconciled.
+- A namespace lives while anything uses it: a process started in an interface's namespace keeps
+  that namespace alive after the interface is deleted. Its veth is deleted explicitly, so such a
+  process is left without a network rather than attached to a VPC that no longer has it.
+- Security group changes are one ``nft -f`` transaction (a few milliseconds), synchronous: when
+  :meth:`VpcDataplane.apply` returns, the new rules decide every new packet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lamina.domain.dataplane import InterfacePlan, RouterRoute, SourceRule, VpcPlan
+from lamina.net import iproute, nftables, sysctl
+from lamina.net.commands import DataplaneError
+from lamina.runtime.netns import NetNamespace
+
+log = logging.getLogger("lamina.net")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one :meth:`VpcDataplane.apply` changed."""
+
+    created: tuple[str, ...] = ()  # interfaces whose namespace and veth pair were made
+    removed: tuple[str, ...] = ()  # interfaces taken away (or rebuilt: in both lists)
+    routing: bool = False  # the router's routes and rules were reconciled
+    ruleset: bool = False  # the nftables ruleset was reloaded
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.removed or self.routing or self.ruleset)
+
+
+@dataclass
+class _Live:
+    plan: InterfacePlan
+    ns: NetNamespace
+
+
+class VpcDataplane:
+    """The kernel side of one VPC, built from a plan and reconciled with :meth:`apply`.
+
+    Thread-safe; :meth:`close` removes every namespace, link and rule it made.
+    """
+
+    def __init__(self, plan: VpcPlan) -> None:
+        self.vpc_id = plan.vpc_id
+        self._lock = threading.Lock()
+        self._router: NetNamespace | None = None
+        self._interfaces: dict[str, _Live] = {}
+        self._routing: tuple[tuple[RouterRoute, ...], tuple[SourceRule, ...]] | None = None
+        self._ruleset: str | None = None
+        self._closed = False
+        try:
+            self.apply(plan)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- reconciliation -------------------------------------------------------------------------
+
+    def apply(self, plan: VpcPlan) -> Applied:
+        """Make the kernel match ``plan``; idempotent (applying the same plan again changes nothing).
+
+        On failure the error is a :class:`DataplaneError` and what failed is redone by the next
+        call: interfaces are recorded only once complete, routing and rules only once loaded.
+        """
+        if plan.vpc_id != self.vpc_id:
+            raise ValueError(f"plan for {plan.vpc_id!r} given to the data plane of {self.vpc_id!r}")
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"the data plane of {self.vpc_id!r} is closed")
+            router = self._ensure_router(plan)
+            wanted = {i.eni_id: i for i in plan.interfaces}
+            stale = [
+                eni
+                for eni, live in self._interfaces.items()
+                if eni not in wanted or live.plan.link_key != wanted[eni].link_key
+            ]
+            self._remove(router, stale)
+            new = [i for i in plan.interfaces if i.eni_id not in self._interfaces]
+            self._add(router, new)
+            for interface in plan.interfaces:
+                self._interfaces[interface.eni_id].plan = interface
+            routing = bool(stale or new) or self._routing != plan.routing
+            if routing:
+                self._routing = None
+                iproute.reconcile_routing(router, plan.routes, plan.source_rules)
+                self._routing = plan.routing
+            reload = self._ruleset != plan.ruleset
+            if reload:
+                self._ruleset = None
+                nftables.load(router, plan.ruleset)
+                self._ruleset = plan.ruleset
+            return Applied(tuple(i.eni_id for i in new), tuple(stale), routing, reload)
+
+    def _ensure_router(self, plan: VpcPlan) -> NetNamespace:
+        if self._router is None:
+            router = NetNamespace.create(plan.router)
+            try:
+                sysctl.configure(router, sysctl.ROUTER)
+            except BaseException:
+                router.close()
+                raise
+            self._router = router
+        return self._router
+
+    def _add(self, router: NetNamespace, new: Sequence[InterfacePlan]) -> None:
+        if not new:
+            return
+        made: dict[str, NetNamespace] = {}
+        try:
+            for interface in new:
+                ns = NetNamespace.create(f"{self.vpc_id}/{interface.eni_id}")
+                made[interface.eni_id] = ns
+                sysctl.configure(ns, sysctl.INTERFACE)
+            lines = [line for i in new for line in iproute.router_side(i, made[i.eni_id].fd)]
+            iproute.batch(router, lines, pass_fds=[ns.fd for ns in made.values()])
+            for interface in new:
+                iproute.batch(made[interface.eni_id], iproute.interface_side(interface))
+        except BaseException:
+            # Links that were never made cannot be deleted: that failure is expected.
+            with contextlib.suppress(DataplaneError):
+                iproute.batch(router, iproute.delete_links(i.router_link for i in new), force=True)
+            for ns in made.values():
+                ns.close()
+            raise
+        for interface in new:
+            self._interfaces[interface.eni_id] = _Live(interface, made[interface.eni_id])
+
+    def _remove(self, router: NetNamespace, eni_ids: Sequence[str]) -> None:
+        if not eni_ids:
+            return
+        gone = [self._interfaces.pop(eni) for eni in eni_ids]
+        try:
+            # Deleting the router end deletes the peer too, even if a process keeps the namespace.
+            iproute.batch(router, iproute.delete_links(live.plan.router_link for live in gone), force=True)
+        except DataplaneError as exc:
+            log.warning("deleting interfaces of %s: %s", self.vpc_id, exc)
+        finally:
+            for live in gone:
+                live.ns.close()
+
+    # -- using the interfaces -------------------------------------------------------------------
+
+    def interface_namespace(self, eni_id: str) -> NetNamespace:
+        """The namespace of a network interface (sockets made with its ``call`` are in the VPC)."""
+        with self._lock:
+            live = self._interfaces.get(eni_id)
+            if live is None:
+                raise ValueError(f"no interface {eni_id!r} in the data plane of {self.vpc_id!r}")
+            return live.ns
+
+    @property
+    def router_namespace(self) -> NetNamespace:
+        if self._router is None:
+            raise ValueError(f"the data plane of {self.vpc_id!r} has no router")
+        return self._router
+
+    def spawn_in_interface(self, eni_id: str, argv: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
+        """Start ``argv`` inside an interface's namespace (as a VPC host); ``popen`` goes to Popen.
+
+        The process is the caller's: deleting the interface cuts it off the VPC but does not end it.
+        """
+        ns = self.interface_namespace(eni_id)
+        return ns.call(lambda: subprocess.Popen(list(argv), **popen))
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove every link, rule and namespace of this VPC (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            router, self._router = self._router, None
+            gone, self._interfaces = list(self._interfaces.values()), {}
+            try:
+                if router is not None and gone:
+                    iproute.batch(router, iproute.delete_all_links())
+            except DataplaneError as exc:
+                log.warning("closing the data plane of %s: %s", self.vpc_id, exc)
+            finally:
+                for live in gone:
+                    live.ns.close()
+                if router is not None:
+                    # The ruleset and routes live in the router namespace and go with it.
+                    router.close()
+
+    def __enter__(self) -> VpcDataplane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<VpcDataplane {self.vpc_id!r} interfaces={sorted(self._interfaces)!r}>"

@@ -1,0 +1,453 @@
+"""Unit tests for lamina.domain.dataplane (the VPC plan) and the pure parts of lamina.net.iproute."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+import pytest
+
+from lamina.domain import dataplane as dp
+from lamina.domain import secgroups as S
+from lamina.domain.dataplane import Match, RouteAction, RouterRoute, SourceRule
+from lamina.net import iproute
+
+VPC = "vpc-0a1b2c3d4e5f60718"
+N = IPv4Network
+ALL_OUT = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+
+
+def sg(
+    group_id: str, ingress: list[dict[str, Any]] | None = None, egress: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "GroupId": group_id,
+        "GroupName": group_id,
+        "VpcId": VPC,
+        "IpPermissions": ingress or [],
+        "IpPermissionsEgress": ALL_OUT if egress is None else egress,
+    }
+
+
+def eni(eni_id: str, subnet: str, ip: str, *groups: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "NetworkInterfaceId": eni_id,
+        "VpcId": VPC,
+        "SubnetId": subnet,
+        "PrivateIpAddress": ip,
+        "Groups": [{"GroupId": g, "GroupName": g} for g in groups],
+        **extra,
+    }
+
+
+def subnet(subnet_id: str, cidr: str) -> dict[str, Any]:
+    return {"SubnetId": subnet_id, "VpcId": VPC, "CidrBlock": cidr}
+
+
+def rtb(
+    rtb_id: str, *routes: dict[str, Any], main: bool = False, subnets: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    associations: list[dict[str, Any]] = [
+        {"SubnetId": s, "AssociationState": {"State": "associated"}} for s in subnets
+    ]
+    if main:
+        associations.append({"Main": True, "AssociationState": {"State": "associated"}})
+    local = {"DestinationCidrBlock": "10.20.0.0/16", "GatewayId": "local", "State": "active"}
+    return {"RouteTableId": rtb_id, "VpcId": VPC, "Associations": associations, "Routes": [local, *routes]}
+
+
+REDIS = {"IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "UserIdGroupPairs": [{"GroupId": "sg-fn"}]}
+
+
+def state(**overrides: Any) -> dict[str, Any]:
+    """The VPC of the privileged tests: db (sg-db, subnet b) takes 6379 from sg-fn; fn and other in a."""
+    base: dict[str, Any] = {
+        "vpc": {"VpcId": VPC, "CidrBlock": "10.20.0.0/16"},
+        "subnets": [subnet("subnet-a", "10.20.1.0/24"), subnet("subnet-b", "10.20.2.0/24")],
+        "security_groups": [sg("sg-db", [REDIS]), sg("sg-fn"), sg("sg-other")],
+        "interfaces": [
+            eni("eni-db", "subnet-b", "10.20.2.10", "sg-db"),
+            eni("eni-fn", "subnet-a", "10.20.1.10", "sg-fn"),
+            eni("eni-other", "subnet-a", "10.20.1.11", "sg-other"),
+        ],
+        "route_tables": [rtb("rtb-main", main=True)],
+    }
+    base.update(overrides)
+    return base
+
+
+def plan(**overrides: Any) -> dp.VpcPlan:
+    return dp.plan_vpc(**state(**overrides))
+
+
+# -- interfaces -----------------------------------------------------------------------------------
+
+
+def test_interfaces_get_their_address_gateway_and_links() -> None:
+    p = plan()
+    assert [i.eni_id for i in p.interfaces] == ["eni-db", "eni-fn", "eni-other"]
+    db = p.interface("eni-db")
+    assert db.address == IPv4Interface("10.20.2.10/24")
+    assert db.gateway == IPv4Address("10.20.2.1")
+    assert db.inner_link == "eth0"
+    assert db.group_ids == ("sg-db",)
+    links = [i.router_link for i in p.interfaces]
+    assert all(len(name) <= 15 and name.startswith("lmv") for name in links)
+    assert len(set(links)) == 3
+    assert dp.router_link_name("eni-db") == db.router_link  # deterministic from the id
+    assert p.router == f"{VPC}/router"
+
+
+def test_resources_of_other_vpcs_and_nat_interfaces_are_left_out() -> None:
+    other_vpc = {**eni("eni-elsewhere", "subnet-x", "10.9.0.5", "sg-x"), "VpcId": "vpc-other"}
+    nat = eni("eni-nat", "subnet-a", "10.20.1.5", InterfaceType="nat_gateway")
+    p = plan(interfaces=[*state()["interfaces"], other_vpc, nat])
+    assert [i.eni_id for i in p.interfaces] == ["eni-db", "eni-fn", "eni-other"]
+
+
+def test_interface_in_unknown_subnet_is_an_error() -> None:
+    with pytest.raises(ValueError, match="subnet-gone"):
+        plan(interfaces=[eni("eni-x", "subnet-gone", "10.20.3.4", "sg-fn")])
+
+
+def test_same_state_in_any_order_gives_the_same_plan() -> None:
+    first = plan()
+    shuffled = state()
+    rng = random.Random(7)
+    for key in ("subnets", "security_groups", "interfaces"):
+        rng.shuffle(shuffled[key])
+    second = dp.plan_vpc(**shuffled)
+    assert second == first
+    assert second.ruleset == first.ruleset
+
+
+# -- the ruleset ----------------------------------------------------------------------------------
+
+
+def test_ruleset_replaces_the_table_and_holds_sets_and_chains() -> None:
+    p = plan()
+    text = p.ruleset
+    lines = text.splitlines()
+    assert lines[:3] == ["table inet lamina {}", "delete table inet lamina", "table inet lamina {"]
+    assert "\tset sg_sg-db { type ipv4_addr; elements = { 10.20.2.10 }; }" in lines
+    assert "\tset sg_sg-fn { type ipv4_addr; elements = { 10.20.1.10 }; }" in lines
+    fn, db = p.interface("eni-fn"), p.interface("eni-db")
+    assert f'"{fn.router_link}" . 10.20.1.10' in text  # the source/destination check
+    ingress_db = text.split("chain ingress_eni-db {")[1].split("}")[0]
+    assert ingress_db.split("\n")[1:-1] == ["\t\tip saddr @sg_sg-fn tcp dport 6379 accept", "\t\tdrop"]
+    egress_fn = text.split("chain egress_eni-fn {")[1].split("}")[0]
+    assert egress_fn.split("\n")[1:-1] == ["\t\treturn", "\t\tdrop"]
+    forward = text.split("chain forward {")[1]
+    order = [
+        "policy drop",
+        "meta nfproto != ipv4 drop",
+        "iifname . ip saddr != @sources drop",
+        "ct state established,related accept",
+        "ct state invalid drop",
+        f'"{db.router_link}" : jump egress_eni-db',
+        f'"{db.router_link}" : goto ingress_eni-db',
+    ]
+    positions = [forward.index(item) for item in order]
+    assert positions == sorted(positions)
+
+
+def test_ruleset_without_interfaces_has_no_empty_maps() -> None:
+    text = plan(interfaces=[]).ruleset
+    assert "vmap" not in text
+    assert "\tset sources { type ifname . ipv4_addr; }" in text
+
+
+def test_referenced_group_without_members_is_an_empty_set() -> None:
+    groups = [sg("sg-db", [{**REDIS, "UserIdGroupPairs": [{"GroupId": "sg-nobody"}]}])]
+    p = plan(security_groups=groups, interfaces=[eni("eni-db", "subnet-b", "10.20.2.10", "sg-db")])
+    assert "\tset sg_sg-nobody { type ipv4_addr; }" in p.ruleset
+    assert dict(p.group_members)["sg-nobody"] == ()
+
+
+def test_union_of_groups_and_duplicates_once() -> None:
+    web = {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "10.20.0.0/16"}]}
+    groups = [sg("sg-a", [web]), sg("sg-b", [web, REDIS])]
+    p = plan(security_groups=groups, interfaces=[eni("eni-x", "subnet-a", "10.20.1.9", "sg-b", "sg-a")])
+    (f,) = p.filters
+    assert [m.nft(S.Direction.INGRESS) for m in f.ingress] == [
+        "ip saddr 10.20.0.0/16 tcp dport 80",
+        "ip saddr @sg_sg-fn tcp dport 6379",
+    ]
+    assert f.egress == (Match("-1", -1, -1, cidr=N("0.0.0.0/0")),)
+
+
+def test_ipv6_rules_have_nothing_to_match() -> None:
+    v6 = [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]},
+        {"IpProtocol": "icmpv6", "FromPort": -1, "ToPort": -1, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+    ]
+    p = plan(security_groups=[sg("sg-db", v6)], interfaces=[eni("eni-db", "subnet-b", "10.20.2.10", "sg-db")])
+    assert p.filters[0].ingress == ()
+
+
+@pytest.mark.parametrize(
+    ("match", "direction", "expected"),
+    [
+        pytest.param(
+            Match("tcp", 6379, 6379, group_id="sg-fn"),
+            "ingress",
+            "ip saddr @sg_sg-fn tcp dport 6379",
+            id="tcp-port-group",
+        ),
+        pytest.param(
+            Match("tcp", 1000, 2000, cidr=N("10.0.0.0/8")),
+            "egress",
+            "ip daddr 10.0.0.0/8 tcp dport 1000-2000",
+            id="tcp-range-egress",
+        ),
+        pytest.param(
+            Match("udp", 0, 65535, cidr=N("0.0.0.0/0")),
+            "ingress",
+            "meta l4proto udp",
+            id="udp-all-ports-anywhere",
+        ),
+        pytest.param(
+            Match("icmp", -1, -1, cidr=N("10.20.1.7/32")),
+            "ingress",
+            "ip saddr 10.20.1.7/32 meta l4proto icmp",
+            id="icmp-all",
+        ),
+        pytest.param(Match("icmp", 8, -1, cidr=N("0.0.0.0/0")), "ingress", "icmp type 8", id="icmp-type"),
+        pytest.param(
+            Match("icmp", 3, 4, cidr=N("0.0.0.0/0")),
+            "ingress",
+            "icmp type 3 icmp code 4",
+            id="icmp-type-code",
+        ),
+        pytest.param(Match("-1", -1, -1, cidr=N("0.0.0.0/0")), "egress", "", id="everything"),
+        pytest.param(
+            Match("47", -1, -1, group_id="sg-x"),
+            "egress",
+            "ip daddr @sg_sg-x meta l4proto 47",
+            id="protocol-number",
+        ),
+    ],
+)
+def test_match_renders_as_nftables(match: Match, direction: str, expected: str) -> None:
+    assert match.nft(S.Direction(direction)) == expected
+
+
+def test_odd_ids_cannot_become_nft_names() -> None:
+    with pytest.raises(ValueError, match="sg-a b"):
+        dp.set_name("sg-a b")
+
+
+# -- the plan means what security groups mean -----------------------------------------------------
+
+
+RICH_GROUPS = [
+    sg(
+        "sg-db",
+        [
+            REDIS,
+            {"IpProtocol": "icmp", "FromPort": 8, "ToPort": -1, "IpRanges": [{"CidrIp": "10.20.1.0/24"}]},
+        ],
+    ),
+    sg(
+        "sg-fn",
+        egress=[
+            {"IpProtocol": "tcp", "FromPort": 6000, "ToPort": 6999, "IpRanges": [{"CidrIp": "10.20.2.0/24"}]}
+        ],
+    ),
+    sg(
+        "sg-other",
+        [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-other"}]}],
+        egress=[
+            {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "UserIdGroupPairs": [{"GroupId": "sg-db"}]}
+        ],
+    ),
+    sg("sg-gre", [{"IpProtocol": "47", "IpRanges": [{"CidrIp": "10.20.1.11/32"}]}]),
+]
+RICH_INTERFACES = [
+    eni("eni-db", "subnet-b", "10.20.2.10", "sg-db", "sg-gre"),
+    eni("eni-fn", "subnet-a", "10.20.1.10", "sg-fn"),
+    eni("eni-other", "subnet-a", "10.20.1.11", "sg-other", "sg-fn"),
+    eni("eni-peer", "subnet-b", "10.20.2.11", "sg-other"),
+]
+FLOWS = [
+    ("tcp", 6379, None),
+    ("tcp", 6500, None),
+    ("tcp", 7000, None),
+    ("udp", 53, None),
+    ("icmp", 8, 0),
+    ("icmp", 0, 0),
+    ("47", None, None),
+]
+
+
+def test_plan_permits_exactly_what_the_groups_allow() -> None:
+    p = plan(security_groups=RICH_GROUPS, interfaces=RICH_INTERFACES)
+    rules = {
+        g["GroupId"]: S.expand_permissions(S.Direction.INGRESS, g["IpPermissions"])
+        + S.expand_permissions(S.Direction.EGRESS, g["IpPermissionsEgress"])
+        for g in RICH_GROUPS
+    }
+    by_eni = {e["NetworkInterfaceId"]: e for e in RICH_INTERFACES}
+    checked = 0
+    for (src, dst), (protocol, port, code) in itertools.product(itertools.permutations(by_eni, 2), FLOWS):
+        src_groups = [g["GroupId"] for g in by_eni[src]["Groups"]]
+        dst_groups = [g["GroupId"] for g in by_eni[dst]["Groups"]]
+        src_ip, dst_ip = (IPv4Address(by_eni[e]["PrivateIpAddress"]) for e in (src, dst))
+        out_rules = [r for g in src_groups for r in rules[g]]
+        in_rules = [r for g in dst_groups for r in rules[g]]
+        expected = S.allowed(
+            out_rules, S.Direction.EGRESS, protocol, port, dst_ip, dst_groups, icmp_code=code
+        ) and S.allowed(in_rules, S.Direction.INGRESS, protocol, port, src_ip, src_groups, icmp_code=code)
+        assert dp.permits(p, src, dst, protocol, port, icmp_code=code) == expected, (src, dst, protocol, port)
+        checked += expected
+    assert checked >= 4  # the grid is not all "no"
+
+
+# -- routes ---------------------------------------------------------------------------------------
+
+
+def test_main_table_holds_each_interface_and_drops_the_rest_of_the_vpc() -> None:
+    p = plan()
+    main = [r for r in p.routes if r.table == dp.MAIN_TABLE]
+    fn = p.interface("eni-fn")
+    assert (
+        RouterRoute(
+            254,
+            N("10.20.1.10/32"),
+            RouteAction.CONNECTED,
+            "eni-fn",
+            link=fn.router_link,
+            source=IPv4Address("10.20.1.1"),
+        )
+        in main
+    )
+    assert RouterRoute(254, N("10.20.0.0/16"), RouteAction.BLACKHOLE, "vpc") in main
+    assert len(main) == 4
+
+
+def test_route_tables_become_kernel_tables_chosen_by_source() -> None:
+    private = rtb(
+        "rtb-private",
+        {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1", "State": "active"},
+        {"DestinationCidrBlock": "10.20.9.0/24", "NetworkInterfaceId": "eni-gone", "State": "blackhole"},
+        {"DestinationCidrBlock": "192.168.0.0/16", "NetworkInterfaceId": "eni-other", "State": "active"},
+        subnets=("subnet-b",),
+    )
+    p = plan(route_tables=[rtb("rtb-main", main=True), private])
+    assert p.source_rules == (
+        SourceRule(1000, N("10.20.1.0/24"), 100, "subnet-a"),
+        SourceRule(1001, N("10.20.2.0/24"), 101, "subnet-b"),
+    )
+    other = p.interface("eni-other")
+    assert [r for r in p.routes if r.table == 101] == [
+        RouterRoute(101, N("0.0.0.0/0"), RouteAction.GATEWAY, "nat-1"),
+        RouterRoute(101, N("10.20.0.0/16"), RouteAction.LOCAL, "local"),
+        RouterRoute(101, N("10.20.9.0/24"), RouteAction.BLACKHOLE, "eni-gone"),
+        RouterRoute(
+            101,
+            N("192.168.0.0/16"),
+            RouteAction.INTERFACE,
+            "eni-other",
+            via=IPv4Address("10.20.1.11"),
+            link=other.router_link,
+        ),
+    ]
+    # The main route table has no default route, so its kernel table has none either.
+    assert [r.destination for r in p.routes if r.table == 100] == [N("10.20.0.0/16")]
+
+
+def test_subnet_without_any_route_table_has_no_rule() -> None:
+    assert plan(route_tables=[]).source_rules == ()
+
+
+# -- iproute lines --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "line"),
+    [
+        pytest.param(
+            RouterRoute(
+                254,
+                N("10.20.1.10/32"),
+                RouteAction.CONNECTED,
+                "eni-a",
+                link="lmv0",
+                source=IPv4Address("10.20.1.1"),
+            ),
+            "route replace 10.20.1.10/32 dev lmv0 scope link src 10.20.1.1 proto 252 table 254",
+            id="connected",
+        ),
+        pytest.param(
+            RouterRoute(100, N("10.20.0.0/16"), RouteAction.LOCAL, "local"),
+            "route replace throw 10.20.0.0/16 proto 252 table 100",
+            id="local",
+        ),
+        pytest.param(
+            RouterRoute(100, N("10.9.0.0/16"), RouteAction.BLACKHOLE),
+            "route replace blackhole 10.9.0.0/16 proto 252 table 100",
+            id="blackhole",
+        ),
+        pytest.param(
+            RouterRoute(100, N("0.0.0.0/0"), RouteAction.GATEWAY, "igw-1"),
+            "route replace blackhole 0.0.0.0/0 proto 252 table 100",
+            id="gateway",
+        ),
+        pytest.param(
+            RouterRoute(
+                100,
+                N("192.168.0.0/16"),
+                RouteAction.INTERFACE,
+                "eni-b",
+                via=IPv4Address("10.20.1.11"),
+                link="lmv1",
+            ),
+            "route replace 192.168.0.0/16 via 10.20.1.11 dev lmv1 onlink proto 252 table 100",
+            id="interface",
+        ),
+    ],
+)
+def test_route_lines(route: RouterRoute, line: str) -> None:
+    assert iproute.route_line(route) == line
+
+
+def test_routing_changes_delete_what_is_no_longer_planned() -> None:
+    routes = [RouterRoute(100, N("10.20.0.0/16"), RouteAction.LOCAL, "local")]
+    rules = [
+        SourceRule(1000, N("10.20.1.0/24"), 100, "subnet-a"),
+        SourceRule(1001, N("10.20.2.0/24"), 100, "subnet-b"),
+    ]
+    current_routes = [
+        {"type": "throw", "dst": "10.20.0.0/16", "table": "100", "flags": []},
+        {"type": "blackhole", "dst": "default", "table": "101", "flags": []},
+        {"dst": "10.20.1.10", "dev": "lmv0", "scope": "link", "flags": []},
+    ]
+    current_rules = [
+        {"priority": 0, "src": "all", "table": "local"},
+        {"priority": 1000, "src": "10.20.1.0", "srclen": 24, "table": "100", "protocol": "252"},
+        {"priority": 1001, "src": "10.20.2.0", "srclen": 24, "table": "101", "protocol": "252"},
+        {"priority": 32766, "src": "all", "table": "main"},
+    ]
+    assert iproute.routing_changes(current_routes, current_rules, routes, rules) == [
+        "rule del pref 1001 from 10.20.2.0/24 lookup 101",
+        "route replace throw 10.20.0.0/16 proto 252 table 100",
+        "route del blackhole 0.0.0.0/0 table 101",
+        "route del 10.20.1.10/32 table 254",
+        "rule add from 10.20.2.0/24 lookup 100 pref 1001 protocol 252",
+    ]
+
+
+def test_interface_lines_route_everything_through_the_gateway() -> None:
+    fn = plan().interface("eni-fn")
+    assert iproute.interface_side(fn) == [
+        "address add 10.20.1.10/24 dev eth0 noprefixroute",
+        "link set eth0 up",
+        "route add 10.20.1.1/32 dev eth0 scope link",
+        "route add default via 10.20.1.1 dev eth0",
+    ]
+    assert (
+        iproute.router_side(fn, 7)[0]
+        == f"link add {fn.router_link} group 252 type veth peer name eth0 netns /proc/self/fd/7"
+    )
