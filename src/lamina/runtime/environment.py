@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import enum
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 
+_spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 RUNTIME_API = "127.0.0.1:9001"
 LOG_TAIL_BYTES = 4096
@@ -53,6 +55,9 @@ class Target:
     python: PythonRuntime | None
     credentials: tuple[str, str, str]  # access key, secret, session token (the role's)
     endpoint_port: int
+    # VPC functions: the namespaces of the Hyperplane interfaces (one per subnet); environments are
+    # spread across them. Empty: no VPC (or no data plane on this host).
+    vpc_namespaces: tuple[NetNamespace, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -108,6 +113,7 @@ class Environment:
         self.last_used = time.monotonic()
         self.retired = False
         self.busy = False
+        self.attachment: Any = None  # lamina.net.attach.Attachment of a VPC function
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -172,6 +178,11 @@ class Environment:
             )
             return
         self.netns = NetNamespace.create(f"lamina-{self.id}")
+        if t.vpc_namespaces:
+            from lamina.net.attach import attach
+
+            eni_ns = t.vpc_namespaces[next(_spread) % len(t.vpc_namespaces)]
+            self.attachment = await loop.run_in_executor(None, attach, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
         await self.api.start()
         self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
@@ -388,6 +399,9 @@ class Environment:
             if closer is not None:
                 with contextlib.suppress(RuntimeApiClosed, OSError):
                     await closer.close()
+        if self.attachment is not None:
+            await loop.run_in_executor(None, self.attachment.close)
+            self.attachment = None
         if self.netns is not None:
             self.netns.close()
             self.netns = None

@@ -72,6 +72,7 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
         python=python,
         credentials=platform.function_credentials(row.account, str(cfg.get("Role")), row.name),
         endpoint_port=platform.endpoint_port,
+        vpc_namespaces=_vpc_namespaces(platform, row),
     )
 
 
@@ -112,6 +113,21 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
         status=502,
         sender_fault=False,
     )
+
+
+def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[Any, ...]:
+    """The Hyperplane interfaces' namespaces a VPC function's environments attach to."""
+    vpc = row.config.get("VpcConfig") or {}
+    dataplane = getattr(platform, "dataplane", None)
+    if not vpc.get("VpcId") or dataplane is None:
+        return ()
+    found = []
+    for subnet in vpc.get("SubnetIds", []):
+        eni = platform.hyperplane.interface_for(row.account, row.region, subnet, vpc.get("SecurityGroupIds", []))
+        ns = dataplane.interface_namespace(row.account, row.region, eni) if eni else None
+        if ns is not None:
+            found.append(ns)
+    return tuple(found)
 
 
 def _check_state(ref: F.FunctionRef, row: FunctionRow) -> None:

@@ -1,0 +1,128 @@
+"""Attaching an execution environment to its function's Hyperplane network interface.
+
+Facts (Linux 6.x) and the design they lead to:
+- An environment has its own network namespace (only ``lo``: its Runtime API and the relay to
+  lamina listen there). A VPC function reaches the VPC through a veth pair from its namespace
+  into the interface's namespace, which forwards it out of ``eth0`` -- the interface's link into
+  the VPC router -- masquerading it to the interface's address. So every environment sharing the
+  interface appears in the VPC with that one address, as with Lambda's Hyperplane ENIs.
+- Nothing enters an environment: the interface namespace forwards only flows an environment
+  started (``ct state established,related``); a connection opened from the VPC towards the
+  interface's address reaches no process (the interface namespace listens on nothing).
+- Each attachment is a /30 from 169.254.0.0/16 (skipping 169.254.169.0/24, where Lambda and EC2
+  keep their metadata addresses); the environment's default route points at the interface side.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from lamina.net import nftables, sysctl
+from lamina.net.commands import run
+from lamina.runtime.netns import NetNamespace
+
+_BASE = int(IPv4Address("169.254.0.0"))
+_SLOTS = 16384  # /30s in a /16
+_RESERVED = range(169 * 64, 170 * 64)  # 169.254.169.0/24
+
+FORWARDER = {**sysctl.INTERFACE, "ipv4/ip_forward": "1", "ipv4/conf/all/rp_filter": "0"}
+
+# The interface namespace's own table: forward environments' flows out of eth0 as the interface.
+RULESET = """table inet lamina_eni
+delete table inet lamina_eni
+table inet lamina_eni {
+    chain forward {
+        type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "lme*" oifname "eth0" accept
+    }
+    chain postrouting {
+        type nat hook postrouting priority 100; policy accept;
+        iifname "lme*" oifname "eth0" masquerade
+    }
+}
+"""
+
+
+class _Slots:
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            for _ in range(_SLOTS):
+                slot = self._next
+                self._next = (self._next + 1) % _SLOTS
+                if slot not in self._used and slot not in _RESERVED and slot != 0:
+                    self._used.add(slot)
+                    return slot
+        raise RuntimeError("no free attachment address (16383 environments attached)")
+
+    def give(self, slot: int) -> None:
+        with self._lock:
+            self._used.discard(slot)
+
+
+_slots = _Slots()
+_prepared: set[int] = set()  # interface namespaces (by fd inode) already set up as forwarders
+_prepared_lock = threading.Lock()
+
+
+@dataclass
+class Attachment:
+    eni_ns: NetNamespace
+    link: str
+    slot: int
+
+    def close(self) -> None:
+        """Remove the veth pair (both ends go with one delete); idempotent."""
+        if self.slot < 0:
+            return
+        try:
+            if not self.eni_ns.closed:
+                run(self.eni_ns, ["ip", "link", "del", self.link])
+        except Exception:  # the interface namespace may be gone already (interface deleted)
+            pass
+        finally:
+            _slots.give(self.slot)
+            self.slot = -1
+
+
+def _prepare_forwarder(eni_ns: NetNamespace) -> None:
+    key = os.fstat(eni_ns.fd).st_ino  # the namespace's identity (an fd number may be reused)
+    with _prepared_lock:
+        if key in _prepared:
+            return
+        sysctl.configure(eni_ns, FORWARDER)
+        nftables.load(eni_ns, RULESET)
+        _prepared.add(key)
+
+
+def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
+    """Connect ``env_ns`` to the interface namespace ``eni_ns``; default route into the VPC."""
+    _prepare_forwarder(eni_ns)
+    slot = _slots.take()
+    base = _BASE + slot * 4
+    gateway, address = IPv4Address(base + 1), IPv4Address(base + 2)
+    link = f"lme{slot:04x}"
+    try:
+        run(
+            eni_ns,
+            ["ip", "link", "add", link, "type", "veth", "peer", "name", "vpc0", "netns", f"/proc/self/fd/{env_ns.fd}"],
+            pass_fds=(env_ns.fd,),
+        )
+        run(eni_ns, ["ip", "-batch", "-"], stdin=f"addr add {gateway}/30 dev {link}\nlink set {link} up\n")
+        run(
+            env_ns,
+            ["ip", "-batch", "-"],
+            stdin=f"addr add {address}/30 dev vpc0\nlink set vpc0 up\nroute add default via {gateway}\n",
+        )
+    except Exception:
+        Attachment(eni_ns, link, slot).close()
+        raise
+    return Attachment(eni_ns, link, slot)
