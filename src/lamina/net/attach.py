@@ -113,7 +113,19 @@ def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
     try:
         run(
             eni_ns,
-            ["ip", "link", "add", link, "type", "veth", "peer", "name", "vpc0", "netns", f"/proc/self/fd/{env_ns.fd}"],
+            [
+                "ip",
+                "link",
+                "add",
+                link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "vpc0",
+                "netns",
+                f"/proc/self/fd/{env_ns.fd}",
+            ],
             pass_fds=(env_ns.fd,),
         )
         run(eni_ns, ["ip", "-batch", "-"], stdin=f"addr add {gateway}/30 dev {link}\nlink set {link} up\n")

@@ -24,12 +24,13 @@ checks and raise the same errors as CreateNetworkInterface / DeleteNetworkInterf
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
@@ -67,6 +68,11 @@ PREFIXES: Final = {
     SECURITY_GROUP_RULE: "sgr",
 }
 _KIND_OF_PREFIX: Final = {prefix: kind for kind, prefix in PREFIXES.items()}
+# Bodies are json.dumps text (no surrounding whitespace): raw_decode reads them without the
+# checks json.loads adds, a sixth of the cost of decoding an interface.
+_decode: Final = json.JSONDecoder().raw_decode
+# The columns :meth:`Ec2Tx.describe` can match values of.
+_DESCRIBE_COLUMNS: Final = frozenset({"id", "vpc_id", "subnet_id"})
 
 # EC2's NotFound errors, as real EC2 words them.
 _NOT_FOUND: Final = {
@@ -96,6 +102,8 @@ ROUTE_CHANGED: Final = "route-changed"
 VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways come and go
 
 Listener = Callable[[str, dict[str, Any]], None]
+# (account, region, event, obj): for listeners that need to know whose state changed (the data plane).
+PartitionListener = Callable[[str, str, str, dict[str, Any]], None]
 
 
 def error(code: str, message: str) -> AwsError:
@@ -203,6 +211,12 @@ def vpc_cidrs(vpc: dict[str, Any]) -> list[IPv4Network]:
     ]
 
 
+@functools.lru_cache(maxsize=4096)
+def _network(cidr: str) -> IPv4Network:
+    """A subnet's block, parsed once (networks are immutable; parsing costs microseconds)."""
+    return IPv4Network(cidr)
+
+
 def private_dns_name(address: IPv4Address, region: str) -> str:
     """EC2's private DNS name for an address (us-east-1 uses ``ec2.internal``)."""
     host = "ip-" + str(address).replace(".", "-")
@@ -268,6 +282,35 @@ class Ec2Tx:
             sql += " AND subnet_id=?"
             args.append(subnet_id)
         return [json.loads(r[0]) for r in self.c.execute(sql + " ORDER BY rowid", args).fetchall()]
+
+    def describe(
+        self, kind: str, where: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """What a Describe* call starts from: resources of ``kind`` by id, oldest first, as EC2 shows
+        them (without lamina's bookkeeping keys), each a new dict the caller may change.
+
+        ``where`` narrows them in SQL: ``{"id" | "vpc_id" | "subnet_id": allowed values}``.
+        """
+        where = where or {}
+        # Named ids are looked up by the primary key: ``+kind`` keeps SQLite from preferring the
+        # kind index, a scan of every resource of the kind.
+        sql = "SELECT id, body FROM ec2_resources WHERE account=? AND region=? AND "
+        sql += "+kind=?" if "id" in where else "kind=?"
+        args: list[Any] = [*self._key, kind]
+        for column, values in where.items():
+            if column not in _DESCRIBE_COLUMNS:
+                raise ValueError(f"not a column describe can match: {column!r}")
+            if not values:
+                return {}
+            # One parameter whatever the number of values (no SQLITE_MAX_VARIABLE_NUMBER to mind).
+            sql += f" AND {column} IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(list(values)))
+        out: dict[str, dict[str, Any]] = {}
+        for resource_id, text in self.c.execute(sql + " ORDER BY rowid", args).fetchall():
+            body: dict[str, Any] = _decode(text)[0]
+            # No '"_' in the text, no bookkeeping key: the copy ``public`` makes is spared.
+            out[resource_id] = public(body) if '"_' in text else body
+        return out
 
     def put(
         self,
@@ -442,9 +485,28 @@ class Ec2Tx:
         """A subnet as DescribeSubnets shows it: ``AvailableIpAddressCount`` from the allocator."""
         out = public(subnet)
         out["AvailableIpAddressCount"] = ipam.available_count(
-            IPv4Network(subnet["CidrBlock"]), self.address_count(subnet["SubnetId"])
+            _network(subnet["CidrBlock"]), self.address_count(subnet["SubnetId"])
         )
         return out
+
+    def subnet_views(self, subnets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`subnet_view` of each of ``subnets`` (changed in place: they must be the caller's
+        own copies, as :meth:`describe` returns them), with one query for all their addresses."""
+        if not subnets:
+            return []
+        ids = json.dumps([s["SubnetId"] for s in subnets])
+        counts = dict(
+            self.c.execute(
+                "SELECT subnet_id, COUNT(*) FROM ec2_private_ips WHERE account=? AND region=?"
+                " AND subnet_id IN (SELECT value FROM json_each(?)) GROUP BY subnet_id",
+                (*self._key, ids),
+            ).fetchall()
+        )
+        for subnet in subnets:
+            subnet["AvailableIpAddressCount"] = ipam.available_count(
+                _network(subnet["CidrBlock"]), int(counts.get(subnet["SubnetId"], 0))
+            )
+        return list(subnets)
 
     def group_view(self, group: dict[str, Any]) -> dict[str, Any]:
         """A security group as DescribeSecurityGroups shows it, its rules grouped into permissions."""
@@ -662,6 +724,7 @@ class Ec2Store:
         self.nat_delay_ms = nat_delay_ms
         self.clock = clock
         self.listeners: list[Listener] = []
+        self.partition_listeners: list[PartitionListener] = []
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -672,7 +735,7 @@ class Ec2Store:
         events: list[tuple[str, dict[str, Any]]] = []
         with self.md.write() as conn:
             yield Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), events)
-        self._notify(events)
+        self._notify(account, region, events)
 
     def read(self, account: str, region: str, fn: Callable[[Ec2Tx], T], now_ms: int | None = None) -> T:
         """Run ``fn`` on a consistent snapshot of (account, region)."""
@@ -686,13 +749,18 @@ class Ec2Store:
 
         return self.md.read(run)
 
-    def _notify(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+    def _notify(self, account: str, region: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         for event, obj in events:
             for listener in list(self.listeners):
                 try:
                     listener(event, obj)
                 except Exception:  # a listener's failure must not fail the request that committed
                     log.exception("EC2 listener %r failed on %s", listener, event)
+            for partition_listener in list(self.partition_listeners):
+                try:
+                    partition_listener(account, region, event, obj)
+                except Exception:
+                    log.exception("EC2 listener %r failed on %s", partition_listener, event)
 
     # -- the Python API for the Lambda side ---------------------------------------------------------
 
@@ -748,6 +816,16 @@ class Ec2Store:
             return [public(b) for b in found]
 
         return self.read(account, region, run)
+
+    def vpc_locations(self) -> list[tuple[str, str, str]]:
+        """(account, region, VpcId) of every VPC of every account and region, oldest first: what
+        the data plane rebuilds at startup."""
+        rows = self.md.read(
+            lambda c: c.execute(
+                "SELECT account, region, id FROM ec2_resources WHERE kind=? ORDER BY rowid", (VPC,)
+            ).fetchall()
+        )
+        return [(str(a), str(r), str(i)) for a, r, i in rows]
 
     def group_members(self, account: str, region: str, group_id: str) -> list[IPv4Address]:
         """Private addresses of every interface in a group (what a group peer in a rule means)."""

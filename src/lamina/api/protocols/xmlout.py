@@ -29,6 +29,12 @@ _SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 
 
+def _verbatim(text: str) -> bool:
+    """True when ``escape(text)`` is ``text``, by a test cheaper than the regular expression: every
+    character ``escape`` rewrites is a control, a surrogate, a non-character or one of ``&<>``."""
+    return text.isprintable() and "&" not in text and "<" not in text and ">" not in text
+
+
 def escape(text: str) -> str:
     """``text`` made safe as XML character data."""
     if _SPECIAL.search(text) is None:
@@ -64,68 +70,226 @@ QUERY = XmlDialect("member", iso_seconds)
 EC2 = XmlDialect("item", iso_millis)
 
 
+# -- compiled renderers ------------------------------------------------------------------------
+#
+# Reading the layout from the botocore model for every value (member names, locationName,
+# flattened, the list entry element, the scalar type) dominated the cost of a response: each
+# structure shape is therefore compiled once per dialect into a list of steps, one emitter per
+# member with its element's tags already built. The emitters produce exactly the text the model
+# walk did; exact types (str, int, bool, datetime) take a fast path, anything else goes through
+# ``scalar_text`` and ``escape``. Structures are compiled on first use, not when their parent is
+# compiled: botocore builds a new shape object for every reference, so a recursive shape would
+# otherwise never finish compiling.
+
+Emit = Callable[[Any, list[str]], None]  # appends the XML of one value, its element included
+
+_COMPILED: dict[tuple[Any, XmlDialect], Emit] = {}
+
+
 def render_members(shape: Any, value: Mapping[str, Any], dialect: XmlDialect, out: list[str]) -> None:
     """Append the members of structure ``shape`` present in ``value``, in model order.
 
     Keys not in the shape are ignored, as are ``None`` values (absent members).
     """
-    if not isinstance(value, Mapping):
-        raise TypeError(f"expected a mapping for {shape.name}, got {value!r}")
-    for name, member in shape.members.items():
-        item = value.get(name)
-        if item is None:
-            continue
-        flattened = member.serialization.get("flattened")
-        if flattened and member.type_name == "list":
-            tag = member.member.serialization.get("name") or member.serialization.get("name", name)
-            for element in item:
-                if element is not None:
-                    render_value(member.member, element, tag, dialect, out)
-        elif flattened and member.type_name == "map":
-            _render_entries(member, item, member.serialization.get("name", name), dialect, out)
-        else:
-            render_value(member, item, member.serialization.get("name", name), dialect, out)
+    key = (shape, dialect)
+    emit = _COMPILED.get(key)
+    if emit is None:
+        # Shapes have identity hashing and botocore caches them on their operation and parent,
+        # so the table holds one entry per output shape actually served.
+        emit = _COMPILED[key] = _members(shape, dialect)
+    emit(value, out)
 
 
 def render_value(shape: Any, value: Any, tag: str, dialect: XmlDialect, out: list[str]) -> None:
     """Append ``<tag>value</tag>`` for ``value`` of ``shape``."""
+    _emitter(shape, tag, dialect)(value, out)
+
+
+def _members(shape: Any, dialect: XmlDialect) -> Emit:
+    # (member, emitter, tags of a plain string member or ""): the usual string member -- an id,
+    # a name, a state -- is written right here, without calling its emitter.
+    steps: list[tuple[str, Emit, str, str]] = []
+    for name, member in shape.members.items():
+        serialization = member.serialization
+        tag = serialization.get("name", name)
+        if serialization.get("flattened") and member.type_name == "list":
+            inner = member.member.serialization.get("name") or tag
+            steps.append((name, _flat_list(_emitter(member.member, inner, dialect)), "", ""))
+        elif serialization.get("flattened") and member.type_name == "map":
+            steps.append((name, _entries(member, tag, dialect), "", ""))
+        elif member.type_name == "string":
+            steps.append((name, _emitter(member, tag, dialect), f"<{tag}>", f"</{tag}>"))
+        else:
+            steps.append((name, _emitter(member, tag, dialect), "", ""))
+    shape_name = shape.name
+
+    def emit(value: Any, out: list[str]) -> None:
+        if type(value) is not dict and not isinstance(value, Mapping):
+            raise TypeError(f"expected a mapping for {shape_name}, got {value!r}")
+        get = value.get
+        append = out.append
+        for name, step, open_, close in steps:
+            item = get(name)
+            if item is None:
+                continue
+            if (
+                open_
+                and type(item) is str
+                and item.isprintable()
+                and "&" not in item
+                and "<" not in item
+                and ">" not in item
+            ):
+                append(f"{open_}{item}{close}")  # _verbatim(item), inlined
+            else:
+                step(item, out)
+
+    return emit
+
+
+def _emitter(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
     kind = shape.type_name
     if kind == "structure":
-        out.append(f"<{tag}>")
-        render_members(shape, value, dialect, out)
-        out.append(f"</{tag}>")
-    elif kind == "list":
+        return _structure(shape, tag, dialect)
+    if kind == "list":
+        return _list(shape, tag, dialect)
+    if kind == "map":
+        return _map(shape, tag, dialect)
+    return _scalar(shape, tag, dialect)
+
+
+def _structure(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
+    open_, close = f"<{tag}>", f"</{tag}>"
+    compiled: list[Emit] = []  # the members' emitter, once first needed
+
+    def emit(value: Any, out: list[str]) -> None:
+        if not compiled:
+            compiled.append(_members(shape, dialect))
+        out.append(open_)
+        compiled[0](value, out)
+        out.append(close)
+
+    return emit
+
+
+def _list(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
+    open_, close, empty = f"<{tag}>", f"</{tag}>", f"<{tag}/>"
+    element = _emitter(shape.member, shape.member.serialization.get("name", dialect.list_member), dialect)
+    shape_name = shape.name
+
+    def emit(value: Any, out: list[str]) -> None:
         if not isinstance(value, list | tuple):
-            raise TypeError(f"expected a list for {shape.name}, got {value!r}")
+            raise TypeError(f"expected a list for {shape_name}, got {value!r}")
         if not value:
-            out.append(f"<{tag}/>")
+            out.append(empty)
             return
-        inner = shape.member.serialization.get("name", dialect.list_member)
-        out.append(f"<{tag}>")
-        for element in value:
-            if element is not None:
-                render_value(shape.member, element, inner, dialect, out)
-        out.append(f"</{tag}>")
-    elif kind == "map":
-        out.append(f"<{tag}>")
-        _render_entries(shape, value, "entry", dialect, out)
-        out.append(f"</{tag}>")
-    else:
-        out.append(f"<{tag}>{escape(scalar_text(shape, value, dialect))}</{tag}>")
+        out.append(open_)
+        for item in value:
+            if item is not None:
+                element(item, out)
+        out.append(close)
+
+    return emit
 
 
-def _render_entries(shape: Any, value: Any, tag: str, dialect: XmlDialect, out: list[str]) -> None:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"expected a mapping for {shape.name}, got {value!r}")
-    key_tag = shape.key.serialization.get("name", "key")
-    value_tag = shape.value.serialization.get("name", "value")
-    for key, item in value.items():
-        if item is None:
-            continue
-        out.append(f"<{tag}>")
-        render_value(shape.key, key, key_tag, dialect, out)
-        render_value(shape.value, item, value_tag, dialect, out)
-        out.append(f"</{tag}>")
+def _flat_list(element: Emit) -> Emit:
+    def emit(value: Any, out: list[str]) -> None:
+        for item in value:
+            if item is not None:
+                element(item, out)
+
+    return emit
+
+
+def _map(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
+    open_, close = f"<{tag}>", f"</{tag}>"
+    entries = _entries(shape, "entry", dialect)
+
+    def emit(value: Any, out: list[str]) -> None:
+        out.append(open_)
+        entries(value, out)
+        out.append(close)
+
+    return emit
+
+
+def _entries(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
+    open_, close = f"<{tag}>", f"</{tag}>"
+    key_emit = _emitter(shape.key, shape.key.serialization.get("name", "key"), dialect)
+    value_emit = _emitter(shape.value, shape.value.serialization.get("name", "value"), dialect)
+    shape_name = shape.name
+
+    def emit(value: Any, out: list[str]) -> None:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a mapping for {shape_name}, got {value!r}")
+        for key, item in value.items():
+            if item is None:
+                continue
+            out.append(open_)
+            key_emit(key, out)
+            value_emit(item, out)
+            out.append(close)
+
+    return emit
+
+
+def _scalar(shape: Any, tag: str, dialect: XmlDialect) -> Emit:
+    open_, close = f"<{tag}>", f"</{tag}>"
+    kind = shape.type_name
+
+    def generic(value: Any, out: list[str]) -> None:
+        out.append(f"{open_}{escape(scalar_text(shape, value, dialect))}{close}")
+
+    if kind in ("integer", "long"):
+
+        def integer(value: Any, out: list[str]) -> None:
+            if type(value) is int:
+                out.append(f"{open_}{value}{close}")  # digits and a sign: nothing to escape
+            else:
+                generic(value, out)
+
+        return integer
+    if kind == "boolean":
+        yes, no = f"{open_}true{close}", f"{open_}false{close}"
+
+        def boolean(value: Any, out: list[str]) -> None:
+            if value is True:
+                out.append(yes)
+            elif value is False:
+                out.append(no)
+            else:
+                generic(value, out)
+
+        return boolean
+    if kind == "timestamp":
+        own_format = shape.serialization.get("timestampFormat") in ("unixTimestamp", "rfc822")
+        stamp = dialect.timestamp
+
+        def timestamp(value: Any, out: list[str]) -> None:
+            if type(value) is str:
+                text = value  # formatted by the handler: escaped like any string
+                if not _verbatim(text):
+                    text = escape(text)
+                out.append(f"{open_}{text}{close}")
+            elif type(value) is dt.datetime and not own_format:
+                out.append(f"{open_}{stamp(value)}{close}")  # digits, "-", ":", ".", "T", "Z"
+            else:
+                generic(value, out)
+
+        return timestamp
+    if kind in ("string", "character"):
+
+        def string(value: Any, out: list[str]) -> None:
+            if type(value) is str:
+                if _verbatim(value):
+                    out.append(f"{open_}{value}{close}")
+                else:
+                    out.append(f"{open_}{escape(value)}{close}")
+            else:
+                generic(value, out)
+
+        return string
+    return generic
 
 
 def scalar_text(shape: Any, value: Any, dialect: XmlDialect) -> str:

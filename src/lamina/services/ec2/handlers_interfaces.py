@@ -9,16 +9,19 @@ are ``in-use`` and requester-managed: their owner deletes them, a user cannot.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
+from lamina.api.protocols.xmlout import iso_millis
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
-    by_ids,
     dry_run,
     field,
+    listing,
     paginate,
     read,
+    reads_only,
     spec_tags,
     with_token,
     write,
@@ -38,13 +41,32 @@ _UNSUPPORTED = (
 )
 
 
-def interface_out(eni: dict[str, Any]) -> dict[str, Any]:
-    """An interface as EC2 answers it (timestamps as datetimes)."""
-    out = public(eni)
+def interface_out(eni: dict[str, Any], *, owned: bool = False) -> dict[str, Any]:
+    """An interface as EC2 answers it, ``AttachTime`` as EC2 writes it (the serializer passes
+    the text through). ``owned``: ``eni`` is the caller's own copy without bookkeeping keys (as
+    :meth:`Ec2Tx.describe` returns them), changed in place rather than copied."""
+    out = eni if owned else public(eni)
     attachment = out.get("Attachment")
     if attachment and isinstance(attachment.get("AttachTime"), str):
-        out["Attachment"] = {**attachment, "AttachTime": dt.datetime.fromisoformat(attachment["AttachTime"])}
+        shown = ec2_time(attachment["AttachTime"])
+        if owned:
+            attachment["AttachTime"] = shown
+        else:
+            out["Attachment"] = {**attachment, "AttachTime": shown}
     return out
+
+
+def ec2_time(stored: str) -> str:
+    """A stored time (:func:`lamina.store.ec2.iso`: ``datetime.isoformat()`` in UTC) as EC2 writes
+    it, ``2026-01-02T03:04:05.678Z``: the text the serializer would make of the datetime."""
+    # isoformat's two forms for a UTC time after the year 999 (with and without microseconds)
+    # are rewritten as they are; anything else is parsed and formatted.
+    if stored.endswith("+00:00") and stored[0] != "0":
+        if len(stored) == 32 and stored[19] == ".":
+            return stored[:23] + "Z"
+        if len(stored) == 25:
+            return stored[:19] + ".000Z"
+    return iso_millis(dt.datetime.fromisoformat(stored))
 
 
 def _primary_address(params: dict[str, Any]) -> str | None:
@@ -115,15 +137,22 @@ _ENI_FILTERS = {
 }
 
 
+# Filters the store applies in SQL (the resource's columns).
+_ENI_COLUMNS = {"network-interface-id": "id", "subnet-id": "subnet_id", "vpc-id": "vpc_id"}
+
+
+@reads_only
 def describe_network_interfaces(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.NETWORK_INTERFACE, params.get("NetworkInterfaceIds"))
-        return [interface_out(e) for e in (found if found is not None else tx.find(store.NETWORK_INTERFACE))]
+    ids = params.get("NetworkInterfaceIds")
 
+    def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+        return listing(tx, store.NETWORK_INTERFACE, ids, params.get("Filters"), _ENI_COLUMNS)
+
+    found, filters = read(platform, ctx, run)
     interfaces = apply_filters(
-        read(platform, ctx, run), params.get("Filters"), _ENI_FILTERS, tags_key="TagSet"
+        [interface_out(e, owned=True) for e in found], filters, _ENI_FILTERS, tags_key="TagSet"
     )
     dry_run(params)
     page, token = paginate(interfaces, params)

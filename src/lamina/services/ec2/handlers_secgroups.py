@@ -23,6 +23,7 @@ from lamina.services.ec2.handlers_tags import (
     field,
     paginate,
     read,
+    reads_only,
     spec_tags,
     with_token,
     write,
@@ -126,6 +127,7 @@ _GROUP_FILTERS = {
 }
 
 
+@reads_only
 def describe_security_groups(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -295,6 +297,7 @@ _RULE_FILTERS = {
 }
 
 
+@reads_only
 def describe_security_group_rules(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:

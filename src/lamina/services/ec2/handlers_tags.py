@@ -23,6 +23,7 @@ from lamina.store import ec2 as store
 from lamina.store.ec2 import Ec2Tx, error
 
 T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Any])
 Extractor = Callable[[dict[str, Any]], Iterable[object]]
 
 MAX_TAGS = 50
@@ -41,6 +42,15 @@ def write(platform: Platform, ctx: RequestContext) -> AbstractContextManager[Ec2
 def read(platform: Platform, ctx: RequestContext, fn: Callable[[Ec2Tx], T]) -> T:
     """``fn`` on a consistent snapshot of the request's (account, region)."""
     return platform.ec2.read(ctx.account_id, ctx.region, fn, ctx.now_ms)
+
+
+def reads_only(handler: H) -> H:
+    """Mark an operation handler that only reads: one :func:`read` snapshot, no write transaction,
+    no listener, nothing else that blocks. The app answers such a call on its event loop, sparing
+    the worker pool's two thread hand-offs (``lamina.api.app``). DescribeNatGateways, which moves
+    NAT gateways along their states, is not one."""
+    vars(handler)["reads_only"] = True
+    return handler
 
 
 def dry_run(params: Mapping[str, Any]) -> None:
@@ -66,6 +76,43 @@ def by_ids(tx: Ec2Tx, kind: str, ids: Sequence[str] | None) -> list[dict[str, An
     for resource_id in dict.fromkeys(ids):
         out.append(tx.require(kind, resource_id))
     return out
+
+
+def listing(
+    tx: Ec2Tx,
+    kind: str,
+    ids: Sequence[str] | None,
+    filters: Sequence[Mapping[str, Any]] | None,
+    columns: Mapping[str, str],
+) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+    """What a Describe* call starts from, as EC2 shows the resources (new dicts the caller may
+    change), and the filters still to apply to them.
+
+    With ``ids``: those resources in the order asked, NotFound for the first missing one (as
+    :func:`by_ids`), every filter left to apply. Without: every resource of ``kind``, narrowed by
+    the store by the filters it can apply itself, those named in ``columns`` (filter name ->
+    ``id``, ``vpc_id`` or ``subnet_id``) whose values are all exact (no ``*``, ``?`` or ``[``).
+    """
+    if ids:
+        found = tx.describe(kind, {"id": ids})
+        out = []
+        for resource_id in dict.fromkeys(ids):
+            body = found.get(resource_id)
+            if body is None:
+                raise store.not_found(kind, resource_id)
+            out.append(body)
+        return out, list(filters or [])
+    where: dict[str, set[str]] = {}
+    rest: list[Mapping[str, Any]] = []
+    for f in filters or []:
+        column = columns.get(str(f.get("Name") or ""))
+        values = {str(v) for v in f.get("Values") or []}
+        if column is None or not values or any(c in v for v in values for c in "*?["):
+            rest.append(f)
+        else:
+            # Values of one filter are ORed, filters ANDed.
+            where[column] = where[column] & values if column in where else values
+    return list(tx.describe(kind, where).values()), rest
 
 
 # -- tags -------------------------------------------------------------------------------------------
@@ -233,6 +280,8 @@ def apply_filters(
         if extractor is None:
             raise error("InvalidParameterValue", f"The filter '{name}' is invalid")
         checks.append((extractor, values))
+    if not checks:
+        return list(items)
     out = []
     for item in items:
         if all(_matches(extractor(item), values) for extractor, values in checks):

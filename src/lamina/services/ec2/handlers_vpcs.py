@@ -10,6 +10,7 @@ addresses in use).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -22,8 +23,10 @@ from lamina.services.ec2.handlers_tags import (
     by_ids,
     dry_run,
     field,
+    listing,
     paginate,
     read,
+    reads_only,
     required,
     spec_tags,
     with_token,
@@ -154,6 +157,7 @@ _VPC_FILTERS = {
 }
 
 
+@reads_only
 def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, store.VPC, params.get("VpcIds"))
@@ -286,12 +290,20 @@ _SUBNET_FILTERS = {
 }
 
 
-def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.SUBNET, params.get("SubnetIds"))
-        return [tx.subnet_view(s) for s in (found if found is not None else tx.find(store.SUBNET))]
+# Filters the store applies in SQL (the resource's columns).
+_SUBNET_COLUMNS = {"subnet-id": "id", "vpc-id": "vpc_id"}
 
-    subnets = apply_filters(read(platform, ctx, run), params.get("Filters"), _SUBNET_FILTERS)
+
+@reads_only
+def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+        found, filters = listing(
+            tx, store.SUBNET, params.get("SubnetIds"), params.get("Filters"), _SUBNET_COLUMNS
+        )
+        return tx.subnet_views(found), filters
+
+    found, filters = read(platform, ctx, run)
+    subnets = apply_filters(found, filters, _SUBNET_FILTERS)
     dry_run(params)
     page, token = paginate(subnets, params)
     return with_token({"Subnets": page}, token)
@@ -335,6 +347,7 @@ _ZONE_FILTERS = {
 }
 
 
+@reads_only
 def describe_availability_zones(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:

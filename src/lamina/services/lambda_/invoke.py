@@ -123,7 +123,9 @@ def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[Any, ...]:
         return ()
     found = []
     for subnet in vpc.get("SubnetIds", []):
-        eni = platform.hyperplane.interface_for(row.account, row.region, subnet, vpc.get("SecurityGroupIds", []))
+        eni = platform.hyperplane.interface_for(
+            row.account, row.region, subnet, vpc.get("SecurityGroupIds", [])
+        )
         ns = dataplane.interface_namespace(row.account, row.region, eni) if eni else None
         if ns is not None:
             found.append(ns)
