@@ -566,11 +566,15 @@ def test_memory_size_exceeded(lam: Any) -> None:
 
 
 def test_function_runs_as_its_role(lam: Any) -> None:
-    code = make_zip({"app.py": (
-        "import boto3\n"
-        "def handler(event, context):\n"
-        "    return boto3.client('sts').get_caller_identity()['Arn']\n"
-    )})
+    code = make_zip(
+        {
+            "app.py": (
+                "import boto3\n"
+                "def handler(event, context):\n"
+                "    return boto3.client('sts').get_caller_identity()['Arn']\n"
+            )
+        }
+    )
     name = create(lam, code, Handler="app.handler")
     _, out = call(lam, name)
     assert out == f"arn:aws:sts::000000000000:assumed-role/lambda-role/{name}"

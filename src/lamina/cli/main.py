@@ -1,4 +1,4 @@
-"""``lamina`` command line: ``lamina server`` (more subcommands follow)."""
+"""``lamina`` command line: ``lamina server``, ``lamina logs``, ``lamina vpc``."""
 
 from __future__ import annotations
 
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "--data-dir", default=os.environ.get("LAMINA_DATA_DIR"), help="the server's data directory"
     )
+    from lamina.cli import vpc
+
+    vpc.add_parser(sub)
     return parser
 
 
@@ -145,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "logs":
         return show_logs(args)
+    if args.command == "vpc":
+        from lamina.cli import vpc
+
+        return vpc.main(args)
     return 2
 
 

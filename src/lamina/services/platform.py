@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Coroutine, Mapping
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lamina.domain.presign import UrlSigner
+from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
@@ -20,6 +22,35 @@ from lamina.store.iam import IamStore, Session
 from lamina.store.trees import TreeStore
 
 T = TypeVar("T")
+
+log = logging.getLogger("lamina.net")
+_told_why_no_dataplane = False
+
+
+def _dataplane(platform: Platform) -> DataplaneManager | None:
+    """The VPC data plane when this process may build it (root, iproute2 and nftables), else None,
+    saying why once per process."""
+    from lamina.net.commands import DataplaneError, tool
+
+    global _told_why_no_dataplane
+    why = None
+    if os.geteuid() != 0:
+        why = "not running as root"
+    else:
+        try:
+            tool("ip")
+            tool("nft")
+        except DataplaneError as exc:
+            why = str(exc)
+    if why is None:
+        try:
+            return DataplaneManager(platform.ec2, platform.data_dir / "run")
+        except (OSError, DataplaneError) as exc:
+            why = f"cannot set it up: {exc}"
+    if not _told_why_no_dataplane:
+        _told_why_no_dataplane = True
+        log.warning("VPC data plane off (%s): VPC resources are stored but carry no traffic", why)
+    return None
 
 
 class Platform:
@@ -48,6 +79,8 @@ class Platform:
         self.functions = FunctionStore(self.metadata)
         self.iam = IamStore(self.metadata)
         self.ec2 = Ec2Store(self.metadata)
+        # Before anything that may change EC2 state, so it hears of every change.
+        self.dataplane = _dataplane(self)
         key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
         self.signer = UrlSigner(bytes.fromhex(key))
         self.catalog = RuntimeCatalog(runtimes_dir)
@@ -64,6 +97,8 @@ class Platform:
         self.preparer = Preparer(self)
         self.preparer.resume()
         self.hyperplane.start_idle_reclaim(vpc_idle_reclaim_s)
+        if self.dataplane is not None and not self.dataplane.reconcile_all():
+            log.warning("the VPC data plane is still being rebuilt from the database")
 
     def runtimes(self) -> list[str]:
         """Runtimes this host can run, in a stable order."""
@@ -145,8 +180,12 @@ class Platform:
         await self.events.close()
         if self._pool is not None:
             await self._pool.close()
+        if self.dataplane is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.dataplane.close)
 
     def close(self) -> None:
         self.hyperplane.close()
         self.preparer.close()
+        if self.dataplane is not None:
+            self.dataplane.close()
         self.metadata.close()

@@ -60,7 +60,12 @@ class Preparer:
                         "The function's execution role does not have permissions to call CreateNetworkInterface "
                         "on EC2.",
                     )
-                self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
+                enis = self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
+                dataplane = getattr(self.platform, "dataplane", None)
+                if dataplane is not None:
+                    for eni in enis:
+                        # Active only once the interface really exists on this host (its namespace).
+                        dataplane.wait_interface_namespace(row.account, row.region, eni, timeout_s=10.0)
             outcome = None
             code = "InternalError"
         except HyperplaneFailure as exc:

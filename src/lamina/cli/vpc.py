@@ -1,0 +1,411 @@
+"""``lamina vpc``: put a process into a VPC (``run``), show what is in each VPC (``status``).
+
+``lamina vpc run`` is a client of a running server like any other: it creates a network interface
+through the EC2 API (boto3, the standard credential chain), waits for the server's data plane to
+publish the interface's namespace at ``<data_dir>/run/netns/<eni-id>``, runs the command in it,
+and deletes the interface when the command ends. The process is then a VPC host: reachable at
+the interface's address as its security groups allow, reaching what they and the routes allow.
+
+Facts about running a command in a namespace and forwarding signals:
+- A child starts in the network namespace of the *thread* that forks it, so the command is
+  started from a helper thread switched into the namespace (``NetNamespace.call``): no
+  ``preexec_fn``, no ``nsenter``.
+- The command runs in its own process group, so a signal reaches it once: on a terminal that
+  group is made the foreground group (the terminal's Ctrl-C, Ctrl-Z and job control go straight
+  to it, as a shell does); signals sent to ``lamina vpc run`` itself are forwarded to the group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+DESCRIPTION_MAX = 255  # EC2's limit on an interface's Description
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def add_parser(sub: Any) -> None:
+    """``lamina vpc ...`` under the top-level subcommands."""
+    vpc = sub.add_parser("vpc", help="put a process into a VPC, show what is in each VPC")
+    commands = vpc.add_subparsers(dest="vpc_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--endpoint-url",
+            default=os.environ.get(
+                "AWS_ENDPOINT_URL_EC2", os.environ.get("AWS_ENDPOINT_URL", DEFAULT_ENDPOINT)
+            ),
+            help=f"the lamina server (default {DEFAULT_ENDPOINT})",
+        )
+        p.add_argument(
+            "--region", default=None, help="region (default: the AWS configuration, else us-east-1)"
+        )
+
+    run = commands.add_parser(
+        "run",
+        help="run a command inside a VPC subnet, on a network interface of its own",
+        usage="lamina vpc run [options] --subnet SUBNET --security-group SG [...] -- COMMAND [ARG ...]",
+    )
+    common(run)
+    run.add_argument("--subnet", required=True, help="the subnet (subnet-...)")
+    run.add_argument(
+        "--security-group",
+        action="append",
+        default=[],
+        dest="security_groups",
+        metavar="SG",
+        help="a security group of the interface (repeat for more; default: the VPC's default group)",
+    )
+    run.add_argument(
+        "--private-ip", default=None, help="the interface's address (default: the next free one)"
+    )
+    run.add_argument(
+        "--data-dir",
+        default=os.environ.get("LAMINA_DATA_DIR"),
+        help="the server's data directory (env LAMINA_DATA_DIR; default /var/lib/lamina)",
+    )
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the server to bring the interface up (default 10)",
+    )
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command, after --")
+
+    status = commands.add_parser("status", help="each VPC's subnets and network interfaces")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.vpc_command == "run":
+        return run(args)
+    if args.vpc_command == "status":
+        return status(args)
+    return 2
+
+
+def _say(message: str) -> None:
+    print(f"lamina: {message}", file=sys.stderr, flush=True)
+
+
+def _clients(args: argparse.Namespace, *services: str) -> list[Any]:
+    """boto3 clients for the server: the standard credential chain, else lamina's default keys."""
+    try:
+        import boto3
+    except ImportError:
+        raise SystemExit("lamina: `lamina vpc` needs boto3 (pip install boto3)") from None
+    session = boto3.session.Session()
+    region = args.region or session.region_name or "us-east-1"
+    keys: dict[str, str] = {}
+    if session.get_credentials() is None:
+        # lamina's default account (DESIGN.md "Authentication"): what a fresh server accepts.
+        keys = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return [
+        session.client(service, endpoint_url=args.endpoint_url, region_name=region, **keys)
+        for service in services
+    ]
+
+
+def _aws_error(exc: Exception) -> str | None:
+    """A boto3/botocore failure as one line, or None if ``exc`` is not one."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
+    if isinstance(exc, BotoCoreError):
+        return str(exc)
+    return None
+
+
+# -- lamina vpc run -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    previous = {s: signal.signal(s, handler) for s in FORWARDED}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+class _Interrupted(BaseException):  # like KeyboardInterrupt: not caught on the way
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(signum)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``lamina vpc run``: the command's exit status (128 + N if signal N ended it)."""
+    command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
+    if not command:
+        _say("vpc run: no command given (lamina vpc run ... -- COMMAND [ARG ...])")
+        return 2
+    if os.geteuid() != 0:
+        _say("vpc run: needs root (it enters the interface's network namespace)")
+        return 2
+    from lamina.cli.main import default_data_dir
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    netns_dir = data_dir / "run" / "netns"
+    if not netns_dir.is_dir():
+        _say(
+            f"vpc run: no VPC data plane at {netns_dir}: is `lamina server --data-dir {data_dir}` running, as root?"
+        )
+        return 1
+    (ec2,) = _clients(args, "ec2")
+    request: dict[str, Any] = {
+        "SubnetId": args.subnet,
+        "Description": f"lamina vpc run: {shlex.join(command)}"[:DESCRIPTION_MAX],
+    }
+    if args.security_groups:
+        request["Groups"] = args.security_groups
+    if args.private_ip:
+        request["PrivateIpAddress"] = args.private_ip
+    eni_id = None
+    # Until the command runs, SIGTERM/SIGHUP/SIGINT end this process through the ``finally``.
+    with _signals(_interrupt):
+        try:
+            eni = ec2.create_network_interface(**request)["NetworkInterface"]
+            eni_id = eni["NetworkInterfaceId"]
+            groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
+            _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
+            return _run_on(netns_dir, eni_id, command, args.wait)
+        except _Interrupted as exc:
+            return 128 + exc.signum
+        except Exception as exc:
+            message = _aws_error(exc)
+            if message is None:
+                raise
+            _say(f"vpc run: {message}")
+            return 1
+        finally:
+            if eni_id is not None:
+                _delete_interface(ec2, eni_id)
+
+
+def _delete_interface(ec2: Any, eni_id: str) -> None:
+    # Signals arriving now must not cut the clean-up short: they are forwarded to nobody.
+    with _signals(lambda signum, frame: None):
+        try:
+            ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+        except Exception as exc:
+            message = _aws_error(exc)
+            if message is None:
+                raise
+            if "NotFound" not in message:
+                _say(f"could not delete {eni_id}: {message}")
+
+
+def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float) -> int:
+    from lamina.net import published
+    from lamina.runtime.netns import NetNamespace
+
+    if published.wait_published(netns_dir, eni_id, wait_s) is None:
+        _say(f"vpc run: the server did not bring {eni_id} up within {wait_s:g} s (see its log)")
+        return 1
+    try:
+        fd = os.open(netns_dir / eni_id, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        _say(f"vpc run: cannot open the namespace of {eni_id}: {exc}")
+        return 1
+    terminal = _foreground_terminal()
+    forward = _Forwarder()
+    # Forwarding starts before the command does: a signal in between is held, then delivered.
+    with NetNamespace(fd, eni_id) as ns, _signals(forward):
+        try:
+            proc = ns.call(lambda: subprocess.Popen(list(command), process_group=0))
+        except OSError as exc:
+            _say(f"vpc run: {command[0]}: {exc.strerror}")
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        forward.attach(proc.pid)
+        return _supervise(proc, terminal)
+
+
+class _Forwarder:
+    """A signal handler passing signals on to the command's process group (held until it exists)."""
+
+    def __init__(self) -> None:
+        self.pgrp: int | None = None
+        self.held: list[int] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.pgrp is None:
+            self.held.append(signum)
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.pgrp, signum)
+
+    def attach(self, pgrp: int) -> None:
+        self.pgrp = pgrp
+        held, self.held = self.held, []
+        for signum in held:
+            self(signum, None)
+
+
+def _foreground_terminal() -> int | None:
+    """Standard input's terminal, if this process is in its foreground group."""
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            return 0
+    except OSError:
+        pass
+    return None
+
+
+def _give_terminal(fd: int, pgrp: int) -> None:
+    # tcsetpgrp from a background group raises SIGTTOU unless it is ignored.
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgrp)
+    finally:
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _supervise(proc: subprocess.Popen[Any], terminal: int | None) -> int:
+    """Wait for the command (its signals forwarded, the terminal its own); its exit status."""
+    pgrp = proc.pid
+    if terminal is not None:
+        _give_terminal(terminal, pgrp)
+        os.killpg(pgrp, signal.SIGCONT)  # in case it read the terminal before it was its own
+    try:
+        while True:
+            _, status = os.waitpid(proc.pid, os.WUNTRACED)
+            if not os.WIFSTOPPED(status):
+                break
+            if terminal is not None:
+                # Ctrl-Z: stop as a whole, as the shell expects of its job; carry on with `fg`.
+                _give_terminal(terminal, os.getpgrp())
+                os.kill(os.getpid(), signal.SIGSTOP)
+                _give_terminal(terminal, pgrp)
+                os.killpg(pgrp, signal.SIGCONT)
+    finally:
+        if terminal is not None:
+            _give_terminal(terminal, os.getpgrp())
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    return 128 - code if code < 0 else code
+
+
+# -- lamina vpc status ----------------------------------------------------------------------------
+
+
+def _all(client: Any, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in client.get_paginator(operation).paginate(**params):
+        out += page.get(key, [])
+    return out
+
+
+def collect(ec2: Any, lam: Any) -> list[dict[str, Any]]:
+    """Every VPC with its subnets and network interfaces; a Hyperplane interface (type ``lambda``)
+    lists the functions sharing it: same subnet, same set of security groups."""
+    vpcs = _all(ec2, "describe_vpcs", "Vpcs")
+    subnets = _all(ec2, "describe_subnets", "Subnets")
+    interfaces = _all(ec2, "describe_network_interfaces", "NetworkInterfaces")
+    users: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for function in _all(lam, "list_functions", "Functions"):
+        config = function.get("VpcConfig") or {}
+        groups = tuple(sorted(config.get("SecurityGroupIds") or ()))
+        for subnet in config.get("SubnetIds") or ():
+            users.setdefault((subnet, groups), []).append(function["FunctionName"])
+    out = []
+    for vpc in sorted(vpcs, key=lambda v: v["VpcId"]):
+        vpc_id = vpc["VpcId"]
+        shown_interfaces = []
+        for eni in sorted(
+            (i for i in interfaces if i.get("VpcId") == vpc_id),
+            key=lambda i: (i["SubnetId"], i.get("PrivateIpAddress", "")),
+        ):
+            group_ids = sorted(g["GroupId"] for g in eni.get("Groups", []))
+            item = {
+                "NetworkInterfaceId": eni["NetworkInterfaceId"],
+                "SubnetId": eni["SubnetId"],
+                "PrivateIpAddress": eni.get("PrivateIpAddress"),
+                "InterfaceType": eni.get("InterfaceType", "interface"),
+                "Status": eni.get("Status"),
+                "Groups": [
+                    {"GroupId": g["GroupId"], "GroupName": g.get("GroupName", "")}
+                    for g in eni.get("Groups", [])
+                ],
+                "Description": eni.get("Description", ""),
+            }
+            if item["InterfaceType"] == "lambda":
+                item["Functions"] = sorted(users.get((eni["SubnetId"], tuple(group_ids)), []))
+            shown_interfaces.append(item)
+        out.append(
+            {
+                "VpcId": vpc_id,
+                "CidrBlock": vpc.get("CidrBlock"),
+                "Subnets": [
+                    {
+                        "SubnetId": s["SubnetId"],
+                        "CidrBlock": s["CidrBlock"],
+                        "AvailabilityZone": s.get("AvailabilityZone"),
+                        "AvailableIpAddressCount": s.get("AvailableIpAddressCount"),
+                    }
+                    for s in sorted(subnets, key=lambda s: s["CidrBlock"])
+                    if s.get("VpcId") == vpc_id
+                ],
+                "NetworkInterfaces": shown_interfaces,
+            }
+        )
+    return out
+
+
+def render(vpcs: Sequence[dict[str, Any]]) -> str:
+    """``collect``'s result as indented text."""
+    lines = []
+    for vpc in vpcs:
+        lines.append(f"{vpc['VpcId']}  {vpc['CidrBlock']}")
+        for s in vpc["Subnets"]:
+            lines.append(
+                f"  {s['SubnetId']}  {s['CidrBlock']}  {s['AvailabilityZone']}  "
+                f"{s['AvailableIpAddressCount']} addresses available"
+            )
+            for eni in (i for i in vpc["NetworkInterfaces"] if i["SubnetId"] == s["SubnetId"]):
+                groups = ", ".join(
+                    f"{g['GroupId']} ({g['GroupName']})" if g["GroupName"] else g["GroupId"]
+                    for g in eni["Groups"]
+                )
+                line = f"    {eni['NetworkInterfaceId']}  {eni['PrivateIpAddress']}  {eni['InterfaceType']}  [{groups}]"
+                if "Functions" in eni:
+                    line += "  functions: " + (", ".join(eni["Functions"]) or "(none)")
+                elif eni["Description"]:
+                    line += f"  {eni['Description']}"
+                lines.append(line)
+        if not vpc["Subnets"]:
+            lines.append("  (no subnets)")
+    return "\n".join(lines) + "\n" if lines else "no VPCs\n"
+
+
+def status(args: argparse.Namespace) -> int:
+    ec2, lam = _clients(args, "ec2", "lambda")
+    try:
+        vpcs = collect(ec2, lam)
+    except Exception as exc:
+        message = _aws_error(exc)
+        if message is None:
+            raise
+        _say(f"vpc status: {message}")
+        return 1
+    sys.stdout.write(json.dumps(vpcs, indent=2) + "\n" if args.json else render(vpcs))
+    return 0

@@ -1,0 +1,345 @@
+"""The data plane of every VPC on this host, kept equal to the EC2 state in the database.
+
+How changes flow: the EC2 store tells its listeners after each commit; the manager marks the
+(account, region, VPC) the change belongs to and returns at once (the request that committed is
+not held up). One worker thread takes marked VPCs in turn, reads the VPC's whole state back from
+the store, plans it (``domain.dataplane.plan_vpc``) and applies the plan (``net.vpc``). Reading
+after the commit makes it "latest wins": a burst of changes to one VPC while the worker is busy
+is one more apply, and the state applied is never older than the last event heard.
+
+Which VPCs have a data plane: those with at least one network interface realised as a host
+(not a NAT gateway's). A VPC without interfaces carries no traffic, so creating thousands of
+empty VPCs costs no namespaces; a VPC loses its data plane with its last interface or when it
+is deleted.
+
+Each interface's namespace is also published at ``<state_dir>/netns/<eni-id>`` (a bind mount,
+see ``net.published``) for other root processes, such as ``lamina vpc run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from lamina.domain.dataplane import plan_vpc
+from lamina.net import published
+from lamina.net.commands import DataplaneError
+from lamina.net.vpc import VpcDataplane
+from lamina.runtime.netns import NetNamespace
+
+log = logging.getLogger("lamina.net")
+
+Key = tuple[str, str, str]  # (account, region, VpcId)
+
+# The EC2 resource kinds the manager reads (``store.ec2``'s constants, spelled out: net/ does not
+# import the store).
+_VPC = "vpc"
+_SUBNET = "subnet"
+_SECURITY_GROUP = "security-group"
+_NETWORK_INTERFACE = "network-interface"
+_ROUTE_TABLE = "route-table"
+_INTERFACE_CREATED = "interface-created"
+_NOT_HOSTS = frozenset({"nat_gateway"})  # as domain.dataplane: realised by their gateway
+
+RETRY_FIRST_S = 0.5  # after a failed apply; doubled on each failure, up to RETRY_MAX_S
+RETRY_MAX_S = 30.0
+RECONCILE_TIMEOUT_S = 120.0
+
+
+class Ec2Source(Protocol):
+    """What the manager needs of the EC2 store (``lamina.store.ec2.Ec2Store``)."""
+
+    @property
+    def partition_listeners(self) -> list[Callable[[str, str, str, dict[str, Any]], None]]: ...
+
+    def list_resources(
+        self, account: str, region: str, kind: str, *, vpc_id: str | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def vpc_locations(self) -> list[tuple[str, str, str]]: ...
+
+
+@dataclass
+class Stats:
+    """Counters, and the latency from a change being heard to it being in force."""
+
+    syncs: int = 0  # VPC states read and planned
+    applies: int = 0  # plans that changed the kernel
+    failures: int = 0
+    last_latency_s: float = 0.0
+    max_latency_s: float = 0.0
+
+
+def _vpc_ids(obj: Mapping[str, Any]) -> set[str]:
+    """The VPCs an event's object belongs to (an internet gateway names them in its attachments)."""
+    found = {obj["VpcId"]} if isinstance(obj.get("VpcId"), str) and obj["VpcId"] else set()
+    for attachment in obj.get("Attachments") or ():
+        if isinstance(attachment, Mapping) and attachment.get("VpcId"):
+            found.add(str(attachment["VpcId"]))
+    return found
+
+
+class DataplaneManager:
+    """Keeps a :class:`VpcDataplane` per (account, region, VPC) in step with the EC2 store.
+
+    Thread-safe. :meth:`close` removes every namespace, link, rule and published file it made.
+    """
+
+    def __init__(self, ec2: Ec2Source, state_dir: Path) -> None:
+        self._ec2 = ec2
+        self.netns_dir = state_dir / "netns"
+        stale = published.sweep(self.netns_dir)
+        if stale:
+            log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
+        self._cond = threading.Condition()
+        self._dirty: dict[Key, float] = {}  # VPC -> when the oldest change not yet applied was heard
+        self._retry: dict[Key, tuple[float, float]] = {}  # VPC -> (when to retry, next delay)
+        self._busy: Key | None = None
+        self._planes: dict[Key, VpcDataplane] = {}
+        self._published: dict[str, tuple[Key, int]] = {}  # eni -> (its VPC, namespace inode)
+        # (account, region, eni) -> its namespace, as of the last sync of its VPC: lookups never
+        # wait for an apply in progress.
+        self._namespaces: dict[tuple[str, str, str], tuple[Key, NetNamespace]] = {}
+        self._closed = False
+        self.stats = Stats()
+        self._worker = threading.Thread(target=self._run, name="lamina-dataplane", daemon=True)
+        self._worker.start()
+        ec2.partition_listeners.append(self._heard)
+
+    # -- hearing of changes -----------------------------------------------------------------------
+
+    def _heard(self, account: str, region: str, event: str, obj: dict[str, Any]) -> None:
+        """A store listener: runs on the committing thread, so it only marks and returns."""
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                return
+            marked = False
+            for vpc_id in _vpc_ids(obj):
+                key = (account, region, vpc_id)
+                # Without a data plane, a VPC needs one only once a host interface appears.
+                if (
+                    key in self._planes
+                    or key in self._dirty
+                    or key in self._retry
+                    or key == self._busy
+                    or (event == _INTERFACE_CREATED and obj.get("InterfaceType") not in _NOT_HOSTS)
+                ):
+                    self._dirty.setdefault(key, now)
+                    marked = True
+            if marked:
+                self._cond.notify_all()
+
+    def reconcile_all(self, timeout_s: float = RECONCILE_TIMEOUT_S) -> bool:
+        """Rebuild every VPC from the database (idempotent: VPCs already in step change nothing);
+        return once done, or False if ``timeout_s`` passed first."""
+        now = time.monotonic()
+        with self._cond:
+            for key in self._ec2.vpc_locations():
+                self._dirty.setdefault(key, now)
+            # VPCs with a data plane that the database no longer has.
+            for key in self._planes:
+                self._dirty.setdefault(key, now)
+            self._cond.notify_all()
+        return self.wait_idle(timeout_s)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until every change heard so far is applied (or has failed and awaits its retry)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or not (self._dirty or self._busy), timeout_s)
+
+    # -- the worker -------------------------------------------------------------------------------
+
+    def _next(self) -> tuple[Key, float] | None:
+        """The next VPC to sync (None once closed); called with the condition held."""
+        while not self._closed:
+            now = time.monotonic()
+            for key, (at, _) in list(self._retry.items()):
+                if at <= now:
+                    self._dirty.setdefault(key, now)
+            if self._dirty:
+                key = next(iter(self._dirty))
+                return key, self._dirty.pop(key)
+            waits = [at - now for at, _ in self._retry.values()]
+            self._cond.wait(timeout=min(waits) if waits else None)
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                item = self._next()
+                if item is None:
+                    return
+                key, heard = item
+                self._busy = key
+            try:
+                self._sync(key)
+            except Exception as exc:  # noqa: BLE001 - logged; retried with backoff
+                with self._cond:
+                    self.stats.failures += 1
+                    delay = self._retry.get(key, (0.0, RETRY_FIRST_S))[1]
+                    self._retry[key] = (time.monotonic() + delay, min(delay * 2, RETRY_MAX_S))
+                level = logging.WARNING if isinstance(exc, DataplaneError | ValueError) else logging.ERROR
+                log.log(
+                    level,
+                    "data plane of %s/%s/%s: %s (retry in %.1f s)",
+                    *key,
+                    exc,
+                    delay,
+                    exc_info=level == logging.ERROR,
+                )
+            else:
+                with self._cond:
+                    self._retry.pop(key, None)
+                    latency = time.monotonic() - heard
+                    self.stats.last_latency_s = latency
+                    self.stats.max_latency_s = max(self.stats.max_latency_s, latency)
+            finally:
+                with self._cond:
+                    self._busy = None
+                    self._cond.notify_all()
+
+    def _sync(self, key: Key) -> None:
+        """Make one VPC's data plane match the database (runs on the worker only)."""
+        account, region, vpc_id = key
+        self.stats.syncs += 1
+        read = self._ec2.list_resources
+        interfaces = [
+            i
+            for i in read(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+            if i.get("InterfaceType") not in _NOT_HOSTS
+        ]
+        vpcs = read(account, region, _VPC, vpc_id=vpc_id) if interfaces else []
+        if not vpcs:
+            self._drop(key)
+            return
+        # Separate reads may straddle a commit; an inconsistent mix raises ValueError and is retried,
+        # and the commit in between has marked the VPC again anyway.
+        plan = plan_vpc(
+            vpcs[0],
+            read(account, region, _SUBNET, vpc_id=vpc_id),
+            read(account, region, _SECURITY_GROUP, vpc_id=vpc_id),
+            interfaces,
+            read(account, region, _ROUTE_TABLE, vpc_id=vpc_id),
+        )
+        if not plan.interfaces:
+            self._drop(key)
+            return
+        with self._cond:
+            if self._closed:
+                return
+            plane = self._planes.get(key)
+        if plane is None:
+            plane = VpcDataplane(plan)
+            with self._cond:
+                if self._closed:
+                    plane.close()
+                    return
+                self._planes[key] = plane
+            self.stats.applies += 1
+        elif plane.apply(plan).changed:
+            self.stats.applies += 1
+        live = {i.eni_id: plane.interface_namespace(i.eni_id) for i in plan.interfaces}
+        self._set_namespaces(key, live)
+        self._publish(key, live)
+
+    def _set_namespaces(self, key: Key, live: Mapping[str, NetNamespace]) -> None:
+        account, region, _ = key
+        with self._cond:
+            for name, (owner, _) in list(self._namespaces.items()):
+                if owner == key and name[2] not in live:
+                    del self._namespaces[name]
+            for eni, ns in live.items():
+                self._namespaces[(account, region, eni)] = (key, ns)
+
+    def _drop(self, key: Key) -> None:
+        """A VPC without interfaces (or deleted): no data plane."""
+        self._set_namespaces(key, {})
+        self._publish(key, {})
+        with self._cond:
+            plane = self._planes.pop(key, None)
+        if plane is not None:
+            plane.close()
+            self.stats.applies += 1
+
+    def _publish(self, key: Key, live: Mapping[str, NetNamespace]) -> None:
+        """Make ``<netns_dir>/<eni>`` the namespaces of exactly ``live``, for this VPC's interfaces."""
+        for eni, (owner, _) in list(self._published.items()):
+            if owner == key and eni not in live:
+                self._unpublish(eni)
+        for eni, ns in live.items():
+            inode = os.fstat(ns.fd).st_ino
+            if self._published.get(eni) == (key, inode):
+                continue
+            self._published.pop(eni, None)
+            published.publish(self.netns_dir, eni, ns.fd)
+            self._published[eni] = (key, inode)
+
+    def _unpublish(self, eni: str) -> None:
+        self._published.pop(eni, None)
+        try:
+            published.unpublish(self.netns_dir, eni)
+        except DataplaneError as exc:
+            log.warning("%s", exc)
+
+    # -- for the Lambda side ----------------------------------------------------------------------
+
+    def interface_namespace(self, account: str, region: str, eni_id: str) -> NetNamespace | None:
+        """The namespace of a network interface once its data plane is in force, else None.
+
+        The namespace stays the data plane's: it is closed when the interface goes.
+        """
+        with self._cond:
+            found = self._namespaces.get((account, region, eni_id))
+        return None if found is None or found[1].closed else found[1]
+
+    def wait_interface_namespace(
+        self, account: str, region: str, eni_id: str, timeout_s: float
+    ) -> NetNamespace | None:
+        """:meth:`interface_namespace`, waiting up to ``timeout_s`` for the interface to be in force
+        (woken by the worker after each sync, no polling)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                found = self.interface_namespace(account, region, eni_id)
+                left = deadline - time.monotonic()
+                if found is not None or self._closed or left <= 0:
+                    return found
+                self._cond.wait(left)  # notified after every sync
+
+    def vpcs(self) -> list[Key]:
+        """The VPCs that have a data plane."""
+        with self._cond:
+            return sorted(self._planes)
+
+    # -- teardown ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop listening, then remove every VPC's namespaces, links, rules and published files."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+        with contextlib.suppress(ValueError):
+            self._ec2.partition_listeners.remove(self._heard)
+        self._worker.join()  # finishes the VPC it is on, takes no more
+        for eni in list(self._published):
+            self._unpublish(eni)
+        with self._cond:
+            planes, self._planes = list(self._planes.values()), {}
+            self._namespaces.clear()
+        for plane in planes:
+            plane.close()
+        with contextlib.suppress(OSError):
+            self.netns_dir.rmdir()
+
+    def __repr__(self) -> str:
+        return f"<DataplaneManager vpcs={len(self._planes)} published={len(self._published)}>"
