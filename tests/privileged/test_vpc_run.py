@@ -635,3 +635,71 @@ def test_a_function_reaches_the_database_only_as_its_groups_allow(
     assert outside["80"] in ("TimeoutError", "OSError", "ConnectionRefusedError")
     for name in ("reach-fn", "reach-other"):
         lam.delete_function(FunctionName=name)
+
+
+# Tells each client the address it came from.
+WHO = r"""
+import os, socket
+s = socket.create_server(("0.0.0.0", 8000))
+print("ready", os.getpid(), flush=True)
+while True:
+    c, peer = s.accept()
+    c.sendall(peer[0].encode())
+    c.close()
+"""
+
+
+def test_the_vpc_sees_the_shared_interface_address_and_cannot_call_in(
+    server: LaminaServer, ec2: Any, net: Net, hosts: dict[str, VpcRun]
+) -> None:
+    iam, lam = client(server, "iam"), client(server, read_timeout=60)
+    iam.attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
+    ec2.authorize_security_group_ingress(GroupId=net.db, IpPermissions=[redis_from(net.fn, 8000)])
+    who = VpcRun(server, net.b, [net.db], sys.executable, "-u", "-c", WHO, ip="10.77.2.20").start()
+    try:
+        code = make_zip(
+            {
+                "app.py": (
+                    "import socket\n"
+                    "def handler(event, context):\n"
+                    "    with socket.create_connection(('10.77.2.20', 8000), timeout=2) as s:\n"
+                    "        return s.recv(64).decode()\n"
+                )
+            }
+        )
+        lam.create_function(
+            FunctionName="who-am-i",
+            Runtime="python3.12",
+            Role="arn:aws:iam::000000000000:role/lambda-role",
+            Handler="app.handler",
+            Code={"ZipFile": code},
+            Timeout=10,
+            VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [net.fn]},
+        )
+        lam.get_waiter("function_active_v2").wait(FunctionName="who-am-i", WaiterConfig={"Delay": 1})
+        seen = json.loads(lam.invoke(FunctionName="who-am-i", Payload=b"{}")["Payload"].read())
+        hyperplane = [
+            i
+            for i in interfaces(ec2, net.vpc).values()
+            if i["InterfaceType"] == "lambda"
+            and i["SubnetId"] == net.a
+            and [g["GroupId"] for g in i["Groups"]] == [net.fn]
+        ]
+        assert len(hyperplane) == 1
+        assert seen == hyperplane[0]["PrivateIpAddress"]  # the VPC sees the shared interface
+        # Nothing in the VPC can open a connection to the function's environments: even with sg-fn
+        # letting sg-other in on every port, the environment's Runtime API (9001) is unreachable.
+        everything = {
+            "IpProtocol": "tcp",
+            "FromPort": 0,
+            "ToPort": 65535,
+            "UserIdGroupPairs": [{"GroupId": net.other}],
+        }
+        ec2.authorize_security_group_ingress(GroupId=net.fn, IpPermissions=[everything])
+        try:
+            assert hosts["other"].probe(seen, 9001) in ("dropped", "error 111", "error 113")
+        finally:
+            ec2.revoke_security_group_ingress(GroupId=net.fn, IpPermissions=[everything])
+    finally:
+        who.close()
+        lam.delete_function(FunctionName="who-am-i")

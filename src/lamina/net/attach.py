@@ -15,7 +15,6 @@ Facts (Linux 6.x) and the design they lead to:
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -69,7 +68,6 @@ class _Slots:
 
 
 _slots = _Slots()
-_prepared: set[int] = set()  # interface namespaces (by fd inode) already set up as forwarders
 _prepared_lock = threading.Lock()
 
 
@@ -94,13 +92,14 @@ class Attachment:
 
 
 def _prepare_forwarder(eni_ns: NetNamespace) -> None:
-    key = os.fstat(eni_ns.fd).st_ino  # the namespace's identity (an fd number may be reused)
+    # Marked on the namespace object itself: a namespace's inode number is reused once it is freed,
+    # so a new interface namespace could otherwise pass for an old, already prepared one.
     with _prepared_lock:
-        if key in _prepared:
+        if getattr(eni_ns, "_lamina_forwarder", False):
             return
         sysctl.configure(eni_ns, FORWARDER)
         nftables.load(eni_ns, RULESET)
-        _prepared.add(key)
+        eni_ns._lamina_forwarder = True  # type: ignore[attr-defined]
 
 
 def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
