@@ -8,6 +8,7 @@ zips of its layers (a deleted layer version stays usable by functions that have 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable
@@ -27,6 +28,10 @@ class FunctionRow:
     code_sha256: str
     unzipped_size: int
     layer_shas: tuple[str, ...]
+
+    def with_config(self, config: dict[str, Any]) -> FunctionRow:
+        """The same version with another configuration."""
+        return dataclasses.replace(self, config=config)
 
 
 _COLS = "account, region, name, seq, config, code_sha256, unzipped_size, layer_shas"

@@ -91,16 +91,7 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
             StateReasonCode="Creating",
             RevisionId=str(uuid.uuid4()),
         )
-        return FunctionRow(
-            current.account,
-            current.region,
-            current.name,
-            current.seq,
-            config,
-            current.code_sha256,
-            current.unzipped_size,
-            current.layer_shas,
-        )
+        return current.with_config(config)
 
     platform.hyperplane.touch(row.account, row.region, row.name)
     updated = platform.functions.update(row.account, row.region, row.name, change)

@@ -84,16 +84,7 @@ class Preparer:
             else:
                 config = F.failed_state(current.config, code, outcome, creating=creating)
             config["RevisionId"] = str(uuid.uuid4())
-            return FunctionRow(
-                current.account,
-                current.region,
-                current.name,
-                current.seq,
-                config,
-                current.code_sha256,
-                current.unzipped_size,
-                current.layer_shas,
-            )
+            return current.with_config(config)
 
         self.platform.functions.update(row.account, row.region, row.name, change)
         if outcome is None:

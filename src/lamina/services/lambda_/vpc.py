@@ -268,16 +268,7 @@ class Hyperplane:
                     StateReasonCode="Idle",
                     RevisionId=str(uuid.uuid4()),
                 )
-                return FunctionRow(
-                    row.account,
-                    row.region,
-                    row.name,
-                    row.seq,
-                    config,
-                    row.code_sha256,
-                    row.unzipped_size,
-                    row.layer_shas,
-                )
+                return row.with_config(config)
 
             self.platform.functions.update(account, region, name, change)
             self.platform.retire(account, region, name, 0)
