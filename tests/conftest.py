@@ -1,10 +1,14 @@
-"""Shared test fixtures: privileged marker handling."""
+"""Shared test fixtures: privileged marker handling; no test server uses the host as its uplink."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+# Tests never use the host's network as the uplink (``lamina server`` defaults to it): every server
+# a test starts inherits this, and a test that needs a way out passes ``--uplink netns:NAME``.
+os.environ["LAMINA_UPLINK"] = "none"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import botocore.session
 
 from lamina.api.app import LaminaApp, default_workers
 from lamina.domain.accounts import Account
+from lamina.net.uplink import UplinkSpec
 from lamina.services import ec2, iam, lambda_, sts
 from lamina.services.platform import Platform
+from lamina.store.ec2 import DEFAULT_PUBLIC_POOL
 
 
 def build_app(
@@ -23,6 +26,8 @@ def build_app(
     event_retry_delay_s: float = 60.0,
     eni_release_delay_s: float = 30.0,
     vpc_idle_reclaim_s: float = 14 * 24 * 3600.0,
+    uplink: UplinkSpec | None = None,
+    public_ip_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
 ) -> LaminaApp:
     platform = Platform(
         data_dir,
@@ -34,6 +39,8 @@ def build_app(
         event_retry_delay_s=event_retry_delay_s,
         eni_release_delay_s=eni_release_delay_s,
         vpc_idle_reclaim_s=vpc_idle_reclaim_s,
+        uplink=uplink,
+        public_ip_pool=public_ip_pool,
     )
     session = botocore.session.get_session()
     services = {

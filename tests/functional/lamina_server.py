@@ -62,9 +62,10 @@ class LaminaServer:
             args += ["--accounts", str(self.accounts_file)]
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-        )
+        # Tests never use the host's network as the uplink (``lamina server`` defaults to it): a
+        # test that needs a way out passes ``--uplink netns:NAME``, which wins over the variable.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAMINA_UPLINK": "none"}
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.wait_ready()
         if lambda_role:
             for account in accounts or [{"access_key_id": "test", "secret_access_key": "test"}]:

@@ -13,6 +13,7 @@ from lamina.domain import dataplane as dp
 from lamina.domain import secgroups as S
 from lamina.domain.dataplane import Match, RouteAction, RouterRoute, SourceRule
 from lamina.net import iproute
+from lamina.net.uplink import UplinkKind, UplinkSpec
 
 VPC = "vpc-0a1b2c3d4e5f60718"
 N = IPv4Network
@@ -342,7 +343,7 @@ def test_route_tables_become_kernel_tables_chosen_by_source() -> None:
     )
     other = p.interface("eni-other")
     assert [r for r in p.routes if r.table == 101] == [
-        RouterRoute(101, N("0.0.0.0/0"), RouteAction.GATEWAY, "nat-1"),
+        RouterRoute(101, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "nat-1"),  # no such NAT gateway here
         RouterRoute(101, N("10.20.0.0/16"), RouteAction.LOCAL, "local"),
         RouterRoute(101, N("10.20.9.0/24"), RouteAction.BLACKHOLE, "eni-gone"),
         RouterRoute(
@@ -391,8 +392,10 @@ def test_subnet_without_any_route_table_has_no_rule() -> None:
             id="blackhole",
         ),
         pytest.param(
-            RouterRoute(100, N("0.0.0.0/0"), RouteAction.GATEWAY, "igw-1"),
-            "route replace blackhole 0.0.0.0/0 proto 252 table 100",
+            RouterRoute(
+                100, N("0.0.0.0/0"), RouteAction.GATEWAY, "igw-1", via=dp.EDGE_ADDRESS, link=dp.IGW_LINK
+            ),
+            "route replace 0.0.0.0/0 via 169.254.168.1 dev igw0 onlink proto 252 table 100",
             id="gateway",
         ),
         pytest.param(
@@ -451,3 +454,355 @@ def test_interface_lines_route_everything_through_the_gateway() -> None:
         iproute.router_side(fn, 7)[0]
         == f"link add {fn.router_link} group 252 type veth peer name eth0 netns /proc/self/fd/7"
     )
+
+
+# -- the way out: internet gateway, NAT gateways, edge, uplink --------------------------------------
+
+EDGE = "lmi0123456789ab"
+IGW = {"InternetGatewayId": "igw-1", "Attachments": [{"VpcId": VPC, "State": "available"}]}
+IGW_ELSEWHERE = {"InternetGatewayId": "igw-9", "Attachments": [{"VpcId": "vpc-other", "State": "available"}]}
+TO_IGW = {"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "active"}
+TO_NAT = {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1", "State": "active"}
+NAT_ENI = eni("eni-nat", "subnet-a", "10.20.1.5", InterfaceType="nat_gateway", MacAddress="02:00:00:00:00:05")
+
+
+def nat_gateway(state: str = "available", **extra: Any) -> dict[str, Any]:
+    address = {
+        "IsPrimary": True,
+        "NetworkInterfaceId": "eni-nat",
+        "PrivateIp": "10.20.1.5",
+        "PublicIp": "203.0.113.7",
+    }
+    return {
+        "NatGatewayId": "nat-1",
+        "VpcId": VPC,
+        "SubnetId": "subnet-a",
+        "State": state,
+        "ConnectivityType": "public",
+        "NatGatewayAddresses": [address],
+        **extra,
+    }
+
+
+def outside(**overrides: Any) -> dict[str, Any]:
+    """subnet-a public (its table routes to igw-1) with NAT gateway nat-1; subnet-b private (-> nat-1)."""
+    base = state(
+        interfaces=[*state()["interfaces"], NAT_ENI],
+        route_tables=[
+            rtb("rtb-public", TO_IGW, main=True),
+            rtb("rtb-private", TO_NAT, subnets=("subnet-b",)),
+        ],
+        nat_gateways=[nat_gateway()],
+        internet_gateways=[IGW, IGW_ELSEWHERE],
+        edge_link=EDGE,
+    )
+    base.update(overrides)
+    return base
+
+
+def test_an_attached_internet_gateway_is_a_link_to_the_edge() -> None:
+    p = dp.plan_vpc(**outside())
+    assert p.internet == dp.InternetLink("igw-1", EDGE, (IPv4Address("203.0.113.7"),))
+    assert (
+        RouterRoute(101, N("0.0.0.0/0"), RouteAction.GATEWAY, "igw-1", via=dp.EDGE_ADDRESS, link=dp.IGW_LINK)
+        in p.routes
+    )
+    assert dp.edge_link_name("000000000000", "us-east-1", VPC) == dp.edge_link_name(
+        "000000000000", "us-east-1", VPC
+    )
+    assert dp.edge_link_name("000000000000", "us-east-1", VPC) != dp.edge_link_name(
+        "111111111111", "us-east-1", VPC
+    )
+    assert len(dp.edge_link_name("000000000000", "us-east-1", VPC)) == 15
+
+
+def test_a_nat_gateway_is_an_interface_that_the_private_table_routes_to() -> None:
+    p = dp.plan_vpc(**outside())
+    (nat,) = p.nat_gateways
+    assert (nat.eni_id, nat.kind, nat.public_ip, nat.nat_gateway_id) == (
+        "eni-nat",
+        dp.InterfaceKind.NAT_GATEWAY,
+        IPv4Address("203.0.113.7"),
+        "nat-1",
+    )
+    assert (nat.address, nat.gateway, nat.mac, nat.group_ids) == (
+        IPv4Interface("10.20.1.5/24"),
+        IPv4Address("10.20.1.1"),
+        "02:00:00:00:00:05",
+        (),
+    )
+    assert [i.eni_id for i in p.interfaces] == ["eni-db", "eni-fn", "eni-other"]  # hosts only
+    assert [i.eni_id for i in p.links] == ["eni-db", "eni-fn", "eni-other", "eni-nat"]
+    assert p.interface("eni-nat") == nat
+    via_nat = RouterRoute(
+        100,
+        N("0.0.0.0/0"),
+        RouteAction.INTERFACE,
+        "nat-1",
+        via=IPv4Address("10.20.1.5"),
+        link=nat.router_link,
+    )
+    assert via_nat in p.routes
+    # Replies to the Elastic IP go back to the NAT gateway; what it sends follows subnet a's table.
+    assert (
+        RouterRoute(
+            254,
+            N("203.0.113.7/32"),
+            RouteAction.INTERFACE,
+            "nat-1",
+            via=IPv4Address("10.20.1.5"),
+            link=nat.router_link,
+        )
+        in p.routes
+    )
+    assert (
+        RouterRoute(
+            254,
+            N("10.20.1.5/32"),
+            RouteAction.CONNECTED,
+            "eni-nat",
+            link=nat.router_link,
+            source=IPv4Address("10.20.1.1"),
+        )
+        in p.routes
+    )
+    assert p.source_rules[0] == SourceRule(dp.FIRST_NAT_RULE_PRIORITY, N("203.0.113.7/32"), 101, "subnet-a")
+    assert [r.priority for r in p.source_rules] == [900, 1000, 1001]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"edge_link": None}, id="no-uplink"),
+        pytest.param({"internet_gateways": [IGW_ELSEWHERE]}, id="no-internet-gateway"),
+        pytest.param({"internet_gateways": [{**IGW, "Attachments": []}]}, id="detached"),
+    ],
+)
+def test_without_a_way_out_gateways_are_not_realised_and_their_routes_drop(overrides: dict[str, Any]) -> None:
+    p = dp.plan_vpc(**outside(**overrides))
+    assert p.internet is None and p.nat_gateways == ()
+    defaults = [r for r in p.routes if r.destination == N("0.0.0.0/0")]
+    assert defaults == [
+        RouterRoute(100, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "nat-1"),  # rtb-private
+        RouterRoute(101, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "igw-1"),  # rtb-public
+    ]
+    assert all(r.destination != N("203.0.113.7/32") for r in p.routes)
+    assert "gateways" not in p.ruleset
+    assert (
+        dp.plan_vpc(**outside(**overrides)).ruleset
+        == dp.plan_vpc(**{**outside(**overrides), "nat_gateways": [], "internet_gateways": []}).ruleset
+    )
+
+
+@pytest.mark.parametrize(
+    "nat",
+    [
+        pytest.param(nat_gateway("pending"), id="pending"),
+        pytest.param(nat_gateway("failed"), id="failed"),
+        pytest.param(nat_gateway("deleting"), id="deleting"),
+        pytest.param(nat_gateway(ConnectivityType="private"), id="private"),
+        pytest.param({**nat_gateway(), "VpcId": "vpc-other"}, id="another-vpc"),
+        pytest.param(
+            nat_gateway(NatGatewayAddresses=[{"IsPrimary": True, "NetworkInterfaceId": "eni-nat"}]),
+            id="no-elastic-ip",
+        ),
+        pytest.param(
+            nat_gateway(
+                NatGatewayAddresses=[
+                    {"IsPrimary": True, "NetworkInterfaceId": "eni-gone", "PublicIp": "203.0.113.7"}
+                ]
+            ),
+            id="interface-gone",
+        ),
+    ],
+)
+def test_only_available_public_nat_gateways_are_realised(nat: dict[str, Any]) -> None:
+    p = dp.plan_vpc(**outside(nat_gateways=[nat]))
+    assert p.nat_gateways == () and p.internet is not None and p.internet.public_ips == ()
+    assert RouterRoute(100, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "nat-1") in p.routes
+
+
+def test_the_router_lets_gateways_forward_but_opens_nothing_from_them() -> None:
+    p = dp.plan_vpc(**outside())
+    (nat,) = p.nat_gateways
+    forward = p.ruleset.split("chain forward {")[1].split("\t}")[0]
+    assert f'\tset gateways {{ type ifname; elements = {{ "{nat.router_link}", "igw0" }}; }}' in p.ruleset
+    assert f'\tset nat_links {{ type ifname; elements = {{ "{nat.router_link}" }}; }}' in p.ruleset
+    order = [
+        "iifname != @gateways iifname . ip saddr != @sources drop",
+        "ct state established,related accept",
+        'iifname @nat_links oifname "igw0" accept',
+        "iifname @gateways drop",
+        "iifname vmap",
+        "oifname vmap",
+        "oifname @gateways accept",
+    ]
+    positions = [forward.index(item) for item in order]
+    assert positions == sorted(positions)
+    # The NAT gateway's own address is no source to check, nor a member of any group.
+    assert "10.20.1.5" not in p.ruleset
+
+
+def test_plans_with_gateways_are_stable() -> None:
+    shuffled = outside()
+    rng = random.Random(11)
+    for key in ("subnets", "security_groups", "interfaces", "internet_gateways"):
+        rng.shuffle(shuffled[key])
+    assert dp.plan_vpc(**shuffled) == dp.plan_vpc(**outside())
+
+
+def test_nat_gateway_ruleset_snats_forwarded_flows_to_its_elastic_ip() -> None:
+    text = dp.render_nat_ruleset(IPv4Address("203.0.113.7"))
+    assert text.splitlines()[0] == "table inet lamina_nat {"  # made once, in a new namespace
+    assert '\t\toifname "eth0" snat ip to 203.0.113.7' in text
+    forward = text.split("chain forward {")[1].split("}")[0]
+    assert (
+        forward.index("established,related accept")
+        < forward.index("ip daddr 203.0.113.7 drop")
+        < forward.index('iifname "eth0" oifname "eth0" accept')
+    )
+
+
+def test_edge_ruleset_lets_out_only_elastic_ips_and_the_default_network() -> None:
+    text = dp.render_edge_ruleset(
+        [("lmib", IPv4Address("203.0.113.9")), ("lmia", IPv4Address("203.0.113.7"))]
+    )
+    assert (
+        '\tset public { type ifname . ipv4_addr; elements = { "lmia" . 203.0.113.7, "lmib" . 203.0.113.9 }; }'
+        in text
+    )
+    forward = text.split("chain forward {")[1].split("}")[0].splitlines()[1:]
+    assert [line.strip() for line in forward if line.strip()] == [
+        "type filter hook forward priority filter; policy drop;",
+        "meta nfproto != ipv4 drop",
+        "ct state established,related accept",
+        "ct state invalid drop",
+        'oifname != "uplink0" drop',
+        "iifname . ip saddr @public accept",
+        'iifname "default0" ip saddr 169.254.168.6 accept',
+    ]
+    assert '\t\tiifname "default0" oifname "uplink0" masquerade' in text
+    assert "\tset public { type ifname . ipv4_addr; }" in dp.render_edge_ruleset([])
+
+
+def test_uplink_ruleset_masquerades_only_lamina_sources_leaving_by_another_link() -> None:
+    text = dp.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", N("203.0.113.0/24"))
+    assert text.splitlines()[:3] == [
+        "table inet lamina_uplink_0badcafe {}",
+        "delete table inet lamina_uplink_0badcafe",
+        "table inet lamina_uplink_0badcafe {",
+    ]
+    (rule,) = [line.strip() for line in text.splitlines() if "masquerade" in line]
+    assert (
+        rule
+        == 'iifname "lmup0badcafe" oifname != "lmup0badcafe" ip saddr { 169.254.168.9, 203.0.113.0/24 } masquerade'
+    )
+    assert "filter" not in text  # nothing of the host's traffic is judged
+
+
+def test_lamina_link_addresses_stay_in_their_block() -> None:
+    for address in (
+        dp.EDGE_ADDRESS,
+        dp.ROUTER_INTERNET_ADDRESS,
+        dp.EDGE_DEFAULT_ADDRESS.ip,
+        dp.DEFAULT_ADDRESS.ip,
+        dp.EDGE_UPLINK_ADDRESS.ip,
+        dp.UPLINK_ADDRESS.ip,
+    ):
+        assert address in dp.LINK_BLOCK
+    assert dp.EDGE_UPLINK_ADDRESS.network == dp.UPLINK_ADDRESS.network
+    assert dp.EDGE_DEFAULT_ADDRESS.network == dp.DEFAULT_ADDRESS.network
+
+
+def test_link_route_changes_touch_only_routes_through_the_link() -> None:
+    wanted = [
+        RouterRoute(
+            254,
+            N("203.0.113.7/32"),
+            RouteAction.INTERFACE,
+            "edge",
+            via=IPv4Address("169.254.168.9"),
+            link="lmupx",
+        )
+    ]
+    current = [{"dst": "203.0.113.7", "flags": []}, {"dst": "203.0.113.8", "flags": []}]
+    assert iproute.link_route_changes("lmupx", current, wanted) == [
+        "route replace 203.0.113.7/32 via 169.254.168.9 dev lmupx onlink proto 252 table 254",
+        "route del 203.0.113.8/32 dev lmupx table 254",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("host", UplinkSpec(UplinkKind.HOST), id="host"),
+        pytest.param("none", UplinkSpec(UplinkKind.NONE), id="none"),
+        pytest.param("netns:lmtest-1a2b", UplinkSpec(UplinkKind.NETNS, "lmtest-1a2b"), id="netns"),
+    ],
+)
+def test_uplink_spec(text: str, expected: UplinkSpec) -> None:
+    spec = UplinkSpec.parse(text)
+    assert spec == expected and str(spec) == text
+    if spec.kind is UplinkKind.NETNS:
+        assert str(spec.path) == "/run/netns/lmtest-1a2b"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "eth0", "netns:", "netns:../x", "netns:a/b", "netns:..", "netns"], ids=repr
+)
+def test_bad_uplink_specs(text: str) -> None:
+    with pytest.raises(ValueError):
+        UplinkSpec.parse(text)
+
+
+def test_a_nat_gateway_coming_or_going_changes_set_elements_only() -> None:
+    without = dp.plan_vpc(**outside(nat_gateways=[]))
+    with_nat = dp.plan_vpc(**outside())
+    (nat,) = with_nat.nat_gateways
+    link = f'"{nat.router_link}"'
+    assert dp.set_updates(without.ruleset, with_nat.ruleset) == (
+        f"add element inet lamina nat_links {{ {link} }}\nadd element inet lamina gateways {{ {link} }}\n"
+    )
+    assert dp.set_updates(with_nat.ruleset, without.ruleset) == (
+        f"delete element inet lamina nat_links {{ {link} }}\ndelete element inet lamina gateways {{ {link} }}\n"
+    )
+    assert dp.set_updates(with_nat.ruleset, with_nat.ruleset) == ""
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        pytest.param(lambda: dp.plan_vpc(**outside(internet_gateways=[])), id="internet-link-gone"),
+        pytest.param(lambda: plan(interfaces=state()["interfaces"][:2]), id="interface-gone"),
+        pytest.param(
+            lambda: plan(security_groups=[sg("sg-db"), sg("sg-fn"), sg("sg-other")]), id="rule-gone"
+        ),
+    ],
+)
+def test_anything_but_set_elements_needs_the_whole_table(other: Any) -> None:
+    assert dp.set_updates(dp.plan_vpc(**outside()).ruleset, other().ruleset) is None
+
+
+def test_a_new_address_is_a_set_update() -> None:
+    hosts = list(state()["interfaces"])
+    before = plan(interfaces=hosts)
+    hosts[2] = eni("eni-other", "subnet-a", "10.20.1.12", "sg-other")
+    link = f'"{before.interface("eni-other").router_link}"'
+    assert dp.set_updates(before.ruleset, plan(interfaces=hosts).ruleset) == (
+        f"delete element inet lamina sources {{ {link} . 10.20.1.11 }}\n"
+        f"add element inet lamina sources {{ {link} . 10.20.1.12 }}\n"
+        "delete element inet lamina sg_sg-other { 10.20.1.11 }\n"
+        "add element inet lamina sg_sg-other { 10.20.1.12 }\n"
+    )
+
+
+def test_route_changes_from_what_is_installed() -> None:
+    via = IPv4Address("169.254.168.2")
+    a = RouterRoute(254, N("203.0.113.7/32"), RouteAction.INTERFACE, "lmia", via=via, link="lmia")
+    b = RouterRoute(254, N("203.0.113.8/32"), RouteAction.INTERFACE, "lmib", via=via, link="lmib")
+    moved = RouterRoute(254, N("203.0.113.7/32"), RouteAction.INTERFACE, "lmic", via=via, link="lmic")
+    assert iproute.route_changes([a, b], [a, b]) == []
+    assert iproute.route_changes([a, b], [moved]) == [
+        "route replace 203.0.113.7/32 via 169.254.168.2 dev lmic onlink proto 252 table 254",
+        "route del 203.0.113.8/32 dev lmib table 254",
+    ]

@@ -54,6 +54,31 @@ def load_accounts(path: str | None) -> tuple[Account, ...]:
         raise SystemExit(f"lamina: accounts file {path}: {exc}") from None
 
 
+def _uplink(text: str) -> Any:
+    from lamina.net.uplink import UplinkSpec
+
+    try:
+        return UplinkSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _public_ip_pool(text: str) -> Any:
+    from ipaddress import IPv4Network
+
+    from lamina.domain.dataplane import LINK_BLOCK
+
+    try:
+        pool = IPv4Network(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an IPv4 block: {exc}") from None
+    if pool.prefixlen > 30:
+        raise argparse.ArgumentTypeError(f"{pool} holds no address to allocate (at most /30)")
+    if pool.overlaps(LINK_BLOCK):
+        raise argparse.ArgumentTypeError(f"{pool} overlaps {LINK_BLOCK}, lamina's own links")
+    return pool
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamina", description="A self-hosted AWS Lambda for Linux.")
     parser.add_argument("--version", action="version", version=f"lamina {__version__}")
@@ -120,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=float(os.environ.get("LAMINA_VPC_IDLE_RECLAIM", str(14 * 24 * 3600))),
         help="seconds without invocations after which a VPC function loses its interfaces and goes Inactive "
         "(env LAMINA_VPC_IDLE_RECLAIM; default 14 days)",
+    )
+    server.add_argument(
+        "--uplink",
+        type=_uplink,
+        default=os.environ.get("LAMINA_UPLINK", "host"),
+        help="the internet for NAT gateways, internet gateways and functions without a VPC: host (the "
+        "host's network; lamina adds one link and its own nftables table there), netns:NAME (a namespace "
+        "made with ip netns add NAME standing for the internet, as in tests) or none (no way out) "
+        "(env LAMINA_UPLINK; default host)",
+    )
+    server.add_argument(
+        "--public-ip-pool",
+        type=_public_ip_pool,
+        default=os.environ.get("LAMINA_PUBLIC_IP_POOL", "203.0.113.0/24"),
+        help="IPv4 block Elastic IPs are allocated from (env LAMINA_PUBLIC_IP_POOL; default 203.0.113.0/24)",
     )
     server.add_argument(
         "--log-level",
@@ -219,6 +259,13 @@ def serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    if str(args.uplink).startswith("netns:") and not args.uplink.path.exists():
+        print(
+            f"lamina: --uplink {args.uplink}: there is no network namespace {args.uplink.path} "
+            f"(make it with: ip netns add {args.uplink.name})",
+            file=sys.stderr,
+        )
+        return 2
 
     import uvicorn
 
@@ -238,6 +285,8 @@ def serve(args: argparse.Namespace) -> int:
             event_retry_delay_s=args.event_retry_delay,
             eni_release_delay_s=args.eni_release_delay,
             vpc_idle_reclaim_s=args.vpc_idle_reclaim,
+            uplink=args.uplink,
+            public_ip_pool=args.public_ip_pool,
         )
     except OSError as exc:
         print(f"lamina: cannot use data directory {data_dir}: {exc}", file=sys.stderr)

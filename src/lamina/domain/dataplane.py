@@ -17,9 +17,24 @@ The shape, and why (the kernel facts are in DESIGN.md "Kernel facts"):
   ``ip rule from <subnet block>``. The ``local`` route is a ``throw`` route: lookup leaves the table
   and continues in ``main``, where the /32 routes live, so a more specific route in the table
   still wins, as longest prefix match requires. Blackhole routes are blackholes. A route to a
-  network interface goes via its address. Internet and NAT gateways are not realised yet: their
-  routes drop (a later step gives them namespaces). Nothing gives a table a default route unless
-  the route table has one.
+  network interface goes via its address; a route to a NAT gateway via the NAT gateway's
+  private address; a route to the VPC's internet gateway out of the router's link to the
+  *edge* (below). A target that is not realised here drops its traffic. Nothing gives a table a
+  default route unless the route table has one.
+- **Internet gateway** (EC2 "Internet gateways"): when one is attached and the platform has an
+  uplink, the router gets one more veth, ``igw0``, into the platform's *edge* namespace (one per
+  host, ``net.uplink``), numbered from ``LINK_BLOCK``: the same two link-local addresses on every
+  VPC's link, routes ``onlink``. The edge forwards to the uplink only packets whose source is an
+  Elastic IP of that VPC's NAT gateways (as an internet gateway translates only public
+  addresses): a function, which never has a public address, gets nothing out of it directly.
+- **NAT gateways** (EC2 "NAT gateways"): an ``available`` public NAT gateway of a VPC with an
+  internet link is a namespace like an interface's, on its private address in its subnet, that
+  forwards what the VPC sends it and SNATs it to its Elastic IP; its own default route is its
+  subnet's gateway, so what it sends follows its subnet's route table (``ip rule from <EIP>``).
+  The router routes the Elastic IP (/32, table ``main``) back to it; conntrack in the NAT
+  namespace turns replies back into the VPC. It has no security groups (as in EC2): the router
+  lets interfaces' flows (egress rules permitting) into it, lets its own new flows out only to
+  the internet link, and lets nothing new come in from either.
 - **Security groups** (EC2 "Security group rules"), as one nftables table ``inet lamina`` in the
   router, hooked at ``forward``: conntrack accepts replies (stateful, both ways); a new flow must
   pass the union of its *source* interface's egress rules and the union of its *destination*
@@ -51,7 +66,16 @@ MAIN_TABLE = 254  # the kernel's ``main`` routing table
 FIRST_ROUTE_TABLE = 100  # kernel tables for route tables are numbered from here
 FIRST_RULE_PRIORITY = 1000  # ``ip rule`` priorities for subnets, below ``main`` (32766)
 ROUTE_PROTOCOL = 252  # rtnetlink protocol tag of everything lamina installs (not an IANA value)
+FIRST_NAT_RULE_PRIORITY = 900  # ``ip rule from <Elastic IP>``: before the subnets' rules
 _LINK_PREFIX = "lmv"  # router-side veth names: "lmv" + 12 hex digits = 15, IFNAMSIZ - 1
+_EDGE_PREFIX = "lmi"  # edge-side names of VPCs' internet links: "lmi" + 12 hex digits
+
+# Addresses of lamina's own links between its namespaces (link-local, never a VPC's: EC2 refuses
+# 169.254.0.0/16 as a VPC block). ``net.attach`` keeps its environment links out of this block.
+LINK_BLOCK = IPv4Network("169.254.168.0/24")
+EDGE_ADDRESS = IPv4Address("169.254.168.1")  # the edge, on every VPC's internet link (/32)
+ROUTER_INTERNET_ADDRESS = IPv4Address("169.254.168.2")  # a router, on its internet link (/32)
+IGW_LINK = "igw0"  # a router's link to the edge
 
 # Interfaces realised by something else: a NAT gateway's interface belongs to its namespace.
 _NOT_HOSTS = frozenset({"nat_gateway"})
@@ -64,8 +88,8 @@ class RouteAction(enum.Enum):
     CONNECTED = "connected"  # an interface's own address: out of its link
     LOCAL = "local"  # a route table's local route: continue in ``main`` (``throw``)
     BLACKHOLE = "blackhole"  # dropped (EC2 ``State: blackhole``, or no such address)
-    INTERFACE = "interface"  # via a network interface's address (a route targeting an ENI)
-    GATEWAY = "gateway"  # an internet or NAT gateway: not realised yet, so dropped
+    INTERFACE = "interface"  # via an address on a router link (an ENI's or a NAT gateway's)
+    GATEWAY = "gateway"  # out of the internet link, via the edge (a route to the internet gateway)
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,13 @@ class SourceRule:
     subnet_id: str
 
 
+class InterfaceKind(enum.Enum):
+    """What sits behind a router link."""
+
+    HOST = "host"  # a network interface processes and functions use
+    NAT_GATEWAY = "nat_gateway"  # a NAT gateway: forwards, SNATs to its Elastic IP
+
+
 @dataclass(frozen=True)
 class InterfacePlan:
     """One network interface: its namespace, veth pair and addresses."""
@@ -103,11 +134,33 @@ class InterfacePlan:
     inner_link: str  # the veth end in the interface's namespace
     mac: str | None
     group_ids: tuple[str, ...]
+    kind: InterfaceKind = InterfaceKind.HOST
+    public_ip: IPv4Address | None = None  # a NAT gateway's Elastic IP
+    nat_gateway_id: str = ""
 
     @property
     def link_key(self) -> tuple[object, ...]:
         """What the links and addresses depend on: if it changes, the interface is rebuilt."""
-        return (self.subnet_id, self.address, self.gateway, self.router_link, self.inner_link, self.mac)
+        return (
+            self.subnet_id,
+            self.address,
+            self.gateway,
+            self.router_link,
+            self.inner_link,
+            self.mac,
+            self.kind,
+            self.public_ip,
+        )
+
+
+@dataclass(frozen=True)
+class InternetLink:
+    """A VPC's link to the edge, as its attached internet gateway (EC2 shows it as ``igw-...``)."""
+
+    igw_id: str
+    edge_link: str  # the veth end in the edge namespace
+    public_ips: tuple[IPv4Address, ...]  # Elastic IPs of the VPC's NAT gateways in force
+    router_link: str = IGW_LINK
 
 
 @dataclass(frozen=True)
@@ -191,18 +244,25 @@ class VpcPlan:
     vpc_id: str
     router: str  # the router namespace's name (a label: namespaces are held by fd)
     cidrs: tuple[IPv4Network, ...]
-    interfaces: tuple[InterfacePlan, ...]
+    interfaces: tuple[InterfacePlan, ...]  # hosts: what processes and functions use
     routes: tuple[RouterRoute, ...]
     source_rules: tuple[SourceRule, ...]
     group_members: tuple[tuple[str, tuple[IPv4Address, ...]], ...]
     filters: tuple[InterfaceFilter, ...]
     ruleset: str = field(repr=False)  # an ``nft -f`` script replacing the table atomically
+    nat_gateways: tuple[InterfacePlan, ...] = ()  # realised NAT gateways (kind NAT_GATEWAY)
+    internet: InternetLink | None = None
 
     def interface(self, eni_id: str) -> InterfacePlan:
-        for interface in self.interfaces:
+        for interface in (*self.interfaces, *self.nat_gateways):
             if interface.eni_id == eni_id:
                 return interface
         raise KeyError(eni_id)
+
+    @property
+    def links(self) -> tuple[InterfacePlan, ...]:
+        """Every interface with a namespace and a router link: hosts, then NAT gateways."""
+        return self.interfaces + self.nat_gateways
 
     @property
     def routing(self) -> tuple[tuple[RouterRoute, ...], tuple[SourceRule, ...]]:
@@ -215,6 +275,12 @@ class VpcPlan:
 def router_link_name(eni_id: str) -> str:
     """The router-side veth of an interface: 15 characters (IFNAMSIZ - 1), stable for the id."""
     return _LINK_PREFIX + hashlib.sha256(eni_id.encode()).hexdigest()[:12]
+
+
+def edge_link_name(account: str, region: str, vpc_id: str) -> str:
+    """The edge-side veth of a VPC's internet link: 15 characters, stable for the VPC (the edge
+    is shared by every account and region)."""
+    return _EDGE_PREFIX + hashlib.sha256(f"{account}/{region}/{vpc_id}".encode()).hexdigest()[:12]
 
 
 def _plain(resource_id: str) -> str:
@@ -283,37 +349,102 @@ def _route_table_of(tables: Sequence[Mapping[str, Any]]) -> tuple[dict[str, str]
 
 
 def _table_routes(
-    number: int, table: Mapping[str, Any], addresses: Mapping[str, InterfacePlan]
+    number: int,
+    table: Mapping[str, Any],
+    hops: Mapping[str, InterfacePlan],
+    internet: InternetLink | None,
 ) -> list[RouterRoute]:
+    """A route table's routes; ``hops``: interfaces and NAT gateways in force, by the id a route
+    names them with (``eni-...``, ``nat-...``)."""
     out = []
     for item in table.get("Routes", []):
         text = item.get("DestinationCidrBlock")
         if not text:
             continue  # IPv6 and prefix-list destinations: nothing to route in an IPv4-only VPC
         destination = IPv4Network(text)
-        eni_id = item.get("NetworkInterfaceId")
-        target = item.get("GatewayId") or item.get("NatGatewayId") or eni_id or ""
+        gateway_id = item.get("GatewayId")
+        target = gateway_id or item.get("NatGatewayId") or item.get("NetworkInterfaceId") or ""
+        hop = hops.get(target)
         if item.get("State") == "blackhole":
             out.append(RouterRoute(number, destination, RouteAction.BLACKHOLE, target))
-        elif item.get("GatewayId") == "local":
+        elif gateway_id == "local":
             out.append(RouterRoute(number, destination, RouteAction.LOCAL, "local"))
-        elif eni_id:
-            hop = addresses.get(eni_id)
-            if hop is None:  # not (yet) realised here: drop rather than fall through
-                out.append(RouterRoute(number, destination, RouteAction.BLACKHOLE, eni_id))
-            else:
-                out.append(
-                    RouterRoute(
-                        number,
-                        destination,
-                        RouteAction.INTERFACE,
-                        eni_id,
-                        via=hop.address.ip,
-                        link=hop.router_link,
-                    )
+        elif internet is not None and gateway_id == internet.igw_id:
+            out.append(
+                RouterRoute(
+                    number,
+                    destination,
+                    RouteAction.GATEWAY,
+                    target,
+                    via=EDGE_ADDRESS,
+                    link=internet.router_link,
                 )
-        else:
-            out.append(RouterRoute(number, destination, RouteAction.GATEWAY, target))
+            )
+        elif hop is not None:
+            out.append(
+                RouterRoute(
+                    number,
+                    destination,
+                    RouteAction.INTERFACE,
+                    target,
+                    via=hop.address.ip,
+                    link=hop.router_link,
+                )
+            )
+        else:  # not (yet) realised here: drop rather than fall through to a less specific route
+            out.append(RouterRoute(number, destination, RouteAction.BLACKHOLE, target))
+    return out
+
+
+def _attached_gateway(vpc_id: str, gateways: Iterable[Mapping[str, Any]]) -> str | None:
+    for gateway in sorted(gateways, key=lambda g: str(g.get("InternetGatewayId"))):
+        for attachment in gateway.get("Attachments") or ():
+            if attachment.get("VpcId") == vpc_id and attachment.get("State", "available") in (
+                "available",
+                "attached",
+            ):
+                return str(gateway["InternetGatewayId"])
+    return None
+
+
+def _nat_plans(
+    vpc_id: str,
+    nat_gateways: Iterable[Mapping[str, Any]],
+    enis: Mapping[str, Mapping[str, Any]],
+    subnet_by_id: Mapping[str, Mapping[str, Any]],
+) -> list[InterfacePlan]:
+    """The NAT gateways to realise: ``available``, public, with their interface and Elastic IP."""
+    out = []
+    for nat in sorted(nat_gateways, key=lambda n: str(n.get("NatGatewayId"))):
+        if (
+            nat.get("VpcId") != vpc_id
+            or nat.get("State") != "available"
+            or nat.get("ConnectivityType", "public") != "public"
+        ):
+            continue
+        primary = [a for a in nat.get("NatGatewayAddresses") or () if a.get("IsPrimary", True)]
+        if not primary or not primary[0].get("PublicIp"):
+            continue
+        eni = enis.get(str(primary[0].get("NetworkInterfaceId")))
+        subnet = subnet_by_id.get(str(eni.get("SubnetId"))) if eni is not None else None
+        if eni is None or subnet is None:
+            continue  # its interface is gone (deleting): nothing to realise
+        block = IPv4Network(subnet["CidrBlock"])
+        out.append(
+            InterfacePlan(
+                eni_id=eni["NetworkInterfaceId"],
+                subnet_id=subnet["SubnetId"],
+                address=IPv4Interface(f"{eni['PrivateIpAddress']}/{block.prefixlen}"),
+                gateway=block.network_address + 1,
+                router_link=router_link_name(eni["NetworkInterfaceId"]),
+                inner_link=INNER_LINK,
+                mac=eni.get("MacAddress"),
+                group_ids=(),
+                kind=InterfaceKind.NAT_GATEWAY,
+                public_ip=IPv4Address(primary[0]["PublicIp"]),
+                nat_gateway_id=str(nat["NatGatewayId"]),
+            )
+        )
     return out
 
 
@@ -326,8 +457,16 @@ def plan_vpc(
     security_groups: Iterable[Mapping[str, Any]],
     interfaces: Iterable[Mapping[str, Any]],
     route_tables: Iterable[Mapping[str, Any]],
+    nat_gateways: Iterable[Mapping[str, Any]] = (),
+    internet_gateways: Iterable[Mapping[str, Any]] = (),
+    *,
+    edge_link: str | None = None,
 ) -> VpcPlan:
     """The data plane of one VPC from its EC2 state (dicts shaped as EC2's Describe* answers).
+
+    ``edge_link``: the name of the VPC's link in the edge namespace when the platform has an
+    uplink (:func:`edge_link_name`); without one, internet and NAT gateways are not realised and
+    routes to them drop.
 
     Resources of other VPCs are ignored, so whole-region listings can be passed in. An interface
     in a subnet that is not given is a ``ValueError`` (inconsistent state).
@@ -341,8 +480,10 @@ def plan_vpc(
     group_rules = {g["GroupId"]: _rules(g) for g in sorted(mine(security_groups), key=lambda g: g["GroupId"])}
 
     hosts: list[InterfacePlan] = []
+    nat_enis: dict[str, Mapping[str, Any]] = {}
     for eni in sorted(mine(interfaces), key=lambda e: e["NetworkInterfaceId"]):
         if eni.get("InterfaceType") in _NOT_HOSTS:
+            nat_enis[eni["NetworkInterfaceId"]] = eni
             continue
         eni_id = eni["NetworkInterfaceId"]
         subnet = subnet_by_id.get(eni["SubnetId"])
@@ -361,10 +502,17 @@ def plan_vpc(
                 group_ids=tuple(sorted({g["GroupId"] for g in eni.get("Groups", [])})),
             )
         )
-    links = [h.router_link for h in hosts]
-    if len(set(links)) != len(links):
+    igw_id = _attached_gateway(vpc_id, internet_gateways) if edge_link is not None else None
+    nats = _nat_plans(vpc_id, nat_gateways, nat_enis, subnet_by_id) if igw_id is not None else []
+    internet = (
+        InternetLink(igw_id, edge_link, tuple(sorted({n.public_ip for n in nats if n.public_ip})))
+        if igw_id is not None and edge_link is not None
+        else None
+    )
+    links = [h.router_link for h in (*hosts, *nats)]
+    if len(set(links)) != len(links) or IGW_LINK in links:
         raise ValueError(f"router link names collide in {vpc_id!r}: {links!r}")
-    by_eni = {h.eni_id: h for h in hosts}
+    hops = {h.eni_id: h for h in hosts} | {n.nat_gateway_id: n for n in nats}
 
     # Group members: the addresses of this VPC's interfaces in each group, for every group that
     # exists or is named as a peer (a peer group with no member here is an empty set).
@@ -399,9 +547,22 @@ def plan_vpc(
             link=h.router_link,
             source=h.gateway,
         )
-        for h in hosts
+        for h in (*hosts, *nats)
     ]
     routes += [RouterRoute(MAIN_TABLE, c, RouteAction.BLACKHOLE, "vpc") for c in cidrs]
+    # Replies to a NAT gateway's Elastic IP go back to it, whatever their source.
+    routes += [
+        RouterRoute(
+            MAIN_TABLE,
+            IPv4Network(n.public_ip),
+            RouteAction.INTERFACE,
+            n.nat_gateway_id,
+            via=n.address.ip,
+            link=n.router_link,
+        )
+        for n in nats
+        if n.public_ip is not None
+    ]
 
     explicit, main = _route_table_of(mine(route_tables))
     tables = {t["RouteTableId"]: t for t in mine(route_tables)}
@@ -410,14 +571,24 @@ def plan_vpc(
     }
     numbers = {rtb: FIRST_ROUTE_TABLE + i for i, rtb in enumerate(sorted(set(subnet_tables.values())))}
     for rtb, number in numbers.items():
-        routes += _table_routes(number, tables[rtb], by_eni)
+        routes += _table_routes(number, tables[rtb], hops, internet)
     routed = sorted(
         (IPv4Network(subnet_by_id[s]["CidrBlock"]), s, numbers[rtb]) for s, rtb in subnet_tables.items()
     )
-    source_rules = tuple(
+    source_rules = [
         SourceRule(FIRST_RULE_PRIORITY + i, block, number, subnet_id)
         for i, (block, subnet_id, number) in enumerate(routed)
+    ]
+    # What a NAT gateway sends (as its Elastic IP) follows its subnet's route table.
+    nat_tables = sorted(
+        (n.public_ip, n.subnet_id, numbers[subnet_tables[n.subnet_id]])
+        for n in nats
+        if n.public_ip is not None and n.subnet_id in subnet_tables
     )
+    source_rules += [
+        SourceRule(FIRST_NAT_RULE_PRIORITY + i, IPv4Network(ip), number, subnet_id)
+        for i, (ip, subnet_id, number) in enumerate(nat_tables)
+    ]
 
     plan_routes = tuple(sorted(routes, key=lambda r: (r.table, r.destination)))
     return VpcPlan(
@@ -426,10 +597,17 @@ def plan_vpc(
         cidrs=cidrs,
         interfaces=tuple(hosts),
         routes=plan_routes,
-        source_rules=source_rules,
+        source_rules=tuple(sorted(source_rules, key=lambda r: r.priority)),
         group_members=group_members,
         filters=filters,
-        ruleset=render_ruleset(group_members, filters),
+        ruleset=render_ruleset(
+            group_members,
+            filters,
+            nat_links=tuple(n.router_link for n in nats),
+            internet_link=internet.router_link if internet is not None else None,
+        ),
+        nat_gateways=tuple(nats),
+        internet=internet,
     )
 
 
@@ -444,14 +622,26 @@ def _rule(expression: str, verdict: str) -> str:
     return f"\t\t{expression} {verdict}" if expression else f"\t\t{verdict}"
 
 
+def _names(links: Iterable[str]) -> str:
+    return ", ".join(f'"{link}"' for link in links)
+
+
 def render_ruleset(
-    group_members: Sequence[tuple[str, Sequence[IPv4Address]]], filters: Sequence[InterfaceFilter]
+    group_members: Sequence[tuple[str, Sequence[IPv4Address]]],
+    filters: Sequence[InterfaceFilter],
+    *,
+    nat_links: Sequence[str] = (),
+    internet_link: str | None = None,
 ) -> str:
     """An ``nft -f`` script that replaces table ``inet lamina`` in one transaction.
 
     ``table`` (creating it if missing), ``delete table`` and the new definition are one
     transaction: the kernel switches from the old rules to the new ones at once, and conntrack
     entries (which are not part of the table) survive, so established flows carry on.
+
+    Gateways (``nat_links``, ``internet_link``) forward other addresses than their own, so the
+    source check does not apply to them; no new flow comes in from them but a NAT gateway's
+    towards the internet, and interfaces' flows go to them once their egress rules allow it.
     """
     out = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
     sources = [f'"{f.router_link}" . {f.address}' for f in filters]
@@ -468,15 +658,27 @@ def render_ruleset(
         out.append(f"\tchain {_chain(S.Direction.INGRESS, f.eni_id)} {{")
         out += [_rule(m.nft(S.Direction.INGRESS), "accept") for m in f.ingress]
         out += ["\t\tdrop", "\t}"]
+    # Gateways are named sets, present whenever the VPC has an internet link: NAT gateways coming
+    # and going change set elements only (see :func:`set_updates`).
+    gateways = [*nat_links, internet_link] if internet_link else []
+    if gateways:
+        out.append(f"\tset nat_links {{ type ifname{_elements([_names([n]) for n in nat_links])}; }}")
+        out.append(f"\tset gateways {{ type ifname{_elements([_names([g]) for g in gateways])}; }}")
+    # EC2's source/destination check: a packet's source is the address of the link it came from.
+    check = "iifname . ip saddr != @sources drop"
     out += [
         "\tchain forward {",
         "\t\ttype filter hook forward priority filter; policy drop;",
         "\t\tmeta nfproto != ipv4 drop",
-        # EC2's source/destination check: a packet's source is the address of the link it came from.
-        "\t\tiifname . ip saddr != @sources drop",
+        f"\t\tiifname != @gateways {check}" if gateways else f"\t\t{check}",
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
     ]
+    if gateways:
+        # A NAT gateway's flows (as its Elastic IP) go out to the internet, nowhere else; nothing
+        # new comes in from a gateway.
+        out.append(f'\t\tiifname @nat_links oifname "{internet_link}" accept')
+        out.append("\t\tiifname @gateways drop")
     if filters:
         egress = ", ".join(
             f'"{f.router_link}" : jump {_chain(S.Direction.EGRESS, f.eni_id)}' for f in filters
@@ -485,6 +687,8 @@ def render_ruleset(
             f'"{f.router_link}" : goto {_chain(S.Direction.INGRESS, f.eni_id)}' for f in filters
         )
         out += [f"\t\tiifname vmap {{ {egress} }}", f"\t\toifname vmap {{ {ingress} }}"]
+    if gateways:
+        out.append("\t\toifname @gateways accept")
     out += [
         "\t}",
         # Nothing in a VPC talks to the router itself.
@@ -496,6 +700,151 @@ def render_ruleset(
         "}",
     ]
     return "\n".join(out) + "\n"
+
+
+_SET_LINE = re.compile(r"\tset (\S+) \{ type ([^;]+)(?:; elements = \{ (.*) \})?; \}")
+
+
+def set_updates(old: str, new: str, table: str = TABLE) -> str | None:
+    """An ``nft -f`` transaction turning the loaded ruleset ``old`` into ``new`` when they differ
+    only in the elements of their sets (added, deleted), else None: replacing a table with base
+    chains waits for an RCU grace period (some 15 ms), changing set elements does not."""
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    if len(old_lines) != len(new_lines):
+        return None
+    out = []
+    for before, after in zip(old_lines, new_lines, strict=True):
+        if before == after:
+            continue
+        was, now = _SET_LINE.fullmatch(before), _SET_LINE.fullmatch(after)
+        if was is None or now is None or (was[1], was[2]) != (now[1], now[2]):
+            return None
+        had = was[3].split(", ") if was[3] else []
+        has = now[3].split(", ") if now[3] else []
+        gone = [e for e in had if e not in has]
+        added = [e for e in has if e not in had]
+        if gone:
+            out.append(f"delete element {table} {was[1]} {{ {', '.join(gone)} }}")
+        if added:
+            out.append(f"add element {table} {was[1]} {{ {', '.join(added)} }}")
+    return "\n".join(out) + "\n" if out else ""
+
+
+# -- the way out: NAT gateways, the edge, the uplink -------------------------------------------------
+
+NAT_TABLE = "inet lamina_nat"  # in a NAT gateway's namespace
+EDGE_TABLE = "inet lamina_edge"  # in the edge namespace
+EDGE_UPLINK_LINK = "uplink0"  # the edge's link to the uplink
+EDGE_DEFAULT_LINK = "default0"  # the edge's link to the default network
+# The default network's link to the edge has an interface's name: ``net.attach`` forwards
+# environments' flows out of ``eth0``, in an interface's namespace as in this one.
+DEFAULT_LINK = INNER_LINK
+EDGE_DEFAULT_ADDRESS = IPv4Interface("169.254.168.5/30")
+DEFAULT_ADDRESS = IPv4Interface("169.254.168.6/30")  # what the default network's flows leave as
+EDGE_UPLINK_ADDRESS = IPv4Interface("169.254.168.9/30")  # the edge's flows reach the uplink as this
+UPLINK_ADDRESS = IPv4Interface("169.254.168.10/30")  # lamina's only address in the uplink namespace
+
+
+def _replace(table: str, body: Sequence[str]) -> str:
+    return "\n".join([f"table {table} {{}}", f"delete table {table}", f"table {table} {{", *body, "}"]) + "\n"
+
+
+def render_nat_ruleset(public_ip: IPv4Address) -> str:
+    """A NAT gateway's own table: forward what comes from the VPC back out to the router as
+    ``public_ip`` (SNAT, so conntrack turns replies back); nothing is opened towards it.
+
+    Loaded once, into the NAT gateway's new namespace (a different address is a new namespace):
+    it creates the table rather than replacing one, which would wait for an RCU grace period."""
+    return (
+        "\n".join(
+            [
+                f"table {NAT_TABLE} {{",
+                "\tchain forward {",
+                "\t\ttype filter hook forward priority filter; policy drop;",
+                "\t\tmeta nfproto != ipv4 drop",
+                "\t\tct state established,related accept",
+                "\t\tct state invalid drop",
+                f"\t\tip daddr {public_ip} drop",
+                f'\t\tiifname "{INNER_LINK}" oifname "{INNER_LINK}" accept',
+                "\t}",
+                "\tchain postrouting {",
+                "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+                f'\t\toifname "{INNER_LINK}" snat ip to {public_ip}',
+                "\t}",
+                "\tchain input {",
+                "\t\ttype filter hook input priority filter; policy drop;",
+                "\t\tct state established,related accept",
+                '\t\tiifname "lo" accept',
+                "\t}",
+                "}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def render_edge_ruleset(public: Sequence[tuple[str, IPv4Address]]) -> str:
+    """The edge's table (an internet gateway for every VPC, and the default network's way out).
+
+    New flows go only out to the uplink: from a VPC's link when their source is an Elastic IP of
+    that VPC (``public``: (edge link, address) pairs), from the default network masqueraded to
+    the edge's uplink address. Nothing new comes in; replies come back by conntrack.
+    """
+    return _replace(
+        EDGE_TABLE,
+        [
+            f"\tset public {{ type ifname . ipv4_addr{_elements(_public_elements(public))}; }}",
+            "\tchain forward {",
+            "\t\ttype filter hook forward priority filter; policy drop;",
+            "\t\tmeta nfproto != ipv4 drop",
+            "\t\tct state established,related accept",
+            "\t\tct state invalid drop",
+            f'\t\toifname != "{EDGE_UPLINK_LINK}" drop',
+            "\t\tiifname . ip saddr @public accept",
+            f'\t\tiifname "{EDGE_DEFAULT_LINK}" ip saddr {DEFAULT_ADDRESS.ip} accept',
+            "\t}",
+            "\tchain postrouting {",
+            "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+            f'\t\tiifname "{EDGE_DEFAULT_LINK}" oifname "{EDGE_UPLINK_LINK}" masquerade',
+            "\t}",
+            "\tchain input {",
+            "\t\ttype filter hook input priority filter; policy drop;",
+            "\t\tct state established,related accept",
+            '\t\tiifname "lo" accept',
+            "\t}",
+        ],
+    )
+
+
+def _public_elements(public: Sequence[tuple[str, IPv4Address]]) -> list[str]:
+    return [f'"{link}" . {ip}' for link, ip in sorted(public)]
+
+
+def render_edge_public(public: Sequence[tuple[str, IPv4Address]]) -> str:
+    """An ``nft -f`` transaction making the edge's ``public`` set exactly ``public``: a set's
+    elements change at once, without the RCU grace period that replacing a table's base chains
+    costs (some 15 ms)."""
+    elements = _public_elements(public)
+    add = [f"add element {EDGE_TABLE} public {{ {', '.join(elements)} }}"] if elements else []
+    return "\n".join([f"flush set {EDGE_TABLE} public", *add]) + "\n"
+
+
+def render_uplink_ruleset(table: str, link: str, public_pool: IPv4Network | None = None) -> str:
+    """lamina's only rules in the uplink namespace (the host's, in production): what comes from
+    lamina's link as lamina's own addresses -- the edge's (the default network's flows) and the
+    Elastic IP pool's -- and leaves by another link is masqueraded to that link's address, as a
+    host's NAT. Traffic for the uplink namespace itself is delivered as it came: a fake internet
+    host in a test namespace sees the Elastic IP."""
+    sources = [str(EDGE_UPLINK_ADDRESS.ip), *([str(public_pool)] if public_pool is not None else [])]
+    return _replace(
+        table,
+        [
+            "\tchain postrouting {",
+            "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+            f'\t\tiifname "{link}" oifname != "{link}" ip saddr {{ {", ".join(sources)} }} masquerade',
+            "\t}",
+        ],
+    )
 
 
 # -- semantics ------------------------------------------------------------------------------------

@@ -10,22 +10,33 @@ Facts (Linux 6.x) and the design they lead to:
   started (``ct state established,related``); a connection opened from the VPC towards the
   interface's address reaches no process (the interface namespace listens on nothing).
 - Each attachment is a /30 from 169.254.0.0/16 (skipping 169.254.169.0/24, where Lambda and EC2
-  keep their metadata addresses); the environment's default route points at the interface side.
+  keep their metadata addresses, and 169.254.168.0/24, lamina's own links between its namespaces,
+  ``domain.dataplane.LINK_BLOCK``); the environment's default route points at the interface side.
+- Functions without a VPC attach the same way to the *default network* namespace
+  (``net.uplink``), whose ``eth0`` leads to the edge and out to the uplink.
 """
 
 from __future__ import annotations
 
+import fcntl
+import socket
+import struct
 import threading
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from lamina.net import nftables, sysctl
-from lamina.net.commands import run
+from lamina.net.commands import DataplaneError, run
 from lamina.runtime.netns import NetNamespace
 
 _BASE = int(IPv4Address("169.254.0.0"))
 _SLOTS = 16384  # /30s in a /16
-_RESERVED = range(169 * 64, 170 * 64)  # 169.254.169.0/24
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_SIOCSIFADDR = 0x8916
+_SIOCSIFNETMASK = 0x891C
+_IFF_UP = 0x1
+_RESERVED = range(168 * 64, 170 * 64)  # 169.254.168.0/24 (LINK_BLOCK) and 169.254.169.0/24
 
 FORWARDER = {**sysctl.INTERFACE, "ipv4/ip_forward": "1", "ipv4/conf/all/rp_filter": "0"}
 
@@ -91,7 +102,8 @@ class Attachment:
             self.slot = -1
 
 
-def _prepare_forwarder(eni_ns: NetNamespace) -> None:
+def prepare_forwarder(eni_ns: NetNamespace) -> None:
+    """Make ``eni_ns`` forward environments' flows out of its ``eth0`` (once per namespace)."""
     # Marked on the namespace object itself: a namespace's inode number is reused once it is freed,
     # so a new interface namespace could otherwise pass for an old, already prepared one.
     with _prepared_lock:
@@ -102,37 +114,46 @@ def _prepare_forwarder(eni_ns: NetNamespace) -> None:
         eni_ns._lamina_forwarder = True  # type: ignore[attr-defined]
 
 
+def _configure(link: str, address: IPv4Address, prefix: int) -> None:
+    """Address and bring up ``link`` in the calling thread's namespace, with ioctls (no process:
+    this is on a cold start's path). The kernel adds the prefix route, as ``ip address add`` does."""
+    name = link.encode()
+    mask = IPv4Network(f"0.0.0.0/{prefix}").netmask
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for request, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, mask)):
+            fcntl.ioctl(s, request, struct.pack("16sH2x4s8x", name, socket.AF_INET, value.packed))
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", name, 0)))[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", name, flags | _IFF_UP))
+
+
 def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
-    """Connect ``env_ns`` to the interface namespace ``eni_ns``; default route into the VPC."""
-    _prepare_forwarder(eni_ns)
+    """Connect ``env_ns`` to the interface namespace ``eni_ns``; default route into the VPC.
+
+    One ``ip`` process, in the environment's namespace, makes the pair (its peer born in
+    ``eni_ns``) and configures the environment's end; the peer is configured by ioctls from a
+    thread in ``eni_ns``: a cold start pays for one process, not three.
+    """
+    prepare_forwarder(eni_ns)
     slot = _slots.take()
     base = _BASE + slot * 4
     gateway, address = IPv4Address(base + 1), IPv4Address(base + 2)
     link = f"lme{slot:04x}"
     try:
         run(
-            eni_ns,
-            [
-                "ip",
-                "link",
-                "add",
-                link,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "vpc0",
-                "netns",
-                f"/proc/self/fd/{env_ns.fd}",
-            ],
-            pass_fds=(env_ns.fd,),
-        )
-        run(eni_ns, ["ip", "-batch", "-"], stdin=f"addr add {gateway}/30 dev {link}\nlink set {link} up\n")
-        run(
             env_ns,
             ["ip", "-batch", "-"],
-            stdin=f"addr add {address}/30 dev vpc0\nlink set vpc0 up\nroute add default via {gateway}\n",
+            stdin=(
+                f"link add vpc0 type veth peer name {link} netns /proc/self/fd/{eni_ns.fd}\n"
+                f"address add {address}/30 dev vpc0\n"
+                "link set vpc0 up\n"
+                f"route add default via {gateway} dev vpc0 onlink\n"
+            ),
+            pass_fds=(eni_ns.fd,),
         )
+        try:
+            eni_ns.call(lambda: _configure(link, gateway, 30))
+        except OSError as exc:
+            raise DataplaneError(f"cannot configure {link} in {eni_ns.name!r}: {exc}") from exc
     except Exception:
         Attachment(eni_ns, link, slot).close()
         raise

@@ -99,10 +99,9 @@ def route_line(route: RouterRoute) -> str:
             return f"route replace {dst} dev {route.link} scope link src {route.source} {tail}"
         case RouteAction.LOCAL:
             return f"route replace throw {dst} {tail}"
-        case RouteAction.INTERFACE:
+        case RouteAction.INTERFACE | RouteAction.GATEWAY:
             return f"route replace {dst} via {route.via} dev {route.link} onlink {tail}"
-        case RouteAction.BLACKHOLE | RouteAction.GATEWAY:
-            # GATEWAY: internet and NAT gateways have no namespace yet; their traffic is dropped.
+        case RouteAction.BLACKHOLE:
             return f"route replace blackhole {dst} {tail}"
     raise AssertionError(route.action)
 
@@ -158,6 +157,43 @@ def routing_changes(
             lines.append(f"route del {kind}{destination} table {table}")
     lines += [rule_line("add", r) for r in rules if (r.priority, r.source, r.table) not in have_rules]
     return lines
+
+
+def route_changes(installed: Sequence[RouterRoute], wanted: Sequence[RouterRoute]) -> list[str]:
+    """The ``ip -batch`` lines from routes known to be installed to ``wanted`` (for namespaces
+    and links only lamina changes, where what it did is the state): new or changed routes are
+    replaced, the others deleted."""
+    have = {(r.table, r.destination): r for r in installed}
+    keep = {(r.table, r.destination) for r in wanted}
+    lines = [route_line(r) for r in wanted if have.get((r.table, r.destination)) != r]
+    for route in installed:
+        if (route.table, route.destination) not in keep:
+            dev = f" dev {route.link}" if route.link else ""
+            lines.append(f"route del {route.destination}{dev} table {route.table}")
+    return lines
+
+
+def link_route_changes(
+    link: str, current: Iterable[dict[str, Any]], routes: Sequence[RouterRoute]
+) -> list[str]:
+    """The ``ip -batch`` lines that make lamina's routes through ``link`` (``ip -json route show
+    dev LINK proto 252`` output, table ``main``) exactly ``routes``."""
+    wanted = {r.destination for r in routes}
+    lines = [route_line(r) for r in routes]
+    for entry in current:
+        destination = _destination(entry)
+        if destination not in wanted:
+            lines.append(f"route del {destination} dev {link} table {MAIN_TABLE}")
+    return lines
+
+
+def reconcile_link_routes(ns: NetNamespace, link: str, routes: Sequence[RouterRoute]) -> None:
+    """Make lamina's routes through ``link`` in ``ns`` exactly ``routes`` (all through ``link``, in
+    ``main``), touching no other route: for a namespace lamina does not own, such as the host's."""
+    current = json.loads(
+        commands.run(ns, ["ip", "-json", "route", "show", "dev", link, "proto", str(ROUTE_PROTOCOL)]) or "[]"
+    )
+    batch(ns, link_route_changes(link, current, routes))
 
 
 def reconcile_routing(ns: NetNamespace, routes: Sequence[RouterRoute], rules: Sequence[SourceRule]) -> None:

@@ -14,6 +14,13 @@ is deleted.
 
 Each interface's namespace is also published at ``<state_dir>/netns/<eni-id>`` (a bind mount,
 see ``net.published``) for other root processes, such as ``lamina vpc run``.
+
+With an uplink (``net.uplink``: the host's network, or a named namespace standing for the
+internet), the manager also owns the edge and the default network: a VPC with an attached
+internet gateway gets a link to the edge, its ``available`` NAT gateways get namespaces and their
+Elastic IPs are routed back to them; functions without a VPC attach to
+:meth:`DataplaneManager.default_network`. A detached internet gateway's event names no VPC, so
+the manager remembers which VPC each gateway it realised belongs to.
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
 
-from lamina.domain.dataplane import plan_vpc
+from lamina.domain.dataplane import edge_link_name, plan_vpc
 from lamina.net import published
 from lamina.net.commands import DataplaneError
+from lamina.net.uplink import Uplink, UplinkKind, UplinkSpec, instance_tag
 from lamina.net.vpc import VpcDataplane
-from lamina.runtime.netns import NetNamespace
+from lamina.runtime.netns import NetNamespace, NetNamespaceError
 
 log = logging.getLogger("lamina.net")
 
@@ -45,6 +54,8 @@ _SUBNET = "subnet"
 _SECURITY_GROUP = "security-group"
 _NETWORK_INTERFACE = "network-interface"
 _ROUTE_TABLE = "route-table"
+_NAT_GATEWAY = "natgateway"
+_INTERNET_GATEWAY = "internet-gateway"
 _INTERFACE_CREATED = "interface-created"
 _NOT_HOSTS = frozenset({"nat_gateway"})  # as domain.dataplane: realised by their gateway
 
@@ -92,12 +103,29 @@ class DataplaneManager:
     Thread-safe. :meth:`close` removes every namespace, link, rule and published file it made.
     """
 
-    def __init__(self, ec2: Ec2Source, state_dir: Path) -> None:
+    def __init__(
+        self,
+        ec2: Ec2Source,
+        state_dir: Path,
+        uplink: UplinkSpec | None = None,
+        public_pool: IPv4Network | None = None,
+    ) -> None:
+        """``uplink``: the way out (None or ``none``: no internet gateway, NAT gateway or default
+        network is realised), ``public_pool`` the Elastic IP pool. An uplink that cannot be set
+        up is logged and left out."""
         self._ec2 = ec2
         self.netns_dir = state_dir / "netns"
         stale = published.sweep(self.netns_dir)
         if stale:
             log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
+        self.uplink: Uplink | None = None
+        if uplink is not None and uplink.kind is not UplinkKind.NONE:
+            try:
+                self.uplink = Uplink(uplink, instance_tag(state_dir), public_pool)
+            except (DataplaneError, NetNamespaceError, OSError) as exc:
+                log.error("no way out of the VPCs and the default network (uplink %s): %s", uplink, exc)
+        # (account, region, igw) -> the VPC it was realised for (a detach event names no VPC).
+        self._gateways: dict[tuple[str, str, str], Key] = {}
         self._cond = threading.Condition()
         self._dirty: dict[Key, float] = {}  # VPC -> when the oldest change not yet applied was heard
         self._retry: dict[Key, tuple[float, float]] = {}  # VPC -> (when to retry, next delay)
@@ -122,7 +150,11 @@ class DataplaneManager:
             if self._closed:
                 return
             marked = False
-            for vpc_id in _vpc_ids(obj):
+            vpc_ids = _vpc_ids(obj)
+            igw = obj.get("InternetGatewayId")
+            if isinstance(igw, str) and (owner := self._gateways.get((account, region, igw))) is not None:
+                vpc_ids.add(owner[2])
+            for vpc_id in vpc_ids:
                 key = (account, region, vpc_id)
                 # Without a data plane, a VPC needs one only once a host interface appears.
                 if (
@@ -211,23 +243,24 @@ class DataplaneManager:
         account, region, vpc_id = key
         self.stats.syncs += 1
         read = self._ec2.list_resources
-        interfaces = [
-            i
-            for i in read(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
-            if i.get("InterfaceType") not in _NOT_HOSTS
-        ]
+        all_interfaces = read(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+        interfaces = [i for i in all_interfaces if i.get("InterfaceType") not in _NOT_HOSTS]
         vpcs = read(account, region, _VPC, vpc_id=vpc_id) if interfaces else []
         if not vpcs:
             self._drop(key)
             return
         # Separate reads may straddle a commit; an inconsistent mix raises ValueError and is retried,
         # and the commit in between has marked the VPC again anyway.
+        uplink = self.uplink
         plan = plan_vpc(
             vpcs[0],
             read(account, region, _SUBNET, vpc_id=vpc_id),
             read(account, region, _SECURITY_GROUP, vpc_id=vpc_id),
-            interfaces,
+            all_interfaces,
             read(account, region, _ROUTE_TABLE, vpc_id=vpc_id),
+            read(account, region, _NAT_GATEWAY, vpc_id=vpc_id) if uplink else (),
+            read(account, region, _INTERNET_GATEWAY, vpc_id=vpc_id) if uplink else (),
+            edge_link=edge_link_name(account, region, vpc_id) if uplink else None,
         )
         if not plan.interfaces:
             self._drop(key)
@@ -236,8 +269,9 @@ class DataplaneManager:
             if self._closed:
                 return
             plane = self._planes.get(key)
+        self._set_gateway(key, plan.internet.igw_id if plan.internet is not None else None)
         if plane is None:
-            plane = VpcDataplane(plan)
+            plane = VpcDataplane(plan, uplink)
             with self._cond:
                 if self._closed:
                     plane.close()
@@ -259,8 +293,18 @@ class DataplaneManager:
             for eni, ns in live.items():
                 self._namespaces[(account, region, eni)] = (key, ns)
 
+    def _set_gateway(self, key: Key, igw_id: str | None) -> None:
+        account, region, _ = key
+        with self._cond:
+            for name, owner in list(self._gateways.items()):
+                if owner == key and name[2] != igw_id:
+                    del self._gateways[name]
+            if igw_id is not None:
+                self._gateways[(account, region, igw_id)] = key
+
     def _drop(self, key: Key) -> None:
         """A VPC without interfaces (or deleted): no data plane."""
+        self._set_gateway(key, None)
         self._set_namespaces(key, {})
         self._publish(key, {})
         with self._cond:
@@ -314,6 +358,12 @@ class DataplaneManager:
                     return found
                 self._cond.wait(left)  # notified after every sync
 
+    def default_network(self) -> NetNamespace | None:
+        """The namespace environments of functions without a VPC attach to (``net.attach``), or
+        None without an uplink: then they have only their loopback."""
+        uplink = self.uplink
+        return uplink.default_network if uplink is not None else None
+
     def vpcs(self) -> list[Key]:
         """The VPCs that have a data plane."""
         with self._cond:
@@ -338,6 +388,8 @@ class DataplaneManager:
             self._namespaces.clear()
         for plane in planes:
             plane.close()
+        if self.uplink is not None:
+            self.uplink.close()
         with contextlib.suppress(OSError):
             self.netns_dir.rmdir()
 

@@ -29,6 +29,14 @@ ROUTER = {
     "ipv6/conf/all/disable_ipv6": "1",
     "ipv6/conf/default/disable_ipv6": "1",
 }
+# A NAT gateway forwards out of the link it receives on (both sides are the router): it must not
+# answer with ICMP redirects (a redirect is sent when ``all`` *or* the link says so).
+NAT_GATEWAY = {
+    **ROUTER,
+    "ipv4/conf/all/send_redirects": "0",
+    "ipv4/conf/default/send_redirects": "0",
+}
+EDGE = ROUTER
 INTERFACE = {
     "ipv4/ip_forward": "0",
     "ipv6/conf/all/disable_ipv6": "1",

@@ -10,7 +10,11 @@ Facts this module relies on (details in ``commands``, ``iproute``, ``nftables``,
   that namespace alive after the interface is deleted. Its veth is deleted explicitly, so such a
   process is left without a network rather than attached to a VPC that no longer has it.
 - Security group changes are one ``nft -f`` transaction (a few milliseconds), synchronous: when
-  :meth:`VpcDataplane.apply` returns, the new rules decide every new packet.
+  :meth:`VpcDataplane.apply` returns, the new rules decide every new packet. A change that only
+  adds or deletes set elements (a NAT gateway coming or going) is loaded as just that.
+- A NAT gateway is an interface namespace of its own kind: forwarding, no redirects, its own
+  SNAT table. The router's link to the edge (``igw0``) is made and removed through the
+  :class:`~lamina.net.uplink.Uplink`, which also routes the VPC's Elastic IPs to it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,21 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import Any
 
-from lamina.domain.dataplane import InterfacePlan, RouterRoute, SourceRule, VpcPlan
+from lamina.domain.dataplane import (
+    InterfaceKind,
+    InterfacePlan,
+    RouterRoute,
+    SourceRule,
+    VpcPlan,
+    render_nat_ruleset,
+    set_updates,
+)
 from lamina.net import iproute, nftables, sysctl
 from lamina.net.commands import DataplaneError
+from lamina.net.uplink import Uplink
 from lamina.runtime.netns import NetNamespace
 
 log = logging.getLogger("lamina.net")
@@ -39,10 +53,11 @@ class Applied:
     removed: tuple[str, ...] = ()  # interfaces taken away (or rebuilt: in both lists)
     routing: bool = False  # the router's routes and rules were reconciled
     ruleset: bool = False  # the nftables ruleset was reloaded
+    internet: bool = False  # the link to the edge was made or removed
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.removed or self.routing or self.ruleset)
+        return bool(self.created or self.removed or self.routing or self.ruleset or self.internet)
 
 
 @dataclass
@@ -57,11 +72,14 @@ class VpcDataplane:
     Thread-safe; :meth:`close` removes every namespace, link and rule it made.
     """
 
-    def __init__(self, plan: VpcPlan) -> None:
+    def __init__(self, plan: VpcPlan, uplink: Uplink | None = None) -> None:
         self.vpc_id = plan.vpc_id
+        self._uplink = uplink
         self._lock = threading.Lock()
         self._router: NetNamespace | None = None
         self._interfaces: dict[str, _Live] = {}
+        self._internet: str | None = None  # the edge link in force
+        self._public: tuple[IPv4Address, ...] | None = None  # the Elastic IPs the uplink knows
         self._routing: tuple[tuple[RouterRoute, ...], tuple[SourceRule, ...]] | None = None
         self._ruleset: str | None = None
         self._closed = False
@@ -81,32 +99,62 @@ class VpcDataplane:
         """
         if plan.vpc_id != self.vpc_id:
             raise ValueError(f"plan for {plan.vpc_id!r} given to the data plane of {self.vpc_id!r}")
+        if plan.internet is not None and self._uplink is None:
+            raise ValueError(f"the plan of {self.vpc_id!r} has an internet link but there is no uplink")
         with self._lock:
             if self._closed:
                 raise ValueError(f"the data plane of {self.vpc_id!r} is closed")
             router = self._ensure_router(plan)
-            wanted = {i.eni_id: i for i in plan.interfaces}
-            stale = [
+            wanted = {i.eni_id: i for i in plan.links}
+            # Interfaces rebuilt go first (their names are taken again); interfaces gone go last,
+            # once no route or rule names their links: deleting a link waits for an RCU grace
+            # period, and the routes' and rules' change is what is in force.
+            rebuilt = [
                 eni
                 for eni, live in self._interfaces.items()
-                if eni not in wanted or live.plan.link_key != wanted[eni].link_key
+                if eni in wanted and live.plan.link_key != wanted[eni].link_key
             ]
-            self._remove(router, stale)
-            new = [i for i in plan.interfaces if i.eni_id not in self._interfaces]
+            gone = [eni for eni in self._interfaces if eni not in wanted]
+            self._remove(router, rebuilt)
+            new = [i for i in plan.links if i.eni_id not in self._interfaces]
             self._add(router, new)
-            for interface in plan.interfaces:
+            for interface in plan.links:
                 self._interfaces[interface.eni_id].plan = interface
-            routing = bool(stale or new) or self._routing != plan.routing
+            internet = self._connect(router, plan)
+            if plan.internet is not None and self._uplink is not None:
+                # Before the router routes to a new NAT gateway, the edge lets its address out.
+                public = plan.internet.public_ips
+                if internet or self._public != public:
+                    self._public = None
+                    self._uplink.set_public(plan.internet.edge_link, public)
+                    self._public = public
+            routing = bool(rebuilt or gone or new or internet) or self._routing != plan.routing
             if routing:
                 self._routing = None
                 iproute.reconcile_routing(router, plan.routes, plan.source_rules)
                 self._routing = plan.routing
             reload = self._ruleset != plan.ruleset
             if reload:
-                self._ruleset = None
-                nftables.load(router, plan.ruleset)
+                loaded, self._ruleset = self._ruleset, None
+                update = set_updates(loaded, plan.ruleset) if loaded is not None else None
+                if update != "":  # "": the same sets in another order, nothing to load
+                    nftables.load(router, plan.ruleset if update is None else update)
                 self._ruleset = plan.ruleset
-            return Applied(tuple(i.eni_id for i in new), tuple(stale), routing, reload)
+            self._remove(router, gone)
+            return Applied(tuple(i.eni_id for i in new), tuple(rebuilt + gone), routing, reload, internet)
+
+    def _connect(self, router: NetNamespace, plan: VpcPlan) -> bool:
+        """Make or remove the router's link to the edge as the plan says; whether it changed."""
+        wanted = plan.internet.edge_link if plan.internet is not None else None
+        if wanted == self._internet:
+            return False
+        if self._internet is not None and self._uplink is not None:
+            self._uplink.disconnect(self._internet)
+            self._internet, self._public = None, None
+        if plan.internet is not None and self._uplink is not None:
+            self._uplink.connect(router, plan.internet)
+            self._internet = plan.internet.edge_link
+        return True
 
     def _ensure_router(self, plan: VpcPlan) -> NetNamespace:
         if self._router is None:
@@ -127,11 +175,14 @@ class VpcDataplane:
             for interface in new:
                 ns = NetNamespace.create(f"{self.vpc_id}/{interface.eni_id}")
                 made[interface.eni_id] = ns
-                sysctl.configure(ns, sysctl.INTERFACE)
+                nat = interface.kind is InterfaceKind.NAT_GATEWAY
+                sysctl.configure(ns, sysctl.NAT_GATEWAY if nat else sysctl.INTERFACE)
             lines = [line for i in new for line in iproute.router_side(i, made[i.eni_id].fd)]
             iproute.batch(router, lines, pass_fds=[ns.fd for ns in made.values()])
             for interface in new:
                 iproute.batch(made[interface.eni_id], iproute.interface_side(interface))
+                if interface.kind is InterfaceKind.NAT_GATEWAY and interface.public_ip is not None:
+                    nftables.load(made[interface.eni_id], render_nat_ruleset(interface.public_ip))
         except BaseException:
             # Links that were never made cannot be deleted: that failure is expected.
             with contextlib.suppress(DataplaneError):
@@ -189,6 +240,12 @@ class VpcDataplane:
             self._closed = True
             router, self._router = self._router, None
             gone, self._interfaces = list(self._interfaces.values()), {}
+            if self._internet is not None and self._uplink is not None:
+                try:
+                    self._uplink.disconnect(self._internet)
+                except DataplaneError as exc:
+                    log.warning("disconnecting %s from the edge: %s", self.vpc_id, exc)
+                self._internet = None
             try:
                 if router is not None and gone:
                     iproute.batch(router, iproute.delete_all_links())

@@ -56,7 +56,8 @@ class Target:
     credentials: tuple[str, str, str]  # access key, secret, session token (the role's)
     endpoint_port: int
     # VPC functions: the namespaces of the Hyperplane interfaces (one per subnet); environments are
-    # spread across them. Empty: no VPC (or no data plane on this host).
+    # spread across them. Other functions: the default network's. Empty: only loopback (no data
+    # plane or no uplink on this host).
     vpc_namespaces: tuple[NetNamespace, ...] = ()
 
     @property

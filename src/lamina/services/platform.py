@@ -7,16 +7,18 @@ import logging
 import os
 import time
 from collections.abc import Coroutine, Mapping
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
 from lamina.domain.presign import UrlSigner
 from lamina.net.manager import DataplaneManager
+from lamina.net.uplink import UplinkSpec
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Metadata
-from lamina.store.ec2 import Ec2Store
+from lamina.store.ec2 import DEFAULT_PUBLIC_POOL, Ec2Store
 from lamina.store.functions import FunctionStore
 from lamina.store.iam import IamStore, Session
 from lamina.store.trees import TreeStore
@@ -44,7 +46,12 @@ def _dataplane(platform: Platform) -> DataplaneManager | None:
             why = str(exc)
     if why is None:
         try:
-            return DataplaneManager(platform.ec2, platform.data_dir / "run")
+            return DataplaneManager(
+                platform.ec2,
+                platform.data_dir / "run",
+                uplink=platform.uplink,
+                public_pool=platform.ec2.public_pool,
+            )
         except (OSError, DataplaneError) as exc:
             why = f"cannot set it up: {exc}"
     if not _told_why_no_dataplane:
@@ -66,7 +73,11 @@ class Platform:
         event_retry_delay_s: float = 60.0,
         eni_release_delay_s: float = 30.0,
         vpc_idle_reclaim_s: float = 14 * 24 * 3600.0,
+        uplink: UplinkSpec | None = None,
+        public_ip_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
     ) -> None:
+        """``uplink``: the way out of VPCs and the default network (None: none); Elastic IPs are
+        allocated from ``public_ip_pool``."""
         from lamina.services.lambda_.invoke import EventQueue
         from lamina.services.lambda_.prepare import Preparer
         from lamina.services.lambda_.vpc import Hyperplane
@@ -78,7 +89,8 @@ class Platform:
         self.trees = TreeStore(data_dir / "trees", self.blobs)
         self.functions = FunctionStore(self.metadata)
         self.iam = IamStore(self.metadata)
-        self.ec2 = Ec2Store(self.metadata)
+        self.ec2 = Ec2Store(self.metadata, public_pool=public_ip_pool)
+        self.uplink = uplink
         # Before anything that may change EC2 state, so it hears of every change.
         self.dataplane = _dataplane(self)
         key = self.metadata.setting("download-signing-key", lambda: os.urandom(32).hex())

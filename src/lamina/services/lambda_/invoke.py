@@ -107,11 +107,15 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
 
 
 def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[Any, ...]:
-    """The Hyperplane interfaces' namespaces a VPC function's environments attach to."""
+    """The Hyperplane interfaces' namespaces a VPC function's environments attach to; without a
+    VPC, the default network (out to the uplink, never into a VPC), if the host has one."""
     vpc = row.config.get("VpcConfig") or {}
     dataplane = getattr(platform, "dataplane", None)
-    if not vpc.get("VpcId") or dataplane is None:
+    if dataplane is None:
         return ()
+    if not vpc.get("VpcId"):
+        default = dataplane.default_network()
+        return () if default is None else (default,)
     found = []
     for subnet in vpc.get("SubnetIds", []):
         eni = platform.hyperplane.interface_for(

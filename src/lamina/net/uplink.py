@@ -1,0 +1,380 @@
+"""The way out of lamina's namespaces: the uplink ("the internet"), the edge namespace between it
+and every VPC, and the default network of functions without a VPC.
+
+The shape (addresses in ``domain.dataplane``, all from ``LINK_BLOCK``)::
+
+    uplink namespace (the host's, or a named one in tests)
+        | lmup<tag>  169.254.168.10/30            routes: each Elastic IP in force (/32) via the edge
+        | uplink0    169.254.168.9/30
+    edge namespace (one per server, held by fd)   routes: default via the uplink; each Elastic IP via
+        | lmi<hash>  169.254.168.1/32 (every VPC)         its VPC's link
+        | igw0       169.254.168.2/32 (every VPC's router; made by ``net.vpc`` through :meth:`connect`)
+    ...
+        | default0   169.254.168.5/30
+        | eth0       169.254.168.6/30
+    default network namespace (held by fd)        environments of functions without a VPC attach
+                                                  here (``net.attach``), as VPC functions do to
+                                                  their Hyperplane interface's namespace
+
+Facts this relies on (Linux 6.x):
+- The uplink is entered like any namespace (``setns`` on a helper thread): the host's own is the
+  server's ``/proc/self/ns/net``; a named one is the file ``ip netns add`` bind-mounts under
+  ``/run/netns``. lamina only holds it open; it never creates, deletes or renames it, and in it
+  touches only its veth end (with the /32 routes through it, which go with the link) and its
+  own nftables table ``inet lamina_uplink_<tag>``: a masquerade of lamina's own sources (the
+  edge's address, which the default network leaves as, and the Elastic IP pool) when they leave
+  by another link, so that in production they reach the internet as the host, without the pool
+  having to be routed to it. It never changes the uplink's sysctls: in host mode
+  ``net.ipv4.ip_forward`` must already be 1 for anything to go further than the host itself.
+- The edge and default namespaces are held only by fds: if the server dies, they go, and with
+  them every veth into them (deleting one end of a veth pair deletes the other), so the link in
+  the uplink disappears by itself. Only the uplink's nftables table outlives a crash; the next
+  start replaces it (``table; delete table; table {...}`` in one transaction).
+- The edge is a stateful border: it forwards new flows only towards the uplink, from a VPC's
+  link only when their source is an Elastic IP of that VPC, and from the default network
+  (masqueraded to its uplink address); replies return by conntrack, nothing else comes in. An
+  interface in a "public" subnet, whose packets leave with its private address, gets nothing.
+- In a named uplink the fake internet hosts are local addresses of that namespace: packets to
+  them are delivered, not forwarded, so the namespace needs no forwarding and the hosts see the
+  real source (an Elastic IP, or the edge's uplink address for the default network).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from lamina.domain import dataplane as D
+from lamina.net import attach, iproute, nftables, published, sysctl
+from lamina.net.commands import DataplaneError, run
+from lamina.runtime.netns import NetNamespace
+
+log = logging.getLogger("lamina.net")
+
+NETNS_DIR = Path("/run/netns")  # where ``ip netns add`` puts named namespaces
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DEFAULT_NETWORK = {**attach.FORWARDER, "ipv4/conf/default/rp_filter": "0"}
+
+
+class UplinkKind(enum.Enum):
+    HOST = "host"  # the host's own network (production)
+    NETNS = "netns"  # a named namespace standing for the internet (tests)
+    NONE = "none"  # no way out: internet gateways and the default network are not realised
+
+
+@dataclass(frozen=True)
+class UplinkSpec:
+    """``--uplink``: ``host``, ``netns:NAME`` or ``none``."""
+
+    kind: UplinkKind
+    name: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> UplinkSpec:
+        """``ValueError`` with the reason for anything else."""
+        if text in (UplinkKind.HOST.value, UplinkKind.NONE.value):
+            return cls(UplinkKind(text))
+        kind, colon, name = text.partition(":")
+        if kind == UplinkKind.NETNS.value and colon:
+            if not _NAME.fullmatch(name) or name in (".", ".."):
+                raise ValueError(f"not a network namespace name: {name!r}")
+            return cls(UplinkKind.NETNS, name)
+        raise ValueError(f"expected host, none or netns:NAME, got {text!r}")
+
+    @property
+    def path(self) -> Path:
+        """The namespace file to open."""
+        return NETNS_DIR / self.name if self.kind is UplinkKind.NETNS else Path("/proc/self/ns/net")
+
+    def __str__(self) -> str:
+        return f"netns:{self.name}" if self.kind is UplinkKind.NETNS else self.kind.value
+
+
+def open_uplink(spec: UplinkSpec) -> NetNamespace:
+    """Hold the uplink namespace open (``DataplaneError`` if it is not a network namespace)."""
+    if spec.kind is UplinkKind.NONE:
+        raise ValueError("no uplink to open")
+    try:
+        fd = os.open(spec.path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DataplaneError(f"cannot open the uplink {spec}: {exc}") from exc
+    if os.fstat(fd).st_dev != published.nsfs_device():
+        os.close(fd)
+        raise DataplaneError(f"the uplink {spec}: {spec.path} is not a network namespace")
+    return NetNamespace(fd, str(spec))
+
+
+def instance_tag(state_dir: Path) -> str:
+    """8 hex digits naming this server's objects in the uplink (its link and table)."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
+
+
+class Uplink:
+    """The uplink, the edge and the default network of one server; :meth:`close` removes them.
+
+    Thread-safe. VPC data planes join the edge with :meth:`connect` / :meth:`disconnect` and say
+    which Elastic IPs they answer for with :meth:`set_public`.
+    """
+
+    def __init__(self, spec: UplinkSpec, tag: str, public_pool: IPv4Network | None = None) -> None:
+        """``public_pool``: the Elastic IP pool, masqueraded like the default network when it
+        leaves the uplink by another link."""
+        self.spec = spec
+        self.public_pool = public_pool
+        self.link = f"lmup{tag}"
+        self.table = f"inet lamina_uplink_{tag}"
+        self._lock = threading.Lock()
+        self._public: dict[str, tuple[IPv4Address, ...]] = {}  # edge link -> Elastic IPs behind it
+        self._edge_routes: tuple[D.RouterRoute, ...] | None = None
+        self._uplink_routes: tuple[D.RouterRoute, ...] | None = None
+        self._edge_public: tuple[tuple[str, IPv4Address], ...] | None = None  # the set's elements
+        self._closed = False
+        self._edge: NetNamespace | None = None
+        self._default: NetNamespace | None = None
+        self._table_loaded = False
+        self.uplink = open_uplink(spec)
+        try:
+            self._build()
+            self._sync()
+        except BaseException:
+            self.close()
+            raise
+        if spec.kind is UplinkKind.HOST and self._read_uplink("ipv4/ip_forward") != "1":
+            log.warning(
+                "net.ipv4.ip_forward is 0 on the host: NAT gateways and functions without a VPC reach "
+                "the host itself but nothing beyond it (lamina does not change host settings)"
+            )
+
+    def _read_uplink(self, key: str) -> str:
+        return self.uplink.call(lambda: Path("/proc/sys/net", key).read_text().strip())
+
+    def _build(self) -> None:
+        self._edge = edge = NetNamespace.create("edge")
+        sysctl.configure(edge, sysctl.EDGE)
+        self._default = default = NetNamespace.create("default-network")
+        sysctl.configure(default, DEFAULT_NETWORK)
+        # A link of this name is a previous server's on the same state directory: it normally
+        # goes with that server's edge, but a server still running elsewhere would keep it.
+        with contextlib.suppress(DataplaneError):
+            run(self.uplink, ["ip", "link", "del", self.link])
+        peer = f"/proc/self/fd/{self.uplink.fd}"
+        iproute.batch(
+            edge,
+            [
+                f"link add {D.EDGE_UPLINK_LINK} type veth peer name {self.link} netns {peer}",
+                f"address add {D.EDGE_UPLINK_ADDRESS} dev {D.EDGE_UPLINK_LINK}",
+                f"link set {D.EDGE_UPLINK_LINK} up",
+                f"link add {D.EDGE_DEFAULT_LINK} type veth peer name {D.DEFAULT_LINK} netns /proc/self/fd/{default.fd}",
+                f"address add {D.EDGE_DEFAULT_ADDRESS} dev {D.EDGE_DEFAULT_LINK}",
+                f"link set {D.EDGE_DEFAULT_LINK} up",
+            ],
+            pass_fds=[self.uplink.fd, default.fd],
+        )
+        # IPv4 only, as everything behind it: no IPv6 address, neighbour discovery or router
+        # solicitations from lamina's link in the uplink (the setting is the link's own).
+        sysctl.configure(self.uplink, {f"ipv6/conf/{self.link}/disable_ipv6": "1"})
+        iproute.batch(
+            self.uplink, [f"address add {D.UPLINK_ADDRESS} dev {self.link}", f"link set {self.link} up"]
+        )
+        iproute.batch(
+            default,
+            [
+                f"address add {D.DEFAULT_ADDRESS} dev {D.DEFAULT_LINK}",
+                f"link set {D.DEFAULT_LINK} up",
+                f"route add default via {D.EDGE_DEFAULT_ADDRESS.ip} dev {D.DEFAULT_LINK}",
+            ],
+        )
+        attach.prepare_forwarder(default)
+        self._table_loaded = True  # from here on, close() deletes it (even if loading fails half way)
+        nftables.load(self.uplink, D.render_uplink_ruleset(self.table, self.link, self.public_pool))
+
+    # -- for VPC data planes ----------------------------------------------------------------------
+
+    @property
+    def edge(self) -> NetNamespace:
+        if self._edge is None:
+            raise ValueError("the uplink is closed")
+        return self._edge
+
+    @property
+    def default_network(self) -> NetNamespace | None:
+        """The namespace environments of functions without a VPC attach to (None once closed)."""
+        return self._default
+
+    def connect(self, router: NetNamespace, link: D.InternetLink) -> None:
+        """Make a VPC router's link to the edge (``igw0`` there, ``link.edge_link`` here)."""
+        with self._lock:
+            edge = self.edge
+            if link.edge_link in self._public:  # a link left behind: replace it
+                self._delete(link.edge_link)
+            iproute.batch(
+                router,
+                [
+                    f"link add {link.router_link} group {iproute.LINK_GROUP} type veth peer name {link.edge_link}"
+                    f" netns /proc/self/fd/{edge.fd}",
+                    f"address add {D.ROUTER_INTERNET_ADDRESS}/32 dev {link.router_link}",
+                    f"link set {link.router_link} up",
+                ],
+                pass_fds=[edge.fd],
+            )
+            try:
+                iproute.batch(
+                    edge,
+                    [
+                        f"address add {D.EDGE_ADDRESS}/32 dev {link.edge_link}",
+                        f"link set {link.edge_link} up",
+                    ],
+                )
+            except BaseException:
+                with contextlib.suppress(DataplaneError):
+                    run(edge, ["ip", "link", "del", link.edge_link])
+                raise
+            self._public[link.edge_link] = ()
+
+    def set_public(self, edge_link: str, addresses: Sequence[IPv4Address]) -> None:
+        """The Elastic IPs a connected VPC answers for: routed to it from the uplink and the edge,
+        and let out of it by the edge."""
+        with self._lock:
+            if edge_link not in self._public:
+                raise ValueError(f"no VPC link {edge_link!r} on the edge")
+            self._public[edge_link] = tuple(sorted(set(addresses)))
+            self._sync()
+
+    def disconnect(self, edge_link: str) -> None:
+        """Remove a VPC's link to the edge (both ends) and the routes to its Elastic IPs; idempotent."""
+        with self._lock:
+            if self._closed or edge_link not in self._public:
+                return
+            self._delete(edge_link)
+            self._sync()
+
+    def _delete(self, edge_link: str) -> None:
+        self._public.pop(edge_link, None)
+        if self._edge_routes is not None:  # the kernel drops the routes through the link with it
+            self._edge_routes = tuple(r for r in self._edge_routes if r.link != edge_link)
+        try:
+            run(self.edge, ["ip", "link", "del", edge_link])
+        except DataplaneError as exc:
+            log.warning("removing the VPC link %s from the edge: %s", edge_link, exc)
+
+    def _sync(self) -> None:
+        """Make the edge's routes and rules and the uplink's routes match ``_public``.
+
+        What was installed is remembered (the edge and the link are lamina's alone), so a change
+        is one ``ip -batch`` per namespace and one set update; after a failure, or the first time,
+        the state is read back from the kernel instead.
+        """
+        owner: dict[IPv4Address, str] = {}
+        for link, addresses in sorted(self._public.items()):
+            for address in addresses:
+                owner.setdefault(address, link)  # one VPC per Elastic IP (the store sees to it)
+        edge_routes = (
+            D.RouterRoute(
+                D.MAIN_TABLE,
+                IPv4Network("0.0.0.0/0"),
+                D.RouteAction.GATEWAY,
+                "uplink",
+                via=D.UPLINK_ADDRESS.ip,
+                link=D.EDGE_UPLINK_LINK,
+            ),
+            *(
+                D.RouterRoute(
+                    D.MAIN_TABLE,
+                    IPv4Network(address),
+                    D.RouteAction.INTERFACE,
+                    link,
+                    via=D.ROUTER_INTERNET_ADDRESS,
+                    link=link,
+                )
+                for address, link in sorted(owner.items())
+            ),
+        )
+        public = tuple((link, address) for address, link in sorted(owner.items()))
+        uplink_routes = tuple(
+            D.RouterRoute(
+                D.MAIN_TABLE,
+                IPv4Network(address),
+                D.RouteAction.INTERFACE,
+                "edge",
+                via=D.EDGE_UPLINK_ADDRESS.ip,
+                link=self.link,
+            )
+            for address in sorted(owner)
+        )
+        # Addresses withdrawn stop being routed from the uplink first; addresses added are routed
+        # there last, once the edge routes them and lets them through.
+        if self._uplink_routes is not None and uplink_routes != self._uplink_routes:
+            installed = self._uplink_routes
+            keep = {r.destination for r in uplink_routes}
+            remaining = tuple(r for r in installed if r.destination in keep)
+            if remaining != installed:
+                self._uplink_routes = None
+                iproute.batch(self.uplink, iproute.route_changes(installed, remaining))
+                self._uplink_routes = remaining
+        if edge_routes != self._edge_routes:
+            installed_edge, self._edge_routes = self._edge_routes, None
+            if installed_edge is None:
+                iproute.reconcile_routing(self.edge, edge_routes, ())
+            else:
+                iproute.batch(self.edge, iproute.route_changes(installed_edge, edge_routes))
+            self._edge_routes = edge_routes
+        if public != self._edge_public:
+            loaded, self._edge_public = self._edge_public, None
+            if loaded is None:
+                nftables.load(self.edge, D.render_edge_ruleset(public))
+            else:
+                nftables.load(self.edge, D.render_edge_public(public))
+            self._edge_public = public
+        if uplink_routes != self._uplink_routes:
+            installed_uplink, self._uplink_routes = self._uplink_routes, None
+            if installed_uplink is None:
+                iproute.reconcile_link_routes(self.uplink, self.link, uplink_routes)
+            else:
+                iproute.batch(self.uplink, iproute.route_changes(installed_uplink, uplink_routes))
+            self._uplink_routes = uplink_routes
+
+    def public_addresses(self) -> dict[str, tuple[IPv4Address, ...]]:
+        with self._lock:
+            return dict(self._public)
+
+    # -- teardown -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove the link and the table from the uplink, then the edge and the default network
+        (and every VPC link with them); idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._public.clear()
+            edge, self._edge = self._edge, None
+            default, self._default = self._default, None
+            try:
+                if edge is not None:
+                    # Deleting the edge's end deletes the uplink's, and every route through it.
+                    with contextlib.suppress(DataplaneError):
+                        run(edge, ["ip", "link", "del", D.EDGE_UPLINK_LINK])
+                if self._table_loaded:
+                    family, name = self.table.split()
+                    try:
+                        run(self.uplink, ["nft", "delete", "table", family, name])
+                    except DataplaneError as exc:
+                        log.warning("removing %s from the uplink %s: %s", self.table, self.spec, exc)
+            finally:
+                if default is not None:
+                    default.close()
+                if edge is not None:
+                    edge.close()
+                self.uplink.close()
+
+    def __repr__(self) -> str:
+        return f"<Uplink {self.spec} vpcs={len(self._public)}>"
