@@ -218,8 +218,11 @@ def test_deleted_layer_still_works(lam: Any) -> None:
 
 
 def test_sandbox_leaves_nothing_behind(invoke_server: LaminaServer) -> None:
+    # Sandboxes mount only inside their own mount namespaces: nothing under this server's data dir
+    # is mounted on the host (other servers' published network namespaces are theirs, not ours).
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert "lamina-" not in mounts and str(invoke_server.data_dir / "envs") not in mounts
+    assert str(invoke_server.data_dir / "envs") not in mounts
+    assert str(invoke_server.data_dir / "trees") not in mounts
 
 
 FAILING_BOOTSTRAP = """#!/bin/sh

