@@ -46,9 +46,12 @@ class AwsError(LaminaError):
         status: int | None = None,
         style: BodyStyle | None = None,
         sender_fault: bool | None = None,
+        fields: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        # Extra members of a JSON error body (e.g. TooManyRequestsException's "Reason").
+        self.fields = dict(fields or {})
         if code is not None:
             self.code = code
         if status is not None:

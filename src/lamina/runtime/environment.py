@@ -145,9 +145,7 @@ class Environment:
         if t.python is not None:
             env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{t.python.name}"
         user = (cfg.get("Environment") or {}).get("Variables") or {}
-        return (
-            {**user, **env} if t.python is None else {**env, **user, **{k: env[k] for k in env if k in user}}
-        )
+        return {**env, **user}
 
     def _argv(self) -> tuple[str, ...] | None:
         t = self.target

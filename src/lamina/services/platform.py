@@ -101,6 +101,8 @@ class Platform:
         self.endpoint_port = endpoint_port
         self._credentials = dict(credentials or {})
         self._function_sessions: dict[tuple[str, str, str], Session] = {}
+        # Invoke's per-configuration Targets (services/lambda_/invoke.py), reused by warm invokes.
+        self.targets: dict[tuple[str, str, str, int, str], tuple[float, Any]] = {}
         self.logs = LogStore(data_dir / "logs")
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pool: EnvironmentPool | None = None

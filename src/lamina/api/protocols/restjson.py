@@ -196,6 +196,7 @@ class RestJsonProtocol(Protocol):
             body = {"message": error.message}
         if not error.sender_fault and "Type" in body:
             body["Type"] = "Service"
+        body.update(error.fields)
         headers = [
             ("x-amzn-RequestId", request_id),
             ("x-amzn-ErrorType", error.code),

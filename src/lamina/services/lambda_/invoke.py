@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lamina.domain import functions as F
 from lamina.errors import (
@@ -55,7 +55,29 @@ def why_functions_cannot_run() -> str | None:
     return None
 
 
+TARGET_TTL_S = 3600.0  # well inside the 12 h of the role credentials a Target carries
+
+
 def target_for(platform: Platform, row: FunctionRow) -> Target:
+    """The Target of a function version, built once per configuration (RevisionId) and reused by
+    warm invokes: no tree stats, credential or interface look-ups on the invoke path."""
+    key = (row.account, row.region, row.name, row.seq, str(row.config.get("RevisionId")))
+    now = time.monotonic()
+    cached = platform.targets.get(key)
+    if (
+        cached is not None
+        and now - cached[0] < TARGET_TTL_S
+        and not any(ns.closed for ns in cached[1].vpc_namespaces)
+    ):
+        return cast(Target, cached[1])
+    target = _build_target(platform, row)
+    if len(platform.targets) > 4096:  # old revisions: forget them all, live ones are rebuilt on demand
+        platform.targets.clear()
+    platform.targets[key] = (now, target)
+    return target
+
+
+def _build_target(platform: Platform, row: FunctionRow) -> Target:
     cfg = row.config
     runtime = cfg.get("Runtime", "")
     python = platform.catalog.python().get(runtime)
@@ -196,7 +218,11 @@ async def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]
             request_id=ctx.request_id,
         )
     except PoolFull as exc:
-        raise TooManyRequestsException(f"Rate Exceeded. {exc}") from exc
+        # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.
+        log.info("throttled %s: %s", ctx.request_id, exc)
+        raise TooManyRequestsException(
+            "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
+        ) from exc
     out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
     if result.outcome is not Outcome.OK:
         out["FunctionError"] = "Unhandled"
