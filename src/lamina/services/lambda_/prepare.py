@@ -7,6 +7,7 @@ restart, functions left Pending or InProgress are prepared again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -14,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from lamina.domain import functions as F
+from lamina.errors import AwsError
 from lamina.services.lambda_.vpc import HyperplaneFailure, role_may_manage_interfaces
 from lamina.store.functions import FunctionRow
 
@@ -88,6 +90,9 @@ class Preparer:
 
         self.platform.functions.update(row.account, row.region, row.name, change)
         if outcome is None:
+            # The role's session is issued here, in the background, not by the first invoke.
+            with contextlib.suppress(AwsError):
+                self.platform.function_credentials(row.account, str(row.config.get("Role")), row.name)
             # Idle time counts from when the function (re)gained its VPC connection.
             self.platform.hyperplane.touch(row.account, row.region, row.name)
         with self._lock:
