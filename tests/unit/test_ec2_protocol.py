@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
+from protocol_samples import sampler
 
 from lamina.api.http import Request
 from lamina.api.protocols import Ec2Protocol, protocol_for
@@ -31,45 +32,12 @@ SESSION = botocore.session.get_session()
 MODEL = SESSION.get_service_model("ec2")
 EC2 = protocol_for(MODEL)
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+sample = sampler(WHEN)
 REQUEST_ID = "59dbff89-35bd-4eac-99ed-be587EXAMPLE"
 VERSION = "Version=2016-11-15"
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def sample(shape: Any, text: str, depth: int = 0) -> Any:
-    """A value for ``shape`` that botocore's client-side validation accepts."""
-    kind = shape.type_name
-    meta = shape.metadata
-    if kind == "structure":
-        names = list(shape.members)
-        if shape.is_tagged_union:
-            names = names[:1]
-        elif depth > 4:  # recursive shapes: only what is required
-            names = list(shape.required_members)
-        return {name: sample(shape.members[name], text, depth + 1) for name in names}
-    if kind == "list":
-        count = min(max(meta.get("min", 0), 2), meta.get("max", 2))
-        return [sample(shape.member, text, depth + 1) for _ in range(count)]
-    if kind == "map":
-        return {f"k{i}": sample(shape.value, text, depth + 1) for i in range(2)}
-    if kind == "string":
-        if shape.enum:
-            return shape.enum[-1]
-        value = text.ljust(meta.get("min", 0), "x")
-        return value[: meta["max"]] if "max" in meta and meta["max"] >= len(text) else value
-    if kind in ("integer", "long"):
-        return max(int(meta.get("min", 0)), 7)
-    if kind in ("float", "double"):
-        return 1.5
-    if kind == "boolean":
-        return True
-    if kind == "timestamp":
-        return WHEN
-    if kind == "blob":
-        return b"\x00\xffblob"
-    raise AssertionError(f"no sample for {kind}")
 
 
 def pruned(value: Any) -> Any:
