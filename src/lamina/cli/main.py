@@ -1,4 +1,4 @@
-"""``lamina`` command line: ``lamina server``, ``lamina logs``, ``lamina vpc``."""
+"""``lamina`` command line: ``lamina server``, ``lamina logs``, ``lamina vpc``, ``lamina layer``."""
 
 from __future__ import annotations
 
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lamina.cli import vpc
 
     vpc.add_parser(sub)
+    from lamina.cli import layer
+
+    layer.add_parser(sub)
     return parser
 
 
@@ -192,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from lamina.cli import vpc
 
         return vpc.main(args)
+    if args.command == "layer":
+        from lamina.cli import layer
+
+        return layer.main(args)
     return 2
 
 

@@ -30,7 +30,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+from lamina.cli.awsclient import DEFAULT_ENDPOINT, aws_error, clients
+
 DESCRIPTION_MAX = 255  # EC2's limit on an interface's Description
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -101,33 +102,7 @@ def _say(message: str) -> None:
 
 
 def _clients(args: argparse.Namespace, *services: str) -> list[Any]:
-    """boto3 clients for the server: the standard credential chain, else lamina's default keys."""
-    try:
-        import boto3
-    except ImportError:
-        raise SystemExit("lamina: `lamina vpc` needs boto3 (pip install boto3)") from None
-    session = boto3.session.Session()
-    region = args.region or session.region_name or "us-east-1"
-    keys: dict[str, str] = {}
-    if session.get_credentials() is None:
-        # lamina's default account (DESIGN.md "Authentication"): what a fresh server accepts.
-        keys = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    return [
-        session.client(service, endpoint_url=args.endpoint_url, region_name=region, **keys)
-        for service in services
-    ]
-
-
-def _aws_error(exc: Exception) -> str | None:
-    """A boto3/botocore failure as one line, or None if ``exc`` is not one."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
-    if isinstance(exc, BotoCoreError):
-        return str(exc)
-    return None
+    return clients(args.endpoint_url, args.region, *services)
 
 
 # -- lamina vpc run -------------------------------------------------------------------------------
@@ -192,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         except _Interrupted as exc:
             return 128 + exc.signum
         except Exception as exc:
-            message = _aws_error(exc)
+            message = aws_error(exc)
             if message is None:
                 raise
             _say(f"vpc run: {message}")
@@ -208,7 +183,7 @@ def _delete_interface(ec2: Any, eni_id: str) -> None:
         try:
             ec2.delete_network_interface(NetworkInterfaceId=eni_id)
         except Exception as exc:
-            message = _aws_error(exc)
+            message = aws_error(exc)
             if message is None:
                 raise
             if "NotFound" not in message:
@@ -402,7 +377,7 @@ def status(args: argparse.Namespace) -> int:
     try:
         vpcs = collect(ec2, lam)
     except Exception as exc:
-        message = _aws_error(exc)
+        message = aws_error(exc)
         if message is None:
             raise
         _say(f"vpc status: {message}")

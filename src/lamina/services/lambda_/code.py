@@ -7,13 +7,14 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.domain import functions as F
 from lamina.domain.zipcheck import ZipRejected, inspect_zip, to_aws_error
 from lamina.errors import InvalidParameterValueException, RequestEntityTooLargeException
 from lamina.services.base import RequestContext
 from lamina.services.platform import Platform
 
-MAX_ZIPPED = 52_428_800  # direct upload (ZipFile)
-MAX_UNZIPPED = 262_144_000
+MAX_ZIPPED = F.MAX_ZIPPED  # direct upload (ZipFile)
+MAX_UNZIPPED = F.MAX_UNZIPPED
 DOWNLOAD_PREFIX = "/_lamina/blobs/"
 
 

@@ -1,0 +1,39 @@
+"""boto3 clients for the CLI's commands that talk to an AWS API (lamina's or AWS's own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+
+
+def clients(endpoint_url: str | None, region: str | None, *services: str, **config: Any) -> list[Any]:
+    """Clients with the standard credential chain; against lamina (an endpoint URL is given) without
+    any configured credentials, lamina's default keys. ``endpoint_url=None`` means AWS's endpoints
+    (or ``AWS_ENDPOINT_URL`` and the profile's ``endpoint_url``)."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session()
+    region = region or session.region_name or "us-east-1"
+    keys: dict[str, str] = {}
+    if endpoint_url is not None and session.get_credentials() is None:
+        # lamina's default account (DESIGN.md "Authentication"): what a fresh server accepts.
+        keys = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    cfg = Config(**config) if config else None
+    return [
+        session.client(service, endpoint_url=endpoint_url, region_name=region, config=cfg, **keys)
+        for service in services
+    ]
+
+
+def aws_error(exc: Exception) -> str | None:
+    """A boto3/botocore failure as one line, or None if ``exc`` is not one."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
+    if isinstance(exc, BotoCoreError):
+        return str(exc)
+    return None
