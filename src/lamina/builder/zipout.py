@@ -101,19 +101,17 @@ def _compress(path: Path) -> tuple[int, int, int, bytes]:
 
 def _compressed(entries: list[Entry], workers: int) -> Iterator[tuple[Entry, tuple[int, int, int, bytes]]]:
     """Results in entry order, at most a window of files in flight (bounded memory)."""
-    window: collections.deque[tuple[Entry, Future[tuple[int, int, int, bytes]]]] = collections.deque()
+    empty = (0, 0, 0, b"")
+    window: collections.deque[tuple[Entry, Future[tuple[int, int, int, bytes]] | None]] = collections.deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for entry in entries:
-            if entry.path is None:
-                yield entry, (0, 0, 0, b"")
-                continue
-            window.append((entry, pool.submit(_compress, entry.path)))
+            window.append((entry, None if entry.path is None else pool.submit(_compress, entry.path)))
             if len(window) >= workers * 8:
                 e, fut = window.popleft()
-                yield e, fut.result()
+                yield e, empty if fut is None else fut.result()
         while window:
             e, fut = window.popleft()
-            yield e, fut.result()
+            yield e, empty if fut is None else fut.result()
 
 
 def write_zip(entries: list[Entry], dest: Path, *, epoch: int | None = None) -> ZipResult:
