@@ -16,81 +16,16 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from wheelhouse import (
-    ELF_AARCH64,
-    ELF_X86_64,
-    builder_env,
-    compile_extension,
-    elf_machine,
-    fake_elf,
-    make_wheel,
-)
-
-NATIVE_INIT = "from tinynative._native import answer\n"
+from wheelhouse import ELF_AARCH64, ELF_X86_64, build_wheelhouse, elf_machine, lamina_build, make_wheel
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    house = tmp_path_factory.mktemp("wheelhouse")
-    make_wheel(house, "tinydep", "1.0", {"tinydep/__init__.py": "VALUE = 'dep'\n"})
-    make_wheel(
-        house,
-        "tinypure",
-        "1.0",
-        {
-            "tinypure/__init__.py": "from tinydep import VALUE as DEP\n\ndef main():\n    print('tinypure', DEP)\n",
-            "tinypure/__init__.pyi": "DEP: str\n",
-            "tinypure/tests/test_it.py": "def test():\n    pass\n" * 50,
-            "tinypure/docs/guide.txt": "words " * 500,
-            "tinypure/tool.sh": "#!/bin/sh\necho tool\n",
-        },
-        requires=("tinydep>=1.0",),
-        scripts={"tinypure": "tinypure:main"},
-        modes={"tinypure/tool.sh": 0o755},
-    )
-    native = compile_extension(house / "build") or fake_elf(ELF_X86_64)
-    for tag, so in (
-        ("cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64", native),
-        ("cp38-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64", fake_elf(ELF_AARCH64)),
-    ):
-        make_wheel(
-            house, "tinynative", "1.0", {"tinynative/__init__.py": NATIVE_INIT, "tinynative/_native.abi3.so": so}, tag=tag
-        )
-    # Only for glibc >= 2.28: Amazon Linux 2023 (python3.12+) runs it, Amazon Linux 2 does not.
-    make_wheel(
-        house,
-        "newglibc",
-        "1.0",
-        {"newglibc/__init__.py": "", "newglibc/_native.abi3.so": native},
-        tag="cp38-abi3-manylinux_2_28_x86_64",
-    )
-    # Says x86_64, holds an aarch64 shared object.
-    make_wheel(
-        house,
-        "mislabelled",
-        "1.0",
-        {"mislabelled/__init__.py": "", "mislabelled/_native.abi3.so": fake_elf(ELF_AARCH64)},
-        tag="cp38-abi3-manylinux_2_17_x86_64",
-    )
-    (house / "sdistonly-1.0.tar.gz").write_bytes(b"not really a tarball")
-    return house
-
-
-def lamina_build(
-    args: Sequence[str], cwd: Path, wheels: Path, *, cache: Path | None = None, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "lamina.cli.main", "layer", "build", "--no-index", "--find-links", str(wheels), *args]
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=builder_env(cache or cwd / "cache"), capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == expect, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
+    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
 
 
 def last_json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
@@ -105,7 +40,9 @@ def write_requirements(path: Path, *lines: str) -> Path:
 
 def test_pure_package_with_dependency_layout_and_json(tmp_path: Path, wheels: Path) -> None:
     req = write_requirements(tmp_path / "requirements.txt", "tinypure")
-    proc = lamina_build(["-r", str(req), "--runtime", "python3.12", "--json", "--no-verify"], tmp_path, wheels)
+    proc = lamina_build(
+        ["-r", str(req), "--runtime", "python3.12", "--json", "--no-verify"], tmp_path, wheels
+    )
     doc = last_json(proc)
     assert list(doc) == ["zip", "sha256", "size", "unzipped_size", "cached"]
     out = tmp_path / "layer.zip"
@@ -157,7 +94,9 @@ def test_same_inputs_give_the_same_bytes(tmp_path: Path, wheels: Path) -> None:
         work.mkdir()
         os.utime(wheels, None)
         lamina_build(
-            ["-r", str(req), "--runtime", "python3.12", "--no-cache", "--no-verify", "-o", "out.zip"], work, wheels
+            ["-r", str(req), "--runtime", "python3.12", "--no-cache", "--no-verify", "-o", "out.zip"],
+            work,
+            wheels,
         )
         outputs.append((work / "out.zip").read_bytes())
     assert outputs[0] == outputs[1]
@@ -233,10 +172,14 @@ def test_glibc_of_the_runtime_decides_which_wheels_fit(tmp_path: Path, wheels: P
 
 
 @pytest.mark.parametrize("requirement", ["doesnotexist", "sdistonly"])
-def test_unresolvable_requirement_names_it_and_writes_nothing(tmp_path: Path, wheels: Path, requirement: str) -> None:
+def test_unresolvable_requirement_names_it_and_writes_nothing(
+    tmp_path: Path, wheels: Path, requirement: str
+) -> None:
     (tmp_path / "layer.zip").write_bytes(b"previous build")
     req = write_requirements(tmp_path / "requirements.txt", "tinypure", requirement)
-    proc = lamina_build(["-r", str(req), "--runtime", "python3.12", "--arch", "arm64"], tmp_path, wheels, expect=1)
+    proc = lamina_build(
+        ["-r", str(req), "--runtime", "python3.12", "--arch", "arm64"], tmp_path, wheels, expect=1
+    )
     assert f"no compatible wheel for requirement '{requirement}' on python3.12 arm64" in proc.stderr
     assert "manylinux_2_34_aarch64" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -245,7 +188,9 @@ def test_unresolvable_requirement_names_it_and_writes_nothing(tmp_path: Path, wh
 
 def test_shared_object_for_another_machine_is_refused(tmp_path: Path, wheels: Path) -> None:
     req = write_requirements(tmp_path / "requirements.txt", "mislabelled")
-    proc = lamina_build(["-r", str(req), "--runtime", "python3.12", "--no-verify"], tmp_path, wheels, expect=1)
+    proc = lamina_build(
+        ["-r", str(req), "--runtime", "python3.12", "--no-verify"], tmp_path, wheels, expect=1
+    )
     assert "python/mislabelled/_native.abi3.so (arm64)" in proc.stderr
     assert "another architecture than x86_64" in proc.stderr
     assert not (tmp_path / "layer.zip").exists()
@@ -253,8 +198,18 @@ def test_shared_object_for_another_machine_is_refused(tmp_path: Path, wheels: Pa
 
 def test_slim_reports_what_it_saved(tmp_path: Path, wheels: Path) -> None:
     req = write_requirements(tmp_path / "requirements.txt", "tinypure")
-    full = last_json(lamina_build(["-r", str(req), "--runtime", "python3.12", "--no-verify", "--json", "-o", "full.zip"], tmp_path, wheels))
-    proc = lamina_build(["-r", str(req), "--runtime", "python3.12", "--no-verify", "--slim", "-o", "slim.zip"], tmp_path, wheels)
+    full = last_json(
+        lamina_build(
+            ["-r", str(req), "--runtime", "python3.12", "--no-verify", "--json", "-o", "full.zip"],
+            tmp_path,
+            wheels,
+        )
+    )
+    proc = lamina_build(
+        ["-r", str(req), "--runtime", "python3.12", "--no-verify", "--slim", "-o", "slim.zip"],
+        tmp_path,
+        wheels,
+    )
     assert "slim: removed 3 file(s) (tests, docs, stubs), saved" in proc.stdout
     with zipfile.ZipFile(tmp_path / "slim.zip") as zf:
         names = zf.namelist()
@@ -277,8 +232,21 @@ def test_site_packages_layout_pyproject_and_bin_lib(tmp_path: Path, wheels: Path
     (tmp_path / "mylib").mkdir()
     (tmp_path / "mylib" / "libdata.txt").write_text("data\n")
     lamina_build(
-        ["--pyproject", "pyproject.toml", "--extra", "extra", "--runtime", "python3.11", "--layout", "site-packages",
-         "--bin", "mybin", "--lib", "mylib", "--no-verify"],
+        [
+            "--pyproject",
+            "pyproject.toml",
+            "--extra",
+            "extra",
+            "--runtime",
+            "python3.11",
+            "--layout",
+            "site-packages",
+            "--bin",
+            "mybin",
+            "--lib",
+            "mylib",
+            "--no-verify",
+        ],
         tmp_path,
         wheels,
     )

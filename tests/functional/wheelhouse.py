@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
@@ -55,11 +56,13 @@ def make_wheel(
     wheelhouse.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     pure = tag.endswith("-none-any")
     py, abi, plat = tag.split("-")
-    wheel_tags = [f"Tag: {p}-{a}-{pl}" for p in py.split(".") for a in abi.split(".") for pl in plat.split(".")]
+    wheel_tags = [
+        f"Tag: {p}-{a}-{pl}" for p in py.split(".") for a in abi.split(".") for pl in plat.split(".")
+    ]
     contents: dict[str, bytes] = {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
     contents[f"{info}/METADATA"] = ("\n".join(meta) + "\n\n").encode()
     contents[f"{info}/WHEEL"] = (
@@ -93,7 +96,9 @@ def python_include(runtime: str = "python3.12") -> Path | None:
     if stamp.is_file():
         prefix = Path(json.loads(stamp.read_text())["prefix"])
         candidates.append(prefix / "include" / runtime)
-    candidates.append(Path(sys.base_prefix) / "include" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    candidates.append(
+        Path(sys.base_prefix) / "include" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    )
     return next((c for c in candidates if (c / "Python.h").is_file()), None)
 
 
@@ -133,3 +138,80 @@ def builder_env(cache: Path) -> dict[str, str]:
     env["LAMINA_CACHE_DIR"] = str(cache)
     env.pop("SOURCE_DATE_EPOCH", None)
     return env
+
+
+NATIVE_INIT = "from tinynative._native import answer\n"
+
+
+def build_wheelhouse(house: Path) -> Path:
+    """The wheels the builder tests use (see each one's comment)."""
+    make_wheel(house, "tinydep", "1.0", {"tinydep/__init__.py": "VALUE = 'dep'\n"})
+    make_wheel(
+        house,
+        "tinypure",
+        "1.0",
+        {
+            "tinypure/__init__.py": "from tinydep import VALUE as DEP\n\ndef main():\n    print('tinypure', DEP)\n",
+            "tinypure/__init__.pyi": "DEP: str\n",
+            "tinypure/tests/test_it.py": "def test():\n    pass\n" * 50,
+            "tinypure/docs/guide.txt": "words " * 500,
+            "tinypure/tool.sh": "#!/bin/sh\necho tool\n",
+        },
+        requires=("tinydep>=1.0",),
+        scripts={"tinypure": "tinypure:main"},
+        modes={"tinypure/tool.sh": 0o755},
+    )
+    native = compile_extension(house / "build") or fake_elf(ELF_X86_64)
+    for tag, so in (
+        ("cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64", native),
+        ("cp38-abi3-manylinux_2_17_aarch64.manylinux2014_aarch64", fake_elf(ELF_AARCH64)),
+    ):
+        make_wheel(
+            house,
+            "tinynative",
+            "1.0",
+            {"tinynative/__init__.py": NATIVE_INIT, "tinynative/_native.abi3.so": so},
+            tag=tag,
+        )
+    # Only for glibc >= 2.28: Amazon Linux 2023 (python3.12+) runs it, Amazon Linux 2 does not.
+    make_wheel(
+        house,
+        "newglibc",
+        "1.0",
+        {"newglibc/__init__.py": "", "newglibc/_native.abi3.so": native},
+        tag="cp38-abi3-manylinux_2_28_x86_64",
+    )
+    # Says x86_64, holds an aarch64 shared object.
+    make_wheel(
+        house,
+        "mislabelled",
+        "1.0",
+        {"mislabelled/__init__.py": "", "mislabelled/_native.abi3.so": fake_elf(ELF_AARCH64)},
+        tag="cp38-abi3-manylinux_2_17_x86_64",
+    )
+    (house / "sdistonly-1.0.tar.gz").write_bytes(b"not really a tarball")
+    return house
+
+
+def lamina_build(
+    args: Sequence[str], cwd: Path, wheels: Path, *, cache: Path | None = None, expect: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """``lamina layer build`` with only the test wheelhouse as its index."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "lamina.cli.main",
+        "layer",
+        "build",
+        "--no-index",
+        "--find-links",
+        str(wheels),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=builder_env(cache or cwd / "cache"), capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == expect, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    return proc
