@@ -158,7 +158,7 @@ def test_native_wheels_for_the_target_architecture(
         wheel_file = zf.read("python/tinynative-1.0.dist-info/WHEEL").decode()
         assert tag in wheel_file
     if arch == "arm64" and os.uname().machine == "x86_64":
-        assert "not verified: this host is x86_64; a arm64 layer cannot run here" in proc.stdout
+        assert "not verified: this host is x86_64; arm64 layers cannot run here" in proc.stdout
 
 
 def test_glibc_of_the_runtime_decides_which_wheels_fit(tmp_path: Path, wheels: Path) -> None:

@@ -64,7 +64,7 @@ def host_arch() -> str:
 def why_not(target: BuildTarget, runtimes_dir: Path) -> str | None:
     """Why this host cannot run the target's execution environment, or None if it can."""
     if host_arch() != target.arch:
-        return f"this host is {host_arch()}; a {target.arch} layer cannot run here"
+        return f"this host is {host_arch()}; {target.arch} layers cannot run here"
     if os.geteuid() != 0:
         return "execution environments need root (namespaces and mounts); run as root to verify"
     from lamina.runtime.catalog import RuntimeCatalog
