@@ -275,3 +275,29 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, wheels: Path, args: list[str
     proc = lamina_build([*source, *base, *args], tmp_path, wheels, expect=2)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_output_and_cache_problems(tmp_path: Path, wheels: Path) -> None:
+    req = write_requirements(tmp_path / "requirements.txt", "tinydep")
+    (tmp_path / "out").mkdir()
+    proc = lamina_build(
+        ["-r", str(req), "--runtime", "python3.12", "--no-verify", "-o", "out"], tmp_path, wheels, expect=1
+    )
+    assert "cannot write out: it is a directory" in proc.stderr and "Traceback" not in proc.stderr
+    # A cache that cannot be written is said, and the build still succeeds.
+    (tmp_path / "cachefile").write_text("not a directory")
+    proc = lamina_build(
+        [
+            "-r",
+            str(req),
+            "--runtime",
+            "python3.12",
+            "--no-verify",
+            "--cache-dir",
+            str(tmp_path / "cachefile" / "sub"),
+        ],
+        tmp_path,
+        wheels,
+    )
+    assert "warning: cannot write the cache" in proc.stderr
+    assert (tmp_path / "layer.zip").is_file()

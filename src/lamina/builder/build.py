@@ -150,16 +150,22 @@ def _copy_dir(src: Path, dest: Path, what: str) -> None:
 
 
 def _write_output(src: Path, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
-    os.close(fd)
+    """Copy the zip to ``output`` atomically (a reader never sees half a zip)."""
+    if output.is_dir():
+        raise BuildError(f"cannot write {output}: it is a directory")
+    tmp: str | None = None
     try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
+        os.close(fd)
         shutil.copyfile(src, tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _mb(n: int) -> str:
@@ -255,8 +261,15 @@ class Builder:
         wheels = [[r.name, r.version, r.url, r.sha256, r.requested] for r in resolved]
         complete = self.o.requirements.pinned and len(resolved) == self.o.requirements.count
         if self.o.use_cache:
-            self.cache.save_resolution(in_key, {"wheels": wheels, "complete_lock": complete})
+            self._cache_write(self.cache.save_resolution, in_key, {"wheels": wheels, "complete_lock": complete})
         return wheels
+
+    def _cache_write(self, write: Callable[..., Any], *args: Any) -> None:
+        """The cache is an optimisation: failing to write it is said, not fatal."""
+        try:
+            write(*args)
+        except OSError as exc:
+            self._say(f"warning: cannot write the cache in {self.cache.root}: {exc.strerror or exc}")
 
     def _cached(self, wheels: list[list[Any]], tmp: Path, why: str) -> BuildResult | None:
         key = self.build_key(wheels)
@@ -284,7 +297,7 @@ class Builder:
         _normalise_modes(root)
         result = self._verify(root, meta["modules"])
         meta["verified"] = result.detail
-        self.cache.update_meta(key, meta)
+        self._cache_write(self.cache.update_meta, key, meta)
         return result
 
     def _verify(self, root: Path, modules: list[str]) -> Verification:
@@ -363,7 +376,7 @@ class Builder:
         else:
             verification = Verification(False, "--no-verify given")
         if o.use_cache:
-            self.cache.save_build(key, built, meta)
+            self._cache_write(self.cache.save_build, key, built, meta)
         _write_output(built, o.output)
         return self._result(meta, False, verification)
 
