@@ -261,7 +261,9 @@ class Builder:
         wheels = [[r.name, r.version, r.url, r.sha256, r.requested] for r in resolved]
         complete = self.o.requirements.pinned and len(resolved) == self.o.requirements.count
         if self.o.use_cache:
-            self._cache_write(self.cache.save_resolution, in_key, {"wheels": wheels, "complete_lock": complete})
+            self._cache_write(
+                self.cache.save_resolution, in_key, {"wheels": wheels, "complete_lock": complete}
+            )
         return wheels
 
     def _cache_write(self, write: Callable[..., Any], *args: Any) -> None:
