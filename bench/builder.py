@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 
 from _common import verdict, workdir
+from wheelhouse import lamina_layer
 
 DEFAULT_REQUIREMENTS = ["numpy==2.2.6", "requests==2.32.3", "markupsafe==3.0.2"]
 PYTHON = f"python3.{sys.version_info.minor}"
@@ -47,28 +48,9 @@ def plain_recipe(work: Path, req: Path, *extra: str) -> tuple[float, Path]:
 
 def lamina_build(work: Path, req: Path, out: str, *extra: str) -> float:
     env = {**os.environ, "LAMINA_CACHE_DIR": str(work / "cache")}
+    args = ["build", "-r", str(req), "--runtime", PYTHON, "-o", out, "-q", *extra]
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lamina.cli.main",
-            "layer",
-            "build",
-            "-r",
-            str(req),
-            "--runtime",
-            PYTHON,
-            "-o",
-            out,
-            "-q",
-            *extra,
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = lamina_layer(args, cwd=work, env=env, expect=None)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"lamina layer build failed:\n{proc.stderr}")

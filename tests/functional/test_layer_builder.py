@@ -11,26 +11,27 @@ import base64
 import csv
 import hashlib
 import io
-import json
 import os
 import shutil
 import stat
-import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
-from wheelhouse import ELF_AARCH64, ELF_X86_64, build_wheelhouse, elf_machine, lamina_build, make_wheel
+from wheelhouse import (
+    ELF_AARCH64,
+    ELF_X86_64,
+    build_wheelhouse,
+    elf_machine,
+    lamina_build,
+    last_json,
+    make_wheel,
+)
 
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
-
-
-def last_json(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
-    doc: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return doc
 
 
 def write_requirements(path: Path, *lines: str) -> Path:

@@ -4,14 +4,12 @@ package with native wheels, for both architectures, as users build it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import urllib.request
 import zipfile
 from pathlib import Path
 
 import pytest
-from wheelhouse import ELF_AARCH64, ELF_X86_64, elf_machine
+from wheelhouse import ELF_AARCH64, ELF_X86_64, elf_machine, lamina_layer
 
 pytestmark = pytest.mark.network
 
@@ -30,21 +28,9 @@ def test_markupsafe_from_pypi(tmp_path: Path, arch: str, machine: int) -> None:
         pytest.skip("the package index (pypi.org) cannot be reached from here")
     (tmp_path / "requirements.txt").write_text("markupsafe==3.0.2\n")
     env = {**os.environ, "LAMINA_CACHE_DIR": str(tmp_path / "cache")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "lamina.cli.main",
-        "layer",
-        "build",
-        "-r",
-        "requirements.txt",
-        "--runtime",
-        "python3.12",
-    ]
-    proc = subprocess.run(
-        [*cmd, "--arch", arch], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    lamina_layer(
+        ["build", "-r", "requirements.txt", "--runtime", "python3.12", "--arch", arch], cwd=tmp_path, env=env
     )
-    assert proc.returncode == 0, proc.stderr
     with zipfile.ZipFile(tmp_path / "layer.zip") as zf:
         sos = [n for n in zf.namelist() if n.endswith(".so")]
         assert sos and all(

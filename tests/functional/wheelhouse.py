@@ -21,6 +21,7 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
 ELF_X86_64 = 62
@@ -193,25 +194,50 @@ def build_wheelhouse(house: Path) -> Path:
     return house
 
 
+def lamina_layer(
+    args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, expect: int | None = 0
+) -> subprocess.CompletedProcess[str]:
+    """``lamina layer ARGS...`` as a user runs it; asserts its exit status unless ``expect`` is None."""
+    cmd = [sys.executable, "-m", "lamina.cli.main", "layer", *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if expect is not None:
+        assert proc.returncode == expect, (
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
 def lamina_build(
     args: Sequence[str], cwd: Path, wheels: Path, *, cache: Path | None = None, expect: int = 0
 ) -> subprocess.CompletedProcess[str]:
     """``lamina layer build`` with only the test wheelhouse as its index."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "lamina.cli.main",
-        "layer",
-        "build",
-        "--no-index",
-        "--find-links",
-        str(wheels),
-        *args,
-    ]
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=builder_env(cache or cwd / "cache"), capture_output=True, text=True, timeout=300
+    build = ["build", "--no-index", "--find-links", str(wheels), *args]
+    return lamina_layer(build, cwd=cwd, env=builder_env(cache or cwd / "cache"), expect=expect)
+
+
+def lamina_publish(
+    endpoint: str,
+    *args: str,
+    key: str = "test",
+    secret: str = "test",
+    region: str = "us-east-1",
+    expect: int = 0,
+) -> subprocess.CompletedProcess[str]:
+    """``lamina layer publish`` with credentials from the environment only (no AWS config files)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        {
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
     )
-    assert proc.returncode == expect, (
-        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    )
-    return proc
+    return lamina_layer(["publish", *args, "--endpoint-url", endpoint], env=env, expect=expect)
+
+
+def last_json(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON object a ``--json`` command prints as its last line."""
+    doc: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return doc

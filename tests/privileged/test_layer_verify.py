@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
 from testzips import make_zip
-from wheelhouse import RUNTIMES_DIR, build_wheelhouse, compile_extension, fake_elf, lamina_build, make_wheel
+from wheelhouse import (
+    RUNTIMES_DIR,
+    build_wheelhouse,
+    compile_extension,
+    fake_elf,
+    lamina_build,
+    lamina_publish,
+    last_json,
+    make_wheel,
+)
 
 pytestmark = pytest.mark.privileged
 
@@ -64,7 +71,7 @@ def test_cached_unverified_build_is_verified_when_asked(tmp_path: Path, wheels: 
     first = lamina_build(["-r", "requirements.txt", "--runtime", RUNTIME, "--no-verify"], tmp_path, wheels)
     assert "not verified: --no-verify given" in first.stdout
     second = lamina_build(["-r", "requirements.txt", "--runtime", RUNTIME, "--json"], tmp_path, wheels)
-    assert json.loads(second.stdout.splitlines()[-1])["cached"] is True
+    assert last_json(second)["cached"] is True
     assert "verified: imported 1 module(s)" in second.stderr
 
 
@@ -96,35 +103,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _publish(server: LaminaServer, zip_path: Path, name: str) -> str:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lamina.cli.main",
-            "layer",
-            "publish",
-            str(zip_path),
-            "--layer-name",
-            name,
-            "--compatible-runtimes",
-            RUNTIME,
-            "--endpoint-url",
-            server.url,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    arn: str = json.loads(proc.stdout.splitlines()[-1])["LayerVersionArn"]
+    args = (str(zip_path), "--layer-name", name, "--compatible-runtimes", RUNTIME, "--json")
+    arn: str = last_json(lamina_publish(server.url, *args))["LayerVersionArn"]
     return arn
 
 

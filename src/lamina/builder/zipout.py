@@ -142,43 +142,19 @@ def write_zip(entries: list[Entry], dest: Path, *, epoch: int | None = None) -> 
                 unzipped += usize
             if offset > _MAX_OFFSET or len(data) > _MAX_OFFSET:
                 raise ZipError("the zip would exceed 4 GiB")
-            local = struct.pack(
-                "<IHHHHHIIIHH",
-                0x04034B50,
-                _VERSION,
-                flags,
-                method,
-                mtime,
-                mdate,
-                crc,
-                len(data),
-                usize,
-                len(name),
-                0,
+            # The fields both headers share: version needed, flags, method, time, date, CRC, sizes,
+            # name length, extra length.
+            shared = struct.pack(
+                "<HHHHHIIIHH", _VERSION, flags, method, mtime, mdate, crc, len(data), usize, len(name), 0
             )
+            local = struct.pack("<I", 0x04034B50) + shared
             emit(local + name)
             emit(data)
+            # + comment length, disk, internal and external attributes, local header's offset.
             central.append(
-                struct.pack(
-                    "<IHHHHHHIIIHHHHHII",
-                    0x02014B50,
-                    (_UNIX << 8) | _VERSION,
-                    _VERSION,
-                    flags,
-                    method,
-                    mtime,
-                    mdate,
-                    crc,
-                    len(data),
-                    usize,
-                    len(name),
-                    0,
-                    0,
-                    0,
-                    0,
-                    attr,
-                    offset,
-                )
+                struct.pack("<IH", 0x02014B50, (_UNIX << 8) | _VERSION)
+                + shared
+                + struct.pack("<HHHII", 0, 0, 0, attr, offset)
                 + name
             )
             offset += len(local) + len(name) + len(data)
