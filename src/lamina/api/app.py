@@ -24,6 +24,8 @@ from lamina.api import sigv4
 from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, Protocol, protocol_for
 from lamina.api.validation import validate
+from lamina.console.backend import MAX_BODY as CONSOLE_MAX_BODY
+from lamina.console.backend import Console
 from lamina.domain.accounts import Account
 from lamina.errors import AwsError, RequestEntityTooLargeException, ServiceException
 from lamina.services.base import RequestContext, ServiceBinding
@@ -74,6 +76,7 @@ class LaminaApp:
         self.clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-api")
         self._large: asyncio.Semaphore | None = None  # created on the server's loop
+        self.console = Console(self)
 
     def lookup_credential(self, access_key_id: str) -> sigv4.Credential | None:
         """Long-term keys from the accounts, else an STS session (refused once expired)."""
@@ -117,6 +120,10 @@ class LaminaApp:
         )
         if raw_path.startswith("/_lamina/"):
             response = await self._internal(request, receive)
+        elif raw_path == "/console" or raw_path.startswith("/console/"):
+            text = headers.get("content-length", "")
+            body = await self._read_limited(receive, CONSOLE_MAX_BODY, int(text) if text.isdigit() else None)
+            response = await self.console.handle(request, body)
         else:
             response = await self._aws(request, receive)
         await self._send(send, response)

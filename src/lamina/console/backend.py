@@ -1,0 +1,283 @@
+"""The console's JSON back end (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hmac
+import inspect
+import json
+import logging
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lamina.api.http import Request, Response
+from lamina.api.validation import validate
+from lamina.errors import AwsError
+
+if TYPE_CHECKING:
+    from lamina.api.app import LaminaApp
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+SESSION_S = 12 * 3600
+COOKIE = "lamina_console"
+MAX_BODY = 72 * 1024 * 1024  # a 50 MB zip, base64-encoded, in JSON
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}$")
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+_LOG_BYTES = 64 * 1024
+
+
+@dataclass
+class Session:
+    access_key_id: str
+    account_id: str
+    caller_arn: str
+    expires: float
+
+
+def _json(status: int, doc: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    body = json.dumps(doc, default=_default).encode()
+    return Response(
+        status, [("Content-Type", "application/json"), ("Cache-Control", "no-store"), *(headers or [])], body
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json(status, {"error": {"code": code, "message": message}})
+
+
+def _decode_blobs(shape: Any, value: Any) -> Any:
+    """Blobs arrive as base64 text (JSON has no bytes); everything else as boto3 takes it."""
+    if shape is None or value is None:
+        return value
+    kind = shape.type_name
+    if kind == "blob" and isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:
+            raise AwsError(
+                "A blob parameter is not valid base64.", code="ValidationException", status=400
+            ) from None
+    if kind == "structure" and isinstance(value, dict):
+        return {k: _decode_blobs(shape.members.get(k), v) for k, v in value.items()}
+    if kind == "list" and isinstance(value, list):
+        return [_decode_blobs(shape.member, v) for v in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _decode_blobs(shape.value, v) for k, v in value.items()}
+    return value
+
+
+class Console:
+    def __init__(self, app: LaminaApp) -> None:
+        self.app = app
+        self.sessions: dict[str, Session] = {}
+
+    async def handle(self, request: Request, body: bytes | None) -> Response:
+        path = request.raw_path
+        if path == "/console":
+            return Response(301, [("Location", "/console/")])
+        if not path.startswith("/console/api/"):
+            return self._static(path)
+        if request.method != "POST":
+            return _error(405, "MethodNotAllowed", "Use POST.")
+        # Only the console's own scripts send this header; a cross-site form cannot.
+        if request.headers.get("x-lamina-console") != "1":
+            return _error(403, "AccessDenied", "Missing the X-Lamina-Console header.")
+        if body is None:
+            return _error(
+                413, "RequestEntityTooLargeException", f"Request must be smaller than {MAX_BODY} bytes"
+            )
+        try:
+            doc = json.loads(body or b"{}")
+            if not isinstance(doc, dict):
+                raise ValueError
+        except ValueError:
+            return _error(400, "SerializationException", "The request body is not a JSON object.")
+        action = path[len("/console/api/") :]
+        if action == "signin":
+            return self._signin(doc)
+        session = self._session(request)
+        if session is None:
+            return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
+        if action == "signout":
+            self.sessions.pop(self._token(request) or "", None)
+            return _json(
+                200, {}, [("Set-Cookie", f"{COOKIE}=; Path=/console/; Max-Age=0; HttpOnly; SameSite=Strict")]
+            )
+        if action == "whoami":
+            return _json(
+                200,
+                {
+                    "account": session.account_id,
+                    "accessKeyId": session.access_key_id,
+                    "arn": session.caller_arn,
+                },
+            )
+        if action == "call":
+            return await self._call(request, session, doc)
+        if action == "logs":
+            return self._logs(session, doc)
+        return _error(404, "NotFound", f"No console action {action!r}.")
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _static(self, path: str) -> Response:
+        name = path[len("/console/") :] or "index.html"
+        if not re.fullmatch(r"[a-z0-9_-]+\.(html|js|css|svg)", name):
+            name = "index.html"  # client-side routes
+        file = STATIC / name
+        if not file.is_file():
+            return _error(404, "NotFound", "Not found.")
+        return Response(
+            200,
+            [
+                ("Content-Type", _TYPES[file.suffix]),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+            file.read_bytes(),
+        )
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    def _signin(self, doc: dict[str, Any]) -> Response:
+        key = str(doc.get("accessKeyId") or "").strip()
+        secret = str(doc.get("secretAccessKey") or "")
+        token = str(doc.get("sessionToken") or "")
+        try:
+            cred = self.app.lookup_credential(key) if key else None
+        except AwsError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        if cred is None or not hmac.compare_digest(cred.secret_access_key.encode(), secret.encode()):
+            return _error(403, "InvalidClientTokenId", "The access key ID or secret access key is not valid.")
+        if cred.session_token and not hmac.compare_digest(cred.session_token.encode(), token.encode()):
+            return _error(
+                403, "InvalidClientTokenId", "The security token included in the request is invalid."
+            )
+        expires = time.time() + SESSION_S
+        if key.startswith("ASIA"):
+            sts = self.app.platform.iam.session(key)
+            expires = min(expires, sts.expires) if sts is not None else expires
+        now = time.time()
+        for t, s in list(self.sessions.items()):
+            if s.expires < now:
+                del self.sessions[t]
+        value = secrets.token_urlsafe(32)
+        self.sessions[value] = Session(key, cred.account_id, self.app.caller_arn(key), expires)
+        cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"
+        return _json(200, {"account": cred.account_id, "accessKeyId": key}, [("Set-Cookie", cookie)])
+
+    @staticmethod
+    def _token(request: Request) -> str | None:
+        for part in request.headers.get("cookie", "").replace(",", ";").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                return value
+        return None
+
+    def _session(self, request: Request) -> Session | None:
+        token = self._token(request)
+        session = self.sessions.get(token or "")
+        if session is None or session.expires < time.time():
+            return None
+        return session
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def _call(self, request: Request, session: Session, doc: dict[str, Any]) -> Response:
+        name = str(doc.get("service") or "")
+        operation = str(doc.get("operation") or "")
+        region = str(doc.get("region") or "us-east-1")
+        params = doc.get("params") or {}
+        service = self.app.services.get(name)
+        if service is None:
+            return _error(400, "UnknownService", f"Service '{name}' is not served by lamina.")
+        if not _REGION.match(region):
+            return _error(400, "InvalidRegion", f"'{region}' is not a region name.")
+        if not isinstance(params, dict):
+            return _error(400, "SerializationException", "params must be a JSON object.")
+        binding = service.binding
+        try:
+            model = binding.model.operation_model(operation)
+        except Exception:
+            return _error(400, "UnknownOperation", f"{name} has no operation '{operation}'.")
+        handler = binding.handlers.get(operation)
+        if handler is None:
+            return _error(
+                501, "NotImplemented", f"The {operation} operation is not implemented by lamina yet."
+            )
+        request_id = str(uuid.uuid4())
+        try:
+            params = _decode_blobs(model.input_shape, params)
+            pre = binding.prevalidators.get(operation)
+            if pre is not None:
+                pre(params)
+            if model.input_shape is not None:
+                validate(
+                    model.input_shape,
+                    params,
+                    binding.overrides.get(operation),
+                    binding.validation_order.get(operation, ()),
+                )
+            from lamina.services.base import RequestContext
+
+            ctx = RequestContext(
+                account_id=session.account_id,
+                region=region,
+                request_id=request_id,
+                base_url=f"http://{request.headers.get('host', '127.0.0.1')}",
+                caller_arn=session.caller_arn,
+                now_ms=int(time.time() * 1000),
+                access_key_id=session.access_key_id,
+            )
+            if inspect.iscoroutinefunction(handler):
+                output = await handler(self.app.platform, ctx, params)
+            else:
+                loop = asyncio.get_running_loop()
+                output = await loop.run_in_executor(self.app._pool, handler, self.app.platform, ctx, params)
+        except AwsError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        except Exception:
+            log.exception("console: internal error in %s.%s (request %s)", name, operation, request_id)
+            return _error(500, "ServiceException", "An internal error occurred in lamina.")
+        return _json(200, {"result": output, "requestId": request_id})
+
+    def _logs(self, session: Session, doc: dict[str, Any]) -> Response:
+        """The newest log streams of one of the account's functions (its last 64 KB)."""
+        region = str(doc.get("region") or "us-east-1")
+        function = str(doc.get("function") or "")
+        if not _REGION.match(region) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function):
+            return _error(400, "ValidationException", "A function name and a region are required.")
+        streams = list(self.app.platform.logs.streams(session.account_id, region, function))
+        out: list[dict[str, str]] = []
+        budget = _LOG_BYTES
+        for stream, path in reversed(streams):
+            if budget <= 0:
+                break
+            try:
+                data = path.read_bytes()[-budget:]
+            except OSError:
+                continue
+            budget -= len(data)
+            out.append({"stream": stream, "text": data.decode(errors="replace")})
+        return _json(200, {"streams": out})

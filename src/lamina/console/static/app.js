@@ -1,0 +1,572 @@
+// lamina console: plain ES module, no build step. Every action is an AWS operation run by the
+// server for the signed-in user (POST /console/api/call), with the API's own checks and messages.
+
+const REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-central-1",
+  "eu-north-1", "ap-northeast-1", "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1", "ca-central-1"];
+const RUNTIMES = ["python3.13", "python3.12", "python3.11", "python3.10", "python3.9", "provided.al2023", "provided.al2", "provided"];
+const LAYER_RUNTIMES = ["python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "provided.al2", "provided.al2023"];
+const ARCHS = ["x86_64", "arm64"];
+const MAX_ZIP = 50 * 1024 * 1024;
+
+const state = { region: localStorage.getItem("lamina.region") || "us-east-1", account: null };
+const $ = (sel) => document.querySelector(sel);
+const main = $("#main");
+
+// -- DOM helpers (text only: nothing from the server is parsed as HTML) --------------------------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const table = (heads, rows, empty = "Nothing here yet.") =>
+  rows.length ? h("table", {}, h("thead", {}, h("tr", {}, heads.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))) : h("p", { class: "hint" }, empty);
+const stateBadge = (s) => h("span", { class: `state ${s || ""}` }, s || "-");
+const field = (label, input, hint) => h("label", { class: "field" }, label, input, hint ? h("small", {}, hint) : null);
+
+function showError(err) {
+  const box = $("#error");
+  if (!err) { box.hidden = true; box.textContent = ""; return; }
+  box.textContent = err.code ? `${err.code}: ${err.message}` : String(err.message || err);
+  box.hidden = false;
+  window.scrollTo(0, 0);
+}
+function notice(text) {
+  const box = $("#notice");
+  box.textContent = text || "";
+  box.hidden = !text;
+}
+
+// -- talking to the server ----------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(code, message, status) { super(message); this.code = code; this.status = status; }
+}
+async function api(action, body = {}) {
+  let res;
+  try {
+    res = await fetch(`/console/api/${action}`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Lamina-Console": "1" },
+      body: JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError("NetworkError", "The lamina server cannot be reached.");
+  }
+  let doc = {};
+  try { doc = await res.json(); } catch (e) { doc = {}; }
+  if (!res.ok) {
+    const err = doc.error || { code: `HTTP${res.status}`, message: res.statusText };
+    if (res.status === 401 && action !== "signin") { state.account = null; location.hash = "#/signin"; }
+    throw new ApiError(err.code, err.message, res.status);
+  }
+  return doc;
+}
+const call = async (service, operation, params = {}) =>
+  (await api("call", { service, operation, region: state.region, params })).result;
+
+async function all(service, operation, params, key, tokenIn = "Marker", tokenOut = "NextMarker") {
+  const out = [];
+  let token;
+  for (let i = 0; i < 50; i++) {
+    const page = await call(service, operation, token ? { ...params, [tokenIn]: token } : params);
+    out.push(...(page[key] || []));
+    token = page[tokenOut];
+    if (!token) break;
+  }
+  return out;
+}
+
+const b64encode = (text) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+const b64decode = (b64) => new TextDecoder().decode(Uint8Array.from(atob(b64 || ""), (c) => c.charCodeAt(0)));
+function fileBase64(file) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(String(r.result).split(",", 2)[1] || "");
+    r.onerror = () => reject(new ApiError("FileError", `Cannot read ${file.name}.`));
+    r.readAsDataURL(file);
+  });
+}
+
+// -- forms: validation before submit ------------------------------------------------------------
+function check(input, ok, message) {
+  const holder = input.closest("label") || input.parentElement;
+  holder.querySelectorAll(".field-error").forEach((e) => e.remove());
+  input.classList.toggle("invalid", !ok);
+  if (!ok) holder.append(h("span", { class: "field-error" }, message));
+  return ok;
+}
+const checked = (name, root) => [...root.querySelectorAll(`input[name="${name}"]:checked`)].map((i) => i.value);
+const checks = (name, values, selected = []) =>
+  h("div", { class: "checks" }, values.map((v) => h("label", {}, h("input", { type: "checkbox", name, value: v, checked: selected.includes(v) }), ` ${v}`)));
+function zipCheck(input) {
+  const f = input.files[0];
+  if (!check(input, !!f, "Choose a .zip file.")) return false;
+  if (!check(input, /\.zip$/i.test(f.name), "The file must be a .zip archive.")) return false;
+  return check(input, f.size <= MAX_ZIP, `The zip is ${(f.size / 1048576).toFixed(1)} MB; uploads are limited to 50 MB.`);
+}
+async function submitting(button, work) {
+  showError(null);
+  button.disabled = true;
+  try { await work(); } catch (e) { showError(e); } finally { button.disabled = false; }
+}
+
+// -- pages --------------------------------------------------------------------------------------
+function page(title, ...children) {
+  main.replaceChildren(h("h1", {}, title), ...children);
+}
+
+function signinPage() {
+  const key = h("input", { type: "text", id: "access-key", autocomplete: "username", required: true });
+  const secret = h("input", { type: "password", id: "secret-key", autocomplete: "current-password", required: true });
+  const token = h("input", { type: "password", id: "session-token" });
+  const region = h("select", { id: "signin-region" }, REGIONS.map((r) => h("option", { value: r, selected: r === state.region }, r)));
+  const button = h("button", { class: "primary", type: "submit", id: "signin" }, "Sign in");
+  const form = h("form", { class: "card signin", onsubmit: (ev) => {
+    ev.preventDefault();
+    if (!check(key, key.value.trim() !== "", "Enter an access key ID.") | !check(secret, secret.value !== "", "Enter the secret access key.")) return;
+    submitting(button, async () => {
+      const who = await api("signin", { accessKeyId: key.value.trim(), secretAccessKey: secret.value, sessionToken: token.value || undefined });
+      setRegion(region.value);
+      signedIn(who);
+      location.hash = "#/layers";
+    });
+  } },
+  h("h1", {}, "Sign in to lamina"),
+  h("p", { class: "hint" }, "Use an access key of one of the server's accounts (the default server accepts test / test), or temporary credentials from STS."),
+  field("Access key ID", key), field("Secret access key", secret), field("Session token", token, "only for temporary credentials"),
+  field("Region", region), h("div", { class: "row" }, button));
+  main.replaceChildren(form);
+}
+
+function signedIn(who) {
+  state.account = who.account;
+  $("#who").textContent = `${who.accessKeyId} @ ${who.account}`;
+  for (const id of ["#nav", "#region-box", "#signout"]) $(id).hidden = false;
+}
+function setRegion(r) {
+  state.region = r;
+  localStorage.setItem("lamina.region", r);
+  $("#region").value = r;
+}
+
+// Layers ----------------------------------------------------------------------------------------
+async function layersPage() {
+  const layers = await all("lambda", "ListLayers", {}, "Layers");
+  page("Layers",
+    h("div", { class: "row" }, h("a", { class: "button primary", href: "#/layers/new", id: "create-layer" }, "Create layer")),
+    table(["Name", "Latest version", "Description", "Compatible runtimes", "Architectures"], layers.map((l) => {
+      const v = l.LatestMatchingVersion || {};
+      return [h("a", { href: `#/layers/${encodeURIComponent(l.LayerName)}` }, l.LayerName), v.Version,
+        v.Description || "", (v.CompatibleRuntimes || []).join(", "), (v.CompatibleArchitectures || []).join(", ")];
+    }), "No layers in this region yet: create one by uploading a zip."));
+}
+
+function layerForm(name) {
+  const nameIn = h("input", { type: "text", id: "layer-name", value: name || "", readonly: !!name });
+  const desc = h("input", { type: "text", id: "layer-description" });
+  const zip = h("input", { type: "file", id: "layer-zip", accept: ".zip,application/zip" });
+  const license = h("input", { type: "text", id: "layer-license" });
+  const button = h("button", { class: "primary", type: "submit", id: "publish-layer" }, name ? "Create version" : "Create");
+  const form = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    const okName = check(nameIn, /^[a-zA-Z0-9_-]{1,64}$/.test(nameIn.value), "1 to 64 letters, digits, hyphens or underscores.");
+    const okDesc = check(desc, desc.value.length <= 256, "At most 256 characters.");
+    if (!okName | !okDesc | !zipCheck(zip)) return;
+    submitting(button, async () => {
+      const params = { LayerName: nameIn.value, Content: { ZipFile: await fileBase64(zip.files[0]) } };
+      if (desc.value) params.Description = desc.value;
+      if (license.value) params.LicenseInfo = license.value;
+      const rt = checked("runtime", form), ar = checked("arch", form);
+      if (rt.length) params.CompatibleRuntimes = rt;
+      if (ar.length) params.CompatibleArchitectures = ar;
+      const out = await call("lambda", "PublishLayerVersion", params);
+      notice(`Published ${out.LayerVersionArn}`);
+      location.hash = `#/layers/${encodeURIComponent(out.LayerName || nameIn.value)}`;
+    });
+  } },
+  h("div", { class: "row" }, field("Name", nameIn), field("Description", desc, "optional")),
+  h("div", { class: "row" }, field("Layer zip", zip, "a .zip with python/ (or python/lib/python3.X/site-packages/); up to 50 MB")),
+  h("div", { class: "row" }, field("Compatible runtimes", checks("runtime", LAYER_RUNTIMES), "up to 15")),
+  h("div", { class: "row" }, field("Compatible architectures", checks("arch", ARCHS))),
+  h("div", { class: "row" }, field("License", license, "optional, e.g. MIT")),
+  h("div", { class: "row" }, button, h("a", { href: "#/layers" }, "Cancel")));
+  return form;
+}
+
+async function layerPage(name) {
+  const versions = await all("lambda", "ListLayerVersions", { LayerName: name }, "LayerVersions");
+  const rows = versions.map((v) => [v.Version, v.CreatedDate, v.Description || "", (v.CompatibleRuntimes || []).join(", "),
+    (v.CompatibleArchitectures || []).join(", "), v.LicenseInfo || "",
+    h("span", { class: "row" },
+      h("button", { onclick: async (ev) => submitting(ev.target, async () => {
+        const got = await call("lambda", "GetLayerVersion", { LayerName: name, VersionNumber: v.Version });
+        location.href = got.Content.Location;
+      }) }, "Download"),
+      h("a", { class: "button", href: `#/layers/${encodeURIComponent(name)}/${v.Version}` }, "Permissions"),
+      h("button", { class: "danger", onclick: async (ev) => {
+        if (!confirm(`Delete version ${v.Version} of ${name}? Functions that use it keep working.`)) return;
+        await submitting(ev.target, async () => {
+          await call("lambda", "DeleteLayerVersion", { LayerName: name, VersionNumber: v.Version });
+          notice(`Deleted version ${v.Version}.`);
+          route();
+        });
+      } }, "Delete"))]);
+  page(`Layer ${name}`, h("p", {}, h("a", { href: "#/layers" }, "← Layers")),
+    table(["Version", "Created", "Description", "Runtimes", "Architectures", "License", ""], rows, "This layer has no versions left."),
+    h("h2", {}, "Create a new version"), layerForm(name));
+}
+
+async function layerPermissionsPage(name, version) {
+  let statements = [];
+  let revision;
+  try {
+    const pol = await call("lambda", "GetLayerVersionPolicy", { LayerName: name, VersionNumber: Number(version) });
+    statements = JSON.parse(pol.Policy).Statement || [];
+    revision = pol.RevisionId;
+  } catch (e) {
+    if (e.code !== "ResourceNotFoundException") throw e;
+  }
+  const sid = h("input", { type: "text", id: "statement-id" });
+  const principal = h("input", { type: "text", id: "principal", placeholder: "123456789012 or *" });
+  const org = h("input", { type: "text", id: "org-id", placeholder: "o-xxxxxxxxxx" });
+  const button = h("button", { class: "primary", type: "submit", id: "add-permission" }, "Add permission");
+  const form = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    const ok1 = check(sid, /^[a-zA-Z0-9-_]{1,100}$/.test(sid.value), "1 to 100 letters, digits, hyphens or underscores.");
+    const ok2 = check(principal, /^(\d{12}|\*|arn:aws:iam::\d{12}:root)$/.test(principal.value), "An account ID (12 digits), its root ARN, or * for everyone.");
+    if (!ok1 | !ok2) return;
+    submitting(button, async () => {
+      const params = { LayerName: name, VersionNumber: Number(version), StatementId: sid.value, Action: "lambda:GetLayerVersion", Principal: principal.value };
+      if (org.value) params.OrganizationId = org.value;
+      await call("lambda", "AddLayerVersionPermission", params);
+      notice(`Shared version ${version} with ${principal.value === "*" ? "everyone" : principal.value}.`);
+      route();
+    });
+  } }, h("div", { class: "row" }, field("Statement ID", sid), field("Principal", principal, "account ID, or * to share publicly"),
+    field("Organization ID", org, "optional, with *")), h("div", { class: "row" }, button));
+  page(`${name} version ${version}: permissions`, h("p", {}, h("a", { href: `#/layers/${encodeURIComponent(name)}` }, `← ${name}`)),
+    table(["Statement", "Principal", "Action", "Condition", ""], statements.map((s) => [s.Sid, JSON.stringify(s.Principal), s.Action,
+      s.Condition ? JSON.stringify(s.Condition) : "",
+      h("button", { class: "danger", onclick: (ev) => submitting(ev.target, async () => {
+        await call("lambda", "RemoveLayerVersionPermission", { LayerName: name, VersionNumber: Number(version), StatementId: s.Sid, RevisionId: revision });
+        notice(`Removed ${s.Sid}.`);
+        route();
+      }) }, "Remove")]), "Only this account can use this version."),
+    h("h2", {}, "Share this version"), form);
+}
+
+// Functions -------------------------------------------------------------------------------------
+async function functionsPage() {
+  const fns = await all("lambda", "ListFunctions", {}, "Functions");
+  const configs = await Promise.all(fns.map((f) => call("lambda", "GetFunctionConfiguration", { FunctionName: f.FunctionName }).catch(() => f)));
+  page("Functions",
+    h("div", { class: "row" }, h("a", { class: "button primary", href: "#/functions/new", id: "create-function" }, "Create function")),
+    table(["Name", "Runtime", "State", "Last modified", "Layers", "VPC"], configs.map((c) => [
+      h("a", { href: `#/functions/${encodeURIComponent(c.FunctionName)}` }, c.FunctionName), c.Runtime || "", stateBadge(c.State),
+      c.LastModified, (c.Layers || []).length, c.VpcConfig && c.VpcConfig.VpcId ? c.VpcConfig.VpcId : ""]), "No functions in this region yet."));
+}
+
+async function createFunctionPage() {
+  let roles = [];
+  try { roles = await all("iam", "ListRoles", {}, "Roles"); } catch (e) { showError(e); }
+  const name = h("input", { type: "text", id: "function-name" });
+  const runtime = h("select", { id: "function-runtime" }, RUNTIMES.map((r) => h("option", { value: r, selected: r === "python3.12" }, r)));
+  const handler = h("input", { type: "text", id: "function-handler", value: "app.handler" });
+  const memory = h("input", { type: "number", id: "function-memory", value: "128", min: "128", max: "10240" });
+  const timeout = h("input", { type: "number", id: "function-timeout", value: "3", min: "1", max: "900" });
+  const role = h("select", { id: "function-role" }, roles.map((r) => h("option", { value: r.Arn }, r.RoleName)));
+  const zip = h("input", { type: "file", id: "function-zip", accept: ".zip,application/zip" });
+  const button = h("button", { class: "primary", type: "submit", id: "create-function-submit" }, "Create function");
+  const form = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    const ok = [
+      check(name, /^[a-zA-Z0-9_-]{1,64}$/.test(name.value), "1 to 64 letters, digits, hyphens or underscores."),
+      check(handler, /^[^\s]{1,128}$/.test(handler.value), "e.g. app.handler (file app.py, function handler)."),
+      check(memory, +memory.value >= 128 && +memory.value <= 10240, "128 to 10240 MB."),
+      check(timeout, +timeout.value >= 1 && +timeout.value <= 900, "1 to 900 seconds."),
+      check(role, !!role.value, "Create an IAM role that trusts lambda.amazonaws.com first."),
+      zipCheck(zip),
+    ];
+    if (ok.includes(false)) return;
+    submitting(button, async () => {
+      await call("lambda", "CreateFunction", {
+        FunctionName: name.value, Runtime: runtime.value, Handler: handler.value, Role: role.value,
+        MemorySize: Number(memory.value), Timeout: Number(timeout.value), Code: { ZipFile: await fileBase64(zip.files[0]) },
+      });
+      notice(`Created ${name.value}.`);
+      location.hash = `#/functions/${encodeURIComponent(name.value)}`;
+    });
+  } },
+  h("div", { class: "row" }, field("Function name", name), field("Runtime", runtime), field("Handler", handler, "module.function")),
+  h("div", { class: "row" }, field("Memory (MB)", memory), field("Timeout (s)", timeout), field("Execution role", role, "must trust lambda.amazonaws.com")),
+  h("div", { class: "row" }, field("Code (.zip)", zip)),
+  h("div", { class: "row" }, button, h("a", { href: "#/functions" }, "Cancel")));
+  page("Create function", form);
+}
+
+async function functionPage(name, tab = "configuration") {
+  const fn = await call("lambda", "GetFunction", { FunctionName: name });
+  const c = fn.Configuration;
+  const tabs = h("div", { class: "tabs" }, ["configuration", "test", "logs"].map((t) =>
+    h("a", { href: `#/functions/${encodeURIComponent(name)}/${t}`, class: t === tab ? "active" : "", id: `tab-${t}` }, t[0].toUpperCase() + t.slice(1))));
+  const header = h("div", { class: "card" }, h("dl", { class: "kv" },
+    h("dt", {}, "State"), h("dd", { id: "function-state" }, stateBadge(c.State), c.StateReason ? ` ${c.StateReasonCode}: ${c.StateReason}` : ""),
+    h("dt", {}, "Last update"), h("dd", {}, stateBadge(c.LastUpdateStatus), c.LastUpdateStatusReason ? ` ${c.LastUpdateStatusReason}` : ""),
+    h("dt", {}, "ARN"), h("dd", { class: "mono" }, c.FunctionArn),
+    h("dt", {}, "Runtime / handler"), h("dd", {}, `${c.Runtime || ""} ${c.Handler || ""}`),
+    h("dt", {}, "Role"), h("dd", { class: "mono" }, c.Role)),
+    h("div", { class: "row" }, h("button", { class: "danger", onclick: async (ev) => {
+      if (!confirm(`Delete function ${name}?`)) return;
+      await submitting(ev.target, async () => { await call("lambda", "DeleteFunction", { FunctionName: name }); location.hash = "#/functions"; });
+    } }, "Delete function")));
+  page(`Function ${name}`, h("p", {}, h("a", { href: "#/functions" }, "← Functions")), header, tabs);
+  if (tab === "test") main.append(testTab(name));
+  else if (tab === "logs") main.append(await logsTab(name));
+  else main.append(...(await configurationTab(c)));
+}
+
+const update = (name, params) => call("lambda", "UpdateFunctionConfiguration", { FunctionName: name, ...params });
+
+async function configurationTab(c) {
+  const name = c.FunctionName;
+  // General
+  const memory = h("input", { type: "number", id: "config-memory", value: c.MemorySize, min: "128", max: "10240" });
+  const timeout = h("input", { type: "number", id: "config-timeout", value: c.Timeout, min: "1", max: "900" });
+  const saveGeneral = h("button", { class: "primary", type: "submit", id: "save-general" }, "Save");
+  const general = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    if (!check(memory, +memory.value >= 128 && +memory.value <= 10240, "128 to 10240 MB.") |
+        !check(timeout, +timeout.value >= 1 && +timeout.value <= 900, "1 to 900 seconds.")) return;
+    submitting(saveGeneral, async () => { await update(name, { MemorySize: Number(memory.value), Timeout: Number(timeout.value) }); notice("Saved."); route(); });
+  } }, h("h2", {}, "General"), h("div", { class: "row" }, field("Memory (MB)", memory), field("Timeout (s)", timeout), saveGeneral));
+
+  // Layers
+  const layers = (c.Layers || []).map((l) => l.Arn);
+  const list = h("ol", { class: "layers", id: "function-layers" });
+  const saveLayers = async (arns, button) => submitting(button, async () => { await update(name, { Layers: arns }); notice("Layers saved."); route(); });
+  layers.forEach((arn, i) => list.append(h("li", {}, h("span", { class: "mono" }, arn), " ",
+    h("button", { disabled: i === 0, title: "earlier", onclick: (ev) => { const a = [...layers]; [a[i - 1], a[i]] = [a[i], a[i - 1]]; saveLayers(a, ev.target); } }, "↑"), " ",
+    h("button", { disabled: i === layers.length - 1, title: "later", onclick: (ev) => { const a = [...layers]; [a[i + 1], a[i]] = [a[i], a[i + 1]]; saveLayers(a, ev.target); } }, "↓"), " ",
+    h("button", { class: "danger", onclick: (ev) => saveLayers(layers.filter((_, j) => j !== i), ev.target) }, "Remove"))));
+  const mine = await all("lambda", "ListLayers", {}, "Layers");
+  const source = h("select", { id: "layer-source" }, h("option", { value: "mine" }, "Your layers"), h("option", { value: "arn" }, "Specify an ARN"));
+  const layerSel = h("select", { id: "layer-choice" }, h("option", { value: "" }, "choose a layer"), mine.map((l) => h("option", { value: l.LayerArn }, l.LayerName)));
+  const versionSel = h("select", { id: "layer-version" });
+  const arnIn = h("input", { type: "text", id: "layer-arn", size: "60", placeholder: "arn:aws:lambda:region:account:layer:name:version" });
+  layerSel.addEventListener("change", async () => {
+    versionSel.replaceChildren();
+    const l = mine.find((x) => x.LayerArn === layerSel.value);
+    if (!l) return;
+    const vs = await all("lambda", "ListLayerVersions", { LayerName: l.LayerName }, "LayerVersions").catch((e) => { showError(e); return []; });
+    vs.forEach((v) => versionSel.append(h("option", { value: v.LayerVersionArn }, `${v.Version}${v.Description ? ` - ${v.Description}` : ""}`)));
+  });
+  const mineBox = h("div", { class: "row" }, field("Layer", layerSel), field("Version", versionSel));
+  const arnBox = h("div", { class: "row", hidden: true }, field("Layer version ARN", arnIn, "a layer shared with this account, or public"));
+  source.addEventListener("change", () => { mineBox.hidden = source.value !== "mine"; arnBox.hidden = source.value !== "arn"; });
+  const addButton = h("button", { class: "primary", type: "submit", id: "add-layer" }, "Add");
+  const addForm = h("form", { onsubmit: (ev) => {
+    ev.preventDefault();
+    let arn;
+    if (source.value === "mine") {
+      if (!check(versionSel, !!versionSel.value, "Choose a layer and a version.")) return;
+      arn = versionSel.value;
+    } else {
+      if (!check(arnIn, /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[a-zA-Z0-9_-]+:\d+$/.test(arnIn.value.trim()), "A layer version ARN ends with :layer:NAME:VERSION.")) return;
+      arn = arnIn.value.trim();
+    }
+    if (!check(addButton, layers.length < 5, "A function can use at most 5 layers.")) return;
+    saveLayers([...layers, arn], addButton);
+  } }, h("div", { class: "row" }, field("Source", source)), mineBox, arnBox, h("div", { class: "row" }, addButton));
+  const layersCard = h("div", { class: "card" }, h("h2", {}, "Layers"),
+    h("p", { class: "hint" }, "Layers are extracted into /opt in this order: when two layers contain the same file, the later layer's copy wins (and the function's own code in /var/task comes first on sys.path). Up to 5 layers."),
+    layers.length ? list : h("p", { class: "hint" }, "No layers."), h("h2", {}, "Add a layer"), addForm);
+
+  // Environment variables
+  const vars = Object.entries((c.Environment || {}).Variables || {});
+  const rows = h("div", { id: "env-rows" });
+  const addRow = (k = "", v = "") => rows.append(h("div", { class: "row" }, h("input", { type: "text", class: "env-key", value: k, placeholder: "KEY" }),
+    h("input", { type: "text", class: "env-value", value: v, placeholder: "value", size: "40" }),
+    h("button", { type: "button", onclick: (ev) => ev.target.parentElement.remove() }, "Remove")));
+  vars.forEach(([k, v]) => addRow(k, v));
+  const saveEnv = h("button", { class: "primary", type: "submit", id: "save-env" }, "Save");
+  const envForm = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    const out = {};
+    let ok = true;
+    rows.querySelectorAll(".row").forEach((r) => {
+      const k = r.querySelector(".env-key"), v = r.querySelector(".env-value");
+      ok = check(k, /^[a-zA-Z]([a-zA-Z0-9_])*$/.test(k.value) && !(k.value in out), "Letters, digits and _, starting with a letter; unique.") && ok;
+      out[k.value] = v.value;
+    });
+    if (!ok) return;
+    submitting(saveEnv, async () => { await update(name, { Environment: { Variables: out } }); notice("Environment saved."); route(); });
+  } }, h("h2", {}, "Environment variables"), rows,
+    h("div", { class: "row" }, h("button", { type: "button", onclick: () => addRow() }, "Add variable"), saveEnv));
+
+  // VPC
+  const vpcCard = h("div", { class: "card", id: "vpc-config" }, h("h2", {}, "VPC"));
+  const vc = c.VpcConfig || {};
+  vpcCard.append(h("p", {}, vc.VpcId ? `Connected to ${vc.VpcId}: subnets ${(vc.SubnetIds || []).join(", ")}; security groups ${(vc.SecurityGroupIds || []).join(", ")}.` : "Not connected to a VPC (the function reaches the internet through lamina's default network)."),
+    h("p", {}, "State: ", stateBadge(c.State), c.StateReason ? ` ${c.StateReason}` : ""));
+  let vpcs = [];
+  try { vpcs = await all("ec2", "DescribeVpcs", {}, "Vpcs", "NextToken", "NextToken"); } catch (e) { showError(e); }
+  const vpcSel = h("select", { id: "vpc-choice" }, h("option", { value: "" }, "No VPC"), vpcs.map((v) => h("option", { value: v.VpcId, selected: v.VpcId === vc.VpcId }, `${v.VpcId} (${v.CidrBlock})`)));
+  const subnetBox = h("div", { class: "checks", id: "vpc-subnets" });
+  const sgBox = h("div", { class: "checks", id: "vpc-groups" });
+  const fill = async () => {
+    subnetBox.replaceChildren(); sgBox.replaceChildren();
+    if (!vpcSel.value) return;
+    const f = [{ Name: "vpc-id", Values: [vpcSel.value] }];
+    const [subnets, groups] = await Promise.all([
+      all("ec2", "DescribeSubnets", { Filters: f }, "Subnets", "NextToken", "NextToken"),
+      all("ec2", "DescribeSecurityGroups", { Filters: f }, "SecurityGroups", "NextToken", "NextToken")]);
+    subnets.forEach((s) => subnetBox.append(h("label", {}, h("input", { type: "checkbox", name: "subnet", value: s.SubnetId, checked: (vc.SubnetIds || []).includes(s.SubnetId) }), ` ${s.SubnetId} ${s.CidrBlock} ${s.AvailabilityZone} (${s.AvailableIpAddressCount} free)`)));
+    groups.forEach((g) => sgBox.append(h("label", {}, h("input", { type: "checkbox", name: "group", value: g.GroupId, checked: (vc.SecurityGroupIds || []).includes(g.GroupId) }), ` ${g.GroupId} ${g.GroupName}`)));
+  };
+  vpcSel.addEventListener("change", () => fill().catch(showError));
+  await fill().catch(showError);
+  const saveVpc = h("button", { class: "primary", type: "submit", id: "save-vpc" }, "Save");
+  vpcCard.append(h("form", { onsubmit: (ev) => {
+    ev.preventDefault();
+    const subnets = checked("subnet", vpcCard), groups = checked("group", vpcCard);
+    if (vpcSel.value && (!check(subnetBox, subnets.length > 0, "Choose at least one subnet.") | !check(sgBox, groups.length > 0, "Choose at least one security group."))) return;
+    submitting(saveVpc, async () => {
+      await update(name, { VpcConfig: vpcSel.value ? { SubnetIds: subnets, SecurityGroupIds: groups } : { SubnetIds: [], SecurityGroupIds: [] } });
+      notice("VPC configuration saved; the function is Pending until its network interfaces are ready.");
+      route();
+    });
+  } }, h("div", { class: "row" }, field("VPC", vpcSel)), field("Subnets", subnetBox), field("Security groups", sgBox), h("div", { class: "row" }, saveVpc)));
+  return [general, layersCard, envForm, vpcCard];
+}
+
+function parseReport(log) {
+  const m = (re) => { const x = log.match(re); return x ? x[1] : null; };
+  return {
+    duration: m(/\tDuration: ([\d.]+ ms)/), billed: m(/Billed Duration: (\d+ ms)/),
+    memory: m(/Max Memory Used: (\d+ MB)/), init: m(/Init Duration: ([\d.]+ ms)/),
+  };
+}
+
+function testTab(name) {
+  const saved = localStorage.getItem(`lamina.event.${name}`) || '{\n  "key": "value"\n}';
+  const event = h("textarea", { id: "test-event", spellcheck: "false" }, saved);
+  const result = h("div", { id: "test-result" });
+  const button = h("button", { class: "primary", type: "submit", id: "test-invoke" }, "Test");
+  return h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    let ok = true;
+    try { JSON.parse(event.value); } catch (e) { ok = false; }
+    if (!check(event, ok, "The event must be valid JSON.")) return;
+    localStorage.setItem(`lamina.event.${name}`, event.value);
+    submitting(button, async () => {
+      result.replaceChildren(h("p", { class: "hint" }, "Running…"));
+      const out = await call("lambda", "Invoke", { FunctionName: name, Payload: b64encode(event.value), LogType: "Tail" });
+      const payload = b64decode(out.Payload);
+      const log = out.LogResult ? b64decode(out.LogResult) : "";
+      const r = parseReport(log);
+      result.replaceChildren(
+        h("h2", { class: out.FunctionError ? "state Failed" : "state Active" }, out.FunctionError ? `Failed (${out.FunctionError})` : "Succeeded"),
+        h("dl", { class: "kv" }, h("dt", {}, "Duration"), h("dd", { id: "r-duration" }, r.duration || "-"),
+          h("dt", {}, "Billed duration"), h("dd", { id: "r-billed" }, r.billed || "-"),
+          h("dt", {}, "Max memory used"), h("dd", { id: "r-memory" }, r.memory || "-"),
+          h("dt", {}, "Init duration"), h("dd", { id: "r-init" }, r.init || "(warm start)"),
+          h("dt", {}, "Executed version"), h("dd", {}, out.ExecutedVersion || "")),
+        h("h2", {}, "Result"), h("pre", { id: "r-payload" }, payload),
+        h("h2", {}, "Log output (tail)"), h("pre", { id: "r-log" }, log));
+    });
+  } }, h("h2", {}, "Test event"), event, h("div", { class: "row" }, button), result);
+}
+
+async function logsTab(name) {
+  const out = await api("logs", { region: state.region, function: name });
+  return h("div", { class: "card", id: "logs" }, h("div", { class: "row" }, h("button", { onclick: () => route() }, "Refresh")),
+    out.streams.length ? out.streams.map((s) => [h("h2", { class: "mono" }, s.stream), h("pre", {}, s.text)]) : h("p", { class: "hint" }, "No logs yet: invoke the function."));
+}
+
+// VPC -------------------------------------------------------------------------------------------
+async function vpcPage() {
+  const q = (op, key) => all("ec2", op, {}, key, "NextToken", "NextToken");
+  const [vpcs, subnets, groups, enis, igws, nats, tables, fns] = await Promise.all([
+    q("DescribeVpcs", "Vpcs"), q("DescribeSubnets", "Subnets"), q("DescribeSecurityGroups", "SecurityGroups"),
+    q("DescribeNetworkInterfaces", "NetworkInterfaces"), q("DescribeInternetGateways", "InternetGateways"),
+    q("DescribeNatGateways", "NatGateways"), q("DescribeRouteTables", "RouteTables"),
+    all("lambda", "ListFunctions", {}, "Functions")]);
+  const tag = (x) => ((x.Tags || []).find((t) => t.Key === "Name") || {}).Value || "";
+  const size = (cidr) => 2 ** (32 - Number(cidr.split("/")[1])) - 5;
+  const rule = (p) => `${p.IpProtocol === "-1" ? "all" : p.IpProtocol}${p.FromPort !== undefined && p.IpProtocol !== "-1" ? ` ${p.FromPort}-${p.ToPort}` : ""} ` +
+    [...(p.IpRanges || []).map((r) => r.CidrIp), ...(p.UserIdGroupPairs || []).map((g) => g.GroupId)].join(", ");
+  const sharing = (eni) => {
+    const mine = (eni.Groups || []).map((g) => g.GroupId).sort().join(",");
+    return fns.filter((f) => f.VpcConfig && (f.VpcConfig.SubnetIds || []).includes(eni.SubnetId) &&
+      [...(f.VpcConfig.SecurityGroupIds || [])].sort().join(",") === mine).map((f) => f.FunctionName);
+  };
+  page("VPC",
+    h("h2", {}, "VPCs"), table(["VPC", "Name", "CIDR", "State", "Default"], vpcs.map((v) => [v.VpcId, tag(v), v.CidrBlock, stateBadge(v.State), v.IsDefault ? "yes" : ""])),
+    h("h2", {}, "Subnets"), table(["Subnet", "VPC", "CIDR", "Zone", "Available addresses"], subnets.map((s) => {
+      const total = size(s.CidrBlock), free = s.AvailableIpAddressCount;
+      return [s.SubnetId, s.VpcId, s.CidrBlock, s.AvailabilityZone,
+        h("span", { class: "subnet-free" }, h("span", { class: `bar ${free / total < 0.1 ? "low" : ""}` }, h("span", { style: `width:${Math.round(100 * free / Math.max(total, 1))}%` })), `${free} of ${total} free`)];
+    })),
+    h("h2", {}, "Security groups"), table(["Group", "Name", "VPC", "Inbound", "Outbound"], groups.map((g) => [g.GroupId, g.GroupName, g.VpcId,
+      h("div", {}, (g.IpPermissions || []).map((p) => h("div", { class: "mono" }, rule(p)))),
+      h("div", {}, (g.IpPermissionsEgress || []).map((p) => h("div", { class: "mono" }, rule(p))))])),
+    h("h2", {}, "Network interfaces"), h("div", { id: "enis" }, table(["Interface", "Type", "Subnet", "Address", "Security groups", "Status", "Functions sharing it"], enis.map((e) => [
+      e.NetworkInterfaceId, e.InterfaceType || "", e.SubnetId, e.PrivateIpAddress, (e.Groups || []).map((g) => g.GroupId).join(", "), stateBadge(e.Status),
+      e.InterfaceType === "lambda" || /Lambda/.test(e.Description || "") ? sharing(e).join(", ") : ""]))),
+    h("h2", {}, "Internet gateways"), table(["Gateway", "Attached to"], igws.map((g) => [g.InternetGatewayId, (g.Attachments || []).map((a) => a.VpcId).join(", ")])),
+    h("h2", {}, "NAT gateways"), table(["Gateway", "Subnet", "State", "Public address"], nats.map((n) => [n.NatGatewayId, n.SubnetId, stateBadge(n.State),
+      (n.NatGatewayAddresses || []).map((a) => a.PublicIp).join(", ")])),
+    h("h2", {}, "Route tables"), table(["Table", "VPC", "Routes", "Associations"], rts(tables)));
+  function rts(list) {
+    return list.map((t) => [t.RouteTableId, t.VpcId,
+      h("div", {}, (t.Routes || []).map((r) => h("div", { class: "mono" }, `${r.DestinationCidrBlock} → ${r.GatewayId || r.NatGatewayId || r.NetworkInterfaceId || "-"} (${r.State})`))),
+      (t.Associations || []).map((a) => (a.Main ? "main" : a.SubnetId)).join(", ")]);
+  }
+}
+
+// -- routing ------------------------------------------------------------------------------------
+async function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.section === parts[0]));
+  if (!state.account) {
+    try { signedIn(await api("whoami")); } catch (e) { signinPage(); return; }
+  }
+  try {
+    const [section, a, b] = parts;
+    if (section === "signin") { signinPage(); return; }
+    if (section === "functions") {
+      if (a === "new") await createFunctionPage();
+      else if (a) await functionPage(a, b);
+      else await functionsPage();
+    } else if (section === "vpc") await vpcPage();
+    else if (section === "layers" && a === "new") page("Create layer", layerForm());
+    else if (section === "layers" && a && b) await layerPermissionsPage(a, b);
+    else if (section === "layers" && a) await layerPage(a);
+    else await layersPage();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+$("#region").append(...REGIONS.map((r) => h("option", { value: r }, r)));
+$("#region").value = state.region;
+$("#region").addEventListener("change", (ev) => { setRegion(ev.target.value); notice(""); route(); });
+$("#signout").addEventListener("click", async () => {
+  await api("signout").catch(() => {});
+  state.account = null;
+  for (const id of ["#nav", "#region-box", "#signout"]) $(id).hidden = true;
+  $("#who").textContent = "";
+  location.hash = "#/signin";
+});
+window.addEventListener("hashchange", () => { showError(null); route(); });
+route();
