@@ -13,8 +13,9 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "lamina needs Python >= 3.11 (none found on PATH)" >&2; exit 1; fi
-	@# System tools: zip/unzip (tests, benchmarks), iproute2 and nftables (VPC data plane), curl (tests).
-	@missing=""; for t in zip unzip ip nft curl; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@# System tools: zip/unzip (tests, benchmarks), iproute2 and nftables (VPC data plane), curl (tests),
+	@# chromium (the console's end-to-end tests).
+	@missing=""; for t in zip unzip ip nft curl chromium; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/'); \

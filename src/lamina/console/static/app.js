@@ -42,6 +42,7 @@ function showError(err) {
   window.scrollTo(0, 0);
 }
 function notice(text) {
+  state.noticeAt = Date.now();
   const box = $("#notice");
   box.textContent = text || "";
   box.hidden = !text;
@@ -568,5 +569,9 @@ $("#signout").addEventListener("click", async () => {
   $("#who").textContent = "";
   location.hash = "#/signin";
 });
-window.addEventListener("hashchange", () => { showError(null); route(); });
+window.addEventListener("hashchange", () => {
+  showError(null);
+  if (Date.now() - (state.noticeAt || 0) > 1500) notice("");  // keep a notice set just before navigating
+  route();
+});
 route();
