@@ -98,7 +98,7 @@ def test_operations_run_as_the_signed_in_account(server: LaminaServer) -> None:
     assert status == 200, doc
     arn = doc["result"]["LayerVersionArn"]
     assert arn == "arn:aws:lambda:us-east-1:111111111111:layer:console-layer:1"
-    names = [l["LayerName"] for l in alice.call("lambda", "ListLayers")[1]["result"]["Layers"]]
+    names = [layer["LayerName"] for layer in alice.call("lambda", "ListLayers")[1]["result"]["Layers"]]
     assert "console-layer" in names
     assert bob.call("lambda", "ListLayers")[1]["result"]["Layers"] == []
     # Bob cannot read it until it is shared, exactly as through the API.
