@@ -180,6 +180,42 @@ def test_console_story(server: LaminaServer, page: Any, vpc_function: dict[str, 
     expect(page.locator("#vpc-config")).to_contain_text("Active")
 
 
+def test_layer_permissions_and_environment(server: LaminaServer, page: Any) -> None:
+    expect = playwright_api.expect
+    # Share version 1 publicly, then take it back.
+    page.goto(f"{server.url}/console/#/layers/greeting/1")
+    page.fill("#statement-id", "everyone")
+    page.fill("#principal", "everybody")
+    page.click("#add-permission")
+    expect(page.locator(".field-error")).to_contain_text("An account ID (12 digits)")
+    page.fill("#principal", "*")
+    page.click("#add-permission")
+    expect(page.locator("main table")).to_contain_text("everyone")
+    policy = client(server).get_layer_version_policy(LayerName="greeting", VersionNumber=1)["Policy"]
+    assert '"Principal":"*"' in policy.replace(" ", "")
+    page.locator("main table button", has_text="Remove").click()
+    expect(page.locator("main")).to_contain_text("Only this account can use this version.")
+    # Environment variables: validated in the page, saved through UpdateFunctionConfiguration.
+    page.goto(f"{server.url}/console/#/functions/hello-console")
+    page.locator("button", has_text="Add variable").click()
+    page.locator(".env-key").last.fill("1BAD")
+    page.click("#save-env")
+    expect(page.locator("#env-rows .field-error")).to_be_visible()
+    page.locator(".env-key").last.fill("GREETING")
+    page.locator(".env-value").last.fill("hi")
+    page.click("#save-env")
+    expect(page.locator("#notice")).to_contain_text("Environment saved.")
+    config = client(server).get_function_configuration(FunctionName="hello-console")
+    assert config["Environment"]["Variables"] == {"GREETING": "hi"}
+    # An API error is shown as AWS words it: a sixth layer is refused before sending, a bad ARN by AWS.
+    page.select_option("#layer-source", "arn")
+    page.fill("#layer-arn", "arn:aws:lambda:us-east-1:000000000000:layer:missing:9")
+    page.click("#add-layer")
+    expect(page.locator("#error")).to_contain_text(
+        "Layer version arn:aws:lambda:us-east-1:000000000000:layer:missing:9 does not exist."
+    )
+
+
 def test_other_accounts_see_nothing(server: LaminaServer, page: Any) -> None:
     expect = playwright_api.expect
     page.goto(f"{server.url}/console/")
