@@ -9,6 +9,8 @@ these at one boundary per layer with ``raise ... from exc``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
+from typing import Any, Final
 
 
 class LaminaError(Exception):
@@ -178,3 +180,30 @@ class ServiceException(AwsError):
     code = "ServiceException"
     status = 500
     style = BodyStyle.USER_LOWER
+
+
+# EC2's errors (query protocol: <Code>/<Message> only).
+DRY_RUN_MESSAGE: Final = "Request would have succeeded, but DryRun flag is set."
+
+
+def dry_run_error() -> AwsError:
+    """EC2's answer to a ``DryRun`` request that would have succeeded (412 DryRunOperation).
+
+    Raise it from a handler after the authorization and parameter checks, before any effect.
+    """
+    return AwsError(DRY_RUN_MESSAGE, code="DryRunOperation", status=412, sender_fault=True)
+
+
+def is_dry_run(params: Mapping[str, Any]) -> bool:
+    """True when the parsed input asks for a dry run."""
+    return params.get("DryRun") is True
+
+
+def missing_parameter(name: str) -> AwsError:
+    """EC2's error for an absent required parameter, named as on the wire."""
+    return AwsError(
+        f"The request must contain the parameter {name}",
+        code="MissingParameter",
+        status=400,
+        sender_fault=True,
+    )

@@ -24,7 +24,7 @@ from protocol_samples import sampler
 
 from lamina.api.http import Request
 from lamina.api.protocols import Ec2Protocol, protocol_for
-from lamina.api.protocols.ec2 import DRY_RUN_MESSAGE, dry_run_error, is_dry_run
+from lamina.errors import DRY_RUN_MESSAGE, dry_run_error, is_dry_run
 from lamina.api.validation import validate
 from lamina.errors import AccessDeniedException, AwsError, ServiceException, UnrecognizedClientException
 

@@ -20,28 +20,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from lamina.domain.constraints import MemberOverride, Overrides, format_errors, render_value
 from lamina.errors import ValidationException
 
-
-@dataclass(frozen=True)
-class MemberOverride:
-    """AWS's own constraint text for one member, where botocore's model differs.
-
-    ``pattern``: the server's regular expression (used for matching and printed).
-    ``enum``: accepted values; ``enum_text``: the bracketed list as AWS prints it.
-    ``element_constraints``: for lists, the full text inside
-    ``Member must satisfy constraint: [...]``; ``None`` keeps the default.
-    ``element_message``: for lists, a message used instead of the wrapped form.
-    """
-
-    pattern: str | None = None
-    enum: frozenset[str] | None = None
-    enum_text: str | None = None
-    element_constraints: str | None = None
-    element_message: str | None = None
-
-
-Overrides = Mapping[str, MemberOverride]
+__all__ = ["MemberOverride", "Overrides", "format_errors", "render_value", "validate", "validation_errors"]
 
 
 @dataclass
@@ -51,25 +33,6 @@ class _Collector:
     def add(self, value: Any, path: str, constraint: str) -> None:
         message = f"Value {render_value(value)} at '{path}' failed to satisfy constraint: {constraint}"
         self.errors.append((path, message))
-
-
-def render_value(value: Any) -> str:
-    """Render a value the way AWS's (Java) validator prints it."""
-    if value is None:
-        return "null"
-    return f"'{_java_str(value)}'"
-
-
-def _java_str(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_java_str(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_java_str(k)}={_java_str(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bytes):
-        return "java.nio.HeapByteBuffer"
-    return str(value)
 
 
 def lower_camel(name: str) -> str:
@@ -229,12 +192,6 @@ def validation_errors(
         return rank.get(item[0].split(".", 1)[0], len(rank))
 
     return [message for _, message in sorted(out.errors, key=key)]
-
-
-def format_errors(errors: list[str]) -> str:
-    n = len(errors)
-    noun = "validation error" if n == 1 else "validation errors"
-    return f"{n} {noun} detected: " + "; ".join(errors)
 
 
 def validate(

@@ -9,3 +9,14 @@ def aws_timestamp(epoch_ms: int) -> str:
     """``2018-11-14T23:03:52.894+0000``: Lambda's CreatedDate / LastModified format."""
     t = dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}+0000"
+
+
+def iso_millis(value: dt.datetime) -> str:
+    """``2026-01-01T00:00:00.000Z``: EC2."""
+    value = as_utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond // 1000:03d}Z"
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    # Naive datetimes are taken as UTC: lamina never deals in local time.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lamina.api.validation import MemberOverride
 from lamina.domain.arns import root_user_arn
+from lamina.domain.constraints import MemberOverride
 
 if TYPE_CHECKING:
     from lamina.services.platform import Platform

@@ -34,33 +34,9 @@ from lamina.api.http import Response
 from lamina.api.protocols import xmlout
 from lamina.api.protocols.base import OperationMatch
 from lamina.api.protocols.query import FormNode, QueryProtocol, numbered_children
-from lamina.errors import AwsError
+from lamina.errors import AwsError, missing_parameter
 
-DRY_RUN_MESSAGE: Final = "Request would have succeeded, but DryRun flag is set."
 _DECLARATION: Final = '<?xml version="1.0" encoding="UTF-8"?>\n'
-
-
-def dry_run_error() -> AwsError:
-    """EC2's answer to a ``DryRun`` request that would have succeeded (412 DryRunOperation).
-
-    Raise it from a handler after the authorization and parameter checks, before any effect.
-    """
-    return AwsError(DRY_RUN_MESSAGE, code="DryRunOperation", status=412, sender_fault=True)
-
-
-def is_dry_run(params: Mapping[str, Any]) -> bool:
-    """True when the parsed input asks for a dry run."""
-    return params.get("DryRun") is True
-
-
-def missing_parameter(name: str) -> AwsError:
-    """EC2's error for an absent required parameter, named as on the wire."""
-    return AwsError(
-        f"The request must contain the parameter {name}",
-        code="MissingParameter",
-        status=400,
-        sender_fault=True,
-    )
 
 
 class Ec2Protocol(QueryProtocol):

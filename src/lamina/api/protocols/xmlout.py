@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.domain.clock import as_utc, iso_millis
+
 # XML 1.0 cannot carry most C0 controls at all (replaced by U+FFFD); a bare "\r" would be
 # normalised to "\n" by the reader (XML 1.0 section 2.11), so it is written as a reference.
 _SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -44,18 +46,7 @@ def escape(text: str) -> str:
 
 def iso_seconds(value: dt.datetime) -> str:
     """``2026-01-01T00:00:00Z``: IAM and STS."""
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_millis(value: dt.datetime) -> str:
-    """``2026-01-01T00:00:00.000Z``: EC2."""
-    value = _utc(value)
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond // 1000:03d}Z"
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    # Naive datetimes are taken as UTC: lamina never deals in local time.
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -321,7 +312,7 @@ def _timestamp_text(shape: Any, value: Any, dialect: XmlDialect) -> str:
         raise TypeError(f"expected a datetime for {shape.name}, got {value!r}")
     fmt = shape.serialization.get("timestampFormat")
     if fmt == "unixTimestamp":
-        return str(_utc(value).timestamp())
+        return str(as_utc(value).timestamp())
     if fmt == "rfc822":
-        return email.utils.format_datetime(_utc(value), usegmt=True)
+        return email.utils.format_datetime(as_utc(value), usegmt=True)
     return dialect.timestamp(value)

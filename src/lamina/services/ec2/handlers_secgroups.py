@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lamina.api.protocols.ec2 import missing_parameter
 from lamina.domain import secgroups as S
+from lamina.errors import missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
-from lamina.api.protocols.ec2 import dry_run_error, is_dry_run, missing_parameter
+from lamina.errors import dry_run_error, is_dry_run, missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.platform import Platform
 from lamina.store import ec2 as store

@@ -11,10 +11,10 @@ import base64
 import uuid
 from typing import Any
 
-from lamina.api.validation import format_errors, render_value
 from lamina.domain import functions as F
 from lamina.domain.arns import parse_layer_arn
 from lamina.domain.clock import aws_timestamp
+from lamina.domain.constraints import format_errors, render_value
 from lamina.domain.layers import grants
 from lamina.domain.policy import PolicyKind, parse_policy, trusts
 from lamina.errors import (

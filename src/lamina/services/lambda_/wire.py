@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lamina.api.validation import MemberOverride
 from lamina.domain.arns import LAYER_NAME_PATTERN, LAYER_VERSION_ARN_PATTERN
+from lamina.domain.constraints import MemberOverride
 
 # The runtime enum as Lambda's ListLayers/ListLayerVersions print it (order is AWS's own).
 LIST_RUNTIME_ENUM_TEXT = (
