@@ -67,6 +67,11 @@ class AwsError(LaminaError):
         return f"{type(self).__name__}({self.code!r}, {self.status}, {self.message!r})"
 
 
+# Messages AWS answers in more than one place (kept whole: they are compared byte for byte).
+INVALID_TOKEN_MESSAGE: Final = "The security token included in the request is invalid."
+EXPIRED_TOKEN_MESSAGE: Final = "The security token included in the request is expired"
+
+
 # Generic AWS errors (all services).
 class ValidationException(AwsError):
     code = "ValidationException"

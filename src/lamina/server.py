@@ -1,47 +1,135 @@
-"""Assemble the platform, the services and the HTTP app."""
+"""The composition root: one :class:`~lamina.settings.Settings` in, the whole server out.
+
+Every part is constructed here, once, and handed to its users by constructor; every background
+worker is handed to the :class:`~lamina.supervisor.Supervisor`, which the ASGI lifespan starts and
+stops. Nothing else in lamina builds a store, a pool or a thread.
+"""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.session
 
-from lamina.api.app import LaminaApp, default_workers
-from lamina.domain.accounts import Account
-from lamina.net.uplink import UplinkSpec
+from lamina.api.app import Downloads, LaminaApp
+from lamina.api.auth import Credentials
+from lamina.api.pipeline import AllowAll, Authorizer, Pipeline
+from lamina.console.backend import Console
+from lamina.domain.presign import UrlSigner
+from lamina.net.commands import DataplaneError, tool
+from lamina.net.manager import DataplaneManager
+from lamina.runtime.catalog import RuntimeCatalog
+from lamina.runtime.logs import LogStore
+from lamina.runtime.pool import EnvironmentPool
 from lamina.services import ec2, iam, lambda_, sts
+from lamina.services.lambda_.invoke import EventQueue
+from lamina.services.lambda_.prepare import Preparer
+from lamina.services.lambda_.roles import RoleSessions
+from lamina.services.lambda_.vpc import Hyperplane
 from lamina.services.platform import Platform
-from lamina.store.ec2 import DEFAULT_PUBLIC_POOL
+from lamina.settings import Settings
+from lamina.store import BlobStore, Metadata
+from lamina.store.ec2 import Ec2Store
+from lamina.store.functions import FunctionStore
+from lamina.store.iam import IamStore
+from lamina.store.trees import TreeStore
+from lamina.supervisor import Hooks, Supervisor, ThreadedWorker
+
+log = logging.getLogger("lamina.server")
 
 
-def build_app(
-    data_dir: Path,
-    accounts: tuple[Account, ...],
-    *,
-    runtimes_dir: Path | None = None,
-    max_environments: int = 32,
-    idle_timeout_s: float = 600.0,
-    endpoint_port: int = 4566,
-    event_retry_delay_s: float = 60.0,
-    eni_release_delay_s: float = 30.0,
-    vpc_idle_reclaim_s: float = 14 * 24 * 3600.0,
-    uplink: UplinkSpec | None = None,
-    public_ip_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
-) -> LaminaApp:
-    platform = Platform(
-        data_dir,
-        runtimes_dir=runtimes_dir,
-        max_environments=max_environments,
-        idle_timeout_s=idle_timeout_s,
-        endpoint_port=endpoint_port,
-        credentials={a.account_id: (a.access_key_id, a.secret_access_key) for a in accounts},
-        event_retry_delay_s=event_retry_delay_s,
-        eni_release_delay_s=eni_release_delay_s,
-        vpc_idle_reclaim_s=vpc_idle_reclaim_s,
-        uplink=uplink,
-        public_ip_pool=public_ip_pool,
+def api_workers(max_environments: int) -> int:
+    """Threads of the I/O executor: invocations wait on the loop, not in it, but every API call,
+    store access and file read from the loop takes one while it runs; room for a burst of calls
+    per core plus one per environment (each may be calling back into the API)."""
+    return max(8, (os.cpu_count() or 2) * 4) + max_environments
+
+
+@dataclass(frozen=True)
+class Server:
+    """The assembled server: the ASGI app and what a test or the CLI may want to look at."""
+
+    app: LaminaApp
+    platform: Platform
+    supervisor: Supervisor
+
+
+def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings) -> DataplaneManager | None:
+    """The VPC data plane when this process may build it (root, iproute2 and nftables), else None,
+    saying why."""
+    why = None
+    if os.geteuid() != 0:
+        why = "not running as root"
+    else:
+        try:
+            tool("ip")
+            tool("nft")
+        except DataplaneError as exc:
+            why = str(exc)
+    if why is None:
+        try:
+            return DataplaneManager(
+                ec2_store, state_dir, uplink=settings.uplink, public_pool=ec2_store.public_pool
+            )
+        except (OSError, DataplaneError) as exc:
+            why = f"cannot set it up: {exc}"
+    logging.getLogger("lamina.net").warning(
+        "VPC data plane off (%s): VPC resources are stored but carry no traffic", why
     )
+    return None
+
+
+def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server:
+    """Construct every part of a server from ``settings``. Opens the data directory (``OSError``
+    when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    io = ThreadPoolExecutor(
+        max_workers=api_workers(settings.max_environments), thread_name_prefix="lamina-io"
+    )
+    metadata = Metadata(data_dir / "lamina.db")
+    blobs = BlobStore(data_dir / "blobs")
+    trees = TreeStore(data_dir / "trees", blobs)
+    functions = FunctionStore(metadata)
+    iam_store = IamStore(metadata)
+    ec2_store = Ec2Store(metadata, public_pool=settings.public_ip_pool)
+    dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
+    key = metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
+    signer = UrlSigner(bytes.fromhex(key))
+    logs = LogStore(data_dir / "logs")
+    pool = EnvironmentPool(
+        data_dir / "envs",
+        logs,
+        max_environments=settings.max_environments,
+        idle_timeout_s=settings.idle_timeout_s,
+    )
+    platform = Platform(
+        data_dir=data_dir,
+        endpoint_port=settings.port,
+        max_environments=settings.max_environments,
+        metadata=metadata,
+        blobs=blobs,
+        trees=trees,
+        functions=functions,
+        iam=iam_store,
+        ec2=ec2_store,
+        dataplane=dataplane,
+        signer=signer,
+        catalog=RuntimeCatalog(settings.runtimes_dir),
+        logs=logs,
+        pool=pool,
+        role_sessions=RoleSessions(iam_store),
+        io=io,
+    )
+    platform.events = EventQueue(platform, retry_delay_s=settings.event_retry_delay_s)
+    platform.hyperplane = Hyperplane(platform, release_delay_s=settings.eni_release_delay_s)
+    platform.preparer = Preparer(platform)
+
     session = botocore.session.get_session()
     services = {
         "lambda": lambda_.binding(session),
@@ -49,5 +137,40 @@ def build_app(
         "sts": sts.binding(session),
         "ec2": ec2.binding(session),
     }
-    # Invocations hold a worker thread while they run: room for every environment plus API calls.
-    return LaminaApp(platform, services, accounts, workers=default_workers() + max_environments)
+    pipeline = Pipeline(
+        platform,
+        services,
+        Credentials(settings.accounts, iam_store, time.time),
+        authorizer=authorizer if authorizer is not None else AllowAll(),
+        executor=io,
+        clock=time.time,
+    )
+    console = Console(pipeline, logs, io)
+
+    workers: list[tuple[str, Hooks | ThreadedWorker | Platform]] = [
+        ("store", ThreadedWorker("store", lambda: None, metadata.close, io)),
+        ("platform", platform),
+    ]
+    if dataplane is not None:
+        workers.append(("dataplane", ThreadedWorker("dataplane", dataplane.start, dataplane.close, io)))
+    workers += [
+        ("environments", Hooks("environments", _nothing, pool.close)),
+        ("event queue", Hooks("event queue", platform.events.start, platform.events.close)),
+        ("preparer", ThreadedWorker("preparer", platform.preparer.resume, platform.preparer.close, io)),
+        (
+            "hyperplane",
+            ThreadedWorker(
+                "hyperplane",
+                lambda: platform.hyperplane.start_idle_reclaim(settings.vpc_idle_reclaim_s),
+                platform.hyperplane.close,
+                io,
+            ),
+        ),
+    ]
+    supervisor = Supervisor(workers, io)
+    app = LaminaApp(pipeline, supervisor, Downloads(signer, blobs), io, mounts=(console,))
+    return Server(app, platform, supervisor)
+
+
+async def _nothing() -> None:
+    return None

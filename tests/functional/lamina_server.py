@@ -38,7 +38,10 @@ class LaminaServer:
         port: int | None = None,
         extra_args: tuple[str, ...] = (),
         lambda_role: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: variables added to the server's environment (a benchmark runs another tree's
+        code with ``PYTHONPATH``)."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.accounts_file: Path | None = None
@@ -64,7 +67,7 @@ class LaminaServer:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         # Tests never use the host's network as the uplink (``lamina server`` defaults to it): a
         # test that needs a way out passes ``--uplink netns:NAME``, which wins over the variable.
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAMINA_UPLINK": "none"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAMINA_UPLINK": "none", **(env or {})}
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         self.wait_ready()
         if lambda_role:
@@ -183,3 +186,50 @@ def create_lambda_role(server: LaminaServer, key: str, secret: str, name: str = 
         RoleName=name, PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
     )
     return str(arn)
+
+
+class InProcessServer:
+    """A lamina server assembled in this process by the composition root (``lamina.server.build``)
+    and served by uvicorn on a free loopback port in a thread: for tests that hand the server a
+    part of their own (an authorizer). ``stop()`` runs the lifespan's shutdown and joins the thread."""
+
+    def __init__(self, data_dir: Path, **build_args: Any) -> None:
+        import dataclasses
+        import threading
+
+        import uvicorn
+
+        from lamina.domain.accounts import Account
+        from lamina.net.uplink import UplinkKind, UplinkSpec
+        from lamina.server import build
+        from lamina.settings import Settings
+
+        self.port = free_port()
+        accounts = tuple(Account(**a) for a in ACCOUNTS)
+        self.settings = dataclasses.replace(
+            Settings(),
+            port=self.port,
+            data_dir=data_dir,
+            accounts=accounts,
+            uplink=UplinkSpec(UplinkKind.NONE),
+        )
+        self.built = build(self.settings, **build_args)
+        config = uvicorn.Config(
+            self.built.app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning"
+        )
+        self._uvicorn = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._uvicorn.run, name="test-uvicorn")
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the in-process lamina server did not start")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._uvicorn.should_exit = True
+        self._thread.join(30)

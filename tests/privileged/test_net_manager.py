@@ -147,6 +147,7 @@ def ec2() -> FakeEc2:
 @pytest.fixture
 def manager(ec2: FakeEc2, tmp_path: Path) -> Iterator[DataplaneManager]:
     m = DataplaneManager(ec2, tmp_path / "run")
+    m.start()
     try:
         yield m
     finally:
@@ -281,6 +282,7 @@ def test_leftovers_of_a_crash_are_swept(ec2: FakeEc2, tmp_path: Path) -> None:
     (netns / "eni-empty").touch()
     assert published.namespace_inode(netns / "eni-stale") == inode
     m = DataplaneManager(ec2, tmp_path / "run")
+    m.start()
     try:
         assert os.listdir(netns) == [] and published.mounts_under(netns) == []
     finally:
@@ -290,6 +292,7 @@ def test_leftovers_of_a_crash_are_swept(ec2: FakeEc2, tmp_path: Path) -> None:
 
 def test_close_leaves_nothing_behind(ec2: FakeEc2, tmp_path: Path) -> None:
     m = DataplaneManager(ec2, tmp_path / "run")
+    m.start()
     vpc = Vpc(ec2)
     try:
         vpc.add_interface("db", "b", "10.40.2.10", "db")

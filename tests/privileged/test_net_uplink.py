@@ -659,6 +659,7 @@ def test_the_manager_follows_gateways_attached_detached_and_nat_gateways(
     manager = DataplaneManager(
         ec2, tmp_path / "run", uplink=UplinkSpec.parse(f"netns:{internet.name}"), public_pool=POOL
     )
+    manager.start()
     try:
         assert manager.uplink is not None
         mine = f"dev {manager.uplink.link} "

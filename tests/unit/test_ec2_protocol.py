@@ -24,9 +24,16 @@ from protocol_samples import sampler
 
 from lamina.api.http import Request
 from lamina.api.protocols import Ec2Protocol, protocol_for
-from lamina.errors import DRY_RUN_MESSAGE, dry_run_error, is_dry_run
 from lamina.api.validation import validate
-from lamina.errors import AccessDeniedException, AwsError, ServiceException, UnrecognizedClientException
+from lamina.errors import (
+    DRY_RUN_MESSAGE,
+    AccessDeniedException,
+    AwsError,
+    ServiceException,
+    UnrecognizedClientException,
+    dry_run_error,
+    is_dry_run,
+)
 
 SESSION = botocore.session.get_session()
 MODEL = SESSION.get_service_model("ec2")

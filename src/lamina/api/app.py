@@ -1,38 +1,31 @@
 """The HTTP front door: an ASGI application serving the AWS APIs.
 
-Request path: find the service from the SigV4 credential scope, route to an
-operation (method/path/query only), enforce the operation's body size limit,
-read the body, then -- in a worker thread, so big uploads never stall the event
-loop -- verify the signature, parse, validate, run the handler, serialise.
+Transport only: find the service from the SigV4 credential scope, route to an operation
+(method/path/query only), enforce the operation's body size limit, read the body, and hand the
+request to the one :class:`~lamina.api.pipeline.Pipeline` (authenticate -> parse -> authorize ->
+validate -> handle -> serialize). Other front ends (the console) are mounted under a path prefix by
+the composition root and call the same pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import logging
-import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from lamina import __version__
 from lamina.api import sigv4
 from lamina.api.http import Request, Response
-from lamina.api.protocols import OperationMatch, Protocol, protocol_for
-from lamina.api.validation import validate
-from lamina.console.backend import MAX_BODY as CONSOLE_MAX_BODY
-from lamina.console.backend import Console
-from lamina.domain.accounts import Account
-from lamina.errors import AwsError, RequestEntityTooLargeException, ServiceException
-from lamina.services.base import RequestContext, ServiceBinding
+from lamina.api.pipeline import Pipeline
+from lamina.domain.presign import UrlSigner
+from lamina.errors import AwsError, RequestEntityTooLargeException
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
-from lamina.services.platform import Platform
-
-log = logging.getLogger("lamina.api")
+from lamina.store import BlobStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,54 +40,43 @@ LARGE_BODY = 1 << 20
 MAX_LARGE_IN_FLIGHT = 4
 
 
-class _Service:
-    __slots__ = ("binding", "protocol")
+class Mount(Protocol):
+    """A front end served under a path prefix (the console): bodies up to ``max_body`` bytes."""
 
-    def __init__(self, binding: ServiceBinding) -> None:
-        self.binding = binding
-        self.protocol: Protocol = protocol_for(binding.model)
+    prefix: str
+    max_body: int
+
+    async def handle(self, request: Request, body: bytes | None) -> Response: ...
+
+
+class Lifecycle(Protocol):
+    """What the server's lifespan starts and stops (the supervisor)."""
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class LaminaApp:
-    """ASGI app. ``services`` maps SigV4 signing names (``lambda``, ``iam``...) to bindings."""
+    """ASGI app: transport for the pipeline, lamina's own endpoints and the mounted front ends."""
 
     def __init__(
         self,
-        platform: Platform,
-        services: dict[str, ServiceBinding],
-        accounts: tuple[Account, ...],
+        pipeline: Pipeline,
+        lifecycle: Lifecycle,
+        downloads: Downloads,
+        executor: Executor,
         *,
+        mounts: Sequence[Mount] = (),
         clock: Callable[[], float] = time.time,
-        workers: int = 16,
     ) -> None:
-        self.platform = platform
-        self.services = {name: _Service(b) for name, b in services.items()}
-        self._credentials = {
-            a.access_key_id: sigv4.Credential(a.access_key_id, a.secret_access_key, a.account_id)
-            for a in accounts
-        }
+        self.pipeline = pipeline
+        self._lifecycle = lifecycle
+        self._downloads = downloads
+        self._executor = executor
+        self._mounts = tuple(mounts)
         self.clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-api")
         self._large: asyncio.Semaphore | None = None  # created on the server's loop
-        self.console = Console(self)
-
-    def lookup_credential(self, access_key_id: str) -> sigv4.Credential | None:
-        """Long-term keys from the accounts, else an STS session (refused once expired)."""
-        found = self._credentials.get(access_key_id)
-        if found is not None or not access_key_id.startswith("ASIA"):
-            return found
-        session = self.platform.iam.session(access_key_id)
-        if session is None:
-            return None
-        if session.expires < self.clock():
-            raise ExpiredToken("The security token included in the request is expired")
-        return sigv4.Credential(access_key_id, session.secret, session.account, session_token=session.token)
-
-    def caller_arn(self, access_key_id: str) -> str:
-        if access_key_id in self._credentials:
-            return ""
-        session = self.platform.iam.session(access_key_id)
-        return session.arn if session is not None else ""
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -120,23 +102,32 @@ class LaminaApp:
         )
         if raw_path.startswith("/_lamina/"):
             response = await self._internal(request, receive)
-        elif raw_path == "/console" or raw_path.startswith("/console/"):
-            text = headers.get("content-length", "")
-            body = await self._read_limited(receive, CONSOLE_MAX_BODY, int(text) if text.isdigit() else None)
-            response = await self.console.handle(request, body)
         else:
-            response = await self._aws(request, receive)
+            mount = self._mount_for(raw_path)
+            if mount is not None:
+                text = headers.get("content-length", "")
+                body = await self._read_limited(
+                    receive, mount.max_body, int(text) if text.isdigit() else None
+                )
+                response = await mount.handle(request, body)
+            else:
+                response = await self._aws(request, receive)
         await self._send(send, response)
+
+    def _mount_for(self, raw_path: str) -> Mount | None:
+        for mount in self._mounts:
+            if raw_path == mount.prefix or raw_path.startswith(mount.prefix + "/"):
+                return mount
+        return None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.platform.attach_loop(asyncio.get_running_loop())
+                await self._lifecycle.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.platform.aclose()
-                self._pool.shutdown(wait=True)
+                await self._lifecycle.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -152,7 +143,7 @@ class LaminaApp:
         loop = asyncio.get_running_loop()
         with open(response.file_path, "rb") as f:
             while True:
-                chunk = await loop.run_in_executor(self._pool, f.read, CHUNK)
+                chunk = await loop.run_in_executor(self._executor, f.read, CHUNK)
                 if not chunk:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -189,12 +180,12 @@ class LaminaApp:
             body = json.dumps({"status": "ok", "version": __version__}).encode()
             return Response(200, [("Content-Type", "application/json")], body)
         if request.raw_path.startswith(DOWNLOAD_PREFIX) and request.method in ("GET", "HEAD"):
-            return self._download(request)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._download, request)
         return _plain(404, "NotFound", "Not found")
 
     def _download(self, request: Request) -> Response:
         """Serve a signed ``Content.Location`` URL (S3-presigned-URL-like semantics)."""
-        reason = self.platform.signer.check(
+        reason = self._downloads.signer.check(
             request.raw_path,
             request.query_value("Expires"),
             request.query_value("Signature"),
@@ -204,7 +195,7 @@ class LaminaApp:
             return _plain(403, "AccessDenied", reason)
         digest = request.raw_path[len(DOWNLOAD_PREFIX) :]
         try:
-            path = self.platform.blobs.path(digest)
+            path = self._downloads.blobs.path(digest)
             size = path.stat().st_size
         except (ValueError, OSError):
             return _plain(404, "NoSuchKey", "The specified key does not exist.")
@@ -217,27 +208,26 @@ class LaminaApp:
     # -- AWS APIs -----------------------------------------------------------------------------
 
     async def _aws(self, request: Request, receive: Receive) -> Response:
-        request_id = str(uuid.uuid4())
         scope = sigv4.parse_scope(request)
-        service = self.services.get(scope[2] if scope else DEFAULT_SERVICE)
-        if service is None:
-            service = self.services[DEFAULT_SERVICE]
+        endpoints = self.pipeline.endpoints
+        endpoint = endpoints.get(scope[2] if scope else DEFAULT_SERVICE)
+        if endpoint is None:
             await self._read_body(receive, 1 << 16)
-            return service.protocol.serialize_error(
+            return endpoints[DEFAULT_SERVICE].protocol.serialize_error(
                 AwsError(
                     f"Service '{scope[2] if scope else ''}' is not served by lamina.",
                     code="UnknownService",
                     status=400,
                     sender_fault=True,
                 ),
-                request_id,
+                str(uuid.uuid4()),
             )
         text = request.headers.get("content-length", "")
         declared = int(text) if text.isdigit() else None
         routed_body: bytes | None = None
-        if service.protocol.routes_on_body:
+        if endpoint.routes_on_body:
             # query/ec2: the operation is the Action parameter, possibly in the form body.
-            limit = service.binding.default_max_request_bytes
+            limit = endpoint.default_max_request_bytes
             routed_body = (
                 await self._read_limited(receive, limit, declared) if (declared or 0) <= limit else None
             )
@@ -245,38 +235,28 @@ class LaminaApp:
                 if declared is not None and declared > limit:
                     await self._read_body(receive, 0)
                 error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes")
-                return service.protocol.serialize_error(error, request_id)
+                return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
             request.body = routed_body
         try:
-            match = service.protocol.match(request)
+            match = endpoint.protocol.match(request)
         except AwsError as exc:
             if routed_body is None:
                 await self._read_body(receive, 1 << 16)
-            return service.protocol.serialize_error(exc, request_id)
+            return endpoint.protocol.serialize_error(exc, str(uuid.uuid4()))
         name = match.operation.name
-        limit = service.binding.max_request_bytes.get(name, service.binding.default_max_request_bytes)
+        limit = endpoint.max_request_bytes(name)
         body = routed_body
         if body is None and (declared is None or declared <= limit):
             body = await self._read_limited(receive, limit, declared)
         if body is None:
             if declared is not None and declared > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
-            wire = service.binding.wire_names.get(name, name)
             error = RequestEntityTooLargeException(
-                f"Request must be smaller than {limit} bytes for the {wire} operation"
+                f"Request must be smaller than {limit} bytes for the {endpoint.wire_name(name)} operation"
             )
-            return service.protocol.serialize_error(error, request_id)
+            return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
         request.body = body
-        handler = service.binding.handlers.get(name)
-        if inspect.iscoroutinefunction(handler):
-            return await self._dispatch_async(service, match, request, request_id)
-        if (request.method == "GET" and not body) or _reads_only(handler):
-            # Reads are short (a few SQLite lookups): answering on the loop saves the two thread
-            # hand-offs, about a fifth of a metadata call's server time (0.2 ms of the 0.6 an
-            # EC2 Describe* call took; those are POSTs, hence the handlers' ``reads_only`` mark).
-            return self._dispatch(service, match, request, request_id)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._dispatch, service, match, request, request_id)
+        return await self.pipeline.http(endpoint, match, request)
 
     async def _read_limited(self, receive: Receive, limit: int, declared: int | None) -> bytes | None:
         if declared is not None and declared <= LARGE_BODY:
@@ -286,111 +266,13 @@ class LaminaApp:
         async with self._large:
             return await self._read_body(receive, limit)
 
-    def _prepare(
-        self, service: _Service, match: OperationMatch, request: Request, request_id: str
-    ) -> tuple[Any, RequestContext, dict[str, Any]]:
-        """Verify the signature, parse and validate: (handler, context, params)."""
-        protocol = service.protocol
-        now = self.clock()
-        signed = sigv4.verify(
-            sigv4.IncomingRequest(
-                request.method, request.raw_path, request.query_string, request.headers, request.body
-            ),
-            self.lookup_credential,
-            _utc(now),
-        )
-        name = match.operation.name
-        handler = service.binding.handlers.get(name)
-        if handler is None:
-            raise AwsError(
-                f"The {name} operation is not implemented by lamina yet.",
-                code="NotImplemented",
-                status=501,
-                sender_fault=False,
-            )
-        params = protocol.parse(match, request)
-        pre = service.binding.prevalidators.get(name)
-        if pre is not None:
-            pre(params)
-        validate(
-            match.operation.input_shape,
-            params,
-            service.binding.overrides.get(name),
-            service.binding.validation_order.get(name, ()),
-        )
-        host = request.headers.get("host", "127.0.0.1")
-        ctx = RequestContext(
-            account_id=signed.account_id,
-            region=signed.region,
-            request_id=request_id,
-            base_url=f"http://{host}",
-            now_ms=int(now * 1000),
-            access_key_id=signed.access_key_id,
-            caller_arn=self.caller_arn(signed.access_key_id),
-        )
-        return handler, ctx, params
 
-    def _failed(self, service: _Service, match: OperationMatch, exc: Exception, request_id: str) -> Response:
-        if isinstance(exc, AwsError):
-            return service.protocol.serialize_error(exc, request_id)
-        log.error("internal error in %s (request %s)", match.operation.name, request_id, exc_info=exc)
-        return service.protocol.serialize_error(
-            ServiceException("An internal error occurred in lamina."), request_id
-        )
+@dataclass(frozen=True)
+class Downloads:
+    """What the signed download endpoint serves from: the URL signer and the blob store."""
 
-    def _dispatch(
-        self, service: _Service, match: OperationMatch, request: Request, request_id: str
-    ) -> Response:
-        try:
-            handler, ctx, params = self._prepare(service, match, request, request_id)
-            if inspect.iscoroutinefunction(handler):
-                raise TypeError(f"async handler {handler!r} dispatched on a thread")
-            return service.protocol.serialize(match, handler(self.platform, ctx, params), request_id)
-        except Exception as exc:
-            return self._failed(service, match, exc, request_id)
-
-    async def _dispatch_async(
-        self, service: _Service, match: OperationMatch, request: Request, request_id: str
-    ) -> Response:
-        """Async handlers (Invoke) run on the loop: no thread hand-offs on the invoke path.
-
-        Hashing and parsing a big body (up to 6 MB for Invoke) is done on a worker thread first.
-        """
-        try:
-            if len(request.body) > LARGE_BODY:
-                loop = asyncio.get_running_loop()
-                handler, ctx, params = await loop.run_in_executor(
-                    self._pool, self._prepare, service, match, request, request_id
-                )
-            else:
-                handler, ctx, params = self._prepare(service, match, request, request_id)
-            output = await handler(self.platform, ctx, params)
-            return service.protocol.serialize(match, output, request_id)
-        except Exception as exc:
-            return self._failed(service, match, exc, request_id)
-
-
-class ExpiredToken(AwsError):
-    """Temporary credentials past their expiry (Lambda: ExpiredTokenException; query: ExpiredToken)."""
-
-    code = "ExpiredTokenException"
-    status = 403
-    sender_fault = True
-
-
-def _reads_only(handler: object) -> bool:
-    """Whether a handler is marked as one that only reads (``reads_only = True``, as
-    :func:`lamina.services.ec2.handlers_tags.reads_only` does): a snapshot read of the store, no
-    write transaction, no listener, nothing else that blocks. Unmarked handlers of POSTs (every
-    query and ec2 call) run on the worker pool: a handler that writes must never run on the loop.
-    """
-    return getattr(handler, "reads_only", False) is True
-
-
-def _utc(ts: float) -> Any:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, dt.UTC)
+    signer: UrlSigner
+    blobs: BlobStore
 
 
 def _plain(status: int, code: str, message: str) -> Response:
@@ -400,7 +282,3 @@ def _plain(status: int, code: str, message: str) -> Response:
         f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     ).encode()
     return Response(status, [("Content-Type", "application/xml")], body)
-
-
-def default_workers() -> int:
-    return max(8, (os.cpu_count() or 2) * 4)

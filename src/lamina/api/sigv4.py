@@ -34,6 +34,7 @@ from typing import Protocol
 from urllib.parse import quote, unquote, unquote_plus
 
 from lamina.errors import (
+    INVALID_TOKEN_MESSAGE,
     IncompleteSignatureException,
     InvalidSignatureException,
     MissingAuthenticationTokenException,
@@ -64,7 +65,6 @@ _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 )
-_INVALID_TOKEN = "The security token included in the request is invalid."
 # AWS splits the Authorization parameters on commas *and* whitespace: a stray space in
 # "Credential= AKID/..." is reported as "'AKID/...' not a valid key=value pair".
 _AUTH_PARAM_SPLIT = re.compile(r"[,\s]+")
@@ -172,9 +172,9 @@ def verify(
 
     credential = lookup(access_key_id)
     if credential is None:
-        raise UnrecognizedClientException(_INVALID_TOKEN)
+        raise UnrecognizedClientException(INVALID_TOKEN_MESSAGE)
     if not _same_token(credential.session_token, params.session_token):
-        raise UnrecognizedClientException(_INVALID_TOKEN)
+        raise UnrecognizedClientException(INVALID_TOKEN_MESSAGE)
 
     # botocore signs the X-Amz-Content-SHA256 header's value in place of the body hash when
     # the header is present; anything but UNSIGNED-PAYLOAD must then be the real hash. The

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         _say("vpc run: needs root (it enters the interface's network namespace)")
         return 2
-    from lamina.cli.main import default_data_dir
+    from lamina.settings import default_data_dir
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     netns_dir = data_dir / "run" / "netns"

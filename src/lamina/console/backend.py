@@ -6,23 +6,23 @@ import asyncio
 import base64
 import datetime as dt
 import hmac
-import inspect
 import json
 import logging
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from lamina.api.auth import Principal
 from lamina.api.http import Request, Response
-from lamina.api.validation import validate
-from lamina.errors import AwsError
-
-if TYPE_CHECKING:
-    from lamina.api.app import LaminaApp
+from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
+from lamina.errors import INVALID_TOKEN_MESSAGE, AwsError
+from lamina.runtime.logs import LogStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -39,11 +39,9 @@ _TYPES = {
 _LOG_BYTES = 64 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    access_key_id: str
-    account_id: str
-    caller_arn: str
+    principal: Principal
     expires: float
 
 
@@ -88,9 +86,27 @@ def _decode_blobs(shape: Any, value: Any) -> Any:
 
 
 class Console:
-    def __init__(self, app: LaminaApp) -> None:
-        self.app = app
+    """The console's back end, mounted at ``/console`` by the composition root. Operations go
+    through the one pipeline with the signed-in principal; nothing here reaches a handler."""
+
+    prefix = "/console"
+    max_body = MAX_BODY
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        logs: LogStore,
+        executor: Executor,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._pipeline = pipeline
+        self._logs = logs
+        self._executor = executor
+        self._clock = clock
         self.sessions: dict[str, Session] = {}
+        # The pages are read once: no file I/O on the event loop per request.
+        self._pages = {f.name: f.read_bytes() for f in STATIC.iterdir() if f.suffix in _TYPES}
 
     async def handle(self, request: Request, body: bytes | None) -> Response:
         path = request.raw_path
@@ -115,7 +131,7 @@ class Console:
             return _error(400, "SerializationException", "The request body is not a JSON object.")
         action = path[len("/console/api/") :]
         if action == "signin":
-            return self._signin(doc)
+            return await self._signin(doc)
         session = self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
@@ -128,15 +144,17 @@ class Console:
             return _json(
                 200,
                 {
-                    "account": session.account_id,
-                    "accessKeyId": session.access_key_id,
-                    "arn": session.caller_arn,
+                    "account": session.principal.account_id,
+                    "accessKeyId": session.principal.access_key_id,
+                    "arn": "" if session.principal.is_root else session.principal.arn,
                 },
             )
         if action == "call":
             return await self._call(request, session, doc)
         if action == "logs":
-            return self._logs(session, doc)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._read_logs, session, doc
+            )
         return _error(404, "NotFound", f"No console action {action!r}.")
 
     # -- pages -------------------------------------------------------------------------------
@@ -145,47 +163,54 @@ class Console:
         name = path[len("/console/") :] or "index.html"
         if not re.fullmatch(r"[a-z0-9_-]+\.(html|js|css|svg)", name):
             name = "index.html"  # client-side routes
-        file = STATIC / name
-        if not file.is_file():
+        page = self._pages.get(name)
+        if page is None:
             return _error(404, "NotFound", "Not found.")
         return Response(
             200,
             [
-                ("Content-Type", _TYPES[file.suffix]),
+                ("Content-Type", _TYPES[Path(name).suffix]),
                 ("Cache-Control", "no-cache"),
                 ("X-Content-Type-Options", "nosniff"),
             ],
-            file.read_bytes(),
+            page,
         )
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def _signin(self, doc: dict[str, Any]) -> Response:
+    async def _signin(self, doc: dict[str, Any]) -> Response:
         key = str(doc.get("accessKeyId") or "").strip()
         secret = str(doc.get("secretAccessKey") or "")
         token = str(doc.get("sessionToken") or "")
-        try:
-            cred = self.app.lookup_credential(key) if key else None
-        except AwsError as exc:
-            return _error(exc.status, exc.code, exc.message)
-        if cred is None or not hmac.compare_digest(cred.secret_access_key.encode(), secret.encode()):
-            return _error(403, "InvalidClientTokenId", "The access key ID or secret access key is not valid.")
-        if cred.session_token and not hmac.compare_digest(cred.session_token.encode(), token.encode()):
-            return _error(
-                403, "InvalidClientTokenId", "The security token included in the request is invalid."
-            )
-        expires = time.time() + SESSION_S
-        if key.startswith("ASIA"):
-            sts = self.app.platform.iam.session(key)
-            expires = min(expires, sts.expires) if sts is not None else expires
-        now = time.time()
+        credentials = self._pipeline.credentials
+
+        def check() -> Principal | Response:
+            try:
+                cred = credentials.lookup(key) if key else None
+            except AwsError as exc:
+                return _error(exc.status, exc.code, exc.message)
+            if cred is None or not hmac.compare_digest(cred.secret_access_key.encode(), secret.encode()):
+                return _error(
+                    403, "InvalidClientTokenId", "The access key ID or secret access key is not valid."
+                )
+            if cred.session_token and not hmac.compare_digest(cred.session_token.encode(), token.encode()):
+                return _error(403, "InvalidClientTokenId", INVALID_TOKEN_MESSAGE)
+            return credentials.principal(cred)
+
+        found = await asyncio.get_running_loop().run_in_executor(self._executor, check)
+        if isinstance(found, Response):
+            return found
+        now = self._clock()
+        expires = now + SESSION_S
+        if found.expires is not None:
+            expires = min(expires, found.expires)
         for t, s in list(self.sessions.items()):
             if s.expires < now:
                 del self.sessions[t]
         value = secrets.token_urlsafe(32)
-        self.sessions[value] = Session(key, cred.account_id, self.app.caller_arn(key), expires)
+        self.sessions[value] = Session(found, expires)
         cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"
-        return _json(200, {"account": cred.account_id, "accessKeyId": key}, [("Set-Cookie", cookie)])
+        return _json(200, {"account": found.account_id, "accessKeyId": key}, [("Set-Cookie", cookie)])
 
     @staticmethod
     def _token(request: Request) -> str | None:
@@ -198,7 +223,7 @@ class Console:
     def _session(self, request: Request) -> Session | None:
         token = self._token(request)
         session = self.sessions.get(token or "")
-        if session is None or session.expires < time.time():
+        if session is None or session.expires < self._clock():
             return None
         return session
 
@@ -209,66 +234,41 @@ class Console:
         operation = str(doc.get("operation") or "")
         region = str(doc.get("region") or "us-east-1")
         params = doc.get("params") or {}
-        service = self.app.services.get(name)
-        if service is None:
+        endpoint = self._pipeline.endpoints.get(name)
+        if endpoint is None:
             return _error(400, "UnknownService", f"Service '{name}' is not served by lamina.")
         if not _REGION.match(region):
             return _error(400, "InvalidRegion", f"'{region}' is not a region name.")
         if not isinstance(params, dict):
             return _error(400, "SerializationException", "params must be a JSON object.")
-        binding = service.binding
-        try:
-            model = binding.model.operation_model(operation)
-        except Exception:
+        model = endpoint.operation_model(operation)
+        if model is None:
             return _error(400, "UnknownOperation", f"{name} has no operation '{operation}'.")
-        handler = binding.handlers.get(operation)
-        if handler is None:
-            return _error(
-                501, "NotImplemented", f"The {operation} operation is not implemented by lamina yet."
-            )
         request_id = str(uuid.uuid4())
         try:
-            params = _decode_blobs(model.input_shape, params)
-            pre = binding.prevalidators.get(operation)
-            if pre is not None:
-                pre(params)
-            if model.input_shape is not None:
-                validate(
-                    model.input_shape,
-                    params,
-                    binding.overrides.get(operation),
-                    binding.validation_order.get(operation, ()),
-                )
-            from lamina.services.base import RequestContext
-
-            ctx = RequestContext(
-                account_id=session.account_id,
+            output = await self._pipeline.call(
+                session.principal,
+                name,
+                operation,
+                _decode_blobs(model.input_shape, params),
                 region=region,
-                request_id=request_id,
                 base_url=f"http://{request.headers.get('host', '127.0.0.1')}",
-                caller_arn=session.caller_arn,
-                now_ms=int(time.time() * 1000),
-                access_key_id=session.access_key_id,
+                request_id=request_id,
             )
-            if inspect.iscoroutinefunction(handler):
-                output = await handler(self.app.platform, ctx, params)
-            else:
-                loop = asyncio.get_running_loop()
-                output = await loop.run_in_executor(self.app._pool, handler, self.app.platform, ctx, params)
         except AwsError as exc:
             return _error(exc.status, exc.code, exc.message)
         except Exception:
             log.exception("console: internal error in %s.%s (request %s)", name, operation, request_id)
-            return _error(500, "ServiceException", "An internal error occurred in lamina.")
+            return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
         return _json(200, {"result": output, "requestId": request_id})
 
-    def _logs(self, session: Session, doc: dict[str, Any]) -> Response:
+    def _read_logs(self, session: Session, doc: dict[str, Any]) -> Response:
         """The newest log streams of one of the account's functions (its last 64 KB)."""
         region = str(doc.get("region") or "us-east-1")
         function = str(doc.get("function") or "")
         if not _REGION.match(region) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function):
             return _error(400, "ValidationException", "A function name and a region are required.")
-        streams = list(self.app.platform.logs.streams(session.account_id, region, function))
+        streams = list(self._logs.streams(session.principal.account_id, region, function))
         out: list[dict[str, str]] = []
         budget = _LOG_BYTES
         for stream, path in reversed(streams):

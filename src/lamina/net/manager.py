@@ -115,9 +115,6 @@ class DataplaneManager:
         up is logged and left out."""
         self._ec2 = ec2
         self.netns_dir = state_dir / "netns"
-        stale = published.sweep(self.netns_dir)
-        if stale:
-            log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
         self.uplink: Uplink | None = None
         if uplink is not None and uplink.kind is not UplinkKind.NONE:
             try:
@@ -137,9 +134,19 @@ class DataplaneManager:
         self._namespaces: dict[tuple[str, str, str], tuple[Key, NetNamespace]] = {}
         self._closed = False
         self.stats = Stats()
-        self._worker = threading.Thread(target=self._run, name="lamina-dataplane", daemon=True)
+        self._worker = threading.Thread(target=self._run, name="lamina-dataplane")
+
+    def start(self) -> None:
+        """Listen to the EC2 store, start applying, and rebuild every VPC's data plane from the
+        database (the supervisor calls this before anything may change EC2 state). Namespaces a
+        crashed server left published are swept first."""
+        stale = published.sweep(self.netns_dir)
+        if stale:
+            log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
+        self._ec2.partition_listeners.append(self._heard)
         self._worker.start()
-        ec2.partition_listeners.append(self._heard)
+        if not self.reconcile_all():
+            log.warning("the VPC data plane is still being rebuilt from the database")
 
     # -- hearing of changes -----------------------------------------------------------------------
 
@@ -380,7 +387,8 @@ class DataplaneManager:
             self._cond.notify_all()
         with contextlib.suppress(ValueError):
             self._ec2.partition_listeners.remove(self._heard)
-        self._worker.join()  # finishes the VPC it is on, takes no more
+        if self._worker.is_alive():
+            self._worker.join()  # finishes the VPC it is on, takes no more
         for eni in list(self._published):
             self._unpublish(eni)
         with self._cond:

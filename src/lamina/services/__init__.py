@@ -1,11 +1,7 @@
 """Operation handlers, one package per AWS service.
 
-A :class:`ServiceBinding` ties a botocore service model to its handlers; the API
-layer routes, parses and validates, then calls ``handler(ctx, params)`` and
-serialises what it returns.
+A :class:`~lamina.services.base.ServiceBinding` ties a botocore service model to its handlers; the
+API's pipeline routes, parses, authorizes and validates, then calls
+``handler(platform, ctx, params)`` and serialises what it returns. The handlers' shared parts are a
+:class:`~lamina.services.platform.Platform`, built by the composition root.
 """
-
-from lamina.services.base import Handler, RequestContext, ServiceBinding
-from lamina.services.platform import Platform
-
-__all__ = ["Handler", "Platform", "RequestContext", "ServiceBinding"]

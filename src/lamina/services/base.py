@@ -30,8 +30,17 @@ class RequestContext:
         return self.caller_arn or root_user_arn(self.account_id)
 
 
-# A handler returns the output dict; async handlers (awaited on the server's loop) return it later.
-Handler = Callable[["Platform", RequestContext, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
+@dataclass(frozen=True)
+class OnLoop:
+    """A handler's answer that finishes on the event loop. Handlers run on the I/O executor (store
+    reads and writes, files); one that must then await the event loop's world (an invocation in the
+    environment pool) returns the coroutine function that does, and the pipeline awaits it there."""
+
+    finish: Callable[[], Awaitable[dict[str, Any]]]
+
+
+# A handler returns the output dict, or the part still to run on the loop.
+Handler = Callable[["Platform", RequestContext, dict[str, Any]], "dict[str, Any] | OnLoop"]
 
 
 @dataclass

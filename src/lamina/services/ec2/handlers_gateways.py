@@ -26,7 +26,6 @@ from lamina.services.ec2.handlers_tags import (
     field,
     paginate,
     read,
-    reads_only,
     required,
     spec_tags,
     with_token,
@@ -150,7 +149,6 @@ _IGW_FILTERS = {
 }
 
 
-@reads_only
 def describe_internet_gateways(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -228,7 +226,6 @@ _ADDRESS_FILTERS = {
 }
 
 
-@reads_only
 def describe_addresses(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, store.ELASTIC_IP, params.get("AllocationIds"))

@@ -21,7 +21,6 @@ from lamina.services.ec2.handlers_tags import (
     listing,
     paginate,
     read,
-    reads_only,
     spec_tags,
     with_token,
     write,
@@ -141,7 +140,6 @@ _ENI_FILTERS = {
 _ENI_COLUMNS = {"network-interface-id": "id", "subnet-id": "subnet_id", "vpc-id": "vpc_id"}
 
 
-@reads_only
 def describe_network_interfaces(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:

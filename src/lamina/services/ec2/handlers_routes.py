@@ -20,7 +20,6 @@ from lamina.services.ec2.handlers_tags import (
     field,
     paginate,
     read,
-    reads_only,
     required,
     spec_tags,
     with_token,
@@ -122,7 +121,6 @@ _TABLE_FILTERS = {
 }
 
 
-@reads_only
 def describe_route_tables(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, store.ROUTE_TABLE, params.get("RouteTableIds"))

@@ -23,7 +23,6 @@ from lamina.services.ec2.handlers_tags import (
     field,
     paginate,
     read,
-    reads_only,
     spec_tags,
     with_token,
     write,
@@ -127,7 +126,6 @@ _GROUP_FILTERS = {
 }
 
 
-@reads_only
 def describe_security_groups(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -297,7 +295,6 @@ _RULE_FILTERS = {
 }
 
 
-@reads_only
 def describe_security_group_rules(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from lamina.store import ec2 as store
 from lamina.store.ec2 import Ec2Tx, error
 
 T = TypeVar("T")
-H = TypeVar("H", bound=Callable[..., Any])
 Extractor = Callable[[dict[str, Any]], Iterable[object]]
 
 MAX_TAGS = 50
@@ -42,15 +41,6 @@ def write(platform: Platform, ctx: RequestContext) -> AbstractContextManager[Ec2
 def read(platform: Platform, ctx: RequestContext, fn: Callable[[Ec2Tx], T]) -> T:
     """``fn`` on a consistent snapshot of the request's (account, region)."""
     return platform.ec2.read(ctx.account_id, ctx.region, fn, ctx.now_ms)
-
-
-def reads_only(handler: H) -> H:
-    """Mark an operation handler that only reads: one :func:`read` snapshot, no write transaction,
-    no listener, nothing else that blocks. The app answers such a call on its event loop, sparing
-    the worker pool's two thread hand-offs (``lamina.api.app``). DescribeNatGateways, which moves
-    NAT gateways along their states, is not one."""
-    vars(handler)["reads_only"] = True
-    return handler
 
 
 def dry_run(params: Mapping[str, Any]) -> None:

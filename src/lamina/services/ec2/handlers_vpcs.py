@@ -26,7 +26,6 @@ from lamina.services.ec2.handlers_tags import (
     listing,
     paginate,
     read,
-    reads_only,
     required,
     spec_tags,
     with_token,
@@ -157,7 +156,6 @@ _VPC_FILTERS = {
 }
 
 
-@reads_only
 def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, store.VPC, params.get("VpcIds"))
@@ -294,7 +292,6 @@ _SUBNET_FILTERS = {
 _SUBNET_COLUMNS = {"subnet-id": "id", "vpc-id": "vpc_id"}
 
 
-@reads_only
 def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
         found, filters = listing(
@@ -347,7 +344,6 @@ _ZONE_FILTERS = {
 }
 
 
-@reads_only
 def describe_availability_zones(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Invoke: RequestResponse, Event (durable queue with AWS's two retries) and DryRun.
 
-The handler runs in an API worker thread; the invocation itself runs on the event loop
-in the environment pool (``Platform.run``).
+``invoke`` is an async handler: it runs on the server's event loop and awaits the environment
+pool directly; its store reads go through the platform's I/O executor.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from lamina.errors import (
 )
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
-from lamina.services.base import RequestContext
+from lamina.services.base import OnLoop, RequestContext
 from lamina.services.lambda_.functions import _load, _ref
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.functions import FunctionRow
@@ -92,7 +92,7 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         code_dir=platform.trees.ensure(row.code_sha256),
         layer_dirs=tuple(platform.trees.ensure(sha) for sha in row.layer_shas),
         python=python,
-        credentials=platform.function_credentials(row.account, str(cfg.get("Role")), row.name),
+        credentials=platform.role_sessions.credentials(row.account, str(cfg.get("Role")), row.name),
         endpoint_port=platform.endpoint_port,
         vpc_namespaces=_vpc_namespaces(platform, row),
     )
@@ -175,8 +175,9 @@ def _check_json(payload: bytes) -> None:
         ) from exc
 
 
-async def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Runs on the server's event loop (an async handler): the invocation awaits the pool directly."""
+def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:
+    """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
+    itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
     ref = _ref(ctx, params)
     row = _load(platform, ref)
     kind = params.get("InvocationType", "RequestResponse")
@@ -208,27 +209,33 @@ async def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]
                 "Client context must be a valid Base64-encoded JSON object."
             ) from exc
     target = target_for(platform, row)
-    try:
-        result, _rid = await platform.pool.invoke(
-            target,
-            payload,
-            timeout_s=float(row.config.get("Timeout", 3)),
-            client_context=client_context,
-            # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
-            request_id=ctx.request_id,
-        )
-    except PoolFull as exc:
-        # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.
-        log.info("throttled %s: %s", ctx.request_id, exc)
-        raise TooManyRequestsException(
-            "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
-        ) from exc
-    out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
-    if result.outcome is not Outcome.OK:
-        out["FunctionError"] = "Unhandled"
-    if params.get("LogType") == "Tail":
-        out["LogResult"] = base64.b64encode(result.log_tail).decode()
-    return out
+    timeout_s = float(row.config.get("Timeout", 3))
+    tail = params.get("LogType") == "Tail"
+
+    async def run() -> dict[str, Any]:
+        try:
+            result, _rid = await platform.pool.invoke(
+                target,
+                payload,
+                timeout_s=timeout_s,
+                client_context=client_context,
+                # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
+                request_id=ctx.request_id,
+            )
+        except PoolFull as exc:
+            # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.
+            log.info("throttled %s: %s", ctx.request_id, exc)
+            raise TooManyRequestsException(
+                "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
+            ) from exc
+        out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
+        if result.outcome is not Outcome.OK:
+            out["FunctionError"] = "Unhandled"
+        if tail:
+            out["LogResult"] = base64.b64encode(result.log_tail).decode()
+        return out
+
+    return OnLoop(run)
 
 
 class EventQueue:
@@ -238,7 +245,7 @@ class EventQueue:
     after ``retry_delay_s`` and twice that.
     """
 
-    def __init__(self, platform: Platform, retry_delay_s: float = 60.0) -> None:
+    def __init__(self, platform: Platform, *, retry_delay_s: float) -> None:
         self.platform = platform
         self.retry_delay_s = retry_delay_s
         self._wake: asyncio.Event | None = None
@@ -259,7 +266,9 @@ class EventQueue:
             self._loop.call_soon_threadsafe(self._wake.set)
         return event_id
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def start(self) -> None:
+        """Start working the queue on the running loop (the supervisor calls this at startup)."""
+        loop = asyncio.get_running_loop()
         self._loop = loop
         self._wake = asyncio.Event()
         self._task = loop.create_task(self._work())
@@ -322,6 +331,7 @@ class EventQueue:
             )
 
     async def close(self) -> None:
+        """Stop working the queue; what is left stays queued for the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -92,7 +92,7 @@ class Preparer:
         if outcome is None:
             # The role's session is issued here, in the background, not by the first invoke.
             with contextlib.suppress(AwsError):
-                self.platform.function_credentials(row.account, str(row.config.get("Role")), row.name)
+                self.platform.role_sessions.credentials(row.account, str(row.config.get("Role")), row.name)
             # Idle time counts from when the function (re)gained its VPC connection.
             self.platform.hyperplane.touch(row.account, row.region, row.name)
         with self._lock:

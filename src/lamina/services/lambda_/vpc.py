@@ -124,7 +124,7 @@ class HyperplaneFailure(Exception):
 class Hyperplane:
     """The shared interfaces. ``ensure`` runs during preparation; ``sweep`` frees unused ones."""
 
-    def __init__(self, platform: Platform, release_delay_s: float = 30.0) -> None:
+    def __init__(self, platform: Platform, *, release_delay_s: float) -> None:
         self.platform = platform
         self.release_delay_s = release_delay_s
         self._lock = threading.Lock()
@@ -133,6 +133,7 @@ class Hyperplane:
         self._stop = threading.Event()
         self._idle_s = float("inf")
         self._started = time.monotonic()
+        self._reclaimer: threading.Thread | None = None
 
     def ensure(self, account: str, region: str, function: str, vpc: dict[str, Any]) -> list[str]:
         """The interface of every subnet of ``vpc`` (created when missing)."""
@@ -185,7 +186,6 @@ class Hyperplane:
             if self._timer is not None:
                 return
             self._timer = threading.Timer(self.release_delay_s, self._timed_sweep)
-            self._timer.daemon = True
             self._timer.start()
 
     def _timed_sweep(self) -> None:
@@ -232,8 +232,8 @@ class Hyperplane:
         """Functions in a VPC unused for ``idle_s`` lose their interfaces and go Inactive (as in Lambda)."""
         self._idle_s = idle_s
         self._started = time.monotonic()
-        thread = threading.Thread(target=self._reclaim_loop, name="lamina-vpc-idle", daemon=True)
-        thread.start()
+        self._reclaimer = threading.Thread(target=self._reclaim_loop, name="lamina-vpc-idle")
+        self._reclaimer.start()
 
     def _reclaim_loop(self) -> None:
         interval = max(0.2, min(60.0, self._idle_s / 4))
@@ -277,11 +277,15 @@ class Hyperplane:
             self.sweep()
 
     def close(self) -> None:
+        """Stop the idle reclaim and a pending release; returns once their threads have ended."""
         self._stop.set()
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            timer.join()
+        if self._reclaimer is not None:
+            self._reclaimer.join()
 
 
 def _reason_code(exc: AwsError) -> str:

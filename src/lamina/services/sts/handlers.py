@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import os
 from typing import Any
 
 from lamina.domain.arns import root_user_arn
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.platform import Platform
-from lamina.store.iam import Session
+from lamina.services.sts.sessions import issue_session
 
 MIN_DURATION, MAX_DURATION = 900, 43_200
 
@@ -26,28 +24,6 @@ def get_caller_identity(platform: Platform, ctx: RequestContext, params: dict[st
     if session is not None:
         return {"UserId": session.user_id, "Account": session.account, "Arn": session.arn}
     return {"UserId": ctx.account_id, "Account": ctx.account_id, "Arn": root_user_arn(ctx.account_id)}
-
-
-def issue_session(
-    platform: Platform, account: str, role: dict[str, Any], session_name: str, duration: int
-) -> Session:
-    """New temporary credentials for ``role`` (used by AssumeRole and by Lambda for functions)."""
-    now = platform.now_ms() / 1000
-    key = "ASIA" + base64.b32encode(os.urandom(10)).decode()[:16]
-    secret = base64.b64encode(os.urandom(30)).decode()
-    token = "IQoJb3JpZ2luX2VjE" + base64.b64encode(os.urandom(96)).decode()
-    session = Session(
-        access_key=key,
-        secret=secret,
-        token=token,
-        account=account,
-        arn=f"arn:aws:sts::{account}:assumed-role/{role['RoleName']}/{session_name}",
-        user_id=f"{role['RoleId']}:{session_name}",
-        role_arn=str(role["Arn"]),
-        expires=now + duration,
-    )
-    platform.iam.add_session(session, now)
-    return session
 
 
 def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +50,9 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
             status=400,
             sender_fault=True,
         )
-    session = issue_session(platform, parts[4], role, params["RoleSessionName"], duration)
+    session = issue_session(
+        platform.iam, parts[4], role, params["RoleSessionName"], duration, ctx.now_ms / 1000
+    )
     expiration = dt.datetime.fromtimestamp(session.expires, dt.UTC).replace(microsecond=0)
     return {
         "Credentials": {

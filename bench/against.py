@@ -1,0 +1,169 @@
+"""This tree against another commit of lamina, in the same run: API p50 and warm invoke p50.
+
+A refactor must not make lamina slower. This benchmark exports the baseline commit (``--baseline``,
+default: the last commit before the middle-layer rework) with ``git archive`` into a temporary
+directory, then runs two ``lamina server`` processes side by side, one on each tree (the same venv,
+``PYTHONPATH`` pointing at each tree's ``src``), and measures over one keep-alive boto3 client per
+server, in alternating blocks (baseline, this tree, baseline, ...), so that machine drift hits both:
+
+- **API p50**: ``ListLayerVersions`` of a one-version layer (Lambda, rest-json) and ``DescribeVpcs``
+  (EC2, XML), ``--calls`` timed calls each after ``--warmup`` untimed ones.
+- **Warm invoke p50** (root only: real sandboxes): ``def handler(event, context): return {}`` on
+  ``--runtime``, ``--invokes`` timed invokes after a cold start and ``--warmup`` untimed invokes.
+
+Printed: p50/p90 of each, and this tree's p50 over the baseline's. **Target**: <= 1.05x for both.
+Every server is stopped by its pid; the temporary directory is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import _common as C
+
+# The last commit before the middle layer (issue 11): the reference the rework is measured against.
+DEFAULT_BASELINE = "45dbe18"
+BLOCKS = 6
+TARGET = 1.05
+HANDLER = "def handler(event, context):\n    return {}\n"
+
+
+def export(rev: str, into: Path) -> Path:
+    """``git archive`` of ``rev``'s ``src/`` into ``into``; returns that tree's ``src``."""
+    data = subprocess.run(
+        ["git", "-C", str(C.ROOT), "archive", "--format=tar", rev, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def function_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", HANDLER)
+    return buf.getvalue()
+
+
+def wait_active(lam: Any, name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = lam.get_function_configuration(FunctionName=name)["State"]
+        if state == "Active":
+            return
+        if state == "Failed":
+            raise RuntimeError(f"{name} failed to become Active")
+        time.sleep(0.02)
+    raise RuntimeError(f"{name} not Active after {timeout:.0f}s")
+
+
+class Side:
+    """One server and its clients, with the calls to time."""
+
+    def __init__(self, label: str, scratch: Path, src: Path, invokes: bool, runtime: str) -> None:
+        self.label = label
+        self.server = C.LaminaServer(scratch / label / "data", env={"PYTHONPATH": str(src)})
+        self.lam = C.boto_client(self.server.url, read_timeout=60, connect_timeout=10)
+        self.ec2 = C.client(self.server, "ec2")
+        self.lam.publish_layer_version(LayerName="against", Content={"ZipFile": C.small_layer_zip()})
+        self.ec2.create_vpc(CidrBlock="10.60.0.0/16")
+        self.calls: dict[str, Callable[[], Any]] = {
+            "ListLayerVersions": self._list_layer_versions,
+            "DescribeVpcs": self._describe_vpcs,
+        }
+        if invokes:
+            self.lam.create_function(
+                FunctionName="against",
+                Runtime=runtime,
+                Role="arn:aws:iam::000000000000:role/lambda-role",
+                Handler="app.handler",
+                Code={"ZipFile": function_zip()},
+            )
+            wait_active(self.lam, "against")
+            self.calls["Invoke (warm)"] = self._invoke
+        self.samples: dict[str, list[float]] = {k: [] for k in self.calls}
+
+    def _list_layer_versions(self) -> None:
+        if len(self.lam.list_layer_versions(LayerName="against")["LayerVersions"]) != 1:
+            raise RuntimeError(f"{self.label}: unexpected ListLayerVersions answer")
+
+    def _describe_vpcs(self) -> None:
+        if not self.ec2.describe_vpcs()["Vpcs"]:
+            raise RuntimeError(f"{self.label}: unexpected DescribeVpcs answer")
+
+    def _invoke(self) -> None:
+        out = self.lam.invoke(FunctionName="against", Payload=b"{}")
+        if out["StatusCode"] != 200 or "FunctionError" in out or out["Payload"].read() != b"{}":
+            raise RuntimeError(f"{self.label}: invoke failed: {out}")
+
+    def run(self, name: str, n: int, timed: bool) -> None:
+        call = self.calls[name]
+        for _ in range(n):
+            t0 = time.perf_counter()
+            call()
+            if timed:
+                self.samples[name].append(time.perf_counter() - t0)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
+    parser.add_argument("--calls", type=int, default=1200, help="timed API calls per operation and side")
+    parser.add_argument("--invokes", type=int, default=1200, help="timed warm invokes per side")
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--runtime", default="python3.12")
+    args = parser.parse_args(argv)
+    invokes = os.geteuid() == 0 and (C.ROOT / ".venv" / "lamina-runtimes" / args.runtime).is_dir()
+    if not invokes:
+        print("against: warm invokes SKIPPED (they need root and the runtimes make setup installs)")
+    rev = subprocess.run(
+        ["git", "-C", str(C.ROOT), "rev-parse", "--short", args.baseline], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    with C.workdir("against") as scratch:
+        sides = [
+            Side(f"baseline {rev}", scratch, export(args.baseline, scratch / "baseline"), invokes, args.runtime),
+            Side("this tree", scratch, C.ROOT / "src", invokes, args.runtime),
+        ]
+        try:
+            for name in sides[0].calls:
+                n = args.invokes if name.startswith("Invoke") else args.calls
+                for side in sides:
+                    side.run(name, args.warmup, timed=False)
+                for block in range(BLOCKS):
+                    for side in sides if block % 2 == 0 else reversed(sides):
+                        side.run(name, n // BLOCKS, timed=True)
+        finally:
+            for side in sides:
+                side.stop()
+    base, new = sides
+    print(f"\nagainst: this tree vs baseline {rev}, p50/p90 in ms, target this/baseline <= {TARGET}x")
+    ok = True
+    for name in base.calls:
+        b50, b90 = (C.percentile(base.samples[name], q) * 1000 for q in (50, 90))
+        n50, n90 = (C.percentile(new.samples[name], q) * 1000 for q in (50, 90))
+        ratio = n50 / b50
+        ok = ok and ratio <= TARGET
+        print(
+            f"  {name:18} baseline {b50:6.3f} / {b90:6.3f}   this tree {n50:6.3f} / {n90:6.3f}   "
+            f"ratio {ratio:.3f}x {C.verdict(ratio <= TARGET)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""The one request pipeline every AWS operation goes through, whichever front end it came from.
+
+    authenticate -> parse -> authorize -> validate -> handle -> serialize
+
+The HTTP front door (:mod:`lamina.api.app`) authenticates with SigV4 and parses with the service's
+wire protocol; the console (:mod:`lamina.console`) authenticates with its session cookie and parses
+JSON. Both then call :meth:`Pipeline.admit`-and-handle through this class, the only holder of the
+operation handlers: there is no other way to reach a handler, so the authorize stage cannot be
+skipped. Authorization is a single hook (:class:`Authorizer`); :class:`AllowAll` is the default until
+IAM evaluation fills it.
+
+Threads: the stages up to and including the handler (signature check, STS session look-up,
+parsing, validation, the handler's store reads and writes) run on the I/O executor in one
+hand-off; the store refuses to run on the event loop thread. A handler that must then wait on the
+loop (Invoke, for its environment) returns :class:`~lamina.services.base.OnLoop`, awaited there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from lamina.api import sigv4
+from lamina.api.auth import Credentials, Principal
+from lamina.api.http import Request, Response
+from lamina.api.protocols import OperationMatch, protocol_for
+from lamina.api.protocols import Protocol as WireProtocol
+from lamina.api.validation import validate
+from lamina.errors import AwsError, ServiceException
+from lamina.services.base import OnLoop, RequestContext, ServiceBinding
+from lamina.services.platform import Platform
+
+log = logging.getLogger("lamina.api")
+
+INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """What the authorize stage decides on: who asks to do what, where, with which parameters."""
+
+    principal: Principal
+    service: str  # the SigV4 signing name: lambda, iam, sts, ec2
+    operation: str
+    region: str
+    params: Mapping[str, Any]
+
+
+class Authorizer(Protocol):
+    """The authorize stage: return to allow, raise an :class:`AwsError` (AccessDenied...) to refuse."""
+
+    def authorize(self, request: AuthorizationRequest) -> None: ...
+
+
+class AllowAll:
+    """Allows every authenticated request (the hook IAM evaluation replaces)."""
+
+    def authorize(self, request: AuthorizationRequest) -> None:
+        return None
+
+
+class Endpoint:
+    """What a front end may know of a service: its protocol and request limits, not its handlers."""
+
+    __slots__ = ("_binding", "name", "protocol")
+
+    def __init__(self, name: str, binding: ServiceBinding) -> None:
+        self.name = name
+        self._binding = binding
+        self.protocol: WireProtocol = protocol_for(binding.model)
+
+    @property
+    def routes_on_body(self) -> bool:
+        return self.protocol.routes_on_body
+
+    @property
+    def default_max_request_bytes(self) -> int:
+        return self._binding.default_max_request_bytes
+
+    def max_request_bytes(self, operation: str) -> int:
+        return self._binding.max_request_bytes.get(operation, self._binding.default_max_request_bytes)
+
+    def wire_name(self, operation: str) -> str:
+        """The name AWS uses for an operation in its messages (Invoke is "InvokeFunction")."""
+        return self._binding.wire_names.get(operation, operation)
+
+    def operation_model(self, operation: str) -> Any | None:
+        """botocore's OperationModel, or None when the service has no such operation."""
+        if operation not in self._binding.model.operation_names:
+            return None
+        return self._binding.model.operation_model(operation)
+
+
+def not_implemented(operation: str) -> AwsError:
+    return AwsError(
+        f"The {operation} operation is not implemented by lamina yet.",
+        code="NotImplemented",
+        status=501,
+        sender_fault=False,
+    )
+
+
+class Pipeline:
+    """Runs operations: the stages after authentication and parsing, for every front end."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        services: Mapping[str, ServiceBinding],
+        credentials: Credentials,
+        *,
+        authorizer: Authorizer,
+        executor: Executor,
+        clock: Callable[[], float],
+    ) -> None:
+        self._platform = platform
+        self._bindings = dict(services)
+        self.endpoints = {name: Endpoint(name, b) for name, b in services.items()}
+        self.credentials = credentials
+        self._authorizer = authorizer
+        self._executor = executor
+        self._clock = clock
+
+    # -- the stages every front end shares --------------------------------------------------------
+
+    def _admit(
+        self,
+        endpoint: Endpoint,
+        operation: Any,
+        principal: Principal,
+        params: dict[str, Any],
+        region: str,
+        request_id: str,
+        base_url: str,
+        now: float,
+    ) -> tuple[Any, RequestContext]:
+        """authorize -> validate; returns the handler and its context."""
+        name = operation.name
+        binding = self._bindings[endpoint.name]
+        handler = binding.handlers.get(name)
+        if handler is None:
+            raise not_implemented(name)
+        self._authorizer.authorize(AuthorizationRequest(principal, endpoint.name, name, region, params))
+        pre = binding.prevalidators.get(name)
+        if pre is not None:
+            pre(params)
+        if operation.input_shape is not None:
+            validate(
+                operation.input_shape,
+                params,
+                binding.overrides.get(name),
+                binding.validation_order.get(name, ()),
+            )
+        ctx = RequestContext(
+            account_id=principal.account_id,
+            region=region,
+            request_id=request_id,
+            base_url=base_url,
+            now_ms=int(now * 1000),
+            access_key_id=principal.access_key_id,
+            caller_arn="" if principal.is_root else principal.arn,
+        )
+        return handler, ctx
+
+    # -- HTTP: SigV4 + the wire protocol --------------------------------------------------------
+
+    def _authenticate(self, request: Request, now: float) -> tuple[Principal, str]:
+        """The SigV4 signature -> (principal, region)."""
+        signed = sigv4.verify(
+            sigv4.IncomingRequest(
+                request.method, request.raw_path, request.query_string, request.headers, request.body
+            ),
+            self.credentials.lookup,
+            dt.datetime.fromtimestamp(now, dt.UTC),
+        )
+        return self.credentials.principal(signed.credential), signed.region
+
+    def _http_admit(
+        self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str
+    ) -> tuple[Any, RequestContext, dict[str, Any]]:
+        now = self._clock()
+        principal, region = self._authenticate(request, now)
+        if self._bindings[endpoint.name].handlers.get(match.operation.name) is None:
+            raise not_implemented(match.operation.name)
+        params = endpoint.protocol.parse(match, request)
+        base_url = f"http://{request.headers.get('host', '127.0.0.1')}"
+        handler, ctx = self._admit(
+            endpoint, match.operation, principal, params, region, request_id, base_url, now
+        )
+        return handler, ctx, params
+
+    def _http_handle(
+        self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str
+    ) -> Response | OnLoop:
+        """Every stage on the executor; an :class:`OnLoop` answer is finished by :meth:`http`."""
+        try:
+            handler, ctx, params = self._http_admit(endpoint, match, request, request_id)
+            output = handler(self._platform, ctx, params)
+            if isinstance(output, OnLoop):
+                return output
+            return endpoint.protocol.serialize(match, output, request_id)
+        except Exception as exc:
+            return self._failed(endpoint, match.operation.name, exc, request_id)
+
+    async def http(self, endpoint: Endpoint, match: OperationMatch, request: Request) -> Response:
+        """Answer one routed HTTP request whose body has been read."""
+        request_id = str(uuid.uuid4())
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(
+            self._executor, self._http_handle, endpoint, match, request, request_id
+        )
+        if isinstance(answer, Response):
+            return answer
+        try:
+            return endpoint.protocol.serialize(match, await answer.finish(), request_id)
+        except Exception as exc:
+            return self._failed(endpoint, match.operation.name, exc, request_id)
+
+    def _failed(self, endpoint: Endpoint, operation: str, exc: Exception, request_id: str) -> Response:
+        if isinstance(exc, AwsError):
+            return endpoint.protocol.serialize_error(exc, request_id)
+        log.error("internal error in %s (request %s)", operation, request_id, exc_info=exc)
+        return endpoint.protocol.serialize_error(ServiceException(INTERNAL_ERROR_MESSAGE), request_id)
+
+    # -- other front ends: an authenticated principal and parsed parameters ----------------------
+
+    async def call(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: dict[str, Any],
+        *,
+        region: str,
+        base_url: str,
+        request_id: str,
+    ) -> dict[str, Any]:
+        """Run one operation for ``principal`` (already authenticated by the caller, parameters
+        already parsed): authorize -> validate -> handle. Raises :class:`AwsError`."""
+        endpoint = self.endpoints.get(service)
+        if endpoint is None:
+            raise AwsError(
+                f"Service '{service}' is not served by lamina.",
+                code="UnknownService",
+                status=400,
+                sender_fault=True,
+            )
+        model = endpoint.operation_model(operation)
+        if model is None:
+            raise AwsError(
+                f"{service} has no operation '{operation}'.",
+                code="UnknownOperation",
+                status=400,
+                sender_fault=True,
+            )
+        now = self._clock()
+
+        def run() -> dict[str, Any] | OnLoop:
+            handler, ctx = self._admit(endpoint, model, principal, params, region, request_id, base_url, now)
+            result: dict[str, Any] | OnLoop = handler(self._platform, ctx, params)
+            return result
+
+        output = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        if isinstance(output, OnLoop):
+            return await output.finish()
+        return output

@@ -1,0 +1,40 @@
+"""Execution role sessions: the temporary credentials a function's environments get."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lamina.errors import InvalidParameterValueException
+from lamina.services.sts.sessions import issue_session
+from lamina.store.iam import IamStore, Session
+
+ROLE_SESSION_S = 43_200  # Lambda's execution role sessions last 12 hours
+REFRESH_S = 3600  # a session with less than this left is replaced for new environments
+
+
+class RoleSessions:
+    """Issues and reuses the role sessions of functions (session named after the function)."""
+
+    def __init__(self, iam: IamStore, clock: Callable[[], float] = time.time) -> None:
+        self._iam = iam
+        self._clock = clock
+        self._sessions: dict[tuple[str, str, str], Session] = {}
+
+    def credentials(self, account: str, role_arn: str, function: str) -> tuple[str, str, str]:
+        """(access key, secret, token) of the function's execution role, reused while they have more
+        than an hour left, as Lambda refreshes them for new environments."""
+        key = (account, role_arn, function)
+        cached = self._sessions.get(key)
+        now = self._clock()
+        if cached is not None and cached.expires - now > REFRESH_S:
+            return cached.access_key, cached.secret, cached.token
+        parts = role_arn.split(":", 5)
+        role = self._iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1]) if len(parts) == 6 else None
+        if role is None:
+            raise InvalidParameterValueException(
+                "The role defined for the function cannot be assumed by Lambda."
+            )
+        session = issue_session(self._iam, parts[4], role, function, ROLE_SESSION_S, now)
+        self._sessions[key] = session
+        return session.access_key, session.secret, session.token

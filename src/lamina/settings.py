@@ -1,0 +1,236 @@
+"""The server's settings: one frozen value, declared once, read from flags, environment and defaults.
+
+Every server option is a field of :class:`Settings` with its flag, environment variable, default and
+help text beside it; ``lamina server --help`` and the README's table are made from these fields, and
+the composition root (:mod:`lamina.server`) takes nothing else. Precedence, as usual for daemons: a
+flag given on the command line, else the environment variable, else the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
+from lamina.domain.dataplane import LINK_BLOCK
+from lamina.errors import LaminaError
+from lamina.net.uplink import UplinkKind, UplinkSpec
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_data_dir() -> Path:
+    """``/var/lib/lamina`` as root, else ``~/.local/share/lamina``."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/lamina")
+    return Path.home() / ".local" / "share" / "lamina"
+
+
+def default_runtimes_dir() -> Path:
+    """The runtimes ``make setup`` installs beside the Python environment lamina runs from."""
+    return Path(sys.prefix) / "lamina-runtimes"
+
+
+def parse_public_ip_pool(text: str) -> IPv4Network:
+    """An IPv4 block Elastic IPs can come from; ``ValueError`` says why not."""
+    try:
+        pool = IPv4Network(text)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 block: {exc}") from None
+    if pool.prefixlen > 30:
+        raise ValueError(f"{pool} holds no address to allocate (at most /30)")
+    if pool.overlaps(LINK_BLOCK):
+        raise ValueError(f"{pool} overlaps {LINK_BLOCK}, lamina's own links")
+    return pool
+
+
+def parse_log_level(text: str) -> str:
+    if text not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text
+
+
+def _non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < 0:
+            raise ValueError(f"must not be negative, got {text!r}")
+        return value
+
+    return parse
+
+
+def _option(
+    flag: str, env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kw: Any
+) -> Any:
+    """A settings field: where it comes from and how it is read."""
+    meta = {"flag": flag, "env": env, "help": help, "parse": parse}
+    if "default_factory" in kw:
+        return field(default_factory=kw["default_factory"], metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``lamina server`` can be told. Build with :meth:`from_sources` (flags, environment,
+    defaults) or directly (tests, benchmarks); the fields are the whole configuration."""
+
+    host: str = _option("--host", "LAMINA_HOST", "address to bind", str, "127.0.0.1")
+    port: int = _option("--port", "LAMINA_PORT", "port to bind, 0 for any free port", int, 4566)
+    data_dir: Path = _option(
+        "--data-dir",
+        "LAMINA_DATA_DIR",
+        "state directory (default /var/lib/lamina as root, else ~/.local/share/lamina)",
+        Path,
+        default_factory=default_data_dir,
+    )
+    accounts_file: Path | None = _option(
+        "--accounts",
+        "LAMINA_ACCOUNTS",
+        "JSON accounts file (default: account 000000000000 with access key 'test' and secret 'test')",
+        Path,
+    )
+    runtimes_dir: Path = _option(
+        "--runtimes-dir",
+        "LAMINA_RUNTIMES_DIR",
+        "installed language runtimes (default: lamina-runtimes in the Python environment lamina runs "
+        "from, filled by make setup)",
+        Path,
+        default_factory=default_runtimes_dir,
+    )
+    max_environments: int = _option(
+        "--max-environments",
+        "LAMINA_MAX_ENVIRONMENTS",
+        "most execution environments at once",
+        _non_negative(int),
+        32,
+    )
+    idle_timeout_s: float = _option(
+        "--idle-timeout",
+        "LAMINA_IDLE_TIMEOUT",
+        "seconds before an idle execution environment is reclaimed",
+        _non_negative(float),
+        600.0,
+    )
+    event_retry_delay_s: float = _option(
+        "--event-retry-delay",
+        "LAMINA_EVENT_RETRY_DELAY",
+        "seconds before the first retry of a failed Event invocation; the second waits twice that",
+        _non_negative(float),
+        60.0,
+    )
+    eni_release_delay_s: float = _option(
+        "--eni-release-delay",
+        "LAMINA_ENI_RELEASE_DELAY",
+        "seconds before a Hyperplane network interface no function uses is deleted (0 = at once)",
+        _non_negative(float),
+        30.0,
+    )
+    vpc_idle_reclaim_s: float = _option(
+        "--vpc-idle-reclaim",
+        "LAMINA_VPC_IDLE_RECLAIM",
+        "seconds without invocations after which a VPC function loses its interfaces and goes Inactive "
+        "(default 14 days)",
+        _non_negative(float),
+        14 * 24 * 3600.0,
+    )
+    uplink: UplinkSpec = _option(
+        "--uplink",
+        "LAMINA_UPLINK",
+        "the internet for NAT gateways, internet gateways and functions without a VPC: host (the host's "
+        "network; lamina adds one link and its own nftables table there), netns:NAME (a namespace made "
+        "with ip netns add NAME standing for the internet, as in tests) or none (no way out)",
+        UplinkSpec.parse,
+        UplinkSpec(UplinkKind.HOST),
+    )
+    public_ip_pool: IPv4Network = _option(
+        "--public-ip-pool",
+        "LAMINA_PUBLIC_IP_POOL",
+        "IPv4 block Elastic IPs are allocated from",
+        parse_public_ip_pool,
+        IPv4Network("203.0.113.0/24"),
+    )
+    log_level: str = _option(
+        "--log-level", "LAMINA_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}", parse_log_level, "info"
+    )
+    # Not options: the accounts read from ``accounts_file`` (see cli), and the API worker threads.
+    accounts: tuple[Account, ...] = (DEFAULT_ACCOUNT,)
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        """The fields that are server options (flag + environment variable)."""
+        return [f for f in dataclasses.fields(cls) if "flag" in f.metadata]
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One argparse option per settings field; unset flags stay None so the environment and
+        the default can apply (:meth:`from_sources`)."""
+        for f in cls.options():
+            parse = f.metadata["parse"]
+            parser.add_argument(
+                f.metadata["flag"],
+                dest=f.name,
+                type=_argtype(parse),
+                default=None,
+                metavar=f.name.upper().removesuffix("_S"),
+                help=f"{f.metadata['help']} (env {f.metadata['env']}{_default_text(f)})",
+            )
+
+    @classmethod
+    def from_sources(
+        cls, args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None, **extra: Any
+    ) -> Settings:
+        """Flags over environment over defaults. A bad environment value raises ``SettingsError``
+        naming the variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in cls.options():
+            given = getattr(args, f.name, None) if args is not None else None
+            if given is not None:
+                values[f.name] = given
+                continue
+            text = environ.get(f.metadata["env"])
+            if text is None or text == "":
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](text)
+            except ValueError as exc:
+                raise SettingsError(f"{f.metadata['env']}={text!r}: {exc}") from None
+        values.update(extra)
+        return cls(**values)
+
+    def describe(self) -> Sequence[tuple[str, str]]:
+        """(flag, value) pairs, for a startup log line or a diagnosis."""
+        return [(f.metadata["flag"], str(getattr(self, f.name))) for f in self.options()]
+
+
+class SettingsError(LaminaError, ValueError):
+    """A setting's value cannot be used; the message names the setting."""
+
+
+def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _default_text(f: dataclasses.Field[Any]) -> str:
+    """``; default X`` for a plain default (a computed one is described in the help itself)."""
+    if f.default_factory is not dataclasses.MISSING or f.default is None or "default" in f.metadata["help"]:
+        return ""
+    value = f.default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"; default {value}"

@@ -1,0 +1,79 @@
+"""Settings: declared once; flags over environment over defaults; bad values named."""
+
+from __future__ import annotations
+
+import argparse
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import pytest
+
+from lamina.net.uplink import UplinkKind
+from lamina.settings import Settings, SettingsError
+
+
+def parse(argv: list[str], environ: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    Settings.add_arguments(parser)
+    return Settings.from_sources(parser.parse_args(argv), environ or {})
+
+
+def test_defaults() -> None:
+    s = parse([])
+    assert (s.host, s.port, s.max_environments, s.idle_timeout_s) == ("127.0.0.1", 4566, 32, 600.0)
+    assert s.uplink.kind is UplinkKind.HOST
+    assert s.public_ip_pool == IPv4Network("203.0.113.0/24")
+    assert s.vpc_idle_reclaim_s == 14 * 24 * 3600
+    assert s.accounts_file is None
+
+
+def test_environment_then_flag() -> None:
+    env = {"LAMINA_PORT": "5000", "LAMINA_UPLINK": "none", "LAMINA_DATA_DIR": "/tmp/x"}
+    s = parse([], env)
+    assert (s.port, s.uplink.kind, s.data_dir) == (5000, UplinkKind.NONE, Path("/tmp/x"))
+    s = parse(["--port", "6000", "--uplink", "netns:inet"], env)
+    assert (s.port, str(s.uplink)) == (6000, "netns:inet")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAMINA_PORT": "many"}, "LAMINA_PORT='many'"),
+        ({"LAMINA_IDLE_TIMEOUT": "-1"}, "must not be negative"),
+        ({"LAMINA_UPLINK": "wifi"}, "expected host, none or netns:NAME"),
+        ({"LAMINA_PUBLIC_IP_POOL": "10.0.0.0/31"}, "holds no address"),
+        ({"LAMINA_LOG_LEVEL": "loud"}, "expected one of debug"),
+    ],
+    ids=["port", "negative", "uplink", "pool", "log-level"],
+)
+def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        parse([], env)
+
+
+def test_bad_flag_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--public-ip-pool", "169.254.0.0/16"])
+    assert "overlaps" in capsys.readouterr().err
+
+
+def test_every_option_has_a_flag_an_environment_variable_and_help() -> None:
+    parser = argparse.ArgumentParser()
+    Settings.add_arguments(parser)
+    text = parser.format_help()
+    for f in Settings.options():
+        assert f.metadata["flag"] in text
+        assert f"env {f.metadata['env']}" in " ".join(text.split())
+    flags = [f.metadata["flag"] for f in Settings.options()]
+    assert len(flags) == len(set(flags))
+
+
+def test_frozen() -> None:
+    with pytest.raises(AttributeError):
+        Settings().port = 1  # type: ignore[misc]
+
+
+def test_the_readme_lists_every_option() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for f in Settings.options():
+        assert f"| `{f.metadata['flag']}` | `{f.metadata['env']}` |" in readme
