@@ -121,7 +121,9 @@ class Side:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
     parser.add_argument("--calls", type=int, default=1200, help="timed API calls per operation and side")
     parser.add_argument("--invokes", type=int, default=1200, help="timed warm invokes per side")
@@ -132,11 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     if not invokes:
         print("against: warm invokes SKIPPED (they need root and the runtimes make setup installs)")
     rev = subprocess.run(
-        ["git", "-C", str(C.ROOT), "rev-parse", "--short", args.baseline], check=True, capture_output=True, text=True
+        ["git", "-C", str(C.ROOT), "rev-parse", "--short", args.baseline],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     with C.workdir("against") as scratch:
         sides = [
-            Side(f"baseline {rev}", scratch, export(args.baseline, scratch / "baseline"), invokes, args.runtime),
+            Side(
+                f"baseline {rev}", scratch, export(args.baseline, scratch / "baseline"), invokes, args.runtime
+            ),
             Side("this tree", scratch, C.ROOT / "src", invokes, args.runtime),
         ]
         try:
