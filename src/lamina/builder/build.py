@@ -29,6 +29,7 @@ from lamina.builder.targets import BuildTarget
 from lamina.builder.verify import Verification, verify, why_not
 from lamina.builder.zipout import ZipError, entries_of, source_date_epoch, write_zip
 from lamina.domain import functions as F
+from lamina.errors import LaminaError
 
 # Bumped when the builder's output for the same inputs changes: old cache entries stop matching.
 FORMAT = 1
@@ -42,7 +43,7 @@ _PIP_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.con
 Progress = Callable[[str], None]
 
 
-class BuildError(Exception):
+class BuildError(LaminaError):
     """The build failed; nothing was written."""
 
 
