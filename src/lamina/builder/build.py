@@ -37,7 +37,6 @@ FORMAT = 1
 # plus all its layers unzipped. AWS calls them 50 MB and 250 MB (MiB: 50 * 2**20, 250 * 2**20 / 1.024).
 ZIPPED_LIMIT = F.MAX_ZIPPED
 UNZIPPED_LIMIT = F.MAX_UNZIPPED
-LAYOUTS = ("python", "site-packages")
 _PIP_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
 
 Progress = Callable[[str], None]

@@ -132,10 +132,6 @@ class Platform:
         )
         return int(row[0]) if row else 0
 
-    def credentials_for(self, account: str) -> tuple[str, str]:
-        """The long-term keys of an account."""
-        return self._credentials.get(account, ("", ""))
-
     def function_credentials(self, account: str, role_arn: str, function: str) -> tuple[str, str, str]:
         """Temporary credentials of a function's execution role (session named after the function),
         reused while they have more than an hour left, as Lambda refreshes them for new environments."""
@@ -185,7 +181,7 @@ class Platform:
             raise RuntimeError("the platform has no event loop attached")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def retire(self, account: str, region: str, name: str, seq: int | None) -> None:
+    def retire(self, account: str, region: str, name: str) -> None:
         """Environments of a deleted or changed function stop being reused."""
         if self.loop is not None and self._pool is not None:
             self.loop.call_soon_threadsafe(self._pool.retire, account, region, name)

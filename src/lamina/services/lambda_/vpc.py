@@ -271,7 +271,7 @@ class Hyperplane:
                 return row.with_config(config)
 
             self.platform.functions.update(account, region, name, change)
-            self.platform.retire(account, region, name, 0)
+            self.platform.retire(account, region, name)
             reclaimed = True
         if reclaimed:
             self.sweep()
