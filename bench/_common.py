@@ -28,7 +28,7 @@ BENCH_VENV = BENCH / ".venv-bench"
 OUT = BENCH / "out"  # gitignored: profiles land here
 
 sys.path.insert(0, str(ROOT / "tests" / "functional"))
-from lamina_server import LaminaServer, client, free_port  # noqa: E402
+from lamina_server import LaminaServer, client, free_port, stop_process, wait_http_ok  # noqa: E402
 
 __all__ = [
     "LaminaServer",
@@ -130,55 +130,27 @@ class MotoServer:
         self.proc = subprocess.Popen(
             [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
         )
-        self._wait_ready()
+        try:
+            wait_http_ok(self.proc, f"{self.url}/moto-api/data.json", "moto_server", self.log, 60.0)
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.proc.returncode}: {self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"moto_server did not become ready: {self.log()}")
-
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._log.close()
 
 
-def boto_client(url: str, **config: Any) -> Any:
-    """A Lambda client on ``url`` with the default credentials, no retries, one keep-alive connection."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "lambda",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}, max_pool_connections=1, **config),
-    )
+def boto_client(url: str, service: str = "lambda", **config: Any) -> Any:
+    """The test kit's client of ``service`` on ``url`` (lamina or moto), over one keep-alive connection."""
+    return client(url, service, max_pool_connections=1, **config)
 
 
 def port_is_open(port: int) -> bool:

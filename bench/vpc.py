@@ -40,9 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+import _common as C  # noqa: E402  (and with it the test kit, tests/functional)
 from testzips import make_zip  # noqa: E402
 
 TARGET_DESCRIBE_RATIO = 2.0
@@ -77,27 +75,12 @@ class Series:
         return len(self.samples) / self.elapsed
 
 
-def make_client(url: str, service: str) -> Any:
-    """A ``service`` client with the default credentials, no retries, one keep-alive connection."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=1),
-    )
-
-
 class TimedClient:
     """A boto3 client whose calls are timed and whose wire exchange is marked by events; with
     ``canned``, each named operation is answered from a recorded response instead of the server."""
 
     def __init__(self, url: str, service: str, *, canned: dict[str, tuple[bytes, str]] | None = None) -> None:
-        self.client = make_client(url, service)
+        self.client = C.boto_client(url, service)
         self._sent = 0.0
         self._received = 0.0
         events = self.client.meta.events
@@ -292,7 +275,7 @@ class Creates:
 def create_phase(
     args: argparse.Namespace, url: str, net: Net, pid: int, profiles: list[C.Profiler]
 ) -> dict[str, Creates]:
-    lam = make_client(url, "lambda")
+    lam = C.boto_client(url, "lambda")
     combos = iter([(s, g) for g in net.fresh_groups for s in net.subnets])
     shared = {"SubnetIds": [net.subnets[0]], "SecurityGroupIds": [net.groups[0]]}  # its interface exists
 
@@ -382,10 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     with C.workdir("vpc") as scratch:
         server = C.LaminaServer(scratch / "data")
         try:
-            iam = make_client(server.url, "iam")
+            iam = C.boto_client(server.url, "iam")
             iam.attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
-            lam = make_client(server.url, "lambda")
-            ec2 = make_client(server.url, "ec2")
+            lam = C.boto_client(server.url, "lambda")
+            ec2 = C.boto_client(server.url, "ec2")
             zip_bytes = C.small_layer_zip()
             for _ in range(LAYER_VERSIONS):
                 lam.publish_layer_version(LayerName=LAYER_NAME, Content={"ZipFile": zip_bytes})

@@ -43,10 +43,7 @@ import contextlib
 import json
 import os
 import re
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -55,10 +52,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+import _common as C  # noqa: E402  (and with it the test kit, tests/functional)
 from testzips import make_zip  # noqa: E402
+from vpc_run import VpcRun  # noqa: E402
 
 TARGET_COLD_EXTRA_MS = 10.0
 TARGET_RULE_MS = 100.0
@@ -152,101 +148,8 @@ def ms(seconds: float) -> float:
 
 
 def make_client(url: str, service: str, *, pool: int = 1) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(
-            retries={"total_max_attempts": 1},
-            max_pool_connections=pool,
-            read_timeout=120,
-            connect_timeout=10,
-        ),
-    )
-
-
-def cli_env() -> dict[str, str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    env.pop("AWS_PROFILE", None)
-    return env
-
-
-class VpcRun:
-    """A ``lamina vpc run`` process with pipes to its command; ``close()`` stops it by its pid."""
-
-    def __init__(
-        self, server: C.LaminaServer, subnet: str, groups: list[str], script: str, *argv: str, ip: str = ""
-    ) -> None:
-        cmd = [
-            sys.executable, "-m", "lamina.cli.main", "vpc", "run",
-            "--endpoint-url", server.url, "--data-dir", str(server.data_dir), "--subnet", subnet,
-        ]  # fmt: skip
-        for group in groups:
-            cmd += ["--security-group", group]
-        if ip:
-            cmd += ["--private-ip", ip]
-        self._err = open(server.data_dir.parent / f"vpc-run-{id(self)}.log", "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [*cmd, "--", sys.executable, "-u", "-c", script, *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            bufsize=0,
-            env=cli_env(),
-        )
-        self._out = b""
-        self.child_pid = 0
-        words = self.line(30).split()
-        if words[:1] != ["ready"]:
-            raise RuntimeError(f"lamina vpc run: {words}")
-        self.child_pid = int(words[1])
-
-    def line(self, timeout: float = 10.0) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._out:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError(f"no line from lamina vpc run's command within {timeout} s")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise EOFError(f"lamina vpc run ended with {self.proc.wait(5)}")
-            self._out += chunk
-        line, self._out = self._out.split(b"\n", 1)
-        return line.decode()
-
-    def ask(self, text: str, timeout: float = 10.0) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode())
-        return self.line(timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # forwarded to the command; the interface is deleted
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                if self.child_pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.child_pid, signal.SIGKILL)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._err.close()
+    """The test kit's client, with room for a burst's connections and for slow cold starts."""
+    return C.client(url, service, max_pool_connections=pool, read_timeout=120, connect_timeout=10)
 
 
 @dataclass
@@ -486,7 +389,7 @@ def probe_until(probe: VpcRun, wanted: str, timeout: float) -> tuple[float, int,
     n = 0
     while True:
         started = time.perf_counter()
-        answer = probe.ask(f"{HOST_IP} {RULE_PORT} {timeout}\n")
+        answer = probe.probe(HOST_IP, RULE_PORT, timeout)
         n += 1
         if answer == wanted:
             return started, n, time.perf_counter()
@@ -499,7 +402,7 @@ def probe_until(probe: VpcRun, wanted: str, timeout: float) -> tuple[float, int,
 def rule_phase(args: argparse.Namespace, ec2: Any, net: Net, probe: VpcRun) -> Rules:
     res = Rules()
     perm = [tcp_from(net.fn, RULE_PORT)]
-    if probe.ask(f"{HOST_IP} {RULE_PORT} {DROPPED_PROBE_TIMEOUT_S}\n") != "dropped":
+    if probe.probe(HOST_IP, RULE_PORT, DROPPED_PROBE_TIMEOUT_S) != "dropped":
         raise RuntimeError("the rule port is reachable before any rule allows it")
     for _ in range(args.rules):
         t0 = time.perf_counter()
@@ -573,10 +476,23 @@ def main(argv: list[str] | None = None) -> int:
             make_client(server.url, "iam").attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
             ec2 = make_client(server.url, "ec2")
             net = build_vpc(ec2)
-            host = VpcRun(server, net.b, [net.host], HOST, str(WHO_PORT), str(RULE_PORT), ip=HOST_IP)
+            host = VpcRun(
+                server,
+                net.b,
+                [net.host],
+                sys.executable,
+                "-u",
+                "-c",
+                HOST,
+                str(WHO_PORT),
+                str(RULE_PORT),
+                ip=HOST_IP,
+            )
             runs.append(host)
-            probe = VpcRun(server, net.a, [net.fn], PROBE)
+            probe = VpcRun(server, net.a, [net.fn], sys.executable, "-u", "-c", PROBE)
             runs.append(probe)
+            for run in runs:
+                run.start()
             if args.profile:
                 profiler = C.Profiler(server.proc.pid, C.OUT / "vpc-dataplane-server.pyspy.txt").__enter__()
             t0 = time.perf_counter()
