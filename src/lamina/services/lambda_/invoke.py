@@ -1,7 +1,7 @@
 """Invoke: RequestResponse, Event (durable queue with AWS's two retries) and DryRun.
 
-The handler runs in an API worker thread; the invocation itself runs on the event loop
-in the environment pool (``Platform.run``).
+The handler is a coroutine on the server's event loop: it awaits the environment pool's invoke
+directly; the event queue's worker is a task on the same loop.
 """
 
 from __future__ import annotations
