@@ -143,10 +143,6 @@ for line in sys.stdin:
 """
 
 
-def ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
 def make_client(url: str, service: str, *, pool: int = 1) -> Any:
     """The test kit's client, with room for a burst's connections and for slow cold starts."""
     return C.client(url, service, max_pool_connections=pool, read_timeout=120, connect_timeout=10)
@@ -283,7 +279,9 @@ def cold_phase(args: argparse.Namespace, lam: Any, fns: Functions, net: Net) -> 
     med = statistics.median
     print(
         "cold: "
-        + ", ".join(f"{k} p50 {ms(med(c.wall)):.1f} ms (init {ms(med(c.init)):.1f})" for k, c in res.items()),
+        + ", ".join(
+            f"{k} p50 {C.ms(med(c.wall)):.1f} ms (init {C.ms(med(c.init)):.1f})" for k, c in res.items()
+        ),
         flush=True,
     )
     return res
@@ -416,7 +414,7 @@ def rule_phase(args: argparse.Namespace, ec2: Any, net: Net, probe: VpcRun) -> R
         returned = time.perf_counter()
         started, _, _ = probe_until(probe, "dropped", DROPPED_PROBE_TIMEOUT_S)
         res.revoked.append(started - returned)
-    print(f"rules: authorize -> in force p50 {ms(statistics.median(res.in_force)):.1f} ms", flush=True)
+    print(f"rules: authorize -> in force p50 {C.ms(statistics.median(res.in_force)):.1f} ms", flush=True)
     return res
 
 
@@ -531,8 +529,8 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         ("baseline: cold start, no VpcConfig", cold["plain"]),
     ):
         print(
-            f"{label:52}| {ms(med(c.wall)):>6.1f}ms {ms(C.percentile(c.wall, 90)):>6.1f}ms "
-            f"{ms(min(c.wall)):>6.1f}ms {ms(max(c.wall)):>6.1f}ms | {ms(med(c.init)):>15.1f}ms"
+            f"{label:52}| {C.ms(med(c.wall)):>6.1f}ms {C.ms(C.percentile(c.wall, 90)):>6.1f}ms "
+            f"{C.ms(min(c.wall)):>6.1f}ms {C.ms(max(c.wall)):>6.1f}ms | {C.ms(med(c.init)):>15.1f}ms"
         )
     print(
         f"({args.colds} of each, alternating; {RUNTIME}, handler returns {{}}; wall = client-observed first invoke)"
@@ -564,19 +562,19 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         ("revoke -> in force (first probe dropped)", rules.revoked),
     ):
         print(
-            f"{label:52}| {ms(med(s)):>6.1f}ms {ms(C.percentile(s, 90)):>6.1f}ms "
-            f"{ms(min(s)):>6.1f}ms {ms(max(s)):>6.1f}ms"
+            f"{label:52}| {C.ms(med(s)):>6.1f}ms {C.ms(C.percentile(s, 90)):>6.1f}ms "
+            f"{C.ms(min(s)):>6.1f}ms {C.ms(max(s)):>6.1f}ms"
         )
     print(
-        f"({args.rules} rounds; probes from lamina vpc run in sg-fn, {ms(ALLOWED_PROBE_TIMEOUT_S):.0f} ms connect "
+        f"({args.rules} rounds; probes from lamina vpc run in sg-fn, {C.ms(ALLOWED_PROBE_TIMEOUT_S):.0f} ms connect "
         f"timeout while waiting to be allowed; probes until allowed p50 {med(rules.probes):.0f})"
     )
     print()
-    vpc_p50, plain_p50 = ms(med(cold["vpc"].wall)), ms(med(cold["plain"].wall))
+    vpc_p50, plain_p50 = C.ms(med(cold["vpc"].wall)), C.ms(med(cold["plain"].wall))
     print(
         f"cold start behind an existing interface: p50 {vpc_p50:.1f} ms vs no VPC {plain_p50:.1f} ms "
         f"({vpc_p50 - plain_p50:+.1f} ms, {vpc_p50 / plain_p50:.2f}x; Init Duration "
-        f"{ms(med(cold['vpc'].init)) - ms(med(cold['plain'].init)):+.1f} ms) "
+        f"{C.ms(med(cold['vpc'].init)) - C.ms(med(cold['plain'].init)):+.1f} ms) "
         f"(target <= +{TARGET_COLD_EXTRA_MS:.0f} ms: {C.verdict(vpc_p50 <= plain_p50 + TARGET_COLD_EXTRA_MS)})"
     )
     one_addr = list(v.host_seen) == [v.hyperplane_ip] and list(v.addrs) == [v.hyperplane_ip]
@@ -586,7 +584,7 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         f"{len(v.host_seen)} source address(es) at the host "
         f"(target: all succeed from one address, the interface's: {C.verdict(v.ok == args.concurrency and one_addr)})"
     )
-    p50, api50 = ms(med(rules.in_force)), ms(med(rules.api))
+    p50, api50 = C.ms(med(rules.in_force)), C.ms(med(rules.api))
     print(
         f"rule change -> in force: p50 {p50:.1f} ms after the call returned; the call itself p50 {api50:.1f} ms "
         f"(target < {TARGET_RULE_MS:.0f} ms: {C.verdict(p50 < TARGET_RULE_MS)})"
