@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import io
 import os
 import shutil
@@ -18,7 +19,8 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,20 @@ BENCH_VENV = BENCH / ".venv-bench"
 OUT = BENCH / "out"  # gitignored: profiles land here
 
 sys.path.insert(0, str(ROOT / "tests" / "functional"))
-from lamina_server import LaminaServer, client, free_port  # noqa: E402
+from lamina_server import LaminaServer, client, free_port, stop_process, wait_http_ok  # noqa: E402
 
 __all__ = [
     "LaminaServer",
     "MotoServer",
     "Profiler",
+    "Series",
+    "TimedClient",
     "bench_venv_bin",
     "client",
     "free_port",
+    "ms",
     "percentile",
+    "record",
     "small_layer_zip",
     "workdir",
 ]
@@ -55,6 +61,10 @@ def percentile(samples: Sequence[float], p: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(data) - 1)
     return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
 
 
 def verdict(met: bool) -> str:
@@ -130,55 +140,131 @@ class MotoServer:
         self.proc = subprocess.Popen(
             [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
         )
-        self._wait_ready()
+        try:
+            wait_http_ok(self.proc, f"{self.url}/moto-api/data.json", "moto_server", self.log, 60.0)
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _wait_ready(self, timeout: float = 60.0) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.proc.returncode}: {self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"moto_server did not become ready: {self.log()}")
-
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._log.close()
 
 
-def boto_client(url: str, **config: Any) -> Any:
-    """A Lambda client on ``url`` with the default credentials, no retries, one keep-alive connection."""
-    import boto3
-    from botocore.config import Config
+def boto_client(url: str, service: str = "lambda", **config: Any) -> Any:
+    """The test kit's client of ``service`` on ``url`` (lamina or moto), over one keep-alive connection."""
+    return client(url, service, max_pool_connections=1, **config)
 
-    return boto3.client(
-        "lambda",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1}, max_pool_connections=1, **config),
+
+# -- timed boto3 calls ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Series:
+    """Timed calls of one kind: client-observed latencies and their wire part, in seconds."""
+
+    samples: list[float] = field(default_factory=list)  # client-observed
+    wire: list[float] = field(default_factory=list)  # boto3's before-send -> before-parse
+    elapsed: float = 0.0  # spent inside the timed calls
+
+    def p(self, q: float) -> float:
+        return percentile(self.samples, q)
+
+    def wire_p(self, q: float) -> float:
+        return percentile(self.wire, q) if self.wire else float("nan")
+
+    @property
+    def rps(self) -> float:
+        return len(self.samples) / self.elapsed
+
+
+class TimedClient:
+    """A boto3 client (one keep-alive connection) whose calls are timed and whose wire exchange is
+    marked by events; with ``canned``, each named operation is answered from a recorded response
+    (body, content type) instead of the server: the 'boto3 alone' floor no server can go below."""
+
+    def __init__(
+        self,
+        url: str,
+        service: str = "lambda",
+        *,
+        canned: dict[str, tuple[bytes, str]] | None = None,
+        **config: Any,
+    ) -> None:
+        self.client = boto_client(url, service, **config)
+        self._sent = 0.0
+        self._received = 0.0
+        events = self.client.meta.events
+        events.register_first(f"before-send.{service}.*", self._mark_sent)
+        events.register_last(f"before-parse.{service}.*", self._mark_received)
+        for op, (body, ctype) in (canned or {}).items():
+            events.register_last(f"before-send.{service}.{op}", functools.partial(_answer, body, ctype))
+
+    def _mark_sent(self, **_: object) -> None:
+        self._sent = time.perf_counter()
+
+    def _mark_received(self, **_: object) -> None:
+        self._received = time.perf_counter()
+
+    def timed(self, call: Callable[[Any], Any], into: Series | None) -> Any:
+        """Make one call, recording its latency into ``into`` (unless None: a warm-up); its answer."""
+        t0 = time.perf_counter()
+        out = call(self.client)
+        elapsed = time.perf_counter() - t0
+        if into is not None:
+            into.samples.append(elapsed)
+            into.elapsed += elapsed
+            if self._received > self._sent > t0:
+                into.wire.append(self._received - self._sent)
+        return out
+
+    def run(
+        self, call: Callable[[Any], Any], check: Callable[[Any], bool], n: int, into: Series | None
+    ) -> None:
+        """Make ``n`` timed calls, each answer checked."""
+        for _ in range(n):
+            out = self.timed(call, into)
+            if not check(out):
+                raise RuntimeError(f"unexpected response: {out}")
+
+
+def _answer(body: bytes, ctype: str, request: Any, **_: object) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse(
+        request.url, 200, {"content-type": ctype, "content-length": str(len(body))}, _Raw(body)
     )
+
+
+class _Raw:
+    """The minimal urllib3-response surface botocore reads a canned body through."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, *_: object, **__: object) -> Any:
+        yield self._body
+
+
+def record(client: Any, service: str, calls: dict[str, Callable[[Any], Any]]) -> dict[str, tuple[bytes, str]]:
+    """Raw bodies and content types of the server's answers to ``calls`` (for 'boto3 alone' clients)."""
+    got: dict[str, tuple[bytes, str]] = {}
+
+    def keep(http_response: Any, model: Any, **_: object) -> None:
+        got[model.name] = (http_response.content, http_response.headers.get("content-type", ""))
+
+    client.meta.events.register(f"after-call.{service}.*", keep)
+    for call in calls.values():
+        call(client)
+    client.meta.events.unregister(f"after-call.{service}.*", keep)
+    return got
 
 
 def port_is_open(port: int) -> bool:

@@ -20,11 +20,8 @@ Run: ``.venv/bin/python bench/api_latency.py [--calls N] [--warmup N] [--version
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,80 +32,6 @@ TARGET_P50_MS = 2.0
 TARGET_RPS_RATIO = 2.0
 LAYER_NAME = "bench-api"
 BLOCKS = 4
-
-
-@dataclass
-class Series:
-    latencies: list[float] = field(default_factory=list)  # seconds, client-observed
-    wire: list[float] = field(default_factory=list)  # seconds, before-send -> before-parse
-    elapsed: float = 0.0  # seconds spent inside the timed calls
-
-    @property
-    def rps(self) -> float:
-        return len(self.latencies) / self.elapsed
-
-    def ms(self, p: float) -> float:
-        return C.percentile(self.latencies, p) * 1000
-
-    def wire_ms(self, p: float) -> float:
-        return C.percentile(self.wire, p) * 1000 if self.wire else float("nan")
-
-
-class TimedClient:
-    """A boto3 Lambda client whose calls are timed, and whose wire round trip is marked by events."""
-
-    def __init__(self, url: str, *, canned: dict[str, bytes] | None = None) -> None:
-        self.client = C.boto_client(url)
-        self._sent = 0.0
-        self._received = 0.0
-        events = self.client.meta.events
-        events.register_first("before-send.lambda.*", self._mark_sent)
-        events.register_last("before-parse.lambda.*", self._mark_received)
-        for op, body in (canned or {}).items():
-            events.register_last(f"before-send.lambda.{op}", functools.partial(self._answer_canned, body))
-
-    def _mark_sent(self, **_: object) -> None:
-        self._sent = time.perf_counter()
-
-    def _mark_received(self, **_: object) -> None:
-        self._received = time.perf_counter()
-
-    @staticmethod
-    def _answer_canned(body: bytes, request: Any, **_: object) -> Any:
-        """Stand in for the HTTP exchange with a recorded body (the 'boto3 alone' floor)."""
-        from botocore.awsrequest import AWSResponse
-
-        return AWSResponse(
-            request.url,
-            200,
-            {"content-type": "application/json", "content-length": str(len(body))},
-            _Raw(body),
-        )
-
-    def run(
-        self, call: Callable[[Any], Any], check: Callable[[Any], bool], n: int, series: Series | None
-    ) -> None:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            out = call(self.client)
-            t1 = time.perf_counter()
-            if not check(out):
-                raise RuntimeError(f"unexpected response: {out}")
-            if series is not None:
-                series.latencies.append(t1 - t0)
-                series.elapsed += t1 - t0
-                if self._received > self._sent > t0:
-                    series.wire.append(self._received - self._sent)
-
-
-class _Raw:
-    """The minimal urllib3-response surface botocore reads a canned body through."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, *_: object, **__: object) -> Any:
-        yield self._body
 
 
 def publish_versions(client: Any, zip_bytes: bytes, versions: int) -> None:
@@ -135,20 +58,6 @@ def operations(versions: int) -> dict[str, tuple[Callable[[Any], Any], Callable[
     }
 
 
-def recorded_bodies(url: str, versions: int) -> dict[str, bytes]:
-    """Raw response bodies of lamina's answers, replayed by the 'boto3 alone' client."""
-    client = C.boto_client(url)
-    bodies: dict[str, bytes] = {}
-
-    def keep(http_response: Any, model: Any, **_: object) -> None:
-        bodies[model.name] = http_response.content
-
-    client.meta.events.register("after-call.lambda.*", keep)
-    client.get_layer_version(LayerName=LAYER_NAME, VersionNumber=versions)
-    client.list_layer_versions(LayerName=LAYER_NAME)
-    return bodies
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per operation and server (2000)")
@@ -170,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     C.bench_venv_bin("moto_server")  # set the bench venv up before any server starts
     zip_bytes = C.small_layer_zip()
     ops = operations(args.versions)
-    results: dict[str, dict[str, Series]] = {
-        op: {"lamina": Series(), "moto": Series(), "boto3": Series()} for op in ops
+    results: dict[str, dict[str, C.Series]] = {
+        op: {"lamina": C.Series(), "moto": C.Series(), "boto3": C.Series()} for op in ops
     }
     profiler: C.Profiler | None = None
     with C.workdir("api") as scratch:
@@ -179,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         moto: C.MotoServer | None = None
         try:
             moto = C.MotoServer(scratch)
-            clients = {"lamina": TimedClient(lamina.url), "moto": TimedClient(moto.url)}
+            clients = {"lamina": C.TimedClient(lamina.url), "moto": C.TimedClient(moto.url)}
             for tc in clients.values():
                 publish_versions(tc.client, zip_bytes, args.versions)
-            clients["boto3"] = TimedClient(lamina.url, canned=recorded_bodies(lamina.url, args.versions))
+            calls = {name: call for name, (call, _) in ops.items()}
+            canned = C.record(C.boto_client(lamina.url), "lambda", calls)
+            clients["boto3"] = C.TimedClient(lamina.url, canned=canned)
             for call, check in ops.values():
                 for tc in clients.values():
                     tc.run(call, check, args.warmup, None)
@@ -215,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         la, mo, b3 = sides["lamina"], sides["moto"], sides["boto3"]
         ratio = la.rps / mo.rps
         print(
-            f"{name:<19}| {la.ms(50):>8.2f}ms {la.ms(90):>6.2f} {la.ms(99):>6.2f} {la.rps:>6.0f} "
-            f"{la.wire_ms(50):>6.2f}ms | {mo.ms(50):>6.2f}ms {mo.rps:>6.0f} {mo.wire_ms(50):>6.2f}ms "
-            f"| {b3.ms(50):>13.2f}ms {b3.rps:>6.0f} | {ratio:>14.2f}x"
+            f"{name:<19}| {C.ms(la.p(50)):>8.2f}ms {C.ms(la.p(90)):>6.2f} {C.ms(la.p(99)):>6.2f} {la.rps:>6.0f} "
+            f"{C.ms(la.wire_p(50)):>6.2f}ms | {C.ms(mo.p(50)):>6.2f}ms {mo.rps:>6.0f} {C.ms(mo.wire_p(50)):>6.2f}ms "
+            f"| {C.ms(b3.p(50)):>13.2f}ms {b3.rps:>6.0f} | {ratio:>14.2f}x"
         )
-        verdicts.append((name, la.ms(50), ratio))
+        verdicts.append((name, C.ms(la.p(50)), ratio))
     print(
         "(latencies in ms; rps = calls / seconds spent in them; wire = HTTP exchange incl. server, "
         "without boto3's own work)"

@@ -48,9 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+import _common as C  # noqa: E402  (and with it the test kit, tests/functional)
 from testzips import make_zip  # noqa: E402
 
 TARGET_WARM_RATIO = 2.0
@@ -63,50 +61,6 @@ LAYER_PREFIX = "bench-invoke-"
 HANDLER = "def handler(event, context):\n    return {}\n"
 RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
 _INIT = re.compile(rb"Init Duration: ([0-9.]+) ms")
-
-
-def ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
-@dataclass
-class Series:
-    samples: list[float] = field(default_factory=list)  # seconds
-    wire: list[float] = field(default_factory=list)  # seconds, boto3 before-send -> before-parse
-
-    def p(self, q: float) -> float:
-        return C.percentile(self.samples, q)
-
-    def wire_p(self, q: float) -> float:
-        return C.percentile(self.wire, q) if self.wire else float("nan")
-
-
-class TimedClient:
-    """One boto3 Lambda client (one keep-alive connection); marks the wire exchange of each call."""
-
-    def __init__(self, url: str) -> None:
-        self.client = C.boto_client(url, read_timeout=60, connect_timeout=10)
-        self._sent = 0.0
-        self._received = 0.0
-        events = self.client.meta.events
-        events.register_first("before-send.lambda.*", self._mark_sent)
-        events.register_last("before-parse.lambda.*", self._mark_received)
-
-    def _mark_sent(self, **_: object) -> None:
-        self._sent = time.perf_counter()
-
-    def _mark_received(self, **_: object) -> None:
-        self._received = time.perf_counter()
-
-    def timed(self, call: Callable[[Any], Any], series: Series | None) -> Any:
-        t0 = time.perf_counter()
-        out = call(self.client)
-        elapsed = time.perf_counter() - t0
-        if series is not None:
-            series.samples.append(elapsed)
-            if self._received > self._sent > t0:
-                series.wire.append(self._received - self._sent)
-        return out
 
 
 # -- functions and layers ---------------------------------------------------------------------------
@@ -165,7 +119,7 @@ class Cold:
     init: list[float] = field(default_factory=list)  # seconds, REPORT's Init Duration
 
 
-def cold_invoke(tc: TimedClient, name: str, into: Cold | None) -> None:
+def cold_invoke(tc: C.TimedClient, name: str, into: Cold | None) -> None:
     t0 = time.perf_counter()
     out = tc.client.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
     check_invoke(out, name)
@@ -203,7 +157,7 @@ def interpreter_start(python: Path, runtime_dir: Path) -> float:
 
 @dataclass
 class Results:
-    warm: dict[str, Series]  # per runtime, and "api" for the ListLayerVersions baseline
+    warm: dict[str, C.Series]  # per runtime, and "api" for the ListLayerVersions baseline
     cold: Cold = field(default_factory=Cold)
     cold_layers: Cold = field(default_factory=Cold)
     cold_update: Cold = field(default_factory=Cold)
@@ -219,7 +173,7 @@ def profiling(args: argparse.Namespace, pid: int, name: str, res: Results) -> C.
     return profiler
 
 
-def warm_phase(args: argparse.Namespace, tc: TimedClient, pid: int, code: bytes, res: Results) -> None:
+def warm_phase(args: argparse.Namespace, tc: C.TimedClient, pid: int, code: bytes, res: Results) -> None:
     """Warm invokes of each runtime and ListLayerVersions, in alternating blocks over one client."""
     lam = tc.client
 
@@ -257,12 +211,12 @@ def warm_phase(args: argparse.Namespace, tc: TimedClient, pid: int, code: bytes,
     for runtime in calls:
         if runtime != "api":
             lam.delete_function(FunctionName=f"bench-warm-{runtime.replace('.', '')}")
-    print("warm: " + ", ".join(f"{k} p50 {ms(res.warm[k].p(50)):.2f} ms" for k in calls), flush=True)
+    print("warm: " + ", ".join(f"{k} p50 {C.ms(res.warm[k].p(50)):.2f} ms" for k in calls), flush=True)
 
 
 def cold_phase(
     args: argparse.Namespace,
-    tc: TimedClient,
+    tc: C.TimedClient,
     pid: int,
     code: bytes,
     layer_arns: list[str],
@@ -303,7 +257,7 @@ def cold_phase(
         if profiler is not None:
             profiler.__exit__(None, None, None)
     lam.delete_function(FunctionName="bench-update")
-    print(f"cold: new function p50 {ms(statistics.median(res.cold.wall)):.1f} ms", flush=True)
+    print(f"cold: new function p50 {C.ms(statistics.median(res.cold.wall)):.1f} ms", flush=True)
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -361,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         f"starts of each kind ({args.runtime}, {interpreter[0]}); {args.layers} x {args.layer_mb} MiB layers ==",
         flush=True,
     )
-    res = Results(warm={key: Series() for key in [*warm_runtimes, "api"]})
+    res = Results(warm={key: C.Series() for key in [*warm_runtimes, "api"]})
     code = make_zip({"app.py": HANDLER})
     with C.workdir("invoke") as scratch:
         t0 = time.perf_counter()
@@ -384,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
         try:
-            tc = TimedClient(server.url)
+            tc = C.TimedClient(server.url, read_timeout=60, connect_timeout=10)
             t0 = time.perf_counter()
             arns = [
                 tc.client.publish_layer_version(
@@ -424,8 +378,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
     rows.append(("baseline: ListLayerVersions, same client", api))
     for label, s in rows:
         print(
-            f"{label:48}| {ms(s.p(50)):>6.2f}ms {ms(s.p(90)):>6.2f}ms {ms(s.p(99)):>6.2f}ms "
-            f"| {ms(s.wire_p(50)):>6.2f}ms | {s.p(50) / api.p(50):>13.2f}x"
+            f"{label:48}| {C.ms(s.p(50)):>6.2f}ms {C.ms(s.p(90)):>6.2f}ms {C.ms(s.p(99)):>6.2f}ms "
+            f"| {C.ms(s.wire_p(50)):>6.2f}ms | {s.p(50) / api.p(50):>13.2f}x"
         )
     print(
         f"({args.invokes} timed calls each, in {BLOCKS} alternating blocks; wire = boto3 before-send to "
@@ -438,16 +392,16 @@ def report(args: argparse.Namespace, res: Results) -> None:
 
     def cold_row(label: str, c: Cold) -> None:
         print(
-            f"{label:48}| {ms(med(c.wall)):>6.1f}ms {ms(min(c.wall)):>6.1f}ms {ms(max(c.wall)):>6.1f}ms "
-            f"| {ms(med(c.init)):>15.1f}ms"
+            f"{label:48}| {C.ms(med(c.wall)):>6.1f}ms {C.ms(min(c.wall)):>6.1f}ms {C.ms(max(c.wall)):>6.1f}ms "
+            f"| {C.ms(med(c.init)):>15.1f}ms"
         )
 
     cold_row(f"cold start, new function, {args.runtime}", cold)
     cold_row(f"cold start, + {args.layers} layers x {args.layer_mb} MiB", cold_layers)
     cold_row("cold start after UpdateFunctionConfiguration", res.cold_update)
     print(
-        f"{'baseline: interpreter + import awslambdaric':48}| {ms(med(baseline)):>6.1f}ms "
-        f"{ms(min(baseline)):>6.1f}ms {ms(max(baseline)):>6.1f}ms |"
+        f"{'baseline: interpreter + import awslambdaric':48}| {C.ms(med(baseline)):>6.1f}ms "
+        f"{C.ms(min(baseline)):>6.1f}ms {C.ms(max(baseline)):>6.1f}ms |"
     )
     print(
         f"({args.colds} of each; cold start = client-observed wall time of the first invoke; Init Duration "
@@ -457,21 +411,21 @@ def report(args: argparse.Namespace, res: Results) -> None:
     for rt in runtimes:
         ratio = warm[rt].p(50) / api.p(50)
         print(
-            f"warm invoke {rt}: p50 {ms(warm[rt].p(50)):.2f} ms = {ratio:.2f}x ListLayerVersions p50 "
-            f"{ms(api.p(50)):.2f} ms (target <= {TARGET_WARM_RATIO:.0f}x: {C.verdict(ratio <= TARGET_WARM_RATIO)})"
+            f"warm invoke {rt}: p50 {C.ms(warm[rt].p(50)):.2f} ms = {ratio:.2f}x ListLayerVersions p50 "
+            f"{C.ms(api.p(50)):.2f} ms (target <= {TARGET_WARM_RATIO:.0f}x: {C.verdict(ratio <= TARGET_WARM_RATIO)})"
         )
     cold_ratio = med(cold.wall) / med(baseline)
     init_ratio = med(cold.init) / med(baseline)
     print(
-        f"cold start: p50 {ms(med(cold.wall)):.1f} ms = {cold_ratio:.2f}x interpreter + import "
-        f"{ms(med(baseline)):.1f} ms (target <= {TARGET_COLD_RATIO}x: {C.verdict(cold_ratio <= TARGET_COLD_RATIO)}); "
-        f"Init Duration p50 {ms(med(cold.init)):.1f} ms = {init_ratio:.2f}x "
+        f"cold start: p50 {C.ms(med(cold.wall)):.1f} ms = {cold_ratio:.2f}x interpreter + import "
+        f"{C.ms(med(baseline)):.1f} ms (target <= {TARGET_COLD_RATIO}x: {C.verdict(cold_ratio <= TARGET_COLD_RATIO)}); "
+        f"Init Duration p50 {C.ms(med(cold.init)):.1f} ms = {init_ratio:.2f}x "
         f"({C.verdict(init_ratio <= TARGET_COLD_RATIO)})"
     )
     layers_ratio = med(cold_layers.wall) / med(cold.wall)
     layers_init_ratio = med(cold_layers.init) / med(cold.init)
     print(
-        f"cold start with {args.layers * args.layer_mb} MiB of layers: p50 {ms(med(cold_layers.wall)):.1f} ms = "
+        f"cold start with {args.layers * args.layer_mb} MiB of layers: p50 {C.ms(med(cold_layers.wall)):.1f} ms = "
         f"{layers_ratio:.2f}x without (target <= {TARGET_LAYERS_RATIO}x: "
         f"{C.verdict(layers_ratio <= TARGET_LAYERS_RATIO)}); Init Duration {layers_init_ratio:.2f}x"
     )

@@ -29,7 +29,6 @@ Run: ``.venv/bin/python bench/vpc.py [--calls N] [--creates N] [--profile]``.
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 import sys
 import time
@@ -40,9 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+import _common as C  # noqa: E402  (and with it the test kit, tests/functional)
 from testzips import make_zip  # noqa: E402
 
 TARGET_DESCRIBE_RATIO = 2.0
@@ -54,110 +51,6 @@ ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 CODE = make_zip({"bootstrap": "#!/bin/sh\n"}, modes={"bootstrap": 0o100755})
 POLL_LIMIT_S = 30.0  # a function not Active by then is an error
-
-
-def ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
-@dataclass
-class Series:
-    samples: list[float] = field(default_factory=list)  # seconds, client-observed
-    wire: list[float] = field(default_factory=list)  # seconds, before-send -> before-parse
-    elapsed: float = 0.0
-
-    def p(self, q: float) -> float:
-        return C.percentile(self.samples, q)
-
-    def wire_p(self, q: float) -> float:
-        return C.percentile(self.wire, q) if self.wire else float("nan")
-
-    @property
-    def rps(self) -> float:
-        return len(self.samples) / self.elapsed
-
-
-def make_client(url: str, service: str) -> Any:
-    """A ``service`` client with the default credentials, no retries, one keep-alive connection."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=1),
-    )
-
-
-class TimedClient:
-    """A boto3 client whose calls are timed and whose wire exchange is marked by events; with
-    ``canned``, each named operation is answered from a recorded response instead of the server."""
-
-    def __init__(self, url: str, service: str, *, canned: dict[str, tuple[bytes, str]] | None = None) -> None:
-        self.client = make_client(url, service)
-        self._sent = 0.0
-        self._received = 0.0
-        events = self.client.meta.events
-        events.register_first(f"before-send.{service}.*", self._mark_sent)
-        events.register_last(f"before-parse.{service}.*", self._mark_received)
-        for op, (body, ctype) in (canned or {}).items():
-            events.register_last(f"before-send.{service}.{op}", functools.partial(_answer, body, ctype))
-
-    def _mark_sent(self, **_: object) -> None:
-        self._sent = time.perf_counter()
-
-    def _mark_received(self, **_: object) -> None:
-        self._received = time.perf_counter()
-
-    def run(
-        self, call: Callable[[Any], Any], check: Callable[[Any], bool], n: int, into: Series | None
-    ) -> None:
-        for _ in range(n):
-            t0 = time.perf_counter()
-            out = call(self.client)
-            t1 = time.perf_counter()
-            if not check(out):
-                raise RuntimeError(f"unexpected response: {out}")
-            if into is not None:
-                into.samples.append(t1 - t0)
-                into.elapsed += t1 - t0
-                if self._received > self._sent > t0:
-                    into.wire.append(self._received - self._sent)
-
-
-def _answer(body: bytes, ctype: str, request: Any, **_: object) -> Any:
-    from botocore.awsrequest import AWSResponse
-
-    return AWSResponse(
-        request.url, 200, {"content-type": ctype, "content-length": str(len(body))}, _Raw(body)
-    )
-
-
-class _Raw:
-    """The minimal urllib3-response surface botocore reads a canned body through."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, *_: object, **__: object) -> Any:
-        yield self._body
-
-
-def record(client: Any, service: str, calls: dict[str, Callable[[Any], Any]]) -> dict[str, tuple[bytes, str]]:
-    """Raw bodies and content types of lamina's answers to ``calls`` (for the 'boto3 alone' clients)."""
-    got: dict[str, tuple[bytes, str]] = {}
-
-    def keep(http_response: Any, model: Any, **_: object) -> None:
-        got[model.name] = (http_response.content, http_response.headers.get("content-type", ""))
-
-    client.meta.events.register(f"after-call.{service}.*", keep)
-    for call in calls.values():
-        call(client)
-    client.meta.events.unregister(f"after-call.{service}.*", keep)
-    return got
 
 
 # -- setup ------------------------------------------------------------------------------------------
@@ -233,7 +126,7 @@ def build_vpc(ec2: Any, lam: Any, args: argparse.Namespace) -> Net:
 
 def describe_phase(
     args: argparse.Namespace, url: str, net: Net, pid: int, profiles: list[C.Profiler]
-) -> dict[str, Series]:
+) -> dict[str, C.Series]:
     ec2_calls: dict[str, tuple[Callable[[Any], Any], Callable[[Any], bool]]] = {
         "DescribeSubnets": (
             lambda c: c.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [net.vpc]}]),
@@ -250,17 +143,17 @@ def describe_phase(
             lambda out: len(out["LayerVersions"]) == LAYER_VERSIONS,
         ),
     }
-    ec2 = TimedClient(url, "ec2")
-    lam = TimedClient(url, "lambda")
-    ec2_alone = TimedClient(
-        url, "ec2", canned=record(ec2.client, "ec2", {k: v[0] for k, v in ec2_calls.items()})
+    ec2 = C.TimedClient(url, "ec2")
+    lam = C.TimedClient(url, "lambda")
+    ec2_alone = C.TimedClient(
+        url, "ec2", canned=C.record(ec2.client, "ec2", {k: v[0] for k, v in ec2_calls.items()})
     )
-    lam_alone = TimedClient(
-        url, "lambda", canned=record(lam.client, "lambda", {k: v[0] for k, v in lambda_calls.items()})
+    lam_alone = C.TimedClient(
+        url, "lambda", canned=C.record(lam.client, "lambda", {k: v[0] for k, v in lambda_calls.items()})
     )
     plan = [(name, ec2, ec2_alone, *ops) for name, ops in ec2_calls.items()]
     plan += [(name, lam, lam_alone, *ops) for name, ops in lambda_calls.items()]
-    res = {name: Series() for name, *_ in plan} | {f"{name} alone": Series() for name, *_ in plan}
+    res = {name: C.Series() for name, *_ in plan} | {f"{name} alone": C.Series() for name, *_ in plan}
     for _name, tc, alone, call, check in plan:
         tc.run(call, check, args.warmup, None)
         alone.run(call, check, args.warmup, None)
@@ -277,7 +170,7 @@ def describe_phase(
             profiler.__exit__(None, None, None)
             profiles.append(profiler)
     print(
-        "describe: " + ", ".join(f"{name} p50 {ms(res[name].p(50)):.2f} ms" for name, *_ in plan),
+        "describe: " + ", ".join(f"{name} p50 {C.ms(res[name].p(50)):.2f} ms" for name, *_ in plan),
         flush=True,
     )
     return res
@@ -292,7 +185,7 @@ class Creates:
 def create_phase(
     args: argparse.Namespace, url: str, net: Net, pid: int, profiles: list[C.Profiler]
 ) -> dict[str, Creates]:
-    lam = make_client(url, "lambda")
+    lam = C.boto_client(url, "lambda")
     combos = iter([(s, g) for g in net.fresh_groups for s in net.subnets])
     shared = {"SubnetIds": [net.subnets[0]], "SecurityGroupIds": [net.groups[0]]}  # its interface exists
 
@@ -324,7 +217,7 @@ def create_phase(
             profiler.__exit__(None, None, None)
             profiles.append(profiler)
     print(
-        "create: " + ", ".join(f"{k} p50 {ms(statistics.median(c.wall)):.1f} ms" for k, c in res.items()),
+        "create: " + ", ".join(f"{k} p50 {C.ms(statistics.median(c.wall)):.1f} ms" for k, c in res.items()),
         flush=True,
     )
     return res
@@ -382,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     with C.workdir("vpc") as scratch:
         server = C.LaminaServer(scratch / "data")
         try:
-            iam = make_client(server.url, "iam")
+            iam = C.boto_client(server.url, "iam")
             iam.attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
-            lam = make_client(server.url, "lambda")
-            ec2 = make_client(server.url, "ec2")
+            lam = C.boto_client(server.url, "lambda")
+            ec2 = C.boto_client(server.url, "ec2")
             zip_bytes = C.small_layer_zip()
             for _ in range(LAYER_VERSIONS):
                 lam.publish_layer_version(LayerName=LAYER_NAME, Content={"ZipFile": zip_bytes})
@@ -406,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(args: argparse.Namespace, describe: dict[str, Series], creates: dict[str, Creates]) -> None:
+def report(args: argparse.Namespace, describe: dict[str, C.Series], creates: dict[str, Creates]) -> None:
     base = describe["ListLayerVersions"]
     print()
     header = (
@@ -423,8 +316,8 @@ def report(args: argparse.Namespace, describe: dict[str, Series], creates: dict[
     for name, label in labels.items():
         s, alone = describe[name], describe[f"{name} alone"]
         print(
-            f"{label:42}| {ms(s.p(50)):>6.2f}ms {ms(s.p(90)):>6.2f}ms {ms(s.p(99)):>6.2f}ms {s.rps:>6.0f} "
-            f"| {ms(s.wire_p(50)):>6.2f}ms | {ms(alone.p(50)):>9.2f}ms | {s.p(50) / base.p(50):>13.2f}x"
+            f"{label:42}| {C.ms(s.p(50)):>6.2f}ms {C.ms(s.p(90)):>6.2f}ms {C.ms(s.p(99)):>6.2f}ms {s.rps:>6.0f} "
+            f"| {C.ms(s.wire_p(50)):>6.2f}ms | {C.ms(alone.p(50)):>9.2f}ms | {s.p(50) / base.p(50):>13.2f}x"
         )
     print(
         f"({args.calls} timed calls each, in {BLOCKS} alternating blocks, filtered by vpc-id; wire = boto3 "
@@ -445,8 +338,8 @@ def report(args: argparse.Namespace, describe: dict[str, Series], creates: dict[
     ]
     for label, c in rows:
         print(
-            f"{label:48}| {ms(med(c.wall)):>6.1f}ms {ms(C.percentile(c.wall, 90)):>6.1f}ms "
-            f"{ms(min(c.wall)):>6.1f}ms {ms(max(c.wall)):>6.1f}ms | {med(c.polls):>9.0f} "
+            f"{label:48}| {C.ms(med(c.wall)):>6.1f}ms {C.ms(C.percentile(c.wall, 90)):>6.1f}ms "
+            f"{C.ms(min(c.wall)):>6.1f}ms {C.ms(max(c.wall)):>6.1f}ms | {med(c.polls):>9.0f} "
             f"| {med(c.wall) / med(plain.wall):>13.2f}x"
         )
     print(
@@ -457,23 +350,23 @@ def report(args: argparse.Namespace, describe: dict[str, Series], creates: dict[
     for name in ("DescribeSubnets", "DescribeNetworkInterfaces"):
         ratio = describe[name].p(50) / base.p(50)
         print(
-            f"{name}: p50 {ms(describe[name].p(50)):.2f} ms = {ratio:.2f}x ListLayerVersions p50 "
-            f"{ms(base.p(50)):.2f} ms (target <= {TARGET_DESCRIBE_RATIO:.0f}x: "
+            f"{name}: p50 {C.ms(describe[name].p(50)):.2f} ms = {ratio:.2f}x ListLayerVersions p50 "
+            f"{C.ms(base.p(50)):.2f} ms (target <= {TARGET_DESCRIBE_RATIO:.0f}x: "
             f"{C.verdict(ratio <= TARGET_DESCRIBE_RATIO)})"
         )
         # What a server as quick on the wire as for ListLayerVersions would give with this client.
         floor = describe[f"{name} alone"].p(50) + base.wire_p(50)
         print(
-            f"  (reachable with this client: boto3 alone {ms(describe[f'{name} alone'].p(50)):.2f} ms + "
-            f"ListLayerVersions' wire {ms(base.wire_p(50)):.2f} ms = {ms(floor):.2f} ms = "
-            f"{floor / base.p(50):.2f}x; its own wire p50 is {ms(describe[name].wire_p(50)):.2f} ms = "
+            f"  (reachable with this client: boto3 alone {C.ms(describe[f'{name} alone'].p(50)):.2f} ms + "
+            f"ListLayerVersions' wire {C.ms(base.wire_p(50)):.2f} ms = {C.ms(floor):.2f} ms = "
+            f"{floor / base.p(50):.2f}x; its own wire p50 is {C.ms(describe[name].wire_p(50)):.2f} ms = "
             f"{describe[name].wire_p(50) / base.wire_p(50):.2f}x the baseline's)"
         )
     for kind, label in (("new", "new interface"), ("reuse", "shared interface")):
-        p50 = ms(med(creates[kind].wall))
+        p50 = C.ms(med(creates[kind].wall))
         print(
             f"create VPC function until Active ({label}): p50 {p50:.1f} ms = "
-            f"{med(creates[kind].wall) / med(plain.wall):.2f}x without VpcConfig {ms(med(plain.wall)):.1f} ms "
+            f"{med(creates[kind].wall) / med(plain.wall):.2f}x without VpcConfig {C.ms(med(plain.wall)):.1f} ms "
             f"(target < {TARGET_CREATE_MS:.0f} ms: {C.verdict(p50 < TARGET_CREATE_MS)})"
         )
 

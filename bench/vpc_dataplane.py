@@ -43,10 +43,7 @@ import contextlib
 import json
 import os
 import re
-import select
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -55,10 +52,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
-
-sys.path.insert(0, str(C.ROOT / "tests" / "functional"))
+import _common as C  # noqa: E402  (and with it the test kit, tests/functional)
 from testzips import make_zip  # noqa: E402
+from vpc_run import VpcRun  # noqa: E402
 
 TARGET_COLD_EXTRA_MS = 10.0
 TARGET_RULE_MS = 100.0
@@ -147,106 +143,9 @@ for line in sys.stdin:
 """
 
 
-def ms(seconds: float) -> float:
-    return seconds * 1000.0
-
-
 def make_client(url: str, service: str, *, pool: int = 1) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(
-            retries={"total_max_attempts": 1},
-            max_pool_connections=pool,
-            read_timeout=120,
-            connect_timeout=10,
-        ),
-    )
-
-
-def cli_env() -> dict[str, str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    env.pop("AWS_PROFILE", None)
-    return env
-
-
-class VpcRun:
-    """A ``lamina vpc run`` process with pipes to its command; ``close()`` stops it by its pid."""
-
-    def __init__(
-        self, server: C.LaminaServer, subnet: str, groups: list[str], script: str, *argv: str, ip: str = ""
-    ) -> None:
-        cmd = [
-            sys.executable, "-m", "lamina.cli.main", "vpc", "run",
-            "--endpoint-url", server.url, "--data-dir", str(server.data_dir), "--subnet", subnet,
-        ]  # fmt: skip
-        for group in groups:
-            cmd += ["--security-group", group]
-        if ip:
-            cmd += ["--private-ip", ip]
-        self._err = open(server.data_dir.parent / f"vpc-run-{id(self)}.log", "wb")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [*cmd, "--", sys.executable, "-u", "-c", script, *argv],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            bufsize=0,
-            env=cli_env(),
-        )
-        self._out = b""
-        self.child_pid = 0
-        words = self.line(30).split()
-        if words[:1] != ["ready"]:
-            raise RuntimeError(f"lamina vpc run: {words}")
-        self.child_pid = int(words[1])
-
-    def line(self, timeout: float = 10.0) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._out:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError(f"no line from lamina vpc run's command within {timeout} s")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise EOFError(f"lamina vpc run ended with {self.proc.wait(5)}")
-            self._out += chunk
-        line, self._out = self._out.split(b"\n", 1)
-        return line.decode()
-
-    def ask(self, text: str, timeout: float = 10.0) -> str:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode())
-        return self.line(timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # forwarded to the command; the interface is deleted
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                if self.child_pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.child_pid, signal.SIGKILL)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._err.close()
+    """The test kit's client, with room for a burst's connections and for slow cold starts."""
+    return C.client(url, service, max_pool_connections=pool, read_timeout=120, connect_timeout=10)
 
 
 @dataclass
@@ -380,7 +279,9 @@ def cold_phase(args: argparse.Namespace, lam: Any, fns: Functions, net: Net) -> 
     med = statistics.median
     print(
         "cold: "
-        + ", ".join(f"{k} p50 {ms(med(c.wall)):.1f} ms (init {ms(med(c.init)):.1f})" for k, c in res.items()),
+        + ", ".join(
+            f"{k} p50 {C.ms(med(c.wall)):.1f} ms (init {C.ms(med(c.init)):.1f})" for k, c in res.items()
+        ),
         flush=True,
     )
     return res
@@ -486,7 +387,7 @@ def probe_until(probe: VpcRun, wanted: str, timeout: float) -> tuple[float, int,
     n = 0
     while True:
         started = time.perf_counter()
-        answer = probe.ask(f"{HOST_IP} {RULE_PORT} {timeout}\n")
+        answer = probe.probe(HOST_IP, RULE_PORT, timeout)
         n += 1
         if answer == wanted:
             return started, n, time.perf_counter()
@@ -499,7 +400,7 @@ def probe_until(probe: VpcRun, wanted: str, timeout: float) -> tuple[float, int,
 def rule_phase(args: argparse.Namespace, ec2: Any, net: Net, probe: VpcRun) -> Rules:
     res = Rules()
     perm = [tcp_from(net.fn, RULE_PORT)]
-    if probe.ask(f"{HOST_IP} {RULE_PORT} {DROPPED_PROBE_TIMEOUT_S}\n") != "dropped":
+    if probe.probe(HOST_IP, RULE_PORT, DROPPED_PROBE_TIMEOUT_S) != "dropped":
         raise RuntimeError("the rule port is reachable before any rule allows it")
     for _ in range(args.rules):
         t0 = time.perf_counter()
@@ -513,7 +414,7 @@ def rule_phase(args: argparse.Namespace, ec2: Any, net: Net, probe: VpcRun) -> R
         returned = time.perf_counter()
         started, _, _ = probe_until(probe, "dropped", DROPPED_PROBE_TIMEOUT_S)
         res.revoked.append(started - returned)
-    print(f"rules: authorize -> in force p50 {ms(statistics.median(res.in_force)):.1f} ms", flush=True)
+    print(f"rules: authorize -> in force p50 {C.ms(statistics.median(res.in_force)):.1f} ms", flush=True)
     return res
 
 
@@ -573,10 +474,23 @@ def main(argv: list[str] | None = None) -> int:
             make_client(server.url, "iam").attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
             ec2 = make_client(server.url, "ec2")
             net = build_vpc(ec2)
-            host = VpcRun(server, net.b, [net.host], HOST, str(WHO_PORT), str(RULE_PORT), ip=HOST_IP)
+            host = VpcRun(
+                server,
+                net.b,
+                [net.host],
+                sys.executable,
+                "-u",
+                "-c",
+                HOST,
+                str(WHO_PORT),
+                str(RULE_PORT),
+                ip=HOST_IP,
+            )
             runs.append(host)
-            probe = VpcRun(server, net.a, [net.fn], PROBE)
+            probe = VpcRun(server, net.a, [net.fn], sys.executable, "-u", "-c", PROBE)
             runs.append(probe)
+            for run in runs:
+                run.start()
             if args.profile:
                 profiler = C.Profiler(server.proc.pid, C.OUT / "vpc-dataplane-server.pyspy.txt").__enter__()
             t0 = time.perf_counter()
@@ -615,8 +529,8 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         ("baseline: cold start, no VpcConfig", cold["plain"]),
     ):
         print(
-            f"{label:52}| {ms(med(c.wall)):>6.1f}ms {ms(C.percentile(c.wall, 90)):>6.1f}ms "
-            f"{ms(min(c.wall)):>6.1f}ms {ms(max(c.wall)):>6.1f}ms | {ms(med(c.init)):>15.1f}ms"
+            f"{label:52}| {C.ms(med(c.wall)):>6.1f}ms {C.ms(C.percentile(c.wall, 90)):>6.1f}ms "
+            f"{C.ms(min(c.wall)):>6.1f}ms {C.ms(max(c.wall)):>6.1f}ms | {C.ms(med(c.init)):>15.1f}ms"
         )
     print(
         f"({args.colds} of each, alternating; {RUNTIME}, handler returns {{}}; wall = client-observed first invoke)"
@@ -648,19 +562,19 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         ("revoke -> in force (first probe dropped)", rules.revoked),
     ):
         print(
-            f"{label:52}| {ms(med(s)):>6.1f}ms {ms(C.percentile(s, 90)):>6.1f}ms "
-            f"{ms(min(s)):>6.1f}ms {ms(max(s)):>6.1f}ms"
+            f"{label:52}| {C.ms(med(s)):>6.1f}ms {C.ms(C.percentile(s, 90)):>6.1f}ms "
+            f"{C.ms(min(s)):>6.1f}ms {C.ms(max(s)):>6.1f}ms"
         )
     print(
-        f"({args.rules} rounds; probes from lamina vpc run in sg-fn, {ms(ALLOWED_PROBE_TIMEOUT_S):.0f} ms connect "
+        f"({args.rules} rounds; probes from lamina vpc run in sg-fn, {C.ms(ALLOWED_PROBE_TIMEOUT_S):.0f} ms connect "
         f"timeout while waiting to be allowed; probes until allowed p50 {med(rules.probes):.0f})"
     )
     print()
-    vpc_p50, plain_p50 = ms(med(cold["vpc"].wall)), ms(med(cold["plain"].wall))
+    vpc_p50, plain_p50 = C.ms(med(cold["vpc"].wall)), C.ms(med(cold["plain"].wall))
     print(
         f"cold start behind an existing interface: p50 {vpc_p50:.1f} ms vs no VPC {plain_p50:.1f} ms "
         f"({vpc_p50 - plain_p50:+.1f} ms, {vpc_p50 / plain_p50:.2f}x; Init Duration "
-        f"{ms(med(cold['vpc'].init)) - ms(med(cold['plain'].init)):+.1f} ms) "
+        f"{C.ms(med(cold['vpc'].init)) - C.ms(med(cold['plain'].init)):+.1f} ms) "
         f"(target <= +{TARGET_COLD_EXTRA_MS:.0f} ms: {C.verdict(vpc_p50 <= plain_p50 + TARGET_COLD_EXTRA_MS)})"
     )
     one_addr = list(v.host_seen) == [v.hyperplane_ip] and list(v.addrs) == [v.hyperplane_ip]
@@ -670,7 +584,7 @@ def report(args: argparse.Namespace, cold: dict[str, Cold], bursts: dict[str, Bu
         f"{len(v.host_seen)} source address(es) at the host "
         f"(target: all succeed from one address, the interface's: {C.verdict(v.ok == args.concurrency and one_addr)})"
     )
-    p50, api50 = ms(med(rules.in_force)), ms(med(rules.api))
+    p50, api50 = C.ms(med(rules.in_force)), C.ms(med(rules.api))
     print(
         f"rule change -> in force: p50 {p50:.1f} ms after the call returned; the call itself p50 {api50:.1f} ms "
         f"(target < {TARGET_RULE_MS:.0f} ms: {C.verdict(p50 < TARGET_RULE_MS)})"

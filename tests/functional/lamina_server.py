@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_http_ok(
+    proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], timeout: float
+) -> None:
+    """Poll ``url`` until it answers 200; a ``proc`` that exits first, or a timeout, raises with its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready: {log()}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM to ``proc`` (by its own pid), SIGKILL if it has not ended within 15 s; its status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return int(proc.returncode)
 
 
 class LaminaServer:
@@ -79,17 +109,7 @@ class LaminaServer:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"lamina server exited with {self.proc.returncode}: {self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_lamina/health", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"lamina server did not become ready: {self.log()}")
+        wait_http_ok(self.proc, f"{self.url}/_lamina/health", "lamina server", self.log, timeout)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -101,19 +121,13 @@ class LaminaServer:
         self._log.close()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        rc = stop_process(self.proc)
         self._log.close()
-        return int(self.proc.returncode)
+        return rc
 
 
 def client(
-    server: LaminaServer,
+    server: LaminaServer | str,
     service: str = "lambda",
     *,
     key: str = "test",
@@ -121,12 +135,14 @@ def client(
     region: str = "us-east-1",
     **config: Any,
 ) -> Any:
+    """A boto3 client of ``server`` (or of an endpoint URL: benchmarks point it at moto too) that
+    never retries; ``config`` adds botocore Config options."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         service,
-        endpoint_url=server.url,
+        endpoint_url=server if isinstance(server, str) else server.url,
         region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,

@@ -29,8 +29,9 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-from test_vpc_run import VpcRun, cli_env, host_links, lamina
+from test_vpc_run import host_links
 from testzips import make_zip
+from vpc_run import VpcRun, cli_env, lamina
 
 from lamina.domain import dataplane as D
 from lamina.domain.dataplane import EDGE_UPLINK_ADDRESS

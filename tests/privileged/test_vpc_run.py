@@ -9,11 +9,8 @@ sg-db allows tcp 6379 from sg-fn; sg-fn and sg-other allow nothing in; every gro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
-import select
 import signal
 import statistics
 import subprocess
@@ -27,6 +24,7 @@ from typing import Any
 import pytest
 from lamina_server import LaminaServer, client
 from testzips import make_zip
+from vpc_run import VpcRun, cli_env, lamina
 
 from lamina.net import published
 
@@ -40,7 +38,6 @@ PROBE_TIMEOUT_S = 0.25
 # Waiting for a connection to be allowed, probes are given less: a probe started just before the
 # change is dropped and must not hide the change for long (an early timeout only delays the figure).
 ALLOWED_PROBE_TIMEOUT_S = 0.05
-DROPPED_AFTER_S = 0.5
 VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 # Echo servers on the ports given as arguments; SIGINT ends it with status 3.
@@ -76,125 +73,6 @@ for line in sys.stdin:
     finally:
         s.close()
 """
-
-
-def lamina(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lamina.cli.main", *args]
-
-
-def cli_env() -> dict[str, str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    env.pop("AWS_PROFILE", None)
-    return env
-
-
-class VpcRun:
-    """A ``lamina vpc run`` process with pipes to its command; stopped (and its command with it)
-    by :meth:`close`."""
-
-    def __init__(
-        self, server: LaminaServer, subnet: str, groups: list[str], *command: str, ip: str = ""
-    ) -> None:
-        args = [
-            "vpc",
-            "run",
-            "--endpoint-url",
-            server.url,
-            "--data-dir",
-            str(server.data_dir),
-            "--subnet",
-            subnet,
-        ]
-        for group in groups:
-            args += ["--security-group", group]
-        if ip:
-            args += ["--private-ip", ip]
-        self.proc = subprocess.Popen(
-            lamina(*args, "--", *command),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-            env=cli_env(),
-        )
-        self._out = b""
-        self.child_pid = 0
-        self.eni_id = ""
-
-    def start(self, timeout: float = 30.0) -> VpcRun:
-        """Wait for the command's ``ready <pid>`` line; learn the interface from stderr."""
-        words = self.line(timeout).split()
-        assert words[:1] == ["ready"], (words, self.stderr())
-        self.child_pid = int(words[1])
-        return self
-
-    def line(self, timeout: float = 10.0) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._out:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise TimeoutError(f"no line from the command within {timeout} s: {self.stderr()}")
-            chunk = os.read(self.proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise EOFError(f"the command ended: {self.stderr()}")
-            self._out += chunk
-        line, self._out = self._out.split(b"\n", 1)
-        return line.decode()
-
-    def send(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text.encode())
-
-    def probe(self, host: str, port: int, timeout: float = DROPPED_AFTER_S) -> str:
-        self.send(f"{host} {port} {timeout}\n")
-        return self.line(timeout + 10)
-
-    def stderr(self) -> str:
-        """What lamina vpc run said (only once it has ended: the pipe is read to its end)."""
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return "(still running)"
-        return self.proc.stderr.read().decode(errors="replace")
-
-    def interface(self) -> str:
-        """The interface id, from the first line lamina vpc run writes to stderr."""
-        if not self.eni_id:
-            assert self.proc.stderr is not None
-            first = b""
-            while not first.endswith(b"\n") and select.select([self.proc.stderr], [], [], 10)[0]:
-                byte = os.read(self.proc.stderr.fileno(), 1)
-                if not byte:
-                    break
-                first += byte
-            found = re.search(r"eni-[0-9a-z]+", first.decode())
-            assert found, first
-            self.eni_id = found.group(0)
-        return self.eni_id
-
-    def wait(self, timeout: float = 15.0) -> int:
-        return self.proc.wait(timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # forwarded to the command; the interface is deleted
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                if self.child_pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.child_pid, signal.SIGKILL)  # it outlived lamina vpc run
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @dataclass

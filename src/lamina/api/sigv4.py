@@ -53,7 +53,6 @@ __all__ = [
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # AWS accepts a request timestamp up to 15 minutes either side of its own clock.
 MAX_SKEW = timedelta(minutes=15)
 # A presigned URL may not live longer than the signing key is valid: seven days.

@@ -29,6 +29,7 @@ from lamina.builder.targets import BuildTarget
 from lamina.builder.verify import Verification, verify, why_not
 from lamina.builder.zipout import ZipError, entries_of, source_date_epoch, write_zip
 from lamina.domain import functions as F
+from lamina.errors import LaminaError
 
 # Bumped when the builder's output for the same inputs changes: old cache entries stop matching.
 FORMAT = 1
@@ -36,13 +37,12 @@ FORMAT = 1
 # plus all its layers unzipped. AWS calls them 50 MB and 250 MB (MiB: 50 * 2**20, 250 * 2**20 / 1.024).
 ZIPPED_LIMIT = F.MAX_ZIPPED
 UNZIPPED_LIMIT = F.MAX_UNZIPPED
-LAYOUTS = ("python", "site-packages")
 _PIP_CONFIGS = ("/etc/pip.conf", "/etc/xdg/pip/pip.conf", "~/.config/pip/pip.conf", "~/.pip/pip.conf")
 
 Progress = Callable[[str], None]
 
 
-class BuildError(Exception):
+class BuildError(LaminaError):
     """The build failed; nothing was written."""
 
 

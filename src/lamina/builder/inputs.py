@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lamina.errors import LaminaError
+
 # name[extras]==version (a pin), optionally with an environment marker and --hash options.
 _PIN = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*[A-Za-z0-9.+!_-]+\s*(;[^#]*?)?"
@@ -23,7 +25,7 @@ _INCLUDE = ("-r", "--requirement", "-c", "--constraint")
 _LINKS = ("-f", "--find-links")
 
 
-class InputError(ValueError):
+class InputError(LaminaError, ValueError):
     """Unreadable or unusable build input."""
 
 

@@ -22,13 +22,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from lamina.builder.targets import BuildTarget
+from lamina.errors import LaminaError
 
 Progress = Callable[[str], None]
 # pip's own progress lines worth passing on while it works.
 _PROGRESS = ("Collecting ", "Downloading ", "Processing ", "Installing collected", "Using cached ")
 
 
-class PipError(Exception):
+class PipError(LaminaError):
     """pip could not resolve or install: the message names the requirement and the platform."""
 
 

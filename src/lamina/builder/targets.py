@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lamina.errors import LaminaError
+
 OLDEST_MINOR = 8
 NEWEST_MINOR = 14
 ARCHITECTURES = ("x86_64", "arm64")
@@ -34,7 +36,7 @@ ELF_MACHINES = {
 _LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 
 
-class TargetError(ValueError):
+class TargetError(LaminaError, ValueError):
     """A runtime or architecture the builder cannot target."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamina.builder.targets import ELF_MACHINES, BuildTarget
+from lamina.errors import LaminaError
 
 _RUN_DEPENDENT = ("direct_url.json", "REQUESTED")
 # --slim: directories inside packages that nothing imports at run time, and type stubs.
@@ -29,7 +30,7 @@ SLIM_DIRS = frozenset({"tests", "test", "docs", "doc", "examples"})
 SLIM_SUFFIXES = (".pyi",)
 
 
-class TreeError(Exception):
+class TreeError(LaminaError):
     """The installed tree cannot run on the target (e.g. shared objects for another machine)."""
 
 

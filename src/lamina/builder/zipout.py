@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from lamina.errors import LaminaError
+
 LEVEL = 6
 _MAX_ENTRIES = 0xFFFF
 _MAX_OFFSET = 0xFFFFFFFF
@@ -32,7 +34,7 @@ _UNIX = 3
 _VERSION = 20  # 2.0: deflate, directories
 
 
-class ZipError(Exception):
+class ZipError(LaminaError):
     """A tree this writer cannot store (too big for a zip without zip64 records, broken links)."""
 
 

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.errors import LaminaError
+
 
 @dataclass(frozen=True)
 class Account:
@@ -19,7 +21,7 @@ class Account:
 DEFAULT_ACCOUNT = Account("000000000000", "test", "test")
 
 
-class AccountsError(ValueError):
+class AccountsError(LaminaError, ValueError):
     """The accounts file is not valid; the message says where and why."""
 
 

@@ -19,7 +19,6 @@ from lamina.domain.arns import layer_arn, layer_version_arn, root_user_arn
 from lamina.domain.clock import aws_timestamp
 
 # Quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
-MAX_ZIPPED_DIRECT_UPLOAD = 52_428_800
 MAX_UNZIPPED = 262_144_000
 MAX_POLICY_BYTES = 20_480
 GET_LAYER_VERSION = "lambda:GetLayerVersion"

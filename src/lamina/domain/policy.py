@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import Any
 
 from lamina.domain.arns import PARTITION
-from lamina.errors import AwsError
+from lamina.errors import AwsError, LaminaError
 
 CURRENT_VERSION = "2012-10-17"
 VERSIONS = ("2008-10-17", CURRENT_VERSION)
@@ -216,7 +216,7 @@ _IAM_PATHS = tuple(
 )
 
 
-class _Syntax(Exception):
+class _Syntax(LaminaError):
     """Raised inside the grammar walk; turned into "Syntax errors in policy." at the boundary."""
 
 

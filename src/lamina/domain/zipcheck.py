@@ -538,7 +538,7 @@ def _check_links(entries: tuple[ZipEntryInfo, ...], keys: list[tuple[str, ...]])
                 raise _escapes(entry.name, why)
 
 
-class _Escape(Exception):
+class _Escape(LaminaError):
     """Internal: a link resolution left the root (or could not be proven not to)."""
 
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lamina.errors import LaminaError
 from lamina.runtime.environment import Environment, InvokeResult, Target
 from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
@@ -23,7 +24,7 @@ from lamina.runtime.runtime_api import Invocation
 log = logging.getLogger("lamina.pool")
 
 
-class PoolFull(Exception):
+class PoolFull(LaminaError):
     """No environment can be started: the cap is reached and every environment is busy."""
 
 

@@ -167,7 +167,6 @@ class _Route(enum.Enum):
     NOT_FOUND = enum.auto()
 
 
-_RUNTIME_PREFIX = b"/2018-06-01/runtime/"
 _INVOCATION_PREFIX = b"/2018-06-01/runtime/invocation/"
 _NEXT_PATH = b"/2018-06-01/runtime/invocation/next"
 _INIT_ERROR_PATH = b"/2018-06-01/runtime/init/error"

@@ -110,7 +110,7 @@ class Platform:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
-    def retire(self, account: str, region: str, name: str, seq: int | None) -> None:
+    def retire(self, account: str, region: str, name: str) -> None:
         """Environments of a deleted or changed function stop being reused (called from any thread)."""
         loop = self._loop
         if loop is not None:

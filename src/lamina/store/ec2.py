@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Final, TypeVar
 
 from lamina.domain import ipam
@@ -839,11 +839,3 @@ class Ec2Store:
             return out
 
         return self.read(account, region, run)
-
-
-def canonical_cidr(text: str) -> str:
-    """``10.0.0.1/16`` -> ``10.0.0.0/16`` (for filters that compare blocks)."""
-    try:
-        return str(ip_network(text, strict=False))
-    except ValueError:
-        return text

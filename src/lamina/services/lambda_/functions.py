@@ -441,7 +441,7 @@ def update_function_configuration(
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
-    platform.retire(ref.account, ref.region, ref.name, 0)
+    platform.retire(ref.account, ref.region, ref.name)
     if vpc is not None:
         platform.hyperplane.schedule_sweep()  # the old combination may be unused now
     return updated.config
@@ -479,7 +479,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
-    platform.retire(ref.account, ref.region, ref.name, 0)
+    platform.retire(ref.account, ref.region, ref.name)
     if params.get("Publish"):
         platform.preparer.wait(updated)
         _publish(platform, ctx, ref, None, None, None)
@@ -580,7 +580,7 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob
     ):
         raise _not_found(ref)
-    platform.retire(ref.account, ref.region, ref.name, seq)
+    platform.retire(ref.account, ref.region, ref.name)
     platform.hyperplane.schedule_sweep()
     return {"StatusCode": 204}
 

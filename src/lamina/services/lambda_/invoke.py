@@ -149,7 +149,7 @@ def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[Any, ...]:
     return tuple(found)
 
 
-def _check_state(ref: F.FunctionRef, row: FunctionRow) -> None:
+def _check_state(row: FunctionRow) -> None:
     state = row.config.get("State")
     failure = INVOKE_ERRORS.get(str(row.config.get("StateReasonCode")))
     if state == F.State.FAILED.value and failure is not None:
@@ -184,7 +184,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     # As in Lambda, an invocation without a payload delivers an empty JSON object.
     payload: bytes = params.get("Payload") or b"{}"
     _wake_if_idle(platform, row)
-    _check_state(ref, row)
+    _check_state(row)
     _check_json(payload)
     platform.hyperplane.touch(row.account, row.region, row.name)
     version = str(row.config.get("Version"))

@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
-from lamina.errors import AwsError, InvalidParameterValueException
+from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 
@@ -114,7 +114,7 @@ def check_vpc_config(
     }
 
 
-class HyperplaneFailure(Exception):
+class HyperplaneFailure(LaminaError):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
         self.code = code
@@ -271,7 +271,7 @@ class Hyperplane:
                 return row.with_config(config)
 
             self.platform.functions.update(account, region, name, change)
-            self.platform.retire(account, region, name, 0)
+            self.platform.retire(account, region, name)
             reclaimed = True
         if reclaimed:
             self.sweep()
