@@ -18,8 +18,8 @@ Facts about nftables (nft 1.0.6, Linux 6.x):
 
 from __future__ import annotations
 
+from lamina.linux import NetNamespace
 from lamina.net import commands
-from lamina.runtime.netns import NetNamespace
 
 
 def load(ns: NetNamespace, script: str) -> None:

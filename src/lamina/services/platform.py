@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lamina.domain.presign import UrlSigner
+from lamina.net.attach import attach
 from lamina.net.manager import DataplaneManager
 from lamina.net.uplink import UplinkSpec
 from lamina.runtime.catalog import RuntimeCatalog
@@ -164,9 +165,11 @@ class Platform:
     def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Called on the server's loop at startup."""
         self.loop = loop
+        self.logs.start()
         self._pool = EnvironmentPool(
             self.data_dir / "envs",
             self.logs,
+            attacher=attach,
             max_environments=self.max_environments,
             idle_timeout_s=self.idle_timeout_s,
         )
@@ -194,6 +197,7 @@ class Platform:
         await self.events.close()
         if self._pool is not None:
             await self._pool.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.logs.close)
         if self.dataplane is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.dataplane.close)
 

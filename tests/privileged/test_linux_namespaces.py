@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lamina.runtime.netns import NetNamespace, NetNamespaceError
+from lamina.linux import NetNamespace, NetNamespaceError
 
 pytestmark = pytest.mark.privileged
 
