@@ -23,6 +23,8 @@ Facts about memory cgroups (checked on Linux 6.x; v1 on this machine, v2 on most
 - Everything the group's processes allocate is charged, including pages of a tmpfs they
   write (``/tmp``) and page cache of files they read first.
 - A group can be removed (``rmdir``) once it has no processes, even if charges remain.
+- The v1 freezer controller is mounted here too (v2 has ``cgroup.freeze`` in every non-root
+  group, 5.2+): what freezing environments between invocations would build on (not used yet).
 """
 
 from __future__ import annotations

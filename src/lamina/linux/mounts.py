@@ -12,7 +12,9 @@ Facts about mounts (checked on Linux 6.x):
   ``pivot_root(".", ".")`` stacks the old root on top of the new one; a lazy unmount
   (``MNT_DETACH``) of ``.`` then takes it away.
 - A bind mount of a directory exposes that directory's own mode at the mount point.
-- ``/proc/self/mountinfo`` writes space, tab, newline and backslash in paths as ``\\ooo``.
+- ``/proc/self/mountinfo`` lists the mount namespace of the process's *main thread*; a thread
+  that unshared its own has to read ``/proc/thread-self/mountinfo``. Both write space, tab,
+  newline and backslash in paths as ``\\ooo``.
 """
 
 from __future__ import annotations
@@ -109,8 +111,8 @@ def mount_points(mountinfo: str) -> list[Path]:
 
 
 def mount_points_under(directory: Path) -> list[Path]:
-    """Mount points strictly inside ``directory`` (this process's mount namespace), deepest last."""
+    """Mount points strictly inside ``directory`` (the calling thread's mount namespace), deepest last."""
     prefix = str(directory).rstrip("/") + "/"
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+    with open("/proc/thread-self/mountinfo", encoding="utf-8") as f:
         points = mount_points(f.read())
     return [p for p in points if str(p).startswith(prefix)]

@@ -16,6 +16,7 @@ Facts about network namespaces (checked on Linux 6.x):
   the host's loopback, while the server keeps accepting on it from any thread.
 - A fresh namespace has only ``lo``, and it is *down*: ``127.0.0.1`` is unreachable until
   ``IFF_UP`` is set (``SIOCSIFFLAGS`` on any socket created inside the namespace).
+- ``unshare`` of mount + network + PID namespaces costs a few milliseconds; nothing is copied.
 - ``unshare(CLONE_NEWNS)`` implies ``CLONE_FS``: the thread gets its own root, cwd and umask.
   ``unshare(CLONE_NEWPID)`` moves nobody: the thread's next child is PID 1 of the new namespace.
 - A namespace file (``/proc/self/ns/net``, an fd of it, a bind mount of it) is an ``nsfs``
