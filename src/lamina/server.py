@@ -21,6 +21,7 @@ from lamina.api.auth import Credentials
 from lamina.api.pipeline import AllowAll, Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain.presign import UrlSigner
+from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
@@ -107,6 +108,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         logs,
         max_environments=settings.max_environments,
         idle_timeout_s=settings.idle_timeout_s,
+        attacher=attach,
     )
     platform = Platform(
         data_dir=data_dir,
@@ -154,6 +156,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     if dataplane is not None:
         workers.append(("dataplane", ThreadedWorker("dataplane", dataplane.start, dataplane.close, io)))
     workers += [
+        ("logs", ThreadedWorker("logs", logs.start, logs.close, io)),
         ("environments", Hooks("environments", _nothing, pool.close)),
         ("event queue", Hooks("event queue", platform.events.start, platform.events.close)),
         ("preparer", ThreadedWorker("preparer", platform.preparer.resume, platform.preparer.close, io)),

@@ -191,7 +191,7 @@ def test_workers_are_owned(tmp_path: Path) -> None:
     server = InProcessServer(tmp_path / "data")
     names = server.built.supervisor.running
     assert names[:2] == ["store", "platform"]
-    assert {"environments", "event queue", "preparer", "hyperplane"} <= set(names)
+    assert {"logs", "environments", "event queue", "preparer", "hyperplane"} <= set(names)
     client(server).list_layers()
     server.stop()
     assert server.built.supervisor.running == []

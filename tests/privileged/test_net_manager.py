@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
+from lamina.linux import NetNamespace, mounts
+from lamina.linux.namespaces import namespace_inode
 from lamina.net import published
 from lamina.net.manager import DataplaneManager
-from lamina.runtime.netns import NetNamespace
 
 pytestmark = pytest.mark.privileged
 
@@ -179,7 +180,7 @@ def test_interfaces_follow_the_events(ec2: FakeEc2, manager: DataplaneManager) -
     assert db is not None and fn is not None
     assert manager.interface_namespace("111111111111", REGION, vpc.eni("db")) is None  # another account's
     for eni, ns in ((vpc.eni("db"), db), (vpc.eni("fn"), fn)):
-        assert published.namespace_inode(manager.netns_dir / eni) == os.fstat(ns.fd).st_ino
+        assert namespace_inode(manager.netns_dir / eni) == os.fstat(ns.fd).st_ino
 
     listener = db.listen_tcp("10.40.2.10", 6379)
     try:
@@ -280,11 +281,11 @@ def test_leftovers_of_a_crash_are_swept(ec2: FakeEc2, tmp_path: Path) -> None:
         published.publish(netns, "eni-stale", ns.fd)
         inode = os.fstat(ns.fd).st_ino
     (netns / "eni-empty").touch()
-    assert published.namespace_inode(netns / "eni-stale") == inode
+    assert namespace_inode(netns / "eni-stale") == inode
     m = DataplaneManager(ec2, tmp_path / "run")
     m.start()
     try:
-        assert os.listdir(netns) == [] and published.mounts_under(netns) == []
+        assert os.listdir(netns) == [] and mounts.mount_points_under(netns) == []
     finally:
         m.close()
     assert not netns.exists()
@@ -302,7 +303,7 @@ def test_close_leaves_nothing_behind(ec2: FakeEc2, tmp_path: Path) -> None:
     finally:
         m.close()
     try:
-        assert published.mounts_under(tmp_path / "run") == []
+        assert mounts.mount_points_under(tmp_path / "run") == []
         assert not (tmp_path / "run" / "netns").exists()
         # The namespace (only alive through ``held`` now) has no link left into a VPC.
         links = NetNamespace(held, "held").call(lambda: sorted(n for _, n in socket.if_nameindex()))

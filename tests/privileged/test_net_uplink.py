@@ -35,10 +35,10 @@ from vpc_run import VpcRun, cli_env, lamina
 
 from lamina.domain import dataplane as D
 from lamina.domain.dataplane import EDGE_UPLINK_ADDRESS
+from lamina.linux import NetNamespace
 from lamina.net import nftables
 from lamina.net.manager import DataplaneManager
 from lamina.net.uplink import UplinkSpec
-from lamina.runtime.netns import NetNamespace
 
 pytestmark = pytest.mark.privileged
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from lamina.domain.dataplane import VpcPlan, plan_vpc
+from lamina.linux import NetNamespace
 from lamina.net import VpcDataplane, nftables
-from lamina.runtime.netns import NetNamespace
 
 pytestmark = pytest.mark.privileged
 

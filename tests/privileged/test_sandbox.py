@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from lamina.runtime.cgroups import hierarchy
-from lamina.runtime.netns import NetNamespace
+from lamina.linux import NetNamespace
+from lamina.linux.cgroups import hierarchy
 from lamina.runtime.sandbox import SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError, SandboxSpec
 
 pytestmark = pytest.mark.privileged

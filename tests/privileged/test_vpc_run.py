@@ -26,6 +26,8 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 from vpc_run import VpcRun, cli_env, lamina
 
+from lamina.linux import mounts
+from lamina.linux.namespaces import namespace_inode
 from lamina.net import published
 
 pytestmark = pytest.mark.privileged
@@ -409,7 +411,7 @@ def namespace_holders(inodes: set[int]) -> list[str]:
 
 
 def published_mounts(data_dir: Path) -> list[Path]:
-    return published.mounts_under(data_dir / "run" / "netns")
+    return mounts.mount_points_under(data_dir / "run" / "netns")
 
 
 def up(tmp: Path) -> tuple[LaminaServer, Any, str]:
@@ -450,7 +452,7 @@ def test_a_restart_rebuilds_from_the_database_and_sweeps_a_crash(tmp_path: Path)
     again = LaminaServer(srv.data_dir, port=srv.port, lambda_role=False)
     try:
         # The stale mount was swept and the interface rebuilt from the database, before ready.
-        second = published.namespace_inode(netns / eni)
+        second = namespace_inode(netns / eni)
         assert second is not None and second != first
         assert [p.name for p in published_mounts(srv.data_dir)] == [eni]
         assert namespace_holders({first}) == []

@@ -114,7 +114,9 @@ async def _verify(
             credentials=("", "", ""),
             endpoint_port=4566,
         )
-        env = Environment(env_target, work / "envs", LogStore(work / "logs"))
+        logs = LogStore(work / "logs")
+        logs.start()
+        env = Environment(env_target, work / "envs", logs, attacher=None)
         try:
             await env.start()
             invocation = Invocation(
@@ -127,6 +129,7 @@ async def _verify(
             result = await env.invoke(invocation, TIMEOUT_S, first=True)
         finally:
             await env.destroy()
+            await asyncio.get_running_loop().run_in_executor(None, logs.close)
     what = f"imported {len(modules)} module(s) in a {target.runtime} execution environment"
     if result.outcome is Outcome.OK:
         doc = json.loads(result.payload)

@@ -191,8 +191,8 @@ def _delete_interface(ec2: Any, eni_id: str) -> None:
 
 
 def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float) -> int:
+    from lamina.linux import NetNamespace
     from lamina.net import published
-    from lamina.runtime.netns import NetNamespace
 
     if published.wait_published(netns_dir, eni_id, wait_s) is None:
         _say(f"vpc run: the server did not bring {eni_id} up within {wait_s:g} s (see its log)")

@@ -18,24 +18,17 @@ Facts (Linux 6.x) and the design they lead to:
 
 from __future__ import annotations
 
-import fcntl
-import socket
-import struct
 import threading
+import weakref
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
+from lamina.linux import NetNamespace, links
 from lamina.net import nftables, sysctl
 from lamina.net.commands import DataplaneError, run
-from lamina.runtime.netns import NetNamespace
 
 _BASE = int(IPv4Address("169.254.0.0"))
 _SLOTS = 16384  # /30s in a /16
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_SIOCSIFADDR = 0x8916
-_SIOCSIFNETMASK = 0x891C
-_IFF_UP = 0x1
 _RESERVED = range(168 * 64, 170 * 64)  # 169.254.168.0/24 (LINK_BLOCK) and 169.254.169.0/24
 
 FORWARDER = {**sysctl.INTERFACE, "ipv4/ip_forward": "1", "ipv4/conf/all/rp_filter": "0"}
@@ -80,6 +73,10 @@ class _Slots:
 
 _slots = _Slots()
 _prepared_lock = threading.Lock()
+# Interface namespaces already made forwarders, by object identity (held weakly: a closed namespace
+# object goes). Not by inode number: a namespace's inode number is reused once it is freed, so a new
+# interface namespace could otherwise pass for an old, already prepared one.
+_prepared: weakref.WeakSet[NetNamespace] = weakref.WeakSet()
 
 
 @dataclass
@@ -104,26 +101,12 @@ class Attachment:
 
 def prepare_forwarder(eni_ns: NetNamespace) -> None:
     """Make ``eni_ns`` forward environments' flows out of its ``eth0`` (once per namespace)."""
-    # Marked on the namespace object itself: a namespace's inode number is reused once it is freed,
-    # so a new interface namespace could otherwise pass for an old, already prepared one.
     with _prepared_lock:
-        if getattr(eni_ns, "_lamina_forwarder", False):
+        if eni_ns in _prepared:
             return
         sysctl.configure(eni_ns, FORWARDER)
         nftables.load(eni_ns, RULESET)
-        eni_ns._lamina_forwarder = True  # type: ignore[attr-defined]
-
-
-def _configure(link: str, address: IPv4Address, prefix: int) -> None:
-    """Address and bring up ``link`` in the calling thread's namespace, with ioctls (no process:
-    this is on a cold start's path). The kernel adds the prefix route, as ``ip address add`` does."""
-    name = link.encode()
-    mask = IPv4Network(f"0.0.0.0/{prefix}").netmask
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for request, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, mask)):
-            fcntl.ioctl(s, request, struct.pack("16sH2x4s8x", name, socket.AF_INET, value.packed))
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, _SIOCGIFFLAGS, struct.pack("16sH14x", name, 0)))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", name, flags | _IFF_UP))
+        _prepared.add(eni_ns)
 
 
 def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
@@ -131,7 +114,8 @@ def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
 
     One ``ip`` process, in the environment's namespace, makes the pair (its peer born in
     ``eni_ns``) and configures the environment's end; the peer is configured by ioctls from a
-    thread in ``eni_ns``: a cold start pays for one process, not three.
+    thread in ``eni_ns`` (``linux.links``, no process: this is on a cold start's path): a cold
+    start pays for one process, not three.
     """
     prepare_forwarder(eni_ns)
     slot = _slots.take()
@@ -151,7 +135,7 @@ def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
             pass_fds=(eni_ns.fd,),
         )
         try:
-            eni_ns.call(lambda: _configure(link, gateway, 30))
+            eni_ns.call(lambda: links.set_ipv4(link, gateway, 30))
         except OSError as exc:
             raise DataplaneError(f"cannot configure {link} in {eni_ns.name!r}: {exc}") from exc
     except Exception:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from functools import cache
 
 from lamina.errors import LaminaError
-from lamina.runtime.netns import NetNamespace
+from lamina.linux import NetNamespace
 
 TIMEOUT_S = 30.0
 

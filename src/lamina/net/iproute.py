@@ -33,8 +33,8 @@ from lamina.domain.dataplane import (
     RouterRoute,
     SourceRule,
 )
+from lamina.linux import NetNamespace
 from lamina.net import commands
-from lamina.runtime.netns import NetNamespace
 
 LINK_GROUP = ROUTE_PROTOCOL  # the link group of every router-side veth
 

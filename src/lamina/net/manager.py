@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lamina.domain.dataplane import edge_link_name, plan_vpc
+from lamina.linux import NetNamespace, NetNamespaceError
 from lamina.net import published
 from lamina.net.commands import DataplaneError
 from lamina.net.uplink import Uplink, UplinkKind, UplinkSpec, instance_tag
 from lamina.net.vpc import VpcDataplane
-from lamina.runtime.netns import NetNamespace, NetNamespaceError
 
 log = logging.getLogger("lamina.net")
 

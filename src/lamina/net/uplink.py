@@ -54,9 +54,9 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from lamina.domain import dataplane as D
-from lamina.net import attach, iproute, nftables, published, sysctl
+from lamina.linux import NetNamespace, namespaces
+from lamina.net import attach, iproute, nftables, sysctl
 from lamina.net.commands import DataplaneError, run
-from lamina.runtime.netns import NetNamespace
 
 log = logging.getLogger("lamina.net")
 
@@ -107,7 +107,7 @@ def open_uplink(spec: UplinkSpec) -> NetNamespace:
         fd = os.open(spec.path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise DataplaneError(f"cannot open the uplink {spec}: {exc}") from exc
-    if os.fstat(fd).st_dev != published.nsfs_device():
+    if os.fstat(fd).st_dev != namespaces.nsfs_device():
         os.close(fd)
         raise DataplaneError(f"the uplink {spec}: {spec.path} is not a network namespace")
     return NetNamespace(fd, str(spec))

@@ -37,10 +37,10 @@ from lamina.domain.dataplane import (
     render_nat_ruleset,
     set_updates,
 )
+from lamina.linux import NetNamespace
 from lamina.net import iproute, nftables, sysctl
 from lamina.net.commands import DataplaneError
 from lamina.net.uplink import Uplink
-from lamina.runtime.netns import NetNamespace
 
 log = logging.getLogger("lamina.net")
 

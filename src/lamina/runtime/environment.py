@@ -26,11 +26,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from lamina.linux import NetNamespace
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.logs import LogStore, stream_name
-from lamina.runtime.netns import NetNamespace
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
@@ -39,6 +39,20 @@ _spread = itertools.count()  # round-robin of new environments over a function's
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 RUNTIME_API = "127.0.0.1:9001"
 LOG_TAIL_BYTES = 4096
+
+
+class NetworkAttachment(Protocol):
+    """An environment's link to an interface namespace, removed by ``close()`` (idempotent)."""
+
+    def close(self) -> None: ...
+
+
+class Attacher(Protocol):
+    """Connects an environment's network namespace to an interface namespace (a VPC function's
+    Hyperplane interface, or the default network's), blocking; the data plane implements it
+    (``net.attach.attach``) and whoever builds the pool hands it in."""
+
+    def __call__(self, env_ns: NetNamespace, eni_ns: NetNamespace, /) -> NetworkAttachment: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +109,12 @@ def _exit_text(code: int | None) -> str:
 
 
 class Environment:
-    def __init__(self, target: Target, work_root: Path, logs: LogStore) -> None:
+    def __init__(self, target: Target, work_root: Path, logs: LogStore, *, attacher: Attacher | None) -> None:
+        """``attacher`` is needed only for targets with ``vpc_namespaces`` (None: no data plane)."""
+        if target.vpc_namespaces and attacher is None:
+            raise ValueError(f"no attacher for the network interfaces of {target.name!r}")
         self.target = target
+        self.attacher = attacher
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = work_root / self.id
         self.logs = logs
@@ -114,7 +132,7 @@ class Environment:
         self.last_used = time.monotonic()
         self.retired = False
         self.busy = False
-        self.attachment: Any = None  # lamina.net.attach.Attachment of a VPC function
+        self.attachment: NetworkAttachment | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -177,11 +195,9 @@ class Environment:
             )
             return
         self.netns = NetNamespace.create(f"lamina-{self.id}")
-        if t.vpc_namespaces:
-            from lamina.net.attach import attach
-
+        if t.vpc_namespaces and self.attacher is not None:
             eni_ns = t.vpc_namespaces[next(_spread) % len(t.vpc_namespaces)]
-            self.attachment = await loop.run_in_executor(None, attach, self.netns, eni_ns)
+            self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
         await self.api.start()
         self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 from lamina.errors import LaminaError
-from lamina.runtime.environment import Environment, InvokeResult, Target
+from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
 from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
 
@@ -30,10 +30,19 @@ class PoolFull(LaminaError):
 
 class EnvironmentPool:
     def __init__(
-        self, work_root: Path, logs: LogStore, *, max_environments: int, idle_timeout_s: float
+        self,
+        work_root: Path,
+        logs: LogStore,
+        *,
+        attacher: Attacher | None,
+        max_environments: int,
+        idle_timeout_s: float,
     ) -> None:
+        """``attacher`` connects environments of functions with network interfaces to them (the data
+        plane's; None where there is none, and then no target has ``vpc_namespaces``)."""
         self.work_root = work_root
         self.logs = logs
+        self.attacher = attacher
         self.max_environments = max_environments
         self.idle_timeout_s = idle_timeout_s
         self._idle: dict[tuple[str, ...], list[Environment]] = {}
@@ -97,7 +106,7 @@ class EnvironmentPool:
                 raise PoolFull(
                     f"{self.max_environments} environments are busy, the most this host allows (--max-environments)"
                 )
-            env = Environment(target, self.work_root, self.logs)
+            env = Environment(target, self.work_root, self.logs, attacher=self.attacher)
             await env.start()
         except BaseException:
             if env is not None:

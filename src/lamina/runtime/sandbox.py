@@ -12,8 +12,6 @@ Facts about the mechanics (checked on Linux 6.x):
   from inside the new PID namespace: the thread's would list the host's processes), joins
   its cgroup, drops credentials and execs: a few os/ctypes calls in ``preexec_fn``, nothing
   that can wait on a lock held by another thread.
-- ``pivot_root`` rewires the root/cwd of tasks whose root is the *old root mount*; after
-  unshare that mount is the thread's private copy, so only the thread moves.
 - When PID 1 dies the kernel SIGKILLs everything else in the namespace, and its exit is
   reported only after they are all gone. PID 1 gets only the signals it has handlers for
   (SIGKILL from outside always works) and inherits orphans: the runtime is PID 1 here, so
@@ -25,10 +23,9 @@ Facts about the mechanics (checked on Linux 6.x):
 - Overlayfs with only ``lowerdir``s is read-only; the *leftmost* lower layer wins, so the
   layers are listed in reverse (Lambda: a later layer overrides an earlier one). Mounting
   costs the same whatever the layers' size: nothing is copied.
-- ``mount_setattr(AT_RECURSIVE)`` (5.12+) makes a recursive bind read-only in one call,
-  submounts included; older kernels fall back to remounting the top mount only.
-- A bind mount of a directory exposes that directory's own mode at the mount point: the
-  code, layer and runtime trees must be readable by the sandbox user.
+- The mount mechanics themselves (private propagation, read-only binds, ``pivot_root``) are
+  :mod:`lamina.linux.mounts`'s; the code, layer and runtime trees must be readable by the
+  sandbox user, since a bind mount exposes a directory's own mode.
 - ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that forked exits, which here
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
   the runtime exits on its next request; the leftover cgroups are named after env_id.
@@ -39,7 +36,6 @@ Facts about the mechanics (checked on Linux 6.x):
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import os
@@ -53,8 +49,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
-from lamina.runtime.cgroups import CgroupError, MemoryCgroup
-from lamina.runtime.netns import (
+from lamina.linux import mounts, process
+from lamina.linux.cgroups import CgroupError, MemoryCgroup
+from lamina.linux.mounts import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
+from lamina.linux.namespaces import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWNS,
@@ -73,58 +81,9 @@ DEV_SHM_BYTES = 64 * 1024 * 1024
 SANDBOX_UID = 993
 SANDBOX_GID = 990
 
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MNT_DETACH = 0x2
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-AT_FDCWD = -100
-AT_RECURSIVE = 0x8000
-PR_SET_NO_NEW_PRIVS = 38
-
-# pivot_root has no glibc wrapper; mount_setattr is new. Numbers per architecture
-# (syscalls from 424 on share one number on every architecture).
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
-_SYS_MOUNT_SETATTR = 442
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_mount = _libc.mount
-_mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_mount.restype = ctypes.c_int
-_umount2 = _libc.umount2
-_umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_umount2.restype = ctypes.c_int
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-_prctl = _libc.prctl
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_prctl.restype = ctypes.c_int
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
-
 
 class SandboxError(LaminaError):
     """An execution environment could not be started or managed."""
-
-
-def _check(ret: int, what: str) -> None:
-    if ret != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 # --- the mount plan: computed first, applied by the spawning thread ------------------------
@@ -260,27 +219,9 @@ def _describe(op: Op) -> str:
 # --- the spawning thread ------------------------------------------------------------------
 
 
-def _read_only(path: bytes, recursive: bool) -> None:
-    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
-    flags = AT_RECURSIVE if recursive else 0
-    ret = _syscall(
-        ctypes.c_long(_SYS_MOUNT_SETATTR),
-        ctypes.c_int(AT_FDCWD),
-        ctypes.c_char_p(path),
-        ctypes.c_uint(flags),
-        ctypes.byref(attr),
-        ctypes.c_size_t(ctypes.sizeof(attr)),
-    )
-    if ret == 0:
-        return
-    if ctypes.get_errno() != errno.ENOSYS:  # kernels before 5.12 lack mount_setattr
-        _check(-1, "mount_setattr")
-    _check(_mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None), "remount")
-
-
 def _apply(op: Op) -> None:
     if isinstance(op, Mount):
-        _check(_mount(op.source, op.target, op.fstype, op.flags, op.data), "mount")
+        mounts.mount(op.source, op.target, op.fstype, op.flags, op.data)
     elif isinstance(op, MakeDir):
         os.mkdir(op.path, op.mode)
         if op.mode & 0o7000:
@@ -292,10 +233,10 @@ def _apply(op: Op) -> None:
     elif isinstance(op, Symlink):
         os.symlink(op.target, op.path)
     else:
-        _read_only(op.path, op.recursive)
+        mounts.make_read_only(op.path, recursive=op.recursive)
 
 
-def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int, pivot_root_nr: int) -> None:
+def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
     """Move the *calling thread* into the sandbox (see the module facts); never returns to the host.
 
     Afterwards the thread's network, mount, IPC and children's PID namespaces, root and cwd
@@ -311,17 +252,18 @@ def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int, pivot_root_nr: i
         if os.readlink("/proc/thread-self/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
             raise OSError(errno.EINVAL, "still in the host's mount namespace")  # never mount there
         os.umask(0)  # modes below are meant literally, whatever the server's umask
-        _check(_mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+        mounts.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
         for op in ops:
             step = _describe(op)
             _apply(op)
         step = "pivot_root"
         os.chdir(root)
-        _check(_syscall(ctypes.c_long(pivot_root_nr), b".", b"."), "pivot_root")
-        _check(_umount2(b".", MNT_DETACH), "detach old root")
+        mounts.pivot_root(b".", b".")
+        step = "detach old root"
+        mounts.umount(b".", MNT_DETACH)
         os.chdir(b"/")
         step = "no_new_privs"
-        _check(_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
+        process.set_no_new_privs()
     except OSError as exc:
         raise SandboxError(f"{step}: {exc}") from exc
 
@@ -346,7 +288,7 @@ class _ChildInit:
     def __call__(self) -> None:
         step = "mount /proc"
         try:
-            _check(_mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount")
+            mounts.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             step = "join cgroup"
             os.write(self.join_fd, b"0")
             step = "drop privileges"
@@ -413,10 +355,8 @@ class Sandbox:
     def start(cls, spec: SandboxSpec) -> Sandbox:
         """Start ``spec.argv`` in a new sandbox; returns once it has been exec'd."""
         _validate(spec)
-        try:
-            pivot_root_nr = _SYS_PIVOT_ROOT[platform.machine()]
-        except KeyError:
-            raise SandboxError(f"unsupported architecture {platform.machine()!r}") from None
+        if not mounts.can_pivot_root():
+            raise SandboxError(f"unsupported architecture {platform.machine()!r}")
         root = spec.work_dir / "root"
         ops = mount_plan(spec, root, host_system_dirs())
         try:
@@ -427,7 +367,7 @@ class Sandbox:
         cgroup: MemoryCgroup | None = None
         try:
             cgroup = MemoryCgroup.create(spec.env_id, spec.memory_bytes)
-            popen = cls._spawn(spec, cgroup, root, ops, pivot_root_nr)
+            popen = cls._spawn(spec, cgroup, root, ops)
         except BaseException as exc:
             if cgroup is not None:
                 cgroup.destroy()
@@ -438,16 +378,14 @@ class Sandbox:
         return cls(spec, popen, cgroup)
 
     @staticmethod
-    def _spawn(
-        spec: SandboxSpec, cgroup: MemoryCgroup, root: Path, ops: list[Op], pivot_root_nr: int
-    ) -> subprocess.Popen[bytes]:
+    def _spawn(spec: SandboxSpec, cgroup: MemoryCgroup, root: Path, ops: list[Op]) -> subprocess.Popen[bytes]:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fd = cgroup.open_join_fd()
         err_r, err_w = os.pipe()
         child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w)
 
         def spawn() -> subprocess.Popen[bytes]:
-            _enter_sandbox(os.fsencode(root), ops, net_fd, pivot_root_nr)
+            _enter_sandbox(os.fsencode(root), ops, net_fd)
             # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
             # umask and session, runs child_init, closes fds and execs.
             return subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Memory limits for execution environments: one memory cgroup per environment.
+"""Memory cgroups: one per execution environment, for its memory limit, peak and OOM kills.
 
 Facts about memory cgroups (checked on Linux 6.x; v1 on this machine, v2 on most hosts):
 - The hierarchy is found at runtime from ``/proc/self/mountinfo``: a ``cgroup2`` mount whose
@@ -23,6 +23,8 @@ Facts about memory cgroups (checked on Linux 6.x; v1 on this machine, v2 on most
 - Everything the group's processes allocate is charged, including pages of a tmpfs they
   write (``/tmp``) and page cache of files they read first.
 - A group can be removed (``rmdir``) once it has no processes, even if charges remain.
+- The v1 freezer controller is mounted here too (v2 has ``cgroup.freeze`` in every non-root
+  group, 5.2+): what freezing environments between invocations would build on (not used yet).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import contextlib
 import enum
 import errno
 import os
-import re
 import signal
 import time
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from functools import cache
 from pathlib import Path
 
 from lamina.errors import LaminaError
+from lamina.linux import mounts
 
 DEFAULT_PARENT = "lamina"
 _DESTROY_DEADLINE_S = 5.0
@@ -61,11 +63,6 @@ class MemoryHierarchy:
     root: Path
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
 def cgroup_mounts(mountinfo: str) -> list[tuple[str, Path, frozenset[str]]]:
     """``(fstype, mount point, super options)`` of every cgroup/cgroup2 mount in a mountinfo text."""
     found = []
@@ -76,7 +73,7 @@ def cgroup_mounts(mountinfo: str) -> list[tuple[str, Path, frozenset[str]]]:
         fstype, _source, superopts = (right.split(" ") + ["", ""])[:3]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        mountpoint = _unescape(left.split(" ")[4])
+        mountpoint = mounts.unescape(left.split(" ")[4])
         found.append((fstype, Path(mountpoint), frozenset(superopts.split(","))))
     return found
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.runtime.cgroups import (
+from lamina.linux.cgroups import (
     CgroupError,
     CgroupVersion,
     MemoryCgroup,

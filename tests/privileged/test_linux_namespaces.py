@@ -1,17 +1,23 @@
-"""Network namespaces held by an fd: loopback up, sockets that stay inside, nothing on the host."""
+"""Network namespaces held by an fd: loopback up, sockets that stay inside, nothing on the host;
+links configured by ioctl and mounts made in a thread's own mount namespace."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import socket
+import struct
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
-from lamina.runtime.netns import NetNamespace, NetNamespaceError
+from lamina.linux import NetNamespace, NetNamespaceError, links, mounts, namespaces
 
 pytestmark = pytest.mark.privileged
 
@@ -121,3 +127,58 @@ def test_close_is_idempotent_and_use_after_close_is_refused() -> None:
         ns.listen_tcp()
     with pytest.raises(ValueError, match="closed"):
         _ = ns.fd
+
+
+def test_namespace_inode_of_a_namespace_file(netns: NetNamespace, tmp_path: Path) -> None:
+    assert namespaces.namespace_inode(f"/proc/self/fd/{netns.fd}") == os.fstat(netns.fd).st_ino
+    assert namespaces.namespace_inode(tmp_path) is None
+    assert namespaces.namespace_inode(tmp_path / "missing") is None
+
+
+def test_links_set_ipv4_in_the_thread_namespace(netns: NetNamespace) -> None:
+    def configure_and_read() -> tuple[str, str]:
+        links.set_ipv4("lo", IPv4Address("127.0.0.9"), 24)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            out = []
+            for request in (0x8915, 0x891B):  # SIOCGIFADDR, SIOCGIFNETMASK
+                ifreq = fcntl.ioctl(s, request, struct.pack("16s24x", b"lo"))
+                out.append(socket.inet_ntoa(ifreq[20:24]))
+        return out[0], out[1]
+
+    host_before = socket.if_nameindex()
+    assert netns.call(configure_and_read) == ("127.0.0.9", "255.255.255.0")
+    assert socket.if_nameindex() == host_before  # the host's links were not touched
+
+
+def test_private_mounts_read_only_bind_and_umount(tmp_path: Path) -> None:
+    """In a thread's own mount namespace: tmpfs, a bind made read-only, unmounted; the host sees none."""
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    before = Path("/proc/self/mountinfo").read_text()
+
+    def inside() -> tuple[str, int | None]:
+        namespaces.unshare(namespaces.CLONE_NEWNS)
+        mounts.mount(None, b"/", None, mounts.MS_REC | mounts.MS_PRIVATE, None)
+        mounts.mount(b"tmpfs", bytes(source), b"tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV, b"size=1m")
+        (source / "file").write_text("hello")
+        mounts.mount(bytes(source), bytes(target), None, mounts.MS_BIND, None)
+        mounts.make_read_only(bytes(target), recursive=False)
+        seen = (target / "file").read_text()
+        try:
+            (target / "other").write_text("refused")
+            refused = None
+        except OSError as exc:
+            refused = exc.errno
+        points = mounts.mount_points_under(tmp_path)
+        assert points == [source, target]
+        mounts.umount(bytes(target), mounts.MNT_DETACH)
+        mounts.umount(bytes(source), mounts.MNT_DETACH)
+        return seen, refused
+
+    assert namespaces.run_in_thread(inside) == ("hello", errno.EROFS)
+    assert Path("/proc/self/mountinfo").read_text() == before
+    assert os.listdir(source) == [] and os.listdir(target) == []
+    with pytest.raises(OSError) as exc:
+        mounts.umount(bytes(target))
+    assert exc.value.errno == errno.EINVAL  # nothing is mounted there on the host

@@ -1,0 +1,28 @@
+"""Kernel mechanisms, once: namespaces, mounts, cgroups, links, sysctls, inotify, and the one ctypes
+binding of libc they share. Nothing here knows about functions or VPCs; ``runtime`` and ``net`` build
+on it. One module per mechanism, each opening with the kernel facts it relies on.
+
+Modules: :mod:`~lamina.linux.libc` (the binding), :mod:`~lamina.linux.namespaces`,
+:mod:`~lamina.linux.mounts`, :mod:`~lamina.linux.cgroups`, :mod:`~lamina.linux.links`,
+:mod:`~lamina.linux.sysctl`, :mod:`~lamina.linux.inotify`, :mod:`~lamina.linux.process`.
+"""
+
+from lamina.linux import cgroups, inotify, libc, links, mounts, namespaces, process, sysctl
+from lamina.linux.cgroups import CgroupError, MemoryCgroup
+from lamina.linux.namespaces import NetNamespace, NetNamespaceError, run_in_thread
+
+__all__ = [
+    "CgroupError",
+    "MemoryCgroup",
+    "NetNamespace",
+    "NetNamespaceError",
+    "cgroups",
+    "inotify",
+    "libc",
+    "links",
+    "mounts",
+    "namespaces",
+    "process",
+    "run_in_thread",
+    "sysctl",
+]
