@@ -292,7 +292,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._api._connections.add(self)
+        self._api.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -309,7 +309,7 @@ class _Connection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._api._connection_lost(self)
+        self._api.connection_lost(self)
 
     # -- httptools callbacks
 
@@ -378,7 +378,7 @@ class _Connection(asyncio.Protocol):
 
     def _dispatch(self, request: _Request) -> None:
         self.keep_alive = request.keep_alive
-        reply = self._api._handle(self, request)
+        reply = self._api.handle(self, request)
         if reply is None:
             self.parked = True
         else:
@@ -520,12 +520,19 @@ class RuntimeApi:
         else:
             self._sock.close()
 
-    # -- internals
+    # -- what its connections call
 
-    def _connection_lost(self, conn: _Connection) -> None:
+    def connection_made(self, conn: _Connection) -> None:
+        """A runtime connected (kept, to be closed with the API)."""
+        self._connections.add(conn)
+
+    def connection_lost(self, conn: _Connection) -> None:
+        """A runtime's connection ended; a parked /next on it is gone."""
         self._connections.discard(conn)
         if self._waiter is conn:
             self._waiter = None
+
+    # -- internals
 
     def _drop_pending(self) -> None:
         """Forget an abandoned (cancelled) invocation."""
@@ -546,7 +553,7 @@ class RuntimeApi:
         if future is not None and not future.done():
             future.set_result(result)
 
-    def _handle(self, conn: _Connection, req: _Request) -> bytes | tuple[bytes, bytes] | None:
+    def handle(self, conn: _Connection, req: _Request) -> bytes | tuple[bytes, bytes] | None:
         """Answer one request; None parks it (a /next with no event yet)."""
         route = req.route
         if route is _Route.NOT_FOUND:

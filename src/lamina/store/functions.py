@@ -186,7 +186,7 @@ class FunctionStore:
                 )
             shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
             for sha in sorted(shas):
-                if not self.md._blob_referenced(c, sha):
+                if not self.md._blob_referenced(c, sha):  # noqa: SLF001 - the store branch gives blob references one public home
                     on_unreferenced(sha)
         return True
 
