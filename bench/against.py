@@ -53,7 +53,9 @@ def export(rev: str, into: Path) -> Path:
 def function_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("app.py", HANDLER)
+        info = zipfile.ZipInfo("app.py", (2024, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100644 << 16  # readable by the function's user
+        zf.writestr(info, HANDLER)
     return buf.getvalue()
 
 
@@ -105,8 +107,9 @@ class Side:
 
     def _invoke(self) -> None:
         out = self.lam.invoke(FunctionName="against", Payload=b"{}")
-        if out["StatusCode"] != 200 or "FunctionError" in out or out["Payload"].read() != b"{}":
-            raise RuntimeError(f"{self.label}: invoke failed: {out}")
+        payload = out["Payload"].read()
+        if out["StatusCode"] != 200 or "FunctionError" in out or payload != b"{}":
+            raise RuntimeError(f"{self.label}: invoke failed: {out.get('FunctionError')} {payload!r}")
 
     def run(self, name: str, n: int, timed: bool) -> None:
         call = self.calls[name]

@@ -138,3 +138,23 @@ def test_error_bodies(error: Exception, body: dict[str, str]) -> None:
     resp = PROTOCOL.serialize_error(error, "rid")  # type: ignore[arg-type]
     assert json.loads(resp.body) == body
     assert ("x-amzn-ErrorType", type(error).__name__) in resp.headers
+
+
+def test_every_operation_routes_to_itself() -> None:
+    """botocore's own serialiser makes each Lambda request; routing must find that operation."""
+    import datetime as dt
+
+    from botocore.serialize import create_serializer
+    from protocol_samples import sampler
+
+    model = PROTOCOL.service_model
+    serializer = create_serializer("rest-json", include_validation=False)
+    sample = sampler(dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    for name in model.operation_names:
+        operation = model.operation_model(name)
+        params = sample(operation.input_shape, "v1") if operation.input_shape is not None else {}
+        wire = serializer.serialize_to_request(params, operation)
+        path, _, query = wire["url_path"].partition("?")
+        query = "&".join(filter(None, [query, *(f"{k}={v}" for k, v in wire["query_string"].items())]))
+        request = Request(method=wire["method"], raw_path=path, query_string=query, headers={}, body=b"")
+        assert PROTOCOL.match(request).operation.name == name, (name, path, query)

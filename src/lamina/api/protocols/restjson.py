@@ -23,7 +23,7 @@ _LABEL = re.compile(r"\{([^}]+?)(\+?)\}")
 
 
 class _Route:
-    __slots__ = ("operation", "method", "regex", "query", "literal_len")
+    __slots__ = ("operation", "method", "regex", "query", "literal_len", "labels", "head")
 
     def __init__(self, operation: Any) -> None:
         self.operation = operation
@@ -44,6 +44,11 @@ class _Route:
         pattern += re.escape(path[pos:])
         self.regex = re.compile(pattern + "/?$" if path != "/" else "/$")
         self.literal_len = len(_LABEL.sub("", path))
+        self.labels = tuple(label for label, _ in _LABEL.findall(path))
+        # The first two path segments when both are literal (``2018-10-31/layers``): the routing key.
+        segments = path.split("/")[1:3]
+        literal = len(segments) == 2 and not any("{" in segment for segment in segments)
+        self.head = "/".join(segments) if literal else None
 
     def query_matches(self, request: Request) -> bool:
         present: dict[str, str] = {}
@@ -67,20 +72,29 @@ class RestJsonProtocol(Protocol):
         routes = [_Route(service_model.operation_model(n)) for n in service_model.operation_names]
         # Most specific first: literal query conditions, then longer literal paths.
         routes.sort(key=lambda r: (-len(r.query), -r.literal_len))
-        self._routes: dict[str, list[_Route]] = {}
+        # Routes by method and first two path segments (each list in the order above); routes whose
+        # first two segments are not literal are tried for every path of their method.
+        self._routes: dict[tuple[str, str | None], list[_Route]] = {}
         for route in routes:
-            self._routes.setdefault(route.method, []).append(route)
+            self._routes.setdefault((route.method, route.head), []).append(route)
+        order = {id(r): i for i, r in enumerate(routes)}
+        for (method, head), bucket in list(self._routes.items()):
+            if head is not None:
+                bucket += self._routes.get((method, None), [])
+                bucket.sort(key=lambda r: order[id(r)])
 
     # -- routing -----------------------------------------------------------
 
     def match(self, request: Request) -> OperationMatch:
-        for route in self._routes.get(request.method, ()):
+        head = "/".join(request.raw_path.split("/", 3)[1:3])
+        routes = self._routes.get((request.method, head))
+        if routes is None:
+            routes = self._routes.get((request.method, None), [])
+        for route in routes:
             m = route.regex.match(request.raw_path)
             if m is None or not route.query_matches(request):
                 continue
-            params = {}
-            for label in _LABEL.findall(route.operation.http["requestUri"].partition("?")[0]):
-                params[label[0]] = unquote(m.group(_group(label[0])))
+            params = {label: unquote(m.group(_group(label))) for label in route.labels}
             return OperationMatch(route.operation, params)
         raise UnknownOperationException("Unknown operation")
 
