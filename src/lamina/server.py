@@ -34,11 +34,17 @@ from lamina.services.lambda_.roles import RoleSessions
 from lamina.services.lambda_.vpc import Hyperplane
 from lamina.services.platform import Platform
 from lamina.settings import Settings
-from lamina.store import BlobStore, Metadata
-from lamina.store.ec2 import Ec2Store
-from lamina.store.functions import FunctionStore
-from lamina.store.iam import IamStore
-from lamina.store.trees import TreeStore
+from lamina.store import (
+    BlobStore,
+    Database,
+    Ec2Store,
+    EventStore,
+    FunctionStore,
+    HyperplaneStore,
+    IamStore,
+    LayerStore,
+    TreeStore,
+)
 from lamina.supervisor import Hooks, Supervisor, ThreadedWorker
 
 log = logging.getLogger("lamina.server")
@@ -93,14 +99,14 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     io = ThreadPoolExecutor(
         max_workers=api_workers(settings.max_environments), thread_name_prefix="lamina-io"
     )
-    metadata = Metadata(data_dir / "lamina.db")
+    db = Database(data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
     trees = TreeStore(data_dir / "trees", blobs)
-    functions = FunctionStore(metadata)
-    iam_store = IamStore(metadata)
-    ec2_store = Ec2Store(metadata, public_pool=settings.public_ip_pool)
+    functions = FunctionStore(db)
+    iam_store = IamStore(db)
+    ec2_store = Ec2Store(db, public_pool=settings.public_ip_pool)
     dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
-    key = metadata.setting("download-signing-key", lambda: os.urandom(32).hex())
+    key = db.setting("download-signing-key", lambda: os.urandom(32).hex())
     signer = UrlSigner(bytes.fromhex(key))
     logs = LogStore(data_dir / "logs")
     pool = EnvironmentPool(
@@ -114,7 +120,8 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         data_dir=data_dir,
         endpoint_port=settings.port,
         max_environments=settings.max_environments,
-        metadata=metadata,
+        db=db,
+        layers=LayerStore(db),
         blobs=blobs,
         trees=trees,
         functions=functions,
@@ -128,8 +135,12 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         role_sessions=RoleSessions(iam_store),
         io=io,
     )
-    platform.events = EventQueue(platform, retry_delay_s=settings.event_retry_delay_s)
-    platform.hyperplane = Hyperplane(platform, release_delay_s=settings.eni_release_delay_s)
+    platform.events = EventQueue(
+        platform, EventStore(db), retry_delay_s=settings.event_retry_delay_s, executor=io
+    )
+    platform.hyperplane = Hyperplane(
+        platform, HyperplaneStore(db), release_delay_s=settings.eni_release_delay_s
+    )
     platform.preparer = Preparer(platform)
 
     session = botocore.session.get_session()
@@ -150,7 +161,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     console = Console(pipeline, logs, io)
 
     workers: list[tuple[str, Hooks | ThreadedWorker | Platform]] = [
-        ("store", ThreadedWorker("store", lambda: None, metadata.close, io)),
+        ("store", ThreadedWorker("store", lambda: None, db.close, io)),
         ("platform", platform),
     ]
     if dataplane is not None:

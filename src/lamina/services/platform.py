@@ -17,11 +17,7 @@ from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
-from lamina.store import BlobStore, Metadata
-from lamina.store.ec2 import Ec2Store
-from lamina.store.functions import FunctionStore
-from lamina.store.iam import IamStore
-from lamina.store.trees import TreeStore
+from lamina.store import BlobStore, Database, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
 
 if TYPE_CHECKING:
     from lamina.services.lambda_.invoke import EventQueue
@@ -44,7 +40,8 @@ class Platform:
         data_dir: Path,
         endpoint_port: int,
         max_environments: int,
-        metadata: Metadata,
+        db: Database,
+        layers: LayerStore,
         blobs: BlobStore,
         trees: TreeStore,
         functions: FunctionStore,
@@ -61,7 +58,8 @@ class Platform:
         self.data_dir = data_dir
         self.endpoint_port = endpoint_port
         self.max_environments = max_environments
-        self.metadata = metadata
+        self.db = db
+        self.layers = layers
         self.blobs = blobs
         self.trees = trees
         self.functions = functions
@@ -100,12 +98,7 @@ class Platform:
 
     def trees_size(self, sha256_hex: str) -> int:
         """Unzipped size of a layer blob (its layer version rows know it, deleted or not)."""
-        row = self.metadata.read(
-            lambda c: c.execute(
-                "SELECT unzipped_size FROM layer_versions WHERE sha256=? LIMIT 1", (sha256_hex,)
-            ).fetchone()
-        )
-        return int(row[0]) if row else 0
+        return self.layers.unzipped_size(sha256_hex)
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000

@@ -1,6 +1,39 @@
-"""Persistence: metadata (SQLite) and content-addressed blobs."""
+"""Persistence: the metadata database and its repositories (one per aggregate), and blobs.
+
+Repositories are synchronous and may block: call them off the event loop (a thread pool).
+Their interface, which a PostgreSQL implementation provides too, is described in
+docs/architecture.md ("The store interface").
+"""
 
 from lamina.store.blobs import BlobStore, BlobStoreError
-from lamina.store.metadata import Metadata, MetadataError
+from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
+from lamina.store.ec2 import Ec2Store, Ec2Tx
+from lamina.store.events import EventStore, QueuedEvent
+from lamina.store.functions import FunctionRow, FunctionStore
+from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
+from lamina.store.iam import IamStore, Session
+from lamina.store.layers import LayerStore
+from lamina.store.references import blob_referenced
+from lamina.store.trees import TreeStore
 
-__all__ = ["BlobStore", "BlobStoreError", "Metadata", "MetadataError"]
+__all__ = [
+    "LOOP_GUARD_ENV",
+    "BlobStore",
+    "BlobStoreError",
+    "Database",
+    "DatabaseError",
+    "Ec2Store",
+    "Ec2Tx",
+    "EventStore",
+    "FunctionRow",
+    "FunctionStore",
+    "HyperplaneStore",
+    "IamStore",
+    "LayerStore",
+    "QueuedEvent",
+    "Session",
+    "SharedInterface",
+    "TreeStore",
+    "blob_referenced",
+    "groups_key",
+]

@@ -1,4 +1,6 @@
-"""EC2 (the VPC subset) in the metadata database, partitioned by (account, region).
+"""EC2 (the VPC subset) in the metadata database, partitioned by (account, region): the EC2
+repository. The rules (ids, errors, views, interface shapes, the NAT gateway state machine) are
+in :mod:`lamina.domain.ec2`; this module reads and writes, and applies them in its transactions.
 
 Resources are stored as the AWS-shaped dicts EC2 describes (keys starting with ``_`` are
 lamina's own bookkeeping and never leave the server), with the columns needed to find them:
@@ -23,204 +25,51 @@ checks and raise the same errors as CreateNetworkInterface / DeleteNetworkInterf
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Final, TypeVar
 
+from lamina.domain import ec2 as E
 from lamina.domain import ipam
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
-from lamina.errors import AwsError
-from lamina.store.metadata import Metadata
+from lamina.domain.ec2 import (
+    DEFAULT_PUBLIC_POOL,
+    ELASTIC_IP,
+    INTERFACE_CREATED,
+    INTERFACE_DELETED,
+    INTERNET_GATEWAY,
+    NAT_GATEWAY,
+    NETWORK_INTERFACE,
+    ROUTE_CHANGED,
+    ROUTE_TABLE,
+    SECURITY_GROUP,
+    SECURITY_GROUP_RULE,
+    SUBNET,
+    VPC,
+    VPC_CHANGED,
+    StoredRule,
+    public,
+)
+from lamina.store.db import Connection, Database
 
 log = logging.getLogger("lamina.ec2")
 T = TypeVar("T")
 
-# Resource kinds: EC2's ResourceType names (TagSpecifications use them).
-VPC: Final = "vpc"
-SUBNET: Final = "subnet"
-SECURITY_GROUP: Final = "security-group"
-INTERNET_GATEWAY: Final = "internet-gateway"
-ELASTIC_IP: Final = "elastic-ip"
-NAT_GATEWAY: Final = "natgateway"
-ROUTE_TABLE: Final = "route-table"
-NETWORK_INTERFACE: Final = "network-interface"
-SECURITY_GROUP_RULE: Final = "security-group-rule"
-
-PREFIXES: Final = {
-    VPC: "vpc",
-    SUBNET: "subnet",
-    SECURITY_GROUP: "sg",
-    INTERNET_GATEWAY: "igw",
-    ELASTIC_IP: "eipalloc",
-    NAT_GATEWAY: "nat",
-    ROUTE_TABLE: "rtb",
-    NETWORK_INTERFACE: "eni",
-    SECURITY_GROUP_RULE: "sgr",
-}
-_KIND_OF_PREFIX: Final = {prefix: kind for kind, prefix in PREFIXES.items()}
 # Bodies are json.dumps text (no surrounding whitespace): raw_decode reads them without the
 # checks json.loads adds, a sixth of the cost of decoding an interface.
 _decode: Final = json.JSONDecoder().raw_decode
 # The columns :meth:`Ec2Tx.describe` can match values of.
 _DESCRIBE_COLUMNS: Final = frozenset({"id", "vpc_id", "subnet_id"})
 
-# EC2's NotFound errors, as real EC2 words them.
-_NOT_FOUND: Final = {
-    VPC: ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),
-    SUBNET: ("InvalidSubnetID.NotFound", "The subnet ID '{}' does not exist"),
-    SECURITY_GROUP: ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
-    INTERNET_GATEWAY: ("InvalidInternetGatewayID.NotFound", "The internetGateway ID '{}' does not exist"),
-    ELASTIC_IP: ("InvalidAllocationID.NotFound", "The allocation ID '{}' does not exist"),
-    NAT_GATEWAY: ("NatGatewayNotFound", "NAT gateway {} was not found"),
-    ROUTE_TABLE: ("InvalidRouteTableID.NotFound", "The routeTable ID '{}' does not exist"),
-    NETWORK_INTERFACE: ("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '{}' does not exist"),
-    SECURITY_GROUP_RULE: (
-        "InvalidSecurityGroupRuleId.NotFound",
-        "The security group rule ID '{}' does not exist",
-    ),
-}
-
-DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)
-# EC2 keeps deleted (and failed) NAT gateways visible for about an hour.
-NAT_GATEWAY_RETENTION_MS: Final = 3600_000
-
-# Events listeners receive after a commit.
-INTERFACE_CREATED: Final = "interface-created"
-INTERFACE_DELETED: Final = "interface-deleted"
-SECURITY_GROUP_CHANGED: Final = "security-group-changed"
-ROUTE_CHANGED: Final = "route-changed"
-VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways come and go
-
 Listener = Callable[[str, dict[str, Any]], None]
 # (account, region, event, obj): for listeners that need to know whose state changed (the data plane).
 PartitionListener = Callable[[str, str, str, dict[str, Any]], None]
-
-
-def error(code: str, message: str) -> AwsError:
-    """An EC2 client error (400)."""
-    return AwsError(message, code=code, status=400, sender_fault=True)
-
-
-def not_found(kind: str, resource_id: str) -> AwsError:
-    """EC2's NotFound error for a resource id of ``kind``."""
-    code, message = _NOT_FOUND[kind]
-    return error(code, message.format(resource_id))
-
-
-def kind_of(resource_id: str) -> str | None:
-    """The kind of resource an id names, from its prefix (``vpc-...`` -> ``vpc``)."""
-    prefix, dash, _ = resource_id.rpartition("-")
-    return _KIND_OF_PREFIX.get(prefix) if dash else None
-
-
-def public(body: dict[str, Any]) -> dict[str, Any]:
-    """A stored resource without lamina's bookkeeping keys."""
-    return {k: v for k, v in body.items() if not k.startswith("_")}
-
-
-def iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
-
-
-# -- security group rules as JSON ---------------------------------------------------------------
-
-
-def rule_to_json(rule: S.Rule) -> dict[str, Any]:
-    return {
-        "direction": rule.direction.value,
-        "protocol": rule.protocol,
-        "from": rule.from_port,
-        "to": rule.to_port,
-        "cidr_v4": None if rule.cidr_v4 is None else str(rule.cidr_v4),
-        "cidr_v6": None if rule.cidr_v6 is None else str(rule.cidr_v6),
-        "group_id": rule.group_id,
-        "group_owner": rule.group_owner,
-        "description": rule.description,
-    }
-
-
-def rule_from_json(data: dict[str, Any]) -> S.Rule:
-    v4 = data.get("cidr_v4")
-    v6 = data.get("cidr_v6")
-    return S.Rule(
-        S.Direction(data["direction"]),
-        data["protocol"],
-        int(data["from"]),
-        int(data["to"]),
-        cidr_v4=IPv4Network(v4) if v4 else None,
-        cidr_v6=IPv6Network(v6) if v6 else None,
-        group_id=data.get("group_id"),
-        group_owner=data.get("group_owner"),
-        description=data.get("description"),
-    )
-
-
-@dataclass(frozen=True)
-class StoredRule:
-    """A security group rule with its id and tags."""
-
-    rule_id: str
-    group_id: str
-    rule: S.Rule
-    tags: list[dict[str, str]] = field(default_factory=list)
-
-
-# -- routes as JSON (the AWS Route items) ---------------------------------------------------------
-
-
-def route_from_item(item: dict[str, Any]) -> R.Route:
-    """A DescribeRouteTables ``Route`` back into the domain's Route."""
-    if item.get("NatGatewayId"):
-        kind, target = R.TargetKind.NAT_GATEWAY, item["NatGatewayId"]
-    elif item.get("NetworkInterfaceId"):
-        kind, target = R.TargetKind.NETWORK_INTERFACE, item["NetworkInterfaceId"]
-    elif item.get("GatewayId") == R.LOCAL:
-        kind, target = R.TargetKind.LOCAL, R.LOCAL
-    else:
-        kind, target = R.TargetKind.INTERNET_GATEWAY, item["GatewayId"]
-    return R.Route(
-        IPv4Network(item["DestinationCidrBlock"]),
-        kind,
-        target,
-        R.RouteState(item.get("State", "active")),
-        R.RouteOrigin(item.get("Origin", "CreateRoute")),
-    )
-
-
-def routes_of(table: dict[str, Any]) -> tuple[R.Route, ...]:
-    return tuple(route_from_item(item) for item in table.get("Routes", []))
-
-
-def set_routes(table: dict[str, Any], routes: Iterable[R.Route]) -> None:
-    table["Routes"] = [dict(R.to_route_item(r)) for r in routes]
-
-
-def vpc_cidrs(vpc: dict[str, Any]) -> list[IPv4Network]:
-    return [IPv4Network(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet", [])] or [
-        IPv4Network(vpc["CidrBlock"])
-    ]
-
-
-@functools.lru_cache(maxsize=4096)
-def _network(cidr: str) -> IPv4Network:
-    """A subnet's block, parsed once (networks are immutable; parsing costs microseconds)."""
-    return IPv4Network(cidr)
-
-
-def private_dns_name(address: IPv4Address, region: str) -> str:
-    """EC2's private DNS name for an address (us-east-1 uses ``ec2.internal``)."""
-    host = "ip-" + str(address).replace(".", "-")
-    return f"{host}.ec2.internal" if region == "us-east-1" else f"{host}.{region}.compute.internal"
 
 
 # -- one transaction's view of one (account, region) --------------------------------------------
@@ -232,7 +81,7 @@ class Ec2Tx:
     def __init__(
         self,
         store: Ec2Store,
-        conn: sqlite3.Connection,
+        conn: Connection,
         account: str,
         region: str,
         now_ms: int,
@@ -250,7 +99,8 @@ class Ec2Tx:
 
     @staticmethod
     def new_id(kind: str) -> str:
-        return ipam.new_id(PREFIXES[kind], os.urandom(9))
+        """A new random id of ``kind``."""
+        return E.new_id(kind, os.urandom(9))
 
     def get(self, resource_id: str, kind: str | None = None) -> dict[str, Any] | None:
         row = self.c.execute(
@@ -266,7 +116,7 @@ class Ec2Tx:
         """The resource, or EC2's NotFound error for it."""
         body = self.get(resource_id, kind)
         if body is None:
-            raise not_found(kind, resource_id)
+            raise E.not_found(kind, resource_id)
         return body
 
     def find(
@@ -385,24 +235,10 @@ class Ec2Tx:
     # -- public (Elastic IP) addresses ----------------------------------------------------------
 
     def claim_public_address(self, allocation_id: str, requested: str | None = None) -> str:
-        pool = self.store.public_pool
+        """Allocate an Elastic IP address (``requested``, or the lowest free one) of the public pool,
+        shared by every account."""
         taken = {r[0] for r in self.c.execute("SELECT ip FROM ec2_public_ips").fetchall()}
-        if requested is not None:
-            try:
-                wanted = IPv4Address(requested)
-            except ValueError:
-                raise error("InvalidParameterValue", f"Invalid value '{requested}' for address") from None
-            if (
-                wanted not in pool
-                or str(wanted) in taken
-                or wanted in (pool.network_address, pool.broadcast_address)
-            ):
-                raise error("InvalidAddress.NotFound", f"Address '{requested}' not found.")
-            choice: str | None = str(wanted)
-        else:
-            choice = next((str(a) for a in pool.hosts() if str(a) not in taken), None)
-        if choice is None:
-            raise error("AddressLimitExceeded", "The maximum number of addresses has been reached.")
+        choice = E.choose_public_address(self.store.public_pool, taken, requested)
         self.c.execute(
             "INSERT INTO ec2_public_ips (ip, account, region, allocation_id) VALUES (?, ?, ?, ?)",
             (choice, *self._key, allocation_id),
@@ -424,7 +260,7 @@ class Ec2Tx:
         out = []
         for rule_id, gid, body in self.c.execute(sql + " ORDER BY rowid", args).fetchall():
             data = json.loads(body)
-            out.append(StoredRule(rule_id, gid, rule_from_json(data), data.get("tags", [])))
+            out.append(StoredRule(rule_id, gid, E.rule_from_json(data), data.get("tags", [])))
         return out
 
     def add_rules(self, group_id: str, rules: Sequence[S.Rule]) -> list[StoredRule]:
@@ -434,7 +270,7 @@ class Ec2Tx:
             self.c.execute(
                 "INSERT INTO ec2_sg_rules (account, region, rule_id, group_id, ref_group_id, body)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (*self._key, rule_id, group_id, rule.group_id, json.dumps(rule_to_json(rule))),
+                (*self._key, rule_id, group_id, rule.group_id, json.dumps(E.rule_to_json(rule))),
             )
             added.append(StoredRule(rule_id, group_id, rule))
         return added
@@ -446,7 +282,7 @@ class Ec2Tx:
         )
 
     def set_rule_tags(self, rule: StoredRule, tags: list[dict[str, str]]) -> None:
-        body = {**rule_to_json(rule.rule), "tags": tags}
+        body = {**E.rule_to_json(rule.rule), "tags": tags}
         self.c.execute(
             "UPDATE ec2_sg_rules SET body=? WHERE account=? AND region=? AND rule_id=?",
             (json.dumps(body), *self._key, rule.rule_id),
@@ -483,11 +319,7 @@ class Ec2Tx:
 
     def subnet_view(self, subnet: dict[str, Any]) -> dict[str, Any]:
         """A subnet as DescribeSubnets shows it: ``AvailableIpAddressCount`` from the allocator."""
-        out = public(subnet)
-        out["AvailableIpAddressCount"] = ipam.available_count(
-            _network(subnet["CidrBlock"]), self.address_count(subnet["SubnetId"])
-        )
-        return out
+        return E.subnet_view(subnet, self.address_count(subnet["SubnetId"]))
 
     def subnet_views(self, subnets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """:meth:`subnet_view` of each of ``subnets`` (changed in place: they must be the caller's
@@ -503,24 +335,18 @@ class Ec2Tx:
             ).fetchall()
         )
         for subnet in subnets:
-            subnet["AvailableIpAddressCount"] = ipam.available_count(
-                _network(subnet["CidrBlock"]), int(counts.get(subnet["SubnetId"], 0))
+            subnet["AvailableIpAddressCount"] = E.available_addresses(
+                subnet, int(counts.get(subnet["SubnetId"], 0))
             )
         return list(subnets)
 
     def group_view(self, group: dict[str, Any]) -> dict[str, Any]:
         """A security group as DescribeSecurityGroups shows it, its rules grouped into permissions."""
-        rules = [r.rule for r in self.rules(group["GroupId"])]
-        out = public(group)
-        out["IpPermissions"] = S.to_ip_permissions(rules, S.Direction.INGRESS, owner_id=self.account)
-        out["IpPermissionsEgress"] = S.to_ip_permissions(rules, S.Direction.EGRESS, owner_id=self.account)
-        return out
+        return E.group_view(group, [r.rule for r in self.rules(group["GroupId"])], self.account)
 
     def default_group(self, vpc_id: str) -> dict[str, Any] | None:
-        for group in self.find(SECURITY_GROUP, vpc_id=vpc_id):
-            if group["GroupName"] == "default":
-                return group
-        return None
+        """A VPC's ``default`` security group."""
+        return E.default_group(self.find(SECURITY_GROUP, vpc_id=vpc_id))
 
     def attached_gateway(self, vpc_id: str) -> dict[str, Any] | None:
         found = self.find(INTERNET_GATEWAY, vpc_id=vpc_id)
@@ -549,73 +375,33 @@ class Ec2Tx:
         ``nat_gateway``) are ``in-use`` and requester-managed, as EC2 shows them.
         """
         subnet = self.require(SUBNET, subnet_id)
-        vpc_id = subnet["VpcId"]
         groups = []
         for group_id in dict.fromkeys(group_ids):
             group = self.require(SECURITY_GROUP, group_id)
-            if group["VpcId"] != vpc_id:
-                raise error(
-                    "InvalidParameter",
-                    f"Security group {group_id} and subnet {subnet_id} belong to different networks.",
-                )
+            E.check_interface_group(subnet, group)
             groups.append(group)
         if not groups and not groupless:
-            default = self.default_group(vpc_id)
+            default = self.default_group(subnet["VpcId"])
             groups = [default] if default is not None else []
         S.check_groups_per_interface([g["GroupId"] for g in groups])
-        requested = None
-        if private_ip is not None:
-            try:
-                requested = IPv4Address(private_ip)
-            except ValueError:
-                raise error(
-                    "InvalidParameterValue",
-                    f"Value ({private_ip}) for parameter privateIpAddress is invalid. Invalid format.",
-                ) from None
+        requested = E.requested_private_ip(private_ip)
         eni_id = self.new_id(NETWORK_INTERFACE)
         address = self.claim_address(subnet, eni_id, requested)
         if validated is not None:
             validated()  # raises for a DryRun: the transaction rolls back, nothing was taken
-        dns = private_dns_name(address, self.region)
-        in_use = requester_managed or interface_type not in (
-            "interface",
-            "efa",
-            "efa-only",
-            "branch",
-            "trunk",
+        spec = E.InterfaceSpec(description, interface_type, requester_managed, tuple(tags or ()))
+        eni = E.new_interface(
+            eni_id,
+            subnet,
+            groups,
+            address,
+            spec,
+            account=self.account,
+            region=self.region,
+            now_ms=self.now_ms,
+            random=os.urandom(14),
         )
-        eni: dict[str, Any] = {
-            "AvailabilityZone": subnet["AvailabilityZone"],
-            "AvailabilityZoneId": subnet.get("AvailabilityZoneId"),
-            "Description": description,
-            "Groups": [{"GroupId": g["GroupId"], "GroupName": g["GroupName"]} for g in groups],
-            "InterfaceType": interface_type,
-            "Ipv6Addresses": [],
-            "MacAddress": "02:" + ":".join(f"{b:02x}" for b in os.urandom(5)),
-            "NetworkInterfaceId": eni_id,
-            "OwnerId": self.account,
-            "PrivateDnsName": dns,
-            "PrivateIpAddress": str(address),
-            "PrivateIpAddresses": [
-                {"Primary": True, "PrivateIpAddress": str(address), "PrivateDnsName": dns}
-            ],
-            "RequesterManaged": requester_managed,
-            "SourceDestCheck": True,
-            "Status": "in-use" if in_use else "available",
-            "SubnetId": subnet_id,
-            "TagSet": list(tags or []),
-            "VpcId": vpc_id,
-        }
-        if in_use:
-            eni["Attachment"] = {
-                "AttachmentId": "ela-attach-" + os.urandom(9).hex()[:17],
-                "AttachTime": iso(self.now_ms),
-                "DeleteOnTermination": False,
-                "DeviceIndex": 1,
-                "InstanceOwnerId": "amazon-aws",
-                "Status": "attached",
-            }
-        self.put(NETWORK_INTERFACE, eni_id, eni, vpc_id=vpc_id, subnet_id=subnet_id)
+        self.put(NETWORK_INTERFACE, eni_id, eni, vpc_id=subnet["VpcId"], subnet_id=subnet_id)
         self.set_interface_groups(eni_id, [g["GroupId"] for g in groups])
         self.emit(INTERFACE_CREATED, eni)
         return eni
@@ -633,71 +419,40 @@ class Ec2Tx:
     def blackhole_routes(self, vpc_id: str, target_id: str) -> None:
         """Routes to a deleted NAT gateway or interface stay, as ``blackhole``."""
         for table in self.find(ROUTE_TABLE, vpc_id=vpc_id):
-            before = routes_of(table)
+            before = E.routes_of(table)
             after = R.blackhole(before, target_id)
             if after != before:
-                set_routes(table, after)
+                E.set_routes(table, after)
                 self.update(table["RouteTableId"], table)
                 self.emit(ROUTE_CHANGED, table)
 
     # -- NAT gateway lifecycle --------------------------------------------------------------------
 
     def advance_nat_gateways(self) -> None:
-        """Move NAT gateways along: ``pending`` -> ``available`` (or ``failed`` with EC2's reason),
-        ``deleting`` -> ``deleted``, once their delay has passed; forget long-deleted ones."""
+        """Move NAT gateways along their states (:func:`lamina.domain.ec2.advance_nat_gateway`);
+        a failed one gives back its interface and Elastic IP, and routes to it turn blackhole."""
         for nat in self.find(NAT_GATEWAY):
-            state = nat["State"]
-            due = int(nat.get("_due_ms", 0)) <= self.now_ms
             nat_id = nat["NatGatewayId"]
-            if state == "pending" and due:
-                failure = nat.pop("_failure", None)
-                public_nat = nat.get("ConnectivityType", "public") == "public"
-                if failure is None and public_nat and self.attached_gateway(nat["VpcId"]) is None:
-                    failure = [
-                        "Gateway.NotAttached",
-                        f"Network {nat['VpcId']} has no Internet gateway attached",
-                    ]
-                if failure is None:
-                    nat["State"] = "available"
-                    for address in nat.get("NatGatewayAddresses", []):
-                        address["Status"] = "succeeded"
-                else:
-                    nat["State"] = "failed"
-                    nat["FailureCode"], nat["FailureMessage"] = failure
-                    nat["DeleteTime"] = iso(self.now_ms)
-                    nat["_gone_ms"] = self.now_ms
-                    self.release_nat_resources(nat)
-                    self.blackhole_routes(nat["VpcId"], nat_id)
-                    for address in nat.get("NatGatewayAddresses", []):
-                        address["Status"] = "failed"
-                        address["FailureMessage"] = failure[1]
-                self.update(nat_id, nat)
-                self.emit(VPC_CHANGED, public(nat))
-            elif state == "deleting" and due:
-                nat["State"] = "deleted"
-                nat["_gone_ms"] = self.now_ms
-                self.update(nat_id, nat)
-                self.emit(VPC_CHANGED, public(nat))
-            elif (
-                state in ("deleted", "failed")
-                and self.now_ms - int(nat.get("_gone_ms", 0)) > NAT_GATEWAY_RETENTION_MS
-            ):
+            step = E.advance_nat_gateway(
+                nat, self.now_ms, lambda vpc_id: self.attached_gateway(vpc_id) is not None
+            )
+            if step is E.NatStep.EXPIRED:
                 self.remove(nat_id)
+                continue
+            if step is E.NatStep.UNCHANGED:
+                continue
+            if step is E.NatStep.FAILED:
+                self.release_nat_resources(nat)
+                self.blackhole_routes(nat["VpcId"], nat_id)
+            self.update(nat_id, nat)
+            self.emit(VPC_CHANGED, public(nat))
 
     def release_nat_resources(self, nat: dict[str, Any]) -> None:
         """A deleted or failed NAT gateway gives back its interface and its Elastic IP's association."""
         for address in nat.get("NatGatewayAddresses", []):
             allocation_id = address.get("AllocationId")
             eip = self.get(allocation_id, ELASTIC_IP) if allocation_id else None
-            if eip is not None and eip.get("_nat") == nat["NatGatewayId"]:
-                for key in (
-                    "AssociationId",
-                    "NetworkInterfaceId",
-                    "NetworkInterfaceOwnerId",
-                    "PrivateIpAddress",
-                    "_nat",
-                ):
-                    eip.pop(key, None)
+            if eip is not None and E.release_from_nat(eip, nat["NatGatewayId"]):
                 self.update(allocation_id, eip)
             eni_id = address.get("NetworkInterfaceId")
             if eni_id and self.get(eni_id, NETWORK_INTERFACE) is not None:
@@ -712,13 +467,13 @@ class Ec2Store:
 
     def __init__(
         self,
-        metadata: Metadata,
+        db: Database,
         *,
         public_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
         nat_delay_ms: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.md = metadata
+        self.db = db
         self.public_pool = public_pool
         # How long a NAT gateway stays ``pending`` (and ``deleting``): 0 = until the next describe.
         self.nat_delay_ms = nat_delay_ms
@@ -733,21 +488,15 @@ class Ec2Store:
     def transaction(self, account: str, region: str, now_ms: int | None = None) -> Iterator[Ec2Tx]:
         """One write transaction on (account, region); listeners hear of it after the commit."""
         events: list[tuple[str, dict[str, Any]]] = []
-        with self.md.write() as conn:
+        with self.db.write() as conn:
             yield Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), events)
         self._notify(account, region, events)
 
     def read(self, account: str, region: str, fn: Callable[[Ec2Tx], T], now_ms: int | None = None) -> T:
         """Run ``fn`` on a consistent snapshot of (account, region)."""
-
-        def run(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN")
-            try:
-                return fn(Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), None))
-            finally:
-                conn.execute("COMMIT")
-
-        return self.md.read(run)
+        return self.db.snapshot(
+            lambda conn: fn(Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), None))
+        )
 
     def _notify(self, account: str, region: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         for event, obj in events:
@@ -820,7 +569,7 @@ class Ec2Store:
     def vpc_locations(self) -> list[tuple[str, str, str]]:
         """(account, region, VpcId) of every VPC of every account and region, oldest first: what
         the data plane rebuilds at startup."""
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 "SELECT account, region, id FROM ec2_resources WHERE kind=? ORDER BY rowid", (VPC,)
             ).fetchall()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.store.metadata import Metadata
+from lamina.store.db import Connection, Database
+from lamina.store.references import blob_referenced
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,13 @@ def _row(r: Any) -> FunctionRow:
 
 
 class FunctionStore:
-    def __init__(self, metadata: Metadata) -> None:
-        self.md = metadata
+    """Function versions of every account and region (the function repository)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def get(self, account: str, region: str, name: str, seq: int = 0) -> FunctionRow | None:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
                 (account, region, name, seq),
@@ -56,7 +58,7 @@ class FunctionStore:
 
     def create(self, row: FunctionRow) -> bool:
         """Insert $LATEST of a new function; False if the name is taken."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             if c.execute(
                 "SELECT 1 FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
                 (row.account, row.region, row.name),
@@ -79,7 +81,7 @@ class FunctionStore:
         seq: int = 0,
     ) -> FunctionRow | None:
         """Apply ``change`` (which may raise) to one version atomically; None if it does not exist."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             r = c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
                 (account, region, name, seq),
@@ -112,7 +114,7 @@ class FunctionStore:
     ) -> FunctionRow | None:
         """Publish a version: ``make(latest, newest_published, next_number)`` returns the new row, or
         None to return ``newest_published`` unchanged (nothing changed since). None if no function."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             r = c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
                 (account, region, name),
@@ -141,7 +143,7 @@ class FunctionStore:
         return row
 
     def versions(self, account: str, region: str, name: str, *, after: int, limit: int) -> list[FunctionRow]:
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq>?"
                 " ORDER BY seq LIMIT ?",
@@ -162,13 +164,13 @@ class FunctionStore:
             args += [after[0], after[0], after[1]]
         sql += " ORDER BY name, seq LIMIT ?"
         args.append(limit)
-        return [_row(r) for r in self.md.read(lambda c: c.execute(sql, args).fetchall())]
+        return [_row(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
 
     def delete(
         self, account: str, region: str, name: str, seq: int | None, on_unreferenced: Callable[[str], None]
     ) -> bool:
         """Delete one version (``seq``) or the whole function; free blobs nobody refers to any more."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             where = "account=? AND region=? AND name=?"
             args: list[Any] = [account, region, name]
             if seq is not None:
@@ -186,13 +188,13 @@ class FunctionStore:
                 )
             shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
             for sha in sorted(shas):
-                if not self.md._blob_referenced(c, sha):  # noqa: SLF001 - the store branch gives blob references one public home
+                if not blob_referenced(c, sha):
                     on_unreferenced(sha)
         return True
 
     def usage(self, account: str, region: str) -> tuple[int, int]:
         """(function count, total code size in bytes) for GetAccountSettings."""
-        r = self.md.read(
+        r = self.db.read(
             lambda c: c.execute(
                 "SELECT COUNT(DISTINCT name), COALESCE(SUM(json_extract(config, '$.CodeSize')), 0)"
                 " FROM function_versions WHERE account=? AND region=?",
@@ -203,7 +205,7 @@ class FunctionStore:
 
     def in_state(self, *states: str) -> builtins.list[FunctionRow]:
         """$LATEST rows still Pending / InProgress (to resume their preparation after a restart)."""
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE seq=0 AND (json_extract(config, '$.State') IN"
                 f" ({','.join('?' * len(states))}) OR json_extract(config, '$.LastUpdateStatus') IN"
@@ -213,8 +215,34 @@ class FunctionStore:
         )
         return [_row(r) for r in rows]
 
+    # -- what the Hyperplane interfaces need (services/lambda_/vpc.py) ----------------------------
 
-def _insert(c: sqlite3.Connection, row: FunctionRow) -> None:
+    def vpc_configs_in_use(self) -> builtins.list[tuple[str, str, dict[str, Any]]]:
+        """(account, region, VpcConfig) of every version, of every function, that is in a VPC and
+        not Inactive: the interfaces they name must stay."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT account, region, json_extract(config, '$.VpcConfig') FROM function_versions"
+                " WHERE json_extract(config, '$.VpcConfig.VpcId') != ''"
+                " AND json_extract(config, '$.State') != 'Inactive'"
+            ).fetchall()
+        )
+        return [(str(a), str(r), json.loads(text)) for a, r, text in rows]
+
+    def active_in_vpc(self) -> builtins.list[tuple[str, str, str]]:
+        """(account, region, name) of every function whose $LATEST is in a VPC and Active (what
+        idle reclaim may turn Inactive)."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT account, region, name FROM function_versions WHERE seq=0"
+                " AND json_extract(config, '$.VpcConfig.VpcId') != ''"
+                " AND json_extract(config, '$.State') = 'Active'"
+            ).fetchall()
+        )
+        return [(str(a), str(r), str(n)) for a, r, n in rows]
+
+
+def _insert(c: Connection, row: FunctionRow) -> None:
     c.execute(
         f"INSERT INTO function_versions ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (

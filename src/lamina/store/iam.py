@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lamina.store.metadata import Metadata
+from lamina.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,13 @@ class Session:
 
 
 class IamStore:
-    def __init__(self, metadata: Metadata) -> None:
-        self.md = metadata
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- roles ------------------------------------------------------------------------------
 
     def get_role(self, account: str, name: str) -> dict[str, Any] | None:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 "SELECT role FROM iam_roles WHERE account=? AND name_lower=?", (account, name.lower())
             ).fetchone()
@@ -41,7 +41,7 @@ class IamStore:
 
     def put_role(self, account: str, role: dict[str, Any], *, create: bool) -> bool:
         """Insert (``create``) or replace a role; False if creating and the name is taken."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             key = (account, str(role["RoleName"]).lower())
             exists = c.execute("SELECT 1 FROM iam_roles WHERE account=? AND name_lower=?", key).fetchone()
             if create and exists:
@@ -53,7 +53,7 @@ class IamStore:
         return True
 
     def list_roles(self, account: str) -> list[dict[str, Any]]:
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 "SELECT role FROM iam_roles WHERE account=? ORDER BY name_lower", (account,)
             ).fetchall()
@@ -62,7 +62,7 @@ class IamStore:
 
     def delete_role(self, account: str, name: str) -> str | None:
         """Delete a role; None if done, else what still depends on it ("policies" / "attached")."""
-        with self.md.write() as c:
+        with self.db.write() as c:
             key = (account, name.lower())
             if c.execute("SELECT 1 FROM iam_role_policies WHERE account=? AND role_lower=?", key).fetchone():
                 return "policies"
@@ -74,7 +74,7 @@ class IamStore:
     # -- inline policies ------------------------------------------------------------------------
 
     def put_inline(self, account: str, role: str, name: str, document: str) -> None:
-        with self.md.write() as c:
+        with self.db.write() as c:
             c.execute(
                 "INSERT OR REPLACE INTO iam_role_policies (account, role_lower, policy_name, document)"
                 " VALUES (?, ?, ?, ?)",
@@ -82,7 +82,7 @@ class IamStore:
             )
 
     def get_inline(self, account: str, role: str, name: str) -> str | None:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 "SELECT document FROM iam_role_policies WHERE account=? AND role_lower=? AND policy_name=?",
                 (account, role.lower(), name),
@@ -91,7 +91,7 @@ class IamStore:
         return str(row[0]) if row else None
 
     def inline_policies(self, account: str, role: str) -> list[tuple[str, str]]:
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 "SELECT policy_name, document FROM iam_role_policies WHERE account=? AND role_lower=?"
                 " ORDER BY policy_name",
@@ -101,7 +101,7 @@ class IamStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def delete_inline(self, account: str, role: str, name: str) -> bool:
-        with self.md.write() as c:
+        with self.db.write() as c:
             cur = c.execute(
                 "DELETE FROM iam_role_policies WHERE account=? AND role_lower=? AND policy_name=?",
                 (account, role.lower(), name),
@@ -111,7 +111,7 @@ class IamStore:
     # -- managed policies ---------------------------------------------------------------------------
 
     def put_policy(self, account: str, policy: dict[str, Any], document: str, *, create: bool) -> bool:
-        with self.md.write() as c:
+        with self.db.write() as c:
             exists = c.execute(
                 "SELECT 1 FROM iam_policies WHERE account=? AND arn=?", (account, policy["Arn"])
             ).fetchone()
@@ -124,7 +124,7 @@ class IamStore:
         return True
 
     def get_policy(self, account: str, arn: str) -> tuple[dict[str, Any], str] | None:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 "SELECT policy, document FROM iam_policies WHERE account=? AND arn=?", (account, arn)
             ).fetchone()
@@ -132,20 +132,20 @@ class IamStore:
         return (json.loads(row[0]), str(row[1])) if row else None
 
     def delete_policy(self, account: str, arn: str) -> bool:
-        with self.md.write() as c:
+        with self.db.write() as c:
             return (
                 c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
             )
 
     def attach(self, account: str, role: str, arn: str) -> None:
-        with self.md.write() as c:
+        with self.db.write() as c:
             c.execute(
                 "INSERT OR IGNORE INTO iam_attachments (account, role_lower, policy_arn) VALUES (?, ?, ?)",
                 (account, role.lower(), arn),
             )
 
     def detach(self, account: str, role: str, arn: str) -> bool:
-        with self.md.write() as c:
+        with self.db.write() as c:
             return (
                 c.execute(
                     "DELETE FROM iam_attachments WHERE account=? AND role_lower=? AND policy_arn=?",
@@ -155,7 +155,7 @@ class IamStore:
             )
 
     def attached(self, account: str, role: str) -> list[str]:
-        rows = self.md.read(
+        rows = self.db.read(
             lambda c: c.execute(
                 "SELECT policy_arn FROM iam_attachments WHERE account=? AND role_lower=? ORDER BY rowid",
                 (account, role.lower()),
@@ -164,7 +164,7 @@ class IamStore:
         return [str(r[0]) for r in rows]
 
     def attachment_count(self, account: str, arn: str) -> int:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 "SELECT COUNT(*) FROM iam_attachments WHERE account=? AND policy_arn=?", (account, arn)
             ).fetchone()
@@ -174,7 +174,7 @@ class IamStore:
     # -- STS sessions -----------------------------------------------------------------------------
 
     def add_session(self, s: Session, now: float) -> None:
-        with self.md.write() as c:
+        with self.db.write() as c:
             c.execute("DELETE FROM sts_sessions WHERE expires < ?", (now - 3600,))
             c.execute(
                 "INSERT INTO sts_sessions (access_key, secret, token, account, arn, user_id, role_arn, expires)"
@@ -183,7 +183,7 @@ class IamStore:
             )
 
     def session(self, access_key: str) -> Session | None:
-        row = self.md.read(
+        row = self.db.read(
             lambda c: c.execute(
                 "SELECT access_key, secret, token, account, arn, user_id, role_arn, expires FROM sts_sessions"
                 " WHERE access_key=?",

@@ -16,7 +16,9 @@ import datetime as dt
 import os
 from typing import Any
 
+from lamina.domain import ec2
 from lamina.domain import routes as R
+from lamina.domain.ec2 import error, iso, public, routes_of, set_routes
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
@@ -33,8 +35,7 @@ from lamina.services.ec2.handlers_tags import (
 )
 from lamina.services.ec2.handlers_vpcs import dependency
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, error, iso, public, routes_of, set_routes
+from lamina.store.ec2 import Ec2Tx
 
 
 def _suffix() -> str:
@@ -47,12 +48,12 @@ def _suffix() -> str:
 def create_internet_gateway(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    tags = spec_tags(params, store.INTERNET_GATEWAY)
+    tags = spec_tags(params, ec2.INTERNET_GATEWAY)
     dry_run(params)
     with write(platform, ctx) as tx:
-        igw_id = tx.new_id(store.INTERNET_GATEWAY)
+        igw_id = tx.new_id(ec2.INTERNET_GATEWAY)
         igw = {"Attachments": [], "InternetGatewayId": igw_id, "OwnerId": ctx.account_id, "Tags": tags}
-        tx.put(store.INTERNET_GATEWAY, igw_id, igw)
+        tx.put(ec2.INTERNET_GATEWAY, igw_id, igw)
     return {"InternetGateway": igw}
 
 
@@ -63,7 +64,7 @@ def _attached_to(igw: dict[str, Any]) -> str | None:
 
 def _set_gateway_routes(tx: Ec2Tx, vpc_id: str, igw_id: str, state: R.RouteState) -> None:
     """Routes to an internet gateway follow it: ``blackhole`` while detached, active once back."""
-    for table in tx.find(store.ROUTE_TABLE, vpc_id=vpc_id):
+    for table in tx.find(ec2.ROUTE_TABLE, vpc_id=vpc_id):
         before = routes_of(table)
         after = tuple(
             dataclasses.replace(r, state=state)
@@ -74,7 +75,7 @@ def _set_gateway_routes(tx: Ec2Tx, vpc_id: str, igw_id: str, state: R.RouteState
         if after != before:
             set_routes(table, after)
             tx.update(table["RouteTableId"], table)
-            tx.emit(store.ROUTE_CHANGED, table)
+            tx.emit(ec2.ROUTE_CHANGED, table)
 
 
 def attach_internet_gateway(
@@ -82,8 +83,8 @@ def attach_internet_gateway(
 ) -> dict[str, Any]:
     igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
     with write(platform, ctx) as tx:
-        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
-        tx.require(store.VPC, vpc_id)
+        igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
+        tx.require(ec2.VPC, vpc_id)
         current = _attached_to(igw)
         if current is not None:
             raise error(
@@ -93,9 +94,9 @@ def attach_internet_gateway(
             raise error("InvalidParameterValue", f"Network {vpc_id} already has an internet gateway attached")
         dry_run(params)
         igw["Attachments"] = [{"State": "available", "VpcId": vpc_id}]
-        tx.put(store.INTERNET_GATEWAY, igw_id, igw, vpc_id=vpc_id)
+        tx.put(ec2.INTERNET_GATEWAY, igw_id, igw, vpc_id=vpc_id)
         _set_gateway_routes(tx, vpc_id, igw_id, R.RouteState.ACTIVE)
-        tx.emit(store.VPC_CHANGED, igw)
+        tx.emit(ec2.VPC_CHANGED, igw)
     return {}
 
 
@@ -104,14 +105,14 @@ def detach_internet_gateway(
 ) -> dict[str, Any]:
     igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
     with write(platform, ctx) as tx:
-        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
-        tx.require(store.VPC, vpc_id)
+        igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
+        tx.require(ec2.VPC, vpc_id)
         if _attached_to(igw) != vpc_id:
             raise error("Gateway.NotAttached", f"resource {igw_id} is not attached to network {vpc_id}")
         tx.advance_nat_gateways()
         mapped = [
             n
-            for n in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id)
+            for n in tx.find(ec2.NAT_GATEWAY, vpc_id=vpc_id)
             if n["State"] in ("pending", "available") and n.get("ConnectivityType", "public") == "public"
         ]
         if mapped:
@@ -122,9 +123,9 @@ def detach_internet_gateway(
             )
         dry_run(params)
         igw["Attachments"] = []
-        tx.put(store.INTERNET_GATEWAY, igw_id, igw)
+        tx.put(ec2.INTERNET_GATEWAY, igw_id, igw)
         _set_gateway_routes(tx, vpc_id, igw_id, R.RouteState.BLACKHOLE)
-        tx.emit(store.VPC_CHANGED, igw)
+        tx.emit(ec2.VPC_CHANGED, igw)
     return {}
 
 
@@ -133,7 +134,7 @@ def delete_internet_gateway(
 ) -> dict[str, Any]:
     igw_id = params["InternetGatewayId"]
     with write(platform, ctx) as tx:
-        igw = tx.require(store.INTERNET_GATEWAY, igw_id)
+        igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
         if _attached_to(igw) is not None:
             raise dependency("internetGateway", igw_id)
         dry_run(params)
@@ -153,8 +154,8 @@ def describe_internet_gateways(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.INTERNET_GATEWAY, params.get("InternetGatewayIds"))
-        return [public(g) for g in (found if found is not None else tx.find(store.INTERNET_GATEWAY))]
+        found = by_ids(tx, ec2.INTERNET_GATEWAY, params.get("InternetGatewayIds"))
+        return [public(g) for g in (found if found is not None else tx.find(ec2.INTERNET_GATEWAY))]
 
     gateways = apply_filters(read(platform, ctx, run), params.get("Filters"), _IGW_FILTERS)
     dry_run(params)
@@ -166,9 +167,9 @@ def describe_internet_gateways(
 
 
 def allocate_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    tags = spec_tags(params, store.ELASTIC_IP)
+    tags = spec_tags(params, ec2.ELASTIC_IP)
     with write(platform, ctx) as tx:
-        allocation_id = tx.new_id(store.ELASTIC_IP)
+        allocation_id = tx.new_id(ec2.ELASTIC_IP)
         address = tx.claim_public_address(allocation_id, params.get("Address"))
         dry_run(params)
         eip = {
@@ -179,7 +180,7 @@ def allocate_address(platform: Platform, ctx: RequestContext, params: dict[str, 
             "NetworkBorderGroup": ctx.region,
             "Tags": tags,
         }
-        tx.put(store.ELASTIC_IP, allocation_id, eip)
+        tx.put(ec2.ELASTIC_IP, allocation_id, eip)
     return {
         key: eip[key]
         for key in ("AllocationId", "Domain", "PublicIp", "PublicIpv4Pool", "NetworkBorderGroup")
@@ -191,7 +192,7 @@ def _address_not_found(public_ip: str) -> AwsError:
 
 
 def _by_public_ip(tx: Ec2Tx, public_ip: str) -> dict[str, Any]:
-    for eip in tx.find(store.ELASTIC_IP):
+    for eip in tx.find(ec2.ELASTIC_IP):
         if eip["PublicIp"] == public_ip:
             return eip
     raise _address_not_found(public_ip)
@@ -200,7 +201,7 @@ def _by_public_ip(tx: Ec2Tx, public_ip: str) -> dict[str, Any]:
 def release_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     with write(platform, ctx) as tx:
         if params.get("AllocationId"):
-            eip = tx.require(store.ELASTIC_IP, params["AllocationId"])
+            eip = tx.require(ec2.ELASTIC_IP, params["AllocationId"])
         elif params.get("PublicIp"):
             eip = _by_public_ip(tx, params["PublicIp"])
         else:
@@ -228,8 +229,8 @@ _ADDRESS_FILTERS = {
 
 def describe_addresses(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.ELASTIC_IP, params.get("AllocationIds"))
-        eips = found if found is not None else tx.find(store.ELASTIC_IP)
+        found = by_ids(tx, ec2.ELASTIC_IP, params.get("AllocationIds"))
+        eips = found if found is not None else tx.find(ec2.ELASTIC_IP)
         wanted = params.get("PublicIps")
         if wanted:
             for public_ip in wanted:
@@ -259,16 +260,14 @@ def create_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str
     allocation_id = params.get("AllocationId")
     if connectivity == "public" and not allocation_id:
         raise error("MissingParameter", "The request must contain the parameter AllocationId")
-    tags = spec_tags(params, store.NAT_GATEWAY)
+    tags = spec_tags(params, ec2.NAT_GATEWAY)
     with write(platform, ctx) as tx:
-        subnet = tx.require(store.SUBNET, subnet_id)
+        subnet = tx.require(ec2.SUBNET, subnet_id)
         eip = (
-            tx.require(store.ELASTIC_IP, allocation_id)
-            if connectivity == "public" and allocation_id
-            else None
+            tx.require(ec2.ELASTIC_IP, allocation_id) if connectivity == "public" and allocation_id else None
         )
         dry_run(params)
-        nat_id = tx.new_id(store.NAT_GATEWAY)
+        nat_id = tx.new_id(ec2.NAT_GATEWAY)
         failure: list[str] | None = None
         address: dict[str, Any] = {"IsPrimary": True, "Status": "associating"}
         if eip is not None:
@@ -324,8 +323,8 @@ def create_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str
         }
         if failure is not None:
             nat["_failure"] = failure
-        tx.put(store.NAT_GATEWAY, nat_id, nat, vpc_id=subnet["VpcId"], subnet_id=subnet_id)
-        tx.emit(store.VPC_CHANGED, public(nat))
+        tx.put(ec2.NAT_GATEWAY, nat_id, nat, vpc_id=subnet["VpcId"], subnet_id=subnet_id)
+        tx.emit(ec2.VPC_CHANGED, public(nat))
     out: dict[str, Any] = {"NatGateway": _nat_out(nat)}
     if params.get("ClientToken"):
         out["ClientToken"] = params["ClientToken"]
@@ -343,8 +342,8 @@ _NAT_FILTERS = {
 def describe_nat_gateways(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     with write(platform, ctx) as tx:
         tx.advance_nat_gateways()
-        found = by_ids(tx, store.NAT_GATEWAY, params.get("NatGatewayIds"))
-        nats = [_nat_out(n) for n in (found if found is not None else tx.find(store.NAT_GATEWAY))]
+        found = by_ids(tx, ec2.NAT_GATEWAY, params.get("NatGatewayIds"))
+        nats = [_nat_out(n) for n in (found if found is not None else tx.find(ec2.NAT_GATEWAY))]
     nats = apply_filters(nats, params.get("Filter"), _NAT_FILTERS)
     dry_run(params)
     page, token = paginate(nats, params)
@@ -355,7 +354,7 @@ def delete_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str
     nat_id = params["NatGatewayId"]
     with write(platform, ctx) as tx:
         tx.advance_nat_gateways()
-        nat = tx.require(store.NAT_GATEWAY, nat_id)
+        nat = tx.require(ec2.NAT_GATEWAY, nat_id)
         dry_run(params)
         if nat["State"] not in ("deleting", "deleted"):
             nat["State"] = "deleting"
@@ -365,7 +364,7 @@ def delete_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str
             tx.release_nat_resources(nat)
             tx.update(nat_id, nat)
             tx.blackhole_routes(nat["VpcId"], nat_id)
-            tx.emit(store.VPC_CHANGED, public(nat))
+            tx.emit(ec2.VPC_CHANGED, public(nat))
     return {"NatGatewayId": nat_id}
 
 

@@ -12,7 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from lamina.domain import ec2
 from lamina.domain.clock import iso_millis
+from lamina.domain.ec2 import error, public
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -26,8 +28,7 @@ from lamina.services.ec2.handlers_tags import (
     write,
 )
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, error, public
+from lamina.store.ec2 import Ec2Tx
 
 _UNSUPPORTED = (
     "SecondaryPrivateIpAddressCount",
@@ -56,7 +57,7 @@ def interface_out(eni: dict[str, Any], *, owned: bool = False) -> dict[str, Any]
 
 
 def ec2_time(stored: str) -> str:
-    """A stored time (:func:`lamina.store.ec2.iso`: ``datetime.isoformat()`` in UTC) as EC2 writes
+    """A stored time (:func:`lamina.domain.ec2.iso`: ``datetime.isoformat()`` in UTC) as EC2 writes
     it, ``2026-01-02T03:04:05.678Z``: the text the serializer would make of the datetime."""
     # isoformat's two forms for a UTC time after the year 999 (with and without microseconds)
     # are rewritten as they are; anything else is parsed and formatted.
@@ -91,7 +92,7 @@ def create_network_interface(
         if params.get(name):
             raise error("UnsupportedOperation", f"{name} is not supported by lamina.")
     private_ip = _primary_address(params)
-    tags = spec_tags(params, store.NETWORK_INTERFACE)
+    tags = spec_tags(params, ec2.NETWORK_INTERFACE)
     with write(platform, ctx) as tx:
         eni = tx.create_interface(
             params["SubnetId"],
@@ -146,7 +147,7 @@ def describe_network_interfaces(
     ids = params.get("NetworkInterfaceIds")
 
     def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
-        return listing(tx, store.NETWORK_INTERFACE, ids, params.get("Filters"), _ENI_COLUMNS)
+        return listing(tx, ec2.NETWORK_INTERFACE, ids, params.get("Filters"), _ENI_COLUMNS)
 
     found, filters = read(platform, ctx, run)
     interfaces = apply_filters(
@@ -162,7 +163,7 @@ def delete_network_interface(
 ) -> dict[str, Any]:
     eni_id = params["NetworkInterfaceId"]
     with write(platform, ctx) as tx:
-        eni = tx.require(store.NETWORK_INTERFACE, eni_id)
+        eni = tx.require(ec2.NETWORK_INTERFACE, eni_id)
         if eni.get("RequesterManaged") or eni.get("Status") == "in-use":
             raise error("InvalidNetworkInterface.InUse", f"Interface: [{eni_id}] in use.")
         dry_run(params)

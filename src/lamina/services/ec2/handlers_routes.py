@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lamina.domain import ec2
 from lamina.domain import routes as R
+from lamina.domain.ec2 import error, public, routes_of, set_routes
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -27,8 +29,7 @@ from lamina.services.ec2.handlers_tags import (
 )
 from lamina.services.ec2.handlers_vpcs import dependency
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, error, public, routes_of, set_routes
+from lamina.store.ec2 import Ec2Tx
 
 _UNSUPPORTED_TARGETS = (
     "InstanceId",
@@ -52,7 +53,7 @@ def _suffix() -> str:
 def table_for_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> dict[str, Any] | None:
     """The route table a subnet uses: its explicit association, else the VPC's main table."""
     main = None
-    for table in tx.find(store.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
+    for table in tx.find(ec2.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
         for association in table.get("Associations", []):
             if association.get("SubnetId") == subnet["SubnetId"]:
                 return table
@@ -68,11 +69,11 @@ def is_public_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> bool:
 
 
 def create_route_table(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    tags = spec_tags(params, store.ROUTE_TABLE)
+    tags = spec_tags(params, ec2.ROUTE_TABLE)
     with write(platform, ctx) as tx:
-        vpc = tx.require(store.VPC, params["VpcId"])
+        vpc = tx.require(ec2.VPC, params["VpcId"])
         dry_run(params)
-        table_id = tx.new_id(store.ROUTE_TABLE)
+        table_id = tx.new_id(ec2.ROUTE_TABLE)
         table: dict[str, Any] = {
             "Associations": [],
             "PropagatingVgws": [],
@@ -82,9 +83,9 @@ def create_route_table(platform: Platform, ctx: RequestContext, params: dict[str
             "VpcId": vpc["VpcId"],
             "OwnerId": ctx.account_id,
         }
-        set_routes(table, R.local_routes(store.vpc_cidrs(vpc)))
-        tx.put(store.ROUTE_TABLE, table_id, table, vpc_id=vpc["VpcId"])
-        tx.emit(store.ROUTE_CHANGED, table)
+        set_routes(table, R.local_routes(ec2.vpc_cidrs(vpc)))
+        tx.put(ec2.ROUTE_TABLE, table_id, table, vpc_id=vpc["VpcId"])
+        tx.emit(ec2.ROUTE_CHANGED, table)
     out: dict[str, Any] = {"RouteTable": table}
     if params.get("ClientToken"):
         out["ClientToken"] = params["ClientToken"]
@@ -94,12 +95,12 @@ def create_route_table(platform: Platform, ctx: RequestContext, params: dict[str
 def delete_route_table(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     table_id = params["RouteTableId"]
     with write(platform, ctx) as tx:
-        table = tx.require(store.ROUTE_TABLE, table_id)
+        table = tx.require(ec2.ROUTE_TABLE, table_id)
         if table.get("Associations"):
             raise dependency("routeTable", table_id)
         dry_run(params)
         tx.remove(table_id)
-        tx.emit(store.ROUTE_CHANGED, {**public(table), "Routes": [], "Deleted": True})
+        tx.emit(ec2.ROUTE_CHANGED, {**public(table), "Routes": [], "Deleted": True})
     return {}
 
 
@@ -123,8 +124,8 @@ _TABLE_FILTERS = {
 
 def describe_route_tables(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.ROUTE_TABLE, params.get("RouteTableIds"))
-        return [public(t) for t in (found if found is not None else tx.find(store.ROUTE_TABLE))]
+        found = by_ids(tx, ec2.ROUTE_TABLE, params.get("RouteTableIds"))
+        return [public(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
 
     tables = apply_filters(read(platform, ctx, run), params.get("Filters"), _TABLE_FILTERS)
     dry_run(params)
@@ -141,20 +142,20 @@ def _different_networks(table_id: str, what: str, target_id: str) -> Exception:
 def _check_target(tx: Ec2Tx, table: dict[str, Any], kind: R.TargetKind, target_id: str) -> None:
     vpc_id, table_id = table["VpcId"], table["RouteTableId"]
     if kind is R.TargetKind.INTERNET_GATEWAY:
-        igw = tx.get(target_id, store.INTERNET_GATEWAY)
+        igw = tx.get(target_id, ec2.INTERNET_GATEWAY)
         if igw is None:
             raise error("InvalidGatewayID.NotFound", f"The gateway ID '{target_id}' does not exist")
         if [a.get("VpcId") for a in igw.get("Attachments", [])] != [vpc_id]:
             raise _different_networks(table_id, "network gateway", target_id)
     elif kind is R.TargetKind.NAT_GATEWAY:
         tx.advance_nat_gateways()
-        nat = tx.get(target_id, store.NAT_GATEWAY)
+        nat = tx.get(target_id, ec2.NAT_GATEWAY)
         if nat is None or nat["State"] in ("deleting", "deleted", "failed"):
             raise error("InvalidNatGatewayID.NotFound", f"The natGateway ID '{target_id}' does not exist")
         if nat["VpcId"] != vpc_id:
             raise _different_networks(table_id, "network gateway", target_id)
     else:
-        eni = tx.require(store.NETWORK_INTERFACE, target_id)
+        eni = tx.require(ec2.NETWORK_INTERFACE, target_id)
         if eni["VpcId"] != vpc_id:
             raise _different_networks(table_id, "interface", target_id)
 
@@ -173,26 +174,26 @@ def create_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]
         network_interface_id=params.get("NetworkInterfaceId"),
     )
     with write(platform, ctx) as tx:
-        table = tx.require(store.ROUTE_TABLE, params["RouteTableId"])
-        vpc = tx.require(store.VPC, table["VpcId"])
+        table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
+        vpc = tx.require(ec2.VPC, table["VpcId"])
         _check_target(tx, table, kind, target_id)
-        routes = R.add_route(routes_of(table), destination, kind, target_id, store.vpc_cidrs(vpc))
+        routes = R.add_route(routes_of(table), destination, kind, target_id, ec2.vpc_cidrs(vpc))
         dry_run(params)
         set_routes(table, routes)
         tx.update(table["RouteTableId"], table)
-        tx.emit(store.ROUTE_CHANGED, table)
+        tx.emit(ec2.ROUTE_CHANGED, table)
     return {"Return": True}
 
 
 def delete_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     destination = R.parse_destination(required(params, "DestinationCidrBlock", "destinationCidrBlock"))
     with write(platform, ctx) as tx:
-        table = tx.require(store.ROUTE_TABLE, params["RouteTableId"])
+        table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
         routes = R.delete_route(routes_of(table), destination, route_table_id=table["RouteTableId"])
         dry_run(params)
         set_routes(table, routes)
         tx.update(table["RouteTableId"], table)
-        tx.emit(store.ROUTE_CHANGED, table)
+        tx.emit(ec2.ROUTE_CHANGED, table)
     return {}
 
 
@@ -201,12 +202,12 @@ def associate_route_table(platform: Platform, ctx: RequestContext, params: dict[
         raise error("UnsupportedOperation", "Gateway route table associations are not supported by lamina.")
     subnet_id = required(params, "SubnetId")
     with write(platform, ctx) as tx:
-        table = tx.require(store.ROUTE_TABLE, params["RouteTableId"])
-        subnet = tx.require(store.SUBNET, subnet_id)
+        table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
+        subnet = tx.require(ec2.SUBNET, subnet_id)
         table_id = table["RouteTableId"]
         if subnet["VpcId"] != table["VpcId"]:
             raise _different_networks(table_id, "subnet", subnet_id)
-        for other in tx.find(store.ROUTE_TABLE, vpc_id=table["VpcId"]):
+        for other in tx.find(ec2.ROUTE_TABLE, vpc_id=table["VpcId"]):
             if any(a.get("SubnetId") == subnet_id for a in other.get("Associations", [])):
                 raise error(
                     "Resource.AlreadyAssociated",
@@ -225,7 +226,7 @@ def associate_route_table(platform: Platform, ctx: RequestContext, params: dict[
             }
         )
         tx.update(table_id, table)
-        tx.emit(store.ROUTE_CHANGED, table)
+        tx.emit(ec2.ROUTE_CHANGED, table)
     return {"AssociationId": association_id, "AssociationState": state}
 
 
@@ -234,7 +235,7 @@ def disassociate_route_table(
 ) -> dict[str, Any]:
     association_id = params["AssociationId"]
     with write(platform, ctx) as tx:
-        for table in tx.find(store.ROUTE_TABLE):
+        for table in tx.find(ec2.ROUTE_TABLE):
             association = next(
                 (a for a in table["Associations"] if a["RouteTableAssociationId"] == association_id), None
             )
@@ -252,7 +253,7 @@ def disassociate_route_table(
         dry_run(params)
         table["Associations"] = [a for a in table["Associations"] if a is not association]
         tx.update(table["RouteTableId"], table)
-        tx.emit(store.ROUTE_CHANGED, table)
+        tx.emit(ec2.ROUTE_CHANGED, table)
     return {}
 
 

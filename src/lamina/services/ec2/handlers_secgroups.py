@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lamina.domain import ec2
 from lamina.domain import secgroups as S
+from lamina.domain.ec2 import StoredRule, error, public
 from lamina.errors import missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
@@ -29,8 +31,7 @@ from lamina.services.ec2.handlers_tags import (
 )
 from lamina.services.ec2.handlers_vpcs import new_group
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, StoredRule, error, public
+from lamina.store.ec2 import Ec2Tx
 
 MAX_NAME = 255
 
@@ -48,7 +49,7 @@ def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> dict[str, Any]:
     in a default VPC: lamina has none)."""
     group_id = params.get("GroupId")
     if group_id:
-        return tx.require(store.SECURITY_GROUP, group_id)
+        return tx.require(ec2.SECURITY_GROUP, group_id)
     name = params.get("GroupName")
     if not name:
         raise missing_parameter("GroupId")
@@ -81,20 +82,20 @@ def create_security_group(platform: Platform, ctx: RequestContext, params: dict[
             "InvalidParameterValue",
             f"Value ({description}) for parameter GroupDescription is invalid. Invalid length.",
         )
-    tags = spec_tags(params, store.SECURITY_GROUP)
+    tags = spec_tags(params, ec2.SECURITY_GROUP)
     vpc_id = params.get("VpcId")
     if not vpc_id:
         raise _no_default_vpc()
     with write(platform, ctx) as tx:
-        tx.require(store.VPC, vpc_id)
-        if any(g["GroupName"] == name for g in tx.find(store.SECURITY_GROUP, vpc_id=vpc_id)):
+        tx.require(ec2.VPC, vpc_id)
+        if any(g["GroupName"] == name for g in tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id)):
             raise error(
                 "InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc_id}'"
             )
         dry_run(params)
         group = new_group(tx, vpc_id, name, description, tags)
         tx.add_rules(group["GroupId"], S.new_group_rules())
-        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
     out: dict[str, Any] = {"GroupId": group["GroupId"], "SecurityGroupArn": group["SecurityGroupArn"]}
     if tags:
         out["Tags"] = tags
@@ -130,8 +131,8 @@ def describe_security_groups(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.SECURITY_GROUP, params.get("GroupIds"))
-        groups = found if found is not None else tx.find(store.SECURITY_GROUP)
+        found = by_ids(tx, ec2.SECURITY_GROUP, params.get("GroupIds"))
+        groups = found if found is not None else tx.find(ec2.SECURITY_GROUP)
         names = params.get("GroupNames")
         if names:
             for name in names:
@@ -160,7 +161,7 @@ def delete_security_group(platform: Platform, ctx: RequestContext, params: dict[
         dry_run(params)
         tx.remove_rules(r.rule_id for r in tx.rules(group_id))
         tx.remove(group_id)
-        tx.emit(store.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
     return {"Return": True, "GroupId": group_id}
 
 
@@ -183,9 +184,7 @@ def _permissions(tx: Ec2Tx, group: dict[str, Any], params: Mapping[str, Any]) ->
     if cidr is not None:
         flat["IpRanges"] = [{"CidrIp": cidr}]
     if source is not None:
-        matches = [
-            g for g in tx.find(store.SECURITY_GROUP, vpc_id=group["VpcId"]) if g["GroupName"] == source
-        ]
+        matches = [g for g in tx.find(ec2.SECURITY_GROUP, vpc_id=group["VpcId"]) if g["GroupName"] == source]
         if not matches:
             raise error(
                 "InvalidGroup.NotFound",
@@ -198,7 +197,7 @@ def _permissions(tx: Ec2Tx, group: dict[str, Any], params: Mapping[str, Any]) ->
 def _check_peers(tx: Ec2Tx, rules: Sequence[S.Rule]) -> None:
     for rule in rules:
         if rule.group_id is not None and rule.group_owner in (None, tx.account):
-            tx.require(store.SECURITY_GROUP, rule.group_id)
+            tx.require(ec2.SECURITY_GROUP, rule.group_id)
 
 
 def _authorize(
@@ -210,14 +209,14 @@ def _authorize(
         _check_peers(tx, rules)
         existing = [r.rule for r in tx.rules(group["GroupId"])]
         new = S.authorize(existing, rules)
-        tags = spec_tags(params, store.SECURITY_GROUP_RULE)
+        tags = spec_tags(params, ec2.SECURITY_GROUP_RULE)
         dry_run(params)
         added = tx.add_rules(group["GroupId"], new)
         if tags:
             for stored in added:
                 tx.set_rule_tags(stored, tags)
             added = [StoredRule(s.rule_id, s.group_id, s.rule, tags) for s in added]
-        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
         items = [_rule_item(tx, s) for s in added]
     return {"Return": True, "SecurityGroupRules": items}
 
@@ -254,7 +253,7 @@ def _revoke(
             by_id = {r.rule_id: r for r in stored}
             for rule_id in rule_ids:
                 if rule_id not in by_id:
-                    raise store.not_found(store.SECURITY_GROUP_RULE, rule_id)
+                    raise ec2.not_found(ec2.SECURITY_GROUP_RULE, rule_id)
             removed = [by_id[r] for r in dict.fromkeys(rule_ids)]
         else:
             rules = S.expand_permissions(direction, _permissions(tx, group, params))
@@ -263,7 +262,7 @@ def _revoke(
             removed = [r for r in stored if r.rule.key in gone]
         dry_run(params)
         tx.remove_rules(r.rule_id for r in removed)
-        tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
     return {"Return": True, "RevokedSecurityGroupRules": [_revoked_item(r) for r in removed]}
 
 
@@ -305,7 +304,7 @@ def describe_security_group_rules(
             known = {r.rule_id: r for r in everything}
             for rule_id in wanted:
                 if rule_id not in known:
-                    raise store.not_found(store.SECURITY_GROUP_RULE, rule_id)
+                    raise ec2.not_found(ec2.SECURITY_GROUP_RULE, rule_id)
             everything = [known[r] for r in dict.fromkeys(wanted)]
         return [_rule_item(tx, r) for r in everything]
 

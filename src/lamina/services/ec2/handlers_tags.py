@@ -16,11 +16,12 @@ from contextlib import AbstractContextManager
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
+from lamina.domain import ec2
+from lamina.domain.ec2 import error
 from lamina.errors import dry_run_error, is_dry_run, missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, error
+from lamina.store.ec2 import Ec2Tx
 
 T = TypeVar("T")
 Extractor = Callable[[dict[str, Any]], Iterable[object]]
@@ -89,7 +90,7 @@ def listing(
         for resource_id in dict.fromkeys(ids):
             body = found.get(resource_id)
             if body is None:
-                raise store.not_found(kind, resource_id)
+                raise ec2.not_found(kind, resource_id)
             out.append(body)
         return out, list(filters or [])
     where: dict[str, set[str]] = {}
@@ -110,7 +111,7 @@ def listing(
 
 def tag_key_of(kind: str) -> str:
     """Where a resource keeps its tags: network interfaces call them ``TagSet``."""
-    return "TagSet" if kind == store.NETWORK_INTERFACE else "Tags"
+    return "TagSet" if kind == ec2.NETWORK_INTERFACE else "Tags"
 
 
 def check_tags(tags: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -160,14 +161,14 @@ def spec_tags(params: Mapping[str, Any], resource_type: str) -> list[dict[str, s
 
 
 def _taggable(tx: Ec2Tx, resource_id: str) -> tuple[str, Any]:
-    kind = store.kind_of(resource_id)
+    kind = ec2.kind_of(resource_id)
     if kind is None:
         raise error("InvalidID", f"The ID '{resource_id}' is not valid")
-    if kind == store.SECURITY_GROUP_RULE:
+    if kind == ec2.SECURITY_GROUP_RULE:
         for rule in tx.rules():
             if rule.rule_id == resource_id:
                 return kind, rule
-        raise store.not_found(kind, resource_id)
+        raise ec2.not_found(kind, resource_id)
     return kind, tx.require(kind, resource_id)
 
 
@@ -177,7 +178,7 @@ def create_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         found = [(rid, *_taggable(tx, rid)) for rid in params["Resources"]]
         dry_run(params)
         for resource_id, kind, resource in found:
-            if kind == store.SECURITY_GROUP_RULE:
+            if kind == ec2.SECURITY_GROUP_RULE:
                 tx.set_rule_tags(resource, merge_tags(resource.tags, tags))
                 continue
             key = tag_key_of(kind)
@@ -208,7 +209,7 @@ def delete_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         found = [(rid, *_taggable(tx, rid)) for rid in params["Resources"]]
         dry_run(params)
         for resource_id, kind, resource in found:
-            if kind == store.SECURITY_GROUP_RULE:
+            if kind == ec2.SECURITY_GROUP_RULE:
                 tx.set_rule_tags(resource, _without(resource.tags, removals))
                 continue
             key = tag_key_of(kind)

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from ipaddress import IPv4Network
 from typing import Any
 
-from lamina.domain import ipam
+from lamina.domain import ec2, ipam
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
+from lamina.domain.ec2 import error, public, set_routes
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -32,8 +33,7 @@ from lamina.services.ec2.handlers_tags import (
     write,
 )
 from lamina.services.platform import Platform
-from lamina.store import ec2 as store
-from lamina.store.ec2 import Ec2Tx, error, public, set_routes
+from lamina.store.ec2 import Ec2Tx
 
 ZONE_LETTERS = ("a", "b", "c")
 _COMPASS = {"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
@@ -64,10 +64,10 @@ def dependency(kind: str, resource_id: str) -> Exception:
 def create_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     text = required(params, "CidrBlock")
     cidr = ipam.validate_vpc_cidr(text)
-    tags = spec_tags(params, store.VPC)
+    tags = spec_tags(params, ec2.VPC)
     dry_run(params)
     with write(platform, ctx) as tx:
-        vpc_id = tx.new_id(store.VPC)
+        vpc_id = tx.new_id(ec2.VPC)
         vpc = {
             "CidrBlock": str(cidr),
             "DhcpOptionsId": "default",
@@ -86,16 +86,16 @@ def create_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
             "IsDefault": False,
             "Tags": tags,
         }
-        tx.put(store.VPC, vpc_id, vpc, vpc_id=vpc_id)
+        tx.put(ec2.VPC, vpc_id, vpc, vpc_id=vpc_id)
         _create_main_route_table(tx, vpc)
         _create_default_group(tx, vpc)
-        tx.emit(store.VPC_CHANGED, vpc)
+        tx.emit(ec2.VPC_CHANGED, vpc)
     # EC2 answers CreateVpc while the VPC is still being set up.
     return {"Vpc": {**vpc, "State": "pending"}}
 
 
 def _create_main_route_table(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
-    table_id = tx.new_id(store.ROUTE_TABLE)
+    table_id = tx.new_id(ec2.ROUTE_TABLE)
     table: dict[str, Any] = {
         "Associations": [
             {
@@ -112,15 +112,15 @@ def _create_main_route_table(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
         "VpcId": vpc["VpcId"],
         "OwnerId": tx.account,
     }
-    set_routes(table, R.local_routes(store.vpc_cidrs(vpc)))
-    tx.put(store.ROUTE_TABLE, table_id, table, vpc_id=vpc["VpcId"])
-    tx.emit(store.ROUTE_CHANGED, table)
+    set_routes(table, R.local_routes(ec2.vpc_cidrs(vpc)))
+    tx.put(ec2.ROUTE_TABLE, table_id, table, vpc_id=vpc["VpcId"])
+    tx.emit(ec2.ROUTE_CHANGED, table)
 
 
 def new_group(
     tx: Ec2Tx, vpc_id: str, name: str, description: str, tags: list[dict[str, str]]
 ) -> dict[str, Any]:
-    group_id = tx.new_id(store.SECURITY_GROUP)
+    group_id = tx.new_id(ec2.SECURITY_GROUP)
     group = {
         "GroupId": group_id,
         "GroupName": name,
@@ -130,14 +130,14 @@ def new_group(
         "SecurityGroupArn": f"arn:aws:ec2:{tx.region}:{tx.account}:security-group/{group_id}",
         "Tags": tags,
     }
-    tx.put(store.SECURITY_GROUP, group_id, group, vpc_id=vpc_id)
+    tx.put(ec2.SECURITY_GROUP, group_id, group, vpc_id=vpc_id)
     return group
 
 
 def _create_default_group(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
     group = new_group(tx, vpc["VpcId"], "default", "default VPC security group", [])
     tx.add_rules(group["GroupId"], S.default_group_rules(group["GroupId"], tx.account))
-    tx.emit(store.SECURITY_GROUP_CHANGED, tx.group_view(group))
+    tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
 
 
 _VPC_FILTERS = {
@@ -158,8 +158,8 @@ _VPC_FILTERS = {
 
 def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-        found = by_ids(tx, store.VPC, params.get("VpcIds"))
-        return [public(v) for v in (found if found is not None else tx.find(store.VPC))]
+        found = by_ids(tx, ec2.VPC, params.get("VpcIds"))
+        return [public(v) for v in (found if found is not None else tx.find(ec2.VPC))]
 
     vpcs = apply_filters(read(platform, ctx, run), params.get("Filters"), _VPC_FILTERS)
     dry_run(params)
@@ -170,16 +170,16 @@ def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any
 def delete_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     vpc_id = params["VpcId"]
     with write(platform, ctx) as tx:
-        vpc = tx.require(store.VPC, vpc_id)
-        tables = tx.find(store.ROUTE_TABLE, vpc_id=vpc_id)
-        groups = tx.find(store.SECURITY_GROUP, vpc_id=vpc_id)
+        vpc = tx.require(ec2.VPC, vpc_id)
+        tables = tx.find(ec2.ROUTE_TABLE, vpc_id=vpc_id)
+        groups = tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id)
         live_nats = [
-            n for n in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id) if n["State"] not in ("deleted", "failed")
+            n for n in tx.find(ec2.NAT_GATEWAY, vpc_id=vpc_id) if n["State"] not in ("deleted", "failed")
         ]
         if (
-            tx.find(store.SUBNET, vpc_id=vpc_id)
+            tx.find(ec2.SUBNET, vpc_id=vpc_id)
             or tx.attached_gateway(vpc_id) is not None
-            or tx.find(store.NETWORK_INTERFACE, vpc_id=vpc_id)
+            or tx.find(ec2.NETWORK_INTERFACE, vpc_id=vpc_id)
             or live_nats
             or any(not _is_main(t) for t in tables)
             or any(g["GroupName"] != "default" for g in groups)
@@ -188,15 +188,15 @@ def delete_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
         dry_run(params)
         for table in tables:
             tx.remove(table["RouteTableId"])
-            tx.emit(store.ROUTE_CHANGED, {**public(table), "Routes": [], "Associations": [], "Deleted": True})
+            tx.emit(ec2.ROUTE_CHANGED, {**public(table), "Routes": [], "Associations": [], "Deleted": True})
         for group in groups:
             tx.remove_rules(r.rule_id for r in tx.rules(group["GroupId"]))
             tx.remove(group["GroupId"])
-            tx.emit(store.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
-        for nat in tx.find(store.NAT_GATEWAY, vpc_id=vpc_id):
+            tx.emit(ec2.SECURITY_GROUP_CHANGED, {**public(group), "Deleted": True})
+        for nat in tx.find(ec2.NAT_GATEWAY, vpc_id=vpc_id):
             tx.remove(nat["NatGatewayId"])
         tx.remove(vpc_id)
-        tx.emit(store.VPC_CHANGED, {**public(vpc), "State": "deleted"})
+        tx.emit(ec2.VPC_CHANGED, {**public(vpc), "State": "deleted"})
     return {}
 
 
@@ -231,13 +231,13 @@ def _zone(region: str, params: dict[str, Any]) -> tuple[str, str]:
 def create_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     text = required(params, "CidrBlock")
     zone_name, zone_id = _zone(ctx.region, params)
-    tags = spec_tags(params, store.SUBNET)
+    tags = spec_tags(params, ec2.SUBNET)
     with write(platform, ctx) as tx:
-        vpc = tx.require(store.VPC, params["VpcId"])
-        siblings = [IPv4Network(s["CidrBlock"]) for s in tx.find(store.SUBNET, vpc_id=vpc["VpcId"])]
-        cidr = ipam.validate_subnet_cidr(text, store.vpc_cidrs(vpc), siblings)
+        vpc = tx.require(ec2.VPC, params["VpcId"])
+        siblings = [IPv4Network(s["CidrBlock"]) for s in tx.find(ec2.SUBNET, vpc_id=vpc["VpcId"])]
+        cidr = ipam.validate_subnet_cidr(text, ec2.vpc_cidrs(vpc), siblings)
         dry_run(params)
-        subnet_id = tx.new_id(store.SUBNET)
+        subnet_id = tx.new_id(ec2.SUBNET)
         subnet = {
             "AvailabilityZone": zone_name,
             "AvailabilityZoneId": zone_id,
@@ -261,9 +261,9 @@ def create_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any
             },
             "Tags": tags,
         }
-        tx.put(store.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
+        tx.put(ec2.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
         view = tx.subnet_view(subnet)
-        tx.emit(store.VPC_CHANGED, view)
+        tx.emit(ec2.VPC_CHANGED, view)
     return {"Subnet": view}
 
 
@@ -295,7 +295,7 @@ _SUBNET_COLUMNS = {"subnet-id": "id", "vpc-id": "vpc_id"}
 def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
         found, filters = listing(
-            tx, store.SUBNET, params.get("SubnetIds"), params.get("Filters"), _SUBNET_COLUMNS
+            tx, ec2.SUBNET, params.get("SubnetIds"), params.get("Filters"), _SUBNET_COLUMNS
         )
         return tx.subnet_views(found), filters
 
@@ -309,23 +309,23 @@ def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, 
 def delete_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     subnet_id = params["SubnetId"]
     with write(platform, ctx) as tx:
-        subnet = tx.require(store.SUBNET, subnet_id)
+        subnet = tx.require(ec2.SUBNET, subnet_id)
         live_nats = [
             n
-            for n in tx.find(store.NAT_GATEWAY, subnet_id=subnet_id)
+            for n in tx.find(ec2.NAT_GATEWAY, subnet_id=subnet_id)
             if n["State"] not in ("deleted", "failed")
         ]
-        if tx.find(store.NETWORK_INTERFACE, subnet_id=subnet_id) or live_nats or tx.address_count(subnet_id):
+        if tx.find(ec2.NETWORK_INTERFACE, subnet_id=subnet_id) or live_nats or tx.address_count(subnet_id):
             raise dependency("subnet", subnet_id)
         dry_run(params)
-        for table in tx.find(store.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
+        for table in tx.find(ec2.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
             kept = [a for a in table["Associations"] if a.get("SubnetId") != subnet_id]
             if len(kept) != len(table["Associations"]):
                 table["Associations"] = kept
                 tx.update(table["RouteTableId"], table)
-                tx.emit(store.ROUTE_CHANGED, table)
+                tx.emit(ec2.ROUTE_CHANGED, table)
         tx.remove(subnet_id)
-        tx.emit(store.VPC_CHANGED, {**public(subnet), "State": "deleted"})
+        tx.emit(ec2.VPC_CHANGED, {**public(subnet), "State": "deleted"})
     return {}
 
 

@@ -149,7 +149,7 @@ def resolve_layers(
         ref = parse_layer_arn(arn)
         version = None
         if ref is not None and ref.version is not None:
-            version = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+            version = platform.layers.get_layer_version(ref.account, ref.region, ref.name, ref.version)
         if version is None:
             raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
         found.append(version)

@@ -14,7 +14,9 @@ import logging
 import os
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from lamina.domain import functions as F
 from lamina.errors import (
@@ -29,12 +31,14 @@ from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext
 from lamina.services.lambda_.functions import _load, _ref
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
+from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
     from lamina.services.platform import Platform
 
 log = logging.getLogger("lamina.invoke")
+T = TypeVar("T")
 
 MAX_EVENT_PAYLOAD = 1_048_576
 EVENT_RETRIES = 2
@@ -239,29 +243,34 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
 
 
 class EventQueue:
-    """Durable queue of Event invocations, worked on the event loop.
+    """Durable queue of Event invocations, worked by a task on the event loop.
 
-    Failed invocations (function errors, timeouts, exits) are retried twice, as AWS does,
-    after ``retry_delay_s`` and twice that.
+    The queue's store is reached only from ``executor`` (None: the loop's default executor),
+    never from the loop's own thread. Failed invocations (function errors, timeouts, exits) are
+    retried twice, as AWS does, after ``retry_delay_s`` and twice that.
     """
 
-    def __init__(self, platform: Platform, *, retry_delay_s: float) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        queue: EventStore,
+        *,
+        retry_delay_s: float,
+        executor: Executor | None = None,
+    ) -> None:
         self.platform = platform
+        self.queue = queue
         self.retry_delay_s = retry_delay_s
+        self.executor = executor
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def enqueue(self, ref: F.FunctionRef, version: str, payload: bytes, event_id: str | None = None) -> str:
-        """Queue durably (committed before Invoke answers 202); ``event_id`` becomes the request id."""
+        """Queue durably (committed before Invoke answers 202); ``event_id`` becomes the request id.
+        Blocks (a write transaction): call it from a worker thread."""
         event_id = event_id or str(uuid.uuid4())
-        now = time.time()
-        with self.platform.metadata.write() as c:
-            c.execute(
-                "INSERT INTO event_invocations (id, account, region, name, qualifier, payload, attempts, next_at,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (event_id, ref.account, ref.region, ref.name, version, payload, now, now),
-            )
+        self.queue.enqueue(event_id, ref.account, ref.region, ref.name, version, payload, time.time())
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
         return event_id
@@ -273,62 +282,52 @@ class EventQueue:
         self._wake = asyncio.Event()
         self._task = loop.create_task(self._work())
 
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the executor: the store never runs on the loop's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
     async def _work(self) -> None:
         assert self._wake is not None
         while True:
-            due = self.platform.metadata.read(
-                lambda c: c.execute(
-                    "SELECT id, account, region, name, qualifier, payload, attempts, next_at FROM event_invocations"
-                    " ORDER BY next_at LIMIT 1"
-                ).fetchone()
-            )
+            # Cleared before the read: an enqueue committed after the read sets it again.
             self._wake.clear()
+            due = await self._off_loop(self.queue.next_due)
             if due is None:
                 await self._wake.wait()
                 continue
-            wait = due[7] - time.time()
+            wait = due.next_at - time.time()
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 continue
             await self._run_one(due)
 
-    async def _run_one(self, due: Any) -> None:
-        event_id, account, region, name, qualifier, payload, attempts = due[:7]
-        seq = 0 if qualifier in (None, F.LATEST) else int(qualifier)
-        row = self.platform.functions.get(account, region, name, seq)
+    async def _run_one(self, due: QueuedEvent) -> None:
+        seq = 0 if due.qualifier in (None, F.LATEST) else int(str(due.qualifier))
+        row = await self._off_loop(self.platform.functions.get, due.account, due.region, due.name, seq)
         ok = False
         if row is not None and row.config.get("State") == F.State.ACTIVE.value:
             try:
-                target = await asyncio.get_running_loop().run_in_executor(
-                    None, target_for, self.platform, row
-                )
+                target = await self._off_loop(target_for, self.platform, row)
                 result, _ = await self.platform.pool.invoke(
                     target,
-                    bytes(payload),
+                    due.payload,
                     timeout_s=float(row.config.get("Timeout", 3)),
                     client_context=None,
-                    request_id=str(event_id),
+                    request_id=due.id,
                 )
                 ok = result.outcome is Outcome.OK
             except PoolFull:
                 # Throttled: try again shortly without counting it as a failed attempt.
-                self._reschedule(event_id, attempts, 1.0)
+                await self._off_loop(self.queue.retry, due.id, due.attempts, time.time() + 1.0)
                 return
             except Exception:
-                log.exception("event invocation %s failed", event_id)
-        if ok or row is None or attempts >= EVENT_RETRIES:
-            with self.platform.metadata.write() as c:
-                c.execute("DELETE FROM event_invocations WHERE id=?", (event_id,))
+                log.exception("event invocation %s failed", due.id)
+        if ok or row is None or due.attempts >= EVENT_RETRIES:
+            await self._off_loop(self.queue.delete, due.id)
             return
-        self._reschedule(event_id, attempts + 1, self.retry_delay_s * (attempts + 1))
-
-    def _reschedule(self, event_id: str, attempts: int, delay: float) -> None:
-        with self.platform.metadata.write() as c:
-            c.execute(
-                "UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?",
-                (attempts, time.time() + delay, event_id),
-            )
+        delay = self.retry_delay_s * (due.attempts + 1)
+        await self._off_loop(self.queue.retry, due.id, due.attempts + 1, time.time() + delay)
 
     async def close(self) -> None:
         """Stop working the queue; what is left stays queued for the next start."""

@@ -87,7 +87,7 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
     )
     # A concurrent delete may have removed an identical, no longer referenced blob
     # between put() and now: re-check inside the write transaction.
-    version = platform.metadata.publish_layer_version(
+    version = platform.layers.publish_layer_version(
         draft, ensure_blob=lambda: platform.blobs.put(params["Content"]["ZipFile"], sha)
     )
     return L.full_shape(version, download_url(platform, ctx, sha))
@@ -101,7 +101,7 @@ def _readable(platform: Platform, ctx: RequestContext, ref: LayerRef) -> L.Layer
     assert ref.version is not None
     if ref.region != ctx.region:
         raise ResourceNotFoundException(NOT_FOUND)
-    found = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+    found = platform.layers.get_layer_version(ref.account, ref.region, ref.name, ref.version)
     if ref.account != ctx.account_id and (found is None or not L.grants(found.policy, ctx.account_id)):
         raise _deny(ctx, "GetLayerVersion", ref.version_arn)
     if found is None:
@@ -157,7 +157,7 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
         # Filters are applied in Python over a newest-first scan, in pages.
         cursor = below
         while next_marker is None:
-            batch = platform.metadata.list_layer_versions(
+            batch = platform.layers.list_layer_versions(
                 ref.account, ref.region, ref.name, below=cursor, limit=200
             )
             if not batch:
@@ -185,7 +185,7 @@ def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
     layers: list[dict[str, Any]] = []
     next_marker = None
-    for name in platform.metadata.layer_names(ctx.account_id, ctx.region, after=after):
+    for name in platform.layers.layer_names(ctx.account_id, ctx.region, after=after):
         latest = _latest_matching(platform, ctx, name, runtime, arch)
         if latest is None:
             continue
@@ -206,9 +206,7 @@ def _latest_matching(
 ) -> L.LayerVersion | None:
     cursor = None
     while True:
-        batch = platform.metadata.list_layer_versions(
-            ctx.account_id, ctx.region, name, below=cursor, limit=50
-        )
+        batch = platform.layers.list_layer_versions(ctx.account_id, ctx.region, name, below=cursor, limit=50)
         for v in batch:
             if L.matches(v, runtime, arch):
                 return v
@@ -226,7 +224,7 @@ def delete_layer_version(platform: Platform, ctx: RequestContext, params: dict[s
     _own(ctx, ref, "DeleteLayerVersion", layer_version_arn(ref.region, ref.account, ref.name, version))
     if ref.region == ctx.region:
         # Idempotent: unknown layers and versions, and repeated deletes, all succeed.
-        platform.metadata.delete_layer_version(
+        platform.layers.delete_layer_version(
             ref.account, ref.region, ref.name, version, on_unreferenced=platform.blobs.delete
         )
     return {}
@@ -297,9 +295,7 @@ def _update_policy(
     assert ref.version is not None
     updated = None
     if ref.region == ctx.region:
-        updated = platform.metadata.update_layer_policy(
-            ref.account, ref.region, ref.name, ref.version, change
-        )
+        updated = platform.layers.update_layer_policy(ref.account, ref.region, ref.name, ref.version, change)
     if updated is None:
         raise _missing(arn)
     return updated
@@ -312,7 +308,7 @@ def get_layer_version_policy(
     assert ref.version is not None
     found = None
     if ref.region == ctx.region:
-        found = platform.metadata.get_layer_version(ref.account, ref.region, ref.name, ref.version)
+        found = platform.layers.get_layer_version(ref.account, ref.region, ref.name, ref.version)
     if found is None:
         raise _missing(arn)
     if not found.policy:

@@ -10,7 +10,6 @@ first function needs that combination, deleted once no function uses it any more
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -21,6 +20,7 @@ from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
+from lamina.store.hyperplane import HyperplaneStore, groups_key
 
 log = logging.getLogger("lamina.vpc")
 
@@ -124,8 +124,9 @@ class HyperplaneFailure(LaminaError):
 class Hyperplane:
     """The shared interfaces. ``ensure`` runs during preparation; ``sweep`` frees unused ones."""
 
-    def __init__(self, platform: Platform, *, release_delay_s: float) -> None:
+    def __init__(self, platform: Platform, enis: HyperplaneStore, *, release_delay_s: float) -> None:
         self.platform = platform
+        self.enis = enis
         self.release_delay_s = release_delay_s
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -137,7 +138,7 @@ class Hyperplane:
 
     def ensure(self, account: str, region: str, function: str, vpc: dict[str, Any]) -> list[str]:
         """The interface of every subnet of ``vpc`` (created when missing)."""
-        groups_key = ",".join(sorted(vpc["SecurityGroupIds"]))
+        key = groups_key(vpc["SecurityGroupIds"])
         enis = []
         with self._lock:
             for subnet in vpc["SubnetIds"]:
@@ -159,23 +160,13 @@ class Hyperplane:
                     )
                 except AwsError as exc:
                     raise HyperplaneFailure(_reason_code(exc), _reason_text(exc)) from exc
-                with self.platform.metadata.write() as c:
-                    c.execute(
-                        "INSERT OR REPLACE INTO lambda_enis (account, region, subnet_id, groups_key, eni_id, vpc_id)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (account, region, subnet, groups_key, eni["NetworkInterfaceId"], eni["VpcId"]),
-                    )
+                self.enis.put(account, region, subnet, key, eni["NetworkInterfaceId"], eni["VpcId"])
                 enis.append(str(eni["NetworkInterfaceId"]))
         return enis
 
     def interface_for(self, account: str, region: str, subnet: str, groups: list[str]) -> str | None:
-        row = self.platform.metadata.read(
-            lambda c: c.execute(
-                "SELECT eni_id FROM lambda_enis WHERE account=? AND region=? AND subnet_id=? AND groups_key=?",
-                (account, region, subnet, ",".join(sorted(groups))),
-            ).fetchone()
-        )
-        return str(row[0]) if row else None
+        """The shared interface of (subnet, groups), if there is one."""
+        return self.enis.get(account, region, subnet, groups_key(groups))
 
     def schedule_sweep(self) -> None:
         """Free unused interfaces after the release delay (AWS takes up to 20 minutes)."""
@@ -194,33 +185,17 @@ class Hyperplane:
         self.sweep()
 
     def sweep(self) -> None:
+        """Delete the shared interfaces no function (not Inactive) uses any more."""
         used = set()
-        rows = self.platform.metadata.read(
-            lambda c: c.execute(
-                "SELECT account, region, json_extract(config, '$.VpcConfig') FROM function_versions"
-                " WHERE json_extract(config, '$.VpcConfig.VpcId') != ''"
-                " AND json_extract(config, '$.State') != 'Inactive'"
-            ).fetchall()
-        )
-        for account, region, text in rows:
-            vpc = json.loads(text)
+        for account, region, vpc in self.platform.functions.vpc_configs_in_use():
             for subnet in vpc.get("SubnetIds", []):
-                used.add((account, region, subnet, ",".join(sorted(vpc.get("SecurityGroupIds", [])))))
-        enis = self.platform.metadata.read(
-            lambda c: c.execute(
-                "SELECT account, region, subnet_id, groups_key, eni_id FROM lambda_enis"
-            ).fetchall()
-        )
-        for account, region, subnet, key, eni in enis:
-            if (account, region, subnet, key) in used:
+                used.add((account, region, subnet, groups_key(vpc.get("SecurityGroupIds", []))))
+        for shared in self.enis.all():
+            if (shared.account, shared.region, shared.subnet_id, shared.groups_key) in used:
                 continue
             with contextlib.suppress(AwsError):  # already gone is fine
-                self.platform.ec2.delete_interface(account, region, eni)
-            with self.platform.metadata.write() as c:
-                c.execute(
-                    "DELETE FROM lambda_enis WHERE account=? AND region=? AND subnet_id=? AND groups_key=?",
-                    (account, region, subnet, key),
-                )
+                self.platform.ec2.delete_interface(shared.account, shared.region, shared.eni_id)
+            self.enis.delete(shared.account, shared.region, shared.subnet_id, shared.groups_key)
 
     # -- idle reclaim ---------------------------------------------------------------------------
 
@@ -245,15 +220,8 @@ class Hyperplane:
 
     def reclaim_idle(self) -> None:
         now = time.monotonic()
-        rows = self.platform.metadata.read(
-            lambda c: c.execute(
-                "SELECT account, region, name FROM function_versions WHERE seq=0"
-                " AND json_extract(config, '$.VpcConfig.VpcId') != ''"
-                " AND json_extract(config, '$.State') = 'Active'"
-            ).fetchall()
-        )
         reclaimed = False
-        for account, region, name in rows:
+        for account, region, name in self.platform.functions.active_in_vpc():
             last = self._last_used.get((account, region, name), self._started)
             if now - last < self._idle_s:
                 continue

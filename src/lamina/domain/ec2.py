@@ -1,0 +1,408 @@
+"""EC2 (the VPC subset): resource kinds and ids, EC2's errors, and the rules that shape resources.
+
+Pure: no database, no I/O; times (``now_ms``) and random bytes are passed in. The store
+(:mod:`lamina.store.ec2`) keeps resources as the AWS-shaped dicts EC2 describes (keys starting
+with ``_`` are lamina's own bookkeeping and never leave the server) and applies these rules
+inside its transactions; the EC2 handlers (``services/ec2``) use them too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from typing import Any, Final
+
+from lamina.domain import ipam
+from lamina.domain import routes as R
+from lamina.domain import secgroups as S
+from lamina.errors import AwsError
+
+# Resource kinds: EC2's ResourceType names (TagSpecifications use them).
+VPC: Final = "vpc"
+SUBNET: Final = "subnet"
+SECURITY_GROUP: Final = "security-group"
+INTERNET_GATEWAY: Final = "internet-gateway"
+ELASTIC_IP: Final = "elastic-ip"
+NAT_GATEWAY: Final = "natgateway"
+ROUTE_TABLE: Final = "route-table"
+NETWORK_INTERFACE: Final = "network-interface"
+SECURITY_GROUP_RULE: Final = "security-group-rule"
+
+PREFIXES: Final = {
+    VPC: "vpc",
+    SUBNET: "subnet",
+    SECURITY_GROUP: "sg",
+    INTERNET_GATEWAY: "igw",
+    ELASTIC_IP: "eipalloc",
+    NAT_GATEWAY: "nat",
+    ROUTE_TABLE: "rtb",
+    NETWORK_INTERFACE: "eni",
+    SECURITY_GROUP_RULE: "sgr",
+}
+_KIND_OF_PREFIX: Final = {prefix: kind for kind, prefix in PREFIXES.items()}
+
+# EC2's NotFound errors, as real EC2 words them.
+_NOT_FOUND: Final = {
+    VPC: ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),
+    SUBNET: ("InvalidSubnetID.NotFound", "The subnet ID '{}' does not exist"),
+    SECURITY_GROUP: ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
+    INTERNET_GATEWAY: ("InvalidInternetGatewayID.NotFound", "The internetGateway ID '{}' does not exist"),
+    ELASTIC_IP: ("InvalidAllocationID.NotFound", "The allocation ID '{}' does not exist"),
+    NAT_GATEWAY: ("NatGatewayNotFound", "NAT gateway {} was not found"),
+    ROUTE_TABLE: ("InvalidRouteTableID.NotFound", "The routeTable ID '{}' does not exist"),
+    NETWORK_INTERFACE: ("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '{}' does not exist"),
+    SECURITY_GROUP_RULE: (
+        "InvalidSecurityGroupRuleId.NotFound",
+        "The security group rule ID '{}' does not exist",
+    ),
+}
+
+DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)
+# EC2 keeps deleted (and failed) NAT gateways visible for about an hour.
+NAT_GATEWAY_RETENTION_MS: Final = 3600_000
+
+# Changes the store tells its listeners of, after the commit.
+INTERFACE_CREATED: Final = "interface-created"
+INTERFACE_DELETED: Final = "interface-deleted"
+SECURITY_GROUP_CHANGED: Final = "security-group-changed"
+ROUTE_CHANGED: Final = "route-changed"
+VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways come and go
+
+# Interface types a customer creates (``available`` until attached); any other type belongs to a
+# service (``lambda``, ``nat_gateway``) and is ``in-use`` from the start.
+_CUSTOMER_INTERFACE_TYPES: Final = frozenset({"interface", "efa", "efa-only", "branch", "trunk"})
+# What an Elastic IP's association with a NAT gateway adds to it.
+_EIP_ASSOCIATION_KEYS: Final = (
+    "AssociationId",
+    "NetworkInterfaceId",
+    "NetworkInterfaceOwnerId",
+    "PrivateIpAddress",
+    "_nat",
+)
+
+
+def error(code: str, message: str) -> AwsError:
+    """An EC2 client error (400)."""
+    return AwsError(message, code=code, status=400, sender_fault=True)
+
+
+def not_found(kind: str, resource_id: str) -> AwsError:
+    """EC2's NotFound error for a resource id of ``kind``."""
+    code, message = _NOT_FOUND[kind]
+    return error(code, message.format(resource_id))
+
+
+def new_id(kind: str, random: bytes) -> str:
+    """A new id of ``kind`` (``vpc-...``) from 9 random bytes."""
+    return ipam.new_id(PREFIXES[kind], random)
+
+
+def kind_of(resource_id: str) -> str | None:
+    """The kind of resource an id names, from its prefix (``vpc-...`` -> ``vpc``)."""
+    prefix, dash, _ = resource_id.rpartition("-")
+    return _KIND_OF_PREFIX.get(prefix) if dash else None
+
+
+def public(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored resource without lamina's bookkeeping keys."""
+    return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
+def iso(ms: int) -> str:
+    """A time (epoch milliseconds) as lamina stores it: ``datetime.isoformat()`` in UTC."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+
+
+# -- security group rules as JSON ---------------------------------------------------------------
+
+
+def rule_to_json(rule: S.Rule) -> dict[str, Any]:
+    """A rule as the store keeps it."""
+    return {
+        "direction": rule.direction.value,
+        "protocol": rule.protocol,
+        "from": rule.from_port,
+        "to": rule.to_port,
+        "cidr_v4": None if rule.cidr_v4 is None else str(rule.cidr_v4),
+        "cidr_v6": None if rule.cidr_v6 is None else str(rule.cidr_v6),
+        "group_id": rule.group_id,
+        "group_owner": rule.group_owner,
+        "description": rule.description,
+    }
+
+
+def rule_from_json(data: dict[str, Any]) -> S.Rule:
+    """A stored rule back into the domain's Rule."""
+    v4 = data.get("cidr_v4")
+    v6 = data.get("cidr_v6")
+    return S.Rule(
+        S.Direction(data["direction"]),
+        data["protocol"],
+        int(data["from"]),
+        int(data["to"]),
+        cidr_v4=IPv4Network(v4) if v4 else None,
+        cidr_v6=IPv6Network(v6) if v6 else None,
+        group_id=data.get("group_id"),
+        group_owner=data.get("group_owner"),
+        description=data.get("description"),
+    )
+
+
+@dataclass(frozen=True)
+class StoredRule:
+    """A security group rule with its id and tags."""
+
+    rule_id: str
+    group_id: str
+    rule: S.Rule
+    tags: list[dict[str, str]] = field(default_factory=list)
+
+
+# -- routes as JSON (the AWS Route items) ---------------------------------------------------------
+
+
+def route_from_item(item: dict[str, Any]) -> R.Route:
+    """A DescribeRouteTables ``Route`` back into the domain's Route."""
+    if item.get("NatGatewayId"):
+        kind, target = R.TargetKind.NAT_GATEWAY, item["NatGatewayId"]
+    elif item.get("NetworkInterfaceId"):
+        kind, target = R.TargetKind.NETWORK_INTERFACE, item["NetworkInterfaceId"]
+    elif item.get("GatewayId") == R.LOCAL:
+        kind, target = R.TargetKind.LOCAL, R.LOCAL
+    else:
+        kind, target = R.TargetKind.INTERNET_GATEWAY, item["GatewayId"]
+    return R.Route(
+        IPv4Network(item["DestinationCidrBlock"]),
+        kind,
+        target,
+        R.RouteState(item.get("State", "active")),
+        R.RouteOrigin(item.get("Origin", "CreateRoute")),
+    )
+
+
+def routes_of(table: dict[str, Any]) -> tuple[R.Route, ...]:
+    """A route table's routes."""
+    return tuple(route_from_item(item) for item in table.get("Routes", []))
+
+
+def set_routes(table: dict[str, Any], routes: Iterable[R.Route]) -> None:
+    """Replace a route table's routes (in place)."""
+    table["Routes"] = [dict(R.to_route_item(r)) for r in routes]
+
+
+def vpc_cidrs(vpc: dict[str, Any]) -> list[IPv4Network]:
+    """Every IPv4 block of a VPC (its primary one first)."""
+    return [IPv4Network(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet", [])] or [
+        IPv4Network(vpc["CidrBlock"])
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def network(cidr: str) -> IPv4Network:
+    """A subnet's block, parsed once (networks are immutable; parsing costs microseconds)."""
+    return IPv4Network(cidr)
+
+
+# -- views: resources as Describe* shows them -----------------------------------------------------
+
+
+def subnet_view(subnet: dict[str, Any], addresses_in_use: int) -> dict[str, Any]:
+    """A subnet as DescribeSubnets shows it: ``AvailableIpAddressCount`` from the allocator."""
+    out = public(subnet)
+    out["AvailableIpAddressCount"] = available_addresses(subnet, addresses_in_use)
+    return out
+
+
+def available_addresses(subnet: dict[str, Any], addresses_in_use: int) -> int:
+    """A subnet's ``AvailableIpAddressCount`` when ``addresses_in_use`` of its addresses are taken."""
+    return ipam.available_count(network(subnet["CidrBlock"]), addresses_in_use)
+
+
+def group_view(group: dict[str, Any], rules: Sequence[S.Rule], account: str) -> dict[str, Any]:
+    """A security group as DescribeSecurityGroups shows it, its rules grouped into permissions."""
+    out = public(group)
+    out["IpPermissions"] = S.to_ip_permissions(rules, S.Direction.INGRESS, owner_id=account)
+    out["IpPermissionsEgress"] = S.to_ip_permissions(rules, S.Direction.EGRESS, owner_id=account)
+    return out
+
+
+def default_group(groups: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ``default`` group among a VPC's security groups."""
+    return next((g for g in groups if g["GroupName"] == "default"), None)
+
+
+# -- addresses ----------------------------------------------------------------------------------
+
+
+def private_dns_name(address: IPv4Address, region: str) -> str:
+    """EC2's private DNS name for an address (us-east-1 uses ``ec2.internal``)."""
+    host = "ip-" + str(address).replace(".", "-")
+    return f"{host}.ec2.internal" if region == "us-east-1" else f"{host}.{region}.compute.internal"
+
+
+def requested_private_ip(text: str | None) -> IPv4Address | None:
+    """A requested private address (``privateIpAddress``), or EC2's error for a malformed one."""
+    if text is None:
+        return None
+    try:
+        return IPv4Address(text)
+    except ValueError:
+        raise error(
+            "InvalidParameterValue",
+            f"Value ({text}) for parameter privateIpAddress is invalid. Invalid format.",
+        ) from None
+
+
+def choose_public_address(pool: IPv4Network, taken: Collection[str], requested: str | None) -> str:
+    """The Elastic IP address to allocate from ``pool``: ``requested`` if free, else the lowest free
+    one; EC2's errors for a malformed, unknown or taken request and for an exhausted pool."""
+    if requested is not None:
+        try:
+            wanted = IPv4Address(requested)
+        except ValueError:
+            raise error("InvalidParameterValue", f"Invalid value '{requested}' for address") from None
+        if (
+            wanted not in pool
+            or str(wanted) in taken
+            or wanted in (pool.network_address, pool.broadcast_address)
+        ):
+            raise error("InvalidAddress.NotFound", f"Address '{requested}' not found.")
+        return str(wanted)
+    choice = next((str(a) for a in pool.hosts() if str(a) not in taken), None)
+    if choice is None:
+        raise error("AddressLimitExceeded", "The maximum number of addresses has been reached.")
+    return choice
+
+
+# -- network interfaces -------------------------------------------------------------------------
+
+
+def check_interface_group(subnet: dict[str, Any], group: dict[str, Any]) -> None:
+    """An interface's security group must be in its subnet's VPC."""
+    if group["VpcId"] != subnet["VpcId"]:
+        raise error(
+            "InvalidParameter",
+            f"Security group {group['GroupId']} and subnet {subnet['SubnetId']} belong to different networks.",
+        )
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    """What a new network interface is made of (besides its subnet, groups and address)."""
+
+    description: str
+    interface_type: str = "interface"
+    requester_managed: bool = False
+    tags: Sequence[dict[str, str]] = ()
+
+
+def new_interface(
+    eni_id: str,
+    subnet: dict[str, Any],
+    groups: Sequence[dict[str, Any]],
+    address: IPv4Address,
+    spec: InterfaceSpec,
+    *,
+    account: str,
+    region: str,
+    now_ms: int,
+    random: bytes,
+) -> dict[str, Any]:
+    """A new network interface as EC2 describes it. Interfaces of other services (``lambda``,
+    ``nat_gateway``) and requester-managed ones are ``in-use`` and attached, as EC2 shows them.
+
+    ``random``: 14 random bytes (the MAC address and the attachment id).
+    """
+    dns = private_dns_name(address, region)
+    in_use = spec.requester_managed or spec.interface_type not in _CUSTOMER_INTERFACE_TYPES
+    eni: dict[str, Any] = {
+        "AvailabilityZone": subnet["AvailabilityZone"],
+        "AvailabilityZoneId": subnet.get("AvailabilityZoneId"),
+        "Description": spec.description,
+        "Groups": [{"GroupId": g["GroupId"], "GroupName": g["GroupName"]} for g in groups],
+        "InterfaceType": spec.interface_type,
+        "Ipv6Addresses": [],
+        "MacAddress": "02:" + ":".join(f"{b:02x}" for b in random[:5]),
+        "NetworkInterfaceId": eni_id,
+        "OwnerId": account,
+        "PrivateDnsName": dns,
+        "PrivateIpAddress": str(address),
+        "PrivateIpAddresses": [{"Primary": True, "PrivateIpAddress": str(address), "PrivateDnsName": dns}],
+        "RequesterManaged": spec.requester_managed,
+        "SourceDestCheck": True,
+        "Status": "in-use" if in_use else "available",
+        "SubnetId": subnet["SubnetId"],
+        "TagSet": list(spec.tags),
+        "VpcId": subnet["VpcId"],
+    }
+    if in_use:
+        eni["Attachment"] = {
+            "AttachmentId": "ela-attach-" + random[5:14].hex()[:17],
+            "AttachTime": iso(now_ms),
+            "DeleteOnTermination": False,
+            "DeviceIndex": 1,
+            "InstanceOwnerId": "amazon-aws",
+            "Status": "attached",
+        }
+    return eni
+
+
+# -- NAT gateway lifecycle ------------------------------------------------------------------------
+
+
+class NatStep(enum.Enum):
+    """What :func:`advance_nat_gateway` did to a NAT gateway."""
+
+    UNCHANGED = "unchanged"
+    AVAILABLE = "available"  # pending -> available
+    FAILED = "failed"  # pending -> failed: its interface and Elastic IP go, routes to it blackhole
+    DELETED = "deleted"  # deleting -> deleted
+    EXPIRED = "expired"  # deleted or failed long enough ago: forget it
+
+
+def advance_nat_gateway(nat: dict[str, Any], now_ms: int, gateway_attached: Callable[[str], bool]) -> NatStep:
+    """Move a NAT gateway (in place) along its states once its delay (``_due_ms``) has passed:
+    ``pending`` -> ``available`` (or ``failed`` with EC2's reason: a public NAT gateway needs an
+    internet gateway on its VPC, asked of ``gateway_attached(vpc_id)``), ``deleting`` ->
+    ``deleted``; deleted and failed ones expire after :data:`NAT_GATEWAY_RETENTION_MS`."""
+    state = nat["State"]
+    due = int(nat.get("_due_ms", 0)) <= now_ms
+    if state == "pending" and due:
+        failure = nat.pop("_failure", None)
+        public_nat = nat.get("ConnectivityType", "public") == "public"
+        if failure is None and public_nat and not gateway_attached(nat["VpcId"]):
+            failure = ["Gateway.NotAttached", f"Network {nat['VpcId']} has no Internet gateway attached"]
+        if failure is None:
+            nat["State"] = "available"
+            for address in nat.get("NatGatewayAddresses", []):
+                address["Status"] = "succeeded"
+            return NatStep.AVAILABLE
+        nat["State"] = "failed"
+        nat["FailureCode"], nat["FailureMessage"] = failure
+        nat["DeleteTime"] = iso(now_ms)
+        nat["_gone_ms"] = now_ms
+        for address in nat.get("NatGatewayAddresses", []):
+            address["Status"] = "failed"
+            address["FailureMessage"] = failure[1]
+        return NatStep.FAILED
+    if state == "deleting" and due:
+        nat["State"] = "deleted"
+        nat["_gone_ms"] = now_ms
+        return NatStep.DELETED
+    if state in ("deleted", "failed") and now_ms - int(nat.get("_gone_ms", 0)) > NAT_GATEWAY_RETENTION_MS:
+        return NatStep.EXPIRED
+    return NatStep.UNCHANGED
+
+
+def release_from_nat(eip: dict[str, Any], nat_id: str) -> bool:
+    """Drop an Elastic IP's association with NAT gateway ``nat_id`` (in place); False if it was
+    not associated with it."""
+    if eip.get("_nat") != nat_id:
+        return False
+    for key in _EIP_ASSOCIATION_KEYS:
+        eip.pop(key, None)
+    return True

@@ -1,0 +1,81 @@
+"""The durable queue of asynchronous (Event) invocations.
+
+An invocation is committed here before Invoke answers 202, and stays until it has run, or has
+failed its last retry; ``next_at`` (epoch seconds) is when it is due next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lamina.store.db import Database
+
+
+@dataclass(frozen=True)
+class QueuedEvent:
+    """One queued invocation. ``qualifier``: the version to run (``$LATEST`` or a number)."""
+
+    id: str
+    account: str
+    region: str
+    name: str
+    qualifier: str | None
+    payload: bytes
+    attempts: int
+    next_at: float
+
+
+class EventStore:
+    """The event invocation queue of every account and region."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def enqueue(
+        self, event_id: str, account: str, region: str, name: str, qualifier: str, payload: bytes, now: float
+    ) -> None:
+        """Queue an invocation, due at once (``now``), durably: committed when this returns."""
+        with self.db.write() as c:
+            c.execute(
+                "INSERT INTO event_invocations (id, account, region, name, qualifier, payload, attempts, next_at,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (event_id, account, region, name, qualifier, payload, now, now),
+            )
+
+    def next_due(self) -> QueuedEvent | None:
+        """The queued invocation due soonest (perhaps not yet due), or None if the queue is empty."""
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT id, account, region, name, qualifier, payload, attempts, next_at FROM event_invocations"
+                " ORDER BY next_at LIMIT 1"
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        event_id, account, region, name, qualifier, payload, attempts, next_at = row
+        return QueuedEvent(
+            str(event_id),
+            str(account),
+            str(region),
+            str(name),
+            None if qualifier is None else str(qualifier),
+            bytes(payload),
+            int(attempts),
+            float(next_at),
+        )
+
+    def retry(self, event_id: str, attempts: int, next_at: float) -> None:
+        """Record ``attempts`` so far and make the invocation due again at ``next_at``."""
+        with self.db.write() as c:
+            c.execute(
+                "UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?", (attempts, next_at, event_id)
+            )
+
+    def delete(self, event_id: str) -> None:
+        """Drop an invocation (done, or out of retries); no-op if it is gone already."""
+        with self.db.write() as c:
+            c.execute("DELETE FROM event_invocations WHERE id=?", (event_id,))
+
+    def count(self) -> int:
+        """How many invocations are queued."""
+        return int(self.db.read(lambda c: c.execute("SELECT COUNT(*) FROM event_invocations").fetchone()[0]))
