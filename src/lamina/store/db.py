@@ -159,6 +159,9 @@ class Database:
                 raise DatabaseError(str(exc)) from exc
             try:
                 yield conn
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise DatabaseError(str(exc)) from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -181,13 +184,18 @@ class Database:
 
 
 def _callers(depth: int = 3) -> str:
-    """The first ``depth`` functions outside this module and contextlib on the stack, innermost
-    first (``FunctionStore.get <- _load <- invoke``): what the loop guard's error names."""
+    """The first ``depth`` functions on the stack outside the Database's own plumbing (and
+    contextlib), innermost first (``FunctionStore.get <- _load <- invoke``): what the loop guard's
+    error names."""
     names: list[str] = []
     frame = inspect.currentframe()
     while frame is not None and len(names) < depth:
-        filename = frame.f_code.co_filename
-        if filename != __file__ and not filename.endswith("contextlib.py"):
-            names.append(frame.f_code.co_qualname.replace(".<locals>.<lambda>", ""))
+        code = frame.f_code
+        plumbing = code.co_filename == __file__ and code.co_name in _PLUMBING
+        if not plumbing and not code.co_filename.endswith("contextlib.py"):
+            names.append(code.co_qualname.replace(".<locals>.<lambda>", ""))
         frame = frame.f_back
     return " <- ".join(names) or "?"
+
+
+_PLUMBING: Final = frozenset({"_callers", "_refuse_on_loop", "read", "snapshot", "write", "run"})

@@ -1,0 +1,117 @@
+"""The schema as lamina created it before the store was split into repositories (commit c60833c,
+``store/metadata.py``'s ``MIGRATIONS``), frozen here as data: a data directory made by that
+lamina has exactly these tables, at ``PRAGMA user_version`` 6. Never edit it.
+"""
+
+from __future__ import annotations
+
+LEGACY_MIGRATIONS: tuple[str, ...] = (
+    # 1: settings, layers and their versions.
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE layers (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        last_version INTEGER NOT NULL,
+        PRIMARY KEY (account, region, name)
+    );
+    CREATE TABLE layer_versions (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+        description TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        runtimes TEXT, architectures TEXT, license_info TEXT,
+        sha256 TEXT NOT NULL, code_size INTEGER NOT NULL, unzipped_size INTEGER NOT NULL,
+        policy TEXT NOT NULL DEFAULT '[]', revision_id TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, region, name, version)
+    );
+    CREATE INDEX layer_versions_sha ON layer_versions (sha256);
+    """,
+    # 2: functions and their versions ($LATEST is seq 0). config holds the AWS-shaped
+    # FunctionConfiguration; code_sha256 / layer_shas are the blobs it keeps alive.
+    """
+    CREATE TABLE functions (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        last_version INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, region, name)
+    );
+    CREATE TABLE function_versions (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL,
+        config TEXT NOT NULL, code_sha256 TEXT NOT NULL, unzipped_size INTEGER NOT NULL,
+        layer_shas TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (account, region, name, seq)
+    );
+    CREATE INDEX function_versions_code ON function_versions (code_sha256);
+    """,
+    # 3: asynchronous (Event) invocations, queued durably until done or out of retries.
+    """
+    CREATE TABLE event_invocations (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        qualifier TEXT, payload BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX event_invocations_due ON event_invocations (next_at);
+    """,
+    # 4: IAM (global per account) and STS sessions.
+    """
+    CREATE TABLE iam_roles (
+        account TEXT NOT NULL, name_lower TEXT NOT NULL, role TEXT NOT NULL,
+        PRIMARY KEY (account, name_lower)
+    );
+    CREATE TABLE iam_role_policies (
+        account TEXT NOT NULL, role_lower TEXT NOT NULL, policy_name TEXT NOT NULL, document TEXT NOT NULL,
+        PRIMARY KEY (account, role_lower, policy_name)
+    );
+    CREATE TABLE iam_policies (
+        account TEXT NOT NULL, arn TEXT NOT NULL, policy TEXT NOT NULL, document TEXT NOT NULL,
+        PRIMARY KEY (account, arn)
+    );
+    CREATE TABLE iam_attachments (
+        account TEXT NOT NULL, role_lower TEXT NOT NULL, policy_arn TEXT NOT NULL,
+        PRIMARY KEY (account, role_lower, policy_arn)
+    );
+    CREATE TABLE sts_sessions (
+        access_key TEXT PRIMARY KEY, secret TEXT NOT NULL, token TEXT NOT NULL, account TEXT NOT NULL,
+        arn TEXT NOT NULL, user_id TEXT NOT NULL, role_arn TEXT NOT NULL, expires REAL NOT NULL
+    );
+    CREATE INDEX sts_sessions_expiry ON sts_sessions (expires);
+    """,
+    # 5: EC2 (VPC subset), per account and region: resources as AWS-shaped JSON, private and
+    # public address allocations (unique by key), security group rules, interface memberships.
+    """
+    CREATE TABLE ec2_resources (
+        account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+        vpc_id TEXT, subnet_id TEXT, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, id)
+    );
+    CREATE INDEX ec2_resources_kind ON ec2_resources (account, region, kind, vpc_id);
+    CREATE INDEX ec2_resources_subnet ON ec2_resources (account, region, subnet_id);
+    CREATE TABLE ec2_private_ips (
+        account TEXT NOT NULL, region TEXT NOT NULL, subnet_id TEXT NOT NULL, ip TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, subnet_id, ip)
+    );
+    CREATE INDEX ec2_private_ips_owner ON ec2_private_ips (account, region, owner_id);
+    CREATE TABLE ec2_public_ips (
+        ip TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, allocation_id TEXT NOT NULL
+    );
+    CREATE TABLE ec2_sg_rules (
+        account TEXT NOT NULL, region TEXT NOT NULL, rule_id TEXT NOT NULL, group_id TEXT NOT NULL,
+        ref_group_id TEXT, body TEXT NOT NULL,
+        PRIMARY KEY (account, region, rule_id)
+    );
+    CREATE INDEX ec2_sg_rules_group ON ec2_sg_rules (account, region, group_id);
+    CREATE INDEX ec2_sg_rules_ref ON ec2_sg_rules (account, region, ref_group_id);
+    CREATE TABLE ec2_interface_groups (
+        account TEXT NOT NULL, region TEXT NOT NULL, eni_id TEXT NOT NULL, group_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, eni_id, group_id)
+    );
+    CREATE INDEX ec2_interface_groups_group ON ec2_interface_groups (account, region, group_id);
+    """,
+    # 6: Lambda's Hyperplane interfaces: one per (account, region, subnet, sorted security groups).
+    """
+    CREATE TABLE lambda_enis (
+        account TEXT NOT NULL, region TEXT NOT NULL, subnet_id TEXT NOT NULL, groups_key TEXT NOT NULL,
+        eni_id TEXT NOT NULL, vpc_id TEXT NOT NULL,
+        PRIMARY KEY (account, region, subnet_id, groups_key)
+    );
+    """,
+)
