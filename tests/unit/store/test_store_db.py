@@ -238,7 +238,7 @@ def test_a_snapshot_sees_one_state(db: Database) -> None:
     def both(c: sqlite3.Connection) -> tuple[str, str]:
         first = c.execute("SELECT value FROM settings WHERE key='a'").fetchone()[0]
         # Another thread commits a change between the two statements.
-        thread = threading.Thread(target=lambda: db.write().__enter__ and _update(db))
+        thread = threading.Thread(target=_update, args=(db,))
         thread.start()
         thread.join()
         second = c.execute("SELECT value FROM settings WHERE key='a'").fetchone()[0]

@@ -1,0 +1,76 @@
+"""IAM roles, policies and STS sessions on a real SQLite file."""
+
+from __future__ import annotations
+
+from lamina.store import Database, IamStore, Session
+
+ACCOUNT = "000000000000"
+
+
+def role(name: str) -> dict[str, str]:
+    return {"RoleName": name, "Arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+
+
+def test_roles_are_case_insensitive_per_account(db: Database) -> None:
+    iam = IamStore(db)
+    assert iam.put_role(ACCOUNT, role("Runner"), create=True)
+    assert not iam.put_role(ACCOUNT, role("RUNNER"), create=True)
+    assert iam.get_role(ACCOUNT, "runner") == role("Runner")
+    assert iam.get_role("111111111111", "runner") is None
+    assert iam.put_role(ACCOUNT, {**role("Runner"), "Description": "x"}, create=False)
+    iam.put_role(ACCOUNT, role("Alpha"), create=True)
+    assert [r["RoleName"] for r in iam.list_roles(ACCOUNT)] == ["Alpha", "Runner"]
+
+
+def test_a_role_in_use_is_not_deleted(db: Database) -> None:
+    iam = IamStore(db)
+    iam.put_role(ACCOUNT, role("Runner"), create=True)
+    iam.put_inline(ACCOUNT, "Runner", "p", "{}")
+    assert iam.delete_role(ACCOUNT, "runner") == "policies"
+    assert iam.delete_inline(ACCOUNT, "RUNNER", "p")
+    assert not iam.delete_inline(ACCOUNT, "RUNNER", "p")
+    iam.attach(ACCOUNT, "Runner", "arn:p")
+    iam.attach(ACCOUNT, "Runner", "arn:p")  # twice: once
+    assert iam.delete_role(ACCOUNT, "Runner") == "attached"
+    assert iam.detach(ACCOUNT, "runner", "arn:p")
+    assert not iam.detach(ACCOUNT, "runner", "arn:p")
+    assert iam.delete_role(ACCOUNT, "Runner") is None
+    assert iam.get_role(ACCOUNT, "Runner") is None
+
+
+def test_inline_and_managed_policies(db: Database) -> None:
+    iam = IamStore(db)
+    iam.put_inline(ACCOUNT, "Runner", "b", '{"v": 1}')
+    iam.put_inline(ACCOUNT, "Runner", "a", '{"v": 2}')
+    iam.put_inline(ACCOUNT, "runner", "b", '{"v": 3}')  # replaced
+    assert iam.get_inline(ACCOUNT, "RUNNER", "b") == '{"v": 3}'
+    assert iam.get_inline(ACCOUNT, "Runner", "c") is None
+    assert iam.inline_policies(ACCOUNT, "Runner") == [("a", '{"v": 2}'), ("b", '{"v": 3}')]
+    policy = {"Arn": "arn:aws:iam::000000000000:policy/p", "PolicyName": "p"}
+    assert iam.put_policy(ACCOUNT, policy, '{"d": 1}', create=True)
+    assert not iam.put_policy(ACCOUNT, policy, '{"d": 2}', create=True)
+    assert iam.put_policy(ACCOUNT, policy, '{"d": 2}', create=False)
+    assert iam.get_policy(ACCOUNT, policy["Arn"]) == (policy, '{"d": 2}')
+    iam.attach(ACCOUNT, "Runner", policy["Arn"])
+    iam.attach(ACCOUNT, "Other", policy["Arn"])
+    iam.attach(ACCOUNT, "Runner", "arn:aws:iam::aws:policy/A")
+    assert iam.attached(ACCOUNT, "runner") == [policy["Arn"], "arn:aws:iam::aws:policy/A"]
+    assert iam.attachment_count(ACCOUNT, policy["Arn"]) == 2
+    assert iam.delete_policy(ACCOUNT, policy["Arn"])
+    assert not iam.delete_policy(ACCOUNT, policy["Arn"])
+    assert iam.get_policy(ACCOUNT, policy["Arn"]) is None
+
+
+def test_sessions_and_their_expiry(db: Database) -> None:
+    iam = IamStore(db)
+
+    def session(key: str, expires: float) -> Session:
+        return Session(key, "secret", "token", ACCOUNT, "arn:s", "AROA:s", "arn:r", expires)
+
+    iam.add_session(session("ASIAOLD", 1000.0), now=1000.0)
+    assert iam.session("ASIAOLD") == session("ASIAOLD", 1000.0)
+    # Sessions expired for over an hour are dropped when another is added.
+    iam.add_session(session("ASIANEW", 9000.0), now=1000.0 + 3601)
+    assert iam.session("ASIAOLD") is None
+    assert iam.session("ASIANEW") == session("ASIANEW", 9000.0)
+    assert iam.session("ASIANONE") is None
