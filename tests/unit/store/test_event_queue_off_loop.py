@@ -27,7 +27,7 @@ def test_the_queue_works_off_the_loop(db: Database) -> None:
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
-        queue.start(loop)
+        await queue.start()
         await loop.run_in_executor(
             executor, queue.enqueue, FunctionRef(ACCOUNT, REGION, "gone"), "$LATEST", b"{}"
         )
