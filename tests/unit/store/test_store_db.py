@@ -290,18 +290,22 @@ def test_the_store_runs_in_the_loops_thread_pool(db: Database) -> None:
     assert asyncio.run(off_the_loop()) == "v"
 
 
-def test_the_loop_guard_is_off_unless_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_loop_guard_is_on_unless_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def on_the_loop(db: Database) -> str:
         return db.setting("k", lambda: "v")
 
     monkeypatch.delenv(LOOP_GUARD_ENV, raising=False)
-    off = Database(tmp_path / "off.db")
-    assert not off.loop_guard
-    assert asyncio.run(on_the_loop(off)) == "v"
-    off.close()
-    monkeypatch.setenv(LOOP_GUARD_ENV, "1")
     on = Database(tmp_path / "on.db")
     assert on.loop_guard
     with pytest.raises(RuntimeError, match="event loop thread"):
         asyncio.run(on_the_loop(on))
     on.close()
+    monkeypatch.setenv(LOOP_GUARD_ENV, "0")
+    off = Database(tmp_path / "off.db")
+    assert not off.loop_guard
+    assert asyncio.run(on_the_loop(off)) == "v"
+    off.close()
+    # Said explicitly, the constructor wins over the environment.
+    explicit = Database(tmp_path / "explicit.db", loop_guard=True)
+    assert explicit.loop_guard
+    explicit.close()
