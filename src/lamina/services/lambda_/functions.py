@@ -80,7 +80,9 @@ def _check_ranges(params: dict[str, Any]) -> None:
         raise ValidationException(format_errors(errors))
 
 
-def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
+def function_ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
+    """The function a request names (name, partial or full ARN, with its qualifier); another
+    account's function is not found, as in Lambda."""
     ref = F.parse_function_name(
         params["FunctionName"],
         account=ctx.account_id,
@@ -107,7 +109,8 @@ def _seq(ref: F.FunctionRef) -> int:
     raise _not_found(ref, q)  # aliases are not supported yet: nothing by that name
 
 
-def _load(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
+def load_function(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
+    """The stored version ``ref`` names, or Lambda's ResourceNotFoundException."""
     row = platform.functions.get(ref.account, ref.region, ref.name, _seq(ref))
     if row is None:
         raise _not_found(ref, ref.qualifier if ref.qualifier not in (None, F.LATEST) else None)
@@ -282,11 +285,11 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
 def get_function_configuration(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    return _load(platform, _ref(ctx, params)).config
+    return load_function(platform, function_ref(ctx, params)).config
 
 
 def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    row = _load(platform, _ref(ctx, params))
+    row = load_function(platform, function_ref(ctx, params))
     return {
         "Configuration": row.config,
         "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},
@@ -313,7 +316,7 @@ def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, An
 def list_versions_by_function(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    ref = _ref(ctx, params, qualifier=False)
+    ref = function_ref(ctx, params, qualifier=False)
     if platform.functions.get(ref.account, ref.region, ref.name) is None:
         raise _not_found(ref)
     limit = int(params.get("MaxItems") or DEFAULT_PAGE)
@@ -388,7 +391,7 @@ def update_function_configuration(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     _check_ranges(params)
-    ref = _ref(ctx, params, qualifier=False)
+    ref = function_ref(ctx, params, qualifier=False)
     env = (params.get("Environment") or {}).get("Variables") if "Environment" in params else None
     if env is not None:
         F.check_environment(env)
@@ -448,7 +451,7 @@ def update_function_configuration(
 
 
 def update_function_code(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _ref(ctx, params, qualifier=False)
+    ref = function_ref(ctx, params, qualifier=False)
     current = platform.functions.get(ref.account, ref.region, ref.name)
     if current is None:
         raise _not_found(ref)
@@ -559,7 +562,7 @@ def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _ref(ctx, params, qualifier=False)
+    ref = function_ref(ctx, params, qualifier=False)
     row = _publish(
         platform, ctx, ref, params.get("CodeSha256"), params.get("RevisionId"), params.get("Description")
     )
@@ -570,7 +573,7 @@ def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, A
 
 
 def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _ref(ctx, params)
+    ref = function_ref(ctx, params)
     if ref.qualifier == F.LATEST:
         raise InvalidParameterValueException(
             "$LATEST version cannot be deleted without deleting the function."

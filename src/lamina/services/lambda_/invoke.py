@@ -29,7 +29,7 @@ from lamina.errors import (
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext
-from lamina.services.lambda_.functions import _load, _ref
+from lamina.services.lambda_.functions import function_ref, load_function
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
@@ -182,8 +182,8 @@ def _check_json(payload: bytes) -> None:
 def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:
     """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
     itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
-    ref = _ref(ctx, params)
-    row = _load(platform, ref)
+    ref = function_ref(ctx, params)
+    row = load_function(platform, ref)
     kind = params.get("InvocationType", "RequestResponse")
     # As in Lambda, an invocation without a payload delivers an empty JSON object.
     payload: bytes = params.get("Payload") or b"{}"
