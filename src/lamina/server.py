@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from lamina.store import (
     LayerStore,
     TreeStore,
 )
-from lamina.supervisor import Hooks, Supervisor, ThreadedWorker
+from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
 log = logging.getLogger("lamina.server")
 
@@ -96,9 +95,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    io = ThreadPoolExecutor(
-        max_workers=api_workers(settings.max_environments), thread_name_prefix="lamina-io"
-    )
+    io = IoExecutor(api_workers(settings.max_environments))
     db = Database(data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
     trees = TreeStore(data_dir / "trees", blobs)

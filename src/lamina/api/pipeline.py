@@ -17,12 +17,10 @@ loop (Invoke, for its environment) returns :class:`~lamina.services.base.OnLoop`
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +33,7 @@ from lamina.api.validation import validate
 from lamina.errors import AwsError, ServiceException
 from lamina.services.base import OnLoop, RequestContext, ServiceBinding
 from lamina.services.platform import Platform
+from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
 
@@ -116,7 +115,7 @@ class Pipeline:
         credentials: Credentials,
         *,
         authorizer: Authorizer,
-        executor: Executor,
+        executor: IoExecutor,
         clock: Callable[[], float],
     ) -> None:
         self._platform = platform
@@ -211,10 +210,7 @@ class Pipeline:
     async def http(self, endpoint: Endpoint, match: OperationMatch, request: Request) -> Response:
         """Answer one routed HTTP request whose body has been read."""
         request_id = str(uuid.uuid4())
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(
-            self._executor, self._http_handle, endpoint, match, request, request_id
-        )
+        answer = await self._executor.run(self._http_handle, endpoint, match, request, request_id)
         if isinstance(answer, Response):
             return answer
         try:
@@ -266,7 +262,7 @@ class Pipeline:
             result: dict[str, Any] | OnLoop = handler(self._platform, ctx, params)
             return result
 
-        output = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        output = await self._executor.run(run)
         if isinstance(output, OnLoop):
             return await output.finish()
         return output

@@ -25,6 +25,8 @@ from lamina.services.platform import Platform
 
 NOT_FOUND = "The resource you requested does not exist."
 DEFAULT_PAGE = 50
+# ListLayerVersions filters in Python over a newest-first scan of this many rows at a time.
+SCAN_BATCH = 200
 
 
 def _version_number(params: dict[str, Any]) -> int:
@@ -158,7 +160,7 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
         cursor = below
         while next_marker is None:
             batch = platform.layers.list_layer_versions(
-                ref.account, ref.region, ref.name, below=cursor, limit=200
+                ref.account, ref.region, ref.name, below=cursor, limit=SCAN_BATCH
             )
             if not batch:
                 break
@@ -169,6 +171,8 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
                     next_marker = L.encode_marker("v", items[-1]["Version"])
                     break
                 items.append(L.list_item(v))
+            if len(batch) < SCAN_BATCH:
+                break  # the scan reached the oldest version
             cursor = batch[-1].version
     out: dict[str, Any] = {"LayerVersions": items}
     if next_marker is not None:
