@@ -179,6 +179,26 @@ class InvalidRequestContentException(AwsError):
     sender_fault = True
 
 
+def request_too_large(limit: int, operation: str | None = None) -> RequestEntityTooLargeException:
+    """AWS's 413: ``Request must be smaller than N bytes[ for the X operation]``."""
+    suffix = f" for the {operation} operation" if operation else ""
+    return RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes{suffix}")
+
+
+def unknown_service(name: str) -> AwsError:
+    """A signing name (or console service) lamina does not serve."""
+    return AwsError(
+        f"Service '{name}' is not served by lamina.", code="UnknownService", status=400, sender_fault=True
+    )
+
+
+def unknown_operation(service: str, operation: str) -> AwsError:
+    """An operation the service's model does not have (the console names operations itself)."""
+    return AwsError(
+        f"{service} has no operation '{operation}'.", code="UnknownOperation", status=400, sender_fault=True
+    )
+
+
 class ServiceException(AwsError):
     """An unexpected failure inside lamina (500); the message never leaks internals."""
 

@@ -23,7 +23,7 @@ from lamina.api import sigv4
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import Pipeline
 from lamina.domain.presign import UrlSigner
-from lamina.errors import AwsError, RequestEntityTooLargeException
+from lamina.errors import AwsError, request_too_large, unknown_service
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
 from lamina.store import BlobStore
 
@@ -214,12 +214,7 @@ class LaminaApp:
         if endpoint is None:
             await self._read_body(receive, 1 << 16)
             return endpoints[DEFAULT_SERVICE].protocol.serialize_error(
-                AwsError(
-                    f"Service '{scope[2] if scope else ''}' is not served by lamina.",
-                    code="UnknownService",
-                    status=400,
-                    sender_fault=True,
-                ),
+                unknown_service(scope[2] if scope else ""),
                 str(uuid.uuid4()),
             )
         text = request.headers.get("content-length", "")
@@ -234,7 +229,7 @@ class LaminaApp:
             if routed_body is None:
                 if declared is not None and declared > limit:
                     await self._read_body(receive, 0)
-                error = RequestEntityTooLargeException(f"Request must be smaller than {limit} bytes")
+                error = request_too_large(limit)
                 return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
             request.body = routed_body
         try:
@@ -251,9 +246,7 @@ class LaminaApp:
         if body is None:
             if declared is not None and declared > limit:
                 await self._read_body(receive, 0)  # drain, so the client reads our answer
-            error = RequestEntityTooLargeException(
-                f"Request must be smaller than {limit} bytes for the {endpoint.wire_name(name)} operation"
-            )
+            error = request_too_large(limit, endpoint.wire_name(name))
             return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
         request.body = body
         return await self.pipeline.http(endpoint, match, request)

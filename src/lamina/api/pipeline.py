@@ -30,7 +30,7 @@ from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
 from lamina.api.validation import validate
-from lamina.errors import AwsError, ServiceException
+from lamina.errors import AwsError, ServiceException, unknown_operation, unknown_service
 from lamina.services.base import OnLoop, RequestContext, ServiceBinding
 from lamina.services.platform import Platform
 from lamina.supervisor import IoExecutor
@@ -241,20 +241,10 @@ class Pipeline:
         already parsed): authorize -> validate -> handle. Raises :class:`AwsError`."""
         endpoint = self.endpoints.get(service)
         if endpoint is None:
-            raise AwsError(
-                f"Service '{service}' is not served by lamina.",
-                code="UnknownService",
-                status=400,
-                sender_fault=True,
-            )
+            raise unknown_service(service)
         model = endpoint.operation_model(operation)
         if model is None:
-            raise AwsError(
-                f"{service} has no operation '{operation}'.",
-                code="UnknownOperation",
-                status=400,
-                sender_fault=True,
-            )
+            raise unknown_operation(service, operation)
         now = self._clock()
 
         def run() -> dict[str, Any] | OnLoop:

@@ -21,7 +21,13 @@ from typing import Any
 from lamina.api.auth import Principal
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
-from lamina.errors import INVALID_TOKEN_MESSAGE, AwsError
+from lamina.errors import (
+    INVALID_TOKEN_MESSAGE,
+    AwsError,
+    request_too_large,
+    unknown_operation,
+    unknown_service,
+)
 from lamina.runtime.logs import LogStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,10 @@ def _default(value: Any) -> Any:
 
 def _error(status: int, code: str, message: str) -> Response:
     return _json(status, {"error": {"code": code, "message": message}})
+
+
+def _aws_error(exc: AwsError) -> Response:
+    return _error(exc.status, exc.code, exc.message)
 
 
 def _decode_blobs(shape: Any, value: Any) -> Any:
@@ -120,9 +130,7 @@ class Console:
         if request.headers.get("x-lamina-console") != "1":
             return _error(403, "AccessDenied", "Missing the X-Lamina-Console header.")
         if body is None:
-            return _error(
-                413, "RequestEntityTooLargeException", f"Request must be smaller than {MAX_BODY} bytes"
-            )
+            return _aws_error(request_too_large(MAX_BODY))
         try:
             doc = json.loads(body or b"{}")
             if not isinstance(doc, dict):
@@ -188,7 +196,7 @@ class Console:
             try:
                 cred = credentials.lookup(key) if key else None
             except AwsError as exc:
-                return _error(exc.status, exc.code, exc.message)
+                return _aws_error(exc)
             if cred is None or not hmac.compare_digest(cred.secret_access_key.encode(), secret.encode()):
                 return _error(
                     403, "InvalidClientTokenId", "The access key ID or secret access key is not valid."
@@ -236,14 +244,14 @@ class Console:
         params = doc.get("params") or {}
         endpoint = self._pipeline.endpoints.get(name)
         if endpoint is None:
-            return _error(400, "UnknownService", f"Service '{name}' is not served by lamina.")
+            return _aws_error(unknown_service(name))
         if not _REGION.match(region):
             return _error(400, "InvalidRegion", f"'{region}' is not a region name.")
         if not isinstance(params, dict):
             return _error(400, "SerializationException", "params must be a JSON object.")
         model = endpoint.operation_model(operation)
         if model is None:
-            return _error(400, "UnknownOperation", f"{name} has no operation '{operation}'.")
+            return _aws_error(unknown_operation(name, operation))
         request_id = str(uuid.uuid4())
         try:
             output = await self._pipeline.call(
@@ -256,7 +264,7 @@ class Console:
                 request_id=request_id,
             )
         except AwsError as exc:
-            return _error(exc.status, exc.code, exc.message)
+            return _aws_error(exc)
         except Exception:
             log.exception("console: internal error in %s.%s (request %s)", name, operation, request_id)
             return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
