@@ -192,6 +192,13 @@ def unknown_service(name: str) -> AwsError:
     )
 
 
+def not_implemented(operation: str) -> AwsError:
+    """An operation of a served service that lamina has no handler for yet (501)."""
+    return AwsError(
+        f"The {operation} operation is not implemented by lamina yet.", code="NotImplemented", status=501
+    )
+
+
 def unknown_operation(service: str, operation: str) -> AwsError:
     """An operation the service's model does not have (the console names operations itself)."""
     return AwsError(

@@ -30,7 +30,7 @@ from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
 from lamina.api.validation import validate
-from lamina.errors import AwsError, ServiceException, unknown_operation, unknown_service
+from lamina.errors import AwsError, ServiceException, not_implemented, unknown_operation, unknown_service
 from lamina.services.base import OnLoop, RequestContext, ServiceBinding
 from lamina.services.platform import Platform
 from lamina.supervisor import IoExecutor
@@ -94,15 +94,6 @@ class Endpoint:
         if operation not in self._binding.model.operation_names:
             return None
         return self._binding.model.operation_model(operation)
-
-
-def not_implemented(operation: str) -> AwsError:
-    return AwsError(
-        f"The {operation} operation is not implemented by lamina yet.",
-        code="NotImplemented",
-        status=501,
-        sender_fault=False,
-    )
 
 
 class Pipeline:
