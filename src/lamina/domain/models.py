@@ -1,0 +1,358 @@
+"""AWS-shaped records lamina stores and answers with, as TypedDicts in AWS's casing (pure).
+
+Each TypedDict mirrors one botocore shape member for member, in the model's order (the wire
+serializer renders in that order; tests/unit/test_models.py checks every class against botocore
+so that a model update that adds or renames a member is noticed). They are ``total=False``
+because AWS's output shapes have no required members and lamina fills them in stages; the
+types say what lamina stores: timestamps are the strings already rendered for the wire.
+
+Where a class name would shadow a builtin, the botocore shape name differs; ``SHAPES`` maps
+every class to the ``(service, shape)`` it mirrors.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+# -- Lambda: FunctionConfiguration and what it nests ------------------------------------------
+
+
+class VpcConfigResponse(TypedDict, total=False):
+    SubnetIds: list[str]
+    SecurityGroupIds: list[str]
+    VpcId: str
+    Ipv6AllowedForDualStack: bool
+
+
+class DeadLetterConfig(TypedDict, total=False):
+    TargetArn: str
+
+
+class EnvironmentVariablesError(TypedDict, total=False):
+    ErrorCode: str
+    Message: str
+
+
+class EnvironmentResponse(TypedDict, total=False):
+    Variables: dict[str, str]
+    Error: EnvironmentVariablesError
+
+
+class TracingConfigResponse(TypedDict, total=False):
+    Mode: str
+
+
+class Layer(TypedDict, total=False):
+    Arn: str
+    CodeSize: int
+    SigningProfileVersionArn: str
+    SigningJobArn: str
+
+
+class S3FilesConfig(TypedDict, total=False):
+    DirectS3Read: str
+
+
+class FileSystemConfig(TypedDict, total=False):
+    Arn: str
+    LocalMountPath: str
+    S3FilesConfig: S3FilesConfig
+
+
+class ImageConfig(TypedDict, total=False):
+    EntryPoint: list[str]
+    Command: list[str]
+    WorkingDirectory: str
+
+
+class ImageConfigError(TypedDict, total=False):
+    ErrorCode: str
+    Message: str
+
+
+class ImageConfigResponse(TypedDict, total=False):
+    ImageConfig: ImageConfig
+    Error: ImageConfigError
+
+
+class EphemeralStorage(TypedDict, total=False):
+    Size: int
+
+
+class SnapStartResponse(TypedDict, total=False):
+    ApplyOn: str
+    OptimizationStatus: str
+
+
+class RuntimeVersionError(TypedDict, total=False):
+    ErrorCode: str
+    Message: str
+
+
+class RuntimeVersionConfig(TypedDict, total=False):
+    RuntimeVersionArn: str
+    Error: RuntimeVersionError
+
+
+class LoggingConfig(TypedDict, total=False):
+    LogFormat: str
+    ApplicationLogLevel: str
+    SystemLogLevel: str
+    LogGroup: str
+
+
+class TenancyConfig(TypedDict, total=False):
+    TenantIsolationMode: str
+
+
+class LambdaManagedInstancesCapacityProviderConfig(TypedDict, total=False):
+    CapacityProviderArn: str
+    PerExecutionEnvironmentMaxConcurrency: int
+    ExecutionEnvironmentMemoryGiBPerVCpu: float
+
+
+class CapacityProviderConfig(TypedDict, total=False):
+    LambdaManagedInstancesCapacityProviderConfig: LambdaManagedInstancesCapacityProviderConfig
+
+
+class DurableConfig(TypedDict, total=False):
+    KMSKeyArn: str
+    RetentionPeriodInDays: int
+    ExecutionTimeout: int
+
+
+class FunctionRuntimeConfig(TypedDict, total=False):
+    RuntimeArn: str
+    RuntimeAlias: str
+
+
+class AcceleratorConfig(TypedDict, total=False):
+    AcceleratorMemorySize: int
+
+
+class FunctionConfiguration(TypedDict, total=False):
+    FunctionName: str
+    FunctionArn: str
+    Runtime: str
+    Role: str
+    Handler: str
+    CodeSize: int
+    Description: str
+    Timeout: int
+    MemorySize: int
+    LastModified: str
+    CodeSha256: str
+    Version: str
+    VpcConfig: VpcConfigResponse
+    DeadLetterConfig: DeadLetterConfig
+    Environment: EnvironmentResponse
+    KMSKeyArn: str
+    TracingConfig: TracingConfigResponse
+    MasterArn: str
+    RevisionId: str
+    Layers: list[Layer]
+    State: str
+    StateReason: str
+    StateReasonCode: str
+    LastUpdateStatus: str
+    LastUpdateStatusReason: str
+    LastUpdateStatusReasonCode: str
+    FileSystemConfigs: list[FileSystemConfig]
+    SigningProfileVersionArn: str
+    SigningJobArn: str
+    PackageType: str
+    ImageConfigResponse: ImageConfigResponse
+    Architectures: list[str]
+    EphemeralStorage: EphemeralStorage
+    SnapStart: SnapStartResponse
+    RuntimeVersionConfig: RuntimeVersionConfig
+    LoggingConfig: LoggingConfig
+    TenancyConfig: TenancyConfig
+    CapacityProviderConfig: CapacityProviderConfig
+    ConfigSha256: str
+    DurableConfig: DurableConfig
+    RuntimeConfig: FunctionRuntimeConfig
+    AcceleratorConfig: AcceleratorConfig
+
+
+# -- Lambda: layers, GetFunction, requests ---------------------------------------------------
+
+
+class LayerVersionsListItem(TypedDict, total=False):
+    LayerVersionArn: str
+    Version: int
+    Description: str
+    CreatedDate: str
+    CompatibleArchitectures: list[str]
+    CompatibleRuntimes: list[str]
+    LicenseInfo: str
+
+
+class LayersListItem(TypedDict, total=False):
+    LayerName: str
+    LayerArn: str
+    LatestMatchingVersion: LayerVersionsListItem
+
+
+class ResolvedS3Object(TypedDict, total=False):
+    S3Bucket: str
+    S3Key: str
+    S3ObjectVersion: str
+
+
+class LayerVersionContentOutput(TypedDict, total=False):
+    Location: str
+    CodeSha256: str
+    CodeSize: int
+    SigningProfileVersionArn: str
+    SigningJobArn: str
+    ResolvedS3Object: ResolvedS3Object
+
+
+class GetLayerVersionResponse(TypedDict, total=False):
+    Content: LayerVersionContentOutput
+    LayerArn: str
+    LayerVersionArn: str
+    Description: str
+    CreatedDate: str
+    Version: int
+    CompatibleArchitectures: list[str]
+    CompatibleRuntimes: list[str]
+    LicenseInfo: str
+
+
+class FunctionCodeLocationError(TypedDict, total=False):
+    ErrorCode: str
+    Message: str
+
+
+class FunctionCodeLocation(TypedDict, total=False):
+    RepositoryType: str
+    Location: str
+    ImageUri: str
+    ResolvedImageUri: str
+    ResolvedS3Object: ResolvedS3Object
+    SourceKMSKeyArn: str
+    Error: FunctionCodeLocationError
+
+
+class TagsError(TypedDict, total=False):
+    ErrorCode: str
+    Message: str
+
+
+class Concurrency(TypedDict, total=False):
+    ReservedConcurrentExecutions: int
+
+
+class GetFunctionResponse(TypedDict, total=False):
+    Configuration: FunctionConfiguration
+    Code: FunctionCodeLocation
+    Tags: dict[str, str]
+    TagsError: TagsError
+    Concurrency: Concurrency
+
+
+class VpcConfig(TypedDict, total=False):
+    SubnetIds: list[str]
+    SecurityGroupIds: list[str]
+    Ipv6AllowedForDualStack: bool
+
+
+# -- IAM -------------------------------------------------------------------------------------
+
+
+class AttachedPermissionsBoundary(TypedDict, total=False):
+    PermissionsBoundaryType: str
+    PermissionsBoundaryArn: str
+
+
+class Tag(TypedDict, total=False):
+    Key: str
+    Value: str
+
+
+class RoleLastUsed(TypedDict, total=False):
+    LastUsedDate: str
+    Region: str
+
+
+class SourceRoleTemplate(TypedDict, total=False):
+    TemplateArn: str
+    TemplateMinorVersion: int
+
+
+class Role(TypedDict, total=False):
+    Path: str
+    RoleName: str
+    RoleId: str
+    Arn: str
+    CreateDate: str
+    AssumeRolePolicyDocument: str
+    Description: str
+    MaxSessionDuration: int
+    MaxSigninSessionDuration: int
+    PermissionsBoundary: AttachedPermissionsBoundary
+    Tags: list[Tag]
+    RoleLastUsed: RoleLastUsed
+    SourceRoleTemplate: SourceRoleTemplate
+
+
+class Policy(TypedDict, total=False):
+    PolicyName: str
+    PolicyId: str
+    Arn: str
+    Path: str
+    DefaultVersionId: str
+    AttachmentCount: int
+    PermissionsBoundaryUsageCount: int
+    IsAttachable: bool
+    Description: str
+    CreateDate: str
+    UpdateDate: str
+    Tags: list[Tag]
+
+
+# Which botocore shape each class mirrors: (service, shape name).
+SHAPES: dict[type, tuple[str, str]] = {
+    VpcConfigResponse: ("lambda", "VpcConfigResponse"),
+    DeadLetterConfig: ("lambda", "DeadLetterConfig"),
+    EnvironmentVariablesError: ("lambda", "EnvironmentError"),
+    EnvironmentResponse: ("lambda", "EnvironmentResponse"),
+    TracingConfigResponse: ("lambda", "TracingConfigResponse"),
+    Layer: ("lambda", "Layer"),
+    S3FilesConfig: ("lambda", "S3FilesConfig"),
+    FileSystemConfig: ("lambda", "FileSystemConfig"),
+    ImageConfig: ("lambda", "ImageConfig"),
+    ImageConfigError: ("lambda", "ImageConfigError"),
+    ImageConfigResponse: ("lambda", "ImageConfigResponse"),
+    EphemeralStorage: ("lambda", "EphemeralStorage"),
+    SnapStartResponse: ("lambda", "SnapStartResponse"),
+    RuntimeVersionError: ("lambda", "RuntimeVersionError"),
+    RuntimeVersionConfig: ("lambda", "RuntimeVersionConfig"),
+    LoggingConfig: ("lambda", "LoggingConfig"),
+    TenancyConfig: ("lambda", "TenancyConfig"),
+    LambdaManagedInstancesCapacityProviderConfig: ("lambda", "LambdaManagedInstancesCapacityProviderConfig"),
+    CapacityProviderConfig: ("lambda", "CapacityProviderConfig"),
+    DurableConfig: ("lambda", "DurableConfig"),
+    FunctionRuntimeConfig: ("lambda", "FunctionRuntimeConfig"),
+    AcceleratorConfig: ("lambda", "AcceleratorConfig"),
+    FunctionConfiguration: ("lambda", "FunctionConfiguration"),
+    LayerVersionsListItem: ("lambda", "LayerVersionsListItem"),
+    LayersListItem: ("lambda", "LayersListItem"),
+    ResolvedS3Object: ("lambda", "ResolvedS3Object"),
+    LayerVersionContentOutput: ("lambda", "LayerVersionContentOutput"),
+    GetLayerVersionResponse: ("lambda", "GetLayerVersionResponse"),
+    FunctionCodeLocationError: ("lambda", "FunctionCodeLocationError"),
+    FunctionCodeLocation: ("lambda", "FunctionCodeLocation"),
+    TagsError: ("lambda", "TagsError"),
+    Concurrency: ("lambda", "Concurrency"),
+    GetFunctionResponse: ("lambda", "GetFunctionResponse"),
+    VpcConfig: ("lambda", "VpcConfig"),
+    AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
+    Tag: ("iam", "Tag"),
+    RoleLastUsed: ("iam", "RoleLastUsed"),
+    SourceRoleTemplate: ("iam", "SourceRoleTemplate"),
+    Role: ("iam", "Role"),
+    Policy: ("iam", "Policy"),
+}
