@@ -24,7 +24,39 @@ _LAYER_ARN = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Arn:
+    """An ARN read once into its six parts: ``arn:partition:service:region:account:resource``.
+
+    The resource keeps its own separators (``role/path/name``, ``function:f:1``): they differ per
+    service, so their readers are the properties below."""
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+    @classmethod
+    def parse(cls, text: str) -> Arn | None:
+        """The parts of ``text``; None if it is not an ARN (fewer than six parts)."""
+        parts = text.split(":", 5)
+        if len(parts) != 6 or parts[0] != "arn":
+            return None
+        return cls(parts[1], parts[2], parts[3], parts[4], parts[5])
+
+    def __str__(self) -> str:
+        return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
+
+    @property
+    def role_name(self) -> str | None:
+        """The name of an IAM role's ARN (the path, ``role/a/b/``, is not part of it), else None."""
+        if self.service != "iam" or not self.resource.startswith("role/"):
+            return None
+        return self.resource.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
 class LayerRef:
     """A layer (``version`` None) or layer version, located by account and region."""
 

@@ -14,9 +14,9 @@ import enum
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from lamina.domain.arns import PARTITION
+from lamina.domain.models import FunctionConfiguration
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 LATEST = "$LATEST"
@@ -72,9 +72,12 @@ def function_arn(region: str, account: str, name: str, qualifier: str | None = N
     return f"{arn}:{qualifier}" if qualifier else arn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionRef:
-    """Where a ``FunctionName`` parameter points: account, region, name, optional qualifier."""
+    """Where a ``FunctionName`` parameter points: account, region, name, optional qualifier.
+
+    Without a qualifier it names the function itself, which is how lamina keys what belongs to a
+    function whatever its version (environments, sessions, idle time)."""
 
     account: str
     region: str
@@ -83,7 +86,20 @@ class FunctionRef:
 
     @property
     def arn(self) -> str:
+        """The function's unqualified ARN (what AWS's messages name)."""
         return function_arn(self.region, self.account, self.name)
+
+    @property
+    def qualified_arn(self) -> str:
+        """The ARN with the qualifier, when there is one."""
+        return function_arn(self.region, self.account, self.name, self.qualifier)
+
+    @property
+    def function(self) -> FunctionRef:
+        """The function itself: this reference without its qualifier."""
+        if self.qualifier is None:
+            return self
+        return FunctionRef(self.account, self.region, self.name)
 
 
 _NAME = re.compile(
@@ -152,64 +168,30 @@ def duplicate_layer_pair(layer_arns: list[str]) -> tuple[str, str] | None:
     return None
 
 
-def next_revision_state(config: dict[str, Any]) -> dict[str, Any]:
+def next_revision_state(config: FunctionConfiguration) -> FunctionConfiguration:
     """The configuration once preparation succeeded: Active, update Successful, reasons dropped."""
-    out = dict(config)
+    out = config.copy()
     out["State"] = State.ACTIVE.value
     out["LastUpdateStatus"] = UpdateStatus.SUCCESSFUL.value
-    for key in ("StateReason", "StateReasonCode", "LastUpdateStatusReason", "LastUpdateStatusReasonCode"):
-        out.pop(key, None)
+    out.pop("StateReason", None)
+    out.pop("StateReasonCode", None)
+    out.pop("LastUpdateStatusReason", None)
+    out.pop("LastUpdateStatusReasonCode", None)
     return out
 
 
-def failed_state(config: dict[str, Any], code: str, reason: str, *, creating: bool) -> dict[str, Any]:
-    out = dict(config)
+def failed_state(
+    config: FunctionConfiguration, code: str, reason: str, *, creating: bool
+) -> FunctionConfiguration:
+    """The configuration once preparation failed: the function Failed (``creating``) or its update."""
+    out = config.copy()
     if creating:
-        out.update(State=State.FAILED.value, StateReason=reason, StateReasonCode=code)
+        out["State"] = State.FAILED.value
+        out["StateReason"] = reason
+        out["StateReasonCode"] = code
         out.pop("LastUpdateStatus", None)
     else:
-        out.update(
-            LastUpdateStatus=UpdateStatus.FAILED.value,
-            LastUpdateStatusReason=reason,
-            LastUpdateStatusReasonCode=code,
-        )
+        out["LastUpdateStatus"] = UpdateStatus.FAILED.value
+        out["LastUpdateStatusReason"] = reason
+        out["LastUpdateStatusReasonCode"] = code
     return out
-
-
-# Field order of FunctionConfiguration as Lambda returns it.
-CONFIG_ORDER = [
-    "FunctionName",
-    "FunctionArn",
-    "Runtime",
-    "Role",
-    "Handler",
-    "CodeSize",
-    "Description",
-    "Timeout",
-    "MemorySize",
-    "LastModified",
-    "CodeSha256",
-    "Version",
-    "VpcConfig",
-    "DeadLetterConfig",
-    "Environment",
-    "KMSKeyArn",
-    "TracingConfig",
-    "MasterArn",
-    "RevisionId",
-    "Layers",
-    "State",
-    "StateReason",
-    "StateReasonCode",
-    "LastUpdateStatus",
-    "LastUpdateStatusReason",
-    "LastUpdateStatusReasonCode",
-    "FileSystemConfigs",
-    "PackageType",
-    "ImageConfigResponse",
-    "Architectures",
-    "EphemeralStorage",
-    "SnapStart",
-    "RuntimeVersionConfig",
-    "LoggingConfig",
-]

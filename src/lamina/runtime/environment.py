@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import enum
 import fcntl
+import functools
 import itertools
 import json
 import math
@@ -24,10 +25,11 @@ import struct
 import termios
 import time
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from lamina.domain.functions import FunctionRef
+from lamina.domain.models import FunctionConfiguration
 from lamina.linux import NetNamespace
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.logs import LogStore, stream_name
@@ -63,7 +65,7 @@ class Target:
     region: str
     name: str
     version: str
-    config: Mapping[str, Any]
+    config: FunctionConfiguration
     code_dir: Path
     layer_dirs: tuple[Path, ...]
     python: PythonRuntime | None
@@ -74,14 +76,17 @@ class Target:
     # plane or no uplink on this host).
     vpc_namespaces: tuple[NetNamespace, ...] = ()
 
-    @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        """Environments are reused only for exactly this configuration."""
-        return (self.account, self.region, self.name, self.version, str(self.config.get("RevisionId")))
+    # Both computed once per Target (the pool reads them on every invoke); cached_property writes
+    # the instance's __dict__ directly, which a frozen dataclass allows.
+    @functools.cached_property
+    def function(self) -> FunctionRef:
+        """The function this is a version of."""
+        return FunctionRef(self.account, self.region, self.name)
 
-    @property
-    def function_key(self) -> tuple[str, str, str]:
-        return (self.account, self.region, self.name)
+    @functools.cached_property
+    def key(self) -> tuple[FunctionRef, str, str]:
+        """Environments are reused only for exactly this configuration: (function, version, RevisionId)."""
+        return (self.function, self.version, str(self.config.get("RevisionId")))
 
 
 class Outcome(enum.Enum):

@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lamina.domain.functions import FunctionRef
 from lamina.errors import LaminaError
 from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
 from lamina.runtime.logs import LogStore
@@ -45,7 +46,7 @@ class EnvironmentPool:
         self.attacher = attacher
         self.max_environments = max_environments
         self.idle_timeout_s = idle_timeout_s
-        self._idle: dict[tuple[str, ...], list[Environment]] = {}
+        self._idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
         self._all: set[Environment] = set()
         self._starting = 0
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
@@ -120,7 +121,7 @@ class EnvironmentPool:
 
     def _retire_other_configs(self, target: Target) -> None:
         for key, envs in list(self._idle.items()):
-            if key[:3] == target.function_key and key[3] == target.version and key != target.key:
+            if key[0] == target.function and key[1] == target.version and key != target.key:
                 for env in envs:
                     env.retired = True
                     asyncio.ensure_future(self._destroy(env))
@@ -164,13 +165,14 @@ class EnvironmentPool:
 
     def retire(self, account: str, region: str, name: str) -> None:
         """A function was deleted or changed: its idle environments go, busy ones after their invocation."""
+        function = FunctionRef(account, region, name)
         for key, envs in list(self._idle.items()):
-            if key[:3] == (account, region, name):
+            if key[0] == function:
                 del self._idle[key]
                 for env in envs:
                     asyncio.ensure_future(self._destroy(env))
         for env in self._all:
-            if env.target.function_key == (account, region, name):
+            if env.target.function == function:
                 env.retired = True
 
     async def close(self) -> None:

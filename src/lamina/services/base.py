@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lamina.domain.arns import root_user_arn
 from lamina.domain.constraints import MemberOverride
@@ -41,6 +41,14 @@ class OnLoop:
 
 # A handler returns the output dict, or the part still to run on the loop.
 Handler = Callable[["Platform", RequestContext, dict[str, Any]], "dict[str, Any] | OnLoop"]
+
+
+def output(shape: Mapping[str, Any]) -> dict[str, Any]:
+    """A typed output shape (a TypedDict of ``lamina.domain.models``) as the handler's output.
+
+    The protocol layer reads outputs as plain dicts keyed like AWS; a TypedDict is one at run time,
+    so this only tells the type checker (no copy on the read path)."""
+    return cast(dict[str, Any], shape)
 
 
 @dataclass

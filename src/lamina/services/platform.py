@@ -10,11 +10,13 @@ import asyncio
 import time
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lamina.domain.functions import FunctionRef
 from lamina.domain.presign import UrlSigner
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
+from lamina.runtime.environment import Target
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Database, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
@@ -74,7 +76,7 @@ class Platform:
         # Where blocking work goes from the event loop (store reads and writes, file I/O).
         self.io = io
         # Invoke's per-configuration Targets (services/lambda_/invoke.py), reused by warm invokes.
-        self.targets: dict[tuple[str, str, str, int, str], tuple[float, Any]] = {}
+        self.targets: dict[tuple[FunctionRef, int, str], tuple[float, Target]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- a worker of its own: it learns the server's loop at startup ----------------------------

@@ -12,8 +12,10 @@ import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from lamina.domain.functions import FunctionRef
+from lamina.domain.models import FunctionConfiguration
 from lamina.store.db import Connection, Database
 from lamina.store.references import blob_referenced
 
@@ -24,12 +26,17 @@ class FunctionRow:
     region: str
     name: str
     seq: int
-    config: dict[str, Any]
+    config: FunctionConfiguration
     code_sha256: str
     unzipped_size: int
     layer_shas: tuple[str, ...]
 
-    def with_config(self, config: dict[str, Any]) -> FunctionRow:
+    @property
+    def function(self) -> FunctionRef:
+        """The function this is a version of."""
+        return FunctionRef(self.account, self.region, self.name)
+
+    def with_config(self, config: FunctionConfiguration) -> FunctionRow:
         """The same version with another configuration."""
         return dataclasses.replace(self, config=config)
 
@@ -38,7 +45,9 @@ _COLS = "account, region, name, seq, config, code_sha256, unzipped_size, layer_s
 
 
 def _row(r: Any) -> FunctionRow:
-    return FunctionRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], tuple(json.loads(r[7])))
+    # The column holds what lamina wrote from a FunctionConfiguration (json.dumps of it).
+    config = cast(FunctionConfiguration, json.loads(r[4]))
+    return FunctionRow(r[0], r[1], r[2], r[3], config, r[5], r[6], tuple(json.loads(r[7])))
 
 
 class FunctionStore:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
+from lamina.domain.models import Policy, Role
 from lamina.store.db import Database
 
 
@@ -31,15 +32,15 @@ class IamStore:
 
     # -- roles ------------------------------------------------------------------------------
 
-    def get_role(self, account: str, name: str) -> dict[str, Any] | None:
+    def get_role(self, account: str, name: str) -> Role | None:
         row = self.db.read(
             lambda c: c.execute(
                 "SELECT role FROM iam_roles WHERE account=? AND name_lower=?", (account, name.lower())
             ).fetchone()
         )
-        return json.loads(row[0]) if row else None
+        return cast(Role, json.loads(row[0])) if row else None
 
-    def put_role(self, account: str, role: dict[str, Any], *, create: bool) -> bool:
+    def put_role(self, account: str, role: Role, *, create: bool) -> bool:
         """Insert (``create``) or replace a role; False if creating and the name is taken."""
         with self.db.write() as c:
             key = (account, str(role["RoleName"]).lower())
@@ -52,13 +53,13 @@ class IamStore:
             )
         return True
 
-    def list_roles(self, account: str) -> list[dict[str, Any]]:
+    def list_roles(self, account: str) -> list[Role]:
         rows = self.db.read(
             lambda c: c.execute(
                 "SELECT role FROM iam_roles WHERE account=? ORDER BY name_lower", (account,)
             ).fetchall()
         )
-        return [json.loads(r[0]) for r in rows]
+        return [cast(Role, json.loads(r[0])) for r in rows]
 
     def delete_role(self, account: str, name: str) -> str | None:
         """Delete a role; None if done, else what still depends on it ("policies" / "attached")."""
@@ -110,7 +111,7 @@ class IamStore:
 
     # -- managed policies ---------------------------------------------------------------------------
 
-    def put_policy(self, account: str, policy: dict[str, Any], document: str, *, create: bool) -> bool:
+    def put_policy(self, account: str, policy: Policy, document: str, *, create: bool) -> bool:
         with self.db.write() as c:
             exists = c.execute(
                 "SELECT 1 FROM iam_policies WHERE account=? AND arn=?", (account, policy["Arn"])
@@ -123,13 +124,13 @@ class IamStore:
             )
         return True
 
-    def get_policy(self, account: str, arn: str) -> tuple[dict[str, Any], str] | None:
+    def get_policy(self, account: str, arn: str) -> tuple[Policy, str] | None:
         row = self.db.read(
             lambda c: c.execute(
                 "SELECT policy, document FROM iam_policies WHERE account=? AND arn=?", (account, arn)
             ).fetchone()
         )
-        return (json.loads(row[0]), str(row[1])) if row else None
+        return (cast(Policy, json.loads(row[0])), str(row[1])) if row else None
 
     def delete_policy(self, account: str, arn: str) -> bool:
         with self.db.write() as c:

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any
 
 from lamina.domain.iam_managed import MANAGED
+from lamina.domain.models import Policy, Role
 from lamina.domain.policy import MalformedPolicy, PolicyKind, parse_policy
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
@@ -50,14 +51,15 @@ def _path(params: dict[str, Any]) -> str:
     return str(params.get("Path") or "/")
 
 
-def _role_out(role: dict[str, Any]) -> dict[str, Any]:
-    out = dict(role)
+def _role_out(role: Role) -> dict[str, Any]:
+    """The wire form: IAM's serializer renders the date itself (the store keeps ISO text)."""
+    out: dict[str, Any] = dict(role)
     out["CreateDate"] = dt.datetime.fromisoformat(out["CreateDate"])
     out["AssumeRolePolicyDocument"] = _encoded(out["AssumeRolePolicyDocument"])
     return out
 
 
-def _role(platform: Platform, ctx: RequestContext, name: str) -> dict[str, Any]:
+def _role(platform: Platform, ctx: RequestContext, name: str) -> Role:
     role = platform.iam.get_role(ctx.account_id, name)
     if role is None:
         raise _no_role(name)
@@ -72,7 +74,7 @@ def create_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     document = params["AssumeRolePolicyDocument"]
     _check_document(document, PolicyKind.TRUST)
     path = _path(params)
-    role: dict[str, Any] = {
+    role: Role = {
         "Path": path,
         "RoleName": name,
         "RoleId": _unique_id("AROA"),
@@ -165,11 +167,11 @@ def list_role_policies(platform: Platform, ctx: RequestContext, params: dict[str
 # -- managed policies -------------------------------------------------------------------------------
 
 
-def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[dict[str, Any], str] | None:
+def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[Policy, str] | None:
     """(Policy shape, document) of an AWS managed or customer policy visible to the account."""
     if arn in MANAGED:
         m = MANAGED[arn]
-        policy = {
+        policy: Policy = {
             "PolicyName": m.name,
             "PolicyId": m.policy_id,
             "Arn": m.arn,
@@ -186,13 +188,14 @@ def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[dict[st
     found = platform.iam.get_policy(ctx.account_id, arn)
     if found is None:
         return None
-    policy, document = found
-    policy = dict(policy, AttachmentCount=platform.iam.attachment_count(ctx.account_id, arn))
+    stored, document = found
+    policy = stored.copy()
+    policy["AttachmentCount"] = platform.iam.attachment_count(ctx.account_id, arn)
     return policy, document
 
 
-def _policy_out(policy: dict[str, Any]) -> dict[str, Any]:
-    out = dict(policy)
+def _policy_out(policy: Policy) -> dict[str, Any]:
+    out: dict[str, Any] = dict(policy)
     for key in ("CreateDate", "UpdateDate"):
         if isinstance(out.get(key), str):
             out[key] = dt.datetime.fromisoformat(out[key])
@@ -205,7 +208,7 @@ def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any
     _check_document(document, PolicyKind.IDENTITY)
     path = _path(params)
     now = _now(ctx).isoformat()
-    policy: dict[str, Any] = {
+    policy: Policy = {
         "PolicyName": name,
         "PolicyId": _unique_id("ANPA"),
         "Arn": f"arn:aws:iam::{ctx.account_id}:policy{path}{name}",

@@ -12,10 +12,16 @@ import uuid
 from typing import Any
 
 from lamina.domain import functions as F
-from lamina.domain.arns import parse_layer_arn
+from lamina.domain.arns import Arn, parse_layer_arn
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.constraints import format_errors, render_value
 from lamina.domain.layers import grants
+from lamina.domain.models import (
+    FunctionConfiguration,
+    GetFunctionResponse,
+    Layer,
+    Role,
+)
 from lamina.domain.policy import PolicyKind, parse_policy, trusts
 from lamina.errors import (
     AccessDeniedException,
@@ -26,7 +32,7 @@ from lamina.errors import (
     ResourceNotFoundException,
     ValidationException,
 )
-from lamina.services.base import RequestContext
+from lamina.services.base import RequestContext, output
 from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
@@ -137,7 +143,7 @@ def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int
 
 def resolve_layers(
     platform: Platform, ctx: RequestContext, arns: list[str], code_unzipped: int
-) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+) -> tuple[list[Layer], tuple[str, ...]]:
     """Validate ``Layers`` in AWS's order; ([{Arn, CodeSize}], blob digests)."""
     if len(arns) > F.MAX_LAYERS:
         raise InvalidParameterValueException("Cannot reference more than 5 layers.")
@@ -172,15 +178,16 @@ def resolve_layers(
             f"Function code combined with layers exceeds the maximum allowed size of {F.MAX_UNZIPPED} bytes. "
             f"The actual size is {total} bytes."
         )
-    return [{"Arn": v.arn, "CodeSize": v.code_size} for v in found], tuple(v.sha256_hex for v in found)
+    layers: list[Layer] = [{"Arn": v.arn, "CodeSize": v.code_size} for v in found]
+    return layers, tuple(v.sha256_hex for v in found)
 
 
-def check_role(platform: Platform, role_arn: str) -> dict[str, Any]:
+def check_role(platform: Platform, role_arn: str) -> Role:
     """The execution role must exist and trust lambda.amazonaws.com for sts:AssumeRole."""
-    parts = role_arn.split(":", 5)
+    arn = Arn.parse(role_arn)
     role = None
-    if len(parts) == 6 and parts[5].startswith("role/"):
-        role = platform.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1])
+    if arn is not None and arn.role_name is not None:
+        role = platform.iam.get_role(arn.account, arn.role_name)
     if role is None or role.get("Arn") != role_arn:
         role = None
     if role is not None:
@@ -237,7 +244,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     sha, size, unzipped = _store_code(platform, params["Code"])
     if layer_list:  # combined size, now that the code's unzipped size is known
         resolve_layers(platform, ctx, params.get("Layers") or [], unzipped)
-    config: dict[str, Any] = {
+    config: FunctionConfiguration = {
         "FunctionName": ref.name,
         "FunctionArn": ref.arn,
         "Runtime": runtime,
@@ -275,8 +282,8 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     if params.get("Publish"):
         # AWS answers with version 1's configuration when Publish is set.
         platform.preparer.wait(row)
-        return _publish(platform, ctx, ref, None, None, None).config
-    return config
+        return output(_publish(platform, ctx, ref, None, None, None).config)
+    return output(config)
 
 
 # -- read ---------------------------------------------------------------------------------------------------
@@ -285,15 +292,16 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
 def get_function_configuration(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    return load_function(platform, function_ref(ctx, params)).config
+    return output(load_function(platform, function_ref(ctx, params)).config)
 
 
 def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     row = load_function(platform, function_ref(ctx, params))
-    return {
+    out: GetFunctionResponse = {
         "Configuration": row.config,
         "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},
     }
+    return output(out)
 
 
 def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -375,15 +383,13 @@ def _begin_update(ref: F.FunctionRef, row: FunctionRow, revision: str | None) ->
         )
 
 
-def _in_progress(config: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
-    out = dict(config)
-    out.update(
-        LastModified=aws_timestamp(ctx.now_ms),
-        RevisionId=str(uuid.uuid4()),
-        LastUpdateStatus=F.UpdateStatus.IN_PROGRESS.value,
-        LastUpdateStatusReason=F.CREATING_REASON,
-        LastUpdateStatusReasonCode="Creating",
-    )
+def _in_progress(config: FunctionConfiguration, ctx: RequestContext) -> FunctionConfiguration:
+    out = config.copy()
+    out["LastModified"] = aws_timestamp(ctx.now_ms)
+    out["RevisionId"] = str(uuid.uuid4())
+    out["LastUpdateStatus"] = F.UpdateStatus.IN_PROGRESS.value
+    out["LastUpdateStatusReason"] = F.CREATING_REASON
+    out["LastUpdateStatusReasonCode"] = "Creating"
     return out
 
 
@@ -396,7 +402,7 @@ def update_function_configuration(
     if env is not None:
         F.check_environment(env)
     layers = params.get("Layers")
-    layer_list: list[dict[str, Any]] | None = None
+    layer_list: list[Layer] | None = None
     layer_shas: tuple[str, ...] = ()
     if layers is not None:
         layer_list, layer_shas = resolve_layers(platform, ctx, layers, 0)
@@ -413,10 +419,18 @@ def update_function_configuration(
     def change(row: FunctionRow) -> FunctionRow:
         _begin_update(ref, row, params.get("RevisionId"))
         config = _in_progress(row.config, ctx)
-        for key in ("Role", "Handler", "Description", "Timeout", "MemorySize", "Runtime"):
-            if key in params:
-                config[key] = params[key]
+        if "Role" in params:
+            config["Role"] = params["Role"]
+        if "Handler" in params:
+            config["Handler"] = params["Handler"]
+        if "Description" in params:
+            config["Description"] = params["Description"]
+        if "Timeout" in params:
+            config["Timeout"] = params["Timeout"]
+        if "MemorySize" in params:
+            config["MemorySize"] = params["MemorySize"]
         if "Runtime" in params:
+            config["Runtime"] = params["Runtime"]
             config["RuntimeVersionConfig"] = {
                 "RuntimeVersionArn": F.runtime_version_arn(ctx.region, params["Runtime"])
             }
@@ -447,7 +461,7 @@ def update_function_configuration(
     platform.retire(ref.account, ref.region, ref.name)
     if vpc is not None:
         platform.hyperplane.schedule_sweep()  # the old combination may be unused now
-    return updated.config
+    return output(updated.config)
 
 
 def update_function_code(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -461,7 +475,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     sha, size, unzipped = _store_code(platform, code)
     if params.get("DryRun"):
         _begin_update(ref, current, params.get("RevisionId"))
-        return current.config
+        return output(current.config)
 
     def change(row: FunctionRow) -> FunctionRow:
         _begin_update(ref, row, params.get("RevisionId"))
@@ -486,7 +500,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     if params.get("Publish"):
         platform.preparer.wait(updated)
         _publish(platform, ctx, ref, None, None, None)
-    return updated.config
+    return output(updated.config)
 
 
 def _layers_unzipped(platform: Platform, row: FunctionRow) -> int:
@@ -525,13 +539,11 @@ def _publish(
             )
         if newest is not None and _same_content(newest.config, cfg) and description is None:
             return None  # nothing changed since the last published version
-        version = dict(cfg)
-        version.update(
-            Version=str(number),
-            FunctionArn=F.function_arn(ref.region, ref.account, ref.name, str(number)),
-            RevisionId=str(uuid.uuid4()),
-            LastModified=aws_timestamp(ctx.now_ms),
-        )
+        version = cfg.copy()
+        version["Version"] = str(number)
+        version["FunctionArn"] = F.function_arn(ref.region, ref.account, ref.name, str(number))
+        version["RevisionId"] = str(uuid.uuid4())
+        version["LastModified"] = aws_timestamp(ctx.now_ms)
         if description is not None:
             version["Description"] = description
         return FunctionRow(
@@ -554,8 +566,8 @@ def _publish(
 _VOLATILE = ("RevisionId", "LastModified", "Version", "FunctionArn", "LastUpdateStatus", "State")
 
 
-def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    def strip(c: dict[str, Any]) -> dict[str, Any]:
+def _same_content(a: FunctionConfiguration, b: FunctionConfiguration) -> bool:
+    def strip(c: FunctionConfiguration) -> dict[str, object]:
         return {k: v for k, v in c.items() if k not in _VOLATILE}
 
     return strip(a) == strip(b)
@@ -566,7 +578,7 @@ def publish_version(platform: Platform, ctx: RequestContext, params: dict[str, A
     row = _publish(
         platform, ctx, ref, params.get("CodeSha256"), params.get("RevisionId"), params.get("Description")
     )
-    return row.config
+    return output(row.config)
 
 
 # -- delete -----------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
 from lamina.errors import (
@@ -65,7 +65,7 @@ TARGET_TTL_S = 3600.0  # well inside the 12 h of the role credentials a Target c
 def target_for(platform: Platform, row: FunctionRow) -> Target:
     """The Target of a function version, built once per configuration (RevisionId) and reused by
     warm invokes: no tree stats, credential or interface look-ups on the invoke path."""
-    key = (row.account, row.region, row.name, row.seq, str(row.config.get("RevisionId")))
+    key = (row.function, row.seq, str(row.config.get("RevisionId")))
     now = time.monotonic()
     cached = platform.targets.get(key)
     if (
@@ -73,7 +73,7 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
         and now - cached[0] < TARGET_TTL_S
         and not any(ns.closed for ns in cached[1].vpc_namespaces)
     ):
-        return cast(Target, cached[1])
+        return cached[1]
     target = _build_target(platform, row)
     if len(platform.targets) > 4096:  # old revisions: forget them all, live ones are rebuilt on demand
         platform.targets.clear()
@@ -110,16 +110,14 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
     def change(current: FunctionRow) -> FunctionRow:
         if current.config.get("State") != F.State.INACTIVE.value:
             return current
-        config = dict(current.config)
-        config.update(
-            State=F.State.PENDING.value,
-            StateReason=F.CREATING_REASON,
-            StateReasonCode="Creating",
-            RevisionId=str(uuid.uuid4()),
-        )
+        config = current.config.copy()
+        config["State"] = F.State.PENDING.value
+        config["StateReason"] = F.CREATING_REASON
+        config["StateReasonCode"] = "Creating"
+        config["RevisionId"] = str(uuid.uuid4())
         return current.with_config(config)
 
-    platform.hyperplane.touch(row.account, row.region, row.name)
+    platform.hyperplane.touch(row.function)
     updated = platform.functions.update(row.account, row.region, row.name, change)
     if updated is not None and updated.config.get("State") == F.State.PENDING.value:
         platform.preparer.schedule(updated)
@@ -190,7 +188,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     _wake_if_idle(platform, row)
     _check_state(row)
     _check_json(payload)
-    platform.hyperplane.touch(row.account, row.region, row.name)
+    platform.hyperplane.touch(row.function)
     version = str(row.config.get("Version"))
     if kind == "DryRun":
         return {"StatusCode": 204, "ExecutedVersion": version}

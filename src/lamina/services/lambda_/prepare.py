@@ -29,16 +29,17 @@ class Preparer:
     def __init__(self, platform: Platform, workers: int = 2) -> None:
         self.platform = platform
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-prepare")
-        self._jobs: dict[tuple[str, str, str, str], Future[None]] = {}
+        # Keyed by (function, RevisionId): one preparation per configuration.
+        self._jobs: dict[tuple[F.FunctionRef, str], Future[None]] = {}
         self._lock = threading.Lock()
 
     def schedule(self, row: FunctionRow) -> None:
-        key = (row.account, row.region, row.name, str(row.config.get("RevisionId")))
+        key = (row.function, str(row.config.get("RevisionId")))
         with self._lock:
             self._jobs[key] = self._pool.submit(self._prepare, row)
 
     def wait(self, row: FunctionRow, timeout: float = 120) -> None:
-        key = (row.account, row.region, row.name, str(row.config.get("RevisionId")))
+        key = (row.function, str(row.config.get("RevisionId")))
         with self._lock:
             job = self._jobs.get(key)
         if job is not None:
@@ -94,9 +95,9 @@ class Preparer:
             with contextlib.suppress(AwsError):
                 self.platform.role_sessions.credentials(row.account, str(row.config.get("Role")), row.name)
             # Idle time counts from when the function (re)gained its VPC connection.
-            self.platform.hyperplane.touch(row.account, row.region, row.name)
+            self.platform.hyperplane.touch(row.function)
         with self._lock:
-            self._jobs.pop((row.account, row.region, row.name, str(revision)), None)
+            self._jobs.pop((row.function, str(revision)), None)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

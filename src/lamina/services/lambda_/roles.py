@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from lamina.domain.arns import Arn
 from lamina.errors import InvalidParameterValueException
 from lamina.services.sts.sessions import issue_session
 from lamina.store.iam import IamStore, Session
@@ -29,12 +30,14 @@ class RoleSessions:
         now = self._clock()
         if cached is not None and cached.expires - now > REFRESH_S:
             return cached.access_key, cached.secret, cached.token
-        parts = role_arn.split(":", 5)
-        role = self._iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1]) if len(parts) == 6 else None
-        if role is None:
+        arn = Arn.parse(role_arn)
+        role = None
+        if arn is not None and arn.role_name is not None:
+            role = self._iam.get_role(arn.account, arn.role_name)
+        if arn is None or role is None:
             raise InvalidParameterValueException(
                 "The role defined for the function cannot be assumed by Lambda."
             )
-        session = issue_session(self._iam, parts[4], role, function, ROLE_SESSION_S, now)
+        session = issue_session(self._iam, arn.account, role, function, ROLE_SESSION_S, now)
         self._sessions[key] = session
         return session.access_key, session.secret, session.token

@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
 
+from lamina.domain.functions import FunctionRef, State
+from lamina.domain.models import VpcConfig, VpcConfigResponse
 from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 from lamina.services.platform import Platform
@@ -54,7 +55,7 @@ INVOKE_ERRORS = {
 }
 
 
-def empty_config() -> dict[str, Any]:
+def empty_config() -> VpcConfigResponse:
     return {"SubnetIds": [], "SecurityGroupIds": [], "Ipv6AllowedForDualStack": False, "VpcId": ""}
 
 
@@ -78,8 +79,8 @@ def role_may_manage_interfaces(platform: Platform, account: str, role_arn: str) 
 
 
 def check_vpc_config(
-    platform: Platform, account: str, region: str, role_arn: str, vpc: dict[str, Any] | None
-) -> dict[str, Any] | None:
+    platform: Platform, account: str, region: str, role_arn: str, vpc: VpcConfig | None
+) -> VpcConfigResponse | None:
     """The VpcConfig response for a requested VpcConfig (None: not given), or AWS's error."""
     if vpc is None:
         return None
@@ -130,13 +131,13 @@ class Hyperplane:
         self.release_delay_s = release_delay_s
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
-        self._last_used: dict[tuple[str, str, str], float] = {}
+        self._last_used: dict[FunctionRef, float] = {}
         self._stop = threading.Event()
         self._idle_s = float("inf")
         self._started = time.monotonic()
         self._reclaimer: threading.Thread | None = None
 
-    def ensure(self, account: str, region: str, function: str, vpc: dict[str, Any]) -> list[str]:
+    def ensure(self, account: str, region: str, function: str, vpc: VpcConfigResponse) -> list[str]:
         """The interface of every subnet of ``vpc`` (created when missing)."""
         key = groups_key(vpc["SecurityGroupIds"])
         enis = []
@@ -199,9 +200,9 @@ class Hyperplane:
 
     # -- idle reclaim ---------------------------------------------------------------------------
 
-    def touch(self, account: str, region: str, name: str) -> None:
+    def touch(self, function: FunctionRef) -> None:
         """The function was invoked (its VPC connection is in use)."""
-        self._last_used[(account, region, name)] = time.monotonic()
+        self._last_used[function] = time.monotonic()
 
     def start_idle_reclaim(self, idle_s: float) -> None:
         """Functions in a VPC unused for ``idle_s`` lose their interfaces and go Inactive (as in Lambda)."""
@@ -222,20 +223,18 @@ class Hyperplane:
         now = time.monotonic()
         reclaimed = False
         for account, region, name in self.platform.functions.active_in_vpc():
-            last = self._last_used.get((account, region, name), self._started)
+            last = self._last_used.get(FunctionRef(account, region, name), self._started)
             if now - last < self._idle_s:
                 continue
 
             def change(row: FunctionRow) -> FunctionRow:
-                if row.config.get("State") != "Active":
+                if row.config.get("State") != State.ACTIVE.value:
                     return row
-                config = dict(row.config)
-                config.update(
-                    State="Inactive",
-                    StateReason="The function is currently idle.",
-                    StateReasonCode="Idle",
-                    RevisionId=str(uuid.uuid4()),
-                )
+                config = row.config.copy()
+                config["State"] = State.INACTIVE.value
+                config["StateReason"] = "The function is currently idle."
+                config["StateReasonCode"] = "Idle"
+                config["RevisionId"] = str(uuid.uuid4())
                 return row.with_config(config)
 
             self.platform.functions.update(account, region, name, change)

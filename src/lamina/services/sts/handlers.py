@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from lamina.domain.arns import root_user_arn
+from lamina.domain.arns import Arn, root_user_arn
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.platform import Platform
@@ -31,14 +31,14 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
 
     arn = params["RoleArn"]
     duration = int(params.get("DurationSeconds") or 3600)
-    parts = arn.split(":")
+    parsed = Arn.parse(arn)
     role = None
-    if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
-        role = platform.iam.get_role(parts[4], parts[5].rsplit("/", 1)[-1])
+    if parsed is not None and parsed.role_name is not None:
+        role = platform.iam.get_role(parsed.account, parsed.role_name)
     denied = _access_denied(
         f"User: {ctx.caller} is not authorized to perform: sts:AssumeRole on resource: {arn}"
     )
-    if role is None:
+    if parsed is None or role is None:
         raise denied
     trust = parse_policy(str(role["AssumeRolePolicyDocument"]), PolicyKind.TRUST)
     if not trusts_account(trust, ctx.account_id, ctx.caller):
@@ -51,7 +51,7 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
             sender_fault=True,
         )
     session = issue_session(
-        platform.iam, parts[4], role, params["RoleSessionName"], duration, ctx.now_ms / 1000
+        platform.iam, parsed.account, role, params["RoleSessionName"], duration, ctx.now_ms / 1000
     )
     expiration = dt.datetime.fromtimestamp(session.expires, dt.UTC).replace(microsecond=0)
     return {

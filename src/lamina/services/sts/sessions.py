@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
 
+from lamina.domain.models import Role
 from lamina.store.iam import IamStore, Session
 
 
 def issue_session(
-    iam: IamStore, account: str, role: dict[str, Any], session_name: str, duration: int, now: float
+    iam: IamStore, account: str, role: Role, session_name: str, duration: int, now: float
 ) -> Session:
     """New temporary credentials for ``role`` (used by AssumeRole and by Lambda for functions);
     ``now`` in epoch seconds."""
