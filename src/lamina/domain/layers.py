@@ -13,15 +13,27 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from lamina.domain.arns import layer_arn, layer_version_arn, root_user_arn
 from lamina.domain.clock import aws_timestamp
+from lamina.domain.models import GetLayerVersionResponse, LayerVersionsListItem
 
 # Quotas (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
 MAX_UNZIPPED = 262_144_000
 MAX_POLICY_BYTES = 20_480
 GET_LAYER_VERSION = "lambda:GetLayerVersion"
+
+
+class PolicyStatement(TypedDict, total=False):
+    """One statement of a layer version's resource policy, as stored and as AWS prints it."""
+
+    Sid: str
+    Effect: str
+    Principal: str | dict[str, str]  # "*" or {"AWS": account root ARN, ARN or "*"}
+    Action: str
+    Resource: str
+    Condition: dict[str, dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ class LayerVersion:
     sha256_hex: str
     code_size: int
     unzipped_size: int
-    policy: tuple[dict[str, Any], ...] = ()
+    policy: tuple[PolicyStatement, ...] = ()
     revision_id: str | None = None
 
     @property
@@ -55,9 +67,9 @@ class LayerVersion:
         return base64.b64encode(bytes.fromhex(self.sha256_hex)).decode()
 
 
-def list_item(v: LayerVersion) -> dict[str, Any]:
+def list_item(v: LayerVersion) -> LayerVersionsListItem:
     """A ``LayerVersionsListItem``."""
-    item: dict[str, Any] = {
+    item: LayerVersionsListItem = {
         "LayerVersionArn": v.arn,
         "Version": v.version,
         "Description": v.description,
@@ -72,12 +84,13 @@ def list_item(v: LayerVersion) -> dict[str, Any]:
     return item
 
 
-def full_shape(v: LayerVersion, location: str) -> dict[str, Any]:
-    """The PublishLayerVersion / GetLayerVersion output."""
-    out = list_item(v)
-    out["Content"] = {"Location": location, "CodeSha256": v.code_sha256, "CodeSize": v.code_size}
-    out["LayerArn"] = v.layer_arn
-    return out
+def full_shape(v: LayerVersion, location: str) -> GetLayerVersionResponse:
+    """The PublishLayerVersion / GetLayerVersion output (the list item's members, then these)."""
+    return {
+        **list_item(v),
+        "Content": {"Location": location, "CodeSha256": v.code_sha256, "CodeSize": v.code_size},
+        "LayerArn": v.layer_arn,
+    }
 
 
 def matches(v: LayerVersion, runtime: str | None, architecture: str | None) -> bool:
@@ -92,16 +105,16 @@ def matches(v: LayerVersion, runtime: str | None, architecture: str | None) -> b
 
 def make_statement(
     sid: str, principal: str, resource_arn: str, organization_id: str | None = None
-) -> dict[str, Any]:
+) -> PolicyStatement:
     """One policy statement in AWS's key order (Sid, Effect, Principal, Action, Resource)."""
-    rendered: Any
+    rendered: str | dict[str, str]
     if principal == "*":
         rendered = "*"
     elif principal.isdigit():
         rendered = {"AWS": root_user_arn(principal)}
     else:
         rendered = {"AWS": principal}
-    statement: dict[str, Any] = {
+    statement: PolicyStatement = {
         "Sid": sid,
         "Effect": "Allow",
         "Principal": rendered,
@@ -113,13 +126,13 @@ def make_statement(
     return statement
 
 
-def policy_document(statements: tuple[dict[str, Any], ...]) -> str:
+def policy_document(statements: tuple[PolicyStatement, ...]) -> str:
     return json.dumps(
         {"Version": "2012-10-17", "Id": "default", "Statement": list(statements)}, separators=(",", ":")
     )
 
 
-def grants(statements: tuple[dict[str, Any], ...], account: str) -> bool:
+def grants(statements: tuple[PolicyStatement, ...], account: str) -> bool:
     """Whether the policy lets ``account`` call GetLayerVersion.
 
     lamina has no AWS Organizations, so a statement conditioned on an

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from lamina.domain.layers import LayerVersion
+from lamina.domain.layers import LayerVersion, PolicyStatement
 from lamina.store.db import Database
 from lamina.store.references import blob_referenced
 
@@ -121,7 +121,7 @@ class LayerStore:
         region: str,
         name: str,
         version: int,
-        change: Callable[[LayerVersion], tuple[tuple[dict[str, Any], ...], str | None]],
+        change: Callable[[LayerVersion], tuple[tuple[PolicyStatement, ...], str | None]],
     ) -> LayerVersion | None:
         """Apply ``change`` (which may raise) to a live version's policy atomically.
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from lamina.domain import layers as L
 from lamina.domain.arns import LayerRef, layer_version_arn, parse_layer_arn, resolve_layer_name
+from lamina.domain.models import LayersListItem, LayerVersionsListItem
 from lamina.errors import (
     AccessDeniedException,
     InvalidParameterValueException,
@@ -19,7 +21,7 @@ from lamina.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
-from lamina.services.base import RequestContext
+from lamina.services.base import RequestContext, output
 from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.platform import Platform
 
@@ -92,7 +94,7 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
     version = platform.layers.publish_layer_version(
         draft, ensure_blob=lambda: platform.blobs.put(params["Content"]["ZipFile"], sha)
     )
-    return L.full_shape(version, download_url(platform, ctx, sha))
+    return output(L.full_shape(version, download_url(platform, ctx, sha)))
 
 
 # -- read ------------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ def get_layer_version(platform: Platform, ctx: RequestContext, params: dict[str,
     version = _version_number(params)
     base = _ref(ctx, params)
     found = _readable(platform, ctx, LayerRef(base.region, base.account, base.name, version))
-    return L.full_shape(found, download_url(platform, ctx, found.sha256_hex))
+    return output(L.full_shape(found, download_url(platform, ctx, found.sha256_hex)))
 
 
 def get_layer_version_by_arn(
@@ -127,7 +129,7 @@ def get_layer_version_by_arn(
     if ref.version < 1:
         raise InvalidParameterValueException("Layer Version Cannot be less than 1")
     found = _readable(platform, ctx, ref)
-    return L.full_shape(found, download_url(platform, ctx, found.sha256_hex))
+    return output(L.full_shape(found, download_url(platform, ctx, found.sha256_hex)))
 
 
 def _page_size(params: dict[str, Any]) -> int:
@@ -153,7 +155,7 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
     below = _marker(params, "v")
     if below is not None and not isinstance(below, int):
         raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
-    items: list[dict[str, Any]] = []
+    items: list[LayerVersionsListItem] = []
     next_marker = None
     if ref.region == ctx.region:
         # Filters are applied in Python over a newest-first scan, in pages.
@@ -187,7 +189,7 @@ def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     after = _marker(params, "n")
     if after is not None and not isinstance(after, str):
         raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
-    layers: list[dict[str, Any]] = []
+    layers: list[LayersListItem] = []
     next_marker = None
     for name in platform.layers.layer_names(ctx.account_id, ctx.region, after=after):
         latest = _latest_matching(platform, ctx, name, runtime, arch)
@@ -245,6 +247,10 @@ def _policy_target(ctx: RequestContext, params: dict[str, Any], action: str) -> 
     return ref, ref.version_arn
 
 
+# A policy edit: the new statements and revision id, from the current version (may raise).
+PolicyChange = Callable[[L.LayerVersion], tuple[tuple[L.PolicyStatement, ...], str | None]]
+
+
 def _missing(arn: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(f"Layer version {arn} does not exist.")
 
@@ -265,7 +271,7 @@ def add_layer_version_permission(
     sid = params["StatementId"]
     statement = L.make_statement(sid, params["Principal"], arn, params.get("OrganizationId"))
 
-    def change(current: L.LayerVersion) -> tuple[tuple[dict[str, Any], ...], str | None]:
+    def change(current: L.LayerVersion) -> tuple[tuple[L.PolicyStatement, ...], str | None]:
         _check_revision(params, current)
         if any(s.get("Sid") == sid for s in current.policy):
             raise ResourceConflictException(
@@ -294,7 +300,7 @@ def _policy_too_long(size: int) -> Exception:
 
 
 def _update_policy(
-    platform: Platform, ctx: RequestContext, ref: LayerRef, arn: str, change: Any
+    platform: Platform, ctx: RequestContext, ref: LayerRef, arn: str, change: PolicyChange
 ) -> L.LayerVersion:
     assert ref.version is not None
     updated = None
@@ -326,7 +332,7 @@ def remove_layer_version_permission(
     ref, arn = _policy_target(ctx, params, "RemoveLayerVersionPermission")
     sid = params["StatementId"]
 
-    def change(current: L.LayerVersion) -> tuple[tuple[dict[str, Any], ...], str | None]:
+    def change(current: L.LayerVersion) -> tuple[tuple[L.PolicyStatement, ...], str | None]:
         _check_revision(params, current)
         remaining = tuple(s for s in current.policy if s.get("Sid") != sid)
         if len(remaining) == len(current.policy):
