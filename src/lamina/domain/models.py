@@ -175,7 +175,7 @@ class FunctionConfiguration(TypedDict, total=False):
     AcceleratorConfig: AcceleratorConfig
 
 
-# -- Lambda: layers, GetFunction, requests ---------------------------------------------------
+# -- Lambda: the other outputs, and inputs lamina reads as a whole ------------------------------
 
 
 class LayerVersionsListItem(TypedDict, total=False):
@@ -257,6 +257,63 @@ class VpcConfig(TypedDict, total=False):
     SubnetIds: list[str]
     SecurityGroupIds: list[str]
     Ipv6AllowedForDualStack: bool
+
+
+class ListFunctionsResponse(TypedDict, total=False):
+    NextMarker: str
+    Functions: list[FunctionConfiguration]
+
+
+class ListVersionsByFunctionResponse(TypedDict, total=False):
+    NextMarker: str
+    Versions: list[FunctionConfiguration]
+
+
+class AccountLimit(TypedDict, total=False):
+    TotalCodeSize: int
+    CodeSizeUnzipped: int
+    CodeSizeZipped: int
+    ConcurrentExecutions: int
+    UnreservedConcurrentExecutions: int
+
+
+class AccountUsage(TypedDict, total=False):
+    TotalCodeSize: int
+    FunctionCount: int
+
+
+class GetAccountSettingsResponse(TypedDict, total=False):
+    AccountLimit: AccountLimit
+    AccountUsage: AccountUsage
+
+
+class InvocationResponse(TypedDict, total=False):
+    StatusCode: int
+    FunctionError: str
+    LogResult: str
+    Payload: bytes
+    ExecutedVersion: str
+    DurableExecutionArn: str
+
+
+class ListLayerVersionsResponse(TypedDict, total=False):
+    NextMarker: str
+    LayerVersions: list[LayerVersionsListItem]
+
+
+class ListLayersResponse(TypedDict, total=False):
+    NextMarker: str
+    Layers: list[LayersListItem]
+
+
+class AddLayerVersionPermissionResponse(TypedDict, total=False):
+    Statement: str
+    RevisionId: str
+
+
+class GetLayerVersionPolicyResponse(TypedDict, total=False):
+    Policy: str
+    RevisionId: str
 
 
 # -- IAM -------------------------------------------------------------------------------------
@@ -349,6 +406,16 @@ SHAPES: dict[type, tuple[str, str]] = {
     Concurrency: ("lambda", "Concurrency"),
     GetFunctionResponse: ("lambda", "GetFunctionResponse"),
     VpcConfig: ("lambda", "VpcConfig"),
+    ListFunctionsResponse: ("lambda", "ListFunctionsResponse"),
+    ListVersionsByFunctionResponse: ("lambda", "ListVersionsByFunctionResponse"),
+    AccountLimit: ("lambda", "AccountLimit"),
+    AccountUsage: ("lambda", "AccountUsage"),
+    GetAccountSettingsResponse: ("lambda", "GetAccountSettingsResponse"),
+    InvocationResponse: ("lambda", "InvocationResponse"),
+    ListLayerVersionsResponse: ("lambda", "ListLayerVersionsResponse"),
+    ListLayersResponse: ("lambda", "ListLayersResponse"),
+    AddLayerVersionPermissionResponse: ("lambda", "AddLayerVersionPermissionResponse"),
+    GetLayerVersionPolicyResponse: ("lambda", "GetLayerVersionPolicyResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

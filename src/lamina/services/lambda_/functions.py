@@ -18,8 +18,11 @@ from lamina.domain.constraints import format_errors, render_value
 from lamina.domain.layers import grants
 from lamina.domain.models import (
     FunctionConfiguration,
+    GetAccountSettingsResponse,
     GetFunctionResponse,
     Layer,
+    ListFunctionsResponse,
+    ListVersionsByFunctionResponse,
     Role,
 )
 from lamina.domain.policy import PolicyKind, parse_policy, trusts
@@ -314,11 +317,11 @@ def list_functions(platform: Platform, ctx: RequestContext, params: dict[str, An
         limit=limit + 1,
         all_versions=params.get("FunctionVersion") == "ALL",
     )
-    out: dict[str, Any] = {"Functions": [r.config for r in rows[:limit]]}
+    out: ListFunctionsResponse = {"Functions": [r.config for r in rows[:limit]]}
     if len(rows) > limit:
         last = rows[limit - 1]
         out["NextMarker"] = _encode_marker(last.name, last.seq)
-    return out
+    return output(out)
 
 
 def list_versions_by_function(
@@ -331,10 +334,10 @@ def list_versions_by_function(
     marker = _decode_marker(params.get("Marker"))
     after = marker[1] if marker else -1
     rows = platform.functions.versions(ref.account, ref.region, ref.name, after=after, limit=limit + 1)
-    out: dict[str, Any] = {"Versions": [r.config for r in rows[:limit]]}
+    out: ListVersionsByFunctionResponse = {"Versions": [r.config for r in rows[:limit]]}
     if len(rows) > limit:
         out["NextMarker"] = _encode_marker(ref.name, rows[limit - 1].seq)
-    return out
+    return output(out)
 
 
 def _encode_marker(name: str, seq: int) -> str:
@@ -353,7 +356,7 @@ def _decode_marker(marker: str | None) -> tuple[str, int] | None:
 
 def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     count, total = platform.functions.usage(ctx.account_id, ctx.region)
-    return {
+    out: GetAccountSettingsResponse = {
         "AccountLimit": {
             "TotalCodeSize": 80_530_636_800,
             "CodeSizeUnzipped": F.MAX_UNZIPPED,
@@ -363,6 +366,7 @@ def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[s
         },
         "AccountUsage": {"TotalCodeSize": total, "FunctionCount": count},
     }
+    return output(out)
 
 
 # -- update -------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
+from lamina.domain.models import InvocationResponse
 from lamina.errors import (
     AwsError,
     InvalidRequestContentException,
@@ -28,7 +29,7 @@ from lamina.errors import (
 )
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
-from lamina.services.base import OnLoop, RequestContext
+from lamina.services.base import OnLoop, RequestContext, output
 from lamina.services.lambda_.functions import function_ref, load_function
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.events import EventStore, QueuedEvent
@@ -230,12 +231,12 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             raise TooManyRequestsException(
                 "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
             ) from exc
-        out: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
+        out: InvocationResponse = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
         if result.outcome is not Outcome.OK:
             out["FunctionError"] = "Unhandled"
         if tail:
             out["LogResult"] = base64.b64encode(result.log_tail).decode()
-        return out
+        return output(out)
 
     return OnLoop(run)
 

@@ -13,7 +13,14 @@ from typing import Any
 
 from lamina.domain import layers as L
 from lamina.domain.arns import LayerRef, layer_version_arn, parse_layer_arn, resolve_layer_name
-from lamina.domain.models import LayersListItem, LayerVersionsListItem
+from lamina.domain.models import (
+    AddLayerVersionPermissionResponse,
+    GetLayerVersionPolicyResponse,
+    LayersListItem,
+    LayerVersionsListItem,
+    ListLayersResponse,
+    ListLayerVersionsResponse,
+)
 from lamina.errors import (
     AccessDeniedException,
     InvalidParameterValueException,
@@ -176,10 +183,10 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
             if len(batch) < SCAN_BATCH:
                 break  # the scan reached the oldest version
             cursor = batch[-1].version
-    out: dict[str, Any] = {"LayerVersions": items}
+    out: ListLayerVersionsResponse = {"LayerVersions": items}
     if next_marker is not None:
         out["NextMarker"] = next_marker
-    return out
+    return output(out)
 
 
 def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -201,10 +208,10 @@ def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         layers.append(
             {"LayerName": name, "LayerArn": latest.layer_arn, "LatestMatchingVersion": L.list_item(latest)}
         )
-    out: dict[str, Any] = {"Layers": layers}
+    out: ListLayersResponse = {"Layers": layers}
     if next_marker is not None:
         out["NextMarker"] = next_marker
-    return out
+    return output(out)
 
 
 def _latest_matching(
@@ -285,7 +292,10 @@ def add_layer_version_permission(
         return statements, str(uuid.uuid4())
 
     updated = _update_policy(platform, ctx, ref, arn, change)
-    return {"Statement": json.dumps(statement, separators=(",", ":")), "RevisionId": updated.revision_id}
+    out: AddLayerVersionPermissionResponse = {"Statement": json.dumps(statement, separators=(",", ":"))}
+    if updated.revision_id is not None:
+        out["RevisionId"] = updated.revision_id
+    return output(out)
 
 
 def _policy_too_long(size: int) -> Exception:
@@ -323,7 +333,10 @@ def get_layer_version_policy(
         raise _missing(arn)
     if not found.policy:
         raise ResourceNotFoundException("No policy is associated with the given resource.")
-    return {"Policy": L.policy_document(found.policy), "RevisionId": found.revision_id}
+    out: GetLayerVersionPolicyResponse = {"Policy": L.policy_document(found.policy)}
+    if found.revision_id is not None:
+        out["RevisionId"] = found.revision_id
+    return output(out)
 
 
 def remove_layer_version_permission(
