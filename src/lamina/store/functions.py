@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from lamina.domain.functions import FunctionRef
-from lamina.domain.models import FunctionConfiguration
+from lamina.domain.models import FunctionConfiguration, VpcConfigResponse
 from lamina.store.db import Connection, Database
 from lamina.store.references import blob_referenced
 
@@ -226,7 +226,7 @@ class FunctionStore:
 
     # -- what the Hyperplane interfaces need (services/lambda_/vpc.py) ----------------------------
 
-    def vpc_configs_in_use(self) -> builtins.list[tuple[str, str, dict[str, Any]]]:
+    def vpc_configs_in_use(self) -> builtins.list[tuple[str, str, VpcConfigResponse]]:
         """(account, region, VpcConfig) of every version, of every function, that is in a VPC and
         not Inactive: the interfaces they name must stay."""
         rows = self.db.read(
@@ -236,11 +236,10 @@ class FunctionStore:
                 " AND json_extract(config, '$.State') != 'Inactive'"
             ).fetchall()
         )
-        return [(str(a), str(r), json.loads(text)) for a, r, text in rows]
+        return [(str(a), str(r), cast(VpcConfigResponse, json.loads(text))) for a, r, text in rows]
 
-    def active_in_vpc(self) -> builtins.list[tuple[str, str, str]]:
-        """(account, region, name) of every function whose $LATEST is in a VPC and Active (what
-        idle reclaim may turn Inactive)."""
+    def active_in_vpc(self) -> builtins.list[FunctionRef]:
+        """Every function whose $LATEST is in a VPC and Active (what idle reclaim may turn Inactive)."""
         rows = self.db.read(
             lambda c: c.execute(
                 "SELECT account, region, name FROM function_versions WHERE seq=0"
@@ -248,7 +247,7 @@ class FunctionStore:
                 " AND json_extract(config, '$.State') = 'Active'"
             ).fetchall()
         )
-        return [(str(a), str(r), str(n)) for a, r, n in rows]
+        return [FunctionRef(str(a), str(r), str(n)) for a, r, n in rows]
 
 
 def _insert(c: Connection, row: FunctionRow) -> None:

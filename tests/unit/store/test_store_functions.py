@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from lamina.domain.functions import FunctionRef
 from lamina.store import Database, FunctionRow, FunctionStore
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
@@ -129,4 +130,4 @@ def test_what_the_hyperplane_interfaces_need(db: Database) -> None:
     functions.create(latest("plain", State="Active", VpcConfig=no_vpc))
     functions.create(latest("bare", State="Active"))
     assert sorted(functions.vpc_configs_in_use(), key=str) == [(ACCOUNT, REGION, vpc), (ACCOUNT, REGION, vpc)]
-    assert functions.active_in_vpc() == [(ACCOUNT, REGION, "active")]
+    assert functions.active_in_vpc() == [FunctionRef(ACCOUNT, REGION, "active")]

@@ -36,6 +36,7 @@ from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
 
 if TYPE_CHECKING:
+    from lamina.linux import NetNamespace
     from lamina.services.platform import Platform
 
 log = logging.getLogger("lamina.invoke")
@@ -131,11 +132,11 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
     )
 
 
-def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[Any, ...]:
+def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[NetNamespace, ...]:
     """The Hyperplane interfaces' namespaces a VPC function's environments attach to; without a
     VPC, the default network (out to the uplink, never into a VPC), if the host has one."""
     vpc = row.config.get("VpcConfig") or {}
-    dataplane = getattr(platform, "dataplane", None)
+    dataplane = platform.dataplane
     if dataplane is None:
         return ()
     if not vpc.get("VpcId"):

@@ -64,7 +64,7 @@ class Preparer:
                         "on EC2.",
                     )
                 enis = self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
-                dataplane = getattr(self.platform, "dataplane", None)
+                dataplane = self.platform.dataplane
                 if dataplane is not None:
                     for eni in enis:
                         # Active only once the interface really exists on this host (its namespace).

@@ -222,8 +222,8 @@ class Hyperplane:
     def reclaim_idle(self) -> None:
         now = time.monotonic()
         reclaimed = False
-        for account, region, name in self.platform.functions.active_in_vpc():
-            last = self._last_used.get(FunctionRef(account, region, name), self._started)
+        for function in self.platform.functions.active_in_vpc():
+            last = self._last_used.get(function, self._started)
             if now - last < self._idle_s:
                 continue
 
@@ -237,8 +237,8 @@ class Hyperplane:
                 config["RevisionId"] = str(uuid.uuid4())
                 return row.with_config(config)
 
-            self.platform.functions.update(account, region, name, change)
-            self.platform.retire(account, region, name)
+            self.platform.functions.update(function.account, function.region, function.name, change)
+            self.platform.retire(function.account, function.region, function.name)
             reclaimed = True
         if reclaimed:
             self.sweep()
