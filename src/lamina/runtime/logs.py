@@ -34,15 +34,24 @@ def stream_name(version: str, now: dt.datetime) -> str:
     return f"{now:%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
 
 
+# How long appended lines may wait for the writer thread. Appends never wake it: a wake-up per
+# line put a thread hand-off (and a GIL hand-over) on every invocation, measured at +0.3 ms on a
+# warm invoke of 2 ms; CloudWatch Logs itself shows lines seconds later.
+WRITE_INTERVAL_S = 0.05
+
+
 class LogStore:
     """The log files of every function; appends are written by one owned thread between
-    :meth:`start` and :meth:`close` (by the caller otherwise)."""
+    :meth:`start` and :meth:`close` (by the caller otherwise), every ``WRITE_INTERVAL_S`` or at
+    once on :meth:`flush`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, write_interval_s: float = WRITE_INTERVAL_S) -> None:
         self.root = root
+        self._interval = write_interval_s
         self._write_lock = threading.Lock()  # one writer of files at a time (thread or caller)
         self._state_lock = threading.Lock()  # start/close against appends and flushes
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._kick = threading.Event()  # a flush or close wants the writer now
         self._writer: threading.Thread | None = None
 
     def _dir(self, account: str, region: str, function: str) -> Path:
@@ -58,7 +67,7 @@ class LogStore:
         with self._state_lock:
             if self._writer is not None:
                 raise RuntimeError("the log writer is already running")
-            self._writer = threading.Thread(target=self._run, name="lamina-logs", daemon=True)
+            self._writer = threading.Thread(target=self._run, name="lamina-logs")
             self._writer.start()
 
     def close(self) -> None:
@@ -68,6 +77,7 @@ class LogStore:
             if writer is None:
                 return
             self._queue.put(None)
+            self._kick.set()
         writer.join()
 
     def append(self, account: str, region: str, function: str, stream: str, text: bytes) -> None:
@@ -86,6 +96,7 @@ class LogStore:
             if self._writer is None:
                 return
             self._queue.put(done)
+            self._kick.set()
         done.wait()
 
     def _write(self, path: Path, text: bytes) -> None:
@@ -100,7 +111,9 @@ class LogStore:
     def _run(self) -> None:
         while True:
             # Everything queued at once, in order; consecutive appends to one file become one write.
-            batch = [self._queue.get()]
+            self._kick.wait(self._interval)
+            self._kick.clear()
+            batch: list[_Item] = []
             while True:
                 try:
                     batch.append(self._queue.get_nowait())
