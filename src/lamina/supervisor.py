@@ -18,6 +18,8 @@ Like trio's nurseries: a worker is never started without an owner that will stop
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import queue
 import threading
@@ -26,6 +28,8 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
+from lamina.linux import affinity
+
 log = logging.getLogger("lamina.supervisor")
 
 P = ParamSpec("P")
@@ -33,15 +37,18 @@ T = TypeVar("T")
 
 
 class IoExecutor(Executor):
-    """The I/O executor: a thread pool with a second, lighter way in from the event loop.
+    """The I/O executor: a thread pool with a light way in from the event loop.
 
     ``submit`` is the standard ``Executor`` interface (``loop.run_in_executor`` uses it).
-    :meth:`run` is for the hot paths (every API request, every invoke): it hands the call to a
-    worker and awaits a plain asyncio future that the worker resolves with
-    ``call_soon_threadsafe``, skipping ``concurrent.futures.Future`` and its chaining to an asyncio
-    future, which cost about as much again as the thread hand-off itself (measured: ~37 us vs
-    ~23 us a round trip on this project's 2-core machines). Threads start on demand, up to
-    ``max_workers``, and are joined by :meth:`shutdown`; none is a daemon.
+    :meth:`run` is for the hot paths (every API request, every invoke): the call goes to a worker
+    that resolves a plain asyncio future with ``call_soon_threadsafe``, without a
+    ``concurrent.futures.Future`` chained to it (as much again as the hand-off itself).
+
+    Where the worker sleeps matters more (:mod:`lamina.linux.affinity`): an idle worker waits
+    pinned to one CPU, and a call goes to a worker waiting on the CPU the caller runs on, so the
+    wake-up stays on the CPU the event loop is leaving. While it works, a worker may run anywhere
+    (threads it starts inherit no pin). Threads start on demand, up to ``max_workers``; beyond
+    that, calls wait their turn in order. ``shutdown`` joins them all; none is a daemon.
     """
 
     def __init__(self, max_workers: int, name: str = "lamina-io") -> None:
@@ -49,32 +56,55 @@ class IoExecutor(Executor):
             raise ValueError(f"max_workers must be at least 1, got {max_workers!r}")
         self._max = max_workers
         self._name = name
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
         self._lock = threading.Lock()
+        self._idle: dict[int, list[_IoWorker]] = {}  # CPU -> idle workers, the latest last
+        self._workers: list[_IoWorker] = []
+        self._backlog: collections.deque[Callable[[], None]] = collections.deque()
         self._closed = False
+        self._cpus = affinity.allowed_cpus()
 
-    def _put(self, item: Callable[[], None]) -> None:
+    def _dispatch(self, item: Callable[[], None]) -> None:
+        cpu = affinity.current_cpu()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the I/O executor is shut down")
-            if self._idle <= 0 and len(self._threads) < self._max:
-                thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}")
-                self._threads.append(thread)
-                self._idle += 1
-                thread.start()
-            self._idle -= 1  # a worker is taken by this item; it counts itself idle again when done
-        self._queue.put(item)
+            stack = self._idle.get(cpu)
+            if stack:
+                worker: _IoWorker | None = stack.pop()
+            elif len(self._workers) < self._max:
+                worker = _IoWorker(cpu)
+                worker.thread = threading.Thread(
+                    target=self._work, args=(worker,), name=f"{self._name}_{len(self._workers)}"
+                )
+                self._workers.append(worker)
+                worker.thread.start()
+            else:
+                worker = next((s.pop() for s in self._idle.values() if s), None)
+            if worker is None:
+                self._backlog.append(item)
+                return
+        worker.queue.put(item)
 
-    def _work(self) -> None:
+    def _work(self, worker: _IoWorker) -> None:
+        home = frozenset({worker.cpu}) if worker.cpu in self._cpus else None
+        if home is not None:
+            _pin(home)
         while True:
-            item = self._queue.get()
+            item = worker.queue.get()
             if item is None:
                 return
-            item()
-            with self._lock:
-                self._idle += 1
+            while item is not None:
+                if home is not None:
+                    _pin(self._cpus)  # work anywhere; threads started now inherit no pin
+                item()
+                if home is not None:
+                    _pin(home)  # idle where the next call's caller will be
+                with self._lock:  # a call that waited for a free worker, or idle
+                    if self._backlog:
+                        item = self._backlog.popleft()
+                    else:
+                        item = None
+                        self._idle.setdefault(worker.cpu, []).append(worker)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
@@ -89,7 +119,7 @@ class IoExecutor(Executor):
             else:
                 future.set_result(result)
 
-        self._put(item)
+        self._dispatch(item)
         return future
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -105,21 +135,38 @@ class IoExecutor(Executor):
             else:
                 loop.call_soon_threadsafe(_deliver, waiter, result, None)
 
-        self._put(item)
+        self._dispatch(item)
         return await waiter
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if self._closed:
-                threads = []
+                workers: list[_IoWorker] = []
             else:
                 self._closed = True
-                threads = list(self._threads)
-                for _ in threads:
-                    self._queue.put(None)  # each worker ends after the work queued before it
+                workers = list(self._workers)
+                for worker in workers:
+                    worker.queue.put(None)  # after the calls already handed to it
         if wait:
-            for thread in threads:
-                thread.join()
+            for worker in workers:
+                if worker.thread is not None:
+                    worker.thread.join()
+
+
+class _IoWorker:
+    """One thread of the I/O executor and its hand-off queue; idle, it waits on ``cpu``."""
+
+    __slots__ = ("cpu", "queue", "thread")
+
+    def __init__(self, cpu: int) -> None:
+        self.cpu = cpu
+        self.queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread: threading.Thread | None = None
+
+
+def _pin(cpus: frozenset[int]) -> None:
+    with contextlib.suppress(OSError):  # a CPU taken away meanwhile: run unpinned
+        affinity.pin_thread(cpus)
 
 
 def _deliver(waiter: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -45,8 +45,13 @@ class Credentials:
     off the event loop (the pipeline does)."""
 
     def __init__(self, accounts: Iterable[Account], iam: IamStore, clock: Callable[[], float]) -> None:
+        accounts = tuple(accounts)
         self._accounts = {
             a.access_key_id: sigv4.Credential(a.access_key_id, a.secret_access_key, a.account_id)
+            for a in accounts
+        }
+        self._roots = {
+            a.access_key_id: Principal(a.account_id, a.access_key_id, root_user_arn(a.account_id))
             for a in accounts
         }
         self._iam = iam

@@ -340,9 +340,35 @@ def _parse_expires(value: str | None) -> int | None:
     return expires
 
 
+def _canonical_uri(raw_path: str) -> str:
+    """The path as SigV4 signs it (dot segments removed, encoded once more). Cached for paths of
+    ordinary length: clients call the same few paths over and over (a hostile client's long ones
+    cannot fill the cache)."""
+    if len(raw_path) > _CACHED_TEXT:
+        return _encode_path(raw_path)
+    return _cached_encode_path(raw_path)
+
+
+def _encode_path(raw_path: str) -> str:
+    return quote(_remove_dot_segments(raw_path), safe="/~")
+
+
+_CACHED_TEXT = 512
+_cached_encode_path = lru_cache(maxsize=1024)(_encode_path)
+
+
 def _signed_header_names(value: str) -> tuple[str, ...]:
+    if len(value) > _CACHED_TEXT:
+        return _sorted_header_names(value)
+    return _cached_header_names(value)
+
+
+def _sorted_header_names(value: str) -> tuple[str, ...]:
     # AWS sorts and lower-cases the list itself; botocore always sends it that way anyway.
     return tuple(sorted(name.strip().lower() for name in value.split(";")))
+
+
+_cached_header_names = lru_cache(maxsize=256)(_sorted_header_names)
 
 
 def _parse_timestamp(value: str) -> tuple[datetime, str]:
@@ -464,7 +490,7 @@ def _canonical_request(
     return "\n".join(
         (
             request.method.upper(),
-            quote(_remove_dot_segments(request.raw_path), safe="/~"),
+            _canonical_uri(request.raw_path),
             "&".join(f"{name}={value}" for name, value in pairs),
             "\n".join(header_lines) + "\n",
             ";".join(params.signed_headers),

@@ -4,14 +4,16 @@ on it. One module per mechanism, each opening with the kernel facts it relies on
 
 Modules: :mod:`~lamina.linux.libc` (the binding), :mod:`~lamina.linux.namespaces`,
 :mod:`~lamina.linux.mounts`, :mod:`~lamina.linux.cgroups`, :mod:`~lamina.linux.links`,
-:mod:`~lamina.linux.sysctl`, :mod:`~lamina.linux.inotify`, :mod:`~lamina.linux.process`.
+:mod:`~lamina.linux.sysctl`, :mod:`~lamina.linux.inotify`, :mod:`~lamina.linux.process`,
+:mod:`~lamina.linux.affinity`.
 """
 
-from lamina.linux import cgroups, inotify, libc, links, mounts, namespaces, process, sysctl
+from lamina.linux import affinity, cgroups, inotify, libc, links, mounts, namespaces, process, sysctl
 from lamina.linux.cgroups import CgroupError, MemoryCgroup
 from lamina.linux.namespaces import NetNamespace, NetNamespaceError, run_in_thread
 
 __all__ = [
+    "affinity",
     "CgroupError",
     "MemoryCgroup",
     "NetNamespace",
