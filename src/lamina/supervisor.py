@@ -34,6 +34,8 @@ log = logging.getLogger("lamina.supervisor")
 
 P = ParamSpec("P")
 T = TypeVar("T")
+# A call for a worker: runs there, and may return what to do once the worker is idle again.
+_Item = Callable[[], "Callable[[], None] | None"]
 
 
 class IoExecutor(Executor):
@@ -59,11 +61,11 @@ class IoExecutor(Executor):
         self._lock = threading.Lock()
         self._idle: dict[int, list[_IoWorker]] = {}  # CPU -> idle workers, the latest last
         self._workers: list[_IoWorker] = []
-        self._backlog: collections.deque[Callable[[], None]] = collections.deque()
+        self._backlog: collections.deque[_Item] = collections.deque()
         self._closed = False
         self._cpus = affinity.allowed_cpus()
 
-    def _dispatch(self, item: Callable[[], None]) -> None:
+    def _dispatch(self, item: _Item) -> None:
         cpu = affinity.current_cpu()
         with self._lock:
             if self._closed:
@@ -96,7 +98,7 @@ class IoExecutor(Executor):
             while item is not None:
                 if home is not None:
                     _pin(self._cpus)  # work anywhere; threads started now inherit no pin
-                item()
+                deliver = item()
                 if home is not None:
                     _pin(home)  # idle where the next call's caller will be
                 with self._lock:  # a call that waited for a free worker, or idle
@@ -105,6 +107,9 @@ class IoExecutor(Executor):
                     else:
                         item = None
                         self._idle.setdefault(worker.cpu, []).append(worker)
+                if deliver is not None:
+                    # Last, so that the woken event loop finds the GIL about to be free.
+                    deliver()
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
@@ -127,13 +132,18 @@ class IoExecutor(Executor):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
 
-        def item() -> None:
+        def item() -> Callable[[], None]:
+            result: Any = None
+            error: BaseException | None = None
             try:
                 result = fn(*args)
             except BaseException as exc:
-                loop.call_soon_threadsafe(_deliver, waiter, None, exc)
-            else:
-                loop.call_soon_threadsafe(_deliver, waiter, result, None)
+                error = exc
+
+            def deliver() -> None:
+                loop.call_soon_threadsafe(_deliver, waiter, result, error)
+
+            return deliver
 
         self._dispatch(item)
         return await waiter
@@ -160,7 +170,7 @@ class _IoWorker:
 
     def __init__(self, cpu: int) -> None:
         self.cpu = cpu
-        self.queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
 
 
