@@ -30,12 +30,11 @@ from lamina.errors import (
     AccessDeniedException,
     AwsError,
     InvalidParameterValueException,
-    PreconditionFailedException,
-    ResourceConflictException,
     ResourceNotFoundException,
     ValidationException,
 )
 from lamina.services.base import RequestContext, output
+from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
@@ -65,7 +64,7 @@ def check_runtime_value(params: dict[str, Any]) -> None:
 def prevalidate_create(params: dict[str, Any]) -> None:
     check_runtime_value(params)
     if len(params.get("Layers") or []) > F.MAX_LAYERS:
-        raise InvalidParameterValueException("Cannot reference more than 5 layers.")
+        raise InvalidParameterValueException(M.TOO_MANY_LAYERS)
 
 
 def _check_ranges(params: dict[str, Any]) -> None:
@@ -132,9 +131,7 @@ def load_function(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
 def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int]:
     """Check and store a ZipFile; (sha256 hex, zipped size, unzipped size)."""
     if "ImageUri" in code:
-        raise InvalidParameterValueException(
-            "lamina runs Zip functions only: container images are not supported."
-        )
+        raise InvalidParameterValueException(M.ZIP_ONLY)
     stored = store_zip(
         platform,
         code,
@@ -149,7 +146,7 @@ def resolve_layers(
 ) -> tuple[list[Layer], tuple[str, ...]]:
     """Validate ``Layers`` in AWS's order; ([{Arn, CodeSize}], blob digests)."""
     if len(arns) > F.MAX_LAYERS:
-        raise InvalidParameterValueException("Cannot reference more than 5 layers.")
+        raise InvalidParameterValueException(M.TOO_MANY_LAYERS)
     pair = F.duplicate_layer_pair(arns)
     if pair is not None:
         raise InvalidParameterValueException(
@@ -163,7 +160,7 @@ def resolve_layers(
         if ref is not None and ref.version is not None:
             version = platform.layers.get_layer_version(ref.account, ref.region, ref.name, ref.version)
         if version is None:
-            raise InvalidParameterValueException(f"Layer version {arn} does not exist.")
+            raise InvalidParameterValueException(M.layer_version_missing(arn))
         found.append(version)
     for version in found:
         if version.region != ctx.region:
@@ -177,10 +174,7 @@ def resolve_layers(
             )
     total = code_unzipped + sum(v.unzipped_size for v in found)
     if total > F.MAX_UNZIPPED:
-        raise InvalidParameterValueException(
-            f"Function code combined with layers exceeds the maximum allowed size of {F.MAX_UNZIPPED} bytes. "
-            f"The actual size is {total} bytes."
-        )
+        raise M.too_big_with_layers(F.MAX_UNZIPPED, total)
     layers: list[Layer] = [{"Arn": v.arn, "CodeSize": v.code_size} for v in found]
     return layers, tuple(v.sha256_hex for v in found)
 
@@ -202,7 +196,7 @@ def check_role(platform: Platform, role_arn: str) -> Role:
             if not trusts(trust, "lambda.amazonaws.com"):
                 role = None
     if role is None:
-        raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
+        raise InvalidParameterValueException(M.ROLE_CANNOT_BE_ASSUMED)
     return role
 
 
@@ -226,9 +220,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
             "Unsupported function name: give a name or an unqualified ARN of your account."
         )
     if params.get("PackageType", "Zip") != "Zip":
-        raise InvalidParameterValueException(
-            "lamina runs Zip functions only: container images are not supported."
-        )
+        raise InvalidParameterValueException(M.ZIP_ONLY)
     runtime, handler = params.get("Runtime"), params.get("Handler")
     if runtime is None or handler is None:
         raise InvalidParameterValueException(
@@ -243,7 +235,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     vpc = check_vpc_config(platform, ref.account, ref.region, params["Role"], params.get("VpcConfig"))
     _check_runtime_offered(platform, runtime)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
-        raise ResourceConflictException(f"Function already exist: {ref.name}")
+        raise M.function_exists(ref.name)
     sha, size, unzipped = _store_code(platform, params["Code"])
     if layer_list:  # combined size, now that the code's unzipped size is known
         resolve_layers(platform, ctx, params.get("Layers") or [], unzipped)
@@ -280,7 +272,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         config["VpcConfig"] = vpc
     row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
     if not platform.functions.create(row):
-        raise ResourceConflictException(f"Function already exist: {ref.name}")
+        raise M.function_exists(ref.name)
     platform.preparer.schedule(row)
     if params.get("Publish"):
         # AWS answers with version 1's configuration when Publish is set.
@@ -351,7 +343,7 @@ def _decode_marker(marker: str | None) -> tuple[str, int] | None:
         seq, _, name = base64.urlsafe_b64decode(marker + "=" * (-len(marker) % 4)).decode().partition(":")
         return name, int(seq)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameterValueException(f"Invalid pagination marker: {marker}") from exc
+        raise M.invalid_marker(marker) from exc
 
 
 def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -377,14 +369,9 @@ def _begin_update(ref: F.FunctionRef, row: FunctionRow, revision: str | None) ->
         row.config.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value
         or row.config.get("State") == F.State.PENDING.value
     ):
-        raise ResourceConflictException(
-            f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
-        )
+        raise M.update_in_progress(ref.arn)
     if revision is not None and revision != row.config.get("RevisionId"):
-        raise PreconditionFailedException(
-            "The Revision Id provided does not match the latest Revision Id. "
-            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-        )
+        raise M.function_revision_mismatch()
 
 
 def _in_progress(config: FunctionConfiguration, ctx: RequestContext) -> FunctionConfiguration:
@@ -485,10 +472,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
         _begin_update(ref, row, params.get("RevisionId"))
         total = unzipped + _layers_unzipped(platform, row)
         if total > F.MAX_UNZIPPED:
-            raise InvalidParameterValueException(
-                f"Function code combined with layers exceeds the maximum allowed size of {F.MAX_UNZIPPED} bytes. "
-                f"The actual size is {total} bytes."
-            )
+            raise M.too_big_with_layers(F.MAX_UNZIPPED, total)
         config = _in_progress(row.config, ctx)
         config["CodeSha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
         config["CodeSize"] = size
@@ -528,19 +512,14 @@ def _publish(
             cfg.get("State") == F.State.PENDING.value
             or cfg.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value
         ):
-            raise ResourceConflictException(
-                f"The operation cannot be performed at this time. An update is in progress for resource: {ref.arn}"
-            )
+            raise M.update_in_progress(ref.arn)
         if code_sha is not None and code_sha != cfg["CodeSha256"]:
             raise InvalidParameterValueException(
                 f"CodeSHA256 ({code_sha}) is different from current CodeSHA256 in $LATEST ({cfg['CodeSha256']}). "
                 "Please try again with the CodeSHA256 in $LATEST."
             )
         if revision is not None and revision != cfg.get("RevisionId"):
-            raise PreconditionFailedException(
-                "The Revision Id provided does not match the latest Revision Id. "
-                "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-            )
+            raise M.function_revision_mismatch()
         if newest is not None and _same_content(newest.config, cfg) and description is None:
             return None  # nothing changed since the last published version
         version = cfg.copy()

@@ -30,6 +30,7 @@ from lamina.errors import (
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
+from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.functions import function_ref, load_function
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.events import EventStore, QueuedEvent
@@ -170,13 +171,9 @@ def _check_json(payload: bytes) -> None:
     try:
         json.loads(payload)
     except UnicodeDecodeError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: Could not parse payload into json: {exc}"
-        ) from exc
+        raise M.payload_not_json(exc) from exc
     except ValueError as exc:
-        raise InvalidRequestContentException(
-            f"Could not parse request body into json: Could not parse payload into json: {exc}"
-        ) from exc
+        raise M.payload_not_json(exc) from exc
 
 
 def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:

@@ -29,6 +29,7 @@ from lamina.errors import (
     ResourceNotFoundException,
 )
 from lamina.services.base import RequestContext, output
+from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.platform import Platform
 
@@ -41,7 +42,7 @@ SCAN_BATCH = 200
 def _version_number(params: dict[str, Any]) -> int:
     version = int(params["VersionNumber"])
     if version < 1:
-        raise InvalidParameterValueException("Layer Version Cannot be less than 1")
+        raise InvalidParameterValueException(M.LAYER_VERSION_BELOW_ONE)
     return version
 
 
@@ -134,7 +135,7 @@ def get_layer_version_by_arn(
     if ref is None or ref.version is None:  # e.g. arn:aws:lambda:::awslayer:NAME
         raise ResourceNotFoundException(NOT_FOUND)
     if ref.version < 1:
-        raise InvalidParameterValueException("Layer Version Cannot be less than 1")
+        raise InvalidParameterValueException(M.LAYER_VERSION_BELOW_ONE)
     found = _readable(platform, ctx, ref)
     return output(L.full_shape(found, download_url(platform, ctx, found.sha256_hex)))
 
@@ -149,7 +150,7 @@ def _marker(params: dict[str, Any], kind: str) -> str | int | None:
         return None
     value = L.decode_marker(marker, kind)
     if value is None:
-        raise InvalidParameterValueException(f"Invalid pagination marker: {marker}")
+        raise M.invalid_marker(marker)
     return value
 
 
@@ -161,7 +162,7 @@ def list_layer_versions(platform: Platform, ctx: RequestContext, params: dict[st
     limit = _page_size(params)
     below = _marker(params, "v")
     if below is not None and not isinstance(below, int):
-        raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
+        raise M.invalid_marker(params["Marker"])
     items: list[LayerVersionsListItem] = []
     next_marker = None
     if ref.region == ctx.region:
@@ -195,7 +196,7 @@ def list_layers(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     limit = _page_size(params)
     after = _marker(params, "n")
     if after is not None and not isinstance(after, str):
-        raise InvalidParameterValueException(f"Invalid pagination marker: {params['Marker']}")
+        raise M.invalid_marker(params["Marker"])
     layers: list[LayersListItem] = []
     next_marker = None
     for name in platform.layers.layer_names(ctx.account_id, ctx.region, after=after):
@@ -259,7 +260,7 @@ PolicyChange = Callable[[L.LayerVersion], tuple[tuple[L.PolicyStatement, ...], s
 
 
 def _missing(arn: str) -> ResourceNotFoundException:
-    return ResourceNotFoundException(f"Layer version {arn} does not exist.")
+    return ResourceNotFoundException(M.layer_version_missing(arn))
 
 
 def _check_revision(params: dict[str, Any], current: L.LayerVersion) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from lamina.domain.arns import Arn
 from lamina.errors import InvalidParameterValueException
+from lamina.services.lambda_.messages import ROLE_CANNOT_BE_ASSUMED
 from lamina.services.sts.sessions import issue_session
 from lamina.store.iam import IamStore, Session
 
@@ -35,9 +36,7 @@ class RoleSessions:
         if arn is not None and arn.role_name is not None:
             role = self._iam.get_role(arn.account, arn.role_name)
         if arn is None or role is None:
-            raise InvalidParameterValueException(
-                "The role defined for the function cannot be assumed by Lambda."
-            )
+            raise InvalidParameterValueException(ROLE_CANNOT_BE_ASSUMED)
         session = issue_session(self._iam, arn.account, role, function, ROLE_SESSION_S, now)
         self._sessions[key] = session
         return session.access_key, session.secret, session.token

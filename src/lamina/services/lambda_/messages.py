@@ -1,0 +1,56 @@
+"""Lambda's messages that more than one operation answers, each written once (kept whole: clients
+and the recordings compare them byte for byte)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from lamina.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    PreconditionFailedException,
+    ResourceConflictException,
+)
+
+TOO_MANY_LAYERS: Final = "Cannot reference more than 5 layers."
+ZIP_ONLY: Final = "lamina runs Zip functions only: container images are not supported."
+ROLE_CANNOT_BE_ASSUMED: Final = "The role defined for the function cannot be assumed by Lambda."
+LAYER_VERSION_BELOW_ONE: Final = "Layer Version Cannot be less than 1"
+
+
+def invalid_marker(marker: object) -> InvalidParameterValueException:
+    return InvalidParameterValueException(f"Invalid pagination marker: {marker}")
+
+
+def layer_version_missing(arn: str) -> str:
+    return f"Layer version {arn} does not exist."
+
+
+def function_exists(name: str) -> ResourceConflictException:
+    return ResourceConflictException(f"Function already exist: {name}")
+
+
+def update_in_progress(arn: str) -> ResourceConflictException:
+    return ResourceConflictException(
+        f"The operation cannot be performed at this time. An update is in progress for resource: {arn}"
+    )
+
+
+def too_big_with_layers(limit: int, size: int) -> InvalidParameterValueException:
+    return InvalidParameterValueException(
+        f"Function code combined with layers exceeds the maximum allowed size of {limit} bytes. "
+        f"The actual size is {size} bytes."
+    )
+
+
+def function_revision_mismatch() -> PreconditionFailedException:
+    return PreconditionFailedException(
+        "The Revision Id provided does not match the latest Revision Id. "
+        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+    )
+
+
+def payload_not_json(exc: Exception) -> InvalidRequestContentException:
+    return InvalidRequestContentException(
+        f"Could not parse request body into json: Could not parse payload into json: {exc}"
+    )
