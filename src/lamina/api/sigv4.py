@@ -60,6 +60,7 @@ MAX_PRESIGN_EXPIRES = 604_800
 
 _TERMINATOR = "aws4_request"
 _AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+_MISSING_TOKEN = "Missing Authentication Token"
 _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
@@ -246,7 +247,7 @@ def _auth_params(request: IncomingRequest, query: list[tuple[str, str]]) -> _Aut
         return _header_params(auth, request.headers)
     if presigned is not None:
         return _query_params(presigned, query)
-    raise MissingAuthenticationTokenException("Missing Authentication Token")
+    raise MissingAuthenticationTokenException(_MISSING_TOKEN)
 
 
 def _header_params(auth: str, headers: Mapping[str, str]) -> _AuthParams:
@@ -294,7 +295,7 @@ def _header_params(auth: str, headers: Mapping[str, str]) -> _AuthParams:
 def _query_params(algorithm: str, query: list[tuple[str, str]]) -> _AuthParams:
     if algorithm != ALGORITHM:
         # An unknown presigning algorithm is treated as no signature at all.
-        raise MissingAuthenticationTokenException("Missing Authentication Token")
+        raise MissingAuthenticationTokenException(_MISSING_TOKEN)
     credential = _first(query, "X-Amz-Credential")
     signature = _first(query, "X-Amz-Signature")
     signed_headers = _first(query, "X-Amz-SignedHeaders")

@@ -40,6 +40,10 @@ ID_HEX_DIGITS = 17
 _ID_PREFIX = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 
 
+def _invalid_cidr(text: str) -> str:
+    return f"The CIDR '{text}' is invalid."
+
+
 def _error(code: str, message: str) -> AwsError:
     return AwsError(message, code=code, status=400, sender_fault=True)
 
@@ -80,7 +84,7 @@ def validate_vpc_cidr(text: str) -> IPv4Network:
     """
     network = parse_cidr(text)
     if not _prefix_in_range(network):
-        raise _error("InvalidVpc.Range", f"The CIDR '{text}' is invalid.")
+        raise _error("InvalidVpc.Range", _invalid_cidr(text))
     return network
 
 
@@ -97,7 +101,7 @@ def validate_subnet_cidr(
     """
     network = parse_cidr(text)
     if not _prefix_in_range(network) or not any(network.subnet_of(vpc) for vpc in vpc_cidrs):
-        raise _error("InvalidSubnet.Range", f"The CIDR '{text}' is invalid.")
+        raise _error("InvalidSubnet.Range", _invalid_cidr(text))
     if any(network.overlaps(other) for other in siblings):
         raise _error("InvalidSubnet.Conflict", f"The CIDR '{text}' conflicts with another subnet")
     return network

@@ -64,6 +64,10 @@ class Family(enum.Enum):
     IPV6 = "ipv6"
 
 
+def _icmp_code_out_of_range(code: int) -> Exception:
+    return _error("InvalidParameterValue", f"ICMP code ({code}) out of range")
+
+
 def _error(code: str, message: str) -> AwsError:
     return AwsError(message, code=code, status=400, sender_fault=True)
 
@@ -251,11 +255,11 @@ def _ports(protocol: str, from_port: int | None, to_port: int | None) -> tuple[i
         if not -1 <= from_port <= MAX_ICMP:
             raise _error("InvalidParameterValue", f"ICMP type ({from_port}) out of range")
         if not -1 <= to_port <= MAX_ICMP:
-            raise _error("InvalidParameterValue", f"ICMP code ({to_port}) out of range")
+            raise _icmp_code_out_of_range(to_port)
         if from_port == -1 and to_port != -1:
             # "If you specify all ICMP types, you must specify all ICMP codes" (API reference); the
             # message text is lamina's own.
-            raise _error("InvalidParameterValue", f"ICMP code ({to_port}) out of range")
+            raise _icmp_code_out_of_range(to_port)
         return from_port, to_port
     # -1 and other protocol numbers: every port, whatever was given.
     return -1, -1
