@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invokes", type=int, default=1200, help="timed warm invokes per side")
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--runtime", default="python3.12")
+    parser.add_argument("--profile", action="store_true", help="accepted from run.py; no profile is taken")
     args = parser.parse_args(argv)
     invokes = os.geteuid() == 0 and (C.ROOT / ".venv" / "lamina-runtimes" / args.runtime).is_dir()
     if not invokes:
