@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 
@@ -27,6 +28,7 @@ from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.services import ec2, iam, lambda_, sts
+from lamina.services.base import ServiceBinding
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
@@ -141,14 +143,13 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     platform.preparer = Preparer(platform)
 
     session = botocore.session.get_session()
-    services = {
-        "lambda": lambda_.binding(session),
-        "iam": iam.binding(session),
-        "sts": sts.binding(session),
-        "ec2": ec2.binding(session),
+    services: dict[str, ServiceBinding[Any]] = {
+        "lambda": lambda_.binding(session, platform),
+        "iam": iam.binding(session, iam_store),
+        "sts": sts.binding(session, iam_store),
+        "ec2": ec2.binding(session, ec2_store),
     }
     pipeline = Pipeline(
-        platform,
         services,
         Credentials(settings.accounts, iam_store, time.time),
         authorizer=authorizer if authorizer is not None else AllowAll(),

@@ -1150,7 +1150,6 @@ def test_store_api_for_hyperplane_interfaces(tmp_path: Path, server: LaminaServe
 
 def test_nat_gateway_delay_and_failure_blackholes_routes(tmp_path: Path) -> None:
     # In-process, with a NAT gateway delay and the request clock under the test's control.
-    from types import SimpleNamespace
 
     from lamina.services.base import RequestContext
     from lamina.services.ec2 import handlers_gateways as gateways
@@ -1159,40 +1158,38 @@ def test_nat_gateway_delay_and_failure_blackholes_routes(tmp_path: Path) -> None
 
     metadata = Database(tmp_path / "lamina.db")
     try:
-        platform: Any = SimpleNamespace(ec2=Ec2Store(metadata, nat_delay_ms=60_000))
+        store = Ec2Store(metadata, nat_delay_ms=60_000)
         events: list[str] = []
-        platform.ec2.listeners.append(lambda event, obj: events.append(event))
+        store.listeners.append(lambda event, obj: events.append(event))
 
         def at(ms: int) -> RequestContext:
             return RequestContext("000000000000", "us-east-1", "req", "http://x", now_ms=ms)
 
-        vpc_id = vpcs.create_vpc(platform, at(1000), {"CidrBlock": "10.0.0.0/16"})["Vpc"]["VpcId"]
-        subnet_id = vpcs.create_subnet(platform, at(1000), {"VpcId": vpc_id, "CidrBlock": "10.0.0.0/24"})[
+        vpc_id = vpcs.create_vpc(store, at(1000), {"CidrBlock": "10.0.0.0/16"})["Vpc"]["VpcId"]
+        subnet_id = vpcs.create_subnet(store, at(1000), {"VpcId": vpc_id, "CidrBlock": "10.0.0.0/24"})[
             "Subnet"
         ]["SubnetId"]
-        allocation = gateways.allocate_address(platform, at(1000), {})["AllocationId"]
+        allocation = gateways.allocate_address(store, at(1000), {})["AllocationId"]
         nat_id = gateways.create_nat_gateway(
-            platform, at(1000), {"SubnetId": subnet_id, "AllocationId": allocation}
+            store, at(1000), {"SubnetId": subnet_id, "AllocationId": allocation}
         )["NatGateway"]["NatGatewayId"]
-        table_id = routes.describe_route_tables(platform, at(1000), {})["RouteTables"][0]["RouteTableId"]
+        table_id = routes.describe_route_tables(store, at(1000), {})["RouteTables"][0]["RouteTableId"]
         routes.create_route(
-            platform,
+            store,
             at(2000),
             {"RouteTableId": table_id, "DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": nat_id},
         )
 
         def nat_state(ms: int) -> str:
-            nats = gateways.describe_nat_gateways(platform, at(ms), {"NatGatewayIds": [nat_id]})[
-                "NatGateways"
-            ]
+            nats = gateways.describe_nat_gateways(store, at(ms), {"NatGatewayIds": [nat_id]})["NatGateways"]
             return str(nats[0]["State"])
 
         assert nat_state(30_000) == "pending"  # still within its delay
         events.clear()
         assert nat_state(61_000) == "failed"
-        table = routes.describe_route_tables(platform, at(61_000), {"RouteTableIds": [table_id]})[
-            "RouteTables"
-        ][0]
+        table = routes.describe_route_tables(store, at(61_000), {"RouteTableIds": [table_id]})["RouteTables"][
+            0
+        ]
         assert [r["State"] for r in table["Routes"] if r.get("NatGatewayId") == nat_id] == ["blackhole"]
         assert "interface-deleted" in events and "route-changed" in events
     finally:

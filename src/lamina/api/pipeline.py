@@ -32,7 +32,6 @@ from lamina.api.protocols import Protocol as WireProtocol
 from lamina.api.validation import validate
 from lamina.errors import AwsError, ServiceException, not_implemented, unknown_operation, unknown_service
 from lamina.services.base import OnLoop, RequestContext, ServiceBinding
-from lamina.services.platform import Platform
 from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
@@ -69,7 +68,7 @@ class Endpoint:
 
     __slots__ = ("_binding", "name", "protocol")
 
-    def __init__(self, name: str, binding: ServiceBinding) -> None:
+    def __init__(self, name: str, binding: ServiceBinding[Any]) -> None:
         self.name = name
         self._binding = binding
         self.protocol: WireProtocol = protocol_for(binding.model)
@@ -101,15 +100,13 @@ class Pipeline:
 
     def __init__(
         self,
-        platform: Platform,
-        services: Mapping[str, ServiceBinding],
+        services: Mapping[str, ServiceBinding[Any]],
         credentials: Credentials,
         *,
         authorizer: Authorizer,
         executor: IoExecutor,
         clock: Callable[[], float],
     ) -> None:
-        self._platform = platform
         self._bindings = dict(services)
         self.endpoints = {name: Endpoint(name, b) for name, b in services.items()}
         self.credentials = credentials
@@ -191,7 +188,7 @@ class Pipeline:
         """Every stage on the executor; an :class:`OnLoop` answer is finished by :meth:`http`."""
         try:
             handler, ctx, params = self._http_admit(endpoint, match, request, request_id)
-            output = handler(self._platform, ctx, params)
+            output = handler(self._bindings[endpoint.name].deps, ctx, params)
             if isinstance(output, OnLoop):
                 return output
             return endpoint.protocol.serialize(match, output, request_id)
@@ -240,7 +237,7 @@ class Pipeline:
 
         def run() -> dict[str, Any] | OnLoop:
             handler, ctx = self._admit(endpoint, model, principal, params, region, request_id, base_url, now)
-            result: dict[str, Any] | OnLoop = handler(self._platform, ctx, params)
+            result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
             return result
 
         output = await self._executor.run(run)

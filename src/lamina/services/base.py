@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from lamina.domain.arns import root_user_arn
 from lamina.domain.constraints import MemberOverride
 
-if TYPE_CHECKING:
-    from lamina.services.platform import Platform
+# What a service's handlers receive first: only what they use (the Platform, or one store).
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class OnLoop:
     finish: Callable[[], Awaitable[dict[str, Any]]]
 
 
-# A handler returns the output dict, or the part still to run on the loop.
-Handler = Callable[["Platform", RequestContext, dict[str, Any]], "dict[str, Any] | OnLoop"]
+# A handler gets its service's dependencies (``ServiceBinding.deps``), the request's context and
+# parameters, and returns the output dict, or the part still to run on the loop.
+Handler = Callable[[D, RequestContext, dict[str, Any]], "dict[str, Any] | OnLoop"]
 
 
 def output(shape: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,11 +53,13 @@ def output(shape: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class ServiceBinding:
-    """A service: its botocore model, handlers by operation name, and AWS's wire quirks."""
+class ServiceBinding(Generic[D]):
+    """A service: its botocore model, handlers by operation name, what they receive as their first
+    argument (``deps``: only what they use), and AWS's wire quirks."""
 
     model: Any
-    handlers: dict[str, Handler]
+    deps: D
+    handlers: Mapping[str, Handler[D]]
     overrides: Mapping[str, Mapping[str, MemberOverride]] = field(default_factory=dict)
     # Largest request body per operation (AWS answers 413 above it); default for the rest.
     max_request_bytes: Mapping[str, int] = field(default_factory=dict)

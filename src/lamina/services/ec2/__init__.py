@@ -2,7 +2,7 @@
 
 VPCs, subnets, security groups and their rules, internet and NAT gateways, Elastic IPs, route
 tables and network interfaces, with EC2's errors, filters, tags and DryRun. The rules are in
-:mod:`lamina.domain.ec2`; state lives in :class:`lamina.store.ec2.Ec2Store` (``platform.ec2``),
+:mod:`lamina.domain.ec2`; state lives in :class:`lamina.store.ec2.Ec2Store` (what the handlers receive),
 which is also the Python API the Lambda side uses for its Hyperplane interfaces
 (``create_interface`` / ``delete_interface`` / ``get_subnet`` / ``get_security_group``) and whose
 ``listeners`` hear of every change.
@@ -22,14 +22,17 @@ from lamina.services.ec2 import (
     handlers_vpcs,
 )
 from lamina.services.ec2.handlers_routes import is_public_subnet, table_for_subnet
+from lamina.store.ec2 import Ec2Store
 
 __all__ = ["binding", "is_public_subnet", "table_for_subnet"]
 
 
-def binding(loader: Any) -> ServiceBinding:
-    """EC2's operations bound to its botocore model (``loader``: a botocore session)."""
+def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
+    """EC2's operations bound to its botocore model (``loader``: a botocore session); the handlers
+    receive the EC2 store."""
     return ServiceBinding(
         model=loader.get_service_model("ec2"),
+        deps=ec2,
         handlers={
             **handlers_vpcs.HANDLERS,
             **handlers_secgroups.HANDLERS,

@@ -34,8 +34,7 @@ from lamina.services.ec2.handlers_tags import (
     write,
 )
 from lamina.services.ec2.handlers_vpcs import dependency
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 
 def _suffix() -> str:
@@ -45,12 +44,10 @@ def _suffix() -> str:
 # -- internet gateways ------------------------------------------------------------------------------
 
 
-def create_internet_gateway(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def create_internet_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = spec_tags(params, ec2.INTERNET_GATEWAY)
     dry_run(params)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         igw_id = tx.new_id(ec2.INTERNET_GATEWAY)
         igw = {"Attachments": [], "InternetGatewayId": igw_id, "OwnerId": ctx.account_id, "Tags": tags}
         tx.put(ec2.INTERNET_GATEWAY, igw_id, igw)
@@ -78,11 +75,9 @@ def _set_gateway_routes(tx: Ec2Tx, vpc_id: str, igw_id: str, state: R.RouteState
             tx.emit(ec2.ROUTE_CHANGED, table)
 
 
-def attach_internet_gateway(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def attach_internet_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
         tx.require(ec2.VPC, vpc_id)
         current = _attached_to(igw)
@@ -100,11 +95,9 @@ def attach_internet_gateway(
     return {}
 
 
-def detach_internet_gateway(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def detach_internet_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     igw_id, vpc_id = params["InternetGatewayId"], params["VpcId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
         tx.require(ec2.VPC, vpc_id)
         if _attached_to(igw) != vpc_id:
@@ -129,11 +122,9 @@ def detach_internet_gateway(
     return {}
 
 
-def delete_internet_gateway(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def delete_internet_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     igw_id = params["InternetGatewayId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         igw = tx.require(ec2.INTERNET_GATEWAY, igw_id)
         if _attached_to(igw) is not None:
             raise dependency("internetGateway", igw_id)
@@ -151,13 +142,13 @@ _IGW_FILTERS = {
 
 
 def describe_internet_gateways(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, ec2.INTERNET_GATEWAY, params.get("InternetGatewayIds"))
         return [public(g) for g in (found if found is not None else tx.find(ec2.INTERNET_GATEWAY))]
 
-    gateways = apply_filters(read(platform, ctx, run), params.get("Filters"), _IGW_FILTERS)
+    gateways = apply_filters(read(store, ctx, run), params.get("Filters"), _IGW_FILTERS)
     dry_run(params)
     page, token = paginate(gateways, params)
     return with_token({"InternetGateways": page}, token)
@@ -166,9 +157,9 @@ def describe_internet_gateways(
 # -- Elastic IP addresses ---------------------------------------------------------------------------
 
 
-def allocate_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def allocate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = spec_tags(params, ec2.ELASTIC_IP)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         allocation_id = tx.new_id(ec2.ELASTIC_IP)
         address = tx.claim_public_address(allocation_id, params.get("Address"))
         dry_run(params)
@@ -198,8 +189,8 @@ def _by_public_ip(tx: Ec2Tx, public_ip: str) -> dict[str, Any]:
     raise _address_not_found(public_ip)
 
 
-def release_address(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    with write(platform, ctx) as tx:
+def release_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(store, ctx) as tx:
         if params.get("AllocationId"):
             eip = tx.require(ec2.ELASTIC_IP, params["AllocationId"])
         elif params.get("PublicIp"):
@@ -227,7 +218,7 @@ _ADDRESS_FILTERS = {
 }
 
 
-def describe_addresses(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def describe_addresses(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, ec2.ELASTIC_IP, params.get("AllocationIds"))
         eips = found if found is not None else tx.find(ec2.ELASTIC_IP)
@@ -238,7 +229,7 @@ def describe_addresses(platform: Platform, ctx: RequestContext, params: dict[str
             eips = [e for e in eips if e["PublicIp"] in wanted]
         return [public(e) for e in eips]
 
-    addresses = apply_filters(read(platform, ctx, run), params.get("Filters"), _ADDRESS_FILTERS)
+    addresses = apply_filters(read(store, ctx, run), params.get("Filters"), _ADDRESS_FILTERS)
     dry_run(params)
     return {"Addresses": addresses}
 
@@ -254,14 +245,14 @@ def _nat_out(nat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def create_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     subnet_id = required(params, "SubnetId")
     connectivity = params.get("ConnectivityType") or "public"
     allocation_id = params.get("AllocationId")
     if connectivity == "public" and not allocation_id:
         raise error("MissingParameter", "The request must contain the parameter AllocationId")
     tags = spec_tags(params, ec2.NAT_GATEWAY)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         subnet = tx.require(ec2.SUBNET, subnet_id)
         eip = (
             tx.require(ec2.ELASTIC_IP, allocation_id) if connectivity == "public" and allocation_id else None
@@ -319,7 +310,7 @@ def create_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str
             "VpcId": subnet["VpcId"],
             "Tags": tags,
             "ConnectivityType": connectivity,
-            "_due_ms": tx.now_ms + platform.ec2.nat_delay_ms,
+            "_due_ms": tx.now_ms + store.nat_delay_ms,
         }
         if failure is not None:
             nat["_failure"] = failure
@@ -339,8 +330,8 @@ _NAT_FILTERS = {
 }
 
 
-def describe_nat_gateways(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    with write(platform, ctx) as tx:
+def describe_nat_gateways(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(store, ctx) as tx:
         tx.advance_nat_gateways()
         found = by_ids(tx, ec2.NAT_GATEWAY, params.get("NatGatewayIds"))
         nats = [_nat_out(n) for n in (found if found is not None else tx.find(ec2.NAT_GATEWAY))]
@@ -350,16 +341,16 @@ def describe_nat_gateways(platform: Platform, ctx: RequestContext, params: dict[
     return with_token({"NatGateways": page}, token)
 
 
-def delete_nat_gateway(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     nat_id = params["NatGatewayId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         tx.advance_nat_gateways()
         nat = tx.require(ec2.NAT_GATEWAY, nat_id)
         dry_run(params)
         if nat["State"] not in ("deleting", "deleted"):
             nat["State"] = "deleting"
             nat["DeleteTime"] = iso(tx.now_ms)
-            nat["_due_ms"] = tx.now_ms + platform.ec2.nat_delay_ms
+            nat["_due_ms"] = tx.now_ms + store.nat_delay_ms
             nat.pop("_failure", None)
             tx.release_nat_resources(nat)
             tx.update(nat_id, nat)

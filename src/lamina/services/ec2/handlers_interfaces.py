@@ -27,8 +27,7 @@ from lamina.services.ec2.handlers_tags import (
     with_token,
     write,
 )
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 _UNSUPPORTED = (
     "SecondaryPrivateIpAddressCount",
@@ -85,15 +84,13 @@ def _primary_address(params: dict[str, Any]) -> str | None:
     return address
 
 
-def create_network_interface(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def create_network_interface(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     for name in _UNSUPPORTED:
         if params.get(name):
             raise error("UnsupportedOperation", f"{name} is not supported by lamina.")
     private_ip = _primary_address(params)
     tags = spec_tags(params, ec2.NETWORK_INTERFACE)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         eni = tx.create_interface(
             params["SubnetId"],
             params.get("Groups") or (),
@@ -142,14 +139,14 @@ _ENI_COLUMNS = {"network-interface-id": "id", "subnet-id": "subnet_id", "vpc-id"
 
 
 def describe_network_interfaces(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     ids = params.get("NetworkInterfaceIds")
 
     def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
         return listing(tx, ec2.NETWORK_INTERFACE, ids, params.get("Filters"), _ENI_COLUMNS)
 
-    found, filters = read(platform, ctx, run)
+    found, filters = read(store, ctx, run)
     interfaces = apply_filters(
         [interface_out(e, owned=True) for e in found], filters, _ENI_FILTERS, tags_key="TagSet"
     )
@@ -158,11 +155,9 @@ def describe_network_interfaces(
     return with_token({"NetworkInterfaces": page}, token)
 
 
-def delete_network_interface(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def delete_network_interface(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     eni_id = params["NetworkInterfaceId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         eni = tx.require(ec2.NETWORK_INTERFACE, eni_id)
         if eni.get("RequesterManaged") or eni.get("Status") == "in-use":
             raise error("InvalidNetworkInterface.InUse", f"Interface: [{eni_id}] in use.")

@@ -28,8 +28,7 @@ from lamina.services.ec2.handlers_tags import (
     write,
 )
 from lamina.services.ec2.handlers_vpcs import dependency
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 _UNSUPPORTED_TARGETS = (
     "InstanceId",
@@ -68,9 +67,9 @@ def is_public_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> bool:
     return table is not None and R.is_public(routes_of(table))
 
 
-def create_route_table(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = spec_tags(params, ec2.ROUTE_TABLE)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         vpc = tx.require(ec2.VPC, params["VpcId"])
         dry_run(params)
         table_id = tx.new_id(ec2.ROUTE_TABLE)
@@ -92,9 +91,9 @@ def create_route_table(platform: Platform, ctx: RequestContext, params: dict[str
     return out
 
 
-def delete_route_table(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     table_id = params["RouteTableId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         table = tx.require(ec2.ROUTE_TABLE, table_id)
         if table.get("Associations"):
             raise dependency("routeTable", table_id)
@@ -122,12 +121,12 @@ _TABLE_FILTERS = {
 }
 
 
-def describe_route_tables(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def describe_route_tables(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, ec2.ROUTE_TABLE, params.get("RouteTableIds"))
         return [public(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
 
-    tables = apply_filters(read(platform, ctx, run), params.get("Filters"), _TABLE_FILTERS)
+    tables = apply_filters(read(store, ctx, run), params.get("Filters"), _TABLE_FILTERS)
     dry_run(params)
     page, token = paginate(tables, params)
     return with_token({"RouteTables": page}, token)
@@ -160,7 +159,7 @@ def _check_target(tx: Ec2Tx, table: dict[str, Any], kind: R.TargetKind, target_i
             raise _different_networks(table_id, "interface", target_id)
 
 
-def create_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_route(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     for name in _UNSUPPORTED_TARGETS:
         if params.get(name):
             raise error(
@@ -173,7 +172,7 @@ def create_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]
         nat_gateway_id=params.get("NatGatewayId"),
         network_interface_id=params.get("NetworkInterfaceId"),
     )
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
         vpc = tx.require(ec2.VPC, table["VpcId"])
         _check_target(tx, table, kind, target_id)
@@ -185,9 +184,9 @@ def create_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     return {"Return": True}
 
 
-def delete_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_route(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     destination = R.parse_destination(required(params, "DestinationCidrBlock", "destinationCidrBlock"))
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
         routes = R.delete_route(routes_of(table), destination, route_table_id=table["RouteTableId"])
         dry_run(params)
@@ -197,11 +196,11 @@ def delete_route(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     return {}
 
 
-def associate_route_table(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def associate_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("GatewayId"):
         raise error("UnsupportedOperation", "Gateway route table associations are not supported by lamina.")
     subnet_id = required(params, "SubnetId")
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
         subnet = tx.require(ec2.SUBNET, subnet_id)
         table_id = table["RouteTableId"]
@@ -230,11 +229,9 @@ def associate_route_table(platform: Platform, ctx: RequestContext, params: dict[
     return {"AssociationId": association_id, "AssociationState": state}
 
 
-def disassociate_route_table(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def disassociate_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     association_id = params["AssociationId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         for table in tx.find(ec2.ROUTE_TABLE):
             association = next(
                 (a for a in table["Associations"] if a["RouteTableAssociationId"] == association_id), None

@@ -30,8 +30,7 @@ from lamina.services.ec2.handlers_tags import (
     write,
 )
 from lamina.services.ec2.handlers_vpcs import new_group
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 MAX_NAME = 255
 
@@ -68,7 +67,7 @@ def _rule_item(tx: Ec2Tx, stored: StoredRule) -> dict[str, Any]:
 # -- groups -----------------------------------------------------------------------------------------
 
 
-def create_security_group(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_security_group(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["GroupName"]
     description = params["Description"]
     if name.lower().startswith("sg-"):
@@ -86,7 +85,7 @@ def create_security_group(platform: Platform, ctx: RequestContext, params: dict[
     vpc_id = params.get("VpcId")
     if not vpc_id:
         raise _no_default_vpc()
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         tx.require(ec2.VPC, vpc_id)
         if any(g["GroupName"] == name for g in tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id)):
             raise error(
@@ -127,9 +126,7 @@ _GROUP_FILTERS = {
 }
 
 
-def describe_security_groups(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
+def describe_security_groups(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, ec2.SECURITY_GROUP, params.get("GroupIds"))
         groups = found if found is not None else tx.find(ec2.SECURITY_GROUP)
@@ -141,14 +138,14 @@ def describe_security_groups(
             groups = [g for g in groups if g["GroupName"] in names]
         return [tx.group_view(g) for g in groups]
 
-    groups = apply_filters(read(platform, ctx, run), params.get("Filters"), _GROUP_FILTERS)
+    groups = apply_filters(read(store, ctx, run), params.get("Filters"), _GROUP_FILTERS)
     dry_run(params)
     page, token = paginate(groups, params)
     return with_token({"SecurityGroups": page}, token)
 
 
-def delete_security_group(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    with write(platform, ctx) as tx:
+def delete_security_group(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(store, ctx) as tx:
         group = resolve_group(tx, params)
         group_id = group["GroupId"]
         if group["GroupName"] == "default":
@@ -201,9 +198,9 @@ def _check_peers(tx: Ec2Tx, rules: Sequence[S.Rule]) -> None:
 
 
 def _authorize(
-    direction: S.Direction, platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    direction: S.Direction, store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         group = resolve_group(tx, params)
         rules = S.expand_permissions(direction, _permissions(tx, group, params))
         _check_peers(tx, rules)
@@ -243,9 +240,9 @@ def _revoked_item(stored: StoredRule) -> dict[str, Any]:
 
 
 def _revoke(
-    direction: S.Direction, platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    direction: S.Direction, store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         group = resolve_group(tx, params)
         stored = [r for r in tx.rules(group["GroupId"]) if r.rule.direction is direction]
         rule_ids = params.get("SecurityGroupRuleIds")
@@ -266,20 +263,20 @@ def _revoke(
     return {"Return": True, "RevokedSecurityGroupRules": [_revoked_item(r) for r in removed]}
 
 
-def authorize_ingress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return _authorize(S.Direction.INGRESS, platform, ctx, params)
+def authorize_ingress(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _authorize(S.Direction.INGRESS, store, ctx, params)
 
 
-def authorize_egress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return _authorize(S.Direction.EGRESS, platform, ctx, params)
+def authorize_egress(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _authorize(S.Direction.EGRESS, store, ctx, params)
 
 
-def revoke_ingress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return _revoke(S.Direction.INGRESS, platform, ctx, params)
+def revoke_ingress(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _revoke(S.Direction.INGRESS, store, ctx, params)
 
 
-def revoke_egress(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return _revoke(S.Direction.EGRESS, platform, ctx, params)
+def revoke_egress(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return _revoke(S.Direction.EGRESS, store, ctx, params)
 
 
 _RULE_FILTERS = {
@@ -295,7 +292,7 @@ _RULE_FILTERS = {
 
 
 def describe_security_group_rules(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         everything = tx.rules()
@@ -308,7 +305,7 @@ def describe_security_group_rules(
             everything = [known[r] for r in dict.fromkeys(wanted)]
         return [_rule_item(tx, r) for r in everything]
 
-    rules = apply_filters(read(platform, ctx, run), params.get("Filters"), _RULE_FILTERS)
+    rules = apply_filters(read(store, ctx, run), params.get("Filters"), _RULE_FILTERS)
     dry_run(params)
     page, token = paginate(rules, params)
     return with_token({"SecurityGroupRules": page}, token)

@@ -20,8 +20,7 @@ from lamina.domain import ec2
 from lamina.domain.ec2 import error
 from lamina.errors import dry_run_error, is_dry_run, missing_parameter
 from lamina.services.base import RequestContext
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 T = TypeVar("T")
 Extractor = Callable[[dict[str, Any]], Iterable[object]]
@@ -34,14 +33,14 @@ MAX_VALUE = 256
 # -- transactions and requests ----------------------------------------------------------------
 
 
-def write(platform: Platform, ctx: RequestContext) -> AbstractContextManager[Ec2Tx]:
+def write(store: Ec2Store, ctx: RequestContext) -> AbstractContextManager[Ec2Tx]:
     """The request's write transaction on its (account, region)."""
-    return platform.ec2.transaction(ctx.account_id, ctx.region, ctx.now_ms)
+    return store.transaction(ctx.account_id, ctx.region, ctx.now_ms)
 
 
-def read(platform: Platform, ctx: RequestContext, fn: Callable[[Ec2Tx], T]) -> T:
+def read(store: Ec2Store, ctx: RequestContext, fn: Callable[[Ec2Tx], T]) -> T:
     """``fn`` on a consistent snapshot of the request's (account, region)."""
-    return platform.ec2.read(ctx.account_id, ctx.region, fn, ctx.now_ms)
+    return store.read(ctx.account_id, ctx.region, fn, ctx.now_ms)
 
 
 def dry_run(params: Mapping[str, Any]) -> None:
@@ -172,9 +171,9 @@ def _taggable(tx: Ec2Tx, resource_id: str) -> tuple[str, Any]:
     return kind, tx.require(kind, resource_id)
 
 
-def create_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_tags(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = check_tags(params["Tags"])
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         found = [(rid, *_taggable(tx, rid)) for rid in params["Resources"]]
         dry_run(params)
         for resource_id, kind, resource in found:
@@ -203,9 +202,9 @@ def _without(
     return out
 
 
-def delete_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_tags(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     removals = params.get("Tags")
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         found = [(rid, *_taggable(tx, rid)) for rid in params["Resources"]]
         dry_run(params)
         for resource_id, kind, resource in found:

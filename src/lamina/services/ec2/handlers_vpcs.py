@@ -32,8 +32,7 @@ from lamina.services.ec2.handlers_tags import (
     with_token,
     write,
 )
-from lamina.services.platform import Platform
-from lamina.store.ec2 import Ec2Tx
+from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 ZONE_LETTERS = ("a", "b", "c")
 _COMPASS = {"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
@@ -61,12 +60,12 @@ def dependency(kind: str, resource_id: str) -> Exception:
 # -- VPCs -----------------------------------------------------------------------------------------
 
 
-def create_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     text = required(params, "CidrBlock")
     cidr = ipam.validate_vpc_cidr(text)
     tags = spec_tags(params, ec2.VPC)
     dry_run(params)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         vpc_id = tx.new_id(ec2.VPC)
         vpc = {
             "CidrBlock": str(cidr),
@@ -156,20 +155,20 @@ _VPC_FILTERS = {
 }
 
 
-def describe_vpcs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def describe_vpcs(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[dict[str, Any]]:
         found = by_ids(tx, ec2.VPC, params.get("VpcIds"))
         return [public(v) for v in (found if found is not None else tx.find(ec2.VPC))]
 
-    vpcs = apply_filters(read(platform, ctx, run), params.get("Filters"), _VPC_FILTERS)
+    vpcs = apply_filters(read(store, ctx, run), params.get("Filters"), _VPC_FILTERS)
     dry_run(params)
     page, token = paginate(vpcs, params)
     return with_token({"Vpcs": page}, token)
 
 
-def delete_vpc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     vpc_id = params["VpcId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         vpc = tx.require(ec2.VPC, vpc_id)
         tables = tx.find(ec2.ROUTE_TABLE, vpc_id=vpc_id)
         groups = tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id)
@@ -228,11 +227,11 @@ def _zone(region: str, params: dict[str, Any]) -> tuple[str, str]:
     )
 
 
-def create_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     text = required(params, "CidrBlock")
     zone_name, zone_id = _zone(ctx.region, params)
     tags = spec_tags(params, ec2.SUBNET)
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         vpc = tx.require(ec2.VPC, params["VpcId"])
         siblings = [IPv4Network(s["CidrBlock"]) for s in tx.find(ec2.SUBNET, vpc_id=vpc["VpcId"])]
         cidr = ipam.validate_subnet_cidr(text, ec2.vpc_cidrs(vpc), siblings)
@@ -292,23 +291,23 @@ _SUBNET_FILTERS = {
 _SUBNET_COLUMNS = {"subnet-id": "id", "vpc-id": "vpc_id"}
 
 
-def describe_subnets(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def describe_subnets(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
         found, filters = listing(
             tx, ec2.SUBNET, params.get("SubnetIds"), params.get("Filters"), _SUBNET_COLUMNS
         )
         return tx.subnet_views(found), filters
 
-    found, filters = read(platform, ctx, run)
+    found, filters = read(store, ctx, run)
     subnets = apply_filters(found, filters, _SUBNET_FILTERS)
     dry_run(params)
     page, token = paginate(subnets, params)
     return with_token({"Subnets": page}, token)
 
 
-def delete_subnet(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     subnet_id = params["SubnetId"]
-    with write(platform, ctx) as tx:
+    with write(store, ctx) as tx:
         subnet = tx.require(ec2.SUBNET, subnet_id)
         live_nats = [
             n
@@ -345,7 +344,7 @@ _ZONE_FILTERS = {
 
 
 def describe_availability_zones(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
     listed = [
         {

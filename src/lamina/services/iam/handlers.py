@@ -17,7 +17,7 @@ from lamina.domain.models import Policy, Role
 from lamina.domain.policy import MalformedPolicy, PolicyKind, parse_policy
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
-from lamina.services.platform import Platform
+from lamina.store.iam import IamStore
 
 
 def _err(code: str, status: int, message: str) -> AwsError:
@@ -59,8 +59,8 @@ def _role_out(role: Role) -> dict[str, Any]:
     return out
 
 
-def _role(platform: Platform, ctx: RequestContext, name: str) -> Role:
-    role = platform.iam.get_role(ctx.account_id, name)
+def _role(iam: IamStore, ctx: RequestContext, name: str) -> Role:
+    role = iam.get_role(ctx.account_id, name)
     if role is None:
         raise _no_role(name)
     return role
@@ -69,7 +69,7 @@ def _role(platform: Platform, ctx: RequestContext, name: str) -> Role:
 # -- roles ------------------------------------------------------------------------------------
 
 
-def create_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
     document = params["AssumeRolePolicyDocument"]
     _check_document(document, PolicyKind.TRUST)
@@ -87,18 +87,18 @@ def create_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
         role["Description"] = params["Description"]
     if params.get("Tags"):
         role["Tags"] = params["Tags"]
-    if not platform.iam.put_role(ctx.account_id, role, create=True):
+    if not iam.put_role(ctx.account_id, role, create=True):
         raise _err("EntityAlreadyExists", 409, f"Role with name {name} already exists.")
     return {"Role": _role_out(role)}
 
 
-def get_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"Role": _role_out(_role(platform, ctx, params["RoleName"]))}
+def get_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    return {"Role": _role_out(_role(iam, ctx, params["RoleName"]))}
 
 
-def list_roles(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def list_roles(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     prefix = params.get("PathPrefix") or "/"
-    roles = [r for r in platform.iam.list_roles(ctx.account_id) if str(r["Path"]).startswith(prefix)]
+    roles = [r for r in iam.list_roles(ctx.account_id) if str(r["Path"]).startswith(prefix)]
     start = int(params["Marker"]) if str(params.get("Marker") or "").isdigit() else 0
     limit = int(params.get("MaxItems") or 100)
     page = roles[start : start + limit]
@@ -108,10 +108,10 @@ def list_roles(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
     return out
 
 
-def delete_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["RoleName"]
-    _role(platform, ctx, name)
-    blocked = platform.iam.delete_role(ctx.account_id, name)
+    _role(iam, ctx, name)
+    blocked = iam.delete_role(ctx.account_id, name)
     if blocked == "policies":
         raise _err("DeleteConflict", 409, "Cannot delete entity, must delete policies first.")
     if blocked == "attached":
@@ -119,29 +119,27 @@ def delete_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     return {}
 
 
-def update_assume_role_policy(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
+def update_assume_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
     _check_document(params["PolicyDocument"], PolicyKind.TRUST)
     role["AssumeRolePolicyDocument"] = params["PolicyDocument"]
-    platform.iam.put_role(ctx.account_id, role, create=False)
+    iam.put_role(ctx.account_id, role, create=False)
     return {}
 
 
 # -- inline policies -----------------------------------------------------------------------------
 
 
-def put_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
+def put_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
     _check_document(params["PolicyDocument"], PolicyKind.IDENTITY)
-    platform.iam.put_inline(ctx.account_id, role["RoleName"], params["PolicyName"], params["PolicyDocument"])
+    iam.put_inline(ctx.account_id, role["RoleName"], params["PolicyName"], params["PolicyDocument"])
     return {}
 
 
-def get_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
-    document = platform.iam.get_inline(ctx.account_id, role["RoleName"], params["PolicyName"])
+def get_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
+    document = iam.get_inline(ctx.account_id, role["RoleName"], params["PolicyName"])
     if document is None:
         raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
     return {
@@ -151,23 +149,23 @@ def get_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, A
     }
 
 
-def delete_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
-    if not platform.iam.delete_inline(ctx.account_id, role["RoleName"], params["PolicyName"]):
+def delete_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
+    if not iam.delete_inline(ctx.account_id, role["RoleName"], params["PolicyName"]):
         raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
     return {}
 
 
-def list_role_policies(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
-    names = [n for n, _ in platform.iam.inline_policies(ctx.account_id, role["RoleName"])]
+def list_role_policies(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
+    names = [n for n, _ in iam.inline_policies(ctx.account_id, role["RoleName"])]
     return {"PolicyNames": names, "IsTruncated": False}
 
 
 # -- managed policies -------------------------------------------------------------------------------
 
 
-def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[Policy, str] | None:
+def _managed(iam: IamStore, ctx: RequestContext, arn: str) -> tuple[Policy, str] | None:
     """(Policy shape, document) of an AWS managed or customer policy visible to the account."""
     if arn in MANAGED:
         m = MANAGED[arn]
@@ -177,7 +175,7 @@ def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[Policy,
             "Arn": m.arn,
             "Path": m.path,
             "DefaultVersionId": m.version_id,
-            "AttachmentCount": platform.iam.attachment_count(ctx.account_id, arn),
+            "AttachmentCount": iam.attachment_count(ctx.account_id, arn),
             "PermissionsBoundaryUsageCount": 0,
             "IsAttachable": True,
             "Description": m.description,
@@ -185,12 +183,12 @@ def _managed(platform: Platform, ctx: RequestContext, arn: str) -> tuple[Policy,
             "UpdateDate": m.update_date,
         }
         return policy, m.document
-    found = platform.iam.get_policy(ctx.account_id, arn)
+    found = iam.get_policy(ctx.account_id, arn)
     if found is None:
         return None
     stored, document = found
     policy = stored.copy()
-    policy["AttachmentCount"] = platform.iam.attachment_count(ctx.account_id, arn)
+    policy["AttachmentCount"] = iam.attachment_count(ctx.account_id, arn)
     return policy, document
 
 
@@ -202,7 +200,7 @@ def _policy_out(policy: Policy) -> dict[str, Any]:
     return out
 
 
-def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def create_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["PolicyName"]
     document = params["PolicyDocument"]
     _check_document(document, PolicyKind.IDENTITY)
@@ -222,7 +220,7 @@ def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any
     }
     if params.get("Description") is not None:
         policy["Description"] = params["Description"]
-    if not platform.iam.put_policy(ctx.account_id, policy, document, create=True):
+    if not iam.put_policy(ctx.account_id, policy, document, create=True):
         raise _err(
             "EntityAlreadyExists",
             409,
@@ -231,15 +229,15 @@ def create_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any
     return {"Policy": _policy_out(policy)}
 
 
-def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    found = _managed(platform, ctx, params["PolicyArn"])
+def get_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    found = _managed(iam, ctx, params["PolicyArn"])
     if found is None:
         raise _err("NoSuchEntity", 404, f"Policy {params['PolicyArn']} was not found.")
     return {"Policy": _policy_out(found[0])}
 
 
-def get_policy_version(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    found = _managed(platform, ctx, params["PolicyArn"])
+def get_policy_version(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    found = _managed(iam, ctx, params["PolicyArn"])
     if found is None or params["VersionId"] != found[0]["DefaultVersionId"]:
         raise _err(
             "NoSuchEntity",
@@ -257,52 +255,50 @@ def get_policy_version(platform: Platform, ctx: RequestContext, params: dict[str
     }
 
 
-def delete_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def delete_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["PolicyArn"]
-    if arn in MANAGED or platform.iam.get_policy(ctx.account_id, arn) is None:
+    if arn in MANAGED or iam.get_policy(ctx.account_id, arn) is None:
         raise _err("NoSuchEntity", 404, f"Policy {arn} was not found.")
-    if platform.iam.attachment_count(ctx.account_id, arn):
+    if iam.attachment_count(ctx.account_id, arn):
         raise _err("DeleteConflict", 409, "Cannot delete a policy attached to entities.")
-    platform.iam.delete_policy(ctx.account_id, arn)
+    iam.delete_policy(ctx.account_id, arn)
     return {}
 
 
-def attach_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
+def attach_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
     arn = params["PolicyArn"]
-    if _managed(platform, ctx, arn) is None:
+    if _managed(iam, ctx, arn) is None:
         raise _err("NoSuchEntity", 404, f"Policy {arn} does not exist or is not attachable.")
-    platform.iam.attach(ctx.account_id, role["RoleName"], arn)
+    iam.attach(ctx.account_id, role["RoleName"], arn)
     return {}
 
 
-def detach_role_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
-    if not platform.iam.detach(ctx.account_id, role["RoleName"], params["PolicyArn"]):
+def detach_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
+    if not iam.detach(ctx.account_id, role["RoleName"], params["PolicyArn"]):
         raise _err("NoSuchEntity", 404, f"Policy {params['PolicyArn']} was not found.")
     return {}
 
 
-def list_attached_role_policies(
-    platform: Platform, ctx: RequestContext, params: dict[str, Any]
-) -> dict[str, Any]:
-    role = _role(platform, ctx, params["RoleName"])
+def list_attached_role_policies(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    role = _role(iam, ctx, params["RoleName"])
     attached = []
-    for arn in platform.iam.attached(ctx.account_id, role["RoleName"]):
-        found = _managed(platform, ctx, arn)
+    for arn in iam.attached(ctx.account_id, role["RoleName"]):
+        found = _managed(iam, ctx, arn)
         if found is not None:
             attached.append({"PolicyName": found[0]["PolicyName"], "PolicyArn": arn})
     return {"AttachedPolicies": attached, "IsTruncated": False}
 
 
-def role_documents(platform: Platform, account: str, role_name: str) -> list[str]:
+def role_documents(iam: IamStore, account: str, role_name: str) -> list[str]:
     """Every identity policy document of a role (inline and attached), for evaluation."""
-    docs = [doc for _, doc in platform.iam.inline_policies(account, role_name)]
-    for arn in platform.iam.attached(account, role_name):
+    docs = [doc for _, doc in iam.inline_policies(account, role_name)]
+    for arn in iam.attached(account, role_name):
         if arn in MANAGED:
             docs.append(MANAGED[arn].document)
         else:
-            found = platform.iam.get_policy(account, arn)
+            found = iam.get_policy(account, arn)
             if found is not None:
                 docs.append(found[1])
     return docs

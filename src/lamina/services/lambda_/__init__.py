@@ -6,12 +6,15 @@ from typing import Any
 
 from lamina.services.base import ServiceBinding
 from lamina.services.lambda_ import functions, invoke, layers, wire
+from lamina.services.platform import Platform
 
 
-def binding(loader: Any) -> ServiceBinding:
-    """Lambda's operations bound to its botocore model (``loader``: a botocore session)."""
+def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
+    """Lambda's operations bound to its botocore model (``loader``: a botocore session); the
+    handlers receive the whole ``platform``."""
     return ServiceBinding(
         model=loader.get_service_model("lambda"),
+        deps=platform,
         handlers={**layers.HANDLERS, **functions.HANDLERS, "Invoke": invoke.invoke},
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,

@@ -70,7 +70,7 @@ def role_may_manage_interfaces(platform: Platform, account: str, role_arn: str) 
 
     name = role_arn.rsplit("/", 1)[-1]
     docs = []
-    for text in role_documents(platform, account, name):
+    for text in role_documents(platform.iam, account, name):
         try:
             docs.append(parse_policy(text, PolicyKind.IDENTITY))
         except AwsError:

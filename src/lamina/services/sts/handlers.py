@@ -9,8 +9,8 @@ from typing import Any
 from lamina.domain.arns import Arn, root_user_arn
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
-from lamina.services.platform import Platform
 from lamina.services.sts.sessions import issue_session
+from lamina.store.iam import IamStore
 
 MIN_DURATION, MAX_DURATION = 900, 43_200
 
@@ -19,14 +19,14 @@ def _access_denied(message: str) -> AwsError:
     return AwsError(message, code="AccessDenied", status=403, sender_fault=True)
 
 
-def get_caller_identity(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    session = platform.iam.session(ctx.access_key_id) if ctx.access_key_id else None
+def get_caller_identity(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    session = iam.session(ctx.access_key_id) if ctx.access_key_id else None
     if session is not None:
         return {"UserId": session.user_id, "Account": session.account, "Arn": session.arn}
     return {"UserId": ctx.account_id, "Account": ctx.account_id, "Arn": root_user_arn(ctx.account_id)}
 
 
-def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def assume_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     from lamina.domain.policy import PolicyKind, parse_policy, trusts_account
 
     arn = params["RoleArn"]
@@ -34,7 +34,7 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
     parsed = Arn.parse(arn)
     role = None
     if parsed is not None and parsed.role_name is not None:
-        role = platform.iam.get_role(parsed.account, parsed.role_name)
+        role = iam.get_role(parsed.account, parsed.role_name)
     denied = _access_denied(
         f"User: {ctx.caller} is not authorized to perform: sts:AssumeRole on resource: {arn}"
     )
@@ -50,9 +50,7 @@ def assume_role(platform: Platform, ctx: RequestContext, params: dict[str, Any])
             status=400,
             sender_fault=True,
         )
-    session = issue_session(
-        platform.iam, parsed.account, role, params["RoleSessionName"], duration, ctx.now_ms / 1000
-    )
+    session = issue_session(iam, parsed.account, role, params["RoleSessionName"], duration, ctx.now_ms / 1000)
     expiration = dt.datetime.fromtimestamp(session.expires, dt.UTC).replace(microsecond=0)
     return {
         "Credentials": {
