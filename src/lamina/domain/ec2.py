@@ -11,28 +11,57 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, cast
 
 from lamina.domain import ipam
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
+from lamina.domain.ec2_models import (
+    Address,
+    Ec2Tag,
+    GroupIdentifier,
+    InternetGateway,
+    NatGateway,
+    NetworkInterface,
+    RouteTable,
+    SecurityGroup,
+    SecurityGroupRule,
+    StoredAddress,
+    StoredNatGateway,
+    Subnet,
+    Vpc,
+)
+from lamina.domain.ec2_models import Route as RouteItem
 from lamina.errors import AwsError
 
-# Resource kinds: EC2's ResourceType names (TagSpecifications use them).
-VPC: Final = "vpc"
-SUBNET: Final = "subnet"
-SECURITY_GROUP: Final = "security-group"
-INTERNET_GATEWAY: Final = "internet-gateway"
-ELASTIC_IP: Final = "elastic-ip"
-NAT_GATEWAY: Final = "natgateway"
-ROUTE_TABLE: Final = "route-table"
-NETWORK_INTERFACE: Final = "network-interface"
-SECURITY_GROUP_RULE: Final = "security-group-rule"
+Stored = TypeVar("Stored")
+Wire = TypeVar("Wire")
 
-PREFIXES: Final = {
+
+class Kind(str, Generic[Stored, Wire]):
+    """A resource kind: EC2's ResourceType name (``vpc``, ``subnet``, ...; a plain string at run
+    time), typed by the body the store keeps for it (``Stored``) and the one EC2 describes
+    (``Wire``: the same but for lamina's ``_`` bookkeeping keys)."""
+
+    __slots__ = ()
+
+
+# Resource kinds: EC2's ResourceType names (TagSpecifications use them).
+VPC: Final[Kind[Vpc, Vpc]] = Kind("vpc")
+SUBNET: Final[Kind[Subnet, Subnet]] = Kind("subnet")
+SECURITY_GROUP: Final[Kind[SecurityGroup, SecurityGroup]] = Kind("security-group")
+INTERNET_GATEWAY: Final[Kind[InternetGateway, InternetGateway]] = Kind("internet-gateway")
+ELASTIC_IP: Final[Kind[StoredAddress, Address]] = Kind("elastic-ip")
+NAT_GATEWAY: Final[Kind[StoredNatGateway, NatGateway]] = Kind("natgateway")
+ROUTE_TABLE: Final[Kind[RouteTable, RouteTable]] = Kind("route-table")
+NETWORK_INTERFACE: Final[Kind[NetworkInterface, NetworkInterface]] = Kind("network-interface")
+# Rules have a table of their own (:class:`StoredRule`); the kind names their ids and errors.
+SECURITY_GROUP_RULE: Final[Kind[SecurityGroupRule, SecurityGroupRule]] = Kind("security-group-rule")
+
+PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     VPC: "vpc",
     SUBNET: "subnet",
     SECURITY_GROUP: "sg",
@@ -43,10 +72,12 @@ PREFIXES: Final = {
     NETWORK_INTERFACE: "eni",
     SECURITY_GROUP_RULE: "sgr",
 }
-_KIND_OF_PREFIX: Final = {prefix: kind for kind, prefix in PREFIXES.items()}
+# Every kind by its name.
+KINDS: Final[dict[str, Kind[Any, Any]]] = {kind: kind for kind in PREFIXES}
+_KIND_OF_PREFIX: Final[dict[str, Kind[Any, Any]]] = {prefix: kind for kind, prefix in PREFIXES.items()}
 
 # EC2's NotFound errors, as real EC2 words them.
-_NOT_FOUND: Final = {
+_NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
     VPC: ("InvalidVpcID.NotFound", "The vpc ID '{}' does not exist"),
     SUBNET: ("InvalidSubnetID.NotFound", "The subnet ID '{}' does not exist"),
     SECURITY_GROUP: ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
@@ -75,14 +106,6 @@ VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways c
 # Interface types a customer creates (``available`` until attached); any other type belongs to a
 # service (``lambda``, ``nat_gateway``) and is ``in-use`` from the start.
 _CUSTOMER_INTERFACE_TYPES: Final = frozenset({"interface", "efa", "efa-only", "branch", "trunk"})
-# What an Elastic IP's association with a NAT gateway adds to it.
-_EIP_ASSOCIATION_KEYS: Final = (
-    "AssociationId",
-    "NetworkInterfaceId",
-    "NetworkInterfaceOwnerId",
-    "PrivateIpAddress",
-    "_nat",
-)
 
 
 def error(code: str, message: str) -> AwsError:
@@ -96,20 +119,47 @@ def not_found(kind: str, resource_id: str) -> AwsError:
     return error(code, message.format(resource_id))
 
 
-def new_id(kind: str, random: bytes) -> str:
+def new_id(kind: Kind[Any, Any], random: bytes) -> str:
     """A new id of ``kind`` (``vpc-...``) from 9 random bytes."""
     return ipam.new_id(PREFIXES[kind], random)
 
 
-def kind_of(resource_id: str) -> str | None:
+def kind_of(resource_id: str) -> Kind[Any, Any] | None:
     """The kind of resource an id names, from its prefix (``vpc-...`` -> ``vpc``)."""
     prefix, dash, _ = resource_id.rpartition("-")
     return _KIND_OF_PREFIX.get(prefix) if dash else None
 
 
-def public(body: dict[str, Any]) -> dict[str, Any]:
-    """A stored resource without lamina's bookkeeping keys."""
+def public(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored resource without lamina's bookkeeping keys, untyped (what listeners are told)."""
     return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
+# The kinds whose stored body is their wire body (no bookkeeping key is declared for them).
+Plain = TypeVar("Plain", Vpc, Subnet, SecurityGroup, InternetGateway, RouteTable, NetworkInterface)
+
+
+def wire_copy(body: Plain) -> Plain:
+    """A copy of a resource whose stored body is its wire body, as EC2 describes it: a stray ``_``
+    key (none is declared for these kinds) still never leaves the server."""
+    # What ``public`` removes is no key of ``Plain``: the copy is one.
+    return cast(Plain, public(body))
+
+
+def public_nat(nat: StoredNatGateway) -> NatGateway:
+    """A stored NAT gateway as EC2 describes it (a new dict)."""
+    out = nat.copy()
+    out.pop("_due_ms", None)
+    out.pop("_failure", None)
+    out.pop("_gone_ms", None)
+    return out
+
+
+def public_address(eip: StoredAddress) -> Address:
+    """A stored Elastic IP as EC2 describes it (a new dict)."""
+    out = eip.copy()
+    out.pop("_nat", None)
+    return out
 
 
 def iso(ms: int) -> str:
@@ -159,13 +209,13 @@ class StoredRule:
     rule_id: str
     group_id: str
     rule: S.Rule
-    tags: list[dict[str, str]] = field(default_factory=list)
+    tags: list[Ec2Tag] = field(default_factory=list)
 
 
 # -- routes as JSON (the AWS Route items) ---------------------------------------------------------
 
 
-def route_from_item(item: dict[str, Any]) -> R.Route:
+def route_from_item(item: RouteItem) -> R.Route:
     """A DescribeRouteTables ``Route`` back into the domain's Route."""
     if item.get("NatGatewayId"):
         kind, target = R.TargetKind.NAT_GATEWAY, item["NatGatewayId"]
@@ -184,17 +234,17 @@ def route_from_item(item: dict[str, Any]) -> R.Route:
     )
 
 
-def routes_of(table: dict[str, Any]) -> tuple[R.Route, ...]:
+def routes_of(table: RouteTable) -> tuple[R.Route, ...]:
     """A route table's routes."""
     return tuple(route_from_item(item) for item in table.get("Routes", []))
 
 
-def set_routes(table: dict[str, Any], routes: Iterable[R.Route]) -> None:
+def set_routes(table: RouteTable, routes: Iterable[R.Route]) -> None:
     """Replace a route table's routes (in place)."""
-    table["Routes"] = [dict(R.to_route_item(r)) for r in routes]
+    table["Routes"] = [R.to_route_item(r) for r in routes]
 
 
-def vpc_cidrs(vpc: dict[str, Any]) -> list[IPv4Network]:
+def vpc_cidrs(vpc: Vpc) -> list[IPv4Network]:
     """Every IPv4 block of a VPC (its primary one first)."""
     return [IPv4Network(a["CidrBlock"]) for a in vpc.get("CidrBlockAssociationSet", [])] or [
         IPv4Network(vpc["CidrBlock"])
@@ -210,27 +260,29 @@ def network(cidr: str) -> IPv4Network:
 # -- views: resources as Describe* shows them -----------------------------------------------------
 
 
-def subnet_view(subnet: dict[str, Any], addresses_in_use: int) -> dict[str, Any]:
-    """A subnet as DescribeSubnets shows it: ``AvailableIpAddressCount`` from the allocator."""
-    out = public(subnet)
+def subnet_view(subnet: Subnet, addresses_in_use: int) -> Subnet:
+    """A subnet as DescribeSubnets shows it (a new dict): ``AvailableIpAddressCount`` from the
+    allocator."""
+    out = wire_copy(subnet)
     out["AvailableIpAddressCount"] = available_addresses(subnet, addresses_in_use)
     return out
 
 
-def available_addresses(subnet: dict[str, Any], addresses_in_use: int) -> int:
+def available_addresses(subnet: Subnet, addresses_in_use: int) -> int:
     """A subnet's ``AvailableIpAddressCount`` when ``addresses_in_use`` of its addresses are taken."""
     return ipam.available_count(network(subnet["CidrBlock"]), addresses_in_use)
 
 
-def group_view(group: dict[str, Any], rules: Sequence[S.Rule], account: str) -> dict[str, Any]:
-    """A security group as DescribeSecurityGroups shows it, its rules grouped into permissions."""
-    out = public(group)
+def group_view(group: SecurityGroup, rules: Sequence[S.Rule], account: str) -> SecurityGroup:
+    """A security group as DescribeSecurityGroups shows it (a new dict), its rules grouped into
+    permissions."""
+    out = wire_copy(group)
     out["IpPermissions"] = S.to_ip_permissions(rules, S.Direction.INGRESS, owner_id=account)
     out["IpPermissionsEgress"] = S.to_ip_permissions(rules, S.Direction.EGRESS, owner_id=account)
     return out
 
 
-def default_group(groups: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def default_group(groups: Iterable[SecurityGroup]) -> SecurityGroup | None:
     """The ``default`` group among a VPC's security groups."""
     return next((g for g in groups if g["GroupName"] == "default"), None)
 
@@ -281,7 +333,7 @@ def choose_public_address(pool: IPv4Network, taken: Collection[str], requested: 
 # -- network interfaces -------------------------------------------------------------------------
 
 
-def check_interface_group(subnet: dict[str, Any], group: dict[str, Any]) -> None:
+def check_interface_group(subnet: Subnet, group: SecurityGroup) -> None:
     """An interface's security group must be in its subnet's VPC."""
     if group["VpcId"] != subnet["VpcId"]:
         raise error(
@@ -297,13 +349,13 @@ class InterfaceSpec:
     description: str
     interface_type: str = "interface"
     requester_managed: bool = False
-    tags: Sequence[dict[str, str]] = ()
+    tags: Sequence[Ec2Tag] = ()
 
 
 def new_interface(
     eni_id: str,
-    subnet: dict[str, Any],
-    groups: Sequence[dict[str, Any]],
+    subnet: Subnet,
+    groups: Sequence[SecurityGroup],
     address: IPv4Address,
     spec: InterfaceSpec,
     *,
@@ -311,7 +363,7 @@ def new_interface(
     region: str,
     now_ms: int,
     random: bytes,
-) -> dict[str, Any]:
+) -> NetworkInterface:
     """A new network interface as EC2 describes it. Interfaces of other services (``lambda``,
     ``nat_gateway``) and requester-managed ones are ``in-use`` and attached, as EC2 shows them.
 
@@ -319,26 +371,32 @@ def new_interface(
     """
     dns = private_dns_name(address, region)
     in_use = spec.requester_managed or spec.interface_type not in _CUSTOMER_INTERFACE_TYPES
-    eni: dict[str, Any] = {
-        "AvailabilityZone": subnet["AvailabilityZone"],
-        "AvailabilityZoneId": subnet.get("AvailabilityZoneId"),
-        "Description": spec.description,
-        "Groups": [{"GroupId": g["GroupId"], "GroupName": g["GroupName"]} for g in groups],
-        "InterfaceType": spec.interface_type,
-        "Ipv6Addresses": [],
-        "MacAddress": "02:" + ":".join(f"{b:02x}" for b in random[:5]),
-        "NetworkInterfaceId": eni_id,
-        "OwnerId": account,
-        "PrivateDnsName": dns,
-        "PrivateIpAddress": str(address),
-        "PrivateIpAddresses": [{"Primary": True, "PrivateIpAddress": str(address), "PrivateDnsName": dns}],
-        "RequesterManaged": spec.requester_managed,
-        "SourceDestCheck": True,
-        "Status": "in-use" if in_use else "available",
-        "SubnetId": subnet["SubnetId"],
-        "TagSet": list(spec.tags),
-        "VpcId": subnet["VpcId"],
-    }
+    eni: NetworkInterface = {"AvailabilityZone": subnet["AvailabilityZone"]}
+    zone_id = subnet.get("AvailabilityZoneId")
+    if zone_id is not None:  # every subnet EC2 creates has one
+        eni["AvailabilityZoneId"] = zone_id
+    eni.update(
+        {
+            "Description": spec.description,
+            "Groups": [GroupIdentifier(GroupId=g["GroupId"], GroupName=g["GroupName"]) for g in groups],
+            "InterfaceType": spec.interface_type,
+            "Ipv6Addresses": [],
+            "MacAddress": "02:" + ":".join(f"{b:02x}" for b in random[:5]),
+            "NetworkInterfaceId": eni_id,
+            "OwnerId": account,
+            "PrivateDnsName": dns,
+            "PrivateIpAddress": str(address),
+            "PrivateIpAddresses": [
+                {"Primary": True, "PrivateIpAddress": str(address), "PrivateDnsName": dns}
+            ],
+            "RequesterManaged": spec.requester_managed,
+            "SourceDestCheck": True,
+            "Status": "in-use" if in_use else "available",
+            "SubnetId": subnet["SubnetId"],
+            "TagSet": list(spec.tags),
+            "VpcId": subnet["VpcId"],
+        }
+    )
     if in_use:
         eni["Attachment"] = {
             "AttachmentId": "ela-attach-" + random[5:14].hex()[:17],
@@ -364,7 +422,9 @@ class NatStep(enum.Enum):
     EXPIRED = "expired"  # deleted or failed long enough ago: forget it
 
 
-def advance_nat_gateway(nat: dict[str, Any], now_ms: int, gateway_attached: Callable[[str], bool]) -> NatStep:
+def advance_nat_gateway(
+    nat: StoredNatGateway, now_ms: int, gateway_attached: Callable[[str], bool]
+) -> NatStep:
     """Move a NAT gateway (in place) along its states once its delay (``_due_ms``) has passed:
     ``pending`` -> ``available`` (or ``failed`` with EC2's reason: a public NAT gateway needs an
     internet gateway on its VPC, asked of ``gateway_attached(vpc_id)``), ``deleting`` ->
@@ -398,11 +458,14 @@ def advance_nat_gateway(nat: dict[str, Any], now_ms: int, gateway_attached: Call
     return NatStep.UNCHANGED
 
 
-def release_from_nat(eip: dict[str, Any], nat_id: str) -> bool:
-    """Drop an Elastic IP's association with NAT gateway ``nat_id`` (in place); False if it was
-    not associated with it."""
+def release_from_nat(eip: StoredAddress, nat_id: str) -> bool:
+    """Drop an Elastic IP's association with NAT gateway ``nat_id`` (in place: what the
+    association added to it); False if it was not associated with it."""
     if eip.get("_nat") != nat_id:
         return False
-    for key in _EIP_ASSOCIATION_KEYS:
-        eip.pop(key, None)
+    eip.pop("AssociationId", None)
+    eip.pop("NetworkInterfaceId", None)
+    eip.pop("NetworkInterfaceOwnerId", None)
+    eip.pop("PrivateIpAddress", None)
+    eip.pop("_nat", None)
     return True

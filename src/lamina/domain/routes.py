@@ -25,8 +25,8 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
-from typing import NotRequired, TypedDict
 
+from lamina.domain.ec2_models import Route as RouteItem
 from lamina.domain.ipam import parse_cidr
 from lamina.errors import AwsError
 
@@ -49,17 +49,6 @@ class RouteState(enum.Enum):
 class RouteOrigin(enum.Enum):
     CREATE_ROUTE_TABLE = "CreateRouteTable"
     CREATE_ROUTE = "CreateRoute"
-
-
-class RouteItem(TypedDict):
-    """One ``Route`` of DescribeRouteTables."""
-
-    DestinationCidrBlock: str
-    GatewayId: NotRequired[str]
-    NatGatewayId: NotRequired[str]
-    NetworkInterfaceId: NotRequired[str]
-    Origin: str
-    State: str
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,15 @@ import enum
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
-from typing import NotRequired, TypedDict
 
+from lamina.domain.ec2_models import (
+    IpPermission,
+    IpRange,
+    Ipv6Range,
+    ReferencedSecurityGroup,
+    SecurityGroupRule,
+    UserIdGroupPair,
+)
 from lamina.errors import AwsError
 
 RULES_PER_DIRECTION = 60
@@ -70,55 +77,6 @@ def _icmp_code_out_of_range(code: int) -> Exception:
 
 def _error(code: str, message: str) -> AwsError:
     return AwsError(message, code=code, status=400, sender_fault=True)
-
-
-# -- wire shapes (AWS key casing) -------------------------------------------------------------
-
-
-class IpRange(TypedDict):
-    CidrIp: str
-    Description: NotRequired[str]
-
-
-class Ipv6Range(TypedDict):
-    CidrIpv6: str
-    Description: NotRequired[str]
-
-
-class UserIdGroupPair(TypedDict):
-    GroupId: str
-    UserId: NotRequired[str]
-    Description: NotRequired[str]
-
-
-class IpPermission(TypedDict):
-    IpProtocol: str
-    FromPort: NotRequired[int]
-    ToPort: NotRequired[int]
-    IpRanges: list[IpRange]
-    Ipv6Ranges: list[Ipv6Range]
-    PrefixListIds: list[dict[str, str]]
-    UserIdGroupPairs: list[UserIdGroupPair]
-
-
-class ReferencedGroupInfo(TypedDict):
-    GroupId: str
-    UserId: NotRequired[str]
-
-
-class SecurityGroupRuleItem(TypedDict):
-    SecurityGroupRuleId: str
-    GroupId: str
-    GroupOwnerId: str
-    IsEgress: bool
-    IpProtocol: str
-    FromPort: int
-    ToPort: int
-    CidrIpv4: NotRequired[str]
-    CidrIpv6: NotRequired[str]
-    ReferencedGroupInfo: NotRequired[ReferencedGroupInfo]
-    Description: NotRequired[str]
-    Tags: list[dict[str, str]]
 
 
 # -- the model --------------------------------------------------------------------------------
@@ -513,12 +471,12 @@ def to_ip_permissions(rules: Iterable[Rule], direction: Direction, *, owner_id: 
     return list(grouped.values())
 
 
-def to_rule_item(rule_id: str, rule: Rule, *, group_id: str, owner_id: str) -> SecurityGroupRuleItem:
+def to_rule_item(rule_id: str, rule: Rule, *, group_id: str, owner_id: str) -> SecurityGroupRule:
     """One ``SecurityGroupRule`` of DescribeSecurityGroupRules (and of Authorize* responses).
 
     Ports are always present there, -1 where they do not apply.
     """
-    item = SecurityGroupRuleItem(
+    item = SecurityGroupRule(
         SecurityGroupRuleId=rule_id,
         GroupId=group_id,
         GroupOwnerId=owner_id,
@@ -534,7 +492,7 @@ def to_rule_item(rule_id: str, rule: Rule, *, group_id: str, owner_id: str) -> S
         item["CidrIpv6"] = str(rule.cidr_v6)
     else:
         assert rule.group_id is not None
-        item["ReferencedGroupInfo"] = ReferencedGroupInfo(
+        item["ReferencedGroupInfo"] = ReferencedSecurityGroup(
             GroupId=rule.group_id, UserId=rule.group_owner or owner_id
         )
     if rule.description is not None:

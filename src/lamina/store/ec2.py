@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast, overload
 
 from lamina.domain import ec2 as E
 from lamina.domain import ipam
@@ -53,19 +53,41 @@ from lamina.domain.ec2 import (
     SUBNET,
     VPC,
     VPC_CHANGED,
+    Kind,
     StoredRule,
     public,
+)
+from lamina.domain.ec2_models import (
+    Ec2Tag,
+    InternetGateway,
+    NetworkInterface,
+    SecurityGroup,
+    StoredNatGateway,
+    StoredResource,
+    Subnet,
 )
 from lamina.store.db import Connection, Database
 
 log = logging.getLogger("lamina.ec2")
 T = TypeVar("T")
+# A kind's stored body, and the body EC2 describes (see :class:`lamina.domain.ec2.Kind`).
+Stored = TypeVar("Stored")
+Wire = TypeVar("Wire")
 
 # Bodies are json.dumps text (no surrounding whitespace): raw_decode reads them without the
 # checks json.loads adds, a sixth of the cost of decoding an interface.
 _decode: Final = json.JSONDecoder().raw_decode
 # The columns :meth:`Ec2Tx.describe` can match values of.
 _DESCRIBE_COLUMNS: Final = frozenset({"id", "vpc_id", "subnet_id"})
+
+
+def _public_body(text: str) -> Any:
+    """A stored body from its JSON text, as EC2 describes it (JSON is untyped: the kind the caller
+    asked for says what it is)."""
+    body = _decode(text)[0]
+    # No '"_' in the text, no bookkeeping key: the copy ``public`` makes is spared.
+    return public(body) if '"_' in text else body
+
 
 Listener = Callable[[str, dict[str, Any]], None]
 # (account, region, event, obj): for listeners that need to know whose state changed (the data plane).
@@ -98,21 +120,27 @@ class Ec2Tx:
     # -- generic resources ----------------------------------------------------------------
 
     @staticmethod
-    def new_id(kind: str) -> str:
+    def new_id(kind: Kind[Any, Any]) -> str:
         """A new random id of ``kind``."""
         return E.new_id(kind, os.urandom(9))
 
-    def get(self, resource_id: str, kind: str | None = None) -> dict[str, Any] | None:
+    @overload
+    def get(self, resource_id: str, kind: Kind[Stored, Any]) -> Stored | None: ...
+
+    @overload
+    def get(self, resource_id: str, kind: None = None) -> StoredResource | None: ...
+
+    def get(self, resource_id: str, kind: Kind[Any, Any] | None = None) -> Any:
+        """The resource with that id (of ``kind`` when given), or None."""
         row = self.c.execute(
             "SELECT kind, body FROM ec2_resources WHERE account=? AND region=? AND id=?",
             (*self._key, resource_id),
         ).fetchone()
         if row is None or (kind is not None and row[0] != kind):
             return None
-        body: dict[str, Any] = json.loads(row[1])
-        return body
+        return json.loads(row[1])
 
-    def require(self, kind: str, resource_id: str) -> dict[str, Any]:
+    def require(self, kind: Kind[Stored, Any], resource_id: str) -> Stored:
         """The resource, or EC2's NotFound error for it."""
         body = self.get(resource_id, kind)
         if body is None:
@@ -120,8 +148,8 @@ class Ec2Tx:
         return body
 
     def find(
-        self, kind: str, *, vpc_id: str | None = None, subnet_id: str | None = None
-    ) -> list[dict[str, Any]]:
+        self, kind: Kind[Stored, Any], *, vpc_id: str | None = None, subnet_id: str | None = None
+    ) -> list[Stored]:
         """Resources of ``kind`` (in one VPC or subnet when given), oldest first."""
         sql = "SELECT body FROM ec2_resources WHERE account=? AND region=? AND kind=?"
         args: list[Any] = [*self._key, kind]
@@ -134,8 +162,8 @@ class Ec2Tx:
         return [json.loads(r[0]) for r in self.c.execute(sql + " ORDER BY rowid", args).fetchall()]
 
     def describe(
-        self, kind: str, where: Mapping[str, Collection[str]] | None = None
-    ) -> dict[str, dict[str, Any]]:
+        self, kind: Kind[Any, Wire], where: Mapping[str, Collection[str]] | None = None
+    ) -> dict[str, Wire]:
         """What a Describe* call starts from: resources of ``kind`` by id, oldest first, as EC2 shows
         them (without lamina's bookkeeping keys), each a new dict the caller may change.
 
@@ -155,18 +183,16 @@ class Ec2Tx:
             # One parameter whatever the number of values (no SQLITE_MAX_VARIABLE_NUMBER to mind).
             sql += f" AND {column} IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(list(values)))
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, Wire] = {}
         for resource_id, text in self.c.execute(sql + " ORDER BY rowid", args).fetchall():
-            body: dict[str, Any] = _decode(text)[0]
-            # No '"_' in the text, no bookkeeping key: the copy ``public`` makes is spared.
-            out[resource_id] = public(body) if '"_' in text else body
+            out[resource_id] = _public_body(text)
         return out
 
     def put(
         self,
-        kind: str,
+        kind: Kind[Stored, Any],
         resource_id: str,
-        body: dict[str, Any],
+        body: Stored,
         *,
         vpc_id: str | None = None,
         subnet_id: str | None = None,
@@ -179,7 +205,7 @@ class Ec2Tx:
             (*self._key, resource_id, kind, vpc_id, subnet_id, json.dumps(body)),
         )
 
-    def update(self, resource_id: str, body: dict[str, Any]) -> None:
+    def update(self, resource_id: str, body: StoredResource) -> None:
         """Replace a resource's body, keeping its kind, VPC and subnet."""
         self.c.execute(
             "UPDATE ec2_resources SET body=? WHERE account=? AND region=? AND id=?",
@@ -191,11 +217,14 @@ class Ec2Tx:
             "DELETE FROM ec2_resources WHERE account=? AND region=? AND id=?", (*self._key, resource_id)
         )
 
-    def emit(self, event: str, obj: dict[str, Any]) -> None:
-        """Tell the listeners once the transaction has committed."""
+    def emit(self, event: str, obj: Mapping[str, Any]) -> None:
+        """Tell the listeners once the transaction has committed (``obj``: a resource as EC2
+        shows it, or a plain dict keyed like one)."""
         if self._events is None:
             raise RuntimeError("events can only be emitted from a write transaction")
-        self._events.append((event, obj))
+        # Listeners (the data plane) read plain dicts keyed like AWS; a TypedDict is one at run
+        # time, so this only tells the type checker (the object itself is passed, no copy).
+        self._events.append((event, cast(dict[str, Any], obj)))
 
     # -- private addresses --------------------------------------------------------------------
 
@@ -214,7 +243,7 @@ class Ec2Tx:
         return int(row[0])
 
     def claim_address(
-        self, subnet: dict[str, Any], owner_id: str, requested: IPv4Address | None = None
+        self, subnet: Subnet, owner_id: str, requested: IPv4Address | None = None
     ) -> IPv4Address:
         """Allocate a private address of ``subnet`` to ``owner_id`` (atomic: we hold the write lock)."""
         subnet_id = subnet["SubnetId"]
@@ -281,7 +310,7 @@ class Ec2Tx:
             [(*self._key, r) for r in rule_ids],
         )
 
-    def set_rule_tags(self, rule: StoredRule, tags: list[dict[str, str]]) -> None:
+    def set_rule_tags(self, rule: StoredRule, tags: list[Ec2Tag]) -> None:
         body = {**E.rule_to_json(rule.rule), "tags": tags}
         self.c.execute(
             "UPDATE ec2_sg_rules SET body=? WHERE account=? AND region=? AND rule_id=?",
@@ -317,11 +346,11 @@ class Ec2Tx:
 
     # -- views shared by the API and the Lambda side ---------------------------------------------
 
-    def subnet_view(self, subnet: dict[str, Any]) -> dict[str, Any]:
+    def subnet_view(self, subnet: Subnet) -> Subnet:
         """A subnet as DescribeSubnets shows it: ``AvailableIpAddressCount`` from the allocator."""
         return E.subnet_view(subnet, self.address_count(subnet["SubnetId"]))
 
-    def subnet_views(self, subnets: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def subnet_views(self, subnets: Sequence[Subnet]) -> list[Subnet]:
         """:meth:`subnet_view` of each of ``subnets`` (changed in place: they must be the caller's
         own copies, as :meth:`describe` returns them), with one query for all their addresses."""
         if not subnets:
@@ -340,15 +369,15 @@ class Ec2Tx:
             )
         return list(subnets)
 
-    def group_view(self, group: dict[str, Any]) -> dict[str, Any]:
+    def group_view(self, group: SecurityGroup) -> SecurityGroup:
         """A security group as DescribeSecurityGroups shows it, its rules grouped into permissions."""
         return E.group_view(group, [r.rule for r in self.rules(group["GroupId"])], self.account)
 
-    def default_group(self, vpc_id: str) -> dict[str, Any] | None:
+    def default_group(self, vpc_id: str) -> SecurityGroup | None:
         """A VPC's ``default`` security group."""
         return E.default_group(self.find(SECURITY_GROUP, vpc_id=vpc_id))
 
-    def attached_gateway(self, vpc_id: str) -> dict[str, Any] | None:
+    def attached_gateway(self, vpc_id: str) -> InternetGateway | None:
         found = self.find(INTERNET_GATEWAY, vpc_id=vpc_id)
         return found[0] if found else None
 
@@ -363,10 +392,10 @@ class Ec2Tx:
         interface_type: str = "interface",
         requester_managed: bool = False,
         private_ip: str | None = None,
-        tags: list[dict[str, str]] | None = None,
+        tags: list[Ec2Tag] | None = None,
         validated: Callable[[], None] | None = None,
         groupless: bool = False,
-    ) -> dict[str, Any]:
+    ) -> NetworkInterface:
         """Create a network interface in ``subnet_id`` with one private address of it.
 
         No groups means the VPC's ``default`` group (``groupless``: none at all, as a NAT
@@ -406,7 +435,7 @@ class Ec2Tx:
         self.emit(INTERFACE_CREATED, eni)
         return eni
 
-    def delete_interface(self, eni_id: str) -> dict[str, Any]:
+    def delete_interface(self, eni_id: str) -> NetworkInterface:
         """Delete an interface: its address goes back to the subnet, routes to it turn blackhole."""
         eni = self.require(NETWORK_INTERFACE, eni_id)
         self.release_addresses(eni_id)
@@ -447,12 +476,12 @@ class Ec2Tx:
             self.update(nat_id, nat)
             self.emit(VPC_CHANGED, public(nat))
 
-    def release_nat_resources(self, nat: dict[str, Any]) -> None:
+    def release_nat_resources(self, nat: StoredNatGateway) -> None:
         """A deleted or failed NAT gateway gives back its interface and its Elastic IP's association."""
         for address in nat.get("NatGatewayAddresses", []):
             allocation_id = address.get("AllocationId")
             eip = self.get(allocation_id, ELASTIC_IP) if allocation_id else None
-            if eip is not None and E.release_from_nat(eip, nat["NatGatewayId"]):
+            if allocation_id and eip is not None and E.release_from_nat(eip, nat["NatGatewayId"]):
                 self.update(allocation_id, eip)
             eni_id = address.get("NetworkInterfaceId")
             if eni_id and self.get(eni_id, NETWORK_INTERFACE) is not None:
@@ -522,7 +551,7 @@ class Ec2Store:
         description: str,
         interface_type: str = "lambda",
         requester_managed: bool = True,
-    ) -> dict[str, Any]:
+    ) -> NetworkInterface:
         """Create a (Hyperplane) network interface; EC2's errors as CreateNetworkInterface raises
         them (``InvalidSubnetID.NotFound``, ``InvalidGroup.NotFound``,
         ``InsufficientFreeAddressesInSubnet``, ...)."""
@@ -540,29 +569,33 @@ class Ec2Store:
         with self.transaction(account, region) as tx:
             tx.delete_interface(eni_id)
 
-    def get_interface(self, account: str, region: str, eni_id: str) -> dict[str, Any]:
-        return self.read(account, region, lambda tx: public(tx.require(NETWORK_INTERFACE, eni_id)))
+    def get_interface(self, account: str, region: str, eni_id: str) -> NetworkInterface:
+        """A network interface as EC2 describes it, or ``InvalidNetworkInterfaceID.NotFound``."""
+        return self.read(account, region, lambda tx: E.wire_copy(tx.require(NETWORK_INTERFACE, eni_id)))
 
-    def get_subnet(self, account: str, region: str, subnet_id: str) -> dict[str, Any]:
+    def get_subnet(self, account: str, region: str, subnet_id: str) -> Subnet:
         """A subnet as DescribeSubnets shows it, or ``InvalidSubnetID.NotFound``."""
         return self.read(account, region, lambda tx: tx.subnet_view(tx.require(SUBNET, subnet_id)))
 
-    def get_security_group(self, account: str, region: str, group_id: str) -> dict[str, Any]:
+    def get_security_group(self, account: str, region: str, group_id: str) -> SecurityGroup:
         """A security group as DescribeSecurityGroups shows it, or ``InvalidGroup.NotFound``."""
         return self.read(account, region, lambda tx: tx.group_view(tx.require(SECURITY_GROUP, group_id)))
 
     def list_resources(
         self, account: str, region: str, kind: str, *, vpc_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Every resource of ``kind`` (EC2 shapes, unfiltered): for the data plane's rebuilds."""
+        """Every resource of ``kind`` (EC2 shapes, unfiltered, as plain dicts): for the data
+        plane's rebuilds."""
 
         def run(tx: Ec2Tx) -> list[dict[str, Any]]:
-            found = tx.find(kind, vpc_id=vpc_id)
             if kind == SUBNET:
-                return [tx.subnet_view(s) for s in found]
+                return [public(tx.subnet_view(s)) for s in tx.find(SUBNET, vpc_id=vpc_id)]
             if kind == SECURITY_GROUP:
-                return [tx.group_view(g) for g in found]
-            return [public(b) for b in found]
+                return [public(tx.group_view(g)) for g in tx.find(SECURITY_GROUP, vpc_id=vpc_id)]
+            resource_kind = E.KINDS.get(kind)
+            if resource_kind is None:
+                return []
+            return [public(b) for b in tx.find(resource_kind, vpc_id=vpc_id)]
 
         return self.read(account, region, run)
 

@@ -18,7 +18,14 @@ from typing import Any
 
 from lamina.domain import ec2
 from lamina.domain import routes as R
-from lamina.domain.ec2 import error, iso, public, routes_of, set_routes
+from lamina.domain.ec2 import error, iso, public, public_address, routes_of, set_routes
+from lamina.domain.ec2_models import (
+    Address,
+    InternetGateway,
+    NatGatewayAddress,
+    StoredAddress,
+    StoredNatGateway,
+)
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
@@ -49,12 +56,17 @@ def create_internet_gateway(store: Ec2Store, ctx: RequestContext, params: dict[s
     dry_run(params)
     with write(store, ctx) as tx:
         igw_id = tx.new_id(ec2.INTERNET_GATEWAY)
-        igw = {"Attachments": [], "InternetGatewayId": igw_id, "OwnerId": ctx.account_id, "Tags": tags}
+        igw: InternetGateway = {
+            "Attachments": [],
+            "InternetGatewayId": igw_id,
+            "OwnerId": ctx.account_id,
+            "Tags": tags,
+        }
         tx.put(ec2.INTERNET_GATEWAY, igw_id, igw)
     return {"InternetGateway": igw}
 
 
-def _attached_to(igw: dict[str, Any]) -> str | None:
+def _attached_to(igw: InternetGateway) -> str | None:
     attachments = igw.get("Attachments") or []
     return str(attachments[0]["VpcId"]) if attachments else None
 
@@ -144,9 +156,9 @@ _IGW_FILTERS = {
 def describe_internet_gateways(
     store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[InternetGateway]:
         found = by_ids(tx, ec2.INTERNET_GATEWAY, params.get("InternetGatewayIds"))
-        return [public(g) for g in (found if found is not None else tx.find(ec2.INTERNET_GATEWAY))]
+        return [ec2.wire_copy(g) for g in (found if found is not None else tx.find(ec2.INTERNET_GATEWAY))]
 
     gateways = apply_filters(read(store, ctx, run), params.get("Filters"), _IGW_FILTERS)
     dry_run(params)
@@ -163,7 +175,7 @@ def allocate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any
         allocation_id = tx.new_id(ec2.ELASTIC_IP)
         address = tx.claim_public_address(allocation_id, params.get("Address"))
         dry_run(params)
-        eip = {
+        eip: StoredAddress = {
             "AllocationId": allocation_id,
             "Domain": "vpc",
             "PublicIp": address,
@@ -173,8 +185,11 @@ def allocate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any
         }
         tx.put(ec2.ELASTIC_IP, allocation_id, eip)
     return {
-        key: eip[key]
-        for key in ("AllocationId", "Domain", "PublicIp", "PublicIpv4Pool", "NetworkBorderGroup")
+        "AllocationId": eip["AllocationId"],
+        "Domain": eip["Domain"],
+        "PublicIp": eip["PublicIp"],
+        "PublicIpv4Pool": eip["PublicIpv4Pool"],
+        "NetworkBorderGroup": eip["NetworkBorderGroup"],
     }
 
 
@@ -182,7 +197,7 @@ def _address_not_found(public_ip: str) -> AwsError:
     return error("InvalidAddress.NotFound", f"Address '{public_ip}' not found.")
 
 
-def _by_public_ip(tx: Ec2Tx, public_ip: str) -> dict[str, Any]:
+def _by_public_ip(tx: Ec2Tx, public_ip: str) -> StoredAddress:
     for eip in tx.find(ec2.ELASTIC_IP):
         if eip["PublicIp"] == public_ip:
             return eip
@@ -219,7 +234,7 @@ _ADDRESS_FILTERS = {
 
 
 def describe_addresses(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[Address]:
         found = by_ids(tx, ec2.ELASTIC_IP, params.get("AllocationIds"))
         eips = found if found is not None else tx.find(ec2.ELASTIC_IP)
         wanted = params.get("PublicIps")
@@ -227,7 +242,7 @@ def describe_addresses(store: Ec2Store, ctx: RequestContext, params: dict[str, A
             for public_ip in wanted:
                 _by_public_ip(tx, public_ip)  # InvalidAddress.NotFound for an address not allocated here
             eips = [e for e in eips if e["PublicIp"] in wanted]
-        return [public(e) for e in eips]
+        return [public_address(e) for e in eips]
 
     addresses = apply_filters(read(store, ctx, run), params.get("Filters"), _ADDRESS_FILTERS)
     dry_run(params)
@@ -237,7 +252,8 @@ def describe_addresses(store: Ec2Store, ctx: RequestContext, params: dict[str, A
 # -- NAT gateways ---------------------------------------------------------------------------------------
 
 
-def _nat_out(nat: dict[str, Any]) -> dict[str, Any]:
+def _nat_out(nat: StoredNatGateway) -> dict[str, Any]:
+    """A NAT gateway as EC2 answers it: its times as datetimes (the serializer renders them)."""
     out = public(nat)
     for key in ("CreateTime", "DeleteTime"):
         if isinstance(out.get(key), str):
@@ -260,9 +276,10 @@ def create_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, A
         dry_run(params)
         nat_id = tx.new_id(ec2.NAT_GATEWAY)
         failure: list[str] | None = None
-        address: dict[str, Any] = {"IsPrimary": True, "Status": "associating"}
+        address: NatGatewayAddress = {"IsPrimary": True, "Status": "associating"}
         if eip is not None:
-            address.update(AllocationId=eip["AllocationId"], PublicIp=eip["PublicIp"])
+            address["AllocationId"] = eip["AllocationId"]
+            address["PublicIp"] = eip["PublicIp"]
             if eip.get("AssociationId"):
                 failure = [
                     "Resource.AlreadyAssociated",
@@ -287,21 +304,18 @@ def create_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, A
                     "Subnet has insufficient free addresses to create this NAT gateway",
                 ]
             else:
-                address.update(
-                    NetworkInterfaceId=eni["NetworkInterfaceId"], PrivateIp=eni["PrivateIpAddress"]
-                )
+                address["NetworkInterfaceId"] = eni["NetworkInterfaceId"]
+                address["PrivateIp"] = eni["PrivateIpAddress"]
                 if eip is not None:
                     association_id = f"eipassoc-{_suffix()}"
                     address["AssociationId"] = association_id
-                    eip.update(
-                        AssociationId=association_id,
-                        NetworkInterfaceId=eni["NetworkInterfaceId"],
-                        NetworkInterfaceOwnerId=ctx.account_id,
-                        PrivateIpAddress=eni["PrivateIpAddress"],
-                        _nat=nat_id,
-                    )
+                    eip["AssociationId"] = association_id
+                    eip["NetworkInterfaceId"] = eni["NetworkInterfaceId"]
+                    eip["NetworkInterfaceOwnerId"] = ctx.account_id
+                    eip["PrivateIpAddress"] = eni["PrivateIpAddress"]
+                    eip["_nat"] = nat_id
                     tx.update(eip["AllocationId"], eip)
-        nat: dict[str, Any] = {
+        nat: StoredNatGateway = {
             "CreateTime": iso(tx.now_ms),
             "NatGatewayAddresses": [address],
             "NatGatewayId": nat_id,

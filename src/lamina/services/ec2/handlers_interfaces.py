@@ -14,7 +14,8 @@ from typing import Any
 
 from lamina.domain import ec2
 from lamina.domain.clock import iso_millis
-from lamina.domain.ec2 import error, public
+from lamina.domain.ec2 import error
+from lamina.domain.ec2_models import NetworkInterface
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -40,11 +41,11 @@ _UNSUPPORTED = (
 )
 
 
-def interface_out(eni: dict[str, Any], *, owned: bool = False) -> dict[str, Any]:
+def interface_out(eni: NetworkInterface, *, owned: bool = False) -> NetworkInterface:
     """An interface as EC2 answers it, ``AttachTime`` as EC2 writes it (the serializer passes
     the text through). ``owned``: ``eni`` is the caller's own copy without bookkeeping keys (as
     :meth:`Ec2Tx.describe` returns them), changed in place rather than copied."""
-    out = eni if owned else public(eni)
+    out = eni if owned else ec2.wire_copy(eni)
     attachment = out.get("Attachment")
     if attachment and isinstance(attachment.get("AttachTime"), str):
         shown = ec2_time(attachment["AttachTime"])
@@ -143,7 +144,7 @@ def describe_network_interfaces(
 ) -> dict[str, Any]:
     ids = params.get("NetworkInterfaceIds")
 
-    def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+    def run(tx: Ec2Tx) -> tuple[list[NetworkInterface], list[Mapping[str, Any]]]:
         return listing(tx, ec2.NETWORK_INTERFACE, ids, params.get("Filters"), _ENI_COLUMNS)
 
     found, filters = read(store, ctx, run)

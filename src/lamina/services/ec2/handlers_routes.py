@@ -14,6 +14,7 @@ from typing import Any
 from lamina.domain import ec2
 from lamina.domain import routes as R
 from lamina.domain.ec2 import error, public, routes_of, set_routes
+from lamina.domain.ec2_models import RouteTable, RouteTableAssociationState, Subnet
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -49,7 +50,7 @@ def _suffix() -> str:
     return os.urandom(9).hex()[:17]
 
 
-def table_for_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> dict[str, Any] | None:
+def table_for_subnet(tx: Ec2Tx, subnet: Subnet) -> RouteTable | None:
     """The route table a subnet uses: its explicit association, else the VPC's main table."""
     main = None
     for table in tx.find(ec2.ROUTE_TABLE, vpc_id=subnet["VpcId"]):
@@ -61,7 +62,7 @@ def table_for_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> dict[str, Any] | None
     return main
 
 
-def is_public_subnet(tx: Ec2Tx, subnet: dict[str, Any]) -> bool:
+def is_public_subnet(tx: Ec2Tx, subnet: Subnet) -> bool:
     """A subnet is public when its route table routes to an internet gateway."""
     table = table_for_subnet(tx, subnet)
     return table is not None and R.is_public(routes_of(table))
@@ -73,7 +74,7 @@ def create_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str, A
         vpc = tx.require(ec2.VPC, params["VpcId"])
         dry_run(params)
         table_id = tx.new_id(ec2.ROUTE_TABLE)
-        table: dict[str, Any] = {
+        table: RouteTable = {
             "Associations": [],
             "PropagatingVgws": [],
             "RouteTableId": table_id,
@@ -122,9 +123,9 @@ _TABLE_FILTERS = {
 
 
 def describe_route_tables(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[RouteTable]:
         found = by_ids(tx, ec2.ROUTE_TABLE, params.get("RouteTableIds"))
-        return [public(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
+        return [ec2.wire_copy(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
 
     tables = apply_filters(read(store, ctx, run), params.get("Filters"), _TABLE_FILTERS)
     dry_run(params)
@@ -138,7 +139,7 @@ def _different_networks(table_id: str, what: str, target_id: str) -> Exception:
     )
 
 
-def _check_target(tx: Ec2Tx, table: dict[str, Any], kind: R.TargetKind, target_id: str) -> None:
+def _check_target(tx: Ec2Tx, table: RouteTable, kind: R.TargetKind, target_id: str) -> None:
     vpc_id, table_id = table["VpcId"], table["RouteTableId"]
     if kind is R.TargetKind.INTERNET_GATEWAY:
         igw = tx.get(target_id, ec2.INTERNET_GATEWAY)
@@ -214,7 +215,7 @@ def associate_route_table(store: Ec2Store, ctx: RequestContext, params: dict[str
                 )
         dry_run(params)
         association_id = f"rtbassoc-{_suffix()}"
-        state = {"State": "associated"}
+        state = RouteTableAssociationState(State="associated")
         table["Associations"].append(
             {
                 "Main": False,

@@ -16,9 +16,11 @@ from typing import Any
 from lamina.domain import ec2
 from lamina.domain import secgroups as S
 from lamina.domain.ec2 import StoredRule, error, public
+from lamina.domain.ec2_models import SecurityGroup, SecurityGroupRule
 from lamina.errors import missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
+    Extractor,
     apply_filters,
     by_ids,
     dry_run,
@@ -43,7 +45,7 @@ def _by_name(name: str) -> Exception:
     return error("InvalidGroup.NotFound", f"The security group '{name}' does not exist in default VPC 'none'")
 
 
-def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> SecurityGroup:
     """The group a request names by ``GroupId`` (or by ``GroupName``, which EC2 only resolves
     in a default VPC: lamina has none)."""
     group_id = params.get("GroupId")
@@ -55,8 +57,8 @@ def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> dict[str, Any]:
     raise _by_name(name)
 
 
-def _rule_item(tx: Ec2Tx, stored: StoredRule) -> dict[str, Any]:
-    item = dict(S.to_rule_item(stored.rule_id, stored.rule, group_id=stored.group_id, owner_id=tx.account))
+def _rule_item(tx: Ec2Tx, stored: StoredRule) -> SecurityGroupRule:
+    item = S.to_rule_item(stored.rule_id, stored.rule, group_id=stored.group_id, owner_id=tx.account)
     item["Tags"] = list(stored.tags)
     item["SecurityGroupRuleArn"] = (
         f"arn:aws:ec2:{tx.region}:{tx.account}:security-group-rule/{stored.rule_id}"
@@ -101,7 +103,7 @@ def create_security_group(store: Ec2Store, ctx: RequestContext, params: dict[str
     return out
 
 
-def _permission_filters(prefix: str, direction: S.Direction) -> dict[str, Any]:
+def _permission_filters(prefix: str, direction: S.Direction) -> dict[str, Extractor]:
     key = "IpPermissions" if direction is S.Direction.INGRESS else "IpPermissionsEgress"
     return {
         f"{prefix}ip-permission.cidr": field(key, "IpRanges", "CidrIp"),
@@ -127,7 +129,7 @@ _GROUP_FILTERS = {
 
 
 def describe_security_groups(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[SecurityGroup]:
         found = by_ids(tx, ec2.SECURITY_GROUP, params.get("GroupIds"))
         groups = found if found is not None else tx.find(ec2.SECURITY_GROUP)
         names = params.get("GroupNames")
@@ -165,7 +167,7 @@ def delete_security_group(store: Ec2Store, ctx: RequestContext, params: dict[str
 # -- rules ---------------------------------------------------------------------------------------------
 
 
-def _permissions(tx: Ec2Tx, group: dict[str, Any], params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _permissions(tx: Ec2Tx, group: SecurityGroup, params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """``IpPermissions``, or the older flat form (``IpProtocol``, ``FromPort``, ``CidrIp``, ...)."""
     permissions = params.get("IpPermissions")
     if permissions:
@@ -294,7 +296,7 @@ _RULE_FILTERS = {
 def describe_security_group_rules(
     store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[SecurityGroupRule]:
         everything = tx.rules()
         wanted = params.get("SecurityGroupRuleIds")
         if wanted:

@@ -17,13 +17,18 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from lamina.domain import ec2
-from lamina.domain.ec2 import error
+from lamina.domain.ec2 import Kind, error
+from lamina.domain.ec2_models import Ec2Tag
 from lamina.errors import dry_run_error, is_dry_run, missing_parameter
 from lamina.services.base import RequestContext
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 T = TypeVar("T")
-Extractor = Callable[[dict[str, Any]], Iterable[object]]
+# A resource as EC2 shows it (a TypedDict of lamina.domain.ec2_models, or a plain dict).
+Item = TypeVar("Item", bound=Mapping[str, Any])
+Stored = TypeVar("Stored")
+Wire = TypeVar("Wire")
+Extractor = Callable[[Mapping[str, Any]], Iterable[object]]
 
 MAX_TAGS = 50
 MAX_KEY = 128
@@ -57,7 +62,7 @@ def required(params: Mapping[str, Any], name: str, wire: str | None = None) -> A
     return value
 
 
-def by_ids(tx: Ec2Tx, kind: str, ids: Sequence[str] | None) -> list[dict[str, Any]] | None:
+def by_ids(tx: Ec2Tx, kind: Kind[Stored, Any], ids: Sequence[str] | None) -> list[Stored] | None:
     """The resources named by a ``*Ids`` parameter, in the order asked; NotFound for the first
     missing one. None when no ids were given."""
     if not ids:
@@ -70,11 +75,11 @@ def by_ids(tx: Ec2Tx, kind: str, ids: Sequence[str] | None) -> list[dict[str, An
 
 def listing(
     tx: Ec2Tx,
-    kind: str,
+    kind: Kind[Any, Wire],
     ids: Sequence[str] | None,
     filters: Sequence[Mapping[str, Any]] | None,
     columns: Mapping[str, str],
-) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+) -> tuple[list[Wire], list[Mapping[str, Any]]]:
     """What a Describe* call starts from, as EC2 shows the resources (new dicts the caller may
     change), and the filters still to apply to them.
 
@@ -113,8 +118,8 @@ def tag_key_of(kind: str) -> str:
     return "TagSet" if kind == ec2.NETWORK_INTERFACE else "Tags"
 
 
-def check_tags(tags: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    out = []
+def check_tags(tags: Iterable[Mapping[str, Any]]) -> list[Ec2Tag]:
+    out: list[Ec2Tag] = []
     for tag in tags:
         key = tag.get("Key")
         if key is None:
@@ -137,7 +142,7 @@ def check_tags(tags: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def merge_tags(existing: list[dict[str, str]], new: Iterable[dict[str, str]]) -> list[dict[str, str]]:
+def merge_tags(existing: list[Ec2Tag], new: Iterable[Ec2Tag]) -> list[Ec2Tag]:
     merged = {t["Key"]: t["Value"] for t in existing}
     for tag in new:
         merged[tag["Key"]] = tag["Value"]
@@ -146,9 +151,9 @@ def merge_tags(existing: list[dict[str, str]], new: Iterable[dict[str, str]]) ->
     return [{"Key": k, "Value": v} for k, v in merged.items()]
 
 
-def spec_tags(params: Mapping[str, Any], resource_type: str) -> list[dict[str, str]]:
+def spec_tags(params: Mapping[str, Any], resource_type: str) -> list[Ec2Tag]:
     """The tags ``TagSpecifications`` give the resource being created."""
-    tags: list[dict[str, str]] = []
+    tags: list[Ec2Tag] = []
     for spec in params.get("TagSpecifications") or []:
         kind = spec.get("ResourceType")
         if kind != resource_type:
@@ -186,9 +191,7 @@ def create_tags(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) ->
     return {}
 
 
-def _without(
-    existing: list[dict[str, str]], removals: list[Mapping[str, Any]] | None
-) -> list[dict[str, str]]:
+def _without(existing: list[Ec2Tag], removals: list[Mapping[str, Any]] | None) -> list[Ec2Tag]:
     if removals is None:
         return []
     out = []
@@ -229,7 +232,7 @@ def _text(value: object) -> str:
 def field(*path: str) -> Extractor:
     """An extractor following ``path`` through dicts and lists (``("Attachments", "VpcId")``)."""
 
-    def extract(obj: dict[str, Any]) -> Iterable[object]:
+    def extract(obj: Mapping[str, Any]) -> Iterable[object]:
         current: list[Any] = [obj]
         for key in path:
             following: list[Any] = []
@@ -246,12 +249,12 @@ def field(*path: str) -> Extractor:
 
 
 def apply_filters(
-    items: Iterable[dict[str, Any]],
+    items: Iterable[Item],
     filters: Sequence[Mapping[str, Any]] | None,
     extractors: Mapping[str, Extractor],
     *,
     tags_key: str = "Tags",
-) -> list[dict[str, Any]]:
+) -> list[Item]:
     """The items every filter matches."""
     checks: list[tuple[Extractor, list[str]]] = []
     for f in filters or []:
@@ -280,7 +283,7 @@ def apply_filters(
 
 
 def _tag_values(tags_key: str, wanted_key: str) -> Extractor:
-    def extract(obj: dict[str, Any]) -> Iterable[object]:
+    def extract(obj: Mapping[str, Any]) -> Iterable[object]:
         return [t.get("Value", "") for t in obj.get(tags_key, []) if t.get("Key") == wanted_key]
 
     return extract

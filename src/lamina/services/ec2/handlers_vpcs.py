@@ -18,6 +18,7 @@ from lamina.domain import ec2, ipam
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
 from lamina.domain.ec2 import error, public, set_routes
+from lamina.domain.ec2_models import Ec2Tag, RouteTable, SecurityGroup, Subnet, Vpc
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -67,7 +68,7 @@ def create_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
     dry_run(params)
     with write(store, ctx) as tx:
         vpc_id = tx.new_id(ec2.VPC)
-        vpc = {
+        vpc: Vpc = {
             "CidrBlock": str(cidr),
             "DhcpOptionsId": "default",
             "State": "available",
@@ -93,9 +94,9 @@ def create_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
     return {"Vpc": {**vpc, "State": "pending"}}
 
 
-def _create_main_route_table(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
+def _create_main_route_table(tx: Ec2Tx, vpc: Vpc) -> None:
     table_id = tx.new_id(ec2.ROUTE_TABLE)
-    table: dict[str, Any] = {
+    table: RouteTable = {
         "Associations": [
             {
                 "Main": True,
@@ -116,11 +117,9 @@ def _create_main_route_table(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
     tx.emit(ec2.ROUTE_CHANGED, table)
 
 
-def new_group(
-    tx: Ec2Tx, vpc_id: str, name: str, description: str, tags: list[dict[str, str]]
-) -> dict[str, Any]:
+def new_group(tx: Ec2Tx, vpc_id: str, name: str, description: str, tags: list[Ec2Tag]) -> SecurityGroup:
     group_id = tx.new_id(ec2.SECURITY_GROUP)
-    group = {
+    group: SecurityGroup = {
         "GroupId": group_id,
         "GroupName": name,
         "Description": description,
@@ -133,7 +132,7 @@ def new_group(
     return group
 
 
-def _create_default_group(tx: Ec2Tx, vpc: dict[str, Any]) -> None:
+def _create_default_group(tx: Ec2Tx, vpc: Vpc) -> None:
     group = new_group(tx, vpc["VpcId"], "default", "default VPC security group", [])
     tx.add_rules(group["GroupId"], S.default_group_rules(group["GroupId"], tx.account))
     tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
@@ -156,9 +155,9 @@ _VPC_FILTERS = {
 
 
 def describe_vpcs(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+    def run(tx: Ec2Tx) -> list[Vpc]:
         found = by_ids(tx, ec2.VPC, params.get("VpcIds"))
-        return [public(v) for v in (found if found is not None else tx.find(ec2.VPC))]
+        return [ec2.wire_copy(v) for v in (found if found is not None else tx.find(ec2.VPC))]
 
     vpcs = apply_filters(read(store, ctx, run), params.get("Filters"), _VPC_FILTERS)
     dry_run(params)
@@ -176,10 +175,10 @@ def delete_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
             n for n in tx.find(ec2.NAT_GATEWAY, vpc_id=vpc_id) if n["State"] not in ("deleted", "failed")
         ]
         if (
-            tx.find(ec2.SUBNET, vpc_id=vpc_id)
+            bool(tx.find(ec2.SUBNET, vpc_id=vpc_id))
             or tx.attached_gateway(vpc_id) is not None
-            or tx.find(ec2.NETWORK_INTERFACE, vpc_id=vpc_id)
-            or live_nats
+            or bool(tx.find(ec2.NETWORK_INTERFACE, vpc_id=vpc_id))
+            or bool(live_nats)
             or any(not _is_main(t) for t in tables)
             or any(g["GroupName"] != "default" for g in groups)
         ):
@@ -199,7 +198,7 @@ def delete_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
     return {}
 
 
-def _is_main(table: dict[str, Any]) -> bool:
+def _is_main(table: RouteTable) -> bool:
     return any(a.get("Main") for a in table.get("Associations", []))
 
 
@@ -237,7 +236,7 @@ def create_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) 
         cidr = ipam.validate_subnet_cidr(text, ec2.vpc_cidrs(vpc), siblings)
         dry_run(params)
         subnet_id = tx.new_id(ec2.SUBNET)
-        subnet = {
+        subnet: Subnet = {
             "AvailabilityZone": zone_name,
             "AvailabilityZoneId": zone_id,
             "CidrBlock": str(cidr),
@@ -292,7 +291,7 @@ _SUBNET_COLUMNS = {"subnet-id": "id", "vpc-id": "vpc_id"}
 
 
 def describe_subnets(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    def run(tx: Ec2Tx) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+    def run(tx: Ec2Tx) -> tuple[list[Subnet], list[Mapping[str, Any]]]:
         found, filters = listing(
             tx, ec2.SUBNET, params.get("SubnetIds"), params.get("Filters"), _SUBNET_COLUMNS
         )
