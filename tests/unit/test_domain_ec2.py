@@ -3,6 +3,7 @@ gateway state machine."""
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -39,6 +40,30 @@ def codes(excinfo: pytest.ExceptionInfo[AwsError]) -> tuple[str, str]:
 )
 def test_kind_of(resource_id: str, kind: str | None) -> None:
     assert E.kind_of(resource_id) == kind
+
+
+def test_kinds_are_plain_strings_at_run_time() -> None:
+    # The store binds them as SQL parameters and compares them with stored text.
+    assert E.NAT_GATEWAY == "natgateway" and hash(E.VPC) == hash("vpc")
+    assert json.dumps([E.SUBNET]) == '["subnet"]' and f"{E.ELASTIC_IP}" == "elastic-ip"
+    assert {kind: kind for kind in E.PREFIXES} == E.KINDS
+    assert E.KINDS["route-table"] is E.ROUTE_TABLE
+
+
+def test_public_forms_drop_only_bookkeeping_keys() -> None:
+    nat: Any = {
+        "NatGatewayId": "nat-1",
+        "State": "pending",
+        "_due_ms": 5,
+        "_failure": ["C", "M"],
+        "_gone_ms": 1,
+    }
+    assert E.public_nat(nat) == {"NatGatewayId": "nat-1", "State": "pending"}
+    assert "_due_ms" in nat  # the stored body is left alone
+    eip: Any = {"AllocationId": "eipalloc-1", "PublicIp": "203.0.113.1", "_nat": "nat-1"}
+    assert E.public_address(eip) == {"AllocationId": "eipalloc-1", "PublicIp": "203.0.113.1"}
+    vpc: Any = {"VpcId": "vpc-1", "_stray": 1}
+    assert E.wire_copy(vpc) == {"VpcId": "vpc-1"} and vpc["_stray"] == 1
 
 
 def test_new_ids_carry_their_kinds_prefix() -> None:

@@ -3,7 +3,9 @@
 Pure: no database, no I/O; times (``now_ms``) and random bytes are passed in. The store
 (:mod:`lamina.store.ec2`) keeps resources as the AWS-shaped dicts EC2 describes (keys starting
 with ``_`` are lamina's own bookkeeping and never leave the server) and applies these rules
-inside its transactions; the EC2 handlers (``services/ec2``) use them too.
+inside its transactions; the EC2 handlers (``services/ec2``) use them too. Each resource kind
+(:class:`Kind`) carries the TypedDicts (:mod:`lamina.domain.ec2_models`) of what the store keeps
+and of what EC2 describes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, Generic, TypedDict, TypeVar, cast
 
 from lamina.domain import ipam
 from lamina.domain import routes as R
@@ -170,7 +172,27 @@ def iso(ms: int) -> str:
 # -- security group rules as JSON ---------------------------------------------------------------
 
 
-def rule_to_json(rule: S.Rule) -> dict[str, Any]:
+# A security group rule as the store keeps it (``ec2_sg_rules.body``): lamina's own format, not an
+# AWS shape ("from" is a keyword, hence the functional form).
+RuleBody = TypedDict(
+    "RuleBody",
+    {
+        "direction": str,
+        "protocol": str,
+        "from": int,
+        "to": int,
+        "cidr_v4": str | None,
+        "cidr_v6": str | None,
+        "group_id": str | None,
+        "group_owner": str | None,
+        "description": str | None,
+        "tags": list[Ec2Tag],
+    },
+    total=False,
+)
+
+
+def rule_to_json(rule: S.Rule) -> RuleBody:
     """A rule as the store keeps it."""
     return {
         "direction": rule.direction.value,
@@ -185,7 +207,7 @@ def rule_to_json(rule: S.Rule) -> dict[str, Any]:
     }
 
 
-def rule_from_json(data: dict[str, Any]) -> S.Rule:
+def rule_from_json(data: RuleBody) -> S.Rule:
     """A stored rule back into the domain's Rule."""
     v4 = data.get("cidr_v4")
     v6 = data.get("cidr_v6")

@@ -190,6 +190,20 @@ class SecurityGroup(TypedDict, total=False):
     IpPermissions: list[IpPermission]
 
 
+class RevokedSecurityGroupRule(TypedDict, total=False):
+    SecurityGroupRuleId: str
+    GroupId: str
+    IsEgress: bool
+    IpProtocol: str
+    FromPort: int
+    ToPort: int
+    CidrIpv4: str
+    CidrIpv6: str
+    PrefixListId: str
+    ReferencedGroupId: str
+    Description: str
+
+
 class ReferencedSecurityGroup(TypedDict, total=False):
     GroupId: str
     PeeringStatus: str
@@ -517,6 +531,7 @@ SHAPES: dict[type, tuple[str, str]] = {
     PrefixListId: ("ec2", "PrefixListId"),
     IpPermission: ("ec2", "IpPermission"),
     SecurityGroup: ("ec2", "SecurityGroup"),
+    RevokedSecurityGroupRule: ("ec2", "RevokedSecurityGroupRule"),
     ReferencedSecurityGroup: ("ec2", "ReferencedSecurityGroup"),
     SecurityGroupRule: ("ec2", "SecurityGroupRule"),
     NetworkInterfaceAssociation: ("ec2", "NetworkInterfaceAssociation"),

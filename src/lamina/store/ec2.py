@@ -3,7 +3,9 @@ repository. The rules (ids, errors, views, interface shapes, the NAT gateway sta
 in :mod:`lamina.domain.ec2`; this module reads and writes, and applies them in its transactions.
 
 Resources are stored as the AWS-shaped dicts EC2 describes (keys starting with ``_`` are
-lamina's own bookkeeping and never leave the server), with the columns needed to find them:
+lamina's own bookkeeping and never leave the server), typed by their kind
+(:class:`lamina.domain.ec2.Kind`: ``tx.require(VPC, ...)`` is a
+:class:`~lamina.domain.ec2_models.Vpc`), with the columns needed to find them:
 ``kind`` (the EC2 resource type, as in ``TagSpecification.ResourceType``), ``vpc_id`` and
 ``subnet_id``. What must stay consistent under concurrency has its own table and key:
 
@@ -288,7 +290,7 @@ class Ec2Tx:
             args.append(group_id)
         out = []
         for rule_id, gid, body in self.c.execute(sql + " ORDER BY rowid", args).fetchall():
-            data = json.loads(body)
+            data: E.RuleBody = json.loads(body)
             out.append(StoredRule(rule_id, gid, E.rule_from_json(data), data.get("tags", [])))
         return out
 
@@ -311,7 +313,7 @@ class Ec2Tx:
         )
 
     def set_rule_tags(self, rule: StoredRule, tags: list[Ec2Tag]) -> None:
-        body = {**E.rule_to_json(rule.rule), "tags": tags}
+        body: E.RuleBody = {**E.rule_to_json(rule.rule), "tags": tags}
         self.c.execute(
             "UPDATE ec2_sg_rules SET body=? WHERE account=? AND region=? AND rule_id=?",
             (json.dumps(body), *self._key, rule.rule_id),

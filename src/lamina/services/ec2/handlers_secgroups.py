@@ -16,7 +16,7 @@ from typing import Any
 from lamina.domain import ec2
 from lamina.domain import secgroups as S
 from lamina.domain.ec2 import StoredRule, error, public
-from lamina.domain.ec2_models import SecurityGroup, SecurityGroupRule
+from lamina.domain.ec2_models import RevokedSecurityGroupRule, SecurityGroup, SecurityGroupRule
 from lamina.errors import missing_parameter
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
@@ -220,9 +220,9 @@ def _authorize(
     return {"Return": True, "SecurityGroupRules": items}
 
 
-def _revoked_item(stored: StoredRule) -> dict[str, Any]:
+def _revoked_item(stored: StoredRule) -> RevokedSecurityGroupRule:
     rule = stored.rule
-    item: dict[str, Any] = {
+    item: RevokedSecurityGroupRule = {
         "SecurityGroupRuleId": stored.rule_id,
         "GroupId": stored.group_id,
         "IsEgress": rule.direction is S.Direction.EGRESS,
@@ -235,6 +235,7 @@ def _revoked_item(stored: StoredRule) -> dict[str, Any]:
     elif rule.cidr_v6 is not None:
         item["CidrIpv6"] = str(rule.cidr_v6)
     else:
+        assert rule.group_id is not None  # a rule without an address range has a group peer
         item["ReferencedGroupId"] = rule.group_id
     if rule.description is not None:
         item["Description"] = rule.description
