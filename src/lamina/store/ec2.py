@@ -476,7 +476,7 @@ class Ec2Tx:
                 self.release_nat_resources(nat)
                 self.blackhole_routes(nat["VpcId"], nat_id)
             self.update(nat_id, nat)
-            self.emit(VPC_CHANGED, public(nat))
+            self.emit(VPC_CHANGED, E.public_nat(nat))
 
     def release_nat_resources(self, nat: StoredNatGateway) -> None:
         """A deleted or failed NAT gateway gives back its interface and its Elastic IP's association."""

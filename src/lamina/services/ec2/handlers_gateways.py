@@ -18,7 +18,7 @@ from typing import Any
 
 from lamina.domain import ec2
 from lamina.domain import routes as R
-from lamina.domain.ec2 import error, iso, public, public_address, routes_of, set_routes
+from lamina.domain.ec2 import error, iso, public, public_address, public_nat, routes_of, set_routes
 from lamina.domain.ec2_models import (
     Address,
     InternetGateway,
@@ -329,7 +329,7 @@ def create_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, A
         if failure is not None:
             nat["_failure"] = failure
         tx.put(ec2.NAT_GATEWAY, nat_id, nat, vpc_id=subnet["VpcId"], subnet_id=subnet_id)
-        tx.emit(ec2.VPC_CHANGED, public(nat))
+        tx.emit(ec2.VPC_CHANGED, public_nat(nat))
     out: dict[str, Any] = {"NatGateway": _nat_out(nat)}
     if params.get("ClientToken"):
         out["ClientToken"] = params["ClientToken"]
@@ -369,7 +369,7 @@ def delete_nat_gateway(store: Ec2Store, ctx: RequestContext, params: dict[str, A
             tx.release_nat_resources(nat)
             tx.update(nat_id, nat)
             tx.blackhole_routes(nat["VpcId"], nat_id)
-            tx.emit(ec2.VPC_CHANGED, public(nat))
+            tx.emit(ec2.VPC_CHANGED, public_nat(nat))
     return {"NatGatewayId": nat_id}
 
 
