@@ -13,7 +13,15 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-BENCHMARKS = ["publish.py", "api_latency.py", "invoke.py", "vpc.py", "vpc_dataplane.py", "builder.py", "against.py"]
+BENCHMARKS = [
+    "publish.py",
+    "api_latency.py",
+    "invoke.py",
+    "vpc.py",
+    "vpc_dataplane.py",
+    "builder.py",
+    "against.py",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
