@@ -28,6 +28,10 @@ def _no_role(name: str) -> AwsError:
     return _err("NoSuchEntity", 404, f"The role with name {name} cannot be found.")
 
 
+def _no_role_policy(name: str) -> AwsError:
+    return _err("NoSuchEntity", 404, f"The role policy with name {name} cannot be found.")
+
+
 def _now(ctx: RequestContext) -> dt.datetime:
     return dt.datetime.fromtimestamp(ctx.now_ms / 1000, dt.UTC).replace(microsecond=0)
 
@@ -141,7 +145,7 @@ def get_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) 
     role = _role(iam, ctx, params["RoleName"])
     document = iam.get_inline(ctx.account_id, role["RoleName"], params["PolicyName"])
     if document is None:
-        raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
+        raise _no_role_policy(params["PolicyName"])
     return {
         "RoleName": role["RoleName"],
         "PolicyName": params["PolicyName"],
@@ -152,7 +156,7 @@ def get_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) 
 def delete_role_policy(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     role = _role(iam, ctx, params["RoleName"])
     if not iam.delete_inline(ctx.account_id, role["RoleName"], params["PolicyName"]):
-        raise _err("NoSuchEntity", 404, f"The role policy with name {params['PolicyName']} cannot be found.")
+        raise _no_role_policy(params["PolicyName"])
     return {}
 
 
