@@ -46,11 +46,12 @@ class IoExecutor(Executor):
     that resolves a plain asyncio future with ``call_soon_threadsafe``, without a
     ``concurrent.futures.Future`` chained to it (as much again as the hand-off itself).
 
-    Where the worker sleeps matters more (:mod:`lamina.linux.affinity`): an idle worker waits
-    pinned to one CPU, and a call goes to a worker waiting on the CPU the caller runs on, so the
-    wake-up stays on the CPU the event loop is leaving. While it works, a worker may run anywhere
-    (threads it starts inherit no pin). Threads start on demand, up to ``max_workers``; beyond
-    that, calls wait their turn in order. ``shutdown`` joins them all; none is a daemon.
+    Where the worker sleeps matters more (:mod:`lamina.linux.affinity`): each worker is pinned to
+    one CPU, and a call goes to an idle worker of the CPU the caller runs on, so the wake-up stays
+    on the CPU the event loop is leaving. A long-lived thread a call starts inherits that pin and
+    must call ``affinity.release_thread()`` first (the preparer's, the data plane's, the log
+    writer's and the sandbox's threads do). Threads start on demand, up to ``max_workers``;
+    beyond that, calls wait their turn in order. ``shutdown`` joins them all; none is a daemon.
     """
 
     def __init__(self, max_workers: int, name: str = "lamina-io") -> None:
@@ -96,11 +97,7 @@ class IoExecutor(Executor):
             if item is None:
                 return
             while item is not None:
-                if home is not None:
-                    _pin(self._cpus)  # work anywhere; threads started now inherit no pin
                 deliver = item()
-                if home is not None:
-                    _pin(home)  # idle where the next call's caller will be
                 with self._lock:  # a call that waited for a free worker, or idle
                     if self._backlog:
                         item = self._backlog.popleft()

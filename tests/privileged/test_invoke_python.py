@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import sys
 import uuid
@@ -578,3 +579,14 @@ def test_function_runs_as_its_role(lam: Any) -> None:
     name = create(lam, code, Handler="app.handler")
     _, out = call(lam, name)
     assert out == f"arn:aws:sts::000000000000:assumed-role/lambda-role/{name}"
+
+
+def test_function_may_use_every_cpu(lam: Any) -> None:
+    """The server pins its idle I/O threads to a CPU; a function's process never inherits that."""
+    code = make_zip(
+        {"app.py": "import os\n\ndef handler(event, context):\n    return sorted(os.sched_getaffinity(0))\n"}
+    )
+    name = create(lam, code)
+    for _ in range(3):  # cold, then warm
+        _, cpus = call(lam, name)
+        assert cpus == sorted(os.sched_getaffinity(0))

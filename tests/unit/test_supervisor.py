@@ -87,3 +87,32 @@ def test_supervisor_order_and_failure() -> None:
 
     asyncio.run(go())
     assert not [t for t in threading.enumerate() if t.name.startswith("t-sup")]
+
+
+def test_io_workers_wait_on_the_callers_cpu_and_released_threads_are_free() -> None:
+    from lamina.linux import affinity
+
+    ex = IoExecutor(4, name="t-pin")
+    caller = affinity.current_cpu()
+    seen: dict[str, object] = {}
+
+    def inside() -> None:
+        seen["worker"] = affinity.allowed_cpus()
+
+        def child() -> None:
+            affinity.release_thread()
+            seen["child"] = affinity.allowed_cpus()
+
+        t = threading.Thread(target=child)
+        t.start()
+        t.join()
+
+    async def go() -> None:
+        await ex.run(lambda: None)  # the worker pins itself on start
+        await ex.run(inside)
+
+    asyncio.run(go())
+    ex.shutdown()
+    if len(affinity.PROCESS_CPUS) > 1 and caller >= 0:
+        assert seen["worker"] == frozenset({caller}) or len(seen["worker"]) == 1  # type: ignore[arg-type]
+    assert seen["child"] == affinity.PROCESS_CPUS

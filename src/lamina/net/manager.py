@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lamina.domain.dataplane import edge_link_name, plan_vpc
-from lamina.linux import NetNamespace, NetNamespaceError
+from lamina.linux import NetNamespace, NetNamespaceError, affinity
 from lamina.net import published
 from lamina.net.commands import DataplaneError
 from lamina.net.uplink import Uplink, UplinkKind, UplinkSpec, instance_tag
@@ -211,6 +211,7 @@ class DataplaneManager:
         return None
 
     def _run(self) -> None:
+        affinity.release_thread()  # started from a pinned I/O worker: nft and ip may use any CPU
         while True:
             with self._cond:
                 item = self._next()

@@ -22,6 +22,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from lamina.linux import affinity
+
 log = logging.getLogger("lamina.logs")
 
 # The writer's queue: (file, bytes) to append; an Event to set once everything before it is written;
@@ -109,6 +111,7 @@ class LogStore:
                 os.close(fd)
 
     def _run(self) -> None:
+        affinity.release_thread()
         while True:
             # Everything queued at once, in order; consecutive appends to one file become one write.
             self._kick.wait(self._interval)

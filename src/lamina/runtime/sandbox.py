@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
-from lamina.linux import mounts, process
+from lamina.linux import affinity, mounts, process
 from lamina.linux.cgroups import CgroupError, MemoryCgroup
 from lamina.linux.mounts import (
     MNT_DETACH,
@@ -385,6 +385,7 @@ class Sandbox:
         child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w)
 
         def spawn() -> subprocess.Popen[bytes]:
+            affinity.release_thread()  # the function runs on every CPU, whoever started it
             _enter_sandbox(os.fsencode(root), ops, net_fd)
             # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
             # umask and session, runs child_init, closes fds and execs.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from lamina.domain import functions as F
 from lamina.errors import AwsError
+from lamina.linux import affinity
 from lamina.services.lambda_.vpc import HyperplaneFailure, role_may_manage_interfaces
 from lamina.store.functions import FunctionRow
 
@@ -28,7 +29,10 @@ log = logging.getLogger("lamina.prepare")
 class Preparer:
     def __init__(self, platform: Platform, workers: int = 2) -> None:
         self.platform = platform
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lamina-prepare")
+        # Started from pinned I/O workers: extraction may use every CPU.
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="lamina-prepare", initializer=affinity.release_thread
+        )
         # Keyed by (function, RevisionId): one preparation per configuration.
         self._jobs: dict[tuple[F.FunctionRef, str], Future[None]] = {}
         self._lock = threading.Lock()

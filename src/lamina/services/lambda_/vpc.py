@@ -19,6 +19,7 @@ from lamina.domain.functions import FunctionRef, State
 from lamina.domain.models import VpcConfig, VpcConfigResponse
 from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
+from lamina.linux import affinity
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 from lamina.store.hyperplane import HyperplaneStore, groups_key
@@ -212,6 +213,7 @@ class Hyperplane:
         self._reclaimer.start()
 
     def _reclaim_loop(self) -> None:
+        affinity.release_thread()
         interval = max(0.2, min(60.0, self._idle_s / 4))
         while not self._stop.wait(interval):
             try:
