@@ -123,3 +123,17 @@ def test_accounts() -> None:
         parse_accounts({"accounts": doc["accounts"] * 2})  # duplicate key
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("example.com")
+
+
+def test_aws_timestamp_matches_strftime() -> None:
+    import datetime as dt
+    import random
+
+    from lamina.domain.clock import aws_timestamp
+
+    rng = random.Random(7)
+    for ms in [0, 999, 1000, 1_541_236_232_894, 4_102_444_799_999] + [
+        rng.randrange(0, 4_102_444_800_000) for _ in range(2000)
+    ]:
+        t = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+        assert aws_timestamp(ms) == t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}+0000"

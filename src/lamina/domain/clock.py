@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 
 def aws_timestamp(epoch_ms: int) -> str:
     """``2018-11-14T23:03:52.894+0000``: Lambda's CreatedDate / LastModified format."""
-    t = dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}+0000"
+    # Formatted by hand: strftime is most of this function's cost, and it runs per listed item.
+    t = time.gmtime(epoch_ms // 1000)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        f"{epoch_ms % 1000:03d}+0000"
+    )
 
 
 def iso_millis(value: dt.datetime) -> str:
