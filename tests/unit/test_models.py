@@ -1,5 +1,6 @@
-"""The TypedDicts of lamina.domain.models against botocore's shapes: same members, same order,
-compatible types, so that a botocore update that changes a shape is noticed here."""
+"""The TypedDicts of lamina.domain.models and lamina.domain.ec2_models against botocore's shapes:
+same members, same order, compatible types, so that a botocore update that changes a shape is
+noticed here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import botocore.session
 import pytest
 
-from lamina.domain import models
+from lamina.domain import ec2_models, models
+
+MODULES = [models, ec2_models]
 
 _PRIMITIVE: dict[str, type] = {
     "string": str,
@@ -24,7 +27,8 @@ _PRIMITIVE: dict[str, type] = {
 }
 
 _SESSION = botocore.session.get_session()
-_BY_SHAPE = {shape: cls for cls, shape in models.SHAPES.items()}
+_SHAPES: dict[type, tuple[str, str]] = {**models.SHAPES, **ec2_models.SHAPES}
+_BY_SHAPE = {shape: cls for cls, shape in _SHAPES.items()}
 
 
 def _shape(service: str, name: str) -> Any:
@@ -44,16 +48,18 @@ def _expected(service: str, shape: Any) -> Any:
     return _BY_SHAPE[(service, shape.name)]
 
 
-_CLASSES = sorted(models.SHAPES.items(), key=lambda item: item[0].__name__)
+_CLASSES = sorted(_SHAPES.items(), key=lambda item: (item[0].__module__, item[0].__name__))
 
 
-def test_every_typeddict_is_mapped() -> None:
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_every_typeddict_is_mapped(module: Any) -> None:
     declared = {
         obj
-        for obj in vars(models).values()
-        if isinstance(obj, type) and typing.is_typeddict(obj) and obj.__module__ == models.__name__
+        for obj in vars(module).values()
+        if isinstance(obj, type) and typing.is_typeddict(obj) and obj.__module__ == module.__name__
     }
-    assert declared == set(models.SHAPES)
+    # ec2_models' stored bodies (wire shape + lamina's bookkeeping keys) are checked in test_models_ec2.
+    assert declared == set(module.SHAPES) | set(getattr(module, "STORED", {}))
 
 
 @pytest.mark.parametrize(("cls", "where"), _CLASSES, ids=[c.__name__ for c, _ in _CLASSES])
@@ -76,7 +82,7 @@ def test_member_types(cls: type, where: tuple[str, str]) -> None:
 
 def test_nested_shapes_are_mapped() -> None:
     """Every structure a mapped shape nests is itself mapped (so its members are checked too)."""
-    for service, name in models.SHAPES.values():
+    for service, name in _SHAPES.values():
         for member in _shape(service, name).members.values():
             inner = member
             while inner.type_name in ("list", "map"):
