@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -60,11 +61,18 @@ def parse_log_level(text: str) -> str:
 def _non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
-        if value < 0:
-            raise ValueError(f"must not be negative, got {text!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"must be a non-negative number, got {text!r}")
         return value
 
     return parse
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {text!r}")
+    return port
 
 
 def _option(
@@ -83,7 +91,7 @@ class Settings:
     defaults) or directly (tests, benchmarks); the fields are the whole configuration."""
 
     host: str = _option("--host", "LAMINA_HOST", "address to bind", str, "127.0.0.1")
-    port: int = _option("--port", "LAMINA_PORT", "port to bind, 0 for any free port", int, 4566)
+    port: int = _option("--port", "LAMINA_PORT", "port to bind, 0 for any free port", parse_port, 4566)
     data_dir: Path = _option(
         "--data-dir",
         "LAMINA_DATA_DIR",
@@ -217,6 +225,8 @@ class SettingsError(LaminaError, ValueError):
 
 def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
+        if text == "":
+            return None  # an empty flag is no flag, as an empty variable is none
         try:
             return parse(text)
         except ValueError as exc:

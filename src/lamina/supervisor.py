@@ -79,14 +79,15 @@ class IoExecutor(Executor):
                 worker.thread = threading.Thread(
                     target=self._work, args=(worker,), name=f"{self._name}_{len(self._workers)}"
                 )
+                worker.thread.start()  # raises (nothing changed) if no thread can be started
                 self._workers.append(worker)
-                worker.thread.start()
             else:
                 worker = next((s.pop() for s in self._idle.values() if s), None)
             if worker is None:
                 self._backlog.append(item)
                 return
-        worker.queue.put(item)
+            # Under the lock: a shutdown's end-of-work marker can never overtake an accepted call.
+            worker.queue.put(item)
 
     def _work(self, worker: _IoWorker) -> None:
         home = frozenset({worker.cpu}) if worker.cpu in self._cpus else None
@@ -106,7 +107,10 @@ class IoExecutor(Executor):
                         self._idle.setdefault(worker.cpu, []).append(worker)
                 if deliver is not None:
                     # Last, so that the woken event loop finds the GIL about to be free.
-                    deliver()
+                    try:
+                        deliver()
+                    except Exception:  # the loop has closed: nobody waits for this answer
+                        log.warning("an I/O call finished after its event loop closed", exc_info=True)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
@@ -234,15 +238,16 @@ class Supervisor:
         self.executor = executor
 
     async def start(self) -> None:
-        """Start every worker; if one fails, those already started are stopped and the error raised."""
+        """Start every worker; if one fails, it (whatever it had started) and those already started
+        are stopped, and the error raised. A worker's ``aclose`` must cope with a partial start."""
         for name, worker in self._workers:
+            self._started.append((name, worker))
             try:
                 await worker.start()
             except BaseException:
                 log.exception("starting %s failed", name)
                 await self.aclose()
                 raise
-            self._started.append((name, worker))
 
     async def aclose(self) -> None:
         """Stop what was started, newest first; a failure is logged and the others still stop."""

@@ -197,3 +197,41 @@ def test_workers_are_owned(tmp_path: Path) -> None:
     assert server.built.supervisor.running == []
     left = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("lamina")]
     assert left == []
+
+
+def test_console_not_implemented_before_parameters(srv: InProcessServer) -> None:
+    status, _, cookie = console(srv, "signin", {"accessKeyId": "test", "secretAccessKey": "test"})
+    cookie = cookie.split(";", 1)[0]
+    call = {
+        "service": "lambda",
+        "operation": "InvokeWithResponseStream",
+        "region": "us-east-1",
+        "params": {"FunctionName": "f", "Payload": "!!not base64"},
+    }
+    status, body, _ = console(srv, "call", call, cookie)
+    assert (status, body["error"]["code"]) == (501, "NotImplemented")
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "where"),
+    [
+        ("GetFunction", {"FunctionName": 5}, "params.FunctionName must be of type string"),
+        ("ListFunctions", {"MaxItems": "x"}, "params.MaxItems must be of type integer"),
+        ("ListFunctions", {"MaxItems": True}, "params.MaxItems must be of type integer"),
+        (
+            "UpdateFunctionConfiguration",
+            {"FunctionName": "f", "Layers": "arn"},
+            "params.Layers must be of type list",
+        ),
+    ],
+    ids=["string", "integer", "bool-not-integer", "list"],
+)
+def test_console_wrong_json_types_are_400(
+    srv: InProcessServer, operation: str, params: dict[str, Any], where: str
+) -> None:
+    _, _, cookie = console(srv, "signin", {"accessKeyId": "test", "secretAccessKey": "test"})
+    call = {"service": "lambda", "operation": operation, "region": "us-east-1", "params": params}
+    status, body, _ = console(srv, "call", call, cookie.split(";", 1)[0])
+    assert status == 400, body
+    assert body["error"]["code"] == "SerializationException"
+    assert body["error"]["message"].startswith(where)

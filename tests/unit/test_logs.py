@@ -94,3 +94,18 @@ def test_a_failed_write_does_not_stop_the_writer(tmp_path: Path, caplog: pytest.
     store.close()
     assert _read(store, "fn") == {"s/1": b"kept\n"}
     assert "cannot write the log" in caplog.text
+
+
+def test_a_flood_is_capped_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A function printing faster than the disk takes it cannot grow the server's memory."""
+    store = LogStore(tmp_path, write_interval_s=60.0, max_pending_bytes=1000)  # the writer waits
+    store.start()
+    for _ in range(50):
+        store.append(ACCOUNT, REGION, "fn", "s", b"x" * 100)
+    store.flush()
+    written = _read(store, "fn")["s"]
+    assert len(written) == 1000  # the first ten chunks; the other forty were refused
+    store.append(ACCOUNT, REGION, "fn", "s", b"after\n")  # room again once written
+    store.close()
+    assert _read(store, "fn")["s"].endswith(b"after\n")
+    assert "4000 bytes dropped" in caplog.text

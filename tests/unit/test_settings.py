@@ -39,7 +39,7 @@ def test_environment_then_flag() -> None:
     ("env", "message"),
     [
         ({"LAMINA_PORT": "many"}, "LAMINA_PORT='many'"),
-        ({"LAMINA_IDLE_TIMEOUT": "-1"}, "must not be negative"),
+        ({"LAMINA_IDLE_TIMEOUT": "-1"}, "must be a non-negative number"),
         ({"LAMINA_UPLINK": "wifi"}, "expected host, none or netns:NAME"),
         ({"LAMINA_PUBLIC_IP_POOL": "10.0.0.0/31"}, "holds no address"),
         ({"LAMINA_LOG_LEVEL": "loud"}, "expected one of debug"),
@@ -77,3 +77,15 @@ def test_the_readme_lists_every_option() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for f in Settings.options():
         assert f"| `{f.metadata['flag']}` | `{f.metadata['env']}` |" in readme
+
+
+def test_empty_flag_is_unset_and_numbers_are_checked() -> None:
+    s = parse(["--data-dir", "", "--accounts", ""], {"LAMINA_DATA_DIR": "/tmp/y"})
+    assert (s.data_dir, s.accounts_file) == (Path("/tmp/y"), None)
+    for env in (
+        {"LAMINA_VPC_IDLE_RECLAIM": "nan"},
+        {"LAMINA_ENI_RELEASE_DELAY": "inf"},
+        {"LAMINA_PORT": "70000"},
+    ):
+        with pytest.raises(SettingsError):
+            parse([], env)

@@ -82,7 +82,8 @@ def test_supervisor_order_and_failure() -> None:
         bad = Supervisor([("t", threaded), ("a", worker("a")), ("x", worker("x", fail=True))], ex2)
         with pytest.raises(OSError):
             await bad.start()
-        assert events == ["start t", "start a", "stop a", "stop t"]
+        # The worker that failed to start is stopped too (whatever it had started), then the others.
+        assert events == ["start t", "start a", "stop x", "stop a", "stop t"]
         assert bad.running == []
 
     asyncio.run(go())
@@ -116,3 +117,19 @@ def test_io_workers_wait_on_the_callers_cpu_and_released_threads_are_free() -> N
     if len(affinity.PROCESS_CPUS) > 1 and caller >= 0:
         assert seen["worker"] == frozenset({caller}) or len(seen["worker"]) == 1  # type: ignore[arg-type]
     assert seen["child"] == affinity.PROCESS_CPUS
+
+
+def test_io_worker_survives_an_answer_nobody_waits_for() -> None:
+    """A call that finishes after its event loop closed must not take its worker down."""
+    ex = IoExecutor(1, name="t-late")
+    release = threading.Event()
+
+    async def go() -> None:
+        task = asyncio.ensure_future(ex.run(release.wait, 10))
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(go())  # the loop is closed now; the call still runs
+    release.set()
+    assert ex.submit(int, "7").result(5) == 7  # the same (only) worker still serves
+    ex.shutdown()

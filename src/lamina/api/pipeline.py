@@ -88,6 +88,10 @@ class Endpoint:
         """The name AWS uses for an operation in its messages (Invoke is "InvokeFunction")."""
         return self._binding.wire_names.get(operation, operation)
 
+    def implemented(self, operation: str) -> bool:
+        """Whether lamina has a handler for the operation."""
+        return operation in self._binding.handlers
+
     def operation_model(self, operation: str) -> Any | None:
         """botocore's OperationModel, or None when the service has no such operation."""
         if operation not in self._binding.model.operation_names:

@@ -24,6 +24,7 @@ from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
 from lamina.errors import (
     INVALID_TOKEN_MESSAGE,
     AwsError,
+    not_implemented,
     request_too_large,
     unknown_operation,
     unknown_service,
@@ -74,11 +75,36 @@ def _aws_error(exc: AwsError) -> Response:
     return _error(exc.status, exc.code, exc.message)
 
 
-def _decode_blobs(shape: Any, value: Any) -> Any:
-    """Blobs arrive as base64 text (JSON has no bytes); everything else as boto3 takes it."""
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "boolean": (bool,),
+    "float": (int, float),
+    "double": (int, float),
+    "timestamp": (str, int, float),
+    "blob": (str,),
+    "list": (list,),
+    "map": (dict,),
+    "structure": (dict,),
+}
+
+
+def _decode_blobs(shape: Any, value: Any, where: str = "params") -> Any:
+    """The params as boto3 takes them: each value of its shape's JSON type (a client mistake is a
+    400, never a handler's 500), blobs as base64 text (JSON has no bytes)."""
     if shape is None or value is None:
         return value
     kind = shape.type_name
+    allowed = _JSON_TYPES.get(kind, (object,))
+    if not isinstance(value, allowed) or (
+        kind in ("integer", "long", "float", "double") and isinstance(value, bool)
+    ):
+        raise AwsError(
+            f"{where} must be of type {kind}, not {type(value).__name__}.",
+            code="SerializationException",
+            status=400,
+        )
     if kind == "blob" and isinstance(value, str):
         try:
             return base64.b64decode(value, validate=True)
@@ -87,11 +113,11 @@ def _decode_blobs(shape: Any, value: Any) -> Any:
                 "A blob parameter is not valid base64.", code="ValidationException", status=400
             ) from None
     if kind == "structure" and isinstance(value, dict):
-        return {k: _decode_blobs(shape.members.get(k), v) for k, v in value.items()}
+        return {k: _decode_blobs(shape.members.get(k), v, f"{where}.{k}") for k, v in value.items()}
     if kind == "list" and isinstance(value, list):
-        return [_decode_blobs(shape.member, v) for v in value]
+        return [_decode_blobs(shape.member, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if kind == "map" and isinstance(value, dict):
-        return {k: _decode_blobs(shape.value, v) for k, v in value.items()}
+        return {k: _decode_blobs(shape.value, v, f"{where}.{k}") for k, v in value.items()}
     return value
 
 
@@ -252,6 +278,8 @@ class Console:
         model = endpoint.operation_model(operation)
         if model is None:
             return _aws_error(unknown_operation(name, operation))
+        if not endpoint.implemented(operation):
+            return _aws_error(not_implemented(operation))
         request_id = str(uuid.uuid4())
         try:
             output = await self._pipeline.call(
