@@ -97,8 +97,10 @@ class Database:
         return int(self.read(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
 
     def close(self) -> None:
-        """Close the writer connection (readers close with their threads)."""
-        self._writer.close()
+        """Close the writer connection once a write in progress (from a worker stopped meanwhile)
+        has committed; readers close with their threads."""
+        with self._write_lock:
+            self._writer.close()
 
     # -- the loop guard ------------------------------------------------------------------------
 
