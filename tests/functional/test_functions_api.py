@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from lamina_server import LaminaServer, client
 from testzips import make_zip
 
@@ -329,3 +330,19 @@ def test_layer_attachment_rules(lam: Any, alice: Any, server: LaminaServer) -> N
     lam.delete_layer_version(LayerName=lname, VersionNumber=2)
     lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
     assert lam.get_function_configuration(FunctionName=fn)["Layers"][0]["Arn"] == v[1]
+
+
+def test_another_accounts_role_is_never_passed(lam: Any, alice: Any) -> None:
+    """Account 111111111111 naming account 000000000000's role: AWS refuses to pass it (403)."""
+    fn = name()
+    with pytest.raises(ClientError) as e:
+        create(alice, fn, Role=ROLE)
+    assert err(e) == (403, "AccessDeniedException", "Cross-account pass role is not allowed.")
+    with pytest.raises(ClientError):
+        alice.get_function(FunctionName=fn)  # nothing was created
+    own = name()
+    create(lam, own)
+    with pytest.raises(ClientError) as e:
+        lam.update_function_configuration(FunctionName=own, Role="arn:aws:iam::111111111111:role/lambda-role")
+    assert err(e) == (403, "AccessDeniedException", "Cross-account pass role is not allowed.")
+    assert lam.get_function_configuration(FunctionName=own)["Role"] == ROLE

@@ -179,9 +179,12 @@ def resolve_layers(
     return layers, tuple(v.sha256_hex for v in found)
 
 
-def check_role(platform: Platform, role_arn: str) -> Role:
-    """The execution role must exist and trust lambda.amazonaws.com for sts:AssumeRole."""
+def check_role(platform: Platform, account: str, role_arn: str) -> Role:
+    """The execution role must be the caller's own (AWS refuses to pass another account's role), exist
+    and trust lambda.amazonaws.com for sts:AssumeRole."""
     arn = Arn.parse(role_arn)
+    if arn is not None and arn.account != account:
+        raise AccessDeniedException(M.CROSS_ACCOUNT_PASS_ROLE)
     role = None
     if arn is not None and arn.role_name is not None:
         role = platform.iam.get_role(arn.account, arn.role_name)
@@ -231,7 +234,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         F.check_environment(env)
     # Layers are validated before anything else about the function (even that it exists).
     layer_list, layer_shas = resolve_layers(platform, ctx, params.get("Layers") or [], 0)
-    check_role(platform, params["Role"])
+    check_role(platform, ctx.account_id, params["Role"])
     vpc = check_vpc_config(platform, ref.account, ref.region, params["Role"], params.get("VpcConfig"))
     _check_runtime_offered(platform, runtime)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
@@ -398,7 +401,7 @@ def update_function_configuration(
     if layers is not None:
         layer_list, layer_shas = resolve_layers(platform, ctx, layers, 0)
     if params.get("Role"):
-        check_role(platform, params["Role"])
+        check_role(platform, ctx.account_id, params["Role"])
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"])
     vpc = None

@@ -35,7 +35,9 @@ class RoleSessions:
         role = None
         if arn is not None and arn.role_name is not None:
             role = self._iam.get_role(arn.account, arn.role_name)
-        if arn is None or role is None:
+        # A function only ever gets a role of its own account (one stored before that was checked
+        # at creation gets none).
+        if arn is None or role is None or arn.account != account:
             raise InvalidParameterValueException(ROLE_CANNOT_BE_ASSUMED)
         session = issue_session(self._iam, arn.account, role, function, ROLE_SESSION_S, now)
         self._sessions[key] = session
