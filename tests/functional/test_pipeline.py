@@ -235,3 +235,22 @@ def test_console_wrong_json_types_are_400(
     assert status == 400, body
     assert body["error"]["code"] == "SerializationException"
     assert body["error"]["message"].startswith(where)
+
+
+def test_console_throttles_failed_signins_and_cannot_be_framed(tmp_path: Path) -> None:
+    server = InProcessServer(tmp_path / "data")
+    try:
+        req = urllib.request.Request(f"{server.url}/console/")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        for _ in range(10):
+            status, body, _ = console(server, "signin", {"accessKeyId": "test", "secretAccessKey": "guess"})
+            assert status == 403, body
+        # The right secret no longer helps from this address for a while.
+        status, body, _ = console(server, "signin", {"accessKeyId": "test", "secretAccessKey": "test"})
+        assert (status, body["error"]["code"]) == (429, "TooManyRequestsException")
+        # The API itself is not affected.
+        assert client(server).list_layers()["Layers"] == []
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import datetime as dt
 import hmac
 import json
@@ -44,6 +45,12 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _LOG_BYTES = 64 * 1024
+# Sign-in throttling: this many failures from one address within the window lock it out until the
+# oldest falls out of the window; at most this many addresses are remembered.
+SIGNIN_FAILURES = 10
+SIGNIN_WINDOW_S = 60.0
+MAX_TRACKED_CLIENTS = 10_000
+MAX_SESSIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -141,10 +148,20 @@ class Console:
         self._executor = executor
         self._clock = clock
         self.sessions: dict[str, Session] = {}
+        self._failures: dict[str, collections.deque[float]] = {}  # client address -> failed sign-ins
         # The pages are read once: no file I/O on the event loop per request.
         self._pages = {f.name: f.read_bytes() for f in STATIC.iterdir() if f.suffix in _TYPES}
 
     async def handle(self, request: Request, body: bytes | None) -> Response:
+        response = await self._handle(request, body)
+        # The console may never be framed by another page (clickjacking its buttons).
+        response.headers += [
+            ("X-Frame-Options", "DENY"),
+            ("Content-Security-Policy", "frame-ancestors 'none'"),
+        ]
+        return response
+
+    async def _handle(self, request: Request, body: bytes | None) -> Response:
         path = request.raw_path
         if path == "/console":
             return Response(301, [("Location", "/console/")])
@@ -165,7 +182,7 @@ class Console:
             return _error(400, "SerializationException", "The request body is not a JSON object.")
         action = path[len("/console/api/") :]
         if action == "signin":
-            return await self._signin(doc)
+            return await self._signin(doc, request.client_host)
         session = self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
@@ -212,7 +229,31 @@ class Console:
 
     # -- sessions ------------------------------------------------------------------------------
 
-    async def _signin(self, doc: dict[str, Any]) -> Response:
+    def _throttled(self, client: str, now: float) -> bool:
+        """Whether ``client`` failed to sign in ``SIGNIN_FAILURES`` times in the last
+        ``SIGNIN_WINDOW_S`` seconds (guessing secrets gets a few tries a minute)."""
+        recent = self._failures.get(client)
+        if recent is None:
+            return False
+        while recent and recent[0] < now - SIGNIN_WINDOW_S:
+            recent.popleft()
+        if not recent:
+            del self._failures[client]
+            return False
+        return len(recent) >= SIGNIN_FAILURES
+
+    def _failed(self, client: str, now: float) -> None:
+        if client not in self._failures and len(self._failures) >= MAX_TRACKED_CLIENTS:
+            self._failures.pop(next(iter(self._failures)))  # the longest-tracked address goes
+        self._failures.setdefault(client, collections.deque()).append(now)
+
+    async def _signin(self, doc: dict[str, Any], client: str) -> Response:
+        if self._throttled(client, self._clock()):
+            return _error(
+                429,
+                "TooManyRequestsException",
+                f"Too many failed sign-ins from this address: try again in {int(SIGNIN_WINDOW_S)} seconds.",
+            )
         key = str(doc.get("accessKeyId") or "").strip()
         secret = str(doc.get("secretAccessKey") or "")
         token = str(doc.get("sessionToken") or "")
@@ -232,15 +273,18 @@ class Console:
             return credentials.principal(cred)
 
         found = await asyncio.get_running_loop().run_in_executor(self._executor, check)
-        if isinstance(found, Response):
-            return found
         now = self._clock()
+        if isinstance(found, Response):
+            self._failed(client, now)
+            return found
         expires = now + SESSION_S
         if found.expires is not None:
             expires = min(expires, found.expires)
         for t, s in list(self.sessions.items()):
             if s.expires < now:
                 del self.sessions[t]
+        while len(self.sessions) >= MAX_SESSIONS:
+            self.sessions.pop(next(iter(self.sessions)))  # the oldest sign-in is signed out
         value = secrets.token_urlsafe(32)
         self.sessions[value] = Session(found, expires)
         cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"
