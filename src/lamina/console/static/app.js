@@ -315,14 +315,35 @@ async function createFunctionPage() {
   page("Create function", form);
 }
 
+const stateText = (c) => [stateBadge(c.State), c.StateReason ? ` ${c.StateReasonCode}: ${c.StateReason}` : ""];
+const updateText = (c) => [stateBadge(c.LastUpdateStatus), c.LastUpdateStatusReason ? ` ${c.LastUpdateStatusReason}` : ""];
+const transitional = (c) => c.State === "Pending" || c.LastUpdateStatus === "InProgress";
+
+// While a function is Pending or updating, its state line follows it (nothing else on the page is
+// redrawn, so a form being filled in stays as it is).
+function watchState(name, c) {
+  if (!transitional(c)) return;
+  const here = location.hash;
+  const tick = async () => {
+    const stateEl = $("#function-state");
+    if (location.hash !== here || !stateEl) return;
+    let now;
+    try { now = await call("lambda", "GetFunctionConfiguration", { FunctionName: name }); } catch (e) { return; }
+    stateEl.replaceChildren(...stateText(now));
+    $("#function-update").replaceChildren(...updateText(now));
+    if (transitional(now)) setTimeout(tick, 1000);
+  };
+  setTimeout(tick, 300);
+}
+
 async function functionPage(name, tab = "configuration") {
   const fn = await call("lambda", "GetFunction", { FunctionName: name });
   const c = fn.Configuration;
   const tabs = h("div", { class: "tabs" }, ["configuration", "test", "logs"].map((t) =>
     h("a", { href: `#/functions/${encodeURIComponent(name)}/${t}`, class: t === tab ? "active" : "", id: `tab-${t}` }, t[0].toUpperCase() + t.slice(1))));
   const header = h("div", { class: "card" }, h("dl", { class: "kv" },
-    h("dt", {}, "State"), h("dd", { id: "function-state" }, stateBadge(c.State), c.StateReason ? ` ${c.StateReasonCode}: ${c.StateReason}` : ""),
-    h("dt", {}, "Last update"), h("dd", {}, stateBadge(c.LastUpdateStatus), c.LastUpdateStatusReason ? ` ${c.LastUpdateStatusReason}` : ""),
+    h("dt", {}, "State"), h("dd", { id: "function-state" }, ...stateText(c)),
+    h("dt", {}, "Last update"), h("dd", { id: "function-update" }, ...updateText(c)),
     h("dt", {}, "ARN"), h("dd", { class: "mono" }, c.FunctionArn),
     h("dt", {}, "Runtime / handler"), h("dd", {}, `${c.Runtime || ""} ${c.Handler || ""}`),
     h("dt", {}, "Role"), h("dd", { class: "mono" }, c.Role)),
@@ -331,6 +352,7 @@ async function functionPage(name, tab = "configuration") {
       await submitting(ev.target, async () => { await call("lambda", "DeleteFunction", { FunctionName: name }); location.hash = "#/functions"; });
     } }, "Delete function")));
   page(`Function ${name}`, h("p", {}, h("a", { href: "#/functions" }, "← Functions")), header, tabs);
+  watchState(name, c);
   if (tab === "test") main.append(testTab(name));
   else if (tab === "logs") main.append(await logsTab(name));
   else main.append(...(await configurationTab(c)));
