@@ -116,10 +116,8 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         attacher=attach,
     )
     platform = Platform(
-        data_dir=data_dir,
         endpoint_port=settings.port,
         max_environments=settings.max_environments,
-        db=db,
         layers=LayerStore(db),
         blobs=blobs,
         trees=trees,
@@ -129,10 +127,8 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         dataplane=dataplane,
         signer=signer,
         catalog=RuntimeCatalog(settings.runtimes_dir),
-        logs=logs,
         pool=pool,
         role_sessions=RoleSessions(iam_store),
-        io=io,
     )
     platform.events = EventQueue(
         platform, EventStore(db), retry_delay_s=settings.event_retry_delay_s, executor=io

@@ -4,8 +4,8 @@
 
 The HTTP front door (:mod:`lamina.api.app`) authenticates with SigV4 and parses with the service's
 wire protocol; the console (:mod:`lamina.console`) authenticates with its session cookie and parses
-JSON. Both then call :meth:`Pipeline.admit`-and-handle through this class, the only holder of the
-operation handlers: there is no other way to reach a handler, so the authorize stage cannot be
+JSON. Both then run the remaining stages through this class (:meth:`Pipeline.http`,
+:meth:`Pipeline.call`), the only holder of the operation handlers: there is no other way to reach a handler, so the authorize stage cannot be
 skipped. Authorization is a single hook (:class:`Authorizer`); :class:`AllowAll` is the default until
 IAM evaluation fills it.
 
@@ -177,7 +177,7 @@ class Pipeline:
     ) -> tuple[Any, RequestContext, dict[str, Any]]:
         now = self._clock()
         principal, region = self._authenticate(request, now)
-        if self._bindings[endpoint.name].handlers.get(match.operation.name) is None:
+        if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
             raise not_implemented(match.operation.name)
         params = endpoint.protocol.parse(match, request)
         base_url = f"http://{request.headers.get('host', '127.0.0.1')}"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Executor
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lamina.domain.functions import FunctionRef
@@ -17,9 +15,8 @@ from lamina.domain.presign import UrlSigner
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.environment import Target
-from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
-from lamina.store import BlobStore, Database, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
+from lamina.store import BlobStore, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
 
 if TYPE_CHECKING:
     from lamina.services.lambda_.invoke import EventQueue
@@ -39,10 +36,8 @@ class Platform:
     def __init__(
         self,
         *,
-        data_dir: Path,
         endpoint_port: int,
         max_environments: int,
-        db: Database,
         layers: LayerStore,
         blobs: BlobStore,
         trees: TreeStore,
@@ -52,15 +47,11 @@ class Platform:
         dataplane: DataplaneManager | None,
         signer: UrlSigner,
         catalog: RuntimeCatalog,
-        logs: LogStore,
         pool: EnvironmentPool,
         role_sessions: RoleSessions,
-        io: Executor,
     ) -> None:
-        self.data_dir = data_dir
         self.endpoint_port = endpoint_port
         self.max_environments = max_environments
-        self.db = db
         self.layers = layers
         self.blobs = blobs
         self.trees = trees
@@ -70,11 +61,8 @@ class Platform:
         self.dataplane = dataplane
         self.signer = signer
         self.catalog = catalog
-        self.logs = logs
         self.pool = pool
         self.role_sessions = role_sessions
-        # Where blocking work goes from the event loop (store reads and writes, file I/O).
-        self.io = io
         # Invoke's per-configuration Targets (services/lambda_/invoke.py), reused by warm invokes.
         self.targets: dict[tuple[FunctionRef, int, str], tuple[float, Target]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

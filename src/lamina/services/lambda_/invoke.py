@@ -1,7 +1,8 @@
 """Invoke: RequestResponse, Event (durable queue with AWS's two retries) and DryRun.
 
-``invoke`` is an async handler: it runs on the server's event loop and awaits the environment
-pool directly; its store reads go through the platform's I/O executor.
+``invoke`` runs on the I/O executor like every handler (store reads, checks, the Target) and
+returns :class:`~lamina.services.base.OnLoop`: the invocation itself awaits the environment pool
+on the event loop. The event queue is a task on the loop that reaches its store through an executor.
 """
 
 from __future__ import annotations
