@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from lamina.api import sigv4
 from lamina.domain.accounts import Account
 from lamina.domain.arns import root_user_arn
-from lamina.errors import EXPIRED_TOKEN_MESSAGE, INVALID_TOKEN_MESSAGE, AwsError, UnrecognizedClientException
+from lamina.errors import EXPIRED_TOKEN_MESSAGE, AwsError
 from lamina.store.iam import IamStore
 
 
@@ -45,13 +45,10 @@ class Credentials:
     off the event loop (the pipeline does)."""
 
     def __init__(self, accounts: Iterable[Account], iam: IamStore, clock: Callable[[], float]) -> None:
-        accounts = tuple(accounts)
         self._accounts = {
-            a.access_key_id: sigv4.Credential(a.access_key_id, a.secret_access_key, a.account_id)
-            for a in accounts
-        }
-        self._roots = {
-            a.access_key_id: Principal(a.account_id, a.access_key_id, root_user_arn(a.account_id))
+            a.access_key_id: sigv4.Credential(
+                a.access_key_id, a.secret_access_key, a.account_id, arn=root_user_arn(a.account_id)
+            )
             for a in accounts
         }
         self._iam = iam
@@ -67,15 +64,16 @@ class Credentials:
             return None
         if session.expires < self._clock():
             raise ExpiredToken(EXPIRED_TOKEN_MESSAGE)
-        return sigv4.Credential(access_key_id, session.secret, session.account, session_token=session.token)
+        return sigv4.Credential(
+            access_key_id,
+            session.secret,
+            session.account,
+            session_token=session.token,
+            arn=session.arn,
+            expires=session.expires,
+        )
 
-    def principal(self, credential: sigv4.Credential) -> Principal:
-        """The principal behind a verified credential."""
-        if credential.access_key_id in self._accounts:
-            return Principal(
-                credential.account_id, credential.access_key_id, root_user_arn(credential.account_id)
-            )
-        session = self._iam.session(credential.access_key_id)
-        if session is None:  # deleted between verification and now: treat as unknown
-            raise UnrecognizedClientException(INVALID_TOKEN_MESSAGE)
-        return Principal(session.account, session.access_key, session.arn, session.expires)
+    @staticmethod
+    def principal(credential: sigv4.Credential) -> Principal:
+        """The principal behind a credential :meth:`lookup` returned (no second look-up)."""
+        return Principal(credential.account_id, credential.access_key_id, credential.arn, credential.expires)

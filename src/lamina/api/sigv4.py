@@ -83,6 +83,10 @@ class Credential:
     # Set for STS temporary credentials: the request must then carry the same
     # X-Amz-Security-Token (header, or query parameter when presigned).
     session_token: str | None = field(default=None, repr=False)
+    # Who signs with it, for the caller (the account root's or the session's ARN) and, for a
+    # session, when it expires (epoch seconds); verification does not read them.
+    arn: str = ""
+    expires: float | None = None
 
 
 @dataclass(frozen=True)
