@@ -23,6 +23,7 @@ from lamina.domain.models import (
 )
 from lamina.errors import (
     AccessDeniedException,
+    AwsError,
     InvalidParameterValueException,
     PreconditionFailedException,
     ResourceConflictException,
@@ -300,8 +301,6 @@ def add_layer_version_permission(
 
 
 def _policy_too_long(size: int) -> Exception:
-    from lamina.errors import AwsError
-
     return AwsError(
         f"The final policy size ({size}) is bigger than the limit ({L.MAX_POLICY_BYTES}).",
         code="PolicyLengthExceededException",

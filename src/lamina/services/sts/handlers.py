@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from lamina.domain.arns import Arn, root_user_arn
+from lamina.domain.policy import PolicyKind, parse_policy, trusts_account
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.sts.sessions import issue_session
@@ -27,8 +28,6 @@ def get_caller_identity(iam: IamStore, ctx: RequestContext, params: dict[str, An
 
 
 def assume_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    from lamina.domain.policy import PolicyKind, parse_policy, trusts_account
-
     arn = params["RoleArn"]
     duration = int(params.get("DurationSeconds") or 3600)
     parsed = Arn.parse(arn)
