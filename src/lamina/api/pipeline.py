@@ -48,6 +48,8 @@ class AuthorizationRequest:
     operation: str
     region: str
     params: Mapping[str, Any]
+    source_ip: str = ""  # the client's address (aws:SourceIp)
+    secure_transport: bool = False  # the request came over TLS (aws:SecureTransport)
 
 
 class Authorizer(Protocol):
@@ -130,6 +132,7 @@ class Pipeline:
         request_id: str,
         base_url: str,
         now: float,
+        source_ip: str = "",
     ) -> tuple[Any, RequestContext]:
         """authorize -> validate; returns the handler and its context."""
         name = operation.name
@@ -137,7 +140,9 @@ class Pipeline:
         handler = binding.handlers.get(name)
         if handler is None:
             raise not_implemented(name)
-        self._authorizer.authorize(AuthorizationRequest(principal, endpoint.name, name, region, params))
+        self._authorizer.authorize(
+            AuthorizationRequest(principal, endpoint.name, name, region, params, source_ip)
+        )
         pre = binding.prevalidators.get(name)
         if pre is not None:
             pre(params)
@@ -182,7 +187,15 @@ class Pipeline:
         params = endpoint.protocol.parse(match, request)
         base_url = f"http://{request.headers.get('host', '127.0.0.1')}"
         handler, ctx = self._admit(
-            endpoint, match.operation, principal, params, region, request_id, base_url, now
+            endpoint,
+            match.operation,
+            principal,
+            params,
+            region,
+            request_id,
+            base_url,
+            now,
+            request.client_host,
         )
         return handler, ctx, params
 
@@ -228,6 +241,7 @@ class Pipeline:
         region: str,
         base_url: str,
         request_id: str,
+        source_ip: str = "",
     ) -> dict[str, Any]:
         """Run one operation for ``principal`` (already authenticated by the caller, parameters
         already parsed): authorize -> validate -> handle. Raises :class:`AwsError`."""
@@ -240,7 +254,9 @@ class Pipeline:
         now = self._clock()
 
         def run() -> dict[str, Any] | OnLoop:
-            handler, ctx = self._admit(endpoint, model, principal, params, region, request_id, base_url, now)
+            handler, ctx = self._admit(
+                endpoint, model, principal, params, region, request_id, base_url, now, source_ip
+            )
             result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
             return result
 

@@ -334,6 +334,7 @@ class Console:
                 region=region,
                 base_url=f"http://{request.headers.get('host', '127.0.0.1')}",
                 request_id=request_id,
+                source_ip=request.client_host,
             )
         except AwsError as exc:
             return _aws_error(exc)

@@ -528,11 +528,11 @@ def action_matches(pattern: str, action: str) -> bool:
 
 def resource_matches(pattern: str, resource: str, ctx: Context | None = None) -> bool:
     """Case-sensitive ARN match with ``*``/``?``; ``ctx`` enables policy variables."""
-    compiled = _pattern(pattern, False, None if ctx is None else _normalise(ctx))
+    compiled = _pattern(pattern, False, None if ctx is None else normalise_context(ctx))
     return compiled is not None and compiled.fullmatch(resource) is not None
 
 
-def _normalise(ctx: Context | None) -> dict[str, tuple[str, ...]]:
+def normalise_context(ctx: Context | None) -> dict[str, tuple[str, ...]]:
     """Condition keys are case-insensitive; every value becomes a tuple of strings."""
     if not ctx:
         return {}
@@ -678,6 +678,11 @@ def _condition_holds(cond: Condition, ctx: Mapping[str, tuple[str, ...]], variab
     return any(one(v) for v in present)
 
 
+def missing_keys(st: Statement, ctx: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The condition keys ``st`` tests that ``ctx`` does not hold (IAM's MissingContextValues)."""
+    return tuple(dict.fromkeys(c.key for c in st.conditions if c.key.lower() not in ctx))
+
+
 def _substitute(value: str, ctx: Mapping[str, tuple[str, ...]]) -> str | None:
     """Policy variables in a condition value; None when one of them cannot be resolved."""
     missing = False
@@ -695,13 +700,16 @@ def _substitute(value: str, ctx: Mapping[str, tuple[str, ...]]) -> str | None:
 # -- evaluation -----------------------------------------------------------------------------------
 
 
-def _applies(
+def statement_applies(
     st: Statement,
     action: str,
     resource: str | None,
     ctx: Mapping[str, tuple[str, ...]],
     variables: bool,
 ) -> bool:
+    """Whether ``st`` matches the action, the resource (None: not checked, as for trust policies)
+    and its conditions hold for ``ctx`` (from :func:`normalise_context`); ``variables``: the
+    document substitutes policy variables (see :attr:`PolicyDocument.uses_variables`)."""
     if any(action_matches(a, action) for a in st.actions) == st.not_action:
         return False
     if resource is not None and st.resources is not None:
@@ -719,14 +727,14 @@ def _decide(
     context: Context | None,
     principal: Callable[[Principals], bool] | None = None,
 ) -> Decision:
-    ctx = _normalise(context)
+    ctx = normalise_context(context)
     allowed = False
     for policy in policies:
         for st in policy.statements:
             # A statement applies when its Principal names the caller (NotPrincipal: does not).
             if principal and (st.principals is None or principal(st.principals) == st.not_principal):
                 continue
-            if _applies(st, action, resource, ctx, policy.uses_variables):
+            if statement_applies(st, action, resource, ctx, policy.uses_variables):
                 if st.effect is Effect.DENY:
                     return Decision.EXPLICIT_DENY
                 allowed = True

@@ -1,0 +1,258 @@
+"""IAM's authorization decision for one request: every policy type, and why a request is denied (pure).
+
+Facts from AWS (IAM User Guide, "Policy evaluation logic", "Cross-account policy evaluation logic",
+"Permissions boundaries for IAM entities", "Session policies"; "Troubleshoot access denied error
+messages" for the words of each denial):
+- An explicit Deny in any applicable policy (identity-based, resource-based, permissions boundary,
+  session policy) ends the evaluation: denied.
+- Within one account, a request is allowed when a resource-based policy allows it, or when the
+  identity-based policies allow it and every present permissions boundary and session policy
+  allows it too (they only intersect; they never grant).
+- A resource-based policy that names an IAM user, a role session or ``*`` grants by itself; one
+  that names only the account (``123456789012`` / ``arn:aws:iam::123456789012:root``) delegates to
+  the account's identity policies; one that names a role (not its session) is limited by the
+  session's boundary and session policy, as if it were part of the identity's own permissions.
+- Across accounts both sides must allow: the caller's identity side (identity policies within
+  boundary and session policy) and the resource owner's resource-based policy.
+- The account's root user is allowed every action on its account's resources; boundaries and
+  session policies never apply to it.
+- Messages: ``User: <arn> is not authorized to perform: <action> on resource: <arn> because no
+  identity-based policy allows the <action> action``, or ``... with an explicit deny in a
+  resource-based policy``, naming the policy type that decided.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from lamina.domain.policy import (
+    Context,
+    Effect,
+    PolicyDocument,
+    Principals,
+    Statement,
+    missing_keys,
+    normalise_context,
+    statement_applies,
+)
+
+
+class PolicyType(enum.Enum):
+    """The kinds of policy a decision can come from, with the words AWS uses in its messages."""
+
+    IDENTITY = "identity-based policy"
+    RESOURCE = "resource-based policy"
+    BOUNDARY = "permissions boundary"
+    SESSION = "session policy"
+
+
+class PrincipalKind(enum.Enum):
+    ROOT = "Account"
+    USER = "User"
+    ROLE_SESSION = "AssumedRole"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The principal making a request, as the evaluation sees it."""
+
+    kind: PrincipalKind
+    account: str
+    arn: str  # as named in messages: arn:aws:iam::A:root, ...:user/p/n, arn:aws:sts::A:assumed-role/R/S
+    role_arn: str | None = None  # a session's role (arn:aws:iam::A:role/path/R)
+
+    def named_by(self, principals: Principals) -> NamedAs | None:
+        """How a resource policy's Principal names this caller, if it does."""
+        if principals.anyone:
+            return NamedAs.DIRECTLY
+        best: NamedAs | None = None
+        for entry in principals.aws:
+            if entry == self.arn:
+                return NamedAs.DIRECTLY
+            if self.role_arn is not None and entry == self.role_arn:
+                best = NamedAs.ROLE
+            elif best is None and entry in (self.account, f"arn:aws:iam::{self.account}:root"):
+                best = NamedAs.ACCOUNT
+        return best
+
+
+class NamedAs(enum.Enum):
+    """How a resource-based policy names the caller (what its grant is worth)."""
+
+    DIRECTLY = "directly"  # the user, the session, or "*": grants by itself
+    ROLE = "role"  # the session's role: limited by boundary and session policy
+    ACCOUNT = "account"  # the caller's account: delegates to identity policies (same account)
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """Every policy that applies to one request. ``None`` means "this kind does not apply"
+    (no boundary set, no session policy passed, no resource policy), which differs from a
+    policy that is present and allows nothing."""
+
+    identity: Sequence[PolicyDocument] = ()
+    boundary: PolicyDocument | None = None
+    session: Sequence[PolicyDocument] | None = None
+    resource: PolicyDocument | None = None
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A statement that matched the request (for the policy simulator's MatchedStatements)."""
+
+    policy_type: PolicyType
+    policy_index: int  # which document of its type
+    statement: Statement
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer: allowed, or the policy type that denied and whether it was explicit."""
+
+    allowed: bool
+    denied_by: PolicyType | None = None
+    explicit: bool = False
+    matched: tuple[Matched, ...] = ()
+    missing_context: tuple[str, ...] = ()
+
+    def reason(self, action: str) -> str:
+        """The end of AWS's message: ``because no ... allows the X action`` / ``with an explicit deny in ...``."""
+        if self.allowed or self.denied_by is None:
+            return ""
+        if self.explicit:
+            article = "an" if self.denied_by is PolicyType.IDENTITY else "a"
+            return f"with an explicit deny in {article} {self.denied_by.value}"
+        return f"because no {self.denied_by.value} allows the {action} action"
+
+
+def denial_message(
+    caller_arn: str, action: str, resource: str, decision: Decision, *, show_resource: bool = True
+) -> str:
+    """AWS's sentence for a denied request (Lambda's message; IAM, STS and EC2 embed it)."""
+    on = f" on resource: {resource}" if show_resource else ""
+    return f"User: {caller_arn} is not authorized to perform: {action}{on} {decision.reason(action)}"
+
+
+@dataclass
+class _Scan:
+    """The outcome of scanning one kind of policy."""
+
+    allow: bool = False
+    deny: bool = False
+
+
+def _scan(
+    policy_type: PolicyType,
+    documents: Sequence[PolicyDocument],
+    action: str,
+    resource: str,
+    ctx: Mapping[str, tuple[str, ...]],
+    matched: list[Matched],
+    missing: dict[str, None],
+    caller: Caller | None = None,
+    named: list[NamedAs] | None = None,
+) -> _Scan:
+    out = _Scan()
+    for index, doc in enumerate(documents):
+        for st in doc.statements:
+            how: NamedAs | None = None
+            if caller is not None:
+                if st.principals is None:
+                    continue
+                how = caller.named_by(st.principals)
+                if (how is not None) == st.not_principal:
+                    continue
+                if st.not_principal:
+                    how = NamedAs.DIRECTLY
+            for key in missing_keys(st, ctx):
+                missing[key] = None
+            if not statement_applies(st, action, resource, ctx, doc.uses_variables):
+                continue
+            matched.append(Matched(policy_type, index, st))
+            if st.effect is Effect.DENY:
+                out.deny = True
+            else:
+                out.allow = True
+                if named is not None and how is not None:
+                    named.append(how)
+    return out
+
+
+def decide(
+    caller: Caller,
+    action: str,
+    resource: str,
+    resource_account: str | None,
+    policies: PolicySet,
+    context: Context | None = None,
+) -> Decision:
+    """IAM's decision on ``caller`` doing ``action`` on ``resource`` (owned by ``resource_account``;
+    None for actions on no account's resource, as ``*`` is)."""
+    ctx = normalise_context(context)
+    matched: list[Matched] = []
+    missing: dict[str, None] = {}
+    root = caller.kind is PrincipalKind.ROOT
+    identity = _scan(
+        PolicyType.IDENTITY, () if root else policies.identity, action, resource, ctx, matched, missing
+    )
+    named: list[NamedAs] = []
+    resource_scan = _scan(
+        PolicyType.RESOURCE,
+        () if policies.resource is None else (policies.resource,),
+        action,
+        resource,
+        ctx,
+        matched,
+        missing,
+        caller,
+        named,
+    )
+    boundary = session = None
+    if not root:
+        if policies.boundary is not None:
+            boundary = _scan(
+                PolicyType.BOUNDARY, (policies.boundary,), action, resource, ctx, matched, missing
+            )
+        if policies.session is not None:
+            session = _scan(PolicyType.SESSION, policies.session, action, resource, ctx, matched, missing)
+    found = tuple(matched), tuple(missing)
+
+    def denied(by: PolicyType, explicit: bool) -> Decision:
+        return Decision(False, by, explicit, *found)
+
+    for kind, scan in (
+        (PolicyType.IDENTITY, identity),
+        (PolicyType.RESOURCE, resource_scan),
+        (PolicyType.BOUNDARY, boundary),
+        (PolicyType.SESSION, session),
+    ):
+        if scan is not None and scan.deny:
+            return denied(kind, True)
+    same_account = resource_account is None or resource_account == caller.account
+    # The identity side: what the caller's own policies allow, within boundary and session policy.
+    identity_ok = root or identity.allow
+    limits_ok = (boundary is None or boundary.allow) and (session is None or session.allow)
+    if same_account:
+        if resource_scan.allow:
+            if NamedAs.DIRECTLY in named:
+                return Decision(True, None, False, *found)
+            if NamedAs.ROLE in named and limits_ok:
+                return Decision(True, None, False, *found)
+        if not identity_ok:
+            return denied(PolicyType.IDENTITY, False)
+        if boundary is not None and not boundary.allow:
+            return denied(PolicyType.BOUNDARY, False)
+        if session is not None and not session.allow:
+            return denied(PolicyType.SESSION, False)
+        return Decision(True, None, False, *found)
+    if not identity_ok:
+        return denied(PolicyType.IDENTITY, False)
+    if boundary is not None and not boundary.allow:
+        return denied(PolicyType.BOUNDARY, False)
+    if session is not None and not session.allow:
+        return denied(PolicyType.SESSION, False)
+    if not resource_scan.allow:
+        return denied(PolicyType.RESOURCE, False)
+    return Decision(True, None, False, *found)
