@@ -133,10 +133,12 @@ def client(
     key: str = "test",
     secret: str = "test",
     region: str = "us-east-1",
+    token: str | None = None,
     **config: Any,
 ) -> Any:
     """A boto3 client of ``server`` (or of an endpoint URL: benchmarks point it at moto too) that
-    never retries; ``config`` adds botocore Config options."""
+    never retries, signed with ``key``/``secret`` (and a session ``token`` for temporary
+    credentials); ``config`` adds botocore Config options."""
     import boto3
     from botocore.config import Config
 
@@ -146,6 +148,7 @@ def client(
         region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
+        aws_session_token=token,
         config=Config(retries={"total_max_attempts": 1}, **config),
     )
 
