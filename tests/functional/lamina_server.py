@@ -160,8 +160,9 @@ def run_aws(
     secret: str = "test",
     region: str = "us-east-1",
     cwd: Path | None = None,
+    token: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real AWS CLI against the server."""
+    """Run the real AWS CLI against the server (``token``: a session token for temporary keys)."""
     aws = Path(sys.executable).parent / "aws"
     env = {
         **os.environ,
@@ -174,6 +175,9 @@ def run_aws(
         "AWS_MAX_ATTEMPTS": "1",
     }
     env.pop("AWS_PROFILE", None)
+    env.pop("AWS_SESSION_TOKEN", None)
+    if token is not None:
+        env["AWS_SESSION_TOKEN"] = token
     return subprocess.run(
         [str(aws), *args, "--endpoint-url", server.url],
         capture_output=True,
