@@ -147,6 +147,24 @@ def handler(event, context):
             "layers": sorted(layer["LayerName"] for layer in lam.list_layers()["Layers"]),
             "functions": sorted(f["FunctionArn"] for f in lam.list_functions()["Functions"]),
         }
+    if op == "authz":
+        import boto3
+        import botocore.exceptions
+        lam = boto3.client("lambda")
+        calls = {
+            "own": lambda: lam.get_function_configuration(FunctionName=context.function_name),
+            "other": lambda: lam.get_function_configuration(FunctionName=event["other"]),
+            "list": lambda: lam.list_functions(),
+            "iam": lambda: boto3.client("iam").create_role(RoleName="backdoor", AssumeRolePolicyDocument="{}"),
+        }
+        out = {}
+        for label, make in calls.items():
+            try:
+                make()
+                out[label] = "ok"
+            except botocore.exceptions.ClientError as exc:
+                out[label] = [exc.response["Error"]["Code"], exc.response["Error"]["Message"]]
+        return out
     raise ValueError("unknown op %r" % op)
 """
 
@@ -518,17 +536,72 @@ def test_handler_in_a_layer_package(lam: Any) -> None:
     assert out == "ungWv48B"
 
 
+def role_allowing(
+    server: LaminaServer, statement: dict[str, Any], key: str = "test", secret: str = "test"
+) -> str:
+    """A new execution role of the key's account whose only policy is ``statement``."""
+    iam = client(server, "iam", key=key, secret=secret)
+    name = f"role-{uuid.uuid4().hex[:8]}"
+    trust = {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    arn = iam.create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+    )["Role"]["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": [statement]}
+    iam.put_role_policy(RoleName=name, PolicyName="only", PolicyDocument=json.dumps(policy))
+    return str(arn)
+
+
 def test_boto3_reaches_lamina_with_the_functions_account(lam: Any, py_server: LaminaServer) -> None:
     publish(lam, {"python/x.py": ""})  # a layer of the default account, which alice must not see
     alice = client(py_server, key=ALICE["access_key_id"], secret=ALICE["secret_access_key"], read_timeout=60)
     layer_name = f"alice-{uuid.uuid4().hex[:6]}"
     alice.publish_layer_version(LayerName=layer_name, Content={"ZipFile": make_zip({"python/a.py": ""})})
-    name = create(alice, Role=f"arn:aws:iam::{ALICE['account_id']}:role/lambda-role", Timeout=30)
+    lister = role_allowing(
+        py_server,
+        {"Effect": "Allow", "Action": ["lambda:ListLayers", "lambda:ListFunctions"], "Resource": "*"},
+        ALICE["access_key_id"],
+        ALICE["secret_access_key"],
+    )
+    name = create(alice, Role=lister, Timeout=30)
     r, out = call(alice, name, {"op": "boto3"})
     assert "FunctionError" not in r, out
     arn = alice.get_function_configuration(FunctionName=name)["FunctionArn"]
     assert arn.split(":")[4] == ALICE["account_id"]
     assert out == {"layers": [layer_name], "functions": [arn]}
+
+
+def test_a_role_allowing_one_call_allows_that_call_and_no_other(lam: Any, py_server: LaminaServer) -> None:
+    """Function code with its role's credentials can do exactly what the role allows (issue 12)."""
+    other = create(lam)
+    name = f"py-{uuid.uuid4().hex[:8]}"
+    own_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    role = role_allowing(
+        py_server, {"Effect": "Allow", "Action": "lambda:GetFunctionConfiguration", "Resource": own_arn}
+    )
+    create(lam, FunctionName=name, Role=role, Timeout=30)
+    r, out = call(lam, name, {"op": "authz", "other": other})
+    assert "FunctionError" not in r, out
+    me = f"arn:aws:sts::000000000000:assumed-role/{role.rsplit('/', 1)[1]}/{name}"
+    other_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{other}"
+    assert out == {
+        "own": "ok",
+        "other": [
+            "AccessDeniedException",
+            f"User: {me} is not authorized to perform: lambda:GetFunctionConfiguration on resource: "
+            f"{other_arn} because no identity-based policy allows the lambda:GetFunctionConfiguration action",
+        ],
+        "list": [
+            "AccessDeniedException",
+            f"User: {me} is not authorized to perform: lambda:ListFunctions on resource: * because no "
+            "identity-based policy allows the lambda:ListFunctions action",
+        ],
+        "iam": [
+            "AccessDenied",
+            f"User: {me} is not authorized to perform: iam:CreateRole on resource: "
+            "arn:aws:iam::000000000000:role/backdoor because no identity-based policy allows the "
+            "iam:CreateRole action",
+        ],
+    }
 
 
 def test_response_size_limit(lam: Any) -> None:

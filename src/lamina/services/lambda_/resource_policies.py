@@ -1,0 +1,23 @@
+"""Lambda's resource-based policies, as the authorize stage reads them: a layer version's policy
+(AddLayerVersionPermission) and a function's (AddPermission), by the resource's ARN."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lamina.domain import layers as L
+from lamina.domain.arns import Arn
+from lamina.services.platform import Platform
+
+
+def reader(platform: Platform) -> Callable[[Arn], str | None]:
+    """The policy document (JSON) of the Lambda resource an ARN names, or None if it has none."""
+
+    def read(arn: Arn) -> str | None:
+        parts = arn.resource.split(":")
+        if parts[0] == "layer" and len(parts) == 3 and parts[2].isdigit():
+            found = platform.layers.get_layer_version(arn.account, arn.region, parts[1], int(parts[2]))
+            return L.policy_document(found.policy) if found is not None and found.policy else None
+        return None
+
+    return read
