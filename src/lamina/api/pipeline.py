@@ -231,6 +231,12 @@ class Pipeline:
 
     # -- other front ends: an authenticated principal and parsed parameters ----------------------
 
+    def authorize(self, request: AuthorizationRequest) -> None:
+        """Only the authorize stage, for what a front end serves itself (the console's log view,
+        authorized as CloudWatch Logs' FilterLogEvents would be). Raises AwsError when denied;
+        call it off the event loop (it may read the IAM store)."""
+        self._authorizer.authorize(request)
+
     async def call(
         self,
         principal: Principal,

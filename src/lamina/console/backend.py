@@ -21,7 +21,7 @@ from typing import Any
 
 from lamina.api.auth import Principal
 from lamina.api.http import Request, Response
-from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
+from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, AuthorizationRequest, Pipeline
 from lamina.errors import (
     INVALID_TOKEN_MESSAGE,
     AwsError,
@@ -204,7 +204,7 @@ class Console:
             return await self._call(request, session, doc)
         if action == "logs":
             return await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._read_logs, session, doc
+                self._executor, self._read_logs, session, doc, request.client_host
             )
         return _error(404, "NotFound", f"No console action {action!r}.")
 
@@ -343,12 +343,26 @@ class Console:
             return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
         return _json(200, {"result": output, "requestId": request_id})
 
-    def _read_logs(self, session: Session, doc: dict[str, Any]) -> Response:
-        """The newest log streams of one of the account's functions (its last 64 KB)."""
+    def _read_logs(self, session: Session, doc: dict[str, Any], client: str) -> Response:
+        """The newest log streams of one of the account's functions (its last 64 KB), for a
+        principal CloudWatch Logs would let read them (logs:FilterLogEvents on the log group)."""
         region = str(doc.get("region") or "us-east-1")
         function = str(doc.get("function") or "")
         if not _REGION.match(region) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function):
             return _error(400, "ValidationException", "A function name and a region are required.")
+        try:
+            self._pipeline.authorize(
+                AuthorizationRequest(
+                    session.principal,
+                    "logs",
+                    "FilterLogEvents",
+                    region,
+                    {"logGroupName": f"/aws/lambda/{function}"},
+                    client,
+                )
+            )
+        except AwsError as exc:
+            return _aws_error(exc)
         streams = list(self._logs.streams(session.principal.account_id, region, function))
         out: list[dict[str, str]] = []
         budget = _LOG_BYTES
