@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lamina.domain.policy import (
     Context,
@@ -35,8 +35,13 @@ from lamina.domain.policy import (
     Statement,
     missing_keys,
     normalise_context,
-    statement_applies,
+    resource_and_conditions_hold,
+    statement_covers,
 )
+
+# A statement that covers an action: (index of its document, the statement, variables substituted).
+Candidate = tuple[int, Statement, bool]
+CANDIDATES_KEPT = 512
 
 
 class PolicyType(enum.Enum):
@@ -96,6 +101,35 @@ class PolicySet:
     boundary: PolicyDocument | None = None
     session: Sequence[PolicyDocument] | None = None
     resource: PolicyDocument | None = None
+    # The statements of each kind that cover an action, found once per action: a set kept for a
+    # principal answers its next requests by checking only those (resources and conditions).
+    _covering: dict[tuple[PolicyType, str], tuple[Candidate, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def documents(self, kind: PolicyType) -> Sequence[PolicyDocument]:
+        """The documents of one kind (empty when the kind does not apply)."""
+        if kind is PolicyType.IDENTITY:
+            return self.identity
+        if kind is PolicyType.SESSION:
+            return self.session or ()
+        single = self.boundary if kind is PolicyType.BOUNDARY else self.resource
+        return () if single is None else (single,)
+
+    def covering(self, kind: PolicyType, action: str) -> tuple[Candidate, ...]:
+        """The statements of ``kind`` whose Action/NotAction covers ``action``."""
+        key = (kind, action.lower())
+        found = self._covering.get(key)
+        if found is None:
+            found = tuple(
+                (index, st, doc.uses_variables)
+                for index, doc in enumerate(self.documents(kind))
+                for st in doc.statements
+                if statement_covers(st, action)
+            )
+            if len(self._covering) < CANDIDATES_KEPT:
+                self._covering[key] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -144,8 +178,8 @@ class _Scan:
 
 
 def _scan(
+    policies: PolicySet,
     policy_type: PolicyType,
-    documents: Sequence[PolicyDocument],
     action: str,
     resource: str,
     ctx: Mapping[str, tuple[str, ...]],
@@ -155,28 +189,28 @@ def _scan(
     named: list[NamedAs] | None = None,
 ) -> _Scan:
     out = _Scan()
-    for index, doc in enumerate(documents):
-        for st in doc.statements:
-            how: NamedAs | None = None
-            if caller is not None:
-                if st.principals is None:
-                    continue
-                how = caller.named_by(st.principals)
-                if (how is not None) == st.not_principal:
-                    continue
-                if st.not_principal:
-                    how = NamedAs.DIRECTLY
+    for index, st, variables in policies.covering(policy_type, action):
+        how: NamedAs | None = None
+        if caller is not None:
+            if st.principals is None:
+                continue
+            how = caller.named_by(st.principals)
+            if (how is not None) == st.not_principal:
+                continue
+            if st.not_principal:
+                how = NamedAs.DIRECTLY
+        if st.conditions:
             for key in missing_keys(st, ctx):
                 missing[key] = None
-            if not statement_applies(st, action, resource, ctx, doc.uses_variables):
-                continue
-            matched.append(Matched(policy_type, index, st))
-            if st.effect is Effect.DENY:
-                out.deny = True
-            else:
-                out.allow = True
-                if named is not None and how is not None:
-                    named.append(how)
+        if not resource_and_conditions_hold(st, resource, ctx, variables):
+            continue
+        matched.append(Matched(policy_type, index, st))
+        if st.effect is Effect.DENY:
+            out.deny = True
+        else:
+            out.allow = True
+            if named is not None and how is not None:
+                named.append(how)
     return out
 
 
@@ -187,36 +221,30 @@ def decide(
     resource_account: str | None,
     policies: PolicySet,
     context: Context | None = None,
+    *,
+    normalised: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Decision:
     """IAM's decision on ``caller`` doing ``action`` on ``resource`` (owned by ``resource_account``;
-    None for actions on no account's resource, as ``*`` is)."""
-    ctx = normalise_context(context)
+    None for actions on no account's resource, as ``*`` is). The request's condition keys are
+    ``context``, or ``normalised`` when the caller has already put them in the form
+    :func:`~lamina.domain.policy.normalise_context` gives (lower-case keys, tuples of values)."""
+    ctx = normalised if normalised is not None else normalise_context(context)
     matched: list[Matched] = []
     missing: dict[str, None] = {}
     root = caller.kind is PrincipalKind.ROOT
-    identity = _scan(
-        PolicyType.IDENTITY, () if root else policies.identity, action, resource, ctx, matched, missing
+    identity = (
+        _Scan() if root else _scan(policies, PolicyType.IDENTITY, action, resource, ctx, matched, missing)
     )
     named: list[NamedAs] = []
     resource_scan = _scan(
-        PolicyType.RESOURCE,
-        () if policies.resource is None else (policies.resource,),
-        action,
-        resource,
-        ctx,
-        matched,
-        missing,
-        caller,
-        named,
+        policies, PolicyType.RESOURCE, action, resource, ctx, matched, missing, caller, named
     )
     boundary = session = None
     if not root:
         if policies.boundary is not None:
-            boundary = _scan(
-                PolicyType.BOUNDARY, (policies.boundary,), action, resource, ctx, matched, missing
-            )
+            boundary = _scan(policies, PolicyType.BOUNDARY, action, resource, ctx, matched, missing)
         if policies.session is not None:
-            session = _scan(PolicyType.SESSION, policies.session, action, resource, ctx, matched, missing)
+            session = _scan(policies, PolicyType.SESSION, action, resource, ctx, matched, missing)
     found = tuple(matched), tuple(missing)
 
     def denied(by: PolicyType, explicit: bool) -> Decision:

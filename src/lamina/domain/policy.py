@@ -349,6 +349,7 @@ def _conditions(block: Any) -> tuple[Condition, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=256)
 def _base_operator(name: str) -> tuple[str, str | None, bool]:
     """("StringLike", "ForAnyValue:", if_exists) for "ForAnyValue:StringLikeIfExists"."""
     qualifier = next((q for q in _SET_QUALIFIERS if name.startswith(q)), None)
@@ -666,7 +667,7 @@ def _condition_holds(cond: Condition, ctx: Mapping[str, tuple[str, ...]], variab
             return False
         return if_exists or negated
     match = _POSITIVE[_NEGATED.get(base, base)]
-    wanted = [_substitute(v, ctx) if variables else v for v in cond.values]
+    wanted = [_substitute(v, ctx) if variables and "${" in v else v for v in cond.values]
     targets = [w for w in wanted if w is not None]
 
     def one(value: str) -> bool:
@@ -710,8 +711,18 @@ def statement_applies(
     """Whether ``st`` matches the action, the resource (None: not checked, as for trust policies)
     and its conditions hold for ``ctx`` (from :func:`normalise_context`); ``variables``: the
     document substitutes policy variables (see :attr:`PolicyDocument.uses_variables`)."""
-    if any(action_matches(a, action) for a in st.actions) == st.not_action:
-        return False
+    return statement_covers(st, action) and resource_and_conditions_hold(st, resource, ctx, variables)
+
+
+def statement_covers(st: Statement, action: str) -> bool:
+    """Whether the statement's Action (or NotAction) element covers ``action``."""
+    return any(action_matches(a, action) for a in st.actions) != st.not_action
+
+
+def resource_and_conditions_hold(
+    st: Statement, resource: str | None, ctx: Mapping[str, tuple[str, ...]], variables: bool
+) -> bool:
+    """The rest of :func:`statement_applies`, for a statement already known to cover the action."""
     if resource is not None and st.resources is not None:
         compiled = (_pattern(r, False, ctx if variables else None) for r in st.resources)
         hit = any(c is not None and c.fullmatch(resource) is not None for c in compiled)
