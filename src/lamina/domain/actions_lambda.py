@@ -103,7 +103,8 @@ def pass_role(call: Call) -> tuple[Check, ...]:
     role = call.text("Role")
     if role is None:
         return ()
-    return (Check("iam:PassRole", role, {"iam:PassedToService": LAMBDA_SERVICE}),)
+    resource = role or f"arn:{PARTITION}:iam::{call.account}:role/"
+    return (Check("iam:PassRole", resource, {"iam:PassedToService": LAMBDA_SERVICE}),)
 
 
 TABLE: Mapping[str, Spec] = {
