@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lamina.domain.actions import NEVER_DENIED, TABLES, Check, checks, is_mutating
+from lamina.domain.actions import NEVER_DENIED, TABLES, Check, ContextValue, checks, is_mutating
 from lamina.services.ec2 import (
     handlers_gateways,
     handlers_interfaces,
@@ -341,7 +341,11 @@ def test_assume_role_with_session_tags_needs_tag_session() -> None:
         "TransitiveTagKeys": ["project"],
     }
     assume, tag = run("sts", "AssumeRole", params)
-    tags = {"aws:RequestTag/project": "x", "aws:TagKeys": ("project",), "sts:TransitiveTagKeys": ("project",)}
+    tags: dict[str, ContextValue] = {
+        "aws:RequestTag/project": "x",
+        "aws:TagKeys": ("project",),
+        "sts:TransitiveTagKeys": ("project",),
+    }
     assert assume == Check("sts:AssumeRole", role, {**tags, "sts:RoleSessionName": "me"})
     assert tag == Check("sts:TagSession", role, tags)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from lamina.domain.arns import PARTITION
@@ -27,7 +28,7 @@ class Check:
 
     action: str
     resource: str
-    context: Mapping[str, ContextValue] = field(default_factory=dict)
+    context: Mapping[str, ContextValue] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class Lookups(Protocol):
@@ -61,10 +62,6 @@ class Call:
         """The strings of the list parameter ``key`` (other members and non-lists read as none)."""
         return strings(self.params.get(key))
 
-    def has(self, key: str) -> bool:
-        """Whether the request carries ``key`` at all (any type)."""
-        return self.params.get(key) is not None
-
 
 def star(_call: Call) -> str:
     """Actions with no resource type: "the Resource element must be *" (Service Authorization
@@ -90,9 +87,11 @@ class Spec:
 
     def checks(self, call: Call) -> tuple[Check, ...]:
         """The checks this row asks for ``call``."""
-        context: dict[str, ContextValue] = {}
+        found_keys: dict[str, ContextValue] = {}
         for reader in self.context:
-            context.update(reader(call))
+            found_keys.update(reader(call))
+        # Read-only: the checks of a multi-resource row share one context.
+        context = MappingProxyType(found_keys)
         found = self.resource(call)
         resources = (found,) if isinstance(found, str) else found
         primary = tuple(Check(self.action, resource, context) for resource in resources)
