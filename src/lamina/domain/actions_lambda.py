@@ -1,0 +1,146 @@
+"""Lambda's rows of the authorization table (pure).
+
+Facts from the Service Authorization Reference, "Actions, resources, and condition keys for AWS
+Lambda": resource types ``function`` (``arn:aws:lambda:R:A:function:NAME``, plus ``:QUALIFIER`` for a
+version or alias), ``layer`` (``...:layer:NAME``) and ``layerVersion`` (``...:layer:NAME:VERSION``);
+the ``Invoke`` API is the ``lambda:InvokeFunction`` action and ``GetLayerVersionByArn`` is
+``lambda:GetLayerVersion``; ``ListFunctions``, ``ListLayers``, ``ListLayerVersions`` and
+``GetAccountSettings`` take no resource. ``CreateFunction`` and ``UpdateFunctionConfiguration`` also
+need ``iam:PassRole`` on the execution role (``iam:PassedToService`` = ``lambda.amazonaws.com``, the
+reference's "API operations" table) and carry ``lambda:Layer``, ``lambda:VpcIds``,
+``lambda:SubnetIds`` and ``lambda:SecurityGroupIds``; ``AddPermission`` carries ``lambda:Principal``.
+The Lambda Developer Guide ("Using IAM condition keys for VPC settings") denies functions outside a VPC
+with ``"Null": {"lambda:VpcIds": "true"}``, so those keys exist only when the request sets a VPC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lamina.domain.actions_spec import (
+    Call,
+    Check,
+    ContextValue,
+    Spec,
+    copy_text,
+    given,
+    multi,
+    strings,
+    tags_in,
+)
+from lamina.domain.arns import PARTITION
+
+LAMBDA_SERVICE = "lambda.amazonaws.com"
+
+
+def function_location(call: Call) -> tuple[str, str, str, str | None]:
+    """Region, account, name and qualifier of ``FunctionName``: a name, ``name:qualifier``, a partial
+    ARN (``123456789012:function:name``) or a full ARN, each optionally qualified. An ARN's account
+    and region win over the caller's (a cross-account call acts on the owner's function); the
+    ``Qualifier`` parameter applies when the name carries none."""
+    text = call.text("FunctionName") or ""
+    parts = text.split(":")
+    region, account, name, qualifier = call.region, call.account, text, None
+    if "function" in parts[:-1]:
+        at = parts.index("function")
+        name = parts[at + 1]
+        qualifier = parts[at + 2] if len(parts) > at + 2 else None
+        account = (parts[at - 1] if at >= 1 else "") or account
+        region = (parts[at - 2] if at >= 2 else "") or region
+    elif len(parts) == 2:
+        name, qualifier = parts
+    return region, account, name, qualifier or call.text("Qualifier") or None
+
+
+def function(call: Call) -> str:
+    """The function's ARN, qualified when the request names a version or alias."""
+    region, account, name, qualifier = function_location(call)
+    arn = f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def unqualified_function(call: Call) -> str:
+    """The function's ARN without a qualifier (operations on the function itself)."""
+    region, account, name, _ = function_location(call)
+    return f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+
+
+def layer(call: Call) -> str:
+    """``arn:aws:lambda:R:A:layer:NAME`` from ``LayerName``, a name or a layer ARN (its owner's)."""
+    text = call.text("LayerName") or ""
+    region, account, name = call.region, call.account, text
+    parts = text.split(":")
+    if text.startswith("arn:") and len(parts) >= 7 and parts[5] == "layer":
+        region, account, name = parts[3], parts[4], parts[6]
+    return f"arn:{PARTITION}:lambda:{region}:{account}:layer:{name}"
+
+
+def layer_version(call: Call) -> str:
+    """``...:layer:NAME:VERSION`` from ``LayerName`` and ``VersionNumber``."""
+    number = call.params.get("VersionNumber")
+    if isinstance(number, bool) or not isinstance(number, int | str):
+        number = ""
+    return f"{layer(call)}:{number}"
+
+
+def function_settings(call: Call) -> Mapping[str, ContextValue]:
+    """``lambda:Layer`` from ``Layers``; the VPC keys only when ``VpcConfig`` is given, the VPC ids
+    read from the subnets (a subnet that does not exist adds no VPC)."""
+    context = multi("lambda:Layer", call.texts("Layers"))
+    vpc = call.params.get("VpcConfig")
+    if isinstance(vpc, Mapping):
+        region, account, _, _ = function_location(call)
+        subnets = strings(vpc.get("SubnetIds"))
+        vpc_ids = (call.lookups.subnet_vpc(account, region, subnet) for subnet in subnets)
+        context |= multi("lambda:VpcIds", (vpc_id for vpc_id in vpc_ids if vpc_id))
+        context |= multi("lambda:SubnetIds", subnets)
+        context |= multi("lambda:SecurityGroupIds", strings(vpc.get("SecurityGroupIds")))
+    return context
+
+
+def pass_role(call: Call) -> tuple[Check, ...]:
+    """``iam:PassRole`` on the execution role, when the request names one."""
+    role = call.text("Role")
+    if role is None:
+        return ()
+    resource = role or f"arn:{PARTITION}:iam::{call.account}:role/"
+    return (Check("iam:PassRole", resource, {"iam:PassedToService": LAMBDA_SERVICE}),)
+
+
+TABLE: Mapping[str, Spec] = {
+    # Functions
+    "CreateFunction": Spec(
+        "lambda:CreateFunction",
+        unqualified_function,
+        context=(function_settings, tags_in("Tags")),
+        also=(pass_role,),
+    ),
+    "GetFunction": Spec("lambda:GetFunction", function),
+    "GetFunctionConfiguration": Spec("lambda:GetFunctionConfiguration", function),
+    "ListFunctions": Spec("lambda:ListFunctions"),
+    "ListVersionsByFunction": Spec("lambda:ListVersionsByFunction", unqualified_function),
+    "UpdateFunctionConfiguration": Spec(
+        "lambda:UpdateFunctionConfiguration", function, context=(function_settings,), also=(pass_role,)
+    ),
+    "UpdateFunctionCode": Spec("lambda:UpdateFunctionCode", function),
+    "PublishVersion": Spec("lambda:PublishVersion", function),
+    "DeleteFunction": Spec("lambda:DeleteFunction", function),
+    "GetAccountSettings": Spec("lambda:GetAccountSettings"),
+    "Invoke": Spec("lambda:InvokeFunction", function),
+    # Function policies
+    "AddPermission": Spec(
+        "lambda:AddPermission", function, context=(copy_text("Principal", "lambda:Principal"),)
+    ),
+    "RemovePermission": Spec("lambda:RemovePermission", function),
+    "GetPolicy": Spec("lambda:GetPolicy", function),
+    # Layers
+    "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
+    "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),
+    "GetLayerVersionByArn": Spec("lambda:GetLayerVersion", given("Arn", layer_version)),
+    "ListLayers": Spec("lambda:ListLayers"),
+    "ListLayerVersions": Spec("lambda:ListLayerVersions"),
+    "DeleteLayerVersion": Spec("lambda:DeleteLayerVersion", layer_version),
+    "AddLayerVersionPermission": Spec("lambda:AddLayerVersionPermission", layer_version),
+    "GetLayerVersionPolicy": Spec("lambda:GetLayerVersionPolicy", layer_version),
+    "RemoveLayerVersionPermission": Spec("lambda:RemoveLayerVersionPermission", layer_version),
+}
