@@ -6,7 +6,8 @@ resources, and condition keys for AWS Lambda / AWS Identity and Access Managemen
 Service / Amazon EC2", with the IAM, STS and Lambda API and developer guides where the reference is
 terse; each table module names its facts). The rows live per service in
 :mod:`lamina.domain.actions_lambda`, :mod:`lamina.domain.actions_iam` (IAM and STS) and
-:mod:`lamina.domain.actions_ec2`; :mod:`lamina.domain.actions_spec` holds their vocabulary.
+:mod:`lamina.domain.actions_ec2` and :mod:`lamina.domain.actions_logs`;
+:mod:`lamina.domain.actions_spec` holds their vocabulary.
 
 The authorizer calls :func:`checks` after parsing and before validation (where AWS authorizes), so
 the parameters are unvalidated: nothing here raises on a missing or wrong-typed value.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lamina.domain import actions_ec2, actions_iam, actions_lambda
+from lamina.domain import actions_ec2, actions_iam, actions_lambda, actions_logs
 from lamina.domain.actions_spec import Call, Check, ContextValue, Lookups, Spec
 
 __all__ = ["NEVER_DENIED", "TABLES", "Check", "ContextValue", "Lookups", "checks", "is_mutating"]
@@ -27,6 +28,7 @@ TABLES: Mapping[str, Mapping[str, Spec]] = {
     "iam": actions_iam.IAM_TABLE,
     "sts": actions_iam.STS_TABLE,
     "ec2": actions_ec2.TABLE,
+    "logs": actions_logs.TABLE,
 }
 
 # "No permissions are required to perform this operation. If an administrator attaches a policy to
