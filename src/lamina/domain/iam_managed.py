@@ -8,8 +8,17 @@ policy ids are those ``aws iam list-policies`` reports, the same in every accoun
   of every AWS managed policy from the IAM API as it appears, and tenchi-security/camp
   (policies/<Name>/metadata.json and <version>/policy.json), a second such mirror, for policy
   ids and exact timestamps. Policy ids were cross-checked in MAMIP's policies-list.json.
-Statement keys keep the order IAM returns them in (Effect, Action, Resource, Condition).
-ReadOnlyAccess is left out: it is too big to carry here.
+Statement keys keep the order AWS wrote them in, which the Reference Guide shows (MAMIP's older
+records, written by a Python 2 tool, shuffle them; their values and list orders are kept).
+Documents are indented as IAM returns AWS's own documents (four spaces). Large documents live
+beside this module as package data (``managed_policies/<Name>.json``, the document exactly,
+without a trailing newline); small ones are written here.
+
+ReadOnlyAccess is not carried: its current default version (well past v120, over 100,000
+characters) is not in the stored sources in full (the Reference Guide's pages come as excerpts;
+MAMIP's and camp's stored copies are versions from 2022), and a document is never reconstructed.
+CloudWatchLogsReadOnlyAccess is v8 as the Reference Guide's English page shows it (v8's creation
+second is not recorded there; 16:34:00 stands for "16:34 UTC").
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 
 from lamina.domain.policy import PolicyDocument, PolicyKind, parse_policy
 
@@ -340,6 +350,394 @@ LAMBDA_READ_ONLY_ACCESS = ManagedPolicy(
 }""",
 )
 
+
+def _packaged(name: str) -> str:
+    """A document kept as package data (``managed_policies/<name>.json``), exactly as stored."""
+    return (
+        resources.files(__package__ or "lamina.domain")
+        .joinpath(f"managed_policies/{name}.json")
+        .read_text(encoding="utf-8")
+    )
+
+
+# Reference Guide (English page): v12, created 2015-02-06 18:39 UTC, edited 2026-02-12 17:59 UTC.
+# MAMIP policies/PowerUserAccess (v12, 2026-02-12T17:59:14Z); camp metadata.json for the id and
+# creation second. Everything but IAM, Organizations and Account, and a few of those.
+POWER_USER_ACCESS = ManagedPolicy(
+    name="PowerUserAccess",
+    path="/",
+    policy_id="ANPAJYRXTHIB4FOVS3ZXS",
+    version_id="v12",
+    description=(
+        "Provides full access to AWS services and resources, but does not allow management of Users and groups."
+    ),
+    create_date="2015-02-06T18:39:47+00:00",
+    update_date="2026-02-12T17:59:14+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "NotAction": [
+                "iam:*",
+                "organizations:*",
+                "account:*"
+            ],
+            "Resource": "*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "account:GetAccountInformation",
+                "account:GetGovCloudAccountInformation",
+                "account:GetPrimaryEmail",
+                "account:ListRegions",
+                "iam:CreateServiceLinkedRole",
+                "iam:DeleteServiceLinkedRole",
+                "iam:ListRoles",
+                "organizations:DescribeEffectivePolicy",
+                "organizations:DescribeOrganization"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# MAMIP policies/IAMFullAccess (v2, 2019-06-21T19:40:00); camp metadata.json (id, created
+# 2015-02-06T18:40:38).
+IAM_FULL_ACCESS = ManagedPolicy(
+    name="IAMFullAccess",
+    path="/",
+    policy_id="ANPAI7XKCFMBPM3QQRRVQ",
+    version_id="v2",
+    description="Provides full access to IAM via the AWS Management Console.",
+    create_date="2015-02-06T18:40:38+00:00",
+    update_date="2019-06-21T19:40:00+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "iam:*",
+                "organizations:DescribeAccount",
+                "organizations:DescribeOrganization",
+                "organizations:DescribeOrganizationalUnit",
+                "organizations:DescribePolicy",
+                "organizations:ListChildren",
+                "organizations:ListParents",
+                "organizations:ListPoliciesForTarget",
+                "organizations:ListRoots",
+                "organizations:ListPolicies",
+                "organizations:ListTargetsForPolicy"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# Reference Guide: v4, created 2015-02-06 18:40 UTC, edited 2018-01-25 19:11 UTC. MAMIP
+# policies/IAMReadOnlyAccess (v4, 2018-01-25T19:11:27); the id and creation second as
+# ``aws iam list-policies`` prints them (MAMIP's policies list; a published list-policies answer).
+IAM_READ_ONLY_ACCESS = ManagedPolicy(
+    name="IAMReadOnlyAccess",
+    path="/",
+    policy_id="ANPAJKSO7NDY4T57MWDSQ",
+    version_id="v4",
+    description="Provides read only access to IAM via the AWS Management Console.",
+    create_date="2015-02-06T18:40:39+00:00",
+    update_date="2018-01-25T19:11:27+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "iam:GenerateCredentialReport",
+                "iam:GenerateServiceLastAccessedDetails",
+                "iam:Get*",
+                "iam:List*",
+                "iam:SimulateCustomPolicy",
+                "iam:SimulatePrincipalPolicy"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# MAMIP policies/AmazonEC2FullAccess (v5, 2018-11-27T02:16:56; the first statement's keys are in
+# AWS's order, Action first); camp metadata.json (id, created 2015-02-06T18:40:15).
+EC2_FULL_ACCESS = ManagedPolicy(
+    name="AmazonEC2FullAccess",
+    path="/",
+    policy_id="ANPAI3VAJF5ZCRZ7MCQE6",
+    version_id="v5",
+    description="Provides full access to Amazon EC2 via the AWS Management Console.",
+    create_date="2015-02-06T18:40:15+00:00",
+    update_date="2018-11-27T02:16:56+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Action": "ec2:*",
+            "Effect": "Allow",
+            "Resource": "*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:*",
+            "Resource": "*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": "cloudwatch:*",
+            "Resource": "*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": "autoscaling:*",
+            "Resource": "*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iam:CreateServiceLinkedRole",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "iam:AWSServiceName": [
+                        "autoscaling.amazonaws.com",
+                        "ec2scheduled.amazonaws.com",
+                        "elasticloadbalancing.amazonaws.com",
+                        "spot.amazonaws.com",
+                        "spotfleet.amazonaws.com",
+                        "transitgateway.amazonaws.com"
+                    ]
+                }
+            }
+        }
+    ]
+}""",
+)
+
+# MAMIP policies/AmazonEC2ReadOnlyAccess (v2, 2024-02-14T15:17:04Z); camp metadata.json (id,
+# created 2015-02-06T18:40:17, default v2).
+EC2_READ_ONLY_ACCESS = ManagedPolicy(
+    name="AmazonEC2ReadOnlyAccess",
+    path="/",
+    policy_id="ANPAIGDT4SV4GSETWTBZK",
+    version_id="v2",
+    description="Provides read only access to Amazon EC2 via the AWS Management Console.",
+    create_date="2015-02-06T18:40:17+00:00",
+    update_date="2024-02-14T15:17:04+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "EC2",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:Describe*",
+                "ec2:Get*"
+            ],
+            "Resource": "*"
+        },
+        {
+            "Sid": "ELB",
+            "Effect": "Allow",
+            "Action": "elasticloadbalancing:Describe*",
+            "Resource": "*"
+        },
+        {
+            "Sid": "Cloudwatch",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:ListMetrics",
+                "cloudwatch:GetMetricStatistics",
+                "cloudwatch:Describe*"
+            ],
+            "Resource": "*"
+        },
+        {
+            "Sid": "Autoscaling",
+            "Effect": "Allow",
+            "Action": "autoscaling:Describe*",
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# Reference Guide: v11, created 2015-02-06 18:41 UTC, edited 2024-12-09 17:21 UTC (v11 added the
+# security-group VPC associations). camp policies/AmazonVPCFullAccess/v11/policy.json (7,507
+# characters, as packaged) and metadata.json (2024-12-09T17:21:07); camp metadata.json for the id.
+VPC_FULL_ACCESS = ManagedPolicy(
+    name="AmazonVPCFullAccess",
+    path="/",
+    policy_id="ANPAJBWPGNOVKZD3JI2P2",
+    version_id="v11",
+    description="Provides full access to Amazon VPC via the AWS Management Console.",
+    create_date="2015-02-06T18:41:16+00:00",
+    update_date="2024-12-09T17:21:07+00:00",
+    document=_packaged("AmazonVPCFullAccess"),
+)
+
+# MAMIP policies/AmazonS3FullAccess (v2, 2021-09-27T20:16:37: added s3-object-lambda); camp
+# metadata.json (id, created 2015-02-06T18:40:58).
+S3_FULL_ACCESS = ManagedPolicy(
+    name="AmazonS3FullAccess",
+    path="/",
+    policy_id="ANPAIFIR6V6BVTRAHWINE",
+    version_id="v2",
+    description="Provides full access to all buckets via the AWS Management Console.",
+    create_date="2015-02-06T18:40:58+00:00",
+    update_date="2021-09-27T20:16:37+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "s3:*",
+                "s3-object-lambda:*"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# Reference Guide: v3, created 2015-02-06 18:40 UTC, edited 2023-08-10 21:31 UTC. MAMIP
+# policies/AmazonS3ReadOnlyAccess (v3, 2023-08-10T21:31:39); camp metadata.json (id, created
+# 2015-02-06T18:40:59).
+S3_READ_ONLY_ACCESS = ManagedPolicy(
+    name="AmazonS3ReadOnlyAccess",
+    path="/",
+    policy_id="ANPAIZTJ4DXE7G6AGAE6M",
+    version_id="v3",
+    description="Provides read only access to all buckets via the AWS Management Console.",
+    create_date="2015-02-06T18:40:59+00:00",
+    update_date="2023-08-10T21:31:39+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "s3:Get*",
+                "s3:List*",
+                "s3:Describe*",
+                "s3-object-lambda:Get*",
+                "s3-object-lambda:List*"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# MAMIP policies/CloudWatchLogsFullAccess (v3, 2025-05-20T17:07:06Z; its keys shuffled, here in
+# the order of the family's other documents: Sid, Effect, Action, Resource); camp metadata.json
+# (id, created 2015-02-06T18:40:02, default v3 updated 2025-05-20T17:07:06).
+LOGS_FULL_ACCESS = ManagedPolicy(
+    name="CloudWatchLogsFullAccess",
+    path="/",
+    policy_id="ANPAJ3ZGNWK2R5HW5BQFO",
+    version_id="v3",
+    description="Provides full access to CloudWatch Logs",
+    create_date="2015-02-06T18:40:02+00:00",
+    update_date="2025-05-20T17:07:06+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "CloudWatchLogsFullAccess",
+            "Effect": "Allow",
+            "Action": [
+                "logs:*",
+                "cloudwatch:GenerateQuery",
+                "cloudwatch:GenerateQueryResultsSummary"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# Reference Guide (English page): v8, created 2015-02-06 18:40 UTC, edited 2025-12-02 16:34 UTC
+# (the seconds are not given; see the module docstring). camp metadata.json (id, created
+# 2015-02-06T18:40:03).
+LOGS_READ_ONLY_ACCESS = ManagedPolicy(
+    name="CloudWatchLogsReadOnlyAccess",
+    path="/",
+    policy_id="ANPAJ2YIYDYSNNEHK3VKW",
+    version_id="v8",
+    description="Provides read only access to CloudWatch Logs",
+    create_date="2015-02-06T18:40:03+00:00",
+    update_date="2025-12-02T16:34:00+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "CloudWatchLogsReadOnlyAccess",
+            "Effect": "Allow",
+            "Action": [
+                "logs:Describe*",
+                "logs:Get*",
+                "logs:List*",
+                "logs:StartQuery",
+                "logs:StopQuery",
+                "logs:TestMetricFilter",
+                "logs:FilterLogEvents",
+                "logs:StartLiveTail",
+                "logs:StopLiveTail",
+                "cloudwatch:GenerateQuery",
+                "cloudwatch:GenerateQueryResultsSummary",
+                "observabilityadmin:ListS3TableIntegrations",
+                "observabilityadmin:GetS3TableIntegration",
+                "observabilityadmin:ListTelemetryPipelines"
+            ],
+            "Resource": "*"
+        }
+    ]
+}""",
+)
+
+# Reference Guide: v1, created and edited 2015-02-06 18:40 UTC; "on the path to deprecation"
+# (AWSLambdaBasicExecutionRole replaces it) but still attachable. MAMIP policies/AWSLambdaExecute
+# (v1, 2015-02-06T18:40:46); camp metadata.json for the id.
+LAMBDA_EXECUTE = ManagedPolicy(
+    name="AWSLambdaExecute",
+    path="/",
+    policy_id="ANPAJE5FX7FQZSU5XAKGO",
+    version_id="v1",
+    description="Provides Put, Get access to S3 and full access to CloudWatch Logs.",
+    create_date="2015-02-06T18:40:46+00:00",
+    update_date="2015-02-06T18:40:46+00:00",
+    document="""{
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:*"
+            ],
+            "Resource": "arn:aws:logs:*:*:*"
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:PutObject"
+            ],
+            "Resource": "arn:aws:s3:::*"
+        }
+    ]
+}""",
+)
+
 MANAGED: Mapping[str, ManagedPolicy] = types.MappingProxyType(
     {
         p.arn: p
@@ -351,6 +749,17 @@ MANAGED: Mapping[str, ManagedPolicy] = types.MappingProxyType(
             LAMBDA_ROLE,
             LAMBDA_FULL_ACCESS,
             LAMBDA_READ_ONLY_ACCESS,
+            LAMBDA_EXECUTE,
+            POWER_USER_ACCESS,
+            IAM_FULL_ACCESS,
+            IAM_READ_ONLY_ACCESS,
+            EC2_FULL_ACCESS,
+            EC2_READ_ONLY_ACCESS,
+            VPC_FULL_ACCESS,
+            S3_FULL_ACCESS,
+            S3_READ_ONLY_ACCESS,
+            LOGS_FULL_ACCESS,
+            LOGS_READ_ONLY_ACCESS,
         )
     }
 )

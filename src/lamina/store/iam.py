@@ -138,6 +138,13 @@ class IamStore:
                 c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
             )
 
+    def list_policies(self, account: str) -> list[Policy]:
+        """The account's customer managed policies (their documents are not read)."""
+        rows = self.db.read(
+            lambda c: c.execute("SELECT policy FROM iam_policies WHERE account=?", (account,)).fetchall()
+        )
+        return [cast(Policy, json.loads(r[0])) for r in rows]
+
     def attach(self, account: str, role: str, arn: str) -> None:
         with self.db.write() as c:
             c.execute(

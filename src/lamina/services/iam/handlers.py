@@ -254,7 +254,8 @@ def get_policy_version(iam: IamStore, ctx: RequestContext, params: dict[str, Any
             "Document": _encoded(document),
             "VersionId": policy["DefaultVersionId"],
             "IsDefaultVersion": True,
-            "CreateDate": _policy_out(policy)["CreateDate"],
+            # The default version was made when the policy last changed (its UpdateDate).
+            "CreateDate": _policy_out(policy)["UpdateDate"],
         }
     }
 
@@ -295,6 +296,77 @@ def list_attached_role_policies(iam: IamStore, ctx: RequestContext, params: dict
     return {"AttachedPolicies": attached, "IsTruncated": False}
 
 
+# -- listing policies and their versions (ListPolicies, ListPolicyVersions) -------------------------
+#
+# AWS lists every AWS managed policy (well over a thousand); lamina lists the ones it carries
+# (lamina.domain.iam_managed.MANAGED) with the account's own. Only each policy's default version is
+# kept, so ListPolicyVersions answers with that one version.
+
+_SCOPES = {"All": (True, True), "AWS": (True, False), "Local": (False, True)}
+
+
+def _listed(policy: Policy) -> dict[str, Any]:
+    """A ListPolicies entry: IAM's listing leaves out Description and Tags (GetPolicy has them)."""
+    out = _policy_out(policy)
+    out.pop("Description", None)
+    out.pop("Tags", None)
+    return out
+
+
+def _page(items: list[Any], params: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Marker/MaxItems paging (IAM's default page is 100 items): the page and the paging fields."""
+    start = int(params["Marker"]) if str(params.get("Marker") or "").isdigit() else 0
+    limit = int(params.get("MaxItems") or 100)
+    truncated = start + limit < len(items)
+    fields: dict[str, Any] = {"IsTruncated": truncated}
+    if truncated:
+        fields["Marker"] = str(start + limit)
+    return items[start : start + limit], fields
+
+
+def list_policies(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """ListPolicies: Scope (All, AWS, Local), OnlyAttached, PathPrefix, Marker/MaxItems.
+
+    PolicyUsageFilter (PermissionsPolicy / PermissionsBoundary) is accepted and does not narrow
+    the list: every policy here may serve as either. Policies come in PolicyId order, the order
+    IAM's own listings show.
+    """
+    aws, local = _SCOPES[str(params.get("Scope") or "All")]
+    found: list[Policy] = []
+    if aws:
+        for arn in MANAGED:
+            carried = _managed(iam, ctx, arn)
+            if carried is not None:
+                found.append(carried[0])
+    if local:
+        for stored in iam.list_policies(ctx.account_id):
+            policy = stored.copy()
+            policy["AttachmentCount"] = iam.attachment_count(ctx.account_id, stored["Arn"])
+            found.append(policy)
+    prefix = str(params.get("PathPrefix") or "/")
+    found = [p for p in found if p["Path"].startswith(prefix)]
+    if params.get("OnlyAttached"):
+        found = [p for p in found if p["AttachmentCount"] > 0]
+    found.sort(key=lambda p: p["PolicyId"])
+    page, fields = _page(found, params)
+    return {"Policies": [_listed(p) for p in page], **fields}
+
+
+def list_policy_versions(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """ListPolicyVersions: the one version lamina keeps, the default (no Document in a listing)."""
+    found = _managed(iam, ctx, params["PolicyArn"])
+    if found is None:
+        raise _err("NoSuchEntity", 404, f"Policy {params['PolicyArn']} was not found.")
+    policy = found[0]
+    version = {
+        "VersionId": policy["DefaultVersionId"],
+        "IsDefaultVersion": True,
+        "CreateDate": _policy_out(policy)["UpdateDate"],
+    }
+    page, fields = _page([version], params)
+    return {"Versions": page, **fields}
+
+
 def role_documents(iam: IamStore, account: str, role_name: str) -> list[str]:
     """Every identity policy document of a role (inline and attached), for evaluation."""
     docs = [doc for _, doc in iam.inline_policies(account, role_name)]
@@ -325,4 +397,7 @@ HANDLERS = {
     "AttachRolePolicy": attach_role_policy,
     "DetachRolePolicy": detach_role_policy,
     "ListAttachedRolePolicies": list_attached_role_policies,
+    # policy listings
+    "ListPolicies": list_policies,
+    "ListPolicyVersions": list_policy_versions,
 }
