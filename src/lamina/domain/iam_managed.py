@@ -440,7 +440,7 @@ IAM_FULL_ACCESS = ManagedPolicy(
 
 # Reference Guide: v4, created 2015-02-06 18:40 UTC, edited 2018-01-25 19:11 UTC. MAMIP
 # policies/IAMReadOnlyAccess (v4, 2018-01-25T19:11:27); the id and creation second as
-# ``aws iam list-policies`` prints them (MAMIP's policies list; a published list-policies answer).
+# published ``aws iam list-policies`` answers print them (camp has no copy of this one).
 IAM_READ_ONLY_ACCESS = ManagedPolicy(
     name="IAMReadOnlyAccess",
     path="/",

@@ -61,6 +61,19 @@ def test_inline_and_managed_policies(db: Database) -> None:
     assert iam.get_policy(ACCOUNT, policy["Arn"]) is None
 
 
+def test_customer_policies_are_listed_per_account(db: Database) -> None:
+    iam = IamStore(db)
+    assert iam.list_policies(ACCOUNT) == []
+    first = {"Arn": "arn:aws:iam::000000000000:policy/p", "PolicyName": "p"}
+    second = {"Arn": "arn:aws:iam::000000000000:policy/q", "PolicyName": "q"}
+    iam.put_policy(ACCOUNT, first, "{}", create=True)
+    iam.put_policy(ACCOUNT, second, "{}", create=True)
+    iam.put_policy("111111111111", {"Arn": "arn:aws:iam::111111111111:policy/p"}, "{}", create=True)
+    assert sorted(p["PolicyName"] for p in iam.list_policies(ACCOUNT)) == ["p", "q"]
+    iam.delete_policy(ACCOUNT, first["Arn"])
+    assert iam.list_policies(ACCOUNT) == [second]
+
+
 def test_sessions_and_their_expiry(db: Database) -> None:
     iam = IamStore(db)
 

@@ -328,8 +328,8 @@ def list_policies(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) ->
     """ListPolicies: Scope (All, AWS, Local), OnlyAttached, PathPrefix, Marker/MaxItems.
 
     PolicyUsageFilter (PermissionsPolicy / PermissionsBoundary) is accepted and does not narrow
-    the list: every policy here may serve as either. Policies come in PolicyId order, the order
-    IAM's own listings show.
+    the list: every policy here may serve as either. Policies come in PolicyId order, as in
+    published ``aws iam list-policies`` answers (ANPAI23HZ..., ANPAI2D5N..., ANPAI2DV5...).
     """
     aws, local = _SCOPES[str(params.get("Scope") or "All")]
     found: list[Policy] = []
