@@ -17,8 +17,10 @@ without a trailing newline); small ones are written here.
 ReadOnlyAccess is not carried: its current default version (well past v120, over 100,000
 characters) is not in the stored sources in full (the Reference Guide's pages come as excerpts;
 MAMIP's and camp's stored copies are versions from 2022), and a document is never reconstructed.
-CloudWatchLogsReadOnlyAccess is v8 as the Reference Guide's English page shows it (v8's creation
-second is not recorded there; 16:34:00 stands for "16:34 UTC").
+"Current" is the newest default version whose whole text the stored sources hold; AWS moves
+on: CloudWatchLogsReadOnlyAccess is v8 as the Reference Guide's English page shows it, though a
+translated page already names a v12 (2026-02-12) whose text it cuts short. v8's creation second
+is not recorded either; 16:34:00 stands for the page's "16:34 UTC".
 """
 
 from __future__ import annotations
