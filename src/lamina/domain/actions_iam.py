@@ -112,6 +112,7 @@ IAM_TABLE: Mapping[str, Spec] = {
     "GetPolicyVersion": Spec("iam:GetPolicyVersion", POLICY_ARN),
     "DeletePolicy": Spec("iam:DeletePolicy", POLICY_ARN),
     "ListPolicies": Spec("iam:ListPolicies"),
+    "ListPolicyVersions": Spec("iam:ListPolicyVersions", POLICY_ARN),
     # Users and their access keys
     "CreateUser": Spec("iam:CreateUser", new_entity("user", "UserName"), context=(BOUNDARY_KEY, TAGS)),
     "GetUser": Spec("iam:GetUser", CALLER),
