@@ -206,7 +206,7 @@ def test_session_policy_errors(
     assert refused(dev, RoleArn=role(iam), **params) == expected
 
 
-def test_session_policy_size_limits(iam: Any, dev: Any) -> None:
+def test_session_policy_size_limits(srv: InProcessServer, iam: Any, dev: Any) -> None:
     arn = role(iam)
     statement = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::" + "b" * 2100}
     long_policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
@@ -216,6 +216,8 @@ def test_session_policy_size_limits(iam: Any, dev: Any) -> None:
         f"1 validation error detected: Value '{long_policy}' at 'policy' failed to satisfy constraint: "
         "Member must have length less than or equal to 2048",
     )
+    # A validation error: answered before the account root's refusal.
+    assert refused(client(srv, "sts"), RoleArn=arn, Policy=long_policy)[1] == "ValidationError"
     # Under 2,048 characters but not compressible: over the packed budget.
     noise = [f"arn:aws:s3:::{uuid.uuid4().hex}" for _ in range(36)]
     dense = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": noise}]}

@@ -45,28 +45,23 @@ def _requested_tags(params: dict[str, Any]) -> list[tuple[str, str]]:
     return [(str(t["Key"]), str(t["Value"])) for t in params.get("Tags") or []]
 
 
-def _session_policy(iam: IamStore, role_account: str, params: dict[str, Any]) -> tuple[str | None, list[str]]:
-    """The inline session policy (checked as an identity policy) and the managed policy ARNs,
-    which must be AWS managed policies or customer policies of the role's account."""
+def prevalidate_assume_role(params: dict[str, Any]) -> None:
+    """The limits AWS's validator checks and botocore's model no longer carries: at most 2,048
+    characters of inline session policy, at most 10 managed policy ARNs (API Reference,
+    AssumeRole), worded as the validator words them."""
     policy = params.get("Policy")
-    if policy is not None:
-        if len(policy) > sessions.MAX_POLICY_PLAINTEXT:
-            raise sessions.validation_error(
-                format_errors(
-                    [
-                        f"Value {render_value(policy)} at 'policy' failed to satisfy constraint: "
-                        f"Member must have length less than or equal to {sessions.MAX_POLICY_PLAINTEXT}"
-                    ]
-                )
+    if isinstance(policy, str) and len(policy) > sessions.MAX_POLICY_PLAINTEXT:
+        raise sessions.validation_error(
+            format_errors(
+                [
+                    f"Value {render_value(policy)} at 'policy' failed to satisfy constraint: "
+                    f"Member must have length less than or equal to {sessions.MAX_POLICY_PLAINTEXT}"
+                ]
             )
-        try:
-            json.loads(policy)
-        except ValueError:
-            raise MalformedPolicy(sessions.NOT_JSON) from None
-        parse_policy(policy, PolicyKind.IDENTITY)
-    arns = [str(d.get("arn") or "") for d in params.get("PolicyArns") or []]
-    if len(arns) > sessions.MAX_POLICY_ARNS:
-        # Not in botocore's model; AWS documents "up to 10" (worded as its validator words it).
+        )
+    arns = params.get("PolicyArns")
+    if isinstance(arns, list) and len(arns) > sessions.MAX_POLICY_ARNS:
+        # Not confirmed against a recording: a list of structures is not printed.
         raise sessions.validation_error(
             format_errors(
                 [
@@ -75,6 +70,19 @@ def _session_policy(iam: IamStore, role_account: str, params: dict[str, Any]) ->
                 ]
             )
         )
+
+
+def _session_policy(iam: IamStore, role_account: str, params: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The inline session policy (checked as an identity policy) and the managed policy ARNs,
+    which must be AWS managed policies or customer policies of the role's account."""
+    policy = params.get("Policy")
+    if policy is not None:
+        try:
+            json.loads(policy)
+        except ValueError:
+            raise MalformedPolicy(sessions.NOT_JSON) from None
+        parse_policy(policy, PolicyKind.IDENTITY)
+    arns = [str(d.get("arn") or "") for d in params.get("PolicyArns") or []]
     for arn in arns:
         if arn in MANAGED:
             continue
