@@ -284,15 +284,10 @@ def user_session(data_dir: Path, user: str = "dev", account: str = "000000000000
 
 def session_client(server: LaminaServer | InProcessServer, service: str, creds: dict[str, Any]) -> Any:
     """A boto3 client signing with temporary credentials (an AssumeRole answer's ``Credentials``)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
+    return client(
+        server.url,
         service,
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        config=Config(retries={"total_max_attempts": 1}),
+        key=creds["AccessKeyId"],
+        secret=creds["SecretAccessKey"],
+        token=creds["SessionToken"],
     )
