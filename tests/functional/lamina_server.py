@@ -256,3 +256,38 @@ class InProcessServer:
     def stop(self) -> None:
         self._uvicorn.should_exit = True
         self._thread.join(30)
+
+
+def user_session(data_dir: Path, user: str = "dev", account: str = "000000000000") -> dict[str, str]:
+    """Temporary credentials of IAM user ``user``, as GetSessionToken gives a user (they act as the
+    user: ``arn:aws:iam::ACCOUNT:user/NAME``), written into the server's store at ``data_dir``.
+
+    The account root may not assume roles; tests that need a caller that may use this until
+    IAM users and their access keys come (then: a user's own keys)."""
+    import time
+
+    from lamina.store import Database, IamStore, Session
+
+    key = f"ASIATEST{os.urandom(6).hex().upper()}"
+    secret = os.urandom(20).hex()
+    token = "IQoJtest" + os.urandom(32).hex()
+    now = time.time()
+    arn = f"arn:aws:iam::{account}:user/{user}"
+    db = Database(data_dir / "lamina.db", loop_guard=False)
+    try:
+        session = Session(key, secret, token, account, arn, f"AIDA{user.upper()}", "", now + 43_200)
+        IamStore(db).add_session(session, now)
+    finally:
+        db.close()
+    return {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}
+
+
+def session_client(server: LaminaServer | InProcessServer, service: str, creds: dict[str, Any]) -> Any:
+    """A boto3 client signing with temporary credentials (an AssumeRole answer's ``Credentials``)."""
+    return client(
+        server.url,
+        service,
+        key=creds["AccessKeyId"],
+        secret=creds["SecretAccessKey"],
+        token=creds["SessionToken"],
+    )

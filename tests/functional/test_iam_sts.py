@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from lamina_server import LaminaServer, client
+from lamina_server import LaminaServer, client, session_client, user_session
 from testzips import make_zip
 
 TRUST_LAMBDA = {
@@ -48,6 +48,12 @@ def iam(server: LaminaServer) -> Any:
 @pytest.fixture(scope="module")
 def sts(server: LaminaServer) -> Any:
     return client(server, "sts")
+
+
+@pytest.fixture(scope="module")
+def dev_sts(server: LaminaServer) -> Any:
+    """STS as IAM user ``dev`` (the account root may not assume roles)."""
+    return session_client(server, "sts", user_session(server.data_dir))
 
 
 def test_role_lifecycle(iam: Any) -> None:
@@ -124,12 +130,12 @@ def test_managed_and_customer_policies(iam: Any) -> None:
         iam.get_policy(PolicyArn=p["Policy"]["Arn"])
 
 
-def test_caller_identity_and_assume_role(server: LaminaServer, iam: Any, sts: Any) -> None:
+def test_caller_identity_and_assume_role(server: LaminaServer, iam: Any, sts: Any, dev_sts: Any) -> None:
     me = sts.get_caller_identity()
     assert (me["Account"], me["Arn"]) == ("000000000000", "arn:aws:iam::000000000000:root")
     n = name()
     arn = iam.create_role(RoleName=n, AssumeRolePolicyDocument=json.dumps(TRUST_ACCOUNT))["Role"]["Arn"]
-    out = sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=900)
+    out = dev_sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=900)
     creds = out["Credentials"]
     assert creds["AccessKeyId"].startswith("ASIA") and creds["SessionToken"]
     assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::000000000000:assumed-role/{n}/sess"
@@ -167,15 +173,15 @@ def test_caller_identity_and_assume_role(server: LaminaServer, iam: Any, sts: An
     # A role that does not trust the caller cannot be assumed.
     other = iam.create_role(RoleName=name(), AssumeRolePolicyDocument=json.dumps(TRUST_LAMBDA))["Role"]["Arn"]
     with pytest.raises(sts.exceptions.ClientError) as e:
-        sts.assume_role(RoleArn=other, RoleSessionName="xx")
+        dev_sts.assume_role(RoleArn=other, RoleSessionName="xx")
     assert err(e)[:2] == (403, "AccessDenied")
 
 
-def test_temporary_credentials_expire(server: LaminaServer, iam: Any, sts: Any) -> None:
+def test_temporary_credentials_expire(server: LaminaServer, iam: Any, dev_sts: Any) -> None:
     import sqlite3
 
     arn = iam.create_role(RoleName=name(), AssumeRolePolicyDocument=json.dumps(TRUST_ACCOUNT))["Role"]["Arn"]
-    creds = sts.assume_role(RoleArn=arn, RoleSessionName="short", DurationSeconds=900)["Credentials"]
+    creds = dev_sts.assume_role(RoleArn=arn, RoleSessionName="short", DurationSeconds=900)["Credentials"]
     # Age the session in the database rather than waiting 15 minutes.
     db = sqlite3.connect(server.data_dir / "lamina.db")
     with db:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from lamina_server import InProcessServer, client
+from lamina_server import InProcessServer, client, session_client, user_session
 from testzips import make_zip
 
 from lamina.api.pipeline import AuthorizationRequest
@@ -127,7 +127,8 @@ def test_sts_session_principal(srv: InProcessServer, authz: Recording) -> None:
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "000000000000"}, "Action": "sts:AssumeRole"}],
     }
     arn = iam.create_role(RoleName="piped", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    creds = client(srv, "sts").assume_role(RoleArn=arn, RoleSessionName="s1")["Credentials"]
+    dev = session_client(srv, "sts", user_session(srv.settings.data_dir))  # root may not assume roles
+    creds = dev.assume_role(RoleArn=arn, RoleSessionName="s1")["Credentials"]
     temp = client(srv, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"])
     temp.meta.events.register(
         "before-sign.*.*",

@@ -7,15 +7,29 @@ JSON text); role names are case-insensitive in IAM, so rows are keyed by the low
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import cast
 
 from lamina.domain.models import Policy, Role
 from lamina.store.db import Database
 
+# Encoded authorization messages are kept this long (AWS does not say how long it keeps them).
+AUTHORIZATION_MESSAGE_TTL_S = 7 * 24 * 3600
+
 
 @dataclass(frozen=True)
 class Session:
+    """Temporary credentials and what the authorizer needs to know about them.
+
+    An AssumeRole session has the role's ARN in ``role_arn`` and its session policies
+    (``policy``: the inline JSON, ``policy_arns``: managed ones) and session tags (inherited
+    transitive ones included). A GetSessionToken session keeps the caller's own identity:
+    ``arn`` is the user's (or the root's) and ``role_arn`` is empty. Function role sessions
+    (Lambda) have no session policies or tags.
+    """
+
     access_key: str
     secret: str
     token: str
@@ -24,6 +38,16 @@ class Session:
     user_id: str  # <role id>:<session>
     role_arn: str
     expires: float
+    policy: str | None = None
+    policy_arns: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: tuple[str, ...] = ()
+    source_identity: str | None = None
+
+    @property
+    def is_role_session(self) -> bool:
+        """An assumed-role session (AssumeRole or a function's role), not GetSessionToken's."""
+        return bool(self.role_arn)
 
 
 class IamStore:
@@ -181,21 +205,82 @@ class IamStore:
 
     # -- STS sessions -----------------------------------------------------------------------------
 
+    _SESSION_COLUMNS = (
+        "access_key, secret, token, account, arn, user_id, role_arn, expires,"
+        " policy, policy_arns, tags, transitive_tag_keys, source_identity"
+    )
+
     def add_session(self, s: Session, now: float) -> None:
         with self.db.write() as c:
             c.execute("DELETE FROM sts_sessions WHERE expires < ?", (now - 3600,))
             c.execute(
-                "INSERT INTO sts_sessions (access_key, secret, token, account, arn, user_id, role_arn, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (s.access_key, s.secret, s.token, s.account, s.arn, s.user_id, s.role_arn, s.expires),
+                f"INSERT INTO sts_sessions ({self._SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.access_key,
+                    s.secret,
+                    s.token,
+                    s.account,
+                    s.arn,
+                    s.user_id,
+                    s.role_arn,
+                    s.expires,
+                    s.policy,
+                    json.dumps(list(s.policy_arns)),
+                    json.dumps(dict(s.tags)),
+                    json.dumps(list(s.transitive_tag_keys)),
+                    s.source_identity,
+                ),
             )
 
     def session(self, access_key: str) -> Session | None:
         row = self.db.read(
             lambda c: c.execute(
-                "SELECT access_key, secret, token, account, arn, user_id, role_arn, expires FROM sts_sessions"
-                " WHERE access_key=?",
-                (access_key,),
+                f"SELECT {self._SESSION_COLUMNS} FROM sts_sessions WHERE access_key=?", (access_key,)
             ).fetchone()
         )
-        return Session(*row) if row else None
+        if row is None:
+            return None
+        return Session(
+            access_key=row[0],
+            secret=row[1],
+            token=row[2],
+            account=row[3],
+            arn=row[4],
+            user_id=row[5],
+            role_arn=row[6],
+            expires=row[7],
+            policy=row[8],
+            policy_arns=tuple(json.loads(row[9])),
+            tags=json.loads(row[10]),
+            transitive_tag_keys=tuple(json.loads(row[11])),
+            source_identity=row[12],
+        )
+
+    # -- encoded authorization messages ------------------------------------------------------------
+
+    def save_authorization_message(self, account: str, decoded: str, now: float) -> str:
+        """Keep ``decoded`` (the JSON DecodeAuthorizationMessage answers) for ``account`` and
+        return the opaque text that stands for it in an error message: random, URL-safe and
+        about as long as AWS's, so nothing can be learnt from it. Messages older than
+        :data:`AUTHORIZATION_MESSAGE_TTL_S` are dropped here."""
+        encoded = secrets.token_urlsafe(720)
+        with self.db.write() as c:
+            c.execute(
+                "DELETE FROM sts_authorization_messages WHERE created < ?",
+                (now - AUTHORIZATION_MESSAGE_TTL_S,),
+            )
+            c.execute(
+                "INSERT INTO sts_authorization_messages (encoded, account, decoded, created) VALUES (?, ?, ?, ?)",
+                (encoded, account, decoded, now),
+            )
+        return encoded
+
+    def authorization_message(self, account: str, encoded: str) -> str | None:
+        """The decoded message, if ``encoded`` was saved for ``account`` (and not yet dropped)."""
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT decoded FROM sts_authorization_messages WHERE encoded=? AND account=?",
+                (encoded, account),
+            ).fetchone()
+        )
+        return str(row[0]) if row else None

@@ -116,4 +116,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, subnet_id, groups_key)
     );
     """,
+    # 7: what the authorizer needs of an STS session (session policies, session tags, source
+    # identity), and the encoded authorization messages DecodeAuthorizationMessage answers.
+    """
+    ALTER TABLE sts_sessions ADD COLUMN policy TEXT;
+    ALTER TABLE sts_sessions ADD COLUMN policy_arns TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE sts_sessions ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE sts_sessions ADD COLUMN transitive_tag_keys TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE sts_sessions ADD COLUMN source_identity TEXT;
+    CREATE TABLE sts_authorization_messages (
+        encoded TEXT PRIMARY KEY, account TEXT NOT NULL, decoded TEXT NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX sts_authorization_messages_created ON sts_authorization_messages (created);
+    """,
 )

@@ -87,3 +87,44 @@ def test_sessions_and_their_expiry(db: Database) -> None:
     assert iam.session("ASIAOLD") is None
     assert iam.session("ASIANEW") == session("ASIANEW", 9000.0)
     assert iam.session("ASIANONE") is None
+
+
+def test_sessions_keep_session_policies_and_tags(db: Database) -> None:
+    iam = IamStore(db)
+    full = Session(
+        "ASIAFULL",
+        "secret",
+        "token",
+        ACCOUNT,
+        "arn:aws:sts::000000000000:assumed-role/r/s",
+        "AROA:s",
+        "arn:aws:iam::000000000000:role/r",
+        9000.0,
+        policy='{"Statement": []}',
+        policy_arns=("arn:aws:iam::aws:policy/ReadOnlyAccess",),
+        tags={"Team": "blue", "Stage": "2"},
+        transitive_tag_keys=("Team",),
+        source_identity="alice",
+    )
+    iam.add_session(full, now=1000.0)
+    assert iam.session("ASIAFULL") == full
+    stored = iam.session("ASIAFULL")
+    assert stored is not None and list(stored.tags) == ["Team", "Stage"]  # order kept
+    # A GetSessionToken session acts as the caller: no role behind it.
+    own = Session("ASIAOWN", "s", "t", ACCOUNT, "arn:aws:iam::000000000000:user/dev", "AIDA1", "", 9000.0)
+    iam.add_session(own, now=1000.0)
+    assert iam.session("ASIAOWN") == own
+    assert full.is_role_session and not own.is_role_session
+
+
+def test_authorization_messages(db: Database) -> None:
+    iam = IamStore(db)
+    encoded = iam.save_authorization_message(ACCOUNT, '{"allowed":false}', now=1000.0)
+    again = iam.save_authorization_message(ACCOUNT, '{"allowed":false}', now=1000.0)
+    assert encoded != again and len(encoded) > 500
+    assert iam.authorization_message(ACCOUNT, encoded) == '{"allowed":false}'
+    assert iam.authorization_message("111111111111", encoded) is None  # another account's
+    assert iam.authorization_message(ACCOUNT, "unknown") is None
+    # Messages older than a week are dropped when another is saved.
+    iam.save_authorization_message(ACCOUNT, "{}", now=1000.0 + 7 * 24 * 3600 + 1)
+    assert iam.authorization_message(ACCOUNT, encoded) is None
