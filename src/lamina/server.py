@@ -7,6 +7,7 @@ stops. Nothing else in lamina builds a store, a pool or a thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.services import ec2, iam, lambda_, sts
 from lamina.services.base import ServiceBinding
+from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
@@ -103,6 +105,14 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     trees = TreeStore(data_dir / "trees", blobs)
     functions = FunctionStore(db)
     iam_store = IamStore(db)
+    for account in settings.accounts:
+        # An accounts-file entry whose keys belong to an IAM user: the user exists from the start.
+        if account.user is not None and provision_user(
+            iam_store, account.account_id, account.user, dt.datetime.now(dt.UTC)
+        ):
+            log.info(
+                "created IAM user %s in account %s (AdministratorAccess)", account.user, account.account_id
+            )
     ec2_store = Ec2Store(db, public_pool=settings.public_ip_pool)
     dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
     key = db.setting("download-signing-key", lambda: os.urandom(32).hex())

@@ -1,17 +1,19 @@
-"""Who is calling: long-term account keys and STS sessions, resolved to a :class:`Principal`.
+"""Who is calling: long-term account keys, IAM users' access keys and STS sessions, resolved to
+a :class:`Principal`.
 
 Both front ends use this one lookup: SigV4 verification (``api.pipeline``) and the console's
-sign-in. A session's secret and token live in the IAM store; it is refused once expired.
+sign-in. Users' keys and sessions live in the IAM store: an Inactive or deleted key is unknown,
+a session is refused once expired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lamina.api import sigv4
 from lamina.domain.accounts import Account
-from lamina.domain.arns import root_user_arn
+from lamina.domain.arns import root_user_arn, user_arn
 from lamina.errors import EXPIRED_TOKEN_MESSAGE, AwsError
 from lamina.store.iam import IamStore
 
@@ -27,7 +29,8 @@ class ExpiredToken(AwsError):
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: the account it acts in and its ARN (the account root for the
-    account's own keys, ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`` for an STS session)."""
+    account's own keys, ``arn:aws:iam::ACCOUNT:user/PATH/NAME`` for an IAM user's keys,
+    ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`` for an STS session)."""
 
     account_id: str
     access_key_id: str
@@ -51,14 +54,27 @@ class Credentials:
             )
             for a in accounts
         }
+        # Accounts-file keys that belong to an IAM user rather than to the root: key -> user name.
+        self._users = {a.access_key_id: a.user for a in accounts if a.user is not None}
         self._iam = iam
         self._clock = clock
 
     def lookup(self, access_key_id: str) -> sigv4.Credential | None:
-        """Long-term keys from the accounts, else an STS session (:class:`ExpiredToken` once expired)."""
+        """Long-term keys from the accounts, else an IAM user's Active access key, else an STS
+        session (:class:`ExpiredToken` once expired)."""
         found = self._accounts.get(access_key_id)
-        if found is not None or not access_key_id.startswith("ASIA"):
-            return found
+        if found is not None:
+            user = self._users.get(access_key_id)
+            if user is None:
+                return found
+            # The user's ARN as it is now (UpdateUser may have moved it to another path).
+            record = self._iam.get_user(found.account_id, user)
+            arn = str(record["Arn"]) if record is not None else user_arn(found.account_id, "/", user)
+            return replace(found, arn=arn)
+        if access_key_id.startswith("AKIA"):
+            return self._user_key(access_key_id)
+        if not access_key_id.startswith("ASIA"):
+            return None
         session = self._iam.session(access_key_id)
         if session is None:
             return None
@@ -72,6 +88,15 @@ class Credentials:
             arn=session.arn,
             expires=session.expires,
         )
+
+    def _user_key(self, access_key_id: str) -> sigv4.Credential | None:
+        key = self._iam.access_key(access_key_id)
+        if key is None or key.status != "Active":
+            return None
+        user = self._iam.get_user(key.account, key.user_name)
+        if user is None:
+            return None
+        return sigv4.Credential(access_key_id, key.secret, key.account, arn=str(user["Arn"]))
 
     @staticmethod
     def principal(credential: sigv4.Credential) -> Principal:

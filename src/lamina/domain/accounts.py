@@ -15,6 +15,13 @@ class Account:
     account_id: str
     access_key_id: str
     secret_access_key: str
+    # An IAM user the keys belong to (created at start with AdministratorAccess if absent); None:
+    # the keys are the account root's.
+    user: str | None = None
+
+
+# IAM user names: 1 to 64 of letters, digits and +=,.@_- (IAM API Reference, CreateUser).
+USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 
 
 # The convention other local AWS tools use, so awslocal-style wrappers just work.
@@ -26,7 +33,7 @@ class AccountsError(LaminaError, ValueError):
 
 
 def parse_accounts(doc: Any) -> tuple[Account, ...]:
-    """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"}, ...]}``."""
+    """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"[, "user"]}, ...]}``."""
     if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list) or not doc["accounts"]:
         raise AccountsError(
             'expected {"accounts": [{"account_id": ..., "access_key_id": ..., '
@@ -46,7 +53,14 @@ def parse_accounts(doc: Any) -> tuple[Account, ...]:
         if entry["access_key_id"] in keys:
             raise AccountsError(f"{where}: access_key_id {entry['access_key_id']!r} is used twice")
         keys.add(entry["access_key_id"])
-        accounts.append(Account(entry["account_id"], entry["access_key_id"], entry["secret_access_key"]))
+        user = entry.get("user")
+        if user is not None and not (isinstance(user, str) and USER_NAME.fullmatch(user)):
+            raise AccountsError(
+                f"{where}: user must be an IAM user name (1 to 64 letters, digits and +=,.@_-), got {user!r}"
+            )
+        accounts.append(
+            Account(entry["account_id"], entry["access_key_id"], entry["secret_access_key"], user)
+        )
     return tuple(accounts)
 
 

@@ -105,3 +105,8 @@ def resolve_layer_name(name_or_arn: str, *, region: str, account: str) -> LayerR
 
 def root_user_arn(account: str) -> str:
     return f"arn:{PARTITION}:iam::{account}:root"
+
+
+def user_arn(account: str, path: str, name: str) -> str:
+    """An IAM user's ARN: ``arn:aws:iam::ACCOUNT:user{path}{name}`` (the path starts and ends with /)."""
+    return f"arn:aws:iam::{account}:user{path}{name}"

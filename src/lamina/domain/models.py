@@ -370,6 +370,32 @@ class Policy(TypedDict, total=False):
     Tags: list[Tag]
 
 
+class User(TypedDict, total=False):
+    Path: str
+    UserName: str
+    UserId: str
+    Arn: str
+    CreateDate: str
+    PasswordLastUsed: str
+    PermissionsBoundary: AttachedPermissionsBoundary
+    Tags: list[Tag]
+
+
+class Group(TypedDict, total=False):
+    Path: str
+    GroupName: str
+    GroupId: str
+    Arn: str
+    CreateDate: str
+
+
+class AccessKeyMetadata(TypedDict, total=False):
+    UserName: str
+    AccessKeyId: str
+    Status: str
+    CreateDate: str
+
+
 # Which botocore shape each class mirrors: (service, shape name).
 SHAPES: dict[type, tuple[str, str]] = {
     VpcConfigResponse: ("lambda", "VpcConfigResponse"),
@@ -422,4 +448,7 @@ SHAPES: dict[type, tuple[str, str]] = {
     SourceRoleTemplate: ("iam", "SourceRoleTemplate"),
     Role: ("iam", "Role"),
     Policy: ("iam", "Policy"),
+    User: ("iam", "User"),
+    Group: ("iam", "Group"),
+    AccessKeyMetadata: ("iam", "AccessKeyMetadata"),
 }

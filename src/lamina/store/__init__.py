@@ -11,12 +11,13 @@ from lamina.store.ec2 import Ec2Store, Ec2Tx
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
-from lamina.store.iam import IamStore, Session
+from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
 from lamina.store.layers import LayerStore
 from lamina.store.references import blob_referenced
 from lamina.store.trees import TreeStore
 
 __all__ = [
+    "AccessKeyRecord",
     "LOOP_GUARD_ENV",
     "BlobStore",
     "BlobStoreError",
@@ -24,6 +25,7 @@ __all__ = [
     "DatabaseError",
     "Ec2Store",
     "Ec2Tx",
+    "Entity",
     "EventStore",
     "FunctionRow",
     "FunctionStore",

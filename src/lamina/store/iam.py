@@ -1,18 +1,25 @@
-"""IAM roles and policies (global per account) and STS sessions, in the metadata database.
+"""IAM roles, users, groups, access keys and policies (global per account) and STS sessions, in
+the metadata database.
 
-Roles and customer policies are stored as the AWS-shaped dicts IAM returns (documents kept as
-JSON text); role names are case-insensitive in IAM, so rows are keyed by the lower-cased name.
+Roles, users, groups and customer policies are stored as the AWS-shaped dicts IAM returns
+(documents kept as JSON text); their names are case-insensitive in IAM, so rows are keyed by the
+lower-cased name.
+
+:attr:`IamStore.generation` counts the writes that can change an authorization decision, so that
+a reader may cache what it derived from the store until the number moves.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import cast
 
-from lamina.domain.models import Policy, Role
+from lamina.domain.models import Group, Policy, Role, User
 from lamina.store.db import Database
 
 # Encoded authorization messages are kept this long (AWS does not say how long it keeps them).
@@ -50,9 +57,39 @@ class Session:
         return bool(self.role_arn)
 
 
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    """An IAM user's long-term access key."""
+
+    account: str
+    user_name: str
+    secret: str
+    status: str  # "Active" | "Inactive"
+    create_date: str  # ISO 8601
+    access_key_id: str = ""
+
+
+class Entity(Enum):
+    """The IAM identities other than roles that carry inline policies and attachments."""
+
+    USER = "user"
+    GROUP = "group"
+
+
 class IamStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every write that can change an authorization decision (not STS sessions)."""
+        return self._generation
+
+    def _bump(self) -> None:
+        with self._lock:
+            self._generation += 1
 
     # -- roles ------------------------------------------------------------------------------
 
@@ -75,6 +112,7 @@ class IamStore:
                 "INSERT OR REPLACE INTO iam_roles (account, name_lower, role) VALUES (?, ?, ?)",
                 (*key, json.dumps(role)),
             )
+        self._bump()
         return True
 
     def list_roles(self, account: str) -> list[Role]:
@@ -94,6 +132,7 @@ class IamStore:
             if c.execute("SELECT 1 FROM iam_attachments WHERE account=? AND role_lower=?", key).fetchone():
                 return "attached"
             c.execute("DELETE FROM iam_roles WHERE account=? AND name_lower=?", key)
+        self._bump()
         return None
 
     # -- inline policies ------------------------------------------------------------------------
@@ -105,6 +144,7 @@ class IamStore:
                 " VALUES (?, ?, ?, ?)",
                 (account, role.lower(), name, document),
             )
+        self._bump()
 
     def get_inline(self, account: str, role: str, name: str) -> str | None:
         row = self.db.read(
@@ -131,7 +171,8 @@ class IamStore:
                 "DELETE FROM iam_role_policies WHERE account=? AND role_lower=? AND policy_name=?",
                 (account, role.lower(), name),
             )
-            return cur.rowcount > 0
+        self._bump()
+        return cur.rowcount > 0
 
     # -- managed policies ---------------------------------------------------------------------------
 
@@ -146,6 +187,7 @@ class IamStore:
                 "INSERT OR REPLACE INTO iam_policies (account, arn, policy, document) VALUES (?, ?, ?, ?)",
                 (account, policy["Arn"], json.dumps(policy), document),
             )
+        self._bump()
         return True
 
     def get_policy(self, account: str, arn: str) -> tuple[Policy, str] | None:
@@ -158,9 +200,11 @@ class IamStore:
 
     def delete_policy(self, account: str, arn: str) -> bool:
         with self.db.write() as c:
-            return (
+            done = (
                 c.execute("DELETE FROM iam_policies WHERE account=? AND arn=?", (account, arn)).rowcount > 0
             )
+        self._bump()
+        return done
 
     def list_policies(self, account: str) -> list[Policy]:
         """The account's customer managed policies (their documents are not read)."""
@@ -175,16 +219,19 @@ class IamStore:
                 "INSERT OR IGNORE INTO iam_attachments (account, role_lower, policy_arn) VALUES (?, ?, ?)",
                 (account, role.lower(), arn),
             )
+        self._bump()
 
     def detach(self, account: str, role: str, arn: str) -> bool:
         with self.db.write() as c:
-            return (
+            done = (
                 c.execute(
                     "DELETE FROM iam_attachments WHERE account=? AND role_lower=? AND policy_arn=?",
                     (account, role.lower(), arn),
                 ).rowcount
                 > 0
             )
+        self._bump()
+        return done
 
     def attached(self, account: str, role: str) -> list[str]:
         rows = self.db.read(
@@ -196,12 +243,354 @@ class IamStore:
         return [str(r[0]) for r in rows]
 
     def attachment_count(self, account: str, arn: str) -> int:
+        """How many roles, users and groups of the account have the policy attached."""
         row = self.db.read(
             lambda c: c.execute(
-                "SELECT COUNT(*) FROM iam_attachments WHERE account=? AND policy_arn=?", (account, arn)
+                "SELECT (SELECT COUNT(*) FROM iam_attachments WHERE account=? AND policy_arn=?)"
+                " + (SELECT COUNT(*) FROM iam_entity_attachments WHERE account=? AND policy_arn=?)",
+                (account, arn, account, arn),
             ).fetchone()
         )
         return int(row[0])
+
+    def boundary_usage_count(self, account: str, arn: str) -> int:
+        """How many roles and users of the account have the policy as their permissions boundary."""
+        path = "$.PermissionsBoundary.PermissionsBoundaryArn"
+        row = self.db.read(
+            lambda c: c.execute(
+                f"SELECT (SELECT COUNT(*) FROM iam_roles WHERE account=? AND json_extract(role, '{path}')=?)"
+                f" + (SELECT COUNT(*) FROM iam_users WHERE account=? AND json_extract(user, '{path}')=?)",
+                (account, arn, account, arn),
+            ).fetchone()
+        )
+        return int(row[0])
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def get_user(self, account: str, name: str) -> User | None:
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT user FROM iam_users WHERE account=? AND name_lower=?", (account, name.lower())
+            ).fetchone()
+        )
+        return cast(User, json.loads(row[0])) if row else None
+
+    def put_user(self, account: str, user: User, *, create: bool) -> bool:
+        """Insert (``create``) or replace a user; False if creating and the name is taken."""
+        with self.db.write() as c:
+            key = (account, str(user["UserName"]).lower())
+            exists = c.execute("SELECT 1 FROM iam_users WHERE account=? AND name_lower=?", key).fetchone()
+            if create and exists:
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO iam_users (account, name_lower, user) VALUES (?, ?, ?)",
+                (*key, json.dumps(user)),
+            )
+        self._bump()
+        return True
+
+    def rename_user(self, account: str, old_name: str, user: User) -> bool:
+        """Replace user ``old_name`` by ``user`` (new name and/or path), carrying its keys, groups
+        and policies along; False if the new name belongs to another user."""
+        old, new = old_name.lower(), str(user["UserName"]).lower()
+        with self.db.write() as c:
+            if (
+                new != old
+                and c.execute(
+                    "SELECT 1 FROM iam_users WHERE account=? AND name_lower=?", (account, new)
+                ).fetchone()
+            ):
+                return False
+            c.execute("DELETE FROM iam_users WHERE account=? AND name_lower=?", (account, old))
+            c.execute(
+                "INSERT INTO iam_users (account, name_lower, user) VALUES (?, ?, ?)",
+                (account, new, json.dumps(user)),
+            )
+            for table, column in (("iam_group_members", "user_lower"), ("iam_access_keys", "user_lower")):
+                c.execute(
+                    f"UPDATE {table} SET {column}=? WHERE account=? AND {column}=?", (new, account, old)
+                )
+            for table in ("iam_entity_policies", "iam_entity_attachments"):
+                c.execute(
+                    f"UPDATE {table} SET name_lower=? WHERE account=? AND kind='user' AND name_lower=?",
+                    (new, account, old),
+                )
+        self._bump()
+        return True
+
+    def list_users(self, account: str) -> list[User]:
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT user FROM iam_users WHERE account=? ORDER BY name_lower", (account,)
+            ).fetchall()
+        )
+        return [cast(User, json.loads(r[0])) for r in rows]
+
+    def delete_user(self, account: str, name: str) -> str | None:
+        """Delete a user; None if done, else what still depends on it ("keys", "policies",
+        "attached" or "groups")."""
+        key = (account, name.lower())
+        with self.db.write() as c:
+            if c.execute("SELECT 1 FROM iam_access_keys WHERE account=? AND user_lower=?", key).fetchone():
+                return "keys"
+            for table, blocker in (
+                ("iam_entity_policies", "policies"),
+                ("iam_entity_attachments", "attached"),
+            ):
+                if c.execute(
+                    f"SELECT 1 FROM {table} WHERE account=? AND kind='user' AND name_lower=?", key
+                ).fetchone():
+                    return blocker
+            if c.execute("SELECT 1 FROM iam_group_members WHERE account=? AND user_lower=?", key).fetchone():
+                return "groups"
+            c.execute("DELETE FROM iam_users WHERE account=? AND name_lower=?", key)
+        self._bump()
+        return None
+
+    # -- groups ----------------------------------------------------------------------------------
+
+    def get_group(self, account: str, name: str) -> Group | None:
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT grp FROM iam_groups WHERE account=? AND name_lower=?", (account, name.lower())
+            ).fetchone()
+        )
+        return cast(Group, json.loads(row[0])) if row else None
+
+    def put_group(self, account: str, group: Group, *, create: bool) -> bool:
+        """Insert (``create``) or replace a group; False if creating and the name is taken."""
+        with self.db.write() as c:
+            key = (account, str(group["GroupName"]).lower())
+            exists = c.execute("SELECT 1 FROM iam_groups WHERE account=? AND name_lower=?", key).fetchone()
+            if create and exists:
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO iam_groups (account, name_lower, grp) VALUES (?, ?, ?)",
+                (*key, json.dumps(group)),
+            )
+        self._bump()
+        return True
+
+    def list_groups(self, account: str) -> list[Group]:
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT grp FROM iam_groups WHERE account=? ORDER BY name_lower", (account,)
+            ).fetchall()
+        )
+        return [cast(Group, json.loads(r[0])) for r in rows]
+
+    def delete_group(self, account: str, name: str) -> str | None:
+        """Delete a group; None if done, else what still depends on it ("members", "policies" or
+        "attached")."""
+        key = (account, name.lower())
+        with self.db.write() as c:
+            if c.execute("SELECT 1 FROM iam_group_members WHERE account=? AND group_lower=?", key).fetchone():
+                return "members"
+            for table, blocker in (
+                ("iam_entity_policies", "policies"),
+                ("iam_entity_attachments", "attached"),
+            ):
+                if c.execute(
+                    f"SELECT 1 FROM {table} WHERE account=? AND kind='group' AND name_lower=?", key
+                ).fetchone():
+                    return blocker
+            c.execute("DELETE FROM iam_groups WHERE account=? AND name_lower=?", key)
+        self._bump()
+        return None
+
+    def add_member(self, account: str, group: str, user: str) -> None:
+        with self.db.write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO iam_group_members (account, group_lower, user_lower) VALUES (?, ?, ?)",
+                (account, group.lower(), user.lower()),
+            )
+        self._bump()
+
+    def remove_member(self, account: str, group: str, user: str) -> bool:
+        with self.db.write() as c:
+            done = (
+                c.execute(
+                    "DELETE FROM iam_group_members WHERE account=? AND group_lower=? AND user_lower=?",
+                    (account, group.lower(), user.lower()),
+                ).rowcount
+                > 0
+            )
+        self._bump()
+        return done
+
+    def group_users(self, account: str, group: str) -> list[User]:
+        """The group's members, by name."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT u.user FROM iam_group_members m JOIN iam_users u"
+                " ON u.account=m.account AND u.name_lower=m.user_lower"
+                " WHERE m.account=? AND m.group_lower=? ORDER BY u.name_lower",
+                (account, group.lower()),
+            ).fetchall()
+        )
+        return [cast(User, json.loads(r[0])) for r in rows]
+
+    def user_groups(self, account: str, user: str) -> list[Group]:
+        """The groups the user belongs to, by name."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT g.grp FROM iam_group_members m JOIN iam_groups g"
+                " ON g.account=m.account AND g.name_lower=m.group_lower"
+                " WHERE m.account=? AND m.user_lower=? ORDER BY g.name_lower",
+                (account, user.lower()),
+            ).fetchall()
+        )
+        return [cast(Group, json.loads(r[0])) for r in rows]
+
+    # -- users' and groups' inline policies and attachments -----------------------------------------
+
+    def put_entity_inline(self, kind: Entity, account: str, entity: str, name: str, document: str) -> None:
+        with self.db.write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO iam_entity_policies (account, kind, name_lower, policy_name, document)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (account, kind.value, entity.lower(), name, document),
+            )
+        self._bump()
+
+    def get_entity_inline(self, kind: Entity, account: str, entity: str, name: str) -> str | None:
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT document FROM iam_entity_policies"
+                " WHERE account=? AND kind=? AND name_lower=? AND policy_name=?",
+                (account, kind.value, entity.lower(), name),
+            ).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def entity_inline(self, kind: Entity, account: str, entity: str) -> list[tuple[str, str]]:
+        """(policy name, document) of a user's or group's inline policies, by name."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT policy_name, document FROM iam_entity_policies"
+                " WHERE account=? AND kind=? AND name_lower=? ORDER BY policy_name",
+                (account, kind.value, entity.lower()),
+            ).fetchall()
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def delete_entity_inline(self, kind: Entity, account: str, entity: str, name: str) -> bool:
+        with self.db.write() as c:
+            done = (
+                c.execute(
+                    "DELETE FROM iam_entity_policies WHERE account=? AND kind=? AND name_lower=? AND policy_name=?",
+                    (account, kind.value, entity.lower(), name),
+                ).rowcount
+                > 0
+            )
+        self._bump()
+        return done
+
+    def attach_entity(self, kind: Entity, account: str, entity: str, arn: str) -> None:
+        with self.db.write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO iam_entity_attachments (account, kind, name_lower, policy_arn)"
+                " VALUES (?, ?, ?, ?)",
+                (account, kind.value, entity.lower(), arn),
+            )
+        self._bump()
+
+    def detach_entity(self, kind: Entity, account: str, entity: str, arn: str) -> bool:
+        with self.db.write() as c:
+            done = (
+                c.execute(
+                    "DELETE FROM iam_entity_attachments WHERE account=? AND kind=? AND name_lower=?"
+                    " AND policy_arn=?",
+                    (account, kind.value, entity.lower(), arn),
+                ).rowcount
+                > 0
+            )
+        self._bump()
+        return done
+
+    def entity_attached(self, kind: Entity, account: str, entity: str) -> list[str]:
+        """The managed policy ARNs attached to a user or group, in attachment order."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT policy_arn FROM iam_entity_attachments WHERE account=? AND kind=? AND name_lower=?"
+                " ORDER BY rowid",
+                (account, kind.value, entity.lower()),
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    # -- access keys ------------------------------------------------------------------------------
+
+    def add_access_key(
+        self, account: str, user: str, key_id: str, secret: str, create_date: str, *, limit: int
+    ) -> bool:
+        """Give the user a new Active key; False (nothing written) if it has ``limit`` already."""
+        with self.db.write() as c:
+            (count,) = c.execute(
+                "SELECT COUNT(*) FROM iam_access_keys WHERE account=? AND user_lower=?",
+                (account, user.lower()),
+            ).fetchone()
+            if count >= limit:
+                return False
+            c.execute(
+                "INSERT INTO iam_access_keys (access_key, account, user_lower, secret, status, create_date)"
+                " VALUES (?, ?, ?, ?, 'Active', ?)",
+                (key_id, account, user.lower(), secret, create_date),
+            )
+        self._bump()
+        return True
+
+    _KEY_SELECT = (
+        "SELECT k.access_key, k.account, json_extract(u.user, '$.UserName'), k.secret, k.status,"
+        " k.create_date FROM iam_access_keys k JOIN iam_users u"
+        " ON u.account=k.account AND u.name_lower=k.user_lower"
+    )
+
+    @staticmethod
+    def _key(row: tuple[str, str, str, str, str, str]) -> AccessKeyRecord:
+        key_id, account, user, secret, status, created = row
+        return AccessKeyRecord(account, user, secret, status, created, key_id)
+
+    def access_key(self, key_id: str) -> AccessKeyRecord | None:
+        """The access key with this id (any status), or None."""
+        row = self.db.read(
+            lambda c: c.execute(self._KEY_SELECT + " WHERE k.access_key=?", (key_id,)).fetchone()
+        )
+        return self._key(row) if row else None
+
+    def access_keys(self, account: str, user: str) -> list[AccessKeyRecord]:
+        """The user's access keys, oldest first."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                self._KEY_SELECT + " WHERE k.account=? AND k.user_lower=? ORDER BY k.create_date, k.rowid",
+                (account, user.lower()),
+            ).fetchall()
+        )
+        return [self._key(r) for r in rows]
+
+    def set_access_key_status(self, account: str, user: str, key_id: str, status: str) -> bool:
+        with self.db.write() as c:
+            done = (
+                c.execute(
+                    "UPDATE iam_access_keys SET status=? WHERE access_key=? AND account=? AND user_lower=?",
+                    (status, key_id, account, user.lower()),
+                ).rowcount
+                > 0
+            )
+        self._bump()
+        return done
+
+    def delete_access_key(self, account: str, user: str, key_id: str) -> bool:
+        with self.db.write() as c:
+            done = (
+                c.execute(
+                    "DELETE FROM iam_access_keys WHERE access_key=? AND account=? AND user_lower=?",
+                    (key_id, account, user.lower()),
+                ).rowcount
+                > 0
+            )
+        self._bump()
+        return done
 
     # -- STS sessions -----------------------------------------------------------------------------
 

@@ -129,4 +129,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX sts_authorization_messages_created ON sts_authorization_messages (created);
     """,
+    # 8: IAM users and groups: AWS-shaped JSON keyed by lower-cased name (IAM names are
+    # case-insensitive), group memberships, users' access keys, and the inline policies and
+    # managed-policy attachments of users and groups (kind 'user' / 'group').
+    """
+    CREATE TABLE iam_users (
+        account TEXT NOT NULL, name_lower TEXT NOT NULL, user TEXT NOT NULL,
+        PRIMARY KEY (account, name_lower)
+    );
+    CREATE TABLE iam_groups (
+        account TEXT NOT NULL, name_lower TEXT NOT NULL, grp TEXT NOT NULL,
+        PRIMARY KEY (account, name_lower)
+    );
+    CREATE TABLE iam_group_members (
+        account TEXT NOT NULL, group_lower TEXT NOT NULL, user_lower TEXT NOT NULL,
+        PRIMARY KEY (account, group_lower, user_lower)
+    );
+    CREATE INDEX iam_group_members_user ON iam_group_members (account, user_lower);
+    CREATE TABLE iam_access_keys (
+        access_key TEXT PRIMARY KEY, account TEXT NOT NULL, user_lower TEXT NOT NULL,
+        secret TEXT NOT NULL, status TEXT NOT NULL, create_date TEXT NOT NULL
+    );
+    CREATE INDEX iam_access_keys_user ON iam_access_keys (account, user_lower);
+    CREATE TABLE iam_entity_policies (
+        account TEXT NOT NULL, kind TEXT NOT NULL, name_lower TEXT NOT NULL, policy_name TEXT NOT NULL,
+        document TEXT NOT NULL,
+        PRIMARY KEY (account, kind, name_lower, policy_name)
+    );
+    CREATE TABLE iam_entity_attachments (
+        account TEXT NOT NULL, kind TEXT NOT NULL, name_lower TEXT NOT NULL, policy_arn TEXT NOT NULL,
+        PRIMARY KEY (account, kind, name_lower, policy_arn)
+    );
+    CREATE INDEX iam_entity_attachments_arn ON iam_entity_attachments (account, policy_arn);
+    """,
 )

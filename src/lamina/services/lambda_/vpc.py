@@ -20,7 +20,7 @@ from lamina.domain.models import VpcConfig, VpcConfigResponse
 from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 from lamina.linux import affinity
-from lamina.services.iam.handlers import role_documents
+from lamina.services.iam.identities import IdentityKind, load_identity
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 from lamina.store.hyperplane import HyperplaneStore, groups_key
@@ -70,7 +70,8 @@ def _ec2_error(operation: str, exc: AwsError) -> InvalidParameterValueException:
 def role_may_manage_interfaces(platform: Platform, account: str, role_arn: str) -> bool:
     name = role_arn.rsplit("/", 1)[-1]
     docs = []
-    for text in role_documents(platform.iam, account, name):
+    identity = load_identity(platform.iam, account, IdentityKind.ROLE, name)
+    for text in identity.documents if identity is not None else ():
         try:
             docs.append(parse_policy(text, PolicyKind.IDENTITY))
         except AwsError:

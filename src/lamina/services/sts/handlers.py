@@ -29,6 +29,11 @@ def get_caller_identity(iam: IamStore, ctx: RequestContext, params: dict[str, An
     session = iam.session(ctx.access_key_id) if ctx.access_key_id else None
     if session is not None:
         return {"UserId": session.user_id, "Account": session.account, "Arn": session.arn}
+    if ctx.caller.startswith(f"arn:aws:iam::{ctx.account_id}:user/"):
+        # An IAM user's keys: the user's unique id (AIDA...) and ARN.
+        user = iam.get_user(ctx.account_id, ctx.caller.rsplit("/", 1)[-1])
+        if user is not None:
+            return {"UserId": user["UserId"], "Account": ctx.account_id, "Arn": user["Arn"]}
     return {"UserId": ctx.account_id, "Account": ctx.account_id, "Arn": root_user_arn(ctx.account_id)}
 
 
