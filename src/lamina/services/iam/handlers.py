@@ -41,7 +41,7 @@ def _now(ctx: RequestContext) -> dt.datetime:
 
 
 def _unique_id(prefix: str) -> str:
-    return prefix + base64.b32encode(os.urandom(10)).decode()[:17]
+    return prefix + base64.b32encode(os.urandom(11)).decode()[:17]
 
 
 def _encoded(document: str) -> str:
