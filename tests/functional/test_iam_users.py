@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
 
-ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+ALLOW_ALL = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 READ_ONLY = "arn:aws:iam::aws:policy/AWSLambda_ReadOnlyAccess"
 TRUST = json.dumps(
@@ -320,8 +322,14 @@ def test_permissions_boundaries(iam: Any) -> None:
     iam.put_user_permissions_boundary(UserName=u, PermissionsBoundary=arn)
     iam.put_role_permissions_boundary(RoleName=r, PermissionsBoundary=READ_ONLY)
     expect = {"PermissionsBoundaryType": "PermissionsBoundaryPolicy"}
-    assert iam.get_user(UserName=u)["User"]["PermissionsBoundary"] == {**expect, "PermissionsBoundaryArn": arn}
-    assert iam.get_role(RoleName=r)["Role"]["PermissionsBoundary"] == {**expect, "PermissionsBoundaryArn": READ_ONLY}
+    assert iam.get_user(UserName=u)["User"]["PermissionsBoundary"] == {
+        **expect,
+        "PermissionsBoundaryArn": arn,
+    }
+    assert iam.get_role(RoleName=r)["Role"]["PermissionsBoundary"] == {
+        **expect,
+        "PermissionsBoundaryArn": READ_ONLY,
+    }
     assert iam.get_policy(PolicyArn=arn)["Policy"]["PermissionsBoundaryUsageCount"] == 1
     assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0
     with pytest.raises(iam.exceptions.DeleteConflictException):
@@ -367,7 +375,10 @@ def test_users_with_the_aws_cli(server: LaminaServer) -> None:
 
 @pytest.fixture(scope="module")
 def user_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
-    accounts = [*ACCOUNTS, {**ACCOUNTS[0], "access_key_id": "AKIDADMIN", "secret_access_key": "s", "user": "admin"}]
+    accounts = [
+        *ACCOUNTS,
+        {**ACCOUNTS[0], "access_key_id": "AKIDADMIN", "secret_access_key": "s", "user": "admin"},
+    ]
     srv = LaminaServer(tmp_path_factory.mktemp("lamina-users") / "data", accounts=accounts, lambda_role=False)
     yield srv
     srv.stop()
@@ -387,7 +398,14 @@ def test_accounts_file_user_entry(user_server: LaminaServer) -> None:
 
 
 def test_accounts_file_user_survives_a_restart(tmp_path: Path) -> None:
-    accounts = [{"account_id": "333333333333", "access_key_id": "AKIDCAROL", "secret_access_key": "c", "user": "carol"}]
+    accounts = [
+        {
+            "account_id": "333333333333",
+            "access_key_id": "AKIDCAROL",
+            "secret_access_key": "c",
+            "user": "carol",
+        }
+    ]
     srv = LaminaServer(tmp_path / "data", accounts=accounts, lambda_role=False)
     try:
         iam = client(srv, "iam", key="AKIDCAROL", secret="c")
@@ -404,13 +422,3 @@ def test_accounts_file_user_survives_a_restart(tmp_path: Path) -> None:
         assert iam.list_attached_user_policies(UserName="carol")["AttachedPolicies"] == []
     finally:
         srv.stop()
-
-
-def test_bad_user_in_accounts_file(tmp_path: Path) -> None:
-    from lamina.domain.accounts import AccountsError, parse_accounts
-
-    entry = {"account_id": "000000000000", "access_key_id": "k", "secret_access_key": "s"}
-    assert parse_accounts({"accounts": [{**entry, "user": "admin"}]})[0].user == "admin"
-    for bad in ("", "has space", "x" * 65, 7):
-        with pytest.raises(AccountsError, match=r"accounts\[0\]: user must be an IAM user name"):
-            parse_accounts({"accounts": [{**entry, "user": bad}]})

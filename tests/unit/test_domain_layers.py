@@ -125,6 +125,15 @@ def test_accounts() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("example.com")
 
 
+def test_accounts_user_entry() -> None:
+    entry = {"account_id": "000000000000", "access_key_id": "k", "secret_access_key": "s"}
+    assert parse_accounts({"accounts": [entry]})[0].user is None
+    assert parse_accounts({"accounts": [{**entry, "user": "ci.bot@x"}]})[0].user == "ci.bot@x"
+    for bad in ("", "has space", "x" * 65, 7, "caf\u00e9"):
+        with pytest.raises(AccountsError, match=r"accounts\[0\]: user must be an IAM user name"):
+            parse_accounts({"accounts": [{**entry, "user": bad}]})
+
+
 def test_aws_timestamp_matches_strftime() -> None:
     import datetime as dt
     import random
