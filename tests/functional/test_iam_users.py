@@ -276,6 +276,21 @@ def test_groups(iam: Any) -> None:
     iam.delete_user(UserName=u)
 
 
+def test_a_user_joins_at_most_ten_groups(iam: Any) -> None:
+    u = name()
+    iam.create_user(UserName=u)
+    groups = [name("g") for _ in range(11)]
+    for g in groups:
+        iam.create_group(GroupName=g)
+    for g in groups[:10]:
+        iam.add_user_to_group(GroupName=g, UserName=u)
+    iam.add_user_to_group(GroupName=groups[0], UserName=u)  # a member already: no change
+    with pytest.raises(iam.exceptions.LimitExceededException) as e:
+        iam.add_user_to_group(GroupName=groups[10], UserName=u)
+    assert err(e) == (409, "LimitExceeded", "Cannot exceed quota for GroupsPerUser: 10")
+    assert len(iam.list_groups_for_user(UserName=u)["Groups"]) == 10
+
+
 def test_tags(iam: Any) -> None:
     u, r = name(), name("r")
     iam.create_user(UserName=u)

@@ -384,6 +384,7 @@ def list_policy_versions(iam: IamStore, ctx: RequestContext, params: dict[str, A
 
 MAX_TAGS = 50  # per user or role (IAM User Guide, "IAM and AWS STS quotas")
 MAX_ACCESS_KEYS = 2  # per user (same page)
+MAX_GROUPS_PER_USER = 10  # (same page)
 
 
 def _merged_tags(existing: list[Tag], new: list[dict[str, Any]], quota: str) -> list[Tag]:
@@ -744,6 +745,9 @@ def delete_group(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> 
 def add_user_to_group(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     group = _group(iam, ctx, params["GroupName"])
     user = _user(iam, ctx, params["UserName"])
+    member_of = {str(g["GroupName"]).lower() for g in iam.user_groups(ctx.account_id, str(user["UserName"]))}
+    if str(group["GroupName"]).lower() not in member_of and len(member_of) >= MAX_GROUPS_PER_USER:
+        raise _err("LimitExceeded", 409, f"Cannot exceed quota for GroupsPerUser: {MAX_GROUPS_PER_USER}")
     iam.add_member(ctx.account_id, str(group["GroupName"]), str(user["UserName"]))
     return {}
 
