@@ -261,6 +261,16 @@ def test_groups(iam: Any) -> None:
     ]
     iam.remove_user_from_group(GroupName=g, UserName=u)
     assert iam.get_group(GroupName=g)["Users"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
+        iam.remove_user_from_group(GroupName=g, UserName=u)
+    assert err(e) == (404, "NoSuchEntity", f"The user with name {u} cannot be found.")
+    for call in (iam.add_user_to_group, iam.remove_user_from_group):
+        with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
+            call(GroupName="nogroup", UserName=u)
+        assert err(e) == (404, "NoSuchEntity", "The group with name nogroup cannot be found.")
+        with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
+            call(GroupName=g, UserName="nouser")
+        assert err(e) == (404, "NoSuchEntity", "The user with name nouser cannot be found.")
     with pytest.raises(iam.exceptions.DeleteConflictException) as e:
         iam.delete_group(GroupName=g)
     assert err(e) == (409, "DeleteConflict", "Cannot delete entity, must delete policies first.")
@@ -317,6 +327,9 @@ def test_tags(iam: Any) -> None:
         with pytest.raises(iam.exceptions.LimitExceededException) as e:
             tag(**kw, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(48)])
         assert err(e) == (409, "LimitExceeded", f"Cannot exceed quota for {quota}: 50")
+        with pytest.raises(iam.exceptions.ClientError) as e:
+            tag(**kw, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)])
+        assert err(e)[:2] == (400, "ValidationError")
         untag(**kw, TagKeys=["B", "c"])
         assert list_tags(**kw)["Tags"] == [{"Key": "A", "Value": "3"}]
     assert iam.get_user(UserName=u)["User"]["Tags"] == [{"Key": "A", "Value": "3"}]
