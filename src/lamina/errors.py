@@ -108,6 +108,10 @@ class MissingAuthenticationTokenException(AwsError):
     sender_fault = True
 
 
+# IAM refuses to pass a role of another account to a service, whatever the policies say.
+CROSS_ACCOUNT_PASS_ROLE = "Cross-account pass role is not allowed."
+
+
 class AccessDeniedException(AwsError):
     code = "AccessDeniedException"
     status = 403

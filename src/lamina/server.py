@@ -19,9 +19,10 @@ import botocore.session
 
 from lamina.api.app import Downloads, LaminaApp
 from lamina.api.auth import Credentials
-from lamina.api.pipeline import AllowAll, Authorizer, Pipeline
+from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain.presign import UrlSigner
+from lamina.errors import AwsError
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.manager import DataplaneManager
@@ -30,7 +31,9 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.services import ec2, iam, lambda_, sts
 from lamina.services.base import ServiceBinding
+from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
+from lamina.services.lambda_ import resource_policies as lambda_resource_policies
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
@@ -92,6 +95,26 @@ def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings)
         "VPC data plane off (%s): VPC resources are stored but carry no traffic", why
     )
     return None
+
+
+def iam_authorizer(platform: Platform) -> IamAuthorizer:
+    """IAM's evaluation of every request, reading what it needs from the platform's stores."""
+
+    def subnet_vpc(account: str, region: str, subnet_id: str) -> str | None:
+        try:
+            return str(platform.ec2.get_subnet(account, region, subnet_id)["VpcId"])
+        except AwsError:
+            return None
+
+    return IamAuthorizer(
+        platform.iam,
+        lookups=IamLookups(platform.iam, subnet_vpc),
+        resource_policies={
+            "lambda": lambda_resource_policies.reader(platform),
+            "iam": trust_policies(platform.iam),
+        },
+        clock=time.time,
+    )
 
 
 def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server:
@@ -158,7 +181,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     pipeline = Pipeline(
         services,
         Credentials(settings.accounts, iam_store, time.time),
-        authorizer=authorizer if authorizer is not None else AllowAll(),
+        authorizer=authorizer if authorizer is not None else iam_authorizer(platform),
         executor=io,
         clock=time.time,
     )

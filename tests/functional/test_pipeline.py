@@ -16,8 +16,8 @@ from botocore.exceptions import ClientError
 from lamina_server import InProcessServer, client, session_client, user_session
 from testzips import make_zip
 
-from lamina.api.pipeline import AuthorizationRequest
 from lamina.errors import AccessDeniedException
+from lamina.services.base import AuthorizationRequest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "lamina"
 

@@ -570,7 +570,6 @@ def test_boto3_reaches_lamina_with_the_functions_account(lam: Any, py_server: La
     assert out == {"layers": [layer_name], "functions": [arn]}
 
 
-@pytest.mark.skip(reason="TEMPORARY: the IAM authorizer is not wired yet")
 def test_a_role_allowing_one_call_allows_that_call_and_no_other(lam: Any, py_server: LaminaServer) -> None:
     """Function code with its role's credentials can do exactly what the role allows (issue 12)."""
     other = create(lam)

@@ -9,12 +9,13 @@ a session is refused once expired.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from lamina.api import sigv4
 from lamina.domain.accounts import Account
 from lamina.domain.arns import root_user_arn, user_arn
 from lamina.errors import EXPIRED_TOKEN_MESSAGE, AwsError
+from lamina.services.base import Principal
 from lamina.store.iam import IamStore
 
 
@@ -24,23 +25,6 @@ class ExpiredToken(AwsError):
     code = "ExpiredTokenException"
     status = 403
     sender_fault = True
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: the account it acts in and its ARN (the account root for the
-    account's own keys, ``arn:aws:iam::ACCOUNT:user/PATH/NAME`` for an IAM user's keys,
-    ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`` for an STS session)."""
-
-    account_id: str
-    access_key_id: str
-    arn: str
-    # The session's expiry (epoch seconds) for temporary credentials, else None.
-    expires: float | None = None
-
-    @property
-    def is_root(self) -> bool:
-        return self.arn == root_user_arn(self.account_id)
 
 
 class Credentials:

@@ -21,35 +21,21 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lamina.api import sigv4
-from lamina.api.auth import Credentials, Principal
+from lamina.api.auth import Credentials
 from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
 from lamina.api.validation import validate
 from lamina.errors import AwsError, ServiceException, not_implemented, unknown_operation, unknown_service
-from lamina.services.base import OnLoop, RequestContext, ServiceBinding
+from lamina.services.base import AuthorizationRequest, OnLoop, Principal, RequestContext, ServiceBinding
 from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
-
-
-@dataclass(frozen=True)
-class AuthorizationRequest:
-    """What the authorize stage decides on: who asks to do what, where, with which parameters."""
-
-    principal: Principal
-    service: str  # the SigV4 signing name: lambda, iam, sts, ec2
-    operation: str
-    region: str
-    params: Mapping[str, Any]
-    source_ip: str = ""  # the client's address (aws:SourceIp)
-    secure_transport: bool = False  # the request came over TLS (aws:SecureTransport)
 
 
 class Authorizer(Protocol):

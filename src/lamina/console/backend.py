@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamina.api.auth import Principal
 from lamina.api.http import Request, Response
-from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, AuthorizationRequest, Pipeline
+from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
 from lamina.errors import (
     INVALID_TOKEN_MESSAGE,
     AwsError,
@@ -31,6 +30,7 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.runtime.logs import LogStore
+from lamina.services.base import AuthorizationRequest, Principal
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

@@ -31,6 +31,36 @@ class RequestContext:
 
 
 @dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: the account it acts in and its ARN (the account root for the
+    account's own keys, ``arn:aws:iam::ACCOUNT:user/PATH/NAME`` for an IAM user's keys,
+    ``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`` for an STS session)."""
+
+    account_id: str
+    access_key_id: str
+    arn: str
+    # The session's expiry (epoch seconds) for temporary credentials, else None.
+    expires: float | None = None
+
+    @property
+    def is_root(self) -> bool:
+        return self.arn == root_user_arn(self.account_id)
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """What the authorize stage decides on: who asks to do what, where, with which parameters."""
+
+    principal: Principal
+    service: str  # the SigV4 signing name: lambda, iam, sts, ec2
+    operation: str
+    region: str
+    params: Mapping[str, Any]
+    source_ip: str = ""  # the client's address (aws:SourceIp)
+    secure_transport: bool = False  # the request came over TLS (aws:SecureTransport)
+
+
+@dataclass(frozen=True)
 class OnLoop:
     """A handler's answer that finishes on the event loop. Handlers run on the I/O executor (store
     reads and writes, files); one that must then await the event loop's world (an invocation in the

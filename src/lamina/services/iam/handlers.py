@@ -21,6 +21,7 @@ from lamina.domain.models import AttachedPermissionsBoundary, Group, Policy, Rol
 from lamina.domain.policy import MalformedPolicy, PolicyKind, parse_policy
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
+from lamina.services.iam import simulation
 from lamina.store.iam import Entity, IamStore
 
 
@@ -869,6 +870,8 @@ def _list_attached(kind: Entity) -> IamHandler:
 
 
 HANDLERS = {
+    "SimulatePrincipalPolicy": simulation.simulate_principal_policy,
+    "SimulateCustomPolicy": simulation.simulate_custom_policy,
     "CreateRole": create_role,
     "GetRole": get_role,
     "ListRoles": list_roles,

@@ -27,6 +27,7 @@ from lamina.domain.models import (
 )
 from lamina.domain.policy import PolicyKind, parse_policy, trusts
 from lamina.errors import (
+    CROSS_ACCOUNT_PASS_ROLE,
     AccessDeniedException,
     AwsError,
     InvalidParameterValueException,
@@ -184,7 +185,7 @@ def check_role(platform: Platform, account: str, role_arn: str) -> Role:
     and trust lambda.amazonaws.com for sts:AssumeRole."""
     arn = Arn.parse(role_arn)
     if arn is not None and arn.account != account:
-        raise AccessDeniedException(M.CROSS_ACCOUNT_PASS_ROLE)
+        raise AccessDeniedException(CROSS_ACCOUNT_PASS_ROLE)
     role = None
     if arn is not None and arn.role_name is not None:
         role = platform.iam.get_role(arn.account, arn.role_name)

@@ -15,7 +15,6 @@ from lamina.errors import (
 TOO_MANY_LAYERS: Final = "Cannot reference more than 5 layers."
 ZIP_ONLY: Final = "lamina runs Zip functions only: container images are not supported."
 ROLE_CANNOT_BE_ASSUMED: Final = "The role defined for the function cannot be assumed by Lambda."
-CROSS_ACCOUNT_PASS_ROLE: Final = "Cross-account pass role is not allowed."
 LAYER_VERSION_BELOW_ONE: Final = "Layer Version Cannot be less than 1"
 
 

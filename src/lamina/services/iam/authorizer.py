@@ -1,0 +1,417 @@
+"""The authorize stage of the request pipeline, filled with IAM's evaluation.
+
+For every request: the action, resource and condition keys of the operation (the table in
+:mod:`lamina.domain.actions`), the caller's policies (identity policies of the user or role with its
+groups', its permissions boundary, a session's policies) and the resource's own policy (function
+and layer version policies, a role's trust policy for ``sts:AssumeRole``), decided as IAM does
+(:mod:`lamina.domain.evaluation`). A denial is AWS's ``AccessDenied`` in the service's own words.
+
+Costs: an account's root user in its own account is allowed without any look-up (as AWS's root
+user is); the policies of a user or role are parsed once and kept until IAM changes
+(:attr:`IamStore.generation`); a session's own policies are kept for its lifetime. Within one
+account a resource policy is read only when the identity side alone does not allow the request:
+the resource policies lamina keeps (AddPermission, AddLayerVersionPermission) only ever Allow,
+so they cannot turn an allowed request into a denied one. A role's trust policy is read for every
+``sts:AssumeRole``, whose handler also requires it to name the caller, as AWS does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from lamina.domain import actions
+from lamina.domain.arns import Arn
+from lamina.domain.evaluation import (
+    Caller,
+    Decision,
+    PolicySet,
+    PolicyType,
+    PrincipalKind,
+    decide,
+    denial_message,
+)
+from lamina.domain.iam_managed import MANAGED
+from lamina.domain.policy import MalformedPolicy, PolicyDocument, PolicyKind, normalise_context, parse_policy
+from lamina.errors import CROSS_ACCOUNT_PASS_ROLE, AccessDeniedException
+from lamina.services.base import AuthorizationRequest
+from lamina.services.iam.identities import Identity, IdentityKind, load_identity
+from lamina.store.iam import IamStore
+
+log = logging.getLogger("lamina.iam")
+
+SESSIONS_KEPT = 4096
+EC2_UNAUTHORIZED = "You are not authorized to perform this operation."
+ASSUME_ROLE = "sts:assumerole"
+PASS_ROLE = "iam:PassRole"
+
+# A resource's own policy document (JSON), by the resource's ARN; None when it has none.
+ResourcePolicy = Callable[[Arn], "str | None"]
+ContextValues = Mapping[str, "str | tuple[str, ...]"]
+
+
+@lru_cache(maxsize=2048)
+def _parsed(text: str, kind: PolicyKind) -> PolicyDocument | None:
+    """A stored document, parsed once; None if it does not parse (it then grants nothing)."""
+    try:
+        return parse_policy(text, kind)
+    except MalformedPolicy:
+        log.warning("a stored %s policy does not parse; it grants nothing", kind.value)
+        return None
+
+
+def _documents(texts: tuple[str, ...]) -> tuple[PolicyDocument, ...]:
+    return tuple(d for d in (_parsed(t, PolicyKind.IDENTITY) for t in texts) if d is not None)
+
+
+class IamLookups:
+    """What the action table may ask the stores (an :class:`actions.Lookups`)."""
+
+    def __init__(self, iam: IamStore, subnet_vpc: Callable[[str, str, str], str | None]) -> None:
+        self._iam = iam
+        self._subnet_vpc = subnet_vpc
+
+    def subnet_vpc(self, account: str, region: str, subnet_id: str) -> str | None:
+        return self._subnet_vpc(account, region, subnet_id)
+
+    def iam_path(self, account: str, kind: str, name: str) -> str | None:
+        found: Mapping[str, object] | None = None
+        if kind == "role":
+            found = self._iam.get_role(account, name)
+        elif kind == "user":
+            found = self._iam.get_user(account, name)
+        elif kind == "group":
+            found = self._iam.get_group(account, name)
+        path = found.get("Path") if found is not None else None
+        return path if isinstance(path, str) else None
+
+
+def trust_policies(iam: IamStore) -> ResourcePolicy:
+    """A role's trust policy, the resource policy ``sts:AssumeRole`` is decided with."""
+
+    def read(arn: Arn) -> str | None:
+        name = arn.role_name
+        role = iam.get_role(arn.account, name) if name is not None else None
+        document = role.get("AssumeRolePolicyDocument") if role is not None else None
+        return document if isinstance(document, str) else None
+
+    return read
+
+
+@dataclass(frozen=True)
+class _Principal:
+    """A caller with everything its requests are evaluated against (cached)."""
+
+    caller: Caller
+    identity: tuple[PolicyDocument, ...] = ()
+    boundary: PolicyDocument | None = None
+    session: tuple[PolicyDocument, ...] | None = None
+    context: ContextValues = field(default_factory=dict)
+    user_name: str | None = None
+    unique_id: str = ""
+    # The identity side as one policy set (it remembers which statements cover each action) and
+    # the caller's own condition keys, normalised once.
+    policies: PolicySet = field(init=False, compare=False)
+    keys: dict[str, tuple[str, ...]] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policies", PolicySet(self.identity, self.boundary, self.session))
+        caller = self.caller
+        own = {
+            "aws:PrincipalAccount": caller.account,
+            "aws:PrincipalArn": caller.arn,
+            "aws:PrincipalType": caller.kind.value,
+            **self.context,
+        }
+        object.__setattr__(self, "keys", normalise_context(own))
+
+
+class IamAuthorizer:
+    """IAM's decision on every request (the pipeline's :class:`~lamina.api.pipeline.Authorizer`)."""
+
+    def __init__(
+        self,
+        iam: IamStore,
+        *,
+        lookups: actions.Lookups,
+        resource_policies: Mapping[str, ResourcePolicy],
+        clock: Callable[[], float],
+    ) -> None:
+        self._iam = iam
+        self._lookups = lookups
+        self._resource_policies = dict(resource_policies)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._identities: dict[tuple[str, IdentityKind, str], tuple[int, Identity | None]] = {}
+        self._sessions: OrderedDict[str, tuple[int, _Principal]] = OrderedDict()
+
+    # -- the stage ------------------------------------------------------------------------------------
+
+    def authorize(self, request: AuthorizationRequest) -> None:
+        """Return when IAM would allow ``request``; raise AWS's AccessDenied when it would not."""
+        if (request.service, request.operation) in actions.NEVER_DENIED:
+            return
+        principal = self._principal(request)
+        caller = principal.caller
+        checks = actions.checks(
+            request.service,
+            request.operation,
+            account=caller.account,
+            region=request.region,
+            params=request.params,
+            lookups=self._lookups,
+            caller_user=principal.user_name,
+        )
+        if checks is None:
+            if caller.kind is PrincipalKind.ROOT:
+                return
+            checks = (actions.Check(f"{request.service}:{request.operation}", "*", {}),)
+        for check in checks:
+            self.check(request, principal, check)
+
+    def check(self, request: AuthorizationRequest, principal: _Principal, check: actions.Check) -> None:
+        """Raise AWS's denial unless ``principal`` may make ``check``."""
+        caller = principal.caller
+        owner = _owner(check.resource)
+        if caller.kind is PrincipalKind.ROOT and owner in (None, caller.account):
+            return  # the root user may do anything to its own account (AssumeRole: its handler refuses)
+        if check.action == PASS_ROLE and owner not in (None, caller.account):
+            raise AccessDeniedException(CROSS_ACCOUNT_PASS_ROLE)
+        decision = self._decide(request, principal, check)
+        if not decision.allowed:
+            raise self._denied(request, principal, check, decision)
+
+    def _decide(self, request: AuthorizationRequest, principal: _Principal, check: actions.Check) -> Decision:
+        caller = principal.caller
+        owner = _owner(check.resource)
+        keys = self._keys(request, principal, check, owner)
+        decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
+        if decision.explicit or owner is None:
+            return decision
+        if decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE:
+            return decision
+        resource_policy = self._resource_policy(check.resource)
+        if resource_policy is None:
+            return decision
+        policies = PolicySet(principal.identity, principal.boundary, principal.session, resource_policy)
+        return decide(caller, check.action, check.resource, owner, policies, normalised=keys)
+
+    # -- principals --------------------------------------------------------------------------------
+
+    def _principal(self, request: AuthorizationRequest) -> _Principal:
+        p = request.principal
+        if p.is_root:
+            return _Principal(
+                Caller(PrincipalKind.ROOT, p.account_id, p.arn),
+                context={"aws:userid": p.account_id},
+                unique_id=p.account_id,
+            )
+        arn = Arn.parse(p.arn)
+        if arn is not None and arn.service == "sts" and arn.resource.startswith("assumed-role/"):
+            return self._session(p.access_key_id, p.account_id, p.arn)
+        name = p.arn.rsplit("/", 1)[-1]
+        identity = self._identity(p.account_id, IdentityKind.USER, name)
+        caller = Caller(PrincipalKind.USER, p.account_id, p.arn)
+        if identity is None:  # a user deleted while its keys were cached: nothing is allowed
+            return _Principal(caller, user_name=name)
+        context: dict[str, str | tuple[str, ...]] = {
+            "aws:username": identity.name,
+            "aws:userid": identity.unique_id,
+            **{f"aws:PrincipalTag/{k}": v for k, v in identity.tags.items()},
+        }
+        return _Principal(
+            caller,
+            _documents(identity.documents),
+            _parsed(identity.boundary, PolicyKind.IDENTITY) if identity.boundary else None,
+            None,
+            context,
+            identity.name,
+            identity.unique_id,
+        )
+
+    def _identity(self, account: str, kind: IdentityKind, name: str) -> Identity | None:
+        generation = self._iam.generation
+        key = (account, kind, name.lower())
+        cached = self._identities.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        identity = load_identity(self._iam, account, kind, name)
+        if len(self._identities) > SESSIONS_KEPT:
+            self._identities.clear()
+        self._identities[key] = (generation, identity)
+        return identity
+
+    def _session(self, access_key: str, account: str, arn: str) -> _Principal:
+        generation = self._iam.generation
+        with self._lock:
+            cached = self._sessions.get(access_key)
+            if cached is not None and cached[0] == generation:
+                self._sessions.move_to_end(access_key)
+                return cached[1]
+        principal = self._load_session(access_key, account, arn)
+        with self._lock:
+            self._sessions[access_key] = (generation, principal)
+            while len(self._sessions) > SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+        return principal
+
+    def _load_session(self, access_key: str, account: str, arn: str) -> _Principal:
+        session = self._iam.session(access_key)
+        role_arn = session.role_arn if session is not None else ""
+        role = Arn.parse(role_arn)
+        caller = Caller(PrincipalKind.ROLE_SESSION, account, arn, role_arn or None)
+        identity = None
+        if session is not None and role is not None and role.role_name is not None:
+            identity = self._identity(role.account, IdentityKind.ROLE, role.role_name)
+        if session is None or identity is None:  # the role is gone: its sessions can do nothing
+            return _Principal(caller)
+        documents: list[PolicyDocument] = []
+        if session.policy:
+            documents.extend(_documents((session.policy,)))
+        for policy_arn in session.policy_arns:
+            text = self._managed_document(account, policy_arn)
+            if text is not None:
+                documents.extend(_documents((text,)))
+        has_session_policy = bool(session.policy or session.policy_arns)
+        tags = {**identity.tags, **session.tags}
+        context: dict[str, str | tuple[str, ...]] = {
+            "aws:PrincipalArn": role_arn,
+            "aws:userid": session.user_id,
+            **{f"aws:PrincipalTag/{k}": v for k, v in tags.items()},
+        }
+        if session.source_identity:
+            context["aws:SourceIdentity"] = session.source_identity
+        return _Principal(
+            caller,
+            _documents(identity.documents),
+            _parsed(identity.boundary, PolicyKind.IDENTITY) if identity.boundary else None,
+            tuple(documents) if has_session_policy else None,
+            context,
+            None,
+            session.user_id,
+        )
+
+    def _managed_document(self, account: str, policy_arn: str) -> str | None:
+        managed = MANAGED.get(policy_arn)
+        if managed is not None:
+            return managed.document
+        found = self._iam.get_policy(account, policy_arn)
+        return found[1] if found is not None else None
+
+    # -- resources and context -------------------------------------------------------------------
+
+    def _resource_policy(self, resource: str) -> PolicyDocument | None:
+        arn = Arn.parse(resource)
+        if arn is None:
+            return None
+        reader = self._resource_policies.get(arn.service)
+        text = reader(arn) if reader is not None else None
+        if text is None:
+            return None
+        kind = PolicyKind.TRUST if arn.service == "iam" else PolicyKind.RESOURCE
+        return _parsed(text, kind)
+
+    def _keys(
+        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
+    ) -> dict[str, tuple[str, ...]]:
+        """The request's condition keys, normalised (lower-case names, tuples of values)."""
+        now = self._clock()
+        secure = request.secure_transport or _loopback(request.source_ip)
+        keys = dict(principal.keys)
+        keys["aws:requestedregion"] = (request.region,)
+        keys["aws:currenttime"] = (_iso(int(now)),)
+        keys["aws:epochtime"] = (str(int(now)),)
+        # True over TLS and, documented, on loopback: policies that demand TLS work locally.
+        keys["aws:securetransport"] = ("true" if secure else "false",)
+        if request.source_ip:
+            keys["aws:sourceip"] = (request.source_ip,)
+        if owner is not None:
+            keys["aws:resourceaccount"] = (owner,)
+        if check.context:
+            keys.update(normalise_context(check.context))
+        return keys
+
+    # -- denials -------------------------------------------------------------------------------------
+
+    def _denied(
+        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, decision: Decision
+    ) -> AccessDeniedException:
+        caller = principal.caller
+        if (
+            check.action.lower() == ASSUME_ROLE
+            and decision.denied_by is PolicyType.RESOURCE
+            and not decision.explicit
+        ):
+            # The words STS uses when the role's trust policy does not name the caller.
+            return AccessDeniedException(
+                f"User: {caller.arn} is not authorized to perform: {check.action} on resource: {check.resource}"
+            )
+        if request.service != "ec2":
+            return AccessDeniedException(denial_message(caller.arn, check.action, check.resource, decision))
+        # EC2 shows no resource for actions on none, and encodes the decision for mutating calls
+        # (decoded by sts:DecodeAuthorizationMessage).
+        sentence = denial_message(
+            caller.arn, check.action, check.resource, decision, show_resource=check.resource != "*"
+        )
+        message = f"{EC2_UNAUTHORIZED} {sentence}"
+        if actions.is_mutating(request.service, request.operation):
+            keys = self._keys(request, principal, check, _owner(check.resource))
+            decoded = self._decoded(principal, check, decision, keys)
+            encoded = self._iam.save_authorization_message(caller.account, decoded, self._clock())
+            message += f". Encoded authorization failure message: {encoded}"
+        return AccessDeniedException(message)
+
+    @staticmethod
+    def _decoded(
+        principal: _Principal, check: actions.Check, decision: Decision, context: ContextValues
+    ) -> str:
+        """The decision as ``DecodeAuthorizationMessage`` shows it (AWS's JSON layout)."""
+        items = []
+        for key, value in sorted(context.items()):
+            values = (value,) if isinstance(value, str) else value
+            items.append({"key": key, "values": {"items": [{"value": v} for v in values]}})
+        return json.dumps(
+            {
+                "allowed": False,
+                "explicitDeny": decision.explicit,
+                "matchedStatements": {"items": []},
+                "failures": {"items": []},
+                "context": {
+                    "principal": {"id": principal.unique_id, "arn": principal.caller.arn},
+                    "action": check.action,
+                    "resource": check.resource,
+                    "conditions": {"items": items},
+                },
+            },
+            separators=(",", ":"),
+        )
+
+
+def _owner(resource: str) -> str | None:
+    """The account that owns ``resource`` (None for ``*`` and AWS's own, e.g. managed policies)."""
+    if resource == "*":
+        return None
+    arn = Arn.parse(resource)
+    if arn is None or not arn.account.isdigit():
+        return None
+    return arn.account
+
+
+@lru_cache(maxsize=4)
+def _iso(now: int) -> str:
+    """aws:CurrentTime: the second, in ISO 8601 (a second's requests share one string)."""
+    return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return bool(address) and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
