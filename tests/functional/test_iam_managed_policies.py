@@ -87,7 +87,7 @@ def test_an_older_or_unknown_version_is_not_found(iam: Any) -> None:
     with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
         iam.get_policy_version(PolicyArn=arn, VersionId="v1")
     assert err(e) == (404, "NoSuchEntity", f"Policy {arn} version v1 does not exist or is not attachable.")
-    missing = "arn:aws:iam::aws:policy/ReadOnlyAccess"  # AWS has it; lamina does not carry it
+    missing = "arn:aws:iam::aws:policy/SecurityAudit"  # AWS has it; lamina does not carry it
     with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
         iam.list_policy_versions(PolicyArn=missing)
     assert err(e) == (404, "NoSuchEntity", f"Policy {missing} was not found.")
@@ -190,3 +190,25 @@ def test_aws_cli_lists_and_reads_managed_policies(server: LaminaServer) -> None:
     assert r.returncode == 0, r.stderr
     document = json.loads(r.stdout)["PolicyVersion"]["Document"]
     assert document == json.loads(MANAGED[arn].document)
+
+
+def test_read_only_access_is_carried_and_attachable(iam: Any, server: LaminaServer) -> None:
+    arn = "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    carried = MANAGED[arn]
+    # v132, the newest whole version lamina's sources hold; AWS's current default is newer.
+    assert carried.version_id == "v132"
+    role = f"r-{uuid.uuid4().hex[:8]}"
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST_LAMBDA)
+    iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+    attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    assert attached == [{"PolicyName": "ReadOnlyAccess", "PolicyArn": arn}]
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    # The whole 119,000-character document survives the CLI's URL-decoding, key order included.
+    r = run_aws(server, "iam", "get-policy-version", "--policy-arn", arn, "--version-id", "v132")
+    assert r.returncode == 0, r.stderr
+    version = json.loads(r.stdout)["PolicyVersion"]
+    assert json.dumps(version["Document"], indent=4) == carried.document
+    assert (version["VersionId"], version["IsDefaultVersion"]) == ("v132", True)
+    iam.detach_role_policy(RoleName=role, PolicyArn=arn)
+    iam.delete_role(RoleName=role)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 0

@@ -19,6 +19,7 @@ FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:f"
 BUCKET_OBJECT = "arn:aws:s3:::bucket/key"
 LOG_GROUP = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/f"
 USER = "arn:aws:iam::123456789012:user/alice"
+ROLE = "arn:aws:iam::123456789012:role/r"
 
 CARRIED = {
     "AdministratorAccess": ("/", "v1"),
@@ -30,6 +31,7 @@ CARRIED = {
     "AWSLambda_ReadOnlyAccess": ("/", "v3"),
     "AWSLambdaExecute": ("/", "v1"),
     "PowerUserAccess": ("/", "v12"),
+    "ReadOnlyAccess": ("/", "v132"),  # not AWS's current default version: see iam_managed
     "IAMFullAccess": ("/", "v2"),
     "IAMReadOnlyAccess": ("/", "v4"),
     "AmazonEC2FullAccess": ("/", "v5"),
@@ -50,7 +52,6 @@ def policy(name: str) -> ManagedPolicy:
 
 def test_the_catalog_is_exactly_the_carried_policies() -> None:
     assert {p.name: (p.path, p.version_id) for p in MANAGED.values()} == CARRIED
-    assert managed_by_name("ReadOnlyAccess") is None  # not in the stored sources in full
 
 
 @pytest.mark.parametrize("name", sorted(CARRIED))
@@ -77,7 +78,7 @@ def test_arns_ids_and_names_are_unique() -> None:
 def test_packaged_documents_are_used_and_shipped() -> None:
     folder = resources.files("lamina.domain").joinpath("managed_policies")
     packaged = sorted(f.name for f in folder.iterdir() if f.name.endswith(".json"))
-    assert packaged == ["AmazonVPCFullAccess.json"]
+    assert packaged == ["AmazonVPCFullAccess.json", "ReadOnlyAccess.json"]
     for file_name in packaged:
         stored = folder.joinpath(file_name).read_text("utf-8")
         assert policy(file_name.removesuffix(".json")).document == stored
@@ -94,6 +95,31 @@ def test_vpc_full_access_is_the_whole_v11_document() -> None:
     assert {"ec2:AssociateSecurityGroupVpc", "ec2:DisassociateSecurityGroupVpc"} <= set(statement["Action"])
 
 
+def test_read_only_access_is_the_whole_v132_document() -> None:
+    p = policy("ReadOnlyAccess")
+    assert (p.policy_id, p.version_id) == ("ANPAILL3HVNFSB6DCOWYQ", "v132")
+    assert (p.create_date, p.update_date) == ("2015-02-06T18:39:48+00:00", "2025-09-02T21:49:07+00:00")
+    assert p.description == "Provides read-only access to AWS services and resources."
+    assert len(p.document) == 118_996  # camp's v132/policy.json, character for character
+    doc = json.loads(p.document)
+    groups = [(s["Sid"], s["Effect"], s["Resource"], len(s["Action"])) for s in doc["Statement"]]
+    assert groups == [
+        ("ReadOnlyActionsGroup1", "Allow", "*", 1325),
+        ("ReadOnlyActionsGroup2", "Allow", "*", 1170),
+    ]
+    for statement in doc["Statement"]:
+        assert list(statement) == ["Sid", "Effect", "Action", "Resource"]
+        assert len(set(statement["Action"])) == len(statement["Action"])
+    first, second = (s["Action"] for s in doc["Statement"])
+    assert (first[0], first[-1], second[0], second[-1]) == (
+        "a4b:Get*",
+        "ivschat:ListTagsForResource",
+        "kafka:Describe*",
+        "xray:Get*",
+    )
+    assert {"lambda:Get*", "lambda:List*"} <= set(second) and "ec2:Describe*" in first
+
+
 @pytest.mark.parametrize(
     ("name", "action", "resource", "expected"),
     [
@@ -107,6 +133,24 @@ def test_vpc_full_access_is_the_whole_v11_document() -> None:
         ("PowerUserAccess", "organizations:CreateAccount", "*", IMPLICIT_DENY),
         ("PowerUserAccess", "account:ListRegions", "*", ALLOW),
         ("PowerUserAccess", "account:PutAlternateContact", "*", IMPLICIT_DENY),
+        # ReadOnlyAccess (v132): reads of every service, no writes, no invocations.
+        ("ReadOnlyAccess", "lambda:GetFunction", FUNCTION, ALLOW),
+        ("ReadOnlyAccess", "lambda:ListFunctions", "*", ALLOW),
+        ("ReadOnlyAccess", "lambda:GetPolicy", FUNCTION, ALLOW),
+        ("ReadOnlyAccess", "ec2:DescribeVpcs", "*", ALLOW),
+        ("ReadOnlyAccess", "iam:GetRole", ROLE, ALLOW),
+        ("ReadOnlyAccess", "iam:ListAttachedRolePolicies", ROLE, ALLOW),
+        ("ReadOnlyAccess", "s3:GetObject", BUCKET_OBJECT, ALLOW),
+        ("ReadOnlyAccess", "logs:GetLogEvents", LOG_GROUP, ALLOW),
+        ("ReadOnlyAccess", "sts:GetCallerIdentity", "*", ALLOW),
+        ("ReadOnlyAccess", "lambda:CreateFunction", FUNCTION, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "lambda:UpdateFunctionCode", FUNCTION, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "lambda:InvokeFunction", FUNCTION, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "iam:CreateUser", USER, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "iam:PassRole", ROLE, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "ec2:CreateVpc", "*", IMPLICIT_DENY),
+        ("ReadOnlyAccess", "s3:PutObject", BUCKET_OBJECT, IMPLICIT_DENY),
+        ("ReadOnlyAccess", "sts:AssumeRole", ROLE, IMPLICIT_DENY),
         # IAM
         ("IAMFullAccess", "iam:CreateUser", USER, ALLOW),
         ("IAMFullAccess", "organizations:ListRoots", "*", ALLOW),
@@ -174,3 +218,8 @@ def test_policies_combine_as_iam_combines_them() -> None:
     # Two read-only policies still grant no write.
     reads = [policy("AmazonS3ReadOnlyAccess").parsed, policy("IAMReadOnlyAccess").parsed]
     assert evaluate(reads, "s3:PutObject", BUCKET_OBJECT) is IMPLICIT_DENY
+    # ReadOnlyAccess beside AWSLambdaRole: reads from the one, invocation from the other.
+    read_only, invoke = policy("ReadOnlyAccess").parsed, policy("AWSLambdaRole").parsed
+    assert evaluate([read_only], "lambda:InvokeFunction", FUNCTION) is IMPLICIT_DENY
+    assert evaluate([read_only, invoke], "lambda:InvokeFunction", FUNCTION) is ALLOW
+    assert evaluate([read_only, invoke], "lambda:DeleteFunction", FUNCTION) is IMPLICIT_DENY

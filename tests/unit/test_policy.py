@@ -1009,7 +1009,7 @@ def test_managed_policy_catalog(name: str, arn: str, version: str) -> None:
 
 
 def test_managed_policies_are_read_only_and_complete() -> None:
-    assert len(MANAGED) == 18 and managed_by_name("ReadOnlyAccess") is None
+    assert len(MANAGED) == 19 and managed_by_name("ReadOnlyAccess") is not None
     with pytest.raises(TypeError):
         MANAGED["x"] = LAMBDA_BASIC_EXECUTION_ROLE  # type: ignore[index]
 

@@ -7,16 +7,20 @@ policy ids are those ``aws iam list-policies`` reports, the same in every accoun
 - zoph-io/MAMIP (github.com/zoph-io/MAMIP, policies/<Name>), which records every new version
   of every AWS managed policy from the IAM API as it appears, and tenchi-security/camp
   (policies/<Name>/metadata.json and <version>/policy.json), a second such mirror, for policy
-  ids and exact timestamps. Policy ids were cross-checked in MAMIP's policies-list.json.
+  ids and exact timestamps. Policy ids were cross-checked in MAMIP's policies-list.json
+  (ReadOnlyAccess's in camp's metadata.json only).
 Statement keys keep the order AWS wrote them in, which the Reference Guide shows (MAMIP's older
 records, written by a Python 2 tool, shuffle them; their values and list orders are kept).
 Documents are indented as IAM returns AWS's own documents (four spaces). Large documents live
 beside this module as package data (``managed_policies/<Name>.json``, the document exactly,
 without a trailing newline); small ones are written here.
 
-ReadOnlyAccess is not carried: its current default version (well past v120, over 100,000
-characters) is not in the stored sources in full (the Reference Guide's pages come as excerpts;
-MAMIP's and camp's stored copies are versions from 2022), and a document is never reconstructed.
+ReadOnlyAccess is v132 (default from 2025-09-02T21:49:07), NOT AWS's current default version,
+which is newer: AWS revises it every few weeks as services add read actions, so actions added
+after v132 are missing here. v132 is the newest version whose whole text the stored sources hold
+(camp policies/ReadOnlyAccess/v132/policy.json, 118,996 characters, packaged as is, and
+v132/metadata.json; MAMIP's stored copy is a 2022 version; the Reference Guide's pages come as
+excerpts), and a document is never reconstructed or patched.
 "Current" is the newest default version whose whole text the stored sources hold; AWS moves
 on: CloudWatchLogsReadOnlyAccess is v8 as the Reference Guide's English page shows it, though a
 translated page already names a v12 (2026-02-12) whose text it cuts short. v8's creation second
@@ -361,6 +365,22 @@ def _packaged(name: str) -> str:
         .read_text(encoding="utf-8")
     )
 
+
+# camp policies/ReadOnlyAccess/v132/policy.json (118,996 characters, as packaged) and
+# v132/metadata.json (default version, created 2025-09-02T21:49:07); camp metadata.json for the id
+# and the creation second. Not AWS's current default version, which is newer (see the module
+# docstring). Two statements, ReadOnlyActionsGroup1 and 2, of read actions (Get*, List*,
+# Describe* and named ones) on "*".
+READ_ONLY_ACCESS = ManagedPolicy(
+    name="ReadOnlyAccess",
+    path="/",
+    policy_id="ANPAILL3HVNFSB6DCOWYQ",
+    version_id="v132",
+    description="Provides read-only access to AWS services and resources.",
+    create_date="2015-02-06T18:39:48+00:00",
+    update_date="2025-09-02T21:49:07+00:00",
+    document=_packaged("ReadOnlyAccess"),
+)
 
 # Reference Guide (English page): v12, created 2015-02-06 18:39 UTC, edited 2026-02-12 17:59 UTC.
 # MAMIP policies/PowerUserAccess (v12, 2026-02-12T17:59:14Z); camp metadata.json for the id and
@@ -753,6 +773,7 @@ MANAGED: Mapping[str, ManagedPolicy] = types.MappingProxyType(
             LAMBDA_READ_ONLY_ACCESS,
             LAMBDA_EXECUTE,
             POWER_USER_ACCESS,
+            READ_ONLY_ACCESS,
             IAM_FULL_ACCESS,
             IAM_READ_ONLY_ACCESS,
             EC2_FULL_ACCESS,
