@@ -258,28 +258,24 @@ class InProcessServer:
         self._thread.join(30)
 
 
-def user_session(data_dir: Path, user: str = "dev", account: str = "000000000000") -> dict[str, str]:
-    """Temporary credentials of IAM user ``user``, as GetSessionToken gives a user (they act as the
-    user: ``arn:aws:iam::ACCOUNT:user/NAME``), written into the server's store at ``data_dir``.
-
-    The account root may not assume roles; tests that need a caller that may use this until
-    IAM users and their access keys come (then: a user's own keys)."""
-    import time
-
-    from lamina.store import Database, IamStore, Session
-
-    key = f"ASIATEST{os.urandom(6).hex().upper()}"
-    secret = os.urandom(20).hex()
-    token = "IQoJtest" + os.urandom(32).hex()
-    now = time.time()
-    arn = f"arn:aws:iam::{account}:user/{user}"
-    db = Database(data_dir / "lamina.db", loop_guard=False)
+def user_session(
+    server: LaminaServer | InProcessServer, user: str = "dev", key: str = "test", secret: str = "test"
+) -> dict[str, str]:
+    """Temporary credentials of IAM user ``user`` (GetSessionToken: they act as the user,
+    ``arn:aws:iam::ACCOUNT:user/NAME``) of the account whose root keys are ``key``/``secret``; the
+    user is created with AdministratorAccess if absent. The account root may not assume roles:
+    tests that assume roles do it as such a user, as people do in AWS."""
+    iam = client(server.url, "iam", key=key, secret=secret)
     try:
-        session = Session(key, secret, token, account, arn, f"AIDA{user.upper()}", "", now + 43_200)
-        IamStore(db).add_session(session, now)
-    finally:
-        db.close()
-    return {"AccessKeyId": key, "SecretAccessKey": secret, "SessionToken": token}
+        iam.create_user(UserName=user)
+        iam.attach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    made = iam.create_access_key(UserName=user)["AccessKey"]
+    sts = client(server.url, "sts", key=made["AccessKeyId"], secret=made["SecretAccessKey"])
+    creds = sts.get_session_token()["Credentials"]
+    iam.delete_access_key(UserName=user, AccessKeyId=made["AccessKeyId"])  # at most 2 keys per user
+    return {k: str(creds[k]) for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")}
 
 
 def session_client(server: LaminaServer | InProcessServer, service: str, creds: dict[str, Any]) -> Any:

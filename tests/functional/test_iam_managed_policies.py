@@ -161,9 +161,15 @@ def test_scopes_mix_the_accounts_own_policies(iam: Any, server: LaminaServer) ->
     other = client(server, "iam", key="AKIDBOB22222", secret="bob-secret")
     assert other.list_policies(Scope="Local")["Policies"] == []
     assert len(other.list_policies()["Policies"]) == len(MANAGED)
-    with pytest.raises(iam.exceptions.NoSuchEntityException) as e:
+    # Another account's policy: IAM denies before looking (no resource policy can grant it).
+    with pytest.raises(iam.exceptions.ClientError) as e:
         other.list_policy_versions(PolicyArn=mine["Arn"])
-    assert err(e) == (404, "NoSuchEntity", f"Policy {mine['Arn']} was not found.")
+    assert err(e) == (
+        403,
+        "AccessDenied",
+        f"User: arn:aws:iam::222222222222:root is not authorized to perform: iam:ListPolicyVersions on "
+        f"resource: {mine['Arn']} because no resource-based policy allows the iam:ListPolicyVersions action",
+    )
     iam.delete_policy(PolicyArn=mine["Arn"])
 
 

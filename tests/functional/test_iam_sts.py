@@ -53,7 +53,7 @@ def sts(server: LaminaServer) -> Any:
 @pytest.fixture(scope="module")
 def dev_sts(server: LaminaServer) -> Any:
     """STS as IAM user ``dev`` (the account root may not assume roles)."""
-    return session_client(server, "sts", user_session(server.data_dir))
+    return session_client(server, "sts", user_session(server))
 
 
 def test_role_lifecycle(iam: Any) -> None:
@@ -135,6 +135,11 @@ def test_caller_identity_and_assume_role(server: LaminaServer, iam: Any, sts: An
     assert (me["Account"], me["Arn"]) == ("000000000000", "arn:aws:iam::000000000000:root")
     n = name()
     arn = iam.create_role(RoleName=n, AssumeRolePolicyDocument=json.dumps(TRUST_ACCOUNT))["Role"]["Arn"]
+    lister = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "lambda:ListLayers", "Resource": "*"}],
+    }
+    iam.put_role_policy(RoleName=n, PolicyName="list-layers", PolicyDocument=json.dumps(lister))
     out = dev_sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=900)
     creds = out["Credentials"]
     assert creds["AccessKeyId"].startswith("ASIA") and creds["SessionToken"]

@@ -439,7 +439,7 @@ def test_accounts_file_user_survives_a_restart(tmp_path: Path) -> None:
         iam = client(srv, "iam", key="AKIDCAROL", secret="c")
         first = iam.get_user()["User"]
         assert first["Arn"] == "arn:aws:iam::333333333333:user/carol"
-        iam.detach_user_policy(UserName="carol", PolicyArn=ADMIN)
+        iam.attach_user_policy(UserName="carol", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     finally:
         srv.stop()
     srv = LaminaServer(tmp_path / "data", accounts=accounts, lambda_role=False, port=None)
@@ -447,6 +447,7 @@ def test_accounts_file_user_survives_a_restart(tmp_path: Path) -> None:
         iam = client(srv, "iam", key="AKIDCAROL", secret="c")
         assert iam.get_user()["User"]["UserId"] == first["UserId"]
         # Present already: not re-created, its policies as the account left them.
-        assert iam.list_attached_user_policies(UserName="carol")["AttachedPolicies"] == []
+        attached = iam.list_attached_user_policies(UserName="carol")["AttachedPolicies"]
+        assert [p["PolicyArn"] for p in attached] == [ADMIN, "arn:aws:iam::aws:policy/ReadOnlyAccess"]
     finally:
         srv.stop()

@@ -127,7 +127,7 @@ def test_sts_session_principal(srv: InProcessServer, authz: Recording) -> None:
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": "000000000000"}, "Action": "sts:AssumeRole"}],
     }
     arn = iam.create_role(RoleName="piped", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    dev = session_client(srv, "sts", user_session(srv.settings.data_dir))  # root may not assume roles
+    dev = session_client(srv, "sts", user_session(srv))  # root may not assume roles
     creds = dev.assume_role(RoleArn=arn, RoleSessionName="s1")["Credentials"]
     temp = client(srv, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"])
     temp.meta.events.register(

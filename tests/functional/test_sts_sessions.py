@@ -54,14 +54,22 @@ def iam(srv: InProcessServer) -> Any:
 @pytest.fixture(scope="module")
 def dev(srv: InProcessServer) -> Any:
     """STS as IAM user ``dev`` of the default account (a caller that may assume roles)."""
-    return session_client(srv, "sts", user_session(srv.settings.data_dir))
+    return session_client(srv, "sts", user_session(srv))
+
+
+# Every role here may assume roles itself (role chaining needs the first role's identity policy to
+# allow sts:AssumeRole, as in AWS).
+CHAIN = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+}
 
 
 def role(iam: Any, trust: dict[str, Any] = TRUST, **extra: Any) -> str:
     name = f"r-{uuid.uuid4().hex[:8]}"
-    return str(
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), **extra)["Role"]["Arn"]
-    )
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), **extra)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="chain", PolicyDocument=json.dumps(CHAIN))
+    return str(arn)
 
 
 def err(e: Any) -> tuple[int, str, str]:
