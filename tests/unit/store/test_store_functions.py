@@ -177,3 +177,31 @@ def test_policies_per_version(db: Database) -> None:
     functions.delete(ACCOUNT, REGION, "fn", None, on_unreferenced=lambda sha: None)
     functions.create(latest())
     assert functions.function_policy(ACCOUNT, REGION, "fn", None) is None
+
+
+def test_the_authorize_stage_reads_function_policies_by_arn(db: Database) -> None:
+    from types import SimpleNamespace
+
+    from lamina.domain.arns import Arn
+    from lamina.domain.function_policy import FunctionPolicy
+    from lamina.services.lambda_.resource_policies import reader
+
+    functions = FunctionStore(db)
+    functions.create(latest())
+    statement: Any = {"Sid": "s", "Effect": "Allow", "Principal": "*", "Action": "lambda:GetFunction"}
+    functions.update_policy(ACCOUNT, REGION, "fn", 0, lambda row, current: FunctionPolicy((statement,), "r"))
+    platform: Any = SimpleNamespace(functions=functions)
+    read = reader(platform)
+    base = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
+    expected = functions.function_policy(ACCOUNT, REGION, "fn", None)
+    assert expected is not None
+    for arn, document in (
+        (base, expected),
+        (f"{base}:$LATEST", expected),
+        (f"{base}:1", None),
+        (f"{base}:live", None),
+        (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", None),
+    ):
+        parsed = Arn.parse(arn)
+        assert parsed is not None
+        assert read(parsed) == document
