@@ -316,6 +316,15 @@ class GetLayerVersionPolicyResponse(TypedDict, total=False):
     RevisionId: str
 
 
+class AddPermissionResponse(TypedDict, total=False):
+    Statement: str
+
+
+class GetPolicyResponse(TypedDict, total=False):
+    Policy: str
+    RevisionId: str
+
+
 # -- IAM -------------------------------------------------------------------------------------
 
 
@@ -442,6 +451,8 @@ SHAPES: dict[type, tuple[str, str]] = {
     ListLayersResponse: ("lambda", "ListLayersResponse"),
     AddLayerVersionPermissionResponse: ("lambda", "AddLayerVersionPermissionResponse"),
     GetLayerVersionPolicyResponse: ("lambda", "GetLayerVersionPolicyResponse"),
+    AddPermissionResponse: ("lambda", "AddPermissionResponse"),
+    GetPolicyResponse: ("lambda", "GetPolicyResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

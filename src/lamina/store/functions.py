@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from lamina.domain.function_policy import FunctionPolicy, version_seq
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration, VpcConfigResponse
 from lamina.store.db import Connection, Database
@@ -113,6 +114,69 @@ class FunctionStore:
                 ),
             )
         return new
+
+    # -- resource policies (AddPermission, GetPolicy, RemovePermission) ---------------------------
+
+    def function_policy(self, account: str, region: str, name: str, qualifier: str | None) -> str | None:
+        """The policy document (JSON, as GetPolicy answers it) of one function version, or None if
+        it has none (or the version, or the function, does not exist). ``qualifier``: None or
+        ``$LATEST`` for the unpublished version, a version number; an alias has none yet. One read
+        by primary key: the authorizer asks on every cross-account call."""
+        seq = version_seq(qualifier)
+        if seq is None:
+            return None
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT policy FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
+                (account, region, name, seq),
+            ).fetchone()
+        )
+        return str(row[0]) if row and row[0] is not None else None
+
+    def get_policy(
+        self, account: str, region: str, name: str, seq: int
+    ) -> tuple[FunctionRow, FunctionPolicy] | None:
+        """One version and its policy; None if the version does not exist."""
+        r = self.db.read(
+            lambda c: c.execute(
+                f"SELECT {_COLS}, policy, policy_revision FROM function_versions"
+                " WHERE account=? AND region=? AND name=? AND seq=?",
+                (account, region, name, seq),
+            ).fetchone()
+        )
+        if r is None:
+            return None
+        return _row(r), FunctionPolicy.from_document(r[8], r[9])
+
+    def update_policy(
+        self,
+        account: str,
+        region: str,
+        name: str,
+        seq: int,
+        change: Callable[[FunctionRow, FunctionPolicy], FunctionPolicy],
+    ) -> tuple[FunctionRow, FunctionPolicy] | None:
+        """Apply ``change`` (which may raise) to one version's policy atomically. The new policy's
+        RevisionId becomes the version's RevisionId too (as in Lambda). None if no such version."""
+        with self.db.write() as c:
+            r = c.execute(
+                f"SELECT {_COLS}, policy, policy_revision FROM function_versions"
+                " WHERE account=? AND region=? AND name=? AND seq=?",
+                (account, region, name, seq),
+            ).fetchone()
+            if r is None:
+                return None
+            row = _row(r)
+            new = change(row, FunctionPolicy.from_document(r[8], r[9]))
+            config = row.config.copy()
+            if new.revision_id is not None:
+                config["RevisionId"] = new.revision_id
+            c.execute(
+                "UPDATE function_versions SET config=?, policy=?, policy_revision=?"
+                " WHERE account=? AND region=? AND name=? AND seq=?",
+                (json.dumps(config), new.document(), new.revision_id, account, region, name, seq),
+            )
+        return row.with_config(config), new
 
     def publish(
         self,

@@ -162,4 +162,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX iam_entity_attachments_arn ON iam_entity_attachments (account, policy_arn);
     """,
+    # 9: function resource policies, one per version (AddPermission): the policy document as
+    # GetPolicy answers it (NULL: no statements) and its RevisionId. Deleting the version deletes it;
+    # a newly published version starts without one.
+    """
+    ALTER TABLE function_versions ADD COLUMN policy TEXT;
+    ALTER TABLE function_versions ADD COLUMN policy_revision TEXT;
+    """,
 )

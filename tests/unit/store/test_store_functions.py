@@ -131,3 +131,77 @@ def test_what_the_hyperplane_interfaces_need(db: Database) -> None:
     functions.create(latest("bare", State="Active"))
     assert sorted(functions.vpc_configs_in_use(), key=str) == [(ACCOUNT, REGION, vpc), (ACCOUNT, REGION, vpc)]
     assert functions.active_in_vpc() == [FunctionRef(ACCOUNT, REGION, "active")]
+
+
+def test_policies_per_version(db: Database) -> None:
+    """A version's policy: the document GetPolicy answers, its RevisionId (also the version's), the
+    authorizer's one-read ``function_policy``; publishing does not copy it, deleting drops it."""
+    from lamina.domain.function_policy import FunctionPolicy
+
+    functions = FunctionStore(db)
+    functions.create(latest(RevisionId="r0"))
+    statement: Any = {"Sid": "s", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunction"}
+    assert functions.function_policy(ACCOUNT, REGION, "fn", None) is None
+    updated = functions.update_policy(
+        ACCOUNT, REGION, "fn", 0, lambda row, current: FunctionPolicy((*current.statements, statement), "r1")
+    )
+    assert updated is not None
+    row, policy = updated
+    assert row.config["RevisionId"] == "r1" and policy.statements == (statement,)
+    document = policy.document()
+    assert document is not None
+    for qualifier in (None, "$LATEST"):
+        assert functions.function_policy(ACCOUNT, REGION, "fn", qualifier) == document
+    assert functions.get_policy(ACCOUNT, REGION, "fn", 0) == (row, policy)
+    assert functions.get(ACCOUNT, REGION, "fn") == row
+
+    def refuse(row: FunctionRow, current: FunctionPolicy) -> FunctionPolicy:
+        raise ValueError("precondition failed")
+
+    with pytest.raises(ValueError):
+        functions.update_policy(ACCOUNT, REGION, "fn", 0, refuse)
+    assert functions.function_policy(ACCOUNT, REGION, "fn", None) == document
+    assert functions.update_policy(ACCOUNT, REGION, "fn", 1, refuse) is None
+
+    functions.publish(ACCOUNT, REGION, "fn", lambda lt, newest, n: FunctionRow(**{**lt.__dict__, "seq": n}))
+    assert functions.function_policy(ACCOUNT, REGION, "fn", "1") is None
+    for qualifier in ("2", "alias", "valid-with-$"):
+        assert functions.function_policy(ACCOUNT, REGION, "fn", qualifier) is None
+    assert functions.function_policy(ACCOUNT, REGION, "other", None) is None
+    # The last statement removed: no document, the RevisionId kept.
+    cleared = functions.update_policy(ACCOUNT, REGION, "fn", 0, lambda row, current: FunctionPolicy((), "r2"))
+    assert cleared is not None and cleared[1].document() is None
+    assert functions.function_policy(ACCOUNT, REGION, "fn", None) is None
+    assert functions.get_policy(ACCOUNT, REGION, "fn", 0) == (cleared[0], FunctionPolicy((), "r2"))
+    functions.update_policy(ACCOUNT, REGION, "fn", 0, lambda row, current: FunctionPolicy((statement,), "r3"))
+    functions.delete(ACCOUNT, REGION, "fn", None, on_unreferenced=lambda sha: None)
+    functions.create(latest())
+    assert functions.function_policy(ACCOUNT, REGION, "fn", None) is None
+
+
+def test_the_authorize_stage_reads_function_policies_by_arn(db: Database) -> None:
+    from types import SimpleNamespace
+
+    from lamina.domain.arns import Arn
+    from lamina.domain.function_policy import FunctionPolicy
+    from lamina.services.lambda_.resource_policies import reader
+
+    functions = FunctionStore(db)
+    functions.create(latest())
+    statement: Any = {"Sid": "s", "Effect": "Allow", "Principal": "*", "Action": "lambda:GetFunction"}
+    functions.update_policy(ACCOUNT, REGION, "fn", 0, lambda row, current: FunctionPolicy((statement,), "r"))
+    platform: Any = SimpleNamespace(functions=functions)
+    read = reader(platform)
+    base = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fn"
+    expected = functions.function_policy(ACCOUNT, REGION, "fn", None)
+    assert expected is not None
+    for arn, document in (
+        (base, expected),
+        (f"{base}:$LATEST", expected),
+        (f"{base}:1", None),
+        (f"{base}:live", None),
+        (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other", None),
+    ):
+        parsed = Arn.parse(arn)
+        assert parsed is not None
+        assert read(parsed) == document

@@ -89,16 +89,22 @@ def _check_ranges(params: dict[str, Any]) -> None:
         raise ValidationException(format_errors(errors))
 
 
-def function_ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
-    """The function a request names (name, partial or full ARN, with its qualifier); another
-    account's function is not found, as in Lambda."""
+def function_ref(
+    ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True, cross_account: bool = False
+) -> F.FunctionRef:
+    """The function a request names (name, partial or full ARN, with its qualifier).
+
+    ``cross_account``: the operations a function policy can grant another account (Invoke,
+    GetFunction, GetFunctionConfiguration, GetPolicy) act on the account the ARN names; the
+    pipeline's authorizer has already decided that the caller may (function policy and caller
+    identity). Every other operation answers another account's function as not found."""
     ref = F.parse_function_name(
         params["FunctionName"],
         account=ctx.account_id,
         region=ctx.region,
         qualifier=params.get("Qualifier") if qualifier else None,
     )
-    if ref.account != ctx.account_id:
+    if ref.account != ctx.account_id and not cross_account:
         raise ResourceNotFoundException(f"Function not found: {ref.arn}")
     return ref
 
@@ -291,11 +297,11 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
 def get_function_configuration(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
-    return output(load_function(platform, function_ref(ctx, params)).config)
+    return output(load_function(platform, function_ref(ctx, params, cross_account=True)).config)
 
 
 def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    row = load_function(platform, function_ref(ctx, params))
+    row = load_function(platform, function_ref(ctx, params, cross_account=True))
     out: GetFunctionResponse = {
         "Configuration": row.config,
         "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},

@@ -180,7 +180,7 @@ def _check_json(payload: bytes) -> None:
 def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:
     """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
     itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
-    ref = function_ref(ctx, params)
+    ref = function_ref(ctx, params, cross_account=True)  # authorized by the pipeline
     row = load_function(platform, ref)
     kind = params.get("InvocationType", "RequestResponse")
     # As in Lambda, an invocation without a payload delivers an empty JSON object.

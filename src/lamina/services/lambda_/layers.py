@@ -23,10 +23,8 @@ from lamina.domain.models import (
 )
 from lamina.errors import (
     AccessDeniedException,
-    AwsError,
     InvalidParameterValueException,
     PreconditionFailedException,
-    ResourceConflictException,
     ResourceNotFoundException,
 )
 from lamina.services.base import RequestContext, output
@@ -34,7 +32,7 @@ from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.code import download_url, store_zip
 from lamina.services.platform import Platform
 
-NOT_FOUND = "The resource you requested does not exist."
+NOT_FOUND = M.RESOURCE_NOT_FOUND
 DEFAULT_PAGE = 50
 # ListLayerVersions filters in Python over a newest-first scan of this many rows at a time.
 SCAN_BATCH = 200
@@ -283,14 +281,11 @@ def add_layer_version_permission(
     def change(current: L.LayerVersion) -> tuple[tuple[L.PolicyStatement, ...], str | None]:
         _check_revision(params, current)
         if any(s.get("Sid") == sid for s in current.policy):
-            raise ResourceConflictException(
-                f"The statement id ({sid}) provided already exists. "
-                "Please provide a new statement id, or remove the existing statement."
-            )
+            raise M.statement_exists(sid)
         statements = (*current.policy, statement)
         size = len(L.policy_document(statements).encode())
         if size > L.MAX_POLICY_BYTES:
-            raise _policy_too_long(size)
+            raise M.policy_too_long(size, L.MAX_POLICY_BYTES)
         return statements, str(uuid.uuid4())
 
     updated = _update_policy(platform, ctx, ref, arn, change)
@@ -298,15 +293,6 @@ def add_layer_version_permission(
     if updated.revision_id is not None:
         out["RevisionId"] = updated.revision_id
     return output(out)
-
-
-def _policy_too_long(size: int) -> Exception:
-    return AwsError(
-        f"The final policy size ({size}) is bigger than the limit ({L.MAX_POLICY_BYTES}).",
-        code="PolicyLengthExceededException",
-        status=400,
-        sender_fault=True,
-    )
 
 
 def _update_policy(
@@ -332,7 +318,7 @@ def get_layer_version_policy(
     if found is None:
         raise _missing(arn)
     if not found.policy:
-        raise ResourceNotFoundException("No policy is associated with the given resource.")
+        raise ResourceNotFoundException(M.NO_POLICY)
     out: GetLayerVersionPolicyResponse = {"Policy": L.policy_document(found.policy)}
     if found.revision_id is not None:
         out["RevisionId"] = found.revision_id
@@ -349,7 +335,7 @@ def remove_layer_version_permission(
         _check_revision(params, current)
         remaining = tuple(s for s in current.policy if s.get("Sid") != sid)
         if len(remaining) == len(current.policy):
-            raise ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+            raise M.statement_missing(sid)
         return remaining, str(uuid.uuid4())
 
     _update_policy(platform, ctx, ref, arn, change)

@@ -6,16 +6,20 @@ from __future__ import annotations
 from typing import Final
 
 from lamina.errors import (
+    AwsError,
     InvalidParameterValueException,
     InvalidRequestContentException,
     PreconditionFailedException,
     ResourceConflictException,
+    ResourceNotFoundException,
 )
 
 TOO_MANY_LAYERS: Final = "Cannot reference more than 5 layers."
 ZIP_ONLY: Final = "lamina runs Zip functions only: container images are not supported."
 ROLE_CANNOT_BE_ASSUMED: Final = "The role defined for the function cannot be assumed by Lambda."
 LAYER_VERSION_BELOW_ONE: Final = "Layer Version Cannot be less than 1"
+RESOURCE_NOT_FOUND: Final = "The resource you requested does not exist."
+NO_POLICY: Final = "No policy is associated with the given resource."
 
 
 def invalid_marker(marker: object) -> InvalidParameterValueException:
@@ -53,4 +57,24 @@ def function_revision_mismatch() -> PreconditionFailedException:
 def payload_not_json(exc: Exception) -> InvalidRequestContentException:
     return InvalidRequestContentException(
         f"Could not parse request body into json: Could not parse payload into json: {exc}"
+    )
+
+
+def statement_exists(sid: str) -> ResourceConflictException:
+    return ResourceConflictException(
+        f"The statement id ({sid}) provided already exists. "
+        "Please provide a new statement id, or remove the existing statement."
+    )
+
+
+def statement_missing(sid: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Statement {sid} is not found in resource policy.")
+
+
+def policy_too_long(size: int, limit: int) -> AwsError:
+    return AwsError(
+        f"The final policy size ({size}) is bigger than the limit ({limit}).",
+        code="PolicyLengthExceededException",
+        status=400,
+        sender_fault=True,
     )

@@ -18,6 +18,10 @@ def reader(platform: Platform) -> Callable[[Arn], str | None]:
         if parts[0] == "layer" and len(parts) == 3 and parts[2].isdigit():
             found = platform.layers.get_layer_version(arn.account, arn.region, parts[1], int(parts[2]))
             return L.policy_document(found.policy) if found is not None and found.policy else None
+        if parts[0] == "function" and len(parts) in (2, 3):
+            # function:NAME ($LATEST) or function:NAME:QUALIFIER: that version's own policy.
+            qualifier = parts[2] if len(parts) == 3 else None
+            return platform.functions.function_policy(arn.account, arn.region, parts[1], qualifier)
         return None
 
     return read

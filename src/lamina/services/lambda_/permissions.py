@@ -1,0 +1,141 @@
+"""Function resource policies: AddPermission, GetPolicy, RemovePermission.
+
+Each function version has its own policy (``lamina.domain.function_policy``); the store keeps its
+document next to the version, so deleting the version or the function deletes it. The pipeline's
+authorizer reads it through ``FunctionStore.function_policy`` to let other accounts and services in.
+Aliases do not exist yet: an alias qualifier is answered as AWS answers an alias that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from lamina.domain import function_policy as P
+from lamina.domain import functions as F
+from lamina.domain.models import AddPermissionResponse, GetPolicyResponse
+from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.services.base import RequestContext, output
+from lamina.services.lambda_ import messages as M
+from lamina.services.lambda_.functions import function_ref
+from lamina.services.platform import Platform
+from lamina.store.functions import FunctionRow
+
+INVALID_PRINCIPAL = "The provided principal was invalid. Please check the principal and try again."
+LATEST_UNSUPPORTED = "We currently do not support adding policies for $LATEST."
+
+
+def _alias_missing(ref: F.FunctionRef) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Cannot find alias arn: {ref.qualified_arn}")
+
+
+def _version(platform: Platform, ref: F.FunctionRef, message: str) -> int:
+    """The stored version (seq) a policy operation acts on, or the operation's not-found error
+    (``message``; an alias of an existing function: "Cannot find alias arn")."""
+    seq = P.version_seq(ref.qualifier)
+    if seq is None and P.qualifier_kind(ref.qualifier) == P.QualifierKind.ALIAS:
+        if platform.functions.get(ref.account, ref.region, ref.name) is None:
+            raise ResourceNotFoundException(message)
+        raise _alias_missing(ref)
+    if seq is None:
+        raise ResourceNotFoundException(message)
+    return seq
+
+
+def _shown_arn(ref: F.FunctionRef) -> str:
+    """The ARN AWS's messages name: qualified, except for $LATEST."""
+    if ref.qualifier in (None, F.LATEST):
+        return ref.arn
+    return ref.qualified_arn
+
+
+def _check_revision(params: dict[str, Any], row: FunctionRow, policy: P.FunctionPolicy) -> None:
+    # Both RevisionIds a client may hold are current: GetPolicy's, and GetFunction's (a policy change
+    # gives the version the policy's new RevisionId; publishing a version changes $LATEST's alone).
+    wanted = params.get("RevisionId")
+    if wanted is not None and wanted not in (policy.revision_id, row.config.get("RevisionId")):
+        raise M.function_revision_mismatch()
+
+
+def _reprepare(platform: Platform, row: FunctionRow) -> None:
+    """A policy change rotates the version's RevisionId; a preparation still running for the old
+    one gives way to newer changes, so it is scheduled again for this one (cheap: trees are there)."""
+    if row.seq == 0 and (
+        row.config.get("State") == F.State.PENDING.value
+        or row.config.get("LastUpdateStatus") == F.UpdateStatus.IN_PROGRESS.value
+    ):
+        platform.preparer.schedule(row)
+
+
+def add_permission(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = function_ref(ctx, params)
+    if ref.qualifier == F.LATEST:
+        raise InvalidParameterValueException(LATEST_UNSUPPORTED)
+    if not P.valid_principal(params["Principal"]):
+        raise InvalidParameterValueException(INVALID_PRINCIPAL)
+    missing = f"Function not found: {_shown_arn(ref)}"
+    seq = _version(platform, ref, missing)
+    sid = params["StatementId"]
+    statement = P.make_statement(params, ref.qualified_arn)
+
+    def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
+        _check_revision(params, row, current)
+        if current.has(sid):
+            raise M.statement_exists(sid)
+        statements = (*current.statements, statement)
+        size = len(P.policy_document(statements).encode())
+        if size > P.MAX_POLICY_BYTES:
+            raise M.policy_too_long(size, P.MAX_POLICY_BYTES)
+        return P.FunctionPolicy(statements, str(uuid.uuid4()))
+
+    updated = platform.functions.update_policy(ref.account, ref.region, ref.name, seq, change)
+    if updated is None:
+        raise ResourceNotFoundException(missing)
+    _reprepare(platform, updated[0])
+    out: AddPermissionResponse = {"Statement": json.dumps(statement, separators=(",", ":"))}
+    return output(out)
+
+
+def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    # Another account's function when its policy lets the caller (decided by the authorizer).
+    ref = function_ref(ctx, params, cross_account=True)
+    seq = P.version_seq(ref.qualifier)
+    found = None if seq is None else platform.functions.get_policy(ref.account, ref.region, ref.name, seq)
+    document = found[1].document() if found is not None else None
+    if found is None or document is None:
+        # The same answer for no function, no such version or alias, and no policy (recorded).
+        raise ResourceNotFoundException(M.RESOURCE_NOT_FOUND)
+    out: GetPolicyResponse = {"Policy": document}
+    if found[1].revision_id is not None:
+        out["RevisionId"] = found[1].revision_id
+    return output(out)
+
+
+def remove_permission(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = function_ref(ctx, params)
+    missing = f"No policy found for: {_shown_arn(ref)}"
+    seq = _version(platform, ref, missing)
+    sid = params["StatementId"]
+
+    def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
+        _check_revision(params, row, current)
+        if not current.statements:
+            raise ResourceNotFoundException(M.NO_POLICY)
+        remaining = tuple(s for s in current.statements if s.get("Sid") != sid)
+        if len(remaining) == len(current.statements):
+            raise M.statement_missing(sid)
+        return P.FunctionPolicy(remaining, str(uuid.uuid4()))
+
+    updated = platform.functions.update_policy(ref.account, ref.region, ref.name, seq, change)
+    if updated is None:
+        raise ResourceNotFoundException(missing)
+    _reprepare(platform, updated[0])
+    return {}
+
+
+HANDLERS = {
+    "AddPermission": add_permission,
+    "GetPolicy": get_policy,
+    "RemovePermission": remove_permission,
+}
