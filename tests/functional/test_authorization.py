@@ -464,3 +464,81 @@ def test_decoding_needs_permission(server: LaminaServer, iam: Any) -> None:
     with pytest.raises(sts.exceptions.ClientError) as e:
         sts.decode_authorization_message(EncodedMessage=base64.b64encode(b"x" * 40).decode())
     assert err(e)[:2] == (403, "AccessDenied")
+
+
+# -- the console ---------------------------------------------------------------------------------------
+
+
+def console_post(opener: Any, server: LaminaServer, action: str, doc: Any) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", "X-Lamina-Console": "1"}
+    req = urllib.request.Request(f"{server.url}/console/api/{action}", json.dumps(doc).encode(), headers)
+    try:
+        with opener.open(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_console_allows_exactly_what_the_api_does(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    import http.cookiejar
+    import urllib.request
+
+    fn = make_function(lam, role_arn)
+    reader = doc({"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": fn_arn(fn)})
+    name, key, secret = user_keys(iam, inline=reader)
+    user = f"arn:aws:iam::{ACCT}:user/{name}"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    status, me = console_post(opener, server, "signin", {"accessKeyId": key, "secretAccessKey": secret})
+    assert status == 200, me
+
+    def call(service: str, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return console_post(
+            opener,
+            server,
+            "call",
+            {"service": service, "operation": operation, "region": "us-east-1", "params": params},
+        )
+
+    status, out = call("lambda", "GetFunction", {"FunctionName": fn})
+    assert status == 200 and out["result"]["Configuration"]["FunctionName"] == fn
+    status, out = call("lambda", "ListFunctions", {})
+    assert (status, out["error"]) == (
+        403,
+        {"code": "AccessDeniedException", "message": denied(user, "lambda:ListFunctions", "*")},
+    )
+    # The log view is CloudWatch Logs' to allow: this user may not read the function's logs.
+    status, out = console_post(opener, server, "logs", {"function": fn, "region": "us-east-1"})
+    group = f"arn:aws:logs:us-east-1:{ACCT}:log-group:/aws/lambda/{fn}"
+    assert (status, out["error"]["message"]) == (403, denied(user, "logs:FilterLogEvents", group))
+
+
+def test_resource_tags_of_iam_roles_condition_access(server: LaminaServer, iam: Any) -> None:
+    tagged = iam.create_role(
+        RoleName=uid("tagged"),
+        AssumeRolePolicyDocument=TRUST_ACCOUNT,
+        Tags=[{"Key": "team", "Value": "blue"}],
+    )["Role"]["RoleName"]
+    plain = iam.create_role(RoleName=uid("plain"), AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["RoleName"]
+    blue_only = doc(
+        {
+            "Effect": "Allow",
+            "Action": "iam:GetRole",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/team": "blue"}},
+        }
+    )
+    name, key, secret = user_keys(iam, inline=blue_only)
+    mine = client(server, "iam", key=key, secret=secret)
+    assert mine.get_role(RoleName=tagged)["Role"]["RoleName"] == tagged
+    with pytest.raises(mine.exceptions.ClientError) as e:
+        mine.get_role(RoleName=plain)
+    assert err(e) == (
+        403,
+        "AccessDenied",
+        denied(f"arn:aws:iam::{ACCT}:user/{name}", "iam:GetRole", f"arn:aws:iam::{ACCT}:role/{plain}"),
+    )

@@ -61,7 +61,7 @@ def dev(srv: InProcessServer) -> Any:
 # allow sts:AssumeRole, as in AWS).
 CHAIN = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+    "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}],
 }
 
 

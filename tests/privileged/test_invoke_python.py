@@ -604,6 +604,28 @@ def test_a_role_allowing_one_call_allows_that_call_and_no_other(lam: Any, py_ser
     }
 
 
+def test_cross_account_invoke_needs_the_function_policy(lam: Any, py_server: LaminaServer) -> None:
+    """Another account invokes a function exactly when the function's policy grants it (issue 12)."""
+    name = create(lam)
+    arn = f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+    alice = client(py_server, key=ALICE["access_key_id"], secret=ALICE["secret_access_key"], read_timeout=60)
+    with pytest.raises(alice.exceptions.ClientError) as e:
+        alice.invoke(FunctionName=arn, Payload=b"{}")
+    assert e.value.response["Error"]["Message"] == (
+        f"User: arn:aws:iam::{ALICE['account_id']}:root is not authorized to perform: lambda:InvokeFunction "
+        f"on resource: {arn} because no resource-based policy allows the lambda:InvokeFunction action"
+    )
+    lam.add_permission(
+        FunctionName=name, StatementId="alice", Action="lambda:InvokeFunction", Principal=ALICE["account_id"]
+    )
+    r, out = call(alice, arn, {"op": "echo"})
+    assert "FunctionError" not in r and out == {"event": {"op": "echo"}}
+    # The grant is for invoking: reading the configuration stays refused.
+    with pytest.raises(alice.exceptions.ClientError) as e:
+        alice.get_function_configuration(FunctionName=arn)
+    assert e.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
 def test_response_size_limit(lam: Any) -> None:
     name = create(lam, MemorySize=512, Timeout=20)
     r, out = call(lam, name, {"op": "big", "size": MAX_RESPONSE - 2})  # JSON string: exactly the limit

@@ -336,7 +336,27 @@ class IamAuthorizer:
             keys["aws:resourceaccount"] = (owner,)
         if check.context:
             keys.update(normalise_context(check.context))
+        for key, value in self._resource_tags(check.resource).items():
+            keys[f"aws:resourcetag/{key.lower()}"] = (value,)
         return keys
+
+    def _resource_tags(self, resource: str) -> Mapping[str, str]:
+        """aws:ResourceTag/*: the tags of the IAM user or role a request acts on (Lambda functions
+        carry no tags yet)."""
+        arn = Arn.parse(resource)
+        if arn is None or arn.service != "iam" or not arn.account.isdigit():
+            return {}
+        kind, _, rest = arn.resource.partition("/")
+        name = rest.rsplit("/", 1)[-1]
+        found: Mapping[str, object] | None = None
+        if kind == "role" and name:
+            found = self._iam.get_role(arn.account, name)
+        elif kind == "user" and name:
+            found = self._iam.get_user(arn.account, name)
+        tags = found.get("Tags") if found is not None else None
+        if not isinstance(tags, list):
+            return {}
+        return {str(t.get("Key")): str(t.get("Value", "")) for t in tags if isinstance(t, dict)}
 
     # -- denials -------------------------------------------------------------------------------------
 
