@@ -259,28 +259,28 @@ def decide(
         if scan is not None and scan.deny:
             return denied(kind, True)
     same_account = resource_account is None or resource_account == caller.account
-    # The identity side: what the caller's own policies allow, within boundary and session policy.
-    identity_ok = root or identity.allow
+    # The identity side: the caller's own policies, within its boundary and session policies; the
+    # first of them that does not allow names the denial.
     limits_ok = (boundary is None or boundary.allow) and (session is None or session.allow)
+    short = next(
+        (
+            kind
+            for kind, ok in (
+                (PolicyType.IDENTITY, root or identity.allow),
+                (PolicyType.BOUNDARY, boundary is None or boundary.allow),
+                (PolicyType.SESSION, session is None or session.allow),
+            )
+            if not ok
+        ),
+        None,
+    )
+    allowed = Decision(True, None, False, *found)
     if same_account:
-        if resource_scan.allow:
-            if NamedAs.DIRECTLY in named:
-                return Decision(True, None, False, *found)
-            if NamedAs.ROLE in named and limits_ok:
-                return Decision(True, None, False, *found)
-        if not identity_ok:
-            return denied(PolicyType.IDENTITY, False)
-        if boundary is not None and not boundary.allow:
-            return denied(PolicyType.BOUNDARY, False)
-        if session is not None and not session.allow:
-            return denied(PolicyType.SESSION, False)
-        return Decision(True, None, False, *found)
-    if not identity_ok:
-        return denied(PolicyType.IDENTITY, False)
-    if boundary is not None and not boundary.allow:
-        return denied(PolicyType.BOUNDARY, False)
-    if session is not None and not session.allow:
-        return denied(PolicyType.SESSION, False)
-    if not resource_scan.allow:
-        return denied(PolicyType.RESOURCE, False)
-    return Decision(True, None, False, *found)
+        # Either side may allow; a grant to the session's role is still bound by its limits.
+        if resource_scan.allow and (NamedAs.DIRECTLY in named or (NamedAs.ROLE in named and limits_ok)):
+            return allowed
+        return allowed if short is None else denied(short, False)
+    # Across accounts both sides must allow.
+    if short is not None:
+        return denied(short, False)
+    return allowed if resource_scan.allow else denied(PolicyType.RESOURCE, False)

@@ -51,6 +51,13 @@ def _row(r: Any) -> FunctionRow:
     return FunctionRow(r[0], r[1], r[2], r[3], config, r[5], r[6], tuple(json.loads(r[7])))
 
 
+# One version with its policy columns (the version's own columns first, as _row reads them).
+_WITH_POLICY = (
+    f"SELECT {_COLS}, policy, policy_revision FROM function_versions"
+    " WHERE account=? AND region=? AND name=? AND seq=?"
+)
+
+
 class FunctionStore:
     """Function versions of every account and region (the function repository)."""
 
@@ -139,8 +146,7 @@ class FunctionStore:
         """One version and its policy; None if the version does not exist."""
         r = self.db.read(
             lambda c: c.execute(
-                f"SELECT {_COLS}, policy, policy_revision FROM function_versions"
-                " WHERE account=? AND region=? AND name=? AND seq=?",
+                _WITH_POLICY,
                 (account, region, name, seq),
             ).fetchone()
         )
@@ -160,8 +166,7 @@ class FunctionStore:
         RevisionId becomes the version's RevisionId too (as in Lambda). None if no such version."""
         with self.db.write() as c:
             r = c.execute(
-                f"SELECT {_COLS}, policy, policy_revision FROM function_versions"
-                " WHERE account=? AND region=? AND name=? AND seq=?",
+                _WITH_POLICY,
                 (account, region, name, seq),
             ).fetchone()
             if r is None:
