@@ -21,6 +21,7 @@ BENCHMARKS = [
     "vpc_dataplane.py",
     "builder.py",
     "against.py",
+    "authz.py",
 ]
 
 
