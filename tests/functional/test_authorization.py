@@ -542,3 +542,30 @@ def test_resource_tags_of_iam_roles_condition_access(server: LaminaServer, iam: 
         "AccessDenied",
         denied(f"arn:aws:iam::{ACCT}:user/{name}", "iam:GetRole", f"arn:aws:iam::{ACCT}:role/{plain}"),
     )
+
+
+def test_the_aws_cli_shows_each_services_denial(server: LaminaServer, iam: Any) -> None:
+    name, key, secret = user_keys(iam)
+    user = f"arn:aws:iam::{ACCT}:user/{name}"
+    creds = {"key": key, "secret": secret}
+    out = aws(server, ["ec2", "describe-vpcs"], check=False, **creds)
+    assert (
+        "An error occurred (UnauthorizedOperation) when calling the DescribeVpcs operation: You are not "
+        f"authorized to perform this operation. User: {user} is not authorized to perform: ec2:DescribeVpcs "
+        "because no identity-based policy allows the ec2:DescribeVpcs action"
+    ) in out.stderr
+    out = aws(server, ["ec2", "create-vpc", "--cidr-block", "10.8.0.0/16"], check=False, **creds)
+    assert "Encoded authorization failure message: " in out.stderr
+    role = f"arn:aws:iam::{ACCT}:role/lambda-role"
+    out = aws(
+        server, ["sts", "assume-role", "--role-arn", role, "--role-session-name", "me"], check=False, **creds
+    )
+    assert (
+        "An error occurred (AccessDenied) when calling the AssumeRole operation: "
+        + denied(user, "sts:AssumeRole", role)
+    ) in out.stderr
+    out = aws(server, ["lambda", "list-layers"], check=False, **creds)
+    assert (
+        "An error occurred (AccessDeniedException) when calling the ListLayers operation: "
+        + denied(user, "lambda:ListLayers", "*")
+    ) in out.stderr
