@@ -174,7 +174,7 @@ def test_create_function_passes_the_role_and_carries_its_settings() -> None:
         "VpcConfig": {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
         "Tags": {"team": "red"},
     }
-    create, pass_role = run("lambda", "CreateFunction", params)
+    create, pass_role, tag = run("lambda", "CreateFunction", params)
     assert create == Check(
         "lambda:CreateFunction",
         f"{FN}:fn-a",
@@ -190,6 +190,24 @@ def test_create_function_passes_the_role_and_carries_its_settings() -> None:
     assert pass_role == Check(
         "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/exec", {"iam:PassedToService": "lambda.amazonaws.com"}
     )
+    # Tagging on create also needs the tagging action (Lambda's attribute-based access control).
+    assert tag == Check(
+        "lambda:TagResource", f"{FN}:fn-a", {"aws:RequestTag/team": "red", "aws:TagKeys": ("team",)}
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "kind", "tag_action"),
+    [("CreateUser", "user", "iam:TagUser"), ("CreateRole", "role", "iam:TagRole")],
+)
+def test_iam_tags_on_create_need_the_tagging_action(operation: str, kind: str, tag_action: str) -> None:
+    name_key = "UserName" if kind == "user" else "RoleName"
+    params = {name_key: "x", "Tags": [{"Key": "team", "Value": "red"}]}
+    keys = {"aws:RequestTag/team": "red", "aws:TagKeys": ("team",)}
+    create, tag = run("iam", operation, params)
+    assert create == Check(f"iam:{operation}", f"arn:aws:iam::{ACCOUNT}:{kind}/x", keys)
+    assert tag == Check(tag_action, f"arn:aws:iam::{ACCOUNT}:{kind}/x", keys)
+    assert len(run("iam", operation, {name_key: "x"})) == 1  # no tags, no tagging check
 
 
 @pytest.mark.parametrize(
@@ -246,11 +264,9 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
         ),
         (
             "CreateUser",
-            {"UserName": "u", "Tags": [{"Key": "team", "Value": "red"}]},
+            {"UserName": "u", "Path": "/ops/"},
             None,
-            Check(
-                "iam:CreateUser", f"{IAM}:user/u", {"aws:RequestTag/team": "red", "aws:TagKeys": ("team",)}
-            ),
+            Check("iam:CreateUser", f"{IAM}:user/ops/u"),
         ),
         (
             "AttachUserPolicy",
@@ -313,7 +329,7 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
         "unknown-role-default-path",
         "list-roles",
         "create-role-boundary",
-        "create-user-tags",
+        "create-user-path",
         "attach-user-policy",
         "detach-group-policy",
         "role-boundary",

@@ -36,6 +36,7 @@ from lamina.domain.actions_spec import (
     multi,
     request_tags,
     tag_keys_in,
+    tag_on_create,
     tag_pairs,
     tags_in,
 )
@@ -89,7 +90,12 @@ UNTAG = tag_keys_in("TagKeys")
 
 IAM_TABLE: Mapping[str, Spec] = {
     # Roles
-    "CreateRole": Spec("iam:CreateRole", new_entity("role", "RoleName"), context=(BOUNDARY_KEY, TAGS)),
+    "CreateRole": Spec(
+        "iam:CreateRole",
+        new_entity("role", "RoleName"),
+        context=(BOUNDARY_KEY, TAGS),
+        also=(tag_on_create("iam:TagRole", new_entity("role", "RoleName")),),
+    ),
     "GetRole": Spec("iam:GetRole", ROLE),
     "ListRoles": Spec("iam:ListRoles"),
     "DeleteRole": Spec("iam:DeleteRole", ROLE),
@@ -114,7 +120,12 @@ IAM_TABLE: Mapping[str, Spec] = {
     "ListPolicies": Spec("iam:ListPolicies"),
     "ListPolicyVersions": Spec("iam:ListPolicyVersions", POLICY_ARN),
     # Users and their access keys
-    "CreateUser": Spec("iam:CreateUser", new_entity("user", "UserName"), context=(BOUNDARY_KEY, TAGS)),
+    "CreateUser": Spec(
+        "iam:CreateUser",
+        new_entity("user", "UserName"),
+        context=(BOUNDARY_KEY, TAGS),
+        also=(tag_on_create("iam:TagUser", new_entity("user", "UserName")),),
+    ),
     "GetUser": Spec("iam:GetUser", CALLER),
     "ListUsers": Spec("iam:ListUsers"),
     "UpdateUser": Spec("iam:UpdateUser", USER),

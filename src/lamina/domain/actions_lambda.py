@@ -26,6 +26,7 @@ from lamina.domain.actions_spec import (
     given,
     multi,
     strings,
+    tag_on_create,
     tags_in,
 )
 from lamina.domain.arns import PARTITION
@@ -113,7 +114,7 @@ TABLE: Mapping[str, Spec] = {
         "lambda:CreateFunction",
         unqualified_function,
         context=(function_settings, tags_in("Tags")),
-        also=(pass_role,),
+        also=(pass_role, tag_on_create("lambda:TagResource", unqualified_function)),
     ),
     "GetFunction": Spec("lambda:GetFunction", function),
     "GetFunctionConfiguration": Spec("lambda:GetFunctionConfiguration", function),

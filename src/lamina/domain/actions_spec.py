@@ -161,3 +161,20 @@ def given(param: str, otherwise: Callable[[Call], str]) -> Callable[[Call], str]
 
 def iam_root(account: str) -> str:
     return f"arn:{PARTITION}:iam::{account}:root"
+
+
+def tag_on_create(action: str, resource: Resource) -> Extra:
+    """Tagging while creating also needs the tagging action on the new resource, with the request's
+    tag keys (Lambda Developer Guide, "Using attribute-based access control": CreateFunction with
+    Tags needs lambda:TagResource; IAM User Guide, "Tagging IAM resources": CreateRole and CreateUser
+    with Tags need iam:TagRole and iam:TagUser)."""
+
+    def extra(call: Call) -> tuple[Check, ...]:
+        pairs = tag_pairs(call.params.get("Tags"))
+        if not pairs:
+            return ()
+        found = resource(call)
+        target = found if isinstance(found, str) else (found[0] if found else "*")
+        return (Check(action, target, MappingProxyType(request_tags(pairs))),)
+
+    return extra
