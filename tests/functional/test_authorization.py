@@ -569,3 +569,30 @@ def test_the_aws_cli_shows_each_services_denial(server: LaminaServer, iam: Any) 
         "An error occurred (AccessDeniedException) when calling the ListLayers operation: "
         + denied(user, "lambda:ListLayers", "*")
     ) in out.stderr
+
+
+def test_trust_policies_see_the_callers_tags_and_sessions_keep_its_id(server: LaminaServer, iam: Any) -> None:
+    trust = doc(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCT}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}},
+        }
+    )
+    blue_team = role_with(iam, trust=trust)
+    blue, blue_key, blue_secret = user_keys(iam, ADMIN)
+    iam.tag_user(UserName=blue, Tags=[{"Key": "team", "Value": "blue"}])
+    assume(server, blue_key, blue_secret, blue_team)
+    _, red_key, red_secret = user_keys(iam, ADMIN)
+    red_sts = client(server, "sts", key=red_key, secret=red_secret)
+    with pytest.raises(red_sts.exceptions.ClientError) as e:
+        red_sts.assume_role(RoleArn=blue_team, RoleSessionName="me")
+    assert err(e)[:2] == (403, "AccessDenied")
+    # GetSessionToken credentials act as the user, with its own id.
+    creds = client(server, "sts", key=blue_key, secret=blue_secret).get_session_token()["Credentials"]
+    who = client(
+        server, "sts", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    ).get_caller_identity()
+    assert who["Arn"] == f"arn:aws:iam::{ACCT}:user/{blue}"
+    assert who["UserId"] == iam.get_user(UserName=blue)["User"]["UserId"]

@@ -98,7 +98,23 @@ def _session_policy(iam: IamStore, role_account: str, params: dict[str, Any]) ->
     return policy, arns
 
 
+def _principal_tags(iam: IamStore, ctx: RequestContext, caller: Session | None) -> dict[str, str]:
+    """aws:PrincipalTag/*: a user's tags; a role session's role tags overridden by its session tags."""
+    found: dict[str, Any] | None = None
+    if caller is not None and caller.is_role_session:
+        role = Arn.parse(caller.role_arn)
+        name = role.role_name if role is not None else None
+        found = dict(iam.get_role(role.account, name) or {}) if role is not None and name else None
+    elif ":user/" in ctx.caller:
+        found = dict(iam.get_user(ctx.account_id, ctx.caller.rsplit("/", 1)[-1]) or {})
+    tags = {str(t["Key"]): str(t.get("Value", "")) for t in (found or {}).get("Tags") or []}
+    if caller is not None:
+        tags.update(caller.tags)
+    return tags
+
+
 def _trust_context(
+    iam: IamStore,
     ctx: RequestContext,
     caller: Session | None,
     params: dict[str, Any],
@@ -116,9 +132,8 @@ def _trust_context(
         "aws:EpochTime": str(ctx.now_ms // 1000),
         "sts:RoleSessionName": str(params["RoleSessionName"]),
     }
-    if caller is not None:
-        for key, value in caller.tags.items():
-            context[f"aws:PrincipalTag/{key}"] = value
+    for key, value in _principal_tags(iam, ctx, caller).items():
+        context[f"aws:PrincipalTag/{key}"] = value
     for key, value in requested:
         context[f"aws:RequestTag/{key}"] = value
     if requested:
@@ -165,7 +180,7 @@ def assume_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> d
         raise _role_not_found_or_untrusted(ctx, "sts:AssumeRole", arn)
     policy, policy_arns = _session_policy(iam, parsed.account, params)
     trust = parse_policy(str(role["AssumeRolePolicyDocument"]), PolicyKind.TRUST)
-    context = _trust_context(ctx, caller, params, requested)
+    context = _trust_context(iam, ctx, caller, params, requested)
     if not trusts_account(trust, ctx.account_id, ctx.caller, "sts:AssumeRole", context):
         raise _role_not_found_or_untrusted(ctx, "sts:AssumeRole", arn)
     # Passing session tags, or setting a source identity, needs its own permission in the trust
@@ -216,8 +231,11 @@ def get_session_token(iam: IamStore, ctx: RequestContext, params: dict[str, Any]
     duration = int(params.get("DurationSeconds") or 43_200)
     if root:
         duration = min(duration, 3600)
-    # The root's user id is its account id; a user's is the caller ARN until users have ids here.
-    user_id = ctx.account_id if root else ctx.caller
+    # The root's user id is its account id; a user's is its AIDA... id.
+    user_id = ctx.account_id
+    if not root:
+        user = iam.get_user(ctx.account_id, ctx.caller.rsplit("/", 1)[-1])
+        user_id = str(user["UserId"]) if user is not None else ctx.caller
     session = issue_own_session(iam, ctx.account_id, ctx.caller, user_id, duration, ctx.now_ms / 1000)
     return {"Credentials": _credentials_shape(session)}
 
