@@ -540,7 +540,8 @@ def test_resource_tags_of_iam_roles_condition_access(server: LaminaServer, iam: 
     assert err(e) == (
         403,
         "AccessDenied",
-        denied(f"arn:aws:iam::{ACCT}:user/{name}", "iam:GetRole", f"arn:aws:iam::{ACCT}:role/{plain}"),
+        # IAM names an existing role "role NAME" in its denials.
+        denied(f"arn:aws:iam::{ACCT}:user/{name}", "iam:GetRole", f"role {plain}"),
     )
 
 

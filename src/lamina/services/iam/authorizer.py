@@ -373,6 +373,9 @@ class IamAuthorizer:
             return AccessDeniedException(
                 f"User: {caller.arn} is not authorized to perform: {check.action} on resource: {check.resource}"
             )
+        if request.service == "iam":
+            shown = self._iam_resource_name(check)
+            return AccessDeniedException(denial_message(caller.arn, check.action, shown, decision))
         if request.service != "ec2":
             return AccessDeniedException(denial_message(caller.arn, check.action, check.resource, decision))
         # EC2 shows no resource for actions on none, and encodes the decision for mutating calls
@@ -387,6 +390,24 @@ class IamAuthorizer:
             encoded = self._iam.save_authorization_message(caller.account, decoded, self._clock())
             message += f". Encoded authorization failure message: {encoded}"
         return AccessDeniedException(message)
+
+    def _iam_resource_name(self, check: actions.Check) -> str:
+        """How IAM names the resource in its denials: an existing user, role or group as
+        ``role NAME`` (as in ``... iam:GetRole on resource: role my-role because ...``), anything
+        else (one being created, a policy) by its ARN."""
+        arn = Arn.parse(check.resource)
+        if arn is None or arn.service != "iam" or not check.action.startswith("iam:"):
+            return check.resource
+        kind, _, rest = arn.resource.partition("/")
+        name = rest.rsplit("/", 1)[-1]
+        found: Mapping[str, object] | None = None
+        if kind == "role" and name:
+            found = self._iam.get_role(arn.account, name)
+        elif kind == "user" and name:
+            found = self._iam.get_user(arn.account, name)
+        elif kind == "group" and name:
+            found = self._iam.get_group(arn.account, name)
+        return f"{kind} {name}" if found is not None else check.resource
 
     @staticmethod
     def _decoded(
