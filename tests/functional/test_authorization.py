@@ -597,3 +597,29 @@ def test_trust_policies_see_the_callers_tags_and_sessions_keep_its_id(server: La
     ).get_caller_identity()
     assert who["Arn"] == f"arn:aws:iam::{ACCT}:user/{blue}"
     assert who["UserId"] == iam.get_user(UserName=blue)["User"]["UserId"]
+
+
+def test_the_decoded_message_shows_the_deny_that_decided(server: LaminaServer, iam: Any) -> None:
+    no_vpcs = doc(
+        {"Effect": "Allow", "Action": ["ec2:*", "sts:DecodeAuthorizationMessage"], "Resource": "*"},
+        {"Sid": "NoVpcs", "Effect": "Deny", "Action": "ec2:CreateVpc", "Resource": "*"},
+    )
+    _, key, secret = user_keys(iam, inline=no_vpcs)
+    ec2 = client(server, "ec2", key=key, secret=secret)
+    with pytest.raises(ec2.exceptions.ClientError) as e:
+        ec2.create_vpc(CidrBlock="10.9.0.0/16")
+    message = err(e)[2]
+    assert (
+        "with an explicit deny in an identity-based policy. Encoded authorization failure message: "
+        in message
+    )
+    encoded = message.rsplit(" ", 1)[1]
+    sts = client(server, "sts", key=key, secret=secret)
+    details = json.loads(sts.decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"])
+    assert details["explicitDeny"] is True
+    (statement,) = details["matchedStatements"]["items"]
+    assert (statement["statementId"], statement["effect"]) == ("NoVpcs", "DENY")
+    assert statement["actions"] == {"items": [{"value": "ec2:CreateVpc"}]}
+    keys = {item["key"]: item["values"]["items"] for item in details["context"]["conditions"]["items"]}
+    assert keys["aws:RequestedRegion"] == [{"value": "us-east-1"}]
+    assert keys["aws:SecureTransport"] == [{"value": "true"}]  # loopback counts as secure

@@ -39,7 +39,15 @@ from lamina.domain.evaluation import (
     denial_message,
 )
 from lamina.domain.iam_managed import MANAGED
-from lamina.domain.policy import MalformedPolicy, PolicyDocument, PolicyKind, normalise_context, parse_policy
+from lamina.domain.policy import (
+    Effect,
+    MalformedPolicy,
+    PolicyDocument,
+    PolicyKind,
+    Statement,
+    normalise_context,
+    parse_policy,
+)
 from lamina.errors import CROSS_ACCOUNT_PASS_ROLE, AccessDeniedException
 from lamina.services.base import AuthorizationRequest
 from lamina.services.iam.identities import Identity, IdentityKind, load_identity
@@ -318,27 +326,53 @@ class IamAuthorizer:
         kind = PolicyKind.TRUST if arn.service == "iam" else PolicyKind.RESOURCE
         return _parsed(text, kind)
 
+    def _request_keys(self, request: AuthorizationRequest, owner: str | None) -> dict[str, str]:
+        """The global condition keys of this request (not of its principal), by their names."""
+        now = int(self._clock())
+        secure = request.secure_transport or _loopback(request.source_ip)
+        keys = {
+            "aws:RequestedRegion": request.region,
+            "aws:CurrentTime": _iso(now),
+            "aws:EpochTime": str(now),
+            # True over TLS and, documented, on loopback: policies that demand TLS work locally.
+            "aws:SecureTransport": "true" if secure else "false",
+        }
+        if request.source_ip:
+            keys["aws:SourceIp"] = request.source_ip
+        if owner is not None:
+            keys["aws:ResourceAccount"] = owner
+        return keys
+
     def _keys(
         self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
     ) -> dict[str, tuple[str, ...]]:
-        """The request's condition keys, normalised (lower-case names, tuples of values)."""
-        now = self._clock()
-        secure = request.secure_transport or _loopback(request.source_ip)
+        """Every condition key of the request, normalised (lower-case names, tuples of values): the
+        principal's were normalised once."""
         keys = dict(principal.keys)
-        keys["aws:requestedregion"] = (request.region,)
-        keys["aws:currenttime"] = (_iso(int(now)),)
-        keys["aws:epochtime"] = (str(int(now)),)
-        # True over TLS and, documented, on loopback: policies that demand TLS work locally.
-        keys["aws:securetransport"] = ("true" if secure else "false",)
-        if request.source_ip:
-            keys["aws:sourceip"] = (request.source_ip,)
-        if owner is not None:
-            keys["aws:resourceaccount"] = (owner,)
+        for key, value in self._request_keys(request, owner).items():
+            keys[key.lower()] = (value,)
         if check.context:
             keys.update(normalise_context(check.context))
         for key, value in self._resource_tags(check.resource).items():
             keys[f"aws:resourcetag/{key.lower()}"] = (value,)
         return keys
+
+    def _context(
+        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
+    ) -> dict[str, str | tuple[str, ...]]:
+        """The same keys by their own names, for the decoded authorization message."""
+        caller = principal.caller
+        context: dict[str, str | tuple[str, ...]] = {
+            "aws:PrincipalAccount": caller.account,
+            "aws:PrincipalArn": caller.arn,
+            "aws:PrincipalType": caller.kind.value,
+            **principal.context,
+            **self._request_keys(request, owner),
+            **check.context,
+        }
+        for key, value in self._resource_tags(check.resource).items():
+            context[f"aws:ResourceTag/{key}"] = value
+        return context
 
     def _resource_tags(self, resource: str) -> Mapping[str, str]:
         """aws:ResourceTag/*: the tags of the IAM user or role a request acts on (Lambda functions
@@ -385,8 +419,8 @@ class IamAuthorizer:
         )
         message = f"{EC2_UNAUTHORIZED} {sentence}"
         if actions.is_mutating(request.service, request.operation):
-            keys = self._keys(request, principal, check, _owner(check.resource))
-            decoded = self._decoded(principal, check, decision, keys)
+            context = self._context(request, principal, check, _owner(check.resource))
+            decoded = self._decoded(principal, check, decision, context)
             encoded = self._iam.save_authorization_message(caller.account, decoded, self._clock())
             message += f". Encoded authorization failure message: {encoded}"
         return AccessDeniedException(message)
@@ -413,16 +447,20 @@ class IamAuthorizer:
     def _decoded(
         principal: _Principal, check: actions.Check, decision: Decision, context: ContextValues
     ) -> str:
-        """The decision as ``DecodeAuthorizationMessage`` shows it (AWS's JSON layout)."""
-        items = []
-        for key, value in sorted(context.items()):
-            values = (value,) if isinstance(value, str) else value
-            items.append({"key": key, "values": {"items": [{"value": v} for v in values]}})
+        """The decision as ``DecodeAuthorizationMessage`` shows it (AWS's JSON layout: the deny
+        statements that decided, when one did)."""
+        matched = (
+            [m for m in decision.matched if m.statement.effect is Effect.DENY] if decision.explicit else []
+        )
+        items = [
+            {"key": key, "values": _items((value,) if isinstance(value, str) else value)}
+            for key, value in sorted(context.items())
+        ]
         return json.dumps(
             {
                 "allowed": False,
                 "explicitDeny": decision.explicit,
-                "matchedStatements": {"items": []},
+                "matchedStatements": {"items": [_statement_item(m.statement, principal) for m in matched]},
                 "failures": {"items": []},
                 "context": {
                     "principal": {"id": principal.unique_id, "arn": principal.caller.arn},
@@ -433,6 +471,23 @@ class IamAuthorizer:
             },
             separators=(",", ":"),
         )
+
+
+def _items(values: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+    return {"items": [{"value": v} for v in values]}
+
+
+def _statement_item(statement: Statement, principal: _Principal) -> dict[str, object]:
+    """One matched statement as a decoded authorization message lists it."""
+    return {
+        "statementId": statement.sid or "",
+        "effect": statement.effect.value.upper(),
+        "principals": _items((principal.unique_id.split(":", 1)[0],)),
+        "principalGroups": {"items": []},
+        "actions": _items(statement.actions),
+        "resources": _items(statement.resources or ()),
+        "conditions": {"items": [{"key": c.key, "values": _items(c.values)} for c in statement.conditions]},
+    }
 
 
 def _owner(resource: str) -> str | None:
