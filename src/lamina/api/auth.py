@@ -8,6 +8,8 @@ a session is refused once expired.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
@@ -27,6 +29,9 @@ class ExpiredToken(AwsError):
     sender_fault = True
 
 
+SESSIONS_KEPT = 4096  # STS sessions' credentials kept in memory (oldest dropped first)
+
+
 class Credentials:
     """Access keys -> credentials and principals. Reads the IAM store for STS sessions: call it
     off the event loop (the pipeline does)."""
@@ -42,6 +47,8 @@ class Credentials:
         self._users = {a.access_key_id: a.user for a in accounts if a.user is not None}
         self._iam = iam
         self._clock = clock
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[str, sigv4.Credential] = OrderedDict()
 
     def lookup(self, access_key_id: str) -> sigv4.Credential | None:
         """Long-term keys from the accounts, else an IAM user's Active access key, else an STS
@@ -59,12 +66,22 @@ class Credentials:
             return self._user_key(access_key_id)
         if not access_key_id.startswith("ASIA"):
             return None
+        credential = self._sessions.get(access_key_id)
+        if credential is None:
+            credential = self._session(access_key_id)
+            if credential is None:
+                return None
+        if credential.expires is not None and credential.expires < self._clock():
+            raise ExpiredToken(EXPIRED_TOKEN_MESSAGE)
+        return credential
+
+    def _session(self, access_key_id: str) -> sigv4.Credential | None:
+        """An STS session's credential, read once: a session never changes after it is issued (it
+        only expires), so the credential is kept (a bounded number of them)."""
         session = self._iam.session(access_key_id)
         if session is None:
             return None
-        if session.expires < self._clock():
-            raise ExpiredToken(EXPIRED_TOKEN_MESSAGE)
-        return sigv4.Credential(
+        credential = sigv4.Credential(
             access_key_id,
             session.secret,
             session.account,
@@ -72,6 +89,11 @@ class Credentials:
             arn=session.arn,
             expires=session.expires,
         )
+        with self._lock:
+            self._sessions[access_key_id] = credential
+            while len(self._sessions) > SESSIONS_KEPT:
+                self._sessions.popitem(last=False)
+        return credential
 
     def _user_key(self, access_key_id: str) -> sigv4.Credential | None:
         key = self._iam.access_key(access_key_id)

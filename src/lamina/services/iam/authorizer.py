@@ -192,13 +192,14 @@ class IamAuthorizer:
             return  # the root user may do anything to its own account (AssumeRole: its handler refuses)
         if check.action == PASS_ROLE and owner not in (None, caller.account):
             raise AccessDeniedException(CROSS_ACCOUNT_PASS_ROLE)
-        decision = self._decide(request, principal, check)
+        decision = self._decide(request, principal, check, owner)
         if not decision.allowed:
             raise self._denied(request, principal, check, decision)
 
-    def _decide(self, request: AuthorizationRequest, principal: _Principal, check: actions.Check) -> Decision:
+    def _decide(
+        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
+    ) -> Decision:
         caller = principal.caller
-        owner = _owner(check.resource)
         keys = self._keys(request, principal, check, owner)
         decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
         if decision.explicit or owner is None:
@@ -377,8 +378,10 @@ class IamAuthorizer:
     def _resource_tags(self, resource: str) -> Mapping[str, str]:
         """aws:ResourceTag/*: the tags of the IAM user or role a request acts on (Lambda functions
         carry no tags yet)."""
+        if not resource.startswith("arn:aws:iam:"):
+            return {}
         arn = Arn.parse(resource)
-        if arn is None or arn.service != "iam" or not arn.account.isdigit():
+        if arn is None or not arn.account.isdigit():
             return {}
         kind, _, rest = arn.resource.partition("/")
         name = rest.rsplit("/", 1)[-1]
@@ -506,6 +509,7 @@ def _iso(now: int) -> str:
     return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@lru_cache(maxsize=256)
 def _loopback(address: str) -> bool:
     try:
         return bool(address) and ipaddress.ip_address(address).is_loopback
