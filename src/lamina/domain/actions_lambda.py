@@ -30,27 +30,29 @@ from lamina.domain.actions_spec import (
     tags_in,
 )
 from lamina.domain.arns import PARTITION
+from lamina.domain.functions import split_function_name
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 
 
 def function_location(call: Call) -> tuple[str, str, str, str | None]:
     """Region, account, name and qualifier of ``FunctionName``: a name, ``name:qualifier``, a partial
-    ARN (``123456789012:function:name``) or a full ARN, each optionally qualified. An ARN's account
-    and region win over the caller's (a cross-account call acts on the owner's function); the
-    ``Qualifier`` parameter applies when the name carries none."""
+    ARN (``123456789012:function:name``, ``123456789012:name``, ``us-east-1:name``) or a full ARN,
+    each optionally qualified, read by the handlers' own grammar
+    (:func:`~lamina.domain.functions.split_function_name`). An ARN's account and region win over the
+    caller's (a cross-account call acts on the owner's function); the ``Qualifier`` parameter applies
+    when the name carries none. A value that is no function name is kept whole as the name (the
+    handler answers it as not found)."""
     text = call.text("FunctionName") or ""
-    parts = text.split(":")
-    region, account, name, qualifier = call.region, call.account, text, None
-    if "function" in parts[:-1]:
-        at = parts.index("function")
-        name = parts[at + 1]
-        qualifier = parts[at + 2] if len(parts) > at + 2 else None
-        account = (parts[at - 1] if at >= 1 else "") or account
-        region = (parts[at - 2] if at >= 2 else "") or region
-    elif len(parts) == 2:
-        name, qualifier = parts
-    return region, account, name, qualifier or call.text("Qualifier") or None
+    parts = split_function_name(text)
+    if parts is None:
+        return call.region, call.account, text, call.text("Qualifier") or None
+    return (
+        parts.region or call.region,
+        parts.account or call.account,
+        parts.name,
+        parts.qualifier or call.text("Qualifier") or None,
+    )
 
 
 def function(call: Call) -> str:

@@ -109,6 +109,28 @@ _NAME = re.compile(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionNameParts:
+    """What a ``FunctionName`` spells out itself (None: the part is left to the request's context)."""
+
+    region: str | None
+    account: str | None
+    name: str
+    qualifier: str | None
+
+
+def split_function_name(value: str) -> FunctionNameParts | None:
+    """The parts of a name, ``name:qualifier``, partial ARN (``123456789012:function:f``,
+    ``123456789012:f``, ``us-east-1:f``) or full ARN; None when ``value`` is none of them.
+
+    The one reading of Lambda's FunctionName pattern: the authorization table and the handlers both
+    use it, so the function IAM decides on is the function the handler acts on."""
+    m = _NAME.fullmatch(value)
+    if m is None:
+        return None
+    return FunctionNameParts(m.group("region"), m.group("account"), m.group("name"), m.group("qualifier"))
+
+
 def parse_function_name(
     value: str, *, account: str, region: str, qualifier: str | None = None
 ) -> FunctionRef:
@@ -116,21 +138,21 @@ def parse_function_name(
 
     Raises AWS's errors for a region mismatch and for two different qualifiers.
     """
-    m = _NAME.fullmatch(value)
-    if m is None:
+    parts = split_function_name(value)
+    if parts is None:
         raise ResourceNotFoundException(f"Function not found: {function_arn(region, account, value)}")
-    got_region = m.group("region") or region
-    got_account = m.group("account") or account
+    got_region = parts.region or region
+    got_account = parts.account or account
     if got_region != region:
         raise ResourceNotFoundException(
             f"Functions from '{got_region}' are not reachable in this region ('{region}')"
         )
-    q = m.group("qualifier")
+    q = parts.qualifier
     if q is not None and qualifier is not None and q != qualifier:
         raise InvalidParameterValueException(
             "The derived qualifier from the function name does not match the specified qualifier."
         )
-    return FunctionRef(got_account, got_region, m.group("name"), q or qualifier)
+    return FunctionRef(got_account, got_region, parts.name, q or qualifier)
 
 
 def check_environment(variables: dict[str, str]) -> None:

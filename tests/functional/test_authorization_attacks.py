@@ -1,0 +1,151 @@
+"""A hostile tenant against the authorize stage: every way to make the resource IAM decides on differ
+from the resource the handler then acts on, escalations, and stale decisions.
+
+Each test is one attack, with what AWS answers. The real server, driven by boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lamina_server import ACCOUNTS, LaminaServer, client, create_lambda_role
+from testzips import make_zip
+
+ACCT = "000000000000"
+ALICE, BOB = ACCOUNTS[1], ACCOUNTS[2]
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+CODE = make_zip({"app.py": "def handler(event, context):\n    return event\n"})
+TRUST_ACCOUNT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCT}:root"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def err(e: Any) -> tuple[int, str, str]:
+    r = e.value.response
+    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"]
+
+
+def fn_arn(name: str, account: str = ACCT) -> str:
+    return f"arn:aws:lambda:us-east-1:{account}:function:{name}"
+
+
+def denied(principal: str, action: str, resource: str, why: str = "identity") -> str:
+    tail = {
+        "identity": f"because no identity-based policy allows the {action} action",
+        "resource": f"because no resource-based policy allows the {action} action",
+        "explicit": "with an explicit deny in an identity-based policy",
+    }[why]
+    return f"User: {principal} is not authorized to perform: {action} on resource: {resource} {tail}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
+    srv = LaminaServer(tmp_path_factory.mktemp("attacks") / "data", accounts=ACCOUNTS)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def iam(server: LaminaServer) -> Any:
+    return client(server, "iam")
+
+
+@pytest.fixture(scope="module")
+def lam(server: LaminaServer) -> Any:
+    return client(server)
+
+
+@pytest.fixture(scope="module")
+def role_arn(server: LaminaServer) -> str:
+    return create_lambda_role(server, "test", "test")
+
+
+def make_function(lam: Any, role_arn: str, name: str | None = None) -> str:
+    name = name or uid("fn")
+    lam.create_function(
+        FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler", Code={"ZipFile": CODE}
+    )
+    return name
+
+
+def user_keys(iam: Any, *policy_arns: str, inline: str | None = None) -> tuple[str, str, str]:
+    """A new IAM user with these policies; (name, access key, secret)."""
+    name = uid("user")
+    iam.create_user(UserName=name)
+    for arn in policy_arns:
+        iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    if inline is not None:
+        iam.put_user_policy(UserName=name, PolicyName="inline", PolicyDocument=inline)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return name, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def user_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCT}:user/{name}"
+
+
+# -- FunctionName forms: the table must read the name exactly as the handler does -----------------------
+
+
+def test_account_colon_name_reaches_no_other_accounts_function(server: LaminaServer) -> None:
+    """``FunctionName="222222222222:victim"`` is Bob's function ``victim`` (Lambda's name pattern:
+    the account part needs no ``function:``). Alice's root may not read or invoke it without a
+    function policy: AWS answers AccessDeniedException on Bob's function ARN."""
+    bob = client(server, key=BOB["access_key_id"], secret=BOB["secret_access_key"])
+    bob_role = create_lambda_role(server, BOB["access_key_id"], BOB["secret_access_key"])
+    victim = make_function(bob, bob_role)
+    alice = client(server, key=ALICE["access_key_id"], secret=ALICE["secret_access_key"])
+    alice_root = f"arn:aws:iam::{ALICE['account_id']}:root"
+    bob_fn = fn_arn(victim, BOB["account_id"])
+    for call, action in (
+        (lambda: alice.get_function(FunctionName=f"{BOB['account_id']}:{victim}"), "lambda:GetFunction"),
+        (
+            lambda: alice.invoke(FunctionName=f"{BOB['account_id']}:{victim}", Payload=b"{}"),
+            "lambda:InvokeFunction",
+        ),
+        (
+            lambda: alice.get_function_configuration(FunctionName=f"us-east-1:{BOB['account_id']}:{victim}"),
+            "lambda:GetFunctionConfiguration",
+        ),
+    ):
+        with pytest.raises(alice.exceptions.ClientError) as e:
+            call()
+        assert err(e) == (403, "AccessDeniedException", denied(alice_root, action, bob_fn, "resource"))
+
+
+def test_region_or_account_prefix_does_not_escape_an_explicit_deny(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """A Deny on ``function:secret`` holds for every spelling of that function's name."""
+    secret = make_function(lam, role_arn)
+    policy = doc(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "lambda:*", "Resource": fn_arn(secret)},
+    )
+    name, key, sk = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=sk)
+    for spelling in (f"{ACCT}:{secret}", f"us-east-1:{secret}", f"function:{secret}", fn_arn(secret)):
+        with pytest.raises(user.exceptions.ClientError) as e:
+            user.get_function_configuration(FunctionName=spelling)
+        assert err(e) == (
+            403,
+            "AccessDeniedException",
+            denied(user_arn(name), "lambda:GetFunctionConfiguration", fn_arn(secret), "explicit"),
+        ), spelling
