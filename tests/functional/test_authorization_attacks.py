@@ -149,3 +149,56 @@ def test_region_or_account_prefix_does_not_escape_an_explicit_deny(
             "AccessDeniedException",
             denied(user_arn(name), "lambda:GetFunctionConfiguration", fn_arn(secret), "explicit"),
         ), spelling
+
+
+# -- IAM names are case-insensitive: IAM decides on the entity the handler acts on -----------------------
+
+
+def test_another_case_of_a_role_name_does_not_escape_a_deny(server: LaminaServer, iam: Any) -> None:
+    """IAM names are unique whatever their case ("you cannot create groups named both ADMINS and
+    admins", IAM User Guide, IAM identifiers), so ``RoleName=admin-x`` acts on role ``Admin-x``:
+    a Deny on ``role/Admin-x`` holds, and AWS's message names the role's own ARN."""
+    target = uid("Admin")
+    arn = iam.create_role(RoleName=target, Path="/ops/", AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"][
+        "Arn"
+    ]
+    policy = doc(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "iam:*", "Resource": arn},
+    )
+    name, key, sk = user_keys(iam, inline=policy)
+    user = client(server, "iam", key=key, secret=sk)
+    for spelling in (target.lower(), target.upper()):
+        with pytest.raises(user.exceptions.ClientError) as e:
+            user.attach_role_policy(RoleName=spelling, PolicyArn=ADMIN)
+        assert err(e) == (
+            403,
+            "AccessDenied",
+            denied(user_arn(name), "iam:AttachRolePolicy", arn, "explicit"),
+        )
+    assert iam.list_attached_role_policies(RoleName=target)["AttachedPolicies"] == []
+
+
+def test_another_case_of_a_user_name_does_not_escape_a_deny(server: LaminaServer, iam: Any) -> None:
+    """The same for users: a Deny on the caller's own user (no self-escalation) holds for
+    ``UserName`` in any case."""
+    name = uid("User")
+    iam.create_user(UserName=name)
+    me = user_arn(name)
+    iam.put_user_policy(
+        UserName=name,
+        PolicyName="p",
+        PolicyDocument=doc(
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "iam:*", "Resource": me},
+        ),
+    )
+    made = iam.create_access_key(UserName=name)["AccessKey"]
+    user = client(server, "iam", key=made["AccessKeyId"], secret=made["SecretAccessKey"])
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.attach_user_policy(UserName=name.lower(), PolicyArn=ADMIN)
+    assert err(e) == (403, "AccessDenied", denied(me, "iam:AttachUserPolicy", me, "explicit"))
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.delete_user_policy(UserName=name.upper(), PolicyName="p")
+    assert err(e) == (403, "AccessDenied", denied(me, "iam:DeleteUserPolicy", me, "explicit"))
+    assert iam.list_user_policies(UserName=name)["PolicyNames"] == ["p"]

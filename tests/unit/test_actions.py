@@ -39,8 +39,11 @@ class Stores:
     def subnet_vpc(self, account: str, region: str, subnet_id: str) -> str | None:
         return self.subnets.get(subnet_id) if account == ACCOUNT and region == REGION else None
 
-    def iam_path(self, account: str, kind: str, name: str) -> str | None:
-        return self.paths.get((kind, name)) if account == ACCOUNT else None
+    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
+        stored = next((n for k, n in self.paths if k == kind and n.lower() == name.lower()), None)
+        if account != ACCOUNT or stored is None:
+            return None
+        return self.paths[(kind, stored)], stored
 
 
 def run(
@@ -254,6 +257,8 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
     ("operation", "params", "caller", "expected"),
     [
         ("GetRole", {"RoleName": "reader"}, None, Check("iam:GetRole", f"{IAM}:role/svc/reader")),
+        # IAM names are case-insensitive: the stored role's own ARN, whatever case the request uses.
+        ("GetRole", {"RoleName": "READER"}, None, Check("iam:GetRole", f"{IAM}:role/svc/reader")),
         ("DeleteRole", {"RoleName": "unknown"}, None, Check("iam:DeleteRole", f"{IAM}:role/unknown")),
         ("ListRoles", {}, None, Check("iam:ListRoles", "*")),
         (

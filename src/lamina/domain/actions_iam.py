@@ -49,7 +49,8 @@ def entity_arn(account: str, kind: str, path: str, name: str) -> str:
 
 
 def entity(kind: str, key: str, *, caller: bool = False) -> Resource:
-    """The existing ``kind`` named by ``key``, its path read from the store ("/" when unknown).
+    """The existing ``kind`` named by ``key``, its path and name as stored ("/" and the name as given
+    when there is none).
 
     ``caller``: without ``key`` the request acts on the calling user (root when it is none)."""
 
@@ -60,8 +61,11 @@ def entity(kind: str, key: str, *, caller: bool = False) -> Resource:
                 return iam_root(call.account)
             name = call.caller_user
         name = name or ""
-        path = call.lookups.iam_path(call.account, kind, name) if name else None
-        return entity_arn(call.account, kind, path or "/", name)
+        # The entity's own path and name: ``RoleName=admin`` acts on role ``Admin`` (IAM names are
+        # unique whatever their case), and a policy naming role/Admin must decide it.
+        found = call.lookups.iam_entity(call.account, kind, name) if name else None
+        path, name = found if found is not None else ("/", name)
+        return entity_arn(call.account, kind, path, name)
 
     return read
 

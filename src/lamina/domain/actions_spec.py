@@ -38,8 +38,9 @@ class Lookups(Protocol):
         """The VPC id of the subnet, None if there is no such subnet."""
         ...
 
-    def iam_path(self, account: str, kind: str, name: str) -> str | None:
-        """The Path of the IAM ``kind`` ("user", "role", "group") called ``name``, None if absent."""
+    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
+        """The Path and stored name of the IAM ``kind`` ("user", "role", "group") called ``name`` in
+        any case (IAM names are case-insensitive), None if absent."""
         ...
 
 

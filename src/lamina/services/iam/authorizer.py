@@ -89,7 +89,7 @@ class IamLookups:
     def subnet_vpc(self, account: str, region: str, subnet_id: str) -> str | None:
         return self._subnet_vpc(account, region, subnet_id)
 
-    def iam_path(self, account: str, kind: str, name: str) -> str | None:
+    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
         found: Mapping[str, object] | None = None
         if kind == "role":
             found = self._iam.get_role(account, name)
@@ -97,8 +97,12 @@ class IamLookups:
             found = self._iam.get_user(account, name)
         elif kind == "group":
             found = self._iam.get_group(account, name)
-        path = found.get("Path") if found is not None else None
-        return path if isinstance(path, str) else None
+        if found is None:
+            return None
+        path, stored = found.get("Path"), found.get(f"{kind.capitalize()}Name")
+        if not isinstance(path, str) or not isinstance(stored, str):
+            return None
+        return path, stored
 
 
 def trust_policies(iam: IamStore) -> ResourcePolicy:
