@@ -331,6 +331,7 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
     ],
     ids=[
         "role-path-looked-up",
+        "role-name-in-another-case",
         "unknown-role-default-path",
         "list-roles",
         "create-role-boundary",
