@@ -202,3 +202,70 @@ def test_another_case_of_a_user_name_does_not_escape_a_deny(server: LaminaServer
         user.delete_user_policy(UserName=name.upper(), PolicyName="p")
     assert err(e) == (403, "AccessDenied", denied(me, "iam:DeleteUserPolicy", me, "explicit"))
     assert iam.list_user_policies(UserName=name)["PolicyNames"] == ["p"]
+
+
+# -- stale decisions: every IAM write is seen by the next request ----------------------------------------
+
+
+def assume(server: LaminaServer, iam: Any, role_arn: str) -> Any:
+    """A Lambda client signed by a session of ``role_arn``, assumed by a new administrator user."""
+    _, key, sk = user_keys(iam, ADMIN)
+    sts = client(server, "sts", key=key, secret=sk)
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="me")["Credentials"]
+    return client(
+        server, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    )
+
+
+def test_a_recreated_role_grants_nothing_to_the_old_roles_sessions(server: LaminaServer, iam: Any) -> None:
+    """A role deleted and made again under the same name is another role (another RoleId, IAM User
+    Guide, "Unique identifiers"): the deleted role's sessions get none of its permissions."""
+    name = uid("role")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
+    session = assume(server, iam, arn)
+    with pytest.raises(session.exceptions.ClientError):
+        session.list_functions()
+    iam.delete_role(RoleName=name)
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_ACCOUNT)
+    iam.attach_role_policy(RoleName=name, PolicyArn=ADMIN)
+    with pytest.raises(session.exceptions.ClientError) as e:
+        session.list_functions()
+    assert err(e)[:2] == (403, "AccessDeniedException")
+
+
+def test_every_iam_write_takes_effect_at_once(server: LaminaServer, iam: Any) -> None:
+    """Group membership, group policies, detached policies, boundaries, inactive keys: the next
+    request is decided on IAM as it now is."""
+    group = uid("group")
+    iam.create_group(GroupName=group)
+    iam.attach_group_policy(GroupName=group, PolicyArn=ADMIN)
+    name, key, sk = user_keys(iam)
+    user = client(server, key=key, secret=sk)
+    iam.add_user_to_group(GroupName=group, UserName=name)
+    user.list_functions()
+    iam.remove_user_from_group(GroupName=group, UserName=name)
+    with pytest.raises(user.exceptions.ClientError):
+        user.list_functions()
+    iam.add_user_to_group(GroupName=group, UserName=name)
+    user.list_functions()
+    iam.detach_group_policy(GroupName=group, PolicyArn=ADMIN)
+    with pytest.raises(user.exceptions.ClientError):
+        user.list_functions()
+    iam.put_group_policy(
+        GroupName=group,
+        PolicyName="p",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+    )
+    user.list_functions()
+    boundary = iam.create_policy(
+        PolicyName=uid("b"), PolicyDocument=doc({"Effect": "Allow", "Action": "iam:GetUser", "Resource": "*"})
+    )["Policy"]["Arn"]
+    iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=boundary)
+    with pytest.raises(user.exceptions.ClientError):
+        user.list_functions()
+    iam.delete_user_permissions_boundary(UserName=name)
+    user.list_functions()
+    iam.update_access_key(UserName=name, AccessKeyId=key, Status="Inactive")
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.list_functions()
+    assert err(e)[:2] == (403, "UnrecognizedClientException")

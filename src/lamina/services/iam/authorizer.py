@@ -283,7 +283,9 @@ class IamAuthorizer:
         identity = None
         if session is not None and role is not None and role.role_name is not None:
             identity = self._identity(role.account, IdentityKind.ROLE, role.role_name)
-        if session is None or identity is None:  # the role is gone: its sessions can do nothing
+        # The role is gone, or is another role by the same name (a new RoleId: IAM User Guide,
+        # "Unique identifiers"): the old role's sessions can do nothing.
+        if session is None or identity is None or session.user_id.split(":", 1)[0] != identity.unique_id:
             return _Principal(caller)
         documents: list[PolicyDocument] = []
         if session.policy:
