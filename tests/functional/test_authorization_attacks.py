@@ -269,3 +269,48 @@ def test_every_iam_write_takes_effect_at_once(server: LaminaServer, iam: Any) ->
     with pytest.raises(user.exceptions.ClientError) as e:
         user.list_functions()
     assert err(e)[:2] == (403, "UnrecognizedClientException")
+
+
+# -- layers ------------------------------------------------------------------------------------------------
+
+
+def test_a_zero_padded_layer_version_does_not_escape_a_deny(server: LaminaServer, iam: Any, lam: Any) -> None:
+    """``GetLayerVersionByArn`` reads ``...:layer:x:01`` as version 1: a Deny on version 1 holds."""
+    layer = uid("layer")
+    arn = lam.publish_layer_version(LayerName=layer, Content={"ZipFile": CODE})["LayerVersionArn"]
+    assert arn.endswith(":1")
+    policy = doc(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "lambda:GetLayerVersion", "Resource": arn},
+    )
+    _, key, sk = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=sk)
+    for spelling in (arn, arn[:-1] + "01", arn[:-1] + "0001"):
+        with pytest.raises(user.exceptions.ClientError) as e:
+            user.get_layer_version_by_arn(Arn=spelling)
+        assert err(e)[:2] == (403, "AccessDeniedException"), spelling
+
+
+# -- IAM escalations ---------------------------------------------------------------------------------------
+
+
+def test_renaming_a_user_needs_permission_on_the_new_name(server: LaminaServer, iam: Any) -> None:
+    """UpdateUser with NewUserName: "the requester must have appropriate permissions on both the
+    source object and the target object" (IAM API Reference, UpdateUser)."""
+    victim = uid("victim")
+    iam.create_user(UserName=victim)
+    policy = doc({"Effect": "Allow", "Action": "iam:UpdateUser", "Resource": user_arn(victim)})
+    name, key, sk = user_keys(iam, inline=policy)
+    user = client(server, "iam", key=key, secret=sk)
+    new = uid("admin")
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.update_user(UserName=victim, NewUserName=new)
+    assert err(e) == (403, "AccessDenied", denied(user_arn(name), "iam:UpdateUser", user_arn(new)))
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.update_user(UserName=victim, NewPath="/admins/")
+    assert err(e) == (
+        403,
+        "AccessDenied",
+        denied(user_arn(name), "iam:UpdateUser", f"arn:aws:iam::{ACCT}:user/admins/{victim}"),
+    )
+    iam.get_user(UserName=victim)

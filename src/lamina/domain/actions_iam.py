@@ -48,7 +48,7 @@ def entity_arn(account: str, kind: str, path: str, name: str) -> str:
     return f"arn:{PARTITION}:iam::{account}:{kind}{path}{name}"
 
 
-def entity(kind: str, key: str, *, caller: bool = False) -> Resource:
+def entity(kind: str, key: str, *, caller: bool = False) -> Callable[[Call], str]:
     """The existing ``kind`` named by ``key``, its path and name as stored ("/" and the name as given
     when there is none).
 
@@ -92,6 +92,20 @@ TAGS = tags_in("Tags")
 UNTAG = tag_keys_in("TagKeys")
 
 
+def renamed_user(call: Call) -> str | tuple[str, ...]:
+    """UpdateUser acts on the user and, when it renames or moves it, on the user it becomes: "the
+    requester must have appropriate permissions on both the source object and the target object"
+    (IAM API Reference, UpdateUser)."""
+    source = USER(call)
+    new_name, new_path = call.text("NewUserName"), call.text("NewPath")
+    if not new_name and not new_path:
+        return source
+    _, _, rest = source.partition(":user")
+    path, _, name = rest.rpartition("/")
+    target = entity_arn(call.account, "user", new_path or f"{path}/", new_name or name)
+    return source if target == source else (source, target)
+
+
 IAM_TABLE: Mapping[str, Spec] = {
     # Roles
     "CreateRole": Spec(
@@ -132,7 +146,7 @@ IAM_TABLE: Mapping[str, Spec] = {
     ),
     "GetUser": Spec("iam:GetUser", CALLER),
     "ListUsers": Spec("iam:ListUsers"),
-    "UpdateUser": Spec("iam:UpdateUser", USER),
+    "UpdateUser": Spec("iam:UpdateUser", renamed_user),
     "DeleteUser": Spec("iam:DeleteUser", USER),
     "CreateAccessKey": Spec("iam:CreateAccessKey", CALLER),
     "ListAccessKeys": Spec("iam:ListAccessKeys", CALLER),

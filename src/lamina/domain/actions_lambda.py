@@ -23,13 +23,12 @@ from lamina.domain.actions_spec import (
     ContextValue,
     Spec,
     copy_text,
-    given,
     multi,
     strings,
     tag_on_create,
     tags_in,
 )
-from lamina.domain.arns import PARTITION
+from lamina.domain.arns import PARTITION, layer_version_arn, parse_layer_arn
 from lamina.domain.functions import split_function_name
 
 LAMBDA_SERVICE = "lambda.amazonaws.com"
@@ -86,6 +85,16 @@ def layer_version(call: Call) -> str:
     return f"{layer(call)}:{number}"
 
 
+def layer_version_by_arn(call: Call) -> str:
+    """The layer version ``Arn`` names, its version number read as the handler reads it
+    (``...:layer:x:01`` is version 1); the ARN as given when it is none."""
+    text = call.text("Arn")
+    ref = parse_layer_arn(text) if text else None
+    if ref is None or ref.version is None:
+        return text or layer_version(call)
+    return layer_version_arn(ref.region, ref.account, ref.name, ref.version)
+
+
 def function_settings(call: Call) -> Mapping[str, ContextValue]:
     """``lambda:Layer`` from ``Layers``; the VPC keys only when ``VpcConfig`` is given, the VPC ids
     read from the subnets (a subnet that does not exist adds no VPC)."""
@@ -139,7 +148,7 @@ TABLE: Mapping[str, Spec] = {
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),
-    "GetLayerVersionByArn": Spec("lambda:GetLayerVersion", given("Arn", layer_version)),
+    "GetLayerVersionByArn": Spec("lambda:GetLayerVersion", layer_version_by_arn),
     "ListLayers": Spec("lambda:ListLayers"),
     "ListLayerVersions": Spec("lambda:ListLayerVersions"),
     "DeleteLayerVersion": Spec("lambda:DeleteLayerVersion", layer_version),
