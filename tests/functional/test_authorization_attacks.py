@@ -314,3 +314,37 @@ def test_renaming_a_user_needs_permission_on_the_new_name(server: LaminaServer, 
         denied(user_arn(name), "iam:UpdateUser", f"arn:aws:iam::{ACCT}:user/admins/{victim}"),
     )
     iam.get_user(UserName=victim)
+
+
+def test_a_qualifier_does_not_escape_a_deny_on_the_function_an_update_changes(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """UpdateFunctionCode, UpdateFunctionConfiguration and PublishVersion change the function itself
+    whatever qualifier its name carries (``f:1``, ``f:$LATEST``): a Deny on the function holds."""
+    fn = make_function(lam, role_arn)
+    before = lam.get_function_configuration(FunctionName=fn)
+    policy = doc(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": [
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+                "lambda:PublishVersion",
+            ],
+            "Resource": fn_arn(fn),
+        },
+    )
+    _, key, sk = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=sk)
+    for spelling in (f"{fn}:1", f"{fn}:$LATEST", f"{fn_arn(fn)}:7"):
+        for call in (
+            lambda: user.update_function_code(FunctionName=spelling, ZipFile=make_zip({"app.py": "x = 1\n"})),
+            lambda: user.update_function_configuration(FunctionName=spelling, Timeout=99),
+            lambda: user.publish_version(FunctionName=spelling),
+        ):
+            with pytest.raises(user.exceptions.ClientError) as e:
+                call()
+            assert err(e)[:2] == (403, "AccessDeniedException"), spelling
+    after = lam.get_function_configuration(FunctionName=fn)
+    assert (after["CodeSha256"], after["Timeout"]) == (before["CodeSha256"], before["Timeout"])

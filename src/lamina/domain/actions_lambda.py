@@ -131,11 +131,16 @@ TABLE: Mapping[str, Spec] = {
     "GetFunctionConfiguration": Spec("lambda:GetFunctionConfiguration", function),
     "ListFunctions": Spec("lambda:ListFunctions"),
     "ListVersionsByFunction": Spec("lambda:ListVersionsByFunction", unqualified_function),
+    # These three change the function itself whatever qualifier its name carries (the handlers
+    # ignore it): they are authorized on the function, as they act on it.
     "UpdateFunctionConfiguration": Spec(
-        "lambda:UpdateFunctionConfiguration", function, context=(function_settings,), also=(pass_role,)
+        "lambda:UpdateFunctionConfiguration",
+        unqualified_function,
+        context=(function_settings,),
+        also=(pass_role,),
     ),
-    "UpdateFunctionCode": Spec("lambda:UpdateFunctionCode", function),
-    "PublishVersion": Spec("lambda:PublishVersion", function),
+    "UpdateFunctionCode": Spec("lambda:UpdateFunctionCode", unqualified_function),
+    "PublishVersion": Spec("lambda:PublishVersion", unqualified_function),
     "DeleteFunction": Spec("lambda:DeleteFunction", function),
     "GetAccountSettings": Spec("lambda:GetAccountSettings"),
     "Invoke": Spec("lambda:InvokeFunction", function),
