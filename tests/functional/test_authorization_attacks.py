@@ -337,14 +337,15 @@ def test_a_qualifier_does_not_escape_a_deny_on_the_function_an_update_changes(
     )
     _, key, sk = user_keys(iam, inline=policy)
     user = client(server, key=key, secret=sk)
+    calls: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("update_function_code", {"ZipFile": make_zip({"app.py": "x = 1\n"})}),
+        ("update_function_configuration", {"Timeout": 99}),
+        ("publish_version", {}),
+    )
     for spelling in (f"{fn}:1", f"{fn}:$LATEST", f"{fn_arn(fn)}:7"):
-        for call in (
-            lambda: user.update_function_code(FunctionName=spelling, ZipFile=make_zip({"app.py": "x = 1\n"})),
-            lambda: user.update_function_configuration(FunctionName=spelling, Timeout=99),
-            lambda: user.publish_version(FunctionName=spelling),
-        ):
+        for method, extra in calls:
             with pytest.raises(user.exceptions.ClientError) as e:
-                call()
-            assert err(e)[:2] == (403, "AccessDeniedException"), spelling
+                getattr(user, method)(FunctionName=spelling, **extra)
+            assert err(e)[:2] == (403, "AccessDeniedException"), (method, spelling)
     after = lam.get_function_configuration(FunctionName=fn)
     assert (after["CodeSha256"], after["Timeout"]) == (before["CodeSha256"], before["Timeout"])
