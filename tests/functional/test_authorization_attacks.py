@@ -349,3 +349,39 @@ def test_a_qualifier_does_not_escape_a_deny_on_the_function_an_update_changes(
             assert err(e)[:2] == (403, "AccessDeniedException"), (method, spelling)
     after = lam.get_function_configuration(FunctionName=fn)
     assert (after["CodeSha256"], after["Timeout"]) == (before["CodeSha256"], before["Timeout"])
+
+
+def test_a_function_cannot_take_a_layer_its_creator_may_not_read(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """Adding a layer to a function needs ``lambda:GetLayerVersion`` on the layer version (Lambda
+    Developer Guide, "Layer permissions"): a Deny on it keeps the layer out of new functions and
+    updates (else its content could be read from /opt by the function's code)."""
+    layer = uid("secret-layer")
+    arn = lam.publish_layer_version(LayerName=layer, Content={"ZipFile": CODE})["LayerVersionArn"]
+    policy = doc(
+        {"Effect": "Allow", "Action": ["lambda:*", "iam:PassRole"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "lambda:GetLayerVersion", "Resource": arn},
+    )
+    name, key, sk = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=sk)
+    fn = uid("fn")
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.create_function(
+            FunctionName=fn,
+            Runtime="python3.12",
+            Role=role_arn,
+            Handler="app.handler",
+            Code={"ZipFile": CODE},
+            Layers=[arn],
+        )
+    assert err(e) == (
+        403,
+        "AccessDeniedException",
+        denied(user_arn(name), "lambda:GetLayerVersion", arn, "explicit"),
+    )
+    make_function(user, role_arn, fn)
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.update_function_configuration(FunctionName=fn, Layers=[arn])
+    assert err(e)[:2] == (403, "AccessDeniedException")
+    assert "Layers" not in lam.get_function_configuration(FunctionName=fn)

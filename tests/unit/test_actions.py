@@ -177,7 +177,7 @@ def test_create_function_passes_the_role_and_carries_its_settings() -> None:
         "VpcConfig": {"SubnetIds": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]},
         "Tags": {"team": "red"},
     }
-    create, pass_role, tag = run("lambda", "CreateFunction", params)
+    create, pass_role, layer, tag = run("lambda", "CreateFunction", params)
     assert create == Check(
         "lambda:CreateFunction",
         f"{FN}:fn-a",
@@ -193,6 +193,8 @@ def test_create_function_passes_the_role_and_carries_its_settings() -> None:
     assert pass_role == Check(
         "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/exec", {"iam:PassedToService": "lambda.amazonaws.com"}
     )
+    # Adding a layer needs lambda:GetLayerVersion on it (Lambda Developer Guide, layer permissions).
+    assert layer == Check("lambda:GetLayerVersion", f"arn:aws:lambda:{REGION}:{OTHER}:layer:shared:1")
     # Tagging on create also needs the tagging action (Lambda's attribute-based access control).
     assert tag == Check(
         "lambda:TagResource", f"{FN}:fn-a", {"aws:RequestTag/team": "red", "aws:TagKeys": ("team",)}

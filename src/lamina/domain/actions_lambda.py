@@ -119,13 +119,27 @@ def pass_role(call: Call) -> tuple[Check, ...]:
     return (Check("iam:PassRole", resource, {"iam:PassedToService": LAMBDA_SERVICE}),)
 
 
+def layer_reads(call: Call) -> tuple[Check, ...]:
+    """``lambda:GetLayerVersion`` on each layer version ``Layers`` adds to the function ("To add
+    layers to your function, you need lambda:GetLayerVersion permission on the layer version",
+    Lambda Developer Guide, layer permissions): another account's layer by its layer version
+    policy, a layer of one's own account by one's identity policies. A member that is no layer
+    version ARN adds no check (the handler answers it)."""
+    found = []
+    for text in call.texts("Layers"):
+        ref = parse_layer_arn(text)
+        if ref is not None and ref.version is not None:
+            found.append(layer_version_arn(ref.region, ref.account, ref.name, ref.version))
+    return tuple(Check("lambda:GetLayerVersion", arn) for arn in dict.fromkeys(found))
+
+
 TABLE: Mapping[str, Spec] = {
     # Functions
     "CreateFunction": Spec(
         "lambda:CreateFunction",
         unqualified_function,
         context=(function_settings, tags_in("Tags")),
-        also=(pass_role, tag_on_create("lambda:TagResource", unqualified_function)),
+        also=(pass_role, layer_reads, tag_on_create("lambda:TagResource", unqualified_function)),
     ),
     "GetFunction": Spec("lambda:GetFunction", function),
     "GetFunctionConfiguration": Spec("lambda:GetFunctionConfiguration", function),
@@ -137,7 +151,7 @@ TABLE: Mapping[str, Spec] = {
         "lambda:UpdateFunctionConfiguration",
         unqualified_function,
         context=(function_settings,),
-        also=(pass_role,),
+        also=(pass_role, layer_reads),
     ),
     "UpdateFunctionCode": Spec("lambda:UpdateFunctionCode", unqualified_function),
     "PublishVersion": Spec("lambda:PublishVersion", unqualified_function),
