@@ -385,3 +385,29 @@ def test_a_function_cannot_take_a_layer_its_creator_may_not_read(
         user.update_function_configuration(FunctionName=fn, Layers=[arn])
     assert err(e)[:2] == (403, "AccessDeniedException")
     assert "Layers" not in lam.get_function_configuration(FunctionName=fn)
+
+
+def test_another_spelling_of_a_role_arn_does_not_escape_a_deny_on_assuming_it(
+    server: LaminaServer, iam: Any
+) -> None:
+    """AssumeRole finds the role by its name: ``role/any/path/ADMIN`` assumes role ``Admin`` at
+    path ``/``. IAM decides on that role's own ARN, so a Deny on it holds."""
+    target = uid("Admin")
+    arn = iam.create_role(RoleName=target, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
+    iam.attach_role_policy(RoleName=target, PolicyArn=ADMIN)
+    policy = doc(
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": arn},
+    )
+    name, key, sk = user_keys(iam, inline=policy)
+    sts = client(server, "sts", key=key, secret=sk)
+    for spelling in (
+        arn,
+        f"arn:aws:iam::{ACCT}:role/evil/{target}",
+        f"arn:aws:iam::{ACCT}:role/{target.upper()}",
+    ):
+        with pytest.raises(sts.exceptions.ClientError) as e:
+            sts.assume_role(RoleArn=spelling, RoleSessionName="me")
+        assert err(e) == (403, "AccessDenied", denied(user_arn(name), "sts:AssumeRole", arn, "explicit")), (
+            spelling
+        )

@@ -40,7 +40,7 @@ from lamina.domain.actions_spec import (
     tag_pairs,
     tags_in,
 )
-from lamina.domain.arns import PARTITION
+from lamina.domain.arns import PARTITION, Arn
 
 
 def entity_arn(account: str, kind: str, path: str, name: str) -> str:
@@ -81,7 +81,23 @@ def unnamed(kind: str) -> Callable[[Call], str]:
 
 
 POLICY_ARN = given("PolicyArn", unnamed("policy"))
-ROLE_ARN = given("RoleArn", unnamed("role"))
+
+
+def assumed_role(call: Call) -> str:
+    """The role ``RoleArn`` names, by its own ARN: AssumeRole finds a role by the name at the end
+    of the ARN, in any case, so ``role/any/path/ADMIN`` is role ``Admin`` at its own path and IAM
+    must decide on that role. The ARN as given when it names no existing role."""
+    text = call.text("RoleArn")
+    arn = Arn.parse(text) if text else None
+    name = arn.role_name if arn is not None else None
+    found = call.lookups.iam_entity(arn.account, "role", name) if arn is not None and name else None
+    if arn is None or found is None:
+        return text or unnamed("role")(call)
+    path, stored = found
+    return entity_arn(arn.account, "role", path, stored)
+
+
+ROLE_ARN = assumed_role
 USER = entity("user", "UserName")
 CALLER = entity("user", "UserName", caller=True)
 ROLE = entity("role", "RoleName")
