@@ -411,3 +411,58 @@ def test_another_spelling_of_a_role_arn_does_not_escape_a_deny_on_assuming_it(
         assert err(e) == (403, "AccessDenied", denied(user_arn(name), "sts:AssumeRole", arn, "explicit")), (
             spelling
         )
+
+
+def test_the_permissions_boundary_condition_key_holds_the_entitys_boundary(
+    server: LaminaServer, iam: Any
+) -> None:
+    """``iam:PermissionsBoundary`` on Attach/Detach/Put/Delete*Policy and Delete*PermissionsBoundary
+    is the boundary the user or role has (Service Authorization Reference; IAM User Guide,
+    "Permissions boundaries", delegating to a boundary): an administrator may change only users
+    inside the boundary, and a Deny conditioned on the boundary keeps it on."""
+    boundary = iam.create_policy(
+        PolicyName=uid("boundary"),
+        PolicyDocument=doc({"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}),
+    )["Policy"]["Arn"]
+    inside, outside = uid("inside"), uid("outside")
+    iam.create_user(UserName=inside, PermissionsBoundary=boundary)
+    iam.create_user(UserName=outside)
+    policy = doc(
+        {
+            "Effect": "Allow",
+            "Action": [
+                "iam:AttachUserPolicy",
+                "iam:PutUserPolicy",
+                "iam:DeleteUserPolicy",
+                "iam:DeleteUserPermissionsBoundary",
+            ],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": "iam:DeleteUserPermissionsBoundary",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}},
+        },
+    )
+    name, key, sk = user_keys(iam, inline=policy)
+    admin = client(server, "iam", key=key, secret=sk)
+    admin.attach_user_policy(UserName=inside, PolicyArn=ADMIN)
+    admin.put_user_policy(
+        UserName=inside,
+        PolicyName="p",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "*", "Resource": "*"}),
+    )
+    admin.delete_user_policy(UserName=inside, PolicyName="p")
+    with pytest.raises(admin.exceptions.ClientError) as e:
+        admin.attach_user_policy(UserName=outside, PolicyArn=ADMIN)
+    assert err(e) == (403, "AccessDenied", denied(user_arn(name), "iam:AttachUserPolicy", user_arn(outside)))
+    with pytest.raises(admin.exceptions.ClientError) as e:
+        admin.delete_user_permissions_boundary(UserName=inside)
+    assert err(e) == (
+        403,
+        "AccessDenied",
+        denied(user_arn(name), "iam:DeleteUserPermissionsBoundary", user_arn(inside), "explicit"),
+    )
+    assert iam.get_user(UserName=inside)["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lamina.domain.actions import NEVER_DENIED, TABLES, Check, ContextValue, checks, is_mutating
+from lamina.domain.actions_spec import IamEntity
 from lamina.services.ec2 import (
     handlers_gateways,
     handlers_interfaces,
@@ -35,15 +36,18 @@ class Stores:
     paths: dict[tuple[str, str], str] = field(
         default_factory=lambda: {("user", "dev"): "/team/", ("role", "reader"): "/svc/"}
     )
+    boundaries: dict[tuple[str, str], str] = field(
+        default_factory=lambda: {("user", "dev"): f"arn:aws:iam::{ACCOUNT}:policy/b"}
+    )
 
     def subnet_vpc(self, account: str, region: str, subnet_id: str) -> str | None:
         return self.subnets.get(subnet_id) if account == ACCOUNT and region == REGION else None
 
-    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
+    def iam_entity(self, account: str, kind: str, name: str) -> IamEntity | None:
         stored = next((n for k, n in self.paths if k == kind and n.lower() == name.lower()), None)
         if account != ACCOUNT or stored is None:
             return None
-        return self.paths[(kind, stored)], stored
+        return IamEntity(self.paths[(kind, stored)], stored, self.boundaries.get((kind, stored)))
 
 
 def run(
@@ -282,7 +286,11 @@ IAM = f"arn:aws:iam::{ACCOUNT}"
             Check(
                 "iam:AttachUserPolicy",
                 f"{IAM}:user/team/dev",
-                {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"},
+                # The user's own boundary: what delegated administration is conditioned on.
+                {
+                    "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess",
+                    "iam:PermissionsBoundary": f"{IAM}:policy/b",
+                },
             ),
         ),
         (

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from lamina.domain.actions_spec import (
     Call,
     Check,
+    Context,
     ContextValue,
     Resource,
     Spec,
@@ -64,8 +65,9 @@ def entity(kind: str, key: str, *, caller: bool = False) -> Callable[[Call], str
         # The entity's own path and name: ``RoleName=admin`` acts on role ``Admin`` (IAM names are
         # unique whatever their case), and a policy naming role/Admin must decide it.
         found = call.lookups.iam_entity(call.account, kind, name) if name else None
-        path, name = found if found is not None else ("/", name)
-        return entity_arn(call.account, kind, path, name)
+        if found is None:
+            return entity_arn(call.account, kind, "/", name)
+        return entity_arn(call.account, kind, found.path, found.name)
 
     return read
 
@@ -93,8 +95,7 @@ def assumed_role(call: Call) -> str:
     found = call.lookups.iam_entity(arn.account, "role", name) if arn is not None and name else None
     if arn is None or found is None:
         return text or unnamed("role")(call)
-    path, stored = found
-    return entity_arn(arn.account, "role", path, stored)
+    return entity_arn(arn.account, "role", found.path, found.name)
 
 
 ROLE_ARN = assumed_role
@@ -104,6 +105,23 @@ ROLE = entity("role", "RoleName")
 GROUP = entity("group", "GroupName")
 POLICY_KEY = copy_text("PolicyArn", "iam:PolicyARN")
 BOUNDARY_KEY = copy_text("PermissionsBoundary", "iam:PermissionsBoundary")
+
+
+def has_boundary(kind: str, key: str) -> Context:
+    """``iam:PermissionsBoundary``: the boundary the user or role named by ``key`` has now, on the
+    operations that change its policies or remove its boundary (Service Authorization Reference;
+    IAM User Guide, "Permissions boundaries": delegating administration within a boundary)."""
+
+    def read(call: Call) -> Mapping[str, ContextValue]:
+        name = call.text(key)
+        found = call.lookups.iam_entity(call.account, kind, name) if name else None
+        return {"iam:PermissionsBoundary": found.boundary} if found and found.boundary else {}
+
+    return read
+
+
+USER_BOUNDARY = has_boundary("user", "UserName")
+ROLE_BOUNDARY = has_boundary("role", "RoleName")
 TAGS = tags_in("Tags")
 UNTAG = tag_keys_in("TagKeys")
 
@@ -134,18 +152,20 @@ IAM_TABLE: Mapping[str, Spec] = {
     "ListRoles": Spec("iam:ListRoles"),
     "DeleteRole": Spec("iam:DeleteRole", ROLE),
     "UpdateAssumeRolePolicy": Spec("iam:UpdateAssumeRolePolicy", ROLE),
-    "PutRolePolicy": Spec("iam:PutRolePolicy", ROLE),
+    "PutRolePolicy": Spec("iam:PutRolePolicy", ROLE, context=(ROLE_BOUNDARY,)),
     "GetRolePolicy": Spec("iam:GetRolePolicy", ROLE),
-    "DeleteRolePolicy": Spec("iam:DeleteRolePolicy", ROLE),
+    "DeleteRolePolicy": Spec("iam:DeleteRolePolicy", ROLE, context=(ROLE_BOUNDARY,)),
     "ListRolePolicies": Spec("iam:ListRolePolicies", ROLE),
-    "AttachRolePolicy": Spec("iam:AttachRolePolicy", ROLE, context=(POLICY_KEY,)),
-    "DetachRolePolicy": Spec("iam:DetachRolePolicy", ROLE, context=(POLICY_KEY,)),
+    "AttachRolePolicy": Spec("iam:AttachRolePolicy", ROLE, context=(POLICY_KEY, ROLE_BOUNDARY)),
+    "DetachRolePolicy": Spec("iam:DetachRolePolicy", ROLE, context=(POLICY_KEY, ROLE_BOUNDARY)),
     "ListAttachedRolePolicies": Spec("iam:ListAttachedRolePolicies", ROLE),
     "TagRole": Spec("iam:TagRole", ROLE, context=(TAGS,)),
     "UntagRole": Spec("iam:UntagRole", ROLE, context=(UNTAG,)),
     "ListRoleTags": Spec("iam:ListRoleTags", ROLE),
     "PutRolePermissionsBoundary": Spec("iam:PutRolePermissionsBoundary", ROLE, context=(BOUNDARY_KEY,)),
-    "DeleteRolePermissionsBoundary": Spec("iam:DeleteRolePermissionsBoundary", ROLE),
+    "DeleteRolePermissionsBoundary": Spec(
+        "iam:DeleteRolePermissionsBoundary", ROLE, context=(ROLE_BOUNDARY,)
+    ),
     # Managed policies
     "CreatePolicy": Spec("iam:CreatePolicy", new_entity("policy", "PolicyName"), context=(TAGS,)),
     "GetPolicy": Spec("iam:GetPolicy", POLICY_ARN),
@@ -168,18 +188,20 @@ IAM_TABLE: Mapping[str, Spec] = {
     "ListAccessKeys": Spec("iam:ListAccessKeys", CALLER),
     "UpdateAccessKey": Spec("iam:UpdateAccessKey", CALLER),
     "DeleteAccessKey": Spec("iam:DeleteAccessKey", CALLER),
-    "PutUserPolicy": Spec("iam:PutUserPolicy", USER),
+    "PutUserPolicy": Spec("iam:PutUserPolicy", USER, context=(USER_BOUNDARY,)),
     "GetUserPolicy": Spec("iam:GetUserPolicy", USER),
-    "DeleteUserPolicy": Spec("iam:DeleteUserPolicy", USER),
+    "DeleteUserPolicy": Spec("iam:DeleteUserPolicy", USER, context=(USER_BOUNDARY,)),
     "ListUserPolicies": Spec("iam:ListUserPolicies", USER),
-    "AttachUserPolicy": Spec("iam:AttachUserPolicy", USER, context=(POLICY_KEY,)),
-    "DetachUserPolicy": Spec("iam:DetachUserPolicy", USER, context=(POLICY_KEY,)),
+    "AttachUserPolicy": Spec("iam:AttachUserPolicy", USER, context=(POLICY_KEY, USER_BOUNDARY)),
+    "DetachUserPolicy": Spec("iam:DetachUserPolicy", USER, context=(POLICY_KEY, USER_BOUNDARY)),
     "ListAttachedUserPolicies": Spec("iam:ListAttachedUserPolicies", USER),
     "TagUser": Spec("iam:TagUser", USER, context=(TAGS,)),
     "UntagUser": Spec("iam:UntagUser", USER, context=(UNTAG,)),
     "ListUserTags": Spec("iam:ListUserTags", USER),
     "PutUserPermissionsBoundary": Spec("iam:PutUserPermissionsBoundary", USER, context=(BOUNDARY_KEY,)),
-    "DeleteUserPermissionsBoundary": Spec("iam:DeleteUserPermissionsBoundary", USER),
+    "DeleteUserPermissionsBoundary": Spec(
+        "iam:DeleteUserPermissionsBoundary", USER, context=(USER_BOUNDARY,)
+    ),
     "ListGroupsForUser": Spec("iam:ListGroupsForUser", USER),
     # Groups (membership changes act on the group)
     "CreateGroup": Spec("iam:CreateGroup", new_entity("group", "GroupName")),

@@ -31,6 +31,16 @@ class Check:
     context: Mapping[str, ContextValue] = field(default_factory=lambda: MappingProxyType({}))
 
 
+@dataclass(frozen=True)
+class IamEntity:
+    """An existing IAM user, role or group as the table needs it: its own path and name (the request
+    may spell the name in another case) and the ARN of its permissions boundary, if any."""
+
+    path: str
+    name: str
+    boundary: str | None = None
+
+
 class Lookups(Protocol):
     """What the table may ask the stores (the authorizer implements it)."""
 
@@ -38,9 +48,9 @@ class Lookups(Protocol):
         """The VPC id of the subnet, None if there is no such subnet."""
         ...
 
-    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
-        """The Path and stored name of the IAM ``kind`` ("user", "role", "group") called ``name`` in
-        any case (IAM names are case-insensitive), None if absent."""
+    def iam_entity(self, account: str, kind: str, name: str) -> IamEntity | None:
+        """The IAM ``kind`` ("user", "role", "group") called ``name`` in any case (IAM names are
+        case-insensitive), None if absent."""
         ...
 
 

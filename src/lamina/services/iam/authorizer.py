@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lamina.domain import actions
+from lamina.domain.actions_spec import IamEntity
 from lamina.domain.arns import Arn
 from lamina.domain.evaluation import (
     Caller,
@@ -89,7 +90,7 @@ class IamLookups:
     def subnet_vpc(self, account: str, region: str, subnet_id: str) -> str | None:
         return self._subnet_vpc(account, region, subnet_id)
 
-    def iam_entity(self, account: str, kind: str, name: str) -> tuple[str, str] | None:
+    def iam_entity(self, account: str, kind: str, name: str) -> IamEntity | None:
         found: Mapping[str, object] | None = None
         if kind == "role":
             found = self._iam.get_role(account, name)
@@ -102,7 +103,9 @@ class IamLookups:
         path, stored = found.get("Path"), found.get(f"{kind.capitalize()}Name")
         if not isinstance(path, str) or not isinstance(stored, str):
             return None
-        return path, stored
+        attached = found.get("PermissionsBoundary")
+        boundary = attached.get("PermissionsBoundaryArn") if isinstance(attached, Mapping) else None
+        return IamEntity(path, stored, boundary if isinstance(boundary, str) else None)
 
 
 def trust_policies(iam: IamStore) -> ResourcePolicy:
