@@ -466,3 +466,25 @@ def test_the_permissions_boundary_condition_key_holds_the_entitys_boundary(
         denied(user_arn(name), "iam:DeleteUserPermissionsBoundary", user_arn(inside), "explicit"),
     )
     assert iam.get_user(UserName=inside)["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+
+
+@pytest.mark.parametrize("grant", [{"Action": "*"}, {"NotAction": "sts:TagSession"}])
+def test_a_trust_policy_grants_nothing_but_assuming_the_role(
+    server: LaminaServer, iam: Any, grant: dict[str, str]
+) -> None:
+    """A role's trust policy is the resource policy of ``sts:AssumeRole`` (and the STS actions
+    around it) only: a trust policy naming a user with ``"Action": "*"`` does not let that user
+    change the role's permissions."""
+    name, key, sk = user_keys(iam)
+    role = uid("role")
+    trust = doc({"Effect": "Allow", "Principal": {"AWS": user_arn(name)}, **grant})
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
+    role_arn = f"arn:aws:iam::{ACCT}:role/{role}"
+    attacker = client(server, "iam", key=key, secret=sk)
+    with pytest.raises(attacker.exceptions.ClientError) as e:
+        attacker.attach_role_policy(RoleName=role, PolicyArn=ADMIN)
+    assert err(e) == (403, "AccessDenied", denied(user_arn(name), "iam:AttachRolePolicy", role_arn))
+    with pytest.raises(attacker.exceptions.ClientError) as e:
+        attacker.update_assume_role_policy(RoleName=role, PolicyDocument=TRUST_ACCOUNT)
+    assert err(e)[:2] == (403, "AccessDenied")
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []

@@ -213,7 +213,7 @@ class IamAuthorizer:
             return decision
         if decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE:
             return decision
-        resource_policy = self._resource_policy(check.resource)
+        resource_policy = self._resource_policy(check.resource, check.action)
         if resource_policy is None:
             return decision
         policies = PolicySet(principal.identity, principal.boundary, principal.session, resource_policy)
@@ -325,9 +325,14 @@ class IamAuthorizer:
 
     # -- resources and context -------------------------------------------------------------------
 
-    def _resource_policy(self, resource: str) -> PolicyDocument | None:
+    def _resource_policy(self, resource: str, action: str) -> PolicyDocument | None:
         arn = Arn.parse(resource)
         if arn is None:
+            return None
+        if arn.service == "iam" and not action.lower().startswith("sts:"):
+            # A role's trust policy is the resource policy of assuming it (sts:AssumeRole,
+            # sts:TagSession, ...) and of nothing else: one that names a user with "Action": "*"
+            # does not let that user manage the role (IAM roles have no other resource policy).
             return None
         reader = self._resource_policies.get(arn.service)
         text = reader(arn) if reader is not None else None
