@@ -207,13 +207,17 @@ def test_another_case_of_a_user_name_does_not_escape_a_deny(server: LaminaServer
 # -- stale decisions: every IAM write is seen by the next request ----------------------------------------
 
 
-def assume(server: LaminaServer, iam: Any, role_arn: str) -> Any:
-    """A Lambda client signed by a session of ``role_arn``, assumed by a new administrator user."""
+def assume(server: LaminaServer, iam: Any, role_arn: str, service: str = "lambda") -> Any:
+    """A ``service`` client signed by a session of ``role_arn``, assumed by a new administrator user."""
     _, key, sk = user_keys(iam, ADMIN)
     sts = client(server, "sts", key=key, secret=sk)
     creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="me")["Credentials"]
     return client(
-        server, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+        server,
+        service,
+        key=creds["AccessKeyId"],
+        secret=creds["SecretAccessKey"],
+        token=creds["SessionToken"],
     )
 
 
@@ -488,3 +492,74 @@ def test_a_trust_policy_grants_nothing_but_assuming_the_role(
         attacker.update_assume_role_policy(RoleName=role, PolicyDocument=TRUST_ACCOUNT)
     assert err(e)[:2] == (403, "AccessDenied")
     assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+
+
+# -- conditions -------------------------------------------------------------------------------------------
+
+
+def test_conditions_a_tenant_cannot_talk_its_way_past(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """aws:SourceIp is the socket's address (an X-Forwarded-For header from a loopback client, as a
+    function's calls are, claims nothing); a session's aws:PrincipalArn is its role's ARN;
+    ${aws:username} is absent for sessions, so a statement using it grants them nothing; an
+    explicit Deny in a boundary wins over AdministratorAccess."""
+    fn = make_function(lam, role_arn)
+    far = doc(
+        {
+            "Effect": "Allow",
+            "Action": "lambda:*",
+            "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}},
+        }
+    )
+    _, key, sk = user_keys(iam, inline=far)
+    spoof = client(server, key=key, secret=sk)
+    spoof.meta.events.register(
+        "before-sign.*.*", lambda request, **_: request.headers.__setitem__("X-Forwarded-For", "203.0.113.9")
+    )
+    with pytest.raises(spoof.exceptions.ClientError) as e:
+        spoof.get_function_configuration(FunctionName=fn)
+    assert err(e)[:2] == (403, "AccessDeniedException")
+    role = uid("role")
+    arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
+    own = doc(
+        {
+            "Effect": "Allow",
+            "Action": "iam:GetUser",
+            "Resource": f"arn:aws:iam::{ACCT}:user/${{aws:username}}",
+        }
+    )
+    by_arn = doc(
+        {
+            "Effect": "Allow",
+            "Action": "lambda:GetFunctionConfiguration",
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": arn}},
+        }
+    )
+    iam.put_role_policy(RoleName=role, PolicyName="own", PolicyDocument=own)
+    iam.put_role_policy(RoleName=role, PolicyName="by-arn", PolicyDocument=by_arn)
+    assume(server, iam, arn).get_function_configuration(FunctionName=fn)
+    with pytest.raises(iam.exceptions.ClientError) as e:
+        assume(server, iam, arn, "iam").get_user(UserName="me")
+    assert err(e)[:2] == (403, "AccessDenied")
+    boundary = iam.create_policy(
+        PolicyName=uid("b"),
+        PolicyDocument=doc(
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "lambda:GetFunctionConfiguration", "Resource": "*"},
+        ),
+    )["Policy"]["Arn"]
+    bounded, bkey, bsk = user_keys(iam, ADMIN)
+    iam.put_user_permissions_boundary(UserName=bounded, PermissionsBoundary=boundary)
+    user = client(server, key=bkey, secret=bsk)
+    with pytest.raises(user.exceptions.ClientError) as e:
+        user.get_function_configuration(FunctionName=fn)
+    assert err(e) == (
+        403,
+        "AccessDeniedException",
+        f"User: {user_arn(bounded)} is not authorized to perform: lambda:GetFunctionConfiguration on resource: "
+        f"{fn_arn(fn)} with an explicit deny in a permissions boundary",
+    )
+    user.list_functions()

@@ -194,6 +194,10 @@ def serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         timeout_keep_alive=60,
         server_header=False,
+        # The client's address is the socket's: uvicorn would otherwise take X-Forwarded-For from
+        # any loopback client (functions reach the API through a loopback relay), letting a caller
+        # choose its own aws:SourceIp.
+        proxy_headers=False,
     )
     logging.getLogger("lamina").info(
         "lamina %s: data in %s, accounts: %s",
