@@ -563,3 +563,30 @@ def test_conditions_a_tenant_cannot_talk_its_way_past(
         f"{fn_arn(fn)} with an explicit deny in a permissions boundary",
     )
     user.list_functions()
+
+
+def test_a_recreated_user_grants_nothing_to_the_old_users_session_tokens(
+    server: LaminaServer, iam: Any
+) -> None:
+    """GetSessionToken's credentials act as the user that asked for them (its UserId, which
+    GetCallerIdentity shows): a user deleted and made again under the same name is another user."""
+    name = uid("user")
+    iam.create_user(UserName=name)
+    user_id = iam.get_user(UserName=name)["User"]["UserId"]
+    made = iam.create_access_key(UserName=name)["AccessKey"]
+    sts = client(server, "sts", key=made["AccessKeyId"], secret=made["SecretAccessKey"])
+    creds = sts.get_session_token()["Credentials"]
+    session = client(
+        server, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    )
+    session_sts = client(
+        server, "sts", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    )
+    assert session_sts.get_caller_identity()["UserId"] == user_id
+    iam.delete_access_key(UserName=name, AccessKeyId=made["AccessKeyId"])
+    iam.delete_user(UserName=name)
+    iam.create_user(UserName=name)
+    iam.attach_user_policy(UserName=name, PolicyArn=ADMIN)
+    with pytest.raises(session.exceptions.ClientError) as e:
+        session.list_functions()
+    assert err(e)[:2] == (403, "AccessDeniedException")

@@ -34,7 +34,12 @@ TABLES: Mapping[str, Mapping[str, Spec]] = {
 # "No permissions are required to perform this operation. If an administrator attaches a policy to
 # your identity that explicitly denies access to the sts:GetCallerIdentity action, you can still
 # perform this operation." (STS API Reference, GetCallerIdentity)
-NEVER_DENIED: frozenset[tuple[str, str]] = frozenset({("sts", "GetCallerIdentity")})
+# And GetSessionToken: "No permissions are required for a user to get a session token ... You
+# cannot use policies to control authentication operations" (IAM User Guide, "Permissions for
+# GetSessionToken"); its handler still refuses session credentials.
+NEVER_DENIED: frozenset[tuple[str, str]] = frozenset(
+    {("sts", "GetCallerIdentity"), ("sts", "GetSessionToken")}
+)
 
 READ_PREFIXES = ("Describe", "Get", "List")
 

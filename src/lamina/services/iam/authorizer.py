@@ -166,6 +166,7 @@ class IamAuthorizer:
         self._lock = threading.Lock()
         self._identities: dict[tuple[str, IdentityKind, str], tuple[int, Identity | None]] = {}
         self._sessions: OrderedDict[str, tuple[int, _Principal]] = OrderedDict()
+        self._session_users: OrderedDict[str, str] = OrderedDict()  # GetSessionToken key -> UserId
 
     # -- the stage ------------------------------------------------------------------------------------
 
@@ -235,7 +236,9 @@ class IamAuthorizer:
         name = p.arn.rsplit("/", 1)[-1]
         identity = self._identity(p.account_id, IdentityKind.USER, name)
         caller = Caller(PrincipalKind.USER, p.account_id, p.arn)
-        if identity is None:  # a user deleted while its keys were cached: nothing is allowed
+        if identity is None or not self._same_user(p.access_key_id, identity):
+            # A user deleted while its keys were cached, or a GetSessionToken session of a user
+            # deleted and made again under its name (another UserId): nothing is allowed.
             return _Principal(caller, user_name=name)
         context: dict[str, str | tuple[str, ...]] = {
             "aws:username": identity.name,
@@ -251,6 +254,23 @@ class IamAuthorizer:
             identity.name,
             identity.unique_id,
         )
+
+    def _same_user(self, access_key: str, identity: Identity) -> bool:
+        """Whether a user's credentials are the user ``identity`` is: long-term keys belong to the
+        user they are stored with; a GetSessionToken session to the user (UserId) that asked."""
+        if not access_key.startswith("ASIA"):
+            return True
+        with self._lock:
+            user_id = self._session_users.get(access_key)
+        if user_id is None:
+            session = self._iam.session(access_key)
+            user_id = session.user_id if session is not None else ""
+            with self._lock:
+                self._session_users[access_key] = user_id
+                while len(self._session_users) > SESSIONS_KEPT:
+                    self._session_users.popitem(last=False)
+        # Sessions issued before users had ids here carry the user's ARN.
+        return user_id in (identity.unique_id, identity.arn)
 
     def _identity(self, account: str, kind: IdentityKind, name: str) -> Identity | None:
         generation = self._iam.generation

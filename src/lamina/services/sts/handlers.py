@@ -231,7 +231,8 @@ def get_session_token(iam: IamStore, ctx: RequestContext, params: dict[str, Any]
     duration = int(params.get("DurationSeconds") or 43_200)
     if root:
         duration = min(duration, 3600)
-    # The root's user id is its account id; a user's is its AIDA... id.
+    # The root's user id is its account id; a user's is its AIDA... id (the authorizer keeps the
+    # session to that user: one made again under the name is another).
     user_id = ctx.account_id
     if not root:
         user = iam.get_user(ctx.account_id, ctx.caller.rsplit("/", 1)[-1])
