@@ -590,3 +590,21 @@ def test_a_recreated_user_grants_nothing_to_the_old_users_session_tokens(
     with pytest.raises(session.exceptions.ClientError) as e:
         session.list_functions()
     assert err(e)[:2] == (403, "AccessDeniedException")
+
+
+def test_a_session_token_without_mfa_cannot_call_iam(server: LaminaServer, iam: Any) -> None:
+    """GetSessionToken's credentials "cannot call any IAM API operations unless MFA authentication
+    information is included" (STS API Reference): IAM answers InvalidClientTokenId, even to an
+    administrator's session (lamina has no MFA)."""
+    _, key, sk = user_keys(iam, ADMIN)
+    creds = client(server, "sts", key=key, secret=sk).get_session_token()["Credentials"]
+    session = client(
+        server, "iam", key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    )
+    with pytest.raises(session.exceptions.ClientError) as e:
+        session.create_user(UserName=uid("escalate"))
+    assert err(e) == (403, "InvalidClientTokenId", "The security token included in the request is invalid")
+    lam = client(
+        server, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
+    )
+    lam.list_functions()  # other services serve it as the user

@@ -49,7 +49,7 @@ from lamina.domain.policy import (
     normalise_context,
     parse_policy,
 )
-from lamina.errors import CROSS_ACCOUNT_PASS_ROLE, AccessDeniedException
+from lamina.errors import CROSS_ACCOUNT_PASS_ROLE, AccessDeniedException, UnrecognizedClientException
 from lamina.services.base import AuthorizationRequest
 from lamina.services.iam.identities import Identity, IdentityKind, load_identity
 from lamina.store.iam import IamStore
@@ -60,6 +60,8 @@ SESSIONS_KEPT = 4096
 EC2_UNAUTHORIZED = "You are not authorized to perform this operation."
 ASSUME_ROLE = "sts:assumerole"
 PASS_ROLE = "iam:PassRole"
+# IAM's words for a GetSessionToken session without MFA (no final period, unlike a bad key's).
+NO_MFA_SESSION = "The security token included in the request is invalid"
 
 # A resource's own policy document (JSON), by the resource's ARN; None when it has none.
 ResourcePolicy = Callable[[Arn], "str | None"]
@@ -174,6 +176,12 @@ class IamAuthorizer:
         """Return when IAM would allow ``request``; raise AWS's AccessDenied when it would not."""
         if (request.service, request.operation) in actions.NEVER_DENIED:
             return
+        p = request.principal
+        if request.service == "iam" and p.access_key_id.startswith("ASIA") and ":assumed-role/" not in p.arn:
+            # GetSessionToken's credentials: "You cannot call any IAM API operations unless MFA
+            # authentication information is included in the request" (STS API Reference,
+            # GetSessionToken); lamina has no MFA, and IAM answers InvalidClientTokenId.
+            raise UnrecognizedClientException(NO_MFA_SESSION)
         principal = self._principal(request)
         caller = principal.caller
         checks = actions.checks(
