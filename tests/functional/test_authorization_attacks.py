@@ -395,7 +395,8 @@ def test_another_spelling_of_a_role_arn_does_not_escape_a_deny_on_assuming_it(
     server: LaminaServer, iam: Any
 ) -> None:
     """AssumeRole finds the role by its name: ``role/any/path/ADMIN`` assumes role ``Admin`` at
-    path ``/``. IAM decides on that role's own ARN, so a Deny on it holds."""
+    path ``/``. IAM decides on that role's own ARN, so a Deny on it holds; the answer names the ARN
+    as the caller spelt it (it tells no one another account's role's path or case)."""
     target = uid("Admin")
     arn = iam.create_role(RoleName=target, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
     iam.attach_role_policy(RoleName=target, PolicyArn=ADMIN)
@@ -412,9 +413,11 @@ def test_another_spelling_of_a_role_arn_does_not_escape_a_deny_on_assuming_it(
     ):
         with pytest.raises(sts.exceptions.ClientError) as e:
             sts.assume_role(RoleArn=spelling, RoleSessionName="me")
-        assert err(e) == (403, "AccessDenied", denied(user_arn(name), "sts:AssumeRole", arn, "explicit")), (
-            spelling
-        )
+        assert err(e) == (
+            403,
+            "AccessDenied",
+            denied(user_arn(name), "sts:AssumeRole", spelling, "explicit"),
+        ), spelling
 
 
 def test_the_permissions_boundary_condition_key_holds_the_entitys_boundary(

@@ -443,6 +443,10 @@ class IamAuthorizer:
         self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, decision: Decision
     ) -> AccessDeniedException:
         caller = principal.caller
+        if request.service == "sts" and isinstance(request.params.get("RoleArn"), str):
+            # Decided on the role's own ARN, named as the caller spelt it: the answer tells no one
+            # the path or case of another account's role (nor that it exists).
+            check = actions.Check(check.action, request.params["RoleArn"], check.context)
         if (
             check.action.lower() == ASSUME_ROLE
             and decision.denied_by is PolicyType.RESOURCE
