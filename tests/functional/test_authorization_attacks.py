@@ -610,3 +610,22 @@ def test_a_session_token_without_mfa_cannot_call_iam(server: LaminaServer, iam: 
         server, key=creds["AccessKeyId"], secret=creds["SecretAccessKey"], token=creds["SessionToken"]
     )
     lam.list_functions()  # other services serve it as the user
+
+
+def test_denials_do_not_tell_whether_another_accounts_role_exists(server: LaminaServer) -> None:
+    """IAM names an existing user or role of the caller's own account as ``role NAME``; another
+    account's is named by the ARN asked about, whether it exists or not (no existence oracle)."""
+    bob_iam = client(server, "iam", key=BOB["access_key_id"], secret=BOB["secret_access_key"])
+    real = uid("Secret")
+    bob_iam.create_role(RoleName=real, AssumeRolePolicyDocument=TRUST_ACCOUNT)
+    alice = client(server, "iam", key=ALICE["access_key_id"], secret=ALICE["secret_access_key"])
+    alice_root = f"arn:aws:iam::{ALICE['account_id']}:root"
+    for name in (real, uid("Missing")):
+        arn = f"arn:aws:iam::{BOB['account_id']}:role/{name}"
+        with pytest.raises(alice.exceptions.ClientError) as e:
+            alice.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["lambda:GetFunction"])
+        assert err(e) == (
+            403,
+            "AccessDenied",
+            denied(alice_root, "iam:SimulatePrincipalPolicy", arn, "resource"),
+        )

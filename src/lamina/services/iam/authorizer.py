@@ -457,7 +457,7 @@ class IamAuthorizer:
                 f"User: {caller.arn} is not authorized to perform: {check.action} on resource: {check.resource}"
             )
         if request.service == "iam":
-            shown = self._iam_resource_name(check)
+            shown = self._iam_resource_name(check, principal.caller.account)
             return AccessDeniedException(denial_message(caller.arn, check.action, shown, decision))
         if request.service != "ec2":
             return AccessDeniedException(denial_message(caller.arn, check.action, check.resource, decision))
@@ -474,12 +474,18 @@ class IamAuthorizer:
             message += f". Encoded authorization failure message: {encoded}"
         return AccessDeniedException(message)
 
-    def _iam_resource_name(self, check: actions.Check) -> str:
-        """How IAM names the resource in its denials: an existing user, role or group as
-        ``role NAME`` (as in ``... iam:GetRole on resource: role my-role because ...``), anything
-        else (one being created, a policy) by its ARN."""
+    def _iam_resource_name(self, check: actions.Check, account: str) -> str:
+        """How IAM names the resource in its denials: an existing user, role or group of the
+        caller's ``account`` as ``role NAME`` (as in ``... iam:GetRole on resource: role my-role
+        because ...``), anything else (one being created, a policy, another account's entity, which
+        must not tell whether it exists) by its ARN."""
         arn = Arn.parse(check.resource)
-        if arn is None or arn.service != "iam" or not check.action.startswith("iam:"):
+        if (
+            arn is None
+            or arn.service != "iam"
+            or not check.action.startswith("iam:")
+            or arn.account != account
+        ):
             return check.resource
         kind, _, rest = arn.resource.partition("/")
         name = rest.rsplit("/", 1)[-1]
