@@ -629,3 +629,33 @@ def test_denials_do_not_tell_whether_another_accounts_role_exists(server: Lamina
             "AccessDenied",
             denied(alice_root, "iam:SimulatePrincipalPolicy", arn, "resource"),
         )
+
+
+def test_a_zero_padded_layer_version_does_not_escape_a_lambda_layer_condition(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """``lambda:Layer`` holds each layer version's ARN as the function will use it: a Deny on
+    ``...:layer:x:1`` holds for ``Layers=[...:layer:x:01]``."""
+    arn = lam.publish_layer_version(LayerName=uid("banned"), Content={"ZipFile": CODE})["LayerVersionArn"]
+    policy = doc(
+        {"Effect": "Allow", "Action": ["lambda:*", "iam:PassRole"], "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": "lambda:CreateFunction",
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringEquals": {"lambda:Layer": arn}},
+        },
+    )
+    _, key, sk = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=sk)
+    for spelling in (arn, arn[:-1] + "01"):
+        with pytest.raises(user.exceptions.ClientError) as e:
+            user.create_function(
+                FunctionName=uid("fn"),
+                Runtime="python3.12",
+                Role=role_arn,
+                Handler="app.handler",
+                Code={"ZipFile": CODE},
+                Layers=[spelling],
+            )
+        assert err(e)[:2] == (403, "AccessDeniedException"), spelling

@@ -96,9 +96,10 @@ def layer_version_by_arn(call: Call) -> str:
 
 
 def function_settings(call: Call) -> Mapping[str, ContextValue]:
-    """``lambda:Layer`` from ``Layers``; the VPC keys only when ``VpcConfig`` is given, the VPC ids
-    read from the subnets (a subnet that does not exist adds no VPC)."""
-    context = multi("lambda:Layer", call.texts("Layers"))
+    """``lambda:Layer`` from ``Layers`` (each layer version's ARN as the handler reads it: ``:01`` is
+    version 1); the VPC keys only when ``VpcConfig`` is given, the VPC ids read from the subnets (a
+    subnet that does not exist adds no VPC)."""
+    context = multi("lambda:Layer", (layer_version_text(text) for text in call.texts("Layers")))
     vpc = call.params.get("VpcConfig")
     if isinstance(vpc, Mapping):
         region, account, _, _ = function_location(call)
@@ -119,18 +120,23 @@ def pass_role(call: Call) -> tuple[Check, ...]:
     return (Check("iam:PassRole", resource, {"iam:PassedToService": LAMBDA_SERVICE}),)
 
 
+def layer_version_text(text: str) -> str:
+    """A layer version ARN with its number as a number; anything else as given."""
+    ref = parse_layer_arn(text)
+    if ref is None or ref.version is None:
+        return text
+    return layer_version_arn(ref.region, ref.account, ref.name, ref.version)
+
+
 def layer_reads(call: Call) -> tuple[Check, ...]:
     """``lambda:GetLayerVersion`` on each layer version ``Layers`` adds to the function ("To add
     layers to your function, you need lambda:GetLayerVersion permission on the layer version",
     Lambda Developer Guide, layer permissions): another account's layer by its layer version
     policy, a layer of one's own account by one's identity policies. A member that is no layer
     version ARN adds no check (the handler answers it)."""
-    found = []
-    for text in call.texts("Layers"):
-        ref = parse_layer_arn(text)
-        if ref is not None and ref.version is not None:
-            found.append(layer_version_arn(ref.region, ref.account, ref.name, ref.version))
-    return tuple(Check("lambda:GetLayerVersion", arn) for arn in dict.fromkeys(found))
+    found = (layer_version_text(text) for text in call.texts("Layers"))
+    versions = (arn for arn in found if (ref := parse_layer_arn(arn)) is not None and ref.version is not None)
+    return tuple(Check("lambda:GetLayerVersion", arn) for arn in dict.fromkeys(versions))
 
 
 TABLE: Mapping[str, Spec] = {
