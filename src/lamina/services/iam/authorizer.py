@@ -168,6 +168,7 @@ class IamAuthorizer:
         self._lock = threading.Lock()
         self._identities: dict[tuple[str, IdentityKind, str], tuple[int, Identity | None]] = {}
         self._sessions: OrderedDict[str, tuple[int, _Principal]] = OrderedDict()
+        self._roots: dict[str, _Principal] = {}
         self._session_users: OrderedDict[str, str] = OrderedDict()  # GetSessionToken key -> UserId
 
     # -- the stage ------------------------------------------------------------------------------------
@@ -233,11 +234,15 @@ class IamAuthorizer:
     def _principal(self, request: AuthorizationRequest) -> _Principal:
         p = request.principal
         if p.is_root:
-            return _Principal(
-                Caller(PrincipalKind.ROOT, p.account_id, p.arn),
-                context={"aws:userid": p.account_id},
-                unique_id=p.account_id,
-            )
+            root = self._roots.get(p.account_id)
+            if root is None:  # one per account, made once
+                root = _Principal(
+                    Caller(PrincipalKind.ROOT, p.account_id, p.arn),
+                    context={"aws:userid": p.account_id},
+                    unique_id=p.account_id,
+                )
+                self._roots[p.account_id] = root
+            return root
         arn = Arn.parse(p.arn)
         if arn is not None and arn.service == "sts" and arn.resource.startswith("assumed-role/"):
             return self._session(p.access_key_id, p.account_id, p.arn)
