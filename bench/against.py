@@ -10,6 +10,8 @@ server, in alternating blocks (baseline, this tree, baseline, ...), so that mach
   (EC2, XML), ``--calls`` timed calls each after ``--warmup`` untimed ones.
 - **Warm invoke p50** (root only: real sandboxes): ``def handler(event, context): return {}`` on
   ``--runtime``, ``--invokes`` timed invokes after a cold start and ``--warmup`` untimed invokes.
+- **Cold start p50** (root only, with ``--colds N``): a new function is created and waited for
+  (untimed), its first invoke timed (a new sandbox and interpreter), then it is deleted (untimed).
 
 Printed: p50/p90 of each side, this tree's p50 over the baseline's, and the median over block pairs
 of the two sides' block p50s (robust to drift on a shared machine). **Target**: <= 1.05x for both.
@@ -75,8 +77,12 @@ def wait_active(lam: Any, name: str, timeout: float = 60.0) -> None:
 class Side:
     """One server and its clients, with the calls to time."""
 
-    def __init__(self, label: str, scratch: Path, src: Path, invokes: bool, runtime: str) -> None:
+    def __init__(
+        self, label: str, scratch: Path, src: Path, invokes: bool, runtime: str, colds: bool
+    ) -> None:
         self.label = label
+        self.runtime = runtime
+        self._cold_count = 0
         self.server = C.LaminaServer(scratch / label / "data", env={"PYTHONPATH": str(src)})
         self.lam = C.boto_client(self.server.url, read_timeout=60, connect_timeout=10)
         self.ec2 = C.client(self.server, "ec2")
@@ -96,6 +102,8 @@ class Side:
             )
             wait_active(self.lam, "against")
             self.calls["Invoke (warm)"] = self._invoke
+            if colds:
+                self.calls["Cold start"] = self._cold
         self.samples: dict[str, list[float]] = {k: [] for k in self.calls}
         self.blocks: dict[str, list[float]] = {k: [] for k in self.calls}  # each timed block's p50
 
@@ -113,13 +121,34 @@ class Side:
         if out["StatusCode"] != 200 or "FunctionError" in out or payload != b"{}":
             raise RuntimeError(f"{self.label}: invoke failed: {out.get('FunctionError')} {payload!r}")
 
+    def _cold(self) -> float:
+        """The first invoke of a new function (its creation and deletion untimed)."""
+        self._cold_count += 1
+        name = f"against-cold-{self._cold_count}"
+        self.lam.create_function(
+            FunctionName=name,
+            Runtime=self.runtime,
+            Role="arn:aws:iam::000000000000:role/lambda-role",
+            Handler="app.handler",
+            Code={"ZipFile": function_zip()},
+        )
+        wait_active(self.lam, name)
+        t0 = time.perf_counter()
+        out = self.lam.invoke(FunctionName=name, Payload=b"{}")
+        payload = out["Payload"].read()
+        took = time.perf_counter() - t0
+        if out["StatusCode"] != 200 or "FunctionError" in out or payload != b"{}":
+            raise RuntimeError(f"{self.label}: cold invoke failed: {out.get('FunctionError')} {payload!r}")
+        self.lam.delete_function(FunctionName=name)
+        return took
+
     def run(self, name: str, n: int, timed: bool) -> None:
         call = self.calls[name]
         block = []
         for _ in range(n):
             t0 = time.perf_counter()
-            call()
-            block.append(time.perf_counter() - t0)
+            took = call()
+            block.append(took if isinstance(took, float) else time.perf_counter() - t0)
         if timed:
             self.samples[name] += block
             self.blocks[name].append(C.percentile(block, 50))
@@ -136,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1200, help="timed API calls per operation and side")
     parser.add_argument("--invokes", type=int, default=1200, help="timed warm invokes per side")
     parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--colds", type=int, default=0, help="timed cold starts per side (0: none)")
     parser.add_argument("--runtime", default="python3.12")
     parser.add_argument("--profile", action="store_true", help="accepted from run.py; no profile is taken")
     args = parser.parse_args(argv)
@@ -151,18 +181,26 @@ def main(argv: list[str] | None = None) -> int:
     with C.workdir("against") as scratch:
         sides = [
             Side(
-                f"baseline {rev}", scratch, export(args.baseline, scratch / "baseline"), invokes, args.runtime
+                f"baseline {rev}",
+                scratch,
+                export(args.baseline, scratch / "baseline"),
+                invokes,
+                args.runtime,
+                args.colds > 0,
             ),
-            Side("this tree", scratch, C.ROOT / "src", invokes, args.runtime),
+            Side("this tree", scratch, C.ROOT / "src", invokes, args.runtime, args.colds > 0),
         ]
         try:
             for name in sides[0].calls:
                 n = args.invokes if name.startswith("Invoke") else args.calls
+                blocks, warmup = BLOCKS, args.warmup
+                if name == "Cold start":
+                    n, blocks, warmup = args.colds, min(BLOCKS, args.colds), 1
                 for side in sides:
-                    side.run(name, args.warmup, timed=False)
-                for block in range(BLOCKS):
+                    side.run(name, warmup, timed=False)
+                for block in range(blocks):
                     for side in sides if block % 2 == 0 else reversed(sides):
-                        side.run(name, n // BLOCKS, timed=True)
+                        side.run(name, max(1, n // blocks), timed=True)
         finally:
             for side in sides:
                 side.stop()
