@@ -5,12 +5,24 @@ on it. One module per mechanism, each opening with the kernel facts it relies on
 Modules: :mod:`~lamina.linux.libc` (the binding), :mod:`~lamina.linux.namespaces`,
 :mod:`~lamina.linux.mounts`, :mod:`~lamina.linux.cgroups`, :mod:`~lamina.linux.links`,
 :mod:`~lamina.linux.sysctl`, :mod:`~lamina.linux.inotify`, :mod:`~lamina.linux.process`,
-:mod:`~lamina.linux.affinity`.
+:mod:`~lamina.linux.affinity`, :mod:`~lamina.linux.seccomp` (syscall filters through libseccomp).
 """
 
-from lamina.linux import affinity, cgroups, inotify, libc, links, mounts, namespaces, process, sysctl
+from lamina.linux import (
+    affinity,
+    cgroups,
+    inotify,
+    libc,
+    links,
+    mounts,
+    namespaces,
+    process,
+    seccomp,
+    sysctl,
+)
 from lamina.linux.cgroups import CgroupError, MemoryCgroup
 from lamina.linux.namespaces import NetNamespace, NetNamespaceError, run_in_thread
+from lamina.linux.seccomp import SeccompError
 
 __all__ = [
     "affinity",
@@ -26,5 +38,7 @@ __all__ = [
     "namespaces",
     "process",
     "run_in_thread",
+    "seccomp",
+    "SeccompError",
     "sysctl",
 ]

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from lamina.domain.functions import FunctionRef
 from lamina.errors import LaminaError
+from lamina.linux import SeccompError
 from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
 from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
+from lamina.runtime.seccomp_profile import syscall_filter
 
 log = logging.getLogger("lamina.pool")
 
@@ -54,6 +56,10 @@ class EnvironmentPool:
         if work_root.is_dir():
             for leftover in work_root.iterdir():
                 shutil.rmtree(leftover, ignore_errors=True)
+        # The seccomp filter is compiled here, once, off the first cold start's path; a machine
+        # without libseccomp serves everything else and fails each environment start clearly.
+        with contextlib.suppress(SeccompError):
+            syscall_filter()
 
     @property
     def size(self) -> int:

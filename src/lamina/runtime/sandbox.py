@@ -10,8 +10,13 @@ Facts about the mechanics (checked on Linux 6.x):
   then forks the runtime, which inherits all of it, and ends. Errors there are ordinary
   exceptions in the server. The forked child only mounts ``/proc`` (it must be mounted
   from inside the new PID namespace: the thread's would list the host's processes), joins
-  its cgroup, drops credentials and execs: a few os/ctypes calls in ``preexec_fn``, nothing
-  that can wait on a lock held by another thread.
+  its cgroup, drops credentials, loads the seccomp filter and execs: a few os/ctypes calls in
+  ``preexec_fn``, nothing that can wait on a lock held by another thread.
+- The seccomp filter (:mod:`lamina.runtime.seccomp_profile`) is compiled once per server by
+  libseccomp and loaded by the child as its last step: ``mount /proc`` and the credential
+  changes before it are calls the filter refuses. It needs no_new_privs, which the child
+  inherits from the thread; it is inherited by everything the runtime starts and can never
+  be removed.
 - When PID 1 dies the kernel SIGKILLs everything else in the namespace, and its exit is
   reported only after they are all gone. PID 1 gets only the signals it has handlers for
   (SIGKILL from outside always works) and inherits orphans: the runtime is PID 1 here, so
@@ -49,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
-from lamina.linux import affinity, mounts, process
+from lamina.linux import affinity, mounts, process, seccomp
 from lamina.linux.cgroups import CgroupError, MemoryCgroup
 from lamina.linux.mounts import (
     MNT_DETACH,
@@ -72,6 +77,7 @@ from lamina.linux.namespaces import (
     setns,
     unshare,
 )
+from lamina.runtime.seccomp_profile import syscall_filter
 
 # Host directories bound read-only into every sandbox (those that exist; symlinks such as
 # Debian's /bin -> usr/bin are recreated as symlinks).
@@ -276,14 +282,16 @@ class _ChildInit:
     is not in the new namespace, only its children are. The child joins its cgroup itself
     (the server's thread never enters it: a v1 group listing a server thread would make the
     server a candidate for that group's OOM killer). Credentials are dropped here too: Popen
-    would drop them *before* calling this. Runs between fork and exec: os.* and pre-resolved
-    ctypes calls only; failures are written to ``error_fd`` for the parent's message.
+    would drop them *before* calling this. The seccomp filter comes last (it refuses mount
+    and setgroups). Runs between fork and exec: os.* and pre-resolved ctypes calls only;
+    failures are written to ``error_fd`` for the parent's message.
     """
 
     join_fd: int
     uid: int
     gid: int
     error_fd: int
+    syscall_filter: seccomp.Filter
 
     def __call__(self) -> None:
         step = "mount /proc"
@@ -297,6 +305,8 @@ class _ChildInit:
             os.setresuid(self.uid, self.uid, self.uid)
             step = "chdir /var/task"  # as the sandbox user: unreadable code fails here, clearly
             os.chdir(b"/var/task")
+            step = "load seccomp filter"  # last: Popen then only closes fds and execs
+            self.syscall_filter.load()
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.write(self.error_fd, f"{step}: {exc}".encode())
@@ -357,6 +367,10 @@ class Sandbox:
         _validate(spec)
         if not mounts.can_pivot_root():
             raise SandboxError(f"unsupported architecture {platform.machine()!r}")
+        try:
+            syscall_filter()  # compiled once per server; raises here, before anything is created
+        except seccomp.SeccompError as exc:
+            raise SandboxError(f"cannot build the seccomp filter: {exc}") from exc
         root = spec.work_dir / "root"
         ops = mount_plan(spec, root, host_system_dirs())
         try:
@@ -382,7 +396,7 @@ class Sandbox:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fd = cgroup.open_join_fd()
         err_r, err_w = os.pipe()
-        child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w)
+        child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w, syscall_filter())
 
         def spawn() -> subprocess.Popen[bytes]:
             affinity.release_thread()  # the function runs on every CPU, whoever started it
