@@ -277,3 +277,15 @@ def test_idle_environments_are_reclaimed(tmp_path: Path) -> None:
         assert "Init Duration" in base64.b64decode(r3["LogResult"]).decode()  # cold again
     finally:
         srv.stop()
+
+
+def test_custom_runtime_runs_under_the_seccomp_filter(lam: Any) -> None:
+    """The shell bootstrap (sh, curl, mktemp...) works with the filter; user namespaces do not."""
+    script = (
+        "grep Seccomp: /proc/self/status | tr -d '[:space:]'; "
+        "if unshare -Urn true 2>/dev/null; then echo ' unshare-ok'; else echo ' unshare-refused'; fi"
+    )
+    name = create(lam, script)
+    r, out = call(lam, name)
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, out
+    assert out == "Seccomp:2 unshare-refused"

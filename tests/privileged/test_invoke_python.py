@@ -685,3 +685,24 @@ def test_function_may_use_every_cpu(lam: Any) -> None:
     for _ in range(3):  # cold, then warm
         _, cpus = call(lam, name)
         assert cpus == sorted(os.sched_getaffinity(0))
+
+
+def test_function_runs_under_the_seccomp_filter(lam: Any) -> None:
+    """awslambdaric runs the handler with the filter loaded; a user namespace is refused (EPERM)
+    and threads still start (clone3 answers ENOSYS, glibc falls back to clone)."""
+    app = (
+        "import ctypes, errno, os, threading\n\n"
+        "def handler(event, context):\n"
+        "    status = open('/proc/self/status').read().split('Seccomp:')[1].split()[0]\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    ret = libc.unshare(0x10000000)  # CLONE_NEWUSER\n"
+        "    err = errno.errorcode.get(ctypes.get_errno()) if ret != 0 else 'ok'\n"
+        "    t = threading.Thread(target=lambda: None)\n"
+        "    t.start(); t.join()\n"
+        "    return {'seccomp': status, 'unshare': err, 'thread': True}\n"
+    )
+    name = create(lam, make_zip({"app.py": app}))
+    for _ in range(2):  # cold, then warm
+        r, out = call(lam, name)
+        assert r["StatusCode"] == 200 and "FunctionError" not in r, out
+        assert out == {"seccomp": "2", "unshare": "EPERM", "thread": True}
