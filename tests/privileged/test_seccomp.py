@@ -11,9 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_sandbox import Harness, harness, netns  # noqa: F401  (fixtures)
+import test_sandbox
+from test_sandbox import Harness
 
 pytestmark = pytest.mark.privileged
+
+# The sandbox tests' fixtures: unique specs, and every sandbox closed and checked for leftovers.
+netns = test_sandbox.netns
+harness = test_sandbox.harness
 
 # ctypes inside the sandbox: the interpreter there is the host's, without lamina.
 PRELUDE = """
