@@ -28,7 +28,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import enum
-import errno as _errno
 import functools
 import os
 import platform
@@ -36,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.errors import LaminaError
 from lamina.linux import libc
 
 PR_SET_SECCOMP = 22
@@ -93,7 +93,7 @@ class Rule:
     args: tuple[Arg, ...] = ()
 
 
-class SeccompError(OSError):
+class SeccompError(LaminaError):
     """libseccomp refused a rule or the filter could not be compiled or loaded."""
 
 
@@ -116,7 +116,7 @@ def _lib() -> Any:
     try:
         lib = ctypes.CDLL(name, use_errno=True)
     except OSError as exc:
-        raise SeccompError(_errno.ENOSYS, f"libseccomp is not installed ({name}): {exc}") from exc
+        raise SeccompError(f"libseccomp is not installed ({name}): {exc}") from exc
     protos: dict[str, tuple[list[Any], Any]] = {
         "seccomp_init": ([ctypes.c_uint32], ctypes.c_void_p),
         "seccomp_release": ([ctypes.c_void_p], None),
@@ -140,7 +140,7 @@ def native_arch() -> str:
     """``platform.machine()`` if filters can be built for it here; raises SeccompError if not."""
     machine = platform.machine()
     if machine not in ARCHES:
-        raise SeccompError(_errno.ENOSYS, f"no seccomp profile for architecture {machine!r}")
+        raise SeccompError(f"no seccomp profile for architecture {machine!r}")
     return machine
 
 
@@ -152,7 +152,7 @@ def resolve(name: str, arch: str) -> int | None:
 
 def _check(ret: int, what: str) -> None:
     if ret < 0:
-        raise SeccompError(-ret, f"{what}: {os.strerror(-ret)}")
+        raise SeccompError(f"{what}: {os.strerror(-ret)}")
 
 
 def compile_bpf(default_action: int, rules: Sequence[Rule], *, bad_arch_action: int) -> bytes:
@@ -161,7 +161,7 @@ def compile_bpf(default_action: int, rules: Sequence[Rule], *, bad_arch_action: 
     lib = _lib()
     ctx = lib.seccomp_init(default_action)
     if not ctx:
-        raise SeccompError(_errno.EINVAL, f"seccomp_init({default_action:#x}) failed")
+        raise SeccompError(f"seccomp_init({default_action:#x}) failed")
     try:
         _check(lib.seccomp_attr_set(ctx, _FLTATR_ACT_BADARCH, bad_arch_action), "bad-arch action")
         for rule in rules:
@@ -184,7 +184,7 @@ def compile_bpf(default_action: int, rules: Sequence[Rule], *, bad_arch_action: 
     finally:
         lib.seccomp_release(ctx)
     if not program or len(program) % _SOCK_FILTER_BYTES:
-        raise SeccompError(_errno.EINVAL, f"libseccomp exported {len(program)} bytes of BPF")
+        raise SeccompError(f"libseccomp exported {len(program)} bytes of BPF")
     return program
 
 
