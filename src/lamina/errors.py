@@ -183,6 +183,17 @@ class InvalidRequestContentException(AwsError):
     sender_fault = True
 
 
+#: Lambda's answer to a caller over its API request rate ("Rate exceeded", reason
+#: CallerRateLimitExceeded in botocore's ThrottleReason); query services rename it (IAM/STS
+#: ``Throttling`` 400 "Rate exceeded", EC2 ``RequestLimitExceeded`` 503), see their DIALECTs.
+RATE_EXCEEDED_MESSAGE: Final = "Rate exceeded"
+
+
+def rate_exceeded() -> TooManyRequestsException:
+    """A principal's request rate is over its limit (the API's throttling error)."""
+    return TooManyRequestsException(RATE_EXCEEDED_MESSAGE, fields={"Reason": "CallerRateLimitExceeded"})
+
+
 def request_too_large(limit: int, operation: str | None = None) -> RequestEntityTooLargeException:
     """AWS's 413: ``Request must be smaller than N bytes[ for the X operation]``."""
     suffix = f" for the {operation} operation" if operation else ""

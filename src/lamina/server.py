@@ -23,6 +23,7 @@ from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain.presign import UrlSigner
 from lamina.errors import AwsError
+from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_limit
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.manager import DataplaneManager
@@ -122,6 +123,11 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Every environment holds descriptors (relay, Runtime API, logs): take all the kernel allows,
+    # and keep the log to one line a second if even that runs out.
+    soft, hard = raise_nofile_limit()
+    log.debug("RLIMIT_NOFILE %d (hard %d)", soft, hard)
+    install_accept_failure_filter()
     io = IoExecutor(api_workers(settings.max_environments))
     db = Database(data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
@@ -184,6 +190,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         authorizer=authorizer if authorizer is not None else iam_authorizer(platform),
         executor=io,
         clock=time.time,
+        rate_limit=settings.api_rate_limit,
     )
     console = Console(pipeline, logs, io)
 

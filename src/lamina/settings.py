@@ -19,12 +19,18 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
+from lamina.api.ratelimit import RateLimit
 from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
 from lamina.net.uplink import UplinkKind, UplinkSpec
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: Per principal: sustained 100 requests per second, bursts of 1,000. Generous next to AWS's own
+#: control-plane rates (Lambda's is 15 to 100 per second per account and API), so that no honest
+#: client meets it, while one tenant's loop cannot take the API from the others.
+DEFAULT_API_RATE_LIMIT = RateLimit(100.0, 1000)
 
 
 def default_data_dir() -> Path:
@@ -164,6 +170,15 @@ class Settings:
         "IPv4 block Elastic IPs are allocated from",
         parse_public_ip_pool,
         IPv4Network("203.0.113.0/24"),
+    )
+    api_rate_limit: RateLimit = _option(
+        "--api-rate-limit",
+        "LAMINA_API_RATE_LIMIT",
+        "API requests per second each principal may make, as RATE or RATE/BURST (a token bucket of "
+        "BURST tokens refilled at RATE per second), or off; over it, each service's throttling error "
+        f"(default {DEFAULT_API_RATE_LIMIT})",
+        RateLimit.parse,
+        DEFAULT_API_RATE_LIMIT,
     )
     log_level: str = _option(
         "--log-level", "LAMINA_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}", parse_log_level, "info"

@@ -28,8 +28,16 @@ from lamina.api.auth import Credentials
 from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
+from lamina.api.ratelimit import OFF, RateLimit, RateLimiter
 from lamina.api.validation import validate
-from lamina.errors import AwsError, ServiceException, not_implemented, unknown_operation, unknown_service
+from lamina.errors import (
+    AwsError,
+    ServiceException,
+    not_implemented,
+    rate_exceeded,
+    unknown_operation,
+    unknown_service,
+)
 from lamina.services.base import AuthorizationRequest, OnLoop, Principal, RequestContext, ServiceBinding
 from lamina.supervisor import IoExecutor
 
@@ -98,8 +106,11 @@ class Pipeline:
         authorizer: Authorizer,
         executor: IoExecutor,
         clock: Callable[[], float],
+        rate_limit: RateLimit = OFF,
     ) -> None:
         self._bindings = dict(services)
+        # One token bucket per principal, taken right after authentication (before parsing).
+        self._limiter = RateLimiter(rate_limit, clock) if rate_limit.enabled else None
         self.endpoints = {name: Endpoint(name, b) for name, b in services.items()}
         self.credentials = credentials
         self._authorizer = authorizer
@@ -107,6 +118,14 @@ class Pipeline:
         self._clock = clock
 
     # -- the stages every front end shares --------------------------------------------------------
+
+    def _throttle(self, principal: Principal) -> None:
+        """The rate limit of an authenticated principal: each service's throttling error when its
+        bucket is empty (Lambda TooManyRequestsException 429, IAM/STS Throttling, EC2
+        RequestLimitExceeded: the protocols rename it)."""
+        if self._limiter is not None and not self._limiter.admit(principal.arn):
+            log.debug("throttled %s", principal.arn)  # debug: a flood must not fill the log
+            raise rate_exceeded()
 
     def _admit(
         self,
@@ -168,6 +187,7 @@ class Pipeline:
     ) -> tuple[Any, RequestContext, dict[str, Any]]:
         now = self._clock()
         principal, region = self._authenticate(request, now)
+        self._throttle(principal)
         if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
             raise not_implemented(match.operation.name)
         params = endpoint.protocol.parse(match, request)
@@ -246,6 +266,7 @@ class Pipeline:
         now = self._clock()
 
         def run() -> dict[str, Any] | OnLoop:
+            self._throttle(principal)
             handler, ctx = self._admit(
                 endpoint, model, principal, params, region, request_id, base_url, now, source_ip
             )

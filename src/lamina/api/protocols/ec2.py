@@ -57,6 +57,8 @@ class Ec2Protocol(QueryProtocol):
         "MissingAuthenticationTokenException": ("MissingAuthenticationToken", None, None),
         "AccessDeniedException": ("UnauthorizedOperation", None, None),
         "ServiceException": ("InternalError", None, None),
+        # EC2's throttle (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html), 503.
+        "TooManyRequestsException": ("RequestLimitExceeded", 503, "Request limit exceeded."),
     }
 
     # -- routing -----------------------------------------------------------

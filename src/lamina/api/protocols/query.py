@@ -314,6 +314,8 @@ class QueryProtocol(Protocol):
         "MissingAuthenticationTokenException": ("MissingAuthenticationToken", None, None),
         "AccessDeniedException": ("AccessDenied", None, None),
         "ServiceException": ("InternalFailure", None, None),
+        # IAM and STS throttle with a 400 Sender error "Throttling: Rate exceeded".
+        "TooManyRequestsException": ("Throttling", 400, None),
     }
 
     def dialect_error(self, error: AwsError) -> tuple[str, int, str]:
