@@ -25,6 +25,8 @@ def test_defaults() -> None:
     assert s.public_ip_pool == IPv4Network("203.0.113.0/24")
     assert s.vpc_idle_reclaim_s == 14 * 24 * 3600
     assert s.accounts_file is None
+    assert str(s.api_rate_limit) == "100/1000"
+    assert str(parse(["--api-rate-limit", "off"]).api_rate_limit) == "off"
 
 
 def test_environment_then_flag() -> None:
@@ -43,8 +45,9 @@ def test_environment_then_flag() -> None:
         ({"LAMINA_UPLINK": "wifi"}, "expected host, none or netns:NAME"),
         ({"LAMINA_PUBLIC_IP_POOL": "10.0.0.0/31"}, "holds no address"),
         ({"LAMINA_LOG_LEVEL": "loud"}, "expected one of debug"),
+        ({"LAMINA_API_RATE_LIMIT": "fast"}, "LAMINA_API_RATE_LIMIT='fast': expected RATE"),
     ],
-    ids=["port", "negative", "uplink", "pool", "log-level"],
+    ids=["port", "negative", "uplink", "pool", "log-level", "rate-limit"],
 )
 def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

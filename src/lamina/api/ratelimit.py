@@ -37,14 +37,15 @@ class RateLimit:
         text = text.strip()
         if text.lower() in ("off", "0"):
             return OFF
+        why = f"expected RATE[/BURST] (requests per second > 0, burst >= 1) or off, got {text!r}"
         rate_text, _, burst_text = text.partition("/")
         try:
             rate = float(rate_text)
-            burst = int(burst_text) if burst_text else max(1, int(rate * 2))
+            burst = int(burst_text) if burst_text else max(1, int(min(rate, 1e9) * 2))
         except ValueError:
-            raise ValueError(f"expected RATE[/BURST] (requests per second) or off, got {text!r}") from None
-        if not rate > 0 or rate == float("inf") or burst < 1:
-            raise ValueError(f"rate must be a positive number and burst at least 1, got {text!r}")
+            raise ValueError(why) from None
+        if not 0 < rate < float("inf") or burst < 1:
+            raise ValueError(why)
         return cls(rate, burst)
 
     def __str__(self) -> str:
