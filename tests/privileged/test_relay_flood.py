@@ -154,11 +154,11 @@ def test_a_connection_flood_through_the_relay_stays_in_its_environment(server: L
     assert 0 < body["answered"] <= 64
     assert invokes > 0
     assert slowest < 5, f"health took {slowest:.1f} s during the flood"
-    # Bounded, not proportional to the flood: 64 relayed connections at 3 descriptors each, one
-    # accept batch (asyncio accepts up to 100 before the refusals close them) and the flooder's
-    # own environment (its sandbox, Runtime API and log pipe).
+    # Bounded, not proportional to the flood: 64 relayed connections at 3 descriptors each (a
+    # refused one is reset before the accept callback returns) and the flooder's own environment
+    # (its sandbox, Runtime API, relay and log pipe), with room for the test's own calls.
     grown = peak - baseline
-    assert grown < 64 * 3 + 100 + 150, f"{grown} descriptors more during a flood of {FLOOD}"
+    assert grown < 64 * 3 + 80, f"{grown} descriptors more during a flood of {FLOOD}: {body}"
     with open(server.log_path, "rb") as f:
         f.seek(log_before)
         log = f.read().decode(errors="replace")

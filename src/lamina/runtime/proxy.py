@@ -6,23 +6,35 @@ connection to the server on the host's loopback: ``AWS_ENDPOINT_URL`` works in t
 function while the function still has no route anywhere else.
 
 Every relayed connection costs the server three descriptors (the accepted one, the one to the API,
-and the API's own end of it), so each environment may hold at most ``max_connections`` at once:
-past that a connection is reset as soon as it is accepted. A function that opens thousands of
-connections then meets its own cap, not the server's descriptor limit. boto3 keeps at most 10
-connections per client (``max_pool_connections``), so honest code never comes near it.
+and the API's own end of it), so each environment may hold at most ``max_connections`` at once,
+counted from the moment of ``accept``: past that a connection is reset (``SO_LINGER`` 0) before the
+accept callback returns, so a refused connection never holds a descriptor across a loop iteration.
+That is why the relay runs its own accept loop rather than ``asyncio.start_server``, whose accepted
+connections wait for a task each before any code of ours sees them (hundreds at once under a
+flood). A function that opens thousands of connections meets its own cap, not the server's
+descriptor limit; boto3 keeps at most 10 connections per client (``max_pool_connections``), so
+honest code never comes near it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
+import struct
 
 log = logging.getLogger("lamina.runtime")
 
 #: Connections one environment may hold open through its relay at once.
 MAX_RELAY_CONNECTIONS = 64
+#: Connections accepted per readiness event (asyncio's own accept loop takes up to its backlog).
+ACCEPT_BATCH = 64
+#: Out of descriptors or memory: stop accepting for this long, as asyncio does (ACCEPT_RETRY_DELAY).
+ACCEPT_RETRY_DELAY_S = 1.0
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST and frees at once
 
 
 class EndpointRelay:
@@ -37,7 +49,10 @@ class EndpointRelay:
         self._max = max_connections
         self._open = 0
         self._refused = 0
-        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading = False
+        self._closed = False
+        self._retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -51,21 +66,60 @@ class EndpointRelay:
         return self._refused
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, sock=self._sock)
+        self._loop = asyncio.get_running_loop()
+        self._sock.setblocking(False)
+        self._resume()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._open >= self._max:
-            # Reset at once (no FIN handshake to wait for): the descriptor is free before the next
-            # accept. Logged once per burst, not per connection: a flood must not fill the log.
-            self._refused += 1
-            if self._refused & (self._refused - 1) == 0:  # 1, 2, 4, 8... refusals
-                log.warning(
-                    "endpoint relay: %d connections refused past the cap of %d", self._refused, self._max
-                )
-            writer.transport.abort()
-            return
-        self._open += 1
+    def _resume(self) -> None:
+        self._retry = None
+        if self._loop is not None and not self._closed and not self._reading:
+            self._loop.add_reader(self._sock.fileno(), self._accept)
+            self._reading = True
+
+    def _pause(self) -> None:
+        if self._loop is not None and self._reading:
+            self._loop.remove_reader(self._sock.fileno())
+            self._reading = False
+
+    def _accept(self) -> None:
+        """Readiness of the listening socket: accept a batch; relay or reset each at once."""
+        assert self._loop is not None
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, _addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno not in _RESOURCE_ERRNOS:
+                    raise
+                # The server is out of descriptors (or memory): the kernel keeps the connection in
+                # the backlog; try again in a second, saying so once (not once per connection).
+                log.warning("endpoint relay: accept failed (%s); pausing it for a second", exc)
+                self._pause()
+                self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY_S, self._resume)
+                return
+            if self._open >= self._max:
+                self._refuse(conn)
+                continue
+            self._open += 1
+            task = self._loop.create_task(self._relay(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _refuse(self, conn: socket.socket) -> None:
+        self._refused += 1
+        if self._refused & (self._refused - 1) == 0:  # logged at 1, 2, 4, 8... refusals
+            log.warning("endpoint relay: %d connections refused past the cap of %d", self._refused, self._max)
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        conn.close()
+
+    async def _relay(self, conn: socket.socket) -> None:
+        writer: asyncio.StreamWriter | None = None
         try:
+            reader, writer = await asyncio.open_connection(sock=conn)
             try:
                 up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
             except OSError:
@@ -73,22 +127,28 @@ class EndpointRelay:
                 return
             a = asyncio.ensure_future(_pipe(reader, up_writer))
             b = asyncio.ensure_future(_pipe(up_reader, writer))
-            for t in (a, b):
-                self._tasks.add(t)
-                t.add_done_callback(self._tasks.discard)
-            await asyncio.gather(a, b, return_exceptions=True)
+            try:
+                await asyncio.gather(a, b, return_exceptions=True)
+            finally:
+                a.cancel()
+                b.cancel()
+        except OSError:
+            pass  # the function's end went away before the relay started
         finally:
+            if writer is None:
+                conn.close()
             self._open -= 1
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        else:
-            self._sock.close()
+        self._closed = True
+        self._pause()
+        if self._retry is not None:
+            self._retry.cancel()
+        self._sock.close()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
