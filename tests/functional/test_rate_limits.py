@@ -138,3 +138,13 @@ def test_boto3_retries_get_through(server: LaminaServer) -> None:
     )
     # Throttling is a retryable error for botocore: the call succeeds once the bucket refills.
     assert patient.get_caller_identity()["Account"] == BOB["account_id"]
+
+
+def test_invocations_are_not_metered(server: LaminaServer) -> None:
+    """Lambda limits invocations by concurrency, not by a request rate: a principal whose bucket is
+    empty still reaches Invoke (here: a function that does not exist, answered 404, never 429)."""
+    lam = client(server, key=BOB["access_key_id"], secret=BOB["secret_access_key"])
+    drain(lam.list_functions)
+    for _ in range(12):
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.invoke(FunctionName="nowhere", Payload=b"{}")

@@ -43,6 +43,9 @@ from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
 
+# The operations the per-principal request rate does not meter (the data plane).
+UNMETERED = frozenset({("lambda", "Invoke")})
+
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
 
 
@@ -119,10 +122,14 @@ class Pipeline:
 
     # -- the stages every front end shares --------------------------------------------------------
 
-    def _throttle(self, principal: Principal) -> None:
+    def _throttle(self, principal: Principal, service: str, operation: str) -> None:
         """The rate limit of an authenticated principal: each service's throttling error when its
         bucket is empty (Lambda TooManyRequestsException 429, IAM/STS Throttling, EC2
-        RequestLimitExceeded: the protocols rename it)."""
+        RequestLimitExceeded: the protocols rename it). Invocations are not counted: Lambda
+        limits them by concurrency (and at 10 requests a second per unit of concurrency, far
+        above what the control plane allows), not by a per-principal request rate."""
+        if (service, operation) in UNMETERED:
+            return
         if self._limiter is not None and not self._limiter.admit(principal.arn):
             log.debug("throttled %s", principal.arn)  # debug: a flood must not fill the log
             raise rate_exceeded()
@@ -187,7 +194,7 @@ class Pipeline:
     ) -> tuple[Any, RequestContext, dict[str, Any]]:
         now = self._clock()
         principal, region = self._authenticate(request, now)
-        self._throttle(principal)
+        self._throttle(principal, endpoint.name, match.operation.name)
         if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
             raise not_implemented(match.operation.name)
         params = endpoint.protocol.parse(match, request)
@@ -266,7 +273,7 @@ class Pipeline:
         now = self._clock()
 
         def run() -> dict[str, Any] | OnLoop:
-            self._throttle(principal)
+            self._throttle(principal, service, operation)
             handler, ctx = self._admit(
                 endpoint, model, principal, params, region, request_id, base_url, now, source_ip
             )
