@@ -50,6 +50,7 @@ from lamina.store import (
     IamStore,
     LayerStore,
     TreeStore,
+    open_data_dir,
 )
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
@@ -121,7 +122,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     """Construct every part of a server from ``settings``. Opens the data directory (``OSError``
     when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    open_data_dir(data_dir)
     io = IoExecutor(api_workers(settings.max_environments))
     db = Database(data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
