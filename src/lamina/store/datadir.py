@@ -8,6 +8,7 @@ mount's permissions are those of the mounted tree itself, not of the directories
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -22,10 +23,8 @@ def open_data_dir(path: Path) -> None:
     """Create ``path`` (mode 0700) or tighten an existing one to 0700. A directory other users may
     write to (``/tmp``: sticky, world-writable) or that belongs to another user is refused with an
     ``OSError`` saying so: lamina does not take over a shared directory."""
-    try:
+    with contextlib.suppress(FileExistsError):
         path.mkdir(mode=PRIVATE_DIR, parents=True)
-    except FileExistsError:
-        pass
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"{path} is not a directory")
