@@ -7,6 +7,7 @@ server throughout (``lamina server`` with ``--header-timeout 1`` so the slowlori
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -89,10 +90,9 @@ def signed(
 def test_oversized_heads_are_431_before_the_app(server: LaminaServer, head: bytes) -> None:
     target = b"/_lamina/health" + (b"?q=" + b"c" * (65 * KiB) if not head else b"")
     with connect(server) as sock:
-        try:
+        # A send cut short means the answer was sent already; it is still to be read.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the answer was sent already; it is still to be read
         raw = read_all(sock)
     assert status_of(raw) == 431, raw[:300]
     assert b"connection: close" in raw.lower()
@@ -227,7 +227,6 @@ NESTING = (
             "SerializationException",
             id="invalid-utf8",
         ),
-        pytest.param("/2018-10-31/layers/x/versions", b"\xef\xbb\xbf{}", "SerializationException", id="bom"),
     ],
 )
 def test_malformed_json_is_a_400(server: LaminaServer, path: str, body: bytes, code: str) -> None:
@@ -290,6 +289,7 @@ FUZZ: list[tuple[str, str, dict[str, str], bytes]] = [
     ("POST", "/2018-10-31/layers/x/versions", {}, b'"just a string"'),
     ("POST", "/2018-10-31/layers/x/versions", {}, b"[]"),
     ("POST", "/2018-10-31/layers/x/versions", {}, b"\x00\x01\x02"),
+    ("POST", "/2018-10-31/layers/x/versions", {}, b"\xef\xbb\xbf{}"),
     ("POST", "/2018-10-31/functions", {}, b'{"FunctionName": "' + b"\xc0\x80" * 10 + b'"}'),
     ("POST", "/2018-10-31/functions", {}, b'{"MemorySize": 99999999999999999999999999999999}'),
     ("POST", "/2018-10-31/functions", {}, b'{"Timeout": -1e308, "MemorySize": 1.5}'),
@@ -329,5 +329,5 @@ def test_a_chunked_body_is_read_and_bounded(server: LaminaServer) -> None:
     resp = conn.getresponse()
     data: Any = json.loads(resp.read())
     conn.close()
-    assert resp.status == 400 and "validation error" in data["message"], data
+    assert resp.status == 400 and "ZipFile is required" in data["message"], data
     healthy(server)

@@ -100,7 +100,9 @@ class LaminaApp:
             headers=headers,
             client_host=(scope.get("client") or ("", 0))[0],
         )
-        body = _Body(receive, expected=headers.get("content-length", "0") != "0" or "transfer-encoding" in headers)
+        body = _Body(
+            receive, expected=headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        )
         if raw_path.startswith("/_lamina/"):
             response = await self._internal(request, body)
         else:

@@ -67,6 +67,7 @@ class EdgeProtocol(HttpToolsProtocol):  # type: ignore[misc]
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str] | None = None
         self._refused = False
+        self._heads_done = 0
         self._real: asyncio.Transport | None = None
 
     # -- connection ------------------------------------------------------------------------------
@@ -84,9 +85,14 @@ class EdgeProtocol(HttpToolsProtocol):  # type: ignore[misc]
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # answered and closing: what still arrives is dropped
-        in_head = self._in_head
+        in_head, heads = self._in_head, self._heads_done
         super().data_received(data)  # a refusal raised by a callback ends in send_400_response
-        if in_head and self._in_head and self._refusal is None and not self.transport.is_closing():
+        if (
+            in_head
+            and heads == self._heads_done
+            and self._refusal is None
+            and not self.transport.is_closing()
+        ):
             # The head has not ended within this chunk: every byte of it belongs to the head, held
             # by llhttp (a header still being received) or by uvicorn (the finished ones).
             self._head_bytes += len(data)
@@ -118,6 +124,7 @@ class EdgeProtocol(HttpToolsProtocol):  # type: ignore[misc]
             raise _Refused
         self._in_head = False
         self._head_started = False
+        self._heads_done += 1
         self._disarm()
         super().on_headers_complete()
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
+from lamina.domain import jsontext
 from lamina.errors import (
     INVALID_TOKEN_MESSAGE,
     AwsError,
@@ -175,7 +176,7 @@ class Console:
         if body is None:
             return _aws_error(request_too_large(MAX_BODY))
         try:
-            doc = json.loads(body or b"{}")
+            doc = jsontext.loads(body or b"{}")
             if not isinstance(doc, dict):
                 raise ValueError
         except ValueError:
