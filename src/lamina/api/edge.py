@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -53,7 +53,7 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing; the answer is in ``EdgeProtocol._refusal``."""
 
 
-class EdgeProtocol(HttpToolsProtocol):  # type: ignore[misc]
+class EdgeProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with bounded request heads, a head timeout and lingering close."""
 
     limits: ClassVar[EdgeLimits] = EdgeLimits()
@@ -75,7 +75,8 @@ class EdgeProtocol(HttpToolsProtocol):  # type: ignore[misc]
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._real = transport
-        super().connection_made(_LingeringTransport(transport, self))
+        # Duck-typed: every attribute but close() and is_closing() is the real transport's.
+        super().connection_made(cast(asyncio.Transport, _LingeringTransport(transport, self)))
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
