@@ -28,6 +28,8 @@ from typing import Any, ClassVar, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from lamina.errors import LaminaError
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 HEADER_TIMEOUT_S = 20.0
@@ -49,7 +51,7 @@ def protocol_class(limits: EdgeLimits) -> type[asyncio.Protocol]:
     return type("EdgeProtocol", (EdgeProtocol,), {"limits": limits})
 
 
-class _Refused(Exception):
+class _Refused(LaminaError):
     """Raised from a parser callback to stop parsing; the answer is in ``EdgeProtocol._refusal``."""
 
 
@@ -176,6 +178,14 @@ class EdgeProtocol(HttpToolsProtocol):
         self.transport.close()
 
     # -- lingering close -------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Server stop: a connection lingering after an early answer is closed now (uvicorn waits
+        for every connection to close before it finishes shutting down)."""
+        if self._real is not None and self.transport is not None and self.transport.is_closing():
+            self._real.close()
+            return
+        super().shutdown()
 
     def wants_linger(self) -> bool:
         """Whether a close now would leave part of a request unread: a refused head, or a body the

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lamina.errors import LaminaError
+
 MAX_NESTING_DEPTH = 1000
 NESTING_MESSAGE = (
     f"Document nesting depth ({MAX_NESTING_DEPTH + 1}) exceeds the maximum allowed "
@@ -20,7 +22,7 @@ NESTING_MESSAGE = (
 )
 
 
-class JsonTooDeep(ValueError):
+class JsonTooDeep(LaminaError, ValueError):
     """A document nested past what the decoder takes; ``str()`` is Jackson's message."""
 
     def __init__(self) -> None:
