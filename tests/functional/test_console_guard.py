@@ -136,3 +136,17 @@ def test_every_console_response_forbids_framing_and_referrers(
     assert headers["x-frame-options"] == "DENY"
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"a": 1' + b"0" * 10_000 + b"}", b'{"a": "\xff"}', b"\x00"],
+    ids=["deep", "huge-number", "invalid-utf8", "nul"],
+)
+def test_malformed_console_bodies_are_400(server: LaminaServer, body: bytes) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/console/api/whoami", body=body, headers={"X-Lamina-Console": "1"})
+    resp = conn.getresponse()
+    doc = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 400 and doc["error"]["code"] == "SerializationException", doc

@@ -253,7 +253,8 @@ class Console:
                 {
                     "error": {
                         "code": "TooManyRequestsException",
-                        "message": f"Too many failed sign-ins: try again in {wait} seconds.",
+                        "message": f"Too many failed sign-ins: try again in {wait} second"
+                        + ("." if wait == 1 else "s."),
                     }
                 },
                 [("Retry-After", str(wait))],
