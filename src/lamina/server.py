@@ -51,6 +51,7 @@ from lamina.store import (
     IamStore,
     LayerStore,
     TreeStore,
+    open_data_dir,
 )
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
@@ -122,7 +123,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     """Construct every part of a server from ``settings``. Opens the data directory (``OSError``
     when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
+    open_data_dir(data_dir)
     # Every environment holds descriptors (relay, Runtime API, logs): take all the kernel allows,
     # and keep the log to one line a second if even that runs out.
     soft, hard = raise_nofile_limit()

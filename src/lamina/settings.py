@@ -74,6 +74,16 @@ def _non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
 def parse_port(text: str) -> int:
     port = int(text)
     if not 0 <= port <= 65535:
@@ -179,6 +189,14 @@ class Settings:
         f"(default {DEFAULT_API_RATE_LIMIT})",
         RateLimit.parse,
         DEFAULT_API_RATE_LIMIT,
+    )
+    header_timeout_s: float = _option(
+        "--header-timeout",
+        "LAMINA_HEADER_TIMEOUT",
+        "seconds a client has to send a request's line and headers (a new connection as long for its "
+        "first); then 408 and the connection is closed",
+        _positive(float),
+        20.0,
     )
     log_level: str = _option(
         "--log-level", "LAMINA_LOG_LEVEL", f"one of {', '.join(LOG_LEVELS)}", parse_log_level, "info"

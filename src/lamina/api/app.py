@@ -100,18 +100,29 @@ class LaminaApp:
             headers=headers,
             client_host=(scope.get("client") or ("", 0))[0],
         )
+        body = _Body(
+            receive, expected=headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        )
         if raw_path.startswith("/_lamina/"):
-            response = await self._internal(request, receive)
+            response = await self._internal(request, body)
         else:
             mount = self._mount_for(raw_path)
             if mount is not None:
                 text = headers.get("content-length", "")
-                body = await self._read_limited(
-                    receive, mount.max_body, int(text) if text.isdigit() else None
+                declared = int(text) if text.isdigit() else None
+                data = (
+                    await self._read_limited(body, mount.max_body, declared)
+                    if (declared or 0) <= mount.max_body
+                    else None
                 )
-                response = await mount.handle(request, body)
+                response = await mount.handle(request, data)
             else:
-                response = await self._aws(request, receive)
+                response = await self._aws(request, body)
+        if not body.done:
+            # Answered before the body was read (a 413 on the declared Content-Length): the
+            # connection cannot carry another request; the server reads and drops the rest for a
+            # bounded time before closing (lamina.api.edge, lingering close).
+            response.headers.append(("Connection", "close"))
         await self._send(send, response)
 
     def _mount_for(self, raw_path: str) -> Mount | None:
@@ -151,10 +162,10 @@ class LaminaApp:
 
     @staticmethod
     async def _read_body(receive: Receive, limit: int) -> bytes | None:
-        """The whole body, or None once it exceeds ``limit`` (the rest is drained, not kept)."""
+        """The whole body, or None once it exceeds ``limit``: the rest is never read (the answer
+        then closes the connection, see ``__call__``)."""
         parts: list[bytes] = []
         size = 0
-        too_big = False
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
@@ -162,20 +173,16 @@ class LaminaApp:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                too_big = True
-                parts.clear()
-            elif chunk:
+                return None
+            if chunk:
                 parts.append(chunk)
             if not message.get("more_body", False):
                 break
-        if too_big:
-            return None
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     # -- lamina's own endpoints ---------------------------------------------------------------
 
     async def _internal(self, request: Request, receive: Receive) -> Response:
-        await self._read_body(receive, 1 << 16)
         if request.raw_path == "/_lamina/health" and request.method in ("GET", "HEAD"):
             body = json.dumps({"status": "ok", "version": __version__}).encode()
             return Response(200, [("Content-Type", "application/json")], body)
@@ -212,7 +219,6 @@ class LaminaApp:
         endpoints = self.pipeline.endpoints
         endpoint = endpoints.get(scope[2] if scope else DEFAULT_SERVICE)
         if endpoint is None:
-            await self._read_body(receive, 1 << 16)
             return endpoints[DEFAULT_SERVICE].protocol.serialize_error(
                 unknown_service(scope[2] if scope else ""),
                 str(uuid.uuid4()),
@@ -227,16 +233,12 @@ class LaminaApp:
                 await self._read_limited(receive, limit, declared) if (declared or 0) <= limit else None
             )
             if routed_body is None:
-                if declared is not None and declared > limit:
-                    await self._read_body(receive, 0)
                 error = request_too_large(limit)
                 return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
             request.body = routed_body
         try:
             match = endpoint.protocol.match(request)
         except AwsError as exc:
-            if routed_body is None:
-                await self._read_body(receive, 1 << 16)
             return endpoint.protocol.serialize_error(exc, str(uuid.uuid4()))
         name = match.operation.name
         limit = endpoint.max_request_bytes(name)
@@ -244,8 +246,7 @@ class LaminaApp:
         if body is None and (declared is None or declared <= limit):
             body = await self._read_limited(receive, limit, declared)
         if body is None:
-            if declared is not None and declared > limit:
-                await self._read_body(receive, 0)  # drain, so the client reads our answer
+            # A declared Content-Length over the limit is answered before any byte of the body.
             error = request_too_large(limit, endpoint.wire_name(name))
             return endpoint.protocol.serialize_error(error, str(uuid.uuid4()))
         request.body = body
@@ -258,6 +259,20 @@ class LaminaApp:
             self._large = asyncio.Semaphore(MAX_LARGE_IN_FLIGHT)
         async with self._large:
             return await self._read_body(receive, limit)
+
+
+class _Body:
+    """A request's receive channel that remembers whether the body was read to its end."""
+
+    def __init__(self, receive: Receive, *, expected: bool) -> None:
+        self._receive = receive
+        self.done = not expected
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.done = True
+        return message
 
 
 @dataclass(frozen=True)

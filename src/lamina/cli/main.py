@@ -176,6 +176,7 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from lamina.api.edge import EdgeLimits, protocol_class
     from lamina.server import build
     from lamina.services.lambda_.invoke import why_functions_cannot_run
 
@@ -188,7 +189,8 @@ def serve(args: argparse.Namespace) -> int:
         server.app,
         host=settings.host,
         port=settings.port,
-        http="httptools",
+        # httptools, with bounded request heads, a head timeout and lingering close (api/edge.py).
+        http=protocol_class(EdgeLimits(header_timeout_s=settings.header_timeout_s)),
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import datetime as dt
 import hmac
 import json
@@ -21,6 +20,8 @@ from typing import Any
 
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
+from lamina.console.throttle import FailureBackoff
+from lamina.domain import jsontext
 from lamina.errors import (
     INVALID_TOKEN_MESSAGE,
     AwsError,
@@ -45,12 +46,22 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _LOG_BYTES = 64 * 1024
-# Sign-in throttling: this many failures from one address within the window lock it out until the
-# oldest falls out of the window; at most this many addresses are remembered.
-SIGNIN_FAILURES = 10
-SIGNIN_WINDOW_S = 60.0
-MAX_TRACKED_CLIENTS = 10_000
 MAX_SESSIONS = 10_000
+# Live sessions of one access key: a new sign-in past this many signs the key's oldest out.
+MAX_SESSIONS_PER_KEY = 10
+# Every console response: no other page may frame it (clickjacking its buttons), it loads only its
+# own scripts and styles and talks only to its own origin, and its URLs (a layer's presigned
+# download link) never leave in a Referer header.
+SECURITY_HEADERS = (
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+)
 
 
 @dataclass(frozen=True)
@@ -148,17 +159,17 @@ class Console:
         self._executor = executor
         self._clock = clock
         self.sessions: dict[str, Session] = {}
-        self._failures: dict[str, collections.deque[float]] = {}  # client address -> failed sign-ins
+        # Failed sign-ins back off per client address (one guesser, many keys) and per access key
+        # (many addresses, one key); either one locked out refuses the attempt.
+        self.by_address = FailureBackoff()
+        self.by_key = FailureBackoff()
         # The pages are read once: no file I/O on the event loop per request.
         self._pages = {f.name: f.read_bytes() for f in STATIC.iterdir() if f.suffix in _TYPES}
 
     async def handle(self, request: Request, body: bytes | None) -> Response:
         response = await self._handle(request, body)
-        # The console may never be framed by another page (clickjacking its buttons).
-        response.headers += [
-            ("X-Frame-Options", "DENY"),
-            ("Content-Security-Policy", "frame-ancestors 'none'"),
-        ]
+        names = {k.lower() for k, _ in response.headers}
+        response.headers += [(k, v) for k, v in SECURITY_HEADERS if k.lower() not in names]
         return response
 
     async def _handle(self, request: Request, body: bytes | None) -> Response:
@@ -175,7 +186,7 @@ class Console:
         if body is None:
             return _aws_error(request_too_large(MAX_BODY))
         try:
-            doc = json.loads(body or b"{}")
+            doc = jsontext.loads(body or b"{}")
             if not isinstance(doc, dict):
                 raise ValueError
         except ValueError:
@@ -222,42 +233,32 @@ class Console:
             [
                 ("Content-Type", _TYPES[Path(name).suffix]),
                 ("Cache-Control", "no-cache"),
-                ("X-Content-Type-Options", "nosniff"),
             ],
             page,
         )
 
     # -- sessions ------------------------------------------------------------------------------
 
-    def _throttled(self, client: str, now: float) -> bool:
-        """Whether ``client`` failed to sign in ``SIGNIN_FAILURES`` times in the last
-        ``SIGNIN_WINDOW_S`` seconds (guessing secrets gets a few tries a minute)."""
-        recent = self._failures.get(client)
-        if recent is None:
-            return False
-        while recent and recent[0] < now - SIGNIN_WINDOW_S:
-            recent.popleft()
-        if not recent:
-            del self._failures[client]
-            return False
-        return len(recent) >= SIGNIN_FAILURES
-
-    def _failed(self, client: str, now: float) -> None:
-        if client not in self._failures and len(self._failures) >= MAX_TRACKED_CLIENTS:
-            self._failures.pop(next(iter(self._failures)))  # the longest-tracked address goes
-        self._failures.setdefault(client, collections.deque()).append(now)
-
     async def _signin(self, doc: dict[str, Any], client: str) -> Response:
-        if self._throttled(client, self._clock()):
-            return _error(
-                429,
-                "TooManyRequestsException",
-                f"Too many failed sign-ins from this address: try again in {int(SIGNIN_WINDOW_S)} seconds.",
-            )
-        key = str(doc.get("accessKeyId") or "").strip()
+        key = str(doc.get("accessKeyId") or "").strip()[:128]
         secret = str(doc.get("secretAccessKey") or "")
         token = str(doc.get("sessionToken") or "")
         credentials = self._pipeline.credentials
+        now = self._clock()
+        wait = max(self.by_address.retry_after(client, now), self.by_key.retry_after(key, now))
+        if wait:
+            # Refused without looking at the secret, and not counted as a failure.
+            return _json(
+                429,
+                {
+                    "error": {
+                        "code": "TooManyRequestsException",
+                        "message": f"Too many failed sign-ins: try again in {wait} second"
+                        + ("." if wait == 1 else "s."),
+                    }
+                },
+                [("Retry-After", str(wait))],
+            )
 
         def check() -> Principal | Response:
             try:
@@ -272,11 +273,21 @@ class Console:
                 return _error(403, "InvalidClientTokenId", INVALID_TOKEN_MESSAGE)
             return credentials.principal(cred)
 
-        found = await asyncio.get_running_loop().run_in_executor(self._executor, check)
-        now = self._clock()
+        self.by_address.begin(client)
+        self.by_key.begin(key)
+        found: Principal | Response = _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(self._executor, check)
+        finally:
+            now = self._clock()
+            failed = isinstance(found, Response)
+            self.by_address.finish(client, now, failed=failed)
+            self.by_key.finish(key, now, failed=failed)
         if isinstance(found, Response):
-            self._failed(client, now)
             return found
+        # A success forgets the key's failures, not the address's: one valid key must not buy an
+        # address fresh guesses at other keys.
+        self.by_key.succeeded(key)
         expires = now + SESSION_S
         if found.expires is not None:
             expires = min(expires, found.expires)
@@ -285,6 +296,9 @@ class Console:
                 del self.sessions[t]
         while len(self.sessions) >= MAX_SESSIONS:
             self.sessions.pop(next(iter(self.sessions)))  # the oldest sign-in is signed out
+        own = [t for t, s in self.sessions.items() if s.principal.access_key_id == found.access_key_id]
+        for t in own[: max(0, len(own) - MAX_SESSIONS_PER_KEY + 1)]:
+            del self.sessions[t]  # the key's oldest sessions are signed out
         value = secrets.token_urlsafe(32)
         self.sessions[value] = Session(found, expires)
         cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"

@@ -6,6 +6,7 @@ docs/architecture.md ("The store interface").
 """
 
 from lamina.store.blobs import BlobStore, BlobStoreError
+from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 from lamina.store.events import EventStore, QueuedEvent
@@ -38,4 +39,5 @@ __all__ = [
     "TreeStore",
     "blob_referenced",
     "groups_key",
+    "open_data_dir",
 ]

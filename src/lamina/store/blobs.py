@@ -4,6 +4,9 @@ Facts about durability on Linux: a file's bytes survive a crash only once the
 file is fsynced, and its name only once its directory is fsynced after the
 rename. So a blob is written to ``tmp/``, fsynced, renamed into place and the
 directory fsynced; only then may a metadata row point at it.
+
+Blobs are tenants' uploads: files 0600 and directories 0700 (tmp files included), readable by the
+server's user alone, whatever the process's umask.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ class BlobStore:
         self.root = root
         self.tmp = root / "tmp"
         try:
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            for directory in (root, self.tmp):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(directory, 0o700)
         except OSError as exc:
             raise BlobStoreError(f"cannot create blob directory {root}: {exc}") from exc
         # Leftovers of a crash mid-write are never referenced: drop them.
@@ -61,7 +66,7 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            final.parent.mkdir(exist_ok=True)
+            final.parent.mkdir(mode=0o700, exist_ok=True)
             os.rename(tmp, final)
             _fsync_dir(final.parent)
         except OSError as exc:

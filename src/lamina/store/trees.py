@@ -4,6 +4,12 @@ A layer or code zip is extracted once into ``trees/<sha256>/`` (temp dir, then r
 a tree is either complete or absent), with the zip's unix mode bits and symlinks, and
 is then mounted read-only (bind or overlay lower dir) into environments: mounting costs
 the same whatever the tree's size.
+
+Hygiene (the tree is a tenant's upload, on the host): no entry keeps a setuid, setgid or sticky
+bit, nor group or other write; read and execute bits stay as the zip says, so a file zipped 0600
+is unreadable by the function's user exactly as in Lambda (``Permission denied``), where
+``/var/task`` belongs to root. Files belong to the server's user (root in the normal mode). The
+store's own directories are 0700.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from lamina.domain.zipcheck import inspect_zip
 from lamina.store.blobs import BlobStore
 
 CHUNK = 1 << 20
+# What survives of a zip entry's mode: rwx for the owner, r-x for group and other. Gone: setuid,
+# setgid and sticky (04000, 02000, 01000) and group/other write (0o022).
+KEPT_MODE_BITS = 0o755
 
 
 class TreeStore:
@@ -28,7 +37,9 @@ class TreeStore:
         self.root = root
         self.blobs = blobs
         self.tmp = root / ".tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        for directory in (root, self.tmp):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
         for leftover in self.tmp.iterdir():
             shutil.rmtree(leftover, ignore_errors=True)
         self._locks: dict[str, threading.Lock] = {}
@@ -73,10 +84,12 @@ def extract(fileobj: object, dest: Path) -> None:
         for info in zf.infolist():
             name = info.filename
             target = dest / name
-            mode = (info.external_attr >> 16) & 0o7777
+            # Zips made without unix attributes (e.g. on Windows) get the usual defaults.
+            raw = info.external_attr >> 16
+            mode = raw & KEPT_MODE_BITS
             if name.endswith("/"):
                 target.mkdir(parents=True, exist_ok=True)
-                os.chmod(target, (mode or 0o755) | 0o700)
+                os.chmod(target, (mode if raw else 0o755) | 0o700)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             if name in links:
@@ -86,12 +99,16 @@ def extract(fileobj: object, dest: Path) -> None:
                 continue
             with zf.open(info) as src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out, CHUNK)
-            # Zips made without unix attributes (e.g. on Windows) get the usual defaults.
-            os.chmod(target, mode if mode else 0o644)
-        # Directory modes: make sure extracted dirs stay traversable.
+            os.chmod(target, mode if raw else 0o644)
+        # Directories, implicit parents included (made with the umask's mode): masked like files,
+        # and always traversable.
         for dirpath, dirnames, _ in os.walk(dest):
             for d in dirnames:
                 p = os.path.join(dirpath, d)
                 st = os.lstat(p)
-                if stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o005:
-                    os.chmod(p, st.st_mode | 0o755)
+                if not stat.S_ISDIR(st.st_mode):
+                    continue
+                keep = stat.S_IMODE(st.st_mode) & KEPT_MODE_BITS
+                wanted = keep if keep & 0o005 else keep | 0o755
+                if wanted != stat.S_IMODE(st.st_mode):
+                    os.chmod(p, wanted)

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from lamina.api.http import Request, Response
 from lamina.api.protocols.base import OperationMatch, Protocol
+from lamina.domain import jsontext
 from lamina.errors import AwsError, BodyStyle, SerializationException, UnknownOperationException
 
 _LABEL = re.compile(r"\{([^}]+?)(\+?)\}")
@@ -221,7 +222,7 @@ class RestJsonProtocol(Protocol):
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return jsontext.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SerializationException(f"Could not parse request body into json: {exc}") from exc
 

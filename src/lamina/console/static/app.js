@@ -19,6 +19,8 @@ function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
+    // Through the CSSOM: a style attribute is inline style, which the console's CSP refuses.
+    else if (k === "style") el.style.cssText = v;
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, v);
   }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import time
@@ -20,6 +19,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
+from lamina.domain import jsontext
 from lamina.domain.models import InvocationResponse
 from lamina.errors import (
     AwsError,
@@ -170,7 +170,7 @@ def _check_json(payload: bytes) -> None:
     if not payload:
         return
     try:
-        json.loads(payload)
+        jsontext.loads(payload)
     except UnicodeDecodeError as exc:
         raise M.payload_not_json(exc) from exc
     except ValueError as exc:

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
-from lamina.domain import sessions
+from lamina.domain import jsontext, sessions
 from lamina.domain.arns import Arn, root_user_arn
 from lamina.domain.constraints import format_errors, render_value
 from lamina.domain.iam_managed import MANAGED
@@ -83,7 +82,7 @@ def _session_policy(iam: IamStore, role_account: str, params: dict[str, Any]) ->
     policy = params.get("Policy")
     if policy is not None:
         try:
-            json.loads(policy)
+            jsontext.loads(policy)
         except ValueError:
             raise MalformedPolicy(sessions.NOT_JSON) from None
         parse_policy(policy, PolicyKind.IDENTITY)
