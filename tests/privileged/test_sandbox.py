@@ -34,9 +34,12 @@ ENV = {
 }
 
 
-def _mountinfo() -> list[str]:
-    # Mount ids and the optional fields are stable; compare whole lines.
-    return Path("/proc/self/mountinfo").read_text().splitlines()
+def _mountinfo(*mine: str) -> list[str]:
+    """The host's mounts that mention one of ``mine`` (this test's paths and namespace names): other
+    test runs on the machine mount and unmount their own meanwhile. Mount ids and the optional
+    fields are stable; compare whole lines."""
+    lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    return [line for line in lines if any(m in line for m in mine)]
 
 
 def _tree(base: Path, files: dict[str, tuple[str, int]]) -> Path:
@@ -136,7 +139,8 @@ def netns() -> Iterator[NetNamespace]:
 
 @pytest.fixture
 def harness(tmp_path: Path, netns: NetNamespace) -> Iterator[Harness]:
-    before = _mountinfo()
+    mine = (str(tmp_path), netns.name)
+    before = _mountinfo(*mine)
     fds_before = sorted(os.listdir("/proc/self/fd"))
     h = Harness(tmp_path, netns)
     try:
@@ -146,7 +150,7 @@ def harness(tmp_path: Path, netns: NetNamespace) -> Iterator[Harness]:
         for sandbox in h.sandboxes:
             assert not sandbox._cgroup.path.exists()
             assert not sandbox.spec.work_dir.exists()
-        assert _mountinfo() == before
+        assert _mountinfo(*mine) == before
         assert sorted(os.listdir("/proc/self/fd")) == fds_before
 
 
@@ -534,20 +538,21 @@ def test_kill_kills_the_whole_tree(harness: Harness) -> None:
 
 
 def test_close_is_idempotent_and_leaves_nothing(harness: Harness) -> None:
-    before = _mountinfo()
+    mine = (str(harness.tmp), harness.netns.name)
+    before = _mountinfo(*mine)
     spec = harness.spec(("/bin/sh", "-c", "sleep 300"), layer_dirs=(harness.task, harness.runtime))
     sandbox, read_fd = harness.start(spec)
     os.close(read_fd)
     cgroup_dir = sandbox._cgroup.path
     assert cgroup_dir.is_dir() and spec.work_dir.is_dir()
     assert cgroup_dir.parent == hierarchy().root / "lamina"
-    assert _mountinfo() == before  # all mounts live in the sandbox's own namespace
+    assert _mountinfo(*mine) == before  # all mounts live in the sandbox's own namespace
     sandbox.close()
     sandbox.close()
     assert sandbox.wait(0) == -9
     assert not cgroup_dir.exists()
     assert not spec.work_dir.exists()
-    assert _mountinfo() == before
+    assert _mountinfo(*mine) == before
 
 
 START_FAILURES = {
