@@ -30,6 +30,7 @@ from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
+from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, sts
 from lamina.services.base import ServiceBinding
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
@@ -154,6 +155,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         max_environments=settings.max_environments,
         idle_timeout_s=settings.idle_timeout_s,
         attacher=attach,
+        cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
     )
     platform = Platform(
         endpoint_port=settings.port,
@@ -203,7 +205,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         workers.append(("dataplane", ThreadedWorker("dataplane", dataplane.start, dataplane.close, io)))
     workers += [
         ("logs", ThreadedWorker("logs", logs.start, logs.close, io)),
-        ("environments", Hooks("environments", _nothing, pool.close)),
+        ("environments", Hooks("environments", pool.start, pool.close)),
         ("event queue", Hooks("event queue", platform.events.start, platform.events.close)),
         ("preparer", ThreadedWorker("preparer", platform.preparer.resume, platform.preparer.close, io)),
         (
@@ -220,6 +222,3 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     app = LaminaApp(pipeline, supervisor, Downloads(signer, blobs), io, mounts=(console,))
     return Server(app, platform, supervisor)
 
-
-async def _nothing() -> None:
-    return None

@@ -24,6 +24,7 @@ from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
 from lamina.net.uplink import UplinkKind, UplinkSpec
+from lamina.runtime.sizing import CpuLimit
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -142,6 +143,14 @@ class Settings:
         "seconds before an idle execution environment is reclaimed",
         _non_negative(float),
         600.0,
+    )
+    cpu_limit: CpuLimit = _option(
+        "--cpu-limit",
+        "LAMINA_CPU_LIMIT",
+        "none (an environment's CPU weight is proportional to its MemorySize, 1,769 MB = one vCPU) or "
+        "aws (also a hard quota of MemorySize/1769 vCPUs, as Lambda throttles)",
+        CpuLimit.parse,
+        CpuLimit.NONE,
     )
     event_retry_delay_s: float = _option(
         "--event-retry-delay",

@@ -153,7 +153,9 @@ def _enable_for_children(group: Path, controllers: tuple[str, ...] = ("memory",)
             if exc.errno == errno.EBUSY
             else ""
         )
-        raise CgroupError(f"cannot enable the {' '.join(missing)} controller in {group}: {exc}{hint}") from exc
+        raise CgroupError(
+            f"cannot enable the {' '.join(missing)} controller in {group}: {exc}{hint}"
+        ) from exc
 
 
 def _prepare_v2_levels(root: Path, parent: str, controllers: tuple[str, ...]) -> None:

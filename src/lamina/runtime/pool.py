@@ -3,7 +3,10 @@
 An environment serves one invocation at a time. A request takes an idle environment of
 exactly its function configuration, or starts one (cold) while fewer than the cap exist,
 reclaiming an idle environment of another function if needed; otherwise it is refused
-(TooManyRequestsException, like Lambda's concurrency limit).
+(TooManyRequestsException, like Lambda's concurrency limit). An idle environment is frozen
+(:meth:`Environment.suspend`). The environments' cgroups live under the pool's own parent group
+(:class:`~lamina.runtime.sizing.CgroupPolicy`): :meth:`start` removes what a killed server left
+there, :meth:`close` leaves nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from pathlib import Path
 
 from lamina.domain.functions import FunctionRef
 from lamina.errors import LaminaError
-from lamina.linux import SeccompError
+from lamina.linux import SeccompError, cgroups
 from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
 from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
 from lamina.runtime.seccomp_profile import syscall_filter
+from lamina.runtime.sizing import CgroupPolicy
 
 log = logging.getLogger("lamina.pool")
 
@@ -40,9 +44,11 @@ class EnvironmentPool:
         attacher: Attacher | None,
         max_environments: int,
         idle_timeout_s: float,
+        cgroup_policy: CgroupPolicy | None = None,
     ) -> None:
         """``attacher`` connects environments of functions with network interfaces to them (the data
-        plane's; None where there is none, and then no target has ``vpc_namespaces``)."""
+        plane's; None where there is none, and then no target has ``vpc_namespaces``);
+        ``cgroup_policy``: the environments' parent cgroup and CPU cap."""
         self.work_root = work_root
         self.logs = logs
         self.attacher = attacher
@@ -52,6 +58,7 @@ class EnvironmentPool:
         self._all: set[Environment] = set()
         self._starting = 0
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
+        self.cgroup_policy = cgroup_policy or CgroupPolicy()
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
         if work_root.is_dir():
             for leftover in work_root.iterdir():
@@ -60,6 +67,29 @@ class EnvironmentPool:
         # without libseccomp serves everything else and fails each environment start clearly.
         with contextlib.suppress(SeccompError):
             syscall_filter()
+
+    def sweep_cgroups(self) -> list[str]:
+        """Remove the pool's parent cgroup and everything in it (processes killed, thawed first):
+        at start, what a killed server left; at close, the parent itself. Only a parent of the
+        pool's own (never the shared default). Blocking; returns the removed groups' names."""
+        parent = self.cgroup_policy.parent
+        if parent == cgroups.DEFAULT_PARENT:
+            return []
+        try:
+            return cgroups.sweep(parent)
+        except (cgroups.CgroupError, OSError) as exc:
+            log.warning("cannot remove the cgroups under %s: %s", parent, exc)
+            return []
+
+    async def start(self) -> None:
+        """Remove the cgroups a previous server with this data directory left (killed, not stopped)."""
+        removed = await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
+        if removed:
+            log.warning(
+                "removed %d cgroup(s) left by a server that did not stop cleanly: %s",
+                len(removed),
+                ", ".join(removed),
+            )
 
     @property
     def size(self) -> int:
@@ -113,7 +143,9 @@ class EnvironmentPool:
                 raise PoolFull(
                     f"{self.max_environments} environments are busy, the most this host allows (--max-environments)"
                 )
-            env = Environment(target, self.work_root, self.logs, attacher=self.attacher)
+            env = Environment(
+                target, self.work_root, self.logs, attacher=self.attacher, cgroups=self.cgroup_policy
+            )
             await env.start()
         except BaseException:
             if env is not None:
@@ -148,6 +180,7 @@ class EnvironmentPool:
             await self._destroy(env)
             return
         self._idle.setdefault(env.target.key, []).append(env)
+        env.suspend()
         loop = asyncio.get_running_loop()
         self._timers[env] = loop.call_later(
             self.idle_timeout_s, lambda: asyncio.ensure_future(self._reclaim(env))
@@ -185,6 +218,7 @@ class EnvironmentPool:
         for env in list(self._all):
             await self._destroy(env)
         self._idle.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
         with contextlib.suppress(Exception):
             for p in self.work_root.iterdir():
                 if p.is_dir():

@@ -29,6 +29,7 @@ import enum
 import json
 import socket
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
@@ -436,6 +437,7 @@ class RuntimeApi:
         self._pending_id = b""
         self._future: asyncio.Future[InvocationResult] | None = None
         self._waiter: _Connection | None = None  # a /next with nothing to hand out yet
+        self._on_parked: Callable[[], None] | None = None
 
     @property
     def state(self) -> RuntimeState:
@@ -497,6 +499,22 @@ class RuntimeApi:
         self._pending_response = response
         return future
 
+    def when_parked(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` once, from the loop, when the runtime next waits in ``/next`` with no
+        event to take (soon if it already does): the moment AWS freezes an environment. None
+        cancels a callback not yet called."""
+        self._on_parked = callback
+        if callback is not None and self._pending is None:
+            waiter = self._waiter
+            if waiter is not None and waiter.alive:
+                self._fire_parked()
+
+    def _fire_parked(self) -> None:
+        callback, self._on_parked = self._on_parked, None
+        if callback is not None and self._loop is not None:
+            # Soon, not now: whatever the loop is doing (answering the invoke's caller) comes first.
+            self._loop.call_soon(callback)
+
     async def close(self) -> None:
         """Stop serving, drop every connection, fail whatever still waits."""
         if self._state is RuntimeState.CLOSED:
@@ -512,6 +530,7 @@ class RuntimeApi:
         self._pending = None
         self._future = None
         self._waiter = None
+        self._on_parked = None
         for conn in list(self._connections):
             conn.close()
         if self._server is not None:
@@ -596,6 +615,8 @@ class RuntimeApi:
         inv = self._pending
         if inv is None:
             self._waiter = conn
+            if self._on_parked is not None:
+                self._fire_parked()
             return None
         self._state = RuntimeState.INVOKING
         self._pending_id = inv.request_id.encode()

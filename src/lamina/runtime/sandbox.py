@@ -1,5 +1,5 @@
 """Execution-environment sandboxes: one process tree in its own mount, PID, IPC and network
-namespaces, with Lambda's filesystem layout, a memory cgroup and an unprivileged user.
+namespaces, with Lambda's filesystem layout, cgroups (memory, pids, CPU, freezer) and an unprivileged user.
 
 Facts about the mechanics (checked on Linux 6.x):
 - Namespaces, root and cwd are per *thread*: a thread may ``setns`` a network namespace and
@@ -55,7 +55,7 @@ from pathlib import Path
 
 from lamina.errors import LaminaError
 from lamina.linux import affinity, mounts, process, seccomp
-from lamina.linux.cgroups import CgroupError, MemoryCgroup
+from lamina.linux.cgroups import DEFAULT_PARENT, Cgroup, CgroupError, Limits
 from lamina.linux.mounts import (
     MNT_DETACH,
     MS_BIND,
@@ -281,13 +281,13 @@ class _ChildInit:
     ``/proc`` shows the PID namespace of the process that mounts it, and the spawning thread
     is not in the new namespace, only its children are. The child joins its cgroup itself
     (the server's thread never enters it: a v1 group listing a server thread would make the
-    server a candidate for that group's OOM killer). Credentials are dropped here too: Popen
-    would drop them *before* calling this. The seccomp filter comes last (it refuses mount
-    and setgroups). Runs between fork and exec: os.* and pre-resolved ctypes calls only;
+    server a candidate for that group's OOM killer), one write per v1 hierarchy. Credentials
+    are dropped here too: Popen would drop them *before* calling this. The seccomp filter
+    comes last (it refuses mount and setgroups). Runs between fork and exec: os.* and pre-resolved ctypes calls only;
     failures are written to ``error_fd`` for the parent's message.
     """
 
-    join_fd: int
+    join_fds: tuple[int, ...]
     uid: int
     gid: int
     error_fd: int
@@ -298,7 +298,8 @@ class _ChildInit:
         try:
             mounts.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             step = "join cgroup"
-            os.write(self.join_fd, b"0")
+            for fd in self.join_fds:
+                os.write(fd, b"0")
             step = "drop privileges"
             os.setgroups([])
             os.setresgid(self.gid, self.gid, self.gid)
@@ -334,6 +335,10 @@ class SandboxSpec:
     uid: int = SANDBOX_UID
     gid: int = SANDBOX_GID
     stdout: int | None = None  # fd receiving stdout and stderr; None inherits
+    cgroup_parent: str = DEFAULT_PARENT  # the cgroup is <controller root>/<cgroup_parent>/<env_id>
+    pids_max: int | None = None  # processes and threads
+    cpus: float | None = None  # CPU weight, in CPUs' worth
+    cpu_quota: float | None = None  # hard CPU cap, in CPUs
 
 
 def _validate(spec: SandboxSpec) -> None:
@@ -352,7 +357,7 @@ def _validate(spec: SandboxSpec) -> None:
 class Sandbox:
     """A running execution environment (see the module docstring)."""
 
-    def __init__(self, spec: SandboxSpec, popen: subprocess.Popen[bytes], cgroup: MemoryCgroup) -> None:
+    def __init__(self, spec: SandboxSpec, popen: subprocess.Popen[bytes], cgroup: Cgroup) -> None:
         self.spec = spec
         self._popen = popen
         self._cgroup = cgroup
@@ -378,9 +383,10 @@ class Sandbox:
             root.mkdir()
         except OSError as exc:
             raise SandboxError(f"cannot create {str(root)!r}: {exc}") from exc
-        cgroup: MemoryCgroup | None = None
+        cgroup: Cgroup | None = None
+        limits = Limits(spec.memory_bytes, spec.pids_max, spec.cpus, spec.cpu_quota)
         try:
-            cgroup = MemoryCgroup.create(spec.env_id, spec.memory_bytes)
+            cgroup = Cgroup.create(spec.env_id, limits, parent=spec.cgroup_parent)
             popen = cls._spawn(spec, cgroup, root, ops)
         except BaseException as exc:
             if cgroup is not None:
@@ -392,11 +398,11 @@ class Sandbox:
         return cls(spec, popen, cgroup)
 
     @staticmethod
-    def _spawn(spec: SandboxSpec, cgroup: MemoryCgroup, root: Path, ops: list[Op]) -> subprocess.Popen[bytes]:
+    def _spawn(spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op]) -> subprocess.Popen[bytes]:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
-        join_fd = cgroup.open_join_fd()
+        join_fds = cgroup.open_join_fds()
         err_r, err_w = os.pipe()
-        child_init = _ChildInit(join_fd, spec.uid, spec.gid, err_w, syscall_filter())
+        child_init = _ChildInit(join_fds, spec.uid, spec.gid, err_w, syscall_filter())
 
         def spawn() -> subprocess.Popen[bytes]:
             affinity.release_thread()  # the function runs on every CPU, whoever started it
@@ -427,7 +433,7 @@ class Sandbox:
             )
             raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or exc}") from exc
         finally:
-            for fd in (join_fd, err_r, err_w):
+            for fd in (*join_fds, err_r, err_w):
                 if fd >= 0:
                     os.close(fd)
 
@@ -443,12 +449,34 @@ class Sandbox:
         return self._popen.poll()
 
     def kill(self) -> None:
-        """SIGKILL the whole tree: PID 1 of the namespace, hence everything in it."""
+        """SIGKILL the whole tree: PID 1 of the namespace, hence everything in it (the cgroup's
+        kill also thaws it: frozen processes die only once thawed)."""
         if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self._popen.send_signal(signal.SIGKILL)
         if not self._closed:
             self._cgroup.kill()
+
+    @property
+    def cgroup(self) -> Cgroup:
+        """The environment's cgroup (memory, pids, cpu, freezer)."""
+        return self._cgroup
+
+    def freeze(self) -> None:
+        """Stop every process of the environment until :meth:`thaw` (no-op once closed)."""
+        if not self._closed:
+            try:
+                self._cgroup.freeze()
+            except CgroupError as exc:
+                raise SandboxError(f"cannot freeze sandbox {self.spec.env_id!r}: {exc}") from exc
+
+    def thaw(self) -> None:
+        """Let the environment's processes run again (no-op once closed)."""
+        if not self._closed:
+            try:
+                self._cgroup.thaw()
+            except CgroupError as exc:
+                raise SandboxError(f"cannot thaw sandbox {self.spec.env_id!r}: {exc}") from exc
 
     def memory_peak_bytes(self) -> int:
         """The most memory the environment has used (cgroup peak)."""
