@@ -130,7 +130,9 @@ def hierarchy() -> MemoryHierarchy:
 
 
 def _write(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    # O_CREAT changes nothing on cgroupfs (its files exist or cannot be created: EACCES) and lets
+    # a plain directory tree stand in for a v2 hierarchy in unit tests.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, value.encode())
     finally:
@@ -467,8 +469,8 @@ class Limits:
                 raise ValueError(f"invalid CPU amount {value!r}")
 
 
-def _knobs(version: CgroupVersion, limits: Limits) -> dict[Controller, list[tuple[str, str]]]:
-    """The files and values that apply ``limits`` (memory aside), per controller."""
+def knob_values(version: CgroupVersion, limits: Limits) -> dict[Controller, list[tuple[str, str]]]:
+    """The files and values that apply ``limits`` (memory aside), per controller, in order."""
     knobs: dict[Controller, list[tuple[str, str]]] = {c: [] for c in Controller}
     if limits.pids_max is not None:
         knobs[Controller.PIDS].append(("pids.max", str(limits.pids_max)))
@@ -589,7 +591,7 @@ class Cgroup:
         lay = lay or layout()
         v2 = lay.version is CgroupVersion.V2
         wanted = {c for c, _root in lay.roots}
-        knobs = _knobs(lay.version, limits)
+        knobs = knob_values(lay.version, limits)
         if v2:
             needed = tuple(c.value for c in (Controller.PIDS, Controller.CPU) if c in wanted and knobs[c])
             try:
