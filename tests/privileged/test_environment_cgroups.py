@@ -1,0 +1,287 @@
+"""Environments' cgroups as AWS sizes them: pids (1024), CPU weight and quota by MemorySize,
+frozen between invocations, named per data directory, gone after every kind of end and after a
+kill -9 and restart. Only the groups of this module's own servers are looked at."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lamina_server import LaminaServer, client
+from testzips import make_zip
+
+from lamina.linux.cgroups import FREEZE_ANCHOR, layout
+from lamina.runtime.sizing import cgroup_parent
+
+pytestmark = pytest.mark.privileged
+
+RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
+if not (RUNTIMES_DIR / "python3.12" / "lamina-runtime.json").is_file():
+    pytest.skip("python3.12 is not installed in lamina-runtimes (make setup)", allow_module_level=True)
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+V1 = Path("/sys/fs/cgroup")
+
+APP = """\
+import errno
+import os
+import signal
+import threading
+import time
+
+COUNTER = "/tmp/counter"
+_thread = []
+
+
+def _spin():
+    n = 0
+    while True:
+        n += 1
+        if n % 1000 == 0:
+            with open(COUNTER + ".new", "w") as f:
+                f.write(str(n))
+            os.replace(COUNTER + ".new", COUNTER)
+
+
+def _read():
+    with open(COUNTER) as f:
+        return int(f.read())
+
+
+def handler(event, context):
+    op = event["op"]
+    if op == "spin":
+        if not _thread:
+            _thread.append(threading.Thread(target=_spin, daemon=True))
+            _thread[0].start()
+        time.sleep(0.3)
+        return {"counter": _read()}
+    if op == "read":
+        return {"counter": _read()}
+    if op == "cgroup":
+        return open("/proc/self/cgroup").read()
+    if op == "sleep":
+        time.sleep(event["seconds"])
+        return {}
+    if op == "oom":
+        chunks = []
+        while True:
+            chunks.append(bytearray(16 * 1024 * 1024))
+    if op == "forkbomb":
+        children, err = [], None
+        try:
+            while len(children) < 5000:
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                children.append(pid)
+        except OSError as exc:
+            err = errno.errorcode.get(exc.errno)
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            os.waitpid(pid, 0)
+        return {"forked": len(children), "error": err}
+    if op == "threadbomb":
+        threads, err = [], None
+        stop = threading.Event()
+        try:
+            while len(threads) < 5000:
+                t = threading.Thread(target=stop.wait)
+                t.start()
+                threads.append(t)
+        except RuntimeError as exc:
+            err = str(exc)
+        stop.set()
+        for t in threads:
+            t.join()
+        return {"threads": len(threads), "error": err}
+    raise ValueError(op)
+"""
+
+
+def _parent_dirs(data_dir: Path) -> list[Path]:
+    parent = cgroup_parent(data_dir)
+    return [root / parent for root in layout().hierarchy_roots()]
+
+
+def _env_groups(data_dir: Path, controller: str = "memory") -> list[Path]:
+    base = V1 / controller / cgroup_parent(data_dir)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and p.name != FREEZE_ANCHOR)
+
+
+def _own_group(lam: Any, name: str) -> str:
+    """The environment's group name, from its memory line of /proc/self/cgroup."""
+    r, body = call(lam, name, {"op": "cgroup"})
+    assert "FunctionError" not in r, body
+    line = next(x for x in body.splitlines() if ":memory:" in x)
+    return line.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
+    if layout().version.value != 1:
+        pytest.skip("these checks read cgroup v1 files (this machine's); v2 is unit-tested on a tree")
+    srv = LaminaServer(
+        tmp_path_factory.mktemp("lamina-cgroups") / "data",
+        extra_args=("--max-environments", "4", "--cpu-limit", "aws", "--idle-timeout", "60"),
+    )
+    yield srv
+    srv.stop()
+    assert not any(p.exists() for p in _parent_dirs(srv.data_dir)), "a clean stop leaves no group"
+
+
+@pytest.fixture(scope="module")
+def lam(server: LaminaServer) -> Any:
+    return client(server, read_timeout=60)
+
+
+def create(lam: Any, memory: int = 512, timeout: int = 10) -> str:
+    name = f"cg-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": APP})},
+        MemorySize=memory,
+        Timeout=timeout,
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    return name
+
+
+def call(lam: Any, name: str, payload: Any) -> tuple[dict[str, Any], Any]:
+    r = lam.invoke(FunctionName=name, Payload=json.dumps(payload))
+    body = r["Payload"].read()
+    return r, json.loads(body) if body else None
+
+
+def test_limits_as_aws_sizes_them(server: LaminaServer, lam: Any) -> None:
+    name = create(lam, memory=3538)
+    group = _own_group(lam, name)
+    parent = cgroup_parent(server.data_dir)
+    assert (V1 / "pids" / parent / group / "pids.max").read_text().strip() == "1024"
+    cpu = V1 / "cpu" / parent / group
+    assert (cpu / "cpu.shares").read_text().strip() == "2048"  # 3538 MB = two vCPUs
+    assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "200000"  # --cpu-limit aws
+    assert int((V1 / "memory" / parent / group / "memory.limit_in_bytes").read_text()) == 3538 << 20
+    lam.delete_function(FunctionName=name)
+
+
+def test_frozen_between_invocations(server: LaminaServer, lam: Any) -> None:
+    name = create(lam)
+    group = _own_group(lam, name)
+    state = V1 / "freezer" / cgroup_parent(server.data_dir) / group / "freezer.state"
+    _r, first = call(lam, name, {"op": "spin"})  # starts a thread that never stops counting
+    running = first["counter"]  # what it counted in 0.3 s of running
+    assert running > 0
+    time.sleep(1.0)
+    _wait_for_state(state, "FROZEN")
+    r, second = call(lam, name, {"op": "read"})
+    assert "FunctionError" not in r
+    # Unfrozen, the thread would have counted ~3x `running` during the sleep.
+    assert second["counter"] - first["counter"] < running / 2
+    _r, third = call(lam, name, {"op": "spin"})  # thawed while invoked: it counts again
+    assert third["counter"] - second["counter"] > running / 4
+    lam.delete_function(FunctionName=name)
+
+
+def test_fork_and_thread_bombs_stop_at_1024(server: LaminaServer, lam: Any) -> None:
+    name = create(lam, memory=1024)
+    for op, key, error in (
+        ("forkbomb", "forked", "EAGAIN"),
+        ("threadbomb", "threads", "can't start new thread"),
+    ):
+        r, body = call(lam, name, {"op": op})
+        assert "FunctionError" not in r, body
+        assert body["error"] == error
+        assert 900 < body[key] < 1024  # the runtime's own threads count too
+        # The environment still answers, or was reset and answers after a cold start.
+        answers = [call(lam, name, {"op": "cgroup"})[0] for _ in range(2)]
+        assert any("FunctionError" not in a for a in answers)
+    assert subprocess.run(["true"], check=False).returncode == 0  # the host can still fork
+    lam.delete_function(FunctionName=name)
+
+
+@pytest.mark.parametrize("end", ["timeout", "oom"])
+def test_group_released_after_timeout_and_oom(server: LaminaServer, lam: Any, end: str) -> None:
+    name = create(lam, memory=128, timeout=1)
+    group = _own_group(lam, name)
+    assert group in [p.name for p in _env_groups(server.data_dir)]
+    payload = {"op": "sleep", "seconds": 5} if end == "timeout" else {"op": "oom"}
+    r, _body = call(lam, name, payload)
+    assert r.get("FunctionError") == "Unhandled"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        (V1 / c / cgroup_parent(server.data_dir) / group).exists()
+        for c in ("memory", "pids", "cpu", "freezer")
+    ):
+        time.sleep(0.05)
+    for c in ("memory", "pids", "cpu", "freezer"):
+        assert not (V1 / c / cgroup_parent(server.data_dir) / group).exists(), c
+    lam.delete_function(FunctionName=name)
+
+
+def test_stale_groups_removed_after_kill_9(tmp_path: Path) -> None:
+    if layout().version.value != 1:
+        pytest.skip("reads cgroup v1 files")
+    data = tmp_path / "data"
+    srv = LaminaServer(data)
+    try:
+        lam = client(srv, read_timeout=60)
+        name = create(lam)
+        group = _own_group(lam, name)
+        pids = [
+            int(x) for x in (V1 / "memory" / cgroup_parent(data) / group / "cgroup.procs").read_text().split()
+        ]
+        assert pids
+        _wait_for_state(V1 / "freezer" / cgroup_parent(data) / group / "freezer.state", "FROZEN")
+    finally:
+        srv.kill()
+    # What the kill left: the group in every controller, its processes frozen in it.
+    for c in ("memory", "pids", "cpu", "freezer"):
+        assert (V1 / c / cgroup_parent(data) / group).is_dir(), c
+    assert (V1 / "freezer" / cgroup_parent(data) / group / "freezer.state").read_text().strip() == "FROZEN"
+    srv = LaminaServer(data)
+    try:
+        for path in _parent_dirs(data):
+            assert not path.exists(), path
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or _zombie_or_other(pid), pid
+        assert "removed 1 cgroup(s) left by a server" in srv.log()
+        lam = client(srv, read_timeout=60)
+        assert call(lam, name, {"op": "cgroup"})[0]["StatusCode"] == 200  # and it serves on
+    finally:
+        srv.stop()
+    for path in _parent_dirs(data):
+        assert not path.exists(), path
+
+
+def _wait_for_state(path: Path, state: str) -> None:
+    """The freezer's state becomes ``state`` (v1 says FREEZING until every task has stopped)."""
+    deadline = time.monotonic() + 5
+    while path.read_text().strip() != state and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.read_text().strip() == state
+
+
+def _zombie_or_other(pid: int) -> bool:
+    """A pid still listed is a zombie or was reused by something outside the group."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z" or "lamina-" not in cgroup
