@@ -221,4 +221,3 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
     supervisor = Supervisor(workers, io)
     app = LaminaApp(pipeline, supervisor, Downloads(signer, blobs), io, mounts=(console,))
     return Server(app, platform, supervisor)
-

@@ -160,7 +160,11 @@ def test_v2_freeze_thaw_and_kill_files(tmp_path: Path) -> None:
     lay = _v2_tree(tmp_path)
     path = lay.memory.root / "g"
     path.mkdir()
-    for name, text in (("cgroup.freeze", "0"), ("cgroup.events", "populated 0\nfrozen 0\n"), ("cgroup.kill", "")):
+    for name, text in (
+        ("cgroup.freeze", "0"),
+        ("cgroup.events", "populated 0\nfrozen 0\n"),
+        ("cgroup.kill", ""),
+    ):
         (path / name).write_text(text)
     (path / "cgroup.procs").write_text("")
     group = Cgroup(MemoryCgroup(lay.memory, path, 1), lay, {Controller.FREEZER: path})

@@ -20,12 +20,13 @@ from lamina.linux import (
     seccomp,
     sysctl,
 )
-from lamina.linux.cgroups import CgroupError, MemoryCgroup
+from lamina.linux.cgroups import Cgroup, CgroupError, MemoryCgroup
 from lamina.linux.namespaces import NetNamespace, NetNamespaceError, run_in_thread
 from lamina.linux.seccomp import SeccompError
 
 __all__ = [
     "affinity",
+    "Cgroup",
     "CgroupError",
     "MemoryCgroup",
     "NetNamespace",

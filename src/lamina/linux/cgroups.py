@@ -46,7 +46,8 @@ kernel's Documentation/admin-guide/cgroup-v2.rst, untested on this machine):
   a fatal signal"; ``cgroup.kill`` kills the whole group (5.14+).
 - v1 freezing costs ~110 us per write while no other group is frozen (the first frozen group
   flips a static key, which patches kernel text on every CPU) and ~10 us once one is: hence an
-  empty, permanently frozen ``freeze-anchor`` group beside the environments' groups.
+  empty, permanently frozen ``freeze-anchor`` group beside the environments' groups
+  (:func:`add_freeze_anchor`).
 - Writing ``0`` to v1's ``tasks`` joins the writer thread alone (see above), one controller at a
   time: four writes of ~0.05 ms for memory, pids, cpu and freezer.
 """
@@ -512,6 +513,23 @@ def _ensure_anchor(freezer_parent: Path) -> None:
         raise CgroupError(f"cannot create {anchor}: {exc}") from exc
 
 
+def add_freeze_anchor(parent: str, lay: Layout | None = None) -> bool:
+    """v1: an empty group frozen for good under ``parent``, which keeps freezing and thawing the
+    groups beside it cheap (see the facts); :func:`sweep` removes it. False where not needed."""
+    for part in parent.split("/"):
+        _validate_name(part)
+    lay = lay or layout()
+    root = lay.root(Controller.FREEZER)
+    if lay.version is not CgroupVersion.V1 or root is None:
+        return False
+    try:
+        (root / parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CgroupError(f"cannot create {root / parent}: {exc}") from exc
+    _ensure_anchor(root / parent)
+    return True
+
+
 def _kill_members(path: Path) -> None:
     try:
         pids = [int(x) for x in (path / "cgroup.procs").read_text().split()]
@@ -607,9 +625,6 @@ class Cgroup:
                 path = root / parent / name
                 if path != memory.path:
                     try:
-                        if controller is Controller.FREEZER and not v2:
-                            (root / parent).mkdir(parents=True, exist_ok=True)
-                            _ensure_anchor(root / parent)
                         path.mkdir(parents=True)
                     except OSError as exc:
                         raise CgroupError(f"cannot create cgroup {path}: {exc}") from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -81,9 +82,20 @@ class EnvironmentPool:
             log.warning("cannot remove the cgroups under %s: %s", parent, exc)
             return []
 
+    def _prepare_cgroups(self) -> list[str]:
+        removed = self.sweep_cgroups()
+        parent = self.cgroup_policy.parent
+        if parent != cgroups.DEFAULT_PARENT and os.geteuid() == 0:
+            try:
+                cgroups.add_freeze_anchor(parent)
+            except (cgroups.CgroupError, OSError) as exc:
+                log.warning("freezing environments will be slower: %s", exc)
+        return removed
+
     async def start(self) -> None:
-        """Remove the cgroups a previous server with this data directory left (killed, not stopped)."""
-        removed = await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
+        """Remove the cgroups a previous server with this data directory left (killed, not
+        stopped), and make freezing cheap (:func:`lamina.linux.cgroups.add_freeze_anchor`)."""
+        removed = await asyncio.get_running_loop().run_in_executor(None, self._prepare_cgroups)
         if removed:
             log.warning(
                 "removed %d cgroup(s) left by a server that did not stop cleanly: %s",
