@@ -177,7 +177,8 @@ def test_limits_as_aws_sizes_them(server: LaminaServer, lam: Any) -> None:
     assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
     assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "200000"  # --cpu-limit aws
     assert int((V1 / "memory" / parent / group / "memory.limit_in_bytes").read_text()) == 3538 << 20
-    lam.delete_function(FunctionName=name)
+    lam.delete_function(FunctionName=name)  # a normal end: its environment goes, and its group
+    _wait_gone(server.data_dir, group)
 
 
 def test_frozen_between_invocations(server: LaminaServer, lam: Any) -> None:
@@ -223,15 +224,18 @@ def test_group_released_after_timeout_and_oom(server: LaminaServer, lam: Any, en
     payload = {"op": "sleep", "seconds": 5} if end == "timeout" else {"op": "oom"}
     r, _body = call(lam, name, payload)
     assert r.get("FunctionError") == "Unhandled"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(
-        (V1 / c / cgroup_parent(server.data_dir) / group).exists()
-        for c in ("memory", "pids", "cpu", "freezer")
-    ):
-        time.sleep(0.05)
-    for c in ("memory", "pids", "cpu", "freezer"):
-        assert not (V1 / c / cgroup_parent(server.data_dir) / group).exists(), c
+    _wait_gone(server.data_dir, group)
     lam.delete_function(FunctionName=name)
+
+
+def _wait_gone(data_dir: Path, group: str) -> None:
+    """The environment's group disappears from every controller."""
+    paths = [V1 / c / cgroup_parent(data_dir) / group for c in ("memory", "pids", "cpu", "freezer")]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(p.exists() for p in paths):
+        time.sleep(0.05)
+    for path in paths:
+        assert not path.exists(), path
 
 
 def test_stale_groups_removed_after_kill_9(tmp_path: Path) -> None:

@@ -666,3 +666,33 @@ def test_multiline_client_context_json_stays_one_header() -> None:
         assert json.loads(event.headers["lambda-runtime-client-context"]) == json.loads(context)
 
     run(scenario)
+
+
+def test_when_parked_fires_once_when_the_runtime_waits_again() -> None:
+    """The moment an environment is frozen: the runtime back in /next with nothing to take."""
+
+    async def scenario(api: RuntimeApi, connect: Connect) -> None:
+        client = await connect()
+        calls: list[str] = []
+        future, _event = await deliver(api, client, invocation("a"))
+        api.when_parked(lambda: calls.append("parked"))
+        await client.request("POST", f"{PREFIX}/invocation/a/response", b"1")
+        await future
+        await asyncio.sleep(0.01)
+        assert calls == []  # answered, but not asking for more yet
+        pending = client.start("GET", f"{PREFIX}/invocation/next")
+        for _ in range(100):
+            if calls:
+                break
+            await asyncio.sleep(0.005)
+        assert calls == ["parked"]
+        api.when_parked(lambda: calls.append("again"))  # already parked: soon
+        api.when_parked(None)  # ... unless cancelled first
+        await asyncio.sleep(0.01)
+        api.when_parked(lambda: calls.append("now"))
+        await asyncio.sleep(0.01)
+        assert calls == ["parked", "now"]
+        api.invoke(invocation("b"))
+        assert (await pending).headers["lambda-runtime-aws-request-id"] == "b"
+
+    run(scenario)

@@ -510,10 +510,14 @@ class RuntimeApi:
                 self._fire_parked()
 
     def _fire_parked(self) -> None:
-        callback, self._on_parked = self._on_parked, None
-        if callback is not None and self._loop is not None:
+        if self._loop is not None:
             # Soon, not now: whatever the loop is doing (answering the invoke's caller) comes first.
-            self._loop.call_soon(callback)
+            self._loop.call_soon(self._call_parked)
+
+    def _call_parked(self) -> None:
+        callback, self._on_parked = self._on_parked, None  # None if cancelled meanwhile
+        if callback is not None:
+            callback()
 
     async def close(self) -> None:
         """Stop serving, drop every connection, fail whatever still waits."""
