@@ -33,7 +33,8 @@ Facts about the mechanics (checked on Linux 6.x):
   sandbox user, since a bind mount exposes a directory's own mode.
 - ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that forked exits, which here
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
-  the runtime exits on its next request; the leftover cgroups are named after env_id.
+  the runtime exits on its next request (a frozen, idle one stays frozen); the leftover cgroups
+  are named after env_id, under the server's own parent group, which its next start sweeps.
 - tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
   data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
 """
