@@ -9,7 +9,8 @@ exit is watched with a pidfd, and the log pipe is read when readable.
 Between invocations the environment is frozen (its cgroup's freezer), as in AWS: ``suspend()``
 (the pool calls it when the environment goes idle) freezes it once the runtime waits in ``/next``
 again, which comes after the caller has its answer, or ``FREEZE_GRACE_S`` after the response if
-the runtime never asks; ``invoke()`` and ``destroy()`` thaw it. A runtime parked in ``/next`` is
+the runtime never asks; ``invoke()`` thaws it once the event is in the runtime's socket, and
+``destroy()`` (the sandbox's kill) thaws it too. A runtime parked in ``/next`` is
 frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`): ~10 us each way.
 """
 
@@ -367,7 +368,6 @@ class Environment:
             self.retired = True
 
     def _thaw(self) -> None:
-        self._cancel_freeze()
         if self.sandbox is not None and self.sandbox.cgroup.frozen:
             self.sandbox.thaw()
 
@@ -375,7 +375,7 @@ class Environment:
 
     async def invoke(self, inv: Invocation, timeout_s: float, first: bool) -> InvokeResult:
         self.busy = True
-        self._thaw()
+        self._cancel_freeze()
         self._buffer = bytearray()
         self._log(f"START RequestId: {inv.request_id} Version: {self.target.version}\n".encode())
         started = time.perf_counter()
@@ -386,6 +386,8 @@ class Environment:
         else:
             assert self.api is not None and self._exited is not None
             future = self.api.invoke(inv)
+            # Thawed once the event is in its socket: the runtime finds it as soon as it runs.
+            self._thaw()
             pending: set[asyncio.Future[Any]] = {future, self._exited}
             done, _ = await asyncio.wait(pending, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
             if future in done and future.exception() is None:
