@@ -563,8 +563,9 @@ def _rmdir(path: Path, deadline: float, *, on_busy: list[Path]) -> None:
 
 def _thaw_path(path: Path) -> None:
     for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
-        with contextlib.suppress(OSError):
-            _write(path / name, value)
+        if (path / name).exists():
+            with contextlib.suppress(OSError):
+                _write(path / name, value)
 
 
 class Cgroup:
