@@ -9,6 +9,7 @@ import pytest
 
 from lamina.linux.cgroups import (
     CPU_PERIOD_US,
+    FREEZE_ANCHOR,
     Cgroup,
     CgroupVersion,
     Controller,
@@ -22,6 +23,7 @@ from lamina.linux.cgroups import (
     detect_layout,
     freezer_state_v2,
     knob_values,
+    sweep,
 )
 from lamina.runtime.sizing import PIDS_MAX, CgroupPolicy, CpuLimit, cgroup_parent, vcpus
 
@@ -179,3 +181,22 @@ def test_v2_freeze_thaw_and_kill_files(tmp_path: Path) -> None:
     group.kill()  # cgroup.kill, then thawed
     assert (path / "cgroup.kill").read_text() == "1"
     assert (path / "cgroup.freeze").read_text() == "0"
+
+
+def test_sweep_removes_a_parent_in_every_hierarchy(tmp_path: Path) -> None:
+    roots = {c: tmp_path / c for c in ("memory", "pids", "cpu", "freezer")}
+    lay = Layout(
+        MemoryHierarchy(CgroupVersion.V1, roots["memory"]),
+        tuple((Controller(c), roots[c]) for c in ("pids", "cpu", "freezer")),
+    )
+    for root in roots.values():
+        (root / "lamina-x" / "lamina-env1").mkdir(parents=True)
+        (root / "lamina-other" / "lamina-env2").mkdir(parents=True)
+    (roots["freezer"] / "lamina-x" / FREEZE_ANCHOR).mkdir()
+    assert sweep("lamina-x", lay) == ["lamina-env1"]
+    for root in roots.values():
+        assert not (root / "lamina-x").exists()
+        assert (root / "lamina-other" / "lamina-env2").is_dir()  # another server's: untouched
+    assert sweep("lamina-x", lay) == []
+    with pytest.raises(ValueError, match="invalid cgroup name"):
+        sweep("..", lay)
