@@ -7,11 +7,12 @@ gets the event through its pending ``/next``, the answer resolves a future, the 
 exit is watched with a pidfd, and the log pipe is read when readable.
 
 Between invocations the environment is frozen (its cgroup's freezer), as in AWS: ``suspend()``
-(the pool calls it when the environment goes idle) freezes it once the runtime waits in ``/next``
-again, which comes after the caller has its answer, or ``FREEZE_GRACE_S`` after the response if
-the runtime never asks; ``invoke()`` thaws it once the event is in the runtime's socket, and
-``destroy()`` (the sandbox's kill) thaws it too. A runtime parked in ``/next`` is
-frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`): ~10 us each way.
+(the pool calls it when the environment goes idle) freezes it ``FREEZE_DELAY_S`` (2 ms) after the
+runtime waits in ``/next`` again, which comes after the caller has its answer, or
+``FREEZE_GRACE_S`` after the response if the runtime never asks; ``invoke()`` thaws it once the
+event is in the runtime's socket, and ``destroy()`` (the sandbox's kill) thaws it too. A runtime
+parked in ``/next`` is frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`):
+~10 us each way.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ RUNTIME_API = "127.0.0.1:9001"
 LOG_TAIL_BYTES = 4096
 # How long after its response a runtime that does not call /next again keeps running unfrozen.
 FREEZE_GRACE_S = 0.1
+# How long after the runtime asks for its next event the environment is frozen.
+FREEZE_DELAY_S = 0.002
 log = logging.getLogger("lamina.environment")
 
 
@@ -347,8 +350,16 @@ class Environment:
         if self.api is None or self.sandbox is None or not self.alive:
             return
         self._cancel_freeze()
-        self.api.when_parked(self._freeze)
+        self.api.when_parked(self._parked)
         self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_GRACE_S, self._freeze)
+
+    def _parked(self) -> None:
+        # The runtime asks for its next event; its other threads may still be finishing the last
+        # one (awslambdaric's bookkeeping): frozen now, they would finish on the next invoke's
+        # critical path. A caller invoking again within FREEZE_DELAY_S finds it unfrozen.
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_S, self._freeze)
 
     def _cancel_freeze(self) -> None:
         if self.api is not None:
