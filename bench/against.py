@@ -78,11 +78,19 @@ class Side:
     """One server and its clients, with the calls to time."""
 
     def __init__(
-        self, label: str, scratch: Path, src: Path, invokes: bool, runtime: str, colds: bool
+        self,
+        label: str,
+        scratch: Path,
+        src: Path,
+        invokes: bool,
+        runtime: str,
+        colds: bool,
+        idle_gap_s: float = 0.0,
     ) -> None:
         self.label = label
         self.runtime = runtime
         self._cold_count = 0
+        self.idle_gap_s = idle_gap_s
         self.server = C.LaminaServer(scratch / label / "data", env={"PYTHONPATH": str(src)})
         self.lam = C.boto_client(self.server.url, read_timeout=60, connect_timeout=10)
         self.ec2 = C.client(self.server, "ec2")
@@ -102,6 +110,8 @@ class Side:
             )
             wait_active(self.lam, "against")
             self.calls["Invoke (warm)"] = self._invoke
+            if idle_gap_s > 0:
+                self.calls["Invoke (after idle)"] = self._invoke_after_idle
             if colds:
                 self.calls["Cold start"] = self._cold
         self.samples: dict[str, list[float]] = {k: [] for k in self.calls}
@@ -120,6 +130,13 @@ class Side:
         payload = out["Payload"].read()
         if out["StatusCode"] != 200 or "FunctionError" in out or payload != b"{}":
             raise RuntimeError(f"{self.label}: invoke failed: {out.get('FunctionError')} {payload!r}")
+
+    def _invoke_after_idle(self) -> float:
+        """A warm invoke after the environment sat idle (since issue 13: frozen, thawed by it)."""
+        time.sleep(self.idle_gap_s)
+        t0 = time.perf_counter()
+        self._invoke()
+        return time.perf_counter() - t0
 
     def _cold(self) -> float:
         """The first invoke of a new function (its creation and deletion untimed)."""
@@ -166,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invokes", type=int, default=1200, help="timed warm invokes per side")
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--colds", type=int, default=0, help="timed cold starts per side (0: none)")
+    parser.add_argument(
+        "--idle-gap-ms",
+        type=float,
+        default=0.0,
+        help="also time warm invokes each after this long idle (untimed), a quarter of --invokes (0: none)",
+    )
     parser.add_argument("--runtime", default="python3.12")
     parser.add_argument("--profile", action="store_true", help="accepted from run.py; no profile is taken")
     args = parser.parse_args(argv)
@@ -187,12 +210,23 @@ def main(argv: list[str] | None = None) -> int:
                 invokes,
                 args.runtime,
                 args.colds > 0,
+                args.idle_gap_ms / 1000,
             ),
-            Side("this tree", scratch, C.ROOT / "src", invokes, args.runtime, args.colds > 0),
+            Side(
+                "this tree",
+                scratch,
+                C.ROOT / "src",
+                invokes,
+                args.runtime,
+                args.colds > 0,
+                args.idle_gap_ms / 1000,
+            ),
         ]
         try:
             for name in sides[0].calls:
                 n = args.invokes if name.startswith("Invoke") else args.calls
+                if name == "Invoke (after idle)":
+                    n = max(BLOCKS, args.invokes // 4)
                 blocks, warmup = BLOCKS, args.warmup
                 if name == "Cold start":
                     n, blocks, warmup = args.colds, min(BLOCKS, args.colds), 1
