@@ -711,25 +711,21 @@ class Cgroup:
 
     def freeze(self) -> None:
         """Stop every task of the group (returns at once; the tasks stop asynchronously)."""
-        if not self.can_freeze or self._destroyed:
-            return
-        _name, on, _off = _freeze_file(self.layout.version)
-        try:
-            os.pwrite(self._freezer_fd(), on, 0)
-        except OSError as exc:
-            raise CgroupError(f"cannot freeze {self.path}: {exc}") from exc
-        self.frozen = True
+        self._set_frozen(True)
 
     def thaw(self) -> None:
         """Let the group's tasks run again."""
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
         if not self.can_freeze or self._destroyed:
             return
-        _name, _on, off = _freeze_file(self.layout.version)
+        _name, on, off = _freeze_file(self.layout.version)
         try:
-            os.pwrite(self._freezer_fd(), off, 0)
+            os.pwrite(self._freezer_fd(), on if frozen else off, 0)
         except OSError as exc:
-            raise CgroupError(f"cannot thaw {self.path}: {exc}") from exc
-        self.frozen = False
+            raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} {self.path}: {exc}") from exc
+        self.frozen = frozen
 
     def freezer_state(self) -> str:
         """What the kernel says: ``THAWED``, ``FREEZING`` or ``FROZEN`` (v2: no ``FREEZING``)."""
