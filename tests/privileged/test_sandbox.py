@@ -624,3 +624,22 @@ def test_concurrent_starts_are_isolated(harness: Harness) -> None:
             outputs.append(json.loads(pipe.read()))
         assert sandbox.wait(30) == 0
     assert outputs == [[1, ["me"], str(i)] for i in range(count)]
+
+
+def test_open_files_are_limited_as_in_lambda(harness: Harness) -> None:
+    """Lambda's quota of 1,024 file descriptors, soft and hard, whatever the server's own limit."""
+    run = harness.python(
+        """
+        import json, os, resource
+        limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+        opened = []
+        try:
+            while True:
+                opened.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError as exc:
+            stopped = exc.strerror
+        print(json.dumps([list(limits), len(opened) < 1024, stopped]))
+        """
+    )
+    assert run.returncode == 0, run.output
+    assert run.json() == [[1024, 1024], True, "Too many open files"]

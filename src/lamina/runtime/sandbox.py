@@ -46,6 +46,7 @@ import errno
 import functools
 import os
 import platform
+import resource
 import shutil
 import signal
 import stat
@@ -87,6 +88,11 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SHM_BYTES = 64 * 1024 * 1024
 SANDBOX_UID = 993
 SANDBOX_GID = 990
+
+
+# Lambda's quota "File descriptors: 1,024" (Lambda quotas, "Function configuration, deployment, and
+# execution"): the soft and hard RLIMIT_NOFILE of every process of an environment.
+OPEN_FILES = 1024
 
 
 class SandboxError(LaminaError):
@@ -301,6 +307,8 @@ class _ChildInit:
             step = "join cgroup"
             for fd in self.join_fds:
                 os.write(fd, b"0")
+            step = "limit open files"  # the server raised its own; a function gets Lambda's quota
+            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
             step = "drop privileges"
             os.setgroups([])
             os.setresgid(self.gid, self.gid, self.gid)
