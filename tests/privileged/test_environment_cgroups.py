@@ -65,6 +65,11 @@ def handler(event, context):
         return {"counter": _read()}
     if op == "read":
         return {"counter": _read()}
+    if op == "burn":
+        end = time.monotonic() + event["seconds"]
+        while time.monotonic() < end:
+            pass
+        return {}
     if op == "cgroup":
         return open("/proc/self/cgroup").read()
     if op == "sleep":
@@ -179,6 +184,20 @@ def test_limits_as_aws_sizes_them(server: LaminaServer, lam: Any) -> None:
     assert int((V1 / "memory" / parent / group / "memory.limit_in_bytes").read_text()) == 3538 << 20
     lam.delete_function(FunctionName=name)  # a normal end: its environment goes, and its group
     _wait_gone(server.data_dir, group)
+
+
+def test_cpu_limit_aws_throttles(server: LaminaServer, lam: Any) -> None:
+    """--cpu-limit aws: a 128 MB function burning CPU is held to its share by CFS bandwidth control
+    (the kernel counts the periods it throttled the group in cpu.stat)."""
+    name = create(lam, memory=128)
+    group = _own_group(lam, name)
+    cpu = V1 / "cpu" / cgroup_parent(server.data_dir) / group
+    assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "7236"  # 128/1769 of a 100 ms period, rounded
+    r, _ = call(lam, name, {"op": "burn", "seconds": 0.5})
+    assert "FunctionError" not in r
+    stat = dict(line.split() for line in (cpu / "cpu.stat").read_text().splitlines())
+    assert int(stat["nr_throttled"]) > 0
+    lam.delete_function(FunctionName=name)
 
 
 def test_frozen_between_invocations(server: LaminaServer, lam: Any) -> None:
