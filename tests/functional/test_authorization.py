@@ -8,29 +8,29 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, client, create_lambda_role, run_aws
-from testzips import make_zip
-
-ACCT = "000000000000"
-ALICE, BOB = ACCOUNTS[1], ACCOUNTS[2]
-ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
-BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-CODE = make_zip({"app.py": "def handler(event, context):\n    return event\n"})
-
-
-def doc(*statements: dict[str, Any], principal_trust: bool = False) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-TRUST_ACCOUNT = doc(
-    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCT}:root"}, "Action": "sts:AssumeRole"}
+from iam_kit import (
+    ACCT,
+    ADMIN,
+    TRUST_ACCOUNT,
+    assume,
+    denied,
+    doc,
+    err,
+    fn_arn,
+    make_function,
+    role_with,
+    uid,
+    user_keys,
 )
+from lamina_server import ACCOUNTS, LaminaServer, client, create_lambda_role, run_aws
+
+ALICE, BOB = ACCOUNTS[1], ACCOUNTS[2]
+BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 
 
 def aws(server: LaminaServer, args: list[str], check: bool = True, **creds: str) -> Any:
@@ -39,19 +39,6 @@ def aws(server: LaminaServer, args: list[str], check: bool = True, **creds: str)
     if check:
         assert out.returncode == 0, out.stderr
     return out
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def err(e: Any) -> tuple[int, str, str]:
-    r = e.value.response
-    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"]
-
-
-def fn_arn(name: str, account: str = ACCT) -> str:
-    return f"arn:aws:lambda:us-east-1:{account}:function:{name}"
 
 
 @pytest.fixture(scope="module")
@@ -74,60 +61,6 @@ def lam(server: LaminaServer) -> Any:
 @pytest.fixture(scope="module")
 def role_arn(server: LaminaServer) -> str:
     return create_lambda_role(server, "test", "test")
-
-
-def make_function(lam: Any, role_arn: str, name: str | None = None, **extra: Any) -> str:
-    name = name or uid("fn")
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role_arn,
-        Handler="app.handler",
-        Code={"ZipFile": CODE},
-        **extra,
-    )
-    return name
-
-
-def user_keys(iam: Any, *policy_arns: str, inline: str | None = None) -> tuple[str, str, str]:
-    """A new IAM user with these policies; (name, access key, secret)."""
-    name = uid("user")
-    iam.create_user(UserName=name)
-    for arn in policy_arns:
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    if inline is not None:
-        iam.put_user_policy(UserName=name, PolicyName="inline", PolicyDocument=inline)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return name, key["AccessKeyId"], key["SecretAccessKey"]
-
-
-def assume(
-    server: LaminaServer, key: str, secret: str, role_arn: str, session: str = "me", **extra: Any
-) -> dict[str, str]:
-    sts = client(server, "sts", key=key, secret=secret)
-    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session, **extra)["Credentials"]
-    return {"key": creds["AccessKeyId"], "secret": creds["SecretAccessKey"], "token": creds["SessionToken"]}
-
-
-def role_with(iam: Any, *policy_arns: str, inline: str | None = None, trust: str = TRUST_ACCOUNT) -> str:
-    name = uid("role")
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-    for policy in policy_arns:
-        iam.attach_role_policy(RoleName=name, PolicyArn=policy)
-    if inline is not None:
-        iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=inline)
-    return str(arn)
-
-
-def denied(principal: str, action: str, resource: str, why: str = "identity") -> str:
-    tail = {
-        "identity": f"because no identity-based policy allows the {action} action",
-        "resource": f"because no resource-based policy allows the {action} action",
-        "boundary": f"because no permissions boundary allows the {action} action",
-        "session": f"because no session policy allows the {action} action",
-        "explicit": "with an explicit deny in an identity-based policy",
-    }[why]
-    return f"User: {principal} is not authorized to perform: {action} on resource: {resource} {tail}"
 
 
 # -- the user story ---------------------------------------------------------------------------------

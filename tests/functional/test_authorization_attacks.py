@@ -6,53 +6,28 @@ Each test is one attack, with what AWS answers. The real server, driven by boto3
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from iam_kit import (
+    ACCT,
+    ADMIN,
+    CODE,
+    TRUST_ACCOUNT,
+    denied,
+    doc,
+    err,
+    fn_arn,
+    make_function,
+    uid,
+    user_arn,
+    user_keys,
+)
 from lamina_server import ACCOUNTS, LaminaServer, client, create_lambda_role
 from testzips import make_zip
 
-ACCT = "000000000000"
 ALICE, BOB = ACCOUNTS[1], ACCOUNTS[2]
-ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
-CODE = make_zip({"app.py": "def handler(event, context):\n    return event\n"})
-TRUST_ACCOUNT = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCT}:root"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
-
-
-def doc(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def err(e: Any) -> tuple[int, str, str]:
-    r = e.value.response
-    return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"]["Message"]
-
-
-def fn_arn(name: str, account: str = ACCT) -> str:
-    return f"arn:aws:lambda:us-east-1:{account}:function:{name}"
-
-
-def denied(principal: str, action: str, resource: str, why: str = "identity") -> str:
-    tail = {
-        "identity": f"because no identity-based policy allows the {action} action",
-        "resource": f"because no resource-based policy allows the {action} action",
-        "explicit": "with an explicit deny in an identity-based policy",
-    }[why]
-    return f"User: {principal} is not authorized to perform: {action} on resource: {resource} {tail}"
 
 
 @pytest.fixture(scope="module")
@@ -75,30 +50,6 @@ def lam(server: LaminaServer) -> Any:
 @pytest.fixture(scope="module")
 def role_arn(server: LaminaServer) -> str:
     return create_lambda_role(server, "test", "test")
-
-
-def make_function(lam: Any, role_arn: str, name: str | None = None) -> str:
-    name = name or uid("fn")
-    lam.create_function(
-        FunctionName=name, Runtime="python3.12", Role=role_arn, Handler="app.handler", Code={"ZipFile": CODE}
-    )
-    return name
-
-
-def user_keys(iam: Any, *policy_arns: str, inline: str | None = None) -> tuple[str, str, str]:
-    """A new IAM user with these policies; (name, access key, secret)."""
-    name = uid("user")
-    iam.create_user(UserName=name)
-    for arn in policy_arns:
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    if inline is not None:
-        iam.put_user_policy(UserName=name, PolicyName="inline", PolicyDocument=inline)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return name, key["AccessKeyId"], key["SecretAccessKey"]
-
-
-def user_arn(name: str) -> str:
-    return f"arn:aws:iam::{ACCT}:user/{name}"
 
 
 # -- FunctionName forms: the table must read the name exactly as the handler does -----------------------
