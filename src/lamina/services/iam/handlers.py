@@ -428,13 +428,17 @@ def tag_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict
     return {}
 
 
+def _set_tags(entity: Role | User, tags: list[Tag]) -> None:
+    """An entity's tags; none at all leaves no Tags member (as IAM shows it)."""
+    if tags:
+        entity["Tags"] = tags
+    else:
+        entity.pop("Tags", None)
+
+
 def untag_role(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     role = _role(iam, ctx, params["RoleName"])
-    tags = _untagged(role.get("Tags", []), params["TagKeys"])
-    if tags:
-        role["Tags"] = tags
-    else:
-        role.pop("Tags", None)
+    _set_tags(role, _untagged(role.get("Tags", []), params["TagKeys"]))
     iam.put_role(ctx.account_id, role, create=False)
     return {}
 
@@ -590,11 +594,7 @@ def tag_user(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict
 
 def untag_user(iam: IamStore, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     user = _user(iam, ctx, params["UserName"])
-    tags = _untagged(user.get("Tags", []), params["TagKeys"])
-    if tags:
-        user["Tags"] = tags
-    else:
-        user.pop("Tags", None)
+    _set_tags(user, _untagged(user.get("Tags", []), params["TagKeys"]))
     iam.put_user(ctx.account_id, user, create=False)
     return {}
 
