@@ -156,6 +156,7 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         idle_timeout_s=settings.idle_timeout_s,
         attacher=attach,
         cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
+        host_ids=settings.uid_range,
     )
     platform = Platform(
         endpoint_port=settings.port,

@@ -24,6 +24,7 @@ from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
 from lamina.net.uplink import UplinkKind, UplinkSpec
+from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
 from lamina.runtime.sizing import CpuLimit
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -151,6 +152,15 @@ class Settings:
         "aws (also a hard quota of MemorySize/1769 vCPUs, as Lambda throttles)",
         CpuLimit.parse,
         CpuLimit.NONE,
+    )
+    uid_range: HostIdRange = _option(
+        "--uid-range",
+        "LAMINA_UID_RANGE",
+        "host uids (and gids) execution environments run as, FIRST-LAST: one of its own for each "
+        "environment, mapped to the function's uid 993 (gid 990) inside; no user or group of this host "
+        f"may have one (default {DEFAULT_RANGE}, a block systemd leaves unused)",
+        HostIdRange.parse,
+        DEFAULT_RANGE,
     )
     event_retry_delay_s: float = _option(
         "--event-retry-delay",

@@ -20,6 +20,7 @@ import pytest
 
 from lamina.linux import NetNamespace
 from lamina.linux.cgroups import hierarchy
+from lamina.runtime.host_ids import HostIds
 from lamina.runtime.sandbox import SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError, SandboxSpec
 
 pytestmark = pytest.mark.privileged
@@ -72,6 +73,7 @@ class Harness:
         self.tmp = tmp
         self.netns = netns
         self.sandboxes: list[Sandbox] = []
+        self.host_ids = HostIds()  # the real host-wide range, as servers take ids from it
         self.task = _tree(
             tmp / "task",
             {
@@ -96,6 +98,7 @@ class Harness:
             netns=self.netns,
             memory_bytes=256 * MiB,
             tmp_bytes=8 * MiB,
+            host_id=self.host_ids.allocate(),
         )
         return replace(base, **changes)
 
@@ -128,6 +131,7 @@ class Harness:
     def close_all(self) -> None:
         for sandbox in self.sandboxes:
             sandbox.close()
+        self.host_ids.close()
 
 
 @pytest.fixture

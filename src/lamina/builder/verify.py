@@ -91,6 +91,7 @@ async def _verify(
 ) -> Verification:
     from lamina.runtime.catalog import RuntimeCatalog
     from lamina.runtime.environment import Environment, Outcome, Target
+    from lamina.runtime.host_ids import HostIds
     from lamina.runtime.logs import LogStore
     from lamina.runtime.runtime_api import Invocation
 
@@ -116,7 +117,8 @@ async def _verify(
         )
         logs = LogStore(work / "logs")
         logs.start()
-        env = Environment(env_target, work / "envs", logs, attacher=None)
+        host_ids = HostIds()
+        env = Environment(env_target, work / "envs", logs, attacher=None, host_ids=host_ids)
         try:
             await env.start()
             invocation = Invocation(
@@ -129,6 +131,7 @@ async def _verify(
             result = await env.invoke(invocation, TIMEOUT_S, first=True)
         finally:
             await env.destroy()
+            host_ids.close()
             await asyncio.get_running_loop().run_in_executor(None, logs.close)
     what = f"imported {len(modules)} module(s) in a {target.runtime} execution environment"
     if result.outcome is Outcome.OK:

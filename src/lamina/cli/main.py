@@ -23,6 +23,7 @@ from lamina.domain.accounts import (
     parse_accounts,
     uses_default_credentials,
 )
+from lamina.runtime.host_ids import conflicts
 from lamina.settings import Settings, SettingsError, default_data_dir
 
 
@@ -170,6 +171,15 @@ def serve(args: argparse.Namespace) -> int:
         print(
             f"lamina: --uplink {uplink}: there is no network namespace {uplink.path} "
             f"(make it with: ip netns add {uplink.name})",
+            file=sys.stderr,
+        )
+        return 2
+
+    taken = conflicts(settings.uid_range)
+    if taken:
+        print(
+            f"lamina: --uid-range {settings.uid_range} holds ids of this host's users or groups, which "
+            f"functions must never run as: {', '.join(taken[:5])}. Choose another range.",
             file=sys.stderr,
         )
         return 2

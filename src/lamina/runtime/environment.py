@@ -41,6 +41,7 @@ from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
 from lamina.linux import NetNamespace
 from lamina.runtime.catalog import PythonRuntime
+from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogStore, stream_name
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
@@ -136,10 +137,12 @@ class Environment:
         logs: LogStore,
         *,
         attacher: Attacher | None,
+        host_ids: HostIds,
         cgroups: CgroupPolicy | None = None,
     ) -> None:
         """``attacher`` is needed only for targets with ``vpc_namespaces`` (None: no data plane);
-        ``cgroups``: where the environment's cgroup goes and whether CPU is capped."""
+        ``cgroups``: where the environment's cgroup goes and whether CPU is capped; ``host_ids``:
+        where its host uid comes from."""
         if target.vpc_namespaces and attacher is None:
             raise ValueError(f"no attacher for the network interfaces of {target.name!r}")
         self.target = target
@@ -163,6 +166,8 @@ class Environment:
         self.busy = False
         self.attachment: NetworkAttachment | None = None
         self.cgroups = cgroups or CgroupPolicy()
+        self.host_ids = host_ids
+        self.host_id: int | None = None  # taken at start, given back once no process is left
         self._freeze_timer: asyncio.TimerHandle | None = None
 
     # -- start ---------------------------------------------------------------------------------
@@ -239,6 +244,7 @@ class Environment:
         loop.add_reader(read_fd, self._read_logs)
         cfg = t.config
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
+        self.host_id = self.host_ids.allocate()
         spec = SandboxSpec(
             env_id=f"lamina-{self.id}",
             work_dir=self.work_dir,
@@ -251,6 +257,7 @@ class Environment:
             netns=self.netns,
             memory_bytes=limits.memory_bytes,
             tmp_bytes=int((cfg.get("EphemeralStorage") or {}).get("Size", 512)) * 1024 * 1024,
+            host_id=self.host_id,
             stdout=write_fd,
             cgroup_parent=self.cgroups.parent,
             pids_max=limits.pids_max,
@@ -478,7 +485,16 @@ class Environment:
         if self.sandbox is not None:
             sandbox = self.sandbox
             self.sandbox = None
-            await loop.run_in_executor(None, sandbox.close)
+            try:
+                await loop.run_in_executor(None, sandbox.close)
+            finally:
+                if sandbox.returncode is None:
+                    self.host_id = None  # something still runs as that uid: never hand it out again
+        if self.host_id is not None:
+            # The sandbox is closed (its PID 1 reaped: the kernel killed the rest first) or never
+            # started: nothing runs as this uid any more.
+            self.host_ids.release(self.host_id)
+            self.host_id = None
         if self._pidfd >= 0:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(self._pidfd)

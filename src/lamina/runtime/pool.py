@@ -24,6 +24,7 @@ from lamina.domain.functions import FunctionRef
 from lamina.errors import LaminaError
 from lamina.linux import SeccompError, cgroups
 from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
+from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange, HostIds, HostIdsExhausted
 from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
 from lamina.runtime.seccomp_profile import syscall_filter
@@ -46,10 +47,12 @@ class EnvironmentPool:
         max_environments: int,
         idle_timeout_s: float,
         cgroup_policy: CgroupPolicy | None = None,
+        host_ids: HostIdRange = DEFAULT_RANGE,
     ) -> None:
         """``attacher`` connects environments of functions with network interfaces to them (the data
         plane's; None where there is none, and then no target has ``vpc_namespaces``);
-        ``cgroup_policy``: the environments' parent cgroup and CPU cap."""
+        ``cgroup_policy``: the environments' parent cgroup and CPU cap; ``host_ids``: the host uids
+        environments run as, one each."""
         self.work_root = work_root
         self.logs = logs
         self.attacher = attacher
@@ -60,6 +63,7 @@ class EnvironmentPool:
         self._starting = 0
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
+        self.host_ids = HostIds(host_ids)
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
         if work_root.is_dir():
             for leftover in work_root.iterdir():
@@ -156,9 +160,17 @@ class EnvironmentPool:
                     f"{self.max_environments} environments are busy, the most this host allows (--max-environments)"
                 )
             env = Environment(
-                target, self.work_root, self.logs, attacher=self.attacher, cgroups=self.cgroup_policy
+                target,
+                self.work_root,
+                self.logs,
+                attacher=self.attacher,
+                cgroups=self.cgroup_policy,
+                host_ids=self.host_ids,
             )
-            await env.start()
+            try:
+                await env.start()
+            except HostIdsExhausted as exc:
+                raise PoolFull(str(exc)) from exc
         except BaseException:
             if env is not None:
                 await env.destroy()
@@ -231,6 +243,7 @@ class EnvironmentPool:
             await self._destroy(env)
         self._idle.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
+        self.host_ids.close()
         with contextlib.suppress(Exception):
             for p in self.work_root.iterdir():
                 if p.is_dir():

@@ -51,12 +51,13 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
-from lamina.linux import affinity, mounts, process, seccomp
+from lamina.linux import affinity, mounts, process, seccomp, userns
 from lamina.linux.cgroups import DEFAULT_PARENT, Cgroup, CgroupError, Limits
 from lamina.linux.mounts import (
     MNT_DETACH,
@@ -74,11 +75,12 @@ from lamina.linux.namespaces import (
     CLONE_NEWNET,
     CLONE_NEWNS,
     CLONE_NEWPID,
+    CLONE_NEWUSER,
     NetNamespace,
-    run_in_thread,
     setns,
     unshare,
 )
+from lamina.linux.userns import IdMapping
 from lamina.runtime.seccomp_profile import syscall_filter
 
 # Host directories bound read-only into every sandbox (those that exist; symlinks such as
@@ -282,37 +284,74 @@ def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
 
 
 @dataclass(frozen=True)
+class _IdHandshake:
+    """The pipes over which the child, once in its new user namespace, asks the server to write
+    that namespace's maps (only a process privileged in the parent namespace may), and waits."""
+
+    ready_r: int  # the server reads b"u": the namespace exists
+    ready_w: int
+    go_r: int  # the child reads b"k": mapped (end of file: the server gave up)
+    go_w: int
+
+    @classmethod
+    def open(cls) -> _IdHandshake:
+        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            go_r, go_w = os.pipe2(os.O_CLOEXEC)
+        except BaseException:
+            os.close(ready_r)
+            os.close(ready_w)
+            raise
+        return cls(ready_r, ready_w, go_r, go_w)
+
+
+@dataclass(frozen=True)
 class _ChildInit:
     """The little left for the forked child (PID 1 of the new namespace) before exec.
 
     ``/proc`` shows the PID namespace of the process that mounts it, and the spawning thread
     is not in the new namespace, only its children are. The child joins its cgroup itself
     (the server's thread never enters it: a v1 group listing a server thread would make the
-    server a candidate for that group's OOM killer), one write per v1 hierarchy. Credentials
-    are dropped here too: Popen would drop them *before* calling this. The seccomp filter
-    comes last (it refuses mount and setgroups). Runs between fork and exec: os.* and pre-resolved ctypes calls only;
-    failures are written to ``error_fd`` for the parent's message.
+    server a candidate for that group's OOM killer), one write per v1 hierarchy. Then it creates
+    its user namespace (still root: the mount and PID namespaces stay owned by the host's, so
+    nothing inside can ever mount), waits for the server to map uid/gid 993/990 to the
+    environment's host id, becomes that user and drops every capability. The seccomp filter
+    comes last (it refuses mount, setgroups and unshare). Runs between fork and exec: os.* and
+    pre-resolved ctypes calls only; failures are written to ``error_fd`` for the parent's message.
     """
 
     join_fds: tuple[int, ...]
     uid: int
     gid: int
+    processes: int | None
+    ids: _IdHandshake
+    last_cap: int
     error_fd: int
     syscall_filter: seccomp.Filter
 
     def __call__(self) -> None:
         step = "mount /proc"
         try:
+            os.close(self.ids.ready_r)
+            os.close(self.ids.go_w)  # else the server giving up would never reach our read
             mounts.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             step = "join cgroup"
             for fd in self.join_fds:
                 os.write(fd, b"0")
-            step = "limit open files"  # the server raised its own; a function gets Lambda's quota
+            step = "set resource limits"  # the server raised its own; a function gets Lambda's
             resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-            step = "drop privileges"
+            if self.processes is not None:
+                resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
             os.setgroups([])
+            step = "create user namespace"
+            unshare(CLONE_NEWUSER)
+            os.write(self.ids.ready_w, b"u")
+            if os.read(self.ids.go_r, 1) != b"k":
+                raise OSError(errno.EPERM, "the server did not map the user namespace's ids")
+            step = "drop privileges"
             os.setresgid(self.gid, self.gid, self.gid)
             os.setresuid(self.uid, self.uid, self.uid)
+            userns.drop_capabilities(self.last_cap)
             step = "chdir /var/task"  # as the sandbox user: unreadable code fails here, clearly
             os.chdir(b"/var/task")
             step = "load seccomp filter"  # last: Popen then only closes fds and execs
@@ -341,6 +380,7 @@ class SandboxSpec:
     netns: NetNamespace
     memory_bytes: int
     tmp_bytes: int
+    host_id: int  # the host uid and gid uid/gid are mapped to: the environment's own
     uid: int = SANDBOX_UID
     gid: int = SANDBOX_GID
     stdout: int | None = None  # fd receiving stdout and stderr; None inherits
@@ -355,8 +395,10 @@ def _validate(spec: SandboxSpec) -> None:
         raise ValueError(f"empty argv for sandbox {spec.env_id!r}")
     if spec.memory_bytes <= 0 or spec.tmp_bytes <= 0:
         raise ValueError(f"invalid sizes memory={spec.memory_bytes!r} tmp={spec.tmp_bytes!r}")
-    if spec.uid == 0 or spec.gid == 0:
-        raise ValueError(f"sandbox must not run as root (uid={spec.uid!r} gid={spec.gid!r})")
+    if spec.uid == 0 or spec.gid == 0 or spec.host_id <= 0:
+        raise ValueError(
+            f"sandbox must not run as root (uid={spec.uid!r} gid={spec.gid!r} host_id={spec.host_id!r})"
+        )
     dirs = [spec.task_dir, *spec.layer_dirs, spec.runtime_dir, spec.lang_dir]
     for d in dirs:
         if d is not None and not d.is_dir():
@@ -411,38 +453,79 @@ class Sandbox:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fds = cgroup.open_join_fds()
         err_r, err_w = os.pipe()
-        child_init = _ChildInit(join_fds, spec.uid, spec.gid, err_w, syscall_filter())
+        ids = _IdHandshake.open()
+        child_init = _ChildInit(
+            join_fds,
+            spec.uid,
+            spec.gid,
+            spec.pids_max,
+            ids,
+            userns.last_capability(),
+            err_w,
+            syscall_filter(),
+        )
+        outcome: list[subprocess.Popen[bytes] | BaseException] = []
 
-        def spawn() -> subprocess.Popen[bytes]:
-            affinity.release_thread()  # the function runs on every CPU, whoever started it
-            _enter_sandbox(os.fsencode(root), ops, net_fd)
-            # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
-            # umask and session, runs child_init, closes fds and execs.
-            return subprocess.Popen(
-                spec.argv,
-                env=dict(spec.env),
-                stdin=subprocess.DEVNULL,
-                stdout=spec.stdout,
-                stderr=subprocess.STDOUT if spec.stdout is not None else None,
-                close_fds=True,
-                start_new_session=True,
-                umask=0o022,
-                preexec_fn=child_init,
-            )
+        def spawn() -> None:
+            try:
+                affinity.release_thread()  # the function runs on every CPU, whoever started it
+                _enter_sandbox(os.fsencode(root), ops, net_fd)
+                # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
+                # umask and session, runs child_init, closes fds and execs.
+                outcome.append(
+                    subprocess.Popen(
+                        spec.argv,
+                        env=dict(spec.env),
+                        stdin=subprocess.DEVNULL,
+                        stdout=spec.stdout,
+                        stderr=subprocess.STDOUT if spec.stdout is not None else None,
+                        close_fds=True,
+                        start_new_session=True,
+                        umask=0o022,
+                        preexec_fn=child_init,
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
+                outcome.append(exc)
+            finally:
+                os.close(ids.ready_w)  # the caller's read below ends, whatever happened
 
+        # A thread of its own: namespace switches die with it (and the caller must answer the child).
+        thread = threading.Thread(target=spawn, name="lamina-sandbox", daemon=True)
+        mapping_error: BaseException | None = None
         try:
-            return run_in_thread(spawn)
-        except (OSError, subprocess.SubprocessError, SandboxError) as exc:
-            os.close(err_w)
-            err_w = -1
-            detail = (
-                os.read(err_r, 65536).decode(errors="replace")
-                if isinstance(exc, subprocess.SubprocessError)
-                else ""
-            )
-            raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or exc}") from exc
+            try:
+                thread.start()
+            except BaseException:
+                os.close(ids.ready_w)
+                os.close(ids.go_w)
+                raise
+            try:
+                if os.read(ids.ready_r, 1) == b"u":  # end of file: the spawn ended without asking
+                    _map_ids(spec, cgroup)
+                    os.write(ids.go_w, b"k")
+            except (OSError, CgroupError) as exc:
+                mapping_error = exc
+            finally:
+                os.close(ids.go_w)  # a child still waiting reads end of file and fails
+                thread.join()
+            result = outcome[0]
+            if isinstance(result, subprocess.Popen):
+                return result
+            if isinstance(result, (OSError, subprocess.SubprocessError, SandboxError)):
+                os.close(err_w)
+                err_w = -1
+                detail = (
+                    os.read(err_r, 65536).decode(errors="replace")
+                    if isinstance(result, subprocess.SubprocessError)
+                    else ""
+                )
+                if mapping_error is not None:
+                    detail = f"cannot map the user namespace's ids: {mapping_error}"
+                raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or result}") from result
+            raise result
         finally:
-            for fd in (*join_fds, err_r, err_w):
+            for fd in (*join_fds, err_r, err_w, ids.ready_r, ids.go_r):
                 if fd >= 0:
                     os.close(fd)
 
@@ -525,6 +608,15 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.spec.env_id!r} pid={self.pid} rc={self._popen.returncode}>"
+
+
+def _map_ids(spec: SandboxSpec, cgroup: Cgroup) -> None:
+    """Map the sandbox's uid and gid to its host id, in the user namespace its child (the group's
+    only process, waiting in ``_ChildInit``) has just created."""
+    pids = cgroup.pids()
+    if len(pids) != 1:
+        raise OSError(errno.ESRCH, f"expected the sandbox's one process in its cgroup, found {pids}")
+    userns.write_id_maps(pids[0], IdMapping(spec.uid, spec.host_id), IdMapping(spec.gid, spec.host_id))
 
 
 def _remove_work_dir(work_dir: Path) -> None:
