@@ -1,6 +1,7 @@
 """Environments' cgroups as AWS sizes them: pids (1024), CPU weight and quota by MemorySize,
 frozen between invocations, named per data directory, gone after every kind of end and after a
-kill -9 and restart. Only the groups of this module's own servers are looked at."""
+kill -9 and restart; and their host uids, given back after the same ends. Only the groups and ids
+of this module's own servers are looked at."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 
 from lamina.linux.cgroups import FREEZE_ANCHOR, layout, sweep
+from lamina.runtime.host_ids import HostIdRange, HostIds, HostIdsExhausted
 from lamina.runtime.sizing import cgroup_parent
 
 pytestmark = pytest.mark.privileged
@@ -72,6 +74,8 @@ def handler(event, context):
         return {}
     if op == "cgroup":
         return open("/proc/self/cgroup").read()
+    if op == "uid_map":
+        return open("/proc/self/uid_map").read()
     if op == "sleep":
         time.sleep(event["seconds"])
         return {}
@@ -131,6 +135,52 @@ def _own_group(lam: Any, name: str) -> str:
     assert "FunctionError" not in r, body
     line = next(x for x in body.splitlines() if ":memory:" in x)
     return line.rsplit("/", 1)[1]
+
+
+def _host_id(lam: Any, name: str) -> int:
+    """The environment's host uid, from its user namespace's map (``993 <host id> 1``)."""
+    r, body = call(lam, name, {"op": "uid_map"})
+    assert "FunctionError" not in r, body
+    inside, host_id, count = (int(x) for x in body.split())
+    assert (inside, count) == (993, 1)
+    return host_id
+
+
+def _held(host_id: int) -> bool:
+    """Whether a server on this host holds ``host_id`` (its lock cannot be taken)."""
+    probe = HostIds(HostIdRange(host_id, host_id))
+    try:
+        probe.allocate()
+    except HostIdsExhausted:
+        return True
+    finally:
+        probe.close()
+    return False
+
+
+def _running_as(host_id: int) -> list[int]:
+    """Host pids whose real uid is ``host_id``, zombies aside."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines())
+            # A zombie runs nothing: it waits for init to reap it (its parent, a server, was killed).
+            if int(fields["Uid"].split()[0]) == host_id and not fields["State"].strip().startswith("Z"):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _wait_released(host_id: int) -> None:
+    """``host_id`` is given back and nothing runs as it any more."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (_held(host_id) or _running_as(host_id)):
+        time.sleep(0.05)
+    assert not _running_as(host_id)
+    assert not _held(host_id)
 
 
 @pytest.fixture(scope="module")
@@ -239,12 +289,38 @@ def test_fork_and_thread_bombs_stop_at_1024(server: LaminaServer, lam: Any) -> N
 def test_group_released_after_timeout_and_oom(server: LaminaServer, lam: Any, end: str) -> None:
     name = create(lam, memory=128, timeout=1)
     group = _own_group(lam, name)
+    host_id = _host_id(lam, name)
     assert group in [p.name for p in _env_groups(server.data_dir)]
+    assert _held(host_id) and _running_as(host_id)
     payload = {"op": "sleep", "seconds": 5} if end == "timeout" else {"op": "oom"}
     r, _body = call(lam, name, payload)
     assert r.get("FunctionError") == "Unhandled"
     _wait_gone(server.data_dir, group)
+    _wait_released(host_id)
     lam.delete_function(FunctionName=name)
+
+
+def test_group_and_uid_released_after_normal_end(server: LaminaServer, lam: Any) -> None:
+    """An idle environment of a deleted function goes: its group and its host uid with it."""
+    name = create(lam, memory=128)
+    group = _own_group(lam, name)
+    host_id = _host_id(lam, name)
+    assert _held(host_id) and _running_as(host_id)
+    lam.delete_function(FunctionName=name)
+    _wait_gone(server.data_dir, group)
+    _wait_released(host_id)
+
+
+def test_environments_have_distinct_uids(server: LaminaServer, lam: Any) -> None:
+    """Two live environments (two functions of one account) never share a host uid."""
+    names = [create(lam, memory=128) for _ in range(2)]
+    ids = [_host_id(lam, name) for name in names]
+    assert ids[0] != ids[1]
+    assert all(server_id in range(0x70000000, 0x70010000) for server_id in ids)  # the default range
+    for name in names:
+        lam.delete_function(FunctionName=name)
+    for host_id in ids:
+        _wait_released(host_id)
 
 
 def _wait_gone(data_dir: Path, group: str) -> None:
@@ -273,6 +349,7 @@ def _kill_9_and_restart(data: Path) -> None:
         lam = client(srv, read_timeout=60)
         name = create(lam)
         group = _own_group(lam, name)
+        host_id = _host_id(lam, name)
         pids = [
             int(x) for x in (V1 / "memory" / cgroup_parent(data) / group / "cgroup.procs").read_text().split()
         ]
@@ -284,6 +361,9 @@ def _kill_9_and_restart(data: Path) -> None:
     for c in ("memory", "pids", "cpu", "freezer"):
         assert (V1 / c / cgroup_parent(data) / group).is_dir(), c
     assert (V1 / "freezer" / cgroup_parent(data) / group / "freezer.state").read_text().strip() == "FROZEN"
+    # The dead server's lock on the uid went with it; its frozen processes still run as that uid.
+    assert not _held(host_id)
+    assert sorted(_running_as(host_id)) == sorted(pids)
     srv = LaminaServer(data)
     try:
         for c in ("memory", "pids", "cpu", "freezer"):
@@ -291,12 +371,17 @@ def _kill_9_and_restart(data: Path) -> None:
         for pid in pids:
             assert not Path(f"/proc/{pid}").exists() or _zombie_or_other(pid), pid
         assert "removed 1 cgroup(s) left by a server" in srv.log()
+        assert not _running_as(host_id)
         lam = client(srv, read_timeout=60)
         assert call(lam, name, {"op": "cgroup"})[0]["StatusCode"] == 200  # and it serves on
+        new_id = _host_id(lam, name)
+        assert _held(new_id) and _running_as(new_id)
     finally:
         srv.stop()
     for path in _parent_dirs(data):
         assert not path.exists(), path
+    # A clean stop gives every uid back with nothing left running as it.
+    _wait_released(new_id)
 
 
 def _wait_for_state(path: Path, state: str) -> None:

@@ -131,7 +131,21 @@ class Harness:
     def close_all(self) -> None:
         for sandbox in self.sandboxes:
             sandbox.close()
+            self.host_ids.release(sandbox.spec.host_id)
+        self.used_ids = set(self.host_ids.in_use) | {s.spec.host_id for s in self.sandboxes}
         self.host_ids.close()
+
+
+def _processes() -> Iterator[tuple[int, set[int]]]:
+    """Every process of the host with its real, effective, saved and filesystem uids."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            yield int(entry), {int(x) for x in uids.split()[1:]}
 
 
 @pytest.fixture
@@ -156,6 +170,9 @@ def harness(tmp_path: Path, netns: NetNamespace) -> Iterator[Harness]:
             assert not sandbox.spec.work_dir.exists()
         assert _mountinfo(*mine) == before
         assert sorted(os.listdir("/proc/self/fd")) == fds_before
+        # Every host id the test's sandboxes had is given back, with no process left running as it.
+        assert not h.host_ids.in_use
+        assert not [pid for pid, ids in _processes() if ids & h.used_ids]
 
 
 # --- filesystem --------------------------------------------------------------------------
@@ -647,3 +664,164 @@ def test_open_files_are_limited_as_in_lambda(harness: Harness) -> None:
     )
     assert run.returncode == 0, run.output
     assert run.json() == [[1024, 1024], True, "Too many open files"]
+
+
+# --- a host uid of its own -------------------------------------------------------------------
+
+IDENTITY = """
+import json, os, time
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+print(json.dumps({
+    "ids": [os.getresuid(), os.getresgid()],
+    "uid_map": open("/proc/self/uid_map").read().split(),
+    "gid_map": open("/proc/self/gid_map").read().split(),
+    "setgroups": open("/proc/self/setgroups").read().strip(),
+    "caps": {k: int(status[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")},
+}), flush=True)
+time.sleep(60)
+"""
+
+
+def _first_line(read_fd: int) -> Any:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(read_fd, 4096)
+        assert chunk, data
+        data += chunk
+    os.close(read_fd)
+    return json.loads(data)
+
+
+def _host_ids_of(pid: int) -> tuple[list[int], list[int]]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return [int(x) for x in status["Uid"].split()], [int(x) for x in status["Gid"].split()]
+
+
+def test_each_sandbox_has_a_host_uid_of_its_own(harness: Harness) -> None:
+    """Inside, uid/gid 993/990 as in AWS; on the host, the spec's host id (a different one for two
+    live sandboxes); no capability in any set, the maps fixed and setgroups denied for good."""
+    started = [harness.start(harness.spec((PYTHON, "-c", IDENTITY))) for _ in range(2)]
+    inside = [_first_line(read_fd) for _sandbox, read_fd in started]
+    host_ids = [sandbox.spec.host_id for sandbox, _ in started]
+    assert host_ids[0] != host_ids[1]
+    for (sandbox, _), facts, host_id in zip(started, inside, host_ids, strict=True):
+        assert facts["ids"] == [[SANDBOX_UID] * 3, [SANDBOX_GID] * 3]
+        assert facts["uid_map"] == [str(SANDBOX_UID), str(host_id), "1"]
+        assert facts["gid_map"] == [str(SANDBOX_GID), str(host_id), "1"]
+        assert facts["setgroups"] == "deny"
+        assert facts["caps"] == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0)
+        assert _host_ids_of(sandbox.pid) == ([host_id] * 4, [host_id] * 4)
+        sandbox.close()
+
+
+def test_root_owned_code_shows_as_nobody_and_modes_decide(harness: Harness) -> None:
+    """Host root has no id inside: its files show as the overflow id 65534; the function is never
+    their owner, so the 'other' bits decide, as for sbx_user1051 in AWS."""
+    task = _tree(
+        harness.tmp / "owned",
+        {
+            "app.py": ("print('hi')\n", 0o644),
+            "secret": ("s\n", 0o600),
+            "tool": ("#!/bin/sh\necho ran\n", 0o755),
+        },
+    )
+    run = harness.python(
+        """
+        import json, os, subprocess
+        out = {p: [os.stat(p).st_uid, os.stat(p).st_gid] for p in ("/var/task", "/var/task/app.py", "/")}
+        out["read"] = open("/var/task/app.py").read()
+        try:
+            open("/var/task/secret").read()
+        except PermissionError:
+            out["secret"] = "EACCES"
+        out["exec"] = subprocess.run(["/var/task/tool"], capture_output=True, text=True).stdout
+        print(json.dumps(out))
+        """,
+        task_dir=task,
+    )
+    assert run.returncode == 0, run.output
+    facts = run.json()
+    for path in ("/var/task", "/var/task/app.py", "/"):
+        assert facts[path] == [65534, 65534], path
+    assert facts["read"] == "print('hi')\n"
+    assert facts["secret"] == "EACCES"
+    assert facts["exec"] == "ran\n"
+
+
+def test_no_way_back_to_other_ids(harness: Harness) -> None:
+    """Rewriting its own maps or setgroups: refused; root or any uid but 993 does not exist inside."""
+    run = harness.python(
+        """
+        import errno, json, os
+        def write(path, data):
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        out = {}
+        for name, call in [
+            ("uid_map", lambda: write("/proc/self/uid_map", b"0 0 1\\n")),
+            ("gid_map", lambda: write("/proc/self/gid_map", b"0 0 1\\n")),
+            ("setgroups", lambda: os.setgroups([0])),
+            ("setuid-root", lambda: os.setuid(0)),
+            ("setuid-other", lambda: os.setuid(1000)),
+            ("setgid-root", lambda: os.setgid(0)),
+        ]:
+            try:
+                call()
+                out[name] = "allowed"
+            except OSError as exc:
+                out[name] = errno.errorcode[exc.errno]
+        print(json.dumps(out))
+        """
+    )
+    assert run.returncode == 0, run.output
+    assert run.json() == {
+        "uid_map": "EPERM",
+        "gid_map": "EPERM",
+        "setgroups": "EPERM",
+        "setuid-root": "EINVAL",
+        "setuid-other": "EINVAL",
+        "setgid-root": "EINVAL",
+    }
+
+
+def test_process_limit_is_lambdas(harness: Harness) -> None:
+    """RLIMIT_NPROC 1,024 (Lambda's 'Processes and threads'), counted for the environment's own uid."""
+    run = harness.python(
+        "import json, resource; print(json.dumps(resource.getrlimit(resource.RLIMIT_NPROC)))", pids_max=1024
+    )
+    assert run.returncode == 0, run.output
+    assert run.json() == [1024, 1024]
+
+
+SYSV_AND_SHM = """
+import ctypes, errno, json, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+KEY, IPC_CREAT = 0x4C414D, 0o1000
+if sys.argv[1] == "plant":
+    shm = libc.shmget(KEY, 4096, IPC_CREAT | 0o666)
+    sem = libc.semget(KEY + 1, 1, IPC_CREAT | 0o666)
+    msg = libc.msgget(KEY + 2, IPC_CREAT | 0o666)
+    open("/dev/shm/secret", "w").write("A's")
+    print(json.dumps([shm >= 0, sem >= 0, msg >= 0]), flush=True)
+    time.sleep(60)
+else:
+    found = []
+    for name, call in [("shm", lambda: libc.shmget(KEY, 0, 0)), ("sem", lambda: libc.semget(KEY + 1, 0, 0)),
+                       ("msg", lambda: libc.msgget(KEY + 2, 0))]:
+        found.append([name, call() >= 0 or errno.errorcode[ctypes.get_errno()]])
+    print(json.dumps([found, os.listdir("/dev/shm")]), flush=True)
+"""
+
+
+def test_sysv_ipc_and_dev_shm_are_never_shared(harness: Harness) -> None:
+    """A live environment's SysV shared memory, semaphores, message queues and /dev/shm files are
+    invisible to another environment."""
+    planter, read_fd = harness.start(harness.spec((PYTHON, "-c", SYSV_AND_SHM, "plant")))
+    assert _first_line(read_fd) == [True, True, True]
+    looker = harness.run((PYTHON, "-c", SYSV_AND_SHM, "look"))
+    assert looker.returncode == 0, looker.output
+    assert looker.json() == [[["shm", "ENOENT"], ["sem", "ENOENT"], ["msg", "ENOENT"]], []]
+    planter.close()

@@ -27,6 +27,8 @@ def test_defaults() -> None:
     assert s.accounts_file is None
     assert str(s.api_rate_limit) == "100/1000"
     assert str(parse(["--api-rate-limit", "off"]).api_rate_limit) == "off"
+    assert (s.uid_range.first, s.uid_range.last) == (1879048192, 1879113727)
+    assert str(parse(["--uid-range", "200000-200999"]).uid_range) == "200000-200999"
 
 
 def test_environment_then_flag() -> None:
@@ -46,8 +48,23 @@ def test_environment_then_flag() -> None:
         ({"LAMINA_PUBLIC_IP_POOL": "10.0.0.0/31"}, "holds no address"),
         ({"LAMINA_LOG_LEVEL": "loud"}, "expected one of debug"),
         ({"LAMINA_API_RATE_LIMIT": "fast"}, "LAMINA_API_RATE_LIMIT='fast': expected RATE"),
+        ({"LAMINA_UID_RANGE": "5000"}, "expected FIRST-LAST"),
+        ({"LAMINA_UID_RANGE": "0-65535"}, "1000 <= FIRST"),
+        ({"LAMINA_UID_RANGE": "300000-200000"}, "FIRST <= LAST"),
+        ({"LAMINA_UID_RANGE": "2147483000-2147483647"}, "LAST <= 2147483646"),
     ],
-    ids=["port", "negative", "uplink", "pool", "log-level", "rate-limit"],
+    ids=[
+        "port",
+        "negative",
+        "uplink",
+        "pool",
+        "log-level",
+        "rate-limit",
+        "uids",
+        "uid-root",
+        "uids-reversed",
+        "uids-signed",
+    ],
 )
 def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

@@ -1,5 +1,6 @@
-"""Execution-environment sandboxes: one process tree in its own mount, PID, IPC and network
-namespaces, with Lambda's filesystem layout, cgroups (memory, pids, CPU, freezer) and an unprivileged user.
+"""Execution-environment sandboxes: one process tree in its own mount, PID, IPC, network and user
+namespaces, with Lambda's filesystem layout, cgroups (memory, pids, CPU, freezer) and an unprivileged
+user that is a host uid of its own.
 
 Facts about the mechanics (checked on Linux 6.x):
 - Namespaces, root and cwd are per *thread*: a thread may ``setns`` a network namespace and
@@ -31,6 +32,12 @@ Facts about the mechanics (checked on Linux 6.x):
 - The mount mechanics themselves (private propagation, read-only binds, ``pivot_root``) are
   :mod:`lamina.linux.mounts`'s; the code, layer and runtime trees must be readable by the
   sandbox user, since a bind mount exposes a directory's own mode.
+- The child then creates its own user namespace while still root, so the mount, PID, IPC and
+  network namespaces stay owned by the host's: nothing inside can mount or configure them, whatever
+  capability it had in its own namespace. The server maps uid/gid 993/990 to the environment's host
+  id in that namespace (:mod:`lamina.linux.userns`; a map can only be written from the parent
+  namespace), the child becomes 993/990, which on the host is that id, and drops every capability
+  and its bounding set. Host root has no id inside: root's files show as 65534.
 - ``PR_SET_PDEATHSIG`` is not used: it fires when the *thread* that forked exits, which here
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
   the runtime exits on its next request (a frozen, idle one stays frozen); the leftover cgroups
