@@ -40,6 +40,7 @@ import time
 
 COUNTER = "/tmp/counter"
 _thread = []
+_held = []
 
 
 def _spin():
@@ -76,6 +77,13 @@ def handler(event, context):
         return open("/proc/self/cgroup").read()
     if op == "uid_map":
         return open("/proc/self/uid_map").read()
+    if op == "hold":  # children that outlive the invocation (frozen with the environment)
+        for _ in range(event["count"]):
+            if os.fork() == 0:
+                while True:
+                    time.sleep(60)
+            _held.append(1)
+        return {"held": len(_held)}
     if op == "sleep":
         time.sleep(event["seconds"])
         return {}
@@ -283,6 +291,21 @@ def test_fork_and_thread_bombs_stop_at_1024(server: LaminaServer, lam: Any) -> N
         assert any("FunctionError" not in a for a in answers)
     assert subprocess.run(["true"], check=False).returncode == 0  # the host can still fork
     lam.delete_function(FunctionName=name)
+
+
+def test_process_counts_are_not_shared(server: LaminaServer, lam: Any) -> None:
+    """The attack of a shared uid: one environment holding 900 processes left every other one
+    (RLIMIT_NPROC counts per uid) only the rest of 1,024. With a uid each, the other forks as many
+    as its own limit allows."""
+    holder, bomber = create(lam, memory=1024), create(lam, memory=1024)
+    r, body = call(lam, holder, {"op": "hold", "count": 900})
+    assert "FunctionError" not in r, body
+    assert body == {"held": 900}
+    r, body = call(lam, bomber, {"op": "forkbomb"})
+    assert "FunctionError" not in r, body
+    assert 900 < body["forked"] < 1024 and body["error"] == "EAGAIN", body
+    for name in (holder, bomber):
+        lam.delete_function(FunctionName=name)
 
 
 @pytest.mark.parametrize("end", ["timeout", "oom"])

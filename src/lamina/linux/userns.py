@@ -54,6 +54,9 @@ class _CapData(ctypes.Structure):
 
 
 _capset = libc.function("capset", [ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData)])
+# Built once: creating ctypes objects (and array types) between fork and exec costs far more than the call.
+_CAP_HEADER = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+_NO_CAPS = (_CapData * 2)()
 
 
 @dataclass(frozen=True)
@@ -75,17 +78,20 @@ class IdMapping:
         return f"{self.inside} {self.outside} {self.count}\n".encode()
 
 
-def write_id_maps(pid: int, uid: IdMapping, gid: IdMapping, proc: Path = Path("/proc")) -> None:
+def write_id_maps(pid: int, uid: IdMapping, gid: IdMapping, proc: str = "/proc") -> None:
     """Give the user namespace of process ``pid`` (created, not yet mapped) its maps: ``setgroups``
     denied first, then ``gid_map`` and ``uid_map``. Raises OSError (a map already written:
     ``EPERM``)."""
-    base = proc / str(pid)
-    for name, data in (("setgroups", b"deny"), ("gid_map", gid.line()), ("uid_map", uid.line())):
-        fd = os.open(base / name, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+    directory = os.open(f"{proc}/{pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name, data in (("setgroups", b"deny"), ("gid_map", gid.line()), ("uid_map", uid.line())):
+            fd = os.open(name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=directory)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(directory)
 
 
 @functools.cache
@@ -97,13 +103,15 @@ def last_capability() -> int:
         return 63  # every bit: dropping an unknown capability fails harmlessly (EINVAL), below
 
 
-def drop_capabilities(last_cap: int) -> None:
-    """Empty the calling thread's bounding set (capabilities ``0..last_cap``) and its effective,
-    permitted and inheritable sets. For a child between fork and exec: ctypes calls resolved at
-    import time only. Raises OSError."""
+def drop_bounding_set(last_cap: int) -> None:
+    """Empty the calling thread's bounding set (capabilities ``0..last_cap``): nothing it execs can
+    ever gain a capability. Needs ``CAP_SETPCAP`` in the thread's user namespace. For a child
+    between fork and exec: ctypes calls resolved at import time only. Raises OSError."""
     for cap in range(last_cap + 1):
         if _prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 and ctypes.get_errno() != 22:  # EINVAL: unknown
             raise libc.errno_error(f"prctl(PR_CAPBSET_DROP, {cap})")
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    libc.check(_capset(ctypes.byref(header), data), "capset")
+
+
+def clear_capabilities() -> None:
+    """Empty the calling thread's effective, permitted and inheritable sets. Raises OSError."""
+    libc.check(_capset(ctypes.byref(_CAP_HEADER), _NO_CAPS), "capset")

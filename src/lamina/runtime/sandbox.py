@@ -56,7 +56,9 @@ import platform
 import resource
 import shutil
 import signal
+import socket
 import stat
+import struct
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -290,26 +292,36 @@ def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
         raise SandboxError(f"{step}: {exc}") from exc
 
 
-@dataclass(frozen=True)
 class _IdHandshake:
-    """The pipes over which the child, once in its new user namespace, asks the server to write
-    that namespace's maps (only a process privileged in the parent namespace may), and waits."""
+    """A socket pair over which the child, once in its new user namespace, asks the server to write
+    that namespace's maps (only a process privileged in the parent namespace may), and waits.
 
-    ready_r: int  # the server reads b"u": the namespace exists
-    ready_w: int
-    go_r: int  # the child reads b"k": mapped (end of file: the server gave up)
-    go_w: int
+    The server's end has ``SO_PASSCRED``: the kernel attaches the sender's pid to each message, as
+    the receiver's PID namespace sees it, so the server learns the child's host pid (the child
+    itself only knows it is PID 1) without looking for it.
+    """
 
-    @classmethod
-    def open(cls) -> _IdHandshake:
-        ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            go_r, go_w = os.pipe2(os.O_CLOEXEC)
-        except BaseException:
-            os.close(ready_r)
-            os.close(ready_w)
-            raise
-        return cls(ready_r, ready_w, go_r, go_w)
+    def __init__(self) -> None:
+        self.server, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+    def wait_for_child(self) -> int | None:
+        """The child's host pid once it asks; None if it never will (its end is closed everywhere)."""
+        data, ancillary, _flags, _addr = self.server.recvmsg(1, socket.CMSG_SPACE(_UCRED.size))
+        if data != b"u":
+            return None
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(payload) >= _UCRED.size:
+                pid: int = _UCRED.unpack_from(payload)[0]
+                return pid
+        raise OSError(errno.EPROTO, "the child's request came without its credentials")
+
+    def close(self) -> None:
+        self.server.close()
+        self.child.close()
+
+
+_UCRED = struct.Struct("iII")  # struct ucred: pid, uid, gid
 
 
 @dataclass(frozen=True)
@@ -331,7 +343,8 @@ class _ChildInit:
     uid: int
     gid: int
     processes: int | None
-    ids: _IdHandshake
+    server_fd: int  # the server's end of the id handshake
+    child_fd: int  # ours: b"u" asks for the maps, b"k" says they are written (end of file: refused)
     last_cap: int
     error_fd: int
     syscall_filter: seccomp.Filter
@@ -339,26 +352,28 @@ class _ChildInit:
     def __call__(self) -> None:
         step = "mount /proc"
         try:
-            os.close(self.ids.ready_r)
-            os.close(self.ids.go_w)  # else the server giving up would never reach our read
+            os.close(self.server_fd)  # else the server giving up would never reach our read
             mounts.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             step = "join cgroup"
             for fd in self.join_fds:
                 os.write(fd, b"0")
-            step = "set resource limits"  # the server raised its own; a function gets Lambda's
+            step = "create user namespace"
+            os.setgroups([])
+            unshare(CLONE_NEWUSER)
+            os.write(self.child_fd, b"u")
+            # While the server writes the maps: limits (the server raised its own; a function gets
+            # Lambda's) and the bounding set (all capabilities are ours in the new namespace).
+            step = "set resource limits"
             resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
             if self.processes is not None:
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.processes, self.processes))
-            os.setgroups([])
-            step = "create user namespace"
-            unshare(CLONE_NEWUSER)
-            os.write(self.ids.ready_w, b"u")
-            if os.read(self.ids.go_r, 1) != b"k":
-                raise OSError(errno.EPERM, "the server did not map the user namespace's ids")
             step = "drop privileges"
+            userns.drop_bounding_set(self.last_cap)
+            if os.read(self.child_fd, 1) != b"k":
+                raise OSError(errno.EPERM, "the server did not map the user namespace's ids")
             os.setresgid(self.gid, self.gid, self.gid)
             os.setresuid(self.uid, self.uid, self.uid)
-            userns.drop_capabilities(self.last_cap)
+            userns.clear_capabilities()
             step = "chdir /var/task"  # as the sandbox user: unreadable code fails here, clearly
             os.chdir(b"/var/task")
             step = "load seccomp filter"  # last: Popen then only closes fds and execs
@@ -460,13 +475,14 @@ class Sandbox:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fds = cgroup.open_join_fds()
         err_r, err_w = os.pipe()
-        ids = _IdHandshake.open()
+        ids = _IdHandshake()
         child_init = _ChildInit(
             join_fds,
             spec.uid,
             spec.gid,
             spec.pids_max,
-            ids,
+            ids.server.fileno(),
+            ids.child.fileno(),
             userns.last_capability(),
             err_w,
             syscall_filter(),
@@ -495,7 +511,7 @@ class Sandbox:
             except BaseException as exc:  # noqa: BLE001 - re-raised by the caller
                 outcome.append(exc)
             finally:
-                os.close(ids.ready_w)  # the caller's read below ends, whatever happened
+                ids.child.close()  # the caller's wait below ends, whatever happened
 
         # A thread of its own: namespace switches die with it (and the caller must answer the child).
         thread = threading.Thread(target=spawn, name="lamina-sandbox", daemon=True)
@@ -504,17 +520,19 @@ class Sandbox:
             try:
                 thread.start()
             except BaseException:
-                os.close(ids.ready_w)
-                os.close(ids.go_w)
+                ids.close()
                 raise
             try:
-                if os.read(ids.ready_r, 1) == b"u":  # end of file: the spawn ended without asking
-                    _map_ids(spec, cgroup)
-                    os.write(ids.go_w, b"k")
-            except (OSError, CgroupError) as exc:
+                pid = ids.wait_for_child()  # None: the spawn ended without asking
+                if pid is not None:
+                    userns.write_id_maps(
+                        pid, IdMapping(spec.uid, spec.host_id), IdMapping(spec.gid, spec.host_id)
+                    )
+                    ids.server.send(b"k")
+            except OSError as exc:
                 mapping_error = exc
             finally:
-                os.close(ids.go_w)  # a child still waiting reads end of file and fails
+                ids.server.close()  # a child still waiting reads end of file and fails
                 thread.join()
             result = outcome[0]
             if isinstance(result, subprocess.Popen):
@@ -532,9 +550,10 @@ class Sandbox:
                 raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {detail or result}") from result
             raise result
         finally:
-            for fd in (*join_fds, err_r, err_w, ids.ready_r, ids.go_r):
+            for fd in (*join_fds, err_r, err_w):
                 if fd >= 0:
                     os.close(fd)
+            ids.close()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """The exit status (negative signal number if killed), or None after ``timeout``."""
@@ -615,15 +634,6 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.spec.env_id!r} pid={self.pid} rc={self._popen.returncode}>"
-
-
-def _map_ids(spec: SandboxSpec, cgroup: Cgroup) -> None:
-    """Map the sandbox's uid and gid to its host id, in the user namespace its child (the group's
-    only process, waiting in ``_ChildInit``) has just created."""
-    pids = cgroup.pids()
-    if len(pids) != 1:
-        raise OSError(errno.ESRCH, f"expected the sandbox's one process in its cgroup, found {pids}")
-    userns.write_id_maps(pids[0], IdMapping(spec.uid, spec.host_id), IdMapping(spec.gid, spec.host_id))
 
 
 def _remove_work_dir(work_dir: Path) -> None:
