@@ -213,7 +213,8 @@ class Settings:
         "--header-timeout",
         "LAMINA_HEADER_TIMEOUT",
         "seconds a client has to send a request's line and headers (a new connection as long for its "
-        "first); then 408 and the connection is closed",
+        "first), and a body's first period (then one more second per 500 bytes received); then 408 and "
+        "the connection is closed",
         _positive(float),
         20.0,
     )

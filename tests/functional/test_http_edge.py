@@ -190,6 +190,69 @@ def test_an_oversized_body_being_sent_still_gets_its_413(server: LaminaServer) -
     conn.close()
 
 
+def _trickle(sock: socket.socket, piece: bytes, every_s: float, give_up_s: float) -> tuple[bytes, float]:
+    """Send ``piece`` every ``every_s`` until the server answers and closes (or ``give_up_s``); returns
+    what it sent back and how long the trickle lasted."""
+    started = time.monotonic()
+    raw = b""
+    sock.settimeout(every_s)
+    while time.monotonic() - started < give_up_s:
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+    elapsed = time.monotonic() - started
+    sock.settimeout(5)
+    raw += read_all(sock)
+    return raw, elapsed
+
+
+def test_a_trickled_body_is_timed_out(server: LaminaServer) -> None:
+    """A head sent whole, then its body a byte every 0.2 s: once the body's time is up (the head
+    timeout, extended one second per 500 bytes received) the server answers 408 and closes."""
+    path = "/2015-03-31/functions/f/invocations"
+    body = b"x" * 1000
+    headers = signed(server, "POST", path, body)
+    with connect(server) as sock:
+        lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        raw, elapsed = _trickle(sock, b"x", 0.2, 30)
+    assert elapsed < 30, "the trickling body was never timed out"
+    assert status_of(raw) == 408, raw[:300]
+    healthy(server)
+
+
+def test_a_slow_but_steady_body_is_served(server: LaminaServer) -> None:
+    """3,000 bytes in pieces of 300 every 0.25 s (2.5 s in all, past the 1 s head timeout but within
+    its extension at 500 bytes a second): the request reaches the app, which answers it."""
+    path = "/2018-10-31/layers/steady/versions"
+    body = json.dumps({"Content": {"ZipFile": "A" * 2900}}).encode()
+    headers = signed(server, "POST", path, body)
+    with connect(server) as sock:
+        lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Connection: close"]
+        lines += [f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        for start in range(0, len(body), 300):
+            time.sleep(0.25)
+            sock.sendall(body[start : start + 300])
+        sock.settimeout(10)
+        raw = read_all(sock)
+    # The app's own answer (a zip that is not one), not the edge's 408.
+    assert status_of(raw) == 400, raw[:300]
+    assert b"InvalidParameterValueException" in raw
+
+
 # --- never a 500 -----------------------------------------------------------------------------------------
 
 

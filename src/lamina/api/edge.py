@@ -12,12 +12,18 @@ Facts about uvicorn's httptools protocol (the server lamina runs on), which this
   before the client reads it (RFC 9112, section 9.6: a server "SHOULD ... continue reading ...
   before fully closing").
 
+- Nor is a body timed: once the head is in, a body trickled a byte at a time holds the connection
+  and the app's task for as long as the client likes.
+
 So :class:`EdgeProtocol` counts the head's bytes as they arrive and its headers as they are parsed
 (431 past ``max_header_bytes`` or ``max_headers``, before the app runs), gives every head
 ``header_timeout_s`` from its first byte (and a new connection as long for its first; 408, then
-close), and closes after an early answer as nginx and Apache do ("lingering close"): the answer is
-followed by a FIN, the rest of the body is read and discarded for at most ``linger_s``, then the
-socket is closed.
+close), gives every body as long from the end of its head, extended by one second for each
+``body_min_rate`` bytes received (Apache's mod_reqtimeout, ``body=20,MinRate=500``: a slow but
+steady upload finishes, a trickle does not; time spent while the server itself is not reading
+does not count), and closes after an early answer as nginx and Apache do ("lingering close"): the
+answer is followed by a FIN, the rest of the body is read and discarded for at most ``linger_s``,
+then the socket is closed.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 HEADER_TIMEOUT_S = 20.0
 LINGER_S = 10.0
+BODY_MIN_RATE = 500  # bytes per second a body must keep up, on average, past its first period
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,9 @@ class EdgeLimits:
 
     max_header_bytes: int = MAX_HEADER_BYTES  # request line and header fields, together
     max_headers: int = MAX_HEADERS
-    header_timeout_s: float = HEADER_TIMEOUT_S
+    header_timeout_s: float = HEADER_TIMEOUT_S  # also a body's first period
     linger_s: float = LINGER_S
+    body_min_rate: int = BODY_MIN_RATE
 
 
 def protocol_class(limits: EdgeLimits) -> type[asyncio.Protocol]:
@@ -67,6 +75,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_count = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_deadline = 0.0
         self._refusal: tuple[int, str] | None = None
         self._refused = False
         self._heads_done = 0
@@ -83,6 +93,7 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._stop_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -130,8 +141,16 @@ class EdgeProtocol(HttpToolsProtocol):
         self._heads_done += 1
         self._disarm()
         super().on_headers_complete()
+        # Until the message is complete (at once for a request without a body), its body is timed.
+        self._body_deadline = self.loop.time() + self.limits.header_timeout_s
+        self._start_body_timer()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_deadline += len(body) / self.limits.body_min_rate
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._stop_body_timer()
         super().on_message_complete()
         self._in_head = True
 
@@ -165,9 +184,39 @@ class EdgeProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
+    # -- the body timer ------------------------------------------------------------------------------
+
+    def _start_body_timer(self) -> None:
+        self._stop_body_timer()
+        self._body_timer = self.loop.call_at(self._body_deadline, self._body_timed_out)
+
+    def _stop_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        server_waits = self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+        if server_waits or self._body_deadline > now:
+            # The server is not reading (the app has not taken what came), or bytes extended the
+            # deadline meanwhile: the client is not late.
+            self._body_deadline = max(self._body_deadline, now + (1.0 if server_waits else 0.0))
+            self._start_body_timer()
+            return
+        if cycle is not None and cycle.response_started:
+            self.transport.close()  # answered already: nothing more can be said on this request
+        else:
+            self._refuse(408, "Request Timeout")
+
     def _refuse(self, status: int, reason: str) -> None:
         """Answer ``status`` (plain text) and close: the request never reaches the app."""
         self._disarm()
+        self._stop_body_timer()
         self._refused = True
         body = f"{reason}\n".encode()
         head = (
