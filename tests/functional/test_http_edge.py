@@ -107,31 +107,39 @@ def test_100_headers_and_60KB_are_served(server: LaminaServer) -> None:
     assert status_of(raw) == 200, raw[:300]
 
 
+def _trickle(sock: socket.socket, piece: bytes, every_s: float, give_up_s: float) -> tuple[bytes, float]:
+    """Send ``piece`` every ``every_s`` until the server answers and closes (or ``give_up_s``); returns
+    what it sent back and how long the trickle lasted."""
+    started = time.monotonic()
+    raw = b""
+    sock.settimeout(every_s)
+    while time.monotonic() - started < give_up_s:
+        try:
+            sock.sendall(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        raw += chunk
+    elapsed = time.monotonic() - started
+    sock.settimeout(5)
+    raw += read_all(sock)
+    return raw, elapsed
+
+
 def test_a_trickled_head_is_timed_out(server: LaminaServer) -> None:
     """Slowloris: one header byte every 0.2 s never completes a head; the server answers 408 and
     closes once the head timeout has passed, whatever keeps arriving."""
     with connect(server) as sock:
         sock.sendall(b"GET /_lamina/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        started = time.monotonic()
-        raw = b""
-        sock.settimeout(0.2)
-        while time.monotonic() - started < 30:
-            try:
-                sock.sendall(b"z")
-            except (BrokenPipeError, ConnectionResetError):
-                break
-            try:
-                chunk = sock.recv(4096)
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            raw += chunk
-        sock.settimeout(5)
-        raw += read_all(sock)
-    assert time.monotonic() - started < 30, "the trickling connection was never closed"
+        raw, elapsed = _trickle(sock, b"z", 0.2, 30)
+    assert elapsed < 30, "the trickling connection was never closed"
     assert status_of(raw) == 408, raw[:300]
     healthy(server)
 
@@ -188,32 +196,6 @@ def test_an_oversized_body_being_sent_still_gets_its_413(server: LaminaServer) -
     assert resp.status == 413
     assert resp.getheader("x-amzn-ErrorType") == "RequestEntityTooLargeException"
     conn.close()
-
-
-def _trickle(sock: socket.socket, piece: bytes, every_s: float, give_up_s: float) -> tuple[bytes, float]:
-    """Send ``piece`` every ``every_s`` until the server answers and closes (or ``give_up_s``); returns
-    what it sent back and how long the trickle lasted."""
-    started = time.monotonic()
-    raw = b""
-    sock.settimeout(every_s)
-    while time.monotonic() - started < give_up_s:
-        try:
-            sock.sendall(piece)
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        try:
-            chunk = sock.recv(4096)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        raw += chunk
-    elapsed = time.monotonic() - started
-    sock.settimeout(5)
-    raw += read_all(sock)
-    return raw, elapsed
 
 
 def test_a_trickled_body_is_timed_out(server: LaminaServer) -> None:
