@@ -825,3 +825,56 @@ def test_sysv_ipc_and_dev_shm_are_never_shared(harness: Harness) -> None:
     assert looker.returncode == 0, looker.output
     assert looker.json() == [[["shm", "ENOENT"], ["sem", "ENOENT"], ["msg", "ENOENT"]], []]
     planter.close()
+
+
+# --- another userland: an image's root filesystem instead of the host's ------------------------------
+
+
+def _busybox_userland(base: Path) -> Path:
+    """A tiny root filesystem: Debian's static busybox and its applets in /bin, its own /etc."""
+    busybox = Path("/bin/busybox")
+    if not busybox.is_file():
+        pytest.skip("busybox-static is not installed")
+    root = base / "userland"
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    (root / "lib64").symlink_to("bin")  # a top-level symlink, recreated inside
+    target = root / "bin" / "busybox"
+    target.write_bytes(busybox.read_bytes())
+    target.chmod(0o755)
+    for applet in ("sh", "ls", "cat", "id", "readlink", "touch"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "os-release").write_text('NAME="Test Userland"\n')
+    for d in (root, root / "bin", root / "etc"):
+        d.chmod(0o755)
+    (root / "etc" / "os-release").chmod(0o644)
+    return root
+
+
+def test_an_image_userland_replaces_the_hosts(harness: Harness) -> None:
+    """With ``userland`` set, / shows that tree's system directories (read-only), not the host's."""
+    userland = _busybox_userland(harness.tmp)
+    run = harness.run(
+        (
+            "/bin/sh",
+            "-c",
+            "ls /; cat /etc/os-release; readlink /lib64; id -u; touch /bin/x 2>&1 | grep -q Read-only && echo ro",
+        ),
+        userland=userland,
+        runtime_dir=None,
+        lang_dir=None,
+        env={"PATH": "/bin"},
+    )
+    assert run.returncode == 0, run.output
+    lines = run.output.split()
+    listing = lines[: lines.index('NAME="Test')]
+    assert sorted(listing) == ["bin", "dev", "etc", "lib64", "opt", "proc", "tmp", "var"]
+    assert 'NAME="Test Userland"' in run.output
+    assert "bin" in lines and str(SANDBOX_UID) in lines
+    assert run.output.rstrip().endswith("ro")
+
+
+def test_a_missing_userland_is_refused(harness: Harness) -> None:
+    spec = harness.spec(userland=harness.tmp / "no-such-image")
+    with pytest.raises(SandboxError, match="not a directory"):
+        Sandbox.start(spec)

@@ -163,7 +163,8 @@ def _bind_ro(source: Path, target: bytes, *, recursive: bool = False) -> list[Op
 def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | None]]) -> list[Op]:
     """The operations that build the sandbox's root filesystem on ``root``.
 
-    ``system`` lists the host's system directories as ``(name, symlink target or None)``.
+    ``system`` lists the system directories of ``spec.userland`` (the host's ``/``, or an image's
+    root filesystem) as ``(name, symlink target or None)``.
     """
     r = os.fsencode(root)
     ops: list[Op] = [Mount(r, b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=b"mode=755,size=1m")]
@@ -173,7 +174,7 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
             ops.append(Symlink(os.fsencode(link), target))
         else:
             ops.append(MakeDir(target))
-            ops += _bind_ro(Path("/") / name, target, recursive=True)
+            ops += _bind_ro(spec.userland / name, target, recursive=True)
     for d in (b"var", b"var/task", b"var/runtime", b"var/lang", b"opt", b"proc", b"dev"):
         ops.append(MakeDir(r + b"/" + d))
     ops.append(MakeDir(r + b"/tmp", 0o1777))
@@ -220,17 +221,28 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
     return ops
 
 
+def system_dirs(userland: Path = Path("/")) -> tuple[tuple[str, str | None], ...]:
+    """The system directories of ``userland`` that exist, with their symlink targets (looked up once
+    per userland). A symlink is recreated as one inside the sandbox, where it resolves against the
+    sandbox's root; only real directories are bound."""
+    return _system_dirs(str(userland))
+
+
 @functools.cache
-def host_system_dirs() -> tuple[tuple[str, str | None], ...]:
-    """The host's system directories that exist, with their symlink targets (looked up once)."""
+def _system_dirs(userland: str) -> tuple[tuple[str, str | None], ...]:
     found: list[tuple[str, str | None]] = []
     for name in SYSTEM_DIRS:
-        path = f"/{name}"
+        path = os.path.join(userland, name)
         if os.path.islink(path):
             found.append((name, os.readlink(path)))
         elif os.path.isdir(path):
             found.append((name, None))
     return tuple(found)
+
+
+def host_system_dirs() -> tuple[tuple[str, str | None], ...]:
+    """The host's system directories that exist, with their symlink targets (looked up once)."""
+    return system_dirs(Path("/"))
 
 
 def _describe(op: Op) -> str:
@@ -410,6 +422,9 @@ class SandboxSpec:
     pids_max: int | None = None  # processes and threads
     cpus: float | None = None  # CPU weight, in CPUs' worth
     cpu_quota: float | None = None  # hard CPU cap, in CPUs
+    # Whose system directories (usr, lib, etc...) the sandbox's / shows, read-only: the host's, or the
+    # root filesystem of a runtime image (AWS's userland).
+    userland: Path = Path("/")
 
 
 def _validate(spec: SandboxSpec) -> None:
@@ -421,7 +436,9 @@ def _validate(spec: SandboxSpec) -> None:
         raise ValueError(
             f"sandbox must not run as root (uid={spec.uid!r} gid={spec.gid!r} host_id={spec.host_id!r})"
         )
-    dirs = [spec.task_dir, *spec.layer_dirs, spec.runtime_dir, spec.lang_dir]
+    if not spec.userland.is_absolute():
+        raise ValueError(f"userland must be an absolute path, got {str(spec.userland)!r}")
+    dirs = [spec.userland, spec.task_dir, *spec.layer_dirs, spec.runtime_dir, spec.lang_dir]
     for d in dirs:
         if d is not None and not d.is_dir():
             raise SandboxError(f"not a directory: {str(d)!r}")
@@ -450,7 +467,7 @@ class Sandbox:
         except seccomp.SeccompError as exc:
             raise SandboxError(f"cannot build the seccomp filter: {exc}") from exc
         root = spec.work_dir / "root"
-        ops = mount_plan(spec, root, host_system_dirs())
+        ops = mount_plan(spec, root, system_dirs(spec.userland))
         try:
             spec.work_dir.mkdir(parents=True, exist_ok=True)
             root.mkdir()
