@@ -91,6 +91,17 @@ class Target:
     # spread across them. Other functions: the default network's. Empty: only loopback (no data
     # plane or no uplink on this host).
     vpc_namespaces: tuple[NetNamespace, ...] = ()
+    # The root filesystem of AWS's image for the runtime (its /usr, /lib, /etc, /var/lang and
+    # /var/runtime), or None: the host's system directories and ``python``'s installation.
+    userland: Path | None = None
+
+    def python_dirs(self) -> tuple[Path | None, Path | None]:
+        """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""
+        if self.userland is not None:
+            return _image_dir(self.userland, "var/runtime"), _image_dir(self.userland, "var/lang")
+        if self.python is not None:
+            return self.python.runtime_dir, self.python.prefix
+        return None, None
 
     # Both computed once per Target (the pool reads them on every invoke); cached_property writes
     # the instance's __dict__ directly, which a frozen dataclass allows.
@@ -119,6 +130,12 @@ class InvokeResult:
     log_tail: bytes
     duration_ms: float
     error_type: str | None = None
+
+
+def _image_dir(userland: Path, name: str) -> Path | None:
+    """A directory of an image's root filesystem (``var/runtime``, ``var/lang``), if it has one."""
+    path = userland / name
+    return path if path.is_dir() and not path.is_symlink() else None
 
 
 def _exit_text(code: int | None) -> str:
@@ -203,6 +220,8 @@ class Environment:
 
     def _argv(self) -> tuple[str, ...] | None:
         t = self.target
+        if t.userland is not None and (t.userland / "var/runtime/bootstrap").is_file():
+            return ("/var/runtime/bootstrap",)  # the image's own: AWS's runtime client and bootstrap
         if t.python is not None:
             return (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
         # Custom runtime: /var/task/bootstrap, then /opt/bootstrap (later layers win).
@@ -244,14 +263,16 @@ class Environment:
         loop.add_reader(read_fd, self._read_logs)
         cfg = t.config
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
+        runtime_dir, lang_dir = t.python_dirs()
         self.host_id = self.host_ids.allocate()
         spec = SandboxSpec(
             env_id=f"lamina-{self.id}",
             work_dir=self.work_dir,
             task_dir=t.code_dir,
             layer_dirs=t.layer_dirs,
-            runtime_dir=t.python.runtime_dir if t.python else None,
-            lang_dir=t.python.prefix if t.python else None,
+            runtime_dir=runtime_dir,
+            lang_dir=lang_dir,
+            userland=t.userland or Path("/"),
             argv=argv,
             env=self._env_vars(),
             netns=self.netns,
