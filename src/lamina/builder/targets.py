@@ -1,9 +1,8 @@
 """What a layer is built for: a Lambda Python runtime and an architecture, and the wheel tags they accept.
 
-Facts (AWS's runtime documentation):
-- python3.8 to python3.11 run on Amazon Linux 2 (glibc 2.26); python3.12 and newer on Amazon Linux
-  2023 (glibc 2.34). A ``manylinux_2_X`` wheel needs glibc >= 2.X.
-- Lambda's architectures are ``x86_64`` and ``arm64`` (the ``aarch64`` machine of wheel tags and ELF).
+The runtimes, their userland (Amazon Linux 2 or 2023), its glibc level and the architectures come
+from the one runtime table, :mod:`lamina.domain.runtimes`. Facts about wheel tags:
+- A ``manylinux_2_X`` wheel needs glibc >= 2.X.
 - pip expands only the legacy ``manylinux2014``/``manylinux2010`` names to older ones; a
   ``manylinux_2_X`` platform is taken literally, so every accepted glibc level is listed, newest
   first (pip prefers earlier tags).
@@ -12,15 +11,20 @@ Facts (AWS's runtime documentation):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from lamina.domain import runtimes as R
 from lamina.errors import LaminaError
 
-OLDEST_MINOR = 8
-NEWEST_MINOR = 14
-ARCHITECTURES = ("x86_64", "arm64")
-_MACHINE = {"x86_64": "x86_64", "arm64": "aarch64"}
+# The builder targets the Python runtimes of Amazon Linux 2 and 2023 (python3.8 and newer): the
+# older ones ran on Amazon Linux 1, which no current manylinux wheel or pip targets.
+BUILDABLE: tuple[R.Runtime, ...] = tuple(
+    sorted(
+        (r for r in R.python_runtimes() if r.userland in (R.AMAZON_LINUX_2, R.AMAZON_LINUX_2023)),
+        key=lambda r: r.python_version or (0, 0),
+    )
+)
+ARCHITECTURES = tuple(a.value for a in R.Architecture)
 # ELF e_machine values: what a shared object says it was built for.
 ELF_MACHINES = {
     62: "x86_64",
@@ -47,13 +51,17 @@ class BuildTarget:
 
     @classmethod
     def parse(cls, runtime: str, arch: str = "x86_64") -> BuildTarget:
-        m = re.fullmatch(r"python3\.(\d+)", runtime)
-        if m is None or not OLDEST_MINOR <= int(m.group(1)) <= NEWEST_MINOR:
-            offered = ", ".join(f"python3.{n}" for n in range(OLDEST_MINOR, NEWEST_MINOR + 1))
+        if all(r.identifier != runtime for r in BUILDABLE):
+            offered = ", ".join(r.identifier for r in BUILDABLE)
             raise TargetError(f"unknown runtime {runtime!r}: choose one of {offered}")
         if arch not in ARCHITECTURES:
             raise TargetError(f"unknown architecture {arch!r}: choose x86_64 or arm64")
         return cls(runtime, arch)
+
+    @property
+    def table(self) -> R.Runtime:
+        """This target's row of the runtime table."""
+        return R.get(self.runtime)
 
     @property
     def minor(self) -> int:
@@ -66,15 +74,16 @@ class BuildTarget:
     @property
     def machine(self) -> str:
         """The architecture as wheel tags, ELF and ``uname -m`` name it."""
-        return _MACHINE[self.arch]
+        return R.Architecture(self.arch).machine
 
     @property
     def base_image(self) -> str:
-        return "Amazon Linux 2" if self.minor <= 11 else "Amazon Linux 2023"
+        """The userland's name, e.g. ``Amazon Linux 2023``."""
+        return self.table.userland.name
 
     @property
     def glibc(self) -> tuple[int, int]:
-        return (2, 26) if self.minor <= 11 else (2, 34)
+        return self.table.userland.glibc
 
     def platform_tags(self) -> list[str]:
         """Every manylinux platform tag this target runs, newest glibc first."""

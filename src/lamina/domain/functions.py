@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from lamina.domain.arns import PARTITION
 from lamina.domain.models import FunctionConfiguration
+from lamina.domain.runtimes import os_only_runtimes
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
 LATEST = "$LATEST"
@@ -51,7 +52,8 @@ RESERVED_ENV_KEYS = [
     "LAMBDA_RUNTIME_DIR",
 ]
 
-CUSTOM_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
+# The OS-only runtimes, oldest first, from the runtime table.
+CUSTOM_RUNTIMES = tuple(r.identifier for r in reversed(os_only_runtimes()))
 
 
 class State(enum.Enum):

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from lamina.domain import functions as F
+from lamina.domain import runtimes as R
 from lamina.domain.arns import Arn, parse_layer_arn
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.constraints import format_errors, render_value
@@ -210,13 +211,38 @@ def check_role(platform: Platform, account: str, role_arn: str) -> Role:
     return role
 
 
-def _check_runtime_offered(platform: Platform, runtime: str) -> None:
+def _check_runtime_offered(platform: Platform, runtime: str, now_ms: int) -> None:
+    """A runtime AWS accepts but this host cannot run is refused, saying what would provide it."""
     offered = platform.runtimes()
-    if runtime not in offered:
-        raise InvalidParameterValueException(
-            f"The runtime parameter of {runtime} is not supported by this lamina host. Runtimes this host can run: "
-            f"{', '.join(offered)}."
+    if runtime in offered:
+        return
+    today = R.utc_date(now_ms)
+    usable = ", ".join(r for r in offered if not R.create_blocked(r, today))
+    row = R.lookup(runtime)
+    if row is None:
+        why = "lamina runs Lambda's Python and OS-only (provided.*) runtimes only."
+    elif row.python_version is not None:
+        version = ".".join(map(str, row.python_version))
+        why = (
+            f"its interpreter (Python {version}) is not installed in lamina-runtimes. Install the host's "
+            f"Pythons with `make setup` (a Python {version} must be on the host), or fetch AWS's image "
+            f"{row.base_image} with `lamina runtime pull {runtime}`."
         )
+    else:
+        why = f"fetch AWS's image {row.base_image} with `lamina runtime pull {runtime}`."
+    raise InvalidParameterValueException(
+        f"The runtime parameter of {runtime} is not supported by this lamina host: {why} "
+        f"Runtimes this host can run: {usable}."
+    )
+
+
+def check_not_blocked(runtime: str, now_ms: int, *, create: bool) -> None:
+    """AWS's refusal of a runtime past its block date (Lambda runtimes: "Block function create" /
+    "Block function update"), by the runtime table and the request's time."""
+    today = R.utc_date(now_ms)
+    blocked = R.create_blocked(runtime, today) if create else R.update_blocked(runtime, today)
+    if blocked:
+        raise InvalidParameterValueException(R.deprecated_message(runtime))
 
 
 # -- create ------------------------------------------------------------------------------------------------
@@ -236,6 +262,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         raise InvalidParameterValueException(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages."
         )
+    check_not_blocked(runtime, ctx.now_ms, create=True)
     env = (params.get("Environment") or {}).get("Variables")
     if env is not None:
         F.check_environment(env)
@@ -243,7 +270,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     layer_list, layer_shas = resolve_layers(platform, ctx, params.get("Layers") or [], 0)
     check_role(platform, ctx.account_id, params["Role"])
     vpc = check_vpc_config(platform, ref.account, ref.region, params["Role"], params.get("VpcConfig"))
-    _check_runtime_offered(platform, runtime)
+    _check_runtime_offered(platform, runtime, ctx.now_ms)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
         raise M.function_exists(ref.name)
     sha, size, unzipped = _store_code(platform, params["Code"])
@@ -399,6 +426,14 @@ def update_function_configuration(
 ) -> dict[str, Any]:
     _check_ranges(params)
     ref = function_ref(ctx, params, qualifier=False)
+    # Past its update block, a runtime can be neither chosen nor kept: moving to a supported
+    # runtime is the one update AWS still takes.
+    runtime = params.get("Runtime")
+    if not runtime:
+        current = platform.functions.get(ref.account, ref.region, ref.name)
+        runtime = current.config.get("Runtime") if current is not None else None
+    if runtime:
+        check_not_blocked(str(runtime), ctx.now_ms, create=False)
     env = (params.get("Environment") or {}).get("Variables") if "Environment" in params else None
     if env is not None:
         F.check_environment(env)
@@ -410,7 +445,7 @@ def update_function_configuration(
     if params.get("Role"):
         check_role(platform, ctx.account_id, params["Role"])
     if params.get("Runtime"):
-        _check_runtime_offered(platform, params["Runtime"])
+        _check_runtime_offered(platform, params["Runtime"], ctx.now_ms)
     vpc = None
     if "VpcConfig" in params:
         current = platform.functions.get(ref.account, ref.region, ref.name)
@@ -470,6 +505,8 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     current = platform.functions.get(ref.account, ref.region, ref.name)
     if current is None:
         raise _not_found(ref)
+    if current.config.get("Runtime"):
+        check_not_blocked(str(current.config["Runtime"]), ctx.now_ms, create=False)
     code: dict[str, Any] = {
         k: params[k] for k in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri") if k in params
     }
