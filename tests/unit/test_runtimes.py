@@ -92,6 +92,7 @@ def test_lookups() -> None:
     assert R.python_runtimes()[0].identifier == "python3.15"
     assert R.Architecture.ARM64.machine == "aarch64" and R.get("python3.12").supports("arm64")
     assert not R.get("python3.7").supports("arm64")
+    assert R.get("python3.12").cpython_tag == "cp312" and R.get("provided.al2").cpython_tag is None
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,12 @@ class Runtime:
         major, minor = self.identifier.removeprefix("python").split(".")
         return int(major), int(minor)
 
+    @property
+    def cpython_tag(self) -> str | None:
+        """``cp312``: the CPython tag of wheels and extension modules this runtime loads."""
+        version = self.python_version
+        return None if version is None else f"cp{version[0]}{version[1]}"
+
     def is_deprecated(self, today: dt.date) -> bool:
         return self.deprecated is not None and today >= self.deprecated
 
