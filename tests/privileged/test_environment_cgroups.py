@@ -5,12 +5,18 @@ of this module's own servers are looked at."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,9 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 
 from lamina.linux.cgroups import FREEZE_ANCHOR, layout, sweep
+from lamina.runtime.environment import Environment, Target
 from lamina.runtime.host_ids import HostIdRange, HostIds, HostIdsExhausted
+from lamina.runtime.logs import LogStore
 from lamina.runtime.sizing import cgroup_parent
 
 pytestmark = pytest.mark.privileged
@@ -423,3 +431,143 @@ def _zombie_or_other(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z" or "lamina-" not in cgroup
+
+
+# --- a cold start cancelled half-way -------------------------------------------------------------
+
+
+class _GatedExecutor(ThreadPoolExecutor):
+    """Runs each call only once ``gate`` is set: holds a cold start's ``Sandbox.start`` in its thread
+    at a point the test chooses, as a busy executor would."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(max_workers=4)
+        self.gate = gate
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def gated() -> Any:
+            self.gate.wait()
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
+def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: Path) -> None:
+    """A cold start cancelled while ``Sandbox.start`` runs in its thread (the event queue stopped, a
+    task cancelled): ``start`` goes on and makes a sandbox. It is the environment's to close, and its
+    host id comes back only after that, never while the sandbox's processes run as it (another
+    environment would be handed the same uid)."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="cancelled-start",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    host_ids = HostIds()
+    gate = threading.Event()
+    env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        executor = _GatedExecutor(gate)
+        asyncio.get_running_loop().set_default_executor(executor)
+        task = asyncio.ensure_future(env.start())
+        while not host_ids.in_use:  # taken just before Sandbox.start is handed to the executor
+            await asyncio.sleep(0)
+        found["host_id"] = host_id = next(iter(host_ids.in_use))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        gate.set()  # Sandbox.start runs on, in its thread
+        deadline = time.monotonic() + 10
+        while not _running_as(host_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        found["started"] = bool(_running_as(host_id))
+        await env.destroy()  # what the pool does with an environment whose start failed
+        found["left"] = _running_as(host_id)
+        found["held"] = host_id in host_ids.in_use
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+        leftover = _running_as(found.get("host_id", -1))
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _running_as(found.get("host_id", -1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for root in layout().hierarchy_roots():
+            with contextlib.suppress(FileNotFoundError):
+                (root / "lamina" / f"lamina-{env.id}").rmdir()
+        host_ids.close()
+        logs.close()
+    assert found["started"], "the sandbox never started: the test did not hit the window"
+    assert found["left"] == [], "the environment's sandbox outlived its destroy"
+    assert not found["held"]
+
+
+def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
+    """Every id of the range held elsewhere: the start fails with HostIdsExhausted (throttled) and,
+    once destroyed, the environment has left no descriptor open in the server (repeated throttled
+    starts would otherwise exhaust the server's own descriptors)."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="no-host-id",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    holder = HostIds()
+    held = holder.allocate()
+    host_ids = HostIds(HostIdRange(held, held))
+
+    def open_fds() -> dict[str, str]:
+        # The range's lock file stays open from the first allocation until close: not a leak.
+        found = {}
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        return {fd: what for fd, what in found.items() if what != str(host_ids.lock_path)}
+
+    async def main() -> tuple[dict[str, str], dict[str, str]]:
+        env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+        before = open_fds()
+        with pytest.raises(HostIdsExhausted):
+            await env.start()
+        await env.destroy()
+        return before, open_fds()
+
+    try:
+        before, after = asyncio.run(main())
+    finally:
+        host_ids.close()
+        holder.close()
+        logs.close()
+    assert after == before
