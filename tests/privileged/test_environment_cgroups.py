@@ -495,28 +495,29 @@ def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: 
         deadline = time.monotonic() + 10
         while not _running_as(host_id) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        found["started"] = bool(_running_as(host_id))
+        found["pids"] = pids = _running_as(host_id)  # the sandbox's: the id is still held
         await env.destroy()  # what the pool does with an environment whose start failed
-        found["left"] = _running_as(host_id)
+        # Only those pids: once given back, the id may be another run's on this machine at once.
+        found["left"] = [pid for pid in _running_as(host_id) if pid in pids]
         found["held"] = host_id in host_ids.in_use
 
     try:
         asyncio.run(main())
     finally:
         gate.set()
-        leftover = _running_as(found.get("host_id", -1))
+        leftover = found.get("left") or []
         for pid in leftover:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _running_as(found.get("host_id", -1)) and time.monotonic() < deadline:
+        while set(_running_as(found.get("host_id", -1))) & set(leftover) and time.monotonic() < deadline:
             time.sleep(0.05)
         for root in layout().hierarchy_roots():
             with contextlib.suppress(FileNotFoundError):
                 (root / "lamina" / f"lamina-{env.id}").rmdir()
         host_ids.close()
         logs.close()
-    assert found["started"], "the sandbox never started: the test did not hit the window"
+    assert found["pids"], "the sandbox never started: the test did not hit the window"
     assert found["left"] == [], "the environment's sandbox outlived its destroy"
     assert not found["held"]
 
@@ -571,3 +572,71 @@ def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
         holder.close()
         logs.close()
     assert after == before
+
+
+WAITS_FOR_EVENTS = """#!/usr/bin/python3
+import urllib.request
+urllib.request.urlopen("http://127.0.0.1:9001/2018-06-01/runtime/invocation/next", timeout=120)
+"""
+
+
+def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
+    """Two destroys of one environment at once (the pool's close and the end of its invocation): the
+    second must not give the host id back while the first is still closing the sandbox, whose
+    processes run as that id until PID 1 is reaped."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text(WAITS_FOR_EVENTS)
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="destroyed-twice",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    host_ids = HostIds()
+    gate = threading.Event()
+    gate.set()
+    env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_GatedExecutor(gate))
+        await env.start()
+        assert env.init_error is None and env.host_id is not None
+        found["host_id"] = host_id = env.host_id
+        found["pids"] = pids = _running_as(host_id)
+        assert pids
+        gate.clear()  # the first destroy's Sandbox.close waits in the executor
+        first = asyncio.ensure_future(env.destroy())
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(env.destroy())
+        await asyncio.wait({second}, timeout=1)
+        found["second done"] = second.done()
+        found["held"] = host_id in host_ids.in_use
+        found["running"] = [pid for pid in _running_as(host_id) if pid in pids]
+        gate.set()
+        await asyncio.gather(first, second)
+        found["left"] = [pid for pid in _running_as(host_id) if pid in pids]
+        found["held at the end"] = host_id in host_ids.in_use
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+        for pid in found.get("left") or found.get("running") or []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        host_ids.close()
+        logs.close()
+    assert found["held"] or not found["running"], found
+    assert found["left"] == [] and not found["held at the end"], found

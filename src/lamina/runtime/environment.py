@@ -196,6 +196,7 @@ class Environment:
         self.host_id: int | None = None  # taken at start, given back once no process is left
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._starting: asyncio.Future[Sandbox] | None = None  # Sandbox.start, while in its thread
+        self._destroying: asyncio.Future[None] | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -521,6 +522,17 @@ class Environment:
     # -- teardown --------------------------------------------------------------------------------
 
     async def destroy(self) -> None:
+        """Kill the environment's processes and free everything it holds; idempotent. Calls that
+        overlap (the pool's close and the end of the invocation) all wait for the one teardown: a
+        second one must not give the host id back while the first still closes the sandbox."""
+        teardown = self._destroying
+        if teardown is None or (
+            teardown.done() and (teardown.cancelled() or teardown.exception() is not None)
+        ):
+            teardown = self._destroying = asyncio.ensure_future(self._teardown())  # first, or a retry
+        await asyncio.shield(teardown)
+
+    async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
         self.retired = True
         self._cancel_freeze()  # the sandbox's close kills and thaws it
