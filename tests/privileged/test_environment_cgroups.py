@@ -5,12 +5,18 @@ of this module's own servers are looked at."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,9 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 
 from lamina.linux.cgroups import FREEZE_ANCHOR, layout, sweep
+from lamina.runtime.environment import Environment, Target
 from lamina.runtime.host_ids import HostIdRange, HostIds, HostIdsExhausted
+from lamina.runtime.logs import LogStore
 from lamina.runtime.sizing import cgroup_parent
 
 pytestmark = pytest.mark.privileged
@@ -29,6 +37,11 @@ if not (RUNTIMES_DIR / "python3.12" / "lamina-runtime.json").is_file():
     pytest.skip("python3.12 is not installed in lamina-runtimes (make setup)", allow_module_level=True)
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+# This run's servers take their uids from a block of the default range of their own: other runs on
+# the machine take the lowest free ids and may take one the moment it is given back, and "given back,
+# nothing runs as it" would then fail for no fault of the code under test.
+_BLOCK = 0x70000000 + 32768 + (os.getpid() % 512) * 64
+UID_RANGE = ("--uid-range", f"{_BLOCK}-{_BLOCK + 63}")
 V1 = Path("/sys/fs/cgroup")
 
 APP = """\
@@ -197,7 +210,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
         pytest.skip("these checks read cgroup v1 files (this machine's); v2 is unit-tested on a tree")
     srv = LaminaServer(
         tmp_path_factory.mktemp("lamina-cgroups") / "data",
-        extra_args=("--max-environments", "4", "--cpu-limit", "aws", "--idle-timeout", "60"),
+        extra_args=("--max-environments", "4", "--cpu-limit", "aws", "--idle-timeout", "60", *UID_RANGE),
     )
     yield srv
     srv.stop()
@@ -367,7 +380,7 @@ def test_stale_groups_removed_after_kill_9(tmp_path: Path) -> None:
 
 
 def _kill_9_and_restart(data: Path) -> None:
-    srv = LaminaServer(data)
+    srv = LaminaServer(data, extra_args=UID_RANGE)
     try:
         lam = client(srv, read_timeout=60)
         name = create(lam)
@@ -387,7 +400,7 @@ def _kill_9_and_restart(data: Path) -> None:
     # The dead server's lock on the uid went with it; its frozen processes still run as that uid.
     assert not _held(host_id)
     assert sorted(_running_as(host_id)) == sorted(pids)
-    srv = LaminaServer(data)
+    srv = LaminaServer(data, extra_args=UID_RANGE)
     try:
         for c in ("memory", "pids", "cpu", "freezer"):
             assert _env_groups(data, c) == [], c  # only the freeze anchor is there
@@ -423,3 +436,212 @@ def _zombie_or_other(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z" or "lamina-" not in cgroup
+
+
+# --- a cold start cancelled half-way -------------------------------------------------------------
+
+
+class _GatedExecutor(ThreadPoolExecutor):
+    """Runs each call only once ``gate`` is set: holds a cold start's ``Sandbox.start`` in its thread
+    at a point the test chooses, as a busy executor would."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(max_workers=4)
+        self.gate = gate
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def gated() -> Any:
+            self.gate.wait()
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
+def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: Path) -> None:
+    """A cold start cancelled while ``Sandbox.start`` runs in its thread (the event queue stopped, a
+    task cancelled): ``start`` goes on and makes a sandbox. It is the environment's to close, and its
+    host id comes back only after that, never while the sandbox's processes run as it (another
+    environment would be handed the same uid)."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="cancelled-start",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    host_ids = HostIds()
+    gate = threading.Event()
+    env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        executor = _GatedExecutor(gate)
+        asyncio.get_running_loop().set_default_executor(executor)
+        task = asyncio.ensure_future(env.start())
+        while not host_ids.in_use:  # taken just before Sandbox.start is handed to the executor
+            await asyncio.sleep(0)
+        found["host_id"] = host_id = next(iter(host_ids.in_use))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        gate.set()  # Sandbox.start runs on, in its thread
+        deadline = time.monotonic() + 10
+        while not _running_as(host_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        found["pids"] = pids = _running_as(host_id)  # the sandbox's: the id is still held
+        await env.destroy()  # what the pool does with an environment whose start failed
+        # Only those pids: once given back, the id may be another run's on this machine at once.
+        found["left"] = [pid for pid in _running_as(host_id) if pid in pids]
+        found["held"] = host_id in host_ids.in_use
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+        leftover = found.get("left") or []
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while set(_running_as(found.get("host_id", -1))) & set(leftover) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for root in layout().hierarchy_roots():
+            with contextlib.suppress(FileNotFoundError):
+                (root / "lamina" / f"lamina-{env.id}").rmdir()
+        host_ids.close()
+        logs.close()
+    assert found["pids"], "the sandbox never started: the test did not hit the window"
+    assert found["left"] == [], "the environment's sandbox outlived its destroy"
+    assert not found["held"]
+
+
+def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
+    """Every id of the range held elsewhere: the start fails with HostIdsExhausted (throttled) and,
+    once destroyed, the environment has left no descriptor open in the server (repeated throttled
+    starts would otherwise exhaust the server's own descriptors)."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="no-host-id",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    holder = HostIds()
+    held = holder.allocate()
+    host_ids = HostIds(HostIdRange(held, held))
+
+    def open_fds() -> dict[str, str]:
+        # The range's lock file stays open from the first allocation until close: not a leak.
+        found = {}
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        return {fd: what for fd, what in found.items() if what != str(host_ids.lock_path)}
+
+    async def main() -> tuple[dict[str, str], dict[str, str]]:
+        env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+        before = open_fds()
+        with pytest.raises(HostIdsExhausted):
+            await env.start()
+        await env.destroy()
+        return before, open_fds()
+
+    try:
+        before, after = asyncio.run(main())
+    finally:
+        host_ids.close()
+        holder.close()
+        logs.close()
+    assert after == before
+
+
+WAITS_FOR_EVENTS = """#!/usr/bin/python3
+import urllib.request
+urllib.request.urlopen("http://127.0.0.1:9001/2018-06-01/runtime/invocation/next", timeout=120)
+"""
+
+
+def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
+    """Two destroys of one environment at once (the pool's close and the end of its invocation): the
+    second must not give the host id back while the first is still closing the sandbox, whose
+    processes run as that id until PID 1 is reaped."""
+    os.chmod(tmp_path, 0o755)
+    code = tmp_path / "task"
+    code.mkdir(mode=0o755)
+    (code / "bootstrap").write_text(WAITS_FOR_EVENTS)
+    os.chmod(code / "bootstrap", 0o755)
+    target = Target(
+        account="000000000000",
+        region="us-east-1",
+        name="destroyed-twice",
+        version="$LATEST",
+        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
+        code_dir=code,
+        layer_dirs=(),
+        python=None,
+        credentials=("", "", ""),
+        endpoint_port=4566,
+    )
+    logs = LogStore(tmp_path / "logs")
+    logs.start()
+    host_ids = HostIds()
+    gate = threading.Event()
+    gate.set()
+    env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_GatedExecutor(gate))
+        await env.start()
+        assert env.init_error is None and env.host_id is not None
+        found["host_id"] = host_id = env.host_id
+        found["pids"] = pids = _running_as(host_id)
+        assert pids
+        gate.clear()  # the first destroy's Sandbox.close waits in the executor
+        first = asyncio.ensure_future(env.destroy())
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(env.destroy())
+        await asyncio.wait({second}, timeout=1)
+        found["second done"] = second.done()
+        found["held"] = host_id in host_ids.in_use
+        found["running"] = [pid for pid in _running_as(host_id) if pid in pids]
+        gate.set()
+        await asyncio.gather(first, second)
+        found["left"] = [pid for pid in _running_as(host_id) if pid in pids]
+        found["held at the end"] = host_id in host_ids.in_use
+
+    try:
+        asyncio.run(main())
+    finally:
+        gate.set()
+        for pid in found.get("left") or found.get("running") or []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        host_ids.close()
+        logs.close()
+    assert found["held"] or not found["running"], found
+    assert found["left"] == [] and not found["held at the end"], found

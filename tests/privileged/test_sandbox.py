@@ -129,10 +129,15 @@ class Harness:
         return self.run((PYTHON, "-c", textwrap.dedent(script)), **changes)
 
     def close_all(self) -> None:
+        """Close every sandbox; their ids stay held until :meth:`release_all`: once given back, another
+        run on this machine may take one at once, and its processes are not this test's leftovers."""
         for sandbox in self.sandboxes:
             sandbox.close()
-            self.host_ids.release(sandbox.spec.host_id)
         self.used_ids = set(self.host_ids.in_use) | {s.spec.host_id for s in self.sandboxes}
+
+    def release_all(self) -> None:
+        for sandbox in self.sandboxes:
+            self.host_ids.release(sandbox.spec.host_id)
         self.host_ids.close()
 
 
@@ -165,14 +170,18 @@ def harness(tmp_path: Path, netns: NetNamespace) -> Iterator[Harness]:
         yield h
     finally:
         h.close_all()
-        for sandbox in h.sandboxes:
-            assert not sandbox._cgroup.path.exists()
-            assert not sandbox.spec.work_dir.exists()
-        assert _mountinfo(*mine) == before
+        try:
+            for sandbox in h.sandboxes:
+                assert not sandbox._cgroup.path.exists()
+                assert not sandbox.spec.work_dir.exists()
+            assert _mountinfo(*mine) == before
+            # No process left running as a host id the test's sandboxes had, checked while the ids
+            # are still held (given back, one may be another run's at once).
+            assert not [pid for pid, ids in _processes() if ids & h.used_ids]
+        finally:
+            h.release_all()
         assert sorted(os.listdir("/proc/self/fd")) == fds_before
-        # Every host id the test's sandboxes had is given back, with no process left running as it.
         assert not h.host_ids.in_use
-        assert not [pid for pid, ids in _processes() if ids & h.used_ids]
 
 
 # --- filesystem --------------------------------------------------------------------------

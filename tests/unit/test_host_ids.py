@@ -127,3 +127,25 @@ def test_conflicts_name_the_hosts_users_and_groups() -> None:
     found = conflicts(HostIdRange(user.pw_uid, user.pw_uid))
     assert f"user {user.pw_name} ({user.pw_uid})" in found
     assert conflicts(DEFAULT_RANGE) == []
+
+
+def test_conflicts_name_subordinate_id_ranges(tmp_path: Path) -> None:
+    """A user's subordinate ids (/etc/subuid, /etc/subgid: what newuidmap lets them map into a user
+    namespace of their own) are that user's to act as: a range overlapping them would let the user
+    signal (stop, kill) functions from the host. Touching ranges, comments and junk lines aside."""
+    subuid = tmp_path / "subuid"
+    subgid = tmp_path / "subgid"
+    subuid.write_text("# comment\nalice:100000:65536\n1001:300000:10\nbroken line\nbob:x:5\n")
+    subgid.write_text("carol:500000:100\n")
+    files = (subuid, subgid)
+    assert conflicts(HostIdRange(165530, 170000), subid_files=files) == [
+        f"subordinate ids of alice (100000-165535, {subuid})"
+    ]
+    assert conflicts(HostIdRange(300009, 300009), subid_files=files) == [
+        f"subordinate ids of 1001 (300000-300009, {subuid})"
+    ]
+    assert conflicts(HostIdRange(400000, 500000), subid_files=files) == [
+        f"subordinate ids of carol (500000-500099, {subgid})"
+    ]
+    assert conflicts(HostIdRange(165536, 299999), subid_files=files) == []
+    assert conflicts(HostIdRange(165536, 299999), subid_files=(tmp_path / "missing",)) == []

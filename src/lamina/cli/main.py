@@ -178,8 +178,9 @@ def serve(args: argparse.Namespace) -> int:
     taken = conflicts(settings.uid_range)
     if taken:
         print(
-            f"lamina: --uid-range {settings.uid_range} holds ids of this host's users or groups, which "
-            f"functions must never run as: {', '.join(taken[:5])}. Choose another range.",
+            f"lamina: --uid-range {settings.uid_range} holds ids of this host's users, groups or "
+            f"subordinate id ranges, which functions must never run as: {', '.join(taken[:5])}. "
+            "Choose another range.",
             file=sys.stderr,
         )
         return 2

@@ -146,6 +146,15 @@ def _exit_text(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def _start_sandbox(spec: SandboxSpec, write_fd: int) -> Sandbox:
+    """``Sandbox.start``, then the server's copy of the log pipe's write end closed (here, not on the
+    loop: a start whose caller was cancelled still uses it)."""
+    try:
+        return Sandbox.start(spec)
+    finally:
+        os.close(write_fd)
+
+
 class Environment:
     def __init__(
         self,
@@ -186,6 +195,8 @@ class Environment:
         self.host_ids = host_ids
         self.host_id: int | None = None  # taken at start, given back once no process is left
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._starting: asyncio.Future[Sandbox] | None = None  # Sandbox.start, while in its thread
+        self._destroying: asyncio.Future[None] | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -257,6 +268,8 @@ class Environment:
         await self.api.start()
         self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
         await self.relay.start()
+        # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
+        self.host_id = self.host_ids.allocate()
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(read_fd, False)
         self._log_fd = read_fd
@@ -264,7 +277,6 @@ class Environment:
         cfg = t.config
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
         runtime_dir, lang_dir = t.python_dirs()
-        self.host_id = self.host_ids.allocate()
         spec = SandboxSpec(
             env_id=f"lamina-{self.id}",
             work_dir=self.work_dir,
@@ -285,8 +297,17 @@ class Environment:
             cpus=limits.cpus,
             cpu_quota=limits.cpu_quota,
         )
+        # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
+        # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
+        # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            self.sandbox = await loop.run_in_executor(None, Sandbox.start, spec)
+            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd)
+        except BaseException:
+            os.close(write_fd)
+            raise
+        self._starting = starting
+        try:
+            self.sandbox = await asyncio.shield(starting)
         except SandboxError as exc:
             # What Lambda says when the runtime cannot be executed (e.g. bootstrap not executable).
             reason = "permission denied" if isinstance(exc.__cause__, PermissionError) else str(exc)
@@ -302,7 +323,8 @@ class Environment:
             )
             return
         finally:
-            os.close(write_fd)
+            if starting.done():
+                self._starting = None
         self._exited = loop.create_future()
         self._pidfd = os.pidfd_open(self.sandbox.pid)
         loop.add_reader(self._pidfd, self._on_exit)
@@ -500,9 +522,27 @@ class Environment:
     # -- teardown --------------------------------------------------------------------------------
 
     async def destroy(self) -> None:
+        """Kill the environment's processes and free everything it holds; idempotent. Calls that
+        overlap (the pool's close and the end of the invocation) all wait for the one teardown: a
+        second one must not give the host id back while the first still closes the sandbox."""
+        teardown = self._destroying
+        if teardown is None or (
+            teardown.done() and (teardown.cancelled() or teardown.exception() is not None)
+        ):
+            teardown = self._destroying = asyncio.ensure_future(self._teardown())  # first, or a retry
+        await asyncio.shield(teardown)
+
+    async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
         self.retired = True
         self._cancel_freeze()  # the sandbox's close kills and thaws it
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            # A cancelled start: wait for its thread (nothing may be torn down under it, and what it
+            # made is ours). If this wait is cancelled in turn, the host id is never given back.
+            await asyncio.wait({starting})
+            if self.sandbox is None and not starting.cancelled() and starting.exception() is None:
+                self.sandbox = starting.result()
         if self.sandbox is not None:
             sandbox = self.sandbox
             self.sandbox = None

@@ -20,7 +20,8 @@ namespaces no other environment can see or signal.
 The default range, 1879048192-1879113727 (65,536 ids from ``0x70000000``), lies in the block
 systemd documents as unused (above the container range, below 2^31), far from normal users and from
 the ``/etc/subuid`` ranges that tools allocate from 100000. A range that overlaps a user or group of
-``/etc/passwd`` or ``/etc/group`` is refused at start (:func:`conflicts`).
+``/etc/passwd`` or ``/etc/group``, or a subordinate range of ``/etc/subuid`` or ``/etc/subgid``, is
+refused at start (:func:`conflicts`).
 """
 
 from __future__ import annotations
@@ -93,11 +94,40 @@ class HostIdRange:
 DEFAULT_RANGE = HostIdRange(0x70000000, 0x70000000 + 65535)
 
 
-def conflicts(ids: HostIdRange) -> list[str]:
+#: Subordinate id ranges (shadow-utils' subuid(5), subgid(5)): ``name-or-uid:first:count`` per line.
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+
+
+def _subid_ranges(path: Path) -> list[tuple[str, int, int]]:
+    """The ``(owner, first, last)`` ranges of a subuid/subgid file; missing file: none."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    found = []
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) != 3 or line.lstrip().startswith("#"):
+            continue
+        owner, first, count = fields
+        if first.isdigit() and count.isdigit() and int(count) > 0:
+            found.append((owner, int(first), int(first) + int(count) - 1))
+    return found
+
+
+def conflicts(ids: HostIdRange, subid_files: tuple[Path, ...] = SUBID_FILES) -> list[str]:
     """The users and groups of this host (``/etc/passwd``, ``/etc/group``, NSS) whose id lies in
-    ``ids``: environments must never run as one of them."""
+    ``ids``, and the subordinate id ranges (``/etc/subuid``, ``/etc/subgid``) that overlap it:
+    environments must never run as one of them. A subordinate id is its owner's to act as (newuidmap
+    maps it into a user namespace of theirs), and the host's PID namespace sees every environment's
+    processes: an overlap would let that user signal functions (``kill`` compares host uids only;
+    ``ptrace`` also needs a capability in the function's user namespace, which nobody has)."""
     found = [f"user {u.pw_name} ({u.pw_uid})" for u in pwd.getpwall() if u.pw_uid in ids]
     found += [f"group {g.gr_name} ({g.gr_gid})" for g in grp.getgrall() if g.gr_gid in ids]
+    for path in subid_files:
+        for owner, first, last in _subid_ranges(path):
+            if first <= ids.last and ids.first <= last:
+                found.append(f"subordinate ids of {owner} ({first}-{last}, {path})")
     return found
 
 

@@ -14,8 +14,8 @@ Facts about the mechanics (checked on Linux 6.x):
   its cgroup, drops credentials, loads the seccomp filter and execs: a few os/ctypes calls in
   ``preexec_fn``, nothing that can wait on a lock held by another thread.
 - The seccomp filter (:mod:`lamina.runtime.seccomp_profile`) is compiled once per server by
-  libseccomp and loaded by the child as its last step: ``mount /proc`` and the credential
-  changes before it are calls the filter refuses. It needs no_new_privs, which the child
+  libseccomp and loaded by the child as its last step: ``mount /proc`` and ``unshare`` before
+  it are calls the filter refuses. It needs no_new_privs, which the child
   inherits from the thread; it is inherited by everything the runtime starts and can never
   be removed.
 - When PID 1 dies the kernel SIGKILLs everything else in the namespace, and its exit is
@@ -347,7 +347,7 @@ class _ChildInit:
     its user namespace (still root: the mount and PID namespaces stay owned by the host's, so
     nothing inside can ever mount), waits for the server to map uid/gid 993/990 to the
     environment's host id, becomes that user and drops every capability. The seccomp filter
-    comes last (it refuses mount, setgroups and unshare). Runs between fork and exec: os.* and
+    comes last (it refuses mount and unshare; setgroups is refused by the map's ``deny``). Runs between fork and exec: os.* and
     pre-resolved ctypes calls only; failures are written to ``error_fd`` for the parent's message.
     """
 
