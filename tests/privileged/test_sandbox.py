@@ -887,3 +887,22 @@ def test_a_missing_userland_is_refused(harness: Harness) -> None:
     spec = harness.spec(userland=harness.tmp / "no-such-image")
     with pytest.raises(SandboxError, match="not a directory"):
         Sandbox.start(spec)
+
+
+def test_the_hosts_name_is_not_shown(harness: Harness) -> None:
+    """Its own UTS namespace: the host name is ``localhost``, whatever the host's is, and cannot be set."""
+    if socket.gethostname() == "localhost":
+        pytest.skip("the host itself is named localhost")
+    run = harness.python(
+        """
+        import json, socket
+        try:
+            socket.sethostname("x")
+            changed = "allowed"
+        except PermissionError:
+            changed = "EPERM"
+        print(json.dumps([socket.gethostname(), changed]))
+        """
+    )
+    assert run.returncode == 0, run.output
+    assert run.json() == ["localhost", "EPERM"]

@@ -85,6 +85,7 @@ from lamina.linux.namespaces import (
     CLONE_NEWNS,
     CLONE_NEWPID,
     CLONE_NEWUSER,
+    CLONE_NEWUTS,
     NetNamespace,
     setns,
     unshare,
@@ -97,6 +98,8 @@ from lamina.runtime.seccomp_profile import syscall_filter
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32", "etc")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_SHM_BYTES = 64 * 1024 * 1024
+# The host name functions see: their own UTS namespace's, so the host's name never leaks.
+HOSTNAME = "localhost"
 SANDBOX_UID = 993
 SANDBOX_GID = 990
 
@@ -282,9 +285,10 @@ def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
     step = "join network namespace"
     try:
         setns(net_fd, CLONE_NEWNET)
-        step = "unshare mount, IPC and PID namespaces"
+        step = "unshare mount, IPC, UTS and PID namespaces"
         # CLONE_NEWNS implies CLONE_FS: from here on this thread has its own root, cwd and umask.
-        unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID)
+        unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
+        socket.sethostname(HOSTNAME)  # never the host's own name
         if os.readlink("/proc/thread-self/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
             raise OSError(errno.EINVAL, "still in the host's mount namespace")  # never mount there
         os.umask(0)  # modes below are meant literally, whatever the server's umask
