@@ -61,6 +61,7 @@ class EnvironmentPool:
         self._idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
         self._all: set[Environment] = set()
         self._starting = 0
+        self._cold: set[Environment] = set()  # being started: close() must not miss them
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
         self.host_ids = HostIds(host_ids)
@@ -167,6 +168,7 @@ class EnvironmentPool:
                 cgroups=self.cgroup_policy,
                 host_ids=self.host_ids,
             )
+            self._cold.add(env)
             try:
                 await env.start()
             except HostIdsExhausted as exc:
@@ -177,6 +179,8 @@ class EnvironmentPool:
             raise
         finally:
             self._starting -= 1
+            if env is not None:
+                self._cold.discard(env)
         assert env is not None
         self._all.add(env)
         return env, True
@@ -239,7 +243,8 @@ class EnvironmentPool:
                 env.retired = True
 
     async def close(self) -> None:
-        for env in list(self._all):
+        # Environments still cold-starting too: their host uids are given back only once they are gone.
+        for env in [*self._all, *self._cold]:
             await self._destroy(env)
         self._idle.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
