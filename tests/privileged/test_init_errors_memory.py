@@ -192,6 +192,35 @@ def test_init_error_environment_is_not_reused(lam: Any) -> None:
         assert tail.count("INIT_REPORT ") == 2
 
 
+def test_runtime_exiting_at_init_is_reported_by_the_platform(lam: Any) -> None:
+    # A custom runtime that exits before asking for an event: nothing posted /runtime/init/error,
+    # so the platform words the error, naming the invocation (AWS's recorded
+    # "RequestId: <uuid> Error: Runtime exited with error: exit status 127").
+    code = make_zip({"bootstrap": "#!/bin/sh\necho starting\nexit 3\n"}, modes={"bootstrap": 0o100755})
+    name = f"ie-{uuid.uuid4().hex[:8]}"
+    lam.create_function(
+        FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="h", Code={"ZipFile": code}
+    )
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    r, raw, tail = invoke_raw(lam, name)
+    rid = r["ResponseMetadata"]["RequestId"]
+    message = f"RequestId: {rid} Error: Runtime exited with error: exit status 3"
+    assert raw == json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}).encode()
+    init = "INIT_REPORT Init Duration: <duration> ms\tPhase: {}\tStatus: error\tError Type: Runtime.ExitError"
+    assert shape(tail, rid) == [
+        "starting",
+        init.format("init"),
+        "starting",
+        init.format("invoke"),
+        "START RequestId: <request-id> Version: $LATEST",
+        "RequestId: <request-id> Error: Runtime exited with error: exit status 3",
+        "Runtime.ExitError",
+        "END RequestId: <request-id>",
+        "REPORT RequestId: <request-id>\tDuration: <duration> ms\tBilled Duration: <duration> ms\t"
+        "Memory Size: 128 MB\tMax Memory Used: <memory> MB\tStatus: error\tError Type: Runtime.ExitError\t",
+    ]
+
+
 # -- Max Memory Used ---------------------------------------------------------------------------------
 
 MAPPER = """\

@@ -180,6 +180,7 @@ class Environment:
         self._buffer = bytearray()  # log output of the current invocation
         self.init_ms: float | None = None  # reported on the first invocation only
         self.init_error: InvocationResult | None = None
+        self._init_reason: str | None = None  # an init error of the platform's (see _platform_init_error)
         self.last_used = time.monotonic()
         self.retired = False
         self.busy = False
@@ -263,6 +264,7 @@ class Environment:
         await self.destroy()
         self.retired = False
         self.init_error = None
+        self._init_reason = None
         self.init_ms = None
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = self.work_root / self.id
@@ -277,15 +279,9 @@ class Environment:
         argv = self._argv()
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
-            self.init_error = InvocationResult(
-                ResultKind.INIT_ERROR,
-                json.dumps(
-                    {
-                        "errorType": "Runtime.InvalidEntrypoint",
-                        "errorMessage": "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
-                    }
-                ).encode(),
+            self._platform_init_error(
                 "Runtime.InvalidEntrypoint",
+                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
             )
             return
         self.netns = NetNamespace.create(f"lamina-{self.id}")
@@ -330,16 +326,7 @@ class Environment:
             # What Lambda says when the runtime cannot be executed (e.g. bootstrap not executable).
             self.init_ms = (time.perf_counter() - started) * 1000
             reason = "permission denied" if isinstance(exc.__cause__, PermissionError) else str(exc)
-            self.init_error = InvocationResult(
-                ResultKind.INIT_ERROR,
-                json.dumps(
-                    {
-                        "errorType": "Runtime.InvalidEntrypoint",
-                        "errorMessage": f"Error: fork/exec {argv[0]}: {reason}",
-                    }
-                ).encode(),
-                "Runtime.InvalidEntrypoint",
-            )
+            self._platform_init_error("Runtime.InvalidEntrypoint", f"fork/exec {argv[0]}: {reason}")
             return
         finally:
             os.close(write_fd)
@@ -364,11 +351,14 @@ class Environment:
         else:
             reason = f"Runtime exited with error: {_exit_text(code)}"
             error_type = "Runtime.ExitError"
-        self.init_error = InvocationResult(
-            ResultKind.INIT_ERROR,
-            json.dumps({"errorType": error_type, "errorMessage": reason}).encode(),
-            error_type,
-        )
+        self._platform_init_error(error_type, reason)
+
+    def _platform_init_error(self, error_type: str, reason: str) -> None:
+        """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
+        name the invocation (``RequestId: <id> Error: <reason>``), so they are made in :meth:`invoke`."""
+        self._init_reason = reason
+        body = json.dumps({"errorType": error_type, "errorMessage": f"Error: {reason}"}).encode()
+        self.init_error = InvocationResult(ResultKind.INIT_ERROR, body, error_type)
 
     def _on_exit(self) -> None:
         loop = asyncio.get_event_loop()
@@ -468,6 +458,12 @@ class Environment:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
             # {"errorMessage", "errorType", "requestId": "", "stackTrace"}, as AWS returns it.
             outcome, payload, error_type = Outcome.ERROR, self.init_error.body, self.init_error.error_type
+            if self._init_reason is not None:
+                # The platform's own errors, as AWS shows them between START and END:
+                # "RequestId: <id> Error: Runtime exited with error: exit status 127\nRuntime.ExitError".
+                message = f"RequestId: {inv.request_id} Error: {self._init_reason}"
+                payload = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+                self._log(f"{message}\n{error_type}\n".encode())
             self.retired = True
         else:
             assert self.api is not None and self._exited is not None
