@@ -655,7 +655,10 @@ def test_memory_size_exceeded(lam: Any) -> None:
         "errorMessage": f"RequestId: {rid} Error: Runtime exited with error: signal: killed",
     }
     report = [line for line in tail(r).splitlines() if line.startswith("REPORT")][0]
-    assert "\tStatus: error\tError Type: Runtime.ExitError\t" in report
+    # AWS: the Invoke error says Runtime.ExitError, the REPORT line Runtime.OutOfMemory, and the
+    # memory used is the whole MemorySize.
+    assert "\tMax Memory Used: 128 MB\t" in report, report
+    assert report.endswith("\tStatus: error\tError Type: Runtime.OutOfMemory\t"), report
     r, out = call(lam, name, {"op": "hog", "mb": 10}, LogType="Tail")  # a fresh environment
     assert "FunctionError" not in r and out == 10 << 20
     assert "Init Duration" in tail(r)

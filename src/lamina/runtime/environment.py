@@ -39,10 +39,11 @@ from typing import Any, Protocol
 
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
-from lamina.linux import NetNamespace
+from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogStore, stream_name
+from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
@@ -174,6 +175,7 @@ class Environment:
         self.target = target
         self.attacher = attacher
         self.id = uuid.uuid4().hex[:12]
+        self.work_root = work_root
         self.work_dir = work_root / self.id
         self.logs = logs
         self.stream = stream_name(target.version, dt.datetime.now(dt.UTC))
@@ -187,6 +189,7 @@ class Environment:
         self._buffer = bytearray()  # log output of the current invocation
         self.init_ms: float | None = None  # reported on the first invocation only
         self.init_error: InvocationResult | None = None
+        self._init_reason: str | None = None  # an init error of the platform's (see _platform_init_error)
         self.last_used = time.monotonic()
         self.retired = False
         self.busy = False
@@ -243,21 +246,53 @@ class Environment:
         return None
 
     async def start(self) -> None:
-        """Cold start. Afterwards ``init_error`` is set if the runtime failed to initialise."""
+        """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
+        initialise, and its output is followed by the ``INIT_REPORT`` line Lambda writes then."""
+        await self._init_runtime()
+        if self.init_error is not None:
+            self._init_report("init")
+
+    def _init_report(self, phase: str) -> None:
+        """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
+        ms<TAB>Phase: init<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError`` (see
+        "Failures during the Init phase" in AWS's execution environment lifecycle guide); ``phase``
+        is ``invoke`` for the retry during the first invocation."""
+        assert self.init_error is not None
+        self._drain_logs()  # the runtime's own [ERROR] lines come first
+        status = (
+            "Status: timeout"
+            if self.init_error.error_type == "Sandbox.Timedout"
+            else f"Status: error\tError Type: {self.init_error.error_type}"
+        )
+        self._log(
+            f"INIT_REPORT Init Duration: {self.init_ms or 0.0:.2f} ms\tPhase: {phase}\t{status}\n".encode()
+        )
+
+    async def _retry_init(self) -> None:
+        """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
+        everything of the failed attempt goes (its sandbox, namespace, host uid) and a new one
+        starts under a new id, logging to the same stream."""
+        await self.destroy()
+        self.retired = False
+        self.init_error = None
+        self._init_reason = None
+        self.init_ms = None
+        self.id = uuid.uuid4().hex[:12]
+        self.work_dir = self.work_root / self.id
+        await self._init_runtime()
+        if self.init_error is not None:
+            self._init_report("invoke")
+
+    async def _init_runtime(self) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         t = self.target
         argv = self._argv()
         if argv is None:
-            self.init_error = InvocationResult(
-                ResultKind.INIT_ERROR,
-                json.dumps(
-                    {
-                        "errorType": "Runtime.InvalidEntrypoint",
-                        "errorMessage": "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
-                    }
-                ).encode(),
+            self.init_ms = (time.perf_counter() - started) * 1000
+            self._platform_init_error(
                 "Runtime.InvalidEntrypoint",
+                "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
             )
             return
         self.netns = NetNamespace.create(f"lamina-{self.id}")
@@ -310,17 +345,9 @@ class Environment:
             self.sandbox = await asyncio.shield(starting)
         except SandboxError as exc:
             # What Lambda says when the runtime cannot be executed (e.g. bootstrap not executable).
+            self.init_ms = (time.perf_counter() - started) * 1000
             reason = "permission denied" if isinstance(exc.__cause__, PermissionError) else str(exc)
-            self.init_error = InvocationResult(
-                ResultKind.INIT_ERROR,
-                json.dumps(
-                    {
-                        "errorType": "Runtime.InvalidEntrypoint",
-                        "errorMessage": f"Error: fork/exec {argv[0]}: {reason}",
-                    }
-                ).encode(),
-                "Runtime.InvalidEntrypoint",
-            )
+            self._platform_init_error("Runtime.InvalidEntrypoint", f"fork/exec {argv[0]}: {reason}")
             return
         finally:
             if starting.done():
@@ -346,11 +373,14 @@ class Environment:
         else:
             reason = f"Runtime exited with error: {_exit_text(code)}"
             error_type = "Runtime.ExitError"
-        self.init_error = InvocationResult(
-            ResultKind.INIT_ERROR,
-            json.dumps({"errorType": error_type, "errorMessage": reason}).encode(),
-            error_type,
-        )
+        self._platform_init_error(error_type, reason)
+
+    def _platform_init_error(self, error_type: str, reason: str) -> None:
+        """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
+        name the invocation (``RequestId: <id> Error: <reason>``), so they are made in :meth:`invoke`."""
+        self._init_reason = reason
+        body = json.dumps({"errorType": error_type, "errorMessage": f"Error: {reason}"}).encode()
+        self.init_error = InvocationResult(ResultKind.INIT_ERROR, body, error_type)
 
     def _on_exit(self) -> None:
         loop = asyncio.get_event_loop()
@@ -437,12 +467,25 @@ class Environment:
     async def invoke(self, inv: Invocation, timeout_s: float, first: bool) -> InvokeResult:
         self.busy = True
         self._cancel_freeze()
-        self._buffer = bytearray()
-        self._log(f"START RequestId: {inv.request_id} Version: {self.target.version}\n".encode())
         started = time.perf_counter()
+        if self.init_error is None:
+            self._buffer = bytearray()
+        else:
+            # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
+            # the retry's (AWS's Tail and console show both attempts before START).
+            await self._retry_init()
+        self._log(f"START RequestId: {inv.request_id} Version: {self.target.version}\n".encode())
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
+            # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
+            # {"errorMessage", "errorType", "requestId": "", "stackTrace"}, as AWS returns it.
             outcome, payload, error_type = Outcome.ERROR, self.init_error.body, self.init_error.error_type
+            if self._init_reason is not None:
+                # The platform's own errors, as AWS shows them between START and END:
+                # "RequestId: <id> Error: Runtime exited with error: exit status 127\nRuntime.ExitError".
+                message = f"RequestId: {inv.request_id} Error: {self._init_reason}"
+                payload = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+                self._log(f"{message}\n{error_type}\n".encode())
             self.retired = True
         else:
             assert self.api is not None and self._exited is not None
@@ -486,7 +529,8 @@ class Environment:
                     }
                 ).encode()
                 self.retired = True
-        if outcome is not Outcome.EXITED and self.sandbox is not None and self.sandbox.oom_killed():
+        oom = self.sandbox is not None and self.sandbox.oom_killed()
+        if outcome is not Outcome.EXITED and oom:
             # Lambda stops the whole runtime when a function exceeds its memory; the kernel's OOM
             # killer (cgroup v1) may have picked a child instead, so the environment goes anyway.
             outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
@@ -499,25 +543,41 @@ class Environment:
             self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
-        memory = self.target.config.get("MemorySize", 128)
-        peak = self.sandbox.memory_peak_bytes() if self.sandbox is not None else 0
+        memory = int(self.target.config.get("MemorySize", 128))
         report = (
             f"END RequestId: {inv.request_id}\n"
             f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
             f"{max(1, math.ceil(duration))} ms\tMemory Size: {memory} MB\tMax Memory Used: "
-            f"{max(1, math.ceil(peak / (1024 * 1024)))} MB\t"
+            f"{self._max_memory_used_mb(memory)} MB\t"
         )
-        if first and self.init_ms is not None:
+        init_failed = self.init_error is not None
+        if first and self.init_ms is not None and not init_failed:
             report += f"Init Duration: {self.init_ms:.2f} ms\t"
-        if outcome is Outcome.TIMEOUT:
+        if outcome is Outcome.TIMEOUT or (init_failed and error_type == "Sandbox.Timedout"):
             report += "Status: timeout\t"
+        elif init_failed:
+            # AWS: "...Max Memory Used: 46 MB<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError"
+            report += f"Status: error\tError Type: {error_type}\t"
         elif outcome is Outcome.EXITED:
-            report += "Status: error\tError Type: Runtime.ExitError\t"
+            # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
+            # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
+            report += f"Status: error\tError Type: {'Runtime.OutOfMemory' if oom else 'Runtime.ExitError'}\t"
         self._log((report + "\n").encode())
         tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
+
+    def _max_memory_used_mb(self, memory_mb: int) -> int:
+        """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""
+        if self.sandbox is None:
+            return 1
+        peak = self.sandbox.memory_peak_bytes()
+        try:
+            pids = self.sandbox.cgroup.pids()
+        except CgroupError:
+            pids = []
+        return max_memory_used_mb(peak, pids, memory_mb)
 
     # -- teardown --------------------------------------------------------------------------------
 
