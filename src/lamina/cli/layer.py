@@ -1,4 +1,4 @@
-"""``lamina layer build`` and ``lamina layer publish``."""
+"""``lamina layer build``, ``lamina layer check`` and ``lamina layer publish``."""
 
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def add_parser(sub: Any) -> None:
         help="installed runtimes used for verification (default: lamina-runtimes in lamina's prefix)",
     )
 
+    check = commands.add_parser(
+        "check",
+        help="list every file of a layer or function zip that cannot load on a runtime, with the fix",
+        description="Before deploying: find the ELF files built for another architecture or needing a "
+        "newer glibc/libstdc++ than the runtime's Amazon Linux has, and the extension modules built for "
+        "another Python. Exit status 1 when one cannot load, 2 on bad input.",
+    )
+    check.add_argument("zip", help="the layer or function zip")
+    check.add_argument("--runtime", required=True, help="python3.8 ... python3.14")
+    check.add_argument("--arch", default="x86_64", choices=("x86_64", "arm64"), help="default x86_64")
+    check.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+
     pub = commands.add_parser(
         "publish",
         help="PublishLayerVersion, unless the newest version already has this zip's CodeSha256",
@@ -107,6 +119,8 @@ def main(args: argparse.Namespace) -> int:
         return build(args)
     if args.layer_command == "publish":
         return publish(args)
+    if args.layer_command == "check":
+        return check(args)
     return 2
 
 
@@ -178,6 +192,45 @@ def build(args: argparse.Namespace) -> int:
     else:
         print(report)
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    import zipfile
+
+    from lamina.builder.elfcheck import check_zip, fix, platform_for
+    from lamina.builder.targets import TargetError
+
+    try:
+        platform = platform_for(args.runtime, args.arch)
+    except TargetError as exc:
+        _err(str(exc))
+        return 2
+    zip_path = Path(args.zip)
+    if not zip_path.is_file():
+        _err(f"no such file: {zip_path}")
+        return 2
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            result = check_zip(zf, platform)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, NotImplementedError) as exc:
+        _err(f"{zip_path}: cannot read the zip: {exc}")
+        return 2
+    checked = f"{result.elf_files} ELF file(s), {result.extensions} extension module(s)"
+    if result.ok:
+        lines = [f"{zip_path}: ok on {platform.describe()}: {checked} checked"]
+    else:
+        lines = [
+            f"{zip_path}: {len({p.path for p in result.problems})} file(s) cannot load on "
+            f"{platform.describe()} ({checked} checked):",
+            *(f"  {p}" for p in result.problems),
+            f"fix: {fix(platform)}",
+        ]
+    if args.json:
+        print("\n".join(lines), file=sys.stderr)
+        print(json.dumps(result.json()))
+    else:
+        print("\n".join(lines))
+    return 0 if result.ok else 1
 
 
 def publish(args: argparse.Namespace) -> int:
