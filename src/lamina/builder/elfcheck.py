@@ -570,7 +570,9 @@ def check_zip(zf: zipfile.ZipFile, platform: Platform) -> Check:
         try:
             elf = parse_elf(data)
         except ElfError as exc:
-            problems.append(Problem(info.filename, Issue.UNREADABLE, f"cannot be read as ELF: {exc}"))
+            # Only what something would load or run: a text file may start with these bytes too.
+            if ".so" in posixpath.basename(info.filename) or (info.external_attr >> 16) & 0o111:
+                problems.append(Problem(info.filename, Issue.UNREADABLE, f"cannot be read as ELF: {exc}"))
             continue
         if elf.loadable:
             elves[info.filename] = elf
@@ -592,5 +594,5 @@ def check_zip(zf: zipfile.ZipFile, platform: Platform) -> Check:
             problems.append(problem)
     problems.extend(_site_problems((i.filename for i in members), platform))
     order = {info.filename: n for n, info in enumerate(members)}
-    problems.sort(key=lambda p: (order.get(p.path, -1), p.issue.value))
+    problems.sort(key=lambda p: order.get(p.path, len(order)))  # zip order; directories last
     return Check(platform, tuple(problems), len(elves), extensions)
