@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,16 @@ def iam_authorizer(platform: Platform) -> IamAuthorizer:
     )
 
 
-def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server:
+def build(
+    settings: Settings,
+    *,
+    authorizer: Authorizer | None = None,
+    zip_checker: Callable[[Path, Sequence[str], Sequence[str]], list[dict[str, object]]] | None = None,
+) -> Server:
     """Construct every part of a server from ``settings``. Opens the data directory (``OSError``
-    when it cannot be used); starts nothing: the app's lifespan runs the supervisor."""
+    when it cannot be used); starts nothing: the app's lifespan runs the supervisor. ``zip_checker``
+    (``lamina layer check`` for a zip and runtimes, given by the cli: the builder is not the server's
+    to import) backs the console's layer check."""
     data_dir = settings.data_dir
     open_data_dir(data_dir)
     # Every environment holds descriptors (relay, Runtime API, logs): take all the kernel allows,
@@ -196,7 +204,14 @@ def build(settings: Settings, *, authorizer: Authorizer | None = None) -> Server
         clock=time.time,
         rate_limit=settings.api_rate_limit,
     )
-    console = Console(pipeline, logs, io)
+    console = Console(
+        pipeline,
+        logs,
+        io,
+        layer_checker=None
+        if zip_checker is None
+        else lambda sha, runtimes, archs: zip_checker(blobs.path(sha), runtimes, archs),
+    )
 
     workers: list[tuple[str, Hooks | ThreadedWorker | Platform]] = [
         ("store", ThreadedWorker("store", lambda: None, db.close, io)),

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from lamina_server import LaminaServer
 from wheelhouse import ELF_AARCH64, build_wheelhouse, fake_elf, lamina_build, lamina_layer, last_json
 
 NEEDS_GLIBC_2_28 = r"""
@@ -136,3 +138,58 @@ def test_bad_input(tmp_path: Path) -> None:
     assert proc.stderr.startswith(f"lamina: {tmp_path / 'not.zip'}: cannot read the zip:")
     assert proc.stdout == ""
     json.loads(lamina_layer(["check", str(layer), "--runtime", "python3.12", "--json"]).stdout)
+
+
+def test_console_checks_a_layer_version_on_its_compatible_runtimes(
+    server: LaminaServer, tmp_path: Path, objects: dict[str, bytes]
+) -> None:
+    from test_console_api import Browser
+
+    alice, bob = Browser(server), Browser(server)
+    assert alice.signin("AKIDALICE111", "alice-secret")[0] == 200
+    assert bob.signin("AKIDBOB22222", "bob-secret")[0] == 200
+    data = _zip(tmp_path / "l.zip", {"python/probe/_probe.abi3.so": objects["glibc"]}).read_bytes()
+    status, doc = alice.call(
+        "lambda",
+        "PublishLayerVersion",
+        {
+            "LayerName": "checked",
+            "Content": {"ZipFile": base64.b64encode(data).decode()},
+            "CompatibleRuntimes": ["python3.11", "python3.12", "nodejs20.x"],
+        },
+    )
+    assert status == 200, doc
+    status, doc = alice.post(
+        "layer-check", {"region": "us-east-1", "LayerName": "checked", "VersionNumber": 1}
+    )
+    assert status == 200, doc
+    assert doc["LayerVersionArn"] == "arn:aws:lambda:us-east-1:111111111111:layer:checked:1"
+    by_runtime = {c["runtime"]: c for c in doc["checks"]}
+    assert list(by_runtime) == ["python3.11", "python3.12", "nodejs20.x"]
+    assert by_runtime["python3.11"]["problems"] == [
+        {
+            "path": "python/probe/_probe.abi3.so",
+            "issue": "symbol-version",
+            "detail": "needs GLIBC_2.28, python3.11 (Amazon Linux 2) has glibc 2.26",
+        }
+    ]
+    assert by_runtime["python3.12"]["ok"] is True and by_runtime["python3.12"]["arch"] == "x86_64"
+    assert by_runtime["nodejs20.x"] == {
+        "runtime": "nodejs20.x",
+        "arch": "x86_64",
+        "skipped": "not a Python runtime lamina knows",
+    }
+    # Checked as GetLayerVersion: another account without permission is refused, as through the API.
+    status, doc = bob.post(
+        "layer-check",
+        {
+            "region": "us-east-1",
+            "LayerName": "arn:aws:lambda:us-east-1:111111111111:layer:checked",
+            "VersionNumber": 1,
+        },
+    )
+    assert status == 403 and doc["error"]["code"] == "AccessDeniedException"
+    status, doc = alice.post("layer-check", {"LayerName": "checked", "VersionNumber": "1"})
+    assert status == 400 and doc["error"]["code"] == "ValidationException"
+    status, doc = alice.post("layer-check", {"LayerName": "missing", "VersionNumber": 1})
+    assert status == 404 and doc["error"]["code"] == "ResourceNotFoundException"

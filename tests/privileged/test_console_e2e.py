@@ -125,6 +125,10 @@ def test_console_story(server: LaminaServer, page: Any, vpc_function: dict[str, 
     page.click("#publish-layer")
     expect(page.locator("#notice")).to_contain_text("arn:aws:lambda:us-east-1:000000000000:layer:greeting:1")
     expect(page.locator("main table")).to_contain_text("says hello")
+    page.click("button.check-layer")  # lamina layer check on each compatible runtime
+    expect(page.locator("#layer-check")).to_contain_text(
+        "python3.12 x86_64 (Amazon Linux 2023: glibc 2.34, GLIBCXX_3.4.29, CXXABI_1.3.13): loads"
+    )
     page.goto(f"{server.url}/console/#/layers")
     expect(page.locator("main table")).to_contain_text("greeting")
     shot(page, "layers")

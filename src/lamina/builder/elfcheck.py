@@ -31,10 +31,11 @@ import re
 import stat
 import struct
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from lamina.builder.targets import BuildTarget
+from lamina.builder.targets import BuildTarget, TargetError
 from lamina.errors import LaminaError
 
 ET_EXEC = 2
@@ -596,3 +597,27 @@ def check_zip(zf: zipfile.ZipFile, platform: Platform) -> Check:
     order = {info.filename: n for n, info in enumerate(members)}
     problems.sort(key=lambda p: order.get(p.path, len(order)))  # zip order; directories last
     return Check(platform, tuple(problems), len(elves), extensions)
+
+
+def check_for_runtimes(
+    zip_path: Path, runtimes: Sequence[str], architectures: Sequence[str]
+) -> list[dict[str, object]]:
+    """``check_zip`` once per (runtime, architecture) a layer version says it is compatible with, as
+    JSON documents: the console's layer page. Runtimes this check does not know (``nodejs20.x``,
+    ``provided.al2023``) get ``{"runtime", "arch", "skipped": reason}``. No architectures listed
+    means x86_64 (Lambda's default)."""
+    out: list[dict[str, object]] = []
+    with zipfile.ZipFile(zip_path) as zf:
+        for runtime in runtimes:
+            for arch in architectures or ("x86_64",):
+                try:
+                    platform = platform_for(runtime, arch)
+                except TargetError:
+                    out.append(
+                        {"runtime": runtime, "arch": arch, "skipped": "not a Python runtime lamina knows"}
+                    )
+                    continue
+                doc = check_zip(zf, platform).json()
+                doc["platform"] = platform.describe()
+                out.append(doc)
+    return out

@@ -188,11 +188,12 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lamina.api.edge import EdgeLimits, protocol_class
+    from lamina.builder.elfcheck import check_for_runtimes
     from lamina.server import build
     from lamina.services.lambda_.invoke import why_functions_cannot_run
 
     try:
-        server = build(settings)
+        server = build(settings, zip_checker=check_for_runtimes)
     except OSError as exc:
         print(f"lamina: cannot use data directory {settings.data_dir}: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +46,10 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _LOG_BYTES = 64 * 1024
+# (layer zip's SHA-256 hex, compatible runtimes, compatible architectures) -> one JSON document per
+# (runtime, arch): ``lamina layer check``'s, handed in by the composition root (the builder is above
+# the console in the layering).
+LayerChecker = Callable[[str, Sequence[str], Sequence[str]], list[dict[str, object]]]
 MAX_SESSIONS = 10_000
 # Live sessions of one access key: a new sign-in past this many signs the key's oldest out.
 MAX_SESSIONS_PER_KEY = 10
@@ -153,8 +157,10 @@ class Console:
         executor: Executor,
         *,
         clock: Callable[[], float] = time.time,
+        layer_checker: LayerChecker | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._layer_checker = layer_checker
         self._logs = logs
         self._executor = executor
         self._clock = clock
@@ -213,6 +219,8 @@ class Console:
             )
         if action == "call":
             return await self._call(request, session, doc)
+        if action == "layer-check":
+            return await self._check_layer(request, session, doc)
         if action == "logs":
             return await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._read_logs, session, doc, request.client_host
@@ -356,6 +364,51 @@ class Console:
             log.exception("console: internal error in %s.%s (request %s)", name, operation, request_id)
             return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
         return _json(200, {"result": output, "requestId": request_id})
+
+    async def _check_layer(self, request: Request, session: Session, doc: dict[str, Any]) -> Response:
+        """``lamina layer check`` of one layer version for each of its compatible runtimes and
+        architectures, for a principal allowed GetLayerVersion on it (asked through the pipeline)."""
+        if self._layer_checker is None:
+            return _error(404, "NotFound", "This server does not check layers.")
+        region = str(doc.get("region") or "us-east-1")
+        name, version = doc.get("LayerName"), doc.get("VersionNumber")
+        if (
+            not _REGION.match(region)
+            or not isinstance(name, str)
+            or not isinstance(version, int)
+            or isinstance(version, bool)
+        ):
+            return _error(
+                400, "ValidationException", "A LayerName, a VersionNumber and a region are required."
+            )
+        request_id = str(uuid.uuid4())
+        try:
+            got = await self._pipeline.call(
+                session.principal,
+                "lambda",
+                "GetLayerVersion",
+                {"LayerName": name, "VersionNumber": version},
+                region=region,
+                base_url=f"http://{request.headers.get('host', '127.0.0.1')}",
+                request_id=request_id,
+                source_ip=request.client_host,
+            )
+            sha = base64.b64decode(got["Content"]["CodeSha256"]).hex()
+            checks = await asyncio.get_running_loop().run_in_executor(
+                self._executor,
+                self._layer_checker,
+                sha,
+                list(got.get("CompatibleRuntimes") or []),
+                list(got.get("CompatibleArchitectures") or []),
+            )
+        except AwsError as exc:
+            return _aws_error(exc)
+        except Exception:
+            log.exception(
+                "console: internal error checking layer %s:%s (request %s)", name, version, request_id
+            )
+            return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
+        return _json(200, {"LayerVersionArn": got.get("LayerVersionArn"), "checks": checks})
 
     def _read_logs(self, session: Session, doc: dict[str, Any], client: str) -> Response:
         """The newest log streams of one of the account's functions (its last 64 KB), for a

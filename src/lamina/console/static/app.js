@@ -206,7 +206,22 @@ function layerForm(name) {
   return form;
 }
 
+// `lamina layer check` of one version on each runtime (and architecture) it lists as compatible.
+function showLayerCheck(box, version, checks) {
+  const item = (c) => {
+    if (c.skipped) return h("li", {}, `${c.runtime} ${c.arch}: not checked (${c.skipped})`);
+    if (c.ok) return h("li", { class: "ok" }, `${c.platform}: loads (${c.elf_files} ELF files, ${c.extensions} extension modules checked)`);
+    return h("li", { class: "problems" }, `${c.platform}: ${c.problems.length} problem(s)`,
+      h("ul", {}, c.problems.map((p) => h("li", {}, h("code", {}, p.path), `: ${p.detail}`))),
+      h("p", { class: "hint" }, `Fix: ${c.fix}`));
+  };
+  box.replaceChildren(h("h2", {}, `Version ${version} on its compatible runtimes`),
+    checks.length ? h("ul", { class: "layer-check" }, checks.map(item))
+      : h("p", { class: "hint" }, "This version lists no compatible runtimes to check it against."));
+}
+
 async function layerPage(name) {
+  const checkBox = h("div", { id: "layer-check" });
   const versions = await all("lambda", "ListLayerVersions", { LayerName: name }, "LayerVersions");
   const rows = versions.map((v) => [v.Version, v.CreatedDate, v.Description || "", (v.CompatibleRuntimes || []).join(", "),
     (v.CompatibleArchitectures || []).join(", "), v.LicenseInfo || "",
@@ -215,6 +230,10 @@ async function layerPage(name) {
         const got = await call("lambda", "GetLayerVersion", { LayerName: name, VersionNumber: v.Version });
         location.href = got.Content.Location;
       }) }, "Download"),
+      h("button", { class: "check-layer", onclick: async (ev) => submitting(ev.target, async () => {
+        const out = await api("layer-check", { region: state.region, LayerName: name, VersionNumber: v.Version });
+        showLayerCheck(checkBox, v.Version, out.checks);
+      }) }, "Check"),
       h("a", { class: "button", href: `#/layers/${encodeURIComponent(name)}/${v.Version}` }, "Permissions"),
       h("button", { class: "danger", onclick: async (ev) => {
         if (!confirm(`Delete version ${v.Version} of ${name}? Functions that use it keep working.`)) return;
@@ -226,6 +245,7 @@ async function layerPage(name) {
       } }, "Delete"))]);
   page(`Layer ${name}`, h("p", {}, h("a", { href: "#/layers" }, "← Layers")),
     table(["Version", "Created", "Description", "Runtimes", "Architectures", "License", ""], rows, "This layer has no versions left."),
+    checkBox,
     h("h2", {}, "Create a new version"), layerForm(name));
 }
 
