@@ -17,10 +17,8 @@ Facts this relies on:
   for another Python, a free-threaded (``t``) build, another machine or musl is simply not found.
   ``abi3`` modules load on the Python they were built for and every later 3.x; the wheel's tag
   (``cp38-abi3-...``) says which one that was.
-- Lambda runtimes (AWS, "Lambda runtimes"): python3.8 to 3.11 run on Amazon Linux 2 (glibc 2.26,
-  libstdc++ of gcc 7), python3.12 and newer on Amazon Linux 2023 (glibc 2.34, libstdc++ of gcc 11).
-  libstdc++'s versions per gcc release are in its manual ("ABI Policy and Guidelines"): gcc 7.2+
-  ``GLIBCXX_3.4.24``/``CXXABI_1.3.11``, gcc 11 ``GLIBCXX_3.4.29``/``CXXABI_1.3.13``.
+- What each runtime's userland offers (glibc, ``GLIBCXX``, ``CXXABI``) is the runtime table's
+  (:mod:`lamina.domain.runtimes`).
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamina.builder.targets import BuildTarget, TargetError
+from lamina.domain import runtimes as R
 from lamina.errors import LaminaError
 
 ET_EXEC = 2
@@ -95,27 +94,20 @@ class Platform:
         )
 
 
-# libstdc++ per userland: Amazon Linux 2 ships gcc 7's (7.3.1), Amazon Linux 2023 gcc 11's.
-# Interim: the lead replaces this dict and platform_for's BuildTarget use with the runtime table
-# (lamina.domain.runtimes) at merge.
-_LIBSTDCXX = {
-    "Amazon Linux 2": ((3, 4, 24), (1, 3, 11)),
-    "Amazon Linux 2023": ((3, 4, 29), (1, 3, 13)),
-}
-
-
 def platform_for(runtime: str, arch: str) -> Platform:
-    """The platform a Lambda runtime offers; raises ``TargetError`` for an unknown runtime or arch."""
+    """The platform a Lambda runtime offers, from the one runtime table (:mod:`lamina.domain.runtimes`);
+    raises ``TargetError`` for a runtime or architecture the builder cannot target (the fix names
+    ``lamina layer build``, so the check covers the same runtimes)."""
     target = BuildTarget.parse(runtime, arch)
-    glibcxx, cxxabi = _LIBSTDCXX[target.base_image]
+    userland = R.get(target.runtime).userland
     return Platform(
         runtime=target.runtime,
         arch=target.arch,
         machine=target.machine,
-        userland=target.base_image,
-        glibc=target.glibc,
-        glibcxx=glibcxx,
-        cxxabi=cxxabi,
+        userland=userland.name,
+        glibc=userland.glibc,
+        glibcxx=userland.glibcxx,
+        cxxabi=userland.cxxabi,
         python=(3, target.minor),
     )
 
