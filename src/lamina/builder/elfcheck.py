@@ -2,16 +2,9 @@
 or function zip, before it is deployed (``lamina layer check``).
 
 Facts this relies on:
-- ELF (System V gABI): ``e_ident[EI_CLASS]`` 1/2 = 32/64-bit, ``e_ident[EI_DATA]`` 1/2 = little/big
-  endian; ``e_machine`` 62 is x86-64, 183 AArch64. Only ``ET_EXEC`` (2) and ``ET_DYN`` (3) files are
-  loaded by anyone; relocatable objects (``.o``) and core files are inert in a layer.
-- Symbol versioning (LSB, "Symbol Versioning"): ``.gnu.version_r`` (``SHT_GNU_verneed``) lists, per
-  needed library, the version names the file needs (``GLIBC_2.28`` from ``libc.so.6``); the dynamic
-  loader refuses a file when the library found lacks one (``version `GLIBC_2.28' not found``). Its
-  records are the same 16 bytes in both classes; ``sh_link`` names the string table. Files stripped of
-  section headers still carry it through ``DT_VERNEED``/``DT_VERNEEDNUM`` in ``PT_DYNAMIC``.
-  ``.gnu.version_d`` (``SHT_GNU_verdef``) lists what a library itself defines: a layer may ship its
-  own libstdc++, which then answers its users' ``GLIBCXX`` needs.
+- ELF files are read by :mod:`lamina.domain.elf` (machine, symbol versions needed and defined); the
+  dynamic loader refuses a file when the library it finds lacks a version it needs. A layer may ship
+  its own libstdc++, which then answers its users' ``GLIBCXX`` needs.
 - CPython (PEP 3149, PEP 384, ``importlib.machinery.EXTENSION_SUFFIXES``): ``import x`` on Linux
   looks only for ``x.cpython-3XY-<machine>-linux-gnu.so``, ``x.abi3.so`` and ``x.so``. A module tagged
   for another Python, a free-threaded (``t``) build, another machine or musl is simply not found.
@@ -27,7 +20,6 @@ import enum
 import posixpath
 import re
 import stat
-import struct
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,38 +27,12 @@ from pathlib import Path
 
 from lamina.builder.targets import BuildTarget, TargetError
 from lamina.domain import runtimes as R
-from lamina.errors import LaminaError
-
-ET_EXEC = 2
-ET_DYN = 3
-SHT_GNU_VERDEF = 0x6FFFFFFD
-SHT_GNU_VERNEED = 0x6FFFFFFE
-PT_LOAD = 1
-PT_DYNAMIC = 2
-DT_NULL = 0
-DT_STRTAB = 5
-DT_VERDEF = 0x6FFFFFFC
-DT_VERDEFNUM = 0x6FFFFFFD
-DT_VERNEED = 0x6FFFFFFE
-DT_VERNEEDNUM = 0x6FFFFFFF
-# e_machine -> the name ``uname -m`` and wheel tags use.
-MACHINES = {
-    62: "x86_64",
-    183: "aarch64",
-    3: "i386",
-    40: "arm",
-    8: "mips",
-    20: "ppc",
-    21: "ppc64",
-    22: "s390x",
-    243: "riscv64",
-}
-_VERSIONED = re.compile(r"(GLIBC|GLIBCXX|CXXABI)_(\d+(?:\.\d+)+)")
-_MAX_RECORDS = 4096  # a corrupt chain must not loop for ever
-
-
-class ElfError(LaminaError, ValueError):
-    """The bytes start like ELF but cannot be read as ELF (truncated or corrupt)."""
+from lamina.domain.elf import ElfError as ElfError
+from lamina.domain.elf import ElfFile as ElfFile
+from lamina.domain.elf import VersionNeed as VersionNeed
+from lamina.domain.elf import is_elf as is_elf
+from lamina.domain.elf import parse_elf as parse_elf
+from lamina.domain.elf import version_of as version_of
 
 
 @dataclass(frozen=True)
@@ -110,209 +76,6 @@ def platform_for(runtime: str, arch: str) -> Platform:
         cxxabi=userland.cxxabi,
         python=(3, target.minor),
     )
-
-
-# --- ELF -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VersionNeed:
-    library: str  # the DT_NEEDED name, e.g. libc.so.6
-    versions: tuple[str, ...]  # GLIBC_2.2.5, GLIBC_2.28, ...
-
-
-@dataclass(frozen=True)
-class ElfFile:
-    bits: int  # 32 | 64
-    little: bool
-    type: int  # e_type
-    machine: int  # e_machine
-    needs: tuple[VersionNeed, ...] = ()
-    defines: tuple[str, ...] = ()  # version definitions (a library's own, e.g. GLIBCXX_3.4.28)
-
-    @property
-    def machine_name(self) -> str:
-        return MACHINES.get(self.machine, f"ELF machine {self.machine}")
-
-    @property
-    def loadable(self) -> bool:
-        """An executable or shared object (what a loader or exec would take), not a ``.o``."""
-        return self.type in (ET_EXEC, ET_DYN)
-
-
-def is_elf(data: bytes) -> bool:
-    """True when the bytes start with ELF's magic."""
-    return data[:4] == b"\x7fELF"
-
-
-class _Reader:
-    def __init__(self, data: bytes, bits: int, little: bool) -> None:
-        self.data = data
-        self.bits = bits
-        self.end = "<" if little else ">"
-        self.word = "Q" if bits == 64 else "I"
-
-    def unpack(self, fmt: str, offset: int) -> tuple[int, ...]:
-        fmt = self.end + fmt.replace("W", self.word)
-        size = struct.calcsize(fmt)
-        if offset < 0 or offset + size > len(self.data):
-            raise ElfError(
-                f"truncated: {size} bytes wanted at offset {offset}, the file has {len(self.data)}"
-            )
-        return struct.unpack_from(fmt, self.data, offset)
-
-    def string(self, offset: int) -> str:
-        if not 0 <= offset < len(self.data):
-            raise ElfError(f"string offset {offset} is outside the file")
-        end = self.data.find(b"\0", offset)
-        if end < 0:
-            raise ElfError(f"unterminated string at offset {offset}")
-        return self.data[offset:end].decode("utf-8", "replace")
-
-
-def parse_elf(data: bytes) -> ElfFile:
-    """Read the header and symbol-version records of an ELF file's bytes (32/64-bit, either endian)."""
-    if not is_elf(data):
-        raise ElfError("not an ELF file")
-    if len(data) < 16 or data[4] not in (1, 2) or data[5] not in (1, 2):
-        raise ElfError("unknown ELF class or byte order")
-    r = _Reader(data, 32 if data[4] == 1 else 64, data[5] == 1)
-    if r.bits == 64:
-        e_type, e_machine, _v, _entry, phoff, shoff, _fl, _eh, phentsize, phnum, shentsize, shnum, _si = (
-            r.unpack("HHIQQQIHHHHHH", 16)
-        )
-    else:
-        e_type, e_machine, _v, _entry, phoff, shoff, _fl, _eh, phentsize, phnum, shentsize, shnum, _si = (
-            r.unpack("HHIIIIIHHHHHH", 16)
-        )
-    needs: tuple[VersionNeed, ...] = ()
-    defines: tuple[str, ...] = ()
-    if e_type in (ET_EXEC, ET_DYN):
-        found = _from_sections(r, shoff, shentsize, shnum)
-        if found is None:
-            found = _from_dynamic(r, phoff, phentsize, phnum)
-        needs, defines = found
-    return ElfFile(r.bits, r.end == "<", e_type, e_machine, needs, defines)
-
-
-def _sections(r: _Reader, shoff: int, shentsize: int, shnum: int) -> list[tuple[int, ...]]:
-    fmt = "IIWWWWIIWW"
-    if shoff == 0:
-        return []
-    if shnum == 0:  # more than 0xff00 sections: the count is in section 0's sh_size
-        shnum = r.unpack(fmt, shoff)[5]
-    if shnum > 65536 or shentsize < struct.calcsize(r.end + fmt.replace("W", r.word)):
-        raise ElfError(f"implausible section headers ({shnum} of {shentsize} bytes)")
-    return [r.unpack(fmt, shoff + i * shentsize) for i in range(shnum)]
-
-
-def _from_sections(
-    r: _Reader, shoff: int, shentsize: int, shnum: int
-) -> tuple[tuple[VersionNeed, ...], tuple[str, ...]] | None:
-    sections = _sections(r, shoff, shentsize, shnum)
-    if not sections:
-        return None
-    needs: tuple[VersionNeed, ...] = ()
-    defines: tuple[str, ...] = ()
-    for _name, sh_type, _flags, _addr, offset, _size, link, info, _align, _entsize in sections:
-        if sh_type not in (SHT_GNU_VERNEED, SHT_GNU_VERDEF):
-            continue
-        if link >= len(sections):
-            raise ElfError(f"version section links to section {link}, the file has {len(sections)}")
-        strtab = sections[link][4]
-        if sh_type == SHT_GNU_VERNEED:
-            needs = _verneed(r, offset, info, strtab)
-        else:
-            defines = _verdef(r, offset, info, strtab)
-    return needs, defines
-
-
-def _from_dynamic(
-    r: _Reader, phoff: int, phentsize: int, phnum: int
-) -> tuple[tuple[VersionNeed, ...], tuple[str, ...]]:
-    """The same records found through the dynamic segment (files stripped of section headers)."""
-    fmt = "IIWWWWWW" if r.bits == 64 else "IWWWWWII"
-    loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
-    dynamic: tuple[int, int] | None = None
-    for i in range(min(phnum, 4096)):
-        fields = r.unpack(fmt, phoff + i * phentsize)
-        if r.bits == 64:
-            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = fields[:6]
-        else:
-            p_type, p_offset, p_vaddr, _paddr, p_filesz = fields[:5]
-        if p_type == PT_LOAD:
-            loads.append((p_vaddr, p_offset, p_filesz))
-        elif p_type == PT_DYNAMIC:
-            dynamic = (p_offset, p_filesz)
-    if dynamic is None:
-        return (), ()
-    tags: dict[int, int] = {}
-    entry = 16 if r.bits == 64 else 8
-    for i in range(dynamic[1] // entry):
-        tag, value = r.unpack("qQ" if r.bits == 64 else "iI", dynamic[0] + i * entry)
-        if tag == DT_NULL:
-            break
-        tags.setdefault(tag, value)
-
-    def offset_of(vaddr: int) -> int:
-        for start, offset, size in loads:
-            if start <= vaddr < start + size:
-                return vaddr - start + offset
-        raise ElfError(f"address {vaddr:#x} is in no loaded segment")
-
-    if DT_STRTAB not in tags:
-        return (), ()
-    strtab = offset_of(tags[DT_STRTAB])
-    needs: tuple[VersionNeed, ...] = ()
-    defines: tuple[str, ...] = ()
-    if DT_VERNEED in tags:
-        needs = _verneed(r, offset_of(tags[DT_VERNEED]), tags.get(DT_VERNEEDNUM, _MAX_RECORDS), strtab)
-    if DT_VERDEF in tags:
-        defines = _verdef(r, offset_of(tags[DT_VERDEF]), tags.get(DT_VERDEFNUM, _MAX_RECORDS), strtab)
-    return needs, defines
-
-
-def _verneed(r: _Reader, offset: int, count: int, strtab: int) -> tuple[VersionNeed, ...]:
-    # Elf_Verneed: vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32, vn_next u32.
-    # Elf_Vernaux: vna_hash u32, vna_flags u16, vna_other u16, vna_name u32, vna_next u32.
-    out: list[VersionNeed] = []
-    for _ in range(min(count, _MAX_RECORDS)):
-        _version, cnt, file, aux, nxt = r.unpack("HHIII", offset)
-        versions: list[str] = []
-        at = offset + aux
-        for _ in range(min(cnt, _MAX_RECORDS)):
-            _hash, _flags, _other, name, anext = r.unpack("IHHII", at)
-            versions.append(r.string(strtab + name))
-            if anext == 0:
-                break
-            at += anext
-        out.append(VersionNeed(r.string(strtab + file), tuple(versions)))
-        if nxt == 0:
-            break
-        offset += nxt
-    return tuple(out)
-
-
-def _verdef(r: _Reader, offset: int, count: int, strtab: int) -> tuple[str, ...]:
-    # Elf_Verdef: vd_version u16, vd_flags u16, vd_ndx u16, vd_cnt u16, vd_hash u32, vd_aux u32,
-    # vd_next u32; its first Elf_Verdaux (vda_name u32, vda_next u32) names the version.
-    names: list[str] = []
-    for _ in range(min(count, _MAX_RECORDS)):
-        _version, _flags, _ndx, cnt, _hash, aux, nxt = r.unpack("HHHHIII", offset)
-        if cnt:
-            names.append(r.string(strtab + r.unpack("II", offset + aux)[0]))
-        if nxt == 0:
-            break
-        offset += nxt
-    return tuple(names)
-
-
-def version_of(name: str) -> tuple[str, tuple[int, ...]] | None:
-    """``GLIBC_2.28`` -> ``("GLIBC", (2, 28))``; None for names not checked (``GLIBC_PRIVATE``, ...)."""
-    m = _VERSIONED.fullmatch(name)
-    if m is None:
-        return None
-    return m.group(1), tuple(int(p) for p in m.group(2).split("."))
 
 
 def _dotted(version: Iterable[int]) -> str:
