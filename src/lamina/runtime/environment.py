@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
 from lamina.linux import CgroupError, NetNamespace
+from lamina.runtime import native_gate
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogStore, stream_name
@@ -95,6 +96,9 @@ class Target:
     # The root filesystem of AWS's image for the runtime (its /usr, /lib, /etc, /var/lang and
     # /var/runtime), or None: the host's system directories and ``python``'s installation.
     userland: Path | None = None
+    # The host fallback's native-code gate for this code and these layers (:mod:`lamina.runtime.native_gate`):
+    # the blocked files and the loader's messages, as the runtime's bootstrap reads them; None: none.
+    native_gate: str | None = None
 
     def python_dirs(self) -> tuple[Path | None, Path | None]:
         """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""
@@ -230,7 +234,10 @@ class Environment:
         if t.python is not None:
             env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{t.python.name}"
         user = (cfg.get("Environment") or {}).get("Variables") or {}
-        return {**env, **user}
+        merged = {**env, **user}
+        if t.native_gate is not None:
+            merged[native_gate.ENV_VAR] = t.native_gate  # the bootstrap takes it out before user code
+        return merged
 
     def _argv(self) -> tuple[str, ...] | None:
         t = self.target

@@ -336,7 +336,51 @@ def set_sys_path(task_root):
         site.addsitedir(python)
 
 
+def _install_native_gate():
+    # On the host's userland, lamina's server lists the function's shared objects that AWS's older
+    # glibc/libstdc++ could not load, with the dynamic loader's message (lamina.runtime.native_gate);
+    # loading one fails here as it would there. The list is taken out of the environment first.
+    listed = os.environ.pop("_LAMINA_NATIVE_GATE", None)
+    if not listed:
+        return
+    import json
+    from importlib import machinery
+
+    try:
+        blocked = json.loads(listed)
+    except ValueError:
+        return
+    create = machinery.ExtensionFileLoader.create_module
+
+    def create_module(self, spec):
+        message = blocked.get(os.path.realpath(self.path))
+        if message is not None:
+            raise ImportError(message, name=spec.name, path=self.path)
+        return create(self, spec)
+
+    machinery.ExtensionFileLoader.create_module = create_module
+
+    import ctypes
+
+    load = ctypes.CDLL.__init__
+    search = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+
+    def cdll_init(self, name, *args, **kwargs):
+        path = None
+        if isinstance(name, str) and "/" in name:
+            path = name
+        elif isinstance(name, str):
+            path = next((os.path.join(d, name) for d in search if os.path.exists(os.path.join(d, name))), None)
+        message = blocked.get(os.path.realpath(path)) if path else None
+        if message is not None:
+            raise OSError(message)
+        load(self, name, *args, **kwargs)
+
+    ctypes.CDLL.__init__ = cdll_init
+
+
 def main():
+    _install_native_gate()
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     runtime_dir = os.environ.get("LAMBDA_RUNTIME_DIR", "/var/runtime")
     set_sys_path(task_root)

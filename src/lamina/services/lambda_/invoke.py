@@ -16,10 +16,11 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
-from lamina.domain import jsontext
+from lamina.domain import jsontext, runtimes
 from lamina.domain.models import InvocationResponse
 from lamina.errors import (
     AwsError,
@@ -28,6 +29,8 @@ from lamina.errors import (
     ResourceConflictException,
     TooManyRequestsException,
 )
+from lamina.runtime import native_gate
+from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
@@ -91,19 +94,32 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
     python = platform.catalog.python().get(runtime)
     if runtime.startswith("python") and python is None:
         raise FunctionsUnavailable(f"The runtime {runtime} is no longer installed on this lamina host.")
+    code_dir = platform.trees.ensure(row.code_sha256)
+    layer_dirs = tuple(platform.trees.ensure(sha) for sha in row.layer_shas)
     return Target(
         account=row.account,
         region=row.region,
         name=row.name,
         version=str(cfg.get("Version", F.LATEST)),
         config=cfg,
-        code_dir=platform.trees.ensure(row.code_sha256),
-        layer_dirs=tuple(platform.trees.ensure(sha) for sha in row.layer_shas),
+        code_dir=code_dir,
+        layer_dirs=layer_dirs,
         python=python,
+        native_gate=_native_gate(runtime, python, code_dir, layer_dirs),
         credentials=platform.role_sessions.credentials(row.account, str(cfg.get("Role")), row.name),
         endpoint_port=platform.endpoint_port,
         vpc_namespaces=_vpc_namespaces(platform, row),
     )
+
+
+def _native_gate(
+    runtime: str, python: PythonRuntime | None, code_dir: Path, layer_dirs: tuple[Path, ...]
+) -> str | None:
+    """On the host's userland, what native code of the function AWS's userland could not load."""
+    table = runtimes.lookup(runtime)
+    if python is None or table is None:
+        return None
+    return native_gate.environment_value(native_gate.blocked_files(code_dir, layer_dirs, table.userland))
 
 
 def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
