@@ -22,6 +22,7 @@ BENCHMARKS = [
     "builder.py",
     "against.py",
     "authz.py",
+    "native_gate.py",
 ]
 
 
