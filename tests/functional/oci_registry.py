@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import subprocess
 import tarfile
 import threading
@@ -170,6 +169,29 @@ def index_of(images: Iterable[Image]) -> bytes:
     return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
 
 
+def is_static_elf(binary: bytes) -> bool:
+    """An ELF executable without a program interpreter (PT_INTERP): it needs no libc of the host."""
+    if binary[:4] != b"\x7fELF" or binary[4] != 2:  # ELFCLASS64 (both Lambda architectures)
+        return False
+    order = "little" if binary[5] == 1 else "big"
+    phoff = int.from_bytes(binary[32:40], order)
+    phentsize = int.from_bytes(binary[54:56], order)
+    phnum = int.from_bytes(binary[56:58], order)
+    types = [
+        int.from_bytes(binary[phoff + i * phentsize : phoff + i * phentsize + 4], order) for i in range(phnum)
+    ]
+    return 3 not in types  # PT_INTERP
+
+
+def busybox_available() -> bool:
+    """Debian's static busybox (package ``busybox-static``) is installed."""
+    try:
+        with open(BUSYBOX, "rb") as f:
+            return is_static_elf(f.read())
+    except OSError:
+        return False
+
+
 def busybox_applets() -> list[str]:
     return sorted(
         name for name in subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split()
@@ -180,8 +202,10 @@ def busybox_rootfs_entries() -> list[Entry]:
     """A ``provided.al2023``-like root filesystem of Debian's static busybox alone: ``/bin/busybox``,
     its applets as symlinks in ``/bin`` (``/bin/sh`` among them), the directories Lambda mounts over
     and nothing of the host's. Needs the ``busybox-static`` package (``make setup`` installs it)."""
-    if not os.path.isfile(BUSYBOX):
-        raise FileNotFoundError(f"{BUSYBOX} is missing: install Debian's busybox-static package")
+    if not busybox_available():
+        raise FileNotFoundError(
+            f"{BUSYBOX} is missing or not static: install Debian's busybox-static package"
+        )
     with open(BUSYBOX, "rb") as f:
         binary = f.read()
     dirs = ["bin", "dev", "etc", "opt", "proc", "sys", "tmp", "var", "var/lang", "var/runtime", "var/task"]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from oci_registry import (
-    BUSYBOX,
     Image,
     OciRegistry,
     build_image,
+    busybox_available,
     busybox_image,
     chardev,
     directory,
@@ -269,6 +269,12 @@ def test_busybox_test_image_is_runnable(store: ImageStore) -> None:
     )
     assert out.stdout == "42\n"
     assert sorted(os.listdir(root / "var")) == ["lang", "runtime", "task"]
+    # Nothing of the host's: busybox, its applets, a few /etc files, empty directories.
+    names = {str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir()}
+    assert {n for n in names if not n.startswith("bin/")} == {"etc/passwd", "etc/group", "etc/os-release"}
+    assert all(
+        os.readlink(root / n) == "busybox" for n in names if n.startswith("bin/") and n != "bin/busybox"
+    )
 
 
 # -- the command line ------------------------------------------------------------------------------

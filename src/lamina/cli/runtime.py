@@ -9,7 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lamina.runtime.images import ARCHITECTURES, DEFAULT_REGISTRY, ImageError, ImageStore, image_name
+from lamina.runtime.images import (
+    ARCHITECTURES,
+    DEFAULT_REGISTRY,
+    ImageError,
+    ImageStore,
+    image_name,
+    parse_registry,
+)
 from lamina.settings import default_data_dir, default_runtimes_dir
 
 
@@ -34,6 +41,7 @@ def add_parser(sub: Any) -> None:
     pull.add_argument("--arch", default="x86_64", choices=ARCHITECTURES, help="default x86_64")
     pull.add_argument(
         "--image-registry",
+        type=parse_registry,
         default=os.environ.get("LAMINA_IMAGE_REGISTRY", DEFAULT_REGISTRY),
         metavar="URL",
         help=f"the registry to pull from (default: $LAMINA_IMAGE_REGISTRY, else {DEFAULT_REGISTRY})",

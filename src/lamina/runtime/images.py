@@ -39,6 +39,17 @@ ARCHITECTURES = tuple(PLATFORMS)
 MAX_CONFIG_BYTES = 4 << 20
 
 
+def parse_registry(text: str) -> str:
+    """A registry base URL (``https://public.ecr.aws``, ``http://127.0.0.1:5000``); ``ValueError``
+    says why not."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"expected an http(s) URL such as {DEFAULT_REGISTRY}, got {text!r}")
+    if parsed.path.strip("/") or parsed.query or parsed.fragment:
+        raise ValueError(f"expected a registry's base URL without a path, got {text!r}")
+    return text.rstrip("/")
+
+
 class ImageError(LaminaError):
     """An image could not be pulled or installed; the message says why. Nothing was installed."""
 

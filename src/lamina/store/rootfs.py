@@ -67,9 +67,9 @@ class LayerUnpacker:
         self.root = root
         self._created: set[str] = set()
 
-    def _parent_dir(self, rel: str, name: str) -> str:
-        """The host path of ``rel``'s parent, created as directories if missing; refuses a parent
-        that is (or passes through) a symbolic link or a file."""
+    def _parent_dir(self, rel: str, name: str, *, create: bool = True) -> str | None:
+        """The host path of ``rel``'s parent, created as directories if missing (else None); refuses
+        a parent that is (or passes through) a symbolic link or a file."""
         parent = self.root
         parts = rel.split("/")[:-1]
         for part in parts:
@@ -77,6 +77,8 @@ class LayerUnpacker:
             try:
                 st = os.lstat(parent)
             except FileNotFoundError:
+                if not create:
+                    return None
                 os.mkdir(parent, 0o755)
                 continue
             if stat.S_ISLNK(st.st_mode):
@@ -119,6 +121,7 @@ class LayerUnpacker:
                         devices += 1
                         continue
                     parent = self._parent_dir(rel, member.name)
+                    assert parent is not None  # created
                     target = os.path.join(parent, base)
                     mode = member.mode & KEPT_MODE_BITS
                     if member.isdir():
@@ -169,8 +172,11 @@ class LayerUnpacker:
         source_rel = _clean_name(member.linkname, "hard link target")
         if not source_rel:
             raise UnsafeLayerError(f"layer hard link {member.name!r} points at the root directory")
-        source = os.path.join(self._parent_dir(source_rel, member.linkname), source_rel.rsplit("/", 1)[-1])
+        source_dir = self._parent_dir(source_rel, member.linkname, create=False)
+        source = os.path.join(source_dir or str(self.root), source_rel.rsplit("/", 1)[-1])
         try:
+            if source_dir is None:
+                raise FileNotFoundError(source)
             st = os.lstat(source)
         except FileNotFoundError:
             raise UnsafeLayerError(
@@ -192,12 +198,14 @@ class LayerUnpacker:
         victim_rel = rel[: -len(base)] + hidden
         if victim_rel in self._created:
             return  # a whiteout hides the layers below, never its own layer's entries
-        parent = self._parent_dir(rel, name)
-        self._remove(os.path.join(parent, hidden))
+        parent = self._parent_dir(rel, name, create=False)
+        if parent is not None:
+            self._remove(os.path.join(parent, hidden))
 
     def _opaque(self, rel: str, name: str) -> None:
         directory_rel = rel[: -len(OPAQUE)].rstrip("/")
         directory = self._parent_dir(rel, name)
+        assert directory is not None  # created
         prefix = f"{directory_rel}/" if directory_rel else ""
         for entry in os.listdir(directory):
             if f"{prefix}{entry}" not in self._created:
