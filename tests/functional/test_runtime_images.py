@@ -256,9 +256,7 @@ def test_image_names() -> None:
     assert image_name("provided.al2").tag == "al2"
 
 
-@pytest.mark.skipif(
-    not os.path.isfile(BUSYBOX), reason="needs Debian's busybox-static (make setup installs it)"
-)
+@pytest.mark.skipif(not busybox_available(), reason="needs Debian's busybox-static (make setup installs it)")
 def test_busybox_test_image_is_runnable(store: ImageStore) -> None:
     with OciRegistry() as reg:
         reg.push("lambda/provided", "al2023", [busybox_image()])
