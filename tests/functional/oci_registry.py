@@ -26,6 +26,10 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 GOARCH = {"x86_64": "amd64", "arm64": "arm64"}
 BUSYBOX = "/bin/busybox"
 
@@ -112,6 +116,7 @@ class Image:
     """One architecture's image: manifest, config and layer blobs."""
 
     arch: str
+    media_type: str
     config: bytes
     layers: list[bytes]
     manifest: bytes = b""
@@ -122,8 +127,12 @@ class Image:
         return sha256(self.manifest)
 
 
-def build_image(layers: list[bytes], arch: str = "x86_64", *, layer_type: str = OCI_LAYER) -> Image:
-    """An OCI image manifest over ``layers`` (bottom first) with a minimal config for ``arch``."""
+def build_image(layers: list[bytes], arch: str = "x86_64", *, docker: bool = False) -> Image:
+    """An image manifest over ``layers`` (bottom first) with a minimal config for ``arch``: OCI media
+    types, or ``docker=True`` Docker's (schema 2), as older images in public.ecr.aws have."""
+    media_type, config_type, layer_type = (
+        (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER) if docker else (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER)
+    )
     config = json.dumps(
         {
             "architecture": GOARCH[arch],
@@ -136,24 +145,30 @@ def build_image(layers: list[bytes], arch: str = "x86_64", *, layer_type: str = 
     manifest = json.dumps(
         {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "mediaType": media_type,
+            "config": {"mediaType": config_type, "digest": sha256(config), "size": len(config)},
             "layers": [{"mediaType": layer_type, "digest": sha256(x), "size": len(x)} for x in layers],
         }
     ).encode()
     blobs = {sha256(config): config, **{sha256(x): x for x in layers}}
-    return Image(arch, config, layers, manifest, blobs)
+    return Image(arch, media_type, config, layers, manifest, blobs)
 
 
 def index_of(images: Iterable[Image]) -> bytes:
-    """An OCI image index naming each image's platform, plus an attestation entry (as BuildKit
-    pushes them, with platform unknown/unknown) that a client must skip."""
+    """An image index (OCI's; Docker's manifest list for Docker images) naming each image's platform,
+    plus an attestation entry (as BuildKit pushes them, platform unknown/unknown) a client must skip."""
+    images = list(images)
+    docker = images[0].media_type == DOCKER_MANIFEST
     manifests: list[dict[str, Any]] = [
         {
-            "mediaType": OCI_MANIFEST,
+            "mediaType": img.media_type,
             "digest": img.digest,
             "size": len(img.manifest),
-            "platform": {"architecture": GOARCH[img.arch], "os": "linux"},
+            "platform": {
+                "architecture": GOARCH[img.arch],
+                "os": "linux",
+                **({"variant": "v8"} if img.arch == "arm64" else {}),
+            },
         }
         for img in images
     ]
@@ -166,7 +181,8 @@ def index_of(images: Iterable[Image]) -> bytes:
             "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
         }
     )
-    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+    index_type = DOCKER_LIST if docker else OCI_INDEX
+    return json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": manifests}).encode()
 
 
 def is_static_elf(binary: bytes) -> bool:
@@ -280,13 +296,14 @@ class OciRegistry:
         """``repository:tag`` as an index of ``images`` (or, ``index=False``, the one image itself)."""
         for img in images:
             self.blobs.update(img.blobs)
-            self.manifests[(repository, img.digest)] = (OCI_MANIFEST, img.manifest)
+            self.manifests[(repository, img.digest)] = (img.media_type, img.manifest)
         if index:
             body = index_of(images)
-            self.manifests[(repository, tag)] = (OCI_INDEX, body)
-            self.manifests[(repository, sha256(body))] = (OCI_INDEX, body)
+            index_type = json.loads(body)["mediaType"]
+            self.manifests[(repository, tag)] = (index_type, body)
+            self.manifests[(repository, sha256(body))] = (index_type, body)
         else:
-            self.manifests[(repository, tag)] = (OCI_MANIFEST, images[0].manifest)
+            self.manifests[(repository, tag)] = (images[0].media_type, images[0].manifest)
 
     def corrupt(self, digest: str) -> None:
         data = bytearray(self.blobs[digest])

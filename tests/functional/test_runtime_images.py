@@ -147,6 +147,15 @@ def test_registry_without_auth_and_without_redirects(store: ImageStore) -> None:
     assert (root / "etc/os-release").is_file()
 
 
+def test_docker_manifest_list_and_schema2_manifests(store: ImageStore) -> None:
+    with OciRegistry() as reg:
+        images = [build_image([base_layer(a), runtime_layer(a)], a, docker=True) for a in ("x86_64", "arm64")]
+        reg.push(REPO, "3.11", images)
+        root = store.pull("python3.11", "arm64", reg.url)
+    assert (root / "var/lang/bin/python3.12").read_text().endswith("echo arm64\n")
+    assert store.installed()[0].manifest_digest == images[1].digest
+
+
 def test_missing_architecture_is_named(store: ImageStore) -> None:
     with OciRegistry() as reg:
         reg.push(REPO, "3.12", [two_arch_images()[0]])
