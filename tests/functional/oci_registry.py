@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -399,3 +400,22 @@ class OciRegistry:
             h.send_header(k, v)
         h.end_headers()
         h.wfile.write(body)
+
+
+def install_busybox_runtime(data_dir: Path, runtime: str = "provided.al2023", arch: str = "x86_64") -> Path:
+    """Install :func:`busybox_image` as ``runtime``'s image in a lamina data directory (through a
+    registry of its own, as ``lamina runtime pull`` would); return the root filesystem."""
+    from lamina.runtime.images import ImageStore
+
+    repository, _, tag = image_name_of(runtime)
+    with OciRegistry() as reg:
+        reg.push(repository, tag, [busybox_image(arch)])
+        return ImageStore(data_dir / "images").pull(runtime, arch, reg.url)
+
+
+def image_name_of(runtime: str) -> tuple[str, str, str]:
+    """(repository, ':', tag) of a runtime's AWS image, e.g. ``lambda/provided``, ``al2023``."""
+    from lamina.runtime.images import image_name
+
+    name = image_name(runtime)
+    return name.repository, ":", name.tag

@@ -21,6 +21,7 @@ from oci_registry import (
     directory,
     file,
     hardlink,
+    install_busybox_runtime,
     layer,
     opaque,
     sha256,
@@ -327,3 +328,10 @@ def test_cli_pull_errors(registry: OciRegistry, tmp_path: Path) -> None:
     assert r.returncode == 1 and "manifest unknown" in r.stderr.lower()
     r = run_cli("pull", "nodejs20.x", data_dir=data)
     assert r.returncode == 1 and "no AWS base image is known" in r.stderr
+
+
+@pytest.mark.skipif(not busybox_available(), reason="needs Debian's busybox-static (make setup installs it)")
+def test_install_busybox_runtime_helper(tmp_path: Path) -> None:
+    root = install_busybox_runtime(tmp_path / "data")
+    assert ImageStore(tmp_path / "data" / "images").rootfs("provided.al2023", "x86_64") == root
+    assert (root / "bin/busybox").is_file()

@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> None:
     pull.add_argument("--arch", default="x86_64", choices=ARCHITECTURES, help="default x86_64")
     pull.add_argument(
         "--image-registry",
-        type=parse_registry,
+        type=_registry,
         default=os.environ.get("LAMINA_IMAGE_REGISTRY", DEFAULT_REGISTRY),
         metavar="URL",
         help=f"the registry to pull from (default: $LAMINA_IMAGE_REGISTRY, else {DEFAULT_REGISTRY})",
@@ -50,6 +50,13 @@ def add_parser(sub: Any) -> None:
         "list", parents=[data_dir], help="the runtime images installed, and the host's Python runtimes"
     )
     listing.add_argument("--json", action="store_true", help="one JSON document")
+
+
+def _registry(text: str) -> str:
+    try:
+        return parse_registry(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -86,7 +93,8 @@ def show(store: ImageStore, as_json: bool) -> int:
     from lamina.runtime.catalog import RuntimeCatalog
 
     images = store.installed()
-    host = RuntimeCatalog(default_runtimes_dir()).python()
+    runtimes_dir = os.environ.get("LAMINA_RUNTIMES_DIR")
+    host = RuntimeCatalog(Path(runtimes_dir) if runtimes_dir else default_runtimes_dir()).python()
     if as_json:
         doc = {
             "images": [i.to_json() for i in images],
