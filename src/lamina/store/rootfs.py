@@ -33,6 +33,9 @@ OPAQUE = ".wh..wh..opq"
 #: What survives of an entry's mode: rwx for the owner, r-x for group and other, and the sticky bit
 #: (``/tmp`` keeps it). Gone: setuid, setgid, group and other write.
 KEPT_MODE_BITS = 0o1755
+#: Lambda's limit on a container image: 10 GB uncompressed, all layers included ("Lambda container
+#: image settings", AWS Lambda quotas). Also what a decompression bomb meets.
+MAX_IMAGE_BYTES = 10 * 1000**3
 
 
 class UnsafeLayerError(LaminaError):
@@ -63,8 +66,10 @@ def _clean_name(name: str, what: str = "entry") -> str:
 class LayerUnpacker:
     """Applies layers, in order, to the directory ``root`` (which it alone writes while it works)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = MAX_IMAGE_BYTES) -> None:
         self.root = root
+        self.max_bytes = max_bytes
+        self.written = 0  # bytes of regular files written so far, all layers
         self._created: set[str] = set()
 
     def _parent_dir(self, rel: str, name: str, *, create: bool = True) -> str | None:
@@ -132,6 +137,12 @@ class LayerUnpacker:
                             os.mkdir(target, 0o700)
                         os.chmod(target, mode | 0o700)
                     elif member.isreg():
+                        self.written += member.size
+                        if self.written > self.max_bytes:
+                            raise UnsafeLayerError(
+                                f"the image is larger than {self.max_bytes} bytes uncompressed "
+                                "(Lambda's limit for an image, all layers included)"
+                            )
                         self._remove(target)
                         src = tar.extractfile(member)
                         assert src is not None  # a regular member always has a stream

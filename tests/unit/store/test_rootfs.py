@@ -84,3 +84,10 @@ def test_refusals(tmp_path: Path, members: tuple[tuple[str, str, str], ...], mes
 def test_not_a_tar(tmp_path: Path) -> None:
     with pytest.raises(UnsafeLayerError, match="not a readable tar archive"):
         LayerUnpacker(tmp_path).apply(io.BytesIO(b"\x1f\x8b garbage" * 100))
+
+
+def test_size_limit_counts_every_layer(tmp_path: Path) -> None:
+    u = LayerUnpacker(tmp_path, max_bytes=10)
+    u.apply(tar(("a", "f", "123456")))
+    with pytest.raises(UnsafeLayerError, match="larger than 10 bytes uncompressed"):
+        u.apply(tar(("b", "f", "123456")))
