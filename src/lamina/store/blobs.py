@@ -37,8 +37,12 @@ class BlobStore:
                 os.chmod(directory, 0o700)
         except OSError as exc:
             raise BlobStoreError(f"cannot create blob directory {root}: {exc}") from exc
-        # Leftovers of a crash mid-write are never referenced: drop them.
+        # Leftovers of a crash mid-write are never referenced: drop them. A download another live
+        # process is streaming (``put_stream``: ``<uuid>.<pid>.part``, e.g. ``lamina runtime pull``
+        # while the server starts) is not a leftover.
         for leftover in self.tmp.iterdir():
+            if _writer_alive(leftover.name):
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
@@ -83,7 +87,7 @@ class BlobStore:
         final = self.path(sha256_hex)
         if final.is_file():
             return sha256_hex
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self.tmp / f"{uuid.uuid4().hex}.{os.getpid()}.part"
         try:
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
                 for chunk in chunks:
@@ -103,6 +107,20 @@ class BlobStore:
     def delete(self, sha256_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(sha256_hex).unlink()
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether ``<uuid>.<pid>.part`` belongs to another process still running."""
+    parts = name.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -91,3 +91,16 @@ def test_size_limit_counts_every_layer(tmp_path: Path) -> None:
     u.apply(tar(("a", "f", "123456")))
     with pytest.raises(UnsafeLayerError, match="larger than 10 bytes uncompressed"):
         u.apply(tar(("b", "f", "123456")))
+
+
+def test_blob_store_keeps_a_live_process_download(tmp_path: Path) -> None:
+    from lamina.store.blobs import BlobStore
+
+    store = BlobStore(tmp_path / "blobs")
+    parent = store.tmp / f"{'a' * 32}.{os.getppid()}.part"  # the test runner's parent: alive
+    dead = store.tmp / f"{'b' * 32}.999999999.part"
+    crashed = store.tmp / f"{'c' * 32}.part"
+    for p in (parent, dead, crashed):
+        p.write_bytes(b"x")
+    BlobStore(tmp_path / "blobs")
+    assert sorted(p.name for p in store.tmp.iterdir()) == [parent.name]
