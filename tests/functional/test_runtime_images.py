@@ -248,6 +248,8 @@ def test_unknown_runtime_and_architecture(store: ImageStore) -> None:
         store.pull("python3.12", "mips", "http://127.0.0.1:9")
     with pytest.raises(ImageError, match="no AWS base image is known"):
         store.rootfs("../../etc", "x86_64")
+    with pytest.raises(ImageError, match="runtime provided does not support the arm64 architecture"):
+        store.pull("provided", "arm64", "http://127.0.0.1:9")
 
 
 def test_unreachable_registry(store: ImageStore) -> None:
@@ -324,8 +326,10 @@ def test_cli_pull_errors(registry: OciRegistry, tmp_path: Path) -> None:
     r = run_cli("pull", "python3.12", "--image-registry", registry.url, data_dir=data)
     assert r.returncode == 1
     assert "does not match its digest" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("pull", "python3.13", "--image-registry", registry.url, data_dir=data)
+    assert r.returncode == 1 and "HTTP 404 Not Found: MANIFEST_UNKNOWN: manifest unknown" in r.stderr
     r = run_cli("pull", "python3.99", "--image-registry", registry.url, data_dir=data)
-    assert r.returncode == 1 and "manifest unknown" in r.stderr.lower()
+    assert r.returncode == 1 and "no AWS base image is known for runtime 'python3.99'" in r.stderr
     r = run_cli("pull", "nodejs20.x", data_dir=data)
     assert r.returncode == 1 and "no AWS base image is known" in r.stderr
 

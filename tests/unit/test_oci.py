@@ -109,6 +109,7 @@ def test_parse_registry(text: str, ok: bool) -> None:
         ("python3.14", "public.ecr.aws/lambda/python:3.14"),
         ("provided.al2023", "public.ecr.aws/lambda/provided:al2023"),
         ("provided.al2", "public.ecr.aws/lambda/provided:al2"),
+        ("provided", "public.ecr.aws/lambda/provided:alami"),
     ],
 )
 def test_image_names(runtime: str, reference: str) -> None:

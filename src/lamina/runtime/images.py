@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lamina.domain import runtimes
 from lamina.errors import LaminaError
 from lamina.runtime.oci import PLATFORMS, Descriptor, RegistryClient, RegistryError, verified
 from lamina.store.blobs import BlobStore, BlobStoreError
@@ -66,18 +67,15 @@ class ImageName:
 
 
 def image_name(runtime: str) -> ImageName:
-    """The AWS base image of a Lambda runtime identifier.
-
-    Moves to the runtime table (``lamina.domain.runtimes``) at merge. Names from AWS's base image
-    list: ``lambda/python:3.X`` for python3.X, ``lambda/provided:al2023`` / ``:al2`` for the OS-only
-    runtimes, ``:alami`` for the retired ``provided`` (Amazon Linux 1).
-    """
-    if runtime.startswith("python3.") and runtime[len("python3.") :].isdigit():
-        return ImageName("lambda/python", runtime[len("python") :])
-    provided = {"provided.al2023": "al2023", "provided.al2": "al2", "provided": "alami"}
-    if runtime in provided:
-        return ImageName("lambda/provided", provided[runtime])
-    raise ImageError(f"no AWS base image is known for runtime {runtime!r}")
+    """The AWS base image of a Lambda runtime identifier, from the runtime table
+    (``python3.12`` -> ``lambda/python:3.12``, ``provided.al2023`` -> ``lambda/provided:al2023``)."""
+    row = runtimes.lookup(runtime)
+    if row is None:
+        raise ImageError(f"no AWS base image is known for runtime {runtime!r}")
+    # public.ecr.aws/lambda/python:3.12: the registry's host, then repository:tag.
+    _host, _, name = row.base_image.partition("/")
+    repository, _, tag = name.rpartition(":")
+    return ImageName(repository, tag)
 
 
 @dataclass(frozen=True)
@@ -196,6 +194,9 @@ class ImageStore:
         Raises ``ImageError``; whatever fails, the previous installation (if any) stays as it was."""
         _check_arch(arch)
         name = image_name(runtime)
+        row = runtimes.get(runtime)
+        if not row.supports(arch):
+            raise ImageError(f"runtime {runtime} does not support the {arch} architecture in AWS Lambda")
         try:
             with self._lock:
                 return self._pull(runtime, arch, name, registry)
