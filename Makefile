@@ -14,11 +14,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "lamina needs Python >= 3.11 (none found on PATH)" >&2; exit 1; fi
 	@# System tools: zip/unzip (tests, benchmarks), iproute2 and nftables (VPC data plane), curl (tests),
-	@# chromium (the console's end-to-end tests).
-	@missing=""; for t in zip unzip ip nft curl chromium; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@# chromium (the console's end-to-end tests), Debian's static busybox (the runnable test runtime image).
+	@missing=""; for t in zip unzip ip nft curl chromium busybox; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/'); \
+			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/; s/\bbusybox\b/busybox-static/'); \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 		else echo "note: missing$$missing (install them for the tests and the VPC data plane)" >&2; fi; fi
 	$(PYTHON) -m venv $(VENV)

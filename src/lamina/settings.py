@@ -25,6 +25,7 @@ from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
 from lamina.net.uplink import UplinkKind, UplinkSpec
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
+from lamina.runtime.images import DEFAULT_REGISTRY, parse_registry
 from lamina.runtime.sizing import CpuLimit
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -130,6 +131,13 @@ class Settings:
         "from, filled by make setup)",
         Path,
         default_factory=default_runtimes_dir,
+    )
+    image_registry: str = _option(
+        "--image-registry",
+        "LAMINA_IMAGE_REGISTRY",
+        "the OCI registry AWS's Lambda base images are pulled from (lamina runtime pull), an http(s) URL",
+        parse_registry,
+        DEFAULT_REGISTRY,
     )
     max_environments: int = _option(
         "--max-environments",

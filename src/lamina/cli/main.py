@@ -1,4 +1,5 @@
-"""``lamina`` command line: ``lamina server``, ``lamina logs``, ``lamina vpc``, ``lamina layer``."""
+"""``lamina`` command line: ``lamina server``, ``lamina logs``, ``lamina vpc``, ``lamina layer``,
+``lamina runtime``."""
 
 from __future__ import annotations
 
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lamina.cli import layer
 
     layer.add_parser(sub)
+    from lamina.cli import runtime
+
+    runtime.add_parser(sub)
     return parser
 
 
@@ -87,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         from lamina.cli import layer
 
         return layer.main(args)
+    if args.command == "runtime":
+        from lamina.cli import runtime
+
+        return runtime.main(args)
     return 2
 
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from lamina.errors import LaminaError
@@ -36,8 +37,12 @@ class BlobStore:
                 os.chmod(directory, 0o700)
         except OSError as exc:
             raise BlobStoreError(f"cannot create blob directory {root}: {exc}") from exc
-        # Leftovers of a crash mid-write are never referenced: drop them.
+        # Leftovers of a crash mid-write are never referenced: drop them. A download another live
+        # process is streaming (``put_stream``: ``<uuid>.<pid>.part``, e.g. ``lamina runtime pull``
+        # while the server starts) is not a leftover.
         for leftover in self.tmp.iterdir():
+            if _writer_alive(leftover.name):
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
@@ -75,9 +80,47 @@ class BlobStore:
             raise BlobStoreError(f"cannot store blob {digest}: {exc}") from exc
         return digest
 
+    def put_stream(self, chunks: Iterable[bytes], sha256_hex: str) -> str:
+        """Store the bytes of ``chunks`` durably as blob ``sha256_hex``, which the caller vouches for
+        (e.g. by checking it while the chunks go by). If ``chunks`` raises, nothing is stored and the
+        exception propagates. No-op if already stored."""
+        final = self.path(sha256_hex)
+        if final.is_file():
+            return sha256_hex
+        tmp = self.tmp / f"{uuid.uuid4().hex}.{os.getpid()}.part"
+        try:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise BlobStoreError(f"cannot store blob {sha256_hex}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return sha256_hex
+
     def delete(self, sha256_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(sha256_hex).unlink()
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether ``<uuid>.<pid>.part`` belongs to another process still running."""
+    parts = name.split(".")
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
