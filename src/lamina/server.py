@@ -29,6 +29,7 @@ from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
+from lamina.runtime.images import ImageStore
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
@@ -177,7 +178,9 @@ def build(
         ec2=ec2_store,
         dataplane=dataplane,
         signer=signer,
-        catalog=RuntimeCatalog(settings.runtimes_dir),
+        catalog=RuntimeCatalog(
+            settings.runtimes_dir, ImageStore(data_dir / "images"), settings.runtime_source
+        ),
         pool=pool,
         role_sessions=RoleSessions(iam_store),
     )

@@ -24,6 +24,7 @@ from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
 from lamina.net.uplink import UplinkKind, UplinkSpec
+from lamina.runtime.catalog import RuntimeSource
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
 from lamina.runtime.images import DEFAULT_REGISTRY, parse_registry
 from lamina.runtime.sizing import CpuLimit
@@ -131,6 +132,14 @@ class Settings:
         "from, filled by make setup)",
         Path,
         default_factory=default_runtimes_dir,
+    )
+    runtime_source: RuntimeSource = _option(
+        "--runtime-source",
+        "LAMINA_RUNTIME_SOURCE",
+        "where environments' userland comes from: auto (AWS's image of the runtime when `lamina runtime "
+        "pull` installed one, else the host's), images (AWS's images only) or host (never images)",
+        RuntimeSource.parse,
+        RuntimeSource.AUTO,
     )
     image_registry: str = _option(
         "--image-registry",

@@ -231,8 +231,9 @@ class Environment:
             "LAMBDA_TASK_ROOT": "/var/task",
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
-        if t.python is not None:
-            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{t.python.name}"
+        runtime = str(cfg.get("Runtime", ""))
+        if runtime.startswith("python"):  # on the host's interpreter or the image's
+            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtime}"
         user = (cfg.get("Environment") or {}).get("Variables") or {}
         merged = {**env, **user}
         if t.native_gate is not None:

@@ -91,8 +91,9 @@ def target_for(platform: Platform, row: FunctionRow) -> Target:
 def _build_target(platform: Platform, row: FunctionRow) -> Target:
     cfg = row.config
     runtime = cfg.get("Runtime", "")
-    python = platform.catalog.python().get(runtime)
-    if runtime.startswith("python") and python is None:
+    userland = platform.catalog.userland(runtime)  # AWS's image, when installed and chosen
+    python = None if userland is not None else platform.catalog.python().get(runtime)
+    if runtime.startswith("python") and python is None and userland is None:
         raise FunctionsUnavailable(f"The runtime {runtime} is no longer installed on this lamina host.")
     code_dir = platform.trees.ensure(row.code_sha256)
     layer_dirs = tuple(platform.trees.ensure(sha) for sha in row.layer_shas)
@@ -105,6 +106,7 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         code_dir=code_dir,
         layer_dirs=layer_dirs,
         python=python,
+        userland=userland,
         native_gate=_native_gate(runtime, python, code_dir, layer_dirs),
         credentials=platform.role_sessions.credentials(row.account, str(cfg.get("Role")), row.name),
         endpoint_port=platform.endpoint_port,
