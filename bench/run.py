@@ -23,6 +23,7 @@ BENCHMARKS = [
     "against.py",
     "authz.py",
     "native_gate.py",
+    "userland.py",
 ]
 
 
