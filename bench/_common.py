@@ -98,6 +98,21 @@ def workdir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def cold_start(lam: Any, name: str, **create: Any) -> float:
+    """One cold start: create function ``name`` (``create``: CreateFunction's other parameters) and
+    wait for it, untimed; time its first invoke (seconds); delete it, untimed."""
+    lam.create_function(FunctionName=name, Role="arn:aws:iam::000000000000:role/lambda-role", **create)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
+    started = time.perf_counter()
+    r = lam.invoke(FunctionName=name, Payload=b"{}")
+    elapsed = time.perf_counter() - started
+    body = r["Payload"].read()
+    if "FunctionError" in r:
+        raise SystemExit(f"the benchmark function failed: {body!r}")
+    lam.delete_function(FunctionName=name)
+    return elapsed
+
+
 def small_layer_zip() -> bytes:
     """A small, deterministic python layer (a few modules), as most layers' metadata calls see."""
     buf = io.BytesIO()

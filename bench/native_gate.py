@@ -141,26 +141,16 @@ def _hook_cost(runs: int) -> tuple[float, float]:
 
 
 def _cold(lam: Any, layer_arn: str, n: int) -> float:
-    name = f"gate-{n}"
-    lam.create_function(
-        FunctionName=name,
+    return C.cold_start(
+        lam,
+        f"gate-{n}",
         Runtime=RUNTIME,
-        Role="arn:aws:iam::000000000000:role/lambda-role",
         Handler="app.handler",
         Code={"ZipFile": _app_zip()},
         Layers=[layer_arn],
         MemorySize=1024,
         Timeout=30,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
-    started = time.perf_counter()
-    r = lam.invoke(FunctionName=name, Payload=b"{}")
-    elapsed = time.perf_counter() - started
-    body = r["Payload"].read()
-    if "FunctionError" in r:
-        raise SystemExit(f"the benchmark function failed: {body!r}")
-    lam.delete_function(FunctionName=name)
-    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 import zipfile
 from typing import Any
 
@@ -47,23 +46,9 @@ def _code() -> bytes:
 
 
 def _cold(lam: Any, n: int) -> float:
-    name = f"userland-{n}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="provided.al2023",
-        Role="arn:aws:iam::000000000000:role/lambda-role",
-        Handler="unused",
-        Code={"ZipFile": _code()},
+    return C.cold_start(
+        lam, f"userland-{n}", Runtime="provided.al2023", Handler="unused", Code={"ZipFile": _code()}
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
-    started = time.perf_counter()
-    r = lam.invoke(FunctionName=name, Payload=b"{}")
-    elapsed = time.perf_counter() - started
-    body = r["Payload"].read()
-    if "FunctionError" in r:
-        raise SystemExit(f"the benchmark function failed: {body!r}")
-    lam.delete_function(FunctionName=name)
-    return elapsed
 
 
 def main(argv: list[str] | None = None) -> int:

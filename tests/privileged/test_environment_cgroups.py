@@ -457,20 +457,17 @@ class _GatedExecutor(ThreadPoolExecutor):
         return super().submit(gated)
 
 
-def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: Path) -> None:
-    """A cold start cancelled while ``Sandbox.start`` runs in its thread (the event queue stopped, a
-    task cancelled): ``start`` goes on and makes a sandbox. It is the environment's to close, and its
-    host id comes back only after that, never while the sandbox's processes run as it (another
-    environment would be handed the same uid)."""
+def _sleeper_target(tmp_path: Path, name: str, bootstrap: str = "#!/bin/sh\nexec sleep 60\n") -> Target:
+    """A custom-runtime function whose bootstrap (by default a sleep) keeps its environment up."""
     os.chmod(tmp_path, 0o755)
     code = tmp_path / "task"
     code.mkdir(mode=0o755)
-    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
+    (code / "bootstrap").write_text(bootstrap)
     os.chmod(code / "bootstrap", 0o755)
-    target = Target(
+    return Target(
         account="000000000000",
         region="us-east-1",
-        name="cancelled-start",
+        name=name,
         version="$LATEST",
         config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
         code_dir=code,
@@ -479,6 +476,14 @@ def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: 
         credentials=("", "", ""),
         endpoint_port=4566,
     )
+
+
+def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: Path) -> None:
+    """A cold start cancelled while ``Sandbox.start`` runs in its thread (the event queue stopped, a
+    task cancelled): ``start`` goes on and makes a sandbox. It is the environment's to close, and its
+    host id comes back only after that, never while the sandbox's processes run as it (another
+    environment would be handed the same uid)."""
+    target = _sleeper_target(tmp_path, "cancelled-start")
     logs = LogStore(tmp_path / "logs")
     logs.start()
     host_ids = HostIds()
@@ -531,23 +536,7 @@ def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
     """Every id of the range held elsewhere: the start fails with HostIdsExhausted (throttled) and,
     once destroyed, the environment has left no descriptor open in the server (repeated throttled
     starts would otherwise exhaust the server's own descriptors)."""
-    os.chmod(tmp_path, 0o755)
-    code = tmp_path / "task"
-    code.mkdir(mode=0o755)
-    (code / "bootstrap").write_text("#!/bin/sh\nexec sleep 60\n")
-    os.chmod(code / "bootstrap", 0o755)
-    target = Target(
-        account="000000000000",
-        region="us-east-1",
-        name="no-host-id",
-        version="$LATEST",
-        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
-        code_dir=code,
-        layer_dirs=(),
-        python=None,
-        credentials=("", "", ""),
-        endpoint_port=4566,
-    )
+    target = _sleeper_target(tmp_path, "no-host-id")
     logs = LogStore(tmp_path / "logs")
     logs.start()
     holder = HostIds()
@@ -589,23 +578,7 @@ def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
     """Two destroys of one environment at once (the pool's close and the end of its invocation): the
     second must not give the host id back while the first is still closing the sandbox, whose
     processes run as that id until PID 1 is reaped."""
-    os.chmod(tmp_path, 0o755)
-    code = tmp_path / "task"
-    code.mkdir(mode=0o755)
-    (code / "bootstrap").write_text(WAITS_FOR_EVENTS)
-    os.chmod(code / "bootstrap", 0o755)
-    target = Target(
-        account="000000000000",
-        region="us-east-1",
-        name="destroyed-twice",
-        version="$LATEST",
-        config={"Handler": "x", "MemorySize": 128, "RevisionId": "r"},
-        code_dir=code,
-        layer_dirs=(),
-        python=None,
-        credentials=("", "", ""),
-        endpoint_port=4566,
-    )
+    target = _sleeper_target(tmp_path, "destroyed-twice", WAITS_FOR_EVENTS)
     logs = LogStore(tmp_path / "logs")
     logs.start()
     host_ids = HostIds()
