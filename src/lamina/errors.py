@@ -207,11 +207,15 @@ def unknown_service(name: str) -> AwsError:
     )
 
 
-def not_implemented(operation: str) -> AwsError:
-    """An operation of a served service that lamina has no handler for yet (501)."""
-    return AwsError(
-        f"The {operation} operation is not implemented by lamina yet.", code="NotImplemented", status=501
+def not_implemented(operation: str, needs: str | None = None) -> AwsError:
+    """An operation of a served service that lamina has no handler for (501): not yet, or never
+    without what ``needs`` names."""
+    message = (
+        f"The {operation} operation needs {needs}."
+        if needs
+        else f"The {operation} operation is not implemented by lamina yet."
     )
+    return AwsError(message, code="NotImplemented", status=501)
 
 
 def unknown_operation(service: str, operation: str) -> AwsError:

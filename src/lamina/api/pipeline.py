@@ -151,7 +151,7 @@ class Pipeline:
         binding = self._bindings[endpoint.name]
         handler = binding.handlers.get(name)
         if handler is None:
-            raise not_implemented(name)
+            raise not_implemented(name, binding.unserved.get(name))
         self._authorizer.authorize(
             AuthorizationRequest(principal, endpoint.name, name, region, params, source_ip)
         )
@@ -196,7 +196,8 @@ class Pipeline:
         principal, region = self._authenticate(request, now)
         self._throttle(principal, endpoint.name, match.operation.name)
         if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
-            raise not_implemented(match.operation.name)
+            name = match.operation.name
+            raise not_implemented(name, self._bindings[endpoint.name].unserved.get(name))
         params = endpoint.protocol.parse(match, request)
         base_url = f"http://{request.headers.get('host', '127.0.0.1')}"
         handler, ctx = self._admit(

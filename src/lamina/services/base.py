@@ -100,3 +100,5 @@ class ServiceBinding(Generic[D]):
     validation_order: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # Checks run before schema validation (AWS answers some errors first).
     prevalidators: Mapping[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+    # Operations that need what lamina does not serve: what they need (answered 501, naming it).
+    unserved: Mapping[str, str] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import functions, invoke, layers, permissions, wire
+from lamina.services.lambda_ import functions, invoke, layers, permissions, unserved, wire
 from lamina.services.platform import Platform
 
 
@@ -24,4 +24,5 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             "CreateFunction": functions.prevalidate_create,
             "UpdateFunctionConfiguration": functions.prevalidate_create,
         },
+        unserved=unserved.NEEDS,
     )
