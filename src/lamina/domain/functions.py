@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from lamina.domain.arns import PARTITION
-from lamina.domain.models import FunctionConfiguration
+from lamina.domain.models import FunctionConfiguration, LoggingConfig
 from lamina.domain.runtimes import os_only_runtimes
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 
@@ -172,6 +172,32 @@ def check_environment(variables: dict[str, str]) -> None:
             "Lambda was unable to configure your environment variables because the environment variables you "
             f"have provided exceeded the 4KB limit. String measured: {measured}"
         )
+
+
+def logging_config(
+    requested: LoggingConfig | None, current: LoggingConfig | None, name: str
+) -> LoggingConfig:
+    """A function's ``LoggingConfig`` after a create (``current`` None) or an update, as AWS keeps it
+    (recorded, ``TestLoggingConfig``): ``LogGroup`` defaults to ``/aws/lambda/<name>``; with
+    ``LogFormat`` JSON both log levels default to INFO; with Text there are none, and asking for one
+    is refused. A partial update keeps what it does not name."""
+    base: LoggingConfig = current or {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"}
+    asked: LoggingConfig = requested or {}
+    log_format = asked.get("LogFormat", base.get("LogFormat", "Text"))
+    app_level, system_level = asked.get("ApplicationLogLevel"), asked.get("SystemLogLevel")
+    if log_format == "Text" and (app_level or system_level):
+        raise InvalidParameterValueException(
+            'LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request '
+            'or change the LogFormat to "JSON" and try again.'
+        )
+    out: LoggingConfig = {}
+    if log_format == "JSON":
+        out["ApplicationLogLevel"] = app_level or base.get("ApplicationLogLevel", "INFO")
+    out["LogFormat"] = log_format
+    out["LogGroup"] = asked.get("LogGroup", base.get("LogGroup", f"/aws/lambda/{name}"))
+    if log_format == "JSON":
+        out["SystemLogLevel"] = system_level or base.get("SystemLogLevel", "INFO")
+    return out
 
 
 def runtime_version_arn(region: str, runtime: str) -> str:

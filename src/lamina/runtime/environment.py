@@ -209,6 +209,7 @@ class Environment:
 
     def _env_vars(self) -> dict[str, str]:
         t, cfg = self.target, self.target.config
+        logging_config = cfg.get("LoggingConfig") or {}
         env = {
             "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
             "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
@@ -218,7 +219,7 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_NAME": t.name,
             "AWS_LAMBDA_FUNCTION_VERSION": t.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{t.name}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": str(logging_config.get("LogGroup") or f"/aws/lambda/{t.name}"),
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
@@ -234,6 +235,10 @@ class Environment:
         runtime = str(cfg.get("Runtime", ""))
         if runtime.startswith("python"):  # on the host's interpreter or the image's
             env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtime}"
+        if logging_config.get("LogFormat") == "JSON":
+            # What AWS's runtimes read to log as JSON records, at the function's application level.
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            env["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config.get("ApplicationLogLevel", "INFO"))
         user = (cfg.get("Environment") or {}).get("Variables") or {}
         merged = {**env, **user}
         if t.native_gate is not None:

@@ -299,7 +299,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         "EphemeralStorage": {"Size": (params.get("EphemeralStorage") or {}).get("Size", F.DEFAULT_EPHEMERAL)},
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "RuntimeVersionConfig": {"RuntimeVersionArn": F.runtime_version_arn(ctx.region, runtime)},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{ref.name}"},
+        "LoggingConfig": F.logging_config(params.get("LoggingConfig"), None, ref.name),
     }
     if env is not None:
         config["Environment"] = {"Variables": env}
@@ -446,6 +446,11 @@ def update_function_configuration(
         check_role(platform, ctx.account_id, params["Role"])
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"], ctx.now_ms)
+    if "LoggingConfig" in params:  # refused before anything changes (a level with Text)
+        current = platform.functions.get(ref.account, ref.region, ref.name)
+        F.logging_config(
+            params["LoggingConfig"], current.config.get("LoggingConfig") if current else None, ref.name
+        )
     vpc = None
     if "VpcConfig" in params:
         current = platform.functions.get(ref.account, ref.region, ref.name)
@@ -476,6 +481,10 @@ def update_function_configuration(
             config["TracingConfig"] = {"Mode": params["TracingConfig"].get("Mode", "PassThrough")}
         if "EphemeralStorage" in params:
             config["EphemeralStorage"] = {"Size": params["EphemeralStorage"]["Size"]}
+        if "LoggingConfig" in params:
+            config["LoggingConfig"] = F.logging_config(
+                params["LoggingConfig"], config.get("LoggingConfig"), ref.name
+            )
         if vpc is not None:
             config["VpcConfig"] = vpc
         shas = row.layer_shas
