@@ -361,7 +361,7 @@ function watchState(name, c) {
 async function functionPage(name, tab = "configuration") {
   const fn = await call("lambda", "GetFunction", { FunctionName: name });
   const c = fn.Configuration;
-  const tabs = h("div", { class: "tabs" }, ["configuration", "test", "logs"].map((t) =>
+  const tabs = h("div", { class: "tabs" }, ["configuration", "versions", "settings", "test", "logs"].map((t) =>
     h("a", { href: `#/functions/${encodeURIComponent(name)}/${t}`, class: t === tab ? "active" : "", id: `tab-${t}` }, t[0].toUpperCase() + t.slice(1))));
   const header = h("div", { class: "card" }, h("dl", { class: "kv" },
     h("dt", {}, "State"), h("dd", { id: "function-state" }, ...stateText(c)),
@@ -375,7 +375,9 @@ async function functionPage(name, tab = "configuration") {
     } }, "Delete function")));
   page(`Function ${name}`, h("p", {}, h("a", { href: "#/functions" }, "← Functions")), header, tabs);
   watchState(name, c);
-  if (tab === "test") main.append(testTab(name));
+  if (tab === "versions") main.append(...(await versionsTab(c)));
+  else if (tab === "settings") main.append(...(await settingsTab(c)));
+  else if (tab === "test") main.append(testTab(name));
   else if (tab === "logs") main.append(await logsTab(name));
   else main.append(...(await configurationTab(c)));
 }
@@ -492,6 +494,122 @@ async function configurationTab(c) {
     });
   } }, h("div", { class: "row" }, field("VPC", vpcSel)), field("Subnets", subnetBox), field("Security groups", sgBox), h("div", { class: "row" }, saveVpc)));
   return [general, layersCard, envForm, vpcCard];
+}
+
+// -- versions and aliases -------------------------------------------------------------------------
+async function versionsTab(c) {
+  const name = c.FunctionName;
+  const versions = await all("lambda", "ListVersionsByFunction", { FunctionName: name }, "Versions");
+  const published = versions.filter((v) => v.Version !== "$LATEST");
+  const description = h("input", { type: "text", id: "version-description", size: "40", placeholder: "optional" });
+  const publish = h("button", { class: "primary", type: "submit", id: "publish-version" }, "Publish version");
+  const versionsCard = h("div", { class: "card", id: "versions" }, h("h2", {}, "Versions"),
+    h("table", {}, h("tr", {}, h("th", {}, "Version"), h("th", {}, "Description"), h("th", {}, "Last modified")),
+      versions.map((v) => h("tr", {}, h("td", { class: "mono" }, v.Version), h("td", {}, v.Description || ""), h("td", {}, v.LastModified)))),
+    h("form", { onsubmit: (ev) => {
+      ev.preventDefault();
+      submitting(publish, async () => {
+        const v = await call("lambda", "PublishVersion", { FunctionName: name, Description: description.value });
+        notice(`Published version ${v.Version}.`); route();
+      });
+    } }, h("div", { class: "row" }, field("Description", description), publish)));
+
+  let aliases = [];
+  try { aliases = await all("lambda", "ListAliases", { FunctionName: name }, "Aliases"); } catch (e) { showError(e); }
+  const weightsText = (a) => Object.entries(((a.RoutingConfig || {}).AdditionalVersionWeights) || {})
+    .map(([v, w]) => `${Math.round((1 - w) * 100)}% ${a.FunctionVersion}, ${Math.round(w * 100)}% ${v}`).join("") || `100% ${a.FunctionVersion}`;
+  const versionOptions = (selected) => [h("option", { value: "$LATEST" }, "$LATEST"),
+    ...published.map((v) => h("option", { value: v.Version, selected: v.Version === selected }, v.Version))];
+  const rows = aliases.map((a) => {
+    const second = h("select", { class: "alias-second" }, h("option", { value: "" }, "no second version"), published.map((v) => h("option", { value: v.Version }, v.Version)));
+    const weight = h("input", { type: "number", class: "alias-weight", min: "0", max: "100", value: "10", size: "4" });
+    const shift = h("button", { class: "alias-shift" }, "Shift");
+    return h("tr", { id: `alias-${a.Name}` }, h("td", { class: "mono" }, a.Name), h("td", {}, weightsText(a)),
+      h("td", {}, second, " ", weight, "% ", shift, " ",
+        h("button", { class: "danger", onclick: (ev) => submitting(ev.target, async () => {
+          if (!confirm(`Delete alias ${a.Name}?`)) return;
+          await call("lambda", "DeleteAlias", { FunctionName: name, Name: a.Name }); notice("Alias deleted."); route();
+        }) }, "Delete")));
+  });
+  rows.forEach((row, i) => row.querySelector(".alias-shift").addEventListener("click", (ev) => {
+    const a = aliases[i], second = row.querySelector(".alias-second"), weight = row.querySelector(".alias-weight");
+    if (!check(weight, +weight.value >= 0 && +weight.value <= 100, "0 to 100 %.")) return;
+    const routing = second.value ? { AdditionalVersionWeights: { [second.value]: Number(weight.value) / 100 } } : { AdditionalVersionWeights: {} };
+    submitting(ev.target, async () => {
+      await call("lambda", "UpdateAlias", { FunctionName: name, Name: a.Name, RoutingConfig: routing }); notice("Weights saved."); route();
+    });
+  }));
+  const aliasName = h("input", { type: "text", id: "alias-name", placeholder: "live" });
+  const aliasVersion = h("select", { id: "alias-version" }, versionOptions(published.length ? published[published.length - 1].Version : "$LATEST"));
+  const create = h("button", { class: "primary", type: "submit", id: "create-alias" }, "Create alias");
+  const aliasesCard = h("div", { class: "card", id: "aliases" }, h("h2", {}, "Aliases"),
+    aliases.length ? h("table", {}, h("tr", {}, h("th", {}, "Alias"), h("th", {}, "Routing"), h("th", {}, "Shift traffic to a second version")), rows)
+      : h("p", { class: "hint" }, "No aliases."),
+    h("form", { onsubmit: (ev) => {
+      ev.preventDefault();
+      if (!check(aliasName, /^(?!^[0-9]+$)[a-zA-Z0-9-_]{1,128}$/.test(aliasName.value), "Letters, digits, - and _ (not only digits).")) return;
+      submitting(create, async () => {
+        await call("lambda", "CreateAlias", { FunctionName: name, Name: aliasName.value, FunctionVersion: aliasVersion.value }); notice("Alias created."); route();
+      });
+    } }, h("div", { class: "row" }, field("Name", aliasName), field("Version", aliasVersion), create)));
+  return [versionsCard, aliasesCard];
+}
+
+// -- tags, concurrency, function URL --------------------------------------------------------------
+async function settingsTab(c) {
+  const name = c.FunctionName, arn = c.FunctionArn;
+  const cards = [];
+  // Tags
+  let tags = {};
+  try { tags = (await call("lambda", "ListTags", { Resource: arn })).Tags || {}; } catch (e) { showError(e); }
+  const tagKey = h("input", { type: "text", id: "tag-key", placeholder: "key" });
+  const tagValue = h("input", { type: "text", id: "tag-value", placeholder: "value" });
+  const addTag = h("button", { class: "primary", type: "submit", id: "add-tag" }, "Add tag");
+  cards.push(h("div", { class: "card", id: "tags" }, h("h2", {}, "Tags"),
+    Object.keys(tags).length ? h("ul", {}, Object.entries(tags).map(([k, v]) => h("li", {}, h("span", { class: "mono" }, `${k} = ${v}`), " ",
+      h("button", { class: "danger", onclick: (ev) => submitting(ev.target, async () => {
+        await call("lambda", "UntagResource", { Resource: arn, TagKeys: [k] }); notice("Tag removed."); route();
+      }) }, "Remove")))) : h("p", { class: "hint" }, "No tags."),
+    h("form", { onsubmit: (ev) => {
+      ev.preventDefault();
+      if (!check(tagKey, tagKey.value.length >= 1 && tagKey.value.length <= 128, "1 to 128 characters.")) return;
+      submitting(addTag, async () => {
+        await call("lambda", "TagResource", { Resource: arn, Tags: { [tagKey.value]: tagValue.value } }); notice("Tag added."); route();
+      });
+    } }, h("div", { class: "row" }, field("Key", tagKey), field("Value", tagValue), addTag))));
+  // Reserved concurrency
+  let reserved = null;
+  try { reserved = (await call("lambda", "GetFunctionConcurrency", { FunctionName: name })).ReservedConcurrentExecutions; } catch (e) { showError(e); }
+  const concurrency = h("input", { type: "number", id: "reserved-concurrency", min: "0", value: reserved ?? "" });
+  const saveConcurrency = h("button", { class: "primary", type: "submit", id: "save-concurrency" }, "Save");
+  cards.push(h("div", { class: "card", id: "concurrency" }, h("h2", {}, "Reserved concurrency"),
+    h("p", { class: "hint" }, reserved == null ? "None: the function uses the account's unreserved concurrency." : `${reserved} reserved.`),
+    h("form", { onsubmit: (ev) => {
+      ev.preventDefault();
+      submitting(saveConcurrency, async () => {
+        if (concurrency.value === "") await call("lambda", "DeleteFunctionConcurrency", { FunctionName: name });
+        else await call("lambda", "PutFunctionConcurrency", { FunctionName: name, ReservedConcurrentExecutions: Number(concurrency.value) });
+        notice("Concurrency saved."); route();
+      });
+    } }, h("div", { class: "row" }, field("Reserved (empty: none)", concurrency), saveConcurrency))));
+  // Function URL
+  let url = null;
+  try { url = await call("lambda", "GetFunctionUrlConfig", { FunctionName: name }); } catch (e) { if (e.code !== "ResourceNotFoundException") showError(e); }
+  const authType = h("select", { id: "url-auth" }, h("option", { value: "NONE" }, "NONE (public)"), h("option", { value: "AWS_IAM" }, "AWS_IAM"));
+  const createUrl = h("button", { class: "primary", type: "submit", id: "create-url" }, "Create function URL");
+  cards.push(h("div", { class: "card", id: "function-url" }, h("h2", {}, "Function URL"),
+    url ? [h("p", {}, h("a", { href: url.FunctionUrl, target: "_blank", rel: "noopener", id: "url-link" }, url.FunctionUrl), ` (${url.AuthType})`),
+      h("button", { class: "danger", onclick: (ev) => submitting(ev.target, async () => {
+        await call("lambda", "DeleteFunctionUrlConfig", { FunctionName: name }); notice("Function URL deleted."); route();
+      }) }, "Delete function URL")]
+      : h("form", { onsubmit: (ev) => {
+        ev.preventDefault();
+        submitting(createUrl, async () => {
+          await call("lambda", "CreateFunctionUrlConfig", { FunctionName: name, AuthType: authType.value }); notice("Function URL created."); route();
+        });
+      } }, h("p", { class: "hint" }, "NONE also needs a resource policy letting everyone call it (lambda:InvokeFunctionUrl and lambda:InvokeFunction)."),
+        h("div", { class: "row" }, field("Auth type", authType), createUrl))));
+  return cards;
 }
 
 function parseReport(log) {
