@@ -41,6 +41,7 @@ from lamina.services.lambda_ import resource_policies as lambda_resource_policie
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
+from lamina.services.lambda_.url_endpoint import UrlEndpoint
 from lamina.services.lambda_.vpc import Hyperplane
 from lamina.services.platform import Platform
 from lamina.settings import Settings
@@ -56,6 +57,7 @@ from lamina.store import (
     TreeStore,
     open_data_dir,
 )
+from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
 log = logging.getLogger("lamina.server")
@@ -191,6 +193,7 @@ def build(
         platform, HyperplaneStore(db), release_delay_s=settings.eni_release_delay_s
     )
     platform.preparer = Preparer(platform)
+    platform.urls = FunctionUrlStore(db)
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {
@@ -238,5 +241,12 @@ def build(
         ),
     ]
     supervisor = Supervisor(workers, io)
-    app = LaminaApp(pipeline, supervisor, Downloads(signer, blobs), io, mounts=(console,))
+    app = LaminaApp(
+        pipeline,
+        supervisor,
+        Downloads(signer, blobs),
+        io,
+        mounts=(console,),
+        function_urls=UrlEndpoint(platform, pipeline.authorize, io),
+    )
     return Server(app, platform, supervisor)

@@ -22,8 +22,10 @@ from lamina import __version__
 from lamina.api import sigv4
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import Pipeline
+from lamina.domain import function_urls as urls
 from lamina.domain.presign import UrlSigner
 from lamina.errors import AwsError, request_too_large, unknown_service
+from lamina.services.base import Principal
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
 from lamina.store import BlobStore
 
@@ -49,6 +51,14 @@ class Mount(Protocol):
     async def handle(self, request: Request, body: bytes | None) -> Response: ...
 
 
+class UrlFront(Protocol):
+    """The function URL endpoint (services/lambda_/url_endpoint.py)."""
+
+    async def handle(
+        self, target: urls.Target, request: urls.HttpRequest, authenticate: Callable[[], Principal]
+    ) -> urls.HttpAnswer: ...
+
+
 class Lifecycle(Protocol):
     """What the server's lifespan starts and stops (the supervisor)."""
 
@@ -68,6 +78,7 @@ class LaminaApp:
         executor: Executor,
         *,
         mounts: Sequence[Mount] = (),
+        function_urls: UrlFront | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.pipeline = pipeline
@@ -75,6 +86,7 @@ class LaminaApp:
         self._downloads = downloads
         self._executor = executor
         self._mounts = tuple(mounts)
+        self._urls = function_urls
         self.clock = clock
         self._large: asyncio.Semaphore | None = None  # created on the server's loop
 
@@ -103,7 +115,11 @@ class LaminaApp:
         body = _Body(
             receive, expected=headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
         )
-        if raw_path.startswith("/_lamina/"):
+        url = None if self._urls is None else urls.recognise(headers.get("host", ""), raw_path)
+        if url is not None:
+            # A function URL, by its Host header or the path form: before SigV4 routing.
+            response = await self._function_url(url, request, body)
+        elif raw_path.startswith("/_lamina/"):
             response = await self._internal(request, body)
         else:
             mount = self._mount_for(raw_path)
@@ -179,6 +195,24 @@ class LaminaApp:
             if not message.get("more_body", False):
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    # -- function URLs ----------------------------------------------------------------------------
+
+    async def _function_url(self, url: urls.Target, request: Request, receive: Receive) -> Response:
+        assert self._urls is not None
+        text = request.headers.get("content-length", "")
+        declared = int(text) if text.isdigit() else None
+        limit = urls.MAX_BODY
+        data = await self._read_limited(receive, limit, declared) if (declared or 0) <= limit else None
+        if data is None:
+            answer = urls.TOO_LARGE
+            return Response(answer.status, list(answer.headers), answer.body)
+        request.body = data
+        http = urls.HttpRequest(
+            request.method, url.path, request.query_string, request.headers, data, request.client_host
+        )
+        answer = await self._urls.handle(url, http, lambda: self.pipeline.authenticate(request))
+        return Response(answer.status, list(answer.headers), answer.body)
 
     # -- lamina's own endpoints ---------------------------------------------------------------
 

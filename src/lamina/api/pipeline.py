@@ -189,6 +189,11 @@ class Pipeline:
         )
         return self.credentials.principal(signed.credential), signed.region
 
+    def authenticate(self, request: Request) -> Principal:
+        """Only the authenticate stage (SigV4), for what a front end serves itself (function URLs
+        of AuthType AWS_IAM). Raises AwsError; call it off the event loop."""
+        return self._authenticate(request, self._clock())[0]
+
     def _http_admit(
         self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str
     ) -> tuple[Any, RequestContext, dict[str, Any]]:

@@ -139,6 +139,17 @@ def layer_reads(call: Call) -> tuple[Check, ...]:
     return tuple(Check("lambda:GetLayerVersion", arn) for arn in dict.fromkeys(versions))
 
 
+def url_auth_type(call: Call) -> Mapping[str, ContextValue]:
+    """``lambda:FunctionUrlAuthType``: the AuthType the request sets or the URL has."""
+    value = call.text("AuthType")
+    return {"lambda:FunctionUrlAuthType": value} if value is not None else {}
+
+
+def invoke_with_url(call: Call) -> tuple[Check, ...]:
+    """``lambda:InvokeFunction`` on the function, with ``lambda:InvokedViaFunctionUrl`` true."""
+    return (Check("lambda:InvokeFunction", function(call), {"lambda:InvokedViaFunctionUrl": "true"}),)
+
+
 TABLE: Mapping[str, Spec] = {
     # Functions
     "CreateFunction": Spec(
@@ -170,6 +181,18 @@ TABLE: Mapping[str, Spec] = {
     ),
     "RemovePermission": Spec("lambda:RemovePermission", function),
     "GetPolicy": Spec("lambda:GetPolicy", function),
+    # Function URLs: the configuration operations carry the URL's AuthType
+    # (lambda:FunctionUrlAuthType); InvokeFunctionUrl is what the URL endpoint authorizes an
+    # AWS_IAM request as, and since October 2025 it needs lambda:InvokeFunction too ("Control
+    # access to Lambda function URLs").
+    "CreateFunctionUrlConfig": Spec("lambda:CreateFunctionUrlConfig", function, context=(url_auth_type,)),
+    "GetFunctionUrlConfig": Spec("lambda:GetFunctionUrlConfig", function),
+    "UpdateFunctionUrlConfig": Spec("lambda:UpdateFunctionUrlConfig", function, context=(url_auth_type,)),
+    "DeleteFunctionUrlConfig": Spec("lambda:DeleteFunctionUrlConfig", function),
+    "ListFunctionUrlConfigs": Spec("lambda:ListFunctionUrlConfigs", unqualified_function),
+    "InvokeFunctionUrl": Spec(
+        "lambda:InvokeFunctionUrl", function, context=(url_auth_type,), also=(invoke_with_url,)
+    ),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

@@ -325,6 +325,62 @@ class GetPolicyResponse(TypedDict, total=False):
     RevisionId: str
 
 
+# -- Lambda function URLs ----------------------------------------------------------------------
+
+
+class Cors(TypedDict, total=False):
+    AllowCredentials: bool
+    AllowHeaders: list[str]
+    AllowMethods: list[str]
+    AllowOrigins: list[str]
+    ExposeHeaders: list[str]
+    MaxAge: int
+
+
+class FunctionUrlConfig(TypedDict, total=False):
+    FunctionUrl: str
+    FunctionArn: str
+    CreationTime: str
+    LastModifiedTime: str
+    Cors: Cors
+    AuthType: str
+    InvokeMode: str
+
+
+class CreateFunctionUrlConfigResponse(TypedDict, total=False):
+    FunctionUrl: str
+    FunctionArn: str
+    AuthType: str
+    Cors: Cors
+    CreationTime: str
+    InvokeMode: str
+
+
+class GetFunctionUrlConfigResponse(TypedDict, total=False):
+    FunctionUrl: str
+    FunctionArn: str
+    AuthType: str
+    Cors: Cors
+    CreationTime: str
+    LastModifiedTime: str
+    InvokeMode: str
+
+
+class UpdateFunctionUrlConfigResponse(TypedDict, total=False):
+    FunctionUrl: str
+    FunctionArn: str
+    AuthType: str
+    Cors: Cors
+    CreationTime: str
+    LastModifiedTime: str
+    InvokeMode: str
+
+
+class ListFunctionUrlConfigsResponse(TypedDict, total=False):
+    FunctionUrlConfigs: list[FunctionUrlConfig]
+    NextMarker: str
+
+
 # -- IAM -------------------------------------------------------------------------------------
 
 
@@ -453,6 +509,12 @@ SHAPES: dict[type, tuple[str, str]] = {
     GetLayerVersionPolicyResponse: ("lambda", "GetLayerVersionPolicyResponse"),
     AddPermissionResponse: ("lambda", "AddPermissionResponse"),
     GetPolicyResponse: ("lambda", "GetPolicyResponse"),
+    Cors: ("lambda", "Cors"),
+    FunctionUrlConfig: ("lambda", "FunctionUrlConfig"),
+    CreateFunctionUrlConfigResponse: ("lambda", "CreateFunctionUrlConfigResponse"),
+    GetFunctionUrlConfigResponse: ("lambda", "GetFunctionUrlConfigResponse"),
+    UpdateFunctionUrlConfigResponse: ("lambda", "UpdateFunctionUrlConfigResponse"),
+    ListFunctionUrlConfigsResponse: ("lambda", "ListFunctionUrlConfigsResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

@@ -17,6 +17,7 @@ from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.environment import Target
 from lamina.runtime.pool import EnvironmentPool
 from lamina.store import BlobStore, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
+from lamina.store.urls import FunctionUrlStore
 
 if TYPE_CHECKING:
     from lamina.services.lambda_.invoke import EventQueue
@@ -32,6 +33,7 @@ class Platform:
     events: EventQueue
     hyperplane: Hyperplane
     preparer: Preparer
+    urls: FunctionUrlStore  # function URLs (services/lambda_/urls.py), attached like the workers
 
     def __init__(
         self,

@@ -264,6 +264,10 @@ class FunctionStore:
                 c.execute(
                     "DELETE FROM functions WHERE account=? AND region=? AND name=?", (account, region, name)
                 )
+                c.execute(  # its function URLs go with it (store/urls.py)
+                    "DELETE FROM function_urls WHERE account=? AND region=? AND name=?",
+                    (account, region, name),
+                )
             shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
             for sha in sorted(shas):
                 if not blob_referenced(c, sha):

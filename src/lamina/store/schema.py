@@ -169,4 +169,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE function_versions ADD COLUMN policy TEXT;
     ALTER TABLE function_versions ADD COLUMN policy_revision TEXT;
     """,
+    # 10: function URLs (CreateFunctionUrlConfig): one per function ($LATEST, qualifier '') or
+    # alias, the AWS-shaped FunctionUrlConfig as JSON, and the 32-character id of its URL (the
+    # endpoint finds the function by it). Deleting the function deletes its URLs (FunctionStore.delete).
+    """
+    CREATE TABLE function_urls (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, qualifier TEXT NOT NULL,
+        url_id TEXT NOT NULL UNIQUE, config TEXT NOT NULL,
+        PRIMARY KEY (account, region, name, qualifier)
+    );
+    """,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import functions, invoke, layers, permissions, unserved, wire
+from lamina.services.lambda_ import functions, invoke, layers, permissions, unserved, urls, wire
 from lamina.services.platform import Platform
 
 
@@ -15,7 +15,13 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
     return ServiceBinding(
         model=loader.get_service_model("lambda"),
         deps=platform,
-        handlers={**layers.HANDLERS, **functions.HANDLERS, **permissions.HANDLERS, "Invoke": invoke.invoke},
+        handlers={
+            **layers.HANDLERS,
+            **functions.HANDLERS,
+            **permissions.HANDLERS,
+            **urls.HANDLERS,
+            "Invoke": invoke.invoke,
+        },
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,
         validation_order=wire.VALIDATION_ORDER,
