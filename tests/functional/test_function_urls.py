@@ -44,7 +44,9 @@ def fn(lam: Any) -> str:
     return name
 
 
-def raw(server: LaminaServer, url_id: str, host: bool = True, path: str = "/", **headers: str) -> tuple[int, bytes]:
+def raw(
+    server: LaminaServer, url_id: str, host: bool = True, path: str = "/", **headers: str
+) -> tuple[int, bytes]:
     """A plain HTTP request to a function URL (Host header form, or the path form)."""
     if host:
         target = f"{server.url}{path}"
@@ -82,7 +84,14 @@ def test_lifecycle_shapes(lam: Any, fn: str, server: LaminaServer) -> None:
     got = lam.get_function_url_config(FunctionName=fn)
     assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
     keys = sorted(k for k in got if k != "ResponseMetadata")
-    assert keys == ["AuthType", "CreationTime", "FunctionArn", "FunctionUrl", "InvokeMode", "LastModifiedTime"]
+    assert keys == [
+        "AuthType",
+        "CreationTime",
+        "FunctionArn",
+        "FunctionUrl",
+        "InvokeMode",
+        "LastModifiedTime",
+    ]
     assert got["InvokeMode"] == "BUFFERED" and got["FunctionUrl"] == body["FunctionUrl"]
 
     updated = lam.update_function_url_config(FunctionName=fn, AuthType="AWS_IAM")
@@ -133,7 +142,9 @@ def test_exceptions(lam: Any, fn: str, op: str, missing: tuple[int, str, str]) -
         assert err(e) == bad_qualifier(qualifier)
     with pytest.raises(ClientError) as e:
         call(FunctionName=fn, Qualifier="nosuchalias", **extra)
-    alias_missing = FN_MISSING if op in ("create_function_url_config", "update_function_url_config") else missing
+    alias_missing = (
+        FN_MISSING if op in ("create_function_url_config", "update_function_url_config") else missing
+    )
     assert err(e) == alias_missing
     with pytest.raises(ClientError) as e:
         call(FunctionName=f"{fn}:someone", Qualifier="other", **extra)
@@ -157,7 +168,14 @@ def test_list_missing_function_and_paging(lam: Any, fn: str) -> None:
     page = lam.list_function_url_configs(FunctionName=fn, MaxItems=1)
     assert len(page["FunctionUrlConfigs"]) == 1 and "NextMarker" not in page
     item = page["FunctionUrlConfigs"][0]
-    assert list(item) == ["FunctionUrl", "FunctionArn", "CreationTime", "LastModifiedTime", "AuthType", "InvokeMode"]
+    assert list(item) == [
+        "FunctionUrl",
+        "FunctionArn",
+        "CreationTime",
+        "LastModifiedTime",
+        "AuthType",
+        "InvokeMode",
+    ]
 
 
 def test_deleting_the_function_deletes_its_url(lam: Any, fn: str, server: LaminaServer) -> None:
