@@ -72,7 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     with C.workdir("function-url") as scratch:
         server = C.LaminaServer(
             scratch / "data",
-            extra_args=("--runtimes-dir", str(RUNTIMES_DIR), "--max-environments", "2", "--idle-timeout", "300"),
+            extra_args=(
+                "--runtimes-dir",
+                str(RUNTIMES_DIR),
+                "--max-environments",
+                "2",
+                "--idle-timeout",
+                "300",
+            ),
         )
         try:
             lam = C.client(server, read_timeout=60)
