@@ -268,6 +268,10 @@ def test_aws_iam_signed(lam: Any, server: LaminaServer) -> None:
     assert ctx["accountId"] == "000000000000"
     assert ctx["authorizer"]["iam"]["accessKey"] == "test"
     assert ctx["authorizer"]["iam"]["userArn"] == "arn:aws:iam::000000000000:root"
+    # The Host header form, signed with the URL's own host name.
+    status, body = signed(f"http://127.0.0.1:{port}/?mode=echo", host, "test", "test")
+    assert status == 200, body
+    assert json.loads(body)["requestContext"]["domainName"] == host
     # Unsigned, or signed by another account the function policy does not name: 403.
     alice = ACCOUNTS[1]
     key, secret, alice_account = alice["access_key_id"], alice["secret_access_key"], alice["account_id"]
