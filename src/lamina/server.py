@@ -38,6 +38,7 @@ from lamina.services.base import ServiceBinding
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
+from lamina.services.lambda_ import tags as lambda_tags
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
@@ -121,6 +122,7 @@ def iam_authorizer(platform: Platform) -> IamAuthorizer:
             "iam": trust_policies(platform.iam),
         },
         clock=time.time,
+        resource_tags={"lambda": lambda_tags.reader(platform)},
     )
 
 

@@ -25,6 +25,7 @@ from lamina.domain.actions_spec import (
     copy_text,
     multi,
     strings,
+    tag_keys_in,
     tag_on_create,
     tags_in,
 )
@@ -150,6 +151,11 @@ def invoke_with_url(call: Call) -> tuple[Check, ...]:
     return (Check("lambda:InvokeFunction", function(call), {"lambda:InvokedViaFunctionUrl": "true"}),)
 
 
+def tagged_resource(call: Call) -> str:
+    """The ARN ``Resource`` names, as given (TagResource, UntagResource, ListTags)."""
+    return call.text("Resource") or ""
+
+
 TABLE: Mapping[str, Spec] = {
     # Functions
     "CreateFunction": Spec(
@@ -193,6 +199,12 @@ TABLE: Mapping[str, Spec] = {
     "InvokeFunctionUrl": Spec(
         "lambda:InvokeFunctionUrl", function, context=(url_auth_type,), also=(invoke_with_url,)
     ),
+    # Tags ("Actions, resources, and condition keys for AWS Lambda": TagResource takes
+    # aws:RequestTag/* and aws:TagKeys, UntagResource aws:TagKeys; every action on a function takes
+    # aws:ResourceTag/*, which the authorizer reads from the function).
+    "TagResource": Spec("lambda:TagResource", tagged_resource, context=(tags_in("Tags"),)),
+    "UntagResource": Spec("lambda:UntagResource", tagged_resource, context=(tag_keys_in("TagKeys"),)),
+    "ListTags": Spec("lambda:ListTags", tagged_resource),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

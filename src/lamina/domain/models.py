@@ -381,6 +381,10 @@ class ListFunctionUrlConfigsResponse(TypedDict, total=False):
     NextMarker: str
 
 
+class ListTagsResponse(TypedDict, total=False):
+    Tags: dict[str, str]
+
+
 # -- IAM -------------------------------------------------------------------------------------
 
 
@@ -515,6 +519,7 @@ SHAPES: dict[type, tuple[str, str]] = {
     GetFunctionUrlConfigResponse: ("lambda", "GetFunctionUrlConfigResponse"),
     UpdateFunctionUrlConfigResponse: ("lambda", "UpdateFunctionUrlConfigResponse"),
     ListFunctionUrlConfigsResponse: ("lambda", "ListFunctionUrlConfigsResponse"),
+    ListTagsResponse: ("lambda", "ListTagsResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -73,8 +73,8 @@ class FunctionStore:
         )
         return _row(row) if row else None
 
-    def create(self, row: FunctionRow) -> bool:
-        """Insert $LATEST of a new function; False if the name is taken."""
+    def create(self, row: FunctionRow, tags: Mapping[str, str] | None = None) -> bool:
+        """Insert $LATEST of a new function, with its tags; False if the name is taken."""
         with self.db.write() as c:
             if c.execute(
                 "SELECT 1 FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
@@ -86,8 +86,60 @@ class FunctionStore:
                 " ON CONFLICT (account, region, name) DO NOTHING",
                 (row.account, row.region, row.name),
             )
+            c.execute(
+                "UPDATE functions SET tags=? WHERE account=? AND region=? AND name=?",
+                (json.dumps(dict(tags or {})), row.account, row.region, row.name),
+            )
             _insert(c, row)
         return True
+
+    # -- tags (TagResource, UntagResource, ListTags; aws:ResourceTag/*) --------------------------
+
+    def tags(self, account: str, region: str, name: str) -> dict[str, str] | None:
+        """The function's tags; None if there is no such function. One read by primary key: the
+        authorizer asks for every request an IAM user or role makes on a function."""
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT tags FROM functions WHERE account=? AND region=? AND name=?",
+                (account, region, name),
+            ).fetchone()
+        )
+        return cast(dict[str, str], json.loads(row[0])) if row else None
+
+    def update_tags(
+        self,
+        account: str,
+        region: str,
+        name: str,
+        change: Callable[[dict[str, str]], dict[str, str]],
+        revision_id: str,
+    ) -> dict[str, str] | None:
+        """Apply ``change`` (which may raise) to the function's tags atomically; ``revision_id``
+        becomes $LATEST's RevisionId (a tag change rotates it in Lambda, recorded). The new tags;
+        None if there is no such function."""
+        with self.db.write() as c:
+            found = c.execute(
+                "SELECT tags FROM functions WHERE account=? AND region=? AND name=?",
+                (account, region, name),
+            ).fetchone()
+            latest = c.execute(
+                "SELECT config FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
+                (account, region, name),
+            ).fetchone()
+            if found is None or latest is None:
+                return None
+            new = change(cast(dict[str, str], json.loads(found[0])))
+            config = cast(FunctionConfiguration, json.loads(latest[0]))
+            config["RevisionId"] = revision_id
+            c.execute(
+                "UPDATE functions SET tags=? WHERE account=? AND region=? AND name=?",
+                (json.dumps(new), account, region, name),
+            )
+            c.execute(
+                "UPDATE function_versions SET config=? WHERE account=? AND region=? AND name=? AND seq=0",
+                (json.dumps(config), account, region, name),
+            )
+        return new
 
     def update(
         self,

@@ -179,4 +179,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, name, qualifier)
     );
     """,
+    # 11: a function's tags (JSON object), kept with the function itself: tags belong to the
+    # function, not to a version, and go with it when it is deleted.
+    """
+    ALTER TABLE functions ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
+    """,
 )

@@ -65,6 +65,8 @@ NO_MFA_SESSION = "The security token included in the request is invalid"
 
 # A resource's own policy document (JSON), by the resource's ARN; None when it has none.
 ResourcePolicy = Callable[[Arn], "str | None"]
+# A resource's tags (aws:ResourceTag/*), by the resource's ARN; empty when it has none.
+ResourceTags = Callable[[Arn], Mapping[str, str]]
 ContextValues = Mapping[str, "str | tuple[str, ...]"]
 
 
@@ -160,10 +162,12 @@ class IamAuthorizer:
         lookups: actions.Lookups,
         resource_policies: Mapping[str, ResourcePolicy],
         clock: Callable[[], float],
+        resource_tags: Mapping[str, ResourceTags] | None = None,
     ) -> None:
         self._iam = iam
         self._lookups = lookups
         self._resource_policies = dict(resource_policies)
+        self._resource_tags_of = dict(resource_tags or {})
         self._clock = clock
         self._lock = threading.Lock()
         self._identities: dict[tuple[str, IdentityKind, str], tuple[int, Identity | None]] = {}
@@ -423,13 +427,16 @@ class IamAuthorizer:
         return context
 
     def _resource_tags(self, resource: str) -> Mapping[str, str]:
-        """aws:ResourceTag/*: the tags of the IAM user or role a request acts on (Lambda functions
-        carry no tags yet)."""
-        if not resource.startswith("arn:aws:iam:"):
+        """aws:ResourceTag/*: the tags of the IAM user or role a request acts on, or of another
+        service's resource by that service's reader (a Lambda function's)."""
+        if not resource.startswith("arn:aws:"):
             return {}
         arn = Arn.parse(resource)
         if arn is None or not arn.account.isdigit():
             return {}
+        if arn.service != "iam":
+            reader = self._resource_tags_of.get(arn.service)
+            return reader(arn) if reader is not None else {}
         kind, _, rest = arn.resource.partition("/")
         name = rest.rsplit("/", 1)[-1]
         found: Mapping[str, object] | None = None

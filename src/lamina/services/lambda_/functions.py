@@ -11,6 +11,7 @@ import base64
 import uuid
 from typing import Any
 
+from lamina.domain import function_tags as T
 from lamina.domain import functions as F
 from lamina.domain import runtimes as R
 from lamina.domain.arns import Arn, parse_layer_arn
@@ -38,6 +39,7 @@ from lamina.errors import (
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.code import download_url, store_zip
+from lamina.services.lambda_.tags import function_tags
 from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
 from lamina.services.platform import Platform
@@ -250,6 +252,8 @@ def check_not_blocked(runtime: str, now_ms: int, *, create: bool) -> None:
 
 def create_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     _check_ranges(params)
+    tags: dict[str, str] = params.get("Tags") or {}
+    T.check_count(tags)
     ref = F.parse_function_name(params["FunctionName"], account=ctx.account_id, region=ctx.region)
     if ref.qualifier is not None or ref.account != ctx.account_id:
         raise InvalidParameterValueException(
@@ -308,7 +312,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     if vpc is not None:
         config["VpcConfig"] = vpc
     row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
-    if not platform.functions.create(row):
+    if not platform.functions.create(row, tags):
         raise M.function_exists(ref.name)
     platform.preparer.schedule(row)
     if params.get("Publish"):
@@ -333,6 +337,9 @@ def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]
         "Configuration": row.config,
         "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},
     }
+    tags = function_tags(platform, row.function)
+    if tags is not None:  # absent, not empty, for a function without tags (recorded)
+        out["Tags"] = tags
     return output(out)
 
 

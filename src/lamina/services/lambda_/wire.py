@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina.domain.arns import LAYER_NAME_PATTERN, LAYER_VERSION_ARN_PATTERN
 from lamina.domain.constraints import MemberOverride
+from lamina.domain.function_tags import TAGGABLE_RESOURCE_PATTERN
 
 # The runtime enum as Lambda's ListLayers/ListLayerVersions print it (order is AWS's own).
 LIST_RUNTIME_ENUM_TEXT = (
@@ -24,6 +25,7 @@ PUBLISH_RUNTIME_ENUM_TEXT = (
 )
 
 _LAYER_NAME = MemberOverride(pattern=LAYER_NAME_PATTERN)
+_TAGGABLE = MemberOverride(pattern=TAGGABLE_RESOURCE_PATTERN)
 _LIST_FILTERS = {
     "layerName": _LAYER_NAME,
     "compatibleRuntime": MemberOverride(enum=LIST_RUNTIMES, enum_text=LIST_RUNTIME_ENUM_TEXT),
@@ -58,6 +60,10 @@ OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "RemoveLayerVersionPermission": {"layerName": _LAYER_NAME},
     "CreateFunction": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN), **_VPC},
     "UpdateFunctionConfiguration": {"layers": MemberOverride(pattern=LAYER_VERSION_ARN_PATTERN), **_VPC},
+    # Tagging: AWS's ``Resource`` pattern as its messages print it (recorded, TestLambdaTags).
+    "TagResource": {"resource": _TAGGABLE},
+    "UntagResource": {"resource": _TAGGABLE},
+    "ListTags": {"resource": _TAGGABLE},
 }
 
 # Largest request bodies AWS accepts (413 RequestEntityTooLargeException above).

@@ -1,0 +1,100 @@
+"""Tags on Lambda functions (pure): which resource a tagging request names, and AWS's limits.
+
+Facts (recorded against AWS, ``TestLambdaTag`` / ``TestLambdaTags``; Lambda Developer Guide, "Using
+tags on Lambda functions"):
+- Tags belong to the function: a qualified ARN (a version, an alias, even ``$LATEST``) is refused
+  with InvalidParameterValueException before the function is looked up.
+- A function holds at most 50 tags; a TagResource or CreateFunction that would leave more is
+  refused ("Number of tags exceeds resource tag limit."), changing nothing.
+- TagResource with no tags is refused with Lambda's generic message; UntagResource of keys the
+  function does not have succeeds.
+- ``Resource`` matches AWS's pattern, which also admits ``layer:NAME``; layers cannot be tagged
+  (AWS answers "Unsupported resource type for tagging", the Lambda roadmap's "Layer: Add Tags
+  Support" is open). Code signing configurations, event source mappings and capacity providers
+  are taggable in AWS; lamina serves none of them yet, so none of them exists here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from lamina.errors import InvalidParameterValueException
+
+MAX_TAGS = 50
+TOO_MANY_TAGS = "Number of tags exceeds resource tag limit."
+NO_TAGS = "An error occurred and the request cannot be processed."
+QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."
+UNSUPPORTED_TYPE = "Unsupported resource type for tagging"
+
+# AWS's pattern for TagResource/UntagResource/ListTags ``Resource`` as its messages print it
+# (recorded; botocore's model has a newer variant without ``layer:``).
+TAGGABLE_RESOURCE_PATTERN = (
+    r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:"
+    r"(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|"
+    r"code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"
+)
+
+
+class ResourceKind(enum.Enum):
+    """The resource types of Lambda's taggable-resource ARN."""
+
+    FUNCTION = "function"
+    LAYER = "layer"
+    CODE_SIGNING_CONFIG = "code-signing-config"
+    EVENT_SOURCE_MAPPING = "event-source-mapping"
+    CAPACITY_PROVIDER = "capacity-provider"
+
+
+@dataclass(frozen=True, slots=True)
+class TagTarget:
+    """The resource a tagging request names: its type, region, account and identifier."""
+
+    kind: ResourceKind
+    region: str
+    account: str
+    name: str
+
+
+def tag_target(resource: str) -> TagTarget:
+    """The resource ``resource`` (an ARN already matching :data:`TAGGABLE_RESOURCE_PATTERN`) names.
+
+    Raises AWS's InvalidParameterValueException for a qualified function ARN and for a layer."""
+    parts = resource.split(":")
+    if len(parts) < 7:
+        raise ValueError(f"not a taggable resource ARN: {resource!r}")
+    region, account, kind_text, name = parts[3], parts[4], parts[5], parts[6]
+    kind = ResourceKind(kind_text)
+    if kind is ResourceKind.FUNCTION and len(parts) > 7:
+        raise InvalidParameterValueException(QUALIFIED)
+    if kind is ResourceKind.LAYER:
+        raise InvalidParameterValueException(UNSUPPORTED_TYPE)
+    return TagTarget(kind, region, account, name)
+
+
+def check_count(tags: Mapping[str, str]) -> None:
+    """Refuse a tag set larger than a resource may hold."""
+    if len(tags) > MAX_TAGS:
+        raise InvalidParameterValueException(TOO_MANY_TAGS)
+
+
+def tagged(current: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]:
+    """``current`` with ``new`` added (a key already there takes the new value), within the limit."""
+    if not new:
+        raise InvalidParameterValueException(NO_TAGS)
+    merged = {**current, **new}
+    check_count(merged)
+    return merged
+
+
+def untagged(current: Mapping[str, str], keys: Iterable[str]) -> dict[str, str]:
+    """``current`` without ``keys`` (keys it does not have are ignored, as AWS ignores them)."""
+    gone = set(keys)
+    return {key: value for key, value in current.items() if key not in gone}
+
+
+def listed(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags as ListTags and GetFunction answer them: by key."""
+    return dict(sorted(tags.items()))
