@@ -19,7 +19,7 @@ from lamina.services.ec2 import (
     handlers_vpcs,
 )
 from lamina.services.iam import handlers as iam_handlers
-from lamina.services.lambda_ import functions, layers
+from lamina.services.lambda_ import functions, layers, tags
 from lamina.services.sts import handlers as sts_handlers
 
 ACCOUNT = "111111111111"
@@ -555,7 +555,7 @@ UPCOMING = {
     "sts": {"GetCallerIdentity", "AssumeRole", "DecodeAuthorizationMessage", "GetSessionToken"},
 }
 SERVED = {
-    "lambda": {*functions.HANDLERS, *layers.HANDLERS, "Invoke"},
+    "lambda": {*functions.HANDLERS, *layers.HANDLERS, *tags.HANDLERS, "Invoke"},
     "iam": set(iam_handlers.HANDLERS),
     "sts": set(sts_handlers.HANDLERS),
     "ec2": {

@@ -152,8 +152,9 @@ def invoke_with_url(call: Call) -> tuple[Check, ...]:
 
 
 def tagged_resource(call: Call) -> str:
-    """The ARN ``Resource`` names, as given (TagResource, UntagResource, ListTags)."""
-    return call.text("Resource") or ""
+    """The ARN ``Resource`` names, as given (TagResource, UntagResource, ListTags); without one (the
+    validator then refuses the request), the caller's function ARN with no name."""
+    return call.text("Resource") or unqualified_function(call)
 
 
 TABLE: Mapping[str, Spec] = {
