@@ -144,6 +144,11 @@ def test_tag_exceptions(lam: Any) -> None:
         "InvalidParameterValueException",
         "An error occurred and the request cannot be processed.",
     )
+    with pytest.raises(lam.exceptions.ClientError) as e:
+        lam.tag_resource(Resource=arn(fn), Tags={"k" * 129: "v"})
+    assert err(e)[:2] == (400, "ValidationException")
+    assert "Map keys must satisfy constraint" in err(e)[2]
+    assert tags(lam, fn) == {}
     # Layers are not taggable in AWS.
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
         lam.tag_resource(Resource=f"arn:aws:lambda:{REGION}:{ACCT}:layer:lay", Tags={"A": "a"})

@@ -17,10 +17,12 @@ tags on Lambda functions"):
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lamina.errors import InvalidParameterValueException
+from lamina.domain.constraints import format_errors, render_value
+from lamina.errors import InvalidParameterValueException, ValidationException
 
 MAX_TAGS = 50
 TOO_MANY_TAGS = "Number of tags exceeds resource tag limit."
@@ -35,6 +37,20 @@ TAGGABLE_RESOURCE_PATTERN = (
     r"(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|"
     r"code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-"
     r"[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"
+)
+
+
+# The TagKey and TagValue shapes of Lambda's model: length 1-128 and 0-256, this pattern (Java's
+# Unicode classes; Python's \w and \s are their nearest equivalents).
+TAG_PATTERN = r"([\p{L}\p{Z}\p{N}_.:/=+\-@]*)"
+_TAG_CHARS = re.compile(r"[\w\s.:/=+\-@]*")
+KEY_CONSTRAINTS = (
+    "[Member must have length less than or equal to 128, Member must have length greater than or equal "
+    f"to 1, Member must satisfy regular expression pattern: {TAG_PATTERN}]"
+)
+VALUE_CONSTRAINTS = (
+    "[Member must have length less than or equal to 256, Member must have length greater than or equal "
+    f"to 0, Member must satisfy regular expression pattern: {TAG_PATTERN}]"
 )
 
 
@@ -72,6 +88,24 @@ def tag_target(resource: str) -> TagTarget:
     if kind is ResourceKind.LAYER:
         raise InvalidParameterValueException(UNSUPPORTED_TYPE)
     return TagTarget(kind, region, account, name)
+
+
+def check_tags(tags: Mapping[str, str]) -> None:
+    """The constraints of the model's TagKey and TagValue shapes on a ``Tags`` map, in the words of
+    AWS's validator for map members ("Map keys must satisfy constraint: [...]")."""
+    errors = []
+    if any(not 1 <= len(k) <= 128 or _TAG_CHARS.fullmatch(k) is None for k in tags):
+        errors.append(
+            f"Value {render_value(dict(tags))} at 'tags' failed to satisfy constraint: "
+            f"Map keys must satisfy constraint: {KEY_CONSTRAINTS}"
+        )
+    if any(len(v) > 256 or _TAG_CHARS.fullmatch(v) is None for v in tags.values()):
+        errors.append(
+            f"Value {render_value(dict(tags))} at 'tags' failed to satisfy constraint: "
+            f"Map value must satisfy constraint: {VALUE_CONSTRAINTS}"
+        )
+    if errors:
+        raise ValidationException(format_errors(errors))
 
 
 def check_count(tags: Mapping[str, str]) -> None:

@@ -253,6 +253,7 @@ def check_not_blocked(runtime: str, now_ms: int, *, create: bool) -> None:
 def create_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     _check_ranges(params)
     tags: dict[str, str] = params.get("Tags") or {}
+    T.check_tags(tags)
     T.check_count(tags)
     ref = F.parse_function_name(params["FunctionName"], account=ctx.account_id, region=ctx.region)
     if ref.qualifier is not None or ref.account != ctx.account_id:

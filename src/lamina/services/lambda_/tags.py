@@ -52,8 +52,9 @@ def _change(
 
 
 def tag_resource(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _function(ctx, params["Resource"])
     new: Mapping[str, str] = params.get("Tags") or {}
+    T.check_tags(new)  # AWS's validation, before anything about the resource
+    ref = _function(ctx, params["Resource"])
     _change(platform, ref, lambda current: T.tagged(current, new))
     return {}
 

@@ -10,7 +10,7 @@ import pytest
 
 from lamina.domain import function_tags as T
 from lamina.domain.actions import Check, checks
-from lamina.errors import InvalidParameterValueException
+from lamina.errors import InvalidParameterValueException, ValidationException
 
 ACCOUNT = "111111111111"
 REGION = "us-east-1"
@@ -122,3 +122,19 @@ def test_create_function_with_tags_also_needs_tag_resource() -> None:
 def test_odd_values_never_raise(odd: Any) -> None:
     for operation in ("TagResource", "UntagResource", "ListTags"):
         assert _checks(operation, {"Resource": odd, "Tags": odd, "TagKeys": odd})
+
+
+def test_tag_constraints() -> None:
+    T.check_tags({"a" * 128: "v" * 256, "with space:/=+-@.": "ü"})
+    with pytest.raises(ValidationException) as e:
+        T.check_tags({"a" * 129: "v"})
+    assert e.value.message == (
+        f"1 validation error detected: Value '{{{'a' * 129}=v}}' at 'tags' failed to satisfy constraint: "
+        f"Map keys must satisfy constraint: {T.KEY_CONSTRAINTS}"
+    )
+    with pytest.raises(ValidationException) as e:
+        T.check_tags({"": "v", "k": "x" * 257})
+    assert e.value.message.startswith("2 validation errors detected: ")
+    assert "Map value must satisfy constraint" in e.value.message
+    with pytest.raises(ValidationException):
+        T.check_tags({"k": "semi;colon"})
