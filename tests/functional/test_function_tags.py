@@ -327,3 +327,20 @@ def test_role_session_resource_tag(server: LaminaServer, lam: Any) -> None:
     )
     lam.untag_resource(Resource=arn(fn), TagKeys=["stage"])
     assert as_role.get_function_configuration(FunctionName=fn)["FunctionName"] == fn
+
+
+def test_get_function_tags_need_list_tags(server: LaminaServer, lam: Any) -> None:
+    """GetFunction answers Tags only to a caller allowed lambda:ListTags, else TagsError with the
+    denial (GetFunction API reference); a function without tags has neither."""
+    fn, plain = name(), name()
+    create(lam, fn, Tags={"team": "blue"})
+    create(lam, plain)
+    user, as_user = _user(server, {"Effect": "Allow", "Action": "lambda:GetFunction", "Resource": "*"})
+    got = as_user.get_function(FunctionName=fn)
+    assert "Tags" not in got
+    assert got["TagsError"] == {
+        "ErrorCode": "AccessDeniedException",
+        "Message": denied(user, "lambda:ListTags", arn(fn)),
+    }
+    bare = as_user.get_function(FunctionName=plain)
+    assert "Tags" not in bare and "TagsError" not in bare

@@ -173,6 +173,9 @@ class Pipeline:
             now_ms=int(now * 1000),
             access_key_id=principal.access_key_id,
             caller_arn="" if principal.is_root else principal.arn,
+            authorize=lambda other, other_params: self._authorizer.authorize(
+                AuthorizationRequest(principal, endpoint.name, other, region, other_params, source_ip)
+            ),
         )
         return handler, ctx
 

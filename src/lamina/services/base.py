@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from lamina.domain.arns import root_user_arn
 from lamina.domain.constraints import MemberOverride
+from lamina.errors import AwsError
 
 # What a service's handlers receive first: only what they use (the Platform, or one store).
 D = TypeVar("D")
@@ -24,10 +25,24 @@ class RequestContext:
     caller_arn: str = ""
     now_ms: int = 0
     access_key_id: str = ""
+    # The authorize stage for another operation of the same service by the same caller (raises
+    # AwsError when IAM would refuse it): what a handler asks when part of its answer needs a
+    # further permission (GetFunction's Tags need lambda:ListTags). None: nothing to ask.
+    authorize: Callable[[str, Mapping[str, Any]], None] | None = field(default=None, compare=False)
 
     @property
     def caller(self) -> str:
         return self.caller_arn or root_user_arn(self.account_id)
+
+    def denial(self, operation: str, params: Mapping[str, Any]) -> AwsError | None:
+        """Why IAM would refuse this caller ``operation`` with ``params``; None if it would allow it."""
+        if self.authorize is None:
+            return None
+        try:
+            self.authorize(operation, params)
+        except AwsError as exc:
+            return exc
+        return None
 
 
 @dataclass(frozen=True)

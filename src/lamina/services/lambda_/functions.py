@@ -338,9 +338,9 @@ def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]
         "Configuration": row.config,
         "Code": {"RepositoryType": "S3", "Location": download_url(platform, ctx, row.code_sha256)},
     }
-    tags = function_tags(platform, row.function)
-    if tags is not None:  # absent, not empty, for a function without tags (recorded)
-        out["Tags"] = tags
+    tags = function_tags(platform, ctx, row.function)
+    if tags is not None:
+        out.update(tags)
     return output(out)
 
 

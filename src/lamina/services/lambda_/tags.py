@@ -15,7 +15,7 @@ from typing import Any
 from lamina.domain import function_tags as T
 from lamina.domain.arns import Arn
 from lamina.domain.functions import FunctionRef, function_arn
-from lamina.domain.models import ListTagsResponse
+from lamina.domain.models import GetFunctionResponse, ListTagsResponse
 from lamina.errors import ResourceNotFoundException
 from lamina.services.base import RequestContext, output
 from lamina.services.platform import Platform
@@ -75,11 +75,18 @@ def list_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -
     return output(out)
 
 
-def function_tags(platform: Platform, ref: FunctionRef) -> dict[str, str] | None:
-    """GetFunction's ``Tags``: the function's tags by key, None when it has none (AWS then leaves
-    the member out, recorded)."""
+def function_tags(platform: Platform, ctx: RequestContext, ref: FunctionRef) -> GetFunctionResponse | None:
+    """GetFunction's ``Tags``, or its ``TagsError`` when the caller may not ``lambda:ListTags`` the
+    function ("Lambda returns tag data only if you have explicit allow permissions for
+    lambda:ListTags", GetFunction API reference); None when the function has no tags (AWS then
+    leaves both out, recorded)."""
     found = platform.functions.tags(ref.account, ref.region, ref.name)
-    return T.listed(found) if found else None
+    if not found:
+        return None
+    denial = ctx.denial("ListTags", {"Resource": function_arn(ref.region, ref.account, ref.name)})
+    if denial is not None:
+        return {"TagsError": {"ErrorCode": denial.code, "Message": denial.message}}
+    return {"Tags": T.listed(found)}
 
 
 def reader(platform: Platform) -> Callable[[Arn], Mapping[str, str]]:
