@@ -205,3 +205,28 @@ def test_the_authorize_stage_reads_function_policies_by_arn(db: Database) -> Non
         parsed = Arn.parse(arn)
         assert parsed is not None
         assert read(parsed) == document
+
+
+def test_tags_live_with_the_function(db: Database) -> None:
+    functions = FunctionStore(db)
+    assert functions.tags(ACCOUNT, REGION, "fn") is None
+    assert functions.create(latest(RevisionId="r0"), {"team": "blue"})
+    assert functions.tags(ACCOUNT, REGION, "fn") == {"team": "blue"}
+    new = functions.update_tags(ACCOUNT, REGION, "fn", lambda t: {**t, "env": "dev"}, "r1")
+    assert new == {"team": "blue", "env": "dev"} == functions.tags(ACCOUNT, REGION, "fn")
+    row = functions.get(ACCOUNT, REGION, "fn")
+    assert row is not None and row.config["RevisionId"] == "r1"
+
+    def refuse(tags: dict[str, str]) -> dict[str, str]:
+        raise ValueError("too many")
+
+    with pytest.raises(ValueError):
+        functions.update_tags(ACCOUNT, REGION, "fn", refuse, "r2")
+    assert functions.tags(ACCOUNT, REGION, "fn") == new
+    row = functions.get(ACCOUNT, REGION, "fn")
+    assert row is not None and row.config["RevisionId"] == "r1"
+    assert functions.update_tags(ACCOUNT, REGION, "nope", lambda t: t, "r3") is None
+    functions.delete(ACCOUNT, REGION, "fn", None, on_unreferenced=lambda sha: None)
+    assert functions.tags(ACCOUNT, REGION, "fn") is None
+    assert functions.create(latest())
+    assert functions.tags(ACCOUNT, REGION, "fn") == {}
