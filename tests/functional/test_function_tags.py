@@ -149,6 +149,11 @@ def test_tag_exceptions(lam: Any) -> None:
     assert err(e)[:2] == (400, "ValidationException")
     assert "Map keys must satisfy constraint" in err(e)[2]
     assert tags(lam, fn) == {}
+    esm = f"arn:aws:lambda:{REGION}:{ACCT}:event-source-mapping:12345678-1234-1234-1234-123456789012"
+    with pytest.raises(lam.exceptions.ClientError) as e:
+        lam.list_tags(Resource=esm)
+    assert err(e)[:2] == (501, "NotImplemented")
+    assert "event sources" in err(e)[2]
     # Layers are not taggable in AWS.
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
         lam.tag_resource(Resource=f"arn:aws:lambda:{REGION}:{ACCT}:layer:lay", Tags={"A": "a"})

@@ -61,7 +61,10 @@ def _run(lam: Any, logging_config: dict[str, str]) -> tuple[Any, list[dict[str, 
 def test_json_records_at_the_application_level(lam: Any) -> None:
     group, records = _run(lam, {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "LogGroup": "my-group"})
     assert group == "my-group"
-    assert [(r["level"], r["message"]) for r in records] == [("INFO", "info line"), ("WARNING", "warning line")]
+    assert [(r["level"], r["message"]) for r in records] == [
+        ("INFO", "info line"),
+        ("WARNING", "warning line"),
+    ]
     assert all(r["requestId"] and r["timestamp"] for r in records)
 
 

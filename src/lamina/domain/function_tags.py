@@ -11,7 +11,7 @@ tags on Lambda functions"):
 - ``Resource`` matches AWS's pattern, which also admits ``layer:NAME``; layers cannot be tagged
   (AWS answers "Unsupported resource type for tagging", the Lambda roadmap's "Layer: Add Tags
   Support" is open). Code signing configurations, event source mappings and capacity providers
-  are taggable in AWS; lamina serves none of them yet, so none of them exists here.
+  are taggable in AWS; lamina serves none of them yet (the handlers say so).
 """
 
 from __future__ import annotations

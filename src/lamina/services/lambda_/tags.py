@@ -16,19 +16,29 @@ from lamina.domain import function_tags as T
 from lamina.domain.arns import Arn
 from lamina.domain.functions import FunctionRef, function_arn
 from lamina.domain.models import GetFunctionResponse, ListTagsResponse
-from lamina.errors import ResourceNotFoundException
+from lamina.errors import ResourceNotFoundException, not_implemented
 from lamina.services.base import RequestContext, output
+from lamina.services.lambda_ import unserved
 from lamina.services.platform import Platform
 
-# AWS's answer for a code signing configuration or event source mapping it does not have.
+# AWS's answer for a code signing configuration it does not have.
 NO_SUCH_RESOURCE = "The resource you requested does not exist."
 
 
-def _function(ctx: RequestContext, resource: str) -> FunctionRef:
+# Taggable resources of services lamina does not serve: the operation that reads one names them.
+_UNSERVED = {
+    T.ResourceKind.EVENT_SOURCE_MAPPING: "GetEventSourceMapping",
+    T.ResourceKind.CAPACITY_PROVIDER: "GetCapacityProvider",
+}
+
+
+def _function(ctx: RequestContext, resource: str, operation: str) -> FunctionRef:
     """The caller's function ``resource`` names (AWS's errors for anything else)."""
     target = T.tag_target(resource)
+    if target.kind in _UNSERVED:
+        raise not_implemented(operation, unserved.NEEDS[_UNSERVED[target.kind]])
     if target.kind is not T.ResourceKind.FUNCTION:
-        # lamina serves none of the other taggable resource types yet: none of them exists.
+        # No code signing configuration exists here (yet): AWS's answer for a missing one.
         raise ResourceNotFoundException(NO_SUCH_RESOURCE)
     ref = FunctionRef(target.account, target.region, target.name)
     if (ref.account, ref.region) != (ctx.account_id, ctx.region):
@@ -54,20 +64,20 @@ def _change(
 def tag_resource(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     new: Mapping[str, str] = params.get("Tags") or {}
     T.check_tags(new)  # AWS's validation, before anything about the resource
-    ref = _function(ctx, params["Resource"])
+    ref = _function(ctx, params["Resource"], "TagResource")
     _change(platform, ref, lambda current: T.tagged(current, new))
     return {}
 
 
 def untag_resource(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _function(ctx, params["Resource"])
+    ref = _function(ctx, params["Resource"], "UntagResource")
     keys: list[str] = params["TagKeys"]
     _change(platform, ref, lambda current: T.untagged(current, keys))
     return {}
 
 
 def list_tags(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    ref = _function(ctx, params["Resource"])
+    ref = _function(ctx, params["Resource"], "ListTags")
     found = platform.functions.tags(ref.account, ref.region, ref.name)
     if found is None:
         raise _not_found(ref)
