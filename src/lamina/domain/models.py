@@ -381,6 +381,24 @@ class ListFunctionUrlConfigsResponse(TypedDict, total=False):
     NextMarker: str
 
 
+class AliasRoutingConfiguration(TypedDict, total=False):
+    AdditionalVersionWeights: dict[str, float]
+
+
+class AliasConfiguration(TypedDict, total=False):
+    AliasArn: str
+    Name: str
+    FunctionVersion: str
+    Description: str
+    RoutingConfig: AliasRoutingConfiguration
+    RevisionId: str
+
+
+class ListAliasesResponse(TypedDict, total=False):
+    NextMarker: str
+    Aliases: list[AliasConfiguration]
+
+
 # -- IAM -------------------------------------------------------------------------------------
 
 
@@ -515,6 +533,9 @@ SHAPES: dict[type, tuple[str, str]] = {
     GetFunctionUrlConfigResponse: ("lambda", "GetFunctionUrlConfigResponse"),
     UpdateFunctionUrlConfigResponse: ("lambda", "UpdateFunctionUrlConfigResponse"),
     ListFunctionUrlConfigsResponse: ("lambda", "ListFunctionUrlConfigsResponse"),
+    AliasRoutingConfiguration: ("lambda", "AliasRoutingConfiguration"),
+    AliasConfiguration: ("lambda", "AliasConfiguration"),
+    ListAliasesResponse: ("lambda", "ListAliasesResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import functions, invoke, layers, permissions, unserved, urls, wire
+from lamina.services.lambda_ import aliases, functions, invoke, layers, permissions, unserved, urls, wire
 from lamina.services.platform import Platform
 
 
@@ -20,6 +20,7 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             **functions.HANDLERS,
             **permissions.HANDLERS,
             **urls.HANDLERS,
+            **aliases.HANDLERS,
             "Invoke": invoke.invoke,
         },
         overrides=wire.OVERRIDES,

@@ -35,7 +35,8 @@ from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
 from lamina.services.lambda_ import messages as M
-from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.lambda_.aliases import invoked_version
+from lamina.services.lambda_.functions import function_ref
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
@@ -199,7 +200,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
     itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
     ref = function_ref(ctx, params, cross_account=True)  # authorized by the pipeline
-    row = load_function(platform, ref)
+    row = invoked_version(platform, ref)  # through an alias: its weighted choice
     kind = params.get("InvocationType", "RequestResponse")
     # As in Lambda, an invocation without a payload delivers an empty JSON object.
     payload: bytes = params.get("Payload") or b"{}"
