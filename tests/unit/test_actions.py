@@ -596,7 +596,8 @@ def test_every_served_operation_has_a_row(service: str, operation: str) -> None:
 
 def test_an_unknown_operation_has_no_row() -> None:
     assert (
-        checks("lambda", "NoSuchOperation", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
+        checks("lambda", "NoSuchOperation", account=ACCOUNT, region=REGION, params={}, lookups=Stores())
+        is None
     )
     assert checks("s3", "GetObject", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
 

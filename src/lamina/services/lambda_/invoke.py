@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
 from lamina.domain import jsontext, runtimes
+from lamina.domain.aliases import is_alias_name
 from lamina.domain.models import InvocationResponse
 from lamina.errors import (
     AwsError,
@@ -230,6 +231,8 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
                 "Client context must be a valid Base64-encoded JSON object."
             ) from exc
     target = target_for(platform, row)
+    # Through an alias, the function's context names the alias's ARN (as in Lambda).
+    invoked_arn = ref.qualified_arn if is_alias_name(ref.qualifier) else None
     timeout_s = float(row.config.get("Timeout", 3))
     tail = params.get("LogType") == "Tail"
 
@@ -242,6 +245,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
                 client_context=client_context,
                 # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
                 request_id=ctx.request_id,
+                invoked_arn=invoked_arn,
             )
         except PoolFull as exc:
             # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.
