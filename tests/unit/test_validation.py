@@ -126,3 +126,45 @@ def test_validate_raises_validation_exception() -> None:
     with pytest.raises(ValidationException) as e:
         validate(shape("PublishLayerVersion"), {"LayerName": "x"})
     assert e.value.status == 400 and e.value.message.startswith("1 validation error detected: ")
+
+
+_WEIGHTS = "routingConfig.additionalVersionWeights"
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        pytest.param(
+            {"2": 2},
+            f"Value '{{2=2.0}}' at '{_WEIGHTS}' failed to satisfy constraint: Map value must satisfy constraint: "
+            "[Member must have value less than or equal to 1.0, Member must have value greater than or equal to "
+            "0.0, Member must not be null]",
+            id="value-above",
+        ),
+        pytest.param(
+            {"$LATEST": 0.5},
+            f"Value '{{$LATEST=0.5}}' at '{_WEIGHTS}' failed to satisfy constraint: Map keys must satisfy "
+            "constraint: [Member must have length less than or equal to 1024, Member must have length greater "
+            "than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]",
+            id="key-pattern",
+        ),
+    ],
+)
+def test_scalar_map_constraints_as_recorded(weights: dict[str, Any], expected: str) -> None:
+    params = {
+        "FunctionName": "f",
+        "Name": "a",
+        "FunctionVersion": "1",
+        "RoutingConfig": {"AdditionalVersionWeights": weights},
+    }
+    assert validation_errors(shape("CreateAlias"), params) == [expected]
+
+
+def test_a_valid_scalar_map_passes() -> None:
+    params = {
+        "FunctionName": "f",
+        "Name": "a",
+        "FunctionVersion": "1",
+        "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.0}},
+    }
+    assert validation_errors(shape("CreateAlias"), params) == []
