@@ -93,3 +93,39 @@ def test_version_in_use_lists_like_java() -> None:
         409,
         "Unable to delete version because the following aliases reference it: [canary, live]",
     )
+
+
+_WEIGHTS = "routingConfig.additionalVersionWeights"
+_VALUES = (
+    "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have "
+    "value greater than or equal to 0.0, Member must not be null]"
+)
+_KEYS = (
+    "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have "
+    "length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]"
+)
+
+
+@pytest.mark.parametrize(
+    ("weights", "expected"),
+    [
+        ({"2": 2}, f"Value '{{2=2.0}}' at '{_WEIGHTS}' failed to satisfy constraint: {_VALUES}"),
+        ({"2": -1}, f"Value '{{2=-1.0}}' at '{_WEIGHTS}' failed to satisfy constraint: {_VALUES}"),
+        ({"$LATEST": 0.5}, f"Value '{{$LATEST=0.5}}' at '{_WEIGHTS}' failed to satisfy constraint: {_KEYS}"),
+    ],
+    ids=["above", "below", "key"],
+)
+def test_weight_constraints_as_recorded(weights: dict[str, float], expected: str) -> None:
+    with pytest.raises(AwsError) as e:
+        A.check_weights({"AdditionalVersionWeights": weights})
+    assert (e.value.code, e.value.message) == (
+        "ValidationException",
+        f"1 validation error detected: {expected}",
+    )
+
+
+@pytest.mark.parametrize(
+    "routing", [None, {}, {"AdditionalVersionWeights": {}}, {"AdditionalVersionWeights": {"2": 0.0}}]
+)
+def test_weight_constraints_accept(routing: object) -> None:
+    A.check_weights(routing)

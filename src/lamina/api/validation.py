@@ -159,51 +159,12 @@ def _validate(shape: Any, value: Any, path: str, overrides: Overrides, out: _Col
     if kind == "map":
         if not isinstance(value, dict):
             return
-        if shape.value.type_name in ("structure", "list", "map"):
-            for key, item in value.items():
+        for key, item in value.items():
+            if shape.value.type_name in ("structure", "list", "map"):
                 _validate(shape.value, item, f"{path}.{key}", overrides, out)
-            return
-        _validate_scalar_map(shape, value, path, out)
         return
     for text in _scalar_failures(shape, value, ov):
         out.add(value, path, text)
-
-
-def _validate_scalar_map(shape: Any, value: dict[Any, Any], path: str, out: _Collector) -> None:
-    """A map of scalars: one message for its keys, one for its values, each listing the whole
-    constraint as AWS prints it (recorded for Lambda's ``additionalVersionWeights``: keys without
-    "Member must not be null", values with it; numbers of a double map shown as doubles)."""
-    numeric = shape.value.type_name in ("double", "float")
-    shown = {
-        k: float(v) if numeric and isinstance(v, int) and not isinstance(v, bool) else v
-        for k, v in value.items()
-    }
-    if any(_scalar_failures(shape.key, key, None) for key in value):
-        out.add(
-            shown, path, "Map keys must satisfy constraint: " + _scalar_constraint_text(shape.key, null=False)
-        )
-    if any(item is None or _scalar_failures(shape.value, item, None) for item in value.values()):
-        out.add(
-            shown,
-            path,
-            "Map value must satisfy constraint: " + _scalar_constraint_text(shape.value, null=True),
-        )
-
-
-def _scalar_constraint_text(shape: Any, *, null: bool) -> str:
-    """``[max, min, pattern, (Member must not be null)]`` of one scalar shape."""
-    meta = shape.metadata
-    what = "value" if shape.type_name in ("integer", "long", "float", "double") else "length"
-    parts: list[str] = []
-    if "max" in meta:
-        parts.append(f"Member must have {what} less than or equal to {meta['max']}")
-    if "min" in meta:
-        parts.append(f"Member must have {what} greater than or equal to {meta['min']}")
-    if meta.get("pattern"):
-        parts.append(f"Member must satisfy regular expression pattern: {meta['pattern']}")
-    if null:
-        parts.append("Member must not be null")
-    return "[" + ", ".join(parts) + "]"
 
 
 def _join(path: str, name: str) -> str:

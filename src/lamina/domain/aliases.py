@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from lamina.domain.constraints import format_errors, render_value
 from lamina.domain.functions import LATEST
 from lamina.domain.models import AliasConfiguration
 from lamina.errors import (
@@ -28,9 +30,23 @@ from lamina.errors import (
     InvalidParameterValueException,
     ResourceConflictException,
     ResourceNotFoundException,
+    ValidationException,
 )
 
 MAX_ADDITIONAL_VERSIONS = 1
+
+_VERSION_KEY = re.compile(r"[0-9]+")
+_WEIGHTS_PATH = "routingConfig.additionalVersionWeights"
+# The model's constraints of AdditionalVersionWeights as AWS prints them (recorded): its keys
+# without "Member must not be null", its values with it.
+_KEYS_TEXT = (
+    "Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have "
+    "length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]"
+)
+_VALUES_TEXT = (
+    "Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have "
+    "value greater than or equal to 0.0, Member must not be null]"
+)
 
 # botocore's Alias pattern: letters, digits, - and _, not all digits (digits name a version).
 _ALIAS_NAME = re.compile(r"(?!^[0-9]+$)[a-zA-Z0-9-_]+")
@@ -76,6 +92,29 @@ def routing_of(config: AliasConfiguration) -> Routing:
     for version, weight in weights.items():
         return Routing(config["FunctionVersion"], version, float(weight))
     return Routing(config["FunctionVersion"])
+
+
+def check_weights(routing: Any) -> None:
+    """The model's constraints of ``RoutingConfig.AdditionalVersionWeights`` (keys: version
+    numbers of 1-1024 characters; values: 0.0-1.0), worded as AWS words a map's constraints, the map
+    shown with its weights as doubles (``'{2=2.0}'``). Checked before the rest of the request."""
+    weights = routing.get("AdditionalVersionWeights") if isinstance(routing, dict) else None
+    if not isinstance(weights, dict):
+        return
+    shown = render_value(
+        {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in weights.items()}
+    )
+    errors = []
+    if any(not isinstance(k, str) or len(k) > 1024 or not _VERSION_KEY.fullmatch(k) for k in weights):
+        errors.append(f"Value {shown} at '{_WEIGHTS_PATH}' failed to satisfy constraint: {_KEYS_TEXT}")
+    if any(not _weight_ok(v) for v in weights.values()):
+        errors.append(f"Value {shown} at '{_WEIGHTS_PATH}' failed to satisfy constraint: {_VALUES_TEXT}")
+    if errors:
+        raise ValidationException(format_errors(errors))
+
+
+def _weight_ok(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
 
 def check_routing(function_version: str, weights: dict[str, float]) -> None:

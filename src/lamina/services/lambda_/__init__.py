@@ -30,6 +30,8 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
         prevalidators={
             "CreateFunction": functions.prevalidate_create,
             "UpdateFunctionConfiguration": functions.prevalidate_create,
+            "CreateAlias": aliases.prevalidate,
+            "UpdateAlias": aliases.prevalidate,
         },
         unserved=unserved.NEEDS,
     )

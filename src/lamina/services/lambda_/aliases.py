@@ -35,6 +35,11 @@ def not_found(ref: F.FunctionRef, qualifier: str | None = None) -> Exception:
 _draw = random.Random()
 
 
+def prevalidate(params: dict[str, Any]) -> None:
+    """Before the model's validation (which does not check maps of numbers): the weights' ranges."""
+    A.check_weights(params.get("RoutingConfig"))
+
+
 def invoked_version(
     platform: Platform, ref: F.FunctionRef, draw: Callable[[], float] = _draw.random
 ) -> FunctionRow:
