@@ -480,3 +480,17 @@ def test_aws_cli(server: LaminaServer, lam: Any) -> None:
     assert (
         run_aws(server, "lambda", "delete-alias", "--function-name", name, "--name", "live").returncode == 0
     )
+
+
+def test_function_url_on_an_alias(lam: Any) -> None:
+    """A function URL for an alias needs the alias; deleting the alias deletes its URL."""
+    name = two_versions(lam)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    url = lam.create_function_url_config(FunctionName=name, Qualifier="live", AuthType="NONE")
+    assert url["FunctionArn"] == fn_arn(name, "live")
+    assert (
+        lam.get_function_url_config(FunctionName=name, Qualifier="live")["FunctionUrl"] == url["FunctionUrl"]
+    )
+    lam.delete_alias(FunctionName=name, Name="live")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function_url_config(FunctionName=name, Qualifier="live")

@@ -77,10 +77,16 @@ class AliasStore:
         return new.config
 
     def delete(self, account: str, region: str, function: str, name: str) -> bool:
-        """Delete one alias (and its policy); False if there was none."""
+        """Delete one alias (with its policy and its function URL); False if there was none."""
         with self.db.write() as c:
             gone = c.execute(f"DELETE FROM function_aliases WHERE {_KEY}", (account, region, function, name))
-            return gone.rowcount > 0
+            if gone.rowcount == 0:
+                return False
+            c.execute(  # the alias's function URL goes with it (store/urls.py)
+                "DELETE FROM function_urls WHERE account=? AND region=? AND name=? AND qualifier=?",
+                (account, region, function, name),
+            )
+            return True
 
     def list(
         self,

@@ -10,10 +10,13 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from lamina.domain.aliases import routing_of
+from lamina.domain.aliases import version_seq as alias_version_seq
 from lamina.domain.function_policy import FunctionPolicy, version_seq
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import AliasConfiguration, FunctionConfiguration, VpcConfigResponse
@@ -94,6 +97,22 @@ class FunctionStore:
             return None
         versions = {row.seq: row for row in (_row(r[1:]) for r in rows if r[1] is not None)}
         return cast(AliasConfiguration, json.loads(rows[0][0])), versions
+
+    def get_alias(self, account: str, region: str, name: str, alias: str) -> AliasConfiguration | None:
+        """One alias of a function (``aliases.get``; what function URLs check an alias by)."""
+        return self.aliases.get(account, region, name, alias)
+
+    def resolve_alias(
+        self, account: str, region: str, name: str, alias: str, draw: Callable[[], float] = random.random
+    ) -> FunctionRow | None:
+        """The version one invocation through ``alias`` runs: its primary version or, with the weight
+        of its routing configuration, the additional one (``draw``: uniform in [0, 1)). One read;
+        None if there is no such alias (or, in a race with a deletion, no such version)."""
+        found = self.alias_routes(account, region, name, alias)
+        if found is None:
+            return None
+        seq = alias_version_seq(routing_of(found[0]).choose(draw()))
+        return None if seq is None else found[1].get(seq)
 
     def create(self, row: FunctionRow) -> bool:
         """Insert $LATEST of a new function; False if the name is taken."""

@@ -45,18 +45,13 @@ def invoked_version(
 ) -> FunctionRow:
     """The stored version an invocation of ``ref`` runs: through an alias, its primary version or,
     with the weight of its routing configuration, the additional one (one read of the alias and
-    its versions together); else the version ``ref`` names."""
+    its versions together: ``FunctionStore.resolve_alias``); else the version ``ref`` names."""
     if not A.is_alias_name(ref.qualifier):
         return load_function(platform, ref)
     assert ref.qualifier is not None
-    found = platform.functions.alias_routes(ref.account, ref.region, ref.name, ref.qualifier)
-    if found is None:
+    row = platform.functions.resolve_alias(ref.account, ref.region, ref.name, ref.qualifier, draw)
+    if row is None:
         raise not_found(ref, ref.qualifier)
-    config, versions = found
-    chosen = A.routing_of(config).choose(draw())
-    row = versions.get(A.version_seq(chosen) or 0)
-    if row is None:  # deleting a routed version is refused; only a race could land here
-        raise not_found(ref, chosen)
     return row
 
 
