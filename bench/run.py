@@ -17,6 +17,7 @@ BENCHMARKS = [
     "publish.py",
     "api_latency.py",
     "invoke.py",
+    "alias.py",
     "vpc.py",
     "vpc_dataplane.py",
     "builder.py",

@@ -19,7 +19,7 @@ from lamina.services.ec2 import (
     handlers_vpcs,
 )
 from lamina.services.iam import handlers as iam_handlers
-from lamina.services.lambda_ import functions, layers, tags
+from lamina.services.lambda_ import aliases, functions, layers, tags
 from lamina.services.sts import handlers as sts_handlers
 
 ACCOUNT = "111111111111"
@@ -145,6 +145,16 @@ def one(service: str, operation: str, params: dict[str, Any], caller_user: str |
         ),
         ("ListLayers", {}, "lambda:ListLayers", "*"),
         ("ListLayerVersions", {"LayerName": "deps"}, "lambda:ListLayerVersions", "*"),
+        ("CreateAlias", {"FunctionName": "fn-a", "Name": "live"}, "lambda:CreateAlias", f"{FN}:fn-a:live"),
+        ("GetAlias", {"FunctionName": f"{FN}:fn-a", "Name": "live"}, "lambda:GetAlias", f"{FN}:fn-a:live"),
+        ("UpdateAlias", {"FunctionName": "fn-a", "Name": "live"}, "lambda:UpdateAlias", f"{FN}:fn-a:live"),
+        (
+            "DeleteAlias",
+            {"FunctionName": f"arn:aws:lambda:{REGION}:{OTHER}:function:fn-b", "Name": "live"},
+            "lambda:DeleteAlias",
+            f"arn:aws:lambda:{REGION}:{OTHER}:function:fn-b:live",
+        ),
+        ("ListAliases", {"FunctionName": "fn-a"}, "lambda:ListAliases", f"{FN}:fn-a"),
     ],
     ids=[
         "name",
@@ -165,6 +175,11 @@ def one(service: str, operation: str, params: dict[str, Any], caller_user: str |
         "layer-by-arn",
         "list-layers",
         "list-layer-versions",
+        "create-alias",
+        "get-alias-by-arn",
+        "update-alias",
+        "delete-alias-cross-account",
+        "list-aliases",
     ],
 )
 def test_lambda_action_and_resource(
@@ -555,7 +570,7 @@ UPCOMING = {
     "sts": {"GetCallerIdentity", "AssumeRole", "DecodeAuthorizationMessage", "GetSessionToken"},
 }
 SERVED = {
-    "lambda": {*functions.HANDLERS, *layers.HANDLERS, *tags.HANDLERS, "Invoke"},
+    "lambda": {*functions.HANDLERS, *layers.HANDLERS, *tags.HANDLERS, *aliases.HANDLERS, "Invoke"},
     "iam": set(iam_handlers.HANDLERS),
     "sts": set(sts_handlers.HANDLERS),
     "ec2": {
@@ -581,7 +596,8 @@ def test_every_served_operation_has_a_row(service: str, operation: str) -> None:
 
 def test_an_unknown_operation_has_no_row() -> None:
     assert (
-        checks("lambda", "CreateAlias", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
+        checks("lambda", "NoSuchOperation", account=ACCOUNT, region=REGION, params={}, lookups=Stores())
+        is None
     )
     assert checks("s3", "GetObject", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
 

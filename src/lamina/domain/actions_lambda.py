@@ -5,7 +5,8 @@ Lambda": resource types ``function`` (``arn:aws:lambda:R:A:function:NAME``, plus
 version or alias), ``layer`` (``...:layer:NAME``) and ``layerVersion`` (``...:layer:NAME:VERSION``);
 the ``Invoke`` API is the ``lambda:InvokeFunction`` action and ``GetLayerVersionByArn`` is
 ``lambda:GetLayerVersion``; ``ListFunctions``, ``ListLayers``, ``ListLayerVersions`` and
-``GetAccountSettings`` take no resource. ``CreateFunction`` and ``UpdateFunctionConfiguration`` also
+``GetAccountSettings`` take no resource; the alias operations act on the alias
+(``...:function:NAME:ALIAS``), ``ListAliases`` on the function. ``CreateFunction`` and ``UpdateFunctionConfiguration`` also
 need ``iam:PassRole`` on the execution role (``iam:PassedToService`` = ``lambda.amazonaws.com``, the
 reference's "API operations" table) and carry ``lambda:Layer``, ``lambda:VpcIds``,
 ``lambda:SubnetIds`` and ``lambda:SecurityGroupIds``; ``AddPermission`` carries ``lambda:Principal``.
@@ -66,6 +67,13 @@ def unqualified_function(call: Call) -> str:
     """The function's ARN without a qualifier (operations on the function itself)."""
     region, account, name, _ = function_location(call)
     return f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+
+
+def alias(call: Call) -> str:
+    """``...:function:NAME:ALIAS`` from ``FunctionName`` and the alias ``Name`` (the alias
+    operations act on the alias itself, a qualified function ARN)."""
+    region, account, name, _ = function_location(call)
+    return f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}:{call.text('Name') or ''}"
 
 
 def layer(call: Call) -> str:
@@ -206,6 +214,12 @@ TABLE: Mapping[str, Spec] = {
     "TagResource": Spec("lambda:TagResource", tagged_resource, context=(tags_in("Tags"),)),
     "UntagResource": Spec("lambda:UntagResource", tagged_resource, context=(tag_keys_in("TagKeys"),)),
     "ListTags": Spec("lambda:ListTags", tagged_resource),
+    # Aliases: each acts on the alias's ARN; ListAliases reads the function's.
+    "CreateAlias": Spec("lambda:CreateAlias", alias),
+    "GetAlias": Spec("lambda:GetAlias", alias),
+    "UpdateAlias": Spec("lambda:UpdateAlias", alias),
+    "DeleteAlias": Spec("lambda:DeleteAlias", alias),
+    "ListAliases": Spec("lambda:ListAliases", unqualified_function),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

@@ -385,6 +385,24 @@ class ListTagsResponse(TypedDict, total=False):
     Tags: dict[str, str]
 
 
+class AliasRoutingConfiguration(TypedDict, total=False):
+    AdditionalVersionWeights: dict[str, float]
+
+
+class AliasConfiguration(TypedDict, total=False):
+    AliasArn: str
+    Name: str
+    FunctionVersion: str
+    Description: str
+    RoutingConfig: AliasRoutingConfiguration
+    RevisionId: str
+
+
+class ListAliasesResponse(TypedDict, total=False):
+    NextMarker: str
+    Aliases: list[AliasConfiguration]
+
+
 # -- IAM -------------------------------------------------------------------------------------
 
 
@@ -520,6 +538,9 @@ SHAPES: dict[type, tuple[str, str]] = {
     UpdateFunctionUrlConfigResponse: ("lambda", "UpdateFunctionUrlConfigResponse"),
     ListFunctionUrlConfigsResponse: ("lambda", "ListFunctionUrlConfigsResponse"),
     ListTagsResponse: ("lambda", "ListTagsResponse"),
+    AliasRoutingConfiguration: ("lambda", "AliasRoutingConfiguration"),
+    AliasConfiguration: ("lambda", "AliasConfiguration"),
+    ListAliasesResponse: ("lambda", "ListAliasesResponse"),
     AttachedPermissionsBoundary: ("iam", "AttachedPermissionsBoundary"),
     Tag: ("iam", "Tag"),
     RoleLastUsed: ("iam", "RoleLastUsed"),

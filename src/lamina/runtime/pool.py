@@ -120,15 +120,17 @@ class EnvironmentPool:
         timeout_s: float,
         client_context: str | None,
         request_id: str | None = None,
+        invoked_arn: str | None = None,
     ) -> tuple[InvokeResult, str]:
-        """Run one invocation; returns its result and request id."""
+        """Run one invocation; returns its result and request id. ``invoked_arn``: the ARN the
+        caller named when it is not the version's own (an alias's), as the runtime's context shows it."""
         env, first = await self._acquire(target)
         rid = request_id or str(uuid.uuid4())
         inv = Invocation(
             request_id=rid,
             payload=payload,
             deadline_ms=int(time.time() * 1000 + timeout_s * 1000),
-            function_arn=str(target.config.get("FunctionArn")),
+            function_arn=invoked_arn or str(target.config.get("FunctionArn")),
             trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
             client_context=client_context,
         )

@@ -10,13 +10,17 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from lamina.domain.aliases import routing_of
+from lamina.domain.aliases import version_seq as alias_version_seq
 from lamina.domain.function_policy import FunctionPolicy, version_seq
 from lamina.domain.functions import FunctionRef
-from lamina.domain.models import FunctionConfiguration, VpcConfigResponse
+from lamina.domain.models import AliasConfiguration, FunctionConfiguration, VpcConfigResponse
+from lamina.store.aliases import AliasStore, delete_function_aliases, referencing_aliases
 from lamina.store.db import Connection, Database
 from lamina.store.references import blob_referenced
 
@@ -63,6 +67,7 @@ class FunctionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.aliases = AliasStore(db)
 
     def get(self, account: str, region: str, name: str, seq: int = 0) -> FunctionRow | None:
         row = self.db.read(
@@ -72,6 +77,42 @@ class FunctionStore:
             ).fetchone()
         )
         return _row(row) if row else None
+
+    def alias_routes(
+        self, account: str, region: str, name: str, alias: str
+    ) -> tuple[AliasConfiguration, dict[int, FunctionRow]] | None:
+        """An alias and the stored versions it routes to (by seq), in one read: the invoke path.
+        None if there is no such alias."""
+        columns = ", ".join(f"v.{col}" for col in _COLS.split(", "))
+        rows = self.db.read(
+            lambda c: c.execute(
+                f"SELECT a.config, {columns} FROM function_aliases a LEFT JOIN function_versions v"
+                " ON v.account=a.account AND v.region=a.region AND v.name=a.function"
+                " AND (v.seq=a.primary_seq OR v.seq=a.extra_seq)"
+                " WHERE a.account=? AND a.region=? AND a.function=? AND a.name=?",
+                (account, region, name, alias),
+            ).fetchall()
+        )
+        if not rows:
+            return None
+        versions = {row.seq: row for row in (_row(r[1:]) for r in rows if r[1] is not None)}
+        return cast(AliasConfiguration, json.loads(rows[0][0])), versions
+
+    def get_alias(self, account: str, region: str, name: str, alias: str) -> AliasConfiguration | None:
+        """One alias of a function (``aliases.get``; what function URLs check an alias by)."""
+        return self.aliases.get(account, region, name, alias)
+
+    def resolve_alias(
+        self, account: str, region: str, name: str, alias: str, draw: Callable[[], float] = random.random
+    ) -> FunctionRow | None:
+        """The version one invocation through ``alias`` runs: its primary version or, with the weight
+        of its routing configuration, the additional one (``draw``: uniform in [0, 1)). One read;
+        None if there is no such alias (or, in a race with a deletion, no such version)."""
+        found = self.alias_routes(account, region, name, alias)
+        if found is None:
+            return None
+        seq = alias_version_seq(routing_of(found[0]).choose(draw()))
+        return None if seq is None else found[1].get(seq)
 
     def create(self, row: FunctionRow, tags: Mapping[str, str] | None = None) -> bool:
         """Insert $LATEST of a new function, with its tags; False if the name is taken."""
@@ -179,11 +220,13 @@ class FunctionStore:
     def function_policy(self, account: str, region: str, name: str, qualifier: str | None) -> str | None:
         """The policy document (JSON, as GetPolicy answers it) of one function version, or None if
         it has none (or the version, or the function, does not exist). ``qualifier``: None or
-        ``$LATEST`` for the unpublished version, a version number; an alias has none yet. One read
+        ``$LATEST`` for the unpublished version, a version number, or an alias name. One read
         by primary key: the authorizer asks on every cross-account call."""
         seq = version_seq(qualifier)
         if seq is None:
-            return None
+            return (
+                None if qualifier is None else self.aliases.policy_document(account, region, name, qualifier)
+            )
         row = self.db.read(
             lambda c: c.execute(
                 "SELECT policy FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
@@ -297,9 +340,17 @@ class FunctionStore:
         return [_row(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
 
     def delete(
-        self, account: str, region: str, name: str, seq: int | None, on_unreferenced: Callable[[str], None]
+        self,
+        account: str,
+        region: str,
+        name: str,
+        seq: int | None,
+        on_unreferenced: Callable[[str], None],
+        in_use: Callable[[list[str]], None] | None = None,
     ) -> bool:
-        """Delete one version (``seq``) or the whole function; free blobs nobody refers to any more."""
+        """Delete one version (``seq``) or the whole function with its aliases; free blobs nobody
+        refers to any more. ``in_use`` is called with the aliases routing to version ``seq`` (when
+        there are any) and may raise to refuse."""
         with self.db.write() as c:
             where = "account=? AND region=? AND name=?"
             args: list[Any] = [account, region, name]
@@ -311,6 +362,10 @@ class FunctionStore:
             ).fetchall()
             if not gone:
                 return False
+            if seq is not None and in_use is not None:
+                aliases = referencing_aliases(c, account, region, name, seq)
+                if aliases:
+                    in_use(aliases)
             c.execute(f"DELETE FROM function_versions WHERE {where}", args)
             if seq is None:
                 c.execute(
@@ -320,6 +375,7 @@ class FunctionStore:
                     "DELETE FROM function_urls WHERE account=? AND region=? AND name=?",
                     (account, region, name),
                 )
+                delete_function_aliases(c, account, region, name)
             shas = {g[0] for g in gone} | {s for g in gone for s in json.loads(g[1])}
             for sha in sorted(shas):
                 if not blob_referenced(c, sha):

@@ -184,4 +184,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE functions ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';
     """,
+    # 12: function aliases (CreateAlias): the AliasConfiguration as answered (JSON), the versions it
+    # routes to (primary_seq, extra_seq: $LATEST is 0, NULL without a routing config) so an invoke
+    # reads the alias and its versions in one query, and the alias's own resource policy.
+    """
+    CREATE TABLE function_aliases (
+        account TEXT NOT NULL, region TEXT NOT NULL, function TEXT NOT NULL, name TEXT NOT NULL,
+        config TEXT NOT NULL, primary_seq INTEGER NOT NULL, extra_seq INTEGER,
+        policy TEXT, policy_revision TEXT,
+        PRIMARY KEY (account, region, function, name)
+    );
+    """,
 )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.lambda_ import functions, invoke, layers, permissions, tags, unserved, urls, wire
+from lamina.services.lambda_ import (
+    aliases,
+    functions,
+    invoke,
+    layers,
+    permissions,
+    tags,
+    unserved,
+    urls,
+    wire,
+)
 from lamina.services.platform import Platform
 
 
@@ -21,6 +31,7 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             **permissions.HANDLERS,
             **urls.HANDLERS,
             **tags.HANDLERS,
+            **aliases.HANDLERS,
             "Invoke": invoke.invoke,
         },
         overrides=wire.OVERRIDES,
@@ -30,6 +41,8 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
         prevalidators={
             "CreateFunction": functions.prevalidate_create,
             "UpdateFunctionConfiguration": functions.prevalidate_create,
+            "CreateAlias": aliases.prevalidate,
+            "UpdateAlias": aliases.prevalidate,
         },
         unserved=unserved.NEEDS,
     )

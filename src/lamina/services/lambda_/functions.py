@@ -14,6 +14,7 @@ from typing import Any
 from lamina.domain import function_tags as T
 from lamina.domain import functions as F
 from lamina.domain import runtimes as R
+from lamina.domain.aliases import is_alias_name, version_in_use, version_seq
 from lamina.domain.arns import Arn, parse_layer_arn
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.constraints import format_errors, render_value
@@ -124,15 +125,32 @@ def _seq(ref: F.FunctionRef) -> int:
         return 0
     if q.isdigit():
         return int(q)
-    raise _not_found(ref, q)  # aliases are not supported yet: nothing by that name
+    raise _not_found(ref, q)  # neither a version nor (where the caller reads aliases) an alias
 
 
 def load_function(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
-    """The stored version ``ref`` names, or Lambda's ResourceNotFoundException."""
+    """The stored version ``ref`` names, or Lambda's ResourceNotFoundException (naming the
+    qualifier the request gave). Through an alias: its primary version, its ``FunctionArn``
+    qualified by the alias, as GetFunction answers it."""
+    if is_alias_name(ref.qualifier):
+        return _through_alias(platform, ref)
     row = platform.functions.get(ref.account, ref.region, ref.name, _seq(ref))
     if row is None:
-        raise _not_found(ref, ref.qualifier if ref.qualifier not in (None, F.LATEST) else None)
+        raise _not_found(ref, ref.qualifier)
     return row
+
+
+def _through_alias(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
+    assert ref.qualifier is not None
+    found = platform.functions.alias_routes(ref.account, ref.region, ref.name, ref.qualifier)
+    row = None
+    if found is not None:
+        row = found[1].get(version_seq(found[0]["FunctionVersion"]) or 0)
+    if row is None:
+        raise _not_found(ref, ref.qualifier)
+    config = row.config.copy()
+    config["FunctionArn"] = ref.qualified_arn
+    return row.with_config(config)
 
 
 # -- code and layers ---------------------------------------------------------------------------------
@@ -637,9 +655,15 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         raise InvalidParameterValueException(
             "$LATEST version cannot be deleted without deleting the function."
         )
+    if is_alias_name(ref.qualifier):
+        raise InvalidParameterValueException("Deletion of aliases is not currently supported.")
     seq = None if ref.qualifier is None else _seq(ref)
+
+    def in_use(aliases: list[str]) -> None:
+        raise version_in_use(aliases)
+
     if not platform.functions.delete(
-        ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob
+        ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob, in_use=in_use
     ):
         raise _not_found(ref)
     platform.retire(ref.account, ref.region, ref.name)

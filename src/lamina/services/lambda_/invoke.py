@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lamina.domain import functions as F
 from lamina.domain import jsontext, runtimes
+from lamina.domain.aliases import is_alias_name
 from lamina.domain.models import InvocationResponse
 from lamina.errors import (
     AwsError,
@@ -35,7 +36,8 @@ from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
 from lamina.services.lambda_ import messages as M
-from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.lambda_.aliases import invoked_version
+from lamina.services.lambda_.functions import function_ref
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
@@ -199,7 +201,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
     itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
     ref = function_ref(ctx, params, cross_account=True)  # authorized by the pipeline
-    row = load_function(platform, ref)
+    row = invoked_version(platform, ref)  # through an alias: its weighted choice
     kind = params.get("InvocationType", "RequestResponse")
     # As in Lambda, an invocation without a payload delivers an empty JSON object.
     payload: bytes = params.get("Payload") or b"{}"
@@ -229,6 +231,8 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
                 "Client context must be a valid Base64-encoded JSON object."
             ) from exc
     target = target_for(platform, row)
+    # Through an alias, the function's context names the alias's ARN (as in Lambda).
+    invoked_arn = ref.qualified_arn if is_alias_name(ref.qualifier) else None
     timeout_s = float(row.config.get("Timeout", 3))
     tail = params.get("LogType") == "Tail"
 
@@ -241,6 +245,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
                 client_context=client_context,
                 # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
                 request_id=ctx.request_id,
+                invoked_arn=invoked_arn,
             )
         except PoolFull as exc:
             # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.

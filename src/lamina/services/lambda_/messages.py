@@ -30,6 +30,18 @@ def layer_version_missing(arn: str) -> str:
     return f"Layer version {arn} does not exist."
 
 
+def function_not_found(arn: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(f"Function not found: {arn}")
+
+
+def policy_revision_mismatch() -> PreconditionFailedException:
+    """A RevisionId that is not the policy's (AddPermission / RemovePermission on an alias)."""
+    return PreconditionFailedException(
+        "The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the "
+        "latest Revision Id"
+    )
+
+
 def function_exists(name: str) -> ResourceConflictException:
     return ResourceConflictException(f"Function already exist: {name}")
 

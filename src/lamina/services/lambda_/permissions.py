@@ -3,18 +3,21 @@
 Each function version has its own policy (``lamina.domain.function_policy``); the store keeps its
 document next to the version, so deleting the version or the function deletes it. The pipeline's
 authorizer reads it through ``FunctionStore.function_policy`` to let other accounts and services in.
-Aliases do not exist yet: an alias qualifier is answered as AWS answers an alias that does not exist.
+An alias has its own policy too (kept with the alias): the authorizer reads it for requests that
+name the alias's ARN, invokes through the alias among them.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from lamina.domain import function_policy as P
 from lamina.domain import functions as F
-from lamina.domain.models import AddPermissionResponse, GetPolicyResponse
+from lamina.domain.layers import PolicyStatement
+from lamina.domain.models import AddPermissionResponse, AliasConfiguration, GetPolicyResponse
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
@@ -75,9 +78,14 @@ def add_permission(platform: Platform, ctx: RequestContext, params: dict[str, An
     if not P.valid_principal(params["Principal"]):
         raise InvalidParameterValueException(INVALID_PRINCIPAL)
     missing = f"Function not found: {_shown_arn(ref)}"
-    seq = _version(platform, ref, missing)
     sid = params["StatementId"]
     statement = P.make_statement(params, ref.qualified_arn)
+    if P.qualifier_kind(ref.qualifier) == P.QualifierKind.ALIAS:
+        _change_alias_policy(
+            platform, ref, missing, params.get("RevisionId"), lambda current: _added(current, sid, statement)
+        )
+        return output(AddPermissionResponse(Statement=json.dumps(statement, separators=(",", ":"))))
+    seq = _version(platform, ref, missing)
 
     def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
         _check_revision(params, row, current)
@@ -101,7 +109,12 @@ def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
     # Another account's function when its policy lets the caller (decided by the authorizer).
     ref = function_ref(ctx, params, cross_account=True)
     seq = P.version_seq(ref.qualifier)
-    found = None if seq is None else platform.functions.get_policy(ref.account, ref.region, ref.name, seq)
+    found: tuple[object, P.FunctionPolicy] | None = None
+    if seq is not None:
+        found = platform.functions.get_policy(ref.account, ref.region, ref.name, seq)
+    elif P.qualifier_kind(ref.qualifier) == P.QualifierKind.ALIAS:
+        assert ref.qualifier is not None
+        found = platform.functions.aliases.get_policy(ref.account, ref.region, ref.name, ref.qualifier)
     document = found[1].document() if found is not None else None
     if found is None or document is None:
         # The same answer for no function, no such version or alias, and no policy (recorded).
@@ -115,8 +128,13 @@ def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
 def remove_permission(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     ref = function_ref(ctx, params)
     missing = f"No policy found for: {_shown_arn(ref)}"
-    seq = _version(platform, ref, missing)
     sid = params["StatementId"]
+    if P.qualifier_kind(ref.qualifier) == P.QualifierKind.ALIAS:
+        _change_alias_policy(
+            platform, ref, missing, params.get("RevisionId"), lambda current: _removed(current, sid)
+        )
+        return {}
+    seq = _version(platform, ref, missing)
 
     def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
         _check_revision(params, row, current)
@@ -132,6 +150,50 @@ def remove_permission(platform: Platform, ctx: RequestContext, params: dict[str,
         raise ResourceNotFoundException(missing)
     _reprepare(platform, updated[0])
     return {}
+
+
+def _added(current: P.FunctionPolicy, sid: str, statement: PolicyStatement) -> P.FunctionPolicy:
+    if current.has(sid):
+        raise M.statement_exists(sid)
+    statements = (*current.statements, statement)
+    size = len(P.policy_document(statements).encode())
+    if size > P.MAX_POLICY_BYTES:
+        raise M.policy_too_long(size, P.MAX_POLICY_BYTES)
+    return P.FunctionPolicy(statements, str(uuid.uuid4()))
+
+
+def _removed(current: P.FunctionPolicy, sid: str) -> P.FunctionPolicy:
+    if not current.statements:
+        raise ResourceNotFoundException(M.NO_POLICY)
+    remaining = tuple(s for s in current.statements if s.get("Sid") != sid)
+    if len(remaining) == len(current.statements):
+        raise M.statement_missing(sid)
+    return P.FunctionPolicy(remaining, str(uuid.uuid4()))
+
+
+def _change_alias_policy(
+    platform: Platform,
+    ref: F.FunctionRef,
+    missing: str,
+    revision: str | None,
+    change: Callable[[P.FunctionPolicy], P.FunctionPolicy],
+) -> None:
+    """Apply ``change`` to an alias's policy. An alias's policy has its own RevisionId (the alias's
+    stays as it is); a RevisionId that is neither is refused naming GetPolicy (recorded)."""
+    assert ref.qualifier is not None
+
+    def apply(alias: AliasConfiguration, current: P.FunctionPolicy) -> P.FunctionPolicy:
+        if revision is not None and revision not in (current.revision_id, alias.get("RevisionId")):
+            raise M.policy_revision_mismatch()
+        return change(current)
+
+    updated = platform.functions.aliases.update_policy(
+        ref.account, ref.region, ref.name, ref.qualifier, apply
+    )
+    if updated is None:
+        if platform.functions.get(ref.account, ref.region, ref.name) is None:
+            raise ResourceNotFoundException(missing)
+        raise _alias_missing(ref)
 
 
 HANDLERS = {
