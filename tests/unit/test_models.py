@@ -38,6 +38,8 @@ def _shape(service: str, name: str) -> Any:
 def _expected(service: str, shape: Any) -> Any:
     """The Python type a botocore shape maps to."""
     kind = shape.type_name
+    if kind == "timestamp" and (service, shape.name) == ("lambda", "Date"):
+        return float  # Lambda's Date shape (event invoke configs) is epoch seconds on the wire
     if kind in _PRIMITIVE:
         return _PRIMITIVE[kind]
     if kind == "list":

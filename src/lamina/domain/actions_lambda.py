@@ -220,6 +220,13 @@ TABLE: Mapping[str, Spec] = {
     "UpdateAlias": Spec("lambda:UpdateAlias", alias),
     "DeleteAlias": Spec("lambda:DeleteAlias", alias),
     "ListAliases": Spec("lambda:ListAliases", unqualified_function),
+    # Asynchronous invocation configuration: on the function or the version or alias it names;
+    # the list is of the function's configurations.
+    "PutFunctionEventInvokeConfig": Spec("lambda:PutFunctionEventInvokeConfig", function),
+    "UpdateFunctionEventInvokeConfig": Spec("lambda:UpdateFunctionEventInvokeConfig", function),
+    "GetFunctionEventInvokeConfig": Spec("lambda:GetFunctionEventInvokeConfig", function),
+    "DeleteFunctionEventInvokeConfig": Spec("lambda:DeleteFunctionEventInvokeConfig", function),
+    "ListFunctionEventInvokeConfigs": Spec("lambda:ListFunctionEventInvokeConfigs", unqualified_function),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

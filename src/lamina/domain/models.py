@@ -483,6 +483,36 @@ class AccessKeyMetadata(TypedDict, total=False):
     CreateDate: str
 
 
+# -- asynchronous invocation configuration ------------------------------------------------------------
+
+
+class OnSuccess(TypedDict, total=False):
+    Destination: str
+
+
+class OnFailure(TypedDict, total=False):
+    Destination: str
+
+
+class DestinationConfig(TypedDict, total=False):
+    OnSuccess: OnSuccess
+    OnFailure: OnFailure
+
+
+class FunctionEventInvokeConfig(TypedDict, total=False):
+    # Lambda's ``Date`` shape: epoch seconds on the wire (not the string ``Timestamp`` of functions).
+    LastModified: float
+    FunctionArn: str
+    MaximumRetryAttempts: int
+    MaximumEventAgeInSeconds: int
+    DestinationConfig: DestinationConfig
+
+
+class ListFunctionEventInvokeConfigsResponse(TypedDict, total=False):
+    FunctionEventInvokeConfigs: list[FunctionEventInvokeConfig]
+    NextMarker: str
+
+
 # Which botocore shape each class mirrors: (service, shape name).
 SHAPES: dict[type, tuple[str, str]] = {
     VpcConfigResponse: ("lambda", "VpcConfigResponse"),
@@ -507,6 +537,11 @@ SHAPES: dict[type, tuple[str, str]] = {
     DurableConfig: ("lambda", "DurableConfig"),
     FunctionRuntimeConfig: ("lambda", "FunctionRuntimeConfig"),
     AcceleratorConfig: ("lambda", "AcceleratorConfig"),
+    OnSuccess: ("lambda", "OnSuccess"),
+    OnFailure: ("lambda", "OnFailure"),
+    DestinationConfig: ("lambda", "DestinationConfig"),
+    FunctionEventInvokeConfig: ("lambda", "FunctionEventInvokeConfig"),
+    ListFunctionEventInvokeConfigsResponse: ("lambda", "ListFunctionEventInvokeConfigsResponse"),
     FunctionConfiguration: ("lambda", "FunctionConfiguration"),
     LayerVersionsListItem: ("lambda", "LayerVersionsListItem"),
     LayersListItem: ("lambda", "LayersListItem"),

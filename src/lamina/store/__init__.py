@@ -9,6 +9,7 @@ from lamina.store.blobs import BlobStore, BlobStoreError
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
+from lamina.store.event_configs import EventInvokeConfigStore
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
@@ -27,6 +28,7 @@ __all__ = [
     "Ec2Store",
     "Ec2Tx",
     "Entity",
+    "EventInvokeConfigStore",
     "EventStore",
     "FunctionRow",
     "FunctionStore",

@@ -13,7 +13,9 @@ from lamina.store.db import Database
 
 @dataclass(frozen=True)
 class QueuedEvent:
-    """One queued invocation. ``qualifier``: the version to run (``$LATEST`` or a number)."""
+    """One queued invocation. ``qualifier``: the version to run (``$LATEST`` or a number);
+    ``invoked``: the qualifier the Invoke named (None: unqualified); ``created``: when it was queued
+    (epoch seconds), from which its age is measured."""
 
     id: str
     account: str
@@ -23,6 +25,8 @@ class QueuedEvent:
     payload: bytes
     attempts: int
     next_at: float
+    invoked: str | None = None
+    created: float = 0.0
 
 
 class EventStore:
@@ -32,27 +36,35 @@ class EventStore:
         self.db = db
 
     def enqueue(
-        self, event_id: str, account: str, region: str, name: str, qualifier: str, payload: bytes, now: float
+        self,
+        event_id: str,
+        account: str,
+        region: str,
+        name: str,
+        qualifier: str,
+        payload: bytes,
+        now: float,
+        invoked: str | None = None,
     ) -> None:
         """Queue an invocation, due at once (``now``), durably: committed when this returns."""
         with self.db.write() as c:
             c.execute(
                 "INSERT INTO event_invocations (id, account, region, name, qualifier, payload, attempts, next_at,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (event_id, account, region, name, qualifier, payload, now, now),
+                " created, invoked) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (event_id, account, region, name, qualifier, payload, now, now, invoked),
             )
 
     def next_due(self) -> QueuedEvent | None:
         """The queued invocation due soonest (perhaps not yet due), or None if the queue is empty."""
         row = self.db.read(
             lambda c: c.execute(
-                "SELECT id, account, region, name, qualifier, payload, attempts, next_at FROM event_invocations"
-                " ORDER BY next_at LIMIT 1"
+                "SELECT id, account, region, name, qualifier, payload, attempts, next_at, invoked, created"
+                " FROM event_invocations ORDER BY next_at LIMIT 1"
             ).fetchone()
         )
         if row is None:
             return None
-        event_id, account, region, name, qualifier, payload, attempts, next_at = row
+        event_id, account, region, name, qualifier, payload, attempts, next_at, invoked, created = row
         return QueuedEvent(
             str(event_id),
             str(account),
@@ -62,6 +74,8 @@ class EventStore:
             bytes(payload),
             int(attempts),
             float(next_at),
+            None if invoked is None else str(invoked),
+            float(created),
         )
 
     def retry(self, event_id: str, attempts: int, next_at: float) -> None:

@@ -195,4 +195,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, function, name)
     );
     """,
+    # 13: asynchronous invocation configurations (PutFunctionEventInvokeConfig), one per function
+    # qualifier ($LATEST, a version or an alias) as AWS-shaped JSON, listed in the order they were
+    # first put; and the qualifier each queued Event invocation named (NULL: unqualified), which
+    # picks its configuration and is the functionArn of its destination record.
+    """
+    CREATE TABLE event_invoke_configs (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, qualifier TEXT NOT NULL,
+        config TEXT NOT NULL,
+        PRIMARY KEY (account, region, name, qualifier)
+    );
+    ALTER TABLE event_invocations ADD COLUMN invoked TEXT;
+    """,
 )

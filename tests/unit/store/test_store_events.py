@@ -12,12 +12,16 @@ def test_the_queue_hands_out_the_soonest_due(db: Database) -> None:
     assert queue.next_due() is None
     queue.enqueue("e1", "000000000000", "us-east-1", "fn", "$LATEST", b"{}", 10.0)
     queue.enqueue("e2", "000000000000", "us-east-1", "fn", "3", b'{"a": 1}', 5.0)
-    assert queue.next_due() == QueuedEvent("e2", "000000000000", "us-east-1", "fn", "3", b'{"a": 1}', 0, 5.0)
+    assert queue.next_due() == QueuedEvent(
+        "e2", "000000000000", "us-east-1", "fn", "3", b'{"a": 1}', 0, 5.0, created=5.0
+    )
     queue.retry("e2", 1, 20.0)
     due = queue.next_due()
     assert due is not None and due.id == "e1"
     queue.delete("e1")
-    assert queue.next_due() == QueuedEvent("e2", "000000000000", "us-east-1", "fn", "3", b'{"a": 1}', 1, 20.0)
+    assert queue.next_due() == QueuedEvent(
+        "e2", "000000000000", "us-east-1", "fn", "3", b'{"a": 1}', 1, 20.0, created=5.0
+    )
     queue.delete("e2")
     queue.delete("e2")  # gone already: fine
     assert (queue.next_due(), queue.count()) == (None, 0)

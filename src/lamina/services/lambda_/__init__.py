@@ -7,6 +7,7 @@ from typing import Any
 from lamina.services.base import ServiceBinding
 from lamina.services.lambda_ import (
     aliases,
+    event_configs,
     functions,
     invoke,
     layers,
@@ -33,6 +34,7 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             **tags.HANDLERS,
             **aliases.HANDLERS,
             "Invoke": invoke.invoke,
+            **event_configs.HANDLERS,
         },
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lamina.domain import event_invoke as E
 from lamina.domain import functions as F
 from lamina.domain import jsontext, runtimes
 from lamina.domain.aliases import is_alias_name
@@ -35,10 +36,12 @@ from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
+from lamina.services.lambda_ import destinations
 from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.aliases import invoked_version
 from lamina.services.lambda_.functions import function_ref
 from lamina.services.lambda_.vpc import INVOKE_ERRORS
+from lamina.store.event_configs import EventInvokeConfigStore
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.functions import FunctionRow
 
@@ -50,7 +53,6 @@ log = logging.getLogger("lamina.invoke")
 T = TypeVar("T")
 
 MAX_EVENT_PAYLOAD = 1_048_576
-EVENT_RETRIES = 2
 
 
 class FunctionsUnavailable(AwsError):
@@ -220,7 +222,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             raise RequestEntityTooLargeException(
                 f"Request must be smaller than {MAX_EVENT_PAYLOAD} bytes for the InvokeFunction operation"
             )
-        platform.events.enqueue(ref, version, payload, event_id=ctx.request_id)
+        platform.events.enqueue(ref, version, payload, event_id=ctx.request_id, invoked=ref.qualifier)
         return {"StatusCode": 202, "ExecutedVersion": version}
     client_context = None
     if params.get("ClientContext"):
@@ -268,7 +270,9 @@ class EventQueue:
 
     The queue's store is reached only from ``executor`` (None: the loop's default executor),
     never from the loop's own thread. Failed invocations (function errors, timeouts, exits) are
-    retried twice, as AWS does, after ``retry_delay_s`` and twice that.
+    retried twice, as AWS does, after ``retry_delay_s`` and twice that, unless the function's
+    asynchronous invocation configuration (``configs``: by default in the queue's own database)
+    sets fewer retries or a shorter maximum age; the outcome then goes to its destination.
     """
 
     def __init__(
@@ -278,20 +282,32 @@ class EventQueue:
         *,
         retry_delay_s: float,
         executor: Executor | None = None,
+        configs: EventInvokeConfigStore | None = None,
     ) -> None:
         self.platform = platform
         self.queue = queue
+        self.configs = configs if configs is not None else EventInvokeConfigStore(queue.db)
         self.retry_delay_s = retry_delay_s
         self.executor = executor
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def enqueue(self, ref: F.FunctionRef, version: str, payload: bytes, event_id: str | None = None) -> str:
-        """Queue durably (committed before Invoke answers 202); ``event_id`` becomes the request id.
-        Blocks (a write transaction): call it from a worker thread."""
+    def enqueue(
+        self,
+        ref: F.FunctionRef,
+        version: str,
+        payload: bytes,
+        event_id: str | None = None,
+        invoked: str | None = None,
+    ) -> str:
+        """Queue durably (committed before Invoke answers 202); ``event_id`` becomes the request id,
+        ``invoked`` is the qualifier the caller named (its configuration applies). Blocks (a write
+        transaction): call it from a worker thread."""
         event_id = event_id or str(uuid.uuid4())
-        self.queue.enqueue(event_id, ref.account, ref.region, ref.name, version, payload, time.time())
+        self.queue.enqueue(
+            event_id, ref.account, ref.region, ref.name, version, payload, time.time(), invoked=invoked
+        )
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
         return event_id
@@ -323,11 +339,26 @@ class EventQueue:
                 continue
             await self._run_one(due)
 
+    def _policy(self, due: QueuedEvent) -> E.AsyncPolicy:
+        """The configuration of the qualifier the invocation named ($LATEST when none)."""
+        return E.AsyncPolicy.of(self.configs.get(due.account, due.region, due.name, due.invoked or F.LATEST))
+
     async def _run_one(self, due: QueuedEvent) -> None:
+        policy = await self._off_loop(self._policy, due)
+        if E.expired(policy, due.created, time.time()):
+            # Throttled (or the server was down) past the event's maximum age: never run again.
+            await self._off_loop(
+                self._finish, due, policy, E.Condition.EVENT_AGE_EXCEEDED, due.attempts, None
+            )
+            return
         seq = 0 if due.qualifier in (None, F.LATEST) else int(str(due.qualifier))
         row = await self._off_loop(self.platform.functions.get, due.account, due.region, due.name, seq)
+        if row is None:  # deleted meanwhile: nothing to run, nobody to tell
+            await self._off_loop(self.queue.delete, due.id)
+            return
         ok = False
-        if row is not None and row.config.get("State") == F.State.ACTIVE.value:
+        response = None
+        if row.config.get("State") == F.State.ACTIVE.value:
             try:
                 target = await self._off_loop(target_for, self.platform, row)
                 result, _ = await self.platform.pool.invoke(
@@ -338,17 +369,55 @@ class EventQueue:
                     request_id=due.id,
                 )
                 ok = result.outcome is Outcome.OK
+                response = E.Response(
+                    result.payload, str(row.config.get("Version", F.LATEST)), None if ok else "Unhandled"
+                )
             except PoolFull:
                 # Throttled: try again shortly without counting it as a failed attempt.
                 await self._off_loop(self.queue.retry, due.id, due.attempts, time.time() + 1.0)
                 return
             except Exception:
                 log.exception("event invocation %s failed", due.id)
-        if ok or row is None or due.attempts >= EVENT_RETRIES:
-            await self._off_loop(self.queue.delete, due.id)
+        attempts = due.attempts + 1
+        step = E.after_attempt(
+            policy,
+            ok=ok,
+            attempts=attempts,
+            created=due.created,
+            now=time.time(),
+            retry_delay_s=self.retry_delay_s,
+        )
+        if step.condition is not None:
+            await self._off_loop(self._finish, due, policy, step.condition, attempts, response)
             return
-        delay = self.retry_delay_s * (due.attempts + 1)
-        await self._off_loop(self.queue.retry, due.id, due.attempts + 1, time.time() + delay)
+        assert step.retry_at is not None
+        await self._off_loop(self.queue.retry, due.id, attempts, step.retry_at)
+
+    def _finish(
+        self,
+        due: QueuedEvent,
+        policy: E.AsyncPolicy,
+        condition: E.Condition,
+        attempts: int,
+        response: E.Response | None,
+    ) -> None:
+        """Send the record to the condition's destination (if any; queued before the event is
+        dropped, so a crash between the two repeats the record rather than losing it), then drop it."""
+        destination = policy.destination(condition)
+        if destination is not None:
+            record = E.record(
+                request_id=due.id,
+                function_arn=F.function_arn(due.region, due.account, due.name, due.invoked or F.LATEST),
+                condition=condition,
+                attempts=attempts,
+                request_payload=due.payload,
+                response=response,
+                now=time.time(),
+            )
+            destinations.deliver(self.platform, due, condition, destination, record)
+        elif condition is not E.Condition.SUCCESS:
+            log.info("event invocation %s of %s dropped: %s", due.id, due.name, condition.value)
+        self.queue.delete(due.id)
 
     async def close(self) -> None:
         """Stop working the queue; what is left stays queued for the next start."""

@@ -43,6 +43,16 @@ _VPC = {
     ),
 }
 
+# Destination ARNs: AWS's server pattern also takes EU sovereign-cloud regions ("eusc-"; recorded).
+DESTINATION_ARN_PATTERN = (
+    r"$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:"
+    r"((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)"
+)
+_DESTINATIONS = {
+    "destinationConfig.onSuccess.destination": MemberOverride(pattern=DESTINATION_ARN_PATTERN),
+    "destinationConfig.onFailure.destination": MemberOverride(pattern=DESTINATION_ARN_PATTERN),
+}
+
 OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "PublishLayerVersion": {
         "layerName": _LAYER_NAME,
@@ -64,6 +74,8 @@ OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "TagResource": {"resource": _TAGGABLE},
     "UntagResource": {"resource": _TAGGABLE},
     "ListTags": {"resource": _TAGGABLE},
+    "PutFunctionEventInvokeConfig": _DESTINATIONS,
+    "UpdateFunctionEventInvokeConfig": _DESTINATIONS,
 }
 
 # Largest request bodies AWS accepts (413 RequestEntityTooLargeException above).

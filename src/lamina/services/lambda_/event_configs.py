@@ -1,0 +1,143 @@
+"""Asynchronous invocation configuration: Put/Get/Update/Delete/ListFunctionEventInvokeConfigs.
+
+One configuration per function qualifier ($LATEST, a version or an alias), kept by the event queue's
+:class:`~lamina.store.event_configs.EventInvokeConfigStore` (``platform.events.configs``); the queue
+applies it to each Event invocation (:mod:`lamina.domain.event_invoke`). Messages are AWS's, as
+recorded (``TestLambdaEventInvokeConfig``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lamina.domain import event_invoke as E
+from lamina.domain import functions as F
+from lamina.domain.models import (
+    DestinationConfig,
+    FunctionEventInvokeConfig,
+    ListFunctionEventInvokeConfigsResponse,
+)
+from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.services.base import RequestContext, output
+from lamina.services.lambda_ import messages as M
+from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.platform import Platform
+
+FUNCTION_MISSING = "The function doesn't exist."
+DEFAULT_PAGE = 50
+
+
+def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
+    """The function and qualifier ($LATEST when none) a request names."""
+    ref = function_ref(ctx, params, qualifier=qualifier, cross_account=True)
+    return F.FunctionRef(ref.account, ref.region, ref.name, ref.qualifier or F.LATEST)
+
+
+def _require_function(platform: Platform, ctx: RequestContext, ref: F.FunctionRef) -> None:
+    """The function and its qualifier exist in the caller's account, or AWS's 404."""
+    if ref.account != ctx.account_id:
+        raise ResourceNotFoundException(FUNCTION_MISSING)
+    try:
+        load_function(platform, ref)
+    except ResourceNotFoundException as exc:
+        raise ResourceNotFoundException(FUNCTION_MISSING) from exc
+
+
+def _check_destinations(platform: Platform, ref: F.FunctionRef, config: DestinationConfig | None) -> None:
+    """Destinations name a service that takes records; a Lambda destination is another function that
+    exists (the caller's own account; another account's cannot be checked without telling whether it
+    exists, so it is left to the delivery)."""
+    if not config:
+        return
+    E.check_services(config)
+    for key in ("OnSuccess", "OnFailure"):
+        arn = (config.get(key) or {}).get("Destination")  # type: ignore[attr-defined]
+        if not arn or E.service_of(arn) != "lambda":
+            continue
+        parts = F.split_function_name(arn)
+        if parts is None:
+            raise E.destination_arn_invalid(arn)
+        account, region = parts.account or ref.account, parts.region or ref.region
+        if (account, region, parts.name) == (ref.account, ref.region, ref.name):
+            raise InvalidParameterValueException(E.SELF_DESTINATION)
+        if (account, region) == (ref.account, ref.region) and platform.functions.get(
+            account, region, parts.name
+        ) is None:
+            raise E.destination_arn_invalid(arn)
+
+
+def put_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    _require_function(platform, ctx, ref)
+    config = E.built(params, time.time())
+    _check_destinations(platform, ref, params.get("DestinationConfig"))
+    platform.events.configs.put(ref.account, ref.region, ref.name, str(ref.qualifier), config)
+    return output(E.shown(config, ref.qualified_arn))
+
+
+def update_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    _require_function(platform, ctx, ref)
+    _check_destinations(platform, ref, params.get("DestinationConfig"))
+    now = time.time()
+
+    def change(current: FunctionEventInvokeConfig) -> FunctionEventInvokeConfig:
+        return E.merged(current, params, now)
+
+    updated = platform.events.configs.update(ref.account, ref.region, ref.name, str(ref.qualifier), change)
+    if updated is None:
+        raise ResourceNotFoundException(E.no_config(ref.qualified_arn))
+    return output(E.shown(updated, ref.qualified_arn))
+
+
+def get_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    found = None
+    if ref.account == ctx.account_id:
+        found = platform.events.configs.get(ref.account, ref.region, ref.name, str(ref.qualifier))
+    if found is None:
+        raise ResourceNotFoundException(E.no_config(ref.qualified_arn))
+    return output(E.shown(found, ref.qualified_arn))
+
+
+def delete_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params)
+    if ref.account != ctx.account_id or not platform.events.configs.delete(
+        ref.account, ref.region, ref.name, str(ref.qualifier)
+    ):
+        raise ResourceNotFoundException(E.no_config(ref.qualified_arn))
+    return {}
+
+
+def list_configs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    ref = _ref(ctx, params, qualifier=False)
+    if ref.account != ctx.account_id or platform.functions.get(ref.account, ref.region, ref.name) is None:
+        raise ResourceNotFoundException(FUNCTION_MISSING)
+    marker = params.get("Marker")
+    start = 0
+    if marker is not None:
+        if not str(marker).isdigit():
+            raise M.invalid_marker(marker)
+        start = int(marker)
+    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
+    found = platform.events.configs.list(ref.account, ref.region, ref.name)
+    page = found[start : start + limit]
+    out: ListFunctionEventInvokeConfigsResponse = {
+        "FunctionEventInvokeConfigs": [
+            E.shown(config, F.function_arn(ref.region, ref.account, ref.name, qualifier))
+            for qualifier, config in page
+        ]
+    }
+    if start + limit < len(found):
+        out["NextMarker"] = str(start + limit)
+    return output(out)
+
+
+HANDLERS = {
+    "PutFunctionEventInvokeConfig": put_config,
+    "UpdateFunctionEventInvokeConfig": update_config,
+    "GetFunctionEventInvokeConfig": get_config,
+    "DeleteFunctionEventInvokeConfig": delete_config,
+    "ListFunctionEventInvokeConfigs": list_configs,
+}
