@@ -32,6 +32,7 @@ from lamina.errors import InvalidParameterValueException
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_AGE_S = 21_600
 
+SETTINGS = ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
 NOTHING_TO_SET = "You must specify at least one of error handling or destination setting."
 SELF_DESTINATION = "You can't specify the function as a destination for itself."
 
@@ -157,13 +158,15 @@ def normalised(config: DestinationConfig | None) -> DestinationConfig:
     return out
 
 
+def check_something_set(params: dict[str, Any]) -> None:
+    """Put and Update set retries, age or destinations; AWS checks this before anything else
+    (even before the function exists: recorded)."""
+    if all(params.get(k) is None for k in SETTINGS):
+        raise InvalidParameterValueException(NOTHING_TO_SET)
+
+
 def built(params: dict[str, Any], now: float) -> FunctionEventInvokeConfig:
     """PutFunctionEventInvokeConfig's configuration: what the request sets, nothing else."""
-    if all(
-        params.get(k) is None
-        for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-    ):
-        raise InvalidParameterValueException(NOTHING_TO_SET)
     config: FunctionEventInvokeConfig = {"LastModified": now}
     if params.get("MaximumRetryAttempts") is not None:
         config["MaximumRetryAttempts"] = int(params["MaximumRetryAttempts"])
@@ -177,11 +180,6 @@ def merged(
     current: FunctionEventInvokeConfig, params: dict[str, Any], now: float
 ) -> FunctionEventInvokeConfig:
     """UpdateFunctionEventInvokeConfig: the members the request sets replace the stored ones."""
-    if all(
-        params.get(k) is None
-        for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
-    ):
-        raise InvalidParameterValueException(NOTHING_TO_SET)
     config: FunctionEventInvokeConfig = {**current, "LastModified": now}
     for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
         if params.get(key) is not None:

@@ -68,6 +68,7 @@ def _check_destinations(platform: Platform, ref: F.FunctionRef, config: Destinat
 
 
 def put_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    E.check_something_set(params)
     ref = _ref(ctx, params)
     _require_function(platform, ctx, ref)
     config = E.built(params, time.time())
@@ -77,6 +78,7 @@ def put_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
 
 
 def update_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    E.check_something_set(params)
     ref = _ref(ctx, params)
     _require_function(platform, ctx, ref)
     _check_destinations(platform, ref, params.get("DestinationConfig"))
