@@ -48,9 +48,11 @@ from lamina.services.platform import Platform
 from lamina.settings import Settings
 from lamina.store import (
     BlobStore,
+    CodeSigningStore,
     Database,
     Ec2Store,
     EventStore,
+    FunctionSettingsStore,
     FunctionStore,
     HyperplaneStore,
     IamStore,
@@ -196,6 +198,8 @@ def build(
     )
     platform.preparer = Preparer(platform)
     platform.urls = FunctionUrlStore(db)
+    platform.settings = FunctionSettingsStore(db)
+    platform.code_signing = CodeSigningStore(db)
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {

@@ -76,6 +76,11 @@ def alias(call: Call) -> str:
     return f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}:{call.text('Name') or ''}"
 
 
+def code_signing_config(call: Call) -> str:
+    """The ``CodeSigningConfigArn`` a request names (``arn:aws:lambda:R:A:code-signing-config:ID``)."""
+    return call.text("CodeSigningConfigArn") or "*"
+
+
 def layer(call: Call) -> str:
     """``arn:aws:lambda:R:A:layer:NAME`` from ``LayerName``, a name or a layer ARN (its owner's)."""
     text = call.text("LayerName") or ""
@@ -227,6 +232,26 @@ TABLE: Mapping[str, Spec] = {
     "GetFunctionEventInvokeConfig": Spec("lambda:GetFunctionEventInvokeConfig", function),
     "DeleteFunctionEventInvokeConfig": Spec("lambda:DeleteFunctionEventInvokeConfig", function),
     "ListFunctionEventInvokeConfigs": Spec("lambda:ListFunctionEventInvokeConfigs", unqualified_function),
+    # Stored function settings (recursion: the function itself; runtime management: a version).
+    "PutFunctionRecursionConfig": Spec("lambda:PutFunctionRecursionConfig", unqualified_function),
+    "GetFunctionRecursionConfig": Spec("lambda:GetFunctionRecursionConfig", unqualified_function),
+    "PutRuntimeManagementConfig": Spec("lambda:PutRuntimeManagementConfig", function),
+    "GetRuntimeManagementConfig": Spec("lambda:GetRuntimeManagementConfig", function),
+    "InvokeAsync": Spec("lambda:InvokeAsync", function),
+    # Code signing configurations (resource type code-signing-config; Create and List take none).
+    "CreateCodeSigningConfig": Spec("lambda:CreateCodeSigningConfig"),
+    "ListCodeSigningConfigs": Spec("lambda:ListCodeSigningConfigs"),
+    "GetCodeSigningConfig": Spec("lambda:GetCodeSigningConfig", code_signing_config),
+    "UpdateCodeSigningConfig": Spec("lambda:UpdateCodeSigningConfig", code_signing_config),
+    "DeleteCodeSigningConfig": Spec("lambda:DeleteCodeSigningConfig", code_signing_config),
+    "ListFunctionsByCodeSigningConfig": Spec("lambda:ListFunctionsByCodeSigningConfig", code_signing_config),
+    "PutFunctionCodeSigningConfig": Spec(
+        "lambda:PutFunctionCodeSigningConfig",
+        unqualified_function,
+        context=(copy_text("CodeSigningConfigArn", "lambda:CodeSigningConfigArn"),),
+    ),
+    "GetFunctionCodeSigningConfig": Spec("lambda:GetFunctionCodeSigningConfig", unqualified_function),
+    "DeleteFunctionCodeSigningConfig": Spec("lambda:DeleteFunctionCodeSigningConfig", unqualified_function),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

@@ -513,6 +513,26 @@ class ListFunctionEventInvokeConfigsResponse(TypedDict, total=False):
     NextMarker: str
 
 
+# -- code signing -------------------------------------------------------------------------------------
+
+
+class AllowedPublishers(TypedDict, total=False):
+    SigningProfileVersionArns: list[str]
+
+
+class CodeSigningPolicies(TypedDict, total=False):
+    UntrustedArtifactOnDeployment: str
+
+
+class CodeSigningConfig(TypedDict, total=False):
+    CodeSigningConfigId: str
+    CodeSigningConfigArn: str
+    Description: str
+    AllowedPublishers: AllowedPublishers
+    CodeSigningPolicies: CodeSigningPolicies
+    LastModified: str
+
+
 # Which botocore shape each class mirrors: (service, shape name).
 SHAPES: dict[type, tuple[str, str]] = {
     VpcConfigResponse: ("lambda", "VpcConfigResponse"),
@@ -542,6 +562,9 @@ SHAPES: dict[type, tuple[str, str]] = {
     DestinationConfig: ("lambda", "DestinationConfig"),
     FunctionEventInvokeConfig: ("lambda", "FunctionEventInvokeConfig"),
     ListFunctionEventInvokeConfigsResponse: ("lambda", "ListFunctionEventInvokeConfigsResponse"),
+    AllowedPublishers: ("lambda", "AllowedPublishers"),
+    CodeSigningPolicies: ("lambda", "CodeSigningPolicies"),
+    CodeSigningConfig: ("lambda", "CodeSigningConfig"),
     FunctionConfiguration: ("lambda", "FunctionConfiguration"),
     LayerVersionsListItem: ("lambda", "LayerVersionsListItem"),
     LayersListItem: ("lambda", "LayersListItem"),

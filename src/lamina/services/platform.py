@@ -16,7 +16,16 @@ from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.environment import Target
 from lamina.runtime.pool import EnvironmentPool
-from lamina.store import BlobStore, Ec2Store, FunctionStore, IamStore, LayerStore, TreeStore
+from lamina.store import (
+    BlobStore,
+    CodeSigningStore,
+    Ec2Store,
+    FunctionSettingsStore,
+    FunctionStore,
+    IamStore,
+    LayerStore,
+    TreeStore,
+)
 from lamina.store.urls import FunctionUrlStore
 
 if TYPE_CHECKING:
@@ -28,12 +37,15 @@ if TYPE_CHECKING:
 
 class Platform:
     """The parts handlers use. ``events``, ``hyperplane`` and ``preparer`` need the platform
-    themselves: the composition root attaches them right after construction."""
+    themselves: the composition root attaches them right after construction (and the stores of
+    function settings and code signing configurations with them)."""
 
     events: EventQueue
     hyperplane: Hyperplane
     preparer: Preparer
     urls: FunctionUrlStore  # function URLs (services/lambda_/urls.py), attached like the workers
+    settings: FunctionSettingsStore
+    code_signing: CodeSigningStore
 
     def __init__(
         self,

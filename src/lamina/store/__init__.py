@@ -11,6 +11,7 @@ from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 from lamina.store.event_configs import EventInvokeConfigStore
 from lamina.store.events import EventStore, QueuedEvent
+from lamina.store.function_settings import CodeSigningStore, FunctionSettingsStore, SettingKind
 from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
 from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
@@ -23,6 +24,7 @@ __all__ = [
     "LOOP_GUARD_ENV",
     "BlobStore",
     "BlobStoreError",
+    "CodeSigningStore",
     "Database",
     "DatabaseError",
     "Ec2Store",
@@ -31,12 +33,14 @@ __all__ = [
     "EventInvokeConfigStore",
     "EventStore",
     "FunctionRow",
+    "FunctionSettingsStore",
     "FunctionStore",
     "HyperplaneStore",
     "IamStore",
     "LayerStore",
     "QueuedEvent",
     "Session",
+    "SettingKind",
     "SharedInterface",
     "TreeStore",
     "blob_referenced",

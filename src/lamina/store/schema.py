@@ -198,7 +198,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 13: asynchronous invocation configurations (PutFunctionEventInvokeConfig), one per function
     # qualifier ($LATEST, a version or an alias) as AWS-shaped JSON, listed in the order they were
     # first put; and the qualifier each queued Event invocation named (NULL: unqualified), which
-    # picks its configuration and is the functionArn of its destination record.
+    # picks its configuration and is the functionArn of its destination record. Settings stored per
+    # function or version, by kind ('recursion', 'runtime-management', 'code-signing'; qualifier ''
+    # for the function itself); code signing configurations as AWS-shaped JSON.
     """
     CREATE TABLE event_invoke_configs (
         account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, qualifier TEXT NOT NULL,
@@ -206,5 +208,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, name, qualifier)
     );
     ALTER TABLE event_invocations ADD COLUMN invoked TEXT;
+    CREATE TABLE function_settings (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, qualifier TEXT NOT NULL,
+        kind TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (account, region, name, qualifier, kind)
+    );
+    CREATE INDEX function_settings_value ON function_settings (account, region, kind, value);
+    CREATE TABLE code_signing_configs (
+        account TEXT NOT NULL, region TEXT NOT NULL, id TEXT NOT NULL, config TEXT NOT NULL,
+        PRIMARY KEY (account, region, id)
+    );
     """,
 )

@@ -7,7 +7,9 @@ from typing import Any
 from lamina.services.base import ServiceBinding
 from lamina.services.lambda_ import (
     aliases,
+    code_signing,
     event_configs,
+    function_settings,
     functions,
     invoke,
     layers,
@@ -35,6 +37,8 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             **aliases.HANDLERS,
             "Invoke": invoke.invoke,
             **event_configs.HANDLERS,
+            **function_settings.HANDLERS,
+            **code_signing.HANDLERS,
         },
         overrides=wire.OVERRIDES,
         max_request_bytes=wire.MAX_REQUEST_BYTES,

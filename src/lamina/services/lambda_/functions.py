@@ -667,8 +667,9 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     ):
         raise _not_found(ref)
     platform.retire(ref.account, ref.region, ref.name)
-    # Its asynchronous invocation configurations go with the function (or the version).
+    # Its asynchronous invocation configurations and settings go with the function (or the version).
     platform.events.configs.forget_function(ref.account, ref.region, ref.name, ref.qualifier)
+    platform.settings.forget_function(ref.account, ref.region, ref.name, ref.qualifier)
     platform.hyperplane.schedule_sweep()
     return {"StatusCode": 204}
 
