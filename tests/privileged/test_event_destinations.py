@@ -212,3 +212,17 @@ def test_undeliverable_destinations_are_logged(lam: Any, server: LaminaServer) -
     while time.monotonic() < deadline and needle not in server.log_path.read_text(errors="replace"):
         time.sleep(0.1)
     assert needle in server.log_path.read_text(errors="replace")
+
+
+def test_invoke_async_queues_an_event(lam: Any, server: LaminaServer) -> None:
+    """The deprecated InvokeAsync: 202, and the event runs as an Event invocation."""
+    source = create(lam, SOURCE)
+    payload = {"n": uuid.uuid4().hex}
+    r = lam.invoke_async(FunctionName=source, InvokeArgs=json.dumps(payload).encode())
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 202 and r["Status"] == 202
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and attempts(server, source, payload) < 1:
+        time.sleep(0.1)
+    assert attempts(server, source, payload) == 1
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke_async(FunctionName="doesnotexist", InvokeArgs=b"{}")

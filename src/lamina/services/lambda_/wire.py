@@ -76,6 +76,12 @@ OVERRIDES: dict[str, dict[str, MemberOverride]] = {
     "ListTags": {"resource": _TAGGABLE},
     "PutFunctionEventInvokeConfig": _DESTINATIONS,
     "UpdateFunctionEventInvokeConfig": _DESTINATIONS,
+    # AWS prints this enum in its own order (recorded).
+    "PutFunctionRecursionConfig": {
+        "recursiveLoop": MemberOverride(
+            enum=frozenset({"Terminate", "Allow"}), enum_text="[Terminate, Allow]"
+        )
+    },
 }
 
 # Largest request bodies AWS accepts (413 RequestEntityTooLargeException above).
