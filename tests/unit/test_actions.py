@@ -19,7 +19,15 @@ from lamina.services.ec2 import (
     handlers_vpcs,
 )
 from lamina.services.iam import handlers as iam_handlers
-from lamina.services.lambda_ import aliases, functions, layers, tags
+from lamina.services.lambda_ import (
+    aliases,
+    code_signing,
+    event_configs,
+    function_settings,
+    functions,
+    layers,
+    tags,
+)
 from lamina.services.sts import handlers as sts_handlers
 
 ACCOUNT = "111111111111"
@@ -570,7 +578,16 @@ UPCOMING = {
     "sts": {"GetCallerIdentity", "AssumeRole", "DecodeAuthorizationMessage", "GetSessionToken"},
 }
 SERVED = {
-    "lambda": {*functions.HANDLERS, *layers.HANDLERS, *tags.HANDLERS, *aliases.HANDLERS, "Invoke"},
+    "lambda": {
+        *functions.HANDLERS,
+        *layers.HANDLERS,
+        *tags.HANDLERS,
+        *aliases.HANDLERS,
+        "Invoke",
+        *event_configs.HANDLERS,
+        *function_settings.HANDLERS,
+        *code_signing.HANDLERS,
+    },
     "iam": set(iam_handlers.HANDLERS),
     "sts": set(sts_handlers.HANDLERS),
     "ec2": {
