@@ -340,3 +340,41 @@ def test_other_accounts_functions(lam: Any, alice: Any, fns: tuple[str, str]) ->
     with pytest.raises(alice.exceptions.ClientError) as e:
         alice.get_function_event_invoke_config(FunctionName=fn_arn(one))
     assert err(e)[0] in (403, 404)
+
+
+def test_alias_qualifiers(lam: Any) -> None:
+    """test_lambda_eventinvokeconfig_exceptions: the alias cases (name + Qualifier, alias ARN,
+    shorthand), and the alias's configuration listed and deleted like the others."""
+    name = fn_name()
+    create(lam, name)
+    ready(lam, name)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    alias_arn = lam.create_alias(FunctionName=name, Name="eventinvokealias", FunctionVersion=version)[
+        "AliasArn"
+    ]
+    expected = fn_arn(name, "eventinvokealias")
+    for kw in (
+        {"FunctionName": name, "Qualifier": "eventinvokealias"},
+        {"FunctionName": alias_arn},
+        {"FunctionName": alias_arn, "Qualifier": "eventinvokealias"},
+        {"FunctionName": f"{name}:eventinvokealias"},
+        {"FunctionName": f"{name}:eventinvokealias", "Qualifier": "eventinvokealias"},
+    ):
+        r = lam.put_function_event_invoke_config(MaximumRetryAttempts=1, **kw)
+        assert shape(r) == {"FunctionArn": expected, "MaximumRetryAttempts": 1, "DestinationConfig": EMPTY}
+    mismatch = "The derived qualifier from the function name does not match the specified qualifier."
+    for fn in (alias_arn, f"{name}:eventinvokealias"):
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+            lam.put_function_event_invoke_config(
+                FunctionName=fn, Qualifier="eventinvokealiasdoesnotexist", MaximumRetryAttempts=1
+            )
+        assert err(e) == (400, "InvalidParameterValueException", mismatch)
+    listed = lam.list_function_event_invoke_configs(FunctionName=name)["FunctionEventInvokeConfigs"]
+    assert [c["FunctionArn"] for c in listed] == [expected]
+    lam.delete_function_event_invoke_config(FunctionName=name, Qualifier="eventinvokealias")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
+        lam.get_function_event_invoke_config(FunctionName=alias_arn)
+    assert err(e) == (404, "ResourceNotFoundException", no_config(name, "eventinvokealias"))
+    with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
+        lam.update_function_event_invoke_config(FunctionName=alias_arn, MaximumRetryAttempts=0)
+    assert err(e) == (404, "ResourceNotFoundException", no_config(name, "eventinvokealias"))
