@@ -39,6 +39,7 @@ from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_poli
 from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
 from lamina.services.lambda_ import tags as lambda_tags
+from lamina.services.lambda_.concurrency import InvocationLimits
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.roles import RoleSessions
@@ -49,6 +50,7 @@ from lamina.settings import Settings
 from lamina.store import (
     BlobStore,
     CodeSigningStore,
+    ConcurrencyStore,
     Database,
     Ec2Store,
     EventStore,
@@ -200,6 +202,11 @@ def build(
     platform.urls = FunctionUrlStore(db)
     platform.settings = FunctionSettingsStore(db)
     platform.code_signing = CodeSigningStore(db)
+    platform.reservations = ConcurrencyStore(db)
+    platform.limits = InvocationLimits(
+        {a.account_id: a.concurrent_executions for a in settings.accounts},
+        platform.reservations.all_reserved(),
+    )
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {

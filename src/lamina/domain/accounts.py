@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.domain.concurrency import DEFAULT_ACCOUNT_LIMIT
 from lamina.errors import LaminaError
 
 
@@ -18,10 +19,16 @@ class Account:
     # An IAM user the keys belong to (created at start with AdministratorAccess if absent); None:
     # the keys are the account root's.
     user: str | None = None
+    # The account's concurrency quota in each Region (AWS's default: 1,000), not the host's capacity.
+    concurrent_executions: int = DEFAULT_ACCOUNT_LIMIT
 
 
 # IAM user names: 1 to 64 of letters, digits and +=,.@_- (IAM API Reference, CreateUser).
 USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+
+
+# The largest concurrency quota an accounts file may give (a sanity bound, far above AWS's quotas).
+MAX_LIMIT = 1_000_000
 
 
 # The convention other local AWS tools use, so awslocal-style wrappers just work.
@@ -33,7 +40,8 @@ class AccountsError(LaminaError, ValueError):
 
 
 def parse_accounts(doc: Any) -> tuple[Account, ...]:
-    """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"[, "user"]}, ...]}``."""
+    """Validate ``{"accounts": [{"account_id", "access_key_id", "secret_access_key"[, "user"]
+    [, "concurrent_executions"]}, ...]}``. Entries of one account (several keys) agree on its limit."""
     if not isinstance(doc, dict) or not isinstance(doc.get("accounts"), list) or not doc["accounts"]:
         raise AccountsError(
             'expected {"accounts": [{"account_id": ..., "access_key_id": ..., '
@@ -41,6 +49,7 @@ def parse_accounts(doc: Any) -> tuple[Account, ...]:
         )
     accounts = []
     keys: set[str] = set()
+    limits: dict[str, int] = {}
     for i, entry in enumerate(doc["accounts"]):
         where = f"accounts[{i}]"
         if not isinstance(entry, dict):
@@ -58,8 +67,18 @@ def parse_accounts(doc: Any) -> tuple[Account, ...]:
             raise AccountsError(
                 f"{where}: user must be an IAM user name (1 to 64 letters, digits and +=,.@_-), got {user!r}"
             )
+        limit = entry.get("concurrent_executions", DEFAULT_ACCOUNT_LIMIT)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise AccountsError(
+                f"{where}: concurrent_executions must be an integer from 1 to {MAX_LIMIT}, got {limit!r}"
+            )
+        if limits.setdefault(entry["account_id"], limit) != limit:
+            raise AccountsError(
+                f"{where}: concurrent_executions {limit} differs from an earlier entry of account "
+                f"{entry['account_id']} ({limits[entry['account_id']]})"
+            )
         accounts.append(
-            Account(entry["account_id"], entry["access_key_id"], entry["secret_access_key"], user)
+            Account(entry["account_id"], entry["access_key_id"], entry["secret_access_key"], user, limit)
         )
     return tuple(accounts)
 

@@ -252,6 +252,10 @@ TABLE: Mapping[str, Spec] = {
     ),
     "GetFunctionCodeSigningConfig": Spec("lambda:GetFunctionCodeSigningConfig", unqualified_function),
     "DeleteFunctionCodeSigningConfig": Spec("lambda:DeleteFunctionCodeSigningConfig", unqualified_function),
+    # Reserved concurrency (the handlers refuse a qualified name)
+    "PutFunctionConcurrency": Spec("lambda:PutFunctionConcurrency", function),
+    "GetFunctionConcurrency": Spec("lambda:GetFunctionConcurrency", function),
+    "DeleteFunctionConcurrency": Spec("lambda:DeleteFunctionConcurrency", function),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

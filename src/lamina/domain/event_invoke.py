@@ -49,6 +49,7 @@ class Condition(enum.Enum):
     SUCCESS = "Success"
     RETRIES_EXHAUSTED = "RetriesExhausted"
     EVENT_AGE_EXCEEDED = "EventAgeExceeded"
+    ZERO_RESERVED_CONCURRENCY = "ZeroReservedConcurrency"  # reserved concurrency 0: it never runs
 
 
 def destination_arn_invalid(arn: str) -> InvalidParameterValueException:

@@ -19,6 +19,7 @@ from lamina.runtime.pool import EnvironmentPool
 from lamina.store import (
     BlobStore,
     CodeSigningStore,
+    ConcurrencyStore,
     Ec2Store,
     FunctionSettingsStore,
     FunctionStore,
@@ -29,6 +30,7 @@ from lamina.store import (
 from lamina.store.urls import FunctionUrlStore
 
 if TYPE_CHECKING:
+    from lamina.services.lambda_.concurrency import InvocationLimits
     from lamina.services.lambda_.invoke import EventQueue
     from lamina.services.lambda_.prepare import Preparer
     from lamina.services.lambda_.roles import RoleSessions
@@ -38,9 +40,13 @@ if TYPE_CHECKING:
 class Platform:
     """The parts handlers use. ``events``, ``hyperplane`` and ``preparer`` need the platform
     themselves: the composition root attaches them right after construction (and the stores of
-    function settings and code signing configurations with them)."""
+    function settings, code signing configurations and reservations, and the invocation limits,
+    with them)."""
 
     events: EventQueue
+    # Reserved concurrency: the stored reservations, and the invoke-side limits that mirror them.
+    reservations: ConcurrencyStore
+    limits: InvocationLimits
     hyperplane: Hyperplane
     preparer: Preparer
     urls: FunctionUrlStore  # function URLs (services/lambda_/urls.py), attached like the workers

@@ -6,6 +6,7 @@ docs/architecture.md ("The store interface").
 """
 
 from lamina.store.blobs import BlobStore, BlobStoreError
+from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
@@ -25,6 +26,7 @@ __all__ = [
     "BlobStore",
     "BlobStoreError",
     "CodeSigningStore",
+    "ConcurrencyStore",
     "Database",
     "DatabaseError",
     "Ec2Store",
@@ -39,6 +41,8 @@ __all__ = [
     "IamStore",
     "LayerStore",
     "QueuedEvent",
+    "Reservation",
+    "ReservedFunction",
     "Session",
     "SettingKind",
     "SharedInterface",

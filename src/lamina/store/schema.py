@@ -219,4 +219,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, id)
     );
     """,
+    # 14: a function's reserved concurrency (PutFunctionConcurrency; NULL: none). It lives on the
+    # function, not a version, and goes with it.
+    """
+    ALTER TABLE functions ADD COLUMN reserved_concurrency INTEGER;
+    """,
 )

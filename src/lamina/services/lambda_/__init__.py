@@ -8,6 +8,7 @@ from lamina.services.base import ServiceBinding
 from lamina.services.lambda_ import (
     aliases,
     code_signing,
+    concurrency,
     event_configs,
     function_settings,
     functions,
@@ -35,6 +36,7 @@ def binding(loader: Any, platform: Platform) -> ServiceBinding[Platform]:
             **urls.HANDLERS,
             **tags.HANDLERS,
             **aliases.HANDLERS,
+            **concurrency.HANDLERS,
             "Invoke": invoke.invoke,
             **event_configs.HANDLERS,
             **function_settings.HANDLERS,

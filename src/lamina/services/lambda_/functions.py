@@ -359,6 +359,10 @@ def get_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     tags = function_tags(platform, ctx, row.function)
     if tags is not None:
         out.update(tags)
+    # Reserved concurrency belongs to the function, whatever version or alias is asked for.
+    reservation = platform.reservations.get(row.account, row.region, row.name)
+    if reservation is not None and reservation.reserved is not None:
+        out["Concurrency"] = {"ReservedConcurrentExecutions": reservation.reserved}
     return output(out)
 
 
@@ -411,13 +415,16 @@ def _decode_marker(marker: str | None) -> tuple[str, int] | None:
 
 def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     count, total = platform.functions.usage(ctx.account_id, ctx.region)
+    # The account's concurrency quota (accounts file), not the host's --max-environments.
+    limit = platform.limits.account_limit(ctx.account_id)
+    reserved = platform.reservations.total_reserved(ctx.account_id, ctx.region)
     out: GetAccountSettingsResponse = {
         "AccountLimit": {
             "TotalCodeSize": 80_530_636_800,
             "CodeSizeUnzipped": F.MAX_UNZIPPED,
             "CodeSizeZipped": F.MAX_ZIPPED,
-            "ConcurrentExecutions": platform.max_environments,
-            "UnreservedConcurrentExecutions": platform.max_environments,
+            "ConcurrentExecutions": limit,
+            "UnreservedConcurrentExecutions": limit - reserved,
         },
         "AccountUsage": {"TotalCodeSize": total, "FunctionCount": count},
     }
@@ -666,6 +673,8 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         ref.account, ref.region, ref.name, seq, on_unreferenced=platform.forget_blob, in_use=in_use
     ):
         raise _not_found(ref)
+    if seq is None:  # the function's reservation went with it
+        platform.limits.reserved_changed(ref.function, None)
     platform.retire(ref.account, ref.region, ref.name)
     # Its asynchronous invocation configurations and settings go with the function (or the version).
     platform.events.configs.forget_function(ref.account, ref.region, ref.name, ref.qualifier)

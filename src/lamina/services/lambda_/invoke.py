@@ -239,6 +239,8 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
     tail = params.get("LogType") == "Tail"
 
     async def run() -> dict[str, Any]:
+        # The account's and the function's concurrency first (AWS's 429s), then the host's.
+        slot = platform.limits.enter(row.function)
         try:
             result, _rid = await platform.pool.invoke(
                 target,
@@ -255,6 +257,8 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             raise TooManyRequestsException(
                 "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
             ) from exc
+        finally:
+            platform.limits.leave(slot)
         out: InvocationResponse = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
         if result.outcome is not Outcome.OK:
             out["FunctionError"] = "Unhandled"
@@ -360,6 +364,11 @@ class EventQueue:
         response = None
         if row.config.get("State") == F.State.ACTIVE.value:
             try:
+                slot = self.platform.limits.enter(row.function)
+            except TooManyRequestsException:
+                await self._throttled(due, row, policy)
+                return
+            try:
                 target = await self._off_loop(target_for, self.platform, row)
                 result, _ = await self.platform.pool.invoke(
                     target,
@@ -378,6 +387,8 @@ class EventQueue:
                 return
             except Exception:
                 log.exception("event invocation %s failed", due.id)
+            finally:
+                self.platform.limits.leave(slot)
         attempts = due.attempts + 1
         step = E.after_attempt(
             policy,
@@ -418,6 +429,22 @@ class EventQueue:
         elif condition is not E.Condition.SUCCESS:
             log.info("event invocation %s of %s dropped: %s", due.id, due.name, condition.value)
         self.queue.delete(due.id)
+
+    async def _throttled(self, due: QueuedEvent, row: FunctionRow, policy: E.AsyncPolicy) -> None:
+        """Over the function's or the account's concurrency: try again shortly without counting an
+        attempt; with a reservation of 0 the event can never run, and AWS drops it, its on-failure
+        record saying ``"condition": "ZeroReservedConcurrency"`` (recorded)."""
+        if self.platform.limits.reserved(row.function) == 0:
+            log.warning(
+                "event invocation %s of %s not run: the function's reserved concurrency is 0",
+                due.id,
+                row.function.arn,
+            )
+            await self._off_loop(
+                self._finish, due, policy, E.Condition.ZERO_RESERVED_CONCURRENCY, due.attempts, None
+            )
+            return
+        await self._off_loop(self.queue.retry, due.id, due.attempts, time.time() + 1.0)
 
     async def close(self) -> None:
         """Stop working the queue; what is left stays queued for the next start."""

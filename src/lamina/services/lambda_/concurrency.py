@@ -1,0 +1,159 @@
+"""Reserved concurrency: Put/Get/DeleteFunctionConcurrency, and the limits Invoke enforces.
+
+A reservation is stored with the function (:class:`~lamina.store.ConcurrencyStore`) and mirrored
+in :class:`InvocationLimits`, which counts invocations in flight. The counting happens on the
+event loop only (Invoke's :class:`~lamina.services.base.OnLoop` part and the event queue), so the
+loop's own serialization is its lock; the mirror is written by handler threads while they hold
+the database's write lock, so its writes happen in commit order.
+
+Two limits, as in AWS ("Lambda function scaling", "Configuring reserved concurrency"): a function
+with a reservation runs at most that many invocations at once (0: none); functions without one
+share the account's unreserved concurrency (its limit minus every reservation in the Region). The
+host's own capacity (``--max-environments``) is a third, lamina's: an invocation both limits allow
+still gets a 429 when the host cannot start an environment for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+from lamina.domain import concurrency as C
+from lamina.domain import functions as F
+from lamina.domain.models import Concurrency
+from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
+from lamina.services.base import RequestContext, output
+from lamina.services.lambda_.functions import function_ref
+from lamina.services.platform import Platform
+from lamina.store.concurrency import ReservedFunction
+
+
+class InvocationLimits:
+    """Reservations (a mirror of the store's) and the invocations in flight, per function with a
+    reservation and per account and Region for the others. ``enter``/``leave`` run on the event
+    loop only."""
+
+    def __init__(self, account_limits: Mapping[str, int], reservations: Iterable[ReservedFunction]) -> None:
+        """``account_limits``: each account's concurrency quota (others get AWS's default);
+        ``reservations``: what the store holds at start."""
+        self._limits = dict(account_limits)
+        self._reserved: dict[F.FunctionRef, int] = {}
+        self._reserved_total: dict[tuple[str, str], int] = {}
+        self._running: dict[Hashable, int] = {}
+        for r in reservations:
+            self.reserved_changed(F.FunctionRef(r.account, r.region, r.name), r.reserved)
+
+    def account_limit(self, account: str) -> int:
+        """The account's concurrency quota (per Region, as AWS's)."""
+        return self._limits.get(account, C.DEFAULT_ACCOUNT_LIMIT)
+
+    def reserved(self, function: F.FunctionRef) -> int | None:
+        """The function's reservation (None: it shares the unreserved pool)."""
+        return self._reserved.get(function)
+
+    def reserved_changed(self, function: F.FunctionRef, value: int | None) -> None:
+        """Mirror a committed change (``value`` None: the reservation is gone, or the function)."""
+        key = (function.account, function.region)
+        old = self._reserved.pop(function, None)
+        if value is not None:
+            self._reserved[function] = value
+        self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
+
+    def enter(self, function: F.FunctionRef) -> Hashable:
+        """Count one invocation of ``function`` in, or refuse it (AWS's 429 with its reason); the
+        returned slot goes to :meth:`leave` when the invocation ends."""
+        reserved = self._reserved.get(function)
+        slot: Hashable
+        if reserved is not None:
+            slot, cap, reason = function, reserved, C.ThrottleReason.RESERVED
+        else:
+            slot = (function.account, function.region)
+            cap = self.account_limit(function.account) - self._reserved_total.get(slot, 0)
+            reason = C.ThrottleReason.ACCOUNT
+        running = self._running.get(slot, 0)
+        if running >= cap:
+            raise C.throttled(reason)
+        self._running[slot] = running + 1
+        return slot
+
+    def leave(self, slot: Hashable) -> None:
+        """An invocation counted in by :meth:`enter` ended."""
+        left = self._running[slot] - 1
+        if left:
+            self._running[slot] = left
+        else:
+            del self._running[slot]
+
+    def in_flight(self, slot: Hashable) -> int:
+        """Invocations counted in under ``slot`` (for tests and the console)."""
+        return self._running.get(slot, 0)
+
+
+def _function(ctx: RequestContext, params: dict[str, Any]) -> F.FunctionRef:
+    ref = function_ref(ctx, params, qualifier=False)
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException(C.FUNCTIONS_ONLY)
+    return ref
+
+
+def _not_found(ref: F.FunctionRef) -> ResourceNotFoundException:
+    # AWS names $LATEST here (recorded): the reservation is looked up on the function's $LATEST.
+    return ResourceNotFoundException(
+        f"Function not found: {F.function_arn(ref.region, ref.account, ref.name, F.LATEST)}"
+    )
+
+
+def _set(platform: Platform, ref: F.FunctionRef, value: int | None) -> None:
+    limit = platform.limits.account_limit(ref.account)
+
+    def check(others: int) -> None:
+        assert value is not None
+        C.check_reservation(limit, others, value)
+
+    if not platform.reservations.put(
+        ref.account,
+        ref.region,
+        ref.name,
+        value,
+        check=check,
+        applied=lambda _old: platform.limits.reserved_changed(ref, value),
+    ):
+        raise _not_found(ref)
+
+
+def put_function_concurrency(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    ref = _function(ctx, params)
+    value = int(params["ReservedConcurrentExecutions"])
+    _set(platform, ref, value)
+    out: Concurrency = {"ReservedConcurrentExecutions": value}
+    return output(out)
+
+
+def get_function_concurrency(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    ref = _function(ctx, params)
+    found = platform.reservations.get(ref.account, ref.region, ref.name)
+    if found is None:
+        raise _not_found(ref)
+    out: Concurrency = {}
+    if found.reserved is not None:
+        out["ReservedConcurrentExecutions"] = found.reserved
+    return output(out)
+
+
+def delete_function_concurrency(
+    platform: Platform, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    ref = _function(ctx, params)
+    _set(platform, ref, None)
+    return {}
+
+
+HANDLERS = {
+    "PutFunctionConcurrency": put_function_concurrency,
+    "GetFunctionConcurrency": get_function_concurrency,
+    "DeleteFunctionConcurrency": delete_function_concurrency,
+}
