@@ -54,8 +54,11 @@ class InvocationLimits:
     def reserved_changed(self, function: F.FunctionRef, value: int | None) -> None:
         """Mirror a committed change (``value`` None: the reservation is gone, or the function)."""
         key = (function.account, function.region)
-        old = self._reserved.pop(function, None)
-        if value is not None:
+        # Replaced in one step: the loop reading meanwhile sees the old value or the new one.
+        old = self._reserved.get(function)
+        if value is None:
+            self._reserved.pop(function, None)
+        else:
             self._reserved[function] = value
         self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
 
