@@ -293,3 +293,17 @@ def test_url_and_invoke_share_warm_environments(lam: Any, public: tuple[str, str
     curl("-H", f"Host: {host}", f"http://127.0.0.1:{port}/?mode=plain")
     r = lam.invoke(FunctionName=name, Payload=b"{}", LogType="Tail")
     assert "Init Duration" not in base64.b64decode(r["LogResult"]).decode()
+
+
+def test_reserved_concurrency_zero_throttles_the_url(lam: Any, public: tuple[str, str]) -> None:
+    name, url = public
+    _url_id, host, port = host_of(url)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    try:
+        status, headers, body = curl("-H", f"Host: {host}", f"http://127.0.0.1:{port}/?mode=plain")
+        assert (status, json.loads(body)) == (429, {"Message": "Rate Exceeded."})
+        assert headers["x-amzn-errortype"] == ["TooManyRequestsException"]
+    finally:
+        lam.delete_function_concurrency(FunctionName=name)
+    status, _, body = curl("-H", f"Host: {host}", f"http://127.0.0.1:{port}/?mode=plain")
+    assert (status, json.loads(body)) == (200, {"hello": "world"})

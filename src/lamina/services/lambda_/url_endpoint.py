@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lamina.domain import function_urls as U
 from lamina.domain import functions as F
-from lamina.errors import AwsError
+from lamina.errors import AwsError, TooManyRequestsException
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import AuthorizationRequest, Principal
@@ -151,6 +151,11 @@ class UrlEndpoint:
     # -- on the loop: the invocation --------------------------------------------------------------------
 
     async def _invoke(self, ready: _Ready, request_id: str) -> U.HttpAnswer:
+        # The function's reserved concurrency and the account's limit count URL requests too.
+        try:
+            slot = self._platform.limits.enter(ready.target.function)
+        except TooManyRequestsException:
+            return U.THROTTLED
         try:
             result, _rid = await self._platform.pool.invoke(
                 ready.target,
@@ -162,6 +167,8 @@ class UrlEndpoint:
         except PoolFull as exc:
             log.info("function URL request %s throttled: %s", request_id, exc)
             return U.THROTTLED
+        finally:
+            self._platform.limits.leave(slot)
         if result.outcome is not Outcome.OK:
             return U.FUNCTION_ERROR
         return U.map_result(result.payload)
