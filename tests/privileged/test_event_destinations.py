@@ -226,3 +226,26 @@ def test_invoke_async_queues_an_event(lam: Any, server: LaminaServer) -> None:
     assert attempts(server, source, payload) == 1
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke_async(FunctionName="doesnotexist", InvokeArgs=b"{}")
+
+
+def test_reserved_concurrency_zero_sends_the_event_to_on_failure(lam: Any, server: LaminaServer) -> None:
+    # TestLambdaConcurrency::test_reserved_concurrency: accepted (202), never run, and recorded.
+    source, recorder = create(lam, SOURCE), create(lam, RECORDER)
+    lam.put_function_concurrency(FunctionName=source, ReservedConcurrentExecutions=0)
+    lam.put_function_event_invoke_config(
+        FunctionName=source,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": ARN + recorder}},
+    )
+    r = lam.invoke(FunctionName=source, InvocationType="Event", Payload=b"{}")
+    assert r["StatusCode"] == 202
+    record = json.loads(wait_record(server, recorder)[0])
+    assert list(record) == ["version", "timestamp", "requestContext", "requestPayload"]
+    assert record["requestContext"] == {
+        "requestId": r["ResponseMetadata"]["RequestId"],
+        "functionArn": ARN + source + ":$LATEST",
+        "condition": "ZeroReservedConcurrency",
+        "approximateInvokeCount": 0,
+    }
+    assert record["requestPayload"] == {}
+    assert attempts(server, source, {}) == 0
