@@ -227,3 +227,41 @@ def test_other_accounts_see_nothing(server: LaminaServer, page: Any) -> None:
     expect(page.locator("#access-key")).to_be_visible()
     page.goto(f"{server.url}/console/#/layers")
     expect(page.locator("#access-key")).to_be_visible()
+
+
+def test_versions_aliases_tags_concurrency_and_url(server: LaminaServer, page: Any) -> None:
+    expect = playwright_api.expect
+    lam = client(server)
+    page.goto(f"{server.url}/console/")
+    if page.locator("#access-key").is_visible():  # the story's session ended with its sign-out
+        page.fill("#access-key", "test")
+        page.fill("#secret-key", "test")
+        page.click("#signin")
+        expect(page.locator("#signout")).to_be_visible()
+    page.goto(f"{server.url}/console/#/functions/hello-console/versions")
+    page.fill("#version-description", "first")
+    page.click("#publish-version")
+    expect(page.locator("#notice")).to_contain_text("Published version 1.")
+    page.fill("#alias-name", "123")  # only digits: refused in the page
+    page.click("#create-alias")
+    expect(page.locator("#aliases .field-error")).to_be_visible()
+    page.fill("#alias-name", "live")
+    page.select_option("#alias-version", "1")
+    page.click("#create-alias")
+    expect(page.locator("#alias-live")).to_contain_text("100% 1")
+    assert lam.get_alias(FunctionName="hello-console", Name="live")["FunctionVersion"] == "1"
+    page.goto(f"{server.url}/console/#/functions/hello-console/settings")
+    page.fill("#tag-key", "team")
+    page.fill("#tag-value", "blue")
+    page.click("#add-tag")
+    expect(page.locator("#tags")).to_contain_text("team = blue")
+    page.fill("#reserved-concurrency", "5")
+    page.click("#save-concurrency")
+    expect(page.locator("#concurrency")).to_contain_text("5 reserved.")
+    page.select_option("#url-auth", "AWS_IAM")
+    page.click("#create-url")
+    expect(page.locator("#url-link")).to_contain_text(".lambda-url.us-east-1.localhost")
+    arn = lam.get_function_configuration(FunctionName="hello-console")["FunctionArn"]
+    assert lam.list_tags(Resource=arn)["Tags"] == {"team": "blue"}
+    assert lam.get_function_concurrency(FunctionName="hello-console")["ReservedConcurrentExecutions"] == 5
+    assert lam.get_function_url_config(FunctionName="hello-console")["AuthType"] == "AWS_IAM"
