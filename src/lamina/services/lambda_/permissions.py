@@ -89,13 +89,7 @@ def add_permission(platform: Platform, ctx: RequestContext, params: dict[str, An
 
     def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
         _check_revision(params, row, current)
-        if current.has(sid):
-            raise M.statement_exists(sid)
-        statements = (*current.statements, statement)
-        size = len(P.policy_document(statements).encode())
-        if size > P.MAX_POLICY_BYTES:
-            raise M.policy_too_long(size, P.MAX_POLICY_BYTES)
-        return P.FunctionPolicy(statements, str(uuid.uuid4()))
+        return _added(current, sid, statement)
 
     updated = platform.functions.update_policy(ref.account, ref.region, ref.name, seq, change)
     if updated is None:
@@ -138,12 +132,7 @@ def remove_permission(platform: Platform, ctx: RequestContext, params: dict[str,
 
     def change(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
         _check_revision(params, row, current)
-        if not current.statements:
-            raise ResourceNotFoundException(M.NO_POLICY)
-        remaining = tuple(s for s in current.statements if s.get("Sid") != sid)
-        if len(remaining) == len(current.statements):
-            raise M.statement_missing(sid)
-        return P.FunctionPolicy(remaining, str(uuid.uuid4()))
+        return _removed(current, sid)
 
     updated = platform.functions.update_policy(ref.account, ref.region, ref.name, seq, change)
     if updated is None:
