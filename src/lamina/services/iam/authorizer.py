@@ -67,6 +67,17 @@ NO_MFA_SESSION = "The security token included in the request is invalid"
 ResourcePolicy = Callable[[Arn], "str | None"]
 # A resource's tags (aws:ResourceTag/*), by the resource's ARN; empty when it has none.
 ResourceTags = Callable[[Arn], Mapping[str, str]]
+
+
+def _mentions_resource_tags(document: PolicyDocument) -> bool:
+    """Whether a policy has a condition on aws:ResourceTag/* (condition keys are case-insensitive)."""
+    return any(
+        c.key.lower().startswith("aws:resourcetag/")
+        for statement in document.statements
+        for c in statement.conditions
+    )
+
+
 ContextValues = Mapping[str, "str | tuple[str, ...]"]
 
 
@@ -139,9 +150,16 @@ class _Principal:
     # the caller's own condition keys, normalised once.
     policies: PolicySet = field(init=False, compare=False)
     keys: dict[str, tuple[str, ...]] = field(init=False, compare=False)
+    # Whether any of its policies has an aws:ResourceTag condition: only then are a resource's tags
+    # read for its requests (a store read per request otherwise).
+    reads_resource_tags: bool = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policies", PolicySet(self.identity, self.boundary, self.session))
+        documents = (*self.identity, self.boundary, *(self.session or ()))
+        object.__setattr__(
+            self, "reads_resource_tags", any(_mentions_resource_tags(d) for d in documents if d)
+        )
         caller = self.caller
         own = {
             "aws:PrincipalAccount": caller.account,
@@ -221,7 +239,7 @@ class IamAuthorizer:
         self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
     ) -> Decision:
         caller = principal.caller
-        keys = self._keys(request, principal, check, owner)
+        keys = self._keys(request, principal, check, owner, tags=principal.reads_resource_tags)
         decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
         if decision.explicit or owner is None:
             return decision
@@ -230,6 +248,8 @@ class IamAuthorizer:
         resource_policy = self._resource_policy(check.resource, check.action)
         if resource_policy is None:
             return decision
+        if not principal.reads_resource_tags and _mentions_resource_tags(resource_policy):
+            keys = self._keys(request, principal, check, owner, tags=True)
         policies = PolicySet(principal.identity, principal.boundary, principal.session, resource_policy)
         return decide(caller, check.action, check.resource, owner, policies, normalised=keys)
 
@@ -396,17 +416,25 @@ class IamAuthorizer:
         return keys
 
     def _keys(
-        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
+        self,
+        request: AuthorizationRequest,
+        principal: _Principal,
+        check: actions.Check,
+        owner: str | None,
+        *,
+        tags: bool,
     ) -> dict[str, tuple[str, ...]]:
         """Every condition key of the request, normalised (lower-case names, tuples of values): the
-        principal's were normalised once."""
+        principal's were normalised once. The resource's tags only with ``tags``: no policy in play
+        asks for them otherwise."""
         keys = dict(principal.keys)
         for key, value in self._request_keys(request, owner).items():
             keys[key.lower()] = (value,)
         if check.context:
             keys.update(normalise_context(check.context))
-        for key, value in self._resource_tags(check.resource).items():
-            keys[f"aws:resourcetag/{key.lower()}"] = (value,)
+        if tags:
+            for key, value in self._resource_tags(check.resource).items():
+                keys[f"aws:resourcetag/{key.lower()}"] = (value,)
         return keys
 
     def _context(
