@@ -45,6 +45,8 @@ def _publisher(srv: LaminaServer, acked: dict[int, bytes], stop: threading.Event
             r = c.publish_layer_version(LayerName="durable", Content={"ZipFile": data})
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
             return  # the server died under us: this one was never acknowledged
+        if "Version" not in r:
+            return  # the kill cut the answer after its status line: not an acknowledgement either
         acked[int(r["Version"])] = data
 
 
