@@ -226,6 +226,50 @@ def test_every_iam_write_takes_effect_at_once(server: LaminaServer, iam: Any) ->
     assert err(e)[:2] == (403, "UnrecognizedClientException")
 
 
+def test_a_sessions_remembered_decisions_follow_iam_and_the_request(
+    server: LaminaServer, iam: Any, lam: Any, role_arn: str
+) -> None:
+    """A session's decisions that depend only on action and resource are kept between its requests:
+    an IAM write still changes the next one, and a statement with a condition is decided on each
+    request's own keys (the same action and resource, allowed then denied)."""
+    fn = uid("fn")
+    lam.create_function(
+        FunctionName=fn,
+        Runtime="python3.12",
+        Role=role_arn,
+        Handler="index.handler",
+        Code={"ZipFile": make_zip({"index.py": "def handler(e, c):\n    return e\n"})},
+    )
+    name = uid("role")
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"]["Arn"]
+    allow = {"Effect": "Allow", "Action": "lambda:GetFunctionConfiguration", "Resource": "*"}
+    tag_if_blue = {
+        "Effect": "Allow",
+        "Action": "lambda:TagResource",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:RequestTag/team": "blue"}},
+    }
+    iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=doc(allow, tag_if_blue))
+    session = assume(server, iam, arn)
+    for _ in range(3):
+        assert session.get_function_configuration(FunctionName=fn)["FunctionName"] == fn
+    function_arn = lam.get_function_configuration(FunctionName=fn)["FunctionArn"]
+    session.tag_resource(Resource=function_arn, Tags={"team": "blue"})
+    with pytest.raises(session.exceptions.ClientError) as e:
+        session.tag_resource(Resource=function_arn, Tags={"team": "red"})
+    assert err(e)[:2] == (403, "AccessDeniedException")
+    session.tag_resource(Resource=function_arn, Tags={"team": "blue"})
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="p",
+        PolicyDocument=doc({**allow, "Effect": "Deny"}, tag_if_blue),
+    )
+    with pytest.raises(session.exceptions.ClientError) as e:
+        session.get_function_configuration(FunctionName=fn)
+    assert err(e)[:2] == (403, "AccessDeniedException")
+    assert "with an explicit deny" in err(e)[2]
+
+
 # -- layers ------------------------------------------------------------------------------------------------
 
 

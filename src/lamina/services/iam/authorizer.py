@@ -8,7 +8,8 @@ and layer version policies, a role's trust policy for ``sts:AssumeRole``), decid
 
 Costs: an account's root user in its own account is allowed without any look-up (as AWS's root
 user is); the policies of a user or role are parsed once and kept until IAM changes
-(:attr:`IamStore.generation`); a session's own policies are kept for its lifetime. Within one
+(:attr:`IamStore.generation`); a session's own policies are kept for its lifetime, with the
+decisions its requests made that no condition, policy variable or resource policy took part in. Within one
 account a resource policy is read only when the identity side alone does not allow the request:
 the resource policies lamina keeps (AddPermission, AddLayerVersionPermission) only ever Allow,
 so they cannot turn an allowed request into a denied one. A role's trust policy is read for every
@@ -57,6 +58,7 @@ from lamina.store.iam import IamStore
 log = logging.getLogger("lamina.iam")
 
 SESSIONS_KEPT = 4096
+DECISIONS_KEPT = 256  # per principal
 EC2_UNAUTHORIZED = "You are not authorized to perform this operation."
 ASSUME_ROLE = "sts:assumerole"
 PASS_ROLE = "iam:PassRole"
@@ -153,8 +155,13 @@ class _Principal:
     # Whether any of its policies has an aws:ResourceTag condition: only then are a resource's tags
     # read for its requests (a store read per request otherwise).
     reads_resource_tags: bool = field(init=False, compare=False)
+    # Decisions that depend on nothing but the action and the resource (see :meth:`remembered`).
+    decisions: dict[tuple[str, str], Decision] = field(init=False, compare=False)
+    _fixed: dict[str, bool] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "decisions", {})
+        object.__setattr__(self, "_fixed", {})
         object.__setattr__(self, "policies", PolicySet(self.identity, self.boundary, self.session))
         documents = (*self.identity, self.boundary, *(self.session or ()))
         object.__setattr__(
@@ -168,6 +175,27 @@ class _Principal:
             **self.context,
         }
         object.__setattr__(self, "keys", normalise_context(own))
+
+    def remembered(self, check: actions.Check) -> Decision | None:
+        """The decision an earlier request made on the same action and resource, if it still holds."""
+        return self.decisions.get((check.action, check.resource))
+
+    def remember(self, check: actions.Check, decision: Decision) -> None:
+        """Keep ``decision`` for the next requests on the same action and resource, when nothing
+        else could change it: none of the principal's statements that cover the action has a
+        condition or a policy variable (the request's keys cannot matter), and the principal is
+        rebuilt when IAM changes. The caller keeps only decisions no resource policy took part in."""
+        fixed = self._fixed.get(check.action)
+        if fixed is None:
+            fixed = all(
+                not statement.conditions and not variables
+                for kind in (PolicyType.IDENTITY, PolicyType.BOUNDARY, PolicyType.SESSION)
+                for _, statement, variables in self.policies.covering(kind, check.action)
+            )
+            if len(self._fixed) < DECISIONS_KEPT:
+                self._fixed[check.action] = fixed
+        if fixed and len(self.decisions) < DECISIONS_KEPT:
+            self.decisions[(check.action, check.resource)] = decision
 
 
 class IamAuthorizer:
@@ -239,11 +267,16 @@ class IamAuthorizer:
         self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
     ) -> Decision:
         caller = principal.caller
+        remembered = principal.remembered(check)
+        if remembered is not None:
+            return remembered
         keys = self._keys(request, principal, check, owner, tags=principal.reads_resource_tags)
         decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
-        if decision.explicit or owner is None:
-            return decision
-        if decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE:
+        if (decision.explicit or owner is None) or (
+            decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE
+        ):
+            # No resource policy can change these: keep them when the request's keys cannot either.
+            principal.remember(check, decision)
             return decision
         resource_policy = self._resource_policy(check.resource, check.action)
         if resource_policy is None:
