@@ -27,7 +27,6 @@ import functools
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import struct
@@ -45,6 +44,7 @@ from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogStore, stream_name
 from lamina.runtime.memory import max_memory_used_mb
+from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
@@ -182,6 +182,8 @@ class Environment:
         self.work_root = work_root
         self.work_dir = work_root / self.id
         self.logs = logs
+        # Its system log lines (START, REPORT, ...) in the function's LogFormat and SystemLogLevel.
+        self._platform = PlatformLog.of(target.config.get("LoggingConfig"))
         self.stream = stream_name(target.version, dt.datetime.now(dt.UTC))
         self.netns: NetNamespace | None = None
         self.api: RuntimeApi | None = None
@@ -272,14 +274,8 @@ class Environment:
         is ``invoke`` for the retry during the first invocation."""
         assert self.init_error is not None
         self._drain_logs()  # the runtime's own [ERROR] lines come first
-        status = (
-            "Status: timeout"
-            if self.init_error.error_type == "Sandbox.Timedout"
-            else f"Status: error\tError Type: {self.init_error.error_type}"
-        )
-        self._log(
-            f"INIT_REPORT Init Duration: {self.init_ms or 0.0:.2f} ms\tPhase: {phase}\t{status}\n".encode()
-        )
+        error_type = self.init_error.error_type or "Runtime.Unknown"
+        self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
 
     async def _retry_init(self) -> None:
         """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
@@ -427,6 +423,8 @@ class Environment:
             self._read_logs()
 
     def _log(self, data: bytes) -> None:
+        if not data:  # a system log line the function's SystemLogLevel leaves out
+            return
         self._buffer += data
         t = self.target
         self.logs.append(t.account, t.region, t.name, self.stream, data)
@@ -487,7 +485,7 @@ class Environment:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init()
-        self._log(f"START RequestId: {inv.request_id} Version: {self.target.version}\n".encode())
+        self._log(self._platform.start(inv.request_id, self.target.version))
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -557,25 +555,29 @@ class Environment:
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
         memory = int(self.target.config.get("MemorySize", 128))
-        report = (
-            f"END RequestId: {inv.request_id}\n"
-            f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
-            f"{max(1, math.ceil(duration))} ms\tMemory Size: {memory} MB\tMax Memory Used: "
-            f"{self._max_memory_used_mb(memory)} MB\t"
-        )
         init_failed = self.init_error is not None
-        if first and self.init_ms is not None and not init_failed:
-            report += f"Init Duration: {self.init_ms:.2f} ms\t"
+        status, report_error = "success", None
         if outcome is Outcome.TIMEOUT or (init_failed and error_type == "Sandbox.Timedout"):
-            report += "Status: timeout\t"
+            status = "timeout"
         elif init_failed:
             # AWS: "...Max Memory Used: 46 MB<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError"
-            report += f"Status: error\tError Type: {error_type}\t"
+            status, report_error = "error", error_type
         elif outcome is Outcome.EXITED:
             # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
             # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
-            report += f"Status: error\tError Type: {'Runtime.OutOfMemory' if oom else 'Runtime.ExitError'}\t"
-        self._log((report + "\n").encode())
+            status, report_error = "error", "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+        ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
+        self._log(self._platform.runtime_done(inv.request_id, ended, duration, len(payload)))
+        report = Report(
+            inv.request_id,
+            duration,
+            memory,
+            self._max_memory_used_mb(memory),
+            init_ms=self.init_ms if first and self.init_ms is not None and not init_failed else None,
+            status=status,
+            error_type=report_error,
+        )
+        self._log(self._platform.report(report))
         tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
         self.busy = False
         self.last_used = time.monotonic()
