@@ -211,6 +211,29 @@ def create_lambda_role(server: LaminaServer, key: str, secret: str, name: str = 
     return str(arn)
 
 
+DELIVERIES = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["lambda:InvokeFunction", "sqs:SendMessage", "sns:Publish", "events:PutEvents"],
+                "Resource": "*",
+            }
+        ],
+    }
+)
+
+
+def allow_deliveries(
+    server: LaminaServer, name: str = "lambda-role", *, key: str = "test", secret: str = "test"
+) -> None:
+    """Let the execution role ``name`` deliver to destinations (Lambda, SQS, SNS, EventBridge), as
+    AWS requires of it before it accepts a DestinationConfig."""
+    iam = client(server, "iam", key=key, secret=secret)
+    iam.put_role_policy(RoleName=name, PolicyName="deliveries", PolicyDocument=DELIVERIES)
+
+
 class InProcessServer:
     """A lamina server assembled in this process by the composition root (``lamina.server.build``)
     and served by uvicorn on a free loopback port in a thread: for tests that hand the server a

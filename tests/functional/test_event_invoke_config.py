@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
-from lamina_server import LaminaServer, client
+from lamina_server import LaminaServer, allow_deliveries, client, create_lambda_role
 from test_functions_api import create, err
 
 REGION = "us-east-1"
@@ -42,9 +42,10 @@ def no_config(name: str, qualifier: str = "$LATEST") -> str:
 
 
 @pytest.fixture(scope="module")
-def fns(lam: Any) -> tuple[str, str]:
+def fns(lam: Any, server: LaminaServer) -> tuple[str, str]:
     """Two functions; the first has version 1."""
     one, two = fn_name(), fn_name()
+    allow_deliveries(server)
     create(lam, one)
     create(lam, two)
     ready(lam, one)
@@ -303,6 +304,46 @@ def test_destinations(lam: Any, fns: tuple[str, str]) -> None:
             FunctionName=one, DestinationConfig={"OnSuccess": {"Destination": bucket}}
         )
     lam.delete_function_event_invoke_config(FunctionName=one)
+
+
+def test_the_execution_role_must_be_allowed_to_deliver(
+    lam: Any, server: LaminaServer, fns: tuple[str, str]
+) -> None:
+    """AWS checks the function's execution role when it takes a DestinationConfig: without
+    lambda:InvokeFunction (sqs:SendMessage, ...) on the destination, InvalidParameterValueException,
+    and nothing changes."""
+    _, two = fns
+    role = create_lambda_role(server, "test", "test", name=f"basic-{uuid.uuid4().hex[:8]}")
+    name = fn_name()
+    create(lam, name, Role=role)
+    ready(lam, name)
+    for destination, operation in (
+        (fn_arn(two), "InvokeFunction"),
+        (f"arn:aws:sqs:{REGION}:{ACCOUNT}:some-queue", "SendMessage"),
+        (f"arn:aws:sns:{REGION}:{ACCOUNT}:some-topic", "Publish"),
+    ):
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+            lam.put_function_event_invoke_config(
+                FunctionName=name, DestinationConfig={"OnFailure": {"Destination": destination}}
+            )
+        assert err(e) == (
+            400,
+            "InvalidParameterValueException",
+            f"The function execution role does not have permissions to call {operation} on {destination}",
+        )
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function_event_invoke_config(FunctionName=name)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.update_function_event_invoke_config(
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": fn_arn(two)}}
+        )
+    assert lam.get_function_event_invoke_config(FunctionName=name)["DestinationConfig"] == EMPTY
+    allow_deliveries(server, role.rsplit("/", 1)[-1])
+    r = lam.update_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": fn_arn(two)}}
+    )
+    assert r["DestinationConfig"]["OnSuccess"] == {"Destination": fn_arn(two)}
 
 
 def test_ranges(lam: Any, server: LaminaServer, fns: tuple[str, str]) -> None:

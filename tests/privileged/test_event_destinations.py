@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, client
+from lamina_server import ACCOUNTS, LaminaServer, allow_deliveries, client
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
@@ -63,6 +63,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
             "60",
         ),
     )
+    # Deliveries need the execution role's permission (checked on put and on each delivery).
+    allow_deliveries(srv)
     yield srv
     srv.stop()
 
@@ -212,6 +214,46 @@ def test_undeliverable_destinations_are_logged(lam: Any, server: LaminaServer) -
     while time.monotonic() < deadline and needle not in server.log_path.read_text(errors="replace"):
         time.sleep(0.1)
     assert needle in server.log_path.read_text(errors="replace")
+
+
+def test_a_delivery_the_role_may_no_longer_make_is_logged(lam: Any, server: LaminaServer) -> None:
+    """The role allowed lambda:InvokeFunction when the configuration was put, and no longer is at
+    delivery: the record is not delivered, and the log says why."""
+    role = "arn:aws:iam::000000000000:role/destinations-revoked"
+    iam = client(server, "iam")
+    iam.create_role(
+        RoleName="destinations-revoked",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    allow_deliveries(server, "destinations-revoked")
+    recorder = create(lam, RECORDER)
+    source = create(lam, SOURCE)
+    lam.update_function_configuration(FunctionName=source, Role=role)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=source, WaiterConfig={"Delay": 1})
+    lam.put_function_event_invoke_config(
+        FunctionName=source,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": ARN + recorder}},
+    )
+    iam.delete_role_policy(RoleName="destinations-revoked", PolicyName="deliveries")
+    lam.invoke(FunctionName=source, InvocationType="Event", Payload=json.dumps({"fail": 1}))
+    deadline = time.monotonic() + 30
+    needle = f"not delivered to {ARN + recorder}: the function's execution role is not allowed lambda:InvokeFunction"
+    while time.monotonic() < deadline and needle not in server.log_path.read_text(errors="replace"):
+        time.sleep(0.1)
+    assert needle in server.log_path.read_text(errors="replace")
+    assert records(server, recorder) == []
 
 
 def test_invoke_async_queues_an_event(lam: Any, server: LaminaServer) -> None:

@@ -41,6 +41,20 @@ SUCCESS_SERVICES = frozenset({"sqs", "sns", "lambda", "events"})
 FAILURE_SERVICES = SUCCESS_SERVICES | {"s3"}
 # What each service is, in the log line of a delivery lamina cannot make.
 SERVICE_NAMES = {"sqs": "SQS", "sns": "SNS", "events": "EventBridge", "s3": "S3"}
+# What the execution role must be allowed to deliver a record, by the destination's service (the
+# action, and the operation AWS names when it is not: "The function execution role does not have
+# permissions to call InvokeFunction on arn:aws:lambda:...").
+DELIVERY_ACTIONS = {
+    "lambda": ("lambda:InvokeFunction", "InvokeFunction"),
+    "sqs": ("sqs:SendMessage", "SendMessage"),
+    "sns": ("sns:Publish", "Publish"),
+    "events": ("events:PutEvents", "PutEvents"),
+}
+
+
+def role_cannot_deliver(operation: str, arn: str) -> str:
+    """AWS's message when the execution role may not deliver to ``arn``."""
+    return f"The function execution role does not have permissions to call {operation} on {arn}"
 
 
 class Condition(enum.Enum):

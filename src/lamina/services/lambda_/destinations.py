@@ -4,7 +4,9 @@ A Lambda function of the same account and region is invoked asynchronously with 
 event (as AWS does: the destination's own retries and configuration apply). What lamina cannot
 deliver (SQS, SNS, EventBridge and S3 are not served here; another account's function, whose
 permission lamina does not evaluate for deliveries) is accepted as configuration, as AWS accepts it,
-and each record that cannot be delivered is logged with the reason: nothing is silently lost.
+and each record that cannot be delivered is logged with the reason: nothing is silently lost. The
+function's execution role must be allowed ``lambda:InvokeFunction`` on the destination, when the
+configuration is put and again at each delivery.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from lamina.domain import event_invoke as E
 from lamina.domain import functions as F
 from lamina.errors import AwsError
 from lamina.services.lambda_.functions import load_function
+from lamina.services.lambda_.roles import role_allows
 
 if TYPE_CHECKING:
     from lamina.services.platform import Platform
@@ -59,6 +62,14 @@ def deliver(
             "execution role's permission on another account's function)",
         )
         return
+    if not _role_may_invoke(platform, due, destination):
+        _undelivered(
+            due,
+            condition,
+            destination,
+            "the function's execution role is not allowed lambda:InvokeFunction on it (any more)",
+        )
+        return
     ref = F.FunctionRef(account, region, parts.name, parts.qualifier)
     try:
         row = load_function(platform, ref)
@@ -75,3 +86,15 @@ def deliver(
         destination,
         event_id,
     )
+
+
+def _role_may_invoke(platform: Platform, due: QueuedEvent, destination: str) -> bool:
+    """Whether the execution role of the version that ran may still invoke ``destination``: it was
+    allowed when the configuration was put, and a role's policies can change since (AWS then fails
+    the delivery)."""
+    source = F.FunctionRef(due.account, due.region, due.name, due.qualifier or F.LATEST)
+    try:
+        role = str(load_function(platform, source).config.get("Role", ""))
+    except AwsError:
+        return False
+    return role_allows(platform.iam, due.account, role, "lambda:InvokeFunction", destination)

@@ -22,7 +22,9 @@ from lamina.errors import InvalidParameterValueException, ResourceNotFoundExcept
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.lambda_.roles import role_allows
 from lamina.services.platform import Platform
+from lamina.store.functions import FunctionRow
 
 FUNCTION_MISSING = "The function doesn't exist."
 DEFAULT_PAGE = 50
@@ -34,26 +36,35 @@ def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True)
     return F.FunctionRef(ref.account, ref.region, ref.name, ref.qualifier or F.LATEST)
 
 
-def _require_function(platform: Platform, ctx: RequestContext, ref: F.FunctionRef) -> None:
-    """The function and its qualifier exist in the caller's account, or AWS's 404."""
+def _require_function(platform: Platform, ctx: RequestContext, ref: F.FunctionRef) -> FunctionRow:
+    """The function at its qualifier, in the caller's account, or AWS's 404."""
     if ref.account != ctx.account_id:
         raise ResourceNotFoundException(FUNCTION_MISSING)
     try:
-        load_function(platform, ref)
+        return load_function(platform, ref)
     except ResourceNotFoundException as exc:
         raise ResourceNotFoundException(FUNCTION_MISSING) from exc
 
 
-def _check_destinations(platform: Platform, ref: F.FunctionRef, config: DestinationConfig | None) -> None:
+def _check_destinations(
+    platform: Platform, ref: F.FunctionRef, row: FunctionRow, config: DestinationConfig | None
+) -> None:
     """Destinations name a service that takes records; a Lambda destination is another function that
     exists (the caller's own account; another account's cannot be checked without telling whether it
-    exists, so it is left to the delivery)."""
+    exists, so it is left to the delivery); the execution role of the function at this qualifier may
+    deliver to each (AWS checks it here: "The function execution role does not have permissions to
+    call InvokeFunction on ...")."""
     if not config:
         return
     E.check_services(config)
+    role = str(row.config.get("Role", ""))
     for key in ("OnSuccess", "OnFailure"):
         arn = (config.get(key) or {}).get("Destination")  # type: ignore[attr-defined]
-        if not arn or E.service_of(arn) != "lambda":
+        if not arn:
+            continue
+        service = E.service_of(arn)
+        if service != "lambda":
+            _check_role(platform, ref, role, str(service), arn)
             continue
         parts = F.split_function_name(arn)
         if parts is None:
@@ -65,14 +76,21 @@ def _check_destinations(platform: Platform, ref: F.FunctionRef, config: Destinat
             account, region, parts.name
         ) is None:
             raise E.destination_arn_invalid(arn)
+        _check_role(platform, ref, role, "lambda", arn)
+
+
+def _check_role(platform: Platform, ref: F.FunctionRef, role: str, service: str, arn: str) -> None:
+    delivery = E.DELIVERY_ACTIONS.get(service)
+    if delivery is not None and not role_allows(platform.iam, ref.account, role, delivery[0], arn):
+        raise InvalidParameterValueException(E.role_cannot_deliver(delivery[1], arn))
 
 
 def put_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     E.check_something_set(params)
     ref = _ref(ctx, params)
-    _require_function(platform, ctx, ref)
+    row = _require_function(platform, ctx, ref)
     config = E.built(params, time.time())
-    _check_destinations(platform, ref, params.get("DestinationConfig"))
+    _check_destinations(platform, ref, row, params.get("DestinationConfig"))
     platform.events.configs.put(ref.account, ref.region, ref.name, str(ref.qualifier), config)
     return output(E.shown(config, ref.qualified_arn))
 
@@ -80,8 +98,8 @@ def put_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
 def update_config(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     E.check_something_set(params)
     ref = _ref(ctx, params)
-    _require_function(platform, ctx, ref)
-    _check_destinations(platform, ref, params.get("DestinationConfig"))
+    row = _require_function(platform, ctx, ref)
+    _check_destinations(platform, ref, row, params.get("DestinationConfig"))
     now = time.time()
 
     def change(current: FunctionEventInvokeConfig) -> FunctionEventInvokeConfig:

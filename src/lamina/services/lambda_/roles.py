@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 
 from lamina.domain.arns import Arn
-from lamina.errors import InvalidParameterValueException
+from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
+from lamina.errors import AwsError, InvalidParameterValueException
+from lamina.services.iam.identities import IdentityKind, load_identity
 from lamina.services.lambda_.messages import ROLE_CANNOT_BE_ASSUMED
 from lamina.services.sts.sessions import issue_session
 from lamina.store.iam import IamStore, Session
@@ -42,3 +44,31 @@ class RoleSessions:
         session = issue_session(self._iam, arn.account, role, function, ROLE_SESSION_S, now)
         self._sessions[key] = session
         return session.access_key, session.secret, session.token
+
+
+def role_allows(iam: IamStore, account: str, role_arn: str, action: str, resource: str) -> bool:
+    """Whether an execution role's own policies allow ``action`` on ``resource`` within its
+    permissions boundary: what Lambda checks before it acts for a function with the role (creating
+    a VPC function's network interfaces, delivering to a destination). A role of another account, or
+    none, allows nothing; a malformed stored policy grants nothing."""
+    arn = Arn.parse(role_arn)
+    if arn is None or arn.role_name is None or arn.account != account:
+        return False
+    identity = load_identity(iam, account, IdentityKind.ROLE, arn.role_name)
+    if identity is None:
+        return False
+    documents = []
+    for text in identity.documents:
+        try:
+            documents.append(parse_policy(text, PolicyKind.IDENTITY))
+        except AwsError:
+            continue
+    if evaluate(documents, action, resource) is not Decision.ALLOW:
+        return False
+    if not identity.boundary:
+        return True
+    try:
+        boundary = parse_policy(identity.boundary, PolicyKind.IDENTITY)
+    except AwsError:
+        return False
+    return evaluate([boundary], action, resource) is Decision.ALLOW

@@ -17,10 +17,9 @@ import uuid
 
 from lamina.domain.functions import FunctionRef, State
 from lamina.domain.models import VpcConfig, VpcConfigResponse
-from lamina.domain.policy import Decision, PolicyKind, evaluate, parse_policy
 from lamina.errors import AwsError, InvalidParameterValueException, LaminaError
 from lamina.linux import affinity
-from lamina.services.iam.identities import IdentityKind, load_identity
+from lamina.services.lambda_.roles import role_allows
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 from lamina.store.hyperplane import HyperplaneStore, groups_key
@@ -68,15 +67,8 @@ def _ec2_error(operation: str, exc: AwsError) -> InvalidParameterValueException:
 
 
 def role_may_manage_interfaces(platform: Platform, account: str, role_arn: str) -> bool:
-    name = role_arn.rsplit("/", 1)[-1]
-    docs = []
-    identity = load_identity(platform.iam, account, IdentityKind.ROLE, name)
-    for text in identity.documents if identity is not None else ():
-        try:
-            docs.append(parse_policy(text, PolicyKind.IDENTITY))
-        except AwsError:
-            continue
-    return all(evaluate(docs, action, "*") is Decision.ALLOW for action in ENI_ACTIONS)
+    """Whether the execution role may create, describe and delete network interfaces."""
+    return all(role_allows(platform.iam, account, role_arn, action, "*") for action in ENI_ACTIONS)
 
 
 def check_vpc_config(
