@@ -194,3 +194,34 @@ def test_code_signing_configs_are_per_account(lam: Any, alice: Any) -> None:
         alice.get_code_signing_config(CodeSigningConfigArn=arn)
     assert err(e)[0] in (403, 404)
     lam.delete_code_signing_config(CodeSigningConfigArn=arn)
+
+
+def test_code_signing_config_on_create_function(lam: Any) -> None:
+    """CreateFunction's CodeSigningConfigArn: a missing configuration is refused before the function
+    exists; an existing one is the function's, as PutFunctionCodeSigningConfig would make it."""
+    missing = f"arn:aws:lambda:{REGION}:{ACCOUNT}:code-signing-config:csc-0123456789abcdef0"
+    name = fn_name()
+    with pytest.raises(lam.exceptions.CodeSigningConfigNotFoundException) as e:
+        create(lam, name, CodeSigningConfigArn=missing)
+    assert err(e) == (
+        404,
+        "CodeSigningConfigNotFoundException",
+        "The code signing configuration cannot be found. Check that the provided configuration is not "
+        f"deleted: {missing}.",
+    )
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName=name)
+    arn = lam.create_code_signing_config(AllowedPublishers={"SigningProfileVersionArns": [PROFILE]})[
+        "CodeSigningConfig"
+    ]["CodeSigningConfigArn"]
+    create(lam, name, CodeSigningConfigArn=arn)
+    assert body(lam.get_function_code_signing_config(FunctionName=name)) == {
+        "CodeSigningConfigArn": arn,
+        "FunctionName": name,
+    }
+    assert lam.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == [
+        fn_arn(name)
+    ]
+    lam.delete_function(FunctionName=name)
+    assert lam.list_functions_by_code_signing_config(CodeSigningConfigArn=arn)["FunctionArns"] == []
+    lam.delete_code_signing_config(CodeSigningConfigArn=arn)

@@ -16,10 +16,10 @@ from lamina.domain import functions as F
 from lamina.domain.arns import PARTITION
 from lamina.domain.clock import aws_timestamp
 from lamina.domain.models import CodeSigningConfig
-from lamina.errors import AwsError, BodyStyle, ResourceConflictException, ResourceNotFoundException
+from lamina.errors import BodyStyle, ResourceConflictException, ResourceNotFoundException
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
-from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.lambda_.functions import function_ref, load_function, require_code_signing_config
 from lamina.services.platform import Platform
 from lamina.store.function_settings import FUNCTION, SettingKind
 
@@ -41,16 +41,6 @@ def _missing(arn: str) -> ResourceNotFoundException:
     # Recorded without "Type": only {"Message": ...}.
     return ResourceNotFoundException(
         f"The Lambda code signing configuration {arn} can not be found.", style=BodyStyle.UPPER
-    )
-
-
-def _csc_not_found(arn: str) -> AwsError:
-    return AwsError(
-        f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.",
-        code="CodeSigningConfigNotFoundException",
-        status=404,
-        style=BodyStyle.USER_UPPER,
-        sender_fault=True,
     )
 
 
@@ -167,12 +157,8 @@ def list_functions_by_csc(platform: Platform, ctx: RequestContext, params: dict[
 
 def put_function_csc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     arn = params["CodeSigningConfigArn"]
-    region, account, csc_id = _parts(arn)
     # The configuration is checked first (recorded: both missing answers the configuration's error).
-    if (region, account) != (ctx.region, ctx.account_id) or platform.code_signing.get(
-        account, region, csc_id
-    ) is None:
-        raise _csc_not_found(arn)
+    require_code_signing_config(platform, ctx, arn)
     ref = function_ref(ctx, params, qualifier=False)
     load_function(platform, ref.function)
     platform.settings.put(ref.account, ref.region, ref.name, FUNCTION, SettingKind.CODE_SIGNING, arn)

@@ -44,6 +44,7 @@ from lamina.services.lambda_.tags import function_tags
 from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
 from lamina.services.platform import Platform
+from lamina.store.function_settings import FUNCTION, SettingKind
 from lamina.store.functions import FunctionRow
 
 DEFAULT_PAGE = 50
@@ -268,6 +269,17 @@ def check_not_blocked(runtime: str, now_ms: int, *, create: bool) -> None:
 # -- create ------------------------------------------------------------------------------------------------
 
 
+def require_code_signing_config(platform: Platform, ctx: RequestContext, arn: str) -> None:
+    """A code signing configuration ARN (its pattern checked by the pipeline) names one of the
+    caller's account and Region, or AWS's CodeSigningConfigNotFoundException."""
+    fields = arn.split(":")
+    region, account, csc_id = fields[3], fields[4], fields[6]
+    if (region, account) != (ctx.region, ctx.account_id) or platform.code_signing.get(
+        account, region, csc_id
+    ) is None:
+        raise M.code_signing_config_not_found(arn)
+
+
 def create_function(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     _check_ranges(params)
     tags: dict[str, str] = params.get("Tags") or {}
@@ -294,6 +306,9 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     check_role(platform, ctx.account_id, params["Role"])
     vpc = check_vpc_config(platform, ref.account, ref.region, params["Role"], params.get("VpcConfig"))
     _check_runtime_offered(platform, runtime, ctx.now_ms)
+    signing = params.get("CodeSigningConfigArn")
+    if signing:
+        require_code_signing_config(platform, ctx, signing)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
         raise M.function_exists(ref.name)
     sha, size, unzipped = _store_code(platform, params["Code"])
@@ -333,6 +348,9 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
     if not platform.functions.create(row, tags):
         raise M.function_exists(ref.name)
+    if signing:
+        # Kept as PutFunctionCodeSigningConfig keeps it (stored, not enforced: docs/functions.md).
+        platform.settings.put(ref.account, ref.region, ref.name, FUNCTION, SettingKind.CODE_SIGNING, signing)
     platform.preparer.schedule(row)
     if params.get("Publish"):
         # AWS answers with version 1's configuration when Publish is set.

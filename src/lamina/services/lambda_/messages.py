@@ -7,6 +7,7 @@ from typing import Final
 
 from lamina.errors import (
     AwsError,
+    BodyStyle,
     InvalidParameterValueException,
     InvalidRequestContentException,
     PreconditionFailedException,
@@ -20,6 +21,17 @@ ROLE_CANNOT_BE_ASSUMED: Final = "The role defined for the function cannot be ass
 LAYER_VERSION_BELOW_ONE: Final = "Layer Version Cannot be less than 1"
 RESOURCE_NOT_FOUND: Final = "The resource you requested does not exist."
 NO_POLICY: Final = "No policy is associated with the given resource."
+
+
+def code_signing_config_not_found(arn: str) -> AwsError:
+    """A function is given a code signing configuration that does not exist (recorded)."""
+    return AwsError(
+        f"The code signing configuration cannot be found. Check that the provided configuration is not deleted: {arn}.",
+        code="CodeSigningConfigNotFoundException",
+        status=404,
+        style=BodyStyle.USER_UPPER,
+        sender_fault=True,
+    )
 
 
 def invalid_marker(marker: object) -> InvalidParameterValueException:
