@@ -5,25 +5,18 @@ records delivered to an on-failure / on-success Lambda function in AWS's shape
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, allow_deliveries, client
-from testzips import make_zip
+from lamina_server import LaminaServer, allow_deliveries, client
+from runtime_kit import installed_python, python_function, runtime_server
 
 pytestmark = pytest.mark.privileged
 
-RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
-INSTALLED = sorted(d.name for d in RUNTIMES_DIR.glob("python3.*") if (d / "lamina-runtime.json").is_file())
-if not INSTALLED:
-    pytest.skip(f"no Python runtime installed in {RUNTIMES_DIR}", allow_module_level=True)
-RUNTIME = "python3.12" if "python3.12" in INSTALLED else INSTALLED[-1]
-ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+RUNTIME = installed_python()
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:"
 
 SOURCE = """\
@@ -49,20 +42,7 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-destinations") / "data",
-        accounts=ACCOUNTS,
-        extra_args=(
-            "--runtimes-dir",
-            str(RUNTIMES_DIR),
-            "--max-environments",
-            "4",
-            "--event-retry-delay",
-            "0.3",
-            "--idle-timeout",
-            "60",
-        ),
-    )
+    srv = runtime_server(tmp_path_factory, "lamina-destinations", "--event-retry-delay", "0.3")
     # Deliveries need the execution role's permission (checked on put and on each delivery).
     allow_deliveries(srv)
     yield srv
@@ -75,16 +55,7 @@ def lam(server: LaminaServer) -> Any:
 
 
 def create(lam: Any, code: str) -> str:
-    name = f"dst-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime=RUNTIME,
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": code})},
-    )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
-    return name
+    return python_function(lam, code, runtime=RUNTIME, prefix="dst")
 
 
 def log_text(server: LaminaServer, name: str) -> str:

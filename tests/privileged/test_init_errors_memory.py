@@ -20,24 +20,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, client
+from lamina_server import LaminaServer, client
+from runtime_kit import ROLE, installed_python, python_function, runtime_server
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
 
-RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
-INSTALLED = sorted(
-    (d.name for d in RUNTIMES_DIR.glob("python3.*") if (d / "lamina-runtime.json").is_file()),
-    key=lambda n: int(n.split(".")[1]),
-)
-if not INSTALLED:
-    pytest.skip(f"no Python runtime installed in {RUNTIMES_DIR}", allow_module_level=True)
-ONE = "python3.12" if "python3.12" in INSTALLED else INSTALLED[-1]
-ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+ONE = installed_python()
 MIB = 1024 * 1024
 WARNING_RE = re.compile(
     r"^\[WARNING\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t\tLAMBDA_WARNING: Unhandled exception\. "
@@ -46,11 +38,7 @@ WARNING_RE = re.compile(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-initerr") / "data",
-        accounts=ACCOUNTS,
-        extra_args=("--runtimes-dir", str(RUNTIMES_DIR), "--max-environments", "4", "--idle-timeout", "60"),
-    )
+    srv = runtime_server(tmp_path_factory, "lamina-initerr")
     yield srv
     srv.stop()
 
@@ -61,18 +49,7 @@ def lam(server: LaminaServer) -> Any:
 
 
 def create(lam: Any, files: dict[str, bytes | str], **kw: Any) -> str:
-    name = f"ie-{uuid.uuid4().hex[:8]}"
-    args: dict[str, Any] = {
-        "FunctionName": name,
-        "Runtime": ONE,
-        "Role": ROLE,
-        "Handler": "app.handler",
-        "Code": {"ZipFile": make_zip(files)},
-        **kw,
-    }
-    lam.create_function(**args)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
-    return name
+    return python_function(lam, files, runtime=ONE, prefix="ie", **kw)
 
 
 def invoke_raw(lam: Any, name: str, payload: Any = None) -> tuple[dict[str, Any], bytes, str]:
@@ -145,7 +122,7 @@ def expected_lines(error_type: str, error_lines: list[str]) -> list[str]:
 def test_init_error_in_tail_logs_and_body(
     lam: Any, server: LaminaServer, files: dict[str, bytes | str], handler: str, error_type: str, message: str
 ) -> None:
-    name = create(lam, files, Handler=handler)
+    name = create(lam, files, handler=handler)
     r, raw, tail = invoke_raw(lam, name)
     rid = r["ResponseMetadata"]["RequestId"]
     assert r["StatusCode"] == 200 and r["FunctionError"] == "Unhandled"

@@ -7,19 +7,15 @@ from __future__ import annotations
 import base64
 import json
 import re
-import sys
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-from testzips import make_zip
+from runtime_kit import installed_python, python_function
 
 pytestmark = pytest.mark.privileged
 
-if not (Path(sys.prefix) / "lamina-runtimes" / "python3.12" / "lamina-runtime.json").is_file():
-    pytest.skip("python3.12 is not installed in lamina-runtimes", allow_module_level=True)
+RUNTIME = installed_python()
 
 APP = """\
 import logging
@@ -50,16 +46,7 @@ def _run(lam: Any, logging_config: dict[str, str]) -> tuple[Any, list[dict[str, 
 
 
 def _invoke(lam: Any, logging_config: dict[str, str]) -> tuple[Any, list[dict[str, Any]], str]:
-    name = f"jsonlog-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role="arn:aws:iam::000000000000:role/lambda-role",
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": APP})},
-        LoggingConfig=logging_config,
-    )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    name = python_function(lam, APP, runtime=RUNTIME, prefix="jsonlog", LoggingConfig=logging_config)
     r = lam.invoke(FunctionName=name, LogType="Tail")
     tail = base64.b64decode(r["LogResult"]).decode()
     records = [json.loads(line) for line in tail.splitlines() if line.startswith("{")]
