@@ -76,8 +76,25 @@ def test_runtime_management_config(lam: Any) -> None:
     }
     with pytest.raises(lam.exceptions.InvalidParameterValueException):
         lam.put_runtime_management_config(FunctionName=name, UpdateRuntimeOn="Manual")
+    # A pinned runtime version keeps the runtime identifier (the same one may be named again).
+    revision = lam.get_function_configuration(FunctionName=name)["RevisionId"]
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+        lam.update_function_configuration(FunctionName=name, Runtime="provided.al2")
+    assert err(e) == (
+        400,
+        "InvalidParameterValueException",
+        "Cannot change runtime identifier when runtime management configuration is set to 'Manual'. "
+        "Change the runtime management configuration to 'Auto' or 'FunctionUpdate', then retry.",
+    )
+    assert lam.get_function_configuration(FunctionName=name)["RevisionId"] == revision
+    lam.update_function_configuration(FunctionName=name, Runtime="provided.al2023", Description="same")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.2})
     r = lam.put_runtime_management_config(FunctionName=name, UpdateRuntimeOn="FunctionUpdate")
     assert body(r) == {"UpdateRuntimeOn": "FunctionUpdate", "FunctionArn": fn_arn(name)}
+    assert (
+        lam.update_function_configuration(FunctionName=name, Runtime="provided.al2")["Runtime"]
+        == "provided.al2"
+    )
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_runtime_management_config(FunctionName=name, Qualifier="9")
 

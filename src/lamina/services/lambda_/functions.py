@@ -8,6 +8,7 @@ configuration, persist it, and hand preparation (code and layer trees extracted,
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -472,6 +473,17 @@ def _in_progress(config: FunctionConfiguration, ctx: RequestContext) -> Function
     return out
 
 
+def _check_runtime_not_pinned(platform: Platform, ref: F.FunctionRef, runtime: str) -> None:
+    """A function whose runtime version is pinned (runtime management ``Manual``) keeps its runtime
+    identifier (AWS's answer, as Terraform users meet it)."""
+    current = platform.functions.get(ref.account, ref.region, ref.name)
+    if current is None or current.config.get("Runtime") == runtime:
+        return
+    stored = platform.settings.get(ref.account, ref.region, ref.name, F.LATEST, SettingKind.RUNTIME_MANAGEMENT)
+    if stored and json.loads(stored).get("UpdateRuntimeOn") == "Manual":
+        raise InvalidParameterValueException(M.RUNTIME_PINNED)
+
+
 def update_function_configuration(
     platform: Platform, ctx: RequestContext, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -497,6 +509,7 @@ def update_function_configuration(
         check_role(platform, ctx.account_id, params["Role"])
     if params.get("Runtime"):
         _check_runtime_offered(platform, params["Runtime"], ctx.now_ms)
+        _check_runtime_not_pinned(platform, ref, str(params["Runtime"]))
     if "LoggingConfig" in params:  # refused before anything changes (a level with Text)
         current = platform.functions.get(ref.account, ref.region, ref.name)
         F.logging_config(

@@ -21,6 +21,10 @@ ROLE_CANNOT_BE_ASSUMED: Final = "The role defined for the function cannot be ass
 LAYER_VERSION_BELOW_ONE: Final = "Layer Version Cannot be less than 1"
 RESOURCE_NOT_FOUND: Final = "The resource you requested does not exist."
 NO_POLICY: Final = "No policy is associated with the given resource."
+RUNTIME_PINNED: Final = (
+    "Cannot change runtime identifier when runtime management configuration is set to 'Manual'. "
+    "Change the runtime management configuration to 'Auto' or 'FunctionUpdate', then retry."
+)
 
 
 def code_signing_config_not_found(arn: str) -> AwsError:
