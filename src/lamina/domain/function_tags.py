@@ -29,6 +29,10 @@ TOO_MANY_TAGS = "Number of tags exceeds resource tag limit."
 NO_TAGS = "An error occurred and the request cannot be processed."
 QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."
 UNSUPPORTED_TYPE = "Unsupported resource type for tagging"
+# "The aws: prefix is reserved for AWS use; you can't use it in any tag keys you define", in any
+# case ("Tagging best practices"; "Tag restrictions"): such a tag would pass for one AWS set
+# (aws:cloudformation:stack-name ...) in an aws:ResourceTag condition of another policy.
+RESERVED_PREFIX = "aws:"
 
 # AWS's pattern for TagResource/UntagResource/ListTags ``Resource`` as its messages print it
 # (recorded; botocore's model has a newer variant without ``layer:``).
@@ -106,6 +110,14 @@ def check_tags(tags: Mapping[str, str]) -> None:
         )
     if errors:
         raise ValidationException(format_errors(errors))
+    reserved = sorted(k for k in tags if k.lower().startswith(RESERVED_PREFIX))
+    if reserved:
+        raise InvalidParameterValueException(reserved_key(reserved[0]))
+
+
+def reserved_key(key: str) -> str:
+    """The refusal of a tag key in the ``aws:`` namespace (lamina's wording)."""
+    return f"Tag key '{key}' is invalid: tag keys starting with 'aws:' are reserved for AWS use."
 
 
 def check_count(tags: Mapping[str, str]) -> None:
