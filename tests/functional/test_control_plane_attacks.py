@@ -133,3 +133,50 @@ def test_aws_iam_url_admits_the_owner_signing_for_lambda(server: LaminaServer, l
     url = lam.create_function_url_config(FunctionName=fn, AuthType="AWS_IAM")["FunctionUrl"]
     url_id = url.split("//", 1)[1].split(".", 1)[0]
     assert _iam_url_answer(server, url_id, "lambda", REGION) == (502, b"Internal Server Error")
+
+
+def test_a_second_spelling_of_a_guarded_tag_is_refused(server: LaminaServer, lam: Any, fn: str) -> None:
+    """A user denied changes to ``env=prod`` functions, and denied touching the ``env`` tag (its
+    keys compared as policies usually compare them, case-sensitively), adds ``ENV=dev``: condition
+    keys are case-insensitive, so the second spelling would stand in for ``env`` in the Deny's
+    condition. Refused (the tag, and then the change), nothing kept."""
+    from iam_kit import doc, user_keys
+
+    iam = client(server, "iam")
+    lam.tag_resource(Resource=fn_arn(fn), Tags={"env": "prod"})
+    policy = doc(
+        {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": "lambda:UpdateFunctionConfiguration",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}},
+        },
+        {
+            "Effect": "Deny",
+            "Action": ["lambda:TagResource", "lambda:UntagResource"],
+            "Resource": "*",
+            "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["env"]}},
+        },
+    )
+    _name, key, secret = user_keys(iam, inline=policy)
+    user = client(server, key=key, secret=secret)
+    with pytest.raises(ClientError) as e:
+        user.update_function_configuration(FunctionName=fn, Description="pwned")
+    assert err(e)[1] == "AccessDeniedException"
+    for spelling in ("ENV", "Env", "eNv"):
+        with pytest.raises(ClientError) as e:
+            user.tag_resource(Resource=fn_arn(fn), Tags={spelling: "dev"})
+        status, code, message = err(e)
+        assert (status, code) == (400, "InvalidParameterValueException")
+        assert f"'{spelling}'" in message and "'env'" in message
+    assert lam.list_tags(Resource=fn_arn(fn))["Tags"] == {"env": "prod"}
+    with pytest.raises(ClientError) as e:
+        user.update_function_configuration(FunctionName=fn, Description="pwned")
+    assert err(e)[1] == "AccessDeniedException"
+    # One request with two spellings is refused as well; the same spelling updates the value.
+    with pytest.raises(ClientError) as e:
+        lam.tag_resource(Resource=fn_arn(fn), Tags={"team": "a", "TEAM": "b"})
+    assert err(e)[:2] == (400, "InvalidParameterValueException")
+    lam.tag_resource(Resource=fn_arn(fn), Tags={"env": "staging"})
+    assert lam.list_tags(Resource=fn_arn(fn))["Tags"] == {"env": "staging"}
