@@ -5,24 +5,17 @@ that each run to a long timeout made every other account's Event invocations wai
 
 from __future__ import annotations
 
-import sys
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
-from testzips import make_zip
+from runtime_kit import installed_python, python_function, runtime_server
 
 pytestmark = pytest.mark.privileged
 
-RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
-INSTALLED = sorted(d.name for d in RUNTIMES_DIR.glob("python3.*") if (d / "lamina-runtime.json").is_file())
-if not INSTALLED:
-    pytest.skip(f"no Python runtime installed in {RUNTIMES_DIR}", allow_module_level=True)
-RUNTIME = "python3.12" if "python3.12" in INSTALLED else INSTALLED[-1]
+RUNTIME = installed_python()
 ALICE, BOB = ACCOUNTS[1], ACCOUNTS[2]
 
 SLOW = """\
@@ -44,11 +37,7 @@ def handler(event, context):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
     # Three environments: three event workers, at most two of them for one account.
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-event-fairness") / "data",
-        accounts=ACCOUNTS,
-        extra_args=("--runtimes-dir", str(RUNTIMES_DIR), "--max-environments", "3", "--idle-timeout", "60"),
-    )
+    srv = runtime_server(tmp_path_factory, "lamina-event-fairness", "--max-environments", "3")
     yield srv
     srv.stop()
 
@@ -58,17 +47,8 @@ def lambda_of(server: LaminaServer, account: dict[str, str]) -> Any:
 
 
 def make(lam: Any, account: dict[str, str], code: str) -> str:
-    name = f"fair-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime=RUNTIME,
-        Role=f"arn:aws:iam::{account['account_id']}:role/lambda-role",
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": code})},
-        Timeout=60,
-    )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
-    return name
+    role = f"arn:aws:iam::{account['account_id']}:role/lambda-role"
+    return python_function(lam, code, runtime=RUNTIME, prefix="fair", role=role, Timeout=60)
 
 
 def log_count(server: LaminaServer, account: dict[str, str], name: str, needle: str) -> int:

@@ -9,24 +9,16 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import sys
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, client
-from testzips import make_zip
+from lamina_server import LaminaServer, client
+from runtime_kit import installed_python, python_function, runtime_server
 
 pytestmark = pytest.mark.privileged
 
-RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
-INSTALLED = sorted(d.name for d in RUNTIMES_DIR.glob("python3.*") if (d / "lamina-runtime.json").is_file())
-if not INSTALLED:
-    pytest.skip(f"no Python runtime installed in {RUNTIMES_DIR}", allow_module_level=True)
-RUNTIME = "python3.12" if "python3.12" in INSTALLED else INSTALLED[-1]
-ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+RUNTIME = installed_python()
 URL_RE = re.compile(r"http://([a-z0-9]{32})\.lambda-url\.us-east-1\.localhost:(\d+)/")
 
 APP = """\
@@ -55,11 +47,7 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-url-attacks") / "data",
-        accounts=ACCOUNTS,
-        extra_args=("--runtimes-dir", str(RUNTIMES_DIR), "--max-environments", "2", "--idle-timeout", "60"),
-    )
+    srv = runtime_server(tmp_path_factory, "lamina-url-attacks")
     yield srv
     srv.stop()
 
@@ -70,16 +58,7 @@ def lam(server: LaminaServer) -> Any:
 
 
 def make_function(lam: Any) -> str:
-    name = f"urlatk-{uuid.uuid4().hex[:8]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime=RUNTIME,
-        Role=ROLE,
-        Handler="app.handler",
-        Code={"ZipFile": make_zip({"app.py": APP})},
-    )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
-    return name
+    return python_function(lam, APP, runtime=RUNTIME, prefix="urlatk")
 
 
 @pytest.fixture(scope="module")
