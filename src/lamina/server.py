@@ -193,7 +193,11 @@ def build(
         role_sessions=RoleSessions(iam_store),
     )
     platform.events = EventQueue(
-        platform, EventStore(db), retry_delay_s=settings.event_retry_delay_s, executor=io
+        platform,
+        EventStore(db),
+        retry_delay_s=settings.event_retry_delay_s,
+        executor=io,
+        workers=settings.max_environments,
     )
     platform.hyperplane = Hyperplane(
         platform, HyperplaneStore(db), release_delay_s=settings.eni_release_delay_s

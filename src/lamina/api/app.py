@@ -55,7 +55,7 @@ class UrlFront(Protocol):
     """The function URL endpoint (services/lambda_/url_endpoint.py)."""
 
     async def handle(
-        self, target: urls.Target, request: urls.HttpRequest, authenticate: Callable[[], Principal]
+        self, target: urls.Target, request: urls.HttpRequest, authenticate: Callable[[str], Principal]
     ) -> urls.HttpAnswer: ...
 
 
@@ -211,7 +211,11 @@ class LaminaApp:
         http = urls.HttpRequest(
             request.method, url.path, request.query_string, request.headers, data, request.client_host
         )
-        answer = await self._urls.handle(url, http, lambda: self.pipeline.authenticate(request))
+        answer = await self._urls.handle(
+            url,
+            http,
+            lambda region: self.pipeline.authenticate(request, service="lambda", region=region),
+        )
         return Response(answer.status, list(answer.headers), answer.body)
 
     # -- lamina's own endpoints ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from lamina.api.ratelimit import OFF, RateLimit, RateLimiter
 from lamina.api.validation import validate
 from lamina.errors import (
     AwsError,
+    InvalidSignatureException,
     ServiceException,
     not_implemented,
     rate_exceeded,
@@ -192,10 +193,22 @@ class Pipeline:
         )
         return self.credentials.principal(signed.credential), signed.region
 
-    def authenticate(self, request: Request) -> Principal:
+    def authenticate(self, request: Request, *, service: str, region: str) -> Principal:
         """Only the authenticate stage (SigV4), for what a front end serves itself (function URLs
-        of AuthType AWS_IAM). Raises AwsError; call it off the event loop."""
-        return self._authenticate(request, self._clock())[0]
+        of AuthType AWS_IAM): the signature must be scoped to ``service`` and ``region`` (a
+        signature made for another service or Region is no signature for this one). Raises
+        AwsError; call it off the event loop."""
+        signed = sigv4.verify(
+            sigv4.IncomingRequest(
+                request.method, request.raw_path, request.query_string, request.headers, request.body
+            ),
+            self.credentials.lookup,
+            dt.datetime.fromtimestamp(self._clock(), dt.UTC),
+            expected_service=service,
+        )
+        if signed.region != region:
+            raise InvalidSignatureException("Credential should be scoped to a valid region. ")
+        return self.credentials.principal(signed.credential)
 
     def _http_admit(
         self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamina.domain.constraints import format_errors, render_value
-from lamina.domain.functions import LATEST
+from lamina.domain.functions import LATEST, version_number
 from lamina.domain.models import AliasConfiguration
 from lamina.errors import (
     BodyStyle,
@@ -62,7 +62,7 @@ def version_seq(version: str) -> int | None:
     anything else (``$LATEST.PUBLISHED``, which the model allows and lamina does not have)."""
     if version == LATEST:
         return 0
-    return int(version) if version.isdigit() else None
+    return version_number(version)
 
 
 @dataclass(frozen=True, slots=True)

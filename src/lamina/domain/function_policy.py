@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamina.domain.arns import root_user_arn
-from lamina.domain.functions import LATEST
+from lamina.domain.functions import LATEST, version_number
 from lamina.domain.layers import MAX_POLICY_BYTES, PolicyStatement, policy_document
 
 __all__ = [
@@ -95,7 +95,7 @@ def version_seq(qualifier: str | None) -> int | None:
         return 0
     if kind == QualifierKind.VERSION:
         assert qualifier is not None
-        return int(qualifier)
+        return version_number(qualifier)
     return None
 
 

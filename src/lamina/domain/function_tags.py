@@ -29,6 +29,10 @@ TOO_MANY_TAGS = "Number of tags exceeds resource tag limit."
 NO_TAGS = "An error occurred and the request cannot be processed."
 QUALIFIED = "Tags on function aliases and versions are not supported. Please specify a function ARN."
 UNSUPPORTED_TYPE = "Unsupported resource type for tagging"
+# "The aws: prefix is reserved for AWS use; you can't use it in any tag keys you define", in any
+# case ("Tagging best practices"; "Tag restrictions"): such a tag would pass for one AWS set
+# (aws:cloudformation:stack-name ...) in an aws:ResourceTag condition of another policy.
+RESERVED_PREFIX = "aws:"
 
 # AWS's pattern for TagResource/UntagResource/ListTags ``Resource`` as its messages print it
 # (recorded; botocore's model has a newer variant without ``layer:``).
@@ -106,6 +110,35 @@ def check_tags(tags: Mapping[str, str]) -> None:
         )
     if errors:
         raise ValidationException(format_errors(errors))
+    reserved = sorted(k for k in tags if k.lower().startswith(RESERVED_PREFIX))
+    if reserved:
+        raise InvalidParameterValueException(reserved_key(reserved[0]))
+    _check_case({}, tags)
+
+
+def _check_case(current: Mapping[str, str], new: Mapping[str, str]) -> None:
+    """Refuse a key that differs only in case from another the function would hold: condition
+    keys are case-insensitive (``aws:ResourceTag/env`` reads ``env`` and ``ENV`` alike), so a
+    second spelling would give a policy's condition a value of the tagger's choosing in place of
+    the one it guards (an ``ENV=dev`` beside ``env=prod`` past a Deny on ``env``)."""
+    seen = {k.lower(): k for k in current}
+    for key in new:
+        other = seen.setdefault(key.lower(), key)
+        if other != key:
+            raise InvalidParameterValueException(case_collision(key, other))
+
+
+def case_collision(key: str, other: str) -> str:
+    """The refusal of a tag key that differs only in case from another (lamina's wording)."""
+    return (
+        f"Tag key '{key}' differs only in case from tag key '{other}': tag keys are matched "
+        "case-insensitively in policy conditions."
+    )
+
+
+def reserved_key(key: str) -> str:
+    """The refusal of a tag key in the ``aws:`` namespace (lamina's wording)."""
+    return f"Tag key '{key}' is invalid: tag keys starting with 'aws:' are reserved for AWS use."
 
 
 def check_count(tags: Mapping[str, str]) -> None:
@@ -118,6 +151,7 @@ def tagged(current: Mapping[str, str], new: Mapping[str, str]) -> dict[str, str]
     """``current`` with ``new`` added (a key already there takes the new value), within the limit."""
     if not new:
         raise InvalidParameterValueException(NO_TAGS)
+    _check_case(current, new)
     merged = {**current, **new}
     check_count(merged)
     return merged

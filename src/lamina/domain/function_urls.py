@@ -59,6 +59,7 @@ class InvokeMode(enum.Enum):
 INVOKE_URL_ACTION = "lambda:InvokeFunctionUrl"
 INVOKE_ACTION = "lambda:InvokeFunction"
 AUTH_TYPE_KEY = "lambda:FunctionUrlAuthType"
+VIA_URL_KEY = "lambda:InvokedViaFunctionUrl"
 
 
 def url_of(url_id: str, region: str, port: int) -> str:
@@ -103,10 +104,15 @@ def public_access(policy: str | None, resource: str, owner: str) -> bool:
     # this exact principal, which nobody can name) lets it in.
     anonymous = Caller(PrincipalKind.USER, owner, "anonymous")
     policies = PolicySet(resource=document)
-    context = {AUTH_TYPE_KEY: AuthType.NONE.value}
+    # The invocation a URL makes carries lambda:InvokedViaFunctionUrl (the condition the console
+    # and AddPermission's InvokedViaFunctionUrl put on the lambda:InvokeFunction statement).
+    contexts = {
+        INVOKE_URL_ACTION: {AUTH_TYPE_KEY: AuthType.NONE.value},
+        INVOKE_ACTION: {AUTH_TYPE_KEY: AuthType.NONE.value, VIA_URL_KEY: "true"},
+    }
     return all(
         decide(anonymous, action, resource, owner, policies, context).allowed
-        for action in (INVOKE_URL_ACTION, INVOKE_ACTION)
+        for action, context in contexts.items()
     )
 
 
@@ -268,16 +274,22 @@ def map_result(payload: bytes) -> HttpAnswer:
     if not isinstance(value, dict) or "statusCode" not in value:
         return HttpAnswer(200, (("Content-Type", JSON),), payload)
     status = value.get("statusCode")
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+    # 1xx answers are interim (101 would hand the connection over): no final answer of a function.
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
         return FUNCTION_ERROR
     headers: list[tuple[str, str]] = []
     raw_headers = value.get("headers") or {}
-    if not isinstance(raw_headers, dict):
+    cookies = value.get("cookies") or []
+    if not isinstance(raw_headers, dict) or not isinstance(cookies, list):
         return FUNCTION_ERROR
     for name, v in raw_headers.items():
         headers.append((str(name), _header_text(v)))
-    for cookie in value.get("cookies") or []:
+    for cookie in cookies:
         headers.append(("Set-Cookie", str(cookie)))
+    shown = _response_headers(headers)
+    if shown is None:
+        return FUNCTION_ERROR
+    headers = shown
     body = value.get("body")
     if body is None:
         data = b""
@@ -291,9 +303,58 @@ def map_result(payload: bytes) -> HttpAnswer:
             data = body.encode()
     else:
         data = json.dumps(body).encode()
+    if status in (204, 304):
+        data = b""  # RFC 9110, 15.3.5 and 15.4.5: these answers end with their header section
     if not any(n.lower() == "content-type" for n, _ in headers):
         headers.append(("Content-Type", JSON))
     return HttpAnswer(status, tuple(headers), data)
+
+
+# The function's own headers become the response's, except those that describe the connection
+# rather than the answer (RFC 9110, 7.6.1: hop-by-hop fields; Content-Length and Transfer-Encoding
+# frame the body the endpoint itself sends, and Date and Server are the endpoint's): a function
+# cannot set those, they are passed on renamed ``x-amzn-Remapped-<name>``, as function URLs and API
+# Gateway's HTTP APIs do. A name that is no HTTP token, a value with a control character (CR or LF
+# would end the field and start another: response splitting) or a character outside Latin-1 (what
+# HTTP/1.1 can carry), or more than ``MAX_RESPONSE_HEADER_BYTES`` of header fields, and the result
+# is no valid response (502).
+_REMAPPED = frozenset(
+    {
+        "connection",
+        "content-length",
+        "date",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "server",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+REMAPPED_PREFIX = "x-amzn-Remapped-"
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+def _response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """The function's headers as the endpoint sends them (renamed where they describe the
+    connection), or None when one cannot be sent as it stands."""
+    out: list[tuple[str, str]] = []
+    size = 0
+    for name, value in headers:
+        if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            return None
+        if name.lower() in _REMAPPED:
+            name = REMAPPED_PREFIX + name
+        size += len(name) + len(value) + 4  # ": " and CRLF
+        if size > MAX_RESPONSE_HEADER_BYTES:
+            return None
+        out.append((name, value))
+    return out
 
 
 def _header_text(value: Any) -> str:

@@ -121,6 +121,20 @@ class FunctionNameParts:
     qualifier: str | None
 
 
+# Published versions count from 1; the store keeps $LATEST as 0. A version is named by its
+# number as Lambda prints it: "01" or "0" name no version (else "0" would reach $LATEST past the
+# checks that refuse $LATEST), and a number past the store's 64-bit integers names none either.
+MAX_VERSION_DIGITS = 18
+
+
+def version_number(text: str) -> int | None:
+    """The published version ``text`` names (1, 2, ...): ASCII digits without a leading zero;
+    None for anything else."""
+    if not (0 < len(text) <= MAX_VERSION_DIGITS and text.isascii() and text.isdigit()) or text[0] == "0":
+        return None
+    return int(text)
+
+
 def split_function_name(value: str) -> FunctionNameParts | None:
     """The parts of a name, ``name:qualifier``, partial ARN (``123456789012:function:f``,
     ``123456789012:f``, ``us-east-1:f``) or full ARN; None when ``value`` is none of them.

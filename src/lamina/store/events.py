@@ -6,6 +6,7 @@ failed its last retry; ``next_at`` (epoch seconds) is when it is due next.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from lamina.store.db import Database
@@ -54,14 +55,27 @@ class EventStore:
                 (event_id, account, region, name, qualifier, payload, now, now, invoked),
             )
 
-    def next_due(self) -> QueuedEvent | None:
-        """The queued invocation due soonest (perhaps not yet due), or None if the queue is empty."""
-        row = self.db.read(
-            lambda c: c.execute(
-                "SELECT id, account, region, name, qualifier, payload, attempts, next_at, invoked, created"
-                " FROM event_invocations ORDER BY next_at LIMIT 1"
-            ).fetchone()
+    def next_due(
+        self, skip_ids: Collection[str] = (), skip_accounts: Collection[str] = ()
+    ) -> QueuedEvent | None:
+        """The queued invocation due soonest (perhaps not yet due), or None if the queue is empty;
+        ``skip_ids`` (invocations running now) and invocations of ``skip_accounts`` (at their
+        share of the workers) are passed over."""
+        where = []
+        args: list[str] = []
+        if skip_ids:
+            where.append(f"id NOT IN ({','.join('?' * len(skip_ids))})")
+            args += skip_ids
+        if skip_accounts:
+            where.append(f"account NOT IN ({','.join('?' * len(skip_accounts))})")
+            args += skip_accounts
+        sql = (
+            "SELECT id, account, region, name, qualifier, payload, attempts, next_at, invoked, created"
+            " FROM event_invocations"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY next_at LIMIT 1"
         )
+        row = self.db.read(lambda c: c.execute(sql, args).fetchone())
         if row is None:
             return None
         event_id, account, region, name, qualifier, payload, attempts, next_at, invoked, created = row

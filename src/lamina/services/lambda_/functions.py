@@ -125,8 +125,9 @@ def _seq(ref: F.FunctionRef) -> int:
     q = ref.qualifier
     if q is None or q == F.LATEST:
         return 0
-    if q.isdigit():
-        return int(q)
+    seq = F.version_number(q)
+    if seq is not None:
+        return seq
     raise _not_found(ref, q)  # neither a version nor (where the caller reads aliases) an alias
 
 

@@ -277,6 +277,11 @@ class EventQueue:
     retried twice, as AWS does, after ``retry_delay_s`` and twice that, unless the function's
     asynchronous invocation configuration (``configs``: by default in the queue's own database)
     sets fewer retries or a shorter maximum age; the outcome then goes to its destination.
+
+    Up to ``workers`` invocations run at once (the host's environments), and no account holds
+    more than ``workers - 1`` of them (at least 1): every account is hostile, and one whose queued
+    invocations each run for the longest timeout must not hold back everyone else's (with one
+    worker they would run one after another, every account waiting behind the first).
     """
 
     def __init__(
@@ -287,15 +292,21 @@ class EventQueue:
         retry_delay_s: float,
         executor: Executor | None = None,
         configs: EventInvokeConfigStore | None = None,
+        workers: int = 1,
     ) -> None:
         self.platform = platform
         self.queue = queue
         self.configs = configs if configs is not None else EventInvokeConfigStore(queue.db)
         self.retry_delay_s = retry_delay_s
         self.executor = executor
+        self.workers = max(1, workers)
+        self.account_share = max(1, self.workers - 1)
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Invocations running now, by event id, and how many each account has running.
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._per_account: dict[str, int] = {}
 
     def enqueue(
         self,
@@ -330,9 +341,14 @@ class EventQueue:
     async def _work(self) -> None:
         assert self._wake is not None
         while True:
-            # Cleared before the read: an enqueue committed after the read sets it again.
+            # Cleared before the read: an enqueue committed after the read, or an invocation
+            # ending, sets it again.
             self._wake.clear()
-            due = await self._off_loop(self.queue.next_due)
+            if len(self._running) >= self.workers:
+                await self._wake.wait()
+                continue
+            busy = tuple(a for a, n in self._per_account.items() if n >= self.account_share)
+            due = await self._off_loop(self.queue.next_due, tuple(self._running), busy)
             if due is None:
                 await self._wake.wait()
                 continue
@@ -341,7 +357,24 @@ class EventQueue:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 continue
+            self._running[due.id] = asyncio.get_running_loop().create_task(self._run_tracked(due))
+            self._per_account[due.account] = self._per_account.get(due.account, 0) + 1
+
+    async def _run_tracked(self, due: QueuedEvent) -> None:
+        """One invocation in its own task; when it ends, its worker is free again."""
+        try:
             await self._run_one(due)
+        except Exception:
+            log.exception("event invocation %s: the queue failed to work it", due.id)
+        finally:
+            del self._running[due.id]
+            left = self._per_account[due.account] - 1
+            if left:
+                self._per_account[due.account] = left
+            else:
+                del self._per_account[due.account]
+            if self._wake is not None:
+                self._wake.set()
 
     def _policy(self, due: QueuedEvent) -> E.AsyncPolicy:
         """The configuration of the qualifier the invocation named ($LATEST when none)."""
@@ -447,8 +480,11 @@ class EventQueue:
         await self._off_loop(self.queue.retry, due.id, due.attempts, time.time() + 1.0)
 
     async def close(self) -> None:
-        """Stop working the queue; what is left stays queued for the next start."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop working the queue (and the invocations running); what is left stays queued for
+        the next start."""
+        tasks = [t for t in (self._task, *self._running.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task

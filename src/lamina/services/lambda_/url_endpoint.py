@@ -57,10 +57,11 @@ class UrlEndpoint:
         self._executor = executor
 
     async def handle(
-        self, target: U.Target, request: U.HttpRequest, authenticate: Callable[[], Principal]
+        self, target: U.Target, request: U.HttpRequest, authenticate: Callable[[str], Principal]
     ) -> U.HttpAnswer:
-        """Answer one request to a function URL. ``authenticate`` verifies the request's SigV4
-        signature (raising :class:`AwsError`); it is called, off the loop, for AWS_IAM URLs only."""
+        """Answer one request to a function URL. ``authenticate(region)`` verifies the request's
+        SigV4 signature, scoped to service ``lambda`` and the URL's Region (raising
+        :class:`AwsError`); it is called, off the loop, for AWS_IAM URLs only."""
         request_id = str(uuid.uuid4())
         if len(request.body) > U.MAX_BODY:
             return U.TOO_LARGE.with_headers((("x-amzn-RequestId", request_id),))
@@ -78,7 +79,7 @@ class UrlEndpoint:
         self,
         target: U.Target,
         request: U.HttpRequest,
-        authenticate: Callable[[], Principal],
+        authenticate: Callable[[str], Principal],
         request_id: str,
     ) -> _Ready | U.HttpAnswer:
         platform = self._platform
@@ -95,7 +96,7 @@ class UrlEndpoint:
         caller: U.IamCaller | None = None
         if url.config.get("AuthType") == U.AuthType.AWS_IAM.value:
             try:
-                principal = authenticate()
+                principal = authenticate(url.ref.region)
                 self._authorize(
                     AuthorizationRequest(
                         principal,
