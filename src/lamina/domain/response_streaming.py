@@ -69,8 +69,10 @@ def parse_prelude(data: bytes) -> Prelude | None:
     status = value.get("statusCode", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         return None
-    raw_headers = value.get("headers") or {}
-    cookies = value.get("cookies") or []
+    raw_headers = value.get("headers")
+    raw_headers = {} if raw_headers is None else raw_headers
+    cookies = value.get("cookies")
+    cookies = [] if cookies is None else cookies
     if not isinstance(raw_headers, dict) or not isinstance(cookies, list):
         return None
     headers = [(str(name), _text(v)) for name, v in raw_headers.items()]
