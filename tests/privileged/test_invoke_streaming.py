@@ -314,3 +314,58 @@ def test_a_response_stream_url_streams_chunked_with_the_prelude(lam: Any, stream
     assert head.startswith(b"HTTP/1.1 200")
     assert b"\r\ntransfer-encoding: chunked" in head.lower() and b"content-type: text/plain" in head.lower()
     assert body == b"".join(b"%d," % i for i in range(50))
+
+
+def test_a_timeout_mid_stream_ends_with_invoke_complete(lam: Any) -> None:
+    code = make_zip({"bootstrap": BOOTSTRAP}, modes={"bootstrap": 0o100755})
+    name = create(lam, Runtime="provided.al2023", Code={"ZipFile": code})
+    lam.update_function_configuration(FunctionName=name, Timeout=1)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    r = lam.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps({"mode": "gated", "token": "never"})
+    )
+    got = list(events(r))
+    assert got[0] == ("PayloadChunk", {"Payload": b"first;"})
+    kind, complete = got[-1]
+    assert kind == "InvokeComplete" and complete["ErrorCode"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in json.loads(complete["ErrorDetails"])["errorMessage"]
+
+
+@pytest.mark.skipif(not PYTHONS, reason=f"no Python runtime installed in {RUNTIMES_DIR}")
+def test_a_response_stream_url_of_a_buffered_function_is_mapped_as_buffered(lam: Any) -> None:
+    app = 'def handler(event, context):\n    return {"statusCode": 202, "headers": {"x-b": "1"}, "body": "whole"}\n'
+    name = create(
+        lam, Runtime=PYTHONS[-1], Code={"ZipFile": make_zip({"app.py": app})}, Handler="app.handler"
+    )
+    host, port = public_url(lam, name)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/", headers={"Host": host})
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("x-b"), resp.read()) == (202, "1", b"whole")
+    assert resp.getheader("Content-Length") == "5"
+    conn.close()
+
+
+def test_the_console_reads_the_event_stream_to_its_end(server: LaminaServer, streamer: str) -> None:
+    def post(action: str, doc: dict[str, Any], cookie: str = "") -> tuple[Any, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=30)
+        headers = {"X-Lamina-Console": "1", "Content-Type": "application/json", "Cookie": cookie}
+        conn.request("POST", f"/console/api/{action}", json.dumps(doc), headers)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        conn.close()
+        return body, (resp.getheader("Set-Cookie") or "").split(";", 1)[0]
+
+    _, cookie = post("signin", {"accessKeyId": "test", "secretAccessKey": "test"})
+    payload = base64.b64encode(b'{"mode": "many"}').decode()
+    call = {"FunctionName": streamer, "Payload": payload}
+    got, _ = post(
+        "call",
+        {"service": "lambda", "operation": "InvokeWithResponseStream", "region": "us-east-1", "params": call},
+        cookie,
+    )
+    stream = got["result"]["EventStream"]
+    assert stream[-1] == {"InvokeComplete": {}}
+    assert b"".join(base64.b64decode(e["PayloadChunk"]["Payload"]) for e in stream[:-1]) == b"".join(
+        b"%d," % i for i in range(50)
+    )
