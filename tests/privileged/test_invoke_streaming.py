@@ -100,6 +100,11 @@ while True:
     elif mode == "http":
         prelude = {"statusCode": 201, "headers": {"content-type": "text/plain", "x-streamed": "yes"}, "cookies": ["c=1"]}
         stream(rid, [json.dumps(prelude).encode() + b"\0" * 8 + b"hello ", released(token)], INTEGRATION)
+    elif mode == "split":  # the prelude and its delimiter over several chunks
+        prelude = json.dumps({"statusCode": 404, "headers": {"x-split": "1"}}).encode()
+        stream(rid, [prelude[:5], prelude[5:] + b"\0" * 3, b"\0" * 5, b"not ", b"here"], INTEGRATION)
+    elif mode == "badprelude":
+        stream(rid, [b"[not a prelude]" + b"\0" * 8 + b"body"], INTEGRATION)
     elif mode == "many":
         stream(rid, [b"%d," % i for i in range(50)])
     else:  # buffered, as any runtime answers
@@ -273,6 +278,16 @@ def test_aws_cli_writes_the_streamed_payload(server: LaminaServer, streamer: str
     assert out.read_bytes() == b"".join(b"%d," % i for i in range(50))
 
 
+def url_of(lam: Any, name: str) -> tuple[str, int]:
+    """The function's URL (host name, port), made public with RESPONSE_STREAM once."""
+    try:
+        url = lam.get_function_url_config(FunctionName=name)["FunctionUrl"]
+    except lam.exceptions.ResourceNotFoundException:
+        return public_url(lam, name)
+    host, _, port = url.removeprefix("http://").rstrip("/").rpartition(":")
+    return host, int(port)
+
+
 def public_url(lam: Any, name: str) -> tuple[str, int]:
     url = lam.create_function_url_config(FunctionName=name, AuthType="NONE", InvokeMode="RESPONSE_STREAM")[
         "FunctionUrl"
@@ -290,7 +305,7 @@ def public_url(lam: Any, name: str) -> tuple[str, int]:
 
 
 def test_a_response_stream_url_streams_chunked_with_the_prelude(lam: Any, streamer: str) -> None:
-    host, port = public_url(lam, streamer)
+    host, port = url_of(lam, streamer)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     token = uuid.uuid4().hex
     conn.request("GET", f"/http/{token}", headers={"Host": host})
@@ -369,3 +384,22 @@ def test_the_console_reads_the_event_stream_to_its_end(server: LaminaServer, str
     assert b"".join(base64.b64decode(e["PayloadChunk"]["Payload"]) for e in stream[:-1]) == b"".join(
         b"%d," % i for i in range(50)
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "header", "body"),
+    [("/split", 404, ("x-split", "1"), b"not here"), ("/badprelude", 502, None, b"Internal Server Error")],
+    ids=["prelude-over-chunks", "invalid-prelude"],
+)
+def test_response_stream_url_preludes(
+    lam: Any, streamer: str, path: str, status: int, header: tuple[str, str] | None, body: bytes
+) -> None:
+    host, port = url_of(lam, streamer)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Host": host})
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (status, body)
+    if header is not None:
+        assert resp.getheader(header[0]) == header[1]
+        assert resp.getheader("Content-Type") == "application/octet-stream"  # the prelude named none
+    conn.close()

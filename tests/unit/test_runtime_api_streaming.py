@@ -8,8 +8,10 @@ import asyncio
 import base64
 import json
 
+import pytest
 from test_runtime_api import PREFIX, Client, Connect, deliver, invocation, request_bytes, run
 
+from lamina.runtime import runtime_api
 from lamina.runtime.runtime_api import InvocationResult, ResultKind, RuntimeApi
 from lamina.runtime.streaming import ResponseStream
 
@@ -183,3 +185,20 @@ def test_a_waiting_reader_is_woken_by_a_write_and_by_close() -> None:
         assert not stream.streaming
 
     asyncio.run(main())
+
+
+def test_a_stream_over_its_limit_is_413_and_the_invocation_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_api, "MAX_STREAMED_BYTES", 10)
+
+    async def scenario(api: RuntimeApi, connect: Connect) -> None:
+        client = await connect()
+        stream = ResponseStream()
+        future, _ = await deliver(api, client, invocation(stream=stream))
+        await open_stream(client, "req-1")
+        await client.send(chunk(b"0123456789") + chunk(b"x") + b"0\r\n\r\n")
+        assert (await client.response()).status == 413
+        result = await future
+        assert (result.kind, result.error_type) == (ResultKind.ERROR, "Function.ResponseSizeTooLarge")
+        assert await stream.next_chunk() == b"0123456789"  # what fitted went out
+
+    run(scenario)
