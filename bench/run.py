@@ -18,6 +18,7 @@ BENCHMARKS = [
     "api_latency.py",
     "invoke.py",
     "alias.py",
+    "streaming.py",
     "vpc.py",
     "vpc_dataplane.py",
     "builder.py",

@@ -205,9 +205,9 @@ def test_console_not_implemented_before_parameters(srv: InProcessServer) -> None
     cookie = cookie.split(";", 1)[0]
     call = {
         "service": "lambda",
-        "operation": "InvokeWithResponseStream",
+        "operation": "CheckpointDurableExecution",
         "region": "us-east-1",
-        "params": {"FunctionName": "f", "Payload": "!!not base64"},
+        "params": {"DurableExecutionArn": 5, "CheckpointToken": "!!"},
     }
     status, body, _ = console(srv, "call", call, cookie)
     assert (status, body["error"]["code"]) == (501, "NotImplemented")

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from lamina.api.http import Request, Response
 from lamina.api.pipeline import Pipeline
 from lamina.domain import function_urls as urls
 from lamina.domain.presign import UrlSigner
+from lamina.domain.response_streaming import StreamedAnswer
 from lamina.errors import AwsError, request_too_large, unknown_service
 from lamina.services.base import Principal
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
@@ -56,7 +57,7 @@ class UrlFront(Protocol):
 
     async def handle(
         self, target: urls.Target, request: urls.HttpRequest, authenticate: Callable[[str], Principal]
-    ) -> urls.HttpAnswer: ...
+    ) -> urls.HttpAnswer | StreamedAnswer: ...
 
 
 class Lifecycle(Protocol):
@@ -160,6 +161,9 @@ class LaminaApp:
 
     async def _send(self, send: Send, response: Response) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+        if response.stream is not None:
+            await self._send_stream(send, response.status, headers, response.stream)
+            return
         if response.file_path is None:
             headers.append((b"content-length", str(len(response.body)).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -175,6 +179,23 @@ class LaminaApp:
                     break
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    async def _send_stream(
+        send: Send, status: int, headers: list[tuple[bytes, bytes]], stream: AsyncIterator[bytes]
+    ) -> None:
+        """Each chunk as it comes: without a Content-Length, the server sends HTTP/1.1 chunked
+        transfer encoding. The iterator is closed whatever happens (a client gone mid-stream)."""
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            async for chunk in stream:
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
     @staticmethod
     async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -211,12 +232,14 @@ class LaminaApp:
         http = urls.HttpRequest(
             request.method, url.path, request.query_string, request.headers, data, request.client_host
         )
-        answer = await self._urls.handle(
+        got = await self._urls.handle(
             url,
             http,
             lambda region: self.pipeline.authenticate(request, service="lambda", region=region),
         )
-        return Response(answer.status, list(answer.headers), answer.body)
+        if isinstance(got, StreamedAnswer):  # InvokeMode RESPONSE_STREAM: sent as it comes, chunked
+            return Response(got.status, list(got.headers), stream=got.chunks)
+        return Response(got.status, list(got.headers), got.body)
 
     # -- lamina's own endpoints ---------------------------------------------------------------
 

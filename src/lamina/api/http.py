@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -35,10 +36,12 @@ class Request:
 
 @dataclass
 class Response:
-    """A response to send: either ``body`` bytes or a file streamed from ``file_path``."""
+    """A response to send: ``body`` bytes, a file streamed from ``file_path``, or ``stream``: bytes
+    sent as they come, chunked (no Content-Length), the iterator closed once sent or abandoned."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     file_path: str | None = None
     file_size: int = 0
+    stream: AsyncIterator[bytes] | None = None

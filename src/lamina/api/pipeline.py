@@ -45,7 +45,7 @@ from lamina.supervisor import IoExecutor
 log = logging.getLogger("lamina.api")
 
 # The operations the per-principal request rate does not meter (the data plane).
-UNMETERED = frozenset({("lambda", "Invoke")})
+UNMETERED = frozenset({("lambda", "Invoke"), ("lambda", "InvokeWithResponseStream")})
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
 

@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +87,23 @@ def _default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+async def _collect_event_streams(output: dict[str, Any]) -> dict[str, Any]:
+    """An output's event stream (InvokeWithResponseStream's), read to its end: the console answers
+    in one JSON document, the events as boto3 shows them (``[{"PayloadChunk": {...}}, ...]``)."""
+    for key, value in list(output.items()):
+        if isinstance(value, AsyncIterator):
+            events: list[dict[str, Any]] = []
+            try:
+                async for kind, members in value:
+                    events.append({kind: members})
+            finally:
+                close = getattr(value, "aclose", None)
+                if close is not None:
+                    await close()
+            output[key] = events
+    return output
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -358,6 +375,7 @@ class Console:
                 request_id=request_id,
                 source_ip=request.client_host,
             )
+            output = await _collect_event_streams(output)
         except AwsError as exc:
             return _aws_error(exc)
         except Exception:

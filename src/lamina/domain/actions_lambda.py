@@ -195,6 +195,8 @@ TABLE: Mapping[str, Spec] = {
     "DeleteFunction": Spec("lambda:DeleteFunction", function),
     "GetAccountSettings": Spec("lambda:GetAccountSettings"),
     "Invoke": Spec("lambda:InvokeFunction", function),
+    # AWS: "This operation requires permission for the lambda:InvokeFunction action."
+    "InvokeWithResponseStream": Spec("lambda:InvokeFunction", function),
     # Function policies
     "AddPermission": Spec(
         "lambda:AddPermission", function, context=(copy_text("Principal", "lambda:Principal"),)

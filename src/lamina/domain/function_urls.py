@@ -283,10 +283,10 @@ def map_result(payload: bytes) -> HttpAnswer:
     if not isinstance(raw_headers, dict) or not isinstance(cookies, list):
         return FUNCTION_ERROR
     for name, v in raw_headers.items():
-        headers.append((str(name), _header_text(v)))
+        headers.append((str(name), header_text(v)))
     for cookie in cookies:
         headers.append(("Set-Cookie", str(cookie)))
-    shown = _response_headers(headers)
+    shown = sendable_headers(headers)
     if shown is None:
         return FUNCTION_ERROR
     headers = shown
@@ -340,7 +340,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
-def _response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+def sendable_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
     """The function's headers as the endpoint sends them (renamed where they describe the
     connection), or None when one cannot be sent as it stands."""
     out: list[tuple[str, str]] = []
@@ -357,7 +357,8 @@ def _response_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str
     return out
 
 
-def _header_text(value: Any) -> str:
+def header_text(value: Any) -> str:
+    """A header value a function gave as JSON, as text (booleans as JSON writes them)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

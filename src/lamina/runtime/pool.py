@@ -29,6 +29,7 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.runtime_api import Invocation
 from lamina.runtime.seccomp_profile import syscall_filter
 from lamina.runtime.sizing import CgroupPolicy
+from lamina.runtime.streaming import ResponseStream
 
 log = logging.getLogger("lamina.pool")
 
@@ -121,9 +122,11 @@ class EnvironmentPool:
         client_context: str | None,
         request_id: str | None = None,
         invoked_arn: str | None = None,
+        stream: ResponseStream | None = None,
     ) -> tuple[InvokeResult, str]:
         """Run one invocation; returns its result and request id. ``invoked_arn``: the ARN the
-        caller named when it is not the version's own (an alias's), as the runtime's context shows it."""
+        caller named when it is not the version's own (an alias's), as the runtime's context shows it;
+        ``stream``: where a response the runtime streams goes as it arrives (None: buffered)."""
         env, first = await self._acquire(target)
         rid = request_id or str(uuid.uuid4())
         inv = Invocation(
@@ -133,6 +136,7 @@ class EnvironmentPool:
             function_arn=invoked_arn or str(target.config.get("FunctionArn")),
             trace_id=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0",
             client_context=client_context,
+            stream=stream,
         )
         try:
             result = await env.invoke(inv, timeout_s, first)

@@ -17,6 +17,12 @@ interface emulator's ``rapid``, and ``awslambdaric``, which must run unchanged a
   bodies; llhttp (via httptools) de-chunks them.
 - The response limit is 6,291,556 bytes (6 MiB + 100). A larger body is read and discarded (so the
   connection stays usable), answered 413, and the caller sees ``Function.ResponseSizeTooLarge``.
+- Response streaming ("Implementing response streaming in a custom runtime"): a response posted
+  with ``Lambda-Runtime-Function-Response-Mode: streaming`` is chunked; when the invocation has a
+  :class:`~lamina.runtime.streaming.ResponseStream` (InvokeWithResponseStream, a RESPONSE_STREAM
+  URL) each piece of the body goes to it as it arrives, up to 200 MB; otherwise (Invoke) it is
+  buffered like any response. An error after the stream began comes in the trailers
+  ``Lambda-Runtime-Function-Error-Type`` and ``Lambda-Runtime-Function-Error-Body`` (base64).
 
 This serves exactly one environment on a socket only that environment can reach (created in its
 network namespace), on the server's own event loop: no threads, no polling, no per-invoke task.
@@ -25,6 +31,9 @@ network namespace), on the server's own event loop: no threads, no polling, no p
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import dataclasses
 import enum
 import json
 import socket
@@ -34,7 +43,9 @@ from dataclasses import dataclass
 
 import httptools
 
+from lamina.domain.response_streaming import MAX_STREAMED_BYTES
 from lamina.errors import LaminaError
+from lamina.runtime.streaming import ResponseStream
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
@@ -69,6 +80,8 @@ class Invocation:
     trace_id: str
     client_context: str | None = None  # JSON text, as Lambda-Runtime-Client-Context
     cognito_identity: str | None = None  # JSON text, as Lambda-Runtime-Cognito-Identity
+    # Where a streamed response goes as it arrives (None: buffered, whatever the runtime does).
+    stream: ResponseStream | None = dataclasses.field(default=None, compare=False)
 
 
 class ResultKind(enum.Enum):
@@ -81,11 +94,13 @@ class ResultKind(enum.Enum):
 
 @dataclass(frozen=True)
 class InvocationResult:
-    """What the runtime posted: the response body, or its error JSON and error type header."""
+    """What the runtime posted: the response body, or its error JSON and error type header. A
+    streamed response's body went to the invocation's stream (``body`` is then empty)."""
 
     kind: ResultKind
     body: bytes
     error_type: str | None = None
+    streamed: bool = False
 
 
 class RuntimeState(enum.Enum):
@@ -148,6 +163,23 @@ _RESPONSE_TOO_LARGE = InvocationResult(
     ),
     _RESPONSE_TOO_LARGE_TYPE,
 )
+
+
+_ERROR_TRAILERS = (b"lambda-runtime-function-error-type", b"lambda-runtime-function-error-body")
+
+
+def _trailer_error(trailers: dict[bytes, bytes]) -> tuple[str, bytes] | None:
+    """A streamed response's error, from its trailers: (error type, error body). The body is
+    base64 in the trailer; what does not decode is kept as it came."""
+    error_type = trailers.get(_ERROR_TRAILERS[0])
+    if error_type is None:
+        return None
+    raw = trailers.get(_ERROR_TRAILERS[1], b"")
+    try:
+        body = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        body = raw
+    return error_type.decode("utf-8", "replace"), body
 
 
 def _forbidden(current: RuntimeState, target: str) -> bytes:
@@ -245,7 +277,17 @@ def _next_response(inv: Invocation) -> bytes | tuple[bytes, bytes]:
 class _Request:
     """One parsed request, kept only when it has to wait behind a parked /next on its connection."""
 
-    __slots__ = ("route", "request_id", "method_ok", "body", "too_large", "error_type", "keep_alive")
+    __slots__ = (
+        "route",
+        "request_id",
+        "method_ok",
+        "body",
+        "too_large",
+        "error_type",
+        "keep_alive",
+        "streamed",
+        "trailer_error",
+    )
 
     def __init__(
         self,
@@ -256,6 +298,8 @@ class _Request:
         too_large: bool,
         error_type: str | None,
         keep_alive: bool,
+        streamed: bool = False,
+        trailer_error: tuple[str, bytes] | None = None,
     ) -> None:
         self.route = route
         self.request_id = request_id
@@ -264,6 +308,8 @@ class _Request:
         self.too_large = too_large
         self.error_type = error_type
         self.keep_alive = keep_alive
+        self.streamed = streamed  # the body went to the invocation's stream
+        self.trailer_error = trailer_error  # a streamed response's error: (type, decoded body)
 
 
 class _Connection(asyncio.Protocol):
@@ -279,6 +325,12 @@ class _Connection(asyncio.Protocol):
         self._error_type: str | None = None
         self._expect_continue = False
         self._store_body = False
+        # A response in streaming mode: its header, where its body goes, its trailers.
+        self._streaming_mode = False
+        self._content_type: str | None = None
+        self._stream: ResponseStream | None = None
+        self._trailers: dict[bytes, bytes] = {}
+        self._limit = MAX_RESPONSE_BYTES
         self._chunks: list[bytes] = []
         self._size = 0
         self._in_head = True
@@ -320,13 +372,30 @@ class _Connection(asyncio.Protocol):
         self._expect_continue = False
         self._chunks = []
         self._size = 0
+        self._streaming_mode = False
+        self._content_type = None
+        self._stream = None
+        self._trailers = {}
+        self._limit = MAX_RESPONSE_BYTES
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lname = name.lower()
-        if lname == b"lambda-runtime-function-error-type":
+        if not self._in_head:
+            # A trailer (after a chunked body): bounded like a head.
+            self._head_bytes += len(name) + len(value)
+            if self._head_bytes > _MAX_HEAD_BYTES:
+                raise httptools.HttpParserError("trailers too large")
+            if lname in _ERROR_TRAILERS:
+                self._trailers[lname] = value
+            return
+        if lname == b"lambda-runtime-function-response-mode":
+            self._streaming_mode = value.strip().lower() == b"streaming"
+        elif lname == b"content-type":
+            self._content_type = value.decode("latin-1")
+        elif lname == b"lambda-runtime-function-error-type":
             self._error_type = value.decode("utf-8", "replace")
         elif lname == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
@@ -337,11 +406,32 @@ class _Connection(asyncio.Protocol):
         path = self._url.split(b"?", 1)[0]
         self._route, self._request_id = _route(path)
         self._store_body = self._route in (_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR)
+        if self._streaming_mode and self._route is _Route.RESPONSE:
+            stream = self._api.response_stream(self._request_id)
+            if stream is not None:
+                # Each piece goes to the reader as it arrives; nothing is kept here.
+                self._stream = stream
+                self._store_body = False
+                self._limit = MAX_STREAMED_BYTES
+                stream.open(self._content_type, self._pause_reading, self._resume_reading)
         if self._expect_continue and self.transport is not None:
             self.transport.write(_CONTINUE)
 
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
+        stream = self._stream
+        if stream is not None:
+            if self._size <= self._limit:
+                stream.write(body)
+            return
         if self._store_body:
             if self._size <= MAX_RESPONSE_BYTES:
                 self._chunks.append(body)
@@ -362,10 +452,14 @@ class _Connection(asyncio.Protocol):
             self._request_id,
             method is None or self._parser.get_method() == method,
             body,
-            self._size > MAX_RESPONSE_BYTES,
+            self._size > self._limit,
             self._error_type,
             self._parser.should_keep_alive(),
+            streamed=self._stream is not None,
+            trailer_error=_trailer_error(self._trailers) if route is _Route.RESPONSE else None,
         )
+        self._stream = None
+        self._trailers = {}
         self._in_head = True
         if self.parked or self._backlog:
             if len(self._backlog) >= _MAX_BACKLOG:
@@ -555,6 +649,18 @@ class RuntimeApi:
         if self._waiter is conn:
             self._waiter = None
 
+    def response_stream(self, request_id: bytes) -> ResponseStream | None:
+        """The stream of the invocation in flight, if ``request_id`` names it and it has one."""
+        inv = self._pending
+        if (
+            inv is None
+            or self._state is not RuntimeState.INVOKING
+            or request_id != self._pending_id
+            or (self._future is not None and self._future.done())
+        ):
+            return None
+        return inv.stream
+
     # -- internals
 
     def _drop_pending(self) -> None:
@@ -601,8 +707,12 @@ class RuntimeApi:
         if req.too_large:
             self._finish(_RESPONSE_TOO_LARGE)
             return _TOO_LARGE
-        if route is _Route.RESPONSE:
-            self._finish(InvocationResult(ResultKind.RESPONSE, req.body))
+        if route is _Route.RESPONSE and req.trailer_error is not None:
+            # The stream ended in an error: what was streamed stays sent; the error ends it.
+            error_type, body = req.trailer_error
+            self._finish(InvocationResult(ResultKind.ERROR, body, error_type, streamed=req.streamed))
+        elif route is _Route.RESPONSE:
+            self._finish(InvocationResult(ResultKind.RESPONSE, req.body, streamed=req.streamed))
         else:
             self._finish(InvocationResult(ResultKind.ERROR, req.body, req.error_type))
         return _ACCEPTED

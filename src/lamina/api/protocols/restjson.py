@@ -12,9 +12,11 @@ import binascii
 import datetime as dt
 import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
+from lamina.api.eventstream import encode_event
 from lamina.api.http import Request, Response
 from lamina.api.protocols.base import OperationMatch, Protocol
 from lamina.domain import jsontext
@@ -168,6 +170,7 @@ class RestJsonProtocol(Protocol):
         headers = [("x-amzn-RequestId", request_id)]
         shape = op.output_shape
         body = b""
+        stream: AsyncIterator[bytes] | None = None
         if shape is not None:
             payload_name = shape.serialization.get("payload")
             document: dict[str, Any] = {}
@@ -183,6 +186,9 @@ class RestJsonProtocol(Protocol):
                     headers.extend((wire + k, str(v)) for k, v in value.items())
                 elif loc == "statusCode":
                     status = int(value)
+                elif name == payload_name and member.serialization.get("eventstream"):
+                    # An async iterator of (event type, members): encoded as they come.
+                    stream = _encode_events(member, value)
                 elif name == payload_name:
                     if isinstance(value, bytes):
                         body = value
@@ -194,6 +200,9 @@ class RestJsonProtocol(Protocol):
                     document[wire] = _to_json(member, value)
             if payload_name is None and (document or status != 204):
                 body = json.dumps(document, separators=(",", ":")).encode()
+        if stream is not None:
+            # The output's own Content-Type member (InvokeWithResponseStream's) says what it is.
+            return Response(status, headers, stream=stream)
         if body or status != 204:
             headers.append(("Content-Type", "application/json"))
         return Response(status, headers, body)
@@ -218,6 +227,20 @@ class RestJsonProtocol(Protocol):
             ("Content-Type", "application/json"),
         ]
         return Response(error.status, headers, json.dumps(body, separators=(",", ":")).encode())
+
+
+async def _encode_events(
+    shape: Any, events: AsyncIterator[tuple[str, dict[str, Any]]]
+) -> AsyncIterator[bytes]:
+    """The event stream messages of ``events`` (see :mod:`lamina.api.eventstream`); closing this
+    closes ``events`` (the producer learns that its reader is gone)."""
+    try:
+        async for event_type, members in events:
+            yield encode_event(shape, event_type, members)
+    finally:
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _load_json(body: bytes) -> Any:

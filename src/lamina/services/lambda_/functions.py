@@ -480,7 +480,9 @@ def _check_runtime_not_pinned(platform: Platform, ref: F.FunctionRef, runtime: s
     current = platform.functions.get(ref.account, ref.region, ref.name)
     if current is None or current.config.get("Runtime") == runtime:
         return
-    stored = platform.settings.get(ref.account, ref.region, ref.name, F.LATEST, SettingKind.RUNTIME_MANAGEMENT)
+    stored = platform.settings.get(
+        ref.account, ref.region, ref.name, F.LATEST, SettingKind.RUNTIME_MANAGEMENT
+    )
     if stored and json.loads(stored).get("UpdateRuntimeOn") == "Manual":
         raise InvalidParameterValueException(M.RUNTIME_PINNED)
 

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -199,9 +200,22 @@ def _check_json(payload: bytes) -> None:
         raise M.payload_not_json(exc) from exc
 
 
-def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:
-    """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
-    itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
+@dataclass(frozen=True)
+class SyncCall:
+    """A synchronous invocation admitted on the I/O executor, ready to run on the loop."""
+
+    version: str
+    payload: bytes
+    target: Target
+    timeout_s: float
+    client_context: str | None
+    invoked_arn: str | None  # through an alias: the alias's ARN, as the function's context shows it
+    tail: bool  # LogType Tail
+
+
+def admit(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> SyncCall | dict[str, Any]:
+    """Invoke's (and InvokeWithResponseStream's) checks and store reads, on the I/O executor: the
+    answer itself for DryRun and Event invocations, else what the synchronous invocation runs."""
     ref = function_ref(ctx, params, cross_account=True)  # authorized by the pipeline
     row = invoked_version(platform, ref)  # through an alias: its weighted choice
     kind = params.get("InvocationType", "RequestResponse")
@@ -232,37 +246,56 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
             raise InvalidRequestContentException(
                 "Client context must be a valid Base64-encoded JSON object."
             ) from exc
-    target = target_for(platform, row)
-    # Through an alias, the function's context names the alias's ARN (as in Lambda).
-    invoked_arn = ref.qualified_arn if is_alias_name(ref.qualifier) else None
-    timeout_s = float(row.config.get("Timeout", 3))
-    tail = params.get("LogType") == "Tail"
+    return SyncCall(
+        version=version,
+        payload=payload,
+        target=target_for(platform, row),
+        timeout_s=float(row.config.get("Timeout", 3)),
+        client_context=client_context,
+        # Through an alias, the function's context names the alias's ARN (as in Lambda).
+        invoked_arn=ref.qualified_arn if is_alias_name(ref.qualifier) else None,
+        tail=params.get("LogType") == "Tail",
+    )
+
+
+def throttled(request_id: str, exc: PoolFull) -> TooManyRequestsException:
+    """AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log."""
+    log.info("throttled %s: %s", request_id, exc)
+    return TooManyRequestsException("Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"})
+
+
+def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any] | OnLoop:
+    """Checks, store reads and the Target on the I/O executor (like every handler); the invocation
+    itself then awaits the environment pool on the event loop (:class:`OnLoop`)."""
+    call = admit(platform, ctx, params)
+    if not isinstance(call, SyncCall):
+        return call
 
     async def run() -> dict[str, Any]:
         # The account's and the function's concurrency first (AWS's 429s), then the host's.
-        slot = platform.limits.enter(row.function)
+        slot = platform.limits.enter(call.target.function)
         try:
             result, _rid = await platform.pool.invoke(
-                target,
-                payload,
-                timeout_s=timeout_s,
-                client_context=client_context,
+                call.target,
+                call.payload,
+                timeout_s=call.timeout_s,
+                client_context=call.client_context,
                 # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
                 request_id=ctx.request_id,
-                invoked_arn=invoked_arn,
+                invoked_arn=call.invoked_arn,
             )
         except PoolFull as exc:
-            # AWS's throttle: "Rate Exceeded." with the reason as its own member; the cap is in the log.
-            log.info("throttled %s: %s", ctx.request_id, exc)
-            raise TooManyRequestsException(
-                "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
-            ) from exc
+            raise throttled(ctx.request_id, exc) from exc
         finally:
             platform.limits.leave(slot)
-        out: InvocationResponse = {"StatusCode": 200, "ExecutedVersion": version, "Payload": result.payload}
+        out: InvocationResponse = {
+            "StatusCode": 200,
+            "ExecutedVersion": call.version,
+            "Payload": result.payload,
+        }
         if result.outcome is not Outcome.OK:
             out["FunctionError"] = "Unhandled"
-        if tail:
+        if call.tail:
             out["LogResult"] = base64.b64encode(result.log_tail).decode()
         return output(out)
 

@@ -6,8 +6,11 @@ hands it here with the means to authenticate it (SigV4, for AuthType AWS_IAM). T
 takes the same path as Invoke (:func:`~lamina.services.lambda_.invoke.target_for` and the
 environment pool), so warm environments are shared with Invoke.
 
-``InvokeMode`` RESPONSE_STREAM: a function that does not stream is answered buffered, as AWS
-does; lamina's runtimes do not stream yet, so every URL answers buffered.
+``InvokeMode`` RESPONSE_STREAM: a function whose runtime streams its response is answered as it
+streams, chunked (HTTP/1.1 chunked transfer encoding): with the status and headers of its HTTP
+integration prelude (``application/vnd.awslambda.http-integration-response``: JSON, 8 NUL bytes,
+then the body; see :mod:`lamina.domain.response_streaming`), or 200 and the runtime's content type.
+A function that does not stream (every Python runtime) is answered buffered, as AWS does.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from lamina.domain import function_urls as U
 from lamina.domain import functions as F
+from lamina.domain import response_streaming as RS
 from lamina.errors import AwsError, TooManyRequestsException
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import AuthorizationRequest, Principal
+from lamina.services.lambda_ import streaming
 from lamina.services.lambda_.invoke import target_for, why_functions_cannot_run
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
@@ -41,6 +46,7 @@ class _Ready:
     payload: bytes
     timeout_s: float
     cors: U.CorsRules | None
+    streams: bool = False  # InvokeMode RESPONSE_STREAM
 
 
 class UrlEndpoint:
@@ -58,7 +64,7 @@ class UrlEndpoint:
 
     async def handle(
         self, target: U.Target, request: U.HttpRequest, authenticate: Callable[[str], Principal]
-    ) -> U.HttpAnswer:
+    ) -> U.HttpAnswer | RS.StreamedAnswer:
         """Answer one request to a function URL. ``authenticate(region)`` verifies the request's
         SigV4 signature, scoped to service ``lambda`` and the URL's Region (raising
         :class:`AwsError`); it is called, off the loop, for AWS_IAM URLs only."""
@@ -68,7 +74,14 @@ class UrlEndpoint:
         admitted = await self._executor.run(self._admit, target, request, authenticate, request_id)
         if isinstance(admitted, U.HttpAnswer):
             return admitted.with_headers((("x-amzn-RequestId", request_id),))
-        answer = await self._invoke(admitted, request_id)
+        answer = await (self._stream if admitted.streams else self._invoke)(admitted, request_id)
+        if isinstance(answer, RS.StreamedAnswer):
+            head = U.HttpAnswer(answer.status, answer.headers)
+            if admitted.cors is not None:
+                head = admitted.cors.apply(head, request.headers.get("origin"))
+            return RS.StreamedAnswer(head.status, head.headers, answer.chunks).with_headers(
+                (("x-amzn-RequestId", request_id),)
+            )
         if admitted.cors is not None:
             answer = admitted.cors.apply(answer, request.headers.get("origin"))
         return answer.with_headers((("x-amzn-RequestId", request_id),))
@@ -132,6 +145,7 @@ class UrlEndpoint:
             json.dumps(event, separators=(",", ":")).encode(),
             float(row.config.get("Timeout", 3)),
             cors,
+            url.config.get("InvokeMode") == U.InvokeMode.RESPONSE_STREAM.value,
         )
 
     def _public(self, url: UrlRow) -> bool:
@@ -173,6 +187,63 @@ class UrlEndpoint:
         if result.outcome is not Outcome.OK:
             return U.FUNCTION_ERROR
         return U.map_result(result.payload)
+
+    async def _stream(self, ready: _Ready, request_id: str) -> U.HttpAnswer | RS.StreamedAnswer:
+        """InvokeMode RESPONSE_STREAM: the response as the runtime streams it."""
+        try:
+            invocation = await streaming.start(
+                self._platform,
+                ready.target,
+                ready.payload,
+                timeout_s=ready.timeout_s,
+                client_context=None,
+                request_id=request_id,
+            )
+        except TooManyRequestsException:
+            return U.THROTTLED
+        except PoolFull as exc:
+            log.info("function URL request %s throttled: %s", request_id, exc)
+            return U.THROTTLED
+        if not invocation.streaming:
+            result = await invocation.result()
+            return U.map_result(result.payload) if result.outcome is Outcome.OK else U.FUNCTION_ERROR
+        chunks = invocation.chunks()
+        if invocation.stream.content_type != RS.HTTP_INTEGRATION:
+            content_type = invocation.stream.content_type or "application/octet-stream"
+            return RS.StreamedAnswer(200, (("Content-Type", content_type),), _body(invocation, b"", chunks))
+        # The prelude: JSON up to 8 NUL bytes, within the stream's first 16 KB.
+        head = b""
+        async for chunk in chunks:
+            head += chunk
+            if RS.DELIMITER in head or len(head) > RS.MAX_PRELUDE_BYTES + len(RS.DELIMITER):
+                break
+        prelude_text, found, rest = head.partition(RS.DELIMITER)
+        prelude = (
+            RS.parse_prelude(prelude_text) if found and len(prelude_text) <= RS.MAX_PRELUDE_BYTES else None
+        )
+        if prelude is None:
+            log.info("function URL request %s: the function's stream has no valid prelude", request_id)
+            invocation.abandon()
+            await chunks.aclose()
+            return U.FUNCTION_ERROR
+        return RS.StreamedAnswer(prelude.status, prelude.headers, _body(invocation, rest, chunks))
+
+
+async def _body(
+    invocation: streaming.StreamedInvocation, first: bytes, chunks: AsyncGenerator[bytes, None]
+) -> AsyncIterator[bytes]:
+    """A streamed URL response's body: what came with the prelude, then the rest as it comes."""
+    done = False
+    try:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+        done = True
+    finally:
+        if not done:
+            invocation.abandon()
+        await chunks.aclose()
 
 
 def _iam_caller(principal: Principal) -> U.IamCaller:

@@ -90,6 +90,7 @@ MAX_REQUEST_BYTES = {
     "CreateFunction": 70_167_211,
     "UpdateFunctionCode": 70_167_211,
     "Invoke": 6_291_456,
+    "InvokeWithResponseStream": 6_291_456,
 }
 WIRE_NAMES = {"Invoke": "InvokeFunction"}
 
