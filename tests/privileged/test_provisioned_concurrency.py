@@ -36,6 +36,8 @@ APP = make_zip(
             "INIT_AT = time.time()\n"
             "KIND = os.environ.get('AWS_LAMBDA_INITIALIZATION_TYPE')\n"
             "def handler(event, context):\n"
+            "    if event.get('exit'):\n"
+            "        os._exit(1)\n"
             "    time.sleep(event.get('s', 0))\n"
             "    return {'init_at': INIT_AT, 'kind': KIND, 'pid': os.getpid()}\n"
         )
@@ -138,6 +140,30 @@ def test_past_provisioned_concurrency_invokes_spill_over_to_on_demand(server: La
         got = list(pool.map(lambda _: invoke(lam, f"{name}:1", 2), range(2)))
     kinds = sorted((answer["kind"], "Init Duration" in report) for answer, report in got)
     assert kinds == [("on-demand", True), ("provisioned-concurrency", False)]
+    lam.delete_function(FunctionName=name)
+
+
+def test_a_lost_environment_is_replaced(server: LaminaServer) -> None:
+    lam = client(server, read_timeout=60)
+    name = create(lam)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    assert settle(lam, name, "1")["Status"] == "READY"
+    first, _ = invoke(lam, f"{name}:1")
+    r = lam.invoke(FunctionName=f"{name}:1", Payload=json.dumps({"exit": True}))
+    assert r["FunctionError"] == "Unhandled"  # its runtime exited: the environment is gone
+    deadline = time.monotonic() + 60
+    while True:
+        got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+        assert got["Status"] == "READY", got  # replacing it, the configuration stays READY
+        if got["AvailableProvisionedConcurrentExecutions"] == 1:
+            break
+        assert time.monotonic() < deadline, got
+        time.sleep(0.2)
+    answer, report = invoke(lam, f"{name}:1")
+    assert answer["kind"] == "provisioned-concurrency" and "Init Duration" not in report
+    assert answer["init_at"] > first["init_at"]  # a new environment
     lam.delete_function(FunctionName=name)
 
 

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from lamina.domain.functions import FunctionRef
@@ -76,6 +76,9 @@ class EnvironmentPool:
         # Provisioned environments: every one by owner, and the idle ones by configuration.
         self._held: dict[Hashable, list[Environment]] = {}
         self._held_idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
+        # Told (on the loop) when a provisioned environment is gone without being let go (its
+        # runtime exited, an invocation timed out), so that its holder can replace it.
+        self.on_lost: Callable[[Hashable], None] | None = None
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
         self.host_ids = HostIds(host_ids)
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
@@ -228,15 +231,16 @@ class EnvironmentPool:
 
     def held(self, owner: Hashable) -> int:
         """How many environments are held for ``owner`` and usable (idle or busy)."""
-        return sum(1 for env in self._held.get(owner, ()) if not env.retired and env.alive)
+        return sum(1 for env in self._held.get(owner, ()) if env.alive)
 
     def unprovision(self, owner: Hashable, keep: int = 0) -> None:
         """Hold at most ``keep`` environments for ``owner``: the others go, idle ones first and at
         once, busy ones after their invocation."""
-        envs = [env for env in self._held.get(owner, ()) if not env.retired]
+        envs = list(self._held.get(owner, ()))
         idle = {env for envs_ in self._held_idle.values() for env in envs_}
         envs.sort(key=lambda env: env not in idle)  # idle ones first
         for env in envs[: max(0, len(envs) - keep)]:
+            self._forget_held(env)  # let go: not a loss
             env.retired = True
             if env in idle:
                 asyncio.ensure_future(self._destroy(env))
@@ -285,24 +289,27 @@ class EnvironmentPool:
         if timer is not None:
             timer.cancel()
         self._all.discard(env)
-        if env.owner is not None:
-            self._forget_held(env)
+        if env.owner is not None and self._forget_held(env) and self.on_lost is not None:
+            self.on_lost(env.owner)
         try:
             await env.destroy()
         except Exception:
             log.exception("destroying environment %s failed", env.id)
 
-    def _forget_held(self, env: Environment) -> None:
-        owned = self._held.get(env.owner, [])
-        if env in owned:
-            owned.remove(env)
-            if not owned:
-                del self._held[env.owner]
+    def _forget_held(self, env: Environment) -> bool:
+        """Take a provisioned environment out of the pool's books; whether its owner still held it."""
         idle = self._held_idle.get(env.target.key, [])
         if env in idle:
             idle.remove(env)
             if not idle:
                 del self._held_idle[env.target.key]
+        owned = self._held.get(env.owner, [])
+        if env not in owned:
+            return False
+        owned.remove(env)
+        if not owned:
+            del self._held[env.owner]
+        return True
 
     def retire(self, account: str, region: str, name: str) -> None:
         """A function was deleted or changed: its idle environments go, busy ones after their
@@ -320,6 +327,7 @@ class EnvironmentPool:
 
     async def close(self) -> None:
         # Environments still cold-starting too: their host uids are given back only once they are gone.
+        self.on_lost = None
         for env in [*self._all, *self._cold]:
             await self._destroy(env)
         self._idle.clear()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Hashable
@@ -74,6 +75,7 @@ class Provisioner:
         self._progress_lock = threading.Lock()
         self._owners: dict[Key, Hashable] = {}  # what the pool holds environments for, per configuration
         self._fills: dict[Key, asyncio.Task[None]] = {}
+        self._plans: dict[Key, _Plan] = {}  # what each configuration was last provisioned as
         self._reconciling: set[asyncio.Task[None]] = set()
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,6 +116,7 @@ class Provisioner:
         """Provision every stored configuration again (a restarted server's environments are gone)."""
         self._loop = asyncio.get_running_loop()
         self._lock = asyncio.Lock()
+        self.platform.pool.on_lost = self._lost
         configs = await self._loop.run_in_executor(self.executor, self.store.all)
         for function in dict.fromkeys(F.FunctionRef(c.account, c.region, c.name) for c in configs):
             self._schedule(function)
@@ -121,12 +124,27 @@ class Provisioner:
     async def close(self) -> None:
         """Stop provisioning (the pool's close stops the environments themselves)."""
         self._loop = None
+        self.platform.pool.on_lost = None
         tasks = [*self._reconciling, *self._fills.values()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def _lost(self, owner: Hashable) -> None:
+        """A provisioned environment went (its runtime exited, an invocation timed out): Lambda
+        replaces it, and so does this, unless its configuration is being filled already."""
+        for key, held_by in self._owners.items():
+            plan = self._plans.get(key)
+            if held_by != owner or plan is None or plan.target is None:
+                continue
+            # Available at once (before the invocation that lost it answers), READY or not.
+            progress = self.progress(key, plan.requested)
+            self._set(key, dataclasses.replace(progress, available=self.platform.pool.held(owner)))
+            if key not in self._fills:
+                self._fills[key] = asyncio.ensure_future(self._fill(key, owner, plan.target, plan.requested))
+            return
 
     def _schedule(self, function: F.FunctionRef) -> None:
         task = asyncio.ensure_future(self._reconcile(function))
@@ -182,12 +200,14 @@ class Provisioner:
         owner = self._owners.pop(key, None)
         if owner is not None:
             self.platform.pool.unprovision(owner)
+        self._plans.pop(key, None)
         self.platform.limits.provisioned_changed(key[0], key[1], None, 0)
 
     def _apply(self, key: Key, plan: _Plan) -> None:
         fill = self._fills.pop(key, None)
         if fill is not None:
             fill.cancel()
+        self._plans[key] = plan
         if plan.target is None:
             old = self._owners.pop(key, None)
             if old is not None:
@@ -207,7 +227,11 @@ class Provisioner:
         pool = self.platform.pool
         try:
             while (held := pool.held(owner)) < requested:
-                self._set(key, P.Progress(requested, held))
+                # A READY configuration replacing a lost environment stays READY meanwhile.
+                status = self.progress(key, requested).status
+                if status is not P.Status.READY:
+                    status = P.Status.IN_PROGRESS
+                self._set(key, P.Progress(requested, held, status))
                 await pool.provision(owner, target, P.INITIALIZATION_TYPE)
             pool.unprovision(owner, keep=requested)
             self._set(key, P.Progress(requested, requested, P.Status.READY))
