@@ -129,6 +129,32 @@ def test_provisioned_environments_are_initialised_before_the_first_invoke(server
     lam.delete_function(FunctionName=name)
 
 
+def test_an_alias_moved_to_another_version_takes_its_environments_along(server: LaminaServer) -> None:
+    lam = client(server, read_timeout=60)
+    name = create(lam)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1
+    )
+    assert settle(lam, name, "live")["Status"] == "READY"
+    lam.update_function_configuration(FunctionName=name, Description="two")
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    assert lam.publish_version(FunctionName=name)["Version"] == "2"
+    lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    deadline = time.monotonic() + 60
+    while True:  # version 1's environment goes, version 2's comes
+        answer, report = invoke(lam, f"{name}:live")
+        if answer["kind"] == "provisioned-concurrency":
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert "Init Duration" not in report
+    assert settle(lam, name, "live")["Status"] == "READY"
+    answer, report = invoke(lam, f"{name}:1")
+    assert answer["kind"] == "on-demand" and "Init Duration" in report
+    lam.delete_function(FunctionName=name)
+
+
 def test_past_provisioned_concurrency_invokes_spill_over_to_on_demand(server: LaminaServer) -> None:
     lam = client(server, read_timeout=60, max_pool_connections=4)
     name = create(lam)
