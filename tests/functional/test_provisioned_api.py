@@ -8,13 +8,14 @@ test_provisioned_concurrency_limits). Environments really starting is tests/priv
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lamina_server import ACCOUNTS, LaminaServer, client
+from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
 from testzips import make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
@@ -274,3 +275,38 @@ def test_limits(server: LaminaServer) -> None:
     bob.delete_function(FunctionName=fn)
     bob.delete_function(FunctionName=other)
     assert bob.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 150
+
+
+def test_aws_cli(server: LaminaServer) -> None:
+    lam = client(server)
+    fn, arn = create(lam)
+    put = run_aws(
+        server, "lambda", "put-provisioned-concurrency-config", "--function-name", fn, "--qualifier", "1",
+        "--provisioned-concurrent-executions", "1",
+    )  # fmt: skip
+    assert put.returncode == 0, put.stderr
+    assert json.loads(put.stdout)["Status"] == "IN_PROGRESS"
+    listed = run_aws(server, "lambda", "list-provisioned-concurrency-configs", "--function-name", fn)
+    assert listed.returncode == 0, listed.stderr
+    assert [c["FunctionArn"] for c in json.loads(listed.stdout)["ProvisionedConcurrencyConfigs"]] == [
+        f"{arn}:1"
+    ]
+    latest = run_aws(
+        server,
+        "lambda",
+        "get-provisioned-concurrency-config",
+        "--function-name",
+        fn,
+        "--qualifier",
+        "$LATEST",
+    )
+    assert latest.returncode != 0
+    assert (
+        f"(InvalidParameterValueException) when calling the GetProvisionedConcurrencyConfig operation: {ALIAS_OR_VERSION}"
+        in latest.stderr
+    )
+    gone = run_aws(
+        server, "lambda", "delete-provisioned-concurrency-config", "--function-name", fn, "--qualifier", "1"
+    )
+    assert gone.returncode == 0, gone.stderr
+    lam.delete_function(FunctionName=fn)

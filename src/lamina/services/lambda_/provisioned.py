@@ -172,6 +172,9 @@ class Provisioner:
                     target = target_for(self.platform, row)
                 except AwsError as exc:
                     reason = exc.message
+                except Exception as exc:  # its code or layers cannot be prepared on this host
+                    log.exception("cannot prepare %s:%s", function.arn, version)
+                    reason = P.host_cannot_hold(config.requested, str(exc))
             out.append(_Plan(config.qualifier, config.requested, version, target, reason))
         return out
 
@@ -184,7 +187,8 @@ class Provisioner:
                 log.exception("cannot read the provisioned concurrency of %s", function.arn)
                 return
             wanted = {(function, p.qualifier): p for p in plans}
-            for key in [k for k in self._owners if k[0] == function and k not in wanted]:
+            known = {*self._plans, *self._owners}
+            for key in [k for k in known if k[0] == function and k not in wanted]:
                 self._stop(key)
                 self._set(key, None)
             for key, plan in wanted.items():
@@ -204,6 +208,8 @@ class Provisioner:
         self.platform.limits.provisioned_changed(key[0], key[1], None, 0)
 
     def _apply(self, key: Key, plan: _Plan) -> None:
+        if self._plans.get(key) == plan and key in self._fills:
+            return  # already being provisioned as asked
         fill = self._fills.pop(key, None)
         if fill is not None:
             fill.cancel()
