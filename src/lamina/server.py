@@ -42,6 +42,7 @@ from lamina.services.lambda_ import tags as lambda_tags
 from lamina.services.lambda_.concurrency import InvocationLimits
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
+from lamina.services.lambda_.provisioned import Provisioner
 from lamina.services.lambda_.roles import RoleSessions
 from lamina.services.lambda_.url_endpoint import UrlEndpoint
 from lamina.services.lambda_.vpc import Hyperplane
@@ -59,6 +60,7 @@ from lamina.store import (
     HyperplaneStore,
     IamStore,
     LayerStore,
+    ProvisionedStore,
     TreeStore,
     open_data_dir,
 )
@@ -211,6 +213,7 @@ def build(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
     )
+    platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {
@@ -245,6 +248,10 @@ def build(
     workers += [
         ("logs", ThreadedWorker("logs", logs.start, logs.close, io)),
         ("environments", Hooks("environments", pool.start, pool.close)),
+        (
+            "provisioned concurrency",
+            Hooks("provisioned concurrency", platform.provisioned.start, platform.provisioned.close),
+        ),
         ("event queue", Hooks("event queue", platform.events.start, platform.events.close)),
         ("preparer", ThreadedWorker("preparer", platform.preparer.resume, platform.preparer.close, io)),
         (

@@ -258,6 +258,13 @@ TABLE: Mapping[str, Spec] = {
     "PutFunctionConcurrency": Spec("lambda:PutFunctionConcurrency", function),
     "GetFunctionConcurrency": Spec("lambda:GetFunctionConcurrency", function),
     "DeleteFunctionConcurrency": Spec("lambda:DeleteFunctionConcurrency", function),
+    # Provisioned concurrency: on the version or alias it names; the list is the function's.
+    "PutProvisionedConcurrencyConfig": Spec("lambda:PutProvisionedConcurrencyConfig", function),
+    "GetProvisionedConcurrencyConfig": Spec("lambda:GetProvisionedConcurrencyConfig", function),
+    "DeleteProvisionedConcurrencyConfig": Spec("lambda:DeleteProvisionedConcurrencyConfig", function),
+    "ListProvisionedConcurrencyConfigs": Spec(
+        "lambda:ListProvisionedConcurrencyConfigs", unqualified_function
+    ),
     # Layers
     "PublishLayerVersion": Spec("lambda:PublishLayerVersion", layer),
     "GetLayerVersion": Spec("lambda:GetLayerVersion", layer_version),

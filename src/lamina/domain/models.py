@@ -245,6 +245,39 @@ class Concurrency(TypedDict, total=False):
     ReservedConcurrentExecutions: int
 
 
+class PutProvisionedConcurrencyConfigResponse(TypedDict, total=False):
+    RequestedProvisionedConcurrentExecutions: int
+    AllocatedProvisionedConcurrentExecutions: int
+    AvailableProvisionedConcurrentExecutions: int
+    Status: str
+    StatusReason: str
+    LastModified: str
+
+
+class GetProvisionedConcurrencyConfigResponse(TypedDict, total=False):
+    RequestedProvisionedConcurrentExecutions: int
+    AvailableProvisionedConcurrentExecutions: int
+    AllocatedProvisionedConcurrentExecutions: int
+    Status: str
+    StatusReason: str
+    LastModified: str
+
+
+class ProvisionedConcurrencyConfigListItem(TypedDict, total=False):
+    FunctionArn: str
+    RequestedProvisionedConcurrentExecutions: int
+    AvailableProvisionedConcurrentExecutions: int
+    AllocatedProvisionedConcurrentExecutions: int
+    Status: str
+    StatusReason: str
+    LastModified: str
+
+
+class ListProvisionedConcurrencyConfigsResponse(TypedDict, total=False):
+    ProvisionedConcurrencyConfigs: list[ProvisionedConcurrencyConfigListItem]
+    NextMarker: str
+
+
 class GetFunctionResponse(TypedDict, total=False):
     Configuration: FunctionConfiguration
     Code: FunctionCodeLocation
@@ -535,6 +568,10 @@ class CodeSigningConfig(TypedDict, total=False):
 
 # Which botocore shape each class mirrors: (service, shape name).
 SHAPES: dict[type, tuple[str, str]] = {
+    PutProvisionedConcurrencyConfigResponse: ("lambda", "PutProvisionedConcurrencyConfigResponse"),
+    GetProvisionedConcurrencyConfigResponse: ("lambda", "GetProvisionedConcurrencyConfigResponse"),
+    ProvisionedConcurrencyConfigListItem: ("lambda", "ProvisionedConcurrencyConfigListItem"),
+    ListProvisionedConcurrencyConfigsResponse: ("lambda", "ListProvisionedConcurrencyConfigsResponse"),
     VpcConfigResponse: ("lambda", "VpcConfigResponse"),
     DeadLetterConfig: ("lambda", "DeadLetterConfig"),
     EnvironmentVariablesError: ("lambda", "EnvironmentError"),

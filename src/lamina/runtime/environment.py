@@ -33,6 +33,7 @@ import struct
 import termios
 import time
 import uuid
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -170,10 +171,12 @@ class Environment:
         attacher: Attacher | None,
         host_ids: HostIds,
         cgroups: CgroupPolicy | None = None,
+        initialization_type: str | None = None,
     ) -> None:
         """``attacher`` is needed only for targets with ``vpc_namespaces`` (None: no data plane);
         ``cgroups``: where the environment's cgroup goes and whether CPU is capped; ``host_ids``:
-        where its host uid comes from."""
+        where its host uid comes from; ``initialization_type``: the runtime's
+        ``AWS_LAMBDA_INITIALIZATION_TYPE`` (None: ``on-demand``)."""
         if target.vpc_namespaces and attacher is None:
             raise ValueError(f"no attacher for the network interfaces of {target.name!r}")
         self.target = target
@@ -199,6 +202,8 @@ class Environment:
         self.last_used = time.monotonic()
         self.retired = False
         self.busy = False
+        self.initialization_type = initialization_type or "on-demand"
+        self.owner: Hashable | None = None  # who holds it when provisioned (the pool's)
         self.attachment: NetworkAttachment | None = None
         self.cgroups = cgroups or CgroupPolicy()
         self.host_ids = host_ids
@@ -223,7 +228,7 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
             "AWS_LAMBDA_LOG_GROUP_NAME": str(logging_config.get("LogGroup") or f"/aws/lambda/{t.name}"),
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
             "AWS_REGION": t.region,
             "AWS_DEFAULT_REGION": t.region,

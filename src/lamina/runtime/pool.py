@@ -7,6 +7,11 @@ reclaiming an idle environment of another function if needed; otherwise it is re
 (:meth:`Environment.suspend`). The environments' cgroups live under the pool's own parent group
 (:class:`~lamina.runtime.sizing.CgroupPolicy`): :meth:`start` removes what a killed server left
 there, :meth:`close` leaves nothing.
+
+Provisioned concurrency (:meth:`provision`): environments started ahead of any request and held
+for an owner (a version's or alias's configuration). They are never evicted or reclaimed when idle;
+a request for their configuration takes one of them first (warm: no Init Duration), and only when
+all are busy starts or reuses an on-demand one, as Lambda spills over past provisioned concurrency.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from lamina.domain.functions import FunctionRef
@@ -36,6 +42,10 @@ log = logging.getLogger("lamina.pool")
 
 class PoolFull(LaminaError):
     """No environment can be started: the cap is reached and every environment is busy."""
+
+
+class ProvisionFailed(LaminaError):
+    """A provisioned environment's Init failed (the message is its error type)."""
 
 
 class EnvironmentPool:
@@ -64,6 +74,12 @@ class EnvironmentPool:
         self._starting = 0
         self._cold: set[Environment] = set()  # being started: close() must not miss them
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
+        # Provisioned environments: every one by owner, and the idle ones by configuration.
+        self._held: dict[Hashable, list[Environment]] = {}
+        self._held_idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
+        # Told (on the loop) when a provisioned environment is gone without being let go (its
+        # runtime exited, an invocation timed out), so that its holder can replace it.
+        self.on_lost: Callable[[Hashable], None] | None = None
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
         self.host_ids = HostIds(host_ids)
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
@@ -148,6 +164,12 @@ class EnvironmentPool:
         return result, rid
 
     async def _acquire(self, target: Target) -> tuple[Environment, bool]:
+        held = self._held_idle.get(target.key)
+        while held:  # provisioned environments first: initialised already
+            env = held.pop()
+            if env.alive and not env.retired:
+                return env, False
+            await self._destroy(env)
         self._retire_other_configs(target)
         idle = self._idle.get(target.key)
         while idle:
@@ -158,6 +180,10 @@ class EnvironmentPool:
             if warm.alive and not warm.retired:
                 return warm, False
             await self._destroy(warm)
+        return await self._start(target), True
+
+    async def _start(self, target: Target, initialization_type: str | None = None) -> Environment:
+        """Start an environment (its Init phase) within the cap, evicting an idle one if need be."""
         # Reserve the slot before any await, so concurrent cold starts cannot overshoot the cap.
         self._starting += 1
         env: Environment | None = None
@@ -173,6 +199,7 @@ class EnvironmentPool:
                 attacher=self.attacher,
                 cgroups=self.cgroup_policy,
                 host_ids=self.host_ids,
+                initialization_type=initialization_type,
             )
             self._cold.add(env)
             try:
@@ -189,7 +216,38 @@ class EnvironmentPool:
                 self._cold.discard(env)
         assert env is not None
         self._all.add(env)
-        return env, True
+        return env
+
+    # -- provisioned concurrency -------------------------------------------------------------------
+
+    async def provision(self, owner: Hashable, target: Target, initialization_type: str) -> None:
+        """Start one environment for ``target`` and hold it for ``owner``: idle, never evicted or
+        reclaimed, taken first by requests for its configuration. Raises :class:`PoolFull` when
+        the host cannot hold it, :class:`ProvisionFailed` when its Init fails (it is then gone)."""
+        env = await self._start(target, initialization_type)
+        if env.init_error is not None:
+            await self._destroy(env)
+            raise ProvisionFailed(env.init_error.error_type or "Runtime.Unknown")
+        env.owner = owner
+        self._held.setdefault(owner, []).append(env)
+        self._held_idle.setdefault(target.key, []).append(env)
+        env.suspend()
+
+    def held(self, owner: Hashable) -> int:
+        """How many environments are held for ``owner`` and usable (idle or busy)."""
+        return sum(1 for env in self._held.get(owner, ()) if env.alive)
+
+    def unprovision(self, owner: Hashable, keep: int = 0) -> None:
+        """Hold at most ``keep`` environments for ``owner``: the others go, idle ones first and at
+        once, busy ones after their invocation."""
+        envs = list(self._held.get(owner, ()))
+        idle = {env for envs_ in self._held_idle.values() for env in envs_}
+        envs.sort(key=lambda env: env not in idle)  # idle ones first
+        for env in envs[: max(0, len(envs) - keep)]:
+            self._forget_held(env)  # let go: not a loss
+            env.retired = True
+            if env in idle:
+                asyncio.ensure_future(self._destroy(env))
 
     def _retire_other_configs(self, target: Target) -> None:
         for key, envs in list(self._idle.items()):
@@ -213,6 +271,10 @@ class EnvironmentPool:
         if env.retired or not env.alive:
             await self._destroy(env)
             return
+        if env.owner is not None:  # provisioned: held again, no idle timeout
+            self._held_idle.setdefault(env.target.key, []).append(env)
+            env.suspend()
+            return
         self._idle.setdefault(env.target.key, []).append(env)
         env.suspend()
         loop = asyncio.get_running_loop()
@@ -231,13 +293,32 @@ class EnvironmentPool:
         if timer is not None:
             timer.cancel()
         self._all.discard(env)
+        if env.owner is not None and self._forget_held(env) and self.on_lost is not None:
+            self.on_lost(env.owner)
         try:
             await env.destroy()
         except Exception:
             log.exception("destroying environment %s failed", env.id)
 
+    def _forget_held(self, env: Environment) -> bool:
+        """Take a provisioned environment out of the pool's books; whether its owner still held it."""
+        idle = self._held_idle.get(env.target.key, [])
+        if env in idle:
+            idle.remove(env)
+            if not idle:
+                del self._held_idle[env.target.key]
+        owned = self._held.get(env.owner, [])
+        if env not in owned:
+            return False
+        owned.remove(env)
+        if not owned:
+            del self._held[env.owner]
+        return True
+
     def retire(self, account: str, region: str, name: str) -> None:
-        """A function was deleted or changed: its idle environments go, busy ones after their invocation."""
+        """A function was deleted or changed: its idle environments go, busy ones after their
+        invocation. Provisioned ones stay (a published version does not change; whoever holds
+        them lets them go, :meth:`unprovision`)."""
         function = FunctionRef(account, region, name)
         for key, envs in list(self._idle.items()):
             if key[0] == function:
@@ -245,14 +326,17 @@ class EnvironmentPool:
                 for env in envs:
                     asyncio.ensure_future(self._destroy(env))
         for env in self._all:
-            if env.target.function == function:
+            if env.target.function == function and env.owner is None:
                 env.retired = True
 
     async def close(self) -> None:
         # Environments still cold-starting too: their host uids are given back only once they are gone.
+        self.on_lost = None
         for env in [*self._all, *self._cold]:
             await self._destroy(env)
         self._idle.clear()
+        self._held.clear()
+        self._held_idle.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
         self.host_ids.close()
         with contextlib.suppress(Exception):

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from lamina.services.lambda_.concurrency import InvocationLimits
     from lamina.services.lambda_.invoke import EventQueue
     from lamina.services.lambda_.prepare import Preparer
+    from lamina.services.lambda_.provisioned import Provisioner
     from lamina.services.lambda_.roles import RoleSessions
     from lamina.services.lambda_.vpc import Hyperplane
 
@@ -47,6 +48,8 @@ class Platform:
     # Reserved concurrency: the stored reservations, and the invoke-side limits that mirror them.
     reservations: ConcurrencyStore
     limits: InvocationLimits
+    # Provisioned concurrency: the stored configurations and the worker keeping their environments.
+    provisioned: Provisioner
     hyperplane: Hyperplane
     preparer: Preparer
     urls: FunctionUrlStore  # function URLs (services/lambda_/urls.py), attached like the workers

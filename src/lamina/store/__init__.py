@@ -17,6 +17,7 @@ from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
 from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
 from lamina.store.layers import LayerStore
+from lamina.store.provisioned import ProvisionedConfig, ProvisionedStore
 from lamina.store.references import blob_referenced
 from lamina.store.trees import TreeStore
 
@@ -40,6 +41,8 @@ __all__ = [
     "HyperplaneStore",
     "IamStore",
     "LayerStore",
+    "ProvisionedConfig",
+    "ProvisionedStore",
     "QueuedEvent",
     "Reservation",
     "ReservedFunction",

@@ -82,10 +82,12 @@ class AliasStore:
             gone = c.execute(f"DELETE FROM function_aliases WHERE {_KEY}", (account, region, function, name))
             if gone.rowcount == 0:
                 return False
-            c.execute(  # the alias's function URL goes with it (store/urls.py)
-                "DELETE FROM function_urls WHERE account=? AND region=? AND name=? AND qualifier=?",
-                (account, region, function, name),
-            )
+            for table in ("function_urls", "provisioned_concurrency"):
+                # The alias's function URL (store/urls.py) and provisioned concurrency go with it.
+                c.execute(
+                    f"DELETE FROM {table} WHERE account=? AND region=? AND name=? AND qualifier=?",
+                    (account, region, function, name),
+                )
             return True
 
     def list(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lamina.store.db import Database
+from lamina.store.provisioned import UNRESERVED_PROVISIONED_SQL
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,10 @@ class ConcurrencyStore:
         applied: Callable[[int | None], None],
     ) -> bool:
         """Set (``value``) or remove (None) a function's reservation atomically; False if there is no
-        such function. ``check`` gets what the account's other functions in the Region reserve and
-        may raise (nothing changes); ``applied`` gets the previous value, inside the write
-        transaction, so that callers mirroring reservations see the writes in commit order."""
+        such function. ``check`` gets what the account's other functions in the Region reserve (or
+        have provisioned without a reservation) and may raise (nothing changes); ``applied`` gets
+        the previous value, inside the write transaction, so that callers mirroring reservations
+        see the writes in commit order."""
         with self.db.write() as c:
             r = c.execute(
                 f"SELECT reserved_concurrency FROM functions WHERE {_FUNCTION}", (account, region, name)
@@ -87,7 +89,12 @@ class ConcurrencyStore:
                     " WHERE account=? AND region=? AND name<>?",
                     (account, region, name),
                 ).fetchone()
-                check(int(others[0]))
+                # Other functions' provisioned concurrency is out of the unreserved pool too
+                # (store/provisioned.py); this function's moves into its reservation.
+                provisioned = c.execute(
+                    UNRESERVED_PROVISIONED_SQL + " AND p.name<>?", (account, region, name)
+                ).fetchone()
+                check(int(others[0]) + int(provisioned[0]))
             c.execute(
                 f"UPDATE functions SET reserved_concurrency=? WHERE {_FUNCTION}",
                 (value, account, region, name),

@@ -367,6 +367,12 @@ class FunctionStore:
                 if aliases:
                     in_use(aliases)
             c.execute(f"DELETE FROM function_versions WHERE {where}", args)
+            # Its provisioned concurrency goes with it (store/provisioned.py): a version's, or all.
+            c.execute(
+                "DELETE FROM provisioned_concurrency WHERE account=? AND region=? AND name=?"
+                + ("" if seq is None else " AND qualifier=?"),
+                args[:3] if seq is None else [*args[:3], str(seq)],
+            )
             if seq is None:
                 c.execute(
                     "DELETE FROM functions WHERE account=? AND region=? AND name=?", (account, region, name)

@@ -224,4 +224,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE functions ADD COLUMN reserved_concurrency INTEGER;
     """,
+    # 15: provisioned concurrency configurations (PutProvisionedConcurrencyConfig), one per version
+    # number or alias name; how far their allocation got is the server's, not stored.
+    """
+    CREATE TABLE provisioned_concurrency (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, qualifier TEXT NOT NULL,
+        requested INTEGER NOT NULL, last_modified TEXT NOT NULL,
+        PRIMARY KEY (account, region, name, qualifier)
+    );
+    """,
 )

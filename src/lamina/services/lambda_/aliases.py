@@ -134,6 +134,7 @@ def update_alias(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     config = platform.functions.aliases.put(ref.account, ref.region, ref.name, name, change)
     if config is None:
         raise not_found(ref)
+    platform.provisioned.reconcile(ref)  # its provisioned concurrency follows its version
     return output(config)
 
 
@@ -143,6 +144,8 @@ def delete_alias(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     deleted = platform.functions.aliases.delete(ref.account, ref.region, ref.name, params["Name"])
     if not deleted and platform.functions.get(ref.account, ref.region, ref.name) is None:
         raise not_found(ref)
+    if deleted:
+        platform.provisioned.reconcile(ref)  # its provisioned concurrency went with it
     return {}
 
 

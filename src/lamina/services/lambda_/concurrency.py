@@ -11,6 +11,11 @@ with a reservation runs at most that many invocations at once (0: none); functio
 share the account's unreserved concurrency (its limit minus every reservation in the Region). The
 host's own capacity (``--max-environments``) is a third, lamina's: an invocation both limits allow
 still gets a 429 when the host cannot start an environment for it.
+
+Provisioned concurrency ("Configuring provisioned concurrency for a function") counts against the
+function's reservation when it has one (its invocations are counted there, provisioned or not);
+otherwise it comes out of the account's unreserved concurrency, and an invocation of a provisioned
+version takes one of its provisioned slots first, the shared pool only past them.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class InvocationLimits:
         self._reserved: dict[F.FunctionRef, int] = {}
         self._reserved_total: dict[tuple[str, str], int] = {}
         self._running: dict[Hashable, int] = {}
+        # Provisioned concurrency by configuration (function, qualifier) -> (version, amount).
+        self._provisioned: dict[tuple[F.FunctionRef, str], tuple[str, int]] = {}
+        self._by_version: dict[tuple[F.FunctionRef, str], int] = {}
         for r in reservations:
             self.reserved_changed(F.FunctionRef(r.account, r.region, r.name), r.reserved)
 
@@ -62,16 +70,53 @@ class InvocationLimits:
             self._reserved[function] = value
         self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
 
-    def enter(self, function: F.FunctionRef) -> Hashable:
-        """Count one invocation of ``function`` in, or refuse it (AWS's 429 with its reason); the
-        returned slot goes to :meth:`leave` when the invocation ends."""
+    def provisioned_changed(
+        self, function: F.FunctionRef, qualifier: str, version: str | None, amount: int
+    ) -> None:
+        """Mirror a provisioned concurrency configuration (``version`` None: it is gone), on the
+        event loop."""
+        key = (function, qualifier)
+        old = self._provisioned.pop(key, None)
+        if old is not None:
+            left = self._by_version.get((function, old[0]), 0) - old[1]
+            if left > 0:
+                self._by_version[(function, old[0])] = left
+            else:
+                self._by_version.pop((function, old[0]), None)
+        if version is not None:
+            self._provisioned[key] = (version, amount)
+            self._by_version[(function, version)] = self._by_version.get((function, version), 0) + amount
+
+    def unreserved_provisioned(self, account: str, region: str) -> int:
+        """Provisioned concurrency of functions without a reservation (out of the shared pool)."""
+        return sum(
+            n
+            for (function, _), n in self._by_version.items()
+            if function.account == account and function.region == region and function not in self._reserved
+        )
+
+    def enter(self, function: F.FunctionRef, version: str | None = None) -> Hashable:
+        """Count one invocation of ``function`` (its ``version``, when known) in, or refuse it
+        (AWS's 429 with its reason); the returned slot goes to :meth:`leave` when the invocation
+        ends."""
         reserved = self._reserved.get(function)
         slot: Hashable
         if reserved is not None:
             slot, cap, reason = function, reserved, C.ThrottleReason.RESERVED
         else:
+            provisioned = self._by_version.get((function, version or ""), 0)
+            if provisioned:
+                held = ("provisioned", function, version)
+                running = self._running.get(held, 0)
+                if running < provisioned:
+                    self._running[held] = running + 1
+                    return held
             slot = (function.account, function.region)
-            cap = self.account_limit(function.account) - self._reserved_total.get(slot, 0)
+            cap = (
+                self.account_limit(function.account)
+                - self._reserved_total.get(slot, 0)
+                - self.unreserved_provisioned(*slot)
+            )
             reason = C.ThrottleReason.ACCOUNT
         running = self._running.get(slot, 0)
         if running >= cap:

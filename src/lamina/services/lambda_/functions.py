@@ -437,7 +437,10 @@ def get_account_settings(platform: Platform, ctx: RequestContext, params: dict[s
     count, total = platform.functions.usage(ctx.account_id, ctx.region)
     # The account's concurrency quota (accounts file), not the host's --max-environments.
     limit = platform.limits.account_limit(ctx.account_id)
-    reserved = platform.reservations.total_reserved(ctx.account_id, ctx.region)
+    # Reservations, and provisioned concurrency of functions without one, come out of the pool.
+    reserved = platform.reservations.total_reserved(
+        ctx.account_id, ctx.region
+    ) + platform.provisioned.store.unreserved_provisioned(ctx.account_id, ctx.region)
     out: GetAccountSettingsResponse = {
         "AccountLimit": {
             "TotalCodeSize": 80_530_636_800,
@@ -710,6 +713,7 @@ def delete_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     if seq is None:  # the function's reservation went with it
         platform.limits.reserved_changed(ref.function, None)
     platform.retire(ref.account, ref.region, ref.name)
+    platform.provisioned.reconcile(ref.function)  # its (or the version's) provisioned environments go
     # Its asynchronous invocation configurations and settings go with the function (or the version).
     platform.events.configs.forget_function(ref.account, ref.region, ref.name, ref.qualifier)
     platform.settings.forget_function(ref.account, ref.region, ref.name, ref.qualifier)

@@ -273,7 +273,7 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
 
     async def run() -> dict[str, Any]:
         # The account's and the function's concurrency first (AWS's 429s), then the host's.
-        slot = platform.limits.enter(call.target.function)
+        slot = platform.limits.enter(call.target.function, call.version)
         try:
             result, _rid = await platform.pool.invoke(
                 call.target,
@@ -430,7 +430,7 @@ class EventQueue:
         response = None
         if row.config.get("State") == F.State.ACTIVE.value:
             try:
-                slot = self.platform.limits.enter(row.function)
+                slot = self.platform.limits.enter(row.function, str(row.config.get("Version", F.LATEST)))
             except TooManyRequestsException:
                 await self._throttled(due, row, policy)
                 return

@@ -93,7 +93,7 @@ async def start(
     """Start an invocation and return once its runtime streams or it is over. Raises what comes
     before any response: TooManyRequestsException (the function's or the account's concurrency),
     :class:`PoolFull` (the host's)."""
-    slot = platform.limits.enter(target.function)
+    slot = platform.limits.enter(target.function, target.version)
     stream = ResponseStream()
 
     async def run() -> InvokeResult:

@@ -159,16 +159,14 @@ class UrlEndpoint:
         ref = url.ref
         if ref.qualifier is None:
             return self._platform.functions.get(ref.account, ref.region, ref.name)
-        resolve = getattr(self._platform.functions, "resolve_alias", None)  # aliases: issue 15, part 1
-        found = None if resolve is None else resolve(ref.account, ref.region, ref.name, ref.qualifier)
-        return found if isinstance(found, FunctionRow) else None
+        return self._platform.functions.resolve_alias(ref.account, ref.region, ref.name, ref.qualifier)
 
     # -- on the loop: the invocation --------------------------------------------------------------------
 
     async def _invoke(self, ready: _Ready, request_id: str) -> U.HttpAnswer:
         # The function's reserved concurrency and the account's limit count URL requests too.
         try:
-            slot = self._platform.limits.enter(ready.target.function)
+            slot = self._platform.limits.enter(ready.target.function, ready.target.version)
         except TooManyRequestsException:
             return U.THROTTLED
         try:
