@@ -27,6 +27,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import struct
@@ -100,6 +101,8 @@ class Target:
     # The host fallback's native-code gate for this code and these layers (:mod:`lamina.runtime.native_gate`):
     # the blocked files and the loader's messages, as the runtime's bootstrap reads them; None: none.
     native_gate: str | None = None
+    # When ``credentials`` expire (epoch seconds): an environment is not used past it (see the pool).
+    credentials_expire: float = math.inf
 
     def python_dirs(self) -> tuple[Path | None, Path | None]:
         """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""

@@ -48,6 +48,24 @@ class ProvisionFailed(LaminaError):
     """A provisioned environment's Init failed (the message is its error type)."""
 
 
+# An environment is not given an invocation once its role's credentials have less than this left:
+# the longest invocation (Lambda's 900 s timeout) and a minute must fit before they expire. A new
+# one gets a fresh session (RoleSessions replaces sessions with under an hour left).
+CREDENTIALS_MARGIN_S = 960.0
+
+
+def credentials_last(target: Target, now: float) -> bool:
+    """Whether an environment of ``target`` has credentials good for the longest invocation (one
+    kept warm for hours would otherwise hand its function an expired session; AWS recycles its
+    environments long before that)."""
+    return target.credentials_expire - now > CREDENTIALS_MARGIN_S
+
+
+def usable(env: Environment, now: float) -> bool:
+    """Whether a warm (or provisioned) environment may take the next invocation."""
+    return env.alive and not env.retired and credentials_last(env.target, now)
+
+
 class EnvironmentPool:
     def __init__(
         self,
@@ -164,12 +182,13 @@ class EnvironmentPool:
         return result, rid
 
     async def _acquire(self, target: Target) -> tuple[Environment, bool]:
+        now = time.time()
         held = self._held_idle.get(target.key)
         while held:  # provisioned environments first: initialised already
             env = held.pop()
-            if env.alive and not env.retired:
+            if usable(env, now):
                 return env, False
-            await self._destroy(env)
+            await self._destroy(env)  # its holder replaces it (on_lost)
         self._retire_other_configs(target)
         idle = self._idle.get(target.key)
         while idle:
@@ -177,7 +196,7 @@ class EnvironmentPool:
             timer = self._timers.pop(warm, None)
             if timer is not None:
                 timer.cancel()
-            if warm.alive and not warm.retired:
+            if usable(warm, now):
                 return warm, False
             await self._destroy(warm)
         return await self._start(target), True

@@ -102,6 +102,7 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         raise FunctionsUnavailable(f"The runtime {runtime} is no longer installed on this lamina host.")
     code_dir = platform.trees.ensure(row.code_sha256)
     layer_dirs = tuple(platform.trees.ensure(sha) for sha in row.layer_shas)
+    role = str(cfg.get("Role"))
     return Target(
         account=row.account,
         region=row.region,
@@ -113,7 +114,8 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         python=python,
         userland=userland,
         native_gate=_native_gate(runtime, python, code_dir, layer_dirs),
-        credentials=platform.role_sessions.credentials(row.account, str(cfg.get("Role")), row.name),
+        credentials=platform.role_sessions.credentials(row.account, role, row.name),
+        credentials_expire=platform.role_sessions.expires(row.account, role, row.name),
         endpoint_port=platform.endpoint_port,
         vpc_namespaces=_vpc_namespaces(platform, row),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -44,6 +45,12 @@ class RoleSessions:
         session = issue_session(self._iam, arn.account, role, function, ROLE_SESSION_S, now)
         self._sessions[key] = session
         return session.access_key, session.secret, session.token
+
+    def expires(self, account: str, role_arn: str, function: str) -> float:
+        """When the credentials :meth:`credentials` last gave for this function expire (epoch
+        seconds; infinity when it gave none)."""
+        cached = self._sessions.get((account, role_arn, function))
+        return cached.expires if cached is not None else math.inf
 
 
 def role_allows(iam: IamStore, account: str, role_arn: str, action: str, resource: str) -> bool:
