@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,27 @@ def test_versions_aliases_tags_concurrency_and_url(server: LaminaServer, page: A
     page.fill("#reserved-concurrency", "5")
     page.click("#save-concurrency")
     expect(page.locator("#concurrency")).to_contain_text("5 reserved.")
+    page.fill("#provisioned-qualifier", "live")
+    page.fill("#provisioned-count", "1")
+    page.click("#save-provisioned")
+    expect(page.locator("#provisioned")).to_contain_text("live")
+    deadline = time.monotonic() + 60
+    while (
+        lam.get_provisioned_concurrency_config(FunctionName="hello-console", Qualifier="live")["Status"]
+        != "READY"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    page.reload()
+    expect(page.locator("#provisioned")).to_contain_text("1/1 ready, READY")
+    page.locator("#provisioned button.danger").click()
+    expect(page.locator("#notice")).to_contain_text("Provisioned concurrency removed.")
+    assert (
+        lam.list_provisioned_concurrency_configs(FunctionName="hello-console")[
+            "ProvisionedConcurrencyConfigs"
+        ]
+        == []
+    )
     page.select_option("#url-auth", "AWS_IAM")
     page.click("#create-url")
     expect(page.locator("#url-link")).to_contain_text(".lambda-url.us-east-1.localhost")
@@ -265,3 +287,13 @@ def test_versions_aliases_tags_concurrency_and_url(server: LaminaServer, page: A
     assert lam.list_tags(Resource=arn)["Tags"] == {"team": "blue"}
     assert lam.get_function_concurrency(FunctionName="hello-console")["ReservedConcurrentExecutions"] == 5
     assert lam.get_function_url_config(FunctionName="hello-console")["AuthType"] == "AWS_IAM"
+    # LogFormat JSON: the test tab reads the figures from the platform.report event.
+    lam.update_function_configuration(FunctionName="hello-console", LoggingConfig={"LogFormat": "JSON"})
+    lam.get_waiter("function_updated_v2").wait(FunctionName="hello-console", WaiterConfig={"Delay": 0.2})
+    page.goto(f"{server.url}/console/#/functions/hello-console/test")
+    page.fill("#test-event", '{"name": "json"}')
+    page.click("#test-invoke")
+    expect(page.locator("#r-log")).to_contain_text('"type":"platform.report"')
+    expect(page.locator("#r-billed")).to_contain_text("ms")
+    expect(page.locator("#r-memory")).to_contain_text("MB")
+    expect(page.locator("#r-init")).to_contain_text("ms")

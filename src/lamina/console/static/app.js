@@ -592,6 +592,31 @@ async function settingsTab(c) {
         notice("Concurrency saved."); route();
       });
     } }, h("div", { class: "row" }, field("Reserved (empty: none)", concurrency), saveConcurrency))));
+  // Provisioned concurrency (per version or alias)
+  let provisioned = [];
+  try { provisioned = (await call("lambda", "ListProvisionedConcurrencyConfigs", { FunctionName: name })).ProvisionedConcurrencyConfigs || []; } catch (e) { showError(e); }
+  const pcQualifier = h("input", { type: "text", id: "provisioned-qualifier", placeholder: "version or alias" });
+  const pcCount = h("input", { type: "number", id: "provisioned-count", min: "1", value: "1" });
+  const savePc = h("button", { class: "primary", type: "submit", id: "save-provisioned" }, "Provision");
+  cards.push(h("div", { class: "card", id: "provisioned" }, h("h2", {}, "Provisioned concurrency"),
+    provisioned.length ? h("ul", {}, provisioned.map((p) => {
+      const qualifier = p.FunctionArn.split(":").pop();
+      return h("li", { class: "provisioned-config" },
+        h("span", { class: "mono" }, qualifier), ` ${p.AvailableProvisionedConcurrentExecutions ?? 0}/${p.RequestedProvisionedConcurrentExecutions} ready, ${p.Status}`,
+        p.StatusReason ? h("span", { class: "hint" }, ` (${p.StatusReason})`) : "", " ",
+        h("button", { class: "danger", onclick: (ev) => submitting(ev.target, async () => {
+          await call("lambda", "DeleteProvisionedConcurrencyConfig", { FunctionName: name, Qualifier: qualifier }); notice("Provisioned concurrency removed."); route();
+        }) }, "Remove"));
+    })) : h("p", { class: "hint" }, "None: every invocation may start an environment (a cold start)."),
+    h("form", { onsubmit: (ev) => {
+      ev.preventDefault();
+      if (!check(pcQualifier, pcQualifier.value.length >= 1, "A published version or an alias.")) return;
+      if (!check(pcCount, Number(pcCount.value) >= 1, "At least 1.")) return;
+      submitting(savePc, async () => {
+        await call("lambda", "PutProvisionedConcurrencyConfig", { FunctionName: name, Qualifier: pcQualifier.value, ProvisionedConcurrentExecutions: Number(pcCount.value) });
+        notice("Provisioning started."); route();
+      });
+    } }, h("div", { class: "row" }, field("Qualifier", pcQualifier), field("Environments", pcCount), savePc))));
   // Function URL
   let url = null;
   try { url = await call("lambda", "GetFunctionUrlConfig", { FunctionName: name }); } catch (e) { if (e.code !== "ResourceNotFoundException") showError(e); }
@@ -613,6 +638,19 @@ async function settingsTab(c) {
 }
 
 function parseReport(log) {
+  // LogFormat JSON: the platform.report event's metrics.
+  for (const line of log.split("\n")) {
+    if (!line.startsWith('{"time"')) continue;
+    try {
+      const e = JSON.parse(line);
+      if (e.type !== "platform.report") continue;
+      const x = e.record.metrics;
+      return {
+        duration: `${x.durationMs} ms`, billed: `${x.billedDurationMs} ms`, memory: `${x.maxMemoryUsedMB} MB`,
+        init: x.initDurationMs == null ? null : `${x.initDurationMs} ms`,
+      };
+    } catch (e) { /* not an event of Lambda's */ }
+  }
   const m = (re) => { const x = log.match(re); return x ? x[1] : null; };
   return {
     duration: m(/\tDuration: ([\d.]+ ms)/), billed: m(/Billed Duration: (\d+ ms)/),
