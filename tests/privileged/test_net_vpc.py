@@ -395,16 +395,23 @@ def test_removing_an_interface_removes_its_link_and_namespace(vpc: Vpc, dataplan
 # -- isolation and cleanup ------------------------------------------------------------------------
 
 
-def _host_view() -> tuple[list[str], Any, Any, list[str]]:
+def _host_view(*own: str) -> tuple[list[str], Any, Any, list[str]]:
+    """The host's links, routes, rules and mounts. Namespace and data-directory mounts of other
+    runs on this machine (under /tmp or /run/netns, naming none of ``own``: this test's VPC ids)
+    come and go meanwhile and are left out."""
     with open("/proc/self/mountinfo") as f:
-        mounts = sorted(line.split()[4] for line in f)
+        mounts = sorted(
+            point
+            for point in (line.split()[4] for line in f)
+            if not point.startswith(("/tmp/", "/run/netns/")) or any(marker in point for marker in own)
+        )
     return link_names(), ip_json("route", "show", "table", "all"), ip_json("rule", "show"), mounts
 
 
 @pytest.mark.usefixtures("servers")
 def test_vpcs_are_isolated_from_each_other_and_from_the_host(vpc: Vpc, dataplane: VpcDataplane) -> None:
-    before = _host_view()
     second = Vpc(cidr="10.30")
+    before = _host_view(vpc.uid, second.uid)
     dp2 = VpcDataplane(second.plan())
     listener = Echo(dp2.interface_namespace(second.id("eni", "db")), "10.30.2.10", 6379)
     try:
@@ -413,7 +420,7 @@ def test_vpcs_are_isolated_from_each_other_and_from_the_host(vpc: Vpc, dataplane
         assert outcome(dataplane, vpc.id("eni", "fn"), "10.30.2.10", 6379) != "echoed"
         # The host's namespace gained no link, route, rule or mount: nothing there leads into a
         # VPC (no packet is sent to find out, since the host's default route leaves the machine).
-        assert _host_view() == before
+        assert _host_view(vpc.uid, second.uid) == before
         assert not [n for n in before[0] if n.startswith("lmv")]
         host_route = ip_json("route", "get", DB)[0]
         assert host_route.get("dev") not in {i.router_link for i in vpc.plan().interfaces}
@@ -426,7 +433,7 @@ def test_vpcs_are_isolated_from_each_other_and_from_the_host(vpc: Vpc, dataplane
 
 
 def test_close_leaves_nothing_behind(vpc: Vpc) -> None:
-    before = _host_view()
+    before = _host_view(vpc.uid)
     dp = VpcDataplane(vpc.plan())
     router = interface = -1
     try:
@@ -434,7 +441,7 @@ def test_close_leaves_nothing_behind(vpc: Vpc) -> None:
         router = os.dup(dp.router_namespace.fd)
         interface = os.dup(dp.interface_namespace(vpc.id("eni", "db")).fd)
         assert len(link_names(NetNamespace(router, "router"))) == 4
-        assert _host_view() == before
+        assert _host_view(vpc.uid) == before
     finally:
         dp.close()
     try:
@@ -448,7 +455,7 @@ def test_close_leaves_nothing_behind(vpc: Vpc) -> None:
     finally:
         os.close(router)
         os.close(interface)
-    assert _host_view() == before
+    assert _host_view(vpc.uid) == before
 
 
 def test_every_rule_form_loads_into_nftables() -> None:
