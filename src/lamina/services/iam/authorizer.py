@@ -9,7 +9,8 @@ and layer version policies, a role's trust policy for ``sts:AssumeRole``), decid
 Costs: an account's root user in its own account is allowed without any look-up (as AWS's root
 user is); the policies of a user or role are parsed once and kept until IAM changes
 (:attr:`IamStore.generation`); a session's own policies are kept for its lifetime, with the
-decisions its requests made that no condition, policy variable or resource policy took part in. Within one
+decisions its requests made, by the values of the condition keys they tested (none a policy
+variable or a resource policy took part in). Within one
 account a resource policy is read only when the identity side alone does not allow the request:
 the resource policies lamina keeps (AddPermission, AddLayerVersionPermission) only ever Allow,
 so they cannot turn an allowed request into a denied one. A role's trust policy is read for every
@@ -155,13 +156,16 @@ class _Principal:
     # Whether any of its policies has an aws:ResourceTag condition: only then are a resource's tags
     # read for its requests (a store read per request otherwise).
     reads_resource_tags: bool = field(init=False, compare=False)
-    # Decisions that depend on nothing but the action and the resource (see :meth:`remembered`).
-    decisions: dict[tuple[str, str], Decision] = field(init=False, compare=False)
-    _fixed: dict[str, bool] = field(init=False, compare=False)
+    # Decisions already made, by action, resource and the values of the condition keys the
+    # action's statements test (see :meth:`remember`).
+    decisions: dict[tuple[str, str, tuple[tuple[str, ...] | None, ...]], Decision] = field(
+        init=False, compare=False
+    )
+    _tested: dict[str, tuple[str, ...] | None] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decisions", {})
-        object.__setattr__(self, "_fixed", {})
+        object.__setattr__(self, "_tested", {})
         object.__setattr__(self, "policies", PolicySet(self.identity, self.boundary, self.session))
         documents = (*self.identity, self.boundary, *(self.session or ()))
         object.__setattr__(
@@ -176,26 +180,55 @@ class _Principal:
         }
         object.__setattr__(self, "keys", normalise_context(own))
 
-    def remembered(self, check: actions.Check) -> Decision | None:
-        """The decision an earlier request made on the same action and resource, if it still holds."""
-        return self.decisions.get((check.action, check.resource))
+    def tested(self, action: str) -> tuple[str, ...] | None:
+        """The condition keys (lower-case) that the principal's statements covering ``action`` test,
+        or None when one of them substitutes a policy variable (its decision then depends on more
+        than those keys' values)."""
+        if action in self._tested:
+            return self._tested[action]
+        keys: dict[str, None] = {}
+        found: tuple[str, ...] | None = None
+        for kind in (PolicyType.IDENTITY, PolicyType.BOUNDARY, PolicyType.SESSION):
+            for _, statement, variables in self.policies.covering(kind, action):
+                if variables and _substitutes(statement):
+                    break
+                keys.update((c.key.lower(), None) for c in statement.conditions)
+            else:
+                continue
+            break
+        else:
+            found = tuple(sorted(keys))
+        if len(self._tested) < DECISIONS_KEPT:
+            self._tested[action] = found
+        return found
 
-    def remember(self, check: actions.Check, decision: Decision) -> None:
-        """Keep ``decision`` for the next requests on the same action and resource, when nothing
-        else could change it: none of the principal's statements that cover the action has a
-        condition or a policy variable (the request's keys cannot matter), and the principal is
-        rebuilt when IAM changes. The caller keeps only decisions no resource policy took part in."""
-        fixed = self._fixed.get(check.action)
-        if fixed is None:
-            fixed = all(
-                not statement.conditions and not variables
-                for kind in (PolicyType.IDENTITY, PolicyType.BOUNDARY, PolicyType.SESSION)
-                for _, statement, variables in self.policies.covering(kind, check.action)
-            )
-            if len(self._fixed) < DECISIONS_KEPT:
-                self._fixed[check.action] = fixed
-        if fixed and len(self.decisions) < DECISIONS_KEPT:
-            self.decisions[(check.action, check.resource)] = decision
+    def remembered(self, check: actions.Check, keys: Mapping[str, tuple[str, ...]]) -> Decision | None:
+        """The decision an earlier request made on the same action and resource with the same values
+        of every condition key that could change it."""
+        tested = self.tested(check.action)
+        if tested is None:
+            return None
+        return self.decisions.get((check.action, check.resource, tuple(keys.get(k) for k in tested)))
+
+    def remember(self, check: actions.Check, keys: Mapping[str, tuple[str, ...]], decision: Decision) -> None:
+        """Keep ``decision`` for the next requests on the same action and resource whose tested
+        condition keys have the same values: nothing else of a request enters the identity side's
+        decision, and the principal is rebuilt when IAM changes. The caller keeps only decisions no
+        resource policy took part in."""
+        tested = self.tested(check.action)
+        if tested is None:
+            return
+        if len(self.decisions) >= DECISIONS_KEPT:
+            self.decisions.clear()  # time keys (aws:CurrentTime) make new entries every second
+        self.decisions[(check.action, check.resource, tuple(keys.get(k) for k in tested))] = decision
+
+
+def _substitutes(statement: Statement) -> bool:
+    """Whether a statement names a policy variable (``${aws:username}``) in a resource or a
+    condition value."""
+    return any("${" in r for r in statement.resources or ()) or any(
+        "${" in v for c in statement.conditions for v in c.values
+    )
 
 
 class IamAuthorizer:
@@ -267,16 +300,16 @@ class IamAuthorizer:
         self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
     ) -> Decision:
         caller = principal.caller
-        remembered = principal.remembered(check)
+        keys = self._keys(request, principal, check, owner, tags=principal.reads_resource_tags)
+        remembered = principal.remembered(check, keys)
         if remembered is not None:
             return remembered
-        keys = self._keys(request, principal, check, owner, tags=principal.reads_resource_tags)
         decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
         if (decision.explicit or owner is None) or (
             decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE
         ):
-            # No resource policy can change these: keep them when the request's keys cannot either.
-            principal.remember(check, decision)
+            # No resource policy can change these: the next request with the same tested keys gets it.
+            principal.remember(check, keys, decision)
             return decision
         resource_policy = self._resource_policy(check.resource, check.action)
         if resource_policy is None:
