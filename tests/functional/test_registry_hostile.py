@@ -4,10 +4,13 @@ pull must fail with an ``ImageError`` (or succeed, for the concurrent one) and l
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -223,3 +226,51 @@ def test_two_pulls_of_one_image_at_once(registry: OciRegistry, tmp_path: Path) -
     assert tree is not None and (tree / "bootstrap").read_text().startswith("#!/bin/sh\n")
     assert sorted(p.name for p in store.rootfs_dir.iterdir()) == [".tmp", tree.name]
     assert list(store.staging.iterdir()) == [] and list(store.blobs.tmp.iterdir()) == []
+
+
+def test_a_pull_killed_while_unpacking_leaves_nothing_a_function_would_use(tmp_path: Path) -> None:
+    # 512 MB of zeros (half a megabyte gzipped): the unpacking takes long enough to be caught in
+    # the act; the process is killed with its tree half-written in the staging directory.
+    zeros = tarfile.TarInfo("var/task/zeros")
+    zeros.size = 512 << 20
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w|") as t:
+        t.addfile(zeros, io.BufferedReader(Zeros(zeros.size)))
+    image = build_image([layer([file("bootstrap", "#!/bin/sh\n", 0o755)]), buf.getvalue()])
+    code = (
+        "import sys; from pathlib import Path; from lamina.runtime.images import ImageStore; "
+        f"ImageStore(Path(sys.argv[1])).pull({RUNTIME!r}, 'x86_64', sys.argv[2])"
+    )
+    images = tmp_path / "images"
+    with OciRegistry(auth=False, redirect_blobs=False) as reg:
+        reg.push(REPO, TAG, [image], index=False)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(images), reg.url])
+        try:
+            staging = images / "rootfs" / ".tmp"
+            while proc.poll() is None and not (staging.is_dir() and any(staging.glob("*/var/task/zeros"))):
+                time.sleep(0.001)
+            if proc.poll() is not None:
+                pytest.skip("the pull finished before it could be killed")
+            proc.kill()
+        finally:
+            proc.wait()
+        assert any(staging.iterdir())  # the half tree is there...
+        store = ImageStore(images)  # ... until the next ImageStore (the next command, the server)
+        assert store.rootfs(RUNTIME, "x86_64") is None and store.installed() == []
+        assert list(store.staging.iterdir()) == [] and list(store.blobs.tmp.iterdir()) == []
+        tree = store.pull(RUNTIME, "x86_64", reg.url)
+    assert (tree / "var/task/zeros").stat().st_size == 512 << 20
+
+
+class Zeros(io.RawIOBase):
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n

@@ -31,7 +31,14 @@ from typing import Any
 
 from lamina.domain import runtimes
 from lamina.errors import LaminaError
-from lamina.runtime.oci import PLATFORMS, Descriptor, RegistryClient, RegistryError, verified
+from lamina.runtime.oci import (
+    LAYER_COMPRESSION,
+    PLATFORMS,
+    Descriptor,
+    RegistryClient,
+    RegistryError,
+    verified,
+)
 from lamina.store.blobs import BlobStore, BlobStoreError
 from lamina.store.rootfs import MAX_IMAGE_BYTES, LayerUnpacker, UnsafeLayerError, tree_size
 
@@ -270,7 +277,7 @@ class ImageStore:
             for i, layer in enumerate(layers):
                 with open(self.blobs.path(layer.hex), "rb") as f:
                     try:
-                        unpacker.apply(f)
+                        unpacker.apply(f, LAYER_COMPRESSION[layer.media_type])
                     except UnsafeLayerError as exc:
                         raise UnsafeLayerError(f"layer {i + 1} ({layer.digest}): {exc}") from exc
             os.chmod(work, 0o755)

@@ -41,13 +41,15 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-#: Layer media types this client unpacks (zstd needs Python 3.14's ``compression.zstd``).
-LAYER_TYPES = (
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.diff.tar",
-)
+#: Layer media types this client unpacks, with their compression as ``LayerUnpacker.apply`` names it
+#: (zstd needs Python 3.14's ``compression.zstd``).
+LAYER_COMPRESSION = {
+    "application/vnd.oci.image.layer.v1.tar": "",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gz",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gz",
+    "application/vnd.docker.image.rootfs.diff.tar": "",
+}
+LAYER_TYPES = tuple(LAYER_COMPRESSION)
 #: Lambda's architectures as OCI platforms (image-spec: ``architecture`` uses GOARCH values).
 PLATFORMS = {"x86_64": "amd64", "arm64": "arm64"}
 MAX_MANIFEST_BYTES = 4 << 20

@@ -4,7 +4,10 @@ or (for the ones the unpacker neutralises) leave nothing outside the root and no
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import shutil
 import stat
@@ -275,3 +278,21 @@ def test_owners_and_capabilities_of_the_tar_are_not_applied(root: Path) -> None:
     st = os.lstat(root / "ping")
     assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
     assert os.listxattr(root / "ping", follow_symlinks=False) == []
+
+
+def test_only_the_declared_compression_is_decompressed(root: Path) -> None:
+    # An xz stream claiming a 1.5 GB dictionary: tarfile's "r|*" would detect and decode it, the
+    # decoder holding (and filling) that dictionary for some 150 kB of layer.
+    plain = tar(member("f", data=b"x")).getvalue()
+    bomb = lzma.compress(plain, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1536 << 20}])
+    for compression in ("", "gz"):
+        with pytest.raises(UnsafeLayerError, match="not a readable tar archive"):
+            LayerUnpacker(root).apply(io.BytesIO(bomb), compression)
+        with pytest.raises(UnsafeLayerError, match="not a readable tar archive"):
+            LayerUnpacker(root).apply(io.BytesIO(bz2.compress(plain)), compression)
+    with pytest.raises(UnsafeLayerError, match="not a readable tar archive"):
+        LayerUnpacker(root).apply(io.BytesIO(gzip.compress(plain)))  # a plain tar's media type
+    LayerUnpacker(root).apply(io.BytesIO(gzip.compress(plain)), "gz")
+    assert (root / "f").read_bytes() == b"x"
+    with pytest.raises(ValueError, match="unknown layer compression"):
+        LayerUnpacker(root).apply(io.BytesIO(plain), "*")
