@@ -102,6 +102,8 @@ def layer(entries: Iterable[Entry], *, compress: bool = True) -> bytes:
                 info.type, info.linkname = tarfile.LNKTYPE, e.target
             elif e.kind == "chardev":
                 info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            elif e.kind == "fifo":
+                info.type = tarfile.FIFOTYPE
             else:
                 raise ValueError(f"unknown entry kind {e.kind!r}")
             tar.addfile(info, payload)
