@@ -16,7 +16,7 @@ import json
 import subprocess
 import tarfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -102,6 +102,8 @@ def layer(entries: Iterable[Entry], *, compress: bool = True) -> bytes:
                 info.type, info.linkname = tarfile.LNKTYPE, e.target
             elif e.kind == "chardev":
                 info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+            elif e.kind == "fifo":
+                info.type = tarfile.FIFOTYPE
             else:
                 raise ValueError(f"unknown entry kind {e.kind!r}")
             tar.addfile(info, payload)
@@ -250,7 +252,8 @@ class OciRegistry:
     """A registry on 127.0.0.1:<free port> serving what ``push`` gave it. ``auth``: the anonymous
     token flow (``/token``) guards every repository path; ``redirect_blobs``: blobs answer 307 to
     ``/cdn/<digest>``, which refuses a request with ``Authorization``. ``requests`` logs the paths
-    asked for, ``corrupt(digest)`` makes a blob's bytes wrong."""
+    asked for, ``corrupt(digest)`` makes a blob's bytes wrong; ``raw[path]`` answers ``path`` (query
+    ignored) with whatever the function writes to the handler: a hostile registry's answers."""
 
     def __init__(self, *, auth: bool = True, redirect_blobs: bool = True) -> None:
         self.auth = auth
@@ -259,6 +262,7 @@ class OciRegistry:
         self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}
         self.requests: list[str] = []
         self.tokens_issued: list[str] = []
+        self.raw: dict[str, Callable[[BaseHTTPRequestHandler], None]] = {}
         self.lock = threading.Lock()
         registry = self
 
@@ -319,6 +323,8 @@ class OciRegistry:
     def handle(self, h: BaseHTTPRequestHandler) -> None:
         url = urlsplit(h.path)
         path = url.path
+        if path in self.raw:
+            return self.raw[path](h)
         if path == "/token":
             scope = parse_qs(url.query).get("scope", [""])[0]
             service = parse_qs(url.query).get("service", [""])[0]

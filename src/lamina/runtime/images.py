@@ -31,9 +31,16 @@ from typing import Any
 
 from lamina.domain import runtimes
 from lamina.errors import LaminaError
-from lamina.runtime.oci import PLATFORMS, Descriptor, RegistryClient, RegistryError, verified
+from lamina.runtime.oci import (
+    LAYER_COMPRESSION,
+    PLATFORMS,
+    Descriptor,
+    RegistryClient,
+    RegistryError,
+    verified,
+)
 from lamina.store.blobs import BlobStore, BlobStoreError
-from lamina.store.rootfs import LayerUnpacker, UnsafeLayerError, tree_size
+from lamina.store.rootfs import MAX_IMAGE_BYTES, LayerUnpacker, UnsafeLayerError, tree_size
 
 DEFAULT_REGISTRY = "https://public.ecr.aws"
 ARCHITECTURES = tuple(PLATFORMS)
@@ -207,6 +214,14 @@ class ImageStore:
         client = RegistryClient(registry)
         client.ping()
         manifest = client.resolve(name.repository, name.tag, arch)
+        declared = sum(layer.size for layer in manifest.layers)
+        if declared > MAX_IMAGE_BYTES:
+            # Compressed layers are hardly larger than the image they unpack to (10 GB at most): a
+            # manifest announcing more would only fill the disk with blobs before being refused.
+            raise ImageError(
+                f"{name.reference(registry)} for {arch}: its layers are {declared} bytes, more than "
+                f"Lambda's {MAX_IMAGE_BYTES}-byte limit for an image"
+            )
         config = self._config(client, name, manifest.config)
         want = PLATFORMS[arch]
         if config.get("architecture") not in (None, want) or config.get("os") not in (None, "linux"):
@@ -262,7 +277,7 @@ class ImageStore:
             for i, layer in enumerate(layers):
                 with open(self.blobs.path(layer.hex), "rb") as f:
                     try:
-                        unpacker.apply(f)
+                        unpacker.apply(f, LAYER_COMPRESSION[layer.media_type])
                     except UnsafeLayerError as exc:
                         raise UnsafeLayerError(f"layer {i + 1} ({layer.digest}): {exc}") from exc
             os.chmod(work, 0o755)

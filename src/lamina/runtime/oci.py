@@ -11,19 +11,26 @@ a multi-architecture image answers an index (OCI) or manifest list (Docker) whos
 presigned S3 URL: the token must not follow it (S3 refuses a request carrying two authentications),
 hence ``add_unredirected_header``. Everything is named by its digest and checked against it: a
 registry is trusted for nothing but bytes.
+
+Nor for its pace or its HTTP: a redirect goes to http(s) only (urllib would follow one to ``ftp://``);
+a response that is not HTTP is the registry's error, not a crash; and a body must arrive by a deadline
+(the timeout, plus its size at ``MIN_BYTES_PER_S``), not only without a pause of a timeout's length,
+which a registry sending one byte every few seconds never makes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from lamina import __version__
 from lamina.errors import LaminaError
@@ -34,18 +41,22 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-#: Layer media types this client unpacks (zstd needs Python 3.14's ``compression.zstd``).
-LAYER_TYPES = (
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.diff.tar",
-)
+#: Layer media types this client unpacks, with their compression as ``LayerUnpacker.apply`` names it
+#: (zstd needs Python 3.14's ``compression.zstd``).
+LAYER_COMPRESSION = {
+    "application/vnd.oci.image.layer.v1.tar": "",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gz",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gz",
+    "application/vnd.docker.image.rootfs.diff.tar": "",
+}
+LAYER_TYPES = tuple(LAYER_COMPRESSION)
 #: Lambda's architectures as OCI platforms (image-spec: ``architecture`` uses GOARCH values).
 PLATFORMS = {"x86_64": "amd64", "arm64": "arm64"}
 MAX_MANIFEST_BYTES = 4 << 20
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0
+#: The slowest transfer a pull waits for (a 10 GB image: some 45 hours).
+MIN_BYTES_PER_S = 64 << 10
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -123,18 +134,54 @@ def select_platform(index: Any, arch: str) -> Descriptor:
     raise RegistryError(f"the image has no linux/{want} manifest (it has: {', '.join(found) or 'none'})")
 
 
-class RegistryClient:
-    """Anonymous pulls from one registry (``https://public.ecr.aws``, or ``http://127.0.0.1:PORT``)."""
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect to an http(s) URL only (urllib's own also follows ``ftp://``)."""
 
-    def __init__(self, base_url: str) -> None:
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise RegistryError(f"{req.full_url}: the registry redirects to {newurl!r}, not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def read_body(response: Any, limit: int, deadline: float, what: str) -> Iterator[bytes]:
+    """The body of ``response``, in chunks, up to ``limit`` bytes (the caller sees whether there was
+    more); ``RegistryError`` if the connection fails or the body is still arriving at ``deadline``
+    (``time.monotonic()``)."""
+    while limit > 0:
+        try:
+            chunk = response.read1(min(CHUNK, limit))
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"{what}: the registry's answer broke off: {exc!r}") from None
+        if not chunk:
+            return
+        limit -= len(chunk)
+        yield chunk
+        if time.monotonic() > deadline:
+            raise RegistryError(f"{what}: the registry sends too slowly (deadline passed)")
+
+
+class RegistryClient:
+    """Anonymous pulls from one registry (``https://public.ecr.aws``, or ``http://127.0.0.1:PORT``).
+    ``timeout``: for any one network operation, and for a whole small answer (manifest, token)."""
+
+    def __init__(self, base_url: str, timeout: float = TIMEOUT_S) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise RegistryError(f"registry URL {base_url!r} is not an http(s) URL")
         self.base_url = base_url.rstrip("/")
         self.host = parsed.netloc
+        self.timeout = timeout
         self._tokens: dict[str, str] = {}
         self._challenge: dict[str, str] | None = None
-        self._opener = urllib.request.build_opener()
+        self._opener = urllib.request.build_opener(_HttpRedirectsOnly)
 
     # -- HTTP --------------------------------------------------------------------------------------
 
@@ -151,7 +198,7 @@ class RegistryClient:
             if token:
                 request.add_unredirected_header("Authorization", f"Bearer {token}")
             try:
-                return self._opener.open(request, timeout=TIMEOUT_S)
+                return self._opener.open(request, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
                 challenge = parse_challenge(exc.headers.get("WWW-Authenticate", "") if exc.headers else "")
                 if exc.code == 401 and challenge and not repository:
@@ -167,6 +214,8 @@ class RegistryClient:
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise RegistryError(f"cannot reach the registry {self.base_url}: {reason}") from None
+            except http.client.HTTPException as exc:
+                raise RegistryError(f"{url}: the registry's answer is not HTTP: {exc!r}") from None
         raise RegistryError(f"{url}: the registry refused its own token")
 
     def _token(self, challenge: dict[str, str], repository: str) -> str:
@@ -178,12 +227,13 @@ class RegistryClient:
             query["service"] = challenge["service"]
         url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(query)}"
         request = urllib.request.Request(url, headers={"User-Agent": f"lamina/{__version__}"})
+        deadline = time.monotonic() + self.timeout
         try:
-            with self._opener.open(request, timeout=TIMEOUT_S) as r:
-                doc = json.loads(r.read(MAX_MANIFEST_BYTES))
+            with self._opener.open(request, timeout=self.timeout) as r:
+                doc = json.loads(b"".join(read_body(r, MAX_MANIFEST_BYTES, deadline, "token request")))
         except urllib.error.HTTPError as exc:
             raise RegistryError(f"token request to {realm}: {_describe_http_error(exc)}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
             raise RegistryError(f"token request to {realm} failed: {exc}") from None
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
@@ -201,8 +251,10 @@ class RegistryClient:
     def _manifest(self, repository: str, reference: str) -> tuple[str, str, Any]:
         """(media type, digest, document) of a manifest, its bytes checked against its digest."""
         accept = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
+        deadline = time.monotonic() + self.timeout
+        what = f"manifest {repository}:{reference}"
         with self._open(repository, f"{repository}/manifests/{reference}", accept) as r:
-            body = r.read(MAX_MANIFEST_BYTES + 1)
+            body = b"".join(read_body(r, MAX_MANIFEST_BYTES + 1, deadline, what))
             content_type = (r.headers.get("Content-Type") or "").split(";")[0].strip()
             header_digest = r.headers.get("Docker-Content-Digest")
         if len(body) > MAX_MANIFEST_BYTES:
@@ -249,10 +301,11 @@ class RegistryClient:
     # -- blobs -------------------------------------------------------------------------------------
 
     def blob(self, repository: str, descriptor: Descriptor) -> Iterator[bytes]:
-        """The blob's bytes in chunks; the caller checks the digest (see ``verified``)."""
+        """The blob's bytes in chunks (one more than its size, if the registry sends more); the caller
+        checks the digest (see ``verified``)."""
+        deadline = time.monotonic() + self.timeout + descriptor.size / MIN_BYTES_PER_S
         with self._open(repository, f"{repository}/blobs/{descriptor.digest}") as r:
-            while chunk := r.read(CHUNK):
-                yield chunk
+            yield from read_body(r, descriptor.size + 1, deadline, f"blob {descriptor.digest}")
 
 
 def verified(chunks: Iterator[bytes], descriptor: Descriptor, what: str) -> Iterator[bytes]:

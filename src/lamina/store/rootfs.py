@@ -12,6 +12,12 @@ plants ``etc -> /`` and then writes ``etc/passwd`` would write the host's), hard
 of the tree itself, no device nodes (skipped: a root filesystem image needs none, the sandbox gives
 its own ``/dev``), no setuid or setgid bit, no group or other write. Files belong to the server's
 user; the image's root filesystem is mounted read-only into environments.
+
+What a layer costs the host is bounded too, not only its file bytes: a pax or GNU long-name header is
+read into memory whole, so its size is capped; entries (inodes, each a directory's block) are
+counted; paths are at most ``MAX_DEPTH`` deep (the host's tools, ``shutil.rmtree`` and ``os.walk``
+among them, recurse once a level); GNU sparse files (which docker and BuildKit never write) are
+refused.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from lamina.errors import LaminaError
 
@@ -36,6 +42,22 @@ KEPT_MODE_BITS = 0o1755
 #: Lambda's limit on a container image: 10 GB uncompressed, all layers included ("Lambda container
 #: image settings", AWS Lambda quotas). Also what a decompression bomb meets.
 MAX_IMAGE_BYTES = 10 * 1000**3
+#: Entries of all layers (files, directories, links, whiteouts): an image of empty files or
+#: directories has no bytes to count but exhausts inodes. AWS's largest base images hold tens of
+#: thousands.
+MAX_IMAGE_ENTRIES = 1_000_000
+#: Components of an entry's path. Linux allows 4096 bytes (``PATH_MAX``), some 2000 levels, more
+#: than Python's recursion limit lets ``shutil.rmtree`` remove.
+MAX_DEPTH = 128
+#: Bytes of a pax extended header or GNU long name/link record, which tarfile reads into memory.
+MAX_HEADER_BYTES = 1 << 20
+_HEADER_RECORDS = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 class UnsafeLayerError(LaminaError):
@@ -51,6 +73,27 @@ class LayerStats:
     skipped_devices: int
 
 
+class _CheckedTarInfo(tarfile.TarInfo):
+    """A tar header, refused before tarfile reads what it announces into memory."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _CheckedTarInfo:
+        info = super().frombuf(buf, encoding, errors)
+        if info.type in _HEADER_RECORDS and info.size > MAX_HEADER_BYTES:
+            raise UnsafeLayerError(
+                f"layer has a {info.size}-byte extended header record (at most {MAX_HEADER_BYTES})"
+            )
+        if info.type == tarfile.GNUTYPE_SPARSE:
+            raise UnsafeLayerError(f"layer entry {info.name!r} is a GNU sparse file")
+        return info
+
+    def _proc_gnusparse_10(self, next: tarfile.TarInfo, pax_headers: object, tarfile: object) -> None:
+        # tarfile's hook for a pax header announcing a GNU sparse file of format 1.0, whose map
+        # (read into a list, one number per line of the member's data) has no bound but the
+        # stream's length: refused before it is read.
+        raise UnsafeLayerError(f"layer entry {next.name!r} is a GNU sparse file")
+
+
 def _clean_name(name: str, what: str = "entry") -> str:
     """The entry's path relative to the root ('' for the root itself); unsafe names refused."""
     if name.startswith("/"):
@@ -60,17 +103,24 @@ def _clean_name(name: str, what: str = "entry") -> str:
         raise UnsafeLayerError(f"layer {what} {name!r} leaves the root filesystem ('..')")
     if any("\0" in p for p in parts):
         raise UnsafeLayerError(f"layer {what} {name!r} has a NUL byte in its name")
+    if len(parts) > MAX_DEPTH:
+        raise UnsafeLayerError(f"layer {what} {name[:200]!r}... is more than {MAX_DEPTH} directories deep")
     return "/".join(parts)
 
 
 class LayerUnpacker:
     """Applies layers, in order, to the directory ``root`` (which it alone writes while it works)."""
 
-    def __init__(self, root: Path, max_bytes: int = MAX_IMAGE_BYTES) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int = MAX_IMAGE_BYTES, max_entries: int = MAX_IMAGE_ENTRIES
+    ) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.max_entries = max_entries
         self.written = 0  # bytes of regular files written so far, all layers
+        self.entries = 0  # entries read so far, all layers
         self._created: set[str] = set()
+        self._opaqued: set[str] = set()
 
     def _parent_dir(self, rel: str, name: str, *, create: bool = True) -> str | None:
         """The host path of ``rel``'s parent, created as directories if missing (else None); refuses
@@ -105,13 +155,31 @@ class LayerUnpacker:
         else:
             os.unlink(path)
 
-    def apply(self, fileobj: IO[bytes]) -> LayerStats:
-        """Unpack one layer (tar, gzip/bzip2/xz-compressed or not) from a stream on top of the tree."""
+    def apply(self, fileobj: IO[bytes], compression: str = "") -> LayerStats:
+        """Unpack one layer from a stream on top of the tree: a tar, ``compression="gz"`` gzipped.
+        Only what the layer's media type says is decompressed: xz, which tarfile would detect too,
+        lets 150 kB of layer claim a 1.5 GB dictionary in memory."""
+        if compression not in ("", "gz"):
+            raise ValueError(f"unknown layer compression {compression!r}")
+        tar_mode: Literal["r|", "r|gz"] = "r|gz" if compression else "r|"
         self._created = set()
+        self._opaqued = set()
         files = size = devices = 0
         try:
-            with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-                for member in tar:
+            with tarfile.open(fileobj=fileobj, mode=tar_mode, tarinfo=_CheckedTarInfo) as tar:
+                while (member := tar.next()) is not None:
+                    # A stream's TarFile keeps every member it read: a million entries, a million
+                    # objects in memory. None is needed again (hard links are resolved on disk).
+                    tar.members.clear()  # type: ignore[attr-defined]  # (not in typeshed)
+                    self.entries += 1
+                    if self.entries > self.max_entries:
+                        raise UnsafeLayerError(
+                            f"the image has more than {self.max_entries} entries (files, directories, links)"
+                        )
+                    if member.sparse is not None:
+                        raise UnsafeLayerError(f"layer entry {member.name!r} is a GNU sparse file")
+                    if member.size < 0:
+                        raise UnsafeLayerError(f"layer entry {member.name!r} has a negative size")
                     rel = _clean_name(member.name)
                     if not rel:
                         continue  # the root itself: its mode stays ours
@@ -215,6 +283,9 @@ class LayerUnpacker:
 
     def _opaque(self, rel: str, name: str) -> None:
         directory_rel = rel[: -len(OPAQUE)].rstrip("/")
+        if directory_rel in self._opaqued:
+            return  # a repeated marker would list (and compare) the whole directory again
+        self._opaqued.add(directory_rel)
         directory = self._parent_dir(rel, name)
         assert directory is not None  # created
         prefix = f"{directory_rel}/" if directory_rel else ""
