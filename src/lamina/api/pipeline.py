@@ -77,6 +77,12 @@ class Endpoint:
     def routes_on_body(self) -> bool:
         return self.protocol.routes_on_body
 
+    def streams_body(self, operation: str) -> bool:
+        """Whether the operation's payload is a stream the handler reads (S3 PutObject, UploadPart):
+        its body is never read whole, whatever its size."""
+        model = self.operation_model(operation)
+        return model is not None and bool(model.has_streaming_input)
+
     @property
     def default_max_request_bytes(self) -> int:
         return self._binding.default_max_request_bytes
@@ -146,6 +152,7 @@ class Pipeline:
         base_url: str,
         now: float,
         source_ip: str = "",
+        payload_hash: str = "",
     ) -> tuple[Any, RequestContext]:
         """authorize -> validate; returns the handler and its context."""
         name = operation.name
@@ -174,6 +181,7 @@ class Pipeline:
             now_ms=int(now * 1000),
             access_key_id=principal.access_key_id,
             caller_arn="" if principal.is_root else principal.arn,
+            payload_hash=payload_hash,
             authorize=lambda other, other_params: self._authorizer.authorize(
                 AuthorizationRequest(principal, endpoint.name, other, region, other_params, source_ip)
             ),
@@ -182,16 +190,21 @@ class Pipeline:
 
     # -- HTTP: SigV4 + the wire protocol --------------------------------------------------------
 
-    def _authenticate(self, request: Request, now: float) -> tuple[Principal, str]:
-        """The SigV4 signature -> (principal, region)."""
+    def _authenticate(self, request: Request, now: float) -> tuple[Principal, sigv4.SigningScope]:
+        """The SigV4 signature -> (principal, what was signed). A streamed body is not in hand:
+        the signed ``x-amz-content-sha256`` stands for it (its reader checks the bytes)."""
         signed = sigv4.verify(
             sigv4.IncomingRequest(
-                request.method, request.raw_path, request.query_string, request.headers, request.body
+                request.method,
+                request.raw_path,
+                request.query_string,
+                request.headers,
+                None if request.stream is not None else request.body,
             ),
             self.credentials.lookup,
             dt.datetime.fromtimestamp(now, dt.UTC),
         )
-        return self.credentials.principal(signed.credential), signed.region
+        return self.credentials.principal(signed.credential), signed
 
     def authenticate(self, request: Request, *, service: str, region: str) -> Principal:
         """Only the authenticate stage (SigV4), for what a front end serves itself (function URLs
@@ -214,7 +227,8 @@ class Pipeline:
         self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str
     ) -> tuple[Any, RequestContext, dict[str, Any]]:
         now = self._clock()
-        principal, region = self._authenticate(request, now)
+        principal, signed = self._authenticate(request, now)
+        region = signed.region
         self._throttle(principal, endpoint.name, match.operation.name)
         if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
             name = match.operation.name
@@ -231,6 +245,7 @@ class Pipeline:
             base_url,
             now,
             request.client_host,
+            signed.payload_hash,
         )
         return handler, ctx, params
 
