@@ -166,7 +166,7 @@ class Pipeline:
         pre = binding.prevalidators.get(name)
         if pre is not None:
             pre(params)
-        if operation.input_shape is not None:
+        if operation.input_shape is not None and binding.schema_validation:
             validate(
                 operation.input_shape,
                 params,

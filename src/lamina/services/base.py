@@ -154,3 +154,6 @@ class ServiceBinding(Generic[D]):
     prevalidators: Mapping[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     # Operations that need what lamina does not serve: what they need (answered 501, naming it).
     unserved: Mapping[str, str] = field(default_factory=dict)
+    # Whether the pipeline checks the input shape's constraints (Coral's "N validation error(s)
+    # detected"). S3 has no such stage: its handlers answer each bad value with S3's own error.
+    schema_validation: bool = True

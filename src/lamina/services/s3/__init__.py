@@ -44,4 +44,5 @@ def binding(loader: Any, deps: S3Deps) -> ServiceBinding[S3Deps]:
         deps=deps,
         handlers={**buckets.HANDLERS, **objects.HANDLERS, **listing.HANDLERS},
         unserved=UNSERVED,
+        schema_validation=False,
     )
