@@ -114,7 +114,11 @@ def test_bucket_names_are_checked(s3: Any) -> None:
             s3.create_bucket(Bucket=name)
         assert error(exc) == (
             400,
-            {"Code": "InvalidBucketName", "Message": "The specified bucket is not valid.", "BucketName": name},
+            {
+                "Code": "InvalidBucketName",
+                "Message": "The specified bucket is not valid.",
+                "BucketName": name,
+            },
         )
 
 
@@ -141,14 +145,18 @@ def test_location_constraints(server: LaminaServer, s3: Any) -> None:
         },
     )
     with pytest.raises(ClientError) as exc:
-        west.create_bucket(Bucket="loc-bucket-2", CreateBucketConfiguration={"LocationConstraint": "us-east-2"})
+        west.create_bucket(
+            Bucket="loc-bucket-2", CreateBucketConfiguration={"LocationConstraint": "us-east-2"}
+        )
     assert error(exc)[1]["Message"].startswith("The us-east-2 location constraint is incompatible")
     west.create_bucket(Bucket="loc-bucket-2", CreateBucketConfiguration={"LocationConstraint": "us-west-1"})
     assert west.get_bucket_location(Bucket="loc-bucket-2")["LocationConstraint"] == "us-west-1"
     assert west.head_bucket(Bucket="loc-bucket-2")["BucketRegion"] == "us-west-1"
     # Your own bucket again: 409 outside us-east-1, 200 (and nothing changes) in us-east-1.
     with pytest.raises(ClientError) as exc:
-        west.create_bucket(Bucket="loc-bucket-2", CreateBucketConfiguration={"LocationConstraint": "us-west-1"})
+        west.create_bucket(
+            Bucket="loc-bucket-2", CreateBucketConfiguration={"LocationConstraint": "us-west-1"}
+        )
     assert error(exc) == (
         409,
         {
@@ -177,7 +185,11 @@ def test_delete_bucket(s3: Any, bucket: str) -> None:
         s3.delete_bucket(Bucket=bucket)
     assert error(exc) == (
         409,
-        {"Code": "BucketNotEmpty", "Message": "The bucket you tried to delete is not empty", "BucketName": bucket},
+        {
+            "Code": "BucketNotEmpty",
+            "Message": "The bucket you tried to delete is not empty",
+            "BucketName": bucket,
+        },
     )
     s3.delete_object(Bucket=bucket, Key="k")
     assert s3.delete_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
@@ -211,7 +223,11 @@ def test_bucket_tagging(s3: Any, bucket: str) -> None:
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "aws:x", "Value": "v"}]})
     assert error(exc) == (
         400,
-        {"Code": "InvalidTag", "Message": "System tags cannot be added/updated by requester", "TagKey": "aws:x"},
+        {
+            "Code": "InvalidTag",
+            "Message": "System tags cannot be added/updated by requester",
+            "TagKey": "aws:x",
+        },
     )
     assert s3.delete_bucket_tagging(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 204
     with pytest.raises(ClientError):
@@ -241,7 +257,10 @@ def test_put_get_head_object(s3: Any, bucket: str) -> None:
     assert s3.head_object(Bucket=bucket, Key="plain")["ContentType"] == "binary/octet-stream"
     with pytest.raises(ClientError) as exc:
         s3.get_object(Bucket=bucket, Key="missing")
-    assert error(exc) == (404, {"Code": "NoSuchKey", "Message": "The specified key does not exist.", "Key": "missing"})
+    assert error(exc) == (
+        404,
+        {"Code": "NoSuchKey", "Message": "The specified key does not exist.", "Key": "missing"},
+    )
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket=bucket, Key="missing")
     assert error(exc) == (404, {"Code": "404", "Message": "Not Found"})
@@ -277,7 +296,11 @@ def test_content_md5(s3: Any, bucket: str) -> None:
         s3.put_object(Bucket=bucket, Key="md5-bad", Body=body, ContentMD5="MTIz")
     assert error(exc) == (
         400,
-        {"Code": "InvalidDigest", "Message": "The Content-MD5 you specified was invalid.", "Content-MD5": "MTIz"},
+        {
+            "Code": "InvalidDigest",
+            "Message": "The Content-MD5 you specified was invalid.",
+            "Content-MD5": "MTIz",
+        },
     )
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="md5-bad")
@@ -296,7 +319,9 @@ def test_signed_payload_must_match_its_hash(server: LaminaServer, s3: Any, bucke
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="lying")
     # UNSIGNED-PAYLOAD is taken as is.
-    status, headers, _ = raw(server, "PUT", f"/{bucket}/unsigned", body=b"free bytes", content_sha256="UNSIGNED-PAYLOAD")
+    status, headers, _ = raw(
+        server, "PUT", f"/{bucket}/unsigned", body=b"free bytes", content_sha256="UNSIGNED-PAYLOAD"
+    )
     assert status == 200, headers
     assert s3.get_object(Bucket=bucket, Key="unsigned")["Body"].read() == b"free bytes"
 
@@ -311,7 +336,10 @@ def test_error_xml_is_s3s(server: LaminaServer) -> None:
         "<Message>The specified bucket does not exist</Message><BucketName>no-such-bucket-here</BucketName>"
         "<RequestId>"
     )
-    assert f"<RequestId>{headers['x-amz-request-id']}</RequestId><HostId>{headers['x-amz-id-2']}</HostId></Error>" in text
+    assert (
+        f"<RequestId>{headers['x-amz-request-id']}</RequestId><HostId>{headers['x-amz-id-2']}</HostId></Error>"
+        in text
+    )
 
 
 def test_range_requests(s3: Any, bucket: str) -> None:
@@ -351,7 +379,9 @@ def test_conditional_requests(s3: Any, bucket: str) -> None:
 
     def status(**conditions: Any) -> int:
         try:
-            return int(s3.get_object(Bucket=bucket, Key="cond", **conditions)["ResponseMetadata"]["HTTPStatusCode"])
+            return int(
+                s3.get_object(Bucket=bucket, Key="cond", **conditions)["ResponseMetadata"]["HTTPStatusCode"]
+            )
         except ClientError as exc:
             return int(exc.response["ResponseMetadata"]["HTTPStatusCode"])
 
@@ -404,7 +434,12 @@ def test_copy_object_shares_the_blob(server: LaminaServer, s3: Any, bucket: str)
     body = os.urandom(4096)
     digest = hashlib.sha256(body).hexdigest()
     s3.put_object(
-        Bucket=bucket, Key="src", Body=body, ContentType="application/json", Metadata={"key": "value"}, Tagging="t=1"
+        Bucket=bucket,
+        Key="src",
+        Body=body,
+        ContentType="application/json",
+        Metadata={"key": "value"},
+        Tagging="t=1",
     )
     r = s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "src"})
     assert r["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
@@ -439,7 +474,9 @@ def test_copy_object_shares_the_blob(server: LaminaServer, s3: Any, bucket: str)
 def test_overwrite_frees_the_old_blob(server: LaminaServer, s3: Any, bucket: str) -> None:
     first = os.urandom(1000)
     s3.put_object(Bucket=bucket, Key="k", Body=first)
-    blob = server.data_dir / "blobs" / hashlib.sha256(first).hexdigest()[:2] / hashlib.sha256(first).hexdigest()
+    blob = (
+        server.data_dir / "blobs" / hashlib.sha256(first).hexdigest()[:2] / hashlib.sha256(first).hexdigest()
+    )
     assert blob.is_file()
     s3.put_object(Bucket=bucket, Key="k", Body=b"second")
     assert not blob.exists()
@@ -450,7 +487,9 @@ def test_object_tagging(s3: Any, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="tagged", Body=b"test-tagging")
     assert s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == []
     s3.put_object_tagging(
-        Bucket=bucket, Key="tagged", Tagging={"TagSet": [{"Key": "tag1", "Value": "tag1"}, {"Key": "tag2", "Value": ""}]}
+        Bucket=bucket,
+        Key="tagged",
+        Tagging={"TagSet": [{"Key": "tag1", "Value": "tag1"}, {"Key": "tag2", "Value": ""}]},
     )
     assert s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == [
         {"Key": "tag1", "Value": "tag1"},
@@ -489,7 +528,9 @@ def test_list_objects_v2_pages(s3: Any, bucket: str) -> None:
     assert after["StartAfter"] == "test_7"
     paginated = [
         o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 3})
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, PaginationConfig={"PageSize": 3}
+        )
         for o in page["Contents"]
     ]
     assert paginated == expected
@@ -513,9 +554,17 @@ def test_list_with_prefix_and_delimiter(s3: Any, bucket: str) -> None:
     assert [o["Key"] for o in r["Contents"]] == ["test/top"]
     assert (r["KeyCount"], r["Prefix"], r["Delimiter"]) == (3, "test/", "/")
     one = s3.list_objects_v2(Bucket=bucket, Prefix="test/", Delimiter="/", MaxKeys=1)
-    assert (one["CommonPrefixes"], one["IsTruncated"], one["KeyCount"]) == ([{"Prefix": "test/bar/"}], True, 1)
+    assert (one["CommonPrefixes"], one["IsTruncated"], one["KeyCount"]) == (
+        [{"Prefix": "test/bar/"}],
+        True,
+        1,
+    )
     two = s3.list_objects_v2(
-        Bucket=bucket, Prefix="test/", Delimiter="/", MaxKeys=1, ContinuationToken=one["NextContinuationToken"]
+        Bucket=bucket,
+        Prefix="test/",
+        Delimiter="/",
+        MaxKeys=1,
+        ContinuationToken=one["NextContinuationToken"],
     )
     assert two["CommonPrefixes"] == [{"Prefix": "test/foo/"}]
     r = s3.list_objects_v2(Bucket=bucket, Prefix="test/foo/bar", Delimiter="/")
@@ -529,7 +578,12 @@ def test_list_objects_v1_markers(s3: Any, bucket: str) -> None:
     for key in ("a", "b/1", "b/2", "c"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"")
     r = s3.list_objects(Bucket=bucket, MaxKeys=1, Delimiter="/")
-    assert ([o["Key"] for o in r["Contents"]], r["IsTruncated"], r["NextMarker"], r["Marker"]) == (["a"], True, "a", "")
+    assert ([o["Key"] for o in r["Contents"]], r["IsTruncated"], r["NextMarker"], r["Marker"]) == (
+        ["a"],
+        True,
+        "a",
+        "",
+    )
     r = s3.list_objects(Bucket=bucket, MaxKeys=1, Delimiter="/", Marker="a")
     assert (r["CommonPrefixes"], r["NextMarker"]) == ([{"Prefix": "b/"}], "b/")
     r = s3.list_objects(Bucket=bucket, Delimiter="/", Marker="b/")

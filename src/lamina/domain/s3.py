@@ -86,7 +86,10 @@ def invalid_request(message: str) -> AwsError:
 def not_implemented_header(header: str) -> AwsError:
     """A header asking for what lamina's S3 does not do (yet): S3's 501 for such headers."""
     return s3_error(
-        "NotImplemented", "A header you provided implies functionality that is not implemented", 501, Header=header
+        "NotImplemented",
+        "A header you provided implies functionality that is not implemented",
+        501,
+        Header=header,
     )
 
 
@@ -174,7 +177,7 @@ def bucket_region(endpoint_region: str, constraint: str | None) -> str:
         return constraint
     if constraint == endpoint_region or (constraint == LEGACY_EU and endpoint_region == "eu-west-1"):
         return endpoint_region
-    shown = "unspecified" if not constraint else constraint
+    shown = constraint if constraint else "unspecified"
     raise s3_error(
         "IllegalLocationConstraintException",
         f"The {shown} location constraint is incompatible for the region specific endpoint this"
@@ -203,7 +206,9 @@ def content_md5(header: str) -> bytes:
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raw = b""
     if len(raw) != 16:
-        raise s3_error("InvalidDigest", "The Content-MD5 you specified was invalid.", 400, **{"Content-MD5": header})
+        raise s3_error(
+            "InvalidDigest", "The Content-MD5 you specified was invalid.", 400, **{"Content-MD5": header}
+        )
     return raw
 
 
@@ -334,24 +339,28 @@ def _tags_match(header: str, current: str) -> bool:
     return False
 
 
-def evaluate(conditions: Preconditions, etag_value: str, modified: dt.datetime, now: dt.datetime) -> tuple[
-    Condition, str
-]:
+def _in_past(moment: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+    """A conditional date, or None when absent or in the future (S3 ignores such a date)."""
+    return moment if moment is not None and moment <= now else None
+
+
+def evaluate(
+    conditions: Preconditions, etag_value: str, modified: dt.datetime, now: dt.datetime
+) -> tuple[Condition, str]:
     """The answer to a conditional GET/HEAD of an object with ``etag_value`` last modified at
     ``modified`` (whole seconds, as the HTTP dates compare), and the header that decided it."""
     modified = modified.replace(microsecond=0)
-    if conditions.if_match is not None:
-        if not _tags_match(conditions.if_match, etag_value):
-            return Condition.PRECONDITION_FAILED, "If-Match"
-    elif conditions.if_unmodified_since is not None and conditions.if_unmodified_since <= now:
-        if modified > conditions.if_unmodified_since:
-            return Condition.PRECONDITION_FAILED, "If-Unmodified-Since"
-    if conditions.if_none_match is not None:
-        if _tags_match(conditions.if_none_match, etag_value):
-            return Condition.NOT_MODIFIED, "If-None-Match"
-    elif conditions.if_modified_since is not None and conditions.if_modified_since <= now:
-        if modified <= conditions.if_modified_since:
-            return Condition.NOT_MODIFIED, "If-Modified-Since"
+    if_match, if_none_match = conditions.if_match, conditions.if_none_match
+    unmodified = _in_past(conditions.if_unmodified_since, now)
+    since = _in_past(conditions.if_modified_since, now)
+    if if_match is not None and not _tags_match(if_match, etag_value):
+        return Condition.PRECONDITION_FAILED, "If-Match"
+    if if_match is None and unmodified is not None and modified > unmodified:
+        return Condition.PRECONDITION_FAILED, "If-Unmodified-Since"
+    if if_none_match is not None and _tags_match(if_none_match, etag_value):
+        return Condition.NOT_MODIFIED, "If-None-Match"
+    if if_none_match is None and since is not None and modified <= since:
+        return Condition.NOT_MODIFIED, "If-Modified-Since"
     return Condition.SERVE, ""
 
 
@@ -402,7 +411,9 @@ def check_tags(tags: Iterable[Mapping[str, str]], *, limit: int) -> dict[str, st
     if len(out) > limit:
         raise s3_error(
             "BadRequest" if limit == MAX_OBJECT_TAGS else "InvalidTag",
-            "Object tags cannot be greater than 10" if limit == MAX_OBJECT_TAGS else "Bucket tag count cannot be greater than 50",
+            "Object tags cannot be greater than 10"
+            if limit == MAX_OBJECT_TAGS
+            else "Bucket tag count cannot be greater than 50",
             400,
         )
     return out

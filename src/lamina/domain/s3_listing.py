@@ -160,5 +160,7 @@ def check_max_keys(value: int | None) -> int:
     if value is None:
         return MAX_KEYS
     if value < 0:
-        raise invalid_argument("Argument maxKeys must be an integer between 0 and 2147483647", "maxKeys", str(value))
+        raise invalid_argument(
+            "Argument maxKeys must be an integer between 0 and 2147483647", "maxKeys", str(value)
+        )
     return min(value, MAX_KEYS)

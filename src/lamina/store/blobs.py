@@ -109,8 +109,8 @@ class BlobStore:
     def spool(self, chunks: Iterable[bytes], *, sha1: bool = False) -> Spooled:
         """Write the bytes of ``chunks`` to a durable temporary file (fsynced) while hashing them:
         SHA-256 (the blob's name), MD5 and CRC32 (S3's ETag and default checksum) and, when asked,
-        SHA-1. Nothing is held in memory but one chunk. The caller then :meth:`adopt`\ s it (inside
-        the transaction that commits what refers to it) or :meth:`discard`\ s it. If ``chunks``
+        SHA-1. Nothing is held in memory but one chunk. The caller then :meth:`adopt` it (inside
+        the transaction that commits what refers to it) or :meth:`discard` it. If ``chunks``
         raises, the file is removed and the exception propagates."""
         tmp = self.tmp / f"{uuid.uuid4().hex}.{os.getpid()}.part"
         sha256 = hashlib.sha256()

@@ -96,7 +96,9 @@ class S3Store:
     def set_bucket_policy(self, name: str, policy: str | None) -> bool:
         """Replace the bucket's policy (None: none); False when there is no such bucket."""
         with self.db.write() as c:
-            row = c.execute("UPDATE s3_buckets SET policy=? WHERE name=? RETURNING 1", (policy, name)).fetchone()
+            row = c.execute(
+                "UPDATE s3_buckets SET policy=? WHERE name=? RETURNING 1", (policy, name)
+            ).fetchone()
         return row is not None
 
     # -- objects ----------------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from lamina.api.protocols.query import QueryProtocol
 from lamina.api.protocols.restjson import RestJsonProtocol
 from lamina.api.protocols.restxml import RestXmlProtocol
 
-__all__ = ["Ec2Protocol", "OperationMatch", "Protocol", "QueryProtocol", "RestJsonProtocol", "RestXmlProtocol", "protocol_for"]
+__all__ = [
+    "Ec2Protocol",
+    "OperationMatch",
+    "Protocol",
+    "QueryProtocol",
+    "RestJsonProtocol",
+    "RestXmlProtocol",
+    "protocol_for",
+]
 
 
 def protocol_for(service_model: object) -> Protocol:

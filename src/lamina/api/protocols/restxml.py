@@ -134,7 +134,9 @@ class _Route:
         for key, wanted in self.query:
             if key not in query or (wanted is not None and query[key] != wanted):
                 return False
-        return all(k in query for k in self.required_query) and all(h in headers for h in self.required_headers)
+        return all(k in query for k in self.required_query) and all(
+            h in headers for h in self.required_headers
+        )
 
 
 class RestXmlProtocol(Protocol):
@@ -207,7 +209,9 @@ class RestXmlProtocol(Protocol):
                         params[name] = parsed
             elif location == "headers":
                 prefix = wire.lower()
-                params[name] = {k[len(prefix) :]: v for k, v in request.headers.items() if k.startswith(prefix)}
+                params[name] = {
+                    k[len(prefix) :]: v for k, v in request.headers.items() if k.startswith(prefix)
+                }
             elif name == payload:
                 if member.type_name == "blob":
                     params[name] = request.stream if request.stream is not None else request.body
@@ -294,7 +298,9 @@ class RestXmlProtocol(Protocol):
         headers = _ids(request_id)
         if status == 304:
             return Response(304, headers)
-        out = [f"{_DECLARATION}<Error><Code>{xmlout.escape(code)}</Code><Message>{xmlout.escape(message)}</Message>"]
+        out = [
+            f"{_DECLARATION}<Error><Code>{xmlout.escape(code)}</Code><Message>{xmlout.escape(message)}</Message>"
+        ]
         out.extend(f"<{k}>{xmlout.escape(v)}</{k}>" for k, v in fields.items())
         out.append(
             f"<RequestId>{xmlout.escape(request_id)}</RequestId><HostId>{_host_id(request_id)}</HostId></Error>"

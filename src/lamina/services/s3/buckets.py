@@ -54,7 +54,9 @@ def head_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
 def list_buckets(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     limit = params.get("MaxBuckets")
     if limit is not None and not 1 <= limit <= MAX_BUCKETS:
-        raise s3.invalid_argument("Argument max-buckets must be between 1 and 10000", "max-buckets", str(limit))
+        raise s3.invalid_argument(
+            "Argument max-buckets must be between 1 and 10000", "max-buckets", str(limit)
+        )
     after = None
     token = params.get("ContinuationToken")
     if token:

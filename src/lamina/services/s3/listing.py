@@ -21,10 +21,14 @@ from lamina.services.s3.deps import S3Deps
 
 
 def _fetch(deps: S3Deps, bucket: str) -> Callable[[str | None, bool, str, int], Sequence[StoredObject]]:
-    return lambda lower, inclusive, prefix, limit: deps.store.list_objects(bucket, lower, inclusive, prefix, limit)
+    return lambda lower, inclusive, prefix, limit: deps.store.list_objects(
+        bucket, lower, inclusive, prefix, limit
+    )
 
 
-def _entry(obj: StoredObject, encode: Callable[[str], str], with_owner: dict[str, str] | None) -> dict[str, Any]:
+def _entry(
+    obj: StoredObject, encode: Callable[[str], str], with_owner: dict[str, str] | None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "Key": encode(obj.key),
         "LastModified": obj.modified,
@@ -56,7 +60,9 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
         after: str | None = token_position(token)
     else:
         after = start_after or None
-    page = list_page(_fetch(deps, bucket.name), prefix=prefix, delimiter=delimiter, max_keys=max_keys, after=after)
+    page = list_page(
+        _fetch(deps, bucket.name), prefix=prefix, delimiter=delimiter, max_keys=max_keys, after=after
+    )
     out: dict[str, Any] = {
         "IsTruncated": page.truncated,
         "Name": bucket.name,
