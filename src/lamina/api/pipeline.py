@@ -80,8 +80,7 @@ class Endpoint:
     def streams_body(self, operation: str) -> bool:
         """Whether the operation's payload is a stream the handler reads (S3 PutObject, UploadPart):
         its body is never read whole, whatever its size."""
-        model = self.operation_model(operation)
-        return model is not None and bool(model.has_streaming_input)
+        return operation in self._binding.streamed
 
     @property
     def default_max_request_bytes(self) -> int:

@@ -107,9 +107,9 @@ class SigningScope:
     credential: Credential
     # What the signature covered as the payload (a SHA-256 hex, UNSIGNED-PAYLOAD or a STREAMING-*
     # form), and the signature itself: the seed of an aws-chunked body's chunk signatures.
-    payload_hash: str = ""
-    signature: str = ""
-    presigned: bool = False
+    payload_hash: str = field(default="", compare=False)
+    signature: str = field(default="", compare=False, repr=False)
+    presigned: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

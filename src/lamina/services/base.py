@@ -157,3 +157,6 @@ class ServiceBinding(Generic[D]):
     # Whether the pipeline checks the input shape's constraints (Coral's "N validation error(s)
     # detected"). S3 has no such stage: its handlers answer each bad value with S3's own error.
     schema_validation: bool = True
+    # Operations whose streaming payload the handler reads itself as a :class:`BodyStream` (S3
+    # PutObject), never held whole; every other body is read (up to its limit) before the pipeline.
+    streamed: frozenset[str] = frozenset()

@@ -45,4 +45,6 @@ def binding(loader: Any, deps: S3Deps) -> ServiceBinding[S3Deps]:
         handlers={**buckets.HANDLERS, **objects.HANDLERS, **listing.HANDLERS},
         unserved=UNSERVED,
         schema_validation=False,
+        # Multipart's UploadPart joins them when multipart is served.
+        streamed=frozenset({"PutObject"}),
     )
