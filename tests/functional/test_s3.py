@@ -745,3 +745,35 @@ def test_aws_cli_s3_commands(server: LaminaServer, tmp_path: Path) -> None:
     aws("rb", "s3://cli-bucket-1")
     r = run_aws(server, "s3", "ls", "s3://cli-bucket-1")
     assert r.returncode != 0 and "NoSuchBucket" in r.stderr
+
+
+def test_iam_policies_decide_for_users(server: LaminaServer, s3: Any, bucket: str) -> None:
+    from iam_kit import doc, user_keys
+
+    iam = client(server, "iam")
+    s3.put_object(Bucket=bucket, Key="reports/r1", Body=b"report")
+    s3.put_object(Bucket=bucket, Key="private/p1", Body=b"private")
+    read_reports = doc(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/reports/*"},
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": "reports/*"}},
+        },
+    )
+    name, key, secret = user_keys(iam, inline=read_reports)
+    user = client(server, "s3", key=key, secret=secret, s3=PATH_STYLE)
+    assert user.get_object(Bucket=bucket, Key="reports/r1")["Body"].read() == b"report"
+    assert [o["Key"] for o in user.list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]] == ["reports/r1"]
+    for call in (
+        lambda: user.get_object(Bucket=bucket, Key="private/p1"),
+        lambda: user.put_object(Bucket=bucket, Key="reports/r2", Body=b"x"),
+        lambda: user.list_objects_v2(Bucket=bucket),
+        lambda: user.list_buckets(),
+    ):
+        with pytest.raises(ClientError) as exc:
+            call()
+        status, err = error(exc)
+        assert (status, err["Code"]) == (403, "AccessDenied")
+        assert err["Message"].startswith(f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: s3:")
