@@ -777,3 +777,25 @@ def test_iam_policies_decide_for_users(server: LaminaServer, s3: Any, bucket: st
         status, err = error(exc)
         assert (status, err["Code"]) == (403, "AccessDenied")
         assert err["Message"].startswith(f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: s3:")
+
+
+def test_an_object_and_a_layer_share_one_blob(server: LaminaServer, s3: Any, bucket: str) -> None:
+    from testzips import make_zip
+
+    layer_zip = make_zip({"python/shared_mod.py": f"X = {os.getpid()}\n"})
+    digest = hashlib.sha256(layer_zip).hexdigest()
+    blob = server.data_dir / "blobs" / digest[:2] / digest
+    s3.put_object(Bucket=bucket, Key="layer.zip", Body=layer_zip)
+    lam = client(server)
+    version = lam.publish_layer_version(LayerName="shared-blob", Content={"ZipFile": layer_zip})["Version"]
+    assert blob.is_file()
+    # The object goes: the layer still holds the bytes.
+    s3.delete_object(Bucket=bucket, Key="layer.zip")
+    assert blob.is_file()
+    s3.put_object(Bucket=bucket, Key="again.zip", Body=layer_zip)
+    # The layer version goes: the object still holds them.
+    lam.delete_layer_version(LayerName="shared-blob", VersionNumber=version)
+    assert blob.is_file()
+    assert s3.get_object(Bucket=bucket, Key="again.zip")["Body"].read() == layer_zip
+    s3.delete_object(Bucket=bucket, Key="again.zip")
+    assert not blob.exists()

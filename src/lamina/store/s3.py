@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from lamina.domain.s3 import Bucket, StoredObject
+from lamina.domain.s3_listing import successor
 from lamina.store.db import Connection, Database
 from lamina.store.references import blob_referenced
 
@@ -173,9 +174,14 @@ class S3Store:
             sql += " AND key>=?" if inclusive else " AND key>?"
             args.append(lower)
         if prefix:
-            # A range on the primary key (not substr, which would scan): prefix <= key < successor.
+            # A range on the primary key (substr alone would scan the rest of the bucket):
+            # prefix <= key < the least string after every key that starts with it.
             sql += " AND key>=? AND substr(key, 1, ?)=?"
             args += [prefix, len(prefix), prefix]
+            upper = successor(prefix)
+            if upper is not None:
+                sql += " AND key<?"
+                args.append(upper)
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
         return [_object(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
