@@ -765,7 +765,9 @@ def test_iam_policies_decide_for_users(server: LaminaServer, s3: Any, bucket: st
     name, key, secret = user_keys(iam, inline=read_reports)
     user = client(server, "s3", key=key, secret=secret, s3=PATH_STYLE)
     assert user.get_object(Bucket=bucket, Key="reports/r1")["Body"].read() == b"report"
-    assert [o["Key"] for o in user.list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]] == ["reports/r1"]
+    assert [o["Key"] for o in user.list_objects_v2(Bucket=bucket, Prefix="reports/")["Contents"]] == [
+        "reports/r1"
+    ]
     for call in (
         lambda: user.get_object(Bucket=bucket, Key="private/p1"),
         lambda: user.put_object(Bucket=bucket, Key="reports/r2", Body=b"x"),
@@ -776,7 +778,9 @@ def test_iam_policies_decide_for_users(server: LaminaServer, s3: Any, bucket: st
             call()
         status, err = error(exc)
         assert (status, err["Code"]) == (403, "AccessDenied")
-        assert err["Message"].startswith(f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: s3:")
+        assert err["Message"].startswith(
+            f"User: arn:aws:iam::000000000000:user/{name} is not authorized to perform: s3:"
+        )
 
 
 def test_an_object_and_a_layer_share_one_blob(server: LaminaServer, s3: Any, bucket: str) -> None:

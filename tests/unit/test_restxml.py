@@ -22,7 +22,9 @@ PROTOCOL = protocol_for(MODEL)
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
 
-def request(method: str, path: str, query: str = "", headers: dict[str, str] | None = None, body: bytes = b"") -> Request:
+def request(
+    method: str, path: str, query: str = "", headers: dict[str, str] | None = None, body: bytes = b""
+) -> Request:
     return Request(method, path, query, {"host": "127.0.0.1:4566", **(headers or {})}, body)
 
 
@@ -71,7 +73,11 @@ def test_uri_members_are_decoded_whole() -> None:
 
 
 def test_virtual_hosted_routing() -> None:
-    for host in ("my.bucket.s3.localhost:4566", "my.bucket.s3.us-east-1.amazonaws.com", "MY.BUCKET.s3.localhost"):
+    for host in (
+        "my.bucket.s3.localhost:4566",
+        "my.bucket.s3.us-east-1.amazonaws.com",
+        "MY.BUCKET.s3.localhost",
+    ):
         assert virtual_host_bucket(host) == "my.bucket"
     for host in ("127.0.0.1:4566", "s3.amazonaws.com", "localhost", "s3.localhost:4566"):
         assert virtual_host_bucket(host) is None
@@ -105,9 +111,15 @@ def test_parse_headers_query_and_metadata() -> None:
     assert params["PartNumber"] == 3
     assert params["IfModifiedSince"] == dt.datetime(2015, 10, 21, 7, 28, tzinfo=dt.UTC)
     assert "IfUnmodifiedSince" not in params  # S3 ignores a date it cannot read
-    put = request("PUT", "/b/k", headers={"x-amz-meta-color": "blue", "content-type": "text/plain"}, body=b"x")
+    put = request(
+        "PUT", "/b/k", headers={"x-amz-meta-color": "blue", "content-type": "text/plain"}, body=b"x"
+    )
     params = PROTOCOL.parse(PROTOCOL.match(put), put)
-    assert (params["Metadata"], params["ContentType"], params["Body"]) == ({"color": "blue"}, "text/plain", b"x")
+    assert (params["Metadata"], params["ContentType"], params["Body"]) == (
+        {"color": "blue"},
+        "text/plain",
+        b"x",
+    )
 
 
 def test_parse_xml_payloads() -> None:
@@ -121,10 +133,15 @@ def test_parse_xml_payloads() -> None:
     }
     body = b"<Delete><Object><Key>x</Key></Object><Object><Key>y</Key></Object><Quiet>true</Quiet></Delete>"
     req = request("POST", "/b", "delete", body=body)
-    assert PROTOCOL.parse(PROTOCOL.match(req), req)["Delete"] == {"Objects": [{"Key": "x"}, {"Key": "y"}], "Quiet": True}
+    assert PROTOCOL.parse(PROTOCOL.match(req), req)["Delete"] == {
+        "Objects": [{"Key": "x"}, {"Key": "y"}],
+        "Quiet": True,
+    }
     body = b"<CreateBucketConfiguration><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>"
     req = request("PUT", "/b", body=body)
-    assert PROTOCOL.parse(PROTOCOL.match(req), req)["CreateBucketConfiguration"] == {"LocationConstraint": "eu-west-1"}
+    assert PROTOCOL.parse(PROTOCOL.match(req), req)["CreateBucketConfiguration"] == {
+        "LocationConstraint": "eu-west-1"
+    }
 
 
 @pytest.mark.parametrize(
@@ -212,7 +229,9 @@ def test_serialize_get_object_streams_a_file_slice() -> None:
     assert headers["x-amz-meta-color"] == "blue"
     assert headers["Content-Range"] == "bytes 5-14/20"
     assert "Content-Length" not in headers  # the front end writes it, once
-    head = PROTOCOL.serialize(PROTOCOL.match(request("HEAD", "/b/k")), {"ContentLength": 20, "ETag": '"e"'}, "R")
+    head = PROTOCOL.serialize(
+        PROTOCOL.match(request("HEAD", "/b/k")), {"ContentLength": 20, "ETag": '"e"'}, "R"
+    )
     assert (head.length, head.body) == (20, b"")
 
 

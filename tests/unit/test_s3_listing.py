@@ -81,7 +81,9 @@ def test_delimiter_rolls_up() -> None:
 
 
 @pytest.mark.parametrize("max_keys", [1, 2, 3, 5, 1000])
-@pytest.mark.parametrize(("prefix", "delimiter"), [("", ""), ("", "/"), ("test/", "/"), ("test/", ""), ("nothing", "/")])
+@pytest.mark.parametrize(
+    ("prefix", "delimiter"), [("", ""), ("", "/"), ("test/", "/"), ("test/", ""), ("nothing", "/")]
+)
 def test_pages_join_up_to_the_whole_listing(max_keys: int, prefix: str, delimiter: str) -> None:
     whole = list_page(Bucket(KEYS).fetch, prefix=prefix, delimiter=delimiter, max_keys=10_000, after=None)
     expected = sorted([r.key for r in whole.contents] + list(whole.common_prefixes), key=lambda k: k.encode())
@@ -127,7 +129,10 @@ def test_tokens_round_trip() -> None:
     for bad in ("not-a-token", "", "bDE6", continuation_token("")):
         with pytest.raises(AwsError) as exc:
             token_position(bad)
-        assert (exc.value.code, exc.value.message) == ("InvalidArgument", "The continuation token provided is incorrect")
+        assert (exc.value.code, exc.value.message) == (
+            "InvalidArgument",
+            "The continuation token provided is incorrect",
+        )
 
 
 def test_encoding_type_and_max_keys() -> None:

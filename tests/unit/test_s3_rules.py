@@ -84,7 +84,11 @@ def test_us_east_1_refuses_its_own_name_and_non_regions(constraint: str) -> None
 
 @pytest.mark.parametrize(
     ("endpoint", "constraint", "shown"),
-    [("us-east-2", None, "unspecified"), ("us-west-1", "us-east-1", "us-east-1"), ("eu-west-1", "bar", "bar")],
+    [
+        ("us-east-2", None, "unspecified"),
+        ("us-west-1", "us-east-1", "us-east-1"),
+        ("eu-west-1", "bar", "bar"),
+    ],
 )
 def test_other_regions_require_their_own(endpoint: str, constraint: str | None, shown: str) -> None:
     err = error_of(lambda: s3.bucket_region(endpoint, constraint))
@@ -129,7 +133,11 @@ def test_range_shapes() -> None:
 @pytest.mark.parametrize("header", ["bytes=10-", "bytes=1024-4096", "bytes=-0"])
 def test_unsatisfiable_ranges(header: str) -> None:
     err = error_of(lambda: s3.byte_range(header, 10))
-    assert (err.code, err.status, err.message) == ("InvalidRange", 416, "The requested range is not satisfiable")
+    assert (err.code, err.status, err.message) == (
+        "InvalidRange",
+        416,
+        "The requested range is not satisfiable",
+    )
     assert err.fields == {"RangeRequested": header, "ActualObjectSize": "10"}
 
 
@@ -148,13 +156,19 @@ HOUR = dt.timedelta(hours=1)
         (Preconditions(if_match="*"), (Condition.SERVE, "")),
         (Preconditions(if_match='"x", ' + ETAG), (Condition.SERVE, "")),
         (Preconditions(if_match='"other"'), (Condition.PRECONDITION_FAILED, "If-Match")),
-        (Preconditions(if_unmodified_since=MODIFIED - HOUR), (Condition.PRECONDITION_FAILED, "If-Unmodified-Since")),
+        (
+            Preconditions(if_unmodified_since=MODIFIED - HOUR),
+            (Condition.PRECONDITION_FAILED, "If-Unmodified-Since"),
+        ),
         (Preconditions(if_unmodified_since=MODIFIED.replace(microsecond=0)), (Condition.SERVE, "")),
         (Preconditions(if_unmodified_since=NOW + HOUR), (Condition.SERVE, "")),  # future: ignored
         (Preconditions(if_match=ETAG, if_unmodified_since=MODIFIED - HOUR), (Condition.SERVE, "")),
         (Preconditions(if_none_match=ETAG), (Condition.NOT_MODIFIED, "If-None-Match")),
         (Preconditions(if_none_match='"other"'), (Condition.SERVE, "")),
-        (Preconditions(if_modified_since=MODIFIED.replace(microsecond=0)), (Condition.NOT_MODIFIED, "If-Modified-Since")),
+        (
+            Preconditions(if_modified_since=MODIFIED.replace(microsecond=0)),
+            (Condition.NOT_MODIFIED, "If-Modified-Since"),
+        ),
         (Preconditions(if_modified_since=MODIFIED - HOUR), (Condition.SERVE, "")),
         (Preconditions(if_modified_since=NOW + HOUR), (Condition.SERVE, "")),  # future: ignored
         (Preconditions(if_none_match='"other"', if_modified_since=NOW), (Condition.SERVE, "")),
@@ -191,7 +205,10 @@ def test_tags() -> None:
         "b c": "d+=._:/@-",
     }
     cases = [
-        ([{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}], "Cannot provide multiple Tags with the same key"),
+        (
+            [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}],
+            "Cannot provide multiple Tags with the same key",
+        ),
         ([{"Key": "aws:x", "Value": "1"}], "System tags cannot be added/updated by requester"),
         ([{"Key": "", "Value": "1"}], "The TagKey you have provided is invalid"),
         ([{"Key": "k" * 129, "Value": "1"}], "The TagKey you have provided is invalid"),
