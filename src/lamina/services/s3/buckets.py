@@ -8,8 +8,10 @@ import hashlib
 from typing import Any
 
 from lamina.domain import s3
+from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Bucket
 from lamina.domain.s3_listing import continuation_token, token_position
+from lamina.domain.s3_models import Owner, S3Bucket, Tag
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.s3.access import bucket_for
@@ -23,9 +25,9 @@ def bucket_arn(name: str) -> str:
     return f"arn:aws:s3:::{name}"
 
 
-def owner(account: str) -> dict[str, str]:
+def owner(account: str) -> Owner:
     """The Owner element: S3's canonical user ID (64 hex digits) of the account."""
-    return {"ID": hashlib.sha256(f"lamina-canonical-user:{account}".encode()).hexdigest()}
+    return Owner(ID=hashlib.sha256(f"lamina-canonical-user:{account}".encode()).hexdigest())
 
 
 def create_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -69,12 +71,12 @@ def list_buckets(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> d
     page = found[: limit or MAX_BUCKETS]
     out: dict[str, Any] = {
         "Buckets": [
-            {
-                "Name": b.name,
-                "CreationDate": dt.datetime.fromtimestamp(b.created_ms / 1000, dt.UTC),
-                "BucketRegion": b.region,
-                "BucketArn": bucket_arn(b.name),
-            }
+            S3Bucket(
+                Name=b.name,
+                CreationDate=iso_millis(dt.datetime.fromtimestamp(b.created_ms / 1000, dt.UTC)),
+                BucketRegion=b.region,
+                BucketArn=bucket_arn(b.name),
+            )
             for b in page
         ],
         "Owner": owner(ctx.account_id),
@@ -124,7 +126,7 @@ def get_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]
     bucket = bucket_for(deps, ctx, params["Bucket"], "s3:GetBucketTagging")
     if not bucket.tags:
         raise s3.no_such_tag_set(bucket.name)
-    return {"TagSet": [{"Key": k, "Value": v} for k, v in bucket.tags.items()]}
+    return {"TagSet": [Tag(Key=k, Value=v) for k, v in bucket.tags.items()]}
 
 
 def delete_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import StoredObject
 from lamina.domain.s3_listing import (
     check_encoding_type,
@@ -14,6 +15,7 @@ from lamina.domain.s3_listing import (
     token_position,
     url_encode,
 )
+from lamina.domain.s3_models import CommonPrefix, Owner, S3Object
 from lamina.services.base import RequestContext
 from lamina.services.s3.access import bucket_for
 from lamina.services.s3.buckets import owner
@@ -26,12 +28,10 @@ def _fetch(deps: S3Deps, bucket: str) -> Callable[[str | None, bool, str, int], 
     )
 
 
-def _entry(
-    obj: StoredObject, encode: Callable[[str], str], with_owner: dict[str, str] | None
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
+def _entry(obj: StoredObject, encode: Callable[[str], str], with_owner: Owner | None) -> S3Object:
+    entry: S3Object = {
         "Key": encode(obj.key),
-        "LastModified": obj.modified,
+        "LastModified": iso_millis(obj.modified),
         "ETag": obj.etag,
         "ChecksumAlgorithm": ["CRC32"],
         "ChecksumType": "FULL_OBJECT",
@@ -74,7 +74,7 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
     if page.contents:
         out["Contents"] = [_entry(o, encode, owner_of) for o in page.contents]
     if page.common_prefixes:
-        out["CommonPrefixes"] = [{"Prefix": encode(p)} for p in page.common_prefixes]
+        out["CommonPrefixes"] = [CommonPrefix(Prefix=encode(p)) for p in page.common_prefixes]
     if delimiter:
         out["Delimiter"] = encode(delimiter)
     if encoded:
@@ -110,7 +110,7 @@ def list_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> d
     if page.contents:
         out["Contents"] = [_entry(o, encode, owner_of) for o in page.contents]
     if page.common_prefixes:
-        out["CommonPrefixes"] = [{"Prefix": encode(p)} for p in page.common_prefixes]
+        out["CommonPrefixes"] = [CommonPrefix(Prefix=encode(p)) for p in page.common_prefixes]
     if delimiter:
         out["Delimiter"] = encode(delimiter)
         if page.truncated and page.last is not None:

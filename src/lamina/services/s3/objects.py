@@ -18,7 +18,9 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from lamina.domain import s3
+from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Condition, Preconditions, StoredObject
+from lamina.domain.s3_models import CopyObjectResult, DeletedObject, DeleteError, Tag
 from lamina.errors import AwsError
 from lamina.services.base import HTTP_STATUS, BodyStream, FileSlice, RequestContext
 from lamina.services.s3.access import bucket_for
@@ -290,23 +292,22 @@ def delete_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) ->
     objects = delete.get("Objects") or []
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise s3.malformed_xml()
-    keys = [o.get("Key", "") for o in objects]
-    errors = []
-    deleted = []
+    errors: list[DeleteError] = []
+    deleted: list[DeletedObject] = []
     for entry in objects:
         version = entry.get("VersionId")
         if version not in (None, "null"):
             errors.append(
-                {
-                    "Key": entry.get("Key", ""),
-                    "VersionId": version,
-                    "Code": "NoSuchVersion",
-                    "Message": "The specified version does not exist.",
-                }
+                DeleteError(
+                    Key=entry.get("Key", ""),
+                    VersionId=version,
+                    Code="NoSuchVersion",
+                    Message="The specified version does not exist.",
+                )
             )
         else:
-            deleted.append({"Key": entry.get("Key", "")})
-    deps.store.delete_objects(bucket, [d["Key"] for d in deleted if d["Key"] in keys], deps.blobs.delete)
+            deleted.append(DeletedObject(Key=entry.get("Key", "")))
+    deps.store.delete_objects(bucket, [d.get("Key", "") for d in deleted], deps.blobs.delete)
     out: dict[str, Any] = {}
     if deleted and not delete.get("Quiet"):
         out["Deleted"] = deleted
@@ -365,12 +366,12 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
 
     if not deps.store.put_object(obj, still_there, deps.blobs.delete):
         raise s3.no_such_bucket(bucket)
-    result = {
-        "ETag": obj.etag,
-        "LastModified": obj.modified.replace(microsecond=0),
-        "ChecksumCRC32": obj.crc32,
-        "ChecksumType": "FULL_OBJECT",
-    }
+    result = CopyObjectResult(
+        ETag=obj.etag,
+        LastModified=iso_millis(obj.modified),
+        ChecksumType="FULL_OBJECT",
+        ChecksumCRC32=obj.crc32,
+    )
     return {"CopyObjectResult": result}
 
 
@@ -393,7 +394,7 @@ def _check_copy_conditions(ctx: RequestContext, params: Mapping[str, Any], sourc
 
 def get_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     obj = _object(deps, ctx, params, "s3:GetObjectTagging")
-    return {"TagSet": [{"Key": k, "Value": v} for k, v in obj.tags.items()]}
+    return {"TagSet": [Tag(Key=k, Value=v) for k, v in obj.tags.items()]}
 
 
 def put_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
