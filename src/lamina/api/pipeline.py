@@ -44,8 +44,29 @@ from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
 
-# The operations the per-principal request rate does not meter (the data plane).
-UNMETERED = frozenset({("lambda", "Invoke"), ("lambda", "InvokeWithResponseStream")})
+# The operations the per-principal request rate does not meter (the data plane). S3 answers at
+# least 3,500 writes and 5,500 reads a second per prefix ("Best practices design patterns:
+# optimizing Amazon S3 performance"), far above a control plane's rate: its object operations are
+# data plane too.
+UNMETERED = frozenset(
+    {
+        ("lambda", "Invoke"),
+        ("lambda", "InvokeWithResponseStream"),
+        *(
+            ("s3", operation)
+            for operation in (
+                "GetObject",
+                "HeadObject",
+                "PutObject",
+                "CopyObject",
+                "DeleteObject",
+                "DeleteObjects",
+                "ListObjects",
+                "ListObjectsV2",
+            )
+        ),
+    }
+)
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
 
