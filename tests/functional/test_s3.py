@@ -803,3 +803,20 @@ def test_an_object_and_a_layer_share_one_blob(server: LaminaServer, s3: Any, buc
     assert s3.get_object(Bucket=bucket, Key="again.zip")["Body"].read() == layer_zip
     s3.delete_object(Bucket=bucket, Key="again.zip")
     assert not blob.exists()
+
+
+def test_sigv4_presigned_urls(server: LaminaServer, bucket: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    signer = client(server, "s3", s3=PATH_STYLE, signature_version="s3v4")
+    put = signer.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=60)
+    with urllib.request.urlopen(urllib.request.Request(put, data=b"presigned body", method="PUT")) as r:
+        assert r.status == 200
+    get = signer.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "pre"}, ExpiresIn=60)
+    with urllib.request.urlopen(urllib.request.Request(get, headers={"Range": "bytes=0-8"})) as r:
+        assert (r.status, r.read()) == (206, b"presigned")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(get.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
+    assert exc.value.code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in exc.value.read()
