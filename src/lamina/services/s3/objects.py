@@ -50,6 +50,8 @@ def _body_chunks(body: object) -> tuple[Iterator[bytes], int | None]:
         return iter((bytes(body),)), len(body)
     if body is None:
         return iter(()), 0
+    if not hasattr(body, "chunks"):
+        raise s3.invalid_request("The request body is not an object's bytes.")
     stream: BodyStream = body  # type: ignore[assignment]
     return stream.chunks(), stream.declared_length
 
