@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import http.client
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -742,6 +743,15 @@ def test_aws_cli_s3_commands(server: LaminaServer, tmp_path: Path) -> None:
     assert (tmp_path / "back.txt").read_text() == "hello from the cli\n"
     aws("rm", "s3://cli-bucket-1/docs/hello.txt")
     assert aws("ls", "s3://cli-bucket-1") == ""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("a")
+    (tree / "sub" / "b.txt").write_text("b")
+    aws("sync", "tree", "s3://cli-bucket-1/tree")
+    assert aws("sync", "tree", "s3://cli-bucket-1/tree") == ""  # nothing changed: nothing sent
+    aws("sync", "s3://cli-bucket-1/tree", "copy")
+    assert (tmp_path / "copy" / "sub" / "b.txt").read_text() == "b"
+    aws("rm", "--recursive", "s3://cli-bucket-1/tree")
     aws("rb", "s3://cli-bucket-1")
     r = run_aws(server, "s3", "ls", "s3://cli-bucket-1")
     assert r.returncode != 0 and "NoSuchBucket" in r.stderr
@@ -820,3 +830,41 @@ def test_sigv4_presigned_urls(server: LaminaServer, bucket: str) -> None:
         urllib.request.urlopen(get.replace("X-Amz-Signature=", "X-Amz-Signature=0"))
     assert exc.value.code == 403
     assert b"<Code>SignatureDoesNotMatch</Code>" in exc.value.read()
+
+
+def test_a_killed_upload_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL mid-body: no object, and the spooled part file is gone once the server is back."""
+    data = tmp_path / "data"
+    srv = LaminaServer(data, accounts=ACCOUNTS, lambda_role=False)
+    try:
+        client(srv, "s3", s3=PATH_STYLE).create_bucket(Bucket="killed-upload")
+        request = AWSRequest(method="PUT", url=f"http://127.0.0.1:{srv.port}/killed-upload/half", data=b"")
+        request.headers["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+        SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.putrequest("PUT", "/killed-upload/half", skip_accept_encoding=True)
+        for name, value in request.headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(8 << 20))
+        conn.endheaders()
+        conn.send(os.urandom(4 << 20))
+        tmp = data / "blobs" / "tmp"
+        for _ in range(200):
+            if any(p.stat().st_size > 0 for p in tmp.iterdir()):
+                break
+            time.sleep(0.05)
+        assert any(tmp.iterdir()), "the upload was not being spooled"
+        srv.kill()
+        conn.close()
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
+    again = LaminaServer(data, accounts=ACCOUNTS, lambda_role=False)
+    try:
+        s3 = client(again, "s3", s3=PATH_STYLE)
+        with pytest.raises(ClientError) as exc:
+            s3.head_object(Bucket="killed-upload", Key="half")
+        assert error(exc)[0] == 404
+        assert list((data / "blobs" / "tmp").iterdir()) == []
+    finally:
+        again.stop()
