@@ -418,7 +418,7 @@ def test_conditional_requests(s3: Any, bucket: str) -> None:
     assert error(exc) == (304, {"Code": "304", "Message": "Not Modified"})
 
 
-def test_delete_object_and_objects(s3: Any, bucket: str) -> None:
+def test_delete_object_and_objects(server: LaminaServer, s3: Any, bucket: str) -> None:
     for key in ("a", "b", "c"):
         s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
     assert s3.delete_object(Bucket=bucket, Key="a")["ResponseMetadata"]["HTTPStatusCode"] == 204
@@ -426,6 +426,16 @@ def test_delete_object_and_objects(s3: Any, bucket: str) -> None:
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "b"}, {"Key": "missing"}]})
     assert r["Deleted"] == [{"Key": "b"}, {"Key": "missing"}]
     assert "Errors" not in r
+    status, _, body = raw(
+        server,
+        "POST",
+        f"/{bucket}?delete",
+        body=b"<Delete><Object><VersionId>1</VersionId></Object></Delete>",
+    )
+    assert (status, b"<Code>MalformedXML</Code>" in body) == (400, True)
+    with pytest.raises(ClientError) as exc:
+        s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"")
+    assert error(exc)[1]["Code"] == "KeyTooLongError"
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "c"}], "Quiet": True})
     assert "Deleted" not in r
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

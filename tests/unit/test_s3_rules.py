@@ -232,3 +232,14 @@ def test_copy_source() -> None:
 def test_metadata_limit() -> None:
     s3.check_metadata({"k": "v" * 2047})
     assert error_of(lambda: s3.check_metadata({"k": "v" * 2048})).code == "MetadataTooLarge"
+
+
+def test_key_length() -> None:
+    s3.check_key("k" * 1024)
+    s3.check_key("é" * 512)
+    err = error_of(lambda: s3.check_key("é" * 513))
+    assert (err.code, err.message, err.fields) == (
+        "KeyTooLongError",
+        "Your key is too long",
+        {"Size": "1026", "MaxSizeAllowed": "1024"},
+    )

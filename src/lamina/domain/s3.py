@@ -450,6 +450,18 @@ class MetadataDirective(enum.Enum):
     REPLACE = "REPLACE"
 
 
+MAX_KEY_BYTES: Final = 1024
+
+
+def check_key(key: str) -> None:
+    """S3's limit on a key: 1,024 bytes of UTF-8 ("Naming Amazon S3 objects")."""
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        raise s3_error(
+            "KeyTooLongError", "Your key is too long", 400, Size=str(size), MaxSizeAllowed=str(MAX_KEY_BYTES)
+        )
+
+
 def copy_source(value: str) -> tuple[str, str, str | None]:
     """``x-amz-copy-source`` (``bucket/key`` or ``/bucket/key``, URL-encoded, optionally
     ``?versionId=``) -> bucket, key, version id; InvalidArgument when it names no object."""

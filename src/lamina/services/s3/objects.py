@@ -105,6 +105,7 @@ def _system_headers(params: Mapping[str, Any]) -> dict[str, str]:
 def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
     bucket_for(deps, ctx, bucket, "s3:PutObject", key)
+    s3.check_key(key)
     payload = ctx.payload_hash
     if payload.startswith("STREAMING-"):
         # aws-chunked bodies (per-chunk signatures, trailing checksums): not decoded yet.
@@ -292,7 +293,7 @@ def delete_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) ->
     if not isinstance(delete, dict):
         raise s3.malformed_xml()
     objects = delete.get("Objects") or []
-    if not objects or len(objects) > MAX_DELETE_KEYS:
+    if not objects or len(objects) > MAX_DELETE_KEYS or any(not o.get("Key") for o in objects):
         raise s3.malformed_xml()
     errors: list[DeleteError] = []
     deleted: list[DeletedObject] = []
@@ -326,6 +327,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     source_bucket, source_key, version = s3.copy_source(params["CopySource"])
     bucket_for(deps, ctx, bucket, "s3:PutObject", key)
     bucket_for(deps, ctx, source_bucket, "s3:GetObject", source_key)
+    s3.check_key(key)
     if version not in (None, "null"):
         raise s3.invalid_argument("Invalid version id specified", "x-amz-copy-source", params["CopySource"])
     source = deps.store.get_object(source_bucket, source_key)
