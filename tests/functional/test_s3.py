@@ -878,3 +878,24 @@ def test_a_killed_upload_leaves_nothing(tmp_path: Path) -> None:
         assert list((data / "blobs" / "tmp").iterdir()) == []
     finally:
         again.stop()
+
+
+def test_expected_bucket_owner(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x", ExpectedBucketOwner="000000000000")
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key="k", ExpectedBucketOwner="111111111111")
+    assert error(exc) == (403, {"Code": "AccessDenied", "Message": "Access Denied"})
+    with pytest.raises(ClientError) as exc:
+        s3.list_objects_v2(Bucket=bucket, ExpectedBucketOwner="0000")
+    assert error(exc) == (
+        400,
+        {
+            "Code": "InvalidBucketOwnerAWSAccountID",
+            "Message": "The value of the expected bucket owner parameter must be an AWS Account ID... [0000]",
+        },
+    )
+    with pytest.raises(ClientError) as exc:
+        s3.copy_object(
+            Bucket=bucket, Key="c", CopySource=f"{bucket}/k", ExpectedSourceBucketOwner="222222222222"
+        )
+    assert error(exc)[0] == 403

@@ -11,7 +11,7 @@ the request (not NoSuchBucket: the name is taken, and S3 says so).
 
 from __future__ import annotations
 
-from lamina.domain.s3 import Bucket, access_denied, no_such_bucket
+from lamina.domain.s3 import Bucket, access_denied, no_such_bucket, s3_error
 from lamina.services.base import RequestContext
 from lamina.services.s3.deps import S3Deps
 
@@ -23,12 +23,29 @@ def policy_allows(bucket: Bucket, ctx: RequestContext, action: str, resource: st
     return False
 
 
-def bucket_for(deps: S3Deps, ctx: RequestContext, name: str, action: str, key: str | None = None) -> Bucket:
+def bucket_for(
+    deps: S3Deps,
+    ctx: RequestContext,
+    name: str,
+    action: str,
+    key: str | None = None,
+    *,
+    expected_owner: str | None = None,
+) -> Bucket:
     """The bucket ``name`` when the caller may perform ``action`` (``s3:GetObject``...) on it (or on
-    ``key`` in it); NoSuchBucket, or AccessDenied for another account's bucket."""
+    ``key`` in it); NoSuchBucket, or AccessDenied for another account's bucket or one that is not
+    ``expected_owner``'s (``x-amz-expected-bucket-owner``, which must be an account id)."""
+    if expected_owner is not None and not (len(expected_owner) == 12 and expected_owner.isdigit()):
+        raise s3_error(
+            "InvalidBucketOwnerAWSAccountID",
+            f"The value of the expected bucket owner parameter must be an AWS Account ID... [{expected_owner}]",
+            400,
+        )
     bucket = deps.store.get_bucket(name)
     if bucket is None:
         raise no_such_bucket(name)
+    if expected_owner is not None and expected_owner != bucket.account:
+        raise access_denied()
     if bucket.account != ctx.account_id:
         resource = f"arn:aws:s3:::{name}" + ("" if key is None else f"/{key}")
         if not policy_allows(bucket, ctx, action, resource):

@@ -12,7 +12,6 @@ from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Bucket
 from lamina.domain.s3_listing import continuation_token, token_position
 from lamina.domain.s3_models import Owner, S3Bucket, Tag
-from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.s3.access import bucket_for
 from lamina.services.s3.deps import S3Deps
@@ -49,7 +48,9 @@ def create_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> 
 
 
 def head_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(deps, ctx, params["Bucket"], "s3:ListBucket")
+    bucket = bucket_for(
+        deps, ctx, params["Bucket"], "s3:ListBucket", expected_owner=params.get("ExpectedBucketOwner")
+    )
     return {"BucketArn": bucket_arn(bucket.name), "BucketRegion": bucket.region, "AccessPointAlias": False}
 
 
@@ -90,7 +91,7 @@ def list_buckets(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> d
 
 def delete_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["Bucket"]
-    bucket_for(deps, ctx, name, "s3:DeleteBucket")
+    bucket_for(deps, ctx, name, "s3:DeleteBucket", expected_owner=params.get("ExpectedBucketOwner"))
     result = deps.store.delete_bucket(name)
     if result is BucketDeletion.NOT_EMPTY:
         raise s3.bucket_not_empty(name)
@@ -100,19 +101,27 @@ def delete_bucket(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> 
 
 
 def get_bucket_location(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(deps, ctx, params["Bucket"], "s3:GetBucketLocation")
+    bucket = bucket_for(
+        deps, ctx, params["Bucket"], "s3:GetBucketLocation", expected_owner=params.get("ExpectedBucketOwner")
+    )
     return {"LocationConstraint": s3.location_constraint(bucket.region)}
 
 
 def get_bucket_versioning(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     # Versioning is never enabled in lamina: S3 answers an empty configuration for such a bucket.
-    bucket_for(deps, ctx, params["Bucket"], "s3:GetBucketVersioning")
+    bucket_for(
+        deps,
+        ctx,
+        params["Bucket"],
+        "s3:GetBucketVersioning",
+        expected_owner=params.get("ExpectedBucketOwner"),
+    )
     return {}
 
 
 def put_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["Bucket"]
-    bucket_for(deps, ctx, name, "s3:PutBucketTagging")
+    bucket_for(deps, ctx, name, "s3:PutBucketTagging", expected_owner=params.get("ExpectedBucketOwner"))
     tagging = params.get("Tagging")
     if not isinstance(tagging, dict):
         raise s3.malformed_xml()
@@ -123,7 +132,9 @@ def put_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]
 
 
 def get_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(deps, ctx, params["Bucket"], "s3:GetBucketTagging")
+    bucket = bucket_for(
+        deps, ctx, params["Bucket"], "s3:GetBucketTagging", expected_owner=params.get("ExpectedBucketOwner")
+    )
     if not bucket.tags:
         raise s3.no_such_tag_set(bucket.name)
     return {"TagSet": [Tag(Key=k, Value=v) for k, v in bucket.tags.items()]}
@@ -131,26 +142,10 @@ def get_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]
 
 def delete_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     name = params["Bucket"]
-    bucket_for(deps, ctx, name, "s3:PutBucketTagging")
+    bucket_for(deps, ctx, name, "s3:PutBucketTagging", expected_owner=params.get("ExpectedBucketOwner"))
     if not deps.store.set_bucket_tags(name, None):
         raise s3.no_such_bucket(name)
     return {}
-
-
-def check_expected_owner(ctx: RequestContext, params: dict[str, Any], bucket: Bucket) -> None:
-    """``x-amz-expected-bucket-owner``: AccessDenied when the bucket is not that account's."""
-    expected = params.get("ExpectedBucketOwner")
-    if expected is None:
-        return
-    if not (len(expected) == 12 and expected.isdigit()):
-        raise AwsError(
-            f"The value of the expected bucket owner parameter must be an AWS Account ID... [{expected}]",
-            code="InvalidBucketOwnerAWSAccountID",
-            status=400,
-            sender_fault=True,
-        )
-    if expected != bucket.account:
-        raise s3.access_denied()
 
 
 HANDLERS = {

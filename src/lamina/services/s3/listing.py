@@ -48,7 +48,9 @@ def _same(text: str) -> str:
 
 
 def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(deps, ctx, params["Bucket"], "s3:ListBucket")
+    bucket = bucket_for(
+        deps, ctx, params["Bucket"], "s3:ListBucket", expected_owner=params.get("ExpectedBucketOwner")
+    )
     encoded = check_encoding_type(params.get("EncodingType"))
     encode = url_encode if encoded else _same
     max_keys = check_max_keys(params.get("MaxKeys"))
@@ -89,7 +91,9 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
 
 
 def list_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(deps, ctx, params["Bucket"], "s3:ListBucket")
+    bucket = bucket_for(
+        deps, ctx, params["Bucket"], "s3:ListBucket", expected_owner=params.get("ExpectedBucketOwner")
+    )
     encoded = check_encoding_type(params.get("EncodingType"))
     encode = url_encode if encoded else _same
     max_keys = check_max_keys(params.get("MaxKeys"))

@@ -104,7 +104,7 @@ def _system_headers(params: Mapping[str, Any]) -> dict[str, str]:
 
 def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
-    bucket_for(deps, ctx, bucket, "s3:PutObject", key)
+    bucket_for(deps, ctx, bucket, "s3:PutObject", key, expected_owner=params.get("ExpectedBucketOwner"))
     s3.check_key(key)
     payload = ctx.payload_hash
     if payload.startswith("STREAMING-"):
@@ -193,7 +193,7 @@ def _verify(
 
 def _object(deps: S3Deps, ctx: RequestContext, params: Mapping[str, Any], action: str) -> StoredObject:
     bucket, key = params["Bucket"], params["Key"]
-    bucket_for(deps, ctx, bucket, action, key)
+    bucket_for(deps, ctx, bucket, action, key, expected_owner=params.get("ExpectedBucketOwner"))
     obj = deps.store.get_object(bucket, key)
     if obj is None:
         raise s3.no_such_key(key)
@@ -278,7 +278,7 @@ MAX_DELETE_KEYS: Final = 1000
 
 def delete_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
-    bucket_for(deps, ctx, bucket, "s3:DeleteObject", key)
+    bucket_for(deps, ctx, bucket, "s3:DeleteObject", key, expected_owner=params.get("ExpectedBucketOwner"))
     if params.get("VersionId") not in (None, "null"):
         raise s3.invalid_argument("Invalid version id specified", "versionId", params["VersionId"])
     # S3 answers 204 whether or not the key existed.
@@ -288,7 +288,7 @@ def delete_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> 
 
 def delete_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket = params["Bucket"]
-    bucket_for(deps, ctx, bucket, "s3:DeleteObject")
+    bucket_for(deps, ctx, bucket, "s3:DeleteObject", expected_owner=params.get("ExpectedBucketOwner"))
     delete = params.get("Delete")
     if not isinstance(delete, dict):
         raise s3.malformed_xml()
@@ -325,8 +325,15 @@ def delete_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) ->
 def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
     source_bucket, source_key, version = s3.copy_source(params["CopySource"])
-    bucket_for(deps, ctx, bucket, "s3:PutObject", key)
-    bucket_for(deps, ctx, source_bucket, "s3:GetObject", source_key)
+    bucket_for(deps, ctx, bucket, "s3:PutObject", key, expected_owner=params.get("ExpectedBucketOwner"))
+    bucket_for(
+        deps,
+        ctx,
+        source_bucket,
+        "s3:GetObject",
+        source_key,
+        expected_owner=params.get("ExpectedSourceBucketOwner"),
+    )
     s3.check_key(key)
     if version not in (None, "null"):
         raise s3.invalid_argument("Invalid version id specified", "x-amz-copy-source", params["CopySource"])
@@ -403,7 +410,9 @@ def get_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]
 
 def put_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
-    bucket_for(deps, ctx, bucket, "s3:PutObjectTagging", key)
+    bucket_for(
+        deps, ctx, bucket, "s3:PutObjectTagging", key, expected_owner=params.get("ExpectedBucketOwner")
+    )
     tagging = params.get("Tagging")
     if not isinstance(tagging, dict):
         raise s3.malformed_xml()
@@ -415,7 +424,9 @@ def put_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]
 
 def delete_object_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     bucket, key = params["Bucket"], params["Key"]
-    bucket_for(deps, ctx, bucket, "s3:DeleteObjectTagging", key)
+    bucket_for(
+        deps, ctx, bucket, "s3:DeleteObjectTagging", key, expected_owner=params.get("ExpectedBucketOwner")
+    )
     if not deps.store.set_object_tags(bucket, key, {}):
         raise s3.no_such_key(key)
     return {}
