@@ -33,7 +33,7 @@ from lamina.runtime.images import ImageStore
 from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
-from lamina.services import ec2, iam, lambda_, sts
+from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services.base import ServiceBinding
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
@@ -61,6 +61,7 @@ from lamina.store import (
     IamStore,
     LayerStore,
     ProvisionedStore,
+    S3Store,
     TreeStore,
     open_data_dir,
 )
@@ -221,6 +222,7 @@ def build(
         "iam": iam.binding(session, iam_store),
         "sts": sts.binding(session, iam_store),
         "ec2": ec2.binding(session, ec2_store),
+        "s3": s3.binding(session, s3.S3Deps(S3Store(db), blobs)),
     }
     pipeline = Pipeline(
         services,

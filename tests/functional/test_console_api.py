@@ -142,7 +142,10 @@ def test_errors_are_aws_errors(server: LaminaServer) -> None:
         {"LayerName": "x", "Content": {"ZipFile": base64.b64encode(b"junk").decode()}},
     )
     assert status == 400 and doc["error"]["code"] == "InvalidParameterValueException"
-    assert b.call("s3", "ListBuckets")[1]["error"]["code"] == "UnknownService"
+    assert b.call("sqs", "ListQueues")[1]["error"]["code"] == "UnknownService"
+    assert "Buckets" in b.call("s3", "ListBuckets")[1]["result"]
+    status, doc = b.call("s3", "GetObject", {"Bucket": "b", "Key": "k"})
+    assert (status, doc["error"]["code"]) == (400, "UnsupportedOperation")
     assert b.call("lambda", "NoSuchOperation")[1]["error"]["code"] == "UnknownOperation"
     assert b.call("lambda", "ListLayers", region="mars")[1]["error"]["code"] == "InvalidRegion"
     status, doc = b.post("call", ["not", "an", "object"])

@@ -28,6 +28,9 @@ from lamina.services.lambda_ import (
     layers,
     tags,
 )
+from lamina.services.s3 import buckets as s3_buckets
+from lamina.services.s3 import listing as s3_listing
+from lamina.services.s3 import objects as s3_objects
 from lamina.services.sts import handlers as sts_handlers
 
 ACCOUNT = "111111111111"
@@ -606,6 +609,7 @@ SERVED = {
         *handlers_interfaces.HANDLERS,
         *handlers_tags.HANDLERS,
     },
+    "s3": {*s3_buckets.HANDLERS, *s3_objects.HANDLERS, *s3_listing.HANDLERS},
 }
 EVERY = sorted(
     (service, operation) for service in SERVED for operation in SERVED[service] | UPCOMING.get(service, set())
@@ -624,7 +628,7 @@ def test_an_unknown_operation_has_no_row() -> None:
         checks("lambda", "NoSuchOperation", account=ACCOUNT, region=REGION, params={}, lookups=Stores())
         is None
     )
-    assert checks("s3", "GetObject", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
+    assert checks("sqs", "SendMessage", account=ACCOUNT, region=REGION, params={}, lookups=Stores()) is None
 
 
 def test_actions_use_aws_casing() -> None:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from lamina import __version__
 from lamina.api import sigv4
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import Pipeline
+from lamina.api.protocols.restxml import virtual_host_bucket
 from lamina.domain import function_urls as urls
 from lamina.domain.presign import UrlSigner
 from lamina.domain.response_streaming import StreamedAnswer
@@ -36,6 +37,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 DEFAULT_SERVICE = "lambda"
+S3_SERVICE = "s3"
 CHUNK = 1 << 20
 # A maximum-size publish holds ~200 MB while parsed (body, JSON text, decoded zip): at most this many
 # bodies larger than LARGE_BODY are in flight at once, the rest wait their turn.
@@ -165,18 +167,30 @@ class LaminaApp:
             await self._send_stream(send, response.status, headers, response.stream)
             return
         if response.file_path is None:
-            headers.append((b"content-length", str(len(response.body)).encode()))
+            length = len(response.body) if response.length is None else response.length
+            headers.append((b"content-length", str(length).encode()))
             await send({"type": "http.response.start", "status": response.status, "headers": headers})
             await send({"type": "http.response.body", "body": response.body})
             return
         headers.append((b"content-length", str(response.file_size).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         loop = asyncio.get_running_loop()
-        with open(response.file_path, "rb") as f:
-            while True:
-                chunk = await loop.run_in_executor(self._executor, f.read, CHUNK)
+        try:
+            f = await loop.run_in_executor(self._executor, open, response.file_path, "rb")
+        except OSError:
+            # Gone between the answer and the send (an object deleted meanwhile): nothing was sent
+            # yet, so the client gets S3's words for it.
+            await self._send(send, _plain(404, "NoSuchKey", "The specified key does not exist."))
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        with f:
+            if response.file_offset:
+                f.seek(response.file_offset)
+            left = response.file_size
+            while left > 0:
+                chunk = await loop.run_in_executor(self._executor, f.read, min(CHUNK, left))
                 if not chunk:
                     break
+                left -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
@@ -275,10 +289,26 @@ class LaminaApp:
 
     # -- AWS APIs -----------------------------------------------------------------------------
 
+    def _unsigned_endpoint(self, request: Request) -> str:
+        """The service of a request that carries no credential scope: S3 by a virtual-hosted
+        ``Host`` (``<bucket>.s3.<anything>``) or when no Lambda route takes it (a path-style
+        anonymous S3 request), else Lambda (whose answer says the token is missing)."""
+        endpoints = self.pipeline.endpoints
+        s3 = endpoints.get(S3_SERVICE)
+        if s3 is None:
+            return DEFAULT_SERVICE
+        if virtual_host_bucket(request.headers.get("host", "")) is not None:
+            return S3_SERVICE
+        try:
+            endpoints[DEFAULT_SERVICE].protocol.match(request)
+        except AwsError:
+            return S3_SERVICE
+        return DEFAULT_SERVICE
+
     async def _aws(self, request: Request, receive: Receive) -> Response:
         scope = sigv4.parse_scope(request)
         endpoints = self.pipeline.endpoints
-        endpoint = endpoints.get(scope[2] if scope else DEFAULT_SERVICE)
+        endpoint = endpoints.get(scope[2] if scope else self._unsigned_endpoint(request))
         if endpoint is None:
             return endpoints[DEFAULT_SERVICE].protocol.serialize_error(
                 unknown_service(scope[2] if scope else ""),
@@ -302,6 +332,10 @@ class LaminaApp:
         except AwsError as exc:
             return endpoint.protocol.serialize_error(exc, str(uuid.uuid4()))
         name = match.operation.name
+        if endpoint.streams_body(name):
+            # Read by the handler as it goes (to disk, never whole): no size limit here.
+            request.stream = _Stream(receive, asyncio.get_running_loop(), declared)
+            return await self.pipeline.http(endpoint, match, request)
         limit = endpoint.max_request_bytes(name)
         body = routed_body
         if body is None and (declared is None or declared <= limit):
@@ -320,6 +354,49 @@ class LaminaApp:
             self._large = asyncio.Semaphore(MAX_LARGE_IN_FLIGHT)
         async with self._large:
             return await self._read_body(receive, limit)
+
+
+class _Stream:
+    """A streaming request body (:class:`~lamina.services.base.BodyStream`) read on an I/O
+    executor thread from the event loop's receive channel, about a megabyte per hand-off. uvicorn
+    stops reading the socket while the app has not taken what came (its flow control), so a slow
+    disk slows the client down instead of filling memory."""
+
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop, declared: int | None) -> None:
+        self._receive = receive
+        self._loop = loop
+        self._declared = declared
+        self._ended = False
+
+    @property
+    def declared_length(self) -> int | None:
+        return self._declared
+
+    async def _gather(self) -> tuple[bytes, bool]:
+        parts: list[bytes] = []
+        size = 0
+        while size < CHUNK:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise AwsError(
+                    "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+                    code="IncompleteBody",
+                    status=400,
+                    sender_fault=True,
+                )
+            chunk = message.get("body", b"")
+            if chunk:
+                parts.append(chunk)
+                size += len(chunk)
+            if not message.get("more_body", False):
+                return b"".join(parts), True
+        return b"".join(parts), False
+
+    def chunks(self) -> Iterator[bytes]:
+        while not self._ended:
+            data, self._ended = asyncio.run_coroutine_threadsafe(self._gather(), self._loop).result()
+            if data:
+                yield data
 
 
 class _Body:

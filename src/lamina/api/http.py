@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from lamina.services.base import BodyStream
+
 
 @dataclass
 class Request:
@@ -17,6 +19,9 @@ class Request:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ","
     body: bytes = b""
     client_host: str = ""
+    # An operation with a streaming payload (S3 PutObject): the body still to be read, in chunks,
+    # by the handler; ``body`` stays empty.
+    stream: BodyStream | None = None
 
     _query: list[tuple[str, str]] | None = field(default=None, repr=False)
 
@@ -36,8 +41,10 @@ class Request:
 
 @dataclass
 class Response:
-    """A response to send: ``body`` bytes, a file streamed from ``file_path``, or ``stream``: bytes
-    sent as they come, chunked (no Content-Length), the iterator closed once sent or abandoned."""
+    """A response to send: ``body`` bytes, ``file_size`` bytes of a file streamed from ``file_path``
+    at ``file_offset``, or ``stream``: bytes sent as they come, chunked (no Content-Length), the
+    iterator closed once sent or abandoned. ``length``: the Content-Length to announce when it is
+    not the body's (a HEAD answers the size of what a GET would send)."""
 
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -45,3 +52,5 @@ class Response:
     file_path: str | None = None
     file_size: int = 0
     stream: AsyncIterator[bytes] | None = None
+    file_offset: int = 0
+    length: int | None = None

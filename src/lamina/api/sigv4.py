@@ -8,7 +8,12 @@ Facts about SigV4 as AWS checks it (docs.aws.amazon.com/IAM/latest/UserGuide/ref
 and the error ordering of real endpoints):
 
 - The canonical URI is the path *as sent on the wire*, with dot segments and empty segments
-  removed, percent-encoded once more (``%3A`` becomes ``%253A``). Only S3 signs the path as is.
+  removed, percent-encoded once more (``%3A`` becomes ``%253A``). Only S3 signs the path as is
+  (botocore's ``S3SigV4Auth`` does not normalise it).
+- S3 signs the ``x-amz-content-sha256`` header's value as the payload hash: a hash, or
+  ``UNSIGNED-PAYLOAD``, or a ``STREAMING-*`` form (aws-chunked bodies); a presigned S3 URL signs
+  ``UNSIGNED-PAYLOAD``. A body too large to hold (an S3 upload) is verified against the signed hash
+  while it is streamed (``IncomingRequest.body`` None): the signature covers the declared value.
 - The canonical query string is every parameter, decoded then RFC 3986-encoded, sorted by
   encoded key then value; the presigned form leaves out ``X-Amz-Signature`` only.
 - Checks happen in this order, and the first failure is the answer: form of the Authorization
@@ -43,9 +48,11 @@ from lamina.errors import (
 
 __all__ = [
     "ALGORITHM",
+    "ContentSha256Mismatch",
     "Credential",
     "HasCredentialScope",
     "IncomingRequest",
+    "SignatureMismatch",
     "SigningScope",
     "parse_scope",
     "verify",
@@ -98,6 +105,11 @@ class SigningScope:
     region: str
     service: str
     credential: Credential
+    # What the signature covered as the payload (a SHA-256 hex, UNSIGNED-PAYLOAD or a STREAMING-*
+    # form), and the signature itself: the seed of an aws-chunked body's chunk signatures.
+    payload_hash: str = field(default="", compare=False)
+    signature: str = field(default="", compare=False, repr=False)
+    presigned: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,9 @@ class IncomingRequest:
     raw_path: str
     query_string: str
     headers: Mapping[str, str]
-    body: bytes
+    # None: the body is not in hand (streamed later); the signed x-amz-content-sha256 stands for it
+    # and its reader checks the bytes against it.
+    body: bytes | None
 
 
 class HasCredentialScope(Protocol):
@@ -184,13 +198,18 @@ def verify(
     # the header is present; anything but UNSIGNED-PAYLOAD must then be the real hash. The
     # body is hashed at most once (it can be a 50 MB layer zip), and not at all when unsigned.
     declared = request.headers.get("x-amz-content-sha256")
-    if declared == UNSIGNED_PAYLOAD:
+    if declared is None and service == "s3" and params.presigned:
+        declared = UNSIGNED_PAYLOAD  # what botocore's S3SigV4QueryAuth signs
+    computed: str | None = None
+    if declared == UNSIGNED_PAYLOAD or (declared is not None and request.body is None):
         payload_hash, payload_ok = declared, True
+    elif request.body is None:
+        raise MissingContentSha256("Missing required header for this request: x-amz-content-sha256")
     else:
-        payload_hash = hashlib.sha256(request.body).hexdigest()
+        computed = payload_hash = hashlib.sha256(request.body).hexdigest()
         payload_ok = declared is None or declared == payload_hash
 
-    canonical = _canonical_request(request, query, params, payload_hash)
+    canonical = _canonical_request(request, query, params, declared or payload_hash, raw_uri=service == "s3")
     string_to_sign = "\n".join(
         (
             ALGORITHM,
@@ -202,10 +221,22 @@ def verify(
     key = _signing_key(credential.secret_access_key, scope_date, region, service)
     expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     provided = params.signature.encode("utf-8", "backslashreplace")
-    if not payload_ok or not hmac.compare_digest(expected.encode("ascii"), provided):
-        raise InvalidSignatureException(
+    if not hmac.compare_digest(expected.encode("ascii"), provided):
+        raise SignatureMismatch(
             f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
-            f"The String-to-Sign should have been\n'{string_to_sign}'\n"
+            f"The String-to-Sign should have been\n'{string_to_sign}'\n",
+            access_key_id=access_key_id,
+            provided=params.signature,
+            canonical=canonical,
+            string_to_sign=string_to_sign,
+        )
+    if not payload_ok:
+        # Signed correctly, over a payload hash the body does not have.
+        raise ContentSha256Mismatch(
+            f"{_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\n"
+            f"The String-to-Sign should have been\n'{string_to_sign}'\n",
+            client=declared or "",
+            computed=computed or "",
         )
     return SigningScope(
         access_key_id=access_key_id,
@@ -213,7 +244,38 @@ def verify(
         region=region,
         service=service,
         credential=credential,
+        payload_hash=declared or payload_hash,
+        signature=params.signature,
+        presigned=params.presigned,
     )
+
+
+class SignatureMismatch(InvalidSignatureException):
+    """The signature is not the one the server computed; says what the server signed (S3 answers
+    these as elements of its error)."""
+
+    def __init__(
+        self, message: str, *, access_key_id: str, provided: str, canonical: str, string_to_sign: str
+    ) -> None:
+        super().__init__(message)
+        self.access_key_id = access_key_id
+        self.provided = provided
+        self.canonical = canonical
+        self.string_to_sign = string_to_sign
+
+
+class ContentSha256Mismatch(InvalidSignatureException):
+    """A correctly signed request whose body does not hash to its signed ``x-amz-content-sha256``
+    (other services answer a signature mismatch; S3 answers XAmzContentSHA256Mismatch)."""
+
+    def __init__(self, message: str, *, client: str, computed: str) -> None:
+        super().__init__(message)
+        self.client = client
+        self.computed = computed
+
+
+class MissingContentSha256(IncompleteSignatureException):
+    """An S3 request signed in the header form without ``x-amz-content-sha256``."""
 
 
 def parse_scope(request: HasCredentialScope) -> tuple[str, str, str] | None:
@@ -477,7 +539,12 @@ def _same_token(expected: str | None, provided: str | None) -> bool:
 
 
 def _canonical_request(
-    request: IncomingRequest, query: list[tuple[str, str]], params: _AuthParams, payload_hash: str
+    request: IncomingRequest,
+    query: list[tuple[str, str]],
+    params: _AuthParams,
+    payload_hash: str,
+    *,
+    raw_uri: bool = False,
 ) -> str:
     """Build the canonical request as botocore's SigV4Auth.canonical_request does."""
     # The presigned form signs every query parameter but the signature itself.
@@ -495,7 +562,7 @@ def _canonical_request(
     return "\n".join(
         (
             request.method.upper(),
-            _canonical_uri(request.raw_path),
+            (request.raw_path or "/") if raw_uri else _canonical_uri(request.raw_path),
             "&".join(f"{name}={value}" for name, value in pairs),
             "\n".join(header_lines) + "\n",
             ";".join(params.signed_headers),

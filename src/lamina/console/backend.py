@@ -363,6 +363,11 @@ class Console:
             return _aws_error(unknown_operation(name, operation))
         if not endpoint.implemented(operation):
             return _aws_error(not_implemented(operation))
+        if name == "s3" and (model.has_streaming_input or model.has_streaming_output):
+            # Object bodies are streamed by the HTTP front door, never carried in JSON.
+            return _error(
+                400, "UnsupportedOperation", f"{operation} is not available through the console's calls."
+            )
         request_id = str(uuid.uuid4())
         try:
             output = await self._pipeline.call(

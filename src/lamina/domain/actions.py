@@ -6,7 +6,8 @@ resources, and condition keys for AWS Lambda / AWS Identity and Access Managemen
 Service / Amazon EC2", with the IAM, STS and Lambda API and developer guides where the reference is
 terse; each table module names its facts). The rows live per service in
 :mod:`lamina.domain.actions_lambda`, :mod:`lamina.domain.actions_iam` (IAM and STS) and
-:mod:`lamina.domain.actions_ec2` and :mod:`lamina.domain.actions_logs`;
+:mod:`lamina.domain.actions_ec2`, :mod:`lamina.domain.actions_logs` and
+:mod:`lamina.domain.actions_s3`;
 :mod:`lamina.domain.actions_spec` holds their vocabulary.
 
 The authorizer calls :func:`checks` after parsing and before validation (where AWS authorizes), so
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lamina.domain import actions_ec2, actions_iam, actions_lambda, actions_logs
+from lamina.domain import actions_ec2, actions_iam, actions_lambda, actions_logs, actions_s3
 from lamina.domain.actions_spec import Call, Check, ContextValue, Lookups, Spec
 
 __all__ = ["NEVER_DENIED", "TABLES", "Check", "ContextValue", "Lookups", "checks", "is_mutating"]
@@ -29,6 +30,7 @@ TABLES: Mapping[str, Mapping[str, Spec]] = {
     "sts": actions_iam.STS_TABLE,
     "ec2": actions_ec2.TABLE,
     "logs": actions_logs.TABLE,
+    "s3": actions_s3.TABLE,
 }
 
 # "No permissions are required to perform this operation. If an administrator attaches a policy to

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from lamina.domain.arns import root_user_arn
 from lamina.domain.constraints import MemberOverride
@@ -25,6 +25,9 @@ class RequestContext:
     caller_arn: str = ""
     now_ms: int = 0
     access_key_id: str = ""
+    # What the SigV4 signature covered as the payload: a SHA-256 hex, ``UNSIGNED-PAYLOAD`` or a
+    # ``STREAMING-*`` form (S3 checks a streamed body against it).
+    payload_hash: str = ""
     # The authorize stage for another operation of the same service by the same caller (raises
     # AwsError when IAM would refuse it): what a handler asks when part of its answer needs a
     # further permission (GetFunction's Tags need lambda:ListTags). None: nothing to ask.
@@ -43,6 +46,22 @@ class RequestContext:
         except AwsError as exc:
             return exc
         return None
+
+
+class BodyStream(Protocol):
+    """A request body too large to hold (an S3 object, up to 5 GB), which the handler reads in
+    chunks on the I/O executor as the client sends it. Nothing is read until the handler asks (a
+    client that sent ``Expect: 100-continue`` is told to send only then), so a handler that refuses
+    the request first never receives the body."""
+
+    @property
+    def declared_length(self) -> int | None:
+        """The Content-Length the client declared (None: none, a chunked transfer)."""
+        ...
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body's bytes, chunk by chunk (read once)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,24 @@ class AuthorizationRequest:
     params: Mapping[str, Any]
     source_ip: str = ""  # the client's address (aws:SourceIp)
     secure_transport: bool = False  # the request came over TLS (aws:SecureTransport)
+    # How the request was authenticated: SigV4 (False) or not at all (True: an anonymous request,
+    # which only a resource policy granting "*" may let in; S3's bucket policies).
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """A streaming output payload (S3 GetObject's Body): ``length`` bytes of the file at ``path``
+    from ``offset``, which the front end sends in chunks without reading it whole."""
+
+    path: str
+    offset: int
+    length: int
+
+
+# An output key (not in any AWS shape) by which a handler sets the HTTP status where the model
+# cannot say it (S3 GetObject answers 206 for a range).
+HTTP_STATUS = "__http_status__"
 
 
 @dataclass(frozen=True)
@@ -117,3 +154,9 @@ class ServiceBinding(Generic[D]):
     prevalidators: Mapping[str, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
     # Operations that need what lamina does not serve: what they need (answered 501, naming it).
     unserved: Mapping[str, str] = field(default_factory=dict)
+    # Whether the pipeline checks the input shape's constraints (Coral's "N validation error(s)
+    # detected"). S3 has no such stage: its handlers answer each bad value with S3's own error.
+    schema_validation: bool = True
+    # Operations whose streaming payload the handler reads itself as a :class:`BodyStream` (S3
+    # PutObject), never held whole; every other body is read (up to its limit) before the pipeline.
+    streamed: frozenset[str] = frozenset()

@@ -5,7 +5,7 @@ Their interface, which a PostgreSQL implementation provides too, is described in
 docs/architecture.md ("The store interface").
 """
 
-from lamina.store.blobs import BlobStore, BlobStoreError
+from lamina.store.blobs import BlobStore, BlobStoreError, Spooled
 from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
@@ -19,6 +19,7 @@ from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
 from lamina.store.layers import LayerStore
 from lamina.store.provisioned import ProvisionedConfig, ProvisionedStore
 from lamina.store.references import blob_referenced
+from lamina.store.s3 import BucketDeletion, S3Store
 from lamina.store.trees import TreeStore
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "LOOP_GUARD_ENV",
     "BlobStore",
     "BlobStoreError",
+    "BucketDeletion",
     "CodeSigningStore",
     "ConcurrencyStore",
     "Database",
@@ -45,10 +47,12 @@ __all__ = [
     "ProvisionedStore",
     "QueuedEvent",
     "Reservation",
+    "S3Store",
     "ReservedFunction",
     "Session",
     "SettingKind",
     "SharedInterface",
+    "Spooled",
     "TreeStore",
     "blob_referenced",
     "groups_key",

@@ -15,7 +15,9 @@ import contextlib
 import hashlib
 import os
 import uuid
+import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from lamina.errors import LaminaError
@@ -104,9 +106,85 @@ class BlobStore:
                 tmp.unlink()
         return sha256_hex
 
+    def spool(self, chunks: Iterable[bytes], *, sha1: bool = False) -> Spooled:
+        """Write the bytes of ``chunks`` to a durable temporary file (fsynced) while hashing them:
+        SHA-256 (the blob's name), MD5 and CRC32 (S3's ETag and default checksum) and, when asked,
+        SHA-1. Nothing is held in memory but one chunk. The caller then :meth:`adopt` it (inside
+        the transaction that commits what refers to it) or :meth:`discard` it. If ``chunks``
+        raises, the file is removed and the exception propagates."""
+        tmp = self.tmp / f"{uuid.uuid4().hex}.{os.getpid()}.part"
+        sha256 = hashlib.sha256()
+        md5 = hashlib.md5(usedforsecurity=False)
+        sha1_hash = hashlib.sha1(usedforsecurity=False) if sha1 else None
+        crc = 0
+        size = 0
+        try:
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb", buffering=0) as out:
+                for chunk in chunks:
+                    sha256.update(chunk)
+                    md5.update(chunk)
+                    if sha1_hash is not None:
+                        sha1_hash.update(chunk)
+                    crc = zlib.crc32(chunk, crc)
+                    size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        written = out.write(view)
+                        view = view[written or 0 :]
+                os.fsync(out.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise BlobStoreError(f"cannot spool an upload: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return Spooled(
+            tmp,
+            size,
+            sha256.hexdigest(),
+            md5.digest(),
+            crc,
+            None if sha1_hash is None else sha1_hash.digest(),
+        )
+
+    def adopt(self, spooled: Spooled) -> str:
+        """Put a spooled file in place as its blob (or drop it when the blob is already stored);
+        durable when this returns. Call it inside the write transaction of the row that refers to
+        it (serialised with deletes, which free blobs inside theirs)."""
+        final = self.path(spooled.sha256)
+        try:
+            if final.is_file():
+                spooled.path.unlink(missing_ok=True)
+                return spooled.sha256
+            final.parent.mkdir(mode=0o700, exist_ok=True)
+            os.rename(spooled.path, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise BlobStoreError(f"cannot store blob {spooled.sha256}: {exc}") from exc
+        return spooled.sha256
+
+    def discard(self, spooled: Spooled) -> None:
+        """Drop a spooled file that will not be adopted (a failed check)."""
+        with contextlib.suppress(OSError):
+            spooled.path.unlink()
+
     def delete(self, sha256_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(sha256_hex).unlink()
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """An upload written to a temporary file of the blob store, with its digests."""
+
+    path: Path
+    size: int
+    sha256: str
+    md5: bytes
+    crc32: int
+    sha1: bytes | None = None
 
 
 def _writer_alive(name: str) -> bool:

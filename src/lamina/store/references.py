@@ -1,8 +1,8 @@
 """Which blobs are still referenced: the one rule both layer and function deletes apply.
 
-A blob (a code or layer zip) stays while a live layer version, a function version's code or a
-layer attached to a function version (a deleted layer version stays usable by the functions
-that have it) refers to it. Repositories call :func:`blob_referenced` inside their delete's write
+A blob (a code or layer zip, an S3 object's bytes) stays while a live layer version, a function
+version's code, a layer attached to a function version (a deleted layer version stays usable by
+the functions that have it) or an S3 object refers to it. Repositories call :func:`blob_referenced` inside their delete's write
 transaction, so a concurrent publish cannot slip in between the check and the removal.
 """
 
@@ -18,8 +18,9 @@ def blob_referenced(conn: Connection, sha256_hex: str) -> bool:
             "SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0"
             " UNION ALL SELECT 1 FROM function_versions WHERE code_sha256=?"
             " UNION ALL SELECT 1 FROM function_versions, json_each(function_versions.layer_shas)"
-            " WHERE json_each.value=? LIMIT 1",
-            (sha256_hex, sha256_hex, sha256_hex),
+            " WHERE json_each.value=?"
+            " UNION ALL SELECT 1 FROM s3_objects WHERE sha256=? LIMIT 1",
+            (sha256_hex, sha256_hex, sha256_hex, sha256_hex),
         ).fetchone()
         is not None
     )

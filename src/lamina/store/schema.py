@@ -233,4 +233,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region, name, qualifier)
     );
     """,
+    # 16: S3 buckets (names are global: one row per name, whatever the account) and objects. An
+    # object's bytes are the blob ``sha256`` (content-addressed, shared with code and layers: see
+    # store/references.py); ``headers`` holds the system metadata it was put with (Content-Type, ...)
+    # and ``metadata`` the x-amz-meta-* pairs, both JSON objects; keys sort in UTF-8 binary order
+    # (SQLite's BINARY collation of UTF-8 text), as S3 lists them. ``policy`` is the bucket policy
+    # (JSON text, NULL: none), kept for the bucket policy operations.
+    """
+    CREATE TABLE s3_buckets (
+        name TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, tags TEXT, policy TEXT
+    );
+    CREATE INDEX s3_buckets_account ON s3_buckets (account, name);
+    CREATE TABLE s3_objects (
+        bucket TEXT NOT NULL REFERENCES s3_buckets (name), key TEXT NOT NULL,
+        sha256 TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, crc32 TEXT NOT NULL,
+        modified_ms INTEGER NOT NULL, headers TEXT NOT NULL, metadata TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (bucket, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX s3_objects_blob ON s3_objects (sha256);
+    """,
 )

@@ -2,7 +2,7 @@
 
 Each protocol knows how to find the operation a request is for, parse its input
 into a plain dict keyed like AWS, and render outputs and errors. ``rest-json``
-(Lambda), ``query`` (IAM, STS) and ``ec2`` implement the same interface.
+(Lambda), ``query`` (IAM, STS), ``ec2`` and ``rest-xml`` (S3) implement the same interface.
 """
 
 from __future__ import annotations
@@ -11,8 +11,17 @@ from lamina.api.protocols.base import OperationMatch, Protocol
 from lamina.api.protocols.ec2 import Ec2Protocol
 from lamina.api.protocols.query import QueryProtocol
 from lamina.api.protocols.restjson import RestJsonProtocol
+from lamina.api.protocols.restxml import RestXmlProtocol
 
-__all__ = ["Ec2Protocol", "OperationMatch", "Protocol", "QueryProtocol", "RestJsonProtocol", "protocol_for"]
+__all__ = [
+    "Ec2Protocol",
+    "OperationMatch",
+    "Protocol",
+    "QueryProtocol",
+    "RestJsonProtocol",
+    "RestXmlProtocol",
+    "protocol_for",
+]
 
 
 def protocol_for(service_model: object) -> Protocol:
@@ -24,4 +33,6 @@ def protocol_for(service_model: object) -> Protocol:
         return QueryProtocol(service_model)
     if name == "ec2":
         return Ec2Protocol(service_model)
+    if name == "rest-xml":
+        return RestXmlProtocol(service_model)
     raise ValueError(f"unsupported protocol {name!r}")

@@ -1,0 +1,50 @@
+"""S3 (rest-xml, botocore model ``s3``): buckets and objects, bodies streamed through the
+content-addressed blob store.
+
+Served: CreateBucket, HeadBucket, ListBuckets, DeleteBucket, GetBucketLocation,
+GetBucketVersioning (never enabled), Put/Get/DeleteBucketTagging; PutObject, GetObject (ranges,
+conditions), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects, ListObjectsV2,
+Get/Put/DeleteObjectTagging. Not yet: multipart uploads, aws-chunked bodies, bucket policies (the
+seam: :func:`lamina.services.s3.access.policy_allows`), versioning, ACLs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.services.base import ServiceBinding
+from lamina.services.s3 import buckets, listing, objects
+from lamina.services.s3.access import bucket_for, policy_allows
+from lamina.services.s3.deps import S3Deps
+
+__all__ = ["S3Deps", "binding", "bucket_for", "policy_allows"]
+
+_MULTIPART = "multipart uploads, which lamina does not serve yet (issue 16)"
+_POLICY = "bucket policies, which lamina does not serve yet (issue 16)"
+
+UNSERVED = {
+    "CreateMultipartUpload": _MULTIPART,
+    "UploadPart": _MULTIPART,
+    "UploadPartCopy": _MULTIPART,
+    "CompleteMultipartUpload": _MULTIPART,
+    "AbortMultipartUpload": _MULTIPART,
+    "ListParts": _MULTIPART,
+    "ListMultipartUploads": _MULTIPART,
+    "PutBucketPolicy": _POLICY,
+    "GetBucketPolicy": _POLICY,
+    "DeleteBucketPolicy": _POLICY,
+    "PutBucketVersioning": "object versioning, which lamina does not serve",
+}
+
+
+def binding(loader: Any, deps: S3Deps) -> ServiceBinding[S3Deps]:
+    """S3's operations bound to its botocore model (``loader``: a botocore session)."""
+    return ServiceBinding(
+        model=loader.get_service_model("s3"),
+        deps=deps,
+        handlers={**buckets.HANDLERS, **objects.HANDLERS, **listing.HANDLERS},
+        unserved=UNSERVED,
+        schema_validation=False,
+        # Multipart's UploadPart joins them when multipart is served.
+        streamed=frozenset({"PutObject"}),
+    )
