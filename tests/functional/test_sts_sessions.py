@@ -411,7 +411,8 @@ def test_decode_authorization_message(srv: InProcessServer, store: IamStore) -> 
     assert (
         client(srv, "sts").decode_authorization_message(EncodedMessage=encoded)["DecodedMessage"] == decoded
     )
-    out = run_aws(srv, "sts", "decode-authorization-message", "--encoded-message", encoded)  # type: ignore[arg-type]
+    # One argument: a message that starts with "-" would otherwise be read as an option.
+    out = run_aws(srv, "sts", "decode-authorization-message", f"--encoded-message={encoded}")  # type: ignore[arg-type]
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"DecodedMessage": decoded}
     # Only the account the message was made for may read it; unknown text is refused alike.
