@@ -18,12 +18,11 @@ from lamina.domain.clock import aws_timestamp
 from lamina.domain.models import CodeSigningConfig
 from lamina.errors import BodyStyle, ResourceConflictException, ResourceNotFoundException
 from lamina.services.base import RequestContext, output
-from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.functions import function_ref, load_function, require_code_signing_config
+from lamina.services.lambda_.paging import offset_page
 from lamina.services.platform import Platform
 from lamina.store.function_settings import FUNCTION, SettingKind
 
-DEFAULT_PAGE = 50
 _ID_CHARS = string.ascii_lowercase + string.digits
 
 
@@ -124,20 +123,8 @@ def delete_csc(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
     return {}
 
 
-def _page(params: dict[str, Any], items: list[Any]) -> tuple[list[Any], str | None]:
-    marker = params.get("Marker")
-    start = 0
-    if marker is not None:
-        if not str(marker).isdigit():
-            raise M.invalid_marker(marker)
-        start = int(marker)
-    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
-    page = items[start : start + limit]
-    return page, (str(start + limit) if start + limit < len(items) else None)
-
-
 def list_cscs(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    page, marker = _page(params, platform.code_signing.list(ctx.account_id, ctx.region))
+    page, marker = offset_page(params, platform.code_signing.list(ctx.account_id, ctx.region))
     out: dict[str, Any] = {"CodeSigningConfigs": page}
     if marker is not None:
         out["NextMarker"] = marker
@@ -148,7 +135,7 @@ def list_functions_by_csc(platform: Platform, ctx: RequestContext, params: dict[
     arn = params["CodeSigningConfigArn"]
     _load(platform, ctx, arn)
     names = platform.settings.functions_with(ctx.account_id, ctx.region, SettingKind.CODE_SIGNING, arn)
-    page, marker = _page(params, [F.function_arn(ctx.region, ctx.account_id, name) for name in names])
+    page, marker = offset_page(params, [F.function_arn(ctx.region, ctx.account_id, name) for name in names])
     out: dict[str, Any] = {"FunctionArns": page}
     if marker is not None:
         out["NextMarker"] = marker

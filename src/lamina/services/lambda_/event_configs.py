@@ -20,14 +20,13 @@ from lamina.domain.models import (
 )
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 from lamina.services.base import RequestContext, output
-from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.functions import function_ref, load_function
+from lamina.services.lambda_.paging import offset_page
 from lamina.services.lambda_.roles import role_allows
 from lamina.services.platform import Platform
 from lamina.store.functions import FunctionRow
 
 FUNCTION_MISSING = "The function doesn't exist."
-DEFAULT_PAGE = 50
 
 
 def _ref(ctx: RequestContext, params: dict[str, Any], *, qualifier: bool = True) -> F.FunctionRef:
@@ -134,23 +133,15 @@ def list_configs(platform: Platform, ctx: RequestContext, params: dict[str, Any]
     ref = _ref(ctx, params, qualifier=False)
     if ref.account != ctx.account_id or platform.functions.get(ref.account, ref.region, ref.name) is None:
         raise ResourceNotFoundException(FUNCTION_MISSING)
-    marker = params.get("Marker")
-    start = 0
-    if marker is not None:
-        if not str(marker).isdigit():
-            raise M.invalid_marker(marker)
-        start = int(marker)
-    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
-    found = platform.events.configs.list(ref.account, ref.region, ref.name)
-    page = found[start : start + limit]
+    page, next_marker = offset_page(params, platform.events.configs.list(ref.account, ref.region, ref.name))
     out: ListFunctionEventInvokeConfigsResponse = {
         "FunctionEventInvokeConfigs": [
             E.shown(config, F.function_arn(ref.region, ref.account, ref.name, qualifier))
             for qualifier, config in page
         ]
     }
-    if start + limit < len(found):
-        out["NextMarker"] = str(start + limit)
+    if next_marker is not None:
+        out["NextMarker"] = next_marker
     return output(out)
 
 

@@ -40,6 +40,7 @@ from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.functions import function_ref
 from lamina.services.lambda_.invoke import target_for, why_functions_cannot_run
+from lamina.services.lambda_.paging import offset_page
 from lamina.store.provisioned import ProvisionedConfig, ProvisionedStore, Totals
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lamina.provisioned")
 
-DEFAULT_PAGE = 50
 Key = tuple[F.FunctionRef, str]  # (the function, unqualified; the version number or alias name)
 
 
@@ -395,19 +395,14 @@ def list_provisioned_concurrency_configs(
     ref = function_ref(ctx, params, qualifier=False).function
     if platform.functions.get(ref.account, ref.region, ref.name) is None:
         raise M.function_not_found(ref.arn)
-    marker = params.get("Marker")
-    start = 0
-    if marker is not None:
-        if not str(marker).isdigit():
-            raise M.invalid_marker(marker)
-        start = int(marker)
-    limit = int(params.get("MaxItems") or DEFAULT_PAGE)
-    found = platform.provisioned.store.list(ref.account, ref.region, ref.name)
+    page, next_marker = offset_page(
+        params, platform.provisioned.store.list(ref.account, ref.region, ref.name)
+    )
     out: ListProvisionedConcurrencyConfigsResponse = {
-        "ProvisionedConcurrencyConfigs": [_shown(platform, c) for c in found[start : start + limit]]
+        "ProvisionedConcurrencyConfigs": [_shown(platform, c) for c in page]
     }
-    if start + limit < len(found):
-        out["NextMarker"] = str(start + limit)
+    if next_marker is not None:
+        out["NextMarker"] = next_marker
     return output(out)
 
 
