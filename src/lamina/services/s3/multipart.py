@@ -1,0 +1,279 @@
+"""Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+AbortMultipartUpload, ListParts, ListMultipartUploads (the rules are
+:mod:`lamina.domain.s3_multipart`).
+
+A part is streamed into the blob store as PutObject's body is (never held), checked the same way
+(signed payload, Content-MD5, ``x-amz-checksum-*``), and its blob put in place inside the
+transaction that commits its row. Completion reads the chosen parts' files in 1 MB pieces into one
+new spooled file (hashing as it goes), then commits the object and forgets the parts in one
+transaction: a 5 GB object needs no more memory than a small one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+from urllib.parse import quote
+
+from lamina.domain import s3
+from lamina.domain.clock import iso_millis
+from lamina.domain.s3 import StoredObject
+from lamina.domain.s3_multipart import (
+    MAX_PART_SIZE,
+    Part,
+    Upload,
+    completed_parts,
+    max_listed,
+    multipart_etag,
+    new_upload_id,
+    no_such_upload,
+    part_number,
+    requested_parts,
+)
+from lamina.errors import AwsError
+from lamina.services.base import RequestContext
+from lamina.services.s3.access import bucket_for
+from lamina.services.s3.buckets import owner
+from lamina.services.s3.deps import S3Deps
+from lamina.services.s3.objects import (
+    body_chunks,
+    checksum_header,
+    crc32_text,
+    system_headers,
+    user_tags,
+    verify_body,
+)
+from lamina.store import BlobStoreError
+
+_READ: Final = 1024 * 1024
+
+
+def _upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any], action: str) -> Upload:
+    bucket, key, upload_id = params["Bucket"], params["Key"], params.get("UploadId") or ""
+    bucket_for(deps, ctx, bucket, action, key, expected_owner=params.get("ExpectedBucketOwner"))
+    upload = deps.store.get_upload(bucket, key, upload_id)
+    if upload is None:
+        raise no_such_upload(upload_id)
+    return upload
+
+
+def create_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Start an upload; the object's headers, metadata and tags are kept for completion."""
+    bucket, key = params["Bucket"], params["Key"]
+    bucket_for(deps, ctx, bucket, "s3:PutObject", key, expected_owner=params.get("ExpectedBucketOwner"))
+    s3.check_key(key)
+    algorithm = params.get("ChecksumAlgorithm")
+    if algorithm is not None and algorithm != "CRC32":
+        raise s3.not_implemented_header("x-amz-checksum-algorithm")
+    metadata = dict(params.get("Metadata") or {})
+    s3.check_metadata(metadata)
+    upload = Upload(
+        upload_id=new_upload_id(),
+        bucket=bucket,
+        key=key,
+        account=ctx.account_id,
+        initiated_ms=ctx.now_ms,
+        headers=system_headers(params),
+        metadata=metadata,
+        tags=user_tags(params.get("Tagging")),
+    )
+    if not deps.store.create_upload(upload):
+        raise s3.no_such_bucket(bucket)
+    return {"Bucket": bucket, "Key": key, "UploadId": upload.upload_id}
+
+
+def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """One part, streamed and checked as PutObject's body; its ETag is its MD5."""
+    number = part_number(params.get("PartNumber"))
+    upload = _upload(deps, ctx, params, "s3:PutObject")
+    payload = ctx.payload_hash
+    if payload.startswith("STREAMING-"):
+        raise s3.not_implemented_header("x-amz-content-sha256")
+    chunks, declared = body_chunks(params.get("Body"))
+    if declared is None:
+        raise AwsError(
+            "You must provide the Content-Length HTTP header.",
+            code="MissingContentLength",
+            status=411,
+            sender_fault=True,
+        )
+    if declared > MAX_PART_SIZE:
+        raise s3.s3_error(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size",
+            400,
+            ProposedSize=str(declared),
+            MaxSizeAllowed=str(MAX_PART_SIZE),
+        )
+    md5_header = params.get("ContentMD5")
+    expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
+    checksum = checksum_header(params)
+    if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
+        raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
+    spooled = deps.blobs.spool(chunks, sha1=checksum is not None and checksum[0] == "sha1")
+    try:
+        verify_body(spooled, payload, expected_md5, md5_header, checksum)
+        part = Part(
+            upload_id=upload.upload_id,
+            number=number,
+            sha256=spooled.sha256,
+            size=spooled.size,
+            md5=spooled.md5.hex(),
+            modified_ms=ctx.now_ms,
+        )
+        if not deps.store.put_part(part, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
+            raise no_such_upload(upload.upload_id)
+    except BaseException:
+        deps.blobs.discard(spooled)
+        raise
+    return {"ETag": part.etag, "ChecksumCRC32": crc32_text(spooled.crc32)}
+
+
+def _concatenated(deps: S3Deps, parts: Sequence[Part]) -> Iterator[bytes]:
+    """The parts' bytes in order, read from their blob files 1 MB at a time."""
+    for part in parts:
+        with deps.blobs.path(part.sha256).open("rb") as f:
+            while chunk := f.read(_READ):
+                yield chunk
+
+
+def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Assemble the named parts into the object (streamed from file to file) and forget the upload."""
+    upload = _upload(deps, ctx, params, "s3:PutObject")
+    requested = requested_parts(params.get("MultipartUpload"))
+    stored = {p.number: p for p in deps.store.list_parts(upload.upload_id)}
+    parts = completed_parts(upload.upload_id, requested, stored)
+    try:
+        spooled = deps.blobs.spool(_concatenated(deps, parts))
+    except BlobStoreError:
+        # A part's file vanished: the upload was completed or aborted meanwhile.
+        if deps.store.get_upload(upload.bucket, upload.key, upload.upload_id) is None:
+            raise no_such_upload(upload.upload_id) from None
+        raise
+    try:
+        obj = StoredObject(
+            bucket=upload.bucket,
+            key=upload.key,
+            sha256=spooled.sha256,
+            size=spooled.size,
+            etag=multipart_etag([bytes.fromhex(p.md5) for p in parts]),
+            crc32=crc32_text(spooled.crc32),
+            modified_ms=ctx.now_ms,
+            headers=upload.headers,
+            metadata=upload.metadata,
+            tags=upload.tags,
+        )
+        if not deps.store.complete_upload(
+            upload.upload_id, obj, lambda: deps.blobs.adopt(spooled), deps.blobs.delete
+        ):
+            raise no_such_upload(upload.upload_id)
+    except BaseException:
+        deps.blobs.discard(spooled)
+        raise
+    return {
+        "Location": f"{ctx.base_url.rstrip('/')}/{quote(upload.bucket)}/{quote(upload.key)}",
+        "Bucket": upload.bucket,
+        "Key": upload.key,
+        "ETag": obj.etag,
+        "ChecksumCRC32": obj.crc32,
+        "ChecksumType": "FULL_OBJECT",
+    }
+
+
+def abort_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Forget the upload; its parts' bytes are freed unless something else refers to them."""
+    upload = _upload(deps, ctx, params, "s3:AbortMultipartUpload")
+    if not deps.store.abort_upload(upload.upload_id, deps.blobs.delete):
+        raise no_such_upload(upload.upload_id)
+    return {}
+
+
+def _initiator(account: str) -> dict[str, str]:
+    return {"ID": owner(account)["ID"], "DisplayName": account}
+
+
+def list_parts(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """One page of the upload's parts: after PartNumberMarker, at most MaxParts (1000)."""
+    upload = _upload(deps, ctx, params, "s3:ListMultipartUploadParts")
+    max_parts = max_listed(params.get("MaxParts"), "max-parts")
+    marker = params.get("PartNumberMarker")
+    after = int(marker) if marker not in (None, "") else 0
+    page = deps.store.list_parts(upload.upload_id, after, max_parts + 1)
+    truncated = len(page) > max_parts
+    page = page[:max_parts]
+    out: dict[str, Any] = {
+        "Bucket": upload.bucket,
+        "Key": upload.key,
+        "UploadId": upload.upload_id,
+        "PartNumberMarker": after,
+        "NextPartNumberMarker": page[-1].number if page else 0,
+        "MaxParts": max_parts,
+        "IsTruncated": truncated,
+    }
+    if page:
+        out["Parts"] = [
+            {
+                "PartNumber": p.number,
+                "LastModified": iso_millis(p.modified),
+                "ETag": p.etag,
+                "Size": p.size,
+            }
+            for p in page
+        ]
+    out["Initiator"] = _initiator(upload.account)
+    out["Owner"] = owner(upload.account)
+    out["StorageClass"] = "STANDARD"
+    return out
+
+
+def list_multipart_uploads(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """One page of the bucket's uploads in progress, by key then creation, after
+    KeyMarker/UploadIdMarker, at most MaxUploads (1000)."""
+    bucket = bucket_for(
+        deps,
+        ctx,
+        params["Bucket"],
+        "s3:ListBucketMultipartUploads",
+        expected_owner=params.get("ExpectedBucketOwner"),
+    )
+    max_uploads = max_listed(params.get("MaxUploads"), "max-uploads")
+    prefix = params.get("Prefix") or ""
+    key_marker = params.get("KeyMarker") or ""
+    upload_id_marker = params.get("UploadIdMarker") or ""
+    page = deps.store.list_uploads(bucket.name, prefix, key_marker, upload_id_marker, max_uploads + 1)
+    truncated = len(page) > max_uploads
+    page = page[:max_uploads]
+    out: dict[str, Any] = {
+        "Bucket": bucket.name,
+        "KeyMarker": key_marker,
+        "UploadIdMarker": upload_id_marker,
+        "NextKeyMarker": page[-1].key if page else "",
+        "NextUploadIdMarker": page[-1].upload_id if page else "",
+        "MaxUploads": max_uploads,
+        "IsTruncated": truncated,
+    }
+    if prefix:
+        out["Prefix"] = prefix
+    if page:
+        out["Uploads"] = [
+            {
+                "UploadId": u.upload_id,
+                "Key": u.key,
+                "Initiated": iso_millis(u.initiated),
+                "StorageClass": "STANDARD",
+                "Owner": owner(u.account),
+                "Initiator": _initiator(u.account),
+            }
+            for u in page
+        ]
+    return out
+
+
+HANDLERS = {
+    "CreateMultipartUpload": create_multipart_upload,
+    "UploadPart": upload_part,
+    "CompleteMultipartUpload": complete_multipart_upload,
+    "AbortMultipartUpload": abort_multipart_upload,
+    "ListParts": list_parts,
+    "ListMultipartUploads": list_multipart_uploads,
+}
