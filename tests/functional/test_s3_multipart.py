@@ -364,3 +364,41 @@ def test_aws_cli_cp_multipart_round_trip(server: LaminaServer, s3: Any, bucket: 
     assert got.hexdigest() == sha.hexdigest()
     growth_mb = (_peak_rss_kb(server.proc.pid) - before) / 1024
     assert growth_mb < 150, f"server peak RSS grew by {growth_mb:.0f} MB for a 40 MB multipart upload"
+
+
+def test_list_multipart_uploads_common_prefixes(s3: Any, bucket: str) -> None:
+    ids = {
+        k: s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"]
+        for k in (
+            "folder/aSubfolder/subFile1",
+            "folder/aSubfolder/subFile2",
+            "folder/file 1",
+            "folder/file2",
+        )
+    }
+    start = s3.list_multipart_uploads(Bucket=bucket, Prefix="folder/", Delimiter="/", MaxUploads=1)
+    assert start["CommonPrefixes"] == [{"Prefix": "folder/aSubfolder/"}] and "Uploads" not in start
+    assert (start["IsTruncated"], start["NextKeyMarker"], start["NextUploadIdMarker"]) == (True, "", "")
+    # A key marker inside (or naming) a common prefix is past all of it, as S3 reads it.
+    for marker in ("folder/aSubfolder/", "folder/aSubfolder/subFile1"):
+        page = s3.list_multipart_uploads(
+            Bucket=bucket, Prefix="folder/", Delimiter="/", MaxUploads=1, KeyMarker=marker
+        )
+        assert [u["Key"] for u in page["Uploads"]] == ["folder/file 1"]
+        assert (page["IsTruncated"], page["NextKeyMarker"]) == (True, "folder/file 1")
+        assert page["NextUploadIdMarker"] == ids["folder/file 1"]
+    every = s3.list_multipart_uploads(Bucket=bucket, Prefix="folder/", Delimiter="/", EncodingType="url")
+    assert every["CommonPrefixes"] == [{"Prefix": "folder/aSubfolder/"}]
+    assert [u["Key"] for u in every["Uploads"]] == ["folder/file%201", "folder/file2"]
+    assert every["EncodingType"] == "url"
+    with pytest.raises(ClientError) as exc:
+        s3.list_multipart_uploads(Bucket=bucket, EncodingType="value")
+    assert error(exc) == (
+        400,
+        {
+            "Code": "InvalidArgument",
+            "Message": "Invalid Encoding Method specified in Request",
+            "ArgumentName": "encoding-type",
+            "ArgumentValue": "value",
+        },
+    )

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from lamina.domain import s3
 from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import StoredObject
+from lamina.domain.s3_listing import check_encoding_type, url_encode
 from lamina.domain.s3_multipart import (
     MAX_PART_SIZE,
     Part,
@@ -226,9 +227,40 @@ def list_parts(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     return out
 
 
+def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
+    """The CommonPrefix ``key`` rolls up into under ``delimiter`` (None: it is listed itself)."""
+    if not delimiter or not key.startswith(prefix):
+        return None
+    at = key.find(delimiter, len(prefix))
+    return None if at < 0 else key[: at + len(delimiter)]
+
+
+def _upload_page(
+    deps: S3Deps, bucket: str, prefix: str, delimiter: str, key_marker: str, upload_id_marker: str, limit: int
+) -> tuple[list[Upload | str], bool]:
+    """Up to ``limit`` entries (uploads, and common prefixes as strings) after the markers, and
+    whether more follow. As S3 does, keys that roll up into the key marker's own common prefix are
+    past (the marker named that prefix)."""
+    skipped = _common_prefix(key_marker, prefix, delimiter) if key_marker else None
+    entries: list[Upload | str] = []
+    after_key, after_id = key_marker, upload_id_marker
+    while True:
+        batch = deps.store.list_uploads(bucket, prefix, after_key, after_id, 1000)
+        for upload in batch:
+            group = _common_prefix(upload.key, prefix, delimiter)
+            if group is not None and (group == skipped or (entries and entries[-1] == group)):
+                continue
+            if len(entries) == limit:
+                return entries, True
+            entries.append(group if group is not None else upload)
+        if len(batch) < 1000:
+            return entries, False
+        after_key, after_id = batch[-1].key, batch[-1].upload_id
+
+
 def list_multipart_uploads(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """One page of the bucket's uploads in progress, by key then creation, after
-    KeyMarker/UploadIdMarker, at most MaxUploads (1000)."""
+    KeyMarker/UploadIdMarker, at most MaxUploads (1000) uploads and common prefixes together."""
     bucket = bucket_for(
         deps,
         ctx,
@@ -236,36 +268,48 @@ def list_multipart_uploads(deps: S3Deps, ctx: RequestContext, params: dict[str, 
         "s3:ListBucketMultipartUploads",
         expected_owner=params.get("ExpectedBucketOwner"),
     )
+    encoded = check_encoding_type(params.get("EncodingType"))
+    encode = url_encode if encoded else str
     max_uploads = max_listed(params.get("MaxUploads"), "max-uploads")
     prefix = params.get("Prefix") or ""
+    delimiter = params.get("Delimiter") or ""
     key_marker = params.get("KeyMarker") or ""
     upload_id_marker = params.get("UploadIdMarker") or ""
-    page = deps.store.list_uploads(bucket.name, prefix, key_marker, upload_id_marker, max_uploads + 1)
-    truncated = len(page) > max_uploads
-    page = page[:max_uploads]
+    entries, truncated = _upload_page(
+        deps, bucket.name, prefix, delimiter, key_marker, upload_id_marker, max_uploads
+    )
+    uploads = [e for e in entries if isinstance(e, Upload)]
+    # S3 names the next markers from the last upload listed (none: empty), common prefixes aside.
     out: dict[str, Any] = {
         "Bucket": bucket.name,
-        "KeyMarker": key_marker,
+        "KeyMarker": encode(key_marker),
         "UploadIdMarker": upload_id_marker,
-        "NextKeyMarker": page[-1].key if page else "",
-        "NextUploadIdMarker": page[-1].upload_id if page else "",
+        "NextKeyMarker": encode(uploads[-1].key) if uploads else "",
+        "NextUploadIdMarker": uploads[-1].upload_id if uploads else "",
         "MaxUploads": max_uploads,
         "IsTruncated": truncated,
     }
     if prefix:
-        out["Prefix"] = prefix
-    if page:
+        out["Prefix"] = encode(prefix)
+    if delimiter:
+        out["Delimiter"] = encode(delimiter)
+    if uploads:
         out["Uploads"] = [
             {
                 "UploadId": u.upload_id,
-                "Key": u.key,
+                "Key": encode(u.key),
                 "Initiated": iso_millis(u.initiated),
                 "StorageClass": "STANDARD",
                 "Owner": owner(u.account),
                 "Initiator": _initiator(u.account),
             }
-            for u in page
+            for u in uploads
         ]
+    groups = [e for e in entries if isinstance(e, str)]
+    if groups:
+        out["CommonPrefixes"] = [{"Prefix": encode(g)} for g in groups]
+    if encoded:
+        out["EncodingType"] = "url"
     return out
 
 
