@@ -689,10 +689,10 @@ def test_virtual_hosted_addressing(server: LaminaServer, s3: Any, bucket: str) -
 
 def test_unserved_operations_say_so(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as exc:
-        s3.upload_part_copy(Bucket=bucket, Key="big", UploadId="u", PartNumber=1, CopySource=f"{bucket}/x")
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     status, err = error(exc)
     assert (status, err["Code"]) == (501, "NotImplemented")
-    assert "multipart upload" in err["Message"]
+    assert "versioning" in err["Message"]
 
 
 # -- large bodies ---------------------------------------------------------------------------------

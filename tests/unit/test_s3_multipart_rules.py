@@ -11,6 +11,7 @@ from lamina.domain.s3_multipart import (
     MIN_PART_SIZE,
     Part,
     completed_parts,
+    copy_range,
     max_listed,
     multipart_etag,
     new_upload_id,
@@ -90,3 +91,18 @@ def test_max_listed_and_upload_ids() -> None:
         max_listed(-1, "max-parts")
     first, second = new_upload_id(), new_upload_id()
     assert first != second and len(first) == 48
+
+
+def test_copy_range() -> None:
+    assert copy_range(None, 10) == (0, 10)
+    assert copy_range("bytes=1-9", 10) == (1, 9)
+    for bad in ("0-8", "bytes=1-0", "bytes=-2", "bytes=1-", "bytes=0-1,3-4"):
+        with pytest.raises(AwsError) as exc:
+            copy_range(bad, 10)
+        assert exc.value.code == "InvalidArgument" and exc.value.fields["ArgumentValue"] == bad
+    with pytest.raises(AwsError) as exc:
+        copy_range("bytes=0-100", 10)
+    assert str(exc.value) == "Range specified is not valid for source object of size: 10"
+    with pytest.raises(AwsError) as exc:
+        copy_range("bytes=100-200", 10)
+    assert exc.value.code == "InvalidRequest"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -172,3 +173,31 @@ def max_listed(value: Any, name: str) -> int:
     if number < 0:
         raise invalid_argument(f"Provided {name} not an integer or within integer range", name, str(value))
     return min(number, MAX_LISTED)
+
+
+_COPY_RANGE: Final = re.compile(r"bytes=(\d+)-(\d+)")
+_COPY_RANGE_FORM: Final = (
+    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are"
+    " the zero-based offsets of the first and last bytes to copy"
+)
+
+
+def copy_range(header: str | None, size: int) -> tuple[int, int]:
+    """UploadPartCopy's ``x-amz-copy-source-range`` as (first byte, length) of a source of ``size``
+    bytes (no header: all of it). Only ``bytes=first-last`` is accepted (AWS's words for the rest):
+    a first byte past the end is InvalidRequest, a last one InvalidArgument."""
+    if header is None:
+        return 0, size
+    match = _COPY_RANGE.fullmatch(header)
+    if match is None or int(match[1]) > int(match[2]):
+        raise invalid_argument(_COPY_RANGE_FORM, "x-amz-copy-source-range", header)
+    first, last = int(match[1]), int(match[2])
+    if first >= size:
+        raise invalid_request("The specified copy range is invalid for the source object size")
+    if last >= size:
+        raise invalid_argument(
+            f"Range specified is not valid for source object of size: {size}",
+            "x-amz-copy-source-range",
+            header,
+        )
+    return first, last - first + 1

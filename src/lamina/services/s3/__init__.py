@@ -4,8 +4,8 @@ content-addressed blob store.
 Served: CreateBucket, HeadBucket, ListBuckets, DeleteBucket, GetBucketLocation,
 GetBucketVersioning (never enabled), Put/Get/DeleteBucketTagging; PutObject, GetObject (ranges,
 conditions), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects, ListObjectsV2,
-Get/Put/DeleteObjectTagging; multipart uploads (Create, UploadPart, Complete, Abort, ListParts,
-ListMultipartUploads). Not yet: UploadPartCopy, aws-chunked bodies, bucket policies (the
+Get/Put/DeleteObjectTagging; multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort,
+ListParts, ListMultipartUploads). Not yet: aws-chunked bodies, bucket policies (the
 seam: :func:`lamina.services.s3.access.policy_allows`), versioning, ACLs.
 """
 
@@ -20,11 +20,9 @@ from lamina.services.s3.deps import S3Deps
 
 __all__ = ["S3Deps", "binding", "bucket_for", "policy_allows"]
 
-_MULTIPART = "copying into a multipart upload's part, which lamina does not serve yet (issue 16)"
 _POLICY = "bucket policies, which lamina does not serve yet (issue 16)"
 
 UNSERVED = {
-    "UploadPartCopy": _MULTIPART,
     "PutBucketPolicy": _POLICY,
     "GetBucketPolicy": _POLICY,
     "DeleteBucketPolicy": _POLICY,

@@ -1,4 +1,4 @@
-"""Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+"""Multipart uploads: CreateMultipartUpload, UploadPart, UploadPartCopy, CompleteMultipartUpload,
 AbortMultipartUpload, ListParts, ListMultipartUploads (the rules are
 :mod:`lamina.domain.s3_multipart`).
 
@@ -24,6 +24,7 @@ from lamina.domain.s3_multipart import (
     Part,
     Upload,
     completed_parts,
+    copy_range,
     max_listed,
     multipart_etag,
     new_upload_id,
@@ -38,6 +39,7 @@ from lamina.services.s3.buckets import owner
 from lamina.services.s3.deps import S3Deps
 from lamina.services.s3.objects import (
     body_chunks,
+    check_copy_conditions,
     checksum_header,
     crc32_text,
     system_headers,
@@ -128,6 +130,62 @@ def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
         deps.blobs.discard(spooled)
         raise
     return {"ETag": part.etag, "ChecksumCRC32": crc32_text(spooled.crc32)}
+
+
+def _file_range(deps: S3Deps, sha256: str, first: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of blob ``sha256`` from offset ``first``, read 1 MB at a time."""
+    with deps.blobs.path(sha256).open("rb") as f:
+        f.seek(first)
+        while length > 0 and (chunk := f.read(min(_READ, length))):
+            length -= len(chunk)
+            yield chunk
+
+
+def upload_part_copy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """A part copied from an object (all of it, or ``x-amz-copy-source-range``). The whole of a
+    single-part object costs no copy: the part refers to the object's blob."""
+    number = part_number(params.get("PartNumber"))
+    upload = _upload(deps, ctx, params, "s3:PutObject")
+    source_bucket, source_key, version = s3.copy_source(params["CopySource"])
+    bucket_for(
+        deps,
+        ctx,
+        source_bucket,
+        "s3:GetObject",
+        source_key,
+        expected_owner=params.get("ExpectedSourceBucketOwner"),
+    )
+    if version not in (None, "null"):
+        raise s3.invalid_argument("Invalid version id specified", "x-amz-copy-source", params["CopySource"])
+    source = deps.store.get_object(source_bucket, source_key)
+    if source is None:
+        raise s3.no_such_key(source_key)
+    check_copy_conditions(ctx, params, source)
+    first, length = copy_range(params.get("CopySourceRange"), source.size)
+    source_md5 = source.etag.strip('"')
+    if (first, length) == (0, source.size) and "-" not in source_md5:
+        part = Part(upload.upload_id, number, source.sha256, source.size, source_md5, ctx.now_ms)
+
+        def still_there() -> None:
+            # Inside the commit: the source's bytes must not have been freed since the lookup.
+            if not deps.blobs.exists(source.sha256):
+                raise s3.no_such_key(source_key)
+
+        if not deps.store.put_part(part, still_there, deps.blobs.delete):
+            raise no_such_upload(upload.upload_id)
+    else:
+        try:
+            spooled = deps.blobs.spool(_file_range(deps, source.sha256, first, length))
+        except BlobStoreError:
+            raise s3.no_such_key(source_key) from None
+        try:
+            part = Part(upload.upload_id, number, spooled.sha256, spooled.size, spooled.md5.hex(), ctx.now_ms)
+            if not deps.store.put_part(part, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
+                raise no_such_upload(upload.upload_id)
+        except BaseException:
+            deps.blobs.discard(spooled)
+            raise
+    return {"CopyPartResult": {"ETag": part.etag, "LastModified": iso_millis(part.modified)}}
 
 
 def _concatenated(deps: S3Deps, parts: Sequence[Part]) -> Iterator[bytes]:
@@ -316,6 +374,7 @@ def list_multipart_uploads(deps: S3Deps, ctx: RequestContext, params: dict[str, 
 HANDLERS = {
     "CreateMultipartUpload": create_multipart_upload,
     "UploadPart": upload_part,
+    "UploadPartCopy": upload_part_copy,
     "CompleteMultipartUpload": complete_multipart_upload,
     "AbortMultipartUpload": abort_multipart_upload,
     "ListParts": list_parts,

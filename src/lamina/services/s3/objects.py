@@ -341,7 +341,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     source = deps.store.get_object(source_bucket, source_key)
     if source is None:
         raise s3.no_such_key(source_key)
-    _check_copy_conditions(ctx, params, source)
+    check_copy_conditions(ctx, params, source)
     directive = params.get("MetadataDirective", "COPY")
     tagging = params.get("TaggingDirective", "COPY")
     if directive not in ("COPY", "REPLACE"):
@@ -387,7 +387,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     return {"CopyObjectResult": result}
 
 
-def _check_copy_conditions(ctx: RequestContext, params: Mapping[str, Any], source: StoredObject) -> None:
+def check_copy_conditions(ctx: RequestContext, params: Mapping[str, Any], source: StoredObject) -> None:
     """``x-amz-copy-source-if-*``: any that fails is 412 PreconditionFailed (a copy has no 304)."""
     now = dt.datetime.fromtimestamp(ctx.now_ms / 1000, dt.UTC)
     conditions = Preconditions(
