@@ -199,6 +199,14 @@ def _concatenated(deps: S3Deps, parts: Sequence[Part]) -> Iterator[bytes]:
 def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """Assemble the named parts into the object (streamed from file to file) and forget the upload."""
     upload = _upload(deps, ctx, params, "s3:PutObject")
+    # Conditional completion and the declared object size are not checked yet: refused, not ignored.
+    for member, header in (
+        ("IfMatch", "If-Match"),
+        ("IfNoneMatch", "If-None-Match"),
+        ("MpuObjectSize", "x-amz-mp-object-size"),
+    ):
+        if params.get(member) is not None:
+            raise s3.not_implemented_header(header)
     requested = requested_parts(params.get("MultipartUpload"))
     stored = {p.number: p for p in deps.store.list_parts(upload.upload_id)}
     parts = completed_parts(upload.upload_id, requested, stored)
