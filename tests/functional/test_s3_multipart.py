@@ -246,6 +246,19 @@ def test_list_multipart_uploads_pages(s3: Any, bucket: str) -> None:
     assert [u["UploadId"] for u in key_only["Uploads"]] == [ids[1]]
     both = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=1, KeyMarker="a", UploadIdMarker=ids[2])
     assert ([u["UploadId"] for u in both["Uploads"]], both["UploadIdMarker"]) == ([ids[3]], ids[2])
+    alone = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=1, UploadIdMarker=ids[3])
+    assert ([u["UploadId"] for u in alone["Uploads"]], alone["UploadIdMarker"]) == ([ids[2]], "")
+    with pytest.raises(ClientError) as exc:
+        s3.list_multipart_uploads(Bucket=bucket, KeyMarker="a", UploadIdMarker=ids[1])
+    assert error(exc) == (
+        400,
+        {
+            "Code": "InvalidArgument",
+            "Message": "Invalid uploadId marker",
+            "ArgumentName": "upload-id-marker",
+            "ArgumentValue": ids[1],
+        },
+    )
     last = s3.list_multipart_uploads(Bucket=bucket, MaxUploads=1, KeyMarker="c")
     assert ("Uploads" in last, last["IsTruncated"], last["NextKeyMarker"]) == (False, False, "")
     prefixed = s3.list_multipart_uploads(Bucket=bucket, Prefix="b")

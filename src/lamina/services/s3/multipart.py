@@ -264,7 +264,16 @@ def list_parts(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     upload = _upload(deps, ctx, params, "s3:ListMultipartUploadParts")
     max_parts = max_listed(params.get("MaxParts"), "max-parts")
     marker = params.get("PartNumberMarker")
-    after = int(marker) if marker not in (None, "") else 0
+    try:
+        after = int(marker) if marker not in (None, "") else 0
+    except (TypeError, ValueError):
+        after = -1
+    if after < 0:
+        raise s3.invalid_argument(
+            "Argument partNumberMarker must be an integer between 0 and 2147483647",
+            "part-number-marker",
+            str(marker),
+        )
     page = deps.store.list_parts(upload.upload_id, after, max_parts + 1)
     truncated = len(page) > max_parts
     page = page[:max_parts]
@@ -340,7 +349,11 @@ def list_multipart_uploads(deps: S3Deps, ctx: RequestContext, params: dict[str, 
     prefix = params.get("Prefix") or ""
     delimiter = params.get("Delimiter") or ""
     key_marker = params.get("KeyMarker") or ""
-    upload_id_marker = params.get("UploadIdMarker") or ""
+    # An upload ID marker counts only with a key marker (S3 ignores it alone), and must be one of
+    # that key's uploads.
+    upload_id_marker = (params.get("UploadIdMarker") or "") if key_marker else ""
+    if upload_id_marker and deps.store.get_upload(bucket.name, key_marker, upload_id_marker) is None:
+        raise s3.invalid_argument("Invalid uploadId marker", "upload-id-marker", upload_id_marker)
     entries, truncated = _upload_page(
         deps, bucket.name, prefix, delimiter, key_marker, upload_id_marker, max_uploads
     )
