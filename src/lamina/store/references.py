@@ -2,7 +2,7 @@
 
 A blob (a code or layer zip, an S3 object's bytes) stays while a live layer version, a function
 version's code, a layer attached to a function version (a deleted layer version stays usable by
-the functions that have it) or an S3 object refers to it. Repositories call :func:`blob_referenced` inside their delete's write
+the functions that have it) an S3 object or a part of an S3 multipart upload in progress refers to it. Repositories call :func:`blob_referenced` inside their delete's write
 transaction, so a concurrent publish cannot slip in between the check and the removal.
 """
 
@@ -19,8 +19,9 @@ def blob_referenced(conn: Connection, sha256_hex: str) -> bool:
             " UNION ALL SELECT 1 FROM function_versions WHERE code_sha256=?"
             " UNION ALL SELECT 1 FROM function_versions, json_each(function_versions.layer_shas)"
             " WHERE json_each.value=?"
-            " UNION ALL SELECT 1 FROM s3_objects WHERE sha256=? LIMIT 1",
-            (sha256_hex, sha256_hex, sha256_hex, sha256_hex),
+            " UNION ALL SELECT 1 FROM s3_objects WHERE sha256=?"
+            " UNION ALL SELECT 1 FROM s3_parts WHERE sha256=? LIMIT 1",
+            (sha256_hex, sha256_hex, sha256_hex, sha256_hex, sha256_hex),
         ).fetchone()
         is not None
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from lamina.domain.s3 import Bucket, StoredObject
 from lamina.domain.s3_listing import successor
+from lamina.domain.s3_multipart import Part, Upload
 from lamina.store.db import Connection, Database
 from lamina.store.references import blob_referenced
 
@@ -84,6 +85,9 @@ class S3Store:
                 return BucketDeletion.MISSING
             if c.execute("SELECT 1 FROM s3_objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 return BucketDeletion.NOT_EMPTY
+            # Multipart uploads in progress hold parts (bytes) in the bucket too.
+            if c.execute("SELECT 1 FROM s3_uploads WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                return BucketDeletion.NOT_EMPTY
             c.execute("DELETE FROM s3_buckets WHERE name=?", (name,))
         return BucketDeletion.DELETED
 
@@ -115,22 +119,7 @@ class S3Store:
             old = c.execute(
                 "SELECT sha256 FROM s3_objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
             ).fetchone()
-            c.execute(
-                "INSERT OR REPLACE INTO s3_objects (bucket, key, sha256, size, etag, crc32, modified_ms,"
-                " headers, metadata, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    obj.bucket,
-                    obj.key,
-                    obj.sha256,
-                    obj.size,
-                    obj.etag,
-                    obj.crc32,
-                    obj.modified_ms,
-                    json.dumps(dict(obj.headers)),
-                    json.dumps(dict(obj.metadata)),
-                    json.dumps(dict(obj.tags)),
-                ),
-            )
+            _insert_object(c, obj)
             if old is not None and old[0] != obj.sha256:
                 _free_if_unreferenced(c, str(old[0]), on_unreferenced)
         return True
@@ -186,11 +175,182 @@ class S3Store:
         args.append(limit)
         return [_object(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
 
+    # -- multipart uploads ------------------------------------------------------------------------
+
+    def create_upload(self, upload: Upload) -> bool:
+        """Record an upload in progress; False when the bucket is gone."""
+        with self.db.write() as c:
+            if c.execute("SELECT 1 FROM s3_buckets WHERE name=?", (upload.bucket,)).fetchone() is None:
+                return False
+            c.execute(
+                "INSERT INTO s3_uploads (upload_id, bucket, key, account, initiated_ms, headers, metadata,"
+                " tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    upload.upload_id,
+                    upload.bucket,
+                    upload.key,
+                    upload.account,
+                    upload.initiated_ms,
+                    json.dumps(dict(upload.headers)),
+                    json.dumps(dict(upload.metadata)),
+                    json.dumps(dict(upload.tags)),
+                ),
+            )
+        return True
+
+    def get_upload(self, bucket: str, key: str, upload_id: str) -> Upload | None:
+        """The upload ``upload_id`` of ``bucket``/``key`` (None: no such upload there)."""
+        row = self.db.read(
+            lambda c: c.execute(
+                _UPLOAD_SELECT + " WHERE upload_id=? AND bucket=? AND key=?", (upload_id, bucket, key)
+            ).fetchone()
+        )
+        return _upload(row) if row is not None else None
+
+    def put_part(self, part: Part, adopt: Callable[[], object], on_unreferenced: Freed) -> bool:
+        """Commit ``part`` (replacing a part of the same number). ``adopt`` puts its blob in place
+        first, inside the transaction (the bytes are durable before the row); a replaced part's blob
+        is freed when nothing refers to it. False when the upload is gone (completed or aborted)."""
+        with self.db.write() as c:
+            if c.execute("SELECT 1 FROM s3_uploads WHERE upload_id=?", (part.upload_id,)).fetchone() is None:
+                return False
+            adopt()
+            old = c.execute(
+                "SELECT sha256 FROM s3_parts WHERE upload_id=? AND part_number=?",
+                (part.upload_id, part.number),
+            ).fetchone()
+            c.execute(
+                "INSERT OR REPLACE INTO s3_parts (upload_id, part_number, sha256, size, md5, modified_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (part.upload_id, part.number, part.sha256, part.size, part.md5, part.modified_ms),
+            )
+            if old is not None and old[0] != part.sha256:
+                _free_if_unreferenced(c, str(old[0]), on_unreferenced)
+        return True
+
+    def list_parts(self, upload_id: str, after: int = 0, limit: int = -1) -> list[Part]:
+        """The upload's parts numbered above ``after``, in order (at most ``limit``; -1: all)."""
+        return [
+            _part(r)
+            for r in self.db.read(
+                lambda c: c.execute(
+                    _PART_SELECT + " WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
+                    (upload_id, after, limit),
+                ).fetchall()
+            )
+        ]
+
+    def list_uploads(
+        self, bucket: str, prefix: str, key_marker: str, upload_id_marker: str, limit: int
+    ) -> list[Upload]:
+        """Up to ``limit`` uploads of the bucket whose key starts with ``prefix``, ordered by key
+        (UTF-8 binary) then creation, after (``key_marker``, ``upload_id_marker``) as S3 reads them:
+        with an upload ID marker, the key marker's later uploads and then the keys after it; without,
+        the keys after the key marker."""
+        sql = _UPLOAD_SELECT + " WHERE bucket=? AND substr(key, 1, ?)=?"
+        args: list[Any] = [bucket, len(prefix), prefix]
+        if key_marker and upload_id_marker:
+            sql += " AND (key>? OR (key=? AND upload_id>?))"
+            args += [key_marker, key_marker, upload_id_marker]
+        elif key_marker:
+            sql += " AND key>?"
+            args.append(key_marker)
+        sql += " ORDER BY key, upload_id LIMIT ?"
+        args.append(limit)
+        return [_upload(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
+
+    def complete_upload(
+        self, upload_id: str, obj: StoredObject, adopt: Callable[[], object], on_unreferenced: Freed
+    ) -> bool:
+        """Commit the assembled object ``obj`` and forget the upload and its parts, in one
+        transaction: ``adopt`` puts the object's blob in place first; the parts' blobs (and a
+        replaced object's) are freed when nothing else refers to them. False when the upload is
+        gone (completed or aborted meanwhile) or its bucket is."""
+        with self.db.write() as c:
+            if c.execute("SELECT 1 FROM s3_uploads WHERE upload_id=?", (upload_id,)).fetchone() is None:
+                return False
+            adopt()
+            freed = {
+                str(r[0]) for r in c.execute("SELECT sha256 FROM s3_parts WHERE upload_id=?", (upload_id,))
+            }
+            old = c.execute(
+                "SELECT sha256 FROM s3_objects WHERE bucket=? AND key=?", (obj.bucket, obj.key)
+            ).fetchone()
+            if old is not None:
+                freed.add(str(old[0]))
+            c.execute("DELETE FROM s3_parts WHERE upload_id=?", (upload_id,))
+            c.execute("DELETE FROM s3_uploads WHERE upload_id=?", (upload_id,))
+            _insert_object(c, obj)
+            freed.discard(obj.sha256)
+            for sha in freed:
+                _free_if_unreferenced(c, sha, on_unreferenced)
+        return True
+
+    def abort_upload(self, upload_id: str, on_unreferenced: Freed) -> bool:
+        """Forget the upload and its parts, freeing their blobs nothing else refers to; False when
+        there was no such upload."""
+        with self.db.write() as c:
+            freed = {
+                str(r[0]) for r in c.execute("SELECT sha256 FROM s3_parts WHERE upload_id=?", (upload_id,))
+            }
+            c.execute("DELETE FROM s3_parts WHERE upload_id=?", (upload_id,))
+            row = c.execute("DELETE FROM s3_uploads WHERE upload_id=? RETURNING 1", (upload_id,)).fetchone()
+            for sha in freed:
+                _free_if_unreferenced(c, sha, on_unreferenced)
+        return row is not None
+
 
 _BUCKET_SELECT = "SELECT name, account, region, created_ms, tags, policy FROM s3_buckets"
 _OBJECT_SELECT = (
     "SELECT bucket, key, sha256, size, etag, crc32, modified_ms, headers, metadata, tags FROM s3_objects"
 )
+_UPLOAD_SELECT = (
+    "SELECT upload_id, bucket, key, account, initiated_ms, headers, metadata, tags FROM s3_uploads"
+)
+_PART_SELECT = "SELECT upload_id, part_number, sha256, size, md5, modified_ms FROM s3_parts"
+
+
+def _insert_object(c: Connection, obj: StoredObject) -> None:
+    c.execute(
+        "INSERT OR REPLACE INTO s3_objects (bucket, key, sha256, size, etag, crc32, modified_ms,"
+        " headers, metadata, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            obj.bucket,
+            obj.key,
+            obj.sha256,
+            obj.size,
+            obj.etag,
+            obj.crc32,
+            obj.modified_ms,
+            json.dumps(dict(obj.headers)),
+            json.dumps(dict(obj.metadata)),
+            json.dumps(dict(obj.tags)),
+        ),
+    )
+
+
+def _upload(row: Sequence[Any]) -> Upload:
+    return Upload(
+        upload_id=str(row[0]),
+        bucket=str(row[1]),
+        key=str(row[2]),
+        account=str(row[3]),
+        initiated_ms=int(row[4]),
+        headers=json.loads(row[5]),
+        metadata=json.loads(row[6]),
+        tags=json.loads(row[7]),
+    )
+
+
+def _part(row: Sequence[Any]) -> Part:
+    return Part(
+        upload_id=str(row[0]),
+        number=int(row[1]),
+        sha256=str(row[2]),
+        size=int(row[3]),
+        md5=str(row[4]),
+        modified_ms=int(row[5]),
+    )
 
 
 def _free_if_unreferenced(c: Connection, sha: str, on_unreferenced: Freed) -> None:

@@ -254,4 +254,22 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX s3_objects_blob ON s3_objects (sha256);
     """,
+    # 17: S3 multipart uploads in progress and their parts. A part's bytes are the blob ``sha256``
+    # (counted by store/references.py until the upload is completed or aborted); ``headers``,
+    # ``metadata`` and ``tags`` are what CreateMultipartUpload gave for the object (JSON objects).
+    # Upload IDs sort in creation order, as ListMultipartUploads lists a key's uploads.
+    """
+    CREATE TABLE s3_uploads (
+        upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL REFERENCES s3_buckets (name),
+        key TEXT NOT NULL, account TEXT NOT NULL, initiated_ms INTEGER NOT NULL,
+        headers TEXT NOT NULL, metadata TEXT NOT NULL, tags TEXT NOT NULL
+    );
+    CREATE INDEX s3_uploads_bucket ON s3_uploads (bucket, key, upload_id);
+    CREATE TABLE s3_parts (
+        upload_id TEXT NOT NULL REFERENCES s3_uploads (upload_id), part_number INTEGER NOT NULL,
+        sha256 TEXT NOT NULL, size INTEGER NOT NULL, md5 TEXT NOT NULL, modified_ms INTEGER NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    ) WITHOUT ROWID;
+    CREATE INDEX s3_parts_blob ON s3_parts (sha256);
+    """,
 )

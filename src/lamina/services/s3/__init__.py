@@ -4,7 +4,8 @@ content-addressed blob store.
 Served: CreateBucket, HeadBucket, ListBuckets, DeleteBucket, GetBucketLocation,
 GetBucketVersioning (never enabled), Put/Get/DeleteBucketTagging; PutObject, GetObject (ranges,
 conditions), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects, ListObjectsV2,
-Get/Put/DeleteObjectTagging. Not yet: multipart uploads, aws-chunked bodies, bucket policies (the
+Get/Put/DeleteObjectTagging; multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort,
+ListParts, ListMultipartUploads). Not yet: aws-chunked bodies, bucket policies (the
 seam: :func:`lamina.services.s3.access.policy_allows`), versioning, ACLs.
 """
 
@@ -13,23 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.s3 import buckets, listing, objects
+from lamina.services.s3 import buckets, listing, multipart, objects
 from lamina.services.s3.access import bucket_for, policy_allows
 from lamina.services.s3.deps import S3Deps
 
 __all__ = ["S3Deps", "binding", "bucket_for", "policy_allows"]
 
-_MULTIPART = "multipart uploads, which lamina does not serve yet (issue 16)"
 _POLICY = "bucket policies, which lamina does not serve yet (issue 16)"
 
 UNSERVED = {
-    "CreateMultipartUpload": _MULTIPART,
-    "UploadPart": _MULTIPART,
-    "UploadPartCopy": _MULTIPART,
-    "CompleteMultipartUpload": _MULTIPART,
-    "AbortMultipartUpload": _MULTIPART,
-    "ListParts": _MULTIPART,
-    "ListMultipartUploads": _MULTIPART,
     "PutBucketPolicy": _POLICY,
     "GetBucketPolicy": _POLICY,
     "DeleteBucketPolicy": _POLICY,
@@ -42,9 +35,9 @@ def binding(loader: Any, deps: S3Deps) -> ServiceBinding[S3Deps]:
     return ServiceBinding(
         model=loader.get_service_model("s3"),
         deps=deps,
-        handlers={**buckets.HANDLERS, **objects.HANDLERS, **listing.HANDLERS},
+        handlers={**buckets.HANDLERS, **objects.HANDLERS, **listing.HANDLERS, **multipart.HANDLERS},
         unserved=UNSERVED,
         schema_validation=False,
-        # Multipart's UploadPart joins them when multipart is served.
-        streamed=frozenset({"PutObject"}),
+        # Request bodies handed over as streams (objects and parts may be GBs).
+        streamed=frozenset({"PutObject", "UploadPart"}),
     )

@@ -44,7 +44,7 @@ _OVERRIDES: Final = {
 # -- PutObject ------------------------------------------------------------------------------------
 
 
-def _body_chunks(body: object) -> tuple[Iterator[bytes], int | None]:
+def body_chunks(body: object) -> tuple[Iterator[bytes], int | None]:
     """The request body as chunks, and its declared length."""
     if isinstance(body, bytes | bytearray):
         return iter((bytes(body),)), len(body)
@@ -56,7 +56,7 @@ def _body_chunks(body: object) -> tuple[Iterator[bytes], int | None]:
     return stream.chunks(), stream.declared_length
 
 
-def _checksum_header(params: Mapping[str, Any]) -> tuple[str, str] | None:
+def checksum_header(params: Mapping[str, Any]) -> tuple[str, str] | None:
     """The one additional checksum the request asks to verify: (algorithm, base64 value)."""
     for member, algorithm in (
         ("ChecksumCRC32", "crc32"),
@@ -92,7 +92,8 @@ def user_tags(header: str | None) -> dict[str, str]:
     return s3.check_tags(({"Key": k, "Value": v} for k, v in pairs), limit=s3.MAX_OBJECT_TAGS)
 
 
-def _system_headers(params: Mapping[str, Any]) -> dict[str, str]:
+def system_headers(params: Mapping[str, Any]) -> dict[str, str]:
+    """The system metadata a request sets for an object (Content-Type defaulted)."""
     out = {}
     for member in s3.SYSTEM_HEADERS:
         value = params.get(member)
@@ -110,7 +111,7 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     if payload.startswith("STREAMING-"):
         # aws-chunked bodies (per-chunk signatures, trailing checksums): not decoded yet.
         raise s3.not_implemented_header("x-amz-content-sha256")
-    chunks, declared = _body_chunks(params.get("Body"))
+    chunks, declared = body_chunks(params.get("Body"))
     if declared is None:
         raise AwsError(
             "You must provide the Content-Length HTTP header.",
@@ -128,16 +129,16 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
         )
     md5_header = params.get("ContentMD5")
     expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
-    checksum = _checksum_header(params)
+    checksum = checksum_header(params)
     if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
         raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
     metadata = dict(params.get("Metadata") or {})
     s3.check_metadata(metadata)
     tags = user_tags(params.get("Tagging"))
-    headers = _system_headers(params)
+    headers = system_headers(params)
     spooled = deps.blobs.spool(chunks, sha1=checksum is not None and checksum[0] == "sha1")
     try:
-        _verify(spooled, payload, expected_md5, md5_header, checksum)
+        verify_body(spooled, payload, expected_md5, md5_header, checksum)
         obj = StoredObject(
             bucket=bucket,
             key=key,
@@ -158,7 +159,7 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     return {"ETag": obj.etag, "ChecksumCRC32": obj.crc32, "ChecksumType": "FULL_OBJECT"}
 
 
-def _verify(
+def verify_body(
     spooled: Spooled,
     payload: str,
     expected_md5: bytes | None,
@@ -340,7 +341,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     source = deps.store.get_object(source_bucket, source_key)
     if source is None:
         raise s3.no_such_key(source_key)
-    _check_copy_conditions(ctx, params, source)
+    check_copy_conditions(ctx, params, source)
     directive = params.get("MetadataDirective", "COPY")
     tagging = params.get("TaggingDirective", "COPY")
     if directive not in ("COPY", "REPLACE"):
@@ -352,7 +353,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     if directive == "REPLACE":
         metadata = dict(params.get("Metadata") or {})
         s3.check_metadata(metadata)
-        headers = _system_headers(params)
+        headers = system_headers(params)
     else:
         metadata, headers = dict(source.metadata), dict(source.headers)
     tags = user_tags(params.get("Tagging")) if tagging == "REPLACE" else dict(source.tags)
@@ -386,7 +387,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     return {"CopyObjectResult": result}
 
 
-def _check_copy_conditions(ctx: RequestContext, params: Mapping[str, Any], source: StoredObject) -> None:
+def check_copy_conditions(ctx: RequestContext, params: Mapping[str, Any], source: StoredObject) -> None:
     """``x-amz-copy-source-if-*``: any that fails is 412 PreconditionFailed (a copy has no 304)."""
     now = dt.datetime.fromtimestamp(ctx.now_ms / 1000, dt.UTC)
     conditions = Preconditions(
