@@ -32,6 +32,7 @@ from lamina.domain.arns import Arn, root_user_arn
 from lamina.domain.functions import LATEST, version_number
 from lamina.domain.layers import MAX_POLICY_BYTES, PolicyStatement, policy_document
 from lamina.domain.policy import CURRENT_VERSION, MalformedPolicy, PolicyKind, parse_policy, resource_matches
+from lamina.errors import InvalidParameterValueException
 
 __all__ = [
     "MAX_POLICY_BYTES",
@@ -183,9 +184,9 @@ def make_statement(params: dict[str, Any], resource_arn: str) -> PolicyStatement
 # -- PutResourcePolicy -------------------------------------------------------------------------------
 
 
-class InvalidDocument(ValueError):
-    """A PutResourcePolicy document lamina refuses; ``str(exc)`` is the message (lamina's wording:
-    AWS's own messages for these were not found in recordings or documentation)."""
+class InvalidDocument(InvalidParameterValueException):
+    """A PutResourcePolicy document lamina refuses (400 InvalidParameterValueException); the message
+    is lamina's wording: AWS's own for these were not found in recordings or documentation."""
 
 
 class TargetKind(enum.Enum):

@@ -261,10 +261,7 @@ def put_resource_policy(platform: Platform, ctx: RequestContext, params: dict[st
     """Replace the whole policy of a function, version or alias (AddPermission's statements too)."""
     ref = _resource_ref(ctx, params, cross_account=False)
     qualified = ref.qualified_arn if ref.qualifier is not None else None
-    try:
-        checked = P.check_document(params["Policy"], ref.arn, qualified)
-    except P.InvalidDocument as exc:
-        raise InvalidParameterValueException(str(exc)) from exc
+    checked = P.check_document(params["Policy"], ref.arn, qualified)
     size = P.document_size(checked)
     if size > P.MAX_POLICY_BYTES:
         # The document as stored (compact JSON); the model caps the request at 20480 characters.
