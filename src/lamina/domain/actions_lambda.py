@@ -22,6 +22,7 @@ from lamina.domain.actions_spec import (
     Call,
     Check,
     ContextValue,
+    Extra,
     Spec,
     copy_text,
     multi,
@@ -164,6 +165,22 @@ def invoke_with_url(call: Call) -> tuple[Check, ...]:
     return (Check("lambda:InvokeFunction", function(call), {"lambda:InvokedViaFunctionUrl": "true"}),)
 
 
+def policy_resource(call: Call) -> str:
+    """The ``ResourceArn`` of PutResourcePolicy, GetResourcePolicy and DeleteResourcePolicy, as given
+    (a function, version or alias ARN); without one (the validator then refuses the request), the
+    caller's function ARN with no name."""
+    return call.text("ResourceArn") or unqualified_function(call)
+
+
+def on_policy_resource(*actions: str) -> Extra:
+    """The further actions a whole-document policy operation needs on the same resource."""
+
+    def checks(call: Call) -> tuple[Check, ...]:
+        return tuple(Check(action, policy_resource(call)) for action in actions)
+
+    return checks
+
+
 def tagged_resource(call: Call) -> str:
     """The ARN ``Resource`` names, as given (TagResource, UntagResource, ListTags); without one (the
     validator then refuses the request), the caller's function ARN with no name."""
@@ -203,6 +220,21 @@ TABLE: Mapping[str, Spec] = {
     ),
     "RemovePermission": Spec("lambda:RemovePermission", function),
     "GetPolicy": Spec("lambda:GetPolicy", function),
+    # The whole document ("Working with resource-based policies in Lambda", Required permissions):
+    # PutResourcePolicy also needs lambda:AddPermission and lambda:RemovePermission,
+    # GetResourcePolicy lambda:GetPolicy, DeleteResourcePolicy lambda:RemovePermission, each on the
+    # resource the ResourceArn names.
+    "PutResourcePolicy": Spec(
+        "lambda:PutResourcePolicy",
+        policy_resource,
+        also=(on_policy_resource("lambda:AddPermission", "lambda:RemovePermission"),),
+    ),
+    "GetResourcePolicy": Spec(
+        "lambda:GetResourcePolicy", policy_resource, also=(on_policy_resource("lambda:GetPolicy"),)
+    ),
+    "DeleteResourcePolicy": Spec(
+        "lambda:DeleteResourcePolicy", policy_resource, also=(on_policy_resource("lambda:RemovePermission"),)
+    ),
     # Function URLs: the configuration operations carry the URL's AuthType
     # (lambda:FunctionUrlAuthType); InvokeFunctionUrl is what the URL endpoint authorizes an
     # AWS_IAM request as, and since October 2025 it needs lambda:InvokeFunction too ("Control

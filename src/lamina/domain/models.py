@@ -358,6 +358,16 @@ class GetPolicyResponse(TypedDict, total=False):
     RevisionId: str
 
 
+class PutResourcePolicyResponse(TypedDict, total=False):
+    Policy: str
+    RevisionId: str
+
+
+class GetResourcePolicyResponse(TypedDict, total=False):
+    Policy: str
+    RevisionId: str
+
+
 # -- Lambda function URLs ----------------------------------------------------------------------
 
 
@@ -626,6 +636,8 @@ SHAPES: dict[type, tuple[str, str]] = {
     GetLayerVersionPolicyResponse: ("lambda", "GetLayerVersionPolicyResponse"),
     AddPermissionResponse: ("lambda", "AddPermissionResponse"),
     GetPolicyResponse: ("lambda", "GetPolicyResponse"),
+    PutResourcePolicyResponse: ("lambda", "PutResourcePolicyResponse"),
+    GetResourcePolicyResponse: ("lambda", "GetResourcePolicyResponse"),
     Cors: ("lambda", "Cors"),
     FunctionUrlConfig: ("lambda", "FunctionUrlConfig"),
     CreateFunctionUrlConfigResponse: ("lambda", "CreateFunctionUrlConfigResponse"),

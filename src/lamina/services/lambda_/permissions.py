@@ -1,4 +1,5 @@
-"""Function resource policies: AddPermission, GetPolicy, RemovePermission.
+"""Function resource policies: AddPermission, GetPolicy, RemovePermission, and the whole-document
+PutResourcePolicy, GetResourcePolicy, DeleteResourcePolicy over the same policy.
 
 Each function version has its own policy (``lamina.domain.function_policy``); the store keeps its
 document next to the version, so deleting the version or the function deletes it. The pipeline's
@@ -17,7 +18,13 @@ from typing import Any
 from lamina.domain import function_policy as P
 from lamina.domain import functions as F
 from lamina.domain.layers import PolicyStatement
-from lamina.domain.models import AddPermissionResponse, AliasConfiguration, GetPolicyResponse
+from lamina.domain.models import (
+    AddPermissionResponse,
+    AliasConfiguration,
+    GetPolicyResponse,
+    GetResourcePolicyResponse,
+    PutResourcePolicyResponse,
+)
 from lamina.errors import InvalidParameterValueException, ResourceNotFoundException
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
@@ -99,9 +106,9 @@ def add_permission(platform: Platform, ctx: RequestContext, params: dict[str, An
     return output(out)
 
 
-def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    # Another account's function when its policy lets the caller (decided by the authorizer).
-    ref = function_ref(ctx, params, cross_account=True)
+def _stored_policy(platform: Platform, ref: F.FunctionRef) -> tuple[str, P.FunctionPolicy]:
+    """The document and policy of the version or alias ``ref`` names; GetPolicy's not-found error
+    when there is none."""
     seq = P.version_seq(ref.qualifier)
     found: tuple[object, P.FunctionPolicy] | None = None
     if seq is not None:
@@ -113,9 +120,16 @@ def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) 
     if found is None or document is None:
         # The same answer for no function, no such version or alias, and no policy (recorded).
         raise ResourceNotFoundException(M.RESOURCE_NOT_FOUND)
+    return document, found[1]
+
+
+def get_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    # Another account's function when its policy lets the caller (decided by the authorizer).
+    ref = function_ref(ctx, params, cross_account=True)
+    document, policy = _stored_policy(platform, ref)
     out: GetPolicyResponse = {"Policy": document}
-    if found[1].revision_id is not None:
-        out["RevisionId"] = found[1].revision_id
+    if policy.revision_id is not None:
+        out["RevisionId"] = policy.revision_id
     return output(out)
 
 
@@ -148,7 +162,7 @@ def _added(current: P.FunctionPolicy, sid: str, statement: PolicyStatement) -> P
     size = len(P.policy_document(statements).encode())
     if size > P.MAX_POLICY_BYTES:
         raise M.policy_too_long(size, P.MAX_POLICY_BYTES)
-    return P.FunctionPolicy(statements, str(uuid.uuid4()))
+    return current.changed(statements, str(uuid.uuid4()))
 
 
 def _removed(current: P.FunctionPolicy, sid: str) -> P.FunctionPolicy:
@@ -157,7 +171,7 @@ def _removed(current: P.FunctionPolicy, sid: str) -> P.FunctionPolicy:
     remaining = tuple(s for s in current.statements if s.get("Sid") != sid)
     if len(remaining) == len(current.statements):
         raise M.statement_missing(sid)
-    return P.FunctionPolicy(remaining, str(uuid.uuid4()))
+    return current.changed(remaining, str(uuid.uuid4()))
 
 
 def _change_alias_policy(
@@ -185,8 +199,112 @@ def _change_alias_policy(
         raise _alias_missing(ref)
 
 
+# -- the whole document: PutResourcePolicy, GetResourcePolicy, DeleteResourcePolicy ------------------
+
+
+def runtime_unserved(arn: str) -> InvalidParameterValueException:
+    """A ``runtime/...`` ResourceArn (lamina's wording): the model admits runtime ARNs, lamina has none."""
+    return InvalidParameterValueException(
+        f"lamina has no Lambda runtime resources, so {arn} has no resource-based policy: "
+        "resource-based policies apply to functions, versions and aliases."
+    )
+
+
+def _resource_ref(ctx: RequestContext, params: dict[str, Any], *, cross_account: bool) -> F.FunctionRef:
+    """The function, version or alias a ``ResourceArn`` names (``$LATEST``: the function itself).
+
+    Another account's function is this account's "Function not found" (as AddPermission answers
+    it) unless ``cross_account`` (GetResourcePolicy, as GetPolicy: the authorizer has let the caller
+    in through that function's own policy, else answered AccessDeniedException)."""
+    arn = params["ResourceArn"]
+    target = P.parse_resource_arn(arn)
+    if target is not None and target.kind == P.TargetKind.RUNTIME:
+        raise runtime_unserved(arn)
+    if target is None:  # the model's pattern admits no other shape; kept for direct callers
+        raise ResourceNotFoundException(M.RESOURCE_NOT_FOUND)
+    if target.region != ctx.region:
+        # As every operation that takes a function ARN answers another region's (FunctionName).
+        raise ResourceNotFoundException(
+            f"Functions from '{target.region}' are not reachable in this region ('{ctx.region}')"
+        )
+    ref = F.FunctionRef(target.account, target.region, target.name, target.qualifier)
+    if ref.account != ctx.account_id and not cross_account:
+        raise M.function_not_found(ref.arn)
+    return ref
+
+
+def _replace_policy(
+    platform: Platform,
+    ref: F.FunctionRef,
+    params: dict[str, Any],
+    change: Callable[[P.FunctionPolicy], P.FunctionPolicy],
+) -> None:
+    """Apply ``change`` to the policy of the version or alias ``ref`` names, under the request's
+    RevisionId precondition (the same rules and messages as AddPermission's)."""
+    missing = f"Function not found: {_shown_arn(ref)}"
+    if P.qualifier_kind(ref.qualifier) == P.QualifierKind.ALIAS:
+        _change_alias_policy(platform, ref, missing, params.get("RevisionId"), change)
+        return
+    seq = _version(platform, ref, missing)
+
+    def apply(row: FunctionRow, current: P.FunctionPolicy) -> P.FunctionPolicy:
+        _check_revision(params, row, current)
+        return change(current)
+
+    updated = platform.functions.update_policy(ref.account, ref.region, ref.name, seq, apply)
+    if updated is None:
+        raise ResourceNotFoundException(missing)
+    _reprepare(platform, updated[0])
+
+
+def put_resource_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Replace the whole policy of a function, version or alias (AddPermission's statements too)."""
+    ref = _resource_ref(ctx, params, cross_account=False)
+    qualified = ref.qualified_arn if ref.qualifier is not None else None
+    checked = P.check_document(params["Policy"], ref.arn, qualified)
+    size = P.document_size(checked)
+    if size > P.MAX_POLICY_BYTES:
+        # The document as stored (compact JSON); the model caps the request at 20480 characters.
+        raise M.policy_too_long(size, P.MAX_POLICY_BYTES)
+    # PublicPolicyException is never raised: it answers a policy that grants public access when the
+    # account's block-public-access setting forbids it, and lamina has no such setting (Lambda's
+    # API has no operation to set one) - a public policy is stored, as AWS stores it without BPA.
+    new = checked.changed(checked.statements, str(uuid.uuid4()))
+    _replace_policy(platform, ref, params, lambda _current: new)
+    document = new.document()
+    assert document is not None and new.revision_id is not None  # check_document refuses no statements
+    out: PutResourcePolicyResponse = {"Policy": document, "RevisionId": new.revision_id}
+    return output(out)
+
+
+def get_resource_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The whole policy of a function, version or alias, as GetPolicy answers it."""
+    ref = _resource_ref(ctx, params, cross_account=True)
+    document, policy = _stored_policy(platform, ref)
+    out: GetResourcePolicyResponse = {"Policy": document}
+    if policy.revision_id is not None:
+        out["RevisionId"] = policy.revision_id
+    return output(out)
+
+
+def delete_resource_policy(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Delete the whole policy of a function, version or alias (204); none: RemovePermission's answer."""
+    ref = _resource_ref(ctx, params, cross_account=False)
+
+    def cleared(current: P.FunctionPolicy) -> P.FunctionPolicy:
+        if not current.statements:
+            raise ResourceNotFoundException(M.NO_POLICY)
+        return current.changed((), str(uuid.uuid4()))
+
+    _replace_policy(platform, ref, params, cleared)
+    return {}
+
+
 HANDLERS = {
     "AddPermission": add_permission,
     "GetPolicy": get_policy,
     "RemovePermission": remove_permission,
+    "PutResourcePolicy": put_resource_policy,
+    "GetResourcePolicy": get_resource_policy,
+    "DeleteResourcePolicy": delete_resource_policy,
 }
