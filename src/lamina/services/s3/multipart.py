@@ -32,19 +32,16 @@ from lamina.domain.s3_multipart import (
     part_number,
     requested_parts,
 )
-from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.services.s3.access import bucket_for
 from lamina.services.s3.buckets import owner
 from lamina.services.s3.deps import S3Deps
 from lamina.services.s3.objects import (
-    body_chunks,
+    IncomingBody,
     check_copy_conditions,
-    checksum_header,
     crc32_text,
     system_headers,
     user_tags,
-    verify_body,
 )
 from lamina.store import BlobStoreError
 
@@ -89,33 +86,8 @@ def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     """One part, streamed and checked as PutObject's body; its ETag is its MD5."""
     number = part_number(params.get("PartNumber"))
     upload = _upload(deps, ctx, params, "s3:PutObject")
-    payload = ctx.payload_hash
-    if payload.startswith("STREAMING-"):
-        raise s3.not_implemented_header("x-amz-content-sha256")
-    chunks, declared = body_chunks(params.get("Body"))
-    if declared is None:
-        raise AwsError(
-            "You must provide the Content-Length HTTP header.",
-            code="MissingContentLength",
-            status=411,
-            sender_fault=True,
-        )
-    if declared > MAX_PART_SIZE:
-        raise s3.s3_error(
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed size",
-            400,
-            ProposedSize=str(declared),
-            MaxSizeAllowed=str(MAX_PART_SIZE),
-        )
-    md5_header = params.get("ContentMD5")
-    expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
-    checksum = checksum_header(params)
-    if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
-        raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
-    spooled = deps.blobs.spool(chunks, sha1=checksum is not None and checksum[0] == "sha1")
+    spooled = IncomingBody.of(ctx, params, MAX_PART_SIZE).spool(deps)
     try:
-        verify_body(spooled, payload, expected_md5, md5_header, checksum)
         part = Part(
             upload_id=upload.upload_id,
             number=number,

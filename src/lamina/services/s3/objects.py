@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import hmac
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -107,38 +108,13 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     bucket, key = params["Bucket"], params["Key"]
     bucket_for(deps, ctx, bucket, "s3:PutObject", key, expected_owner=params.get("ExpectedBucketOwner"))
     s3.check_key(key)
-    payload = ctx.payload_hash
-    if payload.startswith("STREAMING-"):
-        # aws-chunked bodies (per-chunk signatures, trailing checksums): not decoded yet.
-        raise s3.not_implemented_header("x-amz-content-sha256")
-    chunks, declared = body_chunks(params.get("Body"))
-    if declared is None:
-        raise AwsError(
-            "You must provide the Content-Length HTTP header.",
-            code="MissingContentLength",
-            status=411,
-            sender_fault=True,
-        )
-    if declared > MAX_OBJECT_SIZE:
-        raise s3.s3_error(
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed size",
-            400,
-            ProposedSize=str(declared),
-            MaxSizeAllowed=str(MAX_OBJECT_SIZE),
-        )
-    md5_header = params.get("ContentMD5")
-    expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
-    checksum = checksum_header(params)
-    if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
-        raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
+    body = IncomingBody.of(ctx, params, MAX_OBJECT_SIZE)
     metadata = dict(params.get("Metadata") or {})
     s3.check_metadata(metadata)
     tags = user_tags(params.get("Tagging"))
     headers = system_headers(params)
-    spooled = deps.blobs.spool(chunks, sha1=checksum is not None and checksum[0] == "sha1")
+    spooled = body.spool(deps)
     try:
-        verify_body(spooled, payload, expected_md5, md5_header, checksum)
         obj = StoredObject(
             bucket=bucket,
             key=key,
@@ -157,6 +133,60 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
         deps.blobs.discard(spooled)
         raise
     return {"ETag": obj.etag, "ChecksumCRC32": obj.crc32, "ChecksumType": "FULL_OBJECT"}
+
+
+@dataclass(frozen=True)
+class IncomingBody:
+    """A request body about to be stored (PutObject's, UploadPart's), with what the request says
+    of it. :meth:`of` refuses what can be refused before the first byte is read (a client sending
+    ``Expect: 100-continue`` then sends nothing); :meth:`spool` reads it to the blob store and
+    checks it."""
+
+    chunks: Iterator[bytes]
+    payload: str  # the signed x-amz-content-sha256
+    md5_header: str | None
+    expected_md5: bytes | None
+    checksum: tuple[str, str] | None
+
+    @classmethod
+    def of(cls, ctx: RequestContext, params: dict[str, Any], max_size: int) -> IncomingBody:
+        payload = ctx.payload_hash
+        if payload.startswith("STREAMING-"):
+            # aws-chunked bodies (per-chunk signatures, trailing checksums): not decoded yet.
+            raise s3.not_implemented_header("x-amz-content-sha256")
+        chunks, declared = body_chunks(params.get("Body"))
+        if declared is None:
+            raise AwsError(
+                "You must provide the Content-Length HTTP header.",
+                code="MissingContentLength",
+                status=411,
+                sender_fault=True,
+            )
+        if declared > max_size:
+            raise s3.s3_error(
+                "EntityTooLarge",
+                "Your proposed upload exceeds the maximum allowed size",
+                400,
+                ProposedSize=str(declared),
+                MaxSizeAllowed=str(max_size),
+            )
+        md5_header = params.get("ContentMD5")
+        expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
+        checksum = checksum_header(params)
+        if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
+            raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
+        return cls(chunks, payload, md5_header, expected_md5, checksum)
+
+    def spool(self, deps: S3Deps) -> Spooled:
+        """The body in a spool file, checked against what the request said of it (the spool is
+        discarded when it does not match)."""
+        spooled = deps.blobs.spool(self.chunks, sha1=self.checksum is not None and self.checksum[0] == "sha1")
+        try:
+            verify_body(spooled, self.payload, self.expected_md5, self.md5_header, self.checksum)
+        except BaseException:
+            deps.blobs.discard(spooled)
+            raise
+        return spooled
 
 
 def verify_body(
