@@ -416,6 +416,13 @@ def test_conditional_requests(s3: Any, bucket: str) -> None:
     with pytest.raises(ClientError) as exc:
         s3.head_object(Bucket=bucket, Key="cond", IfNoneMatch=etag)
     assert error(exc) == (304, {"Code": "304", "Message": "Not Modified"})
+    # A 304 carries the validators a 200 would (RFC 9110, 15.4.5), and no body.
+    with pytest.raises(ClientError) as exc:
+        s3.get_object(Bucket=bucket, Key="cond", IfNoneMatch=etag)
+    headers = exc.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert headers["etag"] == etag
+    assert headers["last-modified"] == modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert headers.get("content-length", "0") == "0"
 
 
 def test_delete_object_and_objects(server: LaminaServer, s3: Any, bucket: str) -> None:

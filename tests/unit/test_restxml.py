@@ -274,6 +274,8 @@ def test_neutral_errors_in_s3_words() -> None:
     assert status == 400
     assert b"<ClientComputedContentSHA256>aa</ClientComputedContentSHA256>" in body
     assert b"<S3ComputedContentSHA256>bb</S3ComputedContentSHA256>" in body
-    status, headers, body = error_xml(rules.not_modified())
+    modified = dt.datetime(2026, 12, 6, 12, 0, 0, tzinfo=dt.UTC)
+    status, headers, body = error_xml(rules.not_modified('"abc"', modified))
     assert (status, body) == (304, b"")
     assert "Content-Type" not in headers
+    assert headers["ETag"] == '"abc"' and headers["Last-Modified"] == "Sun, 06 Dec 2026 12:00:00 GMT"

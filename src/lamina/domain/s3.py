@@ -373,9 +373,10 @@ def precondition_failed(condition: str) -> AwsError:
     )
 
 
-def not_modified() -> AwsError:
-    """304: no body at all (the protocol writes none for it)."""
-    return s3_error("NotModified", "Not Modified", 304)
+def not_modified(etag: str, modified: dt.datetime) -> AwsError:
+    """304: no body at all; its fields are the object's ``ETag`` and ``Last-Modified``, which the
+    protocol sends as headers (RFC 9110, 15.4.5: a 304 carries the validators a 200 would)."""
+    return s3_error("NotModified", "Not Modified", 304, ETag=etag, **{"Last-Modified": http_date(modified)})
 
 
 def http_date(value: dt.datetime) -> str:

@@ -296,8 +296,8 @@ class RestXmlProtocol(Protocol):
             if code in ("InternalError", "SlowDown", "AccessDenied") and renamed is not None:
                 fields = {}
         headers = _ids(request_id)
-        if status == 304:
-            return Response(304, headers)
+        if status == 304:  # no body: its fields (the validators) are headers
+            return Response(304, headers + list(fields.items()))
         out = [
             f"{_DECLARATION}<Error><Code>{xmlout.escape(code)}</Code><Message>{xmlout.escape(message)}</Message>"
         ]

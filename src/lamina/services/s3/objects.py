@@ -261,7 +261,7 @@ def _check_conditions(ctx: RequestContext, params: Mapping[str, Any], obj: Store
     if decision is Condition.PRECONDITION_FAILED:
         raise s3.precondition_failed(header)
     if decision is Condition.NOT_MODIFIED:
-        raise s3.not_modified()
+        raise s3.not_modified(obj.etag, obj.modified.replace(microsecond=0))
 
 
 def get_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
