@@ -180,15 +180,20 @@ def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[st
         if params.get(member) is not None:
             raise s3.not_implemented_header(header)
     requested = requested_parts(params.get("MultipartUpload"))
-    stored = {p.number: p for p in deps.store.list_parts(upload.upload_id)}
-    parts = completed_parts(upload.upload_id, requested, stored)
-    try:
-        spooled = deps.blobs.spool(_concatenated(deps, parts))
-    except BlobStoreError:
-        # A part's file vanished: the upload was completed or aborted meanwhile.
-        if deps.store.get_upload(upload.bucket, upload.key, upload.upload_id) is None:
-            raise no_such_upload(upload.upload_id) from None
-        raise
+    for attempt in range(2):
+        stored = {p.number: p for p in deps.store.list_parts(upload.upload_id)}
+        parts = completed_parts(upload.upload_id, requested, stored)
+        try:
+            spooled = deps.blobs.spool(_concatenated(deps, parts))
+            break
+        except BlobStoreError:
+            # A part's file vanished while it was read: the upload was completed or aborted
+            # meanwhile, or the part was uploaded again (read afresh: its new ETag is then no
+            # longer the one named, InvalidPart, as S3 answers).
+            if deps.store.get_upload(upload.bucket, upload.key, upload.upload_id) is None:
+                raise no_such_upload(upload.upload_id) from None
+            if attempt:
+                raise
     try:
         obj = StoredObject(
             bucket=upload.bucket,
