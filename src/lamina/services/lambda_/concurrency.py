@@ -48,6 +48,11 @@ class InvocationLimits:
         # Provisioned concurrency by configuration (function, qualifier) -> (version, amount).
         self._provisioned: dict[tuple[F.FunctionRef, str], tuple[str, int]] = {}
         self._by_version: dict[tuple[F.FunctionRef, str], int] = {}
+        # The unreserved pool's provisioned concurrency per account and Region, derived from the
+        # two mirrors above once per change (``enter`` reads it on every invocation):
+        # (generation it was derived at, totals); every change bumps the generation.
+        self._generation = 0
+        self._unreserved: tuple[int, dict[tuple[str, str], int]] = (-1, {})
         for r in reservations:
             self.reserved_changed(F.FunctionRef(r.account, r.region, r.name), r.reserved)
 
@@ -69,6 +74,7 @@ class InvocationLimits:
         else:
             self._reserved[function] = value
         self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
+        self._generation += 1
 
     def provisioned_changed(
         self, function: F.FunctionRef, qualifier: str, version: str | None, amount: int
@@ -86,14 +92,20 @@ class InvocationLimits:
         if version is not None:
             self._provisioned[key] = (version, amount)
             self._by_version[(function, version)] = self._by_version.get((function, version), 0) + amount
+        self._generation += 1
 
     def unreserved_provisioned(self, account: str, region: str) -> int:
         """Provisioned concurrency of functions without a reservation (out of the shared pool)."""
-        return sum(
-            n
-            for (function, _), n in self._by_version.items()
-            if function.account == account and function.region == region and function not in self._reserved
-        )
+        generation, totals = self._unreserved
+        if generation != self._generation:
+            generation = self._generation  # read first: a change meanwhile derives them again
+            totals = {}
+            for (function, _), n in list(self._by_version.items()):
+                if function not in self._reserved:
+                    key = (function.account, function.region)
+                    totals[key] = totals.get(key, 0) + n
+            self._unreserved = (generation, totals)
+        return totals.get((account, region), 0)
 
     def enter(self, function: F.FunctionRef, version: str | None = None) -> Hashable:
         """Count one invocation of ``function`` (its ``version``, when known) in, or refuse it
