@@ -215,6 +215,8 @@ def build(
         platform.reservations.all_reserved(),
     )
     platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
+    # Code and layer content from S3 objects are read through S3's access checks (the same blobs).
+    platform.s3 = s3.S3Deps(S3Store(db), blobs)
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {
@@ -222,7 +224,7 @@ def build(
         "iam": iam.binding(session, iam_store),
         "sts": sts.binding(session, iam_store),
         "ec2": ec2.binding(session, ec2_store),
-        "s3": s3.binding(session, s3.S3Deps(S3Store(db), blobs)),
+        "s3": s3.binding(session, platform.s3),
     }
     pipeline = Pipeline(
         services,

@@ -216,10 +216,13 @@ def test_publish_bad_layer_name(lam: Any, name: str) -> None:
     assert message.startswith(f"1 validation error detected: Value '{name}' at 'layerName' failed to satisfy")
 
 
-def test_publish_from_s3_is_not_supported_yet(lam: Any) -> None:
+def test_publish_from_a_missing_bucket(lam: Any) -> None:
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
         lam.publish_layer_version(LayerName=unique(), Content={"S3Bucket": "my-bucket", "S3Key": "layer.zip"})
-    assert "S3" in error(e)[2] and "not supported" in error(e)[2]
+    assert error(e)[2] == (
+        "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does "
+        "not exist"
+    )
 
 
 def test_policy_errors(lam: Any, layer: str) -> None:

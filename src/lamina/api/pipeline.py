@@ -205,6 +205,9 @@ class Pipeline:
             authorize=lambda other, other_params: self._authorizer.authorize(
                 AuthorizationRequest(principal, endpoint.name, other, region, other_params, source_ip)
             ),
+            authorize_in=lambda service, other, other_params: self._authorizer.authorize(
+                AuthorizationRequest(principal, service, other, region, other_params, source_ip)
+            ),
         )
         return handler, ctx
 

@@ -32,17 +32,27 @@ class RequestContext:
     # AwsError when IAM would refuse it): what a handler asks when part of its answer needs a
     # further permission (GetFunction's Tags need lambda:ListTags). None: nothing to ask.
     authorize: Callable[[str, Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    # The same for an operation of another service (service, operation, params): what a handler asks
+    # when it acts for the caller elsewhere (CreateFunction from S3 reads the object as the caller's
+    # own GetObject, so IAM's s3:GetObject decides). None: nothing to ask.
+    authorize_in: Callable[[str, str, Mapping[str, Any]], None] | None = field(default=None, compare=False)
 
     @property
     def caller(self) -> str:
         return self.caller_arn or root_user_arn(self.account_id)
 
-    def denial(self, operation: str, params: Mapping[str, Any]) -> AwsError | None:
-        """Why IAM would refuse this caller ``operation`` with ``params``; None if it would allow it."""
-        if self.authorize is None:
-            return None
+    def denial(
+        self, operation: str, params: Mapping[str, Any], *, service: str | None = None
+    ) -> AwsError | None:
+        """Why IAM would refuse this caller ``operation`` with ``params`` (of ``service``, default
+        this request's); None if it would allow it."""
         try:
-            self.authorize(operation, params)
+            if service is not None:
+                if self.authorize_in is None:
+                    return None
+                self.authorize_in(service, operation, params)
+            elif self.authorize is not None:
+                self.authorize(operation, params)
         except AwsError as exc:
             return exc
         return None

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from lamina.services.lambda_.provisioned import Provisioner
     from lamina.services.lambda_.roles import RoleSessions
     from lamina.services.lambda_.vpc import Hyperplane
+    from lamina.services.s3.deps import S3Deps
 
 
 class Platform:
@@ -55,6 +56,7 @@ class Platform:
     urls: FunctionUrlStore  # function URLs (services/lambda_/urls.py), attached like the workers
     settings: FunctionSettingsStore
     code_signing: CodeSigningStore
+    s3: S3Deps  # S3's buckets and objects: code and layer content from S3 (services/lambda_/code.py)
 
     def __init__(
         self,

@@ -114,9 +114,19 @@ class FunctionStore:
         seq = alias_version_seq(routing_of(found[0]).choose(draw()))
         return None if seq is None else found[1].get(seq)
 
-    def create(self, row: FunctionRow, tags: Mapping[str, str] | None = None) -> bool:
-        """Insert $LATEST of a new function, with its tags; False if the name is taken."""
+    def create(
+        self,
+        row: FunctionRow,
+        tags: Mapping[str, str] | None = None,
+        ensure_blob: Callable[[], object] | None = None,
+    ) -> bool:
+        """Insert $LATEST of a new function, with its tags; False if the name is taken.
+        ``ensure_blob`` (which may raise: nothing is inserted) runs first inside the write
+        transaction, serialised with the deletes that free blobs, so the row never points at a
+        blob a concurrent delete just removed."""
         with self.db.write() as c:
+            if ensure_blob is not None:
+                ensure_blob()
             if c.execute(
                 "SELECT 1 FROM function_versions WHERE account=? AND region=? AND name=? AND seq=0",
                 (row.account, row.region, row.name),

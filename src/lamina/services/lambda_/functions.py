@@ -40,7 +40,7 @@ from lamina.errors import (
 )
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_ import messages as M
-from lamina.services.lambda_.code import download_url, store_zip
+from lamina.services.lambda_.code import StoredZip, download_url, store_zip
 from lamina.services.lambda_.tags import function_tags
 from lamina.services.lambda_.vpc import check_vpc_config
 from lamina.services.lambda_.wire import PUBLISH_RUNTIME_ENUM_TEXT
@@ -159,17 +159,11 @@ def _through_alias(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
 # -- code and layers ---------------------------------------------------------------------------------
 
 
-def _store_code(platform: Platform, code: dict[str, Any]) -> tuple[str, int, int]:
-    """Check and store a ZipFile; (sha256 hex, zipped size, unzipped size)."""
+def _store_code(platform: Platform, ctx: RequestContext, code: dict[str, Any]) -> StoredZip:
+    """Check and store a ZipFile, or check an S3 object (read as the caller)."""
     if "ImageUri" in code:
         raise InvalidParameterValueException(M.ZIP_ONLY)
-    stored = store_zip(
-        platform,
-        code,
-        what="Function code",
-        example="aws lambda create-function --zip-file fileb://function.zip",
-    )
-    return stored.sha256_hex, stored.size, stored.unzipped_size
+    return store_zip(platform, ctx, code, what="Function code", members="FunctionCode")
 
 
 def resolve_layers(
@@ -313,7 +307,8 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
         require_code_signing_config(platform, ctx, signing)
     if platform.functions.get(ref.account, ref.region, ref.name) is not None:
         raise M.function_exists(ref.name)
-    sha, size, unzipped = _store_code(platform, params["Code"])
+    stored = _store_code(platform, ctx, params["Code"])
+    sha, size, unzipped = stored.sha256_hex, stored.size, stored.unzipped_size
     if layer_list:  # combined size, now that the code's unzipped size is known
         resolve_layers(platform, ctx, params.get("Layers") or [], unzipped)
     config: FunctionConfiguration = {
@@ -348,7 +343,7 @@ def create_function(platform: Platform, ctx: RequestContext, params: dict[str, A
     if vpc is not None:
         config["VpcConfig"] = vpc
     row = FunctionRow(ref.account, ref.region, ref.name, 0, config, sha, unzipped, layer_shas)
-    if not platform.functions.create(row, tags):
+    if not platform.functions.create(row, tags, ensure_blob=stored.ensure_blob):
         raise M.function_exists(ref.name)
     if signing:
         # Kept as PutFunctionCodeSigningConfig keeps it (stored, not enforced: docs/functions.md).
@@ -589,7 +584,8 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
     code: dict[str, Any] = {
         k: params[k] for k in ("ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri") if k in params
     }
-    sha, size, unzipped = _store_code(platform, code)
+    stored = _store_code(platform, ctx, code)
+    sha, size, unzipped = stored.sha256_hex, stored.size, stored.unzipped_size
     if params.get("DryRun"):
         _begin_update(ref, current, params.get("RevisionId"))
         return output(current.config)
@@ -599,6 +595,7 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
         total = unzipped + _layers_unzipped(platform, row)
         if total > F.MAX_UNZIPPED:
             raise M.too_big_with_layers(F.MAX_UNZIPPED, total)
+        stored.ensure_blob()  # inside the write transaction (FunctionStore.update)
         config = _in_progress(row.config, ctx)
         config["CodeSha256"] = base64.b64encode(bytes.fromhex(sha)).decode()
         config["CodeSize"] = size

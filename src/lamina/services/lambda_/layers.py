@@ -74,10 +74,7 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
             f"Layers are expected to be in region {ctx.region}."
         )
     stored = store_zip(
-        platform,
-        params["Content"],
-        what="Layer content",
-        example="aws lambda publish-layer-version --zip-file fileb://layer.zip",
+        platform, ctx, params["Content"], what="Layer content", members="LayerVersionContentInput"
     )
     sha, data_len, unzipped = stored.sha256_hex, stored.size, stored.unzipped_size
     runtimes = params.get("CompatibleRuntimes")
@@ -96,11 +93,9 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
         code_size=data_len,
         unzipped_size=unzipped,
     )
-    # A concurrent delete may have removed an identical, no longer referenced blob
-    # between put() and now: re-check inside the write transaction.
-    version = platform.layers.publish_layer_version(
-        draft, ensure_blob=lambda: platform.blobs.put(params["Content"]["ZipFile"], sha)
-    )
+    # A concurrent delete may have removed an identical, no longer referenced blob (or the S3
+    # object) between the check and now: re-checked inside the write transaction.
+    version = platform.layers.publish_layer_version(draft, ensure_blob=stored.ensure_blob)
     return output(L.full_shape(version, download_url(platform, ctx, sha)))
 
 
