@@ -280,6 +280,7 @@ class Builder:
             return None
         zip_path, meta = found
         self._say(f"Unchanged ({why}): reusing cached build {key[:12]} from {self.cache.root}")
+        self._refuse_unusable(meta)
         verification = self._verify_cached(key, zip_path, meta, tmp)
         _write_output(zip_path, self.o.output)
         return self._result(meta, True, verification)
@@ -371,6 +372,7 @@ class Builder:
             "packages": len(wheels),
             "verified": None,
         }
+        self._refuse_unusable(meta)
         if o.verify:
             verification = self._verify(stage, report.modules)
             if verification.ran:
@@ -382,17 +384,34 @@ class Builder:
         _write_output(built, o.output)
         return self._result(meta, False, verification)
 
+    def _refuse_unusable(self, meta: dict[str, Any]) -> None:
+        """A layer over 250 MB unzipped can never be attached to a function (the limit is for the
+        function's code and all its layers together, so splitting it does not help): a failed build,
+        nothing written."""
+        unzipped = int(meta["unzipped_size"])
+        if unzipped <= UNZIPPED_LIMIT:
+            return
+        largest = ", ".join(f"{name} {_mb(size)}" for name, size in meta.get("largest") or [])
+        advice = (
+            "leave out the largest packages (or move them to another function)"
+            if self.o.slim
+            else "--slim (leaves out tests, docs, examples and type stubs), or leave out the largest packages"
+        )
+        raise BuildError(
+            f"unzipped the layer is {_mb(unzipped)} ({unzipped} bytes), over the {_mb(UNZIPPED_LIMIT)} "
+            f"({UNZIPPED_LIMIT} bytes) a function and all its layers may take together: Lambda refuses it "
+            f"(splitting it into several layers does not help). Largest: {largest or 'n/a'}. "
+            f"Try {advice}. No zip was written."
+        )
+
     def _result(self, meta: dict[str, Any], cached: bool, verification: Verification) -> BuildResult:
         warnings = list(meta.get("warnings") or [])
         if meta["size"] > ZIPPED_LIMIT:
             warnings.append(
-                f"the zip is {_mb(meta['size'])}, over the {_mb(ZIPPED_LIMIT)} Lambda accepts in a "
-                "PublishLayerVersion request; --slim, or split it into several layers"
-            )
-        if meta["unzipped_size"] > UNZIPPED_LIMIT:
-            warnings.append(
-                f"unzipped it is {_mb(meta['unzipped_size'])}, over the {_mb(UNZIPPED_LIMIT)} a function "
-                "and all its layers may take together"
+                f"the zip is {_mb(meta['size'])}, over the {_mb(ZIPPED_LIMIT)} Lambda takes in the request "
+                "itself: `lamina layer publish` uploads it to S3 and publishes it from there "
+                "(with the AWS CLI: `aws s3 cp`, then `aws lambda publish-layer-version --content "
+                "S3Bucket=...,S3Key=...`)" + ("" if self.o.slim else "; --slim makes it smaller")
             )
         return BuildResult(
             zip=self.o.output.resolve(),

@@ -29,11 +29,12 @@ def clients(endpoint_url: str | None, region: str | None, *services: str, **conf
 
 def aws_error(exc: Exception) -> str | None:
     """A boto3/botocore failure as one line, or None if ``exc`` is not one."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         return f"{error.get('Code', 'Error')}: {error.get('Message', exc)}"
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, (BotoCoreError, Boto3Error)):  # Boto3Error: S3 transfers (upload_file)
         return str(exc)
     return None

@@ -111,6 +111,12 @@ def add_parser(sub: Any) -> None:
     pub.add_argument(
         "--force", action="store_true", help="publish even if the newest version has the same content"
     )
+    pub.add_argument(
+        "--s3-bucket",
+        metavar="NAME",
+        help="upload the zip to this bucket (in the same region) and publish it from there; by default a "
+        "zip over 50 MB goes through S3 in lamina-layers-<account>-<region>, made when missing",
+    )
     pub.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
 
 
@@ -234,6 +240,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def publish(args: argparse.Namespace) -> int:
+    from lamina.builder.publish import S3Upload
     from lamina.builder.publish import publish as do_publish
     from lamina.cli.awsclient import aws_error, clients
 
@@ -244,6 +251,19 @@ def publish(args: argparse.Namespace) -> int:
     endpoint = None if args.aws else args.endpoint_url
     try:
         (lam,) = clients(endpoint, args.region, "lambda", retries={"total_max_attempts": 2}, read_timeout=300)
+        region = str(lam.meta.region_name)
+        # Path-style addressing: lamina's endpoint is an IP address (docs/s3.md "Addressing").
+        s3_config: dict[str, Any] = {"retries": {"total_max_attempts": 3}}
+        if endpoint is not None:
+            s3_config["s3"] = {"addressing_style": "path"}
+        (s3, sts) = clients(endpoint, region, "s3", "sts", **s3_config)
+
+        def account() -> str:
+            return str(sts.get_caller_identity()["Account"])
+
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
         result = do_publish(
             lam,
             zip_path,
@@ -253,6 +273,8 @@ def publish(args: argparse.Namespace) -> int:
             architectures=args.compatible_architectures,
             license_info=args.license_info,
             force=args.force,
+            s3=S3Upload(s3, args.s3_bucket, account, say),
+            region=region,
         )
     except Exception as exc:
         message = aws_error(exc)
