@@ -28,6 +28,22 @@ def test_create_get_and_a_taken_name(db: Database) -> None:
     assert functions.get(ACCOUNT, "eu-west-1", "fn") is None
 
 
+def test_create_checks_its_blob_inside_the_transaction(db: Database) -> None:
+    """``ensure_blob`` (an S3 object's bytes still there) runs before the insert; raising inserts nothing."""
+    functions = FunctionStore(db)
+    calls: list[str] = []
+
+    def gone() -> None:
+        calls.append("checked")
+        raise ValueError("the object was deleted meanwhile")
+
+    with pytest.raises(ValueError):
+        functions.create(latest(), ensure_blob=gone)
+    assert calls == ["checked"] and functions.get(ACCOUNT, REGION, "fn") is None
+    assert functions.create(latest(), ensure_blob=lambda: calls.append("ok"))
+    assert calls[-1] == "ok" and functions.get(ACCOUNT, REGION, "fn") == latest()
+
+
 def test_update_applies_a_change_or_nothing(db: Database) -> None:
     functions = FunctionStore(db)
     functions.create(latest())
