@@ -104,3 +104,19 @@ def test_a_named_bucket_of_another_account_is_refused_clearly(server: LaminaServ
     proc = lamina_publish(server.url, str(small), "--layer-name", "x", "--s3-bucket", "bobs-bucket", expect=1)
     assert "lamina: publishing x to" in proc.stderr and "AccessDenied" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_default_bucket_name_taken_by_another_account(server: LaminaServer, tmp_path: Path) -> None:
+    squatter = client(
+        server, "s3", key="AKIDBOB22222", secret="bob-secret", region="us-west-2", s3=PATH_STYLE
+    )
+    squatter.create_bucket(
+        Bucket="lamina-layers-000000000000-us-west-2",
+        CreateBucketConfiguration={"LocationConstraint": "us-west-2"},
+    )
+    zip_path = big_zip(tmp_path / "big.zip", 51)
+    proc = lamina_publish(server.url, str(zip_path), "--layer-name", "squatted", region="us-west-2", expect=1)
+    assert (
+        "failed: the bucket lamina-layers-000000000000-us-west-2 exists but is not yours (bucket names are "
+        "global): name one of your buckets in this region with --s3-bucket"
+    ) in proc.stderr

@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from lamina.domain import functions as F
+from lamina.errors import LaminaError
 
 # Largest zip sent in the request itself (PublishLayerVersion's ZipFile).
 DIRECT_LIMIT = F.MAX_ZIPPED
 # Where uploaded layer zips go in the bucket.
 KEY_PREFIX = "lamina-layers/"
+
+
+class PublishError(LaminaError):
+    """Publishing cannot go on, for a reason said in words (not an AWS error)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,13 @@ def _ensure_default_bucket(s3: Any, name: str, region: str) -> None:
         s3.head_bucket(Bucket=name)
         return
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("403", "AccessDenied"):
+            raise PublishError(
+                f"the bucket {name} exists but is not yours (bucket names are global): "
+                "name one of your buckets in this region with --s3-bucket"
+            ) from None
+        if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
     args: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":  # us-east-1 takes no LocationConstraint (CreateBucket)

@@ -240,7 +240,7 @@ def check(args: argparse.Namespace) -> int:
 
 
 def publish(args: argparse.Namespace) -> int:
-    from lamina.builder.publish import S3Upload
+    from lamina.builder.publish import PublishError, S3Upload
     from lamina.builder.publish import publish as do_publish
     from lamina.cli.awsclient import aws_error, clients
 
@@ -277,7 +277,7 @@ def publish(args: argparse.Namespace) -> int:
             region=region,
         )
     except Exception as exc:
-        message = aws_error(exc)
+        message = str(exc) if isinstance(exc, PublishError) else aws_error(exc)
         if message is None:
             raise
         where = endpoint or "AWS"
