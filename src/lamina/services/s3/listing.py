@@ -1,4 +1,10 @@
-"""ListObjects and ListObjectsV2 (the page rules are :mod:`lamina.domain.s3_listing`)."""
+"""ListObjects and ListObjectsV2 (the page rules are :mod:`lamina.domain.s3_listing`).
+
+The two differ only in how a page says where the next one starts (S3 API Reference: V2's opaque
+``ContinuationToken``/``StartAfter`` and ``KeyCount``; V1's ``Marker``/``NextMarker``, the latter
+only with a delimiter) and in ``Owner`` (V1 always lists it, V2 on ``FetchOwner``): one listing,
+two wrappers.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from typing import Any
 from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import StoredObject
 from lamina.domain.s3_listing import (
+    Page,
     check_encoding_type,
     check_max_keys,
     continuation_token,
@@ -47,7 +54,16 @@ def _same(text: str) -> str:
     return text
 
 
-def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+def _list(
+    deps: S3Deps,
+    ctx: RequestContext,
+    params: dict[str, Any],
+    resume: Callable[[], str | None],
+    *,
+    with_owner: bool,
+) -> tuple[dict[str, Any], Page[StoredObject], Callable[[str], str]]:
+    """The members both answers share, the page, and how names are written. ``resume`` says
+    where the page starts (its errors come after the bucket's, the encoding's and MaxKeys')."""
     bucket = bucket_for(
         deps, ctx, params["Bucket"], "s3:ListBucket", expected_owner=params.get("ExpectedBucketOwner")
     )
@@ -56,23 +72,16 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
     max_keys = check_max_keys(params.get("MaxKeys"))
     prefix = params.get("Prefix") or ""
     delimiter = params.get("Delimiter") or ""
-    token = params.get("ContinuationToken")
-    start_after = params.get("StartAfter")
-    if token is not None:
-        after: str | None = token_position(token)
-    else:
-        after = start_after or None
     page = list_page(
-        _fetch(deps, bucket.name), prefix=prefix, delimiter=delimiter, max_keys=max_keys, after=after
+        _fetch(deps, bucket.name), prefix=prefix, delimiter=delimiter, max_keys=max_keys, after=resume()
     )
     out: dict[str, Any] = {
         "IsTruncated": page.truncated,
         "Name": bucket.name,
         "Prefix": encode(prefix),
         "MaxKeys": max_keys,
-        "KeyCount": page.count,
     }
-    owner_of = owner(bucket.account) if params.get("FetchOwner") else None
+    owner_of = owner(bucket.account) if with_owner else None
     if page.contents:
         out["Contents"] = [_entry(o, encode, owner_of) for o in page.contents]
     if page.common_prefixes:
@@ -81,6 +90,18 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
         out["Delimiter"] = encode(delimiter)
     if encoded:
         out["EncodingType"] = "url"
+    return out, page, encode
+
+
+def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    token = params.get("ContinuationToken")
+    start_after = params.get("StartAfter")
+
+    def resume() -> str | None:
+        return token_position(token) if token is not None else start_after or None
+
+    out, page, encode = _list(deps, ctx, params, resume, with_owner=bool(params.get("FetchOwner")))
+    out["KeyCount"] = page.count
     if token is not None:
         out["ContinuationToken"] = token
     if start_after is not None:
@@ -91,36 +112,11 @@ def list_objects_v2(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -
 
 
 def list_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bucket = bucket_for(
-        deps, ctx, params["Bucket"], "s3:ListBucket", expected_owner=params.get("ExpectedBucketOwner")
-    )
-    encoded = check_encoding_type(params.get("EncodingType"))
-    encode = url_encode if encoded else _same
-    max_keys = check_max_keys(params.get("MaxKeys"))
-    prefix = params.get("Prefix") or ""
-    delimiter = params.get("Delimiter") or ""
     marker = params.get("Marker") or ""
-    page = list_page(
-        _fetch(deps, bucket.name), prefix=prefix, delimiter=delimiter, max_keys=max_keys, after=marker or None
-    )
-    out: dict[str, Any] = {
-        "IsTruncated": page.truncated,
-        "Marker": encode(marker),
-        "Name": bucket.name,
-        "Prefix": encode(prefix),
-        "MaxKeys": max_keys,
-    }
-    owner_of = owner(bucket.account)
-    if page.contents:
-        out["Contents"] = [_entry(o, encode, owner_of) for o in page.contents]
-    if page.common_prefixes:
-        out["CommonPrefixes"] = [CommonPrefix(Prefix=encode(p)) for p in page.common_prefixes]
-    if delimiter:
-        out["Delimiter"] = encode(delimiter)
-        if page.truncated and page.last is not None:
-            out["NextMarker"] = encode(page.last)
-    if encoded:
-        out["EncodingType"] = "url"
+    out, page, encode = _list(deps, ctx, params, lambda: marker or None, with_owner=True)
+    out["Marker"] = encode(marker)
+    if out.get("Delimiter") is not None and page.truncated and page.last is not None:
+        out["NextMarker"] = encode(page.last)
     return out
 
 
