@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pytest
 
+from lamina.domain.clock import iso_millis, iso_millis_ms
 from lamina.domain.s3_listing import (
     check_encoding_type,
     check_max_keys,
@@ -145,3 +148,29 @@ def test_encoding_type_and_max_keys() -> None:
     assert (check_max_keys(None), check_max_keys(5), check_max_keys(5000)) == (1000, 5, 1000)
     with pytest.raises(AwsError):
         check_max_keys(-1)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "plain/key-1.txt",
+        "a~b_c.d/e",
+        "with space",
+        "100%",
+        "a+b",
+        "é",
+        "q?x=1#f",
+        "tab\there",
+        "\U0001f600",
+    ],
+)
+def test_url_encode_is_quote(key: str) -> None:
+    # The fast path for keys without anything to escape writes what quote() writes.
+    assert url_encode(key) == quote(key, safe="/")
+
+
+@pytest.mark.parametrize("epoch_ms", [0, 999, 1_000, 1_767_225_599_999, 1_767_225_600_000, 4_102_444_799_001])
+def test_listed_last_modified_as_iso_millis(epoch_ms: int) -> None:
+    as_datetime = dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
+    assert iso_millis_ms(epoch_ms) == iso_millis(as_datetime)

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -393,10 +393,21 @@ class _Stream:
         return b"".join(parts), False
 
     def chunks(self) -> Iterator[bytes]:
-        while not self._ended:
-            data, self._ended = asyncio.run_coroutine_threadsafe(self._gather(), self._loop).result()
-            if data:
-                yield data
+        # The next megabyte is gathered on the loop while the caller stores this one (at most two
+        # in memory): receiving and hashing/writing overlap instead of taking turns.
+        pending: Future[tuple[bytes, bool]] | None = None
+        try:
+            while not self._ended:
+                got = pending or asyncio.run_coroutine_threadsafe(self._gather(), self._loop)
+                pending = None
+                data, self._ended = got.result()
+                if not self._ended:
+                    pending = asyncio.run_coroutine_threadsafe(self._gather(), self._loop)
+                if data:
+                    yield data
+        finally:
+            if pending is not None:
+                pending.cancel()
 
 
 class _Body:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 
 
@@ -14,6 +15,19 @@ def aws_timestamp(epoch_ms: int) -> str:
         f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
         f"{epoch_ms % 1000:03d}+0000"
     )
+
+
+def iso_millis_ms(epoch_ms: int) -> str:
+    """``2026-01-01T00:00:00.000Z`` (as :func:`iso_millis`) from milliseconds since the epoch:
+    formatted by hand, for listings that print it once per entry."""
+    return f"{_iso_second(epoch_ms // 1000)}.{epoch_ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(epoch_s: int) -> str:
+    # Objects put together share their second: a listing formats each second once.
+    t = time.gmtime(epoch_s)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def iso_millis(value: dt.datetime) -> str:

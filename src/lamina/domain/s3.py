@@ -524,6 +524,17 @@ class StoredObject:
         return dt.datetime.fromtimestamp(self.modified_ms / 1000, dt.UTC)
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """What a listing shows of an object (ListObjects/ListObjectsV2 entries): read without the
+    object's headers, metadata and tags, which a page of 1000 keys would decode for nothing."""
+
+    key: str
+    size: int
+    etag: str
+    modified_ms: int
+
+
 # The system metadata a PutObject sets and GetObject/HeadObject answer (input member -> header).
 SYSTEM_HEADERS: Final = (
     "ContentType",

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from lamina.domain.s3 import Bucket, StoredObject
+from lamina.domain.s3 import Bucket, ListedObject, StoredObject
 from lamina.domain.s3_listing import successor
 from lamina.domain.s3_multipart import Part, Upload
 from lamina.store.db import Connection, Database
@@ -154,10 +154,10 @@ class S3Store:
 
     def list_objects(
         self, bucket: str, lower: str | None, inclusive: bool, prefix: str, limit: int
-    ) -> Sequence[StoredObject]:
+    ) -> Sequence[ListedObject]:
         """Up to ``limit`` objects in key order (UTF-8 binary), from ``lower`` (inclusive or not;
-        None: the first key), whose key starts with ``prefix``."""
-        sql = _OBJECT_SELECT + " WHERE bucket=?"
+        None: the first key), whose key starts with ``prefix``: what a listing shows of them."""
+        sql = "SELECT key, size, etag, modified_ms FROM s3_objects WHERE bucket=?"
         args: list[Any] = [bucket]
         if lower is not None:
             sql += " AND key>=?" if inclusive else " AND key>?"
@@ -173,7 +173,8 @@ class S3Store:
                 args.append(upper)
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
-        return [_object(r) for r in self.db.read(lambda c: c.execute(sql, args).fetchall())]
+        rows = self.db.read(lambda c: c.execute(sql, args).fetchall())
+        return [ListedObject(str(k), int(n), str(e), int(m)) for k, n, e, m in rows]
 
     # -- multipart uploads ------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lamina.domain.clock import iso_millis
-from lamina.domain.s3 import StoredObject
+from lamina.domain.clock import iso_millis_ms
+from lamina.domain.s3 import ListedObject
 from lamina.domain.s3_listing import (
     Page,
     check_encoding_type,
@@ -29,16 +29,16 @@ from lamina.services.s3.buckets import owner
 from lamina.services.s3.deps import S3Deps
 
 
-def _fetch(deps: S3Deps, bucket: str) -> Callable[[str | None, bool, str, int], Sequence[StoredObject]]:
+def _fetch(deps: S3Deps, bucket: str) -> Callable[[str | None, bool, str, int], Sequence[ListedObject]]:
     return lambda lower, inclusive, prefix, limit: deps.store.list_objects(
         bucket, lower, inclusive, prefix, limit
     )
 
 
-def _entry(obj: StoredObject, encode: Callable[[str], str], with_owner: Owner | None) -> S3Object:
+def _entry(obj: ListedObject, encode: Callable[[str], str], with_owner: Owner | None) -> S3Object:
     entry: S3Object = {
         "Key": encode(obj.key),
-        "LastModified": iso_millis(obj.modified),
+        "LastModified": iso_millis_ms(obj.modified_ms),
         "ETag": obj.etag,
         "ChecksumAlgorithm": ["CRC32"],
         "ChecksumType": "FULL_OBJECT",
@@ -61,7 +61,7 @@ def _list(
     resume: Callable[[], str | None],
     *,
     with_owner: bool,
-) -> tuple[dict[str, Any], Page[StoredObject], Callable[[str], str]]:
+) -> tuple[dict[str, Any], Page[ListedObject], Callable[[str], str]]:
     """The members both answers share, the page, and how names are written. ``resume`` says
     where the page starts (its errors come after the bucket's, the encoding's and MaxKeys')."""
     bucket = bucket_for(
