@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lamina.domain.s3 import Bucket, StoredObject
 from lamina.store import BlobStore, BucketDeletion, Database, S3Store
+from lamina.store.blobs import PARALLEL_FROM
 
 
 @pytest.fixture
@@ -120,3 +125,30 @@ def test_tags(store: S3Store) -> None:
     store.put_object(obj("b", "k", "a" * 64), lambda: None, lambda sha: None)
     assert store.set_object_tags("b", "k", {"a": "1"})
     assert store.get_object("b", "k").tags == {"a": "1"}  # type: ignore[union-attr]
+
+
+def test_a_large_spool_hashes_alike_on_its_helper_thread(blobs: BlobStore) -> None:
+    # Past PARALLEL_FROM, MD5 and CRC32 move to a helper thread: the digests are those of the
+    # bytes in order, whatever the chunk sizes.
+    data = bytes(range(256)) * (PARALLEL_FROM // 256 * 3 + 7)
+    pieces = [data[i : i + 700_001] for i in range(0, len(data), 700_001)]
+    spooled = blobs.spool(iter(pieces), sha1=True)
+    assert spooled.size == len(data)
+    assert spooled.sha256 == hashlib.sha256(data).hexdigest()
+    assert spooled.md5 == hashlib.md5(data).digest()
+    assert spooled.crc32 == zlib.crc32(data)
+    assert spooled.sha1 == hashlib.sha1(data).digest()
+    assert spooled.path.read_bytes() == data
+
+
+def test_a_body_failing_midway_leaves_no_spool_and_no_thread(blobs: BlobStore) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"x" * PARALLEL_FROM
+        yield b"y" * 1024
+        raise RuntimeError("client gone")
+
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError):
+        blobs.spool(body())
+    assert list(blobs.tmp.iterdir()) == []
+    assert threading.active_count() == threads
