@@ -186,12 +186,22 @@ class LaminaApp:
             if response.file_offset:
                 f.seek(response.file_offset)
             left = response.file_size
-            while left > 0:
-                chunk = await loop.run_in_executor(self._executor, f.read, min(CHUNK, left))
-                if not chunk:
-                    break
-                left -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # The next megabyte is read while this one is sent (at most two in memory).
+            ahead = loop.run_in_executor(self._executor, f.read, min(CHUNK, left)) if left > 0 else None
+            try:
+                while ahead is not None:
+                    chunk = await ahead
+                    ahead = None
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    if left > 0:
+                        ahead = loop.run_in_executor(self._executor, f.read, min(CHUNK, left))
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                if ahead is not None:
+                    # The client went away mid-body: the read in flight ends before the file closes.
+                    await asyncio.wait([ahead])
         await send({"type": "http.response.body", "body": b""})
 
     @staticmethod
