@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.lamina-setup
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test lint bench bench-setup clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/python bench/run.py
+
+# The benchmarks' own venv (moto[server], boto3, py-spy: never lamina's dependencies), bench/.venv-bench.
+# The benchmarks create it on first use too.
+bench-setup: setup
+	cd bench && $(abspath $(VENV))/bin/python -c 'import _common; _common.bench_venv_bin("moto_server")'
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

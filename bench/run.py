@@ -26,6 +26,7 @@ BENCHMARKS = [
     "authz.py",
     "native_gate.py",
     "userland.py",
+    "s3.py",
 ]
 
 
