@@ -368,15 +368,15 @@ def main(argv: list[str] | None = None) -> int:
             boto_alone = C.TimedClient(lamina.url, "s3", canned=canned, s3=PATH_STYLE)
             for tc in tcs.values():
                 whole_listing(tc, "bench-list", args.keys, None)  # warm-up
+            pages = -(-args.keys // 1000)
             per_block = args.rounds // LIST_BLOCKS
             for block in range(LIST_BLOCKS):
                 n = per_block if block < LIST_BLOCKS - 1 else args.rounds - per_block * (LIST_BLOCKS - 1)
                 for side, tc in tcs.items():
                     for _ in range(n):
                         whole_listing(tc, "bench-list", args.keys, listing[side])
-            pages = -(-args.keys // 1000)
-            for _ in range(args.rounds * pages):
-                boto_alone.timed(lambda c: c.list_objects_v2(Bucket="bench-list"), listing["boto3"])
+                for _ in range(n * pages):  # as many calls, in the same blocks
+                    boto_alone.timed(lambda c: c.list_objects_v2(Bucket="bench-list"), listing["boto3"])
         finally:
             if profiler is not None and profiler.proc is not None and profiler.proc.poll() is None:
                 profiler.__exit__(None, None, None)
