@@ -30,6 +30,7 @@ from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
 from lamina.api.ratelimit import OFF, RateLimit, RateLimiter
 from lamina.api.validation import validate
+from lamina.domain.s3_chunked import ChunkedRequest, ChunkSigning, Framing
 from lamina.errors import (
     AwsError,
     InvalidSignatureException,
@@ -173,6 +174,7 @@ class Pipeline:
         now: float,
         source_ip: str = "",
         payload_hash: str = "",
+        aws_chunked: ChunkedRequest | None = None,
     ) -> tuple[Any, RequestContext]:
         """authorize -> validate; returns the handler and its context."""
         name = operation.name
@@ -202,6 +204,7 @@ class Pipeline:
             access_key_id=principal.access_key_id,
             caller_arn="" if principal.is_root else principal.arn,
             payload_hash=payload_hash,
+            aws_chunked=aws_chunked,
             authorize=lambda other, other_params: self._authorizer.authorize(
                 AuthorizationRequest(principal, endpoint.name, other, region, other_params, source_ip)
             ),
@@ -269,6 +272,7 @@ class Pipeline:
             now,
             request.client_host,
             signed.payload_hash,
+            _aws_chunked(signed, request),
         )
         return handler, ctx, params
 
@@ -344,3 +348,21 @@ class Pipeline:
         if isinstance(output, OnLoop):
             return await output.finish()
         return output
+
+
+def _aws_chunked(signed: sigv4.SigningScope, request: Request) -> ChunkedRequest | None:
+    """What an aws-chunked body is decoded and checked with (None for any other body)."""
+    framing = Framing.of(signed.payload_hash)
+    if framing is None:
+        return None
+    signing = None
+    if framing.signed:
+        signing = ChunkSigning(
+            sigv4.signing_key(signed), signed.timestamp, signed.scope, signed.signature, signed.access_key_id
+        )
+    return ChunkedRequest(
+        framing,
+        request.headers.get("x-amz-decoded-content-length"),
+        request.headers.get("x-amz-trailer"),
+        signing,
+    )

@@ -55,6 +55,7 @@ __all__ = [
     "SignatureMismatch",
     "SigningScope",
     "parse_scope",
+    "signing_key",
     "verify",
 ]
 
@@ -110,6 +111,10 @@ class SigningScope:
     payload_hash: str = field(default="", compare=False)
     signature: str = field(default="", compare=False, repr=False)
     presigned: bool = field(default=False, compare=False)
+    # The request's X-Amz-Date (ISO 8601 basic) and credential scope (date/region/service/aws4_request):
+    # with the signing key (:func:`signing_key`), what an aws-chunked body's chunks are signed with.
+    timestamp: str = field(default="", compare=False)
+    scope: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,8 @@ def verify(
         payload_hash=declared or payload_hash,
         signature=params.signature,
         presigned=params.presigned,
+        timestamp=timestamp,
+        scope=params.credential.partition("/")[2],
     )
 
 
@@ -614,6 +621,14 @@ def _remove_dot_segments(path: str) -> str:
     first = "/" if path[0] == "/" else ""
     last = "/" if path[-1] == "/" and output else ""
     return first + "/".join(output) + last
+
+
+def signing_key(scope: SigningScope) -> bytes:
+    """The SigV4 signing key (kSigning) of a verified request: what the chunks of its aws-chunked
+    body are signed with, chained from its signature."""
+    return _signing_key(
+        scope.credential.secret_access_key, scope.scope.partition("/")[0], scope.region, scope.service
+    )
 
 
 @lru_cache(maxsize=256)

@@ -518,6 +518,10 @@ class StoredObject:
     headers: Mapping[str, str]
     metadata: Mapping[str, str]
     tags: Mapping[str, str]
+    # The additional checksum its upload was checked with, when not S3's default CRC32: the
+    # algorithm's name (crc32c, crc64nvme, sha1, sha256) and the base64 value; "" for none.
+    checksum_algorithm: str = ""
+    checksum: str = ""
 
     @property
     def modified(self) -> dt.datetime:

@@ -8,6 +8,7 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 
 from lamina.domain.arns import root_user_arn
 from lamina.domain.constraints import MemberOverride
+from lamina.domain.s3_chunked import ChunkedRequest
 from lamina.errors import AwsError
 
 # What a service's handlers receive first: only what they use (the Platform, or one store).
@@ -28,6 +29,9 @@ class RequestContext:
     # What the SigV4 signature covered as the payload: a SHA-256 hex, ``UNSIGNED-PAYLOAD`` or a
     # ``STREAMING-*`` form (S3 checks a streamed body against it).
     payload_hash: str = ""
+    # An aws-chunked body's form, declared length, announced trailer and (signed forms) what its
+    # chunks' signatures chain from; None for any other body.
+    aws_chunked: ChunkedRequest | None = field(default=None, compare=False, repr=False)
     # The authorize stage for another operation of the same service by the same caller (raises
     # AwsError when IAM would refuse it): what a handler asks when part of its answer needs a
     # further permission (GetFunction's Tags need lambda:ListTags). None: nothing to ask.

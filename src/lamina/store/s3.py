@@ -303,7 +303,8 @@ class S3Store:
 
 _BUCKET_SELECT = "SELECT name, account, region, created_ms, tags, policy FROM s3_buckets"
 _OBJECT_SELECT = (
-    "SELECT bucket, key, sha256, size, etag, crc32, modified_ms, headers, metadata, tags FROM s3_objects"
+    "SELECT bucket, key, sha256, size, etag, crc32, modified_ms, headers, metadata, tags,"
+    " checksum_algorithm, checksum FROM s3_objects"
 )
 _UPLOAD_SELECT = (
     "SELECT upload_id, bucket, key, account, initiated_ms, headers, metadata, tags FROM s3_uploads"
@@ -314,7 +315,7 @@ _PART_SELECT = "SELECT upload_id, part_number, sha256, size, md5, modified_ms FR
 def _insert_object(c: Connection, obj: StoredObject) -> None:
     c.execute(
         "INSERT OR REPLACE INTO s3_objects (bucket, key, sha256, size, etag, crc32, modified_ms,"
-        " headers, metadata, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " headers, metadata, tags, checksum_algorithm, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             obj.bucket,
             obj.key,
@@ -326,6 +327,8 @@ def _insert_object(c: Connection, obj: StoredObject) -> None:
             json.dumps(dict(obj.headers)),
             json.dumps(dict(obj.metadata)),
             json.dumps(dict(obj.tags)),
+            obj.checksum_algorithm,
+            obj.checksum,
         ),
     )
 
@@ -382,4 +385,6 @@ def _object(row: Sequence[Any]) -> StoredObject:
         headers=json.loads(row[7]),
         metadata=json.loads(row[8]),
         tags=json.loads(row[9]),
+        checksum_algorithm=str(row[10]),
+        checksum=str(row[11]),
     )

@@ -272,4 +272,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX s3_parts_blob ON s3_parts (sha256);
     """,
+    # 18: an S3 object's additional checksum when its upload chose one other than CRC32 (the
+    # x-amz-checksum-* header or trailer it was checked with): the algorithm's name and the base64
+    # value, answered by HeadObject/GetObject with ChecksumMode=ENABLED; '' for none.
+    """
+    ALTER TABLE s3_objects ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT '';
+    ALTER TABLE s3_objects ADD COLUMN checksum TEXT NOT NULL DEFAULT '';
+    """,
 )

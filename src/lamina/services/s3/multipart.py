@@ -86,7 +86,7 @@ def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     """One part, streamed and checked as PutObject's body; its ETag is its MD5."""
     number = part_number(params.get("PartNumber"))
     upload = _upload(deps, ctx, params, "s3:PutObject")
-    spooled = IncomingBody.of(ctx, params, MAX_PART_SIZE).spool(deps)
+    spooled, checksum = IncomingBody.of(ctx, params, MAX_PART_SIZE).spool(deps)
     try:
         part = Part(
             upload_id=upload.upload_id,
@@ -101,6 +101,8 @@ def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     except BaseException:
         deps.blobs.discard(spooled)
         raise
+    if checksum is not None:
+        return {"ETag": part.etag, checksum[0].member: checksum[1]}
     return {"ETag": part.etag, "ChecksumCRC32": crc32_text(spooled.crc32)}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -21,6 +21,14 @@ from urllib.parse import parse_qsl
 from lamina.domain import s3
 from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Condition, Preconditions, StoredObject
+from lamina.domain.s3_checksums import Algorithm, Tee, bad_checksum, decode_value
+from lamina.domain.s3_chunked import (
+    ChunkedBody,
+    ChunkedRequest,
+    announced_trailer,
+    decoded_length,
+    malformed_trailer,
+)
 from lamina.domain.s3_models import CopyObjectResult, DeletedObject, DeleteError, Tag
 from lamina.errors import AwsError
 from lamina.services.base import HTTP_STATUS, BodyStream, FileSlice, RequestContext
@@ -30,6 +38,9 @@ from lamina.store import Spooled
 
 MAX_OBJECT_SIZE: Final = 5 * 1024**3  # a single PutObject (multipart for more)
 UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
+MULTIPLE_CHECKSUMS: Final = (
+    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+)
 
 # Query parameters of GetObject that override the answer's headers (signed requests only).
 _OVERRIDES: Final = {
@@ -57,19 +68,13 @@ def body_chunks(body: object) -> tuple[Iterator[bytes], int | None]:
     return stream.chunks(), stream.declared_length
 
 
-def checksum_header(params: Mapping[str, Any]) -> tuple[str, str] | None:
-    """The one additional checksum the request asks to verify: (algorithm, base64 value)."""
-    for member, algorithm in (
-        ("ChecksumCRC32", "crc32"),
-        ("ChecksumSHA1", "sha1"),
-        ("ChecksumSHA256", "sha256"),
-        ("ChecksumCRC32C", "crc32c"),
-        ("ChecksumCRC64NVME", "crc64nvme"),
-    ):
-        value = params.get(member)
-        if value is not None:
-            return algorithm, value
-    return None
+def checksum_header(params: Mapping[str, Any]) -> tuple[Algorithm, str] | None:
+    """The one additional checksum the request sends as a header to verify: (algorithm, base64
+    value); several are InvalidRequest, as S3 answers."""
+    sent = [(a, params[a.member]) for a in Algorithm if params.get(a.member) is not None]
+    if len(sent) > 1:
+        raise s3.invalid_request(MULTIPLE_CHECKSUMS)
+    return sent[0] if sent else None
 
 
 def crc32_text(crc: int) -> str:
@@ -100,6 +105,13 @@ def system_headers(params: Mapping[str, Any]) -> dict[str, str]:
         value = params.get(member)
         if value is not None:
             out[member] = value if isinstance(value, str) else s3.http_date(value)
+    if "ContentEncoding" in out:
+        # ``aws-chunked`` names the request's framing, not the object's encoding: S3 keeps the rest.
+        rest = [e.strip() for e in out["ContentEncoding"].split(",") if e.strip().lower() != "aws-chunked"]
+        if rest:
+            out["ContentEncoding"] = ",".join(rest)
+        else:
+            del out["ContentEncoding"]
     out.setdefault("ContentType", s3.DEFAULT_CONTENT_TYPE)
     return out
 
@@ -113,7 +125,7 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     s3.check_metadata(metadata)
     tags = user_tags(params.get("Tagging"))
     headers = system_headers(params)
-    spooled = body.spool(deps)
+    spooled, checksum = body.spool(deps)
     try:
         obj = StoredObject(
             bucket=bucket,
@@ -126,35 +138,36 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
             headers=headers,
             metadata=metadata,
             tags=tags,
+            checksum_algorithm=checksum[0].value if checksum is not None else "",
+            checksum=checksum[1] if checksum is not None else "",
         )
         if not deps.store.put_object(obj, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
             raise s3.no_such_bucket(bucket)
     except BaseException:
         deps.blobs.discard(spooled)
         raise
-    return {"ETag": obj.etag, "ChecksumCRC32": obj.crc32, "ChecksumType": "FULL_OBJECT"}
+    return {"ETag": obj.etag, **checksum_answer(obj.checksum_algorithm, obj.checksum, obj.crc32)}
 
 
 @dataclass(frozen=True)
 class IncomingBody:
     """A request body about to be stored (PutObject's, UploadPart's), with what the request says
     of it. :meth:`of` refuses what can be refused before the first byte is read (a client sending
-    ``Expect: 100-continue`` then sends nothing); :meth:`spool` reads it to the blob store and
-    checks it."""
+    ``Expect: 100-continue`` then sends nothing); :meth:`spool` reads it to the blob store (an
+    aws-chunked body decoded on the way, its chunk signatures and trailer checked) and checks it."""
 
-    chunks: Iterator[bytes]
+    raw: Iterator[bytes]
     payload: str  # the signed x-amz-content-sha256
     md5_header: str | None
     expected_md5: bytes | None
-    checksum: tuple[str, str] | None
+    checksum: tuple[Algorithm, str] | None  # sent as a header
+    length: int  # of the data (an aws-chunked body's x-amz-decoded-content-length)
+    chunked: ChunkedRequest | None = None
+    trailer: Algorithm | None = None  # the checksum an aws-chunked body's trailer carries
 
     @classmethod
     def of(cls, ctx: RequestContext, params: dict[str, Any], max_size: int) -> IncomingBody:
-        payload = ctx.payload_hash
-        if payload.startswith("STREAMING-"):
-            # aws-chunked bodies (per-chunk signatures, trailing checksums): not decoded yet.
-            raise s3.not_implemented_header("x-amz-content-sha256")
-        chunks, declared = body_chunks(params.get("Body"))
+        raw, declared = body_chunks(params.get("Body"))
         if declared is None:
             raise AwsError(
                 "You must provide the Content-Length HTTP header.",
@@ -162,31 +175,93 @@ class IncomingBody:
                 status=411,
                 sender_fault=True,
             )
-        if declared > max_size:
+        chunked = ctx.aws_chunked
+        length, trailer = declared, None
+        if chunked is not None:
+            length = decoded_length(chunked.decoded_length)
+            announced = announced_trailer(chunked.trailer)
+            if announced is not None:
+                trailer = Algorithm.from_header(announced)
+                if trailer is None or not chunked.framing.trailer:
+                    raise malformed_trailer()
+        if length > max_size:
             raise s3.s3_error(
                 "EntityTooLarge",
                 "Your proposed upload exceeds the maximum allowed size",
                 400,
-                ProposedSize=str(declared),
+                ProposedSize=str(length),
                 MaxSizeAllowed=str(max_size),
             )
         md5_header = params.get("ContentMD5")
         expected_md5 = s3.content_md5(md5_header) if md5_header is not None else None
         checksum = checksum_header(params)
-        if checksum is not None and checksum[0] in ("crc32c", "crc64nvme"):
-            raise s3.not_implemented_header(f"x-amz-checksum-{checksum[0]}")
-        return cls(chunks, payload, md5_header, expected_md5, checksum)
+        if checksum is not None:
+            if trailer is not None:
+                raise s3.invalid_request(MULTIPLE_CHECKSUMS)
+            decode_value(*checksum)  # a malformed value is refused before the body is read
+        return cls(raw, ctx.payload_hash, md5_header, expected_md5, checksum, length, chunked, trailer)
 
-    def spool(self, deps: S3Deps) -> Spooled:
+    @property
+    def algorithm(self) -> Algorithm | None:
+        """The additional checksum the body is checked with (and its object keeps)."""
+        return self.checksum[0] if self.checksum is not None else self.trailer
+
+    def spool(self, deps: S3Deps) -> tuple[Spooled, tuple[Algorithm, str] | None]:
         """The body in a spool file, checked against what the request said of it (the spool is
-        discarded when it does not match)."""
-        spooled = deps.blobs.spool(self.chunks, sha1=self.checksum is not None and self.checksum[0] == "sha1")
+        discarded when it does not match), and the additional checksum it was checked with."""
+        data: Iterable[bytes] = self.raw
+        decoder: ChunkedBody | None = None
+        if self.chunked is not None:
+            decoder = ChunkedBody(
+                self.raw,
+                self.chunked.framing,
+                length=self.length,
+                signing=self.chunked.signing,
+                trailer=self.trailer.header if self.trailer is not None else None,
+            )
+            data = decoder
+        algorithm = self.algorithm
+        tee: Tee | None = None
+        if algorithm in (Algorithm.CRC32C, Algorithm.CRC64NVME):
+            assert algorithm is not None
+            tee = Tee(data, algorithm)
+            data = tee
+        spooled = deps.blobs.spool(data, sha1=algorithm is Algorithm.SHA1)
         try:
-            verify_body(spooled, self.payload, self.expected_md5, self.md5_header, self.checksum)
+            if decoder is None:
+                verify_body(spooled, self.payload, self.expected_md5, self.md5_header, None)
+            else:
+                verify_body(spooled, UNSIGNED_PAYLOAD, self.expected_md5, self.md5_header, None)
+            checksum = self.checksum
+            if checksum is None and decoder is not None and self.trailer is not None:
+                checksum = (self.trailer, decoder.trailers[self.trailer.header])
+            if checksum is not None:
+                sent = decode_value(*checksum)
+                if not hmac.compare_digest(sent, _computed(spooled, checksum[0], tee)):
+                    raise bad_checksum(checksum[0])
         except BaseException:
             deps.blobs.discard(spooled)
             raise
-        return spooled
+        return spooled, checksum
+
+
+def _computed(spooled: Spooled, algorithm: Algorithm, tee: Tee | None) -> bytes:
+    if algorithm is Algorithm.CRC32:
+        return spooled.crc32.to_bytes(4, "big")
+    if algorithm is Algorithm.SHA1:
+        return spooled.sha1 or b""
+    if algorithm is Algorithm.SHA256:
+        return bytes.fromhex(spooled.sha256)
+    assert tee is not None
+    return tee.digest()
+
+
+def checksum_answer(algorithm: str, value: str, crc32: str) -> dict[str, str]:
+    """The checksum members S3 answers for an object or part: its additional checksum when its
+    upload chose one, else its CRC32 (S3's default)."""
+    if algorithm:
+        return {Algorithm(algorithm).member: value, "ChecksumType": "FULL_OBJECT"}
+    return {"ChecksumCRC32": crc32, "ChecksumType": "FULL_OBJECT"}
 
 
 def verify_body(
@@ -194,29 +269,18 @@ def verify_body(
     payload: str,
     expected_md5: bytes | None,
     md5_header: str | None,
-    checksum: tuple[str, str] | None,
+    checksum: tuple[Algorithm, str] | None,
 ) -> None:
     """The body against what the request said of it: the signed SHA-256, Content-MD5, and an
-    ``x-amz-checksum-*``."""
+    ``x-amz-checksum-*`` (CRC32, SHA-1 or SHA-256: what the spool computes)."""
     if payload and payload != UNSIGNED_PAYLOAD and payload != spooled.sha256:
         raise s3.content_sha256_mismatch(payload, spooled.sha256)
     if expected_md5 is not None and not hmac.compare_digest(expected_md5, spooled.md5):
         raise s3.bad_digest(md5_header or "", spooled.md5)
     if checksum is not None:
-        algorithm, value = checksum
-        computed = {
-            "crc32": spooled.crc32.to_bytes(4, "big"),
-            "sha1": spooled.sha1 or b"",
-            "sha256": bytes.fromhex(spooled.sha256),
-        }[algorithm]
-        try:
-            sent = base64.b64decode(value, validate=True)
-        except ValueError as exc:
-            raise s3.invalid_checksum(algorithm) from exc
-        if len(sent) != len(computed):
-            raise s3.invalid_checksum(algorithm)
-        if sent != computed:
-            raise s3.bad_checksum(algorithm)
+        sent = decode_value(*checksum)
+        if not hmac.compare_digest(sent, _computed(spooled, checksum[0], None)):
+            raise bad_checksum(checksum[0])
 
 
 # -- GetObject / HeadObject -----------------------------------------------------------------------
@@ -277,8 +341,7 @@ def get_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
     if wanted is None:
         out["Body"] = FileSlice(path, 0, obj.size)
         if params.get("ChecksumMode") == "ENABLED":
-            out["ChecksumCRC32"] = obj.crc32
-            out["ChecksumType"] = "FULL_OBJECT"
+            out.update(checksum_answer(obj.checksum_algorithm, obj.checksum, obj.crc32))
         return out
     out["Body"] = FileSlice(path, wanted.first, wanted.length)
     out["ContentLength"] = wanted.length
@@ -297,8 +360,7 @@ def head_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
         out["ContentRange"] = wanted.content_range
         out[HTTP_STATUS] = 206
     if params.get("ChecksumMode") == "ENABLED":
-        out["ChecksumCRC32"] = obj.crc32
-        out["ChecksumType"] = "FULL_OBJECT"
+        out.update(checksum_answer(obj.checksum_algorithm, obj.checksum, obj.crc32))
     return out
 
 
@@ -398,6 +460,8 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
         headers=headers,
         metadata=metadata,
         tags=tags,
+        checksum_algorithm=source.checksum_algorithm,
+        checksum=source.checksum,
     )
 
     def still_there() -> None:
