@@ -112,6 +112,13 @@ class Settings:
 
     host: str = _option("--host", "LAMINA_HOST", "address to bind", str, "127.0.0.1")
     port: int = _option("--port", "LAMINA_PORT", "port to bind, 0 for any free port", parse_port, 4566)
+    tls_cert: Path | None = _option(
+        "--tls-cert",
+        "LAMINA_TLS_CERT",
+        "PEM certificate (chain) to serve HTTPS with, instead of HTTP; needs --tls-key",
+        Path,
+    )
+    tls_key: Path | None = _option("--tls-key", "LAMINA_TLS_KEY", "PEM private key of --tls-cert", Path)
     data_dir: Path = _option(
         "--data-dir",
         "LAMINA_DATA_DIR",

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -29,7 +30,12 @@ def free_port() -> int:
 
 
 def wait_http_ok(
-    proc: subprocess.Popen[bytes], url: str, what: str, log: Callable[[], str], timeout: float
+    proc: subprocess.Popen[bytes],
+    url: str,
+    what: str,
+    log: Callable[[], str],
+    timeout: float,
+    context: ssl.SSLContext | None = None,
 ) -> None:
     """Poll ``url`` until it answers 200; a ``proc`` that exits first, or a timeout, raises with its log."""
     deadline = time.monotonic() + timeout
@@ -37,7 +43,7 @@ def wait_http_ok(
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}: {log()}")
         try:
-            with urllib.request.urlopen(url, timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1, context=context) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -69,10 +75,13 @@ class LaminaServer:
         extra_args: tuple[str, ...] = (),
         lambda_role: bool = True,
         env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         """``env``: variables added to the server's environment (a benchmark runs another tree's
-        code with ``PYTHONPATH``)."""
+        code with ``PYTHONPATH``); ``tls``: (certificate, key) to serve HTTPS with, the certificate
+        being its own CA (:attr:`ca`: what clients verify it with)."""
         self.data_dir = data_dir
+        self.ca: Path | None = tls[0] if tls is not None else None
         self.port = port or free_port()
         self.accounts_file: Path | None = None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +98,8 @@ class LaminaServer:
             "warning",
             *extra_args,
         ]
+        if tls is not None:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         if accounts is not None:
             self.accounts_file = data_dir.parent / f"accounts-{self.port}.json"
             self.accounts_file.write_text(json.dumps({"accounts": accounts}))
@@ -106,10 +117,11 @@ class LaminaServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca is not None else 'http'}://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        wait_http_ok(self.proc, f"{self.url}/_lamina/health", "lamina server", self.log, timeout)
+        context = None if self.ca is None else ssl.create_default_context(cafile=str(self.ca))
+        wait_http_ok(self.proc, f"{self.url}/_lamina/health", "lamina server", self.log, timeout, context)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -142,6 +154,7 @@ def client(
     import boto3
     from botocore.config import Config
 
+    ca = None if isinstance(server, str) else getattr(server, "ca", None)
     return boto3.client(
         service,
         endpoint_url=server if isinstance(server, str) else server.url,
@@ -150,6 +163,7 @@ def client(
         aws_secret_access_key=secret,
         aws_session_token=token,
         config=Config(retries={"total_max_attempts": 1}, **config),
+        verify=str(ca) if ca is not None else None,
     )
 
 
@@ -178,8 +192,10 @@ def run_aws(
     env.pop("AWS_SESSION_TOKEN", None)
     if token is not None:
         env["AWS_SESSION_TOKEN"] = token
+    ca = getattr(server, "ca", None)
+    tls = ["--ca-bundle", str(ca)] if ca is not None else []
     return subprocess.run(
-        [str(aws), *args, "--endpoint-url", server.url],
+        [str(aws), *args, "--endpoint-url", server.url, *tls],
         capture_output=True,
         text=True,
         env=env,

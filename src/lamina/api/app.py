@@ -114,6 +114,7 @@ class LaminaApp:
             query_string=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
             client_host=(scope.get("client") or ("", 0))[0],
+            scheme=scope.get("scheme", "http"),
         )
         body = _Body(
             receive, expected=headers.get("content-length", "0") != "0" or "transfer-encoding" in headers

@@ -19,6 +19,7 @@ class Request:
     headers: dict[str, str]  # lower-case names; repeated headers joined with ","
     body: bytes = b""
     client_host: str = ""
+    scheme: str = "http"  # "https" on the TLS listener
     # An operation with a streaming payload (S3 PutObject): the body still to be read, in chunks,
     # by the handler; ``body`` stays empty.
     stream: BodyStream | None = None

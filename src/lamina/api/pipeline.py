@@ -260,7 +260,7 @@ class Pipeline:
             name = match.operation.name
             raise not_implemented(name, self._bindings[endpoint.name].unserved.get(name))
         params = endpoint.protocol.parse(match, request)
-        base_url = f"http://{request.headers.get('host', '127.0.0.1')}"
+        base_url = f"{request.scheme}://{request.headers.get('host', '127.0.0.1')}"
         handler, ctx = self._admit(
             endpoint,
             match.operation,

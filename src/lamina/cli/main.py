@@ -155,6 +155,25 @@ def _server_class() -> type:
     return Server
 
 
+def tls_options(settings: Settings) -> dict[str, str] | str:
+    """uvicorn's TLS options for ``--tls-cert``/``--tls-key`` (none: plain HTTP), or why they cannot
+    be used. The pair is loaded once here, so a wrong file stops the server with its reason instead
+    of failing every handshake."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        return {}
+    if settings.tls_cert is None or settings.tls_key is None:
+        return "--tls-cert and --tls-key go together: give both (or neither, for plain HTTP)"
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot use --tls-cert {settings.tls_cert} with --tls-key {settings.tls_key}: {exc}"
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
 def serve(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_sources(args)
@@ -181,6 +200,12 @@ def serve(args: argparse.Namespace) -> int:
             f"(make it with: ip netns add {uplink.name})",
             file=sys.stderr,
         )
+        return 2
+
+    try:
+        tls = tls_files(settings)
+    except ValueError as exc:
+        print(f"lamina: {exc}", file=sys.stderr)
         return 2
 
     taken = conflicts(settings.uid_range)
@@ -220,6 +245,9 @@ def serve(args: argparse.Namespace) -> int:
         # any loopback client (functions reach the API through a loopback relay), letting a caller
         # choose its own aws:SourceIp.
         proxy_headers=False,
+        # --tls-cert/--tls-key: HTTPS on the same port instead of HTTP.
+        ssl_certfile=tls[0] if tls is not None else None,
+        ssl_keyfile=tls[1] if tls is not None else None,
     )
     logging.getLogger("lamina").info(
         "lamina %s: data in %s, accounts: %s",

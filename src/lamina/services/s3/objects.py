@@ -168,15 +168,17 @@ class IncomingBody:
     @classmethod
     def of(cls, ctx: RequestContext, params: dict[str, Any], max_size: int) -> IncomingBody:
         raw, declared = body_chunks(params.get("Body"))
-        if declared is None:
+        chunked = ctx.aws_chunked
+        # An aws-chunked body's length is its x-amz-decoded-content-length (SDKs send the framing
+        # itself with Transfer-Encoding: chunked); any other needs a Content-Length.
+        if declared is None and chunked is None:
             raise AwsError(
                 "You must provide the Content-Length HTTP header.",
                 code="MissingContentLength",
                 status=411,
                 sender_fault=True,
             )
-        chunked = ctx.aws_chunked
-        length, trailer = declared, None
+        length, trailer = declared or 0, None
         if chunked is not None:
             length = decoded_length(chunked.decoded_length)
             announced = announced_trailer(chunked.trailer)
