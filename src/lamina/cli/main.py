@@ -155,14 +155,14 @@ def _server_class() -> type:
     return Server
 
 
-def tls_options(settings: Settings) -> dict[str, str] | str:
-    """uvicorn's TLS options for ``--tls-cert``/``--tls-key`` (none: plain HTTP), or why they cannot
-    be used. The pair is loaded once here, so a wrong file stops the server with its reason instead
-    of failing every handshake."""
+def tls_files(settings: Settings) -> tuple[str, str] | None:
+    """The certificate and key files of ``--tls-cert``/``--tls-key`` (None: plain HTTP); ValueError
+    says why they cannot be used. The pair is loaded once here, so a wrong file stops the server
+    with its reason instead of failing every handshake."""
     if settings.tls_cert is None and settings.tls_key is None:
-        return {}
+        return None
     if settings.tls_cert is None or settings.tls_key is None:
-        return "--tls-cert and --tls-key go together: give both (or neither, for plain HTTP)"
+        raise ValueError("--tls-cert and --tls-key go together: give both (or neither, for plain HTTP)")
     import ssl
 
     try:
@@ -170,8 +170,10 @@ def tls_options(settings: Settings) -> dict[str, str] | str:
             settings.tls_cert, settings.tls_key
         )
     except (OSError, ssl.SSLError) as exc:
-        return f"cannot use --tls-cert {settings.tls_cert} with --tls-key {settings.tls_key}: {exc}"
-    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+        raise ValueError(
+            f"cannot use --tls-cert {settings.tls_cert} with --tls-key {settings.tls_key}: {exc}"
+        ) from None
+    return str(settings.tls_cert), str(settings.tls_key)
 
 
 def serve(args: argparse.Namespace) -> int:
