@@ -66,6 +66,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> int:
 class LaminaServer:
     """A ``lamina server`` process; ``stop()`` ends it by its own pid."""
 
+    # The certificate clients verify an HTTPS server with (None: plain HTTP). A class default too:
+    # tests that adopt a process they started themselves (``__new__``) get plain HTTP.
+    ca: Path | None = None
+
     def __init__(
         self,
         data_dir: Path,

@@ -5,7 +5,8 @@ Served: CreateBucket, HeadBucket, ListBuckets, DeleteBucket, GetBucketLocation,
 GetBucketVersioning (never enabled), Put/Get/DeleteBucketTagging; PutObject, GetObject (ranges,
 conditions), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects, ListObjectsV2,
 Get/Put/DeleteObjectTagging; multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort,
-ListParts, ListMultipartUploads). Not yet: aws-chunked bodies, bucket policies (the
+ListParts, ListMultipartUploads); bodies plain or aws-chunked (signed chunks, trailing checksums:
+:mod:`lamina.domain.s3_chunked`). Not yet: bucket policies (the
 seam: :func:`lamina.services.s3.access.policy_allows`), versioning, ACLs.
 """
 
