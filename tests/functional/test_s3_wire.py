@@ -433,3 +433,46 @@ def test_unsigned_trailer_crc32c_and_crc64nvme(server: LaminaServer, algorithm: 
     assert caught.value.response["Error"]["Message"] == (
         f"The {algorithm.upper()} you specified did not match the calculated checksum."
     )
+
+
+def _peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_large_chunked_upload_is_streamed(tls_server: LaminaServer, tmp_path: Path) -> None:
+    # 96 MB aws-chunked from a file (boto3's default over HTTPS): decoded on the way to disk, so
+    # the server's peak memory grows by far less than the body.
+    s3 = client(tls_server, "s3", s3=PATH_STYLE)
+    bucket = new_bucket(s3)
+    size = 96 * 1024 * 1024
+    path = tmp_path / "big.bin"
+    crc = 0
+    with path.open("wb") as f:
+        block = os.urandom(1024 * 1024)
+        for i in range(size // len(block)):
+            chunk = block[:-1] + bytes([i % 256])
+            crc = zlib.crc32(chunk, crc)
+            f.write(chunk)
+    before = _peak_rss_kb(tls_server.proc.pid)
+    with path.open("rb") as f:
+        put = s3.put_object(Bucket=bucket, Key="big.bin", Body=f)
+    growth_mb = (_peak_rss_kb(tls_server.proc.pid) - before) / 1024
+    assert put["ChecksumCRC32"] == base64.b64encode(crc.to_bytes(4, "big")).decode()
+    assert s3.head_object(Bucket=bucket, Key="big.bin")["ContentLength"] == size
+    assert growth_mb < 48, f"server peak RSS grew by {growth_mb:.0f} MB for a 96 MB aws-chunked body"
+
+
+def test_operations_with_checksummed_xml_bodies_over_https(tls_server: LaminaServer) -> None:
+    # Over HTTPS botocore adds x-amz-checksum-crc32 headers to these (their bodies are small and
+    # signed, not aws-chunked).
+    s3 = client(tls_server, "s3", s3=PATH_STYLE)
+    bucket = new_bucket(s3)
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "c", "Value": "d"}]})
+    assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "c", "Value": "d"}]
+    deleted = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
+    assert deleted["Deleted"] == [{"Key": "k"}]

@@ -127,10 +127,23 @@ class _Crc:
         return self._value.to_bytes(self._width, "big")
 
 
-def _crc32c(data: bytes, value: int) -> int:
-    import crc32c  # imported when first used: only uploads that ask for CRC32C need it
+def _crc32c_step() -> Callable[[bytes, int], int]:
+    """The ``crc32c`` package's function, imported when first asked for (only uploads that choose
+    CRC32C need it); a server installed without it answers S3's 501 for the header."""
+    try:
+        from crc32c import crc32c
+    except ImportError:
+        raise s3_error(
+            "NotImplemented",
+            "A header you provided implies functionality that is not implemented",
+            501,
+            Header=Algorithm.CRC32C.header,
+        ) from None
 
-    return int(crc32c.crc32c(data, value))
+    def step(data: bytes, value: int) -> int:
+        return int(crc32c(data, value))
+
+    return step
 
 
 # CRC-64/NVME, reflected: the table of each byte's contribution.
@@ -165,7 +178,7 @@ def hasher(algorithm: Algorithm) -> Hasher:
     if algorithm is Algorithm.CRC32:
         return _Crc(zlib.crc32, 4)
     if algorithm is Algorithm.CRC32C:
-        return _Crc(_crc32c, 4)
+        return _Crc(_crc32c_step(), 4)
     if algorithm is Algorithm.CRC64NVME:
         return _Crc(crc64nvme, 8)
     return hashlib.sha1(usedforsecurity=False) if algorithm is Algorithm.SHA1 else hashlib.sha256()
