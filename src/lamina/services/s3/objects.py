@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from lamina.domain import s3
 from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Condition, Preconditions, StoredObject
-from lamina.domain.s3_checksums import Algorithm, Tee, bad_checksum, decode_value
+from lamina.domain.s3_checksums import Algorithm, Tee, bad_checksum, decode_value, encode_value
 from lamina.domain.s3_chunked import (
     ChunkedBody,
     ChunkedRequest,
@@ -230,10 +230,8 @@ class IncomingBody:
             data = tee
         spooled = deps.blobs.spool(data, sha1=algorithm is Algorithm.SHA1)
         try:
-            if decoder is None:
-                verify_body(spooled, self.payload, self.expected_md5, self.md5_header, None)
-            else:
-                verify_body(spooled, UNSIGNED_PAYLOAD, self.expected_md5, self.md5_header, None)
+            payload = self.payload if decoder is None else UNSIGNED_PAYLOAD
+            verify_body(spooled, payload, self.expected_md5, self.md5_header)
             checksum = self.checksum
             if checksum is None and decoder is not None and self.trailer is not None:
                 checksum = (self.trailer, decoder.trailers[self.trailer.header])
@@ -241,6 +239,7 @@ class IncomingBody:
                 sent = decode_value(*checksum)
                 if not hmac.compare_digest(sent, _computed(spooled, checksum[0], tee)):
                     raise bad_checksum(checksum[0])
+                checksum = (checksum[0], encode_value(sent))  # kept and answered as S3 writes it
         except BaseException:
             deps.blobs.discard(spooled)
             raise
@@ -266,23 +265,14 @@ def checksum_answer(algorithm: str, value: str, crc32: str) -> dict[str, str]:
     return {"ChecksumCRC32": crc32, "ChecksumType": "FULL_OBJECT"}
 
 
-def verify_body(
-    spooled: Spooled,
-    payload: str,
-    expected_md5: bytes | None,
-    md5_header: str | None,
-    checksum: tuple[Algorithm, str] | None,
-) -> None:
-    """The body against what the request said of it: the signed SHA-256, Content-MD5, and an
-    ``x-amz-checksum-*`` (CRC32, SHA-1 or SHA-256: what the spool computes)."""
+def verify_body(spooled: Spooled, payload: str, expected_md5: bytes | None, md5_header: str | None) -> None:
+    """The body against what the request said of it: the signed SHA-256 (a hash; nothing to check
+    for UNSIGNED-PAYLOAD or an aws-chunked form, whose chunks were checked as they came) and
+    Content-MD5."""
     if payload and payload != UNSIGNED_PAYLOAD and payload != spooled.sha256:
         raise s3.content_sha256_mismatch(payload, spooled.sha256)
     if expected_md5 is not None and not hmac.compare_digest(expected_md5, spooled.md5):
         raise s3.bad_digest(md5_header or "", spooled.md5)
-    if checksum is not None:
-        sent = decode_value(*checksum)
-        if not hmac.compare_digest(sent, _computed(spooled, checksum[0], None)):
-            raise bad_checksum(checksum[0])
 
 
 # -- GetObject / HeadObject -----------------------------------------------------------------------
