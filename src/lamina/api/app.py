@@ -46,10 +46,14 @@ MAX_LARGE_IN_FLIGHT = 4
 
 
 class Mount(Protocol):
-    """A front end served under a path prefix (the console): bodies up to ``max_body`` bytes."""
+    """A front end served under a path prefix (the console): bodies up to ``max_body`` bytes, or,
+    for the requests it :meth:`streams`, a :class:`~lamina.services.base.BodyStream` in
+    ``request.stream`` (its uploads, never read whole) and ``body`` empty."""
 
     prefix: str
     max_body: int
+
+    def streams(self, request: Request) -> bool: ...
 
     async def handle(self, request: Request, body: bytes | None) -> Response: ...
 
@@ -130,11 +134,16 @@ class LaminaApp:
             if mount is not None:
                 text = headers.get("content-length", "")
                 declared = int(text) if text.isdigit() else None
-                data = (
-                    await self._read_limited(body, mount.max_body, declared)
-                    if (declared or 0) <= mount.max_body
-                    else None
-                )
+                data: bytes | None
+                if mount.streams(request):
+                    request.stream = _Stream(body, asyncio.get_running_loop(), declared)
+                    data = b""
+                else:
+                    data = (
+                        await self._read_limited(body, mount.max_body, declared)
+                        if (declared or 0) <= mount.max_body
+                        else None
+                    )
                 response = await mount.handle(request, data)
             else:
                 response = await self._aws(request, body)

@@ -17,9 +17,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import INTERNAL_ERROR_MESSAGE, Pipeline
+from lamina.api.protocols.restxml import DIALECT as S3_DIALECT
 from lamina.console.throttle import FailureBackoff
 from lamina.domain import jsontext
 from lamina.errors import (
@@ -31,7 +33,7 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.runtime.logs import LogStore
-from lamina.services.base import AuthorizationRequest, Principal
+from lamina.services.base import AuthorizationRequest, FileSlice, Principal
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +53,14 @@ _LOG_BYTES = 64 * 1024
 # the console in the layering).
 LayerChecker = Callable[[str, Sequence[str], Sequence[str]], list[dict[str, object]]]
 MAX_SESSIONS = 10_000
+# An object upload: ``PUT`` of the file's bytes, streamed by the front door into S3 PutObject (never
+# held whole, here or in the browser); query ``region``, ``bucket``, ``key``.
+UPLOAD_PATH = "/console/api/upload"
+# An object download: ``GET`` of a one-use link the page asked for (POST /console/api/download),
+# valid this many seconds, for the session that asked.
+DOWNLOAD_PATH = "/console/download/"
+DOWNLOAD_S = 60
+MAX_DOWNLOADS = 10_000
 # Live sessions of one access key: a new sign-in past this many signs the key's oldest out.
 MAX_SESSIONS_PER_KEY = 10
 # Every console response: no other page may frame it (clickjacking its buttons), it loads only its
@@ -72,6 +82,25 @@ SECURITY_HEADERS = (
 class Session:
     principal: Principal
     expires: float
+
+
+@dataclass(frozen=True)
+class Download:
+    """One object a session may fetch once by its link (the GET runs GetObject afresh)."""
+
+    session: str
+    region: str
+    bucket: str
+    key: str
+    expires: float
+
+
+def attachment(key: str) -> str:
+    """A Content-Disposition saving the object under its key's last segment (RFC 6266: an ASCII
+    ``filename`` for old clients, the UTF-8 ``filename*`` for the rest)."""
+    name = key.rstrip("/").rpartition("/")[2] or "download"
+    plain = re.sub(r"[^A-Za-z0-9._ -]", "_", name)[:200] or "download"
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
 
 
 def _json(status: int, doc: Any, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -110,7 +139,12 @@ def _error(status: int, code: str, message: str) -> Response:
     return _json(status, {"error": {"code": code, "message": message}})
 
 
-def _aws_error(exc: AwsError) -> Response:
+def _aws_error(exc: AwsError, service: str = "") -> Response:
+    """``exc`` as the console answers it; S3's in S3's words (the protocol-neutral layers' errors,
+    AccessDeniedException and the like, renamed as its XML answers name them)."""
+    if service == "s3" and exc.code in S3_DIALECT:
+        code, status, message = S3_DIALECT[exc.code]
+        return _error(status, code, exc.message if message is None else message)
     return _error(exc.status, exc.code, exc.message)
 
 
@@ -182,6 +216,7 @@ class Console:
         self._executor = executor
         self._clock = clock
         self.sessions: dict[str, Session] = {}
+        self.downloads: dict[str, Download] = {}
         # Failed sign-ins back off per client address (one guesser, many keys) and per access key
         # (many addresses, one key); either one locked out refuses the attempt.
         self.by_address = FailureBackoff()
@@ -195,10 +230,18 @@ class Console:
         response.headers += [(k, v) for k, v in SECURITY_HEADERS if k.lower() not in names]
         return response
 
+    def streams(self, request: Request) -> bool:
+        """Whether the front door hands this request's body over as a stream (an upload)."""
+        return request.method == "PUT" and request.raw_path == UPLOAD_PATH
+
     async def _handle(self, request: Request, body: bytes | None) -> Response:
         path = request.raw_path
         if path == "/console":
             return Response(301, [("Location", "/console/")])
+        if path.startswith(DOWNLOAD_PATH) and request.method == "GET":
+            return await self._download(request, path[len(DOWNLOAD_PATH) :])
+        if path == UPLOAD_PATH and request.method == "PUT":
+            return await self._upload(request)
         if not path.startswith("/console/api/"):
             return self._static(path)
         if request.method != "POST":
@@ -236,6 +279,8 @@ class Console:
             )
         if action == "call":
             return await self._call(request, session, doc)
+        if action == "download":
+            return await self._download_link(request, session, doc)
         if action == "layer-check":
             return await self._check_layer(request, session, doc)
         if action == "logs":
@@ -382,7 +427,7 @@ class Console:
             )
             output = await _collect_event_streams(output)
         except AwsError as exc:
-            return _aws_error(exc)
+            return _aws_error(exc, name)
         except Exception:
             log.exception("console: internal error in %s.%s (request %s)", name, operation, request_id)
             return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
@@ -466,3 +511,102 @@ class Console:
             budget -= len(data)
             out.append({"stream": stream, "text": data.decode(errors="replace")})
         return _json(200, {"streams": out})
+
+    # -- objects: bodies streamed, never in JSON ------------------------------------------------
+
+    async def _upload(self, request: Request) -> Response:
+        """PutObject of the request's body, streamed to the blob store as it arrives, for the
+        signed-in principal (authorized and checked by the pipeline like any PutObject). Everything
+        that refuses it answers before a byte of the body is read."""
+        # Only the console's script sets this header; a cross-site form cannot send a PUT at all.
+        if request.headers.get("x-lamina-console") != "1":
+            return _error(403, "AccessDenied", "Missing the X-Lamina-Console header.")
+        session = self._session(request)
+        if session is None:
+            return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
+        region = request.query_value("region") or "us-east-1"
+        bucket, key = request.query_value("bucket"), request.query_value("key")
+        if not _REGION.match(region):
+            return _error(400, "InvalidRegion", f"'{region}' is not a region name.")
+        if not bucket or not key or request.stream is None:
+            return _error(400, "ValidationException", "A bucket and a key are required.")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": request.stream}
+        content_type = request.headers.get("content-type", "")
+        if content_type and len(content_type) <= 256:
+            params["ContentType"] = content_type
+        output = await self._s3(request, session, "PutObject", params, region)
+        if isinstance(output, Response):
+            return output
+        return _json(200, {"result": {"ETag": output.get("ETag")}})
+
+    async def _download_link(self, request: Request, session: Session, doc: dict[str, Any]) -> Response:
+        """A one-use link to one object, for a principal S3 lets read it (HeadObject, authorized as
+        s3:GetObject, through the pipeline): the page navigates to it and the browser saves the
+        file as it comes, whatever its size."""
+        region = str(doc.get("region") or "us-east-1")
+        bucket, key = doc.get("Bucket"), doc.get("Key")
+        if not _REGION.match(region) or not isinstance(bucket, str) or not isinstance(key, str):
+            return _error(400, "ValidationException", "A Bucket, a Key and a region are required.")
+        head = await self._s3(request, session, "HeadObject", {"Bucket": bucket, "Key": key}, region)
+        if isinstance(head, Response):
+            return head
+        now = self._clock()
+        for t, d in list(self.downloads.items()):
+            if d.expires < now:
+                del self.downloads[t]
+        while len(self.downloads) >= MAX_DOWNLOADS:
+            self.downloads.pop(next(iter(self.downloads)))
+        token = secrets.token_urlsafe(32)
+        self.downloads[token] = Download(self._token(request) or "", region, bucket, key, now + DOWNLOAD_S)
+        return _json(200, {"url": DOWNLOAD_PATH + token, "ContentLength": head.get("ContentLength")})
+
+    async def _download(self, request: Request, token: str) -> Response:
+        """The object of a download link, sent from its file in chunks as an attachment (never
+        shown in the console's origin), by a GetObject run now for the session's principal."""
+        wanted = self.downloads.pop(token, None)
+        session = self._session(request)
+        if wanted is None or wanted.expires < self._clock() or session is None:
+            return _error(403, "AccessDenied", "This download link is not valid (any more).")
+        if not hmac.compare_digest(wanted.session.encode(), (self._token(request) or "").encode()):
+            return _error(403, "AccessDenied", "This download link is not valid (any more).")
+        params = {"Bucket": wanted.bucket, "Key": wanted.key}
+        output = await self._s3(request, session, "GetObject", params, wanted.region)
+        if isinstance(output, Response):
+            return output
+        body = output.get("Body")
+        if not isinstance(body, FileSlice):
+            return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)
+        headers = [
+            # Bytes to save, whatever the object says it is: an HTML object must not run as a
+            # page of the console's origin (the sandbox, too, for a browser that renders it).
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Disposition", attachment(wanted.key)),
+            ("Cache-Control", "no-store"),
+            ("Content-Security-Policy", "default-src 'none'; sandbox; frame-ancestors 'none'"),
+        ]
+        if isinstance(output.get("ETag"), str):
+            headers.append(("ETag", output["ETag"]))
+        return Response(200, headers, file_path=body.path, file_offset=body.offset, file_size=body.length)
+
+    async def _s3(
+        self, request: Request, session: Session, operation: str, params: dict[str, Any], region: str
+    ) -> dict[str, Any] | Response:
+        """One S3 operation through the pipeline for the session's principal: its output, or the
+        error as the console answers it."""
+        request_id = str(uuid.uuid4())
+        try:
+            return await self._pipeline.call(
+                session.principal,
+                "s3",
+                operation,
+                params,
+                region=region,
+                base_url=f"http://{request.headers.get('host', '127.0.0.1')}",
+                request_id=request_id,
+                source_ip=request.client_host,
+            )
+        except AwsError as exc:
+            return _aws_error(exc, "s3")
+        except Exception:
+            log.exception("console: internal error in s3.%s (request %s)", operation, request_id)
+            return _error(500, "ServiceException", INTERNAL_ERROR_MESSAGE)

@@ -76,6 +76,8 @@ async function api(action, body = {}) {
 }
 const call = async (service, operation, params = {}) =>
   (await api("call", { service, operation, region: state.region, params })).result;
+const callIn = async (region, service, operation, params = {}) =>
+  (await api("call", { service, operation, region, params })).result;
 
 async function all(service, operation, params, key, tokenIn = "Marker", tokenOut = "NextMarker") {
   const out = [];
@@ -117,6 +119,48 @@ function zipCheck(input) {
   if (!check(input, /\.zip$/i.test(f.name), "The file must be a .zip archive.")) return false;
   return check(input, f.size <= MAX_ZIP, `The zip is ${(f.size / 1048576).toFixed(1)} MB; uploads are limited to 50 MB.`);
 }
+// Where a layer's or a function's code comes from: a .zip uploaded from this computer (sent in the
+// request, up to 50 MB), or an object already in one of the account's buckets (Content.S3Bucket/S3Key
+// or Code.S3Bucket/S3Key: Lambda reads it from S3 with the caller's permissions, up to 250 MB unzipped).
+function codeSource(id, zipLabel, zipHint) {
+  const kind = h("select", { id: `${id}-code-source` }, h("option", { value: "zip" }, "Upload a .zip file"), h("option", { value: "s3" }, "From S3"));
+  const zip = h("input", { type: "file", id: `${id}-zip`, accept: ".zip,application/zip" });
+  const bucket = h("select", { id: `${id}-s3-bucket` }, h("option", { value: "" }, "choose a bucket"));
+  const keys = h("datalist", { id: `${id}-s3-keys` });
+  const key = h("input", { type: "text", id: `${id}-s3-key`, list: `${id}-s3-keys`, size: "50", placeholder: "path/to/code.zip", autocomplete: "off" });
+  const zipBox = h("div", { class: "row" }, field(zipLabel, zip, zipHint));
+  const s3Box = h("div", { class: "row", hidden: true }, field("Bucket", bucket, `a bucket of this account in ${state.region} (Lambda reads code from its own Region)`),
+    field("Key", h("span", {}, key, keys), "the object's key: pick one of the bucket's .zip objects or type it"));
+  let loaded = false;
+  kind.addEventListener("change", async () => {
+    zipBox.hidden = kind.value !== "zip";
+    s3Box.hidden = kind.value !== "s3";
+    if (kind.value !== "s3" || loaded) return;
+    loaded = true;
+    try {
+      const out = await call("s3", "ListBuckets", {});
+      const here = (out.Buckets || []).filter((b) => !b.BucketRegion || b.BucketRegion === state.region);
+      bucket.append(...here.map((b) => h("option", { value: b.Name }, b.Name)));
+    } catch (e) { loaded = false; showError(e); }
+  });
+  bucket.addEventListener("change", async () => {
+    keys.replaceChildren();
+    if (!bucket.value) return;
+    try {
+      const out = await call("s3", "ListObjectsV2", { Bucket: bucket.value, MaxKeys: 1000 });
+      const zips = (out.Contents || []).map((o) => o.Key).filter((k) => /\.zip$/i.test(k));
+      keys.append(...zips.map((k) => h("option", { value: k })));
+      if (zips.length === 1 && !key.value) key.value = zips[0];
+    } catch (e) { showError(e); }
+  });
+  return {
+    rows: [h("div", { class: "row" }, field("Code source", kind)), zipBox, s3Box],
+    valid: () => kind.value === "zip" ? zipCheck(zip)
+      : check(bucket, !!bucket.value, "Choose a bucket.") & check(key, key.value.length >= 1 && key.value.length <= 1024, "Enter the object's key."),
+    value: async () => kind.value === "zip" ? { ZipFile: await fileBase64(zip.files[0]) } : { S3Bucket: bucket.value, S3Key: key.value },
+  };
+}
+
 async function submitting(button, work) {
   showError(null);
   button.disabled = true;
@@ -177,16 +221,16 @@ async function layersPage() {
 function layerForm(name) {
   const nameIn = h("input", { type: "text", id: "layer-name", value: name || "", readonly: !!name });
   const desc = h("input", { type: "text", id: "layer-description" });
-  const zip = h("input", { type: "file", id: "layer-zip", accept: ".zip,application/zip" });
+  const code = codeSource("layer", "Layer zip", "a .zip with python/ (or python/lib/python3.X/site-packages/); up to 50 MB, larger from S3");
   const license = h("input", { type: "text", id: "layer-license" });
   const button = h("button", { class: "primary", type: "submit", id: "publish-layer" }, name ? "Create version" : "Create");
   const form = h("form", { class: "card", onsubmit: (ev) => {
     ev.preventDefault();
     const okName = check(nameIn, /^[a-zA-Z0-9_-]{1,64}$/.test(nameIn.value), "1 to 64 letters, digits, hyphens or underscores.");
     const okDesc = check(desc, desc.value.length <= 256, "At most 256 characters.");
-    if (!okName | !okDesc | !zipCheck(zip)) return;
+    if (!okName | !okDesc | !code.valid()) return;
     submitting(button, async () => {
-      const params = { LayerName: nameIn.value, Content: { ZipFile: await fileBase64(zip.files[0]) } };
+      const params = { LayerName: nameIn.value, Content: await code.value() };
       if (desc.value) params.Description = desc.value;
       if (license.value) params.LicenseInfo = license.value;
       const rt = checked("runtime", form), ar = checked("arch", form);
@@ -198,7 +242,7 @@ function layerForm(name) {
     });
   } },
   h("div", { class: "row" }, field("Name", nameIn), field("Description", desc, "optional")),
-  h("div", { class: "row" }, field("Layer zip", zip, "a .zip with python/ (or python/lib/python3.X/site-packages/); up to 50 MB")),
+  code.rows,
   h("div", { class: "row" }, field("Compatible runtimes", checks("runtime", LAYER_RUNTIMES), "up to 15")),
   h("div", { class: "row" }, field("Compatible architectures", checks("arch", ARCHS))),
   h("div", { class: "row" }, field("License", license, "optional, e.g. MIT")),
@@ -308,7 +352,7 @@ async function createFunctionPage() {
   const memory = h("input", { type: "number", id: "function-memory", value: "128", min: "128", max: "10240" });
   const timeout = h("input", { type: "number", id: "function-timeout", value: "3", min: "1", max: "900" });
   const role = h("select", { id: "function-role" }, roles.map((r) => h("option", { value: r.Arn }, r.RoleName)));
-  const zip = h("input", { type: "file", id: "function-zip", accept: ".zip,application/zip" });
+  const code = codeSource("function", "Code (.zip)", "up to 50 MB, larger from S3");
   const button = h("button", { class: "primary", type: "submit", id: "create-function-submit" }, "Create function");
   const form = h("form", { class: "card", onsubmit: (ev) => {
     ev.preventDefault();
@@ -318,13 +362,13 @@ async function createFunctionPage() {
       check(memory, +memory.value >= 128 && +memory.value <= 10240, "128 to 10240 MB."),
       check(timeout, +timeout.value >= 1 && +timeout.value <= 900, "1 to 900 seconds."),
       check(role, !!role.value, "Create an IAM role that trusts lambda.amazonaws.com first."),
-      zipCheck(zip),
+      !!code.valid(),
     ];
     if (ok.includes(false)) return;
     submitting(button, async () => {
       await call("lambda", "CreateFunction", {
         FunctionName: name.value, Runtime: runtime.value, Handler: handler.value, Role: role.value,
-        MemorySize: Number(memory.value), Timeout: Number(timeout.value), Code: { ZipFile: await fileBase64(zip.files[0]) },
+        MemorySize: Number(memory.value), Timeout: Number(timeout.value), Code: await code.value(),
       });
       notice(`Created ${name.value}.`);
       location.hash = `#/functions/${encodeURIComponent(name.value)}`;
@@ -332,7 +376,7 @@ async function createFunctionPage() {
   } },
   h("div", { class: "row" }, field("Function name", name), field("Runtime", runtime), field("Handler", handler, "module.function")),
   h("div", { class: "row" }, field("Memory (MB)", memory), field("Timeout (s)", timeout), field("Execution role", role, "must trust lambda.amazonaws.com")),
-  h("div", { class: "row" }, field("Code (.zip)", zip)),
+  code.rows,
   h("div", { class: "row" }, button, h("a", { href: "#/functions" }, "Cancel")));
   page("Create function", form);
 }
@@ -735,6 +779,200 @@ async function vpcPage() {
   }
 }
 
+// Buckets (S3) -----------------------------------------------------------------------------------
+// Listing, creating and deleting are S3 operations like any other (POST /console/api/call). Object
+// bodies never travel in JSON: an upload is one PUT of the file to /console/api/upload, which the
+// server streams into PutObject as it arrives (the browser sends the File from disk, so a 1 GB file
+// is never in memory on either side); a download is a one-use link the browser saves as it comes.
+const enc = encodeURIComponent;
+const BUCKET_REGIONS = ["us-east-1", ...REGIONS.filter((r) => r !== "us-east-1")];
+const bytes = (n) => n == null ? "" : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB`
+  : n < 1073741824 ? `${(n / 1048576).toFixed(1)} MB` : `${(n / 1073741824).toFixed(2)} GB`;
+const bucketHref = (bucket, prefix = "") => `#/buckets/${enc(bucket)}${prefix ? `/${enc(prefix)}` : ""}`;
+
+async function bucketsPage() {
+  const out = await call("s3", "ListBuckets", {});
+  const buckets = out.Buckets || [];
+  state.bucketRegions = Object.fromEntries(buckets.map((b) => [b.Name, b.BucketRegion]));
+  const name = h("input", { type: "text", id: "bucket-name", size: "40", placeholder: "my-bucket" });
+  const region = h("select", { id: "bucket-region" }, BUCKET_REGIONS.map((r) => h("option", { value: r, selected: r === state.region }, r)));
+  const button = h("button", { class: "primary", type: "submit", id: "create-bucket" }, "Create bucket");
+  const form = h("form", { class: "card", id: "create-bucket-form", onsubmit: (ev) => {
+    ev.preventDefault();
+    // Only the obvious is checked here; S3's own rules (and its words) come from CreateBucket.
+    if (!check(name, name.value.trim() !== "", "Enter a bucket name.")) return;
+    submitting(button, async () => {
+      // us-east-1 takes no LocationConstraint; every other Region must be named, and the request
+      // is made in that Region (S3's CreateBucket rules).
+      const params = { Bucket: name.value.trim() };
+      if (region.value !== "us-east-1") params.CreateBucketConfiguration = { LocationConstraint: region.value };
+      await callIn(region.value, "s3", "CreateBucket", params);
+      notice(`Created bucket ${params.Bucket} in ${region.value}.`);
+      route();
+    });
+  } }, h("h2", {}, "Create a bucket"),
+  h("div", { class: "row" }, field("Bucket name", name, "3 to 63 lower-case letters, digits, dots and hyphens; unique across all accounts"), field("Region", region), button));
+  page("Buckets",
+    h("p", { class: "hint" }, "Every bucket of this account, in every Region."),
+    h("div", { id: "buckets" }, table(["Name", "Region", "Created"], buckets.map((b) => [
+      h("a", { href: bucketHref(b.Name) }, b.Name), b.BucketRegion || "", b.CreationDate || ""]), "No buckets yet: create one below.")),
+    form);
+}
+
+// Every key under a prefix (for deleting a folder, or emptying a bucket).
+async function keysUnder(region, bucket, prefix) {
+  const keys = [];
+  let token;
+  do {
+    const out = await callIn(region, "s3", "ListObjectsV2", { Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) });
+    keys.push(...(out.Contents || []).map((o) => o.Key));
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+// DeleteObjects 1,000 keys at a time; the keys S3 could not delete are reported as it words them.
+async function deleteKeys(region, bucket, keys) {
+  const failed = [];
+  for (let i = 0; i < keys.length; i += 1000) {
+    const out = await callIn(region, "s3", "DeleteObjects", { Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000).map((k) => ({ Key: k })), Quiet: true } });
+    failed.push(...(out.Errors || []));
+  }
+  if (failed.length) throw new ApiError(failed[0].Code, `${failed.length} object(s) not deleted, e.g. ${failed[0].Key}: ${failed[0].Message}`);
+}
+
+// One file, PUT as it is read from disk: the progress comes from the upload itself.
+function uploadFile(region, bucket, key, file, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", `/console/api/upload?region=${enc(region)}&bucket=${enc(bucket)}&key=${enc(key)}`);
+    xhr.setRequestHeader("X-Lamina-Console", "1");
+    xhr.upload.addEventListener("progress", (e) => progress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.addEventListener("load", () => {
+      let doc = {};
+      try { doc = JSON.parse(xhr.responseText); } catch (e) { doc = {}; }
+      if (xhr.status === 200) { resolve(doc.result || {}); return; }
+      const err = doc.error || { code: `HTTP${xhr.status}`, message: xhr.statusText };
+      if (xhr.status === 401) { state.account = null; location.hash = "#/signin"; }
+      reject(new ApiError(err.code, err.message, xhr.status));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError("NetworkError", "The upload was interrupted (the server refused it or cannot be reached).")));
+    xhr.addEventListener("abort", () => reject(new ApiError("Aborted", "The upload was cancelled.")));
+    xhr.send(file);
+  });
+}
+
+async function bucketPage(bucket, prefix = "") {
+  let region = (state.bucketRegions || {})[bucket];
+  if (!region) {
+    const head = await call("s3", "HeadBucket", { Bucket: bucket });
+    region = head.BucketRegion || state.region;
+  }
+  const listing = h("div", { id: "objects" });
+  const more = h("button", { id: "more-objects", hidden: true }, "Show more");
+  const rows = h("tbody");
+  let token;
+  const selected = () => [...rows.querySelectorAll("input.pick:checked")];
+  const load = async () => {
+    const out = await callIn(region, "s3", "ListObjectsV2", { Bucket: bucket, Prefix: prefix, Delimiter: "/", ...(token ? { ContinuationToken: token } : {}) });
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+    more.hidden = !token;
+    for (const p of out.CommonPrefixes || []) {
+      rows.append(h("tr", { class: "folder" }, h("td", {}, h("input", { type: "checkbox", class: "pick", "data-prefix": p.Prefix, "aria-label": `select ${p.Prefix}` })),
+        h("td", {}, h("a", { href: bucketHref(bucket, p.Prefix), class: "object-name" }, p.Prefix.slice(prefix.length))), h("td", {}, "folder"), h("td", {}), h("td", {})));
+    }
+    for (const o of out.Contents || []) {
+      if (o.Key === prefix) continue;  // the folder's own marker object
+      rows.append(h("tr", { class: "object" }, h("td", {}, h("input", { type: "checkbox", class: "pick", "data-key": o.Key, "aria-label": `select ${o.Key}` })),
+        h("td", {}, h("span", { class: "object-name mono" }, o.Key.slice(prefix.length))), h("td", {}, bytes(o.Size)), h("td", {}, o.LastModified || ""),
+        h("td", {}, h("button", { class: "download", onclick: (ev) => submitting(ev.target, async () => {
+          const link = await api("download", { region, Bucket: bucket, Key: o.Key });
+          location.href = link.url;
+        }) }, "Download"))));
+    }
+    if (!rows.children.length) listing.replaceChildren(h("p", { class: "hint" }, prefix ? "This folder is empty." : "This bucket is empty: upload a file."));
+    else listing.replaceChildren(h("table", {}, h("thead", {}, h("tr", {}, ["", "Name", "Size", "Last modified", ""].map((x) => h("th", {}, x)))), rows));
+  };
+  more.addEventListener("click", (ev) => submitting(ev.target, load));
+
+  // Upload: into the folder on screen, one file after the other.
+  const files = h("input", { type: "file", id: "upload-files", multiple: true });
+  const bar = h("progress", { id: "upload-progress", max: "100", value: "0", hidden: true });
+  const status = h("span", { id: "upload-status", class: "hint" });
+  const uploadButton = h("button", { class: "primary", type: "submit", id: "upload" }, "Upload");
+  const uploadForm = h("form", { class: "card", onsubmit: (ev) => {
+    ev.preventDefault();
+    if (!check(files, files.files.length > 0, "Choose one or more files.")) return;
+    submitting(uploadButton, async () => {
+      const list = [...files.files];
+      const total = list.reduce((n, f) => n + f.size, 0) || 1;
+      let done = 0;
+      bar.hidden = false;
+      bar.value = 0;
+      for (const f of list) {
+        const key = prefix + f.name;
+        status.textContent = `Uploading ${key}…`;
+        await uploadFile(region, bucket, key, f, (loaded) => {
+          bar.value = Math.round(100 * (done + loaded) / total);
+          status.textContent = `Uploading ${key}: ${bytes(done + loaded)} of ${bytes(total)} (${bar.value}%)`;
+        });
+        done += f.size;
+      }
+      bar.value = 100;
+      status.textContent = `Uploaded ${list.length} file(s), ${bytes(done)}.`;
+      notice(`Uploaded ${list.map((f) => prefix + f.name).join(", ")}.`);
+      rows.replaceChildren();
+      token = undefined;
+      await load();
+    });
+  } }, h("h2", {}, `Upload to ${prefix || "the bucket's top level"}`),
+  h("div", { class: "row" }, field("Files", files, "up to 5 GB each (S3's limit for one PutObject)"), uploadButton),
+  h("div", { class: "row" }, bar, status));
+
+  const deleteButton = h("button", { class: "danger", id: "delete-selected", onclick: (ev) => {
+    const picked = selected();
+    if (!picked.length) { showError({ message: "Select the objects or folders to delete." }); return; }
+    if (!confirm(`Delete ${picked.length} selected item(s)? Folders are deleted with everything in them.`)) return;
+    submitting(ev.target, async () => {
+      const keys = picked.filter((i) => i.dataset.key !== undefined).map((i) => i.dataset.key);
+      for (const i of picked.filter((x) => x.dataset.prefix !== undefined)) keys.push(...(await keysUnder(region, bucket, i.dataset.prefix)));
+      await deleteKeys(region, bucket, keys);
+      notice(`Deleted ${keys.length} object(s).`);
+      route();
+    });
+  } }, "Delete selected");
+  const emptyButton = h("button", { class: "danger", id: "empty-bucket", onclick: (ev) => {
+    if (!confirm(`Delete every object in ${bucket}?`)) return;
+    submitting(ev.target, async () => {
+      const keys = await keysUnder(region, bucket, "");
+      await deleteKeys(region, bucket, keys);
+      // Unfinished multipart uploads hold parts too: aborted with the rest.
+      const uploads = (await callIn(region, "s3", "ListMultipartUploads", { Bucket: bucket })).Uploads || [];
+      for (const u of uploads) await callIn(region, "s3", "AbortMultipartUpload", { Bucket: bucket, Key: u.Key, UploadId: u.UploadId });
+      notice(`Emptied ${bucket}: ${keys.length} object(s) deleted.`);
+      route();
+    });
+  } }, "Empty bucket");
+  const dropButton = h("button", { class: "danger", id: "delete-bucket", onclick: (ev) => {
+    if (!confirm(`Delete the bucket ${bucket}? It must be empty.`)) return;
+    submitting(ev.target, async () => {
+      await callIn(region, "s3", "DeleteBucket", { Bucket: bucket });
+      notice(`Deleted bucket ${bucket}.`);
+      location.hash = "#/buckets";
+    });
+  } }, "Delete bucket");
+
+  const crumbs = [h("a", { href: "#/buckets" }, "Buckets"), " / ", h("a", { href: bucketHref(bucket) }, bucket)];
+  let upTo = "";
+  for (const part of prefix.split("/").filter(Boolean)) {
+    upTo += `${part}/`;
+    crumbs.push(" / ", h("a", { href: bucketHref(bucket, upTo) }, part));
+  }
+  page(`Bucket ${bucket}`, h("p", { id: "crumbs" }, crumbs), h("p", { class: "hint" }, `Region ${region}`),
+    uploadForm, h("div", { class: "row" }, deleteButton, emptyButton, dropButton), listing, h("div", { class: "row" }, more));
+  await load();
+}
+
 // -- routing ------------------------------------------------------------------------------------
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
@@ -750,6 +988,8 @@ async function route() {
       else if (a) await functionPage(a, b);
       else await functionsPage();
     } else if (section === "vpc") await vpcPage();
+    else if (section === "buckets" && a) await bucketPage(a, b || "");
+    else if (section === "buckets") await bucketsPage();
     else if (section === "layers" && a === "new") page("Create layer", layerForm());
     else if (section === "layers" && a && b) await layerPermissionsPage(a, b);
     else if (section === "layers" && a) await layerPage(a);
