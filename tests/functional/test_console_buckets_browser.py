@@ -4,11 +4,14 @@ as a user clicks through them: nothing here needs root, so it runs with the func
 ``test_code_from_s3_publishes_a_layer_and_creates_a_function`` needs Lambda to read code from S3
 (``Content.S3Bucket``/``Code.S3Bucket``): until the API serves it, the server answers that S3 content
 is not supported, and that test fails with that message.
+
+Set ``LAMINA_SCREENSHOTS=DIR`` to save a screenshot of a bucket's page there (docs/console/ holds it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,7 @@ XSS_KEY = "<img src=x onerror=alert(1)>.txt"
 LAYER_ZIP = make_zip({"python/greeting.py": "def greet():\n    return 'hello from S3'\n"})
 FUNCTION_ZIP = make_zip({"app.py": "def handler(event, context):\n    return 1\n"})
 MB = 1024 * 1024
+SHOTS = os.environ.get("LAMINA_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +128,12 @@ def test_buckets_page_story(server: LaminaServer, page: Any, tmp_path: Path) -> 
     expect(page.locator("#crumbs")).to_have_text(f"Buckets / {bucket} / docs")
     expect(page.locator("#objects")).to_contain_text("readme.md")
     expect(page.locator("#objects")).to_contain_text("<svg onload=alert(2)>/")
+    if SHOTS:
+        page.click(f"#crumbs a:text-is('{bucket}')")
+        expect(page.locator("#objects")).to_contain_text("big.bin")
+        page.screenshot(path=str(Path(SHOTS) / "buckets.png"), full_page=True)
+        page.go_back()
+        expect(page.locator("#objects")).to_contain_text("readme.md")
 
     # Download: saved by the browser, byte for byte.
     with page.expect_download() as got:
