@@ -296,3 +296,59 @@ def test_a_link_checks_the_permission_again_when_used(
     )
     status, _, got = user.request("GET", link["url"], console_header=False)
     assert (status, got["error"]["code"]) == (403, "AccessDenied"), got
+
+
+def test_a_multipart_upload_sends_its_parts_streamed(
+    server: LaminaServer, admin: Console, bucket: str
+) -> None:
+    """What the page does for a file over 5 GB, in small: CreateMultipartUpload and
+    CompleteMultipartUpload as calls, each part a streamed PUT (UploadPart)."""
+    status, got = admin.call("CreateMultipartUpload", {"Bucket": bucket, "Key": "parts.bin"})
+    assert status == 200, got
+    upload_id = got["result"]["UploadId"]
+
+    def part(number: int, size: int) -> tuple[int, Any]:
+        query = urlencode(
+            {
+                "region": "us-east-1",
+                "bucket": bucket,
+                "key": "parts.bin",
+                "uploadId": upload_id,
+                "partNumber": number,
+            }
+        )
+        status, _, got = admin.request(
+            "PUT", f"/console/api/upload?{query}", pattern(size), headers={"Content-Length": str(size)}
+        )
+        return status, got
+
+    etags = []
+    for number, size in ((1, 5 * MB), (2, MB)):
+        status, got = part(number, size)
+        assert status == 200, got
+        etags.append(got["result"]["ETag"])
+    status, got = admin.call(
+        "CompleteMultipartUpload",
+        {
+            "Bucket": bucket,
+            "Key": "parts.bin",
+            "UploadId": upload_id,
+            "MultipartUpload": {"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]},
+        },
+    )
+    assert status == 200, got
+    assert got["result"]["ETag"].endswith('-2"')
+    head = client(server, "s3").head_object(Bucket=bucket, Key="parts.bin")
+    assert head["ContentLength"] == 6 * MB
+    # A part of an upload that is not there, and a part number that is not one: S3's words.
+    status, got = admin.call("CreateMultipartUpload", {"Bucket": bucket, "Key": "other"})
+    upload_id = got["result"]["UploadId"]
+    assert (
+        admin.call("AbortMultipartUpload", {"Bucket": bucket, "Key": "other", "UploadId": upload_id})[0]
+        == 200
+    )
+    status, got = part(1, 10)
+    assert (status, got["error"]["code"]) == (404, "NoSuchUpload"), got
+    query = urlencode({"bucket": bucket, "key": "parts.bin", "uploadId": upload_id, "partNumber": "x"})
+    status, _, got = admin.request("PUT", f"/console/api/upload?{query}", b"x")
+    assert (status, got["error"]["code"]) == (400, "ValidationException"), got

@@ -261,3 +261,26 @@ def test_code_from_s3_publishes_a_layer_and_creates_a_function(server: LaminaSer
     page.click("#create-function-submit")
     expect(page.locator("#function-state")).to_contain_text("Active")
     assert lam.get_function(FunctionName="code-from-s3")["Configuration"]["CodeSize"] == len(FUNCTION_ZIP)
+
+
+def test_a_file_over_the_put_limit_goes_up_in_parts(server: LaminaServer, page: Any, tmp_path: Path) -> None:
+    """The page's multipart path, with its limits lowered (tests cannot send 5 GB): 12 MB over a
+    6 MB limit, in 5 MB parts."""
+    expect = playwright_api.expect
+    s3 = client(server, "s3")
+    bucket = uid("parts")
+    s3.create_bucket(Bucket=bucket)
+    sign_in(page, server)
+    page.evaluate(f"localStorage.setItem('lamina.multipartAbove', '{6 * MB}')")
+    page.evaluate(f"localStorage.setItem('lamina.partSize', '{5 * MB}')")
+    page.goto(f"{server.url}/console/#/buckets/{bucket}")
+    page.reload()
+    data = bytes(range(256)) * (12 * MB // 256)
+    (tmp_path / "parts.bin").write_bytes(data)
+    page.set_input_files("#upload-files", str(tmp_path / "parts.bin"))
+    page.click("#upload")
+    expect(page.locator("#upload-status")).to_have_text("Uploaded 1 file(s), 12.0 MB.")
+    head = s3.head_object(Bucket=bucket, Key="parts.bin")
+    assert head["ContentLength"] == len(data) and head["ETag"].endswith('-3"')
+    assert s3.get_object(Bucket=bucket, Key="parts.bin")["Body"].read() == data
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)

@@ -54,7 +54,8 @@ _LOG_BYTES = 64 * 1024
 LayerChecker = Callable[[str, Sequence[str], Sequence[str]], list[dict[str, object]]]
 MAX_SESSIONS = 10_000
 # An object upload: ``PUT`` of the file's bytes, streamed by the front door into S3 PutObject (never
-# held whole, here or in the browser); query ``region``, ``bucket``, ``key``.
+# held whole, here or in the browser); query ``region``, ``bucket``, ``key``, and for one part of a
+# multipart upload ``uploadId`` and ``partNumber`` (UploadPart).
 UPLOAD_PATH = "/console/api/upload"
 # An object download: ``GET`` of a one-use link the page asked for (POST /console/api/download),
 # valid this many seconds, for the session that asked.
@@ -515,7 +516,7 @@ class Console:
     # -- objects: bodies streamed, never in JSON ------------------------------------------------
 
     async def _upload(self, request: Request) -> Response:
-        """PutObject of the request's body, streamed to the blob store as it arrives, for the
+        """PutObject (or UploadPart) of the request's body, streamed to the blob store as it arrives, for the
         signed-in principal (authorized and checked by the pipeline like any PutObject). Everything
         that refuses it answers before a byte of the body is read."""
         # Only the console's script sets this header; a cross-site form cannot send a PUT at all.
@@ -531,10 +532,19 @@ class Console:
         if not bucket or not key or request.stream is None:
             return _error(400, "ValidationException", "A bucket and a key are required.")
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": request.stream}
-        content_type = request.headers.get("content-type", "")
-        if content_type and len(content_type) <= 256:
-            params["ContentType"] = content_type
-        output = await self._s3(request, session, "PutObject", params, region)
+        upload_id, part = request.query_value("uploadId"), request.query_value("partNumber")
+        if upload_id is not None or part is not None:
+            # One part of a multipart upload the page started (a file over PutObject's 5 GB).
+            if not upload_id or part is None or not part.isdigit() or len(part) > 5:
+                return _error(400, "ValidationException", "An uploadId and a partNumber are required.")
+            params.update(UploadId=upload_id, PartNumber=int(part))
+            operation = "UploadPart"
+        else:
+            content_type = request.headers.get("content-type", "")
+            if content_type and len(content_type) <= 256:
+                params["ContentType"] = content_type
+            operation = "PutObject"
+        output = await self._s3(request, session, operation, params, region)
         if isinstance(output, Response):
             return output
         return _json(200, {"result": {"ETag": output.get("ETag")}})

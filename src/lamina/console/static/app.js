@@ -841,13 +841,14 @@ async function deleteKeys(region, bucket, keys) {
   if (failed.length) throw new ApiError(failed[0].Code, `${failed.length} object(s) not deleted, e.g. ${failed[0].Key}: ${failed[0].Message}`);
 }
 
-// One file, PUT as it is read from disk: the progress comes from the upload itself.
-function uploadFile(region, bucket, key, file, progress) {
+// One request of an upload: `body` (a File, or a slice of one) PUT as the browser reads it from
+// disk; the progress comes from the upload itself.
+function putBody(query, body, progress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("PUT", `/console/api/upload?region=${enc(region)}&bucket=${enc(bucket)}&key=${enc(key)}`);
+    xhr.open("PUT", `/console/api/upload?${new URLSearchParams(query)}`);
     xhr.setRequestHeader("X-Lamina-Console", "1");
-    xhr.upload.addEventListener("progress", (e) => progress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.upload.addEventListener("progress", (e) => progress(e.loaded));
     xhr.addEventListener("load", () => {
       let doc = {};
       try { doc = JSON.parse(xhr.responseText); } catch (e) { doc = {}; }
@@ -858,8 +859,34 @@ function uploadFile(region, bucket, key, file, progress) {
     });
     xhr.addEventListener("error", () => reject(new ApiError("NetworkError", "The upload was interrupted (the server refused it or cannot be reached).")));
     xhr.addEventListener("abort", () => reject(new ApiError("Aborted", "The upload was cancelled.")));
-    xhr.send(file);
+    xhr.send(body);
   });
+}
+
+// S3's limits: one PutObject takes up to 5 GB; past that, a multipart upload of at most 10,000
+// parts (each 5 MB to 5 GB but the last). The two knobs in localStorage exist for tests, which
+// cannot send 5 GB.
+const MAX_PUT = Number(localStorage.getItem("lamina.multipartAbove")) || 5 * 1024 ** 3;
+const MIN_PART = Number(localStorage.getItem("lamina.partSize")) || 64 * 1024 ** 2;
+
+async function uploadFile(region, bucket, key, file, progress) {
+  if (file.size <= MAX_PUT) return putBody({ region, bucket, key }, file, progress);
+  // Parts one after the other, each a slice of the file streamed like a small upload.
+  const partSize = Math.max(MIN_PART, Math.ceil(file.size / 10000));
+  const { UploadId } = await callIn(region, "s3", "CreateMultipartUpload", { Bucket: bucket, Key: key, ...(file.type ? { ContentType: file.type } : {}) });
+  try {
+    const parts = [];
+    for (let n = 1, at = 0; at < file.size; n++, at += partSize) {
+      const slice = file.slice(at, Math.min(at + partSize, file.size));
+      const out = await putBody({ region, bucket, key, uploadId: UploadId, partNumber: n }, slice, (loaded) => progress(at + loaded));
+      parts.push({ PartNumber: n, ETag: out.ETag });
+    }
+    return await callIn(region, "s3", "CompleteMultipartUpload", { Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } });
+  } catch (e) {
+    // Parts already stored would otherwise stay (and count) until someone aborts the upload.
+    await callIn(region, "s3", "AbortMultipartUpload", { Bucket: bucket, Key: key, UploadId }).catch(() => {});
+    throw e;
+  }
 }
 
 async function bucketPage(bucket, prefix = "") {
@@ -926,7 +953,7 @@ async function bucketPage(bucket, prefix = "") {
       await load();
     });
   } }, h("h2", {}, `Upload to ${prefix || "the bucket's top level"}`),
-  h("div", { class: "row" }, field("Files", files, "up to 5 GB each (S3's limit for one PutObject)"), uploadButton),
+  h("div", { class: "row" }, field("Files", files, "files over 5 GB go up in parts (a multipart upload)"), uploadButton),
   h("div", { class: "row" }, bar, status));
 
   const deleteButton = h("button", { class: "danger", id: "delete-selected", onclick: (ev) => {
