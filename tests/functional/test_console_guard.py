@@ -123,8 +123,21 @@ def test_live_sessions_per_key_are_capped(server: LaminaServer) -> None:
         ("POST", "/console/api/whoami", {}),
         ("POST", "/console/api/nothing", {}),
         ("GET", "/console/api/whoami", None),
+        ("GET", "/console/download/no-such-link", None),
+        ("PUT", "/console/api/upload?bucket=b&key=k", {}),
     ],
-    ids=["index", "redirect", "script", "style", "route", "api-401", "api-404", "api-405"],
+    ids=[
+        "index",
+        "redirect",
+        "script",
+        "style",
+        "route",
+        "api-401",
+        "api-404",
+        "api-405",
+        "download-403",
+        "upload-401",
+    ],
 )
 def test_every_console_response_forbids_framing_and_referrers(
     server: LaminaServer, method: str, path: str, doc: Any
