@@ -783,7 +783,8 @@ async function vpcPage() {
 // Listing, creating and deleting are S3 operations like any other (POST /console/api/call). Object
 // bodies never travel in JSON: an upload is one PUT of the file to /console/api/upload, which the
 // server streams into PutObject as it arrives (the browser sends the File from disk, so a 1 GB file
-// is never in memory on either side); a download is a one-use link the browser saves as it comes.
+// is never in memory on either side), or for a file over 5 GB one such PUT per part (UploadPart);
+// a download is a one-use link the browser saves as it comes.
 const enc = encodeURIComponent;
 const BUCKET_REGIONS = ["us-east-1", ...REGIONS.filter((r) => r !== "us-east-1")];
 const bytes = (n) => n == null ? "" : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB`
