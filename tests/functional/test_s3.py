@@ -849,6 +849,22 @@ def test_sigv4_presigned_urls(server: LaminaServer, bucket: str) -> None:
     assert b"<Code>SignatureDoesNotMatch</Code>" in exc.value.read()
 
 
+def test_an_html_object_cannot_act_as_a_page_of_lamina(server: LaminaServer, s3: Any, bucket: str) -> None:
+    """Path-style objects share the console's origin: a tenant's HTML opened through a presigned
+    link must run sandboxed (an opaque origin), never as a page that could drive the console."""
+    import urllib.request
+
+    page = b"<script>fetch('/console/api/call', {method: 'POST', credentials: 'include'})</script>"
+    s3.put_object(Bucket=bucket, Key="evil.html", Body=page, ContentType="text/html")
+    signer = client(server, "s3", s3=PATH_STYLE, signature_version="s3v4")
+    url = signer.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "evil.html"})
+    with urllib.request.urlopen(url) as r:
+        assert (r.read(), r.headers["Content-Type"]) == (page, "text/html")
+        assert r.headers["Content-Security-Policy"] == "sandbox"
+    ranged = s3.get_object(Bucket=bucket, Key="evil.html", Range="bytes=0-7")
+    assert ranged["ResponseMetadata"]["HTTPHeaders"]["content-security-policy"] == "sandbox"
+
+
 def test_a_killed_upload_leaves_nothing(tmp_path: Path) -> None:
     """SIGKILL mid-body: no object, and the spooled part file is gone once the server is back."""
     data = tmp_path / "data"

@@ -166,8 +166,11 @@ def test_curl_resolve_localhost_name_and_path_form(public: tuple[str, str]) -> N
     status, headers, body = curl("--resolve", f"{host}:{port}:127.0.0.1", url + "?mode=plain")
     assert (status, json.loads(body)) == (200, {"hello": "world"})
     assert headers["content-type"] == ["application/json"]
-    status, _, body = curl(f"http://127.0.0.1:{port}/_lamina/url/{url_id}/p/q?mode=echo")
+    assert "content-security-policy" not in headers  # the host form is an origin of its own
+    status, headers, body = curl(f"http://127.0.0.1:{port}/_lamina/url/{url_id}/p/q?mode=echo")
     assert status == 200 and json.loads(body)["rawPath"] == "/p/q"
+    # The path form shares lamina's origin with the console: the function's answer runs sandboxed.
+    assert headers["content-security-policy"] == ["sandbox"]
 
 
 @pytest.mark.parametrize(

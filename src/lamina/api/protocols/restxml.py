@@ -330,6 +330,11 @@ def _xml_body(response: Response, text: str) -> None:
 
 def _payload(response: Response, member: Any, value: Any) -> None:
     if isinstance(value, FileSlice):
+        # An object's bytes are a tenant's content served from lamina's own origin (path-style
+        # addressing shares the console's host and port, unlike AWS where S3 has its own domain):
+        # an HTML object opened in a browser must not run as a page of that origin and drive the
+        # console with a signed-in victim's cookie. A sandboxed document gets an opaque origin.
+        response.headers.append(("Content-Security-Policy", "sandbox"))
         response.file_path = value.path
         response.file_offset = value.offset
         response.file_size = value.length

@@ -75,16 +75,20 @@ class UrlEndpoint:
         if isinstance(admitted, U.HttpAnswer):
             return admitted.with_headers((("x-amzn-RequestId", request_id),))
         answer = await (self._stream if admitted.streams else self._invoke)(admitted, request_id)
+        # The path form shares lamina's own origin (the console's host and port), which AWS's URLs
+        # never do: a function's HTML answer there runs sandboxed (an opaque origin), so it cannot
+        # drive the console with a signed-in visitor's cookie. The host form is its own origin.
+        sandbox = () if target.host_form else (("Content-Security-Policy", "sandbox"),)
         if isinstance(answer, RS.StreamedAnswer):
             head = U.HttpAnswer(answer.status, answer.headers)
             if admitted.cors is not None:
                 head = admitted.cors.apply(head, request.headers.get("origin"))
             return RS.StreamedAnswer(head.status, head.headers, answer.chunks).with_headers(
-                (("x-amzn-RequestId", request_id),)
+                (("x-amzn-RequestId", request_id), *sandbox)
             )
         if admitted.cors is not None:
             answer = admitted.cors.apply(answer, request.headers.get("origin"))
-        return answer.with_headers((("x-amzn-RequestId", request_id),))
+        return answer.with_headers((("x-amzn-RequestId", request_id), *sandbox))
 
     # -- on the I/O executor: store reads, access, the Target ----------------------------------------
 
