@@ -112,8 +112,9 @@ def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings)
     return None
 
 
-def iam_authorizer(platform: Platform) -> IamAuthorizer:
-    """IAM's evaluation of every request, reading what it needs from the platform's stores."""
+def iam_authorizer(platform: Platform, s3_store: S3Store | None = None) -> IamAuthorizer:
+    """IAM's evaluation of every request, reading what it needs from the platform's stores (and
+    S3's buckets: their owners and bucket policies)."""
 
     def subnet_vpc(account: str, region: str, subnet_id: str) -> str | None:
         try:
@@ -130,6 +131,7 @@ def iam_authorizer(platform: Platform) -> IamAuthorizer:
         },
         clock=time.time,
         resource_tags={"lambda": lambda_tags.reader(platform)},
+        buckets=s3.bucket_access(s3_store) if s3_store is not None else None,
     )
 
 
@@ -216,7 +218,8 @@ def build(
     )
     platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
     # Code and layer content from S3 objects are read through S3's access checks (the same blobs).
-    platform.s3 = s3.S3Deps(S3Store(db), blobs)
+    s3_store = S3Store(db)
+    platform.s3 = s3.S3Deps(s3_store, blobs)
 
     session = botocore.session.get_session()
     services: dict[str, ServiceBinding[Any]] = {
@@ -229,7 +232,7 @@ def build(
     pipeline = Pipeline(
         services,
         Credentials(settings.accounts, iam_store, time.time),
-        authorizer=authorizer if authorizer is not None else iam_authorizer(platform),
+        authorizer=authorizer if authorizer is not None else iam_authorizer(platform, s3_store),
         executor=io,
         clock=time.time,
         rate_limit=settings.api_rate_limit,

@@ -23,11 +23,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from lamina.api import sigv4
+from lamina.api import s3auth, sigv4
 from lamina.api.auth import Credentials
 from lamina.api.http import Request, Response
 from lamina.api.protocols import OperationMatch, protocol_for
 from lamina.api.protocols import Protocol as WireProtocol
+from lamina.api.protocols.restxml import virtual_host_bucket
 from lamina.api.ratelimit import OFF, RateLimit, RateLimiter
 from lamina.api.validation import validate
 from lamina.domain.s3_chunked import ChunkedRequest, ChunkSigning, Framing
@@ -70,6 +71,13 @@ UNMETERED = frozenset(
 )
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
+
+# S3 is the one service that serves unsigned requests (to whatever a bucket policy grants "*")
+# and SigV2 query authentication (botocore's default presigned URL for S3). Such requests have no
+# credential scope: they act in the Region of S3's global endpoint.
+S3 = "s3"
+S3_UNSCOPED_REGION = "us-east-1"
+ANONYMOUS = Principal(account_id="", access_key_id="", arn="anonymous")
 
 
 class Authorizer(Protocol):
@@ -175,6 +183,7 @@ class Pipeline:
         source_ip: str = "",
         payload_hash: str = "",
         aws_chunked: ChunkedRequest | None = None,
+        anonymous: bool = False,
     ) -> tuple[Any, RequestContext]:
         """authorize -> validate; returns the handler and its context."""
         name = operation.name
@@ -183,7 +192,9 @@ class Pipeline:
         if handler is None:
             raise not_implemented(name, binding.unserved.get(name))
         self._authorizer.authorize(
-            AuthorizationRequest(principal, endpoint.name, name, region, params, source_ip)
+            AuthorizationRequest(
+                principal, endpoint.name, name, region, params, source_ip, anonymous=anonymous
+            )
         )
         pre = binding.prevalidators.get(name)
         if pre is not None:
@@ -206,11 +217,17 @@ class Pipeline:
             payload_hash=payload_hash,
             aws_chunked=aws_chunked,
             authorize=lambda other, other_params: self._authorizer.authorize(
-                AuthorizationRequest(principal, endpoint.name, other, region, other_params, source_ip)
+                AuthorizationRequest(
+                    principal, endpoint.name, other, region, other_params, source_ip, anonymous=anonymous
+                )
             ),
             authorize_in=lambda service, other, other_params: self._authorizer.authorize(
-                AuthorizationRequest(principal, service, other, region, other_params, source_ip)
+                AuthorizationRequest(
+                    principal, service, other, region, other_params, source_ip, anonymous=anonymous
+                )
             ),
+            service=endpoint.name,
+            anonymous=anonymous,
         )
         return handler, ctx
 
@@ -249,12 +266,43 @@ class Pipeline:
             raise InvalidSignatureException("Credential should be scoped to a valid region. ")
         return self.credentials.principal(signed.credential)
 
+    def _s3_authenticate(self, request: Request, now: float) -> tuple[Principal, str, str] | None:
+        """S3's own ways in: (principal, region, payload hash) of a SigV2 query-authenticated
+        request or of an unsigned one (the anonymous principal, when the authorizer decides
+        anonymous requests); None for SigV4, checked by :meth:`_authenticate` (an expired SigV4
+        presigned URL first answers S3's words)."""
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        query = dict(request.query)
+        if "authorization" in request.headers:
+            return None
+        if "X-Amz-Algorithm" in query:
+            error = s3auth.sigv4_presign_expired(query, moment)
+            if error is not None:
+                raise error
+            return None
+        if s3auth.is_sigv2_query(query):
+            host_bucket = virtual_host_bucket(request.headers.get("host", ""))
+            path = request.raw_path if host_bucket is None else f"/{host_bucket}{request.raw_path}"
+            credential = s3auth.verify_sigv2_query(
+                request.method, request.headers, path, request.query, self.credentials.lookup, moment
+            )
+            return self.credentials.principal(credential), S3_UNSCOPED_REGION, sigv4.UNSIGNED_PAYLOAD
+        if getattr(self._authorizer, "decides_anonymous", False):
+            return ANONYMOUS, S3_UNSCOPED_REGION, sigv4.UNSIGNED_PAYLOAD
+        return None
+
     def _http_admit(
         self, endpoint: Endpoint, match: OperationMatch, request: Request, request_id: str
     ) -> tuple[Any, RequestContext, dict[str, Any]]:
         now = self._clock()
-        principal, signed = self._authenticate(request, now)
-        region = signed.region
+        other = self._s3_authenticate(request, now) if endpoint.name == S3 else None
+        chunked: ChunkedRequest | None = None  # SigV2 and anonymous requests send plain bodies
+        if other is not None:
+            principal, region, payload_hash = other
+        else:
+            principal, signed = self._authenticate(request, now)
+            region, payload_hash = signed.region, signed.payload_hash
+            chunked = _aws_chunked(signed, request)
         self._throttle(principal, endpoint.name, match.operation.name)
         if not endpoint.implemented(match.operation.name):  # 501 before any parse error, as before
             name = match.operation.name
@@ -271,8 +319,9 @@ class Pipeline:
             base_url,
             now,
             request.client_host,
-            signed.payload_hash,
-            _aws_chunked(signed, request),
+            payload_hash,
+            chunked,
+            anonymous=principal is ANONYMOUS,
         )
         return handler, ctx, params
 

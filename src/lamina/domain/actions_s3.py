@@ -7,7 +7,7 @@ and no account (who owns a bucket is S3's to know: the handlers check it); HeadB
 object listings need ``s3:ListBucket`` on the bucket (with ``s3:prefix``, ``s3:delimiter`` and
 ``s3:max-keys``); HeadObject needs ``s3:GetObject``; DeleteBucketTagging needs
 ``s3:PutBucketTagging``; CopyObject needs ``s3:PutObject`` on the target and ``s3:GetObject`` on the
-source; DeleteObjects needs ``s3:DeleteObject`` on each key; the multipart operations need
+source; DeleteObjects needs ``s3:DeleteObject`` on each key (decided per key by its handler); the multipart operations need
 ``s3:PutObject`` (Create, UploadPart, Complete), ``s3:AbortMultipartUpload``,
 ``s3:ListMultipartUploadParts`` and ``s3:ListBucketMultipartUploads``; ListBuckets is
 ``s3:ListAllMyBuckets`` on ``*``.
@@ -16,7 +16,6 @@ source; DeleteObjects needs ``s3:DeleteObject`` on each key; the multipart opera
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import unquote
 
 from lamina.domain.actions_spec import Call, Check, ContextValue, Spec
@@ -31,12 +30,10 @@ def obj(call: Call) -> str:
 
 
 def deleted_objects(call: Call) -> tuple[str, ...]:
-    """DeleteObjects: one object ARN per key asked (the bucket when none)."""
-    delete: Any = call.params.get("Delete")
-    entries = delete.get("Objects") if isinstance(delete, Mapping) else None
-    name = call.text("Bucket") or ""
-    keys = [e.get("Key") for e in entries or () if isinstance(e, Mapping) and isinstance(e.get("Key"), str)]
-    return tuple(f"arn:aws:s3:::{name}/{k}" for k in keys) or (f"arn:aws:s3:::{name}",)
+    """DeleteObjects: nothing for the request as a whole. S3 decides ``s3:DeleteObject`` key by key
+    and answers a refused key with its own ``<Error>`` (AccessDenied) while the others are deleted
+    (S3 API Reference, DeleteObjects), so its handler asks the authorize stage for each key."""
+    return ()
 
 
 def list_keys(call: Call) -> dict[str, ContextValue]:
@@ -82,6 +79,7 @@ TABLE: Mapping[str, Spec] = {
     "GetBucketPolicy": Spec("s3:GetBucketPolicy", bucket),
     "PutBucketPolicy": Spec("s3:PutBucketPolicy", bucket),
     "DeleteBucketPolicy": Spec("s3:DeleteBucketPolicy", bucket),
+    "GetBucketPolicyStatus": Spec("s3:GetBucketPolicyStatus", bucket),
     "ListObjects": Spec("s3:ListBucket", bucket, (list_keys,)),
     "ListObjectsV2": Spec("s3:ListBucket", bucket, (list_keys,)),
     "ListMultipartUploads": Spec("s3:ListBucketMultipartUploads", bucket),

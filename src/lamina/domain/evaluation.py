@@ -16,6 +16,8 @@ messages" for the words of each denial):
   boundary and session policy) and the resource owner's resource-based policy.
 - The account's root user is allowed every action on its account's resources; boundaries and
   session policies never apply to it.
+- An anonymous (unsigned) caller has no identity side: only a resource-based policy that names
+  ``*`` allows it, and an explicit Deny still wins.
 - Messages: ``User: <arn> is not authorized to perform: <action> on resource: <arn> because no
   identity-based policy allows the <action> action``, or ``... with an explicit deny in a
   resource-based policy``, naming the policy type that decided.
@@ -57,6 +59,9 @@ class PrincipalKind(enum.Enum):
     ROOT = "Account"
     USER = "User"
     ROLE_SESSION = "AssumedRole"
+    # An unsigned request (S3 only): no account, no policies of its own; only a resource policy
+    # that grants "*" lets it in (S3 User Guide, "Bucket policies": anonymous access).
+    ANONYMOUS = "Anonymous"
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,11 @@ def decide(
     ):
         if scan is not None and scan.deny:
             return denied(kind, True)
+    if caller.kind is PrincipalKind.ANONYMOUS:
+        # Nobody's identity side: only a resource policy naming everyone grants.
+        if resource_scan.allow and NamedAs.DIRECTLY in named:
+            return Decision(True, None, False, *found)
+        return denied(PolicyType.RESOURCE, False)
     same_account = resource_account is None or resource_account == caller.account
     # The identity side: the caller's own policies, within its boundary and session policies; the
     # first of them that does not allow names the denial.

@@ -40,6 +40,11 @@ class RequestContext:
     # when it acts for the caller elsewhere (CreateFunction from S3 reads the object as the caller's
     # own GetObject, so IAM's s3:GetObject decides). None: nothing to ask.
     authorize_in: Callable[[str, str, Mapping[str, Any]], None] | None = field(default=None, compare=False)
+    # The service whose authorize stage admitted the request ("s3": IAM decided it with the
+    # bucket's owner and policy); empty when a front end serves it itself.
+    service: str = ""
+    # An unsigned request (S3 only), allowed by a bucket policy granting "*": no account acts.
+    anonymous: bool = False
 
     @property
     def caller(self) -> str:

@@ -15,6 +15,13 @@ account a resource policy is read only when the identity side alone does not all
 the resource policies lamina keeps (AddPermission, AddLayerVersionPermission) only ever Allow,
 so they cannot turn an allowed request into a denied one. A role's trust policy is read for every
 ``sts:AssumeRole``, whose handler also requires it to name the caller, as AWS does.
+
+S3: bucket ARNs carry no account, so the owner of the bucket a request acts on, and its bucket
+policy, are read by name (``buckets``) for every S3 check. A bucket policy may Deny: once one is
+set it is evaluated for every request on the bucket, the owner's root user's included (except
+managing the policy itself, which the owner's root may always do). Across accounts the caller's
+identity side and the bucket policy must both allow. Unsigned requests (only S3 admits them) are
+the anonymous caller, allowed only what a bucket policy grants ``*``.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from lamina.domain.policy import (
     normalise_context,
     parse_policy,
 )
+from lamina.domain.s3_policy import POLICY_MANAGEMENT, bucket_of
 from lamina.errors import CROSS_ACCOUNT_PASS_ROLE, AccessDeniedException, UnrecognizedClientException
 from lamina.services.base import AuthorizationRequest
 from lamina.services.iam.identities import Identity, IdentityKind, load_identity
@@ -70,6 +78,13 @@ NO_MFA_SESSION = "The security token included in the request is invalid"
 ResourcePolicy = Callable[[Arn], "str | None"]
 # A resource's tags (aws:ResourceTag/*), by the resource's ARN; empty when it has none.
 ResourceTags = Callable[[Arn], Mapping[str, str]]
+# An S3 bucket's owner account and policy document (None: no policy), by the bucket's name; None
+# when there is no such bucket.
+BucketAccess = Callable[[str], "tuple[str, str | None] | None"]
+# Who S3 says was refused when the request is anonymous or crosses accounts: S3 details a denial
+# only to a caller of the bucket owner's account.
+S3_ACCESS_DENIED = "Access Denied"
+ANONYMOUS_ARN = "anonymous"
 
 
 def _mentions_resource_tags(document: PolicyDocument) -> bool:
@@ -223,6 +238,10 @@ class _Principal:
         self.decisions[(check.action, check.resource, tuple(keys.get(k) for k in tested))] = decision
 
 
+# Every unsigned request: no account, no policies, one shared set of remembered decisions.
+_ANONYMOUS = _Principal(Caller(PrincipalKind.ANONYMOUS, "", ANONYMOUS_ARN), unique_id=ANONYMOUS_ARN)
+
+
 def _substitutes(statement: Statement) -> bool:
     """Whether a statement names a policy variable (``${aws:username}``) in a resource or a
     condition value."""
@@ -231,8 +250,20 @@ def _substitutes(statement: Statement) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Bucket:
+    """The S3 bucket a check acts on: its owner, and its policy (parsed) when it has one."""
+
+    owner: str
+    policy: PolicyDocument | None
+
+
 class IamAuthorizer:
     """IAM's decision on every request (the pipeline's :class:`~lamina.api.pipeline.Authorizer`)."""
+
+    # The pipeline lets unsigned S3 requests reach this authorizer (as the anonymous caller): it
+    # allows them only what a bucket policy grants everyone.
+    decides_anonymous = True
 
     def __init__(
         self,
@@ -242,8 +273,10 @@ class IamAuthorizer:
         resource_policies: Mapping[str, ResourcePolicy],
         clock: Callable[[], float],
         resource_tags: Mapping[str, ResourceTags] | None = None,
+        buckets: BucketAccess | None = None,
     ) -> None:
         self._iam = iam
+        self._buckets = buckets
         self._lookups = lookups
         self._resource_policies = dict(resource_policies)
         self._resource_tags_of = dict(resource_tags or {})
@@ -266,7 +299,10 @@ class IamAuthorizer:
             # authentication information is included in the request" (STS API Reference,
             # GetSessionToken); lamina has no MFA, and IAM answers InvalidClientTokenId.
             raise UnrecognizedClientException(NO_MFA_SESSION)
-        principal = self._principal(request)
+        if request.anonymous and request.service != "s3":
+            # Only S3 serves unsigned requests (the pipeline refuses them for every other service).
+            raise AccessDeniedException(S3_ACCESS_DENIED)
+        principal = _ANONYMOUS if request.anonymous else self._principal(request)
         caller = principal.caller
         checks = actions.checks(
             request.service,
@@ -288,36 +324,74 @@ class IamAuthorizer:
         """Raise AWS's denial unless ``principal`` may make ``check``."""
         caller = principal.caller
         owner = _owner(check.resource)
-        if caller.kind is PrincipalKind.ROOT and owner in (None, caller.account):
+        bucket = self._bucket(check.resource) if owner is None else None
+        if bucket is not None:
+            owner = bucket.owner
+        if (
+            caller.kind is PrincipalKind.ROOT
+            and owner in (None, caller.account)
+            and (bucket is None or bucket.policy is None or check.action.lower() in POLICY_MANAGEMENT)
+        ):
             return  # the root user may do anything to its own account (AssumeRole: its handler refuses)
         if check.action == PASS_ROLE and owner not in (None, caller.account):
             raise AccessDeniedException(CROSS_ACCOUNT_PASS_ROLE)
-        decision = self._decide(request, principal, check, owner)
+        decision = self._decide(request, principal, check, owner, bucket)
         if not decision.allowed:
+            if request.service == "s3" and (
+                caller.kind is PrincipalKind.ANONYMOUS or owner not in (None, caller.account)
+            ):
+                raise AccessDeniedException(S3_ACCESS_DENIED)
             raise self._denied(request, principal, check, decision)
 
     def _decide(
-        self, request: AuthorizationRequest, principal: _Principal, check: actions.Check, owner: str | None
+        self,
+        request: AuthorizationRequest,
+        principal: _Principal,
+        check: actions.Check,
+        owner: str | None,
+        bucket: _Bucket | None = None,
     ) -> Decision:
         caller = principal.caller
         keys = self._keys(request, principal, check, owner, tags=principal.reads_resource_tags)
         remembered = principal.remembered(check, keys)
-        if remembered is not None:
+        # A remembered decision is the identity side's alone. In an S3 bucket it is the answer only
+        # when no bucket policy can change it: the bucket's owner (and so the decision) may not be
+        # the one it was made for, and a bucket policy may Deny.
+        if remembered is not None and (
+            bucket is None or remembered.explicit or (bucket.policy is None and owner == caller.account)
+        ):
             return remembered
-        decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
+        decision = remembered or decide(
+            caller, check.action, check.resource, owner, principal.policies, normalised=keys
+        )
         if (decision.explicit or owner is None) or (
             decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE
         ):
             # No resource policy can change these: the next request with the same tested keys gets it.
             principal.remember(check, keys, decision)
-            return decision
-        resource_policy = self._resource_policy(check.resource, check.action)
+            if bucket is None or decision.explicit:
+                return decision
+        if bucket is not None:
+            resource_policy = bucket.policy
+        else:
+            resource_policy = self._resource_policy(check.resource, check.action)
         if resource_policy is None:
             return decision
         if not principal.reads_resource_tags and _mentions_resource_tags(resource_policy):
             keys = self._keys(request, principal, check, owner, tags=True)
         policies = PolicySet(principal.identity, principal.boundary, principal.session, resource_policy)
         return decide(caller, check.action, check.resource, owner, policies, normalised=keys)
+
+    def _bucket(self, resource: str) -> _Bucket | None:
+        """The S3 bucket ``resource`` is (or is in), when it exists."""
+        if self._buckets is None:
+            return None
+        name = bucket_of(resource)
+        found = self._buckets(name) if name is not None else None
+        if found is None:
+            return None
+        owner, text = found
+        return _Bucket(owner, _parsed(text, PolicyKind.RESOURCE) if text else None)
 
     # -- principals --------------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ GetBucketVersioning (never enabled), Put/Get/DeleteBucketTagging; PutObject, Get
 conditions), HeadObject, DeleteObject, DeleteObjects, CopyObject, ListObjects, ListObjectsV2,
 Get/Put/DeleteObjectTagging; multipart uploads (Create, UploadPart, UploadPartCopy, Complete, Abort,
 ListParts, ListMultipartUploads); bodies plain or aws-chunked (signed chunks, trailing checksums:
-:mod:`lamina.domain.s3_chunked`). Not yet: bucket policies (the
-seam: :func:`lamina.services.s3.access.policy_allows`), versioning, ACLs.
+:mod:`lamina.domain.s3_chunked`); Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus (evaluated by
+the IAM authorizer, :func:`lamina.services.s3.access.bucket_access` being what it reads). Not yet:
+versioning, ACLs.
 """
 
 from __future__ import annotations
@@ -16,17 +17,12 @@ from typing import Any
 
 from lamina.services.base import ServiceBinding
 from lamina.services.s3 import buckets, listing, multipart, objects
-from lamina.services.s3.access import bucket_for, policy_allows
+from lamina.services.s3.access import bucket_access, bucket_for, policy_allows
 from lamina.services.s3.deps import S3Deps
 
-__all__ = ["S3Deps", "binding", "bucket_for", "policy_allows"]
-
-_POLICY = "bucket policies, which lamina does not serve yet (issue 16)"
+__all__ = ["S3Deps", "binding", "bucket_access", "bucket_for", "policy_allows"]
 
 UNSERVED = {
-    "PutBucketPolicy": _POLICY,
-    "GetBucketPolicy": _POLICY,
-    "DeleteBucketPolicy": _POLICY,
     "PutBucketVersioning": "object versioning, which lamina does not serve",
 }
 

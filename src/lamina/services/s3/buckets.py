@@ -1,5 +1,6 @@
 """Bucket operations: CreateBucket, HeadBucket, ListBuckets, DeleteBucket, GetBucketLocation,
-GetBucketVersioning, Put/Get/DeleteBucketTagging."""
+GetBucketVersioning, Put/Get/DeleteBucketTagging, Put/Get/DeleteBucketPolicy,
+GetBucketPolicyStatus."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from lamina.domain import s3
+from lamina.domain import s3, s3_policy
 from lamina.domain.clock import iso_millis
 from lamina.domain.s3 import Bucket
 from lamina.domain.s3_listing import continuation_token, token_position
 from lamina.domain.s3_models import Owner, S3Bucket, Tag
-from lamina.services.base import RequestContext
+from lamina.errors import AwsError
+from lamina.services.base import HTTP_STATUS, RequestContext
 from lamina.services.s3.access import bucket_for
 from lamina.services.s3.deps import S3Deps
 from lamina.store import BucketDeletion
@@ -148,7 +150,72 @@ def delete_bucket_tagging(deps: S3Deps, ctx: RequestContext, params: dict[str, A
     return {}
 
 
+def _owner_only(ctx: RequestContext, bucket: Bucket, method: str) -> None:
+    """A bucket's policy is managed from its owner's account only: "If you have the correct
+    permissions, but you're not using an identity that belongs to the bucket owner's account,
+    Amazon S3 returns a 405 Method Not Allowed error" (S3 API Reference, PutBucketPolicy,
+    GetBucketPolicy, DeleteBucketPolicy)."""
+    if bucket.account != ctx.account_id:
+        raise AwsError(
+            "The specified method is not allowed against this resource.",
+            code="MethodNotAllowed",
+            status=405,
+            sender_fault=True,
+            fields={"Method": method, "ResourceType": "BUCKET"},
+        )
+
+
+def put_bucket_policy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["Bucket"]
+    bucket = bucket_for(
+        deps, ctx, name, "s3:PutBucketPolicy", expected_owner=params.get("ExpectedBucketOwner")
+    )
+    _owner_only(ctx, bucket, "PUT")
+    text = params.get("Policy") or ""
+    s3_policy.check_bucket_policy(text, name)
+    if not deps.store.set_bucket_policy(name, text):
+        raise s3.no_such_bucket(name)
+    return {HTTP_STATUS: 204}
+
+
+def get_bucket_policy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["Bucket"]
+    bucket = bucket_for(
+        deps, ctx, name, "s3:GetBucketPolicy", expected_owner=params.get("ExpectedBucketOwner")
+    )
+    _owner_only(ctx, bucket, "GET")
+    if bucket.policy is None:
+        raise s3_policy.no_such_bucket_policy(name)
+    return {"Policy": bucket.policy}
+
+
+def delete_bucket_policy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    # Deleting a policy a bucket does not have answers 204 too (recorded).
+    name = params["Bucket"]
+    bucket = bucket_for(
+        deps, ctx, name, "s3:DeleteBucketPolicy", expected_owner=params.get("ExpectedBucketOwner")
+    )
+    _owner_only(ctx, bucket, "DELETE")
+    if not deps.store.set_bucket_policy(name, None):
+        raise s3.no_such_bucket(name)
+    return {}
+
+
+def get_bucket_policy_status(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    name = params["Bucket"]
+    bucket = bucket_for(
+        deps, ctx, name, "s3:GetBucketPolicyStatus", expected_owner=params.get("ExpectedBucketOwner")
+    )
+    if bucket.policy is None:
+        raise s3_policy.no_such_bucket_policy(name)
+    return {"PolicyStatus": {"IsPublic": s3_policy.is_public(bucket.policy)}}
+
+
 HANDLERS = {
+    "PutBucketPolicy": put_bucket_policy,
+    "GetBucketPolicy": get_bucket_policy,
+    "DeleteBucketPolicy": delete_bucket_policy,
+    "GetBucketPolicyStatus": get_bucket_policy_status,
     "CreateBucket": create_bucket,
     "HeadBucket": head_bucket,
     "ListBuckets": list_buckets,

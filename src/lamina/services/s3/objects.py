@@ -32,7 +32,7 @@ from lamina.domain.s3_chunked import (
 from lamina.domain.s3_models import CopyObjectResult, DeletedObject, DeleteError, Tag
 from lamina.errors import AwsError
 from lamina.services.base import HTTP_STATUS, BodyStream, FileSlice, RequestContext
-from lamina.services.s3.access import bucket_for
+from lamina.services.s3.access import bucket_for, may
 from lamina.services.s3.deps import S3Deps
 from lamina.store import Spooled
 
@@ -392,6 +392,10 @@ def delete_objects(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) ->
                     Code="NoSuchVersion",
                     Message="The specified version does not exist.",
                 )
+            )
+        elif not may(ctx, "DeleteObject", {"Bucket": bucket, "Key": entry.get("Key", "")}):
+            errors.append(
+                DeleteError(Key=entry.get("Key", ""), Code="AccessDenied", Message=s3.ACCESS_DENIED)
             )
         else:
             deleted.append(DeletedObject(Key=entry.get("Key", "")))
