@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from lamina.domain import actions_s3
 from lamina.domain.actions import NEVER_DENIED, TABLES, Check, ContextValue, checks, is_mutating
 from lamina.domain.actions_spec import IamEntity
 from lamina.services.ec2 import (
@@ -619,6 +620,9 @@ EVERY = sorted(
 @pytest.mark.parametrize(("service", "operation"), EVERY, ids=[f"{s}:{o}" for s, o in EVERY])
 def test_every_served_operation_has_a_row(service: str, operation: str) -> None:
     found = checks(service, operation, account=ACCOUNT, region=REGION, params={}, lookups=Stores())
+    if service == "s3" and operation in actions_s3.DECIDED_BY_HANDLER:
+        assert found == ()  # in the table, decided key by key by the handler
+        return
     assert found, f"{service} {operation} is not in the table"
     assert all(check.action.split(":")[0] in {service, "iam", "sts"} for check in found)
 
@@ -671,7 +675,12 @@ ODD_KEYS = [
 
 @pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
 def test_odd_parameters_never_raise(value: Any) -> None:
-    every = [(service, operation) for service, table in TABLES.items() for operation in table]
+    every = [
+        (service, operation)
+        for service, table in TABLES.items()
+        for operation in table
+        if not (service == "s3" and operation in actions_s3.DECIDED_BY_HANDLER)
+    ]
     shapes: list[Any] = [
         dict.fromkeys(ODD_KEYS, value),
         {"VpcConfig": {"SubnetIds": value, "SecurityGroupIds": value}},

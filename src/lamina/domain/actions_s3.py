@@ -29,6 +29,10 @@ def obj(call: Call) -> str:
     return f"arn:aws:s3:::{call.text('Bucket') or ''}/{call.text('Key') or ''}"
 
 
+# Operations with no check of their own: their handler asks the authorize stage for each resource.
+DECIDED_BY_HANDLER = frozenset({"DeleteObjects"})
+
+
 def deleted_objects(call: Call) -> tuple[str, ...]:
     """DeleteObjects: nothing for the request as a whole. S3 decides ``s3:DeleteObject`` key by key
     and answers a refused key with its own ``<Error>`` (AccessDenied) while the others are deleted

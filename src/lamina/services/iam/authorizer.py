@@ -85,6 +85,7 @@ BucketAccess = Callable[[str], "tuple[str, str | None] | None"]
 # only to a caller of the bucket owner's account.
 S3_ACCESS_DENIED = "Access Denied"
 ANONYMOUS_ARN = "anonymous"
+CREATE_BUCKET = "s3:CreateBucket"
 
 
 def _mentions_resource_tags(document: PolicyDocument) -> bool:
@@ -324,7 +325,9 @@ class IamAuthorizer:
         """Raise AWS's denial unless ``principal`` may make ``check``."""
         caller = principal.caller
         owner = _owner(check.resource)
-        bucket = self._bucket(check.resource) if owner is None else None
+        # CreateBucket acts on a bucket that is not there yet: the caller's identity side decides
+        # (a name another account holds is the handler's BucketAlreadyExists).
+        bucket = self._bucket(check.resource) if owner is None and check.action != CREATE_BUCKET else None
         if bucket is not None:
             owner = bucket.owner
         if (
