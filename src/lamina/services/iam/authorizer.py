@@ -292,6 +292,9 @@ class IamAuthorizer:
 
     def authorize(self, request: AuthorizationRequest) -> None:
         """Return when IAM would allow ``request``; raise AWS's AccessDenied when it would not."""
+        if request.anonymous and request.service != "s3":
+            # Only S3 serves unsigned requests (the pipeline refuses them for every other service).
+            raise AccessDeniedException(S3_ACCESS_DENIED)
         if (request.service, request.operation) in actions.NEVER_DENIED:
             return
         p = request.principal
@@ -300,9 +303,6 @@ class IamAuthorizer:
             # authentication information is included in the request" (STS API Reference,
             # GetSessionToken); lamina has no MFA, and IAM answers InvalidClientTokenId.
             raise UnrecognizedClientException(NO_MFA_SESSION)
-        if request.anonymous and request.service != "s3":
-            # Only S3 serves unsigned requests (the pipeline refuses them for every other service).
-            raise AccessDeniedException(S3_ACCESS_DENIED)
         principal = _ANONYMOUS if request.anonymous else self._principal(request)
         caller = principal.caller
         checks = actions.checks(
