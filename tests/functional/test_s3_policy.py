@@ -700,6 +700,15 @@ def test_sigv2_presigned_urls_are_served(server: LaminaServer, s3: Any, bucket: 
     )
 
 
+def test_aws_s3_presign_with_curl(server: LaminaServer, s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="cli.txt", Body=b"presigned by the CLI")
+    done = run_aws(server, "s3", "presign", f"s3://{bucket}/cli.txt")
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    got = subprocess.run(["curl", "-s", "-f", url], capture_output=True, timeout=30)
+    assert got.stdout == b"presigned by the CLI"
+
+
 def test_expired_sigv4_presigned_url(server: LaminaServer, bucket: str, s3: Any) -> None:
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
     v4 = client(server, "s3", s3=PATH_STYLE, signature_version="s3v4")
