@@ -19,6 +19,7 @@ from lamina.domain.policy import PolicyKind, parse_policy
 from lamina.errors import AwsError
 from lamina.services.base import AuthorizationRequest, Principal
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups
+from lamina.services.iam.handlers import provision_user
 from lamina.store import Database, IamStore
 
 BUCKET = "my-bucket"
@@ -307,3 +308,18 @@ def test_sigv4_presign_expiry() -> None:
     assert (
         s3auth.sigv4_presign_expired({**query, "X-Amz-Expires": "x"}, now) is None
     )  # the signature check words it
+
+
+def test_a_remembered_decision_is_not_reused_for_another_owner(iam: IamStore) -> None:
+    provision_user(iam, OWNER, "ann", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))  # AdministratorAccess
+    ann = Principal(OWNER, "AKIDANN", f"arn:aws:iam::{OWNER}:user/ann")
+    buckets: dict[str, tuple[str, str | None]] = {BUCKET: (OWNER, None)}
+    auth = authorizer(iam, buckets)
+    get = request(ann, "GetObject", {"Bucket": BUCKET, "Key": "k"})
+    assert denied(auth, get) is None
+    assert denied(auth, get) is None  # remembered
+    buckets[BUCKET] = ("222222222222", None)  # deleted, and taken by another account
+    assert denied(auth, get) == "AccessDeniedException: Access Denied"
+    buckets[BUCKET] = (OWNER, document(statement(Effect="Deny", Principal={"AWS": OWNER})))
+    message = denied(auth, get)
+    assert message is not None and "explicit deny in a resource-based policy" in message

@@ -364,9 +364,8 @@ class IamAuthorizer:
             bucket is None or remembered.explicit or (bucket.policy is None and owner == caller.account)
         ):
             return remembered
-        decision = remembered or decide(
-            caller, check.action, check.resource, owner, principal.policies, normalised=keys
-        )
+        # (Made afresh otherwise: a remembered one may be for another owner.)
+        decision = decide(caller, check.action, check.resource, owner, principal.policies, normalised=keys)
         if (decision.explicit or owner is None) or (
             decision.allowed and owner == caller.account and check.action.lower() != ASSUME_ROLE
         ):
