@@ -6,6 +6,7 @@ against AWS."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -89,12 +90,13 @@ def send(
     body: bytes = b"",
     sign: bool = True,
     host: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """One request by hand, SigV4-signed by the default account unless ``sign`` is False."""
     host = host or f"127.0.0.1:{server.port}"
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     if sign:
-        request = AWSRequest(method=method, url=f"http://{host}{path}", data=body)
+        request = AWSRequest(method=method, url=f"http://{host}{path}", data=body, headers=headers)
         request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
         SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
         headers = dict(request.headers.items())
@@ -286,6 +288,28 @@ def test_policy_validation_errors(server: LaminaServer, s3: Any, bucket: str, ca
     with pytest.raises(ClientError) as exc:
         s3.get_bucket_policy(Bucket=bucket)
     assert error(exc)[1]["Code"] == "NoSuchBucketPolicy"  # nothing was stored
+
+
+def test_policy_content_md5_is_checked(server: LaminaServer, bucket: str) -> None:
+    document = policy(
+        {
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/*",
+        }
+    )
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    status, body = send(
+        server, "PUT", f"/{bucket}?policy", body=document.encode(), headers={"Content-MD5": wrong}
+    )
+    assert status == 400
+    assert b"<Code>BadDigest</Code>" in body and f"<ExpectedDigest>{wrong}</ExpectedDigest>".encode() in body
+    right = base64.b64encode(hashlib.md5(document.encode()).digest()).decode()
+    status, _ = send(
+        server, "PUT", f"/{bucket}?policy", body=document.encode(), headers={"Content-MD5": right}
+    )
+    assert status == 204
 
 
 def test_policy_through_the_aws_cli(server: LaminaServer, bucket: str, tmp_path: Any) -> None:

@@ -172,6 +172,11 @@ def put_bucket_policy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any])
     )
     _owner_only(ctx, bucket, "PUT")
     text = params.get("Policy") or ""
+    md5_header = params.get("ContentMD5")
+    if md5_header is not None:
+        calculated = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+        if calculated != s3.content_md5(md5_header):
+            raise s3.bad_digest(md5_header, calculated)
     s3_policy.check_bucket_policy(text, name)
     if not deps.store.set_bucket_policy(name, text):
         raise s3.no_such_bucket(name)
