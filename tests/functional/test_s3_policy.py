@@ -28,6 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
+from testzips import make_zip
 
 PATH_STYLE = {"addressing_style": "path"}
 ALICE = {"key": "AKIDALICE111", "secret": "alice-secret"}
@@ -749,3 +750,37 @@ def test_expired_sigv4_presigned_url(server: LaminaServer, bucket: str, s3: Any)
     assert match is not None
     expires, now = (dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ") for t in match.groups())
     assert expires < now
+
+
+# -- other services reading S3 with the caller's permissions ---------------------------------------
+
+
+def test_layer_from_another_accounts_bucket_by_its_policy(
+    server: LaminaServer, alice: Any, alice_bucket: str
+) -> None:
+    content = make_zip({"python/shared.py": "VALUE = 1\n"})
+    alice.put_object(Bucket=alice_bucket, Key="layers/shared.zip", Body=content)
+    alice.put_object(Bucket=alice_bucket, Key="layers/private.zip", Body=content)
+    lam = client(server)  # the default account's root
+    source = {"S3Bucket": alice_bucket, "S3Key": "layers/shared.zip"}
+    with pytest.raises(ClientError) as exc:
+        lam.publish_layer_version(LayerName=f"shared-{next(_counter)}", Content=source)
+    assert (error(exc)[0], error(exc)[1]["Code"]) == (403, "AccessDeniedException")
+    alice.put_bucket_policy(
+        Bucket=alice_bucket,
+        Policy=policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "000000000000"},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{alice_bucket}/layers/shared.zip",
+            }
+        ),
+    )
+    out = lam.publish_layer_version(LayerName=f"shared-{next(_counter)}", Content=source)
+    assert out["Content"]["CodeSize"] == len(content)
+    with pytest.raises(ClientError) as exc:
+        lam.publish_layer_version(
+            LayerName=f"shared-{next(_counter)}", Content={**source, "S3Key": "layers/private.zip"}
+        )
+    assert error(exc)[0] == 403
