@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,8 @@ BENCH_ENV = {"LAMINA_API_RATE_LIMIT": "1000000/1000000"}
 
 
 class LaminaServer(_TestServer):
-    """The tests' server, with :data:`BENCH_ENV` under the caller's ``env``."""
+    """The tests' server, with :data:`BENCH_ENV` under the caller's ``env`` (``tls``: (certificate,
+    key) to serve HTTPS with; its ``ca`` is what clients verify it with)."""
 
     def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, **kw: Any) -> None:
         super().__init__(data_dir, env={**BENCH_ENV, **(env or {})}, **kw)
@@ -159,25 +161,31 @@ def bench_venv_bin(name: str) -> Path:
 
 
 class MotoServer:
-    """``moto_server`` from the bench venv on a free loopback port; ``stop()`` ends it by its pid."""
+    """``moto_server`` from the bench venv on a free loopback port; ``stop()`` ends it by its pid.
+    ``tls``: (certificate, key) to serve HTTPS with, the certificate being its own CA (:attr:`ca`)."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, *, tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
+        self.ca: Path | None = tls[0] if tls is not None else None
         self.log_path = scratch / f"moto-{self.port}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         exe = bench_venv_bin("moto_server")
+        tls_args = ["--ssl-cert", str(tls[0]), "--ssl-key", str(tls[1])] if tls is not None else []
         self.proc = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT
+            [str(exe), "-H", "127.0.0.1", "-p", str(self.port), *tls_args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
+        context = None if self.ca is None else ssl.create_default_context(cafile=str(self.ca))
         try:
-            wait_http_ok(self.proc, f"{self.url}/moto-api/data.json", "moto_server", self.log, 60.0)
+            wait_http_ok(self.proc, f"{self.url}/moto-api/data.json", "moto_server", self.log, 60.0, context)
         except RuntimeError:
             self.stop()
             raise
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca is not None else 'http'}://127.0.0.1:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -187,9 +195,20 @@ class MotoServer:
         self._log.close()
 
 
-def boto_client(url: str, service: str = "lambda", **config: Any) -> Any:
-    """The test kit's client of ``service`` on ``url`` (lamina or moto), over one keep-alive connection."""
-    return client(url, service, max_pool_connections=1, **config)
+@dataclass(frozen=True)
+class _Endpoint:
+    """A URL and the certificate to verify it with, in the shape the test kit's ``client`` takes a server."""
+
+    url: str
+    ca: Path
+
+
+def boto_client(url: str, service: str = "lambda", *, ca: Path | None = None, **config: Any) -> Any:
+    """The test kit's client of ``service`` on ``url`` (lamina, moto or the sink), over one keep-alive
+    connection unless ``max_pool_connections`` says otherwise; ``ca``: the certificate an HTTPS
+    ``url`` is verified with (boto3's ``verify=``)."""
+    endpoint = url if ca is None else _Endpoint(url, ca)
+    return client(endpoint, service, **{"max_pool_connections": 1, **config})
 
 
 # -- timed boto3 calls ----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +102,8 @@ class Transfers:
     """One server's S3 client with its timed PUT and GET of the benchmark file (``sink``: the
     do-nothing server, whose ETag is not the body's)."""
 
-    def __init__(self, url: str, *, sink: bool = False) -> None:
-        self.client = C.boto_client(url, "s3", s3=PATH_STYLE)
+    def __init__(self, url: str, *, sink: bool = False, ca: Path | None = None) -> None:
+        self.client = C.boto_client(url, "s3", ca=ca, s3=PATH_STYLE)
         self.sink = sink
         if not sink:
             self.client.create_bucket(Bucket=BUCKET)
@@ -137,11 +139,16 @@ class Transfers:
 
 
 class Sink:
-    """``bench/_sink.py`` (stores nothing, hashes nothing) on a free loopback port, stopped by pid."""
+    """``bench/_sink.py`` (stores nothing, hashes nothing) on a free loopback port, stopped by pid;
+    ``tls``: (certificate, key) to serve HTTPS with (:attr:`ca`: what clients verify it with)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, tls: tuple[Path, Path] | None = None) -> None:
         self.port = C.free_port()
-        self.proc = subprocess.Popen([sys.executable, str(C.BENCH / "_sink.py"), str(self.port), str(size)])
+        self.ca = tls[0] if tls is not None else None
+        tls_args = [str(tls[0]), str(tls[1])] if tls is not None else []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(C.BENCH / "_sink.py"), str(self.port), str(size), *tls_args]
+        )
         deadline = time.monotonic() + 20
         while not C.port_is_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -151,7 +158,7 @@ class Sink:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca is not None else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         C.stop_process(self.proc)
@@ -180,9 +187,9 @@ def list_keys(n: int) -> list[str]:
     return [f"logs/{i % 50:02d}/part-{i:06d}.json" for i in range(n)]
 
 
-def fill_bucket(url: str, bucket: str, keys: list[str]) -> None:
+def fill_bucket(url: str, ca: Path | None, bucket: str, keys: list[str]) -> None:
     """Put a small object under every key (8 connections in parallel, untimed)."""
-    s3 = C.client(url, "s3", s3=PATH_STYLE, max_pool_connections=8)
+    s3 = C.boto_client(url, "s3", ca=ca, s3=PATH_STYLE, max_pool_connections=8)
     s3.create_bucket(Bucket=bucket)
     with ThreadPoolExecutor(8) as pool:
         for _ in pool.map(lambda k: s3.put_object(Bucket=bucket, Key=k, Body=b"{}"), keys):
@@ -245,17 +252,19 @@ class RssSampler:
         self.peak_kb = max(self.peak_kb, self._field("VmRSS:"))
 
 
-def big_uploads(scratch: Path, size: int) -> list[tuple[str, float, RssSampler]]:
+def big_uploads(
+    scratch: Path, size: int, tls: tuple[Path, Path] | None
+) -> list[tuple[str, float, RssSampler]]:
     """A fresh server; the sparse file put whole, then uploaded in parts. (name, seconds, sampler)."""
     from boto3.s3.transfer import TransferConfig
 
     path = scratch / "big.bin"
     with path.open("wb") as f:
         f.truncate(size)
-    server = C.LaminaServer(scratch / "big-data")
+    server = C.LaminaServer(scratch / "big-data", tls=tls)
     results = []
     try:
-        s3 = C.client(server.url, "s3", s3=PATH_STYLE, max_pool_connections=10)
+        s3 = C.boto_client(server.url, "s3", ca=server.ca, s3=PATH_STYLE, max_pool_connections=10)
         s3.create_bucket(Bucket=BUCKET)
         uploads: list[tuple[str, Callable[[], None]]] = [
             ("PutObject", lambda: _put_file(s3, path)),
@@ -276,6 +285,7 @@ def big_uploads(scratch: Path, size: int) -> list[tuple[str, float, RssSampler]]
     finally:
         server.stop()
         path.unlink()
+        shutil.rmtree(scratch / "big-data", ignore_errors=True)  # the next mode's test starts afresh
     return results
 
 
@@ -287,117 +297,127 @@ def _put_file(s3: Any, path: Path) -> None:
 # -- main --------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=int, default=100, help="object size for PUT/GET in MiB (100)")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of each transfer (5)")
-    parser.add_argument("--keys", type=int, default=10_000, help="keys in the listed bucket (10000)")
-    parser.add_argument("--rounds", type=int, default=12, help="whole listings per server (12)")
-    parser.add_argument("--big-mb", type=int, default=2048, help="size of the memory test's upload (2048)")
-    parser.add_argument("--skip-big", action="store_true", help="leave the 2 GB memory test out")
-    parser.add_argument("--seed", type=int, default=16)
-    parser.add_argument(
-        "--profile", action="store_true", help="sample the lamina server with py-spy during its transfers"
-    )
-    args = parser.parse_args(argv)
-    if not (
-        1 <= args.size_mb <= 1024
-        and 1 <= args.reps <= 50
-        and 1 <= args.keys <= 50_000
-        and LIST_BLOCKS <= args.rounds <= 200
-        and 1 <= args.big_mb <= 5 * 1024
-    ):
-        parser.error("--size-mb 1..1024, --reps 1..50, --keys 1..50000, --rounds 4..200, --big-mb 1..5120")
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, made with ``openssl``: the
+    one certificate every HTTPS server of the run serves and boto3 verifies."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
-    size = args.size_mb * MIB
-    print(
-        f"== S3 through boto3: {args.size_mb} MiB PUT/GET x{args.reps}, ListObjectsV2 over {args.keys} keys"
-        f" x{args.rounds}, server RSS during a {args.big_mb} MiB upload ==",
-        flush=True,
+
+@dataclass
+class Run:
+    """One mode's figures (HTTP or HTTPS): every server and baseline of it measured in the same run."""
+
+    scheme: str
+    sides: dict[str, Transfers] = field(default_factory=dict)
+    disk: list[float] = field(default_factory=list)  # cp + sync seconds
+    md5: list[float] = field(default_factory=list)
+    listing: dict[str, C.Series] = field(
+        default_factory=lambda: {"lamina": C.Series(), "moto": C.Series(), "boto3": C.Series()}
     )
-    C.bench_venv_bin("moto_server")  # set the bench venv up before any server starts
+    big: list[tuple[str, float, RssSampler]] = field(default_factory=list)
     profiler: C.Profiler | None = None
-    listing: dict[str, C.Series] = {"lamina": C.Series(), "moto": C.Series(), "boto3": C.Series()}
-    with C.workdir("s3") as scratch:
-        src = scratch / "object.bin"
-        make_file(src, size, args.seed)
-        lamina = C.LaminaServer(scratch / "data")
-        moto: C.MotoServer | None = None
-        sink: Sink | None = None
-        disk: list[float] = []
-        md5: list[float] = []
-        try:
-            moto = C.MotoServer(scratch)
-            sink = Sink(size)
-            sides = {
-                "lamina": Transfers(lamina.url),
-                "moto": Transfers(moto.url),
-                "boto3": Transfers(sink.url, sink=True),
-            }
-            # Warm up each (connections, first-call imports) on a small object, untimed.
-            for t in sides.values():
-                t.client.put_object(Bucket=BUCKET, Key="warm", Body=b"x" * MIB)
-                t.client.get_object(Bucket=BUCKET, Key="warm")["Body"].read()
-            if args.profile:
-                profiler = C.Profiler(lamina.proc.pid, C.OUT / "s3-transfers-server.pyspy.txt").__enter__()
-            for rep in range(args.reps):
-                etag = restamp(src, rep + 1)
-                disk.append(cp_sync(src, scratch / "data" / "cp-baseline.bin"))
-                md5.append(md5_seconds(src))
-                order = list(sides.values()) if rep % 2 == 0 else list(reversed(sides.values()))
-                for t in order:
-                    t.put(src, etag)
-                for t in order:
-                    t.get(size, etag)
-            if profiler is not None:
-                profiler.__exit__(None, None, None)
-            print(f"transfers done; filling {args.keys} keys on each server ...", flush=True)
 
-            keys = list_keys(args.keys)
-            for url in (lamina.url, moto.url):
-                fill_bucket(url, "bench-list", keys)
-            tcs = {
-                "lamina": C.TimedClient(lamina.url, "s3", s3=PATH_STYLE),
-                "moto": C.TimedClient(moto.url, "s3", s3=PATH_STYLE),
-            }
-            canned = C.record(
-                C.boto_client(lamina.url, "s3", s3=PATH_STYLE),
-                "s3",
-                {"ListObjectsV2": lambda c: c.list_objects_v2(Bucket="bench-list")},
-            )
-            boto_alone = C.TimedClient(lamina.url, "s3", canned=canned, s3=PATH_STYLE)
-            for tc in tcs.values():
-                whole_listing(tc, "bench-list", args.keys, None)  # warm-up
-            pages = -(-args.keys // 1000)
-            per_block = args.rounds // LIST_BLOCKS
-            for block in range(LIST_BLOCKS):
-                n = per_block if block < LIST_BLOCKS - 1 else args.rounds - per_block * (LIST_BLOCKS - 1)
-                for side, tc in tcs.items():
-                    for _ in range(n):
-                        whole_listing(tc, "bench-list", args.keys, listing[side])
-                for _ in range(n * pages):  # as many calls, in the same blocks
-                    boto_alone.timed(lambda c: c.list_objects_v2(Bucket="bench-list"), listing["boto3"])
-        finally:
-            if profiler is not None and profiler.proc is not None and profiler.proc.poll() is None:
-                profiler.__exit__(None, None, None)
-            if moto is not None:
-                moto.stop()
-            if sink is not None:
-                sink.stop()
-            lamina.stop()
 
-        big = [] if args.skip_big else big_uploads(scratch, args.big_mb * MIB)
+def measure(args: argparse.Namespace, scratch: Path, src: Path, tls: tuple[Path, Path] | None) -> Run:
+    """Transfers, listing and (unless ``--skip-big``) the memory test, with lamina, moto and the sink
+    all serving HTTPS with ``tls`` (certificate, key), or all plain HTTP (None)."""
+    size = args.size_mb * MIB
+    run = Run("HTTPS" if tls is not None else "HTTP")
+    ca = tls[0] if tls is not None else None
+    print(f"-- over {run.scheme}: transfers ...", flush=True)
+    data = scratch / f"data-{run.scheme.lower()}"
+    lamina = C.LaminaServer(data, tls=tls)
+    moto: C.MotoServer | None = None
+    sink: Sink | None = None
+    try:
+        moto = C.MotoServer(scratch, tls=tls)
+        sink = Sink(size, tls=tls)
+        run.sides = {
+            "lamina": Transfers(lamina.url, ca=ca),
+            "moto": Transfers(moto.url, ca=ca),
+            "boto3": Transfers(sink.url, sink=True, ca=ca),
+        }
+        # Warm up each (connections, TLS sessions, first-call imports) on a small object, untimed.
+        for t in run.sides.values():
+            t.client.put_object(Bucket=BUCKET, Key="warm", Body=b"x" * MIB)
+            t.client.get_object(Bucket=BUCKET, Key="warm")["Body"].read()
+        if args.profile:
+            out = C.OUT / f"s3-transfers-server{'-tls' if tls is not None else ''}.pyspy.txt"
+            run.profiler = C.Profiler(lamina.proc.pid, out).__enter__()
+        for rep in range(args.reps):
+            etag = restamp(src, rep + 1)
+            run.disk.append(cp_sync(src, data / "cp-baseline.bin"))
+            run.md5.append(md5_seconds(src))
+            order = list(run.sides.values()) if rep % 2 == 0 else list(reversed(run.sides.values()))
+            for t in order:
+                t.put(src, etag)
+            for t in order:
+                t.get(size, etag)
+        if run.profiler is not None:
+            run.profiler.__exit__(None, None, None)
+        print(
+            f"-- over {run.scheme}: transfers done; filling {args.keys} keys on each server ...", flush=True
+        )
 
-    # -- report --------------------------------------------------------------------------------------
-    la, mo, b3t = sides["lamina"], sides["moto"], sides["boto3"]
-    disk_mbps = mbps(size, statistics.median(disk))
+        keys = list_keys(args.keys)
+        for url in (lamina.url, moto.url):
+            fill_bucket(url, ca, "bench-list", keys)
+        tcs = {
+            "lamina": C.TimedClient(lamina.url, "s3", ca=ca, s3=PATH_STYLE),
+            "moto": C.TimedClient(moto.url, "s3", ca=ca, s3=PATH_STYLE),
+        }
+        canned = C.record(
+            C.boto_client(lamina.url, "s3", ca=ca, s3=PATH_STYLE),
+            "s3",
+            {"ListObjectsV2": lambda c: c.list_objects_v2(Bucket="bench-list")},
+        )
+        boto_alone = C.TimedClient(lamina.url, "s3", canned=canned, ca=ca, s3=PATH_STYLE)
+        for tc in tcs.values():
+            whole_listing(tc, "bench-list", args.keys, None)  # warm-up
+        pages = -(-args.keys // 1000)
+        per_block = args.rounds // LIST_BLOCKS
+        for block in range(LIST_BLOCKS):
+            n = per_block if block < LIST_BLOCKS - 1 else args.rounds - per_block * (LIST_BLOCKS - 1)
+            for side, tc in tcs.items():
+                for _ in range(n):
+                    whole_listing(tc, "bench-list", args.keys, run.listing[side])
+            for _ in range(n * pages):  # as many calls, in the same blocks
+                boto_alone.timed(lambda c: c.list_objects_v2(Bucket="bench-list"), run.listing["boto3"])
+    finally:
+        if run.profiler is not None and run.profiler.proc is not None and run.profiler.proc.poll() is None:
+            run.profiler.__exit__(None, None, None)
+        if moto is not None:
+            moto.stop()
+        if sink is not None:
+            sink.stop()
+        lamina.stop()
+        shutil.rmtree(data, ignore_errors=True)
+    if not args.skip_big:
+        print(f"-- over {run.scheme}: the {args.big_mb} MiB memory test ...", flush=True)
+        run.big = big_uploads(scratch, args.big_mb * MIB, tls)
+    return run
+
+
+def report(run: Run, args: argparse.Namespace) -> list[str]:
+    """Print one mode's tables; its verdict lines."""
+    size = args.size_mb * MIB
+    la, mo, b3t = run.sides["lamina"], run.sides["moto"], run.sides["boto3"]
+    disk_mbps = mbps(size, statistics.median(run.disk))
+    md5 = statistics.median(run.md5)
     # The fastest PUT an S3 server could answer with this client: no sooner than against the sink,
-    # and not before it has the MD5 of the body (the ETag), whose bytes come after boto3's own hashing.
-    floor_put = mbps(
-        size,
-        max(statistics.median(b3t.put_s), statistics.median(b3t.put_prep_s) + statistics.median(md5)),
-    )
-    print()
+    # and not before it has the MD5 of the body (the ETag), whose bytes come after boto3's own share.
+    floor_put = mbps(size, max(statistics.median(b3t.put_s), statistics.median(b3t.put_prep_s) + md5))
+    print(f"\n== over {run.scheme} ==")
     header = (
         f"{'transfer':<10}| {'lamina':>10} | {'moto':>10} | {'cp + sync':>10} | {'boto3 alone':>11} "
         f"| {'vs moto':>7} | {'vs disk':>7} | {'vs boto3 alone':>14}"
@@ -416,22 +436,27 @@ def main(argv: list[str] | None = None) -> int:
             f"| {la_t / mo_t:>6.2f}x | {la_t / disk_mbps:>6.2f}x | {la_t / b3_t:>13.2f}x"
         )
         verdicts.append(
-            f"{name}: {la_t / mo_t:.2f}x moto (target >= {TARGET_VS_MOTO:.0f}x: "
+            f"{run.scheme} {name}: {la_t / mo_t:.2f}x moto (target >= {TARGET_VS_MOTO:.0f}x: "
             f"{C.verdict(la_t / mo_t >= TARGET_VS_MOTO)}), {la_t / disk_mbps:.2f}x cp + sync (target >= "
             f"{TARGET_VS_DISK}x: {C.verdict(la_t / disk_mbps >= TARGET_VS_DISK)}); this client allows at most "
             f"{(floor_put if name == 'PutObject' else b3_t) / mo_t:.2f}x moto"
         )
+    prep = (
+        "(SHA-256 and CRC32 of the body, read twice)"
+        if run.scheme == "HTTP"
+        else "(none to speak of: the body goes aws-chunked, its CRC32 computed as it is sent and sent in the trailer)"
+    )
     print(
         f"(MiB/s, medians of {args.reps}; {args.size_mb} MiB per call. boto3 alone: the same calls against a"
         " server that stores and hashes nothing (bench/_sink.py). boto3's own share of a PUT before the first"
-        f" byte is sent (SHA-256 and CRC32 of the body): {statistics.median(la.put_prep_s):.2f} s (lamina),"
-        f" {statistics.median(mo.put_prep_s):.2f} s (moto). MD5 of the body here: {statistics.median(md5):.2f} s;"
+        f" byte is sent {prep}: {statistics.median(la.put_prep_s):.2f} s (lamina),"
+        f" {statistics.median(mo.put_prep_s):.2f} s (moto). MD5 of the body here: {md5:.2f} s;"
         f" the best PUT any server could do here (boto3 alone, and no sooner than boto3's share + that MD5):"
         f" {floor_put:.0f} MB/s = {floor_put / mbps(size, statistics.median(mo.put_s)):.2f}x moto."
         " moto keeps bodies in memory.)"
     )
     print()
-    lo, mt, b3 = listing["lamina"], listing["moto"], listing["boto3"]
+    lo, mt, b3 = run.listing["lamina"], run.listing["moto"], run.listing["boto3"]
     header = f"{'ListObjectsV2 page':<19}| {'p50':>8} {'p90':>8} {'wire p50':>9} | {'whole listing':>13}"
     print(header)
     print("-" * len(header))
@@ -453,13 +478,13 @@ def main(argv: list[str] | None = None) -> int:
         " alone whole-listing figure is its p50 x pages)"
     )
     verdicts.append(
-        f"ListObjectsV2: p50 {C.ms(lo.p(50)):.1f} ms vs moto {C.ms(mt.p(50)):.1f} ms = {ratio:.2f}x faster "
-        f"(target >= {TARGET_LIST_VS_MOTO:.0f}x: {C.verdict(ratio >= TARGET_LIST_VS_MOTO)}); on the wire "
-        f"{wire_ratio:.2f}x; boto3's parsing alone allows at most {mt.p(50) / b3.p(50):.2f}x"
+        f"{run.scheme} ListObjectsV2: p50 {C.ms(lo.p(50)):.1f} ms vs moto {C.ms(mt.p(50)):.1f} ms = {ratio:.2f}x"
+        f" faster (target >= {TARGET_LIST_VS_MOTO:.0f}x: {C.verdict(ratio >= TARGET_LIST_VS_MOTO)}); on the"
+        f" wire {wire_ratio:.2f}x; boto3's parsing alone allows at most {mt.p(50) / b3.p(50):.2f}x"
     )
-    if big:
+    if run.big:
         print()
-        for name, elapsed, sampler in big:
+        for name, elapsed, sampler in run.big:
             peak = max(sampler.peak_kb, sampler.hwm_kb if sampler.hwm_reset else 0) / 1024
             print(
                 f"{args.big_mb} MiB {name}: {elapsed:.1f} s ({args.big_mb / elapsed:.0f} MiB/s); server RSS "
@@ -468,16 +493,65 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sampler.hwm_kb / 1024:.0f})"
             )
             verdicts.append(
-                f"server RSS during the {args.big_mb} MiB {name}: peak {peak:.0f} MiB "
+                f"{run.scheme} server RSS during the {args.big_mb} MiB {name}: peak {peak:.0f} MiB "
                 f"(target < {TARGET_RSS_MB:.0f} MiB: {C.verdict(peak < TARGET_RSS_MB)})"
             )
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=100, help="object size for PUT/GET in MiB (100)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of each transfer (5)")
+    parser.add_argument("--keys", type=int, default=10_000, help="keys in the listed bucket (10000)")
+    parser.add_argument("--rounds", type=int, default=12, help="whole listings per server (12)")
+    parser.add_argument("--big-mb", type=int, default=2048, help="size of the memory test's upload (2048)")
+    parser.add_argument("--skip-big", action="store_true", help="leave the 2 GB memory test out")
+    parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="HTTPS only (--tls) or plain HTTP only (--no-tls); default: both, HTTP first",
+    )
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the lamina server with py-spy during its transfers"
+    )
+    args = parser.parse_args(argv)
+    if not (
+        1 <= args.size_mb <= 1024
+        and 1 <= args.reps <= 50
+        and 1 <= args.keys <= 50_000
+        and LIST_BLOCKS <= args.rounds <= 200
+        and 1 <= args.big_mb <= 5 * 1024
+    ):
+        parser.error("--size-mb 1..1024, --reps 1..50, --keys 1..50000, --rounds 4..200, --big-mb 1..5120")
+
+    modes = [False, True] if args.tls is None else [args.tls]
+    print(
+        f"== S3 through boto3 over {' and '.join('HTTPS' if m else 'HTTP' for m in modes)}: {args.size_mb} MiB"
+        f" PUT/GET x{args.reps}, ListObjectsV2 over {args.keys} keys x{args.rounds}, server RSS during a"
+        f" {args.big_mb} MiB upload ==",
+        flush=True,
+    )
+    C.bench_venv_bin("moto_server")  # set the bench venv up before any server starts
+    with C.workdir("s3") as scratch:
+        src = scratch / "object.bin"
+        make_file(src, args.size_mb * MIB, args.seed)
+        cert = make_certificate(scratch) if True in modes else None
+        runs = [measure(args, scratch, src, cert if tls else None) for tls in modes]
+
+    verdicts = [line for run in runs for line in report(run, args)]
     print()
     for line in verdicts:
         print(line)
-    if profiler is not None:
-        print("(py-spy was sampling the lamina server on these 2 cores: the figures above are perturbed)")
-        print(f"\nlamina server profile during the transfers (py-spy, {profiler.out}):")
-        print(profiler.summary())
+    for run in runs:
+        if run.profiler is not None:
+            print(
+                f"\nlamina server profile during the {run.scheme} transfers (py-spy, {run.profiler.out};"
+                " it was sampling on these 2 cores: the figures above are perturbed):"
+            )
+            print(run.profiler.summary())
     return 0
 
 
