@@ -1,6 +1,12 @@
 """S3 through boto3: 100 MB PutObject/GetObject, ListObjectsV2 over 10,000 keys, and the server's
 memory during a 2 GB upload; lamina against ``moto_server`` and ``cp`` + ``sync``, same run.
 
+Everything runs twice, over plain HTTP and over HTTPS (``--tls``/``--no-tls``: one of them), each
+with its own servers and baselines. Over HTTP boto3 reads the body twice before sending it (the
+SHA-256 it signs, the CRC32 header); over HTTPS, as SDK users talk to S3, it streams it aws-chunked
+(``STREAMING-UNSIGNED-PAYLOAD-TRAILER``) with a trailing CRC32. For HTTPS, lamina, moto and the sink
+serve one certificate the bench makes with ``openssl``; boto3 verifies it.
+
 - **Transfers**: ``put_object(Body=<100 MB file>)`` and ``get_object`` read to its end (1 MiB
   chunks, discarded) through one boto3 S3 client (path style, no retries) per server. Throughput =
   bytes / wall time of the call (the GET until the last byte is read). Before each repetition the
@@ -22,7 +28,7 @@ Targets (issue 16): PUT and GET >= 3x moto's throughput and >= 0.5x ``cp`` + ``s
 ListObjectsV2 p50 >= 3x moto's (i.e. <= a third of its latency); RSS during the 2 GB upload < 200 MB.
 
 Run: ``.venv/bin/python bench/s3.py [--size-mb N] [--reps N] [--keys N] [--rounds N] [--big-mb N]
-[--skip-big] [--profile]``.
+[--skip-big] [--tls | --no-tls] [--profile]``.
 """
 
 from __future__ import annotations
