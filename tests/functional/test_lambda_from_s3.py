@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from iam_kit import doc, uid, user_keys
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
+from s3_kit import ALICE, PATH_STYLE
 from testzips import make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
-PATH_STYLE = {"addressing_style": "path"}
 APP = make_zip({"app.py": "def handler(event, context):\n    return 'v1'\n"})
 APP2 = make_zip({"app.py": "def handler(event, context):\n    return 'v2'\n"})
 NO_SUCH_BUCKET = "Error occurred while GetObject. S3 Error Code: NoSuchBucket. S3 Error Message: The specified bucket does not exist"
@@ -331,7 +331,7 @@ def test_iam_must_allow_s3_get_object(server: LaminaServer, sources: dict[str, s
 
 
 def test_another_accounts_object_without_a_bucket_policy(server: LaminaServer, lam: Any) -> None:
-    alice_s3 = client(server, "s3", key="AKIDALICE111", secret="alice-secret", s3=PATH_STYLE)
+    alice_s3 = client(server, "s3", **ALICE, s3=PATH_STYLE)
     name = f"alice-code-{os.getpid()}"
     alice_s3.create_bucket(Bucket=name)
     alice_s3.put_object(Bucket=name, Key="app.zip", Body=APP)
@@ -344,6 +344,6 @@ def test_another_accounts_object_without_a_bucket_policy(server: LaminaServer, l
         f"GetObject for {name}/app.zip. S3 Error Code: AccessDenied. S3 Error Message: Access Denied",
     )
     # Alice herself may use it.
-    alice = client(server, key="AKIDALICE111", secret="alice-secret")
+    alice = client(server, **ALICE)
     out = alice.publish_layer_version(LayerName=uid("layer"), Content={"S3Bucket": name, "S3Key": "app.zip"})
     assert out["Content"]["CodeSha256"] == sha256_b64(APP)

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
+from s3_kit import BOB, PATH_STYLE
 from testzips import make_zip
 from wheelhouse import lamina_publish, last_json
-
-PATH_STYLE = {"addressing_style": "path"}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +96,7 @@ def test_small_zips_go_in_the_request_unless_a_bucket_is_named(server: LaminaSer
 
 
 def test_a_named_bucket_of_another_account_is_refused_clearly(server: LaminaServer, tmp_path: Path) -> None:
-    s3 = client(server, "s3", key="AKIDBOB22222", secret="bob-secret", s3=PATH_STYLE)
+    s3 = client(server, "s3", **BOB, s3=PATH_STYLE)
     s3.create_bucket(Bucket="bobs-bucket")
     small = tmp_path / "small.zip"
     small.write_bytes(make_zip())
@@ -107,9 +106,7 @@ def test_a_named_bucket_of_another_account_is_refused_clearly(server: LaminaServ
 
 
 def test_a_default_bucket_name_taken_by_another_account(server: LaminaServer, tmp_path: Path) -> None:
-    squatter = client(
-        server, "s3", key="AKIDBOB22222", secret="bob-secret", region="us-west-2", s3=PATH_STYLE
-    )
+    squatter = client(server, "s3", **BOB, region="us-west-2", s3=PATH_STYLE)
     squatter.create_bucket(
         Bucket="lamina-layers-000000000000-us-west-2",
         CreateBucketConfiguration={"LocationConstraint": "us-west-2"},

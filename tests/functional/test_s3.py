@@ -20,8 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
-
-PATH_STYLE = {"addressing_style": "path"}
+from s3_kit import ALICE, BOB, PATH_STYLE, error
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +37,12 @@ def s3(server: LaminaServer) -> Any:
 
 @pytest.fixture(scope="module")
 def alice(server: LaminaServer) -> Any:
-    return client(server, "s3", key="AKIDALICE111", secret="alice-secret", s3=PATH_STYLE)
+    return client(server, "s3", **ALICE, s3=PATH_STYLE)
 
 
 @pytest.fixture(scope="module")
 def bob(server: LaminaServer) -> Any:
-    return client(server, "s3", key="AKIDBOB22222", secret="bob-secret", s3=PATH_STYLE)
+    return client(server, "s3", **BOB, s3=PATH_STYLE)
 
 
 _counter = iter(range(1_000_000))
@@ -54,11 +53,6 @@ def bucket(s3: Any) -> str:
     name = f"test-bucket-{next(_counter)}-{os.getpid()}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, dict[str, Any]]:
-    response = exc.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
 
 
 def raw(
@@ -626,7 +620,7 @@ def test_list_encoding_type(server: LaminaServer, s3: Any, bucket: str) -> None:
 
 
 def test_list_buckets_pages(server: LaminaServer) -> None:
-    carol = client(server, "s3", key="AKIDALICE111", secret="alice-secret", s3=PATH_STYLE)
+    carol = client(server, "s3", **ALICE, s3=PATH_STYLE)
     for name in ("pager-a-1", "pager-a-2", "pager-a-3"):
         carol.create_bucket(Bucket=name)
     first = carol.list_buckets(MaxBuckets=2, Prefix="pager-a-")

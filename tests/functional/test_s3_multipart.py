@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
+from s3_kit import PATH_STYLE, error
 
-PATH_STYLE = {"addressing_style": "path"}
 MIB = 1024 * 1024
 NO_SUCH_UPLOAD = (
     "The specified upload does not exist. The upload ID may be invalid, or the upload may have been"
@@ -42,11 +42,6 @@ def bucket(s3: Any) -> str:
     name = f"mpu-bucket-{next(_counter)}-{os.getpid()}"
     s3.create_bucket(Bucket=name)
     return name
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, dict[str, Any]]:
-    response = exc.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
 
 
 def blob_files(server: LaminaServer) -> set[str]:

@@ -28,11 +28,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from lamina_server import ACCOUNTS, LaminaServer, client, run_aws
+from s3_kit import ALICE, BOB, PATH_STYLE, error
 from testzips import make_zip
-
-PATH_STYLE = {"addressing_style": "path"}
-ALICE = {"key": "AKIDALICE111", "secret": "alice-secret"}
-BOB = {"key": "AKIDBOB22222", "secret": "bob-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +69,6 @@ def alice_bucket(alice: Any) -> str:
     name = f"alice-bucket-{next(_counter)}-{os.getpid()}"
     alice.create_bucket(Bucket=name)
     return name
-
-
-def error(exc: pytest.ExceptionInfo[ClientError]) -> tuple[int, dict[str, Any]]:
-    response = exc.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]
 
 
 def policy(*statements: dict[str, Any]) -> str:

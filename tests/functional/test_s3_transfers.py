@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client, run_aws
+from s3_kit import PATH_STYLE
 
-PATH_STYLE = {"addressing_style": "path"}
 MIB = 1024 * 1024
 CLI_PART = 8 * MIB  # the AWS CLI's default multipart_chunksize (and multipart_threshold)
 

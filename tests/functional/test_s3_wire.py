@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from lamina_server import LaminaServer, client, run_aws
+from s3_kit import PATH_STYLE
 
-PATH_STYLE = {"addressing_style": "path"}
 SECRET = "test"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
