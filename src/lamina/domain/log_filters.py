@@ -303,11 +303,9 @@ def _comparison(path: tuple[str | int, ...], op: str, kind: str, raw: str) -> Js
     if op not in ("=", "!="):
         # AWS: "<, >, <= and >= only work with numeric values".
         raise _invalid()
+    string_ok: Callable[[str], bool]
     if kind == "re":
-        rx = _compile_regex(raw[1:-1])
-
-        def string_ok(s: str) -> bool:
-            return rx.search_bool(s)
+        string_ok = _compile_regex(raw[1:-1]).search_bool
     elif kind == "str":
         string_ok = _wildcard(json.loads(raw))
     else:
@@ -403,7 +401,9 @@ def _compile_json(body: str) -> Matcher:
 
     def match(message: str) -> bool:
         # Only a JSON object can match; most events are rejected here without decoding.
-        if not message.lstrip()[:1] == "{":
+        # (lstrip copies the event, so only events that start with a blank pay for it).
+        first = message[:1]
+        if first != "{" and not (first.isspace() and message.lstrip()[:1] == "{"):
             return False
         try:
             doc = json.loads(message)
@@ -483,8 +483,7 @@ def _compile_delimited(body: str) -> Matcher:
             specs.append(None)
             continue
         alternatives = [
-            [_field_condition(part) for part in _split_top(alt, "&&")]
-            for alt in _split_top(item, "||")
+            [_field_condition(part) for part in _split_top(alt, "&&")] for alt in _split_top(item, "||")
         ]
 
         def combined(value: str, alts: list[list[FieldTest]] = alternatives) -> bool:

@@ -1,0 +1,244 @@
+"""CloudWatch Logs filter patterns, with the examples of AWS's "Filter pattern syntax" page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lamina.domain.log_filters import (
+    BRACE_MESSAGE,
+    BRACKET_MESSAGE,
+    InvalidFilterPattern,
+    compile_pattern,
+)
+from lamina.errors import AwsError
+
+# The unstructured events of AWS's page.
+EVENTS = [
+    "[ERROR 400] BAD REQUEST",
+    "[ERROR 401] UNAUTHORIZED REQUEST",
+    "[ERROR 419] MISSING ARGUMENTS",
+    "[ERROR 420] INVALID ARGUMENTS",
+    "[SUCCESS 200] AUTHORIZED REQUEST",
+]
+
+TERM_CASES = [
+    ("", [0, 1, 2, 3, 4]),
+    ("ERROR", [0, 1, 2, 3]),
+    ("error", []),  # case-sensitive
+    ("ERROR ARGUMENTS", [2, 3]),
+    ("ERROR MISSING ARGUMENTS", [2]),
+    ('"INVALID ARGUMENTS"', [3]),
+    ('"ERROR 4"', []),  # a phrase matches whole words too: "4" is not "400"
+    ("?ARGUMENTS ?REQUEST", [0, 1, 2, 3, 4]),
+    ("?MISSING ?BAD", [0, 2]),
+    ("ERROR -ARGUMENTS", [0, 1]),
+    ("ERROR -ARGUMENTS -BAD", [1]),
+    ("-ERROR", [4]),
+    ("AUTHORIZED", [4]),  # whole words: UNAUTHORIZED does not count
+    ("REQUEST -AUTHORIZED", [0, 1]),
+    ("401", [1]),
+    ("40", []),
+    ("%AUTHORIZED%", [1, 4]),  # the regex page's example
+    ("%ERROR 4[01]9?%", [0, 1, 2]),
+    ("%^\\[SUCCESS%", [4]),
+    ("%ERROR|SUCCESS%", [0, 1, 2, 3, 4]),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), TERM_CASES)
+def test_unstructured(pattern: str, expected: list[int]) -> None:
+    compiled = compile_pattern(pattern)
+    assert [i for i, e in enumerate(EVENTS) if compiled.matches(e)] == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message", "expected"),
+    [
+        ("ERROR", "ERROR", True),
+        ("ERROR", "ERROR: disk full", True),
+        ("ERROR", "ERRORS happen", False),
+        ("ERROR", "noERROR then ERROR.", True),  # a later occurrence on word boundaries
+        ("Task", "2024 Task timed out after 3.00 seconds", True),
+        ('"timed out"', "Task timed out after 3.00 seconds", True),
+        ('"3.00 seconds"', "Task timed out after 3.00 seconds", True),
+        ('"{"', "payload { x }", True),
+        ("RequestId:", "START RequestId: 1 Version: $LATEST", True),
+        ("user_id", "user_id=3", True),
+        ("ERROR", "", False),
+        ("", "", True),
+        ("  ", "anything", True),
+    ],
+)
+def test_term_boundaries(pattern: str, message: str, expected: bool) -> None:
+    assert compile_pattern(pattern).matches(message) is expected
+
+
+# The JSON event of AWS's page (JSON filter patterns section).
+JSON_EVENT = json.dumps(
+    {
+        "eventType": "UpdateTrail",
+        "sourceIPAddress": "123.123.123.123",
+        "arrayKey": ["value", "another value"],
+        "objectList": [{"name": "a", "id": 1}, {"name": "b", "id": 2}],
+        "SomeObject": None,
+        "ThisFlag": True,
+        "latency": 50,
+        "cpu": 0.75,
+        "user": {"id": 1, "email": "John.Doe@example.com"},
+        "users": [{"id": 2, "email": "John.Doe@example.com"}],
+        "actions": ["GET", "PUT", "DELETE"],
+        "coordinates": [[0, 1], [2, 3]],
+    }
+)
+
+JSON_CASES = [
+    ('{ $.eventType = "UpdateTrail" }', True),
+    ("{ $.eventType = UpdateTrail }", True),
+    ('{ $.eventType = "Update*" }', True),
+    ('{ $.eventType = "*Trail" }', True),
+    ('{ $.eventType = "updatetrail" }', False),
+    ('{ $.eventType != "UpdateTrail" }', False),
+    ("{ $.sourceIPAddress != 123.123.* }", False),
+    ("{ $.sourceIPAddress = 123.123.* }", True),
+    ('{ $.arrayKey[0] = "value" }', True),
+    ('{ $.arrayKey[1] = "another value" }', True),
+    ('{ $.arrayKey[2] = "value" }', False),
+    ("{ $.objectList[1].id = 2 }", True),
+    ("{ $.objectList[1].id > 1 }", True),
+    ("{ $.objectList[1].id >= 3 }", False),
+    ("{ $.latency = 50 }", True),
+    ("{ $.latency != 50 }", False),
+    ("{ $.latency < 100 }", True),
+    ("{ $.latency <= 50 }", True),
+    ("{ $.latency > 50 }", False),
+    ("{ $.cpu >= 0.5 }", True),
+    ("{ $.cpu < 1e0 }", True),
+    ("{ $.SomeObject IS NULL }", True),
+    ("{ $.eventType IS NULL }", False),
+    ("{ $.Nothing IS NULL }", False),
+    ("{ $.SomeOtherObject NOT EXISTS }", True),
+    ("{ $.SomeObject NOT EXISTS }", False),
+    ("{ $.ThisFlag IS TRUE }", True),
+    ("{ $.ThisFlag IS FALSE }", False),
+    ("{ $.eventType IS TRUE }", False),
+    ('{ $.missing = "x" }', False),
+    ('{ $.missing != "x" }', False),
+    ('{ ($.user.id = 1) && ($.users[0].email = "John.Doe@example.com") }', True),
+    ('{ ($.user.id = 2 && $.users[0].email = "nonmatch") || $.actions[2] = "GET" }', False),
+    ('{ ($.user.id = 2 && $.users[0].email = "nonmatch") || $.actions[0] = "GET" }', True),
+    # && binds tighter than ||, as on AWS's page.
+    (
+        '{ $.user.email = "John.Doe@example.com" || $.coordinates[0][1] = nonmatch'
+        " && $.actions[2] = nomatch }",
+        True,
+    ),
+    (
+        '{ ($.user.email = "John.Doe@example.com" || $.coordinates[0][1] = nonmatch)'
+        " && $.actions[2] = nomatch }",
+        False,
+    ),
+    ("{ $.coordinates[1][0] = 2 }", True),
+    ("{ $.eventType = %Update[A-Z]%}", True),
+    ("{ $.eventType = %^Trail% }", False),
+    ("{$.latency=50&&$.ThisFlag IS TRUE}", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), JSON_CASES)
+def test_json(pattern: str, expected: bool) -> None:
+    assert compile_pattern(pattern).matches(JSON_EVENT) is expected
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "UpdateTrail", "[1, 2]", '{"eventType": "UpdateTrail"', '"{}"', "{not json}"],
+)
+def test_json_pattern_skips_events_that_are_not_json_objects(message: str) -> None:
+    assert not compile_pattern('{ $.eventType = "UpdateTrail" }').matches(message)
+
+
+def test_json_event_with_leading_blanks() -> None:
+    assert compile_pattern("{ $.a = 1 }").matches('  {"a": 1}')
+
+
+# The space-delimited event of AWS's page.
+ACCESS_LOG = '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534'
+
+DELIMITED_CASES = [
+    ("[ip, user, username, timestamp, request, status_code, bytes]", True),
+    ('[ip, user, username, timestamp, request = "*gif*", status_code = 4*, bytes]', True),
+    ('[ip, user, username, timestamp, request = "*html*", status_code = 4*, bytes]', False),
+    ("[ip, user, ..., status_code = 4*, bytes]", True),
+    ("[..., status_code = 4*, bytes]", True),
+    ("[ip, ...]", True),
+    ("[ip = 127.0.0.1, ...]", True),
+    ("[ip, user, username = frank, ...]", True),
+    ("[ip, user, username != frank, ...]", False),
+    ("[..., status_code = 404, bytes > 1000]", True),
+    ("[..., status_code = 404, bytes > 2000]", False),
+    ("[..., status_code >= 500, bytes]", False),
+    ("[..., status_code = 4* || status_code = 5*, bytes]", True),
+    ("[..., status_code = 5* || status_code = 3*, bytes]", False),
+    ("[..., status_code >= 400 && status_code < 500, bytes]", True),
+    ("[ip, user, username, timestamp, request, status_code]", False),  # field count
+    ("[ip, user, username = %fr.nk%, ...]", True),
+    ("[ip, user, username, timestamp = *Oct*, ...]", True),
+]
+
+
+@pytest.mark.parametrize(("pattern", "expected"), DELIMITED_CASES)
+def test_space_delimited(pattern: str, expected: bool) -> None:
+    assert compile_pattern(pattern).matches(ACCESS_LOG) is expected
+
+
+INVALID_CASES = [
+    ("{ $.a = 1", BRACE_MESSAGE),
+    ("[a, b", BRACKET_MESSAGE),
+    ('""', "Invalid filter pattern: Invalid character(s) in term '\"\"'"),
+    ('ERROR ""', "Invalid filter pattern: Invalid character(s) in term '\"\"'"),
+    ('"unterminated', "Invalid filter pattern: Invalid character(s) in term '\"unterminated'"),
+    ("email@domain.com", "Invalid filter pattern: Invalid character(s) in term 'email@domain.com'"),
+    ("?", "Invalid filter pattern: Invalid character(s) in term '?'"),
+    ("a=b", "Invalid filter pattern: Invalid character(s) in term 'a=b'"),
+    ("{}", "Invalid filter pattern"),
+    ("{ $.a }", "Invalid filter pattern"),
+    ("{ $.a = }", "Invalid filter pattern"),
+    ('{ $.a < "x" }', "Invalid filter pattern"),
+    ("{ $.a > abc }", "Invalid filter pattern"),
+    ("{ $.a = 1 && }", "Invalid filter pattern"),
+    ("{ ($.a = 1 }", "Invalid filter pattern"),
+    ("{ $.a = 1) }", "Invalid filter pattern"),
+    ("{ $.a IS MAYBE }", "Invalid filter pattern"),
+    ("{ $.a NOT THERE }", "Invalid filter pattern"),
+    ("{ a = 1 }", "Invalid filter pattern"),
+    ("{ $.a = %(x)% }", "Invalid filter pattern"),
+    ("%(ERROR)%", "Invalid filter pattern"),
+    ("%something!%", "Invalid filter pattern"),
+    ("%é%", "Invalid filter pattern"),
+    ("%[%", "Invalid filter pattern"),
+    ("[]", "Invalid filter pattern"),
+    ("[a,,b]", "Invalid filter pattern"),
+    ("[..., a, ...]", "Invalid filter pattern"),
+    ("[a = ]", "Invalid filter pattern"),
+    ('[a = "x]', "Invalid filter pattern"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "message"), INVALID_CASES)
+def test_invalid_patterns(pattern: str, message: str) -> None:
+    with pytest.raises(InvalidFilterPattern) as info:
+        compile_pattern(pattern)
+    error = info.value
+    assert isinstance(error, AwsError)
+    assert (error.code, error.status, error.message) == ("InvalidParameterException", 400, message)
+
+
+def test_compiled_pattern_keeps_its_text_and_kind() -> None:
+    assert compile_pattern("").kind == "all"
+    assert compile_pattern("ERROR").kind == "terms"
+    assert compile_pattern("{ $.a = 1 }").kind == "json"
+    assert compile_pattern("[a, ...]").kind == "delimited"
+    assert compile_pattern("%a%").kind == "regex"
+    assert compile_pattern(" ERROR ").text == " ERROR "
