@@ -27,6 +27,7 @@ BENCHMARKS = [
     "native_gate.py",
     "userland.py",
     "s3.py",
+    "log_filters.py",
 ]
 
 
