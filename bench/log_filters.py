@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             term_ns = cost
         print(f"{text:40} {cost:8.1f} ns/event  {hits:>8,} hits  {cost / base:5.1f}x baseline")
     met = term_ns < TARGET_NS
-    print(f"target: term pattern under {TARGET_NS:.0f} ns/event: {term_ns:.0f} ns: {'MET' if met else 'MISSED'}")
+    print(
+        f"target: term pattern under {TARGET_NS:.0f} ns/event: {term_ns:.0f} ns: {'MET' if met else 'MISSED'}"
+    )
     return 0
 
 
