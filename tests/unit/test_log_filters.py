@@ -68,6 +68,13 @@ def test_unstructured(pattern: str, expected: list[int]) -> None:
         ("user_id", "user_id=3", True),
         ("ERROR", "", False),
         ("", "", True),
+        ('-"timed out" Task', "Task timed out", False),
+        ('-"timed out" Task', "Task done", True),
+        ("ERROR ?disk ?net", "ERROR net down", True),
+        ("ERROR ?disk ?net", "ERROR cpu hot", False),
+        ("ERROR ?disk ?net", "WARN disk full", False),
+        ("ERROR  WARN", "WARN then ERROR", True),
+        ("\tERROR\n", "an ERROR", True),
         ("  ", "anything", True),
     ],
 )
@@ -242,3 +249,43 @@ def test_compiled_pattern_keeps_its_text_and_kind() -> None:
     assert compile_pattern("[a, ...]").kind == "delimited"
     assert compile_pattern("%a%").kind == "regex"
     assert compile_pattern(" ERROR ").text == " ERROR "
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message", "expected"),
+    [
+        ("[a, b = x]", "w x", True),
+        ("[a, b = x]", "w  x", True),  # runs of blanks are one separator
+        ("[a, b = x]", 'w "x"', True),
+        ("[a, b = 1]", "w 1.0", True),
+        ("[a, b = 1]", "w one", False),
+        ("[a, b > 1]", "w 2e1", True),
+        ("[a, b = *]", "w anything", True),
+        ("[a, b != x]", "w y", True),
+        ("[a, b]", "", False),
+        ("[...]", "", True),
+    ],
+)
+def test_space_delimited_fields(pattern: str, message: str, expected: bool) -> None:
+    assert compile_pattern(pattern).matches(message) is expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message", "expected"),
+    [
+        ('{ $.a = "x y" }', '{"a": "x y"}', True),
+        ('{ $.a = "say \\"hi\\"" }', '{"a": "say \\"hi\\""}', True),
+        ("{ $.a = 1 }", '{"a": "1"}', False),  # a number compares only with numbers
+        ('{ $.a = "1" }', '{"a": 1}', True),
+        ("{ $.a = true }", '{"a": true}', True),
+        ("{ $.a IS TRUE }", '{"a": "true"}', False),
+        ("{ $.a.b IS NULL }", '{"a": null}', False),
+        ("{ $.a.b NOT EXISTS }", '{"a": null}', True),
+        ("{ $.a = * }", '{"a": "anything"}', True),
+        ("{ $.a = * }", '{"b": 1}', False),
+        ("{ $.a-b = 1 }", '{"a-b": 1}', True),
+        ("{ $.a = 1 }", '{"a": 1, "a": 2}', False),  # the last duplicate key wins, as in JSON parsers
+    ],
+)
+def test_json_values(pattern: str, message: str, expected: bool) -> None:
+    assert compile_pattern(pattern).matches(message) is expected
