@@ -476,6 +476,21 @@ def _field_condition(text: str) -> FieldTest:
     return field_test
 
 
+def _any_of_all(alternatives: list[list[FieldTest]]) -> FieldTest:
+    """``a && b || c``: any alternative whose conditions all hold."""
+
+    def test(value: str) -> bool:
+        for conj in alternatives:
+            for t in conj:
+                if not t(value):
+                    break
+            else:
+                return True
+        return False
+
+    return test
+
+
 def _compile_delimited(body: str) -> Matcher:
     specs: list[FieldTest | None] = []  # None: any single field; _ELLIPSIS handled separately
     ellipses: list[int] = []
@@ -493,30 +508,32 @@ def _compile_delimited(body: str) -> Matcher:
         alternatives = [
             [_field_condition(part) for part in _split_top(alt, "&&")] for alt in _split_top(item, "||")
         ]
-
-        def combined(value: str, alts: list[list[FieldTest]] = alternatives) -> bool:
-            return any(all(t(value) for t in conj) for conj in alts)
-
-        specs.append(combined)
+        specs.append(
+            alternatives[0][0]
+            if len(alternatives) == 1 and len(alternatives[0]) == 1
+            else _any_of_all(alternatives)
+        )
     if len(ellipses) > 1:
         raise _invalid()
     ell = ellipses[0] if ellipses else -1
+    # Only the fields with conditions are checked, each by its position from the start (before
+    # the ellipsis) or from the end (after it): negative indexes.
+    checks: list[tuple[int, FieldTest]] = []
+    for i, spec in enumerate(specs):
+        if spec is not None:
+            checks.append((i if ell < 0 or i < ell else i - len(specs), spec))
+    wanted = len(specs) - (1 if ell >= 0 else 0)
 
     def match(message: str) -> bool:
         if '"' in message or "[" in message:
             fields = [f[1:-1] if f[0] in '"[' else f for f in _EVENT_FIELD.findall(message)]
         else:  # most events: no quoted or bracketed field, so a plain split (C speed) will do
             fields = message.split()
-        if ell < 0:
-            if len(fields) != len(specs):
+        if len(fields) != wanted and (ell < 0 or len(fields) < wanted):
+            return False
+        for index, test in checks:  # noqa: SIM110 (no generator per event)
+            if not test(fields[index]):
                 return False
-            pairs = zip(specs, fields, strict=True)
-        else:
-            head, tail = specs[:ell], specs[ell + 1 :]
-            if len(fields) < len(head) + len(tail):
-                return False
-            chosen = fields[: len(head)] + (fields[len(fields) - len(tail) :] if tail else [])
-            pairs = zip(head + tail, chosen, strict=True)
-        return all(spec is None or spec(value) for spec, value in pairs)
+        return True
 
     return match
