@@ -289,3 +289,8 @@ def test_space_delimited_fields(pattern: str, message: str, expected: bool) -> N
 )
 def test_json_values(pattern: str, message: str, expected: bool) -> None:
     assert compile_pattern(pattern).matches(message) is expected
+
+
+def test_json_pattern_survives_an_event_nested_past_the_decoder() -> None:
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    assert not compile_pattern("{ $.a = 1 }").matches(deep)
