@@ -34,6 +34,7 @@ from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
+from lamina.services import logs as cloudwatch_logs
 from lamina.services.base import ServiceBinding
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
@@ -65,6 +66,7 @@ from lamina.store import (
     TreeStore,
     open_data_dir,
 )
+from lamina.store.logs import LogGroupStore
 from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
@@ -228,6 +230,7 @@ def build(
         "sts": sts.binding(session, iam_store),
         "ec2": ec2.binding(session, ec2_store),
         "s3": s3.binding(session, platform.s3),
+        "logs": cloudwatch_logs.binding(session, LogGroupStore(db)),
     }
     pipeline = Pipeline(
         services,

@@ -29,6 +29,7 @@ from lamina.services.lambda_ import (
     layers,
     tags,
 )
+from lamina.services.logs import handlers as logs_handlers
 from lamina.services.s3 import buckets as s3_buckets
 from lamina.services.s3 import listing as s3_listing
 from lamina.services.s3 import objects as s3_objects
@@ -611,6 +612,7 @@ SERVED = {
         *handlers_tags.HANDLERS,
     },
     "s3": {*s3_buckets.HANDLERS, *s3_objects.HANDLERS, *s3_listing.HANDLERS},
+    "logs": set(logs_handlers.HANDLERS),
 }
 EVERY = sorted(
     (service, operation) for service in SERVED for operation in SERVED[service] | UPCOMING.get(service, set())

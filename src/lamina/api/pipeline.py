@@ -36,6 +36,7 @@ from lamina.errors import (
     AwsError,
     InvalidSignatureException,
     ServiceException,
+    ValidationException,
     not_implemented,
     rate_exceeded,
     unknown_operation,
@@ -200,12 +201,17 @@ class Pipeline:
         if pre is not None:
             pre(params)
         if operation.input_shape is not None and binding.schema_validation:
-            validate(
-                operation.input_shape,
-                params,
-                binding.overrides.get(name),
-                binding.validation_order.get(name, ()),
-            )
+            try:
+                validate(
+                    operation.input_shape,
+                    params,
+                    binding.overrides.get(name),
+                    binding.validation_order.get(name, ()),
+                )
+            except ValidationException as exc:
+                if binding.validation_error is None:
+                    raise
+                raise binding.validation_error(exc.message) from exc
         ctx = RequestContext(
             account_id=principal.account_id,
             region=region,

@@ -176,6 +176,9 @@ class ServiceBinding(Generic[D]):
     # Whether the pipeline checks the input shape's constraints (Coral's "N validation error(s)
     # detected"). S3 has no such stage: its handlers answer each bad value with S3's own error.
     schema_validation: bool = True
+    # The error a broken constraint is answered with, given Coral's message (None: AWS's usual
+    # ValidationException; CloudWatch Logs answers InvalidParameterException).
+    validation_error: Callable[[str], AwsError] | None = None
     # Operations whose streaming payload the handler reads itself as a :class:`BodyStream` (S3
     # PutObject), never held whole; every other body is read (up to its limit) before the pipeline.
     streamed: frozenset[str] = frozenset()

@@ -279,4 +279,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE s3_objects ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT '';
     ALTER TABLE s3_objects ADD COLUMN checksum TEXT NOT NULL DEFAULT '';
     """,
+    # 19: CloudWatch Logs (store/logs.py): log groups (retention in days, NULL: never expire; tags
+    # a JSON object), their streams, and the events, numbered in arrival order (``id``) and found by
+    # stream and time (GetLogEvents) or by group and time (FilterLogEvents).
+    """
+    CREATE TABLE log_groups (
+        account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        retention_days INTEGER, tags TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (account, region, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_streams (
+        account TEXT NOT NULL, region TEXT NOT NULL, grp TEXT NOT NULL, name TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, first_ms INTEGER, last_ms INTEGER, ingested_ms INTEGER,
+        PRIMARY KEY (account, region, grp, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_events (
+        id INTEGER PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, grp TEXT NOT NULL,
+        stream TEXT NOT NULL, ts INTEGER NOT NULL, ingested_ms INTEGER NOT NULL, message TEXT NOT NULL
+    );
+    CREATE INDEX log_events_stream ON log_events (account, region, grp, stream, ts, id);
+    CREATE INDEX log_events_group ON log_events (account, region, grp, ts, id);
+    """,
 )

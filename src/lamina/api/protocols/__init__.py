@@ -2,19 +2,21 @@
 
 Each protocol knows how to find the operation a request is for, parse its input
 into a plain dict keyed like AWS, and render outputs and errors. ``rest-json``
-(Lambda), ``query`` (IAM, STS), ``ec2`` and ``rest-xml`` (S3) implement the same interface.
+(Lambda), ``query`` (IAM, STS), ``ec2``, ``rest-xml`` (S3) and ``json`` (CloudWatch Logs) implement the same interface.
 """
 
 from __future__ import annotations
 
 from lamina.api.protocols.base import OperationMatch, Protocol
 from lamina.api.protocols.ec2 import Ec2Protocol
+from lamina.api.protocols.json import JsonProtocol
 from lamina.api.protocols.query import QueryProtocol
 from lamina.api.protocols.restjson import RestJsonProtocol
 from lamina.api.protocols.restxml import RestXmlProtocol
 
 __all__ = [
     "Ec2Protocol",
+    "JsonProtocol",
     "OperationMatch",
     "Protocol",
     "QueryProtocol",
@@ -29,6 +31,8 @@ def protocol_for(service_model: object) -> Protocol:
     name = getattr(service_model, "protocol", None)
     if name == "rest-json":
         return RestJsonProtocol(service_model)
+    if name == "json":
+        return JsonProtocol(service_model)
     if name == "query":
         return QueryProtocol(service_model)
     if name == "ec2":

@@ -133,17 +133,17 @@ class RestJsonProtocol(Protocol):
                 elif member.type_name == "string":
                     params[name] = request.body.decode("utf-8", "replace")
                 elif request.body:
-                    params[name] = _from_json(member, _load_json(request.body), name)
+                    params[name] = from_json(member, load_json(request.body), name)
             else:
                 body_members[name] = member
         if body_members and payload_name is None and request.body.strip():
-            document = _load_json(request.body)
+            document = load_json(request.body)
             if not isinstance(document, dict):
                 raise SerializationException("Start of list found where not expected")
             for name, member in body_members.items():
                 wire = member.serialization.get("name", name)
                 if wire in document and document[wire] is not None:
-                    params[name] = _from_json(member, document[wire], name)
+                    params[name] = from_json(member, document[wire], name)
         return params
 
     @staticmethod
@@ -195,9 +195,9 @@ class RestJsonProtocol(Protocol):
                     elif isinstance(value, str):
                         body = value.encode()
                     else:
-                        body = json.dumps(_to_json(member, value), separators=(",", ":")).encode()
+                        body = json.dumps(to_json(member, value), separators=(",", ":")).encode()
                 else:
-                    document[wire] = _to_json(member, value)
+                    document[wire] = to_json(member, value)
             if payload_name is None and (document or status != 204):
                 body = json.dumps(document, separators=(",", ":")).encode()
         if stream is not None:
@@ -243,7 +243,7 @@ async def _encode_events(
             await close()
 
 
-def _load_json(body: bytes) -> Any:
+def load_json(body: bytes) -> Any:
     try:
         return jsontext.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -294,7 +294,7 @@ def _type_error(name: str, expected: str) -> SerializationException:
     return SerializationException(f"Unexpected value type at '{name}': expected {expected}")
 
 
-def _from_json(shape: Any, value: Any, name: str) -> Any:
+def from_json(shape: Any, value: Any, name: str) -> Any:
     kind = shape.type_name
     if value is None:
         return None
@@ -305,16 +305,16 @@ def _from_json(shape: Any, value: Any, name: str) -> Any:
         for mname, member in shape.members.items():
             wire = member.serialization.get("name", mname)
             if wire in value and value[wire] is not None:
-                out[mname] = _from_json(member, value[wire], f"{name}.{mname}")
+                out[mname] = from_json(member, value[wire], f"{name}.{mname}")
         return out
     if kind == "list":
         if not isinstance(value, list):
             raise _type_error(name, "a list")
-        return [_from_json(shape.member, v, name) for v in value]
+        return [from_json(shape.member, v, name) for v in value]
     if kind == "map":
         if not isinstance(value, dict):
             raise _type_error(name, "an object")
-        return {str(k): _from_json(shape.value, v, name) for k, v in value.items()}
+        return {str(k): from_json(shape.value, v, name) for k, v in value.items()}
     if kind == "blob":
         if not isinstance(value, str):
             raise _type_error(name, "a base64 string")
@@ -340,18 +340,18 @@ def _from_json(shape: Any, value: Any, name: str) -> Any:
     return value
 
 
-def _to_json(shape: Any, value: Any) -> Any:
+def to_json(shape: Any, value: Any) -> Any:
     kind = shape.type_name
     if kind == "structure":
         out = {}
         for name, member in shape.members.items():
             if name in value and value[name] is not None:
-                out[member.serialization.get("name", name)] = _to_json(member, value[name])
+                out[member.serialization.get("name", name)] = to_json(member, value[name])
         return out
     if kind == "list":
-        return [_to_json(shape.member, v) for v in value]
+        return [to_json(shape.member, v) for v in value]
     if kind == "map":
-        return {k: _to_json(shape.value, v) for k, v in value.items()}
+        return {k: to_json(shape.value, v) for k, v in value.items()}
     if kind == "blob":
         return base64.b64encode(value).decode() if isinstance(value, bytes | bytearray) else value
     if kind == "timestamp" and isinstance(value, dt.datetime):
