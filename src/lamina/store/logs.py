@@ -254,11 +254,19 @@ class LogGroupStore:
         """A stream's events with ``since_ms <= ts < until_ms``, in (timestamp, id) order, after
         (forward) or before (backward) ``cursor``: at most ``limit``, the nearest to the cursor
         (or to the start, forward, or end, backward, without one), returned in ascending order."""
+        # One bound on each side of ``ts``, the cursor's folded in: SQLite then seeks the index to
+        # the cursor (with two lower bounds, or a row-value comparison, it scans from the start of
+        # the range: quadratic over the pages of a large stream).
         where = "account=? AND region=? AND grp=? AND stream=? AND ts >= ? AND ts < ?"
+        if cursor is not None and forward:
+            since_ms = max(since_ms, cursor[0])
+            where += " AND (ts > ? OR id > ?)"
+        elif cursor is not None:
+            until_ms = min(until_ms, cursor[0] + 1)
+            where += " AND (ts < ? OR id < ?)"
         args: list[Any] = [scope.account, scope.region, group, stream, since_ms, until_ms]
         if cursor is not None:
-            where += " AND (ts, id) > (?, ?)" if forward else " AND (ts, id) < (?, ?)"
-            args += list(cursor)
+            args += [cursor[0], cursor[1]]
         order = "ts, id" if forward else "ts DESC, id DESC"
         rows = self.db.read(
             lambda c: c.execute(
@@ -284,10 +292,12 @@ class LogGroupStore:
         """One page of a group's events (of ``streams`` only, when given) with
         ``since_ms <= ts < until_ms`` after ``cursor``, in (timestamp, id) order."""
         where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
+        if cursor is not None:  # one lower bound: SQLite seeks the index to it (see stream_events)
+            since_ms = max(since_ms, cursor[0])
+            where += " AND (ts > ? OR id > ?)"
         args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
         if cursor is not None:
-            where += " AND (ts, id) > (?, ?)"
-            args += list(cursor)
+            args += [cursor[0], cursor[1]]
         if streams is not None:
             where += f" AND stream IN ({','.join('?' * len(streams))})"
             args += streams
