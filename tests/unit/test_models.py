@@ -1,4 +1,4 @@
-"""The TypedDicts of lamina.domain.models, ec2_models and s3_models against botocore's shapes:
+"""The TypedDicts of lamina.domain.models, ec2_models, s3_models and logs_models against botocore's shapes:
 same members, same order, compatible types, so that a botocore update that changes a shape is
 noticed here."""
 
@@ -10,9 +10,9 @@ from typing import Any
 import botocore.session
 import pytest
 
-from lamina.domain import ec2_models, models, s3_models
+from lamina.domain import ec2_models, logs_models, models, s3_models
 
-MODULES = [models, ec2_models, s3_models]
+MODULES = [models, ec2_models, s3_models, logs_models]
 
 _PRIMITIVE: dict[str, type] = {
     "string": str,
@@ -27,7 +27,12 @@ _PRIMITIVE: dict[str, type] = {
 }
 
 _SESSION = botocore.session.get_session()
-_SHAPES: dict[type, tuple[str, str]] = {**models.SHAPES, **ec2_models.SHAPES, **s3_models.SHAPES}
+_SHAPES: dict[type, tuple[str, str]] = {
+    **models.SHAPES,
+    **ec2_models.SHAPES,
+    **s3_models.SHAPES,
+    **logs_models.SHAPES,
+}
 _BY_SHAPE = {shape: cls for cls, shape in _SHAPES.items()}
 
 

@@ -19,6 +19,13 @@ from typing import Any
 from lamina.domain.actions_logs import group_name_in
 from lamina.domain.arns import PARTITION
 from lamina.domain.log_filters import compile_pattern
+from lamina.domain.logs_models import (
+    FilteredLogEvent,
+    LogGroup,
+    LogStream,
+    OutputLogEvent,
+    RejectedLogEventsInfo,
+)
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
 from lamina.store.logs import DAY_MS, LogEventRow, LogGroupRow, LogGroupStore, LogStreamRow, Scope
@@ -108,9 +115,9 @@ def delete_log_group(store: LogGroupStore, ctx: RequestContext, params: dict[str
     return {}
 
 
-def _group_out(ctx: RequestContext, group: LogGroupRow, full: bool) -> dict[str, Any]:
+def _group_out(ctx: RequestContext, group: LogGroupRow, full: bool) -> LogGroup:
     arn = group_arn(ctx, group.name)
-    out: dict[str, Any] = {"logGroupName": group.name, "creationTime": group.created_ms}
+    out: LogGroup = {"logGroupName": group.name, "creationTime": group.created_ms}
     if group.retention_days is not None:
         out["retentionInDays"] = group.retention_days
     out["metricFilterCount"] = 0
@@ -205,9 +212,10 @@ def delete_log_stream(store: LogGroupStore, ctx: RequestContext, params: dict[st
     return {}
 
 
-def _stream_out(ctx: RequestContext, group: str, stream: LogStreamRow) -> dict[str, Any]:
-    out: dict[str, Any] = {"logStreamName": stream.name, "creationTime": stream.created_ms}
-    if stream.first_ms is not None:
+def _stream_out(ctx: RequestContext, group: str, stream: LogStreamRow) -> LogStream:
+    out: LogStream = {"logStreamName": stream.name, "creationTime": stream.created_ms}
+    # The three are set together by the stream's first PutLogEvents.
+    if stream.first_ms is not None and stream.last_ms is not None and stream.ingested_ms is not None:
         out["firstEventTimestamp"] = stream.first_ms
         out["lastEventTimestamp"] = stream.last_ms
         out["lastIngestionTime"] = stream.ingested_ms
@@ -279,7 +287,7 @@ def put_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[str, 
     ]
     store.put_events(_scope(ctx), name, stream, kept, ctx.now_ms)
     out: dict[str, Any] = {"nextSequenceToken": _sequence_token()}
-    rejected: dict[str, int] = {}
+    rejected: RejectedLogEventsInfo = {}
     if too_new_at < len(stamps):
         rejected["tooNewLogEventStartIndex"] = too_new_at
     if too_old:
@@ -303,7 +311,7 @@ def _parse_position(token: str) -> tuple[str, tuple[int, int]]:
     return direction, (int(digits[:20]) - 2**62, int(digits[20:]))
 
 
-def _event_out(event: LogEventRow) -> dict[str, Any]:
+def _event_out(event: LogEventRow) -> OutputLogEvent:
     return {"timestamp": event.ts, "message": event.message, "ingestionTime": event.ingested_ms}
 
 
@@ -342,7 +350,7 @@ def get_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[str, 
     }
 
 
-def _filtered_out(event: LogEventRow) -> dict[str, Any]:
+def _filtered_out(event: LogEventRow) -> FilteredLogEvent:
     return {
         "logStreamName": event.stream,
         "timestamp": event.ts,
@@ -372,7 +380,7 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
     limit = int(params.get("limit", 10_000))
     since = _since(group, ctx.now_ms, params.get("startTime"))
     until = int(params.get("endTime", FOREVER_MS))
-    found: list[dict[str, Any]] = []
+    found: list[FilteredLogEvent] = []
     scanned = 0
     last: tuple[int, int] | None = None
     exhausted = names == []
