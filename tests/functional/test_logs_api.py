@@ -397,3 +397,41 @@ def test_events_survive_a_restart(tmp_path: Path) -> None:
         assert [e["message"] for e in events] == ["kept"]
     finally:
         second.stop()
+
+
+def test_filter_patterns_through_the_api(logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    at = now_ms()
+    messages = ['{"level": "ERROR", "latency": 900}', '{"level": "INFO", "latency": 5}', "ERRORS everywhere"]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": at, "message": m} for m in messages],
+    )
+
+    def matching(pattern: str) -> list[str]:
+        return [
+            e["message"] for e in logs.filter_log_events(logGroupName=group, filterPattern=pattern)["events"]
+        ]
+
+    assert matching('{ $.level = "ERROR" && $.latency > 500 }') == [messages[0]]
+    assert matching("ERRORS") == [messages[2]]
+    assert matching("") == messages
+    assert fails(logs.filter_log_events, logGroupName=group, filterPattern="{ $.level = ") == (
+        400,
+        "InvalidParameterException",
+        "If a filter pattern starts with '{' it must end with '}'",
+    )
+
+
+def test_another_accounts_group_by_arn_is_not_found(server: LaminaServer, logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    bob = client(server, "logs", key=BOB["access_key_id"], secret=BOB["secret_access_key"])
+    arn = f"arn:aws:logs:{REGION}:{ACCT}:log-group:{group}"
+    assert fails(bob.filter_log_events, logGroupIdentifier=arn) == (
+        400,
+        "ResourceNotFoundException",
+        "The specified log group does not exist.",
+    )
+    # Named by its ARN, the other account's group is what IAM decides on: no policy grants it.
+    assert fails(bob.list_tags_for_resource, resourceArn=arn)[1] == "AccessDeniedException"
