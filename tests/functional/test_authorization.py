@@ -446,7 +446,7 @@ def test_the_console_allows_exactly_what_the_api_does(
     )
     # The log view is CloudWatch Logs' to allow: this user may not read the function's logs.
     status, out = console_post(opener, server, "logs", {"function": fn, "region": "us-east-1"})
-    group = f"arn:aws:logs:us-east-1:{ACCT}:log-group:/aws/lambda/{fn}"
+    group = f"arn:aws:logs:us-east-1:{ACCT}:log-group:/aws/lambda/{fn}:log-stream:"
     assert (status, out["error"]["message"]) == (403, denied(user, "logs:FilterLogEvents", group))
 
 

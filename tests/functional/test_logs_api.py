@@ -341,10 +341,7 @@ def test_other_account_and_iam_denial(server: LaminaServer, logs: Any) -> None:
         logEvents=[{"timestamp": now_ms(), "message": "x"}],
     )
     resource = f"arn:aws:logs:{REGION}:{ACCT}:log-group:{group}:log-stream:{stream}"
-    assert (status, code) == (
-        403,
-        "AccessDeniedException",
-    )  # lamina: 403 for every service (see docs/logs.md)
+    assert (status, code) == (400, "AccessDeniedException")  # CloudWatch Logs' status for a denial
     assert message == (
         f"User: arn:aws:iam::{ACCT}:user/{user} is not authorized to perform: logs:PutLogEvents on resource: "
         f"{resource} because no identity-based policy allows the logs:PutLogEvents action"

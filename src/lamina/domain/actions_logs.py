@@ -34,14 +34,22 @@ def group_name_in(name: str | None, identifier: str | None) -> str:
     return ident
 
 
-def log_group(call: Call) -> str:
+def group_arn(call: Call) -> str:
     """The ARN of the call's log group, in the caller's account and region."""
     return f"arn:{PARTITION}:logs:{call.region}:{call.account}:log-group:{group_name(call)}"
 
 
+def log_group(call: Call) -> str:
+    """The resource a group-level action is authorized on: AWS names it with an empty stream
+    (its denials read "... on resource: arn:aws:logs:us-east-1:123456789012:log-group:NAME:log-stream:",
+    for CreateLogGroup and FilterLogEvents alike), which is why AWS's policy examples grant
+    ``log-group:NAME:*``."""
+    return f"{group_arn(call)}:log-stream:"
+
+
 def log_stream(call: Call) -> str:
-    """The ARN of the ``logStreamName`` stream of the call's group."""
-    return f"{log_group(call)}:log-stream:{call.text('logStreamName') or ''}"
+    """The ARN of the ``logStreamName`` stream of the call's group (PutLogEvents)."""
+    return f"{group_arn(call)}:log-stream:{call.text('logStreamName') or ''}"
 
 
 def tagged(call: Call) -> str:

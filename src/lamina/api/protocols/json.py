@@ -58,10 +58,13 @@ class JsonProtocol(Protocol):
         return Response(200, headers, json.dumps(document, separators=(",", ":")).encode())
 
     def serialize_error(self, error: AwsError, request_id: str) -> Response:
+        # CloudWatch Logs answers an IAM denial with 400, not the 403 of Lambda or IAM (SDK
+        # reports: "Status Code: 400; Error Code: AccessDeniedException" for logs:PutLogEvents).
+        status = 400 if error.code == "AccessDeniedException" else error.status
         body: dict[str, Any] = {"__type": error.code, "message": error.message}
         body.update(error.fields)
         headers = [
             ("x-amzn-RequestId", request_id),
             ("Content-Type", f"application/x-amz-json-{self._version}"),
         ]
-        return Response(error.status, headers, json.dumps(body, separators=(",", ":")).encode())
+        return Response(status, headers, json.dumps(body, separators=(",", ":")).encode())
