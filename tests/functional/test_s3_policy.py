@@ -180,6 +180,19 @@ BAD_POLICIES = {
     "empty-json": ("{}", "Missing required field Statement"),
     "not-json": ('{"Statement": [', "This policy contains invalid Json"),
     "empty-statement": ('{"Statement": []}', "Could not parse the policy: Statement is empty!"),
+    # Accepted by S3's own checks but not evaluable: stored, its Deny would have been lost.
+    "unreadable-condition-value": (
+        policy(
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::{b}/*",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": "x"}},
+            }
+        ),
+        "Invalid policy syntax.",
+    ),
     "no-principal": (
         policy({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::{b}/*"}),
         "Missing required field Principal",
@@ -742,6 +755,22 @@ def test_expired_sigv4_presigned_url(server: LaminaServer, bucket: str, s3: Any)
     assert match is not None
     expires, now = (dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ") for t in match.groups())
     assert expires < now
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "AWSAccessKeyId=AKIDALICE111&Signature=x&Expires=999999999999999999999999999999",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=99991231T235959Z&X-Amz-Expires=604800"
+        "&X-Amz-Credential=AKIDALICE111%2F99991231%2Fus-east-1%2Fs3%2Faws4_request"
+        "&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
+    ],
+    ids=["sigv2-expires-past-any-date", "sigv4-dated-at-the-end-of-time"],
+)
+def test_presigns_dated_past_any_date_are_refused(server: LaminaServer, bucket: str, query: str) -> None:
+    status, body = fetch(f"{server.url}/{bucket}/k?{query}")
+    assert status == 403, body  # S3's refusal, not a server error
+    assert b"<Code>AccessDenied</Code>" in body or b"<Code>SignatureDoesNotMatch</Code>" in body
 
 
 # -- other services reading S3 with the caller's permissions ---------------------------------------

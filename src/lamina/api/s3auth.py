@@ -71,7 +71,10 @@ def sigv4_presign_expired(query: Mapping[str, str], now: dt.datetime) -> AwsErro
         return None
     if int(asked) > 604_800:
         return None
-    expires_at = signed + dt.timedelta(seconds=int(asked))
+    try:
+        expires_at = signed + dt.timedelta(seconds=int(asked))
+    except OverflowError:  # dated at the end of time: the signature check words it
+        return None
     return expired(expires_at, now, asked) if now > expires_at else None
 
 
@@ -125,7 +128,10 @@ def verify_sigv2_query(
         raise AwsError(V2_MISSING, code="AccessDenied", status=403, sender_fault=True)
     if not (expires.isascii() and expires.isdigit()):
         raise AwsError(V2_MISSING, code="AccessDenied", status=403, sender_fault=True)
-    expires_at = dt.datetime.fromtimestamp(int(expires), dt.UTC)
+    try:
+        expires_at = dt.datetime.fromtimestamp(int(expires), dt.UTC)
+    except (OverflowError, ValueError, OSError):  # past what a date can be: no valid presign
+        raise AwsError(V2_MISSING, code="AccessDenied", status=403, sender_fault=True) from None
     if now > expires_at:
         raise expired(expires_at, now)
     credential = lookup(key)

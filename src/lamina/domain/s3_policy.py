@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from lamina.domain.policy import MalformedPolicy, PolicyKind, parse_policy
 from lamina.errors import AwsError
 
 MAX_POLICY_BYTES = 20 * 1024
@@ -162,6 +163,11 @@ def check_bucket_policy(text: str, bucket: str) -> None:
         raise malformed_policy(EMPTY_STATEMENT)
     for item in body:
         _check_statement(item, bucket)
+    try:
+        parse_policy(text, PolicyKind.RESOURCE)
+    except MalformedPolicy as exc:
+        # What the authorizer cannot evaluate must not be stored: its Deny statements would be lost.
+        raise malformed_policy(SYNTAX) from exc
 
 
 def _not_json(name: str) -> Any:
