@@ -435,6 +435,20 @@ def test_unsigned_trailer_crc32c_and_crc64nvme(server: LaminaServer, algorithm: 
     )
 
 
+def test_crc64nvme_is_bounded(server: LaminaServer) -> None:
+    """CRC64NVME is computed in Python: a body past 16 MiB asking for it is refused before a byte
+    is read (S3's 501 for a header lamina does not serve), so no request holds a core for minutes."""
+    s3 = client(server, "s3", s3=PATH_STYLE)
+    bucket = new_bucket(s3)
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(
+            Bucket=bucket, Key="big", Body=b"\0" * (16 * 1024 * 1024 + 1), ChecksumCRC64NVME="AAAAAAAAAAA="
+        )
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert caught.value.response["Error"]["Header"] == "x-amz-checksum-crc64nvme"
+    assert not s3.list_objects_v2(Bucket=bucket).get("Contents")
+
+
 def _peak_rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
