@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from lamina.domain.s3_checksums import Algorithm, Tee, checksum_of, crc64nvme, decode_value
+from lamina.domain.s3_checksums import Algorithm, Tee, crc64nvme, decode_value, encode_value, hasher
 from lamina.domain.s3_chunked import (
     ChunkedBody,
     ChunkSigning,
@@ -25,6 +25,13 @@ SIGNING = ChunkSigning(
     seed=SEED,
     access_key_id="test",
 )
+
+
+def checksum_of(algorithm: Algorithm, data: bytes) -> str:
+    """The checksum value of ``data`` (base64), as S3 writes it."""
+    h = hasher(algorithm)
+    h.update(data)
+    return encode_value(h.digest())
 
 
 def signed_body(

@@ -184,13 +184,6 @@ def hasher(algorithm: Algorithm) -> Hasher:
     return hashlib.sha1(usedforsecurity=False) if algorithm is Algorithm.SHA1 else hashlib.sha256()
 
 
-def checksum_of(algorithm: Algorithm, data: bytes) -> str:
-    """The checksum value of ``data`` (base64), as S3 writes it."""
-    h = hasher(algorithm)
-    h.update(data)
-    return encode_value(h.digest())
-
-
 class Tee:
     """Chunks passed through unchanged while a checksum of them is computed (read ``digest`` once
     they are all through)."""

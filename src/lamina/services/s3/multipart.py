@@ -150,7 +150,9 @@ def upload_part_copy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) 
     else:
         try:
             spooled = deps.blobs.spool(_file_range(deps, source.sha256, first, length))
-        except BlobStoreError:
+        except BlobStoreError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise  # the store's own failure (disk full, ...), not a source deleted meanwhile
             raise s3.no_such_key(source_key) from None
         try:
             part = Part(upload.upload_id, number, spooled.sha256, spooled.size, spooled.md5.hex(), ctx.now_ms)
@@ -165,9 +167,7 @@ def upload_part_copy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) 
 def _concatenated(deps: S3Deps, parts: Sequence[Part]) -> Iterator[bytes]:
     """The parts' bytes in order, read from their blob files 1 MB at a time."""
     for part in parts:
-        with deps.blobs.path(part.sha256).open("rb") as f:
-            while chunk := f.read(_READ):
-                yield chunk
+        yield from _file_range(deps, part.sha256, 0, part.size)
 
 
 def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +188,9 @@ def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[st
         try:
             spooled = deps.blobs.spool(_concatenated(deps, parts))
             break
-        except BlobStoreError:
+        except BlobStoreError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise  # the store's own failure (disk full, ...): not worth assembling again
             # A part's file vanished while it was read: the upload was completed or aborted
             # meanwhile, or the part was uploaded again (read afresh: its new ETag is then no
             # longer the one named, InvalidPart, as S3 answers).
