@@ -424,6 +424,8 @@ def test_unsigned_trailer_crc32c_and_crc64nvme(server: LaminaServer, algorithm: 
     head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
     assert head[f"Checksum{algorithm.upper()}"] == value
     assert "ChecksumCRC32" not in head
+    listed = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert listed[0]["ChecksumAlgorithm"] == [algorithm.upper()]  # as HeadObject says
     # The same checksums as headers (what botocore sends when given a value), checked too.
     member = f"Checksum{algorithm.upper()}"
     put = s3.put_object(Bucket=bucket, Key="h", Body=b"test-checksum", **{member: value})

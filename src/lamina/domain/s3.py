@@ -537,6 +537,7 @@ class ListedObject:
     size: int
     etag: str
     modified_ms: int
+    checksum_algorithm: str  # the additional checksum the object keeps ("" for CRC32)
 
 
 # The system metadata a PutObject sets and GetObject/HeadObject answer (input member -> header).

@@ -157,7 +157,7 @@ class S3Store:
     ) -> Sequence[ListedObject]:
         """Up to ``limit`` objects in key order (UTF-8 binary), from ``lower`` (inclusive or not;
         None: the first key), whose key starts with ``prefix``: what a listing shows of them."""
-        sql = "SELECT key, size, etag, modified_ms FROM s3_objects WHERE bucket=?"
+        sql = "SELECT key, size, etag, modified_ms, checksum_algorithm FROM s3_objects WHERE bucket=?"
         args: list[Any] = [bucket]
         if lower is not None:
             sql += " AND key>=?" if inclusive else " AND key>?"
@@ -174,7 +174,7 @@ class S3Store:
         sql += " ORDER BY key LIMIT ?"
         args.append(limit)
         rows = self.db.read(lambda c: c.execute(sql, args).fetchall())
-        return [ListedObject(str(k), int(n), str(e), int(m)) for k, n, e, m in rows]
+        return [ListedObject(str(k), int(n), str(e), int(m), str(a)) for k, n, e, m, a in rows]
 
     # -- multipart uploads ------------------------------------------------------------------------
 

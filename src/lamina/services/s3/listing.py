@@ -40,7 +40,7 @@ def _entry(obj: ListedObject, encode: Callable[[str], str], with_owner: Owner | 
         "Key": encode(obj.key),
         "LastModified": iso_millis_ms(obj.modified_ms),
         "ETag": obj.etag,
-        "ChecksumAlgorithm": ["CRC32"],
+        "ChecksumAlgorithm": [obj.checksum_algorithm.upper() or "CRC32"],
         "ChecksumType": "FULL_OBJECT",
         "Size": obj.size,
         "StorageClass": "STANDARD",
