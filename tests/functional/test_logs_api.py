@@ -432,3 +432,22 @@ def test_another_accounts_group_by_arn_is_not_found(server: LaminaServer, logs: 
     )
     # Named by its ARN, the other account's group is what IAM decides on: no policy grants it.
     assert fails(bob.list_tags_for_resource, resourceArn=arn)[1] == "AccessDeniedException"
+
+
+def test_tokens_and_times_past_any_range_are_refused_or_bounded(logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": now_ms(), "message": "m"}]
+    )
+    bad = "The specified nextToken is invalid."
+    for token in ("f/" + "9" * 40, "b/" + "9" * 40):
+        assert fails(logs.get_log_events, logGroupName=group, logStreamName=stream, nextToken=token) == (
+            400, "InvalidParameterException", bad,
+        )  # fmt: skip
+    assert fails(logs.describe_log_streams, logGroupName=group, nextToken="\u00b2")[:2] == (
+        400, "InvalidParameterException",
+    )  # fmt: skip
+    got = logs.get_log_events(logGroupName=group, logStreamName=stream, startTime=0, endTime=10**20)
+    assert [e["message"] for e in got["events"]] == ["m"]
+    found = logs.filter_log_events(logGroupName=group, startTime=0, endTime=10**20)
+    assert [e["message"] for e in found["events"]] == ["m"]

@@ -294,3 +294,26 @@ def test_json_values(pattern: str, message: str, expected: bool) -> None:
 def test_json_pattern_survives_an_event_nested_past_the_decoder() -> None:
     deep = '{"a":' * 5000 + "1" + "}" * 5000
     assert not compile_pattern("{ $.a = 1 }").matches(deep)
+
+
+# -- hostile patterns: answered, never a hang or a crash ----------------------------------------------
+
+
+def test_wildcards_match_in_linear_time() -> None:
+    # As a regex of ``.*`` runs this backtracks without bound over a long event; matched piece by
+    # piece it answers at once (the test would not finish otherwise).
+    pattern = compile_pattern('{ $.x = "*a*a*a*a*a*a*a*a*c" }')
+    assert not pattern.matches(json.dumps({"x": "a" * 20_000}))
+    assert pattern.matches(json.dumps({"x": "a" * 20_000 + "c"}))
+    assert compile_pattern('{ $.x = "ab*cd*ef" }').matches('{"x": "abXcdYef"}')
+    assert not compile_pattern('{ $.x = "ab*ba" }').matches('{"x": "aba"}')  # pieces may not overlap
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["{ " + "(" * 400 + "$.a = 1" + ")" * 400 + " }", '{ $.a = "\\x" }'],
+    ids=["nested-past-the-limit", "bad-string-escape"],
+)
+def test_hostile_json_patterns_are_invalid(pattern: str) -> None:
+    with pytest.raises(InvalidFilterPattern):
+        compile_pattern(pattern)

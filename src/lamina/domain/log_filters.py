@@ -277,8 +277,23 @@ JsonTest = Callable[[Any], bool]
 def _wildcard(value: str) -> Callable[[str], bool]:
     if "*" not in value:
         return lambda s: s == value
-    rx = re.compile("".join(".*" if c == "*" else re.escape(c) for c in value), re.DOTALL)
-    return lambda s: rx.fullmatch(s) is not None
+    # Matched left to right with str.find (each piece at its first place after the last): linear
+    # in the event, where a regex of ``.*`` runs would backtrack without bound (``*a*a*a*c``).
+    first, *middle, last = value.split("*")
+
+    def match(s: str) -> bool:
+        end = len(s) - len(last)
+        if end < len(first) or not s.startswith(first) or not s.endswith(last):
+            return False
+        pos = len(first)
+        for piece in middle:
+            at = s.find(piece, pos, end)
+            if at < 0:
+                return False
+            pos = at + len(piece)
+        return True
+
+    return match
 
 
 def _is_number(value: Any) -> bool:
@@ -315,7 +330,10 @@ def _comparison(path: tuple[str | int, ...], op: str, kind: str, raw: str) -> Js
     if kind == "re":
         string_ok = _compile_regex(raw[1:-1]).search_bool
     elif kind == "str":
-        string_ok = _wildcard(json.loads(raw))
+        try:
+            string_ok = _wildcard(json.loads(raw))
+        except ValueError as exc:  # a string token with an escape JSON has not got ("\x")
+            raise _invalid() from exc
     else:
         string_ok = _wildcard(raw)
     negate = op == "!="
@@ -330,10 +348,14 @@ def _comparison(path: tuple[str | int, ...], op: str, kind: str, raw: str) -> Js
     return str_test
 
 
+MAX_NESTING = 64  # parentheses in a JSON pattern (AWS's patterns are at most 1024 characters)
+
+
 class _JsonParser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0  # open parentheses: bounded, so no pattern exhausts the parser's stack
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -372,7 +394,11 @@ class _JsonParser:
     def unary(self) -> JsonTest:
         kind, value = self.take()
         if (kind, value) == ("op", "("):
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise _invalid()
             inner = self.or_expr()
+            self.depth -= 1
             if self.take() != ("op", ")"):
                 raise _invalid()
             return inner

@@ -92,9 +92,15 @@ def _require_group(store: LogGroupStore, ctx: RequestContext, name: str) -> LogG
     return group
 
 
+def _clamped(millis: Any) -> int:
+    """A caller's time in milliseconds, held within what the store's integers can compare (a time
+    past year 146 million is the same bound as "forever")."""
+    return max(-FOREVER_MS, min(int(millis), FOREVER_MS))
+
+
 def _since(group: LogGroupRow, now_ms: int, start: int | None) -> int:
     """The oldest timestamp a read may return: the caller's ``startTime`` and the retention."""
-    since = start if start is not None else -FOREVER_MS
+    since = _clamped(start) if start is not None else -FOREVER_MS
     if group.retention_days is not None:
         since = max(since, now_ms - group.retention_days * DAY_MS)
     return since
@@ -239,7 +245,7 @@ def describe_log_streams(store: LogGroupStore, ctx: RequestContext, params: dict
     start = 0
     if "nextToken" in params:
         text = _decode(params["nextToken"])
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit() and len(text) <= 18):
             raise invalid(BAD_TOKEN)
         start = int(text)
     limit = int(params.get("limit", 50))
@@ -306,9 +312,12 @@ def _position(direction: str, ts: int, event_id: int) -> str:
 
 def _parse_position(token: str) -> tuple[str, tuple[int, int]]:
     direction, _, digits = token.partition("/")
-    if direction not in ("f", "b") or len(digits) != 40 or not digits.isdigit():
+    if direction not in ("f", "b") or len(digits) != 40 or not (digits.isascii() and digits.isdigit()):
         raise invalid(BAD_TOKEN)
-    return direction, (int(digits[:20]) - 2**62, int(digits[20:]))
+    ts, event_id = int(digits[:20]) - 2**62, int(digits[20:])
+    if not (-FOREVER_MS <= ts <= FOREVER_MS and event_id < 2**63):  # not a token lamina wrote
+        raise invalid(BAD_TOKEN)
+    return direction, (ts, event_id)
 
 
 def _event_out(event: LogEventRow) -> OutputLogEvent:
@@ -332,7 +341,7 @@ def get_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[str, 
         name,
         stream,
         since_ms=_since(group, ctx.now_ms, params.get("startTime")),
-        until_ms=int(params.get("endTime", FOREVER_MS)),
+        until_ms=_clamped(params.get("endTime", FOREVER_MS)),
         cursor=cursor,
         forward=forward,
         limit=limit,
@@ -377,9 +386,11 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
             cursor = (int(ts), int(event_id))
         except ValueError as exc:
             raise invalid(BAD_TOKEN) from exc
+        if not (-FOREVER_MS <= cursor[0] <= FOREVER_MS and 0 <= cursor[1] < 2**63):
+            raise invalid(BAD_TOKEN)
     limit = int(params.get("limit", 10_000))
     since = _since(group, ctx.now_ms, params.get("startTime"))
-    until = int(params.get("endTime", FOREVER_MS))
+    until = _clamped(params.get("endTime", FOREVER_MS))
     found: list[FilteredLogEvent] = []
     scanned = 0
     last: tuple[int, int] | None = None
