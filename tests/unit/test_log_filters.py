@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 
 import pytest
 
@@ -317,3 +319,99 @@ def test_wildcards_match_in_linear_time() -> None:
 def test_hostile_json_patterns_are_invalid(pattern: str) -> None:
     with pytest.raises(InvalidFilterPattern):
         compile_pattern(pattern)
+
+
+# -- regex: AWS's subset, matched by a linear-time automaton -------------------------------------------
+
+
+def test_catastrophic_regexes_are_answered() -> None:
+    # Python's backtracking ``re`` takes 2**30 steps on the first and about n**5 on the second
+    # (minutes, hours): the automaton answers both at once, so this test finishes.
+    exponential = compile_pattern("%" + "a?" * 30 + "a" * 30 + "%")
+    assert exponential.matches("a" * 30)
+    assert not exponential.matches("a" * 29)
+    polynomial = compile_pattern("%a*a*a*a*a*b%")
+    assert not polynomial.matches("a" * 100_000)
+    assert polynomial.matches("a" * 100_000 + "b")
+    assert not compile_pattern("%.*.*.*=.*.*x%").matches("=" * 50_000)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "%(a+)+b%",  # nested quantifiers need parentheses: refused by AWS's syntax
+        "%a**%",
+        "%a*+%",  # possessive: not in the subset
+        "%*a%",
+        "%^*%",
+        "%a{3,2}%",
+        "%[z-a]%",
+        "%a\\%",
+        "%\\bword%",  # escapes lamina does not run
+        "%\\1%",
+        "%a{5000}%",  # more automaton than a pattern of 1,024 characters needs
+        "{ $.a = %x% || $.b = %y% || $.c = %z% }",  # at most 2 regex per pattern
+        "[a = %x%, b = %y%, c = %z%]",
+    ],
+)
+def test_regexes_outside_the_subset_are_invalid(pattern: str) -> None:
+    with pytest.raises(InvalidFilterPattern) as info:
+        compile_pattern(pattern)
+    assert info.value.message == "Invalid filter pattern"
+
+
+def test_two_regexes_in_a_pattern_are_allowed() -> None:
+    pattern = compile_pattern("{ $.a = %^x% && $.b = %y$% }")
+    assert pattern.matches('{"a": "xa", "b": "ay"}')
+    assert not pattern.matches('{"a": "ax", "b": "ay"}')
+
+
+def _random_regex(rng: random.Random) -> str:
+    atoms = ["a", "b", ".", "[ab]", "[^a]", "\\d", "\\s", "\\w", "x", "^", "$", "[a-c]", "\\.", "1"]
+    quantifiers = ["", "", "", "*", "+", "?", "{2}", "{1,3}", "{,2}", "{2,}", "*?"]
+    parts = []
+    for _ in range(rng.randint(1, 5)):
+        atom = rng.choice(atoms)
+        parts.append(atom + ("" if atom in "^$" else rng.choice(quantifiers)))
+        if rng.random() < 0.1:
+            parts.append("|")
+    return "".join(parts)
+
+
+def test_regex_answers_as_python_re_does() -> None:
+    # Python's ``re`` is the reference for the subset's meaning (on short texts it is quick).
+    rng = random.Random(17)
+    checked = 0
+    while checked < 400:
+        body = _random_regex(rng)
+        try:
+            reference = re.compile(body)
+        except re.error:
+            continue
+        pattern = compile_pattern(f"%{body}%")
+        checked += 1
+        for _ in range(50):
+            text = "".join(rng.choice("ab x1.\n") for _ in range(rng.randint(0, 10)))
+            assert pattern.matches(text) is (reference.search(text) is not None), (body, text)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "required"),
+    [
+        ("", None),
+        ("ERROR", (("ERROR",),)),
+        ('ERROR "timed out" -Retry', (("ERROR", "timed out"),)),
+        ("?ERROR ?WARN", (("ERROR",), ("WARN",))),
+        ("Task ?ERROR ?WARN", (("Task", "ERROR"), ("Task", "WARN"))),
+        ("-ERROR", None),
+        ("%ERR[O]R%", (("ERROR",),)),  # a one-character class is that character
+        ("%ERR[OX]R%", (("ERR",),)),
+        ("%colou?r%", (("colo",),)),
+        ("%ab{3}c|xyz%", (("abbbc",), ("xyz",))),
+        ("%a|.%", None),
+        ("{ $.a = 1 }", None),
+        ("[a, b = x]", None),
+    ],
+)
+def test_required_texts(pattern: str, required: tuple[tuple[str, ...], ...] | None) -> None:
+    assert compile_pattern(pattern).required == required

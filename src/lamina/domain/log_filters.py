@@ -8,7 +8,9 @@ events, and Live Tail" (docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterA
   ``?ERROR ?WARN``: any of them; ``ERROR -Retry``: ``ERROR`` and not ``Retry``;
 - ``{ $.level = "ERROR" && ($.latency > 500 || $.user.id IS NULL) }``: JSON events;
 - ``[ip, user, ..., status=4*, size>1000]``: space-delimited events;
-- ``%regex%``: the regex subset AWS supports (no parentheses).
+- ``%regex%``: the regex subset AWS supports (no parentheses; at most 2 in a JSON or
+  space-delimited pattern), run by the linear-time automaton of :mod:`lamina.domain.log_regex`,
+  never by Python's backtracking ``re`` (``%a?a?...aaa%`` or ``%a*a*a*b%`` would hold a thread).
 
 Terms match whole words: AWS's own regex page shows ``%AUTHORIZED%`` catching ``UNAUTHORIZED``
 because the term ``AUTHORIZED`` would not, so a term matches where the text next to it is not a
@@ -16,7 +18,8 @@ letter or digit. Matching is case-sensitive throughout (same page).
 
 Speed: FilterLogEvents runs one pattern over up to a million events, so every term first does a
 plain ``in`` test (C speed) and only a hit pays for the word-boundary check; JSON patterns decode
-an event only if it starts with ``{``.
+an event only if it starts with ``{``. :attr:`LogPattern.required` names the texts a matching event
+must contain, so the store can skip the rest in SQL before Python judges.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from lamina.domain.log_regex import LinearRegex, RegexError
 from lamina.errors import AwsError, BodyStyle
 
 Matcher = Callable[[str], bool]
@@ -65,6 +69,10 @@ class LogPattern:
     text: str
     kind: str  # "all", "terms", "json", "delimited" or "regex"
     _match: Matcher = field(repr=False, compare=False)
+    # Texts a matching event must contain, as alternatives: every text of at least one inner
+    # tuple (None: nothing is known). A store may use them to skip events before :meth:`matches`
+    # (which stays the judge); the test is case-sensitive, as matching is.
+    required: tuple[tuple[str, ...], ...] | None = None
 
     def matches(self, message: str) -> bool:
         """Whether the log event ``message`` matches this pattern."""
@@ -85,8 +93,11 @@ def compile_pattern(text: str) -> LogPattern:
             raise InvalidFilterPattern(BRACKET_MESSAGE)
         return LogPattern(text, "delimited", _compile_delimited(stripped[1:-1]))
     if len(stripped) >= 2 and stripped[0] == "%" and stripped[-1] == "%":
-        return LogPattern(text, "regex", _compile_regex(stripped[1:-1]).search_bool)
-    return LogPattern(text, "terms", _compile_terms(stripped))
+        regex = _compile_regex(stripped[1:-1])
+        needs = None if regex.required is None else tuple((t,) for t in regex.required)
+        return LogPattern(text, "regex", regex.search_bool, needs)
+    terms = _split_terms(stripped)
+    return LogPattern(text, "terms", _compile_terms(terms), _terms_required(terms))
 
 
 def _always(message: str) -> bool:
@@ -163,11 +174,20 @@ def _split_terms(text: str) -> list[tuple[str, str, bool]]:
     return out
 
 
-def _compile_terms(text: str) -> Matcher:
+def _terms_required(terms: list[tuple[str, str, bool]]) -> tuple[tuple[str, ...], ...] | None:
+    """Every plain term, and one of the ``?`` terms: the texts an event must contain."""
+    required = tuple(term for prefix, term, _ in terms if prefix == "")
+    anyof = [term for prefix, term, _ in terms if prefix == "?"]
+    if anyof:
+        return tuple((*required, term) for term in anyof)
+    return (required,) if required else None
+
+
+def _compile_terms(terms: list[tuple[str, str, bool]]) -> Matcher:
     required: list[Matcher] = []
     anyof: list[Matcher] = []
     excluded: list[Matcher] = []
-    for prefix, term, _quoted in _split_terms(text):
+    for prefix, term, _quoted in terms:
         target = {"": required, "?": anyof, "-": excluded}[prefix]
         target.append(_word_matcher(term))
     if len(required) == 1 and not anyof and not excluded:
@@ -202,18 +222,33 @@ _REGEX_CHARS = re.compile(r"(?:\\.|[A-Za-z0-9:_#=@/;,\-^$?\[\]{}|*+. ])*", re.DO
 
 @dataclass(frozen=True)
 class _Regex:
-    compiled: re.Pattern[str]
+    """A ``%regex%``: a substring test for the literal text it needs first (C speed), then the
+    linear-time automaton of :mod:`lamina.domain.log_regex` (never Python's backtracking ``re``)."""
+
+    compiled: LinearRegex
+
+    @property
+    def required(self) -> tuple[str, ...] | None:
+        """Literal texts of which every match contains one (None: no such set)."""
+        return self.compiled.required
 
     def search_bool(self, message: str) -> bool:
-        return self.compiled.search(message) is not None
+        required = self.compiled.required
+        if required is not None:
+            for text in required:
+                if text in message:
+                    break
+            else:
+                return False
+        return self.compiled.search(message)
 
 
 def _compile_regex(body: str) -> _Regex:
     if not body or not body.isascii() or not _REGEX_CHARS.fullmatch(body):
         raise _invalid()
     try:
-        return _Regex(re.compile(body))
-    except re.error as exc:
+        return _Regex(LinearRegex(body))
+    except RegexError as exc:
         raise _invalid() from exc
 
 
@@ -427,9 +462,14 @@ class _JsonParser:
         return _comparison(path, op, vkind, raw)
 
 
+# "Each filter pattern is limited to 2 regex" in JSON and space-delimited patterns (AWS's regex
+# syntax page, "Quotas").
+MAX_REGEX = 2
+
+
 def _compile_json(body: str) -> Matcher:
     tokens = _tokenize_json(body)
-    if not tokens:
+    if not tokens or sum(1 for kind, _ in tokens if kind == "re") > MAX_REGEX:
         raise _invalid()
     test = _JsonParser(tokens).parse()
 
@@ -453,6 +493,7 @@ def _compile_json(body: str) -> Matcher:
 _ELLIPSIS: Final = "..."
 _FIELD_COND = re.compile(r"\s*([A-Za-z0-9_]*)\s*(!=|<=|>=|=|<|>)\s*(.+?)\s*$", re.DOTALL)
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
+_DELIMITED_REGEX = re.compile(r"(?:!=|<=|>=|=|<|>)\s*%[^%]*%")
 _EVENT_FIELD = re.compile(r'"[^"]*"|\[[^\]]*\]|\S+')
 
 
@@ -520,6 +561,8 @@ def _any_of_all(alternatives: list[list[FieldTest]]) -> FieldTest:
 def _compile_delimited(body: str) -> Matcher:
     specs: list[FieldTest | None] = []  # None: any single field; _ELLIPSIS handled separately
     ellipses: list[int] = []
+    if len(_DELIMITED_REGEX.findall(body)) > MAX_REGEX:
+        raise _invalid()
     for raw_field in _split_top(body, ","):
         item = raw_field.strip()
         if not item:
