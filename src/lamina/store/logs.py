@@ -4,6 +4,17 @@ Events are numbered in arrival order (``id``); GetLogEvents reads a stream by (t
 FilterLogEvents a group by (timestamp, id), a page at a time (a group may hold millions of
 events: nothing here reads them all). Retention is applied on read (``since_ms``) and by
 :meth:`LogGroupStore.expire`, which deletes what a group's retention no longer keeps.
+
+``stored_bytes`` of a group and of a stream (migration 20) is the UTF-8 size of the messages they
+hold, kept by every path that adds or removes events (:meth:`LogGroupStore.put_events`,
+:meth:`~LogGroupStore.expire`, :meth:`~LogGroupStore.delete_stream`), inside the same
+transaction, so every writer keeps it right. (AWS's ``storedBytes`` counts its compressed archive
+and lags; lamina's is exact and immediate.)
+
+FilterLogEvents may pass the texts a matching event must contain (``required``: alternatives of
+texts, from :attr:`lamina.domain.log_filters.LogPattern.required`): SQLite then skips, with
+``instr`` (case-sensitive, as AWS's matching is), the events that cannot match, and Python judges
+only the rest.
 """
 
 from __future__ import annotations
@@ -60,15 +71,39 @@ class Scope:
     region: str
 
 
+_GROUP_COLUMNS = "name, created_ms, retention_days, tags, stored_bytes"
+_STREAM_COLUMNS = "name, created_ms, first_ms, last_ms, ingested_ms, stored_bytes"
+_EVENT_OVERHEAD = 26  # bytes per event in the 1 MB read budgets, as PutLogEvents counts them
+
+
 def _group(r: Any) -> LogGroupRow:
-    return LogGroupRow(str(r[0]), int(r[1]), None if r[2] is None else int(r[2]), json.loads(r[3]), 0)
+    return LogGroupRow(str(r[0]), int(r[1]), None if r[2] is None else int(r[2]), json.loads(r[3]), int(r[4]))
 
 
 def _stream(r: Any) -> LogStreamRow:
     def opt(v: Any) -> int | None:
         return None if v is None else int(v)
 
-    return LogStreamRow(str(r[0]), int(r[1]), opt(r[2]), opt(r[3]), opt(r[4]), 0)
+    return LogStreamRow(str(r[0]), int(r[1]), opt(r[2]), opt(r[3]), opt(r[4]), int(r[5]))
+
+
+def message_bytes(message: str) -> int:
+    """The size a message counts for: its UTF-8 bytes (``errors="surrogatepass"``: a lone
+    surrogate a JSON body may carry still has a size)."""
+    return len(message.encode("utf-8", "surrogatepass"))
+
+
+def required_clause(required: tuple[tuple[str, ...], ...] | None) -> tuple[str, list[Any]]:
+    """SQL keeping only messages that contain every text of one of the alternatives (``instr`` is
+    a case-sensitive substring test); "" when nothing is required."""
+    if not required or any(not alternative for alternative in required):
+        return "", []
+    args: list[Any] = []
+    ors: list[str] = []
+    for alternative in required:
+        ors.append("(" + " AND ".join("instr(message, ?) > 0" for _ in alternative) + ")")
+        args += alternative
+    return " AND (" + " OR ".join(ors) + ")", args
 
 
 def _event(r: Any) -> LogEventRow:
@@ -110,8 +145,7 @@ class LogGroupStore:
         """One group, or None."""
         r = self.db.read(
             lambda c: c.execute(
-                "SELECT name, created_ms, retention_days, tags FROM log_groups"
-                " WHERE account=? AND region=? AND name=?",
+                f"SELECT {_GROUP_COLUMNS} FROM log_groups WHERE account=? AND region=? AND name=?",  # noqa: S608
                 (scope.account, scope.region, name),
             ).fetchone()
         )
@@ -121,7 +155,7 @@ class LogGroupStore:
         """Groups in name order whose names start with ``prefix``, after ``after``, ``limit`` at most."""
         rows = self.db.read(
             lambda c: c.execute(
-                "SELECT name, created_ms, retention_days, tags FROM log_groups"
+                f"SELECT {_GROUP_COLUMNS} FROM log_groups"  # noqa: S608
                 " WHERE account=? AND region=? AND name > ? AND substr(name, 1, ?) = ?"
                 " ORDER BY name LIMIT ?",
                 (scope.account, scope.region, after, len(prefix), prefix, limit),
@@ -154,13 +188,31 @@ class LogGroupStore:
         group = self.group(scope, name)
         if group is None or group.retention_days is None:
             return 0
+        key = (scope.account, scope.region, name)
+        before = now_ms - group.retention_days * DAY_MS
         with self.db.write() as c:
-            return int(
+            # What leaves each stream, counted before it goes (the same transaction).
+            freed = c.execute(
+                "SELECT stream, sum(length(CAST(message AS BLOB))) FROM log_events"
+                " WHERE account=? AND region=? AND grp=? AND ts < ? GROUP BY stream",
+                (*key, before),
+            ).fetchall()
+            gone = int(
                 c.execute(
-                    "DELETE FROM log_events WHERE account=? AND region=? AND grp=? AND ts < ?",
-                    (scope.account, scope.region, name, now_ms - group.retention_days * DAY_MS),
+                    "DELETE FROM log_events WHERE account=? AND region=? AND grp=? AND ts < ?", (*key, before)
                 ).rowcount
             )
+            c.executemany(
+                "UPDATE log_streams SET stored_bytes = max(stored_bytes - ?, 0)"
+                " WHERE account=? AND region=? AND grp=? AND name=?",
+                [(int(size), *key, stream) for stream, size in freed],
+            )
+            c.execute(
+                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0)"
+                " WHERE account=? AND region=? AND name=?",
+                (sum(int(size) for _, size in freed), *key),
+            )
+            return gone
 
     # -- streams ----------------------------------------------------------------------------------
 
@@ -182,17 +234,25 @@ class LogGroupStore:
         """Delete a stream and its events; False when there is none."""
         key = (scope.account, scope.region, group, name)
         with self.db.write() as c:
-            gone = c.execute(
-                "DELETE FROM log_streams WHERE account=? AND region=? AND grp=? AND name=?", key
-            ).rowcount
+            row = c.execute(
+                "DELETE FROM log_streams WHERE account=? AND region=? AND grp=? AND name=? RETURNING stored_bytes",
+                key,
+            ).fetchone()
             c.execute("DELETE FROM log_events WHERE account=? AND region=? AND grp=? AND stream=?", key)
-            return bool(gone)
+            if row is None:
+                return False
+            c.execute(
+                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0)"
+                " WHERE account=? AND region=? AND name=?",
+                (int(row[0]), *key[:3]),
+            )
+            return True
 
     def stream(self, scope: Scope, group: str, name: str) -> LogStreamRow | None:
         """One stream, or None."""
         r = self.db.read(
             lambda c: c.execute(
-                "SELECT name, created_ms, first_ms, last_ms, ingested_ms FROM log_streams"
+                f"SELECT {_STREAM_COLUMNS} FROM log_streams"  # noqa: S608
                 " WHERE account=? AND region=? AND grp=? AND name=?",
                 (scope.account, scope.region, group, name),
             ).fetchone()
@@ -203,9 +263,47 @@ class LogGroupStore:
         """A group's streams whose names start with ``prefix``, in name order."""
         rows = self.db.read(
             lambda c: c.execute(
-                "SELECT name, created_ms, first_ms, last_ms, ingested_ms FROM log_streams"
+                f"SELECT {_STREAM_COLUMNS} FROM log_streams"  # noqa: S608
                 " WHERE account=? AND region=? AND grp=? AND substr(name, 1, ?) = ? ORDER BY name",
                 (scope.account, scope.region, group, len(prefix), prefix),
+            ).fetchall()
+        )
+        return [_stream(r) for r in rows]
+
+    def streams_page(
+        self,
+        scope: Scope,
+        group: str,
+        *,
+        prefix: str,
+        by_last_event: bool,
+        descending: bool,
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> list[LogStreamRow]:
+        """One page of a group's streams (DescribeLogStreams), read in SQL: names starting with
+        ``prefix``, ordered by name or by (last event time, name) (a stream without events counts
+        as time -1), ascending or descending, after the key ``after`` ((time, name); the time is
+        ignored in name order), ``limit`` at most."""
+        where = "account=? AND region=? AND grp=? AND substr(name, 1, ?) = ?"
+        args: list[Any] = [scope.account, scope.region, group, len(prefix), prefix]
+        way = "<" if descending else ">"
+        if by_last_event:
+            key, order = "(coalesce(last_ms, -1), name)", "coalesce(last_ms, -1), name"
+            if descending:
+                order = "coalesce(last_ms, -1) DESC, name DESC"
+            if after is not None:
+                where += f" AND {key} {way} (?, ?)"
+                args += [after[0], after[1]]
+        else:
+            order = "name DESC" if descending else "name"
+            if after is not None:
+                where += f" AND name {way} ?"
+                args.append(after[1])
+        rows = self.db.read(
+            lambda c: c.execute(
+                f"SELECT {_STREAM_COLUMNS} FROM log_streams WHERE {where} ORDER BY {order} LIMIT ?",  # noqa: S608
+                (*args, limit),
             ).fetchall()
         )
         return [_stream(r) for r in rows]
@@ -231,11 +329,16 @@ class LogGroupStore:
             )
             first = min(ts for ts, _ in events)
             last = max(ts for ts, _ in events)
+            size = sum(message_bytes(message) for _, message in events)
             c.execute(
                 "UPDATE log_streams SET first_ms=min(coalesce(first_ms, ?), ?),"
-                " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?"
+                " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ?"
                 " WHERE account=? AND region=? AND grp=? AND name=?",
-                (first, first, last, last, now_ms, *key),
+                (first, first, last, last, now_ms, size, *key),
+            )
+            c.execute(
+                "UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE account=? AND region=? AND name=?",
+                (size, *key[:3]),
             )
             return True
 
@@ -250,10 +353,14 @@ class LogGroupStore:
         cursor: tuple[int, int] | None,
         forward: bool,
         limit: int,
+        max_bytes: int | None = None,
     ) -> list[LogEventRow]:
         """A stream's events with ``since_ms <= ts < until_ms``, in (timestamp, id) order, after
         (forward) or before (backward) ``cursor``: at most ``limit``, the nearest to the cursor
-        (or to the start, forward, or end, backward, without one), returned in ascending order."""
+        (or to the start, forward, or end, backward, without one), returned in ascending order.
+        With ``max_bytes``, no more events than fit in it (each counts its UTF-8 message and 26
+        bytes; the first always fits): rows are read one at a time, so a page of large events is
+        never all in memory."""
         # One bound on each side of ``ts``, the cursor's folded in: SQLite then seeks the index to
         # the cursor (with two lower bounds, or a row-value comparison, it scans from the start of
         # the range: quadratic over the pages of a large stream).
@@ -268,14 +375,11 @@ class LogGroupStore:
         if cursor is not None:
             args += [cursor[0], cursor[1]]
         order = "ts, id" if forward else "ts DESC, id DESC"
-        rows = self.db.read(
-            lambda c: c.execute(
-                f"SELECT id, stream, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
-                f" ORDER BY {order} LIMIT ?",
-                (*args, limit),
-            ).fetchall()
+        sql = (
+            f"SELECT id, stream, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
+            f" ORDER BY {order} LIMIT ?"
         )
-        events = [_event(r) for r in rows]
+        events = self.db.read(lambda c: _within(c.execute(sql, (*args, limit)), max_bytes))
         return events if forward else events[::-1]
 
     def group_events(
@@ -288,9 +392,13 @@ class LogGroupStore:
         until_ms: int,
         cursor: tuple[int, int] | None,
         limit: int,
+        stream_prefix: str | None = None,
+        required: tuple[tuple[str, ...], ...] | None = None,
     ) -> list[LogEventRow]:
-        """One page of a group's events (of ``streams`` only, when given) with
-        ``since_ms <= ts < until_ms`` after ``cursor``, in (timestamp, id) order."""
+        """One page of a group's events with ``since_ms <= ts < until_ms`` after ``cursor``, in
+        (timestamp, id) order: of ``streams`` only, or of the streams named ``stream_prefix``...,
+        when given, and only events containing the ``required`` texts (see :func:`required_clause`;
+        then a short page does not mean fewer events were scanned: the group is read to its end)."""
         where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
         if cursor is not None:  # one lower bound: SQLite seeks the index to it (see stream_events)
             since_ms = max(since_ms, cursor[0])
@@ -298,9 +406,15 @@ class LogGroupStore:
         args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
-        if streams is not None:
-            where += f" AND stream IN ({','.join('?' * len(streams))})"
-            args += streams
+        if streams is not None:  # one variable, however many names (SQLite limits variables)
+            where += " AND stream IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(streams))
+        if stream_prefix:
+            where += " AND substr(stream, 1, ?) = ?"
+            args += [len(stream_prefix), stream_prefix]
+        clause, more = required_clause(required)
+        where += clause
+        args += more
         rows = self.db.read(
             lambda c: c.execute(
                 f"SELECT id, stream, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
@@ -309,3 +423,16 @@ class LogGroupStore:
             ).fetchall()
         )
         return [_event(r) for r in rows]
+
+
+def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
+    """Events from a cursor of rows until the next would pass ``max_bytes`` (None: all)."""
+    out: list[LogEventRow] = []
+    used = 0
+    for r in rows:
+        if max_bytes is not None:
+            used += message_bytes(str(r[4])) + _EVENT_OVERHEAD
+            if used > max_bytes and out:
+                break
+        out.append(_event(r))
+    return out

@@ -300,4 +300,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX log_events_stream ON log_events (account, region, grp, stream, ts, id);
     CREATE INDEX log_events_group ON log_events (account, region, grp, ts, id);
     """,
+    # 20: CloudWatch Logs' storedBytes (store/logs.py): the UTF-8 bytes of the messages a group and
+    # a stream hold, kept by every write of events; counted here for the events already stored.
+    """
+    ALTER TABLE log_groups ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE log_streams ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE log_streams SET stored_bytes = coalesce((
+        SELECT sum(length(CAST(e.message AS BLOB))) FROM log_events e
+        WHERE e.account = log_streams.account AND e.region = log_streams.region
+          AND e.grp = log_streams.grp AND e.stream = log_streams.name), 0);
+    UPDATE log_groups SET stored_bytes = coalesce((
+        SELECT sum(s.stored_bytes) FROM log_streams s
+        WHERE s.account = log_groups.account AND s.region = log_groups.region
+          AND s.grp = log_groups.name), 0);
+    """,
 )

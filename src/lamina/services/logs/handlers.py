@@ -2,10 +2,14 @@
 
 Messages and shapes are AWS's (recorded against real AWS). Facts from the CloudWatch Logs API
 Reference: PutLogEvents takes at most 10,000 events and 1,048,576 bytes (each event's UTF-8
-message plus 26 bytes), in chronological order, spanning at most 24 hours; events older than 14
-days or the group's retention, or more than 2 hours in the future, are rejected (reported in
+message plus 26 bytes), each event at most 256 KB (262,144 bytes, counted the same way), in
+chronological order, spanning at most 24 hours; events older than 14 days or the group's
+retention, or more than 2 hours in the future, are rejected (reported in
 ``rejectedLogEventsInfo``, not stored); sequence tokens are ignored. Retention is one of
-:data:`RETENTION_DAYS`.
+:data:`RETENTION_DAYS`. GetLogEvents and FilterLogEvents answer "as many log events as can fit in
+a response size of 1 MB (up to 10,000 log events)": lamina counts each event as PutLogEvents does
+and stops a page before the event that would pass :data:`MAX_RESPONSE_BYTES`, with a token to go
+on from there.
 """
 
 from __future__ import annotations
@@ -28,7 +32,15 @@ from lamina.domain.logs_models import (
 )
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
-from lamina.store.logs import DAY_MS, LogEventRow, LogGroupRow, LogGroupStore, LogStreamRow, Scope
+from lamina.store.logs import (
+    DAY_MS,
+    LogEventRow,
+    LogGroupRow,
+    LogGroupStore,
+    LogStreamRow,
+    Scope,
+    message_bytes,
+)
 
 Handler = Callable[[LogGroupStore, RequestContext, dict[str, Any]], dict[str, Any]]
 
@@ -36,6 +48,9 @@ RETENTION_DAYS = frozenset(
     {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 )
 MAX_BATCH_BYTES = 1_048_576
+MAX_EVENT_BYTES = 262_144
+MAX_RESPONSE_BYTES = 1_048_576
+MAX_FILTER_STREAMS = 100  # FilterLogEvents logStreamNames (the API's list length constraint)
 EVENT_OVERHEAD = 26
 MAX_AGE_MS = 14 * DAY_MS
 MAX_FUTURE_MS = 2 * 3_600_000
@@ -237,23 +252,36 @@ def describe_log_streams(store: LogGroupStore, ctx: RequestContext, params: dict
     prefix = params.get("logStreamNamePrefix")
     if order == "LastEventTime" and prefix is not None:
         raise invalid("Cannot order by LastEventTime with a logStreamNamePrefix.")
-    streams = store.streams(_scope(ctx), name, prefix or "")
-    if order == "LastEventTime":
-        streams.sort(key=lambda s: (s.last_ms if s.last_ms is not None else -1, s.name))
-    if params.get("descending"):
-        streams.reverse()
-    start = 0
+    by_last = order == "LastEventTime"
+    after: tuple[int, str] | None = None
     if "nextToken" in params:
-        text = _decode(params["nextToken"])
-        if not (text.isascii() and text.isdigit() and len(text) <= 18):
-            raise invalid(BAD_TOKEN)
-        start = int(text)
+        after = _stream_key(_decode(params["nextToken"]))
     limit = int(params.get("limit", 50))
-    page = streams[start : start + limit]
+    # One row more than the page: whether there is a next page (paged in SQL, however many streams).
+    streams = store.streams_page(
+        _scope(ctx),
+        name,
+        prefix=prefix or "",
+        by_last_event=by_last,
+        descending=bool(params.get("descending")),
+        after=after,
+        limit=limit + 1,
+    )
+    page = streams[:limit]
     out: dict[str, Any] = {"logStreams": [_stream_out(ctx, name, s) for s in page]}
-    if start + limit < len(streams):
-        out["nextToken"] = _encode(str(start + limit))
+    if len(streams) > limit:
+        last = page[-1]
+        out["nextToken"] = _encode(f"{last.last_ms if last.last_ms is not None else -1}/{last.name}")
     return out
+
+
+def _stream_key(text: str) -> tuple[int, str]:
+    """A DescribeLogStreams token's key: the last stream's (last event time, name)."""
+    millis, sep, stream = text.partition("/")
+    body = millis[1:] if millis.startswith("-") else millis
+    if not sep or not (body.isascii() and body.isdigit() and len(body) <= 19) or not stream:
+        raise invalid(BAD_TOKEN)
+    return int(millis), stream
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -270,9 +298,13 @@ def put_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[str, 
     if store.stream(_scope(ctx), name, stream) is None:
         raise not_found(NO_STREAM)
     events: list[dict[str, Any]] = params["logEvents"]
-    size = sum(len(str(e["message"]).encode()) + EVENT_OVERHEAD for e in events)
+    sizes = [message_bytes(str(e["message"])) + EVENT_OVERHEAD for e in events]
+    size = sum(sizes)
     if size > MAX_BATCH_BYTES:
         raise invalid(f"Upload too large: {size} bytes exceeds limit of {MAX_BATCH_BYTES}")
+    largest = max(sizes, default=0)
+    if largest > MAX_EVENT_BYTES:  # AWS's message, seen in SDK reports: the event's size with its 26
+        raise invalid(f"Log event too large: {largest} bytes exceeds limit of {MAX_EVENT_BYTES}")
     stamps = [int(e["timestamp"]) for e in events]
     if any(b < a for a, b in zip(stamps, stamps[1:], strict=False)):
         raise invalid("Log events in a single PutLogEvents request must be in chronological order.")
@@ -345,6 +377,7 @@ def get_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[str, 
         cursor=cursor,
         forward=forward,
         limit=limit,
+        max_bytes=MAX_RESPONSE_BYTES,
     )
     if events:
         head, tail = (events[0].ts, events[0].id), (events[-1].ts, events[-1].id)
@@ -373,10 +406,14 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
     name = _name(params)
     group = _require_group(store, ctx, name)
     names: list[str] | None = params.get("logStreamNames")
-    if names is not None and "logStreamNamePrefix" in params:
+    prefix: str | None = params.get("logStreamNamePrefix")
+    if names is not None and prefix is not None:
         raise invalid("logStreamNames and logStreamNamePrefix are mutually exclusive parameters.")
-    if "logStreamNamePrefix" in params:
-        names = [s.name for s in store.streams(_scope(ctx), name, params["logStreamNamePrefix"])]
+    if names is not None and len(names) > MAX_FILTER_STREAMS:
+        raise invalid(
+            f"1 validation error detected: Value '[{', '.join(names)}]' at 'logStreamNames' failed to"
+            f" satisfy constraint: Member must have length less than or equal to {MAX_FILTER_STREAMS}"
+        )
     matcher = compile_pattern(params.get("filterPattern", ""))
     cursor: tuple[int, int] | None = None
     if "nextToken" in params:
@@ -393,21 +430,37 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
     until = _clamped(params.get("endTime", FOREVER_MS))
     found: list[FilteredLogEvent] = []
     scanned = 0
+    used = 0
     last: tuple[int, int] | None = None
     exhausted = names == []
     # A page of the group's events at a time (a group may hold millions): until ``limit`` match,
-    # the events run out, or FILTER_SCAN were looked at (then a nextToken says where to go on).
-    while not exhausted and len(found) < limit and scanned < FILTER_SCAN:
+    # the events run out, the answer would pass 1 MB, or FILTER_SCAN were looked at (then a
+    # nextToken says where to go on). The store skips, in SQL, events without the texts the
+    # pattern needs; ``matches`` stays the judge of the rest.
+    full = False
+    while not exhausted and not full and len(found) < limit and scanned < FILTER_SCAN:
         page = store.group_events(
-            _scope(ctx), name, streams=names, since_ms=since, until_ms=until, cursor=cursor, limit=FILTER_PAGE
+            _scope(ctx),
+            name,
+            streams=names,
+            stream_prefix=prefix,
+            since_ms=since,
+            until_ms=until,
+            cursor=cursor,
+            limit=FILTER_PAGE,
+            required=matcher.required,
         )
         for event in page:
+            if matcher.matches(event.message):
+                used += message_bytes(event.message) + EVENT_OVERHEAD
+                if used > MAX_RESPONSE_BYTES:  # the next page starts at this event
+                    full = True
+                    break
+                found.append(_filtered_out(event))
             scanned += 1
             last = (event.ts, event.id)
-            if matcher.matches(event.message):
-                found.append(_filtered_out(event))
-                if len(found) == limit:
-                    break
+            if len(found) == limit:
+                break
         if not page or (len(page) < FILTER_PAGE and last == (page[-1].ts, page[-1].id)):
             exhausted = True
         cursor = last
