@@ -447,7 +447,129 @@ def test_tokens_and_times_past_any_range_are_refused_or_bounded(logs: Any) -> No
     assert fails(logs.describe_log_streams, logGroupName=group, nextToken="\u00b2")[:2] == (
         400, "InvalidParameterException",
     )  # fmt: skip
-    got = logs.get_log_events(logGroupName=group, logStreamName=stream, startTime=0, endTime=10**20)
+    far = 2**63 - 1  # the largest ``long``: bounded to "forever"
+    got = logs.get_log_events(logGroupName=group, logStreamName=stream, startTime=0, endTime=far)
     assert [e["message"] for e in got["events"]] == ["m"]
-    found = logs.filter_log_events(logGroupName=group, startTime=0, endTime=10**20)
+    found = logs.filter_log_events(logGroupName=group, startTime=0, endTime=far)
     assert [e["message"] for e in found["events"]] == ["m"]
+
+
+@pytest.mark.parametrize("value", [2**63, 99999999999999999999])
+def test_a_long_past_64_bits_is_a_serialization_error(logs: Any, value: int) -> None:
+    group, stream = group_with_stream(logs)
+    status, code, message = fails(logs.filter_log_events, logGroupName=group, startTime=value)
+    assert (status, code) == (400, "SerializationException")
+    assert message == f"Numeric value ({value}) out of range of long at 'FilterLogEventsRequest.startTime'"
+    status, code, _ = fails(
+        logs.put_log_events,
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": value, "message": "m"}],
+    )
+    assert (status, code) == (400, "SerializationException")
+    assert logs.get_log_events(logGroupName=group, logStreamName=stream)["events"] == []
+
+
+def test_catastrophic_regex_is_answered_or_refused(logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now_ms(), "message": "a" * 200_000}],
+    )
+    # With Python's backtracking ``re`` this held a server thread for hours; now it answers.
+    assert logs.filter_log_events(logGroupName=group, filterPattern="%a*a*a*a*a*a*b%")["events"] == []
+    found = logs.filter_log_events(logGroupName=group, filterPattern="%a{3}a*$%")["events"]
+    assert len(found) == 1
+    for pattern in ("%(a+)+b%", "%a**%", "{ $.a = %x% || $.b = %y% || $.c = %z% }"):
+        assert fails(logs.filter_log_events, logGroupName=group, filterPattern=pattern) == (
+            400, "InvalidParameterException", "Invalid filter pattern",
+        )  # fmt: skip
+
+
+def test_event_size_limits_and_one_megabyte_answers(logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    largest = 262_144 - 26
+    too_large = fails(
+        logs.put_log_events,
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now_ms(), "message": "x" * (largest + 1)}],
+    )
+    assert too_large == (
+        400,
+        "InvalidParameterException",
+        "Log event too large: 262145 bytes exceeds limit of 262144",
+    )
+    t = now_ms()
+    big = [{"timestamp": t + i, "message": f"{i}" + "y" * (largest - 1)} for i in range(4)]
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=big[:2])
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=big[2:])
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": t + 9, "message": "z"}]
+    )
+    # Four events of 256 KB fill 1 MB exactly: each answer stops there, with a token to go on.
+    first = logs.get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)
+    assert [e["message"][0] for e in first["events"]] == ["0", "1", "2", "3"]
+    second = logs.get_log_events(
+        logGroupName=group, logStreamName=stream, nextToken=first["nextForwardToken"]
+    )
+    assert [e["message"][0] for e in second["events"]] == ["z"]
+    latest = logs.get_log_events(logGroupName=group, logStreamName=stream)  # the newest that fit
+    assert [e["message"][0] for e in latest["events"]] == ["1", "2", "3", "z"]
+    page = logs.filter_log_events(logGroupName=group)
+    assert [e["message"][0] for e in page["events"]] == ["0", "1", "2", "3"] and "nextToken" in page
+    rest = logs.filter_log_events(logGroupName=group, nextToken=page["nextToken"])
+    assert [e["message"][0] for e in rest["events"]] == ["z"] and "nextToken" not in rest
+    stored = 4 * largest + 1
+    assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["storedBytes"] == stored
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"][0]["storedBytes"] == stored
+
+
+def test_many_streams_paged_and_filtered(tmp_path: Path) -> None:
+    # Its own server without the API rate limit: 1,200 CreateLogStream calls in a row.
+    server = LaminaServer(tmp_path / "data", lambda_role=False, env={"LAMINA_API_RATE_LIMIT": "off"})
+    try:
+        _many_streams(client(server, "logs"))
+    finally:
+        server.stop()
+
+
+def _many_streams(logs: Any) -> None:
+    group = uid("/test/many")
+    logs.create_log_group(logGroupName=group)
+    names = [f"s{i:04d}" for i in range(1200)]
+    for name in names:
+        logs.create_log_stream(logGroupName=group, logStreamName=name)
+    t = now_ms()
+    for i in (5, 1105, 1199):
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=names[i],
+            logEvents=[{"timestamp": t + i, "message": f"ERROR {i}"}],
+        )
+
+    def all_streams(**kwargs: Any) -> list[str]:
+        pages = logs.get_paginator("describe_log_streams").paginate(logGroupName=group, **kwargs)
+        return [s["logStreamName"] for p in pages for s in p["logStreams"]]
+
+    assert all_streams() == names
+    assert all_streams(descending=True) == names[::-1]
+    assert all_streams(logStreamNamePrefix="s11") == names[1100:1200]
+    by_time = all_streams(orderBy="LastEventTime", descending=True)
+    assert by_time[:3] == ["s1199", "s1105", "s0005"] and len(by_time) == 1200
+    page = logs.describe_log_streams(logGroupName=group, limit=7)
+    assert len(page["logStreams"]) == 7
+    after = logs.describe_log_streams(logGroupName=group, limit=7, nextToken=page["nextToken"])
+    assert [s["logStreamName"] for s in after["logStreams"]] == names[7:14]
+
+    def messages(**kwargs: Any) -> list[str]:
+        return [e["message"] for e in logs.filter_log_events(logGroupName=group, **kwargs)["events"]]
+
+    assert messages(filterPattern="ERROR", logStreamNamePrefix="s11") == ["ERROR 1105", "ERROR 1199"]
+    assert messages(logStreamNames=names[:100]) == ["ERROR 5"]
+    status, code, message = fails(logs.filter_log_events, logGroupName=group, logStreamNames=names[:101])
+    assert (status, code) == (400, "InvalidParameterException")
+    assert message.endswith(
+        "at 'logStreamNames' failed to satisfy constraint: Member must have length less than or equal to 100"
+    )

@@ -28,12 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from lamina.errors import LaminaError
+
 MAX_NODES: Final = 4096  # NFA nodes after expanding ``{m,n}``: more is refused
 MAX_DFA_STATES: Final = 2048  # cached DFA states per pattern before the cache is rebuilt
 MAX_EDGES: Final = 200_000  # cached transitions (state, character) before the same
 
 
-class RegexError(ValueError):
+class RegexError(LaminaError):
     """The text is not in the supported subset (the caller answers "Invalid filter pattern")."""
 
 

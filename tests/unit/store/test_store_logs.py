@@ -69,3 +69,109 @@ def test_retention_deletes_old_events(db: Database) -> None:
     assert (
         store.group_events(HERE, "/g", streams=None, since_ms=0, until_ms=10**15, cursor=None, limit=10) == []
     )
+
+
+def test_stored_bytes_follow_every_write(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    store.create_stream(HERE, "/g", "s", 0)
+    store.create_stream(HERE, "/g", "t", 0)
+    now = 100 * DAY_MS
+    store.put_events(HERE, "/g", "s", [(now - 5 * DAY_MS, "old"), (now, "é")], now)  # 3 + 2 bytes
+    store.put_events(HERE, "/g", "t", [(now, "abcd")], now)
+
+    def sizes() -> tuple[int, int, int]:
+        group, s, t = store.group(HERE, "/g"), store.stream(HERE, "/g", "s"), store.stream(HERE, "/g", "t")
+        assert group is not None and s is not None and t is not None
+        return group.stored_bytes, s.stored_bytes, t.stored_bytes
+
+    assert sizes() == (9, 5, 4)
+    store.set_retention(HERE, "/g", 1)
+    assert store.expire(HERE, "/g", now) == 1
+    assert sizes() == (6, 2, 4)
+    assert store.delete_stream(HERE, "/g", "t")
+    group = store.group(HERE, "/g")
+    assert group is not None and group.stored_bytes == 2
+    assert not store.delete_stream(HERE, "/g", "t")  # nothing changes the second time
+    group = store.group(HERE, "/g")
+    assert group is not None and group.stored_bytes == 2
+
+
+def test_streams_page_in_sql_past_a_thousand(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    names = [f"s{i:04d}" for i in range(1200)]
+    for i, name in enumerate(names):
+        store.create_stream(HERE, "/g", name, 0)
+        if i % 2:
+            store.put_events(HERE, "/g", name, [(10_000 - i, "x")], 1)
+
+    def walk(**kw: object) -> list[str]:
+        out: list[str] = []
+        after: tuple[int, str] | None = None
+        while True:
+            page = store.streams_page(HERE, "/g", after=after, limit=50, **kw)  # type: ignore[arg-type]
+            out += [s.name for s in page]
+            if len(page) < 50:
+                return out
+            last = page[-1]
+            after = (last.last_ms if last.last_ms is not None else -1, last.name)
+
+    assert walk(prefix="", by_last_event=False, descending=False) == names
+    assert walk(prefix="", by_last_event=False, descending=True) == names[::-1]
+    assert walk(prefix="s01", by_last_event=False, descending=False) == names[100:200]
+    by_time = walk(prefix="", by_last_event=True, descending=False)
+    empty = [n for i, n in enumerate(names) if not i % 2]
+    with_events = sorted((n for i, n in enumerate(names) if i % 2), key=lambda n: 10_000 - int(n[1:]))
+    assert by_time == empty + with_events
+    assert walk(prefix="", by_last_event=True, descending=True) == by_time[::-1]
+
+
+def test_group_events_filtered_in_sql(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    for name in ("app-1", "app-2", "web-1"):
+        store.create_stream(HERE, "/g", name, 0)
+    store.put_events(HERE, "/g", "app-1", [(1, "ERROR one"), (2, "fine"), (3, "error lower")], 0)
+    store.put_events(HERE, "/g", "app-2", [(4, "WARN two")], 0)
+    store.put_events(HERE, "/g", "web-1", [(5, "ERROR web WARN")], 0)
+
+    def read(**kw: object) -> list[str]:
+        args = {"streams": None, "since_ms": 0, "until_ms": 100, "cursor": None, "limit": 10, **kw}
+        return [e.message for e in store.group_events(HERE, "/g", **args)]  # type: ignore[arg-type]
+
+    assert read(required=(("ERROR",),)) == ["ERROR one", "ERROR web WARN"]  # case-sensitive
+    assert read(required=(("ERROR",), ("WARN",))) == ["ERROR one", "WARN two", "ERROR web WARN"]
+    assert read(required=(("ERROR", "WARN"),)) == ["ERROR web WARN"]
+    assert read(required=None) == read(required=((),)) == read()  # nothing required: every event
+    assert read(stream_prefix="app-") == ["ERROR one", "fine", "error lower", "WARN two"]
+    assert read(stream_prefix="app-", required=(("ERROR",),)) == ["ERROR one"]
+    # Any number of stream names is one SQL variable (SQLite limits how many a statement has).
+    many = [f"none-{i}" for i in range(40_000)] + ["app-2"]
+    assert read(streams=many) == ["WARN two"]
+
+
+def test_stream_events_stop_at_a_byte_budget(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    store.create_stream(HERE, "/g", "s", 0)
+    store.put_events(HERE, "/g", "s", [(i, f"{i}" * 74) for i in range(1, 6)], 0)  # 74 + 26 = 100 each
+
+    def read(forward: bool, max_bytes: int) -> list[int]:
+        events = store.stream_events(
+            HERE,
+            "/g",
+            "s",
+            since_ms=0,
+            until_ms=10,
+            cursor=None,
+            forward=forward,
+            limit=10,
+            max_bytes=max_bytes,
+        )
+        return [e.ts for e in events]
+
+    assert read(True, 300) == [1, 2, 3]
+    assert read(True, 299) == [1, 2]
+    assert read(False, 250) == [4, 5]  # backward: the newest that fit, in ascending order
+    assert read(True, 1) == [1]  # the first always fits (AWS's events are at most 256 KB)

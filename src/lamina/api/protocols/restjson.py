@@ -250,13 +250,27 @@ def load_json(body: bytes) -> Any:
         raise SerializationException(f"Could not parse request body into json: {exc}") from exc
 
 
+# The ranges of Smithy's ``integer`` (32-bit) and ``long`` (64-bit): a number past them is refused
+# as AWS's Java deserializers refuse it (Jackson: "Numeric value (...) out of range of long"),
+# never accepted as a Python int of any size (it would overflow SQLite, or a time, later: a 500).
+INT_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def _in_range(kind: str, value: int, name: str) -> int:
+    low, high = INT_RANGES[kind]
+    if not low <= value <= high:
+        raise SerializationException(f"Numeric value ({value}) out of range of {kind} at '{name}'")
+    return value
+
+
 def _from_text(shape: Any, text: str, name: str) -> Any:
     kind = shape.type_name
     if kind in ("integer", "long"):
         try:
-            return int(text)
+            number = int(text)
         except ValueError as exc:
             raise SerializationException(f"Value '{text}' at '{name}' is not a valid number") from exc
+        return _in_range(kind, number, name)
     if kind in ("float", "double"):
         try:
             return float(text)
@@ -326,7 +340,7 @@ def from_json(shape: Any, value: Any, name: str) -> Any:
     if kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(name, "an integer")
-        return value
+        return _in_range(kind, value, name)
     if kind in ("float", "double"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _type_error(name, "a number")
