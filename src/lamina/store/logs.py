@@ -394,18 +394,25 @@ class LogGroupStore:
         limit: int,
         stream_prefix: str | None = None,
         required: tuple[tuple[str, ...], ...] | None = None,
+        upto: tuple[int, int] | None = None,
     ) -> list[LogEventRow]:
         """One page of a group's events with ``since_ms <= ts < until_ms`` after ``cursor``, in
         (timestamp, id) order: of ``streams`` only, or of the streams named ``stream_prefix``...,
         when given, and only events containing the ``required`` texts (see :func:`required_clause`;
-        then a short page does not mean fewer events were scanned: the group is read to its end)."""
+        then a short page does not mean fewer events were scanned: the group is read to its end, or
+        to ``upto``, the last position read, from :meth:`scan_horizon`)."""
         where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
         if cursor is not None:  # one lower bound: SQLite seeks the index to it (see stream_events)
             since_ms = max(since_ms, cursor[0])
             where += " AND (ts > ? OR id > ?)"
+        if upto is not None:  # and one upper bound
+            until_ms = min(until_ms, upto[0] + 1)
+            where += " AND (ts < ? OR id <= ?)"
         args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
+        if upto is not None:
+            args += [upto[0], upto[1]]
         if streams is not None:  # one variable, however many names (SQLite limits variables)
             where += " AND stream IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(streams))
@@ -423,6 +430,36 @@ class LogGroupStore:
             ).fetchall()
         )
         return [_event(r) for r in rows]
+
+    def scan_horizon(
+        self,
+        scope: Scope,
+        group: str,
+        *,
+        since_ms: int,
+        until_ms: int,
+        cursor: tuple[int, int] | None,
+        rows: int,
+    ) -> tuple[int, int] | None:
+        """The position (timestamp, id) of the ``rows``-th event of the group after ``cursor`` (in
+        the same range and order as :meth:`group_events`), or None when fewer remain: how far one
+        call may read, so a search the SQL filter makes rare still scans a bounded number of rows.
+        Only the (group, ts, id) index is read (no message), so this costs a fraction of the scan."""
+        where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
+        if cursor is not None:
+            since_ms = max(since_ms, cursor[0])
+            where += " AND (ts > ? OR id > ?)"
+        args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
+        if cursor is not None:
+            args += [cursor[0], cursor[1]]
+        row = self.db.read(
+            lambda c: c.execute(
+                f"SELECT ts, id FROM log_events INDEXED BY log_events_group WHERE {where}"  # noqa: S608
+                " ORDER BY ts, id LIMIT 1 OFFSET ?",
+                (*args, rows - 1),
+            ).fetchone()
+        )
+        return None if row is None else (int(row[0]), int(row[1]))
 
 
 def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:

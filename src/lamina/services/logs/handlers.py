@@ -57,7 +57,8 @@ MAX_FUTURE_MS = 2 * 3_600_000
 MAX_SPAN_MS = DAY_MS
 FOREVER_MS = 2**62
 FILTER_PAGE = 1_000  # events read from the store at a time by FilterLogEvents
-FILTER_SCAN = 100_000  # events one FilterLogEvents call looks at before answering with a nextToken
+FILTER_SCAN = 100_000  # events one FilterLogEvents call judges in Python before a nextToken
+FILTER_SQL_SCAN = 1_000_000  # rows one call lets SQLite skip (required texts) before a nextToken
 
 
 def invalid(message: str) -> AwsError:
@@ -438,6 +439,13 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
     # nextToken says where to go on). The store skips, in SQL, events without the texts the
     # pattern needs; ``matches`` stays the judge of the rest.
     full = False
+    # With texts to skip on, SQLite may pass over many rows for each it returns: one call reads at
+    # most FILTER_SQL_SCAN of them (up to ``horizon``), then answers with a nextToken from there.
+    horizon = None
+    if matcher.required and not exhausted:
+        horizon = store.scan_horizon(
+            _scope(ctx), name, since_ms=since, until_ms=until, cursor=cursor, rows=FILTER_SQL_SCAN
+        )
     while not exhausted and not full and len(found) < limit and scanned < FILTER_SCAN:
         page = store.group_events(
             _scope(ctx),
@@ -449,6 +457,7 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
             cursor=cursor,
             limit=FILTER_PAGE,
             required=matcher.required,
+            upto=horizon,
         )
         for event in page:
             if matcher.matches(event.message):
@@ -462,7 +471,11 @@ def filter_log_events(store: LogGroupStore, ctx: RequestContext, params: dict[st
             if len(found) == limit:
                 break
         if not page or (len(page) < FILTER_PAGE and last == (page[-1].ts, page[-1].id)):
-            exhausted = True
+            if horizon is None:
+                exhausted = True
+            else:  # read up to the horizon: go on from there next time
+                last = horizon
+                break
         cursor = last
     out: dict[str, Any] = {"events": found}
     if not exhausted and last is not None:
