@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 answer = logs.filter_log_events(logGroupName=GROUP, filterPattern="ERROR")
                 samples.append(time.perf_counter() - t0)
                 got = [e["message"] for e in answer["events"]]
-                if got != expected[: len(got)] or ("nextToken" not in answer and got != expected):
-                    raise SystemExit("FilterLogEvents answered wrong events")
+                if got != expected or "nextToken" in answer:
+                    raise SystemExit("FilterLogEvents answered other events, or not all of them")
             p50 = statistics.median(samples)
             old_s, old_hits = old_path(db, "ERROR")
             floor_s, floor_hits = sql_floor(db)

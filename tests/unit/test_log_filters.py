@@ -14,6 +14,7 @@ from lamina.domain.log_filters import (
     InvalidFilterPattern,
     compile_pattern,
 )
+from lamina.domain.log_regex import MAX_BACKTRACK_STEPS, LinearRegex, backtracking_steps, parse
 from lamina.errors import AwsError
 
 # The unstructured events of AWS's page.
@@ -389,10 +390,21 @@ def test_regex_answers_as_python_re_does() -> None:
         except re.error:
             continue
         pattern = compile_pattern(f"%{body}%")
+        automaton = LinearRegex(body)  # the automaton even where ``re`` is safe and used
         checked += 1
         for _ in range(50):
             text = "".join(rng.choice("ab x1.\n") for _ in range(rng.randint(0, 10)))
-            assert pattern.matches(text) is (reference.search(text) is not None), (body, text)
+            expected = reference.search(text) is not None
+            assert pattern.matches(text) is expected, (body, text)
+            assert automaton.search_automaton(text) is expected, (body, text)
+
+
+def test_only_patterns_with_bounded_backtracking_run_on_python_re() -> None:
+    assert backtracking_steps(parse("[A-Z]{5}[0-9]")) == 6
+    assert backtracking_steps(parse("colou?r|x")) == 2 * 6 + 1
+    assert backtracking_steps(parse("a*b")) is None  # unbounded: the automaton
+    steps = backtracking_steps(parse("a?" * 30 + "a" * 30))
+    assert steps is not None and steps > MAX_BACKTRACK_STEPS
 
 
 @pytest.mark.parametrize(

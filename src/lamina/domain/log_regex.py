@@ -15,6 +15,11 @@ match costs at most ``len(event) x NFA size`` steps, whatever the pattern. The N
 :data:`MAX_NODES` nodes (``{m,n}`` expands to copies of its atom) and the DFA cache at
 :data:`MAX_DFA_STATES` states (then dropped and rebuilt), so memory is bounded too.
 
+A pattern whose backtracking is bounded by a small constant per position (no ``*``, ``+`` or
+``{m,}``, and few choices: :data:`MAX_BACKTRACK_STEPS`, e.g. ``%\\d{1,3}\\.\\d{1,3}%`` or
+``%[A-Z]{5}%``) runs on Python's ``re`` instead, which is then linear too and about four times
+faster than the automaton's Python loop.
+
 Semantics are Python's for the same pattern (the judge before this module): ``.`` matches any
 character but a newline, ``$`` matches at the end or before a final newline, ``\\d``/``\\w``/``\\s``
 are Unicode-aware, matching is case-sensitive. Escapes lamina does not support (``\\b``, ``\\B``,
@@ -33,6 +38,11 @@ from lamina.errors import LaminaError
 MAX_NODES: Final = 4096  # NFA nodes after expanding ``{m,n}``: more is refused
 MAX_DFA_STATES: Final = 2048  # cached DFA states per pattern before the cache is rebuilt
 MAX_EDGES: Final = 200_000  # cached transitions (state, character) before the same
+# Python's ``re`` (C speed) runs a pattern whose backtracking is bounded by a small constant per
+# position: no unbounded quantifier, and per alternative (the product of its quantifiers' choices)
+# x (its longest match) summed over the alternatives at most this. Every other pattern runs on
+# the automaton. Either way a search costs at most a constant times the event's length.
+MAX_BACKTRACK_STEPS: Final = 1024
 
 
 class RegexError(LaminaError):
@@ -219,6 +229,22 @@ def _literal(c: str) -> _Atom:
     return _Atom(lambda ch: ch == c, c)
 
 
+def backtracking_steps(alternatives: list[list[_Item]]) -> int | None:
+    """An upper bound on the steps a backtracking matcher takes from one position (None: none,
+    an unbounded quantifier makes it depend on the text)."""
+    total = 0
+    for seq in alternatives:
+        choices = 1
+        longest = 0
+        for item in seq:
+            if item.high is None:
+                return None
+            choices *= item.high - item.low + 1
+            longest += item.high
+        total += choices * max(longest, 1)
+    return total
+
+
 def required_literals(alternatives: list[list[_Item]]) -> tuple[str, ...] | None:
     """For each alternative, the longest run of literal text every match of it contains; None when
     some alternative has none (then nothing can be ruled out by a substring test)."""
@@ -319,6 +345,9 @@ class LinearRegex:
     def __init__(self, body: str) -> None:
         alternatives = parse(body)
         self.required = required_literals(alternatives)
+        steps = backtracking_steps(alternatives)
+        # The same pattern in Python's ``re`` is the same meaning (see the module's docstring).
+        self._fast = re.compile(body) if steps is not None and steps <= MAX_BACKTRACK_STEPS else None
         self._nfa, self._start = _build(alternatives)
         self._states: dict[tuple[frozenset[int], frozenset[int], bool, bool], _State] = {}
         self._reset()
@@ -400,6 +429,12 @@ class LinearRegex:
 
     def search(self, text: str) -> bool:
         """Whether the pattern matches somewhere in ``text``."""
+        if self._fast is not None:
+            return self._fast.search(text) is not None
+        return self.search_automaton(text)
+
+    def search_automaton(self, text: str) -> bool:
+        """:meth:`search` on the automaton, whatever the pattern (tests compare the two paths)."""
         state = self._initial
         if state.accept:
             return True

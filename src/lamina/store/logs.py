@@ -442,7 +442,7 @@ class LogGroupStore:
         rows: int,
     ) -> tuple[int, int] | None:
         """The position (timestamp, id) of the ``rows``-th event of the group after ``cursor`` (in
-        the same range and order as :meth:`group_events`), or None when fewer remain: how far one
+        the same range and order as :meth:`group_events`), or None when no more remain: how far one
         call may read, so a search the SQL filter makes rare still scans a bounded number of rows.
         Only the (group, ts, id) index is read (no message), so this costs a fraction of the scan."""
         where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
@@ -452,14 +452,15 @@ class LogGroupStore:
         args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
-        row = self.db.read(
+        # Two rows from the ``rows``-th: the horizon, and whether anything lies past it.
+        found = self.db.read(
             lambda c: c.execute(
                 f"SELECT ts, id FROM log_events INDEXED BY log_events_group WHERE {where}"  # noqa: S608
-                " ORDER BY ts, id LIMIT 1 OFFSET ?",
+                " ORDER BY ts, id LIMIT 2 OFFSET ?",
                 (*args, rows - 1),
-            ).fetchone()
+            ).fetchall()
         )
-        return None if row is None else (int(row[0]), int(row[1]))
+        return (int(found[0][0]), int(found[0][1])) if len(found) == 2 else None
 
 
 def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
