@@ -28,6 +28,7 @@ BENCHMARKS = [
     "userland.py",
     "s3.py",
     "log_filters.py",
+    "logs_filter.py",
 ]
 
 
