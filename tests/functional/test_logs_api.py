@@ -573,3 +573,12 @@ def _many_streams(logs: Any) -> None:
     assert message.endswith(
         "at 'logStreamNames' failed to satisfy constraint: Member must have length less than or equal to 100"
     )
+
+
+def test_a_lone_surrogate_in_a_message_is_stored_replaced(logs: Any) -> None:
+    group, stream = group_with_stream(logs)
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": now_ms(), "message": "a\ud800b"}]
+    )
+    events = logs.get_log_events(logGroupName=group, logStreamName=stream)["events"]
+    assert [e["message"] for e in events] == ["a\ufffdb"]

@@ -20,6 +20,7 @@ only the rest.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,21 @@ def message_bytes(message: str) -> int:
     """The size a message counts for: its UTF-8 bytes (``errors="surrogatepass"``: a lone
     surrogate a JSON body may carry still has a size)."""
     return len(message.encode("utf-8", "surrogatepass"))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(message: str) -> str:
+    """``message`` as it can be stored: a lone surrogate (which a JSON body's ``\\ud800`` escape
+    may carry, but UTF-8 cannot) becomes U+FFFD, of the same UTF-8 size."""
+    if message.isascii():
+        return message
+    try:
+        message.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", message)
+    return message
 
 
 def required_clause(required: tuple[tuple[str, ...], ...] | None) -> tuple[str, list[Any]]:
@@ -325,7 +341,7 @@ class LogGroupStore:
             c.executemany(
                 "INSERT INTO log_events (account, region, grp, stream, ts, ingested_ms, message)"
                 " VALUES (?,?,?,?,?,?,?)",
-                [(*key, ts, now_ms, message) for ts, message in events],
+                [(*key, ts, now_ms, storable(message)) for ts, message in events],
             )
             first = min(ts for ts, _ in events)
             last = max(ts for ts, _ in events)

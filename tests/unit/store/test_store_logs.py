@@ -175,3 +175,16 @@ def test_stream_events_stop_at_a_byte_budget(db: Database) -> None:
     assert read(True, 299) == [1, 2]
     assert read(False, 250) == [4, 5]  # backward: the newest that fit, in ascending order
     assert read(True, 1) == [1]  # the first always fits (AWS's events are at most 256 KB)
+
+
+def test_a_lone_surrogate_is_stored_as_a_replacement_character(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    store.create_stream(HERE, "/g", "s", 0)
+    assert store.put_events(HERE, "/g", "s", [(1, "a\ud800b"), (2, "é😀")], 0)
+    events = store.stream_events(
+        HERE, "/g", "s", since_ms=0, until_ms=10, cursor=None, forward=True, limit=10
+    )
+    assert [e.message for e in events] == ["a\ufffdb", "é😀"]
+    group = store.group(HERE, "/g")
+    assert group is not None and group.stored_bytes == 5 + 6
