@@ -3,6 +3,7 @@ events, retention, tags, IAM and accounts; shapes and messages as AWS records th
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -558,6 +559,11 @@ def _many_streams(logs: Any) -> None:
     assert all_streams(logStreamNamePrefix="s11") == names[1100:1200]
     by_time = all_streams(orderBy="LastEventTime", descending=True)
     assert by_time[:3] == ["s1199", "s1105", "s0005"] and len(by_time) == 1200
+    for token in ("9999999999999999999/s0001", "-5/s0001", "12", "x/s0001", "1/"):
+        encoded = base64.urlsafe_b64encode(token.encode()).decode()
+        assert fails(logs.describe_log_streams, logGroupName=group, nextToken=encoded) == (
+            400, "InvalidParameterException", "The specified nextToken is invalid.",
+        )  # fmt: skip
     page = logs.describe_log_streams(logGroupName=group, limit=7)
     assert len(page["logStreams"]) == 7
     after = logs.describe_log_streams(logGroupName=group, limit=7, nextToken=page["nextToken"])

@@ -278,9 +278,11 @@ def describe_log_streams(store: LogGroupStore, ctx: RequestContext, params: dict
 
 def _stream_key(text: str) -> tuple[int, str]:
     """A DescribeLogStreams token's key: the last stream's (last event time, name)."""
-    millis, sep, stream = text.partition("/")
+    millis, sep, stream = text.partition("/")  # (a stream's name may hold "/" itself)
     body = millis[1:] if millis.startswith("-") else millis
     if not sep or not (body.isascii() and body.isdigit() and len(body) <= 19) or not stream:
+        raise invalid(BAD_TOKEN)
+    if not -1 <= int(millis) <= FOREVER_MS:  # not a token lamina wrote (and past SQLite's integers)
         raise invalid(BAD_TOKEN)
     return int(millis), stream
 
