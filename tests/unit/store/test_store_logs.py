@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from lamina.store import Database
 from lamina.store.logs import DAY_MS, LogGroupStore, Scope
+from lamina.store.schema import MIGRATIONS
 
 HERE = Scope("111111111111", "us-east-1")
 THERE = Scope("222222222222", "us-east-1")
@@ -188,3 +192,37 @@ def test_a_lone_surrogate_is_stored_as_a_replacement_character(db: Database) -> 
     assert [e.message for e in events] == ["a\ufffdb", "é😀"]
     group = store.group(HERE, "/g")
     assert group is not None and group.stored_bytes == 5 + 6
+
+
+def test_migration_20_counts_the_events_already_stored(tmp_path: Path) -> None:
+    # A database of the lamina before stored_bytes (migrations 1-19), with events in it.
+    path = tmp_path / "lamina.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:19], start=1):
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={number}")
+    conn.execute("INSERT INTO log_groups (account, region, name, created_ms) VALUES ('1', 'r', '/g', 0)")
+    conn.execute("INSERT INTO log_groups (account, region, name, created_ms) VALUES ('1', 'r', '/empty', 0)")
+    for stream in ("s", "t"):
+        conn.execute(
+            "INSERT INTO log_streams (account, region, grp, name, created_ms) VALUES ('1', 'r', '/g', ?, 0)",
+            (stream,),
+        )
+    for stream, message in (("s", "ab"), ("s", "é"), ("t", "xyz")):
+        conn.execute(
+            "INSERT INTO log_events (account, region, grp, stream, ts, ingested_ms, message)"
+            " VALUES ('1', 'r', '/g', ?, 1, 1, ?)",
+            (stream, message),
+        )
+    conn.close()
+    db = Database(path)
+    try:
+        store = LogGroupStore(db)
+        scope = Scope("1", "r")
+        group, empty = store.group(scope, "/g"), store.group(scope, "/empty")
+        s, t = store.stream(scope, "/g", "s"), store.stream(scope, "/g", "t")
+        assert group is not None and empty is not None and s is not None and t is not None
+        assert (group.stored_bytes, empty.stored_bytes, s.stored_bytes, t.stored_bytes) == (7, 0, 4, 3)
+    finally:
+        db.close()
