@@ -30,7 +30,6 @@ from lamina.net.commands import DataplaneError, tool
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
-from lamina.runtime.logs import LogStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
@@ -41,10 +40,11 @@ from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
 from lamina.services.lambda_ import tags as lambda_tags
 from lamina.services.lambda_.concurrency import InvocationLimits
+from lamina.services.lambda_.function_logs import FunctionLogs
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
 from lamina.services.lambda_.provisioned import Provisioner
-from lamina.services.lambda_.roles import RoleSessions
+from lamina.services.lambda_.roles import RoleSessions, role_allows
 from lamina.services.lambda_.url_endpoint import UrlEndpoint
 from lamina.services.lambda_.vpc import Hyperplane
 from lamina.services.platform import Platform
@@ -172,7 +172,12 @@ def build(
     dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
     key = db.setting("download-signing-key", lambda: os.urandom(32).hex())
     signer = UrlSigner(bytes.fromhex(key))
-    logs = LogStore(data_dir / "logs")
+    log_groups = LogGroupStore(db)
+    # Functions' output goes into CloudWatch Logs as their execution roles allow.
+    logs = FunctionLogs(
+        log_groups,
+        lambda account, role, action, resource: role_allows(iam_store, account, role, action, resource),
+    )
     pool = EnvironmentPool(
         data_dir / "envs",
         logs,
@@ -230,7 +235,7 @@ def build(
         "sts": sts.binding(session, iam_store),
         "ec2": ec2.binding(session, ec2_store),
         "s3": s3.binding(session, platform.s3),
-        "logs": cloudwatch_logs.binding(session, LogGroupStore(db)),
+        "logs": cloudwatch_logs.binding(session, log_groups),
     }
     pipeline = Pipeline(
         services,
@@ -242,7 +247,7 @@ def build(
     )
     console = Console(
         pipeline,
-        logs,
+        log_groups,
         io,
         layer_checker=None
         if zip_checker is None

@@ -27,7 +27,7 @@ from testzips import make_zip
 from lamina.linux.cgroups import FREEZE_ANCHOR, layout, sweep
 from lamina.runtime.environment import Environment, Target
 from lamina.runtime.host_ids import HostIdRange, HostIds, HostIdsExhausted
-from lamina.runtime.logs import LogStore
+from lamina.runtime.logs import DiscardLogs
 from lamina.runtime.sizing import cgroup_parent
 
 pytestmark = pytest.mark.privileged
@@ -484,8 +484,7 @@ def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: 
     host id comes back only after that, never while the sandbox's processes run as it (another
     environment would be handed the same uid)."""
     target = _sleeper_target(tmp_path, "cancelled-start")
-    logs = LogStore(tmp_path / "logs")
-    logs.start()
+    logs = DiscardLogs()
     host_ids = HostIds()
     gate = threading.Event()
     env = Environment(target, tmp_path / "envs", logs, attacher=None, host_ids=host_ids)
@@ -526,7 +525,6 @@ def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: 
             with contextlib.suppress(FileNotFoundError):
                 (root / "lamina" / f"lamina-{env.id}").rmdir()
         host_ids.close()
-        logs.close()
     assert found["pids"], "the sandbox never started: the test did not hit the window"
     assert found["left"] == [], "the environment's sandbox outlived its destroy"
     assert not found["held"]
@@ -537,8 +535,7 @@ def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
     once destroyed, the environment has left no descriptor open in the server (repeated throttled
     starts would otherwise exhaust the server's own descriptors)."""
     target = _sleeper_target(tmp_path, "no-host-id")
-    logs = LogStore(tmp_path / "logs")
-    logs.start()
+    logs = DiscardLogs()
     holder = HostIds()
     held = holder.allocate()
     host_ids = HostIds(HostIdRange(held, held))
@@ -564,7 +561,6 @@ def test_no_host_id_left_costs_no_descriptor(tmp_path: Path) -> None:
     finally:
         host_ids.close()
         holder.close()
-        logs.close()
     assert after == before
 
 
@@ -579,8 +575,7 @@ def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
     second must not give the host id back while the first is still closing the sandbox, whose
     processes run as that id until PID 1 is reaped."""
     target = _sleeper_target(tmp_path, "destroyed-twice", WAITS_FOR_EVENTS)
-    logs = LogStore(tmp_path / "logs")
-    logs.start()
+    logs = DiscardLogs()
     host_ids = HostIds()
     gate = threading.Event()
     gate.set()
@@ -615,6 +610,5 @@ def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         host_ids.close()
-        logs.close()
     assert found["held"] or not found["running"], found
     assert found["left"] == [] and not found["held at the end"], found

@@ -92,7 +92,7 @@ async def _verify(
     from lamina.runtime.catalog import RuntimeCatalog
     from lamina.runtime.environment import Environment, Outcome, Target
     from lamina.runtime.host_ids import HostIds
-    from lamina.runtime.logs import LogStore
+    from lamina.runtime.logs import DiscardLogs
     from lamina.runtime.runtime_api import Invocation
 
     python = RuntimeCatalog(runtimes_dir).python()[target.runtime]
@@ -115,8 +115,8 @@ async def _verify(
             credentials=("", "", ""),
             endpoint_port=4566,
         )
-        logs = LogStore(work / "logs")
-        logs.start()
+        # Only the invoke's tail is read (what the runtime printed before failing): nothing is kept.
+        logs = DiscardLogs()
         host_ids = HostIds()
         env = Environment(env_target, work / "envs", logs, attacher=None, host_ids=host_ids)
         try:
@@ -132,7 +132,6 @@ async def _verify(
         finally:
             await env.destroy()
             host_ids.close()
-            await asyncio.get_running_loop().run_in_executor(None, logs.close)
     what = f"imported {len(modules)} module(s) in a {target.runtime} execution environment"
     if result.outcome is Outcome.OK:
         doc = json.loads(result.payload)

@@ -102,22 +102,38 @@ def show_logs(args: argparse.Namespace) -> int:
     """Print every log stream of a function, oldest first; with --follow, keep printing."""
     import time
 
-    from lamina.runtime.logs import LogStore
+    from lamina.store import Database
+    from lamina.store.logs import LogGroupStore, Scope
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    store = LogStore(data_dir / "logs")
-    offsets: dict[Path, int] = {}
+    # Functions log into CloudWatch Logs (the metadata database): the group /aws/lambda/<name>.
+    db_path = data_dir / "lamina.db"
+    store = LogGroupStore(Database(db_path)) if db_path.is_file() else None
+    scope, group = Scope(args.account, args.region), f"/aws/lambda/{args.function}"
+    offsets: dict[str, tuple[int, int] | None] = {}
     out = sys.stdout.buffer
     while True:
-        for name, path in store.streams(args.account, args.region, args.function):
-            with open(path, "rb") as f:
-                start = offsets.get(path, 0)
-                if start == 0 and not args.follow:
-                    out.write(f"== {name}\n".encode())
-                f.seek(start)
-                data = f.read()
-                offsets[path] = start + len(data)
-            out.write(data)
+        streams = sorted(store.streams(scope, group, ""), key=lambda s: s.created_ms) if store else []
+        for stream in streams:
+            if stream.name not in offsets and not args.follow:
+                out.write(f"== {stream.name}\n".encode())
+            while True:
+                events = store.stream_events(  # type: ignore[union-attr]
+                    scope,
+                    group,
+                    stream.name,
+                    since_ms=0,
+                    until_ms=1 << 62,
+                    cursor=offsets.get(stream.name),
+                    forward=True,
+                    limit=10_000,
+                )
+                offsets[stream.name] = offsets.get(stream.name)
+                if not events:
+                    break
+                offsets[stream.name] = (events[-1].ts, events[-1].id)
+                for e in events:
+                    out.write(e.message.encode() if e.message.endswith("\n") else (e.message + "\n").encode())
         out.flush()
         if not args.follow:
             if not offsets:

@@ -32,8 +32,8 @@ from lamina.errors import (
     unknown_operation,
     unknown_service,
 )
-from lamina.runtime.logs import LogStore
 from lamina.services.base import AuthorizationRequest, FileSlice, Principal
+from lamina.store.logs import LogGroupStore, Scope
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -205,7 +205,7 @@ class Console:
     def __init__(
         self,
         pipeline: Pipeline,
-        logs: LogStore,
+        logs: LogGroupStore,
         executor: Executor,
         *,
         clock: Callable[[], float] = time.time,
@@ -499,18 +499,28 @@ class Console:
             )
         except AwsError as exc:
             return _aws_error(exc)
-        streams = list(self._logs.streams(session.principal.account_id, region, function))
+        # The function's log group in CloudWatch Logs, newest streams first, their newest events.
+        scope, group = Scope(session.principal.account_id, region), f"/aws/lambda/{function}"
+        streams = sorted(self._logs.streams(scope, group, ""), key=lambda s: s.created_ms)
         out: list[dict[str, str]] = []
         budget = _LOG_BYTES
-        for stream, path in reversed(streams):
+        for stream in reversed(streams):
             if budget <= 0:
                 break
-            try:
-                data = path.read_bytes()[-budget:]
-            except OSError:
-                continue
-            budget -= len(data)
-            out.append({"stream": stream, "text": data.decode(errors="replace")})
+            events = self._logs.stream_events(
+                scope,
+                group,
+                stream.name,
+                since_ms=0,
+                until_ms=1 << 62,
+                cursor=None,
+                forward=False,
+                limit=1000,
+            )
+            text = "".join(e.message if e.message.endswith("\n") else e.message + "\n" for e in events)
+            text = text[-budget:]
+            budget -= len(text)
+            out.append({"stream": stream.name, "text": text})
         return _json(200, {"streams": out})
 
     # -- objects: bodies streamed, never in JSON ------------------------------------------------

@@ -44,7 +44,7 @@ from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime import native_gate
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.host_ids import HostIds
-from lamina.runtime.logs import LogStore, stream_name
+from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
@@ -155,6 +155,12 @@ def _exit_text(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+    """``fn(*args)`` on ``loop`` from another thread; nothing once the loop is closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
+
+
 def _start_sandbox(spec: SandboxSpec, write_fd: int) -> Sandbox:
     """``Sandbox.start``, then the server's copy of the log pipe's write end closed (here, not on the
     loop: a start whose caller was cancelled still uses it)."""
@@ -169,7 +175,7 @@ class Environment:
         self,
         target: Target,
         work_root: Path,
-        logs: LogStore,
+        logs: LogSink,
         *,
         attacher: Attacher | None,
         host_ids: HostIds,
@@ -188,9 +194,29 @@ class Environment:
         self.work_root = work_root
         self.work_dir = work_root / self.id
         self.logs = logs
+        logging_config = target.config.get("LoggingConfig")
         # Its system log lines (START, REPORT, ...) in the function's LogFormat and SystemLogLevel.
-        self._platform = PlatformLog.of(target.config.get("LoggingConfig"))
-        self.stream = stream_name(target.version, dt.datetime.now(dt.UTC))
+        self._platform = PlatformLog.of(logging_config)
+        self.log_group = group_name(target.name, logging_config)
+        self.stream = stream_name(
+            target.name,
+            target.version,
+            dt.datetime.now(dt.UTC),
+            custom_group=self.log_group != f"/aws/lambda/{target.name}",
+        )
+        self._log_stream = logs.open(
+            LogDestination(
+                target.account,
+                target.region,
+                target.name,
+                str(target.config.get("Role") or ""),
+                self.log_group,
+                self.stream,
+                json=(logging_config or {}).get("LogFormat") == "JSON",
+            )
+        )
+        self._reading = False  # the log pipe is watched (not while the sink is behind)
+        self._pipes = 0  # log pipes opened so far (an Init retry opens another)
         self.netns: NetNamespace | None = None
         self.api: RuntimeApi | None = None
         self.relay: EndpointRelay | None = None
@@ -198,7 +224,9 @@ class Environment:
         self._log_fd = -1
         self._pidfd = -1
         self._exited: asyncio.Future[int | None] | None = None
-        self._buffer = bytearray()  # log output of the current invocation
+        # The current invocation's log output, its last LOG_TAIL_BYTES at least (the Tail): bounded,
+        # whatever the function prints.
+        self._buffer = bytearray()
         self.init_ms: float | None = None  # reported on the first invocation only
         self.init_error: InvocationResult | None = None
         self._init_reason: str | None = None  # an init error of the platform's (see _platform_init_error)
@@ -229,7 +257,7 @@ class Environment:
             "AWS_LAMBDA_FUNCTION_NAME": t.name,
             "AWS_LAMBDA_FUNCTION_VERSION": t.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": str(logging_config.get("LogGroup") or f"/aws/lambda/{t.name}"),
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
             "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
@@ -325,7 +353,8 @@ class Environment:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(read_fd, False)
         self._log_fd = read_fd
-        loop.add_reader(read_fd, self._read_logs)
+        self._pipes += 1
+        self._watch_logs()
         cfg = t.config
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
         runtime_dir, lang_dir = t.python_dirs()
@@ -409,33 +438,69 @@ class Environment:
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(code)
 
-    def _read_logs(self) -> None:
+    def _watch_logs(self) -> None:
+        if self._log_fd >= 0 and not self._reading:
+            asyncio.get_running_loop().add_reader(self._log_fd, self._read_logs)
+            self._reading = True
+
+    def _unwatch_logs(self) -> None:
+        if self._reading:
+            self._reading = False
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._log_fd)
+
+    def _read_logs(self, limit: int | None = None) -> None:
+        """Read the log pipe until it is empty (or ``limit`` bytes); while the sink is behind,
+        stop watching it until the sink has caught up: the function's writes then wait (back-pressure)."""
+        left = (1 << 62) if limit is None else limit
         try:
-            while True:
-                chunk = os.read(self._log_fd, 1 << 16)
-                if not chunk:
-                    asyncio.get_event_loop().remove_reader(self._log_fd)
+            while left > 0:
+                if limit is None and self.logs.behind:
+                    self._unwatch_logs()
+                    resume = functools.partial(
+                        _call_soon, asyncio.get_running_loop(), self._resume_logs, self._pipes
+                    )
+                    self.logs.when_drained(resume)
                     return
-                self._log(chunk)
-        except BlockingIOError:
-            return
-        except OSError:
+                chunk = os.read(self._log_fd, min(left, 1 << 16))
+                if not chunk:
+                    self._unwatch_logs()
+                    return
+                left -= len(chunk)
+                self._output(chunk)
+        except OSError:  # BlockingIOError: empty for now
             return
 
+    def _resume_logs(self, pipe: int) -> None:
+        if pipe == self._pipes and self._log_fd >= 0:  # still this sandbox's pipe, open
+            self._watch_logs()
+            self._read_logs()
+
     def _drain_logs(self) -> None:
-        """Read what the runtime wrote before answering (it is in the pipe already)."""
+        """Read what the runtime wrote before answering (it is in the pipe already: at most the
+        pipe's size, read even while the sink is behind, so that the lines precede END)."""
         if self._log_fd < 0:
             return
         pending = struct.unpack("i", fcntl.ioctl(self._log_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
         if pending:
-            self._read_logs()
+            self._read_logs(pending)
+
+    def _keep_tail(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > 2 * LOG_TAIL_BYTES:
+            del self._buffer[:-LOG_TAIL_BYTES]
+
+    def _output(self, data: bytes) -> None:
+        """The function's output (any chunk of it)."""
+        self._keep_tail(data)
+        self._log_stream.write(data)
 
     def _log(self, data: bytes) -> None:
+        """A line of the platform's (START, END, REPORT, ...)."""
         if not data:  # a system log line the function's SystemLogLevel leaves out
             return
-        self._buffer += data
-        t = self.target
-        self.logs.append(t.account, t.region, t.name, self.stream, data)
+        self._keep_tail(data)
+        self._log_stream.write_line(data)
 
     @property
     def alive(self) -> bool:
@@ -646,10 +711,10 @@ class Environment:
             self._pidfd = -1
         if self._log_fd >= 0:
             self._drain_logs()
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(self._log_fd)
+            self._unwatch_logs()
             os.close(self._log_fd)
             self._log_fd = -1
+            self._log_stream.end()
         for closer in (self.api, self.relay):
             if closer is not None:
                 with contextlib.suppress(RuntimeApiClosed, OSError):

@@ -1,186 +1,184 @@
-"""Function logs: one stream per execution environment, kept per function on disk.
+"""Function logs: where an environment's output goes, and how it becomes CloudWatch Logs events.
 
-Layout: ``<root>/<account>/<region>/<function>/<stream name with '/' as '%2F'>.log``.
-Stream names are AWS's: ``YYYY/MM/DD/[$LATEST]<32 hex>``.
+An environment writes everything its function prints (the log pipe), and the platform's own lines
+(START, END, REPORT, INIT_REPORT), to one :class:`LogStream` opened on a :class:`LogSink` for its
+:class:`LogDestination`: the log group ``/aws/lambda/<function>`` (or the function's
+``LoggingConfig.LogGroup``) and a stream of its own, named as Lambda names them. The sink the
+server runs delivers into CloudWatch Logs (``lamina.services.lambda_.function_logs``);
+:class:`DiscardLogs` keeps nothing (the layer builder's check reads only the invoke's tail).
 
-Appends come from the event loop (an environment's output, its START/END/REPORT lines) and must
-not wait for the disk there: once :meth:`LogStore.start` has run, they are queued for one writer
-thread, which writes them in order, and :meth:`LogStore.close` writes what is left. The tail an
-invoke returns (``LogType=Tail``) is the environment's own copy in memory, so it never waits for
-this writer; readers of the files in this process call :meth:`LogStore.streams`, which first waits
-until everything appended so far is written.
+A sink bounds what waits for it: while :attr:`LogSink.behind`, the environment stops reading its log
+pipe (the function's writes then block, as stdout is throttled on AWS) and resumes once the sink
+calls it back through :meth:`LogSink.when_drained`.
+
+:class:`EventSplitter` is how output becomes events: one event per line ("Using Amazon CloudWatch
+Logs with Lambda": each line the function writes to stdout or stderr is a log event), a line longer
+than CloudWatch Logs' event size cut into events of at most :data:`MAX_EVENT_BYTES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import logging
-import os
-import queue
-import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from lamina.linux import affinity
-
-log = logging.getLogger("lamina.logs")
-
-# The writer's queue: (file, bytes) to append; an Event to set once everything before it is written;
-# None to stop.
-_Item = tuple[Path, bytes] | threading.Event | None
+# CloudWatch Logs' quota: an event is at most 256 KB, counted as its UTF-8 message plus 26 bytes
+# ("CloudWatch Logs quotas"; PutLogEvents). Lambda does not drop a longer line: it arrives as several
+# events of 262,118 bytes and a rest (observed on AWS: a long line is split at 2^18 - 26 bytes).
+MAX_EVENT_BYTES = 262_144 - 26
 
 
-def stream_name(version: str, now: dt.datetime) -> str:
-    """A new log stream's name, as Lambda names them."""
-    return f"{now:%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
+def group_name(function: str, logging_config: Mapping[str, Any] | None) -> str:
+    """The log group a function's logs go to: its ``LoggingConfig.LogGroup``, else ``/aws/lambda/<name>``."""
+    custom = (logging_config or {}).get("LogGroup")
+    return str(custom) if custom else f"/aws/lambda/{function}"
 
 
-# How long appended lines may wait for the writer thread. Appends never wake it: a wake-up per
-# line put a thread hand-off (and a GIL hand-over) on every invocation, measured at +0.3 ms on a
-# warm invoke of 2 ms; CloudWatch Logs itself shows lines seconds later.
-WRITE_INTERVAL_S = 0.05
-# Log bytes that may wait for the writer: a function printing faster than the disk takes it loses
-# lines beyond this (counted and reported in lamina's own log), never the server's memory.
-MAX_PENDING_BYTES = 64 << 20
+def stream_name(function: str, version: str, now: dt.datetime, *, custom_group: bool = False) -> str:
+    """A new environment's log stream, as Lambda names them: ``YYYY/MM/DD/[<version>]<32 hex>``, or
+    in a custom log group (which several functions may share) ``YYYY/MM/DD/<function>[<version>]<32
+    hex>`` ("Configuring CloudWatch log groups" in the Lambda developer guide)."""
+    prefix = function if custom_group else ""
+    return f"{now:%Y/%m/%d}/{prefix}[{version}]{uuid.uuid4().hex}"
 
 
-class LogStore:
-    """The log files of every function; appends are written by one owned thread between
-    :meth:`start` and :meth:`close` (by the caller otherwise), every ``WRITE_INTERVAL_S`` or at
-    once on :meth:`flush`."""
+@dataclasses.dataclass(frozen=True)
+class LogDestination:
+    """Where one environment's log events go, and as whom (its function's execution role)."""
 
-    def __init__(
-        self,
-        root: Path,
-        *,
-        write_interval_s: float = WRITE_INTERVAL_S,
-        max_pending_bytes: int = MAX_PENDING_BYTES,
-    ) -> None:
-        self.root = root
-        self._interval = write_interval_s
-        self._max_pending = max_pending_bytes
-        self._pending = 0  # bytes queued, not yet written (under _state_lock)
-        self._dropped = 0  # bytes refused since the last report (under _state_lock)
-        self._write_lock = threading.Lock()  # one writer of files at a time (thread or caller)
-        self._state_lock = threading.Lock()  # start/close against appends and flushes
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._kick = threading.Event()  # a flush or close wants the writer now
-        self._writer: threading.Thread | None = None
+    account: str
+    region: str
+    function: str
+    role: str
+    group: str
+    stream: str
+    json: bool = False  # LogFormat JSON: each line is a JSON record, delivered without its newline
 
-    def _dir(self, account: str, region: str, function: str) -> Path:
-        return self.root / account / region / function
 
-    def _file(self, account: str, region: str, function: str, stream: str) -> Path:
-        return self._dir(account, region, function) / (stream.replace("/", "%2F") + ".log")
+class LogStream(Protocol):
+    """One environment's log stream. Called on the event loop: never blocks."""
 
-    # -- writing ------------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        """The function's output, as read from its pipe (lines may be cut anywhere)."""
 
-    def start(self) -> None:
-        """Start the writer thread: from now on :meth:`append` only queues."""
-        with self._state_lock:
-            if self._writer is not None:
-                raise RuntimeError("the log writer is already running")
-            self._writer = threading.Thread(target=self._run, name="lamina-logs")
-            self._writer.start()
+    def write_line(self, data: bytes) -> None:
+        """A platform line (START, END, REPORT, ...): a partial line of output before it ends there."""
 
-    def close(self) -> None:
-        """Write everything appended so far and stop the writer thread; idempotent."""
-        with self._state_lock:
-            writer, self._writer = self._writer, None
-            if writer is None:
-                return
-            self._queue.put(None)
-            self._kick.set()
-        writer.join()
+    def end(self) -> None:
+        """The output so far is complete (the environment's processes are gone): a partial last
+        line becomes an event. Writes may follow (Lambda's Init retry logs to the same stream)."""
 
-    def append(self, account: str, region: str, function: str, stream: str, text: bytes) -> None:
-        """Append ``text`` to a stream (queued for the writer thread when it runs; never blocks then)."""
-        path = self._file(account, region, function, stream)
-        with self._state_lock:
-            if self._writer is not None:
-                if self._pending + len(text) > self._max_pending:
-                    self._dropped += len(text)
-                    return
-                self._pending += len(text)
-                self._queue.put((path, text))
-                return
-        self._write(path, text)
 
-    def flush(self) -> None:
-        """Wait until everything appended so far is in the files (at once if no writer runs)."""
-        done = threading.Event()
-        with self._state_lock:
-            if self._writer is None:
-                return
-            self._queue.put(done)
-            self._kick.set()
-        done.wait()
+class LogSink(Protocol):
+    """Where environments' logs go."""
 
-    def _write(self, path: Path, text: bytes) -> None:
-        with self._write_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, text)
-            finally:
-                os.close(fd)
+    def open(self, destination: LogDestination) -> LogStream:
+        """The stream for one new environment (nothing is created until its first line)."""
 
-    def _run(self) -> None:
-        affinity.release_thread()
-        while True:
-            # Everything queued at once, in order; consecutive appends to one file become one write.
-            self._kick.wait(self._interval)
-            self._kick.clear()
-            batch: list[_Item] = []
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            pending: list[tuple[Path, bytearray]] = []
-            for item in batch:
-                if isinstance(item, tuple):
-                    if pending and pending[-1][0] == item[0]:
-                        pending[-1][1].extend(item[1])
-                    else:
-                        pending.append((item[0], bytearray(item[1])))
-                    continue
-                self._write_all(pending)
-                pending = []
-                if item is None:
-                    return
-                item.set()
-            self._write_all(pending)
+    @property
+    def behind(self) -> bool:
+        """Whether more output waits for delivery than the sink holds: stop reading log pipes."""
 
-    def _write_all(self, pending: list[tuple[Path, bytearray]]) -> None:
-        for path, data in pending:
-            try:
-                self._write(path, bytes(data))
-            except OSError as exc:  # a full or read-only disk loses log lines, not invocations
-                log.warning("cannot write the log %s: %s", path, exc)
-        with self._state_lock:
-            self._pending -= sum(len(data) for _, data in pending)
-            dropped, self._dropped = self._dropped, 0
-        if dropped:
-            log.warning("function logs arrived faster than they could be written: %d bytes dropped", dropped)
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the sink is no longer behind (at once if it is not); from any thread."""
 
-    # -- reading ------------------------------------------------------------------------------------
 
-    def streams(self, account: str, region: str, function: str) -> list[tuple[str, Path]]:
-        """(stream name, file) of a function, oldest first, with everything appended so far written."""
-        self.flush()
-        d = self._dir(account, region, function)
-        if not d.is_dir():
+class _Discarded:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def write_line(self, data: bytes) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+class DiscardLogs:
+    """A sink that keeps nothing (an invocation's ``LogType=Tail`` is the environment's own copy)."""
+
+    behind = False
+
+    def open(self, destination: LogDestination) -> LogStream:
+        """A stream whose writes go nowhere."""
+        return _Discarded()
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Never behind: ``callback`` runs now."""
+        callback()
+
+
+class EventSplitter:
+    """Cuts one stream's output into event messages: a line each (with its newline in the Text
+    format, as Lambda delivers them; without in JSON, where each line is one JSON record), empty
+    JSON lines left out, a line past :data:`MAX_EVENT_BYTES` cut at a UTF-8 character boundary. The
+    last, unfinished line waits for its end (or :meth:`flush`)."""
+
+    def __init__(self, *, json: bool = False) -> None:
+        self._json = json
+        self._partial = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished line held."""
+        return len(self._partial)
+
+    def feed(self, data: bytes) -> list[str]:
+        """The messages ``data`` completes."""
+        parts = data.split(b"\n")
+        rest = parts.pop()  # after the last newline: an unfinished line
+        partial = self._partial
+        if parts and partial:
+            parts[0] = bytes(partial) + parts[0]
+            partial.clear()
+        out: list[str] = []
+        if parts:
+            if max(map(len, parts)) < MAX_EVENT_BYTES:  # the usual case: every line one event
+                if self._json:
+                    out = [p.decode(errors="replace") for p in parts if p]
+                else:
+                    out = [p.decode(errors="replace") + "\n" for p in parts]
+            else:
+                for p in parts:
+                    self._emit(p + b"\n", out)
+        if rest:
+            partial += rest
+            while len(partial) > MAX_EVENT_BYTES:  # an endless line: its full events go now
+                cut = _utf8_cut(partial, MAX_EVENT_BYTES)
+                out.append(partial[:cut].decode(errors="replace"))
+                del partial[:cut]
+        return out
+
+    def flush(self) -> list[str]:
+        """The unfinished line, as a message of its own (none if there is none)."""
+        if not self._partial:
             return []
-        files = sorted(d.glob("*.log"), key=lambda p: p.stat().st_mtime)
-        return [(p.name[: -len(".log")].replace("%2F", "/"), p) for p in files]
+        out: list[str] = []
+        self._emit(bytes(self._partial), out)
+        self._partial.clear()
+        return out
 
-    def functions(self) -> Iterator[tuple[str, str, str]]:
-        """(account, region, function) of every function with logs."""
-        if not self.root.is_dir():
-            return
-        for acct in sorted(self.root.iterdir()):
-            for region in sorted(acct.iterdir()):
-                for fn in sorted(region.iterdir()):
-                    yield acct.name, region.name, fn.name
+    def _emit(self, line: bytes, out: list[str]) -> None:
+        if self._json:
+            line = line.rstrip(b"\n")
+            if not line:
+                return
+        while len(line) > MAX_EVENT_BYTES:
+            cut = _utf8_cut(line, MAX_EVENT_BYTES)
+            out.append(line[:cut].decode(errors="replace"))
+            line = line[cut:]
+        if line:
+            out.append(line.decode(errors="replace"))
+
+
+def _utf8_cut(data: bytes | bytearray, limit: int) -> int:
+    """The largest cut at or before ``limit`` that splits no UTF-8 character (``limit`` itself for
+    bytes that are not UTF-8)."""
+    cut = limit
+    for _ in range(3):  # a character is at most 4 bytes: back over its continuation bytes
+        if data[cut] & 0xC0 != 0x80:
+            return cut
+        cut -= 1
+    return cut if data[cut] & 0xC0 != 0x80 else limit

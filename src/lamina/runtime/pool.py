@@ -31,7 +31,7 @@ from lamina.errors import LaminaError
 from lamina.linux import SeccompError, cgroups
 from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange, HostIds, HostIdsExhausted
-from lamina.runtime.logs import LogStore
+from lamina.runtime.logs import LogSink
 from lamina.runtime.runtime_api import Invocation
 from lamina.runtime.seccomp_profile import syscall_filter
 from lamina.runtime.sizing import CgroupPolicy
@@ -70,7 +70,7 @@ class EnvironmentPool:
     def __init__(
         self,
         work_root: Path,
-        logs: LogStore,
+        logs: LogSink,
         *,
         attacher: Attacher | None,
         max_environments: int,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,33 +330,8 @@ class LogGroupStore:
         self, scope: Scope, group: str, stream: str, events: list[tuple[int, str]], now_ms: int
     ) -> bool:
         """Append ``(timestamp, message)`` events to a stream; False when the stream does not exist."""
-        key = (scope.account, scope.region, group, stream)
         with self.db.write() as c:
-            if not c.execute(
-                "SELECT 1 FROM log_streams WHERE account=? AND region=? AND grp=? AND name=?", key
-            ).fetchone():
-                return False
-            if not events:
-                return True
-            c.executemany(
-                "INSERT INTO log_events (account, region, grp, stream, ts, ingested_ms, message)"
-                " VALUES (?,?,?,?,?,?,?)",
-                [(*key, ts, now_ms, storable(message)) for ts, message in events],
-            )
-            first = min(ts for ts, _ in events)
-            last = max(ts for ts, _ in events)
-            size = sum(message_bytes(message) for _, message in events)
-            c.execute(
-                "UPDATE log_streams SET first_ms=min(coalesce(first_ms, ?), ?),"
-                " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ?"
-                " WHERE account=? AND region=? AND grp=? AND name=?",
-                (first, first, last, last, now_ms, size, *key),
-            )
-            c.execute(
-                "UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE account=? AND region=? AND name=?",
-                (size, *key[:3]),
-            )
-            return True
+            return _insert(c, (scope.account, scope.region, group, stream), events, now_ms)
 
     def stream_events(
         self,
@@ -478,6 +453,20 @@ class LogGroupStore:
         )
         return (int(found[0][0]), int(found[0][1])) if len(found) == 2 else None
 
+    def append_events(
+        self, batches: Sequence[tuple[Scope, str, str, Sequence[tuple[int, str]]]], now_ms: int
+    ) -> int:
+        """Append ``(timestamp, message)`` events to several streams (``(scope, group, stream,
+        events)`` each) in one transaction, as :meth:`put_events` does for one: Lambda's delivery
+        of functions' output. A stream that no longer exists (deleted meanwhile) gets nothing;
+        returns how many events were stored."""
+        stored = 0
+        with self.db.write() as c:
+            for scope, group, stream, events in batches:
+                if events and _insert(c, (scope.account, scope.region, group, stream), events, now_ms):
+                    stored += len(events)
+        return stored
+
 
 def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
     """Events from a cursor of rows until the next would pass ``max_bytes`` (None: all)."""
@@ -490,3 +479,33 @@ def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
                 break
         out.append(_event(r))
     return out
+
+
+def _insert(c: Any, key: tuple[str, str, str, str], events: Sequence[tuple[int, str]], now_ms: int) -> bool:
+    """Append events to the stream ``key`` (account, region, group, stream) inside the caller's
+    transaction, keeping its times and both ``stored_bytes`` counts: the one insert path of every
+    writer. False when the stream does not exist."""
+    if not c.execute(
+        "SELECT 1 FROM log_streams WHERE account=? AND region=? AND grp=? AND name=?", key
+    ).fetchone():
+        return False
+    if not events:
+        return True
+    c.executemany(
+        "INSERT INTO log_events (account, region, grp, stream, ts, ingested_ms, message) VALUES (?,?,?,?,?,?,?)",
+        [(*key, ts, now_ms, storable(message)) for ts, message in events],
+    )
+    first = min(ts for ts, _ in events)
+    last = max(ts for ts, _ in events)
+    size = sum(message_bytes(message) for _, message in events)
+    c.execute(
+        "UPDATE log_streams SET first_ms=min(coalesce(first_ms, ?), ?),"
+        " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ?"
+        " WHERE account=? AND region=? AND grp=? AND name=?",
+        (first, first, last, last, now_ms, size, *key),
+    )
+    c.execute(
+        "UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE account=? AND region=? AND name=?",
+        (size, *key[:3]),
+    )
+    return True
