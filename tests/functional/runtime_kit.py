@@ -75,3 +75,22 @@ def python_function(
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
     return name
+
+
+def function_log_text(server: LaminaServer, name: str, *, key: str = "test", secret: str = "test") -> str:
+    """Everything a function has logged so far, read from CloudWatch Logs (its ``/aws/lambda/<name>``
+    group, every stream, in time order) as one text; empty before its first line is delivered."""
+    from lamina_server import client
+
+    logs = client(server, "logs", key=key, secret=secret)
+    messages: list[str] = []
+    params: dict[str, Any] = {"logGroupName": f"/aws/lambda/{name}"}
+    while True:
+        try:
+            page = logs.filter_log_events(**params)
+        except logs.exceptions.ResourceNotFoundException:
+            return ""
+        messages += [e["message"] for e in page["events"]]
+        if not page.get("nextToken"):
+            return "".join(messages)
+        params["nextToken"] = page["nextToken"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, allow_deliveries, client
-from runtime_kit import installed_python, python_function, runtime_server
+from runtime_kit import function_log_text, installed_python, python_function, runtime_server
 
 pytestmark = pytest.mark.privileged
 
@@ -59,8 +59,7 @@ def create(lam: Any, code: str) -> str:
 
 
 def log_text(server: LaminaServer, name: str) -> str:
-    logs = server.data_dir / "logs" / "000000000000" / "us-east-1" / name
-    return "".join(p.read_text() for p in logs.glob("*.log"))
+    return function_log_text(server, name)
 
 
 def records(server: LaminaServer, name: str) -> list[str]:

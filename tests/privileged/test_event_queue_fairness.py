@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
-from runtime_kit import installed_python, python_function, runtime_server
+from runtime_kit import function_log_text, installed_python, python_function, runtime_server
 
 pytestmark = pytest.mark.privileged
 
@@ -52,8 +52,8 @@ def make(lam: Any, account: dict[str, str], code: str) -> str:
 
 
 def log_count(server: LaminaServer, account: dict[str, str], name: str, needle: str) -> int:
-    logs = server.data_dir / "logs" / account["account_id"] / "us-east-1" / name
-    return sum(p.read_text(errors="replace").count(needle) for p in logs.glob("*.log"))
+    text = function_log_text(server, name, key=account["access_key_id"], secret=account["secret_access_key"])
+    return text.count(needle)
 
 
 def wait_for(check: Any, what: str, limit_s: float = 60) -> None:

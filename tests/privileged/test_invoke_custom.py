@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer
+from runtime_kit import function_log_text
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
@@ -157,13 +158,12 @@ def test_dry_run_event_and_limits(lam: Any, invoke_server: LaminaServer) -> None
     assert r["StatusCode"] == 204
     r = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"async": True}))
     assert r["StatusCode"] == 202
-    logs = invoke_server.data_dir / "logs" / "000000000000" / "us-east-1" / name
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(
-        'handling {"async": true}' in p.read_text() for p in logs.glob("*.log")
+    while time.monotonic() < deadline and 'handling {"async": true}' not in function_log_text(
+        invoke_server, name
     ):
         time.sleep(0.1)
-    assert any('handling {"async": true}' in p.read_text() for p in logs.glob("*.log"))
+    assert 'handling {"async": true}' in function_log_text(invoke_server, name)
     with pytest.raises(lam.exceptions.ClientError) as e:
         lam.invoke(FunctionName=name, Payload=b'{"a": "' + b"x" * 6_300_000 + b'"}')
     err = e.value.response
@@ -246,10 +246,9 @@ def test_event_invocations_are_retried_twice_on_error(lam: Any, invoke_server: L
     r, out = call(lam, name)  # synchronous: the error comes back, once
     assert r["FunctionError"] == "Unhandled" and out == {"errorMessage": "boom", "errorType": "Boom"}
     assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 7}')["StatusCode"] == 202
-    logs = invoke_server.data_dir / "logs" / "000000000000" / "us-east-1" / name
 
     def attempts() -> int:
-        return sum(p.read_text().count('attempt {"n": 7}') for p in logs.glob("*.log"))
+        return function_log_text(invoke_server, name).count('attempt {"n": 7}')
 
     deadline = time.monotonic() + 20  # retry delay 0.5 s, then 1 s
     while time.monotonic() < deadline and attempts() < 3:
