@@ -29,6 +29,7 @@ BENCHMARKS = [
     "s3.py",
     "log_filters.py",
     "logs_filter.py",
+    "function_logs.py",
 ]
 
 
