@@ -181,6 +181,16 @@ def test_a_role_without_logs_permissions_writes_nothing_but_the_tail_has_it(
     invoke(lam, other)
     eventually(lambda: all_events(logs, f"/aws/lambda/{other}"), lambda ev: len(ev) == 6)
     assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"] == []
+    # Granted now: environments started from now on log (the old one was decided when it started).
+    client(server, "iam").attach_role_policy(
+        RoleName=role.split("/")[-1],
+        PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    )
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"NEW": "env"}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    invoke(lam, name)
+    events = eventually(lambda: all_events(logs, f"/aws/lambda/{name}"), lambda ev: len(ev) == 6)
+    assert len(events) == 6 and events[0]["message"].startswith("START ")
 
 
 def test_only_stream_and_put_permissions_on_an_existing_group(
