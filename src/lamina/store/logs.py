@@ -1,4 +1,4 @@
-"""CloudWatch Logs in the metadata database (migration 19): log groups, streams and events.
+"""CloudWatch Logs in the metadata database (migrations 19-21): log groups, streams and events.
 
 Events are numbered in arrival order (``id``); GetLogEvents reads a stream by (timestamp, id) and
 FilterLogEvents a group by (timestamp, id), a page at a time (a group may hold millions of
@@ -15,6 +15,11 @@ FilterLogEvents may pass the texts a matching event must contain (``required``: 
 texts, from :attr:`lamina.domain.log_filters.LogPattern.required`): SQLite then skips, with
 ``instr`` (case-sensitive, as AWS's matching is), the events that cannot match, and Python judges
 only the rest.
+
+Groups and streams have integer ids (migration 21) and an event carries only its group's and
+stream's (``gid``, ``sid``): every call resolves the names it is given to ids once, and events
+read back name their stream. (Four text keys per event, repeated in both indexes, made storing
+an event cost about three times what it does with two integers.)
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from lamina.store.db import Database
@@ -91,6 +97,8 @@ def _stream(r: Any) -> LogStreamRow:
 def message_bytes(message: str) -> int:
     """The size a message counts for: its UTF-8 bytes (``errors="surrogatepass"``: a lone
     surrogate a JSON body may carry still has a size)."""
+    if message.isascii():  # one byte a character: no copy to count
+        return len(message)
     return len(message.encode("utf-8", "surrogatepass"))
 
 
@@ -137,10 +145,7 @@ class LogGroupStore:
     def create_group(self, scope: Scope, name: str, now_ms: int, tags: Mapping[str, str]) -> bool:
         """Store a new group; False when it exists."""
         with self.db.write() as c:
-            if c.execute(
-                "SELECT 1 FROM log_groups WHERE account=? AND region=? AND name=?",
-                (scope.account, scope.region, name),
-            ).fetchone():
+            if _group_id(c, scope, name) is not None:
                 return False
             c.execute(
                 "INSERT INTO log_groups (account, region, name, created_ms, tags) VALUES (?,?,?,?,?)",
@@ -150,12 +155,16 @@ class LogGroupStore:
 
     def delete_group(self, scope: Scope, name: str) -> bool:
         """Delete a group with its streams and events; False when there is none."""
-        key = (scope.account, scope.region, name)
         with self.db.write() as c:
-            gone = c.execute("DELETE FROM log_groups WHERE account=? AND region=? AND name=?", key).rowcount
-            c.execute("DELETE FROM log_streams WHERE account=? AND region=? AND grp=?", key)
-            c.execute("DELETE FROM log_events WHERE account=? AND region=? AND grp=?", key)
-            return bool(gone)
+            row = c.execute(
+                "DELETE FROM log_groups WHERE account=? AND region=? AND name=? RETURNING id",
+                (scope.account, scope.region, name),
+            ).fetchone()
+            if row is None:
+                return False
+            c.execute("DELETE FROM log_streams WHERE gid=?", (int(row[0]),))
+            c.execute("DELETE FROM log_events WHERE gid=?", (int(row[0]),))
+            return True
 
     def group(self, scope: Scope, name: str) -> LogGroupRow | None:
         """One group, or None."""
@@ -201,66 +210,57 @@ class LogGroupStore:
 
     def expire(self, scope: Scope, name: str, now_ms: int) -> int:
         """Delete the group's events older than its retention; how many were deleted."""
-        group = self.group(scope, name)
-        if group is None or group.retention_days is None:
-            return 0
-        key = (scope.account, scope.region, name)
-        before = now_ms - group.retention_days * DAY_MS
         with self.db.write() as c:
+            row = c.execute(
+                "SELECT id, retention_days FROM log_groups WHERE account=? AND region=? AND name=?",
+                (scope.account, scope.region, name),
+            ).fetchone()
+            if row is None or row[1] is None:
+                return 0
+            gid, before = int(row[0]), now_ms - int(row[1]) * DAY_MS
             # What leaves each stream, counted before it goes (the same transaction).
             freed = c.execute(
-                "SELECT stream, sum(length(CAST(message AS BLOB))) FROM log_events"
-                " WHERE account=? AND region=? AND grp=? AND ts < ? GROUP BY stream",
-                (*key, before),
+                "SELECT sid, sum(length(CAST(message AS BLOB))) FROM log_events"
+                " WHERE gid=? AND ts < ? GROUP BY sid",
+                (gid, before),
             ).fetchall()
-            gone = int(
-                c.execute(
-                    "DELETE FROM log_events WHERE account=? AND region=? AND grp=? AND ts < ?", (*key, before)
-                ).rowcount
-            )
+            gone = int(c.execute("DELETE FROM log_events WHERE gid=? AND ts < ?", (gid, before)).rowcount)
             c.executemany(
-                "UPDATE log_streams SET stored_bytes = max(stored_bytes - ?, 0)"
-                " WHERE account=? AND region=? AND grp=? AND name=?",
-                [(int(size), *key, stream) for stream, size in freed],
+                "UPDATE log_streams SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?",
+                [(int(size), int(sid)) for sid, size in freed],
             )
             c.execute(
-                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0)"
-                " WHERE account=? AND region=? AND name=?",
-                (sum(int(size) for _, size in freed), *key),
+                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?",
+                (sum(int(size) for _, size in freed), gid),
             )
             return gone
 
     # -- streams ----------------------------------------------------------------------------------
 
     def create_stream(self, scope: Scope, group: str, name: str, now_ms: int) -> bool:
-        """Store a new stream in an existing group; False when the stream exists."""
+        """Store a new stream in an existing group; False when the stream exists. (A group deleted
+        meanwhile takes the stream with it, as if it had been created just before: nothing is
+        stored, and the answer is True.)"""
         with self.db.write() as c:
-            if c.execute(
-                "SELECT 1 FROM log_streams WHERE account=? AND region=? AND grp=? AND name=?",
-                (scope.account, scope.region, group, name),
-            ).fetchone():
+            gid = _group_id(c, scope, group)
+            if gid is None:
+                return True
+            if c.execute("SELECT 1 FROM log_streams WHERE gid=? AND name=?", (gid, name)).fetchone():
                 return False
-            c.execute(
-                "INSERT INTO log_streams (account, region, grp, name, created_ms) VALUES (?,?,?,?,?)",
-                (scope.account, scope.region, group, name, now_ms),
-            )
+            c.execute("INSERT INTO log_streams (gid, name, created_ms) VALUES (?,?,?)", (gid, name, now_ms))
             return True
 
     def delete_stream(self, scope: Scope, group: str, name: str) -> bool:
         """Delete a stream and its events; False when there is none."""
-        key = (scope.account, scope.region, group, name)
         with self.db.write() as c:
-            row = c.execute(
-                "DELETE FROM log_streams WHERE account=? AND region=? AND grp=? AND name=? RETURNING stored_bytes",
-                key,
-            ).fetchone()
-            c.execute("DELETE FROM log_events WHERE account=? AND region=? AND grp=? AND stream=?", key)
-            if row is None:
+            ids = _stream_ids(c, scope, group, name)
+            if ids is None:
                 return False
+            gid, sid = ids
+            row = c.execute("DELETE FROM log_streams WHERE id=? RETURNING stored_bytes", (sid,)).fetchone()
+            c.execute("DELETE FROM log_events WHERE sid=?", (sid,))
             c.execute(
-                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0)"
-                " WHERE account=? AND region=? AND name=?",
-                (int(row[0]), *key[:3]),
+                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?", (int(row[0]), gid)
             )
             return True
 
@@ -268,8 +268,7 @@ class LogGroupStore:
         """One stream, or None."""
         r = self.db.read(
             lambda c: c.execute(
-                f"SELECT {_STREAM_COLUMNS} FROM log_streams"  # noqa: S608
-                " WHERE account=? AND region=? AND grp=? AND name=?",
+                f"SELECT {_STREAM_COLUMNS} FROM log_streams WHERE gid = ({_GROUP_ID}) AND name=?",  # noqa: S608
                 (scope.account, scope.region, group, name),
             ).fetchone()
         )
@@ -280,7 +279,7 @@ class LogGroupStore:
         rows = self.db.read(
             lambda c: c.execute(
                 f"SELECT {_STREAM_COLUMNS} FROM log_streams"  # noqa: S608
-                " WHERE account=? AND region=? AND grp=? AND substr(name, 1, ?) = ? ORDER BY name",
+                f" WHERE gid = ({_GROUP_ID}) AND substr(name, 1, ?) = ? ORDER BY name",
                 (scope.account, scope.region, group, len(prefix), prefix),
             ).fetchall()
         )
@@ -301,7 +300,7 @@ class LogGroupStore:
         ``prefix``, ordered by name or by (last event time, name) (a stream without events counts
         as time -1), ascending or descending, after the key ``after`` ((time, name); the time is
         ignored in name order), ``limit`` at most."""
-        where = "account=? AND region=? AND grp=? AND substr(name, 1, ?) = ?"
+        where = f"gid = ({_GROUP_ID}) AND substr(name, 1, ?) = ?"
         args: list[Any] = [scope.account, scope.region, group, len(prefix), prefix]
         way = "<" if descending else ">"
         if by_last_event:
@@ -331,7 +330,11 @@ class LogGroupStore:
     ) -> bool:
         """Append ``(timestamp, message)`` events to a stream; False when the stream does not exist."""
         with self.db.write() as c:
-            return _insert(c, (scope.account, scope.region, group, stream), events, now_ms)
+            ids = _stream_ids(c, scope, group, stream)
+            if ids is None:
+                return False
+            _insert(c, ids, events, now_ms)
+            return True
 
     def stream_events(
         self,
@@ -355,22 +358,30 @@ class LogGroupStore:
         # One bound on each side of ``ts``, the cursor's folded in: SQLite then seeks the index to
         # the cursor (with two lower bounds, or a row-value comparison, it scans from the start of
         # the range: quadratic over the pages of a large stream).
-        where = "account=? AND region=? AND grp=? AND stream=? AND ts >= ? AND ts < ?"
+        where = "sid=? AND ts >= ? AND ts < ?"
         if cursor is not None and forward:
             since_ms = max(since_ms, cursor[0])
             where += " AND (ts > ? OR id > ?)"
         elif cursor is not None:
             until_ms = min(until_ms, cursor[0] + 1)
             where += " AND (ts < ? OR id < ?)"
-        args: list[Any] = [scope.account, scope.region, group, stream, since_ms, until_ms]
+        args: list[Any] = [since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
         order = "ts, id" if forward else "ts DESC, id DESC"
+        # The stream's name is the one asked for: bound once, not looked up per event.
         sql = (
-            f"SELECT id, stream, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
+            f"SELECT id, ?, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
             f" ORDER BY {order} LIMIT ?"
         )
-        events = self.db.read(lambda c: _within(c.execute(sql, (*args, limit)), max_bytes))
+
+        def read(c: Any) -> list[LogEventRow]:
+            ids = _stream_ids(c, scope, group, stream)
+            if ids is None:
+                return []
+            return _within(c.execute(sql, (stream, ids[1], *args, limit)), max_bytes)
+
+        events = self.db.read(read)
         return events if forward else events[::-1]
 
     def group_events(
@@ -392,35 +403,40 @@ class LogGroupStore:
         when given, and only events containing the ``required`` texts (see :func:`required_clause`;
         then a short page does not mean fewer events were scanned: the group is read to its end, or
         to ``upto``, the last position read, from :meth:`scan_horizon`)."""
-        where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
+        where = "gid=?1 AND ts >= ? AND ts < ?"  # ?1: the group's id, wherever it is needed
         if cursor is not None:  # one lower bound: SQLite seeks the index to it (see stream_events)
             since_ms = max(since_ms, cursor[0])
             where += " AND (ts > ? OR id > ?)"
         if upto is not None:  # and one upper bound
             until_ms = min(until_ms, upto[0] + 1)
             where += " AND (ts < ? OR id <= ?)"
-        args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
+        args: list[Any] = [since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
         if upto is not None:
             args += [upto[0], upto[1]]
         if streams is not None:  # one variable, however many names (SQLite limits variables)
-            where += " AND stream IN (SELECT value FROM json_each(?))"
+            where += " AND sid IN (SELECT id FROM log_streams WHERE gid=?1 AND name IN (SELECT value FROM json_each(?)))"
             args.append(json.dumps(streams))
         if stream_prefix:
-            where += " AND substr(stream, 1, ?) = ?"
+            where += " AND sid IN (SELECT id FROM log_streams WHERE gid=?1 AND substr(name, 1, ?) = ?)"
             args += [len(stream_prefix), stream_prefix]
         clause, more = required_clause(required)
         where += clause
         args += more
-        rows = self.db.read(
-            lambda c: c.execute(
-                f"SELECT id, stream, ts, ingested_ms, message FROM log_events WHERE {where}"  # noqa: S608
-                " ORDER BY ts, id LIMIT ?",
-                (*args, limit),
-            ).fetchall()
+        # The stream's name, looked up only for the events returned (by the streams' primary key).
+        sql = (
+            "SELECT id, (SELECT name FROM log_streams WHERE log_streams.id = sid), ts, ingested_ms, message"
+            f" FROM log_events WHERE {where} ORDER BY ts, id LIMIT ?"  # noqa: S608
         )
-        return [_event(r) for r in rows]
+
+        def read(c: Any) -> list[Any]:
+            gid = _group_id(c, scope, group)
+            if gid is None:
+                return []
+            return list(c.execute(sql, (gid, *args, limit)).fetchall())
+
+        return [_event(r) for r in self.db.read(read)]
 
     def scan_horizon(
         self,
@@ -436,21 +452,24 @@ class LogGroupStore:
         the same range and order as :meth:`group_events`), or None when no more remain: how far one
         call may read, so a search the SQL filter makes rare still scans a bounded number of rows.
         Only the (group, ts, id) index is read (no message), so this costs a fraction of the scan."""
-        where = "account=? AND region=? AND grp=? AND ts >= ? AND ts < ?"
+        where = "gid=? AND ts >= ? AND ts < ?"
         if cursor is not None:
             since_ms = max(since_ms, cursor[0])
             where += " AND (ts > ? OR id > ?)"
-        args: list[Any] = [scope.account, scope.region, group, since_ms, until_ms]
+        args: list[Any] = [since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
-        # Two rows from the ``rows``-th: the horizon, and whether anything lies past it.
-        found = self.db.read(
-            lambda c: c.execute(
-                f"SELECT ts, id FROM log_events INDEXED BY log_events_group WHERE {where}"  # noqa: S608
-                " ORDER BY ts, id LIMIT 2 OFFSET ?",
-                (*args, rows - 1),
-            ).fetchall()
+        sql = (
+            f"SELECT ts, id FROM log_events INDEXED BY log_events_group WHERE {where}"  # noqa: S608
+            " ORDER BY ts, id LIMIT 2 OFFSET ?"
         )
+
+        # Two rows from the ``rows``-th: the horizon, and whether anything lies past it.
+        def read(c: Any) -> list[Any]:
+            gid = _group_id(c, scope, group)
+            return [] if gid is None else list(c.execute(sql, (gid, *args, rows - 1)).fetchall())
+
+        found = self.db.read(read)
         return (int(found[0][0]), int(found[0][1])) if len(found) == 2 else None
 
     def append_events(
@@ -462,10 +481,37 @@ class LogGroupStore:
         returns how many events were stored."""
         stored = 0
         with self.db.write() as c:
+            known: dict[tuple[Scope, str, str], tuple[int, int] | None] = {}
             for scope, group, stream, events in batches:
-                if events and _insert(c, (scope.account, scope.region, group, stream), events, now_ms):
+                if not events:
+                    continue
+                key = (scope, group, stream)
+                if key not in known:  # each stream's ids resolved once a batch
+                    known[key] = _stream_ids(c, scope, group, stream)
+                ids = known[key]
+                if ids is not None:
+                    _insert(c, ids, events, now_ms)
                     stored += len(events)
         return stored
+
+
+# A group's id from (account, region, name): a scalar subquery, evaluated once per statement.
+_GROUP_ID = "SELECT id FROM log_groups WHERE account=? AND region=? AND name=?"
+
+
+def _group_id(c: Any, scope: Scope, name: str) -> int | None:
+    row = c.execute(_GROUP_ID, (scope.account, scope.region, name)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _stream_ids(c: Any, scope: Scope, group: str, name: str) -> tuple[int, int] | None:
+    """A stream's (group id, stream id), or None when there is no such stream."""
+    row = c.execute(
+        "SELECT s.gid, s.id FROM log_groups g JOIN log_streams s ON s.gid = g.id"
+        " WHERE g.account=? AND g.region=? AND g.name=? AND s.name=?",
+        (scope.account, scope.region, group, name),
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
 
 
 def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
@@ -481,31 +527,37 @@ def _within(rows: Any, max_bytes: int | None) -> list[LogEventRow]:
     return out
 
 
-def _insert(c: Any, key: tuple[str, str, str, str], events: Sequence[tuple[int, str]], now_ms: int) -> bool:
-    """Append events to the stream ``key`` (account, region, group, stream) inside the caller's
-    transaction, keeping its times and both ``stored_bytes`` counts: the one insert path of every
-    writer. False when the stream does not exist."""
-    if not c.execute(
-        "SELECT 1 FROM log_streams WHERE account=? AND region=? AND grp=? AND name=?", key
-    ).fetchone():
-        return False
+_TS, _MESSAGE = itemgetter(0), itemgetter(1)
+
+
+def _insert(c: Any, ids: tuple[int, int], events: Sequence[tuple[int, str]], now_ms: int) -> None:
+    """Append events to the stream ``ids`` (group id, stream id) inside the caller's transaction,
+    keeping its times and both ``stored_bytes`` counts: the one insert path of every writer."""
     if not events:
-        return True
+        return
+    gid, sid = ids
+    # Every message at once: one pass in C tells ASCII text (the usual case), whose size is its
+    # length and which needs no cleaning (:func:`storable`), from the rest. UTF-8 sizes add up, so
+    # the size of the joined text is the sum of the messages' sizes.
+    text = "".join(map(_MESSAGE, events))
+    if text.isascii():
+        size = len(text)
+    else:
+        size = message_bytes(text)
+        if _SURROGATE.search(text):
+            events = [(ts, storable(message)) for ts, message in events]
+    # The event's group, stream and ingestion time are the same for the whole batch: written into
+    # the statement (integers, from the database and the caller), the (timestamp, message) pairs
+    # are bound as they come, without a tuple built per event.
     c.executemany(
-        "INSERT INTO log_events (account, region, grp, stream, ts, ingested_ms, message) VALUES (?,?,?,?,?,?,?)",
-        [(*key, ts, now_ms, storable(message)) for ts, message in events],
+        "INSERT INTO log_events (gid, sid, ingested_ms, ts, message)"  # noqa: S608
+        f" VALUES ({int(gid)}, {int(sid)}, {int(now_ms)}, ?, ?)",
+        events,
     )
-    first = min(ts for ts, _ in events)
-    last = max(ts for ts, _ in events)
-    size = sum(message_bytes(message) for _, message in events)
+    first, last = min(map(_TS, events)), max(map(_TS, events))
     c.execute(
         "UPDATE log_streams SET first_ms=min(coalesce(first_ms, ?), ?),"
-        " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ?"
-        " WHERE account=? AND region=? AND grp=? AND name=?",
-        (first, first, last, last, now_ms, size, *key),
+        " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ? WHERE id=?",
+        (first, first, last, last, now_ms, size, sid),
     )
-    c.execute(
-        "UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE account=? AND region=? AND name=?",
-        (size, *key[:3]),
-    )
-    return True
+    c.execute("UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE id=?", (size, gid))

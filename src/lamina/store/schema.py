@@ -314,4 +314,47 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE s.account = log_groups.account AND s.region = log_groups.region
           AND s.grp = log_groups.name), 0);
     """,
+    # 21: CloudWatch Logs keyed by integers (store/logs.py): a group and a stream get an id (``id``,
+    # a stream names its group by ``gid``) and an event keeps only its stream's and group's ids, not
+    # four names repeated in the table and in both indexes (a third of the cost of storing it).
+    # Events keep their ids: GetLogEvents' tokens and FilterLogEvents' eventIds are made of them.
+    """
+    CREATE TABLE log_groups_keyed (
+        id INTEGER PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        created_ms INTEGER NOT NULL, retention_days INTEGER, tags TEXT NOT NULL DEFAULT '{}',
+        stored_bytes INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account, region, name)
+    );
+    INSERT INTO log_groups_keyed (account, region, name, created_ms, retention_days, tags, stored_bytes)
+        SELECT account, region, name, created_ms, retention_days, tags, stored_bytes FROM log_groups
+        ORDER BY account, region, name;
+    CREATE TABLE log_streams_keyed (
+        id INTEGER PRIMARY KEY, gid INTEGER NOT NULL, name TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        first_ms INTEGER, last_ms INTEGER, ingested_ms INTEGER, stored_bytes INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (gid, name)
+    );
+    INSERT INTO log_streams_keyed (gid, name, created_ms, first_ms, last_ms, ingested_ms, stored_bytes)
+        SELECT g.id, s.name, s.created_ms, s.first_ms, s.last_ms, s.ingested_ms, s.stored_bytes
+        FROM log_streams s JOIN log_groups_keyed g
+          ON g.account = s.account AND g.region = s.region AND g.name = s.grp
+        ORDER BY g.id, s.name;
+    CREATE TABLE log_events_keyed (
+        id INTEGER PRIMARY KEY, gid INTEGER NOT NULL, sid INTEGER NOT NULL, ts INTEGER NOT NULL,
+        ingested_ms INTEGER NOT NULL, message TEXT NOT NULL
+    );
+    INSERT INTO log_events_keyed (id, gid, sid, ts, ingested_ms, message)
+        SELECT e.id, g.id, s.id, e.ts, e.ingested_ms, e.message
+        FROM log_events e
+        JOIN log_groups_keyed g ON g.account = e.account AND g.region = e.region AND g.name = e.grp
+        JOIN log_streams_keyed s ON s.gid = g.id AND s.name = e.stream
+        ORDER BY e.id;
+    DROP TABLE log_events;
+    DROP TABLE log_streams;
+    DROP TABLE log_groups;
+    ALTER TABLE log_groups_keyed RENAME TO log_groups;
+    ALTER TABLE log_streams_keyed RENAME TO log_streams;
+    ALTER TABLE log_events_keyed RENAME TO log_events;
+    CREATE INDEX log_events_stream ON log_events (sid, ts, id);
+    CREATE INDEX log_events_group ON log_events (gid, ts, id);
+    """,
 )
