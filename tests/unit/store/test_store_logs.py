@@ -194,6 +194,43 @@ def test_a_lone_surrogate_is_stored_as_a_replacement_character(db: Database) -> 
     assert group is not None and group.stored_bytes == 5 + 6
 
 
+def test_append_events_writes_several_streams_in_one_go(db: Database) -> None:
+    store = LogGroupStore(db)
+    store.create_group(HERE, "/g", 0, {})
+    store.create_group(THERE, "/g", 0, {})
+    for scope, stream in ((HERE, "s"), (HERE, "t"), (THERE, "s")):
+        store.create_stream(scope, "/g", stream, 0)
+    stored = store.append_events(
+        [
+            (HERE, "/g", "s", [(5, "a"), (1, "bb")]),
+            (HERE, "/g", "gone", [(1, "lost")]),  # deleted meanwhile: nothing stored
+            (HERE, "/g", "t", []),
+            (THERE, "/g", "s", [(2, "é")]),
+            (HERE, "/g", "s", [(9, "ccc")]),  # the same stream again in the batch
+        ],
+        100,
+    )
+    assert stored == 4
+    s = store.stream(HERE, "/g", "s")
+    assert s is not None and (s.first_ms, s.last_ms, s.ingested_ms, s.stored_bytes) == (1, 9, 100, 6)
+    t = store.stream(HERE, "/g", "t")
+    assert t is not None and (t.first_ms, t.ingested_ms, t.stored_bytes) == (None, None, 0)
+    mine, theirs = store.group(HERE, "/g"), store.group(THERE, "/g")
+    assert mine is not None and theirs is not None and (mine.stored_bytes, theirs.stored_bytes) == (6, 2)
+    events = store.group_events(HERE, "/g", streams=None, since_ms=0, until_ms=10, cursor=None, limit=10)
+    assert [(e.stream, e.ts, e.message) for e in events] == [("s", 1, "bb"), ("s", 5, "a"), ("s", 9, "ccc")]
+
+
+def test_a_stream_of_a_group_deleted_meanwhile_is_not_stored(db: Database) -> None:
+    store = LogGroupStore(db)
+    assert store.create_stream(HERE, "/none", "s", 0)  # as if made just before the group went
+    assert store.stream(HERE, "/none", "s") is None
+    assert not store.put_events(HERE, "/none", "s", [(1, "x")], 0)
+    assert not store.delete_stream(HERE, "/none", "s")
+    assert store.expire(HERE, "/none", 0) == 0
+    assert store.scan_horizon(HERE, "/none", since_ms=0, until_ms=9, cursor=None, rows=1) is None
+
+
 def test_migration_20_counts_the_events_already_stored(tmp_path: Path) -> None:
     # A database of the lamina before stored_bytes (migrations 1-19), with events in it.
     path = tmp_path / "lamina.db"
@@ -224,5 +261,95 @@ def test_migration_20_counts_the_events_already_stored(tmp_path: Path) -> None:
         s, t = store.stream(scope, "/g", "s"), store.stream(scope, "/g", "t")
         assert group is not None and empty is not None and s is not None and t is not None
         assert (group.stored_bytes, empty.stored_bytes, s.stored_bytes, t.stored_bytes) == (7, 0, 4, 3)
+    finally:
+        db.close()
+
+
+def test_migration_21_keys_events_by_integers_and_keeps_them(tmp_path: Path) -> None:
+    # A database of the lamina with text-keyed events (migrations 1-20), in two accounts: events
+    # numbered with gaps (some were deleted), a stream without events, a group without streams.
+    path = tmp_path / "lamina.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:20], start=1):
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={number}")
+    for account, name, retention, tags, size in (
+        ("1", "/g", 7, '{"k": "v"}', 8),
+        ("1", "/empty", None, "{}", 0),
+        ("2", "/g", None, "{}", 3),
+    ):
+        conn.execute(
+            "INSERT INTO log_groups (account, region, name, created_ms, retention_days, tags, stored_bytes)"
+            " VALUES (?, 'r', ?, 5, ?, ?, ?)",
+            (account, name, retention, tags, size),
+        )
+    for account, stream, first, last, size in (
+        ("1", "s", 10, 30, 5),
+        ("1", "t", 20, 20, 3),
+        ("1", "idle", None, None, 0),
+        ("2", "s", 40, 40, 3),
+    ):
+        conn.execute(
+            "INSERT INTO log_streams (account, region, grp, name, created_ms, first_ms, last_ms, ingested_ms,"
+            " stored_bytes) VALUES (?, 'r', '/g', ?, 6, ?, ?, ?, ?)",
+            (account, stream, first, last, last, size),
+        )
+    for event_id, account, stream, ts, message in (
+        (3, "1", "s", 10, "ab"),
+        (7, "1", "t", 20, "xyz"),
+        (8, "2", "s", 40, "one"),
+        (12, "1", "s", 30, "é!"),
+    ):
+        conn.execute(
+            "INSERT INTO log_events (id, account, region, grp, stream, ts, ingested_ms, message)"
+            " VALUES (?, ?, 'r', '/g', ?, ?, 99, ?)",
+            (event_id, account, stream, ts, message),
+        )
+    conn.close()
+    db = Database(path)
+    try:
+        columns = db.read(lambda c: [r[1] for r in c.execute("PRAGMA table_info(log_events)")])
+        assert columns == ["id", "gid", "sid", "ts", "ingested_ms", "message"]
+        indexes = db.read(
+            lambda c: {
+                name: [r[2] for r in c.execute(f"PRAGMA index_info({name})")]
+                for name in ("log_events_stream", "log_events_group")
+            }
+        )
+        assert indexes == {"log_events_stream": ["sid", "ts", "id"], "log_events_group": ["gid", "ts", "id"]}
+        store = LogGroupStore(db)
+        one, two = Scope("1", "r"), Scope("2", "r")
+        g = store.group(one, "/g")
+        assert g is not None and (g.created_ms, g.retention_days, g.tags, g.stored_bytes) == (
+            5,
+            7,
+            {"k": "v"},
+            8,
+        )
+        assert [x.name for x in store.groups(one, "", "", 10)] == ["/empty", "/g"]
+        s = store.stream(one, "/g", "s")
+        assert s is not None and (s.created_ms, s.first_ms, s.last_ms, s.stored_bytes) == (6, 10, 30, 5)
+        assert [x.name for x in store.streams(one, "/g", "")] == ["idle", "s", "t"]
+        # The events keep their ids (tokens and eventIds are made of them) and name their stream.
+        events = store.group_events(one, "/g", streams=None, since_ms=0, until_ms=100, cursor=None, limit=10)
+        assert [(e.id, e.stream, e.ts, e.ingested_ms, e.message) for e in events] == [
+            (3, "s", 10, 99, "ab"),
+            (7, "t", 20, 99, "xyz"),
+            (12, "s", 30, 99, "é!"),
+        ]
+        theirs = store.stream_events(
+            two, "/g", "s", since_ms=0, until_ms=100, cursor=None, forward=True, limit=10
+        )
+        assert [(e.id, e.message) for e in theirs] == [(8, "one")]
+        # New events come after the migrated ones; deleting a stream takes only its events.
+        assert store.put_events(one, "/g", "t", [(50, "new")], 100)
+        assert store.delete_stream(one, "/g", "s")
+        events = store.group_events(one, "/g", streams=None, since_ms=0, until_ms=100, cursor=None, limit=10)
+        assert [(e.id, e.stream) for e in events] == [(7, "t"), (13, "t")]
+        g = store.group(one, "/g")
+        assert g is not None and g.stored_bytes == 8 - 5 + 3
+        assert store.delete_group(two, "/g")
+        assert store.group(one, "/g") is not None and store.stream(one, "/g", "t") is not None
     finally:
         db.close()
