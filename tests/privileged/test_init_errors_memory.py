@@ -58,11 +58,12 @@ def invoke_raw(lam: Any, name: str, payload: Any = None) -> tuple[dict[str, Any]
 
 
 def lamina_logs(server: LaminaServer, name: str, rid: str) -> str:
-    """``lamina logs NAME`` once the invocation's REPORT line is on disk (written every 50 ms)."""
+    """``lamina logs NAME`` (through the API) once the invocation's REPORT line is in CloudWatch Logs.
+    Needs functions' output delivered into CloudWatch Logs (issue 17, the platform's log sink)."""
     deadline = time.monotonic() + 10
     while True:
         out = subprocess.run(
-            [sys.executable, "-m", "lamina.cli.main", "logs", name, "--data-dir", str(server.data_dir)],
+            [sys.executable, "-m", "lamina.cli.main", "logs", name, "--endpoint-url", server.url],
             capture_output=True,
             text=True,
             env={**os.environ, "AWS_REGION": "us-east-1"},

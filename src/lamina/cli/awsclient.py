@@ -7,14 +7,17 @@ from typing import Any
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
 
 
-def clients(endpoint_url: str | None, region: str | None, *services: str, **config: Any) -> list[Any]:
-    """Clients with the standard credential chain; against lamina (an endpoint URL is given) without
-    any configured credentials, lamina's default keys. ``endpoint_url=None`` means AWS's endpoints
-    (or ``AWS_ENDPOINT_URL`` and the profile's ``endpoint_url``)."""
+def clients(
+    endpoint_url: str | None, region: str | None, *services: str, profile: str | None = None, **config: Any
+) -> list[Any]:
+    """Clients with the standard credential chain (of ``profile``, when given); against lamina (an
+    endpoint URL is given) without any configured credentials, lamina's default keys.
+    ``endpoint_url=None`` means AWS's endpoints (or ``AWS_ENDPOINT_URL`` and the profile's
+    ``endpoint_url``)."""
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session()
+    session = boto3.session.Session(profile_name=profile)
     region = region or session.region_name or "us-east-1"
     keys: dict[str, str] = {}
     if endpoint_url is not None and session.get_credentials() is None:

@@ -8,12 +8,10 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 from lamina import __version__
 from lamina.domain.accounts import (
@@ -25,7 +23,7 @@ from lamina.domain.accounts import (
     uses_default_credentials,
 )
 from lamina.runtime.host_ids import conflicts
-from lamina.settings import Settings, SettingsError, default_data_dir
+from lamina.settings import Settings, SettingsError
 
 
 def load_accounts(path: str | None) -> tuple[Account, ...]:
@@ -55,16 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a flag wins over the variable.",
     )
     Settings.add_arguments(server)
-    logs = sub.add_parser("logs", help="print a function's logs (START/END/REPORT lines and its output)")
-    logs.add_argument("function", help="function name")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new log lines")
-    logs.add_argument(
-        "--region", default=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    )
-    logs.add_argument("--account", default="000000000000", help="account id (default 000000000000)")
-    logs.add_argument(
-        "--data-dir", default=os.environ.get("LAMINA_DATA_DIR"), help="the server's data directory"
-    )
+    from lamina.cli import logs
+
+    logs.add_parser(sub)
     from lamina.cli import vpc
 
     vpc.add_parser(sub)
@@ -99,54 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def show_logs(args: argparse.Namespace) -> int:
-    """Print every log stream of a function, oldest first; with --follow, keep printing."""
-    import time
+    """``lamina logs``: a client of the Lambda and CloudWatch Logs APIs (see ``cli/logs.py``)."""
+    from lamina.cli import logs
 
-    from lamina.store import Database
-    from lamina.store.logs import LogGroupStore, Scope
-
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    # Functions log into CloudWatch Logs (the metadata database): the group /aws/lambda/<name>.
-    db_path = data_dir / "lamina.db"
-    store = LogGroupStore(Database(db_path)) if db_path.is_file() else None
-    scope, group = Scope(args.account, args.region), f"/aws/lambda/{args.function}"
-    offsets: dict[str, tuple[int, int] | None] = {}
-    out = sys.stdout.buffer
-    while True:
-        streams = sorted(store.streams(scope, group, ""), key=lambda s: s.created_ms) if store else []
-        for stream in streams:
-            if stream.name not in offsets and not args.follow:
-                out.write(f"== {stream.name}\n".encode())
-            while True:
-                events = store.stream_events(  # type: ignore[union-attr]
-                    scope,
-                    group,
-                    stream.name,
-                    since_ms=0,
-                    until_ms=1 << 62,
-                    cursor=offsets.get(stream.name),
-                    forward=True,
-                    limit=10_000,
-                )
-                offsets[stream.name] = offsets.get(stream.name)
-                if not events:
-                    break
-                offsets[stream.name] = (events[-1].ts, events[-1].id)
-                for e in events:
-                    out.write(e.message.encode() if e.message.endswith("\n") else (e.message + "\n").encode())
-        out.flush()
-        if not args.follow:
-            if not offsets:
-                print(
-                    f"lamina: no logs for function {args.function} in {args.account}/{args.region}",
-                    file=sys.stderr,
-                )
-                return 1
-            return 0
-        try:
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            return 0
+    return logs.main(args)
 
 
 def _server_class() -> type:
