@@ -33,7 +33,7 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.services.base import AuthorizationRequest, FileSlice, Principal
-from lamina.store.logs import LogGroupStore, Scope
+from lamina.store.logs import DAY_MS, LogGroupStore, Scope
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +48,12 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _LOG_BYTES = 64 * 1024
+# The Logs tab: the newest events of a function's log group, newest streams first (by their last
+# event, as the CloudWatch console lists them), at most this many streams and _LOG_BYTES in all.
+_LOG_STREAMS = 10
+_LOG_EVENTS = 2_000  # events read from one stream at most (its newest)
+_LOG_GROUP = re.compile(r"^[.\-_/#A-Za-z0-9]{1,512}$")  # CloudWatch Logs' logGroupName pattern
+_END_OF_TIME_MS = 2**62
 # (layer zip's SHA-256 hex, compatible runtimes, compatible architectures) -> one JSON document per
 # (runtime, arch): ``lamina layer check``'s, handed in by the composition root (the builder is above
 # the console in the layering).
@@ -480,12 +486,19 @@ class Console:
         return _json(200, {"LayerVersionArn": got.get("LayerVersionArn"), "checks": checks})
 
     def _read_logs(self, session: Session, doc: dict[str, Any], client: str) -> Response:
-        """The newest log streams of one of the account's functions (its last 64 KB), for a
-        principal CloudWatch Logs would let read them (logs:FilterLogEvents on the log group)."""
+        """The newest events of a function's log group (``logGroup``: its LoggingConfig.LogGroup;
+        without it ``/aws/lambda/<function>``), newest streams first, for a principal CloudWatch
+        Logs would let read them (logs:FilterLogEvents on the group). Read from the CloudWatch Logs
+        store, the group's retention applied as FilterLogEvents applies it."""
         region = str(doc.get("region") or "us-east-1")
         function = str(doc.get("function") or "")
+        group = doc.get("logGroup")
         if not _REGION.match(region) or not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", function):
             return _error(400, "ValidationException", "A function name and a region are required.")
+        if group is None:
+            group = f"/aws/lambda/{function}"
+        if not isinstance(group, str) or not _LOG_GROUP.match(group):
+            return _error(400, "ValidationException", "The log group name is not valid.")
         try:
             self._pipeline.authorize(
                 AuthorizationRequest(
@@ -493,34 +506,48 @@ class Console:
                     "logs",
                     "FilterLogEvents",
                     region,
-                    {"logGroupName": f"/aws/lambda/{function}"},
+                    {"logGroupName": group},
                     client,
                 )
             )
         except AwsError as exc:
             return _aws_error(exc)
-        # The function's log group in CloudWatch Logs, newest streams first, their newest events.
-        scope, group = Scope(session.principal.account_id, region), f"/aws/lambda/{function}"
-        streams = sorted(self._logs.streams(scope, group, ""), key=lambda s: s.created_ms)
+        scope = Scope(session.principal.account_id, region)
+        found = self._logs.group(scope, group)
+        if found is None:
+            return _json(200, {"streams": []})
+        now_ms = int(self._clock() * 1000)
+        since = 0 if found.retention_days is None else now_ms - found.retention_days * DAY_MS
+        streams = [s for s in self._logs.streams(scope, group, "") if s.last_ms is not None]
+        streams.sort(key=lambda s: (s.last_ms or 0, s.name), reverse=True)
         out: list[dict[str, str]] = []
         budget = _LOG_BYTES
-        for stream in reversed(streams):
+        for stream in streams[:_LOG_STREAMS]:
             if budget <= 0:
                 break
             events = self._logs.stream_events(
                 scope,
                 group,
                 stream.name,
-                since_ms=0,
-                until_ms=1 << 62,
+                since_ms=since,
+                until_ms=_END_OF_TIME_MS,
                 cursor=None,
                 forward=False,
-                limit=1000,
+                limit=_LOG_EVENTS,
             )
-            text = "".join(e.message if e.message.endswith("\n") else e.message + "\n" for e in events)
-            text = text[-budget:]
-            budget -= len(text)
-            out.append({"stream": stream.name, "text": text})
+            lines: list[str] = []
+            for event in reversed(events):  # newest first, while they fit
+                line = event.message if event.message.endswith("\n") else event.message + "\n"
+                size = len(line.encode())
+                if size > budget:
+                    if not lines:  # one event larger than what is left: its end
+                        lines.append(line.encode()[-budget:].decode(errors="replace"))
+                        budget = 0
+                    break
+                lines.append(line)
+                budget -= size
+            if lines:
+                out.append({"stream": stream.name, "text": "".join(reversed(lines))})
         return _json(200, {"streams": out})
 
     # -- objects: bodies streamed, never in JSON ------------------------------------------------

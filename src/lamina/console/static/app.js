@@ -422,7 +422,7 @@ async function functionPage(name, tab = "configuration") {
   if (tab === "versions") main.append(...(await versionsTab(c)));
   else if (tab === "settings") main.append(...(await settingsTab(c)));
   else if (tab === "test") main.append(testTab(name));
-  else if (tab === "logs") main.append(await logsTab(name));
+  else if (tab === "logs") main.append(await logsTab(name, c));
   else main.append(...(await configurationTab(c)));
 }
 
@@ -732,9 +732,12 @@ function testTab(name) {
   } }, h("h2", {}, "Test event"), event, h("div", { class: "row" }, button), result);
 }
 
-async function logsTab(name) {
-  const out = await api("logs", { region: state.region, function: name });
+async function logsTab(name, c) {
+  // The function's log group in CloudWatch Logs (LoggingConfig.LogGroup): its newest streams first.
+  const group = (c.LoggingConfig && c.LoggingConfig.LogGroup) || `/aws/lambda/${name}`;
+  const out = await api("logs", { region: state.region, function: name, logGroup: group });
   return h("div", { class: "card", id: "logs" }, h("div", { class: "row" }, h("button", { onclick: () => route() }, "Refresh")),
+    h("p", { class: "hint" }, "Log group ", h("span", { class: "mono", id: "log-group" }, group), " (newest streams first)"),
     out.streams.length ? out.streams.map((s) => [h("h2", { class: "mono" }, s.stream), h("pre", {}, s.text)]) : h("p", { class: "hint" }, "No logs yet: invoke the function."));
 }
 
