@@ -30,6 +30,7 @@ from lamina.services.lambda_ import (
     tags,
 )
 from lamina.services.logs import handlers as logs_handlers
+from lamina.services.logs import live_tail as logs_live_tail
 from lamina.services.s3 import buckets as s3_buckets
 from lamina.services.s3 import listing as s3_listing
 from lamina.services.s3 import objects as s3_objects
@@ -612,7 +613,7 @@ SERVED = {
         *handlers_tags.HANDLERS,
     },
     "s3": {*s3_buckets.HANDLERS, *s3_objects.HANDLERS, *s3_listing.HANDLERS},
-    "logs": set(logs_handlers.HANDLERS),
+    "logs": {*logs_handlers.HANDLERS, *logs_live_tail.HANDLERS},
 }
 EVERY = sorted(
     (service, operation) for service in SERVED for operation in SERVED[service] | UPCOMING.get(service, set())

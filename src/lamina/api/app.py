@@ -10,6 +10,7 @@ the composition root and call the same pipeline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -152,7 +153,7 @@ class LaminaApp:
             # connection cannot carry another request; the server reads and drops the rest for a
             # bounded time before closing (lamina.api.edge, lingering close).
             response.headers.append(("Connection", "close"))
-        await self._send(send, response)
+        await self._send(send, response, body if body.done else None)
 
     def _mount_for(self, raw_path: str) -> Mount | None:
         for mount in self._mounts:
@@ -171,10 +172,10 @@ class LaminaApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _send(self, send: Send, response: Response) -> None:
+    async def _send(self, send: Send, response: Response, receive: Receive | None = None) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
         if response.stream is not None:
-            await self._send_stream(send, response.status, headers, response.stream)
+            await self._send_stream(send, response.status, headers, response.stream, receive)
             return
         if response.file_path is None:
             length = len(response.body) if response.length is None else response.length
@@ -216,16 +217,46 @@ class LaminaApp:
 
     @staticmethod
     async def _send_stream(
-        send: Send, status: int, headers: list[tuple[bytes, bytes]], stream: AsyncIterator[bytes]
+        send: Send,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        stream: AsyncIterator[bytes],
+        receive: Receive | None = None,
     ) -> None:
         """Each chunk as it comes: without a Content-Length, the server sends HTTP/1.1 chunked
-        transfer encoding. The iterator is closed whatever happens (a client gone mid-stream)."""
-        try:
+        transfer encoding. The iterator is closed whatever happens (a client gone mid-stream).
+        With ``receive`` (the request's body read to its end), a client that disconnects ends the
+        stream at once: uvicorn's ``send`` to a closed connection returns without an error, so a
+        stream that waits between chunks (a CloudWatch Logs Live Tail session) would otherwise run
+        on unseen."""
+
+        async def pump() -> None:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             async for chunk in stream:
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
+
+        async def disconnected(receive: Receive) -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        try:
+            if receive is None:
+                await pump()
+                return
+            pumping = asyncio.ensure_future(pump())
+            watching = asyncio.ensure_future(disconnected(receive))
+            try:
+                await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watching.cancel()
+                if not pumping.done():
+                    pumping.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pumping
+            if not pumping.cancelled():
+                pumping.result()  # the pump's own failure, raised here
         finally:
             close = getattr(stream, "aclose", None)
             if close is not None:

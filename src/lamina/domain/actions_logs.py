@@ -52,6 +52,19 @@ def log_stream(call: Call) -> str:
     return f"{group_arn(call)}:log-stream:{call.text('logStreamName') or ''}"
 
 
+def live_tail_groups(call: Call) -> tuple[str, ...]:
+    """StartLiveTail's groups (``logGroupIdentifiers``: ARNs or names), each named as
+    :func:`log_group` names a group; ``*`` when there are none (the request is then refused)."""
+    prefix = f"arn:{PARTITION}:logs:{call.region}:{call.account}:log-group:"
+    found = tuple(
+        f"{ident[:-2] if ident.endswith(':*') else ident}:log-stream:"
+        if ident.startswith("arn:")
+        else f"{prefix}{ident}:log-stream:"
+        for ident in call.texts("logGroupIdentifiers")
+    )
+    return found or ("*",)
+
+
 def tagged(call: Call) -> str:
     """The ``resourceArn`` a tagging operation names, as given."""
     return call.text("resourceArn") or "*"
@@ -75,4 +88,5 @@ TABLE: Mapping[str, Spec] = {
     "TagLogGroup": Spec("logs:TagLogGroup", log_group),
     "UntagLogGroup": Spec("logs:UntagLogGroup", log_group),
     "ListTagsLogGroup": Spec("logs:ListTagsLogGroup", log_group),
+    "StartLiveTail": Spec("logs:StartLiveTail", live_tail_groups),
 }

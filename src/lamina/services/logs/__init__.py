@@ -1,12 +1,12 @@
 """CloudWatch Logs (json 1.1 protocol, ``logs/2014-03-28``): log groups, streams, events,
-retention and tags (see docs/logs.md)."""
+retention and tags; Live Tail sessions (see docs/logs.md)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lamina.services.base import ServiceBinding
-from lamina.services.logs import handlers
+from lamina.services.logs import handlers, live_tail
 from lamina.store.logs import LogGroupStore
 
 MAX_NAME = 512
@@ -28,7 +28,7 @@ def binding(loader: Any, store: LogGroupStore) -> ServiceBinding[LogGroupStore]:
     return ServiceBinding(
         model=loader.get_service_model("logs"),
         deps=store,
-        handlers=handlers.HANDLERS,
+        handlers={**handlers.HANDLERS, **live_tail.HANDLERS},
         prevalidators=dict.fromkeys(handlers.HANDLERS, _names_fit),
         validation_error=handlers.invalid,
     )
