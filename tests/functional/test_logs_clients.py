@@ -116,7 +116,6 @@ def start(
 ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     procs.append(proc)
-    os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]
     return proc
 
 
@@ -130,7 +129,7 @@ def read_until(proc: subprocess.Popen[bytes], needle: str, timeout: float = 60.0
         sel.register(proc.stdout, selectors.EVENT_READ)
         while needle.encode() not in got and time.monotonic() < deadline:
             if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                chunk = proc.stdout.read()
+                chunk = proc.stdout.read1(65536)  # type: ignore[attr-defined]
                 if not chunk:
                     break
                 got += chunk

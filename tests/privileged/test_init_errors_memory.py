@@ -101,6 +101,10 @@ def expected_lines(error_type: str, error_lines: list[str]) -> list[str]:
     ]
 
 
+# Until functions' output is delivered into CloudWatch Logs (issue 17, the platform's log sink,
+# built in parallel), `lamina logs` (an API client now) finds none: strict, so that the merge which
+# brings the sink fails here until this marker is removed.
+@pytest.mark.xfail(strict=True, reason="needs function logs in CloudWatch Logs (issue 17 log sink)")
 @pytest.mark.parametrize(
     ("files", "handler", "error_type", "message"),
     [
