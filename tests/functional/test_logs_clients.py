@@ -205,6 +205,20 @@ def test_lamina_logs_reads_every_page(server: LaminaServer, lam: Any, logs: Any)
     assert lines[0] == "== s" and lines[1:] == [f"line {i}" for i in range(10_050)]
 
 
+def test_a_reader_that_goes_away_ends_it_quietly(server: LaminaServer, lam: Any, logs: Any) -> None:
+    name = function(lam)
+    put(logs, f"/aws/lambda/{name}", "s", [f"line {i}\n" for i in range(30_000)], now_ms() - 60_000)
+    argv = [sys.executable, "-m", "lamina.cli.main", "logs", name, "--endpoint-url", server.url]
+    out = subprocess.run(
+        ["bash", "-c", 'set -o pipefail; "$@" | head -2', "sh", *argv],
+        capture_output=True,
+        text=True,
+        env=env_for(ALICE),
+        timeout=60,
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "== s\nline 0\n", "")
+
+
 def test_lamina_logs_refused_by_iam_says_so(server: LaminaServer) -> None:
     iam = client(server, "iam")
     user = uid("nologs")

@@ -215,6 +215,11 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         out.flush()
         return 0
+    except BrokenPipeError:
+        # The reader went away (``lamina logs fn | head``): done, quietly (Python's own advice:
+        # point stdout at /dev/null so that the flush at exit does not fail again).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         message = aws_error(exc)
         if message is None:
