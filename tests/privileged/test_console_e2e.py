@@ -37,10 +37,6 @@ FUNCTION_ZIP = make_zip(
 )
 SHOTS = os.environ.get("LAMINA_SCREENSHOTS")
 
-# The Logs tab reads CloudWatch Logs; functions' own output reaches it with issue 17's log sink
-# (built in parallel). Set True (then remove the flag) when the sink is merged.
-FUNCTION_LOGS_IN_CLOUDWATCH = False
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
@@ -174,8 +170,7 @@ def test_console_story(server: LaminaServer, page: Any, vpc_function: dict[str, 
 
     page.click("#tab-logs")
     expect(page.locator("#log-group")).to_have_text("/aws/lambda/hello-console")
-    if FUNCTION_LOGS_IN_CLOUDWATCH:
-        expect(page.locator("#logs")).to_contain_text("REPORT RequestId")
+    expect(page.locator("#logs")).to_contain_text("REPORT RequestId")
 
     # The VPC function's shared (Hyperplane) interface.
     page.goto(f"{server.url}/console/#/vpc")

@@ -58,8 +58,7 @@ def invoke_raw(lam: Any, name: str, payload: Any = None) -> tuple[dict[str, Any]
 
 
 def lamina_logs(server: LaminaServer, name: str, rid: str) -> str:
-    """``lamina logs NAME`` (through the API) once the invocation's REPORT line is in CloudWatch Logs.
-    Needs functions' output delivered into CloudWatch Logs (issue 17, the platform's log sink)."""
+    """``lamina logs NAME`` (through the API) once the invocation's REPORT line is in CloudWatch Logs."""
     deadline = time.monotonic() + 10
     while True:
         out = subprocess.run(
@@ -101,10 +100,6 @@ def expected_lines(error_type: str, error_lines: list[str]) -> list[str]:
     ]
 
 
-# Until functions' output is delivered into CloudWatch Logs (issue 17, the platform's log sink,
-# built in parallel), `lamina logs` (an API client now) finds none: strict, so that the merge which
-# brings the sink fails here until this marker is removed.
-@pytest.mark.xfail(strict=True, reason="needs function logs in CloudWatch Logs (issue 17 log sink)")
 @pytest.mark.parametrize(
     ("files", "handler", "error_type", "message"),
     [

@@ -1,9 +1,5 @@
 """A real function's lines reach the log clients: ``lamina logs`` (and ``--follow``) and AWS CLI v2's
 ``aws logs tail --follow --format short`` show a new invocation's output and REPORT line.
-
-Needs functions' output delivered into CloudWatch Logs (issue 17, the platform's log sink, built in
-parallel with these clients): until then the test is an expected failure, strict, so that the merge
-which brings the sink fails here until the marker is removed.
 """
 
 from __future__ import annotations
@@ -21,10 +17,7 @@ import pytest
 from lamina_server import LaminaServer, client, stop_process
 from runtime_kit import installed_python, python_function, runtime_server
 
-pytestmark = [
-    pytest.mark.privileged,
-    pytest.mark.xfail(strict=True, reason="needs function logs in CloudWatch Logs (issue 17 log sink)"),
-]
+pytestmark = pytest.mark.privileged
 
 ONE = installed_python()
 AWS_V2 = Path("/usr/bin/aws")
