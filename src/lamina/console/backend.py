@@ -518,8 +518,11 @@ class Console:
             return _json(200, {"streams": []})
         now_ms = int(self._clock() * 1000)
         since = 0 if found.retention_days is None else now_ms - found.retention_days * DAY_MS
-        streams = [s for s in self._logs.streams(scope, group, "") if s.last_ms is not None]
-        streams.sort(key=lambda s: (s.last_ms or 0, s.name), reverse=True)
+        # The newest streams, sorted in SQL: a group may hold many thousands of streams.
+        newest = self._logs.streams_page(
+            scope, group, prefix="", by_last_event=True, descending=True, after=None, limit=_LOG_STREAMS
+        )
+        streams = [s for s in newest if s.last_ms is not None]
         out: list[dict[str, str]] = []
         budget = _LOG_BYTES
         for stream in streams[:_LOG_STREAMS]:
