@@ -155,4 +155,26 @@ TABLE: Mapping[str, Spec] = {
     # Tags
     "CreateTags": Spec("ec2:CreateTags", tagged, context=(set_tags,)),
     "DeleteTags": Spec("ec2:DeleteTags", tagged, context=(removed_tag_keys,)),
+    # The default VPC, the account, and what changes resources in place
+    "CreateDefaultVpc": _create("ec2:CreateDefaultVpc", "vpc"),
+    "CreateDefaultSubnet": _create("ec2:CreateDefaultSubnet", "subnet"),
+    "DescribeAccountAttributes": Spec("ec2:DescribeAccountAttributes"),
+    "DescribeRegions": Spec("ec2:DescribeRegions"),
+    "DescribeTags": Spec("ec2:DescribeTags"),
+    "ReplaceRoute": Spec("ec2:ReplaceRoute", ROUTE_TABLE),
+    "ReplaceRouteTableAssociation": Spec("ec2:ReplaceRouteTableAssociation", ROUTE_TABLE),
+    "ModifySubnetAttribute": Spec("ec2:ModifySubnetAttribute", by_id("subnet", "SubnetId")),
+    "ModifySecurityGroupRules": Spec("ec2:ModifySecurityGroupRules", SECURITY_GROUP),
+    "UpdateSecurityGroupRuleDescriptionsIngress": Spec(
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress", SECURITY_GROUP
+    ),
+    "UpdateSecurityGroupRuleDescriptionsEgress": Spec(
+        "ec2:UpdateSecurityGroupRuleDescriptionsEgress", SECURITY_GROUP
+    ),
+    "AssociateAddress": Spec("ec2:AssociateAddress", by_id("elastic-ip", "AllocationId")),
+    "DisassociateAddress": Spec("ec2:DisassociateAddress", by_id("elastic-ip", "AllocationId")),
+    "ModifyNetworkInterfaceAttribute": Spec(
+        "ec2:ModifyNetworkInterfaceAttribute", by_id("network-interface", "NetworkInterfaceId")
+    ),
+    "DescribeNetworkInterfaceAttribute": Spec("ec2:DescribeNetworkInterfaceAttribute"),
 }

@@ -28,6 +28,7 @@ from lamina.domain.ec2_models import (
     InternetGateway,
     NatGateway,
     NetworkInterface,
+    NetworkInterfaceAssociation,
     RouteTable,
     SecurityGroup,
     SecurityGroupRule,
@@ -104,6 +105,7 @@ INTERFACE_DELETED: Final = "interface-deleted"
 SECURITY_GROUP_CHANGED: Final = "security-group-changed"
 ROUTE_CHANGED: Final = "route-changed"
 VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways come and go
+INTERFACE_CHANGED: Final = "interface-changed"  # an interface's groups or Elastic IP changed
 
 # Interface types a customer creates (``available`` until attached); any other type belongs to a
 # service (``lambda``, ``nat_gateway``) and is ``in-use`` from the start.
@@ -478,6 +480,46 @@ def advance_nat_gateway(
     if state in ("deleted", "failed") and now_ms - int(nat.get("_gone_ms", 0)) > NAT_GATEWAY_RETENTION_MS:
         return NatStep.EXPIRED
     return NatStep.UNCHANGED
+
+
+def public_dns_name(public_ip: str, region: str) -> str:
+    """The public DNS name EC2 gives a public address: ``ec2-203-0-113-5.compute-1.amazonaws.com``
+    in us-east-1, ``ec2-....<region>.compute.amazonaws.com`` elsewhere."""
+    label = "ec2-" + public_ip.replace(".", "-")
+    if region == "us-east-1":
+        return f"{label}.compute-1.amazonaws.com"
+    return f"{label}.{region}.compute.amazonaws.com"
+
+
+def associate_with_interface(
+    eip: StoredAddress, eni: NetworkInterface, association_id: str, *, account: str, region: str
+) -> None:
+    """Associate an Elastic IP with an interface's primary address (both changed in place)."""
+    eip["AssociationId"] = association_id
+    eip["NetworkInterfaceId"] = eni["NetworkInterfaceId"]
+    eip["NetworkInterfaceOwnerId"] = eni.get("OwnerId", account)
+    eip["PrivateIpAddress"] = eni["PrivateIpAddress"]
+    association: NetworkInterfaceAssociation = {
+        "AllocationId": eip["AllocationId"],
+        "AssociationId": association_id,
+        "IpOwnerId": account,
+        "PublicDnsName": public_dns_name(eip["PublicIp"], region),
+        "PublicIp": eip["PublicIp"],
+    }
+    eni["Association"] = association
+    for private in eni.get("PrivateIpAddresses", []):
+        if private.get("Primary"):
+            private["Association"] = association
+
+
+def dissociate(eip: StoredAddress, eni: NetworkInterface | None) -> None:
+    """Undo :func:`associate_with_interface` (in place; ``eni`` None when it is gone)."""
+    for key in ("AssociationId", "NetworkInterfaceId", "NetworkInterfaceOwnerId", "PrivateIpAddress"):
+        eip.pop(key, None)  # type: ignore[misc]  # (the keys are literal; mypy cannot tell in a loop)
+    if eni is not None:
+        eni.pop("Association", None)
+        for private in eni.get("PrivateIpAddresses", []):
+            private.pop("Association", None)
 
 
 def release_from_nat(eip: StoredAddress, nat_id: str) -> bool:

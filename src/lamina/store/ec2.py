@@ -190,6 +190,13 @@ class Ec2Tx:
             out[resource_id] = _public_body(text)
         return out
 
+    def all_resources(self) -> list[tuple[str, str, StoredResource]]:
+        """(id, kind, body) of every resource of the partition, oldest first (DescribeTags)."""
+        rows = self.c.execute(
+            "SELECT id, kind, body FROM ec2_resources WHERE account=? AND region=? ORDER BY rowid", self._key
+        ).fetchall()
+        return [(str(i), str(k), json.loads(b)) for i, k, b in rows]
+
     def put(
         self,
         kind: Kind[Stored, Any],
@@ -311,6 +318,15 @@ class Ec2Tx:
             "DELETE FROM ec2_sg_rules WHERE account=? AND region=? AND rule_id=?",
             [(*self._key, r) for r in rule_ids],
         )
+
+    def replace_rule(self, stored: StoredRule, rule: S.Rule) -> StoredRule:
+        """A rule changed in place (ModifySecurityGroupRules, a new description): same id, same tags."""
+        body: E.RuleBody = {**E.rule_to_json(rule), "tags": list(stored.tags)}
+        self.c.execute(
+            "UPDATE ec2_sg_rules SET body=?, ref_group_id=? WHERE account=? AND region=? AND rule_id=?",
+            (json.dumps(body), rule.group_id, *self._key, stored.rule_id),
+        )
+        return StoredRule(stored.rule_id, stored.group_id, rule, stored.tags)
 
     def set_rule_tags(self, rule: StoredRule, tags: list[Ec2Tag]) -> None:
         body: E.RuleBody = {**E.rule_to_json(rule.rule), "tags": tags}
@@ -440,6 +456,11 @@ class Ec2Tx:
     def delete_interface(self, eni_id: str) -> NetworkInterface:
         """Delete an interface: its address goes back to the subnet, routes to it turn blackhole."""
         eni = self.require(NETWORK_INTERFACE, eni_id)
+        for eip in self.find(ELASTIC_IP):
+            # Its Elastic IP is disassociated with it, as EC2 does (a NAT gateway's is let go above).
+            if eip.get("NetworkInterfaceId") == eni_id and not eip.get("_nat"):
+                E.dissociate(eip, None)
+                self.update(eip["AllocationId"], eip)
         self.release_addresses(eni_id)
         self.set_interface_groups(eni_id, ())
         self.remove(eni_id)
@@ -511,6 +532,10 @@ class Ec2Store:
         self.clock = clock
         self.listeners: list[Listener] = []
         self.partition_listeners: list[PartitionListener] = []
+        # What an (account, region) gets the first time it is used (the EC2 service sets it: the
+        # default VPC), in a transaction of its own, once ever (``ec2_partitions``).
+        self.first_use: Callable[[Ec2Tx], object] | None = None
+        self._prepared: set[tuple[str, str]] = set()
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -518,6 +543,7 @@ class Ec2Store:
     @contextmanager
     def transaction(self, account: str, region: str, now_ms: int | None = None) -> Iterator[Ec2Tx]:
         """One write transaction on (account, region); listeners hear of it after the commit."""
+        self.prepare(account, region, now_ms)
         events: list[tuple[str, dict[str, Any]]] = []
         with self.db.write() as conn:
             yield Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), events)
@@ -525,9 +551,30 @@ class Ec2Store:
 
     def read(self, account: str, region: str, fn: Callable[[Ec2Tx], T], now_ms: int | None = None) -> T:
         """Run ``fn`` on a consistent snapshot of (account, region)."""
+        self.prepare(account, region, now_ms)
         return self.db.snapshot(
             lambda conn: fn(Ec2Tx(self, conn, account, region, now_ms or self._now_ms(), None))
         )
+
+    def prepare(self, account: str, region: str, now_ms: int | None = None) -> None:
+        """Set (account, region) up with :attr:`first_use` if it never was: once per partition
+        ever, whatever the concurrency (the ``ec2_partitions`` row is claimed in the same write
+        transaction), and in a transaction of its own, so a request that fails does not undo it."""
+        key = (account, region)
+        if self.first_use is None or key in self._prepared:
+            return
+        first_use = self.first_use
+        events: list[tuple[str, dict[str, Any]]] = []
+        when = now_ms or self._now_ms()
+        with self.db.write() as conn:
+            claimed = conn.execute(
+                "INSERT OR IGNORE INTO ec2_partitions (account, region, created_ms) VALUES (?, ?, ?)",
+                (account, region, when),
+            ).rowcount
+            if claimed:
+                first_use(Ec2Tx(self, conn, account, region, when, events))
+        self._prepared.add(key)
+        self._notify(account, region, events)
 
     def _notify(self, account: str, region: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         for event, obj in events:

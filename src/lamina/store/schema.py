@@ -357,4 +357,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX log_events_stream ON log_events (sid, ts, id);
     CREATE INDEX log_events_group ON log_events (gid, ts, id);
     """,
+    # EC2's (account, region) partitions that have been set up: the default VPC is made once, the
+    # first time a partition is used (store/ec2.py), and never again, even once it is deleted.
+    """
+    CREATE TABLE ec2_partitions (
+        account TEXT NOT NULL, region TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+    """,
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from lamina.services.base import ServiceBinding
 from lamina.services.ec2 import (
+    handlers_account,
     handlers_gateways,
     handlers_interfaces,
     handlers_routes,
@@ -29,7 +30,8 @@ __all__ = ["binding", "is_public_subnet", "table_for_subnet"]
 
 def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
     """EC2's operations bound to its botocore model (``loader``: a botocore session); the handlers
-    receive the EC2 store."""
+    receive the EC2 store, which makes each (account, region)'s default VPC on its first use."""
+    ec2.first_use = handlers_account.build_default_vpc
     return ServiceBinding(
         model=loader.get_service_model("ec2"),
         deps=ec2,
@@ -40,5 +42,7 @@ def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
             **handlers_routes.HANDLERS,
             **handlers_interfaces.HANDLERS,
             **handlers_tags.HANDLERS,
+            **handlers_account.HANDLERS,
+            "DescribeRegions": handlers_account.regions_handler(handlers_account.aws_regions(loader)),
         },
     )

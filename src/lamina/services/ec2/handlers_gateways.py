@@ -23,11 +23,13 @@ from lamina.domain.ec2_models import (
     Address,
     InternetGateway,
     NatGatewayAddress,
+    NetworkInterface,
     StoredAddress,
     StoredNatGateway,
 )
 from lamina.errors import AwsError
 from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_interfaces import refuse_requester_managed
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
     by_ids,
@@ -230,6 +232,7 @@ _ADDRESS_FILTERS = {
     "public-ip": field("PublicIp"),
     "public-ipv4-pool": field("PublicIpv4Pool"),
     "network-border-group": field("NetworkBorderGroup"),
+    "instance-id": field("InstanceId"),
 }
 
 
@@ -247,6 +250,99 @@ def describe_addresses(store: Ec2Store, ctx: RequestContext, params: dict[str, A
     addresses = apply_filters(read(store, ctx, run), params.get("Filters"), _ADDRESS_FILTERS)
     dry_run(params)
     return {"Addresses": addresses}
+
+
+def _eip_of(tx: Ec2Tx, params: dict[str, Any]) -> StoredAddress:
+    if params.get("AllocationId"):
+        return tx.require(ec2.ELASTIC_IP, params["AllocationId"])
+    if params.get("PublicIp"):
+        return _by_public_ip(tx, params["PublicIp"])
+    raise error("MissingParameter", "Either public IP or allocation id must be specified")
+
+
+def _eip_interface(tx: Ec2Tx, eip: StoredAddress) -> NetworkInterface | None:
+    eni_id = eip.get("NetworkInterfaceId")
+    return tx.get(eni_id, ec2.NETWORK_INTERFACE) if eni_id else None
+
+
+def associate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """AssociateAddress with a network interface (its primary private address): the data plane
+    routes the Elastic IP to the interface and translates between the two, as an internet
+    gateway does for an instance's public address."""
+    if params.get("InstanceId"):
+        raise error(
+            "UnsupportedOperation", "lamina has no instances: associate the address with a network interface."
+        )
+    eni_id = params.get("NetworkInterfaceId")
+    if not eni_id:
+        raise error("MissingParameter", "The request must contain the parameter networkInterfaceId")
+    with write(store, ctx) as tx:
+        eip = _eip_of(tx, params)
+        eni = tx.require(ec2.NETWORK_INTERFACE, eni_id)
+        refuse_requester_managed(eni)
+        private_ip = params.get("PrivateIpAddress")
+        if private_ip is not None and private_ip != eni["PrivateIpAddress"]:
+            raise error(
+                "InvalidParameterValue",
+                f"The private IP address {private_ip} is not associated with network interface {eni_id}",
+            )
+        if tx.attached_gateway(eni["VpcId"]) is None:
+            raise error(
+                "Gateway.NotAttached", f"Network {eni['VpcId']} is not attached to any internet gateway"
+            )
+        previous = _eip_interface(tx, eip)
+        if eip.get("AssociationId"):
+            same = eip.get("NetworkInterfaceId") == eni_id
+            if eip.get("_nat") or not (same or params.get("AllowReassociation")):
+                raise error(
+                    "Resource.AlreadyAssociated",
+                    f"resource {eip['AllocationId']} is already associated with associate-id {eip['AssociationId']}",
+                )
+        # The interface's current Elastic IP, if another, lets go of it.
+        current = (eni.get("Association") or {}).get("AllocationId")
+        replaced = tx.get(current, ec2.ELASTIC_IP) if current and current != eip["AllocationId"] else None
+        dry_run(params)
+        if previous is not None and previous["NetworkInterfaceId"] != eni_id:
+            ec2.dissociate(eip, previous)
+            tx.update(previous["NetworkInterfaceId"], previous)
+            tx.emit(ec2.INTERFACE_CHANGED, previous)
+        if replaced is not None:
+            ec2.dissociate(replaced, eni)
+            tx.update(replaced["AllocationId"], replaced)
+        association_id = f"eipassoc-{_suffix()}"
+        ec2.associate_with_interface(eip, eni, association_id, account=ctx.account_id, region=ctx.region)
+        tx.update(eip["AllocationId"], eip)
+        tx.update(eni_id, eni)
+        tx.emit(ec2.INTERFACE_CHANGED, eni)
+    return {"AssociationId": association_id}
+
+
+def disassociate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    with write(store, ctx) as tx:
+        association_id = params.get("AssociationId")
+        if association_id:
+            eip = next((e for e in tx.find(ec2.ELASTIC_IP) if e.get("AssociationId") == association_id), None)
+            if eip is None:
+                raise error(
+                    "InvalidAssociationID.NotFound", f"The association ID '{association_id}' does not exist"
+                )
+        elif params.get("PublicIp"):
+            eip = _by_public_ip(tx, params["PublicIp"])
+            if not eip.get("AssociationId"):
+                dry_run(params)
+                return {}
+        else:
+            raise error("MissingParameter", "Either public IP or association id must be specified")
+        if eip.get("_nat"):
+            raise error("AuthFailure", "You do not have permission to access the specified resource.")
+        eni = _eip_interface(tx, eip)
+        dry_run(params)
+        ec2.dissociate(eip, eni)
+        tx.update(eip["AllocationId"], eip)
+        if eni is not None:
+            tx.update(eni["NetworkInterfaceId"], eni)
+            tx.emit(ec2.INTERFACE_CHANGED, eni)
+    return {}
 
 
 # -- NAT gateways ---------------------------------------------------------------------------------------
@@ -382,6 +478,8 @@ HANDLERS = {
     "AllocateAddress": allocate_address,
     "ReleaseAddress": release_address,
     "DescribeAddresses": describe_addresses,
+    "AssociateAddress": associate_address,
+    "DisassociateAddress": disassociate_address,
     "CreateNatGateway": create_nat_gateway,
     "DescribeNatGateways": describe_nat_gateways,
     "DeleteNatGateway": delete_nat_gateway,

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from lamina.domain import ec2
+from lamina.domain import secgroups as S
 from lamina.domain.clock import iso_millis
 from lamina.domain.ec2 import error
-from lamina.domain.ec2_models import NetworkInterface
+from lamina.domain.ec2_models import GroupIdentifier, NetworkInterface
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -127,6 +128,11 @@ _ENI_FILTERS = {
     "requester-id": field("RequesterId"),
     "owner-id": field("OwnerId"),
     "source-dest-check": field("SourceDestCheck"),
+    "association.allocation-id": field("Association", "AllocationId"),
+    "association.association-id": field("Association", "AssociationId"),
+    "association.ip-owner-id": field("Association", "IpOwnerId"),
+    "association.public-ip": field("Association", "PublicIp"),
+    "association.public-dns-name": field("Association", "PublicDnsName"),
     "attachment.attachment-id": field("Attachment", "AttachmentId"),
     "attachment.status": field("Attachment", "Status"),
     "attachment.instance-owner-id": field("Attachment", "InstanceOwnerId"),
@@ -167,7 +173,99 @@ def delete_network_interface(store: Ec2Store, ctx: RequestContext, params: dict[
     return {}
 
 
+def refuse_requester_managed(eni: NetworkInterface) -> None:
+    """Interfaces another service manages (Lambda's, a NAT gateway's) are not the user's to change."""
+    if eni.get("RequesterManaged"):
+        raise error("AuthFailure", "You do not have permission to access the specified resource.")
+
+
+_UNSUPPORTED_MODIFY = (
+    "Attachment",
+    "AssociatePublicIpAddress",
+    "EnaSrdSpecification",
+    "EnablePrimaryIpv6",
+    "ConnectionTrackingSpecification",
+    "AssociatedSubnetIds",
+)
+
+
+def modify_network_interface_attribute(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    """ModifyNetworkInterfaceAttribute: ``Description``, ``SourceDestCheck`` or ``Groups``, one
+    at a time; new groups are in force in the data plane at once."""
+    for name in _UNSUPPORTED_MODIFY:
+        if params.get(name) is not None:
+            raise error("UnsupportedOperation", f"{name} is not supported by lamina.")
+    given = [n for n in ("Description", "SourceDestCheck", "Groups") if params.get(n) is not None]
+    if not given:
+        raise error("MissingParameter", "The request must contain exactly one attribute to modify.")
+    if len(given) > 1:
+        raise error("InvalidParameterCombination", "Only one attribute can be modified at a time.")
+    eni_id = params["NetworkInterfaceId"]
+    with write(store, ctx) as tx:
+        eni = tx.require(ec2.NETWORK_INTERFACE, eni_id)
+        refuse_requester_managed(eni)
+        name = given[0]
+        if name == "Groups":
+            subnet = tx.require(ec2.SUBNET, eni["SubnetId"])
+            groups = []
+            for group_id in dict.fromkeys(params["Groups"]):
+                group = tx.require(ec2.SECURITY_GROUP, group_id)
+                ec2.check_interface_group(subnet, group)
+                groups.append(group)
+            if not groups:
+                raise error("MissingParameter", "The request must contain the parameter groupId")
+            S.check_groups_per_interface([g["GroupId"] for g in groups])
+            dry_run(params)
+            eni["Groups"] = [GroupIdentifier(GroupId=g["GroupId"], GroupName=g["GroupName"]) for g in groups]
+            tx.set_interface_groups(eni_id, [g["GroupId"] for g in groups])
+        else:
+            value = params[name].get("Value")
+            if value is None:
+                raise error("MissingParameter", f"The request must contain the parameter {name}.Value")
+            dry_run(params)
+            if name == "Description":
+                eni["Description"] = str(value)
+            else:
+                eni["SourceDestCheck"] = bool(value)
+        tx.update(eni_id, eni)
+        tx.emit(ec2.INTERFACE_CHANGED, eni)
+    return {}
+
+
+_ATTRIBUTES = ("description", "groupSet", "sourceDestCheck", "attachment", "associatePublicIpAddress")
+
+
+def describe_network_interface_attribute(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    attribute = params.get("Attribute")
+    if not attribute:
+        raise error("MissingParameter", "The request must contain the parameter attribute")
+    if attribute not in _ATTRIBUTES:
+        raise error("InvalidParameterValue", f"Value ({attribute}) for parameter attribute is invalid.")
+    eni_id = params["NetworkInterfaceId"]
+    eni = interface_out(read(store, ctx, lambda tx: tx.require(ec2.NETWORK_INTERFACE, eni_id)))
+    dry_run(params)
+    out: dict[str, Any] = {"NetworkInterfaceId": eni_id}
+    if attribute == "description":
+        out["Description"] = {"Value": eni.get("Description", "")}
+    elif attribute == "groupSet":
+        out["Groups"] = eni.get("Groups", [])
+    elif attribute == "sourceDestCheck":
+        out["SourceDestCheck"] = {"Value": eni.get("SourceDestCheck", True)}
+    elif attribute == "attachment":
+        if eni.get("Attachment"):
+            out["Attachment"] = eni["Attachment"]
+    else:
+        out["AssociatePublicIpAddress"] = False
+    return out
+
+
 HANDLERS = {
+    "ModifyNetworkInterfaceAttribute": modify_network_interface_attribute,
+    "DescribeNetworkInterfaceAttribute": describe_network_interface_attribute,
     "CreateNetworkInterface": create_network_interface,
     "DescribeNetworkInterfaces": describe_network_interfaces,
     "DeleteNetworkInterface": delete_network_interface,

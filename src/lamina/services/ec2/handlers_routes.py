@@ -14,7 +14,12 @@ from typing import Any
 from lamina.domain import ec2
 from lamina.domain import routes as R
 from lamina.domain.ec2 import error, public, routes_of, set_routes
-from lamina.domain.ec2_models import RouteTable, RouteTableAssociationState, Subnet
+from lamina.domain.ec2_models import (
+    RouteTable,
+    RouteTableAssociation,
+    RouteTableAssociationState,
+    Subnet,
+)
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -255,7 +260,98 @@ def disassociate_route_table(store: Ec2Store, ctx: RequestContext, params: dict[
     return {}
 
 
+def replace_route(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """ReplaceRoute: the route for a destination goes to another target (``Origin`` stays, the
+    state follows the new target); the data plane follows, as for CreateRoute."""
+    for name in _UNSUPPORTED_TARGETS:
+        if params.get(name):
+            raise error(
+                "UnsupportedOperation",
+                f"{name} is not supported by lamina: routes go to internet gateways, NAT gateways and network interfaces.",
+            )
+    destination = R.parse_destination(required(params, "DestinationCidrBlock", "destinationCidrBlock"))
+    local_target = bool(params.get("LocalTarget"))
+    with write(store, ctx) as tx:
+        table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
+        routes = routes_of(table)
+        current = R.find_route(routes, destination)
+        if current is None:
+            raise error(
+                "InvalidParameterValue",
+                f"There is no route defined for '{destination}' in the route table. Use CreateRoute instead.",
+            )
+        if current.kind is R.TargetKind.LOCAL or local_target:
+            if current.kind is R.TargetKind.LOCAL and local_target:
+                dry_run(params)
+                return {}  # the local route already goes where LocalTarget says
+            raise error(
+                "UnsupportedOperation",
+                "Routes more specific than or equal to a VPC block (local routes) cannot be replaced in lamina.",
+            )
+        kind, target_id = R.route_target(
+            gateway_id=params.get("GatewayId"),
+            nat_gateway_id=params.get("NatGatewayId"),
+            network_interface_id=params.get("NetworkInterfaceId"),
+        )
+        vpc = tx.require(ec2.VPC, table["VpcId"])
+        _check_target(tx, table, kind, target_id)
+        others = tuple(r for r in routes if r.destination != destination)
+        R.validate_new_route(others, destination, kind, ec2.vpc_cidrs(vpc))
+        dry_run(params)
+        replaced = R.Route(destination, kind, target_id, origin=current.origin)
+        set_routes(table, tuple(replaced if r.destination == destination else r for r in routes))
+        tx.update(table["RouteTableId"], table)
+        tx.emit(ec2.ROUTE_CHANGED, table)
+    return {}
+
+
+def replace_route_table_association(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    """ReplaceRouteTableAssociation: a subnet (or the VPC's main association) moves to another
+    table of the VPC, under a new association id."""
+    association_id = params["AssociationId"]
+    with write(store, ctx) as tx:
+        new_table = tx.require(ec2.ROUTE_TABLE, params["RouteTableId"])
+        for old_table in tx.find(ec2.ROUTE_TABLE):
+            association = next(
+                (a for a in old_table["Associations"] if a["RouteTableAssociationId"] == association_id), None
+            )
+            if association is not None:
+                break
+        else:
+            raise error(
+                "InvalidAssociationID.NotFound", f"The association ID '{association_id}' does not exist"
+            )
+        new_id = new_table["RouteTableId"]
+        if old_table["VpcId"] != new_table["VpcId"]:
+            raise _different_networks(new_id, "association", association_id)
+        dry_run(params)
+        old_table["Associations"] = [a for a in old_table["Associations"] if a is not association]
+        tx.update(old_table["RouteTableId"], old_table)
+        if old_table["RouteTableId"] == new_id:
+            new_table = old_table
+        new_association_id = f"rtbassoc-{_suffix()}"
+        state = RouteTableAssociationState(State="associated")
+        moved: RouteTableAssociation = {
+            "Main": bool(association.get("Main")),
+            "RouteTableAssociationId": new_association_id,
+            "RouteTableId": new_id,
+            "AssociationState": state,
+        }
+        if association.get("SubnetId"):
+            moved["SubnetId"] = association["SubnetId"]
+        new_table["Associations"].append(moved)
+        tx.update(new_id, new_table)
+        if old_table is not new_table:
+            tx.emit(ec2.ROUTE_CHANGED, old_table)
+        tx.emit(ec2.ROUTE_CHANGED, new_table)
+    return {"NewAssociationId": new_association_id, "AssociationState": state}
+
+
 HANDLERS = {
+    "ReplaceRoute": replace_route,
+    "ReplaceRouteTableAssociation": replace_route_table_association,
     "CreateRouteTable": create_route_table,
     "DeleteRouteTable": delete_route_table,
     "DescribeRouteTables": describe_route_tables,

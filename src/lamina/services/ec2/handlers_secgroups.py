@@ -4,12 +4,14 @@ The rule model and its checks (duplicates, limits, ports, protocols) are
 :mod:`lamina.domain.secgroups`; here they meet the store. Group names are unique per VPC
 (``InvalidGroup.Duplicate``); the VPC's ``default`` group cannot be deleted (``CannotDelete``);
 a group in use by an interface or referenced by another group's rule is a
-``DependencyViolation``. There is no default VPC, so the EC2-Classic/default-VPC conveniences
-(group names instead of ids) answer as EC2 does without one.
+``DependencyViolation``. A group named by ``GroupName`` alone is looked for in the default VPC,
+as EC2 does. Rules change in place with ModifySecurityGroupRules (a rule's new definition, same
+id) and UpdateSecurityGroupRuleDescriptionsIngress/Egress (descriptions only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,20 +43,32 @@ def _no_default_vpc() -> Exception:
     return error("VPCIdNotSpecified", "No default VPC for this user")
 
 
-def _by_name(name: str) -> Exception:
-    return error("InvalidGroup.NotFound", f"The security group '{name}' does not exist in default VPC 'none'")
+def _default_vpc_id(tx: Ec2Tx) -> str | None:
+    return next((v["VpcId"] for v in tx.find(ec2.VPC) if v.get("IsDefault")), None)
+
+
+def _by_name(name: str, vpc_id: str | None) -> Exception:
+    return error(
+        "InvalidGroup.NotFound",
+        f"The security group '{name}' does not exist in default VPC '{vpc_id or 'none'}'",
+    )
 
 
 def resolve_group(tx: Ec2Tx, params: Mapping[str, Any]) -> SecurityGroup:
-    """The group a request names by ``GroupId`` (or by ``GroupName``, which EC2 only resolves
-    in a default VPC: lamina has none)."""
+    """The group a request names by ``GroupId`` (or by ``GroupName``, which EC2 resolves in the
+    default VPC)."""
     group_id = params.get("GroupId")
     if group_id:
         return tx.require(ec2.SECURITY_GROUP, group_id)
     name = params.get("GroupName")
     if not name:
         raise missing_parameter("GroupId")
-    raise _by_name(name)
+    vpc_id = _default_vpc_id(tx)
+    if vpc_id is not None:
+        for group in tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id):
+            if group["GroupName"] == name:
+                return group
+    raise _by_name(name, vpc_id)
 
 
 def _rule_item(tx: Ec2Tx, stored: StoredRule) -> SecurityGroupRule:
@@ -84,10 +98,10 @@ def create_security_group(store: Ec2Store, ctx: RequestContext, params: dict[str
             f"Value ({description}) for parameter GroupDescription is invalid. Invalid length.",
         )
     tags = spec_tags(params, ec2.SECURITY_GROUP)
-    vpc_id = params.get("VpcId")
-    if not vpc_id:
-        raise _no_default_vpc()
     with write(store, ctx) as tx:
+        vpc_id = params.get("VpcId") or _default_vpc_id(tx)
+        if not vpc_id:
+            raise _no_default_vpc()
         tx.require(ec2.VPC, vpc_id)
         if any(g["GroupName"] == name for g in tx.find(ec2.SECURITY_GROUP, vpc_id=vpc_id)):
             raise error(
@@ -134,9 +148,12 @@ def describe_security_groups(store: Ec2Store, ctx: RequestContext, params: dict[
         groups = found if found is not None else tx.find(ec2.SECURITY_GROUP)
         names = params.get("GroupNames")
         if names:
+            # Names are those of the default VPC's groups, as in EC2.
+            default_vpc = _default_vpc_id(tx)
+            groups = [g for g in groups if g["VpcId"] == default_vpc]
             for name in names:
                 if not any(g["GroupName"] == name for g in groups):
-                    raise _by_name(name)
+                    raise _by_name(name, default_vpc)
             groups = [g for g in groups if g["GroupName"] in names]
         return [tx.group_view(g) for g in groups]
 
@@ -282,6 +299,109 @@ def revoke_egress(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) 
     return _revoke(S.Direction.EGRESS, store, ctx, params)
 
 
+def _rule_not_found() -> Exception:
+    return error("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
+
+
+def _update_descriptions(
+    direction: S.Direction, store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    with write(store, ctx) as tx:
+        group = resolve_group(tx, params)
+        stored = [r for r in tx.rules(group["GroupId"]) if r.rule.direction is direction]
+        changes: dict[str, S.Rule] = {}
+        by_rule_id = {r.rule_id: r for r in stored}
+        for entry in params.get("SecurityGroupRuleDescriptions") or []:
+            rule_id = entry.get("SecurityGroupRuleId")
+            if rule_id not in by_rule_id:
+                raise ec2.not_found(ec2.SECURITY_GROUP_RULE, str(rule_id))
+            changes[rule_id] = dataclasses.replace(
+                by_rule_id[rule_id].rule, description=entry.get("Description") or None
+            )
+        permissions = params.get("IpPermissions")
+        if permissions:
+            by_key = {r.rule.key: r for r in stored}
+            for wanted in S.expand_permissions(direction, permissions):
+                found = by_key.get(wanted.key)
+                if found is None:
+                    raise _rule_not_found()
+                changes[found.rule_id] = dataclasses.replace(found.rule, description=wanted.description)
+        if not changes:
+            raise missing_parameter("IpPermissions")
+        dry_run(params)
+        for rule_id, rule in changes.items():
+            tx.replace_rule(by_rule_id[rule_id], rule)
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
+    return {"Return": True}
+
+
+def update_descriptions_ingress(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    return _update_descriptions(S.Direction.INGRESS, store, ctx, params)
+
+
+def update_descriptions_egress(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    return _update_descriptions(S.Direction.EGRESS, store, ctx, params)
+
+
+def _permission_of(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``SecurityGroupRuleRequest`` as the ``IpPermission`` it stands for."""
+    if request.get("PrefixListId"):
+        raise error("UnsupportedOperation", "Prefix list peers are not supported by lamina.")
+    permission: dict[str, Any] = {"IpProtocol": request.get("IpProtocol") or "-1"}
+    for key in ("FromPort", "ToPort"):
+        if request.get(key) is not None:
+            permission[key] = request[key]
+    peer: dict[str, Any] = {}
+    if request.get("Description") is not None:
+        peer["Description"] = request["Description"]
+    if request.get("CidrIpv4"):
+        permission["IpRanges"] = [{"CidrIp": request["CidrIpv4"], **peer}]
+    if request.get("CidrIpv6"):
+        permission["Ipv6Ranges"] = [{"CidrIpv6": request["CidrIpv6"], **peer}]
+    if request.get("ReferencedGroupId"):
+        permission["UserIdGroupPairs"] = [{"GroupId": request["ReferencedGroupId"], **peer}]
+    return permission
+
+
+def modify_security_group_rules(
+    store: Ec2Store, ctx: RequestContext, params: dict[str, Any]
+) -> dict[str, Any]:
+    """ModifySecurityGroupRules: each named rule of the group gets a new definition (its
+    direction, id and tags stay)."""
+    with write(store, ctx) as tx:
+        group = tx.require(ec2.SECURITY_GROUP, params["GroupId"])
+        stored = {r.rule_id: r for r in tx.rules(group["GroupId"])}
+        changes: dict[str, S.Rule] = {}
+        for entry in params["SecurityGroupRules"]:
+            rule_id = entry["SecurityGroupRuleId"]
+            current = stored.get(rule_id)
+            if current is None:
+                raise ec2.not_found(ec2.SECURITY_GROUP_RULE, rule_id)
+            request = entry.get("SecurityGroupRule")
+            if not request:
+                raise missing_parameter("SecurityGroupRule")
+            rules = S.expand_permissions(current.rule.direction, [_permission_of(request)])
+            if len(rules) != 1:
+                raise error(
+                    "InvalidParameterValue",
+                    "A security group rule must have exactly one of CidrIpv4, CidrIpv6 or ReferencedGroupId.",
+                )
+            changes[rule_id] = rules[0]
+        _check_peers(tx, list(changes.values()))
+        # The rules as they would be: no two the same, within the limits.
+        kept = [r.rule for r in stored.values() if r.rule_id not in changes]
+        S.authorize(kept, list(changes.values()))
+        dry_run(params)
+        for rule_id, rule in changes.items():
+            tx.replace_rule(stored[rule_id], rule)
+        tx.emit(ec2.SECURITY_GROUP_CHANGED, tx.group_view(group))
+    return {"Return": True}
+
+
 _RULE_FILTERS = {
     "group-id": field("GroupId"),
     "security-group-rule-id": field("SecurityGroupRuleId"),
@@ -323,4 +443,7 @@ HANDLERS = {
     "RevokeSecurityGroupIngress": revoke_ingress,
     "RevokeSecurityGroupEgress": revoke_egress,
     "DescribeSecurityGroupRules": describe_security_group_rules,
+    "UpdateSecurityGroupRuleDescriptionsIngress": update_descriptions_ingress,
+    "UpdateSecurityGroupRuleDescriptionsEgress": update_descriptions_egress,
+    "ModifySecurityGroupRules": modify_security_group_rules,
 }

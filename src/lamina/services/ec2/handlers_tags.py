@@ -324,4 +324,56 @@ def with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
     return out
 
 
-HANDLERS = {"CreateTags": create_tags, "DeleteTags": delete_tags}
+# -- DescribeTags ------------------------------------------------------------------------------------------
+
+_TAG_FILTERS = {
+    "key": field("Key"),
+    "value": field("Value"),
+    "resource-id": field("ResourceId"),
+    "resource-type": field("ResourceType"),
+}
+
+
+def describe_tags(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Every tag of every taggable resource of the partition (security group rules included), one
+    item per tag; ``tag:<key>`` keeps the tags with that key and one of the values."""
+    filters: list[Mapping[str, Any]] = []
+    for f in params.get("Filters") or []:
+        name = str(f.get("Name") or "")
+        if name.startswith("tag:"):
+            filters.append({"Name": "key", "Values": [name[4:]]})
+            filters.append({"Name": "value", "Values": f.get("Values") or []})
+        else:
+            filters.append(f)
+
+    def run(tx: Ec2Tx) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for resource_id, kind, body in tx.all_resources():
+            for tag in body.get(tag_key_of(kind)) or []:  # type: ignore[attr-defined]
+                out.append(
+                    {
+                        "Key": tag["Key"],
+                        "ResourceId": resource_id,
+                        "ResourceType": kind,
+                        "Value": tag["Value"],
+                    }
+                )
+        for rule in tx.rules():
+            for tag in rule.tags:
+                out.append(
+                    {
+                        "Key": tag["Key"],
+                        "ResourceId": rule.rule_id,
+                        "ResourceType": ec2.SECURITY_GROUP_RULE,
+                        "Value": tag["Value"],
+                    }
+                )
+        return out
+
+    tags = apply_filters(read(store, ctx, run), filters, _TAG_FILTERS)
+    dry_run(params)
+    page, token = paginate(tags, params)
+    return with_token({"Tags": page}, token)
+
+
+HANDLERS = {"CreateTags": create_tags, "DeleteTags": delete_tags, "DescribeTags": describe_tags}

@@ -67,31 +67,39 @@ def create_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
     tags = spec_tags(params, ec2.VPC)
     dry_run(params)
     with write(store, ctx) as tx:
-        vpc_id = tx.new_id(ec2.VPC)
-        vpc: Vpc = {
-            "CidrBlock": str(cidr),
-            "DhcpOptionsId": "default",
-            "State": "available",
-            "VpcId": vpc_id,
-            "OwnerId": ctx.account_id,
-            "InstanceTenancy": params.get("InstanceTenancy") or "default",
-            "Ipv6CidrBlockAssociationSet": [],
-            "CidrBlockAssociationSet": [
-                {
-                    "AssociationId": f"vpc-cidr-assoc-{_suffix()}",
-                    "CidrBlock": str(cidr),
-                    "CidrBlockState": {"State": "associated"},
-                }
-            ],
-            "IsDefault": False,
-            "Tags": tags,
-        }
-        tx.put(ec2.VPC, vpc_id, vpc, vpc_id=vpc_id)
-        _create_main_route_table(tx, vpc)
-        _create_default_group(tx, vpc)
-        tx.emit(ec2.VPC_CHANGED, vpc)
+        vpc = new_vpc(tx, cidr, tags, tenancy=params.get("InstanceTenancy") or "default")
     # EC2 answers CreateVpc while the VPC is still being set up.
     return {"Vpc": {**vpc, "State": "pending"}}
+
+
+def new_vpc(
+    tx: Ec2Tx, cidr: IPv4Network, tags: list[Ec2Tag], *, tenancy: str = "default", is_default: bool = False
+) -> Vpc:
+    """A VPC with what every VPC comes with (CreateVpc's, and the default VPC's, code path)."""
+    vpc_id = tx.new_id(ec2.VPC)
+    vpc: Vpc = {
+        "CidrBlock": str(cidr),
+        "DhcpOptionsId": "default",
+        "State": "available",
+        "VpcId": vpc_id,
+        "OwnerId": tx.account,
+        "InstanceTenancy": tenancy,
+        "Ipv6CidrBlockAssociationSet": [],
+        "CidrBlockAssociationSet": [
+            {
+                "AssociationId": f"vpc-cidr-assoc-{_suffix()}",
+                "CidrBlock": str(cidr),
+                "CidrBlockState": {"State": "associated"},
+            }
+        ],
+        "IsDefault": is_default,
+        "Tags": tags,
+    }
+    tx.put(ec2.VPC, vpc_id, vpc, vpc_id=vpc_id)
+    _create_main_route_table(tx, vpc)
+    _create_default_group(tx, vpc)
+    tx.emit(ec2.VPC_CHANGED, vpc)
+    return vpc
 
 
 def _create_main_route_table(tx: Ec2Tx, vpc: Vpc) -> None:
@@ -235,34 +243,49 @@ def create_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) 
         siblings = [IPv4Network(s["CidrBlock"]) for s in tx.find(ec2.SUBNET, vpc_id=vpc["VpcId"])]
         cidr = ipam.validate_subnet_cidr(text, ec2.vpc_cidrs(vpc), siblings)
         dry_run(params)
-        subnet_id = tx.new_id(ec2.SUBNET)
-        subnet: Subnet = {
-            "AvailabilityZone": zone_name,
-            "AvailabilityZoneId": zone_id,
-            "CidrBlock": str(cidr),
-            "DefaultForAz": False,
-            "MapPublicIpOnLaunch": False,
-            "MapCustomerOwnedIpOnLaunch": False,
-            "State": "available",
-            "SubnetId": subnet_id,
-            "VpcId": vpc["VpcId"],
-            "OwnerId": ctx.account_id,
-            "AssignIpv6AddressOnCreation": False,
-            "Ipv6CidrBlockAssociationSet": [],
-            "Ipv6Native": False,
-            "EnableDns64": False,
-            "SubnetArn": f"arn:aws:ec2:{ctx.region}:{ctx.account_id}:subnet/{subnet_id}",
-            "PrivateDnsNameOptionsOnLaunch": {
-                "HostnameType": "ip-name",
-                "EnableResourceNameDnsARecord": False,
-                "EnableResourceNameDnsAAAARecord": False,
-            },
-            "Tags": tags,
-        }
-        tx.put(ec2.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
-        view = tx.subnet_view(subnet)
-        tx.emit(ec2.VPC_CHANGED, view)
+        view = new_subnet(tx, vpc, cidr, (zone_name, zone_id), tags)
     return {"Subnet": view}
+
+
+def new_subnet(
+    tx: Ec2Tx,
+    vpc: Vpc,
+    cidr: IPv4Network,
+    zone: tuple[str, str],
+    tags: list[Ec2Tag],
+    *,
+    default_for_az: bool = False,
+) -> Subnet:
+    """A subnet (CreateSubnet's, and the default subnets', code path), as DescribeSubnets shows it.
+    A default subnet maps public addresses on launch, as EC2's do."""
+    subnet_id = tx.new_id(ec2.SUBNET)
+    subnet: Subnet = {
+        "AvailabilityZone": zone[0],
+        "AvailabilityZoneId": zone[1],
+        "CidrBlock": str(cidr),
+        "DefaultForAz": default_for_az,
+        "MapPublicIpOnLaunch": default_for_az,
+        "MapCustomerOwnedIpOnLaunch": False,
+        "State": "available",
+        "SubnetId": subnet_id,
+        "VpcId": vpc["VpcId"],
+        "OwnerId": tx.account,
+        "AssignIpv6AddressOnCreation": False,
+        "Ipv6CidrBlockAssociationSet": [],
+        "Ipv6Native": False,
+        "EnableDns64": False,
+        "SubnetArn": f"arn:aws:ec2:{tx.region}:{tx.account}:subnet/{subnet_id}",
+        "PrivateDnsNameOptionsOnLaunch": {
+            "HostnameType": "ip-name",
+            "EnableResourceNameDnsARecord": False,
+            "EnableResourceNameDnsAAAARecord": False,
+        },
+        "Tags": tags,
+    }
+    tx.put(ec2.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
+    view = tx.subnet_view(subnet)
+    tx.emit(ec2.VPC_CHANGED, view)
+    return view
 
 
 _SUBNET_FILTERS = {
@@ -283,6 +306,14 @@ _SUBNET_FILTERS = {
     "owner-id": field("OwnerId"),
     "subnet-arn": field("SubnetArn"),
     "ipv6-native": field("Ipv6Native"),
+    "enable-dns64": field("EnableDns64"),
+    "assign-ipv6-address-on-creation": field("AssignIpv6AddressOnCreation"),
+    "private-dns-name-options-on-launch.hostname-type": field(
+        "PrivateDnsNameOptionsOnLaunch", "HostnameType"
+    ),
+    "private-dns-name-options-on-launch.enable-resource-name-dns-a-record": field(
+        "PrivateDnsNameOptionsOnLaunch", "EnableResourceNameDnsARecord"
+    ),
 }
 
 
@@ -324,6 +355,73 @@ def delete_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) 
                 tx.emit(ec2.ROUTE_CHANGED, table)
         tx.remove(subnet_id)
         tx.emit(ec2.VPC_CHANGED, {**public(subnet), "State": "deleted"})
+    return {}
+
+
+_SUBNET_BOOLEANS = {
+    "MapPublicIpOnLaunch": ("MapPublicIpOnLaunch",),
+    "AssignIpv6AddressOnCreation": ("AssignIpv6AddressOnCreation",),
+    "EnableDns64": ("EnableDns64",),
+    "MapCustomerOwnedIpOnLaunch": ("MapCustomerOwnedIpOnLaunch",),
+    "EnableResourceNameDnsARecordOnLaunch": ("PrivateDnsNameOptionsOnLaunch", "EnableResourceNameDnsARecord"),
+    "EnableResourceNameDnsAAAARecordOnLaunch": (
+        "PrivateDnsNameOptionsOnLaunch",
+        "EnableResourceNameDnsAAAARecord",
+    ),
+}
+# Attributes that need what lamina's VPCs have not got (IPv6 blocks, Outposts).
+_NEEDS_IPV6 = ("AssignIpv6AddressOnCreation", "EnableResourceNameDnsAAAARecordOnLaunch")
+_UNSUPPORTED_SUBNET = ("CustomerOwnedIpv4Pool", "EnableLniAtDeviceIndex", "DisableLniAtDeviceIndex")
+
+
+def modify_subnet_attribute(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """ModifySubnetAttribute: one attribute per call, as EC2 takes them; DescribeSubnets shows it."""
+    for name in _UNSUPPORTED_SUBNET:
+        if params.get(name) is not None:
+            raise error("UnsupportedOperation", f"{name} is not supported by lamina.")
+    given = [n for n in (*_SUBNET_BOOLEANS, "PrivateDnsHostnameTypeOnLaunch") if params.get(n) is not None]
+    if not given:
+        raise error("MissingParameter", "The request must contain exactly one attribute to modify.")
+    if len(given) > 1:
+        raise error("InvalidParameterCombination", "Only one attribute can be modified at a time.")
+    name = given[0]
+    with write(store, ctx) as tx:
+        subnet = tx.require(ec2.SUBNET, params["SubnetId"])
+        if name == "PrivateDnsHostnameTypeOnLaunch":
+            value = params[name]
+            if value not in ("ip-name", "resource-name"):
+                raise error(
+                    "InvalidParameterValue",
+                    f"Value ({value}) for parameter privateDnsHostnameTypeOnLaunch is invalid.",
+                )
+            options = dict(subnet.get("PrivateDnsNameOptionsOnLaunch") or {})
+            options["HostnameType"] = value
+            subnet["PrivateDnsNameOptionsOnLaunch"] = options  # type: ignore[typeddict-item]
+        else:
+            flag = params[name].get("Value")
+            if flag is None:
+                raise error("MissingParameter", f"The request must contain the parameter {name}.Value")
+            flag = bool(flag)
+            if flag and name in _NEEDS_IPV6 and not subnet.get("Ipv6CidrBlockAssociationSet"):
+                raise error(
+                    "InvalidParameterValue",
+                    f"Invalid value 'true' for {name[0].lower() + name[1:]}. "
+                    f"Subnet {subnet['SubnetId']} has no IPv6 CIDR block.",
+                )
+            if flag and name == "MapCustomerOwnedIpOnLaunch":
+                raise error(
+                    "UnsupportedOperation", "Customer-owned addresses (Outposts) are not supported by lamina."
+                )
+            path = _SUBNET_BOOLEANS[name]
+            if len(path) == 1:
+                subnet[path[0]] = flag  # type: ignore[literal-required]
+            else:
+                options = dict(subnet.get("PrivateDnsNameOptionsOnLaunch") or {})
+                options[path[1]] = flag
+                subnet["PrivateDnsNameOptionsOnLaunch"] = options  # type: ignore[typeddict-item]
+        dry_run(params)
+        tx.update(subnet["SubnetId"], subnet)
+        tx.emit(ec2.VPC_CHANGED, tx.subnet_view(subnet))
     return {}
 
 
@@ -379,5 +477,6 @@ HANDLERS = {
     "CreateSubnet": create_subnet,
     "DescribeSubnets": describe_subnets,
     "DeleteSubnet": delete_subnet,
+    "ModifySubnetAttribute": modify_subnet_attribute,
     "DescribeAvailabilityZones": describe_availability_zones,
 }
