@@ -677,12 +677,31 @@ def test_edge_ruleset_lets_out_only_elastic_ips_and_the_default_network() -> Non
         "meta nfproto != ipv4 drop",
         "ct state established,related accept",
         "ct state invalid drop",
+        'iifname "uplink0" oifname . ip daddr @inbound accept',
         'oifname != "uplink0" drop',
         "iifname . ip saddr @public accept",
         'iifname "default0" ip saddr 169.254.168.6 accept',
     ]
     assert '\t\tiifname "default0" oifname "uplink0" masquerade' in text
     assert "\tset public { type ifname . ipv4_addr; }" in dp.render_edge_ruleset([])
+    assert "\tset inbound { type ifname . ipv4_addr; }" in dp.render_edge_ruleset([])
+    inbound = dp.render_edge_ruleset(
+        [("lmia", IPv4Address("203.0.113.7"))], [("lmia", IPv4Address("203.0.113.7"))]
+    )
+    assert '\tset inbound { type ifname . ipv4_addr; elements = { "lmia" . 203.0.113.7 }; }' in inbound
+
+
+def test_edge_sets_change_by_elements() -> None:
+    text = dp.render_edge_public(
+        [("lmia", IPv4Address("203.0.113.7")), ("lmia", IPv4Address("203.0.113.8"))],
+        [("lmia", IPv4Address("203.0.113.8"))],
+    )
+    assert text.splitlines() == [
+        "flush set inet lamina_edge public",
+        'add element inet lamina_edge public { "lmia" . 203.0.113.7, "lmia" . 203.0.113.8 }',
+        "flush set inet lamina_edge inbound",
+        'add element inet lamina_edge inbound { "lmia" . 203.0.113.8 }',
+    ]
 
 
 def test_uplink_ruleset_masquerades_only_lamina_sources_leaving_by_another_link() -> None:
@@ -806,3 +825,43 @@ def test_route_changes_from_what_is_installed() -> None:
         "route replace 203.0.113.7/32 via 169.254.168.2 dev lmic onlink proto 252 table 254",
         "route del 203.0.113.8/32 dev lmib table 254",
     ]
+
+
+# -- Elastic IPs on interfaces ----------------------------------------------------------------------
+
+WITH_EIP = eni(
+    "eni-fn",
+    "subnet-a",
+    "10.20.1.10",
+    "sg-fn",
+    Association={"PublicIp": "203.0.113.20", "AllocationId": "eipalloc-1"},
+)
+
+
+def test_an_interface_elastic_ip_is_translated_on_the_internet_link() -> None:
+    interfaces = [eni("eni-db", "subnet-b", "10.20.2.10", "sg-db"), WITH_EIP, NAT_ENI]
+    p = dp.plan_vpc(**outside(interfaces=interfaces))
+    assert p.elastic_ips == ((IPv4Address("203.0.113.20"), IPv4Address("10.20.1.10")),)
+    assert p.internet is not None
+    assert p.internet.public_ips == (IPv4Address("203.0.113.7"), IPv4Address("203.0.113.20"))
+    assert p.internet.inbound_ips == (IPv4Address("203.0.113.20"),)  # not the NAT gateway's
+    prerouting = p.ruleset.split("chain prerouting {")[1].split("}")[0]
+    assert 'iifname "igw0" ip daddr 203.0.113.20 dnat ip to 10.20.1.10' in prerouting
+    postrouting = p.ruleset.split("chain postrouting {")[1].split("}")[0]
+    assert 'oifname "igw0" ip saddr 10.20.1.10 snat ip to 203.0.113.20' in postrouting
+    forward = p.ruleset.split("chain forward {")[1].split("\t}")[0]
+    # New flows to the Elastic IP meet the interface's ingress rules, before gateways' new flows drop.
+    fn_link = p.interface("eni-fn").router_link
+    assert forward.index(
+        f'iifname "igw0" ct status dnat oifname vmap {{ "{p.interface("eni-db").router_link}"'
+    ) < (forward.index("iifname @gateways drop"))
+    assert f'"{fn_link}" : goto ingress_eni-fn' in forward
+
+
+def test_an_elastic_ip_without_an_internet_link_is_not_realised() -> None:
+    p = plan(interfaces=[WITH_EIP])
+    assert p.elastic_ips == () and p.internet is None
+    assert "dnat" not in p.ruleset and "snat" not in p.ruleset
+    # Detached gateway: same.
+    q = dp.plan_vpc(**outside(interfaces=[WITH_EIP], internet_gateways=[IGW_ELSEWHERE]))
+    assert q.elastic_ips == () and "nat hook" not in q.ruleset

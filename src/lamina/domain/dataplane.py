@@ -159,8 +159,10 @@ class InternetLink:
 
     igw_id: str
     edge_link: str  # the veth end in the edge namespace
-    public_ips: tuple[IPv4Address, ...]  # Elastic IPs of the VPC's NAT gateways in force
+    public_ips: tuple[IPv4Address, ...]  # Elastic IPs in force: NAT gateways' and interfaces'
     router_link: str = IGW_LINK
+    # Elastic IPs of interfaces (not NAT gateways): new flows from the internet may come in to them.
+    inbound_ips: tuple[IPv4Address, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,9 @@ class VpcPlan:
     ruleset: str = field(repr=False)  # an ``nft -f`` script replacing the table atomically
     nat_gateways: tuple[InterfacePlan, ...] = ()  # realised NAT gateways (kind NAT_GATEWAY)
     internet: InternetLink | None = None
+    # (Elastic IP, private address) of interfaces with an Elastic IP: the internet gateway's
+    # one-to-one translation, done by the router on its internet link.
+    elastic_ips: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
 
     def interface(self, eni_id: str) -> InterfacePlan:
         for interface in (*self.interfaces, *self.nat_gateways):
@@ -480,6 +485,7 @@ def plan_vpc(
     group_rules = {g["GroupId"]: _rules(g) for g in sorted(mine(security_groups), key=lambda g: g["GroupId"])}
 
     hosts: list[InterfacePlan] = []
+    host_public: list[tuple[IPv4Address, IPv4Address]] = []
     nat_enis: dict[str, Mapping[str, Any]] = {}
     for eni in sorted(mine(interfaces), key=lambda e: e["NetworkInterfaceId"]):
         if eni.get("InterfaceType") in _NOT_HOSTS:
@@ -502,10 +508,21 @@ def plan_vpc(
                 group_ids=tuple(sorted({g["GroupId"] for g in eni.get("Groups", [])})),
             )
         )
+        association = eni.get("Association") or {}
+        if association.get("PublicIp"):
+            host_public.append((IPv4Address(association["PublicIp"]), IPv4Address(eni["PrivateIpAddress"])))
     igw_id = _attached_gateway(vpc_id, internet_gateways) if edge_link is not None else None
     nats = _nat_plans(vpc_id, nat_gateways, nat_enis, subnet_by_id) if igw_id is not None else []
+    # An interface's Elastic IP is realised only with an internet link (as in EC2, where an
+    # address is associated only with an internet gateway attached).
+    elastic = tuple(sorted(host_public)) if igw_id is not None else ()
     internet = (
-        InternetLink(igw_id, edge_link, tuple(sorted({n.public_ip for n in nats if n.public_ip})))
+        InternetLink(
+            igw_id,
+            edge_link,
+            tuple(sorted({n.public_ip for n in nats if n.public_ip} | {p for p, _ in elastic})),
+            inbound_ips=tuple(p for p, _ in elastic),
+        )
         if igw_id is not None and edge_link is not None
         else None
     )
@@ -605,9 +622,11 @@ def plan_vpc(
             filters,
             nat_links=tuple(n.router_link for n in nats),
             internet_link=internet.router_link if internet is not None else None,
+            elastic_ips=elastic,
         ),
         nat_gateways=tuple(nats),
         internet=internet,
+        elastic_ips=elastic,
     )
 
 
@@ -632,6 +651,7 @@ def render_ruleset(
     *,
     nat_links: Sequence[str] = (),
     internet_link: str | None = None,
+    elastic_ips: Sequence[tuple[IPv4Address, IPv4Address]] = (),
 ) -> str:
     """An ``nft -f`` script that replaces table ``inet lamina`` in one transaction.
 
@@ -642,6 +662,11 @@ def render_ruleset(
     Gateways (``nat_links``, ``internet_link``) forward other addresses than their own, so the
     source check does not apply to them; no new flow comes in from them but a NAT gateway's
     towards the internet, and interfaces' flows go to them once their egress rules allow it.
+
+    ``elastic_ips`` ((Elastic IP, private address) pairs) are translated one to one on the
+    internet link, as an internet gateway does: what comes in for the Elastic IP goes to the
+    private address (and is let in only as that interface's ingress rules allow), what the
+    interface sends out of the link leaves as its Elastic IP.
     """
     out = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
     sources = [f'"{f.router_link}" . {f.address}' for f in filters]
@@ -678,6 +703,13 @@ def render_ruleset(
         # A NAT gateway's flows (as its Elastic IP) go out to the internet, nowhere else; nothing
         # new comes in from a gateway.
         out.append(f'\t\tiifname @nat_links oifname "{internet_link}" accept')
+        if elastic_ips and filters:
+            # New flows to an interface's Elastic IP (translated in ``prerouting``) meet its
+            # ingress rules.
+            to_hosts = ", ".join(
+                f'"{f.router_link}" : goto {_chain(S.Direction.INGRESS, f.eni_id)}' for f in filters
+            )
+            out.append(f'\t\tiifname "{internet_link}" ct status dnat oifname vmap {{ {to_hosts} }}')
         out.append("\t\tiifname @gateways drop")
     if filters:
         egress = ", ".join(
@@ -689,8 +721,20 @@ def render_ruleset(
         out += [f"\t\tiifname vmap {{ {egress} }}", f"\t\toifname vmap {{ {ingress} }}"]
     if gateways:
         out.append("\t\toifname @gateways accept")
+    out.append("\t}")
+    if elastic_ips and internet_link:
+        out += ["\tchain prerouting {", "\t\ttype nat hook prerouting priority dstnat; policy accept;"]
+        out += [
+            f'\t\tiifname "{internet_link}" ip daddr {public} dnat ip to {private}'
+            for public, private in elastic_ips
+        ]
+        out += ["\t}", "\tchain postrouting {", "\t\ttype nat hook postrouting priority srcnat; policy accept;"]
+        out += [
+            f'\t\toifname "{internet_link}" ip saddr {private} snat ip to {public}'
+            for public, private in elastic_ips
+        ]
+        out.append("\t}")
     out += [
-        "\t}",
         # Nothing in a VPC talks to the router itself.
         "\tchain input {",
         "\t\ttype filter hook input priority filter; policy drop;",
@@ -783,22 +827,28 @@ def render_nat_ruleset(public_ip: IPv4Address) -> str:
     )
 
 
-def render_edge_ruleset(public: Sequence[tuple[str, IPv4Address]]) -> str:
+def render_edge_ruleset(
+    public: Sequence[tuple[str, IPv4Address]], inbound: Sequence[tuple[str, IPv4Address]] = ()
+) -> str:
     """The edge's table (an internet gateway for every VPC, and the default network's way out).
 
-    New flows go only out to the uplink: from a VPC's link when their source is an Elastic IP of
+    New flows go out to the uplink: from a VPC's link when their source is an Elastic IP of
     that VPC (``public``: (edge link, address) pairs), from the default network masqueraded to
-    the edge's uplink address. Nothing new comes in; replies come back by conntrack.
+    the edge's uplink address. New flows come in only to the Elastic IPs of interfaces
+    (``inbound``), towards their VPC's link (its router applies their security groups); replies
+    come back by conntrack.
     """
     return _replace(
         EDGE_TABLE,
         [
             f"\tset public {{ type ifname . ipv4_addr{_elements(_public_elements(public))}; }}",
+            f"\tset inbound {{ type ifname . ipv4_addr{_elements(_public_elements(inbound))}; }}",
             "\tchain forward {",
             "\t\ttype filter hook forward priority filter; policy drop;",
             "\t\tmeta nfproto != ipv4 drop",
             "\t\tct state established,related accept",
             "\t\tct state invalid drop",
+            f'\t\tiifname "{EDGE_UPLINK_LINK}" oifname . ip daddr @inbound accept',
             f'\t\toifname != "{EDGE_UPLINK_LINK}" drop',
             "\t\tiifname . ip saddr @public accept",
             f'\t\tiifname "{EDGE_DEFAULT_LINK}" ip saddr {DEFAULT_ADDRESS.ip} accept',
@@ -820,13 +870,19 @@ def _public_elements(public: Sequence[tuple[str, IPv4Address]]) -> list[str]:
     return [f'"{link}" . {ip}' for link, ip in sorted(public)]
 
 
-def render_edge_public(public: Sequence[tuple[str, IPv4Address]]) -> str:
-    """An ``nft -f`` transaction making the edge's ``public`` set exactly ``public``: a set's
-    elements change at once, without the RCU grace period that replacing a table's base chains
-    costs (some 15 ms)."""
-    elements = _public_elements(public)
-    add = [f"add element {EDGE_TABLE} public {{ {', '.join(elements)} }}"] if elements else []
-    return "\n".join([f"flush set {EDGE_TABLE} public", *add]) + "\n"
+def render_edge_public(
+    public: Sequence[tuple[str, IPv4Address]], inbound: Sequence[tuple[str, IPv4Address]] = ()
+) -> str:
+    """An ``nft -f`` transaction making the edge's ``public`` and ``inbound`` sets exactly
+    these: a set's elements change at once, without the RCU grace period that replacing a
+    table's base chains costs (some 15 ms)."""
+    lines = []
+    for name, pairs in (("public", public), ("inbound", inbound)):
+        elements = _public_elements(pairs)
+        lines.append(f"flush set {EDGE_TABLE} {name}")
+        if elements:
+            lines.append(f"add element {EDGE_TABLE} {name} {{ {', '.join(elements)} }}")
+    return "\n".join(lines) + "\n"
 
 
 def render_uplink_ruleset(table: str, link: str, public_pool: IPv4Network | None = None) -> str:

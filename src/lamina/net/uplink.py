@@ -134,9 +134,13 @@ class Uplink:
         self.table = f"inet lamina_uplink_{tag}"
         self._lock = threading.Lock()
         self._public: dict[str, tuple[IPv4Address, ...]] = {}  # edge link -> Elastic IPs behind it
+        self._inbound: dict[str, tuple[IPv4Address, ...]] = {}  # edge link -> interfaces' Elastic IPs
         self._edge_routes: tuple[D.RouterRoute, ...] | None = None
         self._uplink_routes: tuple[D.RouterRoute, ...] | None = None
-        self._edge_public: tuple[tuple[str, IPv4Address], ...] | None = None  # the set's elements
+        # The sets' elements: (public, inbound).
+        self._edge_public: (
+            tuple[tuple[tuple[str, IPv4Address], ...], tuple[tuple[str, IPv4Address], ...]] | None
+        ) = None
         self._closed = False
         self._edge: NetNamespace | None = None
         self._default: NetNamespace | None = None
@@ -240,13 +244,17 @@ class Uplink:
                 raise
             self._public[link.edge_link] = ()
 
-    def set_public(self, edge_link: str, addresses: Sequence[IPv4Address]) -> None:
+    def set_public(
+        self, edge_link: str, addresses: Sequence[IPv4Address], inbound: Sequence[IPv4Address] = ()
+    ) -> None:
         """The Elastic IPs a connected VPC answers for: routed to it from the uplink and the edge,
-        and let out of it by the edge."""
+        and let out of it by the edge; ``inbound`` (some of them: interfaces' Elastic IPs) also
+        take new flows from the internet, as an instance's public address does."""
         with self._lock:
             if edge_link not in self._public:
                 raise ValueError(f"no VPC link {edge_link!r} on the edge")
             self._public[edge_link] = tuple(sorted(set(addresses)))
+            self._inbound[edge_link] = tuple(sorted(set(inbound) & set(addresses)))
             self._sync()
 
     def disconnect(self, edge_link: str) -> None:
@@ -259,6 +267,7 @@ class Uplink:
 
     def _delete(self, edge_link: str) -> None:
         self._public.pop(edge_link, None)
+        self._inbound.pop(edge_link, None)
         if self._edge_routes is not None:  # the kernel drops the routes through the link with it
             self._edge_routes = tuple(r for r in self._edge_routes if r.link != edge_link)
         try:
@@ -299,6 +308,11 @@ class Uplink:
             ),
         )
         public = tuple((link, address) for address, link in sorted(owner.items()))
+        inbound = tuple(
+            (link, address)
+            for address, link in sorted(owner.items())
+            if address in self._inbound.get(link, ())
+        )
         uplink_routes = tuple(
             D.RouterRoute(
                 D.MAIN_TABLE,
@@ -327,13 +341,13 @@ class Uplink:
             else:
                 iproute.batch(self.edge, iproute.route_changes(installed_edge, edge_routes))
             self._edge_routes = edge_routes
-        if public != self._edge_public:
+        if (public, inbound) != self._edge_public:
             loaded, self._edge_public = self._edge_public, None
             if loaded is None:
-                nftables.load(self.edge, D.render_edge_ruleset(public))
+                nftables.load(self.edge, D.render_edge_ruleset(public, inbound))
             else:
-                nftables.load(self.edge, D.render_edge_public(public))
-            self._edge_public = public
+                nftables.load(self.edge, D.render_edge_public(public, inbound))
+            self._edge_public = (public, inbound)
         if uplink_routes != self._uplink_routes:
             installed_uplink, self._uplink_routes = self._uplink_routes, None
             if installed_uplink is None:
@@ -356,6 +370,7 @@ class Uplink:
                 return
             self._closed = True
             self._public.clear()
+            self._inbound.clear()
             edge, self._edge = self._edge, None
             default, self._default = self._default, None
             try:

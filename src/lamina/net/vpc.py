@@ -79,7 +79,8 @@ class VpcDataplane:
         self._router: NetNamespace | None = None
         self._interfaces: dict[str, _Live] = {}
         self._internet: str | None = None  # the edge link in force
-        self._public: tuple[IPv4Address, ...] | None = None  # the Elastic IPs the uplink knows
+        # The Elastic IPs the uplink knows: (all, those taking new flows in).
+        self._public: tuple[tuple[IPv4Address, ...], tuple[IPv4Address, ...]] | None = None
         self._routing: tuple[tuple[RouterRoute, ...], tuple[SourceRule, ...]] | None = None
         self._ruleset: str | None = None
         self._closed = False
@@ -123,10 +124,10 @@ class VpcDataplane:
             internet = self._connect(router, plan)
             if plan.internet is not None and self._uplink is not None:
                 # Before the router routes to a new NAT gateway, the edge lets its address out.
-                public = plan.internet.public_ips
+                public = (plan.internet.public_ips, plan.internet.inbound_ips)
                 if internet or self._public != public:
                     self._public = None
-                    self._uplink.set_public(plan.internet.edge_link, public)
+                    self._uplink.set_public(plan.internet.edge_link, *public)
                     self._public = public
             routing = bool(rebuilt or gone or new or internet) or self._routing != plan.routing
             if routing:
