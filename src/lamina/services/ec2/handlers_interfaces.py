@@ -1,9 +1,11 @@
-"""Network interfaces: CreateNetworkInterface, DescribeNetworkInterfaces, DeleteNetworkInterface.
+"""Network interfaces: CreateNetworkInterface, DescribeNetworkInterfaces, DeleteNetworkInterface,
+ModifyNetworkInterfaceAttribute and DescribeNetworkInterfaceAttribute.
 
 An interface holds one private address of its subnet, taken by the store's allocator in the
 same transaction that records it (``InsufficientFreeAddressesInSubnet`` when the subnet is full:
 a /28 has 11). Interfaces other services own (Lambda's Hyperplane interfaces, NAT gateways')
-are ``in-use`` and requester-managed: their owner deletes them, a user cannot.
+are ``in-use`` and requester-managed: their owner deletes and changes them, a user cannot
+(``AuthFailure``, as EC2 answers for a requester-managed interface).
 """
 
 from __future__ import annotations

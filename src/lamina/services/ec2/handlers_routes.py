@@ -3,7 +3,8 @@
 Route semantics (local routes, duplicates, longest prefix match, blackholes, what makes a subnet
 public) are :mod:`lamina.domain.routes`; targets here are internet gateways (``GatewayId``), NAT
 gateways and network interfaces of the table's VPC. A subnet without an explicit association
-uses its VPC's main route table.
+uses its VPC's main route table. ReplaceRoute and ReplaceRouteTableAssociation change them in
+place; like every route change they reach the data plane (``ROUTE_CHANGED``) at once.
 """
 
 from __future__ import annotations
