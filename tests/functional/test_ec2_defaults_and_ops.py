@@ -206,6 +206,9 @@ def test_describe_account_attributes(ec2: Any, server: LaminaServer) -> None:
     assert values["default-vpc"] == [default_vpc(ec2)["VpcId"]]
     assert attribute(ec2, "supported-platforms") == ["VPC"]
     dry(ec2.describe_account_attributes)
+    # Every account has its own.
+    theirs = client(server, "ec2", key="AKIDALICE111", secret="alice-secret")
+    assert attribute(theirs, "default-vpc") == [default_vpc(theirs)["VpcId"]] != values["default-vpc"]
     out = cli(server, "describe-account-attributes", "--attribute-names", "default-vpc")
     assert out["AccountAttributes"][0]["AttributeValues"] == [{"AttributeValue": values["default-vpc"][0]}]
 

@@ -728,7 +728,11 @@ def render_ruleset(
             f'\t\tiifname "{internet_link}" ip daddr {public} dnat ip to {private}'
             for public, private in elastic_ips
         ]
-        out += ["\t}", "\tchain postrouting {", "\t\ttype nat hook postrouting priority srcnat; policy accept;"]
+        out += [
+            "\t}",
+            "\tchain postrouting {",
+            "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        ]
         out += [
             f'\t\toifname "{internet_link}" ip saddr {private} snat ip to {public}'
             for public, private in elastic_ips
