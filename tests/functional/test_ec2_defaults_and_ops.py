@@ -850,3 +850,45 @@ def test_requester_managed_interfaces_are_refused(ec2: Any) -> None:
     )
     ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
     ec2.release_address(AllocationId=other["AllocationId"])
+
+
+def test_new_operations_are_authorized_by_iam(server: LaminaServer, ec2: Any) -> None:
+    iam = client(server, "iam")
+    iam.create_user(UserName="reader")
+    iam.put_user_policy(
+        UserName="reader",
+        PolicyName="describe",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}],
+            }
+        ),
+    )
+    made = iam.create_access_key(UserName="reader")["AccessKey"]
+    reader = client(server, "ec2", key=made["AccessKeyId"], secret=made["SecretAccessKey"])
+    assert reader.describe_account_attributes()["AccountAttributes"]
+    assert reader.describe_regions(RegionNames=["us-east-1"])["Regions"]
+    reader.describe_tags()
+    net = _network(ec2, "10.50.0.0/16")
+    for call, kwargs, action in (
+        (
+            reader.replace_route,
+            {"RouteTableId": net["table"], "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": net["igw"]},
+            "ec2:ReplaceRoute",
+        ),
+        (
+            reader.modify_network_interface_attribute,
+            {"NetworkInterfaceId": net["eni"], "Description": {"Value": "x"}},
+            "ec2:ModifyNetworkInterfaceAttribute",
+        ),
+        (reader.create_default_vpc, {}, "ec2:CreateDefaultVpc"),
+    ):
+        code, message = fails(call, **kwargs)
+        assert code == "UnauthorizedOperation" and f"is not authorized to perform: {action}" in message
+    assert (
+        ec2.describe_network_interfaces(NetworkInterfaceIds=[net["eni"]])["NetworkInterfaces"][0][
+            "Description"
+        ]
+        == ""
+    )
