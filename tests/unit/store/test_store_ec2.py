@@ -200,3 +200,43 @@ def test_a_failed_nat_gateway_gives_back_what_it_held(db: Database) -> None:
     with ec2.transaction(ACCOUNT, REGION, now_ms=2000 + E.NAT_GATEWAY_RETENTION_MS + 1) as tx:
         tx.advance_nat_gateways()
     assert ec2.read(ACCOUNT, REGION, lambda tx: tx.get(nat_id)) is None
+
+
+# -- first use of a partition (the default VPC) ------------------------------------------------------
+
+
+def test_first_use_runs_once_per_partition_ever_and_survives_a_failed_request(db: Database) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def first_use(tx: Ec2Tx) -> None:
+        calls.append((tx.account, tx.region))
+        vpc_id = tx.new_id(E.VPC)
+        tx.put(E.VPC, vpc_id, {"VpcId": vpc_id, "IsDefault": True}, vpc_id=vpc_id)
+        tx.emit(E.VPC_CHANGED, {"VpcId": vpc_id})
+
+    store = Ec2Store(db)
+    store.first_use = first_use
+    heard: list[tuple[str, str, str]] = []
+    store.partition_listeners.append(
+        lambda account, region, event, obj: heard.append((account, region, event))
+    )
+    # The request fails: what the first use made stays (its own transaction), and was heard.
+    with pytest.raises(AwsError), store.transaction(ACCOUNT, REGION) as tx:
+        tx.require(E.VPC, "vpc-0123456789abcdef0")
+    assert calls == [(ACCOUNT, REGION)] and heard == [(ACCOUNT, REGION, E.VPC_CHANGED)]
+    assert len(store.read(ACCOUNT, REGION, lambda tx: tx.find(E.VPC))) == 1
+    store.read(ACCOUNT, "eu-west-1", lambda tx: None)  # a read is a use too
+    assert calls == [(ACCOUNT, REGION), (ACCOUNT, "eu-west-1")]
+
+    # Deleted, it is not made again: not by this store, nor by a new one (a restart).
+    with store.transaction(ACCOUNT, REGION) as tx:
+        for vpc in tx.find(E.VPC):
+            tx.remove(vpc["VpcId"])
+    restarted = Ec2Store(db)
+    restarted.first_use = first_use
+    assert restarted.read(ACCOUNT, REGION, lambda tx: tx.find(E.VPC)) == []
+    assert calls == [(ACCOUNT, REGION), (ACCOUNT, "eu-west-1")]
+
+
+def test_without_first_use_nothing_is_made(ec2: Ec2Store) -> None:
+    assert ec2.read(ACCOUNT, REGION, lambda tx: tx.find(E.VPC)) == []
