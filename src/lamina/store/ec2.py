@@ -18,6 +18,8 @@ lamina's own bookkeeping and never leave the server), typed by their kind
   group it references (DeleteSecurityGroup's "referenced by another group" check).
 - ``ec2_interface_groups``: which groups each network interface is in (a group used as a rule
   peer means "every interface in that group"; a group in use cannot be deleted).
+- ``ec2_partitions``: the (account, region) partitions set up by :attr:`Ec2Store.first_use` (the
+  EC2 service's default VPC), claimed in the same transaction, so it happens once ever.
 
 Everything a request changes happens in one :meth:`Ec2Store.transaction`; listeners (the data
 plane, the Lambda side) are told after the commit. The Lambda side's Hyperplane interfaces use

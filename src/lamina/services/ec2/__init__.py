@@ -1,7 +1,8 @@
 """EC2, the VPC subset (ec2 protocol, botocore model ``ec2/2016-11-15``).
 
-VPCs, subnets, security groups and their rules, internet and NAT gateways, Elastic IPs, route
-tables and network interfaces, with EC2's errors, filters, tags and DryRun. The rules are in
+VPCs (a default one per account and region), subnets, security groups and their rules, internet
+and NAT gateways, Elastic IPs (on NAT gateways and network interfaces), route tables and network
+interfaces, the account's attributes and the regions, with EC2's errors, filters, tags and DryRun. The rules are in
 :mod:`lamina.domain.ec2`; state lives in :class:`lamina.store.ec2.Ec2Store` (what the handlers receive),
 which is also the Python API the Lambda side uses for its Hyperplane interfaces
 (``create_interface`` / ``delete_interface`` / ``get_subnet`` / ``get_security_group``) and whose
