@@ -168,7 +168,9 @@ def build(
             log.info(
                 "created IAM user %s in account %s (AdministratorAccess)", account.user, account.account_id
             )
-    ec2_store = Ec2Store(db, public_pool=settings.public_ip_pool)
+    ec2_store = Ec2Store(
+        db, public_pool=settings.public_ip_pool, nacl_entry_limit=settings.network_acl_rule_limit
+    )
     dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
     key = db.setting("download-signing-key", lambda: os.urandom(32).hex())
     signer = UrlSigner(bytes.fromhex(key))

@@ -224,6 +224,13 @@ class Settings:
         parse_public_ip_pool,
         IPv4Network("203.0.113.0/24"),
     )
+    network_acl_rule_limit: int = _option(
+        "--network-acl-rule-limit",
+        "LAMINA_NETWORK_ACL_RULE_LIMIT",
+        "rules per direction a network ACL may have (AWS's quota: 20 by default, raised on request)",
+        _positive(int),
+        20,
+    )
     api_rate_limit: RateLimit = _option(
         "--api-rate-limit",
         "LAMINA_API_RATE_LIMIT",

@@ -107,6 +107,7 @@ def _create(action: str, kind: str, *context: Context) -> Spec:
 SECURITY_GROUP = by_id("security-group", "GroupId")
 ROUTE_TABLE = by_id("route-table", "RouteTableId")
 INTERNET_GATEWAY = by_id("internet-gateway", "InternetGatewayId")
+NETWORK_ACL = by_id("network-acl", "NetworkAclId")
 
 TABLE: Mapping[str, Spec] = {
     # VPCs and subnets
@@ -146,6 +147,14 @@ TABLE: Mapping[str, Spec] = {
     "DeleteRoute": Spec("ec2:DeleteRoute", ROUTE_TABLE),
     "AssociateRouteTable": Spec("ec2:AssociateRouteTable", ROUTE_TABLE),
     "DisassociateRouteTable": Spec("ec2:DisassociateRouteTable", ROUTE_TABLE),
+    # Network ACLs
+    "CreateNetworkAcl": _create("ec2:CreateNetworkAcl", "network-acl", vpc_key),
+    "DeleteNetworkAcl": Spec("ec2:DeleteNetworkAcl", NETWORK_ACL),
+    "CreateNetworkAclEntry": Spec("ec2:CreateNetworkAclEntry", NETWORK_ACL),
+    "ReplaceNetworkAclEntry": Spec("ec2:ReplaceNetworkAclEntry", NETWORK_ACL),
+    "DeleteNetworkAclEntry": Spec("ec2:DeleteNetworkAclEntry", NETWORK_ACL),
+    "ReplaceNetworkAclAssociation": Spec("ec2:ReplaceNetworkAclAssociation", NETWORK_ACL),
+    "DescribeNetworkAcls": Spec("ec2:DescribeNetworkAcls"),
     # Network interfaces
     "CreateNetworkInterface": _create("ec2:CreateNetworkInterface", "network-interface", subnet_keys),
     "DescribeNetworkInterfaces": Spec("ec2:DescribeNetworkInterfaces"),

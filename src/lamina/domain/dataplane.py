@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
+from lamina.domain import nacls as N
 from lamina.domain import secgroups as S
 
 TABLE = "inet lamina"  # the nftables table (family and name) the router's rules live in
@@ -257,6 +258,7 @@ class VpcPlan:
     # (Elastic IP, private address) of interfaces with an Elastic IP: the internet gateway's
     # one-to-one translation, done by the router on its internet link.
     elastic_ips: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
+    acls: N.AclRuleset | None = None  # network ACLs at subnet boundaries (domain.nacls)
 
     def interface(self, eni_id: str) -> InterfacePlan:
         for interface in (*self.interfaces, *self.nat_gateways):
@@ -466,12 +468,14 @@ def plan_vpc(
     internet_gateways: Iterable[Mapping[str, Any]] = (),
     *,
     edge_link: str | None = None,
+    network_acls: Iterable[Mapping[str, Any]] = (),
 ) -> VpcPlan:
     """The data plane of one VPC from its EC2 state (dicts shaped as EC2's Describe* answers).
 
     ``edge_link``: the name of the VPC's link in the edge namespace when the platform has an
     uplink (:func:`edge_link_name`); without one, internet and NAT gateways are not realised and
-    routes to them drop.
+    routes to them drop. ``network_acls``: the VPC's network ACLs (DescribeNetworkAcls shapes),
+    enforced at the boundaries of the subnets with interfaces (:mod:`lamina.domain.nacls`).
 
     Resources of other VPCs are ignored, so whole-region listings can be passed in. An interface
     in a subnet that is not given is a ``ValueError`` (inconsistent state).
@@ -608,6 +612,7 @@ def plan_vpc(
     ]
 
     plan_routes = tuple(sorted(routes, key=lambda r: (r.table, r.destination)))
+    acls = _plan_acls(vpc_id, network_acls, (*hosts, *nats))
     return VpcPlan(
         vpc_id=vpc_id,
         router=f"{vpc_id}/router",
@@ -623,11 +628,23 @@ def plan_vpc(
             nat_links=tuple(n.router_link for n in nats),
             internet_link=internet.router_link if internet is not None else None,
             elastic_ips=elastic,
+            acls=acls,
         ),
         nat_gateways=tuple(nats),
         internet=internet,
         elastic_ips=elastic,
+        acls=acls,
     )
+
+
+def _plan_acls(
+    vpc_id: str, network_acls: Iterable[Mapping[str, Any]], links: Iterable[InterfacePlan]
+) -> N.AclRuleset | None:
+    """The VPC's network ACLs, for the subnets its router links are in."""
+    by_subnet: dict[str, list[str]] = {}
+    for link in links:
+        by_subnet.setdefault(link.subnet_id, []).append(link.router_link)
+    return N.plan_acls([a for a in network_acls if a.get("VpcId") == vpc_id], by_subnet)
 
 
 # -- nftables -------------------------------------------------------------------------------------
@@ -652,6 +669,7 @@ def render_ruleset(
     nat_links: Sequence[str] = (),
     internet_link: str | None = None,
     elastic_ips: Sequence[tuple[IPv4Address, IPv4Address]] = (),
+    acls: N.AclRuleset | None = None,
 ) -> str:
     """An ``nft -f`` script that replaces table ``inet lamina`` in one transaction.
 
@@ -667,6 +685,9 @@ def render_ruleset(
     internet link, as an internet gateway does: what comes in for the Elastic IP goes to the
     private address (and is let in only as that interface's ingress rules allow), what the
     interface sends out of the link leaves as its Elastic IP.
+
+    Network ACLs (``acls``) judge every packet crossing a subnet boundary, replies included
+    (stateless), before conntrack and the security groups see it.
     """
     out = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
     sources = [f'"{f.router_link}" . {f.address}' for f in filters]
@@ -683,6 +704,8 @@ def render_ruleset(
         out.append(f"\tchain {_chain(S.Direction.INGRESS, f.eni_id)} {{")
         out += [_rule(m.nft(S.Direction.INGRESS), "accept") for m in f.ingress]
         out += ["\t\tdrop", "\t}"]
+    if acls is not None:
+        out += N.render_chains(acls)
     # Gateways are named sets, present whenever the VPC has an internet link: NAT gateways coming
     # and going change set elements only (see :func:`set_updates`).
     gateways = [*nat_links, internet_link] if internet_link else []
@@ -696,6 +719,7 @@ def render_ruleset(
         "\t\ttype filter hook forward priority filter; policy drop;",
         "\t\tmeta nfproto != ipv4 drop",
         f"\t\tiifname != @gateways {check}" if gateways else f"\t\t{check}",
+        *(N.render_jumps(acls) if acls is not None else ()),
         "\t\tct state established,related accept",
         "\t\tct state invalid drop",
     ]

@@ -27,6 +27,7 @@ from lamina.domain.ec2_models import (
     GroupIdentifier,
     InternetGateway,
     NatGateway,
+    NetworkAcl,
     NetworkInterface,
     NetworkInterfaceAssociation,
     RouteTable,
@@ -61,6 +62,7 @@ ELASTIC_IP: Final[Kind[StoredAddress, Address]] = Kind("elastic-ip")
 NAT_GATEWAY: Final[Kind[StoredNatGateway, NatGateway]] = Kind("natgateway")
 ROUTE_TABLE: Final[Kind[RouteTable, RouteTable]] = Kind("route-table")
 NETWORK_INTERFACE: Final[Kind[NetworkInterface, NetworkInterface]] = Kind("network-interface")
+NETWORK_ACL: Final[Kind[NetworkAcl, NetworkAcl]] = Kind("network-acl")
 # Rules have a table of their own (:class:`StoredRule`); the kind names their ids and errors.
 SECURITY_GROUP_RULE: Final[Kind[SecurityGroupRule, SecurityGroupRule]] = Kind("security-group-rule")
 
@@ -74,6 +76,7 @@ PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     ROUTE_TABLE: "rtb",
     NETWORK_INTERFACE: "eni",
     SECURITY_GROUP_RULE: "sgr",
+    NETWORK_ACL: "acl",
 }
 # Every kind by its name.
 KINDS: Final[dict[str, Kind[Any, Any]]] = {kind: kind for kind in PREFIXES}
@@ -89,6 +92,7 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
     NAT_GATEWAY: ("NatGatewayNotFound", "NAT gateway {} was not found"),
     ROUTE_TABLE: ("InvalidRouteTableID.NotFound", "The routeTable ID '{}' does not exist"),
     NETWORK_INTERFACE: ("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '{}' does not exist"),
+    NETWORK_ACL: ("InvalidNetworkAclID.NotFound", "The networkAcl ID '{}' does not exist"),
     SECURITY_GROUP_RULE: (
         "InvalidSecurityGroupRuleId.NotFound",
         "The security group rule ID '{}' does not exist",
@@ -96,6 +100,7 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
 }
 
 DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)
+NACL_ENTRY_LIMIT: Final = 20  # rules per direction per network ACL (VPC quotas), by default
 # EC2 keeps deleted (and failed) NAT gateways visible for about an hour.
 NAT_GATEWAY_RETENTION_MS: Final = 3600_000
 
@@ -106,6 +111,7 @@ SECURITY_GROUP_CHANGED: Final = "security-group-changed"
 ROUTE_CHANGED: Final = "route-changed"
 VPC_CHANGED: Final = "vpc-changed"  # VPCs, subnets, internet and NAT gateways come and go
 INTERFACE_CHANGED: Final = "interface-changed"  # an interface's groups or Elastic IP changed
+NETWORK_ACL_CHANGED: Final = "network-acl-changed"  # entries or associations (domain.nacls)
 
 # Interface types a customer creates (``available`` until attached); any other type belongs to a
 # service (``lambda``, ``nat_gateway``) and is ``in-use`` from the start.
@@ -140,7 +146,9 @@ def public(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # The kinds whose stored body is their wire body (no bookkeeping key is declared for them).
-Plain = TypeVar("Plain", Vpc, Subnet, SecurityGroup, InternetGateway, RouteTable, NetworkInterface)
+Plain = TypeVar(
+    "Plain", Vpc, Subnet, SecurityGroup, InternetGateway, RouteTable, NetworkInterface, NetworkAcl
+)
 
 
 def wire_copy(body: Plain) -> Plain:

@@ -479,6 +479,43 @@ class RouteTable(TypedDict, total=False):
     OwnerId: str
 
 
+class IcmpTypeCode(TypedDict, total=False):
+    Code: int
+    Type: int
+
+
+class PortRange(TypedDict, total=False):
+    From: int
+    To: int
+
+
+class NetworkAclEntry(TypedDict, total=False):
+    CidrBlock: str
+    Egress: bool
+    IcmpTypeCode: IcmpTypeCode
+    Ipv6CidrBlock: str
+    PortRange: PortRange
+    Protocol: str
+    RuleAction: str
+    RuleNumber: int
+
+
+class NetworkAclAssociation(TypedDict, total=False):
+    NetworkAclAssociationId: str
+    NetworkAclId: str
+    SubnetId: str
+
+
+class NetworkAcl(TypedDict, total=False):
+    Associations: list[NetworkAclAssociation]
+    Entries: list[NetworkAclEntry]
+    IsDefault: bool
+    NetworkAclId: str
+    Tags: list[Ec2Tag]
+    VpcId: str
+    OwnerId: str
+
+
 # -- what the store keeps: the wire shapes plus lamina's bookkeeping keys ------------------------
 
 
@@ -507,6 +544,7 @@ StoredResource = (
     | StoredNatGateway
     | RouteTable
     | NetworkInterface
+    | NetworkAcl
 )
 
 # Which botocore shape each wire class mirrors: (service, shape name).
@@ -560,6 +598,11 @@ SHAPES: dict[type, tuple[str, str]] = {
     IgwFirewall: ("ec2", "IgwFirewall"),
     Route: ("ec2", "Route"),
     RouteTable: ("ec2", "RouteTable"),
+    IcmpTypeCode: ("ec2", "IcmpTypeCode"),
+    PortRange: ("ec2", "PortRange"),
+    NetworkAclEntry: ("ec2", "NetworkAclEntry"),
+    NetworkAclAssociation: ("ec2", "NetworkAclAssociation"),
+    NetworkAcl: ("ec2", "NetworkAcl"),
 }
 
 # The stored classes, each with the wire class it extends.

@@ -56,6 +56,7 @@ _NETWORK_INTERFACE = "network-interface"
 _ROUTE_TABLE = "route-table"
 _NAT_GATEWAY = "natgateway"
 _INTERNET_GATEWAY = "internet-gateway"
+_NETWORK_ACL = "network-acl"
 _INTERFACE_CREATED = "interface-created"
 _NOT_HOSTS = frozenset({"nat_gateway"})  # as domain.dataplane: realised by their gateway
 
@@ -269,6 +270,7 @@ class DataplaneManager:
             read(account, region, _NAT_GATEWAY, vpc_id=vpc_id) if uplink else (),
             read(account, region, _INTERNET_GATEWAY, vpc_id=vpc_id) if uplink else (),
             edge_link=edge_link_name(account, region, vpc_id) if uplink else None,
+            network_acls=read(account, region, _NETWORK_ACL, vpc_id=vpc_id),
         )
         if not plan.interfaces:
             self._drop(key)

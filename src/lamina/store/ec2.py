@@ -526,9 +526,12 @@ class Ec2Store:
         public_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
         nat_delay_ms: int = 0,
         clock: Callable[[], float] = time.time,
+        nacl_entry_limit: int = E.NACL_ENTRY_LIMIT,
     ) -> None:
         self.db = db
         self.public_pool = public_pool
+        # Rules per direction a network ACL may hold (AWS's quota "Rules per network ACL").
+        self.nacl_entry_limit = nacl_entry_limit
         # How long a NAT gateway stays ``pending`` (and ``deleting``): 0 = until the next describe.
         self.nat_delay_ms = nat_delay_ms
         self.clock = clock

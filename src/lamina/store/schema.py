@@ -365,4 +365,40 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (account, region)
     );
     """,
+    # Network ACLs (services/ec2/handlers_nacls.py): a VPC made before them gets its default ACL
+    # (rules 100 allow and 32767 deny, outbound first, as EC2 lists them) and each of its subnets
+    # an association with it; ACLs are ``ec2_resources`` of kind ``network-acl``.
+    """
+    INSERT INTO ec2_resources (account, region, id, kind, vpc_id, subnet_id, body)
+        SELECT v.account, v.region, 'acl-' || substr(lower(hex(randomblob(9))), 1, 17), 'network-acl', v.id,
+               NULL, '{}'
+        FROM ec2_resources v
+        WHERE v.kind = 'vpc' AND NOT EXISTS (
+            SELECT 1 FROM ec2_resources a
+            WHERE a.account = v.account AND a.region = v.region AND a.kind = 'network-acl' AND a.vpc_id = v.id);
+    UPDATE ec2_resources SET body = json_object(
+        'Associations', json((
+            SELECT json_group_array(json_object(
+                'NetworkAclAssociationId', 'aclassoc-' || substr(lower(hex(randomblob(9))), 1, 17),
+                'NetworkAclId', ec2_resources.id,
+                'SubnetId', s.id))
+            FROM ec2_resources s
+            WHERE s.account = ec2_resources.account AND s.region = ec2_resources.region
+              AND s.kind = 'subnet' AND s.vpc_id = ec2_resources.vpc_id)),
+        'Entries', json_array(
+            json_object('CidrBlock', '0.0.0.0/0', 'Egress', json('true'), 'Protocol', '-1',
+                        'RuleAction', 'allow', 'RuleNumber', 100),
+            json_object('CidrBlock', '0.0.0.0/0', 'Egress', json('true'), 'Protocol', '-1',
+                        'RuleAction', 'deny', 'RuleNumber', 32767),
+            json_object('CidrBlock', '0.0.0.0/0', 'Egress', json('false'), 'Protocol', '-1',
+                        'RuleAction', 'allow', 'RuleNumber', 100),
+            json_object('CidrBlock', '0.0.0.0/0', 'Egress', json('false'), 'Protocol', '-1',
+                        'RuleAction', 'deny', 'RuleNumber', 32767)),
+        'IsDefault', json('true'),
+        'NetworkAclId', id,
+        'Tags', json_array(),
+        'VpcId', vpc_id,
+        'OwnerId', account)
+    WHERE kind = 'network-acl' AND body = '{}';
+    """,
 )

@@ -1,8 +1,8 @@
 """EC2, the VPC subset (ec2 protocol, botocore model ``ec2/2016-11-15``).
 
 VPCs (a default one per account and region), subnets, security groups and their rules, internet
-and NAT gateways, Elastic IPs (on NAT gateways and network interfaces), route tables and network
-interfaces, the account's attributes and the regions, with EC2's errors, filters, tags and DryRun. The rules are in
+and NAT gateways, Elastic IPs (on NAT gateways and network interfaces), route tables, network ACLs
+and network interfaces, the account's attributes and the regions, with EC2's errors, filters, tags and DryRun. The rules are in
 :mod:`lamina.domain.ec2`; state lives in :class:`lamina.store.ec2.Ec2Store` (what the handlers receive),
 which is also the Python API the Lambda side uses for its Hyperplane interfaces
 (``create_interface`` / ``delete_interface`` / ``get_subnet`` / ``get_security_group``) and whose
@@ -18,6 +18,7 @@ from lamina.services.ec2 import (
     handlers_account,
     handlers_gateways,
     handlers_interfaces,
+    handlers_nacls,
     handlers_routes,
     handlers_secgroups,
     handlers_tags,
@@ -42,6 +43,7 @@ def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
             **handlers_gateways.HANDLERS,
             **handlers_routes.HANDLERS,
             **handlers_interfaces.HANDLERS,
+            **handlers_nacls.HANDLERS,
             **handlers_tags.HANDLERS,
             **handlers_account.HANDLERS,
             "DescribeRegions": handlers_account.regions_handler(handlers_account.aws_regions(loader)),

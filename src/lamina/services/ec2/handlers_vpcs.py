@@ -1,7 +1,8 @@
 """VPCs, subnets and availability zones.
 
-A new VPC comes with its main route table (a ``local`` route per CIDR block) and its
-``default`` security group (all inbound from itself, all outbound), as in EC2. A subnet lies in
+A new VPC comes with its main route table (a ``local`` route per CIDR block), its
+``default`` security group (all inbound from itself, all outbound) and its default network ACL
+(all allowed both ways; a new subnet is associated with it), as in EC2. A subnet lies in
 one of the region's zones ``<region>a``, ``b`` and ``c``, its block inside the VPC's and
 overlapping no sibling; its ``AvailableIpAddressCount`` is the allocator's truth (size - 5 -
 addresses in use).
@@ -20,6 +21,7 @@ from lamina.domain import secgroups as S
 from lamina.domain.ec2 import error, public, set_routes
 from lamina.domain.ec2_models import Ec2Tag, RouteTable, SecurityGroup, Subnet, Vpc
 from lamina.services.base import RequestContext
+from lamina.services.ec2 import handlers_nacls
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
     by_ids,
@@ -98,6 +100,7 @@ def new_vpc(
     tx.put(ec2.VPC, vpc_id, vpc, vpc_id=vpc_id)
     _create_main_route_table(tx, vpc)
     _create_default_group(tx, vpc)
+    handlers_nacls.create_default_acl(tx, vpc)
     tx.emit(ec2.VPC_CHANGED, vpc)
     return vpc
 
@@ -191,7 +194,9 @@ def delete_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
             or any(g["GroupName"] != "default" for g in groups)
         ):
             raise dependency("vpc", vpc_id)
+        handlers_nacls.check_vpc_deletable(tx, vpc_id)
         dry_run(params)
+        handlers_nacls.delete_vpc_acls(tx, vpc_id)
         for table in tables:
             tx.remove(table["RouteTableId"])
             tx.emit(ec2.ROUTE_CHANGED, {**public(table), "Routes": [], "Associations": [], "Deleted": True})
@@ -283,6 +288,7 @@ def new_subnet(
         "Tags": tags,
     }
     tx.put(ec2.SUBNET, subnet_id, subnet, vpc_id=vpc["VpcId"], subnet_id=subnet_id)
+    handlers_nacls.associate_default_acl(tx, subnet)
     view = tx.subnet_view(subnet)
     tx.emit(ec2.VPC_CHANGED, view)
     return view
@@ -353,6 +359,7 @@ def delete_subnet(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) 
                 table["Associations"] = kept
                 tx.update(table["RouteTableId"], table)
                 tx.emit(ec2.ROUTE_CHANGED, table)
+        handlers_nacls.forget_subnet(tx, subnet)
         tx.remove(subnet_id)
         tx.emit(ec2.VPC_CHANGED, {**public(subnet), "State": "deleted"})
     return {}
