@@ -43,6 +43,11 @@ The shape, and why (the kernel facts are in DESIGN.md "Kernel facts"):
   it came in on (EC2's source/destination check), so no process in an interface namespace can
   borrow another group's identity. The VPC is IPv4-only, so IPv6 rules have nothing to match and
   IPv6 packets are dropped.
+- **Network ACLs** (VPC User Guide, "network ACLs"; :mod:`lamina.domain.nacls`): stateless, at
+  subnet boundaries. Every packet leaving a subnet by one of its links (interfaces and NAT
+  gateways) is judged by its ACL's outbound rules, every packet entering a subnet by the inbound
+  rules, in rule-number order, before conntrack accepts replies; traffic staying in a subnet is not
+  judged. Their chains and the ``forward`` rules jumping to them are rendered there.
 
 Everything is sorted (interfaces and groups by id, rules in their stored order) so the same state
 always renders the same plan, byte for byte: reconciliation compares plans.
