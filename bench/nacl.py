@@ -18,7 +18,11 @@ then restored); then ``--invokes`` (400) warm invokes of each, alternating, one 
 client-side wall time. Printed: p50/p90 of both and the ratio of the p50s. Target: acl p50 <= 1.05 x
 baseline p50. For reference, the data plane's own share: a client under ``lamina vpc run`` in each
 function subnet makes ``--exchanges`` (4000) connect+request+reply exchanges with its host, in
-alternating blocks; p50/p90 in microseconds and their ratio.
+alternating blocks; p50/p90 in microseconds and their ratio. And how soon a change is in force: the
+big ACL's last inbound rule replaced by a deny and back, ``--changes`` (20) times each way, a
+``lamina vpc run`` probe in the function subnet connecting to the host (2 ms connect timeout while
+waiting for an allow, 20 ms for a deny) until it sees the change: the time from the call returning
+to the start of that probe, beside the call's own latency.
 
 Every function, interface and process is deleted or stopped (by pid); the scratch directory goes.
 About 30 s.
@@ -94,10 +98,35 @@ for line in sys.stdin:
 """
 
 
+# Reads "host port timeout" lines; answers ok (connected and answered) / dropped / error N.
+PROBE = r"""
+import os, socket, sys
+print("ready", os.getpid(), flush=True)
+for line in sys.stdin:
+    host, port, timeout = line.split()
+    s = socket.socket()
+    s.settimeout(float(timeout))
+    try:
+        s.connect((host, int(port)))
+        s.sendall(b"ping\n")
+        print("ok" if s.recv(64) else "no reply", flush=True)
+    except TimeoutError:
+        print("dropped", flush=True)
+    except OSError as exc:
+        print("error", exc.errno, flush=True)
+    finally:
+        s.close()
+"""
+ALLOWED_PROBE_TIMEOUT_S = 0.002  # waiting for an allow: a probe just before it must not hide it long
+DROPPED_PROBE_TIMEOUT_S = 0.02
+GIVE_UP_S = 3.0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invokes", type=int, default=400, help="warm invokes of each function")
     parser.add_argument("--exchanges", type=int, default=4000, help="exchanges of each vpc run client")
+    parser.add_argument("--changes", type=int, default=20, help="ACL entry changes timed to enforcement")
     return parser.parse_args(argv)
 
 
@@ -186,6 +215,44 @@ def check_enforced(ec2: Any, lam: Any, acl: str, name: str, event: dict[str, Any
         except RuntimeError:
             if time.monotonic() > deadline:
                 raise
+
+
+def in_force_after(change: Any, probe: VpcRun, host: str, wanted: str) -> tuple[float, float]:
+    """(the API call's own latency, the time from the call returning to the start of the first
+    probe that sees ``wanted``)."""
+    t0 = time.perf_counter()
+    change()
+    returned = time.perf_counter()
+    timeout = ALLOWED_PROBE_TIMEOUT_S if wanted == "ok" else DROPPED_PROBE_TIMEOUT_S
+    while True:
+        started = time.perf_counter()
+        if probe.probe(host, PORT, timeout) == wanted:
+            return returned - t0, started - returned
+        if started - returned > GIVE_UP_S:
+            raise RuntimeError(f"not {wanted} {GIVE_UP_S} s after the ACL change")
+
+
+def change_phase(ec2: Any, acl: str, probe: VpcRun, host: str, n: int) -> tuple[list[float], list[float]]:
+    """Replace the big ACL's last inbound rule with a deny and back, ``n`` times each way."""
+    entry = {
+        "NetworkAclId": acl,
+        "RuleNumber": 1000,
+        "Egress": False,
+        "Protocol": "-1",
+        "CidrBlock": "0.0.0.0/0",
+    }
+    calls, took = [], []
+    for _ in range(n):
+        for action, wanted in (("deny", "dropped"), ("allow", "ok")):
+            call, seen = in_force_after(
+                lambda action=action: ec2.replace_network_acl_entry(**entry, RuleAction=action),
+                probe,
+                host,
+                wanted,
+            )
+            calls.append(call)
+            took.append(seen)
+    return calls, took
 
 
 @dataclass
@@ -282,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(paths) if i % 2 == 0 else list(reversed(paths))
                 for kind in order:
                     paths[kind].invokes.append(invoke(lam, f"bench-nacl-{kind}", events[kind]))
+            probe = VpcRun(server, subnets[3], [group], sys.executable, "-u", "-c", PROBE)
+            runs.append(probe)
+            probe.start()
+            calls, took = change_phase(ec2, acl, probe, paths["acl"].host_ip, args.changes)
             block = 200
             for i in range(max(1, args.exchanges // block)):
                 order = list(paths) if i % 2 == 0 else list(reversed(paths))
@@ -309,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"warm invoke, {ENTRIES}-entry ACL on both subnets: p50 {C.ms(med(big.invokes)):.3f} ms vs default ACL "
         f"{C.ms(med(base.invokes)):.3f} ms: ratio {ratio:.3f} (target <= {TARGET_RATIO}) {C.verdict(ratio <= TARGET_RATIO)}"
+    )
+    print(
+        f"ACL entry replaced -> in force: p50 {C.ms(med(took)):.1f} ms, max {C.ms(max(took)):.1f} ms "
+        f"({len(took)} changes); the ReplaceNetworkAclEntry call itself: p50 {C.ms(med(calls)):.1f} ms"
     )
     raw = med(big.exchanges) / med(base.exchanges)
     print(
