@@ -517,3 +517,38 @@ def test_aws_cli(server: LaminaServer, ec2: Any, vpc: dict[str, Any]) -> None:
         "text",
     )
     assert listed.stdout.strip() == acl_id
+
+
+def test_aws_cli_replaces_and_deletes(server: LaminaServer, ec2: Any, vpc: dict[str, Any]) -> None:
+    acl_id = ec2.create_network_acl(VpcId=vpc["VpcId"])["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl_id, **entry(100, egress=True))
+
+    def aws(*args: str) -> str:
+        done = run_aws(server, "ec2", *args, "--output", "json")
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    aws(
+        "replace-network-acl-entry", "--network-acl-id", acl_id, "--egress", "--rule-number", "100",
+        "--protocol", "icmp", "--icmp-type-code", "Type=8,Code=-1", "--cidr-block", "10.0.0.0/8",
+        "--rule-action", "deny",
+    )  # fmt: skip
+    entries = json.loads(aws("describe-network-acls", "--network-acl-ids", acl_id))["NetworkAcls"][0][
+        "Entries"
+    ]
+    assert entries[0] == {
+        "CidrBlock": "10.0.0.0/8",
+        "Egress": True,
+        "IcmpTypeCode": {"Code": -1, "Type": 8},
+        "Protocol": "1",
+        "RuleAction": "deny",
+        "RuleNumber": 100,
+    }
+    aws("delete-network-acl-entry", "--network-acl-id", acl_id, "--egress", "--rule-number", "100")
+    assert ec2.describe_network_acls(NetworkAclIds=[acl_id])["NetworkAcls"][0]["Entries"] == [
+        DENY_OUT,
+        DENY_IN,
+    ]
+    aws("delete-network-acl", "--network-acl-id", acl_id)
+    gone = run_aws(server, "ec2", "delete-network-acl", "--network-acl-id", acl_id)
+    assert gone.returncode != 0 and "InvalidNetworkAclID.NotFound" in gone.stderr
