@@ -1,6 +1,6 @@
 """Network ACLs end to end, as root: changes made through the EC2 API (boto3) reach the data plane
-through the store's events and decide what processes under ``lamina vpc run`` can say to each
-other, whatever their security groups allow.
+through the store's events and decide what processes under ``lamina vpc run``, and a VPC function,
+can say to each other, whatever their security groups allow.
 
 The VPC: 10.78.0.0/16; subnet a 10.78.1.0/24 (a probe), subnet b 10.78.2.0/24 (db at 10.78.2.10,
 echo on 6379). One security group allows everything from the VPC, so only the ACLs decide.
@@ -8,6 +8,7 @@ echo on 6379). One security group allows everything from the VPC, so only the AC
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
+from testzips import make_zip
 from vpc_run import VpcRun
 
 pytestmark = pytest.mark.privileged
@@ -207,3 +209,75 @@ def test_acl_changes_through_the_api_decide_traffic(ec2: Any, net: Net, hosts: d
         ec2.replace_network_acl_association(AssociationId=new, NetworkAclId=default["NetworkAclId"])
     assert becomes(fn, "ok") == "ok"
     ec2.delete_network_acl(NetworkAclId=custom)
+
+
+REACH = """
+import socket
+def handler(event, context):
+    try:
+        with socket.create_connection((event["host"], event["port"]), timeout=0.5) as s:
+            s.sendall(b"ping")
+            return s.recv(16).decode()
+    except OSError as exc:
+        return type(exc).__name__
+"""
+
+
+def test_a_function_is_judged_by_its_subnets_acl_both_ways(
+    ec2: Any, net: Net, server: LaminaServer, hosts: dict[str, VpcRun]
+) -> None:
+    iam, lam = client(server, "iam"), client(server, read_timeout=60)
+    iam.attach_role_policy(
+        RoleName="lambda-role",
+        PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+    )
+    lam.create_function(
+        FunctionName="nacl-reach",
+        Runtime="python3.12",
+        Role="arn:aws:iam::000000000000:role/lambda-role",
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": REACH})},
+        Timeout=10,
+        VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [net.group]},
+    )
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName="nacl-reach", WaiterConfig={"Delay": 1})
+        event = json.dumps({"host": DB, "port": 6379})
+
+        def reach() -> str:
+            return str(json.loads(lam.invoke(FunctionName="nacl-reach", Payload=event)["Payload"].read()))
+
+        assert reach() == "ping"
+        a_acl = acl_of(ec2, net.a)["NetworkAclId"]
+        for egress in (True, False):  # the function's subnet: its requests out, then the replies in
+            ec2.replace_network_acl_entry(
+                NetworkAclId=a_acl,
+                RuleNumber=100,
+                Egress=egress,
+                RuleAction="deny",
+                Protocol="-1",
+                CidrBlock="0.0.0.0/0",
+            )
+            try:
+                assert eventually(lambda: reach() == "TimeoutError")
+            finally:
+                ec2.replace_network_acl_entry(
+                    NetworkAclId=a_acl,
+                    RuleNumber=100,
+                    Egress=egress,
+                    RuleAction="allow",
+                    Protocol="-1",
+                    CidrBlock="0.0.0.0/0",
+                )
+            assert eventually(lambda: reach() == "ping")
+    finally:
+        lam.delete_function(FunctionName="nacl-reach")
+
+
+def eventually(check: Callable[[], bool], timeout: float = IN_FORCE_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
