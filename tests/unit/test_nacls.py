@@ -317,3 +317,26 @@ def test_an_acl_change_is_not_mistaken_for_a_set_update() -> None:
 def test_odd_ids_cannot_become_chain_names() -> None:
     with pytest.raises(ValueError, match="cannot name an nftables object"):
         N.acl_chain("acl-x; flush ruleset", True)
+
+
+def test_the_internet_side_is_judged_only_at_the_subnet_it_enters_or_leaves() -> None:
+    web = [
+        entry(100, False, "allow", Protocol="6", PortRange={"From": 443, "To": 443}),
+        entry(
+            110,
+            False,
+            "allow",
+            Protocol="6",
+            PortRange={"From": 1024, "To": 65535},
+            CidrBlock="198.51.100.0/24",
+        ),
+        entry(100, True, "allow", Protocol="6", PortRange={"From": 1024, "To": 65535}),
+    ]
+    rules = plan([acl("acl-a", web, (A,), default=True), acl("acl-b", [], (B,))]).acls
+    assert rules is not None
+    internet, fn = (None, IP("203.0.113.9")), (A, IP("10.0.1.10"))
+    assert rules.allows(internet, fn, "tcp", 443)
+    assert not rules.allows(internet, fn, "tcp", 22)
+    assert rules.allows(fn, internet, "tcp", 50000)  # the replies
+    assert not rules.allows(fn, internet, "tcp", 443)  # fn's own connections out: not allowed
+    assert rules.allows((None, IP("198.51.100.1")), fn, "tcp", 40000)

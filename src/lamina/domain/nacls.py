@@ -375,27 +375,24 @@ class AclRuleset:
 
     def allows(
         self,
-        source: tuple[str, IPv4Address] | None,
-        destination: tuple[str, IPv4Address] | None,
+        source: tuple[str | None, IPv4Address],
+        destination: tuple[str | None, IPv4Address],
         protocol: str,
         port: int | None,
         icmp_code: int | None = None,
     ) -> bool:
-        """Whether a packet from (subnet, address) to (subnet, address) crosses the ACLs (None:
-        the internet side, no subnet), as the rendered chains decide."""
-        by_subnet = {s.subnet_id: s.acl_id for s in self.subnets}
+        """Whether a packet from (subnet, address) to (subnet, address) crosses the ACLs, as the
+        rendered chains decide (subnet None: the internet side, which has no ACL)."""
+        acl_of = {s.subnet_id: s.acl_id for s in self.subnets}
         by_acl = {a.acl_id: a for a in self.acls}
-        if source is not None and destination is not None and source[0] == destination[0]:
-            return True
-        if source is not None and source[0] in by_subnet and destination is not None:
-            acl = by_acl[by_subnet[source[0]]]
-            if not allows(acl.outbound, protocol, port, destination[1], icmp_code):
-                return False
-        if destination is not None and destination[0] in by_subnet and source is not None:
-            acl = by_acl[by_subnet[destination[0]]]
-            if not allows(acl.inbound, protocol, port, source[1], icmp_code):
-                return False
-        return True
+        if source[0] is not None and source[0] == destination[0]:
+            return True  # within a subnet: not judged
+        leaving, entering = acl_of.get(source[0] or ""), acl_of.get(destination[0] or "")
+        if leaving is not None and not allows(
+            by_acl[leaving].outbound, protocol, port, destination[1], icmp_code
+        ):
+            return False
+        return entering is None or allows(by_acl[entering].inbound, protocol, port, source[1], icmp_code)
 
 
 def _plain(resource_id: str) -> str:

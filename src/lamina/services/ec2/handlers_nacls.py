@@ -16,7 +16,7 @@ from typing import Any
 from lamina.domain import ec2
 from lamina.domain import nacls as N
 from lamina.domain.ec2 import error, public
-from lamina.domain.ec2_models import NetworkAcl, Subnet, Vpc
+from lamina.domain.ec2_models import Ec2Tag, NetworkAcl, Subnet, Vpc
 from lamina.services.base import RequestContext
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
@@ -45,7 +45,7 @@ def _changed(tx: Ec2Tx, acl: NetworkAcl) -> None:
     tx.emit(ec2.NETWORK_ACL_CHANGED, acl)
 
 
-def _new_acl(tx: Ec2Tx, vpc_id: str, *, default: bool, tags: list[Any]) -> NetworkAcl:
+def _new_acl(tx: Ec2Tx, vpc_id: str, *, default: bool, tags: list[Ec2Tag]) -> NetworkAcl:
     acl_id = tx.new_id(ec2.NETWORK_ACL)
     acl: NetworkAcl = {
         "Associations": [],
