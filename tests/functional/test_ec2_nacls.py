@@ -552,3 +552,11 @@ def test_aws_cli_replaces_and_deletes(server: LaminaServer, ec2: Any, vpc: dict[
     aws("delete-network-acl", "--network-acl-id", acl_id)
     gone = run_aws(server, "ec2", "delete-network-acl", "--network-acl-id", acl_id)
     assert gone.returncode != 0 and "InvalidNetworkAclID.NotFound" in gone.stderr
+
+
+def test_two_hundred_acls_per_vpc(ec2: Any, vpc: dict[str, Any]) -> None:
+    made = [ec2.create_network_acl(VpcId=vpc["VpcId"])["NetworkAcl"]["NetworkAclId"] for _ in range(199)]
+    assert len(acls_of(ec2, vpc["VpcId"])) == 200  # the default one counts
+    assert fails(ec2.create_network_acl, VpcId=vpc["VpcId"])[0] == "NetworkAclLimitExceeded"
+    ec2.delete_network_acl(NetworkAclId=made[0])
+    ec2.create_network_acl(VpcId=vpc["VpcId"])

@@ -31,6 +31,9 @@ from lamina.services.ec2.handlers_tags import (
 )
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 
+# VPC quotas, "Network ACLs per VPC" (the default ACL counts).
+ACLS_PER_VPC = 200
+
 
 def _association_id() -> str:
     return f"aclassoc-{os.urandom(9).hex()[:17]}"
@@ -124,6 +127,8 @@ def create_network_acl(store: Ec2Store, ctx: RequestContext, params: dict[str, A
     tags = spec_tags(params, ec2.NETWORK_ACL)
     with write(store, ctx) as tx:
         vpc = tx.require(ec2.VPC, params["VpcId"])
+        if len(tx.find(ec2.NETWORK_ACL, vpc_id=vpc["VpcId"])) >= ACLS_PER_VPC:
+            raise error("NetworkAclLimitExceeded", "The maximum number of network ACLs has been reached.")
         dry_run(params)
         acl = _new_acl(tx, vpc["VpcId"], default=False, tags=tags)
     out: dict[str, Any] = {"NetworkAcl": acl}
