@@ -100,7 +100,6 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
 }
 
 DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)
-NACL_ENTRY_LIMIT: Final = 20  # rules per direction per network ACL (VPC quotas), by default
 # EC2 keeps deleted (and failed) NAT gateways visible for about an hour.
 NAT_GATEWAY_RETENTION_MS: Final = 3600_000
 

@@ -61,10 +61,6 @@ def _error(code: str, message: str) -> AwsError:
     return AwsError(message, code=code, status=400, sender_fault=True)
 
 
-def not_found(acl_id: str) -> AwsError:
-    return _error("InvalidNetworkAclID.NotFound", f"The networkAcl ID '{acl_id}' does not exist")
-
-
 def association_not_found(association_id: str) -> AwsError:
     return _error("InvalidAssociationID.NotFound", f"The association ID '{association_id}' does not exist")
 

@@ -39,7 +39,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Final, TypeVar, cast, overload
 
 from lamina.domain import ec2 as E
-from lamina.domain import ipam
+from lamina.domain import ipam, nacls
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
 from lamina.domain.ec2 import (
@@ -526,7 +526,7 @@ class Ec2Store:
         public_pool: IPv4Network = DEFAULT_PUBLIC_POOL,
         nat_delay_ms: int = 0,
         clock: Callable[[], float] = time.time,
-        nacl_entry_limit: int = E.NACL_ENTRY_LIMIT,
+        nacl_entry_limit: int = nacls.DEFAULT_ENTRY_LIMIT,
     ) -> None:
         self.db = db
         self.public_pool = public_pool
