@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(probe)
             probe.start()
             calls, took = change_phase(ec2, acl, probe, paths["acl"].host_ip, args.changes)
-            block = 200
+            block = 50
             for i in range(max(1, args.exchanges // block)):
                 order = list(paths) if i % 2 == 0 else list(reversed(paths))
                 for kind in order:
