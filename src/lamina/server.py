@@ -27,6 +27,7 @@ from lamina.errors import AwsError
 from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_limit
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
+from lamina.net.dns import host_upstreams
 from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
@@ -103,8 +104,13 @@ def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings)
             why = str(exc)
     if why is None:
         try:
+            upstreams = settings.dns_upstream
             return DataplaneManager(
-                ec2_store, state_dir, uplink=settings.uplink, public_pool=ec2_store.public_pool
+                ec2_store,
+                state_dir,
+                uplink=settings.uplink,
+                public_pool=ec2_store.public_pool,
+                dns_upstreams=host_upstreams() if upstreams is None else upstreams,
             )
         except (OSError, DataplaneError) as exc:
             why = f"cannot set it up: {exc}"

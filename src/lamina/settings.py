@@ -23,6 +23,7 @@ from lamina.api.ratelimit import RateLimit
 from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
+from lamina.net.dns import Upstream
 from lamina.net.uplink import UplinkKind, UplinkSpec
 from lamina.runtime.catalog import RuntimeSource
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
@@ -60,6 +61,13 @@ def parse_public_ip_pool(text: str) -> IPv4Network:
     if pool.overlaps(LINK_BLOCK):
         raise ValueError(f"{pool} overlaps {LINK_BLOCK}, lamina's own links")
     return pool
+
+
+def parse_dns_upstreams(text: str) -> tuple[Upstream, ...]:
+    """``IP[:PORT][,IP[:PORT]...]``, or ``none`` (public names are not resolved)."""
+    if text == "none":
+        return ()
+    return tuple(Upstream.parse(part.strip()) for part in text.split(",") if part.strip())
 
 
 def parse_log_level(text: str) -> str:
@@ -230,6 +238,14 @@ class Settings:
         "rules per direction a network ACL may have (AWS's quota: 20 by default, raised on request)",
         _positive(int),
         20,
+    )
+    dns_upstream: tuple[Upstream, ...] | None = _option(
+        "--dns-upstream",
+        "LAMINA_DNS_UPSTREAM",
+        "resolvers the VPCs' DNS server forwards public names to, IP[:PORT][,IP[:PORT]...], asked from "
+        "the server's own network; none: public names do not resolve (default: the nameservers of "
+        "the host's /etc/resolv.conf)",
+        parse_dns_upstreams,
     )
     api_rate_limit: RateLimit = _option(
         "--api-rate-limit",

@@ -104,6 +104,13 @@ def _create(action: str, kind: str, *context: Context) -> Spec:
     return Spec(action, new(kind), context=(*context, creation_tags))
 
 
+def dhcp_association(call: Call) -> tuple[str, ...]:
+    """AssociateDhcpOptions acts on the option set (none for ``default``) and on the VPC."""
+    options = call.text("DhcpOptionsId") or "*"
+    vpc = ec2_arn(call, "vpc", call.text("VpcId") or "*")
+    return (vpc,) if options == "default" else (ec2_arn(call, "dhcp-options", options), vpc)
+
+
 SECURITY_GROUP = by_id("security-group", "GroupId")
 ROUTE_TABLE = by_id("route-table", "RouteTableId")
 INTERNET_GATEWAY = by_id("internet-gateway", "InternetGatewayId")
@@ -161,6 +168,13 @@ TABLE: Mapping[str, Spec] = {
     "DeleteNetworkInterface": Spec(
         "ec2:DeleteNetworkInterface", by_id("network-interface", "NetworkInterfaceId")
     ),
+    # DNS: DHCP option sets and the VPC's attributes
+    "CreateDhcpOptions": _create("ec2:CreateDhcpOptions", "dhcp-options"),
+    "DescribeDhcpOptions": Spec("ec2:DescribeDhcpOptions"),
+    "DeleteDhcpOptions": Spec("ec2:DeleteDhcpOptions", by_id("dhcp-options", "DhcpOptionsId")),
+    "AssociateDhcpOptions": Spec("ec2:AssociateDhcpOptions", dhcp_association),
+    "DescribeVpcAttribute": Spec("ec2:DescribeVpcAttribute", by_id("vpc", "VpcId")),
+    "ModifyVpcAttribute": Spec("ec2:ModifyVpcAttribute", by_id("vpc", "VpcId")),
     # Tags
     "CreateTags": Spec("ec2:CreateTags", tagged, context=(set_tags,)),
     "DeleteTags": Spec("ec2:DeleteTags", tagged, context=(removed_tag_keys,)),

@@ -65,6 +65,7 @@ from typing import Any
 
 from lamina.domain import nacls as N
 from lamina.domain import secgroups as S
+from lamina.domain.dns import LINK_LOCAL_RESOLVER, resolver_address
 
 TABLE = "inet lamina"  # the nftables table (family and name) the router's rules live in
 INNER_LINK = "eth0"  # the veth end inside an interface's namespace
@@ -264,6 +265,10 @@ class VpcPlan:
     # one-to-one translation, done by the router on its internet link.
     elastic_ips: tuple[tuple[IPv4Address, IPv4Address], ...] = ()
     acls: N.AclRuleset | None = None  # network ACLs at subnet boundaries (domain.nacls)
+    # The Amazon DNS server's addresses, local to the router (``domain.dns``): the VPC's base + 2
+    # and 169.254.169.253. DNS to them is let in only with ``enableDnsSupport`` (``dns``).
+    resolver: tuple[IPv4Address, ...] = ()
+    dns: bool = False
 
     def interface(self, eni_id: str) -> InterfacePlan:
         for interface in (*self.interfaces, *self.nat_gateways):
@@ -474,6 +479,7 @@ def plan_vpc(
     *,
     edge_link: str | None = None,
     network_acls: Iterable[Mapping[str, Any]] = (),
+    dns_support: bool = True,
 ) -> VpcPlan:
     """The data plane of one VPC from its EC2 state (dicts shaped as EC2's Describe* answers).
 
@@ -481,6 +487,8 @@ def plan_vpc(
     uplink (:func:`edge_link_name`); without one, internet and NAT gateways are not realised and
     routes to them drop. ``network_acls``: the VPC's network ACLs (DescribeNetworkAcls shapes),
     enforced at the boundaries of the subnets with interfaces (:mod:`lamina.domain.nacls`).
+    ``dns_support``: the VPC's ``enableDnsSupport`` (its Amazon DNS server
+    answers, see ``domain.dns``).
 
     Resources of other VPCs are ignored, so whole-region listings can be passed in. An interface
     in a subnet that is not given is a ``ValueError`` (inconsistent state).
@@ -618,6 +626,7 @@ def plan_vpc(
 
     plan_routes = tuple(sorted(routes, key=lambda r: (r.table, r.destination)))
     acls = _plan_acls(vpc_id, network_acls, (*hosts, *nats))
+    resolver = (resolver_address(cidrs[0]), LINK_LOCAL_RESOLVER) if cidrs else ()
     return VpcPlan(
         vpc_id=vpc_id,
         router=f"{vpc_id}/router",
@@ -634,11 +643,14 @@ def plan_vpc(
             internet_link=internet.router_link if internet is not None else None,
             elastic_ips=elastic,
             acls=acls,
+            resolver=resolver if dns_support else (),
         ),
         nat_gateways=tuple(nats),
         internet=internet,
         elastic_ips=elastic,
         acls=acls,
+        resolver=resolver,
+        dns=dns_support,
     )
 
 
@@ -675,6 +687,7 @@ def render_ruleset(
     internet_link: str | None = None,
     elastic_ips: Sequence[tuple[IPv4Address, IPv4Address]] = (),
     acls: N.AclRuleset | None = None,
+    resolver: Sequence[IPv4Address] = (),
 ) -> str:
     """An ``nft -f`` script that replaces table ``inet lamina`` in one transaction.
 
@@ -693,6 +706,10 @@ def render_ruleset(
 
     Network ACLs (``acls``) judge every packet crossing a subnet boundary, replies included
     (stateless), before conntrack and the security groups see it.
+
+    ``resolver``: the Amazon DNS server's addresses, to which the VPC's interfaces may send DNS
+    (UDP and TCP port 53) whatever their security groups: "security groups do not filter traffic
+    destined to and from the Amazon DNS server" (VPC user guide, security group rules).
     """
     out = [f"table {TABLE} {{}}", f"delete table {TABLE}", f"table {TABLE} {{"]
     sources = [f'"{f.router_link}" . {f.address}' for f in filters]
@@ -773,6 +790,13 @@ def render_ruleset(
         "\t\ttype filter hook input priority filter; policy drop;",
         "\t\tct state established,related accept",
         '\t\tiifname "lo" accept',
+    ]
+    if resolver:
+        daddrs = ", ".join(str(a) for a in resolver)
+        out.append(
+            f"\t\tiifname . ip saddr @sources ip daddr {{ {daddrs} }} meta l4proto {{ tcp, udp }} th dport 53 accept"
+        )
+    out += [
         "\t}",
         "}",
     ]

@@ -23,6 +23,7 @@ from lamina.domain import routes as R
 from lamina.domain import secgroups as S
 from lamina.domain.ec2_models import (
     Address,
+    DhcpOptions,
     Ec2Tag,
     GroupIdentifier,
     InternetGateway,
@@ -34,6 +35,7 @@ from lamina.domain.ec2_models import (
     SecurityGroup,
     SecurityGroupRule,
     StoredAddress,
+    StoredDhcpOptions,
     StoredNatGateway,
     Subnet,
     Vpc,
@@ -65,6 +67,7 @@ NETWORK_INTERFACE: Final[Kind[NetworkInterface, NetworkInterface]] = Kind("netwo
 NETWORK_ACL: Final[Kind[NetworkAcl, NetworkAcl]] = Kind("network-acl")
 # Rules have a table of their own (:class:`StoredRule`); the kind names their ids and errors.
 SECURITY_GROUP_RULE: Final[Kind[SecurityGroupRule, SecurityGroupRule]] = Kind("security-group-rule")
+DHCP_OPTIONS: Final[Kind[StoredDhcpOptions, DhcpOptions]] = Kind("dhcp-options")
 
 PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     VPC: "vpc",
@@ -77,6 +80,7 @@ PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     NETWORK_INTERFACE: "eni",
     SECURITY_GROUP_RULE: "sgr",
     NETWORK_ACL: "acl",
+    DHCP_OPTIONS: "dopt",
 }
 # Every kind by its name.
 KINDS: Final[dict[str, Kind[Any, Any]]] = {kind: kind for kind in PREFIXES}
@@ -97,6 +101,7 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
         "InvalidSecurityGroupRuleId.NotFound",
         "The security group rule ID '{}' does not exist",
     ),
+    DHCP_OPTIONS: ("InvalidDhcpOptionID.NotFound", "The dhcpOption ID '{}' does not exist"),
 }
 
 DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)

@@ -516,6 +516,22 @@ class NetworkAcl(TypedDict, total=False):
     OwnerId: str
 
 
+class AttributeValue(TypedDict, total=False):
+    Value: str
+
+
+class DhcpConfiguration(TypedDict, total=False):
+    Key: str
+    Values: list[AttributeValue]
+
+
+class DhcpOptions(TypedDict, total=False):
+    OwnerId: str
+    Tags: list[Ec2Tag]
+    DhcpOptionsId: str
+    DhcpConfigurations: list[DhcpConfiguration]
+
+
 # -- what the store keeps: the wire shapes plus lamina's bookkeeping keys ------------------------
 
 
@@ -534,6 +550,12 @@ class StoredAddress(Address, total=False):
     _nat: str
 
 
+class StoredDhcpOptions(DhcpOptions, total=False):
+    """A DHCP option set as stored: whether it is the one EC2 made for the region (new VPCs get it)."""
+
+    _default: bool
+
+
 # A stored resource body of any kind (what ``Ec2Tx.update`` writes back).
 StoredResource = (
     Vpc
@@ -545,6 +567,7 @@ StoredResource = (
     | RouteTable
     | NetworkInterface
     | NetworkAcl
+    | StoredDhcpOptions
 )
 
 # Which botocore shape each wire class mirrors: (service, shape name).
@@ -603,7 +626,14 @@ SHAPES: dict[type, tuple[str, str]] = {
     NetworkAclEntry: ("ec2", "NetworkAclEntry"),
     NetworkAclAssociation: ("ec2", "NetworkAclAssociation"),
     NetworkAcl: ("ec2", "NetworkAcl"),
+    AttributeValue: ("ec2", "AttributeValue"),
+    DhcpConfiguration: ("ec2", "DhcpConfiguration"),
+    DhcpOptions: ("ec2", "DhcpOptions"),
 }
 
 # The stored classes, each with the wire class it extends.
-STORED: dict[type, type] = {StoredNatGateway: NatGateway, StoredAddress: Address}
+STORED: dict[type, type] = {
+    StoredNatGateway: NatGateway,
+    StoredAddress: Address,
+    StoredDhcpOptions: DhcpOptions,
+}

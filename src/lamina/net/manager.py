@@ -30,16 +30,18 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Protocol
 
+from lamina.domain import dns as N
 from lamina.domain.dataplane import edge_link_name, plan_vpc
 from lamina.linux import NetNamespace, NetNamespaceError, affinity
-from lamina.net import published
+from lamina.net import iproute, published
 from lamina.net.commands import DataplaneError
+from lamina.net.dns import DnsServer, Upstream
 from lamina.net.uplink import Uplink, UplinkKind, UplinkSpec, instance_tag
 from lamina.net.vpc import VpcDataplane
 
@@ -77,6 +79,17 @@ class Ec2Source(Protocol):
 
     def vpc_locations(self) -> list[tuple[str, str, str]]: ...
 
+    def vpc_dns(
+        self, account: str, region: str, vpc_id: str
+    ) -> tuple[N.VpcDnsAttributes, N.DhcpSettings] | None: ...
+
+
+#: The hook that adds names to the Amazon DNS server's answers (see :class:`DataplaneManager`):
+#: called with (account, region, VpcId) for a VPC, or None for the default network; returns
+#: fully qualified names (no trailing dot; ``*.name`` for a wildcard) and their IPv4 addresses.
+ExtraRecords = Callable[[Key | None], Mapping[str, Sequence[IPv4Address]]]
+DEFAULT_SITE = ("", "", "default-network")  # the DNS site of the default network
+
 
 @dataclass
 class Stats:
@@ -110,11 +123,22 @@ class DataplaneManager:
         state_dir: Path,
         uplink: UplinkSpec | None = None,
         public_pool: IPv4Network | None = None,
+        dns_upstreams: Sequence[Upstream] | None = None,
+        extra_records: ExtraRecords | None = None,
     ) -> None:
         """``uplink``: the way out (None or ``none``: no internet gateway, NAT gateway or default
         network is realised), ``public_pool`` the Elastic IP pool. An uplink that cannot be set
-        up is logged and left out."""
+        up is logged and left out.
+
+        ``dns_upstreams``: where every VPC's Amazon DNS server (``net.dns``) forwards public names
+        (None: no DNS server at all). ``extra_records``: more names it answers, per VPC and for the
+        default network (:data:`ExtraRecords`); asked on every sync of a VPC (any change the EC2
+        store tells of, in that VPC) and by :meth:`refresh_dns`."""
         self._ec2 = ec2
+        self.dns: DnsServer | None = DnsServer(dns_upstreams) if dns_upstreams is not None else None
+        self._extra_records = extra_records
+        # (account, region, VpcId) -> the resolv.conf its DHCP option set hands out, as of its last sync.
+        self._resolv: dict[Key, str] = {}
         self.netns_dir = state_dir / "netns"
         self.uplink: Uplink | None = None
         if uplink is not None and uplink.kind is not UplinkKind.NONE:
@@ -144,6 +168,7 @@ class DataplaneManager:
         stale = published.sweep(self.netns_dir)
         if stale:
             log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
+        self._serve_default_network()
         self._ec2.partition_listeners.append(self._heard)
         self._worker.start()
         if not self.reconcile_all():
@@ -261,6 +286,11 @@ class DataplaneManager:
         # Separate reads may straddle a commit; an inconsistent mix raises ValueError and is retried,
         # and the commit in between has marked the VPC again anyway.
         uplink = self.uplink
+        dns_settings = self._ec2.vpc_dns(account, region, vpc_id)
+        if dns_settings is None:
+            self._drop(key)
+            return
+        attributes, dhcp = dns_settings
         plan = plan_vpc(
             vpcs[0],
             read(account, region, _SUBNET, vpc_id=vpc_id),
@@ -271,6 +301,7 @@ class DataplaneManager:
             read(account, region, _INTERNET_GATEWAY, vpc_id=vpc_id) if uplink else (),
             edge_link=edge_link_name(account, region, vpc_id) if uplink else None,
             network_acls=read(account, region, _NETWORK_ACL, vpc_id=vpc_id),
+            dns_support=attributes.support,
         )
         if not plan.interfaces:
             self._drop(key)
@@ -293,6 +324,72 @@ class DataplaneManager:
         live = {i.eni_id: plane.interface_namespace(i.eni_id) for i in plan.interfaces}
         self._set_namespaces(key, live)
         self._publish(key, live)
+        if self.dns is not None and plan.resolver:
+            zone = N.Zone.build(
+                region,
+                [i["PrivateIpAddress"] for i in all_interfaces if i.get("PrivateIpAddress")],
+                attributes,
+                plan.cidrs,
+                self._extra(key),
+            )
+            self.dns.serve(key, plane.router_namespace, plan.resolver, zone)
+        with self._cond:
+            self._resolv[key] = (
+                N.vpc_resolv_conf(plan.resolver[0], dhcp) if plan.resolver else N.resolv_conf([])
+            )
+
+    def _extra(self, key: Key | None) -> Mapping[str, Sequence[IPv4Address]]:
+        if self._extra_records is None:
+            return {}
+        try:
+            return self._extra_records(key)
+        except Exception:  # noqa: BLE001 - another part's hook must not stop the data plane
+            log.exception("extra DNS records of %s", key)
+            return {}
+
+    def _serve_default_network(self) -> None:
+        """The Amazon DNS server of functions without a VPC: 169.254.169.253 in the default network."""
+        default = self.default_network()
+        if self.dns is None or default is None:
+            return
+        try:
+            iproute.batch(default, [f"address add {N.LINK_LOCAL_RESOLVER}/32 dev lo"])
+            self.dns.serve(DEFAULT_SITE, default, (N.LINK_LOCAL_RESOLVER,), self._default_zone())
+        except (DataplaneError, OSError) as exc:
+            log.error("no DNS server for functions without a VPC: %s", exc)
+
+    def _default_zone(self) -> N.Zone:
+        """The default network's zone: no private names (it is no VPC), the extra records."""
+        return N.Zone.build("", (), N.VpcDnsAttributes(), (), self._extra(None))
+
+    def refresh_dns(self, key: Key | None = None) -> None:
+        """Ask :data:`ExtraRecords` again: for one VPC (a sync of it), or None: the default network
+        and every VPC."""
+        if key is None:
+            if self.dns is not None and self.dns.zone(DEFAULT_SITE) is not None:
+                self.dns.set_zone(DEFAULT_SITE, self._default_zone())
+            keys = self.vpcs()
+        else:
+            keys = [key]
+        now = time.monotonic()
+        with self._cond:
+            for k in keys:
+                self._dirty.setdefault(k, now)
+            self._cond.notify_all()
+
+    def resolv_conf(self, account: str, region: str, vpc_id: str | None) -> str:
+        """The ``/etc/resolv.conf`` of an environment: its VPC's (the DHCP option set's servers and
+        search domains), or for a function without a VPC the default network's DNS server; with no
+        DNS server, one naming none (lookups fail at once: nothing answers on the loopback)."""
+        if vpc_id is not None:
+            with self._cond:
+                found = self._resolv.get((account, region, vpc_id))
+            if found is not None:
+                return found
+            return N.resolv_conf([])
+        if self.dns is not None and self.dns.zone(DEFAULT_SITE) is not None:
+            return N.resolv_conf([N.LINK_LOCAL_RESOLVER])
+        return N.resolv_conf([])
 
     def _set_namespaces(self, key: Key, live: Mapping[str, NetNamespace]) -> None:
         account, region, _ = key
@@ -317,8 +414,11 @@ class DataplaneManager:
         self._set_gateway(key, None)
         self._set_namespaces(key, {})
         self._publish(key, {})
+        if self.dns is not None:
+            self.dns.stop(key)
         with self._cond:
             plane = self._planes.pop(key, None)
+            self._resolv.pop(key, None)
         if plane is not None:
             plane.close()
             self.stats.applies += 1
@@ -397,6 +497,8 @@ class DataplaneManager:
         with self._cond:
             planes, self._planes = list(self._planes.values()), {}
             self._namespaces.clear()
+        if self.dns is not None:
+            self.dns.close()
         for plane in planes:
             plane.close()
         if self.uplink is not None:

@@ -12,6 +12,8 @@ Facts this module relies on (details in ``commands``, ``iproute``, ``nftables``,
 - Security group changes are one ``nft -f`` transaction (a few milliseconds), synchronous: when
   :meth:`VpcDataplane.apply` returns, the new rules decide every new packet. A change that only
   adds or deletes set elements (a NAT gateway coming or going) is loaded as just that.
+- The router holds the VPC's Amazon DNS server addresses (base + 2, 169.254.169.253) on its
+  ``lo``; ``net.dns`` serves them from sockets made in the router namespace.
 - A NAT gateway is an interface namespace of its own kind: forwarding, no redirects, its own
   SNAT table. The router's link to the edge (``igw0``) is made and removed through the
   :class:`~lamina.net.uplink.Uplink`, which also routes the VPC's Elastic IPs to it.
@@ -162,6 +164,10 @@ class VpcDataplane:
             router = NetNamespace.create(plan.router)
             try:
                 sysctl.configure(router, sysctl.ROUTER)
+                # The Amazon DNS server's addresses are the router's own (``net.dns`` listens on
+                # them); whether DNS may reach them is the ruleset's ``input`` chain.
+                if plan.resolver:
+                    iproute.batch(router, [f"address add {a}/32 dev lo" for a in plan.resolver])
             except BaseException:
                 router.close()
                 raise

@@ -38,6 +38,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
+from lamina.domain import dns
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
 from lamina.linux import CgroupError, NetNamespace
@@ -108,6 +109,9 @@ class Target:
     native_gate: str | None = None
     # When ``credentials`` expire (epoch seconds): an environment is not used past it (see the pool).
     credentials_expire: float = math.inf
+    # The environment's /etc/resolv.conf (``domain.dns``: its VPC's DNS server and search domains,
+    # or the default network's); None: the userland's own file.
+    resolv_conf: str | None = None
 
     def python_dirs(self) -> tuple[Path | None, Path | None]:
         """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""
@@ -384,6 +388,8 @@ class Environment:
             pids_max=limits.pids_max,
             cpus=limits.cpus,
             cpu_quota=limits.cpu_quota,
+            resolv_conf=t.resolv_conf,
+            hosts=dns.HOSTS,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its

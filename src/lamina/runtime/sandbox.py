@@ -178,6 +178,7 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         else:
             ops.append(MakeDir(target))
             ops += _bind_ro(spec.userland / name, target, recursive=True)
+    ops += _etc_files(spec, r, system)
     for d in (b"var", b"var/task", b"var/runtime", b"var/lang", b"opt", b"proc", b"dev"):
         ops.append(MakeDir(r + b"/" + d))
     ops.append(MakeDir(r + b"/tmp", 0o1777))
@@ -222,6 +223,32 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
     ops.append(Mount(dev, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC))
     ops.append(Mount(r, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV))
     return ops
+
+
+ETC_FILES = ("resolv.conf", "hosts")
+
+
+def etc_dir(spec: SandboxSpec) -> Path:
+    """Where :meth:`Sandbox.start` writes the environment's own ``/etc`` files on the host."""
+    return spec.work_dir / "etc"
+
+
+def _etc_files(spec: SandboxSpec, r: bytes, system: Sequence[tuple[str, str | None]]) -> list[Op]:
+    """lamina's ``/etc/resolv.conf`` and ``/etc/hosts`` over the userland's, read-only.
+
+    Each is bound over the userland's file when that is a regular file; when one is missing or a
+    symlink (an image's resolv.conf often points into /run), ``/etc`` becomes a read-only overlay
+    whose upper lower directory holds lamina's files instead (leftmost lower wins).
+    """
+    if spec.resolv_conf is None or ("etc", None) not in system:
+        return []
+    ours = etc_dir(spec)
+    theirs = spec.userland / "etc"
+    target = r + b"/etc"
+    if all(os.path.isfile(theirs / n) and not os.path.islink(theirs / n) for n in ETC_FILES):
+        return [op for n in ETC_FILES for op in _bind_ro(ours / n, target + b"/" + n.encode())]
+    data = f"lowerdir={_overlay_escape(ours)}:{_overlay_escape(theirs)}".encode()
+    return [Mount(target, b"overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, source=b"overlay", data=data)]
 
 
 def system_dirs(userland: Path = Path("/")) -> tuple[tuple[str, str | None], ...]:
@@ -429,6 +456,9 @@ class SandboxSpec:
     # Whose system directories (usr, lib, etc...) the sandbox's / shows, read-only: the host's, or the
     # root filesystem of a runtime image (AWS's userland).
     userland: Path = Path("/")
+    # The environment's /etc/resolv.conf and /etc/hosts (``domain.dns``); None: the userland's own.
+    resolv_conf: str | None = None
+    hosts: str = ""
 
 
 def _validate(spec: SandboxSpec) -> None:
@@ -475,6 +505,14 @@ class Sandbox:
         try:
             spec.work_dir.mkdir(parents=True, exist_ok=True)
             root.mkdir()
+            if spec.resolv_conf is not None:
+                etc = etc_dir(spec)
+                etc.mkdir()
+                (etc / "resolv.conf").write_text(spec.resolv_conf)
+                (etc / "hosts").write_text(spec.hosts)
+                for name in ETC_FILES:
+                    os.chmod(etc / name, 0o644)
+                os.chmod(etc, 0o755)
         except OSError as exc:
             raise SandboxError(f"cannot create {str(root)!r}: {exc}") from exc
         cgroup: Cgroup | None = None

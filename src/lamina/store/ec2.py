@@ -38,12 +38,14 @@ from contextlib import contextmanager
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Final, TypeVar, cast, overload
 
+from lamina.domain import dns as D
 from lamina.domain import ec2 as E
 from lamina.domain import ipam, nacls
 from lamina.domain import routes as R
 from lamina.domain import secgroups as S
 from lamina.domain.ec2 import (
     DEFAULT_PUBLIC_POOL,
+    DHCP_OPTIONS,
     ELASTIC_IP,
     INTERFACE_CREATED,
     INTERFACE_DELETED,
@@ -66,6 +68,7 @@ from lamina.domain.ec2_models import (
     InternetGateway,
     NetworkInterface,
     SecurityGroup,
+    StoredDhcpOptions,
     StoredNatGateway,
     StoredResource,
     Subnet,
@@ -397,6 +400,24 @@ class Ec2Tx:
         """A VPC's ``default`` security group."""
         return E.default_group(self.find(SECURITY_GROUP, vpc_id=vpc_id))
 
+    def default_dhcp_options(self) -> str:
+        """The id of the DHCP option set EC2 makes for the region (``domain-name`` the region's
+        default domain, ``domain-name-servers`` AmazonProvidedDNS), made at first use; new VPCs are
+        associated with it."""
+        for options in self.find(DHCP_OPTIONS):
+            if options.get("_default"):
+                return options["DhcpOptionsId"]
+        options_id = self.new_id(DHCP_OPTIONS)
+        body: StoredDhcpOptions = {
+            "OwnerId": self.account,
+            "Tags": [],
+            "DhcpOptionsId": options_id,
+            "DhcpConfigurations": D.default_dhcp_configurations(self.region),
+            "_default": True,
+        }
+        self.put(DHCP_OPTIONS, options_id, body)
+        return options_id
+
     def attached_gateway(self, vpc_id: str) -> InternetGateway | None:
         found = self.find(INTERNET_GATEWAY, vpc_id=vpc_id)
         return found[0] if found else None
@@ -650,6 +671,21 @@ class Ec2Store:
             if resource_kind is None:
                 return []
             return [public(b) for b in tx.find(resource_kind, vpc_id=vpc_id)]
+
+        return self.read(account, region, run)
+
+    def vpc_dns(
+        self, account: str, region: str, vpc_id: str
+    ) -> tuple[D.VpcDnsAttributes, D.DhcpSettings] | None:
+        """A VPC's DNS attributes and what its DHCP option set hands out (None: no such VPC)."""
+
+        def run(tx: Ec2Tx) -> tuple[D.VpcDnsAttributes, D.DhcpSettings] | None:
+            vpc = tx.get(vpc_id, VPC)
+            if vpc is None:
+                return None
+            options_id = vpc.get("DhcpOptionsId", D.NO_DHCP_OPTIONS)
+            options = tx.get(options_id, DHCP_OPTIONS) if options_id != D.NO_DHCP_OPTIONS else None
+            return D.VpcDnsAttributes.of(vpc), D.DhcpSettings.of(options)
 
         return self.read(account, region, run)
 

@@ -16,6 +16,7 @@ from typing import Any
 from lamina.services.base import ServiceBinding
 from lamina.services.ec2 import (
     handlers_account,
+    handlers_dns,
     handlers_gateways,
     handlers_interfaces,
     handlers_nacls,
@@ -47,5 +48,6 @@ def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
             **handlers_tags.HANDLERS,
             **handlers_account.HANDLERS,
             "DescribeRegions": handlers_account.regions_handler(handlers_account.aws_regions(loader)),
+            **handlers_dns.HANDLERS,
         },
     )

@@ -81,7 +81,7 @@ def new_vpc(
     vpc_id = tx.new_id(ec2.VPC)
     vpc: Vpc = {
         "CidrBlock": str(cidr),
-        "DhcpOptionsId": "default",
+        "DhcpOptionsId": tx.default_dhcp_options(),
         "State": "available",
         "VpcId": vpc_id,
         "OwnerId": tx.account,
