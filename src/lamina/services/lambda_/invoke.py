@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lamina.domain import dns, jsontext, runtimes
 from lamina.domain import event_invoke as E
 from lamina.domain import functions as F
-from lamina.domain import jsontext, runtimes
 from lamina.domain.aliases import is_alias_name
 from lamina.domain.models import InvocationResponse
 from lamina.errors import (
@@ -118,7 +118,17 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         credentials_expire=platform.role_sessions.expires(row.account, role, row.name),
         endpoint_port=platform.endpoint_port,
         vpc_namespaces=_vpc_namespaces(platform, row),
+        resolv_conf=_resolv_conf(platform, row),
     )
+
+
+def _resolv_conf(platform: Platform, row: FunctionRow) -> str:
+    """The environment's /etc/resolv.conf: its VPC's DNS server (as the VPC's DHCP option set
+    says), the default network's for a function without a VPC, or none without a data plane."""
+    vpc_id = (row.config.get("VpcConfig") or {}).get("VpcId") or None
+    if platform.dataplane is None:
+        return dns.resolv_conf([])
+    return platform.dataplane.resolv_conf(row.account, row.region, vpc_id)
 
 
 def _native_gate(
