@@ -83,7 +83,10 @@ def test_create_describe_filter_tag_delete(ec2: Any) -> None:
     [
         ([{"Key": "domain-nam", "Values": ["x"]}], "InvalidParameterValue"),
         ([{"Key": "domain-name-servers", "Values": ["not-an-ip"]}], "InvalidParameterValue"),
-        ([{"Key": "domain-name-servers", "Values": [f"192.0.2.{i}" for i in range(5)]}], "InvalidParameterValue"),
+        (
+            [{"Key": "domain-name-servers", "Values": [f"192.0.2.{i}" for i in range(5)]}],
+            "InvalidParameterValue",
+        ),
         ([{"Key": "netbios-node-type", "Values": ["3"]}], "InvalidParameterValue"),
         ([{"Key": "domain-name", "Values": []}], "InvalidParameterValue"),
         (
@@ -105,9 +108,9 @@ def test_bad_options_are_refused_and_create_nothing(
 def test_associate_in_use_and_default(ec2: Any) -> None:
     vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     default_id = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["DhcpOptionsId"]
-    options_id = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": ["x.example"]}])[
-        "DhcpOptions"
-    ]["DhcpOptionsId"]
+    options_id = ec2.create_dhcp_options(
+        DhcpConfigurations=[{"Key": "domain-name", "Values": ["x.example"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
     assert fails(ec2.associate_dhcp_options, DhcpOptionsId=options_id, VpcId=vpc_id, DryRun=True) == (
         "DryRunOperation",
         "Request would have succeeded, but DryRun flag is set.",
@@ -135,9 +138,9 @@ def test_associate_in_use_and_default(ec2: Any) -> None:
 
 
 def test_another_accounts_option_sets_do_not_exist(server: LaminaServer, ec2: Any) -> None:
-    options_id = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": ["mine.example"]}])[
-        "DhcpOptions"
-    ]["DhcpOptionsId"]
+    options_id = ec2.create_dhcp_options(
+        DhcpConfigurations=[{"Key": "domain-name", "Values": ["mine.example"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
     bob = client(server, "ec2", key="AKIDBOB22222", secret="bob-secret")
     vpc_id = bob.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
     assert fails(bob.describe_dhcp_options, DhcpOptionsIds=[options_id])[0] == "InvalidDhcpOptionID.NotFound"
@@ -175,7 +178,10 @@ def test_vpc_attributes(ec2: Any) -> None:
     assert "_dns_attributes" not in json.dumps(ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"])
 
     code, message = fails(
-        ec2.modify_vpc_attribute, VpcId=vpc_id, EnableDnsSupport={"Value": True}, EnableDnsHostnames={"Value": True}
+        ec2.modify_vpc_attribute,
+        VpcId=vpc_id,
+        EnableDnsSupport={"Value": True},
+        EnableDnsHostnames={"Value": True},
     )
     assert (code, message) == (
         "InvalidParameterCombination",
@@ -183,7 +189,9 @@ def test_vpc_attributes(ec2: Any) -> None:
     )
     assert attribute("enableDnsSupport") is False
     assert fails(ec2.modify_vpc_attribute, VpcId=vpc_id)[0] == "MissingParameter"
-    assert fails(ec2.modify_vpc_attribute, VpcId="vpc-0123456789abcdef0", EnableDnsSupport={"Value": True}) == (
+    assert fails(
+        ec2.modify_vpc_attribute, VpcId="vpc-0123456789abcdef0", EnableDnsSupport={"Value": True}
+    ) == (
         "InvalidVpcID.NotFound",
         "The vpc ID 'vpc-0123456789abcdef0' does not exist",
     )
