@@ -352,14 +352,10 @@ class DnsServer:
             query.flags |= dns.flags.RD if request.flags & dns.flags.RD else 0
             for upstream in self.upstreams:
                 try:
-                    if tcp:
-                        got = await dns.asyncquery.tcp(
-                            query, str(upstream.address), timeout=self.timeout_s, port=upstream.port
-                        )
-                    else:
-                        got, _ = await dns.asyncquery.udp_with_fallback(
-                            query, str(upstream.address), timeout=self.timeout_s, port=upstream.port
-                        )
+                    # UDP, then TCP if the answer is truncated (whichever way the client asked).
+                    got, _ = await dns.asyncquery.udp_with_fallback(
+                        query, str(upstream.address), timeout=self.timeout_s, port=upstream.port
+                    )
                 except (dns.exception.DNSException, OSError, EOFError):
                     continue
                 self.stats.forwarded += 1
