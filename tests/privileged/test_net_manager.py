@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from lamina.domain.dns import DhcpSettings, VpcDnsAttributes
 from lamina.linux import NetNamespace, mounts
 from lamina.linux.namespaces import namespace_inode
 from lamina.net import published
@@ -67,6 +68,13 @@ class FakeEc2:
     def vpc_locations(self) -> list[tuple[str, str, str]]:
         with self.lock:
             return [(ACCOUNT, REGION, v) for v in self.resources.get("vpc", {})]
+
+    def vpc_dns(self, account: str, region: str, vpc_id: str) -> tuple[VpcDnsAttributes, DhcpSettings] | None:
+        """A new VPC's DNS: support on, hostnames off, no DHCP option set."""
+        with self.lock:
+            if vpc_id not in self.resources.get("vpc", {}):
+                return None
+        return VpcDnsAttributes(), DhcpSettings.of(None)
 
 
 class Vpc:

@@ -35,6 +35,7 @@ from vpc_run import VpcRun, cli_env, lamina
 
 from lamina.domain import dataplane as D
 from lamina.domain.dataplane import EDGE_UPLINK_ADDRESS
+from lamina.domain.dns import DhcpSettings, VpcDnsAttributes
 from lamina.linux import NetNamespace
 from lamina.net import nftables
 from lamina.net.manager import DataplaneManager
@@ -613,6 +614,12 @@ class FakeEc2:
 
     def vpc_locations(self) -> list[tuple[str, str, str]]:
         return [("000000000000", "us-east-1", v) for v in self.resources.get("vpc", {})]
+
+    def vpc_dns(self, account: str, region: str, vpc_id: str) -> tuple[VpcDnsAttributes, DhcpSettings] | None:
+        """A new VPC's DNS: support on, hostnames off, no DHCP option set."""
+        if vpc_id not in self.resources.get("vpc", {}):
+            return None
+        return VpcDnsAttributes(), DhcpSettings.of(None)
 
 
 def test_the_manager_follows_gateways_attached_detached_and_nat_gateways(
