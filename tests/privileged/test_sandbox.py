@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -906,3 +907,51 @@ def test_the_hosts_name_is_not_shown(harness: Harness) -> None:
     )
     assert run.returncode == 0, run.output
     assert run.json() == ["localhost", "EPERM"]
+
+
+# --- lamina's /etc/resolv.conf and /etc/hosts -----------------------------------------------------
+
+RESOLV = "search ec2.internal\noptions timeout:2 attempts:5\nnameserver 10.0.0.2\n"
+HOSTS = "127.0.0.1   localhost\n127.0.0.1   sandbox.localdomain sandbox\n"
+
+
+def test_resolv_conf_and_hosts_are_laminas_over_the_hosts_files(harness: Harness) -> None:
+    """The host's /etc has both as regular files: each is bound over, read-only; the rest of /etc
+    is the host's."""
+    script = (
+        "import json, os\n"
+        "out = [open('/etc/resolv.conf').read(), open('/etc/hosts').read(), os.path.exists('/etc/passwd')]\n"
+        "try:\n"
+        "    open('/etc/resolv.conf', 'a').write('x')\n"
+        "    out.append('written')\n"
+        "except OSError as exc:\n"
+        "    out.append(exc.errno)\n"
+        "print(json.dumps(out))\n"
+    )
+    run = harness.python(script, resolv_conf=RESOLV, hosts=HOSTS)
+    assert run.returncode == 0, run.output
+    resolv, hosts, passwd, write = run.json()
+    assert (resolv, hosts, passwd) == (RESOLV, HOSTS, True)
+    assert write in (errno.EROFS, errno.EACCES)
+
+
+@pytest.mark.parametrize("kind", ["missing", "symlink"])
+def test_an_image_without_regular_files_gets_an_overlay_of_etc(harness: Harness, kind: str) -> None:
+    userland = _busybox_userland(harness.tmp)
+    if kind == "symlink":  # as images often have it: into /run, which the sandbox has not
+        (userland / "etc" / "resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    run = harness.run(
+        (
+            "/bin/sh",
+            "-c",
+            "cat /etc/resolv.conf /etc/hosts /etc/os-release; touch /etc/x 2>&1 | grep -q Read-only && echo ro",
+        ),
+        userland=userland,
+        runtime_dir=None,
+        lang_dir=None,
+        env={"PATH": "/bin"},
+        resolv_conf=RESOLV,
+        hosts=HOSTS,
+    )
+    assert run.returncode == 0, run.output
+    assert run.output == RESOLV + HOSTS + 'NAME="Test Userland"\nro\n'

@@ -120,6 +120,7 @@ class Stats:
 class _Site:
     key: Hashable
     zone: Zone
+    ns: NetNamespace  # sockets are in it: a new namespace (a rebuilt router) needs new ones
     addresses: tuple[IPv4Address, ...] = ()
     udp: list[socket.socket] = field(default_factory=list)
     servers: list[asyncio.Server] = field(default_factory=list)
@@ -186,13 +187,13 @@ class DnsServer:
             if self._closed:
                 return
             site = self._sites.get(key)
-            if site is not None and site.addresses == tuple(addresses):
+            if site is not None and site.addresses == tuple(addresses) and site.ns is ns:
                 site.zone = zone  # one reference swap, read by the DNS thread
                 return
         if site is not None:
             self.stop(key)
         udp, tcp = ns.call(lambda: _sockets(addresses))
-        site = _Site(key, zone, tuple(addresses), udp, refilled=time.monotonic(), tokens=self.rate)
+        site = _Site(key, zone, ns, tuple(addresses), udp, refilled=time.monotonic(), tokens=self.rate)
         try:
             self._call(self._start_site, site, tcp)
         except BaseException:
