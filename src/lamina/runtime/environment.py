@@ -34,7 +34,7 @@ import struct
 import termios
 import time
 import uuid
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,8 +110,9 @@ class Target:
     # When ``credentials`` expire (epoch seconds): an environment is not used past it (see the pool).
     credentials_expire: float = math.inf
     # The environment's /etc/resolv.conf (``domain.dns``: its VPC's DNS server and search domains,
-    # or the default network's); None: the userland's own file.
-    resolv_conf: str | None = None
+    # or the default network's), or what gives it when an environment starts (a VPC's DHCP option
+    # set may change while the Target is cached); None: the userland's own file.
+    resolv_conf: str | Callable[[], str] | None = None
 
     def python_dirs(self) -> tuple[Path | None, Path | None]:
         """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""
@@ -388,7 +389,7 @@ class Environment:
             pids_max=limits.pids_max,
             cpus=limits.cpus,
             cpu_quota=limits.cpu_quota,
-            resolv_conf=t.resolv_conf,
+            resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
             hosts=dns.HOSTS,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -122,13 +123,14 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
     )
 
 
-def _resolv_conf(platform: Platform, row: FunctionRow) -> str:
-    """The environment's /etc/resolv.conf: its VPC's DNS server (as the VPC's DHCP option set
-    says), the default network's for a function without a VPC, or none without a data plane."""
+def _resolv_conf(platform: Platform, row: FunctionRow) -> str | Callable[[], str]:
+    """The environment's /etc/resolv.conf: its VPC's DNS server (as the VPC's DHCP option set says
+    when the environment starts), the default network's for a function without a VPC, or none
+    without a data plane."""
     vpc_id = (row.config.get("VpcConfig") or {}).get("VpcId") or None
     if platform.dataplane is None:
         return dns.resolv_conf([])
-    return platform.dataplane.resolv_conf(row.account, row.region, vpc_id)
+    return functools.partial(platform.dataplane.resolv_conf, row.account, row.region, vpc_id)
 
 
 def _native_gate(
