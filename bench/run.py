@@ -21,6 +21,7 @@ BENCHMARKS = [
     "streaming.py",
     "vpc.py",
     "vpc_dataplane.py",
+    "dns.py",
     "builder.py",
     "against.py",
     "authz.py",
