@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from lamina_server import LaminaServer, client, run_aws
+
+from lamina.domain import dns as N
+from lamina.domain import ec2 as E
+from lamina.store import Database
+from lamina.store.ec2 import Ec2Store
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +229,22 @@ def test_the_aws_cli(server: LaminaServer) -> None:
     assert [o["DhcpOptionsId"] for o in listed] == [options_id]
     refused = run_aws(server, "ec2", "delete-dhcp-options", "--dhcp-options-id", options_id)
     assert refused.returncode != 0 and "DependencyViolation" in refused.stderr
+
+
+def test_the_store_tells_the_data_plane_each_vpcs_dns(tmp_path: Path) -> None:
+    """``Ec2Store.vpc_dns``: attributes and what the option set hands out; a VPC stored before lamina
+    had option sets (``DhcpOptionsId: default`` without the marker) has the region's default set."""
+    metadata = Database(tmp_path / "lamina.db")
+    try:
+        store = Ec2Store(metadata)
+        account, region = "000000000000", "eu-west-1"
+        with store.transaction(account, region) as tx:
+            legacy = tx.new_id(E.VPC)
+            tx.put(E.VPC, legacy, {"VpcId": legacy, "CidrBlock": "10.0.0.0/16", "DhcpOptionsId": "default"})
+        attributes, dhcp = store.vpc_dns(account, region, legacy) or (None, None)
+        assert attributes == N.VpcDnsAttributes(support=True, hostnames=False)
+        assert dhcp == N.DhcpSettings(("eu-west-1.compute.internal",), ("AmazonProvidedDNS",))
+        assert store.vpc_dns(account, region, "vpc-0123456789abcdef0") is None
+        assert store.vpc_dns("111111111111", region, legacy) is None
+    finally:
+        metadata.close()

@@ -346,6 +346,18 @@ def test_custom_dhcp_name_servers_reach_new_environments(ec2: Any, lam: Any, vpc
             )
         finally:
             lam.delete_function(FunctionName="dns-dhcp")
+        # No option set at all: DHCP hands out no name server; a lookup fails at once.
+        ec2.associate_dhcp_options(DhcpOptionsId="default", VpcId=vpcs["vpc"])
+        time.sleep(0.5)
+        create(lam, "dns-dhcp", {"SubnetIds": [vpcs["subnet"]], "SecurityGroupIds": [vpcs["group"]]})
+        try:
+            resolv, found = run(
+                lam, "dns-dhcp", ["read", "/etc/resolv.conf"], ["resolve", "ip-10-81-1-20.ec2.internal"]
+            )
+            assert resolv == "options timeout:2 attempts:5\n"
+            assert found[0] == "gaierror" and found[1] < 1.0
+        finally:
+            lam.delete_function(FunctionName="dns-dhcp")
     finally:
         ec2.associate_dhcp_options(DhcpOptionsId=previous, VpcId=vpcs["vpc"])
         ec2.delete_dhcp_options(DhcpOptionsId=options)

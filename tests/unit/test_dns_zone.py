@@ -167,3 +167,9 @@ def test_the_router_lets_dns_in_only_with_dns_support() -> None:
     assert "dport 53" not in off.ruleset
     # Only from the VPC's own interfaces' addresses (the source check of the forward chain).
     assert "iifname . ip saddr @sources ip daddr" in on.ruleset
+
+
+def test_the_regions_default_option_set() -> None:
+    assert N.DhcpSettings.region_default("eu-west-1") == N.DhcpSettings(
+        ("eu-west-1.compute.internal",), ("AmazonProvidedDNS",)
+    )

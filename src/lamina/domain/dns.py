@@ -47,6 +47,10 @@ NO_DHCP_OPTIONS: Final = "default"
 PRIVATE_TTL: Final = 60
 #: The bookkeeping key of a VPC's DNS attributes in its stored body (never shown by EC2).
 ATTRIBUTES_KEY: Final = "_dns_attributes"
+#: The bookkeeping key set on a VPC associated with ``default`` (no option set) by
+#: AssociateDhcpOptions. A VPC whose ``DhcpOptionsId`` is ``default`` without it was stored before
+#: lamina had option sets (or by code that does not make one): it has the region's default set.
+NO_OPTIONS_KEY: Final = "_no_dhcp_options"
 #: DHCP option keys EC2 accepts (CreateDhcpOptions).
 DHCP_KEYS: Final = frozenset(
     {
@@ -144,6 +148,11 @@ class DhcpSettings:
         values = dhcp_values(options)
         names = tuple(n for v in values.get("domain-name", ()) for n in v.split())
         return cls(names, tuple(values.get("domain-name-servers", ())))
+
+    @classmethod
+    def region_default(cls, region: str) -> DhcpSettings:
+        """What the option set EC2 makes for the region hands out."""
+        return cls.of({"DhcpConfigurations": default_dhcp_configurations(region)})
 
     @property
     def amazon_dns(self) -> bool:

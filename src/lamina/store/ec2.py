@@ -684,8 +684,12 @@ class Ec2Store:
             if vpc is None:
                 return None
             options_id = vpc.get("DhcpOptionsId", D.NO_DHCP_OPTIONS)
-            options = tx.get(options_id, DHCP_OPTIONS) if options_id != D.NO_DHCP_OPTIONS else None
-            return D.VpcDnsAttributes.of(vpc), D.DhcpSettings.of(options)
+            if options_id == D.NO_DHCP_OPTIONS:
+                none = bool(cast(Mapping[str, Any], vpc).get(D.NO_OPTIONS_KEY))
+                dhcp = D.DhcpSettings.of(None) if none else D.DhcpSettings.region_default(region)
+            else:
+                dhcp = D.DhcpSettings.of(tx.get(options_id, DHCP_OPTIONS))
+            return D.VpcDnsAttributes.of(vpc), dhcp
 
         return self.read(account, region, run)
 

@@ -150,9 +150,13 @@ def associate_dhcp_options(store: Ec2Store, ctx: RequestContext, params: dict[st
             tx.require(ec2.DHCP_OPTIONS, options_id)
         vpc = tx.require(ec2.VPC, vpc_id)
         dry_run(params)
-        vpc["DhcpOptionsId"] = options_id
-        tx.update(vpc_id, vpc)
-        tx.emit(ec2.VPC_CHANGED, public(vpc))
+        stored: dict[str, Any] = dict(vpc)
+        stored["DhcpOptionsId"] = options_id
+        stored.pop(N.NO_OPTIONS_KEY, None)
+        if options_id == N.NO_DHCP_OPTIONS:
+            stored[N.NO_OPTIONS_KEY] = True  # bookkeeping: "default" asked for, not a VPC from before
+        tx.update(vpc_id, cast(Vpc, stored))
+        tx.emit(ec2.VPC_CHANGED, public(stored))
     return {}
 
 
