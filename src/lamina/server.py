@@ -28,7 +28,7 @@ from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_lim
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.dns import host_upstreams
-from lamina.net.manager import DataplaneManager
+from lamina.net.manager import DataplaneManager, ExtraRecords
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
 from lamina.runtime.pool import EnvironmentPool
@@ -90,9 +90,12 @@ class Server:
     supervisor: Supervisor
 
 
-def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings) -> DataplaneManager | None:
+def dataplane_for_host(
+    ec2_store: Ec2Store, state_dir: Path, settings: Settings, extra_records: ExtraRecords | None = None
+) -> DataplaneManager | None:
     """The VPC data plane when this process may build it (root, iproute2 and nftables), else None,
-    saying why."""
+    saying why. ``extra_records``: names the VPCs' DNS server answers besides the interfaces'
+    private names (``net.manager.ExtraRecords``)."""
     why = None
     if os.geteuid() != 0:
         why = "not running as root"
@@ -111,6 +114,7 @@ def dataplane_for_host(ec2_store: Ec2Store, state_dir: Path, settings: Settings)
                 uplink=settings.uplink,
                 public_pool=ec2_store.public_pool,
                 dns_upstreams=host_upstreams() if upstreams is None else upstreams,
+                extra_records=extra_records,
             )
         except (OSError, DataplaneError) as exc:
             why = f"cannot set it up: {exc}"

@@ -192,3 +192,55 @@ def test_a_new_zone_and_stopping(site: tuple[NetNamespace, DnsServer]) -> None:
     server.stop("vpc")
     with pytest.raises(dns.exception.Timeout):
         ask(ns, "example.com", timeout=0.3)
+
+
+# -- through the data plane manager: the hook for extra names, and teardown ------------------------
+
+
+def test_the_manager_serves_each_vpc_with_its_extra_records(tmp_path: Any) -> None:
+    from test_net_manager import ACCOUNT, REGION, FakeEc2, Vpc
+
+    from lamina.net.manager import DataplaneManager
+
+    ec2 = FakeEc2()
+    records: dict[str, list[IPv4Address]] = {"lambda.us-east-1.amazonaws.com": [IPv4Address("10.40.1.50")]}
+    asked: list[Any] = []
+
+    def extra(key: Any) -> dict[str, list[IPv4Address]]:
+        asked.append(key)
+        return dict(records) if key is not None else {}
+
+    manager = DataplaneManager(ec2, tmp_path / "run", dns_upstreams=(), extra_records=extra)
+    manager.start()
+    try:
+        vpc = Vpc(ec2)
+        vpc.add_interface("fn", "a", "10.40.1.10", "fn")
+        assert manager.wait_idle(10)
+        key = (ACCOUNT, REGION, vpc.id)
+        assert key in asked
+        fn = manager.interface_namespace(ACCOUNT, REGION, vpc.eni("fn"))
+        assert fn is not None
+
+        def query(name: str, server: str = "10.40.0.2") -> Any:
+            q = dns.message.make_query(name, "A")
+            return fn.call(lambda: dns.query.udp(q, server, timeout=2))
+
+        assert addresses(query("lambda.us-east-1.amazonaws.com")) == ["10.40.1.50"]
+        assert addresses(query("lambda.us-east-1.amazonaws.com", "169.254.169.253")) == ["10.40.1.50"]
+        # Hostnames are off (a new VPC's default): the interface's own name is not answered.
+        assert query("ip-10-40-1-10.ec2.internal").rcode() == dns.rcode.NXDOMAIN
+        # No upstream: public names get SERVFAIL at once.
+        assert query("example.com").rcode() == dns.rcode.SERVFAIL
+        records["lambda.us-east-1.amazonaws.com"] = [IPv4Address("10.40.1.51")]
+        manager.refresh_dns(key)
+        assert manager.wait_idle(10)
+        assert addresses(query("lambda.us-east-1.amazonaws.com")) == ["10.40.1.51"]
+        assert (
+            manager.resolv_conf(ACCOUNT, REGION, vpc.id) == "options timeout:2 attempts:5\n"
+        )  # no option set
+        assert manager.dns is not None and manager.dns.sites() == [key]
+        vpc.remove_interface("fn")
+        assert manager.wait_idle(10)
+        assert manager.dns.sites() == []  # no data plane, no DNS site
+    finally:
+        manager.close()

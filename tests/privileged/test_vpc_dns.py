@@ -382,5 +382,6 @@ def test_a_function_without_a_vpc(lam: Any, resolver: InternetResolver) -> None:
         assert unknown[0] == "gaierror" and unknown[1] < 1.0
         assert public[0] == [PUBLIC_ADDRESS]
         assert private == ["NXDOMAIN", []]  # no VPC's names outside it
+        assert "ip-10-81-1-20.ec2.internal." not in resolver.asked  # nor asked of the host's resolver
     finally:
         lam.delete_function(FunctionName="dns-plain")

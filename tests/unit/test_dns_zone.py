@@ -40,8 +40,9 @@ def test_a_name_of_ours_without_an_interface_is_nxdomain() -> None:
     assert z.lookup("www.ec2.internal", "A").outcome is N.Outcome.NXDOMAIN
     assert z.lookup("ip-010-0-1-10.ec2.internal", "A").outcome is N.Outcome.NXDOMAIN
     assert z.lookup("ip-10-0-1-300.ec2.internal", "A").outcome is N.Outcome.NXDOMAIN
-    # Another region's domain is not this VPC's: forwarded (and, in AWS, answered by nobody).
-    assert z.lookup("ip-10-0-1-10.eu-west-1.compute.internal", "A").outcome is N.Outcome.FORWARD
+    # Another region's private names are nobody's here, and never asked of the host's resolver.
+    assert z.lookup("ip-10-0-1-10.eu-west-1.compute.internal", "A").outcome is N.Outcome.NXDOMAIN
+    assert N.Zone(region="").lookup("ip-10-0-1-10.ec2.internal", "A").outcome is N.Outcome.NXDOMAIN
 
 
 def test_other_types_of_an_existing_name_are_empty_answers() -> None:
@@ -53,8 +54,11 @@ def test_reverse_names() -> None:
     z = zone()
     assert z.lookup("10.1.0.10.in-addr.arpa", "PTR").pointer == "ip-10-0-1-10.ec2.internal"
     assert z.lookup("99.9.0.10.in-addr.arpa.", "PTR").outcome is N.Outcome.NXDOMAIN
-    # Outside the VPC's blocks: not ours.
-    assert z.lookup("1.1.168.192.in-addr.arpa", "PTR").outcome is N.Outcome.FORWARD
+    # Outside the VPC's blocks: a private address is nobody's (the host's networks stay unknown),
+    # a public one is the internet's.
+    assert z.lookup("1.1.168.192.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("1.0.20.172.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("8.8.8.8.in-addr.arpa", "PTR").outcome is N.Outcome.FORWARD
     assert z.lookup("10.in-addr.arpa", "PTR").outcome is N.Outcome.FORWARD
 
 

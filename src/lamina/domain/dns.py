@@ -19,7 +19,9 @@ sets", "Amazon DNS server"):
   put in their resolv.conf. A custom ``domain-name`` does not make the Amazon DNS server answer
   names under it (that takes a private hosted zone): it is the search list only.
 - Private names of one VPC never answer in another VPC or account: a zone is built per VPC, from
-  that VPC's interfaces only.
+  that VPC's interfaces only. Names under ``ec2.internal`` and ``compute.internal`` that are not
+  the zone's, and reverse names of private addresses outside the VPC, are NXDOMAIN, never
+  forwarded: the host's resolver must not tell a function about the host's own networks.
 
 Extra records (the hook other parts use, e.g. VPC endpoints' private DNS names and lamina's own
 API names): a zone takes ``extra``, a mapping of fully qualified names to IPv4 addresses, which
@@ -43,6 +45,9 @@ LINK_LOCAL_RESOLVER: Final = IPv4Address("169.254.169.253")
 AMAZON_PROVIDED_DNS: Final = "AmazonProvidedDNS"
 #: The ``DhcpOptionsId`` of a VPC associated with no DHCP option set.
 NO_DHCP_OPTIONS: Final = "default"
+#: The domains of Amazon-provided private names: never asked of the internet (on an EC2 host, its
+#: resolver would answer them with the host's own VPC).
+INTERNAL_DOMAINS: Final = ("ec2.internal", "compute.internal")
 #: Seconds a private name's answer may be cached (Route 53 Resolver answers private names with 60).
 PRIVATE_TTL: Final = 60
 #: The bookkeeping key of a VPC's DNS attributes in its stored body (never shown by EC2).
@@ -263,8 +268,10 @@ class Zone:
         if dot and f"*.{parent}" in self.extra:
             wild = self.extra[f"*.{parent}"]
             return Answer(Outcome.ANSWER, wild if qtype in ("A", "ANY") else ())
-        if name == self.domain or name.endswith("." + self.domain):
+        if self.region and (name == self.domain or name.endswith("." + self.domain)):
             return self._private(name, qtype)
+        if any(name == d or name.endswith("." + d) for d in INTERNAL_DOMAINS):
+            return Answer(Outcome.NXDOMAIN)  # another region's (or, outside a VPC, any) private names
         if name.endswith(".in-addr.arpa"):
             return self._reverse(name, qtype)
         return Answer(Outcome.FORWARD)
@@ -284,8 +291,11 @@ class Zone:
             address = IPv4Address(".".join(reversed(parts))) if len(parts) == 4 else None
         except ValueError:
             address = None
-        if address is None or not any(address in c for c in self.cidrs):
+        if address is None:
             return Answer(Outcome.FORWARD)
+        if not any(address in c for c in self.cidrs):
+            # The host's own networks are nobody's business: private ranges end here.
+            return Answer(Outcome.NXDOMAIN if address.is_private else Outcome.FORWARD)
         if not self.private or address not in self.hosts:
             return Answer(Outcome.NXDOMAIN)
         pointer = private_dns_name(address, self.region)
