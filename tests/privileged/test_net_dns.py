@@ -181,6 +181,14 @@ def test_the_rate_limit_drops_past_it(site: tuple[NetNamespace, DnsServer]) -> N
     # the socket's receive buffer could not hold the kernel dropped before the site saw it).
     assert 150 <= answered <= 300, answered
     assert server.stats.dropped > 0
+    # Another source (another interface) has its own bucket: it is answered at once.
+    iproute.batch(ns, ["address add 10.60.0.3/32 dev lo"])
+
+    def from_another() -> Any:
+        q = dns.message.make_query("ip-10-60-1-10.eu-west-1.compute.internal", "A")
+        return dns.query.udp(q, str(RESOLVER), timeout=1, source="10.60.0.3")
+
+    assert addresses(inside(ns, from_another)) == ["10.60.1.10"]
 
 
 def test_a_new_zone_and_stopping(site: tuple[NetNamespace, DnsServer]) -> None:

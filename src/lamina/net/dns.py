@@ -17,8 +17,9 @@ Facts and design:
   own namespace, whatever the VPC's routes, as Route 53 Resolver resolves public names for a VPC
   with no way out. Bounded: ``timeout_s`` per upstream, at most ``max_inflight`` forwarded
   queries at once (``per_site_inflight`` per VPC; past either a query gets SERVFAIL at once), and
-  each site may send ``rate`` packets per second (a token bucket; AWS allows 1024 per interface):
-  past it queries are dropped unanswered, as AWS drops them.
+  each source address (a network interface: AWS allows 1024 packets per second per interface)
+  may send ``rate`` packets per second and the whole site (a VPC) ``SITE_RATE_FACTOR`` times that
+  (token buckets): past either, queries are dropped unanswered, as AWS drops them.
 - dnspython parses and renders every message; malformed packets are dropped (FORMERR when the
   header can be read).
 """
@@ -61,8 +62,11 @@ UPSTREAM_TIMEOUT_S = 2.0
 #: Forwarded queries in flight at once, over every site / per site.
 MAX_INFLIGHT = 256
 PER_SITE_INFLIGHT = 64
-#: Packets per second a site may send (AWS: 1024 per network interface), and the bucket's depth.
+#: Packets per second one source address may send (AWS: 1024 per network interface), and the
+#: bucket's depth; a whole site (every source of a VPC, or the default network) gets this many times.
 RATE_PER_S = 1024.0
+SITE_RATE_FACTOR = 4
+_MAX_SOURCES = 4096  # buckets kept per site; past it, full (idle) ones are forgotten
 #: Open TCP connections per site, and how long one may stay idle.
 MAX_TCP_CONNECTIONS = 32
 TCP_IDLE_S = 10.0
@@ -124,13 +128,31 @@ class _Site:
     addresses: tuple[IPv4Address, ...] = ()
     udp: list[socket.socket] = field(default_factory=list)
     servers: list[asyncio.Server] = field(default_factory=list)
-    tokens: float = RATE_PER_S
-    refilled: float = 0.0
+    bucket: _Bucket = field(default_factory=lambda: _Bucket(0.0, time.monotonic()))
+    sources: dict[str, _Bucket] = field(default_factory=dict)
     inflight: int = 0
     tcp_open: int = 0
 
-    def admit(self, rate: float) -> bool:
+    def admit(self, source: str, rate: float) -> bool:
+        """Whether a packet from ``source`` is within its own rate and the site's."""
         now = time.monotonic()
+        bucket = self.sources.get(source)
+        if bucket is None:
+            if len(self.sources) >= _MAX_SOURCES:
+                self.sources = {k: b for k, b in self.sources.items() if not b.full(now, rate)}
+            bucket = self.sources[source] = _Bucket(rate, now)
+        return bucket.take(now, rate) and self.bucket.take(now, rate * SITE_RATE_FACTOR)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    refilled: float
+
+    def full(self, now: float, rate: float) -> bool:
+        return self.tokens + (now - self.refilled) * rate >= rate
+
+    def take(self, now: float, rate: float) -> bool:
         self.tokens = min(rate, self.tokens + (now - self.refilled) * rate)
         self.refilled = now
         if self.tokens < 1.0:
@@ -193,7 +215,8 @@ class DnsServer:
         if site is not None:
             self.stop(key)
         udp, tcp = ns.call(lambda: _sockets(addresses))
-        site = _Site(key, zone, ns, tuple(addresses), udp, refilled=time.monotonic(), tokens=self.rate)
+        site = _Site(key, zone, ns, tuple(addresses), udp)
+        site.bucket.tokens = self.rate * SITE_RATE_FACTOR
         try:
             self._call(self._start_site, site, tcp)
         except BaseException:
@@ -257,7 +280,7 @@ class DnsServer:
                 return
             except OSError:
                 return
-            if not site.admit(self.rate):
+            if not site.admit(peer[0], self.rate):
                 self.stats.dropped += 1
                 continue
             reply = self._handle(site, data, peer, sock, tcp=False)
@@ -274,11 +297,13 @@ class DnsServer:
             writer.transport.abort()
             return
         site.tcp_open += 1
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) else "?"
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_S)
                 data = await asyncio.wait_for(reader.readexactly(struct.unpack("!H", head)[0]), TCP_IDLE_S)
-                if not site.admit(self.rate):
+                if not site.admit(source, self.rate):
                     self.stats.dropped += 1
                     continue
                 request = _parse(data)
