@@ -197,7 +197,17 @@ def test_a_new_zone_and_stopping(site: tuple[NetNamespace, DnsServer]) -> None:
         "vpc", ns, [RESOLVER], Zone.build("eu-west-1", ["10.60.1.10"], VpcDnsAttributes(True, False))
     )
     assert ask(ns, "ip-10-60-1-10.eu-west-1.compute.internal").rcode() == dns.rcode.NXDOMAIN
-    server.stop("vpc")
+    idle = inside(ns, lambda: socket.create_connection((str(RESOLVER), 53), timeout=2))
+    try:
+        time.sleep(0.1)  # accepted by the site
+        server.stop("vpc")
+        # An open TCP connection is a socket in the site's namespace: it goes with the site.
+        try:
+            assert idle.recv(16) == b""
+        except ConnectionResetError:
+            pass
+    finally:
+        idle.close()
     with pytest.raises(dns.exception.Timeout):
         ask(ns, "example.com", timeout=0.3)
 

@@ -131,7 +131,7 @@ class _Site:
     bucket: _Bucket = field(default_factory=lambda: _Bucket(0.0, time.monotonic()))
     sources: dict[str, _Bucket] = field(default_factory=dict)
     inflight: int = 0
-    tcp_open: int = 0
+    tcp: set[asyncio.StreamWriter] = field(default_factory=set)  # open TCP connections
 
     def admit(self, source: str, rate: float) -> bool:
         """Whether a packet from ``source`` is within its own rate and the site's."""
@@ -267,8 +267,9 @@ class DnsServer:
             sock.close()
         for server in site.servers:
             server.close()
-            with contextlib.suppress(Exception):
-                server.close_clients()  # type: ignore[attr-defined,unused-ignore]  # Python 3.13+
+        # Accepted connections are sockets in the site's namespace too: they go with it.
+        for writer in list(site.tcp):
+            writer.transport.abort()
 
     # -- UDP --------------------------------------------------------------------------------------
 
@@ -293,10 +294,10 @@ class DnsServer:
     async def _tcp_client(
         self, site: _Site, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if site.tcp_open >= MAX_TCP_CONNECTIONS:
+        if len(site.tcp) >= MAX_TCP_CONNECTIONS:
             writer.transport.abort()
             return
-        site.tcp_open += 1
+        site.tcp.add(writer)
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) else "?"
         try:
@@ -317,7 +318,7 @@ class DnsServer:
         except (TimeoutError, asyncio.IncompleteReadError, OSError):
             pass
         finally:
-            site.tcp_open -= 1
+            site.tcp.discard(writer)
             writer.transport.abort()
 
     # -- answering --------------------------------------------------------------------------------
