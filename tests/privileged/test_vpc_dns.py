@@ -385,3 +385,33 @@ def test_a_function_without_a_vpc(lam: Any, resolver: InternetResolver) -> None:
         assert "ip-10-81-1-20.ec2.internal." not in resolver.asked  # nor asked of the host's resolver
     finally:
         lam.delete_function(FunctionName="dns-plain")
+
+
+# Asks the VPC's DNS server (argv[1]) for a name (argv[2]) and prints the answer, then waits.
+ASK = r"""
+import os, sys
+import dns.message, dns.query, dns.rcode
+print("ready", os.getpid(), flush=True)
+answer = dns.query.udp(dns.message.make_query(sys.argv[2], "A"), sys.argv[1], timeout=2)
+print(dns.rcode.to_text(answer.rcode()), *sorted(r.to_text() for rr in answer.answer for r in rr), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_vpc_run_host_asks_the_same_server(server: LaminaServer, vpcs: dict[str, Any]) -> None:
+    host = VpcRun(
+        server,
+        vpcs["subnet"],
+        [vpcs["group"]],
+        sys.executable,
+        "-u",
+        "-c",
+        ASK,
+        "10.81.0.2",
+        "ip-10-81-1-20.ec2.internal",
+    )
+    try:
+        host.start()
+        assert host.line() == f"NOERROR {DB}"
+    finally:
+        host.close()
