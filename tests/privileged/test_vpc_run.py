@@ -238,6 +238,34 @@ def test_a_rule_naming_another_group(ec2: Any, net: Net, hosts: dict[str, VpcRun
     assert hosts["fn"].probe(DB, 6379) == "ok"
 
 
+# -- no route: the packets are dropped, as in AWS ----------------------------------------------------
+
+
+def test_no_route_and_a_blackhole_route_drop_without_a_word(
+    ec2: Any, net: Net, hosts: dict[str, VpcRun]
+) -> None:
+    fn = hosts["fn"]
+    # Nothing routes 203.0.113.0/24: the client times out, it is not told "network unreachable"
+    # (errno 101) at once.
+    assert fn.probe("203.0.113.9", 80) == "dropped"
+    # A route whose interface was deleted is a blackhole: dropped as well.
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [net.vpc]}])["RouteTables"]
+    main = next(t for t in tables if any(a.get("Main") for a in t.get("Associations", [])))
+    eni = ec2.create_network_interface(SubnetId=net.b)["NetworkInterface"]["NetworkInterfaceId"]
+    destination = "198.51.100.0/24"
+    ec2.create_route(
+        RouteTableId=main["RouteTableId"], DestinationCidrBlock=destination, NetworkInterfaceId=eni
+    )
+    try:
+        ec2.delete_network_interface(NetworkInterfaceId=eni)
+        routes = ec2.describe_route_tables(RouteTableIds=[main["RouteTableId"]])["RouteTables"][0]["Routes"]
+        assert [r["State"] for r in routes if r.get("DestinationCidrBlock") == destination] == ["blackhole"]
+        assert fn.probe("198.51.100.9", 80) == "dropped"
+    finally:
+        ec2.delete_route(RouteTableId=main["RouteTableId"], DestinationCidrBlock=destination)
+    assert fn.probe(DB, 6379) == "ok"
+
+
 # -- the interface's life -------------------------------------------------------------------------
 
 

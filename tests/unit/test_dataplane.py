@@ -325,7 +325,9 @@ def test_main_table_holds_each_interface_and_drops_the_rest_of_the_vpc() -> None
         in main
     )
     assert RouterRoute(254, N("10.20.0.0/16"), RouteAction.BLACKHOLE, "vpc") in main
-    assert len(main) == 4
+    # No route = silent drop: the lookup of every subnet ends in main's blackhole default.
+    assert RouterRoute(254, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "unrouted") in main
+    assert len(main) == 5
 
 
 def test_route_tables_become_kernel_tables_chosen_by_source() -> None:
@@ -585,6 +587,7 @@ def test_without_a_way_out_gateways_are_not_realised_and_their_routes_drop(overr
     assert defaults == [
         RouterRoute(100, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "nat-1"),  # rtb-private
         RouterRoute(101, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "igw-1"),  # rtb-public
+        RouterRoute(254, N("0.0.0.0/0"), RouteAction.BLACKHOLE, "unrouted"),  # no route at all
     ]
     assert all(r.destination != N("203.0.113.7/32") for r in p.routes)
     assert "gateways" not in p.ruleset

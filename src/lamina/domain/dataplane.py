@@ -467,6 +467,17 @@ def _nat_plans(
 
 # -- the plan -------------------------------------------------------------------------------------
 
+UNROUTED = "unrouted"  # the target id of the router's last-resort route
+
+
+def unrouted_drops() -> list[RouterRoute]:
+    """No route = silent drop, as in a VPC (the sender times out): a ``blackhole`` default route in
+    ``main``, where every subnet's lookup ends when its route table has no match. Without it the
+    router answers ICMP "network unreachable" and a connect() fails at once. (A forwarded packet
+    that meets a ``blackhole`` route is dropped without ICMP; ``unreachable`` and ``prohibit``
+    routes, and no route at all, answer with one.)"""
+    return [RouterRoute(MAIN_TABLE, IPv4Network("0.0.0.0/0"), RouteAction.BLACKHOLE, UNROUTED)]
+
 
 def plan_vpc(
     vpc: Mapping[str, Any],
@@ -584,6 +595,7 @@ def plan_vpc(
         for h in (*hosts, *nats)
     ]
     routes += [RouterRoute(MAIN_TABLE, c, RouteAction.BLACKHOLE, "vpc") for c in cidrs]
+    routes += unrouted_drops()
     # Replies to a NAT gateway's Elastic IP go back to it, whatever their source.
     routes += [
         RouterRoute(
