@@ -26,7 +26,8 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 from vpc_run import VpcRun, cli_env, lamina
 
-from lamina.linux import mounts
+from lamina.cli.vpc import WATCH_EVERY_S
+from lamina.linux import NetNamespace, mounts
 from lamina.linux.namespaces import namespace_inode
 from lamina.net import published
 
@@ -479,19 +480,119 @@ def test_a_restart_rebuilds_from_the_database_and_sweeps_a_crash(tmp_path: Path)
     assert first is not None
     srv.kill()  # SIGKILL: the bind mount outlives the server (its namespace has only lo left)
     assert [p.name for p in published_mounts(srv.data_dir)] == [eni]
+    # A namespace published for an interface the database does not have (stale).
+    with NetNamespace.create("stale") as stale:
+        published.publish(netns, "eni-0123456789abcdef0", stale.fd)
+        stale_inode = os.fstat(stale.fd).st_ino
     again = LaminaServer(srv.data_dir, port=srv.port, lambda_role=False)
     try:
-        # The stale mount was swept and the interface rebuilt from the database, before ready.
+        # The interface was rebuilt from the database before ready, re-attached to the namespace
+        # it had (a customer's interface); the stale one was swept.
         second = namespace_inode(netns / eni)
-        assert second is not None and second != first
+        assert second == first
+        with NetNamespace(os.open(netns / eni, os.O_RDONLY | os.O_CLOEXEC), eni) as ns:
+            assert published.link_address(ns, "eth0") is not None  # a new veth, its address again
         assert [p.name for p in published_mounts(srv.data_dir)] == [eni]
-        assert namespace_holders({first}) == []
+        assert namespace_holders({stale_inode}) == []
         ec2.delete_network_interface(NetworkInterfaceId=eni)
         assert eventually(lambda: not (netns / eni).exists())
     finally:
         assert again.stop() == 0
     assert published_mounts(srv.data_dir) == []
-    assert namespace_holders({second}) == []
+    assert namespace_holders({first}) == []
+
+
+# -- lamina vpc run across server restarts ----------------------------------------------------------
+
+
+def restart_net(ec2: Any) -> tuple[str, str, str]:
+    """A VPC with one subnet, sg-db allowing 6379 from sg-client: (subnet, sg-db, sg-client)."""
+    vpc = ec2.create_vpc(CidrBlock="10.79.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.79.1.0/24")["Subnet"]["SubnetId"]
+    db, client_group = (
+        ec2.create_security_group(VpcId=vpc, GroupName=n, Description=n)["GroupId"] for n in ("db", "client")
+    )
+    ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[redis_from(client_group)])
+    return subnet, db, client_group
+
+
+def serves(probe: VpcRun, timeout: float = 20.0) -> bool:
+    """Whether the db answers the probe, once any re-attachment is done."""
+    return bool(eventually(lambda: probe.probe("10.79.1.10", 6379) == "ok", timeout))
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_vpc_run_host_keeps_serving_across_a_restart(tmp_path: Path, how: str) -> None:
+    srv = LaminaServer(tmp_path / "data", lambda_role=False)
+    netns = srv.data_dir / "run" / "netns"
+    subnet, db_group, client_group = restart_net(client(srv, "ec2"))
+    db = VpcRun(srv, subnet, [db_group], sys.executable, "-u", "-c", ECHO, "6379", ip="10.79.1.10")
+    probe = VpcRun(srv, subnet, [client_group], sys.executable, "-u", "-c", PROBE)
+    servers = [srv]
+    inodes: set[int] = set()
+    try:
+        db.start()
+        probe.start()
+        db_eni, probe_eni = db.interface(), probe.interface()
+        before = {e: namespace_inode(netns / e) for e in (db_eni, probe_eni)}
+        inodes = {i for i in before.values() if i is not None}
+        assert probe.probe("10.79.1.10", 6379) == "ok"
+        for _ in range(2):
+            if how == "stop":
+                # A clean stop leaves the namespaces a process lives in published, nothing else.
+                assert servers[-1].stop() == 0
+                assert sorted(p.name for p in published_mounts(srv.data_dir)) == sorted(before)
+            else:
+                servers[-1].kill()
+            assert db.proc.poll() is None and probe.proc.poll() is None
+            servers.append(LaminaServer(srv.data_dir, port=srv.port, lambda_role=False))
+            assert serves(probe), probe.stderr()
+            # The same namespaces, so the same processes, at the same addresses.
+            assert {e: namespace_inode(netns / e) for e in before} == before
+        ec2 = client(servers[-1], "ec2")
+        eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[db_eni])["NetworkInterfaces"][0]
+        assert eni["PrivateIpAddress"] == "10.79.1.10"
+        time.sleep(3 * WATCH_EVERY_S)  # vpc run checks its link this often: it has seen it come back
+        db.proc.send_signal(signal.SIGTERM)
+        assert db.wait() == 128 + signal.SIGTERM
+        said = db.stderr()
+        assert f"{db_eni} lost its link" in said and f"{db_eni} re-attached" in said, said
+    finally:
+        db.close()
+        probe.close()
+        assert servers[-1].stop() == 0
+    # After vpc run ended and the server stopped, nothing of it remains.
+    assert published_mounts(srv.data_dir) == []
+    assert namespace_holders(inodes) == []
+
+
+def test_vpc_run_says_so_and_exits_when_its_interface_cannot_come_back(tmp_path: Path) -> None:
+    srv = LaminaServer(tmp_path / "data", lambda_role=False)
+    netns = srv.data_dir / "run" / "netns"
+    servers = [srv]
+    subnet, db_group, _ = restart_net(client(srv, "ec2"))
+    gone = VpcRun(srv, subnet, [db_group], sys.executable, "-u", "-c", ECHO, "6379")
+    lost = VpcRun(srv, subnet, [db_group], sys.executable, "-u", "-c", ECHO, "6379")
+    try:
+        gone.start()
+        lost.start()
+        # Deleted through the API while in use: the link goes, the API says so.
+        client(srv, "ec2").delete_network_interface(NetworkInterfaceId=gone.interface())
+        assert gone.wait(15) == 1
+        assert f"{gone.interface()} was deleted" in gone.stderr()
+        assert not os.path.exists(f"/proc/{gone.child_pid}")  # its command was stopped
+        # Its namespace lost while the server was down: the server makes a new one.
+        srv.kill()
+        published.unpublish(netns, lost.interface())
+        servers.append(LaminaServer(srv.data_dir, port=srv.port, lambda_role=False))
+        assert lost.wait(15) == 1
+        assert "a new namespace" in lost.stderr()
+        assert not os.path.exists(f"/proc/{lost.child_pid}")
+    finally:
+        gone.close()
+        lost.close()
+        assert servers[-1].stop() == 0
+    assert published_mounts(srv.data_dir) == []
 
 
 # -- a Lambda function in the VPC ---------------------------------------------------------------------

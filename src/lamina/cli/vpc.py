@@ -24,6 +24,8 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -33,6 +35,10 @@ from typing import Any
 from lamina.cli.awsclient import DEFAULT_ENDPOINT, aws_error, clients
 
 DESCRIPTION_MAX = 255  # EC2's limit on an interface's Description
+REATTACH_TIMEOUT_S = 60.0
+WATCH_EVERY_S = 0.5  # how often the interface's link is checked
+ASK_EVERY_S = 2.0  # how often the API is asked, while the link is missing, whether it was deleted
+STOP_GRACE_S = 10.0  # after SIGTERM, the command has this long before SIGKILL
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -81,6 +87,13 @@ def add_parser(sub: Any) -> None:
         type=float,
         default=10.0,
         help="seconds to wait for the server to bring the interface up (default 10)",
+    )
+    run.add_argument(
+        "--reattach-timeout",
+        type=float,
+        default=REATTACH_TIMEOUT_S,
+        help="seconds to wait for a restarting server to re-attach the interface before giving up "
+        f"(default {REATTACH_TIMEOUT_S:g})",
     )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command, after --")
 
@@ -163,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             eni_id = eni["NetworkInterfaceId"]
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
-            return _run_on(netns_dir, eni_id, command, args.wait)
+            watch = _Watch(ec2, netns_dir, eni_id, eni["PrivateIpAddress"], args.reattach_timeout)
+            return _run_on(netns_dir, eni_id, command, args.wait, watch)
         except _Interrupted as exc:
             return 128 + exc.signum
         except Exception as exc:
@@ -190,7 +204,7 @@ def _delete_interface(ec2: Any, eni_id: str) -> None:
                 _say(f"could not delete {eni_id}: {message}")
 
 
-def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float) -> int:
+def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float, watch: _Watch) -> int:
     from lamina.linux import NetNamespace
     from lamina.net import published
 
@@ -212,7 +226,96 @@ def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float)
             _say(f"vpc run: {command[0]}: {exc.strerror}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         forward.attach(proc.pid)
-        return _supervise(proc, terminal)
+        watch.start(ns, proc.pid)
+        try:
+            code = _supervise(proc, terminal)
+        finally:
+            watch.stop()
+        if watch.failure is not None:
+            _say(f"vpc run: {watch.failure}; the command was stopped")
+            return 1
+        return code
+
+
+class _Watch:
+    """Watches the interface while the command runs: its link in the namespace keeps its address,
+    or (a server restarting) gets it back once the server has re-attached the namespace. If that
+    cannot happen -- the interface was deleted, the server made a new namespace for it, or nothing
+    came back within the re-attach timeout -- the command is stopped (SIGTERM to its group, SIGKILL
+    after a grace period) and ``failure`` says why."""
+
+    def __init__(self, ec2: Any, netns_dir: Path, eni_id: str, address: str, timeout_s: float) -> None:
+        self._ec2 = ec2
+        self._netns_dir = netns_dir
+        self.eni_id = eni_id
+        self._address = address
+        self._timeout_s = timeout_s
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failure: str | None = None
+
+    def start(self, ns: Any, pgrp: int) -> None:
+        from lamina.net import published
+
+        inode = published.published_inode(self._netns_dir, self.eni_id) or os.fstat(ns.fd).st_ino
+        self._thread = threading.Thread(
+            target=self._run, args=(ns, pgrp, inode), name="lamina-vpc-run-watch", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self, ns: Any, pgrp: int, inode: int) -> None:
+        reason = self._watch(ns, inode)
+        if reason is None:
+            return
+        self.failure = reason
+        with suppress(ProcessLookupError):
+            os.killpg(pgrp, signal.SIGTERM)
+            if not self._done.wait(STOP_GRACE_S):
+                os.killpg(pgrp, signal.SIGKILL)
+
+    def _watch(self, ns: Any, inode: int) -> str | None:
+        from lamina.domain.dataplane import INNER_LINK
+        from lamina.net import published
+
+        lost_at: float | None = None
+        asked = 0.0
+        while not self._done.wait(WATCH_EVERY_S):
+            if published.link_address(ns, INNER_LINK) == self._address:
+                if lost_at is not None:
+                    _say(f"{self.eni_id} re-attached: {self._address} is back")
+                    lost_at = None
+                continue
+            now = time.monotonic()
+            if lost_at is None:
+                lost_at = now
+                _say(
+                    f"{self.eni_id} lost its link: waiting up to {self._timeout_s:g} s for the server "
+                    "to re-attach it"
+                )
+            if published.published_inode(self._netns_dir, self.eni_id) not in (None, inode):
+                return f"the server gave {self.eni_id} a new namespace: this process was cut off"
+            if now - asked >= ASK_EVERY_S:
+                asked = now
+                if self._deleted():
+                    return f"{self.eni_id} was deleted"
+            if now - lost_at > self._timeout_s:
+                return (
+                    f"{self.eni_id} was not re-attached within {self._timeout_s:g} s (is the server running?)"
+                )
+        return None
+
+    def _deleted(self) -> bool:
+        try:
+            self._ec2.describe_network_interfaces(NetworkInterfaceIds=[self.eni_id])
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            return bool(code == "InvalidNetworkInterfaceID.NotFound")
+        return False
 
 
 class _Forwarder:

@@ -84,6 +84,9 @@ EDGE_ADDRESS = IPv4Address("169.254.168.1")  # the edge, on every VPC's internet
 ROUTER_INTERNET_ADDRESS = IPv4Address("169.254.168.2")  # a router, on its internet link (/32)
 IGW_LINK = "igw0"  # a router's link to the edge
 
+# Interfaces whose namespace a process outside lamina may live in (``lamina vpc run``): kept
+# across server restarts. A Lambda interface's users are environments, restarted with the server.
+KEPT_INTERFACE_TYPES = frozenset({"interface"})
 # Interfaces realised by something else: a NAT gateway's interface belongs to its namespace.
 _NOT_HOSTS = frozenset({"nat_gateway"})
 _ID = re.compile(r"[a-z]+-[0-9A-Za-z]+")  # ids become nft identifiers: keep them plain
@@ -144,6 +147,9 @@ class InterfacePlan:
     kind: InterfaceKind = InterfaceKind.HOST
     public_ip: IPv4Address | None = None  # a NAT gateway's Elastic IP
     nat_gateway_id: str = ""
+    # A customer's interface (``InterfaceType: interface``, what ``lamina vpc run`` uses): its
+    # namespace outlives the server while a process lives in it, and is re-attached on start.
+    kept: bool = False
 
     @property
     def link_key(self) -> tuple[object, ...]:
@@ -534,6 +540,7 @@ def plan_vpc(
                 inner_link=INNER_LINK,
                 mac=eni.get("MacAddress"),
                 group_ids=tuple(sorted({g["GroupId"] for g in eni.get("Groups", [])})),
+                kept=eni.get("InterfaceType", "interface") in KEPT_INTERFACE_TYPES,
             )
         )
         association = eni.get("Association") or {}

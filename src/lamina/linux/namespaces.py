@@ -189,3 +189,18 @@ def namespace_inode(path: str | os.PathLike[str]) -> int | None:
     except OSError:
         return None
     return st.st_ino if st.st_dev == nsfs_device() else None
+
+
+def namespace_in_use(inode: int) -> bool:
+    """Whether a process lives in the network namespace ``inode`` (a scan of ``/proc/*/ns/net``:
+    fds and mounts that hold it are not uses)."""
+    wanted = f"net:[{inode}]"
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") == wanted:
+                return True
+        except OSError:
+            continue  # the process ended meanwhile, or is not ours to look at
+    return False

@@ -15,6 +15,17 @@ is deleted.
 Each interface's namespace is also published at ``<state_dir>/netns/<eni-id>`` (a bind mount,
 see ``net.published``) for other root processes, such as ``lamina vpc run``.
 
+Restarts and ``lamina vpc run``: a customer's interface (``InterfaceType: interface``, what
+``vpc run`` creates) may have a process living in its namespace, which must keep its address when
+the server restarts. So:
+- a clean stop unpublishes every namespace but those of customer interfaces a process lives in:
+  those mounts stay (the namespace keeps only ``lo`` once the router goes);
+- a crash leaves every mount;
+- a start opens what is published (:func:`net.published.adopt`), and a customer interface still in
+  the database is re-attached to its old namespace (a new veth, its address and routes again):
+  the process carries on at the same address. Whatever no interface took is unpublished once
+  the data plane is rebuilt, so a namespace nobody uses goes with the next start at the latest.
+
 With an uplink (``net.uplink``: the host's network, or a named namespace standing for the
 internet), the manager also owns the edge and the default network: a VPC with an attached
 internet gateway gets a link to the edge, its ``available`` NAT gateways get namespaces and their
@@ -30,7 +41,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -39,6 +50,7 @@ from typing import Any, Protocol
 from lamina.domain import dns as N
 from lamina.domain.dataplane import edge_link_name, plan_vpc
 from lamina.linux import NetNamespace, NetNamespaceError, affinity
+from lamina.linux.namespaces import namespace_in_use
 from lamina.net import iproute, published
 from lamina.net.commands import DataplaneError
 from lamina.net.dns import DnsServer, Upstream
@@ -153,7 +165,10 @@ class DataplaneManager:
         self._retry: dict[Key, tuple[float, float]] = {}  # VPC -> (when to retry, next delay)
         self._busy: Key | None = None
         self._planes: dict[Key, VpcDataplane] = {}
-        self._published: dict[str, tuple[Key, int]] = {}  # eni -> (its VPC, namespace inode)
+        self._published: dict[str, tuple[Key, int, bool]] = {}  # eni -> (its VPC, inode, kept)
+        # eni -> fd: namespaces a previous server left published (kept interfaces a process lives
+        # in, or anything after a crash), to re-attach rather than replace; see :meth:`start`.
+        self._adopted: dict[str, int] = {}
         # (account, region, eni) -> its namespace, as of the last sync of its VPC: lookups never
         # wait for an apply in progress.
         self._namespaces: dict[tuple[str, str, str], tuple[Key, NetNamespace]] = {}
@@ -165,14 +180,38 @@ class DataplaneManager:
         """Listen to the EC2 store, start applying, and rebuild every VPC's data plane from the
         database (the supervisor calls this before anything may change EC2 state). Namespaces a
         crashed server left published are swept first."""
-        stale = published.sweep(self.netns_dir)
-        if stale:
-            log.info("removed %d stale published namespaces from %s", len(stale), self.netns_dir)
+        self._adopted = published.adopt(self.netns_dir)
+        if self._adopted:
+            log.info("found %d published namespaces in %s", len(self._adopted), self.netns_dir)
         self._serve_default_network()
         self._ec2.partition_listeners.append(self._heard)
         self._worker.start()
         if not self.reconcile_all():
             log.warning("the VPC data plane is still being rebuilt from the database")
+            return
+        with self._cond:
+            if self._retry:  # a VPC whose interfaces may still want their namespaces
+                return
+        self._release_adopted()
+
+    def _adopt(self, eni_id: str) -> NetNamespace | None:
+        """A reference of its own to the namespace a previous server published for ``eni_id``."""
+        with self._cond:
+            fd = self._adopted.get(eni_id)
+            return None if fd is None else NetNamespace(os.dup(fd), eni_id)
+
+    def _release_adopted(self, names: Collection[str] | None = None) -> None:
+        """Drop the references to adopted namespaces (``names``, or all); an adopted namespace that
+        no interface took is unpublished, so it goes (unless a process lives in it)."""
+        with self._cond:
+            chosen = list(self._adopted) if names is None else [n for n in names if n in self._adopted]
+            fds = [(n, self._adopted.pop(n)) for n in chosen]
+            mine = set(self._published)
+        for name, fd in fds:
+            os.close(fd)
+            if name not in mine:
+                log.info("removing the stale published namespace %s", name)
+                self._unpublish(name)
 
     # -- hearing of changes -----------------------------------------------------------------------
 
@@ -312,7 +351,7 @@ class DataplaneManager:
             plane = self._planes.get(key)
         self._set_gateway(key, plan.internet.igw_id if plan.internet is not None else None)
         if plane is None:
-            plane = VpcDataplane(plan, uplink)
+            plane = VpcDataplane(plan, uplink, self._adopt)
             with self._cond:
                 if self._closed:
                     plane.close()
@@ -323,7 +362,8 @@ class DataplaneManager:
             self.stats.applies += 1
         live = {i.eni_id: plane.interface_namespace(i.eni_id) for i in plan.interfaces}
         self._set_namespaces(key, live)
-        self._publish(key, live)
+        self._publish(key, live, {i.eni_id for i in plan.interfaces if i.kept})
+        self._release_adopted(live)
         if self.dns is not None and plan.resolver:
             zone = N.Zone.build(
                 region,
@@ -423,18 +463,23 @@ class DataplaneManager:
             plane.close()
             self.stats.applies += 1
 
-    def _publish(self, key: Key, live: Mapping[str, NetNamespace]) -> None:
-        """Make ``<netns_dir>/<eni>`` the namespaces of exactly ``live``, for this VPC's interfaces."""
-        for eni, (owner, _) in list(self._published.items()):
+    def _publish(self, key: Key, live: Mapping[str, NetNamespace], kept: Collection[str] = ()) -> None:
+        """Make ``<netns_dir>/<eni>`` the namespaces of exactly ``live``, for this VPC's interfaces
+        (``kept``: those that may outlive the server, see :meth:`close`)."""
+        for eni, (owner, _, _) in list(self._published.items()):
             if owner == key and eni not in live:
                 self._unpublish(eni)
         for eni, ns in live.items():
             inode = os.fstat(ns.fd).st_ino
-            if self._published.get(eni) == (key, inode):
+            entry = (key, inode, eni in kept)
+            if self._published.get(eni) == entry:
                 continue
             self._published.pop(eni, None)
-            published.publish(self.netns_dir, eni, ns.fd)
-            self._published[eni] = (key, inode)
+            # Re-attached: already published by the server before (a ``vpc run`` watching it
+            # sees the same namespace throughout).
+            if published.published_inode(self.netns_dir, eni) != inode:
+                published.publish(self.netns_dir, eni, ns.fd)
+            self._published[eni] = entry
 
     def _unpublish(self, eni: str) -> None:
         self._published.pop(eni, None)
@@ -492,7 +537,21 @@ class DataplaneManager:
             self._ec2.partition_listeners.remove(self._heard)
         if self._worker.is_alive():
             self._worker.join()  # finishes the VPC it is on, takes no more
-        for eni in list(self._published):
+        # A kept interface's namespace a process lives in stays published (the mount holds it):
+        # the next start re-attaches it, so ``lamina vpc run`` survives a restart. Anything else
+        # goes, so nothing is left of an interface nobody uses.
+        kept = {eni: inode for eni, (_, inode, keep) in self._published.items() if keep}
+        with self._cond:
+            adopted, self._adopted = dict(self._adopted), {}
+        for eni, fd in adopted.items():
+            kept.setdefault(eni, os.fstat(fd).st_ino)
+            os.close(fd)
+        for eni in sorted(set(self._published) | set(adopted)):
+            inode = kept.get(eni)
+            if inode is not None and namespace_in_use(inode):
+                log.info("leaving %s published: a process lives in it", eni)
+                self._published.pop(eni, None)
+                continue
             self._unpublish(eni)
         with self._cond:
             planes, self._planes = list(self._planes.values()), {}

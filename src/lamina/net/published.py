@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
+import socket
+import struct
 import time
 from pathlib import Path
 
-from lamina.linux import inotify, mounts
+from lamina.linux import NetNamespace, inotify, mounts
 from lamina.linux.mounts import MNT_DETACH, MS_BIND
 from lamina.linux.namespaces import namespace_inode
 from lamina.net.commands import DataplaneError
+
+SIOCGIFADDR = 0x8915  # linux/sockios.h
 
 
 def publish(directory: Path, name: str, ns_fd: int) -> None:
@@ -74,6 +79,44 @@ def sweep(directory: Path) -> list[str]:
         unpublish(directory, entry)
         removed.append(entry)
     return removed
+
+
+def adopt(directory: Path) -> dict[str, int]:
+    """Prepare ``directory`` for publishing after a restart or a crash: create it, open every
+    namespace still published in it (left by the server that ran before: see the manager) and
+    return them as ``{name: fd}``, still published; remove whatever else is there."""
+    directory.mkdir(parents=True, exist_ok=True)
+    found: dict[str, int] = {}
+    for entry in sorted(os.listdir(directory)):
+        path = directory / entry
+        if namespace_inode(path) is not None:
+            try:
+                found[entry] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                continue
+            except OSError:
+                pass
+        unpublish(directory, entry)
+    return found
+
+
+def published_inode(directory: Path, name: str) -> int | None:
+    """The namespace published at ``directory/name``: its inode, or None."""
+    return namespace_inode(directory / name)
+
+
+def link_address(ns: NetNamespace, link: str) -> str | None:
+    """The IPv4 address of ``link`` inside ``ns``, or None if the link is gone or has none
+    (``SIOCGIFADDR`` on a socket made in the namespace: no process started)."""
+
+    def read() -> str | None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                answer = fcntl.ioctl(s.fileno(), SIOCGIFADDR, struct.pack("256s", link.encode()[:15]))
+            except OSError:
+                return None
+        return socket.inet_ntoa(answer[20:24])
+
+    return ns.call(read)
 
 
 def wait_published(directory: Path, name: str, timeout_s: float) -> int | None:

@@ -3,7 +3,9 @@ veth pairs between them, the router's routes and its nftables rules, kept equal 
 
 Facts this module relies on (details in ``commands``, ``iproute``, ``nftables``, ``sysctl``):
 - Every namespace is held by an fd (``NetNamespace``): nothing is registered on the host, and the
-  whole VPC disappears with the process. After a restart it is rebuilt from the database, so what
+  whole VPC disappears with the process (but for the namespaces of customer interfaces that a
+  ``lamina vpc run`` process lives in: the manager keeps them published, and they are handed back
+  to be re-attached). After a restart it is rebuilt from the database, so what
   this object remembers having done is, with the kernel's routing state, the truth to diff
   against; the routing state is read back from the kernel each time it is reconciled.
 - A namespace lives while anything uses it: a process started in an interface's namespace keeps
@@ -25,7 +27,7 @@ import contextlib
 import logging
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
@@ -74,9 +76,17 @@ class VpcDataplane:
     Thread-safe; :meth:`close` removes every namespace, link and rule it made.
     """
 
-    def __init__(self, plan: VpcPlan, uplink: Uplink | None = None) -> None:
+    def __init__(
+        self,
+        plan: VpcPlan,
+        uplink: Uplink | None = None,
+        adopt: Callable[[str], NetNamespace | None] | None = None,
+    ) -> None:
+        """``adopt``: for a kept interface (``InterfacePlan.kept``), an existing namespace to
+        re-attach (a reference of the caller's own, closed with the interface), else None."""
         self.vpc_id = plan.vpc_id
         self._uplink = uplink
+        self._adopt = adopt
         self._lock = threading.Lock()
         self._router: NetNamespace | None = None
         self._interfaces: dict[str, _Live] = {}
@@ -180,7 +190,9 @@ class VpcDataplane:
         made: dict[str, NetNamespace] = {}
         try:
             for interface in new:
-                ns = NetNamespace.create(f"{self.vpc_id}/{interface.eni_id}")
+                ns = self._adopted(interface)
+                if ns is None:
+                    ns = NetNamespace.create(f"{self.vpc_id}/{interface.eni_id}")
                 made[interface.eni_id] = ns
                 nat = interface.kind is InterfaceKind.NAT_GATEWAY
                 sysctl.configure(ns, sysctl.NAT_GATEWAY if nat else sysctl.INTERFACE)
@@ -199,6 +211,20 @@ class VpcDataplane:
             raise
         for interface in new:
             self._interfaces[interface.eni_id] = _Live(interface, made[interface.eni_id])
+
+    def _adopted(self, interface: InterfacePlan) -> NetNamespace | None:
+        """An existing namespace to re-attach ``interface`` to (its process kept its address
+        across a server restart), cleared of a link its last router may have left in it."""
+        if not interface.kept or self._adopt is None:
+            return None
+        ns = self._adopt(interface.eni_id)
+        if ns is not None:
+            # The old veth went with the old router namespace (destroyed asynchronously after a
+            # crash); if it is still there, its deletion is what makes the name free.
+            with contextlib.suppress(DataplaneError):
+                iproute.batch(ns, iproute.delete_links([interface.inner_link]))
+            log.info("re-attaching %s to its existing namespace", interface.eni_id)
+        return ns
 
     def _remove(self, router: NetNamespace, eni_ids: Sequence[str]) -> None:
         if not eni_ids:
