@@ -115,6 +115,7 @@ def dataplane_for_host(
                 public_pool=ec2_store.public_pool,
                 dns_upstreams=host_upstreams() if upstreams is None else upstreams,
                 extra_records=extra_records,
+                allow_egress_to=settings.allow_egress_to,
             )
         except (OSError, DataplaneError) as exc:
             why = f"cannot set it up: {exc}"

@@ -70,6 +70,14 @@ def parse_dns_upstreams(text: str) -> tuple[Upstream, ...]:
     return tuple(Upstream.parse(part.strip()) for part in text.split(",") if part.strip())
 
 
+def parse_egress_block(text: str) -> IPv4Network:
+    """A destination block functions may reach through the uplink although it is private."""
+    try:
+        return IPv4Network(text)
+    except ValueError as exc:
+        raise ValueError(f"not an IPv4 block: {exc}") from None
+
+
 def parse_log_level(text: str) -> str:
     if text not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
@@ -107,7 +115,7 @@ def _option(
     flag: str, env: str, help: str, parse: Callable[[str], Any], default: Any = None, **kw: Any
 ) -> Any:
     """A settings field: where it comes from and how it is read."""
-    meta = {"flag": flag, "env": env, "help": help, "parse": parse}
+    meta = {"flag": flag, "env": env, "help": help, "parse": parse, "repeat": kw.get("repeat", False)}
     if "default_factory" in kw:
         return field(default_factory=kw["default_factory"], metadata=meta)
     return field(default=default, metadata=meta)
@@ -247,6 +255,16 @@ class Settings:
         "the host's /etc/resolv.conf)",
         parse_dns_upstreams,
     )
+    allow_egress_to: tuple[IPv4Network, ...] = _option(
+        "--allow-egress-to",
+        "LAMINA_ALLOW_EGRESS_TO",
+        "a destination block functions and NAT gateways may reach through the uplink although it is "
+        "private (RFC 1918, 100.64.0.0/10, 169.254.0.0/16, loopback) or, with --uplink host, the host's "
+        "own; repeat the flag for more (the variable: comma-separated). Default: none",
+        parse_egress_block,
+        (),
+        repeat=True,
+    )
     api_rate_limit: RateLimit = _option(
         "--api-rate-limit",
         "LAMINA_API_RATE_LIMIT",
@@ -287,6 +305,7 @@ class Settings:
                 dest=f.name,
                 type=_argtype(parse),
                 default=None,
+                action="append" if f.metadata["repeat"] else "store",
                 metavar=f.name.upper().removesuffix("_S"),
                 help=f"{f.metadata['help']} (env {f.metadata['env']}{_default_text(f)})",
             )
@@ -301,6 +320,8 @@ class Settings:
         values: dict[str, Any] = {}
         for f in cls.options():
             given = getattr(args, f.name, None) if args is not None else None
+            if f.metadata["repeat"] and given is not None:
+                given = tuple(g for g in given if g is not None) or None
             if given is not None:
                 values[f.name] = given
                 continue
@@ -308,7 +329,12 @@ class Settings:
             if text is None or text == "":
                 continue
             try:
-                values[f.name] = f.metadata["parse"](text)
+                if f.metadata["repeat"]:
+                    values[f.name] = tuple(
+                        f.metadata["parse"](t.strip()) for t in text.split(",") if t.strip()
+                    )
+                else:
+                    values[f.name] = f.metadata["parse"](text)
             except ValueError as exc:
                 raise SettingsError(f"{f.metadata['env']}={text!r}: {exc}") from None
         values.update(extra)
@@ -338,7 +364,12 @@ def _argtype(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _default_text(f: dataclasses.Field[Any]) -> str:
     """``; default X`` for a plain default (a computed one is described in the help itself)."""
-    if f.default_factory is not dataclasses.MISSING or f.default is None or "default" in f.metadata["help"]:
+    if (
+        f.default_factory is not dataclasses.MISSING
+        or f.default is None
+        or f.default == ()
+        or "default" in f.metadata["help"]
+    ):
         return ""
     value = f.default
     if isinstance(value, float) and value.is_integer():

@@ -753,6 +753,13 @@ def test_every_way_out_ruleset_loads_into_nftables() -> None:
             D.render_edge_ruleset([("lmi0", IPv4Address("192.0.2.9")), ("lmi1", IPv4Address("192.0.2.10"))]),
             D.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe"),
             D.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", POOL),
+            D.render_uplink_ruleset(
+                "inet lamina_uplink_0badcafe",
+                "lmup0badcafe",
+                POOL,
+                [IPv4Network("10.1.0.0/16"), IPv4Network("10.1.2.0/24")],  # overlapping: merged
+                refuse_local=True,
+            ),
         ):
             nftables.load(ns, script)
             nftables.load(ns, script)  # replacing itself
@@ -777,7 +784,13 @@ def state():
     }
 
 out = {"before": state()}
-srv = LaminaServer(Path(sys.argv[1]), extra_args=("--uplink", "host", "--eni-release-delay", "0"))
+# A service of the host itself, on every one of its addresses.
+service = subprocess.Popen([sys.executable, "-u", "-c", t.WHO, "0.0.0.0", str(t.PORT)], stdout=subprocess.PIPE)
+assert service.stdout.readline().startswith(b"ready")
+srv = LaminaServer(
+    Path(sys.argv[1]),
+    extra_args=("--uplink", "host", "--eni-release-delay", "0", "--allow-egress-to", t.LAN_ALLOWED + "/32"),
+)
 try:
     out["during"] = state()
     ec2 = client(srv, "ec2")
@@ -785,35 +798,62 @@ try:
     ec2.create_route(RouteTableId=net.private_rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=net.nat)
     with t.vpc_run(srv, net.private, net.group, t.PROBE) as host:
         out["private"] = t.until(lambda: host.probe(t.INTERNET_HOST, t.PORT, 0.05), lambda a: a.startswith("saw"))
+        out["private-limits"] = {
+            target: host.probe(target, port) for target, port in t.LIMITED
+        }
     with t.vpc_run(srv, net.public, net.group, t.PROBE) as host:
         out["public"] = host.probe(t.INTERNET_HOST, t.PORT)
     if t.HAS_RUNTIME:
         lam = client(srv, read_timeout=60)
         t.function(lam, "host-mode")
-        out["default"] = t.invoke(lam, "host-mode", [(t.INTERNET_HOST, t.PORT)])
+        out["default"] = t.invoke(lam, "host-mode", [(t.INTERNET_HOST, t.PORT), *t.LIMITED])
 finally:
     out["stopped"] = srv.stop()
+    service.kill()
+    service.wait()
 out["after"] = state()
 print(json.dumps(out))
 """
 
 
+# The host's own addresses (a private one, and one that is not) and two hosts of its LAN, one of them
+# allowed by --allow-egress-to, each with a service on PORT: what a function must not reach.
+HOST_ADDRESS, HOST_PUBLIC_ADDRESS = "10.99.0.1", "192.0.2.200"
+LAN_ALLOWED, LAN_REFUSED = "10.99.0.2", "10.99.0.3"
+LIMITED = [
+    (HOST_ADDRESS, PORT),
+    (HOST_PUBLIC_ADDRESS, PORT),
+    (LAN_ALLOWED, PORT + 1),
+    (LAN_REFUSED, PORT + 1),
+]
+
+
 def test_host_mode_masquerades_lamina_sources_and_leaves_nothing(tmp_path: Path, internet: Internet) -> None:
     """``--uplink host`` as in production, but the "host" is a throwaway namespace (the server and
     its clients run in it through ``nsenter --net``) routed to the test internet: lamina's own
-    sources leave it masqueraded to its address, and it is left as it was. The machine's own
+    sources leave it masqueraded to its address, they never reach the host's own services or its
+    LAN but for what ``--allow-egress-to`` allows, and it is left as it was. The machine's own
     network is never used."""
     links, tables = host_links(), host_tables()
     name = f"lmtest-host-{uuid.uuid4().hex[:6]}"
     ip("netns", "add", name)
+    lan: subprocess.Popen[bytes] | None = None
     try:
         ip("-n", name, "link", "set", "lo", "up")
         ip("-n", name, "link", "add", "h0", "type", "veth", "peer", "name", "f0", "netns", internet.name)
-        ip("-n", name, "address", "add", "10.99.0.1/24", "dev", "h0")
+        ip("-n", name, "address", "add", f"{HOST_ADDRESS}/24", "dev", "h0")
+        ip("-n", name, "address", "add", f"{HOST_PUBLIC_ADDRESS}/32", "dev", "h0")
         ip("-n", name, "link", "set", "h0", "up")
-        ip("-n", name, "route", "add", "default", "via", "10.99.0.2")
-        ip("-n", internet.name, "address", "add", "10.99.0.2/24", "dev", "f0")
+        ip("-n", name, "route", "add", "default", "via", LAN_ALLOWED)
+        ip("-n", internet.name, "address", "add", f"{LAN_ALLOWED}/24", "dev", "f0")
+        ip("-n", internet.name, "address", "add", f"{LAN_REFUSED}/24", "dev", "f0")
         ip("-n", internet.name, "link", "set", "f0", "up")
+        # The LAN's hosts: a service on both LAN addresses (the internet namespace plays them).
+        lan = subprocess.Popen(
+            ["ip", "netns", "exec", internet.name, sys.executable, "-u", "-c", WHO, "0.0.0.0", str(PORT + 1)],
+            stdout=subprocess.PIPE,
+        )
+        assert lan.stdout is not None and lan.stdout.readline().startswith(b"ready")
         subprocess.run(
             ["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True, timeout=10
         )
@@ -837,11 +877,30 @@ def test_host_mode_masquerades_lamina_sources_and_leaves_nothing(tmp_path: Path,
         assert done.returncode == 0, done.stderr[-4000:]
         out = json.loads(done.stdout.splitlines()[-1])
     finally:
+        if lan is not None:
+            lan.kill()
+            lan.wait(10)
+            assert lan.stdout is not None
+            lan.stdout.close()
         ip("netns", "delete", name)  # and with it h0, f0 (its peer in the internet namespace)
     assert out["private"] == "saw 10.99.0.1"  # a NAT gateway's flows leave as the host
+    # The host's own addresses and its LAN are out of reach but for the range allowed.
+    assert out["private-limits"] == {
+        HOST_ADDRESS: "dropped",
+        HOST_PUBLIC_ADDRESS: "dropped",
+        LAN_ALLOWED: "saw 10.99.0.1",
+        LAN_REFUSED: "dropped",
+    }
     assert out["public"] == "dropped"
     if HAS_RUNTIME:
-        assert out["default"] == ["saw 10.99.0.1"]  # and so do functions without a VPC
+        # And so for functions without a VPC: out as the host, not to the host or its LAN.
+        assert out["default"] == [
+            "saw 10.99.0.1",
+            "TimeoutError",
+            "TimeoutError",
+            "saw 10.99.0.1",
+            "TimeoutError",
+        ]
     during = out["during"]
     added = set(during["links"]) - set(out["before"]["links"])
     assert len(added) == 1 and next(iter(added)).startswith("lmup")

@@ -719,7 +719,46 @@ def test_uplink_ruleset_masquerades_only_lamina_sources_leaving_by_another_link(
         rule
         == 'iifname "lmup0badcafe" oifname != "lmup0badcafe" ip saddr { 169.254.168.9, 203.0.113.0/24 } masquerade'
     )
-    assert "filter" not in text  # nothing of the host's traffic is judged
+    # The only filter judges what comes from lamina's own link, nothing of the host's traffic.
+    (egress,) = [i for i, line in enumerate(text.splitlines()) if "type filter" in line]
+    assert text.splitlines()[egress + 1].strip() == 'iifname != "lmup0badcafe" accept'
+
+
+def test_uplink_ruleset_refuses_private_destinations_and_with_host_the_host_itself() -> None:
+    def chain(text: str) -> list[str]:
+        lines = [line.strip() for line in text.splitlines()]
+        start = lines.index("chain egress {")
+        return lines[start + 1 : lines.index("}", start)]
+
+    netns = dp.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe")
+    assert chain(netns) == [
+        "type filter hook prerouting priority dstnat - 10; policy accept;",
+        'iifname != "lmup0badcafe" accept',
+        "ct state established,related accept",
+        "ip daddr @egress_allowed accept",
+        "ip daddr @egress_refused drop",
+    ]
+    assert "set egress_allowed { type ipv4_addr; flags interval; auto-merge; }" in netns
+    for block in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+    ):
+        assert N(block) in dp.EGRESS_REFUSED
+    host = dp.render_uplink_ruleset(
+        "inet lamina_uplink_0badcafe", "lmup0badcafe", allowed=[N("10.0.0.5/32")], refuse_local=True
+    )
+    assert "fib daddr type local drop" in chain(host)
+    assert chain(host).index("ip daddr @egress_allowed accept") < chain(host).index(
+        "fib daddr type local drop"
+    )
+    assert (
+        "set egress_allowed { type ipv4_addr; flags interval; auto-merge; elements = { 10.0.0.5/32 }; }"
+        in host
+    )
 
 
 def test_lamina_link_addresses_stay_in_their_block() -> None:

@@ -109,3 +109,17 @@ def test_empty_flag_is_unset_and_numbers_are_checked() -> None:
     ):
         with pytest.raises(SettingsError):
             parse([], env)
+
+
+def test_allow_egress_to_repeats_and_the_variable_takes_a_list() -> None:
+    assert parse([], {}).allow_egress_to == ()
+    s = parse(["--allow-egress-to", "10.0.0.5/32", "--allow-egress-to", "192.168.1.0/24"], {})
+    assert s.allow_egress_to == (IPv4Network("10.0.0.5/32"), IPv4Network("192.168.1.0/24"))
+    # The flag wins over the variable, which is a comma-separated list.
+    env = {"LAMINA_ALLOW_EGRESS_TO": "10.1.0.0/16, 172.16.0.0/12"}
+    assert parse([], env).allow_egress_to == (IPv4Network("10.1.0.0/16"), IPv4Network("172.16.0.0/12"))
+    assert parse(["--allow-egress-to", "10.0.0.5/32"], env).allow_egress_to == (IPv4Network("10.0.0.5/32"),)
+    with pytest.raises(SettingsError, match="LAMINA_ALLOW_EGRESS_TO"):
+        parse([], {"LAMINA_ALLOW_EGRESS_TO": "10.0.0.0/33"})
+    with pytest.raises(SystemExit):
+        parse(["--allow-egress-to", "nonsense"], {})

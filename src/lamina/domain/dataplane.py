@@ -961,16 +961,74 @@ def render_edge_public(
     return "\n".join(lines) + "\n"
 
 
-def render_uplink_ruleset(table: str, link: str, public_pool: IPv4Network | None = None) -> str:
+# Destinations nothing behind the uplink may reach unless the operator allows them
+# (``--allow-egress-to``): a Lambda function never reaches its host or the host's private networks.
+EGRESS_REFUSED = tuple(
+    IPv4Network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network"
+        "10.0.0.0/8",  # RFC 1918
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local: lamina's own links, a cloud's instance metadata
+        "172.16.0.0/12",  # RFC 1918
+        "192.168.0.0/16",  # RFC 1918
+        "224.0.0.0/3",  # multicast, reserved, broadcast
+    )
+)
+
+
+def _interval_set(name: str, blocks: Iterable[IPv4Network]) -> str:
+    elements = _elements([str(b) for b in sorted(set(blocks))])
+    return f"\tset {name} {{ type ipv4_addr; flags interval; auto-merge{elements}; }}"
+
+
+def render_egress_limits(
+    link: str, allowed: Sequence[IPv4Network] = (), *, refuse_local: bool = False
+) -> list[str]:
+    """The uplink table's sets and chain that keep what comes out of lamina's ``link`` from
+    private destinations (:data:`EGRESS_REFUSED`) and, with ``refuse_local`` (the host as the
+    uplink), from every address of the uplink namespace itself, whatever link it is on (``fib
+    daddr type local``: addresses the host gains later included) -- unless ``allowed``.
+
+    At ``prerouting``, before any DNAT the host's own rules may apply (a port published to a
+    container is the host's address rewritten into a private one). Only new flows from lamina's
+    link are looked at; what lamina serves itself (the API, the resolver) sits in its own
+    namespaces, before the uplink, and is not concerned."""
+    refuse = ["\t\tfib daddr type local drop"] if refuse_local else []
+    return [
+        _interval_set("egress_allowed", allowed),
+        _interval_set("egress_refused", EGRESS_REFUSED),
+        "\tchain egress {",
+        "\t\ttype filter hook prerouting priority dstnat - 10; policy accept;",
+        f'\t\tiifname != "{link}" accept',
+        "\t\tct state established,related accept",
+        "\t\tip daddr @egress_allowed accept",
+        *refuse,
+        "\t\tip daddr @egress_refused drop",
+        "\t}",
+    ]
+
+
+def render_uplink_ruleset(
+    table: str,
+    link: str,
+    public_pool: IPv4Network | None = None,
+    allowed: Sequence[IPv4Network] = (),
+    *,
+    refuse_local: bool = False,
+) -> str:
     """lamina's only rules in the uplink namespace (the host's, in production): what comes from
     lamina's link as lamina's own addresses -- the edge's (the default network's flows) and the
     Elastic IP pool's -- and leaves by another link is masqueraded to that link's address, as a
     host's NAT. Traffic for the uplink namespace itself is delivered as it came: a fake internet
-    host in a test namespace sees the Elastic IP."""
+    host in a test namespace sees the Elastic IP. Private destinations, and with
+    ``refuse_local`` the uplink's own addresses, are refused (:func:`render_egress_limits`)."""
     sources = [str(EDGE_UPLINK_ADDRESS.ip), *([str(public_pool)] if public_pool is not None else [])]
     return _replace(
         table,
         [
+            *render_egress_limits(link, allowed, refuse_local=refuse_local),
             "\tchain postrouting {",
             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
             f'\t\tiifname "{link}" oifname != "{link}" ip saddr {{ {", ".join(sources)} }} masquerade',

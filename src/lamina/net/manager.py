@@ -137,10 +137,12 @@ class DataplaneManager:
         public_pool: IPv4Network | None = None,
         dns_upstreams: Sequence[Upstream] | None = None,
         extra_records: ExtraRecords | None = None,
+        allow_egress_to: Sequence[IPv4Network] = (),
     ) -> None:
         """``uplink``: the way out (None or ``none``: no internet gateway, NAT gateway or default
-        network is realised), ``public_pool`` the Elastic IP pool. An uplink that cannot be set
-        up is logged and left out.
+        network is realised), ``public_pool`` the Elastic IP pool, ``allow_egress_to`` private
+        destinations the uplink lets through all the same. An uplink that cannot be set up is
+        logged and left out.
 
         ``dns_upstreams``: where every VPC's Amazon DNS server (``net.dns``) forwards public names
         (None: no DNS server at all). ``extra_records``: more names it answers, per VPC and for the
@@ -155,7 +157,7 @@ class DataplaneManager:
         self.uplink: Uplink | None = None
         if uplink is not None and uplink.kind is not UplinkKind.NONE:
             try:
-                self.uplink = Uplink(uplink, instance_tag(state_dir), public_pool)
+                self.uplink = Uplink(uplink, instance_tag(state_dir), public_pool, allow_egress_to)
             except (DataplaneError, NetNamespaceError, OSError) as exc:
                 log.error("no way out of the VPCs and the default network (uplink %s): %s", uplink, exc)
         # (account, region, igw) -> the VPC it was realised for (a detach event names no VPC).

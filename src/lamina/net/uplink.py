@@ -26,6 +26,13 @@ Facts this relies on (Linux 6.x):
   by another link, so that in production they reach the internet as the host, without the pool
   having to be routed to it. It never changes the uplink's sysctls: in host mode
   ``net.ipv4.ip_forward`` must already be 1 for anything to go further than the host itself.
+- Egress limits: nothing lamina forwards may reach a private destination (RFC 1918,
+  100.64.0.0/10, 169.254.0.0/16, loopback, multicast) through the uplink, nor, with the host as
+  the uplink, any address of the host itself, unless the operator allows it
+  (``--allow-egress-to``): a Lambda function never reaches the machine it runs on or its LAN.
+  The check sits in lamina's own table in the uplink, at ``prerouting`` before the host's DNAT
+  (``domain.dataplane.render_egress_limits``). With ``netns:NAME`` the namespace *is* the
+  internet: its own addresses are the internet's hosts, and only the private ranges are refused.
 - The edge and default namespaces are held only by fds: if the server dies, they go, and with
   them every veth into them (deleting one end of a veth pair deletes the other), so the link in
   the uplink disappears by itself. Only the uplink's nftables table outlives a crash; the next
@@ -125,11 +132,19 @@ class Uplink:
     which Elastic IPs they answer for with :meth:`set_public`.
     """
 
-    def __init__(self, spec: UplinkSpec, tag: str, public_pool: IPv4Network | None = None) -> None:
+    def __init__(
+        self,
+        spec: UplinkSpec,
+        tag: str,
+        public_pool: IPv4Network | None = None,
+        allow_egress_to: Sequence[IPv4Network] = (),
+    ) -> None:
         """``public_pool``: the Elastic IP pool, masqueraded like the default network when it
-        leaves the uplink by another link."""
+        leaves the uplink by another link; ``allow_egress_to``: private destinations (or the
+        host's own) let through all the same."""
         self.spec = spec
         self.public_pool = public_pool
+        self.allow_egress_to = tuple(allow_egress_to)
         self.link = f"lmup{tag}"
         self.table = f"inet lamina_uplink_{tag}"
         self._lock = threading.Lock()
@@ -199,7 +214,16 @@ class Uplink:
         )
         attach.prepare_forwarder(default)
         self._table_loaded = True  # from here on, close() deletes it (even if loading fails half way)
-        nftables.load(self.uplink, D.render_uplink_ruleset(self.table, self.link, self.public_pool))
+        nftables.load(
+            self.uplink,
+            D.render_uplink_ruleset(
+                self.table,
+                self.link,
+                self.public_pool,
+                self.allow_egress_to,
+                refuse_local=self.spec.kind is UplinkKind.HOST,
+            ),
+        )
 
     # -- for VPC data planes ----------------------------------------------------------------------
 
