@@ -36,6 +36,7 @@ from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services import logs as cloudwatch_logs
 from lamina.services.base import ServiceBinding
+from lamina.services.ec2.vpc_run import VpcRunFront
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
@@ -300,5 +301,11 @@ def build(
         io,
         mounts=(console,),
         function_urls=UrlEndpoint(platform, pipeline.authorize, io),
+        vpc_run=VpcRunFront(
+            ec2_store,
+            pipeline.authorize,
+            dataplane.netns_dir if dataplane is not None else None,
+            time.time,
+        ),
     )
     return Server(app, platform, supervisor)

@@ -44,18 +44,18 @@ class VpcRun:
     by :meth:`close`."""
 
     def __init__(
-        self, server: LaminaServer, subnet: str, groups: list[str], *command: str, ip: str = ""
+        self,
+        server: LaminaServer,
+        subnet: str,
+        groups: list[str],
+        *command: str,
+        ip: str = "",
+        data_dir: bool = False,
     ) -> None:
-        args = [
-            "vpc",
-            "run",
-            "--endpoint-url",
-            server.url,
-            "--data-dir",
-            str(server.data_dir),
-            "--subnet",
-            subnet,
-        ]
+        """``data_dir``: pass ``--data-dir`` (else lamina vpc run asks the server, on this host)."""
+        args = ["vpc", "run", "--endpoint-url", server.url, "--subnet", subnet]
+        if data_dir:
+            args += ["--data-dir", str(server.data_dir)]
         for group in groups:
             args += ["--security-group", group]
         if ip:

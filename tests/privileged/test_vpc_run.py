@@ -282,6 +282,91 @@ def test_the_interface_goes_with_the_command(server: LaminaServer, ec2: Any, net
     assert eventually(lambda: not (netns / eni).exists())
 
 
+def test_the_interface_is_in_use_while_the_command_runs(server: LaminaServer, ec2: Any, net: Net) -> None:
+    # --data-dir given: as before (the other tests leave it to be asked of the server).
+    run = VpcRun(server, net.b, [net.db], sys.executable, "-u", "-c", ECHO, "6379", data_dir=True)
+    try:
+        run.start()
+        eni = interfaces(ec2, net.vpc)[run.interface()]
+        # As a Lambda Hyperplane interface shows its service's use: in-use, attached, the
+        # requester the account that ran lamina vpc run; but the customer's own interface.
+        assert (eni["Status"], eni["RequesterId"], eni["RequesterManaged"], eni["InterfaceType"]) == (
+            "in-use",
+            "000000000000",
+            False,
+            "interface",
+        )
+        attachment = eni["Attachment"]
+        assert attachment["AttachmentId"].startswith("ela-attach-")
+        assert (attachment["DeviceIndex"], attachment["Status"], attachment["InstanceOwnerId"]) == (
+            1,
+            "attached",
+            "amazon-aws",
+        )
+        assert not attachment["DeleteOnTermination"] and "InstanceId" not in attachment
+        found = ec2.describe_network_interfaces(Filters=[{"Name": "status", "Values": ["in-use"]}])
+        assert run.interface() in [i["NetworkInterfaceId"] for i in found["NetworkInterfaces"]]
+        with pytest.raises(ec2.exceptions.ClientError) as refused:
+            ec2.delete_network_interface(NetworkInterfaceId=run.interface())
+        assert refused.value.response["Error"]["Code"] == "InvalidNetworkInterface.InUse"
+    finally:
+        run.close()
+    assert run.proc.returncode == 128 + signal.SIGTERM
+    assert run.interface() not in interfaces(ec2, net.vpc)  # detached, then deleted
+
+
+def test_the_vpc_run_route_is_signed_and_per_account(server: LaminaServer, ec2: Any, net: Net) -> None:
+    from lamina.cli.awsclient import signed_post
+
+    eni = ec2.create_network_interface(SubnetId=net.a)["NetworkInterface"]["NetworkInterfaceId"]
+    try:
+        status, answer = signed_post(server.url, "us-east-1", "ec2", "/_lamina/vpc-run", {"Action": "Where"})
+        assert (status, answer) == (200, {"NetnsDir": str(server.data_dir / "run" / "netns")})
+        # Signed for another service: no signature for this route.
+        status, answer = signed_post(
+            server.url, "us-east-1", "lambda", "/_lamina/vpc-run", {"Action": "Where"}
+        )
+        assert status == 403 and answer["Error"]["Code"] != "", answer
+        # Another Region's interface does not exist there.
+        status, answer = signed_post(
+            server.url,
+            "eu-west-1",
+            "ec2",
+            "/_lamina/vpc-run",
+            {"Action": "Attach", "NetworkInterfaceId": eni},
+        )
+        assert (status, answer["Error"]["Code"]) == (400, "InvalidNetworkInterfaceID.NotFound")
+        status, answer = signed_post(
+            server.url,
+            "us-east-1",
+            "ec2",
+            "/_lamina/vpc-run",
+            {"Action": "Attach", "NetworkInterfaceId": eni},
+        )
+        assert status == 200 and answer["NetworkInterface"]["Status"] == "in-use"
+        status, answer = signed_post(
+            server.url,
+            "us-east-1",
+            "ec2",
+            "/_lamina/vpc-run",
+            {"Action": "Attach", "NetworkInterfaceId": eni},
+        )
+        assert (status, answer["Error"]["Code"]) == (400, "InvalidNetworkInterface.InUse")
+        status, answer = signed_post(
+            server.url,
+            "us-east-1",
+            "ec2",
+            "/_lamina/vpc-run",
+            {"Action": "Detach", "NetworkInterfaceId": eni},
+        )
+        assert status == 200 and answer["NetworkInterface"]["Status"] == "available"
+        assert (
+            "Attachment" not in answer["NetworkInterface"] and "RequesterId" not in answer["NetworkInterface"]
+        )
+    finally:
+        ec2.delete_network_interface(NetworkInterfaceId=eni)
+
+
 @pytest.mark.parametrize(
     ("signum", "status"),
     [(signal.SIGINT, 3), (signal.SIGTERM, 128 + signal.SIGTERM)],
@@ -576,8 +661,15 @@ def test_vpc_run_says_so_and_exits_when_its_interface_cannot_come_back(tmp_path:
     try:
         gone.start()
         lost.start()
-        # Deleted through the API while in use: the link goes, the API says so.
-        client(srv, "ec2").delete_network_interface(NetworkInterfaceId=gone.interface())
+        # Released (detached and deleted) while in use: the link goes, the API says so.
+        released = subprocess.run(
+            lamina("vpc", "release", "--endpoint-url", srv.url, gone.interface()),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=cli_env(),
+        )
+        assert released.returncode == 0, released.stderr
         assert gone.wait(15) == 1
         assert f"{gone.interface()} was deleted" in gone.stderr()
         assert not os.path.exists(f"/proc/{gone.child_pid}")  # its command was stopped

@@ -29,6 +29,8 @@ from lamina.domain.presign import UrlSigner
 from lamina.domain.response_streaming import StreamedAnswer
 from lamina.errors import AwsError, request_too_large, unknown_service
 from lamina.services.base import Principal
+from lamina.services.ec2.vpc_run import MAX_BODY as VPC_RUN_MAX_BODY
+from lamina.services.ec2.vpc_run import PATH as VPC_RUN_PATH
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
 from lamina.store import BlobStore
 
@@ -75,6 +77,14 @@ class Lifecycle(Protocol):
     async def aclose(self) -> None: ...
 
 
+class VpcRunRoute(Protocol):
+    """``lamina vpc run``'s route (``services.ec2.vpc_run.VpcRunFront``)."""
+
+    def handle(
+        self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str = ""
+    ) -> tuple[int, dict[str, Any]]: ...
+
+
 class LaminaApp:
     """ASGI app: transport for the pipeline, lamina's own endpoints and the mounted front ends."""
 
@@ -87,6 +97,7 @@ class LaminaApp:
         *,
         mounts: Sequence[Mount] = (),
         function_urls: UrlFront | None = None,
+        vpc_run: VpcRunRoute | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.pipeline = pipeline
@@ -95,6 +106,7 @@ class LaminaApp:
         self._executor = executor
         self._mounts = tuple(mounts)
         self._urls = function_urls
+        self._vpc_run = vpc_run
         self.clock = clock
         self._large: asyncio.Semaphore | None = None  # created on the server's loop
 
@@ -314,7 +326,30 @@ class LaminaApp:
             return Response(200, [("Content-Type", "application/json")], body)
         if request.raw_path.startswith(DOWNLOAD_PREFIX) and request.method in ("GET", "HEAD"):
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._download, request)
+        if request.raw_path == VPC_RUN_PATH and request.method == "POST" and self._vpc_run is not None:
+            return await self._vpc_run_request(request, receive)
         return _plain(404, "NotFound", "Not found")
+
+    async def _vpc_run_request(self, request: Request, receive: Receive) -> Response:
+        """``lamina vpc run``'s own route (``services.ec2.vpc_run``): SigV4 for ec2, JSON."""
+        assert self._vpc_run is not None
+        text = request.headers.get("content-length", "")
+        declared = int(text) if text.isdigit() else None
+        data = await self._read_limited(receive, VPC_RUN_MAX_BODY, declared)
+        if data is None:
+            return _plain(413, "RequestEntityTooLarge", "Request entity too large")
+        request.body = data
+        vpc_run = self._vpc_run
+
+        def run() -> tuple[int, dict[str, Any]]:
+            return vpc_run.handle(
+                data,
+                lambda region: self.pipeline.authenticate(request, service="ec2", region=region),
+                request.client_host,
+            )
+
+        status, answer = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        return Response(status, [("Content-Type", "application/json")], json.dumps(answer).encode())
 
     def _download(self, request: Request) -> Response:
         """Serve a signed ``Content.Location`` URL (S3-presigned-URL-like semantics)."""

@@ -41,3 +41,38 @@ def aws_error(exc: Exception) -> str | None:
     if isinstance(exc, (BotoCoreError, Boto3Error)):  # Boto3Error: S3 transfers (upload_file)
         return str(exc)
     return None
+
+
+def signed_post(
+    endpoint_url: str, region: str | None, service: str, path: str, document: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """POST ``document`` as JSON to a lamina route of ``endpoint_url``, SigV4-signed for
+    ``service`` with the credentials :func:`clients` would use; (status, JSON answer). Raises
+    botocore's errors when the server cannot be reached."""
+    import json
+    import os
+
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.httpsession import URLLib3Session
+
+    session = boto3.session.Session()
+    region = region or session.region_name or "us-east-1"
+    credentials = session.get_credentials() or Credentials("test", "test")
+    body = json.dumps({**document, "Region": region}).encode()
+    request = AWSRequest(
+        "POST", endpoint_url.rstrip("/") + path, data=body, headers={"Content-Type": "application/json"}
+    )
+    SigV4Auth(credentials, service, region).add_auth(request)
+    http = URLLib3Session(verify=os.environ.get("AWS_CA_BUNDLE") or True, timeout=10)
+    try:
+        response = http.send(request.prepare())
+    finally:
+        http.close()
+    try:
+        answer = json.loads(response.content or b"{}")
+    except ValueError:
+        answer = {}
+    return response.status_code, answer if isinstance(answer, dict) else {}

@@ -80,7 +80,8 @@ def add_parser(sub: Any) -> None:
     run.add_argument(
         "--data-dir",
         default=os.environ.get("LAMINA_DATA_DIR"),
-        help="the server's data directory (env LAMINA_DATA_DIR; default /var/lib/lamina)",
+        help="the server's data directory (env LAMINA_DATA_DIR; default: asked of the server, when it "
+        "runs on this host, else /var/lib/lamina)",
     )
     run.add_argument(
         "--wait",
@@ -97,6 +98,13 @@ def add_parser(sub: Any) -> None:
     )
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command, after --")
 
+    release = commands.add_parser(
+        "release",
+        help="detach and delete an interface a `lamina vpc run` left in use (its process was killed)",
+    )
+    common(release)
+    release.add_argument("interface", metavar="ENI", help="the interface (eni-...)")
+
     status = commands.add_parser("status", help="each VPC's subnets and network interfaces")
     common(status)
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -107,7 +115,25 @@ def main(args: argparse.Namespace) -> int:
         return run(args)
     if args.vpc_command == "status":
         return status(args)
+    if args.vpc_command == "release":
+        return release(args)
     return 2
+
+
+def release(args: argparse.Namespace) -> int:
+    """``lamina vpc release ENI``: detach (if in use by a process) and delete the interface."""
+    (ec2,) = _clients(args, "ec2")
+    if _ask(args, {"Action": "Detach", "NetworkInterfaceId": args.interface}) is None:
+        return 1
+    try:
+        ec2.delete_network_interface(NetworkInterfaceId=args.interface)
+    except Exception as exc:
+        message = aws_error(exc)
+        if message is None:
+            raise
+        _say(f"vpc release: {message}")
+        return 1
+    return 0
 
 
 def _say(message: str) -> None:
@@ -150,14 +176,8 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         _say("vpc run: needs root (it enters the interface's network namespace)")
         return 2
-    from lamina.settings import default_data_dir
-
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    netns_dir = data_dir / "run" / "netns"
-    if not netns_dir.is_dir():
-        _say(
-            f"vpc run: no VPC data plane at {netns_dir}: is `lamina server --data-dir {data_dir}` running, as root?"
-        )
+    netns_dir = _netns_dir(args)
+    if netns_dir is None:
         return 1
     (ec2,) = _clients(args, "ec2")
     request: dict[str, Any] = {
@@ -169,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     if args.private_ip:
         request["PrivateIpAddress"] = args.private_ip
     eni_id = None
+    attached = False
     # Until the command runs, SIGTERM/SIGHUP/SIGINT end this process through the ``finally``.
     with _signals(_interrupt):
         try:
@@ -176,6 +197,7 @@ def run(args: argparse.Namespace) -> int:
             eni_id = eni["NetworkInterfaceId"]
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
+            attached = _use(args, eni_id, "Attach")
             watch = _Watch(ec2, netns_dir, eni_id, eni["PrivateIpAddress"], args.reattach_timeout)
             return _run_on(netns_dir, eni_id, command, args.wait, watch)
         except _Interrupted as exc:
@@ -188,12 +210,105 @@ def run(args: argparse.Namespace) -> int:
             return 1
         finally:
             if eni_id is not None:
-                _delete_interface(ec2, eni_id)
+                _delete_interface(args, ec2, eni_id, attached)
 
 
-def _delete_interface(ec2: Any, eni_id: str) -> None:
+def _local_endpoint(url: str) -> bool:
+    """Whether the server at ``url`` runs on this host: its address is a loopback address or one
+    this host holds (a UDP socket can be bound to it)."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    for family, _, _, _, address in infos:
+        if ipaddress.ip_address(address[0]).is_loopback:
+            continue
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((address[0], 0))
+        except OSError:
+            return False
+    return bool(infos)
+
+
+def _netns_dir(args: argparse.Namespace) -> Path | None:
+    """Where the server publishes interfaces' namespaces: under ``--data-dir`` when given, else as
+    the server says (``POST /_lamina/vpc-run``, action ``Where``) when it runs on this host, else
+    under the default data directory. What a server says is used only if it is an absolute path
+    to a directory of root's, and only namespace files are ever opened there."""
+    from lamina.settings import default_data_dir
+
+    if args.data_dir:
+        data_dir = Path(args.data_dir)
+        netns_dir = data_dir / "run" / "netns"
+        hint = f"is `lamina server --data-dir {data_dir}` running, as root?"
+    else:
+        netns_dir = default_data_dir() / "run" / "netns"
+        hint = "is the server running as root (or give --data-dir)?"
+        if _local_endpoint(args.endpoint_url):
+            told = _ask(args, {"Action": "Where"})
+            if told is not None:
+                said = told.get("NetnsDir")
+                if said is None:
+                    _say(f"vpc run: the server at {args.endpoint_url} has no VPC data plane (see its log)")
+                    return None
+                path = Path(str(said))
+                try:
+                    owner = path.stat().st_uid
+                except OSError:
+                    owner = -1
+                if not path.is_absolute() or owner != 0:
+                    _say(f"vpc run: the server named {said!r} for its namespaces: not a directory of root's")
+                    return None
+                netns_dir, hint = path, "is the server running?"
+    if not netns_dir.is_dir():
+        _say(f"vpc run: no VPC data plane at {netns_dir}: {hint}")
+        return None
+    return netns_dir
+
+
+def _ask(
+    args: argparse.Namespace, document: dict[str, Any], quiet: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """lamina's ``vpc-run`` route: its answer, or None (said on stderr, but for the error codes
+    ``quiet``) if it failed."""
+    from lamina.cli.awsclient import signed_post
+
+    try:
+        status, answer = signed_post(args.endpoint_url, args.region, "ec2", "/_lamina/vpc-run", document)
+    except Exception as exc:
+        message = aws_error(exc)
+        if message is None:
+            raise
+        _say(f"vpc run: {message}")
+        return None
+    if status != 200:
+        error = answer.get("Error") or {}
+        if error.get("Code") in quiet:
+            return None
+        _say(f"vpc run: {error.get('Code', status)}: {error.get('Message', 'the server refused')}")
+        return None
+    return answer
+
+
+def _use(args: argparse.Namespace, eni_id: str, action: str) -> bool:
+    """Tell the server that this process starts (``Attach``) or stops (``Detach``) using the
+    interface (its status ``in-use`` or ``available``); whether it worked (an interface already
+    gone is not worth a word)."""
+    document = {"Action": action, "NetworkInterfaceId": eni_id}
+    return _ask(args, document, quiet=("InvalidNetworkInterfaceID.NotFound",)) is not None
+
+
+def _delete_interface(args: argparse.Namespace, ec2: Any, eni_id: str, attached: bool) -> None:
     # Signals arriving now must not cut the clean-up short: they are forwarded to nobody.
     with _signals(lambda signum, frame: None):
+        if attached:
+            _use(args, eni_id, "Detach")
         try:
             ec2.delete_network_interface(NetworkInterfaceId=eni_id)
         except Exception as exc:

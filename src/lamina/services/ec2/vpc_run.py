@@ -1,0 +1,146 @@
+"""``POST /_lamina/vpc-run``: lamina's own route for ``lamina vpc run`` (not an AWS API).
+
+``lamina vpc run`` creates its interface with CreateNetworkInterface like any client; then, through
+this route, it says that a process now uses it (``Attach``: the interface shows ``in-use``, with a
+``RequesterId`` and an attachment shaped as a Lambda Hyperplane interface's), learns where the server
+publishes interfaces' namespaces, and says when it is done (``Detach``: ``available`` again, so it
+can be deleted). ``Where`` only answers where the namespaces are published.
+
+The request is a JSON object, SigV4-signed for the service ``ec2`` in its ``Region``:
+``{"Action": "Attach" | "Detach" | "Where", "Region": "...", "NetworkInterfaceId": "eni-..."}``.
+The answer is ``{"NetnsDir": ..., "NetworkInterface": {...}}`` (``NetnsDir`` null when the server
+has no VPC data plane), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's status.
+
+Who may: attaching and detaching an interface is authorized as ``ec2:DeleteNetworkInterface`` on it
+(whoever may delete the interface may say a process of theirs uses it); ``Where`` as
+``ec2:DescribeNetworkInterfaces``. Another account's interface does not exist. Only a customer's
+own interface (``InterfaceType: interface``, not requester-managed) can be attached.
+
+The trust boundary: ``NetnsDir`` is a path on the server's host. The CLI uses it only when the
+server is on its own host (a loopback or local address) and only as a directory of namespace files
+(it opens nothing there that is not one): a remote server cannot make it open arbitrary paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lamina.domain import ec2 as E
+from lamina.errors import AwsError
+from lamina.services.base import AuthorizationRequest, Principal
+from lamina.store.ec2 import Ec2Store
+
+PATH = "/_lamina/vpc-run"
+MAX_BODY = 4096
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_ENI = re.compile(r"eni-[0-9a-f]{8,17}")
+_ACTIONS = ("Attach", "Detach", "Where")
+# What a process using a customer's interface attaches as: the shape of a Lambda Hyperplane
+# interface's attachment (a service's, not an instance's).
+ATTACHMENT_OWNER = "amazon-aws"
+
+
+def _bad(message: str) -> AwsError:
+    return AwsError(message, code="InvalidParameterValue", status=400, sender_fault=True)
+
+
+class VpcRunFront:
+    """Serves :data:`PATH` (call :meth:`handle` off the event loop: it reads and writes the store)."""
+
+    def __init__(
+        self,
+        store: Ec2Store,
+        authorize: Callable[[AuthorizationRequest], None],
+        netns_dir: Path | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._authorize = authorize
+        self._netns_dir = netns_dir
+        self._clock = clock
+
+    def handle(
+        self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str = ""
+    ) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) for one request."""
+        try:
+            return 200, self._handle(body, authenticate, source_ip)
+        except AwsError as exc:
+            return exc.status, {"Error": {"Code": exc.code, "Message": str(exc)}}
+
+    def _handle(
+        self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str
+    ) -> dict[str, Any]:
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            raise _bad("The request is not a JSON object.") from None
+        if not isinstance(doc, dict):
+            raise _bad("The request is not a JSON object.")
+        region = doc.get("Region")
+        if not isinstance(region, str) or not _REGION.fullmatch(region):
+            raise _bad("A Region is required.")
+        principal = authenticate(region)  # the signature, scoped to ec2 in that Region
+        action = doc.get("Action")
+        if action not in _ACTIONS:
+            raise _bad(f"Action must be one of {', '.join(_ACTIONS)}.")
+        where = {"NetnsDir": str(self._netns_dir) if self._netns_dir is not None else None}
+        if action == "Where":
+            self._authorize(
+                AuthorizationRequest(principal, "ec2", "DescribeNetworkInterfaces", region, {}, source_ip)
+            )
+            return where
+        eni_id = doc.get("NetworkInterfaceId")
+        if not isinstance(eni_id, str) or not _ENI.fullmatch(eni_id):
+            raise AwsError(
+                f'Invalid id: "{eni_id}" (expecting "eni-...")',
+                code="InvalidNetworkInterfaceID.Malformed",
+                status=400,
+                sender_fault=True,
+            )
+        self._authorize(
+            AuthorizationRequest(
+                principal, "ec2", "DeleteNetworkInterface", region, {"NetworkInterfaceId": eni_id}, source_ip
+            )
+        )
+        attach = action == "Attach"
+        with self._store.transaction(principal.account_id, region) as tx:
+            eni = tx.require(E.NETWORK_INTERFACE, eni_id)
+            if eni.get("RequesterManaged") or eni.get("InterfaceType", "interface") != "interface":
+                raise AwsError(
+                    f"Interface: [{eni_id}] is not a customer's interface.",
+                    code="InvalidNetworkInterface.InUse",
+                    status=400,
+                    sender_fault=True,
+                )
+            in_use = eni.get("Status") == "in-use"
+            if attach and in_use:
+                raise AwsError(
+                    f"Interface: [{eni_id}] in use.",
+                    code="InvalidNetworkInterface.InUse",
+                    status=400,
+                    sender_fault=True,
+                )
+            if attach:
+                eni["Status"] = "in-use"
+                eni["RequesterId"] = principal.account_id
+                eni["Attachment"] = {
+                    "AttachmentId": "ela-attach-" + os.urandom(9).hex()[:17],
+                    "AttachTime": E.iso(tx.now_ms),
+                    "DeleteOnTermination": False,
+                    "DeviceIndex": 1,
+                    "InstanceOwnerId": ATTACHMENT_OWNER,
+                    "Status": "attached",
+                }
+            elif in_use:
+                eni["Status"] = "available"
+                eni.pop("RequesterId", None)
+                eni.pop("Attachment", None)
+            tx.update(eni_id, eni)
+            shown = E.wire_copy(eni)
+        return {**where, "NetworkInterface": shown}
