@@ -5,8 +5,10 @@ under ``/run/netns`` (lamina never writes there: its directory is under its data
 Facts about namespace files (Linux 6.x, mount(2), inotify(7)):
 - Bind-mounting a namespace file (``/proc/self/fd/N`` for a namespace held by fd ``N``) onto an
   empty regular file keeps the namespace alive until the mount goes, whatever happens to the
-  process that made it: after a crash the mounts outlive the server, so the directory is
-  swept at startup (:func:`sweep`). ``umount2(MNT_DETACH)`` then ``unlink`` removes one.
+  process that made it: after a crash the mounts outlive the server (and a clean stop leaves
+  those a ``lamina vpc run`` process lives in), so a starting server opens what it finds
+  (:func:`adopt`) to re-attach it, and removes the rest. ``umount2(MNT_DETACH)`` then
+  ``unlink`` removes one.
 - A published file is an ``nsfs`` inode (``linux.namespaces.namespace_inode`` identifies it).
 - A mount made on a path raises no inotify event; the file it covers is created first
   (``IN_CREATE``) and mounted on a moment later. So :func:`publish` touches the directory once
@@ -18,7 +20,6 @@ Facts about namespace files (Linux 6.x, mount(2), inotify(7)):
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import select
@@ -62,23 +63,6 @@ def unpublish(directory: Path, name: str) -> None:
         pass
     except OSError as exc:
         raise DataplaneError(f"cannot remove the published namespace {path}: {exc}") from exc
-
-
-def sweep(directory: Path) -> list[str]:
-    """Prepare ``directory`` for publishing: create it, and remove every file and mount left in it
-    (by a server that died without closing). Returns the names removed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for point in reversed(mounts.mount_points_under(directory)):
-        try:
-            mounts.umount(bytes(point), MNT_DETACH)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise DataplaneError(f"cannot unmount a stale namespace {point}: {exc}") from exc
-    removed = []
-    for entry in sorted(os.listdir(directory)):
-        unpublish(directory, entry)
-        removed.append(entry)
-    return removed
 
 
 def adopt(directory: Path) -> dict[str, int]:
