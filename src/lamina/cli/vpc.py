@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                 _delete_interface(args, ec2, eni_id, attached)
 
 
-def _local_endpoint(url: str) -> bool:
+def local_endpoint(url: str) -> bool:
     """Whether the server at ``url`` runs on this host: its address is a loopback address or one
     this host holds (a UDP socket can be bound to it)."""
     import ipaddress
@@ -250,7 +250,7 @@ def _netns_dir(args: argparse.Namespace) -> Path | None:
     else:
         netns_dir = default_data_dir() / "run" / "netns"
         hint = "is the server running as root (or give --data-dir)?"
-        if _local_endpoint(args.endpoint_url):
+        if local_endpoint(args.endpoint_url):
             told = _ask(args, {"Action": "Where"})
             if told is not None:
                 said = told.get("NetnsDir")
