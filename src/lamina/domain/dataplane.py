@@ -20,7 +20,8 @@ The shape, and why (the kernel facts are in DESIGN.md "Kernel facts"):
   network interface goes via its address; a route to a NAT gateway via the NAT gateway's
   private address; a route to the VPC's internet gateway out of the router's link to the
   *edge* (below). A target that is not realised here drops its traffic. Nothing gives a table a
-  default route unless the route table has one.
+  default route unless the route table has one; what no table routes ends in ``main``'s
+  ``blackhole`` default and is dropped silently, as in AWS (:func:`unrouted_drops`).
 - **Internet gateway** (EC2 "Internet gateways"): when one is attached and the platform has an
   uplink, the router gets one more veth, ``igw0``, into the platform's *edge* namespace (one per
   host, ``net.uplink``), numbered from ``LINK_BLOCK``: the same two link-local addresses on every
