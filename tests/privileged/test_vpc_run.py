@@ -367,6 +367,45 @@ def test_the_vpc_run_route_is_signed_and_per_account(server: LaminaServer, ec2: 
         ec2.delete_network_interface(NetworkInterfaceId=eni)
 
 
+def test_the_vpc_run_route_is_authorized_by_iam(server: LaminaServer, ec2: Any, net: Net) -> None:
+    from lamina.cli.awsclient import signed_post
+
+    iam = client(server, "iam")
+    iam.create_user(UserName="vpc-reader")
+    iam.put_user_policy(
+        UserName="vpc-reader",
+        PolicyName="describe",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}],
+            }
+        ),
+    )
+    made = iam.create_access_key(UserName="vpc-reader")["AccessKey"]
+    keys = (made["AccessKeyId"], made["SecretAccessKey"])
+    eni = ec2.create_network_interface(SubnetId=net.a)["NetworkInterface"]["NetworkInterfaceId"]
+    try:
+        status, _ = signed_post(server.url, "us-east-1", "ec2", "/_lamina/vpc-run", {"Action": "Where"}, keys)
+        assert status == 200
+        # Marking an interface in use is authorized as deleting it: refused, and nothing changed.
+        status, answer = signed_post(
+            server.url,
+            "us-east-1",
+            "ec2",
+            "/_lamina/vpc-run",
+            {"Action": "Attach", "NetworkInterfaceId": eni},
+            keys,
+        )
+        assert (status, answer["Error"]["Code"]) == (403, "UnauthorizedOperation"), answer
+        assert interfaces(ec2, net.vpc)[eni]["Status"] == "available"
+    finally:
+        ec2.delete_network_interface(NetworkInterfaceId=eni)
+        iam.delete_access_key(UserName="vpc-reader", AccessKeyId=made["AccessKeyId"])
+        iam.delete_user_policy(UserName="vpc-reader", PolicyName="describe")
+        iam.delete_user(UserName="vpc-reader")
+
+
 @pytest.mark.parametrize(
     ("signum", "status"),
     [(signal.SIGINT, 3), (signal.SIGTERM, 128 + signal.SIGTERM)],

@@ -23,6 +23,7 @@ from lamina import __version__
 from lamina.api import sigv4
 from lamina.api.http import Request, Response
 from lamina.api.pipeline import Pipeline
+from lamina.api.protocols.ec2 import Ec2Protocol
 from lamina.api.protocols.restxml import virtual_host_bucket
 from lamina.domain import function_urls as urls
 from lamina.domain.presign import UrlSigner
@@ -82,7 +83,7 @@ class VpcRunRoute(Protocol):
 
     def handle(
         self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str = ""
-    ) -> tuple[int, dict[str, Any]]: ...
+    ) -> dict[str, Any]: ...
 
 
 class LaminaApp:
@@ -342,11 +343,15 @@ class LaminaApp:
         vpc_run = self._vpc_run
 
         def run() -> tuple[int, dict[str, Any]]:
-            return vpc_run.handle(
-                data,
-                lambda region: self.pipeline.authenticate(request, service="ec2", region=region),
-                request.client_host,
-            )
+            try:
+                return 200, vpc_run.handle(
+                    data,
+                    lambda region: self.pipeline.authenticate(request, service="ec2", region=region),
+                    request.client_host,
+                )
+            except AwsError as exc:  # in EC2's words, as an EC2 call would have it
+                code, status, message = Ec2Protocol.DIALECT.get(exc.code, (exc.code, None, None))
+                return status or exc.status, {"Error": {"Code": code, "Message": message or str(exc)}}
 
         status, answer = await asyncio.get_running_loop().run_in_executor(self._executor, run)
         return Response(status, [("Content-Type", "application/json")], json.dumps(answer).encode())

@@ -44,11 +44,17 @@ def aws_error(exc: Exception) -> str | None:
 
 
 def signed_post(
-    endpoint_url: str, region: str | None, service: str, path: str, document: dict[str, Any]
+    endpoint_url: str,
+    region: str | None,
+    service: str,
+    path: str,
+    document: dict[str, Any],
+    keys: tuple[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """POST ``document`` as JSON to a lamina route of ``endpoint_url``, SigV4-signed for
-    ``service`` with the credentials :func:`clients` would use; (status, JSON answer). Raises
-    botocore's errors when the server cannot be reached."""
+    ``service`` with the credentials :func:`clients` would use (or ``keys``: an access key id and
+    its secret); (status, JSON answer). Raises botocore's errors when the server cannot be
+    reached."""
     import json
     import os
 
@@ -60,7 +66,9 @@ def signed_post(
 
     session = boto3.session.Session()
     region = region or session.region_name or "us-east-1"
-    credentials = session.get_credentials() or Credentials("test", "test")
+    credentials = (
+        Credentials(*keys) if keys is not None else session.get_credentials() or Credentials("test", "test")
+    )
     body = json.dumps({**document, "Region": region}).encode()
     request = AWSRequest(
         "POST", endpoint_url.rstrip("/") + path, data=body, headers={"Content-Type": "application/json"}

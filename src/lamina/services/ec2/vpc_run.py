@@ -9,7 +9,7 @@ can be deleted). ``Where`` only answers where the namespaces are published.
 The request is a JSON object, SigV4-signed for the service ``ec2`` in its ``Region``:
 ``{"Action": "Attach" | "Detach" | "Where", "Region": "...", "NetworkInterfaceId": "eni-..."}``.
 The answer is ``{"NetnsDir": ..., "NetworkInterface": {...}}`` (``NetnsDir`` null when the server
-has no VPC data plane), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's status.
+has no VPC data plane), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's code and status.
 
 Who may: attaching and detaching an interface is authorized as ``ec2:DeleteNetworkInterface`` on it
 (whoever may delete the interface may say a process of theirs uses it); ``Where`` as
@@ -66,16 +66,9 @@ class VpcRunFront:
 
     def handle(
         self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str = ""
-    ) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON answer) for one request."""
-        try:
-            return 200, self._handle(body, authenticate, source_ip)
-        except AwsError as exc:
-            return exc.status, {"Error": {"Code": exc.code, "Message": str(exc)}}
-
-    def _handle(
-        self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str
     ) -> dict[str, Any]:
+        """The JSON answer to one request; raises :class:`AwsError` (the front end words it as
+        EC2 does: ``UnauthorizedOperation``, ``AuthFailure``...)."""
         try:
             doc = json.loads(body or b"{}")
         except ValueError:
