@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -195,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             eni = ec2.create_network_interface(**request)["NetworkInterface"]
             eni_id = eni["NetworkInterfaceId"]
+            if not re.fullmatch(r"eni-[0-9a-f]{1,17}", eni_id):  # a path component below
+                _say(f"vpc run: the server answered an interface id {eni_id!r}")
+                return 1
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
             attached = _use(args, eni_id, "Attach")
