@@ -41,6 +41,7 @@ ID_TYPES = {
     "eipalloc": "elastic-ip",
     "acl": "network-acl",
     "dopt": "dhcp-options",
+    "vpce": "vpc-endpoint",
 }
 
 
@@ -62,6 +63,12 @@ def tagged(call: Call) -> tuple[str, ...]:
     """Each resource of CreateTags/DeleteTags, typed by its id's prefix."""
     ids = call.texts("Resources") or ("*",)
     return tuple(ec2_arn(call, ID_TYPES.get(i.split("-", 1)[0], "*"), i) for i in ids)
+
+
+def endpoints_named(call: Call) -> tuple[str, ...]:
+    """Each endpoint of DeleteVpcEndpoints."""
+    ids = call.texts("VpcEndpointIds") or ("*",)
+    return tuple(ec2_arn(call, "vpc-endpoint", i) for i in ids)
 
 
 def vpc_key(call: Call) -> Mapping[str, ContextValue]:
@@ -175,6 +182,15 @@ TABLE: Mapping[str, Spec] = {
     "AssociateDhcpOptions": Spec("ec2:AssociateDhcpOptions", dhcp_association),
     "DescribeVpcAttribute": Spec("ec2:DescribeVpcAttribute", by_id("vpc", "VpcId")),
     "ModifyVpcAttribute": Spec("ec2:ModifyVpcAttribute", by_id("vpc", "VpcId")),
+    # VPC endpoints and prefix lists
+    "CreateVpcEndpoint": _create("ec2:CreateVpcEndpoint", "vpc-endpoint", vpc_key),
+    "DescribeVpcEndpoints": Spec("ec2:DescribeVpcEndpoints"),
+    "ModifyVpcEndpoint": Spec("ec2:ModifyVpcEndpoint", by_id("vpc-endpoint", "VpcEndpointId")),
+    "DeleteVpcEndpoints": Spec("ec2:DeleteVpcEndpoints", endpoints_named),
+    "DescribeVpcEndpointServices": Spec("ec2:DescribeVpcEndpointServices"),
+    "DescribePrefixLists": Spec("ec2:DescribePrefixLists"),
+    "DescribeManagedPrefixLists": Spec("ec2:DescribeManagedPrefixLists"),
+    "GetManagedPrefixListEntries": Spec("ec2:GetManagedPrefixListEntries"),
     # Tags
     "CreateTags": Spec("ec2:CreateTags", tagged, context=(set_tags,)),
     "DeleteTags": Spec("ec2:DeleteTags", tagged, context=(removed_tag_keys,)),

@@ -68,6 +68,8 @@ NETWORK_ACL: Final[Kind[NetworkAcl, NetworkAcl]] = Kind("network-acl")
 # Rules have a table of their own (:class:`StoredRule`); the kind names their ids and errors.
 SECURITY_GROUP_RULE: Final[Kind[SecurityGroupRule, SecurityGroupRule]] = Kind("security-group-rule")
 DHCP_OPTIONS: Final[Kind[StoredDhcpOptions, DhcpOptions]] = Kind("dhcp-options")
+# VPC endpoints (``domain.endpoints``): stored as EC2 describes them.
+VPC_ENDPOINT: Final[Kind[dict[str, Any], dict[str, Any]]] = Kind("vpc-endpoint")
 
 PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     VPC: "vpc",
@@ -81,6 +83,7 @@ PREFIXES: Final[dict[Kind[Any, Any], str]] = {
     SECURITY_GROUP_RULE: "sgr",
     NETWORK_ACL: "acl",
     DHCP_OPTIONS: "dopt",
+    VPC_ENDPOINT: "vpce",
 }
 # Every kind by its name.
 KINDS: Final[dict[str, Kind[Any, Any]]] = {kind: kind for kind in PREFIXES}
@@ -97,6 +100,7 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
     ROUTE_TABLE: ("InvalidRouteTableID.NotFound", "The routeTable ID '{}' does not exist"),
     NETWORK_INTERFACE: ("InvalidNetworkInterfaceID.NotFound", "The networkInterface ID '{}' does not exist"),
     NETWORK_ACL: ("InvalidNetworkAclID.NotFound", "The networkAcl ID '{}' does not exist"),
+    VPC_ENDPOINT: ("InvalidVpcEndpointId.NotFound", "The VpcEndpoint Id '{}' does not exist"),
     SECURITY_GROUP_RULE: (
         "InvalidSecurityGroupRuleId.NotFound",
         "The security group rule ID '{}' does not exist",

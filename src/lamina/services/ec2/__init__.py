@@ -17,6 +17,7 @@ from lamina.services.base import ServiceBinding
 from lamina.services.ec2 import (
     handlers_account,
     handlers_dns,
+    handlers_endpoints,
     handlers_gateways,
     handlers_interfaces,
     handlers_nacls,
@@ -49,5 +50,6 @@ def binding(loader: Any, ec2: Ec2Store) -> ServiceBinding[Ec2Store]:
             **handlers_account.HANDLERS,
             "DescribeRegions": handlers_account.regions_handler(handlers_account.aws_regions(loader)),
             **handlers_dns.HANDLERS,
+            **handlers_endpoints.HANDLERS,
         },
     )

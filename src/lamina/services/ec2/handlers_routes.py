@@ -22,6 +22,7 @@ from lamina.domain.ec2_models import (
     Subnet,
 )
 from lamina.services.base import RequestContext
+from lamina.services.ec2.handlers_endpoints import gateway_routes
 from lamina.services.ec2.handlers_tags import (
     apply_filters,
     by_ids,
@@ -120,6 +121,7 @@ _TABLE_FILTERS = {
     "association.gateway-id": field("Associations", "GatewayId"),
     "association.main": field("Associations", "Main"),
     "route.destination-cidr-block": field("Routes", "DestinationCidrBlock"),
+    "route.destination-prefix-list-id": field("Routes", "DestinationPrefixListId"),
     "route.gateway-id": field("Routes", "GatewayId"),
     "route.nat-gateway-id": field("Routes", "NatGatewayId"),
     "route.network-interface-id": field("Routes", "NetworkInterfaceId"),
@@ -131,7 +133,11 @@ _TABLE_FILTERS = {
 def describe_route_tables(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     def run(tx: Ec2Tx) -> list[RouteTable]:
         found = by_ids(tx, ec2.ROUTE_TABLE, params.get("RouteTableIds"))
-        return [ec2.wire_copy(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
+        tables = [ec2.wire_copy(t) for t in (found if found is not None else tx.find(ec2.ROUTE_TABLE))]
+        endpoint_routes = gateway_routes(tx)
+        for table in tables:  # a gateway endpoint's prefix-list routes (kept by the endpoint)
+            table["Routes"] = [*table.get("Routes", []), *endpoint_routes.get(table["RouteTableId"], [])]
+        return tables
 
     tables = apply_filters(read(store, ctx, run), params.get("Filters"), _TABLE_FILTERS)
     dry_run(params)

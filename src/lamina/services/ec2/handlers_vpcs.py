@@ -190,6 +190,7 @@ def delete_vpc(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> 
             or tx.attached_gateway(vpc_id) is not None
             or bool(tx.find(ec2.NETWORK_INTERFACE, vpc_id=vpc_id))
             or bool(live_nats)
+            or bool(tx.find(ec2.VPC_ENDPOINT, vpc_id=vpc_id))
             or any(not _is_main(t) for t in tables)
             or any(g["GroupName"] != "default" for g in groups)
         ):
