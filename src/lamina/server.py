@@ -7,9 +7,11 @@ stops. Nothing else in lamina builds a store, a pool or a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,20 +24,26 @@ from lamina.api.app import Downloads, LaminaApp
 from lamina.api.auth import Credentials
 from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
+from lamina.domain import endpoints as endpoint_names
 from lamina.domain.presign import UrlSigner
+from lamina.domain.s3 import REGIONS
 from lamina.errors import AwsError
 from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_limit
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.dns import host_upstreams
-from lamina.net.manager import DataplaneManager, ExtraRecords
+from lamina.net.manager import DEFAULT_NETWORK_OWNER, ApiPlaces, DataplaneManager, ExtraRecords
+from lamina.runtime import tls
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
 from lamina.runtime.pool import EnvironmentPool
+from lamina.runtime.proxy import MAX_RELAY_CONNECTIONS
+from lamina.runtime.public_api import ApiAccess, Listener, PublicApi
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services import logs as cloudwatch_logs
 from lamina.services.base import ServiceBinding
+from lamina.services.ec2 import endpoint_names as endpoint_dns
 from lamina.services.ec2.vpc_run import VpcRunFront
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
 from lamina.services.iam.handlers import provision_user
@@ -91,8 +99,29 @@ class Server:
     supervisor: Supervisor
 
 
+def public_api_for(data_dir: Path, port: int, target_tls: bool = False) -> tuple[PublicApi, ApiAccess]:
+    """lamina's API as VPCs and the default network reach it (``runtime.public_api``): over TLS
+    with lamina's own CA (made in ``<data_dir>/tls`` at first start), or, when ``openssl`` cannot
+    make it, plain HTTP on port 443 (said in the log)."""
+    names, addresses = endpoint_names.certificate_names(REGIONS)
+    context: ssl.SSLContext | None = None
+    ca: Path | None = None
+    try:
+        files = tls.ensure(data_dir / "tls", names, addresses)
+        context, ca = files.server_context(), files.ca
+    except (tls.TlsError, OSError, ssl.SSLError) as exc:
+        logging.getLogger("lamina.net").warning("the public API serves plain HTTP on port 443: %s", exc)
+    # Each environment of the default network is a source of its own: the in-sandbox relay's cap.
+    caps = {DEFAULT_NETWORK_OWNER: MAX_RELAY_CONNECTIONS}
+    return PublicApi(port, context, target_tls=target_tls, owner_caps=caps), ApiAccess(ca)
+
+
 def dataplane_for_host(
-    ec2_store: Ec2Store, state_dir: Path, settings: Settings, extra_records: ExtraRecords | None = None
+    ec2_store: Ec2Store,
+    state_dir: Path,
+    settings: Settings,
+    extra_records: ExtraRecords | None = None,
+    public_api: PublicApi | None = None,
 ) -> DataplaneManager | None:
     """The VPC data plane when this process may build it (root, iproute2 and nftables), else None,
     saying why. ``extra_records``: names the VPCs' DNS server answers besides the interfaces'
@@ -109,6 +138,19 @@ def dataplane_for_host(
     if why is None:
         try:
             upstreams = settings.dns_upstream
+            listeners = None
+            if public_api is not None:
+                api = public_api
+
+                def listeners(owner: str, places: ApiPlaces) -> None:
+                    api.set(
+                        owner,
+                        [
+                            Listener.at(ns, a, endpoint_names.API_PORT, transparent=t, origin=o)
+                            for ns, a, t, o in places
+                        ],
+                    )
+
             return DataplaneManager(
                 ec2_store,
                 state_dir,
@@ -117,6 +159,7 @@ def dataplane_for_host(
                 dns_upstreams=host_upstreams() if upstreams is None else upstreams,
                 extra_records=extra_records,
                 allow_egress_to=settings.allow_egress_to,
+                api_listeners=listeners,
             )
         except (OSError, DataplaneError) as exc:
             why = f"cannot set it up: {exc}"
@@ -126,7 +169,9 @@ def dataplane_for_host(
     return None
 
 
-def iam_authorizer(platform: Platform, s3_store: S3Store | None = None) -> IamAuthorizer:
+def iam_authorizer(
+    platform: Platform, s3_store: S3Store | None = None, public_api: PublicApi | None = None
+) -> IamAuthorizer:
     """IAM's evaluation of every request, reading what it needs from the platform's stores (and
     S3's buckets: their owners and bucket policies)."""
 
@@ -146,6 +191,8 @@ def iam_authorizer(platform: Platform, s3_store: S3Store | None = None) -> IamAu
         clock=time.time,
         resource_tags={"lambda": lambda_tags.reader(platform)},
         buckets=s3.bucket_access(s3_store) if s3_store is not None else None,
+        endpoint_origin=public_api.origin if public_api is not None else None,
+        endpoint_policies=endpoint_dns.policies_for(platform.ec2),
     )
 
 
@@ -183,7 +230,17 @@ def build(
     ec2_store = Ec2Store(
         db, public_pool=settings.public_ip_pool, nacl_entry_limit=settings.network_acl_rule_limit
     )
-    dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings)
+    public_api, api_access = None, None
+    if os.geteuid() == 0:
+        public_api, api_access = public_api_for(data_dir, settings.port, settings.tls_cert is not None)
+    # The Amazon DNS server answers lamina's own names too (its public addresses, VPC endpoints).
+    records = endpoint_dns.records_for(ec2_store, REGIONS)
+    dataplane = dataplane_for_host(ec2_store, data_dir / "run", settings, records, public_api)
+    if dataplane is None:
+        public_api, api_access = None, None
+    elif api_access is not None and dataplane.dns is not None:
+        # Functions have the Amazon DNS server: they name lamina as code in AWS names AWS.
+        api_access = dataclasses.replace(api_access, by_name=True)
     key = db.setting("download-signing-key", lambda: os.urandom(32).hex())
     signer = UrlSigner(bytes.fromhex(key))
     log_groups = LogGroupStore(db)
@@ -218,6 +275,7 @@ def build(
         pool=pool,
         role_sessions=RoleSessions(iam_store),
     )
+    platform.api_access = api_access
     platform.events = EventQueue(
         platform,
         EventStore(db),
@@ -254,7 +312,7 @@ def build(
     pipeline = Pipeline(
         services,
         Credentials(settings.accounts, iam_store, time.time),
-        authorizer=authorizer if authorizer is not None else iam_authorizer(platform, s3_store),
+        authorizer=authorizer if authorizer is not None else iam_authorizer(platform, s3_store, public_api),
         executor=io,
         clock=time.time,
         rate_limit=settings.api_rate_limit,
@@ -272,6 +330,8 @@ def build(
         ("store", ThreadedWorker("store", lambda: None, db.close, io)),
         ("platform", platform),
     ]
+    if public_api is not None:
+        workers.append(("public api", Hooks("public api", public_api.start, public_api.close)))
     if dataplane is not None:
         workers.append(("dataplane", ThreadedWorker("dataplane", dataplane.start, dataplane.close, io)))
     workers += [

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
+from lamina.domain import endpoints as P
 from lamina.domain import nacls as N
 from lamina.domain import secgroups as S
 from lamina.domain.dns import LINK_LOCAL_RESOLVER, resolver_address
@@ -101,6 +102,7 @@ class RouteAction(enum.Enum):
     BLACKHOLE = "blackhole"  # dropped (EC2 ``State: blackhole``, or no such address)
     INTERFACE = "interface"  # via an address on a router link (an ENI's or a NAT gateway's)
     GATEWAY = "gateway"  # out of the internet link, via the edge (a route to the internet gateway)
+    ENDPOINT = "endpoint"  # a gateway endpoint's prefix list: delivered to the router's own listener
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,8 @@ class VpcPlan:
     # and 169.254.169.253. DNS to them is let in only with ``enableDnsSupport`` (``dns``).
     resolver: tuple[IPv4Address, ...] = ()
     dns: bool = False
+    # Addresses gateway endpoints deliver to the router itself (lamina's listeners take them).
+    endpoint_addresses: tuple[IPv4Address, ...] = ()
 
     def interface(self, eni_id: str) -> InterfacePlan:
         for interface in (*self.interfaces, *self.nat_gateways):
@@ -420,6 +424,29 @@ def _table_routes(
     return out
 
 
+def _gateway_endpoint_routes(
+    vpc_id: str, endpoints: Iterable[Mapping[str, Any]]
+) -> dict[str, list[tuple[IPv4Network, str]]]:
+    """Route table id -> (destination, endpoint id) of the gateway endpoints' prefix lists: a
+    gateway endpoint's route (EC2 "Gateway endpoints") sends the service's public addresses to the
+    endpoint, which here is the router delivering them to lamina's listener."""
+    out: dict[str, list[tuple[IPv4Network, str]]] = {}
+    for endpoint in sorted(endpoints, key=lambda e: str(e.get("VpcEndpointId"))):
+        if (
+            endpoint.get("VpcId") != vpc_id
+            or endpoint.get("VpcEndpointType") != P.EndpointType.GATEWAY.value
+            or endpoint.get("State") != "available"
+        ):
+            continue
+        key = str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
+        if key != "s3":
+            continue
+        for table_id in endpoint.get("RouteTableIds") or ():
+            for cidr in P.prefix_list_cidrs(key):
+                out.setdefault(str(table_id), []).append((cidr, str(endpoint["VpcEndpointId"])))
+    return out
+
+
 def _attached_gateway(vpc_id: str, gateways: Iterable[Mapping[str, Any]]) -> str | None:
     for gateway in sorted(gateways, key=lambda g: str(g.get("InternetGatewayId"))):
         for attachment in gateway.get("Attachments") or ():
@@ -498,6 +525,7 @@ def plan_vpc(
     edge_link: str | None = None,
     network_acls: Iterable[Mapping[str, Any]] = (),
     dns_support: bool = True,
+    endpoints: Iterable[Mapping[str, Any]] = (),
 ) -> VpcPlan:
     """The data plane of one VPC from its EC2 state (dicts shaped as EC2's Describe* answers).
 
@@ -624,8 +652,16 @@ def plan_vpc(
         s: rtb for s in subnet_by_id if (rtb := explicit.get(s, main)) is not None and rtb in tables
     }
     numbers = {rtb: FIRST_ROUTE_TABLE + i for i, rtb in enumerate(sorted(set(subnet_tables.values())))}
+    endpoint_routes = _gateway_endpoint_routes(vpc_id, endpoints)
+    endpoint_addresses: set[IPv4Address] = set()
     for rtb, number in numbers.items():
-        routes += _table_routes(number, tables[rtb], hops, internet)
+        table_routes = _table_routes(number, tables[rtb], hops, internet)
+        via_endpoint = endpoint_routes.get(rtb, [])
+        taken = {destination for destination, _ in via_endpoint}
+        routes += [r for r in table_routes if r.destination not in taken]
+        for destination, endpoint_id in via_endpoint:
+            routes.append(RouterRoute(number, destination, RouteAction.ENDPOINT, endpoint_id))
+            endpoint_addresses.update(destination)
     routed = sorted(
         (IPv4Network(subnet_by_id[s]["CidrBlock"]), s, numbers[rtb]) for s, rtb in subnet_tables.items()
     )
@@ -664,6 +700,7 @@ def plan_vpc(
             elastic_ips=elastic,
             acls=acls,
             resolver=resolver if dns_support else (),
+            endpoint_addresses=tuple(sorted(endpoint_addresses)),
         ),
         nat_gateways=tuple(nats),
         internet=internet,
@@ -671,6 +708,7 @@ def plan_vpc(
         acls=acls,
         resolver=resolver,
         dns=dns_support,
+        endpoint_addresses=tuple(sorted(endpoint_addresses)),
     )
 
 
@@ -708,6 +746,7 @@ def render_ruleset(
     elastic_ips: Sequence[tuple[IPv4Address, IPv4Address]] = (),
     acls: N.AclRuleset | None = None,
     resolver: Sequence[IPv4Address] = (),
+    endpoint_addresses: Sequence[IPv4Address] = (),
 ) -> str:
     """An ``nft -f`` script that replaces table ``inet lamina`` in one transaction.
 
@@ -805,9 +844,18 @@ def render_ruleset(
         ]
         out.append("\t}")
     out += [
-        # Nothing in a VPC talks to the router itself.
+        # Nothing in a VPC talks to the router itself, but to a gateway endpoint's listener (the
+        # routes decide which subnets get there; the source's egress rules apply, as in EC2).
         "\tchain input {",
         "\t\ttype filter hook input priority filter; policy drop;",
+    ]
+    endpoint_set = ", ".join(str(a) for a in endpoint_addresses)
+    acl_jumps = N.render_jumps(acls) if acls is not None and endpoint_addresses else []
+    if acl_jumps:
+        # A gateway endpoint's traffic crosses its subnet's boundary too: its ACLs judge every
+        # packet (stateless), on the way in here and on the way back in ``output``.
+        out.append(f"\t\tip daddr {{ {endpoint_set} }} tcp dport {P.API_PORT} {acl_jumps[0].strip()}")
+    out += [
         "\t\tct state established,related accept",
         '\t\tiifname "lo" accept',
     ]
@@ -816,10 +864,21 @@ def render_ruleset(
         out.append(
             f"\t\tiifname . ip saddr @sources ip daddr {{ {daddrs} }} meta l4proto {{ tcp, udp }} th dport 53 accept"
         )
-    out += [
-        "\t}",
-        "}",
-    ]
+    if endpoint_addresses and filters:
+        to_endpoint = f"ip daddr {{ {endpoint_set} }} tcp dport {P.API_PORT} iifname . ip saddr @sources"
+        egress = ", ".join(
+            f'"{f.router_link}" : jump {_chain(S.Direction.EGRESS, f.eni_id)}' for f in filters
+        )
+        out += [f"\t\t{to_endpoint} iifname vmap {{ {egress} }}", f"\t\t{to_endpoint} accept"]
+    out.append("\t}")
+    if acl_jumps:
+        out += [
+            "\tchain output {",
+            "\t\ttype filter hook output priority filter; policy accept;",
+            f"\t\tip saddr {{ {endpoint_set} }} tcp sport {P.API_PORT} {acl_jumps[1].strip()}",
+            "\t}",
+        ]
+    out.append("}")
     return "\n".join(out) + "\n"
 
 
@@ -913,8 +972,10 @@ def render_edge_ruleset(
     that VPC (``public``: (edge link, address) pairs), from the default network masqueraded to
     the edge's uplink address. New flows come in only to the Elastic IPs of interfaces
     (``inbound``), towards their VPC's link (its router applies their security groups); replies
-    come back by conntrack.
+    come back by conntrack. lamina's public API addresses (on the edge's ``lo``) take TCP 443
+    from the same sources that may go out.
     """
+    api = f"ip daddr {{ {', '.join(str(a) for a in P.PUBLIC_ADDRESSES)} }} tcp dport {P.API_PORT}"
     return _replace(
         EDGE_TABLE,
         [
@@ -938,6 +999,10 @@ def render_edge_ruleset(
             "\t\ttype filter hook input priority filter; policy drop;",
             "\t\tct state established,related accept",
             '\t\tiifname "lo" accept',
+            # lamina's public API: from a VPC as one of its Elastic IPs (an internet gateway
+            # passes only public addresses), and from the default network.
+            f"\t\t{api} iifname . ip saddr @public accept",
+            f'\t\t{api} iifname "{EDGE_DEFAULT_LINK}" ip saddr {DEFAULT_ADDRESS.ip} accept',
             "\t}",
         ],
     )

@@ -53,6 +53,7 @@ class PolicyType(enum.Enum):
     RESOURCE = "resource-based policy"
     BOUNDARY = "permissions boundary"
     SESSION = "session policy"
+    VPC_ENDPOINT = "VPC endpoint policy"
 
 
 class PrincipalKind(enum.Enum):
@@ -294,3 +295,36 @@ def decide(
     if short is not None:
         return denied(short, False)
     return allowed if resource_scan.allow else denied(PolicyType.RESOURCE, False)
+
+
+def endpoint_decision(
+    caller: Caller,
+    action: str,
+    resource: str,
+    policy: PolicyDocument,
+    normalised: Mapping[str, tuple[str, ...]],
+) -> Decision:
+    """What a VPC endpoint's policy says of a request that came through the endpoint (VPC User Guide,
+    "Control access to VPC endpoints using endpoint policies"): it grants nothing by itself, but
+    the request is denied unless one of its statements allows it (its Principal naming the caller;
+    ``"*"`` names everyone, the root user included) and none denies it."""
+    matched: list[Matched] = []
+    missing: dict[str, None] = {}
+    named: list[NamedAs] = []
+    scan = _scan(
+        PolicySet(resource=policy),
+        PolicyType.RESOURCE,
+        action,
+        resource,
+        normalised,
+        matched,
+        missing,
+        caller,
+        named,
+    )
+    found = tuple(matched), tuple(missing)
+    if scan.deny:
+        return Decision(False, PolicyType.VPC_ENDPOINT, True, *found)
+    if scan.allow and named:
+        return Decision(True, None, False, *found)
+    return Decision(False, PolicyType.VPC_ENDPOINT, False, *found)

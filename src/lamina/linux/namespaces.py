@@ -44,6 +44,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+IP_TRANSPARENT = 19  # <linux/in.h>; the socket module does not name it
 
 _unshare = libc.function("unshare", [ctypes.c_int])
 _setns = libc.function("setns", [ctypes.c_int, ctypes.c_int])
@@ -136,10 +137,16 @@ class NetNamespace:
 
         return run_in_thread(inside)
 
-    def listen_tcp(self, host: str = "127.0.0.1", port: int = 9001, backlog: int = 128) -> socket.socket:
+    def listen_tcp(
+        self, host: str = "127.0.0.1", port: int = 9001, backlog: int = 128, *, transparent: bool = False
+    ) -> socket.socket:
         """A TCP socket bound and listening *inside* this namespace (blocking mode).
 
-        The host's own loopback cannot reach it; processes in the namespace can.
+        The host's own loopback cannot reach it; processes in the namespace can. ``transparent``
+        (``IP_TRANSPARENT``, CAP_NET_ADMIN): ``host`` need not be an address of the namespace;
+        the socket answers connections a ``local`` route of a policy-routing table delivers to
+        it, and its replies leave from ``host`` (``IP_FREEBIND`` alone would bind, but its
+        replies fail the output route's source check).
         """
 
         def make() -> socket.socket:
@@ -147,6 +154,8 @@ class NetNamespace:
             s = socket.socket(family, socket.SOCK_STREAM)
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if transparent:
+                    s.setsockopt(socket.SOL_IP, IP_TRANSPARENT, 1)
                 s.bind((host, port))
                 s.listen(backlog)
             except BaseException:

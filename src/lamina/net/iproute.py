@@ -103,6 +103,8 @@ def route_line(route: RouterRoute) -> str:
             return f"route replace {dst} via {route.via} dev {route.link} onlink {tail}"
         case RouteAction.BLACKHOLE:
             return f"route replace blackhole {dst} {tail}"
+        case RouteAction.ENDPOINT:  # delivered here, to a transparent listener (runtime.public_api)
+            return f"route replace local {dst} dev lo {tail}"
     raise AssertionError(route.action)
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lamina.domain import dns as N
+from lamina.domain import endpoints as P
 from lamina.domain.dataplane import edge_link_name, plan_vpc
 from lamina.linux import NetNamespace, NetNamespaceError, affinity
 from lamina.linux.namespaces import namespace_in_use
@@ -71,6 +72,15 @@ _ROUTE_TABLE = "route-table"
 _NAT_GATEWAY = "natgateway"
 _INTERNET_GATEWAY = "internet-gateway"
 _NETWORK_ACL = "network-acl"
+_VPC_ENDPOINT = "vpc-endpoint"
+_ENDPOINT_INTERFACE = "vpc_endpoint"  # an interface endpoint's network interface
+PUBLIC_OWNER = "public"  # the owner of the public API's listeners in the edge
+DEFAULT_NETWORK_OWNER = "default-network"  # ... and in the default network (a source: an environment)
+
+# Where lamina's API should listen: (namespace, address, transparent, the VPC endpoints behind it)
+# per owner (see ``runtime.public_api.PublicApi.set``; the port is ``domain.endpoints.API_PORT``).
+ApiPlaces = Sequence[tuple[NetNamespace, IPv4Address, bool, P.EndpointOrigin | None]]
+ApiListeners = Callable[[str, ApiPlaces], None]
 _INTERFACE_CREATED = "interface-created"
 _NOT_HOSTS = frozenset({"nat_gateway"})  # as domain.dataplane: realised by their gateway
 
@@ -138,6 +148,7 @@ class DataplaneManager:
         dns_upstreams: Sequence[Upstream] | None = None,
         extra_records: ExtraRecords | None = None,
         allow_egress_to: Sequence[IPv4Network] = (),
+        api_listeners: ApiListeners | None = None,
     ) -> None:
         """``uplink``: the way out (None or ``none``: no internet gateway, NAT gateway or default
         network is realised), ``public_pool`` the Elastic IP pool, ``allow_egress_to`` private
@@ -147,8 +158,11 @@ class DataplaneManager:
         ``dns_upstreams``: where every VPC's Amazon DNS server (``net.dns``) forwards public names
         (None: no DNS server at all). ``extra_records``: more names it answers, per VPC and for the
         default network (:data:`ExtraRecords`); asked on every sync of a VPC (any change the EC2
-        store tells of, in that VPC) and by :meth:`refresh_dns`."""
+        store tells of, in that VPC) and by :meth:`refresh_dns`. ``api_listeners``: told where
+        lamina's API listens (its public addresses, VPC endpoints: :data:`ApiListeners`)."""
         self._ec2 = ec2
+        self._api_listeners = api_listeners
+        self._api_owners: set[str] = set()
         self.dns: DnsServer | None = DnsServer(dns_upstreams) if dns_upstreams is not None else None
         self._extra_records = extra_records
         # (account, region, VpcId) -> the resolv.conf its DHCP option set hands out, as of its last sync.
@@ -187,6 +201,12 @@ class DataplaneManager:
             log.info("found %d published namespaces in %s", len(self._adopted), self.netns_dir)
         self._serve_default_network()
         self._ec2.partition_listeners.append(self._heard)
+        uplink = self.uplink
+        if uplink is not None and uplink.default_network is not None:
+            self._listen(PUBLIC_OWNER, [(uplink.edge, a, False, None) for a in P.PUBLIC_ADDRESSES])
+            self._listen(
+                DEFAULT_NETWORK_OWNER, [(uplink.default_network, a, False, None) for a in P.PUBLIC_ADDRESSES]
+            )
         self._worker.start()
         if not self.reconcile_all():
             log.warning("the VPC data plane is still being rebuilt from the database")
@@ -320,6 +340,7 @@ class DataplaneManager:
         read = self._ec2.list_resources
         all_interfaces = read(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
         interfaces = [i for i in all_interfaces if i.get("InterfaceType") not in _NOT_HOSTS]
+        kinds = {str(i.get("NetworkInterfaceId")): i.get("InterfaceType") for i in interfaces}
         vpcs = read(account, region, _VPC, vpc_id=vpc_id) if interfaces else []
         if not vpcs:
             self._drop(key)
@@ -332,6 +353,7 @@ class DataplaneManager:
             self._drop(key)
             return
         attributes, dhcp = dns_settings
+        endpoints = read(account, region, _VPC_ENDPOINT, vpc_id=vpc_id)
         plan = plan_vpc(
             vpcs[0],
             read(account, region, _SUBNET, vpc_id=vpc_id),
@@ -343,6 +365,7 @@ class DataplaneManager:
             edge_link=edge_link_name(account, region, vpc_id) if uplink else None,
             network_acls=read(account, region, _NETWORK_ACL, vpc_id=vpc_id),
             dns_support=attributes.support,
+            endpoints=endpoints,
         )
         if not plan.interfaces:
             self._drop(key)
@@ -366,6 +389,29 @@ class DataplaneManager:
         self._set_namespaces(key, live)
         self._publish(key, live, {i.eni_id for i in plan.interfaces if i.kept})
         self._release_adopted(live)
+        # lamina's API inside the VPC: a gateway endpoint's addresses in the router, an interface
+        # endpoint's on each of its interfaces.
+        gateways = tuple(
+            str(e["VpcEndpointId"])
+            for e in endpoints
+            if e.get("VpcEndpointType") == P.EndpointType.GATEWAY.value and e.get("RouteTableIds")
+        )
+        owners = {
+            str(eni): str(e["VpcEndpointId"]) for e in endpoints for eni in e.get("NetworkInterfaceIds") or ()
+        }
+
+        def origin(*ids: str) -> P.EndpointOrigin:
+            return P.EndpointOrigin(account, region, vpc_id, ids)
+
+        places: list[tuple[NetNamespace, IPv4Address, bool, P.EndpointOrigin | None]] = [
+            (plane.router_namespace, address, True, origin(*gateways)) for address in plan.endpoint_addresses
+        ]
+        places += [
+            (live[i.eni_id], i.address.ip, False, origin(owners[i.eni_id]) if i.eni_id in owners else None)
+            for i in plan.interfaces
+            if kinds.get(i.eni_id) == _ENDPOINT_INTERFACE and i.eni_id in live
+        ]
+        self._listen("/".join(key), places)
         if self.dns is not None and plan.resolver:
             zone = N.Zone.build(
                 region,
@@ -451,8 +497,19 @@ class DataplaneManager:
             if igw_id is not None:
                 self._gateways[(account, region, igw_id)] = key
 
+    def _listen(self, owner: str, places: ApiPlaces) -> None:
+        """Tell the API's listeners where ``owner`` wants them (nothing without a listener)."""
+        if self._api_listeners is None or (not places and owner not in self._api_owners):
+            return
+        if places:
+            self._api_owners.add(owner)
+        else:
+            self._api_owners.discard(owner)
+        self._api_listeners(owner, places)
+
     def _drop(self, key: Key) -> None:
         """A VPC without interfaces (or deleted): no data plane."""
+        self._listen("/".join(key), [])
         self._set_gateway(key, None)
         self._set_namespaces(key, {})
         self._publish(key, {})
@@ -539,6 +596,8 @@ class DataplaneManager:
             self._ec2.partition_listeners.remove(self._heard)
         if self._worker.is_alive():
             self._worker.join()  # finishes the VPC it is on, takes no more
+        for owner in list(self._api_owners):
+            self._listen(owner, [])
         # A kept interface's namespace a process lives in stays published (the mount holds it):
         # the next start re-attaches it, so ``lamina vpc run`` survives a restart. Anything else
         # goes, so nothing is left of an interface nobody uses.

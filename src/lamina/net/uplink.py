@@ -61,6 +61,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from lamina.domain import dataplane as D
+from lamina.domain import endpoints as P
 from lamina.linux import NetNamespace, namespaces
 from lamina.net import attach, iproute, nftables, sysctl
 from lamina.net.commands import DataplaneError, run
@@ -204,9 +205,15 @@ class Uplink:
         iproute.batch(
             self.uplink, [f"address add {D.UPLINK_ADDRESS} dev {self.link}", f"link set {self.link} up"]
         )
+        # lamina's public API addresses (``domain.endpoints``): the edge's own, so a VPC reaches
+        # them through its internet gateway as an Elastic IP; and the default network's, so each
+        # environment there arrives with its own address (caps count per source).
+        public_api = [f"address add {a}/32 dev lo" for a in P.PUBLIC_ADDRESSES]
+        iproute.batch(edge, public_api)
         iproute.batch(
             default,
             [
+                *public_api,
                 f"address add {D.DEFAULT_ADDRESS} dev {D.DEFAULT_LINK}",
                 f"link set {D.DEFAULT_LINK} up",
                 f"route add default via {D.EDGE_DEFAULT_ADDRESS.ip} dev {D.DEFAULT_LINK}",

@@ -49,6 +49,7 @@ from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
+from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
@@ -101,6 +102,9 @@ class Target:
     # spread across them. Other functions: the default network's. Empty: only loopback (no data
     # plane or no uplink on this host).
     vpc_namespaces: tuple[NetNamespace, ...] = ()
+    # With ``vpc_namespaces``: how the function reaches lamina's API, as a VPC sees it (its public
+    # addresses or endpoints, ``runtime.public_api``) instead of the in-sandbox relay; None: the relay.
+    api: ApiAccess | None = None
     # The root filesystem of AWS's image for the runtime (its /usr, /lib, /etc, /var/lang and
     # /var/runtime), or None: the host's system directories and ``python``'s installation.
     userland: Path | None = None
@@ -255,6 +259,11 @@ class Environment:
 
     # -- start ---------------------------------------------------------------------------------
 
+    @property
+    def _public_api(self) -> bool:
+        """Whether the function reaches lamina at its public addresses (it has a data plane)."""
+        return self.target.api is not None and bool(self.target.vpc_namespaces) and self.attacher is not None
+
     def _env_vars(self) -> dict[str, str]:
         t, cfg = self.target, self.target.config
         logging_config = cfg.get("LoggingConfig") or {}
@@ -276,7 +285,11 @@ class Environment:
             "AWS_ACCESS_KEY_ID": t.credentials[0],
             "AWS_SECRET_ACCESS_KEY": t.credentials[1],
             "AWS_SESSION_TOKEN": t.credentials[2],
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}",
+            **(
+                t.api.env(t.region)
+                if t.api is not None and self._public_api
+                else {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}"}
+            ),
             "LAMBDA_TASK_ROOT": "/var/task",
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
@@ -356,8 +369,9 @@ class Environment:
             self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
         await self.api.start()
-        self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
-        await self.relay.start()
+        if not self._public_api:  # else the API is reached as a VPC reaches it (runtime.public_api)
+            self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
+            await self.relay.start()
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
@@ -391,6 +405,7 @@ class Environment:
             cpu_quota=limits.cpu_quota,
             resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
             hosts=dns.HOSTS,
+            ca_bundle=t.api.ca if self._public_api and t.api is not None else None,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its

@@ -197,6 +197,10 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         ops += _bind_ro(spec.runtime_dir, r + b"/var/runtime")
     if spec.lang_dir is not None:
         ops += _bind_ro(spec.lang_dir, r + b"/var/lang")
+    if spec.ca_bundle is not None:
+        ops.append(MakeDir(r + b"/var/lamina"))
+        ops.append(MakeFile(r + b"/var/lamina/ca.pem"))
+        ops += _bind_ro(spec.ca_bundle, r + b"/var/lamina/ca.pem")
     tmp_data = f"mode=1777,size={spec.tmp_bytes}".encode()
     ops.append(Mount(r + b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=tmp_data))
     # /proc itself is mounted by the child, from inside the new PID namespace.
@@ -459,6 +463,8 @@ class SandboxSpec:
     # The environment's /etc/resolv.conf and /etc/hosts (``domain.dns``); None: the userland's own.
     resolv_conf: str | None = None
     hosts: str = ""
+    # lamina's CA certificate -> /var/lamina/ca.pem, read-only (``runtime.public_api``); None: none.
+    ca_bundle: Path | None = None
 
 
 def _validate(spec: SandboxSpec) -> None:

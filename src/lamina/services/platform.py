@@ -16,6 +16,7 @@ from lamina.net.manager import DataplaneManager
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.environment import Target
 from lamina.runtime.pool import EnvironmentPool
+from lamina.runtime.public_api import ApiAccess
 from lamina.store import (
     BlobStore,
     CodeSigningStore,
@@ -57,6 +58,8 @@ class Platform:
     settings: FunctionSettingsStore
     code_signing: CodeSigningStore
     s3: S3Deps  # S3's buckets and objects: code and layer content from S3 (services/lambda_/code.py)
+    # How functions with a data plane reach the API (runtime.public_api); None: the in-sandbox relay.
+    api_access: ApiAccess | None = None
 
     def __init__(
         self,

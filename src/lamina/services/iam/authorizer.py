@@ -32,13 +32,14 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lamina.domain import actions
 from lamina.domain.actions_spec import IamEntity
 from lamina.domain.arns import Arn
+from lamina.domain.endpoints import EndpointOrigin
 from lamina.domain.evaluation import (
     Caller,
     Decision,
@@ -47,6 +48,7 @@ from lamina.domain.evaluation import (
     PrincipalKind,
     decide,
     denial_message,
+    endpoint_decision,
 )
 from lamina.domain.iam_managed import MANAGED
 from lamina.domain.policy import (
@@ -275,7 +277,14 @@ class IamAuthorizer:
         clock: Callable[[], float],
         resource_tags: Mapping[str, ResourceTags] | None = None,
         buckets: BucketAccess | None = None,
+        endpoint_origin: Callable[[str], EndpointOrigin | None] | None = None,
+        endpoint_policies: Callable[[EndpointOrigin], Sequence[str]] | None = None,
     ) -> None:
+        """``endpoint_origin``: the VPC endpoints a request from a client address came through
+        (``runtime.public_api``), ``endpoint_policies`` their policy documents: a request through
+        endpoints needs their policies to allow it too, and has ``aws:SourceVpc``/``aws:SourceVpce``."""
+        self._endpoint_origin = endpoint_origin
+        self._endpoint_policies = endpoint_policies
         self._iam = iam
         self._buckets = buckets
         self._lookups = lookups
@@ -314,12 +323,45 @@ class IamAuthorizer:
             lookups=self._lookups,
             caller_user=principal.user_name,
         )
+        origin = self._origin(request)
         if checks is None:
+            checks = (actions.Check(f"{request.service}:{request.operation}", "*", {}),)
+            if origin is not None:
+                self._through_endpoints(request, principal, checks, origin)
             if caller.kind is PrincipalKind.ROOT:
                 return
-            checks = (actions.Check(f"{request.service}:{request.operation}", "*", {}),)
+        elif origin is not None:
+            self._through_endpoints(request, principal, checks, origin)
         for check in checks:
             self.check(request, principal, check)
+
+    def _origin(self, request: AuthorizationRequest) -> EndpointOrigin | None:
+        if self._endpoint_origin is None or not request.source_ip:
+            return None
+        return self._endpoint_origin(request.source_ip)
+
+    def _through_endpoints(
+        self,
+        request: AuthorizationRequest,
+        principal: _Principal,
+        checks: Sequence[actions.Check],
+        origin: EndpointOrigin,
+    ) -> None:
+        """Raise AWS's denial unless the policy of every endpoint the request came through allows
+        each check (VPC User Guide, "Control access to VPC endpoints using endpoint policies")."""
+        texts = self._endpoint_policies(origin) if self._endpoint_policies is not None else ()
+        for text in texts:
+            document = _parsed(text, PolicyKind.RESOURCE)
+            for check in checks:
+                if document is None:  # not a policy IAM can read: it allows nothing
+                    decision = Decision(False, PolicyType.VPC_ENDPOINT, False)
+                else:
+                    keys = self._keys(request, principal, check, _owner(check.resource), tags=False)
+                    decision = endpoint_decision(
+                        principal.caller, check.action, check.resource, document, keys
+                    )
+                if not decision.allowed:
+                    raise self._denied(request, principal, check, decision)
 
     def check(self, request: AuthorizationRequest, principal: _Principal, check: actions.Check) -> None:
         """Raise AWS's denial unless ``principal`` may make ``check``."""
@@ -551,7 +593,10 @@ class IamAuthorizer:
             # True over TLS and, documented, on loopback: policies that demand TLS work locally.
             "aws:SecureTransport": "true" if secure else "false",
         }
-        if request.source_ip:
+        origin = self._origin(request)
+        if origin is not None:  # through VPC endpoints: no public address, the VPC's keys
+            keys.update(origin.condition_keys())
+        elif request.source_ip:
             keys["aws:SourceIp"] = request.source_ip
         if owner is not None:
             keys["aws:ResourceAccount"] = owner

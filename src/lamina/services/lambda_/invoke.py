@@ -120,6 +120,7 @@ def _build_target(platform: Platform, row: FunctionRow) -> Target:
         endpoint_port=platform.endpoint_port,
         vpc_namespaces=_vpc_namespaces(platform, row),
         resolv_conf=_resolv_conf(platform, row),
+        api=platform.api_access,
     )
 
 
