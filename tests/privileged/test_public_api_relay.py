@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -122,9 +123,10 @@ def test_connections_are_capped_per_source_address(
     held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
     try:
         # The fourth from the same source is reset at once; another source is still served.
+        # Reset as it connects (on a busy machine) or as it reads.
         with (
-            socket.create_connection(("127.0.0.1", port), timeout=5) as extra,
             pytest.raises(ConnectionResetError),
+            socket.create_connection(("127.0.0.1", port), timeout=5) as extra,
         ):
             extra.recv(1)
         assert _get(port, tls_files.ca, "lambda.us-east-1.amazonaws.com", source="127.0.0.2").startswith(
@@ -139,8 +141,14 @@ def test_listeners_follow_set(relay: tuple[PublicApi, int]) -> None:
     api, port = relay
     api.set("public", [])
     assert api.listening() == []
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    deadline = time.monotonic() + 5  # the relay closes on the loop, just after
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline, "still listening"
+        time.sleep(0.01)
 
 
 def test_what_functions_are_told() -> None:

@@ -33,27 +33,23 @@ if not HAS_RUNTIME:
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 BUCKET = "endpoint-test-bucket"
 
-# Each check: ("sts" | "lambda" | "s3"), optionally with the address its service name should
-# resolve to (what a VPC's resolver answers with an interface endpoint's private DNS: patched
-# here into getaddrinfo until the resolver lands). Answers "ok ..." or the error's type.
+# Each check: "sts" | "lambda" | "s3", through boto3 as the environment configures it (lamina's
+# names, resolved by the VPC's Amazon DNS server); "lookup": names to resolve. Answers "ok ..." or
+# the error's type and message.
 CALLER = r"""
 import os, socket
 import boto3
 from botocore.config import Config
 
-_real = socket.getaddrinfo
-
 def handler(event, context):
-    names = event.get("resolve", {})
-    def resolve(host, *args, **kwargs):
-        return _real(names.get(host, host), *args, **kwargs)
-    socket.getaddrinfo = resolve
-    if event.get("by_name"):  # what the environment will say once the resolver answers the names
-        region = os.environ["AWS_REGION"]
-        for service in ("sts", "lambda"):
-            os.environ["AWS_ENDPOINT_URL_" + service.upper()] = f"https://{service}.{region}.amazonaws.com"
     config = Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 1})
     out = {"env": {k: v for k, v in os.environ.items() if k.startswith("AWS_ENDPOINT_URL") or k == "AWS_CA_BUNDLE"}}
+    out["lookup"] = {}
+    for name in event.get("lookup", []):
+        try:
+            out["lookup"][name] = sorted({a[4][0] for a in socket.getaddrinfo(name, 443, socket.AF_INET)})
+        except OSError as exc:
+            out["lookup"][name] = type(exc).__name__
     for check in event["checks"]:
         try:
             if check == "sts":
@@ -133,8 +129,8 @@ def function(lam: Any, name: str, vpc_config: dict[str, Any] | None = None) -> N
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 
-def call(lam: Any, name: str, checks: list[str], resolve: dict[str, str] | None = None) -> dict[str, Any]:
-    payload = {"checks": checks, "bucket": BUCKET, "resolve": resolve or {}}
+def call(lam: Any, name: str, checks: list[str], lookup: list[str] | None = None) -> dict[str, Any]:
+    payload = {"checks": checks, "bucket": BUCKET, "lookup": lookup or []}
     out = lam.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
     body = json.loads(out["Payload"].read())
     assert "FunctionError" not in out, body
@@ -152,15 +148,30 @@ def private_function(lam: Any, net: Net) -> Iterator[str]:
 def test_a_function_without_a_vpc_reaches_the_api_at_its_public_address_over_tls(lam: Any) -> None:
     function(lam, "ep-default")
     try:
-        out = call(lam, "ep-default", ["sts", "s3"])
+        out = call(
+            lam,
+            "ep-default",
+            ["sts", "s3"],
+            [
+                "sts.us-east-1.amazonaws.com",
+                f"{BUCKET}.s3.us-east-1.amazonaws.com",
+                "lambda.eu-west-1.amazonaws.com",
+            ],
+        )
     finally:
         lam.delete_function(FunctionName="ep-default")
     assert out["sts"] == "ok 000000000000"
     assert out["s3"] == "ok through the endpoint"
-    env = out["env"]
-    assert env["AWS_ENDPOINT_URL_STS"] == f"https://{P.PUBLIC_API_ADDRESS}"
-    assert env["AWS_ENDPOINT_URL_S3"] == f"https://{P.PUBLIC_S3_ADDRESS}"
+    env = out["env"]  # lamina by AWS's names, which the Amazon DNS server answers
+    assert env["AWS_ENDPOINT_URL_STS"] == "https://sts.us-east-1.amazonaws.com"
+    assert env["AWS_ENDPOINT_URL_S3"] == "https://s3.us-east-1.amazonaws.com"
+    assert env["AWS_ENDPOINT_URL"] == "https://lambda.us-east-1.amazonaws.com"
     assert env["AWS_CA_BUNDLE"] == "/var/lamina/ca.pem"
+    assert out["lookup"] == {
+        "sts.us-east-1.amazonaws.com": [str(P.PUBLIC_API_ADDRESS)],
+        f"{BUCKET}.s3.us-east-1.amazonaws.com": [str(P.PUBLIC_S3_ADDRESS)],  # virtual-hosted
+        "lambda.eu-west-1.amazonaws.com": [str(P.PUBLIC_API_ADDRESS)],
+    }
 
 
 def test_a_private_function_reaches_the_api_only_through_a_nat_gateway(
@@ -277,14 +288,20 @@ def test_interface_endpoints_answer_behind_their_security_groups(
         (sts_eni,) = ec2.describe_network_interfaces(NetworkInterfaceIds=sts_vpce["NetworkInterfaceIds"])[
             "NetworkInterfaces"
         ]
-        resolve = {
-            str(P.PUBLIC_API_ADDRESS): "203.0.113.255",  # nothing else: only the endpoints answer
-            "lambda.us-east-1.amazonaws.com": lambda_eni["PrivateIpAddress"],
-            "sts.us-east-1.amazonaws.com": sts_eni["PrivateIpAddress"],
-        }
         time.sleep(0.3)
-        # By name, as private DNS will answer it: TLS checks the name against lamina's certificate.
-        out = call_by_name(lam, private_function, resolve)
+        # Private DNS: inside this VPC the services' names answer the endpoints' addresses, as do
+        # the endpoints' own names; TLS checks the name against lamina's certificate.
+        names = [
+            "lambda.us-east-1.amazonaws.com",
+            "sts.us-east-1.amazonaws.com",
+            sts_vpce["DnsEntries"][0]["DnsName"],
+        ]
+        out = call(lam, private_function, ["sts", "lambda"], names)
+        assert out["lookup"] == {
+            names[0]: [lambda_eni["PrivateIpAddress"]],
+            names[1]: [sts_eni["PrivateIpAddress"]],
+            names[2]: [sts_eni["PrivateIpAddress"]],
+        }, out
         assert out["sts"] == "ok 000000000000", out
         assert not out["lambda"].startswith("ok"), out  # its group does not allow 443 in
         ec2.authorize_security_group_ingress(
@@ -299,22 +316,15 @@ def test_interface_endpoints_answer_behind_their_security_groups(
             ],
         )
         time.sleep(0.3)
-        assert call_by_name(lam, private_function, resolve)["lambda"] == "ok"
+        assert call(lam, private_function, ["lambda"])["lambda"] == "ok"
     finally:
         ec2.delete_vpc_endpoints(VpcEndpointIds=[vpce["VpcEndpointId"], sts_vpce["VpcEndpointId"]])
         ec2.delete_security_group(GroupId=shut)
     time.sleep(0.3)
-    assert not call_by_name(lam, private_function, resolve)["sts"].startswith("ok")
-
-
-def call_by_name(lam: Any, name: str, resolve: dict[str, str]) -> dict[str, Any]:
-    """STS and Lambda named by their AWS names (what the environment will say once the resolver
-    answers them), resolved to the interface endpoints' addresses."""
-    payload = {"checks": ["sts", "lambda"], "bucket": BUCKET, "resolve": resolve, "by_name": True}
-    out = lam.invoke(FunctionName=name, Payload=json.dumps(payload).encode())
-    body: dict[str, Any] = json.loads(out["Payload"].read())
-    assert "FunctionError" not in out, body
-    return body
+    # Gone: the names answer the public address again, which this private subnet cannot reach.
+    out = call(lam, private_function, ["sts"], ["sts.us-east-1.amazonaws.com"])
+    assert out["lookup"] == {"sts.us-east-1.amazonaws.com": [str(P.PUBLIC_API_ADDRESS)]}, out
+    assert not out["sts"].startswith("ok"), out
 
 
 FLOODER = r"""
