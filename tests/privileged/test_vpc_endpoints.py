@@ -384,3 +384,32 @@ def test_the_public_address_caps_each_environment_of_the_default_network(lam: An
     assert "FunctionError" not in out, body
     assert body["kept"] == 64, body
     assert body["after"] == "000000000000"
+
+
+def test_network_acls_judge_gateway_endpoint_traffic_both_ways(
+    ec2: Any, lam: Any, net: Net, private_function: str
+) -> None:
+    """A gateway endpoint's traffic crosses the subnet's boundary: its network ACL must allow it
+    out (to the prefix list's address) and its replies back in, statelessly, as in AWS."""
+    from test_net_nacl_gateways import custom_acl, restore, rule
+
+    s3_block = f"{P.PUBLIC_S3_ADDRESS}/32"
+    vpce = ec2.create_vpc_endpoint(
+        VpcId=net.vpc, ServiceName="com.amazonaws.us-east-1.s3", RouteTableIds=[net.private_rtb]
+    )["VpcEndpoint"]["VpcEndpointId"]
+    try:
+        time.sleep(0.3)
+        assert call(lam, private_function, ["s3"])["s3"] == "ok through the endpoint"
+        allow_all = (rule(100, True, "allow"), rule(100, False, "allow"))
+        for denied in (rule(50, True, "deny", s3_block), rule(50, False, "deny", s3_block)):
+            acl, association, previous = custom_acl(ec2, net, net.private, denied, *allow_all)
+            try:
+                time.sleep(0.3)
+                out = call(lam, private_function, ["s3"])
+                assert not out["s3"].startswith("ok"), (denied, out)
+            finally:
+                restore(ec2, acl, association, previous)
+        time.sleep(0.3)
+        assert call(lam, private_function, ["s3"])["s3"] == "ok through the endpoint"
+    finally:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[vpce])
