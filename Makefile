@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "lamina needs Python >= 3.11 (none found on PATH)" >&2; exit 1; fi
 	@# System tools: zip/unzip (tests, benchmarks), iproute2 and nftables (VPC data plane), curl (tests),
 	@# chromium (the console's end-to-end tests), Debian's static busybox (the runnable test runtime image),
-	@# Debian's awscli (AWS CLI v2 at /usr/bin/aws: `aws logs tail`; the venv's aws is v1, first on PATH).
-	@missing=""; for t in zip unzip ip nft curl chromium busybox; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@# Debian's awscli (AWS CLI v2 at /usr/bin/aws: `aws logs tail`; the venv's aws is v1, first on PATH),
+	@# openssl (lamina's CA and the certificate of its public API names, made at first start as root).
+	@missing=""; for t in zip unzip ip nft curl chromium busybox openssl; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
