@@ -33,6 +33,7 @@ from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.dns import host_upstreams
 from lamina.net.manager import DEFAULT_NETWORK_OWNER, ApiPlaces, DataplaneManager, ExtraRecords
+from lamina.net.uplink import host_holds
 from lamina.runtime import tls
 from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
@@ -366,6 +367,7 @@ def build(
             pipeline.authorize,
             dataplane.netns_dir if dataplane is not None else None,
             time.time,
+            local=host_holds,
         ),
     )
     return Server(app, platform, supervisor)

@@ -51,9 +51,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import ipaddress
 import logging
 import os
 import re
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +73,26 @@ log = logging.getLogger("lamina.net")
 NETNS_DIR = Path("/run/netns")  # where ``ip netns add`` puts named namespaces
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 DEFAULT_NETWORK = {**attach.FORWARDER, "ipv4/conf/default/rp_filter": "0"}
+
+
+def host_holds(address: str) -> bool:
+    """Whether ``address`` is this host's: a loopback address, or one a socket in the server's
+    own network namespace can be bound to (a caller from it runs on this host)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if parsed.is_loopback:
+        return True
+    if parsed.is_unspecified or parsed.is_multicast:
+        return False  # bindable, never a peer's source
+    family = socket.AF_INET if parsed.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(parsed), 0))
+    except OSError:
+        return False
+    return True
 
 
 class UplinkKind(enum.Enum):

@@ -16,13 +16,16 @@ Who may: attaching and detaching an interface is authorized as ``ec2:DeleteNetwo
 ``ec2:DescribeNetworkInterfaces``. Another account's interface does not exist. Only a customer's
 own interface (``InterfaceType: interface``, not requester-managed) can be attached.
 
-The trust boundary: ``NetnsDir`` is a path on the server's host. The CLI uses it only when the
+The trust boundary: ``NetnsDir`` is a path on the server's host. The server tells it only to a
+caller on its own host (a loopback source, or an address the host holds: ``local``); anyone else
+gets ``null`` (nothing about the host's file system leaves it). The CLI uses it only when the
 server is on its own host (a loopback or local address) and only as a directory of namespace files
 (it opens nothing there that is not one): a remote server cannot make it open arbitrary paths.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -45,6 +48,13 @@ _ACTIONS = ("Attach", "Detach", "Where")
 ATTACHMENT_OWNER = "amazon-aws"
 
 
+def _loopback(source: str) -> bool:
+    try:
+        return ipaddress.ip_address(source).is_loopback
+    except ValueError:
+        return False
+
+
 def _bad(message: str) -> AwsError:
     return AwsError(message, code="InvalidParameterValue", status=400, sender_fault=True)
 
@@ -58,8 +68,11 @@ class VpcRunFront:
         authorize: Callable[[AuthorizationRequest], None],
         netns_dir: Path | None,
         clock: Callable[[], float],
+        local: Callable[[str], bool] = lambda source: _loopback(source),
     ) -> None:
+        """``local``: whether a source address is this host's (it may be told ``NetnsDir``)."""
         self._store = store
+        self._local = local
         self._authorize = authorize
         self._netns_dir = netns_dir
         self._clock = clock
@@ -82,7 +95,8 @@ class VpcRunFront:
         action = doc.get("Action")
         if action not in _ACTIONS:
             raise _bad(f"Action must be one of {', '.join(_ACTIONS)}.")
-        where = {"NetnsDir": str(self._netns_dir) if self._netns_dir is not None else None}
+        told = self._netns_dir is not None and self._local(source_ip)
+        where = {"NetnsDir": str(self._netns_dir) if told else None}
         if action == "Where":
             self._authorize(
                 AuthorizationRequest(principal, "ec2", "DescribeNetworkInterfaces", region, {}, source_ip)
