@@ -59,7 +59,24 @@ def test_reverse_names() -> None:
     assert z.lookup("1.1.168.192.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
     assert z.lookup("1.0.20.172.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
     assert z.lookup("8.8.8.8.in-addr.arpa", "PTR").outcome is N.Outcome.FORWARD
-    assert z.lookup("10.in-addr.arpa", "PTR").outcome is N.Outcome.FORWARD
+    # A private range's zones (the host's split-horizon DNS would tell of its networks) end here
+    # too; the public ones' do not.
+    assert z.lookup("10.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("x.1.1.168.192.in-addr.arpa", "PTR").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("1.64.100.in-addr.arpa", "SOA").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("d.f.ip6.arpa", "SOA").outcome is N.Outcome.NXDOMAIN
+    assert z.lookup("192.in-addr.arpa", "SOA").outcome is N.Outcome.FORWARD
+    assert z.lookup("0.6.8.4.1.0.0.2.ip6.arpa", "PTR").outcome is N.Outcome.FORWARD
+
+
+def test_names_of_the_hosts_networks_are_not_forwarded() -> None:
+    z = zone()
+    for name in ("localhost", "_gateway", "myhost", "nas.lan", "printer.local", "x.internal", "r.home.arpa"):
+        assert z.lookup(name, "A").outcome is N.Outcome.NXDOMAIN, name
+    # A top-level domain's own records are the internet's.
+    assert z.lookup("com", "NS").outcome is N.Outcome.FORWARD
+    assert z.lookup("example.com", "A").outcome is N.Outcome.FORWARD
+    assert z.lookup("localhost.example.com", "A").outcome is N.Outcome.FORWARD
 
 
 @pytest.mark.parametrize(

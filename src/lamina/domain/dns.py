@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any, Final
 
 from lamina.domain.ec2_models import DhcpConfiguration
@@ -48,6 +48,26 @@ NO_DHCP_OPTIONS: Final = "default"
 #: The domains of Amazon-provided private names: never asked of the internet (on an EC2 host, its
 #: resolver would answer them with the host's own VPC).
 INTERNAL_DOMAINS: Final = ("ec2.internal", "compute.internal")
+#: Domains that name things on the host's own networks, never the internet's (RFC 6761
+#: special-use names, mDNS's ``local``, ``home.arpa``, ICANN's private-use ``internal``, and the
+#: domains home and office networks use): NXDOMAIN, never asked of the host's resolver.
+HOST_DOMAINS: Final = (
+    "localhost",
+    "localdomain",
+    "local",
+    "invalid",
+    "test",
+    "home.arpa",
+    "internal",
+    "lan",
+    "home",
+    "corp",
+    "intranet",
+    "private",
+)
+#: Address ranges of the host's own networks (beyond what ``ipaddress`` calls private: the
+#: shared address space of carrier-grade NAT and VPN overlays): their reverse names end here.
+_HOST_RANGES: Final = (IPv4Network("100.64.0.0/10"),)
 #: Seconds a private name's answer may be cached (Route 53 Resolver answers private names with 60).
 PRIVATE_TTL: Final = 60
 #: The bookkeeping key of a VPC's DNS attributes in its stored body (never shown by EC2).
@@ -274,6 +294,8 @@ class Zone:
             return Answer(Outcome.NXDOMAIN)  # another region's (or, outside a VPC, any) private names
         if name.endswith(".in-addr.arpa"):
             return self._reverse(name, qtype)
+        if _host_network_name(name, qtype):
+            return Answer(Outcome.NXDOMAIN)
         return Answer(Outcome.FORWARD)
 
     def _private(self, name: str, qtype: str) -> Answer:
@@ -292,10 +314,12 @@ class Zone:
         except ValueError:
             address = None
         if address is None:
-            return Answer(Outcome.FORWARD)
+            # A zone or a longer name under a private range is the host's business as much.
+            return Answer(Outcome.NXDOMAIN if _host_network_name(name, qtype) else Outcome.FORWARD)
         if not any(address in c for c in self.cidrs):
             # The host's own networks are nobody's business: private ranges end here.
-            return Answer(Outcome.NXDOMAIN if address.is_private else Outcome.FORWARD)
+            private = address.is_private or any(address in r for r in _HOST_RANGES)
+            return Answer(Outcome.NXDOMAIN if private else Outcome.FORWARD)
         if not self.private or address not in self.hosts:
             return Answer(Outcome.NXDOMAIN)
         pointer = private_dns_name(address, self.region)
@@ -313,3 +337,28 @@ def _address_of_label(label: str) -> IPv4Address | None:
         return IPv4Address(".".join(parts))
     except ValueError:
         return None
+
+
+def _host_network_name(name: str, qtype: str) -> bool:
+    """Whether ``name`` (normalized) is about the host's own networks: a single label asked as a
+    host (the host's resolver would answer its own name, ``_gateway``, or ask the LAN by LLMNR;
+    no top-level domain has an address), a name under :data:`HOST_DOMAINS`, or a reverse name
+    (IPv4 or IPv6) under a private range."""
+    if "." not in name:
+        return qtype in ("A", "AAAA", "ANY", "PTR")
+    if any(name == d or name.endswith("." + d) for d in HOST_DOMAINS):
+        return True
+    if name.endswith(".in-addr.arpa"):
+        labels = name[: -len(".in-addr.arpa")].split(".")[::-1][:4]
+        if not all(label.isdigit() and int(label) < 256 for label in labels):
+            return False
+        octets = [int(label) for label in labels]
+        network = IPv4Network((bytes(octets + [0] * (4 - len(octets))), 8 * len(octets)))
+        return network.is_private or any(network.subnet_of(r) for r in _HOST_RANGES)
+    if name.endswith(".ip6.arpa"):
+        nibbles = name[: -len(".ip6.arpa")].split(".")[::-1][:32]
+        if not all(len(n) == 1 and n in "0123456789abcdef" for n in nibbles):
+            return False
+        bits = int("".join(nibbles).ljust(32, "0"), 16)
+        return IPv6Network((bits, 4 * len(nibbles))).is_private
+    return False

@@ -21,7 +21,7 @@ Facts and design:
   may send ``rate`` packets per second and the whole site (a VPC) ``SITE_RATE_FACTOR`` times that
   (token buckets): past either, queries are dropped unanswered, as AWS drops them.
 - dnspython parses and renders every message; malformed packets are dropped (FORMERR when the
-  header can be read).
+  header can be read and is a query's), and so are responses (a packet with QR set).
 """
 
 from __future__ import annotations
@@ -452,10 +452,14 @@ def _sockets(addresses: Sequence[IPv4Address]) -> tuple[list[socket.socket], lis
 
 
 def _parse(data: bytes) -> dns.message.Message | None:
+    """The query in ``data``, or None: malformed, or not a query (a response sent to port 53 is
+    never answered: answering one would let a spoofed source bounce packets between two servers,
+    or two addresses of one site, for ever)."""
     try:
-        return dns.message.from_wire(data)
+        message = dns.message.from_wire(data)
     except Exception:  # noqa: BLE001 - any malformed packet: dnspython raises many kinds
         return None
+    return None if message.flags & dns.flags.QR else message
 
 
 def _formerr(data: bytes) -> bytes | None:
