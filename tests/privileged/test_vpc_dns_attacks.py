@@ -273,3 +273,33 @@ def test_public_reverse_names_are_still_forwarded(
         "in-addr.arpa.",
         "0.6.8.4.1.0.0.2.ip6.arpa.",
     ]
+
+
+@pytest.mark.parametrize("rdtype", [0, 41, 250, 251, 252, 253, 254, 255, 65535])
+def test_odd_question_types_are_answered_without_an_error(
+    site: tuple[NetNamespace, DnsServer, RecordingUpstream], rdtype: int
+) -> None:
+    ns, _, _ = site
+    for name in ("example.com", PRIVATE, "weird\\000name\\255.example.org"):
+        query = dns.message.make_query(name, rdtype)
+        for tcp in (False, True):
+            wire = query.to_wire()
+
+            def exchange(wire: bytes = wire, tcp: bool = tcp) -> bytes | None:
+                if tcp:
+                    with socket.create_connection((str(RESOLVER), 53), timeout=3) as s:
+                        s.sendall(struct.pack("!H", len(wire)) + wire)
+                        head = s.recv(2)
+                        return s.recv(65535) if head else None
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.settimeout(3)
+                try:
+                    s.sendto(wire, (str(RESOLVER), 53))
+                    return s.recv(65535)
+                finally:
+                    s.close()
+
+            reply = inside(ns, exchange)
+            assert reply is not None, (name, rdtype, tcp)
+            assert reply[:2] == wire[:2]
+    still_answers(ns)
