@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
 from typing import Any, TypeVar
@@ -41,8 +42,8 @@ PRIVATE = "ip-10-70-1-10.eu-west-1.compute.internal"
 
 
 class RecordingUpstream:
-    """A resolver on the test's loopback that answers every A question with 192.0.2.1 and
-    remembers every name it was asked."""
+    """A resolver on the test's loopback that answers every A question with 192.0.2.1 (but never
+    names under ``slow.example``) and remembers every name it was asked."""
 
     def __init__(self) -> None:
         self.asked: list[str] = []
@@ -60,6 +61,8 @@ class RecordingUpstream:
             query = dns.message.from_wire(data)
             name = query.question[0].name.to_text()
             self.asked.append(name.lower())
+            if name.lower().endswith(".slow.example."):
+                continue  # an attacker's own domain, whose servers never answer
             response = dns.message.make_response(query)
             if query.question[0].rdtype == dns.rdatatype.A:
                 response.answer.append(dns.rrset.from_text(name, 300, "IN", "A", "192.0.2.1"))
@@ -303,3 +306,31 @@ def test_odd_question_types_are_answered_without_an_error(
             assert reply is not None, (name, rdtype, tcp)
             assert reply[:2] == wire[:2]
     still_answers(ns)
+
+
+def test_one_source_asking_names_that_never_answer_does_not_starve_the_others(
+    site: tuple[NetNamespace, DnsServer, RecordingUpstream],
+) -> None:
+    """Forwarded queries in flight are bounded per site (and overall); one interface asking for
+    names whose servers never answer (its owner's own domain) holds at most its share of them,
+    so the site's other interfaces (in the default network: other accounts' functions) still get
+    public names answered."""
+    ns, server, _ = site
+    iproute.batch(ns, ["address add 10.70.1.30/32 dev lo", "address add 10.70.1.31/32 dev lo"])
+
+    def flood_then_ask() -> Any:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("10.70.1.30", 0))
+        try:
+            for i in range(300):
+                s.sendto(dns.message.make_query(f"n{i}.slow.example", "A").to_wire(), (str(RESOLVER), 53))
+            time.sleep(0.05)
+            query = dns.message.make_query("example.com", "A")
+            return dns.query.udp(query, str(RESOLVER), timeout=2.0, source="10.70.1.31")
+        finally:
+            s.close()
+
+    answer = inside(ns, flood_then_ask)
+    assert answer.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(answer.rcode())
+    assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.0.2.1"]
+    assert server.stats.servfail > 0  # the flooding source did meet its own limit

@@ -16,7 +16,8 @@ Facts and design:
   host's ``/etc/resolv.conf`` servers) from sockets made by that thread, that is in the server's
   own namespace, whatever the VPC's routes, as Route 53 Resolver resolves public names for a VPC
   with no way out. Bounded: ``timeout_s`` per upstream, at most ``max_inflight`` forwarded
-  queries at once (``per_site_inflight`` per VPC; past either a query gets SERVFAIL at once), and
+  queries at once (``per_site_inflight`` per VPC, ``per_source_inflight`` per source address;
+  past any of them a query gets SERVFAIL at once), and
   each source address (a network interface: AWS allows 1024 packets per second per interface)
   may send ``rate`` packets per second and the whole site (a VPC) ``SITE_RATE_FACTOR`` times that
   (token buckets): past either, queries are dropped unanswered, as AWS drops them.
@@ -59,9 +60,11 @@ log = logging.getLogger("lamina.net")
 PORT = 53
 #: Seconds one upstream resolver is given to answer a forwarded query.
 UPSTREAM_TIMEOUT_S = 2.0
-#: Forwarded queries in flight at once, over every site / per site.
+#: Forwarded queries in flight at once, over every site / per site / per source address (one
+#: interface asking for names whose servers never answer must not take its site's whole share).
 MAX_INFLIGHT = 256
 PER_SITE_INFLIGHT = 64
+PER_SOURCE_INFLIGHT = 16
 #: Packets per second one source address may send (AWS: 1024 per network interface), and the
 #: bucket's depth; a whole site (every source of a VPC, or the default network) gets this many times.
 RATE_PER_S = 1024.0
@@ -131,6 +134,7 @@ class _Site:
     bucket: _Bucket = field(default_factory=lambda: _Bucket(0.0, time.monotonic()))
     sources: dict[str, _Bucket] = field(default_factory=dict)
     inflight: int = 0
+    source_inflight: dict[str, int] = field(default_factory=dict)
     tcp: set[asyncio.StreamWriter] = field(default_factory=set)  # open TCP connections
 
     def admit(self, source: str, rate: float) -> bool:
@@ -175,12 +179,14 @@ class DnsServer:
         timeout_s: float = UPSTREAM_TIMEOUT_S,
         max_inflight: int = MAX_INFLIGHT,
         per_site_inflight: int = PER_SITE_INFLIGHT,
+        per_source_inflight: int = PER_SOURCE_INFLIGHT,
         rate: float = RATE_PER_S,
     ) -> None:
         self.upstreams = tuple(upstreams)
         self.timeout_s = timeout_s
         self.max_inflight = max_inflight
         self.per_site_inflight = per_site_inflight
+        self.per_source_inflight = per_source_inflight
         self.rate = rate
         self.stats = Stats()
         self._inflight = 0
@@ -312,7 +318,7 @@ class DnsServer:
                     return
                 reply = self._answer(site, request, tcp=True)
                 if reply is None:
-                    reply = await self._forward(site, request, tcp=True)
+                    reply = await self._forward(site, request, source, tcp=True)
                 writer.write(struct.pack("!H", len(reply)) + reply)
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, OSError):
@@ -360,19 +366,25 @@ class DnsServer:
     async def _forward_udp(
         self, site: _Site, request: dns.message.Message, peer: Any, sock: socket.socket
     ) -> None:
-        reply = await self._forward(site, request, tcp=False)
+        reply = await self._forward(site, request, str(peer[0]), tcp=False)
         with contextlib.suppress(OSError):
             sock.sendto(reply, peer)
 
-    async def _forward(self, site: _Site, request: dns.message.Message, *, tcp: bool) -> bytes:
+    async def _forward(self, site: _Site, request: dns.message.Message, source: str, *, tcp: bool) -> bytes:
         response = dns.message.make_response(request)
         response.flags |= dns.flags.RA
-        if self._inflight >= self.max_inflight or site.inflight >= self.per_site_inflight:
+        mine = site.source_inflight.get(source, 0)
+        if (
+            self._inflight >= self.max_inflight
+            or site.inflight >= self.per_site_inflight
+            or mine >= self.per_source_inflight
+        ):
             self.stats.servfail += 1
             response.set_rcode(dns.rcode.SERVFAIL)
             return _wire(response, request, tcp)
         self._inflight += 1
         site.inflight += 1
+        site.source_inflight[source] = mine + 1
         try:
             question = request.question[0]
             query = dns.message.make_query(question.name, question.rdtype, question.rdclass, use_edns=0)
@@ -396,6 +408,9 @@ class DnsServer:
         finally:
             self._inflight -= 1
             site.inflight -= 1
+            left = site.source_inflight.pop(source) - 1
+            if left:
+                site.source_inflight[source] = left
 
     # -- teardown ---------------------------------------------------------------------------------
 
