@@ -334,3 +334,38 @@ def test_one_source_asking_names_that_never_answer_does_not_starve_the_others(
     assert answer.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(answer.rcode())
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["192.0.2.1"]
     assert server.stats.servfail > 0  # the flooding source did meet its own limit
+
+
+def test_one_source_holding_tcp_connections_does_not_lock_the_others_out(
+    site: tuple[NetNamespace, DnsServer, RecordingUpstream],
+) -> None:
+    """Open TCP connections are bounded per site and per source address: one interface opening
+    (and keeping) as many as it can leaves room for the site's other interfaces."""
+    ns, _, _ = site
+    iproute.batch(ns, ["address add 10.70.1.40/32 dev lo", "address add 10.70.1.41/32 dev lo"])
+
+    def hold_then_ask() -> tuple[int, Any]:
+        held: list[socket.socket] = []
+        try:
+            for _ in range(64):
+                s = socket.create_connection((str(RESOLVER), 53), timeout=2, source_address=("10.70.1.40", 0))
+                held.append(s)
+            time.sleep(0.1)
+            alive = 0
+            for s in held:  # those the site keeps answer a query
+                wire = dns.message.make_query(PRIVATE, "A").to_wire()
+                try:
+                    s.settimeout(0.3)
+                    s.sendall(struct.pack("!H", len(wire)) + wire)
+                    alive += bool(s.recv(2))
+                except OSError:
+                    pass
+            query = dns.message.make_query(PRIVATE, "A")
+            return alive, dns.query.tcp(query, str(RESOLVER), timeout=2.0, source="10.70.1.41")
+        finally:
+            for s in held:
+                s.close()
+
+    alive, answer = inside(ns, hold_then_ask)
+    assert 1 <= alive < 32, alive
+    assert [r.to_text() for rrset in answer.answer for r in rrset] == ["10.70.1.10"]

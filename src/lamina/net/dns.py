@@ -70,8 +70,10 @@ PER_SOURCE_INFLIGHT = 16
 RATE_PER_S = 1024.0
 SITE_RATE_FACTOR = 4
 _MAX_SOURCES = 4096  # buckets kept per site; past it, full (idle) ones are forgotten
-#: Open TCP connections per site, and how long one may stay idle.
+#: Open TCP connections per site and per source address (one interface must not take them all),
+#: and how long one may stay idle.
 MAX_TCP_CONNECTIONS = 32
+MAX_TCP_PER_SOURCE = 4
 TCP_IDLE_S = 10.0
 _UDP_BATCH = 64  # datagrams read per readiness event
 _IP_FREEBIND = 15  # linux/in.h: bind to an address the namespace does not have (yet)
@@ -135,7 +137,7 @@ class _Site:
     sources: dict[str, _Bucket] = field(default_factory=dict)
     inflight: int = 0
     source_inflight: dict[str, int] = field(default_factory=dict)
-    tcp: set[asyncio.StreamWriter] = field(default_factory=set)  # open TCP connections
+    tcp: dict[asyncio.StreamWriter, str] = field(default_factory=dict)  # open TCP connections' sources
 
     def admit(self, source: str, rate: float) -> bool:
         """Whether a packet from ``source`` is within its own rate and the site's."""
@@ -300,12 +302,13 @@ class DnsServer:
     async def _tcp_client(
         self, site: _Site, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if len(site.tcp) >= MAX_TCP_CONNECTIONS:
-            writer.transport.abort()
-            return
-        site.tcp.add(writer)
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) else "?"
+        mine = sum(1 for s in site.tcp.values() if s == source)
+        if len(site.tcp) >= MAX_TCP_CONNECTIONS or mine >= MAX_TCP_PER_SOURCE:
+            writer.transport.abort()
+            return
+        site.tcp[writer] = source
         try:
             while True:
                 head = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_S)
@@ -324,7 +327,7 @@ class DnsServer:
         except (TimeoutError, asyncio.IncompleteReadError, OSError):
             pass
         finally:
-            site.tcp.discard(writer)
+            site.tcp.pop(writer, None)
             writer.transport.abort()
 
     # -- answering --------------------------------------------------------------------------------
