@@ -981,3 +981,33 @@ def test_concurrent_associate_and_disassociate_keep_one_association(server: Lami
             assert "Association" not in i
     ec2.release_address(AllocationId=eip)
     healthy(server, ec2)
+
+
+def test_dhcp_domain_names_are_domain_names(ec2: Any) -> None:
+    """``domain-name`` becomes the ``search`` line of every environment's /etc/resolv.conf in the
+    VPC: what is not a list of domain names (line breaks included) is refused, and creates
+    nothing."""
+    before = ec2.describe_dhcp_options()["DhcpOptions"]
+    for value in (
+        "corp.example\nnameserver 203.0.113.66",
+        "corp.example\roptions ndots:15",
+        "corp.example\tother.example",
+        "corp.example  other.example",
+        " corp.example",
+        "",
+        "a" * 64 + ".example",
+        ("a" * 60 + ".") * 5 + "example",
+        "ünïcode.example",
+        "bad..example",
+        "-bad.example",
+        "corp.example;rm",
+    ):
+        code, message = fails(
+            ec2.create_dhcp_options, DhcpConfigurations=[{"Key": "domain-name", "Values": [value]}]
+        )
+        assert code == "InvalidParameterValue" and "domain-name" in message, (value, code, message)
+    assert ec2.describe_dhcp_options()["DhcpOptions"] == before
+    # What EC2 takes: names, several separated by spaces, a trailing dot, underscores.
+    for value in ("corp.example", "corp.example other.example", "corp.example.", "_srv.corp.example", "x"):
+        made = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": [value]}])
+        ec2.delete_dhcp_options(DhcpOptionsId=made["DhcpOptions"]["DhcpOptionsId"])

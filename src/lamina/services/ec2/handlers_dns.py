@@ -12,6 +12,7 @@ resolv.conf.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from ipaddress import IPv4Address
 from typing import Any, cast
@@ -37,10 +38,21 @@ from lamina.store.ec2 import Ec2Store, Ec2Tx
 
 _NETBIOS_NODE_TYPES = ("1", "2", "4", "8")
 _ADDRESS_KEYS = ("domain-name-servers", "ntp-servers", "netbios-name-servers")
+# A domain name of domain-name's space-separated list: what goes into a host's resolv.conf
+# ``search`` line, so never a line break or any other character a name cannot hold.
+_DOMAIN = re.compile(
+    r"(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
+)
 
 
 def _invalid(value: str, parameter: str, why: str) -> Exception:
     return error("InvalidParameterValue", f"Value ({value}) for parameter {parameter} is invalid. {why}")
+
+
+def _domains(value: str) -> list[str]:
+    """The names of a ``domain-name`` value (separated by single spaces; none: invalid)."""
+    names = value.split(" ")
+    return names if value and all(names) else [""]
 
 
 def _configurations(params: Mapping[str, Any]) -> list[DhcpConfiguration]:
@@ -74,6 +86,8 @@ def _configurations(params: Mapping[str, Any]) -> list[DhcpConfiguration]:
                 raise _invalid(",".join(values), key, "Valid values are 1, 2, 4, and 8")
         elif key == "domain-name" and len(values) != 1:
             raise _invalid(",".join(values), key, "Only one value is allowed")
+        elif key == "domain-name" and not all(_DOMAIN.fullmatch(n) for n in _domains(values[0])):
+            raise _invalid(values[0], key, "Invalid domain name")
         elif key == "ipv6-address-preferred-lease-time" and not (
             len(values) == 1 and values[0].isdigit() and 140 <= int(values[0]) <= 2147483647
         ):
