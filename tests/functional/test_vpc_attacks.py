@@ -1011,3 +1011,54 @@ def test_dhcp_domain_names_are_domain_names(ec2: Any) -> None:
     for value in ("corp.example", "corp.example other.example", "corp.example.", "_srv.corp.example", "x"):
         made = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": [value]}])
         ec2.delete_dhcp_options(DhcpOptionsId=made["DhcpOptions"]["DhcpOptionsId"])
+
+
+def test_concurrent_acl_association_changes_leave_one_association_per_subnet(
+    server: LaminaServer, ec2: Any
+) -> None:
+    net = network(ec2, "10.66.0.0/16")
+    clients = [client(server, "ec2") for _ in range(6)]
+    for _ in range(3):
+        acls = [ec2.create_network_acl(VpcId=net["vpc"])["NetworkAcl"]["NetworkAclId"] for _ in range(3)]
+        [current] = [
+            a["NetworkAclAssociationId"]
+            for acl in ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [net["vpc"]]}])[
+                "NetworkAcls"
+            ]
+            for a in acl["Associations"]
+            if a["SubnetId"] == net["subnet"]
+        ]
+        # Three move the subnet to a new ACL with the same association id, three delete those ACLs.
+        calls: list[Callable[[], Any]] = [
+            lambda c=c, acl=acl, a=current: c.replace_network_acl_association(
+                AssociationId=a, NetworkAclId=acl
+            )
+            for c, acl in zip(clients[:3], acls, strict=True)
+        ] + [
+            lambda c=c, acl=acl: c.delete_network_acl(NetworkAclId=acl)
+            for c, acl in zip(clients[3:], acls, strict=True)
+        ]
+        results = race(calls)
+        replaced = [r for r in results[:3] if not isinstance(r, Exception)]
+        assert len(replaced) <= 1, results
+        for r in results:
+            if isinstance(r, Exception):
+                assert r.response["Error"]["Code"] in (  # type: ignore[attr-defined]
+                    "InvalidAssociationID.NotFound",
+                    "InvalidNetworkAclID.NotFound",
+                    "DependencyViolation",
+                ), r
+        listed = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [net["vpc"]]}])[
+            "NetworkAcls"
+        ]
+        holders = [
+            acl["NetworkAclId"]
+            for acl in listed
+            for a in acl["Associations"]
+            if a["SubnetId"] == net["subnet"]
+        ]
+        assert len(holders) == 1, listed  # never none, never two, never a deleted ACL
+        for acl in listed:
+            if acl["NetworkAclId"] in acls and not acl["Associations"]:
+                ec2.delete_network_acl(NetworkAclId=acl["NetworkAclId"])
+    healthy(server, ec2)

@@ -335,3 +335,48 @@ def test_a_flood_from_one_vpc_leaves_others_answered(
     assert run(me["lam"], functions["in_a"], ["query", "10.83.0.2", "ip-10-83-1-20.ec2.internal"]) == [
         ["NOERROR", [HOST_A]]
     ]
+
+
+# A vpc run host that is root in its namespace: gives its interface more addresses and connects
+# from them. Reads "source host port" lines; answers ok / dropped / error NAME.
+SPOOF = r"""
+import os, socket, subprocess, sys
+device = next(name for _, name in socket.if_nameindex() if name != "lo")
+print("ready", os.getpid(), flush=True)
+for line in sys.stdin:
+    source, host, port = line.split()
+    added = subprocess.run(["ip", "address", "add", source + "/32", "dev", device], capture_output=True, text=True) if source != "-" else None
+    if added is not None and added.returncode:
+        print("no address", device, added.stderr.strip().replace("\n", " "), flush=True)
+        continue
+    s = socket.socket()
+    s.settimeout(1.5)
+    try:
+        if source != "-":
+            s.bind((source, 0))
+        s.connect((host, int(port)))
+        s.sendall(b"ping")
+        print("ok" if s.recv(4) == b"ping" else "no reply", flush=True)
+    except TimeoutError:
+        print("dropped", flush=True)
+    except OSError as exc:
+        print("error", type(exc).__name__, flush=True)
+    finally:
+        s.close()
+"""
+
+
+def test_a_host_cannot_send_as_another_address(server: LaminaServer, vpcs: dict[str, Any]) -> None:
+    """EC2's source/destination check: what a host sends as an address that is not its
+    interface's (a free one, another interface's, another VPC's, the resolver's) is dropped by
+    the router, whatever the security groups allow."""
+    _, subnet, group = vpcs["a"]
+    host = VpcRun(server, subnet, [group], sys.executable, "-u", "-c", SPOOF, ip="10.83.1.30")
+    try:
+        host.start()
+        assert host.ask(f"- {HOST_A} 6379\n", 15) == "ok"
+        for source in ("10.83.1.99", "10.84.1.20", "10.83.0.2", "169.254.169.253", "198.51.100.7"):
+            assert host.ask(f"{source} {HOST_A} 6379\n", 15) == "dropped", source
+        assert host.ask(f"- {HOST_A} 6379\n", 15) == "ok"
+    finally:
+        host.close()
