@@ -1062,3 +1062,95 @@ def test_concurrent_acl_association_changes_leave_one_association_per_subnet(
             if acl["NetworkAclId"] in acls and not acl["Associations"]:
                 ec2.delete_network_acl(NetworkAclId=acl["NetworkAclId"])
     healthy(server, ec2)
+
+
+def test_another_accounts_elastic_ip_by_its_public_address(ec2: Any, mallory: Any) -> None:
+    victim = network(ec2, "10.67.0.0/16")
+    mine = network(mallory, "10.67.0.0/16")
+    eip = ec2.allocate_address(Domain="vpc")
+    association = ec2.associate_address(AllocationId=eip["AllocationId"], NetworkInterfaceId=victim["eni"])[
+        "AssociationId"
+    ]
+    code, _ = fails(mallory.associate_address, PublicIp=eip["PublicIp"], NetworkInterfaceId=mine["eni"])
+    assert code in (
+        "InvalidAddress.NotFound",
+        "AuthFailure",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+    )
+    code, _ = fails(
+        mallory.associate_address,
+        PublicIp=eip["PublicIp"],
+        NetworkInterfaceId=mine["eni"],
+        AllowReassociation=True,
+    )
+    assert code in (
+        "InvalidAddress.NotFound",
+        "AuthFailure",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+    )
+    code, _ = fails(mallory.disassociate_address, PublicIp=eip["PublicIp"])
+    assert code in (
+        "InvalidAddress.NotFound",
+        "AuthFailure",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+    )
+    code, _ = fails(mallory.release_address, PublicIp=eip["PublicIp"])
+    assert code in (
+        "InvalidAddress.NotFound",
+        "AuthFailure",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+    )
+    [address] = ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])["Addresses"]
+    assert (address["AssociationId"], address["NetworkInterfaceId"]) == (association, victim["eni"])
+    ec2.disassociate_address(AssociationId=association)
+    ec2.release_address(AllocationId=eip["AllocationId"])
+
+
+def test_an_interface_cannot_join_another_vpcs_group_or_route_to_another_vpcs_interface(ec2: Any) -> None:
+    """Resources of one VPC are not usable in another of the same account: a security group of
+    another VPC on an interface, another VPC's interface or gateway as a route's target."""
+    one = network(ec2, "10.68.0.0/16")
+    two = network(ec2, "10.69.0.0/16")
+    their_group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [two["vpc"]]}])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    code, _ = fails(
+        ec2.modify_network_interface_attribute, NetworkInterfaceId=one["eni"], Groups=[their_group]
+    )
+    assert code in ("InvalidParameter", "InvalidParameterValue", "InvalidGroup.NotFound")
+    code, _ = fails(
+        ec2.replace_route,
+        RouteTableId=one["table"],
+        DestinationCidrBlock="0.0.0.0/0",
+        NetworkInterfaceId=two["eni"],
+    )
+    assert code in (
+        "InvalidParameterValue",
+        "InvalidNetworkInterfaceID.NotFound",
+        "InvalidParameterCombination",
+    )
+    code, _ = fails(
+        ec2.replace_route, RouteTableId=one["table"], DestinationCidrBlock="0.0.0.0/0", GatewayId=two["igw"]
+    )
+    assert code in ("InvalidParameterValue", "InvalidGatewayID.NotFound", "Gateway.NotAttached")
+    code, _ = fails(
+        ec2.replace_route_table_association, AssociationId=one["association"], RouteTableId=two["table"]
+    )
+    assert code in ("InvalidParameterValue", "InvalidRouteTableID.NotFound", "InvalidParameterCombination")
+    code, _ = fails(
+        ec2.replace_network_acl_association, AssociationId=one["acl_association"], NetworkAclId=two["acl"]
+    )
+    assert code in ("InvalidParameterValue", "InvalidNetworkAclID.NotFound", "InvalidParameterCombination")
+    options_free = ec2.describe_network_interfaces(NetworkInterfaceIds=[one["eni"]])["NetworkInterfaces"][0]
+    assert their_group not in [g["GroupId"] for g in options_free["Groups"]]
+    acl = ec2.describe_network_acls(NetworkAclIds=[one["acl"]])["NetworkAcls"][0]
+    assert [a["SubnetId"] for a in acl["Associations"]] == [one["subnet"]]
+    routes = ec2.describe_route_tables(RouteTableIds=[one["table"]])["RouteTables"][0]
+    assert [r.get("GatewayId") for r in routes["Routes"] if r["DestinationCidrBlock"] == "0.0.0.0/0"] == [
+        one["igw"]
+    ]
+    assert [a.get("SubnetId") for a in routes["Associations"]] == [one["subnet"]]
