@@ -1154,3 +1154,63 @@ def test_an_interface_cannot_join_another_vpcs_group_or_route_to_another_vpcs_in
         one["igw"]
     ]
     assert [a.get("SubnetId") for a in routes["Associations"]] == [one["subnet"]]
+
+
+def test_rules_cannot_reference_another_accounts_group(ec2: Any, mallory: Any) -> None:
+    victim = network(ec2, "10.70.0.0/16")
+    mine = network(mallory, "10.70.0.0/16")
+    victim_group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [victim["vpc"]]}])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    my_group = mallory.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [mine["vpc"]]}])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    rules = mallory.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [my_group]}])[
+        "SecurityGroupRules"
+    ]
+    before = sorted(rules, key=lambda r: r["SecurityGroupRuleId"])
+    for rule in rules:
+        code, _ = fails(
+            mallory.modify_security_group_rules,
+            GroupId=my_group,
+            SecurityGroupRules=[
+                {
+                    "SecurityGroupRuleId": rule["SecurityGroupRuleId"],
+                    "SecurityGroupRule": {"IpProtocol": "-1", "ReferencedGroupId": victim_group},
+                }
+            ],
+        )
+        assert code in ("InvalidGroup.NotFound", "InvalidParameterValue"), code
+    after = mallory.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [my_group]}])[
+        "SecurityGroupRules"
+    ]
+    assert sorted(after, key=lambda r: r["SecurityGroupRuleId"]) == before
+
+
+def test_the_default_acl_and_its_last_rules_stay(ec2: Any) -> None:
+    net = network(ec2, "10.71.0.0/16")
+    before = ec2.describe_network_acls(NetworkAclIds=[net["acl"]])["NetworkAcls"][0]
+    for egress in (True, False):
+        code, _ = fails(
+            ec2.delete_network_acl_entry, NetworkAclId=net["acl"], RuleNumber=32767, Egress=egress
+        )
+        assert code in ("InvalidParameterValue", "InvalidNetworkAclEntry.NotFound", "InvalidParameter"), code
+        code, _ = fails(
+            ec2.replace_network_acl_entry,
+            NetworkAclId=net["acl"],
+            RuleNumber=32767,
+            Egress=egress,
+            Protocol="-1",
+            RuleAction="allow",
+            CidrBlock="0.0.0.0/0",
+        )
+        assert code in ("InvalidParameterValue", "InvalidNetworkAclEntry.NotFound", "InvalidParameter"), code
+    code, _ = fails(ec2.delete_network_acl, NetworkAclId=net["acl"])
+    assert code in (
+        "InvalidParameterValue",
+        "OperationNotPermitted",
+        "DependencyViolation",
+        "InvalidParameter",
+    ), code
+    after = ec2.describe_network_acls(NetworkAclIds=[net["acl"]])["NetworkAcls"][0]
+    assert after == before
