@@ -1214,3 +1214,28 @@ def test_the_default_acl_and_its_last_rules_stay(ec2: Any) -> None:
     ), code
     after = ec2.describe_network_acls(NetworkAclIds=[net["acl"]])["NetworkAcls"][0]
     assert after == before
+
+
+def test_one_account_cannot_take_the_shared_elastic_ip_pool(
+    server: LaminaServer, ec2: Any, mallory: Any
+) -> None:
+    """The public pool is every account's: an account holds at most 5 Elastic IPs in a region
+    (EC2's quota, as DescribeAccountAttributes says), so the others can still allocate."""
+    region = client(
+        server, "ec2", key=ALICE["access_key_id"], secret=ALICE["secret_access_key"], region="ca-west-1"
+    )
+    held = [region.allocate_address(Domain="vpc")["AllocationId"] for _ in range(5)]
+    code, message = fails(region.allocate_address, Domain="vpc")
+    assert (code, message) == ("AddressLimitExceeded", "The maximum number of addresses has been reached.")
+    attributes = region.describe_account_attributes()["AccountAttributes"]
+    limit = next(a for a in attributes if a["AttributeName"] == "vpc-max-elastic-ips")
+    assert limit["AttributeValues"] == [{"AttributeValue": "5"}]
+    # Another account, same region: its own five.
+    other = client(server, "ec2", region="ca-west-1")
+    mine = other.allocate_address(Domain="vpc")["AllocationId"]
+    other.release_address(AllocationId=mine)
+    # A released address makes room again.
+    region.release_address(AllocationId=held.pop())
+    held.append(region.allocate_address(Domain="vpc")["AllocationId"])
+    for allocation in held:
+        region.release_address(AllocationId=allocation)

@@ -109,6 +109,9 @@ _NOT_FOUND: Final[dict[str, tuple[str, str]]] = {
 }
 
 DEFAULT_PUBLIC_POOL: Final = IPv4Network("203.0.113.0/24")  # TEST-NET-3 (RFC 5737)
+#: Elastic IP addresses an account may hold in a region (EC2's quota, "EC2-VPC Elastic IPs": 5):
+#: the pool is shared by every account, and one must not take it all.
+MAX_ELASTIC_IPS: Final = 5
 # EC2 keeps deleted (and failed) NAT gateways visible for about an hour.
 NAT_GATEWAY_RETENTION_MS: Final = 3600_000
 

@@ -59,7 +59,7 @@ _ENABLED_BY_DEFAULT = frozenset(
 
 # DescribeAccountAttributes' answer, in the order AWS lists it.
 MAX_INSTANCES = 20
-MAX_ELASTIC_IPS = 5
+MAX_ELASTIC_IPS = ec2.MAX_ELASTIC_IPS
 MAX_GROUPS_PER_INTERFACE = 5
 
 

@@ -174,6 +174,8 @@ def describe_internet_gateways(
 def allocate_address(store: Ec2Store, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     tags = spec_tags(params, ec2.ELASTIC_IP)
     with write(store, ctx) as tx:
+        if len(tx.find(ec2.ELASTIC_IP)) >= ec2.MAX_ELASTIC_IPS:
+            raise error("AddressLimitExceeded", "The maximum number of addresses has been reached.")
         allocation_id = tx.new_id(ec2.ELASTIC_IP)
         address = tx.claim_public_address(allocation_id, params.get("Address"))
         dry_run(params)
