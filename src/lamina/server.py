@@ -39,7 +39,7 @@ from lamina.runtime.catalog import RuntimeCatalog
 from lamina.runtime.images import ImageStore
 from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.proxy import MAX_RELAY_CONNECTIONS
-from lamina.runtime.public_api import ApiAccess, Listener, PublicApi
+from lamina.runtime.public_api import ApiAccess, Listener, PublicApi, relayed
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services import logs as cloudwatch_logs
@@ -98,6 +98,13 @@ class Server:
     app: LaminaApp
     platform: Platform
     supervisor: Supervisor
+
+
+def on_this_host(client: str) -> bool:
+    """Whether the API's peer ``client`` runs on the server's host (``lamina vpc run`` may be told
+    host paths): a loopback or local address, and not one of lamina's relays, through which
+    functions reach the API."""
+    return host_holds(client) and not relayed(client)
 
 
 def public_api_for(data_dir: Path, port: int, target_tls: bool = False) -> tuple[PublicApi, ApiAccess]:
@@ -367,7 +374,7 @@ def build(
             pipeline.authorize,
             dataplane.netns_dir if dataplane is not None else None,
             time.time,
-            local=host_holds,
+            local=on_this_host,
         ),
     )
     return Server(app, platform, supervisor)

@@ -434,6 +434,10 @@ def test_vpc_run_route_tells_no_host_path_to_a_remote_caller() -> None:
         assert front.handle(body, lambda region: principal, source) == {"NetnsDir": netns}, source
     for source in ("203.0.113.9", "192.0.2.1", "", "not-an-address", "0.0.0.0"):
         assert front.handle(body, lambda region: principal, source) == {"NetnsDir": None}, source
+    # The server's own predicate: lamina's relays (functions reaching the API) are not the host.
+    from lamina.server import on_this_host
+
+    assert on_this_host("127.0.0.1") and not on_this_host("127.100.0.7") and not on_this_host("192.0.2.1")
 
 
 # -- a principal allowed only ec2:Describe* ------------------------------------------------------------

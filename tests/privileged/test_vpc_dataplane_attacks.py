@@ -380,3 +380,59 @@ def test_a_host_cannot_send_as_another_address(server: LaminaServer, vpcs: dict[
         assert host.ask(f"- {HOST_A} 6379\n", 15) == "ok"
     finally:
         host.close()
+
+
+# Asks lamina's vpc-run route "Where" with the function's own credentials, as lamina vpc run does.
+WHERE = r"""
+import json, os, ssl, urllib.error, urllib.request
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+def handler(event, context):
+    url = (os.environ.get("AWS_ENDPOINT_URL_EC2") or os.environ["AWS_ENDPOINT_URL"]).rstrip("/") + "/_lamina/vpc-run"
+    region = os.environ["AWS_REGION"]
+    body = json.dumps({"Action": "Where", "Region": region}).encode()
+    request = AWSRequest("POST", url, data=body, headers={"Content-Type": "application/json"})
+    SigV4Auth(boto3.Session().get_credentials(), "ec2", region).add_auth(request)
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    context_ = ssl.create_default_context(cafile=bundle) if bundle else None
+    http = urllib.request.Request(url, data=body, headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(http, timeout=10, context=context_) as answer:
+            return [answer.status, json.loads(answer.read())]
+    except urllib.error.HTTPError as exc:
+        return [exc.code, json.loads(exc.read())]
+"""
+
+
+def test_function_code_is_not_told_where_the_host_keeps_namespaces(
+    server: LaminaServer, accounts: dict[str, dict[str, Any]]
+) -> None:
+    """Functions reach lamina's API through its relays, whose connections come from the host's
+    loopback: the vpc-run route must still not count them as callers on the server's host."""
+    lam = accounts["me"]["lam"]
+    lam.create_function(
+        FunctionName="atk-where",
+        Runtime=RUNTIME,
+        Role="arn:aws:iam::000000000000:role/lambda-role",
+        Handler="app.handler",
+        Code={"ZipFile": make_zip({"app.py": WHERE})},
+        Timeout=30,
+    )
+    try:
+        lam.get_waiter("function_active_v2").wait(FunctionName="atk-where", WaiterConfig={"Delay": 1})
+        out = lam.invoke(FunctionName="atk-where", Payload=b"{}")
+        status, answer = json.loads(out["Payload"].read())
+        assert "FunctionError" not in out, answer
+        assert status == 200, answer  # authorized (ec2:DescribeNetworkInterfaces), and told nothing
+        assert answer == {"NetnsDir": None}, answer
+    finally:
+        lam.delete_function(FunctionName="atk-where")
+    # lamina vpc run, on the host, is still told.
+    from lamina.cli.awsclient import signed_post
+
+    status, answer = signed_post(
+        server.url, "us-east-1", "ec2", "/_lamina/vpc-run", {"Action": "Where"}, ("test", "test")
+    )
+    assert (status, answer) == (200, {"NetnsDir": str(server.data_dir / "run" / "netns")})

@@ -34,6 +34,15 @@ MAX_PER_SOURCE = 256
 SOURCE_BLOCK = IPv4Network("127.100.0.0/16")
 
 
+def relayed(client: str) -> bool:
+    """Whether the API's peer ``client`` is one of lamina's relays (a function, a VPC reaching
+    the API), though it is an address of the host's loopback."""
+    try:
+        return IPv4Address(client) in SOURCE_BLOCK
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class Listener:
     """Where to listen: an address and port inside a namespace (``transparent`` when the address
