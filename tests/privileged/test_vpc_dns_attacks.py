@@ -369,3 +369,39 @@ def test_one_source_holding_tcp_connections_does_not_lock_the_others_out(
     alive, answer = inside(ns, hold_then_ask)
     assert 1 <= alive < 32, alive
     assert [r.to_text() for rrset in answer.answer for r in rrset] == ["10.70.1.10"]
+
+
+def test_closing_with_queries_in_flight_leaves_nothing_pending(caplog: pytest.LogCaptureFixture) -> None:
+    """A server stopping while forwarded queries wait on an upstream that never answers: they are
+    cancelled and waited for, and nothing is left for the garbage collector to complain about."""
+    import gc
+
+    caplog.set_level(logging.WARNING)
+    upstream = RecordingUpstream()
+    ns = NetNamespace.create("lmtest-dnsatk")
+    server = DnsServer([Upstream(IPv4Address("127.0.0.1"), upstream.port)], timeout_s=5.0)
+    try:
+        iproute.batch(ns, [f"address add {RESOLVER}/32 dev lo"])
+        server.serve("vpc", ns, [RESOLVER], ZONE)
+
+        def ask_slow() -> None:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                for i in range(10):
+                    s.sendto(dns.message.make_query(f"n{i}.slow.example", "A").to_wire(), (str(RESOLVER), 53))
+            finally:
+                s.close()
+
+        inside(ns, ask_slow)
+        deadline = time.monotonic() + 2
+        while len(upstream.asked) < 10 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(upstream.asked) == 10
+    finally:
+        server.close()
+        ns.close()
+        upstream.sock.close()
+    del server  # its tasks go with it
+    gc.collect()
+    failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failures == []

@@ -429,9 +429,12 @@ class DnsServer:
                 self._call(self._stop_site, site)
 
         async def cancel() -> None:
-            for task in list(self._tasks):
+            # Forwarded queries still waiting on an upstream: cancelled, and waited for (a task
+            # left pending when the loop closes is destroyed with an error in the log).
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.sleep(0)
+            await asyncio.wait(tasks, timeout=self.timeout_s) if tasks else None
 
         with contextlib.suppress(RuntimeError):
             self._call(cancel)
