@@ -21,7 +21,17 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-from test_net_uplink import INTERNET_HOST, POOL, PORT, Internet, nat_gateway, no_way_out, vpc_run
+from test_net_uplink import (
+    INTERNET_HOST,
+    POOL,
+    PORT,
+    Internet,
+    nat_gateway,
+    no_way_out,
+    open_internet,
+    uplink_server,
+    vpc_run,
+)
 
 pytestmark = pytest.mark.privileged
 
@@ -91,30 +101,12 @@ class Net:
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
-    net = Internet()
-    try:
-        yield net
-    finally:
-        net.close()
+    yield from open_internet()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-eip") / "data",
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--public-ip-pool",
-            str(POOL),
-            "--eni-release-delay",
-            "0",
-        ),
-    )
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from uplink_server(tmp_path_factory, internet, "lamina-eip", "--public-ip-pool", str(POOL))
 
 
 @pytest.fixture(scope="module")

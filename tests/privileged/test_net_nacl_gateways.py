@@ -17,7 +17,18 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-from test_net_uplink import INTERNET_HOST, POOL, PORT, PROBE, Internet, Net, build_vpc, vpc_run
+from test_net_uplink import (
+    INTERNET_HOST,
+    POOL,
+    PORT,
+    PROBE,
+    Internet,
+    Net,
+    build_vpc,
+    open_internet,
+    uplink_server,
+    vpc_run,
+)
 
 pytestmark = pytest.mark.privileged
 
@@ -28,30 +39,12 @@ EPHEMERAL = {"Protocol": "6", "PortRange": {"From": 1024, "To": 65535}}
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
-    net = Internet()
-    try:
-        yield net
-    finally:
-        net.close()
+    yield from open_internet()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-nacl-gw") / "data",
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--public-ip-pool",
-            str(POOL),
-            "--eni-release-delay",
-            "0",
-        ),
-    )
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from uplink_server(tmp_path_factory, internet, "lamina-nacl-gw", "--public-ip-pool", str(POOL))
 
 
 @pytest.fixture(scope="module")

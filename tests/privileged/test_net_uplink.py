@@ -230,6 +230,11 @@ def nat_gateway(ec2: Any, subnet: str) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
+    yield from open_internet()
+
+
+def open_internet() -> Iterator[Internet]:
+    """The body of a module's ``internet`` fixture: the namespace, removed at the end."""
     net = Internet()
     try:
         yield net
@@ -237,23 +242,22 @@ def internet() -> Iterator[Internet]:
         net.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-uplink") / "data",
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--public-ip-pool",
-            str(POOL),
-            "--eni-release-delay",
-            "0",
-        ),
-    )
+def uplink_server(
+    tmp_path_factory: pytest.TempPathFactory, internet: Internet, name: str, *args: str, **kwargs: Any
+) -> Iterator[LaminaServer]:
+    """The body of a module's ``server`` fixture: a server whose uplink is ``internet``, interfaces
+    released at once, ``args`` more options (``kwargs`` go to :class:`LaminaServer`)."""
+    extra = ("--uplink", f"netns:{internet.name}", "--eni-release-delay", "0", *args)
+    srv = LaminaServer(tmp_path_factory.mktemp(name) / "data", extra_args=extra, **kwargs)
     try:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[LaminaServer]:
+    yield from uplink_server(tmp_path_factory, internet, "lamina-uplink", "--public-ip-pool", str(POOL))
 
 
 @pytest.fixture(scope="module")

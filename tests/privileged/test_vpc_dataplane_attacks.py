@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client, create_lambda_role
-from test_net_uplink import Internet
+from test_net_uplink import Internet, open_internet, uplink_server
 from test_vpc_dns import HAS_RUNTIME, PROBE, RUNTIME, VPC_POLICY, InternetResolver, make_vpc
 from test_vpc_run import ECHO
 from testzips import make_zip
@@ -97,11 +97,7 @@ def function_zip() -> bytes:
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
-    net = Internet()
-    try:
-        yield net
-    finally:
-        net.close()
+    yield from open_internet()
 
 
 @pytest.fixture(scope="module")
@@ -117,25 +113,17 @@ def resolver() -> Iterator[InternetResolver]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, internet: Internet, resolver: InternetResolver
 ) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-dp-attacks") / "data",
+    yield from uplink_server(
+        tmp_path_factory,
+        internet,
+        "lamina-dp-attacks",
+        "--dns-upstream",
+        f"127.0.0.1:{resolver.port}",
         accounts=[
             {"access_key_id": "test", "secret_access_key": "test", "account_id": "000000000000"},
             ALICE,
         ],
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--dns-upstream",
-            f"127.0.0.1:{resolver.port}",
-            "--eni-release-delay",
-            "0",
-        ),
     )
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from lamina_server import LaminaServer, client
-from test_net_uplink import Internet
+from test_net_uplink import Internet, open_internet, uplink_server
 from test_vpc_run import ECHO
 from testzips import make_zip
 from vpc_run import VpcRun
@@ -139,11 +139,7 @@ class InternetResolver:
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
-    net = Internet()
-    try:
-        yield net
-    finally:
-        net.close()
+    yield from open_internet()
 
 
 @pytest.fixture(scope="module")
@@ -159,21 +155,9 @@ def resolver() -> Iterator[InternetResolver]:
 def server(
     tmp_path_factory: pytest.TempPathFactory, internet: Internet, resolver: InternetResolver
 ) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-dns") / "data",
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--dns-upstream",
-            f"127.0.0.1:{resolver.port}",
-            "--eni-release-delay",
-            "0",
-        ),
+    yield from uplink_server(
+        tmp_path_factory, internet, "lamina-dns", "--dns-upstream", f"127.0.0.1:{resolver.port}"
     )
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

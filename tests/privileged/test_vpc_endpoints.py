@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from lamina_server import LaminaServer, client
-from test_net_uplink import POOL, VPC_POLICY, Internet, Net, build_vpc
+from test_net_uplink import POOL, VPC_POLICY, Internet, Net, build_vpc, open_internet, uplink_server
 from testzips import make_zip
 
 from lamina.domain import endpoints as P
@@ -69,30 +69,12 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def internet() -> Iterator[Internet]:
-    net = Internet()
-    try:
-        yield net
-    finally:
-        net.close()
+    yield from open_internet()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, internet: Internet) -> Iterator[LaminaServer]:
-    srv = LaminaServer(
-        tmp_path_factory.mktemp("lamina-endpoints") / "data",
-        extra_args=(
-            "--uplink",
-            f"netns:{internet.name}",
-            "--public-ip-pool",
-            str(POOL),
-            "--eni-release-delay",
-            "0",
-        ),
-    )
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from uplink_server(tmp_path_factory, internet, "lamina-endpoints", "--public-ip-pool", str(POOL))
 
 
 @pytest.fixture(scope="module")
