@@ -374,6 +374,7 @@ def build(
             pipeline.authorize,
             dataplane.netns_dir if dataplane is not None else None,
             time.time,
+            dataplane.resolv_conf if dataplane is not None else None,
             local=on_this_host,
         ),
     )

@@ -399,3 +399,37 @@ def test_a_vpc_run_host_asks_the_same_server(server: LaminaServer, vpcs: dict[st
         assert host.line() == f"NOERROR {DB}"
     finally:
         host.close()
+
+
+# Resolves a name (argv[1]) as any program does (the C library, /etc/resolv.conf), then waits.
+LOOKUP = r"""
+import os, socket, sys
+resolv = open("/etc/resolv.conf").read().split()
+print("ready", os.getpid(), flush=True)
+print(socket.gethostbyname(sys.argv[1]), *resolv, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_vpc_run_host_resolves_with_its_vpcs_resolv_conf(
+    server: LaminaServer, vpcs: dict[str, Any]
+) -> None:
+    """As an EC2 instance's DHCP hands it out: the VPC's DNS server and domain, not the host's."""
+    host = VpcRun(
+        server, vpcs["subnet"], [vpcs["group"]], sys.executable, "-u", "-c", LOOKUP, "ip-10-81-1-20"
+    )
+    try:
+        host.start()
+        assert host.line().split() == [
+            DB,
+            "search",
+            "ec2.internal",
+            "options",
+            "timeout:2",
+            "attempts:5",
+            "nameserver",
+            "10.81.0.2",
+        ]
+    finally:
+        host.close()
+    assert "10.81.0.2" not in Path("/etc/resolv.conf").read_text()  # the host's file is untouched

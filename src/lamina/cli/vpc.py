@@ -2,8 +2,9 @@
 
 ``lamina vpc run`` is a client of a running server like any other: it creates a network interface
 through the EC2 API (boto3, the standard credential chain), waits for the server's data plane to
-publish the interface's namespace at ``<data_dir>/run/netns/<eni-id>``, runs the command in it,
-and deletes the interface when the command ends. The process is then a VPC host: reachable at
+publish the interface's namespace at ``<data_dir>/run/netns/<eni-id>``, runs the command in it
+(through ``lamina.cli.vpc_exec``, with the VPC's ``/etc/resolv.conf`` the server hands out), and
+deletes the interface when the command ends. The process is then a VPC host: reachable at
 the interface's address as its security groups allow, reaching what they and the routes allow.
 
 Facts about running a command in a namespace and forwarding signals:
@@ -25,6 +26,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +38,7 @@ from typing import Any
 from lamina.cli.awsclient import DEFAULT_ENDPOINT, aws_error, clients
 
 DESCRIPTION_MAX = 255  # EC2's limit on an interface's Description
+RESOLV_MAX = 4096  # a resolv.conf longer than this is not one lamina made
 REATTACH_TIMEOUT_S = 60.0
 WATCH_EVERY_S = 0.5  # how often the interface's link is checked
 ASK_EVERY_S = 2.0  # how often the API is asked, while the link is missing, whether it was deleted
@@ -201,9 +204,14 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
-            attached = _use(args, eni_id, "Attach")
+            answer = _ask(args, {"Action": "Attach", "NetworkInterfaceId": eni_id}, quiet=_GONE)
+            attached = answer is not None
+            resolv = answer.get("ResolvConf") if answer is not None else None
             watch = _Watch(ec2, netns_dir, eni_id, eni["PrivateIpAddress"], args.reattach_timeout)
-            return _run_on(netns_dir, eni_id, command, args.wait, watch)
+            with _resolv_file(resolv) as resolv_path:
+                if resolv_path is not None:
+                    command = [sys.executable, "-P", "-m", "lamina.cli.vpc_exec", resolv_path, "--", *command]
+                return _run_on(netns_dir, eni_id, command, args.wait, watch)
         except _Interrupted as exc:
             return 128 + exc.signum
         except Exception as exc:
@@ -300,12 +308,37 @@ def _ask(
     return answer
 
 
+_GONE = ("InvalidNetworkInterfaceID.NotFound",)  # an interface already gone is not worth a word
+
+
 def _use(args: argparse.Namespace, eni_id: str, action: str) -> bool:
-    """Tell the server that this process starts (``Attach``) or stops (``Detach``) using the
-    interface (its status ``in-use`` or ``available``); whether it worked (an interface already
-    gone is not worth a word)."""
+    """Tell the server that this process stops (``Detach``) using the interface (its status
+    ``available`` again); whether it worked."""
     document = {"Action": action, "NetworkInterfaceId": eni_id}
-    return _ask(args, document, quiet=("InvalidNetworkInterfaceID.NotFound",)) is not None
+    return _ask(args, document, quiet=_GONE) is not None
+
+
+@contextmanager
+def _resolv_file(text: Any) -> Iterator[str | None]:
+    """The VPC's ``/etc/resolv.conf`` the server handed out (``Attach``'s ``ResolvConf``), in a
+    file of its own (readable by all: the command may drop privileges) while the command runs;
+    None when the server gave none (no data plane)."""
+    if not isinstance(text, str) or len(text) > RESOLV_MAX or "\0" in text:
+        yield None
+        return
+    directory = tempfile.mkdtemp(prefix="lamina-vpc-run-")
+    path = os.path.join(directory, "resolv.conf")
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(directory, 0o755)
+        os.chmod(path, 0o644)
+        yield path
+    finally:
+        with suppress(OSError):
+            os.unlink(path)
+        with suppress(OSError):
+            os.rmdir(directory)
 
 
 def _delete_interface(args: argparse.Namespace, ec2: Any, eni_id: str, attached: bool) -> None:

@@ -9,7 +9,8 @@ can be deleted). ``Where`` only answers where the namespaces are published.
 The request is a JSON object, SigV4-signed for the service ``ec2`` in its ``Region``:
 ``{"Action": "Attach" | "Detach" | "Where", "Region": "...", "NetworkInterfaceId": "eni-..."}``.
 The answer is ``{"NetnsDir": ..., "NetworkInterface": {...}}`` (``NetnsDir`` null when the server
-has no VPC data plane), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's code and status.
+has no VPC data plane; ``Attach`` adds ``ResolvConf``, the ``/etc/resolv.conf`` the interface's VPC
+hands out -- its DHCP option set's servers and domain -- for the command to run with), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's code and status.
 
 Who may: attaching and detaching an interface is authorized as ``ec2:DeleteNetworkInterface`` on it
 (whoever may delete the interface may say a process of theirs uses it); ``Where`` as
@@ -68,14 +69,18 @@ class VpcRunFront:
         authorize: Callable[[AuthorizationRequest], None],
         netns_dir: Path | None,
         clock: Callable[[], float],
+        resolv_conf: Callable[[str, str, str], str] | None = None,
         local: Callable[[str], bool] = lambda source: _loopback(source),
     ) -> None:
-        """``local``: whether a source address is this host's (it may be told ``NetnsDir``)."""
+        """``resolv_conf(account, region, vpc_id)``: the VPC's ``/etc/resolv.conf`` (the data
+        plane's, as functions get it); None without a data plane. ``local``: whether a source
+        address is this host's (it may be told ``NetnsDir``)."""
         self._store = store
         self._local = local
         self._authorize = authorize
         self._netns_dir = netns_dir
         self._clock = clock
+        self._resolv_conf = resolv_conf
 
     def handle(
         self, body: bytes, authenticate: Callable[[str], Principal], source_ip: str = ""
@@ -150,4 +155,7 @@ class VpcRunFront:
                 eni.pop("Attachment", None)
             tx.update(eni_id, eni)
             shown = E.wire_copy(eni)
-        return {**where, "NetworkInterface": shown}
+        answer = {**where, "NetworkInterface": shown}
+        if attach and self._resolv_conf is not None:
+            answer["ResolvConf"] = self._resolv_conf(principal.account_id, region, str(eni["VpcId"]))
+        return answer
