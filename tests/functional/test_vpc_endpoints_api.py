@@ -30,6 +30,7 @@ def fails(call: Callable[..., Any], **kwargs: Any) -> tuple[str, str]:
 @pytest.fixture
 def net(ec2: Any) -> dict[str, Any]:
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})  # for private DNS
     a = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]
     b = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.0.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]
     rtb = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
@@ -424,3 +425,26 @@ def test_dns_records_of_a_vpc_follow_its_interface_endpoints(
         ec2.delete_vpc_endpoints(VpcEndpointIds=[made["VpcEndpointId"]])
     finally:
         db.close()
+
+
+def test_private_dns_needs_the_vpcs_dns_support_and_hostnames(ec2: Any) -> None:
+    """As EC2: an interface endpoint's private DNS needs both DNS attributes of its VPC on."""
+    vpc_id = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]  # hostnames off, as any new VPC
+    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.3.1.0/24")["Subnet"]["SubnetId"]
+    message = (
+        "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes "
+        f"set to true for {vpc_id}"
+    )
+    args = {"VpcEndpointType": "Interface", "VpcId": vpc_id, "ServiceName": LAMBDA, "SubnetIds": [subnet]}
+    assert fails(ec2.create_vpc_endpoint, **args) == ("InvalidParameter", message)
+    assert not ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["VpcEndpoints"]
+    made = ec2.create_vpc_endpoint(**args, PrivateDnsEnabled=False)["VpcEndpoint"]
+    vpce = made["VpcEndpointId"]
+    assert fails(ec2.modify_vpc_endpoint, VpcEndpointId=vpce, PrivateDnsEnabled=True) == (
+        "InvalidParameter",
+        message,
+    )
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    ec2.modify_vpc_endpoint(VpcEndpointId=vpce, PrivateDnsEnabled=True)
+    assert ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]["PrivateDnsEnabled"] is True
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[vpce])

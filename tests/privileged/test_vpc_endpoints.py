@@ -94,7 +94,9 @@ def lam(server: LaminaServer) -> Any:
 
 @pytest.fixture(scope="module")
 def net(ec2: Any) -> Net:
-    return build_vpc(ec2)
+    made = build_vpc(ec2)
+    ec2.modify_vpc_attribute(VpcId=made.vpc, EnableDnsHostnames={"Value": True})  # for private DNS
+    return made
 
 
 def function(lam: Any, name: str, vpc_config: dict[str, Any] | None = None) -> None:

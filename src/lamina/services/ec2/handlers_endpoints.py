@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from lamina.domain import ec2
 from lamina.domain import endpoints as P
+from lamina.domain.dns import VpcDnsAttributes
 from lamina.domain.ec2 import error, iso
 from lamina.domain.ec2_models import Route as RouteItem
 from lamina.services.base import RequestContext
@@ -139,6 +140,12 @@ def _check_subnets(
 
 
 def _check_private_dns(tx: Ec2Tx, vpc_id: str, service_: P.Service, endpoint_id: str | None = None) -> None:
+    attributes = VpcDnsAttributes.of(cast(Mapping[str, Any], tx.require(ec2.VPC, vpc_id)))
+    if not (attributes.support and attributes.hostnames):  # as EC2 refuses it
+        raise _invalid(
+            "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes "
+            f"set to true for {vpc_id}"
+        )
     for other in tx.find(ec2.VPC_ENDPOINT, vpc_id=vpc_id):
         if (
             other["VpcEndpointId"] != endpoint_id
