@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -429,6 +430,20 @@ def test_signals_reach_the_command_and_the_interface_goes(
 
 def test_errors_are_reported_and_nothing_is_left(server: LaminaServer, ec2: Any, net: Net) -> None:
     before = set(interfaces(ec2, net.vpc))
+    with socket.socket() as closed:  # a local port nothing listens on: one clear error, no guess
+        closed.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    done = subprocess.run(
+        lamina("vpc", "run", "--endpoint-url", nobody, "--subnet", net.a, "--", "true"),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr == f'lamina: vpc run: Could not connect to the endpoint URL: "{nobody}/_lamina/vpc-run"\n'
+    )
     base = ["vpc", "run", "--endpoint-url", server.url, "--data-dir", str(server.data_dir)]
     done = subprocess.run(
         lamina(*base, "--subnet", "subnet-nope", "--", "true"),

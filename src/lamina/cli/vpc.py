@@ -250,8 +250,8 @@ def local_endpoint(url: str) -> bool:
 
 def _netns_dir(args: argparse.Namespace) -> Path | None:
     """Where the server publishes interfaces' namespaces: under ``--data-dir`` when given, else as
-    the server says (``POST /_lamina/vpc-run``, action ``Where``) when it runs on this host, else
-    under the default data directory. What a server says is used only if it is an absolute path
+    the server says (``POST /_lamina/vpc-run``, action ``Where``) when it runs on this host (None,
+    said on stderr, if it cannot be asked), else under the default data directory. What a server says is used only if it is an absolute path
     to a directory of root's, and only namespace files are ever opened there."""
     from lamina.settings import default_data_dir
 
@@ -264,20 +264,21 @@ def _netns_dir(args: argparse.Namespace) -> Path | None:
         hint = "is the server running as root (or give --data-dir)?"
         if local_endpoint(args.endpoint_url):
             told = _ask(args, {"Action": "Where"})
-            if told is not None:
-                said = told.get("NetnsDir")
-                if said is None:
-                    _say(f"vpc run: the server at {args.endpoint_url} has no VPC data plane (see its log)")
-                    return None
-                path = Path(str(said))
-                try:
-                    owner = path.stat().st_uid
-                except OSError:
-                    owner = -1
-                if not path.is_absolute() or owner != 0:
-                    _say(f"vpc run: the server named {said!r} for its namespaces: not a directory of root's")
-                    return None
-                netns_dir, hint = path, "is the server running?"
+            if told is None:  # said why (say, the server is not running): nothing else would work
+                return None
+            said = told.get("NetnsDir")
+            if said is None:
+                _say(f"vpc run: the server at {args.endpoint_url} has no VPC data plane (see its log)")
+                return None
+            path = Path(str(said))
+            try:
+                owner = path.stat().st_uid
+            except OSError:
+                owner = -1
+            if not path.is_absolute() or owner != 0:
+                _say(f"vpc run: the server named {said!r} for its namespaces: not a directory of root's")
+                return None
+            netns_dir, hint = path, "is the server running?"
     if not netns_dir.is_dir():
         _say(f"vpc run: no VPC data plane at {netns_dir}: {hint}")
         return None
