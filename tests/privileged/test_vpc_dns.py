@@ -433,3 +433,14 @@ def test_a_vpc_run_host_resolves_with_its_vpcs_resolv_conf(
     finally:
         host.close()
     assert "10.81.0.2" not in Path("/etc/resolv.conf").read_text()  # the host's file is untouched
+
+
+def test_the_first_host_of_a_vpc_gets_its_resolv_conf_too(server: LaminaServer, ec2: Any) -> None:
+    """No interface in the VPC yet: the data plane builds it for this one, resolver included."""
+    _, subnet, group = make_vpc(ec2, "10.83")
+    host = VpcRun(server, subnet, [group], sys.executable, "-u", "-c", LOOKUP, "localhost")
+    try:
+        host.start()
+        assert host.line().split()[-2:] == ["nameserver", "10.83.0.2"]
+    finally:
+        host.close()

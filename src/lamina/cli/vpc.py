@@ -173,6 +173,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``lamina vpc run``: the command's exit status (128 + N if signal N ended it)."""
+    from lamina.net import published
+
     command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
     if not command:
         _say("vpc run: no command given (lamina vpc run ... -- COMMAND [ARG ...])")
@@ -204,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
+            if published.wait_published(netns_dir, eni_id, args.wait) is None:
+                _say(f"vpc run: the server did not bring {eni_id} up within {args.wait:g} s (see its log)")
+                return 1
+            # Once the namespace is published, the server knows the VPC's resolv.conf too.
             answer = _ask(args, {"Action": "Attach", "NetworkInterfaceId": eni_id}, quiet=_GONE)
             attached = answer is not None
             resolv = answer.get("ResolvConf") if answer is not None else None
@@ -211,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             with _resolv_file(resolv) as resolv_path:
                 if resolv_path is not None:
                     command = [sys.executable, "-P", "-m", "lamina.cli.vpc_exec", resolv_path, "--", *command]
-                return _run_on(netns_dir, eni_id, command, args.wait, watch)
+                return _run_on(netns_dir, eni_id, command, watch)
         except _Interrupted as exc:
             return 128 + exc.signum
         except Exception as exc:
@@ -357,13 +363,9 @@ def _delete_interface(args: argparse.Namespace, ec2: Any, eni_id: str, attached:
                 _say(f"could not delete {eni_id}: {message}")
 
 
-def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], wait_s: float, watch: _Watch) -> int:
+def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], watch: _Watch) -> int:
     from lamina.linux import NetNamespace
-    from lamina.net import published
 
-    if published.wait_published(netns_dir, eni_id, wait_s) is None:
-        _say(f"vpc run: the server did not bring {eni_id} up within {wait_s:g} s (see its log)")
-        return 1
     try:
         fd = os.open(netns_dir / eni_id, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:

@@ -385,6 +385,11 @@ class DataplaneManager:
             self.stats.applies += 1
         elif plane.apply(plan).changed:
             self.stats.applies += 1
+        # Known before any interface is published: `lamina vpc run` asks for it once its namespace is.
+        with self._cond:
+            self._resolv[key] = (
+                N.vpc_resolv_conf(plan.resolver[0], dhcp) if plan.resolver else N.resolv_conf([])
+            )
         live = {i.eni_id: plane.interface_namespace(i.eni_id) for i in plan.interfaces}
         self._set_namespaces(key, live)
         self._publish(key, live, {i.eni_id for i in plan.interfaces if i.kept})
@@ -421,10 +426,6 @@ class DataplaneManager:
                 self._extra(key),
             )
             self.dns.serve(key, plane.router_namespace, plan.resolver, zone)
-        with self._cond:
-            self._resolv[key] = (
-                N.vpc_resolv_conf(plan.resolver[0], dhcp) if plan.resolver else N.resolv_conf([])
-            )
 
     def _extra(self, key: Key | None) -> Mapping[str, Sequence[IPv4Address]]:
         if self._extra_records is None:
