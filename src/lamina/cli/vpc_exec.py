@@ -3,10 +3,10 @@ its command, so that it resolves names as an EC2 instance in its VPC does (the D
 servers: the VPC's Amazon DNS server), not with the host's ``/etc/resolv.conf``, whose servers
 are out of the VPC's reach.
 
-In a mount namespace of its own (``/`` made private first, so nothing propagates back to the
-host), the file RESOLV is bind-mounted read-only over ``/etc/resolv.conf``; then COMMAND replaces
-this process (same pid and process group, so signals and the terminal reach it as before). If the
-mount cannot be made (say ``/etc/resolv.conf`` is a dangling link), the command runs all the same
+In a mount namespace of its own (``/`` made a slave first: the host's later mounts still reach
+the command, nothing of its own propagates back to the host), the file RESOLV is bind-mounted
+read-only over ``/etc/resolv.conf``; then COMMAND replaces this process (same pid and process
+group, so signals and the terminal reach it as before). If the mount cannot be made (say ``/etc/resolv.conf`` is a dangling link), the command runs all the same
 with the host's file, and says so. A command that cannot be started exits 127 (not found) or 126,
 as a shell's does.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from lamina.linux.mounts import MS_BIND, MS_PRIVATE, MS_REC, make_read_only, mount
+from lamina.linux.mounts import MS_BIND, MS_REC, MS_SLAVE, make_read_only, mount
 from lamina.linux.namespaces import CLONE_NEWNS, unshare
 
 RESOLV_CONF = b"/etc/resolv.conf"
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     resolv, command = argv[0], argv[2:]
     try:
         unshare(CLONE_NEWNS)  # this process has one thread: the namespace is the process's
-        mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
+        mount(None, b"/", None, MS_REC | MS_SLAVE, None)
         mount(os.fsencode(resolv), RESOLV_CONF, None, MS_BIND, None)
         make_read_only(RESOLV_CONF, recursive=False)
     except OSError as exc:
