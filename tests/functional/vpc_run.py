@@ -51,9 +51,11 @@ class VpcRun:
         *command: str,
         ip: str = "",
         data_dir: bool = False,
+        options: tuple[str, ...] = (),
     ) -> None:
-        """``data_dir``: pass ``--data-dir`` (else lamina vpc run asks the server, on this host)."""
-        args = ["vpc", "run", "--endpoint-url", server.url, "--subnet", subnet]
+        """``data_dir``: pass ``--data-dir`` (else lamina vpc run asks the server, on this host);
+        ``options``: more of ``lamina vpc run``'s options."""
+        args = ["vpc", "run", "--endpoint-url", server.url, "--subnet", subnet, *options]
         if data_dir:
             args += ["--data-dir", str(server.data_dir)]
         for group in groups:

@@ -741,6 +741,41 @@ def test_vpc_run_says_so_and_exits_when_its_interface_cannot_come_back(tmp_path:
     assert published_mounts(srv.data_dir) == []
 
 
+def test_vpc_run_gives_up_when_the_server_stays_down_and_says_how_to_free_its_interface(
+    tmp_path: Path,
+) -> None:
+    srv = LaminaServer(tmp_path / "data", lambda_role=False)
+    servers = [srv]
+    subnet, db_group, _ = restart_net(client(srv, "ec2"))
+    host = VpcRun(
+        srv, subnet, [db_group], sys.executable, "-u", "-c", ECHO, "6379", options=("--reattach-timeout", "1")
+    )
+    try:
+        host.start()
+        eni = host.interface()
+        assert srv.stop() == 0
+        assert host.wait(15) == 1
+        said = host.stderr()
+        assert "was not re-attached within 1 s" in said, said
+        assert f"free it with `lamina vpc release --endpoint-url {srv.url} {eni}`" in said, said
+        assert not os.path.exists(f"/proc/{host.child_pid}")
+        servers.append(LaminaServer(srv.data_dir, port=srv.port, lambda_role=False))
+        released = subprocess.run(
+            lamina("vpc", "release", "--endpoint-url", srv.url, eni),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=cli_env(),
+        )
+        assert released.returncode == 0, released.stderr
+        left = client(servers[-1], "ec2").describe_network_interfaces()["NetworkInterfaces"]
+        assert eni not in {i["NetworkInterfaceId"] for i in left}
+    finally:
+        host.close()
+        assert servers[-1].stop() == 0
+    assert published_mounts(srv.data_dir) == []
+
+
 # -- a Lambda function in the VPC ---------------------------------------------------------------------
 
 REACH = """

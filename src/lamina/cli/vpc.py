@@ -360,7 +360,10 @@ def _delete_interface(args: argparse.Namespace, ec2: Any, eni_id: str, attached:
             if message is None:
                 raise
             if "NotFound" not in message:
-                _say(f"could not delete {eni_id}: {message}")
+                _say(
+                    f"could not delete {eni_id}: {message}; free it with `lamina vpc release "
+                    f"--endpoint-url {args.endpoint_url} {eni_id}` once the server answers"
+                )
 
 
 def _run_on(netns_dir: Path, eni_id: str, command: Sequence[str], watch: _Watch) -> int:
