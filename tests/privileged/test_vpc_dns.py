@@ -430,6 +430,13 @@ def test_a_vpc_run_host_resolves_with_its_vpcs_resolv_conf(
             "nameserver",
             "10.81.0.2",
         ]
+        # Its file is mounted, and already gone from the host's /tmp (nothing left if vpc run is killed).
+        mounted = [
+            line.split()[3]
+            for line in Path(f"/proc/{host.child_pid}/mountinfo").read_text().splitlines()
+            if line.split()[4] == "/etc/resolv.conf"
+        ]
+        assert len(mounted) == 1 and mounted[0].endswith("//deleted"), mounted
     finally:
         host.close()
     assert "10.81.0.2" not in Path("/etc/resolv.conf").read_text()  # the host's file is untouched

@@ -6,8 +6,10 @@ are out of the VPC's reach.
 In a mount namespace of its own (``/`` made a slave first: the host's later mounts still reach
 the command, nothing of its own propagates back to the host), the file RESOLV is bind-mounted
 read-only over ``/etc/resolv.conf``; then COMMAND replaces this process (same pid and process
-group, so signals and the terminal reach it as before). If the mount cannot be made (say ``/etc/resolv.conf`` is a dangling link), the command runs all the same
-with the host's file, and says so. A command that cannot be started exits 127 (not found) or 126,
+group, so signals and the terminal reach it as before). If the mount cannot be made (say
+``/etc/resolv.conf`` is a dangling link), the command runs all the same with the host's file, and
+says so. Once mounted, the file (and its directory) is removed: nothing is left in ``/tmp``
+however ``lamina vpc run`` ends. A command that cannot be started exits 127 (not found) or 126,
 as a shell's does.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import suppress
 
 from lamina.linux.mounts import MS_BIND, MS_REC, MS_SLAVE, make_read_only, mount
 from lamina.linux.namespaces import CLONE_NEWNS, unshare
@@ -38,6 +41,12 @@ def main(argv: list[str]) -> int:
         make_read_only(RESOLV_CONF, recursive=False)
     except OSError as exc:
         _say(f"the command keeps the host's /etc/resolv.conf (cannot mount the VPC's: {exc})")
+    else:
+        # The mount holds the file now: gone from /tmp even if ``lamina vpc run`` is killed.
+        with suppress(OSError):
+            os.unlink(resolv)
+        with suppress(OSError):
+            os.rmdir(os.path.dirname(resolv))
     try:
         os.execvp(command[0], command)
     except OSError as exc:
