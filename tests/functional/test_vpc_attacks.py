@@ -426,7 +426,7 @@ def test_vpc_run_route_tells_no_host_path_to_a_remote_caller() -> None:
 
     netns = "/srv/lamina/run/netns"
     front = VpcRunFront(
-        Ec2Store.__new__(Ec2Store), lambda request: None, Path(netns), lambda: 0.0, host_holds
+        Ec2Store.__new__(Ec2Store), lambda request: None, Path(netns), lambda: 0.0, local=host_holds
     )
     principal = Principal("000000000000", "test", "arn:aws:iam::000000000000:root")
     body = json.dumps({"Action": "Where", "Region": "us-east-1"}).encode()
