@@ -34,8 +34,9 @@ from testzips import make_zip
 from vpc_run import VpcRun, cli_env, lamina
 
 from lamina.domain import dataplane as D
-from lamina.domain.dataplane import EDGE_UPLINK_ADDRESS
+from lamina.domain import edge as E
 from lamina.domain.dns import DhcpSettings, VpcDnsAttributes
+from lamina.domain.edge import EDGE_UPLINK_ADDRESS
 from lamina.linux import NetNamespace
 from lamina.net import nftables
 from lamina.net.manager import DataplaneManager
@@ -752,12 +753,12 @@ def who(ns: NetNamespace) -> str:
 def test_every_way_out_ruleset_loads_into_nftables() -> None:
     with NetNamespace.create("rulesets") as ns:
         for script in (
-            D.render_nat_ruleset(IPv4Address("192.0.2.9")),
-            D.render_edge_ruleset([]),
-            D.render_edge_ruleset([("lmi0", IPv4Address("192.0.2.9")), ("lmi1", IPv4Address("192.0.2.10"))]),
-            D.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe"),
-            D.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", POOL),
-            D.render_uplink_ruleset(
+            E.render_nat_ruleset(IPv4Address("192.0.2.9")),
+            E.render_edge_ruleset([]),
+            E.render_edge_ruleset([("lmi0", IPv4Address("192.0.2.9")), ("lmi1", IPv4Address("192.0.2.10"))]),
+            E.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe"),
+            E.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", POOL),
+            E.render_uplink_ruleset(
                 "inet lamina_uplink_0badcafe",
                 "lmup0badcafe",
                 POOL,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from lamina.domain import dataplane as dp
+from lamina.domain import edge
 from lamina.domain import secgroups as S
 from lamina.domain.dataplane import Match, RouteAction, RouterRoute, SourceRule
 from lamina.net import iproute
@@ -655,7 +656,7 @@ def test_plans_with_gateways_are_stable() -> None:
 
 
 def test_nat_gateway_ruleset_snats_forwarded_flows_to_its_elastic_ip() -> None:
-    text = dp.render_nat_ruleset(IPv4Address("203.0.113.7"))
+    text = edge.render_nat_ruleset(IPv4Address("203.0.113.7"))
     assert text.splitlines()[0] == "table inet lamina_nat {"  # made once, in a new namespace
     assert '\t\toifname "eth0" snat ip to 203.0.113.7' in text
     forward = text.split("chain forward {")[1].split("}")[0]
@@ -667,7 +668,7 @@ def test_nat_gateway_ruleset_snats_forwarded_flows_to_its_elastic_ip() -> None:
 
 
 def test_edge_ruleset_lets_out_only_elastic_ips_and_the_default_network() -> None:
-    text = dp.render_edge_ruleset(
+    text = edge.render_edge_ruleset(
         [("lmib", IPv4Address("203.0.113.9")), ("lmia", IPv4Address("203.0.113.7"))]
     )
     assert (
@@ -686,16 +687,16 @@ def test_edge_ruleset_lets_out_only_elastic_ips_and_the_default_network() -> Non
         'iifname "default0" ip saddr 169.254.168.6 accept',
     ]
     assert '\t\tiifname "default0" oifname "uplink0" masquerade' in text
-    assert "\tset public { type ifname . ipv4_addr; }" in dp.render_edge_ruleset([])
-    assert "\tset inbound { type ifname . ipv4_addr; }" in dp.render_edge_ruleset([])
-    inbound = dp.render_edge_ruleset(
+    assert "\tset public { type ifname . ipv4_addr; }" in edge.render_edge_ruleset([])
+    assert "\tset inbound { type ifname . ipv4_addr; }" in edge.render_edge_ruleset([])
+    inbound = edge.render_edge_ruleset(
         [("lmia", IPv4Address("203.0.113.7"))], [("lmia", IPv4Address("203.0.113.7"))]
     )
     assert '\tset inbound { type ifname . ipv4_addr; elements = { "lmia" . 203.0.113.7 }; }' in inbound
 
 
 def test_edge_sets_change_by_elements() -> None:
-    text = dp.render_edge_public(
+    text = edge.render_edge_public(
         [("lmia", IPv4Address("203.0.113.7")), ("lmia", IPv4Address("203.0.113.8"))],
         [("lmia", IPv4Address("203.0.113.8"))],
     )
@@ -708,7 +709,7 @@ def test_edge_sets_change_by_elements() -> None:
 
 
 def test_uplink_ruleset_masquerades_only_lamina_sources_leaving_by_another_link() -> None:
-    text = dp.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", N("203.0.113.0/24"))
+    text = edge.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe", N("203.0.113.0/24"))
     assert text.splitlines()[:3] == [
         "table inet lamina_uplink_0badcafe {}",
         "delete table inet lamina_uplink_0badcafe",
@@ -730,7 +731,7 @@ def test_uplink_ruleset_refuses_private_destinations_and_with_host_the_host_itse
         start = lines.index("chain egress {")
         return lines[start + 1 : lines.index("}", start)]
 
-    netns = dp.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe")
+    netns = edge.render_uplink_ruleset("inet lamina_uplink_0badcafe", "lmup0badcafe")
     assert chain(netns) == [
         "type filter hook prerouting priority dstnat - 10; policy accept;",
         'iifname != "lmup0badcafe" accept',
@@ -747,8 +748,8 @@ def test_uplink_ruleset_refuses_private_destinations_and_with_host_the_host_itse
         "169.254.0.0/16",
         "127.0.0.0/8",
     ):
-        assert N(block) in dp.EGRESS_REFUSED
-    host = dp.render_uplink_ruleset(
+        assert N(block) in edge.EGRESS_REFUSED
+    host = edge.render_uplink_ruleset(
         "inet lamina_uplink_0badcafe", "lmup0badcafe", allowed=[N("10.0.0.5/32")], refuse_local=True
     )
     assert "fib daddr type local drop" in chain(host)
@@ -765,14 +766,14 @@ def test_lamina_link_addresses_stay_in_their_block() -> None:
     for address in (
         dp.EDGE_ADDRESS,
         dp.ROUTER_INTERNET_ADDRESS,
-        dp.EDGE_DEFAULT_ADDRESS.ip,
-        dp.DEFAULT_ADDRESS.ip,
-        dp.EDGE_UPLINK_ADDRESS.ip,
-        dp.UPLINK_ADDRESS.ip,
+        edge.EDGE_DEFAULT_ADDRESS.ip,
+        edge.DEFAULT_ADDRESS.ip,
+        edge.EDGE_UPLINK_ADDRESS.ip,
+        edge.UPLINK_ADDRESS.ip,
     ):
         assert address in dp.LINK_BLOCK
-    assert dp.EDGE_UPLINK_ADDRESS.network == dp.UPLINK_ADDRESS.network
-    assert dp.EDGE_DEFAULT_ADDRESS.network == dp.DEFAULT_ADDRESS.network
+    assert edge.EDGE_UPLINK_ADDRESS.network == edge.UPLINK_ADDRESS.network
+    assert edge.EDGE_DEFAULT_ADDRESS.network == edge.DEFAULT_ADDRESS.network
 
 
 def test_link_route_changes_touch_only_routes_through_the_link() -> None:

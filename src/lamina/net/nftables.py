@@ -15,7 +15,7 @@ Facts about nftables (nft 1.0.6, Linux 6.x):
   deletes set elements waits for an RCU grace period before ``nft`` returns: some 10-25 ms here,
   against 1-2 ms for one that only creates tables or adds set elements. So a namespace's first
   table is created, not replaced, and what changes often lives in sets
-  (``domain.dataplane.set_updates``, ``render_edge_public``).
+  (``domain.dataplane.set_updates``, ``domain.edge.render_edge_public``).
 """
 
 from __future__ import annotations

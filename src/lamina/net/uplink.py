@@ -1,7 +1,7 @@
 """The way out of lamina's namespaces: the uplink ("the internet"), the edge namespace between it
 and every VPC, and the default network of functions without a VPC.
 
-The shape (addresses in ``domain.dataplane``, all from ``LINK_BLOCK``)::
+The shape (addresses in ``domain.dataplane`` and ``domain.edge``, all from ``LINK_BLOCK``)::
 
     uplink namespace (the host's, or a named one in tests)
         | lmup<tag>  169.254.168.10/30            routes: each Elastic IP in force (/32) via the edge
@@ -31,7 +31,7 @@ Facts this relies on (Linux 6.x):
   the uplink, any address of the host itself, unless the operator allows it
   (``--allow-egress-to``): a Lambda function never reaches the machine it runs on or its LAN.
   The check sits in lamina's own table in the uplink, at ``prerouting`` before the host's DNAT
-  (``domain.dataplane.render_egress_limits``). With ``netns:NAME`` the namespace *is* the
+  (``domain.edge.render_egress_limits``). With ``netns:NAME`` the namespace *is* the
   internet: its own addresses are the internet's hosts, and only the private ranges are refused.
 - The edge and default namespaces are held only by fds: if the server dies, they go, and with
   them every veth into them (deleting one end of a veth pair deletes the other), so the link in
@@ -63,6 +63,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from lamina.domain import dataplane as D
+from lamina.domain import edge as E
 from lamina.domain import endpoints as P
 from lamina.linux import NetNamespace, namespaces
 from lamina.net import attach, iproute, nftables, sysctl
@@ -212,12 +213,12 @@ class Uplink:
         iproute.batch(
             edge,
             [
-                f"link add {D.EDGE_UPLINK_LINK} type veth peer name {self.link} netns {peer}",
-                f"address add {D.EDGE_UPLINK_ADDRESS} dev {D.EDGE_UPLINK_LINK}",
-                f"link set {D.EDGE_UPLINK_LINK} up",
-                f"link add {D.EDGE_DEFAULT_LINK} type veth peer name {D.DEFAULT_LINK} netns /proc/self/fd/{default.fd}",
-                f"address add {D.EDGE_DEFAULT_ADDRESS} dev {D.EDGE_DEFAULT_LINK}",
-                f"link set {D.EDGE_DEFAULT_LINK} up",
+                f"link add {E.EDGE_UPLINK_LINK} type veth peer name {self.link} netns {peer}",
+                f"address add {E.EDGE_UPLINK_ADDRESS} dev {E.EDGE_UPLINK_LINK}",
+                f"link set {E.EDGE_UPLINK_LINK} up",
+                f"link add {E.EDGE_DEFAULT_LINK} type veth peer name {E.DEFAULT_LINK} netns /proc/self/fd/{default.fd}",
+                f"address add {E.EDGE_DEFAULT_ADDRESS} dev {E.EDGE_DEFAULT_LINK}",
+                f"link set {E.EDGE_DEFAULT_LINK} up",
             ],
             pass_fds=[self.uplink.fd, default.fd],
         )
@@ -225,7 +226,7 @@ class Uplink:
         # solicitations from lamina's link in the uplink (the setting is the link's own).
         sysctl.configure(self.uplink, {f"ipv6/conf/{self.link}/disable_ipv6": "1"})
         iproute.batch(
-            self.uplink, [f"address add {D.UPLINK_ADDRESS} dev {self.link}", f"link set {self.link} up"]
+            self.uplink, [f"address add {E.UPLINK_ADDRESS} dev {self.link}", f"link set {self.link} up"]
         )
         # lamina's public API addresses (``domain.endpoints``): the edge's own, so a VPC reaches
         # them through its internet gateway as an Elastic IP; and the default network's, so each
@@ -236,16 +237,16 @@ class Uplink:
             default,
             [
                 *public_api,
-                f"address add {D.DEFAULT_ADDRESS} dev {D.DEFAULT_LINK}",
-                f"link set {D.DEFAULT_LINK} up",
-                f"route add default via {D.EDGE_DEFAULT_ADDRESS.ip} dev {D.DEFAULT_LINK}",
+                f"address add {E.DEFAULT_ADDRESS} dev {E.DEFAULT_LINK}",
+                f"link set {E.DEFAULT_LINK} up",
+                f"route add default via {E.EDGE_DEFAULT_ADDRESS.ip} dev {E.DEFAULT_LINK}",
             ],
         )
         attach.prepare_forwarder(default)
         self._table_loaded = True  # from here on, close() deletes it (even if loading fails half way)
         nftables.load(
             self.uplink,
-            D.render_uplink_ruleset(
+            E.render_uplink_ruleset(
                 self.table,
                 self.link,
                 self.public_pool,
@@ -345,8 +346,8 @@ class Uplink:
                 IPv4Network("0.0.0.0/0"),
                 D.RouteAction.GATEWAY,
                 "uplink",
-                via=D.UPLINK_ADDRESS.ip,
-                link=D.EDGE_UPLINK_LINK,
+                via=E.UPLINK_ADDRESS.ip,
+                link=E.EDGE_UPLINK_LINK,
             ),
             *(
                 D.RouterRoute(
@@ -372,7 +373,7 @@ class Uplink:
                 IPv4Network(address),
                 D.RouteAction.INTERFACE,
                 "edge",
-                via=D.EDGE_UPLINK_ADDRESS.ip,
+                via=E.EDGE_UPLINK_ADDRESS.ip,
                 link=self.link,
             )
             for address in sorted(owner)
@@ -397,9 +398,9 @@ class Uplink:
         if (public, inbound) != self._edge_public:
             loaded, self._edge_public = self._edge_public, None
             if loaded is None:
-                nftables.load(self.edge, D.render_edge_ruleset(public, inbound))
+                nftables.load(self.edge, E.render_edge_ruleset(public, inbound))
             else:
-                nftables.load(self.edge, D.render_edge_public(public, inbound))
+                nftables.load(self.edge, E.render_edge_public(public, inbound))
             self._edge_public = (public, inbound)
         if uplink_routes != self._uplink_routes:
             installed_uplink, self._uplink_routes = self._uplink_routes, None
@@ -430,7 +431,7 @@ class Uplink:
                 if edge is not None:
                     # Deleting the edge's end deletes the uplink's, and every route through it.
                     with contextlib.suppress(DataplaneError):
-                        run(edge, ["ip", "link", "del", D.EDGE_UPLINK_LINK])
+                        run(edge, ["ip", "link", "del", E.EDGE_UPLINK_LINK])
                 if self._table_loaded:
                     family, name = self.table.split()
                     try:

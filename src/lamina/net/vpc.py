@@ -38,9 +38,9 @@ from lamina.domain.dataplane import (
     RouterRoute,
     SourceRule,
     VpcPlan,
-    render_nat_ruleset,
     set_updates,
 )
+from lamina.domain.edge import render_nat_ruleset
 from lamina.linux import NetNamespace
 from lamina.net import iproute, nftables, sysctl
 from lamina.net.commands import DataplaneError
