@@ -931,6 +931,33 @@ def race(calls: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
+@pytest.mark.parametrize("region", ["xx-fake-1", "zz-nowhere-9", "us-east-99"])
+def test_an_invented_region_is_no_fresh_set_of_quotas(server: LaminaServer, region: str) -> None:
+    """Each region has its own default VPC and Elastic IP quota, taken from the one shared pool: a
+    region name outside AWS's partition answers AuthFailure, as EC2 does in a region an account
+    cannot use, and gets nothing (no default VPC, no address)."""
+    invented = client(server, "ec2", region=region)
+    for call, kwargs in [
+        (invented.allocate_address, {"Domain": "vpc"}),
+        (invented.describe_vpcs, {}),
+        (invented.create_vpc, {"CidrBlock": "10.0.0.0/16"}),
+        (invented.describe_account_attributes, {}),
+    ]:
+        with pytest.raises(ClientError) as caught:
+            call(**kwargs)
+        error = caught.value.response["Error"]
+        assert (error["Code"], error["Message"]) == (
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials",
+        )
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    # A real region still works, and the invented one made nothing.
+    real = client(server, "ec2", region="eu-west-3")
+    assert [v["CidrBlock"] for v in real.describe_vpcs()["Vpcs"] if v["IsDefault"]] == ["172.31.0.0/16"]
+    regions = [r["RegionName"] for r in real.describe_regions(AllRegions=True)["Regions"]]
+    assert region not in regions and "eu-west-3" in regions
+
+
 def test_concurrent_first_use_of_a_region_makes_one_default_vpc(server: LaminaServer) -> None:
     clients = [client(server, "ec2", region="ap-south-2") for _ in range(8)]
     results = race([c.describe_vpcs for c in clients] + [c.create_default_vpc for c in clients[:4]])
