@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
+from test_vpc_run import ECHO, PROBE
 from testzips import make_zip
 from vpc_run import VpcRun
 
@@ -25,37 +26,6 @@ pytestmark = pytest.mark.privileged
 DB = "10.78.2.10"
 PROBE_TIMEOUT_S = 0.25
 IN_FORCE_S = 2.0  # a correctness bound (bench/ measures; tests never assert timings)
-
-ECHO = r"""
-import os, socket, sys, threading
-def serve(s):
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=lambda c=c: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")], daemon=True).start()
-for port in sys.argv[1:]:
-    threading.Thread(target=serve, args=(socket.create_server(("0.0.0.0", int(port))),), daemon=True).start()
-print("ready", os.getpid(), flush=True)
-threading.Event().wait()
-"""
-
-PROBE = r"""
-import os, socket, sys
-print("ready", os.getpid(), flush=True)
-for line in sys.stdin:
-    host, port, timeout = line.split()
-    s = socket.socket()
-    s.settimeout(float(timeout))
-    try:
-        s.connect((host, int(port)))
-        s.sendall(b"ping")
-        print("ok" if s.recv(4) == b"ping" else "no reply", flush=True)
-    except TimeoutError:
-        print("dropped", flush=True)
-    except OSError as exc:
-        print("error", exc.errno, flush=True)
-    finally:
-        s.close()
-"""
 
 
 @dataclass
