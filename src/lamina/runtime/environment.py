@@ -260,9 +260,11 @@ class Environment:
     # -- start ---------------------------------------------------------------------------------
 
     @property
-    def _public_api(self) -> bool:
-        """Whether the function reaches lamina at its public addresses (it has a data plane)."""
-        return self.target.api is not None and bool(self.target.vpc_namespaces) and self.attacher is not None
+    def _public_api(self) -> ApiAccess | None:
+        """How the function reaches lamina at its public addresses (it has a data plane), or None:
+        through the in-sandbox relay."""
+        usable = bool(self.target.vpc_namespaces) and self.attacher is not None
+        return self.target.api if usable else None
 
     def _env_vars(self) -> dict[str, str]:
         t, cfg = self.target, self.target.config
@@ -286,8 +288,8 @@ class Environment:
             "AWS_SECRET_ACCESS_KEY": t.credentials[1],
             "AWS_SESSION_TOKEN": t.credentials[2],
             **(
-                t.api.env(t.region)
-                if t.api is not None and self._public_api
+                public.env(t.region)
+                if (public := self._public_api) is not None
                 else {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}"}
             ),
             "LAMBDA_TASK_ROOT": "/var/task",
@@ -369,7 +371,7 @@ class Environment:
             self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
         await self.api.start()
-        if not self._public_api:  # else the API is reached as a VPC reaches it (runtime.public_api)
+        if self._public_api is None:  # else the API is reached as a VPC reaches it (runtime.public_api)
             self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
             await self.relay.start()
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
@@ -405,7 +407,7 @@ class Environment:
             cpu_quota=limits.cpu_quota,
             resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
             hosts=dns.HOSTS,
-            ca_bundle=t.api.ca if self._public_api and t.api is not None else None,
+            ca_bundle=public.ca if (public := self._public_api) is not None else None,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
