@@ -45,6 +45,7 @@ import httptools
 
 from lamina.domain.response_streaming import MAX_STREAMED_BYTES
 from lamina.errors import LaminaError
+from lamina.runtime.extensions_api import MAX_EXTENSION_BODY_BYTES, TOO_LARGE, ExtensionsApi
 from lamina.runtime.streaming import ResponseStream
 
 __all__ = [
@@ -55,7 +56,12 @@ __all__ = [
     "RuntimeApi",
     "RuntimeApiClosed",
     "RuntimeState",
+    "SubscribeHandler",
 ]
+
+# What handles a Telemetry API or Logs API subscription: (api, extension name, body) -> (status, JSON
+# body). ``api`` is "telemetry" or "logs".
+SubscribeHandler = Callable[[str, str, bytes], tuple[int, bytes]]
 
 # AWS: "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
 MAX_RESPONSE_BYTES = 6_291_556
@@ -139,6 +145,10 @@ _TELEMETRY_NOT_SUPPORTED = _response(
     b"202 Accepted",
     b'{"errorType":"Telemetry.NotSupported","errorMessage":"Telemetry API is not supported"}',
 )
+_LOGS_NOT_SUPPORTED = _response(
+    b"202 Accepted",
+    b'{"errorType":"Logs.NotSupported","errorMessage":"Logs API is not supported"}',
+)
 _NOT_FOUND = _response(b"404 Not Found", b"404 page not found\n", content_type=b"text/plain; charset=utf-8")
 _METHOD_NOT_ALLOWED = _response(b"405 Method Not Allowed", b"", content_type=b"text/plain; charset=utf-8")
 _BAD_REQUEST_CLOSE = (
@@ -146,6 +156,14 @@ _BAD_REQUEST_CLOSE = (
     b"Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n"
 )
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_EXTENSION_HEADERS = frozenset(
+    {
+        b"lambda-extension-name",
+        b"lambda-extension-identifier",
+        b"lambda-extension-accept-feature",
+        b"lambda-extension-function-error-type",
+    }
+)
 
 # The runtime is untrusted code: bound what one connection can make the server hold. A request head
 # (awslambdaric's X-Ray error cause header alone may reach 1 MiB) and requests queued behind a parked
@@ -197,7 +215,25 @@ class _Route(enum.Enum):
     ERROR = enum.auto()
     INIT_ERROR = enum.auto()
     TELEMETRY = enum.auto()
+    LOGS = enum.auto()
+    EXT_REGISTER = enum.auto()
+    EXT_NEXT = enum.auto()
+    EXT_INIT_ERROR = enum.auto()
+    EXT_EXIT_ERROR = enum.auto()
     NOT_FOUND = enum.auto()
+
+
+_EXTENSION_ROUTES = {
+    b"/2020-01-01/extension/register": _Route.EXT_REGISTER,
+    b"/2020-01-01/extension/event/next": _Route.EXT_NEXT,
+    b"/2020-01-01/extension/init/error": _Route.EXT_INIT_ERROR,
+    b"/2020-01-01/extension/exit/error": _Route.EXT_EXIT_ERROR,
+    b"/2020-08-15/logs": _Route.LOGS,
+}
+# Routes whose (small) bodies are kept, up to MAX_EXTENSION_BODY_BYTES.
+_SMALL_BODY_ROUTES = frozenset(
+    {_Route.EXT_REGISTER, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR, _Route.TELEMETRY, _Route.LOGS}
+)
 
 
 _INVOCATION_PREFIX = b"/2018-06-01/runtime/invocation/"
@@ -220,14 +256,25 @@ def _route(path: bytes) -> tuple[_Route, bytes]:
         return _Route.INIT_ERROR, b""
     elif path == _TELEMETRY_PATH or path.startswith(_TELEMETRY_PATH + b"/"):
         return _Route.TELEMETRY, b""
-    return _Route.NOT_FOUND, b""
+    return _EXTENSION_ROUTES.get(path, _Route.NOT_FOUND), b""
 
+
+_EXTENSION_ROUTE_SET = frozenset(
+    {_Route.EXT_REGISTER, _Route.EXT_NEXT, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR}
+)
+_REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 500: b"Internal Server Error"}
 
 _ROUTE_METHOD = {
     _Route.NEXT: b"GET",
     _Route.RESPONSE: b"POST",
     _Route.ERROR: b"POST",
     _Route.INIT_ERROR: b"POST",
+    _Route.TELEMETRY: b"PUT",
+    _Route.LOGS: b"PUT",
+    _Route.EXT_REGISTER: b"POST",
+    _Route.EXT_NEXT: b"GET",
+    _Route.EXT_INIT_ERROR: b"POST",
+    _Route.EXT_EXIT_ERROR: b"POST",
 }
 
 
@@ -287,6 +334,7 @@ class _Request:
         "keep_alive",
         "streamed",
         "trailer_error",
+        "ext",
     )
 
     def __init__(
@@ -310,6 +358,7 @@ class _Request:
         self.keep_alive = keep_alive
         self.streamed = streamed  # the body went to the invocation's stream
         self.trailer_error = trailer_error  # a streamed response's error: (type, decoded body)
+        self.ext: dict[bytes, str] = {}  # Lambda-Extension-* headers (lower-case names)
 
 
 class _Connection(asyncio.Protocol):
@@ -330,6 +379,7 @@ class _Connection(asyncio.Protocol):
         self._content_type: str | None = None
         self._stream: ResponseStream | None = None
         self._trailers: dict[bytes, bytes] = {}
+        self._ext: dict[bytes, str] = {}
         self._limit = MAX_RESPONSE_BYTES
         self._chunks: list[bytes] = []
         self._size = 0
@@ -376,6 +426,7 @@ class _Connection(asyncio.Protocol):
         self._content_type = None
         self._stream = None
         self._trailers = {}
+        self._ext = {}
         self._limit = MAX_RESPONSE_BYTES
 
     def on_url(self, url: bytes) -> None:
@@ -399,6 +450,8 @@ class _Connection(asyncio.Protocol):
             self._error_type = value.decode("utf-8", "replace")
         elif lname == b"expect" and value.lower() == b"100-continue":
             self._expect_continue = True
+        elif lname.startswith(b"lambda-extension-") and lname in _EXTENSION_HEADERS:
+            self._ext[lname] = value.decode("utf-8", "replace").strip()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -406,6 +459,9 @@ class _Connection(asyncio.Protocol):
         path = self._url.split(b"?", 1)[0]
         self._route, self._request_id = _route(path)
         self._store_body = self._route in (_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR)
+        if self._route in _SMALL_BODY_ROUTES:
+            self._store_body = True
+            self._limit = MAX_EXTENSION_BODY_BYTES
         if self._streaming_mode and self._route is _Route.RESPONSE:
             stream = self._api.response_stream(self._request_id)
             if stream is not None:
@@ -433,7 +489,7 @@ class _Connection(asyncio.Protocol):
                 stream.write(body)
             return
         if self._store_body:
-            if self._size <= MAX_RESPONSE_BYTES:
+            if self._size <= self._limit:
                 self._chunks.append(body)
             else:  # read on, keep nothing, answer 413 at the end
                 self._store_body = False
@@ -458,6 +514,7 @@ class _Connection(asyncio.Protocol):
             streamed=self._stream is not None,
             trailer_error=_trailer_error(self._trailers) if route is _Route.RESPONSE else None,
         )
+        request.ext = self._ext
         self._stream = None
         self._trailers = {}
         self._in_head = True
@@ -532,6 +589,10 @@ class RuntimeApi:
         self._future: asyncio.Future[InvocationResult] | None = None
         self._waiter: _Connection | None = None  # a /next with nothing to hand out yet
         self._on_parked: Callable[[], None] | None = None
+        # The Extensions API on this same socket (None: every extension path is 404) and the
+        # Telemetry/Logs API subscription handler (None: "not supported").
+        self.extensions: ExtensionsApi | None = None
+        self.on_subscribe: SubscribeHandler | None = None
 
     @property
     def state(self) -> RuntimeState:
@@ -629,6 +690,8 @@ class RuntimeApi:
         self._future = None
         self._waiter = None
         self._on_parked = None
+        if self.extensions is not None:
+            self.extensions.close()
         for conn in list(self._connections):
             conn.close()
         if self._server is not None:
@@ -687,10 +750,12 @@ class RuntimeApi:
         route = req.route
         if route is _Route.NOT_FOUND:
             return _NOT_FOUND
-        if route is _Route.TELEMETRY:
-            return _TELEMETRY_NOT_SUPPORTED
+        if route is _Route.TELEMETRY or route is _Route.LOGS:
+            return self._subscribe(req)
         if not req.method_ok:
             return _METHOD_NOT_ALLOWED
+        if route in _EXTENSION_ROUTE_SET:
+            return self._extension(conn, req)
         if self._future is not None and self._future.done():
             self._drop_pending()  # cancelled by the caller, queued or in flight
         state = self._state
@@ -717,9 +782,45 @@ class RuntimeApi:
             self._finish(InvocationResult(ResultKind.ERROR, req.body, req.error_type))
         return _ACCEPTED
 
+    def _subscribe(self, req: _Request) -> bytes:
+        """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs``: to the subscription handler,
+        for a registered extension; without a handler, AWS's "not supported" answer."""
+        telemetry = req.route is _Route.TELEMETRY
+        handler, extensions = self.on_subscribe, self.extensions
+        if handler is None or extensions is None:
+            return _TELEMETRY_NOT_SUPPORTED if telemetry else _LOGS_NOT_SUPPORTED
+        if not req.method_ok:
+            return _METHOD_NOT_ALLOWED
+        found = extensions.find(req.ext.get(b"lambda-extension-identifier"))
+        if isinstance(found, bytes):
+            return found
+        if req.too_large:
+            return TOO_LARGE
+        status, body = handler("telemetry" if telemetry else "logs", found.name, req.body)
+        return _response(b"%d %s" % (status, _REASONS.get(status, b"Unknown")), body)
+
+    def _extension(self, conn: _Connection, req: _Request) -> bytes | None:
+        extensions = self.extensions
+        if extensions is None:
+            return _NOT_FOUND
+        route = req.route
+        if route is not _Route.EXT_NEXT and req.too_large:
+            return TOO_LARGE
+        identifier = req.ext.get(b"lambda-extension-identifier")
+        if route is _Route.EXT_REGISTER:
+            return extensions.register(
+                req.ext.get(b"lambda-extension-name"), req.ext.get(b"lambda-extension-accept-feature"), req.body
+            )
+        if route is _Route.EXT_NEXT:
+            return extensions.next(identifier, conn)
+        error_type = req.ext.get(b"lambda-extension-function-error-type")
+        return extensions.error(identifier, error_type, init=route is _Route.EXT_INIT_ERROR)
+
     def _next(self, conn: _Connection, state: RuntimeState) -> bytes | tuple[bytes, bytes] | None:
         if state is RuntimeState.STARTED:
             self._state = state = RuntimeState.READY
+            if self.extensions is not None:
+                self.extensions.close_registration()
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
         if state is not RuntimeState.READY:
@@ -749,6 +850,8 @@ class RuntimeApi:
             result = InvocationResult(ResultKind.INIT_ERROR, req.body, req.error_type)
         self._state = RuntimeState.INIT_ERROR
         self._init_error = result
+        if self.extensions is not None:
+            self.extensions.close_registration()
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(result)
         future = self._future
