@@ -42,8 +42,16 @@ from lamina.domain import dns
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
 from lamina.linux import CgroupError, NetNamespace
-from lamina.runtime import native_gate
+from lamina.runtime import init_binary, native_gate
 from lamina.runtime.catalog import PythonRuntime
+from lamina.runtime.extension_files import (
+    MAX_EXTENSIONS,
+    ExtensionListingError,
+    extension_environment,
+    external_extensions,
+)
+from lamina.runtime.extension_host import ExtensionHost
+from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
@@ -256,6 +264,16 @@ class Environment:
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._starting: asyncio.Future[Sandbox] | None = None  # Sandbox.start, while in its thread
         self._destroying: asyncio.Future[None] | None = None
+        # Its extensions (external and internal): None until its Init starts.
+        self.extensions: ExtensionHost | None = None
+        # After an invocation whose extensions were still busy when the runtime answered: done
+        # once they all called next again (or failed, or ran out of time), when REPORT is written.
+        self.settling: asyncio.Future[None] | None = None
+        # The shutdownReason its extensions get when it goes (spindown | timeout | failure).
+        self.shutdown_reason = "spindown"
+        # Told each platform event as it happens: (type, record) with the Telemetry API's names
+        # (platform.initStart, platform.start, platform.report, platform.extension, ...).
+        self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -327,6 +345,18 @@ class Environment:
         await self._init_runtime()
         if self.init_error is not None:
             self._init_report("init")
+        elif self.on_platform_event is not None:
+            self._init_events("init")
+
+    def _init_events(self, phase: str) -> None:
+        """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
+        error = self.init_error
+        status = "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
+        base: dict[str, Any] = {"initializationType": self.initialization_type, "phase": phase, "status": status}
+        if error is not None and status == "error":
+            base["errorType"] = error.error_type or "Runtime.Unknown"
+        self.platform_event("platform.initRuntimeDone", dict(base))
+        self.platform_event("platform.initReport", {**base, "metrics": {"durationMs": round(self.init_ms or 0.0, 3)}})
 
     def _init_report(self, phase: str) -> None:
         """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
@@ -337,6 +367,8 @@ class Environment:
         self._drain_logs()  # the runtime's own [ERROR] lines come first
         error_type = self.init_error.error_type or "Runtime.Unknown"
         self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
+        if self.on_platform_event is not None:
+            self._init_events(phase)
 
     async def _retry_init(self) -> None:
         """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
@@ -357,6 +389,16 @@ class Environment:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         t = self.target
+        if self.on_platform_event is not None:
+            self.platform_event(
+                "platform.initStart",
+                {
+                    "initializationType": self.initialization_type,
+                    "phase": "init",
+                    "functionName": t.name,
+                    "functionVersion": t.version,
+                },
+            )
         argv = self._argv()
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
@@ -370,7 +412,27 @@ class Environment:
             eni_ns = t.vpc_namespaces[next(_spread) % len(t.vpc_namespaces)]
             self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
+        try:
+            paths = external_extensions(t.layer_dirs)
+        except ExtensionListingError as exc:
+            paths = ()
+            log.warning("environment %s: %s", self.id, exc)
+        host = self._extension_host(tuple(p.rsplit("/", 1)[-1] for p in paths[:MAX_EXTENSIONS]))
+        self.api.extensions = host.api
         await self.api.start()
+        init_path: Path | None = None
+        if paths:
+            try:
+                init_path = await loop.run_in_executor(None, init_binary.ensure, self.work_root.parent)
+            except init_binary.InitBinaryError as exc:
+                self.init_ms = (time.perf_counter() - started) * 1000
+                self._platform_init_error("Extension.LaunchError", str(exc))
+                return
+            if len(paths) > MAX_EXTENSIONS:
+                # rapid's ErrTooManyExtensions: Lambda starts at most 10 (quota "Extensions: 10").
+                self.init_ms = (time.perf_counter() - started) * 1000
+                self._platform_init_error("Extension.LaunchError", "TooManyExtensions")
+                return
         if self._public_api is None:  # else the API is reached as a VPC reaches it (runtime.public_api)
             self.relay = EndpointRelay(self.netns.listen_tcp("127.0.0.1", t.endpoint_port), t.endpoint_port)
             await self.relay.start()
@@ -384,6 +446,7 @@ class Environment:
         self._pipes += 1
         self._watch_logs()
         cfg = t.config
+        env_vars = self._env_vars()
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
         runtime_dir, lang_dir = t.python_dirs()
         spec = SandboxSpec(
@@ -395,7 +458,7 @@ class Environment:
             lang_dir=lang_dir,
             userland=t.userland or Path("/"),
             argv=argv,
-            env=self._env_vars(),
+            env=env_vars,
             netns=self.netns,
             memory_bytes=limits.memory_bytes,
             tmp_bytes=int((cfg.get("EphemeralStorage") or {}).get("Size", 512)) * 1024 * 1024,
@@ -408,6 +471,10 @@ class Environment:
             resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
             hosts=dns.HOSTS,
             ca_bundle=public.ca if (public := self._public_api) is not None else None,
+            extensions=paths,
+            extension_stdout=write_fd if paths else None,
+            extension_env=extension_environment(env_vars) if paths else None,
+            init_binary=init_path,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
@@ -432,14 +499,44 @@ class Environment:
         self._exited = loop.create_future()
         self._pidfd = os.pidfd_open(self.sandbox.pid)
         loop.add_reader(self._pidfd, self._on_exit)
+        deadline = started + INIT_TIMEOUT_S
+        if paths:
+            report_fd = self.sandbox.report_fd
+            if report_fd is not None:
+                loop.add_reader(report_fd, self._on_report, report_fd)
+            # Every launched extension registers (or fails) before the runtime starts.
+            registered = await self._until(host.when(host.registered_or_failed), deadline)
+            if host.failure is None and registered:
+                self.sandbox.start_runtime()
         ready = asyncio.ensure_future(self.api.wait_ready())
+        failed = host.when(host.failed)
         try:
-            waiting: set[asyncio.Future[Any]] = {ready, self._exited}
-            done, _ = await asyncio.wait(waiting, timeout=INIT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+            waiting: set[asyncio.Future[Any]] = {ready, self._exited, failed}
+            done, _ = await asyncio.wait(
+                waiting, timeout=max(0.0, deadline - time.perf_counter()), return_when=asyncio.FIRST_COMPLETED
+            )
+            if ready in done and not ready.cancelled() and ready.exception() is None and ready.result() is None:
+                # Init ends when the runtime and every registered extension called next.
+                idle = host.when(host.idle_or_failed)
+                if not await self._until(idle, deadline):
+                    done = {self._exited} if self._exited.done() else set()
         finally:
-            if not ready.done():
-                ready.cancel()
+            for future in (ready, failed):
+                if not future.done():
+                    future.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
+        for line in host.log_lines():
+            self._log(line.encode() + b"\n")
+        if self.on_platform_event is not None:
+            for ext in host.api.extensions:
+                record: dict[str, Any] = {"name": ext.name, "state": ext.state.value, "events": list(ext.events)}
+                if ext.error_type is not None:
+                    record["errorType"] = ext.error_type
+                self.platform_event("platform.extension", record)
+        if host.failure is not None:
+            self.shutdown_reason = "failure"
+            self._platform_init_error(*host.failure)
+            return
         if ready in done and not ready.cancelled() and ready.exception() is None:
             self.init_error = ready.result()
             return
@@ -451,6 +548,41 @@ class Environment:
             reason = f"Runtime exited with error: {_exit_text(code)}"
             error_type = "Runtime.ExitError"
         self._platform_init_error(error_type, reason)
+
+    def _extension_host(self, external: tuple[str, ...]) -> ExtensionHost:
+        t = self.target
+        metadata = FunctionMetadata(t.name, t.version, str(t.config.get("Handler", "")), t.account)
+        self.extensions = ExtensionHost(ExtensionsApi(metadata, external))
+        return self.extensions
+
+    async def _until(self, future: asyncio.Future[None], deadline: float) -> bool:
+        """Wait for ``future`` until ``deadline`` (perf_counter) or the runtime's end; whether it came."""
+        assert self._exited is not None
+        try:
+            await asyncio.wait(
+                {future, self._exited},
+                timeout=max(0.0, deadline - time.perf_counter()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if not future.done():
+                future.cancel()
+        return future.done() and not future.cancelled()
+
+    def _on_report(self, fd: int) -> None:
+        """lamina-init's report pipe is readable: extension starts, launch failures, exits."""
+        sandbox, host = self.sandbox, self.extensions
+        events = sandbox.read_events() if sandbox is not None else []
+        if host is not None and events:
+            host.on_events(events)
+        if not events and (sandbox is None or sandbox.returncode is not None):
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
+
+    def platform_event(self, kind: str, record: dict[str, Any]) -> None:
+        """A platform event (Telemetry API names) happened: to ``on_platform_event``, if any."""
+        if self.on_platform_event is not None:
+            self.on_platform_event(kind, record)
 
     def _platform_init_error(self, error_type: str, reason: str) -> None:
         """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
@@ -464,6 +596,11 @@ class Environment:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(self._pidfd)
         code = self.sandbox.wait(0) if self.sandbox is not None else None
+        if self.sandbox is not None and self.sandbox.report_fd is not None:
+            # lamina-init is PID 1: the runtime's own status is what it reported.
+            runtime_code = self.sandbox.runtime_returncode()
+            if runtime_code is not None:
+                code = runtime_code
         if self.sandbox is not None and self.sandbox.oom_killed():
             code = -9
         if self._exited is not None and not self._exited.done():
@@ -597,6 +734,8 @@ class Environment:
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init()
         self._log(self._platform.start(inv.request_id, self.target.version))
+        if self.on_platform_event is not None:
+            self.platform_event("platform.start", {"requestId": inv.request_id, "version": self.target.version})
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -611,12 +750,34 @@ class Environment:
             self.retired = True
         else:
             assert self.api is not None and self._exited is not None
+            host = self.extensions
+            active = host is not None and host.active
+            failed: asyncio.Future[None] | None = None
+            if active:
+                assert host is not None
+                # INVOKE to the extensions registered for it, in the same breath as the runtime's event.
+                host.api.invoke(inv.request_id, inv.deadline_ms, inv.function_arn, inv.trace_id)
+                failed = host.when(host.failed)
             future = self.api.invoke(inv)
             # Thawed once the event is in its socket: the runtime finds it as soon as it runs.
             self._thaw()
             pending: set[asyncio.Future[Any]] = {future, self._exited}
+            if failed is not None:
+                pending.add(failed)
             done, _ = await asyncio.wait(pending, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-            if future in done and future.exception() is None:
+            if failed is not None and not failed.done():
+                failed.cancel()
+            if failed is not None and failed in done and not future.done():
+                # An extension failed (exited, posted exit/error) before the runtime answered.
+                assert host is not None and host.failure is not None
+                future.cancel()
+                outcome, error_type = Outcome.EXITED, host.failure[0]
+                message = f"RequestId: {inv.request_id} Error: {host.failure[1]}"
+                payload = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+                self._log(f"{message}\n{error_type}\n".encode())
+                self.retired = True
+                self.shutdown_reason = "failure"
+            elif future in done and future.exception() is None:
                 result = future.result()
                 payload = result.body
                 if result.kind is not ResultKind.RESPONSE:
@@ -639,8 +800,10 @@ class Environment:
                     }
                 ).encode()
                 self.retired = True
+                self.shutdown_reason = "timeout"
             else:
                 future.cancel()
+                self.shutdown_reason = "failure"
                 code = self._exited.result() if self._exited.done() else None
                 outcome = Outcome.EXITED
                 error_type = "Runtime.ExitError"
@@ -665,7 +828,6 @@ class Environment:
             self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
-        memory = int(self.target.config.get("MemorySize", 128))
         init_failed = self.init_error is not None
         status, report_error = "success", None
         if outcome is Outcome.TIMEOUT or (init_failed and error_type == "Sandbox.Timedout"):
@@ -676,23 +838,111 @@ class Environment:
         elif outcome is Outcome.EXITED:
             # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
             # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
-            status, report_error = "error", "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
+            status, report_error = "error", "Runtime.OutOfMemory" if oom else error_type
         ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
-        self._log(self._platform.runtime_done(inv.request_id, ended, duration, len(payload)))
-        report = Report(
-            inv.request_id,
-            duration,
-            memory,
-            self._max_memory_used_mb(memory),
-            init_ms=self.init_ms if first and self.init_ms is not None and not init_failed else None,
-            status=status,
-            error_type=report_error,
-        )
-        self._log(self._platform.report(report))
+        init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
+        host = self.extensions
+        if not self.retired and host is not None and host.active and not host.idle_or_failed():
+            # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
+            # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
+            # after the runtime and all extensions signal that they are done").
+            self._settle(inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error)
+            return InvokeResult(outcome, payload, bytes(self._buffer[-LOG_TAIL_BYTES:]), duration, error_type)
+        self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
         tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
+
+    def _end(
+        self,
+        inv: Invocation,
+        ended: str,
+        runtime_ms: float,
+        duration_ms: float,
+        produced: int,
+        init_ms: float | None,
+        status: str,
+        report_error: str | None,
+    ) -> None:
+        """END (the runtime's part, ``runtime_ms``) and REPORT (the whole invocation, ``duration_ms``)."""
+        memory = int(self.target.config.get("MemorySize", 128))
+        self._log(self._platform.runtime_done(inv.request_id, ended, runtime_ms, produced))
+        report = Report(
+            inv.request_id,
+            duration_ms,
+            memory,
+            self._max_memory_used_mb(memory),
+            init_ms=init_ms,
+            status=status,
+            error_type=report_error,
+        )
+        self._log(self._platform.report(report))
+        if self.on_platform_event is not None:
+            done: dict[str, Any] = {"requestId": inv.request_id, "status": ended}
+            if ended == "error" and report_error is not None:
+                done["errorType"] = report_error
+            done["metrics"] = {"durationMs": round(runtime_ms, 3), "producedBytes": produced}
+            self.platform_event("platform.runtimeDone", done)
+            metrics: dict[str, Any] = {
+                "durationMs": round(duration_ms, 3),
+                "billedDurationMs": max(1, math.ceil(duration_ms)),
+                "memorySizeMB": memory,
+                "maxMemoryUsedMB": report.max_memory_used_mb,
+            }
+            if init_ms is not None:
+                metrics["initDurationMs"] = round(init_ms, 3)
+            record: dict[str, Any] = {"requestId": inv.request_id, "status": status, "metrics": metrics}
+            if report_error is not None:
+                record["errorType"] = report_error
+            self.platform_event("platform.report", record)
+
+    def _settle(
+        self,
+        inv: Invocation,
+        started: float,
+        timeout_s: float,
+        ended: str,
+        runtime_ms: float,
+        produced: int,
+        init_ms: float | None,
+        status: str,
+        report_error: str | None,
+    ) -> None:
+        """Finish the invocation once its extensions are done with it: REPORT then, and
+        :attr:`settling` resolved. Past the function's timeout, or when an extension fails, the
+        environment is retired (AWS resets it)."""
+        host = self.extensions
+        assert host is not None
+        loop = asyncio.get_running_loop()
+        settling = self.settling = loop.create_future()
+        idle = host.when(host.idle_or_failed)
+
+        def finish(timed_out: bool) -> None:
+            timer.cancel()
+            if not idle.done():
+                idle.cancel()
+            if settling.done():
+                return  # destroyed meanwhile
+            final_status, final_error = status, report_error
+            if timed_out:
+                self.retired = True
+                self.shutdown_reason = "timeout"
+                final_status, final_error = "timeout", None
+            elif host.failure is not None:
+                self.retired = True
+                self.shutdown_reason = "failure"
+                final_status, final_error = "error", host.failure[0]
+                self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
+            self._drain_logs()
+            duration = (time.perf_counter() - started) * 1000
+            self._end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
+            self.busy = False
+            self.last_used = time.monotonic()
+            settling.set_result(None)
+
+        timer = loop.call_at(loop.time() + max(0.0, started + timeout_s - time.perf_counter()), finish, True)
+        idle.add_done_callback(lambda f: None if f.cancelled() else finish(False))
 
     def _max_memory_used_mb(self, memory_mb: int) -> int:
         """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""
@@ -718,6 +968,29 @@ class Environment:
             teardown = self._destroying = asyncio.ensure_future(self._teardown())  # first, or a retry
         await asyncio.shield(teardown)
 
+    async def _shutdown(self, sandbox: Sandbox, host: ExtensionHost) -> None:
+        """The Shutdown phase (AWS's lifecycle guide): thawed, SHUTDOWN with ``shutdownReason`` and
+        ``deadlineMs`` to the external extensions registered for it and SIGTERM to the runtime, all
+        within AWS's limit (0 ms without registered extensions, 500 ms with only internal ones,
+        2,000 ms with an external one); whatever is left then is killed by the sandbox's close.
+        The runtime is signalled once the external extensions are gone (or the deadline is near):
+        lamina-init ends the environment when the runtime exits."""
+        limit = host.shutdown_limit_s()
+        if limit <= 0 or sandbox.returncode is not None or self._exited is None or self._exited.done():
+            return
+        host.shutting_down = True
+        try:
+            self._thaw()
+        except SandboxError:
+            return
+        deadline = time.perf_counter() + limit
+        host.api.shutdown(self.shutdown_reason, int(time.time() * 1000 + limit * 1000))
+        await self._until(host.when(host.externals_gone), deadline)
+        sandbox.terminate_runtime()
+        if not self._exited.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait({self._exited}, timeout=max(0.0, deadline - time.perf_counter()))
+
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
         self.retired = True
@@ -729,9 +1002,20 @@ class Environment:
             await asyncio.wait({starting})
             if self.sandbox is None and not starting.cancelled() and starting.exception() is None:
                 self.sandbox = starting.result()
+        if self.sandbox is not None and self.extensions is not None and self.extensions.active:
+            await self._shutdown(self.sandbox, self.extensions)
+        settling, self.settling = self.settling, None
+        if settling is not None and not settling.done():
+            settling.set_result(None)  # whoever waits for it finds the environment retired
+        if self.extensions is not None:
+            self.extensions.cancel()
         if self.sandbox is not None:
             sandbox = self.sandbox
             self.sandbox = None
+            report_fd = sandbox.report_fd
+            if report_fd is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    loop.remove_reader(report_fd)
             try:
                 await loop.run_in_executor(None, sandbox.close)
             finally:

@@ -91,6 +91,7 @@ class EnvironmentPool:
         self._all: set[Environment] = set()
         self._starting = 0
         self._cold: set[Environment] = set()  # being started: close() must not miss them
+        self._settling: set[Environment] = set()  # answered, waiting for their extensions
         self._timers: dict[Environment, asyncio.TimerHandle] = {}
         # Provisioned environments: every one by owner, and the idle ones by configuration.
         self._held: dict[Hashable, list[Environment]] = {}
@@ -178,8 +179,21 @@ class EnvironmentPool:
             env.retired = True
             raise
         finally:
-            await self._release(env)
+            settling = env.settling
+            if settling is None or settling.done():
+                await self._release(env)
+            else:
+                # Its extensions are still at it: the caller has its answer now, the environment
+                # is idle (frozen, reusable) only once they are done.
+                self._settling.add(env)
+                settling.add_done_callback(lambda _: self._settled(env))
         return result, rid
+
+    def _settled(self, env: Environment) -> None:
+        env.settling = None
+        if env in self._settling:
+            self._settling.discard(env)
+            asyncio.ensure_future(self._release(env))
 
     async def _acquire(self, target: Target) -> tuple[Environment, bool]:
         now = time.time()
@@ -351,8 +365,9 @@ class EnvironmentPool:
     async def close(self) -> None:
         # Environments still cold-starting too: their host uids are given back only once they are gone.
         self.on_lost = None
-        for env in [*self._all, *self._cold]:
-            await self._destroy(env)
+        self._settling.clear()
+        # All at once: each may spend its Shutdown phase (up to 2 s with extensions).
+        await asyncio.gather(*(self._destroy(env) for env in {*self._all, *self._cold}))
         self._idle.clear()
         self._held.clear()
         self._held_idle.clear()

@@ -1,0 +1,175 @@
+"""The extension side of one execution environment: its Extensions API, what ``lamina-init``
+reports about the extension processes, and the waits of the lifecycle.
+
+Facts (AWS "Lambda Extensions API", "Understanding the Lambda execution environment lifecycle",
+and rapid's ``lambda/fatalerror``):
+
+- Init: the external extensions start and register, then the runtime starts; Init ends when the
+  runtime and every registered extension called next. An extension that cannot be started fails
+  Init with ``Extension.LaunchError``; one that exits (before or after registering) with
+  ``Extension.Crash``; one that posts ``/extension/init/error`` with ``Extension.InitError`` and
+  ``/extension/exit/error`` with ``Extension.ExitError``. The first such error is the one reported.
+- Invoke: the environment is done with an invocation when the runtime answered and every extension
+  handed the INVOKE event called next again; an extension exiting meanwhile is ``Extension.Crash``.
+- Shutdown: SHUTDOWN (with ``shutdownReason`` and ``deadlineMs``) to the external extensions
+  registered for it; the phase lasts at most 0 ms without registered extensions, 500 ms with only
+  internal ones, 2,000 ms with any external one; what is left then is killed.
+
+Nothing here polls: conditions are re-checked when the Extensions API or the report pipe says
+something changed (:meth:`ExtensionHost.changed`), and each wait is a future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from lamina.runtime.extensions_api import ExtensionsApi, ExtensionState
+from lamina.runtime.init_events import ExtensionExited, ExtensionLaunchFailed, InitEvent, RuntimeExited
+
+__all__ = ["ExtensionHost", "extension_exit_text", "shutdown_limit_s"]
+
+LAUNCH_ERROR = "Extension.LaunchError"
+CRASH = "Extension.Crash"
+INIT_ERROR = "Extension.InitError"
+EXIT_ERROR = "Extension.ExitError"
+
+
+def extension_exit_text(code: int | None) -> str:
+    """How AWS words an extension's end: ``exit code 0`` for a clean exit, Go's ``exit status N``
+    otherwise, ``signal: killed`` for a signal."""
+    if code is None or code == -signal.SIGKILL:
+        return "signal: killed"
+    if code < 0:
+        try:
+            return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
+        except ValueError:
+            return f"signal: {-code}"
+    return "exit code 0" if code == 0 else f"exit status {code}"
+
+
+def shutdown_limit_s(external: int, internal: int) -> float:
+    """AWS's Shutdown phase limit for these numbers of registered extensions."""
+    if external:
+        return 2.0
+    return 0.5 if internal else 0.0
+
+
+class ExtensionHost:
+    """The extensions of one environment (``api`` serves them) and the waits on them."""
+
+    def __init__(self, api: ExtensionsApi) -> None:
+        self.api = api
+        self.exit_codes: dict[str, int] = {}
+        self.runtime_code: int | None = None
+        # The first fatal error: (error type, the platform's reason text).
+        self.failure: tuple[str, str] | None = None
+        self.shutting_down = False
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        api.on_change = self.changed
+
+    # -- conditions -----------------------------------------------------------------------------
+
+    def when(self, condition: Callable[[], bool]) -> asyncio.Future[None]:
+        """A future done once ``condition()`` holds (re-checked at each change), or at once."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if condition():
+            future.set_result(None)
+        else:
+            self._conditions.append((condition, future))
+        return future
+
+    def changed(self) -> None:
+        """Something about the extensions changed: record a new failure, re-check the waits."""
+        if self.failure is None and not self.shutting_down:
+            posted = self.api.first_error()
+            if posted is not None:
+                kind = INIT_ERROR if posted.state is ExtensionState.INIT_ERROR else EXIT_ERROR
+                code = self.exit_codes.get(posted.name)
+                reason = extension_exit_text(code) if code is not None else str(posted.error_type)
+                self.failure = (kind, reason)
+        if not self._conditions:
+            return
+        keep = []
+        for condition, future in self._conditions:
+            if future.done():
+                continue
+            if condition():
+                future.set_result(None)
+            else:
+                keep.append((condition, future))
+        self._conditions = keep
+
+    def cancel(self) -> None:
+        """Drop every wait (the environment is going)."""
+        for _, future in self._conditions:
+            future.cancel()
+        self._conditions = []
+
+    # -- what the environment asks -------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """Whether any extension registered (the invoke path has more to do only then)."""
+        return bool(self.api.registered())
+
+    def registered_or_failed(self) -> bool:
+        """Init may start the runtime: every launched extension registered, or something failed."""
+        return self.failure is not None or self.api.all_external_registered()
+
+    def idle_or_failed(self) -> bool:
+        """Every registered extension waits in next (Init or the invocation is over for them), or
+        something failed."""
+        return self.failure is not None or not self.api.busy()
+
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    def shutdown_limit_s(self) -> float:
+        """AWS's Shutdown phase limit for the extensions registered now."""
+        registered = self.api.registered()
+        external = sum(1 for e in registered if not e.internal and e.state is not ExtensionState.EXITED)
+        internal = sum(1 for e in registered if e.internal)
+        return shutdown_limit_s(external, internal)
+
+    def externals_gone(self) -> bool:
+        """Every started external extension exited (or shutdown is moot)."""
+        return all(
+            e.internal or e.state in (ExtensionState.EXITED, ExtensionState.LAUNCH_ERROR) or e.name in self.exit_codes
+            for e in self.api.extensions
+        )
+
+    def log_lines(self) -> list[str]:
+        """AWS's EXTENSION lines, one per extension: ``EXTENSION<TAB>Name: x<TAB>State: Ready<TAB>
+        Events: [INVOKE,SHUTDOWN]`` (with ``<TAB>Error Type: ...`` after an error)."""
+        lines = []
+        for ext in self.api.extensions:
+            line = f"EXTENSION\tName: {ext.name}\tState: {ext.state.value}\tEvents: [{','.join(ext.events)}]"
+            if ext.error_type is not None:
+                line += f"\tError Type: {ext.error_type}"
+            lines.append(line)
+        return lines
+
+    # -- lamina-init's reports -----------------------------------------------------------------
+
+    def on_events(self, events: list[InitEvent]) -> None:
+        """What lamina-init reported: launch failures and exits."""
+        for event in events:
+            if isinstance(event, ExtensionLaunchFailed):
+                self.api.launch_failed(event.name)
+                ext = self.api.external(event.name)
+                if ext is not None:
+                    ext.error_type = "UnknownError" if event.errno not in (1, 13) else "PermissionDenied"
+                if self.failure is None and not self.shutting_down:
+                    self.failure = (LAUNCH_ERROR, event.message)
+            elif isinstance(event, ExtensionExited):
+                self.exit_codes[event.name] = event.returncode
+                ext = self.api.external(event.name)
+                posted = ext is not None and ext.state in (ExtensionState.INIT_ERROR, ExtensionState.EXIT_ERROR)
+                if self.failure is None and not self.shutting_down and not posted:
+                    self.failure = (CRASH, extension_exit_text(event.returncode))
+                self.api.exited(event.name)  # calls changed()
+            elif isinstance(event, RuntimeExited):
+                self.runtime_code = event.returncode
+        self.changed()
