@@ -558,9 +558,10 @@ class Environment:
     async def _until(self, future: asyncio.Future[None], deadline: float) -> bool:
         """Wait for ``future`` until ``deadline`` (perf_counter) or the runtime's end; whether it came."""
         assert self._exited is not None
+        waiting: set[asyncio.Future[Any]] = {future, self._exited}
         try:
             await asyncio.wait(
-                {future, self._exited},
+                waiting,
                 timeout=max(0.0, deadline - time.perf_counter()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
