@@ -185,7 +185,11 @@ def test_python_and_shell_extensions_get_invoke_and_shutdown(lam: Any, invoke_se
         assert got[0]["tracing"]["type"] == "X-Amzn-Trace-Id"
         assert got[0]["deadlineMs"] > 0
     reset(lam, name)
-    text = wait_log(invoke_server, name, r"shell-ext got .*SHUTDOWN.*\n(.|\n)*py-ext got .*SHUTDOWN|py-ext got .*SHUTDOWN(.|\n)*shell-ext got .*SHUTDOWN")
+    text = wait_log(
+        invoke_server,
+        name,
+        r"shell-ext got .*SHUTDOWN.*\n(.|\n)*py-ext got .*SHUTDOWN|py-ext got .*SHUTDOWN(.|\n)*shell-ext got .*SHUTDOWN",
+    )
     for ext in ("shell-ext", "py-ext"):
         shutdown = json.loads(re.search(rf"{ext} got (\{{.*SHUTDOWN.*\}})", text).group(1))  # type: ignore[union-attr]
         assert shutdown["shutdownReason"] == "spindown"
@@ -250,7 +254,9 @@ def test_extensions_are_frozen_and_thawed_with_the_environment(lam: Any, invoke_
     lam.delete_function(FunctionName=name)
 
 
-def test_an_internal_extension_registers_from_the_handler_module(lam: Any, invoke_server: LaminaServer) -> None:
+def test_an_internal_extension_registers_from_the_handler_module(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
     name = create(lam, [], app=INTERNAL_APP)
     rids = []
     for _ in range(2):
@@ -264,7 +270,12 @@ def test_an_internal_extension_registers_from_the_handler_module(lam: Any, invok
 
 
 FAILING = {
-    "launch": ("#!/bin/sh\nexit 0\n", 0o100644, "Extension.LaunchError", "fork/exec /opt/extensions/bad: permission denied"),
+    "launch": (
+        "#!/bin/sh\nexit 0\n",
+        0o100644,
+        "Extension.LaunchError",
+        "fork/exec /opt/extensions/bad: permission denied",
+    ),
     "crash": ("#!/bin/sh\nexit 3\n", 0o100755, "Extension.Crash", "exit status 3"),
     "init-error": (
         '#!/bin/sh\nAPI="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"\n'
@@ -272,7 +283,7 @@ FAILING = {
         'curl -sS -D "$H" -o /dev/null -X POST "$API/register" -H "Lambda-Extension-Name: bad" -d \'{"events":[]}\'\n'
         "ID=$(grep -i '^Lambda-Extension-Identifier' \"$H\" | tr -d '[:space:]' | cut -d: -f2)\n"
         'curl -sS -o /dev/null -X POST "$API/init/error" -H "Lambda-Extension-Identifier: $ID" '
-        '-H "Lambda-Extension-Function-Error-Type: Extension.ConfigInvalid" -d \'{}\'\n'
+        "-H \"Lambda-Extension-Function-Error-Type: Extension.ConfigInvalid\" -d '{}'\n"
         "exit 0\n",
         0o100755,
         "Extension.InitError",
@@ -295,7 +306,9 @@ def test_extension_failures_in_init(lam: Any, invoke_server: LaminaServer, case:
     text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}")
     assert f"Phase: init\tStatus: error\tError Type: {error_type}" in text
     assert f"Phase: invoke\tStatus: error\tError Type: {error_type}" in text
-    assert f"Status: error\tError Type: {error_type}" in re.search(rf"REPORT RequestId: {rid}.*", text).group(0)  # type: ignore[union-attr]
+    assert f"Status: error\tError Type: {error_type}" in re.search(rf"REPORT RequestId: {rid}.*", text).group(
+        0
+    )  # type: ignore[union-attr]
     if case != "init-error":  # it failed before registering: the runtime never started
         assert "handler module imported" not in text
     lam.delete_function(FunctionName=name)
@@ -315,18 +328,27 @@ exit 1
 """
 
 
-@pytest.mark.parametrize(("variables", "error_type"), [({}, "Extension.Crash"), ({"EXIT_ERROR": "1"}, "Extension.ExitError")])
+@pytest.mark.parametrize(
+    ("variables", "error_type"), [({}, "Extension.Crash"), ({"EXIT_ERROR": "1"}, "Extension.ExitError")]
+)
 def test_an_extension_dying_during_an_invoke(
     lam: Any, invoke_server: LaminaServer, variables: dict[str, str], error_type: str
 ) -> None:
-    name = create(lam, [layer(lam, {"extensions/dies": DIES_ON_INVOKE})], Environment={"Variables": variables}, Timeout=30)
+    name = create(
+        lam,
+        [layer(lam, {"extensions/dies": DIES_ON_INVOKE})],
+        Environment={"Variables": variables},
+        Timeout=30,
+    )
     r, out = call(lam, name, {"sleep": 5})
     assert r["FunctionError"] == "Unhandled"
     assert out["errorType"] == error_type
     rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert out["errorMessage"].startswith(f"RequestId: {rid} Error: ")
     text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}")
-    assert f"Status: error\tError Type: {error_type}" in re.search(rf"REPORT RequestId: {rid}.*", text).group(0)  # type: ignore[union-attr]
+    assert f"Status: error\tError Type: {error_type}" in re.search(rf"REPORT RequestId: {rid}.*", text).group(
+        0
+    )  # type: ignore[union-attr]
     assert_cold(lam, invoke_server, name)  # the environment was reset
     lam.delete_function(FunctionName=name)
 
@@ -342,7 +364,9 @@ sleep 1000
 """
 
 
-def test_an_extension_that_never_asks_again_is_reset_at_the_timeout(lam: Any, invoke_server: LaminaServer) -> None:
+def test_an_extension_that_never_asks_again_is_reset_at_the_timeout(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
     name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=3)
     r, out = call(lam, name)
     assert "FunctionError" not in r, out  # the caller has its answer

@@ -9,7 +9,12 @@ import uuid
 import pytest
 from test_runtime_api import PREFIX, Client, Connect, Resp, invocation, request_bytes, run
 
-from lamina.runtime.extensions_api import MAX_EXTENSION_BODY_BYTES, ExtensionsApi, ExtensionState, FunctionMetadata
+from lamina.runtime.extensions_api import (
+    MAX_EXTENSION_BODY_BYTES,
+    ExtensionsApi,
+    ExtensionState,
+    FunctionMetadata,
+)
 from lamina.runtime.runtime_api import RuntimeApi
 
 EXT = "/2020-01-01/extension"
@@ -24,7 +29,10 @@ def attach(api: RuntimeApi, external: tuple[str, ...] = ("agent",)) -> Extension
 
 async def register(client: Client, name: str, events: list[str], **headers: str) -> Resp:
     return await client.request(
-        "POST", f"{EXT}/register", json.dumps({"events": events}).encode(), {"Lambda-Extension-Name": name, **headers}
+        "POST",
+        f"{EXT}/register",
+        json.dumps({"events": events}).encode(),
+        {"Lambda-Extension-Name": name, **headers},
     )
 
 
@@ -50,7 +58,11 @@ def test_register_answers_the_function_metadata_and_an_identifier() -> None:
         identifier = resp.headers["lambda-extension-identifier"]
         assert str(uuid.UUID(identifier)) == identifier
         (agent,) = ext.extensions
-        assert (agent.state, agent.events, agent.internal) == (ExtensionState.REGISTERED, ("INVOKE", "SHUTDOWN"), False)
+        assert (agent.state, agent.events, agent.internal) == (
+            ExtensionState.REGISTERED,
+            ("INVOKE", "SHUTDOWN"),
+            False,
+        )
         # The accountId feature adds the account.
         resp = await register(c, "other", [], **{"Lambda-Extension-Accept-Feature": "accountId"})
         assert resp.json() == {
@@ -68,7 +80,12 @@ def test_register_answers_the_function_metadata_and_an_identifier() -> None:
     ("headers", "body", "error_type", "message"),
     [
         ({}, b'{"events":[]}', "Extension.InvalidExtensionName", "Empty extension name"),
-        ({"Lambda-Extension-Name": "agent"}, b'{"events":["BOOM"]}', "Extension.InvalidEventType", "BOOM: ErrorInvalidEventType"),
+        (
+            {"Lambda-Extension-Name": "agent"},
+            b'{"events":["BOOM"]}',
+            "Extension.InvalidEventType",
+            "BOOM: ErrorInvalidEventType",
+        ),
         ({"Lambda-Extension-Name": "agent"}, b"not json", "InvalidRequestFormat", None),
         (
             {"Lambda-Extension-Name": "agent"},
@@ -143,7 +160,10 @@ def test_at_most_ten_extensions() -> None:
         for i in range(10):
             assert (await register(c, f"x{i}", [])).status == 200
         resp = await register(c, "x10", [])
-        assert resp.json() == {"errorMessage": "Extension limit (10) reached", "errorType": "Extension.TooManyExtensions"}
+        assert resp.json() == {
+            "errorMessage": "Extension limit (10) reached",
+            "errorType": "Extension.TooManyExtensions",
+        }
 
     run(scenario)
 
@@ -175,7 +195,9 @@ def test_invoke_and_shutdown_events_have_aws_shapes_and_next_may_come_on_any_con
     async def scenario(api: RuntimeApi, connect: Connect) -> None:
         ext = attach(api)
         a, b = await connect(), await connect()
-        identifier = (await register(a, "agent", ["INVOKE", "SHUTDOWN"])).headers["lambda-extension-identifier"]
+        identifier = (await register(a, "agent", ["INVOKE", "SHUTDOWN"])).headers[
+            "lambda-extension-identifier"
+        ]
         first = next_task(a, identifier)
         await parked(first)
         assert ext.busy() == []
@@ -319,9 +341,13 @@ def test_subscriptions_go_to_the_handler_for_registered_extensions_only() -> Non
         assert resp.json()["errorType"] == "Logs.NotSupported"  # type: ignore[index]
         api.on_subscribe = handler
         identifier = (await register(c, "agent", ["INVOKE"])).headers["lambda-extension-identifier"]
-        resp = await c.request("PUT", "/2022-07-01/telemetry", b'{"a":1}', {"Lambda-Extension-Identifier": "x"})
+        resp = await c.request(
+            "PUT", "/2022-07-01/telemetry", b'{"a":1}', {"Lambda-Extension-Identifier": "x"}
+        )
         assert resp.json()["errorType"] == "Extension.InvalidExtensionIdentifier"  # type: ignore[index]
-        resp = await c.request("PUT", "/2022-07-01/telemetry", b'{"a":1}', {"Lambda-Extension-Identifier": identifier})
+        resp = await c.request(
+            "PUT", "/2022-07-01/telemetry", b'{"a":1}', {"Lambda-Extension-Identifier": identifier}
+        )
         assert (resp.status, resp.body) == (200, b'"OK"')
         resp = await c.request("PUT", "/2020-08-15/logs", b"{}", {"Lambda-Extension-Identifier": identifier})
         assert resp.status == 200

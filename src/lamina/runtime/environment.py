@@ -58,7 +58,14 @@ from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.public_api import ApiAccess
-from lamina.runtime.runtime_api import Invocation, InvocationResult, ResultKind, RuntimeApi, RuntimeApiClosed
+from lamina.runtime.runtime_api import (
+    Invocation,
+    InvocationResult,
+    ResultKind,
+    RuntimeApi,
+    RuntimeApiClosed,
+    SubscribeHandler,
+)
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 
@@ -274,6 +281,8 @@ class Environment:
         # Told each platform event as it happens: (type, record) with the Telemetry API's names
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
+        # Where its extensions' Telemetry/Logs API subscriptions go (None: "not supported").
+        self.on_subscribe: SubscribeHandler | None = None
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -351,12 +360,20 @@ class Environment:
     def _init_events(self, phase: str) -> None:
         """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
         error = self.init_error
-        status = "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
-        base: dict[str, Any] = {"initializationType": self.initialization_type, "phase": phase, "status": status}
+        status = (
+            "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
+        )
+        base: dict[str, Any] = {
+            "initializationType": self.initialization_type,
+            "phase": phase,
+            "status": status,
+        }
         if error is not None and status == "error":
             base["errorType"] = error.error_type or "Runtime.Unknown"
         self.platform_event("platform.initRuntimeDone", dict(base))
-        self.platform_event("platform.initReport", {**base, "metrics": {"durationMs": round(self.init_ms or 0.0, 3)}})
+        self.platform_event(
+            "platform.initReport", {**base, "metrics": {"durationMs": round(self.init_ms or 0.0, 3)}}
+        )
 
     def _init_report(self, phase: str) -> None:
         """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
@@ -419,6 +436,7 @@ class Environment:
             log.warning("environment %s: %s", self.id, exc)
         host = self._extension_host(tuple(p.rsplit("/", 1)[-1] for p in paths[:MAX_EXTENSIONS]))
         self.api.extensions = host.api
+        self.api.on_subscribe = self.on_subscribe
         await self.api.start()
         init_path: Path | None = None
         if paths:
@@ -515,7 +533,12 @@ class Environment:
             done, _ = await asyncio.wait(
                 waiting, timeout=max(0.0, deadline - time.perf_counter()), return_when=asyncio.FIRST_COMPLETED
             )
-            if ready in done and not ready.cancelled() and ready.exception() is None and ready.result() is None:
+            if (
+                ready in done
+                and not ready.cancelled()
+                and ready.exception() is None
+                and ready.result() is None
+            ):
                 # Init ends when the runtime and every registered extension called next.
                 idle = host.when(host.idle_or_failed)
                 if not await self._until(idle, deadline):
@@ -529,7 +552,11 @@ class Environment:
             self._log(line.encode() + b"\n")
         if self.on_platform_event is not None:
             for ext in host.api.extensions:
-                record: dict[str, Any] = {"name": ext.name, "state": ext.state.value, "events": list(ext.events)}
+                record: dict[str, Any] = {
+                    "name": ext.name,
+                    "state": ext.state.value,
+                    "events": list(ext.events),
+                }
                 if ext.error_type is not None:
                     record["errorType"] = ext.error_type
                 self.platform_event("platform.extension", record)
@@ -736,7 +763,9 @@ class Environment:
             await self._retry_init()
         self._log(self._platform.start(inv.request_id, self.target.version))
         if self.on_platform_event is not None:
-            self.platform_event("platform.start", {"requestId": inv.request_id, "version": self.target.version})
+            self.platform_event(
+                "platform.start", {"requestId": inv.request_id, "version": self.target.version}
+            )
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -847,7 +876,9 @@ class Environment:
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
             # after the runtime and all extensions signal that they are done").
-            self._settle(inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error)
+            self._settle(
+                inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error
+            )
             return InvokeResult(outcome, payload, bytes(self._buffer[-LOG_TAIL_BYTES:]), duration, error_type)
         self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
         tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
@@ -934,7 +965,9 @@ class Environment:
                 self.retired = True
                 self.shutdown_reason = "failure"
                 final_status, final_error = "error", host.failure[0]
-                self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
+                self._log(
+                    f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode()
+                )
             self._drain_logs()
             duration = (time.perf_counter() - started) * 1000
             self._end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)

@@ -112,7 +112,7 @@ class ExtensionHost:
     @property
     def active(self) -> bool:
         """Whether any extension registered (the invoke path has more to do only then)."""
-        return bool(self.api.registered())
+        return self.api.any_registered
 
     def registered_or_failed(self) -> bool:
         """Init may start the runtime: every launched extension registered, or something failed."""
@@ -136,7 +136,9 @@ class ExtensionHost:
     def externals_gone(self) -> bool:
         """Every started external extension exited (or shutdown is moot)."""
         return all(
-            e.internal or e.state in (ExtensionState.EXITED, ExtensionState.LAUNCH_ERROR) or e.name in self.exit_codes
+            e.internal
+            or e.state in (ExtensionState.EXITED, ExtensionState.LAUNCH_ERROR)
+            or e.name in self.exit_codes
             for e in self.api.extensions
         )
 
@@ -166,7 +168,10 @@ class ExtensionHost:
             elif isinstance(event, ExtensionExited):
                 self.exit_codes[event.name] = event.returncode
                 ext = self.api.external(event.name)
-                posted = ext is not None and ext.state in (ExtensionState.INIT_ERROR, ExtensionState.EXIT_ERROR)
+                posted = ext is not None and ext.state in (
+                    ExtensionState.INIT_ERROR,
+                    ExtensionState.EXIT_ERROR,
+                )
                 if self.failure is None and not self.shutting_down and not posted:
                     self.failure = (CRASH, extension_exit_text(event.returncode))
                 self.api.exited(event.name)  # calls changed()

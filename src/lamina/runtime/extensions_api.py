@@ -28,7 +28,6 @@ connection (:class:`Waiter`) and answered when an event comes.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import json
 import uuid
@@ -176,6 +175,7 @@ class ExtensionsApi:
         for name in external:
             self._by_name[name] = Extension(name, internal=False)
         self.registration_open = True
+        self.any_registered = False  # read on every invoke: an attribute, not a scan
         self.on_change = on_change
         self.shutting_down = False
 
@@ -284,14 +284,19 @@ class ExtensionsApi:
             for event in events:
                 if event == EVENT_SHUTDOWN:
                     return _forbidden(
-                        "Extension.InvalidEventType", f"{event}: ShutdownEventNotSupportedForInternalExtension"
+                        "Extension.InvalidEventType",
+                        f"{event}: ShutdownEventNotSupportedForInternalExtension",
                     )
             if not self.registration_open:
                 return _forbidden("Extension.RegistrationClosed", "Extension registration closed already")
             if ext is not None:
-                return _forbidden("Extension.InvalidExtensionState", "Extension with this name already registered")
+                return _forbidden(
+                    "Extension.InvalidExtensionState", "Extension with this name already registered"
+                )
             if len(self._by_name) >= MAX_EXTENSIONS:
-                return _forbidden("Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached")
+                return _forbidden(
+                    "Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"
+                )
             if len(name.encode()) > MAX_NAME_BYTES:
                 return _forbidden("Extension.InvalidExtensionName", "Invalid extension name")
             ext = self._by_name[name] = Extension(name, internal=True)
@@ -301,6 +306,7 @@ class ExtensionsApi:
         ext.events = tuple(e for e in _EVENTS if e in events)
         ext.id = str(uuid.uuid4())
         self._by_id[ext.id] = ext
+        self.any_registered = True
         m = self.metadata
         answer: dict[str, str] = {
             "functionName": m.function_name,
@@ -339,7 +345,9 @@ class ExtensionsApi:
     def find(self, identifier: str | None) -> Extension | bytes:
         """The registered extension ``identifier`` names, or the 403 answer AWS gives."""
         if not identifier:
-            return _forbidden("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
+            return _forbidden(
+                "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"
+            )
         try:
             key = str(uuid.UUID(identifier))
         except ValueError:

@@ -262,7 +262,13 @@ def _route(path: bytes) -> tuple[_Route, bytes]:
 _EXTENSION_ROUTE_SET = frozenset(
     {_Route.EXT_REGISTER, _Route.EXT_NEXT, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR}
 )
-_REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 403: b"Forbidden", 500: b"Internal Server Error"}
+_REASONS = {
+    200: b"OK",
+    202: b"Accepted",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    500: b"Internal Server Error",
+}
 
 _ROUTE_METHOD = {
     _Route.NEXT: b"GET",
@@ -809,7 +815,9 @@ class RuntimeApi:
         identifier = req.ext.get(b"lambda-extension-identifier")
         if route is _Route.EXT_REGISTER:
             return extensions.register(
-                req.ext.get(b"lambda-extension-name"), req.ext.get(b"lambda-extension-accept-feature"), req.body
+                req.ext.get(b"lambda-extension-name"),
+                req.ext.get(b"lambda-extension-accept-feature"),
+                req.body,
             )
         if route is _Route.EXT_NEXT:
             return extensions.next(identifier, conn)
