@@ -869,9 +869,20 @@ class Environment:
             # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
             # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
             status, report_error = "error", "Runtime.OutOfMemory" if oom else error_type
+        host = self.extensions
+        if (
+            host is not None
+            and host.failure is not None
+            and not init_failed
+            and outcome in (Outcome.OK, Outcome.ERROR)
+        ):
+            # An extension failed as the runtime answered: the answer stands, the environment goes.
+            self.retired = True
+            self.shutdown_reason = "failure"
+            status, report_error = "error", host.failure[0]
+            self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
         ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
-        host = self.extensions
         if not self.retired and host is not None and host.active and not host.idle_or_failed():
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
