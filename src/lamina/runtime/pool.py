@@ -52,6 +52,9 @@ class ProvisionFailed(LaminaError):
 # the longest invocation (Lambda's 900 s timeout) and a minute must fit before they expire. A new
 # one gets a fresh session (RoleSessions replaces sessions with under an hour left).
 CREDENTIALS_MARGIN_S = 960.0
+# How long a request waits for an environment whose extensions are still finishing the previous
+# invocation before it starts a new one (while the cap allows).
+SETTLE_WAIT_S = 0.2
 
 
 def credentials_last(target: Target, now: float) -> bool:
@@ -193,7 +196,22 @@ class EnvironmentPool:
         env.settling = None
         if env in self._settling:
             self._settling.discard(env)
-            asyncio.ensure_future(self._release(env))
+            if env.retired or not env.alive:
+                asyncio.ensure_future(self._destroy(env))
+            else:
+                self._park(env)  # now, so that a request waiting for it (_acquire) finds it idle
+
+    async def _wait_settling(self, target: Target) -> None:
+        """Wait a little for an environment of ``target`` whose extensions are finishing the last
+        invocation (``SETTLE_WAIT_S``, or until one is done when no other can start): an extension
+        calling next again after INVOKE takes a few ms, a cold start far longer."""
+        waits = [
+            f for env in self._settling if env.target.key == target.key and (f := env.settling) is not None
+        ]
+        if not waits:
+            return
+        limit = None if self.size >= self.max_environments else SETTLE_WAIT_S
+        await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
 
     async def _acquire(self, target: Target) -> tuple[Environment, bool]:
         now = time.time()
@@ -204,6 +222,8 @@ class EnvironmentPool:
                 return env, False
             await self._destroy(env)  # its holder replaces it (on_lost)
         self._retire_other_configs(target)
+        if not self._idle.get(target.key) and self._settling:
+            await self._wait_settling(target)
         idle = self._idle.get(target.key)
         while idle:
             warm = idle.pop()
@@ -304,6 +324,10 @@ class EnvironmentPool:
         if env.retired or not env.alive:
             await self._destroy(env)
             return
+        self._park(env)
+
+    def _park(self, env: Environment) -> None:
+        """An environment done with its invocation becomes idle (frozen, reusable)."""
         if env.owner is not None:  # provisioned: held again, no idle timeout
             self._held_idle.setdefault(env.target.key, []).append(env)
             env.suspend()
