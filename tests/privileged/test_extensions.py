@@ -375,3 +375,13 @@ def test_an_extension_that_never_asks_again_is_reset_at_the_timeout(
     assert "Status: timeout" in re.search(rf"REPORT RequestId: {rid}.*", text).group(0)  # type: ignore[union-attr]
     assert_cold(lam, invoke_server, name)  # a new environment
     lam.delete_function(FunctionName=name)
+
+
+def test_shutdown_after_a_function_timeout_says_timeout(lam: Any, invoke_server: LaminaServer) -> None:
+    name = create(lam, [layer(lam, {"extensions/shell-ext": SHELL_EXT})], Timeout=1)
+    r, out = call(lam, name, {"sleep": 5})
+    assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout"
+    text = wait_log(invoke_server, name, r"shell-ext got .*SHUTDOWN")
+    shutdown = json.loads(re.search(r"shell-ext got (\{.*SHUTDOWN.*\})", text).group(1))  # type: ignore[union-attr]
+    assert shutdown["shutdownReason"] == "timeout"
+    lam.delete_function(FunctionName=name)
