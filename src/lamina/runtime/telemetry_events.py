@@ -53,7 +53,12 @@ def _dumps(value: Any) -> bytes:
 
 # Platform events the Logs API never sends, and events only the Logs API sends.
 _TELEMETRY_ONLY = frozenset(
-    {"platform.initStart", "platform.initRuntimeDone", "platform.initReport", "platform.telemetrySubscription"}
+    {
+        "platform.initStart",
+        "platform.initRuntimeDone",
+        "platform.initReport",
+        "platform.telemetrySubscription",
+    }
 )
 _LOGS_ONLY = frozenset({"platform.logsSubscription", "platform.fault"})
 
@@ -63,7 +68,9 @@ class Event:
 
     __slots__ = ("_logs", "_telemetry", "category", "kind", "line", "record", "time")
 
-    def __init__(self, kind: str, record: Any, *, epoch_s: float | None = None, line: str | None = None) -> None:
+    def __init__(
+        self, kind: str, record: Any, *, epoch_s: float | None = None, line: str | None = None
+    ) -> None:
         self.kind = kind
         self.record = record
         self.time = iso_time(time.time() if epoch_s is None else epoch_s)
@@ -88,7 +95,10 @@ class Event:
         ``platform.end``) two objects. ``runtime_done``: the subscriber's schema is ``2021-03-18``."""
         cached = self._logs.get(runtime_done)
         if cached is None:
-            cached = [_dumps({"time": self.time, "type": kind, "record": record}) for kind, record in self._logs_view(runtime_done)]
+            cached = [
+                _dumps({"time": self.time, "type": kind, "record": record})
+                for kind, record in self._logs_view(runtime_done)
+            ]
             self._logs[runtime_done] = cached
         return cached
 
@@ -257,7 +267,9 @@ def report_record(
     return record
 
 
-def extension_record(name: str, state: str, events: Sequence[str], *, error_type: str | None = None) -> dict[str, Any]:
+def extension_record(
+    name: str, state: str, events: Sequence[str], *, error_type: str | None = None
+) -> dict[str, Any]:
     """``platform.extension``: an extension registered (``state`` Ready) or failed (with ``errorType``)."""
     record: dict[str, Any] = {"name": name, "state": state, "events": list(events)}
     if error_type:
