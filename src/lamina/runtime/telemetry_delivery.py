@@ -6,7 +6,7 @@ the oldest one arrived, or when asked to flush. HTTP batches are a JSON array PO
 kept-alive HTTP/1.1 connection; a 2xx answer acknowledges them. TCP batches are newline-delimited
 JSON written to a kept-open connection (no acknowledgement, as AWS says of TCP). A failed batch is
 retried with backoff, and kept: events arriving meanwhile wait beside it, up to twice the buffer's
-limits; past that they are dropped and counted, and the next batch ends with a
+limits (a batch holds up to ``maxItems`` events, or up to the one that takes it past ``maxBytes``); past that they are dropped and counted, and the next batch ends with a
 ``platform.logsDropped`` event saying how many records and bytes were lost (AWS's guide: "Lambda
 might drop records to keep memory utilization bounded"). So one subscriber holds at most about four
 times its ``maxBytes`` (its failed batch and its waiting events) whatever the function prints.
@@ -156,13 +156,21 @@ class Subscriber:
         self._ready.set()
 
     def _take(self) -> list[bytes]:
-        batch = list(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
+        # A batch holds up to maxItems events, or up to the event that takes it to maxBytes.
+        batch: list[bytes] = []
+        size = 0
+        pending = self._pending
+        while pending and len(batch) < self.max_items and size < self.max_bytes:
+            item = pending.popleft()
+            batch.append(item)
+            size += len(item)
+        self._pending_bytes -= size
         self._due = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if pending and not self._full():  # the rest waits for its own batch (at most timeoutMs)
+            self._timer = asyncio.get_running_loop().call_later(self.timeout_s, self._timed_out)
         if self.dropped_records and Category.PLATFORM in self.categories:
             dropped = Event(
                 "platform.logsDropped", logs_dropped_record(self.dropped_records, self.dropped_bytes)
@@ -188,6 +196,8 @@ class Subscriber:
                     if not (self._flushing or self._due or self._full()):
                         break
                     self._batch = self._take()
+                    if not self._batch:
+                        break
                 if await self._deliver(self._batch):
                     self._batch = None
                     self.delivered_batches += 1
@@ -260,7 +270,7 @@ class Subscriber:
                 if self.protocol == "TCP":
                     return True
                 status, keep = await _read_response(reader)
-        except (OSError, TimeoutError, EOFError, ValueError, _Refused, asyncio.LimitOverrunError):
+        except Exception:  # noqa: BLE001 - whatever the listener (or its absence) did, the batch is not acknowledged
             self._drop_connection()
             return False
         if not keep:
