@@ -493,3 +493,20 @@ def test_nothing_is_split_or_kept_for_streams_nobody_wants() -> None:
             await telemetry.close()
 
     run(main)
+
+
+def test_a_suspended_environment_delivers_nothing_until_resumed() -> None:
+    async def main() -> None:
+        async with Listener() as listener:
+            telemetry = Telemetry(connector())
+            telemetry.subscribe(TELEMETRY, "agent", subscription(listener.port, types=["function"]))
+            telemetry.suspend()  # frozen: its listener could not answer
+            telemetry.function_output(b"while frozen\n")
+            assert not await telemetry.flush(0.2)
+            assert listener.requests.empty()
+            telemetry.resume()
+            assert await telemetry.flush()
+            assert [e["record"] for e in await listener.batch()] == ["while frozen"]
+            await telemetry.close()
+
+    run(main)
