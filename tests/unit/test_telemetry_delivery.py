@@ -437,6 +437,7 @@ def test_json_log_format_lines_are_objects_and_other_lines_strings() -> None:
             telemetry.function_output(
                 b'{"level":"INFO","message":"hi","requestId":"r1"}\nplain text\n[1, 2]\n{"broken"\n'
             )
+            telemetry.function_output(b'{"lone":"\\ud800"}\n')  # a lone surrogate stays a JSON escape
             assert await telemetry.flush()
             records = [e["record"] for e in await listener.batch()]
             assert records == [
@@ -444,6 +445,7 @@ def test_json_log_format_lines_are_objects_and_other_lines_strings() -> None:
                 "plain text",
                 "[1, 2]",
                 '{"broken"',
+                {"lone": "\ud800"},
             ]
             await telemetry.close()
 
