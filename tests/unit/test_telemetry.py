@@ -200,10 +200,9 @@ def test_one_extension_one_api_and_only_during_init() -> None:
     async def main() -> None:
         telemetry = Telemetry(_refuse)
         assert telemetry.subscribe(TELEMETRY, "agent", _body()) == (200, b'"OK"')
-        assert telemetry.subscribe(TELEMETRY, "agent", _body(types=["function"])) == (
-            200,
-            b'"OK"',
-        )  # idempotent
+        assert telemetry.subscribe(TELEMETRY, "agent", _body()) == (200, b'"AlreadySubscribed"')
+        replaced = telemetry.subscribe(TELEMETRY, "agent", _body(types=["function"]))
+        assert replaced == (200, b'"OK"')
         assert telemetry.subscribe(LOGS, "agent", _body(schemaVersion="2021-03-18")) == _error(
             400,
             "Logs.AccessDenied",

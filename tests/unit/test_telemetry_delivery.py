@@ -115,11 +115,11 @@ def test_a_full_batch_goes_at_once_and_the_rest_on_flush_over_one_connection() -
             telemetry.init_done()
             telemetry.function_output(b"".join(b"line %d\n" % i for i in range(1_000)))
             first = await listener.batch()
-            assert [e["record"] for e in first] == [f"line {i}" for i in range(1_000)]
+            assert [e["record"] for e in first] == [f"line {i}\n" for i in range(1_000)]
             assert {e["type"] for e in first} == {"function"}
             telemetry.function_output(b"a\nb\nunfinished")
             assert await telemetry.flush()
-            assert [e["record"] for e in await listener.batch()] == ["a", "b"]
+            assert [e["record"] for e in await listener.batch()] == ["a\n", "b\n"]
             telemetry.end_output()  # the pipe closed: the unfinished line is a record of its own
             assert await telemetry.flush()
             assert [e["record"] for e in await listener.batch()] == ["unfinished"]
@@ -172,7 +172,7 @@ def test_a_batch_goes_when_timeout_ms_has_passed() -> None:
                 TELEMETRY, "agent", subscription(listener.port, types=["function"], timeoutMs=25)
             )
             telemetry.function_output(b"one line\n")
-            assert [e["record"] for e in await listener.batch()] == ["one line"]  # no flush, no full buffer
+            assert [e["record"] for e in await listener.batch()] == ["one line\n"]  # no flush, no full buffer
             await telemetry.close()
 
     run(main)
@@ -187,7 +187,7 @@ def test_a_failed_batch_is_retried_until_acknowledged() -> None:
             assert await telemetry.flush()
             bodies = [(await listener.batch()) for _ in range(3)]
             assert bodies[0] == bodies[1] == bodies[2]
-            assert [e["record"] for e in bodies[2]] == ["important"]
+            assert [e["record"] for e in bodies[2]] == ["important\n"]
             await telemetry.close()
 
     run(main)
@@ -374,8 +374,8 @@ def test_telemetry_api_records_have_aws_field_names_in_order() -> None:
                 "initDurationMs",
             ]
             assert report["metrics"]["billedDurationMs"] == 4
-            assert events["function"]["record"] == "hello"
-            assert events["extension"]["record"] == "from the agent"
+            assert events["function"]["record"] == "hello\n"  # as AWS sends it: with its newline
+            assert events["extension"]["record"] == "from the agent\n"
             await telemetry.close()
 
     run(main)
@@ -442,9 +442,9 @@ def test_json_log_format_lines_are_objects_and_other_lines_strings() -> None:
             records = [e["record"] for e in await listener.batch()]
             assert records == [
                 {"level": "INFO", "message": "hi", "requestId": "r1"},
-                "plain text",
-                "[1, 2]",
-                '{"broken"',
+                "plain text\n",
+                "[1, 2]\n",
+                '{"broken"\n',
                 {"lone": "\ud800"},
             ]
             await telemetry.close()
@@ -474,7 +474,7 @@ def test_tcp_destinations_get_newline_delimited_json() -> None:
         telemetry.function_output(b"first\nsecond\n")
         assert await telemetry.flush()
         got = [json.loads(await asyncio.wait_for(lines.get(), 10))["record"] for _ in range(2)]
-        assert got == ["first", "second"]
+        assert got == ["first\n", "second\n"]
         await telemetry.close()
         server.close()
         await server.wait_closed()
@@ -508,7 +508,22 @@ def test_a_suspended_environment_delivers_nothing_until_resumed() -> None:
             assert listener.requests.empty()
             telemetry.resume()
             assert await telemetry.flush()
-            assert [e["record"] for e in await listener.batch()] == ["while frozen"]
+            assert [e["record"] for e in await listener.batch()] == ["while frozen\n"]
+            await telemetry.close()
+
+    run(main)
+
+
+def test_the_same_subscription_again_is_already_subscribed() -> None:
+    async def main() -> None:
+        async with Listener() as listener:
+            telemetry = Telemetry(connector())
+            body = subscription(listener.port, types=["platform"])
+            assert telemetry.subscribe(TELEMETRY, "agent", body) == (200, b'"OK"')
+            assert telemetry.subscribe(TELEMETRY, "agent", body) == (200, b'"AlreadySubscribed"')
+            assert await telemetry.flush()
+            states = [e["record"]["state"] for e in await listener.batch()]
+            assert states == ["Subscribed", "Already subscribed"]
             await telemetry.close()
 
     run(main)

@@ -7,7 +7,9 @@ Facts (AWS's Lambda guide: "Lambda Telemetry API", "Telemetry API reference", "L
 - An extension subscribes during Init with its ``Lambda-Extension-Identifier``; after Init Lambda
   refuses (403 ``Logs.SubscriptionClosed`` "Logs API subscription is closed already", as the runtime
   interface emulator words it; ``Telemetry.`` likewise). An extension subscribed to one of the two
-  APIs cannot subscribe to the other. A repeated subscription is idempotent (the newest body wins).
+  APIs cannot subscribe to the other. The same subscription again changes nothing (``200
+  "AlreadySubscribed"``, and a subscription event whose state is "Already subscribed", as seen on
+  AWS); a different one replaces it.
 - The body: ``schemaVersion`` (Telemetry: ``2022-07-01``, ``2022-12-13``, ``2025-01-29``, required;
   Logs: ``2020-08-15`` (default) or ``2021-03-18``, which adds ``platform.runtimeDone``), ``types``
   (``platform``, ``function``, ``extension``), ``buffering`` (``maxItems`` 1,000..10,000, default
@@ -66,6 +68,19 @@ _DEFAULTS = {
 _HOSTS = ("sandbox.localdomain", "sandbox")
 _TCP_PORTS = (1024, 65_535)
 RESERVED_PORT = 9001  # the Runtime API's
+__all__ = [
+    "ALREADY_SUBSCRIBED",
+    "DELIVERY_TIMEOUT_S",
+    "LOGS",
+    "OK",
+    "TELEMETRY",
+    "Connector",
+    "Subscription",
+    "SubscriptionError",
+    "Telemetry",
+    "parse_subscription",
+]
+
 INIT_HISTORY = (10_000, 1_048_576)  # events (count, bytes) kept during Init for later subscribers
 
 
@@ -278,6 +293,7 @@ def _destination(
 
 
 OK = b'"OK"'  # the body of a successful subscription (a JSON string)
+ALREADY_SUBSCRIBED = b'"AlreadySubscribed"'  # the body when the same subscription comes again
 
 
 class Telemetry:
@@ -302,6 +318,7 @@ class Telemetry:
         self._function_json = function_json
         self._subscribers: dict[str, Subscriber] = {}
         self._apis: dict[str, str] = {}  # extension name -> the API it subscribed with
+        self._subscriptions: dict[str, Subscription] = {}  # extension name -> its latest subscription
         self._wanted: set[Category] = set()
         self._init_open = True  # subscriptions accepted, events kept for later subscribers
         self._history: deque[Event] = deque()
@@ -346,6 +363,12 @@ class Telemetry:
             "target": sub.target,
             "method": sub.method,
         }
+        kind = "platform.telemetrySubscription" if api == TELEMETRY else "platform.logsSubscription"
+        if self._subscriptions.get(extension_name) == sub:
+            # The same subscription again: nothing changes (observed on AWS: the event's state says so).
+            self.emit(kind, subscription_record(extension_name, "Already subscribed", sub.types))
+            return 200, ALREADY_SUBSCRIBED
+        self._subscriptions[extension_name] = sub
         subscriber = self._subscribers.get(extension_name)
         if subscriber is None:
             subscriber = Subscriber(
@@ -363,7 +386,6 @@ class Telemetry:
         else:
             subscriber.configure(**settings)
         self._wanted = set().union(*(s.categories for s in self._subscribers.values()))
-        kind = "platform.telemetrySubscription" if api == TELEMETRY else "platform.logsSubscription"
         self.emit(kind, subscription_record(extension_name, "Subscribed", sub.types))
         return 200, OK
 
@@ -409,12 +431,12 @@ class Telemetry:
                     self._dispatch(self._line_event(kind, line))
 
     def _line_event(self, kind: str, line: str) -> Event:
-        # One record per line ("each line the function writes to stdout or stderr"): the line
-        # without its newline, or with LogFormat JSON the object the line holds.
-        record: Any = line[:-1] if line.endswith("\n") else line
-        if self._function_json and kind == "function" and record.startswith("{"):
+        # One record per line ("each line the function writes to stdout or stderr"): the line as
+        # written, with its newline (as AWS sends it), or with LogFormat JSON the object it holds.
+        record: Any = line
+        if self._function_json and kind == "function" and line.startswith("{"):
             with contextlib.suppress(ValueError, RecursionError):
-                parsed = json.loads(record)
+                parsed = json.loads(line)
                 if isinstance(parsed, dict):
                     record = parsed
         return Event(kind, record, line=line)
@@ -461,5 +483,7 @@ class Telemetry:
         """Stop every delivery (what is still buffered is dropped: :meth:`flush` first)."""
         self._closed = True
         self.init_done()
-        for subscriber in self._subscribers.values():
+        subscribers, self._subscribers = self._subscribers, {}
+        self._wanted = set()
+        for subscriber in subscribers.values():
             await subscriber.close()
