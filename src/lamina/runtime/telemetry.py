@@ -15,8 +15,8 @@ Facts (AWS's Lambda guide: "Lambda Telemetry API", "Telemetry API reference", "L
   (``platform``, ``function``, ``extension``), ``buffering`` (``maxItems`` 1,000..10,000, default
   1,000 for Telemetry and 10,000 for Logs; ``maxBytes`` 262,144..1,048,576, default 262,144;
   ``timeoutMs`` 25..30,000, default 1,000) and ``destination``: ``{"protocol": "HTTP", "URI":
-  "http://sandbox.localdomain:<port>/<path>"}`` (an array of events in JSON, POSTed; PUT for a Logs
-  API destination with ``"method": "PUT"``) or ``{"protocol": "TCP", "port": <port>}`` (newline
+  "http://sandbox.localdomain:<port>/<path>"}`` (an array of events in JSON, POSTed, or PUT with
+  ``"method": "PUT"``, which the Logs API offers) or ``{"protocol": "TCP", "port": <port>}`` (newline
   delimited JSON, no acknowledgement). Port 9001 is Lambda's own.
 - Success: ``200 "OK"``. A malformed body: ``400 <Api>.DeserializationError``; a body that breaks a
   rule: ``400 <Api>.ValidationError`` with every broken rule, ``; ``-separated ("URI port is not
@@ -30,8 +30,8 @@ Facts (AWS's Lambda guide: "Lambda Telemetry API", "Telemetry API reference", "L
 - Events from the start of Init are kept (bounded) until Init ends, so an extension that subscribes
   during Init still gets ``platform.initStart`` and the function's first lines.
 
-The environment owns one :class:`Telemetry` per execution environment and calls it: see the README's
-"Telemetry API and Logs API" for the points where it does. Nothing here blocks the event loop:
+The environment owns one :class:`Telemetry` per execution environment and calls it (see its
+docstring for where). Nothing here blocks the event loop:
 deliveries are tasks, batching uses ``call_later`` timers, memory per subscriber is bounded whatever
 the function prints.
 """
@@ -304,6 +304,22 @@ class Telemetry:
     ``function_json``: the function's ``LogFormat`` is JSON, so a function line that is a JSON object
     is its event's record. ``delivery_timeout_s``: how long a listener may take to acknowledge a
     batch. All methods are called on the event loop.
+
+    Where the environment calls it (records from :mod:`lamina.runtime.telemetry_events`):
+
+    - Init starts: ``emit("platform.initStart", init_start_record(...))``; each extension registers:
+      ``emit("platform.extension", extension_record(name, "Ready", events))``; the Runtime API's
+      subscription routes: :meth:`subscribe`; the runtime's first ``next`` (or its init error):
+      ``emit("platform.initRuntimeDone", init_runtime_done_record(status, error_type=...))``; Init
+      over: ``emit("platform.initReport", init_report_record(ms, status, ...))`` then
+      :meth:`init_done`.
+    - Each invoke: ``emit("platform.start", start_record(request_id, version, trace=...))``; the
+      runtime done with it: ``emit("platform.runtimeDone", runtime_done_record(...))``; the report:
+      ``emit("platform.report", report_record(...))``.
+    - Output: :meth:`function_output` with each chunk of the function's log pipe,
+      :meth:`extension_output` with the extensions', :meth:`end_output` when the pipes close.
+    - Freezing: ``await flush(timeout)`` then :meth:`suspend`; thawed: :meth:`resume`. Shutdown:
+      ``await flush(timeout)`` then ``await close()``.
     """
 
     def __init__(
