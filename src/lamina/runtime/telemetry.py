@@ -47,6 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from lamina.errors import LaminaError
 from lamina.runtime.logs import EventSplitter
 from lamina.runtime.telemetry_delivery import DELIVERY_TIMEOUT_S, Connector, Subscriber
 from lamina.runtime.telemetry_events import Category, Event, subscription_record
@@ -84,7 +85,7 @@ __all__ = [
 INIT_HISTORY = (10_000, 1_048_576)  # events (count, bytes) kept during Init for later subscribers
 
 
-class SubscriptionError(Exception):
+class SubscriptionError(LaminaError):
     """A refused subscription: its HTTP status, ``errorType`` and ``errorMessage``."""
 
     def __init__(self, status: int, error_type: str, message: str) -> None:

@@ -19,6 +19,7 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from lamina.errors import LaminaError
 from lamina.runtime.telemetry_events import Category, Event, logs_dropped_record
 
 Connector = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -30,7 +31,7 @@ MAX_RESPONSE_BODY = 64 * 1024  # read (and discarded) of a listener's answer; pa
 LOGS_RUNTIME_DONE_SCHEMA = "2021-03-18"  # the Logs API schema that adds platform.runtimeDone
 
 
-class _Refused(Exception):
+class _Refused(LaminaError):
     """The listener answered in a way that ends the connection."""
 
 
