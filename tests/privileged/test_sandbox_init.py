@@ -18,7 +18,7 @@ import pytest
 from test_sandbox import ENV, PYTHON, Harness, harness, netns  # noqa: F401 - fixtures
 
 from lamina.runtime.extension_files import extension_environment, external_extensions
-from lamina.runtime.init_binary import build
+from lamina.runtime.init_binary import InitBinaryError, build, ensure
 from lamina.runtime.init_events import (
     ExtensionExited,
     ExtensionLaunchFailed,
@@ -41,6 +41,12 @@ facts = {
     "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
     "cgroup": open("/proc/self/cgroup").read(), "tmp": sorted(os.listdir("/tmp")),
 }
+for probe in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem"):  # init's report pipe, its memory
+    try:
+        os.listdir(probe) if probe.endswith("fd") else open(probe, "rb").read(1)
+        facts[probe] = "open"
+    except OSError as exc:
+        facts[probe] = type(exc).__name__
 """
 # An extension that says what it sees, leaves a mark in /tmp and stays (as agents do).
 EXTENSION = f"#!{PYTHON}\n{FACTS}\nopen('/tmp/started-' + os.path.basename(sys.argv[0]), 'w').close()\n"
@@ -173,6 +179,8 @@ def test_extensions_start_in_order_before_the_runtime(
     assert runtime_facts["env"] == ENV
     assert runtime_facts["fds"][:3] == [0, 1, 2] and len(runtime_facts["fds"]) == 4
     assert {"started-a-ext", "started-b-ext"} <= set(runtime_facts["tmp"])
+    for facts in (*ext_facts, runtime_facts):  # init is not dumpable: nothing of it to reach
+        assert [facts[p] for p in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem")] == ["PermissionError"] * 3
 
 
 def test_launch_failures_and_exits_are_reported(harness: Harness, start: Callable[..., InitRun]) -> None:
@@ -326,3 +334,22 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_init_binary_is_built_once_and_again_when_stale(tmp_path: Path) -> None:
+    with pytest.raises(InitBinaryError, match="no C compiler"):
+        build(tmp_path / "x" / "lamina-init", compiler="no-such-cc")
+    assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
+    path = ensure(tmp_path / "data")
+    if path.parent != tmp_path / "data" / "bin":
+        pytest.skip(f"make setup built {path}, which ensure() prefers")
+    assert ensure(tmp_path / "data") == path
+    assert sorted(os.listdir(path.parent)) == ["lamina-init", "lamina-init.source"]  # no leftovers
+    # One built by an older lamina (another source) is built again.
+    old = tmp_path / "old" / "bin"
+    old.mkdir(parents=True)
+    (old / "lamina-init").write_text("#!/bin/sh\nexit 1\n")
+    (old / "lamina-init").chmod(0o755)
+    (old / "lamina-init.source").write_text("0123456789abcdef")
+    assert ensure(tmp_path / "old") == old / "lamina-init"
+    assert (old / "lamina-init").read_bytes()[:4] == b"\x7fELF"

@@ -43,11 +43,12 @@ def _stamp() -> str:
 def build(dest: Path, *, compiler: str | None = None) -> Path:
     """Compile ``lamina-init`` to ``dest`` (atomically: a temp file renamed); ``InitBinaryError``
     when no C compiler is there or it fails."""
-    cc = compiler or os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    name = compiler or os.environ.get("CC") or "gcc"
+    cc = shutil.which(name) or (shutil.which("cc") if compiler is None else None)
     if cc is None:
         raise InitBinaryError(
-            "cannot build lamina-init (needed by functions with extensions): no C compiler "
-            "(install gcc and the C library's static archive, e.g. Debian's gcc and libc6-dev)"
+            f"cannot build lamina-init (needed by functions with extensions): no C compiler ({name!r}; "
+            "install gcc and the C library's static archive, e.g. Debian's gcc and libc6-dev)"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")

@@ -42,6 +42,11 @@ Facts about the mechanics (checked on Linux 6.x):
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
   the runtime exits on its next request (a frozen, idle one stays frozen); the leftover cgroups
   are named after env_id, under the server's own parent group, which its next start sweeps.
+- With external extensions (``SandboxSpec.extensions``), the child execs lamina-init
+  (:mod:`lamina.runtime.init_binary`, bound at ``/var/lamina/init``) instead of the runtime: it is
+  PID 1, starts the extensions, starts the runtime on :meth:`Sandbox.start_runtime`, reports over
+  a pipe (:mod:`lamina.runtime.init_events`) and exits with the runtime, so PID 1's exit still means
+  "the runtime is gone". It is exec'd after all of the above, so the extensions share everything.
 - tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
   data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
 """
@@ -785,6 +790,7 @@ class Sandbox:
         self.kill()
         self._popen.wait()
         if self._init is not None:
+            self.read_events()  # the runtime's code, if init reported it, stays known
             self._init.close()
         try:
             self._final_peak = self._cgroup.peak_bytes()
