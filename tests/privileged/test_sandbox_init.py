@@ -353,3 +353,19 @@ def test_init_binary_is_built_once_and_again_when_stale(tmp_path: Path) -> None:
     (old / "lamina-init.source").write_text("0123456789abcdef")
     assert ensure(tmp_path / "old") == old / "lamina-init"
     assert (old / "lamina-init").read_bytes()[:4] == b"\x7fELF"
+
+
+def test_without_extensions_terminate_runtime_signals_pid_1(harness: Harness) -> None:
+    runtime = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (os.write(1, b'term\\n'), sys.exit(7)))\n"
+        "print('ready', flush=True)\ntime.sleep(600)\n"
+    )
+    sandbox, out = harness.start(harness.spec((PYTHON, "-c", runtime)))
+    with os.fdopen(out, "rb") as pipe:
+        assert pipe.readline() == b"ready\n"
+        sandbox.start_runtime()  # no-op: it started with the sandbox
+        sandbox.terminate_runtime()
+        assert pipe.readline() == b"term\n"
+    assert sandbox.wait(30) == 7
+    assert sandbox.runtime_returncode() == 7
