@@ -163,6 +163,7 @@ def test_extensions_start_in_order_before_the_runtime(
     assert [e for e in events if isinstance(e, (RuntimeStarted, RuntimeExited))][-1] == RuntimeExited(3)
     assert run.sandbox.wait(30) == 3  # PID 1 (init) exits with the runtime's code
     assert run.sandbox.runtime_returncode() == 3
+    run.until(lambda es: run.sandbox.report_ended)
 
     for facts, name in zip(ext_facts, ("a-ext", "b-ext"), strict=True):
         assert facts["argv"] == [f"/opt/extensions/{name}"]
@@ -322,7 +323,7 @@ def test_close_kills_everything(harness: Harness, start: Callable[..., InitRun])
 def test_without_extensions_the_runtime_is_pid_1(harness: Harness) -> None:
     run = harness.python("import os; print(os.getpid())")
     assert run.output.split() == ["1"]
-    assert run.sandbox.report_fd is None
+    assert run.sandbox.report_fd is None and run.sandbox.report_ended
     assert run.sandbox.read_events() == []
     assert run.sandbox.runtime_returncode() == 0
 

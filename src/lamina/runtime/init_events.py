@@ -180,6 +180,7 @@ class InitPipes:
         self, parser: ReportParser, control_r: int, control_w: int, report_r: int, report_w: int
     ) -> None:
         self.parser = parser
+        self.eof = False  # the report pipe ended: init is gone and everything it wrote was read
         self.control_r, self.control_w = control_r, control_w
         self.report_r, self.report_w = report_r, report_w
 
@@ -237,6 +238,7 @@ class InitPipes:
             except OSError:
                 data = b""
             if not data:
+                self.eof = True
                 break
             events += self.parser.feed(data)
         return events

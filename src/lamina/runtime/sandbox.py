@@ -690,6 +690,12 @@ class Sandbox:
         when :meth:`read_events` has something; end of file once init is gone."""
         return None if self._init is None or self._init.report_r < 0 else self._init.report_r
 
+    @property
+    def report_ended(self) -> bool:
+        """Whether :meth:`read_events` met the end of the report pipe (init is gone, all was read):
+        a reader watching :attr:`report_fd` stops there. True without extensions."""
+        return self._init is None or self._init.eof or self._init.report_r < 0
+
     def read_events(self) -> list[InitEvent]:
         """The events lamina-init reported since the last call (never blocks; empty without
         extensions or once everything was read)."""
