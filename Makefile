@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 	@# chromium (the console's end-to-end tests), Debian's static busybox (the runnable test runtime image),
 	@# Debian's awscli (AWS CLI v2 at /usr/bin/aws: `aws logs tail`; the venv's aws is v1, first on PATH),
 	@# openssl (lamina's CA and the certificate of its public API names, made at first start as root).
-	@missing=""; for t in zip unzip ip nft curl chromium busybox openssl; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@# gcc and libc6-dev (lamina-init, built static).
+	@missing=""; for t in zip unzip ip nft curl chromium busybox openssl gcc; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/; s/\bbusybox\b/busybox-static/'); \
+			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/; s/\bbusybox\b/busybox-static/; s/\bgcc\b/gcc libc6-dev/'); \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 		else echo "note: missing$$missing (install them for the tests and the VPC data plane)" >&2; fi; fi
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	@# The Python runtimes functions run on (awslambdaric + boto3 per host python3.X), mounted at /var/runtime.
 	$(VENV)/bin/python -m lamina.runtime.pythonrt install --dest $(VENV)/lamina-runtimes
+	@# lamina-init, PID 1 of environments with extensions (static C; the server builds it on first use otherwise).
+	$(VENV)/bin/python -m lamina.runtime.init_binary $(VENV)/lamina-init || true
 	@touch $(STAMP)
 
 serve: setup

@@ -42,6 +42,11 @@ Facts about the mechanics (checked on Linux 6.x):
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
   the runtime exits on its next request (a frozen, idle one stays frozen); the leftover cgroups
   are named after env_id, under the server's own parent group, which its next start sweeps.
+- With external extensions (``SandboxSpec.extensions``), the child execs lamina-init
+  (:mod:`lamina.runtime.init_binary`, bound at ``/var/lamina/init``) instead of the runtime: it is
+  PID 1, starts the extensions, starts the runtime on :meth:`Sandbox.start_runtime`, reports over
+  a pipe (:mod:`lamina.runtime.init_events`) and exits with the runtime, so PID 1's exit still means
+  "the runtime is gone". It is exec'd after all of the above, so the extensions share everything.
 - tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
   data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
 """
@@ -91,6 +96,7 @@ from lamina.linux.namespaces import (
     unshare,
 )
 from lamina.linux.userns import IdMapping
+from lamina.runtime.init_events import INIT_PATH, InitEvent, InitPipes, ReportParser, RuntimeExited
 from lamina.runtime.seccomp_profile import syscall_filter
 
 # Host directories bound read-only into every sandbox (those that exist; symlinks such as
@@ -107,6 +113,8 @@ SANDBOX_GID = 990
 # Lambda's quota "File descriptors: 1,024" (Lambda quotas, "Function configuration, deployment, and
 # execution"): the soft and hard RLIMIT_NOFILE of every process of an environment.
 OPEN_FILES = 1024
+# lamina-init's own bound on the extensions it starts (Lambda starts at most 10).
+MAX_INIT_EXTENSIONS = 64
 
 
 class SandboxError(LaminaError):
@@ -197,10 +205,15 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         ops += _bind_ro(spec.runtime_dir, r + b"/var/runtime")
     if spec.lang_dir is not None:
         ops += _bind_ro(spec.lang_dir, r + b"/var/lang")
-    if spec.ca_bundle is not None:
+    if spec.ca_bundle is not None or spec.extensions:
         ops.append(MakeDir(r + b"/var/lamina"))
+    if spec.ca_bundle is not None:
         ops.append(MakeFile(r + b"/var/lamina/ca.pem"))
         ops += _bind_ro(spec.ca_bundle, r + b"/var/lamina/ca.pem")
+    if spec.extensions:
+        assert spec.init_binary is not None  # _validate
+        ops.append(MakeFile(r + os.fsencode(INIT_PATH)))
+        ops += _bind_ro(spec.init_binary, r + os.fsencode(INIT_PATH))
     tmp_data = f"mode=1777,size={spec.tmp_bytes}".encode()
     ops.append(Mount(r + b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=tmp_data))
     # /proc itself is mounted by the child, from inside the new PID namespace.
@@ -465,6 +478,14 @@ class SandboxSpec:
     hosts: str = ""
     # lamina's CA certificate -> /var/lamina/ca.pem, read-only (``runtime.public_api``); None: none.
     ca_bundle: Path | None = None
+    # External extensions (paths inside the sandbox, in start order; see
+    # ``runtime.extension_files``). Empty: the runtime is PID 1 and starts at once. Otherwise
+    # lamina-init (``init_binary``, the host path) is PID 1: it starts these, then the runtime on
+    # :meth:`Sandbox.start_runtime` (see "Extensions" in the module docstring).
+    extensions: tuple[str, ...] = ()
+    extension_stdout: int | None = None  # fd receiving the extensions' stdout and stderr; None: stdout's
+    extension_env: Mapping[str, str] | None = None  # the extensions' environment; None: ``env``
+    init_binary: Path | None = None
 
 
 def _validate(spec: SandboxSpec) -> None:
@@ -476,6 +497,13 @@ def _validate(spec: SandboxSpec) -> None:
         raise ValueError(
             f"sandbox must not run as root (uid={spec.uid!r} gid={spec.gid!r} host_id={spec.host_id!r})"
         )
+    if spec.extensions:
+        if spec.init_binary is None:
+            raise ValueError(f"sandbox {spec.env_id!r} has extensions but no init_binary")
+        if len(spec.extensions) > MAX_INIT_EXTENSIONS or not all(
+            p.startswith("/") and "\0" not in p for p in spec.extensions
+        ):
+            raise ValueError(f"invalid extensions {spec.extensions!r}")
     if not spec.userland.is_absolute():
         raise ValueError(f"userland must be an absolute path, got {str(spec.userland)!r}")
     dirs = [spec.userland, spec.task_dir, *spec.layer_dirs, spec.runtime_dir, spec.lang_dir]
@@ -487,7 +515,13 @@ def _validate(spec: SandboxSpec) -> None:
 class Sandbox:
     """A running execution environment (see the module docstring)."""
 
-    def __init__(self, spec: SandboxSpec, popen: subprocess.Popen[bytes], cgroup: Cgroup) -> None:
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        popen: subprocess.Popen[bytes],
+        cgroup: Cgroup,
+        init: InitPipes | None = None,
+    ) -> None:
         self.spec = spec
         self._popen = popen
         self._cgroup = cgroup
@@ -495,6 +529,8 @@ class Sandbox:
         self._closed = False
         self._final_peak: int | None = None
         self._final_oom: bool | None = None
+        self._init = init
+        self._runtime_code: int | None = None
 
     @classmethod
     def start(cls, spec: SandboxSpec) -> Sandbox:
@@ -522,21 +558,30 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"cannot create {str(root)!r}: {exc}") from exc
         cgroup: Cgroup | None = None
+        init: InitPipes | None = None
         limits = Limits(spec.memory_bytes, spec.pids_max, spec.cpus, spec.cpu_quota)
         try:
             cgroup = Cgroup.create(spec.env_id, limits, parent=spec.cgroup_parent)
-            popen = cls._spawn(spec, cgroup, root, ops)
+            if spec.extensions:
+                init = InitPipes.open(ReportParser(spec.extensions, spec.argv[0]))
+            popen = cls._spawn(spec, cgroup, root, ops, init)
         except BaseException as exc:
+            if init is not None:
+                init.close()
             if cgroup is not None:
                 cgroup.destroy()
             _remove_work_dir(spec.work_dir)
             if isinstance(exc, CgroupError):
                 raise SandboxError(f"cannot start sandbox {spec.env_id!r}: {exc}") from exc
             raise
-        return cls(spec, popen, cgroup)
+        if init is not None:
+            init.close_child_ends()
+        return cls(spec, popen, cgroup, init)
 
     @staticmethod
-    def _spawn(spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op], init: InitPipes | None
+    ) -> subprocess.Popen[bytes]:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fds = cgroup.open_join_fds()
         err_r, err_w = os.pipe()
@@ -553,6 +598,8 @@ class Sandbox:
             syscall_filter(),
         )
         outcome: list[subprocess.Popen[bytes] | BaseException] = []
+        ext_env = spec.env if spec.extension_env is None else spec.extension_env
+        ext_out = spec.extension_stdout
 
         def spawn() -> None:
             try:
@@ -562,8 +609,11 @@ class Sandbox:
                 # umask and session, runs child_init, closes fds and execs.
                 outcome.append(
                     subprocess.Popen(
-                        spec.argv,
+                        spec.argv
+                        if init is None
+                        else init.argv(spec.extensions, ext_env, ext_out, spec.argv),
                         env=dict(spec.env),
+                        pass_fds=() if init is None else init.child_fds(ext_out),
                         stdin=subprocess.DEVNULL,
                         stdout=spec.stdout,
                         stderr=subprocess.STDOUT if spec.stdout is not None else None,
@@ -621,7 +671,8 @@ class Sandbox:
             ids.close()
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """The exit status (negative signal number if killed), or None after ``timeout``."""
+        """PID 1's exit status (negative signal number if killed), or None after ``timeout``. PID 1
+        is the runtime, or lamina-init when there are extensions (see :meth:`runtime_returncode`)."""
         try:
             return self._popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -630,6 +681,57 @@ class Sandbox:
     @property
     def returncode(self) -> int | None:
         return self._popen.poll()
+
+    # --- extensions: lamina-init as PID 1 ----------------------------------------------------
+
+    @property
+    def report_fd(self) -> int | None:
+        """The non-blocking read end of lamina-init's report pipe (None without extensions): readable
+        when :meth:`read_events` has something; end of file once init is gone."""
+        return None if self._init is None or self._init.report_r < 0 else self._init.report_r
+
+    @property
+    def report_ended(self) -> bool:
+        """Whether :meth:`read_events` met the end of the report pipe (init is gone, all was read):
+        a reader watching :attr:`report_fd` stops there. True without extensions."""
+        return self._init is None or self._init.eof or self._init.report_r < 0
+
+    def read_events(self) -> list[InitEvent]:
+        """The events lamina-init reported since the last call (never blocks; empty without
+        extensions or once everything was read)."""
+        events = [] if self._init is None else self._init.read_events()
+        for event in events:
+            if isinstance(event, RuntimeExited):
+                self._runtime_code = event.returncode
+        return events
+
+    def start_runtime(self) -> None:
+        """Tell lamina-init to start the runtime (once; no-op without extensions, where the
+        runtime started with the sandbox, or once init is gone)."""
+        self._control(b"r")
+
+    def terminate_runtime(self) -> None:
+        """SIGTERM to the runtime (through lamina-init when there are extensions)."""
+        if self._init is None:
+            if self._popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._popen.send_signal(signal.SIGTERM)
+            return
+        self._control(b"t")
+
+    def _control(self, byte: bytes) -> None:
+        if self._init is not None:
+            self._init.send(byte)
+
+    def runtime_returncode(self) -> int | None:
+        """The runtime's own exit status, Popen-style, once known: PID 1's without extensions; with
+        them, what lamina-init reported (None while the runtime runs, and if it never started or
+        init was killed before reporting it)."""
+        if self._init is None:
+            return self._popen.poll()
+        if self._runtime_code is None and self._popen.poll() is not None:
+            self.read_events()  # init is gone: everything it wrote is in the pipe
+        return self._runtime_code
 
     def kill(self) -> None:
         """SIGKILL the whole tree: PID 1 of the namespace, hence everything in it (the cgroup's
@@ -677,8 +779,13 @@ class Sandbox:
         """Kill the tree if still running, remove its cgroup and work dir; idempotent."""
         if self._closed:
             return
+        if self._init is not None:
+            self._init.close_control()  # init ends, and with it every process of the namespace
         self.kill()
         self._popen.wait()
+        if self._init is not None:
+            self.read_events()  # the runtime's code, if init reported it, stays known
+            self._init.close()
         try:
             self._final_peak = self._cgroup.peak_bytes()
             self._final_oom = self._cgroup.oom_killed()
