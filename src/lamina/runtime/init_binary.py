@@ -82,15 +82,15 @@ def _current(path: Path) -> bool:
         return False
 
 
-def ensure(data_dir: Path) -> Path:
+def ensure(data_dir: Path, prefix: Path | None = None) -> Path:
     """The path of an up-to-date ``lamina-init``: the one ``make setup`` built beside the Python
-    environment, else ``<data_dir>/bin/lamina-init``, built now if missing or stale (once per
+    environment (``prefix``, default ``sys.prefix``), else ``<data_dir>/bin/lamina-init``, built now if missing or stale (once per
     process; ``InitBinaryError`` if it cannot be)."""
     with _lock:
         found = _found.get(data_dir)
         if found is not None:
             return found
-        beside = Path(sys.prefix) / NAME
+        beside = (Path(sys.prefix) if prefix is None else prefix) / NAME
         if _current(beside):
             found = beside
         else:
