@@ -18,7 +18,7 @@ import pytest
 from test_sandbox import ENV, PYTHON, Harness, harness, netns  # noqa: F401 - fixtures
 
 from lamina.runtime.extension_files import extension_environment, external_extensions
-from lamina.runtime.init_binary import build
+from lamina.runtime.init_binary import InitBinaryError, build, ensure
 from lamina.runtime.init_events import (
     ExtensionExited,
     ExtensionLaunchFailed,
@@ -41,6 +41,12 @@ facts = {
     "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
     "cgroup": open("/proc/self/cgroup").read(), "tmp": sorted(os.listdir("/tmp")),
 }
+for probe in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem"):  # init's report pipe, its memory
+    try:
+        os.listdir(probe) if probe.endswith("fd") else open(probe, "rb").read(1)
+        facts[probe] = "open"
+    except OSError as exc:
+        facts[probe] = type(exc).__name__
 """
 # An extension that says what it sees, leaves a mark in /tmp and stays (as agents do).
 EXTENSION = f"#!{PYTHON}\n{FACTS}\nopen('/tmp/started-' + os.path.basename(sys.argv[0]), 'w').close()\n"
@@ -157,6 +163,7 @@ def test_extensions_start_in_order_before_the_runtime(
     assert [e for e in events if isinstance(e, (RuntimeStarted, RuntimeExited))][-1] == RuntimeExited(3)
     assert run.sandbox.wait(30) == 3  # PID 1 (init) exits with the runtime's code
     assert run.sandbox.runtime_returncode() == 3
+    run.until(lambda es: run.sandbox.report_ended)
 
     for facts, name in zip(ext_facts, ("a-ext", "b-ext"), strict=True):
         assert facts["argv"] == [f"/opt/extensions/{name}"]
@@ -173,6 +180,8 @@ def test_extensions_start_in_order_before_the_runtime(
     assert runtime_facts["env"] == ENV
     assert runtime_facts["fds"][:3] == [0, 1, 2] and len(runtime_facts["fds"]) == 4
     assert {"started-a-ext", "started-b-ext"} <= set(runtime_facts["tmp"])
+    for facts in (*ext_facts, runtime_facts):  # init is not dumpable: nothing of it to reach
+        assert [facts[p] for p in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem")] == ["PermissionError"] * 3
 
 
 def test_launch_failures_and_exits_are_reported(harness: Harness, start: Callable[..., InitRun]) -> None:
@@ -314,7 +323,7 @@ def test_close_kills_everything(harness: Harness, start: Callable[..., InitRun])
 def test_without_extensions_the_runtime_is_pid_1(harness: Harness) -> None:
     run = harness.python("import os; print(os.getpid())")
     assert run.output.split() == ["1"]
-    assert run.sandbox.report_fd is None
+    assert run.sandbox.report_fd is None and run.sandbox.report_ended
     assert run.sandbox.read_events() == []
     assert run.sandbox.runtime_returncode() == 0
 
@@ -326,3 +335,37 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+def test_init_binary_is_built_once_and_again_when_stale(tmp_path: Path) -> None:
+    with pytest.raises(InitBinaryError, match="no C compiler"):
+        build(tmp_path / "x" / "lamina-init", compiler="no-such-cc")
+    assert not (tmp_path / "x").exists() or not os.listdir(tmp_path / "x")
+    path = ensure(tmp_path / "data", prefix=tmp_path / "venv")  # no make setup build there
+    assert path == tmp_path / "data" / "bin" / "lamina-init"
+    assert ensure(tmp_path / "data", prefix=tmp_path / "venv") == path
+    assert sorted(os.listdir(path.parent)) == ["lamina-init", "lamina-init.source"]  # no leftovers
+    # One built by an older lamina (another source) is built again.
+    old = tmp_path / "old" / "bin"
+    old.mkdir(parents=True)
+    (old / "lamina-init").write_text("#!/bin/sh\nexit 1\n")
+    (old / "lamina-init").chmod(0o755)
+    (old / "lamina-init.source").write_text("0123456789abcdef")
+    assert ensure(tmp_path / "old", prefix=tmp_path / "venv") == old / "lamina-init"
+    assert (old / "lamina-init").read_bytes()[:4] == b"\x7fELF"
+
+
+def test_without_extensions_terminate_runtime_signals_pid_1(harness: Harness) -> None:
+    runtime = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (os.write(1, b'term\\n'), sys.exit(7)))\n"
+        "print('ready', flush=True)\ntime.sleep(600)\n"
+    )
+    sandbox, out = harness.start(harness.spec((PYTHON, "-c", runtime)))
+    with os.fdopen(out, "rb") as pipe:
+        assert pipe.readline() == b"ready\n"
+        sandbox.start_runtime()  # no-op: it started with the sandbox
+        sandbox.terminate_runtime()
+        assert pipe.readline() == b"term\n"
+    assert sandbox.wait(30) == 7
+    assert sandbox.runtime_returncode() == 7

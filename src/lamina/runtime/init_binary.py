@@ -43,11 +43,12 @@ def _stamp() -> str:
 def build(dest: Path, *, compiler: str | None = None) -> Path:
     """Compile ``lamina-init`` to ``dest`` (atomically: a temp file renamed); ``InitBinaryError``
     when no C compiler is there or it fails."""
-    cc = compiler or os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    name = compiler or os.environ.get("CC") or "gcc"
+    cc = shutil.which(name) or (shutil.which("cc") if compiler is None else None)
     if cc is None:
         raise InitBinaryError(
-            "cannot build lamina-init (needed by functions with extensions): no C compiler "
-            "(install gcc and the C library's static archive, e.g. Debian's gcc and libc6-dev)"
+            f"cannot build lamina-init (needed by functions with extensions): no C compiler ({name!r}; "
+            "install gcc and the C library's static archive, e.g. Debian's gcc and libc6-dev)"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
@@ -81,15 +82,15 @@ def _current(path: Path) -> bool:
         return False
 
 
-def ensure(data_dir: Path) -> Path:
+def ensure(data_dir: Path, prefix: Path | None = None) -> Path:
     """The path of an up-to-date ``lamina-init``: the one ``make setup`` built beside the Python
-    environment, else ``<data_dir>/bin/lamina-init``, built now if missing or stale (once per
+    environment (``prefix``, default ``sys.prefix``), else ``<data_dir>/bin/lamina-init``, built now if missing or stale (once per
     process; ``InitBinaryError`` if it cannot be)."""
     with _lock:
         found = _found.get(data_dir)
         if found is not None:
             return found
-        beside = Path(sys.prefix) / NAME
+        beside = (Path(sys.prefix) if prefix is None else prefix) / NAME
         if _current(beside):
             found = beside
         else:

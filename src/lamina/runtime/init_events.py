@@ -1,4 +1,5 @@
-"""What ``lamina-init`` (PID 1 of an environment with extensions) reports, as typed events.
+"""The server's side of ``lamina-init`` (PID 1 of an environment with extensions): its command
+line and pipes (:class:`InitPipes`), and what it reports, as typed events.
 
 ``lamina-init`` writes one line per fact on its report pipe (``runtime/native/lamina_init.c``):
 ``S i pid`` extension ``i`` started, ``F i errno`` it could not be, ``X i status`` it exited
@@ -15,10 +16,14 @@ denied``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+#: Where lamina-init (:mod:`lamina.runtime.init_binary`) is bound in a sandbox with extensions.
+INIT_PATH = "/var/lamina/init"
 #: The longest report line ``lamina-init`` writes is well under this; a longer one is garbage.
 MAX_LINE = 64
 
@@ -164,3 +169,92 @@ class ReportParser:
                 self._done.add(index)
                 return ExtensionExited(index, name, path, code)
         return None
+
+
+class InitPipes:
+    """The server's pipes to lamina-init: control (server -> init) and report (init -> server).
+    Both ends are close-on-exec in the server (``os.pipe``); only the child ends are passed to
+    init, which marks them close-on-exec for its own children."""
+
+    def __init__(
+        self, parser: ReportParser, control_r: int, control_w: int, report_r: int, report_w: int
+    ) -> None:
+        self.parser = parser
+        self.eof = False  # the report pipe ended: init is gone and everything it wrote was read
+        self.control_r, self.control_w = control_r, control_w
+        self.report_r, self.report_w = report_r, report_w
+
+    @classmethod
+    def open(cls, parser: ReportParser) -> InitPipes:
+        control_r, control_w = os.pipe()
+        try:
+            report_r, report_w = os.pipe()
+        except OSError:
+            os.close(control_r)
+            os.close(control_w)
+            raise
+        os.set_blocking(report_r, False)
+        return cls(parser, control_r, control_w, report_r, report_w)
+
+    def argv(
+        self, extensions: Sequence[str], env: Mapping[str, str], out: int | None, runtime: Sequence[str]
+    ) -> list[str]:
+        """lamina-init's command line: start ``extensions`` with ``env`` and their output on ``out``
+        (None: init's stdout), then, when told, ``runtime`` (with init's own environment)."""
+        return [
+            INIT_PATH,
+            str(self.control_r),
+            str(self.report_w),
+            str(-1 if out is None else out),
+            str(len(extensions)),
+            *extensions,
+            str(len(env)),
+            *(f"{k}={v}" for k, v in env.items()),
+            "--",
+            *runtime,
+        ]
+
+    def child_fds(self, out: int | None) -> tuple[int, ...]:
+        """The descriptors init must get (``Popen(pass_fds=...)``)."""
+        fds = (self.control_r, self.report_w)
+        return fds if out is None else (*fds, out)
+
+    def send(self, byte: bytes) -> None:
+        """One control byte to init (nothing once it is gone: PID 1's exit says so)."""
+        if self.control_w >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self.control_w, byte)
+
+    def read_events(self) -> list[InitEvent]:
+        """What init reported since the last call; never blocks."""
+        events: list[InitEvent] = []
+        for _ in range(64):  # bounded: init writes a few short lines per extension
+            if self.report_r < 0:
+                break
+            try:
+                data = os.read(self.report_r, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self.eof = True
+                break
+            events += self.parser.feed(data)
+        return events
+
+    def close_child_ends(self) -> None:
+        for fd in (self.control_r, self.report_w):
+            os.close(fd)
+        self.control_r = self.report_w = -1
+
+    def close_control(self) -> None:
+        if self.control_w >= 0:
+            os.close(self.control_w)
+            self.control_w = -1
+
+    def close(self) -> None:
+        for fd in (self.control_r, self.control_w, self.report_r, self.report_w):
+            if fd >= 0:
+                os.close(fd)
+        self.control_r = self.control_w = self.report_r = self.report_w = -1

@@ -16,13 +16,19 @@ Text has no levels: every line is written.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from lamina.runtime.telemetry_events import (
+    Event,
+    init_report_record,
+    report_record,
+    runtime_done_record,
+    start_record,
+)
 
 
 class Level(enum.IntEnum):
@@ -66,17 +72,13 @@ class PlatformLog:
         """The line that opens an invocation."""
         if not self.json:
             return f"START RequestId: {request_id} Version: {version}\n".encode()
-        return self._event(Level.INFO, "platform.start", {"requestId": request_id, "version": version})
+        return self._event(Level.INFO, "platform.start", start_record(request_id, version))
 
     def runtime_done(self, request_id: str, status: str, duration_ms: float, produced_bytes: int) -> bytes:
         """The line written when the runtime is done with an invocation (END)."""
         if not self.json:
             return f"END RequestId: {request_id}\n".encode()
-        record = {
-            "requestId": request_id,
-            "status": status,
-            "metrics": {"durationMs": round(duration_ms, 2), "producedBytes": produced_bytes},
-        }
+        record = runtime_done_record(request_id, status, duration_ms, produced_bytes)
         return self._event(Level.DEBUG, "platform.runtimeDone", record)
 
     def report(self, r: Report) -> bytes:
@@ -94,17 +96,15 @@ class PlatformLog:
             elif r.status == "error":
                 line += f"Status: error\tError Type: {r.error_type}\t"
             return (line + "\n").encode()
-        metrics: dict[str, Any] = {
-            "durationMs": round(r.duration_ms, 2),
-            "billedDurationMs": billed,
-            "memorySizeMB": r.memory_mb,
-            "maxMemoryUsedMB": r.max_memory_used_mb,
-        }
-        if r.init_ms is not None:
-            metrics["initDurationMs"] = round(r.init_ms, 2)
-        record: dict[str, Any] = {"requestId": r.request_id, "metrics": metrics, "status": r.status}
-        if r.status == "error" and r.error_type:
-            record["errorType"] = r.error_type
+        record = report_record(
+            r.request_id,
+            r.duration_ms,
+            r.memory_mb,
+            r.max_memory_used_mb,
+            init_ms=r.init_ms,
+            status=r.status,
+            error_type=r.error_type,
+        )
         return self._event(Level.INFO, "platform.report", record)
 
     def init_report(self, init_ms: float, phase: str, error_type: str) -> bytes:
@@ -113,20 +113,11 @@ class PlatformLog:
         if not self.json:
             status = "Status: timeout" if timeout else f"Status: error\tError Type: {error_type}"
             return f"INIT_REPORT Init Duration: {init_ms:.2f} ms\tPhase: {phase}\t{status}\n".encode()
-        record: dict[str, Any] = {
-            "initializationType": "on-demand",
-            "phase": phase,
-            "status": "timeout" if timeout else "error",
-        }
-        if not timeout:
-            record["errorType"] = error_type
-        record["metrics"] = {"durationMs": round(init_ms, 2)}
+        status = "timeout" if timeout else "error"
+        record = init_report_record(init_ms, status, error_type=error_type, phase=phase)
         return self._event(Level.INFO, "platform.initReport", record)
 
     def _event(self, level: Level, kind: str, record: Mapping[str, Any]) -> bytes:
         if level < self.level:
             return b""
-        now = dt.datetime.now(dt.UTC)
-        time = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-        event: dict[str, Any] = {"time": time, "type": kind, "record": record}
-        return (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        return (Event(kind, record).telemetry_json() or b"") + b"\n"

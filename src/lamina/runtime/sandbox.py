@@ -42,6 +42,11 @@ Facts about the mechanics (checked on Linux 6.x):
   is immediately. If the server dies, the environment's Runtime API socket dies with it and
   the runtime exits on its next request (a frozen, idle one stays frozen); the leftover cgroups
   are named after env_id, under the server's own parent group, which its next start sweeps.
+- With external extensions (``SandboxSpec.extensions``), the child execs lamina-init
+  (:mod:`lamina.runtime.init_binary`, bound at ``/var/lamina/init``) instead of the runtime: it is
+  PID 1, starts the extensions, starts the runtime on :meth:`Sandbox.start_runtime`, reports over
+  a pipe (:mod:`lamina.runtime.init_events`) and exits with the runtime, so PID 1's exit still means
+  "the runtime is gone". It is exec'd after all of the above, so the extensions share everything.
 - tmpfs pages (``/tmp``, ``/dev/shm``) are charged to the memory cgroup of the writer, so
   data kept in ``/tmp`` counts against MemorySize (unlike on AWS, where /tmp is disk).
 """
@@ -91,7 +96,7 @@ from lamina.linux.namespaces import (
     unshare,
 )
 from lamina.linux.userns import IdMapping
-from lamina.runtime.init_events import InitEvent, ReportParser, RuntimeExited
+from lamina.runtime.init_events import INIT_PATH, InitEvent, InitPipes, ReportParser, RuntimeExited
 from lamina.runtime.seccomp_profile import syscall_filter
 
 # Host directories bound read-only into every sandbox (those that exist; symlinks such as
@@ -102,8 +107,6 @@ DEV_SHM_BYTES = 64 * 1024 * 1024
 # The host name functions see: their own UTS namespace's, so the host's name never leaks.
 HOSTNAME = "localhost"
 SANDBOX_UID = 993
-# Where lamina-init (:mod:`lamina.runtime.init_binary`) is bound when the function has extensions.
-INIT_PATH = b"/var/lamina/init"
 SANDBOX_GID = 990
 
 
@@ -209,8 +212,8 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         ops += _bind_ro(spec.ca_bundle, r + b"/var/lamina/ca.pem")
     if spec.extensions:
         assert spec.init_binary is not None  # _validate
-        ops.append(MakeFile(r + INIT_PATH))
-        ops += _bind_ro(spec.init_binary, r + INIT_PATH)
+        ops.append(MakeFile(r + os.fsencode(INIT_PATH)))
+        ops += _bind_ro(spec.init_binary, r + os.fsencode(INIT_PATH))
     tmp_data = f"mode=1777,size={spec.tmp_bytes}".encode()
     ops.append(Mount(r + b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=tmp_data))
     # /proc itself is mounted by the child, from inside the new PID namespace.
@@ -517,7 +520,7 @@ class Sandbox:
         spec: SandboxSpec,
         popen: subprocess.Popen[bytes],
         cgroup: Cgroup,
-        init: _InitPipes | None = None,
+        init: InitPipes | None = None,
     ) -> None:
         self.spec = spec
         self._popen = popen
@@ -527,7 +530,6 @@ class Sandbox:
         self._final_peak: int | None = None
         self._final_oom: bool | None = None
         self._init = init
-        self._parser = ReportParser(spec.extensions, spec.argv[0]) if init is not None else None
         self._runtime_code: int | None = None
 
     @classmethod
@@ -556,12 +558,12 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"cannot create {str(root)!r}: {exc}") from exc
         cgroup: Cgroup | None = None
-        init: _InitPipes | None = None
+        init: InitPipes | None = None
         limits = Limits(spec.memory_bytes, spec.pids_max, spec.cpus, spec.cpu_quota)
         try:
             cgroup = Cgroup.create(spec.env_id, limits, parent=spec.cgroup_parent)
             if spec.extensions:
-                init = _InitPipes.open()
+                init = InitPipes.open(ReportParser(spec.extensions, spec.argv[0]))
             popen = cls._spawn(spec, cgroup, root, ops, init)
         except BaseException as exc:
             if init is not None:
@@ -578,7 +580,7 @@ class Sandbox:
 
     @staticmethod
     def _spawn(
-        spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op], init: _InitPipes | None
+        spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op], init: InitPipes | None
     ) -> subprocess.Popen[bytes]:
         net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
         join_fds = cgroup.open_join_fds()
@@ -596,6 +598,8 @@ class Sandbox:
             syscall_filter(),
         )
         outcome: list[subprocess.Popen[bytes] | BaseException] = []
+        ext_env = spec.env if spec.extension_env is None else spec.extension_env
+        ext_out = spec.extension_stdout
 
         def spawn() -> None:
             try:
@@ -605,9 +609,11 @@ class Sandbox:
                 # umask and session, runs child_init, closes fds and execs.
                 outcome.append(
                     subprocess.Popen(
-                        spec.argv if init is None else init.argv(spec),
+                        spec.argv
+                        if init is None
+                        else init.argv(spec.extensions, ext_env, ext_out, spec.argv),
                         env=dict(spec.env),
-                        pass_fds=() if init is None else init.child_fds(spec),
+                        pass_fds=() if init is None else init.child_fds(ext_out),
                         stdin=subprocess.DEVNULL,
                         stdout=spec.stdout,
                         stderr=subprocess.STDOUT if spec.stdout is not None else None,
@@ -684,22 +690,16 @@ class Sandbox:
         when :meth:`read_events` has something; end of file once init is gone."""
         return None if self._init is None or self._init.report_r < 0 else self._init.report_r
 
+    @property
+    def report_ended(self) -> bool:
+        """Whether :meth:`read_events` met the end of the report pipe (init is gone, all was read):
+        a reader watching :attr:`report_fd` stops there. True without extensions."""
+        return self._init is None or self._init.eof or self._init.report_r < 0
+
     def read_events(self) -> list[InitEvent]:
         """The events lamina-init reported since the last call (never blocks; empty without
         extensions or once everything was read)."""
-        if self._init is None or self._parser is None or self._init.report_r < 0:
-            return []
-        events: list[InitEvent] = []
-        for _ in range(64):  # bounded: init writes a few short lines per extension
-            try:
-                data = os.read(self._init.report_r, 65536)
-            except BlockingIOError:
-                break
-            except OSError:
-                data = b""
-            if not data:
-                break
-            events += self._parser.feed(data)
+        events = [] if self._init is None else self._init.read_events()
         for event in events:
             if isinstance(event, RuntimeExited):
                 self._runtime_code = event.returncode
@@ -720,9 +720,8 @@ class Sandbox:
         self._control(b"t")
 
     def _control(self, byte: bytes) -> None:
-        if self._init is not None and self._init.control_w >= 0:
-            with contextlib.suppress(OSError):  # init is gone: wait() says so
-                os.write(self._init.control_w, byte)
+        if self._init is not None:
+            self._init.send(byte)
 
     def runtime_returncode(self) -> int | None:
         """The runtime's own exit status, Popen-style, once known: PID 1's without extensions; with
@@ -785,6 +784,7 @@ class Sandbox:
         self.kill()
         self._popen.wait()
         if self._init is not None:
+            self.read_events()  # the runtime's code, if init reported it, stays known
             self._init.close()
         try:
             self._final_peak = self._cgroup.peak_bytes()
@@ -806,64 +806,6 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.spec.env_id!r} pid={self.pid} rc={self._popen.returncode}>"
-
-
-class _InitPipes:
-    """The server's pipes to lamina-init: control (server -> init) and report (init -> server).
-    Both ends are close-on-exec in the server (``os.pipe``); only the child ends are passed to
-    init, which marks them close-on-exec for its own children."""
-
-    def __init__(self, control_r: int, control_w: int, report_r: int, report_w: int) -> None:
-        self.control_r, self.control_w = control_r, control_w
-        self.report_r, self.report_w = report_r, report_w
-
-    @classmethod
-    def open(cls) -> _InitPipes:
-        control_r, control_w = os.pipe()
-        try:
-            report_r, report_w = os.pipe()
-        except OSError:
-            os.close(control_r)
-            os.close(control_w)
-            raise
-        os.set_blocking(report_r, False)
-        return cls(control_r, control_w, report_r, report_w)
-
-    def argv(self, spec: SandboxSpec) -> list[str]:
-        env = spec.env if spec.extension_env is None else spec.extension_env
-        out = -1 if spec.extension_stdout is None else spec.extension_stdout
-        return [
-            os.fsdecode(INIT_PATH),
-            str(self.control_r),
-            str(self.report_w),
-            str(out),
-            str(len(spec.extensions)),
-            *spec.extensions,
-            str(len(env)),
-            *(f"{k}={v}" for k, v in env.items()),
-            "--",
-            *spec.argv,
-        ]
-
-    def child_fds(self, spec: SandboxSpec) -> tuple[int, ...]:
-        fds = (self.control_r, self.report_w)
-        return fds if spec.extension_stdout is None else (*fds, spec.extension_stdout)
-
-    def close_child_ends(self) -> None:
-        for fd in (self.control_r, self.report_w):
-            os.close(fd)
-        self.control_r = self.report_w = -1
-
-    def close_control(self) -> None:
-        if self.control_w >= 0:
-            os.close(self.control_w)
-            self.control_w = -1
-
-    def close(self) -> None:
-        for fd in (self.control_r, self.control_w, self.report_r, self.report_w):
-            if fd >= 0:
-                os.close(fd)
-        self.control_r = self.control_w = self.report_r = self.report_w = -1
 
 
 def _remove_work_dir(work_dir: Path) -> None:
