@@ -603,7 +603,7 @@ class Environment:
         events = sandbox.read_events() if sandbox is not None else []
         if host is not None and events:
             host.on_events(events)
-        if not events and (sandbox is None or sandbox.returncode is not None):
+        if sandbox is None or sandbox.report_ended:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
 
