@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
-import enum
 import fcntl
 import functools
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import struct
@@ -36,14 +33,12 @@ import time
 import uuid
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from lamina.domain import dns
-from lamina.domain.functions import FunctionRef
-from lamina.domain.models import FunctionConfiguration
 from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime import init_binary, native_gate
-from lamina.runtime.catalog import PythonRuntime
+from lamina.runtime import telemetry_events as te
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
     ExtensionListingError,
@@ -68,6 +63,11 @@ from lamina.runtime.runtime_api import (
 )
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
+from lamina.runtime.target import Attacher as Attacher
+from lamina.runtime.target import InvokeResult as InvokeResult
+from lamina.runtime.target import NetworkAttachment as NetworkAttachment
+from lamina.runtime.target import Outcome as Outcome
+from lamina.runtime.target import Target as Target
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -85,95 +85,11 @@ FREEZE_DELAY_S = 0.002
 log = logging.getLogger("lamina.environment")
 
 
-class NetworkAttachment(Protocol):
-    """An environment's link to an interface namespace, removed by ``close()`` (idempotent)."""
-
-    def close(self) -> None: ...
-
-
-class Attacher(Protocol):
-    """Connects an environment's network namespace to an interface namespace (a VPC function's
-    Hyperplane interface, or the default network's), blocking; the data plane implements it
-    (``net.attach.attach``) and whoever builds the pool hands it in."""
-
-    def __call__(self, env_ns: NetNamespace, eni_ns: NetNamespace, /) -> NetworkAttachment: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """What an environment runs: one function version, resolved to host paths."""
-
-    account: str
-    region: str
-    name: str
-    version: str
-    config: FunctionConfiguration
-    code_dir: Path
-    layer_dirs: tuple[Path, ...]
-    python: PythonRuntime | None
-    credentials: tuple[str, str, str]  # access key, secret, session token (the role's)
-    endpoint_port: int
-    # VPC functions: the namespaces of the Hyperplane interfaces (one per subnet); environments are
-    # spread across them. Other functions: the default network's. Empty: only loopback (no data
-    # plane or no uplink on this host).
-    vpc_namespaces: tuple[NetNamespace, ...] = ()
-    # With ``vpc_namespaces``: how the function reaches lamina's API, as a VPC sees it (its public
-    # addresses or endpoints, ``runtime.public_api``) instead of the in-sandbox relay; None: the relay.
-    api: ApiAccess | None = None
-    # The root filesystem of AWS's image for the runtime (its /usr, /lib, /etc, /var/lang and
-    # /var/runtime), or None: the host's system directories and ``python``'s installation.
-    userland: Path | None = None
-    # The host fallback's native-code gate for this code and these layers (:mod:`lamina.runtime.native_gate`):
-    # the blocked files and the loader's messages, as the runtime's bootstrap reads them; None: none.
-    native_gate: str | None = None
-    # When ``credentials`` expire (epoch seconds): an environment is not used past it (see the pool).
-    credentials_expire: float = math.inf
-    # The environment's /etc/resolv.conf (``domain.dns``: its VPC's DNS server and search domains,
-    # or the default network's), or what gives it when an environment starts (a VPC's DHCP option
-    # set may change while the Target is cached); None: the userland's own file.
-    resolv_conf: str | Callable[[], str] | None = None
-
-    def python_dirs(self) -> tuple[Path | None, Path | None]:
-        """What is mounted at ``/var/runtime`` and ``/var/lang``: the image's, or the host runtime's."""
-        if self.userland is not None:
-            return _image_dir(self.userland, "var/runtime"), _image_dir(self.userland, "var/lang")
-        if self.python is not None:
-            return self.python.runtime_dir, self.python.prefix
-        return None, None
-
-    # Both computed once per Target (the pool reads them on every invoke); cached_property writes
-    # the instance's __dict__ directly, which a frozen dataclass allows.
-    @functools.cached_property
-    def function(self) -> FunctionRef:
-        """The function this is a version of."""
-        return FunctionRef(self.account, self.region, self.name)
-
-    @functools.cached_property
-    def key(self) -> tuple[FunctionRef, str, str]:
-        """Environments are reused only for exactly this configuration: (function, version, RevisionId)."""
-        return (self.function, self.version, str(self.config.get("RevisionId")))
-
-
-class Outcome(enum.Enum):
-    OK = "ok"
-    ERROR = "error"  # the function (or its init) reported an error
-    TIMEOUT = "timeout"
-    EXITED = "exited"
-
-
-@dataclasses.dataclass
-class InvokeResult:
-    outcome: Outcome
-    payload: bytes
-    log_tail: bytes
-    duration_ms: float
-    error_type: str | None = None
-
-
-def _image_dir(userland: Path, name: str) -> Path | None:
-    """A directory of an image's root filesystem (``var/runtime``, ``var/lang``), if it has one."""
-    path = userland / name
-    return path if path.is_dir() and not path.is_symlink() else None
+def _error(inv: Invocation, error_type: str, reason: str) -> bytes:
+    """The platform's error body for ``inv``: ``{"errorType", "errorMessage": "RequestId: <id> Error: <reason>"}``."""
+    return json.dumps(
+        {"errorType": error_type, "errorMessage": f"RequestId: {inv.request_id} Error: {reason}"}
+    ).encode()
 
 
 def _exit_text(code: int | None) -> str:
@@ -363,17 +279,16 @@ class Environment:
         status = (
             "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
         )
-        base: dict[str, Any] = {
-            "initializationType": self.initialization_type,
-            "phase": phase,
-            "status": status,
-        }
-        if error is not None and status == "error":
-            base["errorType"] = error.error_type or "Runtime.Unknown"
-        self.platform_event("platform.initRuntimeDone", dict(base))
-        self.platform_event(
-            "platform.initReport", {**base, "metrics": {"durationMs": round(self.init_ms or 0.0, 3)}}
+        kind = error.error_type or "Runtime.Unknown" if error is not None else None
+        init_type = self.initialization_type
+        done = te.init_runtime_done_record(
+            status, error_type=kind, initialization_type=init_type, phase=phase
         )
+        self.platform_event("platform.initRuntimeDone", done)
+        report = te.init_report_record(
+            self.init_ms or 0.0, status, error_type=kind, initialization_type=init_type, phase=phase
+        )
+        self.platform_event("platform.initReport", report)
 
     def _init_report(self, phase: str) -> None:
         """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
@@ -407,15 +322,10 @@ class Environment:
         started = time.perf_counter()
         t = self.target
         if self.on_platform_event is not None:
-            self.platform_event(
-                "platform.initStart",
-                {
-                    "initializationType": self.initialization_type,
-                    "phase": "init",
-                    "functionName": t.name,
-                    "functionVersion": t.version,
-                },
+            record = te.init_start_record(
+                initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
             )
+            self.platform_event("platform.initStart", record)
         argv = self._argv()
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
@@ -552,14 +462,10 @@ class Environment:
             self._log(line.encode() + b"\n")
         if self.on_platform_event is not None:
             for ext in host.api.extensions:
-                record: dict[str, Any] = {
-                    "name": ext.name,
-                    "state": ext.state.value,
-                    "events": list(ext.events),
-                }
-                if ext.error_type is not None:
-                    record["errorType"] = ext.error_type
-                self.platform_event("platform.extension", record)
+                ext_record = te.extension_record(
+                    ext.name, ext.state.value, ext.events, error_type=ext.error_type
+                )
+                self.platform_event("platform.extension", ext_record)
         if host.failure is not None:
             self.shutdown_reason = "failure"
             self._platform_init_error(*host.failure)
@@ -763,9 +669,7 @@ class Environment:
             await self._retry_init()
         self._log(self._platform.start(inv.request_id, self.target.version))
         if self.on_platform_event is not None:
-            self.platform_event(
-                "platform.start", {"requestId": inv.request_id, "version": self.target.version}
-            )
+            self.platform_event("platform.start", te.start_record(inv.request_id, self.target.version))
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -802,9 +706,8 @@ class Environment:
                 assert host is not None and host.failure is not None
                 future.cancel()
                 outcome, error_type = Outcome.EXITED, host.failure[0]
-                message = f"RequestId: {inv.request_id} Error: {host.failure[1]}"
-                payload = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-                self._log(f"{message}\n{error_type}\n".encode())
+                payload = _error(inv, error_type, host.failure[1])
+                self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{error_type}\n".encode())
                 self.retired = True
                 self.shutdown_reason = "failure"
             elif future in done and future.exception() is None:
@@ -821,40 +724,23 @@ class Environment:
                         self.retired = True
             elif not done:
                 future.cancel()
-                outcome = Outcome.TIMEOUT
-                error_type = "Sandbox.Timedout"
-                payload = json.dumps(
-                    {
-                        "errorType": "Sandbox.Timedout",
-                        "errorMessage": f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds",
-                    }
-                ).encode()
+                outcome, error_type = Outcome.TIMEOUT, "Sandbox.Timedout"
+                payload = _error(inv, error_type, f"Task timed out after {timeout_s:.2f} seconds")
                 self.retired = True
                 self.shutdown_reason = "timeout"
             else:
                 future.cancel()
                 self.shutdown_reason = "failure"
                 code = self._exited.result() if self._exited.done() else None
-                outcome = Outcome.EXITED
-                error_type = "Runtime.ExitError"
-                payload = json.dumps(
-                    {
-                        "errorType": "Runtime.ExitError",
-                        "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(code)}",
-                    }
-                ).encode()
+                outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
+                payload = _error(inv, error_type, f"Runtime exited with error: {_exit_text(code)}")
                 self.retired = True
         oom = self.sandbox is not None and self.sandbox.oom_killed()
         if outcome is not Outcome.EXITED and oom:
             # Lambda stops the whole runtime when a function exceeds its memory; the kernel's OOM
             # killer (cgroup v1) may have picked a child instead, so the environment goes anyway.
             outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-            payload = json.dumps(
-                {
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {inv.request_id} Error: Runtime exited with error: signal: killed",
-                }
-            ).encode()
+            payload = _error(inv, error_type, "Runtime exited with error: signal: killed")
             self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
@@ -922,22 +808,19 @@ class Environment:
         )
         self._log(self._platform.report(report))
         if self.on_platform_event is not None:
-            done: dict[str, Any] = {"requestId": inv.request_id, "status": ended}
-            if ended == "error" and report_error is not None:
-                done["errorType"] = report_error
-            done["metrics"] = {"durationMs": round(runtime_ms, 3), "producedBytes": produced}
+            done = te.runtime_done_record(
+                inv.request_id, ended, runtime_ms, produced, error_type=report_error
+            )
             self.platform_event("platform.runtimeDone", done)
-            metrics: dict[str, Any] = {
-                "durationMs": round(duration_ms, 3),
-                "billedDurationMs": max(1, math.ceil(duration_ms)),
-                "memorySizeMB": memory,
-                "maxMemoryUsedMB": report.max_memory_used_mb,
-            }
-            if init_ms is not None:
-                metrics["initDurationMs"] = round(init_ms, 3)
-            record: dict[str, Any] = {"requestId": inv.request_id, "status": status, "metrics": metrics}
-            if report_error is not None:
-                record["errorType"] = report_error
+            record = te.report_record(
+                inv.request_id,
+                duration_ms,
+                memory,
+                report.max_memory_used_mb,
+                init_ms=init_ms,
+                status=status,
+                error_type=report_error,
+            )
             self.platform_event("platform.report", record)
 
     def _settle(
@@ -957,14 +840,9 @@ class Environment:
         environment is retired (AWS resets it)."""
         host = self.extensions
         assert host is not None
-        loop = asyncio.get_running_loop()
-        settling = self.settling = loop.create_future()
-        idle = host.when(host.idle_or_failed)
+        settling = self.settling = asyncio.get_running_loop().create_future()
 
         def finish(timed_out: bool) -> None:
-            timer.cancel()
-            if not idle.done():
-                idle.cancel()
             if settling.done():
                 return  # destroyed meanwhile
             final_status, final_error = status, report_error
@@ -986,8 +864,7 @@ class Environment:
             self.last_used = time.monotonic()
             settling.set_result(None)
 
-        timer = loop.call_at(loop.time() + max(0.0, started + timeout_s - time.perf_counter()), finish, True)
-        idle.add_done_callback(lambda f: None if f.cancelled() else finish(False))
+        host.when_idle(started + timeout_s, finish)
 
     def _max_memory_used_mb(self, memory_mb: int) -> int:
         """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""
@@ -1014,27 +891,10 @@ class Environment:
         await asyncio.shield(teardown)
 
     async def _shutdown(self, sandbox: Sandbox, host: ExtensionHost) -> None:
-        """The Shutdown phase (AWS's lifecycle guide): thawed, SHUTDOWN with ``shutdownReason`` and
-        ``deadlineMs`` to the external extensions registered for it and SIGTERM to the runtime, all
-        within AWS's limit (0 ms without registered extensions, 500 ms with only internal ones,
-        2,000 ms with an external one); whatever is left then is killed by the sandbox's close.
-        The runtime is signalled once the external extensions are gone (or the deadline is near):
-        lamina-init ends the environment when the runtime exits."""
-        limit = host.shutdown_limit_s()
-        if limit <= 0 or sandbox.returncode is not None or self._exited is None or self._exited.done():
-            return
-        host.shutting_down = True
-        try:
-            self._thaw()
-        except SandboxError:
-            return
-        deadline = time.perf_counter() + limit
-        host.api.shutdown(self.shutdown_reason, int(time.time() * 1000 + limit * 1000))
-        await self._until(host.when(host.externals_gone), deadline)
-        sandbox.terminate_runtime()
-        if not self._exited.done():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait({self._exited}, timeout=max(0.0, deadline - time.perf_counter()))
+        """The Shutdown phase (:meth:`ExtensionHost.shutdown`), while the environment still runs;
+        whatever is left then is killed by the sandbox's close."""
+        if sandbox.returncode is None and self._exited is not None and not self._exited.done():
+            await host.shutdown(self.shutdown_reason, self._thaw, sandbox.terminate_runtime, self._exited)
 
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()

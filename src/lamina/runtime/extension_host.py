@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
+from typing import Any
 
+from lamina.errors import LaminaError
 from lamina.runtime.extensions_api import ExtensionsApi, ExtensionState
 from lamina.runtime.init_events import ExtensionExited, ExtensionLaunchFailed, InitEvent, RuntimeExited
 
@@ -152,6 +155,54 @@ class ExtensionHost:
                 line += f"\tError Type: {ext.error_type}"
             lines.append(line)
         return lines
+
+    def when_idle(self, deadline: float, finish: Callable[[bool], None]) -> None:
+        """Call ``finish(False)`` once every extension is done with the invocation (or one failed),
+        or ``finish(True)`` at ``deadline`` (``time.perf_counter``) if that comes first; once."""
+        loop = asyncio.get_running_loop()
+        idle = self.when(self.idle_or_failed)
+
+        def done(timed_out: bool) -> None:
+            timer.cancel()
+            if not idle.done():
+                idle.cancel()
+            finish(timed_out)
+
+        timer = loop.call_at(loop.time() + max(0.0, deadline - time.perf_counter()), done, True)
+        idle.add_done_callback(lambda f: None if f.cancelled() else done(False))
+
+    async def shutdown(
+        self,
+        reason: str,
+        thaw: Callable[[], None],
+        terminate_runtime: Callable[[], None],
+        runtime_gone: asyncio.Future[Any],
+    ) -> None:
+        """The Shutdown phase (AWS's lifecycle guide): ``thaw``, SHUTDOWN (``reason``, ``deadlineMs``)
+        to the external extensions registered for it, SIGTERM to the runtime, all within AWS's
+        limit (:meth:`shutdown_limit_s`). The runtime is signalled once the external extensions
+        are gone or the deadline is there: lamina-init ends the environment when the runtime
+        exits. Returns by the deadline whatever the extensions do."""
+        limit = self.shutdown_limit_s()
+        if limit <= 0:
+            return
+        self.shutting_down = True
+        try:
+            thaw()
+        except LaminaError:
+            return
+        deadline = time.perf_counter() + limit
+        self.api.shutdown(reason, int(time.time() * 1000 + limit * 1000))
+        gone = self.when(self.externals_gone)
+        waiting: set[asyncio.Future[Any]] = {gone, runtime_gone}
+        try:
+            await asyncio.wait(waiting, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        terminate_runtime()
+        left = deadline - time.perf_counter()
+        if not runtime_gone.done() and left > 0:
+            await asyncio.wait({runtime_gone}, timeout=left)
 
     # -- lamina-init's reports -----------------------------------------------------------------
 
