@@ -613,7 +613,13 @@ class Environment:
 
     @property
     def alive(self) -> bool:
-        return self._exited is not None and not self._exited.done() and self.init_error is None
+        """Its runtime runs, its Init succeeded and none of its extensions failed."""
+        return (
+            self._exited is not None
+            and not self._exited.done()
+            and self.init_error is None
+            and (self.extensions is None or self.extensions.failure is None)
+        )
 
     # -- between invocations ---------------------------------------------------------------------
 
@@ -864,7 +870,8 @@ class Environment:
             self.last_used = time.monotonic()
             settling.set_result(None)
 
-        host.when_idle(started + timeout_s, finish)
+        assert self._exited is not None
+        host.when_idle(started + timeout_s, finish, self._exited)
 
     def _max_memory_used_mb(self, memory_mb: int) -> int:
         """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""

@@ -156,20 +156,33 @@ class ExtensionHost:
             lines.append(line)
         return lines
 
-    def when_idle(self, deadline: float, finish: Callable[[bool], None]) -> None:
-        """Call ``finish(False)`` once every extension is done with the invocation (or one failed),
-        or ``finish(True)`` at ``deadline`` (``time.perf_counter``) if that comes first; once."""
+    def when_idle(
+        self, deadline: float, finish: Callable[[bool], None], runtime_gone: asyncio.Future[Any]
+    ) -> None:
+        """Call ``finish(False)`` once every extension is done with the invocation (or one failed, or
+        the runtime is gone), or ``finish(True)`` at ``deadline`` (``time.perf_counter``) if that
+        comes first; once."""
         loop = asyncio.get_running_loop()
         idle = self.when(self.idle_or_failed)
+        called = False
 
         def done(timed_out: bool) -> None:
+            nonlocal called
+            if called:
+                return
+            called = True
             timer.cancel()
             if not idle.done():
                 idle.cancel()
+            runtime_gone.remove_done_callback(gone)
             finish(timed_out)
+
+        def gone(_: object) -> None:
+            done(False)
 
         timer = loop.call_at(loop.time() + max(0.0, deadline - time.perf_counter()), done, True)
         idle.add_done_callback(lambda f: None if f.cancelled() else done(False))
+        runtime_gone.add_done_callback(gone)
 
     async def shutdown(
         self,
