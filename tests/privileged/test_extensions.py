@@ -385,3 +385,41 @@ def test_shutdown_after_a_function_timeout_says_timeout(lam: Any, invoke_server:
     shutdown = json.loads(re.search(r"shell-ext got (\{.*SHUTDOWN.*\})", text).group(1))  # type: ignore[union-attr]
     assert shutdown["shutdownReason"] == "timeout"
     lam.delete_function(FunctionName=name)
+
+
+SLOW_INTERNAL_APP = """\
+import os, threading, time, urllib.request
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2020-01-01/extension"
+req = urllib.request.Request(f"{API}/register", data=b'{"events":["INVOKE"]}',
+                             headers={"Lambda-Extension-Name": "slow-inside"})
+with urllib.request.urlopen(req) as r:
+    IDENT = r.headers["Lambda-Extension-Identifier"]
+
+def loop():
+    while True:
+        time.sleep(1.5)  # before its first next (Init) and after each INVOKE
+        req = urllib.request.Request(f"{API}/event/next", headers={"Lambda-Extension-Identifier": IDENT})
+        urllib.request.urlopen(req).read()
+
+threading.Thread(target=loop, daemon=True).start()
+
+def handler(event, context):
+    return {"rid": context.aws_request_id}
+"""
+
+
+def test_an_internal_extension_counts_in_init_and_after_the_invoke(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    name = create(lam, [], app=SLOW_INTERNAL_APP)
+    r, out = call(lam, name, LogType="Tail")
+    assert "FunctionError" not in r, out
+    assert f"REPORT RequestId: {out['rid']}" not in base64.b64decode(r["LogResult"]).decode()
+    text = wait_log(invoke_server, name, f"REPORT RequestId: {out['rid']}.*\\n")
+    report = re.search(
+        rf"REPORT RequestId: {out['rid']}\tDuration: ([\d.]+) ms.*Init Duration: ([\d.]+) ms", text
+    )
+    assert report is not None
+    assert float(report.group(1)) >= 1500  # the extension's time after the runtime answered
+    assert float(report.group(2)) >= 1500  # Init waited for the extension's first next
+    lam.delete_function(FunctionName=name)
