@@ -423,3 +423,39 @@ def test_an_internal_extension_counts_in_init_and_after_the_invoke(
     assert float(report.group(1)) >= 1500  # the extension's time after the runtime answered
     assert float(report.group(2)) >= 1500  # Init waited for the extension's first next
     lam.delete_function(FunctionName=name)
+
+
+HOSTILE_EXT = """#!/bin/sh
+trap '' TERM
+API="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+H=$(mktemp)
+curl -sS -D "$H" -o /dev/null -X POST "$API/register" -H "Lambda-Extension-Name: hostile" -d '{"events":["SHUTDOWN"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier' "$H" | tr -d '[:space:]' | cut -d: -f2)
+curl -sS -o /dev/null -H "Lambda-Extension-Identifier: $ID" "$API/event/next"
+while true; do sleep 1; done
+"""
+
+
+def test_extensions_ignoring_shutdown_do_not_hold_the_server_stop(tmp_path: Path) -> None:
+    """Three environments whose extensions ignore SHUTDOWN and SIGTERM: the server stops cleanly
+    (each Shutdown phase ends at its deadline, all at once), and nothing of them is left."""
+    from lamina_server import ACCOUNTS, client
+
+    srv = LaminaServer(tmp_path / "data", accounts=ACCOUNTS, extra_args=("--max-environments", "3"))
+    stopped = False
+    try:
+        lam = client(srv, read_timeout=60)
+        arn = layer(lam, {"extensions/hostile": HOSTILE_EXT})
+        for _ in range(3):
+            name = create(lam, [arn])
+            r, out = call(lam, name)
+            assert "FunctionError" not in r, out
+        assert srv.stop() == 0  # not killed after stop_process's 15 s
+        stopped = True
+    finally:
+        if not stopped:
+            srv.stop()
+    parent = V1 / "freezer" / cgroup_parent(srv.data_dir)
+    assert not parent.exists() or not [
+        p for p in parent.iterdir() if p.is_dir() and p.name.startswith("lamina-")
+    ]
