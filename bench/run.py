@@ -31,6 +31,7 @@ BENCHMARKS = [
     "log_filters.py",
     "logs_filter.py",
     "function_logs.py",
+    "extensions.py",
 ]
 
 

@@ -40,6 +40,7 @@ facts = {
     "seccomp": status["Seccomp"].strip(), "cwd": os.getcwd(), "env": dict(os.environ),
     "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
     "cgroup": open("/proc/self/cgroup").read(), "tmp": sorted(os.listdir("/tmp")),
+    "init_cmdline": open("/proc/1/cmdline", "rb").read().decode().split("\\0"),
 }
 for probe in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem"):  # init's report pipe, its memory
     try:
@@ -180,6 +181,11 @@ def test_extensions_start_in_order_before_the_runtime(
     assert runtime_facts["env"] == ENV
     assert runtime_facts["fds"][:3] == [0, 1, 2] and len(runtime_facts["fds"]) == 4
     assert {"started-a-ext", "started-b-ext"} <= set(runtime_facts["tmp"])
+    # PID 1's command line, which every process can read, names the extensions' variables only.
+    assert "LAMBDA_TASK_ROOT" not in ext_env and "LAMINA_TEST" in ext_env
+    cmdline = runtime_facts["init_cmdline"]
+    assert not [a for a in cmdline for k, v in ENV.items() if f"{k}={v}" in a or v == a]
+    assert "LAMINA_TEST" in runtime_facts["init_cmdline"]
     for facts in (*ext_facts, runtime_facts):  # init is not dumpable: nothing of it to reach
         assert [facts[p] for p in ("/proc/1/fd", "/proc/1/environ", "/proc/1/mem")] == ["PermissionError"] * 3
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from lamina.domain import dns
 from lamina.linux import CgroupError, NetNamespace
-from lamina.runtime import init_binary, native_gate
+from lamina.runtime import init_binary, native_gate, wrapper
 from lamina.runtime import telemetry_events as te
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
@@ -98,6 +98,14 @@ def _exit_text(code: int | None) -> str:
     if code < 0:
         return "signal: killed" if code == -9 else f"signal: {-code}"
     return f"exit status {code}"
+
+
+def _exit_reason(code: int | None) -> str:
+    """Lambda's words for a runtime that exited before answering (rapid's process termination):
+    status 0 gave no reason, any other status or signal is an error."""
+    if code == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: {_exit_text(code)}"
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
@@ -254,15 +262,18 @@ class Environment:
     def _argv(self) -> tuple[str, ...] | None:
         t = self.target
         if t.userland is not None and (t.userland / "var/runtime/bootstrap").is_file():
-            return ("/var/runtime/bootstrap",)  # the image's own: AWS's runtime client and bootstrap
+            # The image's own: AWS's runtime client and bootstrap, which applies AWS_LAMBDA_EXEC_WRAPPER.
+            return ("/var/runtime/bootstrap",)
         if t.python is not None:
-            return (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
+            argv: tuple[str, ...] = (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
         # Custom runtime: /var/task/bootstrap, then /opt/bootstrap (later layers win).
-        if (t.code_dir / "bootstrap").is_file():
-            return ("/var/task/bootstrap",)
-        if any((d / "bootstrap").is_file() for d in t.layer_dirs):
-            return ("/opt/bootstrap",)
-        return None
+        elif (t.code_dir / "bootstrap").is_file():
+            argv = ("/var/task/bootstrap",)
+        elif any((d / "bootstrap").is_file() for d in t.layer_dirs):
+            argv = ("/opt/bootstrap",)
+        else:
+            return None
+        return wrapper.wrapped(argv, (t.config.get("Environment") or {}).get("Variables") or {})
 
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
@@ -478,7 +489,7 @@ class Environment:
             reason = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
             error_type = "Sandbox.Timedout"
         else:
-            reason = f"Runtime exited with error: {_exit_text(code)}"
+            reason = _exit_reason(code)
             error_type = "Runtime.ExitError"
         self._platform_init_error(error_type, reason)
 
@@ -739,7 +750,7 @@ class Environment:
                 self.shutdown_reason = "failure"
                 code = self._exited.result() if self._exited.done() else None
                 outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-                payload = _error(inv, error_type, f"Runtime exited with error: {_exit_text(code)}")
+                payload = _error(inv, error_type, _exit_reason(code))
                 self.retired = True
         oom = self.sandbox is not None and self.sandbox.oom_killed()
         if outcome is not Outcome.EXITED and oom:

@@ -200,7 +200,9 @@ class InitPipes:
         self, extensions: Sequence[str], env: Mapping[str, str], out: int | None, runtime: Sequence[str]
     ) -> list[str]:
         """lamina-init's command line: start ``extensions`` with ``env`` and their output on ``out``
-        (None: init's stdout), then, when told, ``runtime`` (with init's own environment)."""
+        (None: init's stdout), then, when told, ``runtime`` (with init's own environment). Only the
+        names of ``env`` are on it (init takes their values from its own environment, which must hold
+        them): the function can read PID 1's command line."""
         return [
             INIT_PATH,
             str(self.control_r),
@@ -209,7 +211,7 @@ class InitPipes:
             str(len(extensions)),
             *extensions,
             str(len(env)),
-            *(f"{k}={v}" for k, v in env.items()),
+            *env.keys(),
             "--",
             *runtime,
         ]

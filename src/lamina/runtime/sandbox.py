@@ -599,6 +599,8 @@ class Sandbox:
         )
         outcome: list[subprocess.Popen[bytes] | BaseException] = []
         ext_env = spec.env if spec.extension_env is None else spec.extension_env
+        if any(spec.env.get(k) != v or "=" in k for k, v in ext_env.items()):
+            raise ValueError("the extensions' environment must be a part of the runtime's")
         ext_out = spec.extension_stdout
 
         def spawn() -> None:

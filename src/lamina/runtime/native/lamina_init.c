@@ -3,7 +3,8 @@
  * Usage (by lamina.runtime.sandbox, never by hand):
  *   lamina-init CONTROL_FD REPORT_FD EXTENSION_OUT_FD N PATH_1..PATH_N M ENV_1..ENV_M -- RUNTIME_ARGV...
  *
- * - Starts each extension PATH_i in order (argv = [PATH_i], environment ENV_1..ENV_M, stdout
+ * - Starts each extension PATH_i in order (argv = [PATH_i], the variables of init's own environment
+ *   named ENV_1..ENV_M (names only on the command line: /proc/1/cmdline shows no value), stdout
  *   and stderr on EXTENSION_OUT_FD, or init's own stdout when it is -1, its own process group
  *   as AWS's agents get), then waits on CONTROL_FD.
  * - Control bytes: 'r' starts the runtime (RUNTIME_ARGV, init's own environment, looked up on
@@ -177,6 +178,18 @@ int main(int argc, char **argv) {
     if (at >= argc - 1 || strcmp(argv[at], "--") != 0)
         usage();
     argv[at] = NULL; /* ends ext_env */
+    /* ENV_i name variables of init's own environment: each becomes that NAME=value (absent: left out). */
+    int kept = 0;
+    for (long i = 0; i < m; i++) {
+        size_t len = strlen(ext_env[i]);
+        for (char **e = environ; *e != NULL; e++) {
+            if (len > 0 && strncmp(*e, ext_env[i], len) == 0 && (*e)[len] == '=') {
+                ext_env[kept++] = *e;
+                break;
+            }
+        }
+    }
+    ext_env[kept] = NULL;
     char **runtime_argv = argv + at + 1;
     report_fd = (int)rep;
     n_ext = (int)n;
