@@ -13,6 +13,13 @@ runtime waits in ``/next`` again, which comes after the caller has its answer, o
 event is in the runtime's socket, and ``destroy()`` (the sandbox's kill) thaws it too. A runtime
 parked in ``/next`` is frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`):
 ~10 us each way.
+
+Extensions (:mod:`lamina.runtime.extension_host`): with files in ``/opt/extensions`` lamina-init
+is PID 1 and starts them first; Init starts the runtime once they all registered and ends when the
+runtime and every registered extension (internal ones too) called next. An invocation hands INVOKE
+to the extensions beside the runtime's event; the caller is answered when the runtime answers, and
+the environment (:attr:`Environment.settling`) is given back to the pool, frozen and REPORTed only
+once every extension called next again. ``destroy()`` runs the Shutdown phase first.
 """
 
 from __future__ import annotations
