@@ -93,6 +93,7 @@ def test_register_answers_the_function_metadata_and_an_identifier() -> None:
             "InvalidRequestFormat",
             "configurationKeys are deprecated; use environment variables instead",
         ),
+        ({"Lambda-Extension-Name": "in\tside"}, b'{"events":[]}', "Extension.InvalidExtensionName", None),
         (
             {"Lambda-Extension-Name": "inside"},
             b'{"events":["SHUTDOWN"]}',

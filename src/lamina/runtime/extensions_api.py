@@ -125,6 +125,10 @@ class Extension:
         )
 
 
+def _printable(text: str) -> bool:
+    return all(" " <= c != "\x7f" for c in text)
+
+
 def _reply(status: bytes, body: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s" % (
         status,
@@ -297,7 +301,8 @@ class ExtensionsApi:
                 return _forbidden(
                     "Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"
                 )
-            if len(name.encode()) > MAX_NAME_BYTES:
+            if len(name.encode()) > MAX_NAME_BYTES or not _printable(name):
+                # It is written into the function's log (EXTENSION lines): no control characters.
                 return _forbidden("Extension.InvalidExtensionName", "Invalid extension name")
             ext = self._by_name[name] = Extension(name, internal=True)
         elif ext.state is not ExtensionState.STARTED:
@@ -400,7 +405,7 @@ class ExtensionsApi:
         if ext.state not in allowed:
             return _transition(ext, target, ext.id)
         ext.state = target
-        ext.error_type = error_type[:256]
+        ext.error_type = "".join(c if _printable(c) else "?" for c in error_type[:256])
         ext.waiter = None
         ext.queued = None
         self._changed()
