@@ -364,3 +364,19 @@ def test_without_an_extensions_api_every_extension_path_is_404() -> None:
         assert resp.status == 404
 
     run(scenario)
+
+
+def test_shutdown_reaches_an_extension_still_in_init_at_its_next() -> None:
+    async def scenario(api: RuntimeApi, connect: Connect) -> None:
+        ext = attach(api)
+        c = await connect()
+        identifier = (await register(c, "agent", ["SHUTDOWN"])).headers["lambda-extension-identifier"]
+        assert ext.shutdown("timeout", 1_700_000_000_500) == 1
+        resp = await next_task(c, identifier)
+        assert resp.json() == {
+            "eventType": "SHUTDOWN",
+            "shutdownReason": "timeout",
+            "deadlineMs": 1_700_000_000_500,
+        }
+
+    run(scenario)

@@ -125,6 +125,14 @@ class Extension:
         )
 
 
+# Who gets an event: INVOKE only extensions done with Init; SHUTDOWN also those still in it (they
+# find it when they call next).
+_RECEIVING = {
+    EVENT_INVOKE: (ExtensionState.READY, ExtensionState.RUNNING),
+    EVENT_SHUTDOWN: (ExtensionState.REGISTERED, ExtensionState.READY, ExtensionState.RUNNING),
+}
+
+
 def _printable(text: str) -> bool:
     return all(" " <= c != "\x7f" for c in text)
 
@@ -419,7 +427,7 @@ class ExtensionsApi:
         )
         count = 0
         for ext in self._by_name.values():
-            if not ext.subscribed(event) or ext.state not in (ExtensionState.READY, ExtensionState.RUNNING):
+            if not ext.subscribed(event) or ext.state not in _RECEIVING[event]:
                 continue
             count += 1
             waiter, ext.waiter = ext.waiter, None
