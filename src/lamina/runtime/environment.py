@@ -27,15 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import fcntl
-import functools
 import itertools
 import json
 import logging
 import os
 import shutil
-import struct
-import termios
 import time
 import uuid
 from collections.abc import Callable, Hashable
@@ -55,6 +51,7 @@ from lamina.runtime.extension_files import (
 from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
+from lamina.runtime.log_pipe import LogPipe
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
@@ -80,11 +77,6 @@ _spread = itertools.count()  # round-robin of new environments over a function's
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 RUNTIME_API = "127.0.0.1:9001"
 LOG_TAIL_BYTES = 4096
-# The log pipe is read at most this often: after a read it is left alone that long, so a function
-# printing line by line does not wake the server for every line (nor pay the wake-up in its write);
-# the pipe holds what it prints meanwhile (LOG_PIPE_BYTES: 200 MB/s before its writes wait).
-LOG_READ_DELAY_S = 0.005
-LOG_PIPE_BYTES = 1 << 20
 # How long after its response a runtime that does not call /next again keeps running unfrozen.
 FREEZE_GRACE_S = 0.1
 # How long after the runtime asks for its next event the environment is frozen.
@@ -113,12 +105,6 @@ def _exit_reason(code: int | None) -> str:
     if code == 0:
         return "Runtime exited without providing a reason"
     return f"Runtime exited with error: {_exit_text(code)}"
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
-    """``fn(*args)`` on ``loop`` from another thread; nothing once the loop is closed."""
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(fn, *args)
 
 
 def _start_sandbox(spec: SandboxSpec, write_fd: int) -> Sandbox:
@@ -175,13 +161,11 @@ class Environment:
                 json=(logging_config or {}).get("LogFormat") == "JSON",
             )
         )
-        self._reading = False  # the log pipe is watched (not while the sink is behind)
-        self._pipes = 0  # log pipes opened so far (an Init retry opens another)
+        self._log_pipe: LogPipe | None = None  # its processes' output (an Init retry opens another)
         self.netns: NetNamespace | None = None
         self.api: RuntimeApi | None = None
         self.relay: EndpointRelay | None = None
         self.sandbox: Sandbox | None = None
-        self._log_fd = -1
         self._pidfd = -1
         self._exited: asyncio.Future[int | None] | None = None
         # The current invocation's log output, its last LOG_TAIL_BYTES at least (the Tail): bounded,
@@ -384,13 +368,8 @@ class Environment:
             await self.relay.start()
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(read_fd, False)
-        with contextlib.suppress(OSError):  # over /proc/sys/fs/pipe-max-size unprivileged: 64 KiB it is
-            fcntl.fcntl(read_fd, fcntl.F_SETPIPE_SZ, LOG_PIPE_BYTES)
-        self._log_fd = read_fd
-        self._pipes += 1
-        self._watch_logs()
+        self._log_pipe = LogPipe(self.logs, self._output)
+        write_fd = self._log_pipe.open()
         cfg = t.config
         env_vars = self._env_vars()
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
@@ -558,59 +537,10 @@ class Environment:
         if self._exited is not None and not self._exited.done():
             self._exited.set_result(code)
 
-    def _watch_logs(self) -> None:
-        if self._log_fd >= 0 and not self._reading:
-            asyncio.get_running_loop().add_reader(self._log_fd, self._on_logs)
-            self._reading = True
-
-    def _on_logs(self) -> None:
-        """The log pipe is readable: read it, then leave it alone for ``LOG_READ_DELAY_S``."""
-        self._read_logs()
-        if self._reading:  # not paused (the sink behind) nor at its end
-            self._unwatch_logs()
-            asyncio.get_running_loop().call_later(LOG_READ_DELAY_S, self._resume_logs, self._pipes)
-
-    def _unwatch_logs(self) -> None:
-        if self._reading:
-            self._reading = False
-            with contextlib.suppress(ValueError, OSError):
-                asyncio.get_running_loop().remove_reader(self._log_fd)
-
-    def _read_logs(self, limit: int | None = None) -> None:
-        """Read the log pipe until it is empty (or ``limit`` bytes); while the sink is behind,
-        stop watching it until the sink has caught up: the function's writes then wait (back-pressure)."""
-        left = (1 << 62) if limit is None else limit
-        try:
-            while left > 0:
-                if limit is None and self.logs.behind:
-                    self._unwatch_logs()
-                    resume = functools.partial(
-                        _call_soon, asyncio.get_running_loop(), self._resume_logs, self._pipes
-                    )
-                    self.logs.when_drained(resume)
-                    return
-                chunk = os.read(self._log_fd, min(left, 1 << 16))
-                if not chunk:
-                    self._unwatch_logs()
-                    return
-                left -= len(chunk)
-                self._output(chunk)
-        except OSError:  # BlockingIOError: empty for now
-            return
-
-    def _resume_logs(self, pipe: int) -> None:
-        if pipe == self._pipes and self._log_fd >= 0:  # still this sandbox's pipe, open
-            self._watch_logs()
-            self._read_logs()
-
     def _drain_logs(self) -> None:
-        """Read what the runtime wrote before answering (it is in the pipe already: at most the
-        pipe's size, read even while the sink is behind, so that the lines precede END)."""
-        if self._log_fd < 0:
-            return
-        pending = struct.unpack("i", fcntl.ioctl(self._log_fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        if pending:
-            self._read_logs(pending)
+        """Read what the runtime wrote before answering (see :meth:`LogPipe.drain`)."""
+        if self._log_pipe is not None:
+            self._log_pipe.drain()
 
     def _keep_tail(self, data: bytes) -> None:
         self._buffer += data
@@ -961,11 +891,8 @@ class Environment:
                 loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
-        if self._log_fd >= 0:
-            self._drain_logs()
-            self._unwatch_logs()
-            os.close(self._log_fd)
-            self._log_fd = -1
+        if self._log_pipe is not None and self._log_pipe.open_:
+            self._log_pipe.close()
             self._log_stream.end()
         for closer in (self.api, self.relay):
             if closer is not None:
