@@ -265,21 +265,52 @@ def test_extensions_freeze_with_the_environment(harness: Harness, start: Callabl
     assert _wait_for(lambda: value() > frozen)
 
 
-def test_terminate_runtime_sends_sigterm(harness: Harness, start: Callable[..., InitRun]) -> None:
+def test_in_the_shutdown_extensions_outlive_the_runtime(harness: Harness, start: Callable[..., InitRun]) -> None:
+    # The runtime exits on SIGTERM; the extension still flushes after that (it waits for the
+    # runtime's mark, then for the runtime to be gone) and exits: init reports both exits and
+    # only then exits itself, with the runtime's code.
     runtime = (
         "import os, signal, sys, time\n"  # os.write: a print may be under way when SIGTERM comes
-        "signal.signal(signal.SIGTERM, lambda *a: (os.write(1, b'term\\n'), sys.exit(7)))\n"
+        "def term(*a):\n"
+        "    os.write(1, b'term\\n'); open('/tmp/term', 'w').write(str(os.getpid())); sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
         "print('ready', flush=True)\ntime.sleep(600)\n"
     )
-    layer = _layer(harness, "one", {"ext": ("#!/bin/sh\nexec sleep 600\n", 0o755)})
+    flusher = (
+        "#!/bin/sh\nwhile [ ! -s /tmp/term ]; do sleep 0.05; done\n"
+        "while kill -0 \"$(cat /tmp/term)\" 2>/dev/null; do sleep 0.05; done\n"  # the runtime is gone
+        "sleep 0.3\necho flushed\nexit 3\n"
+    )
+    layer = _layer(harness, "one", {"ext": (flusher, 0o755)})
     run = start((layer,), (PYTHON, "-c", runtime))
     run.until(_started(1))
     run.sandbox.start_runtime()
     assert run.lines(run.out, 1) == ["ready"]
     run.sandbox.terminate_runtime()
     assert run.lines(run.out, 1) == ["term"]
-    run.until(lambda es: RuntimeExited(7) in es)
+    events = run.until(lambda es: any(isinstance(e, ExtensionExited) for e in es))
+    assert run.lines(run.ext_out, 1) == ["flushed"]  # its last line, written after the runtime's exit
+    exits = [e for e in events if isinstance(e, (RuntimeExited, ExtensionExited))]
+    assert [(type(e), e.returncode) for e in exits] == [(RuntimeExited, 7), (ExtensionExited, 3)]
     assert run.sandbox.wait(30) == 7
+
+
+def test_in_the_shutdown_a_stubborn_runtime_is_killed_and_init_waits_for_the_extensions(
+    harness: Harness, start: Callable[..., InitRun]
+) -> None:
+    runtime = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(600)\n"
+    layer = _layer(harness, "one", {"ext": ("#!/bin/sh\ntrap '' TERM\nexec sleep 600\n", 0o755)})
+    run = start((layer,), (PYTHON, "-c", runtime))
+    run.until(_started(1))
+    run.sandbox.start_runtime()
+    assert run.lines(run.out, 1) == ["ready"]
+    run.sandbox.terminate_runtime()  # ignored
+    run.sandbox.kill_runtime()
+    run.until(lambda es: RuntimeExited(-9) in es)
+    assert run.sandbox.wait(0.5) is None  # the extension still runs: so does init
+    assert len(run.sandbox.cgroup.pids()) == 2  # init and the extension
+    run.sandbox.close()  # 'k': init ends, and the extension with it
+    assert run.sandbox.wait(0) is not None
 
 
 def test_hostile_extensions_do_not_stall_init(harness: Harness, start: Callable[..., InitRun]) -> None:

@@ -849,7 +849,9 @@ class Environment:
         """The Shutdown phase (:meth:`ExtensionHost.shutdown`), while the environment still runs;
         whatever is left then is killed by the sandbox's close."""
         if sandbox.returncode is None and self._exited is not None and not self._exited.done():
-            await host.shutdown(self.shutdown_reason, self._thaw, sandbox.terminate_runtime, self._exited)
+            await host.shutdown(
+                self.shutdown_reason, self._thaw, sandbox.terminate_runtime, sandbox.kill_runtime, self._exited
+            )
 
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()

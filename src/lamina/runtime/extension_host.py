@@ -11,9 +11,12 @@ and rapid's ``lambda/fatalerror``):
   ``/extension/exit/error`` with ``Extension.ExitError``. The first such error is the one reported.
 - Invoke: the environment is done with an invocation when the runtime answered and every extension
   handed the INVOKE event called next again; an extension exiting meanwhile is ``Extension.Crash``.
-- Shutdown: SHUTDOWN (with ``shutdownReason`` and ``deadlineMs``) to the external extensions
-  registered for it; the phase lasts at most 0 ms without registered extensions, 500 ms with only
-  internal ones, 2,000 ms with any external one; what is left then is killed.
+- Shutdown (rapid's ``lambda/rapid/shutdown.go``): SIGTERM to the runtime, which has up to 300 ms
+  (500 ms with an internal extension) to exit before its SIGKILL; then SHUTDOWN (with
+  ``shutdownReason`` and ``deadlineMs``) to the external extensions registered for it, which have
+  the rest of the limit to exit. The phase lasts at most 0 ms without registered extensions (the
+  runtime is killed at once), 500 ms with only internal ones, 2,000 ms with any external one; what
+  is left then is killed.
 
 Nothing here polls: conditions are re-checked when the Extensions API or the report pipe says
 something changed (:meth:`ExtensionHost.changed`), and each wait is a future.
@@ -28,8 +31,14 @@ from collections.abc import Callable
 from typing import Any
 
 from lamina.errors import LaminaError
-from lamina.runtime.extensions_api import ExtensionsApi, ExtensionState
-from lamina.runtime.init_events import ExtensionExited, ExtensionLaunchFailed, InitEvent, RuntimeExited
+from lamina.runtime.extensions_api import EVENT_SHUTDOWN, ExtensionsApi, ExtensionState
+from lamina.runtime.init_events import (
+    ExtensionExited,
+    ExtensionLaunchFailed,
+    InitEvent,
+    RuntimeExited,
+    RuntimeStarted,
+)
 
 __all__ = ["ExtensionHost", "extension_exit_text", "shutdown_limit_s"]
 
@@ -37,6 +46,9 @@ LAUNCH_ERROR = "Extension.LaunchError"
 CRASH = "Extension.Crash"
 INIT_ERROR = "Extension.InitError"
 EXIT_ERROR = "Extension.ExitError"
+#: The runtime's part of the Shutdown phase (AWS's lifecycle guide), with and without internal extensions.
+RUNTIME_SHARE_S = 0.3
+RUNTIME_SHARE_INTERNAL_S = 0.5
 
 
 def extension_exit_text(code: int | None) -> str:
@@ -65,6 +77,7 @@ class ExtensionHost:
     def __init__(self, api: ExtensionsApi) -> None:
         self.api = api
         self.exit_codes: dict[str, int] = {}
+        self.runtime_started = False
         self.runtime_code: int | None = None
         # The first fatal error: (error type, the platform's reason text).
         self.failure: tuple[str, str] | None = None
@@ -184,38 +197,75 @@ class ExtensionHost:
         idle.add_done_callback(lambda f: None if f.cancelled() else done(False))
         runtime_gone.add_done_callback(gone)
 
+    def runtime_share_s(self, limit: float) -> float:
+        """How much of the Shutdown phase the runtime gets to exit after its SIGTERM (AWS: up to
+        300 ms, 500 ms for a runtime with an internal extension; the external extensions get the
+        rest of the 2,000 ms)."""
+        internal = any(e.internal for e in self.api.registered())
+        return min(limit, RUNTIME_SHARE_INTERNAL_S if internal else RUNTIME_SHARE_S)
+
+    def shutdown_subscribers_gone(self) -> bool:
+        """Every external extension registered for SHUTDOWN exited (the ones not registered for it
+        are not waited for: they are killed with the environment)."""
+        return all(
+            e.internal
+            or not e.subscribed(EVENT_SHUTDOWN)
+            or e.state in (ExtensionState.EXITED, ExtensionState.LAUNCH_ERROR)
+            or e.name in self.exit_codes
+            for e in self.api.registered()
+        )
+
     async def shutdown(
         self,
         reason: str,
         thaw: Callable[[], None],
         terminate_runtime: Callable[[], None],
-        runtime_gone: asyncio.Future[Any],
+        kill_runtime: Callable[[], None],
+        everything_gone: asyncio.Future[Any],
     ) -> None:
-        """The Shutdown phase (AWS's lifecycle guide): ``thaw``, SHUTDOWN (``reason``, ``deadlineMs``)
-        to the external extensions registered for it, SIGTERM to the runtime, all within AWS's
-        limit (:meth:`shutdown_limit_s`). The runtime is signalled once the external extensions
-        are gone or the deadline is there: lamina-init ends the environment when the runtime
-        exits. Returns by the deadline whatever the extensions do."""
+        """The Shutdown phase as AWS's platform (rapid's ``shutdown``) runs it, within AWS's limit
+        (:meth:`shutdown_limit_s`): ``thaw``; SIGTERM to the runtime, which gets
+        :meth:`runtime_share_s` to exit, then SIGKILL; then SHUTDOWN (``reason``, ``deadlineMs`` =
+        the end of the limit) to the external extensions registered for it, waited for until that
+        deadline. lamina-init keeps the extensions running after the runtime's exit once the
+        shutdown started; ``everything_gone`` (PID 1's exit) ends every wait. Returns by the
+        deadline whatever the runtime and the extensions do; the caller kills what is left."""
         limit = self.shutdown_limit_s()
         if limit <= 0:
-            return
+            return  # no extension: the runtime is killed at once (rapid: no graceful shutdown)
         self.shutting_down = True
         try:
             thaw()
         except LaminaError:
             return
-        deadline = time.perf_counter() + limit
-        self.api.shutdown(reason, int(time.time() * 1000 + limit * 1000))
-        gone = self.when(self.externals_gone)
-        waiting: set[asyncio.Future[Any]] = {gone, runtime_gone}
+        start = time.perf_counter()
+        deadline = start + limit
+        deadline_ms = int(time.time() * 1000 + limit * 1000)
+        if self.runtime_started and self.runtime_code is None:
+            terminate_runtime()
+            runtime_exited = self.when(lambda: self.runtime_code is not None)
+            try:
+                await asyncio.wait(
+                    {runtime_exited, everything_gone},
+                    timeout=self.runtime_share_s(limit),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                runtime_exited.cancel()
+            if self.runtime_code is None and not everything_gone.done():
+                kill_runtime()
+        if everything_gone.done():
+            return
+        self.api.shutdown(reason, deadline_ms)
+        gone = self.when(self.shutdown_subscribers_gone)
         try:
-            await asyncio.wait(waiting, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {gone, everything_gone},
+                timeout=max(0.0, deadline - time.perf_counter()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             gone.cancel()
-        terminate_runtime()
-        left = deadline - time.perf_counter()
-        if not runtime_gone.done() and left > 0:
-            await asyncio.wait({runtime_gone}, timeout=left)
 
     # -- lamina-init's reports -----------------------------------------------------------------
 
@@ -239,6 +289,8 @@ class ExtensionHost:
                 if self.failure is None and not self.shutting_down and not posted:
                     self.failure = (CRASH, extension_exit_text(event.returncode))
                 self.api.exited(event.name)  # calls changed()
+            elif isinstance(event, RuntimeStarted):
+                self.runtime_started = True
             elif isinstance(event, RuntimeExited):
                 self.runtime_code = event.returncode
         self.changed()

@@ -713,13 +713,25 @@ class Sandbox:
         self._control(b"r")
 
     def terminate_runtime(self) -> None:
-        """SIGTERM to the runtime (through lamina-init when there are extensions)."""
+        """SIGTERM to the runtime (through lamina-init when there are extensions, where it starts
+        the shutdown: from then on the extensions outlive the runtime and init exits once they
+        all exited too, or at :meth:`close`)."""
         if self._init is None:
             if self._popen.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     self._popen.send_signal(signal.SIGTERM)
             return
         self._control(b"t")
+
+    def kill_runtime(self) -> None:
+        """SIGKILL to the runtime alone (through lamina-init when there are extensions; without
+        them the runtime is PID 1, and this kills the sandbox)."""
+        if self._init is None:
+            if self._popen.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._popen.send_signal(signal.SIGKILL)
+            return
+        self._control(b"x")
 
     def _control(self, byte: bytes) -> None:
         if self._init is not None:

@@ -8,12 +8,15 @@
  *   and stderr on EXTENSION_OUT_FD, or init's own stdout when it is -1, its own process group
  *   as AWS's agents get), then waits on CONTROL_FD.
  * - Control bytes: 'r' starts the runtime (RUNTIME_ARGV, init's own environment, looked up on
- *   its PATH, init's stdout/stderr), once; 't' sends SIGTERM to the runtime; 'k' or end of
- *   file ends init at once (the kernel then kills every process of the PID namespace).
+ *   its PATH, init's stdout/stderr), once; 't' starts the shutdown: SIGTERM to the runtime;
+ *   'x' sends SIGKILL to the runtime; 'k' or end of file ends init at once (the kernel then
+ *   kills every process of the PID namespace).
  * - Reports on REPORT_FD, one line each: "S i pid" (extension i started), "F i errno" (it could
  *   not be started), "X i status" (it exited; status as wait(2) gives it), "R pid" (runtime
  *   started), "L errno" (it could not be), "E status" (it exited). After "E" init exits with
- *   the runtime's code (128 + signal when killed by one).
+ *   the runtime's code (128 + signal when killed by one), unless a 't' came first: in the
+ *   shutdown the extensions outlive the runtime, and init exits (with the runtime's code)
+ *   once the runtime and every extension have exited, or at 'k' or end of file.
  * - No descriptor of init's reaches a child (all close on exec). Orphans are reaped. Writes
  *   are retried on EINTR and partial writes; a reader that went away is ignored. Init is not
  *   dumpable, so the processes it starts (same uid) cannot ptrace it or read its memory.
@@ -40,6 +43,8 @@ static int report_fd = -1;
 static pid_t ext_pids[MAX_EXTENSIONS];
 static int n_ext;
 static pid_t runtime_pid = -1;
+static int runtime_status = -1; /* wait(2) status once the runtime exited */
+static int shutting_down;      /* a 't' came: the runtime's exit no longer ends init */
 static sigset_t old_mask;
 
 static void write_all(int fd, const char *buf, size_t len) {
@@ -144,8 +149,11 @@ static void reap(void) {
         if (pid <= 0)
             return;
         if (pid == runtime_pid) {
+            runtime_pid = 0;
+            runtime_status = status;
             report("E %ld\n", status, 0, 0);
-            _exit(exit_code(status)); /* the kernel kills the rest of the namespace */
+            if (!shutting_down)
+                _exit(exit_code(status)); /* the kernel kills the rest of the namespace */
         }
         for (int i = 0; i < n_ext; i++) {
             if (ext_pids[i] == pid) {
@@ -154,6 +162,16 @@ static void reap(void) {
             }
         }
     }
+}
+
+/* In the shutdown: once the runtime and every extension have exited, init's work is done. */
+static void end_if_all_gone(void) {
+    if (!shutting_down || runtime_pid > 0)
+        return;
+    for (int i = 0; i < n_ext; i++)
+        if (ext_pids[i] > 0)
+            return;
+    _exit(runtime_status >= 0 ? exit_code(runtime_status) : 0);
 }
 
 static void usage(void) {
@@ -232,6 +250,7 @@ int main(int argc, char **argv) {
             while (read(sig_fd, &info, sizeof info) > 0)
                 ;
             reap();
+            end_if_all_gone();
         }
         if (control_open && fds[1].revents) {
             char buf[64];
@@ -244,9 +263,14 @@ int main(int argc, char **argv) {
                 if (buf[i] == 'k') {
                     _exit(137);
                 } else if (buf[i] == 't') {
+                    shutting_down = 1;
                     if (runtime_pid > 0)
                         kill(runtime_pid, SIGTERM);
-                } else if (buf[i] == 'r' && runtime_pid < 0) {
+                    end_if_all_gone();
+                } else if (buf[i] == 'x') {
+                    if (runtime_pid > 0)
+                        kill(runtime_pid, SIGKILL);
+                } else if (buf[i] == 'r' && runtime_pid < 0 && !shutting_down) {
                     pid_t pid = launch(runtime_argv, environ, -1, 0, 1);
                     if (pid < 0) {
                         report("L %ld\n", -pid, 0, 0);
