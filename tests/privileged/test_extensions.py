@@ -197,6 +197,78 @@ def test_python_and_shell_extensions_get_invoke_and_shutdown(lam: Any, invoke_se
     lam.delete_function(FunctionName=name)
 
 
+# A runtime that leaves a mark and a log line on SIGTERM, and an extension that, on SHUTDOWN, says
+# whether the runtime had been signalled already, then flushes for a while after the runtime's exit
+# and writes a final line (AWS: SIGTERM to the runtime, then SHUTDOWN; the extensions outlive it).
+TERM_APP = """\
+import os, signal, sys
+print("handler module imported", flush=True)
+
+def term(*_):
+    os.write(1, b"runtime got SIGTERM\\n")
+    open("/tmp/runtime-term", "w").close()
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, term)
+
+def handler(event, context):
+    return {"rid": context.aws_request_id}
+"""
+
+FLUSHING_EXT = """#!/bin/sh
+API="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
+H=$(mktemp)
+curl -sS -D "$H" -o /dev/null -X POST "$API/register" -H "Lambda-Extension-Name: flusher" \\
+  -d '{"events":["INVOKE","SHUTDOWN"]}'
+ID=$(grep -i '^Lambda-Extension-Identifier' "$H" | tr -d '[:space:]' | cut -d: -f2)
+while true; do
+  EVENT=$(curl -sS -H "Lambda-Extension-Identifier: $ID" "$API/event/next")
+  case "$EVENT" in *SHUTDOWN*)
+    [ -e /tmp/runtime-term ] && FIRST=yes || FIRST=no
+    echo "flusher got SHUTDOWN runtime-signalled-first=$FIRST"
+    sleep 0.8
+    echo "flusher flushed"
+    exit 0;;
+  esac
+done
+"""
+
+
+def _assert_flushed_shutdown(text: str) -> None:
+    assert "runtime got SIGTERM" in text
+    assert "flusher got SHUTDOWN runtime-signalled-first=yes" in text
+    assert text.index("flusher got SHUTDOWN") < text.index("flusher flushed")
+
+
+def test_on_reclaim_the_runtime_gets_sigterm_and_the_extensions_shutdown_and_time_to_flush(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    name = create(lam, [layer(lam, {"extensions/flusher": FLUSHING_EXT})], app=TERM_APP)
+    r, out = call(lam, name)
+    assert "FunctionError" not in r, out
+    reset(lam, name)
+    _assert_flushed_shutdown(wait_log(invoke_server, name, r"flusher flushed"))
+    lam.delete_function(FunctionName=name)
+
+
+def test_on_server_stop_the_runtime_gets_sigterm_and_the_extensions_shutdown(tmp_path: Path) -> None:
+    from lamina_server import ACCOUNTS, client
+
+    srv = LaminaServer(tmp_path / "data", accounts=ACCOUNTS)
+    try:
+        lam = client(srv, read_timeout=60)
+        name = create(lam, [layer(lam, {"extensions/flusher": FLUSHING_EXT})], app=TERM_APP)
+        r, out = call(lam, name)
+        assert "FunctionError" not in r, out
+    finally:
+        assert srv.stop() == 0
+    again = LaminaServer(tmp_path / "data", accounts=ACCOUNTS)  # the logs written during the stop
+    try:
+        _assert_flushed_shutdown(wait_log(again, name, r"flusher flushed"))
+    finally:
+        again.stop()
+
+
 SLOW_EXT = """#!/bin/sh
 API="http://${AWS_LAMBDA_RUNTIME_API}/2020-01-01/extension"
 H=$(mktemp)
@@ -436,9 +508,19 @@ while true; do sleep 1; done
 """
 
 
+HOSTILE_APP = """\
+import signal
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+def handler(event, context):
+    return {"rid": context.aws_request_id}
+"""
+
+
 def test_extensions_ignoring_shutdown_do_not_hold_the_server_stop(tmp_path: Path) -> None:
-    """Three environments whose extensions ignore SHUTDOWN and SIGTERM: the server stops cleanly
-    (each Shutdown phase ends at its deadline, all at once), and nothing of them is left."""
+    """Three environments whose runtime ignores SIGTERM and whose extensions ignore SHUTDOWN and
+    SIGTERM: the server stops cleanly (each Shutdown phase ends at its deadline, all at once), and
+    nothing of them is left."""
     from lamina_server import ACCOUNTS, client
 
     srv = LaminaServer(tmp_path / "data", accounts=ACCOUNTS, extra_args=("--max-environments", "3"))
@@ -447,7 +529,7 @@ def test_extensions_ignoring_shutdown_do_not_hold_the_server_stop(tmp_path: Path
         lam = client(srv, read_timeout=60)
         arn = layer(lam, {"extensions/hostile": HOSTILE_EXT})
         for _ in range(3):
-            name = create(lam, [arn])
+            name = create(lam, [arn], app=HOSTILE_APP)
             r, out = call(lam, name)
             assert "FunctionError" not in r, out
         assert srv.stop() == 0  # not killed after stop_process's 15 s
