@@ -265,7 +265,9 @@ def test_extensions_freeze_with_the_environment(harness: Harness, start: Callabl
     assert _wait_for(lambda: value() > frozen)
 
 
-def test_in_the_shutdown_extensions_outlive_the_runtime(harness: Harness, start: Callable[..., InitRun]) -> None:
+def test_in_the_shutdown_extensions_outlive_the_runtime(
+    harness: Harness, start: Callable[..., InitRun]
+) -> None:
     # The runtime exits on SIGTERM; the extension still flushes after that (it waits for the
     # runtime's mark, then for the runtime to be gone) and exits: init reports both exits and
     # only then exits itself, with the runtime's code.
@@ -278,7 +280,7 @@ def test_in_the_shutdown_extensions_outlive_the_runtime(harness: Harness, start:
     )
     flusher = (
         "#!/bin/sh\nwhile [ ! -s /tmp/term ]; do sleep 0.05; done\n"
-        "while kill -0 \"$(cat /tmp/term)\" 2>/dev/null; do sleep 0.05; done\n"  # the runtime is gone
+        'while kill -0 "$(cat /tmp/term)" 2>/dev/null; do sleep 0.05; done\n'  # the runtime is gone
         "sleep 0.3\necho flushed\nexit 3\n"
     )
     layer = _layer(harness, "one", {"ext": (flusher, 0o755)})

@@ -850,7 +850,11 @@ class Environment:
         whatever is left then is killed by the sandbox's close."""
         if sandbox.returncode is None and self._exited is not None and not self._exited.done():
             await host.shutdown(
-                self.shutdown_reason, self._thaw, sandbox.terminate_runtime, sandbox.kill_runtime, self._exited
+                self.shutdown_reason,
+                self._thaw,
+                sandbox.terminate_runtime,
+                sandbox.kill_runtime,
+                self._exited,
             )
 
     async def _teardown(self) -> None:
