@@ -68,3 +68,15 @@ def test_exits_during_shutdown_are_not_failures() -> None:
         assert gone.done() and host.failure is None
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("internal", "limit", "share"), [(False, 2.0, 0.3), (True, 2.0, 0.5), (True, 0.5, 0.5), (False, 0.1, 0.1)]
+)
+def test_the_runtime_share_of_the_shutdown(internal: bool, limit: float, share: float) -> None:
+    """AWS: the runtime has up to 300 ms (500 ms with an internal extension) of the phase."""
+    host = ExtensionHost(ExtensionsApi(META, ("a",)))
+    if internal:
+        host.api.register("inside", None, b'{"events":["INVOKE"]}')
+        assert [e.name for e in host.api.registered()] == ["inside"]
+    assert host.runtime_share_s(limit) == share
