@@ -40,7 +40,7 @@ from typing import Any
 
 from lamina.domain import dns
 from lamina.linux import CgroupError, NetNamespace
-from lamina.runtime import init_binary, native_gate, wrapper
+from lamina.runtime import init_binary
 from lamina.runtime import telemetry_events as te
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
@@ -51,7 +51,8 @@ from lamina.runtime.extension_files import (
 from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
-from lamina.runtime.log_pipe import LogPipe
+from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
+from lamina.runtime.environment_output import EnvironmentOutput
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
@@ -65,6 +66,7 @@ from lamina.runtime.runtime_api import (
     RuntimeApiClosed,
     SubscribeHandler,
 )
+from lamina.runtime.runtime_env import runtime_argv, runtime_environment
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
@@ -75,8 +77,6 @@ from lamina.runtime.target import Target as Target
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
-RUNTIME_API = "127.0.0.1:9001"
-LOG_TAIL_BYTES = 4096
 # How long after its response a runtime that does not call /next again keeps running unfrozen.
 FREEZE_GRACE_S = 0.1
 # How long after the runtime asks for its next event the environment is frozen.
@@ -107,13 +107,15 @@ def _exit_reason(code: int | None) -> str:
     return f"Runtime exited with error: {_exit_text(code)}"
 
 
-def _start_sandbox(spec: SandboxSpec, write_fd: int) -> Sandbox:
-    """``Sandbox.start``, then the server's copy of the log pipe's write end closed (here, not on the
-    loop: a start whose caller was cancelled still uses it)."""
+def _start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
+    """``Sandbox.start``, then the server's copies of the log pipes' write ends closed (here, not on
+    the loop: a start whose caller was cancelled still uses them)."""
     try:
         return Sandbox.start(spec)
     finally:
         os.close(write_fd)
+        if ext_fd is not None:
+            os.close(ext_fd)
 
 
 class Environment:
@@ -150,27 +152,27 @@ class Environment:
             dt.datetime.now(dt.UTC),
             custom_group=self.log_group != f"/aws/lambda/{target.name}",
         )
-        self._log_stream = logs.open(
-            LogDestination(
+        # Its processes' output: log pipes, log stream, the Tail (bounded whatever they print).
+        self.out = EnvironmentOutput(
+            logs,
+            logs.open(
+                LogDestination(
                 target.account,
                 target.region,
                 target.name,
                 str(target.config.get("Role") or ""),
                 self.log_group,
                 self.stream,
-                json=(logging_config or {}).get("LogFormat") == "JSON",
-            )
+                    json=(logging_config or {}).get("LogFormat") == "JSON",
+                )
+            ),
         )
-        self._log_pipe: LogPipe | None = None  # its processes' output (an Init retry opens another)
         self.netns: NetNamespace | None = None
         self.api: RuntimeApi | None = None
         self.relay: EndpointRelay | None = None
         self.sandbox: Sandbox | None = None
         self._pidfd = -1
         self._exited: asyncio.Future[int | None] | None = None
-        # The current invocation's log output, its last LOG_TAIL_BYTES at least (the Tail): bounded,
-        # whatever the function prints.
-        self._buffer = bytearray()
         self.init_ms: float | None = None  # reported on the first invocation only
         self.init_error: InvocationResult | None = None
         self._init_reason: str | None = None  # an init error of the platform's (see _platform_init_error)
@@ -209,62 +211,13 @@ class Environment:
         return self.target.api if usable else None
 
     def _env_vars(self) -> dict[str, str]:
-        t, cfg = self.target, self.target.config
-        logging_config = cfg.get("LoggingConfig") or {}
-        env = {
-            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "_HANDLER": str(cfg.get("Handler", "")),
-            "AWS_LAMBDA_FUNCTION_NAME": t.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": t.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
-            "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
-            "AWS_REGION": t.region,
-            "AWS_DEFAULT_REGION": t.region,
-            "AWS_ACCESS_KEY_ID": t.credentials[0],
-            "AWS_SECRET_ACCESS_KEY": t.credentials[1],
-            "AWS_SESSION_TOKEN": t.credentials[2],
-            **(
-                public.env(t.region)
-                if (public := self._public_api) is not None
-                else {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}"}
-            ),
-            "LAMBDA_TASK_ROOT": "/var/task",
-            "LAMBDA_RUNTIME_DIR": "/var/runtime",
-        }
-        runtime = str(cfg.get("Runtime", ""))
-        if runtime.startswith("python"):  # on the host's interpreter or the image's
-            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtime}"
-        if logging_config.get("LogFormat") == "JSON":
-            # What AWS's runtimes read to log as JSON records, at the function's application level.
-            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-            env["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config.get("ApplicationLogLevel", "INFO"))
-        user = (cfg.get("Environment") or {}).get("Variables") or {}
-        merged = {**env, **user}
-        if t.native_gate is not None:
-            merged[native_gate.ENV_VAR] = t.native_gate  # the bootstrap takes it out before user code
-        return merged
-
-    def _argv(self) -> tuple[str, ...] | None:
-        t = self.target
-        if t.userland is not None and (t.userland / "var/runtime/bootstrap").is_file():
-            # The image's own: AWS's runtime client and bootstrap, which applies AWS_LAMBDA_EXEC_WRAPPER.
-            return ("/var/runtime/bootstrap",)
-        if t.python is not None:
-            argv: tuple[str, ...] = (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
-        # Custom runtime: /var/task/bootstrap, then /opt/bootstrap (later layers win).
-        elif (t.code_dir / "bootstrap").is_file():
-            argv = ("/var/task/bootstrap",)
-        elif any((d / "bootstrap").is_file() for d in t.layer_dirs):
-            argv = ("/opt/bootstrap",)
-        else:
-            return None
-        return wrapper.wrapped(argv, (t.config.get("Environment") or {}).get("Variables") or {})
+        return runtime_environment(
+            self.target,
+            log_group=self.log_group,
+            log_stream=self.stream,
+            initialization_type=self.initialization_type,
+            public_api=self._public_api,
+        )
 
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
@@ -328,7 +281,7 @@ class Environment:
                 initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
             )
             self.platform_event("platform.initStart", record)
-        argv = self._argv()
+        argv = runtime_argv(t)
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
             self._platform_init_error(
@@ -368,8 +321,7 @@ class Environment:
             await self.relay.start()
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
-        self._log_pipe = LogPipe(self.logs, self._output)
-        write_fd = self._log_pipe.open()
+        write_fd, ext_fd = self.out.open(bool(paths))
         cfg = t.config
         env_vars = self._env_vars()
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
@@ -397,7 +349,7 @@ class Environment:
             hosts=dns.HOSTS,
             ca_bundle=public.ca if (public := self._public_api) is not None else None,
             extensions=paths,
-            extension_stdout=write_fd if paths else None,
+            extension_stdout=ext_fd,
             extension_env=extension_environment(env_vars) if paths else None,
             init_binary=init_path,
         )
@@ -405,9 +357,11 @@ class Environment:
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd)
+            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd, ext_fd)
         except BaseException:
             os.close(write_fd)
+            if ext_fd is not None:
+                os.close(ext_fd)
             raise
         self._starting = starting
         try:
@@ -539,25 +493,11 @@ class Environment:
 
     def _drain_logs(self) -> None:
         """Read what the runtime wrote before answering (see :meth:`LogPipe.drain`)."""
-        if self._log_pipe is not None:
-            self._log_pipe.drain()
-
-    def _keep_tail(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > 2 * LOG_TAIL_BYTES:
-            del self._buffer[:-LOG_TAIL_BYTES]
-
-    def _output(self, data: bytes) -> None:
-        """The function's output (any chunk of it)."""
-        self._keep_tail(data)
-        self._log_stream.write(data)
+        self.out.drain()
 
     def _log(self, data: bytes) -> None:
         """A line of the platform's (START, END, REPORT, ...)."""
-        if not data:  # a system log line the function's SystemLogLevel leaves out
-            return
-        self._keep_tail(data)
-        self._log_stream.write_line(data)
+        self.out.line(data)
 
     @property
     def alive(self) -> bool:
@@ -616,7 +556,7 @@ class Environment:
         self._cancel_freeze()
         started = time.perf_counter()
         if self.init_error is None:
-            self._buffer = bytearray()
+            self.out.tail = bytearray()
         else:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
@@ -730,9 +670,9 @@ class Environment:
             self._settle(
                 inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error
             )
-            return InvokeResult(outcome, payload, bytes(self._buffer[-LOG_TAIL_BYTES:]), duration, error_type)
+            return InvokeResult(outcome, payload, self.out.tail_bytes(), duration, error_type)
         self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
-        tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
+        tail = self.out.tail_bytes()
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
@@ -891,9 +831,7 @@ class Environment:
                 loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
-        if self._log_pipe is not None and self._log_pipe.open_:
-            self._log_pipe.close()
-            self._log_stream.end()
+        self.out.close()
         for closer in (self.api, self.relay):
             if closer is not None:
                 with contextlib.suppress(RuntimeApiClosed, OSError):
