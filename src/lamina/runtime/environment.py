@@ -39,9 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from lamina.domain import dns
+from lamina.errors import LaminaError
 from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime import init_binary
 from lamina.runtime import telemetry_events as te
+from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
+from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
     ExtensionListingError,
@@ -51,8 +54,6 @@ from lamina.runtime.extension_files import (
 from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
-from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
-from lamina.runtime.environment_output import EnvironmentOutput
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
@@ -64,7 +65,6 @@ from lamina.runtime.runtime_api import (
     ResultKind,
     RuntimeApi,
     RuntimeApiClosed,
-    SubscribeHandler,
 )
 from lamina.runtime.runtime_env import runtime_argv, runtime_environment
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
@@ -74,6 +74,7 @@ from lamina.runtime.target import InvokeResult as InvokeResult
 from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
+from lamina.runtime.telemetry import Telemetry
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -81,6 +82,9 @@ INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 FREEZE_GRACE_S = 0.1
 # How long after the runtime asks for its next event the environment is frozen.
 FREEZE_DELAY_S = 0.002
+# How long the Telemetry API may take to deliver what is buffered before a freeze or a shutdown
+# (a dead or hung listener costs the environment no more than that, the caller nothing).
+TELEMETRY_FLUSH_S = 0.25
 log = logging.getLogger("lamina.environment")
 
 
@@ -157,12 +161,12 @@ class Environment:
             logs,
             logs.open(
                 LogDestination(
-                target.account,
-                target.region,
-                target.name,
-                str(target.config.get("Role") or ""),
-                self.log_group,
-                self.stream,
+                    target.account,
+                    target.region,
+                    target.name,
+                    str(target.config.get("Role") or ""),
+                    self.log_group,
+                    self.stream,
                     json=(logging_config or {}).get("LogFormat") == "JSON",
                 )
             ),
@@ -198,8 +202,8 @@ class Environment:
         # Told each platform event as it happens: (type, record) with the Telemetry API's names
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
-        # Where its extensions' Telemetry/Logs API subscriptions go (None: "not supported").
-        self.on_subscribe: SubscribeHandler | None = None
+        self._json_logs = (logging_config or {}).get("LogFormat") == "JSON"
+        self._freezing: asyncio.Task[None] | None = None  # a Telemetry flush, then the freeze
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -225,8 +229,10 @@ class Environment:
         await self._init_runtime()
         if self.init_error is not None:
             self._init_report("init")
-        elif self.on_platform_event is not None:
+        elif self._platform_events:
             self._init_events("init")
+        if self.out.telemetry is not None:
+            self.out.telemetry.init_done()
 
     def _init_events(self, phase: str) -> None:
         """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
@@ -254,7 +260,7 @@ class Environment:
         self._drain_logs()  # the runtime's own [ERROR] lines come first
         error_type = self.init_error.error_type or "Runtime.Unknown"
         self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
-        if self.on_platform_event is not None:
+        if self._platform_events:
             self._init_events(phase)
 
     async def _retry_init(self) -> None:
@@ -271,16 +277,27 @@ class Environment:
         await self._init_runtime()
         if self.init_error is not None:
             self._init_report("invoke")
+        elif self._platform_events:
+            self._init_events("invoke")
+        if self.out.telemetry is not None:
+            self.out.telemetry.init_done()
 
     async def _init_runtime(self) -> None:
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        started, started_epoch = time.perf_counter(), time.time()
         t = self.target
-        if self.on_platform_event is not None:
+        try:
+            paths = external_extensions(t.layer_dirs)
+        except ExtensionListingError as exc:
+            paths = ()
+            log.warning("environment %s: %s", self.id, exc)
+        if paths:
+            self._open_telemetry()  # from the start of Init: its subscribers get all of it
+        if self._platform_events:
             record = te.init_start_record(
                 initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
             )
-            self.platform_event("platform.initStart", record)
+            self.platform_event("platform.initStart", record, epoch_s=started_epoch)
         argv = runtime_argv(t)
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
@@ -294,14 +311,9 @@ class Environment:
             eni_ns = t.vpc_namespaces[next(_spread) % len(t.vpc_namespaces)]
             self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
-        try:
-            paths = external_extensions(t.layer_dirs)
-        except ExtensionListingError as exc:
-            paths = ()
-            log.warning("environment %s: %s", self.id, exc)
         host = self._extension_host(tuple(p.rsplit("/", 1)[-1] for p in paths[:MAX_EXTENSIONS]))
         self.api.extensions = host.api
-        self.api.on_subscribe = self.on_subscribe
+        self.api.on_subscribe = self._subscribe
         await self.api.start()
         init_path: Path | None = None
         if paths:
@@ -411,7 +423,7 @@ class Environment:
         self.init_ms = (time.perf_counter() - started) * 1000
         for line in host.log_lines():
             self._log(line.encode() + b"\n")
-        if self.on_platform_event is not None:
+        if self._platform_events:
             for ext in host.api.extensions:
                 ext_record = te.extension_record(
                     ext.name, ext.state.value, ext.events, error_type=ext.error_type
@@ -464,10 +476,41 @@ class Environment:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
 
-    def platform_event(self, kind: str, record: dict[str, Any]) -> None:
-        """A platform event (Telemetry API names) happened: to ``on_platform_event``, if any."""
+    @property
+    def _platform_events(self) -> bool:
+        """Whether platform events go anywhere (only then are their records built)."""
+        return self.out.telemetry is not None or self.on_platform_event is not None
+
+    def platform_event(self, kind: str, record: dict[str, Any], *, epoch_s: float | None = None) -> None:
+        """A platform event (Telemetry API names) happened: to the Telemetry API and
+        ``on_platform_event``, if any."""
+        if self.out.telemetry is not None:
+            self.out.telemetry.emit(kind, record, epoch_s=epoch_s)
         if self.on_platform_event is not None:
             self.on_platform_event(kind, record)
+
+    def _open_telemetry(self) -> Telemetry:
+        """Its Telemetry API and Logs API (:mod:`lamina.runtime.telemetry`): from the start of Init
+        with external extensions, else from an internal extension's first subscription."""
+        refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
+        telemetry = Telemetry(sandbox_connector(lambda: self.netns, refused), function_json=self._json_logs)
+        self.out.telemetry = telemetry
+        return telemetry
+
+    def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
+        """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
+        telemetry = self.out.telemetry
+        if telemetry is None:  # an internal extension's, no external one: Init has started before
+            telemetry = self._open_telemetry()
+            record = te.init_start_record(
+                initialization_type=self.initialization_type,
+                function_name=self.target.name,
+                function_version=self.target.version,
+            )
+            telemetry.emit("platform.initStart", record)
+            if self.init_ms is not None:
+                telemetry.init_done()  # subscriptions are refused after Init
+        return telemetry.subscribe(api, extension_name, body)
 
     def _platform_init_error(self, error_type: str, reason: str) -> None:
         """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
@@ -534,11 +577,31 @@ class Environment:
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()
             self._freeze_timer = None
+        if self._freezing is not None:
+            self._freezing.cancel()
+            self._freezing = None
 
     def _freeze(self) -> None:
         self._cancel_freeze()
         if self.busy or self.retired or self.sandbox is None or not self.alive:
             return
+        telemetry = self.out.telemetry
+        if telemetry is not None and telemetry.subscribers:
+            # What its subscribers' listeners are owed goes before they are frozen (bounded).
+            self._freezing = asyncio.ensure_future(self._flush_then_freeze(telemetry))
+            return
+        self._freeze_now()
+
+    async def _flush_then_freeze(self, telemetry: Telemetry) -> None:
+        await telemetry.flush(TELEMETRY_FLUSH_S)
+        self._freezing = None
+        if self.busy or self.retired or self.sandbox is None or not self.alive:
+            return
+        telemetry.suspend()
+        self._freeze_now()
+
+    def _freeze_now(self) -> None:
+        assert self.sandbox is not None
         try:
             self.sandbox.freeze()
         except SandboxError:
@@ -548,6 +611,8 @@ class Environment:
     def _thaw(self) -> None:
         if self.sandbox is not None and self.sandbox.cgroup.frozen:
             self.sandbox.thaw()
+        if self.out.telemetry is not None:
+            self.out.telemetry.resume()
 
     # -- invoke ---------------------------------------------------------------------------------
 
@@ -562,8 +627,11 @@ class Environment:
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init()
         self._log(self._platform.start(inv.request_id, self.target.version))
-        if self.on_platform_event is not None:
-            self.platform_event("platform.start", te.start_record(inv.request_id, self.target.version))
+        if self._platform_events:
+            trace = te.tracing(inv.trace_id) if inv.trace_id else None
+            self.platform_event(
+                "platform.start", te.start_record(inv.request_id, self.target.version, trace=trace)
+            )
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -701,9 +769,16 @@ class Environment:
             error_type=report_error,
         )
         self._log(self._platform.report(report))
-        if self.on_platform_event is not None:
+        if self._platform_events:
+            trace = te.tracing(inv.trace_id) if inv.trace_id else None
+            # The runtime's part: from the event to its response (received whole: its duration ~0).
+            begun = time.time() - duration_ms / 1000
+            spans = (
+                te.Span("responseLatency", begun, runtime_ms),
+                te.Span("responseDuration", begun + runtime_ms / 1000, 0.0),
+            )
             done = te.runtime_done_record(
-                inv.request_id, ended, runtime_ms, produced, error_type=report_error
+                inv.request_id, ended, runtime_ms, produced, error_type=report_error, spans=spans, trace=trace
             )
             self.platform_event("platform.runtimeDone", done)
             record = te.report_record(
@@ -714,6 +789,7 @@ class Environment:
                 init_ms=init_ms,
                 status=status,
                 error_type=report_error,
+                trace=trace,
             )
             self.platform_event("platform.report", record)
 
@@ -802,6 +878,12 @@ class Environment:
             await asyncio.wait({starting})
             if self.sandbox is None and not starting.cancelled() and starting.exception() is None:
                 self.sandbox = starting.result()
+        telemetry = self.out.telemetry
+        if telemetry is not None and telemetry.subscribers and self.sandbox is not None and self.alive:
+            # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too).
+            with contextlib.suppress(LaminaError):
+                self._thaw()
+                await telemetry.flush(TELEMETRY_FLUSH_S)
         if self.sandbox is not None and self.extensions is not None and self.extensions.active:
             await self._shutdown(self.sandbox, self.extensions)
         settling, self.settling = self.settling, None
@@ -832,6 +914,9 @@ class Environment:
             os.close(self._pidfd)
             self._pidfd = -1
         self.out.close()
+        if telemetry is not None:
+            self.out.telemetry = None
+            await telemetry.close()
         for closer in (self.api, self.relay):
             if closer is not None:
                 with contextlib.suppress(RuntimeApiClosed, OSError):
