@@ -6,13 +6,10 @@ Nothing on the invoke path spawns a process, copies code, polls or sleeps: the r
 gets the event through its pending ``/next``, the answer resolves a future, the process
 exit is watched with a pidfd, and the log pipe is read when readable.
 
-Between invocations the environment is frozen (its cgroup's freezer), as in AWS: ``suspend()``
-(the pool calls it when the environment goes idle) freezes it ``FREEZE_DELAY_S`` (2 ms) after the
-runtime waits in ``/next`` again, which comes after the caller has its answer, or
-``FREEZE_GRACE_S`` after the response if the runtime never asks; ``invoke()`` thaws it once the
-event is in the runtime's socket, and ``destroy()`` (the sandbox's kill) thaws it too. A runtime
-parked in ``/next`` is frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`):
-~10 us each way.
+Between invocations the environment is frozen (:mod:`lamina.runtime.environment_freezer`):
+``suspend()`` (the pool calls it when the environment goes idle) freezes it soon after the runtime
+waits in ``/next`` again; ``invoke()`` thaws it once the event is in the runtime's socket, and
+``destroy()`` (the sandbox's kill) thaws it too.
 
 Extensions (:mod:`lamina.runtime.extension_host`): with files in ``/opt/extensions`` lamina-init
 is PID 1 and starts them first; Init starts the runtime once they all registered and ends when the
@@ -43,6 +40,7 @@ from lamina.errors import LaminaError
 from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime import init_binary
 from lamina.runtime import telemetry_events as te
+from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
 from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
 from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
 from lamina.runtime.extension_files import (
@@ -78,13 +76,6 @@ from lamina.runtime.telemetry import Telemetry
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
-# How long after its response a runtime that does not call /next again keeps running unfrozen.
-FREEZE_GRACE_S = 0.1
-# How long after the runtime asks for its next event the environment is frozen.
-FREEZE_DELAY_S = 0.002
-# How long the Telemetry API may take to deliver what is buffered before a freeze or a shutdown
-# (a dead or hung listener costs the environment no more than that, the caller nothing).
-TELEMETRY_FLUSH_S = 0.25
 log = logging.getLogger("lamina.environment")
 
 
@@ -189,7 +180,13 @@ class Environment:
         self.cgroups = cgroups or CgroupPolicy()
         self.host_ids = host_ids
         self.host_id: int | None = None  # taken at start, given back once no process is left
-        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._freezer = Freezer(
+            may_freeze=self._may_freeze,
+            sandbox=lambda: self.sandbox,
+            api=lambda: self.api,
+            telemetry=lambda: self.out.telemetry,
+            failed=self._retire,
+        )
         self._starting: asyncio.Future[Sandbox] | None = None  # Sandbox.start, while in its thread
         self._destroying: asyncio.Future[None] | None = None
         # Its extensions (external and internal): None until its Init starts.
@@ -203,7 +200,6 @@ class Environment:
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
         self._json_logs = (logging_config or {}).get("LogFormat") == "JSON"
-        self._freezing: asyncio.Task[None] | None = None  # a Telemetry flush, then the freeze
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -555,70 +551,22 @@ class Environment:
     # -- between invocations ---------------------------------------------------------------------
 
     def suspend(self) -> None:
-        """Freeze the environment once its runtime waits for the next event (or after
-        ``FREEZE_GRACE_S``); called when it goes idle. Cancelled by :meth:`invoke`."""
-        if self.api is None or self.sandbox is None or not self.alive:
-            return
-        self._cancel_freeze()
-        self.api.when_parked(self._parked)
-        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_GRACE_S, self._freeze)
+        """Freeze the environment once it is idle (:mod:`lamina.runtime.environment_freezer`);
+        called when it goes idle. Cancelled by :meth:`invoke`."""
+        if self.api is not None and self.sandbox is not None and self.alive:
+            self._freezer.suspend()
 
-    def _parked(self) -> None:
-        # The runtime asks for its next event; its other threads may still be finishing the last
-        # one (awslambdaric's bookkeeping): frozen now, they would finish on the next invoke's
-        # critical path. A caller invoking again within FREEZE_DELAY_S finds it unfrozen.
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_S, self._freeze)
+    def _may_freeze(self) -> bool:
+        return not (self.busy or self.retired or self.sandbox is None or not self.alive)
 
-    def _cancel_freeze(self) -> None:
-        if self.api is not None:
-            self.api.when_parked(None)
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-            self._freeze_timer = None
-        if self._freezing is not None:
-            self._freezing.cancel()
-            self._freezing = None
-
-    def _freeze(self) -> None:
-        self._cancel_freeze()
-        if self.busy or self.retired or self.sandbox is None or not self.alive:
-            return
-        telemetry = self.out.telemetry
-        if telemetry is not None and telemetry.subscribers:
-            # What its subscribers' listeners are owed goes before they are frozen (bounded).
-            self._freezing = asyncio.ensure_future(self._flush_then_freeze(telemetry))
-            return
-        self._freeze_now()
-
-    async def _flush_then_freeze(self, telemetry: Telemetry) -> None:
-        await telemetry.flush(TELEMETRY_FLUSH_S)
-        self._freezing = None
-        if self.busy or self.retired or self.sandbox is None or not self.alive:
-            return
-        telemetry.suspend()
-        self._freeze_now()
-
-    def _freeze_now(self) -> None:
-        assert self.sandbox is not None
-        try:
-            self.sandbox.freeze()
-        except SandboxError:
-            log.exception("environment %s could not be frozen; it is retired", self.id)
-            self.retired = True
-
-    def _thaw(self) -> None:
-        if self.sandbox is not None and self.sandbox.cgroup.frozen:
-            self.sandbox.thaw()
-        if self.out.telemetry is not None:
-            self.out.telemetry.resume()
+    def _retire(self) -> None:
+        self.retired = True
 
     # -- invoke ---------------------------------------------------------------------------------
 
     async def invoke(self, inv: Invocation, timeout_s: float, first: bool) -> InvokeResult:
         self.busy = True
-        self._cancel_freeze()
+        self._freezer.cancel()
         started = time.perf_counter()
         if self.init_error is None:
             self.out.tail = bytearray()
@@ -656,7 +604,7 @@ class Environment:
                 failed = host.when(host.failed)
             future = self.api.invoke(inv)
             # Thawed once the event is in its socket: the runtime finds it as soon as it runs.
-            self._thaw()
+            self._freezer.thaw()
             pending: set[asyncio.Future[Any]] = {future, self._exited}
             if failed is not None:
                 pending.add(failed)
@@ -865,12 +813,14 @@ class Environment:
         """The Shutdown phase (:meth:`ExtensionHost.shutdown`), while the environment still runs;
         whatever is left then is killed by the sandbox's close."""
         if sandbox.returncode is None and self._exited is not None and not self._exited.done():
-            await host.shutdown(self.shutdown_reason, self._thaw, sandbox.terminate_runtime, self._exited)
+            await host.shutdown(
+                self.shutdown_reason, self._freezer.thaw, sandbox.terminate_runtime, self._exited
+            )
 
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
         self.retired = True
-        self._cancel_freeze()  # the sandbox's close kills and thaws it
+        self._freezer.cancel()  # the sandbox's close kills and thaws it
         starting, self._starting = self._starting, None
         if starting is not None:
             # A cancelled start: wait for its thread (nothing may be torn down under it, and what it
@@ -882,7 +832,7 @@ class Environment:
         if telemetry is not None and telemetry.subscribers and self.sandbox is not None and self.alive:
             # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too).
             with contextlib.suppress(LaminaError):
-                self._thaw()
+                self._freezer.thaw()
                 await telemetry.flush(TELEMETRY_FLUSH_S)
         if self.sandbox is not None and self.extensions is not None and self.extensions.active:
             await self._shutdown(self.sandbox, self.extensions)
