@@ -72,34 +72,12 @@ from lamina.runtime.target import InvokeResult as InvokeResult
 from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
+from lamina.runtime.target import error_body, exit_reason
 from lamina.runtime.telemetry import Telemetry
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 log = logging.getLogger("lamina.environment")
-
-
-def _error(inv: Invocation, error_type: str, reason: str) -> bytes:
-    """The platform's error body for ``inv``: ``{"errorType", "errorMessage": "RequestId: <id> Error: <reason>"}``."""
-    return json.dumps(
-        {"errorType": error_type, "errorMessage": f"RequestId: {inv.request_id} Error: {reason}"}
-    ).encode()
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "signal: killed"
-    if code < 0:
-        return "signal: killed" if code == -9 else f"signal: {-code}"
-    return f"exit status {code}"
-
-
-def _exit_reason(code: int | None) -> str:
-    """Lambda's words for a runtime that exited before answering (rapid's process termination):
-    status 0 gave no reason, any other status or signal is an error."""
-    if code == 0:
-        return "Runtime exited without providing a reason"
-    return f"Runtime exited with error: {_exit_text(code)}"
 
 
 def _start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
@@ -233,19 +211,11 @@ class Environment:
     def _init_events(self, phase: str) -> None:
         """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
         error = self.init_error
-        status = (
-            "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
-        )
-        kind = error.error_type or "Runtime.Unknown" if error is not None else None
-        init_type = self.initialization_type
-        done = te.init_runtime_done_record(
-            status, error_type=kind, initialization_type=init_type, phase=phase
-        )
-        self.platform_event("platform.initRuntimeDone", done)
-        report = te.init_report_record(
-            self.init_ms or 0.0, status, error_type=kind, initialization_type=init_type, phase=phase
-        )
-        self.platform_event("platform.initReport", report)
+        error_type = (error.error_type or "Runtime.Unknown") if error is not None else None
+        for kind, record in te.init_end_records(
+            self.init_ms or 0.0, error_type, initialization_type=self.initialization_type, phase=phase
+        ):
+            self.platform_event(kind, record)
 
     def _init_report(self, phase: str) -> None:
         """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
@@ -437,7 +407,7 @@ class Environment:
             reason = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
             error_type = "Sandbox.Timedout"
         else:
-            reason = _exit_reason(code)
+            reason = exit_reason(code)
             error_type = "Runtime.ExitError"
         self._platform_init_error(error_type, reason)
 
@@ -486,24 +456,20 @@ class Environment:
             self.on_platform_event(kind, record)
 
     def _open_telemetry(self) -> Telemetry:
-        """Its Telemetry API and Logs API (:mod:`lamina.runtime.telemetry`): from the start of Init
-        with external extensions, else from an internal extension's first subscription."""
+        """Its Telemetry API and Logs API: from the start of Init with external extensions, else
+        from an internal extension's first subscription."""
         refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
-        telemetry = Telemetry(sandbox_connector(lambda: self.netns, refused), function_json=self._json_logs)
-        self.out.telemetry = telemetry
-        return telemetry
+        return self.out.open_telemetry(sandbox_connector(lambda: self.netns, refused), self._json_logs)
 
     def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
         """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
         telemetry = self.out.telemetry
-        if telemetry is None:  # an internal extension's, no external one: Init has started before
-            telemetry = self._open_telemetry()
-            record = te.init_start_record(
-                initialization_type=self.initialization_type,
-                function_name=self.target.name,
-                function_version=self.target.version,
+        if telemetry is None:  # an internal extension's, no external one: Init has started
+            telemetry, t = self._open_telemetry(), self.target
+            start = te.init_start_record(
+                initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
             )
-            telemetry.emit("platform.initStart", record)
+            telemetry.emit("platform.initStart", start)
             if self.init_ms is not None:
                 telemetry.init_done()  # subscriptions are refused after Init
         return telemetry.subscribe(api, extension_name, body)
@@ -616,7 +582,7 @@ class Environment:
                 assert host is not None and host.failure is not None
                 future.cancel()
                 outcome, error_type = Outcome.EXITED, host.failure[0]
-                payload = _error(inv, error_type, host.failure[1])
+                payload = error_body(inv.request_id, error_type, host.failure[1])
                 self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{error_type}\n".encode())
                 self.retired = True
                 self.shutdown_reason = "failure"
@@ -635,7 +601,9 @@ class Environment:
             elif not done:
                 future.cancel()
                 outcome, error_type = Outcome.TIMEOUT, "Sandbox.Timedout"
-                payload = _error(inv, error_type, f"Task timed out after {timeout_s:.2f} seconds")
+                payload = error_body(
+                    inv.request_id, error_type, f"Task timed out after {timeout_s:.2f} seconds"
+                )
                 self.retired = True
                 self.shutdown_reason = "timeout"
             else:
@@ -643,14 +611,14 @@ class Environment:
                 self.shutdown_reason = "failure"
                 code = self._exited.result() if self._exited.done() else None
                 outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-                payload = _error(inv, error_type, _exit_reason(code))
+                payload = error_body(inv.request_id, error_type, exit_reason(code))
                 self.retired = True
         oom = self.sandbox is not None and self.sandbox.oom_killed()
         if outcome is not Outcome.EXITED and oom:
             # Lambda stops the whole runtime when a function exceeds its memory; the kernel's OOM
             # killer (cgroup v1) may have picked a child instead, so the environment goes anyway.
             outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-            payload = _error(inv, error_type, "Runtime exited with error: signal: killed")
+            payload = error_body(inv.request_id, error_type, "Runtime exited with error: signal: killed")
             self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
@@ -718,28 +686,20 @@ class Environment:
         )
         self._log(self._platform.report(report))
         if self._platform_events:
-            trace = te.tracing(inv.trace_id) if inv.trace_id else None
-            # The runtime's part: from the event to its response (received whole: its duration ~0).
-            begun = time.time() - duration_ms / 1000
-            spans = (
-                te.Span("responseLatency", begun, runtime_ms),
-                te.Span("responseDuration", begun + runtime_ms / 1000, 0.0),
-            )
-            done = te.runtime_done_record(
-                inv.request_id, ended, runtime_ms, produced, error_type=report_error, spans=spans, trace=trace
-            )
-            self.platform_event("platform.runtimeDone", done)
-            record = te.report_record(
+            for kind, record in te.invocation_end_records(
                 inv.request_id,
+                ended,
+                runtime_ms,
                 duration_ms,
+                produced,
                 memory,
                 report.max_memory_used_mb,
                 init_ms=init_ms,
                 status=status,
                 error_type=report_error,
-                trace=trace,
-            )
-            self.platform_event("platform.report", record)
+                trace_id=inv.trace_id,
+            ):
+                self.platform_event(kind, record)
 
     def _settle(
         self,

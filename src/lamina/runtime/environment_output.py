@@ -125,6 +125,11 @@ class EnvironmentOutput:
                 raise
         return function_fd, extension_fd
 
+    def open_telemetry(self, connect: Connector, function_json: bool) -> Telemetry:
+        """Start its Telemetry API (see :class:`Telemetry` for ``function_json``)."""
+        self.telemetry = Telemetry(connect, function_json=function_json)
+        return self.telemetry
+
     def _function_output(self, data: bytes) -> None:
         if self._gates is None:
             self._write(data)

@@ -285,3 +285,70 @@ def subscription_record(name: str, state: str, types: Sequence[str]) -> dict[str
 def logs_dropped_record(dropped_records: int, dropped_bytes: int) -> dict[str, Any]:
     """``platform.logsDropped``: records a subscriber did not get, its buffer being full."""
     return {"reason": DROPPED_REASON, "droppedRecords": dropped_records, "droppedBytes": dropped_bytes}
+
+
+# -- the events of a phase's end, as the environment emits them ------------------------------------
+
+
+def init_end_records(
+    duration_ms: float,
+    error_type: str | None,
+    *,
+    initialization_type: str = "on-demand",
+    phase: str = "init",
+) -> list[tuple[str, dict[str, Any]]]:
+    """``platform.initRuntimeDone`` and ``platform.initReport`` of an Init phase that took
+    ``duration_ms`` and failed with ``error_type`` (None: succeeded; ``Sandbox.Timedout``: timeout)."""
+    status = "success" if error_type is None else "timeout" if error_type == "Sandbox.Timedout" else "error"
+    done = init_runtime_done_record(
+        status, error_type=error_type, initialization_type=initialization_type, phase=phase
+    )
+    report = init_report_record(
+        duration_ms, status, error_type=error_type, initialization_type=initialization_type, phase=phase
+    )
+    return [("platform.initRuntimeDone", done), ("platform.initReport", report)]
+
+
+def invocation_end_records(
+    request_id: str,
+    runtime_status: str,
+    runtime_ms: float,
+    duration_ms: float,
+    produced_bytes: int,
+    memory_mb: int,
+    max_memory_used_mb: int,
+    *,
+    init_ms: float | None,
+    status: str,
+    error_type: str | None,
+    trace_id: str | None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """``platform.runtimeDone`` (the runtime's part, ``runtime_ms``, with its spans: from the event
+    to the response, which arrives whole) and ``platform.report`` (the whole invocation, which
+    began ``duration_ms`` ago)."""
+    trace = tracing(trace_id) if trace_id else None
+    begun = time.time() - duration_ms / 1000
+    spans = (
+        Span("responseLatency", begun, runtime_ms),
+        Span("responseDuration", begun + runtime_ms / 1000, 0.0),
+    )
+    done = runtime_done_record(
+        request_id,
+        runtime_status,
+        runtime_ms,
+        produced_bytes,
+        error_type=error_type,
+        spans=spans,
+        trace=trace,
+    )
+    report = report_record(
+        request_id,
+        duration_ms,
+        memory_mb,
+        max_memory_used_mb,
+        init_ms=init_ms,
+        status=status,
+        error_type=error_type,
+        trace=trace,
+    )
+    return [("platform.runtimeDone", done), ("platform.report", report)]
