@@ -74,6 +74,7 @@ from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
 from lamina.runtime.target import error_body, exit_reason
 from lamina.runtime.telemetry import Telemetry
+from lamina.runtime.telemetry_events import Category
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -234,6 +235,7 @@ class Environment:
         everything of the failed attempt goes (its sandbox, namespace, host uid) and a new one
         starts under a new id, logging to the same stream."""
         await self.destroy()
+        self._destroying = None  # the new attempt's own teardown is still to come
         self.retired = False
         self.init_error = None
         self._init_reason = None
@@ -445,7 +447,10 @@ class Environment:
     @property
     def _platform_events(self) -> bool:
         """Whether platform events go anywhere (only then are their records built)."""
-        return self.out.telemetry is not None or self.on_platform_event is not None
+        telemetry = self.out.telemetry
+        return self.on_platform_event is not None or (
+            telemetry is not None and telemetry.wants(Category.PLATFORM)
+        )
 
     def platform_event(self, kind: str, record: dict[str, Any], *, epoch_s: float | None = None) -> None:
         """A platform event (Telemetry API names) happened: to the Telemetry API and
