@@ -216,14 +216,18 @@ def test_a_subscriber_gets_every_platform_event_of_a_cold_and_a_warm_invoke(
     ]
     assert by_kind["platform.initStart"][0]["initializationType"] == "on-demand"
     assert by_kind["platform.initStart"][0]["phase"] == "init"
-    assert by_kind["platform.extension"] == [{"name": "subscriber", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]}]
+    assert by_kind["platform.extension"] == [
+        {"name": "subscriber", "state": "Ready", "events": ["INVOKE", "SHUTDOWN"]}
+    ]
     done = by_kind["platform.initRuntimeDone"][0]
     assert (done["initializationType"], done["phase"], done["status"]) == ("on-demand", "init", "success")
     init_report = by_kind["platform.initReport"][0]
     assert init_report["status"] == "success" and init_report["phase"] == "init"
     assert [r["requestId"] for r in by_kind["platform.start"]] == [cold, warm, last]
     assert all(r["version"] == "$LATEST" for r in by_kind["platform.start"])
-    assert all(r["tracing"]["type"] == "X-Amzn-Trace-Id" and r["tracing"]["value"] for r in by_kind["platform.start"])
+    assert all(
+        r["tracing"]["type"] == "X-Amzn-Trace-Id" and r["tracing"]["value"] for r in by_kind["platform.start"]
+    )
     assert [r["requestId"] for r in by_kind["platform.runtimeDone"]] == [cold, warm]
     assert [r["requestId"] for r in by_kind["platform.report"]] == [cold, warm]
     text = wait_log(invoke_server, name, f"REPORT RequestId: {warm}.*\n")
@@ -273,9 +277,15 @@ def test_a_logs_api_subscriber_gets_the_logs_api_shapes_and_cannot_use_both_apis
     kinds = [e["type"] for e in events]
     assert not [k for k in kinds if k.startswith("platform.init")]
     records = {(e["type"], json.dumps(e["record"], sort_keys=True)) for e in events}
-    assert ("platform.start", json.dumps({"requestId": first, "version": "$LATEST"}, sort_keys=True)) in records
+    assert (
+        "platform.start",
+        json.dumps({"requestId": first, "version": "$LATEST"}, sort_keys=True),
+    ) in records
     assert ("platform.end", json.dumps({"requestId": first}, sort_keys=True)) in records
-    assert ("platform.runtimeDone", json.dumps({"requestId": first, "status": "success"}, sort_keys=True)) in records
+    assert (
+        "platform.runtimeDone",
+        json.dumps({"requestId": first, "status": "success"}, sort_keys=True),
+    ) in records
     report = [e["record"] for e in events if e["type"] == "platform.report"]
     assert [set(r) for r in report] == [{"requestId", "metrics"}]
     assert report[0]["requestId"] == first and report[0]["metrics"]["memorySizeMB"] == 128
@@ -285,7 +295,9 @@ def test_a_logs_api_subscriber_gets_the_logs_api_shapes_and_cannot_use_both_apis
     lam.delete_function(FunctionName=name)
 
 
-def test_a_flood_of_output_gives_logs_dropped_not_unbounded_memory(lam: Any, invoke_server: LaminaServer) -> None:
+def test_a_flood_of_output_gives_logs_dropped_not_unbounded_memory(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
     name = create(lam, "slow")
     flood, _ = call(lam, name, {"flood": 20_000})  # 4 MB, the listener held up meanwhile
     _, out = call(lam, name, {"dump": {"type": "platform.logsDropped"}})
