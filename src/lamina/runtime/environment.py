@@ -652,6 +652,11 @@ class Environment:
             self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
         ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
+        if self._platform_events:  # the runtime is done with it (its extensions may not be)
+            kind, record = te.runtime_done_event(
+                inv.request_id, ended, duration, len(payload), error_type=report_error, trace_id=inv.trace_id
+            )
+            self.platform_event(kind, record)
         if not self.retired and host is not None and host.active and not host.idle_or_failed():
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
@@ -691,20 +696,17 @@ class Environment:
         )
         self._log(self._platform.report(report))
         if self._platform_events:
-            for kind, record in te.invocation_end_records(
+            record = te.report_record(
                 inv.request_id,
-                ended,
-                runtime_ms,
                 duration_ms,
-                produced,
                 memory,
                 report.max_memory_used_mb,
                 init_ms=init_ms,
                 status=status,
                 error_type=report_error,
-                trace_id=inv.trace_id,
-            ):
-                self.platform_event(kind, record)
+                trace=te.tracing(inv.trace_id) if inv.trace_id else None,
+            )
+            self.platform_event("platform.report", record)
 
     def _settle(
         self,

@@ -309,46 +309,24 @@ def init_end_records(
     return [("platform.initRuntimeDone", done), ("platform.initReport", report)]
 
 
-def invocation_end_records(
+def runtime_done_event(
     request_id: str,
-    runtime_status: str,
-    runtime_ms: float,
-    duration_ms: float,
-    produced_bytes: int,
-    memory_mb: int,
-    max_memory_used_mb: int,
-    *,
-    init_ms: float | None,
     status: str,
+    runtime_ms: float,
+    produced_bytes: int,
+    *,
     error_type: str | None,
     trace_id: str | None,
-) -> list[tuple[str, dict[str, Any]]]:
-    """``platform.runtimeDone`` (the runtime's part, ``runtime_ms``, with its spans: from the event
-    to the response, which arrives whole) and ``platform.report`` (the whole invocation, which
-    began ``duration_ms`` ago)."""
+) -> tuple[str, dict[str, Any]]:
+    """``platform.runtimeDone`` as the runtime's answer arrives, ``runtime_ms`` after its event, with
+    its spans (from the event to the response, which arrives whole: ``responseDuration`` ~0)."""
     trace = tracing(trace_id) if trace_id else None
-    begun = time.time() - duration_ms / 1000
+    begun = time.time() - runtime_ms / 1000
     spans = (
         Span("responseLatency", begun, runtime_ms),
         Span("responseDuration", begun + runtime_ms / 1000, 0.0),
     )
-    done = runtime_done_record(
-        request_id,
-        runtime_status,
-        runtime_ms,
-        produced_bytes,
-        error_type=error_type,
-        spans=spans,
-        trace=trace,
+    record = runtime_done_record(
+        request_id, status, runtime_ms, produced_bytes, error_type=error_type, spans=spans, trace=trace
     )
-    report = report_record(
-        request_id,
-        duration_ms,
-        memory_mb,
-        max_memory_used_mb,
-        init_ms=init_ms,
-        status=status,
-        error_type=error_type,
-        trace=trace,
-    )
-    return [("platform.runtimeDone", done), ("platform.report", report)]
+    return "platform.runtimeDone", record
