@@ -99,6 +99,16 @@ if MODE == "logs":
     with open("/tmp/second.json", "w") as f:
         json.dump({"status": second[0], "body": json.loads(second[2])}, f)
 else:
+    if MODE == "dead":  # destinations outside the sandbox, or Lambda's own port: refused
+        statuses = []
+        for hostile in ({"protocol": "HTTP", "URI": "http://127.0.0.1:4243/"},
+                        {"protocol": "HTTP", "URI": "http://169.254.169.254:80/latest"},
+                        {"protocol": "HTTP", "URI": "https://sandbox.localdomain:4243/"},
+                        {"protocol": "HTTP", "URI": "http://sandbox.localdomain:9001/"},
+                        {"protocol": "TCP", "port": 9001}):
+            sub = {"schemaVersion": "2022-12-13", "types": ["platform"], "destination": hostile}
+            statuses.append(str(request("/2022-07-01/telemetry", json.dumps(sub).encode(), h, "PUT")[0]))
+        print("subscriber hostile", ",".join(statuses), flush=True)
     types = ["platform", "function"] if MODE == "slow" else ["platform", "function", "extension"]
     sub = {"schemaVersion": "2022-12-13", "types": types, "buffering": buffering, "destination": destination}
     status, _, answer = request("/2022-07-01/telemetry", json.dumps(sub).encode(), h, "PUT")
@@ -321,6 +331,7 @@ def test_dead_and_hung_listeners_delay_neither_invokes_nor_the_server_stop(tmp_p
         for name in names:
             text = wait_log(srv, name, "subscriber subscribed")
             assert "subscriber subscribed 200" in text
+        assert "subscriber hostile 403,403,403,400,400" in function_log_text(srv, names[0])
         assert srv.stop() == 0  # stopped cleanly, not killed after stop_process's 15 s
         stopped = True
     finally:
