@@ -6,13 +6,10 @@ Nothing on the invoke path spawns a process, copies code, polls or sleeps: the r
 gets the event through its pending ``/next``, the answer resolves a future, the process
 exit is watched with a pidfd, and the log pipe is read when readable.
 
-Between invocations the environment is frozen (its cgroup's freezer), as in AWS: ``suspend()``
-(the pool calls it when the environment goes idle) freezes it ``FREEZE_DELAY_S`` (2 ms) after the
-runtime waits in ``/next`` again, which comes after the caller has its answer, or
-``FREEZE_GRACE_S`` after the response if the runtime never asks; ``invoke()`` thaws it once the
-event is in the runtime's socket, and ``destroy()`` (the sandbox's kill) thaws it too. A runtime
-parked in ``/next`` is frozen and thawed without being woken (see :mod:`lamina.linux.cgroups`):
-~10 us each way.
+Between invocations the environment is frozen (:mod:`lamina.runtime.environment_freezer`):
+``suspend()`` (the pool calls it when the environment goes idle) freezes it soon after the runtime
+waits in ``/next`` again; ``invoke()`` thaws it once the event is in the runtime's socket, and
+``destroy()`` (the sandbox's kill) thaws it too.
 
 Extensions (:mod:`lamina.runtime.extension_host`): with files in ``/opt/extensions`` lamina-init
 is PID 1 and starts them first; Init starts the runtime once they all registered and ends when the
@@ -39,9 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from lamina.domain import dns
+from lamina.errors import LaminaError
 from lamina.linux import CgroupError, NetNamespace
-from lamina.runtime import init_binary, native_gate, wrapper
+from lamina.runtime import init_binary
 from lamina.runtime import telemetry_events as te
+from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
+from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
+from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
     ExtensionListingError,
@@ -51,7 +52,6 @@ from lamina.runtime.extension_files import (
 from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
-from lamina.runtime.log_pipe import LogPipe
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
 from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
@@ -63,8 +63,8 @@ from lamina.runtime.runtime_api import (
     ResultKind,
     RuntimeApi,
     RuntimeApiClosed,
-    SubscribeHandler,
 )
+from lamina.runtime.runtime_env import runtime_argv, runtime_environment
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
@@ -72,48 +72,24 @@ from lamina.runtime.target import InvokeResult as InvokeResult
 from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
+from lamina.runtime.target import error_body, exit_reason
+from lamina.runtime.telemetry import Telemetry
+from lamina.runtime.telemetry_events import Category
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
-RUNTIME_API = "127.0.0.1:9001"
-LOG_TAIL_BYTES = 4096
-# How long after its response a runtime that does not call /next again keeps running unfrozen.
-FREEZE_GRACE_S = 0.1
-# How long after the runtime asks for its next event the environment is frozen.
-FREEZE_DELAY_S = 0.002
 log = logging.getLogger("lamina.environment")
 
 
-def _error(inv: Invocation, error_type: str, reason: str) -> bytes:
-    """The platform's error body for ``inv``: ``{"errorType", "errorMessage": "RequestId: <id> Error: <reason>"}``."""
-    return json.dumps(
-        {"errorType": error_type, "errorMessage": f"RequestId: {inv.request_id} Error: {reason}"}
-    ).encode()
-
-
-def _exit_text(code: int | None) -> str:
-    if code is None:
-        return "signal: killed"
-    if code < 0:
-        return "signal: killed" if code == -9 else f"signal: {-code}"
-    return f"exit status {code}"
-
-
-def _exit_reason(code: int | None) -> str:
-    """Lambda's words for a runtime that exited before answering (rapid's process termination):
-    status 0 gave no reason, any other status or signal is an error."""
-    if code == 0:
-        return "Runtime exited without providing a reason"
-    return f"Runtime exited with error: {_exit_text(code)}"
-
-
-def _start_sandbox(spec: SandboxSpec, write_fd: int) -> Sandbox:
-    """``Sandbox.start``, then the server's copy of the log pipe's write end closed (here, not on the
-    loop: a start whose caller was cancelled still uses it)."""
+def _start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
+    """``Sandbox.start``, then the server's copies of the log pipes' write ends closed (here, not on
+    the loop: a start whose caller was cancelled still uses them)."""
     try:
         return Sandbox.start(spec)
     finally:
         os.close(write_fd)
+        if ext_fd is not None:
+            os.close(ext_fd)
 
 
 class Environment:
@@ -150,27 +126,27 @@ class Environment:
             dt.datetime.now(dt.UTC),
             custom_group=self.log_group != f"/aws/lambda/{target.name}",
         )
-        self._log_stream = logs.open(
-            LogDestination(
-                target.account,
-                target.region,
-                target.name,
-                str(target.config.get("Role") or ""),
-                self.log_group,
-                self.stream,
-                json=(logging_config or {}).get("LogFormat") == "JSON",
-            )
+        # Its processes' output: log pipes, log stream, the Tail (bounded whatever they print).
+        self.out = EnvironmentOutput(
+            logs,
+            logs.open(
+                LogDestination(
+                    target.account,
+                    target.region,
+                    target.name,
+                    str(target.config.get("Role") or ""),
+                    self.log_group,
+                    self.stream,
+                    json=(logging_config or {}).get("LogFormat") == "JSON",
+                )
+            ),
         )
-        self._log_pipe: LogPipe | None = None  # its processes' output (an Init retry opens another)
         self.netns: NetNamespace | None = None
         self.api: RuntimeApi | None = None
         self.relay: EndpointRelay | None = None
         self.sandbox: Sandbox | None = None
         self._pidfd = -1
         self._exited: asyncio.Future[int | None] | None = None
-        # The current invocation's log output, its last LOG_TAIL_BYTES at least (the Tail): bounded,
-        # whatever the function prints.
-        self._buffer = bytearray()
         self.init_ms: float | None = None  # reported on the first invocation only
         self.init_error: InvocationResult | None = None
         self._init_reason: str | None = None  # an init error of the platform's (see _platform_init_error)
@@ -183,7 +159,13 @@ class Environment:
         self.cgroups = cgroups or CgroupPolicy()
         self.host_ids = host_ids
         self.host_id: int | None = None  # taken at start, given back once no process is left
-        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._freezer = Freezer(
+            may_freeze=self._may_freeze,
+            sandbox=lambda: self.sandbox,
+            api=lambda: self.api,
+            telemetry=lambda: self.out.telemetry,
+            failed=self._retire,
+        )
         self._starting: asyncio.Future[Sandbox] | None = None  # Sandbox.start, while in its thread
         self._destroying: asyncio.Future[None] | None = None
         # Its extensions (external and internal): None until its Init starts.
@@ -196,8 +178,7 @@ class Environment:
         # Told each platform event as it happens: (type, record) with the Telemetry API's names
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
-        # Where its extensions' Telemetry/Logs API subscriptions go (None: "not supported").
-        self.on_subscribe: SubscribeHandler | None = None
+        self._json_logs = (logging_config or {}).get("LogFormat") == "JSON"
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -209,62 +190,13 @@ class Environment:
         return self.target.api if usable else None
 
     def _env_vars(self) -> dict[str, str]:
-        t, cfg = self.target, self.target.config
-        logging_config = cfg.get("LoggingConfig") or {}
-        env = {
-            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "_HANDLER": str(cfg.get("Handler", "")),
-            "AWS_LAMBDA_FUNCTION_NAME": t.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": t.version,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(cfg.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
-            "AWS_LAMBDA_RUNTIME_API": RUNTIME_API,
-            "AWS_REGION": t.region,
-            "AWS_DEFAULT_REGION": t.region,
-            "AWS_ACCESS_KEY_ID": t.credentials[0],
-            "AWS_SECRET_ACCESS_KEY": t.credentials[1],
-            "AWS_SESSION_TOKEN": t.credentials[2],
-            **(
-                public.env(t.region)
-                if (public := self._public_api) is not None
-                else {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{t.endpoint_port}"}
-            ),
-            "LAMBDA_TASK_ROOT": "/var/task",
-            "LAMBDA_RUNTIME_DIR": "/var/runtime",
-        }
-        runtime = str(cfg.get("Runtime", ""))
-        if runtime.startswith("python"):  # on the host's interpreter or the image's
-            env["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{runtime}"
-        if logging_config.get("LogFormat") == "JSON":
-            # What AWS's runtimes read to log as JSON records, at the function's application level.
-            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-            env["AWS_LAMBDA_LOG_LEVEL"] = str(logging_config.get("ApplicationLogLevel", "INFO"))
-        user = (cfg.get("Environment") or {}).get("Variables") or {}
-        merged = {**env, **user}
-        if t.native_gate is not None:
-            merged[native_gate.ENV_VAR] = t.native_gate  # the bootstrap takes it out before user code
-        return merged
-
-    def _argv(self) -> tuple[str, ...] | None:
-        t = self.target
-        if t.userland is not None and (t.userland / "var/runtime/bootstrap").is_file():
-            # The image's own: AWS's runtime client and bootstrap, which applies AWS_LAMBDA_EXEC_WRAPPER.
-            return ("/var/runtime/bootstrap",)
-        if t.python is not None:
-            argv: tuple[str, ...] = (f"/var/lang/{t.python.executable}", "/var/runtime/bootstrap.py")
-        # Custom runtime: /var/task/bootstrap, then /opt/bootstrap (later layers win).
-        elif (t.code_dir / "bootstrap").is_file():
-            argv = ("/var/task/bootstrap",)
-        elif any((d / "bootstrap").is_file() for d in t.layer_dirs):
-            argv = ("/opt/bootstrap",)
-        else:
-            return None
-        return wrapper.wrapped(argv, (t.config.get("Environment") or {}).get("Variables") or {})
+        return runtime_environment(
+            self.target,
+            log_group=self.log_group,
+            log_stream=self.stream,
+            initialization_type=self.initialization_type,
+            public_api=self._public_api,
+        )
 
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
@@ -272,25 +204,19 @@ class Environment:
         await self._init_runtime()
         if self.init_error is not None:
             self._init_report("init")
-        elif self.on_platform_event is not None:
+        elif self._platform_events:
             self._init_events("init")
+        if self.out.telemetry is not None:
+            self.out.telemetry.init_done()
 
     def _init_events(self, phase: str) -> None:
         """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
         error = self.init_error
-        status = (
-            "success" if error is None else "timeout" if error.error_type == "Sandbox.Timedout" else "error"
-        )
-        kind = error.error_type or "Runtime.Unknown" if error is not None else None
-        init_type = self.initialization_type
-        done = te.init_runtime_done_record(
-            status, error_type=kind, initialization_type=init_type, phase=phase
-        )
-        self.platform_event("platform.initRuntimeDone", done)
-        report = te.init_report_record(
-            self.init_ms or 0.0, status, error_type=kind, initialization_type=init_type, phase=phase
-        )
-        self.platform_event("platform.initReport", report)
+        error_type = (error.error_type or "Runtime.Unknown") if error is not None else None
+        for kind, record in te.init_end_records(
+            self.init_ms or 0.0, error_type, initialization_type=self.initialization_type, phase=phase
+        ):
+            self.platform_event(kind, record)
 
     def _init_report(self, phase: str) -> None:
         """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
@@ -301,7 +227,7 @@ class Environment:
         self._drain_logs()  # the runtime's own [ERROR] lines come first
         error_type = self.init_error.error_type or "Runtime.Unknown"
         self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
-        if self.on_platform_event is not None:
+        if self._platform_events:
             self._init_events(phase)
 
     async def _retry_init(self) -> None:
@@ -309,6 +235,7 @@ class Environment:
         everything of the failed attempt goes (its sandbox, namespace, host uid) and a new one
         starts under a new id, logging to the same stream."""
         await self.destroy()
+        self._destroying = None  # the new attempt's own teardown is still to come
         self.retired = False
         self.init_error = None
         self._init_reason = None
@@ -318,17 +245,28 @@ class Environment:
         await self._init_runtime()
         if self.init_error is not None:
             self._init_report("invoke")
+        elif self._platform_events:
+            self._init_events("invoke")
+        if self.out.telemetry is not None:
+            self.out.telemetry.init_done()
 
     async def _init_runtime(self) -> None:
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
+        started, started_epoch = time.perf_counter(), time.time()
         t = self.target
-        if self.on_platform_event is not None:
+        try:
+            paths = external_extensions(t.layer_dirs)
+        except ExtensionListingError as exc:
+            paths = ()
+            log.warning("environment %s: %s", self.id, exc)
+        if paths:
+            self._open_telemetry()  # from the start of Init: its subscribers get all of it
+        if self._platform_events:
             record = te.init_start_record(
                 initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
             )
-            self.platform_event("platform.initStart", record)
-        argv = self._argv()
+            self.platform_event("platform.initStart", record, epoch_s=started_epoch)
+        argv = runtime_argv(t)
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000
             self._platform_init_error(
@@ -341,14 +279,9 @@ class Environment:
             eni_ns = t.vpc_namespaces[next(_spread) % len(t.vpc_namespaces)]
             self.attachment = await loop.run_in_executor(None, self.attacher, self.netns, eni_ns)
         self.api = RuntimeApi(self.netns.listen_tcp("127.0.0.1", 9001))
-        try:
-            paths = external_extensions(t.layer_dirs)
-        except ExtensionListingError as exc:
-            paths = ()
-            log.warning("environment %s: %s", self.id, exc)
         host = self._extension_host(tuple(p.rsplit("/", 1)[-1] for p in paths[:MAX_EXTENSIONS]))
         self.api.extensions = host.api
-        self.api.on_subscribe = self.on_subscribe
+        self.api.on_subscribe = self._subscribe
         await self.api.start()
         init_path: Path | None = None
         if paths:
@@ -368,8 +301,7 @@ class Environment:
             await self.relay.start()
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
-        self._log_pipe = LogPipe(self.logs, self._output)
-        write_fd = self._log_pipe.open()
+        write_fd, ext_fd = self.out.open(bool(paths))
         cfg = t.config
         env_vars = self._env_vars()
         limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
@@ -397,7 +329,7 @@ class Environment:
             hosts=dns.HOSTS,
             ca_bundle=public.ca if (public := self._public_api) is not None else None,
             extensions=paths,
-            extension_stdout=write_fd if paths else None,
+            extension_stdout=ext_fd,
             extension_env=extension_environment(env_vars) if paths else None,
             init_binary=init_path,
         )
@@ -405,9 +337,11 @@ class Environment:
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd)
+            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd, ext_fd)
         except BaseException:
             os.close(write_fd)
+            if ext_fd is not None:
+                os.close(ext_fd)
             raise
         self._starting = starting
         try:
@@ -457,7 +391,7 @@ class Environment:
         self.init_ms = (time.perf_counter() - started) * 1000
         for line in host.log_lines():
             self._log(line.encode() + b"\n")
-        if self.on_platform_event is not None:
+        if self._platform_events:
             for ext in host.api.extensions:
                 ext_record = te.extension_record(
                     ext.name, ext.state.value, ext.events, error_type=ext.error_type
@@ -475,7 +409,7 @@ class Environment:
             reason = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
             error_type = "Sandbox.Timedout"
         else:
-            reason = _exit_reason(code)
+            reason = exit_reason(code)
             error_type = "Runtime.ExitError"
         self._platform_init_error(error_type, reason)
 
@@ -510,10 +444,40 @@ class Environment:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
 
-    def platform_event(self, kind: str, record: dict[str, Any]) -> None:
-        """A platform event (Telemetry API names) happened: to ``on_platform_event``, if any."""
+    @property
+    def _platform_events(self) -> bool:
+        """Whether platform events go anywhere (only then are their records built)."""
+        telemetry = self.out.telemetry
+        return self.on_platform_event is not None or (
+            telemetry is not None and telemetry.wants(Category.PLATFORM)
+        )
+
+    def platform_event(self, kind: str, record: dict[str, Any], *, epoch_s: float | None = None) -> None:
+        """A platform event (Telemetry API names) happened: to the Telemetry API and
+        ``on_platform_event``, if any."""
+        if self.out.telemetry is not None:
+            self.out.telemetry.emit(kind, record, epoch_s=epoch_s)
         if self.on_platform_event is not None:
             self.on_platform_event(kind, record)
+
+    def _open_telemetry(self) -> Telemetry:
+        """Its Telemetry API and Logs API: from the start of Init with external extensions, else
+        from an internal extension's first subscription."""
+        refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
+        return self.out.open_telemetry(sandbox_connector(lambda: self.netns, refused), self._json_logs)
+
+    def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
+        """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
+        telemetry = self.out.telemetry
+        if telemetry is None:  # an internal extension's, no external one: Init has started
+            telemetry, t = self._open_telemetry(), self.target
+            start = te.init_start_record(
+                initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
+            )
+            telemetry.emit("platform.initStart", start)
+            if self.init_ms is not None:
+                telemetry.init_done()  # subscriptions are refused after Init
+        return telemetry.subscribe(api, extension_name, body)
 
     def _platform_init_error(self, error_type: str, reason: str) -> None:
         """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
@@ -539,25 +503,11 @@ class Environment:
 
     def _drain_logs(self) -> None:
         """Read what the runtime wrote before answering (see :meth:`LogPipe.drain`)."""
-        if self._log_pipe is not None:
-            self._log_pipe.drain()
-
-    def _keep_tail(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > 2 * LOG_TAIL_BYTES:
-            del self._buffer[:-LOG_TAIL_BYTES]
-
-    def _output(self, data: bytes) -> None:
-        """The function's output (any chunk of it)."""
-        self._keep_tail(data)
-        self._log_stream.write(data)
+        self.out.drain()
 
     def _log(self, data: bytes) -> None:
         """A line of the platform's (START, END, REPORT, ...)."""
-        if not data:  # a system log line the function's SystemLogLevel leaves out
-            return
-        self._keep_tail(data)
-        self._log_stream.write_line(data)
+        self.out.line(data)
 
     @property
     def alive(self) -> bool:
@@ -572,58 +522,35 @@ class Environment:
     # -- between invocations ---------------------------------------------------------------------
 
     def suspend(self) -> None:
-        """Freeze the environment once its runtime waits for the next event (or after
-        ``FREEZE_GRACE_S``); called when it goes idle. Cancelled by :meth:`invoke`."""
-        if self.api is None or self.sandbox is None or not self.alive:
-            return
-        self._cancel_freeze()
-        self.api.when_parked(self._parked)
-        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_GRACE_S, self._freeze)
+        """Freeze the environment once it is idle (:mod:`lamina.runtime.environment_freezer`);
+        called when it goes idle. Cancelled by :meth:`invoke`."""
+        if self.api is not None and self.sandbox is not None and self.alive:
+            self._freezer.suspend()
 
-    def _parked(self) -> None:
-        # The runtime asks for its next event; its other threads may still be finishing the last
-        # one (awslambdaric's bookkeeping): frozen now, they would finish on the next invoke's
-        # critical path. A caller invoking again within FREEZE_DELAY_S finds it unfrozen.
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-        self._freeze_timer = asyncio.get_running_loop().call_later(FREEZE_DELAY_S, self._freeze)
+    def _may_freeze(self) -> bool:
+        return not (self.busy or self.retired or self.sandbox is None or not self.alive)
 
-    def _cancel_freeze(self) -> None:
-        if self.api is not None:
-            self.api.when_parked(None)
-        if self._freeze_timer is not None:
-            self._freeze_timer.cancel()
-            self._freeze_timer = None
-
-    def _freeze(self) -> None:
-        self._cancel_freeze()
-        if self.busy or self.retired or self.sandbox is None or not self.alive:
-            return
-        try:
-            self.sandbox.freeze()
-        except SandboxError:
-            log.exception("environment %s could not be frozen; it is retired", self.id)
-            self.retired = True
-
-    def _thaw(self) -> None:
-        if self.sandbox is not None and self.sandbox.cgroup.frozen:
-            self.sandbox.thaw()
+    def _retire(self) -> None:
+        self.retired = True
 
     # -- invoke ---------------------------------------------------------------------------------
 
     async def invoke(self, inv: Invocation, timeout_s: float, first: bool) -> InvokeResult:
         self.busy = True
-        self._cancel_freeze()
+        self._freezer.cancel()
         started = time.perf_counter()
         if self.init_error is None:
-            self._buffer = bytearray()
+            self.out.tail = bytearray()
         else:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init()
         self._log(self._platform.start(inv.request_id, self.target.version))
-        if self.on_platform_event is not None:
-            self.platform_event("platform.start", te.start_record(inv.request_id, self.target.version))
+        if self._platform_events:
+            trace = te.tracing(inv.trace_id) if inv.trace_id else None
+            self.platform_event(
+                "platform.start", te.start_record(inv.request_id, self.target.version, trace=trace)
+            )
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -648,7 +575,7 @@ class Environment:
                 failed = host.when(host.failed)
             future = self.api.invoke(inv)
             # Thawed once the event is in its socket: the runtime finds it as soon as it runs.
-            self._thaw()
+            self._freezer.thaw()
             pending: set[asyncio.Future[Any]] = {future, self._exited}
             if failed is not None:
                 pending.add(failed)
@@ -660,7 +587,7 @@ class Environment:
                 assert host is not None and host.failure is not None
                 future.cancel()
                 outcome, error_type = Outcome.EXITED, host.failure[0]
-                payload = _error(inv, error_type, host.failure[1])
+                payload = error_body(inv.request_id, error_type, host.failure[1])
                 self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{error_type}\n".encode())
                 self.retired = True
                 self.shutdown_reason = "failure"
@@ -679,7 +606,9 @@ class Environment:
             elif not done:
                 future.cancel()
                 outcome, error_type = Outcome.TIMEOUT, "Sandbox.Timedout"
-                payload = _error(inv, error_type, f"Task timed out after {timeout_s:.2f} seconds")
+                payload = error_body(
+                    inv.request_id, error_type, f"Task timed out after {timeout_s:.2f} seconds"
+                )
                 self.retired = True
                 self.shutdown_reason = "timeout"
             else:
@@ -687,14 +616,14 @@ class Environment:
                 self.shutdown_reason = "failure"
                 code = self._exited.result() if self._exited.done() else None
                 outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-                payload = _error(inv, error_type, _exit_reason(code))
+                payload = error_body(inv.request_id, error_type, exit_reason(code))
                 self.retired = True
         oom = self.sandbox is not None and self.sandbox.oom_killed()
         if outcome is not Outcome.EXITED and oom:
             # Lambda stops the whole runtime when a function exceeds its memory; the kernel's OOM
             # killer (cgroup v1) may have picked a child instead, so the environment goes anyway.
             outcome, error_type = Outcome.EXITED, "Runtime.ExitError"
-            payload = _error(inv, error_type, "Runtime exited with error: signal: killed")
+            payload = error_body(inv.request_id, error_type, "Runtime exited with error: signal: killed")
             self.retired = True
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
@@ -723,6 +652,11 @@ class Environment:
             self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
         ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
+        if self._platform_events:  # the runtime is done with it (its extensions may not be)
+            kind, record = te.runtime_done_event(
+                inv.request_id, ended, duration, len(payload), error_type=report_error, trace_id=inv.trace_id
+            )
+            self.platform_event(kind, record)
         if not self.retired and host is not None and host.active and not host.idle_or_failed():
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
@@ -730,9 +664,9 @@ class Environment:
             self._settle(
                 inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error
             )
-            return InvokeResult(outcome, payload, bytes(self._buffer[-LOG_TAIL_BYTES:]), duration, error_type)
+            return InvokeResult(outcome, payload, self.out.tail_bytes(), duration, error_type)
         self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
-        tail = bytes(self._buffer[-LOG_TAIL_BYTES:])
+        tail = self.out.tail_bytes()
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
@@ -761,11 +695,7 @@ class Environment:
             error_type=report_error,
         )
         self._log(self._platform.report(report))
-        if self.on_platform_event is not None:
-            done = te.runtime_done_record(
-                inv.request_id, ended, runtime_ms, produced, error_type=report_error
-            )
-            self.platform_event("platform.runtimeDone", done)
+        if self._platform_events:
             record = te.report_record(
                 inv.request_id,
                 duration_ms,
@@ -774,6 +704,7 @@ class Environment:
                 init_ms=init_ms,
                 status=status,
                 error_type=report_error,
+                trace=te.tracing(inv.trace_id) if inv.trace_id else None,
             )
             self.platform_event("platform.report", record)
 
@@ -851,7 +782,7 @@ class Environment:
         if sandbox.returncode is None and self._exited is not None and not self._exited.done():
             await host.shutdown(
                 self.shutdown_reason,
-                self._thaw,
+                self._freezer.thaw,
                 sandbox.terminate_runtime,
                 sandbox.kill_runtime,
                 self._exited,
@@ -860,7 +791,7 @@ class Environment:
     async def _teardown(self) -> None:
         loop = asyncio.get_running_loop()
         self.retired = True
-        self._cancel_freeze()  # the sandbox's close kills and thaws it
+        self._freezer.cancel()  # the sandbox's close kills and thaws it
         starting, self._starting = self._starting, None
         if starting is not None:
             # A cancelled start: wait for its thread (nothing may be torn down under it, and what it
@@ -868,6 +799,12 @@ class Environment:
             await asyncio.wait({starting})
             if self.sandbox is None and not starting.cancelled() and starting.exception() is None:
                 self.sandbox = starting.result()
+        telemetry = self.out.telemetry
+        if telemetry is not None and telemetry.subscribers and self.sandbox is not None and self.alive:
+            # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too).
+            with contextlib.suppress(LaminaError):
+                self._freezer.thaw()
+                await telemetry.flush(TELEMETRY_FLUSH_S)
         if self.sandbox is not None and self.extensions is not None and self.extensions.active:
             await self._shutdown(self.sandbox, self.extensions)
         settling, self.settling = self.settling, None
@@ -897,9 +834,10 @@ class Environment:
                 loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
-        if self._log_pipe is not None and self._log_pipe.open_:
-            self._log_pipe.close()
-            self._log_stream.end()
+        self.out.close()
+        if telemetry is not None:
+            self.out.telemetry = None
+            await telemetry.close()
         for closer in (self.api, self.relay):
             if closer is not None:
                 with contextlib.suppress(RuntimeApiClosed, OSError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from lamina.linux import NetNamespace
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.public_api import ApiAccess
 
-__all__ = ["Attacher", "InvokeResult", "NetworkAttachment", "Outcome", "Target"]
+__all__ = ["Attacher", "InvokeResult", "NetworkAttachment", "Outcome", "Target", "error_body", "exit_reason"]
 
 
 class NetworkAttachment(Protocol):
@@ -110,3 +111,27 @@ def _image_dir(userland: Path, name: str) -> Path | None:
     """A directory of an image's root filesystem (``var/runtime``, ``var/lang``), if it has one."""
     path = userland / name
     return path if path.is_dir() and not path.is_symlink() else None
+
+
+def error_body(request_id: str, error_type: str, reason: str) -> bytes:
+    """The platform's error body for an invocation: ``{"errorType", "errorMessage": "RequestId: <id>
+    Error: <reason>"}``."""
+    return json.dumps(
+        {"errorType": error_type, "errorMessage": f"RequestId: {request_id} Error: {reason}"}
+    ).encode()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "signal: killed"
+    if code < 0:
+        return "signal: killed" if code == -9 else f"signal: {-code}"
+    return f"exit status {code}"
+
+
+def exit_reason(code: int | None) -> str:
+    """Lambda's words for a runtime that exited (status ``code``, negative: a signal) before
+    answering (rapid's process termination): status 0 gave no reason, any other is an error."""
+    if code == 0:
+        return "Runtime exited without providing a reason"
+    return f"Runtime exited with error: {_exit_text(code)}"

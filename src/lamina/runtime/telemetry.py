@@ -423,10 +423,11 @@ class Telemetry:
 
     # -- events ----------------------------------------------------------------------------------
 
-    def emit(self, kind: str, record: Any) -> None:
-        """A platform event (``platform.start`` with a record of :mod:`telemetry_events`' builders)."""
+    def emit(self, kind: str, record: Any, *, epoch_s: float | None = None) -> None:
+        """A platform event (``platform.start`` with a record of :mod:`telemetry_events`' builders)
+        that happened at ``epoch_s`` (None: now)."""
         if self.wants(Category.PLATFORM):
-            self._dispatch(Event(kind, record))
+            self._dispatch(Event(kind, record, epoch_s=epoch_s))
 
     def function_output(self, data: bytes) -> None:
         """The function's output, as read from its log pipe (lines may be cut anywhere)."""

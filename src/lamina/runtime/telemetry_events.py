@@ -285,3 +285,48 @@ def subscription_record(name: str, state: str, types: Sequence[str]) -> dict[str
 def logs_dropped_record(dropped_records: int, dropped_bytes: int) -> dict[str, Any]:
     """``platform.logsDropped``: records a subscriber did not get, its buffer being full."""
     return {"reason": DROPPED_REASON, "droppedRecords": dropped_records, "droppedBytes": dropped_bytes}
+
+
+# -- the events of a phase's end, as the environment emits them ------------------------------------
+
+
+def init_end_records(
+    duration_ms: float,
+    error_type: str | None,
+    *,
+    initialization_type: str = "on-demand",
+    phase: str = "init",
+) -> list[tuple[str, dict[str, Any]]]:
+    """``platform.initRuntimeDone`` and ``platform.initReport`` of an Init phase that took
+    ``duration_ms`` and failed with ``error_type`` (None: succeeded; ``Sandbox.Timedout``: timeout)."""
+    status = "success" if error_type is None else "timeout" if error_type == "Sandbox.Timedout" else "error"
+    done = init_runtime_done_record(
+        status, error_type=error_type, initialization_type=initialization_type, phase=phase
+    )
+    report = init_report_record(
+        duration_ms, status, error_type=error_type, initialization_type=initialization_type, phase=phase
+    )
+    return [("platform.initRuntimeDone", done), ("platform.initReport", report)]
+
+
+def runtime_done_event(
+    request_id: str,
+    status: str,
+    runtime_ms: float,
+    produced_bytes: int,
+    *,
+    error_type: str | None,
+    trace_id: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """``platform.runtimeDone`` as the runtime's answer arrives, ``runtime_ms`` after its event, with
+    its spans (from the event to the response, which arrives whole: ``responseDuration`` ~0)."""
+    trace = tracing(trace_id) if trace_id else None
+    begun = time.time() - runtime_ms / 1000
+    spans = (
+        Span("responseLatency", begun, runtime_ms),
+        Span("responseDuration", begun + runtime_ms / 1000, 0.0),
+    )
+    record = runtime_done_record(
+        request_id, status, runtime_ms, produced_bytes, error_type=error_type, spans=spans, trace=trace
+    )
+    return "platform.runtimeDone", record
