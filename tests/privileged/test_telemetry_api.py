@@ -139,8 +139,14 @@ def handler(event, context):
                 events = [json.loads(line) for line in f if line.endswith("\\n")]
         except FileNotFoundError:
             events = []
-        if any(e["type"] == until["type"] and until.get("requestId") in (None, (e["record"] or {}).get("requestId"))
-               for e in events if isinstance(e["record"], dict)) or time.time() > deadline:
+        rid = context.aws_request_id
+        # Until the awaited event, and this invoke's own start and line, have arrived (in batches).
+        waited = any(e["type"] == until["type"] and until.get("requestId") in (None, (e["record"] or {}).get("requestId"))
+                     for e in events if isinstance(e["record"], dict))
+        started = any(e["type"] == "platform.start" and isinstance(e["record"], dict)
+                      and e["record"].get("requestId") == rid for e in events)
+        printed = any(e["type"] == "function" and e["record"] == f"fn says {rid}\\n" for e in events)
+        if (waited and started and printed) or time.time() > deadline:
             break
         time.sleep(0.05)
     second = json.load(open("/tmp/second.json")) if os.path.exists("/tmp/second.json") else None
