@@ -230,10 +230,12 @@ class Environment:
         if self._platform_events:
             self._init_events(phase)
 
-    async def _retry_init(self) -> None:
+    async def _retry_init(self, timeout_s: float) -> None:
         """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
         everything of the failed attempt goes (its sandbox, namespace, host uid) and a new one
-        starts under a new id, logging to the same stream."""
+        starts under a new id, logging to the same stream. The retry has the function's timeout,
+        not Init's 10 s ("Lambda retries the Init phase at the time of the first function
+        invocation with the configured function timeout"), and counts in it."""
         await self.destroy()
         self._destroying = None  # the new attempt's own teardown is still to come
         self.retired = False
@@ -242,7 +244,7 @@ class Environment:
         self.init_ms = None
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = self.work_root / self.id
-        await self._init_runtime()
+        await self._init_runtime(timeout_s, f"Task timed out after {timeout_s:.2f} seconds")
         if self.init_error is not None:
             self._init_report("invoke")
         elif self._platform_events:
@@ -250,7 +252,13 @@ class Environment:
         if self.out.telemetry is not None:
             self.out.telemetry.init_done()
 
-    async def _init_runtime(self) -> None:
+    async def _init_runtime(
+        self,
+        limit_s: float = INIT_TIMEOUT_S,
+        timeout_reason: str = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds",
+    ) -> None:
+        """Start the sandbox (extensions first, then the runtime) and wait, up to ``limit_s``, for
+        the runtime and every registered extension to call next; a timeout is ``timeout_reason``."""
         loop = asyncio.get_running_loop()
         started, started_epoch = time.perf_counter(), time.time()
         t = self.target
@@ -358,7 +366,7 @@ class Environment:
         self._exited = loop.create_future()
         self._pidfd = os.pidfd_open(self.sandbox.pid)
         loop.add_reader(self._pidfd, self._on_exit)
-        deadline = started + INIT_TIMEOUT_S
+        deadline = started + limit_s
         if paths:
             report_fd = self.sandbox.report_fd
             if report_fd is not None:
@@ -406,7 +414,7 @@ class Environment:
             return
         code = self._exited.result() if self._exited.done() else None
         if not done:
-            reason = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds"
+            reason = timeout_reason
             error_type = "Sandbox.Timedout"
         else:
             reason = exit_reason(code)
@@ -544,7 +552,7 @@ class Environment:
         else:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
-            await self._retry_init()
+            await self._retry_init(timeout_s)
         self._log(self._platform.start(inv.request_id, self.target.version))
         if self._platform_events:
             trace = te.tracing(inv.trace_id) if inv.trace_id else None
@@ -579,7 +587,9 @@ class Environment:
             pending: set[asyncio.Future[Any]] = {future, self._exited}
             if failed is not None:
                 pending.add(failed)
-            done, _ = await asyncio.wait(pending, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            # What an Init retry took counts in the function's timeout.
+            left = max(0.0, timeout_s - (time.perf_counter() - started))
+            done, _ = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
             if failed is not None and not failed.done():
                 failed.cancel()
             if failed is not None and failed in done and not future.done():

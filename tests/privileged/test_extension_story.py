@@ -1,0 +1,172 @@
+"""Issue 19's user story with layers shaped as users ship them: a Parameters-and-Secrets-style
+extension serving ``localhost:2773`` to the function's Init code, an ADOT-style
+``AWS_LAMBDA_EXEC_WRAPPER``, a Logs API extension written as AWS's sample is (a ``#!/bin/sh``
+trampoline to ``python``, its listener on ``sandbox``), and an extension that never registers
+with a function timeout shorter than Init's 10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lamina_server import LaminaServer
+from test_extensions import call, create, layer, wait_log
+
+pytestmark = pytest.mark.privileged
+
+RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
+if not any((d / "lamina-runtime.json").is_file() for d in RUNTIMES_DIR.glob("python3.*")):
+    pytest.skip(f"no Python runtime installed in {RUNTIMES_DIR}", allow_module_level=True)
+
+# Serves before it registers, as the Parameters and Secrets extension does: the runtime (started
+# once every extension registered) finds it listening.
+PARAMS_EXT = """#!/usr/bin/env python3
+import json, os, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2020-01-01/extension"
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.headers.get("X-Aws-Parameters-Secrets-Token") == os.environ["AWS_SESSION_TOKEN"]
+        body = json.dumps({"Parameter": {"Name": self.path, "Value": "s3cr3t"}}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = ThreadingHTTPServer(("localhost", 2773), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+req = urllib.request.Request(f"{API}/register", data=b'{"events": ["SHUTDOWN"]}',
+                             headers={"Lambda-Extension-Name": "parameters-secrets"})
+with urllib.request.urlopen(req) as r:
+    ident = r.headers["Lambda-Extension-Identifier"]
+while True:
+    req = urllib.request.Request(f"{API}/event/next", headers={"Lambda-Extension-Identifier": ident})
+    with urllib.request.urlopen(req) as r:
+        if json.loads(r.read())["eventType"] == "SHUTDOWN":
+            break
+"""
+
+# As AWS's python-example-logs-api-extension starts: sh runs the line, python skips it as a string.
+LOGS_EXT = """#!/bin/sh
+''''exec python -u -- "$0" ${1+"$@"} # '''
+import json, os, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}"
+NAME = os.path.basename(__file__)
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.end_headers()
+        with open("/tmp/logsapi.jsonl", "a") as f:
+            for e in json.loads(body):
+                f.write(json.dumps(e) + "\\n")
+    def log_message(self, *a):
+        pass
+def call(path, method="GET", body=None, headers={}):
+    req = urllib.request.Request(API + path, method=method, data=body, headers=headers)
+    with urllib.request.urlopen(req) as r:
+        return r.headers, r.read()
+h, _ = call("/2020-01-01/extension/register", "POST", b'{"events": ["INVOKE", "SHUTDOWN"]}',
+            {"Lambda-Extension-Name": NAME})
+ident = h["Lambda-Extension-Identifier"]
+srv = HTTPServer(("sandbox", 4243), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+sub = {"destination": {"protocol": "HTTP", "URI": "http://sandbox:4243"}, "types": ["platform", "function"],
+       "buffering": {"timeoutMs": 25, "maxBytes": 262144, "maxItems": 10000}}
+_, answer = call("/2020-08-15/logs", "PUT", json.dumps(sub).encode(), {"Lambda-Extension-Identifier": ident})
+print(NAME, "subscribed", answer.decode(), flush=True)
+while True:
+    _, b = call("/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ident})
+    if json.loads(b)["eventType"] == "SHUTDOWN":
+        break
+"""
+
+# ADOT's /opt/otel-instrument in spirit: extra environment, an interpreter flag, then the runtime.
+WRAPPER = """#!/bin/bash
+export OTEL_MARK=instrumented
+export OTEL_SERVICE_NAME="${OTEL_SERVICE_NAME:-$AWS_LAMBDA_FUNCTION_NAME}"
+args=("$@")
+exec "${args[0]}" -X otel=1 "${args[@]:1}"
+"""
+
+APP = """\
+import json, os, sys, urllib.request
+req = urllib.request.Request("http://localhost:2773/systemsmanager/parameters/get?name=db",
+                             headers={"X-Aws-Parameters-Secrets-Token": os.environ["AWS_SESSION_TOKEN"]})
+with urllib.request.urlopen(req, timeout=5) as r:
+    PARAM = json.loads(r.read())["Parameter"]
+
+def handler(event, context):
+    print("handler ran", context.aws_request_id, flush=True)
+    try:
+        seen = [json.loads(line) for line in open("/tmp/logsapi.jsonl")]
+    except FileNotFoundError:
+        seen = []
+    return {"param": PARAM, "xoptions": sys._xoptions, "mark": os.environ.get("OTEL_MARK"),
+            "service": os.environ.get("OTEL_SERVICE_NAME"), "seen": seen}
+"""
+
+
+def test_parameters_extension_wrapper_and_logs_api_sample_together(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    layers = [
+        layer(lam, {"extensions/parameters-secrets": PARAMS_EXT}),
+        layer(lam, {"extensions/logs_api_http_extension.py": LOGS_EXT}),
+        layer(lam, {"otel-instrument": WRAPPER}),
+    ]
+    name = create(
+        lam, layers, app=APP, Environment={"Variables": {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/otel-instrument"}}
+    )
+    r1, out1 = call(lam, name)
+    assert "FunctionError" not in r1, out1
+    assert out1["param"] == {"Name": "/systemsmanager/parameters/get?name=db", "Value": "s3cr3t"}
+    assert out1["xoptions"] == {"otel": "1"}
+    assert (out1["mark"], out1["service"]) == ("instrumented", name)
+    rid1 = r1["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    text = wait_log(invoke_server, name, f"REPORT RequestId: {rid1}")
+    assert 'logs_api_http_extension.py subscribed "OK"' in text
+    assert "EXTENSION\tName: logs_api_http_extension.py\tState: Ready\tEvents: [INVOKE,SHUTDOWN]" in text
+    assert "EXTENSION\tName: parameters-secrets\tState: Ready\tEvents: [SHUTDOWN]" in text
+    # The first invoke's events were flushed to the listener before the freeze: the second sees them.
+    _, out2 = call(lam, name)
+    kinds = [(e["type"], e["record"]) for e in out2["seen"]]
+    assert ("platform.start", {"requestId": rid1, "version": "$LATEST"}) in kinds
+    assert ("platform.end", {"requestId": rid1}) in kinds
+    assert ("function", f"handler ran {rid1}\n") in kinds
+    assert (
+        "platform.logsSubscription",
+        {"name": "logs_api_http_extension.py", "state": "Subscribed", "types": ["platform", "function"]},
+    ) in kinds
+    lam.delete_function(FunctionName=name)
+
+
+def test_the_init_retry_of_an_extension_that_never_registers_has_the_function_timeout(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    """Init gets 10 s; its retry during the invoke gets the function's timeout (3 s here), as AWS's
+    lifecycle page says, and the invoke answers the timeout of the invocation."""
+    name = create(
+        lam,
+        [layer(lam, {f"extensions/silent-{uuid.uuid4().hex[:4]}": "#!/bin/sh\nexec sleep 1000\n"})],
+        Timeout=3,
+    )
+    r, out = call(lam, name)
+    assert r["FunctionError"] == "Unhandled"
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert out == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {rid} Error: Task timed out after 3.00 seconds",
+    }
+    text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}.*\n")
+    assert "Phase: init\tStatus: timeout" in text and "Phase: invoke\tStatus: timeout" in text
+    report = [line for line in text.splitlines() if line.startswith(f"REPORT RequestId: {rid}")][0]
+    assert report.rstrip("\t").endswith("Status: timeout")  # AWS ends REPORT with a tab
+    lam.delete_function(FunctionName=name)
