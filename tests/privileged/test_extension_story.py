@@ -132,7 +132,9 @@ def test_parameters_extension_wrapper_and_logs_api_sample_together(
     assert (out1["mark"], out1["service"]) == ("instrumented", name)
     rid1 = r1["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     text = wait_log(invoke_server, name, f"REPORT RequestId: {rid1}")
-    assert 'logs_api_http_extension.py subscribed "OK"' in text
+    # What an extension printed during Init comes before the EXTENSION lines that end it.
+    subscribed = text.index('logs_api_http_extension.py subscribed "OK"')
+    assert subscribed < text.index("EXTENSION\tName: logs_api_http_extension.py")
     assert "EXTENSION\tName: logs_api_http_extension.py\tState: Ready\tEvents: [INVOKE,SHUTDOWN]" in text
     assert "EXTENSION\tName: parameters-secrets\tState: Ready\tEvents: [SHUTDOWN]" in text
     # The first invoke's events were flushed to the listener before the freeze: the second sees them.

@@ -397,7 +397,11 @@ class Environment:
                 if not future.done():
                     future.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
-        for line in host.log_lines():
+        lines = host.log_lines()
+        if lines:
+            # What the extensions and the runtime wrote during Init comes before the EXTENSION lines.
+            self._drain_logs()
+        for line in lines:
             self._log(line.encode() + b"\n")
         if self._platform_events:
             for ext in host.api.extensions:
