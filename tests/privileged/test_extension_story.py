@@ -7,7 +7,6 @@ with a function timeout shorter than Init's 10 s.
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from pathlib import Path
