@@ -7,7 +7,9 @@ with a function timeout shorter than Init's 10 s.
 
 from __future__ import annotations
 
+import base64
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -170,4 +172,29 @@ def test_the_init_retry_of_an_extension_that_never_registers_has_the_function_ti
     assert "Phase: init\tStatus: timeout" in text and "Phase: invoke\tStatus: timeout" in text
     report = [line for line in text.splitlines() if line.startswith(f"REPORT RequestId: {rid}")][0]
     assert report.rstrip("\t").endswith("Status: timeout")  # AWS ends REPORT with a tab
+    lam.delete_function(FunctionName=name)
+
+
+def test_a_provisioned_init_has_more_than_ten_seconds(lam: Any, invoke_server: LaminaServer) -> None:
+    """Provisioned concurrency's Init may run 130 s (or the function's timeout if longer), as AWS's
+    lifecycle page says: an Init of 11 s, past on-demand's 10 s, gets the environment READY, and the
+    invoke it serves has no Init of its own (no INIT_REPORT, no Init Duration)."""
+    app = "import time\ntime.sleep(11)\ndef handler(event, context):\n    return 'warm'\n"
+    name = create(lam, [], app=app, Timeout=3)
+    lam.publish_version(FunctionName=name)
+    lam.put_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
+    )
+    deadline = time.monotonic() + 90
+    while (got := lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1"))[
+        "Status"
+    ] == "IN_PROGRESS":
+        assert time.monotonic() < deadline, got
+        time.sleep(0.5)
+    assert got["Status"] == "READY", got
+    r, out = call(lam, f"{name}:1", LogType="Tail")
+    assert "FunctionError" not in r and out == "warm"
+    tail = base64.b64decode(r["LogResult"]).decode()
+    assert "INIT_REPORT" not in tail and "Init Duration" not in tail
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     lam.delete_function(FunctionName=name)

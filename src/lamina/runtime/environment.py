@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.domain import dns
+from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
 from lamina.linux import CgroupError, NetNamespace
 from lamina.runtime import init_binary
@@ -78,6 +79,10 @@ from lamina.runtime.telemetry_events import Category
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
+# ... but "for provisioned concurrency and SnapStart functions, your initialization code can run for
+# up to 15 minutes. The time limit is 130 seconds or the configured function timeout (maximum 900
+# seconds), whichever is higher" (AWS's execution environment lifecycle page).
+PROVISIONED_INIT_TIMEOUT_S = 130.0
 log = logging.getLogger("lamina.environment")
 
 
@@ -200,8 +205,13 @@ class Environment:
 
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
-        initialise, and its output is followed by the ``INIT_REPORT`` line Lambda writes then."""
-        await self._init_runtime()
+        initialise, and its output is followed by the ``INIT_REPORT`` line Lambda writes then.
+        Init has 10 s; a provisioned environment's, 130 s or the function's timeout if longer."""
+        if self.initialization_type == PROVISIONED:
+            limit = max(PROVISIONED_INIT_TIMEOUT_S, float(self.target.config.get("Timeout", 3)))
+            await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
+        else:
+            await self._init_runtime()
         if self.init_error is not None:
             self._init_report("init")
         elif self._platform_events:
