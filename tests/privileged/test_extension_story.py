@@ -198,3 +198,56 @@ def test_a_provisioned_init_has_more_than_ten_seconds(lam: Any, invoke_server: L
     assert "INIT_REPORT" not in tail and "Init Duration" not in tail
     lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     lam.delete_function(FunctionName=name)
+
+
+# Subscribes to platform events only and prints their type and phase (its own lines go to the
+# extension stream, which it does not take: no loop).
+PHASE_EXT = """#!/usr/bin/env python3
+import json, os, threading, urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}"
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        events = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.end_headers()
+        for e in events:
+            if isinstance(e["record"], dict) and "phase" in e["record"]:
+                print("seen", e["type"], e["record"]["phase"], flush=True)
+    def log_message(self, *a):
+        pass
+srv = HTTPServer(("sandbox.localdomain", 4243), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+def call(path, method="GET", body=None, headers={}):
+    req = urllib.request.Request(API + path, method=method, data=body, headers=headers)
+    with urllib.request.urlopen(req) as r:
+        return r.headers, r.read()
+h, _ = call("/2020-01-01/extension/register", "POST", b'{"events": ["SHUTDOWN"]}', {"Lambda-Extension-Name": "phases"})
+ident = h["Lambda-Extension-Identifier"]
+sub = {"schemaVersion": "2022-12-13", "types": ["platform"], "buffering": {"timeoutMs": 25},
+       "destination": {"protocol": "HTTP", "URI": "http://sandbox.localdomain:4243"}}
+call("/2022-07-01/telemetry", "PUT", json.dumps(sub).encode(), {"Lambda-Extension-Identifier": ident})
+while True:
+    _, b = call("/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ident})
+    if json.loads(b)["eventType"] == "SHUTDOWN":
+        break
+"""
+
+
+def test_the_init_retry_is_phase_invoke_for_telemetry_subscribers(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    """A failed Init and its retry during the invoke: platform.initStart, initRuntimeDone and
+    initReport say phase init, then phase invoke (as the INIT_REPORT lines do)."""
+    name = create(lam, [layer(lam, {"extensions/phases": PHASE_EXT})], app="raise RuntimeError('no')\n")
+    r, out = call(lam, name)
+    assert r["FunctionError"] == "Unhandled" and out["errorType"] == "RuntimeError", out
+    text = wait_log(invoke_server, name, "seen platform.initReport invoke")
+    seen = [line for line in text.splitlines() if line.startswith("seen ")]
+    assert seen[:3] == [
+        "seen platform.initStart init",
+        "seen platform.initRuntimeDone init",
+        "seen platform.initReport init",
+    ]
+    assert "seen platform.initStart invoke" in seen
+    lam.delete_function(FunctionName=name)

@@ -159,6 +159,7 @@ class Environment:
         self.retired = False
         self.busy = False
         self.initialization_type = initialization_type or "on-demand"
+        self._init_phase = "init"  # "invoke" while Init is retried during an invocation
         self.owner: Hashable | None = None  # who holds it when provisioned (the pool's)
         self.attachment: NetworkAttachment | None = None
         self.cgroups = cgroups or CgroupPolicy()
@@ -254,7 +255,7 @@ class Environment:
         self.init_ms = None
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = self.work_root / self.id
-        await self._init_runtime(timeout_s, f"Task timed out after {timeout_s:.2f} seconds")
+        await self._init_runtime(timeout_s, f"Task timed out after {timeout_s:.2f} seconds", "invoke")
         if self.init_error is not None:
             self._init_report("invoke")
         elif self._platform_events:
@@ -266,11 +267,14 @@ class Environment:
         self,
         limit_s: float = INIT_TIMEOUT_S,
         timeout_reason: str = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds",
+        phase: str = "init",
     ) -> None:
         """Start the sandbox (extensions first, then the runtime) and wait, up to ``limit_s``, for
-        the runtime and every registered extension to call next; a timeout is ``timeout_reason``."""
+        the runtime and every registered extension to call next; a timeout is ``timeout_reason``.
+        ``phase``: ``invoke`` for the retry during an invocation (``platform.initStart``'s phase)."""
         loop = asyncio.get_running_loop()
         started, started_epoch = time.perf_counter(), time.time()
+        self._init_phase = phase
         t = self.target
         try:
             paths = external_extensions(t.layer_dirs)
@@ -281,7 +285,10 @@ class Environment:
             self._open_telemetry()  # from the start of Init: its subscribers get all of it
         if self._platform_events:
             record = te.init_start_record(
-                initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
+                initialization_type=self.initialization_type,
+                phase=phase,
+                function_name=t.name,
+                function_version=t.version,
             )
             self.platform_event("platform.initStart", record, epoch_s=started_epoch)
         argv = runtime_argv(t)
@@ -494,7 +501,10 @@ class Environment:
         if telemetry is None:  # an internal extension's, no external one: Init has started
             telemetry, t = self._open_telemetry(), self.target
             start = te.init_start_record(
-                initialization_type=self.initialization_type, function_name=t.name, function_version=t.version
+                initialization_type=self.initialization_type,
+                phase=self._init_phase,
+                function_name=t.name,
+                function_version=t.version,
             )
             telemetry.emit("platform.initStart", start)
             if self.init_ms is not None:
@@ -824,8 +834,14 @@ class Environment:
             if self.sandbox is None and not starting.cancelled() and starting.exception() is None:
                 self.sandbox = starting.result()
         telemetry = self.out.telemetry
-        if telemetry is not None and telemetry.subscribers and self.sandbox is not None and self.alive:
-            # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too).
+        if (
+            telemetry is not None
+            and telemetry.subscribers
+            and self.sandbox is not None
+            and self.sandbox.returncode is None
+        ):
+            # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too),
+            # after a failed Init too (its platform.initRuntimeDone / initReport say so).
             with contextlib.suppress(LaminaError):
                 self._freezer.thaw()
                 await telemetry.flush(TELEMETRY_FLUSH_S)
