@@ -97,6 +97,13 @@ def test_an_invocation_logs_to_its_environments_stream(lam: Any, logs: Any) -> N
     group = f"/aws/lambda/{name}"
     events = eventually(lambda: all_events(logs, group), reported(rid))
     messages = [e["message"] for e in events]
+    # A cold start opens with AWS's INIT_START line (its runtime version and that version's ARN).
+    init_start = (
+        rf"INIT_START Runtime Version: {re.escape(RUNTIME).replace('python', 'python:')}\.v\d+\t"
+        r"Runtime Version ARN: arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}\n"
+    )
+    assert re.fullmatch(init_start, messages[0]), messages[0]
+    messages = messages[1:]
     assert messages[0] == f"START RequestId: {rid} Version: $LATEST\n"
     assert messages[1:4] == [f"line {i} of {rid}\n" for i in range(3)]
     assert messages[4] == f"END RequestId: {rid}\n"
@@ -126,7 +133,8 @@ def test_two_concurrent_environments_two_streams(lam: Any, logs: Any) -> None:
     assert described == streams
     for stream in streams:
         mine = [e["message"] for e in events if e["logStreamName"] == stream]
-        assert mine[0].startswith("START ") and mine[-1].startswith("REPORT ") and len(mine) == 6
+        assert mine[0].startswith("INIT_START ") and mine[1].startswith("START ")
+        assert mine[-1].startswith("REPORT ") and len(mine) == 7
 
 
 def test_json_log_format_events_are_records(lam: Any, logs: Any) -> None:
@@ -139,11 +147,13 @@ def test_json_log_format_events_are_records(lam: Any, logs: Any) -> None:
     )
     records = [json.loads(e["message"]) for e in events]
     assert [r.get("type") for r in records] == [
+        "platform.initStart",
         "platform.start",
         None,
         "platform.report",
     ]
-    assert records[1]["message"] == "hello json" and records[1]["level"] == "INFO"
+    assert records[0]["record"]["runtimeVersion"].startswith("python:")
+    assert records[2]["message"] == "hello json" and records[2]["level"] == "INFO"
     assert not any(e["message"].endswith("\n") for e in events)
     # JSON filter patterns see them as JSON.
     found = logs.filter_log_events(logGroupName=group, filterPattern='{ $.level = "INFO" }')["events"]
@@ -155,8 +165,8 @@ def test_custom_log_group(lam: Any, logs: Any) -> None:
     name = python_function(lam, PRINTER, runtime=RUNTIME, prefix="logsc", LoggingConfig={"LogGroup": group})
     stream, _ = invoke(lam, name)
     assert re.fullmatch(rf"\d{{4}}/\d\d/\d\d/{name}\[\$LATEST\][0-9a-f]{{32}}", stream)
-    events = eventually(lambda: all_events(logs, group), lambda ev: len(ev) == 6)
-    assert {e["logStreamName"] for e in events} == {stream} and len(events) == 6
+    events = eventually(lambda: all_events(logs, group), lambda ev: len(ev) == 7)
+    assert {e["logStreamName"] for e in events} == {stream} and len(events) == 7
     assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"] == []
 
 
@@ -179,7 +189,7 @@ def test_a_role_without_logs_permissions_writes_nothing_but_the_tail_has_it(
     # A function that may log, invoked after it: once its lines are in, the first one's would be too.
     other = python_function(lam, PRINTER, runtime=RUNTIME, prefix="logsy")
     invoke(lam, other)
-    eventually(lambda: all_events(logs, f"/aws/lambda/{other}"), lambda ev: len(ev) == 6)
+    eventually(lambda: all_events(logs, f"/aws/lambda/{other}"), lambda ev: len(ev) == 7)
     assert logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{name}")["logGroups"] == []
     # Granted now: environments started from now on log (the old one was decided when it started).
     client(server, "iam").attach_role_policy(
@@ -189,8 +199,8 @@ def test_a_role_without_logs_permissions_writes_nothing_but_the_tail_has_it(
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"NEW": "env"}})
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
     invoke(lam, name)
-    events = eventually(lambda: all_events(logs, f"/aws/lambda/{name}"), lambda ev: len(ev) == 6)
-    assert len(events) == 6 and events[0]["message"].startswith("START ")
+    events = eventually(lambda: all_events(logs, f"/aws/lambda/{name}"), lambda ev: len(ev) == 7)
+    assert len(events) == 7 and events[1]["message"].startswith("START ")
 
 
 def test_only_stream_and_put_permissions_on_an_existing_group(
@@ -218,8 +228,8 @@ def test_only_stream_and_put_permissions_on_an_existing_group(
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=app_name, WaiterConfig={"Delay": 1})
     invoke(lam, app_name)
-    events = eventually(lambda: all_events(logs, group), lambda ev: len(ev) == 6)
-    assert len(events) == 6 and events[1]["message"].startswith("line 0 of ")
+    events = eventually(lambda: all_events(logs, group), lambda ev: len(ev) == 7)
+    assert len(events) == 7 and events[2]["message"].startswith("line 0 of ")
 
 
 def _zip(source: str) -> bytes:

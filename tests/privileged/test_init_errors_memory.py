@@ -82,13 +82,23 @@ def shape(text: str, rid: str) -> list[str]:
         line = re.sub(r"Max Memory Used: \d+ MB", "Max Memory Used: <memory> MB", line)
         if WARNING_RE.match(line):
             line = "[WARNING] LAMBDA_WARNING"
+        line = re.sub(
+            r"^INIT_START Runtime Version: [a-z]+:[\w.]+\.v\d+\tRuntime Version ARN: arn:aws:lambda:[\w-]+::runtime:[0-9a-f]{64}$",
+            INIT_START,
+            line,
+        )
         lines.append(line)
     return lines
+
+
+# The cold start's first line, once (not for the Init retry), as in AWS's recorded logs.
+INIT_START = "INIT_START Runtime Version: <version>\tRuntime Version ARN: <arn>"
 
 
 def expected_lines(error_type: str, error_lines: list[str]) -> list[str]:
     attempt = ["[WARNING] LAMBDA_WARNING", *error_lines]
     return [
+        INIT_START,
         *attempt,
         f"INIT_REPORT Init Duration: <duration> ms\tPhase: init\tStatus: error\tError Type: {error_type}",
         *attempt,
@@ -185,6 +195,7 @@ def test_runtime_exiting_at_init_is_reported_by_the_platform(lam: Any) -> None:
     assert raw == json.dumps({"errorType": "Runtime.ExitError", "errorMessage": message}).encode()
     init = "INIT_REPORT Init Duration: <duration> ms\tPhase: {}\tStatus: error\tError Type: Runtime.ExitError"
     assert shape(tail, rid) == [
+        INIT_START,
         "starting",
         init.format("init"),
         "starting",

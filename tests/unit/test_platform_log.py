@@ -70,3 +70,41 @@ def test_levels_filter_json_events_only() -> None:
     assert _event(info.start("r", "$LATEST"))["type"] == "platform.start"
     assert warn.start("r", "$LATEST") == b"" and warn.report(Report("r", 1.0, 128, 1)) == b""
     assert warn.init_report(1.0, "init", "Runtime.Unknown") == b""
+
+
+def test_init_start_names_the_runtime_version_as_aws_does() -> None:
+    from pathlib import Path
+
+    from lamina.runtime.runtime_env import runtime_version
+    from lamina.runtime.target import Target
+    from lamina.runtime.telemetry_events import init_start_record
+
+    def target(**config: object) -> Target:
+        return Target(
+            "111122223333", "eu-west-1", "f", "$LATEST", config, Path("/"), (), None, ("", "", ""), 0
+        )  # type: ignore[arg-type]
+
+    arn = "arn:aws:lambda:eu-west-1::runtime:" + "ab" * 32
+    assert runtime_version(target(Runtime="python3.12", RuntimeVersionConfig={"RuntimeVersionArn": arn})) == (
+        "python:3.12.v1",
+        arn,
+    )
+    version, computed = runtime_version(target(Runtime="provided.al2023")) or ("", "")
+    assert version == "provided:al2023.v1" and computed.startswith("arn:aws:lambda:eu-west-1::runtime:")
+    assert runtime_version(target(PackageType="Image")) is None
+    record = init_start_record(runtime_version="python:3.12.v1", runtime_version_arn=arn, function_name="f")
+    # AWS's recorded line: "INIT_START Runtime Version: python:3.10.v11\tRuntime Version ARN: arn:...\n".
+    assert (
+        PlatformLog().init_start(record)
+        == f"INIT_START Runtime Version: python:3.12.v1\tRuntime Version ARN: {arn}\n".encode()
+    )
+    event = _event(PlatformLog(json=True).init_start(record))
+    assert event["type"] == "platform.initStart"
+    assert event["record"] == {
+        "initializationType": "on-demand",
+        "phase": "init",
+        "runtimeVersion": "python:3.12.v1",
+        "runtimeVersionArn": arn,
+        "functionName": "f",
+    }
+    assert PlatformLog(json=True, level=Level.WARN).init_start(record) == b""

@@ -65,7 +65,7 @@ from lamina.runtime.runtime_api import (
     RuntimeApi,
     RuntimeApiClosed,
 )
-from lamina.runtime.runtime_env import runtime_argv, runtime_environment
+from lamina.runtime.runtime_env import runtime_argv, runtime_environment, runtime_version
 from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
@@ -283,13 +283,10 @@ class Environment:
             log.warning("environment %s: %s", self.id, exc)
         if paths:
             self._open_telemetry()  # from the start of Init: its subscribers get all of it
+        record = self._init_start_record(phase)
+        if "runtimeVersion" in record and phase == "init":  # AWS writes it once, not for the retry
+            self._log(self._platform.init_start(record))
         if self._platform_events:
-            record = te.init_start_record(
-                initialization_type=self.initialization_type,
-                phase=phase,
-                function_name=t.name,
-                function_version=t.version,
-            )
             self.platform_event("platform.initStart", record, epoch_s=started_epoch)
         argv = runtime_argv(t)
         if argv is None:
@@ -495,18 +492,24 @@ class Environment:
         refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
         return self.out.open_telemetry(sandbox_connector(lambda: self.netns, refused), self._json_logs)
 
+    def _init_start_record(self, phase: str) -> dict[str, Any]:
+        """``platform.initStart`` of this Init attempt (``phase`` init, or invoke for the retry)."""
+        t, version = self.target, runtime_version(self.target)
+        return te.init_start_record(
+            initialization_type=self.initialization_type,
+            phase=phase,
+            runtime_version=version[0] if version else None,
+            runtime_version_arn=version[1] if version else None,
+            function_name=t.name,
+            function_version=t.version,
+        )
+
     def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
         """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
         telemetry = self.out.telemetry
         if telemetry is None:  # an internal extension's, no external one: Init has started
-            telemetry, t = self._open_telemetry(), self.target
-            start = te.init_start_record(
-                initialization_type=self.initialization_type,
-                phase=self._init_phase,
-                function_name=t.name,
-                function_version=t.version,
-            )
-            telemetry.emit("platform.initStart", start)
+            telemetry = self._open_telemetry()
+            telemetry.emit("platform.initStart", self._init_start_record(self._init_phase))
             if self.init_ms is not None:
                 telemetry.init_done()  # subscriptions are refused after Init
         return telemetry.subscribe(api, extension_name, body)

@@ -68,6 +68,17 @@ class PlatformLog:
         level = Level.__members__.get(str(config.get("SystemLogLevel") or "INFO"), Level.INFO)
         return cls(json=True, level=level)
 
+    def init_start(self, record: Mapping[str, Any]) -> bytes:
+        """The line that opens a cold start's Init phase: ``INIT_START Runtime Version:
+        python:3.12.v1<TAB>Runtime Version ARN: arn:aws:lambda:...`` (``record``: the
+        ``platform.initStart`` record, with ``runtimeVersion`` and ``runtimeVersionArn``)."""
+        if not self.json:
+            return (
+                f"INIT_START Runtime Version: {record.get('runtimeVersion')}\t"
+                f"Runtime Version ARN: {record.get('runtimeVersionArn')}\n"
+            ).encode()
+        return self._event(Level.INFO, "platform.initStart", record)
+
     def start(self, request_id: str, version: str) -> bytes:
         """The line that opens an invocation."""
         if not self.json:

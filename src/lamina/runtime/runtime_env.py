@@ -7,13 +7,36 @@ over all but the native gate's (the bootstrap takes that one out before user cod
 
 from __future__ import annotations
 
+import re
+
+from lamina.domain.functions import runtime_version_arn
 from lamina.runtime import native_gate, wrapper
 from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.target import Target
 
-__all__ = ["RUNTIME_API", "runtime_argv", "runtime_environment"]
+__all__ = ["RUNTIME_API", "runtime_argv", "runtime_environment", "runtime_version"]
 
 RUNTIME_API = "127.0.0.1:9001"
+# lamina's build of every managed runtime: the ``vN`` of AWS's runtime version names.
+RUNTIME_BUILD = 1
+
+
+def runtime_version(target: Target) -> tuple[str, str] | None:
+    """The runtime version a cold start's ``INIT_START`` line and ``platform.initStart`` name, as
+    AWS names them: ``("python:3.12.v1", <the function's RuntimeVersionArn>)``; ``provided.al2023``
+    is ``provided:al2023.v1``. None for a function without a managed runtime (a container image)."""
+    runtime = str(target.config.get("Runtime") or "")
+    if not runtime:
+        return None
+    family = re.fullmatch(r"([a-z]+)(\d[\w.]*)", runtime)  # python3.12, nodejs20.x, java21
+    if family is not None:
+        name = f"{family[1]}:{family[2]}"
+    elif "." in runtime:
+        name = runtime.replace(".", ":", 1)  # provided.al2023
+    else:
+        name = f"{runtime}:al1"  # provided (Amazon Linux 1)
+    arn = (target.config.get("RuntimeVersionConfig") or {}).get("RuntimeVersionArn")
+    return f"{name}.v{RUNTIME_BUILD}", str(arn or runtime_version_arn(target.region, runtime))
 
 
 def runtime_environment(
