@@ -545,14 +545,15 @@ def test_extensions_ignoring_shutdown_do_not_hold_the_server_stop(tmp_path: Path
 
 def test_an_extension_that_never_registers_times_the_init_out(lam: Any, invoke_server: LaminaServer) -> None:
     """The runtime starts only once every launched extension registered: one that never does leaves
-    Init to Lambda's 10 s limit (the handler module is never imported)."""
-    name = create(lam, [layer(lam, {"extensions/silent": "#!/bin/sh\nexec sleep 1000\n"})], Timeout=30)
+    Init to Lambda's 10 s limit (the handler module is never imported); the retry during the invoke
+    has the function's timeout (3 s)."""
+    name = create(lam, [layer(lam, {"extensions/silent": "#!/bin/sh\nexec sleep 1000\n"})], Timeout=3)
     r, out = call(lam, name)
     assert r["FunctionError"] == "Unhandled"
     assert out["errorType"] == "Sandbox.Timedout"
     rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}")
-    assert "Phase: init\tStatus: timeout" in text
+    assert "Phase: init\tStatus: timeout" in text and "Phase: invoke\tStatus: timeout" in text
     assert "EXTENSION\tName: silent\tState: Started\tEvents: []" in text
     assert "handler module imported" not in text
     lam.delete_function(FunctionName=name)
