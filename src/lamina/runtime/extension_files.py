@@ -12,6 +12,12 @@ quota "Extensions: 10"): the 11th is a launch error (``ErrTooManyExtensions``) a
 without starting anything: for each name the last layer that has ``extensions/<name>`` decides
 whether it is a directory. A layer whose ``extensions`` is not a directory (a file, or a symlink
 the overlay would resolve inside the sandbox) hides the earlier layers' and lists nothing.
+
+A name is the extension's identity everywhere after: its ``Lambda-Extension-Name`` (an HTTP header
+value), the ``EXTENSION`` and launch-error lines of the function's log, its Telemetry records. A file
+name that is not UTF-8 or holds a control character (a newline would end the log line and start a
+forged one, such as a fake ``REPORT``) can be none of these, so such a listing is refused as a whole
+(:class:`ExtensionListingError`) rather than started.
 """
 
 from __future__ import annotations
@@ -31,7 +37,16 @@ MAX_ENTRIES = 4096
 
 
 class ExtensionListingError(LaminaError):
-    """A layer's ``extensions`` directory cannot be listed (unreadable, or absurdly large)."""
+    """A layer's ``extensions`` directory cannot be listed (unreadable, absurdly large, or a name
+    that is not UTF-8 or holds a control character)."""
+
+
+def _valid_name(name: bytes) -> bool:
+    try:
+        text = name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.isprintable()
 
 
 def external_extensions(layer_dirs: Sequence[Path]) -> tuple[str, ...]:
@@ -60,8 +75,14 @@ def external_extensions(layer_dirs: Sequence[Path]) -> tuple[str, ...]:
                     merged[entry.name] = entry.is_dir(follow_symlinks=False)
         except OSError as exc:
             raise ExtensionListingError(f"cannot read {os.fsdecode(top)!r}: {exc}") from exc
+    names = [name for name in sorted(merged) if not merged[name]]
+    for name in names:
+        if not _valid_name(name):
+            raise ExtensionListingError(
+                f"extension file name {name!r} is not UTF-8 or holds a control character"
+            )
     prefix = os.fsencode(SANDBOX_DIR)
-    return tuple(os.fsdecode(prefix + b"/" + name) for name in sorted(merged) if not merged[name])
+    return tuple(os.fsdecode(prefix + b"/" + name) for name in names)
 
 
 #: What rapid's ``AgentExecEnv`` leaves out of an extension's environment besides every name

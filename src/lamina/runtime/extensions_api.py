@@ -134,7 +134,9 @@ _RECEIVING = {
 
 
 def _printable(text: str) -> bool:
-    return all(" " <= c != "\x7f" for c in text)
+    # Not only ASCII's control characters: C1 controls (NEL) and Unicode's line and paragraph
+    # separators end a line for str.splitlines and for many log readers.
+    return text.isprintable()
 
 
 def _reply(status: bytes, body: bytes, extra: bytes = b"") -> bytes:
@@ -339,6 +341,8 @@ class ExtensionsApi:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return _forbidden("InvalidRequestFormat", str(exc).split(":")[0])
+        except RecursionError:  # nested deeper than the parser goes: no register body is
+            return _forbidden("InvalidRequestFormat", "json: exceeded max depth")
         if not isinstance(doc, dict):
             return _forbidden("InvalidRequestFormat", "json: cannot unmarshal into a register request")
         if doc.get("configurationKeys"):

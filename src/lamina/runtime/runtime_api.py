@@ -170,6 +170,9 @@ _EXTENSION_HEADERS = frozenset(
 # /next are capped; bodies are capped by MAX_RESPONSE_BYTES.
 _MAX_HEAD_BYTES = 2 * 1024 * 1024
 _MAX_BACKLOG = 4
+# Connections one environment may hold open at once (the runtime and up to 10 extensions need a few
+# each); one more is closed as soon as it is accepted, so the server's descriptors stay bounded.
+MAX_CONNECTIONS = 64
 
 # What the caller gets when the function's response was too large (AWS recordings).
 _RESPONSE_TOO_LARGE_TYPE = "Function.ResponseSizeTooLarge"
@@ -234,6 +237,9 @@ _EXTENSION_ROUTES = {
 _SMALL_BODY_ROUTES = frozenset(
     {_Route.EXT_REGISTER, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR, _Route.TELEMETRY, _Route.LOGS}
 )
+# Routes whose bodies may be large (up to MAX_RESPONSE_BYTES): kept only when the request may be the
+# answer the API waits for (RuntimeApi.wants_body), otherwise read and dropped.
+_LARGE_BODY_ROUTES = frozenset({_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR})
 
 
 _INVOCATION_PREFIX = b"/2018-06-01/runtime/invocation/"
@@ -341,6 +347,7 @@ class _Request:
         "streamed",
         "trailer_error",
         "ext",
+        "discarded",
     )
 
     def __init__(
@@ -365,6 +372,7 @@ class _Request:
         self.streamed = streamed  # the body went to the invocation's stream
         self.trailer_error = trailer_error  # a streamed response's error: (type, decoded body)
         self.ext: dict[bytes, str] = {}  # Lambda-Extension-* headers (lower-case names)
+        self.discarded = False  # its (large) body was read and dropped: it answers nothing
 
 
 class _Connection(asyncio.Protocol):
@@ -395,13 +403,27 @@ class _Connection(asyncio.Protocol):
         self.parked = False
         self.keep_alive = True
         self._backlog: deque[_Request] = deque()
+        self._discard = False  # the body of the request being read is dropped (see wants_body)
+        # Reading is paused while a response stream is full or while the peer does not read what
+        # is written to it (a client pipelining requests and never reading the answers).
+        self._stream_paused = False
+        self._write_paused = False
 
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._api.connection_made(self)
+        if not self._api.connection_made(self):
+            transport.abort()  # over MAX_CONNECTIONS: nothing is read from it
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
@@ -434,6 +456,7 @@ class _Connection(asyncio.Protocol):
         self._trailers = {}
         self._ext = {}
         self._limit = MAX_RESPONSE_BYTES
+        self._discard = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -464,7 +487,15 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0
         path = self._url.split(b"?", 1)[0]
         self._route, self._request_id = _route(path)
-        self._store_body = self._route in (_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR)
+        self._store_body = self._route in _LARGE_BODY_ROUTES
+        if self._store_body:
+            if self.parked or self._backlog:
+                # A large body pipelined behind a parked long poll: no runtime client does that.
+                raise httptools.HttpParserError("body pipelined behind a waiting request")
+            if not self._api.wants_body(self._route, self._request_id):
+                # Not the answer anything waits for: read, not kept (the answer is an error).
+                self._store_body = False
+                self._discard = True
         if self._route in _SMALL_BODY_ROUTES:
             self._store_body = True
             self._limit = MAX_EXTENSION_BODY_BYTES
@@ -480,12 +511,21 @@ class _Connection(asyncio.Protocol):
             self.transport.write(_CONTINUE)
 
     def _pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        self._stream_paused = True
+        self._update_reading()
 
     def _resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        self._stream_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._stream_paused or self._write_paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -521,6 +561,8 @@ class _Connection(asyncio.Protocol):
             trailer_error=_trailer_error(self._trailers) if route is _Route.RESPONSE else None,
         )
         request.ext = self._ext
+        request.discarded = self._discard
+        self._discard = False
         self._stream = None
         self._trailers = {}
         self._in_head = True
@@ -708,9 +750,21 @@ class RuntimeApi:
 
     # -- what its connections call
 
-    def connection_made(self, conn: _Connection) -> None:
-        """A runtime connected (kept, to be closed with the API)."""
+    def connection_made(self, conn: _Connection) -> bool:
+        """A runtime connected: kept (to be closed with the API) and True, or False when the
+        environment already holds :data:`MAX_CONNECTIONS` (the caller drops it)."""
+        if len(self._connections) >= MAX_CONNECTIONS or self._state is RuntimeState.CLOSED:
+            return False
         self._connections.add(conn)
+        return True
+
+    def wants_body(self, route: _Route, request_id: bytes) -> bool:
+        """Whether a large body on ``route`` (naming ``request_id``) may be the answer this API
+        waits for, and so is worth keeping: the response or error of the invocation in flight, or
+        the init error of a runtime in Init."""
+        if route is _Route.INIT_ERROR:
+            return self._state is RuntimeState.STARTED
+        return self._state is RuntimeState.INVOKING and request_id == self._pending_id
 
     def connection_lost(self, conn: _Connection) -> None:
         """A runtime's connection ended; a parked /next on it is gone."""
@@ -773,7 +827,7 @@ class RuntimeApi:
         if state is not RuntimeState.READY and state is not RuntimeState.INVOKING:
             target = "InvocationResponse" if route is _Route.RESPONSE else "InvocationErrorResponse"
             return _forbidden(state, target)
-        if state is not RuntimeState.INVOKING or req.request_id != self._pending_id:
+        if state is not RuntimeState.INVOKING or req.request_id != self._pending_id or req.discarded:
             return _INVALID_REQUEST_ID
         if req.too_large:
             self._finish(_RESPONSE_TOO_LARGE)
@@ -848,7 +902,7 @@ class RuntimeApi:
         return response
 
     def _init_error_post(self, req: _Request, state: RuntimeState) -> bytes:
-        if state is not RuntimeState.STARTED:
+        if state is not RuntimeState.STARTED or req.discarded:
             return _forbidden(state, "InitError")
         if req.too_large:
             result = InvocationResult(

@@ -164,6 +164,8 @@ def parse_subscription(api: str, body: bytes) -> Subscription:
             else str(exc)
         )
         raise malformed(detail) from exc
+    except RecursionError as exc:  # nested deeper than the parser goes: no subscription is
+        raise malformed("recursion limit exceeded") from exc
     if not isinstance(doc, dict):
         raise malformed(f"invalid type: {_unexpected(doc)}, expected a map")
     for field in ("destination", "types"):
