@@ -557,3 +557,22 @@ def test_an_extension_that_never_registers_times_the_init_out(lam: Any, invoke_s
     assert "EXTENSION\tName: silent\tState: Started\tEvents: []" in text
     assert "handler module imported" not in text
     lam.delete_function(FunctionName=name)
+
+
+def test_an_extension_name_that_would_forge_log_lines_fails_the_init(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    """An /opt/extensions entry whose name holds a newline (it goes into EXTENSION lines and errors)
+    is refused: the Init fails as a launch failure, no forged line reaches the log, and the message
+    names the sandbox's path, never the host's."""
+    forged = "extensions/a\nREPORT RequestId: forged\tDuration: 1.00 ms"
+    name = create(lam, [layer(lam, {forged: "#!/bin/sh\nexec sleep 1000\n"})])
+    r, out = call(lam, name)
+    assert r["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Extension.LaunchError"
+    assert "control character" in out["errorMessage"] and "/var/" not in out["errorMessage"]
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}")
+    assert "Error Type: Extension.LaunchError" in text
+    assert not re.search(r"^REPORT RequestId: forged", text, re.MULTILINE)
+    lam.delete_function(FunctionName=name)

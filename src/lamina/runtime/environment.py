@@ -276,11 +276,13 @@ class Environment:
         started, started_epoch = time.perf_counter(), time.time()
         self._init_phase = phase
         t = self.target
-        try:
-            paths = external_extensions(t.layer_dirs)
-        except ExtensionListingError as exc:
-            paths = ()
-            log.warning("environment %s: %s", self.id, exc)
+        listing_error: ExtensionListingError | None = None
+        paths: tuple[str, ...] = ()
+        if t.layer_dirs:  # off the loop: a hostile layer may hold thousands of entries
+            try:
+                paths = await loop.run_in_executor(None, external_extensions, t.layer_dirs)
+            except ExtensionListingError as exc:
+                listing_error = exc
         if paths:
             self._open_telemetry()  # from the start of Init: its subscribers get all of it
         record = self._init_start_record(phase)
@@ -288,6 +290,12 @@ class Environment:
             self._log(self._platform.init_start(record))
         if self._platform_events:
             self.platform_event("platform.initStart", record, epoch_s=started_epoch)
+        if listing_error is not None:
+            # A layer's /opt/extensions lamina will not start (an entry whose name could forge log
+            # lines, too many entries): the Init fails as a launch failure does, nothing is started.
+            self.init_ms = (time.perf_counter() - started) * 1000
+            self._platform_init_error("Extension.LaunchError", str(listing_error))
+            return
         argv = runtime_argv(t)
         if argv is None:
             self.init_ms = (time.perf_counter() - started) * 1000

@@ -38,7 +38,8 @@ MAX_ENTRIES = 4096
 
 class ExtensionListingError(LaminaError):
     """A layer's ``extensions`` directory cannot be listed (unreadable, absurdly large, or a name
-    that is not UTF-8 or holds a control character)."""
+    that is not UTF-8 or holds a control character). Its message is the function's to read (the
+    Init error): it names the sandbox's paths, never the host's."""
 
 
 def _valid_name(name: bytes) -> bool:
@@ -61,7 +62,7 @@ def external_extensions(layer_dirs: Sequence[Path]) -> tuple[str, ...]:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise ExtensionListingError(f"cannot read {os.fsdecode(top)!r}: {exc}") from exc
+            raise ExtensionListingError(f"cannot read {SANDBOX_DIR}: {exc.strerror}") from exc
         if not stat.S_ISDIR(mode):
             merged = {}  # a non-directory hides the earlier layers' extensions
             continue
@@ -69,12 +70,10 @@ def external_extensions(layer_dirs: Sequence[Path]) -> tuple[str, ...]:
             with os.scandir(top) as entries:
                 for count, entry in enumerate(entries):
                     if count >= MAX_ENTRIES:
-                        raise ExtensionListingError(
-                            f"more than {MAX_ENTRIES} entries in {os.fsdecode(top)!r}"
-                        )
+                        raise ExtensionListingError(f"more than {MAX_ENTRIES} entries in {SANDBOX_DIR}")
                     merged[entry.name] = entry.is_dir(follow_symlinks=False)
         except OSError as exc:
-            raise ExtensionListingError(f"cannot read {os.fsdecode(top)!r}: {exc}") from exc
+            raise ExtensionListingError(f"cannot read {SANDBOX_DIR}: {exc.strerror}") from exc
     names = [name for name in sorted(merged) if not merged[name]]
     for name in names:
         if not _valid_name(name):
