@@ -611,12 +611,13 @@ class Environment:
             host = self.extensions
             active = host is not None and host.active
             failed: asyncio.Future[None] | None = None
+            future = self.api.invoke(inv)
             if active:
                 assert host is not None
-                # INVOKE to the extensions registered for it, in the same breath as the runtime's event.
+                # INVOKE to the extensions registered for it, in the same breath as the runtime's
+                # event (just after it: the runtime's answer is what the caller waits for).
                 host.api.invoke(inv.request_id, inv.deadline_ms, inv.function_arn, inv.trace_id)
                 failed = host.when(host.failed)
-            future = self.api.invoke(inv)
             # Thawed once the event is in its socket: the runtime finds it as soon as it runs.
             self._freezer.thaw()
             pending: set[asyncio.Future[Any]] = {future, self._exited}
