@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer
-from test_extensions import PY_EXT, call, create, layer, wait_log
+from test_extensions import HOSTILE_APP, HOSTILE_EXT, PY_EXT, STUCK_EXT, call, create, layer, reset, wait_log
 
 from lamina.runtime.sizing import PIDS_MAX
 
 pytestmark = pytest.mark.privileged
 
 # Everything a process in the environment may try against PID 1 (lamina-init); returns what happened.
-PROBE = r'''
+PROBE = r"""
 import ctypes, errno, glob, os, signal, time
 
 def probe():
@@ -76,7 +76,7 @@ def probe():
     out["lamina_vars"] = sorted(k for k in os.environ if "LAMINA" in k.upper())
     out["underscore_vars"] = sorted(k for k in os.environ if k.startswith("_"))
     return out
-'''
+"""
 
 PROBE_APP = (
     PROBE
@@ -157,16 +157,16 @@ def test_an_extension_cannot_reach_or_stop_lamina_init(lam: Any, invoke_server: 
     lam.delete_function(FunctionName=name)
 
 
-# Registers, then forks without end (every child forks too) until the environment's pids limit
-# stops it; the first process counts the forks it made and prints the count.
+# Registers, then makes processes until the environment's pids limit stops it (each child forks
+# once more, then both become a small `sleep`, so memory is not what runs out first); prints how
+# many forks succeeded.
 FORK_BOMB_EXT = """#!/usr/bin/env python3
 import os, time, urllib.request
 API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2020-01-01/extension"
 req = urllib.request.Request(f"{API}/register", data=b'{"events":[]}', headers={"Lambda-Extension-Name": "bomb"})
 urllib.request.urlopen(req).read()
-made = 0
-failed = 0
-while failed < 200:
+made = failed = 0
+while failed < 100:
     try:
         pid = os.fork()
     except OSError:
@@ -174,11 +174,11 @@ while failed < 200:
         time.sleep(0.01)
         continue
     if pid == 0:
-        while True:
-            try:
-                os.fork()
-            except OSError:
-                time.sleep(0.05)
+        try:
+            os.fork()
+        except OSError:
+            pass
+        os.execv("/bin/sleep", ["sleep", "3600"])
     made += 1
 print(f"bomb made {made} pids.max reached", flush=True)
 time.sleep(3600)
@@ -189,16 +189,57 @@ def test_a_fork_bomb_in_an_extension_stays_inside_its_environment(
     lam: Any, invoke_server: LaminaServer
 ) -> None:
     other = create(lam, [], Timeout=10)
-    name = create(lam, [layer(lam, {"extensions/bomb": FORK_BOMB_EXT})], Timeout=10)
+    name = create(lam, [layer(lam, {"extensions/bomb": FORK_BOMB_EXT})], Timeout=10, MemorySize=1024)
     # Whatever the bombed environment does (it may not even start its runtime), its invoke ends.
-    call(lam, name)
+    # (The runtime cannot start its threads: the invoke times out at the function's timeout.)
+    r, out = call(lam, name)
+    assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout", out
     text = wait_log(invoke_server, name, r"bomb made \d+ pids.max reached", timeout=60)
     made = int(re.search(r"bomb made (\d+)", text).group(1))  # type: ignore[union-attr]
-    assert 0 < made < PIDS_MAX
+    assert 0 < made < PIDS_MAX  # the environment's pids.max stopped it
     # Another function still gets its invokes answered meanwhile.
     for _ in range(3):
         r, out = call(lam, other)
         assert "FunctionError" not in r, out
+    lam.delete_function(FunctionName=name)
+    lam.delete_function(FunctionName=other)
+
+
+def test_an_extension_stuck_after_invoke_frees_its_pool_slot_at_the_timeout(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    # The server holds at most 3 environments (conftest): each stuck environment is reset at the
+    # function's timeout and its slot given back, so more invokes than slots all get answered (a
+    # leaked slot would make the 4th one throttled), and another function's too.
+    name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=2)
+    other = create(lam, [], Timeout=10)
+    for _ in range(4):
+        r, out = call(lam, name)
+        assert "FunctionError" not in r, out  # the runtime answered; the extension held the end
+        text = wait_log(invoke_server, name, rf"REPORT RequestId: {out['rid']}[^\n]*Status: timeout")
+    assert text.count("INIT_START") == 4, text  # every stuck environment was replaced
+    r, out = call(lam, other)
+    assert "FunctionError" not in r, out
+    lam.delete_function(FunctionName=name)
+    lam.delete_function(FunctionName=other)
+
+
+def test_extensions_ignoring_shutdown_do_not_hold_another_functions_invokes(
+    lam: Any, invoke_server: LaminaServer
+) -> None:
+    name = create(lam, [layer(lam, {"extensions/hostile": HOSTILE_EXT})], app=HOSTILE_APP, Timeout=10)
+    other = create(lam, [], Timeout=10)
+    r, out = call(lam, name)
+    assert "FunctionError" not in r, out
+    reset(lam, name)  # its environment is reclaimed: SHUTDOWN, which the extension ignores, SIGTERM too
+    for _ in range(3):  # meanwhile another function is served
+        r, out = call(lam, other)
+        assert "FunctionError" not in r, out
+    # And the hostile function itself gets a new environment.
+    r, out = call(lam, name)
+    assert "FunctionError" not in r, out
+    text = wait_log(invoke_server, name, f"REPORT RequestId: {out['rid']}")
+    assert text.count("INIT_START") == 2, text
     lam.delete_function(FunctionName=name)
     lam.delete_function(FunctionName=other)
 
