@@ -12,7 +12,8 @@ import pytest
 from test_extensions_api import EXT, attach, register
 from test_runtime_api import PREFIX, Connect, deliver, invocation, request_bytes, run
 
-from lamina.runtime.extension_files import ExtensionListingError, external_extensions
+from lamina.runtime import native_gate
+from lamina.runtime.extension_files import ExtensionListingError, extension_environment, external_extensions
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.runtime_api import MAX_CONNECTIONS, MAX_RESPONSE_BYTES, RuntimeApi
 from lamina.runtime.telemetry import TELEMETRY, SubscriptionError, parse_subscription
@@ -230,3 +231,19 @@ def test_telemetry_destinations_elsewhere_are_refused(uri: str, status: int) -> 
 def test_a_telemetry_destination_in_the_sandbox_is_accepted_with_its_port_and_path() -> None:
     sub = parse_subscription(TELEMETRY, _subscription("http://sandbox.localdomain:4243/in?x=1"))
     assert (sub.port, sub.target) == (4243, "/in?x=1")
+
+
+def test_no_lamina_internal_variable_reaches_an_external_extension() -> None:
+    # native_gate.ENV_VAR (the bootstrap's list of blocked native modules) and rapid's "_" and
+    # runtime-only variables are the runtime's alone.
+    env = {
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "AWS_LAMBDA_FUNCTION_NAME": "f",
+        native_gate.ENV_VAR: "blocked-list",
+        "_HANDLER": "app.handler",
+        "LAMBDA_TASK_ROOT": "/var/task",
+    }
+    assert extension_environment(env) == {
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "AWS_LAMBDA_FUNCTION_NAME": "f",
+    }

@@ -49,6 +49,7 @@ from lamina.runtime.extensions_api import MAX_EXTENSION_BODY_BYTES, TOO_LARGE, E
 from lamina.runtime.streaming import ResponseStream
 
 __all__ = [
+    "MAX_HELD_BODY_BYTES",
     "MAX_RESPONSE_BYTES",
     "Invocation",
     "InvocationResult",
@@ -173,6 +174,11 @@ _MAX_BACKLOG = 4
 # Connections one environment may hold open at once (the runtime and up to 10 extensions need a few
 # each); one more is closed as soon as it is accepted, so the server's descriptors stay bounded.
 MAX_CONNECTIONS = 64
+# Request-body bytes one environment's connections may hold at once (kept to be handed on, counted
+# as they arrive, released when the request is handled or its connection ends): one largest response
+# and some small requests beside it. A body that would go over it is read on and dropped, answered
+# 413 like an oversized response (Function.ResponseSizeTooLarge only if it was the awaited answer).
+MAX_HELD_BODY_BYTES = MAX_RESPONSE_BYTES + 1024 * 1024
 
 # What the caller gets when the function's response was too large (AWS recordings).
 _RESPONSE_TOO_LARGE_TYPE = "Function.ResponseSizeTooLarge"
@@ -348,6 +354,7 @@ class _Request:
         "trailer_error",
         "ext",
         "discarded",
+        "held",
     )
 
     def __init__(
@@ -373,6 +380,7 @@ class _Request:
         self.trailer_error = trailer_error  # a streamed response's error: (type, decoded body)
         self.ext: dict[bytes, str] = {}  # Lambda-Extension-* headers (lower-case names)
         self.discarded = False  # its (large) body was read and dropped: it answers nothing
+        self.held = 0  # its body's bytes counted in RuntimeApi.held_body_bytes until it is handled
 
 
 class _Connection(asyncio.Protocol):
@@ -397,6 +405,8 @@ class _Connection(asyncio.Protocol):
         self._limit = MAX_RESPONSE_BYTES
         self._chunks: list[bytes] = []
         self._size = 0
+        self._held = 0  # bytes of _chunks counted in the API's budget
+        self._over_budget = False
         self._in_head = True
         self._head_bytes = 0
         # A parked /next owns the connection's next response; later requests wait in order.
@@ -440,6 +450,7 @@ class _Connection(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release_all()
         self._api.connection_lost(self)
 
     # -- httptools callbacks
@@ -448,8 +459,9 @@ class _Connection(asyncio.Protocol):
         self._url = b""
         self._error_type = None
         self._expect_continue = False
-        self._chunks = []
+        self._drop_chunks()
         self._size = 0
+        self._over_budget = False
         self._streaming_mode = False
         self._content_type = None
         self._stream = None
@@ -535,11 +547,25 @@ class _Connection(asyncio.Protocol):
                 stream.write(body)
             return
         if self._store_body:
-            if self._size <= self._limit:
+            if self._size <= self._limit and self._api.hold_body_bytes(len(body)):
+                self._held += len(body)
                 self._chunks.append(body)
-            else:  # read on, keep nothing, answer 413 at the end
+            else:  # too large, or over the environment's budget: read on, keep nothing, 413
+                self._over_budget = self._size <= self._limit
                 self._store_body = False
-                self._chunks = []
+                self._drop_chunks()
+
+    def _drop_chunks(self) -> None:
+        self._chunks = []
+        self._api.release_body_bytes(self._held)
+        self._held = 0
+
+    def _release_all(self) -> None:
+        """Give back every byte this connection holds in the API's budget."""
+        self._drop_chunks()
+        for request in self._backlog:
+            self._api.release_body_bytes(request.held)
+            request.held = 0
 
     def on_message_complete(self) -> None:
         if not self.alive:
@@ -547,6 +573,7 @@ class _Connection(asyncio.Protocol):
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = []
+        held, self._held = self._held, 0
         route = self._route
         method = _ROUTE_METHOD.get(route)
         request = _Request(
@@ -554,7 +581,7 @@ class _Connection(asyncio.Protocol):
             self._request_id,
             method is None or self._parser.get_method() == method,
             body,
-            self._size > self._limit,
+            self._size > self._limit or self._over_budget,
             self._error_type,
             self._parser.should_keep_alive(),
             streamed=self._stream is not None,
@@ -562,12 +589,14 @@ class _Connection(asyncio.Protocol):
         )
         request.ext = self._ext
         request.discarded = self._discard
+        request.held = held
         self._discard = False
         self._stream = None
         self._trailers = {}
         self._in_head = True
         if self.parked or self._backlog:
             if len(self._backlog) >= _MAX_BACKLOG:
+                self._api.release_body_bytes(held)
                 self._fail()
                 return
             self._backlog.append(request)
@@ -578,7 +607,11 @@ class _Connection(asyncio.Protocol):
 
     def _dispatch(self, request: _Request) -> None:
         self.keep_alive = request.keep_alive
-        reply = self._api.handle(self, request)
+        try:
+            reply = self._api.handle(self, request)
+        finally:
+            self._api.release_body_bytes(request.held)
+            request.held = 0
         if reply is None:
             self.parked = True
         else:
@@ -602,6 +635,7 @@ class _Connection(asyncio.Protocol):
             self._dispatch(self._backlog.popleft())
 
     def _fail(self) -> None:
+        self._release_all()
         self._backlog.clear()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(_BAD_REQUEST_CLOSE)
@@ -627,6 +661,7 @@ class RuntimeApi:
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
+        self._held_body_bytes = 0
         self._state = RuntimeState.STARTED
         self._ready: asyncio.Future[InvocationResult | None] | None = None
         self._init_error: InvocationResult | None = None
@@ -757,6 +792,22 @@ class RuntimeApi:
             return False
         self._connections.add(conn)
         return True
+
+    @property
+    def held_body_bytes(self) -> int:
+        """Request-body bytes this API's connections hold now (at most :data:`MAX_HELD_BODY_BYTES`)."""
+        return self._held_body_bytes
+
+    def hold_body_bytes(self, size: int) -> bool:
+        """Count ``size`` more body bytes as held, or False (nothing counted) over the budget."""
+        if self._held_body_bytes + size > MAX_HELD_BODY_BYTES:
+            return False
+        self._held_body_bytes += size
+        return True
+
+    def release_body_bytes(self, size: int) -> None:
+        """Give back ``size`` held body bytes (the request was handled or its connection ended)."""
+        self._held_body_bytes -= size
 
     def wants_body(self, route: _Route, request_id: bytes) -> bool:
         """Whether a large body on ``route`` (naming ``request_id``) may be the answer this API
