@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	@# gcc and libc6-dev (lamina-init, built static).
 	@missing=""; for t in zip unzip ip nft curl chromium busybox openssl gcc; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
+	if command -v gcc >/dev/null 2>&1 && [ "$$(gcc -print-file-name=libc.a)" = libc.a ]; then missing="$$missing libc6-dev"; fi; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			pkgs=$$(echo $$missing | sed 's/\bip\b/iproute2/; s/\bnft\b/nftables/; s/\bbusybox\b/busybox-static/; s/\bgcc\b/gcc libc6-dev/'); \
