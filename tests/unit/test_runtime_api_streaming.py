@@ -11,7 +11,7 @@ import json
 import pytest
 from test_runtime_api import PREFIX, Client, Connect, deliver, invocation, request_bytes, run
 
-from lamina.runtime import runtime_api
+from lamina.runtime import runtime_wire
 from lamina.runtime.runtime_api import InvocationResult, ResultKind, RuntimeApi
 from lamina.runtime.streaming import ResponseStream
 
@@ -188,7 +188,7 @@ def test_a_waiting_reader_is_woken_by_a_write_and_by_close() -> None:
 
 
 def test_a_stream_over_its_limit_is_413_and_the_invocation_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_api, "MAX_STREAMED_BYTES", 10)
+    monkeypatch.setattr(runtime_wire, "MAX_STREAMED_BYTES", 10)
 
     async def scenario(api: RuntimeApi, connect: Connect) -> None:
         client = await connect()

@@ -25,27 +25,30 @@ interface emulator's ``rapid``, and ``awslambdaric``, which must run unchanged a
   ``Lambda-Runtime-Function-Error-Type`` and ``Lambda-Runtime-Function-Error-Body`` (base64).
 
 This serves exactly one environment on a socket only that environment can reach (created in its
-network namespace), on the server's own event loop: no threads, no polling, no per-invoke task.
+network namespace), on the server's own event loop: no threads, no polling, no per-invoke task. The
+wire (connections, parsing, routes, what a connection may hold) is :mod:`lamina.runtime.runtime_wire`;
+here are the states and the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import enum
 import json
 import socket
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httptools
-
-from lamina.domain.response_streaming import MAX_STREAMED_BYTES
 from lamina.errors import LaminaError
-from lamina.runtime.extensions_api import MAX_EXTENSION_BODY_BYTES, TOO_LARGE, ExtensionsApi
+from lamina.runtime.extensions_api import TOO_LARGE, ExtensionsApi
+from lamina.runtime.runtime_wire import (
+    EXTENSION_ROUTE_SET,
+    MAX_RESPONSE_BYTES,
+    Connection,
+    Request,
+    Route,
+)
 from lamina.runtime.streaming import ResponseStream
 
 __all__ = [
@@ -63,9 +66,6 @@ __all__ = [
 # What handles a Telemetry API or Logs API subscription: (api, extension name, body) -> (status, JSON
 # body). ``api`` is "telemetry" or "logs".
 SubscribeHandler = Callable[[str, str, bytes], tuple[int, bytes]]
-
-# AWS: "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
-MAX_RESPONSE_BYTES = 6_291_556
 
 # Payloads up to this size are joined with their header into one write (one send syscall);
 # bigger ones are written separately rather than copied.
@@ -152,25 +152,14 @@ _LOGS_NOT_SUPPORTED = _response(
 )
 _NOT_FOUND = _response(b"404 Not Found", b"404 page not found\n", content_type=b"text/plain; charset=utf-8")
 _METHOD_NOT_ALLOWED = _response(b"405 Method Not Allowed", b"", content_type=b"text/plain; charset=utf-8")
-_BAD_REQUEST_CLOSE = (
-    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 12\r\nConnection: close\r\n\r\nbad request\n"
-)
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_EXTENSION_HEADERS = frozenset(
-    {
-        b"lambda-extension-name",
-        b"lambda-extension-identifier",
-        b"lambda-extension-accept-feature",
-        b"lambda-extension-function-error-type",
-    }
-)
+_REASONS = {
+    200: b"OK",
+    202: b"Accepted",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    500: b"Internal Server Error",
+}
 
-# The runtime is untrusted code: bound what one connection can make the server hold. A request head
-# (awslambdaric's X-Ray error cause header alone may reach 1 MiB) and requests queued behind a parked
-# /next are capped; bodies are capped by MAX_RESPONSE_BYTES.
-_MAX_HEAD_BYTES = 2 * 1024 * 1024
-_MAX_BACKLOG = 4
 # Connections one environment may hold open at once (the runtime and up to 10 extensions need a few
 # each); one more is closed as soon as it is accepted, so the server's descriptors stay bounded.
 MAX_CONNECTIONS = 64
@@ -192,23 +181,6 @@ _RESPONSE_TOO_LARGE = InvocationResult(
 )
 
 
-_ERROR_TRAILERS = (b"lambda-runtime-function-error-type", b"lambda-runtime-function-error-body")
-
-
-def _trailer_error(trailers: dict[bytes, bytes]) -> tuple[str, bytes] | None:
-    """A streamed response's error, from its trailers: (error type, error body). The body is
-    base64 in the trailer; what does not decode is kept as it came."""
-    error_type = trailers.get(_ERROR_TRAILERS[0])
-    if error_type is None:
-        return None
-    raw = trailers.get(_ERROR_TRAILERS[1], b"")
-    try:
-        body = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        body = raw
-    return error_type.decode("utf-8", "replace"), body
-
-
 def _forbidden(current: RuntimeState, target: str) -> bytes:
     # rapid's wording for an illegal transition.
     message = (
@@ -216,84 +188,6 @@ def _forbidden(current: RuntimeState, target: str) -> bytes:
         "Error: State transition is not allowed"
     )
     return _response(b"403 Forbidden", _json_error(message, "InvalidStateTransition"))
-
-
-class _Route(enum.Enum):
-    NEXT = enum.auto()
-    RESPONSE = enum.auto()
-    ERROR = enum.auto()
-    INIT_ERROR = enum.auto()
-    TELEMETRY = enum.auto()
-    LOGS = enum.auto()
-    EXT_REGISTER = enum.auto()
-    EXT_NEXT = enum.auto()
-    EXT_INIT_ERROR = enum.auto()
-    EXT_EXIT_ERROR = enum.auto()
-    NOT_FOUND = enum.auto()
-
-
-_EXTENSION_ROUTES = {
-    b"/2020-01-01/extension/register": _Route.EXT_REGISTER,
-    b"/2020-01-01/extension/event/next": _Route.EXT_NEXT,
-    b"/2020-01-01/extension/init/error": _Route.EXT_INIT_ERROR,
-    b"/2020-01-01/extension/exit/error": _Route.EXT_EXIT_ERROR,
-    b"/2020-08-15/logs": _Route.LOGS,
-}
-# Routes whose (small) bodies are kept, up to MAX_EXTENSION_BODY_BYTES.
-_SMALL_BODY_ROUTES = frozenset(
-    {_Route.EXT_REGISTER, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR, _Route.TELEMETRY, _Route.LOGS}
-)
-# Routes whose bodies may be large (up to MAX_RESPONSE_BYTES): kept only when the request may be the
-# answer the API waits for (RuntimeApi.wants_body), otherwise read and dropped.
-_LARGE_BODY_ROUTES = frozenset({_Route.RESPONSE, _Route.ERROR, _Route.INIT_ERROR})
-
-
-_INVOCATION_PREFIX = b"/2018-06-01/runtime/invocation/"
-_NEXT_PATH = b"/2018-06-01/runtime/invocation/next"
-_INIT_ERROR_PATH = b"/2018-06-01/runtime/init/error"
-_TELEMETRY_PATH = b"/2022-07-01/telemetry"
-
-
-def _route(path: bytes) -> tuple[_Route, bytes]:
-    """Map a request path (query stripped) to its endpoint and the request id it names."""
-    if path.startswith(_INVOCATION_PREFIX):
-        if path == _NEXT_PATH:
-            return _Route.NEXT, b""
-        tail = path[len(_INVOCATION_PREFIX) :]
-        if tail.endswith(b"/response") and len(tail) > 9:
-            return _Route.RESPONSE, tail[:-9]
-        if tail.endswith(b"/error") and len(tail) > 6:
-            return _Route.ERROR, tail[:-6]
-    elif path == _INIT_ERROR_PATH:
-        return _Route.INIT_ERROR, b""
-    elif path == _TELEMETRY_PATH or path.startswith(_TELEMETRY_PATH + b"/"):
-        return _Route.TELEMETRY, b""
-    return _EXTENSION_ROUTES.get(path, _Route.NOT_FOUND), b""
-
-
-_EXTENSION_ROUTE_SET = frozenset(
-    {_Route.EXT_REGISTER, _Route.EXT_NEXT, _Route.EXT_INIT_ERROR, _Route.EXT_EXIT_ERROR}
-)
-_REASONS = {
-    200: b"OK",
-    202: b"Accepted",
-    400: b"Bad Request",
-    403: b"Forbidden",
-    500: b"Internal Server Error",
-}
-
-_ROUTE_METHOD = {
-    _Route.NEXT: b"GET",
-    _Route.RESPONSE: b"POST",
-    _Route.ERROR: b"POST",
-    _Route.INIT_ERROR: b"POST",
-    _Route.TELEMETRY: b"PUT",
-    _Route.LOGS: b"PUT",
-    _Route.EXT_REGISTER: b"POST",
-    _Route.EXT_NEXT: b"GET",
-    _Route.EXT_INIT_ERROR: b"POST",
-    _Route.EXT_EXIT_ERROR: b"POST",
-}
 
 
 def _header_value(name: str, value: str) -> bytes:
@@ -339,317 +233,6 @@ def _next_response(inv: Invocation) -> bytes | tuple[bytes, bytes]:
     return head, payload
 
 
-class _Request:
-    """One parsed request, kept only when it has to wait behind a parked /next on its connection."""
-
-    __slots__ = (
-        "route",
-        "request_id",
-        "method_ok",
-        "body",
-        "too_large",
-        "error_type",
-        "keep_alive",
-        "streamed",
-        "trailer_error",
-        "ext",
-        "discarded",
-        "held",
-    )
-
-    def __init__(
-        self,
-        route: _Route,
-        request_id: bytes,
-        method_ok: bool,
-        body: bytes,
-        too_large: bool,
-        error_type: str | None,
-        keep_alive: bool,
-        streamed: bool = False,
-        trailer_error: tuple[str, bytes] | None = None,
-    ) -> None:
-        self.route = route
-        self.request_id = request_id
-        self.method_ok = method_ok
-        self.body = body
-        self.too_large = too_large
-        self.error_type = error_type
-        self.keep_alive = keep_alive
-        self.streamed = streamed  # the body went to the invocation's stream
-        self.trailer_error = trailer_error  # a streamed response's error: (type, decoded body)
-        self.ext: dict[bytes, str] = {}  # Lambda-Extension-* headers (lower-case names)
-        self.discarded = False  # its (large) body was read and dropped: it answers nothing
-        self.held = 0  # its body's bytes counted in RuntimeApi.held_body_bytes until it is handled
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection from the runtime: parses requests and hands them to the API."""
-
-    def __init__(self, api: RuntimeApi) -> None:
-        self._api = api
-        self._parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self._url = b""
-        self._route = _Route.NOT_FOUND
-        self._request_id = b""
-        self._error_type: str | None = None
-        self._expect_continue = False
-        self._store_body = False
-        # A response in streaming mode: its header, where its body goes, its trailers.
-        self._streaming_mode = False
-        self._content_type: str | None = None
-        self._stream: ResponseStream | None = None
-        self._trailers: dict[bytes, bytes] = {}
-        self._ext: dict[bytes, str] = {}
-        self._limit = MAX_RESPONSE_BYTES
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._held = 0  # bytes of _chunks counted in the API's budget
-        self._over_budget = False
-        self._in_head = True
-        self._head_bytes = 0
-        # A parked /next owns the connection's next response; later requests wait in order.
-        self.parked = False
-        self.keep_alive = True
-        self._backlog: deque[_Request] = deque()
-        self._discard = False  # the body of the request being read is dropped (see wants_body)
-        # Reading is paused while a response stream is full or while the peer does not read what
-        # is written to it (a client pipelining requests and never reading the answers).
-        self._stream_paused = False
-        self._write_paused = False
-
-    # -- asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        if not self._api.connection_made(self):
-            transport.abort()  # over MAX_CONNECTIONS: nothing is read from it
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        self._update_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        self._update_reading()
-
-    def data_received(self, data: bytes) -> None:
-        if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > _MAX_HEAD_BYTES:
-                self._fail()
-                return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._fail()
-
-    def eof_received(self) -> bool | None:
-        return None  # close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release_all()
-        self._api.connection_lost(self)
-
-    # -- httptools callbacks
-
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._error_type = None
-        self._expect_continue = False
-        self._drop_chunks()
-        self._size = 0
-        self._over_budget = False
-        self._streaming_mode = False
-        self._content_type = None
-        self._stream = None
-        self._trailers = {}
-        self._ext = {}
-        self._limit = MAX_RESPONSE_BYTES
-        self._discard = False
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        lname = name.lower()
-        if not self._in_head:
-            # A trailer (after a chunked body): bounded like a head.
-            self._head_bytes += len(name) + len(value)
-            if self._head_bytes > _MAX_HEAD_BYTES:
-                raise httptools.HttpParserError("trailers too large")
-            if lname in _ERROR_TRAILERS:
-                self._trailers[lname] = value
-            return
-        if lname == b"lambda-runtime-function-response-mode":
-            self._streaming_mode = value.strip().lower() == b"streaming"
-        elif lname == b"content-type":
-            self._content_type = value.decode("latin-1")
-        elif lname == b"lambda-runtime-function-error-type":
-            self._error_type = value.decode("utf-8", "replace")
-        elif lname == b"expect" and value.lower() == b"100-continue":
-            self._expect_continue = True
-        elif lname.startswith(b"lambda-extension-") and lname in _EXTENSION_HEADERS:
-            self._ext[lname] = value.decode("utf-8", "replace").strip()
-
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_bytes = 0
-        path = self._url.split(b"?", 1)[0]
-        self._route, self._request_id = _route(path)
-        self._store_body = self._route in _LARGE_BODY_ROUTES
-        if self._store_body:
-            if self.parked or self._backlog:
-                # A large body pipelined behind a parked long poll: no runtime client does that.
-                raise httptools.HttpParserError("body pipelined behind a waiting request")
-            if not self._api.wants_body(self._route, self._request_id):
-                # Not the answer anything waits for: read, not kept (the answer is an error).
-                self._store_body = False
-                self._discard = True
-        if self._route in _SMALL_BODY_ROUTES:
-            self._store_body = True
-            self._limit = MAX_EXTENSION_BODY_BYTES
-        if self._streaming_mode and self._route is _Route.RESPONSE:
-            stream = self._api.response_stream(self._request_id)
-            if stream is not None:
-                # Each piece goes to the reader as it arrives; nothing is kept here.
-                self._stream = stream
-                self._store_body = False
-                self._limit = MAX_STREAMED_BYTES
-                stream.open(self._content_type, self._pause_reading, self._resume_reading)
-        if self._expect_continue and self.transport is not None:
-            self.transport.write(_CONTINUE)
-
-    def _pause_reading(self) -> None:
-        self._stream_paused = True
-        self._update_reading()
-
-    def _resume_reading(self) -> None:
-        self._stream_paused = False
-        self._update_reading()
-
-    def _update_reading(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if self._stream_paused or self._write_paused:
-            transport.pause_reading()
-        else:
-            transport.resume_reading()
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        stream = self._stream
-        if stream is not None:
-            if self._size <= self._limit:
-                stream.write(body)
-            return
-        if self._store_body:
-            if self._size <= self._limit and self._api.hold_body_bytes(len(body)):
-                self._held += len(body)
-                self._chunks.append(body)
-            else:  # too large, or over the environment's budget: read on, keep nothing, 413
-                self._over_budget = self._size <= self._limit
-                self._store_body = False
-                self._drop_chunks()
-
-    def _drop_chunks(self) -> None:
-        self._chunks = []
-        self._api.release_body_bytes(self._held)
-        self._held = 0
-
-    def _release_all(self) -> None:
-        """Give back every byte this connection holds in the API's budget."""
-        self._drop_chunks()
-        for request in self._backlog:
-            self._api.release_body_bytes(request.held)
-            request.held = 0
-
-    def on_message_complete(self) -> None:
-        if not self.alive:
-            return  # failed earlier in this same data: the rest is not acted on
-        chunks = self._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
-        held, self._held = self._held, 0
-        route = self._route
-        method = _ROUTE_METHOD.get(route)
-        request = _Request(
-            route,
-            self._request_id,
-            method is None or self._parser.get_method() == method,
-            body,
-            self._size > self._limit or self._over_budget,
-            self._error_type,
-            self._parser.should_keep_alive(),
-            streamed=self._stream is not None,
-            trailer_error=_trailer_error(self._trailers) if route is _Route.RESPONSE else None,
-        )
-        request.ext = self._ext
-        request.discarded = self._discard
-        request.held = held
-        self._discard = False
-        self._stream = None
-        self._trailers = {}
-        self._in_head = True
-        if self.parked or self._backlog:
-            if len(self._backlog) >= _MAX_BACKLOG:
-                self._api.release_body_bytes(held)
-                self._fail()
-                return
-            self._backlog.append(request)
-        else:
-            self._dispatch(request)
-
-    # -- responding
-
-    def _dispatch(self, request: _Request) -> None:
-        self.keep_alive = request.keep_alive
-        try:
-            reply = self._api.handle(self, request)
-        finally:
-            self._api.release_body_bytes(request.held)
-            request.held = 0
-        if reply is None:
-            self.parked = True
-        else:
-            self.send(reply)
-
-    def send(self, data: bytes | tuple[bytes, bytes]) -> None:
-        """Write one complete response, then serve whatever queued up behind it."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        self.parked = False
-        if isinstance(data, bytes):
-            transport.write(data)
-        else:
-            transport.write(data[0])
-            transport.write(data[1])
-        if not self.keep_alive:
-            transport.close()
-            return
-        while self._backlog and not self.parked:
-            self._dispatch(self._backlog.popleft())
-
-    def _fail(self) -> None:
-        self._release_all()
-        self._backlog.clear()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(_BAD_REQUEST_CLOSE)
-            self.transport.close()
-
-    @property
-    def alive(self) -> bool:
-        return self.transport is not None and not self.transport.is_closing()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-
 class RuntimeApi:
     """The Runtime API of one execution environment, served on an already-listening socket.
 
@@ -660,7 +243,7 @@ class RuntimeApi:
         self._sock = sock
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._connections: set[_Connection] = set()
+        self._connections: set[Connection] = set()
         self._held_body_bytes = 0
         self._state = RuntimeState.STARTED
         self._ready: asyncio.Future[InvocationResult | None] | None = None
@@ -670,7 +253,7 @@ class RuntimeApi:
         self._pending_response: bytes | tuple[bytes, bytes] = b""
         self._pending_id = b""
         self._future: asyncio.Future[InvocationResult] | None = None
-        self._waiter: _Connection | None = None  # a /next with nothing to hand out yet
+        self._waiter: Connection | None = None  # a /next with nothing to hand out yet
         self._on_parked: Callable[[], None] | None = None
         # The Extensions API on this same socket (None: every extension path is 404) and the
         # Telemetry/Logs API subscription handler (None: "not supported").
@@ -689,7 +272,7 @@ class RuntimeApi:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ready = loop.create_future()
-        self._server = await loop.create_server(lambda: _Connection(self), sock=self._sock)
+        self._server = await loop.create_server(lambda: Connection(self), sock=self._sock)
 
     async def wait_ready(self) -> InvocationResult | None:
         """Wait for the runtime to finish init.
@@ -785,7 +368,7 @@ class RuntimeApi:
 
     # -- what its connections call
 
-    def connection_made(self, conn: _Connection) -> bool:
+    def connection_made(self, conn: Connection) -> bool:
         """A runtime connected: kept (to be closed with the API) and True, or False when the
         environment already holds :data:`MAX_CONNECTIONS` (the caller drops it)."""
         if len(self._connections) >= MAX_CONNECTIONS or self._state is RuntimeState.CLOSED:
@@ -809,15 +392,15 @@ class RuntimeApi:
         """Give back ``size`` held body bytes (the request was handled or its connection ended)."""
         self._held_body_bytes -= size
 
-    def wants_body(self, route: _Route, request_id: bytes) -> bool:
+    def wants_body(self, route: Route, request_id: bytes) -> bool:
         """Whether a large body on ``route`` (naming ``request_id``) may be the answer this API
         waits for, and so is worth keeping: the response or error of the invocation in flight, or
         the init error of a runtime in Init."""
-        if route is _Route.INIT_ERROR:
+        if route is Route.INIT_ERROR:
             return self._state is RuntimeState.STARTED
         return self._state is RuntimeState.INVOKING and request_id == self._pending_id
 
-    def connection_lost(self, conn: _Connection) -> None:
+    def connection_lost(self, conn: Connection) -> None:
         """A runtime's connection ended; a parked /next on it is gone."""
         self._connections.discard(conn)
         if self._waiter is conn:
@@ -856,47 +439,47 @@ class RuntimeApi:
         if future is not None and not future.done():
             future.set_result(result)
 
-    def handle(self, conn: _Connection, req: _Request) -> bytes | tuple[bytes, bytes] | None:
+    def handle(self, conn: Connection, req: Request) -> bytes | tuple[bytes, bytes] | None:
         """Answer one request; None parks it (a /next with no event yet)."""
         route = req.route
-        if route is _Route.NOT_FOUND:
+        if route is Route.NOT_FOUND:
             return _NOT_FOUND
-        if route is _Route.TELEMETRY or route is _Route.LOGS:
+        if route is Route.TELEMETRY or route is Route.LOGS:
             return self._subscribe(req)
         if not req.method_ok:
             return _METHOD_NOT_ALLOWED
-        if route in _EXTENSION_ROUTE_SET:
+        if route in EXTENSION_ROUTE_SET:
             return self._extension(conn, req)
         if self._future is not None and self._future.done():
             self._drop_pending()  # cancelled by the caller, queued or in flight
         state = self._state
-        if route is _Route.NEXT:
+        if route is Route.NEXT:
             return self._next(conn, state)
-        if route is _Route.INIT_ERROR:
+        if route is Route.INIT_ERROR:
             return self._init_error_post(req, state)
         # invocation response or error
         if state is not RuntimeState.READY and state is not RuntimeState.INVOKING:
-            target = "InvocationResponse" if route is _Route.RESPONSE else "InvocationErrorResponse"
+            target = "InvocationResponse" if route is Route.RESPONSE else "InvocationErrorResponse"
             return _forbidden(state, target)
         if state is not RuntimeState.INVOKING or req.request_id != self._pending_id or req.discarded:
             return _INVALID_REQUEST_ID
         if req.too_large:
             self._finish(_RESPONSE_TOO_LARGE)
             return _TOO_LARGE
-        if route is _Route.RESPONSE and req.trailer_error is not None:
+        if route is Route.RESPONSE and req.trailer_error is not None:
             # The stream ended in an error: what was streamed stays sent; the error ends it.
             error_type, body = req.trailer_error
             self._finish(InvocationResult(ResultKind.ERROR, body, error_type, streamed=req.streamed))
-        elif route is _Route.RESPONSE:
+        elif route is Route.RESPONSE:
             self._finish(InvocationResult(ResultKind.RESPONSE, req.body, streamed=req.streamed))
         else:
             self._finish(InvocationResult(ResultKind.ERROR, req.body, req.error_type))
         return _ACCEPTED
 
-    def _subscribe(self, req: _Request) -> bytes:
+    def _subscribe(self, req: Request) -> bytes:
         """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs``: to the subscription handler,
         for a registered extension; without a handler, AWS's "not supported" answer."""
-        telemetry = req.route is _Route.TELEMETRY
+        telemetry = req.route is Route.TELEMETRY
         handler, extensions = self.on_subscribe, self.extensions
         if handler is None or extensions is None:
             return _TELEMETRY_NOT_SUPPORTED if telemetry else _LOGS_NOT_SUPPORTED
@@ -910,26 +493,26 @@ class RuntimeApi:
         status, body = handler("telemetry" if telemetry else "logs", found.name, req.body)
         return _response(b"%d %s" % (status, _REASONS.get(status, b"Unknown")), body)
 
-    def _extension(self, conn: _Connection, req: _Request) -> bytes | None:
+    def _extension(self, conn: Connection, req: Request) -> bytes | None:
         extensions = self.extensions
         if extensions is None:
             return _NOT_FOUND
         route = req.route
-        if route is not _Route.EXT_NEXT and req.too_large:
+        if route is not Route.EXT_NEXT and req.too_large:
             return TOO_LARGE
         identifier = req.ext.get(b"lambda-extension-identifier")
-        if route is _Route.EXT_REGISTER:
+        if route is Route.EXT_REGISTER:
             return extensions.register(
                 req.ext.get(b"lambda-extension-name"),
                 req.ext.get(b"lambda-extension-accept-feature"),
                 req.body,
             )
-        if route is _Route.EXT_NEXT:
+        if route is Route.EXT_NEXT:
             return extensions.next(identifier, conn)
         error_type = req.ext.get(b"lambda-extension-function-error-type")
-        return extensions.error(identifier, error_type, init=route is _Route.EXT_INIT_ERROR)
+        return extensions.error(identifier, error_type, init=route is Route.EXT_INIT_ERROR)
 
-    def _next(self, conn: _Connection, state: RuntimeState) -> bytes | tuple[bytes, bytes] | None:
+    def _next(self, conn: Connection, state: RuntimeState) -> bytes | tuple[bytes, bytes] | None:
         if state is RuntimeState.STARTED:
             self._state = state = RuntimeState.READY
             if self.extensions is not None:
@@ -952,7 +535,7 @@ class RuntimeApi:
         self._pending_response = b""
         return response
 
-    def _init_error_post(self, req: _Request, state: RuntimeState) -> bytes:
+    def _init_error_post(self, req: Request, state: RuntimeState) -> bytes:
         if state is not RuntimeState.STARTED or req.discarded:
             return _forbidden(state, "InitError")
         if req.too_large:
