@@ -35,7 +35,6 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from lamina.domain import dns
 from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
 from lamina.linux import CgroupError, NetNamespace
@@ -44,10 +43,10 @@ from lamina.runtime import telemetry_events as te
 from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
 from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
 from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
+from lamina.runtime.environment_spec import sandbox_spec, start_sandbox
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
     ExtensionListingError,
-    extension_environment,
     external_extensions,
 )
 from lamina.runtime.extension_host import ExtensionHost
@@ -66,7 +65,7 @@ from lamina.runtime.runtime_api import (
     RuntimeApiClosed,
 )
 from lamina.runtime.runtime_env import runtime_argv, runtime_environment, runtime_version
-from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
+from lamina.runtime.sandbox import Sandbox, SandboxError
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
 from lamina.runtime.target import InvokeResult as InvokeResult
@@ -84,17 +83,6 @@ INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 # seconds), whichever is higher" (AWS's execution environment lifecycle page).
 PROVISIONED_INIT_TIMEOUT_S = 130.0
 log = logging.getLogger("lamina.environment")
-
-
-def _start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
-    """``Sandbox.start``, then the server's copies of the log pipes' write ends closed (here, not on
-    the loop: a start whose caller was cancelled still uses them)."""
-    try:
-        return Sandbox.start(spec)
-    finally:
-        os.close(write_fd)
-        if ext_fd is not None:
-            os.close(ext_fd)
 
 
 class Environment:
@@ -332,42 +320,26 @@ class Environment:
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
         write_fd, ext_fd = self.out.open(bool(paths))
-        cfg = t.config
-        env_vars = self._env_vars()
-        limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
-        runtime_dir, lang_dir = t.python_dirs()
-        spec = SandboxSpec(
+        spec = sandbox_spec(
+            t,
             env_id=f"lamina-{self.id}",
             work_dir=self.work_dir,
-            task_dir=t.code_dir,
-            layer_dirs=t.layer_dirs,
-            runtime_dir=runtime_dir,
-            lang_dir=lang_dir,
-            userland=t.userland or Path("/"),
             argv=argv,
-            env=env_vars,
+            env=self._env_vars(),
             netns=self.netns,
-            memory_bytes=limits.memory_bytes,
-            tmp_bytes=int((cfg.get("EphemeralStorage") or {}).get("Size", 512)) * 1024 * 1024,
+            cgroups=self.cgroups,
             host_id=self.host_id,
             stdout=write_fd,
-            cgroup_parent=self.cgroups.parent,
-            pids_max=limits.pids_max,
-            cpus=limits.cpus,
-            cpu_quota=limits.cpu_quota,
-            resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
-            hosts=dns.HOSTS,
-            ca_bundle=public.ca if (public := self._public_api) is not None else None,
+            public_api=self._public_api,
             extensions=paths,
             extension_stdout=ext_fd,
-            extension_env=extension_environment(env_vars) if paths else None,
             init_binary=init_path,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd, ext_fd)
+            starting = loop.run_in_executor(None, start_sandbox, spec, write_fd, ext_fd)
         except BaseException:
             os.close(write_fd)
             if ext_fd is not None:
