@@ -37,10 +37,19 @@ from typing import Any
 
 from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
-from lamina.linux import CgroupError, NetNamespace
+from lamina.linux import NetNamespace
 from lamina.runtime import init_binary
 from lamina.runtime import telemetry_events as te
 from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
+from lamina.runtime.environment_outcome import (
+    end_status,
+    failure_line,
+    memory_used_mb,
+    report_error_type,
+    report_record,
+    report_status,
+    retires,
+)
 from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
 from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
 from lamina.runtime.environment_spec import sandbox_spec, start_sandbox
@@ -53,7 +62,6 @@ from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
-from lamina.runtime.memory import max_memory_used_mb
 from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.public_api import ApiAccess
@@ -606,7 +614,7 @@ class Environment:
                 future.cancel()
                 outcome, error_type = Outcome.EXITED, host.failure[0]
                 payload = error_body(inv.request_id, error_type, host.failure[1])
-                self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{error_type}\n".encode())
+                self._log(failure_line(inv.request_id, error_type, host.failure[1]))
                 self.retired = True
                 self.shutdown_reason = "failure"
             elif future in done and future.exception() is None:
@@ -614,12 +622,7 @@ class Environment:
                 payload = result.body
                 if result.kind is not ResultKind.RESPONSE:
                     outcome, error_type = Outcome.ERROR, result.error_type
-                    # Lambda resets the environment after an oversized response; awslambdaric
-                    # exits anyway once its response is refused (413), so it is never reused.
-                    if (
-                        result.kind is ResultKind.INIT_ERROR
-                        or result.error_type == "Function.ResponseSizeTooLarge"
-                    ):
+                    if retires(result):
                         self.retired = True
             elif not done:
                 future.cancel()
@@ -646,16 +649,8 @@ class Environment:
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
         init_failed = self.init_error is not None
-        status, report_error = "success", None
-        if outcome is Outcome.TIMEOUT or (init_failed and error_type == "Sandbox.Timedout"):
-            status = "timeout"
-        elif init_failed:
-            # AWS: "...Max Memory Used: 46 MB<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError"
-            status, report_error = "error", error_type
-        elif outcome is Outcome.EXITED:
-            # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
-            # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
-            status, report_error = "error", "Runtime.OutOfMemory" if oom else error_type
+        status = report_status(outcome, error_type, init_failed=init_failed)
+        report_error = report_error_type(outcome, error_type, init_failed=init_failed, oom=oom)
         host = self.extensions
         if (
             host is not None
@@ -667,8 +662,8 @@ class Environment:
             self.retired = True
             self.shutdown_reason = "failure"
             status, report_error = "error", host.failure[0]
-            self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
-        ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
+            self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
+        ended = end_status(outcome)
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
         if self._platform_events:  # the runtime is done with it (its extensions may not be)
             kind, record = te.runtime_done_event(
@@ -703,28 +698,13 @@ class Environment:
         """END (the runtime's part, ``runtime_ms``) and REPORT (the whole invocation, ``duration_ms``)."""
         memory = int(self.target.config.get("MemorySize", 128))
         self._log(self._platform.runtime_done(inv.request_id, ended, runtime_ms, produced))
+        used = memory_used_mb(self.sandbox, memory)
         report = Report(
-            inv.request_id,
-            duration_ms,
-            memory,
-            self._max_memory_used_mb(memory),
-            init_ms=init_ms,
-            status=status,
-            error_type=report_error,
+            inv.request_id, duration_ms, memory, used, init_ms=init_ms, status=status, error_type=report_error
         )
         self._log(self._platform.report(report))
         if self._platform_events:
-            record = te.report_record(
-                inv.request_id,
-                duration_ms,
-                memory,
-                report.max_memory_used_mb,
-                init_ms=init_ms,
-                status=status,
-                error_type=report_error,
-                trace=te.tracing(inv.trace_id) if inv.trace_id else None,
-            )
-            self.platform_event("platform.report", record)
+            self.platform_event("platform.report", report_record(report, inv.trace_id))
 
     def _settle(
         self,
@@ -757,9 +737,7 @@ class Environment:
                 self.retired = True
                 self.shutdown_reason = "failure"
                 final_status, final_error = "error", host.failure[0]
-                self._log(
-                    f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode()
-                )
+                self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
             self._drain_logs()
             duration = (time.perf_counter() - started) * 1000
             self._end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
@@ -769,17 +747,6 @@ class Environment:
 
         assert self._exited is not None
         host.when_idle(started + timeout_s, finish, self._exited)
-
-    def _max_memory_used_mb(self, memory_mb: int) -> int:
-        """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""
-        if self.sandbox is None:
-            return 1
-        peak = self.sandbox.memory_peak_bytes()
-        try:
-            pids = self.sandbox.cgroup.pids()
-        except CgroupError:
-            pids = []
-        return max_memory_used_mb(peak, pids, memory_mb)
 
     # -- teardown --------------------------------------------------------------------------------
 
