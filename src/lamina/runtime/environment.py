@@ -39,19 +39,17 @@ from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
 from lamina.linux import NetNamespace
 from lamina.runtime import init_binary
-from lamina.runtime import telemetry_events as te
 from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
 from lamina.runtime.environment_outcome import (
     end_status,
     failure_line,
-    memory_used_mb,
     report_error_type,
-    report_record,
     report_status,
     retires,
 )
 from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
-from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
+from lamina.runtime.environment_output import EnvironmentOutput
+from lamina.runtime.environment_report import PlatformReporter
 from lamina.runtime.environment_spec import sandbox_spec, start_sandbox
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
@@ -62,7 +60,6 @@ from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
-from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.runtime_api import (
@@ -72,7 +69,7 @@ from lamina.runtime.runtime_api import (
     RuntimeApi,
     RuntimeApiClosed,
 )
-from lamina.runtime.runtime_env import runtime_argv, runtime_environment, runtime_version
+from lamina.runtime.runtime_env import runtime_argv, runtime_environment
 from lamina.runtime.sandbox import Sandbox, SandboxError
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
@@ -81,8 +78,6 @@ from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
 from lamina.runtime.target import error_body, exit_reason
-from lamina.runtime.telemetry import Telemetry
-from lamina.runtime.telemetry_events import Category
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -118,8 +113,6 @@ class Environment:
         self.work_dir = work_root / self.id
         self.logs = logs
         logging_config = target.config.get("LoggingConfig")
-        # Its system log lines (START, REPORT, ...) in the function's LogFormat and SystemLogLevel.
-        self._platform = PlatformLog.of(logging_config)
         self.log_group = group_name(target.name, logging_config)
         self.stream = stream_name(
             target.name,
@@ -155,6 +148,16 @@ class Environment:
         self.retired = False
         self.busy = False
         self.initialization_type = initialization_type or "on-demand"
+        # Its START, REPORT, ... lines and its platform events (Telemetry API names).
+        self.reporter = PlatformReporter(
+            target,
+            self.out,
+            logging_config,
+            initialization_type=self.initialization_type,
+            sandbox=lambda: self.sandbox,
+            netns=lambda: self.netns,
+            listener=lambda: self.on_platform_event,
+        )
         self._init_phase = "init"  # "invoke" while Init is retried during an invocation
         self.owner: Hashable | None = None  # who holds it when provisioned (the pool's)
         self.attachment: NetworkAttachment | None = None
@@ -180,7 +183,6 @@ class Environment:
         # Told each platform event as it happens: (type, record) with the Telemetry API's names
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
-        self._json_logs = (logging_config or {}).get("LogFormat") == "JSON"
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -209,33 +211,7 @@ class Environment:
             await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
         else:
             await self._init_runtime()
-        if self.init_error is not None:
-            self._init_report("init")
-        elif self._platform_events:
-            self._init_events("init")
-        if self.out.telemetry is not None:
-            self.out.telemetry.init_done()
-
-    def _init_events(self, phase: str) -> None:
-        """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
-        error = self.init_error
-        error_type = (error.error_type or "Runtime.Unknown") if error is not None else None
-        for kind, record in te.init_end_records(
-            self.init_ms or 0.0, error_type, initialization_type=self.initialization_type, phase=phase
-        ):
-            self.platform_event(kind, record)
-
-    def _init_report(self, phase: str) -> None:
-        """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
-        ms<TAB>Phase: init<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError`` (see
-        "Failures during the Init phase" in AWS's execution environment lifecycle guide); ``phase``
-        is ``invoke`` for the retry during the first invocation."""
-        assert self.init_error is not None
-        self._drain_logs()  # the runtime's own [ERROR] lines come first
-        error_type = self.init_error.error_type or "Runtime.Unknown"
-        self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
-        if self._platform_events:
-            self._init_events(phase)
+        self.reporter.init_end("init", self.init_ms, self.init_error)
 
     async def _retry_init(self, timeout_s: float) -> None:
         """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
@@ -252,12 +228,7 @@ class Environment:
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = self.work_root / self.id
         await self._init_runtime(timeout_s, f"Task timed out after {timeout_s:.2f} seconds", "invoke")
-        if self.init_error is not None:
-            self._init_report("invoke")
-        elif self._platform_events:
-            self._init_events("invoke")
-        if self.out.telemetry is not None:
-            self.out.telemetry.init_done()
+        self.reporter.init_end("invoke", self.init_ms, self.init_error)
 
     async def _init_runtime(
         self,
@@ -280,12 +251,8 @@ class Environment:
             except ExtensionListingError as exc:
                 listing_error = exc
         if paths:
-            self._open_telemetry()  # from the start of Init: its subscribers get all of it
-        record = self._init_start_record(phase)
-        if "runtimeVersion" in record and phase == "init":  # AWS writes it once, not for the retry
-            self._log(self._platform.init_start(record))
-        if self._platform_events:
-            self.platform_event("platform.initStart", record, epoch_s=started_epoch)
+            self.reporter.open_telemetry()  # from the start of Init: its subscribers get all of it
+        self.reporter.init_start(phase, started_epoch)
         if listing_error is not None:
             # A layer's /opt/extensions lamina will not start (an entry whose name could forge log
             # lines, too many entries): the Init fails as a launch failure does, nothing is started.
@@ -399,18 +366,7 @@ class Environment:
                 if not future.done():
                     future.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
-        lines = host.log_lines()
-        if lines:
-            # What the extensions and the runtime wrote during Init comes before the EXTENSION lines.
-            self._drain_logs()
-        for line in lines:
-            self._log(line.encode() + b"\n")
-        if self._platform_events:
-            for ext in host.api.extensions:
-                ext_record = te.extension_record(
-                    ext.name, ext.state.value, ext.events, error_type=ext.error_type
-                )
-                self.platform_event("platform.extension", ext_record)
+        self.reporter.extensions(host)
         if host.failure is not None:
             self.shutdown_reason = "failure"
             self._platform_init_error(*host.failure)
@@ -458,49 +414,17 @@ class Environment:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
 
-    @property
-    def _platform_events(self) -> bool:
-        """Whether platform events go anywhere (only then are their records built)."""
-        telemetry = self.out.telemetry
-        return self.on_platform_event is not None or (
-            telemetry is not None and telemetry.wants(Category.PLATFORM)
-        )
-
     def platform_event(self, kind: str, record: dict[str, Any], *, epoch_s: float | None = None) -> None:
         """A platform event (Telemetry API names) happened: to the Telemetry API and
         ``on_platform_event``, if any."""
-        if self.out.telemetry is not None:
-            self.out.telemetry.emit(kind, record, epoch_s=epoch_s)
-        if self.on_platform_event is not None:
-            self.on_platform_event(kind, record)
-
-    def _open_telemetry(self) -> Telemetry:
-        """Its Telemetry API and Logs API: from the start of Init with external extensions, else
-        from an internal extension's first subscription."""
-        refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
-        return self.out.open_telemetry(sandbox_connector(lambda: self.netns, refused), self._json_logs)
-
-    def _init_start_record(self, phase: str) -> dict[str, Any]:
-        """``platform.initStart`` of this Init attempt (``phase`` init, or invoke for the retry)."""
-        t, version = self.target, runtime_version(self.target)
-        return te.init_start_record(
-            initialization_type=self.initialization_type,
-            phase=phase,
-            runtime_version=version[0] if version else None,
-            runtime_version_arn=version[1] if version else None,
-            function_name=t.name,
-            function_version=t.version,
-        )
+        self.reporter.emit(kind, record, epoch_s=epoch_s)
 
     def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
         """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
-        telemetry = self.out.telemetry
-        if telemetry is None:  # an internal extension's, no external one: Init has started
-            telemetry = self._open_telemetry()
-            telemetry.emit("platform.initStart", self._init_start_record(self._init_phase))
-            if self.init_ms is not None:
-                telemetry.init_done()  # subscriptions are refused after Init
-        return telemetry.subscribe(api, extension_name, body)
+        init_ended = self.init_ms is not None
+        return self.reporter.subscribe(
+            api, extension_name, body, phase=self._init_phase, init_ended=init_ended
+        )
 
     def _platform_init_error(self, error_type: str, reason: str) -> None:
         """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
@@ -568,12 +492,7 @@ class Environment:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init(timeout_s)
-        self._log(self._platform.start(inv.request_id, self.target.version))
-        if self._platform_events:
-            trace = te.tracing(inv.trace_id) if inv.trace_id else None
-            self.platform_event(
-                "platform.start", te.start_record(inv.request_id, self.target.version, trace=trace)
-            )
+        self.reporter.start(inv)
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -665,11 +584,8 @@ class Environment:
             self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
         ended = end_status(outcome)
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
-        if self._platform_events:  # the runtime is done with it (its extensions may not be)
-            kind, record = te.runtime_done_event(
-                inv.request_id, ended, duration, len(payload), error_type=report_error, trace_id=inv.trace_id
-            )
-            self.platform_event(kind, record)
+        # The runtime is done with it (its extensions may not be).
+        self.reporter.runtime_done(inv, ended, duration, len(payload), report_error)
         if not self.retired and host is not None and host.active and not host.idle_or_failed():
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
@@ -678,33 +594,11 @@ class Environment:
                 inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error
             )
             return InvokeResult(outcome, payload, self.out.tail_bytes(), duration, error_type)
-        self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
+        self.reporter.end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
         tail = self.out.tail_bytes()
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
-
-    def _end(
-        self,
-        inv: Invocation,
-        ended: str,
-        runtime_ms: float,
-        duration_ms: float,
-        produced: int,
-        init_ms: float | None,
-        status: str,
-        report_error: str | None,
-    ) -> None:
-        """END (the runtime's part, ``runtime_ms``) and REPORT (the whole invocation, ``duration_ms``)."""
-        memory = int(self.target.config.get("MemorySize", 128))
-        self._log(self._platform.runtime_done(inv.request_id, ended, runtime_ms, produced))
-        used = memory_used_mb(self.sandbox, memory)
-        report = Report(
-            inv.request_id, duration_ms, memory, used, init_ms=init_ms, status=status, error_type=report_error
-        )
-        self._log(self._platform.report(report))
-        if self._platform_events:
-            self.platform_event("platform.report", report_record(report, inv.trace_id))
 
     def _settle(
         self,
@@ -740,7 +634,7 @@ class Environment:
                 self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
             self._drain_logs()
             duration = (time.perf_counter() - started) * 1000
-            self._end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
+            self.reporter.end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
             self.busy = False
             self.last_used = time.monotonic()
             settling.set_result(None)
