@@ -17,6 +17,12 @@ runtime and every registered extension (internal ones too) called next. An invoc
 to the extensions beside the runtime's event; the caller is answered when the runtime answers, and
 the environment (:attr:`Environment.settling`) is given back to the pool, frozen and REPORTed only
 once every extension called next again. ``destroy()`` runs the Shutdown phase first.
+
+Beside it: :mod:`~lamina.runtime.environment_spec` (the sandbox's spec, its start in a thread),
+:mod:`~lamina.runtime.environment_output` (log pipes, log stream, Tail),
+:mod:`~lamina.runtime.environment_report` (the platform's lines, START to REPORT, and its platform
+events and Telemetry API), :mod:`~lamina.runtime.environment_outcome` (how an invocation's end is
+classified for END and REPORT) and :mod:`~lamina.runtime.environment_freezer` (freeze and thaw).
 """
 
 from __future__ import annotations
