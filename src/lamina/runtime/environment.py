@@ -17,6 +17,12 @@ runtime and every registered extension (internal ones too) called next. An invoc
 to the extensions beside the runtime's event; the caller is answered when the runtime answers, and
 the environment (:attr:`Environment.settling`) is given back to the pool, frozen and REPORTed only
 once every extension called next again. ``destroy()`` runs the Shutdown phase first.
+
+Beside it: :mod:`~lamina.runtime.environment_spec` (the sandbox's spec, its start in a thread),
+:mod:`~lamina.runtime.environment_output` (log pipes, log stream, Tail),
+:mod:`~lamina.runtime.environment_report` (the platform's lines, START to REPORT, and its platform
+events and Telemetry API), :mod:`~lamina.runtime.environment_outcome` (how an invocation's end is
+classified for END and REPORT) and :mod:`~lamina.runtime.environment_freezer` (freeze and thaw).
 """
 
 from __future__ import annotations
@@ -35,27 +41,31 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-from lamina.domain import dns
 from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
-from lamina.linux import CgroupError, NetNamespace
+from lamina.linux import NetNamespace
 from lamina.runtime import init_binary
-from lamina.runtime import telemetry_events as te
 from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
+from lamina.runtime.environment_outcome import (
+    end_status,
+    failure_line,
+    report_error_type,
+    report_status,
+    retires,
+)
 from lamina.runtime.environment_output import LOG_TAIL_BYTES as LOG_TAIL_BYTES
-from lamina.runtime.environment_output import EnvironmentOutput, sandbox_connector
+from lamina.runtime.environment_output import EnvironmentOutput
+from lamina.runtime.environment_report import PlatformReporter
+from lamina.runtime.environment_spec import sandbox_spec, start_sandbox
 from lamina.runtime.extension_files import (
     MAX_EXTENSIONS,
     ExtensionListingError,
-    extension_environment,
     external_extensions,
 )
 from lamina.runtime.extension_host import ExtensionHost
 from lamina.runtime.extensions_api import ExtensionsApi, FunctionMetadata
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.logs import LogDestination, LogSink, group_name, stream_name
-from lamina.runtime.memory import max_memory_used_mb
-from lamina.runtime.platform_log import PlatformLog, Report
 from lamina.runtime.proxy import EndpointRelay
 from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.runtime_api import (
@@ -65,8 +75,8 @@ from lamina.runtime.runtime_api import (
     RuntimeApi,
     RuntimeApiClosed,
 )
-from lamina.runtime.runtime_env import runtime_argv, runtime_environment, runtime_version
-from lamina.runtime.sandbox import Sandbox, SandboxError, SandboxSpec
+from lamina.runtime.runtime_env import runtime_argv, runtime_environment
+from lamina.runtime.sandbox import Sandbox, SandboxError
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Attacher as Attacher
 from lamina.runtime.target import InvokeResult as InvokeResult
@@ -74,8 +84,6 @@ from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
 from lamina.runtime.target import error_body, exit_reason
-from lamina.runtime.telemetry import Telemetry
-from lamina.runtime.telemetry_events import Category
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -84,17 +92,6 @@ INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 # seconds), whichever is higher" (AWS's execution environment lifecycle page).
 PROVISIONED_INIT_TIMEOUT_S = 130.0
 log = logging.getLogger("lamina.environment")
-
-
-def _start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
-    """``Sandbox.start``, then the server's copies of the log pipes' write ends closed (here, not on
-    the loop: a start whose caller was cancelled still uses them)."""
-    try:
-        return Sandbox.start(spec)
-    finally:
-        os.close(write_fd)
-        if ext_fd is not None:
-            os.close(ext_fd)
 
 
 class Environment:
@@ -122,8 +119,6 @@ class Environment:
         self.work_dir = work_root / self.id
         self.logs = logs
         logging_config = target.config.get("LoggingConfig")
-        # Its system log lines (START, REPORT, ...) in the function's LogFormat and SystemLogLevel.
-        self._platform = PlatformLog.of(logging_config)
         self.log_group = group_name(target.name, logging_config)
         self.stream = stream_name(
             target.name,
@@ -159,6 +154,16 @@ class Environment:
         self.retired = False
         self.busy = False
         self.initialization_type = initialization_type or "on-demand"
+        # Its START, REPORT, ... lines and its platform events (Telemetry API names).
+        self.reporter = PlatformReporter(
+            target,
+            self.out,
+            logging_config,
+            initialization_type=self.initialization_type,
+            sandbox=lambda: self.sandbox,
+            netns=lambda: self.netns,
+            listener=lambda: self.on_platform_event,
+        )
         self._init_phase = "init"  # "invoke" while Init is retried during an invocation
         self.owner: Hashable | None = None  # who holds it when provisioned (the pool's)
         self.attachment: NetworkAttachment | None = None
@@ -184,7 +189,6 @@ class Environment:
         # Told each platform event as it happens: (type, record) with the Telemetry API's names
         # (platform.initStart, platform.start, platform.report, platform.extension, ...).
         self.on_platform_event: Callable[[str, dict[str, Any]], None] | None = None
-        self._json_logs = (logging_config or {}).get("LogFormat") == "JSON"
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -213,33 +217,7 @@ class Environment:
             await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
         else:
             await self._init_runtime()
-        if self.init_error is not None:
-            self._init_report("init")
-        elif self._platform_events:
-            self._init_events("init")
-        if self.out.telemetry is not None:
-            self.out.telemetry.init_done()
-
-    def _init_events(self, phase: str) -> None:
-        """The platform events of an Init phase's end (initRuntimeDone, initReport)."""
-        error = self.init_error
-        error_type = (error.error_type or "Runtime.Unknown") if error is not None else None
-        for kind, record in te.init_end_records(
-            self.init_ms or 0.0, error_type, initialization_type=self.initialization_type, phase=phase
-        ):
-            self.platform_event(kind, record)
-
-    def _init_report(self, phase: str) -> None:
-        """Log the line Lambda writes after a failed Init phase: ``INIT_REPORT Init Duration: 137.69
-        ms<TAB>Phase: init<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError`` (see
-        "Failures during the Init phase" in AWS's execution environment lifecycle guide); ``phase``
-        is ``invoke`` for the retry during the first invocation."""
-        assert self.init_error is not None
-        self._drain_logs()  # the runtime's own [ERROR] lines come first
-        error_type = self.init_error.error_type or "Runtime.Unknown"
-        self._log(self._platform.init_report(self.init_ms or 0.0, phase, error_type))
-        if self._platform_events:
-            self._init_events(phase)
+        self.reporter.init_end("init", self.init_ms, self.init_error)
 
     async def _retry_init(self, timeout_s: float) -> None:
         """Lambda retries a failed Init during the invocation that needed it ("Phase: invoke"):
@@ -256,12 +234,7 @@ class Environment:
         self.id = uuid.uuid4().hex[:12]
         self.work_dir = self.work_root / self.id
         await self._init_runtime(timeout_s, f"Task timed out after {timeout_s:.2f} seconds", "invoke")
-        if self.init_error is not None:
-            self._init_report("invoke")
-        elif self._platform_events:
-            self._init_events("invoke")
-        if self.out.telemetry is not None:
-            self.out.telemetry.init_done()
+        self.reporter.init_end("invoke", self.init_ms, self.init_error)
 
     async def _init_runtime(
         self,
@@ -284,12 +257,8 @@ class Environment:
             except ExtensionListingError as exc:
                 listing_error = exc
         if paths:
-            self._open_telemetry()  # from the start of Init: its subscribers get all of it
-        record = self._init_start_record(phase)
-        if "runtimeVersion" in record and phase == "init":  # AWS writes it once, not for the retry
-            self._log(self._platform.init_start(record))
-        if self._platform_events:
-            self.platform_event("platform.initStart", record, epoch_s=started_epoch)
+            self.reporter.open_telemetry()  # from the start of Init: its subscribers get all of it
+        self.reporter.init_start(phase, started_epoch)
         if listing_error is not None:
             # A layer's /opt/extensions lamina will not start (an entry whose name could forge log
             # lines, too many entries): the Init fails as a launch failure does, nothing is started.
@@ -332,42 +301,26 @@ class Environment:
         # Taken before the log pipe: running out (HostIdsExhausted, a throttle) leaves nothing open.
         self.host_id = self.host_ids.allocate()
         write_fd, ext_fd = self.out.open(bool(paths))
-        cfg = t.config
-        env_vars = self._env_vars()
-        limits = self.cgroups.limits(int(cfg.get("MemorySize", 128)))
-        runtime_dir, lang_dir = t.python_dirs()
-        spec = SandboxSpec(
+        spec = sandbox_spec(
+            t,
             env_id=f"lamina-{self.id}",
             work_dir=self.work_dir,
-            task_dir=t.code_dir,
-            layer_dirs=t.layer_dirs,
-            runtime_dir=runtime_dir,
-            lang_dir=lang_dir,
-            userland=t.userland or Path("/"),
             argv=argv,
-            env=env_vars,
+            env=self._env_vars(),
             netns=self.netns,
-            memory_bytes=limits.memory_bytes,
-            tmp_bytes=int((cfg.get("EphemeralStorage") or {}).get("Size", 512)) * 1024 * 1024,
+            cgroups=self.cgroups,
             host_id=self.host_id,
             stdout=write_fd,
-            cgroup_parent=self.cgroups.parent,
-            pids_max=limits.pids_max,
-            cpus=limits.cpus,
-            cpu_quota=limits.cpu_quota,
-            resolv_conf=t.resolv_conf() if callable(t.resolv_conf) else t.resolv_conf,
-            hosts=dns.HOSTS,
-            ca_bundle=public.ca if (public := self._public_api) is not None else None,
+            public_api=self._public_api,
             extensions=paths,
             extension_stdout=ext_fd,
-            extension_env=extension_environment(env_vars) if paths else None,
             init_binary=init_path,
         )
         # The start goes on in its thread if this task is cancelled meanwhile (shield: the executor's
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            starting = loop.run_in_executor(None, _start_sandbox, spec, write_fd, ext_fd)
+            starting = loop.run_in_executor(None, start_sandbox, spec, write_fd, ext_fd)
         except BaseException:
             os.close(write_fd)
             if ext_fd is not None:
@@ -419,18 +372,7 @@ class Environment:
                 if not future.done():
                     future.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
-        lines = host.log_lines()
-        if lines:
-            # What the extensions and the runtime wrote during Init comes before the EXTENSION lines.
-            self._drain_logs()
-        for line in lines:
-            self._log(line.encode() + b"\n")
-        if self._platform_events:
-            for ext in host.api.extensions:
-                ext_record = te.extension_record(
-                    ext.name, ext.state.value, ext.events, error_type=ext.error_type
-                )
-                self.platform_event("platform.extension", ext_record)
+        self.reporter.extensions(host)
         if host.failure is not None:
             self.shutdown_reason = "failure"
             self._platform_init_error(*host.failure)
@@ -478,49 +420,17 @@ class Environment:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(fd)  # init is gone: end of file
 
-    @property
-    def _platform_events(self) -> bool:
-        """Whether platform events go anywhere (only then are their records built)."""
-        telemetry = self.out.telemetry
-        return self.on_platform_event is not None or (
-            telemetry is not None and telemetry.wants(Category.PLATFORM)
-        )
-
     def platform_event(self, kind: str, record: dict[str, Any], *, epoch_s: float | None = None) -> None:
         """A platform event (Telemetry API names) happened: to the Telemetry API and
         ``on_platform_event``, if any."""
-        if self.out.telemetry is not None:
-            self.out.telemetry.emit(kind, record, epoch_s=epoch_s)
-        if self.on_platform_event is not None:
-            self.on_platform_event(kind, record)
-
-    def _open_telemetry(self) -> Telemetry:
-        """Its Telemetry API and Logs API: from the start of Init with external extensions, else
-        from an internal extension's first subscription."""
-        refused = (9001, self.target.endpoint_port)  # the server's own listeners in the namespace
-        return self.out.open_telemetry(sandbox_connector(lambda: self.netns, refused), self._json_logs)
-
-    def _init_start_record(self, phase: str) -> dict[str, Any]:
-        """``platform.initStart`` of this Init attempt (``phase`` init, or invoke for the retry)."""
-        t, version = self.target, runtime_version(self.target)
-        return te.init_start_record(
-            initialization_type=self.initialization_type,
-            phase=phase,
-            runtime_version=version[0] if version else None,
-            runtime_version_arn=version[1] if version else None,
-            function_name=t.name,
-            function_version=t.version,
-        )
+        self.reporter.emit(kind, record, epoch_s=epoch_s)
 
     def _subscribe(self, api: str, extension_name: str, body: bytes) -> tuple[int, bytes]:
         """``PUT /2022-07-01/telemetry`` or ``PUT /2020-08-15/logs`` of a registered extension."""
-        telemetry = self.out.telemetry
-        if telemetry is None:  # an internal extension's, no external one: Init has started
-            telemetry = self._open_telemetry()
-            telemetry.emit("platform.initStart", self._init_start_record(self._init_phase))
-            if self.init_ms is not None:
-                telemetry.init_done()  # subscriptions are refused after Init
-        return telemetry.subscribe(api, extension_name, body)
+        init_ended = self.init_ms is not None
+        return self.reporter.subscribe(
+            api, extension_name, body, phase=self._init_phase, init_ended=init_ended
+        )
 
     def _platform_init_error(self, error_type: str, reason: str) -> None:
         """An Init failure the platform saw (no runtime posted it): its Invoke error and log line
@@ -588,12 +498,7 @@ class Environment:
             # The failed Init's output and INIT_REPORT stay in this invocation's tail, followed by
             # the retry's (AWS's Tail and console show both attempts before START).
             await self._retry_init(timeout_s)
-        self._log(self._platform.start(inv.request_id, self.target.version))
-        if self._platform_events:
-            trace = te.tracing(inv.trace_id) if inv.trace_id else None
-            self.platform_event(
-                "platform.start", te.start_record(inv.request_id, self.target.version, trace=trace)
-            )
+        self.reporter.start(inv)
         outcome, payload, error_type = Outcome.OK, b"", None
         if self.init_error is not None:
             # The body is what the runtime posted to /runtime/init/error, unchanged: awslambdaric's
@@ -634,7 +539,7 @@ class Environment:
                 future.cancel()
                 outcome, error_type = Outcome.EXITED, host.failure[0]
                 payload = error_body(inv.request_id, error_type, host.failure[1])
-                self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{error_type}\n".encode())
+                self._log(failure_line(inv.request_id, error_type, host.failure[1]))
                 self.retired = True
                 self.shutdown_reason = "failure"
             elif future in done and future.exception() is None:
@@ -642,12 +547,7 @@ class Environment:
                 payload = result.body
                 if result.kind is not ResultKind.RESPONSE:
                     outcome, error_type = Outcome.ERROR, result.error_type
-                    # Lambda resets the environment after an oversized response; awslambdaric
-                    # exits anyway once its response is refused (413), so it is never reused.
-                    if (
-                        result.kind is ResultKind.INIT_ERROR
-                        or result.error_type == "Function.ResponseSizeTooLarge"
-                    ):
+                    if retires(result):
                         self.retired = True
             elif not done:
                 future.cancel()
@@ -674,16 +574,8 @@ class Environment:
         duration = (time.perf_counter() - started) * 1000
         self._drain_logs()
         init_failed = self.init_error is not None
-        status, report_error = "success", None
-        if outcome is Outcome.TIMEOUT or (init_failed and error_type == "Sandbox.Timedout"):
-            status = "timeout"
-        elif init_failed:
-            # AWS: "...Max Memory Used: 46 MB<TAB>Status: error<TAB>Error Type: Runtime.ImportModuleError"
-            status, report_error = "error", error_type
-        elif outcome is Outcome.EXITED:
-            # Killed for exceeding MemorySize: the Invoke error says Runtime.ExitError, the REPORT
-            # line Runtime.OutOfMemory (AWS's "Troubleshoot invocation issues in Lambda").
-            status, report_error = "error", "Runtime.OutOfMemory" if oom else error_type
+        status = report_status(outcome, error_type, init_failed=init_failed)
+        report_error = report_error_type(outcome, error_type, init_failed=init_failed, oom=oom)
         host = self.extensions
         if (
             host is not None
@@ -695,14 +587,11 @@ class Environment:
             self.retired = True
             self.shutdown_reason = "failure"
             status, report_error = "error", host.failure[0]
-            self._log(f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode())
-        ended = "success" if outcome is Outcome.OK else "timeout" if outcome is Outcome.TIMEOUT else "error"
+            self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
+        ended = end_status(outcome)
         init_ms = self.init_ms if first and self.init_ms is not None and not init_failed else None
-        if self._platform_events:  # the runtime is done with it (its extensions may not be)
-            kind, record = te.runtime_done_event(
-                inv.request_id, ended, duration, len(payload), error_type=report_error, trace_id=inv.trace_id
-            )
-            self.platform_event(kind, record)
+        # The runtime is done with it (its extensions may not be).
+        self.reporter.runtime_done(inv, ended, duration, len(payload), report_error)
         if not self.retired and host is not None and host.active and not host.idle_or_failed():
             # The caller has its answer now; the invocation (and REPORT, with its Duration) ends
             # when every extension handed INVOKE called next again (AWS: "the Invoke phase ends
@@ -711,48 +600,11 @@ class Environment:
                 inv, started, timeout_s, ended, duration, len(payload), init_ms, status, report_error
             )
             return InvokeResult(outcome, payload, self.out.tail_bytes(), duration, error_type)
-        self._end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
+        self.reporter.end(inv, ended, duration, duration, len(payload), init_ms, status, report_error)
         tail = self.out.tail_bytes()
         self.busy = False
         self.last_used = time.monotonic()
         return InvokeResult(outcome, payload, tail, duration, error_type)
-
-    def _end(
-        self,
-        inv: Invocation,
-        ended: str,
-        runtime_ms: float,
-        duration_ms: float,
-        produced: int,
-        init_ms: float | None,
-        status: str,
-        report_error: str | None,
-    ) -> None:
-        """END (the runtime's part, ``runtime_ms``) and REPORT (the whole invocation, ``duration_ms``)."""
-        memory = int(self.target.config.get("MemorySize", 128))
-        self._log(self._platform.runtime_done(inv.request_id, ended, runtime_ms, produced))
-        report = Report(
-            inv.request_id,
-            duration_ms,
-            memory,
-            self._max_memory_used_mb(memory),
-            init_ms=init_ms,
-            status=status,
-            error_type=report_error,
-        )
-        self._log(self._platform.report(report))
-        if self._platform_events:
-            record = te.report_record(
-                inv.request_id,
-                duration_ms,
-                memory,
-                report.max_memory_used_mb,
-                init_ms=init_ms,
-                status=status,
-                error_type=report_error,
-                trace=te.tracing(inv.trace_id) if inv.trace_id else None,
-            )
-            self.platform_event("platform.report", record)
 
     def _settle(
         self,
@@ -785,29 +637,16 @@ class Environment:
                 self.retired = True
                 self.shutdown_reason = "failure"
                 final_status, final_error = "error", host.failure[0]
-                self._log(
-                    f"RequestId: {inv.request_id} Error: {host.failure[1]}\n{host.failure[0]}\n".encode()
-                )
+                self._log(failure_line(inv.request_id, host.failure[0], host.failure[1]))
             self._drain_logs()
             duration = (time.perf_counter() - started) * 1000
-            self._end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
+            self.reporter.end(inv, ended, runtime_ms, duration, produced, init_ms, final_status, final_error)
             self.busy = False
             self.last_used = time.monotonic()
             settling.set_result(None)
 
         assert self._exited is not None
         host.when_idle(started + timeout_s, finish, self._exited)
-
-    def _max_memory_used_mb(self, memory_mb: int) -> int:
-        """The REPORT line's figure (see :mod:`lamina.runtime.memory`), read now, once."""
-        if self.sandbox is None:
-            return 1
-        peak = self.sandbox.memory_peak_bytes()
-        try:
-            pids = self.sandbox.cgroup.pids()
-        except CgroupError:
-            pids = []
-        return max_memory_used_mb(peak, pids, memory_mb)
 
     # -- teardown --------------------------------------------------------------------------------
 
