@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from oci_registry import (
     layer,
 )
 from runtime_kit import ROLE, installed_python, runtime_server
+from test_init_errors_memory import INIT_START, shape
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
@@ -124,22 +124,11 @@ def invoke(lam: Any, name: str, payload: Any = None) -> tuple[dict[str, Any], by
     return r, r["Payload"].read(), base64.b64decode(r["LogResult"]).decode()
 
 
-def shape(text: str, rid: str) -> list[str]:
-    """The log lines with the request id, durations and memory replaced."""
-    lines = []
-    for line in text.splitlines():
-        line = line.replace(rid, "<request-id>")
-        line = re.sub(r"Duration: \d+\.\d\d ms", "Duration: <duration> ms", line)
-        line = re.sub(r"Billed Duration: \d+ ms", "Billed Duration: <duration> ms", line)
-        line = re.sub(r"Max Memory Used: \d+ MB", "Max Memory Used: <memory> MB", line)
-        lines.append(line)
-    return lines
-
-
 def exit_error_lines(first: str, reason: str) -> list[str]:
     """What Lambda logs for an Init whose runtime exited (twice: the Init, then its retry)."""
     init = "INIT_REPORT Init Duration: <duration> ms\tPhase: {}\tStatus: error\tError Type: Runtime.ExitError"
     return [
+        INIT_START,
         *([first] if first else []),
         init.format("init"),
         *([first] if first else []),
