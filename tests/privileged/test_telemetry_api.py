@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
 from runtime_kit import function_log_text
+from test_extensions import wait_log
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
@@ -182,16 +182,6 @@ def call(lam: Any, name: str, payload: Any = None) -> tuple[str, Any]:
     rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     assert out["rid"] == rid
     return rid, out
-
-
-def wait_log(server: LaminaServer, name: str, pattern: str, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        text = function_log_text(server, name)
-        if re.search(pattern, text) or time.monotonic() > deadline:
-            assert re.search(pattern, text), f"{pattern!r} not in:\n{text}"
-            return text
-        time.sleep(0.2)
 
 
 def report_line(text: str, rid: str) -> dict[str, str]:
