@@ -98,7 +98,7 @@ exec "${args[0]}" -X otel=1 "${args[@]:1}"
 """
 
 APP = """\
-import json, os, sys, urllib.request
+import json, os, sys, time, urllib.request
 req = urllib.request.Request("http://localhost:2773/systemsmanager/parameters/get?name=db",
                              headers={"X-Aws-Parameters-Secrets-Token": os.environ["AWS_SESSION_TOKEN"]})
 with urllib.request.urlopen(req, timeout=5) as r:
@@ -106,10 +106,18 @@ with urllib.request.urlopen(req, timeout=5) as r:
 
 def handler(event, context):
     print("handler ran", context.aws_request_id, flush=True)
-    try:
-        seen = [json.loads(line) for line in open("/tmp/logsapi.jsonl")]
-    except FileNotFoundError:
-        seen = []
+    deadline = time.time() + 10
+    while True:  # until the awaited request's end arrived (batches come when they come)
+        try:
+            seen = [json.loads(line) for line in open("/tmp/logsapi.jsonl")]
+        except FileNotFoundError:
+            seen = []
+        wanted = event.get("wait_for")
+        if wanted is None or time.time() > deadline or any(
+            e["type"] == "platform.end" and e["record"].get("requestId") == wanted for e in seen
+        ):
+            break
+        time.sleep(0.05)
     return {"param": PARAM, "xoptions": sys._xoptions, "mark": os.environ.get("OTEL_MARK"),
             "service": os.environ.get("OTEL_SERVICE_NAME"), "seen": seen}
 """
@@ -138,8 +146,8 @@ def test_parameters_extension_wrapper_and_logs_api_sample_together(
     assert subscribed < text.index("EXTENSION\tName: logs_api_http_extension.py")
     assert "EXTENSION\tName: logs_api_http_extension.py\tState: Ready\tEvents: [INVOKE,SHUTDOWN]" in text
     assert "EXTENSION\tName: parameters-secrets\tState: Ready\tEvents: [SHUTDOWN]" in text
-    # The first invoke's events were flushed to the listener before the freeze: the second sees them.
-    _, out2 = call(lam, name)
+    # The first invoke's events reach the listener: the second invoke sees them.
+    _, out2 = call(lam, name, {"wait_for": rid1})
     kinds = [(e["type"], e["record"]) for e in out2["seen"]]
     assert ("platform.start", {"requestId": rid1, "version": "$LATEST"}) in kinds
     assert ("platform.end", {"requestId": rid1}) in kinds
