@@ -326,10 +326,11 @@ def test_a_flood_from_one_vpc_leaves_others_answered(
     finally:
         flooder.join(30)
     assert results["flood"][0] > 1000  # it did flood
-    # And the flooding VPC's own resolver answers again once the flood is over.
-    assert run(me["lam"], functions["in_a"], ["query", "10.83.0.2", "ip-10-83-1-20.ec2.internal"]) == [
-        ["NOERROR", [HOST_A]]
-    ]
+    # And the flooding VPC's own resolver answers again once the flood is over (retrying as a stub
+    # resolver does: the flood's last second may still hold its source's budget).
+    assert run(
+        me["lam"], functions["in_a"], ["query-retrying", "10.83.0.2", "ip-10-83-1-20.ec2.internal"]
+    ) == [["NOERROR", [HOST_A]]]
 
 
 # A vpc run host that is root in its namespace: gives its interface more addresses and connects
