@@ -265,6 +265,7 @@ def build(
         attacher=attach,
         cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
         host_ids=settings.uid_range,
+        zygotes=settings.zygotes,
     )
     platform = Platform(
         endpoint_port=settings.port,

@@ -78,6 +78,14 @@ def parse_egress_block(text: str) -> IPv4Network:
         raise ValueError(f"not an IPv4 block: {exc}") from None
 
 
+def parse_switch(text: str) -> bool:
+    """``on``/``off`` (also ``true``/``false``, ``yes``/``no``, ``1``/``0``)."""
+    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise ValueError(f"expected on or off, got {text!r}")
+    return value[text.lower()]
+
+
 def parse_log_level(text: str) -> str:
     if text not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
@@ -177,6 +185,14 @@ class Settings:
         "most execution environments at once",
         _non_negative(int),
         32,
+    )
+    zygotes: bool = _option(
+        "--zygotes",
+        "LAMINA_ZYGOTES",
+        "on: a Python function's cold start forks a zygote that has started the interpreter and imported "
+        "the runtime (docs/zygotes.md); off (or --no-zygotes): every cold start starts the interpreter",
+        parse_switch,
+        True,
     )
     idle_timeout_s: float = _option(
         "--idle-timeout",

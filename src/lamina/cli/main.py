@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "a flag wins over the variable.",
     )
     Settings.add_arguments(server)
+    server.add_argument(
+        "--no-zygotes", dest="zygotes", action="store_const", const=False, help="the same as --zygotes off"
+    )
     from lamina.cli import logs
 
     logs.add_parser(sub)

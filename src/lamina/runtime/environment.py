@@ -84,6 +84,7 @@ from lamina.runtime.target import NetworkAttachment as NetworkAttachment
 from lamina.runtime.target import Outcome as Outcome
 from lamina.runtime.target import Target as Target
 from lamina.runtime.target import error_body, exit_reason
+from lamina.runtime.zygote import Zygotes
 
 _spread = itertools.count()  # round-robin of new environments over a function's subnets
 INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
@@ -104,6 +105,7 @@ class Environment:
         attacher: Attacher | None,
         host_ids: HostIds,
         cgroups: CgroupPolicy | None = None,
+        zygotes: Zygotes | None = None,
         initialization_type: str | None = None,
     ) -> None:
         """``attacher`` is needed only for targets with ``vpc_namespaces`` (None: no data plane);
@@ -168,6 +170,7 @@ class Environment:
         self.owner: Hashable | None = None  # who holds it when provisioned (the pool's)
         self.attachment: NetworkAttachment | None = None
         self.cgroups = cgroups or CgroupPolicy()
+        self.zygotes = zygotes  # None: every runtime is exec'd
         self.host_ids = host_ids
         self.host_id: int | None = None  # taken at start, given back once no process is left
         self._freezer = Freezer(
@@ -320,7 +323,9 @@ class Environment:
         # result is not dropped), and the sandbox it makes is then ``destroy``'s to close: its
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
-            starting = loop.run_in_executor(None, start_sandbox, spec, write_fd, ext_fd)
+            starting = loop.run_in_executor(
+                None, start_sandbox, spec, write_fd, ext_fd, self.zygotes, t.function.arn
+            )
         except BaseException:
             os.close(write_fd)
             if ext_fd is not None:
@@ -339,7 +344,7 @@ class Environment:
             if starting.done():
                 self._starting = None
         self._exited = loop.create_future()
-        self._pidfd = os.pidfd_open(self.sandbox.pid)
+        self._pidfd = self.sandbox.open_pidfd()
         loop.add_reader(self._pidfd, self._on_exit)
         deadline = started + limit_s
         if paths:

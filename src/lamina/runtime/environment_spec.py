@@ -14,6 +14,7 @@ from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.sandbox import Sandbox, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Target
+from lamina.runtime.zygote import Zygotes
 
 __all__ = ["sandbox_spec", "start_sandbox"]
 
@@ -71,11 +72,15 @@ def sandbox_spec(
     )
 
 
-def start_sandbox(spec: SandboxSpec, write_fd: int, ext_fd: int | None) -> Sandbox:
-    """``Sandbox.start`` (blocking: run it in a thread), then the server's copies of the log pipes'
-    write ends closed (here, not on the loop: a start whose caller was cancelled still uses them)."""
+def start_sandbox(
+    spec: SandboxSpec, write_fd: int, ext_fd: int | None, zygotes: Zygotes | None, function: str
+) -> Sandbox:
+    """``Sandbox.start`` (blocking: run it in a thread), forked from a zygote when ``zygotes`` has one
+    for it (:func:`lamina.runtime.zygote.exec_reason`; ``function`` names the function in the log),
+    then the server's copies of the log pipes' write ends closed (here, not on the loop: a start
+    whose caller was cancelled still uses them)."""
     try:
-        return Sandbox.start(spec)
+        return Sandbox.start(spec, zygotes.forker(spec, function) if zygotes is not None else None)
     finally:
         os.close(write_fd)
         if ext_fd is not None:

@@ -36,6 +36,7 @@ from lamina.runtime.runtime_api import Invocation
 from lamina.runtime.seccomp_profile import syscall_filter
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.streaming import ResponseStream
+from lamina.runtime.zygote import Zygotes
 
 log = logging.getLogger("lamina.pool")
 
@@ -80,11 +81,13 @@ class EnvironmentPool:
         idle_timeout_s: float,
         cgroup_policy: CgroupPolicy | None = None,
         host_ids: HostIdRange = DEFAULT_RANGE,
+        zygotes: bool = True,
     ) -> None:
         """``attacher`` connects environments of functions with network interfaces to them (the data
         plane's; None where there is none, and then no target has ``vpc_namespaces``);
         ``cgroup_policy``: the environments' parent cgroup and CPU cap; ``host_ids``: the host uids
-        environments run as, one each."""
+        environments run as, one each; ``zygotes``: cold starts of Python functions fork a zygote
+        (:mod:`lamina.runtime.zygote`) rather than start the interpreter."""
         self.work_root = work_root
         self.logs = logs
         self.attacher = attacher
@@ -104,6 +107,7 @@ class EnvironmentPool:
         self.on_lost: Callable[[Hashable], None] | None = None
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
         self.host_ids = HostIds(host_ids)
+        self.zygotes = Zygotes(work_root) if zygotes else None
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
         if work_root.is_dir():
             for leftover in work_root.iterdir():
@@ -252,6 +256,7 @@ class EnvironmentPool:
                 attacher=self.attacher,
                 cgroups=self.cgroup_policy,
                 host_ids=self.host_ids,
+                zygotes=self.zygotes,
                 initialization_type=initialization_type,
             )
             self._cold.add(env)
@@ -395,7 +400,10 @@ class EnvironmentPool:
         self._idle.clear()
         self._held.clear()
         self._held_idle.clear()
-        await asyncio.get_running_loop().run_in_executor(None, self.sweep_cgroups)
+        loop = asyncio.get_running_loop()
+        if self.zygotes is not None:
+            await loop.run_in_executor(None, self.zygotes.close)
+        await loop.run_in_executor(None, self.sweep_cgroups)
         self.host_ids.close()
         with contextlib.suppress(Exception):
             for p in self.work_root.iterdir():

@@ -419,7 +419,27 @@ def main():
     awslambdaric_main.main([sys.argv[0], handler])
 
 
+def _zygote():
+    # lamina's zygote (lamina.runtime.zygote): this process waits here with everything above
+    # imported, and forks environments; it returns only in a forked child, as a cold-started runtime
+    # at this point would be.
+    baseline = set(sys.modules)
+    from importlib import util
+
+    spec = util.spec_from_file_location("_lamina_zygote", "/var/lamina/zygote.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.serve(baseline)
+    # awslambdaric reads these at import: read again from the function's environment.
+    ric = sys.modules.get("awslambdaric.bootstrap")
+    if ric is not None and hasattr(ric, "_AWS_LAMBDA_LOG_FORMAT"):
+        ric._AWS_LAMBDA_LOG_FORMAT = ric.LogFormat.from_str(os.environ.get("AWS_LAMBDA_LOG_FORMAT"))
+        ric._AWS_LAMBDA_LOG_LEVEL = ric._get_log_level_from_env_var(os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
+
+
 if __name__ == "__main__":
+    if "_LAMINA_ZYGOTE" in os.environ:
+        _zygote()
     main()
 '''
 

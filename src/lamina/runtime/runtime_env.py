@@ -14,11 +14,20 @@ from lamina.runtime import native_gate, wrapper
 from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.target import Target
 
-__all__ = ["RUNTIME_API", "runtime_argv", "runtime_environment", "runtime_version"]
+__all__ = ["BASE_ENVIRONMENT", "RUNTIME_API", "runtime_argv", "runtime_environment", "runtime_version"]
 
 RUNTIME_API = "127.0.0.1:9001"
 # lamina's build of every managed runtime: the ``vN`` of AWS's runtime version names.
 RUNTIME_BUILD = 1
+
+
+# The variables every runtime starts with before the function's: the first ones it sees.
+BASE_ENVIRONMENT = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+}
 
 
 def runtime_version(target: Target) -> tuple[str, str] | None:
@@ -52,10 +61,7 @@ def runtime_environment(
     t, cfg = target, target.config
     logging_config = cfg.get("LoggingConfig") or {}
     env = {
-        "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-        "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
+        **BASE_ENVIRONMENT,
         "_HANDLER": str(cfg.get("Handler", "")),
         "AWS_LAMBDA_FUNCTION_NAME": t.name,
         "AWS_LAMBDA_FUNCTION_VERSION": t.version,

@@ -69,6 +69,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from lamina.errors import LaminaError
 from lamina.linux import affinity, mounts, process, seccomp, userns
@@ -92,6 +93,7 @@ from lamina.linux.namespaces import (
     CLONE_NEWUSER,
     CLONE_NEWUTS,
     NetNamespace,
+    run_in_thread,
     setns,
     unshare,
 )
@@ -171,11 +173,17 @@ def _bind_ro(source: Path, target: bytes, *, recursive: bool = False) -> list[Op
     return [Mount(target, None, flags, source=os.fsencode(source)), ReadOnly(target, recursive)]
 
 
-def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | None]]) -> list[Op]:
+def mount_plan(
+    spec: SandboxSpec,
+    root: Path,
+    system: Sequence[tuple[str, str | None]],
+    files: Sequence[tuple[Path, bytes]] = (),
+) -> list[Op]:
     """The operations that build the sandbox's root filesystem on ``root``.
 
     ``system`` lists the system directories of ``spec.userland`` (the host's ``/``, or an image's
-    root filesystem) as ``(name, symlink target or None)``.
+    root filesystem) as ``(name, symlink target or None)``; ``files``: host files bound read-only at
+    paths under ``/var/lamina`` (a zygote's own code, never an environment's).
     """
     r = os.fsencode(root)
     ops: list[Op] = [Mount(r, b"tmpfs", MS_NOSUID | MS_NODEV, source=b"tmpfs", data=b"mode=755,size=1m")]
@@ -205,8 +213,13 @@ def mount_plan(spec: SandboxSpec, root: Path, system: Sequence[tuple[str, str | 
         ops += _bind_ro(spec.runtime_dir, r + b"/var/runtime")
     if spec.lang_dir is not None:
         ops += _bind_ro(spec.lang_dir, r + b"/var/lang")
-    if spec.ca_bundle is not None or spec.extensions:
+    if spec.ca_bundle is not None or spec.extensions or files:
         ops.append(MakeDir(r + b"/var/lamina"))
+    for source, path in files:
+        if not path.startswith(b"/var/lamina/") or b"/" in path[len(b"/var/lamina/") :]:
+            raise ValueError(f"not a file directly under /var/lamina: {path!r}")
+        ops.append(MakeFile(r + path))
+        ops += _bind_ro(source, r + path)
     if spec.ca_bundle is not None:
         ops.append(MakeFile(r + b"/var/lamina/ca.pem"))
         ops += _bind_ro(spec.ca_bundle, r + b"/var/lamina/ca.pem")
@@ -319,22 +332,34 @@ def _apply(op: Op) -> None:
         mounts.make_read_only(op.path, recursive=op.recursive)
 
 
-def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
+# The namespaces :func:`enter_sandbox` can keep open for a process forked elsewhere (a zygote's,
+# which makes the PID namespace itself: one cannot be joined before its PID 1 exists).
+KEPT_NAMESPACES = ("mnt", "ipc", "uts")
+
+
+def enter_sandbox(
+    root: bytes, ops: Sequence[Op], net_fd: int, *, new_pid: bool = True, keep: list[int] | None = None
+) -> None:
     """Move the *calling thread* into the sandbox (see the module facts); never returns to the host.
 
-    Afterwards the thread's network, mount, IPC and children's PID namespaces, root and cwd
-    are the sandbox's, and no_new_privs is set: a child it forks inherits all of that. The
-    thread must end after forking.
+    Afterwards the thread's network, mount, IPC and children's PID namespaces (``new_pid``), root and
+    cwd are the sandbox's, and no_new_privs is set: a child it forks inherits all of that. The
+    thread must end after forking. ``keep``: filled with O_CLOEXEC fds of the new namespaces, in
+    :data:`KEPT_NAMESPACES`'s order, for a process that joins them with ``setns`` (closed on failure).
     """
     step = "join network namespace"
     try:
         setns(net_fd, CLONE_NEWNET)
         step = "unshare mount, IPC, UTS and PID namespaces"
         # CLONE_NEWNS implies CLONE_FS: from here on this thread has its own root, cwd and umask.
-        unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID)
+        unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWPID if new_pid else 0))
         socket.sethostname(HOSTNAME)  # never the host's own name
         if os.readlink("/proc/thread-self/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
             raise OSError(errno.EINVAL, "still in the host's mount namespace")  # never mount there
+        if keep is not None:
+            step = "keep the namespaces"
+            for name in KEPT_NAMESPACES:  # the host's /proc is still this thread's, until pivot_root
+                keep.append(os.open(f"/proc/thread-self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
         os.umask(0)  # modes below are meant literally, whatever the server's umask
         mounts.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
         for op in ops:
@@ -349,6 +374,10 @@ def _enter_sandbox(root: bytes, ops: Sequence[Op], net_fd: int) -> None:
         step = "no_new_privs"
         process.set_no_new_privs()
     except OSError as exc:
+        if keep is not None:
+            for fd in keep:
+                os.close(fd)
+            keep.clear()
         raise SandboxError(f"{step}: {exc}") from exc
 
 
@@ -444,6 +473,39 @@ class _ChildInit:
             raise
 
 
+# --- PID 1 forked by a zygote (lamina.runtime.zygote) -----------------------------------------
+
+
+class ForkedProcess(Protocol):
+    """PID 1 of a sandbox forked by a zygote rather than exec'd: the Popen-like calls the sandbox
+    makes (``wait`` raises ``subprocess.TimeoutExpired``), and pidfds that are always its own."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def open_pidfd(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Forker(Protocol):
+    """Forks PID 1 of a sandbox whose namespaces and root are made (``namespaces``: fds in
+    :data:`KEPT_NAMESPACES`'s order) and makes it the runtime ``spec`` describes, in its cgroup
+    (``join_fds``), as the sandbox's user, under the seccomp filter; raises SandboxError."""
+
+    def fork(
+        self, spec: SandboxSpec, namespaces: Sequence[int], join_fds: Sequence[int]
+    ) -> ForkedProcess: ...
+
+
 # --- the public API --------------------------------------------------------------------------
 
 
@@ -518,7 +580,7 @@ class Sandbox:
     def __init__(
         self,
         spec: SandboxSpec,
-        popen: subprocess.Popen[bytes],
+        popen: subprocess.Popen[bytes] | ForkedProcess,
         cgroup: Cgroup,
         init: InitPipes | None = None,
     ) -> None:
@@ -533,8 +595,11 @@ class Sandbox:
         self._runtime_code: int | None = None
 
     @classmethod
-    def start(cls, spec: SandboxSpec) -> Sandbox:
-        """Start ``spec.argv`` in a new sandbox; returns once it has been exec'd."""
+    def start(cls, spec: SandboxSpec, forker: Forker | None = None) -> Sandbox:
+        """Start ``spec.argv`` in a new sandbox; returns once it has been exec'd, or with ``forker``
+        (no extensions), once the forked runtime is ready to run the bootstrap's ``main()``."""
+        if forker is not None and spec.extensions:
+            raise ValueError("a sandbox with extensions has lamina-init as PID 1: it is exec'd")
         _validate(spec)
         if not mounts.can_pivot_root():
             raise SandboxError(f"unsupported architecture {platform.machine()!r}")
@@ -564,7 +629,11 @@ class Sandbox:
             cgroup = Cgroup.create(spec.env_id, limits, parent=spec.cgroup_parent)
             if spec.extensions:
                 init = InitPipes.open(ReportParser(spec.extensions, spec.argv[0]))
-            popen = cls._spawn(spec, cgroup, root, ops, init)
+            popen = (
+                cls._spawn(spec, cgroup, root, ops, init)
+                if forker is None
+                else cls._fork(spec, cgroup, root, ops, forker)
+            )
         except BaseException as exc:
             if init is not None:
                 init.close()
@@ -606,7 +675,7 @@ class Sandbox:
         def spawn() -> None:
             try:
                 affinity.release_thread()  # the function runs on every CPU, whoever started it
-                _enter_sandbox(os.fsencode(root), ops, net_fd)
+                enter_sandbox(os.fsencode(root), ops, net_fd)
                 # The child is PID 1 of the new namespace, in the sandbox's root; Popen sets its
                 # umask and session, runs child_init, closes fds and execs.
                 outcome.append(
@@ -671,6 +740,29 @@ class Sandbox:
                 if fd >= 0:
                     os.close(fd)
             ids.close()
+
+    @staticmethod
+    def _fork(spec: SandboxSpec, cgroup: Cgroup, root: Path, ops: list[Op], forker: Forker) -> ForkedProcess:
+        net_fd = spec.netns.fd  # raises if the namespace is closed, before any fd is opened
+        kept: list[int] = []
+
+        def make() -> None:
+            affinity.release_thread()
+            enter_sandbox(os.fsencode(root), ops, net_fd, new_pid=False, keep=kept)
+
+        join_fds = cgroup.open_join_fds()
+        try:
+            run_in_thread(make)  # the namespaces outlive the thread: ``kept`` holds them
+            return forker.fork(spec, kept, join_fds)
+        finally:
+            for fd in (*join_fds, *kept):
+                os.close(fd)
+
+    def open_pidfd(self) -> int:
+        """A new pidfd of PID 1, the caller's to close (never another process's, whatever happened)."""
+        if isinstance(self._popen, subprocess.Popen):
+            return os.pidfd_open(self.pid)  # our child: its pid is not reused before we wait for it
+        return self._popen.open_pidfd()
 
     def wait(self, timeout: float | None = None) -> int | None:
         """PID 1's exit status (negative signal number if killed), or None after ``timeout``. PID 1
@@ -797,6 +889,8 @@ class Sandbox:
             self._init.close_control()  # init ends, and with it every process of the namespace
         self.kill()
         self._popen.wait()
+        if not isinstance(self._popen, subprocess.Popen):
+            self._popen.close()
         if self._init is not None:
             self.read_events()  # the runtime's code, if init reported it, stays known
             self._init.close()
