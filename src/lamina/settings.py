@@ -80,7 +80,16 @@ def parse_egress_block(text: str) -> IPv4Network:
 
 def parse_switch(text: str) -> bool:
     """``on``/``off`` (also ``true``/``false``, ``yes``/``no``, ``1``/``0``)."""
-    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    value = {
+        "on": True,
+        "true": True,
+        "yes": True,
+        "1": True,
+        "off": False,
+        "false": False,
+        "no": False,
+        "0": False,
+    }
     if text.lower() not in value:
         raise ValueError(f"expected on or off, got {text!r}")
     return value[text.lower()]

@@ -36,6 +36,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -324,6 +325,9 @@ def _become(setup_fd: int) -> None:
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])
         _clear_capabilities()
+        # Changing ids made the process non-dumpable (its /proc files root's); an exec would have
+        # made it dumpable again, as every cold-started runtime is.
+        _prctl(PR_SET_DUMPABLE, 1)
         step = "chdir /var/task"
         os.chdir("/var/task")
         step = "load seccomp filter"
@@ -347,6 +351,10 @@ def _forget(baseline: set[str]) -> None:
     random = sys.modules.get("random")
     if random is not None:
         random.seed()  # from the kernel: never the zygote's sequence
+    if "HOME" in os.environ:
+        # The zygote started without HOME: site looked the user up in pwd, which a cold start with
+        # HOME never imports (nothing of the runtime's does).
+        sys.modules.pop("pwd", None)
     site = sys.modules.get("site")
     if site is not None:
         # Computed at the zygote's start as root; a cold start computes them as the function's user.
