@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.lamina-setup
 
-.PHONY: setup serve test lint bench bench-setup clean
+.PHONY: setup serve test test-no-zygotes lint bench bench-setup clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,10 @@ serve: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+# The tests that run functions (tests/privileged), every runtime exec'd: lamina server --no-zygotes.
+test-no-zygotes: setup
+	LAMINA_ZYGOTES=off $(VENV)/bin/python -m pytest -q tests/privileged --deselect tests/privileged/test_zygotes.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

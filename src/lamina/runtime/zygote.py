@@ -55,15 +55,8 @@ from lamina.linux import NetNamespace, affinity, userns
 from lamina.linux.namespaces import run_in_thread
 from lamina.linux.userns import IdMapping
 from lamina.runtime.runtime_env import BASE_ENVIRONMENT
-from lamina.runtime.sandbox import (
-    KEPT_NAMESPACES,
-    OPEN_FILES,
-    SandboxError,
-    SandboxSpec,
-    enter_sandbox,
-    mount_plan,
-    system_dirs,
-)
+from lamina.runtime.sandbox import KEPT_NAMESPACES, OPEN_FILES, enter_sandbox
+from lamina.runtime.sandbox_root import SandboxError, SandboxSpec, mount_plan, system_dirs
 from lamina.runtime.seccomp_profile import syscall_filter
 
 __all__ = ["Zygote", "ZygoteChild", "ZygoteError", "Zygotes", "exec_reason"]
