@@ -175,7 +175,9 @@ VARYING = {"AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LaminaServer]]:
     started: dict[str, LaminaServer] = {}
     try:
-        started["zygotes"] = runtime_server(tmp_path_factory, "zygotes", "--zygotes", "on", "--log-level", "info")
+        started["zygotes"] = runtime_server(
+            tmp_path_factory, "zygotes", "--zygotes", "on", "--log-level", "info"
+        )
         started["exec"] = runtime_server(tmp_path_factory, "exec", "--no-zygotes")
         yield started
     finally:
