@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from lamina_server import LaminaServer, client
-from runtime_kit import ROLE, installed_python, python_function, runtime_server
+from runtime_kit import ROLE, RUNTIMES_DIR, installed_python, python_function, runtime_server
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
@@ -356,3 +357,40 @@ def test_exit_status_and_a_killed_zygote(servers: dict[str, LaminaServer]) -> No
     assert "FunctionError" not in r, body
     assert body["pid"] == 1
     assert zygote_pids(servers["zygotes"])
+
+
+def test_a_zygote_is_replaced_when_its_runtime_files_change(tmp_path_factory: pytest.TempPathFactory) -> None:
+    scratch = tmp_path_factory.mktemp("respawn")
+    runtimes = scratch / "runtimes"
+    subprocess.run(["cp", "-al", str(RUNTIMES_DIR), str(runtimes)], check=True)  # hard links: cheap
+    server = LaminaServer(
+        scratch / "data",
+        extra_args=("--runtimes-dir", str(runtimes), "--zygotes", "on", "--idle-timeout", "60"),
+    )
+    try:
+        lam = lam_of(server)
+        first = python_function(lam, PROBE, runtime=RUNTIME, prefix="before")
+        r, body, _ = invoke(lam, first)
+        assert "FunctionError" not in r, body
+        (old,) = zygote_pids(server)
+        # `make setup` after an upgrade writes new files: a new inode here, as a rename makes.
+        bootstrap = runtimes / RUNTIME / "bootstrap.py"
+        data = bootstrap.read_bytes()
+        bootstrap.unlink()
+        bootstrap.write_bytes(data)
+        second = python_function(lam, PROBE, runtime=RUNTIME, prefix="after")
+        r, body, log = invoke(lam, second)
+        assert "FunctionError" not in r, body
+        assert "Init Duration" in log
+        pids = zygote_pids(server)
+        assert len(pids) == 2 and old in pids  # the old one ends with its last environment
+        # The first function's warm environment still answers (its zygote keeps reporting for it).
+        r, body, log = invoke(lam, first)
+        assert "FunctionError" not in r and "Init Duration" not in log
+        lam.delete_function(FunctionName=first)
+        deadline = time.monotonic() + 20
+        while old in zygote_pids(server) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert old not in zygote_pids(server)
+    finally:
+        server.stop()
