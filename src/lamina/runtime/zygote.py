@@ -5,7 +5,7 @@ Facts:
 - One zygote per interpreter installation (``/var/runtime`` and ``/var/lang`` sources) in use, on the
   host's userland. It is ``/var/lang/bin/python3.X /var/runtime/bootstrap.py`` (the command line of
   every cold start) started as root in a mount namespace built by the sandbox's own mount plan with an
-  empty ``/var/task`` and no ``/opt`` (so paths in ``/proc/self/maps`` and ``/proc/self/exe`` read as
+  empty ``/var/task`` and ``/opt`` (but for their ``lib`` directories; so paths in ``/proc/self/maps`` and ``/proc/self/exe`` read as
   in an environment), in an empty network namespace of its own, with :data:`BASE_ENVIRONMENT`. The
   bootstrap sees ``_LAMINA_ZYGOTE`` and loads ``zygote_main.py`` (bound at ``/var/lamina/zygote.py``
   there only), which waits. It never runs a function's code and never receives a tenant's data: a
@@ -73,6 +73,8 @@ SETUP_TIMEOUT_S = 30.0
 # to another value than the zygote's gets an interpreter started with it.
 STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
 STARTUP_NAMES = ("LANG", "LANGUAGE", "GLIBC_TUNABLES")
+# /var/task/lib and /opt/lib (LD_LIBRARY_PATH) in the zygote's empty code and layer directories.
+LIBRARY_DIRS = ("task/lib", "opt/lib")
 _PID = struct.Struct("i")
 _EXIT = struct.Struct("ii")
 _UCRED = struct.Struct("iII")
@@ -250,7 +252,7 @@ class Zygote:
             env_id=self.work_dir.name,
             work_dir=self.work_dir,
             task_dir=self.work_dir / "task",
-            layer_dirs=(),
+            layer_dirs=(self.work_dir / "opt",),
             runtime_dir=k.runtime_dir,
             lang_dir=k.lang_dir,
             argv=(k.executable, BOOTSTRAP),
@@ -267,9 +269,13 @@ class Zygote:
         try:
             root = self.work_dir / "root"
             try:
-                (self.work_dir / "task").mkdir(parents=True)
+                # LD_LIBRARY_PATH's directories of the function's exist here too: the dynamic loader
+                # remembers, for the process's life, a directory it once found missing.
+                for d in LIBRARY_DIRS:
+                    (self.work_dir / d).mkdir(parents=True)
+                for d in ("task", "opt", *LIBRARY_DIRS):
+                    os.chmod(self.work_dir / d, 0o755)
                 root.mkdir()
-                os.chmod(self.work_dir / "task", 0o755)
             except OSError as exc:
                 raise ZygoteError(f"cannot create {str(self.work_dir)!r}: {exc}") from exc
             ops = mount_plan(spec, root, system_dirs(), files=((ZYGOTE_MAIN, ZYGOTE_PATH),))
