@@ -4,16 +4,18 @@ instead of exec'ing the interpreter (SOCK, ATC'18; the reason for AWS's SnapStar
 Facts:
 - One zygote per interpreter installation (``/var/runtime`` and ``/var/lang`` sources) in use, on the
   host's userland. It is ``/var/lang/bin/python3.X /var/runtime/bootstrap.py`` (the command line of
-  every cold start) started as root in a mount namespace built by the sandbox's own mount plan with an
-  empty ``/var/task`` and ``/opt`` (but for their ``lib`` directories; so paths in ``/proc/self/maps`` and ``/proc/self/exe`` read as
-  in an environment), in an empty network namespace of its own, with :data:`BASE_ENVIRONMENT`. The
+  every cold start) started as root in a mount namespace built by the sandbox's own mount plan with
+  an empty ``/var/task`` and ``/opt`` but for their ``lib`` directories (so paths in
+  ``/proc/self/maps`` and ``/proc/self/exe`` read as in an environment, and the dynamic loader does
+  not remember ``LD_LIBRARY_PATH`` directories as missing), in an empty network namespace of its
+  own, with :data:`BASE_ENVIRONMENT`. The
   bootstrap sees ``_LAMINA_ZYGOTE`` and loads ``zygote_main.py`` (bound at ``/var/lamina/zygote.py``
   there only), which waits. It never runs a function's code and never receives a tenant's data: a
-  fork request carries two descriptors (a PID namespace and a socket), nothing else.
+  fork request carries one descriptor (a socket), nothing else.
 - A cold start (:meth:`Zygote.fork`, from :meth:`Sandbox.start`): the server's thread makes the
   environment's namespaces and root exactly as for the exec path and keeps them as fds; the zygote
-  makes a new PID namespace for its children (``unshare``, then ``setns`` back) and forks; the child (PID 1
-  there) reads its setup from the socket (namespaces, log pipe, cgroup, variables, ids, seccomp
+  makes a new PID namespace for its next child (``unshare``, then ``setns`` back) and forks; the
+  child (PID 1 there) reads its setup from the socket (namespaces, log pipe, cgroup, variables, ids, seccomp
   program), joins, mounts ``/proc``, creates its user namespace (the server writes the maps, as for
   the exec path), drops to the sandbox user, loads the filter, closes every other descriptor, and
   returns into the bootstrap's ``main()``: the Init phase as always. Nothing in the child is the
