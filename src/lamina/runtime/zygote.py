@@ -177,8 +177,9 @@ class ZygoteChild:
     def _ended(self, timeout: float | None) -> bool:
         if self._pidfd < 0:
             return True
-        readable, _, _ = select.select([self._pidfd], [], [], timeout)
-        return bool(readable)
+        poller = select.poll()  # not select(): the server's descriptors go past 1024
+        poller.register(self._pidfd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
 
     def _finish(self) -> int:
         if not self._orphan:
