@@ -26,7 +26,7 @@ from testzips import make_zip
 pytestmark = pytest.mark.privileged
 
 RUNTIME = installed_python()
-ZYGOTE_LIBRARY = re.compile(r"/(libffi\.so[.\d]*|(_ctypes|_socket|_struct|array|select)\.cpython-[^/]*\.so)$")
+ZYGOTE_LIBRARY = re.compile(r"/(libffi\.so[.\d]*|(_ctypes|_socket|_struct|array|select|_queue|_heapq)\.cpython-[^/]*\.so)$")
 WRAPPER = '#!/bin/sh\nexec "$@"\n'
 
 # Everything a function can observe about its process, as JSON.
@@ -218,14 +218,21 @@ def zygote_pids(server: LaminaServer) -> list[int]:
     return found
 
 
-def test_a_forked_function_observes_what_a_cold_started_one_does(servers: dict[str, LaminaServer]) -> None:
+# 3.12 polls /next from a thread (awslambdaric imports concurrent.futures first), 3.11 does not.
+COMPARED = sorted({RUNTIME, installed_python("python3.11")})
+
+
+@pytest.mark.parametrize("runtime", COMPARED)
+def test_a_forked_function_observes_what_a_cold_started_one_does(
+    servers: dict[str, LaminaServer], runtime: str
+) -> None:
     seen: dict[str, Any] = {}
     for mode, server in servers.items():
         lam = lam_of(server)
         name = python_function(
             lam,
             PROBE,
-            runtime=RUNTIME,
+            runtime=runtime,
             prefix="probe",
             Environment={"Variables": {"GREETING": "hello", "TZ": "Europe/Paris", "HOME": "/tmp"}},
             LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "INFO"},

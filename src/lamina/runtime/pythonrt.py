@@ -419,17 +419,31 @@ def main():
     awslambdaric_main.main([sys.argv[0], handler])
 
 
+def _polls_from_thread():
+    from awslambdaric.lambda_config import LambdaConfigProvider
+
+    polling = getattr(LambdaConfigProvider, "SUPPORTED_THREADPOLLING_ENVS", ())
+    return os.environ.get("AWS_EXECUTION_ENV") in polling
+
+
 def _zygote():
     # lamina's zygote (lamina.runtime.zygote): this process waits here with everything above
     # imported, and forks environments; it returns only in a forked child, as a cold-started runtime
     # at this point would be.
     baseline = set(sys.modules)
+    # Imported by the runtime client before user code when it polls /next from a thread (3.12+):
+    # imported here ahead of need, and kept by a forked runtime that will poll so.
+    try:
+        import concurrent.futures.thread  # noqa: F401
+    except ImportError:
+        pass
+    ahead = set(sys.modules) - baseline
     from importlib import util
 
     spec = util.spec_from_file_location("_lamina_zygote", "/var/lamina/zygote.py")
     module = util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.serve(baseline)
+    module.serve(baseline, ahead, _polls_from_thread)
     # awslambdaric reads these at import: read again from the function's environment.
     ric = sys.modules.get("awslambdaric.bootstrap")
     if ric is not None and hasattr(ric, "_AWS_LAMBDA_LOG_FORMAT"):

@@ -28,6 +28,7 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Callable, Set
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -366,9 +367,13 @@ def _forget(baseline: set[str]) -> None:
     time.tzset()
 
 
-def serve(baseline: set[str]) -> None:
+def serve(
+    baseline: set[str], ahead: Set[str] = frozenset(), uses_ahead: Callable[[], bool] | None = None
+) -> None:
     """The zygote's life: returns only in a forked child, as that environment's runtime, with the
-    module set ``baseline`` (the bootstrap's before this file) and nothing of the zygote's."""
+    module set ``baseline`` (the bootstrap's before this file) and nothing of the zygote's; the
+    modules ``ahead`` (imported ahead of the runtime's need) stay when ``uses_ahead()`` says the
+    runtime will import them before user code."""
     control = int(os.environ.pop("_LAMINA_ZYGOTE"))
     reports, own_pidns = (int(x) for x in os.environ.pop("_LAMINA_ZYGOTE_FDS").split(","))
     given = os.environ.pop("_LAMINA_ZYGOTE_GIVEN").split(",")
@@ -381,4 +386,4 @@ def serve(baseline: set[str]) -> None:
     setup = zygote.serve()
     zygote.close()
     _become(setup)
-    _forget(baseline)
+    _forget(baseline | set(ahead) if uses_ahead is not None and uses_ahead() else baseline)
