@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from invoke import (  # noqa: E402
 )
 from testzips import make_zip  # noqa: E402
 
-from lamina.linux.cgroups import detect  # noqa: E402
+from lamina.linux.cgroups import CgroupVersion, detect  # noqa: E402
 from lamina.runtime.sizing import cgroup_parent  # noqa: E402
 
 TARGET_COLD = 0.5
@@ -177,16 +178,21 @@ def environment_groups(data_dir: Path) -> dict[str, list[int]]:
     return groups
 
 
-def wait_frozen(groups: list[str], timeout: float = 10.0) -> None:
-    """Until every group in the v1 freezer hierarchy reads FROZEN (v2: ``cgroup.events`` frozen 1)."""
+def wait_frozen(data_dir: Path, groups: list[str], timeout: float = 10.0) -> None:
+    """Until every environment group of the server is frozen: v1's ``freezer.state`` reads FROZEN,
+    v2's ``cgroup.events`` says ``frozen 1``."""
+    hierarchy = detect()
+    parent = cgroup_parent(data_dir)
+    if hierarchy.version is CgroupVersion.V1:
+        files, frozen = (
+            [Path("/sys/fs/cgroup/freezer") / parent / g / "freezer.state" for g in groups],
+            "FROZEN",
+        )
+    else:
+        files, frozen = [hierarchy.root / parent / g / "cgroup.events" for g in groups], "frozen 1"
     deadline = time.monotonic() + timeout
-    freezer = Path("/sys/fs/cgroup/freezer")
     while time.monotonic() < deadline:
-        states = []
-        for path in freezer.rglob("freezer.state") if freezer.is_dir() else ():
-            if path.parent.name in groups:
-                states.append(path.read_text().strip() == "FROZEN")
-        if not freezer.is_dir() or (len(states) == len(groups) and all(states)):
+        if all(frozen in f.read_text() for f in files):
             return
         time.sleep(0.05)
     raise RuntimeError(f"the idle environments were not all frozen within {timeout:.0f}s")
@@ -203,7 +209,7 @@ def cold_phase(
     zyg = sides["zygotes"]
     zyg.cold(None, arns)  # untimed: the layers' first use extracts them
     interpreter_start(*interp)
-    steps = [
+    steps: list[Callable[[], None]] = [
         lambda: zyg.cold(res.cold["zygotes"]),
         lambda: zyg.cold(res.cold_layers, arns),
         lambda: sides["no-zygotes"].cold(res.cold["no-zygotes"]),
@@ -266,7 +272,7 @@ def pss_phase(side: Side, n: int, res: Results) -> None:
     groups = {g: pids for g, pids in environment_groups(data_dir).items() if g not in before}
     if len(groups) != n:
         raise RuntimeError(f"{side.name}: {len(groups)} new environment groups for {n} functions")
-    wait_frozen(list(groups))
+    wait_frozen(data_dir, list(groups))
     total = sum(rollup(pid)[0] for pids in groups.values() for pid in pids)
     res.pss[side.name] = (total, n)
     procs = sum(len(pids) for pids in groups.values())
