@@ -421,7 +421,8 @@ def report(args: argparse.Namespace, res: Results) -> None:
     print(
         f"cold start with {args.layers * args.layer_mb} MiB of layers (zygotes): p50 "
         f"{C.ms(med(res.cold_layers.wall)):.1f} ms = {layers:.2f}x without (target <= {TARGET_LAYERS}x: "
-        f"{C.verdict(layers <= TARGET_LAYERS)}); Init Duration {med(res.cold_layers.init) / med(zyg.init):.2f}x"
+        f"{C.verdict(layers <= TARGET_LAYERS)}); Init Duration {med(res.cold_layers.init) / med(zyg.init):.2f}x; "
+        f"median of the rounds' own ratios {med(a / b for a, b in zip(res.cold_layers.wall, zyg.wall, strict=True)):.2f}x"
     )
     b_zyg, b_no = res.burst["zygotes"], res.burst["no-zygotes"]
     print(
