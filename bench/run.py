@@ -32,6 +32,7 @@ BENCHMARKS = [
     "logs_filter.py",
     "function_logs.py",
     "extensions.py",
+    "zygotes.py",
 ]
 
 
