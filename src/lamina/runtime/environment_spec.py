@@ -4,6 +4,7 @@ line, environment variables, extensions), and its start off the event loop."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from lamina.runtime.public_api import ApiAccess
 from lamina.runtime.sandbox import Sandbox, SandboxSpec
 from lamina.runtime.sizing import CgroupPolicy
 from lamina.runtime.target import Target
-from lamina.runtime.zygote import Zygotes
+from lamina.runtime.zygote import ZygoteLost, Zygotes
 
 __all__ = ["sandbox_spec", "start_sandbox"]
+
+log = logging.getLogger(__name__)
 
 
 def sandbox_spec(
@@ -78,9 +81,15 @@ def start_sandbox(
     """``Sandbox.start`` (blocking: run it in a thread), forked from a zygote when ``zygotes`` has one
     for it (:func:`lamina.runtime.zygote.exec_reason`; ``function`` names the function in the log),
     then the server's copies of the log pipes' write ends closed (here, not on the loop: a start
-    whose caller was cancelled still uses them)."""
+    whose caller was cancelled still uses them). A zygote that does not fork (:class:`ZygoteLost`:
+    nothing was started) leaves the cold start to the exec path."""
     try:
-        return Sandbox.start(spec, zygotes.forker(spec, function) if zygotes is not None else None)
+        forker = zygotes.forker(spec, function) if zygotes is not None else None
+        try:
+            return Sandbox.start(spec, forker)
+        except ZygoteLost as exc:
+            log.warning("%s starts its interpreter: %s", function, exc)
+            return Sandbox.start(spec, None)
     finally:
         os.close(write_fd)
         if ext_fd is not None:

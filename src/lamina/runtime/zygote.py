@@ -61,7 +61,7 @@ from lamina.runtime.sandbox import KEPT_NAMESPACES, OPEN_FILES, enter_sandbox
 from lamina.runtime.sandbox_root import SandboxError, SandboxSpec, mount_plan, system_dirs
 from lamina.runtime.seccomp_profile import syscall_filter
 
-__all__ = ["Zygote", "ZygoteChild", "ZygoteError", "Zygotes", "exec_reason"]
+__all__ = ["Zygote", "ZygoteChild", "ZygoteError", "ZygoteLost", "Zygotes", "exec_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ SETUP_TIMEOUT_S = 30.0
 # Read by the interpreter or the dynamic loader when they start: a function that sets one of these
 # to another value than the zygote's gets an interpreter started with it.
 STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
-STARTUP_NAMES = ("LANG", "LANGUAGE", "GLIBC_TUNABLES")
+STARTUP_NAMES = ("LANG", "LANGUAGE", "LOCPATH", "GLIBC_TUNABLES")
 # /var/task/lib and /opt/lib (LD_LIBRARY_PATH) in the zygote's empty code and layer directories.
 LIBRARY_DIRS = ("task/lib", "opt/lib")
 _PID = struct.Struct("i")
@@ -85,6 +85,11 @@ _counter = itertools.count(1)
 
 class ZygoteError(LaminaError):
     """A zygote could not be started or asked; the caller takes the exec path."""
+
+
+class ZygoteLost(SandboxError):
+    """The zygote did not fork (it is retired, gone, silent or refused): nothing of the environment
+    was started; the caller starts it on the exec path."""
 
 
 def exec_reason(spec: SandboxSpec) -> str | None:
@@ -234,6 +239,7 @@ class Zygote:
         self._early: dict[int, int] = {}  # exits reported before the fork's answer was read
         self._state = threading.Lock()
         self._retired = False
+        self._broken = False
         self._closed = False
 
     # --- start ---------------------------------------------------------------------------------
@@ -364,7 +370,7 @@ class Zygote:
 
     @property
     def alive(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None and not self._closed
+        return self._popen is not None and self._popen.poll() is None and not (self._closed or self._broken)
 
     @property
     def closed(self) -> bool:
@@ -400,6 +406,7 @@ class Zygote:
                 self._setup(ours, child, spec, namespaces, join_fds)
             except BaseException:
                 child.send_signal(signal.SIGKILL)
+                child.close()  # its pidfd: nobody else holds this child (its exit report drops it)
                 raise
             return child
         finally:
@@ -408,19 +415,22 @@ class Zygote:
 
     def _fork(self, setup: socket.socket) -> ZygoteChild:
         control = self._control
-        if control is None or self._retired or self._closed:
-            raise SandboxError("the zygote is retired")
+        if control is None or self._retired or self._closed or self._broken:
+            raise ZygoteLost("the zygote is retired")
         with self._lock:
             try:
                 _send_fds(control, b"f", (setup.fileno(),))
                 data, fds = _recv_fds(control, 64)
             except OSError as exc:
-                raise SandboxError(f"the zygote did not answer: {exc}") from exc
+                self._abandon()
+                raise ZygoteLost(f"the zygote did not answer: {exc}") from exc
             if data[:1] != b"p" or len(data) != 1 + _PID.size or len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
+                if data[:1] != b"e":
+                    self._abandon()
                 text = data[1:].decode(errors="replace") if data[:1] == b"e" else "no answer"
-                raise SandboxError(f"the zygote cannot fork: {text}")
+                raise ZygoteLost(f"the zygote cannot fork: {text}")
             (pid,) = _PID.unpack_from(data, 1)
             child = ZygoteChild(pid, fds[0])
             with self._state:
@@ -430,6 +440,14 @@ class Zygote:
             if early is not None:
                 child.exited(early)
         return child
+
+    def _abandon(self) -> None:
+        """The zygote did not answer as it does (hung, gone, or out of step: a late answer would be
+        read as the next fork's): killed, never asked again; :class:`Zygotes` starts another."""
+        self._broken = True
+        if self._popen is not None:
+            with contextlib.suppress(OSError):
+                self._popen.send_signal(signal.SIGKILL)
 
     def _setup(
         self,

@@ -1,0 +1,405 @@
+"""Zygotes attacked (lamina.runtime.zygote): what a hostile function tries against the zygote it was
+forked from and against its siblings, and the server's fork hygiene when a zygote is silent, a
+forked child's setup fails, or functions crash in a loop.
+
+A server with zygotes (the default) and one with ``--no-zygotes`` run the same functions where the
+two modes are compared; the setup failure drives a real zygote directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lamina_server import LaminaServer, client
+from runtime_kit import RUNTIMES_DIR, installed_python, python_function, runtime_server
+
+from lamina.linux import NetNamespace
+from lamina.runtime.host_ids import HostIds
+from lamina.runtime.runtime_env import BASE_ENVIRONMENT
+from lamina.runtime.sandbox import ForkedProcess, Sandbox, SandboxError, SandboxSpec
+from lamina.runtime.zygote import Zygote, ZygoteKey
+
+pytestmark = pytest.mark.privileged
+
+RUNTIME = installed_python()
+MiB = 1024 * 1024
+
+# What a function tries against the processes around it; ``event["targets"]`` are host pids of the
+# zygote and of a sibling environment's runtime.
+ATTACKER = r"""
+import ctypes
+import errno
+import os
+import signal
+import sys
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def _outcome(call):
+    try:
+        call()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    return "ok"
+
+
+def _libc(ret):
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _read_memory(pid):
+    buf = ctypes.create_string_buffer(64)
+    local = IoVec(ctypes.addressof(buf), 64)
+    remote = IoVec(0x400000, 64)
+    _libc(libc.process_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+
+
+def _ptrace(pid):
+    libc.ptrace.restype = ctypes.c_long
+    _libc(libc.ptrace(16, pid, None, None))  # PTRACE_ATTACH
+
+
+def handler(event, context):
+    if event.get("op") == "hash":
+        return {"hash": hash("lamina-hash-seed"), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED")}
+    out = {}
+    for pid in event["targets"]:
+        out[str(pid)] = {
+            "kill": _outcome(lambda: os.kill(pid, 0)),
+            "pidfd_open": _outcome(lambda: os.close(os.pidfd_open(pid))),
+            "process_vm_readv": _outcome(lambda: _read_memory(pid)),
+            "ptrace": _outcome(lambda: _ptrace(pid)),
+            "proc": _outcome(lambda: os.listdir(f"/proc/{pid}/fd")),
+        }
+    out["processes"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    out["ppid"] = os.getppid()
+    out["parent"] = {
+        "kill 0": _outcome(lambda: os.kill(0, 0)),
+        "kill -1": _outcome(lambda: os.kill(-1, signal.SIGCONT)),
+    }
+    out["zygote.py"] = os.path.exists("/var/lamina/zygote.py") or os.path.exists("/var/lamina")
+    out["write /var/lang"] = _outcome(lambda: open(sys.executable, "ab").close())
+    out["write /var/runtime"] = _outcome(lambda: open("/var/runtime/bootstrap.py", "ab").close())
+    out["fds"] = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    return out
+"""
+
+CRASH = r"""
+import os
+
+if os.environ.get("CRASH_AT") == "init":
+    os._exit(9)
+
+
+def handler(event, context):
+    os._exit(3)
+"""
+
+FINE = r"""
+def handler(event, context):
+    return "fine"
+"""
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LaminaServer]]:
+    started: dict[str, LaminaServer] = {}
+    try:
+        started["zygotes"] = runtime_server(tmp_path_factory, "zygotes", "--log-level", "info")
+        started["exec"] = runtime_server(tmp_path_factory, "exec", "--no-zygotes")
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def invoke(lam: Any, name: str, payload: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any, str]:
+    r = lam.invoke(FunctionName=name, Payload=json.dumps(payload or {}).encode(), LogType="Tail")
+    body = json.loads(r["Payload"].read() or b"null")
+    return r, body, base64.b64decode(r.get("LogResult", "")).decode(errors="replace")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def zygote_pids(server: LaminaServer) -> list[int]:
+    """The server's zygotes: its children running the bootstrap in the host's PID namespace."""
+    found = []
+    for pid in children(server.proc.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"/var/runtime/bootstrap.py" in cmdline and os.readlink(f"/proc/{pid}/ns/pid") == os.readlink(
+                "/proc/self/ns/pid"
+            ):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
+def fd_kinds(pid: int) -> collections.Counter[str]:
+    """The kinds of a process's descriptors a fork or an environment makes (pidfds are anon_inode)."""
+    kinds: collections.Counter[str] = collections.Counter()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(("socket:", "pipe:", "anon_inode:")):
+            kinds[target.split(":")[0] + ":" + target.split(":", 1)[1].strip("[]").split("]")[0]] += 1
+    return kinds
+
+
+# --- a function against the zygote and its siblings --------------------------------------------
+
+
+def test_a_function_reaches_neither_its_zygote_nor_a_sibling(servers: dict[str, LaminaServer]) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    sibling = python_function(lam, FINE, runtime=RUNTIME, prefix="sibling")
+    r, body, _ = invoke(lam, sibling)
+    assert body == "fine"
+    (zygote,) = zygote_pids(server)
+    environments = children(zygote)
+    assert environments, "the sibling's runtime is the zygote's child"
+    attacker = python_function(lam, ATTACKER, runtime=RUNTIME, prefix="attacker")
+    targets = [zygote, *environments]
+    r, body, _ = invoke(lam, attacker, {"targets": targets})
+    assert "FunctionError" not in r, body
+    for pid in targets:
+        # Host pids mean nothing in the function's PID namespace (only its own PID 1 and what it
+        # starts); where one happens to name a process of its own, it is not the target.
+        outcomes = body[str(pid)]
+        if pid not in body["processes"]:
+            assert outcomes == {
+                "kill": "ESRCH",
+                "pidfd_open": "ESRCH",
+                "process_vm_readv": "ESRCH",
+                "ptrace": outcomes["ptrace"],  # the syscall filter may refuse it first
+                "proc": "ENOENT",
+            }, (pid, outcomes)
+            assert outcomes["ptrace"] in ("ESRCH", "EPERM"), outcomes
+    assert body["processes"] == [1]
+    assert body["ppid"] == 0  # the zygote is outside its namespace
+    # kill(0) reaches its own process group; kill(-1) finds nothing but itself to signal.
+    assert body["parent"] == {"kill 0": "ok", "kill -1": "ESRCH"}
+    assert body["zygote.py"] is False
+    assert body["write /var/lang"] in ("EROFS", "EACCES")
+    assert body["write /var/runtime"] in ("EROFS", "EACCES")
+    assert body["fds"] == sorted(body["fds"]) and len(body["fds"]) < 8
+    # The zygote and the sibling are untouched: the sibling still answers, the zygote still forks.
+    assert zygote_pids(server) == [zygote]
+    r, body, _ = invoke(lam, sibling)
+    assert body == "fine"
+    again = python_function(lam, FINE, runtime=RUNTIME, prefix="after")
+    r, body, _ = invoke(lam, again)
+    assert body == "fine"
+    assert zygote_pids(server) == [zygote]
+
+
+# --- what a function sets at start-up ---------------------------------------------------------
+
+
+def test_a_function_that_sets_its_hash_seed_gets_it(servers: dict[str, LaminaServer]) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    name = python_function(
+        lam, ATTACKER, runtime=RUNTIME, prefix="seed", Environment={"Variables": {"PYTHONHASHSEED": "123"}}
+    )
+    r, body, _ = invoke(lam, name, {"op": "hash"})
+    assert body["PYTHONHASHSEED"] == "123"
+    python = json.loads((RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").read_text())["python"]
+    expected = subprocess.run(
+        [python, "-c", "print(hash('lamina-hash-seed'))"],
+        env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert body["hash"] == int(expected)
+    other = python_function(lam, ATTACKER, runtime=RUNTIME, prefix="noseed")
+    r, body, _ = invoke(lam, other, {"op": "hash"})
+    assert body["hash"] != int(expected)
+
+
+@pytest.mark.parametrize("variable", ["PYTHONHASHSEED", "LOCPATH", "LC_ALL", "MALLOC_ARENA_MAX"])
+def test_variables_read_at_start_up_take_the_exec_path(
+    servers: dict[str, LaminaServer], variable: str
+) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    name = python_function(
+        lam, FINE, runtime=RUNTIME, prefix="startup", Environment={"Variables": {variable: "1"}}
+    )
+    r, body, _ = invoke(lam, name)
+    assert body == "fine"
+    log = Path(server.log_path).read_text()
+    lines = [line for line in log.splitlines() if f":function:{name}" in line and "no zygote" in line]
+    assert len(lines) == 1 and f"it sets {variable}," in lines[0], lines
+
+
+# --- fork hygiene ------------------------------------------------------------------------------
+
+
+def test_a_crash_loop_leaves_nothing_behind(servers: dict[str, LaminaServer]) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    in_handler = python_function(lam, CRASH, runtime=RUNTIME, prefix="crash")
+    in_init = python_function(
+        lam, CRASH, runtime=RUNTIME, prefix="crashinit", Environment={"Variables": {"CRASH_AT": "init"}}
+    )
+    for name in (in_handler, in_init):
+        invoke(lam, name)
+    (zygote,) = zygote_pids(server)
+    wait_for(lambda: not children(zygote), "the crashed environments end")
+    before = fd_kinds(server.proc.pid)
+    for _ in range(25):
+        r, body, _ = invoke(lam, in_handler)
+        assert "exit status 3" in body["errorMessage"], body
+        r, body, _ = invoke(lam, in_init)
+        assert "exit status 9" in body["errorMessage"], body
+    # Every cold start forked the same zygote; each child was reaped and its exit reported.
+    assert zygote_pids(server) == [zygote]
+    wait_for(lambda: not children(zygote), "the crashed environments end")
+    status = Path(f"/proc/{zygote}/status").read_text()
+    assert "State:\tS" in status
+    assert fd_kinds(server.proc.pid) == before
+    name = python_function(lam, FINE, runtime=RUNTIME, prefix="survivor")
+    r, body, _ = invoke(lam, name)
+    assert body == "fine"
+
+
+def test_a_silent_zygote_is_replaced_and_the_cold_start_is_execd(servers: dict[str, LaminaServer]) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    warm = python_function(lam, FINE, runtime=RUNTIME, prefix="warmup")
+    invoke(lam, warm)
+    (silent,) = zygote_pids(server)
+    os.kill(silent, signal.SIGSTOP)  # hung: it never answers the next fork request
+    try:
+        name = python_function(lam, FINE, runtime=RUNTIME, prefix="silent")
+        r, body, _ = invoke(lam, name)
+        assert "FunctionError" not in r, body
+        assert body == "fine"
+        log = Path(server.log_path).read_text()
+        assert any(
+            f":function:{name}" in line and "the zygote did not answer" in line for line in log.splitlines()
+        )
+        # Killed, never asked again: the next cold start forks a new zygote.
+        wait_for(lambda: silent not in zygote_pids(server), "the silent zygote ends")
+        fresh = python_function(lam, FINE, runtime=RUNTIME, prefix="fresh")
+        r, body, _ = invoke(lam, fresh)
+        assert body == "fine"
+        (replacement,) = zygote_pids(server)
+        assert replacement != silent
+        assert children(replacement)
+    finally:
+        if silent in zygote_pids(server):
+            os.kill(silent, signal.SIGCONT)
+
+
+# --- a forked child whose setup fails, against a zygote of this test's own -----------------------
+
+
+class _NoCgroup:
+    """A forker whose children cannot join their cgroup (a descriptor not open for writing)."""
+
+    def __init__(self, zygote: Zygote) -> None:
+        self.zygote = zygote
+
+    def fork(self, spec: SandboxSpec, namespaces: Sequence[int], join_fds: Sequence[int]) -> ForkedProcess:
+        read_only = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return self.zygote.fork(spec, namespaces, (read_only,))
+        finally:
+            os.close(read_only)
+
+
+def test_a_failed_setup_leaks_nothing(tmp_path: Path) -> None:
+    meta = json.loads((RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").read_text())
+    key = ZygoteKey(RUNTIMES_DIR / RUNTIME, Path(meta["prefix"]), f"/var/lang/{meta['executable']}")
+    netns = NetNamespace.create(f"test-{uuid.uuid4().hex[:8]}")
+    host_ids = HostIds()
+    host_id = host_ids.allocate()
+    zygote = Zygote.start(key, tmp_path / "zygote")
+    sandboxes: list[Sandbox] = []
+    try:
+        task = tmp_path / "task"
+        task.mkdir(mode=0o755)
+        task.chmod(0o755)
+        (task / "app.py").write_text(FINE)
+        spec = SandboxSpec(
+            env_id=f"test-{uuid.uuid4().hex[:12]}",
+            work_dir=tmp_path / "work",
+            task_dir=task,
+            layer_dirs=(),
+            runtime_dir=key.runtime_dir,
+            lang_dir=key.lang_dir,
+            argv=(key.executable, "/var/runtime/bootstrap.py"),
+            env=dict(BASE_ENVIRONMENT),
+            netns=netns,
+            memory_bytes=256 * MiB,
+            tmp_bytes=8 * MiB,
+            host_id=host_id,
+        )
+        read_fd, write_fd = os.pipe()
+        try:
+
+            def fresh() -> SandboxSpec:
+                env_id = f"test-{uuid.uuid4().hex[:12]}"
+                return replace(spec, env_id=env_id, work_dir=tmp_path / env_id, stdout=write_fd)
+
+            # The fork works (its runtime then ends: there is no Runtime API to ask).
+            sandboxes.append(Sandbox.start(fresh(), zygote))
+            sandboxes[-1].wait(30)
+            wait_for(lambda: zygote.children == 0, "the first child is reported")
+            before = sorted(os.listdir("/proc/self/fd"))
+            for _ in range(5):
+                with pytest.raises(SandboxError, match="join cgroup"):
+                    Sandbox.start(fresh(), _NoCgroup(zygote))
+            # Each child was killed and reaped, its pidfd closed; the zygote still forks.
+            wait_for(lambda: zygote.children == 0, "the failed children are reported")
+            assert sorted(os.listdir("/proc/self/fd")) == before
+            sandboxes.append(Sandbox.start(fresh(), zygote))
+            assert zygote.alive
+        finally:
+            os.close(write_fd)
+            os.close(read_fd)
+    finally:
+        for sandbox in sandboxes:
+            sandbox.close()
+        zygote.close()
+        host_ids.release(host_id)
+        host_ids.close()
+        netns.close()
