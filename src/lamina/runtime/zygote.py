@@ -22,6 +22,17 @@ Facts:
   zygote's: its descriptors are closed, its modules forgotten (the bootstrap's set stays), ``random``
   reseeded, awslambdaric's import-time settings read again, ``/proc/self/environ`` shows the
   function's variables. The interpreter's hash seed is the zygote's: shared by its environments.
+  So is what the kernel chose at the zygote's exec: the address-space layout (where libc, the
+  interpreter, the heap and the stack are) and ``AT_RANDOM``, from which glibc takes the stack
+  protector's canary and the pointer guard. A function can read all of these in its own process, so
+  it learns them for every environment of its zygote (a memory-safety bug in another tenant's
+  native code is then easier to exploit; no bug, nothing learnt). The objects the zygote had at its
+  ``gc.freeze()`` stay frozen in the child (``gc.get_freeze_count()`` counts them, and a collection
+  never writes their pages: what keeps them shared), as the ``gc`` documentation advises for a
+  fork without exec.
+- A zygote that does not answer a fork request (hung, gone, or out of step) is killed and replaced,
+  and that cold start takes the exec path (:class:`ZygoteLost`): nothing of its environment had
+  started.
 - The zygote is the child's parent (it reaps it and reports the status); the server holds a pidfd the
   zygote opened before it could reap, so a signal never reaches a reused pid. A zygote that dies is
   replaced; its environments keep running (their status reads as killed when they end). A zygote
