@@ -82,6 +82,15 @@ def _ptrace(pid):
 def handler(event, context):
     if event.get("op") == "hash":
         return {"hash": hash("lamina-hash-seed"), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED")}
+    if event.get("op") == "ids":
+        import threading
+
+        return {
+            "main thread": [threading.main_thread().native_id, threading.get_native_id()],
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "sid": [os.getsid(0), os.getpgrp()],
+        }
     out = {}
     for pid in event["targets"]:
         out[str(pid)] = {
@@ -243,6 +252,18 @@ def test_a_function_reaches_neither_its_zygote_nor_a_sibling(servers: dict[str, 
     r, body, _ = invoke(lam, again)
     assert body == "fine"
     assert zygote_pids(server) == [zygote]
+
+
+def test_no_id_a_function_sees_names_the_zygote(servers: dict[str, LaminaServer]) -> None:
+    seen = {}
+    for mode, server in servers.items():
+        lam = client(server, "lambda")
+        name = python_function(lam, ATTACKER, runtime=RUNTIME, prefix="ids")
+        r, body, _ = invoke(lam, name, {"op": "ids"})
+        assert "FunctionError" not in r, body
+        seen[mode] = body
+    assert seen["zygotes"] == seen["exec"]
+    assert seen["zygotes"]["main thread"] == [1, 1]  # never the zygote's thread's host id
 
 
 # --- what a function sets at start-up ---------------------------------------------------------

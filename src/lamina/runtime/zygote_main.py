@@ -352,6 +352,13 @@ def _forget(baseline: set[str]) -> None:
     random = sys.modules.get("random")
     if random is not None:
         random.seed()  # from the kernel: never the zygote's sequence
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        # After a fork, CPython (3.9-3.12) renews the main thread's ident but not its native id:
+        # it would name the zygote's thread in the host's PID namespace; a cold start's is 1.
+        main = threading.main_thread()
+        if getattr(main, "_native_id", None) is not None:
+            setattr(main, "_native_id", threading.get_native_id())  # noqa: B010 - CPython's own
     if "HOME" in os.environ:
         # The zygote started without HOME: site looked the user up in pwd, which a cold start with
         # HOME never imports (nothing of the runtime's does).
