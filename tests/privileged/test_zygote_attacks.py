@@ -82,6 +82,18 @@ def _ptrace(pid):
 def handler(event, context):
     if event.get("op") == "hash":
         return {"hash": hash("lamina-hash-seed"), "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED")}
+    if event.get("op") == "clock":
+        import logging
+
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        start = logging._startTime
+        return {
+            "process started": boot + ticks / os.sysconf("SC_CLK_TCK"),
+            "logging started": start / 1e9 if isinstance(start, int) else start,
+        }
     if event.get("op") == "ids":
         import threading
 
@@ -264,6 +276,18 @@ def test_no_id_a_function_sees_names_the_zygote(servers: dict[str, LaminaServer]
         seen[mode] = body
     assert seen["zygotes"] == seen["exec"]
     assert seen["zygotes"]["main thread"] == [1, 1]  # never the zygote's thread's host id
+
+
+def test_logging_counts_from_the_runtime_s_start_not_the_zygote_s(servers: dict[str, LaminaServer]) -> None:
+    server = servers["zygotes"]
+    lam = client(server, "lambda")
+    invoke(lam, python_function(lam, FINE, runtime=RUNTIME, prefix="older"))  # the zygote is up
+    time.sleep(2)  # and older than the process start's resolution (boot time in whole seconds)
+    name = python_function(lam, ATTACKER, runtime=RUNTIME, prefix="clock")
+    r, body, _ = invoke(lam, name, {"op": "clock"})
+    assert "FunctionError" not in r, body
+    # relativeCreated counts from logging's start: never before this process existed.
+    assert body["logging started"] >= body["process started"], body
 
 
 # --- what a function sets at start-up ---------------------------------------------------------

@@ -372,6 +372,12 @@ def _forget(baseline: set[str]) -> None:
     import time
 
     time.tzset()
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        # LogRecord.relativeCreated counts from logging's import: the zygote's, maybe hours ago.
+        start = getattr(logging, "_startTime", None)
+        if isinstance(start, (int, float)):
+            setattr(logging, "_startTime", time.time_ns() if isinstance(start, int) else time.time())  # noqa: B010
 
 
 def serve(
