@@ -68,6 +68,7 @@ def test_what_cannot_be_forked(tmp_path: Path, changes: dict[str, object], reaso
         "LC_ALL",
         "LANG",
         "LANGUAGE",
+        "LOCPATH",
         "MALLOC_ARENA_MAX",
         "GLIBC_TUNABLES",
     ],
