@@ -36,6 +36,7 @@ pytestmark = pytest.mark.privileged
 
 RUNTIME = installed_python()
 MiB = 1024 * 1024
+CGROUPS = Path("/sys/fs/cgroup")
 
 # What a function tries against the processes around it; ``event["targets"]`` are host pids of the
 # zygote and of a sibling environment's runtime.
@@ -190,6 +191,11 @@ def zygote_pids(server: LaminaServer) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def cgroups_of(env_id: str) -> list[str]:
+    """An environment's cgroup directories, in every hierarchy (v1 or v2)."""
+    return [str(p) for pattern in ("*", "*/*", "*/*/*") for p in CGROUPS.glob(f"{pattern}/{env_id}")]
 
 
 def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
@@ -473,14 +479,21 @@ def test_a_failed_setup_leaks_nothing(tmp_path: Path) -> None:
             sandboxes[-1].wait(30)
             wait_for(lambda: zygote.children == 0, "the first child is reported")
             before = sorted(os.listdir("/proc/self/fd"))
-            for _ in range(5):
+            failed = [fresh() for _ in range(5)]
+            for doomed in failed:
                 with pytest.raises(SandboxError, match="join cgroup"):
-                    Sandbox.start(fresh(), _NoCgroup(zygote))
-            # Each child was killed and reaped, its pidfd closed; the zygote still forks.
+                    Sandbox.start(doomed, _NoCgroup(zygote))
+            # Each child was killed and reaped, its pidfd closed, its cgroup and work directory
+            # removed; the zygote still forks.
             wait_for(lambda: zygote.children == 0, "the failed children are reported")
             assert sorted(os.listdir("/proc/self/fd")) == before
-            sandboxes.append(Sandbox.start(fresh(), zygote))
+            for doomed in failed:
+                assert not doomed.work_dir.exists()
+                assert cgroups_of(doomed.env_id) == []
+            alive = fresh()
+            sandboxes.append(Sandbox.start(alive, zygote))
             assert zygote.alive
+            assert cgroups_of(alive.env_id)  # where the failed ones' are looked for
         finally:
             os.close(write_fd)
             os.close(read_fd)
