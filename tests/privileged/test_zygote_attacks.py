@@ -442,7 +442,9 @@ class _NoCgroup:
 
 def test_a_failed_setup_leaks_nothing(tmp_path: Path) -> None:
     meta = json.loads((RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").read_text())
-    key = ZygoteKey(RUNTIMES_DIR / RUNTIME, Path(meta["prefix"]), f"/var/lang/{meta['executable']}")
+    key = ZygoteKey(
+        RUNTIMES_DIR / RUNTIME, Path(meta["prefix"]), f"/var/lang/{meta['executable']}", "000000000000"
+    )
     netns = NetNamespace.create(f"test-{uuid.uuid4().hex[:8]}")
     host_ids = HostIds()
     host_id = host_ids.allocate()

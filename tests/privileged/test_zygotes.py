@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import LaminaServer, client
+from lamina_server import ACCOUNTS, LaminaServer, client, create_lambda_role
 from runtime_kit import ROLE, RUNTIMES_DIR, installed_python, python_function, runtime_server
 from testzips import make_zip
 
 pytestmark = pytest.mark.privileged
 
 RUNTIME = installed_python()
-ZYGOTE_LIBRARY = re.compile(r"/(libffi\.so[.\d]*|(_ctypes|_socket|_struct|array|select|_queue|_heapq)\.cpython-[^/]*\.so)$")
+ZYGOTE_LIBRARY = re.compile(
+    r"/(libffi\.so[.\d]*|(_ctypes|_socket|_struct|array|select|_queue|_heapq)\.cpython-[^/]*\.so)$"
+)
 WRAPPER = '#!/bin/sh\nexec "$@"\n'
 
 # Everything a function can observe about its process, as JSON.
@@ -123,6 +125,9 @@ def handler(event, context):
                     continue
         needle.close()
         return {"found": found}
+    if event.get("op") == "layout":
+        with open("/proc/self/maps") as f:
+            return {"libc": next(line.split("-")[0] for line in f if "libc.so" in line)}
     if event.get("op") == "random":
         import random
         return {"random": random.random(), "urandom": os.urandom(8).hex()}
@@ -401,3 +406,20 @@ def test_a_zygote_is_replaced_when_its_runtime_files_change(tmp_path_factory: py
         assert old not in zygote_pids(server)
     finally:
         server.stop()
+
+
+def test_a_zygote_is_never_shared_by_two_accounts(servers: dict[str, LaminaServer]) -> None:
+    """What a fork shares (the layout, AT_RANDOM, the hash seed) stays within one account."""
+    server = servers["zygotes"]
+    bases: dict[str, set[str]] = {}
+    for account in ACCOUNTS[1:]:
+        lam = client(server, "lambda", key=account["access_key_id"], secret=account["secret_access_key"])
+        role = create_lambda_role(server, account["access_key_id"], account["secret_access_key"], "zyg-role")
+        for _ in range(2):
+            name = python_function(lam, PROBE, runtime=RUNTIME, prefix="acct", role=role)
+            r, body, log = invoke(lam, name, {"op": "layout"})
+            assert "FunctionError" not in r and "Init Duration" in log, body
+            bases.setdefault(account["account_id"], set()).add(body["libc"])
+    alice, bob = (bases[a["account_id"]] for a in ACCOUNTS[1:])
+    assert len(alice) == 1 and len(bob) == 1  # forked: one zygote's layout per account
+    assert alice != bob

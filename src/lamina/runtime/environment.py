@@ -324,7 +324,7 @@ class Environment:
         # processes run as ``host_id``, which must not be given back before they are gone.
         try:
             starting = loop.run_in_executor(
-                None, start_sandbox, spec, write_fd, ext_fd, self.zygotes, t.function.arn
+                None, start_sandbox, spec, write_fd, ext_fd, self.zygotes, t.function.arn, t.account
             )
         except BaseException:
             os.close(write_fd)

@@ -76,15 +76,21 @@ def sandbox_spec(
 
 
 def start_sandbox(
-    spec: SandboxSpec, write_fd: int, ext_fd: int | None, zygotes: Zygotes | None, function: str
+    spec: SandboxSpec,
+    write_fd: int,
+    ext_fd: int | None,
+    zygotes: Zygotes | None,
+    function: str,
+    account: str,
 ) -> Sandbox:
     """``Sandbox.start`` (blocking: run it in a thread), forked from a zygote when ``zygotes`` has one
-    for it (:func:`lamina.runtime.zygote.exec_reason`; ``function`` names the function in the log),
+    for it (:func:`lamina.runtime.zygote.exec_reason`; ``function`` names the function in the log,
+    ``account`` is whose zygote it is),
     then the server's copies of the log pipes' write ends closed (here, not on the loop: a start
     whose caller was cancelled still uses them). A zygote that does not fork (:class:`ZygoteLost`:
     nothing was started) leaves the cold start to the exec path."""
     try:
-        forker = zygotes.forker(spec, function) if zygotes is not None else None
+        forker = zygotes.forker(spec, function, account) if zygotes is not None else None
         try:
             return Sandbox.start(spec, forker)
         except ZygoteLost as exc:

@@ -107,7 +107,7 @@ class EnvironmentPool:
         self.on_lost: Callable[[Hashable], None] | None = None
         self.cgroup_policy = cgroup_policy or CgroupPolicy()
         self.host_ids = HostIds(host_ids)
-        self.zygotes = Zygotes(work_root) if zygotes else None
+        self.zygotes = Zygotes(work_root.parent / "zygotes") if zygotes else None
         # Work dirs left by a crash (their sandboxes died with their namespaces) are swept at start.
         if work_root.is_dir():
             for leftover in work_root.iterdir():

@@ -2,9 +2,10 @@
 instead of exec'ing the interpreter (SOCK, ATC'18; the reason for AWS's SnapStart).
 
 Facts:
-- One zygote per interpreter installation (``/var/runtime`` and ``/var/lang`` sources) in use, on the
-  host's userland. It is ``/var/lang/bin/python3.X /var/runtime/bootstrap.py`` (the command line of
-  every cold start) started as root in a mount namespace built by the sandbox's own mount plan with
+- One zygote per account and interpreter installation (``/var/runtime`` and ``/var/lang`` sources)
+  in use, on the host's userland, at most :data:`MAX_ZYGOTES` (least recently used retired). It
+  is ``/var/lang/bin/python3.X /var/runtime/bootstrap.py`` (the command line of every cold start)
+  started as root in a mount namespace built by the sandbox's own mount plan with
   an empty ``/var/task`` and ``/opt`` but for their ``lib`` directories (so paths in
   ``/proc/self/maps`` and ``/proc/self/exe`` read as in an environment, and the dynamic loader does
   not remember ``LD_LIBRARY_PATH`` directories as missing), in an empty network namespace of its
@@ -25,8 +26,8 @@ Facts:
   So is what the kernel chose at the zygote's exec: the address-space layout (where libc, the
   interpreter, the heap and the stack are) and ``AT_RANDOM``, from which glibc takes the stack
   protector's canary and the pointer guard. A function can read all of these in its own process, so
-  it learns them for every environment of its zygote (a memory-safety bug in another tenant's
-  native code is then easier to exploit; no bug, nothing learnt). The objects the zygote had at its
+  it learns them for every environment of its zygote: hence one zygote per account (and runtime),
+  never shared by two tenants. The objects the zygote had at its
   ``gc.freeze()`` stay frozen in the child (``gc.get_freeze_count()`` counts them, and a collection
   never writes their pages: what keeps them shared), as the ``gc`` documentation advises for a
   fork without exec.
@@ -59,6 +60,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,9 @@ STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
 STARTUP_NAMES = ("LANG", "LANGUAGE", "LOCPATH", "GLIBC_TUNABLES")
 # /var/task/lib and /opt/lib (LD_LIBRARY_PATH) in the zygote's empty code and layer directories.
 LIBRARY_DIRS = ("task/lib", "opt/lib")
+# Zygotes kept at once by a server (one per account and Python runtime in use): ~17 MB of RSS each,
+# shared with its environments.
+MAX_ZYGOTES = 16
 _PID = struct.Struct("i")
 _EXIT = struct.Struct("ii")
 _UCRED = struct.Struct("iII")
@@ -123,16 +128,19 @@ def exec_reason(spec: SandboxSpec) -> str | None:
 
 @dataclass(frozen=True)
 class ZygoteKey:
-    """What a zygote is a runtime of: the trees at /var/runtime and /var/lang, and the interpreter."""
+    """What a zygote is a runtime of: the trees at /var/runtime and /var/lang, and the interpreter;
+    and whose: one account's (what a fork shares, the address space's layout and AT_RANDOM, never
+    crosses accounts)."""
 
     runtime_dir: Path
     lang_dir: Path
     executable: str  # /var/lang/bin/python3.X
+    account: str
 
     @classmethod
-    def of(cls, spec: SandboxSpec) -> ZygoteKey:
+    def of(cls, spec: SandboxSpec, account: str) -> ZygoteKey:
         assert spec.runtime_dir is not None and spec.lang_dir is not None  # exec_reason
-        return cls(spec.runtime_dir, spec.lang_dir, spec.argv[0])
+        return cls(spec.runtime_dir, spec.lang_dir, spec.argv[0], account)
 
     def files(self) -> tuple[tuple[int, int], ...]:
         """Identity of the files a zygote has loaded (a change retires it): inode and mtime of the
@@ -535,21 +543,27 @@ class Zygotes:
 
     MAX_LOGGED = 10_000
 
-    def __init__(self, work_root: Path) -> None:
+    def __init__(self, work_root: Path, *, limit: int = MAX_ZYGOTES) -> None:
+        """``work_root``: the zygotes' scratch directories (what a killed server left is removed);
+        ``limit``: zygotes kept at once (one per account and runtime in use), the least recently
+        used retired beyond it."""
         self.work_root = work_root
+        self.limit = limit
+        shutil.rmtree(work_root, ignore_errors=True)
         self._zygotes: dict[ZygoteKey, Zygote] = {}
+        self._used: dict[ZygoteKey, float] = {}
         self._retired: list[Zygote] = []
         self._failed: dict[ZygoteKey, tuple[tuple[int, int], ...]] = {}
         self._lock = threading.Lock()
         self._logged: set[str] = set()
         self._closed = False
 
-    def forker(self, spec: SandboxSpec, function: str) -> Zygote | None:
-        """The zygote to fork ``spec``'s runtime from, started if need be (blocking), or None: the
-        exec path (the reason is logged once per ``function``)."""
+    def forker(self, spec: SandboxSpec, function: str, account: str) -> Zygote | None:
+        """The zygote to fork ``spec``'s runtime from for ``account``, started if need be (blocking),
+        or None: the exec path (the reason is logged once per ``function``)."""
         reason = exec_reason(spec)
         if reason is None:
-            key = ZygoteKey.of(spec)
+            key = ZygoteKey.of(spec, account)
             try:
                 return self._get(key)
             except ZygoteError as exc:
@@ -567,11 +581,12 @@ class Zygotes:
                 raise ZygoteError("the server is stopping")
             zygote = self._zygotes.get(key)
             if zygote is not None and zygote.alive and zygote.files == key.files():
+                self._used[key] = time.monotonic()
                 return zygote
             if zygote is not None:
-                del self._zygotes[key]
-                self._retired.append(zygote)
-                zygote.retire()
+                self._retire(key)
+            while len(self._zygotes) >= self.limit:
+                self._retire(min(self._used, key=self._used.__getitem__))
             self._retired = [z for z in self._retired if not z.closed]
             if self._failed.get(key) == key.files():
                 raise ZygoteError("it failed to start with these files")
@@ -582,7 +597,14 @@ class Zygotes:
                 raise
             self._failed.pop(key, None)
             self._zygotes[key] = zygote
+            self._used[key] = time.monotonic()
             return zygote
+
+    def _retire(self, key: ZygoteKey) -> None:
+        zygote = self._zygotes.pop(key)
+        self._used.pop(key, None)
+        self._retired.append(zygote)
+        zygote.retire()
 
     def close(self) -> None:
         with self._lock:
