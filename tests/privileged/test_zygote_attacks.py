@@ -30,7 +30,7 @@ from lamina.linux import NetNamespace
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.runtime_env import BASE_ENVIRONMENT
 from lamina.runtime.sandbox import ForkedProcess, Sandbox, SandboxError, SandboxSpec
-from lamina.runtime.zygote import Zygote, ZygoteKey
+from lamina.runtime.zygote import Zygote, ZygoteKey, Zygotes
 
 pytestmark = pytest.mark.privileged
 
@@ -505,4 +505,37 @@ def test_a_failed_setup_leaks_nothing(tmp_path: Path) -> None:
         zygote.close()
         host_ids.release(host_id)
         host_ids.close()
+        netns.close()
+
+
+def test_past_the_limit_the_least_recently_used_zygote_is_retired(tmp_path: Path) -> None:
+    """A tenant that makes accounts' zygotes start one after another never holds more than the limit."""
+    meta = json.loads((RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").read_text())
+    netns = NetNamespace.create(f"test-{uuid.uuid4().hex[:8]}")
+    zygotes = Zygotes(tmp_path / "zygotes", limit=2)
+    try:
+        spec = SandboxSpec(
+            env_id="test-limit",
+            work_dir=tmp_path / "work",
+            task_dir=tmp_path,
+            layer_dirs=(),
+            runtime_dir=RUNTIMES_DIR / RUNTIME,
+            lang_dir=Path(meta["prefix"]),
+            argv=(f"/var/lang/{meta['executable']}", "/var/runtime/bootstrap.py"),
+            env=dict(BASE_ENVIRONMENT),
+            netns=netns,
+            memory_bytes=256 * MiB,
+            tmp_bytes=8 * MiB,
+            host_id=1,
+        )
+        first = zygotes.forker(spec, "fn", "111111111111")
+        second = zygotes.forker(spec, "fn", "222222222222")
+        assert first is not None and second is not None and first is not second
+        assert zygotes.forker(spec, "fn", "111111111111") is first  # used again: now the more recent
+        third = zygotes.forker(spec, "fn", "333333333333")
+        assert third is not None
+        assert second.closed and not second.alive  # retired without environments: ended at once
+        assert first.alive and third.alive
+    finally:
+        zygotes.close()
         netns.close()
