@@ -84,6 +84,9 @@ BOOTSTRAP = "/var/runtime/bootstrap.py"
 START_TIMEOUT_S = 30.0
 # The child's answers come before it runs anything of the function's: a bound, not a budget.
 SETUP_TIMEOUT_S = 30.0
+# A fork's answer: the zygote forks and answers in a millisecond; one that says nothing for this long is
+# hung (replaced, and the cold start exec'd).
+FORK_TIMEOUT_S = 5.0
 # Read by the interpreter or the dynamic loader when they start: a function that sets one of these
 # to another value than the zygote's gets an interpreter started with it.
 STARTUP_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
@@ -349,7 +352,7 @@ class Zygote:
             raise ZygoteError(f"the zygote of {k.executable} did not start: {exc}") from exc
         if ready != b"r":
             raise ZygoteError(f"the zygote of {k.executable} did not start: {self._stderr_tail()}")
-        control.settimeout(SETUP_TIMEOUT_S)
+        control.settimeout(FORK_TIMEOUT_S)
         threading.Thread(target=self._read_reports, name="lamina-zygote", daemon=True).start()
 
     def _stderr_tail(self) -> str:
