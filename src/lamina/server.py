@@ -265,6 +265,7 @@ def build(
         attacher=attach,
         cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
         host_ids=settings.uid_range,
+        init_timeout_s=settings.test_init_timeout_s,
     )
     platform = Platform(
         endpoint_port=settings.port,
