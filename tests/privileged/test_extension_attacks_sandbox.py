@@ -186,15 +186,17 @@ time.sleep(3600)
 
 
 def test_a_fork_bomb_in_an_extension_stays_inside_its_environment(
-    lam: Any, invoke_server: LaminaServer
+    quick_init_lam: Any, quick_init_server: LaminaServer
 ) -> None:
+    # On a server whose Init limit is QUICK_INIT_TIMEOUT_S (AWS's 10 s): the bombed Init times out.
+    lam = quick_init_lam
     other = create(lam, [], Timeout=10)
-    name = create(lam, [layer(lam, {"extensions/bomb": FORK_BOMB_EXT})], Timeout=10, MemorySize=1024)
+    name = create(lam, [layer(lam, {"extensions/bomb": FORK_BOMB_EXT})], Timeout=3, MemorySize=1024)
     # Whatever the bombed environment does (it may not even start its runtime), its invoke ends.
     # (The runtime cannot start its threads: the invoke times out at the function's timeout.)
     r, out = call(lam, name)
     assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout", out
-    text = wait_log(invoke_server, name, r"bomb made \d+ pids.max reached", timeout=60)
+    text = wait_log(quick_init_server, name, r"bomb made \d+ pids.max reached", timeout=60)
     made = int(re.search(r"bomb made (\d+)", text).group(1))  # type: ignore[union-attr]
     assert 0 < made < PIDS_MAX  # the environment's pids.max stopped it
     # Another function still gets its invokes answered meanwhile.
@@ -211,7 +213,7 @@ def test_an_extension_stuck_after_invoke_frees_its_pool_slot_at_the_timeout(
     # The server holds at most 3 environments (conftest): each stuck environment is reset at the
     # function's timeout and its slot given back, so more invokes than slots all get answered (a
     # leaked slot would make the 4th one throttled), and another function's too.
-    name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=2)
+    name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=1)
     other = create(lam, [], Timeout=10)
     for _ in range(4):
         r, out = call(lam, name)
