@@ -280,7 +280,7 @@ curl -sS -D "$H" -o /dev/null -X POST "$API/register" -H "Lambda-Extension-Name:
 ID=$(grep -i '^Lambda-Extension-Identifier' "$H" | tr -d '[:space:]' | cut -d: -f2)
 curl -sS -o /dev/null -H "Lambda-Extension-Identifier: $ID" "$API/event/next"
 while true; do
-  sleep "${SLOW_SECONDS:-2}"
+  sleep 1
   echo "slow done"
   curl -sS -o /dev/null -H "Lambda-Extension-Identifier: $ID" "$API/event/next"
 done
@@ -300,7 +300,7 @@ def test_duration_covers_a_slow_extension_but_the_caller_is_answered_first(
     text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}")
     report = re.search(rf"REPORT RequestId: {rid}\tDuration: ([\d.]+) ms\tBilled Duration: (\d+) ms", text)
     assert report is not None
-    assert float(report.group(1)) >= 2000 and int(report.group(2)) >= 2000
+    assert float(report.group(1)) >= 1000 and int(report.group(2)) >= 1000  # the extension's 1 s
     assert text.index("slow done") < text.index(f"REPORT RequestId: {rid}")
     # The environment is reused once the extension is done.
     r2, out2 = call(lam, name, LogType="Tail")
@@ -473,7 +473,7 @@ with urllib.request.urlopen(req) as r:
 
 def loop():
     while True:
-        time.sleep(1.5)  # before its first next (Init) and after each INVOKE
+        time.sleep(1)  # before its first next (Init) and after each INVOKE
         req = urllib.request.Request(f"{API}/event/next", headers={"Lambda-Extension-Identifier": IDENT})
         urllib.request.urlopen(req).read()
 
@@ -496,8 +496,8 @@ def test_an_internal_extension_counts_in_init_and_after_the_invoke(
         rf"REPORT RequestId: {out['rid']}\tDuration: ([\d.]+) ms.*Init Duration: ([\d.]+) ms", text
     )
     assert report is not None
-    assert float(report.group(1)) >= 1500  # the extension's time after the runtime answered
-    assert float(report.group(2)) >= 1500  # Init waited for the extension's first next
+    assert float(report.group(1)) >= 1000  # the extension's time after the runtime answered
+    assert float(report.group(2)) >= 1000  # Init waited for the extension's first next
     lam.delete_function(FunctionName=name)
 
 
