@@ -139,7 +139,7 @@ def wait_log(server: LaminaServer, name: str, pattern: str, timeout: float = 20.
         if re.search(pattern, text) or time.monotonic() > deadline:
             assert re.search(pattern, text), f"{pattern!r} not in:\n{text}"
             return text
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def assert_cold(lam: Any, server: LaminaServer, name: str) -> None:
