@@ -165,10 +165,14 @@ def test_a_provisioned_init_has_more_than_the_on_demand_init_limit(
     """Provisioned concurrency's Init may run 130 s (or the function's timeout if longer), as AWS's
     lifecycle page says: an Init past on-demand's limit (AWS's 10 s; ``QUICK_INIT_TIMEOUT_S`` on
     this server) gets the environment READY, and the invoke it serves has no Init of its own (no
-    INIT_REPORT, no Init Duration)."""
+    INIT_REPORT, no Init Duration). On demand, the same Init times out."""
     lam = quick_init_lam
     app = f"import time\ntime.sleep({QUICK_INIT_TIMEOUT_S + 1})\ndef handler(event, context):\n    return 'warm'\n"
-    name = create(lam, [], app=app, Timeout=3)
+    name = create(lam, [], app=app, Timeout=1)
+    r, out = call(lam, name)  # on demand: Init and its retry (the function's 1 s) time out
+    assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout", out
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert "Phase: init\tStatus: timeout" in wait_log(quick_init_server, name, f"REPORT RequestId: {rid}.*\n")
     lam.publish_version(FunctionName=name)
     lam.put_provisioned_concurrency_config(
         FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
