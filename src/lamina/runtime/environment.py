@@ -214,7 +214,8 @@ class Environment:
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
         initialise, and its output is followed by the ``INIT_REPORT`` line Lambda writes then.
-        Init has 10 s; a provisioned environment's, 130 s or the function's timeout if longer."""
+        Init has ``init_timeout_s`` (AWS's 10 s); a provisioned environment's, 130 s or the
+        function's timeout if longer."""
         if self.initialization_type == PROVISIONED:
             limit = max(PROVISIONED_INIT_TIMEOUT_S, float(self.target.config.get("Timeout", 3)))
             await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
