@@ -266,6 +266,7 @@ def build(
         cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
         host_ids=settings.uid_range,
         zygotes=settings.zygotes,
+        init_timeout_s=settings.test_init_timeout_s,
     )
     platform = Platform(
         endpoint_port=settings.port,

@@ -227,6 +227,14 @@ class Settings:
         HostIdRange.parse,
         DEFAULT_RANGE,
     )
+    test_init_timeout_s: float = _option(
+        "--test-init-timeout",
+        "LAMINA_TEST_INIT_TIMEOUT",
+        "for tests only: seconds an on-demand Init may take instead of AWS's 10 (a lower value makes "
+        "Init timeouts quick to test; provisioned Init keeps its 130 s)",
+        _positive(float),
+        10.0,
+    )
     event_retry_delay_s: float = _option(
         "--event-retry-delay",
         "LAMINA_EVENT_RETRY_DELAY",

@@ -22,6 +22,10 @@ ACCOUNTS = [
     {"account_id": "222222222222", "access_key_id": "AKIDBOB22222", "secret_access_key": "bob-secret"},
 ]
 
+# The on-demand Init limit (``--test-init-timeout``) of the servers of tests that wait for an Init
+# to time out, in place of AWS's 10 s.
+QUICK_INIT_TIMEOUT_S = 3
+
 
 def free_port() -> int:
     with socket.socket() as s:

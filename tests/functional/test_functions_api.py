@@ -60,7 +60,9 @@ def test_create_shape_then_active(lam: Any) -> None:
         r"arn:aws:lambda:us-east-1::runtime:[0-9a-f]{64}", r["RuntimeVersionConfig"]["RuntimeVersionArn"]
     )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", r["LastModified"])
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     got = lam.get_function(FunctionName=fn)
     cfg = got["Configuration"]
     assert (cfg["State"], cfg["LastUpdateStatus"]) == ("Active", "Successful")
@@ -79,7 +81,9 @@ def test_create_shape_then_active(lam: Any) -> None:
 def test_update_configuration_and_code(lam: Any) -> None:
     fn = name()
     create(lam, fn)
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     u = lam.update_function_configuration(
         FunctionName=fn,
         Description="Changed-Description",
@@ -93,7 +97,9 @@ def test_update_configuration_and_code(lam: Any) -> None:
         "Creating",
     )
     assert u["Environment"] == {"Variables": {"ENV_A": "a"}}
-    lam.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     cfg = lam.get_function_configuration(FunctionName=fn)
     assert (cfg["MemorySize"], cfg["Timeout"], cfg["Description"]) == (512, 10, "Changed-Description")
     assert cfg["LastUpdateStatus"] == "Successful" and "LastUpdateStatusReason" not in cfg
@@ -101,13 +107,17 @@ def test_update_configuration_and_code(lam: Any) -> None:
     uc = lam.update_function_code(FunctionName=fn, ZipFile=new_code)
     assert uc["CodeSha256"] == base64.b64encode(hashlib.sha256(new_code).digest()).decode()
     assert uc["LastUpdateStatus"] == "InProgress"
-    lam.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
 
 
 def test_versions(lam: Any) -> None:
     fn = name()
     create(lam, fn)
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     with pytest.raises(lam.exceptions.PreconditionFailedException) as e:
         lam.publish_version(FunctionName=fn, RevisionId="wrong")
     assert err(e) == (
@@ -131,7 +141,9 @@ def test_versions(lam: Any) -> None:
     )
     assert lam.publish_version(FunctionName=fn)["Version"] == "1"  # nothing changed: same version
     lam.update_function_configuration(FunctionName=fn, Timeout=7)
-    lam.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.publish_version(FunctionName=fn)["Version"] == "2"
     versions = lam.list_versions_by_function(FunctionName=fn)["Versions"]
     assert [v["Version"] for v in versions] == ["$LATEST", "1", "2"]
@@ -146,7 +158,9 @@ def test_versions(lam: Any) -> None:
         "2",
     ]
     lam.update_function_configuration(FunctionName=fn, Timeout=8)
-    lam.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.publish_version(FunctionName=fn)["Version"] == "3"  # numbers are never reused
 
 
@@ -328,7 +342,9 @@ def test_layer_attachment_rules(lam: Any, alice: Any, server: LaminaServer) -> N
     ]
     # A function keeps using a layer version deleted after it was attached.
     lam.delete_layer_version(LayerName=lname, VersionNumber=2)
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.get_function_configuration(FunctionName=fn)["Layers"][0]["Arn"] == v[1]
 
 

@@ -90,7 +90,9 @@ def _published_and_extracted(server: LaminaServer) -> tuple[str, str]:
         Code={"ZipFile": code},
         Layers=[layer["LayerVersionArn"]],
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return (
         base64.b64decode(layer["Content"]["CodeSha256"]).hex(),
         base64.b64decode(created["CodeSha256"]).hex(),

@@ -309,7 +309,9 @@ def test_a_deep_invoke_payload_is_invalid_request_content(server: LaminaServer) 
         Handler="h",
         Code={"ZipFile": _zip()},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="deep", WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName="deep", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     with pytest.raises(lam.exceptions.InvalidRequestContentException) as excinfo:
         lam.invoke(FunctionName="deep", Payload=deep(100_000))
     assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

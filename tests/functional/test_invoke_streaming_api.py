@@ -18,7 +18,9 @@ ALICE_ACCT = "111111111111"
 def fn(lam: Any) -> str:
     name = uid("st")
     create(lam, name)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 

@@ -94,7 +94,9 @@ def test_function_code_from_s3_create_and_update(
     assert created["ResponseMetadata"]["HTTPStatusCode"] == 201
     assert (created["CodeSha256"], created["CodeSize"]) == (sha256_b64(APP), len(APP))
     assert created["State"] == "Pending"
-    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     got = lam.get_function(FunctionName=name)
     assert got["Code"]["RepositoryType"] == "S3"
     assert download(got["Code"]["Location"]) == APP
@@ -105,7 +107,9 @@ def test_function_code_from_s3_create_and_update(
     )
     assert (updated["CodeSha256"], updated["CodeSize"]) == (sha256_b64(APP2), len(APP2))
     assert updated["LastUpdateStatus"] == "InProgress"
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert download(lam.get_function(FunctionName=name)["Code"]["Location"]) == APP2
 
 
@@ -117,7 +121,9 @@ def test_the_object_and_the_function_share_one_blob(
     s3.put_object(Bucket=bucket, Key="shared.zip", Body=data)
     name = uid("fn")
     create(lam, name, {"S3Bucket": bucket, "S3Key": "shared.zip"})
-    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     s3.delete_object(Bucket=bucket, Key="shared.zip")
     assert blob_file(server, data).is_file()  # the function still refers to it
     assert download(lam.get_function(FunctionName=name)["Code"]["Location"]) == data
@@ -246,7 +252,9 @@ def test_update_function_code_errors(
 ) -> None:
     name = uid("fn")
     before = create(lam, name, {"ZipFile": APP})
-    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     with pytest.raises(lam.exceptions.ClientError) as e:
         lam.update_function_code(FunctionName=name, **_fill(code, sources))
     assert error(e) == (status, kind, message)

@@ -102,14 +102,18 @@ def test_create_update_detach(lam: Any, ec2: Any, net: dict[str, str]) -> None:
         "Ipv6AllowedForDualStack": False,
     }
     assert (r["State"], r["StateReasonCode"]) == ("Pending", "Creating")
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     got = lam.get_function(FunctionName=name)["Configuration"]
     assert (got["State"], got["LastUpdateStatus"]) == ("Active", "Successful")
     u = lam.update_function_configuration(
         FunctionName=name, VpcConfig={"SubnetIds": [net["b"]], "SecurityGroupIds": [net["sg2"]]}
     )
     assert u["LastUpdateStatus"] == "InProgress" and u["VpcConfig"]["SubnetIds"] == [net["b"]]
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     d = lam.update_function_configuration(
         FunctionName=name, VpcConfig={"SubnetIds": [], "SecurityGroupIds": []}
     )
@@ -119,7 +123,9 @@ def test_create_update_detach(lam: Any, ec2: Any, net: dict[str, str]) -> None:
         "VpcId": "",
         "Ipv6AllowedForDualStack": False,
     }
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.get_function_configuration(FunctionName=name)["VpcConfig"]["VpcId"] == ""
     lam.delete_function(FunctionName=name)
 
@@ -209,7 +215,9 @@ def test_interfaces_are_shared_per_subnet_and_groups(lam: Any, ec2: Any, net: di
             },
         )
     for name in names:
-        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
     enis = lambda_enis(ec2, net["b"])
     assert len(enis) == 1
     eni = enis[0]
@@ -219,7 +227,9 @@ def test_interfaces_are_shared_per_subnet_and_groups(lam: Any, ec2: Any, net: di
     assert available(ec2, net["b"]) == before - 1  # one address per combination, not per function
     other = fn()
     create(lam, other, {"SubnetIds": [net["b"]], "SecurityGroupIds": [net["sg1"]]})
-    lam.get_waiter("function_active_v2").wait(FunctionName=other, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=other, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert len(lambda_enis(ec2, net["b"])) == 2 and available(ec2, net["b"]) == before - 2
     for name in [*names, other]:
         lam.delete_function(FunctionName=name)
@@ -260,7 +270,9 @@ def test_dependency_violation_while_a_function_uses_the_subnet(
 ) -> None:
     name = fn()
     create(lam, name, {"SubnetIds": [net["a"]], "SecurityGroupIds": [net["sg2"]]})
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     with pytest.raises(ec2.exceptions.ClientError) as e:
         ec2.delete_subnet(SubnetId=net["a"])
     assert e.value.response["Error"]["Code"] == "DependencyViolation"
@@ -315,7 +327,9 @@ def test_role_losing_permissions_fails_the_update(
     iam.attach_role_policy(RoleName="shrinking", PolicyArn=VPC_POLICY)
     name = fn()
     create(lam, name, {"SubnetIds": [net["a"]], "SecurityGroupIds": [net["sg1"]]}, Role=role)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     iam.detach_role_policy(RoleName="shrinking", PolicyArn=VPC_POLICY)
     lam.update_function_configuration(FunctionName=name, Timeout=9)
     deadline = time.monotonic() + 10

@@ -24,13 +24,17 @@ def _create(lam: Any, **kw: Any) -> str:
         Code={"ZipFile": make_zip({"handler.py": "def handler(e, c):\n    return 1\n"})},
         **kw,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 
 def _update(lam: Any, name: str, config: dict[str, str]) -> dict[str, Any]:
     out = lam.update_function_configuration(FunctionName=name, LoggingConfig=config)["LoggingConfig"]
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.get_function_configuration(FunctionName=name)["LoggingConfig"] == out
     return dict(out)
 

@@ -49,7 +49,7 @@ def create(c: Any, account: str = "000000000000") -> tuple[str, str]:
         Handler="handler",
         Code={"ZipFile": CODE},
     )
-    c.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    c.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000})
     assert c.publish_version(FunctionName=fn)["Version"] == "1"
     return fn, ARN.format(account=account, name=fn)
 
@@ -57,7 +57,9 @@ def create(c: Any, account: str = "000000000000") -> tuple[str, str]:
 def publish_new(c: Any, fn: str) -> str:
     """Change the function and publish it as a new version."""
     c.update_function_configuration(FunctionName=fn, Description=uuid.uuid4().hex)
-    c.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    c.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return str(c.publish_version(FunctionName=fn)["Version"])
 
 

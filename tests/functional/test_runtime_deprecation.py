@@ -55,7 +55,9 @@ def test_create_refuses_a_blocked_runtime(lam: Any, runtime: str) -> None:
 def test_update_configuration_refuses_a_blocked_runtime(lam: Any, runtime: str) -> None:
     fn = name()
     create(lam, fn)
-    lam.get_waiter("function_active_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     before = lam.get_function_configuration(FunctionName=fn)
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
         lam.update_function_configuration(FunctionName=fn, Runtime=runtime)
@@ -63,7 +65,9 @@ def test_update_configuration_refuses_a_blocked_runtime(lam: Any, runtime: str) 
     after = lam.get_function_configuration(FunctionName=fn)
     assert (after["Runtime"], after["RevisionId"]) == ("provided.al2023", before["RevisionId"])
     # A supported runtime is still taken.
-    lam.get_waiter("function_updated_v2").wait(FunctionName=fn, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=fn, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r = lam.update_function_configuration(FunctionName=fn, Runtime="provided.al2")
     assert r["Runtime"] == "provided.al2"
 

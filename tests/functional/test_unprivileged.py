@@ -66,7 +66,9 @@ def test_apis_work_and_invoke_explains() -> None:
             Code={"ZipFile": code},
             Layers=[layer["LayerVersionArn"]],
         )
-        c.get_waiter("function_active_v2").wait(FunctionName="f", WaiterConfig={"Delay": 1})
+        c.get_waiter("function_active_v2").wait(
+            FunctionName="f", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
         with pytest.raises(c.exceptions.ClientError) as e:
             c.invoke(FunctionName="f", Payload=json.dumps({}))
         r = e.value.response

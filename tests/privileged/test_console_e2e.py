@@ -64,7 +64,9 @@ def vpc_function(server: LaminaServer) -> dict[str, str]:
         Code={"ZipFile": make_zip({"app.py": "def handler(e, c):\n    return 1\n"})},
         VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="in-vpc")
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName="in-vpc", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return {"vpc": vpc, "subnet": subnet, "group": group}
 
 

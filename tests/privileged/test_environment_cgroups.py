@@ -233,7 +233,9 @@ def create(lam: Any, memory: int = 512, timeout: int = 10) -> str:
         MemorySize=memory,
         Timeout=timeout,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 

@@ -210,7 +210,9 @@ def test_a_delivery_the_role_may_no_longer_make_is_logged(lam: Any, server: Lami
     recorder = create(lam, RECORDER)
     source = create(lam, SOURCE)
     lam.update_function_configuration(FunctionName=source, Role=role)
-    lam.get_waiter("function_updated_v2").wait(FunctionName=source, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=source, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     lam.put_function_event_invoke_config(
         FunctionName=source,
         MaximumRetryAttempts=0,

@@ -192,6 +192,7 @@ def test_a_fork_bomb_in_an_extension_stays_inside_its_environment(
     name = create(lam, [layer(lam, {"extensions/bomb": FORK_BOMB_EXT})], Timeout=10, MemorySize=1024)
     # Whatever the bombed environment does (it may not even start its runtime), its invoke ends.
     # (The runtime cannot start its threads: the invoke times out at the function's timeout.)
+    # (Init's full 10 s and the 10 s timeout: a loaded host's bomb needs them to reach pids.max.)
     r, out = call(lam, name)
     assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout", out
     text = wait_log(invoke_server, name, r"bomb made \d+ pids.max reached", timeout=60)
@@ -211,7 +212,7 @@ def test_an_extension_stuck_after_invoke_frees_its_pool_slot_at_the_timeout(
     # The server holds at most 3 environments (conftest): each stuck environment is reset at the
     # function's timeout and its slot given back, so more invokes than slots all get answered (a
     # leaked slot would make the 4th one throttled), and another function's too.
-    name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=2)
+    name = create(lam, [layer(lam, {"extensions/stuck": STUCK_EXT})], Timeout=1)
     other = create(lam, [], Timeout=10)
     for _ in range(4):
         r, out = call(lam, name)

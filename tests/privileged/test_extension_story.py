@@ -1,8 +1,9 @@
 """Issue 19's user story with layers shaped as users ship them: a Parameters-and-Secrets-style
 extension serving ``localhost:2773`` to the function's Init code, an ADOT-style
 ``AWS_LAMBDA_EXEC_WRAPPER``, a Logs API extension written as AWS's sample is (a ``#!/bin/sh``
-trampoline to ``python``, its listener on ``sandbox``), and an extension that never registers
-with a function timeout shorter than Init's 10 s.
+trampoline to ``python``, its listener on ``sandbox``). (The story's extension that never
+registers, with a function timeout shorter than Init's, is test_extensions'
+``test_an_extension_that_never_registers_times_the_init_out``.)
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import base64
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lamina_server import LaminaServer
+from lamina_server import QUICK_INIT_TIMEOUT_S, LaminaServer
 from test_extensions import call, create, layer, wait_log
 
 pytestmark = pytest.mark.privileged
@@ -159,36 +159,20 @@ def test_parameters_extension_wrapper_and_logs_api_sample_together(
     lam.delete_function(FunctionName=name)
 
 
-def test_the_init_retry_of_an_extension_that_never_registers_has_the_function_timeout(
-    lam: Any, invoke_server: LaminaServer
+def test_a_provisioned_init_has_more_than_the_on_demand_init_limit(
+    quick_init_lam: Any, quick_init_server: LaminaServer
 ) -> None:
-    """Init gets 10 s; its retry during the invoke gets the function's timeout (3 s here), as AWS's
-    lifecycle page says, and the invoke answers the timeout of the invocation."""
-    name = create(
-        lam,
-        [layer(lam, {f"extensions/silent-{uuid.uuid4().hex[:4]}": "#!/bin/sh\nexec sleep 1000\n"})],
-        Timeout=3,
-    )
-    r, out = call(lam, name)
-    assert r["FunctionError"] == "Unhandled"
-    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    assert out == {
-        "errorType": "Sandbox.Timedout",
-        "errorMessage": f"RequestId: {rid} Error: Task timed out after 3.00 seconds",
-    }
-    text = wait_log(invoke_server, name, f"REPORT RequestId: {rid}.*\n")
-    assert "Phase: init\tStatus: timeout" in text and "Phase: invoke\tStatus: timeout" in text
-    report = [line for line in text.splitlines() if line.startswith(f"REPORT RequestId: {rid}")][0]
-    assert report.rstrip("\t").endswith("Status: timeout")  # AWS ends REPORT with a tab
-    lam.delete_function(FunctionName=name)
-
-
-def test_a_provisioned_init_has_more_than_ten_seconds(lam: Any, invoke_server: LaminaServer) -> None:
     """Provisioned concurrency's Init may run 130 s (or the function's timeout if longer), as AWS's
-    lifecycle page says: an Init of 11 s, past on-demand's 10 s, gets the environment READY, and the
-    invoke it serves has no Init of its own (no INIT_REPORT, no Init Duration)."""
-    app = "import time\ntime.sleep(11)\ndef handler(event, context):\n    return 'warm'\n"
-    name = create(lam, [], app=app, Timeout=3)
+    lifecycle page says: an Init past on-demand's limit (AWS's 10 s; ``QUICK_INIT_TIMEOUT_S`` on
+    this server) gets the environment READY, and the invoke it serves has no Init of its own (no
+    INIT_REPORT, no Init Duration). On demand, the same Init times out."""
+    lam = quick_init_lam
+    app = f"import time\ntime.sleep({QUICK_INIT_TIMEOUT_S + 1})\ndef handler(event, context):\n    return 'warm'\n"
+    name = create(lam, [], app=app, Timeout=1)
+    r, out = call(lam, name)  # on demand: Init and its retry (the function's 1 s) time out
+    assert r["FunctionError"] == "Unhandled" and out["errorType"] == "Sandbox.Timedout", out
+    rid = r["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    assert "Phase: init\tStatus: timeout" in wait_log(quick_init_server, name, f"REPORT RequestId: {rid}.*\n")
     lam.publish_version(FunctionName=name)
     lam.put_provisioned_concurrency_config(
         FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1
@@ -198,7 +182,7 @@ def test_a_provisioned_init_has_more_than_ten_seconds(lam: Any, invoke_server: L
         "Status"
     ] == "IN_PROGRESS":
         assert time.monotonic() < deadline, got
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert got["Status"] == "READY", got
     r, out = call(lam, f"{name}:1", LogType="Tail")
     assert "FunctionError" not in r and out == "warm"

@@ -197,7 +197,9 @@ def test_a_role_without_logs_permissions_writes_nothing_but_the_tail_has_it(
         PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
     )
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"NEW": "env"}})
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     invoke(lam, name)
     events = eventually(lambda: all_events(logs, f"/aws/lambda/{name}"), lambda ev: len(ev) == 7)
     assert len(events) == 7 and events[1]["message"].startswith("START ")
@@ -226,7 +228,9 @@ def test_only_stream_and_put_permissions_on_an_existing_group(
         Handler="app.handler",
         Code={"ZipFile": _zip(PRINTER)},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=app_name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=app_name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     invoke(lam, app_name)
     events = eventually(lambda: all_events(logs, group), lambda ev: len(ev) == 7)
     assert len(events) == 7 and events[2]["message"].startswith("line 0 of ")

@@ -62,7 +62,9 @@ def test_modes_inside_the_sandbox(lam: Any) -> None:
         },
         Layers=[layer],
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r = lam.invoke(FunctionName=name, Payload=b"{}")
     out = json.loads(r["Payload"].read())
     assert "FunctionError" not in r, out

@@ -85,7 +85,9 @@ def test_a_hostile_image_gives_its_function_nothing_more(server: LaminaServer) -
         Handler="unused",
         Code={"ZipFile": make_zip({"bootstrap": BOOTSTRAP}, modes={"bootstrap": 0o100755})},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r = lam.invoke(FunctionName=name, Payload=b"{}")
     body = r["Payload"].read()
     assert "FunctionError" not in r, body

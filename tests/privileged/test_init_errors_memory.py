@@ -188,7 +188,9 @@ def test_runtime_exiting_at_init_is_reported_by_the_platform(lam: Any) -> None:
     lam.create_function(
         FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="h", Code={"ZipFile": code}
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r, raw, tail = invoke_raw(lam, name)
     rid = r["ResponseMetadata"]["RequestId"]
     message = f"RequestId: {rid} Error: Runtime exited with error: exit status 3"

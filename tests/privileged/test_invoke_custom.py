@@ -53,7 +53,9 @@ def create(lam: Any, handler: str, **kw: Any) -> str:
     )
     args.update(kw)
     lam.create_function(**args)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 
@@ -212,7 +214,9 @@ def test_deleted_layer_still_works(lam: Any) -> None:
     name = create(lam, "cat /opt/v.txt", Layers=[arn])
     lam.delete_layer_version(LayerName=lname, VersionNumber=1)
     lam.update_function_configuration(FunctionName=name, Timeout=4)  # forces a fresh environment
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     _, out = call(lam, name)
     assert out == "kept"
 

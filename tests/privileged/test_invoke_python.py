@@ -207,7 +207,9 @@ def create(lam: Any, code: bytes | None = None, **kw: Any) -> str:
     )
     args.update(kw)
     lam.create_function(**args)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 
@@ -419,7 +421,9 @@ def test_cold_start_report_and_update_retires_environment(lam: Any) -> None:
     assert re.search(r"\tInit Duration: \d+\.\d\d ms\t$", report1), report1
     assert "Init Duration" not in tail(r2)
     lam.update_function_code(FunctionName=name, ZipFile=v2)
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r3, out3 = call(lam, name, LogType="Tail")
     assert out3 == "v2"
     assert "Init Duration" in tail(r3)  # a new environment

@@ -143,7 +143,9 @@ def create(lam: Any, **kw: Any) -> str:
     name = f"st-{uuid.uuid4().hex[:8]}"
     kw.setdefault("Handler", "handler")
     lam.create_function(FunctionName=name, Role=ROLE, Timeout=30, **kw)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 
@@ -335,7 +337,9 @@ def test_a_timeout_mid_stream_ends_with_invoke_complete(lam: Any) -> None:
     code = make_zip({"bootstrap": BOOTSTRAP}, modes={"bootstrap": 0o100755})
     name = create(lam, Runtime="provided.al2023", Code={"ZipFile": code})
     lam.update_function_configuration(FunctionName=name, Timeout=1)
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r = lam.invoke_with_response_stream(
         FunctionName=name, Payload=json.dumps({"mode": "gated", "token": "never"})
     )

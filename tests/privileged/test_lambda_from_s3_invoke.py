@@ -40,10 +40,14 @@ def test_code_and_layer_from_s3_run(invoke_server: LaminaServer, lam: Any) -> No
         Code={"S3Bucket": bucket, "S3Key": "app-1.zip"},
         Layers=[layer["LayerVersionArn"]],
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="code-from-s3")
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName="code-from-s3", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     out = json.loads(lam.invoke(FunctionName="code-from-s3", Payload=b"{}")["Payload"].read())
     assert out == {"v": 1, "lib": "s3", "file": "/opt/python/fromS3lib/__init__.py"}
     lam.update_function_code(FunctionName="code-from-s3", S3Bucket=bucket, S3Key="app-2.zip")
-    lam.get_waiter("function_updated_v2").wait(FunctionName="code-from-s3")
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName="code-from-s3", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     out = json.loads(lam.invoke(FunctionName="code-from-s3", Payload=b"{}")["Payload"].read())
     assert out["v"] == 2

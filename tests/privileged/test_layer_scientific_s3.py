@@ -95,7 +95,9 @@ def test_numpy_pandas_scipy_layer_through_s3(invoke_server: LaminaServer, lam: A
         MemorySize=1024,
         Timeout=60,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="uses-scientific")
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName="uses-scientific", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     out = lam.invoke(FunctionName="uses-scientific", Payload=b"{}")
     body = json.loads(out["Payload"].read())
     assert "FunctionError" not in out, body

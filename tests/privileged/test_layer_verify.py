@@ -135,7 +135,9 @@ def test_function_uses_built_layers(tmp_path: Path, wheels: Path, server: Lamina
         Code={"ZipFile": make_zip({"app.py": code})},
         Layers=[native_arn, pure_arn],
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName="uses-built-layers")
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName="uses-built-layers", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     out = lam.invoke(FunctionName="uses-built-layers", Payload=b"{}")
     body = json.loads(out["Payload"].read())
     assert "FunctionError" not in out, body

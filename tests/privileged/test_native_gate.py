@@ -120,7 +120,9 @@ def _function(lam: Any, runtime: str, code: bytes) -> str:
         Code={"ZipFile": code},
         Timeout=30,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 
@@ -188,7 +190,9 @@ def test_the_list_never_reaches_function_code(server: LaminaServer, code: bytes)
         "    return {'seen': '_LAMINA_NATIVE_GATE' in os.environ, 'child': child.stdout}\n"
     )
     lam.update_function_code(FunctionName=name, ZipFile=_with_app(code, app))
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     r = lam.invoke(FunctionName=name, Payload=b"{}")
     assert json.loads(r["Payload"].read()) == {"seen": False, "child": ""}
 

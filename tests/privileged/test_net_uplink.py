@@ -453,7 +453,9 @@ def function(lam: Any, name: str, vpc_config: dict[str, Any] | None = None) -> N
         Timeout=10,
         **extra,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
+    )
 
 
 @needs_runtime

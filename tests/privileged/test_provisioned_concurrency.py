@@ -68,7 +68,9 @@ def create(lam: Any, code: bytes = APP) -> str:
         Code={"ZipFile": code},
         Timeout=30,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     lam.publish_version(FunctionName=name)
     return name
 
@@ -120,7 +122,9 @@ def test_provisioned_environments_are_initialised_before_the_first_invoke(server
     assert "Init Duration" not in report, report
     # Invoking the version itself lands there too; a change to $LATEST does not touch version 1.
     lam.update_function_configuration(FunctionName=name, Description="changed")
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     answer, report = invoke(lam, f"{name}:1")
     assert answer["kind"] == "provisioned-concurrency" and "Init Duration" not in report
     # $LATEST is not provisioned: a cold start of its own.
@@ -138,7 +142,9 @@ def test_an_alias_moved_to_another_version_takes_its_environments_along(server: 
     )
     assert settle(lam, name, "live")["Status"] == "READY"
     lam.update_function_configuration(FunctionName=name, Description="two")
-    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     assert lam.publish_version(FunctionName=name)["Version"] == "2"
     lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
     deadline = time.monotonic() + 60

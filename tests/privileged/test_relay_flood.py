@@ -115,7 +115,9 @@ def create(lam: Any, account: str, code: str) -> str:
         Code={"ZipFile": make_zip({"app.py": code})},
         Timeout=60,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 

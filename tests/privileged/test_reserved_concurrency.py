@@ -55,7 +55,9 @@ def create(lam: Any, account: str = "000000000000") -> str:
         Code={"ZipFile": SLEEPER},
         Timeout=30,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 

@@ -171,7 +171,9 @@ def create(lam: Any, mode: str) -> str:
         Timeout=30,
         Environment={"Variables": {"MODE": mode}},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
     return name
 
 

@@ -187,7 +187,9 @@ def create(lam: Any, name: str, vpc: tuple[str, str, str] | None, account: str =
         Timeout=30,
         **kwargs,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
 
 
 def run(lam: Any, name: str, *steps: list[Any]) -> list[Any]:
@@ -417,7 +419,9 @@ def test_function_code_is_not_told_where_the_host_keeps_namespaces(
         Timeout=30,
     )
     try:
-        lam.get_waiter("function_active_v2").wait(FunctionName="atk-where", WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="atk-where", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
         out = lam.invoke(FunctionName="atk-where", Payload=b"{}")
         status, answer = json.loads(out["Payload"].read())
         assert "FunctionError" not in out, answer

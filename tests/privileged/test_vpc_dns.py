@@ -211,7 +211,9 @@ def create(lam: Any, name: str, vpc_config: dict[str, Any] | None = None) -> Non
         Timeout=30,
         **kwargs,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+    )
 
 
 def run(lam: Any, name: str, *steps: list[Any]) -> list[Any]:

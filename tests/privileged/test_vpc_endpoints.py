@@ -110,7 +110,9 @@ def function(lam: Any, name: str, vpc_config: dict[str, Any] | None = None) -> N
         Timeout=30,
         **extra,
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    lam.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
+    )
 
 
 def call(lam: Any, name: str, checks: list[str], lookup: list[str] | None = None) -> dict[str, Any]:
@@ -355,7 +357,7 @@ def test_the_public_address_caps_each_environment_of_the_default_network(lam: An
         Timeout=60,
     )
     lam.get_waiter("function_active_v2").wait(
-        FunctionName="ep-flood", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        FunctionName="ep-flood", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
     )
     try:
         out = lam.invoke(

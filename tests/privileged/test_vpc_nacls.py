@@ -211,7 +211,9 @@ def test_a_function_is_judged_by_its_subnets_acl_both_ways(
         VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [net.group]},
     )
     try:
-        lam.get_waiter("function_active_v2").wait(FunctionName="nacl-reach", WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="nacl-reach", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
         event = json.dumps({"host": DB, "port": 6379})
 
         def reach() -> str:

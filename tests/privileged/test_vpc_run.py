@@ -507,7 +507,7 @@ def test_status_shows_subnets_interfaces_and_hyperplane_users(
     try:
         for name in ("status-one", "status-two"):
             lam.get_waiter("function_active_v2").wait(
-                FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+                FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300}
             )
         db_eni = hosts["db"].interface()
         done = subprocess.run(
@@ -811,7 +811,9 @@ def test_a_function_reaches_the_database_only_as_its_groups_allow(
             Timeout=10,
             VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [group]},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
 
     function("reach-fn", net.fn)
     function("reach-other", net.other)
@@ -870,7 +872,9 @@ def test_the_vpc_sees_the_shared_interface_address_and_cannot_call_in(
             Timeout=10,
             VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [net.fn]},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="who-am-i", WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="who-am-i", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
         seen = json.loads(lam.invoke(FunctionName="who-am-i", Payload=b"{}")["Payload"].read())
         hyperplane = [
             i
@@ -891,7 +895,9 @@ def test_the_vpc_sees_the_shared_interface_address_and_cannot_call_in(
             Timeout=10,
             VpcConfig={"SubnetIds": [net.a], "SecurityGroupIds": [net.fn]},
         )
-        lam.get_waiter("function_active_v2").wait(FunctionName="who-am-i-2", WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="who-am-i-2", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
         assert json.loads(lam.invoke(FunctionName="who-am-i-2", Payload=b"{}")["Payload"].read()) == seen
         lam.delete_function(FunctionName="who-am-i-2")
         # Nothing in the VPC can open a connection to the function's environments: even with sg-fn

@@ -339,12 +339,12 @@ def test_what_the_zygote_cannot_start_is_execd_and_logged_once(
         Code={"ZipFile": make_zip({"app.py": PROBE, "wrap.sh": WRAPPER}, modes={"wrap.sh": 0o100755})},
         Environment={"Variables": variables},
     )
-    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     for _ in range(2):
         r, body, _ = invoke(lam, name)
         assert "FunctionError" not in r, body
         lam.update_function_configuration(FunctionName=name, Description=str(time.time()))
-        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 0.1})
     log = Path(server.log_path).read_text()
     lines = [line for line in log.splitlines() if f":function:{name}" in line and "no zygote" in line]
     assert len(lines) == 1, lines

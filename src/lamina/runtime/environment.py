@@ -107,11 +107,13 @@ class Environment:
         cgroups: CgroupPolicy | None = None,
         zygotes: Zygotes | None = None,
         initialization_type: str | None = None,
+        init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:
         """``attacher`` is needed only for targets with ``vpc_namespaces`` (None: no data plane);
         ``cgroups``: where the environment's cgroup goes and whether CPU is capped; ``host_ids``:
         where its host uid comes from; ``initialization_type``: the runtime's
-        ``AWS_LAMBDA_INITIALIZATION_TYPE`` (None: ``on-demand``)."""
+        ``AWS_LAMBDA_INITIALIZATION_TYPE`` (None: ``on-demand``); ``init_timeout_s``: an on-demand
+        Init's limit (AWS's 10 s; tests lower it, ``--test-init-timeout``)."""
         if target.vpc_namespaces and attacher is None:
             raise ValueError(f"no attacher for the network interfaces of {target.name!r}")
         self.target = target
@@ -156,6 +158,7 @@ class Environment:
         self.retired = False
         self.busy = False
         self.initialization_type = initialization_type or "on-demand"
+        self.init_timeout_s = init_timeout_s
         # Its START, REPORT, ... lines and its platform events (Telemetry API names).
         self.reporter = PlatformReporter(
             target,
@@ -214,12 +217,14 @@ class Environment:
     async def start(self) -> None:
         """Cold start (the Init phase). Afterwards ``init_error`` is set if the runtime failed to
         initialise, and its output is followed by the ``INIT_REPORT`` line Lambda writes then.
-        Init has 10 s; a provisioned environment's, 130 s or the function's timeout if longer."""
+        Init has ``init_timeout_s`` (AWS's 10 s); a provisioned environment's, 130 s or the
+        function's timeout if longer."""
         if self.initialization_type == PROVISIONED:
             limit = max(PROVISIONED_INIT_TIMEOUT_S, float(self.target.config.get("Timeout", 3)))
             await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
         else:
-            await self._init_runtime()
+            limit = self.init_timeout_s
+            await self._init_runtime(limit, f"Init timed out after {limit:.2f} seconds")
         self.reporter.init_end("init", self.init_ms, self.init_error)
 
     async def _retry_init(self, timeout_s: float) -> None:
@@ -241,8 +246,8 @@ class Environment:
 
     async def _init_runtime(
         self,
-        limit_s: float = INIT_TIMEOUT_S,
-        timeout_reason: str = f"Init timed out after {INIT_TIMEOUT_S:.2f} seconds",
+        limit_s: float,
+        timeout_reason: str,
         phase: str = "init",
     ) -> None:
         """Start the sandbox (extensions first, then the runtime) and wait, up to ``limit_s``, for

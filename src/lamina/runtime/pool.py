@@ -29,7 +29,7 @@ from pathlib import Path
 from lamina.domain.functions import FunctionRef
 from lamina.errors import LaminaError
 from lamina.linux import SeccompError, cgroups
-from lamina.runtime.environment import Attacher, Environment, InvokeResult, Target
+from lamina.runtime.environment import INIT_TIMEOUT_S, Attacher, Environment, InvokeResult, Target
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange, HostIds, HostIdsExhausted
 from lamina.runtime.logs import LogSink
 from lamina.runtime.runtime_api import Invocation
@@ -82,17 +82,20 @@ class EnvironmentPool:
         cgroup_policy: CgroupPolicy | None = None,
         host_ids: HostIdRange = DEFAULT_RANGE,
         zygotes: bool = True,
+        init_timeout_s: float = INIT_TIMEOUT_S,
     ) -> None:
         """``attacher`` connects environments of functions with network interfaces to them (the data
         plane's; None where there is none, and then no target has ``vpc_namespaces``);
         ``cgroup_policy``: the environments' parent cgroup and CPU cap; ``host_ids``: the host uids
         environments run as, one each; ``zygotes``: cold starts of Python functions fork a zygote
-        (:mod:`lamina.runtime.zygote`) rather than start the interpreter."""
+        (:mod:`lamina.runtime.zygote`) rather than start the interpreter; ``init_timeout_s``: an
+        on-demand Init's limit (AWS's 10 s; only tests lower it)."""
         self.work_root = work_root
         self.logs = logs
         self.attacher = attacher
         self.max_environments = max_environments
         self.idle_timeout_s = idle_timeout_s
+        self.init_timeout_s = init_timeout_s
         self._idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
         self._all: set[Environment] = set()
         self._starting = 0
@@ -258,6 +261,7 @@ class EnvironmentPool:
                 host_ids=self.host_ids,
                 zygotes=self.zygotes,
                 initialization_type=initialization_type,
+                init_timeout_s=self.init_timeout_s,
             )
             self._cold.add(env)
             try:
