@@ -246,6 +246,11 @@ def test_a_forked_function_observes_what_a_cold_started_one_does(
         assert "FunctionError" not in r, body
         assert "initDurationMs" in log  # a cold start, with its Init phase reported (JSON logs)
         seen[mode] = body
+        # Still so on the next invoke (the environment block outlives whatever set it up).
+        r, again, log = invoke(lam, name)
+        assert "initDurationMs" not in log
+        assert again["/proc/self/environ"] == body["/proc/self/environ"]
+        assert again["environ names"] == body["environ names"]
     forked, execd = seen["zygotes"], seen["exec"]
     assert forked.keys() == execd.keys()
     # The zygote's own extension modules stay mapped (a library cannot be unloaded), out of

@@ -230,8 +230,14 @@ def _set_environ_block(env: dict[str, str]) -> None:
     # /proc/self/environ shows the block between env_start and env_end: the function's variables, as
     # after an exec. PR_SET_MM_MAP (checkpoint/restore's call) sets it with every other field as it is.
     block = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in env.items())
-    buf = ctypes.create_string_buffer(block, len(block) + 1)
-    _KEEP.append(buf)
+    # C memory of the process's life (as an exec'd environment block is), never a Python object's:
+    # nothing frees it when this module goes.
+    malloc = _libc.malloc
+    malloc.restype = ctypes.c_void_p
+    start = malloc(len(block) + 1)
+    if not start:
+        raise MemoryError("the environment block")
+    ctypes.memmove(start, block, len(block))
     with open("/proc/self/stat", "rb") as f:
         stat = f.read()
     fields = stat[stat.rindex(b")") + 2 :].split()
@@ -239,7 +245,6 @@ def _set_environ_block(env: dict[str, str]) -> None:
     def field(number: int) -> int:  # proc(5)'s numbering: the state is field 3
         return int(fields[number - 3])
 
-    start = ctypes.addressof(buf)
     mm = _MmMap(
         start_code=field(26),
         end_code=field(27),
@@ -261,7 +266,6 @@ def _set_environ_block(env: dict[str, str]) -> None:
     _prctl(PR_SET_MM, PR_SET_MM_MAP, ctypes.addressof(mm), ctypes.sizeof(mm))
 
 
-_KEEP: list[object] = []
 _ADDED: dict[str, str] = {}
 
 
