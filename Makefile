@@ -41,9 +41,11 @@ serve: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
-# The tests that run functions (tests/privileged), every runtime exec'd: lamina server --no-zygotes.
+# The tests that run functions (tests/privileged), every runtime exec'd: lamina server --no-zygotes
+# (the zygotes' own tests, which start their servers with --zygotes on, are not run twice).
 test-no-zygotes: setup
-	LAMINA_ZYGOTES=off $(VENV)/bin/python -m pytest -q tests/privileged --deselect tests/privileged/test_zygotes.py
+	LAMINA_ZYGOTES=off $(VENV)/bin/python -m pytest -q tests/privileged \
+		--deselect tests/privileged/test_zygotes.py --deselect tests/privileged/test_zygote_attacks.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

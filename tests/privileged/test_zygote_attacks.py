@@ -147,7 +147,9 @@ def handler(event, context):
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LaminaServer]]:
     started: dict[str, LaminaServer] = {}
     try:
-        started["zygotes"] = runtime_server(tmp_path_factory, "zygotes", "--log-level", "info")
+        started["zygotes"] = runtime_server(
+            tmp_path_factory, "zygotes", "--zygotes", "on", "--log-level", "info"
+        )
         started["exec"] = runtime_server(tmp_path_factory, "exec", "--no-zygotes")
         yield started
     finally:
@@ -158,7 +160,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Lami
 @pytest.fixture
 def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
     """A server with zygotes of its own: what is counted in it is this test's."""
-    server = runtime_server(tmp_path_factory, "lone")
+    server = runtime_server(tmp_path_factory, "lone", "--zygotes", "on")
     try:
         yield server
     finally:
