@@ -126,6 +126,16 @@ def handler(event, context):
     return out
 """
 
+SLOW_CRASH = r"""
+import os
+import time
+
+
+def handler(event, context):
+    time.sleep(0.5)
+    os._exit(3)
+"""
+
 CRASH = r"""
 import os
 
@@ -370,7 +380,9 @@ def test_a_crash_loop_leaves_nothing_behind(lone: LaminaServer) -> None:
 def test_concurrent_cold_starts_survive_the_zygote_dying_among_them(lone: LaminaServer) -> None:
     server = lone
     lam = client(server, "lambda")
-    names = [python_function(lam, CRASH, runtime=RUNTIME, prefix=f"race{i}") for i in range(4)]
+    # Each runtime lives half a second before it crashes: the cold starts overlap, and the zygote
+    # is killed while some are forked and others are being forked.
+    names = [python_function(lam, SLOW_CRASH, runtime=RUNTIME, prefix=f"race{i}") for i in range(4)]
     for name in names:
         invoke(lam, name)
     (first,) = zygote_pids(server)
