@@ -222,7 +222,7 @@ def build(
     log.debug("RLIMIT_NOFILE %d (hard %d)", soft, hard)
     install_accept_failure_filter()
     io = IoExecutor(api_workers(settings.max_environments))
-    db = Database(data_dir / "lamina.db")
+    db = Database(Path(settings.database) if settings.database else data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
     trees = TreeStore(data_dir / "trees", blobs)
     functions = FunctionStore(db)

@@ -78,6 +78,16 @@ def parse_egress_block(text: str) -> IPv4Network:
         raise ValueError(f"not an IPv4 block: {exc}") from None
 
 
+def parse_database(text: str) -> str:
+    """A ``postgresql://`` (or ``postgres://``) URL, or the path of a SQLite file."""
+    if not text:
+        raise ValueError("expected a postgresql:// URL or a file path, got nothing")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme and scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"expected a postgresql:// URL or a file path, got a {scheme}:// URL")
+    return text
+
+
 def parse_switch(text: str) -> bool:
     """``on``/``off`` (also ``true``/``false``, ``yes``/``no``, ``1``/``0``)."""
     value = {
@@ -158,6 +168,13 @@ class Settings:
         "state directory (default /var/lib/lamina as root, else ~/.local/share/lamina)",
         Path,
         default_factory=default_data_dir,
+    )
+    database: str | None = _option(
+        "--database",
+        "LAMINA_DATABASE",
+        "the metadata database: a postgresql:// URL (several nodes share it; docs/database.md) or a "
+        "SQLite file (default: lamina.db in the data directory)",
+        parse_database,
     )
     accounts_file: Path | None = _option(
         "--accounts",

@@ -57,6 +57,8 @@ class Database:
         :data:`LOOP_GUARD_ENV` is ``0``.
         """
         self.path = path
+        # Which SQL dialect the repositories speak to (the few statements that must differ).
+        self.dialect = "sqlite"
         self.loop_guard = os.environ.get(LOOP_GUARD_ENV) != "0" if loop_guard is None else loop_guard
         self._local = threading.local()
         self._write_lock = threading.Lock()
