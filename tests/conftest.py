@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from pg_cluster import PostgresCluster
 
 # Tests never use the host's network as the uplink (``lamina server`` defaults to it): every server
 # a test starts inherits this, and a test that needs a way out passes ``--uplink netns:NAME``.
@@ -18,3 +21,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "privileged" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL server for the session's ``backend`` tests (started on first use)."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.stop()

@@ -64,7 +64,6 @@ from lamina.store import (
     BlobStore,
     CodeSigningStore,
     ConcurrencyStore,
-    Database,
     Ec2Store,
     EventStore,
     FunctionSettingsStore,
@@ -76,6 +75,7 @@ from lamina.store import (
     S3Store,
     TreeStore,
     open_data_dir,
+    open_database,
 )
 from lamina.store.logs import LogGroupStore
 from lamina.store.urls import FunctionUrlStore
@@ -222,7 +222,7 @@ def build(
     log.debug("RLIMIT_NOFILE %d (hard %d)", soft, hard)
     install_accept_failure_filter()
     io = IoExecutor(api_workers(settings.max_environments))
-    db = Database(Path(settings.database) if settings.database else data_dir / "lamina.db")
+    db = open_database(settings.database or data_dir / "lamina.db")
     blobs = BlobStore(data_dir / "blobs")
     trees = TreeStore(data_dir / "trees", blobs)
     functions = FunctionStore(db)

@@ -46,7 +46,7 @@ class ConcurrencyStore:
         """What the account's functions in ``region`` have reserved together."""
         r = self.db.read(
             lambda c: c.execute(
-                "SELECT COALESCE(SUM(reserved_concurrency), 0) FROM functions WHERE account=? AND region=?",
+                "SELECT CAST(COALESCE(SUM(reserved_concurrency), 0) AS BIGINT) FROM functions WHERE account=? AND region=?",
                 (account, region),
             ).fetchone()
         )
@@ -85,7 +85,7 @@ class ConcurrencyStore:
                 return False
             if value is not None:
                 others = c.execute(
-                    "SELECT COALESCE(SUM(reserved_concurrency), 0) FROM functions"
+                    "SELECT CAST(COALESCE(SUM(reserved_concurrency), 0) AS BIGINT) FROM functions"
                     " WHERE account=? AND region=? AND name<>?",
                     (account, region, name),
                 ).fetchone()

@@ -1,4 +1,6 @@
-"""The metadata database: connections, transactions, schema migrations and settings.
+"""The metadata database: connections, transactions, schema migrations, settings and change
+notifications. This module is the embedded SQLite engine (the default); ``store/postgres.py`` is
+the same interface on PostgreSQL (several nodes share one database).
 
 Every repository (``store/layers.py``, ``functions.py``, ``events.py``, ``iam.py``, ``ec2.py``,
 ``hyperplane.py``) reaches SQLite only through :meth:`Database.read`, :meth:`Database.snapshot`
@@ -21,15 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
+import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from lamina.errors import LaminaError
+from lamina.store.dialect import SQLITE, Dialect
 from lamina.store.schema import MIGRATIONS
 
 T = TypeVar("T")
@@ -38,8 +43,36 @@ T = TypeVar("T")
 # call on the loop is a bug to fix, not to live with; servers started by tests inherit it).
 # inherit it from their environment).
 LOOP_GUARD_ENV: Final = "LAMINA_STORE_LOOP_GUARD"
+# PostgreSQL's NOTIFY takes at most 8000 bytes; channels are lamina's own names.
+MAX_PAYLOAD: Final = 7999
+_CHANNEL: Final = re.compile(r"lamina_[a-z0-9_]{1,40}")
 
-Connection = sqlite3.Connection
+log = logging.getLogger("lamina.store")
+
+
+class Cursor(Protocol):
+    """What a statement returns, on either engine."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What repositories run statements on, on either engine: SQL with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+
+# Called with a notification's payload (see Database.notify).
+Listener = Callable[[str], None]
 
 
 class DatabaseError(LaminaError):
@@ -56,20 +89,25 @@ class Database:
         ``loop_guard``: refuse to run on an event loop's thread; None: on, unless
         :data:`LOOP_GUARD_ENV` is ``0``.
         """
-        self.path = path
-        # Which SQL dialect the repositories speak to (the few statements that must differ).
-        self.dialect = "sqlite"
-        self.loop_guard = os.environ.get(LOOP_GUARD_ENV) != "0" if loop_guard is None else loop_guard
+        self._init_common(loop_guard)
+        self.path: Path | None = path
+        self._file = path
         self._local = threading.local()
-        self._write_lock = threading.Lock()
         try:
             self._writer = self._connect()
             self._migrate()
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open metadata database {path}: {exc}") from exc
 
-    def _connect(self) -> Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+    def _init_common(self, loop_guard: bool | None) -> None:
+        """What every engine's database holds."""
+        self.loop_guard = os.environ.get(LOOP_GUARD_ENV) != "0" if loop_guard is None else loop_guard
+        self._write_lock = threading.Lock()
+        self._listeners: dict[str, list[Listener]] = {}
+        self._pending = threading.local()  # notifications of the write in progress, sent at commit
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._file, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -93,6 +131,14 @@ class Database:
                 except BaseException:
                     self._writer.execute("ROLLBACK")
                     raise
+
+    # The few expressions the engines spell differently (store/dialect.py).
+    sql: Dialect = SQLITE
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: which engine the statements run on."""
+        return self.sql.name
 
     def schema_version(self) -> int:
         """How many migrations the database has applied."""
@@ -164,6 +210,7 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise DatabaseError(str(exc)) from exc
+            self._pending.items = []
             try:
                 yield conn
             except sqlite3.Error as exc:
@@ -172,11 +219,46 @@ class Database:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                sent, self._pending.items = self._pending.items, None
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
                 raise DatabaseError(str(exc)) from exc
+        for channel, payload in sent:
+            self.deliver(channel, payload)
+
+    # -- change notifications ----------------------------------------------------------------------
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Tell the listeners of ``channel`` (:meth:`listen`), on every node sharing this database,
+        once the write in progress commits (nothing if it rolls back). Called inside
+        :meth:`write`; ``payload`` at most :data:`MAX_PAYLOAD` bytes of UTF-8."""
+        pending: list[tuple[str, str]] | None = getattr(self._pending, "items", None)
+        if pending is None:
+            raise RuntimeError("Database.notify is called inside Database.write")
+        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
+            raise ValueError(
+                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
+            )
+        pending.append((channel, payload))
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(payload)`` for each notification of ``channel`` from now on: here, in
+        the thread that committed it (SQLite is one node's)."""
+        if not _CHANNEL.fullmatch(channel):
+            raise ValueError(f"not a notification channel: {channel!r}")
+        self._listeners.setdefault(channel, []).append(listener)
+
+    def deliver(self, channel: str, payload: str) -> None:
+        """Hand one notification to this process's listeners of ``channel`` (a listener that
+        raises is logged, never in the way of the others or of the writer)."""
+        for listener in tuple(self._listeners.get(channel, ())):
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("listener of %s failed on %r", channel, payload[:80])
 
     # -- settings ----------------------------------------------------------------------------------
 
@@ -186,8 +268,20 @@ class Database:
         if row is not None:
             return str(row[0])
         with self.write() as c:
-            c.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, default()))
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default())
+            )
             return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
+
+
+def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:
+    """The metadata database ``target`` names: a ``postgresql://`` URL (store/postgres.py, imported
+    only then), else the path of a SQLite file."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from lamina.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(target, loop_guard=loop_guard)
+    return Database(Path(target), loop_guard=loop_guard)
 
 
 def _callers(depth: int = 3) -> str:
@@ -198,11 +292,13 @@ def _callers(depth: int = 3) -> str:
     frame = inspect.currentframe()
     while frame is not None and len(names) < depth:
         code = frame.f_code
-        plumbing = code.co_filename == __file__ and code.co_name in _PLUMBING
+        plumbing = code.co_filename in _PLUMBING_FILES and code.co_name in _PLUMBING
         if not plumbing and not code.co_filename.endswith("contextlib.py"):
             names.append(code.co_qualname.replace(".<locals>.<lambda>", ""))
         frame = frame.f_back
     return " <- ".join(names) or "?"
 
 
+# This module and the PostgreSQL engine's (store/postgres.py).
+_PLUMBING_FILES: Final = frozenset({__file__, str(Path(__file__).with_name("postgres.py"))})
 _PLUMBING: Final = frozenset({"_callers", "_refuse_on_loop", "read", "snapshot", "write", "run"})

@@ -180,7 +180,7 @@ class Ec2Tx:
         # Named ids are looked up by the primary key: ``+kind`` keeps SQLite from preferring the
         # kind index, a scan of every resource of the kind.
         sql = "SELECT id, body FROM ec2_resources WHERE account=? AND region=? AND "
-        sql += "+kind=?" if "id" in where else "kind=?"
+        sql += f"{self.store.db.sql.unindexed('kind')}=?" if "id" in where else "kind=?"
         args: list[Any] = [*self._key, kind]
         for column, values in where.items():
             if column not in _DESCRIBE_COLUMNS:
@@ -188,7 +188,7 @@ class Ec2Tx:
             if not values:
                 return {}
             # One parameter whatever the number of values (no SQLITE_MAX_VARIABLE_NUMBER to mind).
-            sql += f" AND {column} IN (SELECT value FROM json_each(?))"
+            sql += f" AND {column} IN {self.store.db.sql.in_json_array()}"
             args.append(json.dumps(list(values)))
         out: dict[str, Wire] = {}
         for resource_id, text in self.c.execute(sql + " ORDER BY rowid", args).fetchall():
@@ -363,7 +363,8 @@ class Ec2Tx:
             "DELETE FROM ec2_interface_groups WHERE account=? AND region=? AND eni_id=?", (*self._key, eni_id)
         )
         self.c.executemany(
-            "INSERT OR IGNORE INTO ec2_interface_groups (account, region, eni_id, group_id) VALUES (?, ?, ?, ?)",
+            "INSERT INTO ec2_interface_groups (account, region, eni_id, group_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             [(*self._key, eni_id, g) for g in group_ids],
         )
 
@@ -382,7 +383,7 @@ class Ec2Tx:
         counts = dict(
             self.c.execute(
                 "SELECT subnet_id, COUNT(*) FROM ec2_private_ips WHERE account=? AND region=?"
-                " AND subnet_id IN (SELECT value FROM json_each(?)) GROUP BY subnet_id",
+                f" AND subnet_id IN {self.store.db.sql.in_json_array()} GROUP BY subnet_id",
                 (*self._key, ids),
             ).fetchall()
         )
@@ -594,7 +595,7 @@ class Ec2Store:
         when = now_ms or self._now_ms()
         with self.db.write() as conn:
             claimed = conn.execute(
-                "INSERT OR IGNORE INTO ec2_partitions (account, region, created_ms) VALUES (?, ?, ?)",
+                "INSERT INTO ec2_partitions (account, region, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (account, region, when),
             ).rowcount
             if claimed:

@@ -402,7 +402,8 @@ class FunctionStore:
         """(function count, total code size in bytes) for GetAccountSettings."""
         r = self.db.read(
             lambda c: c.execute(
-                "SELECT COUNT(DISTINCT name), COALESCE(SUM(json_extract(config, '$.CodeSize')), 0)"
+                "SELECT COUNT(DISTINCT name),"
+                f" CAST(COALESCE(SUM({self.db.sql.json_number('config', 'CodeSize')}), 0) AS BIGINT)"
                 " FROM function_versions WHERE account=? AND region=?",
                 (account, region),
             ).fetchone()
@@ -411,10 +412,11 @@ class FunctionStore:
 
     def in_state(self, *states: str) -> builtins.list[FunctionRow]:
         """$LATEST rows still Pending / InProgress (to resume their preparation after a restart)."""
+        sql = self.db.sql
         rows = self.db.read(
             lambda c: c.execute(
-                f"SELECT {_COLS} FROM function_versions WHERE seq=0 AND (json_extract(config, '$.State') IN"
-                f" ({','.join('?' * len(states))}) OR json_extract(config, '$.LastUpdateStatus') IN"
+                f"SELECT {_COLS} FROM function_versions WHERE seq=0 AND ({sql.json_text('config', 'State')} IN"
+                f" ({','.join('?' * len(states))}) OR {sql.json_text('config', 'LastUpdateStatus')} IN"
                 f" ({','.join('?' * len(states))}))",
                 (*states, *states),
             ).fetchall()
@@ -426,22 +428,24 @@ class FunctionStore:
     def vpc_configs_in_use(self) -> builtins.list[tuple[str, str, VpcConfigResponse]]:
         """(account, region, VpcConfig) of every version, of every function, that is in a VPC and
         not Inactive: the interfaces they name must stay."""
+        sql = self.db.sql
         rows = self.db.read(
             lambda c: c.execute(
-                "SELECT account, region, json_extract(config, '$.VpcConfig') FROM function_versions"
-                " WHERE json_extract(config, '$.VpcConfig.VpcId') != ''"
-                " AND json_extract(config, '$.State') != 'Inactive'"
+                f"SELECT account, region, {sql.json_text('config', 'VpcConfig')} FROM function_versions"
+                f" WHERE {sql.json_text('config', 'VpcConfig', 'VpcId')} != ''"
+                f" AND {sql.json_text('config', 'State')} != 'Inactive'"
             ).fetchall()
         )
         return [(str(a), str(r), cast(VpcConfigResponse, json.loads(text))) for a, r, text in rows]
 
     def active_in_vpc(self) -> builtins.list[FunctionRef]:
         """Every function whose $LATEST is in a VPC and Active (what idle reclaim may turn Inactive)."""
+        sql = self.db.sql
         rows = self.db.read(
             lambda c: c.execute(
                 "SELECT account, region, name FROM function_versions WHERE seq=0"
-                " AND json_extract(config, '$.VpcConfig.VpcId') != ''"
-                " AND json_extract(config, '$.State') = 'Active'"
+                f" AND {sql.json_text('config', 'VpcConfig', 'VpcId')} != ''"
+                f" AND {sql.json_text('config', 'State')} = 'Active'"
             ).fetchall()
         )
         return [FunctionRef(str(a), str(r), str(n)) for a, r, n in rows]

@@ -35,8 +35,9 @@ class HyperplaneStore:
         """Record (or replace) the interface of one combination."""
         with self.db.write() as c:
             c.execute(
-                "INSERT OR REPLACE INTO lambda_enis (account, region, subnet_id, groups_key, eni_id, vpc_id)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO lambda_enis (account, region, subnet_id, groups_key, eni_id, vpc_id)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account, region, subnet_id, groups_key)"
+                " DO UPDATE SET eni_id=excluded.eni_id, vpc_id=excluded.vpc_id",
                 (account, region, subnet_id, key, eni_id, vpc_id),
             )
 

@@ -109,7 +109,8 @@ class IamStore:
             if create and exists:
                 return False
             c.execute(
-                "INSERT OR REPLACE INTO iam_roles (account, name_lower, role) VALUES (?, ?, ?)",
+                "INSERT INTO iam_roles (account, name_lower, role) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, name_lower) DO UPDATE SET role=excluded.role",
                 (*key, json.dumps(role)),
             )
         self._bump()
@@ -140,8 +141,8 @@ class IamStore:
     def put_inline(self, account: str, role: str, name: str, document: str) -> None:
         with self.db.write() as c:
             c.execute(
-                "INSERT OR REPLACE INTO iam_role_policies (account, role_lower, policy_name, document)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO iam_role_policies (account, role_lower, policy_name, document) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, role_lower, policy_name) DO UPDATE SET document=excluded.document",
                 (account, role.lower(), name, document),
             )
         self._bump()
@@ -184,7 +185,8 @@ class IamStore:
             if create and exists:
                 return False
             c.execute(
-                "INSERT OR REPLACE INTO iam_policies (account, arn, policy, document) VALUES (?, ?, ?, ?)",
+                "INSERT INTO iam_policies (account, arn, policy, document) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (account, arn) DO UPDATE SET policy=excluded.policy, document=excluded.document",
                 (account, policy["Arn"], json.dumps(policy), document),
             )
         self._bump()
@@ -216,7 +218,7 @@ class IamStore:
     def attach(self, account: str, role: str, arn: str) -> None:
         with self.db.write() as c:
             c.execute(
-                "INSERT OR IGNORE INTO iam_attachments (account, role_lower, policy_arn) VALUES (?, ?, ?)",
+                "INSERT INTO iam_attachments (account, role_lower, policy_arn) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (account, role.lower(), arn),
             )
         self._bump()
@@ -255,11 +257,13 @@ class IamStore:
 
     def boundary_usage_count(self, account: str, arn: str) -> int:
         """How many roles and users of the account have the policy as their permissions boundary."""
-        path = "$.PermissionsBoundary.PermissionsBoundaryArn"
+        boundary = ("PermissionsBoundary", "PermissionsBoundaryArn")
+        role_arn = self.db.sql.json_text("role", *boundary)
+        user_arn = self.db.sql.json_text('"user"', *boundary)
         row = self.db.read(
             lambda c: c.execute(
-                f"SELECT (SELECT COUNT(*) FROM iam_roles WHERE account=? AND json_extract(role, '{path}')=?)"
-                f" + (SELECT COUNT(*) FROM iam_users WHERE account=? AND json_extract(user, '{path}')=?)",
+                f"SELECT (SELECT COUNT(*) FROM iam_roles WHERE account=? AND {role_arn}=?)"
+                f" + (SELECT COUNT(*) FROM iam_users WHERE account=? AND {user_arn}=?)",
                 (account, arn, account, arn),
             ).fetchone()
         )
@@ -270,7 +274,7 @@ class IamStore:
     def get_user(self, account: str, name: str) -> User | None:
         row = self.db.read(
             lambda c: c.execute(
-                "SELECT user FROM iam_users WHERE account=? AND name_lower=?", (account, name.lower())
+                'SELECT "user" FROM iam_users WHERE account=? AND name_lower=?', (account, name.lower())
             ).fetchone()
         )
         return cast(User, json.loads(row[0])) if row else None
@@ -283,7 +287,8 @@ class IamStore:
             if create and exists:
                 return False
             c.execute(
-                "INSERT OR REPLACE INTO iam_users (account, name_lower, user) VALUES (?, ?, ?)",
+                'INSERT INTO iam_users (account, name_lower, "user") VALUES (?, ?, ?)'
+                ' ON CONFLICT (account, name_lower) DO UPDATE SET "user"=excluded."user"',
                 (*key, json.dumps(user)),
             )
         self._bump()
@@ -303,7 +308,7 @@ class IamStore:
                 return False
             c.execute("DELETE FROM iam_users WHERE account=? AND name_lower=?", (account, old))
             c.execute(
-                "INSERT INTO iam_users (account, name_lower, user) VALUES (?, ?, ?)",
+                'INSERT INTO iam_users (account, name_lower, "user") VALUES (?, ?, ?)',
                 (account, new, json.dumps(user)),
             )
             for table, column in (("iam_group_members", "user_lower"), ("iam_access_keys", "user_lower")):
@@ -321,7 +326,7 @@ class IamStore:
     def list_users(self, account: str) -> list[User]:
         rows = self.db.read(
             lambda c: c.execute(
-                "SELECT user FROM iam_users WHERE account=? ORDER BY name_lower", (account,)
+                'SELECT "user" FROM iam_users WHERE account=? ORDER BY name_lower', (account,)
             ).fetchall()
         )
         return [cast(User, json.loads(r[0])) for r in rows]
@@ -365,7 +370,8 @@ class IamStore:
             if create and exists:
                 return False
             c.execute(
-                "INSERT OR REPLACE INTO iam_groups (account, name_lower, grp) VALUES (?, ?, ?)",
+                "INSERT INTO iam_groups (account, name_lower, grp) VALUES (?, ?, ?)"
+                " ON CONFLICT (account, name_lower) DO UPDATE SET grp=excluded.grp",
                 (*key, json.dumps(group)),
             )
         self._bump()
@@ -401,7 +407,8 @@ class IamStore:
     def add_member(self, account: str, group: str, user: str) -> None:
         with self.db.write() as c:
             c.execute(
-                "INSERT OR IGNORE INTO iam_group_members (account, group_lower, user_lower) VALUES (?, ?, ?)",
+                "INSERT INTO iam_group_members (account, group_lower, user_lower) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (account, group.lower(), user.lower()),
             )
         self._bump()
@@ -422,7 +429,7 @@ class IamStore:
         """The group's members, by name."""
         rows = self.db.read(
             lambda c: c.execute(
-                "SELECT u.user FROM iam_group_members m JOIN iam_users u"
+                'SELECT u."user" FROM iam_group_members m JOIN iam_users u'
                 " ON u.account=m.account AND u.name_lower=m.user_lower"
                 " WHERE m.account=? AND m.group_lower=? ORDER BY u.name_lower",
                 (account, group.lower()),
@@ -447,8 +454,9 @@ class IamStore:
     def put_entity_inline(self, kind: Entity, account: str, entity: str, name: str, document: str) -> None:
         with self.db.write() as c:
             c.execute(
-                "INSERT OR REPLACE INTO iam_entity_policies (account, kind, name_lower, policy_name, document)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO iam_entity_policies (account, kind, name_lower, policy_name, document)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, kind, name_lower, policy_name)"
+                " DO UPDATE SET document=excluded.document",
                 (account, kind.value, entity.lower(), name, document),
             )
         self._bump()
@@ -489,8 +497,8 @@ class IamStore:
     def attach_entity(self, kind: Entity, account: str, entity: str, arn: str) -> None:
         with self.db.write() as c:
             c.execute(
-                "INSERT OR IGNORE INTO iam_entity_attachments (account, kind, name_lower, policy_arn)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO iam_entity_attachments (account, kind, name_lower, policy_arn)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (account, kind.value, entity.lower(), arn),
             )
         self._bump()
@@ -540,11 +548,13 @@ class IamStore:
         self._bump()
         return True
 
-    _KEY_SELECT = (
-        "SELECT k.access_key, k.account, json_extract(u.user, '$.UserName'), k.secret, k.status,"
-        " k.create_date FROM iam_access_keys k JOIN iam_users u"
-        " ON u.account=k.account AND u.name_lower=k.user_lower"
-    )
+    def _key_select(self) -> str:
+        user_name = self.db.sql.json_text('u."user"', "UserName")
+        return (
+            f"SELECT k.access_key, k.account, {user_name}, k.secret,"
+            " k.status, k.create_date FROM iam_access_keys k JOIN iam_users u"
+            " ON u.account=k.account AND u.name_lower=k.user_lower"
+        )
 
     @staticmethod
     def _key(row: tuple[str, str, str, str, str, str]) -> AccessKeyRecord:
@@ -554,7 +564,7 @@ class IamStore:
     def access_key(self, key_id: str) -> AccessKeyRecord | None:
         """The access key with this id (any status), or None."""
         row = self.db.read(
-            lambda c: c.execute(self._KEY_SELECT + " WHERE k.access_key=?", (key_id,)).fetchone()
+            lambda c: c.execute(self._key_select() + " WHERE k.access_key=?", (key_id,)).fetchone()
         )
         return self._key(row) if row else None
 
@@ -562,7 +572,7 @@ class IamStore:
         """The user's access keys, oldest first."""
         rows = self.db.read(
             lambda c: c.execute(
-                self._KEY_SELECT + " WHERE k.account=? AND k.user_lower=? ORDER BY k.create_date, k.rowid",
+                self._key_select() + " WHERE k.account=? AND k.user_lower=? ORDER BY k.create_date, k.rowid",
                 (account, user.lower()),
             ).fetchall()
         )

@@ -33,7 +33,7 @@ class LayerStore:
             ensure_blob()
             version = c.execute(
                 "INSERT INTO layers (account, region, name, last_version) VALUES (?, ?, ?, 1) "
-                "ON CONFLICT (account, region, name) DO UPDATE SET last_version = last_version + 1 "
+                "ON CONFLICT (account, region, name) DO UPDATE SET last_version = layers.last_version + 1 "
                 "RETURNING last_version",
                 (draft.account, draft.region, draft.name),
             ).fetchone()[0]

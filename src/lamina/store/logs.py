@@ -29,9 +29,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from lamina.store.db import Database
+from lamina.store.dialect import Dialect
 
 DAY_MS = 86_400_000
 
@@ -117,7 +118,7 @@ def storable(message: str) -> str:
     return message
 
 
-def required_clause(required: tuple[tuple[str, ...], ...] | None) -> tuple[str, list[Any]]:
+def required_clause(required: tuple[tuple[str, ...], ...] | None, sql: Dialect) -> tuple[str, list[Any]]:
     """SQL keeping only messages that contain every text of one of the alternatives (``instr`` is
     a case-sensitive substring test); "" when nothing is required."""
     if not required or any(not alternative for alternative in required):
@@ -125,7 +126,7 @@ def required_clause(required: tuple[tuple[str, ...], ...] | None) -> tuple[str, 
     args: list[Any] = []
     ors: list[str] = []
     for alternative in required:
-        ors.append("(" + " AND ".join("instr(message, ?) > 0" for _ in alternative) + ")")
+        ors.append("(" + " AND ".join(sql.contains("message") for _ in alternative) + ")")
         args += alternative
     return " AND (" + " OR ".join(ors) + ")", args
 
@@ -220,17 +221,17 @@ class LogGroupStore:
             gid, before = int(row[0]), now_ms - int(row[1]) * DAY_MS
             # What leaves each stream, counted before it goes (the same transaction).
             freed = c.execute(
-                "SELECT sid, sum(length(CAST(message AS BLOB))) FROM log_events"
+                f"SELECT sid, CAST(sum({self.db.sql.byte_length('message')}) AS BIGINT) FROM log_events"
                 " WHERE gid=? AND ts < ? GROUP BY sid",
                 (gid, before),
             ).fetchall()
             gone = int(c.execute("DELETE FROM log_events WHERE gid=? AND ts < ?", (gid, before)).rowcount)
             c.executemany(
-                "UPDATE log_streams SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?",
+                f"UPDATE log_streams SET stored_bytes = {self.db.sql.greatest('stored_bytes - ?', '0')} WHERE id=?",
                 [(int(size), int(sid)) for sid, size in freed],
             )
             c.execute(
-                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?",
+                f"UPDATE log_groups SET stored_bytes = {self.db.sql.greatest('stored_bytes - ?', '0')} WHERE id=?",
                 (sum(int(size) for _, size in freed), gid),
             )
             return gone
@@ -260,7 +261,8 @@ class LogGroupStore:
             row = c.execute("DELETE FROM log_streams WHERE id=? RETURNING stored_bytes", (sid,)).fetchone()
             c.execute("DELETE FROM log_events WHERE sid=?", (sid,))
             c.execute(
-                "UPDATE log_groups SET stored_bytes = max(stored_bytes - ?, 0) WHERE id=?", (int(row[0]), gid)
+                f"UPDATE log_groups SET stored_bytes = {self.db.sql.greatest('stored_bytes - ?', '0')} WHERE id=?",
+                (int(row[0]), gid),
             )
             return True
 
@@ -403,25 +405,25 @@ class LogGroupStore:
         when given, and only events containing the ``required`` texts (see :func:`required_clause`;
         then a short page does not mean fewer events were scanned: the group is read to its end, or
         to ``upto``, the last position read, from :meth:`scan_horizon`)."""
-        where = "gid=?1 AND ts >= ? AND ts < ?"  # ?1: the group's id, wherever it is needed
+        where = "gid=? AND ts >= ? AND ts < ?"  # _GID: the group's id, wherever it is needed
         if cursor is not None:  # one lower bound: SQLite seeks the index to it (see stream_events)
             since_ms = max(since_ms, cursor[0])
             where += " AND (ts > ? OR id > ?)"
         if upto is not None:  # and one upper bound
             until_ms = min(until_ms, upto[0] + 1)
             where += " AND (ts < ? OR id <= ?)"
-        args: list[Any] = [since_ms, until_ms]
+        args: list[Any] = [_GID, since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
         if upto is not None:
             args += [upto[0], upto[1]]
         if streams is not None:  # one variable, however many names (SQLite limits variables)
-            where += " AND sid IN (SELECT id FROM log_streams WHERE gid=?1 AND name IN (SELECT value FROM json_each(?)))"
-            args.append(json.dumps(streams))
+            where += f" AND sid IN (SELECT id FROM log_streams WHERE gid=? AND name IN {self.db.sql.in_json_array()})"
+            args += [_GID, json.dumps(streams)]
         if stream_prefix:
-            where += " AND sid IN (SELECT id FROM log_streams WHERE gid=?1 AND substr(name, 1, ?) = ?)"
-            args += [len(stream_prefix), stream_prefix]
-        clause, more = required_clause(required)
+            where += " AND sid IN (SELECT id FROM log_streams WHERE gid=? AND substr(name, 1, ?) = ?)"
+            args += [_GID, len(stream_prefix), stream_prefix]
+        clause, more = required_clause(required, self.db.sql)
         where += clause
         args += more
         # The stream's name, looked up only for the events returned (by the streams' primary key).
@@ -434,7 +436,7 @@ class LogGroupStore:
             gid = _group_id(c, scope, group)
             if gid is None:
                 return []
-            return list(c.execute(sql, (gid, *args, limit)).fetchall())
+            return list(c.execute(sql, (*(gid if a is _GID else a for a in args), limit)).fetchall())
 
         return [_event(r) for r in self.db.read(read)]
 
@@ -459,8 +461,9 @@ class LogGroupStore:
         args: list[Any] = [since_ms, until_ms]
         if cursor is not None:
             args += [cursor[0], cursor[1]]
+        events = self.db.sql.indexed_by("log_events", "log_events_group")
         sql = (
-            f"SELECT ts, id FROM log_events INDEXED BY log_events_group WHERE {where}"  # noqa: S608
+            f"SELECT ts, id FROM {events} WHERE {where}"  # noqa: S608
             " ORDER BY ts, id LIMIT 2 OFFSET ?"
         )
 
@@ -497,6 +500,8 @@ class LogGroupStore:
 
 # A group's id from (account, region, name): a scalar subquery, evaluated once per statement.
 _GROUP_ID = "SELECT id FROM log_groups WHERE account=? AND region=? AND name=?"
+# Where a statement's parameters need the group's id, looked up in the same read.
+_GID: Final = object()
 
 
 def _group_id(c: Any, scope: Scope, name: str) -> int | None:
@@ -556,8 +561,9 @@ def _insert(c: Any, ids: tuple[int, int], events: Sequence[tuple[int, str]], now
     )
     first, last = min(map(_TS, events)), max(map(_TS, events))
     c.execute(
-        "UPDATE log_streams SET first_ms=min(coalesce(first_ms, ?), ?),"
-        " last_ms=max(coalesce(last_ms, ?), ?), ingested_ms=?, stored_bytes=stored_bytes + ? WHERE id=?",
+        "UPDATE log_streams SET first_ms=CASE WHEN first_ms <= ? THEN first_ms ELSE ? END,"
+        " last_ms=CASE WHEN last_ms >= ? THEN last_ms ELSE ? END, ingested_ms=?,"
+        " stored_bytes=stored_bytes + ? WHERE id=?",
         (first, first, last, last, now_ms, size, sid),
     )
     c.execute("UPDATE log_groups SET stored_bytes=stored_bytes + ? WHERE id=?", (size, gid))

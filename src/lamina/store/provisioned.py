@@ -39,7 +39,7 @@ _FUNCTION = "account=? AND region=? AND name=?"
 
 # Provisioned concurrency of functions without a reservation (they draw on the unreserved pool).
 UNRESERVED_PROVISIONED_SQL = (
-    "SELECT COALESCE(SUM(p.requested), 0) FROM provisioned_concurrency p JOIN functions f"
+    "SELECT CAST(COALESCE(SUM(p.requested), 0) AS BIGINT) FROM provisioned_concurrency p JOIN functions f"
     " ON f.account=p.account AND f.region=p.region AND f.name=p.name"
     " WHERE p.account=? AND p.region=? AND f.reserved_concurrency IS NULL"
 )
@@ -91,11 +91,11 @@ class ProvisionedStore:
             if r is None:
                 return False
             others = c.execute(
-                f"SELECT COALESCE(SUM(requested), 0) FROM provisioned_concurrency WHERE {_FUNCTION} AND qualifier<>?",
+                f"SELECT CAST(COALESCE(SUM(requested), 0) AS BIGINT) FROM provisioned_concurrency WHERE {_FUNCTION} AND qualifier<>?",
                 (*key, config.qualifier),
             ).fetchone()
             reserved = c.execute(
-                "SELECT COALESCE(SUM(reserved_concurrency), 0) FROM functions WHERE account=? AND region=?",
+                "SELECT CAST(COALESCE(SUM(reserved_concurrency), 0) AS BIGINT) FROM functions WHERE account=? AND region=?",
                 (config.account, config.region),
             ).fetchone()
             unreserved_provisioned = c.execute(

@@ -17,11 +17,11 @@ def blob_referenced(conn: Connection, sha256_hex: str) -> bool:
         conn.execute(
             "SELECT 1 FROM layer_versions WHERE sha256=? AND deleted=0"
             " UNION ALL SELECT 1 FROM function_versions WHERE code_sha256=?"
-            " UNION ALL SELECT 1 FROM function_versions, json_each(function_versions.layer_shas)"
-            " WHERE json_each.value=?"
+            # layer_shas is a JSON array of hex digests: '"<sha>"' inside it is the element.
+            " UNION ALL SELECT 1 FROM function_versions WHERE layer_shas LIKE ?"
             " UNION ALL SELECT 1 FROM s3_objects WHERE sha256=?"
             " UNION ALL SELECT 1 FROM s3_parts WHERE sha256=? LIMIT 1",
-            (sha256_hex, sha256_hex, sha256_hex, sha256_hex, sha256_hex),
+            (sha256_hex, sha256_hex, f'%"{sha256_hex}"%', sha256_hex, sha256_hex),
         ).fetchone()
         is not None
     )

@@ -221,8 +221,9 @@ class S3Store:
                 (part.upload_id, part.number),
             ).fetchone()
             c.execute(
-                "INSERT OR REPLACE INTO s3_parts (upload_id, part_number, sha256, size, md5, modified_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO s3_parts (upload_id, part_number, sha256, size, md5, modified_ms) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (upload_id, part_number) DO UPDATE SET sha256=excluded.sha256,"
+                " size=excluded.size, md5=excluded.md5, modified_ms=excluded.modified_ms",
                 (part.upload_id, part.number, part.sha256, part.size, part.md5, part.modified_ms),
             )
             if old is not None and old[0] != part.sha256:
@@ -314,8 +315,12 @@ _PART_SELECT = "SELECT upload_id, part_number, sha256, size, md5, modified_ms FR
 
 def _insert_object(c: Connection, obj: StoredObject) -> None:
     c.execute(
-        "INSERT OR REPLACE INTO s3_objects (bucket, key, sha256, size, etag, crc32, modified_ms,"
-        " headers, metadata, tags, checksum_algorithm, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO s3_objects (bucket, key, sha256, size, etag, crc32, modified_ms,"
+        " headers, metadata, tags, checksum_algorithm, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (bucket, key) DO UPDATE SET sha256=excluded.sha256, size=excluded.size,"
+        " etag=excluded.etag, crc32=excluded.crc32, modified_ms=excluded.modified_ms,"
+        " headers=excluded.headers, metadata=excluded.metadata, tags=excluded.tags,"
+        " checksum_algorithm=excluded.checksum_algorithm, checksum=excluded.checksum",
         (
             obj.bucket,
             obj.key,

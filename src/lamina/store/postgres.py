@@ -1,0 +1,302 @@
+"""The metadata database on PostgreSQL (psycopg 3): the interface of ``store/db.py`` for several
+nodes sharing one database (``lamina server --database postgresql://...``).
+
+The repositories run the same statements on both engines (``?`` placeholders, translated here;
+``store/dialect.py`` for the few expressions spelled differently). Facts this module relies on:
+
+- In READ COMMITTED each statement sees what was committed before it began. Every write
+  transaction first takes one transaction-scoped advisory lock (``pg_advisory_xact_lock``), so
+  writes from every node are serialised as SQLite serialises them (``BEGIN IMMEDIATE``): a
+  read-then-write such as allocating the next layer version cannot interleave with another, so
+  version numbers stay gap-free and monotonic under concurrent publishes from several nodes. The
+  statements after the lock see every write committed before it. Writes are short (no I/O but the
+  database's inside them), so one lock costs less than retrying serialisation failures would.
+- :meth:`PostgresDatabase.snapshot` is ``REPEATABLE READ READ ONLY``: its statements share one
+  snapshot, as a SQLite read transaction's do.
+- ``NOTIFY`` inside a transaction is delivered when it commits, to every session that listens,
+  this node's own included: each node tags what it sends and drops its own (delivered to this
+  process's listeners at commit, before the write returns, as on SQLite).
+- Connections come from a bounded pool (:data:`POOL_SIZE` per node): threads wait for one rather
+  than opening one each; a connection found broken is replaced.
+- The schema: a fresh database gets :data:`~lamina.store.schema_pg.BASELINE` (the tables as they
+  are after the first ``BASELINE_VERSION`` SQLite migrations), then every later migration, both
+  engines running the same text (``schema_pg.postgresql_ddl`` translates the column types).
+  ``lamina_schema`` holds the version; migrating takes an advisory lock (nodes starting together).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg.adapt
+import psycopg.sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener
+from lamina.store.dialect import POSTGRESQL
+from lamina.store.schema import MIGRATIONS
+from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
+
+T = TypeVar("T")
+
+log = logging.getLogger("lamina.store")
+
+# Connections per node; a node's I/O threads share them.
+POOL_SIZE: Final = 16
+# How long a thread waits for a pooled connection before the operation fails.
+POOL_TIMEOUT_S: Final = 30.0
+# The advisory locks (one 64-bit key space per database): every write; migrations.
+WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
+MIGRATE_LOCK: Final = WRITE_LOCK + 1
+
+
+def is_postgresql_url(target: str) -> bool:
+    """Whether ``target`` (a --database value) names a PostgreSQL database."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password (for messages and logs)."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://(unparsable)"
+    host, port, name = parts.get("host", ""), parts.get("port", ""), parts.get("dbname", "")
+    return f"postgresql://{host}{':' + str(port) if port else ''}/{name}"
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(sql: str) -> str:
+    """A statement with ``?`` placeholders as psycopg takes it: ``%s`` for each ``?`` outside
+    string literals and quoted names, every literal ``%`` doubled."""
+    out: list[str] = []
+    quote = ""
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+class _BoolAsInteger(psycopg.adapt.Dumper):
+    """Booleans are INTEGER 0/1 columns, as on SQLite."""
+
+    oid = psycopg.postgres.types["int8"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        return b"1" if obj else b"0"
+
+
+class _Statements:
+    """A pooled connection as the repositories see it (:class:`~lamina.store.db.Connection`)."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
+        return self.conn.execute(translate(sql), tuple(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
+        cursor = self.conn.cursor()
+        cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        return cursor
+
+
+class PostgresDatabase(Database):
+    """The metadata database in PostgreSQL. Thread-safe: each operation borrows a pooled
+    connection; writes are serialised across every node by an advisory lock."""
+
+    sql = POSTGRESQL
+
+    def __init__(self, url: str, *, loop_guard: bool | None = None, pool_size: int = POOL_SIZE) -> None:
+        """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL)."""
+        self._init_common(loop_guard)
+        self.url = url
+        self.path = None
+        # What this process tags its notifications with (dropping them when they come back).
+        self._origin = f"{os.getpid()}-{os.urandom(6).hex()}"
+        self._listening: set[str] = set()
+        self._listener_thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        try:
+            self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                kwargs={"autocommit": True},
+                configure=_configure,
+                check=ConnectionPool.check_connection,
+                timeout=POOL_TIMEOUT_S,
+                name="lamina-store",
+                open=False,
+            )
+            self._pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+            self._migrate()
+        except (psycopg.Error, PoolTimeout) as exc:
+            self._pool.close()
+            raise DatabaseError(f"cannot open metadata database {redacted(url)}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({redacted(self.url)!r})"
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS lamina_schema (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM lamina_schema").fetchone()
+            current = 0 if row is None else int(row[0])
+            if current > len(MIGRATIONS):
+                raise DatabaseError(
+                    f"metadata database {redacted(self.url)} has schema version {current}, newer than"
+                    f" this lamina's ({len(MIGRATIONS)}): upgrade lamina"
+                )
+            if current == 0:
+                for statement in _statements(BASELINE):
+                    conn.execute(statement)
+                current = BASELINE_VERSION
+            for script in MIGRATIONS[current:]:
+                for statement in _statements(postgresql_ddl(script)):
+                    conn.execute(statement)
+            conn.execute("DELETE FROM lamina_schema")
+            conn.execute("INSERT INTO lamina_schema (version) VALUES (%s)", (len(MIGRATIONS),))
+
+    def schema_version(self) -> int:
+        return int(self.read(lambda c: c.execute("SELECT version FROM lamina_schema").fetchone()[0]))
+
+    def close(self) -> None:
+        self._closing.set()
+        self._pool.close()
+        if self._listener_thread is not None:
+            self._listener_thread.join(timeout=5)
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _borrow(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseError(f"no connection to the metadata database in {POOL_TIMEOUT_S:g} s") from exc
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        self._refuse_on_loop("read")
+        try:
+            with self._borrow() as conn:
+                return fn(_Statements(conn))
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    def snapshot(self, fn: Callable[[Connection], T]) -> T:
+        self._refuse_on_loop("snapshot")
+        try:
+            with self._borrow() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    return fn(_Statements(conn))
+                finally:
+                    conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            raise DatabaseError(str(exc)) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        self._refuse_on_loop("write")
+        with self._write_lock:
+            try:
+                borrowed = self._borrow()
+                conn = borrowed.__enter__()
+            except psycopg.Error as exc:
+                raise DatabaseError(str(exc)) from exc
+            try:
+                try:
+                    conn.execute("BEGIN")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                except psycopg.Error as exc:
+                    raise DatabaseError(str(exc)) from exc
+                self._pending.items = []
+                try:
+                    yield _Statements(conn)
+                except psycopg.Error as exc:
+                    _rollback(conn)
+                    raise DatabaseError(str(exc)) from exc
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                finally:
+                    sent, self._pending.items = self._pending.items, None
+                try:
+                    for channel, payload in sent:
+                        conn.execute("SELECT pg_notify(%s, %s)", (channel, f"{self._origin}:{payload}"))
+                    conn.execute("COMMIT")
+                except psycopg.Error as exc:
+                    _rollback(conn)
+                    raise DatabaseError(str(exc)) from exc
+            finally:
+                borrowed.__exit__(None, None, None)
+        for channel, payload in sent:
+            self.deliver(channel, payload)
+
+    # -- change notifications from other nodes -----------------------------------------------------
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """As :meth:`Database.listen`; notifications committed by other nodes arrive on a thread
+        of this database's (one connection, LISTENing)."""
+        super().listen(channel, listener)
+        with self._write_lock:
+            self._listening.add(channel)
+            if self._listener_thread is None:
+                self._listener_thread = threading.Thread(
+                    target=self._listen_loop, name="lamina-store-listen", daemon=True
+                )
+                self._listener_thread.start()
+
+    def _listen_loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    joined: set[str] = set()
+                    while not self._closing.is_set():
+                        for channel in self._listening - joined:
+                            conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                            joined.add(channel)
+                        for note in conn.notifies(timeout=0.5):
+                            origin, _, payload = note.payload.partition(":")
+                            if origin != self._origin:
+                                self.deliver(note.channel, payload)
+            except psycopg.Error as exc:
+                if not self._closing.is_set():
+                    log.warning(
+                        "listening for changes on %s failed (%s); again in 1 s", redacted(self.url), exc
+                    )
+                    self._closing.wait(1.0)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_dumper(bool, _BoolAsInteger)
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    with contextlib.suppress(psycopg.Error):  # a broken connection: the pool's check replaces it
+        conn.execute("ROLLBACK")
+
+
+def _statements(script: str) -> list[str]:
+    return [s for s in (part.strip() for part in script.split(";")) if s]
