@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 	@# chromium (the console's end-to-end tests), Debian's static busybox (the runnable test runtime image),
 	@# Debian's awscli (AWS CLI v2 at /usr/bin/aws: `aws logs tail`; the venv's aws is v1, first on PATH),
 	@# openssl (lamina's CA and the certificate of its public API names, made at first start as root).
-	@# gcc and libc6-dev (lamina-init, built static).
+	@# gcc and libc6-dev (lamina-init, built static). Debian's postgresql: the backend tests start
+	@# their own PostgreSQL server (lamina server --database postgresql://...; no service is enabled).
 	@missing=""; for t in zip unzip ip nft curl chromium busybox openssl gcc; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	[ -x /usr/bin/aws ] || missing="$$missing awscli"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if command -v gcc >/dev/null 2>&1 && [ "$$(gcc -print-file-name=libc.a)" = libc.a ]; then missing="$$missing libc6-dev"; fi; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -14,12 +14,36 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lamina_server import ACCOUNTS, LaminaServer, client  # noqa: E402
 from testzips import make_zip  # noqa: E402,F401
 
+from pg_cluster import backend_params  # noqa: E402
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A module marked ``backend`` runs twice: on SQLite and on PostgreSQL (``--database``).
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backend"):
+        metafunc.parametrize("backend", backend_params(), indirect=True, scope="module")
+
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
-    srv = LaminaServer(tmp_path_factory.mktemp("lamina") / "data", accounts=ACCOUNTS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The metadata backend of the module's server: sqlite unless the module is marked backend."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, backend: str
+) -> Iterator[LaminaServer]:
+    extra: tuple[str, ...] = ()
+    cluster, url = None, ""
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.create()
+        extra = ("--database", url)
+    srv = LaminaServer(tmp_path_factory.mktemp("lamina") / "data", accounts=ACCOUNTS, extra_args=extra)
     yield srv
     srv.stop()
+    if cluster is not None:
+        cluster.drop(url)
 
 
 @pytest.fixture(scope="module")

@@ -73,6 +73,8 @@ class LaminaServer:
     # The certificate clients verify an HTTPS server with (None: plain HTTP). A class default too:
     # tests that adopt a process they started themselves (``__new__``) get plain HTTP.
     ca: Path | None = None
+    # The --database it was given (None: the data directory's SQLite file).
+    database: str | None = None
 
     def __init__(
         self,
@@ -92,6 +94,8 @@ class LaminaServer:
         self.ca: Path | None = tls[0] if tls is not None else None
         self.port = port or free_port()
         self.accounts_file: Path | None = None
+        if "--database" in extra_args:
+            self.database = extra_args[extra_args.index("--database") + 1]
         data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable,

@@ -19,6 +19,9 @@ from lamina.errors import AwsError
 from lamina.store import Database
 from lamina.store.ec2 import Ec2Store
 
+# Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
+pytestmark = pytest.mark.backend
+
 
 @pytest.fixture(scope="module")
 def ec2(server: LaminaServer) -> Any:

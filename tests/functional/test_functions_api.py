@@ -14,6 +14,9 @@ from botocore.exceptions import ClientError
 from lamina_server import LaminaServer, client
 from testzips import make_zip
 
+# Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
+pytestmark = pytest.mark.backend
+
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 LAYER_ARN_PATTERN = (
     r"(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:"

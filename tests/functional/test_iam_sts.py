@@ -12,6 +12,11 @@ import pytest
 from lamina_server import LaminaServer, client, session_client, user_session
 from testzips import make_zip
 
+from lamina.store import open_database
+
+# Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
+pytestmark = pytest.mark.backend
+
 TRUST_LAMBDA = {
     "Version": "2012-10-17",
     "Statement": [
@@ -183,14 +188,12 @@ def test_caller_identity_and_assume_role(server: LaminaServer, iam: Any, sts: An
 
 
 def test_temporary_credentials_expire(server: LaminaServer, iam: Any, dev_sts: Any) -> None:
-    import sqlite3
-
     arn = iam.create_role(RoleName=name(), AssumeRolePolicyDocument=json.dumps(TRUST_ACCOUNT))["Role"]["Arn"]
     creds = dev_sts.assume_role(RoleArn=arn, RoleSessionName="short", DurationSeconds=900)["Credentials"]
     # Age the session in the database rather than waiting 15 minutes.
-    db = sqlite3.connect(server.data_dir / "lamina.db")
-    with db:
-        db.execute(
+    db = open_database(server.database or server.data_dir / "lamina.db", loop_guard=False)
+    with db.write() as c:
+        c.execute(
             "UPDATE sts_sessions SET expires=? WHERE access_key=?", (time.time() - 1, creds["AccessKeyId"])
         )
     db.close()

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from testzips import make_zip
 
+# Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
+pytestmark = pytest.mark.backend
+
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 
 
