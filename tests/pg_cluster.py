@@ -2,7 +2,7 @@
 directory, on a loopback port, stopped (by its own pid) when the session ends.
 
 PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres`` user and its
-processes run as it. Each test gets a database of its own, copied from a migrated template.
+processes run as it. A test module gets a database of its own (store tests share one, emptied before each).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -86,27 +85,30 @@ class PostgresCluster:
                     self.stop()
                     raise RuntimeError(f"PostgreSQL did not start: {self.log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
-        self._template: str | None = None
 
     def url(self, database: str) -> str:
         return f"postgresql://lamina:{self.password}@127.0.0.1:{self.port}/{database}"
 
-    def create(self, prepare: Callable[[str], None] | None = None) -> str:
-        """A new empty database's URL; with ``prepare`` (migrating it, say), later ones are copies
-        of the first one ``prepare`` made (CREATE DATABASE ... TEMPLATE: much faster)."""
+    def create(self) -> str:
+        """A new empty database's URL."""
         name = f"t_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            if self._template is not None and prepare is not None:
-                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
-                return self.url(name)
             conn.execute(f'CREATE DATABASE "{name}"')
-        if prepare is not None:
-            prepare(self.url(name))
-            template = f"tpl_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{template}" TEMPLATE "{name}"')
-            self._template = template
         return self.url(name)
+
+    def emptied(self, url: str) -> str:
+        """``url`` with every table of lamina's emptied (identities restarted), its schema kept:
+        much faster than a new database for each test."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'lamina_schema'"
+                )
+            ]
+            if tables:
+                conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        return url
 
     def drop(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]

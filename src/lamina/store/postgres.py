@@ -54,6 +54,8 @@ log = logging.getLogger("lamina.store")
 POOL_SIZE: Final = 16
 # How long a thread waits for a pooled connection before the operation fails.
 POOL_TIMEOUT_S: Final = 30.0
+# How long connecting may take.
+CONNECT_TIMEOUT_S: Final = 10
 # The advisory locks (one 64-bit key space per database): every write; migrations.
 WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
 MIGRATE_LOCK: Final = WRITE_LOCK + 1
@@ -133,6 +135,12 @@ class PostgresDatabase(Database):
         self._listening: set[str] = set()
         self._listener_thread: threading.Thread | None = None
         self._closing = threading.Event()
+        try:
+            # One connection first: a wrong address or password fails now, with its own message,
+            # rather than as the pool's timeout.
+            psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot open metadata database {redacted(url)}: {exc}") from exc
         try:
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url,

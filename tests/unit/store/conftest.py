@@ -10,7 +10,15 @@ import pytest
 
 from lamina.store import Database
 from lamina.store.postgres import PostgresDatabase
-from pg_cluster import backend_params
+from pg_cluster import PostgresCluster, backend_params
+
+
+@pytest.fixture(scope="session")
+def migrated_url(postgres_cluster: PostgresCluster) -> str:
+    """A migrated PostgreSQL database the store tests share, emptied before each."""
+    url = postgres_cluster.create()
+    PostgresDatabase(url, loop_guard=False).close()
+    return url
 
 
 @pytest.fixture(params=backend_params())
@@ -21,9 +29,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         yield database
         database.close()
         return
-    cluster = request.getfixturevalue("postgres_cluster")
-    url = cluster.create(prepare=lambda url: PostgresDatabase(url, loop_guard=False).close())
-    database = PostgresDatabase(url, loop_guard=True)
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    database = PostgresDatabase(cluster.emptied(request.getfixturevalue("migrated_url")), loop_guard=True)
     yield database
     database.close()
-    cluster.drop(url)
