@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -206,3 +208,36 @@ def test_a_store_that_is_down_fails_the_publish_and_leaves_no_row(tmp_path: Path
         assert s3.list_objects_v2(Bucket="down-bucket").get("KeyCount") == 0
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param(("--blob-endpoint", "http://127.0.0.1:9000"), "need --blob-store", id="endpoint-alone"),
+        pytest.param(("--blob-region", "eu-west-1"), "need --blob-store", id="region-alone"),
+        pytest.param(("--blob-store", "/var/blobs"), "expected s3://BUCKET", id="not-s3"),
+        pytest.param(("--blob-store", "s3://Bad_Bucket"), "not a bucket name", id="bucket"),
+        pytest.param(
+            ("--blob-store", "s3://bkt", "--blob-endpoint", "bkt.example"), "http://", id="endpoint"
+        ),
+    ],
+)
+def test_bad_blob_store_options_stop_the_server(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lamina.cli.main",
+            "server",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 2
+    assert fragment in r.stderr
