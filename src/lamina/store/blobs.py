@@ -157,6 +157,10 @@ class BlobStore:
             None if sha1_hash is None else sha1_hash.digest(),
         )
 
+    def stage(self, spooled: Spooled) -> None:
+        """Before the transaction that will :meth:`adopt` a spooled file: make its bytes durable
+        where blobs live when that takes long (a remote store's upload); nothing to do here."""
+
     def adopt(self, spooled: Spooled) -> str:
         """Put a spooled file in place as its blob (or drop it when the blob is already stored);
         durable when this returns. Call it inside the write transaction of the row that refers to

@@ -282,6 +282,13 @@ class CachedBlobStore(BlobStore):
             self._publish(sha256_hex, self.cached(sha256_hex))
         return sha256_hex
 
+    def stage(self, spooled: Spooled) -> None:
+        """Upload a spooled file before the write transaction that adopts it (which then only
+        checks that the object is there), so no transaction waits for an upload. A spool that is
+        then not adopted leaves an object nothing refers to (docs/blobs.md: unreferenced objects)."""
+        with self._lock(spooled.sha256):
+            self._publish(spooled.sha256, spooled.path)
+
     def adopt(self, spooled: Spooled) -> str:
         with self._lock(spooled.sha256):
             final = self.cached(spooled.sha256)
