@@ -6,6 +6,7 @@ a publish fail with AWS's error and leaves no row behind."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -173,6 +174,19 @@ def test_s3_object_bodies_go_to_the_store(store: LaminaServer, node: LaminaServe
         assert s3.get_object(Bucket="tenant-bucket", Key=name)["Body"].read() == body
     s3.delete_object(Bucket="tenant-bucket", Key="small")
     assert stored(store, hashlib.sha256(small).hexdigest()) is None
+
+
+def test_a_large_blob_goes_up_in_parts(store: LaminaServer, node: LaminaServer) -> None:
+    s3 = s3_of(node)
+    s3.create_bucket(Bucket="tenant-large")
+    body = os.urandom(17 << 20)  # past MULTIPART_FROM (16 MiB): two parts of the store's object
+    s3.put_object(Bucket="tenant-large", Key="large", Body=body)
+    sha = hashlib.sha256(body).hexdigest()
+    head = s3_of(store).head_object(Bucket=BUCKET, Key=key(sha))
+    assert head["ContentLength"] == len(body)
+    assert head["ETag"].endswith('-2"')  # a multipart upload's ETag
+    forget(node, sha)
+    assert s3.get_object(Bucket="tenant-large", Key="large")["Body"].read() == body
 
 
 def test_a_store_that_is_down_fails_the_publish_and_leaves_no_row(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ short) is a :class:`BlobStoreError`, which the API answers with the service's in
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import logging
@@ -152,10 +153,20 @@ class ObjectStore:
         return int(head.get("ContentLength", -1))
 
     def upload(self, path: Path, sha256_hex: str) -> None:
-        """Stream file ``path`` to the blob's object (in parts when large); returns once stored."""
+        """Stream file ``path`` to the blob's object (in parts when large); returns once stored.
+        A single PUT carries the blob's SHA-256 as its checksum: the store refuses other bytes."""
         key = self.url.key(sha256_hex)
         try:
-            self.client.upload_file(str(path), self.url.bucket, key, Config=self.transfer)
+            if path.stat().st_size < MULTIPART_FROM:
+                with open(path, "rb") as body:
+                    self.client.put_object(
+                        Bucket=self.url.bucket,
+                        Key=key,
+                        Body=body,
+                        ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
+                    )
+            else:
+                self.client.upload_file(str(path), self.url.bucket, key, Config=self.transfer)
         except Exception as exc:
             raise self._error("upload", key, exc) from exc
 
@@ -264,22 +275,26 @@ class CachedBlobStore(BlobStore):
     def exists(self, sha256_hex: str) -> bool:
         return self.cached(sha256_hex).is_file() or self.remote.size(sha256_hex) is not None
 
-    def _publish(self, sha256_hex: str, file: Path) -> None:
-        """Have the store hold the blob whose bytes are in ``file`` (no-op when it holds them)."""
-        size = file.stat().st_size
-        if self.remote.size(sha256_hex) != size:
+    def _publish(self, sha256_hex: str, file: Path, *, new: bool = False) -> None:
+        """Have the store hold the blob whose bytes are in ``file``: a no-op when it holds an object
+        of that size (one HEAD), else an upload. ``new``: this node has just met these bytes (they
+        were not in its cache), so they are most likely not in the store either: no HEAD first."""
+        if new or self.remote.size(sha256_hex) != file.stat().st_size:
             self.remote.upload(file, sha256_hex)
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
-        digest = super().put(data, sha256_hex)
+        digest = sha256_hex or hashlib.sha256(data).hexdigest()
+        new = not self.cached(digest).is_file()
+        super().put(data, digest)
         with self._lock(digest):
-            self._publish(digest, self.cached(digest))
+            self._publish(digest, self.cached(digest), new=new)
         return digest
 
     def put_stream(self, chunks: Iterable[bytes], sha256_hex: str) -> str:
+        new = not self.cached(sha256_hex).is_file()
         super().put_stream(chunks, sha256_hex)
         with self._lock(sha256_hex):
-            self._publish(sha256_hex, self.cached(sha256_hex))
+            self._publish(sha256_hex, self.cached(sha256_hex), new=new)
         return sha256_hex
 
     def stage(self, spooled: Spooled) -> None:
@@ -287,7 +302,8 @@ class CachedBlobStore(BlobStore):
         checks that the object is there), so no transaction waits for an upload. A spool that is
         then not adopted leaves an object nothing refers to (docs/blobs.md: unreferenced objects)."""
         with self._lock(spooled.sha256):
-            self._publish(spooled.sha256, spooled.path)
+            final = self.cached(spooled.sha256)
+            self._publish(spooled.sha256, spooled.path, new=not final.is_file())
 
     def adopt(self, spooled: Spooled) -> str:
         with self._lock(spooled.sha256):
