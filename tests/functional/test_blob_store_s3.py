@@ -224,6 +224,39 @@ def test_a_store_that_is_down_fails_the_publish_and_leaves_no_row(tmp_path: Path
         srv.stop()
 
 
+def test_a_store_that_fails_a_delete_or_a_read_changes_nothing(tmp_path: Path) -> None:
+    store = LaminaServer(tmp_path / "store", accounts=ACCOUNTS, lambda_role=False)
+    node = None
+    try:
+        s3_of(store).create_bucket(Bucket=BUCKET)
+        node = LaminaServer(
+            tmp_path / "node", accounts=ACCOUNTS, extra_args=node_args(store.url), env=CREDENTIALS
+        )
+        lam = client(node)
+        lam.publish_layer_version(LayerName="kept", Content={"ZipFile": make_zip({"python/k.py": "K = 1\n"})})
+        s3 = s3_of(node)
+        s3.create_bucket(Bucket="kept-bucket")
+        s3.put_object(Bucket="kept-bucket", Key="k", Body=b"kept body")
+        forget(node, hashlib.sha256(b"kept body").hexdigest())
+        store.stop()
+        with pytest.raises(botocore.exceptions.ClientError) as info:
+            lam.delete_layer_version(LayerName="kept", VersionNumber=1)
+        assert info.value.response["Error"]["Code"] == "ServiceException"
+        assert lam.get_layer_version(LayerName="kept", VersionNumber=1)["Version"] == 1
+        for call in (
+            lambda: s3.get_object(Bucket="kept-bucket", Key="k"),
+            lambda: s3.delete_object(Bucket="kept-bucket", Key="k"),
+        ):
+            with pytest.raises(botocore.exceptions.ClientError) as info:
+                call()
+            assert info.value.response["Error"]["Code"] == "InternalError"
+        assert s3.head_object(Bucket="kept-bucket", Key="k")["ContentLength"] == len(b"kept body")
+    finally:
+        if node is not None:
+            node.stop()
+        store.stop()
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -284,16 +284,16 @@ class CachedBlobStore(BlobStore):
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
-        new = not self.cached(digest).is_file()
-        super().put(data, digest)
-        with self._lock(digest):
+        with self._lock(digest):  # a delete of the same blob waits (it would remove the file)
+            new = not self.cached(digest).is_file()
+            super().put(data, digest)
             self._publish(digest, self.cached(digest), new=new)
         return digest
 
     def put_stream(self, chunks: Iterable[bytes], sha256_hex: str) -> str:
-        new = not self.cached(sha256_hex).is_file()
-        super().put_stream(chunks, sha256_hex)
         with self._lock(sha256_hex):
+            new = not self.cached(sha256_hex).is_file()
+            super().put_stream(chunks, sha256_hex)
             self._publish(sha256_hex, self.cached(sha256_hex), new=new)
         return sha256_hex
 
