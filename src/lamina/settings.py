@@ -202,7 +202,7 @@ class Settings:
     blob_region: str | None = _option(
         "--blob-region",
         "LAMINA_BLOB_REGION",
-        "region --blob-store's requests are signed for (default: AWS_REGION, the profile's, else us-east-1)",
+        "region --blob-store's requests are signed for (default: AWS_DEFAULT_REGION, the profile's, else us-east-1)",
         parse_region,
     )
     accounts_file: Path | None = _option(

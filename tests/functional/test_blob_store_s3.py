@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,6 +188,20 @@ def test_a_large_blob_goes_up_in_parts(store: LaminaServer, node: LaminaServer) 
     assert head["ETag"].endswith('-2"')  # a multipart upload's ETag
     forget(node, sha)
     assert s3.get_object(Bucket="tenant-large", Key="large")["Body"].read() == body
+
+
+def test_tenants_names_never_reach_the_stores_keys(store: LaminaServer, node: LaminaServer) -> None:
+    s3 = s3_of(node)
+    s3.create_bucket(Bucket="tenant-names")
+    for name in ("../../../escape", "some/prefix/blobs/00/" + "0" * 64, "%2e%2e/x", "k\u00e9y"):
+        s3.put_object(Bucket="tenant-names", Key=name, Body=f"body of {name}".encode())
+    client(node).publish_layer_version(
+        LayerName="names", Content={"ZipFile": make_zip({"python/n.py": "N = 1\n"})}
+    )
+    pages = s3_of(store).get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
+    assert keys
+    assert all(re.fullmatch(rf"{PREFIX}/blobs/([0-9a-f]{{2}})/\1[0-9a-f]{{62}}", k) for k in keys), keys
 
 
 def test_a_store_that_is_down_fails_the_publish_and_leaves_no_row(tmp_path: Path) -> None:
