@@ -78,6 +78,7 @@ from lamina.store import (
     open_database,
 )
 from lamina.store.logs import LogGroupStore
+from lamina.store.remote_blobs import CachedBlobStore, ObjectStore
 from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 
@@ -204,6 +205,17 @@ def iam_authorizer(
     )
 
 
+def blob_store(settings: Settings, root: Path) -> BlobStore:
+    """The data directory's blobs, or with ``--blob-store`` a remote store the directory caches."""
+    if settings.blob_store is None:
+        return BlobStore(root)
+    remote = ObjectStore(settings.blob_store, settings.blob_endpoint, settings.blob_region)
+    log.info(
+        "blobs in %s (endpoint %s), cached in %s", settings.blob_store, settings.blob_endpoint or "AWS", root
+    )
+    return CachedBlobStore(root, remote)
+
+
 def build(
     settings: Settings,
     *,
@@ -223,7 +235,7 @@ def build(
     install_accept_failure_filter()
     io = IoExecutor(api_workers(settings.max_environments))
     db = open_database(settings.database or data_dir / "lamina.db")
-    blobs = BlobStore(data_dir / "blobs")
+    blobs = blob_store(settings, data_dir / "blobs")
     trees = TreeStore(data_dir / "trees", blobs)
     functions = FunctionStore(db)
     iam_store = IamStore(db)

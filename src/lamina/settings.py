@@ -29,6 +29,7 @@ from lamina.runtime.catalog import RuntimeSource
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
 from lamina.runtime.images import DEFAULT_REGISTRY, parse_registry
 from lamina.runtime.sizing import CpuLimit
+from lamina.store.remote_blobs import BlobStoreUrl, parse_endpoint
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -85,6 +86,13 @@ def parse_database(text: str) -> str:
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme and scheme not in ("postgresql", "postgres"):
         raise ValueError(f"expected a postgresql:// URL or a file path, got a {scheme}:// URL")
+    return text
+
+
+def parse_region(text: str) -> str:
+    """A region name such as ``us-east-1`` (letters, digits and hyphens)."""
+    if not text or len(text) > 64 or not all(c.isascii() and (c.isalnum() or c == "-") for c in text):
+        raise ValueError(f"expected a region name such as us-east-1, got {text!r}")
     return text
 
 
@@ -175,6 +183,27 @@ class Settings:
         "the metadata database: a postgresql:// URL (several nodes share it; docs/database.md) or a "
         "SQLite file (default: lamina.db in the data directory)",
         parse_database,
+    )
+    blob_store: BlobStoreUrl | None = _option(
+        "--blob-store",
+        "LAMINA_BLOB_STORE",
+        "s3://BUCKET[/PREFIX]: keep blobs (code, layers, S3 objects' bodies) in an S3-compatible store, "
+        "the data directory's blobs/ being this node's cache of them (docs/blobs.md). Default: the "
+        "data directory only",
+        BlobStoreUrl.parse,
+    )
+    blob_endpoint: str | None = _option(
+        "--blob-endpoint",
+        "LAMINA_BLOB_ENDPOINT",
+        "http(s) URL of --blob-store's S3 endpoint (MinIO, Ceph RGW, ...; default: AWS's). Credentials "
+        "come from AWS's usual chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws",
+        parse_endpoint,
+    )
+    blob_region: str | None = _option(
+        "--blob-region",
+        "LAMINA_BLOB_REGION",
+        "region --blob-store's requests are signed for (default: AWS_DEFAULT_REGION, the profile's, else us-east-1)",
+        parse_region,
     )
     accounts_file: Path | None = _option(
         "--accounts",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
@@ -33,7 +34,7 @@ from lamina.services.base import Principal
 from lamina.services.ec2.vpc_run import MAX_BODY as VPC_RUN_MAX_BODY
 from lamina.services.ec2.vpc_run import PATH as VPC_RUN_PATH
 from lamina.services.lambda_.code import DOWNLOAD_PREFIX
-from lamina.store import BlobStore
+from lamina.store import BlobStore, BlobStoreError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,6 +48,8 @@ CHUNK = 1 << 20
 # bodies larger than LARGE_BODY are in flight at once, the rest wait their turn.
 LARGE_BODY = 1 << 20
 MAX_LARGE_IN_FLIGHT = 4
+
+log = logging.getLogger("lamina.api")
 
 
 class Mount(Protocol):
@@ -372,6 +375,9 @@ class LaminaApp:
             size = path.stat().st_size
         except (ValueError, OSError):
             return _plain(404, "NoSuchKey", "The specified key does not exist.")
+        except BlobStoreError as exc:  # the remote blob store failed, or held altered bytes
+            log.error("download of blob %s: %s", digest, exc)
+            return _plain(500, "InternalError", "We encountered an internal error. Please try again.")
         headers = [("Content-Type", "application/zip"), ("ETag", f'"{digest}"')]
         if request.method == "HEAD":
             headers.append(("Content-Length", str(size)))

@@ -170,6 +170,12 @@ def serve(args: argparse.Namespace) -> int:
         )
         return 2
 
+    if settings.blob_store is None and (settings.blob_endpoint or settings.blob_region):
+        print(
+            "lamina: --blob-endpoint and --blob-region need --blob-store s3://BUCKET[/PREFIX]",
+            file=sys.stderr,
+        )
+        return 2
     try:
         tls = tls_files(settings)
     except ValueError as exc:

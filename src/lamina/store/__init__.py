@@ -8,8 +8,9 @@ docs/architecture.md ("The store interface").
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled
 from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
 from lamina.store.datadir import open_data_dir
-from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError, open_database
+from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
+from lamina.store.engines import open_database
 from lamina.store.event_configs import EventInvokeConfigStore
 from lamina.store.events import EventStore, QueuedEvent
 from lamina.store.function_settings import CodeSigningStore, FunctionSettingsStore, SettingKind

@@ -50,18 +50,23 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
-    def path(self, sha256_hex: str) -> Path:
+    def cached(self, sha256_hex: str) -> Path:
+        """Where blob ``sha256_hex`` is (or would be) in this directory."""
         if len(sha256_hex) != 64 or not all(c in "0123456789abcdef" for c in sha256_hex):
             raise ValueError(f"not a sha256 hex digest: {sha256_hex!r}")
         return self.root / sha256_hex[:2] / sha256_hex
 
+    def path(self, sha256_hex: str) -> Path:
+        """The file holding blob ``sha256_hex`` (absent when there is no such blob)."""
+        return self.cached(sha256_hex)
+
     def exists(self, sha256_hex: str) -> bool:
-        return self.path(sha256_hex).is_file()
+        return self.cached(sha256_hex).is_file()
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         """Store ``data`` durably; return its SHA-256 hex. No-op if already stored."""
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
-        final = self.path(digest)
+        final = self.cached(digest)
         if final.is_file():
             return digest
         tmp = self.tmp / f"{uuid.uuid4().hex}.part"
@@ -77,7 +82,7 @@ class BlobStore:
                 os.close(fd)
             final.parent.mkdir(mode=0o700, exist_ok=True)
             os.rename(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -88,7 +93,7 @@ class BlobStore:
         """Store the bytes of ``chunks`` durably as blob ``sha256_hex``, which the caller vouches for
         (e.g. by checking it while the chunks go by). If ``chunks`` raises, nothing is stored and the
         exception propagates. No-op if already stored."""
-        final = self.path(sha256_hex)
+        final = self.cached(sha256_hex)
         if final.is_file():
             return sha256_hex
         tmp = self.tmp / f"{uuid.uuid4().hex}.{os.getpid()}.part"
@@ -100,7 +105,7 @@ class BlobStore:
                 os.fsync(out.fileno())
             final.parent.mkdir(mode=0o700, exist_ok=True)
             os.rename(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {sha256_hex}: {exc}") from exc
         finally:
@@ -152,18 +157,22 @@ class BlobStore:
             None if sha1_hash is None else sha1_hash.digest(),
         )
 
+    def stage(self, spooled: Spooled) -> None:
+        """Before the transaction that will :meth:`adopt` a spooled file: make its bytes durable
+        where blobs live when that takes long (a remote store's upload); nothing to do here."""
+
     def adopt(self, spooled: Spooled) -> str:
         """Put a spooled file in place as its blob (or drop it when the blob is already stored);
         durable when this returns. Call it inside the write transaction of the row that refers to
         it (serialised with deletes, which free blobs inside theirs)."""
-        final = self.path(spooled.sha256)
+        final = self.cached(spooled.sha256)
         try:
             if final.is_file():
                 spooled.path.unlink(missing_ok=True)
                 return spooled.sha256
             final.parent.mkdir(mode=0o700, exist_ok=True)
             os.rename(spooled.path, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {spooled.sha256}: {exc}") from exc
         return spooled.sha256
@@ -175,7 +184,7 @@ class BlobStore:
 
     def delete(self, sha256_hex: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self.path(sha256_hex).unlink()
+            self.cached(sha256_hex).unlink()
 
 
 #: From this many bytes on, a spool's MD5 and CRC32 are computed on a helper thread (hashlib and
@@ -254,7 +263,7 @@ def _writer_alive(name: str) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -274,16 +274,6 @@ class Database:
             return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
 
 
-def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:
-    """The metadata database ``target`` names: a ``postgresql://`` URL (store/postgres.py, imported
-    only then), else the path of a SQLite file."""
-    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
-        from lamina.store.postgres import PostgresDatabase
-
-        return PostgresDatabase(target, loop_guard=loop_guard)
-    return Database(Path(target), loop_guard=loop_guard)
-
-
 def _callers(depth: int = 3) -> str:
     """The first ``depth`` functions on the stack outside the Database's own plumbing (and
     contextlib), innermost first (``FunctionStore.get <- _load <- invoke``): what the loop guard's

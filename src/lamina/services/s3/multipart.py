@@ -96,6 +96,7 @@ def upload_part(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
             md5=spooled.md5.hex(),
             modified_ms=ctx.now_ms,
         )
+        deps.blobs.stage(spooled)  # outside the transaction: a remote store's upload
         if not deps.store.put_part(part, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
             raise no_such_upload(upload.upload_id)
     except BaseException:
@@ -156,6 +157,7 @@ def upload_part_copy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) 
             raise s3.no_such_key(source_key) from None
         try:
             part = Part(upload.upload_id, number, spooled.sha256, spooled.size, spooled.md5.hex(), ctx.now_ms)
+            deps.blobs.stage(spooled)  # outside the transaction: a remote store's upload
             if not deps.store.put_part(part, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
                 raise no_such_upload(upload.upload_id)
         except BaseException:
@@ -211,6 +213,7 @@ def complete_multipart_upload(deps: S3Deps, ctx: RequestContext, params: dict[st
             metadata=upload.metadata,
             tags=upload.tags,
         )
+        deps.blobs.stage(spooled)  # outside the transaction: a remote store's upload
         if not deps.store.complete_upload(
             upload.upload_id, obj, lambda: deps.blobs.adopt(spooled), deps.blobs.delete
         ):

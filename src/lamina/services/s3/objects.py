@@ -143,6 +143,7 @@ def put_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> dic
             checksum_algorithm=checksum[0].value if checksum is not None else "",
             checksum=checksum[1] if checksum is not None else "",
         )
+        deps.blobs.stage(spooled)  # outside the transaction: a remote store's upload
         if not deps.store.put_object(obj, lambda: deps.blobs.adopt(spooled), deps.blobs.delete):
             raise s3.no_such_bucket(bucket)
     except BaseException:
