@@ -244,6 +244,14 @@ class Database:
             )
         pending.append((channel, payload))
 
+    def broadcast(self, channel: str, payload: str) -> None:
+        """Tell the other nodes' listeners of ``channel`` now, outside any transaction (what this
+        node did it has already applied itself). SQLite serves one node: nothing to do."""
+        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
+            raise ValueError(
+                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
+            )
+
     def listen(self, channel: str, listener: Listener) -> None:
         """Call ``listener(payload)`` for each notification of ``channel`` from now on: here, in
         the thread that committed it (SQLite is one node's)."""

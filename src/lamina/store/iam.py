@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import cast
+from typing import Final, cast
 
 from lamina.domain.models import Group, Policy, Role, User
 from lamina.store.db import Database
@@ -76,20 +76,32 @@ class Entity(Enum):
     GROUP = "group"
 
 
+# The change notification other nodes sharing the database bump their generation on.
+CHANGED: Final = "lamina_iam_changed"
+
+
 class IamStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._generation = 0
         self._lock = threading.Lock()
+        db.listen(CHANGED, lambda _payload: self._bump_here())
 
     @property
     def generation(self) -> int:
-        """Bumped by every write that can change an authorization decision (not STS sessions)."""
+        """Bumped by every write that can change an authorization decision (not STS sessions), on
+        this node or on another sharing the database (a moment later: as IAM's own changes,
+        eventually consistent)."""
         return self._generation
 
-    def _bump(self) -> None:
+    def _bump_here(self) -> None:
         with self._lock:
             self._generation += 1
+
+    def _bump(self) -> None:
+        """After a committed write: here at once, on the other nodes by notification."""
+        self._bump_here()
+        self.db.broadcast(CHANGED, "")
 
     # -- roles ------------------------------------------------------------------------------
 

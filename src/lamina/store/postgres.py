@@ -264,6 +264,17 @@ class PostgresDatabase(Database):
 
     # -- change notifications from other nodes -----------------------------------------------------
 
+    def broadcast(self, channel: str, payload: str) -> None:
+        # What was written has committed: a notification that cannot be sent is logged, never
+        # turned into the failure of a request that succeeded.
+        super().broadcast(channel, payload)
+        self._refuse_on_loop("broadcast")
+        try:
+            with self._borrow() as conn:
+                conn.execute("SELECT pg_notify(%s, %s)", (channel, f"{self._origin}:{payload}"))
+        except (psycopg.Error, DatabaseError) as exc:
+            log.warning("could not tell the other nodes of %s: %s", channel, exc)
+
     def listen(self, channel: str, listener: Listener) -> None:
         """As :meth:`Database.listen`; notifications committed by other nodes arrive on a thread
         of this database's (one connection, LISTENing)."""

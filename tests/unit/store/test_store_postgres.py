@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from lamina.domain.layers import LayerVersion
-from lamina.store import Database, DatabaseError, LayerStore, open_database
+from lamina.store import Database, DatabaseError, IamStore, LayerStore, open_database
 from lamina.store.postgres import PostgresDatabase, redacted, translate
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -173,3 +173,18 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
         conn.execute("UPDATE lamina_schema SET version = version + 1")
     with pytest.raises(DatabaseError, match="newer than this lamina's"):
         PostgresDatabase(pg_url, loop_guard=False)
+
+
+def test_an_iam_change_on_one_node_bumps_the_generation_of_the_others(pg_url: str) -> None:
+    here, there = (PostgresDatabase(pg_url, loop_guard=False) for _ in range(2))
+    iam_here, iam_there = IamStore(here), IamStore(there)
+    time.sleep(1.0)  # the listening connections have joined the channel
+    before_here, before_there = iam_here.generation, iam_there.generation
+    iam_here.put_inline("000000000000", "role", "inline", "{}")
+    assert iam_here.generation > before_here
+    deadline = time.monotonic() + 10
+    while iam_there.generation == before_there and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert iam_there.generation > before_there
+    here.close()
+    there.close()
