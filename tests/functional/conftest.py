@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +26,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="module")
 def backend(request: pytest.FixtureRequest) -> str:
-    """The metadata backend of the module's server: sqlite unless the module is marked backend."""
-    return str(getattr(request, "param", "sqlite"))
+    """The metadata backend of the module's server: both for a module marked backend, else
+    ``LAMINA_TEST_BACKEND`` (default sqlite; postgresql runs every functional module on it)."""
+    return str(getattr(request, "param", os.environ.get("LAMINA_TEST_BACKEND", "sqlite")))
 
 
 @pytest.fixture(scope="module")

@@ -397,10 +397,10 @@ def test_dns_records_of_a_vpc_follow_its_interface_endpoints(
 
     from lamina.domain import endpoints as P
     from lamina.services.ec2.endpoint_names import records_for
-    from lamina.store import Database
+    from lamina.store import open_database
     from lamina.store.ec2 import Ec2Store
 
-    db = Database(server.data_dir / "lamina.db")
+    db = open_database(server.database or server.data_dir / "lamina.db")
     try:
         store = Ec2Store(db)
         records = records_for(store, ["us-east-1", "eu-west-1"])

@@ -237,7 +237,7 @@ class S3Store:
             for r in self.db.read(
                 lambda c: c.execute(
                     _PART_SELECT + " WHERE upload_id=? AND part_number>? ORDER BY part_number LIMIT ?",
-                    (upload_id, after, limit),
+                    (upload_id, after, limit if limit >= 0 else 2**62),
                 ).fetchall()
             )
         ]
