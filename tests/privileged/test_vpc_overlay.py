@@ -1,0 +1,398 @@
+"""VPCs across nodes over kernel VXLAN (net.overlay), on a real kernel: two "hosts" are network
+namespaces this test makes, joined by a veth pair (the underlay); each VPC's data plane and tunnel
+are built for each host with that host's namespace as the underlay. Nothing touches the real
+host's namespace; every namespace, link and FDB entry is removed and checked gone.
+
+The VPC: 10.30.0.0/16; subnet a 10.30.1.0/24 holds fn (sg-fn, the Hyperplane interface), subnet b
+10.30.2.0/24 holds db (sg-db: tcp 6379 from sg-fn, nothing else). Both are homed on host A; an
+environment on host B reaches db through fn over the tunnel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+import pytest
+
+from lamina.domain.dataplane import VpcPlan, plan_vpc
+from lamina.domain.overlay import FIRST_VNI, OverlayError, RemoteLink
+from lamina.linux import NetNamespace
+from lamina.net import VpcDataplane, attach
+from lamina.net.commands import run
+from lamina.net.overlay import VpcTunnel
+
+pytestmark = pytest.mark.privileged
+
+DROPPED_AFTER_S = 0.5  # an allowed connection here completes in well under a millisecond
+ALL_OUT = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+DB, FN = "10.30.2.10", "10.30.1.10"
+HOST_A, HOST_B = IPv4Address("10.255.0.1"), IPv4Address("10.255.0.2")
+
+
+@dataclass
+class Vpc:
+    """Hand-written EC2 state of one VPC (unique ids); ``interfaces``: whether this host's plan
+    has fn and db (host A) or none (host B: only the router, for the tunnel)."""
+
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    def id(self, kind: str, name: str) -> str:
+        return f"{kind}-{name}{self.uid}"
+
+    def plan(self, interfaces: bool) -> VpcPlan:
+        vpc_id = self.id("vpc", "")
+
+        def group(name: str, ingress: list[dict[str, Any]]) -> dict[str, Any]:
+            return {
+                "GroupId": self.id("sg", name),
+                "VpcId": vpc_id,
+                "IpPermissions": ingress,
+                "IpPermissionsEgress": ALL_OUT,
+            }
+
+        def interface(name: str, subnet: str, address: str) -> dict[str, Any]:
+            return {
+                "NetworkInterfaceId": self.id("eni", name),
+                "VpcId": vpc_id,
+                "SubnetId": self.id("subnet", subnet),
+                "PrivateIpAddress": address,
+                "Groups": [{"GroupId": self.id("sg", name)}],
+            }
+
+        redis = {
+            "IpProtocol": "tcp",
+            "FromPort": 6379,
+            "ToPort": 6379,
+            "UserIdGroupPairs": [{"GroupId": self.id("sg", "fn")}],
+        }
+        local = {"DestinationCidrBlock": "10.30.0.0/16", "GatewayId": "local", "State": "active"}
+        return plan_vpc(
+            {"VpcId": vpc_id, "CidrBlock": "10.30.0.0/16"},
+            [
+                {"SubnetId": self.id("subnet", s), "VpcId": vpc_id, "CidrBlock": f"10.30.{n}.0/24"}
+                for s, n in (("a", 1), ("b", 2))
+            ],
+            [group("db", [redis]), group("fn", [])],
+            [interface("db", "b", DB), interface("fn", "a", FN)] if interfaces else [],
+            [
+                {
+                    "RouteTableId": self.id("rtb", "main"),
+                    "VpcId": vpc_id,
+                    "Associations": [{"Main": True}],
+                    "Routes": [local],
+                }
+            ],
+        )
+
+
+class Who:
+    """A TCP server in a namespace answering each connection with its tag and the peer's address."""
+
+    def __init__(self, ns: NetNamespace, host: str, port: int, tag: str) -> None:
+        self.tag = tag
+        self.sock = ns.listen_tcp(host, port)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(f"{self.tag} {peer[0]}".encode())
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def ask(ns: NetNamespace, host: str, port: int) -> str:
+    """What the server at (host, port) answers a connection from ``ns``, or ``dropped``."""
+
+    def go() -> str:
+        with socket.socket() as s:
+            s.settimeout(DROPPED_AFTER_S)
+            try:
+                s.connect((host, port))
+                return s.recv(64).decode()
+            except TimeoutError:
+                return "dropped"
+            except OSError as exc:
+                return f"error {exc.errno}"
+
+    return ns.call(go)
+
+
+def ip_json(ns: NetNamespace, *args: str) -> Any:
+    return json.loads(run(ns, ["ip", "-json", *args]) or "[]")
+
+
+def links(ns: NetNamespace) -> list[str]:
+    return sorted(link["ifname"] for link in ip_json(ns, "link", "show"))
+
+
+def counters(ns: NetNamespace, link: str) -> tuple[int, int]:
+    """(rx, tx) packets of ``link`` in ``ns``."""
+    stats = ip_json(ns, "-s", "link", "show", link)[0]["stats64"]
+    return int(stats["rx"]["packets"]), int(stats["tx"]["packets"])
+
+
+def ns_inode(ns: NetNamespace) -> int:
+    return os.fstat(ns.fd).st_ino
+
+
+def held_anywhere(inodes: set[int]) -> set[int]:
+    """Which of these namespaces a process (or an fd of this process) still holds."""
+    held: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            held.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("net:["):
+            held.add(int(target[5:-1]))
+    return held & inodes
+
+
+@dataclass
+class Hosts:
+    a: NetNamespace
+    b: NetNamespace
+
+
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    a, b = NetNamespace.create("host-a"), NetNamespace.create("host-b")
+    try:
+        run(
+            a,
+            [
+                "ip",
+                "link",
+                "add",
+                "ul0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "ul0",
+                "netns",
+                f"/proc/self/fd/{b.fd}",
+            ],
+            pass_fds=(b.fd,),
+        )
+        for ns, address in ((a, HOST_A), (b, HOST_B)):
+            run(ns, ["ip", "-batch", "-"], stdin=f"address add {address}/24 dev ul0\nlink set ul0 up\n")
+        yield Hosts(a, b)
+    finally:
+        a.close()
+        b.close()
+
+
+@dataclass
+class Deployment:
+    """One VPC on both hosts: its data plane on each, its tunnel on each."""
+
+    vpc: Vpc
+    home: VpcDataplane
+    away: VpcDataplane
+    tunnel_a: VpcTunnel
+    tunnel_b: VpcTunnel
+
+    def close(self) -> None:
+        self.tunnel_a.close()
+        self.tunnel_b.close()
+        self.home.close()
+        self.away.close()
+
+
+def deploy(hosts: Hosts, vni: int) -> Deployment:
+    vpc = Vpc()
+    home = VpcDataplane(vpc.plan(interfaces=True))
+    away = VpcDataplane(vpc.plan(interfaces=False))
+    tunnel_a = VpcTunnel(home.router_namespace, hosts.a, vni, HOST_A, [HOST_B])
+    tunnel_b = VpcTunnel(away.router_namespace, hosts.b, vni, HOST_B, [HOST_A])
+    return Deployment(vpc, home, away, tunnel_a, tunnel_b)
+
+
+@pytest.fixture
+def vpc1(hosts: Hosts) -> Iterator[Deployment]:
+    d = deploy(hosts, FIRST_VNI + 1)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def remote_env(d: Deployment, name: str) -> tuple[NetNamespace, Any, Any]:
+    """An environment namespace on host B attached to fn (homed on A) through the tunnel."""
+    env = NetNamespace.create(name)
+    hosted = d.tunnel_a.host(d.home.interface_namespace(d.vpc.id("eni", "fn")), HOST_B)
+    # What host A hands host B crosses the node layer as JSON.
+    joined = d.tunnel_b.join(env, RemoteLink.from_json(hosted.link.to_json()))
+    return env, hosted, joined
+
+
+def test_remote_environment_reaches_the_vpc_as_the_interface(hosts: Hosts, vpc1: Deployment) -> None:
+    d = vpc1
+    db_ns = d.home.interface_namespace(d.vpc.id("eni", "db"))
+    servers = [Who(db_ns, DB, 6379, "db"), Who(db_ns, DB, 6380, "db")]
+    env, hosted, joined = remote_env(d, "env-b")
+    local_env = NetNamespace.create("env-a")
+    local = attach.attach(local_env, d.home.interface_namespace(d.vpc.id("eni", "fn")))
+    try:
+        # The environment on B speaks from the interface's address, as a local one does.
+        assert ask(env, DB, 6379) == f"db {FN}"
+        assert ask(local_env, DB, 6379) == f"db {FN}"
+        # sg-db lets in only tcp 6379 from sg-fn: the remote environment's 6380 is refused at home.
+        assert ask(env, DB, 6380) == "dropped"
+        assert ask(local_env, DB, 6380) == "dropped"
+        # MTU: the tunnel's 50 bytes are taken off the environment's link.
+        vpc0 = ip_json(env, "link", "show", "vpc0")[0]
+        assert vpc0["mtu"] == 1450
+        assert vpc0["address"] == hosted.link.env_mac
+        # The UDP socket is the host's (underlay), not the VPC's: nothing of the underlay is in
+        # the router namespace, nothing of the VPC in the host namespace.
+        assert ":4789" in run(hosts.b, ["ss", "-Hnul"])
+        assert ":4789" not in run(d.away.router_namespace, ["ss", "-Hnul"])
+        assert links(hosts.a) == ["lo", "ul0"]
+        # The router of B routes nothing of this: its IP forwarding counters stay put while the
+        # environment talks (the frames go by the netdev switch).
+        assert ip_json(d.away.router_namespace, "route", "show", "table", "all", "dev", "lmx0") == []
+    finally:
+        local.close()
+        local_env.close()
+        for s in servers:
+            s.close()
+        d.tunnel_b.leave(joined)
+        d.tunnel_a.release(hosted)
+        env.close()
+
+
+def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1: Deployment) -> None:
+    d = vpc1
+    db_ns = d.home.interface_namespace(d.vpc.id("eni", "db"))
+    env, hosted, joined = remote_env(d, "env-b")
+    try:
+        # Nothing but IPv4 along the attachment's MAC pair: the environment reaches neither the
+        # router's addresses nor the interface namespace of db directly (not homed for it).
+        assert ask(env, "10.30.2.1", 22) in ("dropped", "error 113", "error 111")
+        # Frames with another source MAC (a spoofed vpc0) are dropped by B's switch.
+        before = counters(d.home.router_namespace, "lmx0")[0]
+        run(env, ["ip", "link", "set", "vpc0", "address", "02:00:00:00:00:99"])
+        assert ask(env, DB, 6379) in ("dropped", "error 113")
+        assert counters(d.home.router_namespace, "lmx0")[0] == before
+        run(env, ["ip", "link", "set", "vpc0", "address", hosted.link.env_mac])
+        # Descriptions this tunnel must refuse: another VPC's VNI, a home that is not a peer.
+        link = hosted.link
+        with pytest.raises(OverlayError):
+            d.tunnel_b.join(
+                env,
+                RemoteLink(link.vni + 1, link.home, link.slot, link.eni_mac, "06:00:00:00:00:01", link.mtu),
+            )
+        with pytest.raises(OverlayError):
+            d.tunnel_b.join(
+                env,
+                RemoteLink(
+                    link.vni,
+                    IPv4Address("10.255.0.9"),
+                    link.slot,
+                    link.eni_mac,
+                    "06:00:00:00:00:01",
+                    link.mtu,
+                ),
+            )
+        with pytest.raises(OverlayError):
+            d.tunnel_a.host(db_ns, IPv4Address("10.255.0.9"))
+    finally:
+        d.tunnel_b.leave(joined)
+        d.tunnel_a.release(hosted)
+        env.close()
+
+
+def test_same_cidr_vpcs_are_isolated_by_their_vnis(hosts: Hosts, vpc1: Deployment) -> None:
+    vpc2 = deploy(hosts, FIRST_VNI + 2)
+    servers: list[Who] = []
+    envs: list[tuple[NetNamespace, Any, Any, Deployment]] = []
+    try:
+        for tag, d in (("vpc1", vpc1), ("vpc2", vpc2)):
+            servers.append(Who(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379, tag))
+            env, hosted, joined = remote_env(d, f"env-{tag}")
+            envs.append((env, hosted, joined, d))
+        (env1, *_), (env2, *_) = envs
+        quiet = [counters(vpc2.home.router_namespace, "lmx0"), counters(vpc2.away.router_namespace, "lmx0")]
+        for _ in range(3):
+            assert ask(env1, DB, 6379) == f"vpc1 {FN}"
+        # Not one packet of VPC 1's crossed VPC 2's tunnel, on either host.
+        assert [
+            counters(vpc2.home.router_namespace, "lmx0"),
+            counters(vpc2.away.router_namespace, "lmx0"),
+        ] == quiet
+        assert ask(env2, DB, 6379) == f"vpc2 {FN}"
+        # A VPC 1 attachment's description given to VPC 2's tunnel is refused (VNI).
+        with pytest.raises(OverlayError):
+            vpc2.tunnel_b.join(env2, envs[0][1].link)
+    finally:
+        for s in servers:
+            s.close()
+        for env, hosted, joined, d in envs:
+            d.tunnel_b.leave(joined)
+            d.tunnel_a.release(hosted)
+            env.close()
+        vpc2.close()
+
+
+def test_teardown_leaves_nothing(hosts: Hosts) -> None:
+    d = deploy(hosts, FIRST_VNI + 3)
+    fn_ns = d.home.interface_namespace(d.vpc.id("eni", "fn"))
+    before = {  # the routers' links but the tunnel's
+        "a-router": [n for n in links(d.home.router_namespace) if n != "lmx0"],
+        "b-router": [n for n in links(d.away.router_namespace) if n != "lmx0"],
+        "fn": links(fn_ns),
+    }
+    env, hosted, joined = remote_env(d, "env-b")
+    inodes = {ns_inode(ns) for ns in (env, fn_ns, d.home.router_namespace, d.away.router_namespace)}
+    try:
+        assert ask(env, DB, 6379) in ("dropped", f"db {FN}", "error 111")  # traffic flowed (no server here)
+        assert "lmx0" in links(d.home.router_namespace)
+        assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip()
+        # Leaving and releasing undo one attachment; closing the tunnels undoes the rest.
+        d.tunnel_b.leave(joined)
+        d.tunnel_a.release(hosted)
+        assert links(env) == ["lo"]
+        assert links(fn_ns) == before["fn"]
+        assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip() == ""
+        # An attachment left in place when the tunnels close goes with them.
+        env2, _, _ = remote_env(d, "env-b2")
+        inodes.add(ns_inode(env2))
+        d.tunnel_a.close()
+        d.tunnel_b.close()
+        assert links(d.home.router_namespace) == before["a-router"]
+        assert links(d.away.router_namespace) == before["b-router"]
+        assert links(fn_ns) == before["fn"]
+        assert links(env2) == ["lo"]
+        for router in (d.home.router_namespace, d.away.router_namespace):
+            assert "lamina_overlay" not in run(router, ["nft", "list", "tables"])
+        assert run(hosts.a, ["bridge", "fdb", "show"]).count("dst") == 0
+        assert links(hosts.a) == ["lo", "ul0"] and links(hosts.b) == ["lo", "ul0"]
+        assert ":4789" not in run(hosts.a, ["ss", "-Hnul"])
+        env2.close()
+    finally:
+        env.close()
+        d.close()
+    assert held_anywhere(inodes) == set()
