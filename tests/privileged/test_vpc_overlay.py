@@ -11,6 +11,7 @@ environment on host B reaches db through fn over the tunnel.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -27,8 +28,8 @@ from lamina.domain.dataplane import VpcPlan, plan_vpc
 from lamina.domain.overlay import FIRST_VNI, OverlayError, RemoteLink
 from lamina.linux import NetNamespace
 from lamina.net import VpcDataplane, attach
-from lamina.net.commands import run
-from lamina.net.overlay import VpcTunnel
+from lamina.net.commands import DataplaneError, run
+from lamina.net.overlay import Overlay, VpcTunnel
 
 pytestmark = pytest.mark.privileged
 
@@ -171,8 +172,12 @@ def held_anywhere(inodes: set[int]) -> set[int]:
 
 @dataclass
 class Hosts:
+    """Two hosts (their namespaces) and each one's overlay, as a node would hold it."""
+
     a: NetNamespace
     b: NetNamespace
+    overlay_a: Overlay
+    overlay_b: Overlay
 
 
 @pytest.fixture
@@ -198,7 +203,12 @@ def hosts() -> Iterator[Hosts]:
         )
         for ns, address in ((a, HOST_A), (b, HOST_B)):
             run(ns, ["ip", "-batch", "-"], stdin=f"address add {address}/24 dev ul0\nlink set ul0 up\n")
-        yield Hosts(a, b)
+        overlay_a, overlay_b = Overlay(HOST_A, a), Overlay(HOST_B, b)
+        try:
+            yield Hosts(a, b, overlay_a, overlay_b)
+        finally:
+            overlay_a.close()
+            overlay_b.close()
     finally:
         a.close()
         b.close()
@@ -209,14 +219,15 @@ class Deployment:
     """One VPC on both hosts: its data plane on each, its tunnel on each."""
 
     vpc: Vpc
+    hosts: Hosts
     home: VpcDataplane
     away: VpcDataplane
     tunnel_a: VpcTunnel
     tunnel_b: VpcTunnel
 
     def close(self) -> None:
-        self.tunnel_a.close()
-        self.tunnel_b.close()
+        self.hosts.overlay_a.remove(self.vpc.id("vpc", ""))
+        self.hosts.overlay_b.remove(self.vpc.id("vpc", ""))
         self.home.close()
         self.away.close()
 
@@ -225,9 +236,10 @@ def deploy(hosts: Hosts, vni: int) -> Deployment:
     vpc = Vpc()
     home = VpcDataplane(vpc.plan(interfaces=True))
     away = VpcDataplane(vpc.plan(interfaces=False))
-    tunnel_a = VpcTunnel(home.router_namespace, hosts.a, vni, HOST_A, [HOST_B])
-    tunnel_b = VpcTunnel(away.router_namespace, hosts.b, vni, HOST_B, [HOST_A])
-    return Deployment(vpc, home, away, tunnel_a, tunnel_b)
+    # The node layer lists every node; each overlay leaves itself out.
+    tunnel_a = hosts.overlay_a.ensure(vpc.id("vpc", ""), home.router_namespace, vni, [HOST_A, HOST_B])
+    tunnel_b = hosts.overlay_b.ensure(vpc.id("vpc", ""), away.router_namespace, vni, [HOST_A, HOST_B])
+    return Deployment(vpc, hosts, home, away, tunnel_a, tunnel_b)
 
 
 @pytest.fixture
@@ -271,8 +283,7 @@ def test_remote_environment_reaches_the_vpc_as_the_interface(hosts: Hosts, vpc1:
         assert ":4789" in run(hosts.b, ["ss", "-Hnul"])
         assert ":4789" not in run(d.away.router_namespace, ["ss", "-Hnul"])
         assert links(hosts.a) == ["lo", "ul0"]
-        # The router of B routes nothing of this: its IP forwarding counters stay put while the
-        # environment talks (the frames go by the netdev switch).
+        # The router of B has no route through the tunnel: the frames go by the netdev switch.
         assert ip_json(d.away.router_namespace, "route", "show", "table", "all", "dev", "lmx0") == []
     finally:
         local.close()
@@ -347,6 +358,9 @@ def test_same_cidr_vpcs_are_isolated_by_their_vnis(hosts: Hosts, vpc1: Deploymen
         # A VPC 1 attachment's description given to VPC 2's tunnel is refused (VNI).
         with pytest.raises(OverlayError):
             vpc2.tunnel_b.join(env2, envs[0][1].link)
+        # And a host holds one tunnel per VNI: another router cannot be given VPC 1's.
+        with NetNamespace.create("spare-router") as spare, pytest.raises(DataplaneError):
+            VpcTunnel(spare, hosts.a, vpc1.tunnel_a.vni, HOST_A, [HOST_B])
     finally:
         for s in servers:
             s.close()
@@ -368,7 +382,7 @@ def test_teardown_leaves_nothing(hosts: Hosts) -> None:
     env, hosted, joined = remote_env(d, "env-b")
     inodes = {ns_inode(ns) for ns in (env, fn_ns, d.home.router_namespace, d.away.router_namespace)}
     try:
-        assert ask(env, DB, 6379) in ("dropped", f"db {FN}", "error 111")  # traffic flowed (no server here)
+        assert ask(env, DB, 6379) == "error 111"  # refused by db's kernel: a round trip (no server here)
         assert "lmx0" in links(d.home.router_namespace)
         assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip()
         # Leaving and releasing undo one attachment; closing the tunnels undoes the rest.
@@ -396,3 +410,90 @@ def test_teardown_leaves_nothing(hosts: Hosts) -> None:
         env.close()
         d.close()
     assert held_anywhere(inodes) == set()
+
+
+class Bulk:
+    """A TCP server that reads what a client sends until it shuts its side, then answers with the
+    digest of it and ``DOWN`` bytes."""
+
+    DOWN = 2 * 1024 * 1024
+
+    def __init__(self, ns: NetNamespace, host: str, port: int) -> None:
+        self.sock = ns.listen_tcp(host, port)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            digest = hashlib.sha256()
+            while data := conn.recv(65536):
+                digest.update(data)
+            conn.sendall(digest.hexdigest().encode() + bytes(self.DOWN))
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def test_full_size_segments_cross_the_tunnel_both_ways(hosts: Hosts, vpc1: Deployment) -> None:
+    """The 50 bytes of VXLAN are taken off the attachment's links: megabytes go up and down
+    (segments sized to the environment's MTU), nothing is lost to an oversized frame."""
+    d = vpc1
+    server = Bulk(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379)
+    env, hosted, joined = remote_env(d, "env-b")
+    up = os.urandom(3 * 1024 * 1024)
+
+    def go() -> tuple[str, int]:
+        with socket.create_connection((DB, 6379), timeout=30) as s:
+            s.sendall(up)
+            s.shutdown(socket.SHUT_WR)
+            got = bytearray()
+            while data := s.recv(65536):
+                got += data
+        return got[:64].decode(), len(got) - 64
+
+    try:
+        digest, down = env.call(go)
+        assert digest == hashlib.sha256(up).hexdigest()
+        assert down == Bulk.DOWN
+    finally:
+        server.close()
+        d.tunnel_b.leave(joined)
+        d.tunnel_a.release(hosted)
+        env.close()
+
+
+def test_a_node_that_leaves_takes_its_attachments_with_it(hosts: Hosts, vpc1: Deployment) -> None:
+    d = vpc1
+    fn_ns = d.home.interface_namespace(d.vpc.id("eni", "fn"))
+    server = Who(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379, "db")
+    env, hosted, joined = remote_env(d, "env-b")
+    try:
+        assert ask(env, DB, 6379) == f"db {FN}"
+        # Host B is gone for host A: what A hosted for it is removed, its slot free again.
+        assert hosts.overlay_a.set_peers([HOST_A]) == [hosted.link]
+        assert hosted.link.inner_link not in links(fn_ns)
+        assert ask(env, DB, 6379) == "dropped"
+        with pytest.raises(OverlayError):  # nor can anything be hosted for it any more
+            d.tunnel_a.host(fn_ns, HOST_B)
+        # And host A is gone for host B: the environment is cut off the VPC.
+        assert hosts.overlay_b.set_peers([]) == [hosted.link]
+        assert links(env) == ["lo"]
+        # B comes back: a new attachment works again.
+        hosts.overlay_a.set_peers([HOST_B])
+        hosts.overlay_b.set_peers([HOST_A])
+        env2, hosted2, joined2 = remote_env(d, "env-b2")
+        try:
+            assert ask(env2, DB, 6379) == f"db {FN}"
+        finally:
+            d.tunnel_b.leave(joined2)
+            d.tunnel_a.release(hosted2)
+            env2.close()
+    finally:
+        server.close()
+        d.tunnel_b.leave(joined)
+        d.tunnel_a.release(hosted)
+        env.close()

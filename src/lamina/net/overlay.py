@@ -324,3 +324,97 @@ class VpcTunnel:
 
     def __repr__(self) -> str:
         return f"<VpcTunnel vni={self.vni} local={self.local} hosted={len(self._hosted)} joined={len(self._joined)}>"
+
+
+class Overlay:
+    """This node's side of every VPC's tunnel: what the node layer calls.
+
+    ``local`` is this node's underlay address (from the node registry); ``underlay`` the
+    namespace the tunnels' UDP sockets live in: None for the namespace lamina runs in (the host
+    network, production), a namespace standing for a host in tests.
+    """
+
+    def __init__(
+        self,
+        local: IPv4Address,
+        underlay: NetNamespace | None = None,
+        *,
+        port: int = VXLAN_PORT,
+        underlay_mtu: int = 1500,
+    ) -> None:
+        if not valid_node_address(local):
+            raise OverlayError(f"{local!r} is not a node address")
+        inner_mtu(underlay_mtu)
+        self.local = local
+        self._own = underlay is None
+        self.underlay = underlay or NetNamespace(
+            os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC), "node"
+        )
+        self._port = port
+        self._underlay_mtu = underlay_mtu
+        self._lock = threading.Lock()
+        self._tunnels: dict[str, tuple[VpcTunnel, NetNamespace]] = {}
+
+    def ensure(self, vpc_id: str, router: NetNamespace, vni: int, peers: Iterable[IPv4Address]) -> VpcTunnel:
+        """The VPC's tunnel on this node, made if missing (or if the VPC's router or VNI changed),
+        its peers made ``peers`` (attachments to nodes no longer among them are removed; this
+        node's own address, if listed, is left out)."""
+        wanted = [p for p in peers if p != self.local]
+        with self._lock:
+            found = self._tunnels.get(vpc_id)
+            if found is not None and (found[0].vni != vni or found[1] is not router or router.closed):
+                found[0].close()
+                del self._tunnels[vpc_id]
+                found = None
+            if found is None:
+                tunnel = VpcTunnel(
+                    router,
+                    self.underlay,
+                    vni,
+                    self.local,
+                    wanted,
+                    port=self._port,
+                    underlay_mtu=self._underlay_mtu,
+                )
+                self._tunnels[vpc_id] = (tunnel, router)
+                return tunnel
+        found[0].set_peers(wanted)
+        return found[0]
+
+    def tunnel(self, vpc_id: str) -> VpcTunnel:
+        with self._lock:
+            found = self._tunnels.get(vpc_id)
+        if found is None:
+            raise OverlayError(f"no tunnel for {vpc_id} on this node")
+        return found[0]
+
+    def host(self, vpc_id: str, eni_ns: NetNamespace, remote: IPv4Address) -> Hosted:
+        """Home side: a link into ``eni_ns`` for an environment on node ``remote``."""
+        return self.tunnel(vpc_id).host(eni_ns, remote)
+
+    def join(self, vpc_id: str, env_ns: NetNamespace, link: RemoteLink) -> Joined:
+        """Environment side: attach ``env_ns`` to the interface ``link`` describes."""
+        return self.tunnel(vpc_id).join(env_ns, link)
+
+    def set_peers(self, peers: Iterable[IPv4Address]) -> list[RemoteLink]:
+        """The other nodes changed (one joined, left or died): every tunnel follows; returns the
+        attachments removed with the nodes gone (this node's own address, if listed, is left out)."""
+        wanted = [p for p in peers if p != self.local]
+        with self._lock:
+            tunnels = [t for t, _ in self._tunnels.values()]
+        return [link for t in tunnels for link in t.set_peers(wanted)]
+
+    def remove(self, vpc_id: str) -> None:
+        """Close the VPC's tunnel here (idempotent): the VPC is gone, or no longer used here."""
+        with self._lock:
+            found = self._tunnels.pop(vpc_id, None)
+        if found is not None:
+            found[0].close()
+
+    def close(self) -> None:
+        with self._lock:
+            tunnels, self._tunnels = list(self._tunnels.values()), {}
+        for tunnel, _ in tunnels:
+            tunnel.close()
+        if self._own:
+            self.underlay.close()
