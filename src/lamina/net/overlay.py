@@ -4,7 +4,7 @@ Facts (Linux 6.x) this module relies on:
 - A VXLAN link created with ``ip link add NAME netns TARGET type vxlan ...`` lives in ``TARGET``
   but keeps its UDP socket in the namespace ``ip`` ran in: the underlay is the node's namespace,
   the link is in the VPC's router namespace, and nothing of the VPC is routed in the underlay.
-- ``nolearning`` and static FDB entries (``bridge fdb replace MAC dev LINK dst ADDR self
+- ``nolearning`` and static FDB entries (``bridge fdb add MAC dev LINK dst ADDR self
   permanent``) send each frame, by destination MAC, to one peer by unicast; a frame whose MAC has
   no entry (and no all-zeros entry exists) is dropped: no flooding, no multicast group.
 - An nftables ``netdev`` chain hooked at ``ingress`` sees a link's frames before the IP stack, and
@@ -156,7 +156,7 @@ class VpcTunnel:
                     mac_from_bytes(os.urandom(6)),
                     self.mtu,
                 )
-                if link.env_mac in self._hosted or link.env_mac in self._joined:
+                if self._macs_in_use() & {link.env_mac, link.eni_mac}:
                     raise DataplaneError("a MAC drawn twice; try again")
                 port = link.home_port
                 iproute.batch(
@@ -172,6 +172,7 @@ class VpcTunnel:
                 attach.give_slot(slot)
                 raise
             hosted = Hosted(link, remote, eni_ns)
+            added = False
             try:
                 iproute.batch(
                     eni_ns,
@@ -181,12 +182,13 @@ class VpcTunnel:
                         f"neigh replace {link.address} lladdr {link.env_mac} dev {link.inner_link} nud permanent",
                     ],
                 )
-                self._fdb("replace", link.env_mac, remote)
+                self._fdb("add", link.env_mac, remote)
+                added = True
                 self._hosted[link.env_mac] = hosted
                 self._reload()
             except BaseException:
                 self._hosted.pop(link.env_mac, None)
-                self._unlink(port, link.env_mac, remote)
+                self._unlink(port, link.env_mac if added else None, remote)
                 attach.give_slot(slot)
                 raise
             return hosted
@@ -215,30 +217,33 @@ class VpcTunnel:
                 raise OverlayError(f"{link.home} is not a node this tunnel leads to")
             if link.mtu > self.mtu:
                 raise OverlayError(f"MTU {link.mtu} does not fit this node's tunnel ({self.mtu})")
-            if link.env_mac in self._joined or link.env_mac in self._hosted:
-                raise OverlayError(f"{link.env_mac} is attached already")
+            # A MAC of another attachment here would take over its FDB entry or its switch rule.
+            if self._macs_in_use() & {link.env_mac, link.eni_mac}:
+                raise OverlayError("a MAC of this attachment is another attachment's on this node")
             port = link.remote_port
-            iproute.batch(
-                env_ns,
-                [
-                    f"link add vpc0 address {link.env_mac} mtu {link.mtu} type veth peer name {port}"
-                    f" mtu {link.mtu} netns /proc/self/fd/{self._router.fd}",
-                    f"address add {link.address}/30 dev vpc0",
-                    "link set vpc0 up",
-                    f"neigh replace {link.gateway} lladdr {link.eni_mac} dev vpc0 nud permanent",
-                    f"route add default via {link.gateway} dev vpc0 onlink",
-                ],
-                pass_fds=(self._router.fd,),
-            )
             joined = Joined(link, env_ns)
+            added = False
             try:
+                iproute.batch(
+                    env_ns,
+                    [
+                        f"link add vpc0 address {link.env_mac} mtu {link.mtu} type veth peer name {port}"
+                        f" mtu {link.mtu} netns /proc/self/fd/{self._router.fd}",
+                        f"address add {link.address}/30 dev vpc0",
+                        "link set vpc0 up",
+                        f"neigh replace {link.gateway} lladdr {link.eni_mac} dev vpc0 nud permanent",
+                        f"route add default via {link.gateway} dev vpc0 onlink",
+                    ],
+                    pass_fds=(self._router.fd,),
+                )
                 iproute.batch(self._router, [f"link set {port} up"])
-                self._fdb("replace", link.eni_mac, link.home)
+                self._fdb("add", link.eni_mac, link.home)
+                added = True
                 self._joined[link.env_mac] = joined
                 self._reload()
             except BaseException:
                 self._joined.pop(link.env_mac, None)
-                self._unlink(port, link.eni_mac, link.home)
+                self._unlink(port, link.eni_mac if added else None, link.home)
                 raise
             return joined
 
@@ -269,19 +274,27 @@ class VpcTunnel:
         nftables.load(self._router, render_switch(self._ports()))
 
     def _fdb(self, verb: str, mac: str, dst: IPv4Address) -> None:
-        tail = " permanent" if verb != "del" else ""
+        tail = " permanent" if verb == "add" else ""
         run(
             self._router,
             ["bridge", "-batch", "-"],
             stdin=f"fdb {verb} {mac} dev {TUNNEL_LINK} dst {dst} self{tail}\n",
         )
 
-    def _unlink(self, port: str, mac: str, dst: IPv4Address) -> None:
-        """Delete a port (its veth peer goes too) and its FDB entry; what is already gone is fine."""
+    def _macs_in_use(self) -> set[str]:
+        """The MACs of every attachment through this tunnel, both ends."""
+        links = [h.link for h in self._hosted.values()] + [j.link for j in self._joined.values()]
+        return {mac for link in links for mac in (link.env_mac, link.eni_mac)}
+
+    def _unlink(self, port: str, mac: str | None, dst: IPv4Address) -> None:
+        """Delete a port (its veth peer goes too) and its FDB entry (``mac``, None for none);
+        what is already gone is fine."""
         try:
             iproute.batch(self._router, [f"link del {port}"])
         except DataplaneError as exc:
             log.debug("overlay teardown: %s", exc)
+        if mac is None:
+            return
         try:
             self._fdb("del", mac, dst)
         except DataplaneError as exc:
