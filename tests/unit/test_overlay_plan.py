@@ -16,6 +16,8 @@ from lamina.domain.overlay import (
     SwitchPort,
     inner_mtu,
     mac_from_bytes,
+    render_port_add,
+    render_port_delete,
     render_switch,
     slot_addresses,
     valid_mac,
@@ -99,19 +101,20 @@ def test_random_macs_are_unicast_and_local() -> None:
 
 
 def test_the_switch_forwards_only_along_each_attachments_mac_pair() -> None:
-    ports = [
-        SwitchPort("lmtb", "02:00:00:00:00:0b", "06:00:00:00:00:0b"),
-        SwitchPort("lmra", "02:00:00:00:00:0a", "06:00:00:00:00:0a"),
+    base = render_switch()
+    assert base.startswith("table netdev lamina_overlay {}\ndelete table netdev lamina_overlay\n")
+    assert 'devices = { "lmx0" }' in base and "policy drop;" in base
+    assert "ether type ip ether saddr . ether daddr vmap @pairs" in base
+    assert "fwd" not in base  # nothing goes anywhere before an attachment is added
+    port = SwitchPort("lmtb", "02:00:00:00:00:0b", "06:00:00:00:00:0b")
+    add = render_port_add(port)
+    assert "delete" not in add  # only additions: no RCU grace period on a cold start's path
+    assert 'devices = { "lmtb" }' in add and "policy drop;" in add
+    assert 'ether type ip ether saddr 02:00:00:00:00:0b ether daddr 06:00:00:00:00:0b fwd to "lmx0"' in add
+    assert "pairs { 06:00:00:00:00:0b . 02:00:00:00:00:0b : goto to_lmtb }" in add
+    delete = render_port_delete(port)
+    assert delete.splitlines() == [
+        "delete element netdev lamina_overlay pairs { 06:00:00:00:00:0b . 02:00:00:00:00:0b }",
+        "delete chain netdev lamina_overlay from_lmtb",
+        "delete chain netdev lamina_overlay to_lmtb",
     ]
-    script = render_switch(ports)
-    assert script.startswith("table netdev lamina_overlay {}\ndelete table netdev lamina_overlay\n")
-    assert 'devices = { "lmx0" }' in script and 'devices = { "lmra", "lmtb" }' in script
-    assert script.count("policy drop;") == 2
-    assert 'ether type ip ether saddr 06:00:00:00:00:0a ether daddr 02:00:00:00:00:0a fwd to "lmra"' in script
-    assert (
-        'iifname "lmtb" ether type ip ether saddr 02:00:00:00:00:0b ether daddr 06:00:00:00:00:0b fwd to "lmx0"'
-        in script
-    )
-    assert render_switch(list(reversed(ports))) == script  # the same ports, the same script
-    empty = render_switch([])
-    assert "from_ports" not in empty and "fwd" not in empty and "policy drop;" in empty

@@ -5,7 +5,7 @@ one VXLAN link per VPC (``TUNNEL_LINK``, the VPC's VNI) in each node's router na
 VPC. A remote attachment is a pair of fixed MACs: the environment's ``vpc0`` on its node, the
 ``lmeNNNN`` link in the interface's namespace at home, with the same /30 numbering as a local
 attachment (:func:`slot_addresses`). Each router namespace joins its ports and ``TUNNEL_LINK``
-with an nftables ``netdev`` table (:func:`render_switch`) that forwards a frame only along its
+with an nftables ``netdev`` table (:func:`render_switch`, :func:`render_port_add`) that forwards a frame only along its
 attachment's MAC pair: no bridge, no learning, no ARP (neighbours are static), no multicast.
 docs/overlay.md has the design; ``net/overlay.py`` applies it.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
@@ -192,33 +191,56 @@ class SwitchPort:
     remote_mac: str
 
 
-def render_switch(ports: Sequence[SwitchPort], tunnel: str = TUNNEL_LINK) -> str:
-    """An ``nft -f`` script replacing the router's overlay table: IPv4 frames are forwarded only
-    along an attachment's (port, MAC pair); everything else is dropped before the IP stack."""
-    ordered = sorted(ports, key=lambda p: p.link)
-    out = [
-        f"table {SWITCH_TABLE} {{}}",
-        f"delete table {SWITCH_TABLE}",
-        f"table {SWITCH_TABLE} {{",
-        "\tchain from_tunnel {",
-        f'\t\ttype filter hook ingress devices = {{ "{tunnel}" }} priority filter; policy drop;',
-    ]
-    out += [
-        f'\t\tether type ip ether saddr {p.remote_mac} ether daddr {p.local_mac} fwd to "{p.link}"'
-        for p in ordered
-    ]
-    out.append("\t}")
-    if ordered:
-        devices = ", ".join(f'"{p.link}"' for p in ordered)
-        out += [
-            "\tchain from_ports {",
-            f"\t\ttype filter hook ingress devices = {{ {devices} }} priority filter; policy drop;",
+def render_switch(tunnel: str = TUNNEL_LINK) -> str:
+    """An ``nft -f`` script making the router's overlay table with no attachment: frames from the
+    tunnel go where the map of (source MAC, destination MAC) pairs sends them, or are dropped.
+
+    Attachments come and go with :func:`render_port_add` and :func:`render_port_delete`: adding
+    chains and map elements does not wait for an RCU grace period (deleting a base chain does),
+    so an attachment on a cold start's path costs no wait."""
+    return "\n".join(
+        [
+            f"table {SWITCH_TABLE} {{}}",
+            f"delete table {SWITCH_TABLE}",
+            f"table {SWITCH_TABLE} {{",
+            "\tmap pairs { type ether_addr . ether_addr : verdict; }",
+            "\tchain from_tunnel {",
+            f'\t\ttype filter hook ingress devices = {{ "{tunnel}" }} priority filter; policy drop;',
+            "\t\tether type ip ether saddr . ether daddr vmap @pairs",
+            "\t}",
+            "}",
+            "",
         ]
-        out += [
-            f'\t\tiifname "{p.link}" ether type ip ether saddr {p.local_mac} ether daddr {p.remote_mac}'
-            f' fwd to "{tunnel}"'
-            for p in ordered
+    )
+
+
+def render_port_add(port: SwitchPort, tunnel: str = TUNNEL_LINK) -> str:
+    """Add one attachment's port: IPv4 from its local MAC to its remote MAC goes into the tunnel,
+    IPv4 from the tunnel with the reverse pair goes to the port; nothing else moves."""
+    return "\n".join(
+        [
+            f"table {SWITCH_TABLE} {{",
+            f"\tchain to_{port.link} {{",
+            f'\t\tfwd to "{port.link}"',
+            "\t}",
+            f"\tchain from_{port.link} {{",
+            f'\t\ttype filter hook ingress devices = {{ "{port.link}" }} priority filter; policy drop;',
+            f'\t\tether type ip ether saddr {port.local_mac} ether daddr {port.remote_mac} fwd to "{tunnel}"',
+            "\t}",
+            "}",
+            f"add element {SWITCH_TABLE} pairs {{ {port.remote_mac} . {port.local_mac} : goto to_{port.link} }}",
+            "",
         ]
-        out.append("\t}")
-    out.append("}")
-    return "\n".join(out) + "\n"
+    )
+
+
+def render_port_delete(port: SwitchPort) -> str:
+    """Remove one attachment's port from the switch (one transaction)."""
+    return "\n".join(
+        [
+            f"delete element {SWITCH_TABLE} pairs {{ {port.remote_mac} . {port.local_mac} }}",
+            f"delete chain {SWITCH_TABLE} from_{port.link}",
+            f"delete chain {SWITCH_TABLE} to_{port.link}",
+            "",
+        ]
+    )

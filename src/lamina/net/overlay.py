@@ -33,11 +33,13 @@ from lamina.domain.overlay import (
     SwitchPort,
     inner_mtu,
     mac_from_bytes,
+    render_port_add,
+    render_port_delete,
     render_switch,
     valid_node_address,
     valid_vni,
 )
-from lamina.linux import NetNamespace
+from lamina.linux import NetNamespace, links
 from lamina.net import attach, iproute, nftables
 from lamina.net.commands import DataplaneError, run
 
@@ -103,7 +105,7 @@ class VpcTunnel:
         )  # fmt: skip
         try:
             iproute.batch(router, [f"link set {TUNNEL_LINK} up"])
-            nftables.load(router, render_switch([]))
+            nftables.load(router, render_switch())
         except BaseException:
             self._delete_tunnel()
             raise
@@ -184,8 +186,8 @@ class VpcTunnel:
                 )
                 self._fdb("add", link.env_mac, remote)
                 added = True
+                nftables.load(self._router, render_port_add(self._port_of(hosted)))
                 self._hosted[link.env_mac] = hosted
-                self._reload()
             except BaseException:
                 self._hosted.pop(link.env_mac, None)
                 self._unlink(port, link.env_mac if added else None, remote)
@@ -199,8 +201,7 @@ class VpcTunnel:
             if self._hosted.get(hosted.link.env_mac) is not hosted:
                 return
             del self._hosted[hosted.link.env_mac]
-            with contextlib.suppress(DataplaneError):
-                self._reload()
+            self._switch_delete(self._port_of(hosted))
             self._unlink(hosted.link.home_port, hosted.link.env_mac, hosted.remote)
             attach.give_slot(hosted.link.slot)
 
@@ -236,11 +237,14 @@ class VpcTunnel:
                     ],
                     pass_fds=(self._router.fd,),
                 )
-                iproute.batch(self._router, [f"link set {port} up"])
+                try:
+                    self._router.call(lambda: links.set_up(port))  # an ioctl: no process
+                except OSError as exc:
+                    raise DataplaneError(f"cannot bring {port} up: {exc}") from exc
                 self._fdb("add", link.eni_mac, link.home)
                 added = True
+                nftables.load(self._router, render_port_add(self._port_of(joined)))
                 self._joined[link.env_mac] = joined
-                self._reload()
             except BaseException:
                 self._joined.pop(link.env_mac, None)
                 self._unlink(port, link.eni_mac if added else None, link.home)
@@ -253,8 +257,7 @@ class VpcTunnel:
             if self._joined.get(joined.link.env_mac) is not joined:
                 return
             del self._joined[joined.link.env_mac]
-            with contextlib.suppress(DataplaneError):
-                self._reload()
+            self._switch_delete(self._port_of(joined))
             self._unlink(joined.link.remote_port, joined.link.eni_mac, joined.link.home)
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -263,15 +266,18 @@ class VpcTunnel:
         if self._closed:
             raise OverlayError(f"the tunnel of VNI {self.vni} is closed")
 
-    def _ports(self) -> list[SwitchPort]:
-        ports = [SwitchPort(h.link.home_port, h.link.eni_mac, h.link.env_mac) for h in self._hosted.values()]
-        ports += [
-            SwitchPort(j.link.remote_port, j.link.env_mac, j.link.eni_mac) for j in self._joined.values()
-        ]
-        return ports
+    @staticmethod
+    def _port_of(attachment: Hosted | Joined) -> SwitchPort:
+        link = attachment.link
+        if isinstance(attachment, Hosted):
+            return SwitchPort(link.home_port, link.eni_mac, link.env_mac)
+        return SwitchPort(link.remote_port, link.env_mac, link.eni_mac)
 
-    def _reload(self) -> None:
-        nftables.load(self._router, render_switch(self._ports()))
+    def _switch_delete(self, port: SwitchPort) -> None:
+        try:
+            nftables.load(self._router, render_port_delete(port))
+        except DataplaneError as exc:  # its chains stay, unused, until the tunnel closes
+            log.warning("removing %s from the overlay switch: %s", port.link, exc)
 
     def _fdb(self, verb: str, mac: str, dst: IPv4Address) -> None:
         tail = " permanent" if verb == "add" else ""
@@ -283,8 +289,8 @@ class VpcTunnel:
 
     def _macs_in_use(self) -> set[str]:
         """The MACs of every attachment through this tunnel, both ends."""
-        links = [h.link for h in self._hosted.values()] + [j.link for j in self._joined.values()]
-        return {mac for link in links for mac in (link.env_mac, link.eni_mac)}
+        held = [h.link for h in self._hosted.values()] + [j.link for j in self._joined.values()]
+        return {mac for link in held for mac in (link.env_mac, link.eni_mac)}
 
     def _unlink(self, port: str, mac: str | None, dst: IPv4Address) -> None:
         """Delete a port (its veth peer goes too) and its FDB entry (``mac``, None for none);
