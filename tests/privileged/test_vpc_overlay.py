@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from lamina.domain.dataplane import VpcPlan, plan_vpc
-from lamina.domain.overlay import FIRST_VNI, OverlayError, RemoteLink
+from lamina.domain.overlay import FIRST_VNI, OverlayError, RemoteLink, slot_addresses
 from lamina.linux import NetNamespace
 from lamina.net import VpcDataplane, attach
 from lamina.net.commands import DataplaneError, run
@@ -216,14 +216,16 @@ def hosts() -> Iterator[Hosts]:
 
 @dataclass
 class Deployment:
-    """One VPC on both hosts: its data plane on each, its tunnel on each."""
+    """One VPC on both hosts: its data plane on each (its interfaces on its home host, only its
+    router on the other), its tunnel on each."""
 
     vpc: Vpc
     hosts: Hosts
     home: VpcDataplane
     away: VpcDataplane
-    tunnel_a: VpcTunnel
-    tunnel_b: VpcTunnel
+    tunnel_home: VpcTunnel
+    tunnel_away: VpcTunnel
+    away_address: IPv4Address  # the host its environments run on
 
     def close(self) -> None:
         self.hosts.overlay_a.remove(self.vpc.id("vpc", ""))
@@ -232,14 +234,19 @@ class Deployment:
         self.away.close()
 
 
-def deploy(hosts: Hosts, vni: int) -> Deployment:
+def deploy(hosts: Hosts, vni: int, *, home_on_b: bool = False) -> Deployment:
     vpc = Vpc()
     home = VpcDataplane(vpc.plan(interfaces=True))
     away = VpcDataplane(vpc.plan(interfaces=False))
+    (home_overlay, away_overlay), away_address = (
+        ((hosts.overlay_b, hosts.overlay_a), HOST_A)
+        if home_on_b
+        else ((hosts.overlay_a, hosts.overlay_b), HOST_B)
+    )
     # The node layer lists every node; each overlay leaves itself out.
-    tunnel_a = hosts.overlay_a.ensure(vpc.id("vpc", ""), home.router_namespace, vni, [HOST_A, HOST_B])
-    tunnel_b = hosts.overlay_b.ensure(vpc.id("vpc", ""), away.router_namespace, vni, [HOST_A, HOST_B])
-    return Deployment(vpc, hosts, home, away, tunnel_a, tunnel_b)
+    tunnel_home = home_overlay.ensure(vpc.id("vpc", ""), home.router_namespace, vni, [HOST_A, HOST_B])
+    tunnel_away = away_overlay.ensure(vpc.id("vpc", ""), away.router_namespace, vni, [HOST_A, HOST_B])
+    return Deployment(vpc, hosts, home, away, tunnel_home, tunnel_away, away_address)
 
 
 @pytest.fixture
@@ -252,11 +259,12 @@ def vpc1(hosts: Hosts) -> Iterator[Deployment]:
 
 
 def remote_env(d: Deployment, name: str) -> tuple[NetNamespace, Any, Any]:
-    """An environment namespace on host B attached to fn (homed on A) through the tunnel."""
+    """An environment namespace on the VPC's away host attached to fn (on its home host) through
+    the tunnel."""
     env = NetNamespace.create(name)
-    hosted = d.tunnel_a.host(d.home.interface_namespace(d.vpc.id("eni", "fn")), HOST_B)
-    # What host A hands host B crosses the node layer as JSON.
-    joined = d.tunnel_b.join(env, RemoteLink.from_json(hosted.link.to_json()))
+    hosted = d.tunnel_home.host(d.home.interface_namespace(d.vpc.id("eni", "fn")), d.away_address)
+    # What the home host hands the other crosses the node layer as JSON.
+    joined = d.tunnel_away.join(env, RemoteLink.from_json(hosted.link.to_json()))
     return env, hosted, joined
 
 
@@ -290,8 +298,8 @@ def test_remote_environment_reaches_the_vpc_as_the_interface(hosts: Hosts, vpc1:
         local_env.close()
         for s in servers:
             s.close()
-        d.tunnel_b.leave(joined)
-        d.tunnel_a.release(hosted)
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
         env.close()
 
 
@@ -305,12 +313,12 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
         # Descriptions this tunnel must refuse: another VPC's VNI, a home that is not a peer.
         link = hosted.link
         with pytest.raises(OverlayError):
-            d.tunnel_b.join(
+            d.tunnel_away.join(
                 env,
                 RemoteLink(link.vni + 1, link.home, link.slot, link.eni_mac, "06:00:00:00:00:01", link.mtu),
             )
         with pytest.raises(OverlayError):
-            d.tunnel_b.join(
+            d.tunnel_away.join(
                 env,
                 RemoteLink(
                     link.vni,
@@ -322,7 +330,7 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
                 ),
             )
         with pytest.raises(OverlayError):
-            d.tunnel_a.host(db_ns, IPv4Address("10.255.0.9"))
+            d.tunnel_home.host(db_ns, IPv4Address("10.255.0.9"))
         # A description reusing this node's attachment's MACs would take over its FDB entry or its
         # switch rule (a lying home node): refused, and the attachment keeps working.
         other = NetNamespace.create("env-other")
@@ -332,12 +340,12 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
                 ("06:00:00:00:00:01", link.env_mac),
             ):
                 with pytest.raises(OverlayError):
-                    d.tunnel_b.join(other, RemoteLink(link.vni, link.home, 7, eni_mac, env_mac, link.mtu))
+                    d.tunnel_away.join(other, RemoteLink(link.vni, link.home, 7, eni_mac, env_mac, link.mtu))
             # An environment attached already (its vpc0 exists) is refused by the kernel, and
             # nothing of the attempt is left behind.
             router_links = links(d.away.router_namespace)
             with pytest.raises(DataplaneError):
-                d.tunnel_b.join(
+                d.tunnel_away.join(
                     env,
                     RemoteLink(link.vni, link.home, 7, "06:00:00:00:00:02", "06:00:00:00:00:03", link.mtu),
                 )
@@ -362,13 +370,15 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
         assert ask(env, DB, 6379) == "dropped"
         assert counters(d.home.router_namespace, "lmx0")[0] == before
     finally:
-        d.tunnel_b.leave(joined)
-        d.tunnel_a.release(hosted)
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
         env.close()
 
 
 def test_same_cidr_vpcs_are_isolated_by_their_vnis(hosts: Hosts, vpc1: Deployment) -> None:
-    vpc2 = deploy(hosts, FIRST_VNI + 2)
+    """VPC 1 is homed on A (its environment on B), VPC 2, with the same CIDR and addresses, on B
+    (its environment on A): both hosts carry both VNIs, both ways."""
+    vpc2 = deploy(hosts, FIRST_VNI + 2, home_on_b=True)
     servers: list[Who] = []
     envs: list[tuple[NetNamespace, Any, Any, Deployment]] = []
     try:
@@ -388,16 +398,16 @@ def test_same_cidr_vpcs_are_isolated_by_their_vnis(hosts: Hosts, vpc1: Deploymen
         assert ask(env2, DB, 6379) == f"vpc2 {FN}"
         # A VPC 1 attachment's description given to VPC 2's tunnel is refused (VNI).
         with pytest.raises(OverlayError):
-            vpc2.tunnel_b.join(env2, envs[0][1].link)
+            vpc1.tunnel_home.join(env2, envs[1][1].link)
         # And a host holds one tunnel per VNI: another router cannot be given VPC 1's.
         with NetNamespace.create("spare-router") as spare, pytest.raises(DataplaneError):
-            VpcTunnel(spare, hosts.a, vpc1.tunnel_a.vni, HOST_A, [HOST_B])
+            VpcTunnel(spare, hosts.a, vpc1.tunnel_home.vni, HOST_A, [HOST_B])
     finally:
         for s in servers:
             s.close()
         for env, hosted, joined, d in envs:
-            d.tunnel_b.leave(joined)
-            d.tunnel_a.release(hosted)
+            d.tunnel_away.leave(joined)
+            d.tunnel_home.release(hosted)
             env.close()
         vpc2.close()
 
@@ -417,16 +427,16 @@ def test_teardown_leaves_nothing(hosts: Hosts) -> None:
         assert "lmx0" in links(d.home.router_namespace)
         assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip()
         # Leaving and releasing undo one attachment; closing the tunnels undoes the rest.
-        d.tunnel_b.leave(joined)
-        d.tunnel_a.release(hosted)
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
         assert links(env) == ["lo"]
         assert links(fn_ns) == before["fn"]
         assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip() == ""
         # An attachment left in place when the tunnels close goes with them.
         env2, _, _ = remote_env(d, "env-b2")
         inodes.add(ns_inode(env2))
-        d.tunnel_a.close()
-        d.tunnel_b.close()
+        d.tunnel_home.close()
+        d.tunnel_away.close()
         assert links(d.home.router_namespace) == before["a-router"]
         assert links(d.away.router_namespace) == before["b-router"]
         assert links(fn_ns) == before["fn"]
@@ -469,7 +479,7 @@ class Bulk:
         self.sock.close()
 
 
-def test_full_size_segments_cross_the_tunnel_both_ways(hosts: Hosts, vpc1: Deployment) -> None:
+def test_full_size_segments_cross_the_tunnel_awayoth_ways(hosts: Hosts, vpc1: Deployment) -> None:
     """The 50 bytes of VXLAN are taken off the attachment's links: megabytes go up and down
     (segments sized to the environment's MTU), nothing is lost to an oversized frame."""
     d = vpc1
@@ -492,8 +502,8 @@ def test_full_size_segments_cross_the_tunnel_both_ways(hosts: Hosts, vpc1: Deplo
         assert down == Bulk.DOWN
     finally:
         server.close()
-        d.tunnel_b.leave(joined)
-        d.tunnel_a.release(hosted)
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
         env.close()
 
 
@@ -509,7 +519,7 @@ def test_a_node_that_leaves_takes_its_attachments_with_it(hosts: Hosts, vpc1: De
         assert hosted.link.inner_link not in links(fn_ns)
         assert ask(env, DB, 6379) == "dropped"
         with pytest.raises(OverlayError):  # nor can anything be hosted for it any more
-            d.tunnel_a.host(fn_ns, HOST_B)
+            d.tunnel_home.host(fn_ns, HOST_B)
         # And host A is gone for host B: the environment is cut off the VPC.
         assert hosts.overlay_b.set_peers([]) == [hosted.link]
         assert links(env) == ["lo"]
@@ -520,11 +530,45 @@ def test_a_node_that_leaves_takes_its_attachments_with_it(hosts: Hosts, vpc1: De
         try:
             assert ask(env2, DB, 6379) == f"db {FN}"
         finally:
-            d.tunnel_b.leave(joined2)
-            d.tunnel_a.release(hosted2)
+            d.tunnel_away.leave(joined2)
+            d.tunnel_home.release(hosted2)
             env2.close()
     finally:
         server.close()
-        d.tunnel_b.leave(joined)
-        d.tunnel_a.release(hosted)
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
         env.close()
+
+
+def test_environments_on_one_interface_do_not_reach_each_other(hosts: Hosts, vpc1: Deployment) -> None:
+    """Two environments attached through the tunnel to the same interface (and a local one): each
+    reaches the VPC, none reaches another's address, as between local environments."""
+    d = vpc1
+    server = Who(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379, "db")
+    first, second = remote_env(d, "env-1"), remote_env(d, "env-2")
+    local_env = NetNamespace.create("env-a")
+    local = attach.attach(local_env, d.home.interface_namespace(d.vpc.id("eni", "fn")))
+    listeners = []
+    try:
+        for env, hosted, _ in (first, second):
+            assert ask(env, DB, 6379) == f"db {FN}"
+            listeners.append(Who(env, str(hosted.link.address), 8080, "env"))
+        local_address = str(slot_addresses(local.slot)[1])
+        listeners.append(Who(local_env, local_address, 8080, "env"))
+        for env, target in (
+            (first[0], str(second[1].link.address)),
+            (second[0], str(first[1].link.address)),
+            (first[0], local_address),
+            (local_env, str(first[1].link.address)),
+        ):
+            assert ask(env, target, 8080) == "dropped", (env, target)
+    finally:
+        for listener in listeners:
+            listener.close()
+        server.close()
+        local.close()
+        local_env.close()
+        for env, hosted, joined in (first, second):
+            d.tunnel_away.leave(joined)
+            d.tunnel_home.release(hosted)
+            env.close()
