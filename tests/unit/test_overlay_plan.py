@@ -118,3 +118,29 @@ def test_the_switch_forwards_only_along_each_attachments_mac_pair() -> None:
         "delete chain netdev lamina_overlay from_lmtb",
         "delete chain netdev lamina_overlay to_lmtb",
     ]
+
+
+def test_the_node_side_refuses_bad_settings_before_touching_the_kernel() -> None:
+    from lamina.linux import NetNamespace
+    from lamina.net.overlay import Overlay, VpcTunnel
+
+    for local in (IPv4Address("127.0.0.1"), IPv4Address("0.0.0.0"), IPv4Address("239.1.1.1")):
+        with pytest.raises(OverlayError):
+            Overlay(local)
+    with pytest.raises(OverlayError):
+        Overlay(IPv4Address("10.0.0.1"), underlay_mtu=600)
+    unused = NetNamespace(-1, "never used")  # any use of its fd would fail
+    for vni, local in ((0, "10.0.0.1"), (MAX_VNI + 1, "10.0.0.1"), (FIRST_VNI, "224.0.0.1")):
+        with pytest.raises(OverlayError):
+            VpcTunnel(unused, unused, vni, IPv4Address(local))
+    with pytest.raises(OverlayError):  # itself as its own peer
+        VpcTunnel(unused, unused, FIRST_VNI, IPv4Address("10.0.0.1"), [IPv4Address("10.0.0.1")])
+    node = Overlay(IPv4Address("10.0.0.1"))  # this process's own namespace as the underlay
+    try:
+        with pytest.raises(OverlayError):
+            node.tunnel("vpc-none")
+        assert node.set_peers([IPv4Address("10.0.0.2")]) == []
+        node.remove("vpc-none")
+    finally:
+        node.close()
+    assert node.underlay.closed
