@@ -18,7 +18,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -34,6 +34,7 @@ from lamina.net.overlay import Overlay, VpcTunnel
 pytestmark = pytest.mark.privileged
 
 DROPPED_AFTER_S = 0.5  # an allowed connection here completes in well under a millisecond
+ANSWER_WITHIN_S = 10.0  # what must answer does, however loaded the machine (a bound, not a timing)
 ALL_OUT = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
 DB, FN = "10.30.2.10", "10.30.1.10"
 HOST_A, HOST_B = IPv4Address("10.255.0.1"), IPv4Address("10.255.0.2")
@@ -117,12 +118,13 @@ class Who:
         self.sock.close()
 
 
-def ask(ns: NetNamespace, host: str, port: int) -> str:
-    """What the server at (host, port) answers a connection from ``ns``, or ``dropped``."""
+def ask(ns: NetNamespace, host: str, port: int, wait: float = ANSWER_WITHIN_S) -> str:
+    """What the server at (host, port) answers a connection from ``ns``, or ``dropped`` (nothing
+    within ``wait``: ``DROPPED_AFTER_S`` where a drop is expected, a generous bound otherwise)."""
 
     def go() -> str:
         with socket.socket() as s:
-            s.settimeout(DROPPED_AFTER_S)
+            s.settimeout(wait)
             try:
                 s.connect((host, port))
                 return s.recv(64).decode()
@@ -280,8 +282,8 @@ def test_remote_environment_reaches_the_vpc_as_the_interface(hosts: Hosts, vpc1:
         assert ask(env, DB, 6379) == f"db {FN}"
         assert ask(local_env, DB, 6379) == f"db {FN}"
         # sg-db lets in only tcp 6379 from sg-fn: the remote environment's 6380 is refused at home.
-        assert ask(env, DB, 6380) == "dropped"
-        assert ask(local_env, DB, 6380) == "dropped"
+        assert ask(env, DB, 6380, wait=DROPPED_AFTER_S) == "dropped"
+        assert ask(local_env, DB, 6380, wait=DROPPED_AFTER_S) == "dropped"
         # MTU: the tunnel's 50 bytes are taken off the environment's link.
         vpc0 = ip_json(env, "link", "show", "vpc0")[0]
         assert vpc0["mtu"] == 1450
@@ -309,7 +311,7 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
     env, hosted, joined = remote_env(d, "env-b")
     try:
         # The router itself answers nothing (its input chain), as for a local environment.
-        assert ask(env, "10.30.2.1", 22) == "dropped"
+        assert ask(env, "10.30.2.1", 22, wait=DROPPED_AFTER_S) == "dropped"
         # Descriptions this tunnel must refuse: another VPC's VNI, a home that is not a peer.
         link = hosted.link
         with pytest.raises(OverlayError):
@@ -359,7 +361,7 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
         # switch: not one reaches A.
         before = counters(d.home.router_namespace, "lmx0")[0]
         run(env, ["ip", "neigh", "replace", str(link.gateway), "lladdr", "02:00:00:00:00:77", "dev", "vpc0"])
-        assert ask(env, DB, 6379) == "dropped"
+        assert ask(env, DB, 6379, wait=DROPPED_AFTER_S) == "dropped"
         assert counters(d.home.router_namespace, "lmx0")[0] == before
         run(env, ["ip", "neigh", "replace", str(link.gateway), "lladdr", link.eni_mac, "dev", "vpc0"])
         assert ask(env, DB, 6379) == "error 111"
@@ -367,7 +369,7 @@ def test_a_remote_environment_reaches_only_its_own_interface(hosts: Hosts, vpc1:
         # (Changing a link's MAC flushes its neighbours, permanent ones too: put the gateway back.)
         run(env, ["ip", "link", "set", "vpc0", "address", "02:00:00:00:00:99"])
         run(env, ["ip", "neigh", "replace", str(link.gateway), "lladdr", link.eni_mac, "dev", "vpc0"])
-        assert ask(env, DB, 6379) == "dropped"
+        assert ask(env, DB, 6379, wait=DROPPED_AFTER_S) == "dropped"
         assert counters(d.home.router_namespace, "lmx0")[0] == before
     finally:
         d.tunnel_away.leave(joined)
@@ -517,7 +519,7 @@ def test_a_node_that_leaves_takes_its_attachments_with_it(hosts: Hosts, vpc1: De
         # Host B is gone for host A: what A hosted for it is removed, its slot free again.
         assert hosts.overlay_a.set_peers([HOST_A]) == [hosted.link]
         assert hosted.link.inner_link not in links(fn_ns)
-        assert ask(env, DB, 6379) == "dropped"
+        assert ask(env, DB, 6379, wait=DROPPED_AFTER_S) == "dropped"
         with pytest.raises(OverlayError):  # nor can anything be hosted for it any more
             d.tunnel_home.host(fn_ns, HOST_B)
         # And host A is gone for host B: the environment is cut off the VPC.
@@ -561,7 +563,7 @@ def test_environments_on_one_interface_do_not_reach_each_other(hosts: Hosts, vpc
             (first[0], local_address),
             (local_env, str(first[1].link.address)),
         ):
-            assert ask(env, target, 8080) == "dropped", (env, target)
+            assert ask(env, target, 8080, wait=DROPPED_AFTER_S) == "dropped", (env, target)
     finally:
         for listener in listeners:
             listener.close()
@@ -572,3 +574,31 @@ def test_environments_on_one_interface_do_not_reach_each_other(hosts: Hosts, vpc
             d.tunnel_away.leave(joined)
             d.tunnel_home.release(hosted)
             env.close()
+
+
+def test_an_interface_deleted_at_home_cuts_its_remote_environments_off(
+    hosts: Hosts, vpc1: Deployment
+) -> None:
+    d = vpc1
+    server = Who(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379, "db")
+    env, hosted, joined = remote_env(d, "env-b")
+    try:
+        assert ask(env, DB, 6379) == f"db {FN}"
+        # The home's data plane drops fn (its interface deleted): its namespace goes, and with it
+        # the attachment's link into it; the environment on B reaches nothing any more.
+        plan = d.vpc.plan(interfaces=True)
+        d.home.apply(
+            replace(plan, interfaces=tuple(i for i in plan.interfaces if i.eni_id != d.vpc.id("eni", "fn")))
+        )
+        # (Dropped, or refused by what is left of fn's namespace while the kernel destroys it.)
+        assert ask(env, DB, 6379, wait=DROPPED_AFTER_S) in ("dropped", "error 101")
+        # Releasing afterwards cleans what is left (the port, the switch's chains, the FDB entry).
+        d.tunnel_home.release(hosted)
+        assert hosted.link.home_port not in links(d.home.router_namespace)
+        assert f"from_{hosted.link.home_port}" not in run(d.home.router_namespace, ["nft", "list", "ruleset"])
+        assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip() == ""
+    finally:
+        server.close()
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
+        env.close()
