@@ -11,6 +11,7 @@ environment on host B reaches db through fn over the tunnel.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import pytest
 from lamina.domain.dataplane import VpcPlan, plan_vpc
 from lamina.domain.overlay import FIRST_VNI, OverlayError, RemoteLink, slot_addresses
 from lamina.linux import NetNamespace
+from lamina.linux import links as links_module
 from lamina.net import VpcDataplane, attach
 from lamina.net.commands import DataplaneError, run
 from lamina.net.overlay import Overlay, VpcTunnel
@@ -599,6 +601,36 @@ def test_an_interface_deleted_at_home_cuts_its_remote_environments_off(
         assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip() == ""
     finally:
         server.close()
+        d.tunnel_away.leave(joined)
+        d.tunnel_home.release(hosted)
+        env.close()
+
+
+def test_the_neighbours_and_fdb_entries_are_the_tools_own(hosts: Hosts, vpc1: Deployment) -> None:
+    """What ``linux.links`` writes by rtnetlink reads back with ``ip``/``bridge`` as if they had
+    written it; a second entry for a MAC is refused, not replaced."""
+    d = vpc1
+    fn_ns = d.home.interface_namespace(d.vpc.id("eni", "fn"))
+    env, hosted, joined = remote_env(d, "env-b")
+    link = hosted.link
+    try:
+        neighbours = ip_json(fn_ns, "neigh", "show", "dev", link.inner_link)
+        assert [(n["dst"], n["lladdr"], n["state"]) for n in neighbours] == [
+            (str(link.address), link.env_mac, ["PERMANENT"])
+        ]
+        addresses = ip_json(fn_ns, "-4", "address", "show", "dev", link.inner_link)[0]
+        assert addresses["mtu"] == 1450 and addresses["operstate"] in ("UP", "LOWERLAYERDOWN", "UNKNOWN")
+        assert [(a["local"], a["prefixlen"]) for a in addresses["addr_info"]] == [(str(link.gateway), 30)]
+        for router, mac, dst in (
+            (d.home.router_namespace, link.env_mac, HOST_B),
+            (d.away.router_namespace, link.eni_mac, HOST_A),
+        ):
+            entries = json.loads(run(router, ["bridge", "-json", "fdb", "show", "dev", "lmx0"]))
+            assert [(e["mac"], e["dst"], e.get("state")) for e in entries] == [(mac, str(dst), "permanent")]
+            with pytest.raises(OSError) as refused:
+                router.call(lambda mac=mac: links_module.add_fdb("lmx0", mac, HOST_A))
+            assert refused.value.errno == errno.EEXIST
+    finally:
         d.tunnel_away.leave(joined)
         d.tunnel_home.release(hosted)
         env.close()

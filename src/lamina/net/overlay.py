@@ -5,7 +5,7 @@ Facts (Linux 6.x) this module relies on:
   but keeps its UDP socket in the namespace ``ip`` ran in: the underlay is the node's namespace,
   the link is in the VPC's router namespace, and nothing of the VPC is routed in the underlay.
 - ``nolearning`` and static FDB entries (``bridge fdb add MAC dev LINK dst ADDR self
-  permanent``) send each frame, by destination MAC, to one peer by unicast; a frame whose MAC has
+  permanent``, made here as rtnetlink messages: ``linux.links.add_fdb``) send each frame, by destination MAC, to one peer by unicast; a frame whose MAC has
   no entry (and no all-zeros entry exists) is dropped: no flooding, no multicast group.
 - An nftables ``netdev`` chain hooked at ``ingress`` sees a link's frames before the IP stack, and
   ``fwd to "LINK"`` transmits them out of another link as they are: the router namespace's routes
@@ -176,15 +176,8 @@ class VpcTunnel:
             hosted = Hosted(link, remote, eni_ns)
             added = False
             try:
-                iproute.batch(
-                    eni_ns,
-                    [
-                        f"address add {link.gateway}/30 dev {link.inner_link}",
-                        f"link set {link.inner_link} up",
-                        f"neigh replace {link.address} lladdr {link.env_mac} dev {link.inner_link} nud permanent",
-                    ],
-                )
-                self._fdb("add", link.env_mac, remote)
+                self._configure_inner(eni_ns, link)
+                self._fdb_add(link.env_mac, remote)
                 added = True
                 nftables.load(self._router, render_port_add(self._port_of(hosted)))
                 self._hosted[link.env_mac] = hosted
@@ -241,7 +234,7 @@ class VpcTunnel:
                     self._router.call(lambda: links.set_up(port))  # an ioctl: no process
                 except OSError as exc:
                     raise DataplaneError(f"cannot bring {port} up: {exc}") from exc
-                self._fdb("add", link.eni_mac, link.home)
+                self._fdb_add(link.eni_mac, link.home)
                 added = True
                 nftables.load(self._router, render_port_add(self._port_of(joined)))
                 self._joined[link.env_mac] = joined
@@ -279,13 +272,31 @@ class VpcTunnel:
         except DataplaneError as exc:  # its chains stay, unused, until the tunnel closes
             log.warning("removing %s from the overlay switch: %s", port.link, exc)
 
-    def _fdb(self, verb: str, mac: str, dst: IPv4Address) -> None:
-        tail = " permanent" if verb == "add" else ""
-        run(
-            self._router,
-            ["bridge", "-batch", "-"],
-            stdin=f"fdb {verb} {mac} dev {TUNNEL_LINK} dst {dst} self{tail}\n",
-        )
+    @staticmethod
+    def _configure_inner(eni_ns: NetNamespace, link: RemoteLink) -> None:
+        """In the interface's namespace: the attachment's address (its /30), up, and the
+        environment's MAC for its address. Ioctls and one rtnetlink message: no process."""
+
+        def configure() -> None:
+            links.set_ipv4(link.inner_link, link.gateway, 30)
+            links.set_neighbour(link.inner_link, link.address, link.env_mac)
+
+        try:
+            eni_ns.call(configure)
+        except OSError as exc:
+            raise DataplaneError(f"cannot configure {link.inner_link} in {eni_ns.name!r}: {exc}") from exc
+
+    def _fdb_add(self, mac: str, dst: IPv4Address) -> None:
+        try:
+            self._router.call(lambda: links.add_fdb(TUNNEL_LINK, mac, dst))
+        except OSError as exc:
+            raise DataplaneError(f"cannot add {mac} to the FDB of VNI {self.vni}: {exc}") from exc
+
+    def _fdb_delete(self, mac: str, dst: IPv4Address) -> None:
+        try:
+            self._router.call(lambda: links.delete_fdb(TUNNEL_LINK, mac, dst))
+        except OSError as exc:
+            raise DataplaneError(f"cannot delete {mac} from the FDB of VNI {self.vni}: {exc}") from exc
 
     def _macs_in_use(self) -> set[str]:
         """The MACs of every attachment through this tunnel, both ends."""
@@ -302,7 +313,7 @@ class VpcTunnel:
         if mac is None:
             return
         try:
-            self._fdb("del", mac, dst)
+            self._fdb_delete(mac, dst)
         except DataplaneError as exc:
             log.debug("overlay teardown: %s", exc)
 
