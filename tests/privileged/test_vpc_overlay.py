@@ -4,8 +4,9 @@ are built for each host with that host's namespace as the underlay. Nothing touc
 host's namespace; every namespace, link and FDB entry is removed and checked gone.
 
 The VPC: 10.30.0.0/16; subnet a 10.30.1.0/24 holds fn (sg-fn, the Hyperplane interface), subnet b
-10.30.2.0/24 holds db (sg-db: tcp 6379 from sg-fn, nothing else). Both are homed on host A; an
-environment on host B reaches db through fn over the tunnel.
+10.30.2.0/24 holds db (sg-db: tcp 6379 from sg-fn, nothing else). Both are homed on host A (the
+router of host B's copy has no interface); an environment on host B reaches db through fn over the
+tunnel. The isolation test adds a second VPC, same CIDR and addresses, homed on host B.
 """
 
 from __future__ import annotations

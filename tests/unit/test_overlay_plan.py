@@ -133,6 +133,8 @@ def test_the_node_side_refuses_bad_settings_before_touching_the_kernel() -> None
     for vni, local in ((0, "10.0.0.1"), (MAX_VNI + 1, "10.0.0.1"), (FIRST_VNI, "224.0.0.1")):
         with pytest.raises(OverlayError):
             VpcTunnel(unused, unused, vni, IPv4Address(local))
+    with pytest.raises(OverlayError):
+        VpcTunnel(unused, unused, FIRST_VNI, IPv4Address("10.0.0.1"), port=0)
     with pytest.raises(OverlayError):  # itself as its own peer
         VpcTunnel(unused, unused, FIRST_VNI, IPv4Address("10.0.0.1"), [IPv4Address("10.0.0.1")])
     node = Overlay(IPv4Address("10.0.0.1"))  # this process's own namespace as the underlay

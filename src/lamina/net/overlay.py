@@ -86,6 +86,8 @@ class VpcTunnel:
             raise OverlayError(f"VNI {vni!r} is out of range")
         if not valid_node_address(local):
             raise OverlayError(f"{local!r} is not a node address")
+        if not 0 < port < 65536:
+            raise OverlayError(f"UDP port {port!r} is out of range")
         self.vni = vni
         self.local = local
         self.mtu = inner_mtu(underlay_mtu)
