@@ -635,3 +635,50 @@ def test_the_neighbours_and_fdb_entries_are_the_tools_own(hosts: Hosts, vpc1: De
         d.tunnel_away.leave(joined)
         d.tunnel_home.release(hosted)
         env.close()
+
+
+def test_many_environments_attached_at_once_each_reach_the_vpc(hosts: Hosts, vpc1: Deployment) -> None:
+    """Sixteen environments attached from four threads at once (cold starts in a burst): distinct
+    slots and MACs, every one reaches db as fn; all detached, nothing is left."""
+    d = vpc1
+    server = Who(d.home.interface_namespace(d.vpc.id("eni", "db")), DB, 6379, "db")
+    attached: list[tuple[NetNamespace, Any, Any]] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def attach_some(n: int) -> None:
+        for i in range(4):
+            try:
+                made = remote_env(d, f"env-{n}-{i}")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+                return
+            with lock:
+                attached.append(made)
+
+    threads = [threading.Thread(target=attach_some, args=(n,)) for n in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert failures == []
+        assert len({hosted.link.slot for _, hosted, _ in attached}) == 16
+        assert len({hosted.link.env_mac for _, hosted, _ in attached}) == 16
+        for env, _, _ in attached:
+            assert ask(env, DB, 6379) == f"db {FN}"
+        for router in (d.home.router_namespace, d.away.router_namespace):
+            assert (
+                run(router, ["nft", "list", "map", "netdev", "lamina_overlay", "pairs"]).count("goto") == 16
+            )
+    finally:
+        server.close()
+        for env, hosted, joined in attached:
+            d.tunnel_away.leave(joined)
+            d.tunnel_home.release(hosted)
+            env.close()
+    fn_ns = d.home.interface_namespace(d.vpc.id("eni", "fn"))
+    assert [name for name in links(fn_ns) if name.startswith("lme")] == []
+    assert run(d.home.router_namespace, ["bridge", "fdb", "show", "dev", "lmx0"]).strip() == ""
+    for router in (d.home.router_namespace, d.away.router_namespace):
+        assert "goto" not in run(router, ["nft", "list", "map", "netdev", "lamina_overlay", "pairs"])
