@@ -21,6 +21,7 @@ BENCHMARKS = [
     "streaming.py",
     "vpc.py",
     "vpc_dataplane.py",
+    "overlay.py",
     "dns.py",
     "builder.py",
     "against.py",

@@ -21,15 +21,14 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
+from lamina.domain.overlay import RESERVED_SLOTS, SLOTS, attachment_link, slot_addresses
 from lamina.linux import NetNamespace, links
 from lamina.net import nftables, sysctl
 from lamina.net.commands import DataplaneError, run
 
-_BASE = int(IPv4Address("169.254.0.0"))
-_SLOTS = 16384  # /30s in a /16
-_RESERVED = range(168 * 64, 170 * 64)  # 169.254.168.0/24 (LINK_BLOCK) and 169.254.169.0/24
+_SLOTS = SLOTS  # /30s in a /16
+_RESERVED = RESERVED_SLOTS  # 169.254.168.0/24 (LINK_BLOCK) and 169.254.169.0/24
 
 FORWARDER = {**sysctl.INTERFACE, "ipv4/ip_forward": "1", "ipv4/conf/all/rp_filter": "0"}
 
@@ -72,6 +71,20 @@ class _Slots:
 
 
 _slots = _Slots()
+
+
+def take_slot() -> int:
+    """An attachment /30 no other attachment of this process holds (``net.overlay``'s remote
+    attachments come from the same pool as local ones, so an interface namespace never sees two
+    links with one address)."""
+    return _slots.take()
+
+
+def give_slot(slot: int) -> None:
+    """Return a slot from :func:`take_slot`."""
+    _slots.give(slot)
+
+
 _prepared_lock = threading.Lock()
 # Interface namespaces already made forwarders, by object identity (held weakly: a closed namespace
 # object goes). Not by inode number: a namespace's inode number is reused once it is freed, so a new
@@ -119,9 +132,8 @@ def attach(env_ns: NetNamespace, eni_ns: NetNamespace) -> Attachment:
     """
     prepare_forwarder(eni_ns)
     slot = _slots.take()
-    base = _BASE + slot * 4
-    gateway, address = IPv4Address(base + 1), IPv4Address(base + 2)
-    link = f"lme{slot:04x}"
+    gateway, address = slot_addresses(slot)
+    link = attachment_link(slot)
     try:
         run(
             env_ns,

@@ -401,4 +401,9 @@ MIGRATIONS: tuple[str, ...] = (
         'OwnerId', account)
     WHERE kind = 'network-acl' AND body = '{}';
     """,
+    # VPCs across nodes (docs/overlay.md): each VPC's VXLAN network identifier, unique, allocated
+    # once (store/overlay.py) and kept while the VPC exists.
+    """
+    CREATE TABLE vpc_vnis (vpc_id TEXT PRIMARY KEY, vni INTEGER NOT NULL UNIQUE);
+    """,
 )
