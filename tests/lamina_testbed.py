@@ -36,6 +36,7 @@ its state is kept in ``/run/lamina-testbed/PREFIX.json``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -56,11 +57,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "functional"))
 
 from lamina_server import client, create_lambda_role  # noqa: E402
-from pg_cluster import PostgresCluster, enter_netns  # noqa: E402
 
 from lamina.linux import cgroups  # noqa: E402
 from lamina.linux.namespaces import CLONE_NEWNET, run_in_thread, setns  # noqa: E402
 from lamina.runtime.sizing import cgroup_parent  # noqa: E402
+from pg_cluster import PostgresCluster, enter_netns  # noqa: E402
 
 T = TypeVar("T")
 
@@ -300,8 +301,9 @@ class Testbed:
             self._wait_ready(srv)
         for srv in (self.nodes["n1"], *([self.solo] if self.solo is not None else [])):
             for a in self.accounts:
-                key, secret, url = a["access_key_id"], a["secret_access_key"], srv.url
-                self.run(lambda: create_lambda_role(url, key, secret))  # type: ignore[arg-type]
+                self.run(
+                    functools.partial(create_lambda_role, srv.url, a["access_key_id"], a["secret_access_key"])
+                )
 
     # -- clients --------------------------------------------------------------------------------
 

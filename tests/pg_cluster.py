@@ -22,9 +22,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
