@@ -120,6 +120,8 @@ class Node:
 class Testbed:
     """A running test bed; :meth:`stop` removes everything it made."""
 
+    __test__ = False  # not a pytest test class
+
     def __init__(
         self,
         *,
