@@ -33,6 +33,7 @@ BENCHMARKS = [
     "function_logs.py",
     "extensions.py",
     "zygotes.py",
+    "testbed.py",
 ]
 
 
