@@ -13,6 +13,8 @@ n1..n3    10.250.21.11-13 lamina nodes (ports 4571-4573): each its data director
                           cgroup parent, ``lamina-<digest of it>``), ``--uplink none``, a slice of
                           ``--uid-range`` of its own, all sharing ``--database`` and ``--blob-store``
 solo      10.250.21.20    (optional, benchmarks) a single lamina with SQLite and local blobs
+pgonly    10.250.21.21    (optional, benchmarks) a single lamina with a PostgreSQL database of its
+                          own (``pgonly``) and local blobs
 client    10.250.21.100   nothing: clients (boto3) run here, from threads that enter it
 ========  ==============  =====================================================================
 
@@ -70,8 +72,8 @@ SUBNET = "10.250.21"  # .0/24
 STATE_DIR = Path("/run/lamina-testbed")
 BUCKET = "lamina-tb"
 NODES = ("n1", "n2", "n3")
-ADDRESSES = {"db": 2, "s3": 3, "n1": 11, "n2": 12, "n3": 13, "solo": 20, "client": 100}
-PORTS = {"s3": 4566, "n1": 4571, "n2": 4572, "n3": 4573, "solo": 4580}
+ADDRESSES = {"db": 2, "s3": 3, "n1": 11, "n2": 12, "n3": 13, "solo": 20, "pgonly": 21, "client": 100}
+PORTS = {"s3": 4566, "n1": 4571, "n2": 4572, "n3": 4573, "solo": 4580, "pgonly": 4581}
 PG_PORT = 5432
 UID_BASE = 0x70000000  # lamina's default --uid-range starts here; each node gets 20,000 of it
 UID_SLICE = 20000
@@ -128,13 +130,15 @@ class Testbed:
         prefix: str = PREFIX,
         accounts: list[dict[str, str]] | None = None,
         solo: bool = False,
+        pgonly: bool = False,
         node_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> None:
         """``accounts``: the servers' accounts (default: account 000000000000 with a new random
         secret; lamina refuses the well-known test/test on an address other than loopback), the
         first one's keys also those of the blob store; ``solo``: also a single lamina with SQLite
-        and local blobs (benchmarks' baseline); ``node_args``: more ``lamina server`` options for
+        and local blobs (benchmarks' baseline); ``pgonly``: also one with PostgreSQL and local blobs;
+        ``node_args``: more ``lamina server`` options for
         every node (and solo); ``env``: variables added to their environment."""
         self.prefix = prefix
         self.accounts = accounts or [
@@ -150,10 +154,11 @@ class Testbed:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.nodes: dict[str, Node] = {}
         self.store: Node | None = None
-        self.solo: Node | None = None
+        self.singles: dict[str, Node] = {}  # solo, pgonly: single lamina servers, not nodes
         self.postgres: PostgresCluster | None = None
         self.database = ""
-        self._hosts = ["db", "s3", *NODES, "client", *(["solo"] if solo else [])]
+        self._singles = [h for h, wanted in (("solo", solo), ("pgonly", pgonly)) if wanted]
+        self._hosts = ["db", "s3", *NODES, "client", *self._singles]
         if f"{prefix}-lan" in _netns_names() or self.state_file.exists():
             raise RuntimeError(f"a test bed {prefix!r} exists already: stop it first (make testbed-stop)")
         self.dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
@@ -189,7 +194,7 @@ class Testbed:
         self.state_file.write_text(json.dumps(state))
 
     def _servers(self) -> list[Node]:
-        return [n for n in (self.store, *self.nodes.values(), self.solo) if n is not None]
+        return [n for n in (self.store, *self.nodes.values(), *self.singles.values()) if n is not None]
 
     def _network(self) -> None:
         lan = self.netns("lan")
@@ -296,12 +301,13 @@ class Testbed:
         self._wait_ready(self.nodes["n1"])
         for i, host in enumerate(NODES[1:], start=1):
             self.nodes[host] = node(host, i, shared)
-        if "solo" in self._hosts:
-            self.solo = node("solo", len(NODES), ())
+        for i, host in enumerate(self._singles, start=len(NODES)):
+            own = ("--database", self.postgres.create(host)) if host == "pgonly" else ()
+            self.singles[host] = node(host, i, own)
         self._save()
         for srv in self._servers():
             self._wait_ready(srv)
-        for srv in (self.nodes["n1"], *([self.solo] if self.solo is not None else [])):
+        for srv in (self.nodes["n1"], *self.singles.values()):
             for a in self.accounts:
                 self.run(
                     functools.partial(create_lambda_role, srv.url, a["access_key_id"], a["secret_access_key"])
@@ -339,7 +345,7 @@ class Testbed:
         (its connections are made where its calls run)."""
         target = self.nodes.get(node, None) if isinstance(node, str) else node
         if target is None:
-            target = {"s3": self.store, "solo": self.solo}[node]  # type: ignore[index]
+            target = self.store if node == "s3" else self.singles[node]  # type: ignore[index]
         kw.setdefault("key", self.key)
         kw.setdefault("secret", self.secret)
         return client(target.url, service, **kw)  # type: ignore[union-attr]
