@@ -376,6 +376,7 @@ class Testbed:
         if self.postgres is not None:
             self.postgres.stop()
         stop(self.prefix)
+        shutil.rmtree(self.dir, ignore_errors=True)  # if it failed before recording it
 
 
 def _alive(pid: int) -> bool:
