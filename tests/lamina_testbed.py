@@ -88,7 +88,8 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
-def _netns_names() -> list[str]:
+def netns_names() -> list[str]:
+    """The named network namespaces (``ip netns list``)."""
     out = subprocess.run(["ip", "netns", "list"], check=True, capture_output=True, text=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
@@ -159,7 +160,7 @@ class Testbed:
         self.database = ""
         self._singles = [h for h, wanted in (("solo", solo), ("pgonly", pgonly)) if wanted]
         self._hosts = ["db", "s3", *NODES, "client", *self._singles]
-        if f"{prefix}-lan" in _netns_names() or self.state_file.exists():
+        if f"{prefix}-lan" in netns_names() or self.state_file.exists():
             raise RuntimeError(f"a test bed {prefix!r} exists already: stop it first (make testbed-stop)")
         self.dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
         try:
@@ -175,7 +176,7 @@ class Testbed:
 
     @property
     def state_file(self) -> Path:
-        return STATE_DIR / f"{self.prefix}.json"
+        return state_path(self.prefix)
 
     # -- start ----------------------------------------------------------------------------------
 
@@ -379,6 +380,11 @@ class Testbed:
         shutil.rmtree(self.dir, ignore_errors=True)  # if it failed before recording it
 
 
+def state_path(prefix: str) -> Path:
+    """Where the bed ``prefix`` records what it made."""
+    return STATE_DIR / f"{prefix}.json"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -408,7 +414,7 @@ def _end(pid: int, kind: str) -> None:
 def stop(prefix: str = PREFIX) -> bool:
     """Remove the bed ``prefix`` (what its state file names, and any namespace ``prefix-*``);
     False if there was nothing to remove."""
-    state_file = STATE_DIR / f"{prefix}.json"
+    state_file = state_path(prefix)
     state: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         state = json.loads(state_file.read_text())
@@ -420,8 +426,8 @@ def stop(prefix: str = PREFIX) -> bool:
     for parent in state.get("cgroups", []):
         with contextlib.suppress(cgroups.CgroupError, OSError):
             cgroups.sweep(parent)
-    names = set(state.get("namespaces", [])) | {n for n in _netns_names() if n.startswith(f"{prefix}-")}
-    existing = set(_netns_names())
+    names = set(state.get("namespaces", [])) | {n for n in netns_names() if n.startswith(f"{prefix}-")}
+    existing = set(netns_names())
     # The hosts first (their ends of the veths go with them), the bridge's namespace last.
     for name in sorted(names & existing, key=lambda n: n == f"{prefix}-lan"):
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -19,9 +22,10 @@ import pytest
 from testzips import make_zip
 from wheelhouse import RUNTIMES_DIR
 
+import lamina_testbed
 from lamina.linux import cgroups
 from lamina.runtime.sizing import cgroup_parent
-from lamina_testbed import NODES, Node, Testbed
+from lamina_testbed import NODES, PREFIX, Node, Testbed
 from pg_cluster import binaries
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -48,6 +52,38 @@ def bed() -> Iterator[Testbed]:
             yield b
     finally:
         b.stop()
+
+
+def test_a_bed_whose_starter_died_is_removed_entirely() -> None:
+    """``make testbed`` killed with SIGKILL: ``make testbed-stop`` (``stop()``) still removes its
+    processes, cgroups, namespaces and files, by what its state file recorded."""
+    script = Path(lamina_testbed.__file__)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        state = json.loads(lamina_testbed.state_path(PREFIX).read_text())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert set(state["namespaces"]) <= set(lamina_testbed.netns_names())
+    assert all(Path(f"/proc/{p['pid']}").exists() for p in state["processes"])
+    assert lamina_testbed.stop(PREFIX)
+    assert not [n for n in lamina_testbed.netns_names() if n.startswith(f"{PREFIX}-")]
+    assert not [p["pid"] for p in state["processes"] if Path(f"/proc/{p['pid']}").exists()]
+    assert not Path(state["dir"]).exists()
+    assert not lamina_testbed.state_path(PREFIX).exists()
+    for parent in state["cgroups"]:
+        assert not any((root / parent).exists() for root in cgroups.layout().hierarchy_roots())
+    assert not lamina_testbed.stop(PREFIX)  # nothing left to remove
 
 
 def fetch(url: str) -> bytes:
@@ -165,3 +201,9 @@ def test_another_account_sees_nothing_through_any_node(bed: Testbed) -> None:
         with pytest.raises(botocore.exceptions.ClientError) as err:
             s3.get_object(Bucket="tb-bucket", Key="k")
         assert err.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_a_second_bed_of_the_same_name_is_refused(bed: Testbed) -> None:
+    with pytest.raises(RuntimeError, match="exists already"):
+        Testbed()
+    assert bed.run(lambda: bed.client("n1").list_layers()["Layers"])  # the running one is untouched
