@@ -187,6 +187,7 @@ class Testbed:
             procs.append({"pid": self.postgres.process.pid, "kind": "postgres"})
         state = {
             "dir": str(self.dir),
+            "postgres_dir": str(self.postgres.dir) if self.postgres is not None else None,
             "namespaces": [self.netns(h) for h in ("lan", *self._hosts)],
             "processes": procs,
             "cgroups": [cgroup_parent(n.data_dir) for n in self._servers()],
@@ -431,8 +432,9 @@ def stop(prefix: str = PREFIX) -> bool:
     # The hosts first (their ends of the veths go with them), the bridge's namespace last.
     for name in sorted(names & existing, key=lambda n: n == f"{prefix}-lan"):
         subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
-    if state.get("dir"):
-        shutil.rmtree(state["dir"], ignore_errors=True)
+    for key in ("dir", "postgres_dir"):
+        if state.get(key):
+            shutil.rmtree(state[key], ignore_errors=True)
     state_file.unlink(missing_ok=True)
     return bool(state or names & existing)
 
