@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.lamina-setup
 
-.PHONY: setup serve test test-no-zygotes lint bench bench-setup clean
+.PHONY: setup serve test test-no-zygotes lint bench bench-setup testbed testbed-stop clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,14 @@ bench: setup
 # The benchmarks create it on first use too.
 bench-setup: setup
 	cd bench && $(abspath $(VENV))/bin/python -c 'import _common; _common.bench_venv_bin("moto_server")'
+
+# Three lamina nodes, PostgreSQL and an S3 endpoint on this machine, network namespaces standing for
+# hosts (docs/testbed.md; root). Runs until Ctrl-C; testbed-stop removes one whose starter died.
+testbed: setup
+	PYTHONPATH=src $(VENV)/bin/python tests/lamina_testbed.py
+
+testbed-stop: setup
+	PYTHONPATH=src $(VENV)/bin/python tests/lamina_testbed.py stop
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

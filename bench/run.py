@@ -34,6 +34,7 @@ BENCHMARKS = [
     "function_logs.py",
     "extensions.py",
     "zygotes.py",
+    "testbed.py",
 ]
 
 
