@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
+import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +35,7 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.services.base import AuthorizationRequest, FileSlice, Principal
+from lamina.store.console_sessions import ConsoleSession, ConsoleSessionStore
 from lamina.store.logs import DAY_MS, LogGroupStore, Scope
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,12 @@ class Download:
     bucket: str
     key: str
     expires: float
+
+
+def _digest(token: str) -> str:
+    """What the database keeps of a session's token: its SHA-256 (a reader of the database
+    cannot present it)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def attachment(key: str) -> str:
@@ -214,15 +223,18 @@ class Console:
         logs: LogGroupStore,
         executor: Executor,
         *,
+        sessions: ConsoleSessionStore,
         clock: Callable[[], float] = time.time,
         layer_checker: LayerChecker | None = None,
     ) -> None:
+        """``sessions``: where signed-in sessions live (the database: any node that shares it
+        serves a session another node made)."""
         self._pipeline = pipeline
         self._layer_checker = layer_checker
         self._logs = logs
         self._executor = executor
         self._clock = clock
-        self.sessions: dict[str, Session] = {}
+        self.sessions = sessions
         self.downloads: dict[str, Download] = {}
         # Failed sign-ins back off per client address (one guesser, many keys) and per access key
         # (many addresses, one key); either one locked out refuses the attempt.
@@ -267,11 +279,13 @@ class Console:
         action = path[len("/console/api/") :]
         if action == "signin":
             return await self._signin(doc, request.client_host)
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
         if action == "signout":
-            self.sessions.pop(self._token(request) or "", None)
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.sessions.delete, _digest(self._token(request) or "")
+            )
             return _json(
                 200, {}, [("Set-Cookie", f"{COOKIE}=; Path=/console/; Max-Age=0; HttpOnly; SameSite=Strict")]
             )
@@ -368,16 +382,21 @@ class Console:
         expires = now + SESSION_S
         if found.expires is not None:
             expires = min(expires, found.expires)
-        for t, s in list(self.sessions.items()):
-            if s.expires < now:
-                del self.sessions[t]
-        while len(self.sessions) >= MAX_SESSIONS:
-            self.sessions.pop(next(iter(self.sessions)))  # the oldest sign-in is signed out
-        own = [t for t, s in self.sessions.items() if s.principal.access_key_id == found.access_key_id]
-        for t in own[: max(0, len(own) - MAX_SESSIONS_PER_KEY + 1)]:
-            del self.sessions[t]  # the key's oldest sessions are signed out
         value = secrets.token_urlsafe(32)
-        self.sessions[value] = Session(found, expires)
+        # Ended sessions are dropped; past MAX_SESSIONS the oldest sign-in is signed out, past
+        # MAX_SESSIONS_PER_KEY the key's oldest.
+        stored = ConsoleSession(found.account_id, found.access_key_id, found.arn, found.expires, expires)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(
+                self.sessions.create,
+                _digest(value),
+                stored,
+                now,
+                per_key=MAX_SESSIONS_PER_KEY,
+                total=MAX_SESSIONS,
+            ),
+        )
         cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"
         return _json(200, {"account": found.account_id, "accessKeyId": key}, [("Set-Cookie", cookie)])
 
@@ -389,12 +408,17 @@ class Console:
                 return value
         return None
 
-    def _session(self, request: Request) -> Session | None:
+    async def _session(self, request: Request) -> Session | None:
         token = self._token(request)
-        session = self.sessions.get(token or "")
-        if session is None or session.expires < self._clock():
+        if not token:
             return None
-        return session
+        stored = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.sessions.get, _digest(token), self._clock()
+        )
+        if stored is None or stored.expires < self._clock():
+            return None
+        principal = Principal(stored.account, stored.access_key_id, stored.arn, stored.principal_expires)
+        return Session(principal, stored.expires)
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -562,7 +586,7 @@ class Console:
         # Only the console's script sets this header; a cross-site form cannot send a PUT at all.
         if request.headers.get("x-lamina-console") != "1":
             return _error(403, "AccessDenied", "Missing the X-Lamina-Console header.")
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
         region = request.query_value("region") or "us-east-1"
@@ -614,7 +638,7 @@ class Console:
         """The object of a download link, sent from its file in chunks as an attachment (never
         shown in the console's origin), by a GetObject run now for the session's principal."""
         wanted = self.downloads.pop(token, None)
-        session = self._session(request)
+        session = await self._session(request)
         if wanted is None or wanted.expires < self._clock() or session is None:
             return _error(403, "AccessDenied", "This download link is not valid (any more).")
         if not hmac.compare_digest(wanted.session.encode(), (self._token(request) or "").encode()):

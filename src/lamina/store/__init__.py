@@ -7,6 +7,7 @@ docs/architecture.md ("The store interface").
 
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled
 from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
+from lamina.store.console_sessions import ConsoleSession, ConsoleSessionStore
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
@@ -17,6 +18,7 @@ from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
 from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
 from lamina.store.layers import LayerStore
+from lamina.store.nodes import NodeConflict, NodeStore
 from lamina.store.provisioned import ProvisionedConfig, ProvisionedStore
 from lamina.store.references import blob_referenced
 from lamina.store.s3 import BucketDeletion, S3Store
@@ -30,6 +32,8 @@ __all__ = [
     "BucketDeletion",
     "CodeSigningStore",
     "ConcurrencyStore",
+    "ConsoleSession",
+    "ConsoleSessionStore",
     "Database",
     "DatabaseError",
     "Ec2Store",
@@ -43,6 +47,8 @@ __all__ = [
     "HyperplaneStore",
     "IamStore",
     "LayerStore",
+    "NodeConflict",
+    "NodeStore",
     "ProvisionedConfig",
     "ProvisionedStore",
     "QueuedEvent",
