@@ -214,7 +214,7 @@ class Cluster:
         try:
             writer.write(head.encode("latin-1") + body)
             await writer.drain()
-            answer = await asyncio.wait_for(reader.read(MAX_ANSWER + 65536), timeout=timeout_s + 30.0)
+            answer = await asyncio.wait_for(_read_all(reader), timeout=timeout_s + 30.0)
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             raise self._lost(node, str(exc)) from exc
         finally:
@@ -255,6 +255,19 @@ class Cluster:
             return ForwardedInvoke.decode(body)
         except ValueError as exc:
             raise N.NodeError(f"malformed invocation: {exc}") from exc
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """The whole response (the connection closes after it), up to :data:`MAX_ANSWER` and a head."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_ANSWER + 65536:
+        chunk = await reader.read(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _parse_response(data: bytes) -> tuple[int, bytes]:
