@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from urllib.parse import urlsplit
 from lamina.domain import nodes as N
 from lamina.domain.nodes import ClusterView, ForwardedInvoke, ForwardedResult, NodeRecord, NodeState, WarmKey
 from lamina.errors import AwsError, TooManyRequestsException
-from lamina.store.nodes import NodeStore
+from lamina.store.nodes import NodeConflict, NodeStore
 
 if TYPE_CHECKING:
     from lamina.runtime.environment import Target
@@ -99,7 +101,7 @@ class Cluster:
 
     async def start(self) -> None:
         """Register (NodeConflict when another live process holds the name) and start heartbeating."""
-        record = await self._off_loop(
+        register = functools.partial(
             self.store.register,
             self.name,
             self.url,
@@ -108,6 +110,15 @@ class Cluster:
             self.max_environments,
             self.interval_s,
         )
+        try:
+            record = await self._off_loop(register)
+        except NodeConflict as exc:
+            # Heartbeats not yet run out: a process killed and started again at once, or another
+            # process that really is this node. Whatever listens at its URL tells which.
+            if await self._off_loop(_listening, exc.url):
+                raise
+            log.info("node %s: the previous process of this name is gone (nothing at %s)", self.name, exc.url)
+            record = await self._off_loop(functools.partial(register, take_over=True))
         self.view = ClusterView(self.name, (record,))
         self.events.node = self.name
         self.events.lease_s = self.lease_s
@@ -255,6 +266,17 @@ class Cluster:
             return ForwardedInvoke.decode(body)
         except ValueError as exc:
             raise N.NodeError(f"malformed invocation: {exc}") from exc
+
+
+def _listening(url: str) -> bool:
+    """Whether anything accepts connections at ``url``'s host and port (blocks up to 2 s)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "", port), timeout=2.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 async def _read_all(reader: asyncio.StreamReader) -> bytes:

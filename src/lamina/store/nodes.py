@@ -12,7 +12,11 @@ _COLUMNS = "name, url, instance, started, heartbeat, state, busy, max_environmen
 
 
 class NodeConflict(NodeError):
-    """Another live process holds the node name."""
+    """Another live process holds the node name (``url``: where it said it is)."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 def _record(row: tuple[object, ...]) -> NodeRecord:
@@ -41,19 +45,29 @@ class NodeStore:
         self.db = db
 
     def register(
-        self, name: str, url: str, instance: str, now: float, max_environments: int, interval_s: float
+        self,
+        name: str,
+        url: str,
+        instance: str,
+        now: float,
+        max_environments: int,
+        interval_s: float,
+        *,
+        take_over: bool = False,
     ) -> NodeRecord:
         """Start node ``name`` (active, idle); NodeConflict when another process under that name
-        is live. What a previous process of the name left (warm environments, event claims) is
-        dropped: that process is gone."""
+        is live, unless ``take_over`` (the caller found that process gone before its heartbeats
+        ran out: killed and restarted at once). What a previous process of the name left (warm
+        environments, event claims) is dropped: that process is gone."""
         with self.db.write() as c:
             row = c.execute(f"SELECT {_COLUMNS} FROM nodes WHERE name=?", (name,)).fetchone()
-            if row is not None:
+            if row is not None and not take_over:
                 old = _record(row)
                 if old.instance != instance and old.live(now, interval_s):
                     raise NodeConflict(
                         f"node {name} is live at {old.url} (last heartbeat {now - old.heartbeat:.1f} s ago): "
-                        "give this node another --node-name"
+                        "give this node another --node-name",
+                        old.url,
                     )
             c.execute(
                 f"INSERT INTO nodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (name) DO UPDATE SET"
