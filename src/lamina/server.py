@@ -68,6 +68,7 @@ from lamina.store import (
     BlobStore,
     CodeSigningStore,
     ConcurrencyStore,
+    ConsoleDownloadStore,
     ConsoleSessionStore,
     Database,
     Ec2Store,
@@ -370,6 +371,7 @@ def build(
         log_groups,
         io,
         sessions=ConsoleSessionStore(db),
+        downloads=ConsoleDownloadStore(db),
         layer_checker=None
         if zip_checker is None
         else lambda sha, runtimes, archs: zip_checker(blobs.path(sha), runtimes, archs),

@@ -249,6 +249,24 @@ def test_console_session_made_on_a_works_on_b(pair: Pair) -> None:
     cookie = set_cookie.split(";")[0]
     status, who, _ = post(pair.b, "whoami", {}, cookie)
     assert status == 200 and who["account"] == "000000000000"
+    # A one-use download link asked for on A is fetched through B, once.
+    bucket = f"nodes-{uuid.uuid4().hex[:8]}"
+    s3 = client(pair.a, "s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k.txt", Body=b"shared bytes")
+    status, link, _ = post(pair.a, "download", {"Bucket": bucket, "Key": "k.txt"}, cookie)
+    assert status == 200
+
+    def fetch(srv: LaminaServer) -> tuple[int, bytes]:
+        req = urllib.request.Request(f"{srv.url}{link['url']}", headers={"Cookie": cookie})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, b""
+
+    assert fetch(pair.b) == (200, b"shared bytes")
+    assert fetch(pair.a)[0] == 403  # used
     # The database holds only the token's digest.
     token = cookie.split("=", 1)[1]
     assert not sql(pair, "SELECT 1 FROM console_sessions WHERE token_hash=?", (token,))

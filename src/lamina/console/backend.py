@@ -35,7 +35,12 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.services.base import AuthorizationRequest, FileSlice, Principal
-from lamina.store.console_sessions import ConsoleSession, ConsoleSessionStore
+from lamina.store.console_sessions import (
+    ConsoleDownload,
+    ConsoleDownloadStore,
+    ConsoleSession,
+    ConsoleSessionStore,
+)
 from lamina.store.logs import DAY_MS, LogGroupStore, Scope
 
 log = logging.getLogger(__name__)
@@ -91,17 +96,6 @@ SECURITY_HEADERS = (
 @dataclass(frozen=True)
 class Session:
     principal: Principal
-    expires: float
-
-
-@dataclass(frozen=True)
-class Download:
-    """One object a session may fetch once by its link (the GET runs GetObject afresh)."""
-
-    session: str
-    region: str
-    bucket: str
-    key: str
     expires: float
 
 
@@ -224,18 +218,19 @@ class Console:
         executor: Executor,
         *,
         sessions: ConsoleSessionStore,
+        downloads: ConsoleDownloadStore,
         clock: Callable[[], float] = time.time,
         layer_checker: LayerChecker | None = None,
     ) -> None:
-        """``sessions``: where signed-in sessions live (the database: any node that shares it
-        serves a session another node made)."""
+        """``sessions``, ``downloads``: where signed-in sessions and one-use download links live
+        (the database: any node that shares it serves a session or a link another node made)."""
         self._pipeline = pipeline
         self._layer_checker = layer_checker
         self._logs = logs
         self._executor = executor
         self._clock = clock
         self.sessions = sessions
-        self.downloads: dict[str, Download] = {}
+        self.downloads = downloads
         # Failed sign-ins back off per client address (one guesser, many keys) and per access key
         # (many addresses, one key); either one locked out refuses the attempt.
         self.by_address = FailureBackoff()
@@ -625,23 +620,29 @@ class Console:
         if isinstance(head, Response):
             return head
         now = self._clock()
-        for t, d in list(self.downloads.items()):
-            if d.expires < now:
-                del self.downloads[t]
-        while len(self.downloads) >= MAX_DOWNLOADS:
-            self.downloads.pop(next(iter(self.downloads)))
         token = secrets.token_urlsafe(32)
-        self.downloads[token] = Download(self._token(request) or "", region, bucket, key, now + DOWNLOAD_S)
+        # Past MAX_DOWNLOADS links the oldest is dropped.
+        link = ConsoleDownload(_digest(self._token(request) or ""), region, bucket, key, now + DOWNLOAD_S)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(self.downloads.create, _digest(token), link, now, total=MAX_DOWNLOADS),
+        )
         return _json(200, {"url": DOWNLOAD_PATH + token, "ContentLength": head.get("ContentLength")})
 
     async def _download(self, request: Request, token: str) -> Response:
         """The object of a download link, sent from its file in chunks as an attachment (never
         shown in the console's origin), by a GetObject run now for the session's principal."""
-        wanted = self.downloads.pop(token, None)
         session = await self._session(request)
-        if wanted is None or wanted.expires < self._clock() or session is None:
+        if session is None:  # (checked first: no write for a request without a session)
             return _error(403, "AccessDenied", "This download link is not valid (any more).")
-        if not hmac.compare_digest(wanted.session.encode(), (self._token(request) or "").encode()):
+        wanted = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.downloads.take, _digest(token)
+        )
+        if wanted is None or wanted.expires < self._clock():
+            return _error(403, "AccessDenied", "This download link is not valid (any more).")
+        if not hmac.compare_digest(
+            wanted.session_hash.encode(), _digest(self._token(request) or "").encode()
+        ):
             return _error(403, "AccessDenied", "This download link is not valid (any more).")
         params = {"Bucket": wanted.bucket, "Key": wanted.key}
         output = await self._s3(request, session, "GetObject", params, wanted.region)

@@ -7,7 +7,12 @@ docs/architecture.md ("The store interface").
 
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled
 from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
-from lamina.store.console_sessions import ConsoleSession, ConsoleSessionStore
+from lamina.store.console_sessions import (
+    ConsoleDownload,
+    ConsoleDownloadStore,
+    ConsoleSession,
+    ConsoleSessionStore,
+)
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
@@ -32,6 +37,8 @@ __all__ = [
     "BucketDeletion",
     "CodeSigningStore",
     "ConcurrencyStore",
+    "ConsoleDownload",
+    "ConsoleDownloadStore",
     "ConsoleSession",
     "ConsoleSessionStore",
     "Database",

@@ -1,6 +1,6 @@
-"""The console's signed-in sessions, in the database so that any node serves a session another
-node made. Only a SHA-256 digest of each session's token is stored: whoever reads the database
-cannot sign in with it."""
+"""The console's signed-in sessions and one-use download links, in the database so that any node
+serves a session (or a link) another node made. Only SHA-256 digests of their tokens are stored:
+whoever reads the database cannot present them."""
 
 from __future__ import annotations
 
@@ -83,3 +83,57 @@ class ConsoleSessionStore:
     def delete(self, token_hash: str) -> None:
         with self.db.write() as c:
             c.execute("DELETE FROM console_sessions WHERE token_hash=?", (token_hash,))
+
+
+@dataclass(frozen=True)
+class ConsoleDownload:
+    """A one-use link to one object, for the session (by its token's digest) that asked for it."""
+
+    session_hash: str
+    region: str
+    bucket: str
+    key: str
+    expires: float
+
+
+class ConsoleDownloadStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, token_hash: str, download: ConsoleDownload, now: float, *, total: int) -> None:
+        """Store a link; ended ones are dropped, and past ``total`` the oldest."""
+        with self.db.write() as c:
+            c.execute("DELETE FROM console_downloads WHERE expires < ?", (now,))
+            count = int(c.execute("SELECT COUNT(*) FROM console_downloads").fetchone()[0])
+            if count >= total:
+                for (old,) in c.execute(
+                    "SELECT token_hash FROM console_downloads ORDER BY created, token_hash LIMIT ?",
+                    (count - total + 1,),
+                ).fetchall():
+                    c.execute("DELETE FROM console_downloads WHERE token_hash=?", (old,))
+            c.execute(
+                "INSERT INTO console_downloads (token_hash, session_hash, region, bucket, object_key, expires,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    token_hash,
+                    download.session_hash,
+                    download.region,
+                    download.bucket,
+                    download.key,
+                    download.expires,
+                    now,
+                ),
+            )
+
+    def take(self, token_hash: str) -> ConsoleDownload | None:
+        """The link, used up (whichever node asks first gets it; ended or not: the caller checks)."""
+        with self.db.write() as c:
+            row = c.execute(
+                "SELECT session_hash, region, bucket, object_key, expires FROM console_downloads WHERE token_hash=?",
+                (token_hash,),
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM console_downloads WHERE token_hash=?", (token_hash,))
+        session_hash, region, bucket, key, expires = row
+        return ConsoleDownload(str(session_hash), str(region), str(bucket), str(key), float(expires))

@@ -421,6 +421,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX console_sessions_key ON console_sessions (access_key_id, created);
     CREATE INDEX console_sessions_expires ON console_sessions (expires);
+    CREATE TABLE console_downloads (
+        token_hash TEXT PRIMARY KEY, session_hash TEXT NOT NULL, region TEXT NOT NULL, bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL, expires REAL NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX console_downloads_expires ON console_downloads (expires);
     ALTER TABLE event_invocations ADD COLUMN claimed_by TEXT;
     ALTER TABLE event_invocations ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
     """,

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from lamina.domain.nodes import NodeError, NodeState
-from lamina.store import ConsoleSession, ConsoleSessionStore, Database, EventStore, NodeConflict, NodeStore
+from lamina.store import (
+    ConsoleDownload,
+    ConsoleDownloadStore,
+    ConsoleSession,
+    ConsoleSessionStore,
+    Database,
+    EventStore,
+    NodeConflict,
+    NodeStore,
+)
 
 INTERVAL = 1.0  # heartbeat interval
 
@@ -114,3 +123,17 @@ def test_console_sessions(dbs: tuple[Database, Database]) -> None:
     a.create("o1", other, 120.0, per_key=3, total=2)
     assert a.get("h1", 121.0) is None  # the oldest of all past the total
     assert a.get("o1", 121.0) == other
+
+
+def test_console_download_links_are_one_use_across_nodes(dbs: tuple[Database, Database]) -> None:
+    a, b = ConsoleDownloadStore(dbs[0]), ConsoleDownloadStore(dbs[1])
+    link = ConsoleDownload("session-digest", "us-east-1", "bucket", "a/key", 160.0)
+    a.create("t1", link, 100.0, total=2)
+    assert b.take("t1") == link
+    assert a.take("t1") is None  # used
+    for i in range(3):
+        a.create(f"u{i}", link, 100.0 + i, total=2)
+    assert b.take("u0") is None  # the oldest past the total
+    assert b.take("u2") == link
+    a.create("v", link, 200.0, total=10)  # ended links are dropped
+    assert b.take("u1") is None
