@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import json
@@ -91,9 +92,10 @@ class ClusterView:
     nodes: tuple[NodeRecord, ...] = ()
     warm: Mapping[WarmKey, tuple[str, ...]] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def alone(self) -> bool:
-        """No other live node: every invocation runs here, with no look at anything else."""
+        """No other live node: every invocation runs here, with no look at anything else
+        (computed once per view: the invoke path asks)."""
         return all(n.name == self.me for n in self.nodes)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import secrets
@@ -88,6 +89,10 @@ class Cluster:
         self._task: asyncio.Task[None] | None = None
         self._advertised: dict[WarmKey, int] | None = None
         self._nonces: dict[str, float] = {}
+        self._pruned = 0.0
+        # Invocations this node is forwarding now, by node: added to that node's load as the
+        # last heartbeat gave it, so that a burst is not all sent to the node that was idle then.
+        self._forwarding: dict[str, int] = {}
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -183,6 +188,11 @@ class Cluster:
         key = (ref.account, ref.region, ref.name, version, revision)
         load = self.pool.busy / self.max_environments if self.max_environments else 1.0
         view = self.view
+        if self._forwarding:
+            nodes = tuple(
+                dataclasses.replace(n, busy=n.busy + self._forwarding.get(n.name, 0)) for n in view.nodes
+            )
+            view = ClusterView(self.name, nodes, view.warm)
         if self.state is not NodeState.ACTIVE:
             # Draining (or removed): what this node gets goes elsewhere when another node can run
             # it (and runs here when none can).
@@ -196,6 +206,17 @@ class Cluster:
         """Run ``call`` on ``node``. NotStarted: it could not be reached (nothing ran; run it
         here); NodeLost: it stopped answering after it had the invocation;
         TooManyRequestsException: it had no room."""
+        self._forwarding[node.name] = self._forwarding.get(node.name, 0) + 1
+        try:
+            return await self._forward(node, call, timeout_s)
+        finally:
+            left = self._forwarding[node.name] - 1
+            if left:
+                self._forwarding[node.name] = left
+            else:
+                del self._forwarding[node.name]
+
+    async def _forward(self, node: NodeRecord, call: ForwardedInvoke, timeout_s: float) -> ForwardedResult:
         body = call.encode()
         path = FORWARD_PATH
         signature = N.sign(
@@ -254,8 +275,9 @@ class Cluster:
         """The invocation of a request another node signed for this one; NodeError says why not
         (forged, for another node, too old, replayed, malformed). On the loop, no I/O."""
         now = self.clock()
-        if len(self._nonces) > MAX_NONCES // 2:
+        if now - self._pruned > N.FORWARD_WINDOW_S:
             self._nonces = {n: t for n, t in self._nonces.items() if t > now}
+            self._pruned = now
         if len(self._nonces) >= MAX_NONCES:
             raise N.NodeError("too many requests in the replay window")
         nonce = N.verify(
