@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from lamina.domain import nodes as N
 from lamina.domain.nodes import ClusterView, ForwardedInvoke, ForwardedResult, NodeRecord, NodeState, WarmKey
-from lamina.errors import AwsError, TooManyRequestsException
+from lamina.errors import ServiceException, TooManyRequestsException
 from lamina.store.nodes import NodeConflict, NodeStore
 
 if TYPE_CHECKING:
@@ -42,13 +42,10 @@ MAX_NONCES: Final = 200_000
 MAX_ANSWER: Final = 16 * 1024 * 1024  # a 6 MB payload and a 4 KB log tail, base64 in JSON
 
 
-class NodeLost(AwsError):
+class NodeLost(ServiceException):
     """The node running a forwarded invocation stopped answering (it died or was cut off): the
-    invocation's outcome is unknown, as when Lambda loses a worker (AWS's ServiceException)."""
-
-    code = "ServiceException"
-    status = 500
-    sender_fault = False
+    invocation's outcome is unknown, as when Lambda loses a worker. Answered exactly as any
+    internal failure is (the pipeline's 500 ``ServiceException``, its message)."""
 
 
 class NotStarted(Exception):
