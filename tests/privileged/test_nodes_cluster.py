@@ -387,7 +387,9 @@ def test_a_node_killed_mid_forward_fails_the_call_and_the_other_serves_on(pair: 
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 500
     # As any internal failure answers (api/pipeline.py): the message leaks nothing of the nodes.
     assert error.response["Error"]["Message"] == "An internal error occurred in lamina."
-    assert error.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"].startswith("ServiceException")
+    assert error.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"].startswith(
+        "ServiceException"
+    )
     # Dead: after three missed heartbeats, listed so, and B serves on (cold, on B).
     wait_for("a to be dead", lambda: not nodes(pair)["a"]["live"])
     r, body = invoke(pair.b, name)

@@ -428,5 +428,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX console_downloads_expires ON console_downloads (expires);
     ALTER TABLE event_invocations ADD COLUMN claimed_by TEXT;
     ALTER TABLE event_invocations ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE INDEX event_invocations_claimed ON event_invocations (claimed_by);
     """,
 )
