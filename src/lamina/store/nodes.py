@@ -173,8 +173,9 @@ class NodeStore:
         return found
 
     def remove(self, name: str, now: float, interval_s: float) -> None:
-        """Forget a node; refused (NodeError) while it is live and not draining. Its event claims
-        are freed for the other nodes."""
+        """Forget a node; refused (NodeError) while it is live and not draining, or live and still
+        running Event invocations it claimed (they would run again elsewhere). Its event claims (a
+        dead node's) are freed for the other nodes."""
         with self.db.write() as c:
             row = c.execute(f"SELECT {_COLUMNS} FROM nodes WHERE name=?", (name,)).fetchone()
             if row is None:
@@ -184,6 +185,16 @@ class NodeStore:
                 raise NodeError(
                     f"node {name} is live and not draining: drain it first (lamina node drain {name})"
                 )
+            if node.live(now, interval_s):
+                running = c.execute(
+                    "SELECT COUNT(*) FROM event_invocations WHERE claimed_by=? AND lease_until >= ?",
+                    (name, now),
+                ).fetchone()[0]
+                if running:
+                    raise NodeError(
+                        f"node {name} is draining but still runs {running} Event invocation(s): remove it once "
+                        "they have finished (or it has stopped)"
+                    )
             c.execute("DELETE FROM nodes WHERE name=?", (name,))
             c.execute("DELETE FROM node_warm WHERE node=?", (name,))
             _release_claims(c, name)

@@ -60,6 +60,12 @@ def test_drain_remove_and_leave(dbs: tuple[Database, Database]) -> None:
     with pytest.raises(NodeError, match="drain it first"):
         store.remove("a", 100.5, INTERVAL)
     assert store.set_state("a", NodeState.DRAINING).state is NodeState.DRAINING
+    events = EventStore(dbs[0])
+    events.enqueue("e1", "000000000000", "us-east-1", "f", "$LATEST", b"{}", 100.0)
+    assert events.next_due(now=100.0, claim_by="a", lease_until=103.0) is not None
+    with pytest.raises(NodeError, match="still runs 1 Event"):
+        store.remove("a", 100.5, INTERVAL)
+    events.delete("e1")
     with pytest.raises(NodeError, match="no node"):
         store.set_state("zz", NodeState.DRAINING)
     store.remove("a", 100.5, INTERVAL)
