@@ -329,6 +329,7 @@ def build(
         secret=bytes.fromhex(secret),
         interval_s=settings.heartbeat_interval_s,
         max_environments=settings.max_environments,
+        iam=iam_store,
         executor=io,
     )
     platform.cluster = cluster

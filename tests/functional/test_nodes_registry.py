@@ -170,3 +170,34 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(req, timeout=30)
     assert caught.value.code == 403
+
+
+def test_an_iam_change_through_one_node_applies_on_the_other(
+    servers: tuple[LaminaServer, LaminaServer, Path],
+) -> None:
+    from botocore.exceptions import ClientError
+    from lamina_server import client
+
+    a, b, _ = servers
+    iam = client(a, "iam")
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    allow = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="allow", PolicyDocument=json.dumps(allow))
+    on_b = client(b, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    on_b.list_functions()  # allowed, and what B derived from IAM is cached there
+    deny = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "lambda:*", "Resource": "*"}]}
+    iam.put_user_policy(UserName=user, PolicyName="deny", PolicyDocument=json.dumps(deny))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            on_b.list_functions()
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "AccessDeniedException"
+            break
+        assert time.monotonic() < deadline, "B still allows what A's change denies"
+        time.sleep(0.1)

@@ -68,6 +68,9 @@ class NodeRecord:
     state: NodeState
     busy: int
     max_environments: int
+    # How many IAM writes the node's process has made (its clients' changes): a node that sees
+    # another's number move forgets what it derived from IAM (its authorization caches).
+    iam_writes: int = 0
 
     def live(self, now: float, interval_s: float) -> bool:
         """Whether it has heartbeated within the last :data:`MISSED_HEARTBEATS` intervals."""

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from lamina.domain import nodes as N
 from lamina.domain.nodes import ClusterView, ForwardedInvoke, ForwardedResult, NodeRecord, NodeState, WarmKey
 from lamina.errors import ServiceException, TooManyRequestsException
+from lamina.store.iam import IamStore
 from lamina.store.nodes import NodeConflict, NodeStore
 
 if TYPE_CHECKING:
@@ -66,10 +67,13 @@ class Cluster:
         secret: bytes,
         interval_s: float,
         max_environments: int,
+        iam: IamStore | None = None,
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``iam``: its authorization caches are dropped when another node changed IAM."""
         self.store = store
+        self.iam = iam
         self.pool = pool
         self.events = events
         self.name = N.check_name(name)
@@ -90,6 +94,10 @@ class Cluster:
         # Invocations this node is forwarding now, by node: added to that node's load as the
         # last heartbeat gave it, so that a burst is not all sent to the node that was idle then.
         self._forwarding: dict[str, int] = {}
+        # IAM: invalidations this node made for the others' writes (its own writes are the rest of
+        # the store's generation), and the others' write counts last seen, by (name, instance).
+        self._invalidations = 0
+        self._iam_seen: dict[tuple[str, str], int] = {}
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -155,8 +163,16 @@ class Cluster:
         }
         changed = None if warm == self._advertised else warm
         now = self.clock()
+        iam_writes = 0 if self.iam is None else self.iam.generation - self._invalidations
         mine = await self._off_loop(
-            self.store.heartbeat, self.name, self.instance, now, self.pool.busy, changed, now + self.lease_s
+            self.store.heartbeat,
+            self.name,
+            self.instance,
+            now,
+            self.pool.busy,
+            changed,
+            now + self.lease_s,
+            iam_writes,
         )
         if mine is None:
             self.removed = True
@@ -169,8 +185,20 @@ class Cluster:
             return
         self._advertised = warm
         self.view = await self._off_loop(self.store.view, self.name, self.clock(), self.interval_s)
+        self._follow_iam(self.view)
         self.state = mine.state
         self.events.paused = mine.state is NodeState.DRAINING
+
+    def _follow_iam(self, view: ClusterView) -> None:
+        """Another node's IAM writes moved since the last heartbeat: what this node derived from
+        IAM (its authorizer's caches) is dropped, so a change made through any node applies on
+        every node within about two heartbeat intervals."""
+        seen = {(n.name, n.instance): n.iam_writes for n in view.nodes if n.name != self.name}
+        moved = any(self._iam_seen.get(key) != writes for key, writes in seen.items())
+        self._iam_seen = seen
+        if moved and self.iam is not None:
+            self._invalidations += 1
+            self.iam.invalidate()
 
     # -- routing ---------------------------------------------------------------------------------
 

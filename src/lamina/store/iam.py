@@ -91,6 +91,11 @@ class IamStore:
         with self._lock:
             self._generation += 1
 
+    def invalidate(self) -> None:
+        """Another process sharing the database changed IAM (services/cluster.py): what readers
+        derived from the store is stale."""
+        self._bump()
+
     # -- roles ------------------------------------------------------------------------------
 
     def get_role(self, account: str, name: str) -> Role | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from lamina.domain.nodes import ClusterView, NodeError, NodeRecord, NodeState, WarmKey
 from lamina.store.db import Connection, Database
 
-_COLUMNS = "name, url, instance, started, heartbeat, state, busy, max_environments"
+_COLUMNS = "name, url, instance, started, heartbeat, state, busy, max_environments, iam_writes"
 
 
 class NodeConflict(NodeError):
@@ -20,7 +20,7 @@ class NodeConflict(NodeError):
 
 
 def _record(row: tuple[object, ...]) -> NodeRecord:
-    name, url, instance, started, heartbeat, state, busy, max_environments = row
+    name, url, instance, started, heartbeat, state, busy, max_environments, iam_writes = row
     return NodeRecord(
         str(name),
         str(url),
@@ -30,6 +30,7 @@ def _record(row: tuple[object, ...]) -> NodeRecord:
         NodeState(str(state)),
         int(str(busy)),
         int(str(max_environments)),
+        int(str(iam_writes)),
     )
 
 
@@ -70,10 +71,10 @@ class NodeStore:
                         old.url,
                     )
             c.execute(
-                f"INSERT INTO nodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?) ON CONFLICT (name) DO UPDATE SET"
+                f"INSERT INTO nodes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0) ON CONFLICT (name) DO UPDATE SET"
                 " url=excluded.url, instance=excluded.instance, started=excluded.started,"
                 " heartbeat=excluded.heartbeat, state=excluded.state, busy=0,"
-                " max_environments=excluded.max_environments",
+                " max_environments=excluded.max_environments, iam_writes=0",
                 (name, url, instance, now, now, NodeState.ACTIVE.value, max_environments),
             )
             c.execute("DELETE FROM node_warm WHERE node=?", (name,))
@@ -88,17 +89,22 @@ class NodeStore:
         busy: int,
         warm: Mapping[WarmKey, int] | None,
         lease_until: float,
+        iam_writes: int = 0,
     ) -> NodeRecord | None:
         """Record that the node is alive with ``busy`` environments in use, its idle ``warm``
         environments (None: unchanged since the last heartbeat) and extend its event claims'
-        leases to ``lease_until``. None: the node was removed (or another process took its name)."""
+        leases to ``lease_until``; ``iam_writes``: the IAM writes its process has made. None: the
+        node was removed (or another process took its name)."""
         with self.db.write() as c:
             row = c.execute(
                 f"SELECT {_COLUMNS} FROM nodes WHERE name=? AND instance=?", (name, instance)
             ).fetchone()
             if row is None:
                 return None
-            c.execute("UPDATE nodes SET heartbeat=?, busy=? WHERE name=?", (now, busy, name))
+            c.execute(
+                "UPDATE nodes SET heartbeat=?, busy=?, iam_writes=? WHERE name=?",
+                (now, busy, iam_writes, name),
+            )
             if warm is not None:
                 c.execute("DELETE FROM node_warm WHERE node=?", (name,))
                 for (account, region, fn, version, revision), idle in warm.items():
@@ -119,6 +125,7 @@ class NodeStore:
             record.state,
             busy,
             record.max_environments,
+            iam_writes,
         )
 
     def leave(self, name: str, instance: str) -> None:

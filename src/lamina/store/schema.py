@@ -408,7 +408,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE nodes (
         name TEXT PRIMARY KEY, url TEXT NOT NULL, instance TEXT NOT NULL, started REAL NOT NULL,
         heartbeat REAL NOT NULL, state TEXT NOT NULL, busy INTEGER NOT NULL DEFAULT 0,
-        max_environments INTEGER NOT NULL DEFAULT 0
+        max_environments INTEGER NOT NULL DEFAULT 0, iam_writes INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE node_warm (
         node TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
