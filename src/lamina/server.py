@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -332,7 +333,6 @@ def build(
         iam=iam_store,
         executor=io,
     )
-    platform.cluster = cluster
     platform.hyperplane = Hyperplane(
         platform, HyperplaneStore(db), release_delay_s=settings.eni_release_delay_s
     )
@@ -345,6 +345,10 @@ def build(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
     )
+    # Reservations other nodes set reach this node's limits at its heartbeats.
+    limits, reservations = platform.limits, platform.reservations
+    cluster.followers = (lambda: functools.partial(limits.follow, reservations.all_reserved()),)
+    platform.cluster = cluster
     platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
     # Code and layer content from S3 objects are read through S3's access checks (the same blobs).
     s3_store = S3Store(db)

@@ -437,3 +437,27 @@ def test_a_dead_nodes_claimed_event_runs_elsewhere(pair: Pair) -> None:
     )
     pair.restart_a()
     assert set(nodes(pair)) == {"a", "b"}
+
+
+def test_a_reservation_set_through_a_applies_on_b(pair: Pair) -> None:
+    name = create(pair.b)
+    assert invoke(pair.b, name)[0]["StatusCode"] == 200
+    lam(pair.a).put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            invoke(pair.b, name)
+        except Exception as exc:  # botocore's TooManyRequestsException
+            assert exc.response["Error"]["Code"] == "TooManyRequestsException"  # type: ignore[attr-defined]
+            break
+        assert time.monotonic() < deadline, "B still runs a function A reserved 0 for"
+        time.sleep(0.2)
+    lam(pair.a).delete_function_concurrency(FunctionName=name)
+    wait_for("B to run it again", lambda: _runs(pair.b, name))
+
+
+def _runs(srv: LaminaServer, name: str) -> bool:
+    try:
+        return invoke(srv, name)[0]["StatusCode"] == 200
+    except Exception:
+        return False

@@ -18,7 +18,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -68,12 +68,17 @@ class Cluster:
         interval_s: float,
         max_environments: int,
         iam: IamStore | None = None,
+        followers: Sequence[Callable[[], Callable[[], None]]] = (),
         executor: Executor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``iam``: its authorization caches are dropped when another node changed IAM."""
+        """``iam``: its authorization caches are dropped when another node changed IAM;
+        ``followers``: at each heartbeat while other nodes are live, each is called off the loop
+        (it reads what other nodes may have changed) and what it returns on the loop (it applies
+        that to this node's in-memory mirrors)."""
         self.store = store
         self.iam = iam
+        self.followers = tuple(followers)
         self.pool = pool
         self.events = events
         self.name = N.check_name(name)
@@ -186,6 +191,10 @@ class Cluster:
         self._advertised = warm
         self.view = await self._off_loop(self.store.view, self.name, self.clock(), self.interval_s)
         self._follow_iam(self.view)
+        if not self.view.alone:
+            for follower in self.followers:
+                apply = await self._off_loop(follower)
+                apply()
         self.state = mine.state
         self.events.paused = mine.state is NodeState.DRAINING
 
