@@ -158,6 +158,18 @@ def advertised(pair: Pair, node: str, name: str) -> bool:
     return bool(sql(pair, "SELECT idle FROM node_warm WHERE node=? AND name=? AND idle > 0", (node, name)))
 
 
+def wait_view(pair: Pair, node: str) -> None:
+    """Until ``node`` has read the registry after now: a heartbeat writes the node's time, then
+    reads the view, so the second heartbeat written after now follows a view read after now."""
+    start = time.time()
+
+    def beats() -> list[float]:
+        return [float(r[0]) for r in sql(pair, "SELECT heartbeat FROM nodes WHERE name=?", (node,))]
+
+    first = wait_for(f"{node} to heartbeat", lambda: [t for t in beats() if t > start])[0]
+    wait_for(f"{node} to heartbeat again", lambda: [t for t in beats() if t > first])
+
+
 def node_cli(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -213,13 +225,13 @@ def test_invoke_through_b_runs_in_as_warm_environment(pair: Pair) -> None:
     r, body = invoke(pair.a, name)
     env_a = json.loads(body)["env"]
     wait_for("a to advertise its idle environment", lambda: advertised(pair, "a", name))
-    wait_for("b to read the view", lambda: time.sleep(2 * INTERVAL) or True)
+    wait_view(pair, "b")
     r_b, body_b = invoke(pair.b, name)
     assert json.loads(body_b)["env"] == env_a
     # Byte-identical answers: the same headers as a local invoke, with the log tail and an error.
     local, local_body = invoke(pair.a, name, {"fail": True}, LogType="Tail")
     wait_for("a to advertise again", lambda: advertised(pair, "a", name))
-    time.sleep(2 * INTERVAL)
+    wait_view(pair, "b")
     remote, remote_body = invoke(pair.b, name, {"fail": True}, LogType="Tail")
     assert remote_body == local_body.replace(
         local["ResponseMetadata"]["RequestId"].encode(), remote["ResponseMetadata"]["RequestId"].encode()
@@ -351,7 +363,7 @@ def test_drain_sends_invocations_elsewhere_and_remove_refuses_a_live_node(pair: 
     out = node_cli(pair, "remove", "b")
     assert out.returncode == 1 and "drain it first" in out.stderr
     assert node_cli(pair, "drain", "b").returncode == 0
-    wait_for("b to see itself draining", lambda: time.sleep(3 * INTERVAL) or True)
+    wait_view(pair, "b")
     assert nodes(pair)["b"]["state"] == "draining"
     name = create(pair.a)
     # Cold everywhere: B, draining, sends it to A, whose warm environment A's own invoke then finds.
@@ -359,7 +371,7 @@ def test_drain_sends_invocations_elsewhere_and_remove_refuses_a_live_node(pair: 
     env_a = json.loads(invoke(pair.a, name)[1])["env"]
     assert env_a == env_b
     assert node_cli(pair, "undrain", "b").returncode == 0
-    time.sleep(3 * INTERVAL)
+    wait_view(pair, "b")
     assert nodes(pair)["b"]["state"] == "active"
 
 
@@ -367,7 +379,7 @@ def test_a_node_killed_mid_forward_fails_the_call_and_the_other_serves_on(pair: 
     name = create(pair.a)
     invoke(pair.a, name)
     wait_for("a to advertise its idle environment", lambda: advertised(pair, "a", name))
-    time.sleep(2 * INTERVAL)
+    wait_view(pair, "b")
     result: dict[str, Any] = {}
 
     def slow() -> None:
@@ -378,7 +390,8 @@ def test_a_node_killed_mid_forward_fails_the_call_and_the_other_serves_on(pair: 
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(3)  # the forwarded invocation is running on A
+    # The forwarded invocation is running on A: its heartbeat says an environment is busy.
+    wait_for("a busy environment on a", lambda: sql(pair, "SELECT busy FROM nodes WHERE name='a'")[0][0] > 0)
     pair.a.kill()
     thread.join(60)
     error = result.get("error")
@@ -411,7 +424,7 @@ def test_a_dead_nodes_claimed_event_runs_elsewhere(pair: Pair) -> None:
     name = create(pair.a)
     # Only A claims: B drained. A claims the event and dies while it runs.
     assert node_cli(pair, "drain", "b").returncode == 0
-    time.sleep(3 * INTERVAL)
+    wait_view(pair, "b")
     r = lam(pair.a).invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"sleep": 20}))
     event_id = r["ResponseMetadata"]["RequestId"]
     wait_for(
