@@ -77,7 +77,10 @@ class Cluster:
         (it reads what other nodes may have changed) and what it returns on the loop (it applies
         that to this node's in-memory mirrors)."""
         self.store = store
-        self.iam = iam
+        # On PostgreSQL the store's own change notifications tell every node of an IAM write at
+        # once (and a node's generation then counts the others' writes too, which the follow below
+        # would take for its own); on SQLite, nodes of one host, the heartbeats do.
+        self.iam = iam if getattr(store.db, "dialect", "sqlite") == "sqlite" else None
         self.followers = tuple(followers)
         self.pool = pool
         self.events = events
