@@ -187,26 +187,6 @@ class Settings:
         "SQLite file (default: lamina.db in the data directory)",
         parse_database,
     )
-    node_name: str | None = _option(
-        "--node-name",
-        "LAMINA_NODE_NAME",
-        "this node's name among the nodes sharing the database (docs/nodes.md; default: the host name)",
-        parse_node_name,
-    )
-    advertise_url: str | None = _option(
-        "--advertise-url",
-        "LAMINA_ADVERTISE_URL",
-        "the URL other nodes reach this node's API at, http(s)://HOST:PORT (default: the server's own "
-        "URL, its --host, or the host name when that is a wildcard, and --port)",
-        parse_advertise_url,
-    )
-    heartbeat_interval_s: float = _option(
-        "--heartbeat-interval",
-        "LAMINA_HEARTBEAT_INTERVAL",
-        "seconds between this node's heartbeats in the node registry; a node that misses 3 is dead",
-        _positive(float),
-        5.0,
-    )
     accounts_file: Path | None = _option(
         "--accounts",
         "LAMINA_ACCOUNTS",
@@ -242,6 +222,26 @@ class Settings:
         "most execution environments at once",
         _non_negative(int),
         32,
+    )
+    node_name: str | None = _option(
+        "--node-name",
+        "LAMINA_NODE_NAME",
+        "this node's name among the nodes sharing the database (docs/nodes.md; default: the host name)",
+        parse_node_name,
+    )
+    advertise_url: str | None = _option(
+        "--advertise-url",
+        "LAMINA_ADVERTISE_URL",
+        "the URL other nodes reach this node's API at, http(s)://HOST:PORT (default: the server's own "
+        "URL, its --host, or the host name when that is a wildcard, and --port)",
+        parse_advertise_url,
+    )
+    heartbeat_interval_s: float = _option(
+        "--heartbeat-interval",
+        "LAMINA_HEARTBEAT_INTERVAL",
+        "seconds between this node's heartbeats in the node registry; a node that misses 3 is dead",
+        _positive(float),
+        5.0,
     )
     zygotes: bool = _option(
         "--zygotes",
