@@ -91,11 +91,6 @@ class IamStore:
         with self._lock:
             self._generation += 1
 
-    def invalidate(self) -> None:
-        """Another process sharing the database changed IAM (services/cluster.py): what readers
-        derived from the store is stale."""
-        self._bump()
-
     # -- roles ------------------------------------------------------------------------------
 
     def get_role(self, account: str, name: str) -> Role | None:
@@ -678,3 +673,8 @@ class IamStore:
             ).fetchone()
         )
         return str(row[0]) if row else None
+
+    def invalidate(self) -> None:
+        """Another process sharing the database changed IAM (services/cluster.py): what readers
+        derived from the store is stale."""
+        self._bump()
