@@ -69,8 +69,6 @@ from lamina.store import (
     BlobStore,
     CodeSigningStore,
     ConcurrencyStore,
-    ConsoleDownloadStore,
-    ConsoleSessionStore,
     Database,
     Ec2Store,
     EventStore,
@@ -79,13 +77,14 @@ from lamina.store import (
     HyperplaneStore,
     IamStore,
     LayerStore,
-    NodeStore,
     ProvisionedStore,
     S3Store,
     TreeStore,
     open_data_dir,
 )
+from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
+from lamina.store.nodes import NodeStore
 from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
 

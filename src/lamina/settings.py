@@ -89,16 +89,6 @@ def parse_database(text: str) -> str:
     return text
 
 
-def parse_node_name(text: str) -> str:
-    """A node name: 1-64 letters, digits, ``.``, ``-`` or ``_``."""
-    return nodes.check_name(text)
-
-
-def parse_advertise_url(text: str) -> str:
-    """``http(s)://HOST:PORT``: where the other nodes reach this one."""
-    return nodes.check_url(text)
-
-
 def parse_switch(text: str) -> bool:
     """``on``/``off`` (also ``true``/``false``, ``yes``/``no``, ``1``/``0``)."""
     value = {
@@ -114,6 +104,16 @@ def parse_switch(text: str) -> bool:
     if text.lower() not in value:
         raise ValueError(f"expected on or off, got {text!r}")
     return value[text.lower()]
+
+
+def parse_node_name(text: str) -> str:
+    """A node name: 1-64 letters, digits, ``.``, ``-`` or ``_``."""
+    return nodes.check_name(text)
+
+
+def parse_advertise_url(text: str) -> str:
+    """``http(s)://HOST:PORT``: where the other nodes reach this one."""
+    return nodes.check_url(text)
 
 
 def parse_log_level(text: str) -> str:
