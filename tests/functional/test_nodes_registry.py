@@ -29,21 +29,25 @@ INTERVAL = 0.5
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LaminaServer, LaminaServer, Path]]:
     root = tmp_path_factory.mktemp("lamina-registry")
     a = LaminaServer(
-        root / "a" / "data", extra_args=("--node-name", "a", "--heartbeat-interval", str(INTERVAL))
-    )
-    db = root / "a" / "data" / "lamina.db"
-    (root / "b" / "data").mkdir(parents=True)
-    # Test-only until the shared blob store lands: B reads the zips A stored.
-    (root / "b" / "data" / "blobs").symlink_to(root / "a" / "data" / "blobs")
-    b = LaminaServer(
-        root / "b" / "data",
-        extra_args=("--node-name", "b", "--heartbeat-interval", str(INTERVAL), "--database", str(db)),
+        root / "a" / "data",
+        extra_args=("--node-name", "a", "--heartbeat-interval", str(INTERVAL)),
         lambda_role=False,
     )
+    b = None
     try:
+        db = root / "a" / "data" / "lamina.db"
+        (root / "b" / "data").mkdir(parents=True)
+        # Test-only until the shared blob store lands: B reads the zips A stored.
+        (root / "b" / "data" / "blobs").symlink_to(root / "a" / "data" / "blobs")
+        b = LaminaServer(
+            root / "b" / "data",
+            extra_args=("--node-name", "b", "--heartbeat-interval", str(INTERVAL), "--database", str(db)),
+            lambda_role=False,
+        )
         yield a, b, db
     finally:
-        b.stop()
+        if b is not None:
+            b.stop()
         a.stop()
 
 

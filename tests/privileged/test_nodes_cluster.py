@@ -90,8 +90,12 @@ class Pair:
         self.root = root
         self.db = root / "a" / "data" / "lamina.db"
         self.a: LaminaServer = start_a(root / "a" / "data")
-        create_lambda_role(self.a, "test", "test")
-        self.b: LaminaServer = start_b(root / "b" / "data", self.db)
+        try:
+            create_lambda_role(self.a, "test", "test")
+            self.b: LaminaServer = start_b(root / "b" / "data", self.db)
+        except BaseException:
+            self.a.stop()
+            raise
 
     def restart_a(self) -> None:
         self.a = start_a(self.root / "a" / "data")
