@@ -186,7 +186,6 @@ class Cluster:
             self.removed = True
             self.state = NodeState.DRAINING
             self.events.paused = True
-            self.view = ClusterView(self.name, self.view.nodes, self.view.warm)
             log.warning(
                 "node %s was removed from the registry: it claims nothing more; stop this process", self.name
             )
