@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +24,11 @@ import botocore.session
 
 from lamina.api.app import Downloads, LaminaApp
 from lamina.api.auth import Credentials
+from lamina.api.nodes import NodeEndpoint
 from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain import endpoints as endpoint_names
+from lamina.domain.nodes import MAX_NODE_NAME
 from lamina.domain.presign import UrlSigner
 from lamina.domain.s3 import REGIONS
 from lamina.errors import AwsError
@@ -44,6 +48,7 @@ from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
 from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services import logs as cloudwatch_logs
 from lamina.services.base import ServiceBinding
+from lamina.services.cluster import SECRET_SETTING, Cluster
 from lamina.services.ec2 import endpoint_names as endpoint_dns
 from lamina.services.ec2.vpc_run import VpcRunFront
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_policies
@@ -77,7 +82,9 @@ from lamina.store import (
     open_data_dir,
     open_database,
 )
+from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
+from lamina.store.nodes import NodeStore
 from lamina.store.remote_blobs import CachedBlobStore, ObjectStore
 from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
@@ -99,6 +106,23 @@ class Server:
     app: LaminaApp
     platform: Platform
     supervisor: Supervisor
+
+
+def default_node_name() -> str:
+    """The host's name, cut to a node name's length and alphabet."""
+    name = "".join(c if c.isascii() and (c.isalnum() or c in ".-_") else "-" for c in socket.gethostname())
+    return name[:MAX_NODE_NAME] or "lamina"
+
+
+def own_url(settings: Settings) -> str:
+    """The server's own URL as other nodes reach it: its address (the host's name when it listens
+    on every address) and port."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if settings.tls_cert is not None else 'http'}://{host}:{settings.port}"
 
 
 def on_this_host(client: str) -> bool:
@@ -305,6 +329,21 @@ def build(
         executor=io,
         workers=settings.max_environments,
     )
+    # This node among the nodes sharing the database (docs/nodes.md): the secret that signs their
+    # forwarded invocations is the database's, like the download-signing key.
+    secret = db.setting(SECRET_SETTING, lambda: os.urandom(32).hex())
+    cluster = Cluster(
+        NodeStore(db),
+        pool,
+        platform.events,
+        name=settings.node_name or default_node_name(),
+        url=settings.advertise_url or own_url(settings),
+        secret=bytes.fromhex(secret),
+        interval_s=settings.heartbeat_interval_s,
+        max_environments=settings.max_environments,
+        iam=iam_store,
+        executor=io,
+    )
     platform.hyperplane = Hyperplane(
         platform, HyperplaneStore(db), release_delay_s=settings.eni_release_delay_s
     )
@@ -317,6 +356,10 @@ def build(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
     )
+    # Reservations other nodes set reach this node's limits at its heartbeats.
+    limits, reservations = platform.limits, platform.reservations
+    cluster.followers = (lambda: functools.partial(limits.follow, reservations.all_reserved()),)
+    platform.cluster = cluster
     platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
     # Code and layer content from S3 objects are read through S3's access checks (the same blobs).
     s3_store = S3Store(db)
@@ -343,6 +386,8 @@ def build(
         pipeline,
         log_groups,
         io,
+        sessions=ConsoleSessionStore(db),
+        downloads=ConsoleDownloadStore(db),
         layer_checker=None
         if zip_checker is None
         else lambda sha, runtimes, archs: zip_checker(blobs.path(sha), runtimes, archs),
@@ -363,6 +408,8 @@ def build(
             "provisioned concurrency",
             Hooks("provisioned concurrency", platform.provisioned.start, platform.provisioned.close),
         ),
+        # Before the event queue: the queue claims events under this node's name.
+        ("nodes", Hooks("nodes", cluster.start, cluster.close)),
         ("event queue", Hooks("event queue", platform.events.start, platform.events.close)),
         ("preparer", ThreadedWorker("preparer", platform.preparer.resume, platform.preparer.close, io)),
         (
@@ -381,7 +428,7 @@ def build(
         supervisor,
         Downloads(signer, blobs),
         io,
-        mounts=(console,),
+        mounts=(console, NodeEndpoint(cluster, platform, io)),
         function_urls=UrlEndpoint(platform, pipeline.authorize, io),
         vpc_run=VpcRunFront(
             ec2_store,

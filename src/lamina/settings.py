@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lamina.api.ratelimit import RateLimit
+from lamina.domain import nodes
 from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
 from lamina.errors import LaminaError
@@ -111,6 +112,16 @@ def parse_switch(text: str) -> bool:
     if text.lower() not in value:
         raise ValueError(f"expected on or off, got {text!r}")
     return value[text.lower()]
+
+
+def parse_node_name(text: str) -> str:
+    """A node name: 1-64 letters, digits, ``.``, ``-`` or ``_``."""
+    return nodes.check_name(text)
+
+
+def parse_advertise_url(text: str) -> str:
+    """``http(s)://HOST:PORT``: where the other nodes reach this one."""
+    return nodes.check_url(text)
 
 
 def parse_log_level(text: str) -> str:
@@ -240,6 +251,26 @@ class Settings:
         "most execution environments at once",
         _non_negative(int),
         32,
+    )
+    node_name: str | None = _option(
+        "--node-name",
+        "LAMINA_NODE_NAME",
+        "this node's name among the nodes sharing the database (docs/nodes.md; default: the host name)",
+        parse_node_name,
+    )
+    advertise_url: str | None = _option(
+        "--advertise-url",
+        "LAMINA_ADVERTISE_URL",
+        "the URL other nodes reach this node's API at, http(s)://HOST:PORT (default: the server's own "
+        "URL, its --host, or the host name when that is a wildcard, and --port)",
+        parse_advertise_url,
+    )
+    heartbeat_interval_s: float = _option(
+        "--heartbeat-interval",
+        "LAMINA_HEARTBEAT_INTERVAL",
+        "seconds between this node's heartbeats in the node registry; a node that misses 3 is dead",
+        _positive(float),
+        5.0,
     )
     zygotes: bool = _option(
         "--zygotes",

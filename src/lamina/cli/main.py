@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lamina.cli import runtime
 
     runtime.add_parser(sub)
+    from lamina.cli import node
+
+    node.add_parser(sub)
     return parser
 
 
@@ -89,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from lamina.cli import runtime
 
         return runtime.main(args)
+    if args.command == "node":
+        from lamina.cli import node
+
+        return node.main(args)
     return 2
 
 
@@ -198,9 +205,13 @@ def serve(args: argparse.Namespace) -> int:
     from lamina.builder.elfcheck import check_for_runtimes
     from lamina.server import build
     from lamina.services.lambda_.invoke import why_functions_cannot_run
+    from lamina.store import DatabaseError
 
     try:
         server = build(settings, zip_checker=check_for_runtimes)
+    except DatabaseError as exc:
+        print(f"lamina: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"lamina: cannot use data directory {settings.data_dir}: {exc}", file=sys.stderr)
         return 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
+import hashlib
 import hmac
 import json
 import logging
@@ -33,6 +35,12 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.services.base import AuthorizationRequest, FileSlice, Principal
+from lamina.store.console_sessions import (
+    ConsoleDownload,
+    ConsoleDownloadStore,
+    ConsoleSession,
+    ConsoleSessionStore,
+)
 from lamina.store.logs import DAY_MS, LogGroupStore, Scope
 
 log = logging.getLogger(__name__)
@@ -91,15 +99,10 @@ class Session:
     expires: float
 
 
-@dataclass(frozen=True)
-class Download:
-    """One object a session may fetch once by its link (the GET runs GetObject afresh)."""
-
-    session: str
-    region: str
-    bucket: str
-    key: str
-    expires: float
+def _digest(token: str) -> str:
+    """What the database keeps of a session's token: its SHA-256 (a reader of the database
+    cannot present it)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def attachment(key: str) -> str:
@@ -214,16 +217,20 @@ class Console:
         logs: LogGroupStore,
         executor: Executor,
         *,
+        sessions: ConsoleSessionStore,
+        downloads: ConsoleDownloadStore,
         clock: Callable[[], float] = time.time,
         layer_checker: LayerChecker | None = None,
     ) -> None:
+        """``sessions``, ``downloads``: where signed-in sessions and one-use download links live
+        (the database: any node that shares it serves a session or a link another node made)."""
         self._pipeline = pipeline
         self._layer_checker = layer_checker
         self._logs = logs
         self._executor = executor
         self._clock = clock
-        self.sessions: dict[str, Session] = {}
-        self.downloads: dict[str, Download] = {}
+        self.sessions = sessions
+        self.downloads = downloads
         # Failed sign-ins back off per client address (one guesser, many keys) and per access key
         # (many addresses, one key); either one locked out refuses the attempt.
         self.by_address = FailureBackoff()
@@ -267,11 +274,13 @@ class Console:
         action = path[len("/console/api/") :]
         if action == "signin":
             return await self._signin(doc, request.client_host)
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
         if action == "signout":
-            self.sessions.pop(self._token(request) or "", None)
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.sessions.delete, _digest(self._token(request) or "")
+            )
             return _json(
                 200, {}, [("Set-Cookie", f"{COOKIE}=; Path=/console/; Max-Age=0; HttpOnly; SameSite=Strict")]
             )
@@ -368,16 +377,21 @@ class Console:
         expires = now + SESSION_S
         if found.expires is not None:
             expires = min(expires, found.expires)
-        for t, s in list(self.sessions.items()):
-            if s.expires < now:
-                del self.sessions[t]
-        while len(self.sessions) >= MAX_SESSIONS:
-            self.sessions.pop(next(iter(self.sessions)))  # the oldest sign-in is signed out
-        own = [t for t, s in self.sessions.items() if s.principal.access_key_id == found.access_key_id]
-        for t in own[: max(0, len(own) - MAX_SESSIONS_PER_KEY + 1)]:
-            del self.sessions[t]  # the key's oldest sessions are signed out
         value = secrets.token_urlsafe(32)
-        self.sessions[value] = Session(found, expires)
+        # Ended sessions are dropped; past MAX_SESSIONS the oldest sign-in is signed out, past
+        # MAX_SESSIONS_PER_KEY the key's oldest.
+        stored = ConsoleSession(found.account_id, found.access_key_id, found.arn, found.expires, expires)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(
+                self.sessions.create,
+                _digest(value),
+                stored,
+                now,
+                per_key=MAX_SESSIONS_PER_KEY,
+                total=MAX_SESSIONS,
+            ),
+        )
         cookie = f"{COOKIE}={value}; Path=/console/; Max-Age={int(expires - now)}; HttpOnly; SameSite=Strict"
         return _json(200, {"account": found.account_id, "accessKeyId": key}, [("Set-Cookie", cookie)])
 
@@ -389,12 +403,17 @@ class Console:
                 return value
         return None
 
-    def _session(self, request: Request) -> Session | None:
+    async def _session(self, request: Request) -> Session | None:
         token = self._token(request)
-        session = self.sessions.get(token or "")
-        if session is None or session.expires < self._clock():
+        if not token:
             return None
-        return session
+        stored = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.sessions.get, _digest(token), self._clock()
+        )
+        if stored is None or stored.expires < self._clock():
+            return None
+        principal = Principal(stored.account, stored.access_key_id, stored.arn, stored.principal_expires)
+        return Session(principal, stored.expires)
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -562,7 +581,7 @@ class Console:
         # Only the console's script sets this header; a cross-site form cannot send a PUT at all.
         if request.headers.get("x-lamina-console") != "1":
             return _error(403, "AccessDenied", "Missing the X-Lamina-Console header.")
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _error(401, "NotSignedIn", "Sign in with an access key and secret.")
         region = request.query_value("region") or "us-east-1"
@@ -601,23 +620,29 @@ class Console:
         if isinstance(head, Response):
             return head
         now = self._clock()
-        for t, d in list(self.downloads.items()):
-            if d.expires < now:
-                del self.downloads[t]
-        while len(self.downloads) >= MAX_DOWNLOADS:
-            self.downloads.pop(next(iter(self.downloads)))
         token = secrets.token_urlsafe(32)
-        self.downloads[token] = Download(self._token(request) or "", region, bucket, key, now + DOWNLOAD_S)
+        # Past MAX_DOWNLOADS links the oldest is dropped.
+        link = ConsoleDownload(_digest(self._token(request) or ""), region, bucket, key, now + DOWNLOAD_S)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(self.downloads.create, _digest(token), link, now, total=MAX_DOWNLOADS),
+        )
         return _json(200, {"url": DOWNLOAD_PATH + token, "ContentLength": head.get("ContentLength")})
 
     async def _download(self, request: Request, token: str) -> Response:
         """The object of a download link, sent from its file in chunks as an attachment (never
         shown in the console's origin), by a GetObject run now for the session's principal."""
-        wanted = self.downloads.pop(token, None)
-        session = self._session(request)
-        if wanted is None or wanted.expires < self._clock() or session is None:
+        session = await self._session(request)
+        if session is None:  # (checked first: no write for a request without a session)
             return _error(403, "AccessDenied", "This download link is not valid (any more).")
-        if not hmac.compare_digest(wanted.session.encode(), (self._token(request) or "").encode()):
+        wanted = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.downloads.take, _digest(token)
+        )
+        if wanted is None or wanted.expires < self._clock():
+            return _error(403, "AccessDenied", "This download link is not valid (any more).")
+        if not hmac.compare_digest(
+            wanted.session_hash.encode(), _digest(self._token(request) or "").encode()
+        ):
             return _error(403, "AccessDenied", "This download link is not valid (any more).")
         params = {"Bucket": wanted.bucket, "Key": wanted.key}
         output = await self._s3(request, session, "GetObject", params, wanted.region)

@@ -158,6 +158,23 @@ class EnvironmentPool:
     def size(self) -> int:
         return len(self._all) + self._starting
 
+    def has_idle(self, key: tuple[FunctionRef, str, str]) -> bool:
+        """Whether an environment of this configuration (``Target.key``) is idle here now."""
+        return bool(self._idle.get(key) or self._held_idle.get(key))
+
+    def idle_counts(self) -> dict[tuple[FunctionRef, str, str], int]:
+        """Idle environments by configuration (what this node advertises to the others)."""
+        counts = {key: len(envs) for key, envs in self._idle.items() if envs}
+        for key, envs in self._held_idle.items():
+            if envs:
+                counts[key] = counts.get(key, 0) + len(envs)
+        return counts
+
+    @property
+    def busy(self) -> int:
+        """Environments in use or starting (all but the idle ones)."""
+        return max(0, self.size - sum(self.idle_counts().values()))
+
     async def invoke(
         self,
         target: Target,

@@ -31,6 +31,7 @@ from lamina.store import (
 from lamina.store.urls import FunctionUrlStore
 
 if TYPE_CHECKING:
+    from lamina.services.cluster import Cluster
     from lamina.services.lambda_.concurrency import InvocationLimits
     from lamina.services.lambda_.invoke import EventQueue
     from lamina.services.lambda_.prepare import Preparer
@@ -60,6 +61,8 @@ class Platform:
     s3: S3Deps  # S3's buckets and objects: code and layer content from S3 (services/lambda_/code.py)
     # How functions with a data plane reach the API (runtime.public_api); None: the in-sandbox relay.
     api_access: ApiAccess | None = None
+    # This node among the nodes sharing the database (services/cluster.py); None: alone, always.
+    cluster: Cluster | None = None
 
     def __init__(
         self,

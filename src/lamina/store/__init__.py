@@ -7,6 +7,12 @@ docs/architecture.md ("The store interface").
 
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled
 from lamina.store.concurrency import ConcurrencyStore, Reservation, ReservedFunction
+from lamina.store.console_sessions import (
+    ConsoleDownload,
+    ConsoleDownloadStore,
+    ConsoleSession,
+    ConsoleSessionStore,
+)
 from lamina.store.datadir import open_data_dir
 from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
 from lamina.store.ec2 import Ec2Store, Ec2Tx
@@ -18,6 +24,7 @@ from lamina.store.functions import FunctionRow, FunctionStore
 from lamina.store.hyperplane import HyperplaneStore, SharedInterface, groups_key
 from lamina.store.iam import AccessKeyRecord, Entity, IamStore, Session
 from lamina.store.layers import LayerStore
+from lamina.store.nodes import NodeConflict, NodeStore
 from lamina.store.provisioned import ProvisionedConfig, ProvisionedStore
 from lamina.store.references import blob_referenced
 from lamina.store.s3 import BucketDeletion, S3Store
@@ -31,6 +38,10 @@ __all__ = [
     "BucketDeletion",
     "CodeSigningStore",
     "ConcurrencyStore",
+    "ConsoleDownload",
+    "ConsoleDownloadStore",
+    "ConsoleSession",
+    "ConsoleSessionStore",
     "Database",
     "DatabaseError",
     "Ec2Store",
@@ -44,6 +55,8 @@ __all__ = [
     "HyperplaneStore",
     "IamStore",
     "LayerStore",
+    "NodeConflict",
+    "NodeStore",
     "ProvisionedConfig",
     "ProvisionedStore",
     "QueuedEvent",

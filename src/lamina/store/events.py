@@ -2,6 +2,12 @@
 
 An invocation is committed here before Invoke answers 202, and stays until it has run, or has
 failed its last retry; ``next_at`` (epoch seconds) is when it is due next.
+
+Several nodes share the queue: a node runs an invocation only once it has claimed it
+(``claimed_by``, until ``lease_until``, which its heartbeats extend); a claim whose lease has run
+out (its node died) is free for any node. On PostgreSQL the claim locks the row with
+``FOR UPDATE SKIP LOCKED`` (two nodes claiming at once each get another row); on SQLite the one
+write lock serialises claims.
 """
 
 from __future__ import annotations
@@ -56,13 +62,24 @@ class EventStore:
             )
 
     def next_due(
-        self, skip_ids: Collection[str] = (), skip_accounts: Collection[str] = ()
+        self,
+        skip_ids: Collection[str] = (),
+        skip_accounts: Collection[str] = (),
+        now: float | None = None,
+        *,
+        claim_by: str | None = None,
+        lease_until: float = 0.0,
     ) -> QueuedEvent | None:
         """The queued invocation due soonest (perhaps not yet due), or None if the queue is empty;
-        ``skip_ids`` (invocations running now) and invocations of ``skip_accounts`` (at their
-        share of the workers) are passed over."""
+        ``skip_ids`` (invocations running now), invocations of ``skip_accounts`` (at their share
+        of the workers) and, given ``now``, those another node holds a live claim on are passed
+        over. ``claim_by``: if the invocation is due at ``now``, claim it for that node until
+        ``lease_until`` (it is returned only if this node got it)."""
         where = []
-        args: list[str] = []
+        args: list[str | float] = []
+        if now is not None:
+            where.append("(claimed_by IS NULL OR lease_until < ?)")
+            args.append(now)
         if skip_ids:
             where.append(f"id NOT IN ({','.join('?' * len(skip_ids))})")
             args += skip_ids
@@ -75,7 +92,22 @@ class EventStore:
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY next_at LIMIT 1"
         )
-        row = self.db.read(lambda c: c.execute(sql, args).fetchone())
+        if claim_by is None:
+            row = self.db.read(lambda c: c.execute(sql, args).fetchone())
+        else:
+            if now is None:
+                raise ValueError("a claim needs now")
+            sql += " FOR UPDATE SKIP LOCKED" if getattr(self.db, "dialect", "sqlite") == "postgresql" else ""
+            with self.db.write() as c:
+                row = c.execute(sql, args).fetchone()
+                if row is None:
+                    return None
+                if float(row[7]) > now:
+                    return None  # the soonest is not due yet: nothing to claim
+                c.execute(
+                    "UPDATE event_invocations SET claimed_by=?, lease_until=? WHERE id=?",
+                    (claim_by, lease_until, row[0]),
+                )
         if row is None:
             return None
         event_id, account, region, name, qualifier, payload, attempts, next_at, invoked, created = row
@@ -93,10 +125,12 @@ class EventStore:
         )
 
     def retry(self, event_id: str, attempts: int, next_at: float) -> None:
-        """Record ``attempts`` so far and make the invocation due again at ``next_at``."""
+        """Record ``attempts`` so far and make the invocation due again at ``next_at``, claimed by
+        no node."""
         with self.db.write() as c:
             c.execute(
-                "UPDATE event_invocations SET attempts=?, next_at=? WHERE id=?", (attempts, next_at, event_id)
+                "UPDATE event_invocations SET attempts=?, next_at=?, claimed_by=NULL, lease_until=0 WHERE id=?",
+                (attempts, next_at, event_id),
             )
 
     def delete(self, event_id: str) -> None:

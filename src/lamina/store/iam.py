@@ -695,3 +695,8 @@ class IamStore:
             ).fetchone()
         )
         return str(row[0]) if row else None
+
+    def invalidate(self) -> None:
+        """Another process sharing the database changed IAM (services/cluster.py): what readers
+        derived from the store is stale (nothing to tell the others: they made the change)."""
+        self._bump_here()

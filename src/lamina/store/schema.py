@@ -406,4 +406,33 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE vpc_vnis (vpc_id TEXT PRIMARY KEY, vni INTEGER NOT NULL UNIQUE);
     """,
+    # Several nodes sharing one database (docs/nodes.md): the node registry, each node's idle warm
+    # environments by function version (what Invoke routing looks at), console sessions (any node
+    # serves a session another signed in) and the leases of claimed Event invocations.
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY, url TEXT NOT NULL, instance TEXT NOT NULL, started REAL NOT NULL,
+        heartbeat REAL NOT NULL, state TEXT NOT NULL, busy INTEGER NOT NULL DEFAULT 0,
+        max_environments INTEGER NOT NULL DEFAULT 0, iam_writes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE node_warm (
+        node TEXT NOT NULL, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        version TEXT NOT NULL, revision TEXT NOT NULL, idle INTEGER NOT NULL,
+        PRIMARY KEY (node, account, region, name, version, revision)
+    );
+    CREATE TABLE console_sessions (
+        token_hash TEXT PRIMARY KEY, account TEXT NOT NULL, access_key_id TEXT NOT NULL, arn TEXT NOT NULL,
+        principal_expires REAL, expires REAL NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX console_sessions_key ON console_sessions (access_key_id, created);
+    CREATE INDEX console_sessions_expires ON console_sessions (expires);
+    CREATE TABLE console_downloads (
+        token_hash TEXT PRIMARY KEY, session_hash TEXT NOT NULL, region TEXT NOT NULL, bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL, expires REAL NOT NULL, created REAL NOT NULL
+    );
+    CREATE INDEX console_downloads_expires ON console_downloads (expires);
+    ALTER TABLE event_invocations ADD COLUMN claimed_by TEXT;
+    ALTER TABLE event_invocations ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
+    CREATE INDEX event_invocations_claimed ON event_invocations (claimed_by);
+    """,
 )

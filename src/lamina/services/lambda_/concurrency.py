@@ -76,6 +76,16 @@ class InvocationLimits:
         self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
         self._generation += 1
 
+    def follow(self, reservations: Iterable[ReservedFunction]) -> None:
+        """Mirror every reservation the store holds now (changes other nodes committed), on the
+        event loop; a function whose value is unchanged is left alone."""
+        wanted = {F.FunctionRef(r.account, r.region, r.name): r.reserved for r in reservations}
+        for function in [f for f in self._reserved if f not in wanted]:
+            self.reserved_changed(function, None)
+        for function, value in wanted.items():
+            if self._reserved.get(function) != value:
+                self.reserved_changed(function, value)
+
     def provisioned_changed(
         self, function: F.FunctionRef, qualifier: str, version: str | None, amount: int
     ) -> None:

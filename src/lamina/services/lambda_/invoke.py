@@ -26,11 +26,13 @@ from lamina.domain import event_invoke as E
 from lamina.domain import functions as F
 from lamina.domain.aliases import is_alias_name
 from lamina.domain.models import InvocationResponse
+from lamina.domain.nodes import ForwardedInvoke, ForwardedResult
 from lamina.errors import (
     AwsError,
     InvalidRequestContentException,
     RequestEntityTooLargeException,
     ResourceConflictException,
+    ResourceNotFoundException,
     TooManyRequestsException,
 )
 from lamina.runtime import native_gate
@@ -38,6 +40,7 @@ from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.environment import Outcome, Target
 from lamina.runtime.pool import PoolFull
 from lamina.services.base import OnLoop, RequestContext, output
+from lamina.services.cluster import NotStarted
 from lamina.services.lambda_ import destinations
 from lamina.services.lambda_ import messages as M
 from lamina.services.lambda_.aliases import invoked_version
@@ -290,31 +293,94 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
         # The account's and the function's concurrency first (AWS's 429s), then the host's.
         slot = platform.limits.enter(call.target.function, call.version)
         try:
-            result, _rid = await platform.pool.invoke(
-                call.target,
-                call.payload,
-                timeout_s=call.timeout_s,
-                client_context=call.client_context,
-                # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
-                request_id=ctx.request_id,
-                invoked_arn=call.invoked_arn,
-            )
-        except PoolFull as exc:
-            raise throttled(ctx.request_id, exc) from exc
+            ran = await _run_routed(platform, call, ctx.request_id)
         finally:
             platform.limits.leave(slot)
+        # The same answer whichever node ran it (a forwarded one carries these three back).
         out: InvocationResponse = {
             "StatusCode": 200,
             "ExecutedVersion": call.version,
-            "Payload": result.payload,
+            "Payload": ran.payload,
         }
-        if result.outcome is not Outcome.OK:
+        if ran.function_error:
             out["FunctionError"] = "Unhandled"
         if call.tail:
-            out["LogResult"] = base64.b64encode(result.log_tail).decode()
+            out["LogResult"] = base64.b64encode(ran.log_tail).decode()
         return output(out)
 
     return OnLoop(run)
+
+
+async def _run_routed(platform: Platform, call: SyncCall, request_id: str) -> ForwardedResult:
+    """Run a synchronous invocation here or, when several nodes share the database and another
+    should run it (an idle warm environment of it, or less load), there (services/cluster.py)."""
+    cluster = platform.cluster
+    node = None if cluster is None else cluster.route(call.target)
+    if cluster is not None and node is not None:
+        target = call.target
+        forwarded = ForwardedInvoke(
+            account=target.account,
+            region=target.region,
+            name=target.name,
+            version=target.version,
+            revision=str(target.config.get("RevisionId")),
+            payload=call.payload,
+            request_id=request_id,
+            client_context=call.client_context,
+            invoked_arn=call.invoked_arn,
+            tail=call.tail,
+        )
+        try:
+            return await cluster.forward(node, forwarded, call.timeout_s)
+        except NotStarted:
+            pass  # never reached the node: nothing ran there, so it runs here
+    return await _run_here(
+        platform, call.target, call.payload, call.timeout_s, call.client_context, request_id, call.invoked_arn
+    )
+
+
+async def _run_here(
+    platform: Platform,
+    target: Target,
+    payload: bytes,
+    timeout_s: float,
+    client_context: str | None,
+    request_id: str,
+    invoked_arn: str | None,
+) -> ForwardedResult:
+    try:
+        result, _rid = await platform.pool.invoke(
+            target,
+            payload,
+            timeout_s=timeout_s,
+            client_context=client_context,
+            # As in Lambda, the invocation's request id is the Invoke call's x-amzn-RequestId.
+            request_id=request_id,
+            invoked_arn=invoked_arn,
+        )
+    except PoolFull as exc:
+        raise throttled(request_id, exc) from exc
+    return ForwardedResult(result.payload, result.outcome is not Outcome.OK, result.log_tail)
+
+
+def forwarded_target(platform: Platform, call: ForwardedInvoke) -> Target:
+    """The Target of an invocation another node forwarded (it authenticated and authorized it):
+    the function version it names, as stored now. On the I/O executor (store reads)."""
+    seq = 0 if call.version == F.LATEST else int(call.version)
+    row = platform.functions.get(call.account, call.region, call.name, seq)
+    if row is None:
+        raise ResourceNotFoundException(
+            f"Function not found: {F.function_arn(call.region, call.account, call.name, call.version)}"
+        )
+    return target_for(platform, row)
+
+
+async def run_forwarded(platform: Platform, call: ForwardedInvoke, target: Target) -> ForwardedResult:
+    """Run an invocation another node forwarded here (its limits were counted there)."""
+    timeout_s = float(target.config.get("Timeout", 3))
+    return await _run_here(
+        platform, target, call.payload, timeout_s, call.client_context, call.request_id, call.invoked_arn
+    )
 
 
 class EventQueue:
@@ -355,6 +421,14 @@ class EventQueue:
         # Invocations running now, by event id, and how many each account has running.
         self._running: dict[str, asyncio.Task[None]] = {}
         self._per_account: dict[str, int] = {}
+        # Several nodes share the queue (set by the node registry, services/cluster.py): this node
+        # claims an invocation as ``node`` for ``lease_s`` (its heartbeats extend the lease) before
+        # running it, looks again every ``poll_s`` for what other nodes queued or a dead node left,
+        # and claims nothing while ``paused`` (draining). None: claims nothing, runs every due one.
+        self.node: str | None = None
+        self.lease_s = 60.0
+        self.poll_s: float | None = None
+        self.paused = False
 
     def enqueue(
         self,
@@ -396,9 +470,12 @@ class EventQueue:
                 await self._wake.wait()
                 continue
             busy = tuple(a for a, n in self._per_account.items() if n >= self.account_share)
-            due = await self._off_loop(self.queue.next_due, tuple(self._running), busy)
+            due, again = await self._off_loop(self._next, tuple(self._running), busy)
+            if again:
+                continue
             if due is None:
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
                 continue
             wait = due.next_at - time.time()
             if wait > 0:
@@ -407,6 +484,20 @@ class EventQueue:
                 continue
             self._running[due.id] = asyncio.get_running_loop().create_task(self._run_tracked(due))
             self._per_account[due.account] = self._per_account.get(due.account, 0) + 1
+
+    def _next(self, running: tuple[str, ...], busy: tuple[str, ...]) -> tuple[QueuedEvent | None, bool]:
+        """The invocation to run or wait for (claimed for this node when due), and whether to look
+        again at once (another node claimed the due one first)."""
+        if self.node is None:
+            return self.queue.next_due(running, busy), False
+        if self.paused:
+            return None, False
+        now = time.time()
+        due = self.queue.next_due(running, busy, now)
+        if due is None or due.next_at > now:
+            return due, False
+        claimed = self.queue.next_due(running, busy, now, claim_by=self.node, lease_until=now + self.lease_s)
+        return claimed, claimed is None
 
     async def _run_tracked(self, due: QueuedEvent) -> None:
         """One invocation in its own task; when it ends, its worker is free again."""

@@ -1,0 +1,66 @@
+"""The node-to-node endpoint: invocations other lamina nodes forward here (docs/nodes.md).
+
+``POST /_lamina-node/invoke`` with a body another node signed with the cluster secret (HMAC,
+bound to this node's name, the path, a time and a nonce: services/cluster.py). Nothing here is
+authorized again: the sending node ran the whole pipeline (authentication, IAM) before it
+forwarded the invocation, and only a holder of the cluster secret can make one. Any other request
+is refused, the same way whatever was wrong with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import Executor
+
+from lamina.api.http import Request, Response
+from lamina.domain.nodes import SIGNATURE_HEADER, NodeError
+from lamina.errors import AwsError, TooManyRequestsException
+from lamina.services.cluster import FORWARD_PATH, Cluster
+from lamina.services.lambda_.invoke import forwarded_target, run_forwarded
+from lamina.services.platform import Platform
+
+log = logging.getLogger("lamina.nodes")
+
+
+def _refuse(status: int, message: str) -> Response:
+    body = json.dumps({"message": message}).encode()
+    return Response(status, [("Content-Type", "application/json")], body)
+
+
+class NodeEndpoint:
+    """Mounted at ``/_lamina-node`` (no bucket name can start with ``_``)."""
+
+    prefix = "/_lamina-node"
+    max_body = 9 * 1024 * 1024  # a 6 MB payload, base64 in JSON
+
+    def __init__(self, cluster: Cluster, platform: Platform, executor: Executor) -> None:
+        self._cluster = cluster
+        self._platform = platform
+        self._executor = executor
+
+    def streams(self, request: Request) -> bool:
+        return False
+
+    async def handle(self, request: Request, body: bytes | None) -> Response:
+        if request.raw_path != FORWARD_PATH or request.method != "POST":
+            return _refuse(404, "Not found.")
+        if body is None:
+            return _refuse(413, "Too large.")
+        try:
+            call = self._cluster.accept(request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body)
+        except NodeError as exc:
+            log.warning("refused a node-to-node request from %s: %s", request.client_host, exc)
+            return _refuse(403, "Forbidden.")
+        loop = asyncio.get_running_loop()
+        try:
+            target = await loop.run_in_executor(self._executor, forwarded_target, self._platform, call)
+            result = await run_forwarded(self._platform, call, target)
+        except TooManyRequestsException:
+            return _refuse(429, "Rate Exceeded.")
+        except AwsError as exc:
+            return _refuse(exc.status if exc.status >= 400 else 500, exc.message)
+        except ValueError as exc:  # a version that is no number: a node's bug, said so
+            return _refuse(400, f"Bad invocation: {exc}")
+        return Response(200, [("Content-Type", "application/json")], result.encode())
