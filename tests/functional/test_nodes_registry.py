@@ -6,7 +6,6 @@ runs functions across nodes."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,21 +20,30 @@ import pytest
 from lamina_server import LaminaServer
 
 from lamina.domain import nodes as N
+from lamina.store import open_database
+from pg_cluster import backend_params
 
 INTERVAL = 0.5
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LaminaServer, LaminaServer, Path]]:
+@pytest.fixture(scope="module", params=backend_params())
+def servers(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[LaminaServer, LaminaServer, Path | str]]:
+    """Two nodes sharing one database: a SQLite file, or a PostgreSQL database."""
     root = tmp_path_factory.mktemp("lamina-registry")
+    db: Path | str = root / "a" / "data" / "lamina.db"
+    shared: tuple[str, ...] = ()
+    if request.param == "postgresql":
+        db = request.getfixturevalue("postgres_cluster").create()
+        shared = ("--database", str(db))
     a = LaminaServer(
         root / "a" / "data",
-        extra_args=("--node-name", "a", "--heartbeat-interval", str(INTERVAL)),
+        extra_args=("--node-name", "a", "--heartbeat-interval", str(INTERVAL), *shared),
         lambda_role=False,
     )
     b = None
     try:
-        db = root / "a" / "data" / "lamina.db"
         (root / "b" / "data").mkdir(parents=True)
         # Test-only until the shared blob store lands: B reads the zips A stored.
         (root / "b" / "data" / "blobs").symlink_to(root / "a" / "data" / "blobs")
@@ -51,7 +59,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LaminaSe
         a.stop()
 
 
-def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -70,13 +78,13 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def listed(db: Path) -> dict[str, Any]:
+def listed(db: Path | str) -> dict[str, Any]:
     out = cli(db, "list", "--json")
     assert out.returncode == 0, out.stderr
     return {n["name"]: n for n in json.loads(out.stdout)["nodes"]}
 
 
-def test_registry_and_cli(servers: tuple[LaminaServer, LaminaServer, Path]) -> None:
+def test_registry_and_cli(servers: tuple[LaminaServer, LaminaServer, Path | str]) -> None:
     a, b, db = servers
     nodes = listed(db)
     assert {k: (v["url"], v["live"], v["state"]) for k, v in nodes.items()} == {
@@ -89,6 +97,8 @@ def test_registry_and_cli(servers: tuple[LaminaServer, LaminaServer, Path]) -> N
     assert cli(db, "undrain", "a").returncode == 0
     bad = cli(db, "drain", "no such node")
     assert bad.returncode == 1 and "no node named" in bad.stderr
+    if not isinstance(db, Path):
+        return
     missing = subprocess.run(
         [sys.executable, "-m", "lamina.cli.main", "node", "--database", str(db.parent / "nope.db"), "list"],
         capture_output=True,
@@ -98,7 +108,7 @@ def test_registry_and_cli(servers: tuple[LaminaServer, LaminaServer, Path]) -> N
     assert missing.returncode != 0 and "no metadata database" in missing.stderr
 
 
-def test_console_session_through_either_node(servers: tuple[LaminaServer, LaminaServer, Path]) -> None:
+def test_console_session_through_either_node(servers: tuple[LaminaServer, LaminaServer, Path | str]) -> None:
     a, b, _ = servers
 
     def post(srv: LaminaServer, action: str, doc: dict[str, Any], cookie: str = "") -> tuple[int, str]:
@@ -124,13 +134,12 @@ def test_console_session_through_either_node(servers: tuple[LaminaServer, Lamina
 
 
 def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
-    servers: tuple[LaminaServer, LaminaServer, Path],
+    servers: tuple[LaminaServer, LaminaServer, Path | str],
 ) -> None:
     a, _, db = servers
-    with sqlite3.connect(db) as conn:
-        secret = bytes.fromhex(
-            conn.execute("SELECT value FROM settings WHERE key='cluster-secret'").fetchone()[0]
-        )
+    store = open_database(db, loop_guard=False)
+    secret = bytes.fromhex(store.setting("cluster-secret", lambda: "unset"))
+    store.close()
     body = N.ForwardedInvoke(
         "000000000000", "us-east-1", "absent", "$LATEST", "r", b"{}", "rid", None, None, False
     ).encode()
@@ -177,7 +186,7 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
 
 
 def test_an_iam_change_through_one_node_applies_on_the_other(
-    servers: tuple[LaminaServer, LaminaServer, Path],
+    servers: tuple[LaminaServer, LaminaServer, Path | str],
 ) -> None:
     from botocore.exceptions import ClientError
     from lamina_server import client
