@@ -19,14 +19,15 @@ from pg_cluster import backend_params  # noqa: E402
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # A module marked ``backend`` runs twice: on SQLite and on PostgreSQL (``--database``).
-    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backend"):
+    # A module marked ``backends`` runs twice: on SQLite and on PostgreSQL (``--database``, the
+    # PostgreSQL half marked ``backend``).
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
         metafunc.parametrize("backend", backend_params(), indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
 def backend(request: pytest.FixtureRequest) -> str:
-    """The metadata backend of the module's server: both for a module marked backend, else
+    """The metadata backend of the module's server: both for a module marked backends, else
     ``LAMINA_TEST_BACKEND`` (default sqlite; postgresql runs every functional module on it)."""
     return str(getattr(request, "param", os.environ.get("LAMINA_TEST_BACKEND", "sqlite")))
 

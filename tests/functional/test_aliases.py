@@ -15,7 +15,7 @@ from lamina_server import LaminaServer, client, run_aws
 from test_functions_api import create, err
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
-pytestmark = pytest.mark.backend
+pytestmark = pytest.mark.backends
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"

@@ -22,6 +22,9 @@ import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client, free_port
 from testzips import make_zip
 
+# Several nodes (make test-cluster).
+pytestmark = pytest.mark.cluster
+
 BUCKET = "bkt"
 PREFIX = "some/prefix"
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"

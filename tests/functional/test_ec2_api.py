@@ -20,7 +20,7 @@ from lamina.store import Database
 from lamina.store.ec2 import Ec2Store
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
-pytestmark = pytest.mark.backend
+pytestmark = pytest.mark.backends
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from lamina_server import LaminaServer, client
 from testzips import make_zip
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
-pytestmark = pytest.mark.backend
+pytestmark = pytest.mark.backends
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 LAYER_ARN_PATTERN = (

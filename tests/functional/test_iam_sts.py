@@ -15,7 +15,7 @@ from testzips import make_zip
 from lamina.store import open_database
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
-pytestmark = pytest.mark.backend
+pytestmark = pytest.mark.backends
 
 TRUST_LAMBDA = {
     "Version": "2012-10-17",

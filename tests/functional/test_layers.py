@@ -17,7 +17,7 @@ import pytest
 from testzips import make_zip
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
-pytestmark = pytest.mark.backend
+pytestmark = pytest.mark.backends
 
 CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
 

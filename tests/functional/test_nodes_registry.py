@@ -23,6 +23,9 @@ from lamina.domain import nodes as N
 from lamina.store import open_database
 from pg_cluster import backend_params
 
+# Several nodes (make test-cluster).
+pytestmark = pytest.mark.cluster
+
 INTERVAL = 0.5
 
 

@@ -17,7 +17,7 @@ from lamina_server import ACCOUNTS, LaminaServer, client
 from testzips import make_zip
 from wheelhouse import RUNTIMES_DIR
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.cluster]
 
 RUNTIME = "python3.12"
 if not (RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").is_file():

@@ -32,7 +32,7 @@ from testzips import make_zip
 
 from lamina.domain import nodes as N
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.cluster]
 
 RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
 if not (RUNTIMES_DIR / "python3.12" / "lamina-runtime.json").is_file():

@@ -28,7 +28,7 @@ from lamina.runtime.sizing import cgroup_parent
 from lamina_testbed import NODES, PREFIX, Node, Testbed
 from pg_cluster import binaries
 
-pytestmark = [pytest.mark.privileged, pytest.mark.slow]
+pytestmark = [pytest.mark.privileged, pytest.mark.slow, pytest.mark.cluster]
 
 RUNTIME = "python3.12"
 if not (RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").is_file():

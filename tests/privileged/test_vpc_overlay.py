@@ -34,7 +34,7 @@ from lamina.net import VpcDataplane, attach
 from lamina.net.commands import DataplaneError, run
 from lamina.net.overlay import Overlay, VpcTunnel
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.cluster]
 
 DROPPED_AFTER_S = 0.5  # an allowed connection here completes in well under a millisecond
 ANSWER_WITHIN_S = 10.0  # what must answer does, however loaded the machine (a bound, not a timing)

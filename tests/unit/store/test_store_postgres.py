@@ -19,7 +19,7 @@ from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
 from pg_cluster import PostgresCluster
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.cluster]
 
 
 @pytest.fixture
