@@ -113,7 +113,9 @@ class HomeStore:
     def homed_on(self, node: str) -> list[str]:
         """The VPCs homed on ``node``."""
         rows = self.db.read(
-            lambda c: c.execute("SELECT vpc_id FROM vpc_homes WHERE node = ? ORDER BY vpc_id", (node,)).fetchall()
+            lambda c: c.execute(
+                "SELECT vpc_id FROM vpc_homes WHERE node = ? ORDER BY vpc_id", (node,)
+            ).fetchall()
         )
         return [str(r[0]) for r in rows]
 
