@@ -15,6 +15,8 @@ import os
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,16 @@ import pytest
 from testzips import make_zip
 from wheelhouse import RUNTIMES_DIR
 
-from lamina.linux import NetNamespace
-from lamina_testbed import Testbed
+from lamina.domain import nodes as N
+from lamina.domain.nodes import SIGNATURE_HEADER
+from lamina.domain.overlay import RemoteLink
+from lamina.linux import NetNamespace, cgroups
+from lamina.runtime.sizing import cgroup_parent
+from lamina.services.cluster import SECRET_SETTING
+from lamina.services.vpc_nodes import HOST_PATH, RELEASE_PATH
+from lamina.store import open_database
+from lamina.store.overlay import HomeStore
+from lamina_testbed import Node, Testbed
 from pg_cluster import binaries
 
 pytestmark = [pytest.mark.privileged, pytest.mark.slow]
@@ -88,6 +98,18 @@ def bed() -> Iterator[Testbed]:
             yield b
     finally:
         b.stop()
+
+
+def environments(node: Node) -> set[str]:
+    """The node's environments' cgroups (each node has a parent of its own)."""
+    parent = cgroup_parent(node.data_dir)
+    found: set[str] = set()
+    for root in cgroups.layout().hierarchy_roots():
+        if (root / parent).is_dir():
+            found |= {
+                c.name for c in (root / parent).iterdir() if c.is_dir() and c.name != cgroups.FREEZE_ANCHOR
+            }
+    return found
 
 
 def make_vpc(ec2: Any, *, groups: bool) -> dict[str, str]:
@@ -188,7 +210,8 @@ def test_a_function_on_another_node_reaches_its_vpc_through_the_home(bed: Testbe
         got = invoke(lam["n2"], "vpc-b", [(ALLOWED, 20.0), (OTHER, 1.0)])
         assert got[str(ALLOWED)].startswith("target 10.31.1."), got  # as the interface's address
         assert got[str(OTHER)] == "dropped", got  # sg-db, enforced at home
-        assert published(n1.data_dir, eni_b).exists()  # the interface is n1's ...
+        assert environments(n2) and not environments(n1)  # it ran on n2 ...
+        assert published(n1.data_dir, eni_b).exists()  # ... the interface is n1's ...
         assert not published(n2.data_dir, eni_b).exists()  # ... not n2's, where the function ran
         assert not published(n2.data_dir, target_eni).exists()
 
@@ -205,3 +228,84 @@ def test_a_function_on_another_node_reaches_its_vpc_through_the_home(bed: Testbe
         for server in servers:
             server.close()
         target_ns.close()
+
+
+def node_post(node: Node, path: str, body: bytes, signature: str | None) -> tuple[int, bytes]:
+    """POST to a node-to-node path (from the client host of the bed)."""
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers[SIGNATURE_HEADER] = signature
+    request = urllib.request.Request(node.url + path, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_overlay_requests_are_refused_unless_signed_and_true(bed: Testbed) -> None:
+    """Only a holder of the cluster secret asks a home to host a link, and only for a live node,
+    an interface of the VPC named, of a VPC homed there; a release of a handle it does not hold
+    changes nothing."""
+    n1 = bed.nodes["n1"]
+    db = open_database(bed.database)
+    try:
+        secret = bytes.fromhex(db.setting(SECRET_SETTING, lambda: ""))
+        homes = HomeStore(db)
+        ec2 = bed.client("n1", "ec2")
+        vpcs = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.31.0.0/16"]
+        one = next(v for v in vpcs if homes.home(v) == "n1")  # the first test's
+        other = next(v for v in vpcs if homes.home(v) == "n3")
+    finally:
+        db.close()
+    enis = ec2.describe_network_interfaces()["NetworkInterfaces"]
+    lambda_eni = next(
+        i["NetworkInterfaceId"] for i in enis if i["VpcId"] == one and i.get("InterfaceType") == "lambda"
+    )
+
+    def request(**over: str) -> bytes:
+        doc = {
+            "Account": "000000000000",
+            "Region": "us-east-1",
+            "VpcId": one,
+            "NetworkInterfaceId": lambda_eni,
+            "Node": "n2",
+        }
+        doc.update(over)
+        return json.dumps(doc).encode()
+
+    def signed(path: str, body: bytes, target: str = "n1") -> str:
+        return N.sign(
+            secret, target=target, path=path, timestamp=time.time(), nonce=uuid.uuid4().hex, body=body
+        )
+
+    body = request()
+    assert node_post(n1, HOST_PATH, body, None)[0] == 403  # unsigned
+    assert node_post(n1, HOST_PATH, body, signed(HOST_PATH, body, target="n3"))[0] == 403  # for another node
+    assert node_post(n1, HOST_PATH, body, signed(HOST_PATH, b"{}"))[0] == 403  # another body
+    forged = N.sign(b"x" * 32, target="n1", path=HOST_PATH, timestamp=time.time(), nonce="n", body=body)
+    assert node_post(n1, HOST_PATH, body, forged)[0] == 403
+    for bad, status in (
+        (request(Node="ghost"), 403),  # no such live node
+        (request(Node="n1"), 403),  # itself
+        (request(VpcId=other), 404),  # the interface is not that VPC's
+        (request(NetworkInterfaceId="eni-0123456789abcdef0"), 404),
+        (request(Account="111111111111"), 404),
+        (request(VpcId="vpc-../../x"), 400),
+        (json.dumps({"Node": "n2"}).encode(), 400),
+        (json.dumps([1]).encode(), 400),
+        (b"\xff", 400),
+    ):
+        assert node_post(n1, HOST_PATH, bad, signed(HOST_PATH, bad))[0] == status, bad
+    # n3 is live but not the VPC's home.
+    assert node_post(bed.nodes["n3"], HOST_PATH, body, signed(HOST_PATH, body, target="n3"))[0] == 409
+    release = json.dumps({"Handle": "0" * 32, "Node": "n2"}).encode()
+    assert node_post(n1, RELEASE_PATH, release, signed(RELEASE_PATH, release)) == (200, b"{}")
+    # A good request is served once (a replay is refused), and its link is released.
+    status, answer = node_post(n1, HOST_PATH, body, sig := signed(HOST_PATH, body))
+    assert status == 200, answer
+    link = RemoteLink.from_json(json.loads(answer)["Link"])
+    assert str(link.home) == "10.250.21.11"
+    assert node_post(n1, HOST_PATH, body, sig)[0] == 403
+    done = json.dumps({"Handle": json.loads(answer)["Handle"], "Node": "n2"}).encode()
+    assert node_post(n1, RELEASE_PATH, done, signed(RELEASE_PATH, done)) == (200, b"{}")
