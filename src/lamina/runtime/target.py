@@ -24,7 +24,11 @@ __all__ = ["Attacher", "InvokeResult", "NetworkAttachment", "Outcome", "Target",
 
 
 class NetworkAttachment(Protocol):
-    """An environment's link to an interface namespace, removed by ``close()`` (idempotent)."""
+    """An environment's link to an interface namespace, removed by ``close()`` (idempotent).
+    ``cut``: the link is gone from under it (a remote interface's home node died or restarted):
+    the environment takes no more invocations."""
+
+    cut: bool
 
     def close(self) -> None: ...
 

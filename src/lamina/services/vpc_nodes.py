@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from ipaddress import AddressValueError, IPv4Address
 from typing import TYPE_CHECKING, Any, Final
@@ -64,7 +64,7 @@ class Refused(Exception):
         self.status = status
 
 
-@dataclass
+@dataclass(eq=False)
 class RemoteAttachment:
     """An environment here joined to an interface homed on another node."""
 
@@ -72,15 +72,20 @@ class RemoteAttachment:
     tunnel: VpcTunnel
     joined: Joined
     home: str
+    home_instance: str  # the home's process when it hosted the link
     handle: str
     closed: bool = False
+    cut: bool = False  # the home died or restarted: the link is gone
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self.nodes.forget(self)
         self.tunnel.leave(self.joined)
         self.nodes.tell_release(self.home, self.handle)
+
+    __hash__ = object.__hash__
 
 
 class VpcNodes:
@@ -106,7 +111,9 @@ class VpcNodes:
         self.overlay = overlay
         self.clock = clock
         self._lock = threading.Lock()
-        self._hosted: dict[str, tuple[VpcTunnel, Hosted, str]] = {}  # handle -> (tunnel, link, node)
+        # handle -> (tunnel, link, the node it is for, that node's process then)
+        self._hosted: dict[str, tuple[VpcTunnel, Hosted, str, str]] = {}
+        self._joined: set[RemoteAttachment] = set()
 
     @property
     def me(self) -> str:
@@ -121,16 +128,17 @@ class VpcNodes:
         self.dataplane.home = None
         with self._lock:
             self._hosted.clear()
+            self._joined.clear()
         self.overlay.close()
 
     # -- the registry ----------------------------------------------------------------------------
 
-    def live(self) -> set[str]:
-        """The live nodes' names (read now: a node that just started counts)."""
+    def live(self) -> dict[str, str]:
+        """The live nodes' names and process ids (read now: a node that just started counts)."""
         view = self.cluster.store.view(self.me, self.clock(), self.cluster.interval_s)
-        return {n.name for n in view.nodes} | {self.me}
+        return {**{n.name: n.instance for n in view.nodes}, self.me: self.cluster.instance}
 
-    def addresses(self, live: set[str]) -> dict[str, IPv4Address]:
+    def addresses(self, live: Collection[str]) -> dict[str, IPv4Address]:
         """The underlay addresses of the live nodes, this one's left out."""
         found: dict[str, IPv4Address] = {}
         for name, text in self.homes.addresses().items():
@@ -146,17 +154,27 @@ class VpcNodes:
 
     def is_home(self, key: tuple[str, str, str]) -> bool:
         """Whether this node is the VPC's home (claiming it when it has none, or a dead one)."""
-        return self.homes.claim(key[2], self.me, self.live(), self.clock()) == self.me
+        return self.homes.claim(key[2], self.me, set(self.live()), self.clock()) == self.me
 
     def follow(self) -> Callable[[], None]:
         """At each heartbeat while other nodes are live (off the loop): the tunnels follow the
         live nodes (attachments to dead ones go), and the VPCs built here are read back (changes
         made through other nodes: a security group, a new interface of a VPC homed here)."""
         live = self.live()
-        self.overlay.set_peers(self.addresses(live).values())
+        self.overlay.set_peers(self.addresses(live).values())  # attachments to dead nodes go
+        # A node started again (another process under its name) lost every link it held: the
+        # attachments made with its previous process are removed here too.
         with self._lock:
-            for handle in [h for h, (_, _, node) in self._hosted.items() if node not in live]:
-                del self._hosted[handle]  # set_peers removed the link with its node
+            hosted = [h for h, (_, _, node, inst) in self._hosted.items() if live.get(node) != inst]
+            stale_hosted = [self._hosted.pop(h) for h in hosted]
+            joined = [a for a in self._joined if live.get(a.home) != a.home_instance]
+            for a in joined:
+                a.cut = True
+                self._joined.discard(a)
+        for tunnel, link, _, _ in stale_hosted:
+            tunnel.release(link)
+        for attachment in joined:
+            attachment.tunnel.leave(attachment.joined)
         self.dataplane.resync()
         return lambda: None
 
@@ -169,7 +187,7 @@ class VpcNodes:
             return local_attach.attach(env_ns, eni)
         key = (eni.account, eni.region, eni.vpc_id)
         live = self.live()
-        home = self.homes.claim(eni.vpc_id, self.me, live, self.clock())
+        home = self.homes.claim(eni.vpc_id, self.me, set(live), self.clock())
         if home == self.me:
             self.dataplane.resync([key])
             ns = self.dataplane.wait_interface_namespace(eni.account, eni.region, eni.eni_id, WAIT_S)
@@ -209,7 +227,14 @@ class VpcNodes:
         except BaseException:
             self.tell_release(home, handle)
             raise
-        return RemoteAttachment(self, tunnel, joined, home, handle)
+        attachment = RemoteAttachment(self, tunnel, joined, home, live[home], handle)
+        with self._lock:
+            self._joined.add(attachment)
+        return attachment
+
+    def forget(self, attachment: RemoteAttachment) -> None:
+        with self._lock:
+            self._joined.discard(attachment)
 
     def tell_release(self, home: str, handle: str) -> None:
         try:
@@ -271,7 +296,7 @@ class VpcNodes:
             raise Refused(503, f"cannot host a link: {exc}") from exc
         handle = secrets.token_hex(16)
         with self._lock:
-            self._hosted[handle] = (tunnel, hosted, node)
+            self._hosted[handle] = (tunnel, hosted, node, live[node])
         return json.dumps({"Handle": handle, "Link": hosted.link.to_json()}).encode()
 
     def release(self, body: bytes) -> bytes:
