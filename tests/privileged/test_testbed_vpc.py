@@ -30,6 +30,7 @@ from lamina.domain import nodes as N
 from lamina.domain.nodes import SIGNATURE_HEADER
 from lamina.domain.overlay import RemoteLink
 from lamina.linux import NetNamespace, cgroups
+from lamina.net.published import unpublish
 from lamina.runtime.sizing import cgroup_parent
 from lamina.services.cluster import SECRET_SETTING
 from lamina.services.vpc_nodes import HOST_PATH, RELEASE_PATH
@@ -309,3 +310,56 @@ def test_overlay_requests_are_refused_unless_signed_and_true(bed: Testbed) -> No
     assert node_post(n1, HOST_PATH, body, sig)[0] == 403
     done = json.dumps({"Handle": json.loads(answer)["Handle"], "Node": "n2"}).encode()
     assert node_post(n1, RELEASE_PATH, done, signed(RELEASE_PATH, done)) == (200, b"{}")
+
+
+def test_a_vpc_whose_home_died_is_rehomed_where_it_is_needed(bed: Testbed) -> None:
+    """n1, the first VPC's home, is killed: n2's environment joined through it is cut (it takes no
+    more invocations); the next invocation through n2 takes the VPC over: its interfaces are built
+    on n2 from the database, and the function reaches the target there (its security group with
+    it). Last in this module: n1 stays dead."""
+    n1, n2 = bed.nodes["n1"], bed.nodes["n2"]
+    ec2 = bed.client("n2", "ec2")
+    lam = bed.client("n2", read_timeout=90)
+    target_eni = next(
+        i["NetworkInterfaceId"]
+        for i in ec2.describe_network_interfaces()["NetworkInterfaces"]
+        if i.get("PrivateIpAddress") == TARGET and i.get("InterfaceType") == "interface"
+    )
+    n1.kill()
+    try:
+        before = environments(n2)
+
+        # Dead after 3 missed heartbeats (1 s each here); the environment on n2 is cut then.
+        def rehomed() -> bool:
+            if published(n2.data_dir, target_eni).exists():
+                return True
+            invoke(lam, "vpc-b", [(ALLOWED, 2.0)])  # an environment attaching moves the home
+            return False
+
+        wait_for("the VPC re-homed on n2", rehomed, timeout=60.0)
+        db = open_database(bed.database)
+        try:
+            vpc_id = ec2.describe_network_interfaces(NetworkInterfaceIds=[target_eni])["NetworkInterfaces"][
+                0
+            ]["VpcId"]
+            assert HomeStore(db).home(vpc_id) == "n2"
+        finally:
+            db.close()
+        target_ns = NetNamespace(
+            os.open(published(n2.data_dir, target_eni), os.O_RDONLY | os.O_CLOEXEC), "target"
+        )
+        servers = [Who(target_ns, ALLOWED), Who(target_ns, OTHER)]
+        try:
+            got = invoke(lam, "vpc-b", [(ALLOWED, 20.0), (OTHER, 1.0)])
+            assert got[str(ALLOWED)].startswith("target 10.31.1."), got
+            assert got[str(OTHER)] == "dropped", got
+            assert environments(n2) - before  # a new environment: the cut one was not reused
+        finally:
+            for server in servers:
+                server.close()
+            target_ns.close()
+    finally:
+        # What the killed n1 left published (bind mounts of namespaces) goes with it.
+        netns = n1.data_dir / "run" / "netns"
+        for entry in list(netns.iterdir()) if netns.is_dir() else []:
+            unpublish(netns, entry.name)
