@@ -50,7 +50,7 @@ if binaries() is None:
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 TARGET = "10.31.2.10"
-ALLOWED, OTHER = 7000, 7001
+ALLOWED, OTHER, NEVER = 7000, 7001, 7002
 CODE = """import socket
 def handler(event, context):
     out = {}
@@ -181,7 +181,7 @@ def invoke(lam: Any, name: str, checks: list[tuple[int, float]]) -> dict[str, st
 def test_a_function_on_another_node_reaches_its_vpc_through_the_home(bed: Testbed) -> None:
     n1, n2, n3 = (bed.nodes[h] for h in ("n1", "n2", "n3"))
     bed.client("n1", "iam").attach_role_policy(RoleName="lambda-role", PolicyArn=VPC_POLICY)
-    ec2 = {h: bed.client(h, "ec2") for h in ("n1", "n3")}
+    ec2 = {h: bed.client(h, "ec2") for h in ("n1", "n2", "n3")}
     lam = {h: bed.client(h, read_timeout=90) for h in ("n2", "n3")}
 
     # The VPC's first interface, the target, is made through n1: n1 is its home.
@@ -215,6 +215,22 @@ def test_a_function_on_another_node_reaches_its_vpc_through_the_home(bed: Testbe
         assert published(n1.data_dir, eni_b).exists()  # ... the interface is n1's ...
         assert not published(n2.data_dir, eni_b).exists()  # ... not n2's, where the function ran
         assert not published(n2.data_dir, target_eni).exists()
+        # A rule added through n2 reaches the home, n1, at a heartbeat (it reads its VPCs back).
+        ec2["n2"].authorize_security_group_ingress(
+            GroupId=one["db"],
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": OTHER,
+                    "ToPort": OTHER,
+                    "UserIdGroupPairs": [{"GroupId": one["fn"]}],
+                }
+            ],
+        )
+        wait_for(
+            "the new rule in force at home",
+            lambda: invoke(lam["n2"], "vpc-b", [(OTHER, 1.0)])[str(OTHER)].startswith("target"),
+        )
 
         # A second VPC, same CIDR, homed on n3 (its first interface made there), its function run
         # on n2 as well: the first VPC's target is not there.
@@ -316,7 +332,7 @@ def test_a_vpc_whose_home_died_is_rehomed_where_it_is_needed(bed: Testbed) -> No
     """n1, the first VPC's home, is killed: n2's environment joined through it is cut (it takes no
     more invocations); the next invocation through n2 takes the VPC over: its interfaces are built
     on n2 from the database, and the function reaches the target there (its security group with
-    it). Last in this module: n1 stays dead."""
+    it, as stored). Last in this module: n1 stays dead."""
     n1, n2 = bed.nodes["n1"], bed.nodes["n2"]
     ec2 = bed.client("n2", "ec2")
     lam = bed.client("n2", read_timeout=90)
@@ -348,11 +364,13 @@ def test_a_vpc_whose_home_died_is_rehomed_where_it_is_needed(bed: Testbed) -> No
         target_ns = NetNamespace(
             os.open(published(n2.data_dir, target_eni), os.O_RDONLY | os.O_CLOEXEC), "target"
         )
-        servers = [Who(target_ns, ALLOWED), Who(target_ns, OTHER)]
+        servers = [Who(target_ns, port) for port in (ALLOWED, OTHER, NEVER)]
         try:
-            got = invoke(lam, "vpc-b", [(ALLOWED, 20.0), (OTHER, 1.0)])
+            # The security group as the database has it, the rule added in the first test too.
+            got = invoke(lam, "vpc-b", [(ALLOWED, 20.0), (OTHER, 20.0), (NEVER, 1.0)])
             assert got[str(ALLOWED)].startswith("target 10.31.1."), got
-            assert got[str(OTHER)] == "dropped", got
+            assert got[str(OTHER)].startswith("target 10.31.1."), got
+            assert got[str(NEVER)] == "dropped", got
             assert environments(n2) - before  # a new environment: the cut one was not reused
         finally:
             for server in servers:
