@@ -2,8 +2,10 @@
 n1 (its first interface made there); a function of that VPC created and invoked through n2 runs on
 n2 and reaches the VPC through its Hyperplane interface, built on n1 only, over the VXLAN tunnel
 between the nodes' namespaces; the security group of the target, enforced at home, lets the allowed
-port through and drops another; a function of a second VPC with the same CIDR (homed on n3, run on
-n2 too) does not reach the first VPC's target.
+port through and drops another, and a rule added through n2 is in force at home after a heartbeat;
+a function of a second VPC with the same CIDR (homed on n3, run on n2 too) does not reach the first
+VPC's target. The node-to-node overlay requests are refused unless signed and true; once n1 is
+killed, the VPC is re-homed on n2 from the database.
 
 The target is a customer network interface made through n1 (as ``lamina vpc run`` makes one):
 this test listens in its namespace, which n1 publishes under its data directory."""
