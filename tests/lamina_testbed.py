@@ -236,6 +236,8 @@ class Testbed:
             "none",
             "--log-level",
             "warning",
+            "--node-name",  # the nodes sharing the database are told apart by name (docs/nodes.md)
+            host,
             *extra,
         ]
         accounts_file = self.dir / "accounts.json"

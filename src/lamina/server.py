@@ -17,8 +17,10 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import botocore.session
 
@@ -29,14 +31,17 @@ from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain import endpoints as endpoint_names
 from lamina.domain.nodes import MAX_NODE_NAME
+from lamina.domain.overlay import OverlayError, RemoteInterface, valid_node_address
 from lamina.domain.presign import UrlSigner
 from lamina.domain.s3 import REGIONS
 from lamina.errors import AwsError
+from lamina.linux import NetNamespace
 from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_limit
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
 from lamina.net.dns import host_upstreams
 from lamina.net.manager import DEFAULT_NETWORK_OWNER, ApiPlaces, DataplaneManager, ExtraRecords
+from lamina.net.overlay import Overlay
 from lamina.net.uplink import host_holds
 from lamina.runtime import tls
 from lamina.runtime.catalog import RuntimeCatalog
@@ -45,6 +50,7 @@ from lamina.runtime.pool import EnvironmentPool
 from lamina.runtime.proxy import MAX_RELAY_CONNECTIONS
 from lamina.runtime.public_api import ApiAccess, Listener, PublicApi, relayed
 from lamina.runtime.sizing import CgroupPolicy, cgroup_parent
+from lamina.runtime.target import NetworkAttachment
 from lamina.services import ec2, iam, lambda_, s3, sts
 from lamina.services import logs as cloudwatch_logs
 from lamina.services.base import ServiceBinding
@@ -64,11 +70,13 @@ from lamina.services.lambda_.roles import RoleSessions, role_allows
 from lamina.services.lambda_.url_endpoint import UrlEndpoint
 from lamina.services.lambda_.vpc import Hyperplane
 from lamina.services.platform import Platform
+from lamina.services.vpc_nodes import VpcNodes
 from lamina.settings import Settings
 from lamina.store import (
     BlobStore,
     CodeSigningStore,
     ConcurrencyStore,
+    Database,
     Ec2Store,
     EventStore,
     FunctionSettingsStore,
@@ -85,6 +93,7 @@ from lamina.store import (
 from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
 from lamina.store.nodes import NodeStore
+from lamina.store.overlay import HomeStore, VniStore
 from lamina.store.remote_blobs import CachedBlobStore, ObjectStore
 from lamina.store.urls import FunctionUrlStore
 from lamina.supervisor import Hooks, IoExecutor, Supervisor, ThreadedWorker
@@ -106,6 +115,45 @@ class Server:
     app: LaminaApp
     platform: Platform
     supervisor: Supervisor
+
+
+def attach_environment(
+    platform: Platform, env_ns: NetNamespace, eni: NetNamespace | RemoteInterface
+) -> NetworkAttachment:
+    """The pool's attacher: a local interface namespace directly, a remote one through its VPC's
+    home node (services/vpc_nodes.py)."""
+    if platform.vpc_nodes is not None:
+        return platform.vpc_nodes.attach(env_ns, eni)
+    if isinstance(eni, NetNamespace):
+        return attach(env_ns, eni)
+    raise DataplaneError(f"the interface {eni.eni_id} is not built on this node")
+
+
+def node_address(settings: Settings, url: str) -> IPv4Address | None:
+    """This node's underlay address: ``--node-address``, else its advertised URL's host when that
+    is a unicast IPv4 address (not loopback); None: no VPC overlay."""
+    if settings.node_address is not None:
+        return settings.node_address
+    try:
+        address = IPv4Address(urlsplit(url).hostname or "")
+    except ValueError:
+        return None
+    return address if valid_node_address(address) else None
+
+
+def vpc_nodes_for(
+    settings: Settings, db: Database, ec2: Ec2Store, cluster: Cluster, dataplane: DataplaneManager | None
+) -> VpcNodes | None:
+    """VPCs across nodes, when this node has a data plane and an underlay address."""
+    address = node_address(settings, cluster.url)
+    if dataplane is None or address is None:
+        return None
+    try:
+        overlay = Overlay(address)
+    except (OverlayError, OSError) as exc:
+        logging.getLogger("lamina.net").warning("no VPC overlay: %s", exc)
+        return None
+    return VpcNodes(cluster, dataplane, ec2, HyperplaneStore(db), HomeStore(db), VniStore(db), overlay)
 
 
 def default_node_name() -> str:
@@ -293,12 +341,14 @@ def build(
         log_groups,
         lambda account, role, action, resource: role_allows(iam_store, account, role, action, resource),
     )
+    platform: Platform  # made below; the attacher reads it when an environment attaches
     pool = EnvironmentPool(
         data_dir / "envs",
         logs,
         max_environments=settings.max_environments,
         idle_timeout_s=settings.idle_timeout_s,
-        attacher=attach,
+        # A VPC function's interface may be homed on another node (services/vpc_nodes.py).
+        attacher=lambda env_ns, eni: attach_environment(platform, env_ns, eni),
         cgroup_policy=CgroupPolicy(cgroup_parent(data_dir), settings.cpu_limit),
         host_ids=settings.uid_range,
         zygotes=settings.zygotes,
@@ -360,6 +410,10 @@ def build(
     limits, reservations = platform.limits, platform.reservations
     cluster.followers = (lambda: functools.partial(limits.follow, reservations.all_reserved()),)
     platform.cluster = cluster
+    vpc_nodes = vpc_nodes_for(settings, db, ec2_store, cluster, dataplane)
+    if vpc_nodes is not None:
+        platform.vpc_nodes = vpc_nodes
+        cluster.followers = (*cluster.followers, vpc_nodes.follow)
     platform.provisioned = Provisioner(platform, ProvisionedStore(db), executor=io)
     # Code and layer content from S3 objects are read through S3's access checks (the same blobs).
     s3_store = S3Store(db)
@@ -399,6 +453,8 @@ def build(
     ]
     if public_api is not None:
         workers.append(("public api", Hooks("public api", public_api.start, public_api.close)))
+    if vpc_nodes is not None:  # before the data plane: its first sync asks for VPCs' homes
+        workers.append(("vpc nodes", ThreadedWorker("vpc nodes", vpc_nodes.start, vpc_nodes.close, io)))
     if dataplane is not None:
         workers.append(("dataplane", ThreadedWorker("dataplane", dataplane.start, dataplane.close, io)))
     workers += [

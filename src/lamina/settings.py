@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from lamina.api.ratelimit import RateLimit
 from lamina.domain import nodes
 from lamina.domain.accounts import DEFAULT_ACCOUNT, Account
 from lamina.domain.dataplane import LINK_BLOCK
+from lamina.domain.overlay import valid_node_address
 from lamina.errors import LaminaError
 from lamina.net.dns import Upstream
 from lamina.net.uplink import UplinkKind, UplinkSpec
@@ -122,6 +123,17 @@ def parse_node_name(text: str) -> str:
 def parse_advertise_url(text: str) -> str:
     """``http(s)://HOST:PORT``: where the other nodes reach this one."""
     return nodes.check_url(text)
+
+
+def parse_node_address(text: str) -> IPv4Address:
+    """A unicast IPv4 address (not loopback, link-local or multicast)."""
+    try:
+        address = IPv4Address(text)
+    except ValueError:
+        raise ValueError(f"expected an IPv4 address, got {text!r}") from None
+    if not valid_node_address(address):
+        raise ValueError(f"{text} cannot be a node's address (loopback, link-local, multicast or reserved)")
+    return address
 
 
 def parse_log_level(text: str) -> str:
@@ -264,6 +276,14 @@ class Settings:
         "the URL other nodes reach this node's API at, http(s)://HOST:PORT (default: the server's own "
         "URL, its --host, or the host name when that is a wildcard, and --port)",
         parse_advertise_url,
+    )
+    node_address: IPv4Address | None = _option(
+        "--node-address",
+        "LAMINA_NODE_ADDRESS",
+        "this node's IPv4 address on the network between the nodes, where VPCs' VXLAN tunnels end "
+        "(docs/overlay.md; default: the --advertise-url host when it is such an address, else VPCs "
+        "stay on the node that builds them)",
+        parse_node_address,
     )
     heartbeat_interval_s: float = _option(
         "--heartbeat-interval",

@@ -20,6 +20,7 @@ from lamina.errors import AwsError, TooManyRequestsException
 from lamina.services.cluster import FORWARD_PATH, Cluster
 from lamina.services.lambda_.invoke import forwarded_target, run_forwarded
 from lamina.services.platform import Platform
+from lamina.services.vpc_nodes import HOST_PATH, RELEASE_PATH, Refused
 
 log = logging.getLogger("lamina.nodes")
 
@@ -44,6 +45,8 @@ class NodeEndpoint:
         return False
 
     async def handle(self, request: Request, body: bytes | None) -> Response:
+        if request.method == "POST" and request.raw_path in (HOST_PATH, RELEASE_PATH):
+            return await self._overlay(request, body)
         if request.raw_path != FORWARD_PATH or request.method != "POST":
             return _refuse(404, "Not found.")
         if body is None:
@@ -64,3 +67,24 @@ class NodeEndpoint:
         except ValueError as exc:  # a version that is no number: a node's bug, said so
             return _refuse(400, f"Bad invocation: {exc}")
         return Response(200, [("Content-Type", "application/json")], result.encode())
+
+    async def _overlay(self, request: Request, body: bytes | None) -> Response:
+        """A link for another node's environment into an interface homed here, or its release
+        (services/vpc_nodes.py): signed as forwarded invocations are, then checked there."""
+        if body is None:
+            return _refuse(413, "Too large.")
+        try:
+            self._cluster.verify(request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body)
+        except NodeError as exc:
+            log.warning("refused a node-to-node request from %s: %s", request.client_host, exc)
+            return _refuse(403, "Forbidden.")
+        nodes = self._platform.vpc_nodes
+        if nodes is None:
+            return _refuse(409, "This node has no VPC overlay.")
+        work = nodes.host if request.raw_path == HOST_PATH else nodes.release
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(self._executor, work, body)
+        except Refused as exc:
+            log.warning("refused an overlay request: %s", exc)
+            return _refuse(exc.status, str(exc))
+        return Response(200, [("Content-Type", "application/json")], answer)

@@ -244,3 +244,16 @@ def render_port_delete(port: SwitchPort) -> str:
             "",
         ]
     )
+
+
+@dataclass(frozen=True)
+class RemoteInterface:
+    """A Hyperplane interface whose namespace is not on this node (yet): what a VPC function's
+    environment attaches to through the VPC's home node, resolved when it attaches (the home may
+    be this node by then). ``closed`` as a namespace's: never (a cached Target keeps it)."""
+
+    account: str
+    region: str
+    vpc_id: str
+    eni_id: str
+    closed: bool = False

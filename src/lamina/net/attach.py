@@ -97,6 +97,7 @@ class Attachment:
     eni_ns: NetNamespace
     link: str
     slot: int
+    cut: bool = False  # a local link is not cut from under an environment
 
     def close(self) -> None:
         """Remove the veth pair (both ends go with one delete); idempotent."""

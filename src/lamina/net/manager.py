@@ -188,6 +188,11 @@ class DataplaneManager:
         # (account, region, eni) -> its namespace, as of the last sync of its VPC: lookups never
         # wait for an apply in progress.
         self._namespaces: dict[tuple[str, str, str], tuple[Key, NetNamespace]] = {}
+        # VPCs across nodes (docs/overlay.md): ``home`` tells whether this node is a VPC's home
+        # (claiming it when it has none, or a dead one); None: every VPC is homed here (one node).
+        # ``_routers``: VPCs homed elsewhere whose router namespace this node's environments need.
+        self.home: Callable[[Key], bool] | None = None
+        self._routers: set[Key] = set()
         self._closed = False
         self.stats = Stats()
         self._worker = threading.Thread(target=self._run, name="lamina-dataplane")
@@ -341,6 +346,16 @@ class DataplaneManager:
         all_interfaces = read(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
         interfaces = [i for i in all_interfaces if i.get("InterfaceType") not in _NOT_HOSTS]
         kinds = {str(i.get("NetworkInterfaceId")): i.get("InterfaceType") for i in interfaces}
+        # Homed on another node (docs/overlay.md): nothing here but, while this node's environments
+        # need it, the VPC's router namespace for their tunnel.
+        router_only = False
+        if interfaces and self.home is not None and not self.home(key):
+            with self._cond:
+                wanted = key in self._routers
+            if not wanted:
+                self._drop(key)
+                return
+            router_only = True
         vpcs = read(account, region, _VPC, vpc_id=vpc_id) if interfaces else []
         if not vpcs:
             self._drop(key)
@@ -354,20 +369,21 @@ class DataplaneManager:
             return
         attributes, dhcp = dns_settings
         endpoints = read(account, region, _VPC_ENDPOINT, vpc_id=vpc_id)
+        full = uplink is not None and not router_only
         plan = plan_vpc(
             vpcs[0],
             read(account, region, _SUBNET, vpc_id=vpc_id),
             read(account, region, _SECURITY_GROUP, vpc_id=vpc_id),
-            all_interfaces,
+            [] if router_only else all_interfaces,
             read(account, region, _ROUTE_TABLE, vpc_id=vpc_id),
-            read(account, region, _NAT_GATEWAY, vpc_id=vpc_id) if uplink else (),
-            read(account, region, _INTERNET_GATEWAY, vpc_id=vpc_id) if uplink else (),
-            edge_link=edge_link_name(account, region, vpc_id) if uplink else None,
+            read(account, region, _NAT_GATEWAY, vpc_id=vpc_id) if full else (),
+            read(account, region, _INTERNET_GATEWAY, vpc_id=vpc_id) if full else (),
+            edge_link=edge_link_name(account, region, vpc_id) if full else None,
             network_acls=read(account, region, _NETWORK_ACL, vpc_id=vpc_id),
             dns_support=attributes.support,
-            endpoints=endpoints,
+            endpoints=[] if router_only else endpoints,
         )
-        if not plan.interfaces:
+        if not plan.interfaces and not router_only:
             self._drop(key)
             return
         with self._cond:
@@ -390,6 +406,14 @@ class DataplaneManager:
             self._resolv[key] = (
                 N.vpc_resolv_conf(plan.resolver[0], dhcp) if plan.resolver else N.resolv_conf([])
             )
+        if router_only:
+            # The VPC's DNS server, endpoints and published namespaces are its home's.
+            self._listen("/".join(key), [])
+            self._set_namespaces(key, {})
+            self._publish(key, {})
+            if self.dns is not None:
+                self.dns.stop(key)
+            return
         live = {i.eni_id: plane.interface_namespace(i.eni_id) for i in plan.interfaces}
         self._set_namespaces(key, live)
         self._publish(key, live, {i.eni_id for i in plan.interfaces if i.kept})
@@ -572,6 +596,38 @@ class DataplaneManager:
                 if found is not None or self._closed or left <= 0:
                     return found
                 self._cond.wait(left)  # notified after every sync
+
+    def resync(self, keys: Collection[Key] | None = None) -> None:
+        """Read these VPCs (None: every VPC with a data plane here) back from the database and
+        apply them: changes made through other nodes, which this node's store did not hear."""
+        now = time.monotonic()
+        with self._cond:
+            for key in self._planes if keys is None else keys:
+                self._dirty.setdefault(key, now)
+            self._cond.notify_all()
+
+    def router_namespace(self, key: Key, timeout_s: float) -> NetNamespace | None:
+        """The VPC's router namespace on this node, built (if the VPC is homed elsewhere: the
+        router alone, for the tunnel to its home) and kept while this node lives; waits up to
+        ``timeout_s`` for it. None if the VPC has no interface (or not in time)."""
+        now = time.monotonic()
+        with self._cond:
+            self._routers.add(key)
+            self._dirty.setdefault(key, now)
+            self._cond.notify_all()
+            deadline = now + timeout_s
+            while True:
+                plane = self._planes.get(key)
+                settled = key not in self._dirty and self._busy != key
+                left = deadline - time.monotonic()
+                if (plane is not None and settled) or self._closed or left <= 0:
+                    break
+                if settled and key not in self._retry:
+                    break  # synced and dropped: no interface
+                self._cond.wait(left)
+        if plane is None or plane.router_namespace.closed:
+            return None
+        return plane.router_namespace
 
     def default_network(self) -> NetNamespace | None:
         """The namespace environments of functions without a VPC attach to (``net.attach``), or

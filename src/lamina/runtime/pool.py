@@ -67,7 +67,12 @@ def credentials_last(target: Target, now: float) -> bool:
 
 def usable(env: Environment, now: float) -> bool:
     """Whether a warm (or provisioned) environment may take the next invocation."""
-    return env.alive and not env.retired and credentials_last(env.target, now)
+    return (
+        env.alive
+        and not env.retired
+        and credentials_last(env.target, now)
+        and (env.attachment is None or not env.attachment.cut)
+    )
 
 
 class EnvironmentPool:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from lamina.domain.functions import FunctionRef
 from lamina.domain.models import FunctionConfiguration
+from lamina.domain.overlay import RemoteInterface
 from lamina.linux import NetNamespace
 from lamina.runtime.catalog import PythonRuntime
 from lamina.runtime.public_api import ApiAccess
@@ -23,7 +24,11 @@ __all__ = ["Attacher", "InvokeResult", "NetworkAttachment", "Outcome", "Target",
 
 
 class NetworkAttachment(Protocol):
-    """An environment's link to an interface namespace, removed by ``close()`` (idempotent)."""
+    """An environment's link to an interface namespace, removed by ``close()`` (idempotent).
+    ``cut``: the link is gone from under it (a remote interface's home node died or restarted):
+    the environment takes no more invocations."""
+
+    cut: bool
 
     def close(self) -> None: ...
 
@@ -33,7 +38,9 @@ class Attacher(Protocol):
     Hyperplane interface, or the default network's), blocking; the data plane implements it
     (``net.attach.attach``) and whoever builds the pool hands it in."""
 
-    def __call__(self, env_ns: NetNamespace, eni_ns: NetNamespace, /) -> NetworkAttachment: ...
+    def __call__(
+        self, env_ns: NetNamespace, eni_ns: NetNamespace | RemoteInterface, /
+    ) -> NetworkAttachment: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +58,10 @@ class Target:
     credentials: tuple[str, str, str]  # access key, secret, session token (the role's)
     endpoint_port: int
     # VPC functions: the namespaces of the Hyperplane interfaces (one per subnet); environments are
-    # spread across them. Other functions: the default network's. Empty: only loopback (no data
-    # plane or no uplink on this host).
-    vpc_namespaces: tuple[NetNamespace, ...] = ()
+    # spread across them; an interface homed on another node is a RemoteInterface (the attacher
+    # reaches it over the VPC's tunnel). Other functions: the default network's. Empty: only
+    # loopback (no data plane or no uplink on this host).
+    vpc_namespaces: tuple[NetNamespace | RemoteInterface, ...] = ()
     # With ``vpc_namespaces``: how the function reaches lamina's API, as a VPC sees it (its public
     # addresses or endpoints, ``runtime.public_api``) instead of the in-sandbox relay; None: the relay.
     api: ApiAccess | None = None

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from lamina.services.lambda_.roles import RoleSessions
     from lamina.services.lambda_.vpc import Hyperplane
     from lamina.services.s3.deps import S3Deps
+    from lamina.services.vpc_nodes import VpcNodes
 
 
 class Platform:
@@ -63,6 +64,8 @@ class Platform:
     api_access: ApiAccess | None = None
     # This node among the nodes sharing the database (services/cluster.py); None: alone, always.
     cluster: Cluster | None = None
+    # VPCs across nodes (services/vpc_nodes.py); None: no underlay address, every VPC homed here.
+    vpc_nodes: VpcNodes | None = None
 
     def __init__(
         self,

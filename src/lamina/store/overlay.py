@@ -7,6 +7,8 @@ that loses does nothing (``ON CONFLICT DO NOTHING``), the re-read tells, the nex
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from lamina.domain.overlay import FIRST_VNI, MAX_VNI
 from lamina.store.db import Database, DatabaseError
 
@@ -67,3 +69,70 @@ class VniStore:
         """Every VPC's VNI."""
         rows = self.db.read(lambda c: c.execute("SELECT vpc_id, vni FROM vpc_vnis").fetchall())
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+class HomeStore:
+    """Each VPC's home node (docs/overlay.md) and each node's underlay address.
+
+    A VPC's home is set by the first node that needs the VPC's interfaces (:meth:`claim`) and kept
+    while that node lives; a node that needs it while the home is dead takes it over. Both are
+    compare-and-set writes, so two nodes claiming at once agree on one home."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def home(self, vpc_id: str) -> str | None:
+        row = self.db.read(
+            lambda c: c.execute("SELECT node FROM vpc_homes WHERE vpc_id = ?", (vpc_id,)).fetchone()
+        )
+        return str(row[0]) if row else None
+
+    def claim(self, vpc_id: str, node: str, live: Collection[str], now: float) -> str:
+        """The VPC's home: the recorded one if it is among ``live``, else ``node`` (which takes
+        it over). Returns the home agreed on."""
+        for _ in range(_ATTEMPTS):
+            found = self.home(vpc_id)
+            if found is not None and (found in live or found == node):
+                return found
+            with self.db.write() as c:
+                if found is None:
+                    c.execute(
+                        "INSERT INTO vpc_homes (vpc_id, node, since) VALUES (?, ?, ?) ON CONFLICT (vpc_id) DO NOTHING",
+                        (vpc_id, node, now),
+                    )
+                else:
+                    c.execute(
+                        "UPDATE vpc_homes SET node = ?, since = ? WHERE vpc_id = ? AND node = ?",
+                        (node, now, vpc_id, found),
+                    )
+        found = self.home(vpc_id)
+        if found is None:
+            raise DatabaseError(f"no home could be chosen for {vpc_id}")
+        return found
+
+    def homed_on(self, node: str) -> list[str]:
+        """The VPCs homed on ``node``."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT vpc_id FROM vpc_homes WHERE node = ? ORDER BY vpc_id", (node,)
+            ).fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
+    def release(self, vpc_id: str) -> None:
+        with self.db.write() as c:
+            c.execute("DELETE FROM vpc_homes WHERE vpc_id = ?", (vpc_id,))
+
+    def set_address(self, node: str, address: str) -> None:
+        """``node``'s underlay address (set when it starts)."""
+        with self.db.write() as c:
+            c.execute(
+                "INSERT INTO node_addresses (name, address) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET address = excluded.address",
+                (node, address),
+            )
+
+    def addresses(self) -> dict[str, str]:
+        """Every node's underlay address, by node name."""
+        rows = self.db.read(lambda c: c.execute("SELECT name, address FROM node_addresses").fetchall())
+        return {str(r[0]): str(r[1]) for r in rows}

@@ -435,4 +435,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE event_invocations ADD COLUMN lease_until REAL NOT NULL DEFAULT 0;
     CREATE INDEX event_invocations_claimed ON event_invocations (claimed_by);
     """,
+    # VPCs across nodes (docs/overlay.md): each VPC's home node (where its interfaces, NAT and
+    # uplink are built) and each node's underlay address (its VXLAN tunnels' endpoint).
+    """
+    CREATE TABLE vpc_homes (vpc_id TEXT PRIMARY KEY, node TEXT NOT NULL, since REAL NOT NULL);
+    CREATE TABLE node_addresses (name TEXT PRIMARY KEY, address TEXT NOT NULL);
+    """,
 )

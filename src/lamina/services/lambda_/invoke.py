@@ -27,6 +27,7 @@ from lamina.domain import functions as F
 from lamina.domain.aliases import is_alias_name
 from lamina.domain.models import InvocationResponse
 from lamina.domain.nodes import ForwardedInvoke, ForwardedResult
+from lamina.domain.overlay import RemoteInterface
 from lamina.errors import (
     AwsError,
     InvalidRequestContentException,
@@ -175,9 +176,11 @@ def _wake_if_idle(platform: Platform, row: FunctionRow) -> None:
     )
 
 
-def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[NetNamespace, ...]:
-    """The Hyperplane interfaces' namespaces a VPC function's environments attach to; without a
-    VPC, the default network (out to the uplink, never into a VPC), if the host has one."""
+def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[NetNamespace | RemoteInterface, ...]:
+    """The Hyperplane interfaces' namespaces a VPC function's environments attach to (with VPCs
+    across nodes, an interface not built here is a RemoteInterface: the attacher finds its VPC's
+    home); without a VPC, the default network (out to the uplink, never into a VPC), if the host
+    has one."""
     vpc = row.config.get("VpcConfig") or {}
     dataplane = platform.dataplane
     if dataplane is None:
@@ -185,7 +188,7 @@ def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[NetNamespace,
     if not vpc.get("VpcId"):
         default = dataplane.default_network()
         return () if default is None else (default,)
-    found = []
+    found: list[NetNamespace | RemoteInterface] = []
     for subnet in vpc.get("SubnetIds", []):
         eni = platform.hyperplane.interface_for(
             row.account, row.region, subnet, vpc.get("SecurityGroupIds", [])
@@ -193,6 +196,8 @@ def _vpc_namespaces(platform: Platform, row: FunctionRow) -> tuple[NetNamespace,
         ns = dataplane.interface_namespace(row.account, row.region, eni) if eni else None
         if ns is not None:
             found.append(ns)
+        elif eni and platform.vpc_nodes is not None:
+            found.append(RemoteInterface(row.account, row.region, str(vpc["VpcId"]), eni))
     return tuple(found)
 
 

@@ -69,9 +69,13 @@ class Preparer:
                     )
                 enis = self.platform.hyperplane.ensure(row.account, row.region, row.name, vpc)
                 dataplane = self.platform.dataplane
-                if dataplane is not None:
+                nodes = self.platform.vpc_nodes
+                if dataplane is not None and (
+                    nodes is None or nodes.is_home((row.account, row.region, str(vpc["VpcId"])))
+                ):
                     for eni in enis:
-                        # Active only once the interface really exists on this host (its namespace).
+                        # Active only once the interface really exists on this host (its namespace);
+                        # a VPC homed on another node builds it there (services/vpc_nodes.py).
                         dataplane.wait_interface_namespace(row.account, row.region, eni, timeout_s=10.0)
             outcome = None
             code = "InternalError"
