@@ -41,7 +41,7 @@ from lamina.store.overlay import HomeStore
 from lamina_testbed import Node, Testbed
 from pg_cluster import binaries
 
-pytestmark = [pytest.mark.privileged, pytest.mark.slow]
+pytestmark = [pytest.mark.privileged, pytest.mark.slow, pytest.mark.cluster]
 
 RUNTIME = "python3.12"
 if not (RUNTIMES_DIR / RUNTIME / "lamina-runtime.json").is_file():
