@@ -388,12 +388,12 @@ def state_path(prefix: str) -> Path:
     return STATE_DIR / f"{prefix}.json"
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for its reaper does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    return True
 
 
 def _end(pid: int, kind: str) -> None:
@@ -408,10 +408,13 @@ def _end(pid: int, kind: str) -> None:
         return  # the pid was reused
     os.kill(pid, signal.SIGINT if kind == "postgres" else signal.SIGTERM)
     deadline = time.monotonic() + 20
-    while _alive(pid) and time.monotonic() < deadline:
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if running(pid):
         os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def stop(prefix: str = PREFIX) -> bool:
@@ -421,11 +424,17 @@ def stop(prefix: str = PREFIX) -> bool:
     state: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         state = json.loads(state_file.read_text())
-    threads = [threading.Thread(target=_end, args=(p["pid"], p["kind"])) for p in state.get("processes", [])]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    # The nodes first, then PostgreSQL: a node stopping writes its last state to the database (with
+    # the database gone, each write would wait for a connection).
+    processes = state.get("processes", [])
+    for kinds in (("lamina",), ("postgres",)):
+        threads = [
+            threading.Thread(target=_end, args=(p["pid"], p["kind"])) for p in processes if p["kind"] in kinds
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     for parent in state.get("cgroups", []):
         with contextlib.suppress(cgroups.CgroupError, OSError):
             cgroups.sweep(parent)

@@ -78,7 +78,7 @@ def test_a_bed_whose_starter_died_is_removed_entirely() -> None:
     assert all(Path(f"/proc/{p['pid']}").exists() for p in state["processes"])
     assert lamina_testbed.stop(PREFIX)
     assert not [n for n in lamina_testbed.netns_names() if n.startswith(f"{PREFIX}-")]
-    assert not [p["pid"] for p in state["processes"] if Path(f"/proc/{p['pid']}").exists()]
+    assert not [p["pid"] for p in state["processes"] if lamina_testbed.running(p["pid"])]
     assert not Path(state["dir"]).exists() and not Path(state["postgres_dir"]).exists()
     assert not lamina_testbed.state_path(PREFIX).exists()
     for parent in state["cgroups"]:

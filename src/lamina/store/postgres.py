@@ -53,7 +53,7 @@ log = logging.getLogger("lamina.store")
 # Connections per node; a node's I/O threads share them.
 POOL_SIZE: Final = 16
 # How long a thread waits for a pooled connection before the operation fails.
-POOL_TIMEOUT_S: Final = 30.0
+POOL_TIMEOUT_S: Final = 10.0
 # How long connecting may take.
 CONNECT_TIMEOUT_S: Final = 10
 # The advisory locks (one 64-bit key space per database): every write; migrations.
