@@ -79,6 +79,12 @@ class DatabaseError(LaminaError):
     """The metadata database failed (disk full, corruption, a schema newer than this lamina, ...)."""
 
 
+class UnstorableText(DatabaseError):
+    """A value the engine cannot hold (PostgreSQL's text holds no NUL character, which SQLite's
+    does): the statement was not run and the transaction rolled back. Caused by what a client
+    sent, so answered as the service's invalid-parameter error (api/pipeline.py), never a 500."""
+
+
 class Database:
     """The metadata database. Thread-safe: writes are serialised on one connection, reads run in
     parallel on one connection per thread."""

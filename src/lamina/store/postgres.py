@@ -41,7 +41,7 @@ import psycopg.sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener
+from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener, UnstorableText
 from lamina.store.dialect import POSTGRESQL
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -210,7 +210,7 @@ class PostgresDatabase(Database):
             with self._borrow() as conn:
                 return fn(_Statements(conn))
         except psycopg.Error as exc:
-            raise DatabaseError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def snapshot(self, fn: Callable[[Connection], T]) -> T:
         self._refuse_on_loop("snapshot")
@@ -222,7 +222,7 @@ class PostgresDatabase(Database):
                 finally:
                     conn.execute("COMMIT")
         except psycopg.Error as exc:
-            raise DatabaseError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -232,19 +232,19 @@ class PostgresDatabase(Database):
                 borrowed = self._borrow()
                 conn = borrowed.__enter__()
             except psycopg.Error as exc:
-                raise DatabaseError(str(exc)) from exc
+                raise _failure(exc) from exc
             try:
                 try:
                     conn.execute("BEGIN")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 except psycopg.Error as exc:
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
                 self._pending.items = []
                 try:
                     yield _Statements(conn)
                 except psycopg.Error as exc:
                     _rollback(conn)
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
                 except BaseException:
                     _rollback(conn)
                     raise
@@ -256,7 +256,7 @@ class PostgresDatabase(Database):
                     conn.execute("COMMIT")
                 except psycopg.Error as exc:
                     _rollback(conn)
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
             finally:
                 borrowed.__exit__(None, None, None)
         for channel, payload in sent:
@@ -306,6 +306,20 @@ class PostgresDatabase(Database):
                         "listening for changes on %s failed (%s); again in 1 s", redacted(self.url), exc
                     )
                     self._closing.wait(1.0)
+
+
+# SQLSTATEs of text the server cannot hold: 22021 (a NUL byte, "character not in repertoire"),
+# 22P05 (untranslatable character).
+_UNSTORABLE: Final = frozenset({"22021", "22P05"})
+
+
+def _failure(exc: psycopg.Error) -> DatabaseError:
+    """What a failed statement is to the repositories: UnstorableText for a value PostgreSQL's
+    text cannot hold (a NUL: refused by psycopg before it is sent, or by the server), else a
+    DatabaseError."""
+    if exc.sqlstate in _UNSTORABLE or (isinstance(exc, psycopg.DataError) and "NUL (0x00)" in str(exc)):
+        return UnstorableText("a value holds a character the metadata database cannot store (NUL)")
+    return DatabaseError(str(exc))
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

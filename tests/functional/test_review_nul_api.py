@@ -1,0 +1,69 @@
+"""A hostile client's NUL characters, on both metadata backends: what PostgreSQL's text cannot
+hold (an S3 key, a log event, a log filter, a layer's description) is refused with the service's
+own invalid-parameter error (400, never a 500) and nothing of the request is stored; SQLite,
+which holds them, keeps taking them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from lamina_server import LaminaServer, client
+from testzips import make_zip
+
+pytestmark = pytest.mark.backend
+
+
+def _refused(call: Any, code: str, backend: str) -> Any:
+    """On PostgreSQL, ``call()`` fails with ``code`` (400); on SQLite it succeeds."""
+    if backend == "sqlite":
+        return call()
+    with pytest.raises(ClientError) as caught:
+        call()
+    assert caught.value.response["Error"]["Code"] == code
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    return None
+
+
+def test_nul_in_an_s3_key_is_refused_and_stores_nothing(server: LaminaServer, backend: str) -> None:
+    s3 = client(server, "s3")
+    bucket = f"nul-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    _refused(lambda: s3.put_object(Bucket=bucket, Key="a\x00b", Body=b"x"), "InvalidArgument", backend)
+    _refused(lambda: s3.create_multipart_upload(Bucket=bucket, Key="m\x00"), "InvalidArgument", backend)
+    listed = s3.list_objects_v2(Bucket=bucket, EncodingType="url").get("Contents", [])
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    if backend == "postgresql":
+        assert listed == [] and uploads == []
+    s3.put_object(Bucket=bucket, Key="after", Body=b"y")  # the bucket still works
+    assert s3.get_object(Bucket=bucket, Key="after")["Body"].read() == b"y"
+
+
+def test_nul_in_log_events_and_filters_is_refused(server: LaminaServer, backend: str) -> None:
+    logs = client(server, "logs")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    now = int(time.time() * 1000)
+    events = [{"timestamp": now, "message": "fine"}, {"timestamp": now, "message": "m\x00n"}]
+    put = lambda: logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)  # noqa: E731
+    _refused(put, "InvalidParameterException", backend)
+    found = lambda: logs.filter_log_events(logGroupName=group, filterPattern='"\x00"')  # noqa: E731
+    _refused(found, "InvalidParameterException", backend)
+    stored = logs.get_log_events(logGroupName=group, logStreamName="s")["events"]
+    assert len(stored) == (2 if backend == "sqlite" else 0)  # never half of the batch
+
+
+def test_nul_in_a_layer_description_is_refused_with_no_version_used(
+    server: LaminaServer, backend: str
+) -> None:
+    lam = client(server)
+    name = f"nul-{uuid.uuid4().hex[:8]}"
+    content = {"ZipFile": make_zip()}
+    publish = lambda: lam.publish_layer_version(LayerName=name, Content=content, Description="d\x00")  # noqa: E731
+    _refused(publish, "InvalidParameterValueException", backend)
+    version = lam.publish_layer_version(LayerName=name, Content=content, Description="ok")["Version"]
+    assert version == (2 if backend == "sqlite" else 1)  # the refused publish took no number
