@@ -131,6 +131,7 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
         secret = bytes.fromhex(
             conn.execute("SELECT value FROM settings WHERE key='cluster-secret'").fetchone()[0]
         )
+        instance = conn.execute("SELECT instance FROM nodes WHERE name='a'").fetchone()[0]
     body = N.ForwardedInvoke(
         "000000000000", "us-east-1", "absent", "$LATEST", "r", b"{}", "rid", None, None, False
     ).encode()
@@ -151,6 +152,7 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
         return N.sign(
             key,
             target=target,
+            instance=instance,
             path="/_lamina-node/invoke",
             timestamp=stamp,
             nonce=uuid.uuid4().hex,

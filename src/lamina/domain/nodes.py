@@ -222,19 +222,32 @@ def _optional(doc: Mapping[str, Any], key: str) -> str | None:
     return None if value is None else _text(doc, key)
 
 
-def sign(secret: bytes, *, target: str, path: str, timestamp: float, nonce: str, body: bytes) -> str:
+def sign(
+    secret: bytes, *, target: str, path: str, timestamp: float, nonce: str, body: bytes, instance: str = ""
+) -> str:
     """The signature header of a node-to-node request: ``t=TIME,n=NONCE,s=HMAC`` where the HMAC
-    (SHA-256, the cluster secret) covers the node it is for, the path, the time, the nonce and the
-    body's digest: it cannot be sent to another node, replayed later, or given another body."""
-    mac = _mac(secret, target, path, f"{timestamp:.3f}", nonce, body)
+    (SHA-256, the cluster secret) covers the node it is for (its name and ``instance``, the random
+    id of its running process), the path, the time, the nonce and the body's digest: it cannot be
+    sent to another node, nor to the same node's next process (whose nonces seen start empty),
+    replayed later, or given another body."""
+    mac = _mac(secret, _recipient(target, instance), path, f"{timestamp:.3f}", nonce, body)
     return f"t={timestamp:.3f},n={nonce},s={mac}"
 
 
 def verify(
-    secret: bytes, header: str, *, me: str, path: str, now: float, body: bytes, seen: Container[str]
+    secret: bytes,
+    header: str,
+    *,
+    me: str,
+    path: str,
+    now: float,
+    body: bytes,
+    seen: Container[str],
+    instance: str = "",
 ) -> str:
-    """The nonce of a good signature ``header`` of a request to node ``me``; NodeError says why it
-    is refused (bad form or MAC, outside :data:`FORWARD_WINDOW_S`, a nonce in ``seen``)."""
+    """The nonce of a good signature ``header`` of a request to node ``me`` (its process
+    ``instance``); NodeError says why it is refused (bad form or MAC, outside
+    :data:`FORWARD_WINDOW_S`, a nonce in ``seen``)."""
     parts = dict(p.partition("=")[::2] for p in header.split(","))
     stamp, nonce, mac = parts.get("t", ""), parts.get("n", ""), parts.get("s", "")
     try:
@@ -243,13 +256,18 @@ def verify(
         raise NodeError("malformed signature") from None
     if not nonce or len(nonce) > 64 or len(mac) != 64 or when != when:
         raise NodeError("malformed signature")
-    if not hmac.compare_digest(_mac(secret, me, path, stamp, nonce, body), mac):
+    if not hmac.compare_digest(_mac(secret, _recipient(me, instance), path, stamp, nonce, body), mac):
         raise NodeError("bad signature")
     if abs(now - when) > FORWARD_WINDOW_S:
         raise NodeError("signature expired")
     if nonce in seen:
         raise NodeError("replayed request")
     return nonce
+
+
+def _recipient(name: str, instance: str) -> str:
+    """The receiving node as a signature names it (a name holds no ``/``)."""
+    return f"{name}/{instance}" if instance else name
 
 
 def _mac(secret: bytes, target: str, path: str, stamp: str, nonce: str, body: bytes) -> str:

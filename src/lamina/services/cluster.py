@@ -258,6 +258,7 @@ class Cluster:
         signature = N.sign(
             self.secret,
             target=node.name,
+            instance=node.instance,
             path=path,
             timestamp=self.clock(),
             nonce=secrets.token_hex(16),
@@ -295,6 +296,11 @@ class Cluster:
                 return ForwardedResult.decode(answer_body)
             except ValueError as exc:
                 raise self._lost(node, f"unreadable answer: {exc}") from exc
+        if status == 403:
+            # Refused before anything ran (signed for this node's previous process, which the
+            # view still had, or a cluster secret that differs): run it here.
+            log.warning("node %s: node %s refused a forwarded invocation", self.name, node.name)
+            raise NotStarted("refused")
         if status == 429:
             raise TooManyRequestsException(
                 "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
@@ -317,7 +323,14 @@ class Cluster:
         if len(self._nonces) >= MAX_NONCES:
             raise N.NodeError("too many requests in the replay window")
         nonce = N.verify(
-            self.secret, signature, me=self.name, path=path, now=now, body=body, seen=self._nonces
+            self.secret,
+            signature,
+            me=self.name,
+            instance=self.instance,
+            path=path,
+            now=now,
+            body=body,
+            seen=self._nonces,
         )
         self._nonces[nonce] = now + 2 * N.FORWARD_WINDOW_S
         try:
