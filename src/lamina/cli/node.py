@@ -13,7 +13,7 @@ from typing import Any
 
 from lamina.domain.nodes import NodeError, NodeState
 from lamina.settings import Settings, SettingsError, default_data_dir, parse_database
-from lamina.store import Database, DatabaseError, NodeStore
+from lamina.store import Database, DatabaseError, NodeStore, open_existing
 
 
 def add_parser(sub: Any) -> None:
@@ -65,7 +65,7 @@ def _open(args: argparse.Namespace) -> tuple[Database, float]:
     if not path.exists():
         raise SystemExit(f"lamina: no metadata database at {path}")
     try:
-        return Database(path, loop_guard=False), settings.heartbeat_interval_s
+        return open_existing(path, loop_guard=False), settings.heartbeat_interval_s
     except DatabaseError as exc:
         raise SystemExit(f"lamina: {exc}") from None
 

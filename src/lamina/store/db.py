@@ -22,6 +22,7 @@ Facts about SQLite that matter here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -286,6 +287,28 @@ class Database:
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default())
             )
             return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
+
+
+def open_existing(path: Path, *, loop_guard: bool | None = None) -> Database:
+    """The lamina metadata database at ``path`` as it is, for a tool (``lamina node``) that must
+    not change what it was pointed at: DatabaseError, and the file untouched, unless it is a
+    SQLite database of exactly this lamina's schema (not someone else's database, which opening
+    would fill with lamina's tables; not an older lamina's, which opening would migrate under the
+    servers still using it; not a newer one's)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{path} is not a SQLite database: {exc}") from None
+    if version == 0 or "nodes" not in tables:
+        raise DatabaseError(f"{path} is not a lamina metadata database")
+    if version != len(MIGRATIONS):
+        raise DatabaseError(
+            f"metadata database {path} has schema version {version}, this lamina's is {len(MIGRATIONS)}:"
+            " use the lamina of the servers sharing it"
+        )
+    return Database(path, loop_guard=loop_guard)
 
 
 def _callers(depth: int = 3) -> str:
