@@ -18,6 +18,7 @@ import pytest
 from lamina_server import LaminaServer, client
 
 from lamina.domain import nodes as N
+from lamina.errors import ServiceException
 from lamina.services.cluster import Cluster, NotStarted
 from lamina.store import Database, NodeStore
 
@@ -123,3 +124,49 @@ def test_forged_and_oversized_forwards_are_refused_and_the_node_keeps_serving(tm
         assert client(a).list_functions()["Functions"] == []  # still serving
     finally:
         a.stop()
+
+
+def test_an_answer_not_signed_with_the_cluster_secret_is_not_taken(tmp_path: Path) -> None:
+    """Whatever answers at a node's address without the secret (a party on the node network)
+    cannot pass off a result: the call fails as a lost node's does (500, outcome unknown)."""
+    secret = b"s" * 32
+    result = N.ForwardedResult(b'"forged"', False, b"").encode()
+
+    async def run(sign_with: bytes | None) -> N.ForwardedResult:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            await reader.readexactly(int(headers["Content-Length"]))
+            extra = ""
+            if sign_with is not None:
+                nonce = N.request_nonce(headers[N.SIGNATURE_HEADER])
+                extra = f"{N.SIGNATURE_HEADER}: {N.sign_answer(sign_with, nonce=nonce, body=result)}\r\n"
+            writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(result)}\r\n{extra}\r\n".encode() + result)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        db = Database(tmp_path / "lamina.db", loop_guard=False)
+        try:
+            sender = Cluster(
+                NodeStore(db),
+                None,  # type: ignore[arg-type]
+                None,  # type: ignore[arg-type]
+                name="a",
+                url="http://127.0.0.1:1",
+                secret=secret,
+                interval_s=5.0,
+                max_environments=1,
+            )
+            node = N.NodeRecord("b", f"http://127.0.0.1:{port}", "i", 0.0, 0.0, N.NodeState.ACTIVE, 0, 1)
+            call = N.ForwardedInvoke("1", "r", "f", "$LATEST", "x", b"{}", "rid", None, None, False)
+            return await sender.forward(node, call, 3.0)
+        finally:
+            server.close()
+            db.close()
+
+    for forger in (None, b"guessed secret"):
+        with pytest.raises(ServiceException):
+            asyncio.run(run(forger))
+    assert asyncio.run(run(secret)).payload == b'"forged"'  # the real node's answer is taken

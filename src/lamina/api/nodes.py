@@ -63,4 +63,6 @@ class NodeEndpoint:
             return _refuse(exc.status if exc.status >= 400 else 500, exc.message)
         except ValueError as exc:  # a version that is no number: a node's bug, said so
             return _refuse(400, f"Bad invocation: {exc}")
-        return Response(200, [("Content-Type", "application/json")], result.encode())
+        answer = result.encode()
+        signature = self._cluster.sign_answer(request.headers.get(SIGNATURE_HEADER, ""), answer)
+        return Response(200, [("Content-Type", "application/json"), (SIGNATURE_HEADER, signature)], answer)

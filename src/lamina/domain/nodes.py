@@ -23,6 +23,8 @@ MISSED_HEARTBEATS: Final = 3
 # clock (nodes of one deployment keep their clocks in step with NTP); within it, each nonce once.
 FORWARD_WINDOW_S: Final = 30.0
 SIGNATURE_HEADER: Final = "x-lamina-node-signature"
+# What an answer's MAC has in the place of a request's path (every request path starts with "/").
+ANSWER: Final = "answer"
 MAX_NODE_NAME: Final = 64
 
 
@@ -263,6 +265,24 @@ def verify(
     if nonce in seen:
         raise NodeError("replayed request")
     return nonce
+
+
+def sign_answer(secret: bytes, *, nonce: str, body: bytes) -> str:
+    """The signature header of the answer to the request of ``nonce``: ``s=HMAC`` over the
+    request's nonce and the answer's digest, so that whoever answers at a node's address without
+    the cluster secret (a party on the node network) cannot pass off a result of its own."""
+    return "s=" + _mac(secret, "", ANSWER, "", nonce, body)
+
+
+def verify_answer(secret: bytes, header: str, *, nonce: str, body: bytes) -> bool:
+    """Whether ``header`` is the signature of ``body`` answering the request of ``nonce``."""
+    mac = header.removeprefix("s=")
+    return len(mac) == 64 and hmac.compare_digest(_mac(secret, "", ANSWER, "", nonce, body), mac)
+
+
+def request_nonce(header: str) -> str:
+    """The nonce of a request's signature ``header`` (one :func:`verify` accepted)."""
+    return dict(p.partition("=")[::2] for p in header.split(",")).get("n", "")
 
 
 def _recipient(name: str, instance: str) -> str:

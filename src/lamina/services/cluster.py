@@ -255,13 +255,14 @@ class Cluster:
     async def _forward(self, node: NodeRecord, call: ForwardedInvoke, timeout_s: float) -> ForwardedResult:
         body = call.encode()
         path = FORWARD_PATH
+        nonce = secrets.token_hex(16)
         signature = N.sign(
             self.secret,
             target=node.name,
             instance=node.instance,
             path=path,
             timestamp=self.clock(),
-            nonce=secrets.token_hex(16),
+            nonce=nonce,
             body=body,
         )
         parts = urlsplit(node.url)
@@ -290,8 +291,12 @@ class Cluster:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-        status, answer_body = _parse_response(answer)
+        status, answer_signature, answer_body = _parse_response(answer)
         if status == 200:
+            if not N.verify_answer(self.secret, answer_signature, nonce=nonce, body=answer_body):
+                # Not the node's answer (something else answered at its address): what ran, if
+                # anything did, is unknown.
+                raise self._lost(node, "an answer not signed with the cluster secret")
             try:
                 return ForwardedResult.decode(answer_body)
             except ValueError as exc:
@@ -312,6 +317,10 @@ class Cluster:
         return NodeLost("An internal error occurred in lamina.")
 
     # -- forwarding: the receiving side ----------------------------------------------------------
+
+    def sign_answer(self, request_signature: str, body: bytes) -> str:
+        """The signature header of ``body`` answering the request :meth:`accept` took."""
+        return N.sign_answer(self.secret, nonce=N.request_nonce(request_signature), body=body)
 
     def accept(self, signature: str, path: str, body: bytes) -> ForwardedInvoke:
         """The invocation of a request another node signed for this one; NodeError says why not
@@ -363,21 +372,26 @@ async def _read_all(reader: asyncio.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_response(data: bytes) -> tuple[int, bytes]:
-    """Status and body of an HTTP/1.1 response read to its end (``Connection: close``)."""
+def _parse_response(data: bytes) -> tuple[int, str, bytes]:
+    """Status, signature header and body of an HTTP/1.1 response read to its end
+    (``Connection: close``)."""
     head, sep, rest = data.partition(b"\r\n\r\n")
     if not sep:
-        return 0, b""
+        return 0, "", b""
     lines = head.split(b"\r\n")
     try:
         status = int(lines[0].split(b" ")[1])
     except (IndexError, ValueError):
-        return 0, b""
+        return 0, "", b""
     length = None
+    signature = ""
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+        name = name.strip().lower()
+        if name == b"content-length" and value.strip().isdigit():
             length = int(value.strip())
+        elif name == N.SIGNATURE_HEADER.encode():
+            signature = value.strip().decode("latin-1")
     if length is not None and len(rest) < length:
-        return 0, b""  # cut off: the node died while answering
-    return status, rest if length is None else rest[:length]
+        return 0, "", b""  # cut off: the node died while answering
+    return status, signature, rest if length is None else rest[:length]
