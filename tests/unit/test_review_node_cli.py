@@ -14,11 +14,12 @@ import pytest
 
 from lamina.store import Database
 from lamina.store.schema import MIGRATIONS
+from pg_cluster import PostgresCluster
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def _node_list(db: Path) -> subprocess.CompletedProcess[str]:
+def _node_list(db: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lamina.cli.main", "node", "--database", str(db), "list"],
         capture_output=True,
@@ -66,3 +67,37 @@ def test_node_cli_lists_a_current_lamina_database(tmp_path: Path) -> None:
     out = _node_list(db)
     assert out.returncode == 0, out.stderr
     assert "NAME" in out.stdout
+
+
+def test_node_cli_on_postgresql_opens_only_a_current_lamina_database(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    import psycopg
+
+    from lamina.store.postgres import PostgresDatabase
+
+    foreign = postgres_cluster.create()
+    with psycopg.connect(foreign, autocommit=True) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+    out = _node_list_url(foreign)
+    assert out.returncode != 0 and "not a lamina metadata database" in out.stderr
+    with psycopg.connect(foreign, autocommit=True) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert tables == {"accounts"}  # nothing of lamina's created
+
+    current = postgres_cluster.create()
+    PostgresDatabase(current, loop_guard=False).close()
+    out = _node_list_url(current)
+    assert out.returncode == 0, out.stderr
+    with psycopg.connect(current, autocommit=True) as conn:
+        conn.execute("UPDATE lamina_schema SET version = version - 1")
+    out = _node_list_url(current)
+    assert out.returncode != 0 and "schema version" in out.stderr
+    with psycopg.connect(current, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM lamina_schema").fetchone()[0] == len(MIGRATIONS) - 1
+    postgres_cluster.drop(foreign)
+    postgres_cluster.drop(current)
+
+
+def _node_list_url(url: str) -> subprocess.CompletedProcess[str]:
+    return _node_list(url)

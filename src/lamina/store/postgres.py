@@ -125,8 +125,12 @@ class PostgresDatabase(Database):
 
     sql = POSTGRESQL
 
-    def __init__(self, url: str, *, loop_guard: bool | None = None, pool_size: int = POOL_SIZE) -> None:
-        """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL)."""
+    def __init__(
+        self, url: str, *, loop_guard: bool | None = None, pool_size: int = POOL_SIZE, migrate: bool = True
+    ) -> None:
+        """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL).
+        ``migrate`` False (a tool such as ``lamina node``): change nothing, and refuse (DatabaseError)
+        a database that is not a lamina database of exactly this lamina's schema."""
         self._init_common(loop_guard)
         self.url = url
         self.path = None
@@ -154,7 +158,10 @@ class PostgresDatabase(Database):
                 open=False,
             )
             self._pool.open(wait=True, timeout=POOL_TIMEOUT_S)
-            self._migrate()
+            if migrate:
+                self._migrate()
+            else:
+                self._check_schema()
         except (psycopg.Error, PoolTimeout) as exc:
             self._pool.close()
             raise DatabaseError(f"cannot open metadata database {redacted(url)}: {exc}") from exc
@@ -184,6 +191,18 @@ class PostgresDatabase(Database):
                     conn.execute(statement)
             conn.execute("DELETE FROM lamina_schema")
             conn.execute("INSERT INTO lamina_schema (version) VALUES (%s)", (len(MIGRATIONS),))
+
+    def _check_schema(self) -> None:
+        with self._pool.connection() as conn:
+            found = conn.execute("SELECT to_regclass('lamina_schema') IS NOT NULL").fetchone()
+            row = conn.execute("SELECT version FROM lamina_schema").fetchone() if found and found[0] else None
+        if row is None:
+            raise DatabaseError(f"{redacted(self.url)} is not a lamina metadata database")
+        if int(row[0]) != len(MIGRATIONS):
+            raise DatabaseError(
+                f"metadata database {redacted(self.url)} has schema version {row[0]}, this lamina's is"
+                f" {len(MIGRATIONS)}: use the lamina of the servers sharing it"
+            )
 
     def schema_version(self) -> int:
         return int(self.read(lambda c: c.execute("SELECT version FROM lamina_schema").fetchone()[0]))
