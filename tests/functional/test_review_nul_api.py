@@ -67,3 +67,21 @@ def test_nul_in_a_layer_description_is_refused_with_no_version_used(
     _refused(publish, "InvalidParameterValueException", backend)
     version = lam.publish_layer_version(LayerName=name, Content=content, Description="ok")["Version"]
     assert version == (2 if backend == "sqlite" else 1)  # the refused publish took no number
+
+
+def test_an_unpaired_surrogate_is_refused_on_both_backends(server: LaminaServer, backend: str) -> None:
+    """JSON's ``\\ud800`` alone decodes to a string no engine stores (it is no UTF-8): the
+    service's 400, not a 500, and nothing stored (on SQLite as on PostgreSQL)."""
+    lam, logs = client(server), client(server, "logs")
+    name = f"sur-{uuid.uuid4().hex[:8]}"
+    content = {"ZipFile": make_zip()}
+    with pytest.raises(ClientError) as caught:
+        lam.publish_layer_version(LayerName=name, Content=content, Description="d\ud800")
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValueException"
+    assert lam.publish_layer_version(LayerName=name, Content=content)["Version"] == 1
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    with pytest.raises(ClientError) as caught:
+        logs.filter_log_events(logGroupName=group, filterPattern='"\ud800"')
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -84,7 +84,7 @@ INVALID_PARAMETER: Mapping[str, str] = {
     "sts": "ValidationError",
     "ec2": "InvalidParameterValue",
 }
-UNSTORABLE_MESSAGE = "A parameter holds a character that cannot be stored (NUL)."
+UNSTORABLE_MESSAGE = "A parameter holds a character that cannot be stored (NUL, or an unpaired surrogate)."
 
 
 def unstorable(service: str) -> AwsError:

@@ -82,8 +82,15 @@ class DatabaseError(LaminaError):
 
 class UnstorableText(DatabaseError):
     """A value the engine cannot hold (PostgreSQL's text holds no NUL character, which SQLite's
-    does): the statement was not run and the transaction rolled back. Caused by what a client
-    sent, so answered as the service's invalid-parameter error (api/pipeline.py), never a 500."""
+    does; neither engine holds a string with an unpaired surrogate, which is no UTF-8): the
+    statement was not run and the transaction rolled back. Caused by what a client sent, so
+    answered as the service's invalid-parameter error (api/pipeline.py), never a 500."""
+
+
+def unstorable() -> UnstorableText:
+    return UnstorableText(
+        "a value holds a character the metadata database cannot store (NUL, or an unpaired surrogate)"
+    )
 
 
 class Database:
@@ -188,6 +195,8 @@ class Database:
             return fn(self._reader())
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except UnicodeEncodeError as exc:
+            raise unstorable() from exc
 
     def snapshot(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on this thread's reader connection inside one read transaction: every statement
@@ -205,6 +214,8 @@ class Database:
             return run(self._reader())
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except UnicodeEncodeError as exc:
+            raise unstorable() from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -223,6 +234,9 @@ class Database:
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
                 raise DatabaseError(str(exc)) from exc
+            except UnicodeEncodeError as exc:
+                conn.execute("ROLLBACK")
+                raise unstorable() from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

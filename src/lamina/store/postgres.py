@@ -41,7 +41,7 @@ import psycopg.sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener, UnstorableText
+from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener, unstorable
 from lamina.store.dialect import POSTGRESQL
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -111,11 +111,17 @@ class _Statements:
         self.conn = conn
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        return self.conn.execute(translate(sql), tuple(parameters))
+        try:
+            return self.conn.execute(translate(sql), tuple(parameters))
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 (SQLite refuses it alike)
+            raise psycopg.DataError("a value is not UTF-8 (an unpaired surrogate)") from exc
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         cursor = self.conn.cursor()
-        cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        try:
+            cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        except UnicodeEncodeError as exc:
+            raise psycopg.DataError("a value is not UTF-8 (an unpaired surrogate)") from exc
         return cursor
 
 
@@ -336,8 +342,10 @@ def _failure(exc: psycopg.Error) -> DatabaseError:
     """What a failed statement is to the repositories: UnstorableText for a value PostgreSQL's
     text cannot hold (a NUL: refused by psycopg before it is sent, or by the server), else a
     DatabaseError."""
-    if exc.sqlstate in _UNSTORABLE or (isinstance(exc, psycopg.DataError) and "NUL (0x00)" in str(exc)):
-        return UnstorableText("a value holds a character the metadata database cannot store (NUL)")
+    if exc.sqlstate in _UNSTORABLE or (
+        isinstance(exc, psycopg.DataError) and ("NUL (0x00)" in str(exc) or "unpaired surrogate" in str(exc))
+    ):
+        return unstorable()
     return DatabaseError(str(exc))
 
 

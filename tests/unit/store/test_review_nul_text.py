@@ -62,3 +62,14 @@ def test_a_function_printing_nul_loses_no_tenants_log_lines(db: Database) -> Non
     assert _events(store, OTHER, "s") == ["victim before\n", "victim after\n"]
     expected = "evil \x00 line\n" if db.dialect == "sqlite" else "evil \ufffd line\n"
     assert _events(store, ACCOUNT, "s") == [expected]
+
+
+def test_an_unpaired_surrogate_is_unstorable_text_on_both_engines(db: Database) -> None:
+    store = LogGroupStore(db)
+    scope = Scope(ACCOUNT, REGION)
+    with pytest.raises(UnstorableText):  # a read
+        store.group(scope, "g\udc80")
+    with pytest.raises(UnstorableText):  # a write: rolled back
+        store.create_group(scope, "g\ud800", 1, {})
+    assert store.group(scope, "g") is None
+    assert store.create_group(scope, "g", 1, {})

@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from lamina.store.db import UnstorableText
 from lamina.store.logs import LogGroupStore, Scope
 
 log = logging.getLogger("lamina.function_logs")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # How long read output may wait for the writer. Writes never wake it: a wake-up per line put a
 # thread hand-off (and a GIL hand-over) on every invocation; a line still reaches FilterLogEvents
@@ -286,5 +289,6 @@ class FunctionLogs:
 
 
 def _storable(events: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """``events`` with every NUL character replaced by U+FFFD (the replacement character)."""
-    return [(ts, m.replace("\x00", "\ufffd")) for ts, m in events]
+    """``events`` with every NUL character and unpaired surrogate replaced by U+FFFD (the
+    replacement character)."""
+    return [(ts, _SURROGATE.sub("\ufffd", m.replace("\x00", "\ufffd"))) for ts, m in events]
