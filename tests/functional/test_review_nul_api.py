@@ -85,3 +85,30 @@ def test_an_unpaired_surrogate_is_refused_on_both_backends(server: LaminaServer,
         logs.filter_log_events(logGroupName=group, filterPattern='"\ud800"')
     assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_the_console_answers_unstorable_values_as_the_api_does(server: LaminaServer, backend: str) -> None:
+    """The console's calls go through the same pipeline: the same 400, not its 500."""
+    import http.cookiejar
+    import json
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def post(action: str, doc: Any) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/json", "X-Lamina-Console": "1"}
+        req = urllib.request.Request(f"{server.url}/console/api/{action}", json.dumps(doc).encode(), headers)
+        try:
+            with opener.open(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    assert post("signin", {"accessKeyId": "test", "secretAccessKey": "test"})[0] == 200
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    client(server, "logs").create_log_group(logGroupName=group)
+    params = {"logGroupName": group, "filterPattern": '"\ud800"'}
+    status, doc = post("call", {"service": "logs", "operation": "FilterLogEvents", "params": params})
+    assert status == 400, doc
+    assert doc["error"]["code"] == "InvalidParameterException"

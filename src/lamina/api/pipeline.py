@@ -419,12 +419,18 @@ class Pipeline:
             handler, ctx = self._admit(
                 endpoint, model, principal, params, region, request_id, base_url, now, source_ip
             )
-            result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
+            try:
+                result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
+            except UnstorableText as exc:  # as :meth:`_failed` answers it over HTTP
+                raise unstorable(endpoint.name) from exc
             return result
 
         output = await self._executor.run(run)
         if isinstance(output, OnLoop):
-            return await output.finish()
+            try:
+                return await output.finish()
+            except UnstorableText as exc:
+                raise unstorable(endpoint.name) from exc
         return output
 
 
