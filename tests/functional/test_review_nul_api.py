@@ -112,3 +112,25 @@ def test_the_console_answers_unstorable_values_as_the_api_does(server: LaminaSer
     status, doc = post("call", {"service": "logs", "operation": "FilterLogEvents", "params": params})
     assert status == 400, doc
     assert doc["error"]["code"] == "InvalidParameterException"
+
+
+def test_sql_characters_in_names_are_only_values(server: LaminaServer, backend: str) -> None:
+    """``%``, ``_``, ``?``, quotes and backslashes in keys, prefixes and stream names match only
+    themselves (no LIKE wildcard, no placeholder, no literal's end), on both engines."""
+    s3, logs = client(server, "s3"), client(server, "logs")
+    bucket = f"sqlchars-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    keys = ["a%b", "a_b", "axb", "a?b", "a%%s", "A%b", "a\\b", "a'b", 'a"b', "a%s", "a%s'--"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    for prefix in ["a%", "a_", "a?", "a%%", "a\\", "a'", "A", "a%s", 'a"']:
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        assert listed == sorted(k for k in keys if k.startswith(prefix)), prefix
+    assert all(s3.get_object(Bucket=bucket, Key=k)["Body"].read() == k.encode() for k in keys)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    for name in ["s%1", "s_1", "sx1"]:
+        logs.create_log_stream(logGroupName=group, logStreamName=name)
+    for prefix, expected in (("s%", ["s%1"]), ("s_", ["s_1"]), ("s", ["s%1", "s_1", "sx1"])):
+        streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=prefix)["logStreams"]
+        assert [s["logStreamName"] for s in streams] == expected
