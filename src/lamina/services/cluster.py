@@ -322,9 +322,10 @@ class Cluster:
         """The signature header of ``body`` answering the request :meth:`accept` took."""
         return N.sign_answer(self.secret, nonce=N.request_nonce(request_signature), body=body)
 
-    def accept(self, signature: str, path: str, body: bytes) -> ForwardedInvoke:
+    def accept(self, signature: str, path: str, body: bytes, digest: str | None = None) -> ForwardedInvoke:
         """The invocation of a request another node signed for this one; NodeError says why not
-        (forged, for another node, too old, replayed, malformed). On the loop, no I/O."""
+        (forged, for another node, too old, replayed, malformed). On the loop, no I/O;
+        ``digest``: the body's :func:`~lamina.domain.nodes.body_digest`, computed off the loop."""
         now = self.clock()
         if now - self._pruned > N.FORWARD_WINDOW_S:
             self._nonces = {n: t for n, t in self._nonces.items() if t > now}
@@ -340,6 +341,7 @@ class Cluster:
             now=now,
             body=body,
             seen=self._nonces,
+            digest=digest,
         )
         self._nonces[nonce] = now + 2 * N.FORWARD_WINDOW_S
         try:
