@@ -171,6 +171,9 @@ class PostgresDatabase(Database):
         except (psycopg.Error, PoolTimeout) as exc:
             self._pool.close()
             raise DatabaseError(f"cannot open metadata database {redacted(url)}: {exc}") from exc
+        except DatabaseError:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redacted(self.url)!r})"
