@@ -142,6 +142,7 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
     a, _, db = servers
     store = open_database(db, loop_guard=False)
     secret = bytes.fromhex(store.setting("cluster-secret", lambda: "unset"))
+    instance = store.read(lambda c: c.execute("SELECT instance FROM nodes WHERE name='a'").fetchone()[0])
     store.close()
     body = N.ForwardedInvoke(
         "000000000000", "us-east-1", "absent", "$LATEST", "r", b"{}", "rid", None, None, False
@@ -163,6 +164,7 @@ def test_node_endpoint_takes_only_what_the_cluster_secret_signed(
         return N.sign(
             key,
             target=target,
+            instance=instance,
             path="/_lamina-node/invoke",
             timestamp=stamp,
             nonce=uuid.uuid4().hex,

@@ -319,6 +319,7 @@ def test_events_queued_through_a_run_exactly_once(pair: Pair) -> None:
 def test_forged_and_replayed_node_requests_are_refused(pair: Pair) -> None:
     name = create(pair.b)
     secret = bytes.fromhex(sql(pair, "SELECT value FROM settings WHERE key='cluster-secret'")[0][0])
+    instance = sql(pair, "SELECT instance FROM nodes WHERE name='b'")[0][0]
     call = N.ForwardedInvoke(
         "000000000000", "us-east-1", name, "$LATEST", "x", b"{}", str(uuid.uuid4()), None, None, False
     )
@@ -340,6 +341,7 @@ def test_forged_and_replayed_node_requests_are_refused(pair: Pair) -> None:
         return N.sign(
             key,
             target=target,
+            instance=instance,
             path="/_lamina-node/invoke",
             timestamp=stamp,
             nonce=uuid.uuid4().hex,

@@ -93,7 +93,15 @@ def test_two_nodes(tmp_path: Path) -> None:
         # Replays and forgeries on the receiving side.
         call = N.ForwardedInvoke("1", "r", "n", "$LATEST", "rev", b"{}", "rid", None, None, False)
         body = call.encode()
-        header = N.sign(b"k" * 32, target="b", path="/p", timestamp=time.time(), nonce="n1", body=body)
+        header = N.sign(
+            b"k" * 32,
+            target="b",
+            instance=b.instance,
+            path="/p",
+            timestamp=time.time(),
+            nonce="n1",
+            body=body,
+        )
         assert b.accept(header, "/p", body) == call
         with pytest.raises(N.NodeError, match="replayed"):
             b.accept(header, "/p", body)

@@ -15,7 +15,7 @@ import logging
 from concurrent.futures import Executor
 
 from lamina.api.http import Request, Response
-from lamina.domain.nodes import SIGNATURE_HEADER, NodeError
+from lamina.domain.nodes import SIGNATURE_HEADER, NodeError, body_digest
 from lamina.errors import AwsError, TooManyRequestsException
 from lamina.services.cluster import FORWARD_PATH, Cluster
 from lamina.services.lambda_.invoke import forwarded_target, run_forwarded
@@ -51,12 +51,16 @@ class NodeEndpoint:
             return _refuse(404, "Not found.")
         if body is None:
             return _refuse(413, "Too large.")
+        loop = asyncio.get_running_loop()
+        # Hashing a body of up to 9 MB takes milliseconds: off the loop, which anyone may send one to.
+        digest = await loop.run_in_executor(self._executor, body_digest, body)
         try:
-            call = self._cluster.accept(request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body)
+            call = self._cluster.accept(
+                request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body, digest
+            )
         except NodeError as exc:
             log.warning("refused a node-to-node request from %s: %s", request.client_host, exc)
             return _refuse(403, "Forbidden.")
-        loop = asyncio.get_running_loop()
         try:
             target = await loop.run_in_executor(self._executor, forwarded_target, self._platform, call)
             result = await run_forwarded(self._platform, call, target)
@@ -66,15 +70,19 @@ class NodeEndpoint:
             return _refuse(exc.status if exc.status >= 400 else 500, exc.message)
         except ValueError as exc:  # a version that is no number: a node's bug, said so
             return _refuse(400, f"Bad invocation: {exc}")
-        return Response(200, [("Content-Type", "application/json")], result.encode())
+        answer = result.encode()
+        signature = self._cluster.sign_answer(request.headers.get(SIGNATURE_HEADER, ""), answer)
+        return Response(200, [("Content-Type", "application/json"), (SIGNATURE_HEADER, signature)], answer)
 
     async def _overlay(self, request: Request, body: bytes | None) -> Response:
         """A link for another node's environment into an interface homed here, or its release
         (services/vpc_nodes.py): signed as forwarded invocations are, then checked there."""
         if body is None:
             return _refuse(413, "Too large.")
+        loop = asyncio.get_running_loop()
+        digest = await loop.run_in_executor(self._executor, body_digest, body)
         try:
-            self._cluster.verify(request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body)
+            self._cluster.verify(request.headers.get(SIGNATURE_HEADER, ""), request.raw_path, body, digest)
         except NodeError as exc:
             log.warning("refused a node-to-node request from %s: %s", request.client_host, exc)
             return _refuse(403, "Forbidden.")
@@ -83,7 +91,7 @@ class NodeEndpoint:
             return _refuse(409, "This node has no VPC overlay.")
         work = nodes.host if request.raw_path == HOST_PATH else nodes.release
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(self._executor, work, body)
+            answer = await loop.run_in_executor(self._executor, work, body)
         except Refused as exc:
             log.warning("refused an overlay request: %s", exc)
             return _refuse(exc.status, str(exc))

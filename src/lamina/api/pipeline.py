@@ -43,6 +43,7 @@ from lamina.errors import (
     unknown_service,
 )
 from lamina.services.base import AuthorizationRequest, OnLoop, Principal, RequestContext, ServiceBinding
+from lamina.store import UnstorableText
 from lamina.supervisor import IoExecutor
 
 log = logging.getLogger("lamina.api")
@@ -72,6 +73,25 @@ UNMETERED = frozenset(
 )
 
 INTERNAL_ERROR_MESSAGE = "An internal error occurred in lamina."
+
+# Each service's error for a parameter value it cannot take (code, as the service spells it):
+# what a value the metadata database cannot store (a NUL on PostgreSQL) is answered with.
+INVALID_PARAMETER: Mapping[str, str] = {
+    "lambda": "InvalidParameterValueException",
+    "s3": "InvalidArgument",
+    "logs": "InvalidParameterException",
+    "iam": "ValidationError",
+    "sts": "ValidationError",
+    "ec2": "InvalidParameterValue",
+}
+UNSTORABLE_MESSAGE = "A parameter holds a character that cannot be stored (NUL, or an unpaired surrogate)."
+
+
+def unstorable(service: str) -> AwsError:
+    """The answer to a request whose values the metadata database refused (nothing was stored)."""
+    code = INVALID_PARAMETER.get(service, "ValidationException")
+    return AwsError(UNSTORABLE_MESSAGE, code=code, status=400, sender_fault=True)
+
 
 # S3 is the one service that serves unsigned requests (to whatever a bucket policy grants "*")
 # and SigV2 query authentication (botocore's default presigned URL for S3). Such requests have no
@@ -358,6 +378,9 @@ class Pipeline:
     def _failed(self, endpoint: Endpoint, operation: str, exc: Exception, request_id: str) -> Response:
         if isinstance(exc, AwsError):
             return endpoint.protocol.serialize_error(exc, request_id)
+        if isinstance(exc, UnstorableText):
+            log.info("%s refused (request %s): %s", operation, request_id, exc)
+            return endpoint.protocol.serialize_error(unstorable(endpoint.name), request_id)
         log.error("internal error in %s (request %s)", operation, request_id, exc_info=exc)
         return endpoint.protocol.serialize_error(ServiceException(INTERNAL_ERROR_MESSAGE), request_id)
 
@@ -396,12 +419,18 @@ class Pipeline:
             handler, ctx = self._admit(
                 endpoint, model, principal, params, region, request_id, base_url, now, source_ip
             )
-            result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
+            try:
+                result: dict[str, Any] | OnLoop = handler(self._bindings[endpoint.name].deps, ctx, params)
+            except UnstorableText as exc:  # as :meth:`_failed` answers it over HTTP
+                raise unstorable(endpoint.name) from exc
             return result
 
         output = await self._executor.run(run)
         if isinstance(output, OnLoop):
-            return await output.finish()
+            try:
+                return await output.finish()
+            except UnstorableText as exc:
+                raise unstorable(endpoint.name) from exc
         return output
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from lamina.domain.nodes import NodeError, NodeState
 from lamina.settings import Settings, SettingsError, default_data_dir, parse_database
-from lamina.store import Database, DatabaseError, NodeStore, open_database
+from lamina.store import Database, DatabaseError, NodeStore
+from lamina.store.engines import open_existing_database
 
 
 def add_parser(sub: Any) -> None:
@@ -61,13 +62,13 @@ def _open(args: argparse.Namespace) -> tuple[Database, float]:
     database = settings.database
     target: str | Path
     if database is not None and "://" in database:
-        target = database  # a postgresql:// URL (parse_database allows no other scheme)
+        target = database  # a postgresql:// URL (parse_database checked it)
     else:
         target = Path(database) if database else (settings.data_dir or default_data_dir()) / "lamina.db"
         if not target.exists():
             raise SystemExit(f"lamina: no metadata database at {target}")
     try:
-        return open_database(target, loop_guard=False), settings.heartbeat_interval_s
+        return open_existing_database(target, loop_guard=False), settings.heartbeat_interval_s
     except DatabaseError as exc:
         raise SystemExit(f"lamina: {exc}") from None
 

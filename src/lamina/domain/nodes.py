@@ -23,6 +23,8 @@ MISSED_HEARTBEATS: Final = 3
 # clock (nodes of one deployment keep their clocks in step with NTP); within it, each nonce once.
 FORWARD_WINDOW_S: Final = 30.0
 SIGNATURE_HEADER: Final = "x-lamina-node-signature"
+# What an answer's MAC has in the place of a request's path (every request path starts with "/").
+ANSWER: Final = "answer"
 MAX_NODE_NAME: Final = 64
 
 
@@ -222,19 +224,34 @@ def _optional(doc: Mapping[str, Any], key: str) -> str | None:
     return None if value is None else _text(doc, key)
 
 
-def sign(secret: bytes, *, target: str, path: str, timestamp: float, nonce: str, body: bytes) -> str:
+def sign(
+    secret: bytes, *, target: str, path: str, timestamp: float, nonce: str, body: bytes, instance: str = ""
+) -> str:
     """The signature header of a node-to-node request: ``t=TIME,n=NONCE,s=HMAC`` where the HMAC
-    (SHA-256, the cluster secret) covers the node it is for, the path, the time, the nonce and the
-    body's digest: it cannot be sent to another node, replayed later, or given another body."""
-    mac = _mac(secret, target, path, f"{timestamp:.3f}", nonce, body)
+    (SHA-256, the cluster secret) covers the node it is for (its name and ``instance``, the random
+    id of its running process), the path, the time, the nonce and the body's digest: it cannot be
+    sent to another node, nor to the same node's next process (whose nonces seen start empty),
+    replayed later, or given another body."""
+    mac = _mac(secret, _recipient(target, instance), path, f"{timestamp:.3f}", nonce, body)
     return f"t={timestamp:.3f},n={nonce},s={mac}"
 
 
 def verify(
-    secret: bytes, header: str, *, me: str, path: str, now: float, body: bytes, seen: Container[str]
+    secret: bytes,
+    header: str,
+    *,
+    me: str,
+    path: str,
+    now: float,
+    body: bytes,
+    seen: Container[str],
+    instance: str = "",
+    digest: str | None = None,
 ) -> str:
-    """The nonce of a good signature ``header`` of a request to node ``me``; NodeError says why it
-    is refused (bad form or MAC, outside :data:`FORWARD_WINDOW_S`, a nonce in ``seen``)."""
+    """The nonce of a good signature ``header`` of a request to node ``me`` (its process
+    ``instance``); NodeError says why it is refused (bad form or MAC, outside
+    :data:`FORWARD_WINDOW_S`, a nonce in ``seen``). ``digest``: :func:`body_digest` of ``body``
+    when the caller computed it already (off the event loop: a large body takes milliseconds)."""
     parts = dict(p.partition("=")[::2] for p in header.split(","))
     stamp, nonce, mac = parts.get("t", ""), parts.get("n", ""), parts.get("s", "")
     try:
@@ -243,7 +260,7 @@ def verify(
         raise NodeError("malformed signature") from None
     if not nonce or len(nonce) > 64 or len(mac) != 64 or when != when:
         raise NodeError("malformed signature")
-    if not hmac.compare_digest(_mac(secret, me, path, stamp, nonce, body), mac):
+    if not hmac.compare_digest(_mac(secret, _recipient(me, instance), path, stamp, nonce, body, digest), mac):
         raise NodeError("bad signature")
     if abs(now - when) > FORWARD_WINDOW_S:
         raise NodeError("signature expired")
@@ -252,6 +269,36 @@ def verify(
     return nonce
 
 
-def _mac(secret: bytes, target: str, path: str, stamp: str, nonce: str, body: bytes) -> str:
-    message = "\n".join((target, path, stamp, nonce, hashlib.sha256(body).hexdigest())).encode()
+def sign_answer(secret: bytes, *, nonce: str, body: bytes) -> str:
+    """The signature header of the answer to the request of ``nonce``: ``s=HMAC`` over the
+    request's nonce and the answer's digest, so that whoever answers at a node's address without
+    the cluster secret (a party on the node network) cannot pass off a result of its own."""
+    return "s=" + _mac(secret, "", ANSWER, "", nonce, body)
+
+
+def verify_answer(secret: bytes, header: str, *, nonce: str, body: bytes) -> bool:
+    """Whether ``header`` is the signature of ``body`` answering the request of ``nonce``."""
+    mac = header.removeprefix("s=")
+    return len(mac) == 64 and hmac.compare_digest(_mac(secret, "", ANSWER, "", nonce, body), mac)
+
+
+def request_nonce(header: str) -> str:
+    """The nonce of a request's signature ``header`` (one :func:`verify` accepted)."""
+    return dict(p.partition("=")[::2] for p in header.split(",")).get("n", "")
+
+
+def _recipient(name: str, instance: str) -> str:
+    """The receiving node as a signature names it (a name holds no ``/``)."""
+    return f"{name}/{instance}" if instance else name
+
+
+def body_digest(body: bytes) -> str:
+    """The SHA-256 a signature covers of a body (hex)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def _mac(
+    secret: bytes, target: str, path: str, stamp: str, nonce: str, body: bytes, digest: str | None = None
+) -> str:
+    message = "\n".join((target, path, stamp, nonce, digest or body_digest(body))).encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()

@@ -256,12 +256,14 @@ class Cluster:
     async def _forward(self, node: NodeRecord, call: ForwardedInvoke, timeout_s: float) -> ForwardedResult:
         body = call.encode()
         path = FORWARD_PATH
+        nonce = secrets.token_hex(16)
         signature = N.sign(
             self.secret,
             target=node.name,
+            instance=node.instance,
             path=path,
             timestamp=self.clock(),
-            nonce=secrets.token_hex(16),
+            nonce=nonce,
             body=body,
         )
         parts = urlsplit(node.url)
@@ -290,12 +292,21 @@ class Cluster:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-        status, answer_body = _parse_response(answer)
+        status, answer_signature, answer_body = _parse_response(answer)
         if status == 200:
+            if not N.verify_answer(self.secret, answer_signature, nonce=nonce, body=answer_body):
+                # Not the node's answer (something else answered at its address): what ran, if
+                # anything did, is unknown.
+                raise self._lost(node, "an answer not signed with the cluster secret")
             try:
                 return ForwardedResult.decode(answer_body)
             except ValueError as exc:
                 raise self._lost(node, f"unreadable answer: {exc}") from exc
+        if status == 403:
+            # Refused before anything ran (signed for this node's previous process, which the
+            # view still had, or a cluster secret that differs): run it here.
+            log.warning("node %s: node %s refused a forwarded invocation", self.name, node.name)
+            raise NotStarted("refused")
         if status == 429:
             raise TooManyRequestsException(
                 "Rate Exceeded.", fields={"Reason": "ConcurrentInvocationLimitExceeded"}
@@ -308,18 +319,24 @@ class Cluster:
 
     # -- forwarding: the receiving side ----------------------------------------------------------
 
-    def accept(self, signature: str, path: str, body: bytes) -> ForwardedInvoke:
+    def sign_answer(self, request_signature: str, body: bytes) -> str:
+        """The signature header of ``body`` answering the request :meth:`accept` took."""
+        return N.sign_answer(self.secret, nonce=N.request_nonce(request_signature), body=body)
+
+    def accept(self, signature: str, path: str, body: bytes, digest: str | None = None) -> ForwardedInvoke:
         """The invocation of a request another node signed for this one; NodeError says why not
-        (forged, for another node, too old, replayed, malformed). On the loop, no I/O."""
-        self.verify(signature, path, body)
+        (forged, for another node, too old, replayed, malformed). On the loop, no I/O;
+        ``digest``: the body's :func:`~lamina.domain.nodes.body_digest`, computed off the loop."""
+        self.verify(signature, path, body, digest)
         try:
             return ForwardedInvoke.decode(body)
         except ValueError as exc:
             raise N.NodeError(f"malformed invocation: {exc}") from exc
 
-    def verify(self, signature: str, path: str, body: bytes) -> None:
-        """Accept a request another node signed for this one (at ``path``, with ``body``), once;
-        NodeError says why not (forged, for another node, too old, replayed). On the loop."""
+    def verify(self, signature: str, path: str, body: bytes, digest: str | None = None) -> None:
+        """Accept a request another node signed for this one's process (at ``path``, with
+        ``body``), once; NodeError says why not (forged, for another node or process, too old,
+        replayed). On the loop, no I/O; ``digest`` as for :meth:`accept`."""
         now = self.clock()
         if now - self._pruned > N.FORWARD_WINDOW_S:
             self._nonces = {n: t for n, t in self._nonces.items() if t > now}
@@ -327,7 +344,15 @@ class Cluster:
         if len(self._nonces) >= MAX_NONCES:
             raise N.NodeError("too many requests in the replay window")
         nonce = N.verify(
-            self.secret, signature, me=self.name, path=path, now=now, body=body, seen=self._nonces
+            self.secret,
+            signature,
+            me=self.name,
+            instance=self.instance,
+            path=path,
+            now=now,
+            body=body,
+            seen=self._nonces,
+            digest=digest,
         )
         self._nonces[nonce] = now + 2 * N.FORWARD_WINDOW_S
 
@@ -344,6 +369,7 @@ class Cluster:
         signature = N.sign(
             self.secret,
             target=node,
+            instance=record.instance,
             path=path,
             timestamp=self.clock(),
             nonce=secrets.token_hex(16),
@@ -396,21 +422,26 @@ async def _read_all(reader: asyncio.StreamReader) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_response(data: bytes) -> tuple[int, bytes]:
-    """Status and body of an HTTP/1.1 response read to its end (``Connection: close``)."""
+def _parse_response(data: bytes) -> tuple[int, str, bytes]:
+    """Status, signature header and body of an HTTP/1.1 response read to its end
+    (``Connection: close``)."""
     head, sep, rest = data.partition(b"\r\n\r\n")
     if not sep:
-        return 0, b""
+        return 0, "", b""
     lines = head.split(b"\r\n")
     try:
         status = int(lines[0].split(b" ")[1])
     except (IndexError, ValueError):
-        return 0, b""
+        return 0, "", b""
     length = None
+    signature = ""
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+        name = name.strip().lower()
+        if name == b"content-length" and value.strip().isdigit():
             length = int(value.strip())
+        elif name == N.SIGNATURE_HEADER.encode():
+            signature = value.strip().decode("latin-1")
     if length is not None and len(rest) < length:
-        return 0, b""  # cut off: the node died while answering
-    return status, rest if length is None else rest[:length]
+        return 0, "", b""  # cut off: the node died while answering
+    return status, signature, rest if length is None else rest[:length]

@@ -14,7 +14,7 @@ from lamina.store.console_sessions import (
     ConsoleSessionStore,
 )
 from lamina.store.datadir import open_data_dir
-from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError
+from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError, UnstorableText, open_existing
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 from lamina.store.engines import open_database
 from lamina.store.event_configs import EventInvokeConfigStore
@@ -44,6 +44,8 @@ __all__ = [
     "ConsoleSessionStore",
     "Database",
     "DatabaseError",
+    "UnstorableText",
+    "open_existing",
     "Ec2Store",
     "Ec2Tx",
     "Entity",

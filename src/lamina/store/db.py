@@ -22,6 +22,7 @@ Facts about SQLite that matter here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -77,6 +78,19 @@ Listener = Callable[[str], None]
 
 class DatabaseError(LaminaError):
     """The metadata database failed (disk full, corruption, a schema newer than this lamina, ...)."""
+
+
+class UnstorableText(DatabaseError):
+    """A value the engine cannot hold (PostgreSQL's text holds no NUL character, which SQLite's
+    does; neither engine holds a string with an unpaired surrogate, which is no UTF-8): the
+    statement was not run and the transaction rolled back. Caused by what a client sent, so
+    answered as the service's invalid-parameter error (api/pipeline.py), never a 500."""
+
+
+def unstorable() -> UnstorableText:
+    return UnstorableText(
+        "a value holds a character the metadata database cannot store (NUL, or an unpaired surrogate)"
+    )
 
 
 class Database:
@@ -181,6 +195,8 @@ class Database:
             return fn(self._reader())
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except UnicodeEncodeError as exc:
+            raise unstorable() from exc
 
     def snapshot(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` on this thread's reader connection inside one read transaction: every statement
@@ -198,6 +214,8 @@ class Database:
             return run(self._reader())
         except sqlite3.Error as exc:
             raise DatabaseError(str(exc)) from exc
+        except UnicodeEncodeError as exc:
+            raise unstorable() from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -216,6 +234,9 @@ class Database:
             except sqlite3.Error as exc:
                 conn.execute("ROLLBACK")
                 raise DatabaseError(str(exc)) from exc
+            except UnicodeEncodeError as exc:
+                conn.execute("ROLLBACK")
+                raise unstorable() from exc
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -280,6 +301,28 @@ class Database:
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default())
             )
             return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
+
+
+def open_existing(path: Path, *, loop_guard: bool | None = None) -> Database:
+    """The lamina metadata database at ``path`` as it is, for a tool (``lamina node``) that must
+    not change what it was pointed at: DatabaseError, and the file untouched, unless it is a
+    SQLite database of exactly this lamina's schema (not someone else's database, which opening
+    would fill with lamina's tables; not an older lamina's, which opening would migrate under the
+    servers still using it; not a newer one's)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{path} is not a SQLite database: {exc}") from None
+    if version == 0 or "nodes" not in tables:
+        raise DatabaseError(f"{path} is not a lamina metadata database")
+    if version != len(MIGRATIONS):
+        raise DatabaseError(
+            f"metadata database {path} has schema version {version}, this lamina's is {len(MIGRATIONS)}:"
+            " use the lamina of the servers sharing it"
+        )
+    return Database(path, loop_guard=loop_guard)
 
 
 def _callers(depth: int = 3) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lamina.store.db import Database
+from lamina.store.db import Database, open_existing
 
 
 def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:
@@ -15,3 +15,13 @@ def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Data
 
         return PostgresDatabase(target, loop_guard=loop_guard)
     return Database(Path(target), loop_guard=loop_guard)
+
+
+def open_existing_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:
+    """The lamina metadata database ``target`` names, as it is (no migration, no new tables):
+    DatabaseError unless it is one of exactly this lamina's schema (``lamina node``)."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        from lamina.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(target, loop_guard=loop_guard, migrate=False, pool_size=2)
+    return open_existing(Path(target), loop_guard=loop_guard)

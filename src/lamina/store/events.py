@@ -133,6 +133,19 @@ class EventStore:
                 (attempts, next_at, event_id),
             )
 
+    def release(self, event_id: str, node: str | None, next_at: float) -> None:
+        """Give an invocation up until ``next_at`` (its attempts unchanged), claimed by no node:
+        its worker failed (not the function). Only if ``node`` still holds it (None: no claims)."""
+        with self.db.write() as c:
+            if node is None:
+                c.execute("UPDATE event_invocations SET next_at=? WHERE id=?", (next_at, event_id))
+            else:
+                c.execute(
+                    "UPDATE event_invocations SET next_at=?, claimed_by=NULL, lease_until=0"
+                    " WHERE id=? AND claimed_by=?",
+                    (next_at, event_id, node),
+                )
+
     def delete(self, event_id: str) -> None:
         """Drop an invocation (done, or out of retries); no-op if it is gone already."""
         with self.db.write() as c:

@@ -41,7 +41,7 @@ import psycopg.sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener
+from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener, unstorable
 from lamina.store.dialect import POSTGRESQL
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -111,11 +111,17 @@ class _Statements:
         self.conn = conn
 
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
-        return self.conn.execute(translate(sql), tuple(parameters))
+        try:
+            return self.conn.execute(translate(sql), tuple(parameters))
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 (SQLite refuses it alike)
+            raise psycopg.DataError("a value is not UTF-8 (an unpaired surrogate)") from exc
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         cursor = self.conn.cursor()
-        cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        try:
+            cursor.executemany(translate(sql), [tuple(p) for p in parameters])
+        except UnicodeEncodeError as exc:
+            raise psycopg.DataError("a value is not UTF-8 (an unpaired surrogate)") from exc
         return cursor
 
 
@@ -125,8 +131,12 @@ class PostgresDatabase(Database):
 
     sql = POSTGRESQL
 
-    def __init__(self, url: str, *, loop_guard: bool | None = None, pool_size: int = POOL_SIZE) -> None:
-        """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL)."""
+    def __init__(
+        self, url: str, *, loop_guard: bool | None = None, pool_size: int = POOL_SIZE, migrate: bool = True
+    ) -> None:
+        """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL).
+        ``migrate`` False (a tool such as ``lamina node``): change nothing, and refuse (DatabaseError)
+        a database that is not a lamina database of exactly this lamina's schema."""
         self._init_common(loop_guard)
         self.url = url
         self.path = None
@@ -154,10 +164,16 @@ class PostgresDatabase(Database):
                 open=False,
             )
             self._pool.open(wait=True, timeout=POOL_TIMEOUT_S)
-            self._migrate()
+            if migrate:
+                self._migrate()
+            else:
+                self._check_schema()
         except (psycopg.Error, PoolTimeout) as exc:
             self._pool.close()
             raise DatabaseError(f"cannot open metadata database {redacted(url)}: {exc}") from exc
+        except DatabaseError:
+            self._pool.close()
+            raise
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redacted(self.url)!r})"
@@ -185,6 +201,18 @@ class PostgresDatabase(Database):
             conn.execute("DELETE FROM lamina_schema")
             conn.execute("INSERT INTO lamina_schema (version) VALUES (%s)", (len(MIGRATIONS),))
 
+    def _check_schema(self) -> None:
+        with self._pool.connection() as conn:
+            found = conn.execute("SELECT to_regclass('lamina_schema') IS NOT NULL").fetchone()
+            row = conn.execute("SELECT version FROM lamina_schema").fetchone() if found and found[0] else None
+        if row is None:
+            raise DatabaseError(f"{redacted(self.url)} is not a lamina metadata database")
+        if int(row[0]) != len(MIGRATIONS):
+            raise DatabaseError(
+                f"metadata database {redacted(self.url)} has schema version {row[0]}, this lamina's is"
+                f" {len(MIGRATIONS)}: use the lamina of the servers sharing it"
+            )
+
     def schema_version(self) -> int:
         return int(self.read(lambda c: c.execute("SELECT version FROM lamina_schema").fetchone()[0]))
 
@@ -210,7 +238,7 @@ class PostgresDatabase(Database):
             with self._borrow() as conn:
                 return fn(_Statements(conn))
         except psycopg.Error as exc:
-            raise DatabaseError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     def snapshot(self, fn: Callable[[Connection], T]) -> T:
         self._refuse_on_loop("snapshot")
@@ -222,7 +250,7 @@ class PostgresDatabase(Database):
                 finally:
                     conn.execute("COMMIT")
         except psycopg.Error as exc:
-            raise DatabaseError(str(exc)) from exc
+            raise _failure(exc) from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -232,19 +260,19 @@ class PostgresDatabase(Database):
                 borrowed = self._borrow()
                 conn = borrowed.__enter__()
             except psycopg.Error as exc:
-                raise DatabaseError(str(exc)) from exc
+                raise _failure(exc) from exc
             try:
                 try:
                     conn.execute("BEGIN")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 except psycopg.Error as exc:
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
                 self._pending.items = []
                 try:
                     yield _Statements(conn)
                 except psycopg.Error as exc:
                     _rollback(conn)
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
                 except BaseException:
                     _rollback(conn)
                     raise
@@ -256,7 +284,7 @@ class PostgresDatabase(Database):
                     conn.execute("COMMIT")
                 except psycopg.Error as exc:
                     _rollback(conn)
-                    raise DatabaseError(str(exc)) from exc
+                    raise _failure(exc) from exc
             finally:
                 borrowed.__exit__(None, None, None)
         for channel, payload in sent:
@@ -306,6 +334,22 @@ class PostgresDatabase(Database):
                         "listening for changes on %s failed (%s); again in 1 s", redacted(self.url), exc
                     )
                     self._closing.wait(1.0)
+
+
+# SQLSTATEs of text the server cannot hold: 22021 (a NUL byte, "character not in repertoire"),
+# 22P05 (untranslatable character).
+_UNSTORABLE: Final = frozenset({"22021", "22P05"})
+
+
+def _failure(exc: psycopg.Error) -> DatabaseError:
+    """What a failed statement is to the repositories: UnstorableText for a value PostgreSQL's
+    text cannot hold (a NUL: refused by psycopg before it is sent, or by the server), else a
+    DatabaseError."""
+    if exc.sqlstate in _UNSTORABLE or (
+        isinstance(exc, psycopg.DataError) and ("NUL (0x00)" in str(exc) or "unpaired surrogate" in str(exc))
+    ):
+        return unstorable()
+    return DatabaseError(str(exc))
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

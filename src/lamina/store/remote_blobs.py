@@ -152,6 +152,28 @@ class ObjectStore:
             raise self._error("look up", key, exc) from exc
         return int(head.get("ContentLength", -1))
 
+    def holds(self, sha256_hex: str, size: int) -> bool:
+        """Whether the store holds the blob as this node would upload it: an object of ``size``
+        bytes and, below :data:`MULTIPART_FROM` (one PUT carrying the blob's SHA-256), of that
+        checksum. An object of the right size put there some other way (altered in the store) is
+        not the blob: uploading again repairs it."""
+        from botocore.exceptions import ClientError
+
+        key = self.url.key(sha256_hex)
+        try:
+            head = self.client.head_object(Bucket=self.url.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if _status(exc) == 404 and _code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._error("look up", key, exc) from exc
+        except Exception as exc:
+            raise self._error("look up", key, exc) from exc
+        if int(head.get("ContentLength", -1)) != size:
+            return False
+        if size >= MULTIPART_FROM:
+            return True
+        return bool(head.get("ChecksumSHA256") == base64.b64encode(bytes.fromhex(sha256_hex)).decode())
+
     def upload(self, path: Path, sha256_hex: str) -> None:
         """Stream file ``path`` to the blob's object (in parts when large); returns once stored.
         A single PUT carries the blob's SHA-256 as its checksum: the store refuses other bytes."""
@@ -276,10 +298,11 @@ class CachedBlobStore(BlobStore):
         return self.cached(sha256_hex).is_file() or self.remote.size(sha256_hex) is not None
 
     def _publish(self, sha256_hex: str, file: Path, *, new: bool = False) -> None:
-        """Have the store hold the blob whose bytes are in ``file``: a no-op when it holds an object
-        of that size (one HEAD), else an upload. ``new``: this node has just met these bytes (they
-        were not in its cache), so they are most likely not in the store either: no HEAD first."""
-        if new or self.remote.size(sha256_hex) != file.stat().st_size:
+        """Have the store hold the blob whose bytes are in ``file``: a no-op when it holds it (one
+        HEAD: the size, and the SHA-256 of a blob uploaded in one PUT), else an upload. ``new``:
+        this node has just met these bytes (they were not in its cache), so they are most likely
+        not in the store either: no HEAD first."""
+        if new or not self.remote.holds(sha256_hex, file.stat().st_size):
             self.remote.upload(file, sha256_hex)
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:

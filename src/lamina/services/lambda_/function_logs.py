@@ -28,6 +28,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,9 +36,12 @@ from collections.abc import Callable
 from lamina.domain.arns import PARTITION
 from lamina.linux import affinity
 from lamina.runtime.logs import EventSplitter, LogDestination, LogStream
+from lamina.store.db import UnstorableText
 from lamina.store.logs import LogGroupStore, Scope
 
 log = logging.getLogger("lamina.function_logs")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # How long read output may wait for the writer. Writes never wake it: a wake-up per line put a
 # thread hand-off (and a GIL hand-over) on every invocation; a line still reaches FilterLogEvents
@@ -256,7 +260,12 @@ class FunctionLogs:
         if not writes:
             return
         try:
-            self.store.append_events(writes, now_ms)
+            try:
+                self.store.append_events(writes, now_ms)
+            except UnstorableText:
+                # A function printed a NUL, which PostgreSQL's text cannot hold: the batch (every
+                # tenant's lines) is stored with U+FFFD in its place rather than lost.
+                self.store.append_events([(*w[:3], _storable(w[3])) for w in writes], now_ms)
         except Exception:  # a full or failing disk loses log lines, never invocations
             log.exception("cannot store %d function log events", sum(len(w[3]) for w in writes))
 
@@ -277,3 +286,9 @@ class FunctionLogs:
             self.store.create_stream(scope, d.group, d.stream, now_ms)
         resource = stream_resource(d.region, d.account, d.group, d.stream)
         return self._allows(d.account, d.role, "logs:PutLogEvents", resource)
+
+
+def _storable(events: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``events`` with every NUL character and unpaired surrogate replaced by U+FFFD (the
+    replacement character)."""
+    return [(ts, _SURROGATE.sub("\ufffd", m.replace("\x00", "\ufffd"))) for ts, m in events]

@@ -510,6 +510,10 @@ class EventQueue:
             await self._run_one(due)
         except Exception:
             log.exception("event invocation %s: the queue failed to work it", due.id)
+            # Not left claimed (this node's heartbeats would hold it for as long as the node
+            # lives) nor due at once (a failure that repeats would spin): tried again later.
+            with contextlib.suppress(Exception):
+                await self._off_loop(self.queue.release, due.id, self.node, time.time() + self.retry_delay_s)
         finally:
             del self._running[due.id]
             left = self._per_account[due.account] - 1

@@ -38,6 +38,12 @@ DEFAULT_PAGE = 50
 SCAN_BATCH = 200
 
 
+def storable_text(text: str) -> bool:
+    """Whether both metadata engines store ``text``: no NUL (PostgreSQL's text holds none), no
+    unpaired surrogate (no UTF-8)."""
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
+
+
 def _version_number(params: dict[str, Any]) -> int:
     version = int(params["VersionNumber"])
     if version < 1:
@@ -73,6 +79,13 @@ def publish_layer_version(platform: Platform, ctx: RequestContext, params: dict[
             "Layers are not in the same region as the request. "
             f"Layers are expected to be in region {ctx.region}."
         )
+    for member in ("Description", "LicenseInfo"):
+        # Checked before the zip is stored: a row the database then refuses would leave its blob
+        # behind, stored for nothing (a way to fill the disk, a zip per request).
+        if not storable_text(params.get(member) or ""):
+            raise InvalidParameterValueException(
+                f"{member} holds a character that cannot be stored (NUL, or an unpaired surrogate)."
+            )
     stored = store_zip(
         platform, ctx, params["Content"], what="Layer content", members="LayerVersionContentInput"
     )
