@@ -270,6 +270,8 @@ def test_overlay_requests_are_refused_unless_signed_and_true(bed: Testbed) -> No
     db = open_database(bed.database)
     try:
         secret = bytes.fromhex(db.setting(SECRET_SETTING, lambda: ""))
+        # A signature names the receiving node's running process too.
+        instances = dict(db.read(lambda c: c.execute("SELECT name, instance FROM nodes").fetchall()))
         homes = HomeStore(db)
         ec2 = bed.client("n1", "ec2")
         vpcs = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.31.0.0/16"]
@@ -295,7 +297,13 @@ def test_overlay_requests_are_refused_unless_signed_and_true(bed: Testbed) -> No
 
     def signed(path: str, body: bytes, target: str = "n1") -> str:
         return N.sign(
-            secret, target=target, path=path, timestamp=time.time(), nonce=uuid.uuid4().hex, body=body
+            secret,
+            target=target,
+            instance=instances[target],
+            path=path,
+            timestamp=time.time(),
+            nonce=uuid.uuid4().hex,
+            body=body,
         )
 
     body = request()
