@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lamina.domain.overlay import OverlayError, RemoteInterface, RemoteLink, valid_node_address
 from lamina.linux import NetNamespace
 from lamina.net import attach as local_attach
+from lamina.net import published
 from lamina.net.commands import DataplaneError
 from lamina.net.manager import DataplaneManager, Ec2Source
 from lamina.net.overlay import Hosted, Joined, Overlay, VpcTunnel
@@ -114,6 +115,8 @@ class VpcNodes:
         # handle -> (tunnel, link, the node it is for, that node's process then)
         self._hosted: dict[str, tuple[VpcTunnel, Hosted, str, str]] = {}
         self._joined: set[RemoteAttachment] = set()
+        # eni -> the namespace published for ``lamina vpc run`` here and its link to the home
+        self._runs: dict[str, tuple[NetNamespace, NetworkAttachment]] = {}
 
     @property
     def me(self) -> str:
@@ -126,6 +129,10 @@ class VpcNodes:
 
     def close(self) -> None:
         self.dataplane.home = None
+        with self._lock:
+            runs = list(self._runs)
+        for eni_id in runs:
+            self.run_leave(eni_id)
         with self._lock:
             self._hosted.clear()
             self._joined.clear()
@@ -232,6 +239,51 @@ class VpcNodes:
             self._joined.add(attachment)
         return attachment
 
+    # -- lamina vpc run on a node that is not the VPC's home -------------------------------------
+
+    def run_join(self, account: str, region: str, vpc_id: str, eni_id: str) -> tuple[str, str] | None:
+        """A customer interface ``lamina vpc run`` uses through this node: if its VPC is homed
+        elsewhere, a namespace of this node's joined to it at home (as an environment's, ``vpc0``)
+        and published under the data plane's ``netns_dir`` as the interface's own would be; the
+        link and its address there. None when the VPC is homed here (its namespace is built and
+        published here as ever). Idempotent."""
+        with self._lock:
+            found = self._runs.get(eni_id)
+        if found is not None:
+            return _run_link(found[1])
+        key = (account, region, vpc_id)
+        if self.homes.claim(vpc_id, self.me, set(self.live()), self.clock()) == self.me:
+            self.dataplane.resync([key])
+            return None
+        ns = NetNamespace.create(f"vpc-run/{eni_id}")
+        try:
+            attachment = self.attach(ns, RemoteInterface(account, region, vpc_id, eni_id))
+            try:
+                published.publish(self.dataplane.netns_dir, eni_id, ns.fd)
+            except BaseException:
+                attachment.close()
+                raise
+        except BaseException:
+            ns.close()
+            raise
+        with self._lock:
+            self._runs[eni_id] = (ns, attachment)
+        return _run_link(attachment)
+
+    def run_leave(self, eni_id: str) -> None:
+        """``lamina vpc run`` is done with the interface: unpublish it here and release its link
+        at home (idempotent; nothing when it was never joined here)."""
+        with self._lock:
+            found = self._runs.pop(eni_id, None)
+        if found is None:
+            return
+        ns, attachment = found
+        try:
+            published.unpublish(self.dataplane.netns_dir, eni_id)
+        finally:
+            attachment.close()
+            ns.close()
+
     def forget(self, attachment: RemoteAttachment) -> None:
         with self._lock:
             self._joined.discard(attachment)
@@ -270,12 +322,18 @@ class VpcNodes:
         lambda_interface = any(
             s.account == account and s.region == region and s.eni_id == eni_id for s in self.hyperplane.all()
         )
-        in_vpc = any(
-            i.get("NetworkInterfaceId") == eni_id
+        found = [
+            i
             for i in self.ec2.list_resources(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+            if i.get("NetworkInterfaceId") == eni_id
+        ]
+        # A customer's own interface (``lamina vpc run`` on another node) is hosted as well.
+        customer = any(
+            not i.get("RequesterManaged") and i.get("InterfaceType", "interface") == "interface"
+            for i in found
         )
-        if not (lambda_interface and in_vpc):
-            raise Refused(404, f"{eni_id} is no Lambda interface of {vpc_id}")
+        if not (found and (lambda_interface or customer)):
+            raise Refused(404, f"{eni_id} is no Lambda or customer interface of {vpc_id}")
         if self.homes.home(vpc_id) != self.me:
             raise Refused(409, f"{vpc_id} is not homed on node {self.me}")
         key = (account, region, vpc_id)
@@ -311,6 +369,12 @@ class VpcNodes:
             del self._hosted[doc["Handle"]]
         found[0].release(found[1])
         return b"{}"
+
+
+def _run_link(attachment: NetworkAttachment) -> tuple[str, str]:
+    if isinstance(attachment, RemoteAttachment):
+        return "vpc0", str(attachment.joined.link.address)
+    return "vpc0", ""  # the home's own namespace: not made by run_join
 
 
 def _document(body: bytes, keys: set[str]) -> dict[str, str]:
