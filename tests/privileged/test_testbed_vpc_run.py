@@ -10,9 +10,11 @@ A test bed of its own (prefix ``lamina-vr``): another may be running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -107,8 +109,8 @@ def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
     raise AssertionError(f"not in {timeout} s: {what}")
 
 
-def vpc_run(bed: Testbed, node: Node, *args: str) -> subprocess.CompletedProcess[str]:
-    """``lamina vpc run`` on ``node``'s host (its network namespace), through that node."""
+def cli(bed: Testbed, node: Node, *args: str) -> tuple[list[str], dict[str, str]]:
+    """``lamina vpc ...`` on ``node``'s host (its network namespace), through that node."""
     command = [
         "nsenter",
         f"--net=/run/netns/{bed.netns(node.host)}",
@@ -117,15 +119,15 @@ def vpc_run(bed: Testbed, node: Node, *args: str) -> subprocess.CompletedProcess
         "-m",
         "lamina.cli.main",
         "vpc",
-        "run",
-        "--endpoint-url",
-        node.url,
-        "--data-dir",
-        str(node.data_dir),
         *args,
     ]
     env = {**bed.env, "AWS_MAX_ATTEMPTS": "1"}
     env.pop("AWS_PROFILE", None)
+    return command, env
+
+
+def vpc_run(bed: Testbed, node: Node, *args: str) -> subprocess.CompletedProcess[str]:
+    command, env = cli(bed, node, "run", "--endpoint-url", node.url, "--data-dir", str(node.data_dir), *args)
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
 
 
@@ -224,3 +226,59 @@ def test_vpc_run_on_a_node_that_is_not_the_home(bed: Testbed) -> None:
     assert host(Account="111111111111") == 404
     assert host(VpcId=other_vpc) == 404
     assert host(Node="ghost") == 403
+
+
+def test_a_killed_vpc_run_is_released_through_its_node(bed: Testbed, tmp_path: Path) -> None:
+    """``lamina vpc run`` SIGKILLed on n2: its namespace stays published there (its command lives
+    on) until ``lamina vpc release`` through n2 releases the link and deletes the interface."""
+    n2 = bed.nodes["n2"]
+    ec2 = bed.client("n1", "ec2")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.33.0.0/16")
+    subnet = next(
+        s["SubnetId"]
+        for s in ec2.describe_subnets()["Subnets"]
+        if s["VpcId"] == vpc and s["CidrBlock"] == "10.33.1.0/24"
+    )
+    pid_file = tmp_path / "pid"
+    command, env = cli(
+        bed,
+        n2,
+        "run",
+        "--endpoint-url",
+        n2.url,
+        "--data-dir",
+        str(n2.data_dir),
+        "--subnet",
+        subnet,
+        "--",
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)",
+    )
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    sleeper = 0
+    try:
+        wait_for("the command started", lambda: pid_file.exists() and pid_file.read_text())
+        sleeper = int(pid_file.read_text())
+        found = [p for p in os.listdir(n2.data_dir / "run" / "netns") if p.startswith("eni-")]
+        assert len(found) == 1, found
+        (eni,) = found
+        proc.kill()
+        proc.wait(10)
+        assert published(n2, eni).exists()
+        released, env = cli(bed, n2, "release", "--endpoint-url", n2.url, eni)
+        done = subprocess.run(released, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert not published(n2, eni).exists()
+        assert not [
+            i
+            for i in ec2.describe_network_interfaces()["NetworkInterfaces"]
+            if i["NetworkInterfaceId"] == eni
+        ]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if sleeper:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(sleeper, signal.SIGKILL)

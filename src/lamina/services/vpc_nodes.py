@@ -116,7 +116,7 @@ class VpcNodes:
         self._hosted: dict[str, tuple[VpcTunnel, Hosted, str, str]] = {}
         self._joined: set[RemoteAttachment] = set()
         # eni -> the namespace published for ``lamina vpc run`` here and its link to the home
-        self._runs: dict[str, tuple[NetNamespace, NetworkAttachment]] = {}
+        self._runs: dict[str, tuple[NetNamespace, NetworkAttachment, tuple[str, str, str]]] = {}
 
     @property
     def me(self) -> str:
@@ -182,6 +182,13 @@ class VpcNodes:
             tunnel.release(link)
         for attachment in joined:
             attachment.tunnel.leave(attachment.joined)
+        # ``lamina vpc run``'s interfaces deleted meanwhile (say, through another node): released.
+        with self._lock:
+            runs = [(eni, key) for eni, (_, _, key) in self._runs.items()]
+        for eni_id, (account, region, vpc_id) in runs:
+            listed = self.ec2.list_resources(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+            if not any(i.get("NetworkInterfaceId") == eni_id for i in listed):
+                self.run_leave(eni_id)
         self.dataplane.resync()
         return lambda: None
 
@@ -267,7 +274,7 @@ class VpcNodes:
             ns.close()
             raise
         with self._lock:
-            self._runs[eni_id] = (ns, attachment)
+            self._runs[eni_id] = (ns, attachment, key)
         return _run_link(attachment)
 
     def run_leave(self, eni_id: str) -> None:
@@ -277,7 +284,7 @@ class VpcNodes:
             found = self._runs.pop(eni_id, None)
         if found is None:
             return
-        ns, attachment = found
+        ns, attachment, _ = found
         try:
             published.unpublish(self.dataplane.netns_dir, eni_id)
         finally:
