@@ -13,8 +13,12 @@ reaching their Hyperplane interface at home over the VPC's VXLAN tunnel (``net.o
   the ``RemoteLink`` H answers and joins it; closing the attachment leaves it here and asks H to
   release it (``/_lamina-node/overlay/release``).
 - **Host** (:meth:`VpcNodes.host`, on the home): only from a live node with a registered
-  underlay address, for a Hyperplane interface of this account and region that belongs to the
-  VPC named, and only while this node is the VPC's home.
+  underlay address, for a Hyperplane interface or a customer's own interface of this account and
+  region that belongs to the VPC named, and only while this node is the VPC's home.
+- **lamina vpc run** on a node that is not the VPC's home (:meth:`VpcNodes.run_join`): a
+  namespace of this node's, attached as an environment's, published as the interface's own would
+  be; released at ``Detach`` (:meth:`VpcNodes.run_leave`), when the interface is gone (at a
+  heartbeat) or when the node stops.
 """
 
 from __future__ import annotations

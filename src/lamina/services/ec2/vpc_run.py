@@ -4,10 +4,14 @@
 this route, it says that a process now uses it (``Attach``: the interface shows ``in-use``, with a
 ``RequesterId`` and an attachment shaped as a Lambda Hyperplane interface's), learns where the server
 publishes interfaces' namespaces, and says when it is done (``Detach``: ``available`` again, so it
-can be deleted). ``Where`` only answers where the namespaces are published.
+can be deleted). ``Where`` only answers where the namespaces are published. ``Join``, asked
+before the CLI waits for the namespace: on a node that is not the VPC's home, the server joins a
+namespace of its own to the interface at home and publishes it as the interface's (answer
+``Joined``: the link and address to watch there; null when the VPC is homed here); ``Detach``
+undoes it.
 
 The request is a JSON object, SigV4-signed for the service ``ec2`` in its ``Region``:
-``{"Action": "Attach" | "Detach" | "Where", "Region": "...", "NetworkInterfaceId": "eni-..."}``.
+``{"Action": "Join" | "Attach" | "Detach" | "Where", "Region": "...", "NetworkInterfaceId": "eni-..."}``.
 The answer is ``{"NetnsDir": ..., "NetworkInterface": {...}}`` (``NetnsDir`` null when the server
 has no VPC data plane; ``Attach`` adds ``ResolvConf``, the ``/etc/resolv.conf`` the interface's VPC
 hands out -- its DHCP option set's servers and domain -- for the command to run with), or ``{"Error": {"Code": ..., "Message": ...}}`` with EC2's code and status.
