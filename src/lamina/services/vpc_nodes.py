@@ -120,7 +120,8 @@ class VpcNodes:
         self._hosted: dict[str, tuple[VpcTunnel, Hosted, str, str]] = {}
         self._joined: set[RemoteAttachment] = set()
         # eni -> the namespace published for ``lamina vpc run`` here and its link to the home
-        self._runs: dict[str, tuple[NetNamespace, NetworkAttachment, tuple[str, str, str]]] = {}
+        self._runs: dict[str, tuple[NetNamespace, RemoteAttachment, tuple[str, str, str]]] = {}
+        self._joining: set[str] = set()  # run_join in progress
 
     @property
     def me(self) -> str:
@@ -260,15 +261,29 @@ class VpcNodes:
         published here as ever). Idempotent."""
         with self._lock:
             found = self._runs.get(eni_id)
-        if found is not None:
-            return _run_link(found[1])
-        key = (account, region, vpc_id)
+            if found is not None:
+                return _run_link(found[1])
+            if eni_id in self._joining:
+                raise DataplaneError(f"{eni_id} is being joined already")
+            self._joining.add(eni_id)
+        try:
+            return self._run_join((account, region, vpc_id), eni_id)
+        finally:
+            with self._lock:
+                self._joining.discard(eni_id)
+
+    def _run_join(self, key: tuple[str, str, str], eni_id: str) -> tuple[str, str] | None:
+        account, region, vpc_id = key
         if self.homes.claim(vpc_id, self.me, set(self.live()), self.clock()) == self.me:
             self.dataplane.resync([key])
             return None
         ns = NetNamespace.create(f"vpc-run/{eni_id}")
         try:
             attachment = self.attach(ns, RemoteInterface(account, region, vpc_id, eni_id))
+            if not isinstance(attachment, RemoteAttachment):  # homed here meanwhile: built here
+                attachment.close()
+                ns.close()
+                return None
             try:
                 published.publish(self.dataplane.netns_dir, eni_id, ns.fd)
             except BaseException:
@@ -382,10 +397,8 @@ class VpcNodes:
         return b"{}"
 
 
-def _run_link(attachment: NetworkAttachment) -> tuple[str, str]:
-    if isinstance(attachment, RemoteAttachment):
-        return "vpc0", str(attachment.joined.link.address)
-    return "vpc0", ""  # the home's own namespace: not made by run_join
+def _run_link(attachment: RemoteAttachment) -> tuple[str, str]:
+    return "vpc0", str(attachment.joined.link.address)
 
 
 def _document(body: bytes, keys: set[str]) -> dict[str, str]:
