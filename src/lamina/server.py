@@ -493,6 +493,8 @@ def build(
             time.time,
             dataplane.resolv_conf if dataplane is not None else None,
             local=on_this_host,
+            join=vpc_nodes.run_join if vpc_nodes is not None else None,
+            leave=vpc_nodes.run_leave if vpc_nodes is not None else None,
         ),
     )
     return Server(app, platform, supervisor)

@@ -350,7 +350,13 @@ def test_vpc_run_route_refuses_other_accounts_and_service_interfaces(
         server, {"Action": "Detach", "Region": "us-east-1", "NetworkInterfaceId": victim["eni"]}, keys=keys
     )
     assert (status, answer["Error"]["Code"]) == (400, "InvalidNetworkInterfaceID.NotFound")
+    status, answer = vpc_run(
+        server, {"Action": "Join", "Region": "us-east-1", "NetworkInterfaceId": victim["eni"]}, keys=keys
+    )
+    assert (status, answer["Error"]["Code"]) == (400, "InvalidNetworkInterfaceID.NotFound")
     # A NAT gateway's interface (and any requester-managed one) is no customer's to attach.
+    status, answer = vpc_run(server, {"Action": "Join", "Region": "us-east-1", "NetworkInterfaceId": nat_eni})
+    assert (status, answer["Error"]["Code"]) == (400, "InvalidNetworkInterface.InUse")
     status, answer = vpc_run(
         server, {"Action": "Attach", "Region": "us-east-1", "NetworkInterfaceId": nat_eni}
     )

@@ -173,6 +173,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``lamina vpc run``: the command's exit status (128 + N if signal N ended it)."""
+    from lamina.domain.dataplane import INNER_LINK
     from lamina.net import published
 
     command = list(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
@@ -206,14 +207,22 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             groups = ",".join(g["GroupId"] for g in eni.get("Groups", []))
             _say(f"{eni_id} {eni['PrivateIpAddress']} in {eni['SubnetId']} ({groups})")
+            # On a node that is not the VPC's home, the server joins a namespace of its own to the
+            # interface at home and publishes it as the interface's (an older server: no answer).
+            joined = _ask(args, {"Action": "Join", "NetworkInterfaceId": eni_id}, quiet=_NO_JOIN)
+            link = joined.get("Joined") if joined is not None else None
+            attached = joined is not None  # what was joined is released at Detach
             if published.wait_published(netns_dir, eni_id, args.wait) is None:
                 _say(f"vpc run: the server did not bring {eni_id} up within {args.wait:g} s (see its log)")
                 return 1
             # Once the namespace is published, the server knows the VPC's resolv.conf too.
             answer = _ask(args, {"Action": "Attach", "NetworkInterfaceId": eni_id}, quiet=_GONE)
-            attached = answer is not None
+            attached = attached or answer is not None
             resolv = answer.get("ResolvConf") if answer is not None else None
-            watch = _Watch(ec2, netns_dir, eni_id, eni["PrivateIpAddress"], args.reattach_timeout)
+            watched = (INNER_LINK, eni["PrivateIpAddress"])
+            if isinstance(link, dict) and isinstance(link.get("Link"), str):
+                watched = (str(link["Link"]), str(link.get("Address", "")))
+            watch = _Watch(ec2, netns_dir, eni_id, watched, args.reattach_timeout)
             with _resolv_file(resolv) as resolv_path:
                 if resolv_path is not None:
                     command = [sys.executable, "-P", "-m", "lamina.cli.vpc_exec", resolv_path, "--", *command]
@@ -316,6 +325,7 @@ def _ask(
 
 
 _GONE = ("InvalidNetworkInterfaceID.NotFound",)  # an interface already gone is not worth a word
+_NO_JOIN = ("InvalidParameterValue",)  # a server without the Join action
 
 
 def _use(args: argparse.Namespace, eni_id: str, action: str) -> bool:
@@ -402,11 +412,13 @@ class _Watch:
     came back within the re-attach timeout -- the command is stopped (SIGTERM to its group, SIGKILL
     after a grace period) and ``failure`` says why."""
 
-    def __init__(self, ec2: Any, netns_dir: Path, eni_id: str, address: str, timeout_s: float) -> None:
+    def __init__(
+        self, ec2: Any, netns_dir: Path, eni_id: str, watched: tuple[str, str], timeout_s: float
+    ) -> None:
         self._ec2 = ec2
         self._netns_dir = netns_dir
         self.eni_id = eni_id
-        self._address = address
+        self._link, self._address = watched  # the link in the namespace and its address
         self._timeout_s = timeout_s
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -437,13 +449,12 @@ class _Watch:
                 os.killpg(pgrp, signal.SIGKILL)
 
     def _watch(self, ns: Any, inode: int) -> str | None:
-        from lamina.domain.dataplane import INNER_LINK
         from lamina.net import published
 
         lost_at: float | None = None
         asked = 0.0
         while not self._done.wait(WATCH_EVERY_S):
-            if published.link_address(ns, INNER_LINK) == self._address:
+            if published.link_address(ns, self._link) == self._address:
                 if lost_at is not None:
                     _say(f"{self.eni_id} re-attached: {self._address} is back")
                     lost_at = None

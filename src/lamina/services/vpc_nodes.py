@@ -13,8 +13,12 @@ reaching their Hyperplane interface at home over the VPC's VXLAN tunnel (``net.o
   the ``RemoteLink`` H answers and joins it; closing the attachment leaves it here and asks H to
   release it (``/_lamina-node/overlay/release``).
 - **Host** (:meth:`VpcNodes.host`, on the home): only from a live node with a registered
-  underlay address, for a Hyperplane interface of this account and region that belongs to the
-  VPC named, and only while this node is the VPC's home.
+  underlay address, for a Hyperplane interface or a customer's own interface of this account and
+  region that belongs to the VPC named, and only while this node is the VPC's home.
+- **lamina vpc run** on a node that is not the VPC's home (:meth:`VpcNodes.run_join`): a
+  namespace of this node's, attached as an environment's, published as the interface's own would
+  be; released at ``Detach`` (:meth:`VpcNodes.run_leave`), when the interface is gone (at a
+  heartbeat) or when the node stops.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 from lamina.domain.overlay import OverlayError, RemoteInterface, RemoteLink, valid_node_address
 from lamina.linux import NetNamespace
 from lamina.net import attach as local_attach
+from lamina.net import published
 from lamina.net.commands import DataplaneError
 from lamina.net.manager import DataplaneManager, Ec2Source
 from lamina.net.overlay import Hosted, Joined, Overlay, VpcTunnel
@@ -114,6 +119,9 @@ class VpcNodes:
         # handle -> (tunnel, link, the node it is for, that node's process then)
         self._hosted: dict[str, tuple[VpcTunnel, Hosted, str, str]] = {}
         self._joined: set[RemoteAttachment] = set()
+        # eni -> the namespace published for ``lamina vpc run`` here and its link to the home
+        self._runs: dict[str, tuple[NetNamespace, RemoteAttachment, tuple[str, str, str]]] = {}
+        self._joining: set[str] = set()  # run_join in progress
 
     @property
     def me(self) -> str:
@@ -126,6 +134,10 @@ class VpcNodes:
 
     def close(self) -> None:
         self.dataplane.home = None
+        with self._lock:
+            runs = list(self._runs)
+        for eni_id in runs:
+            self.run_leave(eni_id)
         with self._lock:
             self._hosted.clear()
             self._joined.clear()
@@ -175,6 +187,13 @@ class VpcNodes:
             tunnel.release(link)
         for attachment in joined:
             attachment.tunnel.leave(attachment.joined)
+        # ``lamina vpc run``'s interfaces deleted meanwhile (say, through another node): released.
+        with self._lock:
+            runs = [(eni, key) for eni, (_, _, key) in self._runs.items()]
+        for eni_id, (account, region, vpc_id) in runs:
+            listed = self.ec2.list_resources(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+            if not any(i.get("NetworkInterfaceId") == eni_id for i in listed):
+                self.run_leave(eni_id)
         self.dataplane.resync()
         return lambda: None
 
@@ -232,6 +251,65 @@ class VpcNodes:
             self._joined.add(attachment)
         return attachment
 
+    # -- lamina vpc run on a node that is not the VPC's home -------------------------------------
+
+    def run_join(self, account: str, region: str, vpc_id: str, eni_id: str) -> tuple[str, str] | None:
+        """A customer interface ``lamina vpc run`` uses through this node: if its VPC is homed
+        elsewhere, a namespace of this node's joined to it at home (as an environment's, ``vpc0``)
+        and published under the data plane's ``netns_dir`` as the interface's own would be; the
+        link and its address there. None when the VPC is homed here (its namespace is built and
+        published here as ever). Idempotent."""
+        with self._lock:
+            found = self._runs.get(eni_id)
+            if found is not None:
+                return _run_link(found[1])
+            if eni_id in self._joining:
+                raise DataplaneError(f"{eni_id} is being joined already")
+            self._joining.add(eni_id)
+        try:
+            return self._run_join((account, region, vpc_id), eni_id)
+        finally:
+            with self._lock:
+                self._joining.discard(eni_id)
+
+    def _run_join(self, key: tuple[str, str, str], eni_id: str) -> tuple[str, str] | None:
+        account, region, vpc_id = key
+        if self.homes.claim(vpc_id, self.me, set(self.live()), self.clock()) == self.me:
+            self.dataplane.resync([key])
+            return None
+        ns = NetNamespace.create(f"vpc-run/{eni_id}")
+        try:
+            attachment = self.attach(ns, RemoteInterface(account, region, vpc_id, eni_id))
+            if not isinstance(attachment, RemoteAttachment):  # homed here meanwhile: built here
+                attachment.close()
+                ns.close()
+                return None
+            try:
+                published.publish(self.dataplane.netns_dir, eni_id, ns.fd)
+            except BaseException:
+                attachment.close()
+                raise
+        except BaseException:
+            ns.close()
+            raise
+        with self._lock:
+            self._runs[eni_id] = (ns, attachment, key)
+        return _run_link(attachment)
+
+    def run_leave(self, eni_id: str) -> None:
+        """``lamina vpc run`` is done with the interface: unpublish it here and release its link
+        at home (idempotent; nothing when it was never joined here)."""
+        with self._lock:
+            found = self._runs.pop(eni_id, None)
+        if found is None:
+            return
+        ns, attachment, _ = found
+        try:
+            published.unpublish(self.dataplane.netns_dir, eni_id)
+        finally:
+            attachment.close()
+            ns.close()
+
     def forget(self, attachment: RemoteAttachment) -> None:
         with self._lock:
             self._joined.discard(attachment)
@@ -270,12 +348,18 @@ class VpcNodes:
         lambda_interface = any(
             s.account == account and s.region == region and s.eni_id == eni_id for s in self.hyperplane.all()
         )
-        in_vpc = any(
-            i.get("NetworkInterfaceId") == eni_id
+        found = [
+            i
             for i in self.ec2.list_resources(account, region, _NETWORK_INTERFACE, vpc_id=vpc_id)
+            if i.get("NetworkInterfaceId") == eni_id
+        ]
+        # A customer's own interface (``lamina vpc run`` on another node) is hosted as well.
+        customer = any(
+            not i.get("RequesterManaged") and i.get("InterfaceType", "interface") == "interface"
+            for i in found
         )
-        if not (lambda_interface and in_vpc):
-            raise Refused(404, f"{eni_id} is no Lambda interface of {vpc_id}")
+        if not (found and (lambda_interface or customer)):
+            raise Refused(404, f"{eni_id} is no Lambda or customer interface of {vpc_id}")
         if self.homes.home(vpc_id) != self.me:
             raise Refused(409, f"{vpc_id} is not homed on node {self.me}")
         key = (account, region, vpc_id)
@@ -311,6 +395,10 @@ class VpcNodes:
             del self._hosted[doc["Handle"]]
         found[0].release(found[1])
         return b"{}"
+
+
+def _run_link(attachment: RemoteAttachment) -> tuple[str, str]:
+    return "vpc0", str(attachment.joined.link.address)
 
 
 def _document(body: bytes, keys: set[str]) -> dict[str, str]:
