@@ -162,6 +162,8 @@ def test_vpc_run_on_a_node_that_is_not_the_home(bed: Testbed) -> None:
     try:
         assert HomeStore(db).home(vpc) == "n1"
         secret = bytes.fromhex(db.setting(SECRET_SETTING, lambda: ""))
+        # A signature names the receiving node's running process too.
+        n1_instance = db.read(lambda c: c.execute("SELECT instance FROM nodes WHERE name='n1'").fetchone()[0])
     finally:
         db.close()
     target_ns = NetNamespace(os.open(published(n1, target), os.O_RDONLY | os.O_CLOEXEC), "target")
@@ -206,7 +208,13 @@ def test_vpc_run_on_a_node_that_is_not_the_home(bed: Testbed) -> None:
         }
         body = json.dumps(doc).encode()
         signature = N.sign(
-            secret, target="n1", path=HOST_PATH, timestamp=time.time(), nonce=uuid.uuid4().hex, body=body
+            secret,
+            target="n1",
+            instance=n1_instance,
+            path=HOST_PATH,
+            timestamp=time.time(),
+            nonce=uuid.uuid4().hex,
+            body=body,
         )
         import urllib.error
         import urllib.request
