@@ -42,12 +42,12 @@ serve: setup
 
 # Everything but the several-nodes tests (make test-cluster), which CI runs too.
 test: setup
-	$(VENV)/bin/python -m pytest -q -m "not backend and not cluster"
+	$(VENV)/bin/python -m pytest -q -m "not backend and not cluster" --durations=25
 
 # The several-nodes tests (issue 21): the PostgreSQL half of the tests run on both metadata backends,
 # the S3 blob store, nodes sharing a database, the VPC overlay and the 3-node test bed.
 test-cluster: setup
-	$(VENV)/bin/python -m pytest -q -m "backend or cluster"
+	$(VENV)/bin/python -m pytest -q -m "backend or cluster" --durations=15
 
 # The tests that run functions (tests/privileged), every runtime exec'd: lamina server --no-zygotes
 # (the zygotes' own tests, which start their servers with --zygotes on, are not run twice).

@@ -16,6 +16,8 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from lamina.errors import LaminaError
+
 # A node that has missed this many heartbeats is dead: its claimed events go to others once
 # their leases (as long) run out, and no invocation is routed to it.
 MISSED_HEARTBEATS: Final = 3
@@ -33,7 +35,7 @@ class NodeState(enum.Enum):
     DRAINING = "draining"  # no new routed invocations nor event claims; in-flight ones finish
 
 
-class NodeError(ValueError):
+class NodeError(LaminaError, ValueError):
     """A node name, URL or state change that cannot be used; the message says why."""
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
+from lamina.errors import LaminaError
+
 VXLAN_PORT = 4789  # IANA's VXLAN port
 OVERHEAD = 50  # outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14)
 FIRST_VNI = 4096  # VNIs below are left to whatever else the underlay carries
@@ -34,7 +36,7 @@ RESERVED_SLOTS = range(168 * 64, 170 * 64)
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
-class OverlayError(ValueError):
+class OverlayError(LaminaError, ValueError):
     """A remote attachment's description is not one this node accepts."""
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from lamina.domain import nodes as N
 from lamina.domain.nodes import ClusterView, ForwardedInvoke, ForwardedResult, NodeRecord, NodeState, WarmKey
-from lamina.errors import ServiceException, TooManyRequestsException
+from lamina.errors import LaminaError, ServiceException, TooManyRequestsException
 from lamina.store.iam import IamStore
 from lamina.store.nodes import NodeConflict, NodeStore
 
@@ -50,7 +50,7 @@ class NodeLost(ServiceException):
     internal failure is (the pipeline's 500 ``ServiceException``, its message)."""
 
 
-class NotStarted(Exception):
+class NotStarted(LaminaError):
     """The forward never reached the other node (nothing ran there): run it here instead."""
 
 

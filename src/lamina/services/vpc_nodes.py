@@ -35,6 +35,7 @@ from ipaddress import AddressValueError, IPv4Address
 from typing import TYPE_CHECKING, Any, Final
 
 from lamina.domain.overlay import OverlayError, RemoteInterface, RemoteLink, valid_node_address
+from lamina.errors import LaminaError
 from lamina.linux import NetNamespace
 from lamina.net import attach as local_attach
 from lamina.net import published
@@ -61,7 +62,7 @@ _NETWORK_INTERFACE = "network-interface"  # the EC2 store's kind
 _HANDLE = re.compile(r"[0-9a-f]{32}\Z")
 
 
-class Refused(Exception):
+class Refused(LaminaError):
     """A node-to-node overlay request this node refuses (``status``: the HTTP status to answer)."""
 
     def __init__(self, status: int, message: str) -> None:
