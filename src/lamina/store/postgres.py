@@ -75,6 +75,8 @@ CHECK_IDLE_S: Final = 2.0
 # answer this node still counts as hearing the others' notifications.
 LISTEN_PING_S: Final = 0.5
 FOLLOW_S: Final = 3.0
+# The listening connection's application_name (pg_stat_activity tells it from the pool's).
+LISTENER_NAME: Final = "lamina-listen"
 
 
 def is_postgresql_url(target: str) -> bool:
@@ -372,7 +374,9 @@ class PostgresDatabase(Database):
             self._joined = frozenset()
             try:
                 with psycopg.connect(
-                    make_conninfo(self.url, **_KEEPALIVES), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                    make_conninfo(self.url, application_name=LISTENER_NAME, **_KEEPALIVES),
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
                 ) as conn:
                     joined: set[str] = set()
                     while not self._closing.is_set():
