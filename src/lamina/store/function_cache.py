@@ -75,7 +75,8 @@ class FunctionCache:
 
     def get(self, function: FunctionKey, entry: Hashable, read: Callable[[], T]) -> T:
         """The cached answer of ``read()`` for ``entry`` of ``function``, or ``read()`` (kept when
-        nothing changed meanwhile and this node follows the changes)."""
+        it is not None, nothing changed meanwhile and this node follows the changes). None (no
+        such version or alias) is never kept: anyone may ask for as many made-up names as they like."""
         if not self.db.following(CHANGED):
             with self._lock:
                 self._entries.clear()
@@ -87,7 +88,7 @@ class FunctionCache:
             seen = self.changes
         value = read()
         with self._lock:
-            if self.changes == seen and self.db.following(CHANGED):
+            if value is not None and self.changes == seen and self.db.following(CHANGED):
                 if function not in self._entries and len(self._entries) >= MAX_FUNCTIONS:
                     self._entries.clear()
                 self._entries.setdefault(function, {})[entry] = value

@@ -19,8 +19,10 @@ The repositories run the same statements on both engines (``?`` placeholders, tr
 - Connections come from a bounded pool (:data:`POOL_SIZE` per node): threads wait for one rather
   than opening one each; a connection found broken is replaced. A connection is checked (one
   empty statement: a round trip) only when it has been idle in the pool for :data:`CHECK_IDLE_S`
-  or more; one used since worked then, and a read that finds its connection broken all the same
-  (the server restarted) runs again, once, on another (reads change nothing).
+  or more; one used since worked then. A read that finds its connection broken all the same (the
+  server restarted) runs again, once, on another (reads change nothing), as does a write whose
+  ``BEGIN`` finds it broken (nothing was written yet); every pooled connection is then checked
+  before it is lent again.
 - Notifications arrive on one connection of their own that LISTENs, and answers a query every
   :data:`LISTEN_PING_S`: :meth:`PostgresDatabase.following` holds while it answered within
   :data:`FOLLOW_S`. When that connection is lost and opened again, notifications sent meanwhile
@@ -42,7 +44,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -292,8 +294,8 @@ class PostgresDatabase(Database):
                 with self._borrow() as conn:
                     try:
                         return run(conn)
-                    except psycopg.OperationalError:
-                        if attempt == 2 or not conn.broken:
+                    except psycopg.OperationalError as exc:
+                        if attempt == 2 or not self._lost(conn, exc):
                             raise
                         broken = True
             except psycopg.Error as exc:
@@ -306,17 +308,8 @@ class PostgresDatabase(Database):
     def write(self) -> Iterator[Connection]:
         self._refuse_on_loop("write")
         with self._write_lock:
+            borrowed, conn = self._begin()
             try:
-                borrowed = self._borrow()
-                conn = borrowed.__enter__()
-            except psycopg.Error as exc:
-                raise _failure(exc) from exc
-            try:
-                try:
-                    conn.execute("BEGIN")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-                except psycopg.Error as exc:
-                    raise _failure(exc) from exc
                 self._pending.items = []
                 try:
                     yield _Statements(conn)
@@ -339,6 +332,40 @@ class PostgresDatabase(Database):
                 borrowed.__exit__(None, None, None)
         for channel, payload in sent:
             self.deliver(channel, payload)
+
+    def _begin(self) -> tuple[AbstractContextManager[psycopg.Connection[Any]], psycopg.Connection[Any]]:
+        """A pooled connection in a write transaction holding the write lock (the borrowing, to
+        end, and the connection); again, once, on another connection when the one lent was
+        broken (lent unchecked, :data:`CHECK_IDLE_S`: nothing was written)."""
+        for attempt in (1, 2):
+            try:
+                borrowed = self._borrow()
+                conn = borrowed.__enter__()
+            except psycopg.Error as exc:
+                raise _failure(exc) from exc
+            try:
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                return borrowed, conn
+            except psycopg.Error as exc:
+                broken = self._lost(conn, exc)
+                borrowed.__exit__(None, None, None)
+                if attempt == 2 or not broken:
+                    raise _failure(exc) from exc
+            log.info("a pooled connection to %s was broken: beginning again", redacted(self.url))
+        raise AssertionError("unreachable")
+
+    def _lost(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
+        """Whether ``exc`` says ``conn`` is gone (the server ended the session or the link broke),
+        rather than that a statement failed. A connection gone is closed here (the pool replaces
+        it), and every pooled connection is checked before it is lent again (the server may have
+        restarted: they are all gone too)."""
+        gone = conn.broken or (exc.sqlstate or "").startswith(("57P", "08"))
+        if gone:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._returned.clear()
+        return gone
 
     # -- change notifications from other nodes -----------------------------------------------------
 
