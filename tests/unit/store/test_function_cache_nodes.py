@@ -241,3 +241,26 @@ def test_reads_and_writes_survive_connections_cut_since_their_last_use(
                 (LISTENER_NAME,),
             )
         assert functions.update(ACCOUNT, REGION, "fn", lambda row: version(0, 128)) is not None
+
+
+def test_iam_caches_keep_nothing_while_the_node_does_not_follow(
+    nodes: tuple[PostgresDatabase, PostgresDatabase], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The IAM generation moves at every look while the node does not hear IAM's changes: what
+    is kept by generation (users' keys here, the authorizer's identities) is never served then."""
+    here_db, _ = nodes
+    iam = IamStore(here_db)
+    wait_for(lambda: here_db.following("lamina_iam_changed"), "the node never followed IAM's changes")
+    assert iam.generation == iam.generation
+    monkeypatch.setattr(here_db, "following", lambda channel: False)
+    assert iam.generation != iam.generation
+    user: Any = {"UserName": "u", "Arn": f"arn:aws:iam::{ACCOUNT}:user/u"}
+    iam.put_user(ACCOUNT, user, create=True)
+    key_id = "AKIA" + "L" * 16
+    assert iam.add_access_key(ACCOUNT, "u", key_id, "s" * 40, "2026-01-01T00:00:00Z", limit=2)
+    credentials = Credentials([], iam, time.time)
+    assert credentials.lookup(key_id) is not None
+    # Deleted behind the node's back (no notification): not served from what was kept.
+    with psycopg.connect(here_db.url, autocommit=True) as conn:
+        conn.execute("DELETE FROM iam_access_keys")
+    assert credentials.lookup(key_id) is None
