@@ -40,9 +40,14 @@ $(STAMP): pyproject.toml
 serve: setup
 	$(VENV)/bin/lamina server
 
-# Everything but the several-nodes tests (make test-cluster), which CI runs too.
+# Everything but the several-nodes tests (make test-cluster), which CI runs too: on TEST_WORKERS
+# parallel workers (pytest-xdist; each runs whole modules, so a module's server is started once),
+# then the modules marked serial (they look at the whole host) alone.
+TEST_WORKERS ?= 3
 test: setup
-	$(VENV)/bin/python -m pytest -q -m "not backend and not cluster" --durations=25
+	$(VENV)/bin/python -m pytest -q -m "not backend and not cluster and not serial" \
+		-n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(VENV)/bin/python -m pytest -q -m "serial and not backend and not cluster" --durations=10
 
 # The several-nodes tests (issue 21): the PostgreSQL half of the tests run on both metadata backends,
 # the S3 blob store, nodes sharing a database, the VPC overlay and the 3-node test bed.

@@ -1,5 +1,5 @@
 """The one request pipeline: every front end's request passes the authorize stage, before validation
-and before any effect, and the server's workers are owned (started and stopped by the supervisor)."""
+and before any effect (the server's workers are owned: test_pipeline_workers.py)."""
 
 from __future__ import annotations
 
@@ -184,20 +184,6 @@ def test_only_the_pipeline_reaches_handlers() -> None:
             if isinstance(node, ast.Attribute) and node.attr == "handlers":
                 offenders.append(f"{rel}:{node.lineno}")
     assert offenders == []
-
-
-def test_workers_are_owned(tmp_path: Path) -> None:
-    """Every worker the supervisor started is stopped at shutdown, and no lamina thread outlives it."""
-    before = {t.ident for t in threading.enumerate()}
-    server = InProcessServer(tmp_path / "data")
-    names = server.built.supervisor.running
-    assert names[:2] == ["store", "platform"]
-    assert {"logs", "environments", "event queue", "preparer", "hyperplane"} <= set(names)
-    client(server).list_layers()
-    server.stop()
-    assert server.built.supervisor.running == []
-    left = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("lamina")]
-    assert left == []
 
 
 def test_console_not_implemented_before_parameters(srv: InProcessServer) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from lamina.linux import NetNamespace, NetNamespaceError, links, mounts, namespaces
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from lamina.net import nftables
 from lamina.net.manager import DataplaneManager
 from lamina.net.uplink import UplinkSpec
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 INTERNET_HOST = "198.51.100.7"
 PORT = 7

@@ -24,7 +24,7 @@ from lamina.linux.cgroups import hierarchy
 from lamina.runtime.host_ids import HostIds
 from lamina.runtime.sandbox import SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError, SandboxSpec
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 PYTHON = f"/var/lang/bin/python{sys.version_info.major}.{sys.version_info.minor}"
 MiB = 1024 * 1024

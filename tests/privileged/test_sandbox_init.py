@@ -30,7 +30,7 @@ from lamina.runtime.init_events import (
 )
 from lamina.runtime.sandbox import SANDBOX_UID, Sandbox
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 FACTS = """
 import json, os, sys

@@ -32,7 +32,7 @@ from lamina.linux import NetNamespace, mounts
 from lamina.linux.namespaces import namespace_inode
 from lamina.net import published
 
-pytestmark = pytest.mark.privileged
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 DB = "10.77.2.10"
 IN_FORCE_S = 2.0  # a correctness bound, not the 100 ms target (measured by bench/, never asserted in tests)

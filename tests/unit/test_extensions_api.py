@@ -174,7 +174,7 @@ def test_at_most_ten_extensions() -> None:
     [
         (None, "Extension.MissingExtensionIdentifier"),
         ("not-a-uuid", "Extension.InvalidExtensionIdentifier"),
-        (str(uuid.uuid4()), "Extension.UnknownExtensionIdentifier"),
+        ("9c5d8bd4-6a8e-4a65-9c2e-2b1d0d5f3e71", "Extension.UnknownExtensionIdentifier"),
     ],
 )
 @pytest.mark.parametrize("path", ["event/next", "init/error", "exit/error"])
