@@ -268,8 +268,9 @@ class PostgresDatabase(Database):
                 except psycopg.Error as exc:
                     raise _failure(exc) from exc
                 self._pending.items = []
+                self._pending.conn = statements = _Statements(conn)
                 try:
-                    yield _Statements(conn)
+                    yield statements
                 except psycopg.Error as exc:
                     _rollback(conn)
                     raise _failure(exc) from exc
@@ -278,6 +279,7 @@ class PostgresDatabase(Database):
                     raise
                 finally:
                     sent, self._pending.items = self._pending.items, None
+                    self._pending.conn = None
                 try:
                     for channel, payload in sent:
                         conn.execute("SELECT pg_notify(%s, %s)", (channel, f"{self._origin}:{payload}"))
