@@ -263,7 +263,7 @@ def test_a_transaction_during_a_sweeps_delete_is_refused_and_a_retry_succeeds(
     nodes: tuple[Node, Node], clock: Clock
 ) -> None:
     """B has marked X ``deleting`` (its DELETE may be on the wire): A's transaction referring to X
-    is refused and leaves nothing; once B is done, A's publish uploads X again."""
+    is refused and leaves nothing; A's retry waits for B to be done, then uploads X again."""
     a, b = nodes
     data = content("busy")
     sha = hashlib.sha256(data).hexdigest()
@@ -278,7 +278,7 @@ def test_a_transaction_during_a_sweeps_delete_is_refused_and_a_retry_succeeds(
             draft("busy", sha, len(data)), ensure_blob=lambda: a.blobs.put(data, sha)
         )
     assert a.layers.list_layer_versions(ACCOUNT, REGION, "busy", below=None, limit=None) == []
-    # A publish started now waits for the sweep to end before uploading.
+    # The client's retry waits for the sweep to end before uploading.
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(publish, a, "busy", data)
         threading.Event().wait(0.3)

@@ -130,6 +130,7 @@ class ObjectStore:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
+        from botocore.handlers import add_expect_header
 
         self.url = url
         config = Config(
@@ -146,6 +147,10 @@ class ObjectStore:
             )
         except Exception as exc:
             raise BlobStoreError(f"cannot use the blob store {url}: {exc}") from exc
+        # boto3 sends every S3 body behind "Expect: 100-continue" and waits for the store's
+        # "100 Continue" before the first byte: a round trip more per upload, which would only
+        # spare sending a body the store refuses (a failure here anyway).
+        self.client.meta.events.unregister("before-call.s3", add_expect_header)
         self.transfer = TransferConfig(
             multipart_threshold=MULTIPART_FROM, multipart_chunksize=PART_SIZE, max_concurrency=4
         )
@@ -320,6 +325,10 @@ class CachedBlobStore(BlobStore):
         # What this thread last uploaded (or found in the store) and the sweeps' epoch read before:
         # the write transaction that follows on the same thread needs no look-up when unchanged.
         self._staged = threading.local()
+        # The sweeps' epoch as this node last read it (None: not yet).
+        self._epoch: int | None = None
+        # Blobs a write was refused for while a sweep deleted them: the next upload waits for it.
+        self._busy: set[str] = set()
         # Writes a new blob's cached copy while the upload runs.
         self._cache_writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lamina-blob-cache")
         self._stop = threading.Event()
@@ -354,15 +363,34 @@ class CachedBlobStore(BlobStore):
         return None if self.deletes is None else self.deletes.writing()
 
     def _observe(self, sha256_hex: str) -> int | None:
-        """Before an upload or a look-up (outside any transaction): the sweeps' epoch, once no
-        sweep is deleting this blob's object (waiting for it, at most :data:`BUSY_WAIT_S`)."""
+        """Before an upload or a look-up (outside any transaction): a value of the sweeps' epoch
+        read before now, the last one this node's transactions read (no round trip); the first
+        time, read now. A transaction that then finds it unchanged knows no sweep marked or
+        finished anything since before the upload (store/blob_deletes.py). A blob whose last
+        write here was refused (a sweep was deleting it) is first waited for."""
         if self.deletes is None:
             return None
+        with self._guard:
+            busy = sha256_hex in self._busy
+        if busy:
+            self._wait_for_sweep(sha256_hex)
+            with self._guard:
+                self._busy.discard(sha256_hex)
+        epoch = self._epoch
+        if epoch is None:
+            epoch = self._epoch = self.deletes.observe(sha256_hex).epoch
+        return epoch
+
+    def _wait_for_sweep(self, sha256_hex: str) -> None:
+        """Outside any transaction, after a write was refused because a sweep was deleting the
+        blob: wait (at most :data:`BUSY_WAIT_S`) until it is done."""
+        assert self.deletes is not None
         deadline = time.monotonic() + BUSY_WAIT_S
         while True:
             seen = self.deletes.observe(sha256_hex)
+            self._epoch = seen.epoch
             if seen.state is not DeleteState.DELETING:
-                return seen.epoch
+                return
             if time.monotonic() >= deadline:
                 raise BlobStoreError(f"blob {sha256_hex} is being deleted from the store; try again")
             time.sleep(0.05)
@@ -387,7 +415,12 @@ class CachedBlobStore(BlobStore):
         uploaded it or found it in the store (docs/blobs.md, store/blob_deletes.py)."""
         assert self.deletes is not None
         seen = self.deletes.claim(conn, sha256_hex)
+        self._epoch = seen.epoch
         if seen.state is DeleteState.DELETING:
+            with self._guard:
+                if len(self._busy) >= SWEEP_BATCH:
+                    self._busy.clear()
+                self._busy.add(sha256_hex)
             raise BlobStoreError(f"blob {sha256_hex} is being deleted from the store; try again")
         staged = getattr(self._staged, "last", None)
         self._staged.last = None
