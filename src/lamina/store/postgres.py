@@ -17,7 +17,8 @@ The repositories run the same statements on both engines (``?`` placeholders, tr
   this node's own included: each node tags what it sends and drops its own (delivered to this
   process's listeners at commit, before the write returns, as on SQLite).
 - Connections come from a bounded pool (:data:`POOL_SIZE` per node): threads wait for one rather
-  than opening one each; a connection found broken is replaced.
+  than opening one each; one idle for :data:`CHECK_AFTER_IDLE_S` or more is checked (a round
+  trip) before it is handed out, and a connection found broken is replaced.
 - The schema: a fresh database gets :data:`~lamina.store.schema_pg.BASELINE` (the tables as they
   are after the first ``BASELINE_VERSION`` SQLite migrations), then every later migration, both
   engines running the same text (``schema_pg.postgresql_ddl`` translates the column types).
@@ -31,6 +32,8 @@ import functools
 import logging
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
@@ -56,6 +59,8 @@ POOL_SIZE: Final = 16
 POOL_TIMEOUT_S: Final = 10.0
 # How long connecting may take.
 CONNECT_TIMEOUT_S: Final = 10
+# A pooled connection returned to the pool less than this long ago is handed out unchecked.
+CHECK_AFTER_IDLE_S: Final = 2.0
 # The advisory locks (one 64-bit key space per database): every write; migrations.
 WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
 MIGRATE_LOCK: Final = WRITE_LOCK + 1
@@ -145,6 +150,7 @@ class PostgresDatabase(Database):
         self._listening: set[str] = set()
         self._listener_thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._fresh = _Freshness()
         try:
             # One connection first: a wrong address or password fails now, with its own message,
             # rather than as the pool's timeout.
@@ -158,7 +164,8 @@ class PostgresDatabase(Database):
                 max_size=pool_size,
                 kwargs={"autocommit": True},
                 configure=_configure,
-                check=ConnectionPool.check_connection,
+                check=self._fresh.check,
+                reset=self._fresh.used,
                 timeout=POOL_TIMEOUT_S,
                 name="lamina-store",
                 open=False,
@@ -263,8 +270,8 @@ class PostgresDatabase(Database):
                 raise _failure(exc) from exc
             try:
                 try:
-                    conn.execute("BEGIN")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                    # One round trip (no parameters: the simple protocol takes both statements).
+                    conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})")
                 except psycopg.Error as exc:
                     raise _failure(exc) from exc
                 self._pending.items = []
@@ -336,6 +343,29 @@ class PostgresDatabase(Database):
                         "listening for changes on %s failed (%s); again in 1 s", redacted(self.url), exc
                     )
                     self._closing.wait(1.0)
+
+
+class _Freshness:
+    """The pool's check of a connection it hands out (an empty query: one round trip), skipped for
+    a connection returned less than :data:`CHECK_AFTER_IDLE_S` ago: one in use a moment ago is
+    almost surely fine, and a check per borrow cost a round trip on every read and write. A
+    connection that broke meanwhile fails its statement (a DatabaseError) and the pool drops it."""
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def check(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned >= CHECK_AFTER_IDLE_S:
+            ConnectionPool.check_connection(conn)
+
+    def used(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            self._returned[conn] = time.monotonic()
 
 
 # SQLSTATEs of text the server cannot hold: 22021 (a NUL byte, "character not in repertoire"),
