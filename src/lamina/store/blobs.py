@@ -32,6 +32,12 @@ class BlobStoreError(LaminaError):
 class BlobStore:
     """Blobs named by their SHA-256 (hex) under ``root``; identical content stored once."""
 
+    #: Whether a blob's name is made durable (its directory fsynced after the rename) before a
+    #: write returns: this directory is where blobs live. A cache of a remote store (whose
+    #: objects are the durable copies) needs only its files' bytes durable before their rename,
+    #: so that a name that survives a crash holds the whole blob; a lost name is a cache miss.
+    names_durable = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / "tmp"
@@ -49,6 +55,10 @@ class BlobStore:
                 continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+    def _name_durable(self, directory: Path) -> None:
+        if self.names_durable:
+            fsync_dir(directory)
 
     def cached(self, sha256_hex: str) -> Path:
         """Where blob ``sha256_hex`` is (or would be) in this directory."""
@@ -81,7 +91,7 @@ class BlobStore:
             finally:
                 os.close(fd)
             place(tmp, final)
-            fsync_dir(final.parent)
+            self._name_durable(final.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -103,7 +113,7 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             place(tmp, final)
-            fsync_dir(final.parent)
+            self._name_durable(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {sha256_hex}: {exc}") from exc
         finally:
@@ -169,7 +179,7 @@ class BlobStore:
                 spooled.path.unlink(missing_ok=True)
                 return spooled.sha256
             place(spooled.path, final)
-            fsync_dir(final.parent)
+            self._name_durable(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {spooled.sha256}: {exc}") from exc
         return spooled.sha256

@@ -306,6 +306,10 @@ class CachedBlobStore(BlobStore):
     Without it, objects are deleted inside the transaction that frees them and a write looks its
     blob up again inside its own (a HEAD)."""
 
+    # The store holds the durable copies: a cached file is fsynced before its rename (a name that
+    # survives a crash holds the whole blob), the directory is not (a lost name is a cache miss).
+    names_durable = False
+
     def __init__(
         self,
         root: Path,
