@@ -362,3 +362,14 @@ def test_no_referenced_blob_is_ever_deleted(nodes: tuple[Node, Node], clock: Clo
         node.blobs.sweep()
     for version in live:
         assert a.remote.size(version.sha256_hex) is not None
+
+
+def test_a_sweep_takes_everything_due_in_batches(nodes: tuple[Node, Node], clock: Clock) -> None:
+    a, b = nodes
+    blobs = [content(f"batch-{i}") for i in range(5)]
+    for i, data in enumerate(blobs):
+        delete(a, f"batch-{i}", publish(a, f"batch-{i}", data))
+    clock.now += GRACE_S + 1
+    assert b.blobs.sweep(limit=2) == 5
+    assert not any(in_store(a, data) for data in blobs)
+    assert rows(a) == {}

@@ -53,8 +53,9 @@ DELETE_GRACE_S = 300.0
 DELETING_LEASE_S = 600.0
 #: How long a write waits for a sweep deleting the same blob before failing (try again).
 BUSY_WAIT_S = 10.0
-#: Blobs one sweep takes at most.
-SWEEP_BATCH = 500
+#: Blobs a sweep marks in one write transaction, and how many such batches one sweep runs at most.
+SWEEP_BATCH = 100
+SWEEP_BATCHES = 50
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -422,7 +423,7 @@ class CachedBlobStore(BlobStore):
         self._epoch = seen.epoch
         if seen.state is DeleteState.DELETING:
             with self._guard:
-                if len(self._busy) >= SWEEP_BATCH:
+                if len(self._busy) >= 1000:
                     self._busy.clear()
                 self._busy.add(sha256_hex)
             raise BlobStoreError(f"blob {sha256_hex} is being deleted from the store; try again")
@@ -503,16 +504,27 @@ class CachedBlobStore(BlobStore):
             super().delete(sha256_hex)
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
-        """Delete the objects whose grace period has passed (store/blob_deletes.py); how many were
-        deleted. Any node may sweep at any time: a row is marked by one sweep only."""
+        """Delete the objects whose grace period has passed (store/blob_deletes.py), in batches of
+        ``limit`` (one short write transaction to mark each batch, one to finish it); how many
+        were deleted. Any node may sweep at any time: a row is marked by one sweep only."""
+        total = 0
+        for _ in range(SWEEP_BATCHES):
+            swept, more = self._sweep_batch(limit)
+            total += swept
+            if not more:
+                break
+        return total
+
+    def _sweep_batch(self, limit: int) -> tuple[int, bool]:
+        """One batch: (objects deleted, whether a full batch was due and every delete worked)."""
         if self.deletes is None:
-            return 0
+            return 0, False
         now_ms = int(self.clock() * 1000)
         pending_before = now_ms - int(self.grace_s * 1000)
         deleting_before = now_ms - int(DELETING_LEASE_S * 1000)
         candidates = self.deletes.due(pending_before, deleting_before, limit)
         if not candidates:
-            return 0
+            return 0, False
         marked = self.deletes.mark(candidates, pending_before, deleting_before, now_ms)
         deleted: list[str] = []
         failed: list[str] = []
@@ -529,7 +541,7 @@ class CachedBlobStore(BlobStore):
         self.deletes.release(failed, int(self.clock() * 1000))
         if deleted:
             log.debug("swept %d blobs from %s", len(deleted), self.remote.url)
-        return len(deleted)
+        return len(deleted), len(candidates) >= limit and not failed
 
     def start_sweeper(self, thread_init: Callable[[], None] = lambda: None) -> None:
         """Sweep every ``grace_s / 4`` seconds (0.2 s to 60 s) on a thread of its own, which first
@@ -551,9 +563,9 @@ class CachedBlobStore(BlobStore):
         self._sweeper.start()
 
     def close(self) -> None:
-        """Stop the sweeper (a sweep in progress finishes first) and the cache writer."""
+        """Stop the sweeper (a sweep in progress finishes first). The cache writer's idle threads
+        end with the process; a put after this still works."""
         self._stop.set()
         if self._sweeper is not None:
             self._sweeper.join()
             self._sweeper = None
-        self._cache_writer.shutdown(wait=True)
