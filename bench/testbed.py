@@ -199,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with bed.entered():
             warm_invoke(bed, args.reps)
-            publish(bed, args.publish_reps)
-            if args.size_mb > 0:
+            if args.publish_reps > 0:
+                publish(bed, args.publish_reps)
+            if args.publish_reps > 0 and args.size_mb > 0:
                 publish(bed, max(3, args.publish_reps // 3), os.urandom(int(args.size_mb * (1 << 20))))
             if args.burst > 0:
                 burst(bed, args.burst, args.rounds)

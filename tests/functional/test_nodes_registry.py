@@ -219,3 +219,61 @@ def test_an_iam_change_through_one_node_applies_on_the_other(
             break
         assert time.monotonic() < deadline, "B still allows what A's change denies"
         time.sleep(0.1)
+
+
+def test_a_function_changed_or_deleted_through_one_node_is_invoked_so_on_the_other(
+    servers: tuple[LaminaServer, LaminaServer, Path | str],
+) -> None:
+    """What a node keeps of the functions it invokes (on PostgreSQL: store/function_cache.py)
+    follows the changes made through the other node: a new configuration, a moved alias, a
+    deletion. DryRun invocations: the checks and reads of an Invoke, without running anything."""
+    from botocore.exceptions import ClientError
+    from lamina_server import client, create_lambda_role
+    from testzips import make_zip
+
+    a, b, _ = servers
+    role = create_lambda_role(a, "test", "test")
+    on_a, on_b = client(a), client(b)
+    name = f"fn-{uuid.uuid4().hex[:8]}"
+    code = make_zip({"app.py": "def handler(event, context):\n    return 1\n"})
+    on_a.create_function(
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="app.handler", Code={"ZipFile": code}
+    )
+    on_b.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+    )
+
+    def dry(qualifier: str | None = None) -> str:
+        extra = {} if qualifier is None else {"Qualifier": qualifier}
+        return str(on_b.invoke(FunctionName=name, InvocationType="DryRun", **extra)["ExecutedVersion"])
+
+    def eventually(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    assert dry() == "$LATEST"  # read, and kept by B
+    on_a.publish_version(FunctionName=name)
+    on_a.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    assert dry("live") == "1"
+    on_a.update_function_configuration(FunctionName=name, MemorySize=256)
+    on_a.get_waiter("function_updated_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100}
+    )
+    on_a.publish_version(FunctionName=name)
+    on_a.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    eventually(lambda: dry("live") == "2", "B still routes the alias to the version it was moved from")
+    on_a.delete_function(FunctionName=name)
+
+    def gone() -> bool:
+        try:
+            dry()
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ResourceNotFoundException"
+            return True
+        return False
+
+    eventually(gone, "B still invokes a function deleted through A")
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        dry("live")

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -210,11 +210,11 @@ def cgroups_of(env_id: str) -> list[str]:
     return [str(p) for pattern in ("*", "*/*", "*/*/*") for p in CGROUPS.glob(f"{pattern}/{env_id}")]
 
 
-def wait_for(condition: Any, what: str, timeout: float = 30.0) -> None:
+def wait_for(condition: Any, what: str | Callable[[], str], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout}s")
+            pytest.fail(f"{what if isinstance(what, str) else what()}: not within {timeout}s")
         time.sleep(0.05)
 
 
@@ -235,6 +235,20 @@ def fd_kinds(pid: int) -> collections.Counter[str]:
         elif target.startswith("anon_inode:"):
             kinds[target] += 1
     return kinds
+
+
+def settled_fd_kinds(pid: int) -> collections.Counter[str]:
+    """``fd_kinds`` once two looks half a second apart agree: an environment that has just ended is
+    destroyed after its answer (its pidfd and log pipe closed a moment later)."""
+    last = fd_kinds(pid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = fd_kinds(pid)
+        if now == last:
+            return now
+        last = now
+    pytest.fail(f"the server's descriptors never settled (last {dict(last)})")
 
 
 # --- a function against the zygote and its siblings --------------------------------------------
@@ -362,7 +376,7 @@ def test_a_crash_loop_leaves_nothing_behind(lone: LaminaServer) -> None:
         invoke(lam, name)
     (zygote,) = zygote_pids(server)
     wait_for(lambda: not children(zygote), "the crashed environments end")
-    before = fd_kinds(server.proc.pid)
+    before = settled_fd_kinds(server.proc.pid)
     for _ in range(25):
         r, body, _ = invoke(lam, in_handler)
         assert "exit status 3" in body["errorMessage"], body
@@ -371,7 +385,10 @@ def test_a_crash_loop_leaves_nothing_behind(lone: LaminaServer) -> None:
     # Every cold start forked the same zygote; each child was reaped and its exit reported.
     assert zygote_pids(server) == [zygote]
     wait_for(lambda: not children(zygote), "the crashed environments end")
-    wait_for(lambda: fd_kinds(server.proc.pid) == before, "the server's descriptors as before")
+    wait_for(
+        lambda: fd_kinds(server.proc.pid) == before,
+        lambda: f"the server's descriptors as before ({dict(before)}, now {dict(fd_kinds(server.proc.pid))})",
+    )
     name = python_function(lam, FINE, runtime=RUNTIME, prefix="survivor")
     r, body, _ = invoke(lam, name)
     assert body == "fine"
@@ -387,7 +404,7 @@ def test_concurrent_cold_starts_survive_the_zygote_dying_among_them(lone: Lamina
         invoke(lam, name)
     (first,) = zygote_pids(server)
     wait_for(lambda: not children(first), "the first environments end")
-    before = fd_kinds(server.proc.pid)
+    before = settled_fd_kinds(server.proc.pid)
 
     def crash_loop(name: str) -> list[str]:
         return [invoke(lam, name)[1]["errorType"] for _ in range(6)]
@@ -404,7 +421,10 @@ def test_concurrent_cold_starts_survive_the_zygote_dying_among_them(lone: Lamina
     wait_for(lambda: not children(replacement), "the crashed environments end")
     # The dead zygote's sockets are gone with it; no pidfd or log pipe was left behind (environments
     # are destroyed after their answer: waited for).
-    wait_for(lambda: fd_kinds(server.proc.pid) == before, "the server's descriptors as before")
+    wait_for(
+        lambda: fd_kinds(server.proc.pid) == before,
+        lambda: f"the server's descriptors as before ({dict(before)}, now {dict(fd_kinds(server.proc.pid))})",
+    )
     r, body, _ = invoke(lam, python_function(lam, FINE, runtime=RUNTIME, prefix="calm"))
     assert body == "fine"
 

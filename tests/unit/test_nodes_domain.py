@@ -55,6 +55,20 @@ def test_route(view: ClusterView, local_idle: bool, local_load: float, expected:
     assert (found.name if found else None) == expected
 
 
+def test_route_counts_the_invocations_being_forwarded_and_a_draining_node_sends_all_away() -> None:
+    view = ClusterView("a", (node("a"), node("b", busy=1), node("c", busy=1)), {KEY: ("b", "c")})
+    assert N.route(view, KEY, local_idle=False, local_load=0.0).name == "b"  # type: ignore[union-attr]
+    # Two forwarded to b since the heartbeat: c, with as much room at the heartbeat, is less loaded now.
+    found = N.route(view, KEY, local_idle=False, local_load=0.0, forwarding={"b": 2})
+    assert found is not None and found.name == "c"
+    # Every node full once the forwards are counted: here.
+    assert N.route(view, KEY, local_idle=False, local_load=0.0, forwarding={"b": 3, "c": 3}) is None
+    # Not cold here when another node has room, even with this node idle, while draining.
+    cold = ClusterView("a", (node("a"), node("b", busy=2)), {})
+    assert N.route(cold, KEY, local_idle=False, local_load=0.0) is None
+    assert N.route(cold, KEY, local_idle=False, local_load=0.0, here=False).name == "b"  # type: ignore[union-attr]
+
+
 def test_signature_binds_node_path_time_nonce_and_body() -> None:
     secret = b"s" * 32
     header = N.sign(secret, target="b", path="/p", timestamp=1000.0, nonce="n1", body=b"x")

@@ -49,6 +49,12 @@ class Credentials:
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: OrderedDict[str, sigv4.Credential] = OrderedDict()
+        # PostgreSQL (a read is a round trip): IAM users' keys as last read, with the IAM
+        # generation they were read at (any IAM write on any node moves it: store/iam.py).
+        # SQLite reads them at every request, as ever.
+        self._keys: OrderedDict[str, tuple[int, sigv4.Credential]] | None = (
+            OrderedDict() if getattr(iam.db, "dialect", "sqlite") == "postgresql" else None
+        )
 
     def lookup(self, access_key_id: str) -> sigv4.Credential | None:
         """Long-term keys from the accounts, else an IAM user's Active access key, else an STS
@@ -96,6 +102,25 @@ class Credentials:
         return credential
 
     def _user_key(self, access_key_id: str) -> sigv4.Credential | None:
+        """An IAM user's Active key, from the keys kept while IAM has not changed (PostgreSQL).
+        Unknown keys are never kept (anyone can make up as many as they like)."""
+        if self._keys is None:
+            return self._read_user_key(access_key_id)
+        generation = self._iam.generation
+        with self._lock:
+            kept = self._keys.get(access_key_id)
+            if kept is not None and kept[0] == generation:
+                return kept[1]
+        credential = self._read_user_key(access_key_id)
+        if credential is not None and self._iam.generation == generation:  # no change meanwhile
+            with self._lock:
+                self._keys[access_key_id] = (generation, credential)
+                self._keys.move_to_end(access_key_id)
+                while len(self._keys) > SESSIONS_KEPT:
+                    self._keys.popitem(last=False)
+        return credential
+
+    def _read_user_key(self, access_key_id: str) -> sigv4.Credential | None:
         key = self._iam.access_key(access_key_id)
         if key is None or key.status != "Active":
             return None

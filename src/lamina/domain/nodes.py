@@ -14,6 +14,7 @@ import hmac
 import json
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from lamina.errors import LaminaError
@@ -86,6 +87,9 @@ class NodeRecord:
         return self.busy / self.max_environments if self.max_environments > 0 else 1.0
 
 
+# No invocations being forwarded (route's default).
+_NONE: Mapping[str, int] = MappingProxyType({})
+
 # (account, region, function name, version, RevisionId): one configuration's environments.
 WarmKey = tuple[str, str, str, str, str]
 
@@ -106,28 +110,46 @@ class ClusterView:
         return all(n.name == self.me for n in self.nodes)
 
 
-def route(view: ClusterView, key: WarmKey, *, local_idle: bool, local_load: float) -> NodeRecord | None:
+def route(
+    view: ClusterView,
+    key: WarmKey,
+    *,
+    local_idle: bool,
+    local_load: float,
+    forwarding: Mapping[str, int] = _NONE,
+    here: bool = True,
+) -> NodeRecord | None:
     """Where a synchronous invocation runs: None for this node, else the node to forward it to.
 
     Here if this node has an idle warm environment of the configuration; else a live, active node
     that advertised one (the least loaded of them); else the least loaded live, active node with
-    room, this node winning ties (no hop). A draining node sends what it receives elsewhere, and
-    runs it itself only when no other node can."""
+    room, this node winning ties (no hop). A draining node (``here`` False) sends what it receives
+    elsewhere, and runs it itself only when no other node can. ``forwarding``: invocations this
+    node is forwarding now, by node, added to that node's load as the view has it."""
     if local_idle or view.alone:
         return None
+
+    def busy(n: NodeRecord) -> int:
+        return n.busy + forwarding.get(n.name, 0)
+
+    def load(n: NodeRecord) -> tuple[float, str]:
+        return (busy(n) / n.max_environments, n.name)
+
     others = [
         n for n in view.nodes if n.name != view.me and n.state is NodeState.ACTIVE and n.max_environments > 0
     ]
-    warm = set(view.warm.get(key, ()))
-    with_idle = [n for n in others if n.name in warm and n.busy < n.max_environments]
+    warm = view.warm.get(key, ())
+    with_idle = [n for n in others if n.name in warm and busy(n) < n.max_environments]
     if with_idle:
-        return min(with_idle, key=lambda n: (n.load, n.name))
-    me = next((n for n in view.nodes if n.name == view.me), None)
-    roomy = [n for n in others if n.busy < n.max_environments]
+        return min(with_idle, key=load)
+    roomy = [n for n in others if busy(n) < n.max_environments]
     if not roomy:
         return None
-    best = min(roomy, key=lambda n: (n.load, n.name))
-    if me is not None and me.state is NodeState.ACTIVE and local_load <= best.load:
+    best = min(roomy, key=load)
+    if not here:
+        return best
+    me = next((n for n in view.nodes if n.name == view.me), None)
+    if me is not None and me.state is NodeState.ACTIVE and local_load <= load(best)[0]:
         return None
     return best
 

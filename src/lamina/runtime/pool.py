@@ -110,6 +110,9 @@ class EnvironmentPool:
         # Provisioned environments: every one by owner, and the idle ones by configuration.
         self._held: dict[Hashable, list[Environment]] = {}
         self._held_idle: dict[tuple[FunctionRef, str, str], list[Environment]] = {}
+        # How many environments the two maps above hold (kept as they change: ``busy`` is asked
+        # on every invocation routed while other nodes are live).
+        self._idle_count = 0
         # Told (on the loop) when a provisioned environment is gone without being let go (its
         # runtime exited, an invocation timed out), so that its holder can replace it.
         self.on_lost: Callable[[Hashable], None] | None = None
@@ -178,7 +181,7 @@ class EnvironmentPool:
     @property
     def busy(self) -> int:
         """Environments in use or starting (all but the idle ones)."""
-        return max(0, self.size - sum(self.idle_counts().values()))
+        return max(0, self.size - self._idle_count)
 
     async def invoke(
         self,
@@ -247,6 +250,7 @@ class EnvironmentPool:
         held = self._held_idle.get(target.key)
         while held:  # provisioned environments first: initialised already
             env = held.pop()
+            self._idle_count -= 1
             if usable(env, now):
                 return env, False
             await self._destroy(env)  # its holder replaces it (on_lost)
@@ -256,6 +260,7 @@ class EnvironmentPool:
         idle = self._idle.get(target.key)
         while idle:
             warm = idle.pop()
+            self._idle_count -= 1
             timer = self._timers.pop(warm, None)
             if timer is not None:
                 timer.cancel()
@@ -315,6 +320,7 @@ class EnvironmentPool:
         env.owner = owner
         self._held.setdefault(owner, []).append(env)
         self._held_idle.setdefault(target.key, []).append(env)
+        self._idle_count += 1
         env.suspend()
 
     def held(self, owner: Hashable) -> int:
@@ -339,6 +345,7 @@ class EnvironmentPool:
                 for env in envs:
                     env.retired = True
                     asyncio.ensure_future(self._destroy(env))
+                self._idle_count -= len(envs)
                 del self._idle[key]
 
     async def _evict_one(self) -> bool:
@@ -348,6 +355,7 @@ class EnvironmentPool:
             return False
         victim = min(candidates, key=lambda e: e.last_used)
         self._idle[victim.target.key].remove(victim)
+        self._idle_count -= 1
         await self._destroy(victim)
         return True
 
@@ -359,6 +367,7 @@ class EnvironmentPool:
 
     def _park(self, env: Environment) -> None:
         """An environment done with its invocation becomes idle (frozen, reusable)."""
+        self._idle_count += 1
         if env.owner is not None:  # provisioned: held again, no idle timeout
             self._held_idle.setdefault(env.target.key, []).append(env)
             env.suspend()
@@ -374,6 +383,7 @@ class EnvironmentPool:
         idle = self._idle.get(env.target.key)
         if idle and env in idle and not env.busy:
             idle.remove(env)
+            self._idle_count -= 1
             await self._destroy(env)
 
     async def _destroy(self, env: Environment) -> None:
@@ -393,6 +403,7 @@ class EnvironmentPool:
         idle = self._held_idle.get(env.target.key, [])
         if env in idle:
             idle.remove(env)
+            self._idle_count -= 1
             if not idle:
                 del self._held_idle[env.target.key]
         owned = self._held.get(env.owner, [])
@@ -411,6 +422,7 @@ class EnvironmentPool:
         for key, envs in list(self._idle.items()):
             if key[0] == function:
                 del self._idle[key]
+                self._idle_count -= len(envs)
                 for env in envs:
                     asyncio.ensure_future(self._destroy(env))
         for env in self._all:
@@ -426,6 +438,7 @@ class EnvironmentPool:
         self._idle.clear()
         self._held.clear()
         self._held_idle.clear()
+        self._idle_count = 0
         loop = asyncio.get_running_loop()
         if self.zygotes is not None:
             await loop.run_in_executor(None, self.zygotes.close)

@@ -259,6 +259,7 @@ class Zygote:
         self._lock = threading.Lock()  # one fork request at a time
         self._children: dict[int, ZygoteChild] = {}
         self._early: dict[int, int] = {}  # exits reported before the fork's answer was read
+        self._reports_ended = False  # the zygote is gone (its reports socket at end of file)
         self._state = threading.Lock()
         self._retired = False
         self._broken = False
@@ -386,8 +387,10 @@ class Zygote:
                 continue
             with self._state:  # the zygote is gone: nobody will report these
                 orphans, self._children = list(self._children.values()), {}
+                self._reports_ended = True
             for child in orphans:
                 child.orphaned()
+            self._maybe_end()
             return
 
     @property
@@ -457,10 +460,13 @@ class Zygote:
             child = ZygoteChild(pid, fds[0])
             with self._state:
                 early = self._early.pop(pid, None)
-                if early is None:
+                gone = self._reports_ended  # forked just before the zygote died: nobody reports it
+                if early is None and not gone:
                     self._children[pid] = child
             if early is not None:
                 child.exited(early)
+            elif gone:
+                child.orphaned()
         return child
 
     def _abandon(self) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import http.client
 import logging
@@ -215,27 +214,25 @@ class Cluster:
     # -- routing ---------------------------------------------------------------------------------
 
     def route(self, target: Target) -> NodeRecord | None:
-        """Where an invocation of ``target`` runs (None: here). On the loop, no I/O."""
+        """Where an invocation of ``target`` runs (None: here). On the loop, no I/O, nothing
+        copied: the view as the last heartbeat left it, with the invocations being forwarded now."""
         if self.view.alone and not self.removed:
             return None
-        local_idle = self.pool.has_idle(target.key)
-        if local_idle:
+        if self.pool.has_idle(target.key):
             return None
         ref, version, revision = target.key
         key = (ref.account, ref.region, ref.name, version, revision)
         load = self.pool.busy / self.max_environments if self.max_environments else 1.0
-        view = self.view
-        if self._forwarding:
-            nodes = tuple(
-                dataclasses.replace(n, busy=n.busy + self._forwarding.get(n.name, 0)) for n in view.nodes
-            )
-            view = ClusterView(self.name, nodes, view.warm)
-        if self.state is not NodeState.ACTIVE:
-            # Draining (or removed): what this node gets goes elsewhere when another node can run
-            # it (and runs here when none can).
-            others = tuple(n for n in view.nodes if n.name != self.name)
-            return N.route(ClusterView(self.name, others, view.warm), key, local_idle=False, local_load=load)
-        return N.route(view, key, local_idle=False, local_load=load)
+        # Draining (or removed): what this node gets goes elsewhere when another node can run it
+        # (and runs here when none can).
+        return N.route(
+            self.view,
+            key,
+            local_idle=False,
+            local_load=load,
+            forwarding=self._forwarding,
+            here=self.state is NodeState.ACTIVE,
+        )
 
     # -- forwarding: the sending side ------------------------------------------------------------
 

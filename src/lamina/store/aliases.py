@@ -33,6 +33,10 @@ AliasChange = Callable[[AliasConfiguration | None, Callable[[int], bool]], Alias
 _KEY = "account=? AND region=? AND function=? AND name=?"
 
 
+# What a write transaction calls with (its connection, account, region, function).
+Changed = Callable[[Connection, str, str, str], None]
+
+
 def _config(text: Any) -> AliasConfiguration:
     # The column holds what lamina wrote from an AliasConfiguration (json.dumps of it).
     return cast(AliasConfiguration, json.loads(text))
@@ -41,8 +45,11 @@ def _config(text: Any) -> AliasConfiguration:
 class AliasStore:
     """The aliases of every function, account and region."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changed: Changed | None = None) -> None:
+        """``changed``: called in each write transaction that changes a function's aliases
+        (``FunctionStore.changed``: every node's cache of the function goes)."""
         self.db = db
+        self.changed: Changed = changed or (lambda c, account, region, function: None)
 
     def get(self, account: str, region: str, function: str, name: str) -> AliasConfiguration | None:
         row = self.db.read(
@@ -74,6 +81,7 @@ class AliasStore:
                 " config=excluded.config, primary_seq=excluded.primary_seq, extra_seq=excluded.extra_seq",
                 (account, region, function, name, json.dumps(new.config), new.primary_seq, new.extra_seq),
             )
+            self.changed(c, account, region, function)
         return new.config
 
     def delete(self, account: str, region: str, function: str, name: str) -> bool:
@@ -82,6 +90,7 @@ class AliasStore:
             gone = c.execute(f"DELETE FROM function_aliases WHERE {_KEY}", (account, region, function, name))
             if gone.rowcount == 0:
                 return False
+            self.changed(c, account, region, function)
             for table in ("function_urls", "provisioned_concurrency"):
                 # The alias's function URL (store/urls.py) and provisioned concurrency go with it.
                 c.execute(
@@ -157,6 +166,7 @@ class AliasStore:
                 f"UPDATE function_aliases SET policy=?, policy_revision=? WHERE {_KEY}",
                 (new.document(), new.revision_id, account, region, function, name),
             )
+            self.changed(c, account, region, function)
         return new
 
 

@@ -46,6 +46,9 @@ T = TypeVar("T")
 LOOP_GUARD_ENV: Final = "LAMINA_STORE_LOOP_GUARD"
 # PostgreSQL's NOTIFY takes at most 8000 bytes; channels are lamina's own names.
 MAX_PAYLOAD: Final = 7999
+# What every listener is handed when notifications may have been missed (the connection that
+# listens was lost and is back): whatever a listener derived from notifications, it drops.
+RESYNC: Final = "*"
 _CHANNEL: Final = re.compile(r"lamina_[a-z0-9_]{1,40}")
 
 log = logging.getLogger("lamina.store")
@@ -288,6 +291,12 @@ class Database:
         if not _CHANNEL.fullmatch(channel):
             raise ValueError(f"not a notification channel: {channel!r}")
         self._listeners.setdefault(channel, []).append(listener)
+
+    def following(self, channel: str) -> bool:
+        """Whether this process hears every notification of ``channel`` (:meth:`listen`) that other
+        nodes commit, now: what it caches on their strength it may serve only while this holds.
+        SQLite serves one node (its notifications never leave the process): always."""
+        return True
 
     def deliver(self, channel: str, payload: str) -> None:
         """Hand one notification to this process's listeners of ``channel`` (a listener that

@@ -22,6 +22,8 @@ from lamina.domain.functions import FunctionRef
 from lamina.domain.models import AliasConfiguration, FunctionConfiguration, VpcConfigResponse
 from lamina.store.aliases import AliasStore, delete_function_aliases, referencing_aliases
 from lamina.store.db import Connection, Database
+from lamina.store.function_cache import CHANGED, FunctionCache
+from lamina.store.function_cache import payload as changed_payload
 from lamina.store.references import blob_referenced
 
 
@@ -67,9 +69,23 @@ class FunctionStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.aliases = AliasStore(db)
+        # PostgreSQL: what invocations read is kept by this node until any node changes the
+        # function (store/function_cache.py); SQLite reads it every time.
+        self.cache = FunctionCache(db) if getattr(db, "dialect", "sqlite") == "postgresql" else None
+        self.aliases = AliasStore(db, self.changed)
 
-    def get(self, account: str, region: str, name: str, seq: int = 0) -> FunctionRow | None:
+    def changed(self, c: Connection, account: str, region: str, name: str) -> None:
+        """In a write transaction that changes a function's versions or aliases: every node's
+        cache of it goes when it commits (nothing to do on SQLite, which has none)."""
+        if self.cache is not None:
+            self.db.notify(CHANGED, changed_payload(account, region, name))
+
+    def get(
+        self, account: str, region: str, name: str, seq: int = 0, *, cached: bool = False
+    ) -> FunctionRow | None:
+        """One version; ``cached``: an invocation's read, from this node's cache when it has one."""
+        if cached and self.cache is not None:
+            return self.cache.get((account, region, name), seq, lambda: self.get(account, region, name, seq))
         row = self.db.read(
             lambda c: c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
@@ -79,10 +95,16 @@ class FunctionStore:
         return _row(row) if row else None
 
     def alias_routes(
-        self, account: str, region: str, name: str, alias: str
+        self, account: str, region: str, name: str, alias: str, *, cached: bool = False
     ) -> tuple[AliasConfiguration, dict[int, FunctionRow]] | None:
         """An alias and the stored versions it routes to (by seq), in one read: the invoke path.
-        None if there is no such alias."""
+        None if there is no such alias. ``cached`` as for :meth:`get`."""
+        if cached and self.cache is not None:
+            return self.cache.get(
+                (account, region, name),
+                ("alias", alias),
+                lambda: self.alias_routes(account, region, name, alias),
+            )
         columns = ", ".join(f"v.{col}" for col in _COLS.split(", "))
         rows = self.db.read(
             lambda c: c.execute(
@@ -103,12 +125,20 @@ class FunctionStore:
         return self.aliases.get(account, region, name, alias)
 
     def resolve_alias(
-        self, account: str, region: str, name: str, alias: str, draw: Callable[[], float] = random.random
+        self,
+        account: str,
+        region: str,
+        name: str,
+        alias: str,
+        draw: Callable[[], float] = random.random,
+        *,
+        cached: bool = False,
     ) -> FunctionRow | None:
         """The version one invocation through ``alias`` runs: its primary version or, with the weight
         of its routing configuration, the additional one (``draw``: uniform in [0, 1)). One read;
-        None if there is no such alias (or, in a race with a deletion, no such version)."""
-        found = self.alias_routes(account, region, name, alias)
+        None if there is no such alias (or, in a race with a deletion, no such version).
+        ``cached`` as for :meth:`get`."""
+        found = self.alias_routes(account, region, name, alias, cached=cached)
         if found is None:
             return None
         seq = alias_version_seq(routing_of(found[0]).choose(draw()))
@@ -142,6 +172,7 @@ class FunctionStore:
                 (json.dumps(dict(tags or {})), row.account, row.region, row.name),
             )
             _insert(c, row)
+            self.changed(c, row.account, row.region, row.name)
         return True
 
     # -- tags (TagResource, UntagResource, ListTags; aws:ResourceTag/*) --------------------------
@@ -190,6 +221,7 @@ class FunctionStore:
                 "UPDATE function_versions SET config=? WHERE account=? AND region=? AND name=? AND seq=0",
                 (json.dumps(config), account, region, name),
             )
+            self.changed(c, account, region, name)
         return new
 
     def update(
@@ -223,6 +255,7 @@ class FunctionStore:
                     seq,
                 ),
             )
+            self.changed(c, account, region, name)
         return new
 
     # -- resource policies (AddPermission, GetPolicy, RemovePermission) ---------------------------
@@ -286,6 +319,7 @@ class FunctionStore:
                 " WHERE account=? AND region=? AND name=? AND seq=?",
                 (json.dumps(config), new.document(), new.revision_id, account, region, name, seq),
             )
+            self.changed(c, account, region, name)
         return row.with_config(config), new
 
     def publish(
@@ -323,6 +357,7 @@ class FunctionStore:
                 (row.seq, account, region, name),
             )
             _insert(c, row)
+            self.changed(c, account, region, name)
         return row
 
     def versions(self, account: str, region: str, name: str, *, after: int, limit: int) -> list[FunctionRow]:
@@ -377,6 +412,7 @@ class FunctionStore:
                 if aliases:
                     in_use(aliases)
             c.execute(f"DELETE FROM function_versions WHERE {where}", args)
+            self.changed(c, account, region, name)
             # Its provisioned concurrency goes with it (store/provisioned.py): a version's, or all.
             c.execute(
                 "DELETE FROM provisioned_concurrency WHERE account=? AND region=? AND name=?"

@@ -85,13 +85,18 @@ class IamStore:
         self.db = db
         self._generation = 0
         self._lock = threading.Lock()
+        # Any notification, RESYNC (some may have been missed) included, moves the generation.
         db.listen(CHANGED, lambda _payload: self._bump_here())
 
     @property
     def generation(self) -> int:
         """Bumped by every write that can change an authorization decision (not STS sessions), on
         this node or on another sharing the database (a moment later: as IAM's own changes,
-        eventually consistent)."""
+        eventually consistent). While this node does not hear the other nodes' changes
+        (PostgreSQL's notifications: ``Database.following``), it moves at every look, so that
+        nothing derived from IAM is kept meanwhile."""
+        if not self.db.following(CHANGED):
+            self._bump_here()
         return self._generation
 
     def _bump_here(self) -> None:

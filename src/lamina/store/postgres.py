@@ -17,8 +17,17 @@ The repositories run the same statements on both engines (``?`` placeholders, tr
   this node's own included: each node tags what it sends and drops its own (delivered to this
   process's listeners at commit, before the write returns, as on SQLite).
 - Connections come from a bounded pool (:data:`POOL_SIZE` per node): threads wait for one rather
-  than opening one each; one idle for :data:`CHECK_AFTER_IDLE_S` or more is checked (a round
-  trip) before it is handed out, and a connection found broken is replaced.
+  than opening one each; a connection found broken is replaced. A connection is checked (one
+  empty statement: a round trip) only when it has been idle in the pool for :data:`CHECK_IDLE_S`
+  or more; one used since worked then. A read that finds its connection broken all the same (the
+  server restarted) runs again, once, on another (reads change nothing), as does a write whose
+  ``BEGIN`` finds it broken (nothing was written yet); every pooled connection is then checked
+  before it is lent again.
+- Notifications arrive on one connection of their own that LISTENs, and answers a query every
+  :data:`LISTEN_PING_S`: :meth:`PostgresDatabase.following` holds while it answered within
+  :data:`FOLLOW_S`. When that connection is lost and opened again, notifications sent meanwhile
+  are lost: every listener of a channel the lost connection had joined is then handed
+  :data:`~lamina.store.db.RESYNC`.
 - The schema: a fresh database gets :data:`~lamina.store.schema_pg.BASELINE` (the tables as they
   are after the first ``BASELINE_VERSION`` SQLite migrations), then every later migration, both
   engines running the same text (``schema_pg.postgresql_ddl`` translates the column types).
@@ -35,16 +44,16 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, TypeVar
 
 import psycopg
 import psycopg.adapt
 import psycopg.sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from lamina.store.db import Connection, Cursor, Database, DatabaseError, Listener, unstorable
+from lamina.store.db import RESYNC, Connection, Cursor, Database, DatabaseError, Listener, unstorable
 from lamina.store.dialect import POSTGRESQL
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -59,11 +68,17 @@ POOL_SIZE: Final = 16
 POOL_TIMEOUT_S: Final = 10.0
 # How long connecting may take.
 CONNECT_TIMEOUT_S: Final = 10
-# A pooled connection returned to the pool less than this long ago is handed out unchecked.
-CHECK_AFTER_IDLE_S: Final = 2.0
 # The advisory locks (one 64-bit key space per database): every write; migrations.
 WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
 MIGRATE_LOCK: Final = WRITE_LOCK + 1
+# A pooled connection idle for this long is checked (a round trip) before it is lent again.
+CHECK_IDLE_S: Final = 2.0
+# How often the listening connection is asked a query (is it there?), and how long after its last
+# answer this node still counts as hearing the others' notifications.
+LISTEN_PING_S: Final = 0.5
+FOLLOW_S: Final = 3.0
+# The listening connection's application_name (pg_stat_activity tells it from the pool's).
+LISTENER_NAME: Final = "lamina-listen"
 
 
 def is_postgresql_url(target: str) -> bool:
@@ -148,9 +163,16 @@ class PostgresDatabase(Database):
         # What this process tags its notifications with (dropping them when they come back).
         self._origin = f"{os.getpid()}-{os.urandom(6).hex()}"
         self._listening: set[str] = set()
+        # The channels the listening connection has joined, and when it last answered (monotonic).
+        self._joined: frozenset[str] = frozenset()
+        self._ever_joined: set[str] = set()  # by any connection of this process (listener thread's)
+        self._heard = float("-inf")
+        # When each pooled connection was last given back (a connection idle longer is checked).
+        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
         self._listener_thread: threading.Thread | None = None
         self._closing = threading.Event()
-        self._fresh = _Freshness()
         try:
             # One connection first: a wrong address or password fails now, with its own message,
             # rather than as the pool's timeout.
@@ -164,8 +186,8 @@ class PostgresDatabase(Database):
                 max_size=pool_size,
                 kwargs={"autocommit": True},
                 configure=_configure,
-                check=self._fresh.check,
-                reset=self._fresh.used,
+                check=self._check,
+                reset=self._given_back,
                 timeout=POOL_TIMEOUT_S,
                 name="lamina-store",
                 open=False,
@@ -184,6 +206,14 @@ class PostgresDatabase(Database):
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({redacted(self.url)!r})"
+
+    def _given_back(self, conn: psycopg.Connection[Any]) -> None:
+        self._returned[conn] = time.monotonic()
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """The pool's check of a connection it lends: a round trip, only for one idle a while."""
+        if time.monotonic() - self._returned.get(conn, float("-inf")) >= CHECK_IDLE_S:
+            ConnectionPool.check_connection(conn)
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -241,39 +271,45 @@ class PostgresDatabase(Database):
 
     def read(self, fn: Callable[[Connection], T]) -> T:
         self._refuse_on_loop("read")
-        try:
-            with self._borrow() as conn:
-                return fn(_Statements(conn))
-        except psycopg.Error as exc:
-            raise _failure(exc) from exc
+        return self._reading(lambda conn: fn(_Statements(conn)))
 
     def snapshot(self, fn: Callable[[Connection], T]) -> T:
         self._refuse_on_loop("snapshot")
-        try:
-            with self._borrow() as conn:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    return fn(_Statements(conn))
-                finally:
-                    conn.execute("COMMIT")
-        except psycopg.Error as exc:
-            raise _failure(exc) from exc
+
+        def run(conn: psycopg.Connection[Any]) -> T:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return fn(_Statements(conn))
+            finally:
+                conn.execute("COMMIT")
+
+        return self._reading(run)
+
+    def _reading(self, run: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``run`` on a pooled connection; again, once, on another when the connection it had was
+        broken (lent unchecked, see :data:`CHECK_IDLE_S`: the server restarted meanwhile)."""
+        for attempt in (1, 2):
+            broken = False
+            try:
+                with self._borrow() as conn:
+                    try:
+                        return run(conn)
+                    except psycopg.OperationalError as exc:
+                        if attempt == 2 or not self._lost(conn, exc):
+                            raise
+                        broken = True
+            except psycopg.Error as exc:
+                raise _failure(exc) from exc
+            assert broken
+            log.info("a pooled connection to %s was broken: reading again", redacted(self.url))
+        raise AssertionError("unreachable")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         self._refuse_on_loop("write")
         with self._write_lock:
+            borrowed, conn = self._begin()
             try:
-                borrowed = self._borrow()
-                conn = borrowed.__enter__()
-            except psycopg.Error as exc:
-                raise _failure(exc) from exc
-            try:
-                try:
-                    # One round trip (no parameters: the simple protocol takes both statements).
-                    conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})")
-                except psycopg.Error as exc:
-                    raise _failure(exc) from exc
                 self._pending.items = []
                 self._pending.conn = statements = _Statements(conn)
                 try:
@@ -298,6 +334,40 @@ class PostgresDatabase(Database):
                 borrowed.__exit__(None, None, None)
         for channel, payload in sent:
             self.deliver(channel, payload)
+
+    def _begin(self) -> tuple[AbstractContextManager[psycopg.Connection[Any]], psycopg.Connection[Any]]:
+        """A pooled connection in a write transaction holding the write lock (the borrowing, to
+        end, and the connection); again, once, on another connection when the one lent was
+        broken (lent unchecked, :data:`CHECK_IDLE_S`: nothing was written)."""
+        for attempt in (1, 2):
+            try:
+                borrowed = self._borrow()
+                conn = borrowed.__enter__()
+            except psycopg.Error as exc:
+                raise _failure(exc) from exc
+            try:
+                # One round trip (no parameters: the simple protocol takes both statements).
+                conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})")
+                return borrowed, conn
+            except psycopg.Error as exc:
+                broken = self._lost(conn, exc)
+                borrowed.__exit__(None, None, None)
+                if attempt == 2 or not broken:
+                    raise _failure(exc) from exc
+            log.info("a pooled connection to %s was broken: beginning again", redacted(self.url))
+        raise AssertionError("unreachable")
+
+    def _lost(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> bool:
+        """Whether ``exc`` says ``conn`` is gone (the server ended the session or the link broke),
+        rather than that a statement failed. A connection gone is closed here (the pool replaces
+        it), and every pooled connection is checked before it is lent again (the server may have
+        restarted: they are all gone too)."""
+        gone = conn.broken or (exc.sqlstate or "").startswith(("57P", "08"))
+        if gone:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            self._returned.clear()
+        return gone
 
     # -- change notifications from other nodes -----------------------------------------------------
 
@@ -324,20 +394,40 @@ class PostgresDatabase(Database):
                 )
                 self._listener_thread.start()
 
+    def following(self, channel: str) -> bool:
+        """The listening connection has joined ``channel`` and answered within :data:`FOLLOW_S`."""
+        return channel in self._joined and time.monotonic() - self._heard < FOLLOW_S
+
     def _listen_loop(self) -> None:
         while not self._closing.is_set():
+            self._joined = frozenset()
             try:
-                with psycopg.connect(self.url, autocommit=True) as conn:
+                with psycopg.connect(
+                    make_conninfo(self.url, application_name=LISTENER_NAME, **_KEEPALIVES),
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                ) as conn:
                     joined: set[str] = set()
                     while not self._closing.is_set():
-                        for channel in self._listening - joined:
+                        asked = time.monotonic()
+                        new = self._listening - joined
+                        for channel in new:
                             conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
-                            joined.add(channel)
-                        for note in conn.notifies(timeout=0.5):
+                        conn.execute("SELECT 1")
+                        if new:
+                            # What was sent while a lost connection was away never arrives.
+                            for channel in new & self._ever_joined:
+                                self.deliver(channel, RESYNC)
+                            self._ever_joined |= new
+                            joined |= new
+                            self._joined = frozenset(joined)
+                        self._heard = asked
+                        for note in conn.notifies(timeout=LISTEN_PING_S):
                             origin, _, payload = note.payload.partition(":")
                             if origin != self._origin:
                                 self.deliver(note.channel, payload)
             except psycopg.Error as exc:
+                self._joined = frozenset()
                 if not self._closing.is_set():
                     log.warning(
                         "listening for changes on %s failed (%s); again in 1 s", redacted(self.url), exc
@@ -345,27 +435,15 @@ class PostgresDatabase(Database):
                     self._closing.wait(1.0)
 
 
-class _Freshness:
-    """The pool's check of a connection it hands out (an empty query: one round trip), skipped for
-    a connection returned less than :data:`CHECK_AFTER_IDLE_S` ago: one in use a moment ago is
-    almost surely fine, and a check per borrow cost a round trip on every read and write. A
-    connection that broke meanwhile fails its statement (a DatabaseError) and the pool drops it."""
-
-    def __init__(self) -> None:
-        self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
-
-    def check(self, conn: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            returned = self._returned.get(conn)
-        if returned is None or time.monotonic() - returned >= CHECK_AFTER_IDLE_S:
-            ConnectionPool.check_connection(conn)
-
-    def used(self, conn: psycopg.Connection[Any]) -> None:
-        with self._lock:
-            self._returned[conn] = time.monotonic()
+# The listening connection learns within seconds that the server is gone, even when nothing
+# answers at all (libpq's TCP keepalive and user-timeout options).
+_KEEPALIVES: Final = {
+    "keepalives": 1,
+    "keepalives_idle": 2,
+    "keepalives_interval": 1,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 3000,
+}
 
 
 # SQLSTATEs of text the server cannot hold: 22021 (a NUL byte, "character not in repertoire"),

@@ -45,11 +45,14 @@ def invoked_version(
 ) -> FunctionRow:
     """The stored version an invocation of ``ref`` runs: through an alias, its primary version or,
     with the weight of its routing configuration, the additional one (one read of the alias and
-    its versions together: ``FunctionStore.resolve_alias``); else the version ``ref`` names."""
+    its versions together: ``FunctionStore.resolve_alias``); else the version ``ref`` names. From
+    the node's cache of what invocations read, where it has one (PostgreSQL: store/function_cache.py)."""
     if not A.is_alias_name(ref.qualifier):
-        return load_function(platform, ref)
+        return load_function(platform, ref, cached=True)
     assert ref.qualifier is not None
-    row = platform.functions.resolve_alias(ref.account, ref.region, ref.name, ref.qualifier, draw)
+    row = platform.functions.resolve_alias(
+        ref.account, ref.region, ref.name, ref.qualifier, draw, cached=True
+    )
     if row is None:
         raise not_found(ref, ref.qualifier)
     return row

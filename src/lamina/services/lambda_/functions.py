@@ -131,13 +131,14 @@ def _seq(ref: F.FunctionRef) -> int:
     raise _not_found(ref, q)  # neither a version nor (where the caller reads aliases) an alias
 
 
-def load_function(platform: Platform, ref: F.FunctionRef) -> FunctionRow:
+def load_function(platform: Platform, ref: F.FunctionRef, *, cached: bool = False) -> FunctionRow:
     """The stored version ``ref`` names, or Lambda's ResourceNotFoundException (naming the
     qualifier the request gave). Through an alias: its primary version, its ``FunctionArn``
-    qualified by the alias, as GetFunction answers it."""
+    qualified by the alias, as GetFunction answers it. ``cached``: an invocation's read
+    (``FunctionStore.get``)."""
     if is_alias_name(ref.qualifier):
         return _through_alias(platform, ref)
-    row = platform.functions.get(ref.account, ref.region, ref.name, _seq(ref))
+    row = platform.functions.get(ref.account, ref.region, ref.name, _seq(ref), cached=cached)
     if row is None:
         raise _not_found(ref, ref.qualifier)
     return row
