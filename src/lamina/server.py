@@ -35,7 +35,7 @@ from lamina.domain.overlay import OverlayError, RemoteInterface, valid_node_addr
 from lamina.domain.presign import UrlSigner
 from lamina.domain.s3 import REGIONS
 from lamina.errors import AwsError
-from lamina.linux import NetNamespace
+from lamina.linux import NetNamespace, affinity
 from lamina.linux.fdlimit import install_accept_failure_filter, raise_nofile_limit
 from lamina.net.attach import attach
 from lamina.net.commands import DataplaneError, tool
@@ -90,6 +90,7 @@ from lamina.store import (
     open_data_dir,
     open_database,
 )
+from lamina.store.blob_deletes import BlobDeletes
 from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
 from lamina.store.nodes import NodeStore
@@ -277,15 +278,16 @@ def iam_authorizer(
     )
 
 
-def blob_store(settings: Settings, root: Path) -> BlobStore:
-    """The data directory's blobs, or with ``--blob-store`` a remote store the directory caches."""
+def blob_store(settings: Settings, root: Path, db: Database) -> BlobStore:
+    """The data directory's blobs, or with ``--blob-store`` a remote store the directory caches
+    (its objects' deletes deferred by ``--blob-delete-grace``, recorded in ``db``)."""
     if settings.blob_store is None:
         return BlobStore(root)
     remote = ObjectStore(settings.blob_store, settings.blob_endpoint, settings.blob_region)
     log.info(
         "blobs in %s (endpoint %s), cached in %s", settings.blob_store, settings.blob_endpoint or "AWS", root
     )
-    return CachedBlobStore(root, remote)
+    return CachedBlobStore(root, remote, BlobDeletes(db), grace_s=settings.blob_delete_grace)
 
 
 def build(
@@ -307,7 +309,7 @@ def build(
     install_accept_failure_filter()
     io = IoExecutor(api_workers(settings.max_environments))
     db = open_database(settings.database or data_dir / "lamina.db")
-    blobs = blob_store(settings, data_dir / "blobs")
+    blobs = blob_store(settings, data_dir / "blobs", db)
     trees = TreeStore(data_dir / "trees", blobs)
     functions = FunctionStore(db)
     iam_store = IamStore(db)
@@ -451,6 +453,16 @@ def build(
         ("store", ThreadedWorker("store", lambda: None, db.close, io)),
         ("platform", platform),
     ]
+    if isinstance(blobs, CachedBlobStore):  # deferred deletes of the remote store's objects
+        sweeper = blobs
+        workers.append(
+            (
+                "blob sweeper",
+                ThreadedWorker(
+                    "blob sweeper", lambda: sweeper.start_sweeper(affinity.release_thread), sweeper.close, io
+                ),
+            )
+        )
     if public_api is not None:
         workers.append(("public api", Hooks("public api", public_api.start, public_api.close)))
     if vpc_nodes is not None:  # before the data plane: its first sync asks for VPCs' homes

@@ -31,7 +31,7 @@ from lamina.runtime.catalog import RuntimeSource
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
 from lamina.runtime.images import DEFAULT_REGISTRY, parse_registry
 from lamina.runtime.sizing import CpuLimit
-from lamina.store.remote_blobs import BlobStoreUrl, parse_endpoint
+from lamina.store.remote_blobs import DELETE_GRACE_S, BlobStoreUrl, parse_endpoint
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -227,6 +227,14 @@ class Settings:
         "LAMINA_BLOB_REGION",
         "region --blob-store's requests are signed for (default: AWS_DEFAULT_REGION, the profile's, else us-east-1)",
         parse_region,
+    )
+    blob_delete_grace: float = _option(
+        "--blob-delete-grace",
+        "LAMINA_BLOB_DELETE_GRACE",
+        "seconds an object of --blob-store that nothing refers to any more stays before a sweep "
+        "deletes it (docs/blobs.md)",
+        _non_negative(float),
+        DELETE_GRACE_S,
     )
     accounts_file: Path | None = _option(
         "--accounts",

@@ -32,6 +32,12 @@ class BlobStoreError(LaminaError):
 class BlobStore:
     """Blobs named by their SHA-256 (hex) under ``root``; identical content stored once."""
 
+    #: Whether a blob's name is made durable (its directory fsynced after the rename) before a
+    #: write returns: this directory is where blobs live. A cache of a remote store (whose
+    #: objects are the durable copies) needs only its files' bytes durable before their rename,
+    #: so that a name that survives a crash holds the whole blob; a lost name is a cache miss.
+    names_durable = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / "tmp"
@@ -49,6 +55,10 @@ class BlobStore:
                 continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
+
+    def _name_durable(self, directory: Path) -> None:
+        if self.names_durable:
+            fsync_dir(directory)
 
     def cached(self, sha256_hex: str) -> Path:
         """Where blob ``sha256_hex`` is (or would be) in this directory."""
@@ -80,9 +90,8 @@ class BlobStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            os.rename(tmp, final)
-            fsync_dir(final.parent)
+            place(tmp, final)
+            self._name_durable(final.parent)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -103,9 +112,8 @@ class BlobStore:
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            os.rename(tmp, final)
-            fsync_dir(final.parent)
+            place(tmp, final)
+            self._name_durable(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {sha256_hex}: {exc}") from exc
         finally:
@@ -170,9 +178,8 @@ class BlobStore:
             if final.is_file():
                 spooled.path.unlink(missing_ok=True)
                 return spooled.sha256
-            final.parent.mkdir(mode=0o700, exist_ok=True)
-            os.rename(spooled.path, final)
-            fsync_dir(final.parent)
+            place(spooled.path, final)
+            self._name_durable(final.parent)
         except OSError as exc:
             raise BlobStoreError(f"cannot store blob {spooled.sha256}: {exc}") from exc
         return spooled.sha256
@@ -261,6 +268,19 @@ def _writer_alive(name: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def place(source: Path, final: Path) -> None:
+    """Rename ``source`` to ``final``, creating ``final``'s directory (``ab/``) first if it is
+    missing. Nearly every rename finds it there: no ``mkdir`` call (a path walk and the parent
+    directory's lock; measurable in a small PutObject) unless it fails."""
+    try:
+        os.rename(source, final)
+    except FileNotFoundError:
+        if final.parent.is_dir():
+            raise
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        os.rename(source, final)
 
 
 def fsync_dir(path: Path) -> None:

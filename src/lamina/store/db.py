@@ -232,6 +232,7 @@ class Database:
             except sqlite3.Error as exc:
                 raise DatabaseError(str(exc)) from exc
             self._pending.items = []
+            self._pending.conn = conn
             try:
                 yield conn
             except sqlite3.Error as exc:
@@ -245,6 +246,7 @@ class Database:
                 raise
             finally:
                 sent, self._pending.items = self._pending.items, None
+                self._pending.conn = None
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -252,6 +254,13 @@ class Database:
                 raise DatabaseError(str(exc)) from exc
         for channel, payload in sent:
             self.deliver(channel, payload)
+
+    def writing(self) -> Connection | None:
+        """The connection of the write transaction this thread is inside (:meth:`write`), else
+        None: what a callback run inside a repository's write (a blob store's) writes through,
+        in that same transaction."""
+        conn: Connection | None = getattr(self._pending, "conn", None)
+        return conn
 
     # -- change notifications ----------------------------------------------------------------------
 

@@ -311,8 +311,9 @@ class PostgresDatabase(Database):
             borrowed, conn = self._begin()
             try:
                 self._pending.items = []
+                self._pending.conn = statements = _Statements(conn)
                 try:
-                    yield _Statements(conn)
+                    yield statements
                 except psycopg.Error as exc:
                     _rollback(conn)
                     raise _failure(exc) from exc
@@ -321,6 +322,7 @@ class PostgresDatabase(Database):
                     raise
                 finally:
                     sent, self._pending.items = self._pending.items, None
+                    self._pending.conn = None
                 try:
                     for channel, payload in sent:
                         conn.execute("SELECT pg_notify(%s, %s)", (channel, f"{self._origin}:{payload}"))
@@ -344,8 +346,8 @@ class PostgresDatabase(Database):
             except psycopg.Error as exc:
                 raise _failure(exc) from exc
             try:
-                conn.execute("BEGIN")
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                # One round trip (no parameters: the simple protocol takes both statements).
+                conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})")
                 return borrowed, conn
             except psycopg.Error as exc:
                 broken = self._lost(conn, exc)

@@ -26,14 +26,18 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from lamina.store.blob_deletes import BlobDeletes, DeleteState
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled, fsync_dir
+from lamina.store.db import Connection
 
 log = logging.getLogger("lamina.blobs")
 
@@ -42,6 +46,16 @@ MULTIPART_FROM = 16 << 20
 PART_SIZE = 16 << 20
 #: Bytes read from a download at a time.
 CHUNK = 1 << 20
+#: How long an object nothing refers to any more stays in the store (deferred deletes), by default.
+DELETE_GRACE_S = 300.0
+#: A ``deleting`` mark older than this is a sweeper that stopped half-way: another sweep takes it
+#: over (longer than any delete request can take with its retries).
+DELETING_LEASE_S = 600.0
+#: How long a write waits for a sweep deleting the same blob before failing (try again).
+BUSY_WAIT_S = 10.0
+#: Blobs a sweep marks in one write transaction, and how many such batches one sweep runs at most.
+SWEEP_BATCH = 100
+SWEEP_BATCHES = 50
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -117,6 +131,7 @@ class ObjectStore:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
+        from botocore.handlers import add_expect_header
 
         self.url = url
         config = Config(
@@ -133,6 +148,10 @@ class ObjectStore:
             )
         except Exception as exc:
             raise BlobStoreError(f"cannot use the blob store {url}: {exc}") from exc
+        # boto3 sends every S3 body behind "Expect: 100-continue" and waits for the store's
+        # "100 Continue" before the first byte: a round trip more per upload, which would only
+        # spare sending a body the store refuses (a failure here anyway).
+        self.client.meta.events.unregister("before-call.s3", add_expect_header)
         self.transfer = TransferConfig(
             multipart_threshold=MULTIPART_FROM, multipart_chunksize=PART_SIZE, max_concurrency=4
         )
@@ -189,6 +208,19 @@ class ObjectStore:
                     )
             else:
                 self.client.upload_file(str(path), self.url.bucket, key, Config=self.transfer)
+        except Exception as exc:
+            raise self._error("upload", key, exc) from exc
+
+    def upload_bytes(self, data: bytes | memoryview, sha256_hex: str) -> None:
+        """One PUT of ``data`` (smaller than :data:`MULTIPART_FROM`), carrying its SHA-256."""
+        key = self.url.key(sha256_hex)
+        try:
+            self.client.put_object(
+                Bucket=self.url.bucket,
+                Key=key,
+                Body=bytes(data),
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256_hex)).decode(),
+            )
         except Exception as exc:
             raise self._error("upload", key, exc) from exc
 
@@ -267,13 +299,45 @@ def receive(chunks: Iterable[bytes], sha256_hex: str, tmp: Path, final: Path) ->
 
 class CachedBlobStore(BlobStore):
     """A :class:`BlobStore` whose blobs live in an :class:`ObjectStore`, ``root`` being this node's
-    cache of them. Callers use it exactly as the local store."""
+    cache of them. Callers use it exactly as the local store.
 
-    def __init__(self, root: Path, remote: ObjectStore) -> None:
+    With ``deletes`` (the database's ledger, ``store/blob_deletes.py``; what the server gives it)
+    an object whose last reference goes is deleted by a sweep once ``grace_s`` has passed, and a
+    write that refers to a blob it has just uploaded needs no look-up inside its transaction.
+    Without it, objects are deleted inside the transaction that frees them and a write looks its
+    blob up again inside its own (a HEAD)."""
+
+    # The store holds the durable copies: a cached file is fsynced before its rename (a name that
+    # survives a crash holds the whole blob), the directory is not (a lost name is a cache miss).
+    names_durable = False
+
+    def __init__(
+        self,
+        root: Path,
+        remote: ObjectStore,
+        deletes: BlobDeletes | None = None,
+        *,
+        grace_s: float = DELETE_GRACE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(root)
         self.remote = remote
+        self.deletes = deletes
+        self.grace_s = grace_s
+        self.clock = clock
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # What this thread last uploaded (or found in the store) and the sweeps' epoch read before:
+        # the write transaction that follows on the same thread needs no look-up when unchanged.
+        self._staged = threading.local()
+        # The sweeps' epoch as this node last read it (None: not yet).
+        self._epoch: int | None = None
+        # Blobs a write was refused for while a sweep deleted them: the next upload waits for it.
+        self._busy: set[str] = set()
+        # Writes a new blob's cached copy while the upload runs.
+        self._cache_writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lamina-blob-cache")
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def _lock(self, sha256_hex: str) -> threading.Lock:
         with self._guard:
@@ -297,20 +361,100 @@ class CachedBlobStore(BlobStore):
     def exists(self, sha256_hex: str) -> bool:
         return self.cached(sha256_hex).is_file() or self.remote.size(sha256_hex) is not None
 
+    # -- writes --------------------------------------------------------------------------------
+
+    def _in_write(self) -> Connection | None:
+        """The write transaction this thread is inside, when deletes are deferred."""
+        return None if self.deletes is None else self.deletes.writing()
+
+    def _observe(self, sha256_hex: str) -> int | None:
+        """Before an upload or a look-up (outside any transaction): a value of the sweeps' epoch
+        read before now, the last one this node's transactions read (no round trip); the first
+        time, read now. A transaction that then finds it unchanged knows no sweep marked or
+        finished anything since before the upload (store/blob_deletes.py). A blob whose last
+        write here was refused (a sweep was deleting it) is first waited for."""
+        if self.deletes is None:
+            return None
+        with self._guard:
+            busy = sha256_hex in self._busy
+        if busy:
+            self._wait_for_sweep(sha256_hex)
+            with self._guard:
+                self._busy.discard(sha256_hex)
+        epoch = self._epoch
+        if epoch is None:
+            epoch = self._epoch = self.deletes.observe(sha256_hex).epoch
+        return epoch
+
+    def _wait_for_sweep(self, sha256_hex: str) -> None:
+        """Outside any transaction, after a write was refused because a sweep was deleting the
+        blob: wait (at most :data:`BUSY_WAIT_S`) until it is done."""
+        assert self.deletes is not None
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            seen = self.deletes.observe(sha256_hex)
+            self._epoch = seen.epoch
+            if seen.state is not DeleteState.DELETING:
+                return
+            if time.monotonic() >= deadline:
+                raise BlobStoreError(f"blob {sha256_hex} is being deleted from the store; try again")
+            time.sleep(0.05)
+
+    def _staged_at(self, sha256_hex: str, epoch: int | None) -> None:
+        self._staged.last = None if epoch is None else (sha256_hex, epoch)
+
     def _publish(self, sha256_hex: str, file: Path, *, new: bool = False) -> None:
         """Have the store hold the blob whose bytes are in ``file``: a no-op when it holds it (one
         HEAD: the size, and the SHA-256 of a blob uploaded in one PUT), else an upload. ``new``:
         this node has just met these bytes (they were not in its cache), so they are most likely
         not in the store either: no HEAD first."""
+        epoch = self._observe(sha256_hex)
         if new or not self.remote.holds(sha256_hex, file.stat().st_size):
+            self.remote.upload(file, sha256_hex)
+        self._staged_at(sha256_hex, epoch)
+
+    def _confirm(self, conn: Connection, sha256_hex: str, file: Path) -> None:
+        """Inside the write transaction that will refer to the blob (deletes deferred): cancel a
+        pending delete of it, refuse while a sweep deletes it, and look the object up (uploading
+        it again if missing) only if a sweep marked or finished anything since this thread
+        uploaded it or found it in the store (docs/blobs.md, store/blob_deletes.py)."""
+        assert self.deletes is not None
+        seen = self.deletes.claim(conn, sha256_hex)
+        self._epoch = seen.epoch
+        if seen.state is DeleteState.DELETING:
+            with self._guard:
+                if len(self._busy) >= 1000:
+                    self._busy.clear()
+                self._busy.add(sha256_hex)
+            raise BlobStoreError(f"blob {sha256_hex} is being deleted from the store; try again")
+        staged = getattr(self._staged, "last", None)
+        self._staged.last = None
+        if staged == (sha256_hex, seen.epoch):
+            return
+        if not self.remote.holds(sha256_hex, file.stat().st_size):
             self.remote.upload(file, sha256_hex)
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
         with self._lock(digest):  # a delete of the same blob waits (it would remove the file)
-            new = not self.cached(digest).is_file()
-            super().put(data, digest)
-            self._publish(digest, self.cached(digest), new=new)
+            final = self.cached(digest)
+            conn = self._in_write()
+            if conn is not None:  # inside the transaction that refers to it
+                super().put(data, digest)
+                self._confirm(conn, digest, final)
+            elif not final.is_file() and len(data) < MULTIPART_FROM:
+                # New to this node: the cached copy is written (and fsynced) while the upload runs.
+                epoch = self._observe(digest)
+                cache = self._cache_writer.submit(BlobStore.put, self, data, digest)
+                try:
+                    self.remote.upload_bytes(data, digest)
+                finally:
+                    cache.result()
+                self._staged_at(digest, epoch)
+            else:
+                new = not final.is_file()
+                super().put(data, digest)
+                self._publish(digest, final, new=new)
         return digest
 
     def put_stream(self, chunks: Iterable[bytes], sha256_hex: str) -> str:
@@ -321,9 +465,10 @@ class CachedBlobStore(BlobStore):
         return sha256_hex
 
     def stage(self, spooled: Spooled) -> None:
-        """Upload a spooled file before the write transaction that adopts it (which then only
-        checks that the object is there), so no transaction waits for an upload. A spool that is
-        then not adopted leaves an object nothing refers to (docs/blobs.md: unreferenced objects)."""
+        """Upload a spooled file before the write transaction that adopts it (which then checks
+        that the object is there, or with deferred deletes that no sweep ran meanwhile), so no
+        transaction waits for an upload. A spool that is then not adopted leaves an object nothing
+        refers to (docs/blobs.md: unreferenced objects)."""
         with self._lock(spooled.sha256):
             final = self.cached(spooled.sha256)
             self._publish(spooled.sha256, spooled.path, new=not final.is_file())
@@ -331,10 +476,96 @@ class CachedBlobStore(BlobStore):
     def adopt(self, spooled: Spooled) -> str:
         with self._lock(spooled.sha256):
             final = self.cached(spooled.sha256)
-            self._publish(spooled.sha256, final if final.is_file() else spooled.path)
+            source = final if final.is_file() else spooled.path
+            conn = self._in_write()
+            if conn is not None:
+                self._confirm(conn, spooled.sha256, source)
+            else:
+                self._publish(spooled.sha256, source)
             return super().adopt(spooled)
 
+    # -- deletes -------------------------------------------------------------------------------
+
     def delete(self, sha256_hex: str) -> None:
+        """The blob's last reference went (inside the transaction that removed it): its cached
+        file goes now; its object is deleted now, or with deferred deletes recorded in that
+        transaction for a sweep after the grace period."""
         with self._lock(sha256_hex):
-            self.remote.delete(sha256_hex)
+            if self.deletes is None:
+                self.remote.delete(sha256_hex)
+            else:
+                now_ms = int(self.clock() * 1000)
+                conn = self.deletes.writing()
+                if conn is not None:
+                    self.deletes.defer(conn, sha256_hex, now_ms)
+                else:
+                    with self.deletes.db.write() as c:
+                        self.deletes.defer(c, sha256_hex, now_ms)
             super().delete(sha256_hex)
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Delete the objects whose grace period has passed (store/blob_deletes.py), in batches of
+        ``limit`` (one short write transaction to mark each batch, one to finish it); how many
+        were deleted. Any node may sweep at any time: a row is marked by one sweep only."""
+        total = 0
+        for _ in range(SWEEP_BATCHES):
+            swept, more = self._sweep_batch(limit)
+            total += swept
+            if not more:
+                break
+        return total
+
+    def _sweep_batch(self, limit: int) -> tuple[int, bool]:
+        """One batch: (objects deleted, whether a full batch was due and every delete worked)."""
+        if self.deletes is None:
+            return 0, False
+        now_ms = int(self.clock() * 1000)
+        pending_before = now_ms - int(self.grace_s * 1000)
+        deleting_before = now_ms - int(DELETING_LEASE_S * 1000)
+        candidates = self.deletes.due(pending_before, deleting_before, limit)
+        if not candidates:
+            return 0, False
+        marked = self.deletes.mark(candidates, pending_before, deleting_before, now_ms)
+        deleted: list[str] = []
+        failed: list[str] = []
+        for sha in marked:
+            try:
+                with self._lock(sha):
+                    self.remote.delete(sha)
+                    BlobStore.delete(self, sha)  # a copy this node cached again meanwhile
+                deleted.append(sha)
+            except BlobStoreError as exc:
+                log.warning("deferred delete of blob %s failed (again after the grace period): %s", sha, exc)
+                failed.append(sha)
+        self.deletes.finish(deleted)
+        self.deletes.release(failed, int(self.clock() * 1000))
+        if deleted:
+            log.debug("swept %d blobs from %s", len(deleted), self.remote.url)
+        return len(deleted), len(candidates) >= limit and not failed
+
+    def start_sweeper(self, thread_init: Callable[[], None] = lambda: None) -> None:
+        """Sweep every ``grace_s / 4`` seconds (0.2 s to 60 s) on a thread of its own, which first
+        calls ``thread_init`` (the server: leave the CPU pin of the thread that started it)."""
+        if self.deletes is None or self._sweeper is not None:
+            return
+        interval = max(0.2, min(60.0, self.grace_s / 4))
+
+        def loop() -> None:
+            thread_init()
+            while not self._stop.wait(interval):
+                try:
+                    self.sweep()
+                except Exception:
+                    log.exception("sweeping deleted blobs failed (again in %g s)", interval)
+
+        self._stop.clear()
+        self._sweeper = threading.Thread(target=loop, name="lamina-blob-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def close(self) -> None:
+        """Stop the sweeper (a sweep in progress finishes first). The cache writer's idle threads
+        end with the process; a put after this still works."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
+            self._sweeper = None

@@ -441,4 +441,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE vpc_homes (vpc_id TEXT PRIMARY KEY, node TEXT NOT NULL, since REAL NOT NULL);
     CREATE TABLE node_addresses (name TEXT PRIMARY KEY, address TEXT NOT NULL);
     """,
+    # Deferred deletes of a remote blob store's objects (docs/blobs.md, store/blob_deletes.py): a
+    # blob whose last reference went, 'pending' until its grace period ends, then 'deleting' while
+    # a node's sweeper deletes the object; and the sweeps' counter, which every change of a
+    # 'deleting' mark advances (what lets a publish skip looking its upload up again).
+    """
+    CREATE TABLE blob_deletes (sha256 TEXT PRIMARY KEY, state TEXT NOT NULL, since_ms INTEGER NOT NULL);
+    CREATE INDEX blob_deletes_since ON blob_deletes (since_ms);
+    CREATE TABLE blob_sweeps (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
+    INSERT INTO blob_sweeps (name, epoch) VALUES ('epoch', 0);
+    """,
 )
