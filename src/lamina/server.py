@@ -61,7 +61,7 @@ from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_poli
 from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
 from lamina.services.lambda_ import tags as lambda_tags
-from lamina.services.lambda_.concurrency import InvocationLimits
+from lamina.services.lambda_.concurrency import InvocationLimits, SharedSlots
 from lamina.services.lambda_.function_logs import FunctionLogs
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
@@ -90,6 +90,7 @@ from lamina.store import (
     open_data_dir,
     open_database,
 )
+from lamina.store.concurrency import ConcurrencySlots
 from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
 from lamina.store.nodes import NodeStore
@@ -405,6 +406,14 @@ def build(
     platform.limits = InvocationLimits(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
+    )
+    # While other nodes are live, reserved concurrency is counted across them in the database.
+    platform.limits.shared = SharedSlots(
+        ConcurrencySlots(db),
+        io,
+        node=cluster.name,
+        instance=cluster.instance,
+        alone=lambda: cluster.view.alone,
     )
     # Reservations other nodes set reach this node's limits at its heartbeats.
     limits, reservations = platform.limits, platform.reservations

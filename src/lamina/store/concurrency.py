@@ -1,7 +1,9 @@
-"""Functions' reserved concurrency in the metadata database (a column of ``functions``)."""
+"""Functions' reserved concurrency in the metadata database (a column of ``functions``), and the
+slots of their running invocations while several nodes share the database."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,3 +103,65 @@ class ConcurrencyStore:
             )
             applied(r[0])
         return True
+
+
+class SlotOutcome(enum.Enum):
+    """What :meth:`ConcurrencySlots.take` found."""
+
+    TAKEN = "taken"
+    FULL = "full"  # as many running as the function reserves (0: none may run)
+    UNRESERVED = "unreserved"  # no reservation (deleted meanwhile), or no such function
+
+
+_SLOT_FUNCTION = "s.account=f.account AND s.region=f.region AND s.name=f.name"
+
+
+class ConcurrencySlots:
+    """Reserved concurrency counted across the nodes sharing the database: one row per running
+    invocation of a function with a reservation, held by the node (and its process) that took it.
+    A slot is taken in one statement inside a write transaction (writes are serialised on both
+    engines: SQLite's one writer, PostgreSQL's advisory write lock), so no two nodes take the last
+    one; the reservation it is compared with is the stored one at that moment."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def take(
+        self, slot: str, account: str, region: str, name: str, node: str, instance: str, now: float
+    ) -> SlotOutcome:
+        """Take slot ``slot`` (a new unique id) for one invocation of the function, if fewer than
+        its reservation run."""
+        with self.db.write() as c:
+            taken = c.execute(
+                "INSERT INTO concurrency_slots (id, account, region, name, node, instance, taken)"
+                " SELECT ?, f.account, f.region, f.name, ?, ?, ? FROM functions f"
+                " WHERE f.account=? AND f.region=? AND f.name=? AND f.reserved_concurrency >"
+                f" (SELECT COUNT(*) FROM concurrency_slots s WHERE {_SLOT_FUNCTION})",
+                (slot, node, instance, now, account, region, name),
+            ).rowcount
+        if taken:
+            return SlotOutcome.TAKEN
+        found = self.get_reservation(account, region, name)
+        return SlotOutcome.UNRESERVED if found is None else SlotOutcome.FULL
+
+    def get_reservation(self, account: str, region: str, name: str) -> int | None:
+        r = self.db.read(
+            lambda c: c.execute(
+                f"SELECT reserved_concurrency FROM functions WHERE {_FUNCTION}", (account, region, name)
+            ).fetchone()
+        )
+        return None if r is None or r[0] is None else int(r[0])
+
+    def give(self, slot: str) -> None:
+        """Give a slot back (nothing if it is gone already: its node was taken for dead)."""
+        with self.db.write() as c:
+            c.execute("DELETE FROM concurrency_slots WHERE id=?", (slot,))
+
+    def running(self, account: str, region: str, name: str) -> int:
+        """The function's slots taken now, by every node."""
+        r = self.db.read(
+            lambda c: c.execute(
+                f"SELECT COUNT(*) FROM concurrency_slots WHERE {_FUNCTION}", (account, region, name)
+            ).fetchone()
+        )
+        return int(r[0])

@@ -441,4 +441,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE vpc_homes (vpc_id TEXT PRIMARY KEY, node TEXT NOT NULL, since REAL NOT NULL);
     CREATE TABLE node_addresses (name TEXT PRIMARY KEY, address TEXT NOT NULL);
     """,
+    # Reserved concurrency across nodes (docs/nodes.md): one row per running invocation of a
+    # function with a reservation while other nodes are live, held by the node (and its process)
+    # that received it.
+    """
+    CREATE TABLE concurrency_slots (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        node TEXT NOT NULL, instance TEXT NOT NULL, taken REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX concurrency_slots_function ON concurrency_slots (account, region, name);
+    CREATE INDEX concurrency_slots_node ON concurrency_slots (node, instance);
+    """,
 )
