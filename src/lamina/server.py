@@ -30,6 +30,7 @@ from lamina.api.nodes import NodeEndpoint
 from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain import endpoints as endpoint_names
+from lamina.domain.functions import FunctionRef
 from lamina.domain.nodes import MAX_NODE_NAME
 from lamina.domain.overlay import OverlayError, RemoteInterface, valid_node_address
 from lamina.domain.presign import UrlSigner
@@ -402,7 +403,7 @@ def build(
     platform.urls = FunctionUrlStore(db)
     platform.settings = FunctionSettingsStore(db)
     platform.code_signing = CodeSigningStore(db)
-    platform.reservations = ConcurrencyStore(db)
+    platform.reservations = ConcurrencyStore(db, origin=cluster.instance)
     platform.limits = InvocationLimits(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
@@ -415,8 +416,14 @@ def build(
         instance=cluster.instance,
         alone=lambda: cluster.view.alone,
     )
-    # Reservations other nodes set reach this node's limits at its heartbeats.
+    # Reservations other nodes set reach this node's limits at once on PostgreSQL (a notification)
+    # and at its heartbeats on both engines.
     limits, reservations = platform.limits, platform.reservations
+    reservations.listen(
+        lambda account, region, name, value: limits.reserved_changed(
+            FunctionRef(account, region, name), value
+        )
+    )
     cluster.followers = (lambda: functools.partial(limits.follow, reservations.all_reserved()),)
     platform.cluster = cluster
     vpc_nodes = vpc_nodes_for(settings, db, ec2_store, cluster, dataplane)

@@ -4,8 +4,10 @@ slots of their running invocations while several nodes share the database."""
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from lamina.store.db import Database
 from lamina.store.provisioned import UNRESERVED_PROVISIONED_SQL
@@ -28,12 +30,57 @@ class ReservedFunction:
 
 _FUNCTION = "account=? AND region=? AND name=?"
 
+#: The notification of a reservation set or deleted (payload: the function, its value, the writer).
+RESERVATION_CHANGED: Final = "lamina_reservation_changed"
+
+
+@dataclass(frozen=True)
+class ReservationChange:
+    """A reservation set (``reserved``) or deleted (None) by the process ``origin``."""
+
+    account: str
+    region: str
+    name: str
+    reserved: int | None
+    origin: str
+
+
+def _heard(text: str) -> ReservationChange | None:
+    """What a notification says; None for anything else."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    if not (isinstance(found, list) and len(found) == 5):
+        return None
+    account, region, name, value, origin = found
+    if not all(isinstance(part, str) for part in (account, region, name, origin)):
+        return None
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        return None
+    return ReservationChange(account, region, name, value, origin)
+
 
 class ConcurrencyStore:
     """Reserved concurrency of every account's functions."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, origin: str = "") -> None:
+        """``origin``: this process (its own notifications are not handed to :meth:`listen`'s
+        listener: it applied its writes already)."""
         self.db = db
+        self.origin = origin
+
+    def listen(self, listener: Callable[[str, str, str, int | None], None]) -> None:
+        """Call ``listener(account, region, name, reservation)`` (None: deleted) for each
+        reservation another process sets or deletes: at once on PostgreSQL (its notification, on
+        the listening thread, in commit order); never on SQLite (nodes follow at heartbeats)."""
+
+        def heard(text: str) -> None:
+            found = _heard(text)
+            if found is not None and found.origin != self.origin:
+                listener(found.account, found.region, found.name, found.reserved)
+
+        self.db.listen(RESERVATION_CHANGED, heard)
 
     def get(self, account: str, region: str, name: str) -> Reservation | None:
         """The function's reservation; None if there is no such function."""
@@ -101,6 +148,7 @@ class ConcurrencyStore:
                 f"UPDATE functions SET reserved_concurrency=? WHERE {_FUNCTION}",
                 (value, account, region, name),
             )
+            self.db.notify(RESERVATION_CHANGED, json.dumps([account, region, name, value, self.origin]))
             applied(r[0])
         return True
 

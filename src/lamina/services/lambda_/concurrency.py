@@ -4,7 +4,8 @@ A reservation is stored with the function (:class:`~lamina.store.ConcurrencyStor
 in :class:`InvocationLimits`, which counts invocations in flight. The counting happens on the
 event loop only (Invoke's :class:`~lamina.services.base.OnLoop` part and the event queue), so the
 loop's own serialization is its lock; the mirror is written by handler threads while they hold
-the database's write lock, so its writes happen in commit order.
+the database's write lock, so its writes happen in commit order, and by the heartbeats and (on
+PostgreSQL) the notifications of other nodes' changes.
 
 Two limits, as in AWS ("Lambda function scaling", "Configuring reserved concurrency"): a function
 with a reservation runs at most that many invocations at once (0: none); functions without one
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -125,6 +127,7 @@ class InvocationLimits:
         """``account_limits``: each account's concurrency quota (others get AWS's default);
         ``reservations``: what the store holds at start."""
         self._limits = dict(account_limits)
+        self._writing = threading.Lock()
         self._reserved: dict[F.FunctionRef, int] = {}
         self._reserved_total: dict[tuple[str, str], int] = {}
         self._running: dict[Hashable, int] = {}
@@ -152,14 +155,17 @@ class InvocationLimits:
     def reserved_changed(self, function: F.FunctionRef, value: int | None) -> None:
         """Mirror a committed change (``value`` None: the reservation is gone, or the function)."""
         key = (function.account, function.region)
-        # Replaced in one step: the loop reading meanwhile sees the old value or the new one.
-        old = self._reserved.get(function)
-        if value is None:
-            self._reserved.pop(function, None)
-        else:
-            self._reserved[function] = value
-        self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
-        self._generation += 1
+        # Writers are handler threads, the loop (heartbeats) and the notifications' listener:
+        # one at a time. Replaced in one step: the loop reading meanwhile sees the old value or
+        # the new one.
+        with self._writing:
+            old = self._reserved.get(function)
+            if value is None:
+                self._reserved.pop(function, None)
+            else:
+                self._reserved[function] = value
+            self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
+            self._generation += 1
 
     def follow(self, reservations: Iterable[ReservedFunction]) -> None:
         """Mirror every reservation the store holds now (changes other nodes committed), on the
