@@ -4,9 +4,14 @@ backends: taken against the stored reservation, given back, released with a dead
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from lamina.store import ConcurrencyStore, Database, NodeStore
 from lamina.store.concurrency import ConcurrencySlots, SlotOutcome
+from lamina.store.postgres import PostgresDatabase
+from pg_cluster import PostgresCluster
 
 A, R = "000000000000", "us-east-1"
 INTERVAL = 1.0
@@ -104,3 +109,30 @@ def test_a_dead_or_restarted_node_gives_its_slots_back(db: Database) -> None:
     # A node stopping cleanly gives its own back at once.
     nodes.leave("a", "ia")
     assert slots.running(A, R, "f") == 0
+
+
+@pytest.mark.backend
+def test_a_reservation_set_through_one_node_is_heard_by_the_other(postgres_cluster: PostgresCluster) -> None:
+    """PostgreSQL: another node's listener hears a reservation set or deleted at its commit; the
+    writer's own is not handed back to it."""
+    url = postgres_cluster.create()
+    here, there = (PostgresDatabase(url, loop_guard=False) for _ in range(2))
+    try:
+        _function(here, "f", None)
+        heard_here: list[tuple[str, str, str, int | None]] = []
+        heard_there: list[tuple[str, str, str, int | None]] = []
+        ConcurrencyStore(here, origin="here").listen(lambda *c: heard_here.append(c))
+        ConcurrencyStore(there, origin="there").listen(lambda *c: heard_there.append(c))
+        time.sleep(1.0)  # the listening connections have joined the channel
+        writer = ConcurrencyStore(here, origin="here")
+        writer.put(A, R, "f", 7, check=lambda _n: None, applied=lambda _o: None)
+        writer.put(A, R, "f", None, check=lambda _n: None, applied=lambda _o: None)
+        deadline = time.monotonic() + 10
+        while len(heard_there) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heard_there == [(A, R, "f", 7), (A, R, "f", None)]
+        assert heard_here == []
+    finally:
+        here.close()
+        there.close()
+        postgres_cluster.drop(url)
