@@ -30,6 +30,7 @@ from lamina.api.nodes import NodeEndpoint
 from lamina.api.pipeline import Authorizer, Pipeline
 from lamina.console.backend import Console
 from lamina.domain import endpoints as endpoint_names
+from lamina.domain.functions import FunctionRef
 from lamina.domain.nodes import MAX_NODE_NAME
 from lamina.domain.overlay import OverlayError, RemoteInterface, valid_node_address
 from lamina.domain.presign import UrlSigner
@@ -61,7 +62,7 @@ from lamina.services.iam.authorizer import IamAuthorizer, IamLookups, trust_poli
 from lamina.services.iam.handlers import provision_user
 from lamina.services.lambda_ import resource_policies as lambda_resource_policies
 from lamina.services.lambda_ import tags as lambda_tags
-from lamina.services.lambda_.concurrency import InvocationLimits
+from lamina.services.lambda_.concurrency import InvocationLimits, SharedSlots
 from lamina.services.lambda_.function_logs import FunctionLogs
 from lamina.services.lambda_.invoke import EventQueue
 from lamina.services.lambda_.prepare import Preparer
@@ -91,6 +92,7 @@ from lamina.store import (
     open_database,
 )
 from lamina.store.blob_deletes import BlobDeletes
+from lamina.store.concurrency import ConcurrencySlots
 from lamina.store.console_sessions import ConsoleDownloadStore, ConsoleSessionStore
 from lamina.store.logs import LogGroupStore
 from lamina.store.nodes import NodeStore
@@ -403,13 +405,27 @@ def build(
     platform.urls = FunctionUrlStore(db)
     platform.settings = FunctionSettingsStore(db)
     platform.code_signing = CodeSigningStore(db)
-    platform.reservations = ConcurrencyStore(db)
+    platform.reservations = ConcurrencyStore(db, origin=cluster.instance)
     platform.limits = InvocationLimits(
         {a.account_id: a.concurrent_executions for a in settings.accounts},
         platform.reservations.all_reserved(),
     )
-    # Reservations other nodes set reach this node's limits at its heartbeats.
+    # While other nodes are live, reserved concurrency is counted across them in the database.
+    platform.limits.shared = SharedSlots(
+        ConcurrencySlots(db),
+        io,
+        node=cluster.name,
+        instance=cluster.instance,
+        alone=lambda: cluster.view.alone,
+    )
+    # Reservations other nodes set reach this node's limits at once on PostgreSQL (a notification)
+    # and at its heartbeats on both engines.
     limits, reservations = platform.limits, platform.reservations
+    reservations.listen(
+        lambda account, region, name, value: limits.reserved_changed(
+            FunctionRef(account, region, name), value
+        )
+    )
     cluster.followers = (lambda: functools.partial(limits.follow, reservations.all_reserved()),)
     platform.cluster = cluster
     vpc_nodes = vpc_nodes_for(settings, db, ec2_store, cluster, dataplane)

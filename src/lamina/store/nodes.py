@@ -35,8 +35,20 @@ def _record(row: tuple[object, ...]) -> NodeRecord:
 
 
 def _release_claims(c: Connection, name: str) -> None:
-    """A node's claimed Event invocations, free for any node to claim at once."""
+    """A node's claimed Event invocations, free for any node to claim at once, and the reserved
+    concurrency slots its invocations held (store/concurrency.py), given back."""
     c.execute("UPDATE event_invocations SET claimed_by=NULL, lease_until=0 WHERE claimed_by=?", (name,))
+    c.execute("DELETE FROM concurrency_slots WHERE node=?", (name,))
+
+
+def _release_dead_slots(c: Connection, dead_before: float) -> None:
+    """The reserved concurrency slots of every process that is not a live node's now (its node
+    missed its heartbeats since ``dead_before``, was removed, or restarted as another process)."""
+    c.execute(
+        "DELETE FROM concurrency_slots WHERE NOT EXISTS (SELECT 1 FROM nodes n"
+        " WHERE n.name=concurrency_slots.node AND n.instance=concurrency_slots.instance AND n.heartbeat >= ?)",
+        (dead_before,),
+    )
 
 
 class NodeStore:
@@ -90,11 +102,14 @@ class NodeStore:
         warm: Mapping[WarmKey, int] | None,
         lease_until: float,
         iam_writes: int = 0,
+        dead_before: float | None = None,
     ) -> NodeRecord | None:
         """Record that the node is alive with ``busy`` environments in use, its idle ``warm``
         environments (None: unchanged since the last heartbeat) and extend its event claims'
-        leases to ``lease_until``; ``iam_writes``: the IAM writes its process has made. None: the
-        node was removed (or another process took its name)."""
+        leases to ``lease_until``; ``iam_writes``: the IAM writes its process has made;
+        ``dead_before``: a node whose last heartbeat is older is dead, and its processes' reserved
+        concurrency slots are given back (None: the heartbeats since ``now`` minus the lease).
+        None: the node was removed (or another process took its name)."""
         with self.db.write() as c:
             row = c.execute(
                 f"SELECT {_COLUMNS} FROM nodes WHERE name=? AND instance=?", (name, instance)
@@ -115,6 +130,7 @@ class NodeStore:
                             (name, account, region, fn, version, revision, idle),
                         )
             c.execute("UPDATE event_invocations SET lease_until=? WHERE claimed_by=?", (lease_until, name))
+            _release_dead_slots(c, now - (lease_until - now) if dead_before is None else dead_before)
         record = _record(row)
         return NodeRecord(
             record.name,

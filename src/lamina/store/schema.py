@@ -451,4 +451,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE blob_sweeps (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL);
     INSERT INTO blob_sweeps (name, epoch) VALUES ('epoch', 0);
     """,
+    # Reserved concurrency across nodes (docs/nodes.md): one row per running invocation of a
+    # function with a reservation while other nodes are live, held by the node (and its process)
+    # that received it.
+    """
+    CREATE TABLE concurrency_slots (
+        id TEXT PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL,
+        node TEXT NOT NULL, instance TEXT NOT NULL, taken REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX concurrency_slots_function ON concurrency_slots (account, region, name);
+    CREATE INDEX concurrency_slots_node ON concurrency_slots (node, instance);
+    """,
 )

@@ -4,13 +4,20 @@ A reservation is stored with the function (:class:`~lamina.store.ConcurrencyStor
 in :class:`InvocationLimits`, which counts invocations in flight. The counting happens on the
 event loop only (Invoke's :class:`~lamina.services.base.OnLoop` part and the event queue), so the
 loop's own serialization is its lock; the mirror is written by handler threads while they hold
-the database's write lock, so its writes happen in commit order.
+the database's write lock, so its writes happen in commit order, and by the heartbeats and (on
+PostgreSQL) the notifications of other nodes' changes.
 
 Two limits, as in AWS ("Lambda function scaling", "Configuring reserved concurrency"): a function
 with a reservation runs at most that many invocations at once (0: none); functions without one
 share the account's unreserved concurrency (its limit minus every reservation in the Region). The
 host's own capacity (``--max-environments``) is a third, lamina's: an invocation both limits allow
 still gets a 429 when the host cannot start an environment for it.
+
+Several nodes sharing the database (docs/nodes.md): while other nodes are live, a function with a
+reservation is counted across all of them, by :class:`SharedSlots` (one row per running invocation
+in the database, taken before it runs and given back after: store/concurrency.py); a node alone,
+and every function without a reservation, is counted here as above, with no database round trip.
+The account's unreserved pool stays each node's own.
 
 Provisioned concurrency ("Configuring provisioned concurrency for a function") counts against the
 function's reservation when it has one (its invocations are counted there, provisioned or not);
@@ -20,7 +27,14 @@ version takes one of its provisioned slots first, the shared pool only past them
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from lamina.domain import concurrency as C
@@ -30,7 +44,78 @@ from lamina.errors import InvalidParameterValueException, ResourceNotFoundExcept
 from lamina.services.base import RequestContext, output
 from lamina.services.lambda_.functions import function_ref
 from lamina.services.platform import Platform
-from lamina.store.concurrency import ReservedFunction
+from lamina.store.concurrency import ConcurrencySlots, ReservedFunction, SlotOutcome
+
+log = logging.getLogger("lamina.concurrency")
+
+
+@dataclass(frozen=True)
+class SharedSlot:
+    """An invocation counted across the nodes: its slot row's id, and the function (counted here
+    too, so that a node left alone goes on from the right count)."""
+
+    id: str
+    function: F.FunctionRef
+
+
+class SharedSlots:
+    """Reserved concurrency counted in the database, used while other nodes are live (``alone``
+    says when they are not: the cluster view of the last heartbeat). The store runs on
+    ``executor``; the loop awaits it."""
+
+    def __init__(
+        self,
+        store: ConcurrencySlots,
+        executor: Executor | None,
+        *,
+        node: str,
+        instance: str,
+        alone: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.node = node
+        self.instance = instance
+        self.alone = alone
+        self.clock = clock
+
+    async def take(self, function: F.FunctionRef) -> tuple[str, SlotOutcome]:
+        """Take a slot for one invocation of ``function`` (its id, and what the store found). A
+        caller cancelled meanwhile leaves nothing taken: the slot is given back once taken."""
+        slot = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        pending = loop.run_in_executor(
+            self.executor,
+            self.store.take,
+            slot,
+            function.account,
+            function.region,
+            function.name,
+            self.node,
+            self.instance,
+            self.clock(),
+        )
+        try:
+            return slot, await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            pending.add_done_callback(lambda f: self._abandoned(slot, f))
+            raise
+
+    def _abandoned(self, slot: str, done: asyncio.Future[SlotOutcome]) -> None:
+        if not done.cancelled() and done.exception() is None and done.result() is SlotOutcome.TAKEN:
+            asyncio.ensure_future(self.give(slot))
+
+    async def give(self, slot: str) -> None:
+        """Give a slot back; one that cannot be (the database is unreachable) stays taken until
+        this node restarts or is taken for dead (logged)."""
+        pending = asyncio.get_running_loop().run_in_executor(self.executor, self.store.give, slot)
+        try:
+            await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("cannot give back concurrency slot %s", slot)
 
 
 class InvocationLimits:
@@ -42,6 +127,7 @@ class InvocationLimits:
         """``account_limits``: each account's concurrency quota (others get AWS's default);
         ``reservations``: what the store holds at start."""
         self._limits = dict(account_limits)
+        self._writing = threading.Lock()
         self._reserved: dict[F.FunctionRef, int] = {}
         self._reserved_total: dict[tuple[str, str], int] = {}
         self._running: dict[Hashable, int] = {}
@@ -53,6 +139,8 @@ class InvocationLimits:
         # (generation it was derived at, totals); every change bumps the generation.
         self._generation = 0
         self._unreserved: tuple[int, dict[tuple[str, str], int]] = (-1, {})
+        # Set when several nodes may share the database (server.py).
+        self.shared: SharedSlots | None = None
         for r in reservations:
             self.reserved_changed(F.FunctionRef(r.account, r.region, r.name), r.reserved)
 
@@ -67,14 +155,17 @@ class InvocationLimits:
     def reserved_changed(self, function: F.FunctionRef, value: int | None) -> None:
         """Mirror a committed change (``value`` None: the reservation is gone, or the function)."""
         key = (function.account, function.region)
-        # Replaced in one step: the loop reading meanwhile sees the old value or the new one.
-        old = self._reserved.get(function)
-        if value is None:
-            self._reserved.pop(function, None)
-        else:
-            self._reserved[function] = value
-        self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
-        self._generation += 1
+        # Writers are handler threads, the loop (heartbeats) and the notifications' listener:
+        # one at a time. Replaced in one step: the loop reading meanwhile sees the old value or
+        # the new one.
+        with self._writing:
+            old = self._reserved.get(function)
+            if value is None:
+                self._reserved.pop(function, None)
+            else:
+                self._reserved[function] = value
+            self._reserved_total[key] = self._reserved_total.get(key, 0) - (old or 0) + (value or 0)
+            self._generation += 1
 
     def follow(self, reservations: Iterable[ReservedFunction]) -> None:
         """Mirror every reservation the store holds now (changes other nodes committed), on the
@@ -117,11 +208,41 @@ class InvocationLimits:
             self._unreserved = (generation, totals)
         return totals.get((account, region), 0)
 
+    async def take(self, function: F.FunctionRef, version: str | None = None) -> Hashable:
+        """Count one invocation of ``function`` in, or refuse it (AWS's 429 with its reason), on
+        the loop; the returned slot goes to :meth:`give_back` when the invocation ends. A function
+        with a reservation (above 0) while other nodes are live takes a slot in the database;
+        anything else is :meth:`enter`, with no I/O."""
+        shared = self.shared
+        reserved = self._reserved.get(function)
+        if shared is None or not reserved or shared.alone():
+            return self.enter(function, version)
+        slot, outcome = await shared.take(function)
+        if outcome is SlotOutcome.TAKEN:
+            self._running[function] = self._running.get(function, 0) + 1
+            return SharedSlot(slot, function)
+        if outcome is SlotOutcome.FULL:
+            raise C.throttled(C.ThrottleReason.RESERVED)
+        # Its reservation was deleted through another node (this one follows at its heartbeat):
+        # the unreserved pool counts it, here.
+        return self._enter(function, version, None)
+
+    async def give_back(self, slot: Hashable) -> None:
+        """An invocation counted in by :meth:`take` ended."""
+        if isinstance(slot, SharedSlot):
+            self.leave(slot.function)
+            assert self.shared is not None
+            await self.shared.give(slot.id)
+        else:
+            self.leave(slot)
+
     def enter(self, function: F.FunctionRef, version: str | None = None) -> Hashable:
         """Count one invocation of ``function`` (its ``version``, when known) in, or refuse it
-        (AWS's 429 with its reason); the returned slot goes to :meth:`leave` when the invocation
-        ends."""
-        reserved = self._reserved.get(function)
+        (AWS's 429 with its reason), here only; the returned slot goes to :meth:`leave` when the
+        invocation ends."""
+        return self._enter(function, version, self._reserved.get(function))
+
+    def _enter(self, function: F.FunctionRef, version: str | None, reserved: int | None) -> Hashable:
         slot: Hashable
         if reserved is not None:
             slot, cap, reason = function, reserved, C.ThrottleReason.RESERVED

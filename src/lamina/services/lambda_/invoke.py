@@ -296,11 +296,11 @@ def invoke(platform: Platform, ctx: RequestContext, params: dict[str, Any]) -> d
 
     async def run() -> dict[str, Any]:
         # The account's and the function's concurrency first (AWS's 429s), then the host's.
-        slot = platform.limits.enter(call.target.function, call.version)
+        slot = await platform.limits.take(call.target.function, call.version)
         try:
             ran = await _run_routed(platform, call, ctx.request_id)
         finally:
-            platform.limits.leave(slot)
+            await platform.limits.give_back(slot)
         # The same answer whichever node ran it (a forwarded one carries these three back).
         out: InvocationResponse = {
             "StatusCode": 200,
@@ -545,7 +545,7 @@ class EventQueue:
         response = None
         if row.config.get("State") == F.State.ACTIVE.value:
             try:
-                slot = self.platform.limits.enter(row.function, str(row.config.get("Version", F.LATEST)))
+                slot = await self.platform.limits.take(row.function, str(row.config.get("Version", F.LATEST)))
             except TooManyRequestsException:
                 await self._throttled(due, row, policy)
                 return
@@ -569,7 +569,7 @@ class EventQueue:
             except Exception:
                 log.exception("event invocation %s failed", due.id)
             finally:
-                self.platform.limits.leave(slot)
+                await self.platform.limits.give_back(slot)
         attempts = due.attempts + 1
         step = E.after_attempt(
             policy,

@@ -93,7 +93,7 @@ async def start(
     """Start an invocation and return once its runtime streams or it is over. Raises what comes
     before any response: TooManyRequestsException (the function's or the account's concurrency),
     :class:`PoolFull` (the host's)."""
-    slot = platform.limits.enter(target.function, target.version)
+    slot = await platform.limits.take(target.function, target.version)
     stream = ResponseStream()
 
     async def run() -> InvokeResult:
@@ -109,8 +109,10 @@ async def start(
             )
             return result
         finally:
-            platform.limits.leave(slot)
-            stream.close()
+            try:
+                await platform.limits.give_back(slot)
+            finally:
+                stream.close()
 
     task = asyncio.ensure_future(run())
     task.add_done_callback(_retrieve)

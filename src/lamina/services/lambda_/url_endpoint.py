@@ -170,7 +170,7 @@ class UrlEndpoint:
     async def _invoke(self, ready: _Ready, request_id: str) -> U.HttpAnswer:
         # The function's reserved concurrency and the account's limit count URL requests too.
         try:
-            slot = self._platform.limits.enter(ready.target.function, ready.target.version)
+            slot = await self._platform.limits.take(ready.target.function, ready.target.version)
         except TooManyRequestsException:
             return U.THROTTLED
         try:
@@ -185,7 +185,7 @@ class UrlEndpoint:
             log.info("function URL request %s throttled: %s", request_id, exc)
             return U.THROTTLED
         finally:
-            self._platform.limits.leave(slot)
+            await self._platform.limits.give_back(slot)
         if result.outcome is not Outcome.OK:
             return U.FUNCTION_ERROR
         return U.map_result(result.payload)
