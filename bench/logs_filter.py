@@ -41,7 +41,7 @@ from _common import LaminaServer, client, verdict, workdir  # noqa: E402
 from log_filters import events as make_events  # noqa: E402
 
 from lamina.domain.log_filters import compile_pattern  # noqa: E402
-from lamina.store import Database  # noqa: E402
+from lamina.store import Database, SqliteDatabase  # noqa: E402
 from lamina.store.logs import LogGroupStore, Scope, storable  # noqa: E402
 from lamina.store.schema import MIGRATIONS  # noqa: E402
 
@@ -155,7 +155,7 @@ class TextKeyed:
 def store_figures(tmp: Path, messages: list[str], preload: int, runs: int) -> None:
     """Median time of one 10,000-event put_events, integer keys (now) vs text keys (before)."""
     batch = [(1_700_000_000_000 + i, messages[i % len(messages)]) for i in range(BATCH)]
-    db = Database(tmp / "now.db", loop_guard=False)
+    db = SqliteDatabase(tmp / "now.db", loop_guard=False)
     store = LogGroupStore(db)
     scope = Scope(ACCOUNT, REGION)
     store.create_group(scope, STORE_GROUP, 0, {})
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             logs = client(server, "logs")
             logs.create_log_group(logGroupName=GROUP)
-            db = Database(data / "lamina.db", loop_guard=False)
+            db = SqliteDatabase(data / "lamina.db", loop_guard=False)
             t0 = time.perf_counter()
             load(db, messages, int(time.time() * 1000))
             print(f"loaded {len(messages):,} events in {time.perf_counter() - t0:.1f} s (untimed)")

@@ -19,7 +19,7 @@ import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
 
 from lamina.domain.layers import LayerVersion
-from lamina.store import Database, LayerStore
+from lamina.store import Database, LayerStore, SqliteDatabase
 from lamina.store.blob_deletes import BlobDeletes, DeleteState
 from lamina.store.blobs import BlobStoreError
 from lamina.store.postgres import PostgresDatabase
@@ -77,8 +77,8 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
     """Two connections to one metadata database, as two nodes have."""
     if request.param == "sqlite":
         pair: tuple[Database, Database] = (
-            Database(tmp_path / "lamina.db", loop_guard=False),
-            Database(tmp_path / "lamina.db", loop_guard=False),
+            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
+            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
         )
     else:
         cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")

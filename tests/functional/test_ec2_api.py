@@ -16,7 +16,7 @@ from lamina_server import LaminaServer, client, run_aws
 
 from lamina.domain import ec2 as ec2_store
 from lamina.errors import AwsError
-from lamina.store import Database
+from lamina.store import SqliteDatabase
 from lamina.store.ec2 import Ec2Store
 
 # Runs on both metadata backends (SQLite and PostgreSQL): a representative part of the API.
@@ -1093,7 +1093,7 @@ def test_aws_cli_speaks_to_it(server: LaminaServer) -> None:
 
 def test_store_api_for_hyperplane_interfaces(tmp_path: Path, server: LaminaServer) -> None:
     # The store is shared with the server process only through its database: use a fresh one here.
-    metadata = Database(tmp_path / "lamina.db")
+    metadata = SqliteDatabase(tmp_path / "lamina.db")
     try:
         store = Ec2Store(metadata)
         events: list[tuple[str, dict[str, Any]]] = []
@@ -1159,7 +1159,7 @@ def test_nat_gateway_delay_and_failure_blackholes_routes(tmp_path: Path) -> None
     from lamina.services.ec2 import handlers_routes as routes
     from lamina.services.ec2 import handlers_vpcs as vpcs
 
-    metadata = Database(tmp_path / "lamina.db")
+    metadata = SqliteDatabase(tmp_path / "lamina.db")
     try:
         store = Ec2Store(metadata, nat_delay_ms=60_000)
         events: list[str] = []

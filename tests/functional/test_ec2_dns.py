@@ -14,7 +14,7 @@ from lamina_server import LaminaServer, client, run_aws
 
 from lamina.domain import dns as N
 from lamina.domain import ec2 as E
-from lamina.store import Database
+from lamina.store import SqliteDatabase
 from lamina.store.ec2 import Ec2Store
 
 
@@ -234,7 +234,7 @@ def test_the_aws_cli(server: LaminaServer) -> None:
 def test_the_store_tells_the_data_plane_each_vpcs_dns(tmp_path: Path) -> None:
     """``Ec2Store.vpc_dns``: attributes and what the option set hands out; a VPC stored before lamina
     had option sets (``DhcpOptionsId: default`` without the marker) has the region's default set."""
-    metadata = Database(tmp_path / "lamina.db")
+    metadata = SqliteDatabase(tmp_path / "lamina.db")
     try:
         store = Ec2Store(metadata)
         account, region = "000000000000", "eu-west-1"

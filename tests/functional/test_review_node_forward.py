@@ -20,7 +20,7 @@ from lamina_server import LaminaServer, client
 from lamina.domain import nodes as N
 from lamina.errors import ServiceException
 from lamina.services.cluster import Cluster, NotStarted
-from lamina.store import Database, NodeStore
+from lamina.store import NodeStore, SqliteDatabase
 
 # Several nodes (make test-cluster).
 pytestmark = pytest.mark.cluster
@@ -84,7 +84,7 @@ def test_a_captured_forward_is_refused_by_the_nodes_next_process(tmp_path: Path)
         assert _send(a.url, body, fresh) == 404
 
         # A forward to a node's previous process is refused there, and the sender runs it itself.
-        db = Database(data / "lamina.db", loop_guard=False)
+        db = SqliteDatabase(data / "lamina.db", loop_guard=False)
         try:
             sender = Cluster(
                 NodeStore(db),
@@ -150,7 +150,7 @@ def test_an_answer_not_signed_with_the_cluster_secret_is_not_taken(tmp_path: Pat
 
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        db = Database(tmp_path / "lamina.db", loop_guard=False)
+        db = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
         try:
             sender = Cluster(
                 NodeStore(db),

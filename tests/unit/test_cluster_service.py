@@ -13,7 +13,7 @@ import pytest
 from lamina.domain import nodes as N
 from lamina.domain.functions import FunctionRef
 from lamina.services.cluster import Cluster
-from lamina.store import Database, IamStore, NodeStore
+from lamina.store import Database, IamStore, NodeStore, SqliteDatabase
 
 
 class Pool:
@@ -61,7 +61,7 @@ def cluster(db: Database, name: str, pool: Pool, iam: IamStore) -> Cluster:
 
 
 def test_two_nodes(tmp_path: Path) -> None:
-    dbs = [Database(tmp_path / "lamina.db", loop_guard=False) for _ in range(2)]
+    dbs = [SqliteDatabase(tmp_path / "lamina.db", loop_guard=False) for _ in range(2)]
     pools = [Pool(), Pool()]
     iams = [IamStore(db) for db in dbs]
     a, b = (cluster(db, n, p, i) for db, n, p, i in zip(dbs, "ab", pools, iams, strict=True))
@@ -118,7 +118,7 @@ def test_two_nodes(tmp_path: Path) -> None:
 
 
 def test_removed_node_stops_claiming(tmp_path: Path) -> None:
-    db = Database(tmp_path / "lamina.db", loop_guard=False)
+    db = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     node = cluster(db, "a", Pool(), IamStore(db))
 
     async def run() -> Any:

@@ -15,7 +15,7 @@ from lamina.domain import concurrency as C
 from lamina.domain.functions import FunctionRef
 from lamina.errors import TooManyRequestsException
 from lamina.services.lambda_.concurrency import InvocationLimits, SharedSlot, SharedSlots
-from lamina.store import ConcurrencyStore, Database
+from lamina.store import ConcurrencyStore, Database, SqliteDatabase
 from lamina.store.concurrency import ConcurrencySlots, ReservedFunction, SlotOutcome
 
 A, R = "000000000000", "us-east-1"
@@ -41,7 +41,7 @@ class CountingSlots(ConcurrencySlots):
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "lamina.db", loop_guard=True)
+    database = SqliteDatabase(tmp_path / "lamina.db", loop_guard=True)
     yield database
     database.close()
 
@@ -151,7 +151,7 @@ def test_a_caller_cancelled_while_taking_leaves_no_slot(db: Database) -> None:
 def test_reservation_changes_of_other_processes_are_heard(tmp_path: Path) -> None:
     """SQLite delivers its notifications in the writing process only: a store's own writes are
     not handed back (the writer applied them); another origin's are (PostgreSQL's case)."""
-    db = Database(tmp_path / "lamina.db", loop_guard=False)
+    db = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     _setup(db, None, "f")
     heard: list[tuple[str, str, str, int | None]] = []
     mine = ConcurrencyStore(db, origin="me")

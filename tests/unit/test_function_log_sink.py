@@ -11,7 +11,7 @@ import pytest
 
 from lamina.runtime.logs import LogDestination
 from lamina.services.lambda_.function_logs import FunctionLogs, group_resource, stream_resource
-from lamina.store import Database
+from lamina.store import SqliteDatabase
 from lamina.store.logs import LogGroupStore, Scope
 
 ACCOUNT, REGION = "000000000000", "us-east-1"
@@ -21,7 +21,7 @@ SCOPE = Scope(ACCOUNT, REGION)
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LogGroupStore]:
-    db = Database(tmp_path / "lamina.db")
+    db = SqliteDatabase(tmp_path / "lamina.db")
     yield LogGroupStore(db)
     db.close()
 

@@ -15,7 +15,7 @@ from lamina.domain.iam_managed import MANAGED
 from lamina.domain.models import Role
 from lamina.services.iam.handlers import ADMINISTRATOR_ACCESS, provision_user
 from lamina.services.iam.identities import Identity, IdentityKind, load_identity
-from lamina.store import Database, Entity, IamStore
+from lamina.store import Entity, IamStore, SqliteDatabase
 
 ACCOUNT = "000000000000"
 CUSTOMER = "arn:aws:iam::000000000000:policy/c"
@@ -24,7 +24,7 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 @pytest.fixture
 def iam(tmp_path: Path) -> Iterator[IamStore]:
-    db = Database(tmp_path / "lamina.db")
+    db = SqliteDatabase(tmp_path / "lamina.db")
     yield IamStore(db)
     db.close()
 

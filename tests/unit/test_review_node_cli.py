@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.store import Database
+from lamina.store import SqliteDatabase
 from lamina.store.schema import MIGRATIONS
 from pg_cluster import PostgresCluster
 
@@ -34,7 +34,7 @@ def _digest(path: Path) -> str:
 
 
 def _lamina_db(path: Path, version: int) -> None:
-    Database(path, loop_guard=False).close()
+    SqliteDatabase(path, loop_guard=False).close()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version={version}")
         conn.execute("PRAGMA journal_mode=DELETE")  # one file: its digest is the database
@@ -63,7 +63,7 @@ def test_node_cli_refuses_a_database_it_should_not_touch(tmp_path: Path, kind: s
 
 def test_node_cli_lists_a_current_lamina_database(tmp_path: Path) -> None:
     db = tmp_path / "lamina.db"
-    Database(db, loop_guard=False).close()
+    SqliteDatabase(db, loop_guard=False).close()
     out = _node_list(db)
     assert out.returncode == 0, out.stderr
     assert "NAME" in out.stdout

@@ -20,7 +20,7 @@ from lamina.errors import AwsError
 from lamina.services.base import AuthorizationRequest, Principal
 from lamina.services.iam.authorizer import IamAuthorizer, IamLookups
 from lamina.services.iam.handlers import provision_user
-from lamina.store import Database, IamStore
+from lamina.store import IamStore, SqliteDatabase
 
 BUCKET = "my-bucket"
 OWNER = "111111111111"
@@ -200,7 +200,7 @@ def test_anonymous_is_allowed_only_what_star_is_granted() -> None:
 
 @pytest.fixture
 def iam(tmp_path: Path) -> Iterator[IamStore]:
-    db = Database(tmp_path / "lamina.db")
+    db = SqliteDatabase(tmp_path / "lamina.db")
     yield IamStore(db)
     db.close()
 

@@ -14,7 +14,14 @@ from lamina.store.console_sessions import (
     ConsoleSessionStore,
 )
 from lamina.store.datadir import open_data_dir
-from lamina.store.db import LOOP_GUARD_ENV, Database, DatabaseError, UnstorableText, open_existing
+from lamina.store.db import (
+    LOOP_GUARD_ENV,
+    Database,
+    DatabaseError,
+    SqliteDatabase,
+    UnstorableText,
+    open_existing,
+)
 from lamina.store.ec2 import Ec2Store, Ec2Tx
 from lamina.store.engines import open_database
 from lamina.store.event_configs import EventInvokeConfigStore
@@ -43,6 +50,7 @@ __all__ = [
     "ConsoleSession",
     "ConsoleSessionStore",
     "Database",
+    "SqliteDatabase",
     "DatabaseError",
     "UnstorableText",
     "open_existing",

@@ -1,6 +1,7 @@
 """The metadata database: connections, transactions, schema migrations, settings and change
-notifications. This module is the embedded SQLite engine (the default); ``store/postgres.py`` is
-the same interface on PostgreSQL (several nodes share one database).
+notifications. This module holds the interface (:class:`Database`, engine-neutral) and the embedded
+SQLite engine (:class:`SqliteDatabase`, the default); ``store/postgres.py`` is the same interface
+on PostgreSQL (several nodes share one database).
 
 Every repository (``store/layers.py``, ``functions.py``, ``events.py``, ``iam.py``, ``ec2.py``,
 ``hyperplane.py``) reaches SQLite only through :meth:`Database.read`, :meth:`Database.snapshot`
@@ -21,6 +22,7 @@ Facts about SQLite that matter here:
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import inspect
@@ -30,7 +32,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
@@ -96,9 +98,138 @@ def unstorable() -> UnstorableText:
     )
 
 
-class Database:
-    """The metadata database. Thread-safe: writes are serialised on one connection, reads run in
-    parallel on one connection per thread."""
+class Database(abc.ABC):
+    """The metadata database, whichever its engine: SQLite (:class:`SqliteDatabase`, the embedded
+    default) or PostgreSQL (``store/postgres.py``). What is the engine's is abstract; the loop
+    guard, change notifications and settings are written once, here."""
+
+    def __init__(self, *, loop_guard: bool | None = None) -> None:
+        """``loop_guard``: refuse to run on an event loop's thread; None: on, unless
+        :data:`LOOP_GUARD_ENV` is ``0``."""
+        self.loop_guard = os.environ.get(LOOP_GUARD_ENV) != "0" if loop_guard is None else loop_guard
+        self.path: Path | None = None  # the file, for an embedded engine
+        self._write_lock = threading.Lock()
+        self._listeners: dict[str, list[Listener]] = {}
+        self._pending = threading.local()  # notifications of the write in progress, sent at commit
+
+    # The few expressions the engines spell differently (store/dialect.py).
+    sql: Dialect
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: which engine the statements run on."""
+        return self.sql.name
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """How many migrations the database has applied."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the engine's connections once a write in progress has committed."""
+
+    # -- the loop guard ------------------------------------------------------------------------
+
+    def _refuse_on_loop(self, operation: str) -> None:
+        """The one place the loop rule is checked: every read and write passes here."""
+        if not self.loop_guard:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not an event loop's thread: blocking is fine here
+        raise RuntimeError(
+            f"Database.{operation} called on the event loop thread (by {_callers()}): the store blocks;"
+            " run it in a thread pool (loop.run_in_executor)"
+        )
+
+    # -- transactions ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` on a connection of this thread's (each statement sees its own snapshot)."""
+
+    @abc.abstractmethod
+    def snapshot(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` inside one read transaction: every statement it runs sees the same state."""
+
+    @abc.abstractmethod
+    def write(self) -> AbstractContextManager[Connection]:
+        """One short write transaction, serialised with every other writer (on every node); it
+        commits when the block ends and rolls back if it raises."""
+
+    def writing(self) -> Connection | None:
+        """The connection of the write transaction this thread is inside (:meth:`write`), else
+        None: what a callback run inside a repository's write (a blob store's) writes through,
+        in that same transaction."""
+        conn: Connection | None = getattr(self._pending, "conn", None)
+        return conn
+
+    # -- change notifications ----------------------------------------------------------------------
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Tell the listeners of ``channel`` (:meth:`listen`), on every node sharing this database,
+        once the write in progress commits (nothing if it rolls back). Called inside
+        :meth:`write`; ``payload`` at most :data:`MAX_PAYLOAD` bytes of UTF-8."""
+        pending: list[tuple[str, str]] | None = getattr(self._pending, "items", None)
+        if pending is None:
+            raise RuntimeError("Database.notify is called inside Database.write")
+        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
+            raise ValueError(
+                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
+            )
+        pending.append((channel, payload))
+
+    def broadcast(self, channel: str, payload: str) -> None:
+        """Tell the other nodes' listeners of ``channel`` now, outside any transaction (what this
+        node did it has already applied itself). Checked here; SQLite serves one node (nothing to
+        send), PostgreSQL sends it."""
+        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
+            raise ValueError(
+                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
+            )
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """Call ``listener(payload)`` for each notification of ``channel`` from now on: here, in
+        the thread that committed it (SQLite is one node's)."""
+        if not _CHANNEL.fullmatch(channel):
+            raise ValueError(f"not a notification channel: {channel!r}")
+        self._listeners.setdefault(channel, []).append(listener)
+
+    def following(self, channel: str) -> bool:
+        """Whether this process hears every notification of ``channel`` (:meth:`listen`) that other
+        nodes commit, now: what it caches on their strength it may serve only while this holds.
+        SQLite serves one node (its notifications never leave the process): always."""
+        return True
+
+    def deliver(self, channel: str, payload: str) -> None:
+        """Hand one notification to this process's listeners of ``channel`` (a listener that
+        raises is logged, never in the way of the others or of the writer)."""
+        for listener in tuple(self._listeners.get(channel, ())):
+            try:
+                listener(payload)
+            except Exception:
+                log.exception("listener of %s failed on %r", channel, payload[:80])
+
+    # -- settings ----------------------------------------------------------------------------------
+
+    def setting(self, key: str, default: Callable[[], str]) -> str:
+        """A persistent setting, created with ``default()`` on first use (the first writer wins)."""
+        row = self.read(lambda c: c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone())
+        if row is not None:
+            return str(row[0])
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default())
+            )
+            return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
+
+
+class SqliteDatabase(Database):
+    """The embedded engine: one SQLite file. Thread-safe: writes are serialised on one connection,
+    reads run in parallel on one connection per thread."""
+
+    sql = SQLITE
 
     def __init__(self, path: Path, *, loop_guard: bool | None = None) -> None:
         """Open (creating it if needed) and migrate the database at ``path``.
@@ -106,8 +237,8 @@ class Database:
         ``loop_guard``: refuse to run on an event loop's thread; None: on, unless
         :data:`LOOP_GUARD_ENV` is ``0``.
         """
-        self._init_common(loop_guard)
-        self.path: Path | None = path
+        super().__init__(loop_guard=loop_guard)
+        self.path = path
         self._file = path
         self._local = threading.local()
         try:
@@ -115,13 +246,6 @@ class Database:
             self._migrate()
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open metadata database {path}: {exc}") from exc
-
-    def _init_common(self, loop_guard: bool | None) -> None:
-        """What every engine's database holds."""
-        self.loop_guard = os.environ.get(LOOP_GUARD_ENV) != "0" if loop_guard is None else loop_guard
-        self._write_lock = threading.Lock()
-        self._listeners: dict[str, list[Listener]] = {}
-        self._pending = threading.local()  # notifications of the write in progress, sent at commit
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._file, isolation_level=None, check_same_thread=False, timeout=30)
@@ -149,14 +273,6 @@ class Database:
                     self._writer.execute("ROLLBACK")
                     raise
 
-    # The few expressions the engines spell differently (store/dialect.py).
-    sql: Dialect = SQLITE
-
-    @property
-    def dialect(self) -> str:
-        """``sqlite`` or ``postgresql``: which engine the statements run on."""
-        return self.sql.name
-
     def schema_version(self) -> int:
         """How many migrations the database has applied."""
         return int(self.read(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
@@ -166,21 +282,6 @@ class Database:
         has committed; readers close with their threads."""
         with self._write_lock:
             self._writer.close()
-
-    # -- the loop guard ------------------------------------------------------------------------
-
-    def _refuse_on_loop(self, operation: str) -> None:
-        """The one place the loop rule is checked: every read and write passes here."""
-        if not self.loop_guard:
-            return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return  # not an event loop's thread: blocking is fine here
-        raise RuntimeError(
-            f"Database.{operation} called on the event loop thread (by {_callers()}): the store blocks;"
-            " run it in a thread pool (loop.run_in_executor)"
-        )
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -255,71 +356,6 @@ class Database:
         for channel, payload in sent:
             self.deliver(channel, payload)
 
-    def writing(self) -> Connection | None:
-        """The connection of the write transaction this thread is inside (:meth:`write`), else
-        None: what a callback run inside a repository's write (a blob store's) writes through,
-        in that same transaction."""
-        conn: Connection | None = getattr(self._pending, "conn", None)
-        return conn
-
-    # -- change notifications ----------------------------------------------------------------------
-
-    def notify(self, channel: str, payload: str) -> None:
-        """Tell the listeners of ``channel`` (:meth:`listen`), on every node sharing this database,
-        once the write in progress commits (nothing if it rolls back). Called inside
-        :meth:`write`; ``payload`` at most :data:`MAX_PAYLOAD` bytes of UTF-8."""
-        pending: list[tuple[str, str]] | None = getattr(self._pending, "items", None)
-        if pending is None:
-            raise RuntimeError("Database.notify is called inside Database.write")
-        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
-            raise ValueError(
-                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
-            )
-        pending.append((channel, payload))
-
-    def broadcast(self, channel: str, payload: str) -> None:
-        """Tell the other nodes' listeners of ``channel`` now, outside any transaction (what this
-        node did it has already applied itself). SQLite serves one node: nothing to do."""
-        if not _CHANNEL.fullmatch(channel) or len(payload.encode()) > MAX_PAYLOAD:
-            raise ValueError(
-                f"not a notification channel and payload: {channel!r}, {len(payload)} characters"
-            )
-
-    def listen(self, channel: str, listener: Listener) -> None:
-        """Call ``listener(payload)`` for each notification of ``channel`` from now on: here, in
-        the thread that committed it (SQLite is one node's)."""
-        if not _CHANNEL.fullmatch(channel):
-            raise ValueError(f"not a notification channel: {channel!r}")
-        self._listeners.setdefault(channel, []).append(listener)
-
-    def following(self, channel: str) -> bool:
-        """Whether this process hears every notification of ``channel`` (:meth:`listen`) that other
-        nodes commit, now: what it caches on their strength it may serve only while this holds.
-        SQLite serves one node (its notifications never leave the process): always."""
-        return True
-
-    def deliver(self, channel: str, payload: str) -> None:
-        """Hand one notification to this process's listeners of ``channel`` (a listener that
-        raises is logged, never in the way of the others or of the writer)."""
-        for listener in tuple(self._listeners.get(channel, ())):
-            try:
-                listener(payload)
-            except Exception:
-                log.exception("listener of %s failed on %r", channel, payload[:80])
-
-    # -- settings ----------------------------------------------------------------------------------
-
-    def setting(self, key: str, default: Callable[[], str]) -> str:
-        """A persistent setting, created with ``default()`` on first use (the first writer wins)."""
-        row = self.read(lambda c: c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone())
-        if row is not None:
-            return str(row[0])
-        with self.write() as c:
-            c.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default())
-            )
-            return str(c.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()[0])
-
 
 def open_existing(path: Path, *, loop_guard: bool | None = None) -> Database:
     """The lamina metadata database at ``path`` as it is, for a tool (``lamina node``) that must
@@ -340,7 +376,7 @@ def open_existing(path: Path, *, loop_guard: bool | None = None) -> Database:
             f"metadata database {path} has schema version {version}, this lamina's is {len(MIGRATIONS)}:"
             " use the lamina of the servers sharing it"
         )
-    return Database(path, loop_guard=loop_guard)
+    return SqliteDatabase(path, loop_guard=loop_guard)
 
 
 def _callers(depth: int = 3) -> str:

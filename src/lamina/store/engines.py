@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lamina.store.db import Database, open_existing
+from lamina.store.db import Database, SqliteDatabase, open_existing
 
 
 def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:
@@ -14,7 +14,7 @@ def open_database(target: str | Path, *, loop_guard: bool | None = None) -> Data
         from lamina.store.postgres import PostgresDatabase
 
         return PostgresDatabase(target, loop_guard=loop_guard)
-    return Database(Path(target), loop_guard=loop_guard)
+    return SqliteDatabase(Path(target), loop_guard=loop_guard)
 
 
 def open_existing_database(target: str | Path, *, loop_guard: bool | None = None) -> Database:

@@ -157,9 +157,8 @@ class PostgresDatabase(Database):
         """Connect to (and migrate) the database ``url`` (a libpq ``postgresql://`` URL).
         ``migrate`` False (a tool such as ``lamina node``): change nothing, and refuse (DatabaseError)
         a database that is not a lamina database of exactly this lamina's schema."""
-        self._init_common(loop_guard)
+        super().__init__(loop_guard=loop_guard)
         self.url = url
-        self.path = None
         # What this process tags its notifications with (dropping them when they come back).
         self._origin = f"{os.getpid()}-{os.urandom(6).hex()}"
         self._listening: set[str] = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.store import Database
+from lamina.store import Database, SqliteDatabase
 from lamina.store.postgres import PostgresDatabase
 from pg_cluster import PostgresCluster, backend_params
 
@@ -25,7 +25,7 @@ def migrated_url(postgres_cluster: PostgresCluster) -> str:
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     database: Database
     if request.param == "sqlite":
-        database = Database(tmp_path / "lamina.db", loop_guard=True)
+        database = SqliteDatabase(tmp_path / "lamina.db", loop_guard=True)
         yield database
         database.close()
         return

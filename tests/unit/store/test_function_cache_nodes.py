@@ -16,7 +16,7 @@ import pytest
 
 from lamina.api.auth import Credentials
 from lamina.domain.models import AliasConfiguration
-from lamina.store import Database, FunctionRow, FunctionStore, IamStore
+from lamina.store import Database, FunctionRow, FunctionStore, IamStore, SqliteDatabase
 from lamina.store.aliases import AliasWrite
 from lamina.store.function_cache import CHANGED
 from lamina.store.postgres import LISTENER_NAME, PostgresDatabase
@@ -183,7 +183,7 @@ def test_nothing_is_kept_while_the_node_does_not_follow(
 
 
 def test_sqlite_keeps_nothing(tmp_path: Path) -> None:
-    db = Database(tmp_path / "lamina.db", loop_guard=False)
+    db = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     store = FunctionStore(db)
     assert store.cache is None
     store.create(version(0))

@@ -21,6 +21,7 @@ from lamina.store import (
     HyperplaneStore,
     IamStore,
     LayerStore,
+    SqliteDatabase,
 )
 from lamina.store.ec2 import Ec2Store
 from lamina.store.schema import MIGRATIONS
@@ -106,7 +107,7 @@ def test_the_schema_is_the_legacy_one_plus_new_migrations_only() -> None:
 def test_a_legacy_data_directory_opens_and_works(tmp_path: Path) -> None:
     path = tmp_path / "lamina.db"
     legacy_database(path)
-    db = Database(path, loop_guard=True)
+    db = SqliteDatabase(path, loop_guard=True)
     try:
         assert db.schema_version() == len(MIGRATIONS)
         assert db.setting("download-signing-key", lambda: "new") == "k3y"
@@ -157,7 +158,7 @@ def test_a_legacy_data_directory_opens_and_works(tmp_path: Path) -> None:
 def test_a_partly_migrated_database_is_migrated_the_rest_of_the_way(tmp_path: Path) -> None:
     path = tmp_path / "lamina.db"
     legacy_database(path, upto=3)
-    db = Database(path, loop_guard=True)
+    db = SqliteDatabase(path, loop_guard=True)
     try:
         assert db.schema_version() == len(MIGRATIONS)
         assert EventStore(db).count() == 1
@@ -172,12 +173,12 @@ def test_a_database_of_a_newer_lamina_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(DatabaseError, match="newer than this lamina's"):
-        Database(path)
+        SqliteDatabase(path)
 
 
 def test_reopening_runs_no_migration_twice(tmp_path: Path) -> None:
-    Database(tmp_path / "lamina.db").close()
-    again = Database(tmp_path / "lamina.db")
+    SqliteDatabase(tmp_path / "lamina.db").close()
+    again = SqliteDatabase(tmp_path / "lamina.db")
     assert again.schema_version() == len(MIGRATIONS)
     again.close()
 
@@ -295,17 +296,17 @@ def test_the_loop_guard_is_on_unless_switched_off(tmp_path: Path, monkeypatch: p
         return db.setting("k", lambda: "v")
 
     monkeypatch.delenv(LOOP_GUARD_ENV, raising=False)
-    on = Database(tmp_path / "on.db")
+    on = SqliteDatabase(tmp_path / "on.db")
     assert on.loop_guard
     with pytest.raises(RuntimeError, match="event loop thread"):
         asyncio.run(on_the_loop(on))
     on.close()
     monkeypatch.setenv(LOOP_GUARD_ENV, "0")
-    off = Database(tmp_path / "off.db")
+    off = SqliteDatabase(tmp_path / "off.db")
     assert not off.loop_guard
     assert asyncio.run(on_the_loop(off)) == "v"
     off.close()
     # Said explicitly, the constructor wins over the environment.
-    explicit = Database(tmp_path / "explicit.db", loop_guard=True)
+    explicit = SqliteDatabase(tmp_path / "explicit.db", loop_guard=True)
     assert explicit.loop_guard
     explicit.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from lamina.store import Database
+from lamina.store import Database, SqliteDatabase
 from lamina.store.logs import DAY_MS, LogGroupStore, Scope
 from lamina.store.schema import MIGRATIONS
 
@@ -253,7 +253,7 @@ def test_migration_20_counts_the_events_already_stored(tmp_path: Path) -> None:
             (stream, message),
         )
     conn.close()
-    db = Database(path)
+    db = SqliteDatabase(path)
     try:
         store = LogGroupStore(db)
         scope = Scope("1", "r")
@@ -307,7 +307,7 @@ def test_migration_21_keys_events_by_integers_and_keeps_them(tmp_path: Path) -> 
             (event_id, account, stream, ts, message),
         )
     conn.close()
-    db = Database(path)
+    db = SqliteDatabase(path)
     try:
         columns = db.read(lambda c: [r[1] for r in c.execute("PRAGMA table_info(log_events)")])
         assert columns == ["id", "gid", "sid", "ts", "ingested_ms", "message"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lamina.domain import ec2 as E
 from lamina.domain import nacls as N
-from lamina.store import Database
+from lamina.store import SqliteDatabase
 from lamina.store.ec2 import Ec2Store
 from lamina.store.schema import MIGRATIONS
 
@@ -39,7 +39,7 @@ def test_vpcs_made_before_acls_get_their_default_acl_and_associations(tmp_path: 
     resource(conn, "1", "vpc", "vpc-2", "vpc-2")
     resource(conn, "2", "vpc", "vpc-1", "vpc-1")  # another account, the same id
     conn.close()
-    db = Database(path)
+    db = SqliteDatabase(path)
     try:
         store = Ec2Store(db)
         mine = store.list_resources("1", "us-east-1", E.NETWORK_ACL)

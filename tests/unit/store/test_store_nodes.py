@@ -18,6 +18,7 @@ from lamina.store import (
     EventStore,
     NodeConflict,
     NodeStore,
+    SqliteDatabase,
 )
 
 INTERVAL = 1.0  # heartbeat interval
@@ -25,8 +26,8 @@ INTERVAL = 1.0  # heartbeat interval
 
 @pytest.fixture
 def dbs(tmp_path: Path) -> tuple[Database, Database]:
-    a = Database(tmp_path / "lamina.db", loop_guard=False)
-    b = Database(tmp_path / "lamina.db", loop_guard=False)
+    a = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
+    b = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     yield a, b
     a.close()
     b.close()

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from lamina.domain.layers import LayerVersion
-from lamina.store import Database, DatabaseError, IamStore, LayerStore, open_database
+from lamina.store import Database, DatabaseError, IamStore, LayerStore, SqliteDatabase, open_database
 from lamina.store.postgres import PostgresDatabase, redacted, translate
 from lamina.store.schema import MIGRATIONS
 from lamina.store.schema_pg import BASELINE, BASELINE_VERSION, postgresql_ddl
@@ -45,7 +45,7 @@ def test_the_baseline_is_the_first_sqlite_migrations_translated(tmp_path: Path) 
 
 
 def test_both_engines_have_the_same_tables_and_columns(tmp_path: Path, pg_url: str) -> None:
-    lite = Database(tmp_path / "lamina.db", loop_guard=False)
+    lite = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     tables = lite.read(
         lambda c: [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
     )
@@ -147,7 +147,7 @@ def test_notifications_reach_every_node_once_committed(pg_url: str) -> None:
 
 
 def test_sqlite_notifications_are_delivered_at_commit(tmp_path: Path) -> None:
-    db = Database(tmp_path / "lamina.db", loop_guard=False)
+    db = SqliteDatabase(tmp_path / "lamina.db", loop_guard=False)
     seen: list[str] = []
     db.listen("lamina_test", seen.append)
     with db.write():
