@@ -173,3 +173,55 @@ def test_an_answer_not_signed_with_the_cluster_secret_is_not_taken(tmp_path: Pat
         with pytest.raises(ServiceException):
             asyncio.run(run(forger))
     assert asyncio.run(run(secret)).payload == b'"forged"'  # the real node's answer is taken
+
+
+def test_an_overlay_answer_not_signed_with_the_cluster_secret_is_not_taken(tmp_path: Path) -> None:
+    """The home node's answer to a request for a link (``Cluster.call``: the overlay's host and
+    release) is taken only when it is signed for that request, as a forwarded invocation's."""
+    secret = b"s" * 32
+    answer_body = b'{"Handle": "h", "Link": "forged"}'
+
+    async def serve(sign_with: bytes | None) -> tuple[int, bytes] | OSError:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            await reader.readexactly(int(headers["Content-Length"]))
+            extra = ""
+            if sign_with is not None:
+                nonce = N.request_nonce(headers[N.SIGNATURE_HEADER])
+                signature = N.sign_answer(sign_with, nonce=nonce, body=answer_body)
+                extra = f"{N.SIGNATURE_HEADER}: {signature}\r\n"
+            head_out = f"HTTP/1.1 200 OK\r\nContent-Length: {len(answer_body)}\r\n{extra}\r\n"
+            writer.write(head_out.encode() + answer_body)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        db = SqliteDatabase(tmp_path / f"lamina-{uuid.uuid4().hex}.db", loop_guard=False)
+        try:
+            store = NodeStore(db)
+            store.register("b", f"http://127.0.0.1:{port}", "i", time.time(), 1, 5.0)
+            sender = Cluster(
+                store,
+                None,  # type: ignore[arg-type]
+                None,  # type: ignore[arg-type]
+                name="a",
+                url="http://127.0.0.1:1",
+                secret=secret,
+                interval_s=5.0,
+                max_environments=1,
+            )
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(None, sender.call, "b", "/_lamina-node/overlay/host", b"{}")
+            except OSError as exc:
+                return exc
+        finally:
+            server.close()
+            db.close()
+
+    for forger in (None, b"guessed secret"):
+        refused = asyncio.run(serve(forger))
+        assert isinstance(refused, OSError) and "not signed with the cluster secret" in str(refused)
+    assert asyncio.run(serve(secret)) == (200, answer_body)  # the real node's answer is taken

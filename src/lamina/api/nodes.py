@@ -76,7 +76,8 @@ class NodeEndpoint:
 
     async def _overlay(self, request: Request, body: bytes | None) -> Response:
         """A link for another node's environment into an interface homed here, or its release
-        (services/vpc_nodes.py): signed as forwarded invocations are, then checked there."""
+        (services/vpc_nodes.py): signed as forwarded invocations are, then checked there; the
+        answer signed as theirs are."""
         if body is None:
             return _refuse(413, "Too large.")
         loop = asyncio.get_running_loop()
@@ -95,4 +96,5 @@ class NodeEndpoint:
         except Refused as exc:
             log.warning("refused an overlay request: %s", exc)
             return _refuse(exc.status, str(exc))
-        return Response(200, [("Content-Type", "application/json")], answer)
+        signature = self._cluster.sign_answer(request.headers.get(SIGNATURE_HEADER, ""), answer)
+        return Response(200, [("Content-Type", "application/json"), (SIGNATURE_HEADER, signature)], answer)

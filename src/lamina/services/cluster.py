@@ -357,19 +357,22 @@ class Cluster:
 
     def call(self, node: str, path: str, body: bytes, timeout_s: float = 30.0) -> tuple[int, bytes]:
         """POST ``body`` to ``path`` on the live node ``node``, signed with the cluster secret as a
-        forwarded invocation is; its status and body. OSError: it could not be reached."""
+        forwarded invocation is; its status and body (a 200 taken only if the answer is signed
+        for this request, as a forwarded invocation's is). OSError: it could not be reached, or
+        what answered is not the node."""
         record = next((n for n in self.view.nodes if n.name == node), None)
         if record is None:
             record = self.store.get(node)
         if record is None:
             raise OSError(f"no node {node!r} in the registry")
+        nonce = secrets.token_hex(16)
         signature = N.sign(
             self.secret,
             target=node,
             instance=record.instance,
             path=path,
             timestamp=self.clock(),
-            nonce=secrets.token_hex(16),
+            nonce=nonce,
             body=body,
         )
         parts = urlsplit(record.url)
@@ -388,7 +391,13 @@ class Cluster:
                 {"Content-Type": "application/json", N.SIGNATURE_HEADER: signature, "Connection": "close"},
             )
             answer = conn.getresponse()
-            return answer.status, answer.read(MAX_ANSWER)
+            content = answer.read(MAX_ANSWER)
+            if answer.status == 200 and not N.verify_answer(
+                self.secret, answer.getheader(N.SIGNATURE_HEADER) or "", nonce=nonce, body=content
+            ):
+                # Something else answered at the node's address: its answer is not taken.
+                raise OSError(f"node {node}: an answer not signed with the cluster secret")
+            return answer.status, content
         except http.client.HTTPException as exc:
             raise OSError(f"node {node}: {exc}") from exc
         finally:
