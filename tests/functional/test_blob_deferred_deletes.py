@@ -373,3 +373,69 @@ def test_a_sweep_takes_everything_due_in_batches(nodes: tuple[Node, Node], clock
     assert b.blobs.sweep(limit=2) == 5
     assert not any(in_store(a, data) for data in blobs)
     assert rows(a) == {}
+
+
+def still_held_in_a_write(node: Node, sha: str) -> bool:
+    """As CopyObject, UploadPartCopy and code from S3 check a blob they did not store, inside the
+    transaction that refers to it."""
+    with node.db.write():
+        return node.blobs.still_held(sha)
+
+
+def test_a_copy_of_a_blob_a_sweep_is_deleting_is_refused_and_a_pending_delete_is_cancelled(
+    nodes: tuple[Node, Node], clock: Clock
+) -> None:
+    a, b = nodes
+    data = content("copy")
+    sha = hashlib.sha256(data).hexdigest()
+    delete(a, "copy", publish(a, "copy", data))
+    assert rows(a) == {sha: DeleteState.PENDING}
+    assert still_held_in_a_write(b, sha)  # pending: cancelled, the object kept
+    assert rows(a) == {}
+    clock.now += 10 * GRACE_S
+    assert a.blobs.sweep() == 0 and in_store(a, data)
+    # Freed again and marked by a sweep whose delete is still to come: a copy now is refused
+    # (its object is about to go), never committed to lose its bytes a moment later.
+    delete(a, "copy2", publish(a, "copy2", data))
+    clock.now += GRACE_S + 1
+    assert a.blobs.deletes is not None
+    marked = a.blobs.deletes.mark(
+        [sha], int(clock.now * 1000) - int(GRACE_S * 1000), 0, int(clock.now * 1000)
+    )
+    assert marked == [sha] and rows(a) == {sha: DeleteState.DELETING}
+    assert in_store(a, data)
+    assert not still_held_in_a_write(b, sha)
+    assert rows(a) == {sha: DeleteState.DELETING}
+
+
+def test_a_copy_of_a_blob_missing_from_the_store_is_uploaded_again_from_a_cache(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, _ = nodes
+    data = content("lost")
+    sha = hashlib.sha256(data).hexdigest()
+    publish(a, "lost", data)
+    a.remote.delete(sha)  # lost by the store (an operator, a bucket policy)
+    assert still_held_in_a_write(a, sha)  # this node's cached copy put back
+    assert in_store(a, data)
+
+
+def test_a_sweep_sends_no_delete_past_its_deadline(
+    nodes: tuple[Node, Node], clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that marked blobs but reached its deadline (its mark's lease is near its end: another
+    sweep may take it over) leaves them marked and their objects in place."""
+    import lamina.store.remote_blobs as remote_blobs
+
+    a, b = nodes
+    data = content("late")
+    sha = hashlib.sha256(data).hexdigest()
+    delete(a, "late", publish(a, "late", data))
+    clock.now += GRACE_S + 1
+    monkeypatch.setattr(remote_blobs, "SWEEP_DEADLINE_S", 0.0)
+    assert a.blobs.sweep() == 0
+    assert in_store(a, data) and rows(a) == {sha: DeleteState.DELETING}
+    monkeypatch.undo()
+    clock.now += remote_blobs.DELETING_LEASE_S + 1
+    assert b.blobs.sweep() == 1  # the lease over: the other node's sweep takes the mark over
+    assert not in_store(a, data) and rows(a) == {}

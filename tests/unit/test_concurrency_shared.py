@@ -123,7 +123,9 @@ def test_reserved_with_other_nodes_takes_a_slot(db: Database) -> None:
 
     asyncio.run(run())
     io.shutdown()
-    assert store.calls == ["take", "take", "give", "take"]
+    # The second take was refused here (this node's own invocation fills the reservation of 1),
+    # without a store call.
+    assert store.calls == ["take", "give", "take"]
     assert store.running(A, R, RES.name) == 0
 
 
@@ -167,3 +169,65 @@ def test_reservation_changes_of_other_processes_are_heard(tmp_path: Path) -> Non
         db.deliver("lamina_reservation_changed", junk)
     assert len(heard) == 2
     db.close()
+
+
+def test_full_on_this_node_alone_is_refused_without_a_write(db: Database) -> None:
+    """A flood of invocations over a reservation must not take the database's write lock (every
+    tenant's) for each: one already running here fills a reservation of 1 without asking."""
+    limits, store, io = _limits(db, [False])
+
+    async def run() -> None:
+        held = await limits.take(RES, "$LATEST")
+        assert isinstance(held, SharedSlot) and store.calls == ["take"]
+        for _ in range(5):
+            with pytest.raises(TooManyRequestsException):
+                await limits.take(RES, "$LATEST")
+        assert store.calls == ["take"]
+        await limits.give_back(held)
+
+    try:
+        asyncio.run(run())
+    finally:
+        io.shutdown()
+
+
+class FlakySlots(CountingSlots):
+    """Gives back nothing while ``down``: the database unreachable."""
+
+    down = False
+
+    def give(self, slot: str) -> None:
+        if self.down:
+            raise ConnectionError("the database is unreachable")
+        super().give(slot)
+
+
+def test_a_slot_whose_give_back_failed_is_given_back_after_the_next_that_works(db: Database) -> None:
+    _setup(db, 1, RES.name)
+    store = FlakySlots(db)
+    io = ThreadPoolExecutor(2)
+    limits = InvocationLimits({}, [ReservedFunction(A, R, RES.name, 1)])
+    limits.shared = SharedSlots(store, io, node="a", instance="ia", alone=lambda: False)
+
+    def running() -> int:
+        return io.submit(store.running, A, R, RES.name).result()
+
+    async def run() -> None:
+        first = await limits.take(RES, "$LATEST")
+        store.down = True
+        await limits.give_back(first)  # logged, kept to give back again
+        assert running() == 1
+        store.down = False
+        # The leaked slot would hold the reservation of 1 on every node; the next give-back that
+        # works gives it back too.
+        other = FunctionRef(A, R, "other")
+        _setup(db, 1, other.name)
+        limits.reserved_changed(other, 1)
+        await limits.give_back(await limits.take(other, "$LATEST"))
+        assert running() == 0
+        await limits.give_back(await limits.take(RES, "$LATEST"))
+
+    try:
+        asyncio.run(run())
+    finally:
+        io.shutdown()

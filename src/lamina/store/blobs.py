@@ -73,6 +73,13 @@ class BlobStore:
     def exists(self, sha256_hex: str) -> bool:
         return self.cached(sha256_hex).is_file()
 
+    def still_held(self, sha256_hex: str) -> bool:
+        """Inside the write transaction that will refer to a blob it did not store itself (a copy
+        of an object's bytes, code from S3): whether the blob is still stored, kept for this
+        transaction (here: deletes run inside the transaction that frees a blob, serialised with
+        this one)."""
+        return self.exists(sha256_hex)
+
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         """Store ``data`` durably; return its SHA-256 hex. No-op if already stored."""
         digest = sha256_hex or hashlib.sha256(data).hexdigest()

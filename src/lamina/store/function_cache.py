@@ -32,8 +32,10 @@ T = TypeVar("T")
 
 # The notification of a change to a function's versions or aliases (payload: the function's key).
 CHANGED: Final = "lamina_function_changed"
-# At most this many functions are kept (all are dropped past it: live ones are read again).
+# At most this many functions are kept (all are dropped past it: live ones are read again), and
+# this many versions and aliases of one function (its entries dropped past it).
 MAX_FUNCTIONS: Final = 4096
+MAX_ENTRIES: Final = 64
 
 FunctionKey = tuple[str, str, str]  # account, region, name
 
@@ -91,7 +93,10 @@ class FunctionCache:
             if value is not None and self.changes == seen and self.db.following(CHANGED):
                 if function not in self._entries and len(self._entries) >= MAX_FUNCTIONS:
                     self._entries.clear()
-                self._entries.setdefault(function, {})[entry] = value
+                entries = self._entries.setdefault(function, {})
+                if entry not in entries and len(entries) >= MAX_ENTRIES:
+                    entries.clear()
+                entries[entry] = value
         return value
 
     def __len__(self) -> int:

@@ -328,6 +328,12 @@ class PostgresDatabase(Database):
                     conn.execute("COMMIT")
                 except psycopg.Error as exc:
                     _rollback(conn)
+                    if sent:
+                        # The COMMIT may have happened all the same (the connection broke on its
+                        # answer): the other nodes then hear of it, this one drops its own
+                        # notifications; so every listener here drops what it derived.
+                        for channel in tuple(self._listeners):
+                            self.deliver(channel, RESYNC)
                     raise _failure(exc) from exc
             finally:
                 borrowed.__exit__(None, None, None)

@@ -51,6 +51,10 @@ DELETE_GRACE_S = 300.0
 #: A ``deleting`` mark older than this is a sweeper that stopped half-way: another sweep takes it
 #: over (longer than any delete request can take with its retries).
 DELETING_LEASE_S = 600.0
+#: A sweep sends no delete later than this after its mark: one sent then ends (its retries and
+#: timeouts: 3 x (5 s + 60 s) at most) before the lease does, so a sweep that took the mark over
+#: can never be followed by the first one's late delete of an object uploaded again meanwhile.
+SWEEP_DEADLINE_S = DELETING_LEASE_S - 250.0
 #: How long a write waits for a sweep deleting the same blob before failing (try again).
 BUSY_WAIT_S = 10.0
 #: Blobs a sweep marks in one write transaction, and how many such batches one sweep runs at most.
@@ -434,6 +438,27 @@ class CachedBlobStore(BlobStore):
         if not self.remote.holds(sha256_hex, file.stat().st_size):
             self.remote.upload(file, sha256_hex)
 
+    def still_held(self, sha256_hex: str) -> bool:
+        """Inside the write transaction that will refer to the blob (deletes deferred): a pending
+        delete is cancelled; a blob a sweep is deleting is gone (False); else the store is asked
+        (a HEAD; the bytes uploaded again from this node's cache if it has them and the store not)."""
+        conn = self._in_write()
+        if conn is None:
+            return self.exists(sha256_hex)
+        assert self.deletes is not None
+        seen = self.deletes.claim(conn, sha256_hex)
+        self._epoch = seen.epoch
+        if seen.state is DeleteState.DELETING:
+            return False
+        if self.remote.size(sha256_hex) is not None:
+            return True
+        with self._lock(sha256_hex):
+            final = self.cached(sha256_hex)
+            if not final.is_file():
+                return False
+            self.remote.upload(final, sha256_hex)
+        return True
+
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
         with self._lock(digest):  # a delete of the same blob waits (it would remove the file)
@@ -525,12 +550,20 @@ class CachedBlobStore(BlobStore):
         candidates = self.deletes.due(pending_before, deleting_before, limit)
         if not candidates:
             return 0, False
+        deadline = time.monotonic() + SWEEP_DEADLINE_S
         marked = self.deletes.mark(candidates, pending_before, deleting_before, now_ms)
         deleted: list[str] = []
         failed: list[str] = []
         for sha in marked:
             try:
                 with self._lock(sha):
+                    if time.monotonic() >= deadline:
+                        # Too late to send it (another sweep may take the mark over at its lease's
+                        # end): left marked, for that sweep.
+                        log.warning(
+                            "deferred deletes of blobs stopped at their deadline (a later sweep goes on)"
+                        )
+                        break
                     self.remote.delete(sha)
                     BlobStore.delete(self, sha)  # a copy this node cached again meanwhile
                 deleted.append(sha)

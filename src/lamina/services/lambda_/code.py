@@ -150,7 +150,7 @@ def _from_s3(platform: Platform, ctx: RequestContext, source: dict[str, Any]) ->
         raise to_aws_error(exc, MAX_UNZIPPED) from exc
 
     def ensure() -> None:
-        if not deps.blobs.exists(obj.sha256):
+        if not deps.blobs.still_held(obj.sha256):
             raise _get_object_error(S3.no_such_key(key))
 
     return StoredZip(obj.sha256, obj.size, report.unzipped_size, ensure)

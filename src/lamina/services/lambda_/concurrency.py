@@ -79,6 +79,10 @@ class SharedSlots:
         self.instance = instance
         self.alone = alone
         self.clock = clock
+        # Slots whose give-back failed, or whose take raised after the row may have been written
+        # (the database answered with an error, or not at all): given back again after the next
+        # give-back that works (on the loop only). A leaked slot would lower the reservation.
+        self._unreturned: set[str] = set()
 
     async def take(self, function: F.FunctionRef) -> tuple[str, SlotOutcome]:
         """Take a slot for one invocation of ``function`` (its id, and what the store found). A
@@ -101,21 +105,35 @@ class SharedSlots:
         except asyncio.CancelledError:
             pending.add_done_callback(lambda f: self._abandoned(slot, f))
             raise
+        except Exception:
+            self._unreturned.add(slot)
+            raise
 
     def _abandoned(self, slot: str, done: asyncio.Future[SlotOutcome]) -> None:
         if not done.cancelled() and done.exception() is None and done.result() is SlotOutcome.TAKEN:
             asyncio.ensure_future(self.give(slot))
 
     async def give(self, slot: str) -> None:
-        """Give a slot back; one that cannot be (the database is unreachable) stays taken until
-        this node restarts or is taken for dead (logged)."""
+        """Give a slot back; one that cannot be (the database is unreachable) is given back after
+        the next give-back that works (or, if none does, when this node restarts or is taken for
+        dead)."""
         pending = asyncio.get_running_loop().run_in_executor(self.executor, self.store.give, slot)
         try:
             await asyncio.shield(pending)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("cannot give back concurrency slot %s", slot)
+            log.exception("cannot give back concurrency slot %s (again after the next that can be)", slot)
+            if len(self._unreturned) < 100_000:
+                self._unreturned.add(slot)
+            return
+        while self._unreturned:
+            again = self._unreturned.pop()
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.executor, self.store.give, again)
+            except Exception:
+                self._unreturned.add(again)
+                return
 
 
 class InvocationLimits:
@@ -217,6 +235,10 @@ class InvocationLimits:
         reserved = self._reserved.get(function)
         if shared is None or not reserved or shared.alone():
             return self.enter(function, version)
+        if self._running.get(function, 0) >= reserved:
+            # Full on this node alone: refused without a write (a flood of invocations over the
+            # reservation must not hold the database's write lock, every tenant's, for each).
+            raise C.throttled(C.ThrottleReason.RESERVED)
         slot, outcome = await shared.take(function)
         if outcome is SlotOutcome.TAKEN:
             self._running[function] = self._running.get(function, 0) + 1

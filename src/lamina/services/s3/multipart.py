@@ -143,7 +143,7 @@ def upload_part_copy(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) 
 
         def still_there() -> None:
             # Inside the commit: the source's bytes must not have been freed since the lookup.
-            if not deps.blobs.exists(source.sha256):
+            if not deps.blobs.still_held(source.sha256):
                 raise s3.no_such_key(source_key)
 
         if not deps.store.put_part(part, still_there, deps.blobs.delete):

@@ -471,7 +471,7 @@ def copy_object(deps: S3Deps, ctx: RequestContext, params: dict[str, Any]) -> di
     def still_there() -> None:
         # Inside the commit: the source's bytes (shared by content) must not have been freed by a
         # delete since they were looked up.
-        if not deps.blobs.exists(source.sha256):
+        if not deps.blobs.still_held(source.sha256):
             raise s3.no_such_key(source_key)
 
     if not deps.store.put_object(obj, still_there, deps.blobs.delete):
