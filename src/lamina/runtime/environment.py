@@ -45,7 +45,7 @@ from lamina.domain.provisioned import INITIALIZATION_TYPE as PROVISIONED
 from lamina.errors import LaminaError
 from lamina.linux import NetNamespace
 from lamina.runtime import init_binary
-from lamina.runtime.environment_freezer import TELEMETRY_FLUSH_S, Freezer
+from lamina.runtime.environment_freezer import Freezer
 from lamina.runtime.environment_outcome import (
     end_status,
     failure_line,
@@ -92,6 +92,9 @@ INIT_TIMEOUT_S = 10.0  # AWS gives a runtime 10 s to initialise
 # up to 15 minutes. The time limit is 130 seconds or the configured function timeout (maximum 900
 # seconds), whichever is higher" (AWS's execution environment lifecycle page).
 PROVISIONED_INIT_TIMEOUT_S = 130.0
+# How long the Telemetry API may take to deliver what is buffered before SHUTDOWN (a freeze waits
+# environment_freezer.TELEMETRY_FLUSH_S).
+TELEMETRY_SHUTDOWN_FLUSH_S = 1.0
 log = logging.getLogger("lamina.environment")
 
 
@@ -702,10 +705,12 @@ class Environment:
             and self.sandbox.returncode is None
         ):
             # What the subscribers are owed goes before SHUTDOWN (bounded: a hung listener too),
-            # after a failed Init too (its platform.initRuntimeDone / initReport say so).
+            # after a failed Init too (its platform.initRuntimeDone / initReport say so). Longer
+            # than before a freeze: nothing waits on a shutdown, and a busy host's listener may take
+            # more than a freeze's bound to answer (the last events would then be lost).
             with contextlib.suppress(LaminaError):
                 self._freezer.thaw()
-                await telemetry.flush(TELEMETRY_FLUSH_S)
+                await telemetry.flush(TELEMETRY_SHUTDOWN_FLUSH_S)
         if self.sandbox is not None and self.extensions is not None and self.extensions.active:
             await self._shutdown(self.sandbox, self.extensions)
         settling, self.settling = self.settling, None
