@@ -18,7 +18,9 @@ import pytest
 from lamina_server import QUICK_INIT_TIMEOUT_S, LaminaServer
 from test_extensions import call, create, layer, wait_log
 
-pytestmark = pytest.mark.privileged
+# serial: its telemetry test loses the last events of a failed Init retry under the parallel
+# workers' load (the delivery before SHUTDOWN is skipped once the sandbox has ended: a race, noted).
+pytestmark = [pytest.mark.privileged, pytest.mark.serial]
 
 RUNTIMES_DIR = Path(sys.prefix) / "lamina-runtimes"
 if not any((d / "lamina-runtime.json").is_file() for d in RUNTIMES_DIR.glob("python3.*")):
