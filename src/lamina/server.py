@@ -289,7 +289,13 @@ def blob_store(settings: Settings, root: Path, db: Database) -> BlobStore:
     log.info(
         "blobs in %s (endpoint %s), cached in %s", settings.blob_store, settings.blob_endpoint or "AWS", root
     )
-    return CachedBlobStore(root, remote, BlobDeletes(db), grace_s=settings.blob_delete_grace)
+    return CachedBlobStore(
+        root,
+        remote,
+        BlobDeletes(db),
+        grace_s=settings.blob_delete_grace,
+        inline_max=settings.blob_inline_max,
+    )
 
 
 def build(

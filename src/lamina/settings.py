@@ -31,6 +31,7 @@ from lamina.runtime.catalog import RuntimeSource
 from lamina.runtime.host_ids import DEFAULT_RANGE, HostIdRange
 from lamina.runtime.images import DEFAULT_REGISTRY, parse_registry
 from lamina.runtime.sizing import CpuLimit
+from lamina.store.inline_blobs import INLINE_LIMIT, INLINE_MAX
 from lamina.store.remote_blobs import DELETE_GRACE_S, BlobStoreUrl, parse_endpoint
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -152,6 +153,13 @@ def _non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def parse_inline_max(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= INLINE_LIMIT:
+        raise ValueError(f"must be from 0 to {INLINE_LIMIT} bytes, got {text!r}")
+    return value
+
+
 def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -235,6 +243,14 @@ class Settings:
         "deletes it (docs/blobs.md)",
         _non_negative(float),
         DELETE_GRACE_S,
+    )
+    blob_inline_max: int = _option(
+        "--blob-inline-max",
+        "LAMINA_BLOB_INLINE_MAX",
+        "zips sent in requests smaller than this many bytes are kept in the database, not uploaded "
+        "to --blob-store (0: none; docs/blobs.md)",
+        parse_inline_max,
+        INLINE_MAX,
     )
     accounts_file: Path | None = _option(
         "--accounts",

@@ -113,8 +113,9 @@ def nodes(
     made = []
     for name, db in zip(("a", "b"), databases, strict=True):
         remote = CountingStore(url, endpoint.url, REGION)
+        # Every blob to the store, small ones too (what the database keeps: test_blob_inline.py).
         blobs = CachedBlobStore(
-            tmp_path / name / "blobs", remote, BlobDeletes(db), grace_s=GRACE_S, clock=clock
+            tmp_path / name / "blobs", remote, BlobDeletes(db), grace_s=GRACE_S, clock=clock, inline_max=0
         )
         made.append(Node(db, blobs, remote, LayerStore(db)))
     yield made[0], made[1]

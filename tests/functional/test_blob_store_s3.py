@@ -37,8 +37,12 @@ CREDENTIALS = {
 }
 
 
-def node_args(endpoint: str, prefix: str = PREFIX) -> tuple[str, ...]:
+def node_args(endpoint: str, prefix: str = PREFIX, inline_max: int = 0) -> tuple[str, ...]:
+    """A node's options; small zips go to the store too unless ``inline_max`` says otherwise (what
+    the database keeps: test_blob_inline.py)."""
     return (
+        "--blob-inline-max",
+        str(inline_max),
         "--blob-store",
         f"s3://{BUCKET}/{prefix}",
         "--blob-endpoint",
@@ -304,6 +308,8 @@ def test_a_store_that_is_down_fails_reads_and_deletes_wait_for_it(tmp_path: Path
         pytest.param(("--blob-region", "eu-west-1"), "need --blob-store", id="region-alone"),
         pytest.param(("--blob-store", "/var/blobs"), "expected s3://BUCKET", id="not-s3"),
         pytest.param(("--blob-store", "s3://Bad_Bucket"), "not a bucket name", id="bucket"),
+        pytest.param(("--blob-inline-max", "-1"), "from 0 to 4194304 bytes", id="inline-negative"),
+        pytest.param(("--blob-inline-max", "4194305"), "from 0 to 4194304 bytes", id="inline-too-large"),
         pytest.param(
             ("--blob-store", "s3://bkt", "--blob-endpoint", "bkt.example"), "http://", id="endpoint"
         ),

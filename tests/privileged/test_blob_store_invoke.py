@@ -1,6 +1,7 @@
 """A function and its layer run from a remote blob store (``--blob-store``, a second lamina's S3
 service): the node's cache and trees are wiped and the code comes back through the store, verified;
-an altered object in the store is refused and no code of it runs."""
+an altered object in the store is refused and no code of it runs. Small zips kept in the database
+(the default ``--blob-inline-max``) come back from there."""
 
 from __future__ import annotations
 
@@ -43,17 +44,23 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaminaServer]:
     srv.stop()
 
 
-def start_node(data_dir: Path, store: LaminaServer) -> LaminaServer:
+def start_node(
+    data_dir: Path, store: LaminaServer, *, inline_max: int = 0, prefix: str = PREFIX
+) -> LaminaServer:
+    """A node whose zips all go to the store, unless ``inline_max`` (then small ones are kept in
+    its database)."""
     return LaminaServer(
         data_dir,
         accounts=ACCOUNTS,
         extra_args=(
+            "--blob-inline-max",
+            str(inline_max),
             "--max-environments",
             "3",
             "--idle-timeout",
             "30",
             "--blob-store",
-            f"s3://{BUCKET}/{PREFIX}",
+            f"s3://{BUCKET}/{prefix}",
             "--blob-endpoint",
             store.url,
             "--blob-region",
@@ -128,3 +135,35 @@ def test_code_and_layer_come_through_the_store(store: LaminaServer, tmp_path: Pa
         assert "is corrupt" in node.log()
     finally:
         node.stop()
+
+
+def test_small_zips_kept_in_the_database_run_from_an_empty_cache(store: LaminaServer, tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    prefix = "kept-inline"
+    node = start_node(data_dir, store, inline_max=256 << 10, prefix=prefix)
+    try:
+        lam = client(node, read_timeout=60)
+        layer = lam.publish_layer_version(
+            LayerName="from-db", Content={"ZipFile": make_zip({"python/bslib/__init__.py": "WHERE = 'db'\n"})}
+        )
+        lam.create_function(
+            FunctionName="from-store",
+            Runtime=RUNTIME,
+            Role=ROLE,
+            Handler="app.handler",
+            Code={"ZipFile": make_zip({"app.py": CODE % "kept"})},
+            Layers=[layer["LayerVersionArn"]],
+        )
+        lam.get_waiter("function_active_v2").wait(
+            FunctionName="from-store", WaiterConfig={"Delay": 0.1, "MaxAttempts": 3000}
+        )
+    finally:
+        node.stop()
+    wipe_cache(data_dir)
+    node = start_node(data_dir, store, inline_max=256 << 10, prefix=prefix)
+    try:
+        assert invoke(node) == {"who": "kept", "lib": "db"}
+    finally:
+        node.stop()
+    s3 = client(store, "s3", s3={"addressing_style": "path"})
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/")["KeyCount"] == 0  # nothing uploaded

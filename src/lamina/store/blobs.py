@@ -172,6 +172,12 @@ class BlobStore:
             None if sha1_hash is None else sha1_hash.digest(),
         )
 
+    def stage_bytes(self, data: bytes | memoryview, sha256_hex: str) -> None:
+        """Before the write transaction whose :meth:`put` of the same bytes refers to them: do what
+        takes long (here the durable write itself, so the put inside the transaction finds the
+        blob stored; a remote store uploads, or keeps a small blob in that transaction)."""
+        self.put(data, sha256_hex)
+
     def stage(self, spooled: Spooled) -> None:
         """Before the transaction that will :meth:`adopt` a spooled file: make its bytes durable
         where blobs live when that takes long (a remote store's upload); nothing to do here."""

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from lamina.store.blob_deletes import BlobDeletes, DeleteState
 from lamina.store.blobs import BlobStore, BlobStoreError, Spooled, fsync_dir
 from lamina.store.db import Connection
+from lamina.store.inline_blobs import INLINE_MAX, InlineBlobs
 
 log = logging.getLogger("lamina.blobs")
 
@@ -309,7 +310,11 @@ class CachedBlobStore(BlobStore):
     an object whose last reference goes is deleted by a sweep once ``grace_s`` has passed, and a
     write that refers to a blob it has just uploaded needs no look-up inside its transaction.
     Without it, objects are deleted inside the transaction that frees them and a write looks its
-    blob up again inside its own (a HEAD)."""
+    blob up again inside its own (a HEAD).
+
+    With ``deletes`` too, a blob smaller than ``inline_max`` bytes put from memory (a zip sent in a
+    request) is kept in the database by the transaction that refers to it, not uploaded
+    (``store/inline_blobs.py``; 0: uploaded as any other)."""
 
     # The store holds the durable copies: a cached file is fsynced before its rename (a name that
     # survives a crash holds the whole blob), the directory is not (a lost name is a cache miss).
@@ -323,10 +328,13 @@ class CachedBlobStore(BlobStore):
         *,
         grace_s: float = DELETE_GRACE_S,
         clock: Callable[[], float] = time.time,
+        inline_max: int = INLINE_MAX,
     ) -> None:
         super().__init__(root)
         self.remote = remote
         self.deletes = deletes
+        self.inline = InlineBlobs(deletes.db) if deletes is not None and inline_max > 0 else None
+        self.inline_max = inline_max
         self.grace_s = grace_s
         self.clock = clock
         self._locks: dict[str, threading.Lock] = {}
@@ -356,6 +364,10 @@ class CachedBlobStore(BlobStore):
         with self._lock(sha256_hex):
             if final.is_file():
                 return final
+            kept = self.inline.read(sha256_hex) if self.inline is not None else None
+            if kept is not None:
+                receive((kept,), sha256_hex, self.tmp, final)
+                return final
             chunks = self.remote.chunks(sha256_hex)
             if chunks is not None:
                 receive(chunks, sha256_hex, self.tmp, final)
@@ -363,7 +375,14 @@ class CachedBlobStore(BlobStore):
         return final
 
     def exists(self, sha256_hex: str) -> bool:
-        return self.cached(sha256_hex).is_file() or self.remote.size(sha256_hex) is not None
+        return (
+            self.cached(sha256_hex).is_file()
+            or (self.inline is not None and self.inline.held(sha256_hex))
+            or self.remote.size(sha256_hex) is not None
+        )
+
+    def _kept_inline(self, data: bytes | memoryview) -> bool:
+        return self.inline is not None and len(data) < self.inline_max
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -448,6 +467,8 @@ class CachedBlobStore(BlobStore):
         assert self.deletes is not None
         seen = self.deletes.claim(conn, sha256_hex)
         self._epoch = seen.epoch
+        if self.inline is not None and self.inline.holds(conn, sha256_hex):
+            return True  # whatever a sweep does to the store's object
         if seen.state is DeleteState.DELETING:
             return False
         if self.remote.size(sha256_hex) is not None:
@@ -461,10 +482,23 @@ class CachedBlobStore(BlobStore):
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
+        if self._kept_inline(data) and self._in_write() is None:
+            # A transaction of its own (taken before the blob's lock, as a delete's is).
+            assert self.inline is not None
+            with self.inline.db.write() as c:
+                self.inline.insert(c, digest, data)
+            self.stage_bytes(data, digest)
+            return digest
         with self._lock(digest):  # a delete of the same blob waits (it would remove the file)
             final = self.cached(digest)
             conn = self._in_write()
-            if conn is not None:  # inside the transaction that refers to it
+            if conn is not None and self._kept_inline(data):
+                # Inside the transaction that refers to it: durable with its commit. The cached
+                # copy (stage_bytes wrote it) is not written here, under the write lock: a node
+                # without it reads the row.
+                assert self.inline is not None
+                self.inline.insert(conn, digest, data)
+            elif conn is not None:  # inside the transaction that refers to it
                 super().put(data, digest)
                 self._confirm(conn, digest, final)
             elif not final.is_file() and len(data) < MULTIPART_FROM:
@@ -481,6 +515,15 @@ class CachedBlobStore(BlobStore):
                 super().put(data, digest)
                 self._publish(digest, final, new=new)
         return digest
+
+    def stage_bytes(self, data: bytes | memoryview, sha256_hex: str) -> None:
+        """A small blob: only its cached copy (the transaction's :meth:`put` keeps it in the
+        database); a larger one: uploaded (and cached) now."""
+        if not self._kept_inline(data):
+            self.put(data, sha256_hex)
+            return
+        with self._lock(sha256_hex):
+            BlobStore.put(self, data, sha256_hex)
 
     def put_stream(self, chunks: Iterable[bytes], sha256_hex: str) -> str:
         with self._lock(sha256_hex):
@@ -522,11 +565,20 @@ class CachedBlobStore(BlobStore):
                 now_ms = int(self.clock() * 1000)
                 conn = self.deletes.writing()
                 if conn is not None:
-                    self.deletes.defer(conn, sha256_hex, now_ms)
+                    self._forget(conn, sha256_hex, now_ms)
                 else:
                     with self.deletes.db.write() as c:
-                        self.deletes.defer(c, sha256_hex, now_ms)
+                        self._forget(c, sha256_hex, now_ms)
             super().delete(sha256_hex)
+
+    def _forget(self, conn: Connection, sha256_hex: str, now_ms: int) -> None:
+        """In the transaction that freed the blob: its row in the database goes now, its object (a
+        blob kept in the database may have been uploaded too, e.g. as an S3 object's body) after
+        the grace period."""
+        assert self.deletes is not None
+        self.deletes.defer(conn, sha256_hex, now_ms)
+        if self.inline is not None:
+            self.inline.remove(conn, sha256_hex)
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
         """Delete the objects whose grace period has passed (store/blob_deletes.py), in batches of

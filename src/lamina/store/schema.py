@@ -462,4 +462,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX concurrency_slots_function ON concurrency_slots (account, region, name);
     CREATE INDEX concurrency_slots_node ON concurrency_slots (node, instance);
     """,
+    # Small blobs in the database, with a remote blob store (docs/blobs.md, store/inline_blobs.py):
+    # a zip sent in a request, kept by the transaction that refers to it (no upload on its path).
+    """
+    CREATE TABLE inline_blobs (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL);
+    """,
 )

@@ -83,7 +83,7 @@ def store_zip(
     except ZipRejected as exc:
         raise to_aws_error(exc, MAX_UNZIPPED) from exc
     sha = hashlib.sha256(data).hexdigest()
-    platform.blobs.put(data, sha)
+    platform.blobs.stage_bytes(data, sha)
     return StoredZip(sha, len(data), report.unzipped_size, lambda: platform.blobs.put(data, sha))
 
 
