@@ -23,11 +23,14 @@ The repositories run the same statements on both engines (``?`` placeholders, tr
   server restarted) runs again, once, on another (reads change nothing), as does a write whose
   ``BEGIN`` finds it broken (nothing was written yet); every pooled connection is then checked
   before it is lent again.
-- Notifications arrive on one connection of their own that LISTENs, and answers a query every
-  :data:`LISTEN_PING_S`: :meth:`PostgresDatabase.following` holds while it answered within
-  :data:`FOLLOW_S`. When that connection is lost and opened again, notifications sent meanwhile
-  are lost: every listener of a channel the lost connection had joined is then handed
-  :data:`~lamina.store.db.RESYNC`.
+- Notifications arrive on one connection of their own that LISTENs. Every :data:`LISTEN_PING_S` it
+  sends a notification to a channel of this process's own and waits for it to come back:
+  notifications of different transactions arrive in the order they committed, so once it is back
+  every change committed before it was sent has been delivered. :meth:`PostgresDatabase.following`
+  holds while that happened within :data:`FOLLOW_S`: a connection that answers queries but does not
+  get notifications (a transaction-mode pooler between, a lost LISTEN) does not follow. When that
+  connection is lost and opened again, notifications sent meanwhile are lost: every listener of a
+  channel the lost connection had joined is then handed :data:`~lamina.store.db.RESYNC`.
 - The schema: a fresh database gets :data:`~lamina.store.schema_pg.BASELINE` (the tables as they
   are after the first ``BASELINE_VERSION`` SQLite migrations), then every later migration, both
   engines running the same text (``schema_pg.postgresql_ddl`` translates the column types).
@@ -73,8 +76,8 @@ WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
 MIGRATE_LOCK: Final = WRITE_LOCK + 1
 # A pooled connection idle for this long is checked (a round trip) before it is lent again.
 CHECK_IDLE_S: Final = 2.0
-# How often the listening connection is asked a query (is it there?), and how long after its last
-# answer this node still counts as hearing the others' notifications.
+# How often the listening connection sends itself a notification (do notifications arrive?), and how
+# long after one sent then came back this node still counts as hearing the others' notifications.
 LISTEN_PING_S: Final = 0.5
 FOLLOW_S: Final = 3.0
 # The listening connection's application_name (pg_stat_activity tells it from the pool's).
@@ -166,6 +169,8 @@ class PostgresDatabase(Database):
         self._joined: frozenset[str] = frozenset()
         self._ever_joined: set[str] = set()  # by any connection of this process (listener thread's)
         self._heard = float("-inf")
+        # Where the listening connection's own notifications go (this process's channel alone).
+        self._echo = f"lamina_follow_{os.urandom(8).hex()}"
         # When each pooled connection was last given back (a connection idle longer is checked).
         self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
             weakref.WeakKeyDictionary()
@@ -400,7 +405,8 @@ class PostgresDatabase(Database):
                 self._listener_thread.start()
 
     def following(self, channel: str) -> bool:
-        """The listening connection has joined ``channel`` and answered within :data:`FOLLOW_S`."""
+        """The listening connection has joined ``channel`` and got back, within :data:`FOLLOW_S`,
+        a notification it sent itself (every change committed before it was then delivered)."""
         return channel in self._joined and time.monotonic() - self._heard < FOLLOW_S
 
     def _listen_loop(self) -> None:
@@ -413,12 +419,15 @@ class PostgresDatabase(Database):
                     connect_timeout=CONNECT_TIMEOUT_S,
                 ) as conn:
                     joined: set[str] = set()
+                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._echo)))
+                    sent = 0
                     while not self._closing.is_set():
                         asked = time.monotonic()
                         new = self._listening - joined
                         for channel in new:
                             conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
-                        conn.execute("SELECT 1")
+                        sent += 1
+                        conn.execute("SELECT pg_notify(%s, %s)", (self._echo, str(sent)))
                         if new:
                             # What was sent while a lost connection was away never arrives.
                             for channel in new & self._ever_joined:
@@ -426,8 +435,11 @@ class PostgresDatabase(Database):
                             self._ever_joined |= new
                             joined |= new
                             self._joined = frozenset(joined)
-                        self._heard = asked
                         for note in conn.notifies(timeout=LISTEN_PING_S):
+                            if note.channel == self._echo:
+                                if note.payload == str(sent):
+                                    self._heard = asked  # what committed before it is delivered
+                                continue
                             origin, _, payload = note.payload.partition(":")
                             if origin != self._origin:
                                 self.deliver(note.channel, payload)

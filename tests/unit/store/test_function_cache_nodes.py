@@ -6,6 +6,9 @@ changes. SQLite keeps nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,13 +16,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lamina.api.auth import Credentials
 from lamina.domain.models import AliasConfiguration
 from lamina.store import Database, FunctionRow, FunctionStore, IamStore, SqliteDatabase
 from lamina.store.aliases import AliasWrite
 from lamina.store.function_cache import CHANGED
-from lamina.store.postgres import LISTENER_NAME, PostgresDatabase
+from lamina.store.postgres import LISTEN_PING_S, LISTENER_NAME, PostgresDatabase
 from pg_cluster import PostgresCluster
 
 pytestmark = [pytest.mark.backend, pytest.mark.cluster]
@@ -264,3 +268,90 @@ def test_iam_caches_keep_nothing_while_the_node_does_not_follow(
     with psycopg.connect(here_db.url, autocommit=True) as conn:
         conn.execute("DELETE FROM iam_access_keys")
     assert credentials.lookup(key_id) is None
+
+
+class DeafProxy:
+    """A TCP proxy in front of PostgreSQL that passes everything but notifications (the protocol's
+    NotificationResponse messages, type 'A'): as a transaction-mode pooler does to LISTEN, the
+    connections answer every query and never hear a NOTIFY."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        buffer = b""
+        try:
+            while data := source.recv(65536):
+                if not from_server:
+                    sink.sendall(data)
+                    continue
+                buffer += data
+                while len(buffer) >= 5:  # type byte, then the length (itself included)
+                    size = 1 + int.from_bytes(buffer[1:5], "big")
+                    if len(buffer) < size:
+                        break
+                    message, buffer = buffer[:size], buffer[size:]
+                    if message[:1] != b"A":
+                        sink.sendall(message)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def test_a_node_whose_listener_hears_no_notifications_does_not_follow(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """Its listening connection answers every query (it is connected), but notifications never
+    arrive: the node never counts as following, so it keeps nothing, while a node connected
+    directly follows."""
+    url = postgres_cluster.create()
+    parts = conninfo_to_dict(url)
+    proxy = DeafProxy(str(parts["host"]), int(parts["port"]))
+    deaf_url = make_conninfo(url, host="127.0.0.1", port=str(proxy.port), sslmode="disable")
+    deaf, direct = PostgresDatabase(deaf_url, loop_guard=False), PostgresDatabase(url, loop_guard=False)
+    try:
+        deaf_store, direct_store = FunctionStore(deaf), FunctionStore(direct)
+        following(direct)
+        time.sleep(3 * LISTEN_PING_S)
+        assert not deaf.following(CHANGED)
+        with psycopg.connect(url, autocommit=True) as admin:  # both listeners are connected and ask
+            assert admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (LISTENER_NAME,)
+            ).fetchone() == (2,)
+        direct_store.create(version(0))
+        for _ in range(3):
+            assert memory(deaf_store) == 128
+        assert deaf_store.cache is not None and len(deaf_store.cache) == 0  # nothing kept
+        # A change it is never told of: read through, so seen at once (a node that took its
+        # answering listener for a following one would serve 128 from its cache).
+        direct_store.update(ACCOUNT, REGION, "fn", lambda row: version(0, 256))
+        assert memory(deaf_store) == 256
+        assert not deaf.following(CHANGED)
+    finally:
+        deaf.close()
+        direct.close()
+        proxy.close()
+        postgres_cluster.drop(url)

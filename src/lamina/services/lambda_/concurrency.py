@@ -83,6 +83,9 @@ class SharedSlots:
         # (the database answered with an error, or not at all): given back again after the next
         # give-back that works (on the loop only). A leaked slot would lower the reservation.
         self._unreturned: set[str] = set()
+        # Give-backs started for cancelled takers, held until done (the loop keeps only weak
+        # references to tasks: one collected midway would leak its slot).
+        self._giving: set[asyncio.Task[None]] = set()
 
     async def take(self, function: F.FunctionRef) -> tuple[str, SlotOutcome]:
         """Take a slot for one invocation of ``function`` (its id, and what the store found). A
@@ -111,7 +114,9 @@ class SharedSlots:
 
     def _abandoned(self, slot: str, done: asyncio.Future[SlotOutcome]) -> None:
         if not done.cancelled() and done.exception() is None and done.result() is SlotOutcome.TAKEN:
-            asyncio.ensure_future(self.give(slot))
+            task = asyncio.ensure_future(self.give(slot))
+            self._giving.add(task)
+            task.add_done_callback(self._giving.discard)
 
     async def give(self, slot: str) -> None:
         """Give a slot back; one that cannot be (the database is unreachable) is given back after
