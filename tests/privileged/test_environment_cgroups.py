@@ -179,6 +179,13 @@ def _held(host_id: int) -> bool:
     return False
 
 
+def _cgroups_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return ""
+
+
 def _running_as(host_id: int) -> list[int]:
     """Host pids whose real uid is ``host_id``, zombies aside."""
     pids = []
@@ -499,14 +506,19 @@ def test_cancelled_cold_start_keeps_its_uid_until_its_sandbox_is_gone(tmp_path: 
         while not host_ids.in_use:  # taken just before Sandbox.start is handed to the executor
             await asyncio.sleep(0)
         found["host_id"] = host_id = next(iter(host_ids.in_use))
+        # Processes already running as that id before the sandbox starts are not its: a server
+        # another test killed leaves its environments' processes (frozen) while the kernel gives
+        # its ids back (runtime/host_ids.py), and workers run tests side by side.
+        foreign = set(_running_as(host_id))
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         gate.set()  # Sandbox.start runs on, in its thread
         deadline = time.monotonic() + 10
-        while not _running_as(host_id) and time.monotonic() < deadline:
+        while not set(_running_as(host_id)) - foreign and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        found["pids"] = pids = _running_as(host_id)  # the sandbox's: the id is still held
+        # The sandbox's (the id is still held).
+        found["pids"] = pids = [pid for pid in _running_as(host_id) if pid not in foreign]
         await env.destroy()  # what the pool does with an environment whose start failed
         # Only those pids: once given back, the id may be another run's on this machine at once.
         found["left"] = [pid for pid in _running_as(host_id) if pid in pids]
@@ -589,7 +601,9 @@ def test_a_second_destroy_waits_for_the_first(tmp_path: Path) -> None:
         await env.start()
         assert env.init_error is None and env.host_id is not None
         found["host_id"] = host_id = env.host_id
-        found["pids"] = pids = _running_as(host_id)
+        # Its sandbox's: in its cgroup (a killed server's frozen processes may run as the same id:
+        # runtime/host_ids.py).
+        found["pids"] = pids = [pid for pid in _running_as(host_id) if f"lamina-{env.id}" in _cgroups_of(pid)]
         assert pids
         gate.clear()  # the first destroy's Sandbox.close waits in the executor
         first = asyncio.ensure_future(env.destroy())
