@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from pg_cluster import PostgresCluster
+from lamina.store import Database, SqliteDatabase
+from lamina.store.postgres import PostgresDatabase
+from pg_cluster import PostgresCluster, backend_params
 
 # Tests never use the host's network as the uplink (``lamina server`` defaults to it): every server
 # a test starts inherits this, and a test that needs a way out passes ``--uplink netns:NAME``.
@@ -29,3 +32,21 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     cluster = PostgresCluster()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(params=backend_params())
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, Database]]:
+    """Two connections to one metadata database, as two nodes have: a SQLite file, or (the
+    ``backend`` half) a PostgreSQL database of their own."""
+    if request.param == "sqlite":
+        pair: tuple[Database, Database] = (
+            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
+            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
+        )
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        url = cluster.create()
+        pair = (PostgresDatabase(url, loop_guard=False), PostgresDatabase(url, loop_guard=False))
+    yield pair
+    for db in pair:
+        db.close()

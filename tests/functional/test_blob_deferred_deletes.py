@@ -10,21 +10,20 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client
 
 from lamina.domain.layers import LayerVersion
-from lamina.store import Database, LayerStore, SqliteDatabase
+from lamina.store import Database, LayerStore
 from lamina.store.blob_deletes import BlobDeletes, DeleteState
 from lamina.store.blobs import BlobStoreError
-from lamina.store.postgres import PostgresDatabase
 from lamina.store.remote_blobs import BlobStoreUrl, CachedBlobStore, ObjectStore
-from pg_cluster import PostgresCluster, backend_params
 
 # Several nodes (make test-cluster).
 pytestmark = pytest.mark.cluster
@@ -70,23 +69,6 @@ class Node:
     blobs: CachedBlobStore
     remote: CountingStore
     layers: LayerStore
-
-
-@pytest.fixture(params=backend_params())
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, Database]]:
-    """Two connections to one metadata database, as two nodes have."""
-    if request.param == "sqlite":
-        pair: tuple[Database, Database] = (
-            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
-            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
-        )
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-        url = cluster.create()
-        pair = (PostgresDatabase(url, loop_guard=False), PostgresDatabase(url, loop_guard=False))
-    yield pair
-    for db in pair:
-        db.close()
 
 
 @pytest.fixture
@@ -155,6 +137,34 @@ def delete(node: Node, name: str, version: int) -> None:
 
 def in_store(node: Node, data: bytes) -> bool:
     return node.remote.size(hashlib.sha256(data).hexdigest()) is not None
+
+
+def churn_while_sweeping(nodes: tuple[Any, Any], churners: list[Callable[[], None]]) -> None:
+    """Run ``churners`` at once while both nodes sweep without pause, until the churners are done."""
+    stop = threading.Event()
+
+    def sweeping(node: Any) -> None:
+        while not stop.is_set():
+            node.blobs.sweep()
+
+    with ThreadPoolExecutor(2 + len(churners)) as pool:
+        sweepers = [pool.submit(sweeping, n) for n in nodes]
+        running = [pool.submit(c) for c in churners]
+        for f in running:
+            f.result(timeout=300)
+        stop.set()
+        for f in sweepers:
+            f.result(timeout=60)
+
+
+def stress_versions(node: Any) -> list[LayerVersion]:
+    """The layer versions the stress tests' churners left (``stress-a-N``, ``stress-b-N``)."""
+    return [
+        v
+        for tag in "ab"
+        for i in range(25)
+        for v in node.layers.list_layer_versions(ACCOUNT, REGION, f"stress-{tag}-{i}", below=None, limit=None)
+    ]
 
 
 def rows(node: Node) -> dict[str, DeleteState]:
@@ -315,12 +325,7 @@ def test_no_referenced_blob_is_ever_deleted(nodes: tuple[Node, Node], clock: Clo
     for node in nodes:
         node.blobs.grace_s = 0.0
     contents = [content(f"stress-{i}") for i in range(3)]
-    stop = threading.Event()
     failures: list[str] = []
-
-    def sweeping(node: Node) -> None:
-        while not stop.is_set():
-            node.blobs.sweep()
 
     def churn(node: Node, tag: str) -> None:
         for i in range(25):
@@ -340,21 +345,9 @@ def test_no_referenced_blob_is_ever_deleted(nodes: tuple[Node, Node], clock: Clo
             if i % 2 == 0:
                 delete(node, name, version)
 
-    with ThreadPoolExecutor(4) as pool:
-        sweepers = [pool.submit(sweeping, n) for n in nodes]
-        churners = [pool.submit(churn, a, "a"), pool.submit(churn, b, "b")]
-        for f in churners:
-            f.result(timeout=300)
-        stop.set()
-        for f in sweepers:
-            f.result(timeout=60)
+    churn_while_sweeping(nodes, [lambda: churn(a, "a"), lambda: churn(b, "b")])
     assert failures == []
-    live = [
-        v
-        for tag in "ab"
-        for i in range(25)
-        for v in a.layers.list_layer_versions(ACCOUNT, REGION, f"stress-{tag}-{i}", below=None, limit=None)
-    ]
+    live = stress_versions(a)
     assert len(live) == 24  # the odd ones of each node
     for version in live:
         assert a.remote.size(version.sha256_hex) is not None, version.name

@@ -9,34 +9,29 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import botocore.exceptions
 import pytest
 from lamina_server import ACCOUNTS, LaminaServer, client, free_port
+from test_blob_deferred_deletes import ACCOUNT, REGION, churn_while_sweeping, delete, draft, stress_versions
 from test_blob_store_s3 import CREDENTIALS, ROLE, node_args
 from testzips import make_zip
 
-from lamina.domain.layers import LayerVersion
-from lamina.store import Database, LayerStore, SqliteDatabase
+from lamina.store import Database, LayerStore
 from lamina.store.blob_deletes import BlobDeletes
 from lamina.store.blobs import BlobStoreError
 from lamina.store.inline_blobs import INLINE_MAX
-from lamina.store.postgres import PostgresDatabase
 from lamina.store.remote_blobs import BlobStoreUrl, CachedBlobStore, ObjectStore
-from pg_cluster import PostgresCluster, backend_params
 
 # Several nodes (make test-cluster).
 pytestmark = pytest.mark.cluster
 
 BUCKET = "inline-bkt"
-ACCOUNT, REGION = "000000000000", "us-east-1"
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +71,6 @@ class Node:
     layers: LayerStore
 
 
-@pytest.fixture(params=backend_params())
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, Database]]:
-    """Two connections to one metadata database, as two nodes have."""
-    if request.param == "sqlite":
-        pair: tuple[Database, Database] = (
-            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
-            SqliteDatabase(tmp_path / "lamina.db", loop_guard=False),
-        )
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
-        url = cluster.create()
-        pair = (PostgresDatabase(url, loop_guard=False), PostgresDatabase(url, loop_guard=False))
-    yield pair
-    for db in pair:
-        db.close()
-
-
 @pytest.fixture
 def nodes(
     databases: tuple[Database, Database],
@@ -113,23 +91,6 @@ def nodes(
         node.blobs.close()
 
 
-def draft(name: str, sha: str, size: int) -> LayerVersion:
-    return LayerVersion(
-        account=ACCOUNT,
-        region=REGION,
-        name=name,
-        version=0,
-        description="",
-        created_ms=1,
-        compatible_runtimes=None,
-        compatible_architectures=None,
-        license_info=None,
-        sha256_hex=sha,
-        code_size=size,
-        unzipped_size=size,
-    )
-
-
 def publish(node: Node, name: str, data: bytes) -> int:
     """As PublishLayerVersion stores a ZipFile: staged first, then put in the row's transaction."""
     sha = hashlib.sha256(data).hexdigest()
@@ -137,10 +98,6 @@ def publish(node: Node, name: str, data: bytes) -> int:
     return node.layers.publish_layer_version(
         draft(name, sha, len(data)), ensure_blob=lambda: node.blobs.put(data, sha)
     ).version
-
-
-def delete(node: Node, name: str, version: int) -> None:
-    assert node.layers.delete_layer_version(ACCOUNT, REGION, name, version, on_unreferenced=node.blobs.delete)
 
 
 def kept(node: Node, data: bytes) -> bool:
@@ -254,12 +211,7 @@ def test_concurrent_publishes_and_deletes_never_lose_a_referenced_blob(nodes: tu
     both sweep: every live version's blob is readable by the other node, at the end too."""
     a, b = nodes
     contents = [content(f"stress-{i}") for i in range(3)]
-    stop = threading.Event()
     failures: list[str] = []
-
-    def sweeping(node: Node) -> None:
-        while not stop.is_set():
-            node.blobs.sweep()
 
     def churn(node: Node, other: Node, tag: str) -> None:
         for i in range(25):
@@ -271,21 +223,9 @@ def test_concurrent_publishes_and_deletes_never_lose_a_referenced_blob(nodes: tu
             if i % 2 == 0:
                 delete(node, name, version)
 
-    with ThreadPoolExecutor(4) as pool:
-        sweepers = [pool.submit(sweeping, n) for n in nodes]
-        churners = [pool.submit(churn, a, b, "a"), pool.submit(churn, b, a, "b")]
-        for f in churners:
-            f.result(timeout=300)
-        stop.set()
-        for f in sweepers:
-            f.result(timeout=60)
+    churn_while_sweeping(nodes, [lambda: churn(a, b, "a"), lambda: churn(b, a, "b")])
     assert failures == []
-    live = [
-        v
-        for tag in "ab"
-        for i in range(25)
-        for v in a.layers.list_layer_versions(ACCOUNT, REGION, f"stress-{tag}-{i}", below=None, limit=None)
-    ]
+    live = stress_versions(a)
     assert len(live) == 24
     for version in live:
         b.blobs.cached(version.sha256_hex).unlink(missing_ok=True)
