@@ -7,6 +7,7 @@ blob's last reference; larger zips and S3 objects' bodies still go to the store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import urllib.request
@@ -22,7 +23,7 @@ from test_blob_deferred_deletes import ACCOUNT, REGION, churn_while_sweeping, de
 from test_blob_store_s3 import CREDENTIALS, ROLE, node_args
 from testzips import make_zip
 
-from lamina.store import Database, LayerStore
+from lamina.store import Database, FunctionRow, FunctionStore, LayerStore
 from lamina.store.blob_deletes import BlobDeletes
 from lamina.store.blobs import BlobStoreError
 from lamina.store.inline_blobs import INLINE_MAX
@@ -149,12 +150,69 @@ def test_the_row_goes_with_the_last_reference(nodes: tuple[Node, Node]) -> None:
     assert kept(a, data)
     assert b.blobs.path(sha).read_bytes() == data
     delete(b, "two", second)
-    assert not kept(a, data)
     assert not b.blobs.cached(sha).exists()  # the deleting node's cached copy (a's stays: docs/blobs.md)
+    assert kept(a, data)  # for the grace period (here 0: until the next sweep), as an object
+    assert b.blobs.path(sha).read_bytes() == data
+    b.blobs.cached(sha).unlink()
+    assert a.blobs.sweep() == 1
+    assert not kept(a, data)
     assert not b.blobs.path(sha).exists() and not b.blobs.exists(sha)
     # Published again after: kept again.
     publish(b, "three", data)
     assert kept(a, data) and a.blobs.path(sha).read_bytes() == data
+
+
+def test_a_publish_during_the_grace_period_keeps_the_row(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    data = content("regrace")
+    sha = hashlib.sha256(data).hexdigest()
+    delete(a, "regrace", publish(a, "regrace", data))
+    version = publish(b, "regrace-again", data)
+    assert a.blobs.sweep() == 0  # referenced again: neither the row nor the object goes
+    assert kept(a, data)
+    a.blobs.cached(sha).unlink(missing_ok=True)
+    assert a.blobs.path(sha).read_bytes() == data
+    assert b.layers.get_layer_version(ACCOUNT, REGION, "regrace-again", version) is not None
+
+
+def test_a_node_that_keeps_no_more_zips_still_reads_those_kept(nodes: tuple[Node, Node]) -> None:
+    """``--blob-inline-max 0`` after zips were kept: they are read, held and freed as before."""
+    a, b = nodes
+    data = content("before")
+    sha = hashlib.sha256(data).hexdigest()
+    version = publish(a, "before", data)
+    b.blobs.inline_max = 0
+    assert b.blobs.path(sha).read_bytes() == data and b.remote.downloads == 0
+    with b.db.write():
+        assert b.blobs.still_held(sha)
+    delete(b, "before", version)
+    assert b.blobs.sweep() == 1
+    assert not kept(a, data)
+    other = content("after")
+    publish(b, "after", other)  # now uploaded
+    assert in_store(b, other) and not kept(b, other)
+
+
+def test_an_update_that_drops_a_kept_zip_frees_it_after_the_grace_period(nodes: tuple[Node, Node]) -> None:
+    """UpdateFunctionCode: the old code's row goes as a deleted version's would (a tenant
+    updating without end does not grow the database), while the new code is kept."""
+    a, b = nodes
+    old, new = content("code-old"), content("code-new")
+    old_sha, new_sha = (hashlib.sha256(x).hexdigest() for x in (old, new))
+    functions = FunctionStore(a.db)
+    row = FunctionRow(ACCOUNT, REGION, "fn", 0, {"FunctionName": "fn"}, old_sha, len(old), ())  # type: ignore[typeddict-item]
+    a.blobs.stage_bytes(old, old_sha)
+    assert functions.create(row, ensure_blob=lambda: a.blobs.put(old, old_sha))
+    b.blobs.stage_bytes(new, new_sha)
+
+    def change(current: FunctionRow) -> FunctionRow:
+        b.blobs.put(new, new_sha)
+        return dataclasses.replace(current, code_sha256=new_sha)
+
+    assert FunctionStore(b.db).update(ACCOUNT, REGION, "fn", change, on_unreferenced=b.blobs.release)
+    assert kept(a, old) and kept(a, new)  # the old one for the grace period (here 0)
+    assert a.blobs.sweep() == 1
+    assert not kept(a, old) and kept(a, new)
 
 
 def test_a_failed_transaction_keeps_nothing(nodes: tuple[Node, Node]) -> None:
@@ -199,11 +257,13 @@ def test_a_copy_of_a_kept_blob_is_held_whatever_the_store_holds(nodes: tuple[Nod
 
 
 def test_a_put_outside_a_transaction_is_durable_on_its_own(nodes: tuple[Node, Node]) -> None:
+    """No transaction to keep it in: uploaded, as before."""
     a, b = nodes
     data = content("alone")
     sha = hashlib.sha256(data).hexdigest()
     assert a.blobs.put(data) == sha
-    assert kept(b, data) and b.blobs.path(sha).read_bytes() == data
+    assert in_store(b, data) and not kept(b, data)
+    assert b.blobs.path(sha).read_bytes() == data
 
 
 def test_concurrent_publishes_and_deletes_never_lose_a_referenced_blob(nodes: tuple[Node, Node]) -> None:

@@ -102,7 +102,9 @@ class BlobDeletes:
         self, candidates: Sequence[str], pending_before_ms: int, deleting_before_ms: int, now_ms: int
     ) -> list[str]:
         """Mark the candidates that are still due and unreferenced ``deleting`` (one write
-        transaction; the epoch advances if any is); drop the rows of those referenced again.
+        transaction; the epoch advances if any is); drop the rows of those referenced again. A
+        marked blob kept in the database (``store/inline_blobs.py``) loses its row in the same
+        transaction (a later one could remove a row a publish has referenced again meanwhile).
         Returns the marked blobs: the caller deletes their objects, then :meth:`finish`."""
         marked: list[str] = []
         with self.db.write() as c:
@@ -120,6 +122,7 @@ class BlobDeletes:
                 c.execute(
                     "UPDATE blob_deletes SET state='deleting', since_ms=? WHERE sha256=?", (now_ms, sha)
                 )
+                c.execute("DELETE FROM inline_blobs WHERE sha256=?", (sha,))
                 marked.append(sha)
             if marked:
                 c.execute(_ADVANCE)

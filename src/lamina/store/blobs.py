@@ -206,6 +206,12 @@ class BlobStore:
         with contextlib.suppress(FileNotFoundError):
             self.cached(sha256_hex).unlink()
 
+    def release(self, sha256_hex: str) -> None:
+        """Inside the transaction of an update that dropped the blob's last reference (a
+        function's old code or layers), while invocations begun before it may still read it: kept
+        here (a cold start of the old code must not find it gone); a remote store deletes it
+        after its grace period."""
+
 
 #: From this many bytes on, a spool's MD5 and CRC32 are computed on a helper thread (hashlib and
 #: zlib release the GIL on large buffers): MD5 alone runs at about half the speed of SHA-256 and of

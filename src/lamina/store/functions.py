@@ -231,8 +231,11 @@ class FunctionStore:
         name: str,
         change: Callable[[FunctionRow], FunctionRow],
         seq: int = 0,
+        on_unreferenced: Callable[[str], None] | None = None,
     ) -> FunctionRow | None:
-        """Apply ``change`` (which may raise) to one version atomically; None if it does not exist."""
+        """Apply ``change`` (which may raise) to one version atomically; None if it does not exist.
+        ``on_unreferenced`` is told of each blob the version no longer names (old code, dropped
+        layers) that nothing refers to any more."""
         with self.db.write() as c:
             r = c.execute(
                 f"SELECT {_COLS} FROM function_versions WHERE account=? AND region=? AND name=? AND seq=?",
@@ -240,7 +243,8 @@ class FunctionStore:
             ).fetchone()
             if r is None:
                 return None
-            new = change(_row(r))
+            old = _row(r)
+            new = change(old)
             c.execute(
                 "UPDATE function_versions SET config=?, code_sha256=?, unzipped_size=?, layer_shas=?"
                 " WHERE account=? AND region=? AND name=? AND seq=?",
@@ -256,6 +260,11 @@ class FunctionStore:
                 ),
             )
             self.changed(c, account, region, name)
+            if on_unreferenced is not None:
+                dropped = {old.code_sha256, *old.layer_shas} - {new.code_sha256, *new.layer_shas}
+                for sha in sorted(dropped):
+                    if not blob_referenced(c, sha):
+                        on_unreferenced(sha)
         return new
 
     # -- resource policies (AddPermission, GetPolicy, RemovePermission) ---------------------------

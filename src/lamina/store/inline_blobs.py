@@ -4,10 +4,11 @@ A zip sent in a request (a function's code, a layer's content) smaller than ``--
 stored as a row of ``inline_blobs`` by the write transaction that refers to it: durable with that
 commit, on every node at once, with no request to the object store on the request's path (an
 upload is a round trip to the store plus the store's own durable write, the largest part of a small
-publish). Any node reads the row on a cache miss (verified by its digest, as a download is). The
-row is removed by the transaction that frees the blob's last reference: writes are serialised, so
-a transaction that inserts a row sees every delete committed before it, and a delete sees every
-reference committed before it. Bodies of S3 objects (spooled, possibly gigabytes) never go here.
+publish). Any node reads the row on a cache miss (verified by its digest, as a download is). When
+the blob's last reference goes, its row stays for the grace period, as the store's object does, and
+goes in the sweep's transaction that marks the blob for deletion (``store/blob_deletes.py``), which
+checks that nothing refers to it: writes are serialised, so a publish that inserts the row again
+later keeps it. Bodies of S3 objects (spooled, possibly gigabytes) never go here.
 """
 
 from __future__ import annotations
@@ -49,7 +50,3 @@ class InlineBlobs:
             lambda c: c.execute("SELECT data FROM inline_blobs WHERE sha256=?", (sha256_hex,)).fetchone()
         )
         return None if row is None else bytes(row[0])
-
-    def remove(self, conn: Connection, sha256_hex: str) -> None:
-        """Inside the write transaction that freed the blob's last reference."""
-        conn.execute("DELETE FROM inline_blobs WHERE sha256=?", (sha256_hex,))

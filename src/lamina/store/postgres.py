@@ -23,12 +23,15 @@ The repositories run the same statements on both engines (``?`` placeholders, tr
   server restarted) runs again, once, on another (reads change nothing), as does a write whose
   ``BEGIN`` finds it broken (nothing was written yet); every pooled connection is then checked
   before it is lent again.
-- Notifications arrive on one connection of their own that LISTENs. Every :data:`LISTEN_PING_S` it
-  sends a notification to a channel of this process's own and waits for it to come back:
-  notifications of different transactions arrive in the order they committed, so once it is back
+- Notifications arrive on one connection of their own that LISTENs. Every :data:`LISTEN_PING_S` a
+  pooled connection sends a notification to a channel of this process's own, which the listening
+  connection joined in the same statement as every other channel, and it waits for it to arrive:
+  notifications of different transactions arrive in the order they committed, so once it is there
   every change committed before it was sent has been delivered. :meth:`PostgresDatabase.following`
   holds while that happened within :data:`FOLLOW_S`: a connection that answers queries but does not
-  get notifications (a transaction-mode pooler between, a lost LISTEN) does not follow. When that
+  get notifications (a transaction-mode pooler between, a lost LISTEN) does not follow. (A
+  session's own notifications come back in the answer to the statement that sent them, which would
+  prove nothing: hence another connection.) When that
   connection is lost and opened again, notifications sent meanwhile are lost: every listener of a
   channel the lost connection had joined is then handed :data:`~lamina.store.db.RESYNC`.
 - The schema: a fresh database gets :data:`~lamina.store.schema_pg.BASELINE` (the tables as they
@@ -76,8 +79,8 @@ WRITE_LOCK: Final = 0x6C616D696E61  # "lamina"
 MIGRATE_LOCK: Final = WRITE_LOCK + 1
 # A pooled connection idle for this long is checked (a round trip) before it is lent again.
 CHECK_IDLE_S: Final = 2.0
-# How often the listening connection sends itself a notification (do notifications arrive?), and how
-# long after one sent then came back this node still counts as hearing the others' notifications.
+# How often a notification is sent to the listening connection (do notifications arrive?), and how
+# long after one sent then arrived this node still counts as hearing the others' notifications.
 LISTEN_PING_S: Final = 0.5
 FOLLOW_S: Final = 3.0
 # The listening connection's application_name (pg_stat_activity tells it from the pool's).
@@ -169,7 +172,8 @@ class PostgresDatabase(Database):
         self._joined: frozenset[str] = frozenset()
         self._ever_joined: set[str] = set()  # by any connection of this process (listener thread's)
         self._heard = float("-inf")
-        # Where the listening connection's own notifications go (this process's channel alone).
+        # Where the notifications proving that the listening connection hears go (this process's
+        # channel alone).
         self._echo = f"lamina_follow_{os.urandom(8).hex()}"
         # When each pooled connection was last given back (a connection idle longer is checked).
         self._returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
@@ -405,13 +409,25 @@ class PostgresDatabase(Database):
                 self._listener_thread.start()
 
     def following(self, channel: str) -> bool:
-        """The listening connection has joined ``channel`` and got back, within :data:`FOLLOW_S`,
-        a notification it sent itself (every change committed before it was then delivered)."""
+        """The listening connection has joined ``channel`` and got, within :data:`FOLLOW_S` of its
+        sending, a notification another connection sent it (every change committed before it was
+        then delivered)."""
         return channel in self._joined and time.monotonic() - self._heard < FOLLOW_S
+
+    def _ping(self, sent: int) -> None:
+        """From a pooled connection, notification ``sent`` to the listening one (not flushed to
+        disk: it carries nothing)."""
+        with self._borrow() as conn:
+            conn.execute(
+                psycopg.sql.SQL(
+                    "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_notify({}, {}); COMMIT"
+                ).format(psycopg.sql.Literal(self._echo), psycopg.sql.Literal(str(sent)))
+            )
 
     def _listen_loop(self) -> None:
         while not self._closing.is_set():
             self._joined = frozenset()
+            self._heard = float("-inf")  # a new connection proves itself first
             try:
                 with psycopg.connect(
                     make_conninfo(self.url, application_name=LISTENER_NAME, **_KEEPALIVES),
@@ -419,15 +435,24 @@ class PostgresDatabase(Database):
                     connect_timeout=CONNECT_TIMEOUT_S,
                 ) as conn:
                     joined: set[str] = set()
-                    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(self._echo)))
                     sent = 0
                     while not self._closing.is_set():
                         asked = time.monotonic()
                         new = self._listening - joined
-                        for channel in new:
-                            conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+                        if new or not joined:
+                            # One statement (one transaction: one server session even behind a
+                            # pooler), the echo's channel with them: its arrival speaks for them.
+                            conn.execute(
+                                psycopg.sql.SQL("; ").join(
+                                    psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(c))
+                                    for c in sorted({*new, self._echo})
+                                )
+                            )
                         sent += 1
-                        conn.execute("SELECT pg_notify(%s, %s)", (self._echo, str(sent)))
+                        try:
+                            self._ping(sent)
+                        except (psycopg.Error, DatabaseError) as exc:
+                            log.debug("cannot send the listening connection its notification: %s", exc)
                         if new:
                             # What was sent while a lost connection was away never arrives.
                             for channel in new & self._ever_joined:

@@ -312,9 +312,10 @@ class CachedBlobStore(BlobStore):
     Without it, objects are deleted inside the transaction that frees them and a write looks its
     blob up again inside its own (a HEAD).
 
-    With ``deletes`` too, a blob smaller than ``inline_max`` bytes put from memory (a zip sent in a
-    request) is kept in the database by the transaction that refers to it, not uploaded
-    (``store/inline_blobs.py``; 0: uploaded as any other)."""
+    With ``deletes`` too, a blob smaller than ``inline_max`` bytes put from memory inside the write
+    transaction that refers to it (a zip sent in a request) is kept in the database by that
+    transaction, not uploaded (``store/inline_blobs.py``; 0: uploaded as any other). Blobs the
+    database keeps are read from it whatever ``inline_max`` is now."""
 
     # The store holds the durable copies: a cached file is fsynced before its rename (a name that
     # survives a crash holds the whole blob), the directory is not (a lost name is a cache miss).
@@ -333,7 +334,7 @@ class CachedBlobStore(BlobStore):
         super().__init__(root)
         self.remote = remote
         self.deletes = deletes
-        self.inline = InlineBlobs(deletes.db) if deletes is not None and inline_max > 0 else None
+        self.inline = InlineBlobs(deletes.db) if deletes is not None else None
         self.inline_max = inline_max
         self.grace_s = grace_s
         self.clock = clock
@@ -482,23 +483,18 @@ class CachedBlobStore(BlobStore):
 
     def put(self, data: bytes | memoryview, sha256_hex: str | None = None) -> str:
         digest = sha256_hex or hashlib.sha256(data).hexdigest()
-        if self._kept_inline(data) and self._in_write() is None:
-            # A transaction of its own (taken before the blob's lock, as a delete's is).
+        conn = self._in_write()
+        if conn is not None and self._kept_inline(data):
+            # Inside the transaction that refers to it: durable with its commit. Neither the blob's
+            # lock (held by a sweep's or a download's requests to the store: every node's writes
+            # would wait behind them) nor the cached copy (stage_bytes wrote it; a node without it
+            # reads the row) is taken here, under the write lock.
             assert self.inline is not None
-            with self.inline.db.write() as c:
-                self.inline.insert(c, digest, data)
-            self.stage_bytes(data, digest)
+            self.inline.insert(conn, digest, data)
             return digest
         with self._lock(digest):  # a delete of the same blob waits (it would remove the file)
             final = self.cached(digest)
-            conn = self._in_write()
-            if conn is not None and self._kept_inline(data):
-                # Inside the transaction that refers to it: durable with its commit. The cached
-                # copy (stage_bytes wrote it) is not written here, under the write lock: a node
-                # without it reads the row.
-                assert self.inline is not None
-                self.inline.insert(conn, digest, data)
-            elif conn is not None:  # inside the transaction that refers to it
+            if conn is not None:  # inside the transaction that refers to it
                 super().put(data, digest)
                 self._confirm(conn, digest, final)
             elif not final.is_file() and len(data) < MULTIPART_FROM:
@@ -557,7 +553,8 @@ class CachedBlobStore(BlobStore):
     def delete(self, sha256_hex: str) -> None:
         """The blob's last reference went (inside the transaction that removed it): its cached
         file goes now; its object is deleted now, or with deferred deletes recorded in that
-        transaction for a sweep after the grace period."""
+        transaction for a sweep after the grace period (which also removes its row in the
+        database, if kept there)."""
         with self._lock(sha256_hex):
             if self.deletes is None:
                 self.remote.delete(sha256_hex)
@@ -565,20 +562,16 @@ class CachedBlobStore(BlobStore):
                 now_ms = int(self.clock() * 1000)
                 conn = self.deletes.writing()
                 if conn is not None:
-                    self._forget(conn, sha256_hex, now_ms)
+                    self.deletes.defer(conn, sha256_hex, now_ms)
                 else:
                     with self.deletes.db.write() as c:
-                        self._forget(c, sha256_hex, now_ms)
+                        self.deletes.defer(c, sha256_hex, now_ms)
             super().delete(sha256_hex)
 
-    def _forget(self, conn: Connection, sha256_hex: str, now_ms: int) -> None:
-        """In the transaction that freed the blob: its row in the database goes now, its object (a
-        blob kept in the database may have been uploaded too, e.g. as an S3 object's body) after
-        the grace period."""
-        assert self.deletes is not None
-        self.deletes.defer(conn, sha256_hex, now_ms)
-        if self.inline is not None:
-            self.inline.remove(conn, sha256_hex)
+    def release(self, sha256_hex: str) -> None:
+        """As :meth:`delete`: the store's copies stay for the grace period, so an invocation still
+        reading the old code (on any node) finds it."""
+        self.delete(sha256_hex)
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
         """Delete the objects whose grace period has passed (store/blob_deletes.py), in batches of

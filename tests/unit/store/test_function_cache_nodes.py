@@ -273,10 +273,13 @@ def test_iam_caches_keep_nothing_while_the_node_does_not_follow(
 class DeafProxy:
     """A TCP proxy in front of PostgreSQL that passes everything but notifications (the protocol's
     NotificationResponse messages, type 'A'): as a transaction-mode pooler does to LISTEN, the
-    connections answer every query and never hear a NOTIFY."""
+    connections answer every query and never hear a NOTIFY. ``idle_only``: only those that arrive
+    while the connection is idle are dropped (what a session sends itself comes inside the answer
+    to its own statement, before ReadyForQuery, and passes)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, idle_only: bool = False) -> None:
         self.target = (host, port)
+        self.idle_only = idle_only
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.sockets: list[socket.socket] = [self.server]
@@ -290,15 +293,18 @@ class DeafProxy:
                 return
             upstream = socket.create_connection(self.target)
             self.sockets += [client, upstream]
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
+            busy = threading.Event()  # the client sent something the server has not answered yet
+            threading.Thread(target=self._pipe, args=(client, upstream, False, busy), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, True, busy), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+    def _pipe(
+        self, source: socket.socket, sink: socket.socket, from_server: bool, busy: threading.Event
+    ) -> None:
         buffer = b""
         try:
             while data := source.recv(65536):
                 if not from_server:
+                    busy.set()
                     sink.sendall(data)
                     continue
                 buffer += data
@@ -307,8 +313,10 @@ class DeafProxy:
                     if len(buffer) < size:
                         break
                     message, buffer = buffer[:size], buffer[size:]
-                    if message[:1] != b"A":
+                    if message[:1] != b"A" or (self.idle_only and busy.is_set()):
                         sink.sendall(message)
+                    if message[:1] == b"Z":  # ReadyForQuery: the answer is complete
+                        busy.clear()
         except OSError:
             pass
         finally:
@@ -321,15 +329,16 @@ class DeafProxy:
                 s.close()
 
 
+@pytest.mark.parametrize("idle_only", [False, True], ids=["all-dropped", "idle-dropped"])
 def test_a_node_whose_listener_hears_no_notifications_does_not_follow(
-    postgres_cluster: PostgresCluster,
+    postgres_cluster: PostgresCluster, idle_only: bool
 ) -> None:
     """Its listening connection answers every query (it is connected), but notifications never
-    arrive: the node never counts as following, so it keeps nothing, while a node connected
-    directly follows."""
+    arrive (or only those inside an answer, as a session's own): the node never counts as
+    following, so it keeps nothing, while a node connected directly follows."""
     url = postgres_cluster.create()
     parts = conninfo_to_dict(url)
-    proxy = DeafProxy(str(parts["host"]), int(parts["port"]))
+    proxy = DeafProxy(str(parts["host"]), int(parts["port"]), idle_only=idle_only)
     deaf_url = make_conninfo(url, host="127.0.0.1", port=str(proxy.port), sslmode="disable")
     deaf, direct = PostgresDatabase(deaf_url, loop_guard=False), PostgresDatabase(url, loop_guard=False)
     try:

@@ -565,7 +565,9 @@ def update_function_configuration(
             row.account, row.region, row.name, 0, config, row.code_sha256, row.unzipped_size, shas
         )
 
-    updated = platform.functions.update(ref.account, ref.region, ref.name, change)
+    updated = platform.functions.update(
+        ref.account, ref.region, ref.name, change, on_unreferenced=platform.blobs.release
+    )
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
@@ -604,7 +606,9 @@ def update_function_code(platform: Platform, ctx: RequestContext, params: dict[s
             config["Architectures"] = params["Architectures"]
         return FunctionRow(row.account, row.region, row.name, 0, config, sha, unzipped, row.layer_shas)
 
-    updated = platform.functions.update(ref.account, ref.region, ref.name, change)
+    updated = platform.functions.update(
+        ref.account, ref.region, ref.name, change, on_unreferenced=platform.blobs.release
+    )
     if updated is None:
         raise _not_found(ref)
     platform.preparer.schedule(updated)
