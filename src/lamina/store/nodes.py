@@ -198,7 +198,8 @@ class NodeStore:
     def remove(self, name: str, now: float, interval_s: float) -> None:
         """Forget a node; refused (NodeError) while it is live and not draining, or live and still
         running Event invocations it claimed (they would run again elsewhere). Its event claims (a
-        dead node's) are freed for the other nodes."""
+        dead node's) are freed for the other nodes; its underlay address goes (a node started again
+        under the name records its own)."""
         with self.db.write() as c:
             row = c.execute(f"SELECT {_COLUMNS} FROM nodes WHERE name=?", (name,)).fetchone()
             if row is None:
@@ -220,4 +221,5 @@ class NodeStore:
                     )
             c.execute("DELETE FROM nodes WHERE name=?", (name,))
             c.execute("DELETE FROM node_warm WHERE node=?", (name,))
+            c.execute("DELETE FROM node_addresses WHERE name=?", (name,))  # its VXLAN underlay
             _release_claims(c, name)

@@ -20,6 +20,7 @@ from lamina.store import (
     NodeStore,
     SqliteDatabase,
 )
+from lamina.store.overlay import HomeStore
 
 INTERVAL = 1.0  # heartbeat interval
 
@@ -69,8 +70,12 @@ def test_drain_remove_and_leave(dbs: tuple[Database, Database]) -> None:
     events.delete("e1")
     with pytest.raises(NodeError, match="no node"):
         store.set_state("zz", NodeState.DRAINING)
+    homes = HomeStore(dbs[0])
+    homes.set_address("a", "10.0.0.1")
+    homes.set_address("b", "10.0.0.2")
     store.remove("a", 100.5, INTERVAL)
     assert store.list() == []
+    assert homes.addresses() == {"b": "10.0.0.2"}  # the removed node's underlay address went
     assert store.heartbeat("a", "ia", 101.0, 0, None, 0) is None  # removed: told so
     store.register("c", "http://c:1", "ic", 100.0, 4, INTERVAL)
     store.leave("c", "ic")
