@@ -569,9 +569,11 @@ class CachedBlobStore(BlobStore):
             super().delete(sha256_hex)
 
     def release(self, sha256_hex: str) -> None:
-        """As :meth:`delete`: the store's copies stay for the grace period, so an invocation still
-        reading the old code (on any node) finds it."""
-        self.delete(sha256_hex)
+        """As :meth:`delete` with deferred deletes: the store's copies stay for the grace period,
+        so an invocation still reading the old code (on any node) finds it. Without them (deletes
+        would be at once) kept, as the local store keeps it."""
+        if self.deletes is not None:
+            self.delete(sha256_hex)
 
     def sweep(self, limit: int = SWEEP_BATCH) -> int:
         """Delete the objects whose grace period has passed (store/blob_deletes.py), in batches of
